@@ -1,0 +1,64 @@
+/* The core's configuration: mandate.conf plus one file per plugin instance
+ * in the instances folder (mandate.d), each read on its own so that every
+ * instance keeps its own namespace and errors name the right file. */
+#ifndef MANDATE_CONFIG_PRIVATE_H
+#define MANDATE_CONFIG_PRIVATE_H
+
+#include <libconfig.h>
+
+#include "conf-private.h"
+
+typedef struct mandate_instance_conf {
+    char *name;   /* the file's name without .conf */
+    char *file;
+    char *kind;   /* "backend", "format", "store" */
+    char *plugin;
+    config_t cfg; /* kept: the plugin's own keys are checked once it is loaded */
+} mandate_instance_conf;
+
+typedef struct mandate_config {
+    char *path;
+    char *dir; /* relative paths in mandate.conf are taken from here */
+
+    char *listen;
+    char *issuer;
+    int64_t threads; /* 0: one per core */
+    int64_t body_limit;
+    int64_t connection_timeout;
+    int64_t connection_limit;
+    int64_t drain_timeout;
+    char *tls_certificate;
+    char *tls_key;
+
+    char *state_dir;
+    char *kek_file;
+    char *plugin_dir;
+    char *instances_dir;
+
+    char *log_destination;
+    char *log_level;
+
+    char *token_format;
+    int64_t token_lifetime;
+
+    mandate_instance_conf *instances;
+    size_t instance_count;
+} mandate_config;
+
+/* Read and check mandate.conf and the instance files it points to. Plugin
+ * keys are not checked here (see mandate_runtime). On failure, diag says
+ * what was wrong, with file and line. */
+bool mandate_config_load(const char *path, mandate_config **config_r, mandate_diag *diag);
+void mandate_config_free(mandate_config **config);
+
+/* The file to use: the -c argument, else $MANDATE_CONF, else the default. */
+const char *mandate_config_default_path(const char *cli_path);
+
+/* The listen address split for bind(): host as text and port. */
+bool mandate_config_split_listen(const char *listen, char *host, size_t host_cap,
+                                 unsigned *port_r);
+
+/* Keys of an instance file that belong to the core, not the plugin. */
+const char *const *mandate_config_instance_reserved(void);
+
+#endif

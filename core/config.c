@@ -1,0 +1,272 @@
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <netdb.h>
+
+#include "config-private.h"
+#include "util-private.h"
+
+#define CONF_OFF(field) offsetof(mandate_config, field)
+
+static const mandate_conf_def core_defs[] = {
+    {"server.listen", MANDATE_CONF_STRING, 0, CONF_OFF(listen), "127.0.0.1:8080", 0, 0,
+     NULL, "address:port to listen on"},
+    {"server.issuer", MANDATE_CONF_STRING, 0, CONF_OFF(issuer), NULL, 0, 0, NULL,
+     "the issuer URL; default http://<listen>"},
+    {"server.threads", MANDATE_CONF_INT, 0, CONF_OFF(threads), "0", 0, 1024, NULL,
+     "worker threads; 0: one per core"},
+    {"server.body_limit", MANDATE_CONF_INT, 0, CONF_OFF(body_limit), "65536", 1024,
+     16 * 1024 * 1024, NULL, "largest request body in bytes"},
+    {"server.connection_timeout", MANDATE_CONF_INT, 0, CONF_OFF(connection_timeout), "30",
+     1, 3600, NULL, "seconds an idle connection is kept"},
+    {"server.connection_limit", MANDATE_CONF_INT, 0, CONF_OFF(connection_limit), "1024", 1,
+     1000000, NULL, "connections served at once"},
+    {"server.drain_timeout", MANDATE_CONF_INT, 0, CONF_OFF(drain_timeout), "10", 0, 600,
+     NULL, "seconds to finish in-flight requests on SIGTERM"},
+    {"server.tls.certificate", MANDATE_CONF_PATH, 0, CONF_OFF(tls_certificate), NULL, 0, 0,
+     NULL, "PEM certificate chain; enables HTTPS"},
+    {"server.tls.key", MANDATE_CONF_PATH, MANDATE_CONF_SECRET, CONF_OFF(tls_key), NULL, 0,
+     0, NULL, "PEM private key"},
+    {"state_dir", MANDATE_CONF_PATH, 0, CONF_OFF(state_dir), LOCALSTATEDIR "/lib/mandate",
+     0, 0, NULL, "where the database and keys live"},
+    {"kek_file", MANDATE_CONF_PATH, 0, CONF_OFF(kek_file), NULL, 0, 0, NULL,
+     "key-encryption key file; default <state_dir>/kek"},
+    {"plugin_dir", MANDATE_CONF_PATH, 0, CONF_OFF(plugin_dir), PLUGINDIR, 0, 0, NULL,
+     "where plugins are loaded from"},
+    {"instances_dir", MANDATE_CONF_PATH, 0, CONF_OFF(instances_dir), "mandate.d", 0, 0,
+     NULL, "one file per enabled plugin instance"},
+    {"log.destination", MANDATE_CONF_STRING, 0, CONF_OFF(log_destination), "stderr", 0, 0,
+     "stderr|syslog", NULL},
+    {"log.level", MANDATE_CONF_STRING, 0, CONF_OFF(log_level), "info", 0, 0,
+     "error|warning|info|debug", NULL},
+    {"tokens.format", MANDATE_CONF_STRING, 0, CONF_OFF(token_format), "jwt", 0, 0, NULL,
+     "format instance for clients that name none"},
+    {"tokens.lifetime", MANDATE_CONF_INT, 0, CONF_OFF(token_lifetime), "3600", 1, 86400,
+     NULL, "seconds, for clients that name none"},
+    MANDATE_CONF_END};
+
+static const char *const instance_reserved[] = {"kind", "plugin", NULL};
+
+const char *mandate_config_default_path(const char *cli_path)
+{
+    if (cli_path != NULL)
+        return cli_path;
+    const char *env = getenv("MANDATE_CONF");
+    if (env != NULL && env[0] != '\0')
+        return env;
+    return CONFDIR "/mandate.conf";
+}
+
+bool mandate_config_split_listen(const char *listen, char *host, size_t host_cap,
+                                 unsigned *port_r)
+{
+    const char *colon;
+    const char *h = listen;
+    size_t hlen;
+    if (listen[0] == '[') {
+        const char *close = strchr(listen, ']');
+        if (close == NULL || close[1] != ':')
+            return false;
+        h = listen + 1;
+        hlen = (size_t)(close - h);
+        colon = close + 1;
+    } else {
+        colon = strrchr(listen, ':');
+        if (colon == NULL)
+            return false;
+        hlen = (size_t)(colon - listen);
+    }
+    if (hlen == 0 || hlen >= host_cap)
+        return false;
+    memcpy(host, h, hlen);
+    host[hlen] = '\0';
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (colon[1] == '\0' || *end != '\0' || port < 0 || port > 65535)
+        return false;
+    /* numeric addresses only: the broker must not depend on DNS to start */
+    struct addrinfo hints = {.ai_flags = AI_NUMERICHOST, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *ai = NULL;
+    if (getaddrinfo(host, NULL, &hints, &ai) != 0)
+        return false;
+    freeaddrinfo(ai);
+    *port_r = (unsigned)port;
+    return true;
+}
+
+static int compare_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static bool has_suffix(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), m = strlen(suffix);
+    return n > m && strcmp(s + n - m, suffix) == 0;
+}
+
+static bool valid_instance_name(const char *name)
+{
+    for (const char *p = name; *p != '\0'; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+              (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.'))
+            return false;
+    return name[0] != '\0';
+}
+
+static bool read_instance(mandate_config *cfg, const char *file, const char *name,
+                          mandate_diag *diag)
+{
+    mandate_instance_conf *inst = &cfg->instances[cfg->instance_count];
+    memset(inst, 0, sizeof(*inst));
+    if (!mandate_conf_read_file(&inst->cfg, file, diag)) {
+        config_destroy(&inst->cfg);
+        return false;
+    }
+    cfg->instance_count++;
+    inst->name = mandate_xstrdup(name);
+    inst->file = mandate_xstrdup(file);
+    config_setting_t *root = config_root_setting(&inst->cfg);
+    bool ok = true;
+    const char *kind = NULL, *plugin = NULL;
+    config_setting_t *s = config_setting_get_member(root, "kind");
+    if (s == NULL || (kind = config_setting_get_string(s)) == NULL) {
+        mandate_diag_add(diag, "%s: 'kind' is missing: say kind = \"backend\", \"format\" or \"store\"",
+                         file);
+        ok = false;
+    } else if (strcmp(kind, "backend") != 0 && strcmp(kind, "format") != 0 &&
+               strcmp(kind, "store") != 0) {
+        mandate_diag_add_at(diag, s, "'kind' must be \"backend\", \"format\" or \"store\"");
+        ok = false;
+    }
+    s = config_setting_get_member(root, "plugin");
+    if (s == NULL || (plugin = config_setting_get_string(s)) == NULL) {
+        mandate_diag_add(diag, "%s: 'plugin' is missing: name the plugin, e.g. plugin = \"sqlite\"",
+                         file);
+        ok = false;
+    }
+    inst->kind = mandate_xstrdup(kind);
+    inst->plugin = mandate_xstrdup(plugin);
+    return ok;
+}
+
+static bool read_instances(mandate_config *cfg, mandate_diag *diag)
+{
+    DIR *d = opendir(cfg->instances_dir);
+    if (d == NULL) {
+        mandate_diag_add(diag, "%s: cannot open the instances folder: %s", cfg->instances_dir,
+                         strerror(errno));
+        return false;
+    }
+    char **names = NULL;
+    size_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.' || !has_suffix(e->d_name, ".conf"))
+            continue;
+        names = mandate_xrealloc(names, (n + 1) * sizeof(char *));
+        names[n++] = mandate_xstrdup(e->d_name);
+    }
+    closedir(d);
+    qsort(names, n, sizeof(char *), compare_names);
+
+    bool ok = true;
+    cfg->instances = mandate_xcalloc(n ? n : 1, sizeof(mandate_instance_conf));
+    for (size_t i = 0; i < n; i++) {
+        char *file = mandate_path_join(cfg->instances_dir, names[i]);
+        names[i][strlen(names[i]) - strlen(".conf")] = '\0';
+        if (!valid_instance_name(names[i])) {
+            mandate_diag_add(diag, "%s: the file name must be letters, digits, '-', '_' or '.'",
+                             file);
+            ok = false;
+        } else if (!read_instance(cfg, file, names[i], diag)) {
+            ok = false;
+        }
+        free(file);
+        free(names[i]);
+    }
+    free(names);
+    return ok;
+}
+
+bool mandate_config_load(const char *path, mandate_config **config_r, mandate_diag *diag)
+{
+    mandate_config *cfg = mandate_xcalloc(1, sizeof(*cfg));
+    cfg->path = mandate_xstrdup(path);
+    char *copy = mandate_xstrdup(path);
+    cfg->dir = mandate_xstrdup(dirname(copy));
+    free(copy);
+
+    config_t file;
+    bool ok = mandate_conf_read_file(&file, path, diag);
+    if (ok)
+        ok = mandate_conf_apply(config_root_setting(&file), path, core_defs, NULL, cfg->dir,
+                                cfg, diag);
+    if (ok) {
+        char host[256];
+        unsigned port;
+        if (!mandate_config_split_listen(cfg->listen, host, sizeof(host), &port)) {
+            config_setting_t *s = config_lookup(&file, "server.listen");
+            if (s != NULL)
+                mandate_diag_add_at(diag, s,
+                                    "'server.listen' must be a numeric address and port, "
+                                    "like \"127.0.0.1:8080\" or \"[::1]:8080\"");
+            else
+                mandate_diag_add(diag, "%s: bad default listen address", path);
+            ok = false;
+        }
+        if ((cfg->tls_certificate == NULL) != (cfg->tls_key == NULL)) {
+            mandate_diag_add(diag, "%s: 'server.tls' needs both 'certificate' and 'key'", path);
+            ok = false;
+        }
+        if (cfg->issuer == NULL)
+            cfg->issuer = mandate_xasprintf("%s://%s", cfg->tls_certificate ? "https" : "http",
+                                            cfg->listen);
+        size_t ilen = strlen(cfg->issuer);
+        if (ilen > 0 && cfg->issuer[ilen - 1] == '/')
+            cfg->issuer[ilen - 1] = '\0'; /* endpoints are appended to it */
+        if (cfg->kek_file == NULL)
+            cfg->kek_file = mandate_path_join(cfg->state_dir, "kek");
+    }
+    config_destroy(&file);
+    if (ok)
+        ok = read_instances(cfg, diag);
+    if (!ok) {
+        mandate_config_free(&cfg);
+        return false;
+    }
+    *config_r = cfg;
+    return true;
+}
+
+void mandate_config_free(mandate_config **cfgp)
+{
+    mandate_config *cfg = *cfgp;
+    if (cfg == NULL)
+        return;
+    for (size_t i = 0; i < cfg->instance_count; i++) {
+        mandate_instance_conf *inst = &cfg->instances[i];
+        free(inst->name);
+        free(inst->file);
+        free(inst->kind);
+        free(inst->plugin);
+        config_destroy(&inst->cfg);
+    }
+    free(cfg->instances);
+    mandate_conf_free_values(core_defs, cfg);
+    free(cfg->path);
+    free(cfg->dir);
+    free(cfg);
+    *cfgp = NULL;
+}
+
+const char *const *mandate_config_instance_reserved(void)
+{
+    return instance_reserved;
+}

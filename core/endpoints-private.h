@@ -1,0 +1,10 @@
+/* The endpoints, one file each; the router calls them. */
+#ifndef MANDATE_ENDPOINTS_PRIVATE_H
+#define MANDATE_ENDPOINTS_PRIVATE_H
+
+#include "http-private.h"
+
+void mandate_endpoint_healthz(mandate_http_request *req, mandate_http_response *resp);
+void mandate_endpoint_readyz(mandate_http_request *req, mandate_http_response *resp);
+
+#endif

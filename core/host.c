@@ -1,0 +1,112 @@
+#include "config.h"
+
+#include <stdatomic.h>
+#include <time.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
+#include "host-private.h"
+#include "log-private.h"
+#include "pool-private.h"
+#include "runtime-private.h"
+
+static _Atomic(int64_t (*)(void)) clock_override;
+
+void mandate_clock_set(int64_t (*now)(void))
+{
+    atomic_store(&clock_override, now);
+}
+
+int64_t mandate_clock_now(void)
+{
+    int64_t (*now)(void) = atomic_load(&clock_override);
+    if (now != NULL)
+        return now();
+    return (int64_t)time(NULL);
+}
+
+static void host_log(const mandate_host *host, mandate_log_level level, const char *file,
+                     int line, const char *func, const char *fmt, ...) MANDATE_PRINTF(6, 7);
+
+static void host_log(const mandate_host *host, mandate_log_level level, const char *file,
+                     int line, const char *func, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    mandate_log_vwrite(level, host->instance, file, line, func, fmt, ap);
+    va_end(ap);
+}
+
+static char *host_pool_memdup(mandate_pool *pool, const void *p, size_t len)
+{
+    return mandate_pool_memdup(pool, p, len);
+}
+
+static int64_t host_now(const mandate_host *host)
+{
+    (void)host;
+    return mandate_clock_now();
+}
+
+static mandate_rc host_random(void *buf, size_t len)
+{
+    if (len > INT32_MAX || RAND_bytes(buf, (int)len) != 1)
+        return MANDATE_ERROR;
+    return MANDATE_OK;
+}
+
+static void host_wipe(void *buf, size_t len)
+{
+    OPENSSL_cleanse(buf, len);
+}
+
+static mandate_rc host_keyed_hash(const mandate_host *host, const void *data, size_t len,
+                                  unsigned char out[32], mandate_error *err)
+{
+    const mandate_core_host *h = (const mandate_core_host *)host;
+    const unsigned char *key = mandate_runtime_secret_hash_key(h->runtime);
+    if (key == NULL)
+        return mandate_error_set(err, MANDATE_ERROR, "no key-encryption key loaded");
+    unsigned int out_len = 0;
+    if (HMAC(EVP_sha256(), key, 32, data, len, out, &out_len) == NULL || out_len != 32)
+        return mandate_error_set(err, MANDATE_ERROR, "HMAC-SHA256 failed");
+    return MANDATE_OK;
+}
+
+static mandate_rc host_replay_claim(const mandate_host *host, const char *ns, const char *id,
+                                    int64_t expires_at, mandate_error *err)
+{
+    const mandate_core_host *h = (const mandate_core_host *)host;
+    void *store;
+    const mandate_store_ops *ops = mandate_runtime_store(h->runtime, &store);
+    if (ops == NULL)
+        return mandate_error_set(err, MANDATE_ERROR, "no store is ready");
+    return ops->replay_claim(store, ns, id, expires_at, err);
+}
+
+void mandate_host_init(mandate_core_host *host, const char *instance, const char *state_dir,
+                       struct mandate_runtime *runtime)
+{
+    *host = (mandate_core_host){
+        .pub =
+            {
+                .abi_major = MANDATE_PLUGIN_ABI_MAJOR,
+                .abi_minor = MANDATE_PLUGIN_ABI_MINOR,
+                .instance = instance,
+                .state_dir = state_dir,
+                .log = host_log,
+                .pool_alloc = mandate_pool_alloc,
+                .pool_strdup = mandate_pool_strdup,
+                .pool_memdup = host_pool_memdup,
+                .now = host_now,
+                .random = host_random,
+                .wipe = host_wipe,
+                .keyed_hash = host_keyed_hash,
+                .replay_claim = host_replay_claim,
+            },
+        .runtime = runtime,
+    };
+}

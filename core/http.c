@@ -1,0 +1,340 @@
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+#include "http-private.h"
+#include "log-private.h"
+#include "pool-private.h"
+#include "util-private.h"
+
+/* Certificates and keys are small; a bigger file is a mistake. */
+#define TLS_FILE_MAX (256 * 1024)
+
+struct mandate_http_server {
+    struct MHD_Daemon *daemon;
+    mandate_http_handler handler;
+    mandate_runtime_source source;
+    void *source_ctx;
+    size_t body_limit;
+    atomic_uint in_flight;
+    char *tls_cert, *tls_key;
+    size_t tls_key_len;
+};
+
+/* Per-request state, kept in MHD's connection-class pointer. */
+typedef struct request_state {
+    mandate_http_request req;
+    char *body;
+    size_t body_len, body_cap;
+    bool too_large;
+    struct timespec started;
+} request_state;
+
+const char *mandate_http_request_header(const mandate_http_request *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->connection, MHD_HEADER_KIND, name);
+}
+
+void mandate_http_response_header(mandate_http_response *resp, const char *name,
+                                  const char *value)
+{
+    if (resp->header_count < MANDATE_HTTP_MAX_HEADERS)
+        resp->headers[resp->header_count++] = (mandate_http_header){name, value};
+    else
+        log_error("more than %d response headers; '%s' dropped", MANDATE_HTTP_MAX_HEADERS,
+                  name);
+}
+
+void mandate_http_response_json(mandate_http_request *req, mandate_http_response *resp,
+                                unsigned status, json_t *body)
+{
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    if (text == NULL)
+        mandate_die("out of memory serialising a response");
+    resp->status = status;
+    resp->content_type = "application/json";
+    resp->body_len = strlen(text);
+    resp->body = mandate_pool_memdup(req->pool, text, resp->body_len);
+    free(text);
+}
+
+void mandate_http_response_error(mandate_http_request *req, mandate_http_response *resp,
+                                 unsigned status, const char *error, const char *description)
+{
+    json_t *body = json_pack("{s:s}", "error", error);
+    if (description != NULL)
+        json_object_set_new(body, "error_description", json_string(description));
+    mandate_http_response_json(req, resp, status, body);
+}
+
+static void new_request_id(char out[MANDATE_REQUEST_ID_LEN + 1])
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char raw[MANDATE_REQUEST_ID_LEN / 2];
+    if (RAND_bytes(raw, sizeof(raw)) != 1)
+        memset(raw, 0, sizeof(raw));
+    for (size_t i = 0; i < sizeof(raw); i++) {
+        out[2 * i] = hex[raw[i] >> 4];
+        out[2 * i + 1] = hex[raw[i] & 0xf];
+    }
+    out[MANDATE_REQUEST_ID_LEN] = '\0';
+}
+
+static enum MHD_Result queue(request_state *st, const mandate_http_response *resp)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(
+        resp->body_len, (void *)(resp->body ? resp->body : ""), MHD_RESPMEM_MUST_COPY);
+    if (r == NULL)
+        return MHD_NO;
+    MHD_add_response_header(r, "X-Request-Id", st->req.request_id);
+    if (resp->content_type != NULL)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, resp->content_type);
+    for (size_t i = 0; i < resp->header_count; i++)
+        MHD_add_response_header(r, resp->headers[i].name, resp->headers[i].value);
+    enum MHD_Result ret = MHD_queue_response(st->req.connection, resp->status, r);
+    MHD_destroy_response(r);
+
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    double ms = (double)(now.tv_sec - st->started.tv_sec) * 1e3 +
+                (double)(now.tv_nsec - st->started.tv_nsec) / 1e6;
+    log_info("%s %s %u %.3fms", st->req.method, st->req.path, resp->status, ms);
+    return ret;
+}
+
+static enum MHD_Result reply_error(request_state *st, unsigned status, const char *error,
+                                   const char *description)
+{
+    mandate_http_response resp = {0};
+    mandate_http_response_error(&st->req, &resp, status, error, description);
+    return queue(st, &resp);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection,
+                                  const char *url, const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    mandate_http_server *srv = cls;
+    request_state *st = *con_cls;
+
+    if (st == NULL) {
+        st = mandate_xcalloc(1, sizeof(*st));
+        clock_gettime(CLOCK_MONOTONIC, &st->started);
+        *con_cls = st;
+        atomic_fetch_add(&srv->in_flight, 1);
+        st->req.connection = connection;
+        st->req.pool = mandate_pool_new();
+        st->req.method = mandate_pool_strdup(st->req.pool, method);
+        st->req.path = mandate_pool_strdup(st->req.pool, url);
+        new_request_id(st->req.request_id);
+        mandate_log_set_request_id(st->req.request_id);
+        const char *length =
+            MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (length != NULL) {
+            char *end;
+            errno = 0;
+            unsigned long long n = strtoull(length, &end, 10);
+            if (errno != 0 || *end != '\0' || n > srv->body_limit)
+                st->too_large = true;
+        }
+        if (st->too_large) /* refuse before reading a byte of it */
+            return reply_error(st, 413, "invalid_request", "request body too large");
+        return MHD_YES;
+    }
+    mandate_log_set_request_id(st->req.request_id);
+
+    if (*upload_data_size > 0) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (st->too_large || n > srv->body_limit - st->body_len) {
+            st->too_large = true;
+            return MHD_YES;
+        }
+        if (st->body_len + n + 1 > st->body_cap) {
+            size_t cap = st->body_cap ? st->body_cap : 1024;
+            while (cap < st->body_len + n + 1)
+                cap *= 2;
+            st->body = mandate_xrealloc(st->body, cap);
+            st->body_cap = cap;
+        }
+        memcpy(st->body + st->body_len, upload_data, n);
+        st->body_len += n;
+        return MHD_YES;
+    }
+
+    if (st->too_large)
+        return reply_error(st, 413, "invalid_request", "request body too large");
+    if (st->body != NULL)
+        st->body[st->body_len] = '\0';
+    st->req.body = st->body ? st->body : "";
+    st->req.body_len = st->body_len;
+    st->req.runtime = srv->source(srv->source_ctx);
+    if (st->req.runtime == NULL)
+        return reply_error(st, 503, "temporarily_unavailable", "the broker is stopping");
+
+    mandate_http_response resp = {0};
+    srv->handler(&st->req, &resp);
+    if (resp.status == 0)
+        mandate_http_response_error(&st->req, &resp, 500, "server_error", NULL);
+    return queue(st, &resp);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *connection, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    mandate_http_server *srv = cls;
+    request_state *st = *con_cls;
+    (void)connection;
+    (void)toe;
+    if (st == NULL)
+        return;
+    *con_cls = NULL;
+    mandate_runtime_unref(&st->req.runtime);
+    mandate_pool_free(&st->req.pool);
+    free(st->body);
+    free(st);
+    mandate_log_set_request_id(NULL);
+    atomic_fetch_sub(&srv->in_flight, 1);
+}
+
+static void on_mhd_error(void *cls, const char *fmt, va_list ap) MANDATE_PRINTF(2, 0);
+
+static void on_mhd_error(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    size_t len = strlen(msg);
+    while (len > 0 && (msg[len - 1] == '\n' || msg[len - 1] == '\r'))
+        msg[--len] = '\0';
+    log_warning("http: %s", msg);
+}
+
+static unsigned default_threads(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (unsigned)n : 1;
+}
+
+static void server_free(mandate_http_server *srv)
+{
+    free(srv->tls_cert);
+    if (srv->tls_key != NULL)
+        OPENSSL_cleanse(srv->tls_key, srv->tls_key_len);
+    free(srv->tls_key);
+    free(srv);
+}
+
+mandate_rc mandate_http_start(const mandate_config *config, mandate_http_handler handler,
+                              mandate_runtime_source source, void *source_ctx,
+                              mandate_http_server **server_r, mandate_error *err)
+{
+    char host[256];
+    unsigned port;
+    if (!mandate_config_split_listen(config->listen, host, sizeof(host), &port))
+        return mandate_error_set(err, MANDATE_INVALID, "bad listen address '%s'",
+                                 config->listen);
+    struct sockaddr_storage ss = {0};
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
+                     MHD_USE_ERROR_LOG;
+    struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons((uint16_t)port);
+    } else if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons((uint16_t)port);
+        flags |= MHD_USE_IPv6;
+    } else {
+        return mandate_error_set(err, MANDATE_INVALID, "bad listen address '%s'",
+                                 config->listen);
+    }
+
+    mandate_http_server *srv = mandate_xcalloc(1, sizeof(*srv));
+    srv->handler = handler;
+    srv->source = source;
+    srv->source_ctx = source_ctx;
+    srv->body_limit = (size_t)config->body_limit;
+    atomic_init(&srv->in_flight, 0);
+    if (config->tls_certificate != NULL) {
+        mandate_rc rc = mandate_read_file(config->tls_certificate, TLS_FILE_MAX,
+                                          &srv->tls_cert, NULL, err);
+        if (rc == MANDATE_OK)
+            rc = mandate_read_file(config->tls_key, TLS_FILE_MAX, &srv->tls_key,
+                                   &srv->tls_key_len, err);
+        if (rc != MANDATE_OK) {
+            server_free(srv);
+            return rc;
+        }
+        flags |= MHD_USE_TLS;
+    }
+
+    unsigned threads = config->threads > 0 ? (unsigned)config->threads : default_threads();
+    struct MHD_OptionItem tls_opts[] = {
+        {srv->tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, srv->tls_cert},
+        {srv->tls_cert ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, srv->tls_key},
+        {MHD_OPTION_END, 0, NULL}};
+    srv->daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, srv,
+        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, NULL, /* first, or MHD warns */
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_THREAD_POOL_SIZE, threads,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)config->connection_timeout,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)config->connection_limit,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+        MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
+        MHD_OPTION_ARRAY, tls_opts,
+        MHD_OPTION_END);
+    if (srv->daemon == NULL) {
+        int e = errno;
+        server_free(srv);
+        return mandate_error_set(err, MANDATE_ERROR, "cannot listen on %s: %s",
+                                 config->listen, e ? strerror(e) : "libmicrohttpd refused");
+    }
+    *server_r = srv;
+    return MANDATE_OK;
+}
+
+unsigned mandate_http_port(const mandate_http_server *srv)
+{
+    const union MHD_DaemonInfo *info =
+        MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    return info != NULL ? info->port : 0;
+}
+
+unsigned mandate_http_drain(mandate_http_server *srv, int64_t timeout)
+{
+    MHD_socket fd = MHD_quiesce_daemon(srv->daemon);
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd);
+    struct timespec step = {0, 10 * 1000 * 1000};
+    for (int64_t waited = 0; waited < timeout * 100; waited++) {
+        if (atomic_load(&srv->in_flight) == 0)
+            return 0;
+        nanosleep(&step, NULL);
+    }
+    return atomic_load(&srv->in_flight);
+}
+
+void mandate_http_stop(mandate_http_server **srvp)
+{
+    mandate_http_server *srv = *srvp;
+    if (srv == NULL)
+        return;
+    MHD_stop_daemon(srv->daemon);
+    server_free(srv);
+    *srvp = NULL;
+}

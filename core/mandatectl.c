@@ -1,0 +1,258 @@
+/* mandatectl: the operator's command line. It loads the same configuration
+ * and plugins as the daemon and acts through the same core, so both agree.
+ * Exit codes: 0 success, 1 refused or failed, 2 bad usage. */
+#include "config.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "config-private.h"
+#include "log-private.h"
+#include "plugin-loader-private.h"
+#include "runtime-private.h"
+#include "state-init-private.h"
+#include "util-private.h"
+
+enum { EXIT_REFUSED = 1, EXIT_USAGE = 2 };
+
+typedef struct ctl {
+    const char *config_path;  /* -c, $MANDATE_CONF or the default */
+    bool config_given;        /* -c or $MANDATE_CONF */
+    bool json;
+} ctl;
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: mandatectl [-c FILE] [--json] COMMAND [ARGS]\n"
+            "Administer a Mandate identity broker.\n\n"
+            "Commands:\n"
+            "  init DIR [--listen ADDR:PORT] [--issuer URL] [--plugin-dir DIR]\n"
+            "                        create a ready-to-run state folder: configuration,\n"
+            "                        key-encryption key (mode 0600) and database\n"
+            "  config check [FILE]   check a configuration and its plugins' keys without\n"
+            "                        starting anything\n"
+            "  plugins [--plugin-dir DIR]\n"
+            "                        list the plugins found, with kind, version and file\n\n"
+            "Options:\n"
+            "  -c, --config FILE     configuration (default: $MANDATE_CONF, else\n"
+            "                        " CONFDIR "/mandate.conf)\n"
+            "      --json            machine-readable output\n"
+            "  -h, --help            this help\n"
+            "  -V, --version         the version\n\n"
+            "Exit status: 0 success, 1 refused or failed, 2 bad usage. See mandatectl(1).\n");
+}
+
+static int print_json(json_t *value)
+{
+    char *text = json_dumps(value, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    json_decref(value);
+    if (text == NULL)
+        return EXIT_REFUSED;
+    puts(text);
+    free(text);
+    return 0;
+}
+
+/* --- init ------------------------------------------------------------------ */
+
+static int cmd_init(ctl *c, int argc, char **argv)
+{
+    static const struct option opts[] = {{"listen", required_argument, NULL, 'l'},
+                                         {"issuer", required_argument, NULL, 'i'},
+                                         {"plugin-dir", required_argument, NULL, 'p'},
+                                         {NULL, 0, NULL, 0}};
+    mandate_init_options io = {0};
+    int opt;
+    optind = 0; /* 0, not 1: glibc then forgets the "+" mode of the main parse */
+    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'l': io.listen = optarg; break;
+        case 'i': io.issuer = optarg; break;
+        case 'p': io.plugin_dir = optarg; break;
+        default: return EXIT_USAGE;
+        }
+    }
+    if (optind != argc - 1) {
+        fprintf(stderr, "mandatectl init: name the folder to create, e.g. mandatectl init ./state\n");
+        return EXIT_USAGE;
+    }
+    io.dir = argv[optind];
+    char *conf = NULL;
+    mandate_error err = {0};
+    if (mandate_state_init(&io, &conf, &err) != MANDATE_OK) {
+        fprintf(stderr, "mandatectl init: %s\n", err.message);
+        return EXIT_REFUSED;
+    }
+    if (c->json) {
+        print_json(json_pack("{s:s,s:s}", "config", conf, "state_dir", io.dir));
+    } else {
+        printf("Initialised %s\n", io.dir);
+        printf("Start the broker with:  mandated -c %s\n", conf);
+    }
+    free(conf);
+    return 0;
+}
+
+/* --- config check ----------------------------------------------------------- */
+
+static int cmd_config(ctl *c, int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "check") != 0 || argc > 3) {
+        fprintf(stderr, "Usage: mandatectl config check [FILE]\n");
+        return EXIT_USAGE;
+    }
+    const char *path = argc == 3 ? argv[2] : c->config_path;
+    mandate_diag diag = {0};
+    mandate_config *cfg = NULL;
+    mandate_runtime *rt = NULL;
+    if (mandate_config_load(path, &cfg, &diag))
+        mandate_runtime_create(cfg, MANDATE_RUNTIME_CHECK_ONLY, &rt, &diag);
+    int status = rt != NULL ? 0 : EXIT_REFUSED;
+    if (c->json) {
+        json_t *errors = json_array();
+        for (size_t i = 0; i < diag.count; i++)
+            json_array_append_new(errors, json_string(diag.lines[i]));
+        print_json(json_pack("{s:s,s:b,s:o}", "file", path, "ok", rt != NULL, "errors", errors));
+    } else if (rt != NULL) {
+        printf("%s: OK (%zu plugin instances)\n", path, mandate_runtime_instance_count(rt));
+    } else {
+        for (size_t i = 0; i < diag.count; i++)
+            fprintf(stderr, "%s\n", diag.lines[i]);
+        fprintf(stderr, "%s: %zu error%s\n", path, diag.count, diag.count == 1 ? "" : "s");
+    }
+    mandate_runtime_unref(&rt);
+    mandate_diag_free(&diag);
+    return status;
+}
+
+/* --- plugins ---------------------------------------------------------------- */
+
+typedef struct plugin_list {
+    bool json;
+    json_t *array;
+    size_t refused;
+} plugin_list;
+
+static void list_one(void *ctx, const char *file, const mandate_plugin_handle *h,
+                     const mandate_error *err)
+{
+    plugin_list *pl = ctx;
+    if (h == NULL)
+        pl->refused++;
+    if (pl->json) {
+        if (h != NULL)
+            json_array_append_new(
+                pl->array, json_pack("{s:s,s:s,s:s,s:s,s:i}", "name", h->plugin->name, "kind",
+                                     mandate_plugin_kind_name(h->plugin->kind), "version",
+                                     h->plugin->version, "file", file, "abi_minor",
+                                     h->plugin->abi_minor));
+        else
+            json_array_append_new(pl->array,
+                                  json_pack("{s:s,s:s}", "file", file, "error", err->message));
+        return;
+    }
+    if (h != NULL)
+        printf("%-10s %-16s %-10s %s\n", mandate_plugin_kind_name(h->plugin->kind),
+               h->plugin->name, h->plugin->version, file);
+    else
+        printf("%-10s %-16s %-10s %s\n", "-", "(refused)", "-", err->message);
+}
+
+static int cmd_plugins(ctl *c, int argc, char **argv)
+{
+    static const struct option opts[] = {{"plugin-dir", required_argument, NULL, 'p'},
+                                         {NULL, 0, NULL, 0}};
+    const char *dir = NULL;
+    int opt;
+    optind = 0; /* 0, not 1: glibc then forgets the "+" mode of the main parse */
+    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (opt != 'p')
+            return EXIT_USAGE;
+        dir = optarg;
+    }
+    if (optind != argc) {
+        fprintf(stderr, "Usage: mandatectl plugins [--plugin-dir DIR]\n");
+        return EXIT_USAGE;
+    }
+    mandate_config *cfg = NULL;
+    if (dir == NULL) {
+        /* the configured folder when the configuration loads, else the default */
+        mandate_diag diag = {0};
+        if (mandate_config_load(c->config_path, &cfg, &diag))
+            dir = cfg->plugin_dir;
+        else if (c->config_given)
+            fprintf(stderr, "mandatectl: %s has errors; listing %s\n", c->config_path,
+                    PLUGINDIR);
+        mandate_diag_free(&diag);
+        if (dir == NULL)
+            dir = PLUGINDIR;
+    }
+    plugin_list pl = {.json = c->json, .array = json_array()};
+    if (!c->json)
+        printf("%-10s %-16s %-10s %s\n", "KIND", "NAME", "VERSION", "FILE");
+    mandate_error err = {0};
+    mandate_rc rc = mandate_plugin_scan(dir, list_one, &pl, &err);
+    if (c->json)
+        print_json(json_pack("{s:s,s:O}", "plugin_dir", dir, "plugins", pl.array));
+    json_decref(pl.array);
+    mandate_config_free(&cfg);
+    if (rc != MANDATE_OK) {
+        fprintf(stderr, "mandatectl plugins: %s\n", err.message);
+        return EXIT_REFUSED;
+    }
+    return 0;
+}
+
+/* --- main ------------------------------------------------------------------- */
+
+typedef struct command {
+    const char *name;
+    int (*run)(ctl *c, int argc, char **argv);
+} command;
+
+static const command commands[] = {
+    {"init", cmd_init},
+    {"config", cmd_config},
+    {"plugins", cmd_plugins},
+};
+
+int main(int argc, char **argv)
+{
+    static const struct option long_opts[] = {{"config", required_argument, NULL, 'c'},
+                                              {"json", no_argument, NULL, 'j'},
+                                              {"help", no_argument, NULL, 'h'},
+                                              {"version", no_argument, NULL, 'V'},
+                                              {NULL, 0, NULL, 0}};
+    ctl c = {0};
+    const char *cli_config = NULL;
+    int opt;
+    /* '+': stop at the command; its own options follow it */
+    while ((opt = getopt_long(argc, argv, "+c:hV", long_opts, NULL)) != -1) {
+        switch (opt) {
+        case 'c': cli_config = optarg; break;
+        case 'j': c.json = true; break;
+        case 'h': usage(stdout); return 0;
+        case 'V': printf("mandatectl %s\n", PACKAGE_VERSION); return 0;
+        default: usage(stderr); return EXIT_USAGE;
+        }
+    }
+    if (optind >= argc) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    c.config_path = mandate_config_default_path(cli_config);
+    c.config_given = cli_config != NULL || getenv("MANDATE_CONF") != NULL;
+    /* warnings only: errors are the commands' to print */
+    mandate_log_setup("stderr", MANDATE_LOG_WARNING, "mandatectl");
+
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        if (strcmp(commands[i].name, argv[optind]) == 0)
+            return commands[i].run(&c, argc - optind, argv + optind);
+    fprintf(stderr, "mandatectl: unknown command '%s'; see mandatectl --help\n", argv[optind]);
+    return EXIT_USAGE;
+}

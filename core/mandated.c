@@ -1,0 +1,187 @@
+/* mandated: the broker daemon. Stays in the foreground; SIGHUP reloads the
+ * configuration (a bad one is refused and the running one stays), SIGTERM
+ * and SIGINT drain in-flight requests and exit 0. */
+#include "config.h"
+
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http-private.h"
+#include "log-private.h"
+#include "router-private.h"
+#include "runtime-private.h"
+#include "util-private.h"
+
+/* How often the main thread does housekeeping between signals. */
+#define HOUSEKEEPING_INTERVAL_S 1
+
+static pthread_mutex_t current_lock = PTHREAD_MUTEX_INITIALIZER;
+static mandate_runtime *current;
+
+static mandate_runtime *acquire_current(void *ctx)
+{
+    (void)ctx;
+    pthread_mutex_lock(&current_lock);
+    mandate_runtime *rt = current ? mandate_runtime_ref(current) : NULL;
+    pthread_mutex_unlock(&current_lock);
+    return rt;
+}
+
+static void replace_current(mandate_runtime *rt)
+{
+    pthread_mutex_lock(&current_lock);
+    mandate_runtime *old = current;
+    current = rt;
+    pthread_mutex_unlock(&current_lock);
+    mandate_runtime_unref(&old);
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: mandated [-c FILE]\n"
+            "The Mandate identity broker daemon. It stays in the foreground.\n\n"
+            "  -c, --config FILE   configuration file (default: $MANDATE_CONF, else\n"
+            "                      " CONFDIR "/mandate.conf)\n"
+            "  -t, --test          check the configuration, load and start every plugin,\n"
+            "                      then exit\n"
+            "  -h, --help          this help\n"
+            "  -V, --version       the version\n\n"
+            "Signals: HUP reloads the configuration; TERM and INT drain in-flight\n"
+            "requests and exit. See mandated(8).\n");
+}
+
+static bool apply_logging(const mandate_config *cfg)
+{
+    mandate_log_level level = MANDATE_LOG_INFO;
+    mandate_log_level_parse(cfg->log_level, &level);
+    return mandate_log_setup(cfg->log_destination, level, "mandated");
+}
+
+/* Load a configuration into a started runtime; reports every problem. */
+static mandate_runtime *load_runtime(const char *path)
+{
+    mandate_diag diag = {0};
+    mandate_config *cfg = NULL;
+    mandate_runtime *rt = NULL;
+    if (mandate_config_load(path, &cfg, &diag))
+        mandate_runtime_create(cfg, MANDATE_RUNTIME_MIGRATE, &rt, &diag);
+    for (size_t i = 0; i < diag.count; i++)
+        log_error("%s", diag.lines[i]);
+    mandate_diag_free(&diag);
+    return rt;
+}
+
+static void reload(const char *path)
+{
+    log_info("reloading %s", path);
+    mandate_runtime *rt = load_runtime(path);
+    if (rt == NULL) {
+        log_error("reload refused: the new configuration has errors; the running one stays");
+        return;
+    }
+    const mandate_config *new_cfg = mandate_runtime_config(rt);
+    mandate_runtime *old = acquire_current(NULL);
+    const mandate_config *old_cfg = mandate_runtime_config(old);
+    if (strcmp(new_cfg->listen, old_cfg->listen) != 0 || new_cfg->threads != old_cfg->threads ||
+        new_cfg->body_limit != old_cfg->body_limit ||
+        (new_cfg->tls_certificate == NULL) != (old_cfg->tls_certificate == NULL))
+        log_warning("server settings (listen, threads, body_limit, tls) change only on "
+                    "restart; the rest is reloaded");
+    mandate_runtime_unref(&old);
+    apply_logging(new_cfg);
+    replace_current(rt);
+    log_info("reloaded: %zu plugin instances", mandate_runtime_instance_count(rt));
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option long_opts[] = {{"config", required_argument, NULL, 'c'},
+                                              {"test", no_argument, NULL, 't'},
+                                              {"help", no_argument, NULL, 'h'},
+                                              {"version", no_argument, NULL, 'V'},
+                                              {NULL, 0, NULL, 0}};
+    const char *cli_config = NULL;
+    bool test_only = false;
+    int opt;
+    while ((opt = getopt_long(argc, argv, "c:thV", long_opts, NULL)) != -1) {
+        switch (opt) {
+        case 'c': cli_config = optarg; break;
+        case 't': test_only = true; break;
+        case 'h': usage(stdout); return 0;
+        case 'V': printf("mandated %s\n", PACKAGE_VERSION); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+    const char *path = mandate_config_default_path(cli_config);
+
+    /* Block the signals before any thread exists: the main thread takes
+     * them with sigtimedwait, workers never see them. */
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGHUP);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &signals, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    mandate_runtime *rt = load_runtime(path);
+    if (rt == NULL) {
+        log_error("mandated not started: fix the configuration (mandatectl config check %s)",
+                  path);
+        return 1;
+    }
+    const mandate_config *cfg = mandate_runtime_config(rt);
+    apply_logging(cfg);
+    if (test_only) {
+        printf("%s: configuration OK, %zu plugin instances started\n", path,
+               mandate_runtime_instance_count(rt));
+        mandate_runtime_unref(&rt);
+        return 0;
+    }
+    replace_current(rt);
+
+    mandate_http_server *server = NULL;
+    mandate_error err = {0};
+    if (mandate_http_start(cfg, mandate_router_dispatch, acquire_current, NULL, &server,
+                           &err) != MANDATE_OK) {
+        log_error("mandated not started: %s", err.message);
+        replace_current(NULL);
+        return 1;
+    }
+    log_info("mandated %s listening on %s port %u, issuer %s", PACKAGE_VERSION, cfg->listen,
+             mandate_http_port(server), cfg->issuer);
+    int64_t drain_timeout = cfg->drain_timeout;
+
+    for (;;) {
+        struct timespec wait = {HOUSEKEEPING_INTERVAL_S, 0};
+        int sig = sigtimedwait(&signals, NULL, &wait);
+        if (sig == SIGHUP) {
+            reload(path);
+            mandate_runtime *now = acquire_current(NULL);
+            drain_timeout = mandate_runtime_config(now)->drain_timeout;
+            mandate_runtime_unref(&now);
+        } else if (sig == SIGTERM || sig == SIGINT) {
+            log_info("%s received: draining in-flight requests (up to %llds)",
+                     sig == SIGTERM ? "SIGTERM" : "SIGINT", (long long)drain_timeout);
+            break;
+        }
+    }
+
+    unsigned left = mandate_http_drain(server, drain_timeout);
+    if (left > 0)
+        log_warning("%u requests still running after %llds; closing them", left,
+                    (long long)drain_timeout);
+    mandate_http_stop(&server);
+    replace_current(NULL);
+    log_info("mandated stopped");
+    return 0;
+}

@@ -1,0 +1,53 @@
+#include "config.h"
+
+#include <string.h>
+
+#include "endpoints-private.h"
+#include "log-private.h"
+#include "pool-private.h"
+#include "router-private.h"
+
+typedef struct route {
+    const char *method;
+    const char *path;
+    mandate_http_handler handler;
+} route;
+
+static const route routes[] = {
+    {"GET", "/healthz", mandate_endpoint_healthz},
+    {"HEAD", "/healthz", mandate_endpoint_healthz},
+    {"GET", "/readyz", mandate_endpoint_readyz},
+    {"HEAD", "/readyz", mandate_endpoint_readyz},
+};
+
+void mandate_router_dispatch(mandate_http_request *req, mandate_http_response *resp)
+{
+    const char *allowed[8];
+    size_t n_allowed = 0;
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+        if (strcmp(routes[i].path, req->path) != 0)
+            continue;
+        if (strcmp(routes[i].method, req->method) == 0) {
+            routes[i].handler(req, resp);
+            return;
+        }
+        if (n_allowed < sizeof(allowed) / sizeof(allowed[0]))
+            allowed[n_allowed++] = routes[i].method;
+    }
+    if (n_allowed == 0) {
+        mandate_http_response_error(req, resp, 404, "not_found", "no such endpoint");
+        return;
+    }
+    size_t len = 1;
+    for (size_t i = 0; i < n_allowed; i++)
+        len += strlen(allowed[i]) + 2;
+    char *allow = mandate_pool_alloc(req->pool, len);
+    for (size_t i = 0; i < n_allowed; i++) {
+        if (i > 0)
+            strcat(allow, ", ");
+        strcat(allow, allowed[i]);
+    }
+    mandate_http_response_error(req, resp, 405, "invalid_request",
+                                "method not allowed on this endpoint");
+    mandate_http_response_header(resp, "Allow", allow);
+}

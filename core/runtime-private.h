@@ -1,0 +1,50 @@
+/* A runtime is one loaded configuration: the config, its plugin instances
+ * and the keys derived for them. A reload builds a new runtime beside the
+ * running one and swaps; requests hold a reference to the runtime they
+ * started with, so the old one is destroyed only when its last request
+ * ends. */
+#ifndef MANDATE_RUNTIME_PRIVATE_H
+#define MANDATE_RUNTIME_PRIVATE_H
+
+#include <mandate/backend.h>
+#include <mandate/format.h>
+#include <mandate/store.h>
+
+#include "config-private.h"
+#include "host-private.h"
+#include "plugin-loader-private.h"
+
+typedef struct mandate_instance {
+    const mandate_instance_conf *conf;
+    mandate_plugin_handle *handle;
+    void *inst;
+    mandate_core_host host;
+    bool instantiated;
+} mandate_instance;
+
+typedef struct mandate_runtime mandate_runtime;
+
+enum {
+    /* Load plugins and check their keys; instantiate nothing, read no key. */
+    MANDATE_RUNTIME_CHECK_ONLY = 0x1,
+    /* Bring the store's schema up to date at start. */
+    MANDATE_RUNTIME_MIGRATE = 0x2,
+};
+
+/* Takes ownership of config, also on failure. Each problem is one line in
+ * diag naming the instance, the plugin, its file and the reason. */
+mandate_rc mandate_runtime_create(mandate_config *config, unsigned flags,
+                                  mandate_runtime **runtime_r, mandate_diag *diag);
+mandate_runtime *mandate_runtime_ref(mandate_runtime *runtime);
+/* Drops a reference; the last one destroys the instances (newest first). */
+void mandate_runtime_unref(mandate_runtime **runtime);
+
+const mandate_config *mandate_runtime_config(const mandate_runtime *runtime);
+size_t mandate_runtime_instance_count(const mandate_runtime *runtime);
+const mandate_instance *mandate_runtime_instance(const mandate_runtime *runtime, size_t i);
+/* The store's ops and instance; NULL before the store is instantiated. */
+const mandate_store_ops *mandate_runtime_store(const mandate_runtime *runtime, void **inst_r);
+/* NULL when no key-encryption key was loaded (CHECK_ONLY). */
+const unsigned char *mandate_runtime_secret_hash_key(const mandate_runtime *runtime);
+
+#endif

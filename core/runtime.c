@@ -1,0 +1,190 @@
+#include "config.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "kek-private.h"
+#include "log-private.h"
+#include "runtime-private.h"
+#include "util-private.h"
+
+struct mandate_runtime {
+    mandate_config *config;
+    mandate_instance *instances;
+    size_t count;
+    mandate_instance *store;
+    bool have_secret_hash_key;
+    unsigned char secret_hash_key[32];
+    atomic_int refs;
+};
+
+const mandate_config *mandate_runtime_config(const mandate_runtime *rt)
+{
+    return rt->config;
+}
+
+size_t mandate_runtime_instance_count(const mandate_runtime *rt)
+{
+    return rt->count;
+}
+
+const mandate_instance *mandate_runtime_instance(const mandate_runtime *rt, size_t i)
+{
+    return i < rt->count ? &rt->instances[i] : NULL;
+}
+
+const mandate_store_ops *mandate_runtime_store(const mandate_runtime *rt, void **inst_r)
+{
+    if (rt == NULL || rt->store == NULL || !rt->store->instantiated)
+        return NULL;
+    *inst_r = rt->store->inst;
+    return rt->store->handle->plugin->ops;
+}
+
+const unsigned char *mandate_runtime_secret_hash_key(const mandate_runtime *rt)
+{
+    return rt != NULL && rt->have_secret_hash_key ? rt->secret_hash_key : NULL;
+}
+
+static void instance_destroy(mandate_instance *in)
+{
+    if (in->handle == NULL)
+        return;
+    const mandate_plugin *p = in->handle->plugin;
+    if (in->instantiated && p->destroy != NULL)
+        p->destroy(in->inst);
+    if (in->inst != NULL) {
+        mandate_conf_free_values(p->conf, in->inst);
+        free(in->inst);
+    }
+    mandate_plugin_close(&in->handle);
+    in->inst = NULL;
+    in->instantiated = false;
+}
+
+static void runtime_destroy(mandate_runtime *rt)
+{
+    for (size_t i = rt->count; i-- > 0;)
+        instance_destroy(&rt->instances[i]);
+    free(rt->instances);
+    mandate_config_free(&rt->config);
+    OPENSSL_cleanse(rt->secret_hash_key, sizeof(rt->secret_hash_key));
+    free(rt);
+}
+
+/* Open the plugin of one instance and check its keys into a new instance
+ * struct. */
+static bool instance_load(mandate_runtime *rt, mandate_instance *in, mandate_diag *diag)
+{
+    const mandate_instance_conf *ic = in->conf;
+    mandate_error err = {0};
+    if (mandate_plugin_open(rt->config->plugin_dir, ic->kind, ic->plugin, &in->handle, &err) !=
+        MANDATE_OK) {
+        mandate_diag_add(diag, "instance '%s' (%s): %s", ic->name, ic->file, err.message);
+        return false;
+    }
+    const mandate_plugin *p = in->handle->plugin;
+    in->inst = mandate_xcalloc(1, p->inst_size ? p->inst_size : 1);
+    return mandate_conf_apply(config_root_setting(&ic->cfg), ic->file, p->conf,
+                              mandate_config_instance_reserved(), rt->config->state_dir,
+                              in->inst, diag);
+}
+
+static bool instance_start(mandate_runtime *rt, mandate_instance *in, mandate_diag *diag)
+{
+    const mandate_plugin *p = in->handle->plugin;
+    mandate_host_init(&in->host, in->conf->name, rt->config->state_dir, rt);
+    mandate_error err = {0};
+    mandate_rc rc = p->instantiate(in->inst, &in->host.pub, &err);
+    if (rc != MANDATE_OK) {
+        mandate_diag_add(diag, "instance '%s': plugin '%s' (%s) failed to start: %s",
+                         in->conf->name, p->name, in->handle->file,
+                         err.message[0] ? err.message : mandate_rc_name(rc));
+        return false;
+    }
+    in->instantiated = true;
+    return true;
+}
+
+static bool load_kek(mandate_runtime *rt, mandate_diag *diag)
+{
+    unsigned char kek[MANDATE_KEK_LEN];
+    mandate_error err = {0};
+    mandate_rc rc = mandate_kek_load(rt->config->kek_file, kek, &err);
+    if (rc == MANDATE_OK)
+        rc = mandate_kek_derive(kek, "mandate client secret hash v1", rt->secret_hash_key,
+                                &err);
+    OPENSSL_cleanse(kek, sizeof(kek));
+    if (rc != MANDATE_OK) {
+        mandate_diag_add(diag, "%s", err.message);
+        return false;
+    }
+    rt->have_secret_hash_key = true;
+    return true;
+}
+
+mandate_rc mandate_runtime_create(mandate_config *config, unsigned flags,
+                                  mandate_runtime **rt_r, mandate_diag *diag)
+{
+    mandate_runtime *rt = mandate_xcalloc(1, sizeof(*rt));
+    atomic_init(&rt->refs, 1);
+    rt->config = config;
+    rt->count = config->instance_count;
+    rt->instances = mandate_xcalloc(rt->count ? rt->count : 1, sizeof(mandate_instance));
+
+    bool ok = true;
+    size_t stores = 0;
+    for (size_t i = 0; i < rt->count; i++) {
+        mandate_instance *in = &rt->instances[i];
+        in->conf = &config->instances[i];
+        if (!instance_load(rt, in, diag))
+            ok = false;
+        if (strcmp(in->conf->kind, "store") == 0 && stores++ == 0)
+            rt->store = in;
+    }
+    if (stores != 1) {
+        mandate_diag_add(diag,
+                         "%s: %zu store instances are enabled; exactly one must be "
+                         "(e.g. store-sqlite.conf with kind = \"store\"; plugin = \"sqlite\";)",
+                         config->instances_dir, stores);
+        ok = false;
+    }
+    if (ok && !(flags & MANDATE_RUNTIME_CHECK_ONLY)) {
+        ok = load_kek(rt, diag) && instance_start(rt, rt->store, diag);
+        if (ok && (flags & MANDATE_RUNTIME_MIGRATE)) {
+            const mandate_store_ops *ops = rt->store->handle->plugin->ops;
+            mandate_error err = {0};
+            if (ops->migrate(rt->store->inst, &err) != MANDATE_OK) {
+                mandate_diag_add(diag, "instance '%s': schema migration failed: %s",
+                                 rt->store->conf->name, err.message);
+                ok = false;
+            }
+        }
+        for (size_t i = 0; ok && i < rt->count; i++)
+            if (&rt->instances[i] != rt->store)
+                ok = instance_start(rt, &rt->instances[i], diag);
+    }
+    if (!ok) {
+        runtime_destroy(rt);
+        return MANDATE_ERROR;
+    }
+    *rt_r = rt;
+    return MANDATE_OK;
+}
+
+mandate_runtime *mandate_runtime_ref(mandate_runtime *rt)
+{
+    atomic_fetch_add_explicit(&rt->refs, 1, memory_order_relaxed);
+    return rt;
+}
+
+void mandate_runtime_unref(mandate_runtime **rtp)
+{
+    mandate_runtime *rt = *rtp;
+    *rtp = NULL;
+    if (rt != NULL && atomic_fetch_sub_explicit(&rt->refs, 1, memory_order_acq_rel) == 1)
+        runtime_destroy(rt);
+}

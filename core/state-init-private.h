@@ -1,0 +1,20 @@
+/* mandatectl init: a ready-to-run state directory. */
+#ifndef MANDATE_STATE_INIT_PRIVATE_H
+#define MANDATE_STATE_INIT_PRIVATE_H
+
+#include <mandate/plugin.h>
+
+typedef struct mandate_init_options {
+    const char *dir;
+    const char *listen;     /* NULL: 127.0.0.1:8080 */
+    const char *issuer;     /* NULL: derived from listen */
+    const char *plugin_dir; /* NULL: the installed plugins */
+} mandate_init_options;
+
+/* Creates DIR (if needed), DIR/mandate.conf, DIR/mandate.d/store-sqlite.conf,
+ * DIR/kek (mode 0600) and the migrated database. Refuses a DIR that already
+ * holds a mandate.conf. On success *config_path_r is DIR/mandate.conf. */
+mandate_rc mandate_state_init(const mandate_init_options *opts, char **config_path_r,
+                              mandate_error *err);
+
+#endif

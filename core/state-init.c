@@ -1,0 +1,141 @@
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "kek-private.h"
+#include "runtime-private.h"
+#include "state-init-private.h"
+#include "util-private.h"
+
+static mandate_rc write_new_file(const char *path, const char *text, mode_t mode,
+                                 mandate_error *err)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+    if (fd < 0)
+        return mandate_error_set(err, errno == EEXIST ? MANDATE_EXISTS : MANDATE_ERROR,
+                                 "%s: %s", path, strerror(errno));
+    size_t len = strlen(text);
+    ssize_t n = write(fd, text, len);
+    int e = errno;
+    close(fd);
+    if (n < 0 || (size_t)n != len)
+        return mandate_error_set(err, MANDATE_ERROR, "%s: write: %s", path, strerror(e));
+    return MANDATE_OK;
+}
+
+/* A string as a libconfig literal. */
+static char *quoted(const char *s)
+{
+    size_t len = strlen(s);
+    char *out = mandate_xmalloc(2 * len + 3);
+    size_t j = 0;
+    out[j++] = '"';
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '"' || s[i] == '\\')
+            out[j++] = '\\';
+        out[j++] = s[i];
+    }
+    out[j++] = '"';
+    out[j] = '\0';
+    return out;
+}
+
+mandate_rc mandate_state_init(const mandate_init_options *opts, char **config_path_r,
+                              mandate_error *err)
+{
+    if (mkdir(opts->dir, 0700) != 0 && errno != EEXIST)
+        return mandate_error_set(err, MANDATE_ERROR, "%s: %s", opts->dir, strerror(errno));
+    char dir[PATH_MAX];
+    if (realpath(opts->dir, dir) == NULL)
+        return mandate_error_set(err, MANDATE_ERROR, "%s: %s", opts->dir, strerror(errno));
+
+    char *conf_path = mandate_path_join(dir, "mandate.conf");
+    char *instances = mandate_path_join(dir, "mandate.d");
+    char *store_conf = mandate_path_join(instances, "store-sqlite.conf");
+    char *kek = mandate_path_join(dir, "kek");
+    char *listen = quoted(opts->listen ? opts->listen : "127.0.0.1:8080");
+    char *plugin_dir = quoted(opts->plugin_dir ? opts->plugin_dir : PLUGINDIR);
+    char *issuer = opts->issuer ? quoted(opts->issuer) : NULL;
+    char *conf_text = NULL;
+    mandate_rc rc = MANDATE_OK;
+
+    if (access(conf_path, F_OK) == 0) {
+        rc = mandate_error_set(err, MANDATE_EXISTS,
+                               "%s already exists: this folder is initialised", conf_path);
+        goto out;
+    }
+    if (mkdir(instances, 0755) != 0 && errno != EEXIST) {
+        rc = mandate_error_set(err, MANDATE_ERROR, "%s: %s", instances, strerror(errno));
+        goto out;
+    }
+    conf_text = mandate_xasprintf(
+        "# Mandate configuration, written by mandatectl init. See mandate.conf(5).\n"
+        "server: {\n"
+        "  listen = %s;\n"
+        "%s%s%s"
+        "  # threads = 0;          # 0: one per core\n"
+        "  # body_limit = 65536;   # bytes\n"
+        "};\n\n"
+        "# Relative paths are taken from this file's folder.\n"
+        "state_dir = \".\";\n"
+        "kek_file = \"kek\";\n"
+        "plugin_dir = %s;\n"
+        "instances_dir = \"mandate.d\";\n\n"
+        "log: {\n"
+        "  destination = \"stderr\";\n"
+        "  level = \"info\";\n"
+        "};\n",
+        listen, issuer ? "  issuer = " : "", issuer ? issuer : "", issuer ? ";\n" : "",
+        plugin_dir);
+    rc = write_new_file(store_conf,
+                        "# The embedded default store. See mandate.conf(5).\n"
+                        "kind = \"store\";\n"
+                        "plugin = \"sqlite\";\n"
+                        "path = \"mandate.db\";  # relative to state_dir\n",
+                        0644, err);
+    if (rc == MANDATE_EXISTS)
+        rc = MANDATE_OK; /* keep an instance file the operator already put there */
+    if (rc == MANDATE_OK) {
+        rc = mandate_kek_create(kek, err);
+        if (rc == MANDATE_EXISTS)
+            rc = MANDATE_OK; /* an existing key protects existing secrets: keep it */
+    }
+    if (rc == MANDATE_OK)
+        rc = write_new_file(conf_path, conf_text, 0644, err);
+    if (rc != MANDATE_OK)
+        goto out;
+
+    /* Load what was written, exactly as the daemon will, and create the
+     * database with its schema. */
+    mandate_diag diag = {0};
+    mandate_config *cfg = NULL;
+    mandate_runtime *rt = NULL;
+    if (!mandate_config_load(conf_path, &cfg, &diag) ||
+        mandate_runtime_create(cfg, MANDATE_RUNTIME_MIGRATE, &rt, &diag) != MANDATE_OK) {
+        char *why = mandate_diag_join(&diag);
+        rc = mandate_error_set(err, MANDATE_ERROR, "%s", why);
+        free(why);
+        unlink(conf_path); /* so that init can be run again once the cause is fixed */
+    }
+    mandate_runtime_unref(&rt);
+    mandate_diag_free(&diag);
+    if (rc == MANDATE_OK)
+        *config_path_r = mandate_xstrdup(conf_path);
+out:
+    free(conf_text);
+    free(conf_path);
+    free(instances);
+    free(store_conf);
+    free(kek);
+    free(listen);
+    free(plugin_dir);
+    free(issuer);
+    return rc;
+}

@@ -1,0 +1,73 @@
+/* Backend plugin ABI: turn a presented client credential, or a subject
+ * assertion (SAML, JWT), into an identity.
+ *
+ * The core asks the configured backends in order; MANDATE_NEXT means "not
+ * mine". A backend knows nothing of HTTP: the core hands it the parsed
+ * credential and the client record it already looked up. */
+#ifndef MANDATE_BACKEND_H
+#define MANDATE_BACKEND_H
+
+#include <mandate/plugin.h>
+#include <mandate/store.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* What a client presented at an endpoint. */
+typedef struct mandate_credential {
+    const char *auth_method;    /* "client_secret_basic", "client_secret_post",
+                                   "private_key_jwt" */
+    const char *client_id;
+    const unsigned char *secret; /* client_secret_*: not NUL-terminated */
+    size_t secret_len;
+    const char *assertion;      /* private_key_jwt: the client assertion */
+    const char *audience;       /* the aud a client assertion must carry */
+} mandate_credential;
+
+/* Who was authenticated. Strings come from the request pool. */
+typedef struct mandate_identity {
+    const char *issuer;       /* the IdP or backend instance */
+    const char *subject;
+    const char *tenant;       /* NULL: decided by policy */
+    const char *attributes;   /* JSON object: SAML attributes, OIDC claims */
+    const char *assertion_id; /* for replay and the audit trail; may be NULL */
+    int64_t authn_instant;    /* when the IdP authenticated the user; 0: unknown */
+    int64_t expires_at;       /* of the assertion; 0: unknown */
+} mandate_identity;
+
+typedef enum mandate_provision_mode {
+    MANDATE_PROVISION_CREATE = 1,
+    MANDATE_PROVISION_ROTATE
+} mandate_provision_mode;
+
+typedef struct mandate_backend_ops {
+    /* Authenticate a client. `client` is the store's record for
+     * cred->client_id. MANDATE_OK, MANDATE_NEXT (not this backend's client),
+     * MANDATE_DENIED, MANDATE_TEMPFAIL. May be NULL. */
+    mandate_rc (*authenticate_client)(void *inst, mandate_pool *pool,
+                                      const mandate_credential *cred,
+                                      const mandate_client *client,
+                                      mandate_error *err);
+    /* Token types (RFC 8693 URIs) that validate_assertion accepts;
+     * NULL-terminated; NULL: none. */
+    const char *const *assertion_types;
+    /* Validate a subject assertion; MANDATE_NEXT when it names another
+     * issuer. May be NULL. */
+    mandate_rc (*validate_assertion)(void *inst, mandate_pool *pool,
+                                     const char *token_type, const char *assertion,
+                                     size_t len, mandate_identity *identity_r,
+                                     mandate_error *err);
+    /* Make a new credential for a client (create or rotate). Fills the fields
+     * of *client it owns (secret hashes, attributes) and returns the secret to
+     * show once in *secret_r, or NULL when there is none. May be NULL. */
+    mandate_rc (*provision)(void *inst, mandate_pool *pool, mandate_provision_mode mode,
+                            mandate_client *client, char **secret_r,
+                            mandate_error *err);
+} mandate_backend_ops;
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,165 @@
+/* Store plugin ABI: persistence of clients, signing keys, token records,
+ * revocations and replay caches.
+ *
+ * The ABI speaks in records and plain values, never in SQL: a store may be
+ * SQLite, PostgreSQL or anything else that gives the same guarantees:
+ *  - every operation is atomic; client_import is all-or-nothing;
+ *  - replay_claim is a single atomic check-and-insert, shared by every node
+ *    that uses the same store;
+ *  - each change to clients, keys or revocations raises the generation
+ *    counter, which nodes poll to refresh what they cache.
+ * Instances are shared by all worker threads; a store keeps its own
+ * per-thread connections. Times are seconds since the epoch. Strings returned
+ * through `_r` or to callbacks come from the pool given (or live for the
+ * duration of the callback) and are never freed by the caller. */
+#ifndef MANDATE_STORE_H
+#define MANDATE_STORE_H
+
+#include <mandate/plugin.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum mandate_client_status {
+    MANDATE_CLIENT_ENABLED = 1,
+    MANDATE_CLIENT_DISABLED = 2
+} mandate_client_status;
+
+/* Client may call the introspection endpoint. */
+#define MANDATE_CLIENT_CAN_INTROSPECT 0x1u
+
+typedef struct mandate_client {
+    const char *client_id;
+    const char *tenant;
+    const char *name;           /* free text for operators; may be NULL */
+    const char *scopes;         /* allowed scopes, space-separated */
+    const char *default_scopes; /* granted when the request names none */
+    const char *audiences;      /* allowed audiences (RFC 8707), space-separated */
+    const char *backend;        /* instance that authenticates it, e.g. "local" */
+    const char *token_format;   /* format instance; NULL: the config default */
+    int64_t token_ttl;          /* seconds; 0: the config default */
+    mandate_client_status status;
+    uint32_t flags;             /* MANDATE_CLIENT_* */
+    /* keyed hash of the current secret, and of the previous one while its
+     * grace period lasts (prev_secret_expires_at > now) */
+    const unsigned char *secret_hash;
+    size_t secret_hash_len;
+    const unsigned char *prev_secret_hash;
+    size_t prev_secret_hash_len;
+    int64_t prev_secret_expires_at;
+    const char *public_key;     /* PEM, for private_key_jwt; may be NULL */
+    double rate_limit;          /* requests per second; 0: the config default */
+    int64_t rate_burst;         /* 0: the config default */
+    const char *attributes;     /* JSON object for backend-specific data; may be NULL */
+    int64_t created_at, updated_at;
+} mandate_client;
+
+typedef struct mandate_client_filter {
+    const char *tenant; /* NULL: all tenants */
+    const char *after;  /* client_id to start after, for paging; NULL: first */
+    size_t limit;       /* 0: no limit */
+} mandate_client_filter;
+
+typedef mandate_rc (*mandate_client_cb)(void *ctx, const mandate_client *client);
+
+typedef enum mandate_key_status {
+    MANDATE_KEY_ACTIVE = 1,  /* signs new tokens */
+    MANDATE_KEY_RETIRED = 2  /* verifies only, until remove_after */
+} mandate_key_status;
+
+typedef struct mandate_key {
+    const char *kid;
+    const char *alg;          /* "ES256", "RS256", "EdDSA" */
+    const char *format;       /* format instance that owns it, e.g. "jwt" */
+    mandate_key_status status;
+    /* the private key as stored: encrypted under the key-encryption key by
+     * the core, opaque to the store */
+    const unsigned char *private_blob;
+    size_t private_blob_len;
+    const char *public_jwk;   /* JSON text */
+    int64_t created_at;
+    int64_t retired_at;       /* 0 while active */
+    int64_t remove_after;     /* leaves the JWKS after this; 0: not scheduled */
+} mandate_key;
+
+typedef mandate_rc (*mandate_key_cb)(void *ctx, const mandate_key *key);
+
+/* A server-side token record, for reference (opaque) tokens. */
+typedef struct mandate_token_record {
+    const unsigned char *token_hash; /* hash of the token; the token itself is never stored */
+    size_t token_hash_len;
+    const char *jti;
+    const char *client_id;
+    const char *subject;
+    const char *tenant;
+    const char *grant;               /* the grant as JSON text */
+    int64_t issued_at, expires_at;
+} mandate_token_record;
+
+typedef struct mandate_store_ops {
+    /* Is the store reachable? Cheap; used by /readyz. */
+    mandate_rc (*ping)(void *inst, mandate_error *err);
+    /* Bring the schema to the newest version; safe when several nodes
+     * start at once. */
+    mandate_rc (*migrate)(void *inst, mandate_error *err);
+    mandate_rc (*schema_version)(void *inst, int *version_r, mandate_error *err);
+    /* Raised by every change to clients, keys and revocations. */
+    mandate_rc (*generation)(void *inst, uint64_t *generation_r, mandate_error *err);
+
+    /* MANDATE_NOT_FOUND when there is no such client. */
+    mandate_rc (*client_get)(void *inst, mandate_pool *pool, const char *client_id,
+                             mandate_client *client_r, mandate_error *err);
+    /* MANDATE_EXISTS when the client_id is taken. */
+    mandate_rc (*client_create)(void *inst, const mandate_client *client,
+                                mandate_error *err);
+    /* Replaces every field of an existing client; MANDATE_NOT_FOUND if none. */
+    mandate_rc (*client_update)(void *inst, const mandate_client *client,
+                                mandate_error *err);
+    mandate_rc (*client_delete)(void *inst, const char *client_id, mandate_error *err);
+    /* Calls each() in client_id order; stops early and returns what each()
+     * returned when that is not MANDATE_OK. */
+    mandate_rc (*client_list)(void *inst, const mandate_client_filter *filter,
+                              mandate_client_cb each, void *ctx, mandate_error *err);
+    /* Creates all clients or none (MANDATE_EXISTS names the first taken id). */
+    mandate_rc (*client_import)(void *inst, const mandate_client *clients, size_t n,
+                                mandate_error *err);
+
+    mandate_rc (*key_add)(void *inst, const mandate_key *key, mandate_error *err);
+    /* Sets status, retired_at and remove_after of an existing key. */
+    mandate_rc (*key_update)(void *inst, const mandate_key *key, mandate_error *err);
+    /* All keys, newest first. */
+    mandate_rc (*key_list)(void *inst, mandate_key_cb each, void *ctx,
+                           mandate_error *err);
+    mandate_rc (*key_delete)(void *inst, const char *kid, mandate_error *err);
+
+    mandate_rc (*token_put)(void *inst, const mandate_token_record *record,
+                            mandate_error *err);
+    /* MANDATE_NOT_FOUND when unknown or expired at `now`. */
+    mandate_rc (*token_get)(void *inst, mandate_pool *pool, const unsigned char *hash,
+                            size_t hash_len, int64_t now,
+                            mandate_token_record *record_r, mandate_error *err);
+
+    /* Revoke a token by jti until it would have expired anyway. Revoking twice
+     * is not an error. */
+    mandate_rc (*revoke)(void *inst, const char *jti, const char *client_id,
+                         int64_t expires_at, mandate_error *err);
+    mandate_rc (*is_revoked)(void *inst, const char *jti, bool *revoked_r,
+                             mandate_error *err);
+
+    /* Claim a one-time identifier (an assertion ID, a jti) in a namespace
+     * (usually the IdP) until expires_at. MANDATE_OK the first time,
+     * MANDATE_EXISTS on a replay. Atomic across nodes. */
+    mandate_rc (*replay_claim)(void *inst, const char *ns, const char *id,
+                               int64_t expires_at, mandate_error *err);
+
+    /* Drop revocations, token records and replay entries that expired
+     * before `now`; count_r may be NULL. */
+    mandate_rc (*purge)(void *inst, int64_t now, uint64_t *count_r, mandate_error *err);
+} mandate_store_ops;
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

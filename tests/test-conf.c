@@ -1,0 +1,256 @@
+/* The configuration loader: good files, defaults, and every kind of mistake
+ * an operator makes, each reported with file and line. */
+#include "config.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "config-private.h"
+#include "test-helpers.h"
+#include "util-private.h"
+
+static const char store_conf[] = "kind = \"store\";\nplugin = \"sqlite\";\n";
+
+typedef struct fixture {
+    char *dir;
+    char *conf;
+    mandate_diag diag;
+    mandate_config *cfg;
+} fixture;
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof(*f));
+    f->dir = test_mkdtemp();
+    test_write_file(f->dir, "mandate.d/store-sqlite.conf", store_conf);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    mandate_config_free(&f->cfg);
+    mandate_diag_free(&f->diag);
+    test_rmdir_rf(f->dir);
+    free(f->dir);
+    free(f->conf);
+    free(f);
+    return 0;
+}
+
+/* Loads text as mandate.conf; returns whether it was accepted. */
+static bool load(fixture *f, const char *text)
+{
+    free(f->conf);
+    f->conf = test_write_file(f->dir, "mandate.conf", text);
+    mandate_config_free(&f->cfg);
+    mandate_diag_free(&f->diag);
+    return mandate_config_load(f->conf, &f->cfg, &f->diag);
+}
+
+/* The first diagnostic must start with "<conf>:<line>: " and hold `what`. */
+static void assert_diag_at(fixture *f, int line, const char *what)
+{
+    assert_true(f->diag.count >= 1);
+    char *prefix = mandate_xasprintf("%s:%d: ", f->conf, line);
+    if (strncmp(f->diag.lines[0], prefix, strlen(prefix)) != 0)
+        fail_msg("expected \"%s\" at the start of \"%s\"", prefix, f->diag.lines[0]);
+    free(prefix);
+    assert_true(test_contains(f->diag.lines[0], what));
+}
+
+static void test_empty_file_gives_defaults(void **state)
+{
+    fixture *f = *state;
+    assert_true(load(f, "# nothing\n"));
+    assert_string_equal(f->cfg->listen, "127.0.0.1:8080");
+    assert_string_equal(f->cfg->issuer, "http://127.0.0.1:8080");
+    assert_int_equal(f->cfg->threads, 0);
+    assert_int_equal(f->cfg->body_limit, 65536);
+    assert_int_equal(f->cfg->token_lifetime, 3600);
+    assert_string_equal(f->cfg->log_level, "info");
+    assert_null(f->cfg->tls_certificate);
+    /* relative paths are taken from the config file's folder */
+    char *instances = mandate_path_join(f->dir, "mandate.d");
+    assert_string_equal(f->cfg->instances_dir, instances);
+    free(instances);
+    assert_int_equal(f->cfg->instance_count, 1);
+    assert_string_equal(f->cfg->instances[0].name, "store-sqlite");
+    assert_string_equal(f->cfg->instances[0].kind, "store");
+    assert_string_equal(f->cfg->instances[0].plugin, "sqlite");
+}
+
+static void test_values_and_paths(void **state)
+{
+    fixture *f = *state;
+    assert_true(load(f, "server: { listen = \"[::1]:9443\"; threads = 4; body_limit = 2048;\n"
+                        "  issuer = \"https://mandate.example.com/\";\n"
+                        "  tls: { certificate = \"/etc/c.pem\"; key = \"k.pem\"; }; };\n"
+                        "state_dir = \"state\";\n"
+                        "log: { level = \"debug\"; destination = \"syslog\"; };\n"
+                        "tokens: { lifetime = 900; format = \"opaque\"; };\n"));
+    assert_string_equal(f->cfg->listen, "[::1]:9443");
+    assert_int_equal(f->cfg->threads, 4);
+    assert_int_equal(f->cfg->body_limit, 2048);
+    /* the trailing slash goes: endpoints are appended to the issuer */
+    assert_string_equal(f->cfg->issuer, "https://mandate.example.com");
+    assert_string_equal(f->cfg->tls_certificate, "/etc/c.pem");
+    char *key = mandate_path_join(f->dir, "k.pem");
+    assert_string_equal(f->cfg->tls_key, key);
+    free(key);
+    char *state_dir = mandate_path_join(f->dir, "state");
+    assert_string_equal(f->cfg->state_dir, state_dir);
+    char *kek = mandate_path_join(state_dir, "kek");
+    assert_string_equal(f->cfg->kek_file, kek);
+    free(kek);
+    free(state_dir);
+    assert_int_equal(f->cfg->token_lifetime, 900);
+    assert_string_equal(f->cfg->token_format, "opaque");
+}
+
+static void test_unknown_key(void **state)
+{
+    fixture *f = *state;
+    assert_false(load(f, "server: {\n  listen = \"127.0.0.1:1\";\n  thread = 4;\n};\n"));
+    assert_diag_at(f, 3, "unknown key 'server.thread'");
+    assert_false(load(f, "\n\nlisten = \"127.0.0.1:1\";\n"));
+    assert_diag_at(f, 3, "unknown key 'listen'");
+}
+
+static void test_wrong_type(void **state)
+{
+    fixture *f = *state;
+    assert_false(load(f, "server: {\n threads = \"four\";\n};\n"));
+    assert_diag_at(f, 2, "'server.threads' must be an integer");
+    assert_false(load(f, "log = \"stderr\";\n"));
+    assert_diag_at(f, 1, "unknown key 'log'");
+    assert_false(load(f, "state_dir = 5;\n"));
+    assert_diag_at(f, 1, "'state_dir' must be a path");
+}
+
+static void test_out_of_range_and_choices(void **state)
+{
+    fixture *f = *state;
+    assert_false(load(f, "server: { body_limit = 10; };\n"));
+    assert_diag_at(f, 1, "outside the allowed range 1024..16777216");
+    assert_false(load(f, "tokens: {\n lifetime = 0;\n};\n"));
+    assert_diag_at(f, 2, "'tokens.lifetime' is 0");
+    assert_false(load(f, "log: { level = \"loud\"; };\n"));
+    assert_diag_at(f, 1, "must be one of error|warning|info|debug");
+}
+
+static void test_every_error_is_reported(void **state)
+{
+    fixture *f = *state;
+    assert_false(load(f, "server: { threads = -1; bogus = 1; };\nlog: { level = \"x\"; };\n"));
+    assert_int_equal(f->diag.count, 3);
+}
+
+static void test_syntax_error(void **state)
+{
+    fixture *f = *state;
+    assert_false(load(f, "server: {\n  listen = \"127.0.0.1:8080\";\n  threads = = 4;\n};\n"));
+    assert_diag_at(f, 3, "syntax error");
+}
+
+static void test_bad_listen_and_tls(void **state)
+{
+    fixture *f = *state;
+    assert_false(load(f, "server: {\n listen = \"localhost:8080\";\n};\n"));
+    assert_diag_at(f, 2, "numeric address and port");
+    assert_false(load(f, "server: { listen = \"127.0.0.1:70000\"; };\n"));
+    assert_false(load(f, "server: { listen = \"127.0.0.1\"; };\n"));
+    assert_false(load(f, "server: { tls: { certificate = \"c.pem\"; }; };\n"));
+    assert_true(test_contains(f->diag.lines[0], "needs both"));
+}
+
+static void test_missing_file(void **state)
+{
+    fixture *f = *state;
+    char *path = mandate_path_join(f->dir, "absent.conf");
+    assert_false(mandate_config_load(path, &f->cfg, &f->diag));
+    assert_true(test_contains(f->diag.lines[0], "cannot read"));
+    assert_true(test_contains(f->diag.lines[0], path));
+    free(path);
+}
+
+static void test_instance_files(void **state)
+{
+    fixture *f = *state;
+    test_write_file(f->dir, "mandate.d/backend-b.conf", "kind = \"backend\"; plugin = \"local\";\n");
+    test_write_file(f->dir, "mandate.d/backend-a.conf", "kind = \"backend\"; plugin = \"saml\";\n");
+    test_write_file(f->dir, "mandate.d/backend-c.conf.example", "this is not read");
+    test_write_file(f->dir, "mandate.d/README", "nor this");
+    assert_true(load(f, ""));
+    assert_int_equal(f->cfg->instance_count, 3);
+    /* sorted by name, whatever order the folder lists them in */
+    assert_string_equal(f->cfg->instances[0].name, "backend-a");
+    assert_string_equal(f->cfg->instances[1].name, "backend-b");
+    assert_string_equal(f->cfg->instances[2].name, "store-sqlite");
+}
+
+static void test_instance_mistakes(void **state)
+{
+    fixture *f = *state;
+    char *bad = test_write_file(f->dir, "mandate.d/backend-x.conf", "plugin = \"local\";\n");
+    assert_false(load(f, ""));
+    assert_true(test_contains(f->diag.lines[0], bad));
+    assert_true(test_contains(f->diag.lines[0], "'kind' is missing"));
+    free(bad);
+
+    bad = test_write_file(f->dir, "mandate.d/backend-x.conf",
+                          "kind = \"backend\";\nplugin = \"local\"\n= 5;\n");
+    assert_false(load(f, ""));
+    assert_true(test_contains(f->diag.lines[0], "backend-x.conf:3"));
+    free(bad);
+
+    bad = test_write_file(f->dir, "mandate.d/backend-x.conf",
+                          "kind = \"gizmo\";\nplugin = \"local\";\n");
+    assert_false(load(f, ""));
+    assert_true(test_contains(f->diag.lines[0], "backend-x.conf:1: 'kind' must be"));
+    free(bad);
+}
+
+static void test_missing_instances_dir(void **state)
+{
+    fixture *f = *state;
+    assert_false(load(f, "instances_dir = \"nowhere\";\n"));
+    assert_true(test_contains(f->diag.lines[0], "cannot open the instances folder"));
+}
+
+static void test_default_path(void **state)
+{
+    (void)state;
+    assert_string_equal(mandate_config_default_path("/x.conf"), "/x.conf");
+    setenv("MANDATE_CONF", "/env.conf", 1);
+    assert_string_equal(mandate_config_default_path(NULL), "/env.conf");
+    unsetenv("MANDATE_CONF");
+    assert_string_equal(mandate_config_default_path(NULL), CONFDIR "/mandate.conf");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_empty_file_gives_defaults, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_values_and_paths, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wrong_type, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_out_of_range_and_choices, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_every_error_is_reported, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_syntax_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_listen_and_tls, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_instance_files, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_instance_mistakes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_missing_instances_dir, setup, teardown),
+        cmocka_unit_test(test_default_path),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,58 @@
+#include "config.h"
+
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "test-helpers.h"
+#include "util-private.h"
+
+char *test_mkdtemp(void)
+{
+    const char *tmp = getenv("TMPDIR");
+    char *templ = mandate_xasprintf("%s/mandate-test-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (mkdtemp(templ) == NULL)
+        mandate_die("mkdtemp %s failed", templ);
+    return templ;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+void test_rmdir_rf(const char *dir)
+{
+    nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+char *test_write_file(const char *dir, const char *name, const char *text)
+{
+    mkdir(dir, 0755);
+    char *path = mandate_path_join(dir, name);
+    for (char *slash = strchr(path + strlen(dir) + 1, '/'); slash; slash = strchr(slash + 1, '/')) {
+        *slash = '\0';
+        mkdir(path, 0755);
+        *slash = '/';
+    }
+    FILE *f = fopen(path, "w");
+    if (f == NULL)
+        mandate_die("cannot write %s", path);
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+bool test_contains(const char *haystack, const char *needle)
+{
+    if (haystack == NULL || strstr(haystack, needle) == NULL) {
+        fprintf(stderr, "expected to find \"%s\" in \"%s\"\n", needle,
+                haystack ? haystack : "(null)");
+        return false;
+    }
+    return true;
+}

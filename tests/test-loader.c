@@ -1,0 +1,360 @@
+/* The plugin loader and the runtime built on it, with real shared objects:
+ * test plugins built for another ABI, without the symbol, misnamed, or
+ * failing to start, next to a working one. */
+#include "config.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "kek-private.h"
+#include "runtime-private.h"
+#include "test-helpers.h"
+#include "util-private.h"
+
+#define TEST_PLUGINS BUILDDIR "/tests/plugins/.libs"
+#define REAL_PLUGINS BUILDDIR "/plugins/.libs"
+
+/* Mirrors tests/plugins/backend-dummy.c. */
+typedef struct dummy {
+    char *label;
+    int64_t count;
+    bool enabled;
+    char *file;
+    char **tags;
+    char *secret;
+    char *mode_kind;
+    const mandate_host *host;
+} dummy;
+
+static void test_open_good_plugin(void **state)
+{
+    (void)state;
+    mandate_plugin_handle *h = NULL;
+    mandate_error err = {0};
+    assert_int_equal(mandate_plugin_open(TEST_PLUGINS, "backend", "dummy", &h, &err), MANDATE_OK);
+    assert_non_null(h);
+    assert_string_equal(h->plugin->name, "dummy");
+    assert_string_equal(h->plugin->version, "1.2.3");
+    assert_int_equal(h->plugin->kind, MANDATE_BACKEND);
+    assert_true(test_contains(h->file, "backend-dummy.so"));
+    mandate_plugin_close(&h);
+    assert_null(h);
+}
+
+static void expect_refused(const char *kind, const char *name, mandate_rc rc, const char *why)
+{
+    mandate_plugin_handle *h = NULL;
+    mandate_error err = {0};
+    assert_int_equal(mandate_plugin_open(TEST_PLUGINS, kind, name, &h, &err), rc);
+    assert_null(h);
+    /* one line naming the plugin, its file and the reason */
+    char *quoted = mandate_xasprintf("plugin '%s'", name);
+    char *file = mandate_xasprintf("%s-%s.so", kind, name);
+    assert_true(test_contains(err.message, quoted));
+    assert_true(test_contains(err.message, file));
+    assert_true(test_contains(err.message, why));
+    assert_null(strchr(err.message, '\n'));
+    free(quoted);
+    free(file);
+}
+
+static void test_refusals(void **state)
+{
+    (void)state;
+    expect_refused("store", "badabi", MANDATE_INVALID, "built for plugin ABI 2.0");
+    expect_refused("store", "badmagic", MANDATE_INVALID, "bad magic");
+    expect_refused("store", "nosymbol", MANDATE_INVALID, "no symbol 'mandate_plugin_nosymbol'");
+    expect_refused("store", "misnamed", MANDATE_INVALID, "declares the name 'sqlite'");
+    expect_refused("store", "absent", MANDATE_NOT_FOUND, "not found");
+    /* the file says backend, the descriptor says store: refused */
+    expect_refused("backend", "dummy2", MANDATE_NOT_FOUND, "not found");
+}
+
+static void test_kind_mismatch(void **state)
+{
+    (void)state;
+    char *dir = test_mkdtemp();
+    char *link = mandate_path_join(dir, "format-dummy.so");
+    assert_int_equal(symlink(TEST_PLUGINS "/backend-dummy.so", link), 0);
+    mandate_plugin_handle *h = NULL;
+    mandate_error err = {0};
+    assert_int_equal(mandate_plugin_open(dir, "format", "dummy", &h, &err), MANDATE_INVALID);
+    assert_true(test_contains(err.message, "declares kind 'backend' but its file says 'format'"));
+    free(link);
+    test_rmdir_rf(dir);
+    free(dir);
+}
+
+static void test_bad_names(void **state)
+{
+    (void)state;
+    mandate_plugin_handle *h = NULL;
+    mandate_error err = {0};
+    assert_int_equal(mandate_plugin_open(TEST_PLUGINS, "store", "../etc", &h, &err),
+                     MANDATE_INVALID);
+    assert_int_equal(mandate_plugin_open(TEST_PLUGINS, "gizmo", "dummy", &h, &err),
+                     MANDATE_INVALID);
+    assert_int_equal(mandate_plugin_open_file("/tmp/libfoo.so", &h, &err), MANDATE_INVALID);
+    assert_null(h);
+}
+
+typedef struct scan_result {
+    size_t ok, refused;
+    char names[512];
+} scan_result;
+
+static void on_scan(void *ctx, const char *file, const mandate_plugin_handle *h,
+                    const mandate_error *err)
+{
+    scan_result *r = ctx;
+    (void)file;
+    if (h != NULL) {
+        r->ok++;
+        strcat(r->names, h->plugin->name);
+        strcat(r->names, " ");
+    } else {
+        assert_non_null(err);
+        assert_true(err->message[0] != '\0');
+        r->refused++;
+    }
+}
+
+static void test_scan_with_garbage(void **state)
+{
+    (void)state;
+    char *dir = test_mkdtemp();
+    /* a .so that is not an ELF file at all, and one with a name that is not
+     * <kind>-<name>.so, next to the test plugins */
+    free(test_write_file(dir, "store-garbage.so", "\x7f" "ELF this is not a shared object"));
+    free(test_write_file(dir, "libsomething.so", "junk"));
+    const char *plugins[] = {"backend-dummy.so", "store-badabi.so", "store-nosymbol.so"};
+    for (size_t i = 0; i < 3; i++) {
+        char *target = mandate_path_join(TEST_PLUGINS, plugins[i]);
+        char *link = mandate_path_join(dir, plugins[i]);
+        assert_int_equal(symlink(target, link), 0);
+        free(target);
+        free(link);
+    }
+    scan_result r = {0};
+    mandate_error err = {0};
+    assert_int_equal(mandate_plugin_scan(dir, on_scan, &r, &err), MANDATE_OK);
+    assert_int_equal(r.ok, 1);
+    assert_string_equal(r.names, "dummy ");
+    assert_int_equal(r.refused, 4);
+    test_rmdir_rf(dir);
+    free(dir);
+    assert_int_equal(mandate_plugin_scan("/nonexistent-dir", on_scan, &r, &err),
+                     MANDATE_NOT_FOUND);
+}
+
+/* --- the runtime: configuration applied to instances ------------------------ */
+
+typedef struct rt_fixture {
+    char *dir;
+    char *conf;
+    mandate_diag diag;
+    mandate_runtime *rt;
+} rt_fixture;
+
+static int rt_setup(void **state)
+{
+    rt_fixture *f = calloc(1, sizeof(*f));
+    f->dir = test_mkdtemp();
+    /* one plugin folder holding the real sqlite store and the test plugins */
+    char *pdir = mandate_path_join(f->dir, "plugins");
+    free(test_write_file(pdir, "README", "plugins\n"));
+    const char *links[][2] = {{REAL_PLUGINS, "store-sqlite.so"},
+                              {TEST_PLUGINS, "store-failing.so"},
+                              {TEST_PLUGINS, "store-badabi.so"},
+                              {TEST_PLUGINS, "backend-dummy.so"}};
+    for (size_t i = 0; i < 4; i++) {
+        char *target = mandate_path_join(links[i][0], links[i][1]);
+        char *link = mandate_path_join(pdir, links[i][1]);
+        assert_int_equal(symlink(target, link), 0);
+        free(target);
+        free(link);
+    }
+    char *text = mandate_xasprintf("plugin_dir = \"%s\";\nstate_dir = \"state\";\n", pdir);
+    f->conf = test_write_file(f->dir, "mandate.conf", text);
+    free(text);
+    free(pdir);
+    char *state_dir = mandate_path_join(f->dir, "state");
+    free(test_write_file(state_dir, "README", "state\n"));
+    char *kek = mandate_path_join(state_dir, "kek");
+    mandate_error err = {0};
+    assert_int_equal(mandate_kek_create(kek, &err), MANDATE_OK);
+    free(kek);
+    free(state_dir);
+    *state = f;
+    return 0;
+}
+
+static int rt_teardown(void **state)
+{
+    rt_fixture *f = *state;
+    mandate_runtime_unref(&f->rt);
+    mandate_diag_free(&f->diag);
+    test_rmdir_rf(f->dir);
+    free(f->dir);
+    free(f->conf);
+    free(f);
+    return 0;
+}
+
+static void instance(rt_fixture *f, const char *name, const char *text)
+{
+    char *file = mandate_xasprintf("mandate.d/%s.conf", name);
+    free(test_write_file(f->dir, file, text));
+    free(file);
+}
+
+static mandate_rc start(rt_fixture *f, unsigned flags)
+{
+    mandate_config *cfg = NULL;
+    mandate_runtime_unref(&f->rt);
+    mandate_diag_free(&f->diag);
+    if (!mandate_config_load(f->conf, &cfg, &f->diag))
+        return MANDATE_INVALID;
+    return mandate_runtime_create(cfg, flags, &f->rt, &f->diag);
+}
+
+static const dummy *find_dummy(rt_fixture *f)
+{
+    for (size_t i = 0; i < mandate_runtime_instance_count(f->rt); i++) {
+        const mandate_instance *in = mandate_runtime_instance(f->rt, i);
+        if (strcmp(in->conf->plugin, "dummy") == 0)
+            return in->inst;
+    }
+    fail_msg("no dummy instance");
+    return NULL;
+}
+
+static void test_runtime_applies_config(void **state)
+{
+    rt_fixture *f = *state;
+    instance(f, "store", "kind = \"store\"; plugin = \"sqlite\";\n");
+    instance(f, "backend-one", "kind = \"backend\"; plugin = \"dummy\";\nlabel = \"corp\";\n"
+                               "tags = [\"x\", \"y\", \"z\"];\nsecret = \"s3cret\";\n");
+    assert_int_equal(start(f, MANDATE_RUNTIME_MIGRATE), MANDATE_OK);
+    const dummy *d = find_dummy(f);
+    assert_string_equal(d->label, "corp");
+    assert_int_equal(d->count, 3);
+    assert_true(d->enabled);
+    assert_string_equal(d->tags[0], "x");
+    assert_string_equal(d->tags[2], "z");
+    assert_null(d->tags[3]);
+    assert_string_equal(d->secret, "s3cret");
+    /* PATH keys of plugins are taken from the state folder */
+    char *expect = mandate_xasprintf("%s/state/dummy.dat", f->dir);
+    assert_string_equal(d->file, expect);
+    free(expect);
+    /* the host reached the plugin and names the instance */
+    assert_non_null(d->host);
+    assert_string_equal(d->host->instance, "backend-one");
+    unsigned char h1[32], h2[32];
+    mandate_error err = {0};
+    assert_int_equal(d->host->keyed_hash(d->host, "abc", 3, h1, &err), MANDATE_OK);
+    assert_int_equal(d->host->keyed_hash(d->host, "abd", 3, h2, &err), MANDATE_OK);
+    assert_memory_not_equal(h1, h2, 32);
+    /* the store is reachable through the host's replay cache */
+    int64_t later = d->host->now(d->host) + 60;
+    assert_int_equal(d->host->replay_claim(d->host, "idp", "id-1", later, &err), MANDATE_OK);
+    assert_int_equal(d->host->replay_claim(d->host, "idp", "id-1", later, &err), MANDATE_EXISTS);
+}
+
+static void test_runtime_plugin_key_errors(void **state)
+{
+    rt_fixture *f = *state;
+    instance(f, "store", "kind = \"store\"; plugin = \"sqlite\";\n");
+    instance(f, "backend-one", "kind = \"backend\";\nplugin = \"dummy\";\ncount = 11;\n"
+                               "colour = \"red\";\nmode: { kind = \"medium\"; };\n");
+    assert_int_not_equal(start(f, MANDATE_RUNTIME_CHECK_ONLY), MANDATE_OK);
+    assert_null(f->rt);
+    char *all = mandate_diag_join(&f->diag);
+    assert_true(test_contains(all, "backend-one.conf:4: unknown key 'colour'"));
+    assert_true(test_contains(all, "backend-one.conf:3: 'count' is 11, outside the allowed range 1..10"));
+    assert_true(test_contains(all, "required key 'label' is missing"));
+    assert_true(test_contains(all, "'mode.kind' must be one of fast|slow"));
+    free(all);
+}
+
+static void test_runtime_refuses_bad_plugins(void **state)
+{
+    rt_fixture *f = *state;
+    instance(f, "store", "kind = \"store\"; plugin = \"badabi\";\n");
+    assert_int_not_equal(start(f, MANDATE_RUNTIME_MIGRATE), MANDATE_OK);
+    assert_int_equal(f->diag.count, 1);
+    assert_true(test_contains(f->diag.lines[0], "instance 'store'"));
+    assert_true(test_contains(f->diag.lines[0], "store-badabi.so"));
+    assert_true(test_contains(f->diag.lines[0], "ABI"));
+
+    instance(f, "store", "kind = \"store\"; plugin = \"missing\";\n");
+    assert_int_not_equal(start(f, MANDATE_RUNTIME_MIGRATE), MANDATE_OK);
+    assert_true(test_contains(f->diag.lines[0], "plugin 'missing'"));
+    assert_true(test_contains(f->diag.lines[0], "not found"));
+}
+
+static void test_runtime_instantiate_failure(void **state)
+{
+    rt_fixture *f = *state;
+    instance(f, "store", "kind = \"store\"; plugin = \"failing\";\nreason = \"no disk\";\n");
+    /* checking alone does not run plugin code */
+    assert_int_equal(start(f, MANDATE_RUNTIME_CHECK_ONLY), MANDATE_OK);
+    assert_int_not_equal(start(f, 0), MANDATE_OK);
+    assert_int_equal(f->diag.count, 1);
+    assert_true(test_contains(f->diag.lines[0],
+                              "instance 'store': plugin 'failing' ("));
+    assert_true(test_contains(f->diag.lines[0], "store-failing.so) failed to start: cannot start: no disk"));
+}
+
+static void test_runtime_needs_one_store(void **state)
+{
+    rt_fixture *f = *state;
+    instance(f, "backend-one", "kind = \"backend\"; plugin = \"dummy\"; label = \"x\";\n");
+    assert_int_not_equal(start(f, MANDATE_RUNTIME_CHECK_ONLY), MANDATE_OK);
+    assert_true(test_contains(f->diag.lines[0], "0 store instances are enabled"));
+    instance(f, "store-a", "kind = \"store\"; plugin = \"sqlite\";\n");
+    instance(f, "store-b", "kind = \"store\"; plugin = \"sqlite\"; path = \"b.db\";\n");
+    assert_int_not_equal(start(f, MANDATE_RUNTIME_CHECK_ONLY), MANDATE_OK);
+    assert_true(test_contains(f->diag.lines[0], "2 store instances are enabled"));
+}
+
+static void test_runtime_needs_kek(void **state)
+{
+    rt_fixture *f = *state;
+    instance(f, "store", "kind = \"store\"; plugin = \"sqlite\";\n");
+    char *kek = mandate_xasprintf("%s/state/kek", f->dir);
+    chmod(kek, 0644);
+    assert_int_not_equal(start(f, MANDATE_RUNTIME_MIGRATE), MANDATE_OK);
+    assert_true(test_contains(f->diag.lines[0], "chmod 600"));
+    unlink(kek);
+    assert_int_not_equal(start(f, MANDATE_RUNTIME_MIGRATE), MANDATE_OK);
+    assert_true(test_contains(f->diag.lines[0], "mandatectl init"));
+    free(kek);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_open_good_plugin),
+        cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_kind_mismatch),
+        cmocka_unit_test(test_bad_names),
+        cmocka_unit_test(test_scan_with_garbage),
+        cmocka_unit_test_setup_teardown(test_runtime_applies_config, rt_setup, rt_teardown),
+        cmocka_unit_test_setup_teardown(test_runtime_plugin_key_errors, rt_setup, rt_teardown),
+        cmocka_unit_test_setup_teardown(test_runtime_refuses_bad_plugins, rt_setup, rt_teardown),
+        cmocka_unit_test_setup_teardown(test_runtime_instantiate_failure, rt_setup, rt_teardown),
+        cmocka_unit_test_setup_teardown(test_runtime_needs_one_store, rt_setup, rt_teardown),
+        cmocka_unit_test_setup_teardown(test_runtime_needs_kek, rt_setup, rt_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
