@@ -1,0 +1,106 @@
+#!/bin/bash
+# The daemon end to end: health and readiness, errors as JSON, the body
+# limit, a malformed request, SIGHUP with a broken and then a good config,
+# and SIGTERM draining a request that is still in flight.
+. "${MANDATE_SRCDIR:-.}/tests/e2e/lib.sh"
+
+STATE="$TMP/state"
+LOG="$TMP/mandated.log"
+make_state "$STATE" || { echo "mandatectl init failed"; exit 1; }
+CONF="$STATE/mandate.conf"
+check "daemon starts" start_daemon "$CONF" "$LOG" || { cat "$LOG"; exit 1; }
+
+# health and readiness
+body=$(curl -s -D "$TMP/h" "$BASE/healthz")
+expect_eq "healthz body" '{"status":"ok"}' "$body"
+expect_contains "request id header" "X-Request-Id:" "$(cat "$TMP/h")"
+rid=$(sed -n 's/^X-Request-Id: \([0-9a-f]*\).*/\1/p' "$TMP/h")
+expect_eq "request id is 16 hex digits" 16 "${#rid}"
+check "request id on the log line" wait_for_log "$LOG" "[$rid] GET /healthz 200"
+expect_eq "readyz" '{"status":"ready","store":"ok"}' "$(curl -s "$BASE/readyz")"
+expect_eq "HEAD healthz" 200 "$(http_status "$BASE/healthz" -I)"
+
+# errors are JSON with the right status
+expect_eq "unknown path 404" 404 "$(http_status "$BASE/nope")"
+expect_eq "404 body" '{"error":"not_found","error_description":"no such endpoint"}' \
+    "$(curl -s "$BASE/nope")"
+expect_eq "wrong method 405" 405 "$(http_status "$BASE/healthz" -X DELETE)"
+expect_contains "405 names the methods" "Allow: GET, HEAD" "$(curl -s -D - -o /dev/null -X POST "$BASE/healthz")"
+
+# the body limit (64 KiB by default): announced, chunked, and just under
+head -c 70000 /dev/zero | tr '\0' 'a' >"$TMP/big"
+expect_eq "oversized body 413" 413 "$(http_status "$BASE/oauth2/token" --data-binary @"$TMP/big")"
+expect_eq "oversized chunked body 413" 413 \
+    "$(http_status "$BASE/oauth2/token" -H 'Transfer-Encoding: chunked' --data-binary @"$TMP/big")"
+expect_contains "413 is JSON" '"error":"invalid_request"' \
+    "$(curl -s --data-binary @"$TMP/big" "$BASE/oauth2/token")"
+head -c 60000 /dev/zero | tr '\0' 'a' >"$TMP/fits"
+expect_eq "body under the limit is read" 404 "$(http_status "$BASE/nope" --data-binary @"$TMP/fits")"
+
+# a malformed request line gets 400 and the daemon lives on
+exec 3<>"/dev/tcp/127.0.0.1/$PORT"
+printf 'THIS IS NOT HTTP\r\n\r\n' >&3
+reply=$(timeout 5 head -n 1 <&3)
+exec 3<&-
+expect_contains "malformed request line 400" "400" "$reply"
+# (the server may stop reading part-way: the writer must not block the test)
+exec 3<>"/dev/tcp/127.0.0.1/$PORT"
+long=$(head -c 70000 /dev/zero | tr '\0' 'h')
+timeout 5 bash -c 'printf "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Long: %s\r\n\r\n" "$1" >&3' _ "$long" 2>/dev/null
+reply=$(timeout 5 head -n 1 <&3)
+exec 3<&-
+expect_contains "oversized header refused" "HTTP/1.1 4" "$reply"
+expect_eq "still healthy" 200 "$(http_status "$BASE/healthz")"
+
+# SIGHUP with a broken config: refused, the running config stays
+cp "$CONF" "$TMP/good.conf"
+line=$(($(wc -l <"$CONF") + 1))
+printf 'tokens: { lifetime = "long"; };\n' >>"$CONF"
+kill -HUP "$DAEMON_PID"
+check "bad reload refused" wait_for_log "$LOG" "reload refused"
+expect_contains "the error names file and line" "$CONF:$line: 'tokens.lifetime' must be an integer" "$(cat "$LOG")"
+expect_eq "old config still serves" 200 "$(http_status "$BASE/healthz")"
+check "daemon still running" kill -0 "$DAEMON_PID"
+
+# a plugin that is not there: refused as well
+cp "$TMP/good.conf" "$CONF"
+printf 'kind = "backend";\nplugin = "nosuch";\n' >"$STATE/mandate.d/backend-x.conf"
+kill -HUP "$DAEMON_PID"
+check "missing plugin reload refused" wait_for_log "$LOG" "plugin 'nosuch'"
+expect_eq "old config still serves after that" 200 "$(http_status "$BASE/readyz")"
+rm "$STATE/mandate.d/backend-x.conf"
+
+# a good new config is taken
+sed -i 's/level = "info"/level = "debug"/' "$CONF"
+kill -HUP "$DAEMON_PID"
+check "good reload applied" wait_for_log "$LOG" "reloaded: 1 plugin instances"
+expect_eq "serves after reload" 200 "$(http_status "$BASE/readyz")"
+
+# SIGTERM drains: a request whose body is still arriving is finished
+exec 3<>"/dev/tcp/127.0.0.1/$PORT"
+printf 'POST /drain HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n12345' >&3
+sleep 0.3
+kill -TERM "$DAEMON_PID"
+check "draining announced" wait_for_log "$LOG" "draining in-flight requests"
+sleep 0.3
+check "daemon waits for the request in flight" kill -0 "$DAEMON_PID"
+printf '67890' >&3
+reply=$(timeout 5 head -n 1 <&3)
+exec 3<&-
+expect_contains "in-flight request answered" "HTTP/1.1 404" "$reply"
+wait "$DAEMON_PID"
+expect_eq "clean exit status" 0 "$?"
+PIDS=""
+check "stop logged" grep -q "mandated stopped" "$LOG"
+check "no sanitizer report" bash -c "! grep -q 'Sanitizer' '$LOG'"
+
+# a broken config at start: exit 1 with one line naming the problem
+printf 'kind = "format";\nplugin = "nosuch";\n' >"$STATE/mandate.d/format-x.conf"
+"$MANDATED" -c "$CONF" >"$TMP/bad.log" 2>&1
+expect_eq "bad start exits 1" 1 "$?"
+expect_contains "names the plugin, its file and why" \
+    "instance 'format-x' ($STATE/mandate.d/format-x.conf): plugin 'nosuch' ($PLUGIN_DIR/format-nosuch.so): not found" \
+    "$(cat "$TMP/bad.log")"
+rm "$STATE/mandate.d/format-x.conf"
+
+finish

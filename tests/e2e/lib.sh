@@ -1,0 +1,111 @@
+# Shared by the end-to-end tests: a temp folder, a state dir made by the
+# real mandatectl, the real daemon on a free loopback port, and checks.
+# Every server a test starts is stopped by PID when the test exits.
+set -u
+
+BUILDDIR=${MANDATE_BUILDDIR:?run through make check}
+SRCDIR=${MANDATE_SRCDIR:-$BUILDDIR}
+MANDATED="$BUILDDIR/mandated"
+MANDATECTL="$BUILDDIR/mandatectl"
+PLUGIN_DIR="$BUILDDIR/plugins/.libs"
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/mandate-e2e.XXXXXX")
+PIDS=""
+FAILURES=0
+CHECKS=0
+
+cleanup() {
+    for pid in $PIDS; do
+        kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+    done
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+fail() {
+    echo "FAIL: $*"
+    FAILURES=$((FAILURES + 1))
+}
+
+pass() {
+    echo "ok: $*"
+}
+
+# check "description" command...: the command must succeed
+check() {
+    local what=$1
+    shift
+    CHECKS=$((CHECKS + 1))
+    if "$@"; then pass "$what"; else fail "$what"; fi
+}
+
+# expect_eq "description" expected actual
+expect_eq() {
+    CHECKS=$((CHECKS + 1))
+    if [ "$2" = "$3" ]; then pass "$1"; else fail "$1: expected '$2', got '$3'"; fi
+}
+
+# expect_contains "description" needle haystack
+expect_contains() {
+    CHECKS=$((CHECKS + 1))
+    case "$3" in
+    *"$2"*) pass "$1" ;;
+    *) fail "$1: '$2' not found in: $3" ;;
+    esac
+}
+
+# make_state DIR: a fresh state folder listening on a free port
+make_state() {
+    "$MANDATECTL" init "$1" --listen 127.0.0.1:0 --plugin-dir "$PLUGIN_DIR" >/dev/null
+}
+
+# start_daemon CONF LOG: starts mandated in the background; sets DAEMON_PID
+# and PORT once it listens. Returns 1 if it exited instead.
+start_daemon() {
+    local conf=$1 log=$2 i
+    "$MANDATED" -c "$conf" >"$log" 2>&1 &
+    DAEMON_PID=$!
+    PIDS="$PIDS $DAEMON_PID"
+    for i in $(seq 1 200); do
+        PORT=$(sed -n 's/.* listening on .* port \([0-9]*\),.*/\1/p' "$log" | head -n 1)
+        if [ -n "$PORT" ]; then
+            BASE="http://127.0.0.1:$PORT"
+            return 0
+        fi
+        if ! kill -0 "$DAEMON_PID" 2>/dev/null; then
+            return 1
+        fi
+        sleep 0.05
+    done
+    return 1
+}
+
+# stop_daemon: SIGTERM and wait; sets DAEMON_STATUS
+stop_daemon() {
+    kill -TERM "$DAEMON_PID"
+    wait "$DAEMON_PID"
+    DAEMON_STATUS=$?
+    PIDS=$(echo "$PIDS" | sed "s/ $DAEMON_PID\b//")
+}
+
+# wait_for_log LOG TEXT: up to 5 s
+wait_for_log() {
+    local i
+    for i in $(seq 1 100); do
+        grep -qF -- "$2" "$1" && return 0
+        sleep 0.05
+    done
+    return 1
+}
+
+# http_status URL [curl args...]
+http_status() {
+    local url=$1
+    shift
+    curl -s -o /dev/null -w '%{http_code}' "$@" "$url"
+}
+
+finish() {
+    echo "$((CHECKS - FAILURES)) passed, $FAILURES failed"
+    [ "$FAILURES" -eq 0 ]
+}
