@@ -28,7 +28,7 @@ static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof(*f));
     f->dir = test_mkdtemp();
-    test_write_file(f->dir, "mandate.d/store-sqlite.conf", store_conf);
+    free(test_write_file(f->dir, "mandate.d/store-sqlite.conf", store_conf));
     *state = f;
     return 0;
 }
@@ -184,10 +184,10 @@ static void test_missing_file(void **state)
 static void test_instance_files(void **state)
 {
     fixture *f = *state;
-    test_write_file(f->dir, "mandate.d/backend-b.conf", "kind = \"backend\"; plugin = \"local\";\n");
-    test_write_file(f->dir, "mandate.d/backend-a.conf", "kind = \"backend\"; plugin = \"saml\";\n");
-    test_write_file(f->dir, "mandate.d/backend-c.conf.example", "this is not read");
-    test_write_file(f->dir, "mandate.d/README", "nor this");
+    free(test_write_file(f->dir, "mandate.d/backend-b.conf", "kind = \"backend\"; plugin = \"local\";\n"));
+    free(test_write_file(f->dir, "mandate.d/backend-a.conf", "kind = \"backend\"; plugin = \"saml\";\n"));
+    free(test_write_file(f->dir, "mandate.d/backend-c.conf.example", "this is not read"));
+    free(test_write_file(f->dir, "mandate.d/README", "nor this"));
     assert_true(load(f, ""));
     assert_int_equal(f->cfg->instance_count, 3);
     /* sorted by name, whatever order the folder lists them in */

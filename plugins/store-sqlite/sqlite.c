@@ -1,0 +1,1422 @@
+/* The embedded default store: one SQLite database file in WAL mode.
+ *
+ * Threads: the instance is shared by every worker thread, each of which gets
+ * its own connection on first use (a pthread key whose destructor closes it
+ * when the thread exits). The instance also keeps every connection it opened
+ * in a list, so destroy() closes those of threads that are still alive; it
+ * must therefore run once no thread uses the instance any more.
+ *
+ * Schema: forward-only migrations, applied by the migrate op (never by
+ * instantiate). Every other data op checks, once per connection, that the
+ * database is at the newest version this plugin knows.
+ *
+ * Generation: every op that changes clients, keys or revocations raises the
+ * counter in meta by one, in the same transaction as the change; an op that
+ * changes nothing (revoking twice, a refused create) leaves it alone.
+ *
+ * Only libc, pthreads, SQLite and the host table are used: no core symbol. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include <mandate/store.h>
+
+#ifndef PACKAGE_VERSION
+#define PACKAGE_VERSION "0.1.0"
+#endif
+
+/* --- schema ------------------------------------------------------------- */
+
+/* migrations[i] brings the schema from version i to version i + 1. Never
+ * edit a step once released: append a new one. */
+static const char *const migrations[] = {
+    /* 1: everything */
+    "CREATE TABLE schema_version (\n"
+    "    id INTEGER PRIMARY KEY CHECK (id = 1),\n"
+    "    version INTEGER NOT NULL\n"
+    ");\n"
+    "CREATE TABLE meta (\n"
+    "    name TEXT PRIMARY KEY NOT NULL,\n"
+    "    value INTEGER NOT NULL\n"
+    ");\n"
+    "INSERT INTO meta (name, value) VALUES ('generation', 0);\n"
+    "CREATE TABLE clients (\n"
+    "    client_id TEXT PRIMARY KEY NOT NULL,\n"
+    "    tenant TEXT NOT NULL,\n"
+    "    name TEXT,\n"
+    "    scopes TEXT,\n"
+    "    default_scopes TEXT,\n"
+    "    audiences TEXT,\n"
+    "    backend TEXT,\n"
+    "    token_format TEXT,\n"
+    "    token_ttl INTEGER NOT NULL DEFAULT 0,\n"
+    "    status INTEGER NOT NULL,\n"
+    "    flags INTEGER NOT NULL DEFAULT 0,\n"
+    "    secret_hash BLOB,\n"
+    "    prev_secret_hash BLOB,\n"
+    "    prev_secret_expires_at INTEGER NOT NULL DEFAULT 0,\n"
+    "    public_key TEXT,\n"
+    "    rate_limit REAL NOT NULL DEFAULT 0,\n"
+    "    rate_burst INTEGER NOT NULL DEFAULT 0,\n"
+    "    attributes TEXT,\n"
+    "    created_at INTEGER NOT NULL,\n"
+    "    updated_at INTEGER NOT NULL\n"
+    ");\n"
+    "CREATE INDEX clients_tenant ON clients (tenant, client_id);\n"
+    "CREATE TABLE keys (\n"
+    "    kid TEXT PRIMARY KEY NOT NULL,\n"
+    "    alg TEXT,\n"
+    "    format TEXT,\n"
+    "    status INTEGER NOT NULL,\n"
+    "    private_blob BLOB,\n"
+    "    public_jwk TEXT,\n"
+    "    created_at INTEGER NOT NULL,\n"
+    "    retired_at INTEGER NOT NULL DEFAULT 0,\n"
+    "    remove_after INTEGER NOT NULL DEFAULT 0\n"
+    ");\n"
+    "CREATE TABLE tokens (\n"
+    "    token_hash BLOB PRIMARY KEY NOT NULL,\n"
+    "    jti TEXT,\n"
+    "    client_id TEXT,\n"
+    "    subject TEXT,\n"
+    "    tenant TEXT,\n"
+    "    \"grant\" TEXT,\n"
+    "    issued_at INTEGER NOT NULL,\n"
+    "    expires_at INTEGER NOT NULL\n"
+    ");\n"
+    "CREATE INDEX tokens_expires_at ON tokens (expires_at);\n"
+    "CREATE TABLE revocations (\n"
+    "    jti TEXT PRIMARY KEY NOT NULL,\n"
+    "    client_id TEXT,\n"
+    "    expires_at INTEGER NOT NULL,\n"
+    "    revoked_at INTEGER NOT NULL\n"
+    ");\n"
+    "CREATE INDEX revocations_expires_at ON revocations (expires_at);\n"
+    "CREATE TABLE replay (\n"
+    "    ns TEXT NOT NULL,\n"
+    "    id TEXT NOT NULL,\n"
+    "    expires_at INTEGER NOT NULL,\n"
+    "    PRIMARY KEY (ns, id)\n"
+    ") WITHOUT ROWID;\n"
+    "CREATE INDEX replay_expires_at ON replay (expires_at);\n",
+};
+
+#define SCHEMA_NEWEST ((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+/* --- statements ------------------------------------------------------- */
+
+#define CLIENT_COLUMNS                                                                         \
+    "client_id, tenant, name, scopes, default_scopes, audiences, backend, "                    \
+    "token_format, token_ttl, status, flags, secret_hash, prev_secret_hash, "                  \
+    "prev_secret_expires_at, public_key, rate_limit, rate_burst, attributes, "                 \
+    "created_at, updated_at"
+#define KEY_COLUMNS                                                                            \
+    "kid, alg, format, status, private_blob, public_jwk, created_at, "                         \
+    "retired_at, remove_after"
+#define TOKEN_COLUMNS                                                                          \
+    "token_hash, jti, client_id, subject, tenant, \"grant\", issued_at, "                      \
+    "expires_at"
+
+enum stmt_id {
+    ST_BEGIN,
+    ST_COMMIT,
+    ST_ROLLBACK,
+    ST_PING,
+    ST_GENERATION,
+    ST_GENERATION_BUMP,
+    ST_CLIENT_GET,
+    ST_CLIENT_INSERT,
+    ST_CLIENT_UPDATE,
+    ST_CLIENT_DELETE,
+    ST_CLIENT_LIST,
+    ST_CLIENT_LIST_AFTER,
+    ST_CLIENT_LIST_TENANT,
+    ST_CLIENT_LIST_TENANT_AFTER,
+    ST_KEY_INSERT,
+    ST_KEY_UPDATE,
+    ST_KEY_LIST,
+    ST_KEY_DELETE,
+    ST_TOKEN_INSERT,
+    ST_TOKEN_GET,
+    ST_REVOKE,
+    ST_IS_REVOKED,
+    ST_REPLAY_CLAIM,
+    ST_PURGE_TOKENS,
+    ST_PURGE_REVOCATIONS,
+    ST_PURGE_REPLAY,
+    ST_COUNT
+};
+
+static const char *const stmt_sql[ST_COUNT] = {
+    [ST_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+    [ST_PING] = "SELECT 1",
+    [ST_GENERATION] = "SELECT value FROM meta WHERE name = 'generation'",
+    [ST_GENERATION_BUMP] = "UPDATE meta SET value = value + 1 WHERE name = 'generation'",
+    [ST_CLIENT_GET] = "SELECT " CLIENT_COLUMNS " FROM clients WHERE client_id = ?1",
+    [ST_CLIENT_INSERT] =
+        "INSERT INTO clients (" CLIENT_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
+        "?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20) "
+        "ON CONFLICT (client_id) DO NOTHING",
+    [ST_CLIENT_UPDATE] =
+        "UPDATE clients SET tenant = ?2, name = ?3, scopes = ?4, "
+        "default_scopes = ?5, audiences = ?6, backend = ?7, token_format = ?8, "
+        "token_ttl = ?9, status = ?10, flags = ?11, secret_hash = ?12, "
+        "prev_secret_hash = ?13, prev_secret_expires_at = ?14, public_key = ?15, "
+        "rate_limit = ?16, rate_burst = ?17, attributes = ?18, "
+        "created_at = CASE WHEN ?19 = 0 THEN created_at ELSE ?19 END, "
+        "updated_at = ?20 WHERE client_id = ?1",
+    [ST_CLIENT_DELETE] = "DELETE FROM clients WHERE client_id = ?1",
+    [ST_CLIENT_LIST] = "SELECT " CLIENT_COLUMNS " FROM clients "
+                       "ORDER BY client_id LIMIT ?3",
+    [ST_CLIENT_LIST_AFTER] = "SELECT " CLIENT_COLUMNS " FROM clients "
+                             "WHERE client_id > ?2 ORDER BY client_id LIMIT ?3",
+    [ST_CLIENT_LIST_TENANT] = "SELECT " CLIENT_COLUMNS " FROM clients "
+                              "WHERE tenant = ?1 ORDER BY client_id LIMIT ?3",
+    [ST_CLIENT_LIST_TENANT_AFTER] =
+        "SELECT " CLIENT_COLUMNS " FROM clients "
+        "WHERE tenant = ?1 AND client_id > ?2 ORDER BY client_id LIMIT ?3",
+    [ST_KEY_INSERT] = "INSERT INTO keys (" KEY_COLUMNS ") VALUES (?1, ?2, ?3, ?4, "
+                      "?5, ?6, ?7, ?8, ?9) ON CONFLICT (kid) DO NOTHING",
+    [ST_KEY_UPDATE] = "UPDATE keys SET status = ?2, retired_at = ?3, "
+                      "remove_after = ?4 WHERE kid = ?1",
+    [ST_KEY_LIST] = "SELECT " KEY_COLUMNS " FROM keys ORDER BY created_at DESC, kid",
+    [ST_KEY_DELETE] = "DELETE FROM keys WHERE kid = ?1",
+    [ST_TOKEN_INSERT] = "INSERT INTO tokens (" TOKEN_COLUMNS ") VALUES (?1, ?2, "
+                        "?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (token_hash) DO NOTHING",
+    [ST_TOKEN_GET] = "SELECT " TOKEN_COLUMNS " FROM tokens "
+                     "WHERE token_hash = ?1 AND expires_at > ?2",
+    /* a second revocation keeps the first, unless it lasts longer */
+    [ST_REVOKE] = "INSERT INTO revocations (jti, client_id, expires_at, revoked_at) "
+                  "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (jti) DO UPDATE SET "
+                  "expires_at = excluded.expires_at "
+                  "WHERE excluded.expires_at > revocations.expires_at",
+    [ST_IS_REVOKED] = "SELECT 1 FROM revocations WHERE jti = ?1",
+    /* one statement: insert, or take over an expired entry; no change at
+     * all means an unexpired entry is there */
+    [ST_REPLAY_CLAIM] = "INSERT INTO replay (ns, id, expires_at) VALUES (?1, ?2, ?3) "
+                        "ON CONFLICT (ns, id) DO UPDATE SET "
+                        "expires_at = excluded.expires_at "
+                        "WHERE replay.expires_at <= ?4",
+    [ST_PURGE_TOKENS] = "DELETE FROM tokens WHERE expires_at <= ?1",
+    [ST_PURGE_REVOCATIONS] = "DELETE FROM revocations WHERE expires_at <= ?1",
+    [ST_PURGE_REPLAY] = "DELETE FROM replay WHERE expires_at <= ?1",
+};
+
+/* --- instance and connections ------------------------------------------ */
+
+struct sqlite_inst;
+
+struct conn {
+    struct conn *prev, *next; /* in inst->conns */
+    struct sqlite_inst *inst;
+    sqlite3 *db;
+    bool schema_ok; /* checked once: the schema is at SCHEMA_NEWEST */
+    sqlite3_stmt *stmts[ST_COUNT];
+    bool in_use[ST_COUNT];
+};
+
+struct sqlite_inst {
+    /* config, filled by the core before instantiate() */
+    char *path;
+    int64_t busy_timeout;
+    char *synchronous;
+
+    const mandate_host *host;
+    const char *synchronous_sql;
+    bool initialized; /* key and lock exist */
+    pthread_key_t key;
+    pthread_mutex_t lock; /* protects conns */
+    struct conn *conns;
+};
+
+static mandate_rc rc_of(int src)
+{
+    switch (src & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_CANTOPEN:
+    case SQLITE_IOERR:
+    case SQLITE_FULL: return MANDATE_TEMPFAIL;
+    default: return MANDATE_ERROR;
+    }
+}
+
+/* Never passes a value to the message: only what failed and SQLite's text,
+ * which names tables and columns, not contents. */
+static mandate_rc db_error(struct conn *c, int src, const char *what, mandate_error *err)
+{
+    return mandate_error_set(err, rc_of(src), "sqlite: %s: %s", what, sqlite3_errmsg(c->db));
+}
+
+static void conn_close(struct conn *c)
+{
+    for (size_t i = 0; i < ST_COUNT; i++)
+        sqlite3_finalize(c->stmts[i]);
+    sqlite3_close_v2(c->db);
+    free(c);
+}
+
+static void conn_unlink(struct sqlite_inst *inst, struct conn *c)
+{
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        inst->conns = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+}
+
+/* The pthread key's destructor: a worker thread is exiting. */
+static void conn_thread_exit(void *p)
+{
+    struct conn *c = p;
+    struct sqlite_inst *inst = c->inst;
+    pthread_mutex_lock(&inst->lock);
+    conn_unlink(inst, c);
+    pthread_mutex_unlock(&inst->lock);
+    conn_close(c);
+}
+
+static mandate_rc conn_exec(struct conn *c, const char *sql, const char *what,
+                            mandate_error *err)
+{
+    int src = sqlite3_exec(c->db, sql, NULL, NULL, NULL);
+    if (src != SQLITE_OK)
+        return db_error(c, src, what, err);
+    return MANDATE_OK;
+}
+
+/* Opens a connection and makes it the calling thread's. */
+static mandate_rc conn_open(struct sqlite_inst *inst, struct conn **c_r, mandate_error *err)
+{
+    struct conn *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return mandate_error_set(err, MANDATE_ERROR, "sqlite: out of memory");
+    c->inst = inst;
+    int src =
+        sqlite3_open_v2(inst->path, &c->db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (src != SQLITE_OK) {
+        mandate_rc rc =
+            mandate_error_set(err, rc_of(src), "sqlite: cannot open %s: %s", inst->path,
+                              c->db != NULL ? sqlite3_errmsg(c->db) : sqlite3_errstr(src));
+        sqlite3_close_v2(c->db);
+        free(c);
+        return rc;
+    }
+    sqlite3_extended_result_codes(c->db, 1);
+    sqlite3_busy_timeout(c->db, (int)inst->busy_timeout);
+#ifdef SQLITE_DBCONFIG_DEFENSIVE
+    sqlite3_db_config(c->db, SQLITE_DBCONFIG_DEFENSIVE, 1, (int *)NULL);
+#endif
+    mandate_rc rc = conn_exec(c, "PRAGMA foreign_keys = ON", "enabling foreign keys", err);
+    if (rc == MANDATE_OK)
+        rc = conn_exec(c, inst->synchronous_sql, "setting synchronous", err);
+    if (rc == MANDATE_OK && pthread_setspecific(inst->key, c) != 0)
+        rc = mandate_error_set(err, MANDATE_ERROR, "sqlite: pthread_setspecific failed");
+    if (rc != MANDATE_OK) {
+        conn_close(c);
+        return rc;
+    }
+    pthread_mutex_lock(&inst->lock);
+    c->next = inst->conns;
+    if (c->next != NULL)
+        c->next->prev = c;
+    inst->conns = c;
+    pthread_mutex_unlock(&inst->lock);
+    *c_r = c;
+    return MANDATE_OK;
+}
+
+static mandate_rc conn_get(struct sqlite_inst *inst, struct conn **c_r, mandate_error *err)
+{
+    if (!inst->initialized)
+        return mandate_error_set(err, MANDATE_ERROR, "sqlite: the instance is not open");
+    struct conn *c = pthread_getspecific(inst->key);
+    if (c != NULL) {
+        *c_r = c;
+        return MANDATE_OK;
+    }
+    return conn_open(inst, c_r, err);
+}
+
+/* A cached statement, or a fresh one when the cached one is in use further up
+ * this thread's stack (a list callback that calls back into the store). */
+static mandate_rc stmt_get(struct conn *c, enum stmt_id id, sqlite3_stmt **stmt_r,
+                           mandate_error *err)
+{
+    int src;
+    if (!c->in_use[id]) {
+        if (c->stmts[id] == NULL) {
+            src = sqlite3_prepare_v3(c->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
+                                     &c->stmts[id], NULL);
+            if (src != SQLITE_OK)
+                return db_error(c, src, "preparing a statement", err);
+        }
+        c->in_use[id] = true;
+        *stmt_r = c->stmts[id];
+        return MANDATE_OK;
+    }
+    src = sqlite3_prepare_v3(c->db, stmt_sql[id], -1, 0, stmt_r, NULL);
+    if (src != SQLITE_OK)
+        return db_error(c, src, "preparing a statement", err);
+    return MANDATE_OK;
+}
+
+static void stmt_put(struct conn *c, enum stmt_id id, sqlite3_stmt *stmt)
+{
+    sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt);
+    if (stmt == c->stmts[id])
+        c->in_use[id] = false;
+    else
+        sqlite3_finalize(stmt);
+}
+
+/* Runs a statement that returns no row (bound beforehand by the caller). */
+static mandate_rc stmt_run(struct conn *c, sqlite3_stmt *stmt, const char *what,
+                           mandate_error *err)
+{
+    int src = sqlite3_step(stmt);
+    if (src != SQLITE_DONE && src != SQLITE_ROW)
+        return db_error(c, src, what, err);
+    return MANDATE_OK;
+}
+
+static mandate_rc simple_run(struct conn *c, enum stmt_id id, const char *what,
+                             mandate_error *err)
+{
+    sqlite3_stmt *stmt;
+    mandate_rc rc = stmt_get(c, id, &stmt, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    rc = stmt_run(c, stmt, what, err);
+    stmt_put(c, id, stmt);
+    return rc;
+}
+
+static mandate_rc tx_begin(struct conn *c, mandate_error *err)
+{
+    return simple_run(c, ST_BEGIN, "beginning a transaction", err);
+}
+
+static mandate_rc tx_commit(struct conn *c, mandate_error *err)
+{
+    return simple_run(c, ST_COMMIT, "committing", err);
+}
+
+static void tx_rollback(struct conn *c)
+{
+    /* some errors have rolled back already */
+    if (!sqlite3_get_autocommit(c->db))
+        simple_run(c, ST_ROLLBACK, "rolling back", NULL);
+}
+
+/* Commits when rc is MANDATE_OK, else rolls back; returns the outcome. */
+static mandate_rc tx_end(struct conn *c, mandate_rc rc, mandate_error *err)
+{
+    if (rc == MANDATE_OK)
+        rc = tx_commit(c, err);
+    if (rc != MANDATE_OK)
+        tx_rollback(c);
+    return rc;
+}
+
+/* Inside the transaction that changed clients, keys or revocations. */
+static mandate_rc bump_generation(struct conn *c, mandate_error *err)
+{
+    return simple_run(c, ST_GENERATION_BUMP, "raising the generation", err);
+}
+
+/* Steps a bound statement that changes clients, keys or revocations, in one
+ * transaction with the generation bump (when a row changed). bind_rc is the
+ * outcome of binding; *changed_r gets the number of rows changed. */
+static mandate_rc run_change(struct conn *c, sqlite3_stmt *stmt, int bind_rc, const char *what,
+                             int *changed_r, mandate_error *err)
+{
+    *changed_r = 0;
+    if (bind_rc != SQLITE_OK)
+        return db_error(c, bind_rc, what, err);
+    mandate_rc rc = tx_begin(c, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    int src = sqlite3_step(stmt);
+    if (src != SQLITE_DONE) {
+        rc = db_error(c, src, what, err);
+    } else {
+        *changed_r = sqlite3_changes(c->db);
+        if (*changed_r > 0)
+            rc = bump_generation(c, err);
+    }
+    sqlite3_reset(stmt);
+    return tx_end(c, rc, err);
+}
+
+/* --- binding and reading ----------------------------------------------- */
+
+/* Collects the first binding error, so a statement is bound in a row of
+ * calls and checked once. */
+struct binder {
+    sqlite3_stmt *stmt;
+    int rc;
+};
+
+static void bind_text(struct binder *b, int i, const char *v)
+{
+    if (b->rc == SQLITE_OK)
+        b->rc = sqlite3_bind_text(b->stmt, i, v, -1, SQLITE_STATIC);
+}
+
+static void bind_blob(struct binder *b, int i, const unsigned char *v, size_t len)
+{
+    if (b->rc != SQLITE_OK)
+        return;
+    if (v == NULL)
+        b->rc = sqlite3_bind_null(b->stmt, i);
+    else
+        b->rc = sqlite3_bind_blob64(b->stmt, i, v, len, SQLITE_STATIC);
+}
+
+static void bind_int(struct binder *b, int i, int64_t v)
+{
+    if (b->rc == SQLITE_OK)
+        b->rc = sqlite3_bind_int64(b->stmt, i, v);
+}
+
+static void bind_double(struct binder *b, int i, double v)
+{
+    if (b->rc == SQLITE_OK)
+        b->rc = sqlite3_bind_double(b->stmt, i, v);
+}
+
+/* Columns are copied into pool when there is one, else they point into the
+ * statement's memory (list callbacks: valid until the next step). */
+struct reader {
+    const mandate_host *host;
+    mandate_pool *pool;
+    sqlite3_stmt *stmt;
+};
+
+static const char *read_text(const struct reader *r, int i)
+{
+    if (sqlite3_column_type(r->stmt, i) == SQLITE_NULL)
+        return NULL;
+    const char *t = (const char *)sqlite3_column_text(r->stmt, i);
+    if (t == NULL || r->pool == NULL)
+        return t;
+    return r->host->pool_memdup(r->pool, t, (size_t)sqlite3_column_bytes(r->stmt, i));
+}
+
+static const unsigned char *read_blob(const struct reader *r, int i, size_t *len_r)
+{
+    *len_r = 0;
+    if (sqlite3_column_type(r->stmt, i) == SQLITE_NULL)
+        return NULL;
+    const unsigned char *b = sqlite3_column_blob(r->stmt, i);
+    if (b == NULL) /* an empty blob */
+        return NULL;
+    *len_r = (size_t)sqlite3_column_bytes(r->stmt, i);
+    if (r->pool == NULL)
+        return b;
+    return (const unsigned char *)r->host->pool_memdup(r->pool, b, *len_r);
+}
+
+static int64_t read_int(const struct reader *r, int i)
+{
+    return sqlite3_column_int64(r->stmt, i);
+}
+
+/* Bound as ?1..?20 in CLIENT_COLUMNS order. */
+static int bind_client(sqlite3_stmt *stmt, const mandate_client *cl, int64_t created_at,
+                       int64_t updated_at)
+{
+    struct binder b = {stmt, SQLITE_OK};
+    bind_text(&b, 1, cl->client_id);
+    bind_text(&b, 2, cl->tenant);
+    bind_text(&b, 3, cl->name);
+    bind_text(&b, 4, cl->scopes);
+    bind_text(&b, 5, cl->default_scopes);
+    bind_text(&b, 6, cl->audiences);
+    bind_text(&b, 7, cl->backend);
+    bind_text(&b, 8, cl->token_format);
+    bind_int(&b, 9, cl->token_ttl);
+    bind_int(&b, 10, (int64_t)cl->status);
+    bind_int(&b, 11, (int64_t)cl->flags);
+    bind_blob(&b, 12, cl->secret_hash, cl->secret_hash_len);
+    bind_blob(&b, 13, cl->prev_secret_hash, cl->prev_secret_hash_len);
+    bind_int(&b, 14, cl->prev_secret_expires_at);
+    bind_text(&b, 15, cl->public_key);
+    bind_double(&b, 16, cl->rate_limit);
+    bind_int(&b, 17, cl->rate_burst);
+    bind_text(&b, 18, cl->attributes);
+    bind_int(&b, 19, created_at);
+    bind_int(&b, 20, updated_at);
+    return b.rc;
+}
+
+static void read_client(const struct reader *r, mandate_client *cl)
+{
+    memset(cl, 0, sizeof(*cl));
+    cl->client_id = read_text(r, 0);
+    cl->tenant = read_text(r, 1);
+    cl->name = read_text(r, 2);
+    cl->scopes = read_text(r, 3);
+    cl->default_scopes = read_text(r, 4);
+    cl->audiences = read_text(r, 5);
+    cl->backend = read_text(r, 6);
+    cl->token_format = read_text(r, 7);
+    cl->token_ttl = read_int(r, 8);
+    cl->status = (mandate_client_status)read_int(r, 9);
+    cl->flags = (uint32_t)read_int(r, 10);
+    cl->secret_hash = read_blob(r, 11, &cl->secret_hash_len);
+    cl->prev_secret_hash = read_blob(r, 12, &cl->prev_secret_hash_len);
+    cl->prev_secret_expires_at = read_int(r, 13);
+    cl->public_key = read_text(r, 14);
+    cl->rate_limit = sqlite3_column_double(r->stmt, 15);
+    cl->rate_burst = read_int(r, 16);
+    cl->attributes = read_text(r, 17);
+    cl->created_at = read_int(r, 18);
+    cl->updated_at = read_int(r, 19);
+}
+
+static void read_key(const struct reader *r, mandate_key *key)
+{
+    memset(key, 0, sizeof(*key));
+    key->kid = read_text(r, 0);
+    key->alg = read_text(r, 1);
+    key->format = read_text(r, 2);
+    key->status = (mandate_key_status)read_int(r, 3);
+    key->private_blob = read_blob(r, 4, &key->private_blob_len);
+    key->public_jwk = read_text(r, 5);
+    key->created_at = read_int(r, 6);
+    key->retired_at = read_int(r, 7);
+    key->remove_after = read_int(r, 8);
+}
+
+static void read_token(const struct reader *r, mandate_token_record *t)
+{
+    memset(t, 0, sizeof(*t));
+    t->token_hash = read_blob(r, 0, &t->token_hash_len);
+    t->jti = read_text(r, 1);
+    t->client_id = read_text(r, 2);
+    t->subject = read_text(r, 3);
+    t->tenant = read_text(r, 4);
+    t->grant = read_text(r, 5);
+    t->issued_at = read_int(r, 6);
+    t->expires_at = read_int(r, 7);
+}
+
+/* --- schema version ----------------------------------------------------- */
+
+/* One integer from a statement prepared for the occasion; *found_r tells
+ * whether there was a row. */
+static mandate_rc query_int(struct conn *c, const char *sql, bool *found_r, int64_t *value_r,
+                            mandate_error *err)
+{
+    sqlite3_stmt *stmt;
+    int src = sqlite3_prepare_v3(c->db, sql, -1, 0, &stmt, NULL);
+    if (src != SQLITE_OK)
+        return db_error(c, src, "reading the schema version", err);
+    mandate_rc rc = MANDATE_OK;
+    src = sqlite3_step(stmt);
+    *found_r = src == SQLITE_ROW;
+    if (src == SQLITE_ROW)
+        *value_r = sqlite3_column_int64(stmt, 0);
+    else if (src != SQLITE_DONE)
+        rc = db_error(c, src, "reading the schema version", err);
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+/* 0 when there is no schema at all. */
+static mandate_rc read_version(struct conn *c, int *version_r, mandate_error *err)
+{
+    bool found;
+    int64_t n = 0;
+    mandate_rc rc = query_int(c,
+                              "SELECT count(*) FROM sqlite_master "
+                              "WHERE type = 'table' AND name = 'schema_version'",
+                              &found, &n, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    if (n == 0) {
+        *version_r = 0;
+        return MANDATE_OK;
+    }
+    rc = query_int(c, "SELECT version FROM schema_version WHERE id = 1", &found, &n, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    if (!found || n < 0 || n > INT_MAX)
+        return mandate_error_set(err, MANDATE_ERROR,
+                                 "sqlite: %s: the schema_version table is damaged",
+                                 c->inst->path);
+    *version_r = (int)n;
+    return MANDATE_OK;
+}
+
+static mandate_rc newer_error(struct conn *c, int version, mandate_error *err)
+{
+    return mandate_error_set(err, MANDATE_ERROR,
+                             "sqlite: %s has schema version %d, written by a newer "
+                             "mandate (this one knows up to %d)",
+                             c->inst->path, version, SCHEMA_NEWEST);
+}
+
+/* The calling thread's connection, once its database has the newest schema. */
+static mandate_rc conn_ready(struct sqlite_inst *inst, struct conn **c_r, mandate_error *err)
+{
+    struct conn *c;
+    mandate_rc rc = conn_get(inst, &c, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    if (!c->schema_ok) {
+        int version;
+        rc = read_version(c, &version, err);
+        if (rc != MANDATE_OK)
+            return rc;
+        if (version > SCHEMA_NEWEST)
+            return newer_error(c, version, err);
+        if (version == 0)
+            return mandate_error_set(err, MANDATE_ERROR,
+                                     "sqlite: %s has no schema: run the migrations "
+                                     "(mandatectl init)",
+                                     inst->path);
+        if (version < SCHEMA_NEWEST)
+            return mandate_error_set(err, MANDATE_ERROR,
+                                     "sqlite: %s has schema version %d, older than "
+                                     "%d: run the migrations (mandatectl init)",
+                                     inst->path, version, SCHEMA_NEWEST);
+        c->schema_ok = true;
+    }
+    *c_r = c;
+    return MANDATE_OK;
+}
+
+/* --- ops: housekeeping --------------------------------------------------- */
+
+static mandate_rc store_ping(void *inst_, mandate_error *err)
+{
+    struct conn *c;
+    mandate_rc rc = conn_ready(inst_, &c, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    return simple_run(c, ST_PING, "ping", err);
+}
+
+static mandate_rc migrate_step(struct conn *c, int version, mandate_error *err)
+{
+    int src = sqlite3_exec(c->db, migrations[version], NULL, NULL, NULL);
+    if (src != SQLITE_OK)
+        return mandate_error_set(err, rc_of(src), "sqlite: migrating to schema version %d: %s",
+                                 version + 1, sqlite3_errmsg(c->db));
+    sqlite3_stmt *stmt;
+    src = sqlite3_prepare_v3(c->db,
+                             "INSERT INTO schema_version (id, version) VALUES (1, ?1) "
+                             "ON CONFLICT (id) DO UPDATE SET version = excluded.version",
+                             -1, 0, &stmt, NULL);
+    if (src != SQLITE_OK)
+        return db_error(c, src, "recording the schema version", err);
+    mandate_rc rc = MANDATE_OK;
+    src = sqlite3_bind_int(stmt, 1, version + 1);
+    if (src == SQLITE_OK)
+        src = sqlite3_step(stmt);
+    if (src != SQLITE_DONE)
+        rc = db_error(c, src, "recording the schema version", err);
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+/* One transaction per step, each re-reading the version under the write lock:
+ * two processes migrating at once apply every step exactly once. */
+static mandate_rc store_migrate(void *inst_, mandate_error *err)
+{
+    struct sqlite_inst *inst = inst_;
+    struct conn *c;
+    mandate_rc rc = conn_get(inst, &c, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    for (;;) {
+        int version = 0;
+        rc = tx_begin(c, err);
+        if (rc != MANDATE_OK)
+            return rc;
+        rc = read_version(c, &version, err);
+        if (rc == MANDATE_OK && version > SCHEMA_NEWEST)
+            rc = newer_error(c, version, err);
+        if (rc != MANDATE_OK || version == SCHEMA_NEWEST) {
+            tx_rollback(c);
+            break;
+        }
+        rc = migrate_step(c, version, err);
+        if (rc == MANDATE_OK)
+            rc = tx_commit(c, err);
+        if (rc != MANDATE_OK) {
+            tx_rollback(c);
+            break;
+        }
+        mandate_log_info(inst->host, "sqlite: %s: migrated to schema version %d", inst->path,
+                         version + 1);
+    }
+    if (rc == MANDATE_OK)
+        c->schema_ok = true;
+    return rc;
+}
+
+static mandate_rc store_schema_version(void *inst_, int *version_r, mandate_error *err)
+{
+    struct conn *c;
+    mandate_rc rc = conn_get(inst_, &c, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    return read_version(c, version_r, err);
+}
+
+static mandate_rc store_generation(void *inst_, uint64_t *generation_r, mandate_error *err)
+{
+    struct conn *c;
+    sqlite3_stmt *stmt;
+    mandate_rc rc = conn_ready(inst_, &c, err);
+    if (rc == MANDATE_OK)
+        rc = stmt_get(c, ST_GENERATION, &stmt, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    int src = sqlite3_step(stmt);
+    if (src == SQLITE_ROW)
+        *generation_r = (uint64_t)sqlite3_column_int64(stmt, 0);
+    else if (src == SQLITE_DONE)
+        rc = mandate_error_set(err, MANDATE_ERROR, "sqlite: the generation counter is missing");
+    else
+        rc = db_error(c, src, "reading the generation", err);
+    stmt_put(c, ST_GENERATION, stmt);
+    return rc;
+}
+
+/* --- ops: clients --------------------------------------------------------- */
+
+static mandate_rc store_client_get(void *inst_, mandate_pool *pool, const char *client_id,
+                                   mandate_client *client_r, mandate_error *err)
+{
+    struct sqlite_inst *inst = inst_;
+    struct conn *c;
+    sqlite3_stmt *stmt;
+    if (client_id == NULL)
+        return mandate_error_set(err, MANDATE_INVALID, "sqlite: client_get: no client_id");
+    mandate_rc rc = conn_ready(inst, &c, err);
+    if (rc == MANDATE_OK)
+        rc = stmt_get(c, ST_CLIENT_GET, &stmt, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    struct binder b = {stmt, SQLITE_OK};
+    bind_text(&b, 1, client_id);
+    int src = b.rc != SQLITE_OK ? b.rc : sqlite3_step(stmt);
+    if (src == SQLITE_ROW) {
+        struct reader r = {inst->host, pool, stmt};
+        read_client(&r, client_r);
+    } else if (src == SQLITE_DONE) {
+        rc = mandate_error_set(err, MANDATE_NOT_FOUND, "sqlite: no client \"%s\"", client_id);
+    } else {
+        rc = db_error(c, src, "client_get", err);
+    }
+    stmt_put(c, ST_CLIENT_GET, stmt);
+    return rc;
+}
+
+static mandate_rc check_client(const mandate_client *cl, const char *what, mandate_error *err)
+{
+    if (cl == NULL || cl->client_id == NULL || cl->tenant == NULL)
+        return mandate_error_set(err, MANDATE_INVALID,
+                                 "sqlite: %s: a client needs a client_id and a tenant", what);
+    return MANDATE_OK;
+}
+
+/* Inserts one client with the statement given; MANDATE_EXISTS when taken. */
+static mandate_rc client_insert(struct conn *c, sqlite3_stmt *stmt, const mandate_client *cl,
+                                int64_t now, const char *what, mandate_error *err)
+{
+    int64_t created_at = cl->created_at != 0 ? cl->created_at : now;
+    int64_t updated_at = cl->updated_at != 0 ? cl->updated_at : created_at;
+    int src = bind_client(stmt, cl, created_at, updated_at);
+    if (src == SQLITE_OK)
+        src = sqlite3_step(stmt);
+    mandate_rc rc = MANDATE_OK;
+    if (src != SQLITE_DONE)
+        rc = db_error(c, src, what, err);
+    else if (sqlite3_changes(c->db) == 0)
+        rc = mandate_error_set(err, MANDATE_EXISTS, "sqlite: client_id \"%s\" is taken",
+                               cl->client_id);
+    sqlite3_reset(stmt);
+    return rc;
+}
+
+static mandate_rc store_client_create(void *inst_, const mandate_client *client,
+                                      mandate_error *err)
+{
+    struct sqlite_inst *inst = inst_;
+    struct conn *c;
+    sqlite3_stmt *stmt;
+    mandate_rc rc = check_client(client, "client_create", err);
+    if (rc == MANDATE_OK)
+        rc = conn_ready(inst, &c, err);
+    if (rc == MANDATE_OK)
+        rc = stmt_get(c, ST_CLIENT_INSERT, &stmt, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    rc = tx_begin(c, err);
+    if (rc == MANDATE_OK) {
+        rc = client_insert(c, stmt, client, inst->host->now(inst->host), "client_create", err);
+        if (rc == MANDATE_OK)
+            rc = bump_generation(c, err);
+        rc = tx_end(c, rc, err);
+    }
+    stmt_put(c, ST_CLIENT_INSERT, stmt);
+    return rc;
+}
+
+static mandate_rc store_client_update(void *inst_, const mandate_client *client,
+                                      mandate_error *err)
+{
+    struct sqlite_inst *inst = inst_;
+    struct conn *c;
+    sqlite3_stmt *stmt;
+    mandate_rc rc = check_client(client, "client_update", err);
+    if (rc == MANDATE_OK)
+        rc = conn_ready(inst, &c, err);
+    if (rc == MANDATE_OK)
+        rc = stmt_get(c, ST_CLIENT_UPDATE, &stmt, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    /* created_at 0 keeps the stored one; updated_at 0 means now */
+    int64_t updated_at =
+        client->updated_at != 0 ? client->updated_at : inst->host->now(inst->host);
+    int changed;
+    rc = run_change(c, stmt, bind_client(stmt, client, client->created_at, updated_at),
+                    "client_update", &changed, err);
+    if (rc == MANDATE_OK && changed == 0)
+        rc = mandate_error_set(err, MANDATE_NOT_FOUND, "sqlite: no client \"%s\"",
+                               client->client_id);
+    stmt_put(c, ST_CLIENT_UPDATE, stmt);
+    return rc;
+}
+
+/* A DELETE by primary key: MANDATE_NOT_FOUND when nothing was deleted. */
+static mandate_rc delete_by_key(struct sqlite_inst *inst, enum stmt_id id, const char *key,
+                                const char *what, const char *noun, mandate_error *err)
+{
+    struct conn *c;
+    sqlite3_stmt *stmt;
+    if (key == NULL)
+        return mandate_error_set(err, MANDATE_INVALID, "sqlite: %s: no %s", what, noun);
+    mandate_rc rc = conn_ready(inst, &c, err);
+    if (rc == MANDATE_OK)
+        rc = stmt_get(c, id, &stmt, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    struct binder b = {stmt, SQLITE_OK};
+    bind_text(&b, 1, key);
+    int changed;
+    rc = run_change(c, stmt, b.rc, what, &changed, err);
+    if (rc == MANDATE_OK && changed == 0)
+        rc = mandate_error_set(err, MANDATE_NOT_FOUND, "sqlite: no %s \"%s\"", noun, key);
+    stmt_put(c, id, stmt);
+    return rc;
+}
+
+static mandate_rc store_client_delete(void *inst_, const char *client_id, mandate_error *err)
+{
+    return delete_by_key(inst_, ST_CLIENT_DELETE, client_id, "client_delete", "client", err);
+}
+
+static mandate_rc store_client_list(void *inst_, const mandate_client_filter *filter,
+                                    mandate_client_cb each, void *ctx, mandate_error *err)
+{
+    struct sqlite_inst *inst = inst_;
+    struct conn *c;
+    sqlite3_stmt *stmt;
+    const char *tenant = filter != NULL ? filter->tenant : NULL;
+    const char *after = filter != NULL ? filter->after : NULL;
+    size_t limit = filter != NULL ? filter->limit : 0;
+    enum stmt_id id =
+        tenant != NULL ? (after != NULL ? ST_CLIENT_LIST_TENANT_AFTER : ST_CLIENT_LIST_TENANT)
+                       : (after != NULL ? ST_CLIENT_LIST_AFTER : ST_CLIENT_LIST);
+    if (each == NULL)
+        return mandate_error_set(err, MANDATE_INVALID, "sqlite: client_list: no callback");
+    mandate_rc rc = conn_ready(inst, &c, err);
+    if (rc == MANDATE_OK)
+        rc = stmt_get(c, id, &stmt, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    struct binder b = {stmt, SQLITE_OK};
+    if (tenant != NULL)
+        bind_text(&b, 1, tenant);
+    if (after != NULL)
+        bind_text(&b, 2, after);
+    bind_int(&b, 3, limit == 0 || limit > (uint64_t)INT64_MAX ? -1 : (int64_t)limit);
+    int src = b.rc;
+    struct reader r = {inst->host, NULL, stmt};
+    while (src == SQLITE_OK && (src = sqlite3_step(stmt)) == SQLITE_ROW) {
+        mandate_client client;
+        read_client(&r, &client);
+        rc = each(ctx, &client);
+        if (rc != MANDATE_OK)
+            break;
+        src = SQLITE_OK;
+    }
+    if (rc == MANDATE_OK && src != SQLITE_DONE)
+        rc = db_error(c, src, "client_list", err);
+    stmt_put(c, id, stmt);
+    return rc;
+}
+
+static mandate_rc store_client_import(void *inst_, const mandate_client *clients, size_t n,
+                                      mandate_error *err)
+{
+    struct sqlite_inst *inst = inst_;
+    struct conn *c;
+    sqlite3_stmt *stmt;
+    if (n == 0)
+        return MANDATE_OK;
+    if (clients == NULL)
+        return mandate_error_set(err, MANDATE_INVALID, "sqlite: client_import: no clients");
+    for (size_t i = 0; i < n; i++) {
+        mandate_rc rc = check_client(&clients[i], "client_import", err);
+        if (rc != MANDATE_OK)
+            return rc;
+    }
+    mandate_rc rc = conn_ready(inst, &c, err);
+    if (rc == MANDATE_OK)
+        rc = stmt_get(c, ST_CLIENT_INSERT, &stmt, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    rc = tx_begin(c, err);
+    if (rc == MANDATE_OK) {
+        int64_t now = inst->host->now(inst->host);
+        for (size_t i = 0; i < n && rc == MANDATE_OK; i++)
+            rc = client_insert(c, stmt, &clients[i], now, "client_import", err);
+        if (rc == MANDATE_OK)
+            rc = bump_generation(c, err);
+        rc = tx_end(c, rc, err);
+    }
+    stmt_put(c, ST_CLIENT_INSERT, stmt);
+    return rc;
+}
+
+/* --- ops: keys ------------------------------------------------------------- */
+
+static mandate_rc store_key_add(void *inst_, const mandate_key *key, mandate_error *err)
+{
+    struct sqlite_inst *inst = inst_;
+    struct conn *c;
+    sqlite3_stmt *stmt;
+    if (key == NULL || key->kid == NULL)
+        return mandate_error_set(err, MANDATE_INVALID, "sqlite: key_add: no kid");
+    mandate_rc rc = conn_ready(inst, &c, err);
+    if (rc == MANDATE_OK)
+        rc = stmt_get(c, ST_KEY_INSERT, &stmt, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    struct binder b = {stmt, SQLITE_OK};
+    bind_text(&b, 1, key->kid);
+    bind_text(&b, 2, key->alg);
+    bind_text(&b, 3, key->format);
+    bind_int(&b, 4, (int64_t)key->status);
+    bind_blob(&b, 5, key->private_blob, key->private_blob_len);
+    bind_text(&b, 6, key->public_jwk);
+    bind_int(&b, 7, key->created_at != 0 ? key->created_at : inst->host->now(inst->host));
+    bind_int(&b, 8, key->retired_at);
+    bind_int(&b, 9, key->remove_after);
+    int changed;
+    rc = run_change(c, stmt, b.rc, "key_add", &changed, err);
+    if (rc == MANDATE_OK && changed == 0)
+        rc = mandate_error_set(err, MANDATE_EXISTS, "sqlite: kid \"%s\" is taken", key->kid);
+    stmt_put(c, ST_KEY_INSERT, stmt);
+    return rc;
+}
+
+static mandate_rc store_key_update(void *inst_, const mandate_key *key, mandate_error *err)
+{
+    struct conn *c;
+    sqlite3_stmt *stmt;
+    if (key == NULL || key->kid == NULL)
+        return mandate_error_set(err, MANDATE_INVALID, "sqlite: key_update: no kid");
+    mandate_rc rc = conn_ready(inst_, &c, err);
+    if (rc == MANDATE_OK)
+        rc = stmt_get(c, ST_KEY_UPDATE, &stmt, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    struct binder b = {stmt, SQLITE_OK};
+    bind_text(&b, 1, key->kid);
+    bind_int(&b, 2, (int64_t)key->status);
+    bind_int(&b, 3, key->retired_at);
+    bind_int(&b, 4, key->remove_after);
+    int changed;
+    rc = run_change(c, stmt, b.rc, "key_update", &changed, err);
+    if (rc == MANDATE_OK && changed == 0)
+        rc = mandate_error_set(err, MANDATE_NOT_FOUND, "sqlite: no key \"%s\"", key->kid);
+    stmt_put(c, ST_KEY_UPDATE, stmt);
+    return rc;
+}
+
+static mandate_rc store_key_list(void *inst_, mandate_key_cb each, void *ctx,
+                                 mandate_error *err)
+{
+    struct sqlite_inst *inst = inst_;
+    struct conn *c;
+    sqlite3_stmt *stmt;
+    if (each == NULL)
+        return mandate_error_set(err, MANDATE_INVALID, "sqlite: key_list: no callback");
+    mandate_rc rc = conn_ready(inst, &c, err);
+    if (rc == MANDATE_OK)
+        rc = stmt_get(c, ST_KEY_LIST, &stmt, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    struct reader r = {inst->host, NULL, stmt};
+    int src;
+    while ((src = sqlite3_step(stmt)) == SQLITE_ROW) {
+        mandate_key key;
+        read_key(&r, &key);
+        rc = each(ctx, &key);
+        if (rc != MANDATE_OK)
+            break;
+    }
+    if (rc == MANDATE_OK && src != SQLITE_DONE)
+        rc = db_error(c, src, "key_list", err);
+    stmt_put(c, ST_KEY_LIST, stmt);
+    return rc;
+}
+
+static mandate_rc store_key_delete(void *inst_, const char *kid, mandate_error *err)
+{
+    return delete_by_key(inst_, ST_KEY_DELETE, kid, "key_delete", "key", err);
+}
+
+/* --- ops: tokens, revocations, replay ------------------------------------ */
+
+static mandate_rc store_token_put(void *inst_, const mandate_token_record *record,
+                                  mandate_error *err)
+{
+    struct conn *c;
+    sqlite3_stmt *stmt;
+    if (record == NULL || record->token_hash == NULL || record->token_hash_len == 0)
+        return mandate_error_set(err, MANDATE_INVALID, "sqlite: token_put: no token hash");
+    mandate_rc rc = conn_ready(inst_, &c, err);
+    if (rc == MANDATE_OK)
+        rc = stmt_get(c, ST_TOKEN_INSERT, &stmt, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    struct binder b = {stmt, SQLITE_OK};
+    bind_blob(&b, 1, record->token_hash, record->token_hash_len);
+    bind_text(&b, 2, record->jti);
+    bind_text(&b, 3, record->client_id);
+    bind_text(&b, 4, record->subject);
+    bind_text(&b, 5, record->tenant);
+    bind_text(&b, 6, record->grant);
+    bind_int(&b, 7, record->issued_at);
+    bind_int(&b, 8, record->expires_at);
+    int src = b.rc != SQLITE_OK ? b.rc : sqlite3_step(stmt);
+    if (src != SQLITE_DONE)
+        rc = db_error(c, src, "token_put", err);
+    else if (sqlite3_changes(c->db) == 0)
+        rc = mandate_error_set(err, MANDATE_EXISTS,
+                               "sqlite: a token record with that hash exists");
+    stmt_put(c, ST_TOKEN_INSERT, stmt);
+    return rc;
+}
+
+static mandate_rc store_token_get(void *inst_, mandate_pool *pool, const unsigned char *hash,
+                                  size_t hash_len, int64_t now, mandate_token_record *record_r,
+                                  mandate_error *err)
+{
+    struct sqlite_inst *inst = inst_;
+    struct conn *c;
+    sqlite3_stmt *stmt;
+    if (hash == NULL || hash_len == 0)
+        return mandate_error_set(err, MANDATE_INVALID, "sqlite: token_get: no token hash");
+    mandate_rc rc = conn_ready(inst, &c, err);
+    if (rc == MANDATE_OK)
+        rc = stmt_get(c, ST_TOKEN_GET, &stmt, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    struct binder b = {stmt, SQLITE_OK};
+    bind_blob(&b, 1, hash, hash_len);
+    bind_int(&b, 2, now);
+    int src = b.rc != SQLITE_OK ? b.rc : sqlite3_step(stmt);
+    if (src == SQLITE_ROW) {
+        struct reader r = {inst->host, pool, stmt};
+        read_token(&r, record_r);
+    } else if (src == SQLITE_DONE) {
+        rc = mandate_error_set(err, MANDATE_NOT_FOUND,
+                               "sqlite: no unexpired token record with that hash");
+    } else {
+        rc = db_error(c, src, "token_get", err);
+    }
+    stmt_put(c, ST_TOKEN_GET, stmt);
+    return rc;
+}
+
+static mandate_rc store_revoke(void *inst_, const char *jti, const char *client_id,
+                               int64_t expires_at, mandate_error *err)
+{
+    struct sqlite_inst *inst = inst_;
+    struct conn *c;
+    sqlite3_stmt *stmt;
+    if (jti == NULL)
+        return mandate_error_set(err, MANDATE_INVALID, "sqlite: revoke: no jti");
+    mandate_rc rc = conn_ready(inst, &c, err);
+    if (rc == MANDATE_OK)
+        rc = stmt_get(c, ST_REVOKE, &stmt, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    struct binder b = {stmt, SQLITE_OK};
+    bind_text(&b, 1, jti);
+    bind_text(&b, 2, client_id);
+    bind_int(&b, 3, expires_at);
+    bind_int(&b, 4, inst->host->now(inst->host));
+    int changed;
+    rc = run_change(c, stmt, b.rc, "revoke", &changed, err);
+    stmt_put(c, ST_REVOKE, stmt);
+    return rc;
+}
+
+static mandate_rc store_is_revoked(void *inst_, const char *jti, bool *revoked_r,
+                                   mandate_error *err)
+{
+    struct conn *c;
+    sqlite3_stmt *stmt;
+    if (jti == NULL)
+        return mandate_error_set(err, MANDATE_INVALID, "sqlite: is_revoked: no jti");
+    mandate_rc rc = conn_ready(inst_, &c, err);
+    if (rc == MANDATE_OK)
+        rc = stmt_get(c, ST_IS_REVOKED, &stmt, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    struct binder b = {stmt, SQLITE_OK};
+    bind_text(&b, 1, jti);
+    int src = b.rc != SQLITE_OK ? b.rc : sqlite3_step(stmt);
+    if (src == SQLITE_ROW || src == SQLITE_DONE)
+        *revoked_r = src == SQLITE_ROW;
+    else
+        rc = db_error(c, src, "is_revoked", err);
+    stmt_put(c, ST_IS_REVOKED, stmt);
+    return rc;
+}
+
+static mandate_rc store_replay_claim(void *inst_, const char *ns, const char *id,
+                                     int64_t expires_at, mandate_error *err)
+{
+    struct sqlite_inst *inst = inst_;
+    struct conn *c;
+    sqlite3_stmt *stmt;
+    if (ns == NULL || id == NULL)
+        return mandate_error_set(err, MANDATE_INVALID,
+                                 "sqlite: replay_claim: no namespace or no id");
+    mandate_rc rc = conn_ready(inst, &c, err);
+    if (rc == MANDATE_OK)
+        rc = stmt_get(c, ST_REPLAY_CLAIM, &stmt, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    struct binder b = {stmt, SQLITE_OK};
+    bind_text(&b, 1, ns);
+    bind_text(&b, 2, id);
+    bind_int(&b, 3, expires_at);
+    bind_int(&b, 4, inst->host->now(inst->host));
+    int src = b.rc != SQLITE_OK ? b.rc : sqlite3_step(stmt);
+    if (src != SQLITE_DONE)
+        rc = db_error(c, src, "replay_claim", err);
+    else if (sqlite3_changes(c->db) == 0)
+        rc = mandate_error_set(err, MANDATE_EXISTS,
+                               "sqlite: replay: that id was already used in \"%s\"", ns);
+    stmt_put(c, ST_REPLAY_CLAIM, stmt);
+    return rc;
+}
+
+static mandate_rc purge_one(struct conn *c, enum stmt_id id, int64_t now, uint64_t *count,
+                            mandate_error *err)
+{
+    sqlite3_stmt *stmt;
+    mandate_rc rc = stmt_get(c, id, &stmt, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    int src = sqlite3_bind_int64(stmt, 1, now);
+    if (src == SQLITE_OK)
+        src = sqlite3_step(stmt);
+    if (src != SQLITE_DONE)
+        rc = db_error(c, src, "purge", err);
+    else
+        *count += (uint64_t)sqlite3_changes(c->db);
+    stmt_put(c, id, stmt);
+    return rc;
+}
+
+/* An entry is gone once expires_at <= now, as token_get and replay_claim see
+ * it. */
+static mandate_rc store_purge(void *inst_, int64_t now, uint64_t *count_r, mandate_error *err)
+{
+    struct conn *c;
+    uint64_t count = 0;
+    mandate_rc rc = conn_ready(inst_, &c, err);
+    if (rc == MANDATE_OK)
+        rc = tx_begin(c, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    uint64_t revocations = 0;
+    rc = purge_one(c, ST_PURGE_TOKENS, now, &count, err);
+    if (rc == MANDATE_OK)
+        rc = purge_one(c, ST_PURGE_REVOCATIONS, now, &revocations, err);
+    if (rc == MANDATE_OK && revocations > 0)
+        rc = bump_generation(c, err);
+    count += revocations;
+    if (rc == MANDATE_OK)
+        rc = purge_one(c, ST_PURGE_REPLAY, now, &count, err);
+    rc = tx_end(c, rc, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    if (count_r != NULL)
+        *count_r = count;
+    return MANDATE_OK;
+}
+
+/* --- lifecycle -------------------------------------------------------------- */
+
+static void sqlite_destroy(void *inst_)
+{
+    struct sqlite_inst *inst = inst_;
+    if (!inst->initialized)
+        return;
+    inst->initialized = false;
+    pthread_key_delete(inst->key);
+    pthread_mutex_lock(&inst->lock);
+    struct conn *c = inst->conns;
+    inst->conns = NULL;
+    pthread_mutex_unlock(&inst->lock);
+    while (c != NULL) {
+        struct conn *next = c->next;
+        conn_close(c);
+        c = next;
+    }
+    pthread_mutex_destroy(&inst->lock);
+}
+
+static mandate_rc set_wal(struct conn *c, const mandate_host *host, mandate_error *err)
+{
+    sqlite3_stmt *stmt;
+    int src = sqlite3_prepare_v3(c->db, "PRAGMA journal_mode = WAL", -1, 0, &stmt, NULL);
+    if (src != SQLITE_OK)
+        return db_error(c, src, "setting WAL mode", err);
+    mandate_rc rc = MANDATE_OK;
+    src = sqlite3_step(stmt);
+    if (src == SQLITE_ROW) {
+        const char *mode = (const char *)sqlite3_column_text(stmt, 0);
+        if (mode == NULL || strcmp(mode, "wal") != 0)
+            mandate_log_warning(host, "sqlite: %s: journal mode is %s, not WAL", c->inst->path,
+                                mode != NULL ? mode : "unknown");
+    } else {
+        rc = db_error(c, src, "setting WAL mode", err);
+    }
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+static mandate_rc sqlite_instantiate(void *inst_, const mandate_host *host, mandate_error *err)
+{
+    struct sqlite_inst *inst = inst_;
+    inst->host = host;
+    if (inst->path == NULL || inst->path[0] == '\0')
+        return mandate_error_set(err, MANDATE_INVALID, "sqlite: path is not set");
+    if (inst->synchronous == NULL || strcmp(inst->synchronous, "normal") == 0)
+        inst->synchronous_sql = "PRAGMA synchronous = NORMAL";
+    else if (strcmp(inst->synchronous, "full") == 0)
+        inst->synchronous_sql = "PRAGMA synchronous = FULL";
+    else
+        return mandate_error_set(err, MANDATE_INVALID,
+                                 "sqlite: synchronous must be normal or full");
+    if (inst->busy_timeout < 0 || inst->busy_timeout > INT_MAX)
+        return mandate_error_set(err, MANDATE_INVALID, "sqlite: busy_timeout is out of range");
+    if (!sqlite3_threadsafe())
+        return mandate_error_set(err, MANDATE_ERROR,
+                                 "sqlite: the SQLite library is built without threads");
+    if (pthread_mutex_init(&inst->lock, NULL) != 0)
+        return mandate_error_set(err, MANDATE_ERROR, "sqlite: pthread_mutex_init failed");
+    if (pthread_key_create(&inst->key, conn_thread_exit) != 0) {
+        pthread_mutex_destroy(&inst->lock);
+        return mandate_error_set(err, MANDATE_ERROR, "sqlite: pthread_key_create failed");
+    }
+    inst->initialized = true;
+
+    /* The database holds secret hashes and wrapped private keys: create it
+     * private. SQLite gives its -wal and -shm files the same mode. */
+    int fd = open(inst->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        int e = errno;
+        sqlite_destroy(inst);
+        return mandate_error_set(err, MANDATE_TEMPFAIL, "sqlite: cannot open %s: %s",
+                                 inst->path, strerror(e));
+    }
+    close(fd);
+
+    struct conn *c;
+    mandate_rc rc = conn_open(inst, &c, err);
+    if (rc == MANDATE_OK)
+        rc = set_wal(c, host, err);
+    if (rc != MANDATE_OK) {
+        sqlite_destroy(inst);
+        return rc;
+    }
+    mandate_log_debug(host, "sqlite: opened %s (SQLite %s)", inst->path, sqlite3_libversion());
+    return MANDATE_OK;
+}
+
+static const mandate_conf_def sqlite_conf[] = {
+    {"path", MANDATE_CONF_PATH, 0, offsetof(struct sqlite_inst, path), "mandate.db", 0, 0, NULL,
+     "the database file; a relative path is taken from the state directory"},
+    {"busy_timeout", MANDATE_CONF_INT, 0, offsetof(struct sqlite_inst, busy_timeout), "5000", 0,
+     600000, NULL, "milliseconds to wait for a lock held by another connection"},
+    {"synchronous", MANDATE_CONF_STRING, 0, offsetof(struct sqlite_inst, synchronous), "normal",
+     0, 0, "normal|full", "normal: a power loss may lose the last commits; full: it may not"},
+    MANDATE_CONF_END,
+};
+
+static const mandate_store_ops sqlite_ops = {
+    .ping = store_ping,
+    .migrate = store_migrate,
+    .schema_version = store_schema_version,
+    .generation = store_generation,
+    .client_get = store_client_get,
+    .client_create = store_client_create,
+    .client_update = store_client_update,
+    .client_delete = store_client_delete,
+    .client_list = store_client_list,
+    .client_import = store_client_import,
+    .key_add = store_key_add,
+    .key_update = store_key_update,
+    .key_list = store_key_list,
+    .key_delete = store_key_delete,
+    .token_put = store_token_put,
+    .token_get = store_token_get,
+    .revoke = store_revoke,
+    .is_revoked = store_is_revoked,
+    .replay_claim = store_replay_claim,
+    .purge = store_purge,
+};
+
+const mandate_plugin mandate_plugin_sqlite = {
+    MANDATE_PLUGIN_INIT(MANDATE_STORE, "sqlite", PACKAGE_VERSION),
+    .conf = sqlite_conf,
+    .inst_size = sizeof(struct sqlite_inst),
+    .instantiate = sqlite_instantiate,
+    .destroy = sqlite_destroy,
+    .ops = &sqlite_ops,
+};

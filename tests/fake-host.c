@@ -1,0 +1,296 @@
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
+#include "fake-host.h"
+#include "pool-private.h"
+
+const unsigned char fake_host_hash_key[32] = "mandate fake host test hash key";
+
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static char last_log[1024];
+
+static atomic_bool now_set;
+static _Atomic int64_t now_value;
+
+static const char *level_name(mandate_log_level level)
+{
+    switch (level) {
+    case MANDATE_LOG_ERROR: return "error";
+    case MANDATE_LOG_WARNING: return "warning";
+    case MANDATE_LOG_INFO: return "info";
+    case MANDATE_LOG_DEBUG: return "debug";
+    }
+    return "?";
+}
+
+static void fake_log(const mandate_host *host, mandate_log_level level, const char *file,
+                     int line, const char *func, const char *fmt, ...) MANDATE_PRINTF(6, 7);
+static void fake_log(const mandate_host *host, mandate_log_level level, const char *file,
+                     int line, const char *func, const char *fmt, ...)
+{
+    va_list ap;
+    pthread_mutex_lock(&log_lock);
+    va_start(ap, fmt);
+    vsnprintf(last_log, sizeof(last_log), fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "%s: [%s] %s:%d (%s): %s\n", host->instance, level_name(level), file, line,
+            func, last_log);
+    pthread_mutex_unlock(&log_lock);
+}
+
+static char *fake_pool_memdup(mandate_pool *pool, const void *p, size_t len)
+{
+    return mandate_pool_memdup(pool, p, len);
+}
+
+static int64_t fake_now(const mandate_host *host)
+{
+    if (atomic_load(&now_set))
+        return atomic_load(&now_value);
+    return (int64_t)time(NULL);
+}
+
+static mandate_rc fake_random(void *buf, size_t len)
+{
+    if (len > INT_MAX || RAND_bytes(buf, (int)len) != 1)
+        return MANDATE_ERROR;
+    return MANDATE_OK;
+}
+
+static void fake_wipe(void *buf, size_t len)
+{
+    OPENSSL_cleanse(buf, len);
+}
+
+static mandate_rc fake_keyed_hash(const mandate_host *host, const void *data, size_t len,
+                                  unsigned char out[32], mandate_error *err)
+{
+    unsigned int out_len = 0;
+    if (HMAC(EVP_sha256(), fake_host_hash_key, sizeof(fake_host_hash_key), data, len, out,
+             &out_len) == NULL ||
+        out_len != 32)
+        return mandate_error_set(err, MANDATE_ERROR, "fake host: HMAC failed");
+    return MANDATE_OK;
+}
+
+static mandate_rc fake_replay_claim(const mandate_host *host, const char *ns, const char *id,
+                                    int64_t expires_at, mandate_error *err)
+{
+    return mandate_error_set(err, MANDATE_ERROR,
+                             "replay_claim is not available in the fake host");
+}
+
+static mandate_host fake_host = {
+    .abi_major = MANDATE_PLUGIN_ABI_MAJOR,
+    .abi_minor = MANDATE_PLUGIN_ABI_MINOR,
+    .instance = "test",
+    .state_dir = NULL,
+    .log = fake_log,
+    .pool_alloc = mandate_pool_alloc,
+    .pool_strdup = mandate_pool_strdup,
+    .pool_memdup = fake_pool_memdup,
+    .now = fake_now,
+    .random = fake_random,
+    .wipe = fake_wipe,
+    .keyed_hash = fake_keyed_hash,
+    .replay_claim = fake_replay_claim,
+};
+
+mandate_host *fake_host_get(void)
+{
+    return &fake_host;
+}
+
+const char *fake_host_last_log(void)
+{
+    return last_log;
+}
+
+void fake_host_clear_log(void)
+{
+    pthread_mutex_lock(&log_lock);
+    last_log[0] = '\0';
+    pthread_mutex_unlock(&log_lock);
+}
+
+void fake_host_set_now(int64_t t)
+{
+    atomic_store(&now_value, t);
+    atomic_store(&now_set, true);
+}
+
+void fake_host_unset_now(void)
+{
+    atomic_store(&now_set, false);
+}
+
+/* --- conf ------------------------------------------------------------------- */
+
+static const mandate_conf_def *conf_find(const mandate_plugin *plugin, const char *key)
+{
+    for (const mandate_conf_def *d = plugin->conf; d != NULL && d->key != NULL; d++)
+        if (strcmp(d->key, key) == 0)
+            return d;
+    return NULL;
+}
+
+static bool in_choices(const char *choices, const char *value)
+{
+    size_t len = strlen(value);
+    const char *p = choices;
+    while (*p != '\0') {
+        const char *end = strchr(p, '|');
+        size_t n = end != NULL ? (size_t)(end - p) : strlen(p);
+        if (n == len && strncmp(p, value, n) == 0)
+            return true;
+        if (end == NULL)
+            break;
+        p = end + 1;
+    }
+    return false;
+}
+
+static void free_list(char **list)
+{
+    for (size_t i = 0; list != NULL && list[i] != NULL; i++)
+        free(list[i]);
+    free(list);
+}
+
+/* Words separated by spaces or commas. */
+static char **parse_list(const char *value)
+{
+    size_t n = 0, cap = 4;
+    char **list = calloc(cap, sizeof(*list));
+    const char *p = value;
+    if (list == NULL)
+        return NULL;
+    for (;;) {
+        p += strspn(p, " ,\t");
+        if (*p == '\0')
+            break;
+        size_t len = strcspn(p, " ,\t");
+        if (n + 2 > cap) {
+            char **bigger = realloc(list, (cap *= 2) * sizeof(*list));
+            if (bigger == NULL) {
+                free_list(list);
+                return NULL;
+            }
+            list = bigger;
+        }
+        list[n++] = strndup(p, len);
+        list[n] = NULL;
+        p += len;
+    }
+    return list;
+}
+
+static int conf_apply(const mandate_conf_def *d, void *inst, const char *value)
+{
+    char *field = (char *)inst + d->offset;
+    switch (d->type) {
+    case MANDATE_CONF_STRING:
+    case MANDATE_CONF_PATH: {
+        if (d->type == MANDATE_CONF_STRING && d->choices != NULL &&
+            !in_choices(d->choices, value))
+            return -1;
+        char *copy;
+        if (d->type == MANDATE_CONF_PATH && value[0] != '/' && fake_host.state_dir != NULL) {
+            size_t n = strlen(fake_host.state_dir) + strlen(value) + 2;
+            copy = malloc(n);
+            if (copy != NULL)
+                snprintf(copy, n, "%s/%s", fake_host.state_dir, value);
+        } else {
+            copy = strdup(value);
+        }
+        if (copy == NULL)
+            return -1;
+        char **slot = (char **)(void *)field;
+        free(*slot);
+        *slot = copy;
+        return 0;
+    }
+    case MANDATE_CONF_INT: {
+        char *end;
+        errno = 0;
+        long long v = strtoll(value, &end, 10);
+        if (errno != 0 || end == value || *end != '\0')
+            return -1;
+        if ((d->min != 0 || d->max != 0) && (v < d->min || v > d->max))
+            return -1;
+        int64_t v64 = v;
+        memcpy(field, &v64, sizeof(v64));
+        return 0;
+    }
+    case MANDATE_CONF_BOOL: {
+        bool b;
+        if (strcmp(value, "true") == 0 || strcmp(value, "yes") == 0 ||
+            strcmp(value, "on") == 0 || strcmp(value, "1") == 0)
+            b = true;
+        else if (strcmp(value, "false") == 0 || strcmp(value, "no") == 0 ||
+                 strcmp(value, "off") == 0 || strcmp(value, "0") == 0)
+            b = false;
+        else
+            return -1;
+        memcpy(field, &b, sizeof(b));
+        return 0;
+    }
+    case MANDATE_CONF_STRING_LIST: {
+        char **list = parse_list(value);
+        if (list == NULL)
+            return -1;
+        char ***slot = (char ***)(void *)field;
+        free_list(*slot);
+        *slot = list;
+        return 0;
+    }
+    }
+    return -1;
+}
+
+int fake_conf_defaults(const mandate_plugin *plugin, void *inst)
+{
+    for (const mandate_conf_def *d = plugin->conf; d != NULL && d->key != NULL; d++)
+        if (d->default_value != NULL && conf_apply(d, inst, d->default_value) != 0)
+            return -1;
+    return 0;
+}
+
+int fake_conf_set(const mandate_plugin *plugin, void *inst, const char *key, const char *value)
+{
+    const mandate_conf_def *d = conf_find(plugin, key);
+    if (d == NULL || value == NULL)
+        return -1;
+    return conf_apply(d, inst, value);
+}
+
+void fake_conf_free(const mandate_plugin *plugin, void *inst)
+{
+    for (const mandate_conf_def *d = plugin->conf; d != NULL && d->key != NULL; d++) {
+        char *field = (char *)inst + d->offset;
+        if (d->type == MANDATE_CONF_STRING || d->type == MANDATE_CONF_PATH) {
+            char **slot = (char **)(void *)field;
+            free(*slot);
+            *slot = NULL;
+        } else if (d->type == MANDATE_CONF_STRING_LIST) {
+            char ***slot = (char ***)(void *)field;
+            free_list(*slot);
+            *slot = NULL;
+        }
+    }
+}

@@ -1,0 +1,41 @@
+/* A fake mandate_host for plugin unit tests: the core's pool, a settable
+ * clock, OpenSSL for random bytes and the keyed hash, a log that writes to
+ * stderr and remembers its last line. Also fills a plugin instance from its
+ * conf table, as the core would, for tests that load no config file. */
+#ifndef MANDATE_TESTS_FAKE_HOST_H
+#define MANDATE_TESTS_FAKE_HOST_H
+
+#include <stdint.h>
+
+#include <mandate/plugin.h>
+
+/* One shared table (instance "test", no state_dir); tests may change its
+ * fields. */
+mandate_host *fake_host_get(void);
+
+/* The last message logged through the fake host ("" before any). */
+const char *fake_host_last_log(void);
+void fake_host_clear_log(void);
+
+/* The clock host->now() reads; until set, time(NULL). */
+void fake_host_set_now(int64_t t);
+void fake_host_unset_now(void);
+
+/* The key fake keyed_hash uses (32 bytes), so a test can compute expected
+ * values itself. */
+extern const unsigned char fake_host_hash_key[32];
+
+/* Writes every default of plugin's conf table into inst. Strings are
+ * malloc'ed: release them with fake_conf_free(). Returns 0, or -1 when a
+ * default does not parse. */
+int fake_conf_defaults(const mandate_plugin *plugin, void *inst);
+/* Sets one key from its text, as a config file would (ints checked against
+ * min/max, strings against choices; lists split on spaces and commas). The
+ * previous string in the field is freed: it must be NULL or come from
+ * fake_conf_*. Returns 0, or -1 for an unknown key or a value that does not
+ * parse. */
+int fake_conf_set(const mandate_plugin *plugin, void *inst, const char *key, const char *value);
+/* Frees the strings fake_conf_* stored into inst. */
+void fake_conf_free(const mandate_plugin *plugin, void *inst);
+
+#endif
