@@ -18,6 +18,7 @@
 
 /* How often the main thread does housekeeping between signals. */
 #define HOUSEKEEPING_INTERVAL_S 1
+#define PURGE_INTERVAL_S 60
 
 static pthread_mutex_t current_lock = PTHREAD_MUTEX_INITIALIZER;
 static mandate_runtime *current;
@@ -38,6 +39,22 @@ static void replace_current(mandate_runtime *rt)
     current = rt;
     pthread_mutex_unlock(&current_lock);
     mandate_runtime_unref(&old);
+}
+
+/* Revocations, token records and replay entries are kept only until the
+ * token or assertion they concern would have expired anyway. */
+static void purge_expired(void)
+{
+    mandate_runtime *rt = acquire_current(NULL);
+    void *store = NULL;
+    const mandate_store_ops *ops = mandate_runtime_store(rt, &store);
+    uint64_t purged = 0;
+    mandate_error err = {0};
+    if (ops != NULL && ops->purge(store, mandate_clock_now(), &purged, &err) != MANDATE_OK)
+        log_warning("purging expired records failed: %s", err.message);
+    else if (purged > 0)
+        log_info("purged %llu expired records", (unsigned long long)purged);
+    mandate_runtime_unref(&rt);
 }
 
 static void usage(FILE *out)
@@ -161,9 +178,14 @@ int main(int argc, char **argv)
              mandate_http_port(server), cfg->issuer);
     int64_t drain_timeout = cfg->drain_timeout;
 
+    int64_t last_purge = 0;
     for (;;) {
         struct timespec wait = {HOUSEKEEPING_INTERVAL_S, 0};
         int sig = sigtimedwait(&signals, NULL, &wait);
+        if (mandate_clock_now() - last_purge >= PURGE_INTERVAL_S) {
+            last_purge = mandate_clock_now();
+            purge_expired();
+        }
         if (sig == SIGHUP) {
             reload(path);
             mandate_runtime *now = acquire_current(NULL);

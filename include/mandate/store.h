@@ -9,7 +9,8 @@
  *  - each change to clients, keys or revocations raises the generation
  *    counter, which nodes poll to refresh what they cache.
  * Instances are shared by all worker threads; a store keeps its own
- * per-thread connections. Times are seconds since the epoch. Strings returned
+ * per-thread connections. The core destroys an instance only once no worker
+ * thread uses it any more. Times are seconds since the epoch. Strings returned
  * through `_r` or to callbacks come from the pool given (or live for the
  * duration of the callback) and are never freed by the caller. */
 #ifndef MANDATE_STORE_H
@@ -113,7 +114,8 @@ typedef struct mandate_store_ops {
     /* MANDATE_EXISTS when the client_id is taken. */
     mandate_rc (*client_create)(void *inst, const mandate_client *client,
                                 mandate_error *err);
-    /* Replaces every field of an existing client; MANDATE_NOT_FOUND if none. */
+    /* Replaces every field of an existing client; MANDATE_NOT_FOUND if none.
+     * created_at 0 keeps the stored value; updated_at 0 means now. */
     mandate_rc (*client_update)(void *inst, const mandate_client *client,
                                 mandate_error *err);
     mandate_rc (*client_delete)(void *inst, const char *client_id, mandate_error *err);
@@ -133,6 +135,7 @@ typedef struct mandate_store_ops {
                            mandate_error *err);
     mandate_rc (*key_delete)(void *inst, const char *kid, mandate_error *err);
 
+    /* MANDATE_EXISTS when a record with that hash is there. */
     mandate_rc (*token_put)(void *inst, const mandate_token_record *record,
                             mandate_error *err);
     /* MANDATE_NOT_FOUND when unknown or expired at `now`. */
@@ -141,7 +144,7 @@ typedef struct mandate_store_ops {
                             mandate_token_record *record_r, mandate_error *err);
 
     /* Revoke a token by jti until it would have expired anyway. Revoking twice
-     * is not an error. */
+     * is not an error; a later expires_at extends the revocation. */
     mandate_rc (*revoke)(void *inst, const char *jti, const char *client_id,
                          int64_t expires_at, mandate_error *err);
     mandate_rc (*is_revoked)(void *inst, const char *jti, bool *revoked_r,
@@ -153,8 +156,8 @@ typedef struct mandate_store_ops {
     mandate_rc (*replay_claim)(void *inst, const char *ns, const char *id,
                                int64_t expires_at, mandate_error *err);
 
-    /* Drop revocations, token records and replay entries that expired
-     * before `now`; count_r may be NULL. */
+    /* Drop revocations, token records and replay entries whose expires_at is
+     * at or before `now`; count_r may be NULL. */
     mandate_rc (*purge)(void *inst, int64_t now, uint64_t *count_r, mandate_error *err);
 } mandate_store_ops;
 
