@@ -22,6 +22,7 @@ typedef struct mandate_config {
 
     char *listen;
     char *issuer;
+    bool issuer_derived; /* not configured: made from listen */
     int64_t threads; /* 0: one per core */
     int64_t body_limit;
     int64_t connection_timeout;
@@ -50,6 +51,10 @@ typedef struct mandate_config {
  * what was wrong, with file and line. */
 bool mandate_config_load(const char *path, mandate_config **config_r, mandate_diag *diag);
 void mandate_config_free(mandate_config **config);
+
+/* When listen asked for port 0 and the issuer was derived from it, put the
+ * port actually bound into the issuer. Call before serving. */
+void mandate_config_use_port(mandate_config *config, unsigned port);
 
 /* The file to use: the -c argument, else $MANDATE_CONF, else the default. */
 const char *mandate_config_default_path(const char *cli_path);

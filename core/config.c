@@ -100,6 +100,20 @@ bool mandate_config_split_listen(const char *listen, char *host, size_t host_cap
     return true;
 }
 
+void mandate_config_use_port(mandate_config *cfg, unsigned port)
+{
+    char host[256];
+    unsigned configured;
+    if (!cfg->issuer_derived ||
+        !mandate_config_split_listen(cfg->listen, host, sizeof(host), &configured) ||
+        configured != 0)
+        return;
+    free(cfg->issuer);
+    bool v6 = strchr(host, ':') != NULL;
+    cfg->issuer = mandate_xasprintf("%s://%s%s%s:%u", cfg->tls_certificate ? "https" : "http",
+                                    v6 ? "[" : "", host, v6 ? "]" : "", port);
+}
+
 static int compare_names(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -225,6 +239,7 @@ bool mandate_config_load(const char *path, mandate_config **config_r, mandate_di
             mandate_diag_add(diag, "%s: 'server.tls' needs both 'certificate' and 'key'", path);
             ok = false;
         }
+        cfg->issuer_derived = cfg->issuer == NULL;
         if (cfg->issuer == NULL)
             cfg->issuer = mandate_xasprintf("%s://%s", cfg->tls_certificate ? "https" : "http",
                                             cfg->listen);

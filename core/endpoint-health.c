@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include "endpoints-private.h"
+#include "keys-private.h"
 #include "log-private.h"
 
 void mandate_endpoint_healthz(mandate_http_request *req, mandate_http_response *resp)
@@ -16,7 +17,11 @@ void mandate_endpoint_readyz(mandate_http_request *req, mandate_http_response *r
     const mandate_store_ops *ops = mandate_runtime_store(req->runtime, &store);
     mandate_error err = {0};
     mandate_rc rc = ops != NULL ? ops->ping(store, &err) : MANDATE_ERROR;
-    if (rc == MANDATE_OK) {
+    if (rc == MANDATE_OK && !mandate_keyring_ready(req->runtime)) {
+        mandate_http_response_json(
+            req, resp, 503, json_pack("{s:s,s:s,s:s}", "status", "not ready", "store", "ok",
+                                      "keys", "no signing key loaded"));
+    } else if (rc == MANDATE_OK) {
         mandate_http_response_json(req, resp, 200,
                                    json_pack("{s:s,s:s}", "status", "ready", "store", "ok"));
     } else {

@@ -6,5 +6,8 @@
 
 void mandate_endpoint_healthz(mandate_http_request *req, mandate_http_response *resp);
 void mandate_endpoint_readyz(mandate_http_request *req, mandate_http_response *resp);
+void mandate_endpoint_token(mandate_http_request *req, mandate_http_response *resp);
+void mandate_endpoint_metadata(mandate_http_request *req, mandate_http_response *resp);
+void mandate_endpoint_jwks(mandate_http_request *req, mandate_http_response *resp);
 
 #endif

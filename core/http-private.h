@@ -35,7 +35,7 @@ typedef struct mandate_http_response {
     size_t header_count;
 } mandate_http_response;
 
-/* A request header or query argument; NULL when absent. */
+/* A request header; NULL when absent. */
 const char *mandate_http_request_header(const mandate_http_request *req, const char *name);
 
 void mandate_http_response_header(mandate_http_response *resp, const char *name,

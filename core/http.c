@@ -146,11 +146,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection,
             char *end;
             errno = 0;
             unsigned long long n = strtoull(length, &end, 10);
-            if (errno != 0 || *end != '\0' || n > srv->body_limit)
-                st->too_large = true;
+            if (errno != 0 || *end != '\0' || end == length || length[0] == '-')
+                return reply_error(st, 400, "invalid_request", "malformed Content-Length");
+            if (n > srv->body_limit) /* refuse before reading a byte of it */
+                return reply_error(st, 413, "invalid_request", "request body too large");
         }
-        if (st->too_large) /* refuse before reading a byte of it */
-            return reply_error(st, 413, "invalid_request", "request body too large");
         return MHD_YES;
     }
     mandate_log_set_request_id(st->req.request_id);
@@ -182,7 +182,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection,
     st->req.body_len = st->body_len;
     st->req.runtime = srv->source(srv->source_ctx);
     if (st->req.runtime == NULL)
-        return reply_error(st, 503, "temporarily_unavailable", "the broker is stopping");
+        return reply_error(st, 503, "temporarily_unavailable", "the broker is not serving");
 
     mandate_http_response resp = {0};
     srv->handler(&st->req, &resp);

@@ -7,23 +7,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 
 #include "config-private.h"
+#include "ctl-private.h"
 #include "log-private.h"
 #include "plugin-loader-private.h"
 #include "runtime-private.h"
 #include "state-init-private.h"
 #include "util-private.h"
 
-enum { EXIT_REFUSED = 1, EXIT_USAGE = 2 };
-
-typedef struct ctl {
-    const char *config_path;  /* -c, $MANDATE_CONF or the default */
-    bool config_given;        /* -c or $MANDATE_CONF */
-    bool json;
-} ctl;
+#define EXIT_REFUSED CTL_REFUSED
+#define EXIT_USAGE CTL_USAGE
 
 static void usage(FILE *out)
 {
@@ -37,7 +34,23 @@ static void usage(FILE *out)
             "  config check [FILE]   check a configuration and its plugins' keys without\n"
             "                        starting anything\n"
             "  plugins [--plugin-dir DIR]\n"
-            "                        list the plugins found, with kind, version and file\n\n"
+            "                        list the plugins found, with kind, version and file\n"
+            "  client create [ID] [--prefix P] [--scope S] [--default-scope S]\n"
+            "                [--audience URI] [--ttl SECONDS] [--tenant T] [--name TEXT]\n"
+            "                [--format F] [--backend B] [--public-key FILE] [--introspect]\n"
+            "                        register a client; prints its secret once\n"
+            "  client list [--tenant T] | show ID | enable ID | disable ID | delete ID\n"
+            "  client rotate-secret ID [--grace SECONDS]\n"
+            "                        a new secret; the old one works for the grace period\n"
+            "                        (default 86400, 0 for none)\n"
+            "  client import FILE --out FILE [--csv]\n"
+            "                        create many clients at once (JSON lines or CSV), all or\n"
+            "                        none; their secrets go to --out, mode 0600\n"
+            "  keys list | keys rotate [--alg ES256|RS256|EdDSA] [--format F]\n"
+            "  token get --token-url URL --client-id ID [--scope S] [--resource URI]\n"
+            "            [--secret-file FILE]\n"
+            "                        print an access token; the secret comes from the file\n"
+            "                        or $MANDATE_CLIENT_SECRET, never from the command line\n\n"
             "Options:\n"
             "  -c, --config FILE     configuration (default: $MANDATE_CONF, else\n"
             "                        " CONFDIR "/mandate.conf)\n"
@@ -47,7 +60,7 @@ static void usage(FILE *out)
             "Exit status: 0 success, 1 refused or failed, 2 bad usage. See mandatectl(1).\n");
 }
 
-static int print_json(json_t *value)
+int ctl_print_json(json_t *value)
 {
     char *text = json_dumps(value, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     json_decref(value);
@@ -56,6 +69,32 @@ static int print_json(json_t *value)
     puts(text);
     free(text);
     return 0;
+}
+
+#define print_json ctl_print_json
+
+const char *ctl_time(int64_t t, char buf[32])
+{
+    if (t == 0)
+        return "-";
+    time_t tt = (time_t)t;
+    struct tm tm;
+    gmtime_r(&tt, &tm);
+    strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
+}
+
+mandate_runtime *ctl_runtime(const ctl *c, unsigned flags)
+{
+    mandate_diag diag = {0};
+    mandate_config *cfg = NULL;
+    mandate_runtime *rt = NULL;
+    if (mandate_config_load(c->config_path, &cfg, &diag))
+        mandate_runtime_create(cfg, flags, &rt, &diag);
+    for (size_t i = 0; i < diag.count; i++)
+        fprintf(stderr, "mandatectl: %s\n", diag.lines[i]);
+    mandate_diag_free(&diag);
+    return rt;
 }
 
 /* --- init ------------------------------------------------------------------ */
@@ -119,7 +158,8 @@ static int cmd_config(ctl *c, int argc, char **argv)
             json_array_append_new(errors, json_string(diag.lines[i]));
         print_json(json_pack("{s:s,s:b,s:o}", "file", path, "ok", rt != NULL, "errors", errors));
     } else if (rt != NULL) {
-        printf("%s: OK (%zu plugin instances)\n", path, mandate_runtime_instance_count(rt));
+        printf("%s: OK (%zu plugin instance%s)\n", path, mandate_runtime_instance_count(rt),
+               mandate_runtime_instance_count(rt) == 1 ? "" : "s");
     } else {
         for (size_t i = 0; i < diag.count; i++)
             fprintf(stderr, "%s\n", diag.lines[i]);
@@ -219,6 +259,9 @@ static const command commands[] = {
     {"init", cmd_init},
     {"config", cmd_config},
     {"plugins", cmd_plugins},
+    {"client", ctl_cmd_client},
+    {"keys", ctl_cmd_keys},
+    {"token", ctl_cmd_token},
 };
 
 int main(int argc, char **argv)

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "http-private.h"
+#include "keys-private.h"
 #include "log-private.h"
 #include "router-private.h"
 #include "runtime-private.h"
@@ -54,6 +55,19 @@ static void purge_expired(void)
         log_warning("purging expired records failed: %s", err.message);
     else if (purged > 0)
         log_info("purged %llu expired records", (unsigned long long)purged);
+    if (ops != NULL && mandate_keys_purge(rt, mandate_clock_now(), &err) != MANDATE_OK)
+        log_warning("purging expired signing keys failed: %s", err.message);
+    mandate_runtime_unref(&rt);
+}
+
+/* A key rotated or a client changed on any node shows in the store's
+ * generation; this picks it up within a poll interval. */
+static void sync_keys(void)
+{
+    mandate_runtime *rt = acquire_current(NULL);
+    mandate_error err = {0};
+    if (rt != NULL && mandate_keyring_sync(rt, false, &err) != MANDATE_OK)
+        log_warning("reloading signing keys failed: %s", err.message);
     mandate_runtime_unref(&rt);
 }
 
@@ -86,12 +100,16 @@ static mandate_runtime *load_runtime(const char *path)
     mandate_config *cfg = NULL;
     mandate_runtime *rt = NULL;
     if (mandate_config_load(path, &cfg, &diag))
-        mandate_runtime_create(cfg, MANDATE_RUNTIME_MIGRATE, &rt, &diag);
+        mandate_runtime_create(cfg, MANDATE_RUNTIME_MIGRATE | MANDATE_RUNTIME_CREATE_KEYS, &rt,
+                               &diag);
     for (size_t i = 0; i < diag.count; i++)
         log_error("%s", diag.lines[i]);
     mandate_diag_free(&diag);
     return rt;
 }
+
+/* The port bound at start: a reload keeps the socket. */
+static unsigned bound_port;
 
 static void reload(const char *path)
 {
@@ -101,6 +119,7 @@ static void reload(const char *path)
         log_error("reload refused: the new configuration has errors; the running one stays");
         return;
     }
+    mandate_runtime_use_port(rt, bound_port);
     const mandate_config *new_cfg = mandate_runtime_config(rt);
     mandate_runtime *old = acquire_current(NULL);
     const mandate_config *old_cfg = mandate_runtime_config(old);
@@ -164,24 +183,29 @@ int main(int argc, char **argv)
         mandate_runtime_unref(&rt);
         return 0;
     }
-    replace_current(rt);
-
+    /* Bind first: a request arriving before the runtime is published gets
+     * 503, and the runtime learns the port it serves on before anyone
+     * reads it. */
     mandate_http_server *server = NULL;
     mandate_error err = {0};
     if (mandate_http_start(cfg, mandate_router_dispatch, acquire_current, NULL, &server,
                            &err) != MANDATE_OK) {
         log_error("mandated not started: %s", err.message);
-        replace_current(NULL);
+        mandate_runtime_unref(&rt);
         return 1;
     }
+    bound_port = mandate_http_port(server);
+    mandate_runtime_use_port(rt, bound_port);
+    replace_current(rt);
     log_info("mandated %s listening on %s port %u, issuer %s", PACKAGE_VERSION, cfg->listen,
-             mandate_http_port(server), cfg->issuer);
+             bound_port, cfg->issuer);
     int64_t drain_timeout = cfg->drain_timeout;
 
     int64_t last_purge = 0;
     for (;;) {
         struct timespec wait = {HOUSEKEEPING_INTERVAL_S, 0};
         int sig = sigtimedwait(&signals, NULL, &wait);
+        sync_keys();
         if (mandate_clock_now() - last_purge >= PURGE_INTERVAL_S) {
             last_purge = mandate_clock_now();
             purge_expired();

@@ -18,6 +18,10 @@ static const route routes[] = {
     {"HEAD", "/healthz", mandate_endpoint_healthz},
     {"GET", "/readyz", mandate_endpoint_readyz},
     {"HEAD", "/readyz", mandate_endpoint_readyz},
+    {"POST", "/oauth2/token", mandate_endpoint_token},
+    {"GET", "/oauth2/jwks", mandate_endpoint_jwks},
+    {"GET", "/.well-known/oauth-authorization-server", mandate_endpoint_metadata},
+    {"GET", "/.well-known/openid-configuration", mandate_endpoint_metadata},
 };
 
 void mandate_router_dispatch(mandate_http_request *req, mandate_http_response *resp)

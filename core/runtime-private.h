@@ -29,7 +29,13 @@ enum {
     MANDATE_RUNTIME_CHECK_ONLY = 0x1,
     /* Bring the store's schema up to date at start. */
     MANDATE_RUNTIME_MIGRATE = 0x2,
+    /* Give every format that signs a first key if it has none (the daemon
+     * and init; never a read-only command). */
+    MANDATE_RUNTIME_CREATE_KEYS = 0x4,
 };
+
+/* No token lives longer; retired keys stay published this long. */
+#define MANDATE_TOKEN_MAX_LIFETIME 86400
 
 /* Takes ownership of config, also on failure. Each problem is one line in
  * diag naming the instance, the plugin, its file and the reason. */
@@ -40,11 +46,22 @@ mandate_runtime *mandate_runtime_ref(mandate_runtime *runtime);
 void mandate_runtime_unref(mandate_runtime **runtime);
 
 const mandate_config *mandate_runtime_config(const mandate_runtime *runtime);
+/* See mandate_config_use_port; before the runtime serves. */
+void mandate_runtime_use_port(mandate_runtime *runtime, unsigned port);
 size_t mandate_runtime_instance_count(const mandate_runtime *runtime);
 const mandate_instance *mandate_runtime_instance(const mandate_runtime *runtime, size_t i);
 /* The store's ops and instance; NULL before the store is instantiated. */
 const mandate_store_ops *mandate_runtime_store(const mandate_runtime *runtime, void **inst_r);
 /* NULL when no key-encryption key was loaded (CHECK_ONLY). */
 const unsigned char *mandate_runtime_secret_hash_key(const mandate_runtime *runtime);
+const unsigned char *mandate_runtime_key_wrap_key(const mandate_runtime *runtime);
+
+/* An instance of a kind by its instance name ("format-jwt"), else the one
+ * instance of that kind whose plugin has that name ("jwt"); NULL if none or
+ * ambiguous. */
+const mandate_instance *mandate_runtime_find(const mandate_runtime *runtime,
+                                             mandate_plugin_kind kind, const char *name);
+/* The keys this runtime signs with and publishes (core/keys.c). */
+struct mandate_keyring *mandate_runtime_keyring(const mandate_runtime *runtime);
 
 #endif

@@ -7,6 +7,7 @@
 #include <openssl/crypto.h>
 
 #include "kek-private.h"
+#include "keys-private.h"
 #include "log-private.h"
 #include "runtime-private.h"
 #include "util-private.h"
@@ -16,14 +17,21 @@ struct mandate_runtime {
     mandate_instance *instances;
     size_t count;
     mandate_instance *store;
-    bool have_secret_hash_key;
+    bool have_kek;
     unsigned char secret_hash_key[32];
+    unsigned char key_wrap_key[32];
+    struct mandate_keyring *keyring;
     atomic_int refs;
 };
 
 const mandate_config *mandate_runtime_config(const mandate_runtime *rt)
 {
     return rt->config;
+}
+
+void mandate_runtime_use_port(mandate_runtime *rt, unsigned port)
+{
+    mandate_config_use_port(rt->config, port);
 }
 
 size_t mandate_runtime_instance_count(const mandate_runtime *rt)
@@ -46,7 +54,36 @@ const mandate_store_ops *mandate_runtime_store(const mandate_runtime *rt, void *
 
 const unsigned char *mandate_runtime_secret_hash_key(const mandate_runtime *rt)
 {
-    return rt != NULL && rt->have_secret_hash_key ? rt->secret_hash_key : NULL;
+    return rt != NULL && rt->have_kek ? rt->secret_hash_key : NULL;
+}
+
+const unsigned char *mandate_runtime_key_wrap_key(const mandate_runtime *rt)
+{
+    return rt != NULL && rt->have_kek ? rt->key_wrap_key : NULL;
+}
+
+struct mandate_keyring *mandate_runtime_keyring(const mandate_runtime *rt)
+{
+    return rt->keyring;
+}
+
+const mandate_instance *mandate_runtime_find(const mandate_runtime *rt,
+                                             mandate_plugin_kind kind, const char *name)
+{
+    const mandate_instance *by_plugin = NULL;
+    size_t plugin_matches = 0;
+    for (size_t i = 0; i < rt->count; i++) {
+        const mandate_instance *in = &rt->instances[i];
+        if (in->handle == NULL || in->handle->plugin->kind != kind)
+            continue;
+        if (strcmp(in->conf->name, name) == 0)
+            return in;
+        if (strcmp(in->conf->plugin, name) == 0) {
+            by_plugin = in;
+            plugin_matches++;
+        }
+    }
+    return plugin_matches == 1 ? by_plugin : NULL;
 }
 
 static void instance_destroy(mandate_instance *in)
@@ -67,11 +104,13 @@ static void instance_destroy(mandate_instance *in)
 
 static void runtime_destroy(mandate_runtime *rt)
 {
+    mandate_keyring_free(&rt->keyring);
     for (size_t i = rt->count; i-- > 0;)
         instance_destroy(&rt->instances[i]);
     free(rt->instances);
     mandate_config_free(&rt->config);
     OPENSSL_cleanse(rt->secret_hash_key, sizeof(rt->secret_hash_key));
+    OPENSSL_cleanse(rt->key_wrap_key, sizeof(rt->key_wrap_key));
     free(rt);
 }
 
@@ -117,12 +156,14 @@ static bool load_kek(mandate_runtime *rt, mandate_diag *diag)
     if (rc == MANDATE_OK)
         rc = mandate_kek_derive(kek, "mandate client secret hash v1", rt->secret_hash_key,
                                 &err);
+    if (rc == MANDATE_OK)
+        rc = mandate_kek_derive(kek, "mandate signing key wrap v1", rt->key_wrap_key, &err);
     OPENSSL_cleanse(kek, sizeof(kek));
     if (rc != MANDATE_OK) {
         mandate_diag_add(diag, "%s", err.message);
         return false;
     }
-    rt->have_secret_hash_key = true;
+    rt->have_kek = true;
     return true;
 }
 
@@ -166,6 +207,20 @@ mandate_rc mandate_runtime_create(mandate_config *config, unsigned flags,
         for (size_t i = 0; ok && i < rt->count; i++)
             if (&rt->instances[i] != rt->store)
                 ok = instance_start(rt, &rt->instances[i], diag);
+        if (ok) {
+            /* formats get their keys before the runtime serves anything */
+            mandate_error err = {0};
+            rt->keyring = mandate_keyring_new();
+            mandate_rc rc = MANDATE_OK;
+            if (flags & MANDATE_RUNTIME_CREATE_KEYS)
+                rc = mandate_keys_ensure(rt, &err);
+            if (rc == MANDATE_OK)
+                rc = mandate_keyring_sync(rt, true, &err);
+            if (rc != MANDATE_OK) {
+                mandate_diag_add(diag, "signing keys: %s", err.message);
+                ok = false;
+            }
+        }
     }
     if (!ok) {
         runtime_destroy(rt);

@@ -58,7 +58,6 @@ mandate_rc mandate_state_init(const mandate_init_options *opts, char **config_pa
 
     char *conf_path = mandate_path_join(dir, "mandate.conf");
     char *instances = mandate_path_join(dir, "mandate.d");
-    char *store_conf = mandate_path_join(instances, "store-sqlite.conf");
     char *kek = mandate_path_join(dir, "kek");
     char *listen = quoted(opts->listen ? opts->listen : "127.0.0.1:8080");
     char *plugin_dir = quoted(opts->plugin_dir ? opts->plugin_dir : PLUGINDIR);
@@ -94,14 +93,29 @@ mandate_rc mandate_state_init(const mandate_init_options *opts, char **config_pa
         "};\n",
         listen, issuer ? "  issuer = " : "", issuer ? issuer : "", issuer ? ";\n" : "",
         plugin_dir);
-    rc = write_new_file(store_conf,
-                        "# The embedded default store. See mandate.conf(5).\n"
-                        "kind = \"store\";\n"
-                        "plugin = \"sqlite\";\n"
-                        "path = \"mandate.db\";  # relative to state_dir\n",
-                        0644, err);
-    if (rc == MANDATE_EXISTS)
-        rc = MANDATE_OK; /* keep an instance file the operator already put there */
+    static const struct {
+        const char *file, *text;
+    } instance_files[] = {
+        {"store-sqlite.conf", "# The embedded default store. See mandate.conf(5).\n"
+                              "kind = \"store\";\n"
+                              "plugin = \"sqlite\";\n"
+                              "path = \"mandate.db\";  # relative to state_dir\n"},
+        {"format-jwt.conf", "# RFC 9068 JWT access tokens. See mandate.conf(5).\n"
+                            "kind = \"format\";\n"
+                            "plugin = \"jwt\";\n"
+                            "algorithm = \"ES256\";  # or RS256, EdDSA: for new keys\n"},
+        {"backend-local.conf", "# Clients whose secrets or public keys Mandate holds.\n"
+                               "kind = \"backend\";\n"
+                               "plugin = \"local\";\n"},
+    };
+    for (size_t i = 0; rc == MANDATE_OK && i < sizeof(instance_files) / sizeof(instance_files[0]);
+         i++) {
+        char *path = mandate_path_join(instances, instance_files[i].file);
+        rc = write_new_file(path, instance_files[i].text, 0644, err);
+        if (rc == MANDATE_EXISTS)
+            rc = MANDATE_OK; /* keep an instance file the operator already put there */
+        free(path);
+    }
     if (rc == MANDATE_OK) {
         rc = mandate_kek_create(kek, err);
         if (rc == MANDATE_EXISTS)
@@ -118,7 +132,8 @@ mandate_rc mandate_state_init(const mandate_init_options *opts, char **config_pa
     mandate_config *cfg = NULL;
     mandate_runtime *rt = NULL;
     if (!mandate_config_load(conf_path, &cfg, &diag) ||
-        mandate_runtime_create(cfg, MANDATE_RUNTIME_MIGRATE, &rt, &diag) != MANDATE_OK) {
+        mandate_runtime_create(cfg, MANDATE_RUNTIME_MIGRATE | MANDATE_RUNTIME_CREATE_KEYS, &rt,
+                               &diag) != MANDATE_OK) {
         char *why = mandate_diag_join(&diag);
         rc = mandate_error_set(err, MANDATE_ERROR, "%s", why);
         free(why);
@@ -132,7 +147,6 @@ out:
     free(conf_text);
     free(conf_path);
     free(instances);
-    free(store_conf);
     free(kek);
     free(listen);
     free(plugin_dir);

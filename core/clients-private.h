@@ -1,0 +1,43 @@
+/* Provisioning clients: what mandatectl client does, through the store and
+ * the backends, with the checks an operator would expect. */
+#ifndef MANDATE_CLIENTS_PRIVATE_H
+#define MANDATE_CLIENTS_PRIVATE_H
+
+#include "runtime-private.h"
+
+#define MANDATE_DEFAULT_SECRET_GRACE 86400
+
+typedef struct mandate_client_spec {
+    const char *client_id;      /* NULL: <prefix>-<random> */
+    const char *prefix;         /* NULL: "client" */
+    const char *tenant;         /* NULL: "default" */
+    const char *name;
+    const char *scopes;         /* space-separated */
+    const char *default_scopes; /* must be among scopes */
+    const char *audiences;      /* space-separated absolute URIs */
+    const char *token_format;   /* format instance; NULL: the config default */
+    const char *backend;        /* backend instance; NULL: the first that provisions */
+    const char *public_key_pem; /* private_key_jwt: no secret is made */
+    int64_t ttl;                /* 0: the config default */
+    bool can_introspect;
+} mandate_client_spec;
+
+/* Check a spec and turn it into a record with its credential. *secret_r is
+ * the secret to show once (NULL for private_key_jwt clients). */
+mandate_rc mandate_clients_prepare(mandate_runtime *rt, mandate_pool *pool,
+                                   const mandate_client_spec *spec, mandate_client *client_r,
+                                   char **secret_r, mandate_error *err);
+mandate_rc mandate_clients_create(mandate_runtime *rt, mandate_pool *pool,
+                                  const mandate_client_spec *spec, mandate_client *client_r,
+                                  char **secret_r, mandate_error *err);
+/* A new secret; the old one stays valid for grace seconds (0: none). */
+mandate_rc mandate_clients_rotate_secret(mandate_runtime *rt, mandate_pool *pool,
+                                         const char *client_id, int64_t grace,
+                                         char **secret_r, mandate_error *err);
+mandate_rc mandate_clients_set_status(mandate_runtime *rt, const char *client_id,
+                                      mandate_client_status status, mandate_error *err);
+
+/* Client ids and tenants: RFC 3986 unreserved characters, 1..128 long. */
+bool mandate_client_id_valid(const char *id);
+
+#endif

@@ -1,0 +1,271 @@
+#include "config.h"
+
+#include <string.h>
+
+#include <openssl/rand.h>
+
+#include "clients-private.h"
+#include "host-private.h"
+#include "jose-private.h"
+#include "log-private.h"
+#include "oauth-private.h"
+#include "pool-private.h"
+
+#define CLIENT_ID_MAX_LEN 128
+#define RANDOM_SUFFIX_LEN 8
+
+bool mandate_client_id_valid(const char *id)
+{
+    size_t len = strlen(id);
+    if (len == 0 || len > CLIENT_ID_MAX_LEN)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = id[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '.' || c == '_' || c == '~'))
+            return false;
+    }
+    return true;
+}
+
+/* A space-separated list normalised: single spaces, no duplicates; each word
+ * checked. NULL for an empty list. */
+static mandate_rc normalise_list(mandate_pool *pool, const char *what, const char *list,
+                                 bool (*valid)(const char *, size_t), const char **out_r,
+                                 mandate_error *err)
+{
+    *out_r = NULL;
+    if (list == NULL)
+        return MANDATE_OK;
+    char *out = mandate_pool_alloc(pool, strlen(list) + 1);
+    size_t used = 0;
+    for (const char *p = list; *p != '\0';) {
+        if (*p == ' ' || *p == ',') {
+            p++;
+            continue;
+        }
+        size_t n = strcspn(p, " ,");
+        if (!valid(p, n))
+            return mandate_error_set(err, MANDATE_INVALID, "%s '%.*s' is not valid", what,
+                                     (int)(n > 80 ? 80 : n), p);
+        if (!mandate_word_list_has(out, p, n)) {
+            if (used > 0)
+                out[used++] = ' ';
+            memcpy(out + used, p, n);
+            used += n;
+            out[used] = '\0';
+        }
+        p += n;
+    }
+    *out_r = used > 0 ? out : NULL;
+    return MANDATE_OK;
+}
+
+static bool audience_valid(const char *s, size_t n)
+{
+    const char *colon = memchr(s, ':', n);
+    if (colon == NULL || colon == s || memchr(s, '#', n) != NULL)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f || s[i] == '"')
+            return false;
+    return true;
+}
+
+static const mandate_instance *pick_backend(mandate_runtime *rt, const char *name,
+                                            bool needs_provision, mandate_error *err)
+{
+    if (name != NULL) {
+        const mandate_instance *in = mandate_runtime_find(rt, MANDATE_BACKEND, name);
+        if (in == NULL)
+            mandate_error_set(err, MANDATE_NOT_FOUND, "no backend instance '%s' is enabled",
+                              name);
+        else if (needs_provision &&
+                 ((const mandate_backend_ops *)in->handle->plugin->ops)->provision == NULL)
+            mandate_error_set(err, MANDATE_INVALID, "backend '%s' cannot make secrets", name);
+        else
+            return in;
+        return NULL;
+    }
+    for (size_t i = 0; i < mandate_runtime_instance_count(rt); i++) {
+        const mandate_instance *in = mandate_runtime_instance(rt, i);
+        if (in->handle->plugin->kind != MANDATE_BACKEND)
+            continue;
+        const mandate_backend_ops *ops = in->handle->plugin->ops;
+        if (ops->authenticate_client != NULL && (!needs_provision || ops->provision != NULL))
+            return in;
+    }
+    mandate_error_set(err, MANDATE_NOT_FOUND,
+                      "no backend that holds client credentials is enabled "
+                      "(enable one in the instances folder, e.g. backend-local.conf)");
+    return NULL;
+}
+
+static const char *random_suffix(mandate_pool *pool)
+{
+    static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+    unsigned char raw[RANDOM_SUFFIX_LEN];
+    char *out = mandate_pool_alloc(pool, RANDOM_SUFFIX_LEN + 1);
+    if (RAND_bytes(raw, sizeof(raw)) != 1)
+        return NULL;
+    for (size_t i = 0; i < RANDOM_SUFFIX_LEN; i++)
+        out[i] = alphabet[raw[i] % 36]; /* uniqueness, not secrecy: the bias is harmless */
+    return out;
+}
+
+mandate_rc mandate_clients_prepare(mandate_runtime *rt, mandate_pool *pool,
+                                   const mandate_client_spec *spec, mandate_client *c,
+                                   char **secret_r, mandate_error *err)
+{
+    memset(c, 0, sizeof(*c));
+    *secret_r = NULL;
+    const char *id = spec->client_id;
+    if (id == NULL) {
+        const char *suffix = random_suffix(pool);
+        if (suffix == NULL)
+            return mandate_error_set(err, MANDATE_ERROR, "no random bytes");
+        id = mandate_pool_printf(pool, "%s-%s", spec->prefix ? spec->prefix : "client", suffix);
+    }
+    if (!mandate_client_id_valid(id))
+        return mandate_error_set(err, MANDATE_INVALID,
+                                 "client id '%.80s' must be 1 to %d letters, digits, '-', '.', "
+                                 "'_' or '~'",
+                                 id, CLIENT_ID_MAX_LEN);
+    c->client_id = id;
+    c->tenant = spec->tenant ? spec->tenant : "default";
+    if (!mandate_client_id_valid(c->tenant))
+        return mandate_error_set(err, MANDATE_INVALID,
+                                 "tenant '%.80s' must be letters, digits, '-', '.', '_' or '~'",
+                                 c->tenant);
+    c->name = spec->name;
+    mandate_rc rc = normalise_list(pool, "scope", spec->scopes, mandate_scope_token_valid,
+                                   &c->scopes, err);
+    if (rc == MANDATE_OK)
+        rc = normalise_list(pool, "default scope", spec->default_scopes,
+                            mandate_scope_token_valid, &c->default_scopes, err);
+    if (rc == MANDATE_OK)
+        rc = normalise_list(pool, "audience", spec->audiences, audience_valid, &c->audiences,
+                            err);
+    if (rc != MANDATE_OK)
+        return rc;
+    for (const char *p = c->default_scopes; p != NULL && *p != '\0';) {
+        size_t n = strcspn(p, " ");
+        if (!mandate_word_list_has(c->scopes, p, n))
+            return mandate_error_set(err, MANDATE_INVALID,
+                                     "default scope '%.*s' is not among the client's scopes",
+                                     (int)n, p);
+        p += n + (p[n] == ' ');
+    }
+    if (spec->ttl < 0 || spec->ttl > MANDATE_TOKEN_MAX_LIFETIME)
+        return mandate_error_set(err, MANDATE_INVALID, "ttl must be 1 to %d seconds",
+                                 MANDATE_TOKEN_MAX_LIFETIME);
+    c->token_ttl = spec->ttl;
+    if (spec->token_format != NULL) {
+        const mandate_instance *f = mandate_runtime_find(rt, MANDATE_FORMAT, spec->token_format);
+        if (f == NULL)
+            return mandate_error_set(err, MANDATE_NOT_FOUND,
+                                     "no format instance '%s' is enabled", spec->token_format);
+        c->token_format = f->conf->name;
+    }
+    c->status = MANDATE_CLIENT_ENABLED;
+    c->flags = spec->can_introspect ? MANDATE_CLIENT_CAN_INTROSPECT : 0;
+    int64_t now = mandate_clock_now();
+    c->created_at = now;
+    c->updated_at = now;
+
+    if (spec->public_key_pem != NULL) {
+        /* private_key_jwt: the client keeps its private key; no secret at all */
+        EVP_PKEY *key =
+            mandate_jose_public_from_pem(spec->public_key_pem, strlen(spec->public_key_pem));
+        mandate_jws_alg alg = key ? mandate_jws_alg_for_key(key) : MANDATE_JWS_NONE;
+        EVP_PKEY_free(key);
+        if (alg == MANDATE_JWS_NONE)
+            return mandate_error_set(err, MANDATE_INVALID,
+                                     "the public key must be a PEM P-256, RSA (2048 bits or "
+                                     "more) or Ed25519 public key");
+        c->public_key = spec->public_key_pem;
+        const mandate_instance *b = pick_backend(rt, spec->backend, false, err);
+        if (b == NULL)
+            return err->rc;
+        c->backend = b->conf->name;
+        return MANDATE_OK;
+    }
+    const mandate_instance *b = pick_backend(rt, spec->backend, true, err);
+    if (b == NULL)
+        return err->rc;
+    c->backend = b->conf->name;
+    const mandate_backend_ops *ops = b->handle->plugin->ops;
+    return ops->provision(b->inst, pool, MANDATE_PROVISION_CREATE, c, secret_r, err);
+}
+
+mandate_rc mandate_clients_create(mandate_runtime *rt, mandate_pool *pool,
+                                  const mandate_client_spec *spec, mandate_client *client_r,
+                                  char **secret_r, mandate_error *err)
+{
+    mandate_rc rc = mandate_clients_prepare(rt, pool, spec, client_r, secret_r, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    void *store;
+    const mandate_store_ops *ops = mandate_runtime_store(rt, &store);
+    rc = ops->client_create(store, client_r, err);
+    if (rc == MANDATE_EXISTS)
+        return mandate_error_set(err, MANDATE_EXISTS, "client '%s' already exists",
+                                 client_r->client_id);
+    return rc;
+}
+
+mandate_rc mandate_clients_rotate_secret(mandate_runtime *rt, mandate_pool *pool,
+                                         const char *client_id, int64_t grace,
+                                         char **secret_r, mandate_error *err)
+{
+    void *store;
+    const mandate_store_ops *sops = mandate_runtime_store(rt, &store);
+    mandate_client c;
+    mandate_rc rc = sops->client_get(store, pool, client_id, &c, err);
+    if (rc == MANDATE_NOT_FOUND)
+        return mandate_error_set(err, MANDATE_NOT_FOUND, "no client '%s'", client_id);
+    if (rc != MANDATE_OK)
+        return rc;
+    if (c.secret_hash == NULL)
+        return mandate_error_set(err, MANDATE_INVALID,
+                                 "client '%s' authenticates with a key, not a secret",
+                                 client_id);
+    const mandate_instance *b = pick_backend(rt, c.backend, true, err);
+    if (b == NULL)
+        return err->rc;
+    /* the current secret becomes the previous one, valid for the grace period */
+    if (grace > 0) {
+        c.prev_secret_hash = c.secret_hash;
+        c.prev_secret_hash_len = c.secret_hash_len;
+        c.prev_secret_expires_at = mandate_clock_now() + grace;
+    } else {
+        c.prev_secret_hash = NULL;
+        c.prev_secret_hash_len = 0;
+        c.prev_secret_expires_at = 0;
+    }
+    const mandate_backend_ops *bops = b->handle->plugin->ops;
+    rc = bops->provision(b->inst, pool, MANDATE_PROVISION_ROTATE, &c, secret_r, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    c.updated_at = 0;
+    return sops->client_update(store, &c, err);
+}
+
+mandate_rc mandate_clients_set_status(mandate_runtime *rt, const char *client_id,
+                                      mandate_client_status status, mandate_error *err)
+{
+    void *store;
+    const mandate_store_ops *sops = mandate_runtime_store(rt, &store);
+    mandate_pool *pool = mandate_pool_new();
+    mandate_client c;
+    mandate_rc rc = sops->client_get(store, pool, client_id, &c, err);
+    if (rc == MANDATE_NOT_FOUND)
+        mandate_error_set(err, MANDATE_NOT_FOUND, "no client '%s'", client_id);
+    if (rc == MANDATE_OK && c.status != status) {
+        c.status = status;
+        c.updated_at = 0;
+        rc = sops->client_update(store, &c, err);
+    }
+    mandate_pool_free(&pool);
+    return rc;
+}

@@ -1,0 +1,617 @@
+/* mandatectl client: create, list, show, enable, disable, delete,
+ * rotate-secret, import. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "clients-private.h"
+#include "ctl-private.h"
+#include "pool-private.h"
+#include "util-private.h"
+
+#define PUBLIC_KEY_MAX (16 * 1024)
+#define IMPORT_FILE_MAX (512u * 1024 * 1024)
+
+static const char *status_name(mandate_client_status s)
+{
+    return s == MANDATE_CLIENT_ENABLED ? "enabled" : "disabled";
+}
+
+static json_t *client_json(const mandate_client *c)
+{
+    char t1[32], t2[32];
+    json_t *o = json_pack("{s:s,s:s,s:s}", "client_id", c->client_id, "tenant", c->tenant,
+                          "status", status_name(c->status));
+    json_object_set_new(o, "name", c->name ? json_string(c->name) : json_null());
+    json_object_set_new(o, "scope", json_string(c->scopes ? c->scopes : ""));
+    json_object_set_new(o, "default_scope", json_string(c->default_scopes ? c->default_scopes : ""));
+    json_object_set_new(o, "audience", json_string(c->audiences ? c->audiences : ""));
+    json_object_set_new(o, "ttl", json_integer(c->token_ttl));
+    json_object_set_new(o, "backend", c->backend ? json_string(c->backend) : json_null());
+    json_object_set_new(o, "format", c->token_format ? json_string(c->token_format) : json_null());
+    json_object_set_new(o, "auth",
+                        json_string(c->public_key ? "private_key_jwt" : "client_secret"));
+    json_object_set_new(o, "introspect", json_boolean(c->flags & MANDATE_CLIENT_CAN_INTROSPECT));
+    if (c->prev_secret_expires_at > mandate_clock_now())
+        json_object_set_new(o, "previous_secret_valid_until",
+                            json_string(ctl_time(c->prev_secret_expires_at, t1)));
+    json_object_set_new(o, "created", json_string(ctl_time(c->created_at, t1)));
+    json_object_set_new(o, "updated", json_string(ctl_time(c->updated_at, t2)));
+    return o;
+}
+
+static void print_client(const mandate_client *c)
+{
+    json_t *o = client_json(c);
+    const char *key;
+    json_t *v;
+    json_object_foreach(o, key, v)
+    {
+        if (json_is_string(v))
+            printf("%-16s %s\n", key, json_string_value(v));
+        else if (json_is_integer(v))
+            printf("%-16s %lld\n", key, (long long)json_integer_value(v));
+        else if (json_is_boolean(v))
+            printf("%-16s %s\n", key, json_is_true(v) ? "yes" : "no");
+        else
+            printf("%-16s -\n", key);
+    }
+    json_decref(o);
+}
+
+static char *read_public_key(const char *path)
+{
+    char *pem = NULL;
+    mandate_error err = {0};
+    if (mandate_read_file(path, PUBLIC_KEY_MAX, &pem, NULL, &err) != MANDATE_OK) {
+        fprintf(stderr, "mandatectl: %s\n", err.message);
+        return NULL;
+    }
+    return pem;
+}
+
+static int client_create(ctl *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"prefix", required_argument, NULL, 'p'},   {"scope", required_argument, NULL, 's'},
+        {"default-scope", required_argument, NULL, 'd'},
+        {"audience", required_argument, NULL, 'a'}, {"ttl", required_argument, NULL, 't'},
+        {"tenant", required_argument, NULL, 'T'},   {"name", required_argument, NULL, 'n'},
+        {"format", required_argument, NULL, 'f'},   {"backend", required_argument, NULL, 'b'},
+        {"public-key", required_argument, NULL, 'k'},
+        {"introspect", no_argument, NULL, 'i'},     {NULL, 0, NULL, 0}};
+    mandate_client_spec spec = {0};
+    const char *key_file = NULL;
+    char *audiences = NULL;
+    int opt;
+    optind = 0;
+    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'p': spec.prefix = optarg; break;
+        case 's': spec.scopes = optarg; break;
+        case 'd': spec.default_scopes = optarg; break;
+        case 'a': {
+            /* repeatable: each --audience adds one */
+            char *joined = audiences ? mandate_xasprintf("%s %s", audiences, optarg)
+                                     : mandate_xstrdup(optarg);
+            free(audiences);
+            audiences = joined;
+            break;
+        }
+        case 't': {
+            char *end;
+            errno = 0;
+            spec.ttl = strtoll(optarg, &end, 10);
+            if (errno != 0 || *end != '\0' || spec.ttl <= 0) {
+                fprintf(stderr, "mandatectl: --ttl takes a number of seconds\n");
+                free(audiences);
+                return CTL_USAGE;
+            }
+            break;
+        }
+        case 'T': spec.tenant = optarg; break;
+        case 'n': spec.name = optarg; break;
+        case 'f': spec.token_format = optarg; break;
+        case 'b': spec.backend = optarg; break;
+        case 'k': key_file = optarg; break;
+        case 'i': spec.can_introspect = true; break;
+        default: free(audiences); return CTL_USAGE;
+        }
+    }
+    if (optind < argc - 1) {
+        fprintf(stderr, "Usage: mandatectl client create [ID] [OPTIONS]\n");
+        free(audiences);
+        return CTL_USAGE;
+    }
+    if (optind == argc - 1)
+        spec.client_id = argv[optind];
+    spec.audiences = audiences;
+    char *pem = NULL;
+    if (key_file != NULL && (pem = read_public_key(key_file)) == NULL) {
+        free(audiences);
+        return CTL_REFUSED;
+    }
+    spec.public_key_pem = pem;
+
+    int status = CTL_REFUSED;
+    mandate_runtime *rt = ctl_runtime(c, MANDATE_RUNTIME_MIGRATE);
+    mandate_pool *pool = mandate_pool_new();
+    mandate_client client;
+    char *secret = NULL;
+    mandate_error err = {0};
+    if (rt != NULL) {
+        if (mandate_clients_create(rt, pool, &spec, &client, &secret, &err) != MANDATE_OK) {
+            fprintf(stderr, "mandatectl client create: %s\n", err.message);
+        } else {
+            status = CTL_OK;
+            if (c->json) {
+                json_t *o = client_json(&client);
+                if (secret != NULL)
+                    json_object_set_new(o, "client_secret", json_string(secret));
+                ctl_print_json(o);
+            } else {
+                printf("client_id: %s\n", client.client_id);
+                if (secret != NULL) {
+                    printf("client_secret: %s\n", secret);
+                    fprintf(stderr, "mandatectl: the secret is shown only now: store it safely\n");
+                }
+            }
+        }
+    }
+    if (secret != NULL)
+        OPENSSL_cleanse(secret, strlen(secret));
+    mandate_pool_free(&pool);
+    mandate_runtime_unref(&rt);
+    free(pem);
+    free(audiences);
+    return status;
+}
+
+typedef struct list_ctx {
+    bool json;
+    json_t *array;
+    size_t count;
+} list_ctx;
+
+static mandate_rc list_one(void *ctx, const mandate_client *cl)
+{
+    list_ctx *l = ctx;
+    l->count++;
+    if (l->json) {
+        json_array_append_new(l->array, client_json(cl));
+    } else {
+        printf("%-32s %-12s %-9s %s\n", cl->client_id, cl->tenant, status_name(cl->status),
+               cl->scopes ? cl->scopes : "");
+    }
+    return MANDATE_OK;
+}
+
+static int client_list(ctl *c, mandate_runtime *rt, int argc, char **argv)
+{
+    static const struct option opts[] = {{"tenant", required_argument, NULL, 'T'},
+                                         {NULL, 0, NULL, 0}};
+    mandate_client_filter filter = {0};
+    int opt;
+    optind = 0;
+    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (opt != 'T')
+            return CTL_USAGE;
+        filter.tenant = optarg;
+    }
+    void *store;
+    const mandate_store_ops *ops = mandate_runtime_store(rt, &store);
+    list_ctx l = {.json = c->json, .array = json_array()};
+    if (!c->json)
+        printf("%-32s %-12s %-9s %s\n", "CLIENT_ID", "TENANT", "STATUS", "SCOPES");
+    mandate_error err = {0};
+    mandate_rc rc = ops->client_list(store, &filter, list_one, &l, &err);
+    if (c->json)
+        ctl_print_json(json_incref(l.array));
+    json_decref(l.array);
+    if (rc != MANDATE_OK) {
+        fprintf(stderr, "mandatectl client list: %s\n", err.message);
+        return CTL_REFUSED;
+    }
+    return CTL_OK;
+}
+
+static int client_by_id(ctl *c, mandate_runtime *rt, const char *verb, const char *id,
+                        int argc, char **argv)
+{
+    mandate_error err = {0};
+    mandate_rc rc;
+    if (strcmp(verb, "show") == 0) {
+        void *store;
+        const mandate_store_ops *ops = mandate_runtime_store(rt, &store);
+        mandate_pool *pool = mandate_pool_new();
+        mandate_client cl;
+        rc = ops->client_get(store, pool, id, &cl, &err);
+        if (rc == MANDATE_OK) {
+            if (c->json)
+                ctl_print_json(client_json(&cl));
+            else
+                print_client(&cl);
+        } else if (rc == MANDATE_NOT_FOUND) {
+            mandate_error_set(&err, rc, "no client '%s'", id);
+        }
+        mandate_pool_free(&pool);
+    } else if (strcmp(verb, "enable") == 0 || strcmp(verb, "disable") == 0) {
+        bool enable = verb[0] == 'e';
+        rc = mandate_clients_set_status(
+            rt, id, enable ? MANDATE_CLIENT_ENABLED : MANDATE_CLIENT_DISABLED, &err);
+        if (rc == MANDATE_OK && !c->json)
+            printf("client %s %s\n", id, enable ? "enabled" : "disabled");
+    } else if (strcmp(verb, "delete") == 0) {
+        void *store;
+        const mandate_store_ops *ops = mandate_runtime_store(rt, &store);
+        rc = ops->client_delete(store, id, &err);
+        if (rc == MANDATE_NOT_FOUND)
+            mandate_error_set(&err, rc, "no client '%s'", id);
+        else if (rc == MANDATE_OK && !c->json)
+            printf("client %s deleted\n", id);
+    } else { /* rotate-secret */
+        static const struct option opts[] = {{"grace", required_argument, NULL, 'g'},
+                                             {NULL, 0, NULL, 0}};
+        int64_t grace = MANDATE_DEFAULT_SECRET_GRACE;
+        int opt;
+        optind = 0;
+        while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+            char *end;
+            errno = 0;
+            grace = opt == 'g' ? strtoll(optarg, &end, 10) : -1;
+            if (opt != 'g' || errno != 0 || *end != '\0' || grace < 0 ||
+                grace > 30 * 86400) {
+                fprintf(stderr, "mandatectl: --grace takes 0 to 2592000 seconds\n");
+                return CTL_USAGE;
+            }
+        }
+        mandate_pool *pool = mandate_pool_new();
+        char *secret = NULL;
+        rc = mandate_clients_rotate_secret(rt, pool, id, grace, &secret, &err);
+        if (rc == MANDATE_OK) {
+            if (c->json)
+                ctl_print_json(json_pack("{s:s,s:s,s:I}", "client_id", id, "client_secret",
+                                         secret, "grace", (json_int_t)grace));
+            else
+                printf("client_id: %s\nclient_secret: %s\n", id, secret);
+            fprintf(stderr, "mandatectl: the old secret stays valid for %llds\n",
+                    (long long)grace);
+            OPENSSL_cleanse(secret, strlen(secret));
+        }
+        mandate_pool_free(&pool);
+    }
+    if (rc != MANDATE_OK) {
+        fprintf(stderr, "mandatectl client %s: %s\n", verb, err.message);
+        return CTL_REFUSED;
+    }
+    return CTL_OK;
+}
+
+/* --- import ----------------------------------------------------------------- */
+
+/* Splits one CSV line into fields (RFC 4180 quoting), in place. */
+static size_t csv_fields(char *line, char **fields, size_t max)
+{
+    size_t n = 0;
+    char *p = line;
+    while (n < max) {
+        char *out = p;
+        fields[n++] = out;
+        if (*p == '"') {
+            p++;
+            for (;;) {
+                if (*p == '\0')
+                    break;
+                if (*p == '"' && p[1] == '"') {
+                    *out++ = '"';
+                    p += 2;
+                } else if (*p == '"') {
+                    p++;
+                    break;
+                } else {
+                    *out++ = *p++;
+                }
+            }
+            while (*p != ',' && *p != '\0')
+                p++;
+        } else {
+            while (*p != ',' && *p != '\0')
+                *out++ = *p++;
+        }
+        char sep = *p;
+        *out = '\0';
+        if (sep == '\0')
+            break;
+        p++;
+    }
+    return n;
+}
+
+static const char *spec_field(mandate_client_spec *spec, const char *name, const char *value,
+                              mandate_pool *pool)
+{
+    if (value != NULL && value[0] == '\0')
+        value = NULL;
+    if (strcmp(name, "client_id") == 0)
+        spec->client_id = value;
+    else if (strcmp(name, "prefix") == 0)
+        spec->prefix = value;
+    else if (strcmp(name, "tenant") == 0)
+        spec->tenant = value;
+    else if (strcmp(name, "name") == 0)
+        spec->name = value;
+    else if (strcmp(name, "scope") == 0 || strcmp(name, "scopes") == 0)
+        spec->scopes = value;
+    else if (strcmp(name, "default_scope") == 0 || strcmp(name, "default_scopes") == 0)
+        spec->default_scopes = value;
+    else if (strcmp(name, "audience") == 0 || strcmp(name, "audiences") == 0)
+        spec->audiences = value;
+    else if (strcmp(name, "format") == 0)
+        spec->token_format = value;
+    else if (strcmp(name, "ttl") == 0) {
+        char *end;
+        spec->ttl = value ? strtoll(value, &end, 10) : 0;
+        if (value != NULL && (*end != '\0' || spec->ttl <= 0))
+            return "ttl must be a positive number of seconds";
+    } else
+        return mandate_pool_printf(pool, "unknown field '%.40s'", name);
+    return NULL;
+}
+
+/* A JSON value as a string field: a string, or an array of strings joined
+ * with spaces, or a number. */
+static const char *json_field(mandate_pool *pool, json_t *v)
+{
+    if (json_is_string(v))
+        return mandate_pool_strdup(pool, json_string_value(v));
+    if (json_is_integer(v))
+        return mandate_pool_printf(pool, "%lld", (long long)json_integer_value(v));
+    if (json_is_array(v)) {
+        size_t i;
+        json_t *item;
+        char *out = "";
+        json_array_foreach(v, i, item)
+        {
+            if (!json_is_string(item))
+                return NULL;
+            out = mandate_pool_printf(pool, "%s%s%s", out, i ? " " : "", json_string_value(item));
+        }
+        return out;
+    }
+    return NULL;
+}
+
+typedef struct import_set {
+    mandate_client *clients;
+    char **secrets;
+    size_t count, cap;
+} import_set;
+
+static bool add_spec(mandate_runtime *rt, mandate_pool *pool, import_set *set,
+                     const mandate_client_spec *spec, size_t line)
+{
+    if (set->count == set->cap) {
+        set->cap = set->cap ? set->cap * 2 : 1024;
+        set->clients = mandate_xrealloc(set->clients, set->cap * sizeof(mandate_client));
+        set->secrets = mandate_xrealloc(set->secrets, set->cap * sizeof(char *));
+    }
+    mandate_error err = {0};
+    if (mandate_clients_prepare(rt, pool, spec, &set->clients[set->count],
+                                &set->secrets[set->count], &err) != MANDATE_OK) {
+        fprintf(stderr, "mandatectl client import: line %zu: %s\n", line, err.message);
+        return false;
+    }
+    set->count++;
+    return true;
+}
+
+static bool parse_import(mandate_runtime *rt, mandate_pool *pool, char *text, bool csv,
+                         import_set *set)
+{
+    char *save = NULL;
+    char *header[16];
+    size_t columns = 0, line_no = 0;
+    for (char *line = strtok_r(text, "\n", &save); line != NULL;
+         line = strtok_r(NULL, "\n", &save)) {
+        line_no++;
+        size_t len = strlen(line);
+        if (len > 0 && line[len - 1] == '\r')
+            line[--len] = '\0';
+        if (len == 0 || line[0] == '#')
+            continue;
+        mandate_client_spec spec = {0};
+        if (csv) {
+            char *fields[16];
+            size_t n = csv_fields(line, fields, 16);
+            if (columns == 0) {
+                for (size_t i = 0; i < n; i++)
+                    header[i] = mandate_pool_strdup(pool, fields[i]);
+                columns = n;
+                continue;
+            }
+            if (n != columns) {
+                fprintf(stderr, "mandatectl client import: line %zu: %zu fields, the header has %zu\n",
+                        line_no, n, columns);
+                return false;
+            }
+            for (size_t i = 0; i < n; i++) {
+                const char *why = spec_field(&spec, header[i], mandate_pool_strdup(pool, fields[i]), pool);
+                if (why != NULL) {
+                    fprintf(stderr, "mandatectl client import: line %zu: %s\n", line_no, why);
+                    return false;
+                }
+            }
+        } else {
+            json_error_t jerr;
+            json_t *o = json_loads(line, JSON_REJECT_DUPLICATES, &jerr);
+            if (!json_is_object(o)) {
+                fprintf(stderr, "mandatectl client import: line %zu: not a JSON object: %s\n",
+                        line_no, o ? "" : jerr.text);
+                json_decref(o);
+                return false;
+            }
+            const char *key;
+            json_t *v;
+            const char *why = NULL;
+            json_object_foreach(o, key, v)
+            {
+                const char *value = json_field(pool, v);
+                why = value == NULL && !json_is_null(v)
+                          ? mandate_pool_printf(pool, "field '%.40s' has the wrong type", key)
+                          : spec_field(&spec, mandate_pool_strdup(pool, key), value, pool);
+                if (why != NULL)
+                    break;
+            }
+            json_decref(o);
+            if (why != NULL) {
+                fprintf(stderr, "mandatectl client import: line %zu: %s\n", line_no, why);
+                return false;
+            }
+        }
+        if (!add_spec(rt, pool, set, &spec, line_no))
+            return false;
+    }
+    return true;
+}
+
+static bool write_credentials(const char *path, const import_set *set, bool csv)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        fprintf(stderr, "mandatectl client import: %s: %s\n", path, strerror(errno));
+        return false;
+    }
+    FILE *f = fdopen(fd, "w");
+    if (csv)
+        fputs("client_id,client_secret\n", f);
+    for (size_t i = 0; i < set->count; i++) {
+        const char *secret = set->secrets[i] ? set->secrets[i] : "";
+        /* ids and generated secrets are URL-safe: no quoting is needed */
+        if (csv)
+            fprintf(f, "%s,%s\n", set->clients[i].client_id, secret);
+        else
+            fprintf(f, "{\"client_id\":\"%s\",\"client_secret\":\"%s\"}\n",
+                    set->clients[i].client_id, secret);
+    }
+    bool ok = fflush(f) == 0 && fsync(fd) == 0;
+    ok = fclose(f) == 0 && ok;
+    if (!ok)
+        fprintf(stderr, "mandatectl client import: %s: %s\n", path, strerror(errno));
+    return ok;
+}
+
+static int client_import(ctl *c, mandate_runtime *rt, int argc, char **argv)
+{
+    static const struct option opts[] = {{"out", required_argument, NULL, 'o'},
+                                         {"csv", no_argument, NULL, 'c'},
+                                         {NULL, 0, NULL, 0}};
+    const char *out = NULL;
+    bool csv = false;
+    int opt;
+    optind = 0;
+    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (opt == 'o')
+            out = optarg;
+        else if (opt == 'c')
+            csv = true;
+        else
+            return CTL_USAGE;
+    }
+    if (optind != argc - 1 || out == NULL) {
+        fprintf(stderr, "Usage: mandatectl client import FILE --out CREDENTIALS [--csv]\n");
+        return CTL_USAGE;
+    }
+    const char *in = argv[optind];
+    size_t len = strlen(in);
+    if (len > 4 && strcmp(in + len - 4, ".csv") == 0)
+        csv = true;
+    char *text = NULL;
+    mandate_error err = {0};
+    if (mandate_read_file(in, IMPORT_FILE_MAX, &text, NULL, &err) != MANDATE_OK) {
+        fprintf(stderr, "mandatectl client import: %s\n", err.message);
+        return CTL_REFUSED;
+    }
+    mandate_pool *pool = mandate_pool_new();
+    import_set set = {0};
+    int status = CTL_REFUSED;
+    char *tmp = mandate_xasprintf("%s.partial", out);
+    if (access(out, F_OK) == 0) {
+        fprintf(stderr, "mandatectl client import: %s exists; name a new file\n", out);
+    } else if (parse_import(rt, pool, text, csv, &set)) {
+        void *store;
+        const mandate_store_ops *ops = mandate_runtime_store(rt, &store);
+        /* the credentials are on disk before the clients exist, so none is
+         * ever created without its secret being kept */
+        if (write_credentials(tmp, &set, csv)) {
+            if (ops->client_import(store, set.clients, set.count, &err) != MANDATE_OK) {
+                fprintf(stderr, "mandatectl client import: nothing imported: %s\n",
+                        err.message);
+                unlink(tmp);
+            } else if (rename(tmp, out) != 0) {
+                fprintf(stderr, "mandatectl client import: %s: %s (credentials in %s)\n", out,
+                        strerror(errno), tmp);
+            } else {
+                status = CTL_OK;
+                if (c->json)
+                    ctl_print_json(json_pack("{s:I,s:s}", "imported", (json_int_t)set.count,
+                                             "credentials", out));
+                else
+                    printf("imported %zu clients; credentials in %s (mode 0600)\n", set.count,
+                           out);
+            }
+        }
+    }
+    for (size_t i = 0; i < set.count; i++)
+        if (set.secrets[i] != NULL)
+            OPENSSL_cleanse(set.secrets[i], strlen(set.secrets[i]));
+    free(set.clients);
+    free(set.secrets);
+    free(tmp);
+    free(text);
+    mandate_pool_free(&pool);
+    return status;
+}
+
+int ctl_cmd_client(ctl *c, int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "Usage: mandatectl client create|list|show|enable|disable|delete|"
+                        "rotate-secret|import ...\n");
+        return CTL_USAGE;
+    }
+    const char *verb = argv[1];
+    if (strcmp(verb, "create") == 0)
+        return client_create(c, argc - 1, argv + 1);
+    static const char *const by_id[] = {"show", "enable", "disable", "delete",
+                                        "rotate-secret", NULL};
+    bool known = strcmp(verb, "list") == 0 || strcmp(verb, "import") == 0;
+    for (size_t i = 0; by_id[i] != NULL; i++)
+        known = known || strcmp(verb, by_id[i]) == 0;
+    if (!known) {
+        fprintf(stderr, "mandatectl client: unknown action '%s'\n", verb);
+        return CTL_USAGE;
+    }
+    if (strcmp(verb, "list") != 0 && strcmp(verb, "import") != 0 && argc < 3) {
+        fprintf(stderr, "Usage: mandatectl client %s ID\n", verb);
+        return CTL_USAGE;
+    }
+    mandate_runtime *rt = ctl_runtime(c, MANDATE_RUNTIME_MIGRATE);
+    if (rt == NULL)
+        return CTL_REFUSED;
+    int status;
+    if (strcmp(verb, "list") == 0)
+        status = client_list(c, rt, argc - 1, argv + 1);
+    else if (strcmp(verb, "import") == 0)
+        status = client_import(c, rt, argc - 1, argv + 1);
+    else
+        status = client_by_id(c, rt, verb, argv[2], argc - 2, argv + 2);
+    mandate_runtime_unref(&rt);
+    return status;
+}

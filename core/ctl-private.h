@@ -1,0 +1,32 @@
+/* mandatectl's commands, one file per noun. */
+#ifndef MANDATE_CTL_PRIVATE_H
+#define MANDATE_CTL_PRIVATE_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include "runtime-private.h"
+
+enum { CTL_OK = 0, CTL_REFUSED = 1, CTL_USAGE = 2 };
+
+typedef struct ctl {
+    const char *config_path; /* -c, $MANDATE_CONF or the default */
+    bool config_given;       /* -c or $MANDATE_CONF */
+    bool json;
+} ctl;
+
+/* Load the configuration and start its plugins, as the daemon does;
+ * prints every problem. NULL on failure. */
+mandate_runtime *ctl_runtime(const ctl *c, unsigned flags);
+/* Print JSON (and release it); returns CTL_OK. */
+int ctl_print_json(json_t *value);
+/* "2026-11-26T08:00:00Z", or "-" for 0. */
+const char *ctl_time(int64_t t, char buf[32]);
+
+int ctl_cmd_client(ctl *c, int argc, char **argv);
+int ctl_cmd_keys(ctl *c, int argc, char **argv);
+int ctl_cmd_token(ctl *c, int argc, char **argv);
+
+#endif

@@ -1,0 +1,48 @@
+/* RFC 8414 authorization server metadata and the RFC 7517 JWK set. */
+#include "config.h"
+
+#include <string.h>
+
+#include "endpoints-private.h"
+#include "keys-private.h"
+#include "oauth-private.h"
+#include "pool-private.h"
+
+static json_t *string_array(const char *const *items)
+{
+    json_t *a = json_array();
+    for (; *items != NULL; items++)
+        json_array_append_new(a, json_string(*items));
+    return a;
+}
+
+void mandate_endpoint_metadata(mandate_http_request *req, mandate_http_response *resp)
+{
+    static const char *const grant_types[] = {"client_credentials", NULL};
+    static const char *const auth_methods[] = {"client_secret_basic", "client_secret_post",
+                                               "private_key_jwt", NULL};
+    static const char *const algs[] = {"ES256", "RS256", "EdDSA", NULL};
+    static const char *const response_types[] = {"token", NULL};
+    const mandate_config *cfg = mandate_runtime_config(req->runtime);
+    json_t *doc = json_pack(
+        "{s:s,s:s,s:s,s:o,s:o,s:o,s:o,s:o}", "issuer", cfg->issuer, "token_endpoint",
+        mandate_oauth_endpoint_url(req, "/oauth2/token"), "jwks_uri",
+        mandate_oauth_endpoint_url(req, "/oauth2/jwks"), "grant_types_supported",
+        string_array(grant_types), "token_endpoint_auth_methods_supported",
+        string_array(auth_methods), "token_endpoint_auth_signing_alg_values_supported",
+        string_array(algs), "response_types_supported", string_array(response_types),
+        "access_token_signing_alg_values_supported", string_array(algs));
+    mandate_http_response_json(req, resp, 200, doc);
+    mandate_http_response_header(resp, "Cache-Control", "public, max-age=300");
+}
+
+void mandate_endpoint_jwks(mandate_http_request *req, mandate_http_response *resp)
+{
+    resp->status = 200;
+    resp->content_type = "application/jwk-set+json";
+    resp->body = mandate_keyring_jwks(req->runtime, req->pool);
+    resp->body_len = strlen(resp->body);
+    /* short: a rotation is picked up by caches within a minute; verifiers
+     * refetch at once on an unknown kid anyway */
+    mandate_http_response_header(resp, "Cache-Control", "public, max-age=60");
+}

@@ -1,0 +1,151 @@
+/* POST /oauth2/token (RFC 6749 §4.4, client credentials). */
+#include "config.h"
+
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/rand.h>
+
+#include "endpoints-private.h"
+#include "jose-private.h"
+#include "log-private.h"
+#include "oauth-private.h"
+#include "pool-private.h"
+
+#define JTI_BYTES 16
+
+static const char *const repeatable_params[] = {"resource", NULL};
+
+static bool is_form_content_type(const char *ct)
+{
+    static const char form[] = "application/x-www-form-urlencoded";
+    if (ct == NULL || strncasecmp(ct, form, sizeof(form) - 1) != 0)
+        return false;
+    char next = ct[sizeof(form) - 1];
+    return next == '\0' || next == ';' || next == ' ';
+}
+
+static const char *new_jti(mandate_pool *pool)
+{
+    unsigned char raw[JTI_BYTES];
+    if (RAND_bytes(raw, sizeof(raw)) != 1)
+        return NULL;
+    char *out = mandate_pool_alloc(pool, mandate_b64url_encoded_len(sizeof(raw)) + 1);
+    mandate_b64url_encode(raw, sizeof(raw), out);
+    return out;
+}
+
+static const mandate_instance *client_format(mandate_http_request *req,
+                                             const mandate_client *client)
+{
+    const char *name = client->token_format && client->token_format[0]
+                           ? client->token_format
+                           : mandate_runtime_config(req->runtime)->token_format;
+    const mandate_instance *in = mandate_runtime_find(req->runtime, MANDATE_FORMAT, name);
+    if (in == NULL)
+        log_error("client %s: token format '%s' is not enabled", client->client_id, name);
+    return in;
+}
+
+/* Mint the grant with the client's format and answer RFC 6749 §5.1. */
+static void issue(mandate_http_request *req, mandate_http_response *resp,
+                  const mandate_client *client, const mandate_grant *grant)
+{
+    mandate_oauth_error oerr;
+    const mandate_instance *fmt = client_format(req, client);
+    if (fmt == NULL) {
+        mandate_oauth_fail_rc(&oerr, MANDATE_ERROR);
+        mandate_oauth_respond_error(req, resp, &oerr);
+        return;
+    }
+    const mandate_format_ops *ops = fmt->handle->plugin->ops;
+    char *token = NULL;
+    mandate_error err = {0};
+    mandate_rc rc = ops->mint(fmt->inst, req->pool, grant, &token, &err);
+    if (rc != MANDATE_OK) {
+        log_error("client %s: %s could not mint: %s", client->client_id, fmt->conf->name,
+                  err.message);
+        mandate_oauth_fail_rc(&oerr, rc);
+        mandate_oauth_respond_error(req, resp, &oerr);
+        return;
+    }
+    int64_t expires_in = grant->expires_at - grant->issued_at;
+    log_info("token issued: client_id=%s sub=%s jti=%s scope=[%s] aud=[%s] expires_in=%llds",
+             client->client_id, grant->subject, grant->jti, grant->scope ? grant->scope : "",
+             grant->audience ? grant->audience : "", (long long)expires_in);
+    json_t *body = json_pack("{s:s,s:s,s:I}", "access_token", token, "token_type", "Bearer",
+                             "expires_in", (json_int_t)expires_in);
+    if (grant->scope != NULL)
+        json_object_set_new(body, "scope", json_string(grant->scope));
+    mandate_http_response_json(req, resp, 200, body);
+    mandate_http_response_header(resp, "Cache-Control", "no-store");
+    mandate_http_response_header(resp, "Pragma", "no-cache");
+}
+
+static void client_credentials(mandate_http_request *req, mandate_http_response *resp,
+                               const mandate_form *form)
+{
+    mandate_oauth_error oerr;
+    mandate_client client;
+    if (mandate_client_authenticate(req, form, &client, &oerr) != MANDATE_OK) {
+        mandate_oauth_respond_error(req, resp, &oerr);
+        return;
+    }
+    const char *requested = mandate_form_get(form, "scope");
+    log_info("token request: client_id=%s, scopes=[%s]", client.client_id,
+             requested ? requested : "(default)");
+    const mandate_config *cfg = mandate_runtime_config(req->runtime);
+    mandate_grant grant = {0};
+    if (mandate_policy_scope(req->pool, &client, requested, &grant.scope, &oerr) != MANDATE_OK ||
+        mandate_policy_audience(req->pool, &client, mandate_form_find(form, "resource"),
+                                &grant.audience, &oerr) != MANDATE_OK) {
+        log_info("token refused: client_id=%s: %s", client.client_id, oerr.description);
+        mandate_oauth_respond_error(req, resp, &oerr);
+        return;
+    }
+    grant.issuer = cfg->issuer;
+    grant.subject = client.client_id;
+    grant.client_id = client.client_id;
+    grant.tenant = client.tenant;
+    grant.jti = new_jti(req->pool);
+    grant.issued_at = mandate_clock_now();
+    grant.not_before = grant.issued_at;
+    grant.expires_at = grant.issued_at + mandate_policy_lifetime(cfg, &client);
+    if (grant.jti == NULL) {
+        mandate_oauth_fail_rc(&oerr, MANDATE_ERROR);
+        mandate_oauth_respond_error(req, resp, &oerr);
+        return;
+    }
+    issue(req, resp, &client, &grant);
+}
+
+void mandate_endpoint_token(mandate_http_request *req, mandate_http_response *resp)
+{
+    mandate_oauth_error oerr;
+    if (!is_form_content_type(mandate_http_request_header(req, "Content-Type"))) {
+        mandate_oauth_fail(&oerr, 400, "invalid_request",
+                           "Content-Type must be application/x-www-form-urlencoded");
+        mandate_oauth_respond_error(req, resp, &oerr);
+        return;
+    }
+    mandate_form form;
+    mandate_error err = {0};
+    if (mandate_form_parse(req->pool, req->body, req->body_len, repeatable_params, &form,
+                           &err) != MANDATE_OK) {
+        mandate_oauth_fail(&oerr, 400, "invalid_request",
+                           mandate_pool_strdup(req->pool, err.message));
+        mandate_oauth_respond_error(req, resp, &oerr);
+        return;
+    }
+    const char *grant_type = mandate_form_get(&form, "grant_type");
+    if (grant_type == NULL) {
+        mandate_oauth_fail(&oerr, 400, "invalid_request", "grant_type is missing");
+    } else if (strcmp(grant_type, "client_credentials") == 0) {
+        client_credentials(req, resp, &form);
+        return;
+    } else {
+        mandate_oauth_fail(&oerr, 400, "unsupported_grant_type",
+                           "this broker does not support that grant_type");
+    }
+    mandate_oauth_respond_error(req, resp, &oerr);
+}

@@ -1,0 +1,56 @@
+/* OAuth 2.0 errors (RFC 6749 §5.2, RFC 6750 §3) and the steps of the token
+ * endpoint that precede the format: client authentication and policy. */
+#ifndef MANDATE_OAUTH_PRIVATE_H
+#define MANDATE_OAUTH_PRIVATE_H
+
+#include "form-private.h"
+#include "http-private.h"
+
+typedef struct mandate_oauth_error {
+    unsigned status;
+    const char *error;       /* "invalid_request", "invalid_client", ... */
+    const char *description; /* safe for the client: never a plugin's message */
+} mandate_oauth_error;
+
+/* Fills e and returns MANDATE_DENIED, for `return mandate_oauth_fail(...)`. */
+mandate_rc mandate_oauth_fail(mandate_oauth_error *e, unsigned status, const char *error,
+                              const char *description);
+/* The JSON error response, with Cache-Control: no-store and, for 401,
+ * WWW-Authenticate. */
+void mandate_oauth_respond_error(mandate_http_request *req, mandate_http_response *resp,
+                                 const mandate_oauth_error *e);
+/* A plugin or store failure as an OAuth error: TEMPFAIL is 503
+ * temporarily_unavailable, anything unexpected 500 server_error. */
+mandate_rc mandate_oauth_fail_rc(mandate_oauth_error *e, mandate_rc rc);
+
+/* The URL of an endpoint of this issuer ("/oauth2/token"), in pool. */
+const char *mandate_oauth_endpoint_url(mandate_http_request *req, const char *path);
+
+/* Find and authenticate the client of a request (client_secret_basic,
+ * client_secret_post or private_key_jwt), asking the backends in their
+ * configured order. On success *client_r is its record (in the request
+ * pool). A failure is 401 invalid_client, whatever the cause, so that
+ * nobody learns which client ids exist. */
+mandate_rc mandate_client_authenticate(mandate_http_request *req, const mandate_form *form,
+                                       mandate_client *client_r, mandate_oauth_error *oerr);
+
+/* RFC 6749 §3.3 scope-token characters. */
+bool mandate_scope_token_valid(const char *token, size_t len);
+/* Does the space-separated list hold this word? */
+bool mandate_word_list_has(const char *list, const char *word, size_t len);
+
+/* The scopes to grant: those requested (each allowed to the client, else
+ * 400 invalid_scope naming it), or the client's default scopes. */
+mandate_rc mandate_policy_scope(mandate_pool *pool, const mandate_client *client,
+                                const char *requested, const char **scope_r,
+                                mandate_oauth_error *oerr);
+/* The audiences: the RFC 8707 resources asked for (each one of the client's
+ * allowed audiences, else 400 invalid_target), or all the client's
+ * audiences; NULL when the client has none. */
+mandate_rc mandate_policy_audience(mandate_pool *pool, const mandate_client *client,
+                                   const mandate_form_param *resources,
+                                   const char **audience_r, mandate_oauth_error *oerr);
+/* Seconds a token of this client lives. */
+int64_t mandate_policy_lifetime(const mandate_config *config, const mandate_client *client);
+
+#endif

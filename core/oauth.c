@@ -1,0 +1,151 @@
+#include "config.h"
+
+#include <string.h>
+
+#include "log-private.h"
+#include "oauth-private.h"
+#include "pool-private.h"
+
+mandate_rc mandate_oauth_fail(mandate_oauth_error *e, unsigned status, const char *error,
+                              const char *description)
+{
+    e->status = status;
+    e->error = error;
+    e->description = description;
+    return MANDATE_DENIED;
+}
+
+mandate_rc mandate_oauth_fail_rc(mandate_oauth_error *e, mandate_rc rc)
+{
+    if (rc == MANDATE_TEMPFAIL)
+        return mandate_oauth_fail(e, 503, "temporarily_unavailable",
+                                  "the broker cannot serve this now; try again shortly");
+    return mandate_oauth_fail(e, 500, "server_error", "internal error; see the broker's log");
+}
+
+void mandate_oauth_respond_error(mandate_http_request *req, mandate_http_response *resp,
+                                 const mandate_oauth_error *e)
+{
+    mandate_http_response_error(req, resp, e->status, e->error, e->description);
+    mandate_http_response_header(resp, "Cache-Control", "no-store");
+    mandate_http_response_header(resp, "Pragma", "no-cache");
+    if (e->status == 401)
+        mandate_http_response_header(resp, "WWW-Authenticate", "Basic realm=\"mandate\"");
+    if (e->status == 503)
+        mandate_http_response_header(resp, "Retry-After", "5");
+}
+
+const char *mandate_oauth_endpoint_url(mandate_http_request *req, const char *path)
+{
+    return mandate_pool_printf(req->pool, "%s%s", mandate_runtime_config(req->runtime)->issuer,
+                               path);
+}
+
+bool mandate_scope_token_valid(const char *token, size_t len)
+{
+    if (len == 0)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)token[i];
+        if (!(c == 0x21 || (c >= 0x23 && c <= 0x5b) || (c >= 0x5d && c <= 0x7e)))
+            return false;
+    }
+    return true;
+}
+
+bool mandate_word_list_has(const char *list, const char *word, size_t len)
+{
+    if (list == NULL)
+        return false;
+    const char *p = list;
+    while (*p != '\0') {
+        while (*p == ' ')
+            p++;
+        const char *end = strchr(p, ' ');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        if (n == len && n > 0 && memcmp(p, word, len) == 0)
+            return true;
+        p += n;
+    }
+    return false;
+}
+
+mandate_rc mandate_policy_scope(mandate_pool *pool, const mandate_client *client,
+                                const char *requested, const char **scope_r,
+                                mandate_oauth_error *oerr)
+{
+    if (requested == NULL) {
+        *scope_r = client->default_scopes && client->default_scopes[0] ? client->default_scopes
+                                                                        : NULL;
+        return MANDATE_OK;
+    }
+    size_t cap = strlen(requested) + 1;
+    char *out = mandate_pool_alloc(pool, cap);
+    size_t used = 0;
+    const char *p = requested;
+    while (*p != '\0') {
+        if (*p == ' ') {
+            p++;
+            continue;
+        }
+        const char *end = strchr(p, ' ');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        if (!mandate_scope_token_valid(p, n))
+            return mandate_oauth_fail(oerr, 400, "invalid_scope",
+                                      "scope holds a character RFC 6749 does not allow");
+        if (!mandate_word_list_has(client->scopes, p, n)) {
+            const char *what = mandate_pool_printf(
+                pool, "scope '%.*s' is not allowed for this client", (int)(n > 64 ? 64 : n), p);
+            return mandate_oauth_fail(oerr, 400, "invalid_scope", what);
+        }
+        if (!mandate_word_list_has(out, p, n)) { /* asked twice: granted once */
+            if (used > 0)
+                out[used++] = ' ';
+            memcpy(out + used, p, n);
+            used += n;
+            out[used] = '\0';
+        }
+        p += n;
+    }
+    *scope_r = used > 0 ? out : NULL;
+    return MANDATE_OK;
+}
+
+mandate_rc mandate_policy_audience(mandate_pool *pool, const mandate_client *client,
+                                   const mandate_form_param *resources,
+                                   const char **audience_r, mandate_oauth_error *oerr)
+{
+    if (resources == NULL || resources->value_count == 0) {
+        *audience_r = client->audiences && client->audiences[0] ? client->audiences : NULL;
+        return MANDATE_OK;
+    }
+    size_t len = 1;
+    for (size_t i = 0; i < resources->value_count; i++)
+        len += strlen(resources->values[i]) + 1;
+    char *out = mandate_pool_alloc(pool, len);
+    for (size_t i = 0; i < resources->value_count; i++) {
+        const char *r = resources->values[i];
+        size_t n = strlen(r);
+        /* RFC 8707 §2: an absolute URI without a fragment */
+        if (strchr(r, ':') == NULL || strchr(r, '#') != NULL || strchr(r, ' ') != NULL)
+            return mandate_oauth_fail(oerr, 400, "invalid_target",
+                                      "resource must be an absolute URI without a fragment");
+        if (!mandate_word_list_has(client->audiences, r, n))
+            return mandate_oauth_fail(
+                oerr, 400, "invalid_target",
+                mandate_pool_printf(pool, "resource '%.100s' is not allowed for this client", r));
+        if (!mandate_word_list_has(out, r, n)) {
+            if (out[0] != '\0')
+                strcat(out, " ");
+            strcat(out, r);
+        }
+    }
+    *audience_r = out;
+    return MANDATE_OK;
+}
+
+int64_t mandate_policy_lifetime(const mandate_config *config, const mandate_client *client)
+{
+    int64_t ttl = client->token_ttl > 0 ? client->token_ttl : config->token_lifetime;
+    return ttl > MANDATE_TOKEN_MAX_LIFETIME ? MANDATE_TOKEN_MAX_LIFETIME : ttl;
+}
