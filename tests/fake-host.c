@@ -88,11 +88,72 @@ static mandate_rc fake_keyed_hash(const mandate_host *host, const void *data, si
     return MANDATE_OK;
 }
 
+/* --- replay cache -------------------------------------------------------------
+ * A list under a mutex: tests claim a handful of ids. An entry counts until
+ * its expires_at is reached (expires_at <= now is gone), as in the sqlite
+ * store; expired entries are dropped as the list is walked. */
+
+struct replay_entry {
+    struct replay_entry *next;
+    int64_t expires_at;
+    size_t ns_len;
+    char key[]; /* ns, NUL, id, NUL */
+};
+
+static pthread_mutex_t replay_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct replay_entry *replay_head;
+
 static mandate_rc fake_replay_claim(const mandate_host *host, const char *ns, const char *id,
                                     int64_t expires_at, mandate_error *err)
 {
-    return mandate_error_set(err, MANDATE_ERROR,
-                             "replay_claim is not available in the fake host");
+    if (ns == NULL || id == NULL)
+        return mandate_error_set(err, MANDATE_INVALID, "fake host: replay: no namespace or id");
+    int64_t now = fake_now(host);
+    size_t ns_len = strlen(ns), id_len = strlen(id);
+    mandate_rc rc = MANDATE_OK;
+    pthread_mutex_lock(&replay_lock);
+    struct replay_entry **pp = &replay_head;
+    while (*pp != NULL) {
+        struct replay_entry *e = *pp;
+        if (e->expires_at <= now) {
+            *pp = e->next;
+            free(e);
+            continue;
+        }
+        if (e->ns_len == ns_len && memcmp(e->key, ns, ns_len) == 0 &&
+            strcmp(e->key + ns_len + 1, id) == 0) {
+            rc = mandate_error_set(err, MANDATE_EXISTS,
+                                   "fake host: replay: that id was already used in \"%s\"", ns);
+            break;
+        }
+        pp = &e->next;
+    }
+    if (rc == MANDATE_OK && expires_at > now) {
+        struct replay_entry *e = malloc(sizeof(*e) + ns_len + 1 + id_len + 1);
+        if (e == NULL) {
+            rc = mandate_error_set(err, MANDATE_ERROR, "fake host: replay: out of memory");
+        } else {
+            e->expires_at = expires_at;
+            e->ns_len = ns_len;
+            memcpy(e->key, ns, ns_len + 1);
+            memcpy(e->key + ns_len + 1, id, id_len + 1);
+            e->next = replay_head;
+            replay_head = e;
+        }
+    }
+    pthread_mutex_unlock(&replay_lock);
+    return rc;
+}
+
+void fake_host_replay_reset(void)
+{
+    pthread_mutex_lock(&replay_lock);
+    while (replay_head != NULL) {
+        struct replay_entry *e = replay_head;
+        replay_head = e->next;
+        free(e);
+    }
+    pthread_mutex_unlock(&replay_lock);
 }
 
 static mandate_host fake_host = {

@@ -21,6 +21,11 @@ void fake_host_clear_log(void);
 void fake_host_set_now(int64_t t);
 void fake_host_unset_now(void);
 
+/* replay_claim is an in-memory cache shared by all threads: namespace + id
+ * until expires_at, read against the fake clock (an entry whose expires_at
+ * <= now is gone); MANDATE_EXISTS for an entry still there. Empties it. */
+void fake_host_replay_reset(void);
+
 /* The key fake keyed_hash uses (32 bytes), so a test can compute expected
  * values itself. */
 extern const unsigned char fake_host_hash_key[32];

@@ -34,7 +34,7 @@ expect_eq "init without a folder is bad usage" 2 "$?"
 CONF="$STATE/mandate.conf"
 out=$("$MANDATECTL" -c "$CONF" config check)
 expect_eq "config check of a good file" 0 "$?"
-expect_contains "says OK" "OK (1 plugin instances)" "$out"
+expect_contains "says OK" "OK (3 plugin instances)" "$out"
 out=$(MANDATE_CONF="$CONF" "$MANDATECTL" config check)
 expect_eq "MANDATE_CONF is used" 0 "$?"
 cp "$CONF" "$TMP/typo.conf"
