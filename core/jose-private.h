@@ -50,7 +50,8 @@ const char *mandate_jws_alg_name(mandate_jws_alg alg);
  * (>= 2048 bits), EdDSA for Ed25519; NONE otherwise. */
 mandate_jws_alg mandate_jws_alg_for_key(const EVP_PKEY *key);
 
-/* A new key pair: P-256, RSA-3072 or Ed25519. NULL on failure. */
+/* A new key pair: P-256, RSA-2048 (RFC 7518 §3.3's floor and what verifiers
+ * expect; rotate often rather than grow the key) or Ed25519. NULL on failure. */
 EVP_PKEY *mandate_jose_keygen(mandate_jws_alg alg);
 /* PKCS#8 DER, the form private keys are stored in (encrypted by the core).
  * *der_r comes from OpenSSL: release it with OPENSSL_clear_free(*der_r, *len_r). */

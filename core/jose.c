@@ -242,7 +242,7 @@ EVP_PKEY *mandate_jose_keygen(mandate_jws_alg alg)
     EVP_PKEY *key = NULL;
     switch (alg) {
     case MANDATE_JWS_ES256: key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256"); break;
-    case MANDATE_JWS_RS256: key = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)3072); break;
+    case MANDATE_JWS_RS256: key = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048); break;
     case MANDATE_JWS_EDDSA: key = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519"); break;
     case MANDATE_JWS_NONE: break;
     }

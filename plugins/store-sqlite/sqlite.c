@@ -1,10 +1,10 @@
 /* The embedded default store: one SQLite database file in WAL mode.
  *
  * Threads: the instance is shared by every worker thread, each of which gets
- * its own connection on first use (a pthread key whose destructor closes it
- * when the thread exits). The instance also keeps every connection it opened
- * in a list, so destroy() closes those of threads that are still alive; it
- * must therefore run once no thread uses the instance any more.
+ * its own connection on first use and finds it again through a thread-local
+ * table keyed by the instance's id. The instance owns every connection it
+ * opened, in a list, and destroy() closes them all; it must therefore run
+ * once no thread uses the instance any more (the core guarantees that).
  *
  * Schema: forward-only migrations, applied by the migrate op (never by
  * instantiate). Every other data op checks, once per connection, that the
@@ -21,11 +21,13 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -236,8 +238,8 @@ struct sqlite_inst {
 
     const mandate_host *host;
     const char *synchronous_sql;
-    bool initialized; /* key and lock exist */
-    pthread_key_t key;
+    bool initialized; /* id and lock exist */
+    uint64_t id;      /* unique in the process, never reused */
     pthread_mutex_t lock; /* protects conns */
     struct conn *conns;
 };
@@ -269,26 +271,34 @@ static void conn_close(struct conn *c)
     free(c);
 }
 
-static void conn_unlink(struct sqlite_inst *inst, struct conn *c)
+/* Each thread remembers its connection per instance here, by the
+ * instance's id. Not a pthread key: a key deleted by one instance's destroy
+ * is handed to the next instance (a reload), while the threads still hold
+ * the old values, which then point at closed connections. Ids are never
+ * reused, so a stale slot is never matched; it is only overwritten. The
+ * connections themselves belong to the instance, which closes them all. */
+#define THREAD_SLOTS 16
+static _Atomic uint64_t next_instance_id = 1;
+static _Thread_local struct {
+    uint64_t id;
+    struct conn *c;
+} thread_conns[THREAD_SLOTS];
+static _Thread_local unsigned thread_next_slot;
+
+static struct conn *thread_conn_find(uint64_t id)
 {
-    if (c->prev != NULL)
-        c->prev->next = c->next;
-    else
-        inst->conns = c->next;
-    if (c->next != NULL)
-        c->next->prev = c->prev;
-    c->prev = c->next = NULL;
+    for (size_t i = 0; i < THREAD_SLOTS; i++)
+        if (thread_conns[i].id == id)
+            return thread_conns[i].c;
+    return NULL;
 }
 
-/* The pthread key's destructor: a worker thread is exiting. */
-static void conn_thread_exit(void *p)
+static void thread_conn_remember(uint64_t id, struct conn *c)
 {
-    struct conn *c = p;
-    struct sqlite_inst *inst = c->inst;
-    pthread_mutex_lock(&inst->lock);
-    conn_unlink(inst, c);
-    pthread_mutex_unlock(&inst->lock);
-    conn_close(c);
+    /* round robin: the slots of destroyed instances are the oldest */
+    unsigned slot = thread_next_slot++ % THREAD_SLOTS;
+    thread_conns[slot].id = id;
+    thread_conns[slot].c = c;
 }
 
 static mandate_rc conn_exec(struct conn *c, const char *sql, const char *what,
@@ -326,8 +336,6 @@ static mandate_rc conn_open(struct sqlite_inst *inst, struct conn **c_r, mandate
     mandate_rc rc = conn_exec(c, "PRAGMA foreign_keys = ON", "enabling foreign keys", err);
     if (rc == MANDATE_OK)
         rc = conn_exec(c, inst->synchronous_sql, "setting synchronous", err);
-    if (rc == MANDATE_OK && pthread_setspecific(inst->key, c) != 0)
-        rc = mandate_error_set(err, MANDATE_ERROR, "sqlite: pthread_setspecific failed");
     if (rc != MANDATE_OK) {
         conn_close(c);
         return rc;
@@ -338,6 +346,7 @@ static mandate_rc conn_open(struct sqlite_inst *inst, struct conn **c_r, mandate
         c->next->prev = c;
     inst->conns = c;
     pthread_mutex_unlock(&inst->lock);
+    thread_conn_remember(inst->id, c);
     *c_r = c;
     return MANDATE_OK;
 }
@@ -346,7 +355,7 @@ static mandate_rc conn_get(struct sqlite_inst *inst, struct conn **c_r, mandate_
 {
     if (!inst->initialized)
         return mandate_error_set(err, MANDATE_ERROR, "sqlite: the instance is not open");
-    struct conn *c = pthread_getspecific(inst->key);
+    struct conn *c = thread_conn_find(inst->id);
     if (c != NULL) {
         *c_r = c;
         return MANDATE_OK;
@@ -1297,7 +1306,6 @@ static void sqlite_destroy(void *inst_)
     if (!inst->initialized)
         return;
     inst->initialized = false;
-    pthread_key_delete(inst->key);
     pthread_mutex_lock(&inst->lock);
     struct conn *c = inst->conns;
     inst->conns = NULL;
@@ -1350,22 +1358,27 @@ static mandate_rc sqlite_instantiate(void *inst_, const mandate_host *host, mand
                                  "sqlite: the SQLite library is built without threads");
     if (pthread_mutex_init(&inst->lock, NULL) != 0)
         return mandate_error_set(err, MANDATE_ERROR, "sqlite: pthread_mutex_init failed");
-    if (pthread_key_create(&inst->key, conn_thread_exit) != 0) {
-        pthread_mutex_destroy(&inst->lock);
-        return mandate_error_set(err, MANDATE_ERROR, "sqlite: pthread_key_create failed");
-    }
+    inst->id = atomic_fetch_add(&next_instance_id, 1);
     inst->initialized = true;
 
     /* The database holds secret hashes and wrapped private keys: create it
-     * private. SQLite gives its -wal and -shm files the same mode. */
-    int fd = open(inst->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        int e = errno;
-        sqlite_destroy(inst);
-        return mandate_error_set(err, MANDATE_TEMPFAIL, "sqlite: cannot open %s: %s",
-                                 inst->path, strerror(e));
+     * private; SQLite gives its -wal and -shm files the same mode. Only when
+     * it does not exist: closing any descriptor of a file drops every POSIX
+     * lock this process holds on it, including those of the connections of
+     * another instance (during a reload), and SQLite's WAL index then goes
+     * stale under them. */
+    struct stat st;
+    if (stat(inst->path, &st) != 0) {
+        int fd = open(inst->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd < 0 && errno != EEXIST) {
+            int e = errno;
+            sqlite_destroy(inst);
+            return mandate_error_set(err, MANDATE_TEMPFAIL, "sqlite: cannot create %s: %s",
+                                     inst->path, strerror(e));
+        }
+        if (fd >= 0)
+            close(fd);
     }
-    close(fd);
 
     struct conn *c;
     mandate_rc rc = conn_open(inst, &c, err);

@@ -170,7 +170,16 @@ expect_contains "and says why" "invalid_scope" "$out"
 "${CTL[@]}" token get --token-url "$TOKEN_URL" --client-id "$ID" >/dev/null 2>&1
 expect_eq "token get without a secret exits 1" 1 "$?"
 
-# key rotation: new tokens carry the new kid within a second; both keys published
+# key rotation: new tokens carry the new kid within a second; both keys
+# published. After a reload first: a reload once left the store's WAL index
+# stale, and the daemon then never saw a rotation again.
+kill -HUP "$DAEMON_PID"
+check "reloaded" wait_for_log "$LOG" "reloaded:"
+"${CTL[@]}" keys rotate --alg RS256 >/dev/null
+sleep 1.5
+resp=$(curl -s -u "$ID:$SECRET" -d grant_type=client_credentials "$TOKEN_URL")
+expect_contains "after a reload and a rotation: RS256" '"alg":"RS256"' \
+    "$(b64url_json "$(json_get "$resp" access_token | cut -d. -f1)")"
 "${CTL[@]}" keys rotate --alg EdDSA >/dev/null
 sleep 1.5
 resp=$(curl -s -u "$ID:$SECRET" -d grant_type=client_credentials "$TOKEN_URL")

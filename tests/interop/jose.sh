@@ -1,0 +1,176 @@
+#!/bin/bash
+# Interoperability: independent implementations from npm verify what the real
+# daemon mints and act as its clients. openid-client 5 discovers the broker
+# and gets tokens (client_secret_basic, client_secret_post, private_key_jwt);
+# jose 6 verifies them through the published JWKS across key rotations
+# (ES256, RS256, EdDSA) and signs RFC 7523 client assertions. This script
+# installs the pinned packages (package-lock.json) into the build tree,
+# starts the daemon, provisions the clients with mandatectl, and answers the
+# node script's requests (rotate a key, register a public key) while
+# counting its "ok:"/"FAIL:" lines. No network, no npm: FAIL, never skip.
+. "${MANDATE_SRCDIR:-.}/tests/e2e/lib.sh"
+
+HERE="$SRCDIR/tests/interop"
+
+# fatal WHY: one failed check, the closing line, exit 1
+fatal() {
+    CHECKS=$((CHECKS + 1))
+    fail "$*"
+    finish
+    exit 1
+}
+
+# --- node and the npm packages --------------------------------------------------
+command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 ||
+    fatal "node and npm are needed (Debian: apt-get install nodejs npm, or bash .ci/install-deps)"
+echo "node $(node --version), npm $(npm --version)"
+
+# The install lives in the build tree and is reused while the lock file is
+# unchanged. make distcheck makes the source tree read-only and then wants an
+# empty build tree after distclean: there the install goes to $TMP instead.
+NPM_DIR="$BUILDDIR/tests/interop"
+if [ -z "$(find "$SRCDIR" -maxdepth 0 -perm -u+w)" ]; then
+    NPM_DIR="$TMP/npm"
+    echo "read-only source tree (make distcheck): npm packages go to a temporary folder"
+fi
+mkdir -p "$NPM_DIR" || fatal "cannot create $NPM_DIR"
+for f in package.json package-lock.json interop.mjs; do
+    [ "$HERE/$f" -ef "$NPM_DIR/$f" ] || cp "$HERE/$f" "$NPM_DIR/$f" || fatal "cannot copy $f to $NPM_DIR"
+done
+STAMP="$NPM_DIR/node_modules/.mandate-interop.lock"
+if cmp -s "$HERE/package-lock.json" "$STAMP" && [ -d "$NPM_DIR/node_modules/jose" ] &&
+    [ -d "$NPM_DIR/node_modules/openid-client" ]; then
+    echo "npm packages: reusing $NPM_DIR/node_modules (package-lock.json unchanged)"
+else
+    echo "npm ci in $NPM_DIR"
+    start=$(date +%s%N)
+    (cd "$NPM_DIR" && npm ci --no-audit --no-fund --fetch-retries=1 \
+        --fetch-retry-mintimeout=1000 --fetch-retry-maxtimeout=5000 --fetch-timeout=30000) 2>&1 |
+        sed 's/^/npm: /'
+    status=${PIPESTATUS[0]}
+    echo "npm ci: status $status, $((($(date +%s%N) - start) / 1000000)) ms"
+    [ "$status" -eq 0 ] || fatal "npm ci could not install jose and openid-client from the npm" \
+        "registry ($(npm config get registry 2>/dev/null)); is it reachable? See npm's output above"
+    cp "$HERE/package-lock.json" "$STAMP"
+fi
+CHECKS=$((CHECKS + 1))
+pass "npm packages installed: $(cd "$NPM_DIR" && node -p \
+    "['jose','openid-client'].map(p => p + ' ' + require('./node_modules/' + p + '/package.json').version).join(', ')")"
+
+# --- the daemon and the clients -------------------------------------------------
+STATE="$TMP/state"
+LOG="$TMP/mandated.log"
+make_state "$STATE" || fatal "mandatectl init failed"
+CONF="$STATE/mandate.conf"
+CTL=("$MANDATECTL" -c "$CONF")
+check "daemon starts" start_daemon "$CONF" "$LOG" || {
+    cat "$LOG"
+    finish
+    exit 1
+}
+
+RES_A=https://mcp.example/market-calendar
+RES_A2=https://mcp.example/quotes
+RES_B=https://api.example/ledger
+TENANT_A=wealth
+
+# new_client NAME ARGS...: sets ID and SECRET from mandatectl client create
+new_client() {
+    local name=$1 out
+    shift
+    out=$("${CTL[@]}" client create "$@" 2>/dev/null)
+    expect_eq "client create ($name) exits 0" 0 "$?"
+    ID=$(printf '%s\n' "$out" | sed -n 's/^client_id: //p')
+    SECRET=$(printf '%s\n' "$out" | sed -n 's/^client_secret: //p')
+}
+new_client basic --prefix interop-basic --scope "mcp:call gateway:invoke" \
+    --default-scope gateway:invoke --audience "$RES_A" --audience "$RES_A2" \
+    --tenant "$TENANT_A" --ttl 900
+BASIC_ID=$ID BASIC_SECRET=$SECRET
+new_client post --prefix interop-post --scope gateway:invoke --audience "$RES_B"
+POST_ID=$ID POST_SECRET=$SECRET
+[ -n "$BASIC_SECRET" ] && [ -n "$POST_SECRET" ] || fatal "no client secrets from mandatectl"
+
+# --- the node script, and its requests ------------------------------------------
+# rotate ALG: a new signing key; the daemon picks it up within a second
+rotate() {
+    if check "mandatectl keys rotate --alg $1" "${CTL[@]}" keys rotate --alg "$1"; then
+        sleep 1.5
+        echo rotated >&3
+    else
+        echo "rotation failed" >&3
+    fi
+}
+
+# register ALG PEM: a private_key_jwt client for that public key
+register() {
+    local out id
+    out=$("${CTL[@]}" client create --prefix "interop-pkjwt" --public-key "$2" \
+        --scope mcp:call --audience "$RES_A" --tenant "$TENANT_A" 2>&1)
+    expect_eq "client create --public-key ($1 key) exits 0" 0 "$?"
+    id=$(printf '%s\n' "$out" | sed -n 's/^client_id: //p')
+    CHECKS=$((CHECKS + 1))
+    case $out in
+    *client_secret*) fail "no secret printed for a private_key_jwt client: $out" ;;
+    *) pass "no secret printed for a private_key_jwt client" ;;
+    esac
+    if [ -n "$id" ]; then echo "client $id" >&3; else echo "no client id: $out" >&3; fi
+}
+
+mkfifo "$TMP/to-node" "$TMP/from-node" || fatal "mkfifo failed"
+trap '' PIPE # should node die early, answering it must not kill this script
+mkdir -m 700 "$TMP/keys"
+INTEROP_BASE=$BASE INTEROP_DIR="$TMP/keys" \
+    INTEROP_BASIC_ID=$BASIC_ID INTEROP_BASIC_SECRET=$BASIC_SECRET INTEROP_BASIC_TTL=900 \
+    INTEROP_BASIC_TENANT=$TENANT_A INTEROP_BASIC_RESOURCE=$RES_A \
+    INTEROP_POST_ID=$POST_ID INTEROP_POST_SECRET=$POST_SECRET INTEROP_POST_TTL=3600 \
+    INTEROP_POST_TENANT=default INTEROP_POST_RESOURCE=$RES_B \
+    node "$NPM_DIR/interop.mjs" <"$TMP/to-node" >"$TMP/from-node" &
+NODE_PID=$!
+PIDS="$PIDS $NODE_PID"
+exec 3>"$TMP/to-node" 4<"$TMP/from-node"
+done_seen=0
+node_failures=0
+start=$(date +%s%N)
+while IFS= read -r -t 60 line <&4; do
+    case $line in
+    "ok: "*)
+        CHECKS=$((CHECKS + 1))
+        echo "$line"
+        ;;
+    "FAIL: "*)
+        CHECKS=$((CHECKS + 1))
+        FAILURES=$((FAILURES + 1))
+        node_failures=$((node_failures + 1))
+        echo "$line"
+        ;;
+    "@rotate "*) rotate "${line#@rotate }" ;;
+    "@register "*)
+        set -- ${line#@register }
+        register "$1" "$2"
+        ;;
+    "@done")
+        done_seen=1
+        break
+        ;;
+    *) echo "$line" ;;
+    esac
+done
+exec 3>&- 4<&-
+wait "$NODE_PID"
+node_status=$?
+PIDS=$(echo "$PIDS" | sed "s/ $NODE_PID\b//")
+echo "node script: status $node_status, $((($(date +%s%N) - start) / 1000000)) ms"
+expect_eq "the node script ran to its end" 1 "$done_seen"
+if [ "$node_failures" -eq 0 ]; then
+    expect_eq "the node script exits 0" 0 "$node_status"
+fi
+
+expect_eq "keys list: four keys made, one active" "4 1" \
+    "$("${CTL[@]}" keys list | grep -cE ' (active|retired) ') $("${CTL[@]}" keys list | grep -c ' active ')"
+check "the secrets are never logged" bash -c "! grep -qF -e '$BASIC_SECRET' -e '$POST_SECRET' '$LOG'"
+
+stop_daemon
+expect_eq "clean stop" 0 "$DAEMON_STATUS"
+check "no sanitizer report" bash -c "! grep -q 'Sanitizer' '$LOG'"
+finish
