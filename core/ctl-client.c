@@ -77,6 +77,25 @@ static char *read_public_key(const char *path)
     return pem;
 }
 
+/* The secret alone in a new file only its owner can read. */
+static bool write_secret_file(const char *path, const char *secret)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        fprintf(stderr, "mandatectl client create: %s: %s\n", path, strerror(errno));
+        return false;
+    }
+    size_t len = strlen(secret);
+    bool ok = write(fd, secret, len) == (ssize_t)len && write(fd, "\n", 1) == 1 &&
+              fsync(fd) == 0;
+    ok = close(fd) == 0 && ok;
+    if (!ok) {
+        fprintf(stderr, "mandatectl client create: %s: %s\n", path, strerror(errno));
+        unlink(path);
+    }
+    return ok;
+}
+
 static int client_create(ctl *c, int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -86,9 +105,10 @@ static int client_create(ctl *c, int argc, char **argv)
         {"tenant", required_argument, NULL, 'T'},   {"name", required_argument, NULL, 'n'},
         {"format", required_argument, NULL, 'f'},   {"backend", required_argument, NULL, 'b'},
         {"public-key", required_argument, NULL, 'k'},
-        {"introspect", no_argument, NULL, 'i'},     {NULL, 0, NULL, 0}};
+        {"introspect", no_argument, NULL, 'i'},     {"secret-file", required_argument, NULL, 'S'},
+        {NULL, 0, NULL, 0}};
     mandate_client_spec spec = {0};
-    const char *key_file = NULL;
+    const char *key_file = NULL, *secret_file = NULL;
     char *audiences = NULL;
     int opt;
     optind = 0;
@@ -122,6 +142,7 @@ static int client_create(ctl *c, int argc, char **argv)
         case 'b': spec.backend = optarg; break;
         case 'k': key_file = optarg; break;
         case 'i': spec.can_introspect = true; break;
+        case 'S': secret_file = optarg; break;
         default: free(audiences); return CTL_USAGE;
         }
     }
@@ -146,24 +167,32 @@ static int client_create(ctl *c, int argc, char **argv)
     mandate_client client;
     char *secret = NULL;
     mandate_error err = {0};
-    if (rt != NULL) {
-        if (mandate_clients_create(rt, pool, &spec, &client, &secret, &err) != MANDATE_OK) {
-            fprintf(stderr, "mandatectl client create: %s\n", err.message);
+    if (rt != NULL && mandate_clients_create(rt, pool, &spec, &client, &secret, &err) !=
+                          MANDATE_OK) {
+        fprintf(stderr, "mandatectl client create: %s\n", err.message);
+    } else if (rt != NULL && secret != NULL && secret_file != NULL &&
+               !write_secret_file(secret_file, secret)) {
+        /* nobody could ever learn this client's secret: take it back */
+        void *store;
+        const mandate_store_ops *ops = mandate_runtime_store(rt, &store);
+        ops->client_delete(store, client.client_id, &err);
+    } else if (rt != NULL) {
+        status = CTL_OK;
+        bool show_secret = secret != NULL && secret_file == NULL;
+        if (c->json) {
+            json_t *o = client_json(&client);
+            if (show_secret)
+                json_object_set_new(o, "client_secret", json_string(secret));
+            ctl_print_json(o);
         } else {
-            status = CTL_OK;
-            if (c->json) {
-                json_t *o = client_json(&client);
-                if (secret != NULL)
-                    json_object_set_new(o, "client_secret", json_string(secret));
-                ctl_print_json(o);
-            } else {
-                printf("client_id: %s\n", client.client_id);
-                if (secret != NULL) {
-                    printf("client_secret: %s\n", secret);
-                    fprintf(stderr, "mandatectl: the secret is shown only now: store it safely\n");
-                }
-            }
+            printf("client_id: %s\n", client.client_id);
+            if (show_secret)
+                printf("client_secret: %s\n", secret);
         }
+        if (show_secret)
+            fprintf(stderr, "mandatectl: the secret is shown only now: store it safely\n");
+        else if (secret != NULL)
+            fprintf(stderr, "mandatectl: the secret is in %s (mode 0600)\n", secret_file);
     }
     if (secret != NULL)
         OPENSSL_cleanse(secret, strlen(secret));

@@ -194,6 +194,22 @@ keys=$("${CTL[@]}" keys list)
 expect_contains "keys list: the old key retired" "retired" "$keys"
 expect_eq "keys list: one active" 1 "$(printf '%s\n' "$keys" | grep -c ' active ')"
 
+# the README's quick start, run as written (only the paths and the port are
+# this test's own)
+quick=$(sed -n '/^## Quick start/,/^## /p' "$SRCDIR/README.md" | grep '^_build/start/mandatectl')
+expect_eq "README shows two mandatectl commands" 2 "$(printf '%s\n' "$quick" | wc -l)"
+(
+    cd "$TMP" &&
+        printf '%s\n' "$quick" |
+        sed -e "s|_build/start/mandatectl|$MANDATECTL|" -e "s|state/mandate.conf|$CONF|" \
+            -e "s|http://127.0.0.1:8080|$BASE|" >quick.sh &&
+        bash quick.sh >quick.out 2>quick.err
+)
+expect_eq "the quick start runs" 0 "$?"
+expect_eq "its secret file is mode 600" 600 "$(stat -c %a "$TMP/marketpulse.secret")"
+expect_eq "and it prints a JWT" 2 "$(tail -n 1 "$TMP/quick.out" | tr -cd . | wc -c)"
+check "no secret on its stdout" bash -c "! grep -q -- \"\$(cat '$TMP/marketpulse.secret')\" '$TMP/quick.out'"
+
 # bulk import: 10,000 advisors, all or nothing
 {
     echo "client_id,tenant,scope,default_scope,audience,ttl"
