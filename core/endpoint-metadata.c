@@ -22,7 +22,9 @@ void mandate_endpoint_metadata(mandate_http_request *req, mandate_http_response 
     static const char *const auth_methods[] = {"client_secret_basic", "client_secret_post",
                                                "private_key_jwt", NULL};
     static const char *const algs[] = {"ES256", "RS256", "EdDSA", NULL};
-    static const char *const response_types[] = {"token", NULL};
+    /* no authorization endpoint: no response type (RFC 8414 §2 wants the
+     * member all the same) */
+    static const char *const response_types[] = {NULL};
     const mandate_config *cfg = mandate_runtime_config(req->runtime);
     json_t *doc = json_pack(
         "{s:s,s:s,s:s,s:o,s:o,s:o,s:o,s:o}", "issuer", cfg->issuer, "token_endpoint",

@@ -81,6 +81,17 @@ char *mandate_jws_sign(const EVP_PKEY *key, const char *kid, const char *typ,
 char *mandate_jws_sign_payload(const EVP_PKEY *key, const char *kid, const char *typ,
                                const unsigned char *payload, size_t len);
 
+/* A signer prepared once per key: the protected header encoded ahead and a
+ * signing context copied per token rather than set up afresh (which costs
+ * an algorithm fetch in OpenSSL 3). Thread-safe to share once made. */
+typedef struct mandate_jws_signer mandate_jws_signer;
+mandate_jws_signer *mandate_jws_signer_new(const EVP_PKEY *key, const char *kid,
+                                           const char *typ);
+void mandate_jws_signer_free(mandate_jws_signer **signer);
+/* "h.p.s" over payload (malloc'd), or NULL. */
+char *mandate_jws_signer_sign(const mandate_jws_signer *signer, const unsigned char *payload,
+                              size_t len);
+
 typedef struct mandate_jws {
     json_t *header;       /* decoded protected header (object) */
     json_t *claims;       /* decoded payload (object) */

@@ -656,12 +656,24 @@ static EVP_MD_CTX *digest_ctx(const EVP_PKEY *key_, mandate_jws_alg alg, bool si
     return ctx;
 }
 
-/* Signs in; sig must hold EVP_PKEY_get_size(key) bytes (at least 64). ES256
- * comes out as raw r||s (RFC 7518 §3.4), not DER. */
-static bool sign_input(const EVP_PKEY *key, mandate_jws_alg alg, const unsigned char *in,
-                       size_t in_len, unsigned char *sig, size_t *sig_len_r)
+/* Signs in with a context made from template (a prepared one, see
+ * mandate_jws_signer) or, when it is NULL, a fresh one; sig must hold
+ * EVP_PKEY_get_size(key) bytes (at least 64). ES256 comes out as raw r||s
+ * (RFC 7518 §3.4), not DER. */
+static bool sign_with(const EVP_PKEY *key, mandate_jws_alg alg, const EVP_MD_CTX *template,
+                      const unsigned char *in, size_t in_len, unsigned char *sig,
+                      size_t *sig_len_r)
 {
-    EVP_MD_CTX *ctx = digest_ctx(key, alg, true);
+    EVP_MD_CTX *ctx;
+    if (template != NULL) {
+        ctx = EVP_MD_CTX_new();
+        if (ctx != NULL && EVP_MD_CTX_copy_ex(ctx, template) != 1) {
+            EVP_MD_CTX_free(ctx);
+            ctx = NULL;
+        }
+    } else {
+        ctx = digest_ctx(key, alg, true);
+    }
     size_t cap = (size_t)EVP_PKEY_get_size(key);
     bool ok = ctx != NULL && EVP_DigestSign(ctx, sig, &cap, in, in_len) == 1;
     EVP_MD_CTX_free(ctx);
@@ -682,6 +694,12 @@ static bool sign_input(const EVP_PKEY *key, mandate_jws_alg alg, const unsigned 
     }
     *sig_len_r = cap;
     return true;
+}
+
+static bool sign_input(const EVP_PKEY *key, mandate_jws_alg alg, const unsigned char *in,
+                       size_t in_len, unsigned char *sig, size_t *sig_len_r)
+{
+    return sign_with(key, alg, NULL, in, in_len, sig, sig_len_r);
 }
 
 static bool verify_input(const EVP_PKEY *key, mandate_jws_alg alg, const unsigned char *in,
@@ -992,4 +1010,94 @@ void mandate_jws_clear(mandate_jws *jws)
     json_decref(jws->header);
     json_decref(jws->claims);
     memset(jws, 0, sizeof(*jws));
+}
+
+/* --- a prepared signer ------------------------------------------------------ */
+
+struct mandate_jws_signer {
+    EVP_PKEY *key;
+    mandate_jws_alg alg;
+    char *header64;       /* the base64url protected header, the same for every token */
+    size_t header64_len;
+    EVP_MD_CTX *template; /* initialised for signing; NULL when it cannot be copied */
+};
+
+mandate_jws_signer *mandate_jws_signer_new(const EVP_PKEY *key, const char *kid, const char *typ)
+{
+    mandate_jws_alg alg = mandate_jws_alg_for_key(key);
+    if (alg == MANDATE_JWS_NONE)
+        return NULL;
+    json_t *header = json_object();
+    if (header == NULL || set_str(header, "alg", mandate_jws_alg_name(alg)) != 0 ||
+        (typ != NULL && set_str(header, "typ", typ) != 0) ||
+        (kid != NULL && set_str(header, "kid", kid) != 0)) {
+        json_decref(header);
+        return NULL;
+    }
+    char *htext = json_dumps(header, JSON_COMPACT);
+    json_decref(header);
+    mandate_jws_signer *s = calloc(1, sizeof(*s));
+    if (htext == NULL || s == NULL) {
+        free(htext);
+        free(s);
+        return NULL;
+    }
+    size_t hlen = strlen(htext);
+    s->header64_len = mandate_b64url_encoded_len(hlen);
+    s->header64 = malloc(s->header64_len + 1);
+    if (s->header64 == NULL || EVP_PKEY_up_ref((EVP_PKEY *)key) != 1) {
+        free(htext);
+        free(s->header64);
+        free(s);
+        return NULL;
+    }
+    mandate_b64url_encode((const unsigned char *)htext, hlen, s->header64);
+    free(htext);
+    s->key = (EVP_PKEY *)key;
+    s->alg = alg;
+    /* Ed25519 signs in one shot and its contexts are not copied: those get a
+     * fresh context per token, as before */
+    if (alg != MANDATE_JWS_EDDSA)
+        s->template = digest_ctx(key, alg, true);
+    ERR_clear_error();
+    return s;
+}
+
+void mandate_jws_signer_free(mandate_jws_signer **sp)
+{
+    mandate_jws_signer *s = *sp;
+    if (s == NULL)
+        return;
+    EVP_MD_CTX_free(s->template);
+    EVP_PKEY_free(s->key);
+    free(s->header64);
+    free(s);
+    *sp = NULL;
+}
+
+char *mandate_jws_signer_sign(const mandate_jws_signer *s, const unsigned char *payload,
+                              size_t len)
+{
+    if ((payload == NULL && len != 0) || len > MANDATE_JWS_MAX_LEN)
+        return NULL;
+    size_t p64 = mandate_b64url_encoded_len(len);
+    unsigned char sig[512]; /* RSA up to 4096 bits; EC and Ed25519: 64 */
+    size_t key_size = (size_t)EVP_PKEY_get_size(s->key);
+    if (key_size > sizeof(sig))
+        return NULL;
+    char *out = malloc(s->header64_len + 1 + p64 + 1 + mandate_b64url_encoded_len(sizeof(sig)) + 1);
+    if (out == NULL)
+        return NULL;
+    memcpy(out, s->header64, s->header64_len);
+    out[s->header64_len] = '.';
+    mandate_b64url_encode(payload, len, out + s->header64_len + 1);
+    size_t input_len = s->header64_len + 1 + p64, sig_len = 0;
+    if (!sign_with(s->key, s->alg, s->template, (const unsigned char *)out, input_len, sig,
+                   &sig_len)) {
+        free(out);
+        return NULL;
+    }
+    out[input_len] = '.';
+    mandate_b64url_encode(sig, sig_len, out + input_len + 1);
+    return out;
 }

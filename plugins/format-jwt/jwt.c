@@ -48,6 +48,7 @@ struct jwt_key {
     mandate_jws_alg alg;
     mandate_key_status status;
     EVP_PKEY *pkey;
+    mandate_jws_signer *signer; /* prepared for the signing key only */
 };
 
 /* Immutable once published; freed when its last reference goes. */
@@ -80,6 +81,7 @@ static void keyset_unref(struct jwt_keyset **ksp)
         return;
     for (size_t i = 0; i < ks->n; i++) {
         EVP_PKEY_free(ks->keys[i].pkey);
+        mandate_jws_signer_free(&ks->keys[i].signer);
         free(ks->keys[i].kid);
     }
     free(ks);
@@ -169,8 +171,15 @@ static mandate_rc jwt_set_keys(void *inst_, const mandate_signing_key *keys, siz
         ks->keys[i] =
             (struct jwt_key){.kid = kid, .alg = alg, .status = k->status, .pkey = pkey};
         ks->n = i + 1;
-        if (ks->signer == NULL && k->status == MANDATE_KEY_ACTIVE)
+        if (ks->signer == NULL && k->status == MANDATE_KEY_ACTIVE) {
+            ks->keys[i].signer = mandate_jws_signer_new(pkey, kid, JWT_TYP);
+            if (ks->keys[i].signer == NULL) {
+                rc = mandate_error_set(err, MANDATE_ERROR,
+                                       "jwt: key %.64s: cannot prepare a signer", k->kid);
+                break;
+            }
             ks->signer = &ks->keys[i];
+        }
     }
     if (rc != MANDATE_OK) {
         keyset_unref(&ks);
@@ -303,9 +312,14 @@ static mandate_rc jwt_mint(void *inst_, mandate_pool *pool, const mandate_grant 
         json_decref(claims);
         return mandate_error_set(err, MANDATE_TEMPFAIL, "jwt: no active signing key");
     }
-    char *token = mandate_jws_sign(ks->signer->pkey, ks->signer->kid, JWT_TYP, claims);
-    keyset_unref(&ks);
+    char *payload = json_dumps(claims, JSON_COMPACT);
     json_decref(claims);
+    char *token = payload ? mandate_jws_signer_sign(ks->signer->signer,
+                                                    (const unsigned char *)payload,
+                                                    strlen(payload))
+                          : NULL;
+    free(payload);
+    keyset_unref(&ks);
     if (token == NULL)
         return mandate_error_set(err, MANDATE_ERROR, "jwt: signing failed");
     size_t len = strlen(token);

@@ -146,8 +146,8 @@ while IFS= read -r -t 60 line <&4; do
         ;;
     "@rotate "*) rotate "${line#@rotate }" ;;
     "@register "*)
-        set -- ${line#@register }
-        register "$1" "$2"
+        line=${line#@register }
+        register "${line%% *}" "${line#* }"
         ;;
     "@done")
         done_seen=1
@@ -157,6 +157,10 @@ while IFS= read -r -t 60 line <&4; do
     esac
 done
 exec 3>&- 4<&-
+if [ "$done_seen" -eq 0 ] && kill -0 "$NODE_PID" 2>/dev/null; then
+    echo "the node script stopped answering for 60 s: stopping it"
+    kill -TERM "$NODE_PID"
+fi
 wait "$NODE_PID"
 node_status=$?
 PIDS=$(echo "$PIDS" | sed "s/ $NODE_PID\b//")
