@@ -94,6 +94,23 @@ PIDS=""
 check "stop logged" grep -q "mandated stopped" "$LOG"
 check "no sanitizer report" bash -c "! grep -q 'Sanitizer' '$LOG'"
 
+# HTTPS with a certificate and key from the config
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
+    -subj "/CN=127.0.0.1" -addext "subjectAltName=IP:127.0.0.1" \
+    -keyout "$STATE/tls-key.pem" -out "$STATE/tls-cert.pem" >/dev/null 2>&1
+chmod 600 "$STATE/tls-key.pem"
+cp "$CONF" "$TMP/plain.conf"
+sed -i 's|^server: {|server: {\n  tls: { certificate = "tls-cert.pem"; key = "tls-key.pem"; };|' "$CONF"
+check "TLS daemon starts" start_daemon "$CONF" "$TMP/tls.log" || cat "$TMP/tls.log"
+expect_contains "issuer is https" "issuer https://127.0.0.1:$PORT" "$(cat "$TMP/tls.log")"
+expect_eq "healthz over HTTPS" '{"status":"ok"}' \
+    "$(curl -s --cacert "$STATE/tls-cert.pem" "https://127.0.0.1:$PORT/healthz")"
+expect_eq "plain HTTP to the TLS port is refused" 000 \
+    "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$PORT/healthz")"
+stop_daemon
+expect_eq "TLS daemon stops cleanly" 0 "$DAEMON_STATUS"
+cp "$TMP/plain.conf" "$CONF"
+
 # a broken config at start: exit 1 with one line naming the problem
 printf 'kind = "format";\nplugin = "nosuch";\n' >"$STATE/mandate.d/format-x.conf"
 "$MANDATED" -c "$CONF" >"$TMP/bad.log" 2>&1
