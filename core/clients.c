@@ -40,11 +40,11 @@ static mandate_rc normalise_list(mandate_pool *pool, const char *what, const cha
     char *out = mandate_pool_alloc(pool, strlen(list) + 1);
     size_t used = 0;
     for (const char *p = list; *p != '\0';) {
-        if (*p == ' ' || *p == ',') {
+        if (*p == ' ') {
             p++;
             continue;
         }
-        size_t n = strcspn(p, " ,");
+        size_t n = strcspn(p, " "); /* commas are legal inside scopes and URIs */
         if (!valid(p, n))
             return mandate_error_set(err, MANDATE_INVALID, "%s '%.*s' is not valid", what,
                                      (int)(n > 80 ? 80 : n), p);

@@ -310,8 +310,11 @@ static int client_by_id(ctl *c, mandate_runtime *rt, const char *verb, const cha
                                          secret, "grace", (json_int_t)grace));
             else
                 printf("client_id: %s\nclient_secret: %s\n", id, secret);
-            fprintf(stderr, "mandatectl: the old secret stays valid for %llds\n",
-                    (long long)grace);
+            if (grace > 0)
+                fprintf(stderr, "mandatectl: the old secret stays valid for %llds\n",
+                        (long long)grace);
+            else
+                fprintf(stderr, "mandatectl: the old secret no longer works\n");
             OPENSSL_cleanse(secret, strlen(secret));
         }
         mandate_pool_free(&pool);
@@ -583,7 +586,8 @@ static int client_import(ctl *c, mandate_runtime *rt, int argc, char **argv)
                 fprintf(stderr, "mandatectl client import: nothing imported: %s\n",
                         err.message);
                 unlink(tmp);
-            } else if (rename(tmp, out) != 0) {
+            } else if (link(tmp, out) != 0 || unlink(tmp) != 0) {
+                /* link, not rename: never replaces a file that appeared meanwhile */
                 fprintf(stderr, "mandatectl client import: %s: %s (credentials in %s)\n", out,
                         strerror(errno), tmp);
             } else {
@@ -627,7 +631,9 @@ int ctl_cmd_client(ctl *c, int argc, char **argv)
         fprintf(stderr, "mandatectl client: unknown action '%s'\n", verb);
         return CTL_USAGE;
     }
-    if (strcmp(verb, "list") != 0 && strcmp(verb, "import") != 0 && argc < 3) {
+    bool takes_options = strcmp(verb, "rotate-secret") == 0;
+    if (strcmp(verb, "list") != 0 && strcmp(verb, "import") != 0 &&
+        (argc < 3 || (!takes_options && argc > 3))) {
         fprintf(stderr, "Usage: mandatectl client %s ID\n", verb);
         return CTL_USAGE;
     }

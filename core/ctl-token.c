@@ -53,6 +53,11 @@ static char *read_secret(const char *file)
     }
     while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r' || text[len - 1] == ' '))
         text[--len] = '\0';
+    if (len == 0) {
+        fprintf(stderr, "mandatectl token get: %s is empty\n", file);
+        free(text);
+        return NULL;
+    }
     return text;
 }
 
@@ -76,8 +81,10 @@ static int token_get(ctl *c, int argc, char **argv)
         case 's': scope = optarg; break;
         case 'f': secret_file = optarg; break;
         case 'r':
-            if (n_resources == 8)
+            if (n_resources == 8) {
+                fprintf(stderr, "mandatectl token get: at most 8 --resource\n");
                 return CTL_USAGE;
+            }
             resources[n_resources++] = optarg;
             break;
         default: return CTL_USAGE;

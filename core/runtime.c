@@ -186,6 +186,17 @@ mandate_rc mandate_runtime_create(mandate_config *config, unsigned flags,
         if (strcmp(in->conf->kind, "store") == 0 && stores++ == 0)
             rt->store = in;
     }
+    size_t formats = 0;
+    for (size_t i = 0; i < rt->count; i++)
+        if (strcmp(rt->instances[i].conf->kind, "format") == 0)
+            formats++;
+    if (ok && formats > 0 && mandate_runtime_find(rt, MANDATE_FORMAT, config->token_format) == NULL) {
+        mandate_diag_add(diag,
+                         "%s: tokens.format = \"%s\" names no enabled format instance (by "
+                         "instance name, or plugin name when only one instance has that plugin)",
+                         config->path, config->token_format);
+        ok = false;
+    }
     if (stores != 1) {
         mandate_diag_add(diag,
                          "%s: %zu store instances are enabled; exactly one must be "

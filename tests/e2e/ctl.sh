@@ -58,6 +58,13 @@ expect_contains "range named" "'busy_timeout' is -5, outside the allowed range" 
 "$MANDATECTL" config check "$TMP/absent.conf" >/dev/null 2>&1
 expect_eq "a missing file fails the check" 1 "$?"
 
+# tokens.format must name an enabled format
+"$MANDATECTL" init "$TMP/state4" --listen 127.0.0.1:0 --plugin-dir "$PLUGIN_DIR" >/dev/null
+printf 'tokens: { format = "opaque"; };\n' >>"$TMP/state4/mandate.conf"
+out=$("$MANDATECTL" -c "$TMP/state4/mandate.conf" config check 2>&1)
+expect_eq "a tokens.format naming no instance fails the check" 1 "$?"
+expect_contains "and says so" 'tokens.format = "opaque" names no enabled format' "$out"
+
 # plugins, with things in the folder that are not plugins
 PDIR="$TMP/plugins"
 mkdir "$PDIR"

@@ -56,6 +56,8 @@ out=$("${CTL[@]}" --json client show "$ID")
 expect_contains "show --json" '"scope": "gateway:invoke mcp:call"' "$out"
 check "show never prints a hash" bash -c "! printf '%s' '$out' | grep -q hash"
 expect_contains "list" "$ID" "$("${CTL[@]}" client list)"
+"${CTL[@]}" client show "$ID" extra >/dev/null 2>&1
+expect_eq "an extra argument is bad usage" 2 "$?"
 
 # the client credentials grant
 resp=$(curl -s -D "$TMP/h" -u "$ID:$SECRET" -d grant_type=client_credentials "$TOKEN_URL")
