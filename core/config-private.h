@@ -16,6 +16,16 @@ typedef struct mandate_instance_conf {
     config_t cfg; /* kept: the plugin's own keys are checked once it is loaded */
 } mandate_instance_conf;
 
+/* A protected resource behind a gateway (an MCP server): the paths it
+ * covers, the audience its tokens must carry and the scopes a call needs. */
+typedef struct mandate_target {
+    char *name;
+    char **paths;             /* path prefixes; NULL-terminated */
+    char *audience;
+    char **scopes;            /* all required; NULL-terminated, may be empty */
+    char *resource_metadata;  /* RFC 9728 URL for WWW-Authenticate; may be NULL */
+} mandate_target;
+
 typedef struct mandate_config {
     char *path;
     char *dir; /* relative paths in mandate.conf are taken from here */
@@ -44,7 +54,15 @@ typedef struct mandate_config {
 
     mandate_instance_conf *instances;
     size_t instance_count;
+
+    mandate_target *targets;
+    size_t target_count;
 } mandate_config;
+
+/* The target whose path prefix is the longest match for path (the query
+ * string is ignored); NULL when none covers it. */
+const mandate_target *mandate_config_target_for(const mandate_config *config,
+                                                const char *path);
 
 /* Read and check mandate.conf and the instance files it points to. Plugin
  * keys are not checked here (see mandate_runtime). On failure, diag says

@@ -52,6 +52,82 @@ static const mandate_conf_def core_defs[] = {
     MANDATE_CONF_END};
 
 static const char *const instance_reserved[] = {"kind", "plugin", NULL};
+/* Parsed by the core itself: lists of groups */
+static const char *const core_reserved[] = {"targets", NULL};
+
+#define TARGET_OFF(field) offsetof(mandate_target, field)
+static const mandate_conf_def target_defs[] = {
+    {"name", MANDATE_CONF_STRING, MANDATE_CONF_REQUIRED, TARGET_OFF(name), NULL, 0, 0, NULL,
+     "the target's name, for logs and headers"},
+    {"paths", MANDATE_CONF_STRING_LIST, MANDATE_CONF_REQUIRED, TARGET_OFF(paths), NULL, 0, 0,
+     NULL, "path prefixes the target covers, e.g. [\"/mcp\", \"/tools/\"]"},
+    {"audience", MANDATE_CONF_STRING, MANDATE_CONF_REQUIRED, TARGET_OFF(audience), NULL, 0, 0,
+     NULL, "the aud its tokens must carry"},
+    {"scopes", MANDATE_CONF_STRING_LIST, 0, TARGET_OFF(scopes), "", 0, 0, NULL,
+     "scopes every call needs"},
+    {"resource_metadata", MANDATE_CONF_STRING, 0, TARGET_OFF(resource_metadata), NULL, 0, 0,
+     NULL, "RFC 9728 protected resource metadata URL, named in 401 challenges"},
+    MANDATE_CONF_END};
+
+static bool read_targets(mandate_config *cfg, config_t *file, mandate_diag *diag)
+{
+    config_setting_t *list = config_lookup(file, "targets");
+    if (list == NULL)
+        return true;
+    if (!config_setting_is_list(list) && !config_setting_is_array(list)) {
+        mandate_diag_add_at(diag, list, "'targets' must be a list of groups: ( { ... }, ... )");
+        return false;
+    }
+    int n = config_setting_length(list);
+    cfg->targets = mandate_xcalloc(n > 0 ? (size_t)n : 1, sizeof(mandate_target));
+    bool ok = true;
+    for (int i = 0; i < n; i++) {
+        config_setting_t *g = config_setting_get_elem(list, (unsigned)i);
+        mandate_target *t = &cfg->targets[cfg->target_count++];
+        if (!config_setting_is_group(g)) {
+            mandate_diag_add_at(diag, g, "each target must be a group { name = ...; ... }");
+            ok = false;
+            continue;
+        }
+        if (!mandate_conf_apply(g, cfg->path, target_defs, NULL, cfg->dir, t, diag)) {
+            ok = false;
+            continue;
+        }
+        for (char **p = t->paths; *p != NULL; p++)
+            if ((*p)[0] != '/') {
+                mandate_diag_add_at(diag, g, "target '%s': path '%s' must start with '/'",
+                                    t->name, *p);
+                ok = false;
+            }
+        if (t->paths[0] == NULL) {
+            mandate_diag_add_at(diag, g, "target '%s' covers no path", t->name);
+            ok = false;
+        }
+        for (size_t k = 0; k + 1 < cfg->target_count; k++)
+            if (strcmp(cfg->targets[k].name, t->name) == 0) {
+                mandate_diag_add_at(diag, g, "target '%s' is named twice", t->name);
+                ok = false;
+            }
+    }
+    return ok;
+}
+
+const mandate_target *mandate_config_target_for(const mandate_config *cfg, const char *path)
+{
+    size_t path_len = strcspn(path, "?#");
+    const mandate_target *best = NULL;
+    size_t best_len = 0;
+    for (size_t i = 0; i < cfg->target_count; i++) {
+        for (char **p = cfg->targets[i].paths; p != NULL && *p != NULL; p++) {
+            size_t n = strlen(*p);
+            if (n <= path_len && n > best_len && strncmp(path, *p, n) == 0) {
+                best = &cfg->targets[i];
+                best_len = n;
+            }
+        }
+    }
+    return best;
+}
 
 const char *mandate_config_default_path(const char *cli_path)
 {
@@ -220,8 +296,9 @@ bool mandate_config_load(const char *path, mandate_config **config_r, mandate_di
     config_t file;
     bool ok = mandate_conf_read_file(&file, path, diag);
     if (ok)
-        ok = mandate_conf_apply(config_root_setting(&file), path, core_defs, NULL, cfg->dir,
-                                cfg, diag);
+        ok = mandate_conf_apply(config_root_setting(&file), path, core_defs, core_reserved,
+                                cfg->dir, cfg, diag) &&
+             read_targets(cfg, &file, diag);
     if (ok) {
         char host[256];
         unsigned port;
@@ -274,6 +351,9 @@ void mandate_config_free(mandate_config **cfgp)
         config_destroy(&inst->cfg);
     }
     free(cfg->instances);
+    for (size_t i = 0; i < cfg->target_count; i++)
+        mandate_conf_free_values(target_defs, &cfg->targets[i]);
+    free(cfg->targets);
     mandate_conf_free_values(core_defs, cfg);
     free(cfg->path);
     free(cfg->dir);

@@ -11,11 +11,15 @@
 #include <openssl/crypto.h>
 
 #include "ctl-private.h"
+#include "host-private.h"
+#include "pool-private.h"
 #include "util-private.h"
+#include "validate-private.h"
 
 #define SECRET_FILE_MAX 4096
 #define RESPONSE_MAX (64 * 1024)
 #define TIMEOUT_S 30
+#define TOKEN_MAX (16 * 1024)
 
 typedef struct buffer {
     char *data;
@@ -171,11 +175,150 @@ static int token_get(ctl *c, int argc, char **argv)
     return rc;
 }
 
-int ctl_cmd_token(ctl *c, int argc, char **argv)
+/* A token from a file, or standard input for "-": tokens are secrets too,
+ * so never from argv. */
+static char *read_token(const char *file)
 {
-    if (argc < 2 || strcmp(argv[1], "get") != 0) {
-        fprintf(stderr, "Usage: mandatectl token get --token-url URL --client-id ID ...\n");
+    char *text = NULL;
+    size_t len = 0;
+    if (strcmp(file, "-") == 0) {
+        text = mandate_xmalloc(TOKEN_MAX + 2);
+        len = fread(text, 1, TOKEN_MAX + 1, stdin);
+        text[len] = '\0';
+        if (len > TOKEN_MAX) {
+            fprintf(stderr, "mandatectl token: the token is longer than %d bytes\n", TOKEN_MAX);
+            free(text);
+            return NULL;
+        }
+    } else {
+        mandate_error err = {0};
+        if (mandate_read_file(file, TOKEN_MAX, &text, &len, &err) != MANDATE_OK) {
+            fprintf(stderr, "mandatectl token: %s\n", err.message);
+            return NULL;
+        }
+    }
+    while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r' || text[len - 1] == ' '))
+        text[--len] = '\0';
+    return text;
+}
+
+static int token_introspect(ctl *c, int argc, char **argv)
+{
+    static const struct option opts[] = {{"token-file", required_argument, NULL, 't'},
+                                         {NULL, 0, NULL, 0}};
+    const char *file = NULL;
+    int opt;
+    optind = 0;
+    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (opt != 't')
+            return CTL_USAGE;
+        file = optarg;
+    }
+    if (optind != argc || file == NULL) {
+        fprintf(stderr, "Usage: mandatectl token introspect --token-file FILE|-\n");
         return CTL_USAGE;
     }
-    return token_get(c, argc - 1, argv + 1);
+    char *token = read_token(file);
+    if (token == NULL)
+        return CTL_REFUSED;
+    mandate_runtime *rt = ctl_runtime(c, MANDATE_RUNTIME_MIGRATE);
+    if (rt == NULL) {
+        free(token);
+        return CTL_REFUSED;
+    }
+    mandate_pool *pool = mandate_pool_new();
+    mandate_token_status st;
+    mandate_error err = {0};
+    mandate_rc rc = mandate_token_validate(rt, pool, token, strlen(token), &st, &err);
+    int status = CTL_OK;
+    if (rc == MANDATE_OK) {
+        ctl_print_json(mandate_grant_to_introspection(&st.grant));
+    } else if (rc == MANDATE_INVALID) {
+        ctl_print_json(json_pack("{s:b,s:s}", "active", 0, "reason", st.reason));
+    } else {
+        fprintf(stderr, "mandatectl token introspect: %s\n", err.message);
+        status = CTL_REFUSED;
+    }
+    mandate_pool_free(&pool);
+    mandate_runtime_unref(&rt);
+    OPENSSL_cleanse(token, strlen(token));
+    free(token);
+    return status;
+}
+
+static int token_revoke(ctl *c, int argc, char **argv)
+{
+    static const struct option opts[] = {{"token-file", required_argument, NULL, 't'},
+                                         {"jti", required_argument, NULL, 'j'},
+                                         {"client", required_argument, NULL, 'c'},
+                                         {NULL, 0, NULL, 0}};
+    const char *file = NULL, *jti = NULL, *client_id = NULL;
+    int opt;
+    optind = 0;
+    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (opt) {
+        case 't': file = optarg; break;
+        case 'j': jti = optarg; break;
+        case 'c': client_id = optarg; break;
+        default: return CTL_USAGE;
+        }
+    }
+    if (optind != argc || (file == NULL) == (jti == NULL)) {
+        fprintf(stderr, "Usage: mandatectl token revoke --jti JTI [--client ID] | "
+                        "--token-file FILE|-\n");
+        return CTL_USAGE;
+    }
+    char *token = file ? read_token(file) : NULL;
+    if (file != NULL && token == NULL)
+        return CTL_REFUSED;
+    mandate_runtime *rt = ctl_runtime(c, MANDATE_RUNTIME_MIGRATE);
+    int status = CTL_REFUSED;
+    mandate_pool *pool = mandate_pool_new();
+    mandate_error err = {0};
+    /* by jti alone the expiry is unknown: keep it for the longest lifetime */
+    int64_t expires_at = mandate_clock_now() + MANDATE_TOKEN_MAX_LIFETIME;
+    if (rt != NULL && token != NULL) {
+        mandate_token_status st;
+        mandate_rc rc = mandate_token_validate(rt, pool, token, strlen(token), &st, &err);
+        if ((rc == MANDATE_OK || rc == MANDATE_INVALID) && st.parsed && st.grant.jti != NULL) {
+            jti = st.grant.jti;
+            client_id = st.grant.client_id;
+            expires_at = st.grant.expires_at;
+        } else if (rc == MANDATE_INVALID) {
+            mandate_error_set(&err, rc, "not a token of this broker (%s)", st.reason);
+            jti = NULL;
+        }
+    }
+    if (rt != NULL && jti != NULL) {
+        void *store;
+        const mandate_store_ops *ops = mandate_runtime_store(rt, &store);
+        if (ops->revoke(store, jti, client_id, expires_at, &err) == MANDATE_OK) {
+            status = CTL_OK;
+            if (c->json)
+                ctl_print_json(json_pack("{s:s,s:I}", "revoked", jti, "until",
+                                         (json_int_t)expires_at));
+            else
+                printf("token %s revoked; every broker refuses it within a second\n", jti);
+        }
+    }
+    if (status != CTL_OK && rt != NULL)
+        fprintf(stderr, "mandatectl token revoke: %s\n", err.message);
+    mandate_pool_free(&pool);
+    mandate_runtime_unref(&rt);
+    if (token != NULL)
+        OPENSSL_cleanse(token, strlen(token));
+    free(token);
+    return status;
+}
+
+int ctl_cmd_token(ctl *c, int argc, char **argv)
+{
+    if (argc >= 2 && strcmp(argv[1], "get") == 0)
+        return token_get(c, argc - 1, argv + 1);
+    if (argc >= 2 && strcmp(argv[1], "introspect") == 0)
+        return token_introspect(c, argc - 1, argv + 1);
+    if (argc >= 2 && strcmp(argv[1], "revoke") == 0)
+        return token_revoke(c, argc - 1, argv + 1);
+    fprintf(stderr, "Usage: mandatectl token get|introspect|revoke ...\n");
+    return CTL_USAGE;
 }

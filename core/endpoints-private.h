@@ -9,5 +9,8 @@ void mandate_endpoint_readyz(mandate_http_request *req, mandate_http_response *r
 void mandate_endpoint_token(mandate_http_request *req, mandate_http_response *resp);
 void mandate_endpoint_metadata(mandate_http_request *req, mandate_http_response *resp);
 void mandate_endpoint_jwks(mandate_http_request *req, mandate_http_response *resp);
+void mandate_endpoint_introspect(mandate_http_request *req, mandate_http_response *resp);
+void mandate_endpoint_revoke(mandate_http_request *req, mandate_http_response *resp);
+void mandate_endpoint_gateway_check(mandate_http_request *req, mandate_http_response *resp);
 
 #endif

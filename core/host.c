@@ -87,6 +87,31 @@ static mandate_rc host_replay_claim(const mandate_host *host, const char *ns, co
     return ops->replay_claim(store, ns, id, expires_at, err);
 }
 
+static mandate_rc host_token_record_put(const mandate_host *host,
+                                        const struct mandate_token_record *record,
+                                        mandate_error *err)
+{
+    const mandate_core_host *h = (const mandate_core_host *)host;
+    void *store;
+    const mandate_store_ops *ops = mandate_runtime_store(h->runtime, &store);
+    if (ops == NULL)
+        return mandate_error_set(err, MANDATE_ERROR, "no store is ready");
+    return ops->token_put(store, record, err);
+}
+
+static mandate_rc host_token_record_get(const mandate_host *host, mandate_pool *pool,
+                                        const unsigned char *hash, size_t hash_len,
+                                        struct mandate_token_record *record_r,
+                                        mandate_error *err)
+{
+    const mandate_core_host *h = (const mandate_core_host *)host;
+    void *store;
+    const mandate_store_ops *ops = mandate_runtime_store(h->runtime, &store);
+    if (ops == NULL)
+        return mandate_error_set(err, MANDATE_ERROR, "no store is ready");
+    return ops->token_get(store, pool, hash, hash_len, mandate_clock_now(), record_r, err);
+}
+
 void mandate_host_init(mandate_core_host *host, const char *instance, const char *state_dir,
                        struct mandate_runtime *runtime)
 {
@@ -106,6 +131,8 @@ void mandate_host_init(mandate_core_host *host, const char *instance, const char
                 .wipe = host_wipe,
                 .keyed_hash = host_keyed_hash,
                 .replay_claim = host_replay_claim,
+                .token_record_put = host_token_record_put,
+                .token_record_get = host_token_record_get,
             },
         .runtime = runtime,
     };

@@ -8,20 +8,26 @@
 #include "router-private.h"
 
 typedef struct route {
-    const char *method;
+    const char *method; /* NULL: any */
     const char *path;
     mandate_http_handler handler;
+    bool prefix;        /* path is a prefix: "/gateway/check/..." */
 } route;
 
 static const route routes[] = {
-    {"GET", "/healthz", mandate_endpoint_healthz},
-    {"HEAD", "/healthz", mandate_endpoint_healthz},
-    {"GET", "/readyz", mandate_endpoint_readyz},
-    {"HEAD", "/readyz", mandate_endpoint_readyz},
-    {"POST", "/oauth2/token", mandate_endpoint_token},
-    {"GET", "/oauth2/jwks", mandate_endpoint_jwks},
-    {"GET", "/.well-known/oauth-authorization-server", mandate_endpoint_metadata},
-    {"GET", "/.well-known/openid-configuration", mandate_endpoint_metadata},
+    {"GET", "/healthz", mandate_endpoint_healthz, false},
+    {"HEAD", "/healthz", mandate_endpoint_healthz, false},
+    {"GET", "/readyz", mandate_endpoint_readyz, false},
+    {"HEAD", "/readyz", mandate_endpoint_readyz, false},
+    {"POST", "/oauth2/token", mandate_endpoint_token, false},
+    {"GET", "/oauth2/jwks", mandate_endpoint_jwks, false},
+    {"GET", "/.well-known/oauth-authorization-server", mandate_endpoint_metadata, false},
+    {"GET", "/.well-known/openid-configuration", mandate_endpoint_metadata, false},
+    {"POST", "/oauth2/introspect", mandate_endpoint_introspect, false},
+    {"POST", "/oauth2/revoke", mandate_endpoint_revoke, false},
+    /* nginx auth_request keeps the original method; Envoy appends the path */
+    {NULL, "/gateway/check", mandate_endpoint_gateway_check, false},
+    {NULL, "/gateway/check/", mandate_endpoint_gateway_check, true},
 };
 
 void mandate_router_dispatch(mandate_http_request *req, mandate_http_response *resp)
@@ -29,9 +35,12 @@ void mandate_router_dispatch(mandate_http_request *req, mandate_http_response *r
     const char *allowed[8];
     size_t n_allowed = 0;
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
-        if (strcmp(routes[i].path, req->path) != 0)
+        bool match = routes[i].prefix
+                         ? strncmp(routes[i].path, req->path, strlen(routes[i].path)) == 0
+                         : strcmp(routes[i].path, req->path) == 0;
+        if (!match)
             continue;
-        if (strcmp(routes[i].method, req->method) == 0) {
+        if (routes[i].method == NULL || strcmp(routes[i].method, req->method) == 0) {
             routes[i].handler(req, resp);
             return;
         }

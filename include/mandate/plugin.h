@@ -25,7 +25,7 @@ extern "C" {
 
 #define MANDATE_PLUGIN_MAGIC 0x4d4e4454u /* "MNDT" */
 #define MANDATE_PLUGIN_ABI_MAJOR 1
-#define MANDATE_PLUGIN_ABI_MINOR 0
+#define MANDATE_PLUGIN_ABI_MINOR 1 /* 1: token records in the host */
 
 #if defined(__GNUC__)
 #define MANDATE_PRINTF(f, a) __attribute__((format(printf, f, a)))
@@ -85,6 +85,7 @@ typedef enum mandate_log_level {
 } mandate_log_level;
 
 typedef struct mandate_host mandate_host;
+struct mandate_token_record; /* store.h */
 
 /* The core's services, one table per plugin instance (so that log lines
  * name the instance). All functions are thread-safe. */
@@ -115,6 +116,16 @@ struct mandate_host {
     /* The store's replay cache (see mandate_store_ops.replay_claim). */
     mandate_rc (*replay_claim)(const mandate_host *host, const char *ns,
                                const char *id, int64_t expires_at, mandate_error *err);
+
+    /* ABI 1.1: the store's server-side token records, for reference (opaque)
+     * tokens (see mandate_store_ops.token_put and token_get; get answers
+     * MANDATE_NOT_FOUND for an unknown or expired hash). */
+    mandate_rc (*token_record_put)(const mandate_host *host,
+                                   const struct mandate_token_record *record,
+                                   mandate_error *err);
+    mandate_rc (*token_record_get)(const mandate_host *host, mandate_pool *pool,
+                                   const unsigned char *hash, size_t hash_len,
+                                   struct mandate_token_record *record_r, mandate_error *err);
 };
 
 #define MANDATE_LOG(host, level, ...)                                          \

@@ -1,0 +1,125 @@
+/* GET /gateway/check: the decision for a gateway in front of a tool server.
+ * nginx auth_request sends the original URI in X-Original-URI; Envoy's
+ * ext_authz (HTTP mode, path_prefix "/gateway/check") appends the original
+ * path to ours. 200 with identity headers, 401 with an RFC 6750 challenge
+ * (and the RFC 9728 resource_metadata parameter), 403 insufficient_scope. */
+#include "config.h"
+
+#include <string.h>
+#include <strings.h>
+
+#include "endpoints-private.h"
+#include "log-private.h"
+#include "oauth-private.h"
+#include "pool-private.h"
+#include "validate-private.h"
+
+#define CHECK_PREFIX "/gateway/check"
+
+static const char *original_path(mandate_http_request *req)
+{
+    const char *uri = mandate_http_request_header(req, "X-Original-URI");
+    if (uri == NULL)
+        uri = mandate_http_request_header(req, "X-Forwarded-Uri");
+    if (uri != NULL)
+        return uri;
+    const char *rest = req->path + strlen(CHECK_PREFIX);
+    return rest[0] == '/' ? rest : NULL;
+}
+
+/* The token of "Authorization: Bearer <token>" (RFC 6750 §2.1), or NULL. */
+static const char *bearer_token(mandate_http_request *req)
+{
+    const char *h = mandate_http_request_header(req, "Authorization");
+    if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
+        return NULL;
+    h += 7;
+    while (*h == ' ')
+        h++;
+    return *h != '\0' ? h : NULL;
+}
+
+static void challenge(mandate_http_request *req, mandate_http_response *resp, unsigned status,
+                      const mandate_target *t, const char *error, const char *scope)
+{
+    char *value = mandate_pool_strdup(req->pool, "Bearer realm=\"mandate\"");
+    if (error != NULL)
+        value = mandate_pool_printf(req->pool, "%s, error=\"%s\"", value, error);
+    if (scope != NULL)
+        value = mandate_pool_printf(req->pool, "%s, scope=\"%s\"", value, scope);
+    if (t != NULL && t->resource_metadata != NULL)
+        value = mandate_pool_printf(req->pool, "%s, resource_metadata=\"%s\"", value,
+                                    t->resource_metadata);
+    json_t *body = json_pack("{s:s}", "error", error ? error : "invalid_request");
+    if (status == 401 && error == NULL)
+        json_object_set_new(body, "error_description", json_string("a bearer token is required"));
+    mandate_http_response_json(req, resp, status, body);
+    mandate_http_response_header(resp, "WWW-Authenticate", value);
+    mandate_http_response_header(resp, "Cache-Control", "no-store");
+}
+
+static char *joined(mandate_pool *pool, char **words)
+{
+    char *out = "";
+    for (size_t i = 0; words != NULL && words[i] != NULL; i++)
+        out = mandate_pool_printf(pool, "%s%s%s", out, i ? " " : "", words[i]);
+    return out;
+}
+
+void mandate_endpoint_gateway_check(mandate_http_request *req, mandate_http_response *resp)
+{
+    const mandate_config *cfg = mandate_runtime_config(req->runtime);
+    const char *path = original_path(req);
+    const mandate_target *t = path ? mandate_config_target_for(cfg, path) : NULL;
+    if (t == NULL) {
+        log_info("gateway check: no target covers %s", path ? path : "(no original URI)");
+        mandate_http_response_error(req, resp, 403, "access_denied",
+                                    "no target covers this path");
+        mandate_http_response_header(resp, "Cache-Control", "no-store");
+        return;
+    }
+    const char *token = bearer_token(req);
+    if (token == NULL) {
+        log_info("gateway check: target=%s: no bearer token", t->name);
+        challenge(req, resp, 401, t, NULL, NULL);
+        return;
+    }
+    mandate_token_status st;
+    mandate_error err = {0};
+    mandate_rc rc = mandate_token_validate(req->runtime, req->pool, token, strlen(token), &st,
+                                           &err);
+    if (rc == MANDATE_TEMPFAIL || rc == MANDATE_ERROR) {
+        log_error("gateway check: target=%s: %s", t->name, err.message);
+        mandate_http_response_error(req, resp, 503, "temporarily_unavailable", NULL);
+        mandate_http_response_header(resp, "Retry-After", "5");
+        return;
+    }
+    const mandate_grant *g = &st.grant;
+    if (rc == MANDATE_OK && !mandate_word_list_has(g->audience, t->audience,
+                                                   strlen(t->audience))) {
+        rc = MANDATE_INVALID;
+        st.reason = "issued for another audience";
+    }
+    if (rc != MANDATE_OK) {
+        log_info("token validation: token_valid=false, client=%s, target=%s: %s",
+                 st.parsed && g->client_id ? g->client_id : "-", t->name, st.reason);
+        challenge(req, resp, 401, t, "invalid_token", NULL);
+        return;
+    }
+    for (char **s = t->scopes; s != NULL && *s != NULL; s++) {
+        if (!mandate_word_list_has(g->scope, *s, strlen(*s))) {
+            log_info("token validation: token_valid=true, client=%s, target=%s: lacks scope %s",
+                     g->client_id, t->name, *s);
+            challenge(req, resp, 403, t, "insufficient_scope", joined(req->pool, t->scopes));
+            return;
+        }
+    }
+    log_info("token validation: token_valid=true, client=%s, target=%s", g->client_id, t->name);
+    mandate_http_response_json(req, resp, 200, json_pack("{s:b}", "active", 1));
+    mandate_http_response_header(resp, "X-Mandate-Subject", g->subject ? g->subject : "");
+    mandate_http_response_header(resp, "X-Mandate-Client", g->client_id);
+    mandate_http_response_header(resp, "X-Mandate-Scope", g->scope ? g->scope : "");
+    mandate_http_response_header(resp, "X-Mandate-Tenant", g->tenant ? g->tenant : "");
+    mandate_http_response_header(resp, "X-Mandate-Target", t->name);
+    mandate_http_response_header(resp, "Cache-Control", "no-store");
+}

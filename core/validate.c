@@ -1,0 +1,116 @@
+#include "config.h"
+
+#include <string.h>
+
+#include <jansson.h>
+
+#include "jose-private.h"
+#include "log-private.h"
+#include "pool-private.h"
+#include "validate-private.h"
+
+static mandate_rc inactive(mandate_token_status *status, const char *reason)
+{
+    status->reason = reason;
+    return MANDATE_INVALID;
+}
+
+mandate_rc mandate_token_validate(mandate_runtime *rt, mandate_pool *pool, const char *token,
+                                  size_t len, mandate_token_status *status, mandate_error *err)
+{
+    memset(status, 0, sizeof(*status));
+    if (len == 0 || len > MANDATE_JWS_MAX_LEN || memchr(token, '\0', len) != NULL)
+        return inactive(status, "malformed token");
+
+    /* the first format that recognises the token decides */
+    mandate_rc rc = MANDATE_NEXT;
+    mandate_error ferr = {0};
+    for (size_t i = 0; rc == MANDATE_NEXT && i < mandate_runtime_instance_count(rt); i++) {
+        const mandate_instance *in = mandate_runtime_instance(rt, i);
+        if (!in->instantiated || in->handle->plugin->kind != MANDATE_FORMAT)
+            continue;
+        const mandate_format_ops *ops = in->handle->plugin->ops;
+        if (ops->parse == NULL)
+            continue;
+        ferr = (mandate_error){0};
+        rc = ops->parse(in->inst, pool, token, len, &status->grant, &ferr);
+    }
+    switch (rc) {
+    case MANDATE_OK: break;
+    case MANDATE_NEXT: return inactive(status, "not a token of any enabled format");
+    case MANDATE_EXPIRED: return inactive(status, "expired");
+    case MANDATE_TEMPFAIL:
+    case MANDATE_ERROR:
+        return mandate_error_set(err, rc, "%s", ferr.message);
+    default:
+        return inactive(status, mandate_pool_printf(pool, "rejected: %s", ferr.message));
+    }
+    status->parsed = true;
+    const mandate_grant *g = &status->grant;
+    const mandate_config *cfg = mandate_runtime_config(rt);
+    if (g->issuer == NULL || strcmp(g->issuer, cfg->issuer) != 0)
+        return inactive(status, "issued by another issuer");
+    if (g->expires_at <= mandate_clock_now())
+        return inactive(status, "expired");
+
+    void *store;
+    const mandate_store_ops *sops = mandate_runtime_store(rt, &store);
+    if (g->jti != NULL) {
+        bool revoked = false;
+        rc = sops->is_revoked(store, g->jti, &revoked, err);
+        if (rc != MANDATE_OK)
+            return rc == MANDATE_TEMPFAIL ? rc : MANDATE_ERROR;
+        if (revoked)
+            return inactive(status, "revoked");
+    }
+    /* a disabled or deleted client takes its tokens with it, at once */
+    rc = sops->client_get(store, pool, g->client_id, &status->client, err);
+    if (rc == MANDATE_NOT_FOUND)
+        return inactive(status, "its client was deleted");
+    if (rc != MANDATE_OK)
+        return rc == MANDATE_TEMPFAIL ? rc : MANDATE_ERROR;
+    if (status->client.status != MANDATE_CLIENT_ENABLED)
+        return inactive(status, "its client is disabled");
+    return MANDATE_OK;
+}
+
+/* "a b" → "a b" as a string when one word, an array when several */
+static json_t *audience_json(const char *aud)
+{
+    if (strchr(aud, ' ') == NULL)
+        return json_string(aud);
+    json_t *a = json_array();
+    for (const char *p = aud; *p != '\0';) {
+        if (*p == ' ') {
+            p++;
+            continue;
+        }
+        size_t n = strcspn(p, " ");
+        json_array_append_new(a, json_stringn(p, n));
+        p += n;
+    }
+    return a;
+}
+
+json_t *mandate_grant_to_introspection(const mandate_grant *g)
+{
+    json_t *o = json_pack("{s:b,s:s,s:s,s:s,s:I,s:I,s:I}", "active", 1, "token_type", "Bearer",
+                          "iss", g->issuer, "client_id", g->client_id, "exp",
+                          (json_int_t)g->expires_at, "iat", (json_int_t)g->issued_at, "nbf",
+                          (json_int_t)(g->not_before ? g->not_before : g->issued_at));
+    if (g->subject)
+        json_object_set_new(o, "sub", json_string(g->subject));
+    if (g->scope)
+        json_object_set_new(o, "scope", json_string(g->scope));
+    if (g->audience && g->audience[0])
+        json_object_set_new(o, "aud", audience_json(g->audience));
+    if (g->jti)
+        json_object_set_new(o, "jti", json_string(g->jti));
+    if (g->tenant)
+        json_object_set_new(o, "tenant", json_string(g->tenant));
+    if (g->actor)
+        json_object_set_new(o, "act", json_pack("{s:s}", "sub", g->actor));
+    if (g->idp)
+        json_object_set_new(o, "idp", json_string(g->idp));
+    return o;
+}

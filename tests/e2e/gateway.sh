@@ -1,0 +1,202 @@
+#!/bin/bash
+# Token validation end to end: introspection (RFC 7662), revocation
+# (RFC 7009, mandatectl token revoke, client disable) and the gateway check
+# for nginx auth_request and Envoy ext_authz, with forged tokens of every
+# kind refused.
+. "${MANDATE_SRCDIR:-.}/tests/e2e/lib.sh"
+
+STATE="$TMP/state"
+LOG="$TMP/mandated.log"
+make_state "$STATE" || { echo "mandatectl init failed"; exit 1; }
+CONF="$STATE/mandate.conf"
+CTL=("$MANDATECTL" -c "$CONF")
+AUD=https://mcp.example/market-calendar
+cat >>"$CONF" <<CONF
+targets = (
+  { name = "market-calendar-mcp";
+    paths = ["/mcp", "/tools/"];
+    audience = "$AUD";
+    scopes = ["mcp:call"];
+    resource_metadata = "http://gateway.example/.well-known/oauth-protected-resource"; },
+  { name = "news-mcp"; paths = ["/news"]; audience = "https://mcp.example/news"; }
+);
+CONF
+check "daemon starts" start_daemon "$CONF" "$LOG" || { cat "$LOG"; exit 1; }
+TOKEN_URL="$BASE/oauth2/token"
+# mandatectl reads the same file: name the issuer the daemon bound to, so
+# both agree on it (port 0 only tells the daemon)
+sed -i "s|^server: {|server: {\n  issuer = \"$BASE\";|" "$CONF"
+kill -HUP "$DAEMON_PID"
+check "reloaded with the issuer" wait_for_log "$LOG" "reloaded:"
+
+b64url() { base64 -w0 | tr '+/' '-_' | tr -d '='; }
+b64url_json() {
+    local s
+    s=$(printf '%s' "$1" | tr '_-' '/+')
+    case $((${#s} % 4)) in 2) s="$s==" ;; 3) s="$s=" ;; esac
+    printf '%s' "$s" | base64 -d 2>/dev/null
+}
+json_get() {
+    printf '%s' "$1" | sed -n "s/.*\"$2\":\(\"\([^\"]*\)\"\|\([0-9a-z]*\)\).*/\2\3/p"
+}
+new_client() { # ID SCOPE [more options]: prints the secret
+    local id=$1 scope=$2
+    shift 2
+    "${CTL[@]}" client create "$id" --scope "$scope" --default-scope "$scope" --audience "$AUD" "$@" 2>/dev/null |
+        sed -n 's/^client_secret: //p'
+}
+token_for() { # ID SECRET [curl args]
+    local id=$1 secret=$2
+    shift 2
+    json_get "$(curl -s -u "$id:$secret" -d grant_type=client_credentials "$@" "$TOKEN_URL")" access_token
+}
+gate() { # TOKEN URI: the gateway check's status, as nginx auth_request asks
+    local auth=()
+    [ -n "$1" ] && auth=(-H "Authorization: Bearer $1")
+    curl -s -o "$TMP/gate.body" -D "$TMP/gate.h" -w '%{http_code}' "${auth[@]}" \
+        -H "X-Original-URI: $2" "$BASE/gateway/check"
+}
+introspect() { # TOKEN [ID SECRET]: the response body
+    curl -s -u "${2:-gateway}:${3:-$GW_SECRET}" --data-urlencode "token=$1" "$BASE/oauth2/introspect"
+}
+
+AGENT_SECRET=$(new_client marketpulse-agent "gateway:invoke mcp:call")
+READER_SECRET=$(new_client reader "gateway:invoke")
+GW_SECRET=$(new_client gateway "gateway:invoke" --introspect)
+OTHER_SECRET=$(new_client other-tenant-gw "gateway:invoke" --introspect --tenant bank-b)
+TOKEN=$(token_for marketpulse-agent "$AGENT_SECRET" --data-urlencode "scope=mcp:call")
+check "agent has a token" test -n "$TOKEN"
+
+# introspection
+out=$(introspect "$TOKEN")
+expect_contains "active" '"active":true' "$out"
+expect_eq "client_id" marketpulse-agent "$(json_get "$out" client_id)"
+expect_eq "sub" marketpulse-agent "$(json_get "$out" sub)"
+expect_eq "scope" "mcp:call" "$(json_get "$out" scope)"
+expect_eq "aud" "$AUD" "$(json_get "$out" aud)"
+expect_eq "iss" "$BASE" "$(json_get "$out" iss)"
+expect_eq "token_type" Bearer "$(json_get "$out" token_type)"
+expect_eq "tenant" default "$(json_get "$out" tenant)"
+check "exp and iat" test -n "$(json_get "$out" exp)" -a -n "$(json_get "$out" iat)"
+expect_eq "a client without --introspect may not" 403 \
+    "$(curl -s -o /dev/null -w '%{http_code}' -u "reader:$READER_SECRET" --data-urlencode "token=$TOKEN" "$BASE/oauth2/introspect")"
+expect_eq "a wrong secret is 401" 401 \
+    "$(curl -s -o /dev/null -w '%{http_code}' -u "gateway:nope" --data-urlencode "token=$TOKEN" "$BASE/oauth2/introspect")"
+expect_eq "no token parameter is 400" 400 \
+    "$(curl -s -o /dev/null -w '%{http_code}' -u "gateway:$GW_SECRET" -d x=1 "$BASE/oauth2/introspect")"
+expect_eq "another tenant's caller sees it inactive" '{"active":false}' \
+    "$(introspect "$TOKEN" other-tenant-gw "$OTHER_SECRET")"
+check "log: token validation" wait_for_log "$LOG" "token validation: token_valid=true, client=marketpulse-agent"
+
+# the gateway check
+expect_eq "no token: 401" 401 "$(gate "" /tools/check_market_holidays)"
+expect_contains "challenge names the resource metadata" \
+    'WWW-Authenticate: Bearer realm="mandate", resource_metadata="http://gateway.example/.well-known/oauth-protected-resource"' \
+    "$(cat "$TMP/gate.h")"
+expect_eq "good token: 200" 200 "$(gate "$TOKEN" /tools/check_market_holidays)"
+expect_contains "subject header" "X-Mandate-Subject: marketpulse-agent" "$(cat "$TMP/gate.h")"
+expect_contains "client header" "X-Mandate-Client: marketpulse-agent" "$(cat "$TMP/gate.h")"
+expect_contains "scope header" "X-Mandate-Scope: mcp:call" "$(cat "$TMP/gate.h")"
+expect_eq "MCP path: 200" 200 "$(gate "$TOKEN" "/mcp?session=1")"
+expect_eq "Envoy style (path appended): 200" 200 \
+    "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" "$BASE/gateway/check/mcp")"
+expect_eq "POST as nginx forwards it: 200" 200 \
+    "$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer $TOKEN" -H "X-Original-URI: /mcp" "$BASE/gateway/check")"
+NARROW=$(token_for reader "$READER_SECRET")
+expect_eq "token without mcp:call: 403" 403 "$(gate "$NARROW" /mcp)"
+expect_contains "insufficient_scope names the scope" \
+    'error="insufficient_scope", scope="mcp:call"' "$(cat "$TMP/gate.h")"
+expect_eq "token for another audience: 401" 401 "$(gate "$TOKEN" /news/today)"
+expect_contains "invalid_token" 'error="invalid_token"' "$(cat "$TMP/gate.h")"
+expect_eq "path no target covers: 403" 403 "$(gate "$TOKEN" /admin)"
+expect_eq "lower-case bearer scheme works" 200 \
+    "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: bearer $TOKEN" -H "X-Original-URI: /mcp" "$BASE/gateway/check")"
+
+# forged and broken tokens: inactive at introspection, 401 at the gateway
+H=$(echo "$TOKEN" | cut -d. -f1)
+P=$(echo "$TOKEN" | cut -d. -f2)
+S=$(echo "$TOKEN" | cut -d. -f3)
+header=$(b64url_json "$H")
+kid=$(json_get "$header" kid)
+none="$(printf '{"alg":"none","typ":"at+jwt","kid":"%s"}' "$kid" | b64url).$P."
+hs=$(printf '{"alg":"HS256","typ":"at+jwt","kid":"%s"}' "$kid" | b64url)
+jwk=$(curl -s "$BASE/oauth2/jwks")
+hs256="$hs.$P.$(printf '%s' "$hs.$P" | openssl dgst -sha256 -hmac "$jwk" -binary | b64url)"
+wrongkid="$(printf '{"alg":"ES256","typ":"at+jwt","kid":"%s"}' "not-$kid" | b64url).$P.$S"
+claims=$(b64url_json "$P")
+tampered="$H.$(printf '%s' "$claims" | sed 's/"scope":"mcp:call"/"scope":"mcp:call admin"/' | b64url).$S"
+truncated="$H.$P.${S:0:40}"
+huge="$(head -c 20000 /dev/zero | tr '\0' 'A').$P.$S"
+for name in none hs256 wrongkid tampered truncated huge; do
+    t=${!name}
+    expect_eq "$name: inactive" '{"active":false}' "$(introspect "$t")"
+    expect_eq "$name: gateway 401" 401 "$(gate "$t" /mcp)"
+done
+expect_eq "garbage: inactive" '{"active":false}' "$(introspect "garbage")"
+
+# expired and not yet valid
+SHORT_SECRET=$(new_client short-lived "mcp:call" --ttl 1)
+SHORT=$(token_for short-lived "$SHORT_SECRET")
+expect_eq "fresh short token: 200" 200 "$(gate "$SHORT" /mcp)"
+sleep 2.2
+expect_eq "expired: inactive" '{"active":false}' "$(introspect "$SHORT")"
+expect_eq "expired: 401" 401 "$(gate "$SHORT" /mcp)"
+
+# revocation by the owner (RFC 7009)
+T2=$(token_for marketpulse-agent "$AGENT_SECRET")
+expect_eq "another client may not revoke it" 400 \
+    "$(curl -s -o /dev/null -w '%{http_code}' -u "reader:$READER_SECRET" --data-urlencode "token=$T2" "$BASE/oauth2/revoke")"
+expect_eq "still active" 200 "$(gate "$T2" /mcp)"
+expect_eq "the owner revokes it" 200 \
+    "$(curl -s -o /dev/null -w '%{http_code}' -u "marketpulse-agent:$AGENT_SECRET" --data-urlencode "token=$T2" "$BASE/oauth2/revoke")"
+expect_eq "revoked: 401 at once" 401 "$(gate "$T2" /mcp)"
+expect_eq "revoked: inactive" '{"active":false}' "$(introspect "$T2")"
+expect_eq "revoking garbage is 200 (RFC 7009)" 200 \
+    "$(curl -s -o /dev/null -w '%{http_code}' -u "marketpulse-agent:$AGENT_SECRET" -d "token=garbage" "$BASE/oauth2/revoke")"
+
+# mandatectl token revoke, by token and by jti; and token introspect
+T3=$(token_for marketpulse-agent "$AGENT_SECRET")
+printf '%s\n' "$T3" >"$TMP/t3"
+out=$("${CTL[@]}" token introspect --token-file "$TMP/t3")
+expect_contains "ctl introspect: active" '"active": true' "$out"
+"${CTL[@]}" token revoke --token-file "$TMP/t3" >/dev/null
+expect_eq "ctl revoke by token: 401 within a second" 401 "$(gate "$T3" /mcp)"
+out=$(printf '%s' "$T3" | "${CTL[@]}" token introspect --token-file -)
+expect_contains "ctl introspect says why" '"reason": "revoked"' "$out"
+T4=$(token_for marketpulse-agent "$AGENT_SECRET")
+jti=$(json_get "$(b64url_json "$(echo "$T4" | cut -d. -f2)")" jti)
+"${CTL[@]}" token revoke --jti "$jti" >/dev/null
+expect_eq "ctl revoke by jti: 401" 401 "$(gate "$T4" /mcp)"
+"${CTL[@]}" token revoke --jti x --token-file "$TMP/t3" >/dev/null 2>&1
+expect_eq "ctl revoke with both is bad usage" 2 "$?"
+
+# disabling the client takes every one of its tokens with it
+T5=$(token_for marketpulse-agent "$AGENT_SECRET")
+expect_eq "before disable: 200" 200 "$(gate "$T5" /mcp)"
+"${CTL[@]}" client disable marketpulse-agent >/dev/null
+expect_eq "after disable: 401 within a second" 401 "$(gate "$T5" /mcp)"
+expect_eq "after disable: inactive" '{"active":false}' "$(introspect "$T5")"
+"${CTL[@]}" client delete marketpulse-agent >/dev/null
+expect_eq "after delete: 401" 401 "$(gate "$T5" /mcp)"
+
+# opaque tokens: a client attribute picks the format
+if "${CTL[@]}" plugins | grep -q "format .*opaque"; then
+    printf 'kind = "format";\nplugin = "opaque";\n' >"$STATE/mandate.d/format-opaque.conf"
+    kill -HUP "$DAEMON_PID"
+    check "reloaded with the opaque format" wait_for_log "$LOG" "reloaded: 4 plugin instances"
+    OP_SECRET=$(new_client opaque-agent "mcp:call" --format format-opaque)
+    OP=$(token_for opaque-agent "$OP_SECRET")
+    expect_contains "opaque token has its prefix" "mdo_" "$OP"
+    check "opaque token is no JWT" test "$(printf '%s' "$OP" | tr -cd . | wc -c)" -eq 0
+    check "the store never holds the token" bash -c "! grep -qa -- '${OP#mdo_}' '$STATE/mandate.db'"
+    expect_contains "opaque: active" '"active":true' "$(introspect "$OP")"
+    expect_eq "opaque: gateway 200" 200 "$(gate "$OP" /mcp)"
+    curl -s -u "opaque-agent:$OP_SECRET" --data-urlencode "token=$OP" "$BASE/oauth2/revoke" >/dev/null
+    expect_eq "opaque revoked: 401" 401 "$(gate "$OP" /mcp)"
+fi
+
+stop_daemon
+expect_eq "clean stop" 0 "$DAEMON_STATUS"
+check "no token is logged" bash -c "! grep -q -- '$S' '$LOG'"
+check "no sanitizer report" bash -c "! grep -q 'Sanitizer' '$LOG'"
+finish
