@@ -12,6 +12,7 @@
 #include "keys-private.h"
 #include "log-private.h"
 #include "pool-private.h"
+#include "token-cache-private.h"
 #include "util-private.h"
 
 #define WRAP_VERSION 1
@@ -239,6 +240,9 @@ mandate_rc mandate_keyring_sync(mandate_runtime *rt, bool force, mandate_error *
     json_decref(doc);
     mandate_pool_free(&pool);
 
+    /* a key removed or replaced: tokens read with the old set are read again */
+    if (mandate_runtime_token_cache(rt) != NULL)
+        mandate_token_cache_clear(mandate_runtime_token_cache(rt));
     pthread_mutex_lock(&kr->lock);
     free(kr->jwks);
     kr->jwks = text;

@@ -63,5 +63,7 @@ const mandate_instance *mandate_runtime_find(const mandate_runtime *runtime,
                                              mandate_plugin_kind kind, const char *name);
 /* The keys this runtime signs with and publishes (core/keys.c). */
 struct mandate_keyring *mandate_runtime_keyring(const mandate_runtime *runtime);
+/* Tokens already read and checked (core/token-cache.c); NULL in CHECK_ONLY. */
+struct mandate_token_cache *mandate_runtime_token_cache(const mandate_runtime *runtime);
 
 #endif

@@ -8,9 +8,14 @@
 
 #include "kek-private.h"
 #include "keys-private.h"
+#include "token-cache-private.h"
 #include "log-private.h"
 #include "runtime-private.h"
 #include "util-private.h"
+
+/* Tokens remembered after their first check; ~1 MiB at most with their
+ * strings. */
+#define TOKEN_CACHE_SLOTS 8192
 
 struct mandate_runtime {
     mandate_config *config;
@@ -21,6 +26,7 @@ struct mandate_runtime {
     unsigned char secret_hash_key[32];
     unsigned char key_wrap_key[32];
     struct mandate_keyring *keyring;
+    struct mandate_token_cache *token_cache;
     atomic_int refs;
 };
 
@@ -67,6 +73,11 @@ struct mandate_keyring *mandate_runtime_keyring(const mandate_runtime *rt)
     return rt->keyring;
 }
 
+struct mandate_token_cache *mandate_runtime_token_cache(const mandate_runtime *rt)
+{
+    return rt->token_cache;
+}
+
 const mandate_instance *mandate_runtime_find(const mandate_runtime *rt,
                                              mandate_plugin_kind kind, const char *name)
 {
@@ -105,6 +116,7 @@ static void instance_destroy(mandate_instance *in)
 static void runtime_destroy(mandate_runtime *rt)
 {
     mandate_keyring_free(&rt->keyring);
+    mandate_token_cache_free(&rt->token_cache);
     for (size_t i = rt->count; i-- > 0;)
         instance_destroy(&rt->instances[i]);
     free(rt->instances);
@@ -222,6 +234,7 @@ mandate_rc mandate_runtime_create(mandate_config *config, unsigned flags,
             /* formats get their keys before the runtime serves anything */
             mandate_error err = {0};
             rt->keyring = mandate_keyring_new();
+            rt->token_cache = mandate_token_cache_new(TOKEN_CACHE_SLOTS);
             mandate_rc rc = MANDATE_OK;
             if (flags & MANDATE_RUNTIME_CREATE_KEYS)
                 rc = mandate_keys_ensure(rt, &err);

@@ -3,10 +3,12 @@
 #include <string.h>
 
 #include <jansson.h>
+#include <openssl/evp.h>
 
 #include "jose-private.h"
 #include "log-private.h"
 #include "pool-private.h"
+#include "token-cache-private.h"
 #include "validate-private.h"
 
 static mandate_rc inactive(mandate_token_status *status, const char *reason)
@@ -22,8 +24,16 @@ mandate_rc mandate_token_validate(mandate_runtime *rt, mandate_pool *pool, const
     if (len == 0 || len > MANDATE_JWS_MAX_LEN || memchr(token, '\0', len) != NULL)
         return inactive(status, "malformed token");
 
+    unsigned char hash[MANDATE_TOKEN_HASH_LEN];
+    mandate_token_cache *cache = mandate_runtime_token_cache(rt);
+    bool cached = false;
+    if (cache != NULL && EVP_Digest(token, len, hash, NULL, EVP_sha256(), NULL) == 1)
+        cached = mandate_token_cache_get(cache, hash, pool, mandate_clock_now(), &status->grant);
+    else
+        cache = NULL;
+
     /* the first format that recognises the token decides */
-    mandate_rc rc = MANDATE_NEXT;
+    mandate_rc rc = cached ? MANDATE_OK : MANDATE_NEXT;
     mandate_error ferr = {0};
     for (size_t i = 0; rc == MANDATE_NEXT && i < mandate_runtime_instance_count(rt); i++) {
         const mandate_instance *in = mandate_runtime_instance(rt, i);
@@ -47,6 +57,8 @@ mandate_rc mandate_token_validate(mandate_runtime *rt, mandate_pool *pool, const
     }
     status->parsed = true;
     const mandate_grant *g = &status->grant;
+    if (cache != NULL && !cached)
+        mandate_token_cache_put(cache, hash, g);
     const mandate_config *cfg = mandate_runtime_config(rt);
     if (g->issuer == NULL || strcmp(g->issuer, cfg->issuer) != 0)
         return inactive(status, "issued by another issuer");

@@ -10,52 +10,7 @@
 # counting its "ok:"/"FAIL:" lines. No network, no npm: FAIL, never skip.
 . "${MANDATE_SRCDIR:-.}/tests/e2e/lib.sh"
 
-HERE="$SRCDIR/tests/interop"
-
-# fatal WHY: one failed check, the closing line, exit 1
-fatal() {
-    CHECKS=$((CHECKS + 1))
-    fail "$*"
-    finish
-    exit 1
-}
-
-# --- node and the npm packages --------------------------------------------------
-command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 ||
-    fatal "node and npm are needed (Debian: apt-get install nodejs npm, or bash .ci/install-deps)"
-echo "node $(node --version), npm $(npm --version)"
-
-# The install lives in the build tree and is reused while the lock file is
-# unchanged. make distcheck makes the source tree read-only and then wants an
-# empty build tree after distclean: there the install goes to $TMP instead.
-NPM_DIR="$BUILDDIR/tests/interop"
-if [ -z "$(find "$SRCDIR" -maxdepth 0 -perm -u+w)" ]; then
-    NPM_DIR="$TMP/npm"
-    echo "read-only source tree (make distcheck): npm packages go to a temporary folder"
-fi
-mkdir -p "$NPM_DIR" || fatal "cannot create $NPM_DIR"
-for f in package.json package-lock.json interop.mjs; do
-    [ "$HERE/$f" -ef "$NPM_DIR/$f" ] || cp "$HERE/$f" "$NPM_DIR/$f" || fatal "cannot copy $f to $NPM_DIR"
-done
-STAMP="$NPM_DIR/node_modules/.mandate-interop.lock"
-if cmp -s "$HERE/package-lock.json" "$STAMP" && [ -d "$NPM_DIR/node_modules/jose" ] &&
-    [ -d "$NPM_DIR/node_modules/openid-client" ]; then
-    echo "npm packages: reusing $NPM_DIR/node_modules (package-lock.json unchanged)"
-else
-    echo "npm ci in $NPM_DIR"
-    start=$(date +%s%N)
-    (cd "$NPM_DIR" && npm ci --no-audit --no-fund --fetch-retries=1 \
-        --fetch-retry-mintimeout=1000 --fetch-retry-maxtimeout=5000 --fetch-timeout=30000) 2>&1 |
-        sed 's/^/npm: /'
-    status=${PIPESTATUS[0]}
-    echo "npm ci: status $status, $((($(date +%s%N) - start) / 1000000)) ms"
-    [ "$status" -eq 0 ] || fatal "npm ci could not install jose and openid-client from the npm" \
-        "registry ($(npm config get registry 2>/dev/null)); is it reachable? See npm's output above"
-    cp "$HERE/package-lock.json" "$STAMP"
-fi
-CHECKS=$((CHECKS + 1))
-pass "npm packages installed: $(cd "$NPM_DIR" && node -p \
-    "['jose','openid-client'].map(p => p + ' ' + require('./node_modules/' + p + '/package.json').version).join(', ')")"
+. "$SRCDIR/tests/interop/npm.sh"
 
 # --- the daemon and the clients -------------------------------------------------
 STATE="$TMP/state"

@@ -1,0 +1,53 @@
+/* libmandate internals: the HTTP client shared by the token source and the
+ * verifier, and small helpers. Nothing here is exported from libmandate.so
+ * (its -export-symbols-regex keeps only the client.h names). */
+#ifndef MANDATE_LIBMANDATE_PRIVATE_H
+#define MANDATE_LIBMANDATE_PRIVATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <mandate/client.h>
+
+/* Largest response body read; a longer one fails the request. */
+#define MANDATE_CLIENT_HTTP_MAX_BODY (256 * 1024)
+
+typedef struct mandate_client_http_response {
+    long status;
+    char *body; /* malloc'd, NUL-terminated (also when empty) */
+    size_t len;
+} mandate_client_http_response;
+
+/* GET url. MANDATE_CLIENT_OK when an HTTP response came back, whatever its
+ * status; MANDATE_CLIENT_UNAVAILABLE on a network error, a timeout, a body
+ * over MANDATE_CLIENT_HTTP_MAX_BODY; MANDATE_CLIENT_INVALID for a URL that is
+ * not http or https. Redirects are not followed (a 3xx is returned as is).
+ * errbuf gets the reason and never the request's credentials. */
+mandate_client_rc mandate_client_http_get(const char *url, long timeout_ms,
+                                          mandate_client_http_response *resp_r, char *errbuf,
+                                          size_t errlen);
+/* POST an application/x-www-form-urlencoded body; authorization (may be
+ * NULL) is the value of the Authorization header. The copies made here of
+ * body and authorization are wiped before they are freed. */
+mandate_client_rc mandate_client_http_post_form(const char *url, const char *authorization,
+                                                const char *body, long timeout_ms,
+                                                mandate_client_http_response *resp_r,
+                                                char *errbuf, size_t errlen);
+void mandate_client_http_response_clear(mandate_client_http_response *resp);
+
+/* true when url starts with http:// or https:// (any case) and has a host. */
+bool mandate_client_url_ok(const char *url);
+
+/* printf into errbuf when it is not NULL; returns rc. */
+mandate_client_rc mandate_client_fail(char *errbuf, size_t errlen, mandate_client_rc rc,
+                                      const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+
+/* The real clock, in seconds. */
+int64_t mandate_client_real_now(void *ctx);
+
+#endif

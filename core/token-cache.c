@@ -1,0 +1,131 @@
+#include "config.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pool-private.h"
+#include "token-cache-private.h"
+#include "util-private.h"
+
+#define LOCK_STRIPES 64
+#define GRANT_STRINGS 9
+
+typedef struct entry {
+    unsigned char hash[MANDATE_TOKEN_HASH_LEN];
+    bool used;
+    mandate_grant grant; /* strings point into blob */
+    char *blob;
+} entry;
+
+struct mandate_token_cache {
+    size_t slots;
+    entry *entries;
+    pthread_mutex_t locks[LOCK_STRIPES];
+};
+
+mandate_token_cache *mandate_token_cache_new(size_t slots)
+{
+    mandate_token_cache *c = mandate_xcalloc(1, sizeof(*c));
+    c->slots = slots ? slots : 1;
+    c->entries = mandate_xcalloc(c->slots, sizeof(entry));
+    for (size_t i = 0; i < LOCK_STRIPES; i++)
+        pthread_mutex_init(&c->locks[i], NULL);
+    return c;
+}
+
+static void entry_clear(entry *e)
+{
+    free(e->blob);
+    memset(e, 0, sizeof(*e));
+}
+
+void mandate_token_cache_clear(mandate_token_cache *c)
+{
+    for (size_t i = 0; i < c->slots; i++) {
+        pthread_mutex_t *lock = &c->locks[i % LOCK_STRIPES];
+        pthread_mutex_lock(lock);
+        entry_clear(&c->entries[i]);
+        pthread_mutex_unlock(lock);
+    }
+}
+
+void mandate_token_cache_free(mandate_token_cache **cp)
+{
+    mandate_token_cache *c = *cp;
+    if (c == NULL)
+        return;
+    for (size_t i = 0; i < c->slots; i++)
+        free(c->entries[i].blob);
+    for (size_t i = 0; i < LOCK_STRIPES; i++)
+        pthread_mutex_destroy(&c->locks[i]);
+    free(c->entries);
+    free(c);
+    *cp = NULL;
+}
+
+static size_t slot_of(const mandate_token_cache *c, const unsigned char *hash)
+{
+    size_t v;
+    memcpy(&v, hash, sizeof(v)); /* a SHA-256: any bytes are uniform */
+    return v % c->slots;
+}
+
+/* The grant's strings, in order, for copying in and out. */
+static const char **grant_string(mandate_grant *g, size_t i)
+{
+    const char **fields[GRANT_STRINGS] = {&g->issuer, &g->subject, &g->client_id,
+                                          &g->actor,  &g->tenant,  &g->scope,
+                                          &g->audience, &g->idp,   &g->jti};
+    return fields[i];
+}
+
+void mandate_token_cache_put(mandate_token_cache *c, const unsigned char hash[MANDATE_TOKEN_HASH_LEN],
+                             const mandate_grant *grant)
+{
+    mandate_grant g = *grant;
+    size_t len = 0;
+    for (size_t i = 0; i < GRANT_STRINGS; i++)
+        if (*grant_string(&g, i) != NULL)
+            len += strlen(*grant_string(&g, i)) + 1;
+    char *blob = mandate_xmalloc(len ? len : 1), *p = blob;
+    for (size_t i = 0; i < GRANT_STRINGS; i++) {
+        const char **s = grant_string(&g, i);
+        if (*s == NULL)
+            continue;
+        size_t n = strlen(*s) + 1;
+        memcpy(p, *s, n);
+        *s = p;
+        p += n;
+    }
+    size_t slot = slot_of(c, hash);
+    pthread_mutex_t *lock = &c->locks[slot % LOCK_STRIPES];
+    pthread_mutex_lock(lock);
+    entry *e = &c->entries[slot];
+    entry_clear(e);
+    memcpy(e->hash, hash, MANDATE_TOKEN_HASH_LEN);
+    e->used = true;
+    e->grant = g;
+    e->blob = blob;
+    pthread_mutex_unlock(lock);
+}
+
+bool mandate_token_cache_get(mandate_token_cache *c, const unsigned char hash[MANDATE_TOKEN_HASH_LEN],
+                             mandate_pool *pool, int64_t now, mandate_grant *grant_r)
+{
+    size_t slot = slot_of(c, hash);
+    pthread_mutex_t *lock = &c->locks[slot % LOCK_STRIPES];
+    pthread_mutex_lock(lock);
+    entry *e = &c->entries[slot];
+    bool hit = e->used && memcmp(e->hash, hash, MANDATE_TOKEN_HASH_LEN) == 0 &&
+               e->grant.expires_at > now;
+    if (hit) {
+        *grant_r = e->grant;
+        for (size_t i = 0; i < GRANT_STRINGS; i++) {
+            const char **s = grant_string(grant_r, i);
+            *s = mandate_pool_strdup(pool, *s);
+        }
+    }
+    pthread_mutex_unlock(lock);
+    return hit;
+}
