@@ -16,6 +16,8 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include <mandate/store.h>
+
 #include "fake-host.h"
 #include "pool-private.h"
 
@@ -156,6 +158,155 @@ void fake_host_replay_reset(void)
     pthread_mutex_unlock(&replay_lock);
 }
 
+/* --- token records ------------------------------------------------------------
+ * An array under a mutex, searched linearly: tests store a few hundred
+ * records at most. Each record is a deep copy owned by the array. */
+
+static pthread_mutex_t token_lock = PTHREAD_MUTEX_INITIALIZER;
+static mandate_token_record *token_records;
+static size_t token_count, token_cap;
+
+static void token_record_free(mandate_token_record *t)
+{
+    free((void *)t->token_hash);
+    free((void *)t->jti);
+    free((void *)t->client_id);
+    free((void *)t->subject);
+    free((void *)t->tenant);
+    free((void *)t->grant);
+    memset(t, 0, sizeof(*t));
+}
+
+/* strdup that keeps NULL; false when out of memory. */
+static bool dup_or_null(const char *s, const char **out)
+{
+    *out = NULL;
+    if (s == NULL)
+        return true;
+    return (*out = strdup(s)) != NULL;
+}
+
+/* The index of the record with that hash, or token_count; under token_lock. */
+static size_t token_find(const unsigned char *hash, size_t hash_len)
+{
+    size_t i;
+    for (i = 0; i < token_count; i++)
+        if (token_records[i].token_hash_len == hash_len &&
+            memcmp(token_records[i].token_hash, hash, hash_len) == 0)
+            break;
+    return i;
+}
+
+static mandate_rc fake_token_record_put(const mandate_host *host,
+                                        const mandate_token_record *record, mandate_error *err)
+{
+    if (record == NULL || record->token_hash == NULL || record->token_hash_len == 0)
+        return mandate_error_set(err, MANDATE_INVALID, "fake host: token_put: no token hash");
+    mandate_token_record copy = {.token_hash_len = record->token_hash_len,
+                                 .issued_at = record->issued_at,
+                                 .expires_at = record->expires_at};
+    unsigned char *hash = malloc(record->token_hash_len);
+    copy.token_hash = hash;
+    if (hash == NULL || !dup_or_null(record->jti, &copy.jti) ||
+        !dup_or_null(record->client_id, &copy.client_id) ||
+        !dup_or_null(record->subject, &copy.subject) ||
+        !dup_or_null(record->tenant, &copy.tenant) ||
+        !dup_or_null(record->grant, &copy.grant)) {
+        token_record_free(&copy);
+        return mandate_error_set(err, MANDATE_ERROR, "fake host: token_put: out of memory");
+    }
+    memcpy(hash, record->token_hash, record->token_hash_len);
+
+    mandate_rc rc = MANDATE_OK;
+    pthread_mutex_lock(&token_lock);
+    if (token_find(copy.token_hash, copy.token_hash_len) < token_count) {
+        rc = mandate_error_set(err, MANDATE_EXISTS,
+                               "fake host: a token record with that hash exists");
+    } else if (token_count == token_cap) {
+        size_t cap = token_cap == 0 ? 16 : token_cap * 2;
+        mandate_token_record *bigger = realloc(token_records, cap * sizeof(*bigger));
+        if (bigger == NULL) {
+            rc = mandate_error_set(err, MANDATE_ERROR, "fake host: token_put: out of memory");
+        } else {
+            token_records = bigger;
+            token_cap = cap;
+        }
+    }
+    if (rc == MANDATE_OK)
+        token_records[token_count++] = copy;
+    pthread_mutex_unlock(&token_lock);
+    if (rc != MANDATE_OK)
+        token_record_free(&copy);
+    return rc;
+}
+
+static const char *pool_strdup_or_null(mandate_pool *pool, const char *s)
+{
+    return s != NULL ? mandate_pool_strdup(pool, s) : NULL;
+}
+
+static mandate_rc fake_token_record_get(const mandate_host *host, mandate_pool *pool,
+                                        const unsigned char *hash, size_t hash_len,
+                                        mandate_token_record *record_r, mandate_error *err)
+{
+    if (hash == NULL || hash_len == 0)
+        return mandate_error_set(err, MANDATE_INVALID, "fake host: token_get: no token hash");
+    int64_t now = fake_now(host);
+    mandate_rc rc = MANDATE_OK;
+    pthread_mutex_lock(&token_lock);
+    size_t i = token_find(hash, hash_len);
+    if (i == token_count || token_records[i].expires_at <= now) {
+        rc = mandate_error_set(err, MANDATE_NOT_FOUND,
+                               "fake host: no unexpired token record with that hash");
+    } else {
+        const mandate_token_record *t = &token_records[i];
+        *record_r = (mandate_token_record){
+            .token_hash = mandate_pool_memdup(pool, t->token_hash, t->token_hash_len),
+            .token_hash_len = t->token_hash_len,
+            .jti = pool_strdup_or_null(pool, t->jti),
+            .client_id = pool_strdup_or_null(pool, t->client_id),
+            .subject = pool_strdup_or_null(pool, t->subject),
+            .tenant = pool_strdup_or_null(pool, t->tenant),
+            .grant = pool_strdup_or_null(pool, t->grant),
+            .issued_at = t->issued_at,
+            .expires_at = t->expires_at,
+        };
+    }
+    pthread_mutex_unlock(&token_lock);
+    return rc;
+}
+
+void fake_host_token_reset(void)
+{
+    pthread_mutex_lock(&token_lock);
+    for (size_t i = 0; i < token_count; i++)
+        token_record_free(&token_records[i]);
+    free(token_records);
+    token_records = NULL;
+    token_count = token_cap = 0;
+    pthread_mutex_unlock(&token_lock);
+}
+
+size_t fake_host_token_count(void)
+{
+    pthread_mutex_lock(&token_lock);
+    size_t n = token_count;
+    pthread_mutex_unlock(&token_lock);
+    return n;
+}
+
+int fake_host_token_record(size_t i, mandate_token_record *record_r)
+{
+    int ret = -1;
+    pthread_mutex_lock(&token_lock);
+    if (i < token_count) {
+        *record_r = token_records[i];
+        ret = 0;
+    }
+    pthread_mutex_unlock(&token_lock);
+    return ret;
+}
+
 static mandate_host fake_host = {
     .abi_major = MANDATE_PLUGIN_ABI_MAJOR,
     .abi_minor = MANDATE_PLUGIN_ABI_MINOR,
@@ -170,6 +321,8 @@ static mandate_host fake_host = {
     .wipe = fake_wipe,
     .keyed_hash = fake_keyed_hash,
     .replay_claim = fake_replay_claim,
+    .token_record_put = fake_token_record_put,
+    .token_record_get = fake_token_record_get,
 };
 
 mandate_host *fake_host_get(void)

@@ -5,6 +5,7 @@
 #ifndef MANDATE_TESTS_FAKE_HOST_H
 #define MANDATE_TESTS_FAKE_HOST_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include <mandate/plugin.h>
@@ -25,6 +26,21 @@ void fake_host_unset_now(void);
  * until expires_at, read against the fake clock (an entry whose expires_at
  * <= now is gone); MANDATE_EXISTS for an entry still there. Empties it. */
 void fake_host_replay_reset(void);
+
+/* token_record_put and token_record_get are an in-memory store shared by all
+ * threads, as the sqlite store behaves: put answers MANDATE_EXISTS for a hash
+ * already there (expired or not: only a reset removes records), get answers
+ * MANDATE_NOT_FOUND for an unknown hash or a record whose expires_at <= now
+ * on the fake clock, and copies the record into the pool. */
+struct mandate_token_record;
+/* Empties the token record store. */
+void fake_host_token_reset(void);
+/* How many records the store holds. */
+size_t fake_host_token_count(void);
+/* The i-th record in the order they were put, as stored (its pointers stay
+ * valid until the next reset), whether expired or not. Returns 0, or -1 when
+ * there is no such record. */
+int fake_host_token_record(size_t i, struct mandate_token_record *record_r);
 
 /* The key fake keyed_hash uses (32 bytes), so a test can compute expected
  * values itself. */

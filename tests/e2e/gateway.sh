@@ -180,20 +180,18 @@ expect_eq "after disable: inactive" '{"active":false}' "$(introspect "$T5")"
 expect_eq "after delete: 401" 401 "$(gate "$T5" /mcp)"
 
 # opaque tokens: a client attribute picks the format
-if "${CTL[@]}" plugins | grep -q "format .*opaque"; then
-    printf 'kind = "format";\nplugin = "opaque";\n' >"$STATE/mandate.d/format-opaque.conf"
-    kill -HUP "$DAEMON_PID"
-    check "reloaded with the opaque format" wait_for_log "$LOG" "reloaded: 4 plugin instances"
-    OP_SECRET=$(new_client opaque-agent "mcp:call" --format format-opaque)
-    OP=$(token_for opaque-agent "$OP_SECRET")
-    expect_contains "opaque token has its prefix" "mdo_" "$OP"
-    check "opaque token is no JWT" test "$(printf '%s' "$OP" | tr -cd . | wc -c)" -eq 0
-    check "the store never holds the token" bash -c "! grep -qa -- '${OP#mdo_}' '$STATE/mandate.db'"
-    expect_contains "opaque: active" '"active":true' "$(introspect "$OP")"
-    expect_eq "opaque: gateway 200" 200 "$(gate "$OP" /mcp)"
-    curl -s -u "opaque-agent:$OP_SECRET" --data-urlencode "token=$OP" "$BASE/oauth2/revoke" >/dev/null
-    expect_eq "opaque revoked: 401" 401 "$(gate "$OP" /mcp)"
-fi
+printf 'kind = "format";\nplugin = "opaque";\n' >"$STATE/mandate.d/format-opaque.conf"
+kill -HUP "$DAEMON_PID"
+check "reloaded with the opaque format" wait_for_log "$LOG" "reloaded: 4 plugin instances"
+OP_SECRET=$(new_client opaque-agent "mcp:call" --format format-opaque)
+OP=$(token_for opaque-agent "$OP_SECRET")
+expect_contains "opaque token has its prefix" "mdo_" "$OP"
+check "opaque token is no JWT" test "$(printf '%s' "$OP" | tr -cd . | wc -c)" -eq 0
+check "the store never holds the token" bash -c "! grep -qa -- '${OP#mdo_}' '$STATE/mandate.db'"
+expect_contains "opaque: active" '"active":true' "$(introspect "$OP")"
+expect_eq "opaque: gateway 200" 200 "$(gate "$OP" /mcp)"
+curl -s -u "opaque-agent:$OP_SECRET" --data-urlencode "token=$OP" "$BASE/oauth2/revoke" >/dev/null
+expect_eq "opaque revoked: 401" 401 "$(gate "$OP" /mcp)"
 
 stop_daemon
 expect_eq "clean stop" 0 "$DAEMON_STATUS"
