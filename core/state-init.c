@@ -104,6 +104,11 @@ mandate_rc mandate_state_init(const mandate_init_options *opts, char **config_pa
                             "kind = \"format\";\n"
                             "plugin = \"jwt\";\n"
                             "algorithm = \"ES256\";  # or RS256, EdDSA: for new keys\n"},
+        {"format-opaque.conf", "# Reference tokens: random, checked by introspection and the\n"
+                               "# gateway check; the store keeps only their SHA-256.\n"
+                               "# A client gets them with mandatectl client create --format opaque.\n"
+                               "kind = \"format\";\n"
+                               "plugin = \"opaque\";\n"},
         {"backend-local.conf", "# Clients whose secrets or public keys Mandate holds.\n"
                                "kind = \"backend\";\n"
                                "plugin = \"local\";\n"},

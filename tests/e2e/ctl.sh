@@ -34,7 +34,7 @@ expect_eq "init without a folder is bad usage" 2 "$?"
 CONF="$STATE/mandate.conf"
 out=$("$MANDATECTL" -c "$CONF" config check)
 expect_eq "config check of a good file" 0 "$?"
-expect_contains "says OK" "OK (3 plugin instances)" "$out"
+expect_contains "says OK" "OK (4 plugin instances)" "$out"
 out=$(MANDATE_CONF="$CONF" "$MANDATECTL" config check)
 expect_eq "MANDATE_CONF is used" 0 "$?"
 cp "$CONF" "$TMP/typo.conf"
@@ -60,10 +60,10 @@ expect_eq "a missing file fails the check" 1 "$?"
 
 # tokens.format must name an enabled format
 "$MANDATECTL" init "$TMP/state4" --listen 127.0.0.1:0 --plugin-dir "$PLUGIN_DIR" >/dev/null
-printf 'tokens: { format = "opaque"; };\n' >>"$TMP/state4/mandate.conf"
+printf 'tokens: { format = "paseto"; };\n' >>"$TMP/state4/mandate.conf"
 out=$("$MANDATECTL" -c "$TMP/state4/mandate.conf" config check 2>&1)
 expect_eq "a tokens.format naming no instance fails the check" 1 "$?"
-expect_contains "and says so" 'tokens.format = "opaque" names no enabled format' "$out"
+expect_contains "and says so" 'tokens.format = "paseto" names no enabled format' "$out"
 
 # plugins, with things in the folder that are not plugins
 PDIR="$TMP/plugins"

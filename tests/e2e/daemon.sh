@@ -73,7 +73,7 @@ rm "$STATE/mandate.d/backend-x.conf"
 # a good new config is taken
 sed -i 's/level = "info"/level = "debug"/' "$CONF"
 kill -HUP "$DAEMON_PID"
-check "good reload applied" wait_for_log "$LOG" "reloaded: 3 plugin instances"
+check "good reload applied" wait_for_log "$LOG" "reloaded: 4 plugin instances"
 expect_eq "serves after reload" 200 "$(http_status "$BASE/readyz")"
 
 # SIGTERM drains: a request whose body is still arriving is finished
