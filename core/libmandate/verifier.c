@@ -255,7 +255,9 @@ static mandate_client_rc keyset_acquire(mandate_verifier *v, const struct keyset
             continue;
         }
         if (v->attempted && now < v->last_attempt + v->min_refetch_interval) {
-            if (ks != NULL)
+            /* no fetch now: the set in hand, unless a kid is missing from
+             * it and the last fetch failed (the token may well be good) */
+            if (ks != NULL && (had == NULL || v->fetch_rc == MANDATE_CLIENT_OK))
                 *ks_r = keyset_ref_locked(v);
             else
                 rc = mandate_client_fail(err, errlen,

@@ -1,0 +1,1126 @@
+/* libmandate against a loopback broker played by the test: a libmicrohttpd
+ * server on 127.0.0.1 that serves RFC 8414 metadata, a JWKS of keys made
+ * here, and a token endpoint that checks the Basic header, counts requests,
+ * and answers with tokens signed here (claims as the jwt format writes
+ * them), an OAuth error, or a 503, after an optional delay. Both the token
+ * source and the verifier run on an injected clock. */
+#include "config.h"
+
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cmocka.h>
+
+#include <jansson.h>
+#include <microhttpd.h>
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/pem.h>
+
+#include <mandate/client.h>
+
+#include "jose-private.h"
+
+#define T0 1800000000
+#define CLIENT_ID "agent one/é"
+#define CLIENT_SECRET "s3cr:t+/%&=x"
+/* RFC 6749 §2.3.1 by hand: each half form-urlencoded, then base64 */
+#define CLIENT_ID_ENC "agent+one%2F%C3%A9"
+#define CLIENT_SECRET_ENC "s3cr%3At%2B%2F%25%26%3Dx"
+#define AUDIENCE "https://mcp.example/market-calendar"
+#define SCOPE "mcp:call gateway:invoke"
+#define MAX_KEYS 4
+#define BODY_MAX 4096
+
+/* --- keys, made once ------------------------------------------------------- */
+
+static EVP_PKEY *es_key, *rs_key, *ed_key, *rogue_key;
+
+/* --- the fixture --------------------------------------------------------------- */
+
+typedef struct fixture {
+    struct MHD_Daemon *mhd;
+    uint16_t port;
+    char base[64];
+    char token_url[96];
+    _Atomic int64_t now;
+    char expected_auth[256];
+
+    pthread_mutex_t lock; /* guards everything below */
+    char metadata_issuer[96];
+    EVP_PKEY *published[MAX_KEYS];
+    const char *published_kid[MAX_KEYS];
+    size_t n_published;
+    EVP_PKEY *signing_key;
+    const char *signing_kid;
+    long expires_in; /* 0: left out of the response */
+    int delay_ms;
+    int token_status; /* 200, or an error status */
+    int jwks_delay_ms;
+    char last_body[BODY_MAX];
+    char last_auth[256];
+    unsigned jti_seq;
+
+    atomic_int token_requests, jwks_requests, metadata_requests;
+} fixture;
+
+typedef struct request {
+    char body[BODY_MAX];
+    size_t len;
+    bool overflow;
+} request;
+
+static int64_t fixture_now(void *ctx)
+{
+    return atomic_load(&((fixture *)ctx)->now);
+}
+
+static void set_now(fixture *fx, int64_t now)
+{
+    atomic_store(&fx->now, now);
+}
+
+static json_t *token_claims(fixture *fx, int64_t now, long lifetime)
+{
+    char jti[32];
+    pthread_mutex_lock(&fx->lock);
+    snprintf(jti, sizeof(jti), "jti-%u", ++fx->jti_seq);
+    pthread_mutex_unlock(&fx->lock);
+    return json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:s,s:s,s:s,s:s,s:{s:s}}", "iss", fx->base,
+                     "sub", CLIENT_ID, "aud", AUDIENCE, "exp", (json_int_t)(now + lifetime),
+                     "iat", (json_int_t)now, "nbf", (json_int_t)now, "jti", jti, "client_id",
+                     CLIENT_ID, "scope", SCOPE, "tenant", "default", "act", "sub",
+                     "orchestrator");
+}
+
+static char *sign(EVP_PKEY *key, const char *kid, const char *typ, json_t *claims)
+{
+    char *token = mandate_jws_sign(key, kid, typ, claims);
+    json_decref(claims);
+    assert_non_null(token);
+    return token;
+}
+
+static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const char *type,
+                             char *body)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_COPY);
+    free(body);
+    MHD_add_response_header(resp, "Content-Type", type);
+    enum MHD_Result ret = MHD_queue_response(conn, status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+static enum MHD_Result token_endpoint(fixture *fx, struct MHD_Connection *conn,
+                                      const request *r)
+{
+    const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+    pthread_mutex_lock(&fx->lock);
+    snprintf(fx->last_body, sizeof(fx->last_body), "%.*s", (int)r->len, r->body);
+    snprintf(fx->last_auth, sizeof(fx->last_auth), "%s", auth ? auth : "");
+    int delay = fx->delay_ms, status = fx->token_status;
+    long expires_in = fx->expires_in;
+    EVP_PKEY *key = fx->signing_key;
+    const char *kid = fx->signing_kid;
+    pthread_mutex_unlock(&fx->lock);
+    if (delay > 0)
+        usleep((useconds_t)delay * 1000);
+
+    if (auth == NULL || strcmp(auth, fx->expected_auth) != 0 || status == 401)
+        return reply(conn, 401, "application/json",
+                     strdup("{\"error\":\"invalid_client\","
+                            "\"error_description\":\"client authentication failed\"}"));
+    if (status != 200)
+        return reply(conn, (unsigned)status, "application/json",
+                     strdup("{\"error\":\"temporarily_unavailable\"}"));
+    if (r->len >= 29 && strncmp(r->body, "grant_type=client_credentials", 29) != 0)
+        return reply(conn, 400, "application/json",
+                     strdup("{\"error\":\"unsupported_grant_type\"}"));
+    int64_t now = atomic_load(&fx->now);
+    char *token =
+        sign(key, kid, "at+jwt", token_claims(fx, now, expires_in > 0 ? expires_in : 300));
+    json_t *doc = json_pack("{s:s,s:s,s:s}", "access_token", token, "token_type", "bearer",
+                            "scope", SCOPE);
+    if (expires_in > 0)
+        json_object_set_new(doc, "expires_in", json_integer(expires_in));
+    free(token);
+    char *text = json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
+    return reply(conn, 200, "application/json", text);
+}
+
+static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const char *url,
+                               const char *method, const char *version,
+                               const char *upload_data, size_t *upload_data_size,
+                               void **con_cls)
+{
+    (void)version;
+    fixture *fx = cls;
+    request *r = *con_cls;
+    if (r == NULL) {
+        *con_cls = r = calloc(1, sizeof(*r));
+        return r != NULL ? MHD_YES : MHD_NO;
+    }
+    if (*upload_data_size > 0) {
+        size_t n = *upload_data_size;
+        if (r->len + n >= sizeof(r->body))
+            r->overflow = true;
+        else {
+            memcpy(r->body + r->len, upload_data, n);
+            r->len += n;
+        }
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+
+    if (strcmp(method, "POST") == 0 && strcmp(url, "/oauth2/token") == 0) {
+        atomic_fetch_add(&fx->token_requests, 1);
+        return token_endpoint(fx, conn, r);
+    }
+    if (strcmp(method, "GET") == 0 && strcmp(url, "/.well-known/oauth-authorization-server") == 0) {
+        atomic_fetch_add(&fx->metadata_requests, 1);
+        pthread_mutex_lock(&fx->lock);
+        json_t *doc = json_pack("{s:s,s:s,s:s}", "issuer", fx->metadata_issuer, "token_endpoint",
+                                fx->token_url, "jwks_uri", "");
+        pthread_mutex_unlock(&fx->lock);
+        char jwks_uri[128];
+        snprintf(jwks_uri, sizeof(jwks_uri), "%s/oauth2/jwks", fx->base);
+        json_object_set_new(doc, "jwks_uri", json_string(jwks_uri));
+        char *text = json_dumps(doc, JSON_COMPACT);
+        json_decref(doc);
+        return reply(conn, 200, "application/json", text);
+    }
+    if (strcmp(method, "GET") == 0 && strcmp(url, "/oauth2/jwks") == 0) {
+        atomic_fetch_add(&fx->jwks_requests, 1);
+        /* besides the published keys: a symmetric key and a key without a
+         * kid, which a verifier must skip */
+        json_t *keys = json_pack("[{s:s,s:s,s:s},{s:s,s:s,s:s}]", "kty", "oct", "k",
+                                 "c2VjcmV0", "kid", "sym", "kty", "OKP", "crv", "Ed25519", "x",
+                                 "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo");
+        pthread_mutex_lock(&fx->lock);
+        for (size_t i = 0; i < fx->n_published; i++)
+            json_array_append_new(keys,
+                                  mandate_jwk_from_key(fx->published[i], fx->published_kid[i]));
+        int delay = fx->jwks_delay_ms;
+        pthread_mutex_unlock(&fx->lock);
+        if (delay > 0)
+            usleep((useconds_t)delay * 1000);
+        json_t *doc = json_pack("{s:o}", "keys", keys);
+        char *text = json_dumps(doc, JSON_COMPACT);
+        json_decref(doc);
+        return reply(conn, 200, "application/jwk-set+json", text);
+    }
+    return reply(conn, 404, "text/plain", strdup("not found"));
+}
+
+static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                      enum MHD_RequestTerminationCode toe)
+{
+    (void)cls, (void)conn, (void)toe;
+    free(*con_cls);
+    *con_cls = NULL;
+}
+
+static void publish(fixture *fx, EVP_PKEY *key, const char *kid)
+{
+    pthread_mutex_lock(&fx->lock);
+    assert_true(fx->n_published < MAX_KEYS);
+    fx->published[fx->n_published] = key;
+    fx->published_kid[fx->n_published++] = kid;
+    pthread_mutex_unlock(&fx->lock);
+}
+
+static void fixture_stop(fixture *fx)
+{
+    if (fx->mhd != NULL)
+        MHD_stop_daemon(fx->mhd);
+    fx->mhd = NULL;
+}
+
+static int setup(void **state)
+{
+    fixture *fx = calloc(1, sizeof(*fx));
+    assert_non_null(fx);
+    pthread_mutex_init(&fx->lock, NULL);
+    atomic_init(&fx->now, T0);
+    fx->expires_in = 100;
+    fx->token_status = 200;
+    fx->signing_key = es_key;
+    fx->signing_kid = "k1";
+
+    struct sockaddr_in sin = {0};
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    fx->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION,
+                               0, NULL, NULL, handler, fx, MHD_OPTION_SOCK_ADDR, &sin,
+                               MHD_OPTION_NOTIFY_COMPLETED, completed, fx, MHD_OPTION_END);
+    assert_non_null(fx->mhd);
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(fx->mhd, MHD_DAEMON_INFO_BIND_PORT);
+    assert_non_null(info);
+    fx->port = info->port;
+    snprintf(fx->base, sizeof(fx->base), "http://127.0.0.1:%u", (unsigned)fx->port);
+    snprintf(fx->token_url, sizeof(fx->token_url), "%s/oauth2/token", fx->base);
+    snprintf(fx->metadata_issuer, sizeof(fx->metadata_issuer), "%s", fx->base);
+
+    const char pair[] = CLIENT_ID_ENC ":" CLIENT_SECRET_ENC;
+    memcpy(fx->expected_auth, "Basic ", 6);
+    EVP_EncodeBlock((unsigned char *)fx->expected_auth + 6, (const unsigned char *)pair,
+                    (int)strlen(pair));
+    publish(fx, es_key, "k1");
+    *state = fx;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *fx = *state;
+    fixture_stop(fx);
+    pthread_mutex_destroy(&fx->lock);
+    free(fx);
+    return 0;
+}
+
+/* --- the token source ------------------------------------------------------- */
+
+static mandate_token_source *new_source(fixture *fx)
+{
+    mandate_token_source_config cfg = {
+        .token_url = fx->token_url,
+        .client_id = CLIENT_ID,
+        .client_secret = CLIENT_SECRET,
+        .scope = SCOPE,
+        .resource = AUDIENCE,
+        .timeout_ms = 3000,
+        .now = fixture_now,
+        .now_ctx = fx,
+    };
+    char err[256] = "";
+    mandate_token_source *src = mandate_token_source_new(&cfg, err, sizeof(err));
+    if (src == NULL)
+        fail_msg("mandate_token_source_new: %s", err);
+    return src;
+}
+
+static char *get_ok(mandate_token_source *src, int64_t *expires_at_r)
+{
+    char *token = NULL, err[256] = "";
+    mandate_client_rc rc = mandate_token_source_get(src, &token, expires_at_r, err, sizeof(err));
+    if (rc != MANDATE_CLIENT_OK)
+        fail_msg("get: %s: %s", mandate_client_rc_name(rc), err);
+    assert_non_null(token);
+    return token;
+}
+
+static void test_token_cache_and_refresh(void **state)
+{
+    fixture *fx = *state;
+    mandate_token_source *src = new_source(fx);
+    assert_int_equal(mandate_token_source_fetches(src), 0);
+
+    int64_t exp = 0;
+    char *t1 = get_ok(src, &exp);
+    assert_int_equal(exp, T0 + 100);
+    assert_int_equal(mandate_token_source_fetches(src), 1);
+    assert_int_equal(atomic_load(&fx->token_requests), 1);
+    /* what went over the wire */
+    assert_string_equal(fx->last_auth, fx->expected_auth);
+    assert_string_equal(fx->last_body, "grant_type=client_credentials&scope=mcp%3Acall+gateway%"
+                                        "3Ainvoke&resource=https%3A%2F%2Fmcp.example%2Fmarket-"
+                                        "calendar");
+
+    set_now(fx, T0 + 79); /* before 80%: the cache */
+    char *t2 = get_ok(src, NULL);
+    assert_string_equal(t1, t2);
+    assert_int_equal(mandate_token_source_fetches(src), 1);
+
+    set_now(fx, T0 + 80); /* 80% of the lifetime: a new token */
+    char *t3 = get_ok(src, &exp);
+    assert_string_not_equal(t1, t3);
+    assert_int_equal(exp, T0 + 180);
+    assert_int_equal(mandate_token_source_fetches(src), 2);
+    assert_int_equal(atomic_load(&fx->token_requests), 2);
+
+    set_now(fx, T0 + 120);
+    char *t4 = get_ok(src, NULL);
+    assert_string_equal(t3, t4);
+    assert_int_equal(mandate_token_source_fetches(src), 2);
+    free(t1);
+    free(t2);
+    free(t3);
+    free(t4);
+    mandate_token_source_free(&src);
+    assert_null(src);
+}
+
+static void test_token_refresh_at(void **state)
+{
+    fixture *fx = *state;
+    mandate_token_source_config cfg = {.token_url = fx->token_url,
+                                       .client_id = CLIENT_ID,
+                                       .client_secret = CLIENT_SECRET,
+                                       .refresh_at = 0.5,
+                                       .now = fixture_now,
+                                       .now_ctx = fx};
+    mandate_token_source *src = mandate_token_source_new(&cfg, NULL, 0);
+    assert_non_null(src);
+    free(get_ok(src, NULL));
+    set_now(fx, T0 + 49);
+    free(get_ok(src, NULL));
+    assert_int_equal(mandate_token_source_fetches(src), 1);
+    set_now(fx, T0 + 50);
+    free(get_ok(src, NULL));
+    assert_int_equal(mandate_token_source_fetches(src), 2);
+    assert_string_equal(fx->last_body, "grant_type=client_credentials"); /* no scope */
+    mandate_token_source_free(&src);
+}
+
+static void test_token_expires_in_absent(void **state)
+{
+    fixture *fx = *state;
+    fx->expires_in = 0;
+    mandate_token_source *src = new_source(fx);
+    int64_t exp = 0;
+    free(get_ok(src, &exp));
+    assert_int_equal(exp, T0 + 300);
+    mandate_token_source_free(&src);
+}
+
+typedef struct getter {
+    mandate_token_source *src;
+    pthread_barrier_t *barrier;
+    mandate_client_rc rc;
+    char *token;
+    char err[256];
+} getter;
+
+static void *getter_run(void *arg)
+{
+    getter *g = arg;
+    pthread_barrier_wait(g->barrier);
+    g->rc = mandate_token_source_get(g->src, &g->token, NULL, g->err, sizeof(g->err));
+    return NULL;
+}
+
+/* n threads call get at once; returns their results in g */
+static void get_concurrently(mandate_token_source *src, getter *g, size_t n)
+{
+    pthread_t threads[16];
+    pthread_barrier_t barrier;
+    pthread_barrier_init(&barrier, NULL, (unsigned)n);
+    for (size_t i = 0; i < n; i++) {
+        g[i] = (getter){.src = src, .barrier = &barrier};
+        assert_int_equal(pthread_create(&threads[i], NULL, getter_run, &g[i]), 0);
+    }
+    for (size_t i = 0; i < n; i++)
+        pthread_join(threads[i], NULL);
+    pthread_barrier_destroy(&barrier);
+}
+
+static void test_token_single_flight(void **state)
+{
+    fixture *fx = *state;
+    fx->delay_ms = 400;
+    mandate_token_source *src = new_source(fx);
+    getter g[8];
+    get_concurrently(src, g, 8);
+    for (size_t i = 0; i < 8; i++) {
+        assert_int_equal(g[i].rc, MANDATE_CLIENT_OK);
+        assert_string_equal(g[i].token, g[0].token);
+    }
+    assert_int_equal(mandate_token_source_fetches(src), 1);
+    assert_int_equal(atomic_load(&fx->token_requests), 1);
+
+    /* at refresh time: one fetch again; callers with the still-valid token
+     * need not queue behind it */
+    set_now(fx, T0 + 90);
+    getter h[8];
+    get_concurrently(src, h, 8);
+    size_t fresh = 0;
+    for (size_t i = 0; i < 8; i++) {
+        assert_int_equal(h[i].rc, MANDATE_CLIENT_OK);
+        fresh += strcmp(h[i].token, g[0].token) != 0;
+    }
+    assert_true(fresh >= 1);
+    assert_int_equal(mandate_token_source_fetches(src), 2);
+    assert_int_equal(atomic_load(&fx->token_requests), 2);
+    for (size_t i = 0; i < 8; i++) {
+        free(g[i].token);
+        free(h[i].token);
+    }
+    mandate_token_source_free(&src);
+}
+
+static void test_token_waiters_get_the_error(void **state)
+{
+    fixture *fx = *state;
+    fx->delay_ms = 300;
+    fx->token_status = 401;
+    mandate_token_source *src = new_source(fx);
+    getter g[6];
+    get_concurrently(src, g, 6);
+    for (size_t i = 0; i < 6; i++) {
+        assert_int_equal(g[i].rc, MANDATE_CLIENT_DENIED);
+        assert_null(g[i].token);
+        assert_string_equal(g[i].err, "invalid_client: client authentication failed");
+    }
+    assert_int_equal(atomic_load(&fx->token_requests), 1);
+    mandate_token_source_free(&src);
+}
+
+static void test_token_denied(void **state)
+{
+    fixture *fx = *state;
+    mandate_token_source_config cfg = {.token_url = fx->token_url,
+                                       .client_id = CLIENT_ID,
+                                       .client_secret = "wrong",
+                                       .now = fixture_now,
+                                       .now_ctx = fx};
+    mandate_token_source *src = mandate_token_source_new(&cfg, NULL, 0);
+    char *token = (char *)"unchanged", err[256] = "";
+    int64_t exp = 42;
+    assert_int_equal(mandate_token_source_get(src, &token, &exp, err, sizeof(err)),
+                     MANDATE_CLIENT_DENIED);
+    assert_null(token);
+    assert_int_equal(exp, 0);
+    assert_string_equal(err, "invalid_client: client authentication failed");
+    assert_null(strstr(err, "wrong"));
+    mandate_token_source_free(&src);
+}
+
+static void test_token_unavailable(void **state)
+{
+    fixture *fx = *state;
+    char err[256] = "", *token = NULL;
+
+    /* a 503 */
+    fx->token_status = 503;
+    mandate_token_source *src = new_source(fx);
+    assert_int_equal(mandate_token_source_get(src, &token, NULL, err, sizeof(err)),
+                     MANDATE_CLIENT_UNAVAILABLE);
+    assert_null(token);
+    assert_non_null(strstr(err, "503"));
+    fx->token_status = 200;
+
+    /* a token, then the broker goes away */
+    char *t1 = get_ok(src, NULL);
+    assert_int_equal(mandate_token_source_fetches(src), 2);
+    fixture_stop(fx);
+    set_now(fx, T0 + 85); /* refresh fails: the cached token still serves */
+    char *t2 = get_ok(src, NULL);
+    assert_string_equal(t1, t2);
+    assert_int_equal(mandate_token_source_fetches(src), 3);
+    set_now(fx, T0 + 87); /* and the next attempt waits a few seconds */
+    char *t3 = get_ok(src, NULL);
+    assert_string_equal(t1, t3);
+    assert_int_equal(mandate_token_source_fetches(src), 3);
+    set_now(fx, T0 + 95);
+    char *t4 = get_ok(src, NULL);
+    assert_string_equal(t1, t4);
+    assert_int_equal(mandate_token_source_fetches(src), 4);
+
+    set_now(fx, T0 + 100); /* expired: now it is an error */
+    err[0] = '\0';
+    assert_int_equal(mandate_token_source_get(src, &token, NULL, err, sizeof(err)),
+                     MANDATE_CLIENT_UNAVAILABLE);
+    assert_null(token);
+    assert_non_null(strstr(err, "token endpoint"));
+    assert_null(strstr(err, t1));
+    free(t1);
+    free(t2);
+    free(t3);
+    free(t4);
+    mandate_token_source_free(&src);
+
+    /* never had one */
+    src = new_source(fx);
+    assert_int_equal(mandate_token_source_get(src, &token, NULL, err, sizeof(err)),
+                     MANDATE_CLIENT_UNAVAILABLE);
+    mandate_token_source_free(&src);
+}
+
+static void test_token_source_config(void **state)
+{
+    fixture *fx = *state;
+    char err[256];
+    mandate_token_source_config good = {
+        .token_url = fx->token_url, .client_id = "a", .client_secret = "b"};
+    mandate_token_source_config cfg;
+
+    assert_null(mandate_token_source_new(NULL, err, sizeof(err)));
+    cfg = good;
+    cfg.token_url = "ftp://broker/token";
+    assert_null(mandate_token_source_new(&cfg, err, sizeof(err)));
+    assert_non_null(strstr(err, "token_url"));
+    cfg = good;
+    cfg.token_url = NULL;
+    assert_null(mandate_token_source_new(&cfg, NULL, 0));
+    cfg = good;
+    cfg.client_id = "";
+    assert_null(mandate_token_source_new(&cfg, err, sizeof(err)));
+    cfg = good;
+    cfg.client_secret = NULL;
+    assert_null(mandate_token_source_new(&cfg, err, sizeof(err)));
+    assert_non_null(strstr(err, "client_secret"));
+    cfg = good;
+    cfg.refresh_at = 1.5;
+    assert_null(mandate_token_source_new(&cfg, err, sizeof(err)));
+    cfg = good;
+    cfg.refresh_at = -0.1;
+    assert_null(mandate_token_source_new(&cfg, err, sizeof(err)));
+    cfg = good;
+    cfg.timeout_ms = -1;
+    assert_null(mandate_token_source_new(&cfg, err, sizeof(err)));
+
+    mandate_token_source *src = mandate_token_source_new(&good, err, sizeof(err));
+    assert_non_null(src);
+    assert_int_equal(mandate_token_source_get(src, NULL, NULL, err, sizeof(err)),
+                     MANDATE_CLIENT_INVALID);
+    mandate_token_source_free(&src);
+    mandate_token_source_free(&src); /* NULL: nothing */
+    mandate_token_source_free(NULL);
+    assert_int_equal(mandate_token_source_fetches(NULL), 0);
+    assert_string_equal(mandate_client_rc_name(MANDATE_CLIENT_INSUFFICIENT_SCOPE),
+                        "insufficient_scope");
+}
+
+/* --- the verifier --------------------------------------------------------------- */
+
+static mandate_verifier *new_verifier(fixture *fx)
+{
+    mandate_verifier_config cfg = {
+        .issuer = fx->base,
+        .audience = AUDIENCE,
+        .jwks_max_age = 300,
+        .min_refetch_interval = 10,
+        .timeout_ms = 3000,
+        .now = fixture_now,
+        .now_ctx = fx,
+    };
+    char err[256] = "";
+    mandate_verifier *v = mandate_verifier_new(&cfg, err, sizeof(err));
+    if (v == NULL)
+        fail_msg("mandate_verifier_new: %s", err);
+    return v;
+}
+
+static mandate_client_rc check(mandate_verifier *v, const char *token, const char *scope,
+                               char *err, size_t errlen)
+{
+    mandate_verified_token out;
+    mandate_client_rc rc = mandate_verifier_check(v, token, scope, &out, err, errlen);
+    if (rc != MANDATE_CLIENT_OK)
+        assert_null(out.subject);
+    mandate_verified_token_clear(&out);
+    return rc;
+}
+
+static void expect_rc(mandate_verifier *v, const char *token, const char *scope,
+                      mandate_client_rc want, const char *needle)
+{
+    char err[256] = "";
+    mandate_client_rc rc = check(v, token, scope, err, sizeof(err));
+    if (rc != want)
+        fail_msg("expected %s, got %s: %s", mandate_client_rc_name(want),
+                 mandate_client_rc_name(rc), err);
+    if (needle != NULL && strstr(err, needle) == NULL)
+        fail_msg("expected '%s' in '%s'", needle, err);
+}
+
+/* a token as the jwt format would mint it, with one claim changed (value
+ * NULL: removed) */
+static char *mint_with(fixture *fx, EVP_PKEY *key, const char *kid, const char *claim,
+                       json_t *value)
+{
+    json_t *claims = token_claims(fx, atomic_load(&fx->now), 100);
+    if (claim != NULL) {
+        if (value != NULL)
+            json_object_set_new(claims, claim, value);
+        else
+            json_object_del(claims, claim);
+    }
+    return sign(key, kid, "at+jwt", claims);
+}
+
+static char *mint(fixture *fx)
+{
+    return mint_with(fx, es_key, "k1", NULL, NULL);
+}
+
+static void test_verify_good(void **state)
+{
+    fixture *fx = *state;
+    mandate_verifier *v = new_verifier(fx);
+    assert_int_equal(mandate_verifier_jwks_fetches(v), 0); /* lazily */
+    char *token = mint(fx);
+    mandate_verified_token out;
+    char err[256] = "";
+    mandate_client_rc rc = mandate_verifier_check(v, token, "mcp:call", &out, err, sizeof(err));
+    if (rc != MANDATE_CLIENT_OK)
+        fail_msg("%s: %s", mandate_client_rc_name(rc), err);
+    assert_string_equal(out.subject, CLIENT_ID);
+    assert_string_equal(out.client_id, CLIENT_ID);
+    assert_string_equal(out.scope, SCOPE);
+    assert_string_equal(out.tenant, "default");
+    assert_string_equal(out.actor, "orchestrator");
+    assert_string_equal(out.jti, "jti-1");
+    assert_int_equal(out.issued_at, T0);
+    assert_int_equal(out.expires_at, T0 + 100);
+    mandate_verified_token_clear(&out);
+    assert_null(out.subject);
+    assert_int_equal(mandate_verifier_jwks_fetches(v), 1);
+    assert_int_equal(atomic_load(&fx->metadata_requests), 1);
+
+    /* every scope asked for, in any order; no scope; out may be NULL */
+    assert_int_equal(mandate_verifier_check(v, token, "gateway:invoke  mcp:call", NULL, NULL, 0),
+                     MANDATE_CLIENT_OK);
+    expect_rc(v, token, NULL, MANDATE_CLIENT_OK, NULL);
+    expect_rc(v, token, "", MANDATE_CLIENT_OK, NULL);
+    free(token);
+
+    /* aud as an array; no tenant or act; typ in its long form; Ed25519 */
+    publish(fx, ed_key, "k3");
+    set_now(fx, T0 + 10); /* past the refetch interval: the new key is fetched */
+    token = mint_with(fx, es_key, "k1", "aud", json_pack("[ss]", "https://other", AUDIENCE));
+    expect_rc(v, token, "mcp:call", MANDATE_CLIENT_OK, NULL);
+    free(token);
+    json_t *claims = token_claims(fx, T0 + 10, 100);
+    json_object_del(claims, "tenant");
+    json_object_del(claims, "act");
+    token = sign(ed_key, "k3", "application/at+jwt", claims);
+    assert_int_equal(mandate_verifier_check(v, token, NULL, &out, NULL, 0), MANDATE_CLIENT_OK);
+    assert_null(out.tenant);
+    assert_null(out.actor);
+    mandate_verified_token_clear(&out);
+    free(token);
+    assert_int_equal(mandate_verifier_jwks_fetches(v), 2);
+    /* the metadata is read once */
+    assert_int_equal(atomic_load(&fx->metadata_requests), 1);
+    mandate_verifier_free(&v);
+    assert_null(v);
+}
+
+static void test_verify_insufficient_scope(void **state)
+{
+    fixture *fx = *state;
+    mandate_verifier *v = new_verifier(fx);
+    char *token = mint(fx);
+    expect_rc(v, token, "trading:execute", MANDATE_CLIENT_INSUFFICIENT_SCOPE, "trading:execute");
+    expect_rc(v, token, "mcp:call trading:execute", MANDATE_CLIENT_INSUFFICIENT_SCOPE, NULL);
+    expect_rc(v, token, "mcp", MANDATE_CLIENT_INSUFFICIENT_SCOPE, NULL); /* no prefixes */
+    free(token);
+    token = mint_with(fx, es_key, "k1", "scope", NULL);
+    expect_rc(v, token, "mcp:call", MANDATE_CLIENT_INSUFFICIENT_SCOPE, NULL);
+    expect_rc(v, token, NULL, MANDATE_CLIENT_OK, NULL);
+    free(token);
+    mandate_verifier_free(&v);
+}
+
+static void test_verify_wrong_audience_and_issuer(void **state)
+{
+    fixture *fx = *state;
+    mandate_verifier *v = new_verifier(fx);
+    char *token = mint_with(fx, es_key, "k1", "aud", json_string("https://other"));
+    expect_rc(v, token, NULL, MANDATE_CLIENT_TOKEN_INVALID, "aud");
+    free(token);
+    token = mint_with(fx, es_key, "k1", "aud", json_pack("[ss]", "https://a", "https://b"));
+    expect_rc(v, token, NULL, MANDATE_CLIENT_TOKEN_INVALID, "aud");
+    free(token);
+    token = mint_with(fx, es_key, "k1", "aud", NULL);
+    expect_rc(v, token, NULL, MANDATE_CLIENT_TOKEN_INVALID, "aud");
+    free(token);
+    token = mint_with(fx, es_key, "k1", "iss", json_string("http://evil.example"));
+    expect_rc(v, token, NULL, MANDATE_CLIENT_TOKEN_INVALID, "iss");
+    free(token);
+    token = mint_with(fx, es_key, "k1", "iss", json_integer(1));
+    expect_rc(v, token, NULL, MANDATE_CLIENT_TOKEN_INVALID, NULL);
+    free(token);
+    token = mint_with(fx, es_key, "k1", "sub", NULL);
+    expect_rc(v, token, NULL, MANDATE_CLIENT_TOKEN_INVALID, NULL);
+    free(token);
+    mandate_verifier_free(&v);
+}
+
+static void test_verify_times(void **state)
+{
+    fixture *fx = *state;
+    mandate_verifier *v = new_verifier(fx);
+    char *token = mint(fx); /* exp T0 + 100 */
+    set_now(fx, T0 + 104); /* within the leeway of 5 s */
+    expect_rc(v, token, NULL, MANDATE_CLIENT_OK, NULL);
+    set_now(fx, T0 + 105);
+    expect_rc(v, token, NULL, MANDATE_CLIENT_TOKEN_INVALID, "expired");
+    set_now(fx, T0);
+    free(token);
+    token = mint_with(fx, es_key, "k1", "exp", NULL);
+    expect_rc(v, token, NULL, MANDATE_CLIENT_TOKEN_INVALID, NULL);
+    free(token);
+    token = mint_with(fx, es_key, "k1", "exp", json_string("soon"));
+    expect_rc(v, token, NULL, MANDATE_CLIENT_TOKEN_INVALID, NULL);
+    free(token);
+    token = mint_with(fx, es_key, "k1", "nbf", json_integer(T0 + 60));
+    expect_rc(v, token, NULL, MANDATE_CLIENT_TOKEN_INVALID, "not valid before");
+    set_now(fx, T0 + 56);
+    expect_rc(v, token, NULL, MANDATE_CLIENT_OK, NULL);
+    set_now(fx, T0);
+    free(token);
+    token = mint_with(fx, es_key, "k1", "iat", json_integer(T0 + 60));
+    expect_rc(v, token, NULL, MANDATE_CLIENT_TOKEN_INVALID, "future");
+    free(token);
+    mandate_verifier_free(&v);
+}
+
+/* header.payload.signature, with another payload */
+static char *swap_payload(const char *token, const char *payload_json)
+{
+    const char *dot1 = strchr(token, '.'), *dot2 = strrchr(token, '.');
+    size_t plen = strlen(payload_json);
+    char *p = malloc(mandate_b64url_encoded_len(plen) + 1);
+    mandate_b64url_encode((const unsigned char *)payload_json, plen, p);
+    size_t n = (size_t)(dot1 - token) + 1 + strlen(p) + strlen(dot2) + 1;
+    char *out = malloc(n);
+    snprintf(out, n, "%.*s.%s%s", (int)(dot1 - token), token, p, dot2);
+    free(p);
+    return out;
+}
+
+static char *b64url_of(const char *text)
+{
+    size_t len = strlen(text);
+    char *out = malloc(mandate_b64url_encoded_len(len) + 1);
+    mandate_b64url_encode((const unsigned char *)text, len, out);
+    return out;
+}
+
+static void test_verify_forgeries(void **state)
+{
+    fixture *fx = *state;
+    mandate_verifier *v = new_verifier(fx);
+    char *good = mint(fx);
+    expect_rc(v, good, NULL, MANDATE_CLIENT_OK, NULL);
+
+    /* tampered: a wider scope under the original signature */
+    json_t *claims = token_claims(fx, T0, 100);
+    json_object_set_new(claims, "scope", json_string("mcp:call trading:execute"));
+    char *text = json_dumps(claims, JSON_COMPACT);
+    json_decref(claims);
+    char *tampered = swap_payload(good, text);
+    free(text);
+    expect_rc(v, tampered, "trading:execute", MANDATE_CLIENT_TOKEN_INVALID, NULL);
+    free(tampered);
+    /* a flipped signature byte */
+    char *flipped = strdup(good);
+    char *last = flipped + strlen(flipped) - 3;
+    *last = *last == 'A' ? 'B' : 'A';
+    expect_rc(v, flipped, NULL, MANDATE_CLIENT_TOKEN_INVALID, NULL);
+    free(flipped);
+
+    const char *payload_start = strchr(good, '.') + 1;
+    size_t payload_len = (size_t)(strrchr(good, '.') - payload_start);
+
+    /* alg none, with and without a signature */
+    char *h = b64url_of("{\"alg\":\"none\",\"typ\":\"at+jwt\",\"kid\":\"k1\"}");
+    char none[4096];
+    snprintf(none, sizeof(none), "%s.%.*s.", h, (int)payload_len, payload_start);
+    expect_rc(v, none, NULL, MANDATE_CLIENT_TOKEN_INVALID, NULL);
+    snprintf(none, sizeof(none), "%s.%.*s.%s", h, (int)payload_len, payload_start,
+             strrchr(good, '.') + 1);
+    expect_rc(v, none, NULL, MANDATE_CLIENT_TOKEN_INVALID, NULL);
+    free(h);
+
+    /* HS256 keyed with the public key, as PEM */
+    BIO *bio = BIO_new(BIO_s_mem());
+    assert_int_equal(PEM_write_bio_PUBKEY(bio, es_key), 1);
+    char *pem;
+    long pem_len = BIO_get_mem_data(bio, &pem);
+    h = b64url_of("{\"alg\":\"HS256\",\"typ\":\"at+jwt\",\"kid\":\"k1\"}");
+    char input[4096];
+    snprintf(input, sizeof(input), "%s.%.*s", h, (int)payload_len, payload_start);
+    unsigned char mac[32];
+    unsigned int mac_len = 0;
+    assert_non_null(HMAC(EVP_sha256(), pem, (int)pem_len, (unsigned char *)input,
+                         strlen(input), mac, &mac_len));
+    char mac_b64[64], hs[4200];
+    mandate_b64url_encode(mac, mac_len, mac_b64);
+    snprintf(hs, sizeof(hs), "%s.%s", input, mac_b64);
+    expect_rc(v, hs, NULL, MANDATE_CLIENT_TOKEN_INVALID, NULL);
+    free(h);
+    BIO_free(bio);
+
+    /* the right kid, another key's signature (and an alg the key is not for) */
+    char *other = sign(rogue_key, "k1", "at+jwt", token_claims(fx, T0, 100));
+    expect_rc(v, other, NULL, MANDATE_CLIENT_TOKEN_INVALID, NULL);
+    free(other);
+    other = sign(ed_key, "k1", "at+jwt", token_claims(fx, T0, 100));
+    expect_rc(v, other, NULL, MANDATE_CLIENT_TOKEN_INVALID, NULL);
+    free(other);
+
+    /* typ and kid */
+    other = sign(es_key, "k1", "JWT", token_claims(fx, T0, 100));
+    expect_rc(v, other, NULL, MANDATE_CLIENT_TOKEN_INVALID, "typ");
+    free(other);
+    other = sign(es_key, "k1", NULL, token_claims(fx, T0, 100));
+    expect_rc(v, other, NULL, MANDATE_CLIENT_TOKEN_INVALID, "typ");
+    free(other);
+    other = sign(es_key, NULL, "at+jwt", token_claims(fx, T0, 100));
+    expect_rc(v, other, NULL, MANDATE_CLIENT_TOKEN_INVALID, "kid");
+    free(other);
+    /* the keys the fixture's JWKS holds besides k1 were skipped */
+    other = sign(es_key, "sym", "at+jwt", token_claims(fx, T0, 100));
+    expect_rc(v, other, NULL, MANDATE_CLIENT_TOKEN_INVALID, NULL);
+    free(other);
+
+    /* not a JWS at all */
+    expect_rc(v, "", NULL, MANDATE_CLIENT_TOKEN_INVALID, NULL);
+    expect_rc(v, "opaque-token", NULL, MANDATE_CLIENT_TOKEN_INVALID, NULL);
+    expect_rc(v, "a.b.c", NULL, MANDATE_CLIENT_TOKEN_INVALID, NULL);
+    assert_int_equal(mandate_verifier_check(v, NULL, NULL, NULL, NULL, 0),
+                     MANDATE_CLIENT_INVALID);
+    free(good);
+    mandate_verifier_free(&v);
+}
+
+static void test_verify_key_rotation(void **state)
+{
+    fixture *fx = *state;
+    mandate_verifier *v = new_verifier(fx);
+    char *t1 = mint(fx);
+    expect_rc(v, t1, NULL, MANDATE_CLIENT_OK, NULL);
+    assert_int_equal(mandate_verifier_jwks_fetches(v), 1);
+
+    /* a new key: within the refetch interval of the first fetch, an unknown
+     * kid is refused without a fetch */
+    publish(fx, rs_key, "k2");
+    char *t2 = mint_with(fx, rs_key, "k2", NULL, NULL);
+    set_now(fx, T0 + 5);
+    expect_rc(v, t2, NULL, MANDATE_CLIENT_TOKEN_INVALID, "kid");
+    assert_int_equal(mandate_verifier_jwks_fetches(v), 1);
+    /* after it: exactly one refetch, and the token verifies */
+    set_now(fx, T0 + 10);
+    expect_rc(v, t2, NULL, MANDATE_CLIENT_OK, NULL);
+    assert_int_equal(mandate_verifier_jwks_fetches(v), 2);
+    expect_rc(v, t2, NULL, MANDATE_CLIENT_OK, NULL);
+    expect_rc(v, t1, NULL, MANDATE_CLIENT_OK, NULL);
+    assert_int_equal(mandate_verifier_jwks_fetches(v), 2);
+    assert_int_equal(atomic_load(&fx->jwks_requests), 2);
+
+    /* a flood of unknown kids: at most one refetch per interval */
+    set_now(fx, T0 + 20);
+    for (int i = 0; i < 100; i++) {
+        char kid[32];
+        snprintf(kid, sizeof(kid), "made-up-%d", i);
+        char *bad = sign(rogue_key, kid, "at+jwt", token_claims(fx, T0 + 20, 100));
+        expect_rc(v, bad, NULL, MANDATE_CLIENT_TOKEN_INVALID, NULL);
+        free(bad);
+    }
+    assert_int_equal(mandate_verifier_jwks_fetches(v), 3);
+    assert_int_equal(atomic_load(&fx->jwks_requests), 3);
+    /* good tokens go on verifying meanwhile */
+    expect_rc(v, t2, NULL, MANDATE_CLIENT_OK, NULL);
+    free(t1);
+    free(t2);
+    mandate_verifier_free(&v);
+}
+
+static void test_verify_jwks_max_age(void **state)
+{
+    fixture *fx = *state;
+    mandate_verifier *v = new_verifier(fx);
+    char *t = mint(fx);
+    expect_rc(v, t, NULL, MANDATE_CLIENT_OK, NULL);
+    free(t);
+    set_now(fx, T0 + 299);
+    t = mint(fx);
+    expect_rc(v, t, NULL, MANDATE_CLIENT_OK, NULL);
+    assert_int_equal(mandate_verifier_jwks_fetches(v), 1);
+    free(t);
+    set_now(fx, T0 + 300); /* too old: fetched again */
+    t = mint(fx);
+    expect_rc(v, t, NULL, MANDATE_CLIENT_OK, NULL);
+    assert_int_equal(mandate_verifier_jwks_fetches(v), 2);
+    free(t);
+    /* the broker goes away: the old set is used on */
+    fixture_stop(fx);
+    set_now(fx, T0 + 700);
+    t = mint(fx);
+    expect_rc(v, t, NULL, MANDATE_CLIENT_OK, NULL);
+    free(t);
+    /* an unknown kid cannot be checked now */
+    t = sign(rogue_key, "k9", "at+jwt", token_claims(fx, T0 + 800, 100));
+    set_now(fx, T0 + 800);
+    expect_rc(v, t, NULL, MANDATE_CLIENT_UNAVAILABLE, NULL);
+    free(t);
+    mandate_verifier_free(&v);
+}
+
+static void test_verify_metadata_issuer_mismatch(void **state)
+{
+    fixture *fx = *state;
+    snprintf(fx->metadata_issuer, sizeof(fx->metadata_issuer), "http://evil.example");
+    mandate_verifier *v = new_verifier(fx);
+    char *t = mint(fx);
+    expect_rc(v, t, NULL, MANDATE_CLIENT_INVALID, "issuer");
+    assert_int_equal(mandate_verifier_jwks_fetches(v), 0);
+    assert_int_equal(atomic_load(&fx->jwks_requests), 0);
+    free(t);
+    mandate_verifier_free(&v);
+}
+
+static void test_verify_broker_down(void **state)
+{
+    fixture *fx = *state;
+    mandate_verifier *v = new_verifier(fx);
+    char *t = mint(fx);
+    fixture_stop(fx);
+    expect_rc(v, t, NULL, MANDATE_CLIENT_UNAVAILABLE, "metadata");
+    /* within the interval: no new attempt, the same answer */
+    expect_rc(v, t, NULL, MANDATE_CLIENT_UNAVAILABLE, NULL);
+    free(t);
+    mandate_verifier_free(&v);
+}
+
+typedef struct checker {
+    mandate_verifier *v;
+    const char *token;
+    pthread_barrier_t *barrier;
+    mandate_client_rc rc;
+} checker;
+
+static void *checker_run(void *arg)
+{
+    checker *c = arg;
+    pthread_barrier_wait(c->barrier);
+    c->rc = mandate_verifier_check(c->v, c->token, "mcp:call", NULL, NULL, 0);
+    return NULL;
+}
+
+static void test_verify_concurrent_first_use(void **state)
+{
+    fixture *fx = *state;
+    fx->jwks_delay_ms = 300;
+    mandate_verifier *v = new_verifier(fx);
+    char *t = mint(fx);
+    pthread_t threads[8];
+    checker c[8];
+    pthread_barrier_t barrier;
+    pthread_barrier_init(&barrier, NULL, 8);
+    for (size_t i = 0; i < 8; i++) {
+        c[i] = (checker){.v = v, .token = t, .barrier = &barrier};
+        assert_int_equal(pthread_create(&threads[i], NULL, checker_run, &c[i]), 0);
+    }
+    for (size_t i = 0; i < 8; i++) {
+        pthread_join(threads[i], NULL);
+        assert_int_equal(c[i].rc, MANDATE_CLIENT_OK);
+    }
+    pthread_barrier_destroy(&barrier);
+    assert_int_equal(mandate_verifier_jwks_fetches(v), 1);
+    assert_int_equal(atomic_load(&fx->jwks_requests), 1);
+    free(t);
+    mandate_verifier_free(&v);
+}
+
+static void test_verifier_config(void **state)
+{
+    fixture *fx = *state;
+    char err[256];
+    mandate_verifier_config good = {.issuer = fx->base, .audience = AUDIENCE};
+    mandate_verifier_config cfg;
+    assert_null(mandate_verifier_new(NULL, err, sizeof(err)));
+    cfg = good;
+    cfg.issuer = "broker.example";
+    assert_null(mandate_verifier_new(&cfg, err, sizeof(err)));
+    assert_non_null(strstr(err, "issuer"));
+    cfg = good;
+    cfg.audience = NULL;
+    assert_null(mandate_verifier_new(&cfg, err, sizeof(err)));
+    assert_non_null(strstr(err, "audience"));
+    cfg = good;
+    cfg.leeway = -1;
+    assert_null(mandate_verifier_new(&cfg, NULL, 0));
+    mandate_verifier *v = mandate_verifier_new(&good, err, sizeof(err));
+    assert_non_null(v);
+    mandate_verifier_free(&v);
+    mandate_verifier_free(&v);
+    mandate_verifier_free(NULL);
+    mandate_verified_token_clear(NULL);
+    assert_int_equal(mandate_verifier_jwks_fetches(NULL), 0);
+}
+
+/* --- both: a token from the source passes the verifier ----------------------- */
+
+static void test_source_then_verifier(void **state)
+{
+    fixture *fx = *state;
+    mandate_token_source *src = new_source(fx);
+    mandate_verifier *v = new_verifier(fx);
+    char *token = get_ok(src, NULL);
+    expect_rc(v, token, "mcp:call", MANDATE_CLIENT_OK, NULL);
+    expect_rc(v, token, "trading:execute", MANDATE_CLIENT_INSUFFICIENT_SCOPE, NULL);
+    free(token);
+    mandate_verifier_free(&v);
+    mandate_token_source_free(&src);
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    es_key = mandate_jose_keygen(MANDATE_JWS_ES256);
+    rs_key = mandate_jose_keygen(MANDATE_JWS_RS256);
+    ed_key = mandate_jose_keygen(MANDATE_JWS_EDDSA);
+    rogue_key = mandate_jose_keygen(MANDATE_JWS_ES256);
+    return es_key && rs_key && ed_key && rogue_key ? 0 : -1;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    EVP_PKEY_free(es_key);
+    EVP_PKEY_free(rs_key);
+    EVP_PKEY_free(ed_key);
+    EVP_PKEY_free(rogue_key);
+    return 0;
+}
+
+#define TEST(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        TEST(test_token_cache_and_refresh),
+        TEST(test_token_refresh_at),
+        TEST(test_token_expires_in_absent),
+        TEST(test_token_single_flight),
+        TEST(test_token_waiters_get_the_error),
+        TEST(test_token_denied),
+        TEST(test_token_unavailable),
+        TEST(test_token_source_config),
+        TEST(test_verify_good),
+        TEST(test_verify_insufficient_scope),
+        TEST(test_verify_wrong_audience_and_issuer),
+        TEST(test_verify_times),
+        TEST(test_verify_forgeries),
+        TEST(test_verify_key_rotation),
+        TEST(test_verify_jwks_max_age),
+        TEST(test_verify_metadata_issuer_mismatch),
+        TEST(test_verify_broker_down),
+        TEST(test_verify_concurrent_first_use),
+        TEST(test_verifier_config),
+        TEST(test_source_then_verifier),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
