@@ -7,8 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <curl/curl.h>
 #include <openssl/crypto.h>
+
+#include "mandate/client.h"
 
 #include "ctl-private.h"
 #include "host-private.h"
@@ -17,30 +18,8 @@
 #include "validate-private.h"
 
 #define SECRET_FILE_MAX 4096
-#define RESPONSE_MAX (64 * 1024)
-#define TIMEOUT_S 30
+#define TIMEOUT_MS 30000
 #define TOKEN_MAX (16 * 1024)
-
-typedef struct buffer {
-    char *data;
-    size_t len;
-    bool overflow;
-} buffer;
-
-static size_t collect(char *ptr, size_t size, size_t nmemb, void *userdata)
-{
-    buffer *b = userdata;
-    size_t n = size * nmemb;
-    if (b->len + n > RESPONSE_MAX) {
-        b->overflow = true;
-        return 0;
-    }
-    b->data = mandate_xrealloc(b->data, b->len + n + 1);
-    memcpy(b->data + b->len, ptr, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-    return n;
-}
 
 static char *read_secret(const char *file)
 {
@@ -74,8 +53,7 @@ static int token_get(ctl *c, int argc, char **argv)
                                          {"secret-file", required_argument, NULL, 'f'},
                                          {NULL, 0, NULL, 0}};
     const char *url = NULL, *client_id = NULL, *scope = NULL, *secret_file = NULL;
-    const char *resources[8];
-    size_t n_resources = 0;
+    const char *resource = NULL;
     int opt;
     optind = 0;
     while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -85,11 +63,11 @@ static int token_get(ctl *c, int argc, char **argv)
         case 's': scope = optarg; break;
         case 'f': secret_file = optarg; break;
         case 'r':
-            if (n_resources == 8) {
-                fprintf(stderr, "mandatectl token get: at most 8 --resource\n");
+            if (resource != NULL) {
+                fprintf(stderr, "mandatectl token get: give --resource once\n");
                 return CTL_USAGE;
             }
-            resources[n_resources++] = optarg;
+            resource = optarg;
             break;
         default: return CTL_USAGE;
         }
@@ -107,72 +85,39 @@ static int token_get(ctl *c, int argc, char **argv)
         return CTL_REFUSED;
     }
 
-    CURL *curl = curl_easy_init();
-    if (curl == NULL) {
-        free(secret);
-        return CTL_REFUSED;
-    }
-    /* RFC 6749 §2.3.1: both halves of Basic are form-urlencoded first */
-    char *id_enc = curl_easy_escape(curl, client_id, 0);
-    char *secret_enc = curl_easy_escape(curl, secret, 0);
+    /* The same code path agents use: libmandate's token source. */
+    char err[256] = "";
+    mandate_token_source_config config = {.token_url = url,
+                                           .client_id = client_id,
+                                           .client_secret = secret,
+                                           .scope = scope,
+                                           .resource = resource,
+                                           .timeout_ms = TIMEOUT_MS};
+    mandate_token_source *source = mandate_token_source_new(&config, err, sizeof(err));
     OPENSSL_cleanse(secret, strlen(secret));
     free(secret);
-    char *body = mandate_xstrdup("grant_type=client_credentials");
-    if (scope != NULL) {
-        char *e = curl_easy_escape(curl, scope, 0);
-        char *next = mandate_xasprintf("%s&scope=%s", body, e);
-        curl_free(e);
-        free(body);
-        body = next;
+    if (source == NULL) {
+        fprintf(stderr, "mandatectl token get: %s\n", err);
+        return CTL_USAGE;
     }
-    for (size_t i = 0; i < n_resources; i++) {
-        char *e = curl_easy_escape(curl, resources[i], 0);
-        char *next = mandate_xasprintf("%s&resource=%s", body, e);
-        curl_free(e);
-        free(body);
-        body = next;
+    char *token = NULL;
+    int64_t expires_at = 0;
+    mandate_client_rc rc = mandate_token_source_get(source, &token, &expires_at, err, sizeof(err));
+    mandate_token_source_free(&source);
+    if (rc != MANDATE_CLIENT_OK) {
+        fprintf(stderr, "mandatectl token get: %s: %s\n", url, err);
+        return CTL_REFUSED;
     }
-    buffer resp = {0};
-    curl_easy_setopt(curl, CURLOPT_URL, url);
-    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(curl, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
-    curl_easy_setopt(curl, CURLOPT_USERNAME, id_enc);
-    curl_easy_setopt(curl, CURLOPT_PASSWORD, secret_enc);
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT, (long)TIMEOUT_S);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &resp);
-    curl_easy_setopt(curl, CURLOPT_USERAGENT, "mandatectl/" PACKAGE_VERSION);
-    CURLcode cc = curl_easy_perform(curl);
-    long status = 0;
-    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-    OPENSSL_cleanse(secret_enc, strlen(secret_enc));
-    curl_free(secret_enc);
-    curl_free(id_enc);
-    curl_easy_cleanup(curl);
-    free(body);
-
-    int rc = CTL_REFUSED;
-    json_t *doc = resp.data ? json_loads(resp.data, 0, NULL) : NULL;
-    const char *token = json_string_value(json_object_get(doc, "access_token"));
-    if (cc != CURLE_OK) {
-        fprintf(stderr, "mandatectl token get: %s: %s\n", url,
-                resp.overflow ? "response too large" : curl_easy_strerror(cc));
-    } else if (status != 200 || token == NULL) {
-        const char *error = json_string_value(json_object_get(doc, "error"));
-        const char *desc = json_string_value(json_object_get(doc, "error_description"));
-        fprintf(stderr, "mandatectl token get: HTTP %ld: %s%s%s\n", status,
-                error ? error : "no token in the response", desc ? ": " : "", desc ? desc : "");
+    if (c->json) {
+        int64_t expires_in = expires_at - mandate_clock_now();
+        ctl_print_json(json_pack("{s:s, s:s, s:I}", "access_token", token, "token_type", "Bearer",
+                                 "expires_in", (json_int_t)(expires_in > 0 ? expires_in : 0)));
     } else {
-        rc = CTL_OK;
-        if (c->json)
-            ctl_print_json(json_incref(doc));
-        else
-            puts(token);
+        puts(token);
     }
-    json_decref(doc);
-    free(resp.data);
-    return rc;
+    OPENSSL_cleanse(token, strlen(token));
+    free(token);
+    return CTL_OK;
 }
 
 /* A token from a file, or standard input for "-": tokens are secrets too,

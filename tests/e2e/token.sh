@@ -171,6 +171,14 @@ expect_eq "token get refused exits 1" 1 "$?"
 expect_contains "and says why" "invalid_scope" "$out"
 "${CTL[@]}" token get --token-url "$TOKEN_URL" --client-id "$ID" >/dev/null 2>&1
 expect_eq "token get without a secret exits 1" 1 "$?"
+out=$("${CTL[@]}" --json token get --token-url "$TOKEN_URL" --client-id "$ID" \
+    --secret-file "$TMP/secret")
+expect_contains "token get --json: the token response" '"token_type": "Bearer"' "$out"
+expect_contains "with expires_in" '"expires_in": 3' "$out"
+out=$("${CTL[@]}" token get --token-url "http://127.0.0.1:1/oauth2/token" --client-id "$ID" \
+    --secret-file "$TMP/secret" 2>&1)
+expect_eq "token get from a broker that is down exits 1" 1 "$?"
+expect_contains "and names the URL" "127.0.0.1:1/oauth2/token" "$out"
 
 # key rotation: new tokens carry the new kid within a second; both keys
 # published. After a reload first: a reload once left the store's WAL index
