@@ -51,6 +51,7 @@ typedef struct mandate_config {
 
     char *token_format;
     int64_t token_lifetime;
+    int64_t token_check_cache; /* slots; 0: no cache */
 
     mandate_instance_conf *instances;
     size_t instance_count;

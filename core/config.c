@@ -49,6 +49,8 @@ static const mandate_conf_def core_defs[] = {
      "format instance for clients that name none"},
     {"tokens.lifetime", MANDATE_CONF_INT, 0, CONF_OFF(token_lifetime), "3600", 1, 86400,
      NULL, "seconds, for clients that name none"},
+    {"tokens.check_cache", MANDATE_CONF_INT, 0, CONF_OFF(token_check_cache), "8192", 0,
+     1048576, NULL, "checked tokens remembered by their SHA-256 (0: none)"},
     MANDATE_CONF_END};
 
 static const char *const instance_reserved[] = {"kind", "plugin", NULL};

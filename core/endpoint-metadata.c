@@ -34,6 +34,14 @@ void mandate_endpoint_metadata(mandate_http_request *req, mandate_http_response 
         string_array(auth_methods), "token_endpoint_auth_signing_alg_values_supported",
         string_array(algs), "response_types_supported", string_array(response_types),
         "access_token_signing_alg_values_supported", string_array(algs));
+    json_object_set_new(doc, "introspection_endpoint",
+                        json_string(mandate_oauth_endpoint_url(req, "/oauth2/introspect")));
+    json_object_set_new(doc, "introspection_endpoint_auth_methods_supported",
+                        string_array(auth_methods));
+    json_object_set_new(doc, "revocation_endpoint",
+                        json_string(mandate_oauth_endpoint_url(req, "/oauth2/revoke")));
+    json_object_set_new(doc, "revocation_endpoint_auth_methods_supported",
+                        string_array(auth_methods));
     mandate_http_response_json(req, resp, 200, doc);
     mandate_http_response_header(resp, "Cache-Control", "public, max-age=300");
 }

@@ -15,7 +15,6 @@
 
 /* Tokens remembered after their first check; ~1 MiB at most with their
  * strings. */
-#define TOKEN_CACHE_SLOTS 8192
 
 struct mandate_runtime {
     mandate_config *config;
@@ -234,7 +233,9 @@ mandate_rc mandate_runtime_create(mandate_config *config, unsigned flags,
             /* formats get their keys before the runtime serves anything */
             mandate_error err = {0};
             rt->keyring = mandate_keyring_new();
-            rt->token_cache = mandate_token_cache_new(TOKEN_CACHE_SLOTS);
+            if (rt->config->token_check_cache > 0)
+                rt->token_cache =
+                    mandate_token_cache_new((size_t)rt->config->token_check_cache);
             mandate_rc rc = MANDATE_OK;
             if (flags & MANDATE_RUNTIME_CREATE_KEYS)
                 rc = mandate_keys_ensure(rt, &err);

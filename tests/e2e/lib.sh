@@ -88,11 +88,11 @@ stop_daemon() {
     PIDS=$(echo "$PIDS" | sed "s/ $DAEMON_PID\b//")
 }
 
-# wait_for_log LOG TEXT: up to 5 s
-wait_for_log() {
+# up to 5 s
+wait_for_log() { # FILE TEXT [COUNT]: until TEXT is in FILE COUNT times (default 1)
     local i
     for i in $(seq 1 100); do
-        grep -qF -- "$2" "$1" && return 0
+        [ "$(grep -cF -- "$2" "$1")" -ge "${3:-1}" ] && return 0
         sleep 0.05
     done
     return 1

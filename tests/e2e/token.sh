@@ -29,6 +29,10 @@ meta=$(curl -s "$BASE/.well-known/oauth-authorization-server")
 expect_eq "metadata issuer is the bound URL" "$BASE" "$(json_get "$meta" issuer)"
 expect_eq "metadata token endpoint" "$TOKEN_URL" "$(json_get "$meta" token_endpoint)"
 expect_eq "metadata jwks_uri" "$BASE/oauth2/jwks" "$(json_get "$meta" jwks_uri)"
+expect_eq "metadata introspection_endpoint" "$BASE/oauth2/introspect" \
+    "$(json_get "$meta" introspection_endpoint)"
+expect_eq "metadata revocation_endpoint" "$BASE/oauth2/revoke" \
+    "$(json_get "$meta" revocation_endpoint)"
 expect_contains "grant types" '"grant_types_supported":["client_credentials"]' "$meta"
 expect_contains "auth methods" '"client_secret_basic","client_secret_post","private_key_jwt"' "$meta"
 expect_eq "openid-configuration is the same document" "$meta" \
