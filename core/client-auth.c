@@ -12,11 +12,16 @@
 #define JWT_BEARER_ASSERTION "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 #define CLIENT_ID_MAX 255
 
-static mandate_rc refuse(mandate_oauth_error *oerr, const char *client_id, const char *why)
+static mandate_rc refuse(mandate_pool *pool, mandate_oauth_error *oerr, const char *client_id,
+                         const char *why)
 {
     log_info("client authentication failed: client_id=%s: %s",
              client_id ? client_id : "(none)", why);
-    return mandate_oauth_fail(oerr, 401, "invalid_client", "client authentication failed");
+    mandate_rc rc = mandate_oauth_fail(oerr, 401, "invalid_client", "client authentication failed");
+    /* why may be a stack buffer of the caller's */
+    oerr->reason = mandate_pool_strdup(pool, why);
+    oerr->client_id = client_id ? mandate_pool_strdup(pool, client_id) : NULL;
+    return rc;
 }
 
 /* The client id a client assertion names, read before it is verified (the
@@ -52,7 +57,7 @@ mandate_rc mandate_client_authenticate(mandate_http_request *req, const mandate_
         mandate_rc rc =
             mandate_basic_auth_parse(req->pool, authorization, &basic_id, &basic_secret, &err);
         if (rc == MANDATE_INVALID)
-            return refuse(oerr, NULL, err.message);
+            return refuse(req->pool, oerr, NULL, err.message);
         if (rc == MANDATE_OK) {
             methods++;
             cred.auth_method = "client_secret_basic";
@@ -74,7 +79,7 @@ mandate_rc mandate_client_authenticate(mandate_http_request *req, const mandate_
             return mandate_oauth_fail(oerr, 400, "invalid_request",
                                       "client_assertion and client_assertion_type go together");
         if (strcmp(assertion_type, JWT_BEARER_ASSERTION) != 0)
-            return refuse(oerr, form_id, "unsupported client_assertion_type");
+            return refuse(req->pool, oerr, form_id, "unsupported client_assertion_type");
         cred.auth_method = "private_key_jwt";
         cred.assertion = assertion;
         cred.client_id = form_id ? form_id : assertion_subject(req->pool, assertion);
@@ -92,21 +97,21 @@ mandate_rc mandate_client_authenticate(mandate_http_request *req, const mandate_
         return mandate_oauth_fail(oerr, 400, "invalid_request",
                                   "client_id differs from the Basic credentials");
     if (cred.client_id == NULL || cred.client_id[0] == '\0')
-        return refuse(oerr, NULL, "no client_id");
+        return refuse(req->pool, oerr, NULL, "no client_id");
     if (strlen(cred.client_id) > CLIENT_ID_MAX)
-        return refuse(oerr, NULL, "client_id too long");
+        return refuse(req->pool, oerr, NULL, "client_id too long");
 
     void *store;
     const mandate_store_ops *sops = mandate_runtime_store(req->runtime, &store);
     mandate_rc rc = sops->client_get(store, req->pool, cred.client_id, client_r, &err);
     if (rc == MANDATE_NOT_FOUND)
-        return refuse(oerr, cred.client_id, "no such client");
+        return refuse(req->pool, oerr, cred.client_id, "no such client");
     if (rc != MANDATE_OK) {
         log_error("client %s: store: %s", cred.client_id, err.message);
         return mandate_oauth_fail_rc(oerr, rc);
     }
     if (client_r->status != MANDATE_CLIENT_ENABLED)
-        return refuse(oerr, cred.client_id, "client is disabled");
+        return refuse(req->pool, oerr, cred.client_id, "client is disabled");
 
     for (size_t i = 0; i < mandate_runtime_instance_count(req->runtime); i++) {
         const mandate_instance *in = mandate_runtime_instance(req->runtime, i);
@@ -125,9 +130,9 @@ mandate_rc mandate_client_authenticate(mandate_http_request *req, const mandate_
             return MANDATE_OK;
         }
         if (rc == MANDATE_DENIED || rc == MANDATE_INVALID || rc == MANDATE_EXPIRED)
-            return refuse(oerr, cred.client_id, err.message[0] ? err.message : "denied");
+            return refuse(req->pool, oerr, cred.client_id, err.message[0] ? err.message : "denied");
         log_error("client %s: backend %s: %s", cred.client_id, in->conf->name, err.message);
         return mandate_oauth_fail_rc(oerr, rc);
     }
-    return refuse(oerr, cred.client_id, "no enabled backend holds this client's credentials");
+    return refuse(req->pool, oerr, cred.client_id, "no enabled backend holds this client's credentials");
 }

@@ -20,7 +20,12 @@ typedef struct mandate_client_spec {
     const char *public_key_pem; /* private_key_jwt: no secret is made */
     int64_t ttl;                /* 0: the config default */
     bool can_introspect;
+    double rate_limit;          /* token requests per second; 0: the config default */
+    int64_t rate_burst;         /* 0: the config default */
 } mandate_client_spec;
+
+#define MANDATE_CLIENT_RATE_MAX 1000000.0
+#define MANDATE_CLIENT_BURST_MAX 1000000
 
 /* Check a spec and turn it into a record with its credential. *secret_r is
  * the secret to show once (NULL for private_key_jwt clients). */
@@ -36,6 +41,11 @@ mandate_rc mandate_clients_rotate_secret(mandate_runtime *rt, mandate_pool *pool
                                          char **secret_r, mandate_error *err);
 mandate_rc mandate_clients_set_status(mandate_runtime *rt, const char *client_id,
                                       mandate_client_status status, mandate_error *err);
+
+/* A client's own rate limit on the token endpoint (0: back to the config
+ * default). */
+mandate_rc mandate_clients_set_rate(mandate_runtime *rt, const char *client_id, double rate,
+                                    int64_t burst, mandate_error *err);
 
 /* Client ids and tenants: RFC 3986 unreserved characters, 1..128 long. */
 bool mandate_client_id_valid(const char *id);

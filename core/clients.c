@@ -113,6 +113,17 @@ static const char *random_suffix(mandate_pool *pool)
     return out;
 }
 
+static bool rate_valid(double rate, int64_t burst, mandate_error *err)
+{
+    if (rate >= 0 && rate <= MANDATE_CLIENT_RATE_MAX && burst >= 0 &&
+        burst <= MANDATE_CLIENT_BURST_MAX)
+        return true;
+    mandate_error_set(err, MANDATE_INVALID,
+                      "the rate must be 0 to 1000000 requests per second and the burst 0 to "
+                      "1000000 (0: the configured default)");
+    return false;
+}
+
 mandate_rc mandate_clients_prepare(mandate_runtime *rt, mandate_pool *pool,
                                    const mandate_client_spec *spec, mandate_client *c,
                                    char **secret_r, mandate_error *err)
@@ -160,6 +171,10 @@ mandate_rc mandate_clients_prepare(mandate_runtime *rt, mandate_pool *pool,
         return mandate_error_set(err, MANDATE_INVALID, "ttl must be 1 to %d seconds",
                                  MANDATE_TOKEN_MAX_LIFETIME);
     c->token_ttl = spec->ttl;
+    if (!rate_valid(spec->rate_limit, spec->rate_burst, err))
+        return MANDATE_INVALID;
+    c->rate_limit = spec->rate_limit;
+    c->rate_burst = spec->rate_burst;
     if (spec->token_format != NULL) {
         const mandate_instance *f = mandate_runtime_find(rt, MANDATE_FORMAT, spec->token_format);
         if (f == NULL)
@@ -249,6 +264,28 @@ mandate_rc mandate_clients_rotate_secret(mandate_runtime *rt, mandate_pool *pool
         return rc;
     c.updated_at = 0;
     return sops->client_update(store, &c, err);
+}
+
+mandate_rc mandate_clients_set_rate(mandate_runtime *rt, const char *client_id, double rate,
+                                    int64_t burst, mandate_error *err)
+{
+    if (!rate_valid(rate, burst, err))
+        return MANDATE_INVALID;
+    void *store;
+    const mandate_store_ops *sops = mandate_runtime_store(rt, &store);
+    mandate_pool *pool = mandate_pool_new();
+    mandate_client c;
+    mandate_rc rc = sops->client_get(store, pool, client_id, &c, err);
+    if (rc == MANDATE_NOT_FOUND)
+        mandate_error_set(err, MANDATE_NOT_FOUND, "no client '%s'", client_id);
+    if (rc == MANDATE_OK) {
+        c.rate_limit = rate;
+        c.rate_burst = burst;
+        c.updated_at = 0;
+        rc = sops->client_update(store, &c, err);
+    }
+    mandate_pool_free(&pool);
+    return rc;
 }
 
 mandate_rc mandate_clients_set_status(mandate_runtime *rt, const char *client_id,

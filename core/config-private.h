@@ -53,6 +53,17 @@ typedef struct mandate_config {
     int64_t token_lifetime;
     int64_t token_check_cache; /* slots; 0: no cache */
 
+    char *audit_dir;
+    char *audit_fsync; /* always|batch|off */
+    int64_t audit_rotate_bytes;
+    bool audit_rotate_daily;
+
+    int64_t rate_token, rate_token_burst;     /* per second; 0: no limit */
+    int64_t rate_gateway, rate_gateway_burst;
+    int64_t rate_buckets;
+
+    bool metrics_enabled;
+
     mandate_instance_conf *instances;
     size_t instance_count;
 

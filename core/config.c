@@ -51,6 +51,26 @@ static const mandate_conf_def core_defs[] = {
      NULL, "seconds, for clients that name none"},
     {"tokens.check_cache", MANDATE_CONF_INT, 0, CONF_OFF(token_check_cache), "8192", 0,
      1048576, NULL, "checked tokens remembered by their SHA-256 (0: none)"},
+    {"audit.dir", MANDATE_CONF_PATH, 0, CONF_OFF(audit_dir), NULL, 0, 0, NULL,
+     "the audit trail's folder; default <state_dir>/audit"},
+    {"audit.fsync", MANDATE_CONF_STRING, 0, CONF_OFF(audit_fsync), "batch", 0, 0,
+     "always|batch|off", NULL},
+    {"audit.rotate_bytes", MANDATE_CONF_INT, 0, CONF_OFF(audit_rotate_bytes), "67108864", 0,
+     INT64_C(1) << 40, NULL, "begin a new file past this size; 0: never by size"},
+    {"audit.rotate_daily", MANDATE_CONF_BOOL, 0, CONF_OFF(audit_rotate_daily), "true", 0, 0,
+     NULL, "begin a new file each UTC day"},
+    {"rate_limit.token_rate", MANDATE_CONF_INT, 0, CONF_OFF(rate_token), "50", 0, 1000000,
+     NULL, "token requests per second and client; 0: no limit"},
+    {"rate_limit.token_burst", MANDATE_CONF_INT, 0, CONF_OFF(rate_token_burst), "100", 1,
+     1000000, NULL, "token requests a client may make at once"},
+    {"rate_limit.gateway_rate", MANDATE_CONF_INT, 0, CONF_OFF(rate_gateway), "0", 0, 1000000,
+     NULL, "gateway checks per second and client; 0: no limit"},
+    {"rate_limit.gateway_burst", MANDATE_CONF_INT, 0, CONF_OFF(rate_gateway_burst), "100", 1,
+     1000000, NULL, "gateway checks a client may make at once"},
+    {"rate_limit.buckets", MANDATE_CONF_INT, 0, CONF_OFF(rate_buckets), "65536", 64, 16777216,
+     NULL, "clients tracked at once; idle ones are evicted first"},
+    {"metrics.enabled", MANDATE_CONF_BOOL, 0, CONF_OFF(metrics_enabled), "true", 0, 0, NULL,
+     "serve GET /metrics (Prometheus)"},
     MANDATE_CONF_END};
 
 static const char *const instance_reserved[] = {"kind", "plugin", NULL};
@@ -327,6 +347,8 @@ bool mandate_config_load(const char *path, mandate_config **config_r, mandate_di
             cfg->issuer[ilen - 1] = '\0'; /* endpoints are appended to it */
         if (cfg->kek_file == NULL)
             cfg->kek_file = mandate_path_join(cfg->state_dir, "kek");
+        if (cfg->audit_dir == NULL)
+            cfg->audit_dir = mandate_path_join(cfg->state_dir, "audit");
     }
     config_destroy(&file);
     if (ok)

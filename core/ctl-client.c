@@ -39,11 +39,23 @@ static json_t *client_json(const mandate_client *c)
     json_object_set_new(o, "auth",
                         json_string(c->public_key ? "private_key_jwt" : "client_secret"));
     json_object_set_new(o, "introspect", json_boolean(c->flags & MANDATE_CLIENT_CAN_INTROSPECT));
+    json_object_set_new(o, "rate_limit", json_real(c->rate_limit));
+    json_object_set_new(o, "rate_burst", json_integer(c->rate_burst));
     if (c->prev_secret_expires_at > mandate_clock_now())
         json_object_set_new(o, "previous_secret_valid_until",
                             json_string(ctl_time(c->prev_secret_expires_at, t1)));
     json_object_set_new(o, "created", json_string(ctl_time(c->created_at, t1)));
     json_object_set_new(o, "updated", json_string(ctl_time(c->updated_at, t2)));
+    return o;
+}
+
+/* What an audit record says of a client: its settings, never a secret. */
+static json_t *audit_fields(const mandate_client *c)
+{
+    json_t *o = client_json(c);
+    json_object_del(o, "created");
+    json_object_del(o, "updated");
+    json_object_del(o, "previous_secret_valid_until");
     return o;
 }
 
@@ -56,6 +68,8 @@ static void print_client(const mandate_client *c)
     {
         if (json_is_string(v))
             printf("%-16s %s\n", key, json_string_value(v));
+        else if (json_is_real(v))
+            printf("%-16s %g\n", key, json_real_value(v));
         else if (json_is_integer(v))
             printf("%-16s %lld\n", key, (long long)json_integer_value(v));
         else if (json_is_boolean(v))
@@ -64,6 +78,29 @@ static void print_client(const mandate_client *c)
             printf("%-16s -\n", key);
     }
     json_decref(o);
+}
+
+/* --rate and --burst, shared by create and set; false: a usage error, said. */
+static bool parse_rate(int opt, const char *arg, double *rate, int64_t *burst)
+{
+    char *end;
+    errno = 0;
+    if (opt == 'r') {
+        *rate = strtod(arg, &end);
+        if (errno == 0 && end != arg && *end == '\0' && *rate >= 0 &&
+            *rate <= MANDATE_CLIENT_RATE_MAX)
+            return true;
+        fprintf(stderr, "mandatectl: --rate takes requests per second, 0 to 1000000 "
+                        "(0: the configured default)\n");
+        return false;
+    }
+    *burst = strtoll(arg, &end, 10);
+    if (errno == 0 && end != arg && *end == '\0' && *burst >= 0 &&
+        *burst <= MANDATE_CLIENT_BURST_MAX)
+        return true;
+    fprintf(stderr, "mandatectl: --burst takes a number of requests, 0 to 1000000 "
+                    "(0: the configured default)\n");
+    return false;
 }
 
 static char *read_public_key(const char *path)
@@ -106,6 +143,7 @@ static int client_create(ctl *c, int argc, char **argv)
         {"format", required_argument, NULL, 'f'},   {"backend", required_argument, NULL, 'b'},
         {"public-key", required_argument, NULL, 'k'},
         {"introspect", no_argument, NULL, 'i'},     {"secret-file", required_argument, NULL, 'S'},
+        {"rate", required_argument, NULL, 'r'},     {"burst", required_argument, NULL, 'B'},
         {NULL, 0, NULL, 0}};
     mandate_client_spec spec = {0};
     const char *key_file = NULL, *secret_file = NULL;
@@ -143,6 +181,13 @@ static int client_create(ctl *c, int argc, char **argv)
         case 'k': key_file = optarg; break;
         case 'i': spec.can_introspect = true; break;
         case 'S': secret_file = optarg; break;
+        case 'r':
+        case 'B':
+            if (!parse_rate(opt, optarg, &spec.rate_limit, &spec.rate_burst)) {
+                free(audiences);
+                return CTL_USAGE;
+            }
+            break;
         default: free(audiences); return CTL_USAGE;
         }
     }
@@ -162,7 +207,7 @@ static int client_create(ctl *c, int argc, char **argv)
     spec.public_key_pem = pem;
 
     int status = CTL_REFUSED;
-    mandate_runtime *rt = ctl_runtime(c, MANDATE_RUNTIME_MIGRATE);
+    mandate_runtime *rt = ctl_runtime_for_change(c, MANDATE_RUNTIME_MIGRATE);
     mandate_pool *pool = mandate_pool_new();
     mandate_client client;
     char *secret = NULL;
@@ -176,6 +221,8 @@ static int client_create(ctl *c, int argc, char **argv)
         void *store;
         const mandate_store_ops *ops = mandate_runtime_store(rt, &store);
         ops->client_delete(store, client.client_id, &err);
+    } else if (rt != NULL && !ctl_audit("client.created", audit_fields(&client))) {
+        status = CTL_REFUSED;
     } else if (rt != NULL) {
         status = CTL_OK;
         bool show_secret = secret != NULL && secret_file == NULL;
@@ -275,16 +322,49 @@ static int client_by_id(ctl *c, mandate_runtime *rt, const char *verb, const cha
         bool enable = verb[0] == 'e';
         rc = mandate_clients_set_status(
             rt, id, enable ? MANDATE_CLIENT_ENABLED : MANDATE_CLIENT_DISABLED, &err);
+        if (rc == MANDATE_OK &&
+            !ctl_audit(enable ? "client.enabled" : "client.disabled",
+                       json_pack("{s:s}", "client_id", id)))
+            return CTL_REFUSED;
         if (rc == MANDATE_OK && !c->json)
             printf("client %s %s\n", id, enable ? "enabled" : "disabled");
     } else if (strcmp(verb, "delete") == 0) {
         void *store;
         const mandate_store_ops *ops = mandate_runtime_store(rt, &store);
         rc = ops->client_delete(store, id, &err);
+        if (rc == MANDATE_OK && !ctl_audit("client.deleted", json_pack("{s:s}", "client_id", id)))
+            return CTL_REFUSED;
         if (rc == MANDATE_NOT_FOUND)
             mandate_error_set(&err, rc, "no client '%s'", id);
         else if (rc == MANDATE_OK && !c->json)
             printf("client %s deleted\n", id);
+    } else if (strcmp(verb, "set") == 0) {
+        static const struct option opts[] = {{"rate", required_argument, NULL, 'r'},
+                                             {"burst", required_argument, NULL, 'B'},
+                                             {NULL, 0, NULL, 0}};
+        double rate = 0;
+        int64_t burst = 0;
+        bool any = false;
+        int opt;
+        optind = 0;
+        while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+            if ((opt != 'r' && opt != 'B') || !parse_rate(opt, optarg, &rate, &burst))
+                return CTL_USAGE;
+            any = true;
+        }
+        if (!any || optind != argc) {
+            fprintf(stderr, "Usage: mandatectl client set ID --rate R --burst B\n");
+            return CTL_USAGE;
+        }
+        rc = mandate_clients_set_rate(rt, id, rate, burst, &err);
+        if (rc == MANDATE_OK &&
+            !ctl_audit("client.updated", json_pack("{s:s,s:f,s:I}", "client_id", id,
+                                                   "rate_limit", rate, "rate_burst",
+                                                   (json_int_t)burst)))
+            return CTL_REFUSED;
+        if (rc == MANDATE_OK && !c->json)
+            printf("client %s: rate %g/s, burst %lld%s\n", id, rate, (long long)burst,
+                   rate == 0 ? " (0: the configured default)" : "");
     } else { /* rotate-secret */
         static const struct option opts[] = {{"grace", required_argument, NULL, 'g'},
                                              {NULL, 0, NULL, 0}};
@@ -304,6 +384,13 @@ static int client_by_id(ctl *c, mandate_runtime *rt, const char *verb, const cha
         mandate_pool *pool = mandate_pool_new();
         char *secret = NULL;
         rc = mandate_clients_rotate_secret(rt, pool, id, grace, &secret, &err);
+        if (rc == MANDATE_OK && !ctl_audit("client.secret_rotated",
+                                           json_pack("{s:s,s:I}", "client_id", id,
+                                                     "old_secret_grace", (json_int_t)grace))) {
+            OPENSSL_cleanse(secret, strlen(secret));
+            mandate_pool_free(&pool);
+            return CTL_REFUSED;
+        }
         if (rc == MANDATE_OK) {
             if (c->json)
                 ctl_print_json(json_pack("{s:s,s:s,s:I}", "client_id", id, "client_secret",
@@ -592,6 +679,15 @@ static int client_import(ctl *c, mandate_runtime *rt, int argc, char **argv)
                         strerror(errno), tmp);
             } else {
                 status = CTL_OK;
+                /* one record per client, as for client create */
+                for (size_t i = 0; i < set.count && status == CTL_OK; i++) {
+                    json_t *fields = audit_fields(&set.clients[i]);
+                    json_object_set_new(fields, "import", json_string(in));
+                    if (!ctl_audit("client.created", fields))
+                        status = CTL_REFUSED;
+                }
+            }
+            if (status == CTL_OK) {
                 if (c->json)
                     ctl_print_json(json_pack("{s:I,s:s}", "imported", (json_int_t)set.count,
                                              "credentials", out));
@@ -615,7 +711,7 @@ static int client_import(ctl *c, mandate_runtime *rt, int argc, char **argv)
 int ctl_cmd_client(ctl *c, int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "Usage: mandatectl client create|list|show|enable|disable|delete|"
+        fprintf(stderr, "Usage: mandatectl client create|list|show|set|enable|disable|delete|"
                         "rotate-secret|import ...\n");
         return CTL_USAGE;
     }
@@ -623,7 +719,7 @@ int ctl_cmd_client(ctl *c, int argc, char **argv)
     if (strcmp(verb, "create") == 0)
         return client_create(c, argc - 1, argv + 1);
     static const char *const by_id[] = {"show", "enable", "disable", "delete",
-                                        "rotate-secret", NULL};
+                                        "rotate-secret", "set", NULL};
     bool known = strcmp(verb, "list") == 0 || strcmp(verb, "import") == 0;
     for (size_t i = 0; by_id[i] != NULL; i++)
         known = known || strcmp(verb, by_id[i]) == 0;
@@ -631,13 +727,15 @@ int ctl_cmd_client(ctl *c, int argc, char **argv)
         fprintf(stderr, "mandatectl client: unknown action '%s'\n", verb);
         return CTL_USAGE;
     }
-    bool takes_options = strcmp(verb, "rotate-secret") == 0;
+    bool takes_options = strcmp(verb, "rotate-secret") == 0 || strcmp(verb, "set") == 0;
     if (strcmp(verb, "list") != 0 && strcmp(verb, "import") != 0 &&
         (argc < 3 || (!takes_options && argc > 3))) {
         fprintf(stderr, "Usage: mandatectl client %s ID\n", verb);
         return CTL_USAGE;
     }
-    mandate_runtime *rt = ctl_runtime(c, MANDATE_RUNTIME_MIGRATE);
+    bool changes = strcmp(verb, "list") != 0 && strcmp(verb, "show") != 0;
+    mandate_runtime *rt = changes ? ctl_runtime_for_change(c, MANDATE_RUNTIME_MIGRATE)
+                                  : ctl_runtime(c, MANDATE_RUNTIME_MIGRATE);
     if (rt == NULL)
         return CTL_REFUSED;
     int status;

@@ -85,6 +85,9 @@ static int keys_rotate(ctl *c, mandate_runtime *rt, int argc, char **argv)
     if (mandate_keys_rotate(rt, format, alg, pool, &key, &err) != MANDATE_OK) {
         fprintf(stderr, "mandatectl keys rotate: %s\n", err.message);
         status = CTL_REFUSED;
+    } else if (!ctl_audit("key.rotated", json_pack("{s:s,s:s,s:s}", "kid", key.kid, "alg", key.alg,
+                                                   "format", key.format))) {
+        status = CTL_REFUSED;
     } else if (c->json) {
         ctl_print_json(key_json(&key));
     } else {
@@ -105,7 +108,9 @@ int ctl_cmd_keys(ctl *c, int argc, char **argv)
         fprintf(stderr, "Usage: mandatectl keys list\n");
         return CTL_USAGE;
     }
-    mandate_runtime *rt = ctl_runtime(c, MANDATE_RUNTIME_MIGRATE);
+    bool rotate = strcmp(argv[1], "rotate") == 0;
+    mandate_runtime *rt = rotate ? ctl_runtime_for_change(c, MANDATE_RUNTIME_MIGRATE)
+                                 : ctl_runtime(c, MANDATE_RUNTIME_MIGRATE);
     if (rt == NULL)
         return CTL_REFUSED;
     int status = strcmp(argv[1], "list") == 0 ? keys_list(c, rt)

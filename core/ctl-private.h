@@ -20,6 +20,13 @@ typedef struct ctl {
 /* Load the configuration and start its plugins, as the daemon does;
  * prints every problem. NULL on failure. */
 mandate_runtime *ctl_runtime(const ctl *c, unsigned flags);
+/* The same for a command that changes something: it also opens the audit
+ * trail, and refuses (NULL) when that cannot be done, before any change. */
+mandate_runtime *ctl_runtime_for_change(const ctl *c, unsigned flags);
+/* Records an admin change with who made it (fields: reference stolen).
+ * On failure prints that the change was made but not recorded and returns
+ * false: the command then exits 1. The records are synced before exit. */
+bool ctl_audit(const char *event, json_t *fields);
 /* Print JSON (and release it); returns CTL_OK. */
 int ctl_print_json(json_t *value);
 /* "2026-11-26T08:00:00Z", or "-" for 0. */
@@ -28,5 +35,6 @@ const char *ctl_time(int64_t t, char buf[32]);
 int ctl_cmd_client(ctl *c, int argc, char **argv);
 int ctl_cmd_keys(ctl *c, int argc, char **argv);
 int ctl_cmd_token(ctl *c, int argc, char **argv);
+int ctl_cmd_audit(ctl *c, int argc, char **argv);
 
 #endif

@@ -216,7 +216,7 @@ static int token_revoke(ctl *c, int argc, char **argv)
     char *token = file ? read_token(file) : NULL;
     if (file != NULL && token == NULL)
         return CTL_REFUSED;
-    mandate_runtime *rt = ctl_runtime(c, MANDATE_RUNTIME_MIGRATE);
+    mandate_runtime *rt = ctl_runtime_for_change(c, MANDATE_RUNTIME_MIGRATE);
     int status = CTL_REFUSED;
     mandate_pool *pool = mandate_pool_new();
     mandate_error err = {0};
@@ -237,7 +237,10 @@ static int token_revoke(ctl *c, int argc, char **argv)
     if (rt != NULL && jti != NULL) {
         void *store;
         const mandate_store_ops *ops = mandate_runtime_store(rt, &store);
-        if (ops->revoke(store, jti, client_id, expires_at, &err) == MANDATE_OK) {
+        if (ops->revoke(store, jti, client_id, expires_at, &err) == MANDATE_OK &&
+            ctl_audit("token.revoked", json_pack("{s:s,s:o,s:I}", "jti", jti, "client_id",
+                                                 client_id ? json_string(client_id) : json_null(),
+                                                 "exp", (json_int_t)expires_at))) {
             status = CTL_OK;
             if (c->json)
                 ctl_print_json(json_pack("{s:s,s:I}", "revoked", jti, "until",
@@ -246,7 +249,7 @@ static int token_revoke(ctl *c, int argc, char **argv)
                 printf("token %s revoked; every broker refuses it within a second\n", jti);
         }
     }
-    if (status != CTL_OK && rt != NULL)
+    if (status != CTL_OK && rt != NULL && err.message[0] != '\0')
         fprintf(stderr, "mandatectl token revoke: %s\n", err.message);
     mandate_pool_free(&pool);
     mandate_runtime_unref(&rt);

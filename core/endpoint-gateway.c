@@ -8,6 +8,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "audit-events-private.h"
+#include "client-limits-private.h"
 #include "endpoints-private.h"
 #include "log-private.h"
 #include "oauth-private.h"
@@ -66,6 +68,34 @@ static char *joined(mandate_pool *pool, char **words)
     return out;
 }
 
+/* The audit record of a decision: written before the answer goes, or the
+ * answer is 503 (a gateway then refuses the call). */
+static bool audited(mandate_http_request *req, mandate_http_response *resp,
+                    const mandate_target *t, unsigned status, const mandate_token_status *st,
+                    const char *token, const char *reason)
+{
+    json_t *fields = json_pack("{s:s,s:s,s:i}", "target", t->name, "result",
+                               status == 200 ? "allowed" : "denied", "status", (int)status);
+    if (st != NULL && st->parsed && st->grant.jti != NULL) {
+        json_object_set_new(fields, "jti", json_string(st->grant.jti));
+        if (st->grant.client_id != NULL)
+            json_object_set_new(fields, "client_id", json_string(st->grant.client_id));
+        if (st->grant.subject != NULL)
+            json_object_set_new(fields, "sub", json_string(st->grant.subject));
+    } else if (token != NULL) {
+        char ref[9];
+        mandate_audit_token_ref(token, strlen(token), ref);
+        json_object_set_new(fields, "token_sha256_prefix", json_string(ref));
+    }
+    if (reason != NULL)
+        json_object_set_new(fields, "reason", json_string(reason));
+    if (mandate_audit_event("gateway.check", fields) == MANDATE_OK)
+        return true;
+    mandate_http_response_error(req, resp, 503, "temporarily_unavailable", NULL);
+    mandate_http_response_header(resp, "Retry-After", "5");
+    return false;
+}
+
 void mandate_endpoint_gateway_check(mandate_http_request *req, mandate_http_response *resp)
 {
     const mandate_config *cfg = mandate_runtime_config(req->runtime);
@@ -81,7 +111,8 @@ void mandate_endpoint_gateway_check(mandate_http_request *req, mandate_http_resp
     const char *token = bearer_token(req);
     if (token == NULL) {
         log_info("gateway check: target=%s: no bearer token", t->name);
-        challenge(req, resp, 401, t, NULL, NULL);
+        if (audited(req, resp, t, 401, NULL, NULL, "no bearer token"))
+            challenge(req, resp, 401, t, NULL, NULL);
         return;
     }
     mandate_token_status st;
@@ -103,18 +134,29 @@ void mandate_endpoint_gateway_check(mandate_http_request *req, mandate_http_resp
     if (rc != MANDATE_OK) {
         log_info("token validation: token_valid=false, client=%s, target=%s: %s",
                  st.parsed && g->client_id ? g->client_id : "-", t->name, st.reason);
-        challenge(req, resp, 401, t, "invalid_token", NULL);
+        if (audited(req, resp, t, 401, &st, token, st.reason))
+            challenge(req, resp, 401, t, "invalid_token", NULL);
         return;
     }
     for (char **s = t->scopes; s != NULL && *s != NULL; s++) {
         if (!mandate_word_list_has(g->scope, *s, strlen(*s))) {
             log_info("token validation: token_valid=true, client=%s, target=%s: lacks scope %s",
                      g->client_id, t->name, *s);
-            challenge(req, resp, 403, t, "insufficient_scope", joined(req->pool, t->scopes));
+            if (audited(req, resp, t, 403, &st, token,
+                        mandate_pool_printf(req->pool, "lacks scope %s", *s)))
+                challenge(req, resp, 403, t, "insufficient_scope", joined(req->pool, t->scopes));
             return;
         }
     }
+    unsigned retry_after;
+    if (!mandate_client_limits_take(req, MANDATE_EP_GATEWAY, g->client_id, NULL, &retry_after)) {
+        if (audited(req, resp, t, 429, &st, token, "rate limit"))
+            mandate_client_limits_respond(req, resp, retry_after);
+        return;
+    }
     log_info("token validation: token_valid=true, client=%s, target=%s", g->client_id, t->name);
+    if (!audited(req, resp, t, 200, &st, token, NULL))
+        return;
     mandate_http_response_json(req, resp, 200, json_pack("{s:b}", "active", 1));
     mandate_http_response_header(resp, "X-Mandate-Subject", g->subject ? g->subject : "");
     mandate_http_response_header(resp, "X-Mandate-Client", g->client_id);

@@ -7,12 +7,43 @@
 #include "endpoints-private.h"
 #include "log-private.h"
 #include "oauth-private.h"
+#include "audit-events-private.h"
 #include "pool-private.h"
 #include "validate-private.h"
 
-/* Both endpoints: a form body from an authenticated client, with `token`. */
+/* The token a record is about: its jti and client when it could be read,
+ * else a short hash of it; never the token. */
+static void name_token(json_t *fields, const mandate_token_status *st, const char *token)
+{
+    if (st->parsed && st->grant.jti != NULL) {
+        json_object_set_new(fields, "jti", json_string(st->grant.jti));
+        if (st->grant.client_id != NULL)
+            json_object_set_new(fields, "client_id", json_string(st->grant.client_id));
+    } else {
+        char ref[9];
+        mandate_audit_token_ref(token, strlen(token), ref);
+        json_object_set_new(fields, "token_sha256_prefix", json_string(ref));
+    }
+}
+
+/* The audit record must be written before the answer goes: if it cannot be,
+ * the caller answers 503 instead. */
+static bool audited(mandate_http_request *req, mandate_http_response *resp, const char *event,
+                    json_t *fields)
+{
+    if (mandate_audit_event(event, fields) == MANDATE_OK)
+        return true;
+    mandate_oauth_error oerr;
+    mandate_oauth_fail_rc(&oerr, MANDATE_TEMPFAIL);
+    mandate_oauth_respond_error(req, resp, &oerr);
+    return false;
+}
+
+/* Both endpoints: a form body from an authenticated client, with `token`.
+ * A refusal here is audited as refused_event. */
 static bool read_request(mandate_http_request *req, mandate_http_response *resp,
-                         mandate_form *form, mandate_client *caller, const char **token_r)
+                         const char *refused_event, mandate_form *form, mandate_client *caller,
+                         const char **token_r)
 {
     mandate_oauth_error oerr;
     mandate_error err = {0};
@@ -29,7 +60,16 @@ static bool read_request(mandate_http_request *req, mandate_http_response *resp,
         if (*token_r != NULL)
             return true;
         mandate_oauth_fail(&oerr, 400, "invalid_request", "token is missing");
+        oerr.client_id = caller->client_id;
     }
+    json_t *fields = json_pack("{s:s,s:o,s:i}", "error", oerr.error, "reason",
+                               mandate_audit_text(oerr.reason, 256), "status", (int)oerr.status);
+    if (oerr.client_id != NULL)
+        json_object_set_new(fields, "by", mandate_audit_text(oerr.client_id, 256));
+    if (oerr.status < 500 && !audited(req, resp, refused_event, fields))
+        return false;
+    if (oerr.status >= 500)
+        json_decref(fields);
     mandate_oauth_respond_error(req, resp, &oerr);
     return false;
 }
@@ -45,10 +85,14 @@ void mandate_endpoint_introspect(mandate_http_request *req, mandate_http_respons
     mandate_form form;
     mandate_client caller;
     const char *token;
-    if (!read_request(req, resp, &form, &caller, &token))
+    if (!read_request(req, resp, "token.introspection_refused", &form, &caller, &token))
         return;
     if (!(caller.flags & MANDATE_CLIENT_CAN_INTROSPECT)) {
         log_info("introspection refused: client_id=%s may not introspect", caller.client_id);
+        if (!audited(req, resp, "token.introspection_refused",
+                     json_pack("{s:s,s:s}", "by", caller.client_id, "reason",
+                               "the caller may not introspect")))
+            return;
         mandate_oauth_error oerr;
         mandate_oauth_fail(&oerr, 403, "unauthorized_client",
                            "this client may not introspect tokens");
@@ -76,6 +120,12 @@ void mandate_endpoint_introspect(mandate_http_request *req, mandate_http_respons
              rc == MANDATE_OK ? "true" : "false",
              st.parsed && st.grant.client_id ? st.grant.client_id : "-", caller.client_id,
              rc == MANDATE_OK ? "" : ": ", rc == MANDATE_OK ? "" : st.reason);
+    json_t *fields = json_pack("{s:s,s:b}", "by", caller.client_id, "active", rc == MANDATE_OK);
+    name_token(fields, &st, token);
+    if (rc != MANDATE_OK)
+        json_object_set_new(fields, "reason", json_string(st.reason));
+    if (!audited(req, resp, "token.introspected", fields))
+        return;
     if (rc != MANDATE_OK) {
         inactive(req, resp);
         return;
@@ -89,7 +139,7 @@ void mandate_endpoint_revoke(mandate_http_request *req, mandate_http_response *r
     mandate_form form;
     mandate_client caller;
     const char *token;
-    if (!read_request(req, resp, &form, &caller, &token))
+    if (!read_request(req, resp, "token.revocation_refused", &form, &caller, &token))
         return;
     mandate_token_status st;
     mandate_error err = {0};
@@ -107,6 +157,11 @@ void mandate_endpoint_revoke(mandate_http_request *req, mandate_http_response *r
         strcmp(st.grant.client_id, caller.client_id) != 0) {
         log_info("revocation refused: client_id=%s does not own token jti=%s", caller.client_id,
                  st.grant.jti ? st.grant.jti : "-");
+        json_t *fields = json_pack("{s:s,s:s}", "by", caller.client_id, "reason",
+                                   "the token was not issued to this client");
+        name_token(fields, &st, token);
+        if (!audited(req, resp, "token.revocation_refused", fields))
+            return;
         mandate_oauth_error oerr;
         mandate_oauth_fail(&oerr, 400, "unauthorized_client",
                            "the token was not issued to this client");
@@ -125,6 +180,11 @@ void mandate_endpoint_revoke(mandate_http_request *req, mandate_http_response *r
             return;
         }
         log_info("token revoked: jti=%s client_id=%s", st.grant.jti, caller.client_id);
+        json_t *fields = json_pack("{s:s,s:I}", "by", caller.client_id, "exp",
+                                   (json_int_t)st.grant.expires_at);
+        name_token(fields, &st, token);
+        if (!audited(req, resp, "token.revoked", fields))
+            return;
     }
     resp->status = 200;
     mandate_http_response_header(resp, "Cache-Control", "no-store");

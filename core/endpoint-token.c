@@ -6,13 +6,17 @@
 
 #include <openssl/rand.h>
 
+#include "audit-events-private.h"
+#include "client-limits-private.h"
 #include "endpoints-private.h"
 #include "jose-private.h"
 #include "log-private.h"
+#include "metrics-private.h"
 #include "oauth-private.h"
 #include "pool-private.h"
 
 #define JTI_BYTES 16
+#define AUDIT_FIELD_MAX 256
 
 static const char *const repeatable_params[] = {"resource", NULL};
 
@@ -23,6 +27,31 @@ static bool is_form_content_type(const char *ct)
         return false;
     char next = ct[sizeof(form) - 1];
     return next == '\0' || next == ';' || next == ' ';
+}
+
+/* Every refused token request is audited with its reason, then answered. */
+static void refuse(mandate_http_request *req, mandate_http_response *resp,
+                   const mandate_oauth_error *oerr, const char *grant_type,
+                   const char *client_id)
+{
+    if (client_id == NULL)
+        client_id = oerr->client_id;
+    /* both may come from the request: bounded and printable in the record */
+    json_t *fields = json_pack("{s:o,s:s,s:o,s:i}", "grant_type",
+                               mandate_audit_text(grant_type, AUDIT_FIELD_MAX), "error",
+                               oerr->error, "reason",
+                               mandate_audit_text(oerr->reason ? oerr->reason : oerr->error,
+                                                  AUDIT_FIELD_MAX),
+                               "status", (int)oerr->status);
+    if (client_id != NULL)
+        json_object_set_new(fields, "client_id", mandate_audit_text(client_id, AUDIT_FIELD_MAX));
+    if (mandate_audit_event("token.refused", fields) != MANDATE_OK && oerr->status < 500) {
+        mandate_oauth_error unrecorded;
+        mandate_oauth_fail_rc(&unrecorded, MANDATE_TEMPFAIL);
+        mandate_oauth_respond_error(req, resp, &unrecorded);
+        return;
+    }
+    mandate_oauth_respond_error(req, resp, oerr);
 }
 
 static const char *new_jti(mandate_pool *pool)
@@ -49,13 +78,15 @@ static const mandate_instance *client_format(mandate_http_request *req,
 
 /* Mint the grant with the client's format and answer RFC 6749 §5.1. */
 static void issue(mandate_http_request *req, mandate_http_response *resp,
-                  const mandate_client *client, const mandate_grant *grant)
+                  const mandate_client *client, const mandate_grant *grant,
+                  const char *grant_type)
 {
     mandate_oauth_error oerr;
     const mandate_instance *fmt = client_format(req, client);
     if (fmt == NULL) {
         mandate_oauth_fail_rc(&oerr, MANDATE_ERROR);
-        mandate_oauth_respond_error(req, resp, &oerr);
+        oerr.reason = "the client's token format is not enabled";
+        refuse(req, resp, &oerr, grant_type, client->client_id);
         return;
     }
     const mandate_format_ops *ops = fmt->handle->plugin->ops;
@@ -66,10 +97,26 @@ static void issue(mandate_http_request *req, mandate_http_response *resp,
         log_error("client %s: %s could not mint: %s", client->client_id, fmt->conf->name,
                   err.message);
         mandate_oauth_fail_rc(&oerr, rc);
-        mandate_oauth_respond_error(req, resp, &oerr);
+        oerr.reason = "the format could not mint";
+        refuse(req, resp, &oerr, grant_type, client->client_id);
         return;
     }
     int64_t expires_in = grant->expires_at - grant->issued_at;
+    /* no token leaves before its record is as durable as configured */
+    json_t *fields = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:I}", "grant_type", grant_type,
+                               "jti", grant->jti, "sub", grant->subject, "client_id",
+                               grant->client_id, "tenant", grant->tenant ? grant->tenant : "",
+                               "scope", grant->scope ? grant->scope : "", "aud",
+                               grant->audience ? grant->audience : "", "exp",
+                               (json_int_t)grant->expires_at, "expires_in",
+                               (json_int_t)expires_in);
+    json_object_set_new(fields, "format", json_string(fmt->conf->name));
+    if (mandate_audit_event("token.issued", fields) != MANDATE_OK) {
+        mandate_oauth_fail_rc(&oerr, MANDATE_TEMPFAIL);
+        mandate_oauth_respond_error(req, resp, &oerr);
+        return;
+    }
+    mandate_metrics_token_issued(fmt->handle->plugin->name);
     log_info("token issued: client_id=%s sub=%s jti=%s scope=[%s] aud=[%s] expires_in=%llds",
              client->client_id, grant->subject, grant->jti, grant->scope ? grant->scope : "",
              grant->audience ? grant->audience : "", (long long)expires_in);
@@ -85,22 +132,39 @@ static void issue(mandate_http_request *req, mandate_http_response *resp,
 static void client_credentials(mandate_http_request *req, mandate_http_response *resp,
                                const mandate_form *form)
 {
+    static const char grant_type[] = "client_credentials";
     mandate_oauth_error oerr;
     mandate_client client;
     if (mandate_client_authenticate(req, form, &client, &oerr) != MANDATE_OK) {
-        mandate_oauth_respond_error(req, resp, &oerr);
+        refuse(req, resp, &oerr, grant_type, NULL);
         return;
     }
     const char *requested = mandate_form_get(form, "scope");
     log_info("token request: client_id=%s, scopes=[%s]", client.client_id,
              requested ? requested : "(default)");
+    /* after authentication: nobody can spend another client's allowance */
+    unsigned retry_after;
+    if (!mandate_client_limits_take(req, MANDATE_EP_TOKEN, client.client_id, &client,
+                                    &retry_after)) {
+        json_t *fields = json_pack("{s:s,s:s,s:s,s:s,s:i,s:i}", "grant_type", grant_type,
+                                   "client_id", client.client_id, "error", "too_many_requests",
+                                   "reason", "rate limit", "status", 429, "retry_after",
+                                   (int)retry_after);
+        if (mandate_audit_event("token.refused", fields) != MANDATE_OK) {
+            mandate_oauth_fail_rc(&oerr, MANDATE_TEMPFAIL);
+            mandate_oauth_respond_error(req, resp, &oerr);
+            return;
+        }
+        mandate_client_limits_respond(req, resp, retry_after);
+        return;
+    }
     const mandate_config *cfg = mandate_runtime_config(req->runtime);
     mandate_grant grant = {0};
     if (mandate_policy_scope(req->pool, &client, requested, &grant.scope, &oerr) != MANDATE_OK ||
         mandate_policy_audience(req->pool, &client, mandate_form_find(form, "resource"),
                                 &grant.audience, &oerr) != MANDATE_OK) {
         log_info("token refused: client_id=%s: %s", client.client_id, oerr.description);
-        mandate_oauth_respond_error(req, resp, &oerr);
+        refuse(req, resp, &oerr, grant_type, client.client_id);
         return;
     }
     grant.issuer = cfg->issuer;
@@ -113,10 +177,11 @@ static void client_credentials(mandate_http_request *req, mandate_http_response 
     grant.expires_at = grant.issued_at + mandate_policy_lifetime(cfg, &client);
     if (grant.jti == NULL) {
         mandate_oauth_fail_rc(&oerr, MANDATE_ERROR);
-        mandate_oauth_respond_error(req, resp, &oerr);
+        oerr.reason = "no random bytes for the jti";
+        refuse(req, resp, &oerr, grant_type, client.client_id);
         return;
     }
-    issue(req, resp, &client, &grant);
+    issue(req, resp, &client, &grant, grant_type);
 }
 
 void mandate_endpoint_token(mandate_http_request *req, mandate_http_response *resp)
@@ -125,7 +190,7 @@ void mandate_endpoint_token(mandate_http_request *req, mandate_http_response *re
     if (!is_form_content_type(mandate_http_request_header(req, "Content-Type"))) {
         mandate_oauth_fail(&oerr, 400, "invalid_request",
                            "Content-Type must be application/x-www-form-urlencoded");
-        mandate_oauth_respond_error(req, resp, &oerr);
+        refuse(req, resp, &oerr, NULL, NULL);
         return;
     }
     mandate_form form;
@@ -134,10 +199,11 @@ void mandate_endpoint_token(mandate_http_request *req, mandate_http_response *re
                            &err) != MANDATE_OK) {
         mandate_oauth_fail(&oerr, 400, "invalid_request",
                            mandate_pool_strdup(req->pool, err.message));
-        mandate_oauth_respond_error(req, resp, &oerr);
+        refuse(req, resp, &oerr, NULL, NULL);
         return;
     }
     const char *grant_type = mandate_form_get(&form, "grant_type");
+    req->metric_grant = (int)mandate_metrics_grant_of(grant_type);
     if (grant_type == NULL) {
         mandate_oauth_fail(&oerr, 400, "invalid_request", "grant_type is missing");
     } else if (strcmp(grant_type, "client_credentials") == 0) {
@@ -147,5 +213,5 @@ void mandate_endpoint_token(mandate_http_request *req, mandate_http_response *re
         mandate_oauth_fail(&oerr, 400, "unsupported_grant_type",
                            "this broker does not support that grant_type");
     }
-    mandate_oauth_respond_error(req, resp, &oerr);
+    refuse(req, resp, &oerr, grant_type, NULL);
 }

@@ -12,5 +12,6 @@ void mandate_endpoint_jwks(mandate_http_request *req, mandate_http_response *res
 void mandate_endpoint_introspect(mandate_http_request *req, mandate_http_response *resp);
 void mandate_endpoint_revoke(mandate_http_request *req, mandate_http_response *resp);
 void mandate_endpoint_gateway_check(mandate_http_request *req, mandate_http_response *resp);
+void mandate_endpoint_metrics(mandate_http_request *req, mandate_http_response *resp);
 
 #endif

@@ -20,6 +20,7 @@ typedef struct mandate_http_request {
     size_t body_len;
     mandate_pool *pool;
     mandate_runtime *runtime;
+    int metric_grant; /* mandate_metric_grant, set by the token endpoint */
 } mandate_http_request;
 
 typedef struct mandate_http_header {

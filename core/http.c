@@ -14,6 +14,7 @@
 
 #include "http-private.h"
 #include "log-private.h"
+#include "metrics-private.h"
 #include "pool-private.h"
 #include "util-private.h"
 
@@ -107,9 +108,11 @@ static enum MHD_Result queue(request_state *st, const mandate_http_response *res
 
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
-    double ms = (double)(now.tv_sec - st->started.tv_sec) * 1e3 +
-                (double)(now.tv_nsec - st->started.tv_nsec) / 1e6;
-    log_info("%s %s %u %.3fms", st->req.method, st->req.path, resp->status, ms);
+    int64_t us = (int64_t)(now.tv_sec - st->started.tv_sec) * 1000000 +
+                 (now.tv_nsec - st->started.tv_nsec) / 1000;
+    mandate_metrics_request(mandate_metrics_endpoint_of(st->req.path),
+                            (mandate_metric_grant)st->req.metric_grant, resp->status, us);
+    log_info("%s %s %u %.3fms", st->req.method, st->req.path, resp->status, (double)us / 1e3);
     return ret;
 }
 

@@ -12,6 +12,7 @@
 #include <jansson.h>
 
 #include "config-private.h"
+#include "audit-events-private.h"
 #include "ctl-private.h"
 #include "log-private.h"
 #include "plugin-loader-private.h"
@@ -38,10 +39,12 @@ static void usage(FILE *out)
             "  client create [ID] [--prefix P] [--scope S] [--default-scope S]\n"
             "                [--audience URI] [--ttl SECONDS] [--tenant T] [--name TEXT]\n"
             "                [--format F] [--backend B] [--public-key FILE] [--introspect]\n"
-            "                [--secret-file FILE]\n"
+            "                [--secret-file FILE] [--rate R] [--burst B]\n"
             "                        register a client; prints its secret once (or writes it\n"
             "                        to a new file of mode 0600)\n"
             "  client list [--tenant T] | show ID | enable ID | disable ID | delete ID\n"
+            "  client set ID --rate R --burst B\n"
+            "                        its own token request rate (0: the configured default)\n"
             "  client rotate-secret ID [--grace SECONDS]\n"
             "                        a new secret; the old one works for the grace period\n"
             "                        (default 86400, 0 for none)\n"
@@ -56,7 +59,12 @@ static void usage(FILE *out)
             "  token introspect --token-file FILE|-\n"
             "                        is this token active here, and what does it grant\n"
             "  token revoke --jti JTI [--client ID] | --token-file FILE|-\n"
-            "                        revoke a token everywhere the broker answers\n\n"
+            "                        revoke a token everywhere the broker answers\n"
+            "  audit verify [FILE... | --dir DIR]\n"
+            "                        check the audit trail's hash chain (default: the\n"
+            "                        configured trail); exit 0 only when intact\n"
+            "  audit tail [-f] [-n N] [--client ID] [--event TYPE] [--dir DIR]\n"
+            "                        print the last records readably; -f follows\n\n"
             "Options:\n"
             "  -c, --config FILE     configuration (default: $MANDATE_CONF, else\n"
             "                        " CONFDIR "/mandate.conf)\n"
@@ -101,6 +109,35 @@ mandate_runtime *ctl_runtime(const ctl *c, unsigned flags)
         fprintf(stderr, "mandatectl: %s\n", diag.lines[i]);
     mandate_diag_free(&diag);
     return rt;
+}
+
+mandate_runtime *ctl_runtime_for_change(const ctl *c, unsigned flags)
+{
+    mandate_runtime *rt = ctl_runtime(c, flags);
+    if (rt == NULL)
+        return NULL;
+    const mandate_config *cfg = mandate_runtime_config(rt);
+    mandate_error err = {0};
+    if (mandate_audit_events_start_deferred(cfg, &err) != MANDATE_OK) {
+        fprintf(stderr, "mandatectl: audit trail %s: %s; nothing was changed\n", cfg->audit_dir,
+                err.message);
+        mandate_runtime_unref(&rt);
+        return NULL;
+    }
+    return rt;
+}
+
+bool ctl_audit(const char *event, json_t *fields)
+{
+    if (fields == NULL)
+        fields = json_object();
+    json_object_set_new(fields, "actor", json_string(mandate_audit_actor()));
+    json_object_set_new(fields, "via", json_string("mandatectl"));
+    if (mandate_audit_event(event, fields) == MANDATE_OK)
+        return true;
+    fprintf(stderr, "mandatectl: the change was made, but its audit record (%s) could not be "
+                    "written: see the log\n", event);
+    return false;
 }
 
 /* --- init ------------------------------------------------------------------ */
@@ -268,6 +305,7 @@ static const command commands[] = {
     {"client", ctl_cmd_client},
     {"keys", ctl_cmd_keys},
     {"token", ctl_cmd_token},
+    {"audit", ctl_cmd_audit},
 };
 
 int main(int argc, char **argv)
@@ -301,7 +339,11 @@ int main(int argc, char **argv)
 
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         if (strcmp(commands[i].name, argv[optind]) == 0)
-            return commands[i].run(&c, argc - optind, argv + optind);
+        {
+            int status = commands[i].run(&c, argc - optind, argv + optind);
+            mandate_audit_events_stop(); /* syncs the records of this command */
+            return status;
+        }
     fprintf(stderr, "mandatectl: unknown command '%s'; see mandatectl --help\n", argv[optind]);
     return EXIT_USAGE;
 }

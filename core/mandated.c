@@ -9,7 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "audit-events-private.h"
+#include "client-limits-private.h"
 #include "http-private.h"
 #include "keys-private.h"
 #include "log-private.h"
@@ -117,6 +120,8 @@ static void reload(const char *path)
     mandate_runtime *rt = load_runtime(path);
     if (rt == NULL) {
         log_error("reload refused: the new configuration has errors; the running one stays");
+        mandate_audit_event("daemon.reload", json_pack("{s:s,s:s}", "result", "refused", "reason",
+                                                       "the new configuration has errors"));
         return;
     }
     mandate_runtime_use_port(rt, bound_port);
@@ -128,10 +133,14 @@ static void reload(const char *path)
         (new_cfg->tls_certificate == NULL) != (old_cfg->tls_certificate == NULL))
         log_warning("server settings (listen, threads, body_limit, tls) change only on "
                     "restart; the rest is reloaded");
+    if (!mandate_audit_events_same(new_cfg) || new_cfg->rate_buckets != old_cfg->rate_buckets)
+        log_warning("audit trail settings and rate_limit.buckets change only on restart");
     mandate_runtime_unref(&old);
     apply_logging(new_cfg);
     replace_current(rt);
     log_info("reloaded: %zu plugin instances", mandate_runtime_instance_count(rt));
+    mandate_audit_event("daemon.reload", json_pack("{s:s,s:s}", "result", "reloaded", "config",
+                                                   path));
 }
 
 int main(int argc, char **argv)
@@ -183,14 +192,22 @@ int main(int argc, char **argv)
         mandate_runtime_unref(&rt);
         return 0;
     }
+    /* The trail first: nothing may be served that is not recorded. */
+    mandate_error err = {0};
+    if (mandate_audit_events_start(cfg, &err) != MANDATE_OK) {
+        log_error("mandated not started: audit trail %s: %s", cfg->audit_dir, err.message);
+        mandate_runtime_unref(&rt);
+        return 1;
+    }
+    mandate_client_limits_start((size_t)cfg->rate_buckets);
     /* Bind first: a request arriving before the runtime is published gets
      * 503, and the runtime learns the port it serves on before anyone
      * reads it. */
     mandate_http_server *server = NULL;
-    mandate_error err = {0};
     if (mandate_http_start(cfg, mandate_router_dispatch, acquire_current, NULL, &server,
                            &err) != MANDATE_OK) {
         log_error("mandated not started: %s", err.message);
+        mandate_audit_events_stop();
         mandate_runtime_unref(&rt);
         return 1;
     }
@@ -199,6 +216,10 @@ int main(int argc, char **argv)
     replace_current(rt);
     log_info("mandated %s listening on %s port %u, issuer %s", PACKAGE_VERSION, cfg->listen,
              bound_port, cfg->issuer);
+    mandate_audit_event("daemon.start",
+                        json_pack("{s:s,s:s,s:i,s:s,s:I}", "version", PACKAGE_VERSION, "listen",
+                                  cfg->listen, "port", (int)bound_port, "issuer", cfg->issuer,
+                                  "pid", (json_int_t)getpid()));
     int64_t drain_timeout = cfg->drain_timeout;
 
     int64_t last_purge = 0;
@@ -227,6 +248,14 @@ int main(int argc, char **argv)
         log_warning("%u requests still running after %llds; closing them", left,
                     (long long)drain_timeout);
     mandate_http_stop(&server);
+    mandate_audit_event("daemon.stop", json_pack("{s:i}", "requests_cut_off", (int)left));
+    uint64_t head_seq;
+    char head_hash[65];
+    if (mandate_audit_events_head(&head_seq, head_hash))
+        log_info("audit trail: last record %llu, hash %s", (unsigned long long)head_seq,
+                 head_hash);
+    mandate_audit_events_stop();
+    mandate_client_limits_stop();
     replace_current(NULL);
     log_info("mandated stopped");
     return 0;

@@ -10,6 +10,10 @@ typedef struct mandate_oauth_error {
     unsigned status;
     const char *error;       /* "invalid_request", "invalid_client", ... */
     const char *description; /* safe for the client: never a plugin's message */
+    /* for the log and the audit trail only, never sent: why (defaults to
+     * description) and the client id presented when authentication failed */
+    const char *reason;
+    const char *client_id;
 } mandate_oauth_error;
 
 /* Fills e and returns MANDATE_DENIED, for `return mandate_oauth_fail(...)`. */

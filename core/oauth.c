@@ -12,6 +12,8 @@ mandate_rc mandate_oauth_fail(mandate_oauth_error *e, unsigned status, const cha
     e->status = status;
     e->error = error;
     e->description = description;
+    e->reason = description;
+    e->client_id = NULL;
     return MANDATE_DENIED;
 }
 

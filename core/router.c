@@ -25,6 +25,7 @@ static const route routes[] = {
     {"GET", "/.well-known/openid-configuration", mandate_endpoint_metadata, false},
     {"POST", "/oauth2/introspect", mandate_endpoint_introspect, false},
     {"POST", "/oauth2/revoke", mandate_endpoint_revoke, false},
+    {"GET", "/metrics", mandate_endpoint_metrics, false},
     /* nginx auth_request keeps the original method; Envoy appends the path */
     {NULL, "/gateway/check", mandate_endpoint_gateway_check, false},
     {NULL, "/gateway/check/", mandate_endpoint_gateway_check, true},

@@ -1,0 +1,173 @@
+#include "config.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "audit-events-private.h"
+#include "audit-private.h"
+#include "log-private.h"
+
+static pthread_mutex_t trail_lock = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic(mandate_audit *) trail;
+static mandate_audit_config trail_config;
+static char *trail_dir;
+
+static mandate_audit_fsync fsync_mode(const char *name)
+{
+    if (name != NULL && strcmp(name, "always") == 0)
+        return MANDATE_AUDIT_FSYNC_ALWAYS;
+    if (name != NULL && strcmp(name, "off") == 0)
+        return MANDATE_AUDIT_FSYNC_OFF;
+    return MANDATE_AUDIT_FSYNC_BATCH;
+}
+
+static mandate_audit_config config_of(const mandate_config *cfg)
+{
+    return (mandate_audit_config){.dir = cfg->audit_dir,
+                                  .fsync = fsync_mode(cfg->audit_fsync),
+                                  .rotate_bytes = cfg->audit_rotate_bytes,
+                                  .rotate_daily = cfg->audit_rotate_daily};
+}
+
+static mandate_rc start(const mandate_config *cfg, bool deferred, mandate_error *err)
+{
+    mandate_audit_config ac = config_of(cfg);
+    mandate_audit_config open_as = ac;
+    if (deferred)
+        open_as.fsync = MANDATE_AUDIT_FSYNC_OFF;
+    mandate_audit *a = NULL;
+    mandate_rc rc = mandate_audit_open(&open_as, &a, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    pthread_mutex_lock(&trail_lock);
+    mandate_audit *old = atomic_load(&trail);
+    free(trail_dir);
+    trail_dir = strdup(cfg->audit_dir);
+    trail_config = ac;
+    trail_config.dir = trail_dir;
+    atomic_store(&trail, a);
+    pthread_mutex_unlock(&trail_lock);
+    mandate_audit_close(&old);
+    return MANDATE_OK;
+}
+
+mandate_rc mandate_audit_events_start(const mandate_config *cfg, mandate_error *err)
+{
+    return start(cfg, false, err);
+}
+
+mandate_rc mandate_audit_events_start_deferred(const mandate_config *cfg, mandate_error *err)
+{
+    return start(cfg, true, err);
+}
+
+void mandate_audit_events_stop(void)
+{
+    pthread_mutex_lock(&trail_lock);
+    mandate_audit *old = atomic_exchange(&trail, NULL);
+    pthread_mutex_unlock(&trail_lock);
+    mandate_audit_close(&old);
+}
+
+bool mandate_audit_events_head(uint64_t *seq_r, char hash_hex_r[65])
+{
+    pthread_mutex_lock(&trail_lock);
+    mandate_audit *a = atomic_load(&trail);
+    if (a != NULL)
+        mandate_audit_head(a, seq_r, hash_hex_r);
+    pthread_mutex_unlock(&trail_lock);
+    return a != NULL;
+}
+
+bool mandate_audit_events_started(void)
+{
+    pthread_mutex_lock(&trail_lock);
+    bool started = atomic_load(&trail) != NULL;
+    pthread_mutex_unlock(&trail_lock);
+    return started;
+}
+
+bool mandate_audit_events_same(const mandate_config *cfg)
+{
+    mandate_audit_config ac = config_of(cfg);
+    pthread_mutex_lock(&trail_lock);
+    bool same = trail_dir != NULL && strcmp(trail_dir, cfg->audit_dir) == 0 &&
+                ac.fsync == trail_config.fsync && ac.rotate_bytes == trail_config.rotate_bytes &&
+                ac.rotate_daily == trail_config.rotate_daily;
+    pthread_mutex_unlock(&trail_lock);
+    return same;
+}
+
+mandate_rc mandate_audit_event(const char *event, json_t *fields)
+{
+    /* The trail outlives every request: it is closed only after the HTTP
+     * server has drained, so no lock is held across the append (appends of
+     * concurrent requests must share one fsync). */
+    mandate_audit *a = atomic_load(&trail);
+    if (a == NULL) {
+        json_decref(fields);
+        return MANDATE_OK;
+    }
+    mandate_error err = {0};
+    mandate_rc rc = mandate_audit_append(a, event, mandate_log_request_id(), fields, NULL, &err);
+    if (rc != MANDATE_OK)
+        log_error("audit: %s record not written: %s", event, err.message);
+    return rc;
+}
+
+static char actor[160];
+static pthread_once_t actor_once = PTHREAD_ONCE_INIT;
+
+static void find_actor(void)
+{
+    uid_t uid = geteuid();
+    struct passwd pw, *found = NULL;
+    char buf[1024];
+    const char *name = getpwuid_r(uid, &pw, buf, sizeof(buf), &found) == 0 && found != NULL
+                           ? found->pw_name
+                           : "?";
+    const char *sudo_user = getenv("SUDO_USER");
+    snprintf(actor, sizeof(actor), "uid=%u(%.64s)%s%.64s", (unsigned)uid, name,
+             sudo_user != NULL && sudo_user[0] != '\0' ? " sudo_user=" : "",
+             sudo_user != NULL ? sudo_user : "");
+}
+
+const char *mandate_audit_actor(void)
+{
+    pthread_once(&actor_once, find_actor);
+    return actor;
+}
+
+json_t *mandate_audit_text(const char *text, size_t max)
+{
+    if (text == NULL)
+        return json_null();
+    char buf[1024];
+    size_t len = strnlen(text, max < sizeof(buf) ? max : sizeof(buf));
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)text[i];
+        buf[i] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+    }
+    return json_stringn(buf, len);
+}
+
+void mandate_audit_token_ref(const char *token, size_t len, char out[9])
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int md_len = 0;
+    if (EVP_Digest(token, len, md, &md_len, EVP_sha256(), NULL) != 1 || md_len < 4)
+        memset(md, 0, 4);
+    for (size_t i = 0; i < 4; i++) {
+        out[2 * i] = hex[md[i] >> 4];
+        out[2 * i + 1] = hex[md[i] & 0xf];
+    }
+    out[8] = '\0';
+}

@@ -1,0 +1,31 @@
+/* Per-client rate limits of the endpoints: which rate applies to a client
+ * (its own, else the configured default) and the 429 answer. The buckets
+ * belong to the process: a reload changes the rates at once but does not
+ * refill anyone's bucket. Until mandate_client_limits_start, nothing is
+ * limited (mandatectl, unit tests). */
+#ifndef MANDATE_CLIENT_LIMITS_PRIVATE_H
+#define MANDATE_CLIENT_LIMITS_PRIVATE_H
+
+#include <stdbool.h>
+#include <mandate/store.h>
+
+#include "http-private.h"
+#include "metrics-private.h"
+
+void mandate_client_limits_start(size_t buckets);
+void mandate_client_limits_stop(void);
+
+/* Takes one request of client_id on endpoint ep (MANDATE_EP_TOKEN or
+ * MANDATE_EP_GATEWAY). client (may be NULL) gives its own rate and burst.
+ * true: go on. false: over the limit; *retry_after_r holds the seconds to
+ * wait, and the metrics and the log have it; the caller answers 429 and
+ * audits. */
+bool mandate_client_limits_take(mandate_http_request *req, mandate_metric_endpoint ep,
+                                const char *client_id, const mandate_client *client,
+                                unsigned *retry_after_r);
+
+/* 429 with Retry-After and an RFC 6749 style body. */
+void mandate_client_limits_respond(mandate_http_request *req, mandate_http_response *resp,
+                                   unsigned retry_after);
+
+#endif

@@ -1,0 +1,63 @@
+/* Process-wide metrics for GET /metrics, in the Prometheus text exposition
+ * format 0.0.4. Counters and histograms live for the life of the process
+ * (a SIGHUP reload keeps them). Recording is lock-free (atomics) and
+ * allocation-free: it sits on every request's path.
+ *
+ * Label values come from fixed sets (endpoints, grant types, results), so
+ * the number of series is bounded: no client id or path goes into a label. */
+#ifndef MANDATE_METRICS_PRIVATE_H
+#define MANDATE_METRICS_PRIVATE_H
+
+#include <stdint.h>
+
+#include "pool-private.h"
+
+typedef enum mandate_metric_endpoint {
+    MANDATE_EP_TOKEN,
+    MANDATE_EP_INTROSPECT,
+    MANDATE_EP_REVOKE,
+    MANDATE_EP_GATEWAY,
+    MANDATE_EP_JWKS,
+    MANDATE_EP_METADATA,
+    MANDATE_EP_HEALTH,
+    MANDATE_EP_METRICS,
+    MANDATE_EP_OTHER,
+    MANDATE_EP_COUNT_
+} mandate_metric_endpoint;
+
+typedef enum mandate_metric_grant {
+    MANDATE_GRANT_NONE, /* not a token request */
+    MANDATE_GRANT_CLIENT_CREDENTIALS,
+    MANDATE_GRANT_TOKEN_EXCHANGE,
+    MANDATE_GRANT_JWT_BEARER,
+    MANDATE_GRANT_SAML2_BEARER,
+    MANDATE_GRANT_OTHER,
+    MANDATE_GRANT_COUNT_
+} mandate_metric_grant;
+
+/* The endpoint a request path belongs to. */
+mandate_metric_endpoint mandate_metrics_endpoint_of(const char *path);
+/* The grant label of a grant_type value (NULL: NONE). */
+mandate_metric_grant mandate_metrics_grant_of(const char *grant_type);
+
+/* One finished request: its endpoint, grant, HTTP status (the result label
+ * is the status class and, for 4xx/5xx, the status: "2xx", "401", ...) and
+ * how long it took in microseconds (latency histogram per endpoint). */
+void mandate_metrics_request(mandate_metric_endpoint ep, mandate_metric_grant grant,
+                             unsigned status, int64_t duration_us);
+/* A token issued, by format plugin name ("jwt", "opaque", other: "other"). */
+void mandate_metrics_token_issued(const char *format_plugin);
+/* A request refused by a rate limit. */
+void mandate_metrics_rate_limited(mandate_metric_endpoint ep);
+/* One audit fsync (or group commit) and how long it took. */
+void mandate_metrics_audit_fsync(int64_t duration_us);
+/* A store call that failed (TEMPFAIL or ERROR). */
+void mandate_metrics_store_error(void);
+
+/* The whole exposition, in pool. */
+char *mandate_metrics_render(mandate_pool *pool);
+
+/* Back to zero (tests only). */
+void mandate_metrics_reset(void);
+
+#endif

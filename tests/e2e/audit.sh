@@ -1,0 +1,184 @@
+#!/bin/bash
+# The audit trail, rate limits and metrics end to end: every kind of event
+# lands in the trail with who and what, never a secret or a token; the trail
+# verifies and tampering is named; a SIGKILL in the middle of a burst of
+# token requests loses no record of a token a client received; a client
+# over its limit gets 429 while another is unaffected; /metrics counts it all.
+. "${MANDATE_SRCDIR:-.}/tests/e2e/lib.sh"
+
+STATE="$TMP/state"
+LOG="$TMP/mandated.log"
+make_state "$STATE" || { echo "mandatectl init failed"; exit 1; }
+CONF="$STATE/mandate.conf"
+CTL=("$MANDATECTL" -c "$CONF")
+TRAIL="$STATE/audit"
+AUD=https://mcp.example/market-calendar
+cat >>"$CONF" <<CONF
+targets = ( { name = "market-calendar"; paths = ["/mcp"]; audience = "$AUD";
+              scopes = ["mcp:call"]; } );
+rate_limit: { token_rate = 1000; token_burst = 1000; };
+CONF
+trail() { cat "$TRAIL"/audit-*.jsonl; }
+new_client() { # ID [options]: prints the secret
+    local id=$1
+    shift
+    "${CTL[@]}" client create "$id" --scope "mcp:call" --default-scope "mcp:call" \
+        --audience "$AUD" "$@" 2>/dev/null | sed -n 's/^client_secret: //p'
+}
+json_get() {
+    printf '%s' "$1" | sed -n "s/.*\"$2\":\(\"\([^\"]*\)\"\|\([0-9a-z]*\)\).*/\2\3/p"
+}
+token_for() { # ID SECRET
+    json_get "$(curl -s -u "$1:$2" -d grant_type=client_credentials "$BASE/oauth2/token")" \
+        access_token
+}
+jti_of() { # TOKEN
+    local p
+    p=$(printf '%s' "$1" | cut -d. -f2 | tr '_-' '/+')
+    case $((${#p} % 4)) in 2) p="$p==" ;; 3) p="$p=" ;; esac
+    json_get "$(printf '%s' "$p" | base64 -d 2>/dev/null)" jti
+}
+
+# --- admin changes are recorded with who made them --------------------------
+SECRET=$(new_client agent-1)
+check "client created" test -n "$SECRET"
+check "the trail exists, mode 0700" test "$(stat -c %a "$TRAIL")" = 700
+expect_contains "client.created recorded" '"event":"client.created"' "$(trail)"
+expect_contains "with who made it" "\"actor\":\"uid=$(id -u)($(id -un))\"" "$(trail)"
+
+check "daemon starts" start_daemon "$CONF" "$LOG" || { cat "$LOG"; exit 1; }
+sed -i "s|^server: {|server: {\n  issuer = \"$BASE\";|" "$CONF"
+kill -HUP "$DAEMON_PID"
+check "reloaded" wait_for_log "$LOG" "reloaded:"
+
+# --- requests: granted, refused, checked, revoked ----------------------------
+T1=$(token_for agent-1 "$SECRET")
+check "a token" test -n "$T1"
+J1=$(jti_of "$T1")
+curl -s -u "agent-1:wrong" -d grant_type=client_credentials "$BASE/oauth2/token" >/dev/null
+curl -s -u "agent-1:$SECRET" -d grant_type=client_credentials -d scope=admin \
+    "$BASE/oauth2/token" >/dev/null
+GW_SECRET=$(new_client gateway --introspect)
+curl -s -u "gateway:$GW_SECRET" --data-urlencode "token=$T1" "$BASE/oauth2/introspect" >/dev/null
+curl -s -o /dev/null -H "Authorization: Bearer $T1" -H "X-Original-URI: /mcp" \
+    "$BASE/gateway/check"
+curl -s -o /dev/null -H "X-Original-URI: /mcp" "$BASE/gateway/check"
+curl -s -u "agent-1:$SECRET" --data-urlencode "token=$T1" "$BASE/oauth2/revoke" >/dev/null
+"${CTL[@]}" client set agent-1 --rate 5 --burst 10 >/dev/null
+"${CTL[@]}" client disable agent-1 >/dev/null
+"${CTL[@]}" client enable agent-1 >/dev/null
+"${CTL[@]}" client rotate-secret agent-1 --grace 0 >/dev/null 2>&1
+"${CTL[@]}" keys rotate >/dev/null
+"${CTL[@]}" token revoke --jti "not-a-real-jti" >/dev/null
+
+t=$(trail)
+expect_contains "token.issued with its jti" "\"event\":\"token.issued\"" "$t"
+expect_contains "the issued record names the jti" "\"jti\":\"$J1\"" "$t"
+expect_contains "the issued record has scope and audience" "\"scope\":\"mcp:call\",\"aud\":\"$AUD\"" "$t"
+expect_contains "a bad secret: token.refused with the reason" \
+    '"error":"invalid_client","reason":"local: secret does not match' "$t"
+expect_contains "a bad scope: token.refused" '"error":"invalid_scope"' "$t"
+expect_contains "introspection recorded" '"event":"token.introspected"' "$t"
+expect_contains "with the caller" '"by":"gateway","active":true' "$t"
+expect_contains "gateway check allowed" '"target":"market-calendar","result":"allowed"' "$t"
+expect_contains "gateway check denied without a token" '"reason":"no bearer token"' "$t"
+expect_contains "revocation recorded" '"event":"token.revoked"' "$t"
+for e in client.updated client.disabled client.enabled client.secret_rotated key.rotated \
+    daemon.start daemon.reload; do
+    expect_contains "$e recorded" "\"event\":\"$e\"" "$t"
+done
+check "request ids are recorded" grep -q '"request_id":"[0-9a-f]\{16\}"' "$TRAIL"/audit-*.jsonl
+check "no secret in the trail" bash -c "! grep -qF -- '$SECRET' $TRAIL/audit-*.jsonl"
+check "no token in the trail" bash -c "! grep -qF -- '$(printf '%s' "$T1" | cut -d. -f3)' $TRAIL/audit-*.jsonl"
+
+# the human log says what the workshop's log says
+expect_contains "log: token request" "token request: client_id=agent-1, scopes=[(default)]" "$(cat "$LOG")"
+expect_contains "log: credentials validated" "credentials validated: client_id=agent-1" "$(cat "$LOG")"
+expect_contains "log: token issued" "expires_in=3600s" "$(cat "$LOG")"
+expect_contains "log: token validation" "token validation: token_valid=true, client=agent-1" "$(cat "$LOG")"
+
+# --- rate limits ----------------------------------------------------------------
+SECRET=$("${CTL[@]}" client rotate-secret agent-1 --grace 0 2>/dev/null | sed -n 's/^client_secret: //p')
+"${CTL[@]}" client set agent-1 --rate 0.5 --burst 2 >/dev/null
+OTHER=$(new_client agent-2)
+codes=""
+for i in 1 2 3; do
+    codes="$codes $(curl -s -o "$TMP/rl.body" -D "$TMP/rl.h" -w '%{http_code}' \
+        -u "agent-1:$SECRET" -d grant_type=client_credentials "$BASE/oauth2/token")"
+done
+expect_eq "burst 2: two tokens, then 429" " 200 200 429" "$codes"
+expect_contains "429 says when to retry" "Retry-After: 2" "$(tr -d '\r' <"$TMP/rl.h")"
+expect_contains "and why" '"error":"too_many_requests"' "$(cat "$TMP/rl.body")"
+expect_eq "another client is unaffected" 200 \
+    "$(http_status "$BASE/oauth2/token" -u "agent-2:$OTHER" -d grant_type=client_credentials)"
+expect_contains "the refusal is audited" '"error":"too_many_requests","reason":"rate limit"' "$(trail)"
+expect_contains "the log says so" "rate limited: client_id=agent-1" "$(cat "$LOG")"
+
+# --- metrics --------------------------------------------------------------------
+m=$(curl -s "$BASE/metrics")
+expect_contains "metrics: token requests by grant and result" \
+    'mandate_http_requests_total{endpoint="token",grant_type="client_credentials",result="2xx"}' "$m"
+expect_contains "metrics: rate limited" 'mandate_rate_limited_total{endpoint="token"} 1' "$m"
+expect_contains "metrics: tokens issued" 'mandate_tokens_issued_total{format="jwt"}' "$m"
+expect_contains "metrics: latency histogram" 'mandate_http_request_duration_seconds_bucket{endpoint="token",le="+Inf"}' "$m"
+expect_contains "metrics: audit fsync latency" 'mandate_audit_fsync_duration_seconds_count' "$m"
+
+# --- the chain verifies; tampering is named ---------------------------------------
+stop_daemon
+expect_eq "clean stop" 0 "$DAEMON_STATUS"
+expect_contains "daemon.stop recorded" '"event":"daemon.stop"' "$(trail)"
+expect_contains "the log names the head" "audit trail: last record" "$(cat "$LOG")"
+out=$("${CTL[@]}" audit verify)
+expect_eq "audit verify: intact exits 0" 0 "$?"
+expect_contains "and says so" "intact:" "$out"
+out=$("${CTL[@]}" audit tail -n 3 --event token --client agent-1)
+expect_contains "audit tail filters by event and client" "token." "$out"
+check "audit tail prints only what matches" bash -c "! printf '%s' '$out' | grep -q 'client.created'"
+
+FILE=$(ls "$TRAIL"/audit-*.jsonl | tail -n 1)
+cp "$FILE" "$TMP/orig"
+sed -i '5s/"agent-1"/"agent-9"/' "$FILE"
+out=$("${CTL[@]}" audit verify "$FILE")
+expect_eq "a changed record: exit 1" 1 "$?"
+expect_contains "names it" "changed" "$out"
+cp "$TMP/orig" "$FILE"
+sed -i '7d' "$FILE"
+out=$("${CTL[@]}" audit verify "$FILE")
+expect_eq "a removed record: exit 1" 1 "$?"
+expect_contains "names it" "removed" "$out"
+cp "$TMP/orig" "$FILE"
+
+# --- SIGKILL in the middle of a burst: no issued token without its record --------
+check "daemon starts again" start_daemon "$CONF" "$LOG.2" || { cat "$LOG.2"; exit 1; }
+sed -i "s|issuer = \"[^\"]*\"|issuer = \"$BASE\"|" "$CONF"
+kill -HUP "$DAEMON_PID"
+check "reloaded" wait_for_log "$LOG.2" "reloaded:"
+"${CTL[@]}" client set agent-2 --rate 100000 --burst 100000 >/dev/null
+for w in 1 2 3 4; do
+    (for i in $(seq 1 400); do
+        curl -s -u "agent-2:$OTHER" -d grant_type=client_credentials "$BASE/oauth2/token" || break
+        echo
+    done >"$TMP/burst.$w" 2>/dev/null) &
+done
+sleep 1
+kill -KILL "$DAEMON_PID"
+wait "$DAEMON_PID" 2>/dev/null
+PIDS=$(echo "$PIDS" | sed "s/ $DAEMON_PID\b//")
+wait
+received=0
+missing=0
+for tok in $(cat "$TMP"/burst.* | sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p'); do
+    received=$((received + 1))
+    grep -qF "\"jti\":\"$(jti_of "$tok")\"" "$TRAIL"/audit-*.jsonl || missing=$((missing + 1))
+done
+echo "  tokens received before the SIGKILL: $received"
+check "tokens were issued before the kill" test "$received" -gt 10
+expect_eq "every token received has its record" 0 "$missing"
+check "the daemon restarts on the trail" start_daemon "$CONF" "$LOG.3" || { cat "$LOG.3"; exit 1; }
+stop_daemon
+out=$("${CTL[@]}" audit verify)
+expect_eq "after SIGKILL and restart the trail verifies" 0 "$?"
+expect_contains "intact" "intact:" "$out"
+
+check "no sanitizer report" bash -c "! grep -q 'Sanitizer' '$LOG' '$LOG.2' '$LOG.3'"
+finish

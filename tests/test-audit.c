@@ -1,0 +1,1052 @@
+#include "config.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <openssl/evp.h>
+
+#include "audit-private.h"
+
+#define ZEROS "0000000000000000000000000000000000000000000000000000000000000000"
+
+/* --- fixtures ------------------------------------------------------------- */
+
+typedef struct fixture {
+    char dir[256];
+} fixture;
+
+static int setup(void **state)
+{
+    fixture *fx = calloc(1, sizeof(*fx));
+    const char *tmp = getenv("TMPDIR");
+    snprintf(fx->dir, sizeof(fx->dir), "%s/mandate-audit-XXXXXX",
+             tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
+    if (mkdtemp(fx->dir) == NULL) {
+        free(fx);
+        return -1;
+    }
+    *state = fx;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *fx = *state;
+    DIR *d = opendir(fx->dir);
+    if (d != NULL) {
+        struct dirent *de;
+        while ((de = readdir(d)) != NULL) {
+            if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+                continue;
+            char path[512];
+            snprintf(path, sizeof(path), "%s/%s", fx->dir, de->d_name);
+            unlink(path);
+        }
+        closedir(d);
+    }
+    rmdir(fx->dir);
+    free(fx);
+    return 0;
+}
+
+/* --- helpers ---------------------------------------------------------------- */
+
+static mandate_audit *open_trail(const char *dir, mandate_audit_fsync mode,
+                                 int64_t rotate_bytes, bool daily)
+{
+    mandate_audit_config cfg = {
+        .dir = dir, .fsync = mode, .rotate_bytes = rotate_bytes, .rotate_daily = daily};
+    mandate_audit *a = NULL;
+    mandate_error err = {0};
+    mandate_rc rc = mandate_audit_open(&cfg, &a, &err);
+    if (rc != MANDATE_OK)
+        fail_msg("open: %s", err.message);
+    return a;
+}
+
+static uint64_t append_one(mandate_audit *a, unsigned i)
+{
+    char client[32];
+    snprintf(client, sizeof(client), "agent-%u", i);
+    json_t *fields =
+        json_pack("{s:s, s:s, s:i}", "client", client, "scope", "mcp:call", "n", (json_int_t)i);
+    uint64_t seq = 0;
+    mandate_error err = {0};
+    mandate_rc rc =
+        mandate_audit_append(a, "token.issued", i % 2 ? "req-x" : NULL, fields, &seq, &err);
+    if (rc != MANDATE_OK)
+        fail_msg("append: %s", err.message);
+    return seq;
+}
+
+static void write_trail(const char *dir, unsigned n)
+{
+    mandate_audit *a = open_trail(dir, MANDATE_AUDIT_FSYNC_OFF, 0, false);
+    for (unsigned i = 1; i <= n; i++)
+        assert_int_equal(append_one(a, i), i);
+    mandate_audit_close(&a);
+    assert_null(a);
+}
+
+static void free_files(char **files)
+{
+    for (size_t i = 0; files[i] != NULL; i++)
+        free(files[i]);
+    free(files);
+}
+
+static size_t count_files(char **files)
+{
+    size_t n = 0;
+    while (files[n] != NULL)
+        n++;
+    return n;
+}
+
+static void verify_dir(const char *dir, mandate_audit_report *report)
+{
+    char **files = NULL;
+    mandate_error err = {0};
+    assert_int_equal(mandate_audit_list_files(dir, &files, &err), MANDATE_OK);
+    assert_int_equal(
+        mandate_audit_verify((const char *const *)files, count_files(files), report, &err),
+        MANDATE_OK);
+    free_files(files);
+}
+
+static void assert_intact(const char *dir, uint64_t records)
+{
+    mandate_audit_report report;
+    verify_dir(dir, &report);
+    if (!report.intact)
+        fail_msg("not intact: %s", report.problem);
+    assert_int_equal(report.records, records);
+    if (records > 0) {
+        assert_int_equal(report.last_seq - report.first_seq + 1, records);
+    }
+}
+
+/* The only file of a trail. */
+static char *only_file(const char *dir)
+{
+    char **files = NULL;
+    mandate_error err = {0};
+    assert_int_equal(mandate_audit_list_files(dir, &files, &err), MANDATE_OK);
+    assert_int_equal(count_files(files), 1);
+    char *path = strdup(files[0]);
+    free_files(files);
+    return path;
+}
+
+static char *read_all(const char *path, size_t *len_r)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *data = malloc((size_t)len + 1);
+    assert_int_equal(fread(data, 1, (size_t)len, f), (size_t)len);
+    data[len] = '\0';
+    fclose(f);
+    if (len_r != NULL)
+        *len_r = (size_t)len;
+    return data;
+}
+
+/* The lines of a file (without newlines), NULL-terminated, room for 4 more. */
+static char **read_lines(const char *path, size_t *n_r)
+{
+    char *data = read_all(path, NULL);
+    size_t n = 0, cap = 16;
+    char **lines = malloc(cap * sizeof(*lines));
+    char *save = NULL;
+    for (char *l = strtok_r(data, "\n", &save); l != NULL; l = strtok_r(NULL, "\n", &save)) {
+        if (n + 6 > cap) {
+            cap *= 2;
+            lines = realloc(lines, cap * sizeof(*lines));
+        }
+        lines[n++] = strdup(l);
+    }
+    lines[n] = NULL;
+    free(data);
+    *n_r = n;
+    return lines;
+}
+
+static void write_lines(const char *path, char **lines, size_t n, bool last_newline)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    for (size_t i = 0; i < n; i++) {
+        fputs(lines[i], f);
+        if (i + 1 < n || last_newline)
+            fputc('\n', f);
+    }
+    fclose(f);
+}
+
+static void free_lines(char **lines, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(lines[i]);
+    free(lines);
+}
+
+static void insert_line(char **lines, size_t *n, size_t at, char *line)
+{
+    memmove(lines + at + 1, lines + at, (*n - at + 1) * sizeof(*lines));
+    lines[at] = line;
+    (*n)++;
+}
+
+static char *replace(const char *s, const char *from, const char *to)
+{
+    const char *p = strstr(s, from);
+    assert_non_null(p);
+    size_t len = strlen(s) - strlen(from) + strlen(to);
+    char *out = malloc(len + 1);
+    size_t head = (size_t)(p - s);
+    memcpy(out, s, head);
+    strcpy(out + head, to);
+    strcat(out, p + strlen(from));
+    return out;
+}
+
+static void sha256_hex(const char *data, size_t len, char out[65])
+{
+    unsigned char md[32];
+    unsigned int md_len = 0;
+    assert_int_equal(EVP_Digest(data, len, md, &md_len, EVP_sha256(), NULL), 1);
+    for (unsigned i = 0; i < 32; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+/* Verifies the trail in dir and checks that the problem is named as
+ * expected: "<file>:<line>: ..." containing what. */
+static void assert_problem(const char *dir, unsigned line, const char *what)
+{
+    mandate_audit_report report;
+    verify_dir(dir, &report);
+    assert_false(report.intact);
+    char where[32];
+    snprintf(where, sizeof(where), ".jsonl:%u: ", line);
+    if (strstr(report.problem, where) == NULL || strstr(report.problem, what) == NULL)
+        fail_msg("expected \"%s\" at line %u, got: %s", what, line, report.problem);
+    assert_non_null(strstr(report.problem, "audit-"));
+}
+
+/* --- writing ---------------------------------------------------------------- */
+
+static void test_append_and_verify(void **state)
+{
+    fixture *fx = *state;
+    mandate_audit *a = open_trail(fx->dir, MANDATE_AUDIT_FSYNC_OFF, 0, false);
+    uint64_t seq;
+    char hash[65];
+    mandate_audit_head(a, &seq, hash);
+    assert_int_equal(seq, 0);
+    assert_string_equal(hash, ZEROS);
+    for (unsigned i = 1; i <= 10; i++)
+        assert_int_equal(append_one(a, i), i);
+    mandate_audit_head(a, &seq, hash);
+    assert_int_equal(seq, 10);
+    mandate_audit_close(&a);
+
+    char *path = only_file(fx->dir);
+    struct stat st;
+    assert_int_equal(stat(fx->dir, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0700);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+
+    size_t n;
+    char **lines = read_lines(path, &n);
+    assert_int_equal(n, 10);
+    /* member order, the first prev, and the head is the last line's hash */
+    assert_true(strncmp(lines[0], "{\"seq\":1,\"ts\":\"", 15) == 0);
+    assert_non_null(strstr(lines[0], "Z\",\"prev\":\"" ZEROS "\",\"event\":\"token.issued\","
+                                     "\"request_id\":\"req-x\",\"client\":\"agent-1\","));
+    assert_non_null(strstr(lines[1], ",\"event\":\"token.issued\",\"client\":\"agent-2\","));
+    char h[65];
+    sha256_hex(lines[0], strlen(lines[0]), h);
+    assert_non_null(strstr(lines[1], h));
+    sha256_hex(lines[9], strlen(lines[9]), h);
+    assert_string_equal(h, hash);
+
+    mandate_audit_report report;
+    verify_dir(fx->dir, &report);
+    assert_true(report.intact);
+    assert_int_equal(report.records, 10);
+    assert_int_equal(report.first_seq, 1);
+    assert_int_equal(report.last_seq, 10);
+    assert_string_equal(report.last_hash, hash);
+    assert_string_equal(report.problem, "");
+    free_lines(lines, n);
+    free(path);
+}
+
+static void test_append_input(void **state)
+{
+    fixture *fx = *state;
+    mandate_audit *a = open_trail(fx->dir, MANDATE_AUDIT_FSYNC_OFF, 0, false);
+    mandate_error err = {0};
+    uint64_t seq = 0;
+    /* reserved keys in fields are ignored */
+    json_t *fields =
+        json_pack("{s:i, s:s, s:s, s:s, s:s, s:s}", "seq", 99, "ts", "then", "prev", "x",
+                  "event", "forged", "request_id", "r", "client", "a");
+    assert_int_equal(mandate_audit_append(a, "client.created", "req-1", fields, &seq, &err),
+                     MANDATE_OK);
+    assert_int_equal(seq, 1);
+    assert_int_equal(mandate_audit_append(a, "key.rotated", NULL, NULL, &seq, &err),
+                     MANDATE_OK);
+    assert_int_equal(seq, 2);
+    assert_int_equal(mandate_audit_append(a, "x", NULL, json_string("no"), &seq, &err),
+                     MANDATE_INVALID);
+    assert_int_equal(mandate_audit_append(a, NULL, NULL, NULL, &seq, &err), MANDATE_INVALID);
+    /* a record over 1 MiB is refused, and nothing is written */
+    char *big = malloc(2 * 1024 * 1024);
+    memset(big, 'a', 2 * 1024 * 1024 - 1);
+    big[2 * 1024 * 1024 - 1] = '\0';
+    assert_int_equal(
+        mandate_audit_append(a, "x", NULL, json_pack("{s:s}", "blob", big), &seq, &err),
+        MANDATE_INVALID);
+    free(big);
+    /* quotes and control characters are escaped: one line per record */
+    assert_int_equal(mandate_audit_append(a, "odd\"event", "r\n2",
+                                          json_pack("{s:s}", "note", "a\nb\"c"), &seq, &err),
+                     MANDATE_OK);
+    assert_int_equal(seq, 3);
+    mandate_audit_close(&a);
+
+    char *path = only_file(fx->dir);
+    size_t n;
+    char **lines = read_lines(path, &n);
+    assert_int_equal(n, 3);
+    assert_true(strncmp(lines[0], "{\"seq\":1,\"ts\":\"", 15) == 0);
+    assert_non_null(strstr(lines[0], "\",\"event\":\"client.created\",\"request_id\":\"req-1\","
+                                     "\"client\":\"a\"}"));
+    assert_non_null(strstr(lines[1], ",\"event\":\"key.rotated\"}"));
+    assert_non_null(strstr(lines[2], "\"event\":\"odd\\\"event\",\"request_id\":\"r\\n2\""));
+    free_lines(lines, n);
+    free(path);
+    assert_intact(fx->dir, 3);
+}
+
+static void test_reopen_continues(void **state)
+{
+    fixture *fx = *state;
+    write_trail(fx->dir, 5);
+    mandate_audit *a = open_trail(fx->dir, MANDATE_AUDIT_FSYNC_ALWAYS, 0, false);
+    uint64_t seq;
+    char hash[65];
+    mandate_audit_head(a, &seq, hash);
+    assert_int_equal(seq, 5);
+    char *path = only_file(fx->dir);
+    size_t n;
+    char **lines = read_lines(path, &n);
+    char h[65];
+    sha256_hex(lines[4], strlen(lines[4]), h);
+    assert_string_equal(hash, h);
+    free_lines(lines, n);
+    for (unsigned i = 6; i <= 10; i++)
+        assert_int_equal(append_one(a, i), i);
+    assert_true(mandate_audit_syncs(a) >= 5);
+    mandate_audit_close(&a);
+    free(only_file(fx->dir)); /* still one file */
+    free(path);
+    assert_intact(fx->dir, 10);
+}
+
+static void test_off_syncs_when_leaving(void **state)
+{
+    fixture *fx = *state;
+    /* OFF: no fsync per record, one when the handle leaves a file it wrote
+     * (here every record begins a file) */
+    mandate_audit *a = open_trail(fx->dir, MANDATE_AUDIT_FSYNC_OFF, 100, false);
+    assert_int_equal(append_one(a, 1), 1);
+    assert_int_equal(mandate_audit_syncs(a), 0);
+    for (unsigned i = 2; i <= 5; i++)
+        assert_int_equal(append_one(a, i), i);
+    assert_int_equal(mandate_audit_syncs(a), 4);
+    mandate_audit_close(&a);
+    assert_intact(fx->dir, 5);
+}
+
+static void test_hundred_thousand(void **state)
+{
+    fixture *fx = *state;
+    mandate_audit *a = open_trail(fx->dir, MANDATE_AUDIT_FSYNC_OFF, 0, false);
+    for (unsigned i = 1; i <= 100000; i++) {
+        json_t *fields = json_pack("{s:s, s:i}", "client", "agent-7", "n", (json_int_t)i);
+        uint64_t seq;
+        assert_int_equal(mandate_audit_append(a, "token.issued", "req", fields, &seq, NULL),
+                         MANDATE_OK);
+        assert_int_equal(seq, i);
+    }
+    char head[65];
+    mandate_audit_head(a, NULL, head);
+    mandate_audit_close(&a);
+    mandate_audit_report report;
+    verify_dir(fx->dir, &report);
+    assert_true(report.intact);
+    assert_int_equal(report.records, 100000);
+    assert_int_equal(report.first_seq, 1);
+    assert_int_equal(report.last_seq, 100000);
+    assert_string_equal(report.last_hash, head);
+}
+
+static void test_rotation_by_size(void **state)
+{
+    fixture *fx = *state;
+    mandate_audit *a = open_trail(fx->dir, MANDATE_AUDIT_FSYNC_BATCH, 2000, false);
+    for (unsigned i = 1; i <= 300; i++)
+        assert_int_equal(append_one(a, i), i);
+    mandate_audit_close(&a);
+
+    char **files = NULL;
+    mandate_error err = {0};
+    assert_int_equal(mandate_audit_list_files(fx->dir, &files, &err), MANDATE_OK);
+    size_t n = count_files(files);
+    assert_true(n >= 10); /* most in one second: names with -2, ..., -10, ... */
+    for (size_t i = 0; i < n; i++) {
+        struct stat st;
+        assert_int_equal(stat(files[i], &st), 0);
+        assert_true(st.st_size <= 2000);
+        /* finished files are sealed, the last one is open */
+        assert_int_equal(st.st_mode & 0777, i + 1 < n ? 0400 : 0600);
+    }
+    free_files(files);
+    assert_intact(fx->dir, 300);
+
+    /* reopened, the chain goes on in the newest file */
+    a = open_trail(fx->dir, MANDATE_AUDIT_FSYNC_OFF, 2000, false);
+    assert_int_equal(append_one(a, 301), 301);
+    mandate_audit_close(&a);
+    assert_intact(fx->dir, 301);
+
+    /* older files archived away: verified from where the trail starts */
+    assert_int_equal(mandate_audit_list_files(fx->dir, &files, &err), MANDATE_OK);
+    assert_int_equal(unlink(files[0]), 0);
+    free_files(files);
+    mandate_audit_report report;
+    verify_dir(fx->dir, &report);
+    assert_true(report.intact);
+    assert_true(report.first_seq > 1);
+    assert_int_equal(report.last_seq, 301);
+}
+
+static void test_rotation_daily(void **state)
+{
+    fixture *fx = *state;
+    write_trail(fx->dir, 3);
+    char *path = only_file(fx->dir);
+    char old[512];
+    snprintf(old, sizeof(old), "%s/audit-20000101T000000Z.jsonl", fx->dir);
+    assert_int_equal(rename(path, old), 0);
+    free(path);
+
+    mandate_audit *a = open_trail(fx->dir, MANDATE_AUDIT_FSYNC_OFF, 0, true);
+    assert_int_equal(append_one(a, 4), 4);
+    assert_int_equal(append_one(a, 5), 5);
+    mandate_audit_close(&a);
+    char **files = NULL;
+    mandate_error err = {0};
+    assert_int_equal(mandate_audit_list_files(fx->dir, &files, &err), MANDATE_OK);
+    assert_int_equal(count_files(files), 2);
+    assert_string_equal(files[0], old);
+    size_t n;
+    char **lines = read_lines(files[1], &n);
+    assert_int_equal(n, 2);
+    assert_true(strncmp(lines[0], "{\"seq\":4,", 9) == 0);
+    free_lines(lines, n);
+    free_files(files);
+    assert_intact(fx->dir, 5);
+}
+
+static void test_torn_line_cut_on_open(void **state)
+{
+    fixture *fx = *state;
+    write_trail(fx->dir, 5);
+    char *path = only_file(fx->dir);
+    size_t len;
+    free(read_all(path, &len));
+    FILE *f = fopen(path, "ab");
+    fputs("{\"seq\":6,\"ts\":\"2026-11-27T14:03", f);
+    fclose(f);
+    assert_problem(fx->dir, 6, "file cut short");
+
+    mandate_audit *a = open_trail(fx->dir, MANDATE_AUDIT_FSYNC_OFF, 0, false);
+    size_t now;
+    free(read_all(path, &now));
+    assert_int_equal(now, len);
+    assert_intact(fx->dir, 5);
+    assert_int_equal(append_one(a, 6), 6);
+    mandate_audit_close(&a);
+    assert_intact(fx->dir, 6);
+    free(path);
+}
+
+static void test_torn_line_of_another_writer(void **state)
+{
+    fixture *fx = *state;
+    mandate_audit *a = open_trail(fx->dir, MANDATE_AUDIT_FSYNC_OFF, 0, false);
+    for (unsigned i = 1; i <= 3; i++)
+        append_one(a, i);
+    /* another process died in mid-write */
+    char *path = only_file(fx->dir);
+    FILE *f = fopen(path, "ab");
+    fputs("{\"seq\":4,\"ts\":", f);
+    fclose(f);
+    assert_int_equal(append_one(a, 4), 4);
+    mandate_audit_close(&a);
+    assert_intact(fx->dir, 4);
+    free(path);
+}
+
+static void test_two_writers_alternate(void **state)
+{
+    fixture *fx = *state;
+    /* the daemon and mandatectl: two handles, two locks, one chain */
+    mandate_audit *d = open_trail(fx->dir, MANDATE_AUDIT_FSYNC_BATCH, 1500, false);
+    mandate_audit *c = open_trail(fx->dir, MANDATE_AUDIT_FSYNC_OFF, 1500, false);
+    for (unsigned i = 1; i <= 200; i++)
+        assert_int_equal(append_one(i % 2 ? d : c, i), i);
+    uint64_t sd, sc;
+    char hd[65], hc[65];
+    mandate_audit_head(d, &sd, hd);
+    mandate_audit_head(c, &sc, hc);
+    assert_int_equal(sd, 199);
+    assert_int_equal(sc, 200);
+    mandate_audit_close(&d);
+    mandate_audit_close(&c);
+    assert_intact(fx->dir, 200);
+}
+
+static void test_writer_sees_rotation_by_another(void **state)
+{
+    fixture *fx = *state;
+    /* d never rotates; c rotates: d must follow into c's new file, which
+     * it learns from the seal on the file it was writing */
+    mandate_audit *d = open_trail(fx->dir, MANDATE_AUDIT_FSYNC_OFF, 0, false);
+    mandate_audit *c = open_trail(fx->dir, MANDATE_AUDIT_FSYNC_OFF, 200, false);
+    assert_int_equal(append_one(d, 1), 1);
+    assert_int_equal(append_one(c, 2), 2); /* begins a second file */
+    assert_int_equal(append_one(d, 3), 3);
+    assert_int_equal(append_one(d, 4), 4);
+    mandate_audit_close(&d);
+    mandate_audit_close(&c);
+    char **files = NULL;
+    mandate_error err = {0};
+    assert_int_equal(mandate_audit_list_files(fx->dir, &files, &err), MANDATE_OK);
+    assert_int_equal(count_files(files), 2);
+    size_t n;
+    char **lines = read_lines(files[1], &n);
+    assert_int_equal(n, 3);
+    free_lines(lines, n);
+    free_files(files);
+    assert_intact(fx->dir, 4);
+}
+
+static void test_processes_concurrent(void **state)
+{
+    fixture *fx = *state;
+    /* several processes at once, each rotating: one chain, no gap */
+    enum { PROCS = 4, EACH = 1000 };
+    pid_t pids[PROCS];
+    int gate[2]; /* the children start together when it closes */
+    assert_int_equal(pipe(gate), 0);
+    for (int p = 0; p < PROCS; p++) {
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            mandate_audit_config cfg = {
+                .dir = fx->dir, .fsync = MANDATE_AUDIT_FSYNC_OFF, .rotate_bytes = 4096};
+            mandate_audit *a = NULL;
+            if (mandate_audit_open(&cfg, &a, NULL) != MANDATE_OK)
+                _exit(1);
+            char c;
+            close(gate[1]);
+            if (read(gate[0], &c, 1) != 0)
+                _exit(3);
+            for (unsigned i = 0; i < EACH; i++) {
+                json_t *f = json_pack("{s:i, s:i}", "proc", p, "n", (json_int_t)i);
+                if (mandate_audit_append(a, "client.updated", NULL, f, NULL, NULL) !=
+                    MANDATE_OK)
+                    _exit(2);
+            }
+            mandate_audit_close(&a);
+            _exit(0);
+        }
+        pids[p] = pid;
+    }
+    close(gate[0]);
+    close(gate[1]);
+    for (int p = 0; p < PROCS; p++) {
+        int status = 0;
+        assert_int_equal(waitpid(pids[p], &status, 0), pids[p]);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+    }
+    assert_intact(fx->dir, PROCS * EACH);
+    mandate_audit_report report;
+    verify_dir(fx->dir, &report);
+    assert_int_equal(report.first_seq, 1);
+}
+
+typedef struct batch_arg {
+    mandate_audit *audit;
+    unsigned char *seen;
+    pthread_mutex_t *lock;
+    int failures;
+} batch_arg;
+
+#define THREADS 8
+#define PER_THREAD 500
+
+static void *batch_worker(void *p)
+{
+    batch_arg *arg = p;
+    for (unsigned i = 0; i < PER_THREAD; i++) {
+        uint64_t seq = 0;
+        json_t *fields = json_pack("{s:s, s:i}", "client", "agent-7", "n", (json_int_t)i);
+        if (mandate_audit_append(arg->audit, "token.issued", "req", fields, &seq, NULL) !=
+                MANDATE_OK ||
+            seq < 1 || seq > THREADS * PER_THREAD) {
+            arg->failures++;
+            continue;
+        }
+        pthread_mutex_lock(arg->lock);
+        arg->seen[seq]++;
+        pthread_mutex_unlock(arg->lock);
+    }
+    return NULL;
+}
+
+static void test_batch_group_commit(void **state)
+{
+    fixture *fx = *state;
+    mandate_audit *a = open_trail(fx->dir, MANDATE_AUDIT_FSYNC_BATCH, 0, false);
+    unsigned char *seen = calloc(THREADS * PER_THREAD + 1, 1);
+    pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    pthread_t th[THREADS];
+    batch_arg args[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        args[i] = (batch_arg){a, seen, &lock, 0};
+        assert_int_equal(pthread_create(&th[i], NULL, batch_worker, &args[i]), 0);
+    }
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(args[i].failures, 0);
+    }
+    for (unsigned s = 1; s <= THREADS * PER_THREAD; s++)
+        assert_int_equal(seen[s], 1);
+    uint64_t syncs = mandate_audit_syncs(a);
+    assert_true(syncs > 0);
+    assert_true(syncs < THREADS * PER_THREAD);
+    print_message("batch: %d records, %" PRIu64 " fdatasync calls\n", THREADS * PER_THREAD,
+                  syncs);
+    mandate_audit_close(&a);
+    free(seen);
+    assert_intact(fx->dir, THREADS * PER_THREAD);
+}
+
+/* --- tampering ----------------------------------------------------------------- */
+
+/* A trail of 10 records in one file, its lines for the test to change. */
+static char **tamper_setup(fixture *fx, char **path_r, size_t *n_r)
+{
+    write_trail(fx->dir, 10);
+    *path_r = only_file(fx->dir);
+    char **lines = read_lines(*path_r, n_r);
+    assert_int_equal(*n_r, 10);
+    return lines;
+}
+
+static void test_tamper_changed_field(void **state)
+{
+    fixture *fx = *state;
+    char *path;
+    size_t n;
+    char **lines = tamper_setup(fx, &path, &n);
+    char *changed = replace(lines[4], "\"agent-5\"", "\"mallory\"");
+    free(lines[4]);
+    lines[4] = changed;
+    write_lines(path, lines, n, true);
+    assert_problem(fx->dir, 5, "record seq 5 was changed (record seq 6 names another hash");
+    free_lines(lines, n);
+    free(path);
+}
+
+static void test_tamper_changed_prev(void **state)
+{
+    fixture *fx = *state;
+    char *path;
+    size_t n;
+    char **lines = tamper_setup(fx, &path, &n);
+    char *p = strstr(lines[4], "\"prev\":\"") + 8;
+    memset(p, 'a', 64);
+    write_lines(path, lines, n, true);
+    assert_problem(fx->dir, 5, "record seq 5 was changed (its prev is not the hash");
+    free_lines(lines, n);
+    free(path);
+}
+
+static void test_tamper_last_prev(void **state)
+{
+    fixture *fx = *state;
+    char *path;
+    size_t n;
+    char **lines = tamper_setup(fx, &path, &n);
+    char *p = strstr(lines[9], "\"prev\":\"") + 8;
+    memset(p, 'b', 64);
+    write_lines(path, lines, n, true);
+    assert_problem(fx->dir, 10, "record seq 10 or record seq 9 before it was changed");
+    free_lines(lines, n);
+    free(path);
+}
+
+static void test_tamper_first_prev(void **state)
+{
+    fixture *fx = *state;
+    char *path;
+    size_t n;
+    char **lines = tamper_setup(fx, &path, &n);
+    char *p = strstr(lines[0], "\"prev\":\"") + 8;
+    p[0] = '1';
+    write_lines(path, lines, n, true);
+    assert_problem(fx->dir, 1, "record seq 1 was changed");
+    free_lines(lines, n);
+    free(path);
+}
+
+static void test_tamper_changed_seq(void **state)
+{
+    fixture *fx = *state;
+    char *path;
+    size_t n;
+    char **lines = tamper_setup(fx, &path, &n);
+    char *changed = replace(lines[4], "{\"seq\":5,", "{\"seq\":50,");
+    free(lines[4]);
+    lines[4] = changed;
+    write_lines(path, lines, n, true);
+    assert_problem(fx->dir, 5, "record seq 50 was changed (it chains to record seq 4");
+    free_lines(lines, n);
+    free(path);
+}
+
+static void test_tamper_removed(void **state)
+{
+    fixture *fx = *state;
+    char *path;
+    size_t n;
+    char **lines = tamper_setup(fx, &path, &n);
+    free(lines[4]);
+    memmove(lines + 4, lines + 5, (n - 5 + 1) * sizeof(*lines));
+    n--;
+    write_lines(path, lines, n, true);
+    assert_problem(fx->dir, 5, "record seq 5 was removed (seq jumps from 4 to 6)");
+    free_lines(lines, n);
+    free(path);
+}
+
+static void test_tamper_removed_several(void **state)
+{
+    fixture *fx = *state;
+    char *path;
+    size_t n;
+    char **lines = tamper_setup(fx, &path, &n);
+    for (int i = 3; i < 6; i++)
+        free(lines[i]);
+    memmove(lines + 3, lines + 6, (n - 6 + 1) * sizeof(*lines));
+    n -= 3;
+    write_lines(path, lines, n, true);
+    assert_problem(fx->dir, 4, "records seq 4 to 6 were removed");
+    free_lines(lines, n);
+    free(path);
+}
+
+static void test_tamper_inserted_after(void **state)
+{
+    fixture *fx = *state;
+    char *path;
+    size_t n;
+    char **lines = tamper_setup(fx, &path, &n);
+    /* a forged copy of record 5 with another client, after it */
+    insert_line(lines, &n, 5, replace(lines[4], "\"agent-5\"", "\"mallory\""));
+    write_lines(path, lines, n, true);
+    assert_problem(fx->dir, 6, "record seq 5 was inserted");
+    free_lines(lines, n);
+    free(path);
+}
+
+static void test_tamper_inserted_before(void **state)
+{
+    fixture *fx = *state;
+    char *path;
+    size_t n;
+    char **lines = tamper_setup(fx, &path, &n);
+    /* the same forgery, before the original: it chains to record 4 */
+    insert_line(lines, &n, 4, replace(lines[4], "\"agent-5\"", "\"mallory\""));
+    write_lines(path, lines, n, true);
+    assert_problem(fx->dir, 5, "record seq 5 was inserted (the record after it has the same");
+    free_lines(lines, n);
+    free(path);
+}
+
+static void test_tamper_inserted_new_seq(void **state)
+{
+    fixture *fx = *state;
+    char *path;
+    size_t n;
+    char **lines = tamper_setup(fx, &path, &n);
+    insert_line(lines, &n, 5,
+                strdup("{\"seq\":6,\"ts\":\"2026-11-27T14:03:07.123456Z\",\"prev\":\"" ZEROS
+                       "\",\"event\":\"client.created\",\"client\":\"mallory\"}"));
+    write_lines(path, lines, n, true);
+    assert_problem(fx->dir, 6, "record seq 6 was inserted (record seq 6 after it chains to");
+    free_lines(lines, n);
+    free(path);
+}
+
+static void test_tamper_duplicated(void **state)
+{
+    fixture *fx = *state;
+    char *path;
+    size_t n;
+    char **lines = tamper_setup(fx, &path, &n);
+    insert_line(lines, &n, 5, strdup(lines[4]));
+    write_lines(path, lines, n, true);
+    assert_problem(fx->dir, 6, "record seq 5 was inserted (a copy of the record before it)");
+    free_lines(lines, n);
+    free(path);
+}
+
+static void test_tamper_reordered(void **state)
+{
+    fixture *fx = *state;
+    char *path;
+    size_t n;
+    char **lines = tamper_setup(fx, &path, &n);
+    char *t = lines[4];
+    lines[4] = lines[5];
+    lines[5] = t;
+    write_lines(path, lines, n, true);
+    assert_problem(fx->dir, 5,
+                   "records were reordered (record seq 6 comes before record seq 5)");
+    free_lines(lines, n);
+    free(path);
+}
+
+static void test_tamper_reordered_far(void **state)
+{
+    fixture *fx = *state;
+    char *path;
+    size_t n;
+    char **lines = tamper_setup(fx, &path, &n);
+    char *t = lines[2];
+    lines[2] = lines[7];
+    lines[7] = t;
+    write_lines(path, lines, n, true);
+    assert_problem(fx->dir, 3,
+                   "records were reordered (record seq 8 comes before record seq 4)");
+    free_lines(lines, n);
+    free(path);
+}
+
+static void test_tamper_moved_back(void **state)
+{
+    fixture *fx = *state;
+    char *path;
+    size_t n;
+    char **lines = tamper_setup(fx, &path, &n);
+    /* record 9 moved to the end: ..., 8, 10, 9 */
+    char *t = lines[8];
+    lines[8] = lines[9];
+    lines[9] = t;
+    write_lines(path, lines, n, true);
+    assert_problem(fx->dir, 9, "reordered");
+    free_lines(lines, n);
+    free(path);
+}
+
+static void test_tamper_cut_short(void **state)
+{
+    fixture *fx = *state;
+    char *path;
+    size_t n;
+    char **lines = tamper_setup(fx, &path, &n);
+    lines[9][strlen(lines[9]) / 2] = '\0';
+    write_lines(path, lines, n, false);
+    assert_problem(fx->dir, 10, "file cut short");
+    free_lines(lines, n);
+    free(path);
+}
+
+static void test_tamper_not_a_record(void **state)
+{
+    fixture *fx = *state;
+    char *path;
+    size_t n;
+    char **lines = tamper_setup(fx, &path, &n);
+    free(lines[2]);
+    lines[2] = strdup("this is not json");
+    write_lines(path, lines, n, true);
+    assert_problem(fx->dir, 3, "not a record (invalid JSON");
+
+    free(lines[2]);
+    lines[2] = strdup("{\"seq\":3,\"ts\":\"x\",\"event\":\"e\"}");
+    write_lines(path, lines, n, true);
+    assert_problem(fx->dir, 3, "not a record (no \"prev\" hash)");
+
+    free(lines[2]);
+    lines[2] = strdup("[1,2,3]");
+    write_lines(path, lines, n, true);
+    assert_problem(fx->dir, 3, "not a record");
+    free_lines(lines, n);
+    free(path);
+}
+
+static void test_tamper_long_line(void **state)
+{
+    fixture *fx = *state;
+    char *path;
+    size_t n;
+    char **lines = tamper_setup(fx, &path, &n);
+    size_t big = 3 * 1024 * 1024;
+    char *line = malloc(big + 1);
+    memset(line, 'x', big);
+    line[big] = '\0';
+    insert_line(lines, &n, 7, line);
+    write_lines(path, lines, n, true);
+    mandate_audit_report report;
+    verify_dir(fx->dir, &report);
+    assert_false(report.intact);
+    assert_non_null(strstr(report.problem, ":8: not a record (a line longer than 1 MiB)"));
+    assert_int_equal(report.records, 10); /* read on past it */
+    free_lines(lines, n);
+    free(path);
+}
+
+/* --- listing, verify input, formatting ----------------------------------------- */
+
+static void touch(const char *dir, const char *name)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fclose(f);
+}
+
+static void test_list_files_order(void **state)
+{
+    fixture *fx = *state;
+    const char *names[] = {"audit-20260101T000000Z-10.jsonl", "audit-20260101T000000Z.jsonl",
+                           "audit-20251231T235959Z.jsonl", "audit-20260101T000000Z-2.jsonl",
+                           /* not trail files */
+                           "audit.lock", "audit-2026.jsonl", "audit-20260101T000000Z-1.jsonl",
+                           "audit-20260101T000000Z-02.jsonl", "audit-20260101T000000Z.jsonl~",
+                           "audit-20260101X000000Z.jsonl"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        touch(fx->dir, names[i]);
+    char **files = NULL;
+    mandate_error err = {0};
+    assert_int_equal(mandate_audit_list_files(fx->dir, &files, &err), MANDATE_OK);
+    assert_int_equal(count_files(files), 4);
+    const char *want[] = {"audit-20251231T235959Z.jsonl", "audit-20260101T000000Z.jsonl",
+                          "audit-20260101T000000Z-2.jsonl", "audit-20260101T000000Z-10.jsonl"};
+    for (size_t i = 0; i < 4; i++) {
+        char path[512];
+        snprintf(path, sizeof(path), "%s/%s", fx->dir, want[i]);
+        assert_string_equal(files[i], path);
+    }
+    free_files(files);
+
+    /* empty files are a trail of no records */
+    mandate_audit_report report;
+    verify_dir(fx->dir, &report);
+    assert_true(report.intact);
+    assert_int_equal(report.records, 0);
+    assert_string_equal(report.last_hash, ZEROS);
+
+    char missing[512];
+    snprintf(missing, sizeof(missing), "%s/nothing-here", fx->dir);
+    assert_int_equal(mandate_audit_list_files(missing, &files, &err), MANDATE_NOT_FOUND);
+    const char *paths[] = {missing};
+    assert_int_equal(mandate_audit_verify(paths, 1, &report, &err), MANDATE_ERROR);
+}
+
+static void test_format_line(void **state)
+{
+    (void)state;
+    json_t *rec =
+        json_loads("{\"seq\":42,\"ts\":\"2026-11-27T14:03:07.123456Z\",\"prev\":\"" ZEROS
+                   "\",\"event\":\"token.issued\",\"request_id\":\"r-1\",\"client\":"
+                   "\"agent-7\",\"scope\":\"mcp:call\",\"n\":3,\"ok\":true,\"note\":"
+                   "\"two words\",\"evil\":\"\\u001b[31m\",\"list\":[1,\"a\"]}",
+                   0, NULL);
+    assert_non_null(rec);
+    char *line = mandate_audit_format_line(rec);
+    assert_string_equal(line, "2026-11-27 14:03:07Z #42 token.issued request_id=r-1 "
+                              "client=agent-7 scope=mcp:call n=3 ok=true note=\"two words\" "
+                              "evil=\"\\u001B[31m\" list=[1,\"a\"]");
+    free(line);
+    json_decref(rec);
+    assert_null(mandate_audit_format_line(NULL));
+}
+
+int main(void)
+{
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_append_and_verify),
+        T(test_append_input),
+        T(test_reopen_continues),
+        T(test_off_syncs_when_leaving),
+        T(test_hundred_thousand),
+        T(test_rotation_by_size),
+        T(test_rotation_daily),
+        T(test_torn_line_cut_on_open),
+        T(test_torn_line_of_another_writer),
+        T(test_two_writers_alternate),
+        T(test_writer_sees_rotation_by_another),
+        T(test_processes_concurrent),
+        T(test_batch_group_commit),
+        T(test_tamper_changed_field),
+        T(test_tamper_changed_prev),
+        T(test_tamper_last_prev),
+        T(test_tamper_first_prev),
+        T(test_tamper_changed_seq),
+        T(test_tamper_removed),
+        T(test_tamper_removed_several),
+        T(test_tamper_inserted_after),
+        T(test_tamper_inserted_before),
+        T(test_tamper_inserted_new_seq),
+        T(test_tamper_duplicated),
+        T(test_tamper_reordered),
+        T(test_tamper_reordered_far),
+        T(test_tamper_moved_back),
+        T(test_tamper_cut_short),
+        T(test_tamper_not_a_record),
+        T(test_tamper_long_line),
+        T(test_list_files_order),
+        T(test_format_line),
+    };
+#undef T
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
