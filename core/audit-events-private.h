@@ -16,6 +16,7 @@
 #include <jansson.h>
 #include <mandate/plugin.h>
 
+#include "audit-private.h"
 #include "config-private.h"
 
 /* Opens the trail named by the configuration (audit.dir, fsync, rotation).
@@ -40,6 +41,19 @@ bool mandate_audit_events_same(const mandate_config *config);
  * as configured; on failure it logs why and returns the error: the caller
  * must not go on as if it had been recorded. */
 mandate_rc mandate_audit_event(const char *event, json_t *fields);
+
+/* Deferred durability, for the HTTP layer: between begin and end, the
+ * records this thread appends are written but not waited for; end returns
+ * the highest such seq (0: none). The response must then wait for
+ * mandate_audit_events_when_durable: no thread blocks on the disk
+ * meanwhile, and a thread's other connections go on. */
+void mandate_audit_events_defer_begin(void);
+uint64_t mandate_audit_events_defer_end(void);
+/* PENDING: cb(ctx, durable) will be called (on another thread); DURABLE:
+ * go on; LOST: the record never will be: answer 503. */
+mandate_audit_durability mandate_audit_events_when_durable(uint64_t seq,
+                                                           mandate_audit_durable_cb cb,
+                                                           void *ctx);
 
 /* Who runs this command, for admin records: "uid=0(root)", with
  * " sudo_user=alice" when run through sudo. */

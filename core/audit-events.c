@@ -105,6 +105,33 @@ bool mandate_audit_events_same(const mandate_config *cfg)
     return same;
 }
 
+/* The deferral of the calling thread's request: active, and the highest
+ * seq it appended. */
+static _Thread_local bool deferring;
+static _Thread_local uint64_t deferred_seq;
+
+void mandate_audit_events_defer_begin(void)
+{
+    deferring = true;
+    deferred_seq = 0;
+}
+
+uint64_t mandate_audit_events_defer_end(void)
+{
+    deferring = false;
+    return deferred_seq;
+}
+
+mandate_audit_durability mandate_audit_events_when_durable(uint64_t seq,
+                                                           mandate_audit_durable_cb cb,
+                                                           void *ctx)
+{
+    mandate_audit *a = atomic_load(&trail);
+    if (a == NULL)
+        return MANDATE_AUDIT_DURABLE;
+    return mandate_audit_when_durable(a, seq, cb, ctx);
+}
+
 mandate_rc mandate_audit_event(const char *event, json_t *fields)
 {
     /* The trail outlives every request: it is closed only after the HTTP
@@ -116,7 +143,15 @@ mandate_rc mandate_audit_event(const char *event, json_t *fields)
         return MANDATE_OK;
     }
     mandate_error err = {0};
-    mandate_rc rc = mandate_audit_append(a, event, mandate_log_request_id(), fields, NULL, &err);
+    mandate_rc rc;
+    if (deferring) {
+        uint64_t seq = 0;
+        rc = mandate_audit_append_nowait(a, event, mandate_log_request_id(), fields, &seq, &err);
+        if (rc == MANDATE_OK && seq > deferred_seq)
+            deferred_seq = seq;
+    } else {
+        rc = mandate_audit_append(a, event, mandate_log_request_id(), fields, NULL, &err);
+    }
     if (rc != MANDATE_OK)
         log_error("audit: %s record not written: %s", event, err.message);
     return rc;

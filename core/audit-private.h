@@ -85,6 +85,24 @@ void mandate_audit_head(mandate_audit *audit, uint64_t *seq_r, char hash_hex_r[6
  * shares them). */
 uint64_t mandate_audit_syncs(mandate_audit *audit);
 
+/* For a server that must not answer before the record is durable but need
+ * not block a thread meanwhile (BATCH): writes the record and returns at
+ * once with its seq; mandate_audit_when_durable then says when it is on
+ * disk. In the other modes it is mandate_audit_append. */
+mandate_rc mandate_audit_append_nowait(mandate_audit *audit, const char *event,
+                                       const char *request_id, json_t *fields, uint64_t *seq_r,
+                                       mandate_error *err);
+/* durable: the record is on disk; false: it never will be (fdatasync
+ * failed). Called on the committer thread: it must not block. */
+typedef void (*mandate_audit_durable_cb)(void *ctx, bool durable);
+typedef enum mandate_audit_durability {
+    MANDATE_AUDIT_DURABLE, /* already (or the mode does not wait): cb is not called */
+    MANDATE_AUDIT_PENDING, /* cb will be called */
+    MANDATE_AUDIT_LOST     /* an fdatasync failed: it never will be; cb is not called */
+} mandate_audit_durability;
+mandate_audit_durability mandate_audit_when_durable(mandate_audit *audit, uint64_t seq,
+                                                    mandate_audit_durable_cb cb, void *ctx);
+
 /* --- verification (mandatectl audit verify) ------------------------------- */
 
 typedef struct mandate_audit_report {

@@ -96,7 +96,24 @@ struct mandate_audit {
     uint64_t syncs;    /* fdatasync calls on trail files */
     int broken;        /* errno of a failed fdatasync: no append succeeds after */
     bool dir_unsynced; /* OFF began a file: the directory is synced when it is left */
+
+    /* BATCH: a committer thread runs the fdatasyncs, so that a caller may
+     * go on (mandate_audit_append_nowait) and be told when its record is on
+     * disk; durable_cond is broadcast whenever written or durable moves. */
+    bool committer_started, stopping;
+    pthread_t committer;
+    struct durable_waiter *waiters;
 };
+
+typedef struct durable_waiter {
+    uint64_t seq;
+    mandate_audit_durable_cb cb;
+    void *ctx;
+    bool ok;
+    struct durable_waiter *next;
+} durable_waiter;
+
+static void *committer_main(void *arg);
 
 /* --- small helpers -------------------------------------------------------- */
 
@@ -456,6 +473,8 @@ static void leave_file(mandate_audit *a)
     if (a->written > a->durable && !a->broken) {
         int64_t us;
         a->syncs++;
+        /* waiters of these records are answered by the committer, which
+         * wakes on the broadcast below */
         if (timed_fdatasync(a->fd, &us) != 0) {
             a->broken = errno;
             log_error("audit: fdatasync failed: %s; no record is taken from now on",
@@ -689,6 +708,16 @@ mandate_rc mandate_audit_open(const mandate_audit_config *config, mandate_audit 
         return rc;
     }
     a->written = a->durable = a->seq;
+    if (a->fsync_mode == MANDATE_AUDIT_FSYNC_BATCH) {
+        int e = pthread_create(&a->committer, NULL, committer_main, a);
+        if (e != 0) {
+            rc = mandate_error_set(err, MANDATE_ERROR, "audit: no committer thread: %s",
+                                   strerror(e));
+            mandate_audit_close(&a);
+            return rc;
+        }
+        a->committer_started = true;
+    }
     *audit_r = a;
     return MANDATE_OK;
 }
@@ -698,6 +727,14 @@ void mandate_audit_close(mandate_audit **audit)
     mandate_audit *a = *audit;
     if (a == NULL)
         return;
+    if (a->committer_started) {
+        /* it syncs what is left and answers every waiter before it ends */
+        pthread_mutex_lock(&a->mutex);
+        a->stopping = true;
+        pthread_cond_broadcast(&a->durable_cond);
+        pthread_mutex_unlock(&a->mutex);
+        pthread_join(a->committer, NULL);
+    }
     pthread_mutex_lock(&a->mutex);
     leave_file(a); /* fsyncs what this handle wrote and is not yet durable */
     if (a->retired_fd >= 0)
@@ -741,40 +778,93 @@ static char *json_quote(const char *s)
     return out;
 }
 
-/* Waits until the record seq of this handle is on disk, running the
- * fdatasync itself when none is in flight. Mutex held. */
-static mandate_rc group_commit(mandate_audit *a, uint64_t seq, mandate_error *err)
+/* One fdatasync of what is written and not yet durable. Mutex held; it is
+ * dropped during the sync, so that writers go on meanwhile. */
+static void sync_once(mandate_audit *a)
 {
-    while (a->durable < seq && !a->broken) {
-        if (a->syncing) {
-            pthread_cond_wait(&a->durable_cond, &a->mutex);
+    uint64_t target = a->written;
+    int fd = a->fd;
+    a->syncing = true;
+    a->sync_fd = fd;
+    a->syncs++;
+    pthread_mutex_unlock(&a->mutex);
+    int64_t us;
+    int r = timed_fdatasync(fd, &us);
+    int saved = errno;
+    pthread_mutex_lock(&a->mutex);
+    a->syncing = false;
+    a->sync_fd = -1;
+    if (a->retired_fd == fd) {
+        close(fd);
+        a->retired_fd = -1;
+    }
+    if (r != 0) {
+        a->broken = saved;
+        log_error("audit: fdatasync failed: %s; no record is taken from now on",
+                  strerror(saved));
+    } else if (target > a->durable) {
+        a->durable = target;
+    }
+    pthread_cond_broadcast(&a->durable_cond);
+}
+
+/* Calls, outside the mutex, the waiters whose record is durable (or will
+ * never be: broken). Mutex held. */
+static void notify_waiters(mandate_audit *a)
+{
+    durable_waiter *ready = NULL, **link = &a->waiters;
+    while (*link != NULL) {
+        durable_waiter *w = *link;
+        if (w->seq <= a->durable || a->broken) {
+            /* a broken trail fails only the records not already on disk */
+            w->ok = w->seq <= a->durable;
+            *link = w->next;
+            w->next = ready;
+            ready = w;
+        } else {
+            link = &w->next;
+        }
+    }
+    if (ready == NULL)
+        return;
+    pthread_mutex_unlock(&a->mutex);
+    while (ready != NULL) {
+        durable_waiter *w = ready;
+        ready = w->next;
+        w->cb(w->ctx, w->ok);
+        free(w);
+    }
+    pthread_mutex_lock(&a->mutex);
+}
+
+/* BATCH: syncs whenever records wait, so that records written while one
+ * fdatasync runs share the next one (group commit). Runs until close, and
+ * leaves nothing unsynced behind. */
+static void *committer_main(void *arg)
+{
+    mandate_audit *a = arg;
+    pthread_mutex_lock(&a->mutex);
+    for (;;) {
+        if (a->written > a->durable && !a->broken && a->fd >= 0) {
+            sync_once(a);
+            notify_waiters(a);
             continue;
         }
-        uint64_t target = a->written;
-        int fd = a->fd;
-        a->syncing = true;
-        a->sync_fd = fd;
-        a->syncs++;
-        pthread_mutex_unlock(&a->mutex);
-        int64_t us;
-        int r = timed_fdatasync(fd, &us);
-        int saved = errno;
-        pthread_mutex_lock(&a->mutex);
-        a->syncing = false;
-        a->sync_fd = -1;
-        if (a->retired_fd == fd) {
-            close(fd);
-            a->retired_fd = -1;
-        }
-        if (r != 0) {
-            a->broken = saved;
-            log_error("audit: fdatasync failed: %s; no record is taken from now on",
-                      strerror(saved));
-        } else if (target > a->durable) {
-            a->durable = target;
-        }
-        pthread_cond_broadcast(&a->durable_cond);
+        notify_waiters(a);
+        if (a->stopping)
+            break;
+        pthread_cond_wait(&a->durable_cond, &a->mutex);
     }
+    pthread_mutex_unlock(&a->mutex);
+    return NULL;
+}
+
+/* Waits until the record seq of this handle is on disk: the committer
+ * syncs it. Mutex held. */
+static mandate_rc group_commit(mandate_audit *a, uint64_t seq, mandate_error *err)
+{
+    while (a->durable < seq && !a->broken)
+        pthread_cond_wait(&a->durable_cond, &a->mutex);
     if (a->durable < seq)
         return mandate_error_set(err, MANDATE_ERROR,
                                  "audit: record seq %" PRIu64 " may not be on disk: %s", seq,
@@ -782,8 +872,31 @@ static mandate_rc group_commit(mandate_audit *a, uint64_t seq, mandate_error *er
     return MANDATE_OK;
 }
 
-mandate_rc mandate_audit_append(mandate_audit *audit, const char *event, const char *request_id,
-                                json_t *fields, uint64_t *seq_r, mandate_error *err)
+mandate_audit_durability mandate_audit_when_durable(mandate_audit *a, uint64_t seq,
+                                                    mandate_audit_durable_cb cb, void *ctx)
+{
+    mandate_audit_durability d = MANDATE_AUDIT_DURABLE;
+    pthread_mutex_lock(&a->mutex);
+    if (a->fsync_mode == MANDATE_AUDIT_FSYNC_BATCH && seq > a->durable) {
+        if (a->broken || !a->committer_started) {
+            d = MANDATE_AUDIT_LOST;
+        } else {
+            durable_waiter *w = mandate_xcalloc(1, sizeof(*w));
+            w->seq = seq;
+            w->cb = cb;
+            w->ctx = ctx;
+            w->next = a->waiters;
+            a->waiters = w;
+            pthread_cond_broadcast(&a->durable_cond);
+            d = MANDATE_AUDIT_PENDING;
+        }
+    }
+    pthread_mutex_unlock(&a->mutex);
+    return d;
+}
+
+static mandate_rc append(mandate_audit *audit, const char *event, const char *request_id,
+                         json_t *fields, uint64_t *seq_r, bool wait, mandate_error *err)
 {
     mandate_audit *a = audit;
     static const char *const reserved[] = {"seq", "ts", "prev", "event", "request_id"};
@@ -924,7 +1037,9 @@ mandate_rc mandate_audit_append(mandate_audit *audit, const char *event, const c
             a->durable = seq;
         }
     } else if (a->fsync_mode == MANDATE_AUDIT_FSYNC_BATCH) {
-        rc = group_commit(a, seq, err);
+        pthread_cond_broadcast(&a->durable_cond); /* the committer */
+        if (wait)
+            rc = group_commit(a, seq, err);
     }
     if (rc == MANDATE_OK && seq_r != NULL)
         *seq_r = seq;
@@ -940,6 +1055,19 @@ out_free:
     free(rid);
     free(members);
     return rc;
+}
+
+mandate_rc mandate_audit_append(mandate_audit *audit, const char *event, const char *request_id,
+                                json_t *fields, uint64_t *seq_r, mandate_error *err)
+{
+    return append(audit, event, request_id, fields, seq_r, true, err);
+}
+
+mandate_rc mandate_audit_append_nowait(mandate_audit *audit, const char *event,
+                                       const char *request_id, json_t *fields, uint64_t *seq_r,
+                                       mandate_error *err)
+{
+    return append(audit, event, request_id, fields, seq_r, false, err);
 }
 
 /* --- verification ---------------------------------------------------------- */

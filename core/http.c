@@ -12,6 +12,7 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
+#include "audit-events-private.h"
 #include "http-private.h"
 #include "log-private.h"
 #include "metrics-private.h"
@@ -39,6 +40,11 @@ typedef struct request_state {
     size_t body_len, body_cap;
     bool too_large;
     struct timespec started;
+    /* A response waiting for its audit record to reach the disk: the
+     * connection is suspended meanwhile, and resumed by the committer. */
+    bool waiting;
+    _Atomic bool record_lost;
+    mandate_http_response pending;
 } request_state;
 
 const char *mandate_http_request_header(const mandate_http_request *req, const char *name)
@@ -116,6 +122,15 @@ static enum MHD_Result queue(request_state *st, const mandate_http_response *res
     return ret;
 }
 
+/* On the audit committer's thread: it must not block. */
+static void on_record_durable(void *ctx, bool durable)
+{
+    request_state *st = ctx;
+    if (!durable)
+        atomic_store(&st->record_lost, true);
+    MHD_resume_connection(st->req.connection);
+}
+
 static enum MHD_Result reply_error(request_state *st, unsigned status, const char *error,
                                    const char *description)
 {
@@ -158,6 +173,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection,
     }
     mandate_log_set_request_id(st->req.request_id);
 
+    if (st->waiting) {
+        /* resumed: the audit record is on disk, or never will be */
+        st->waiting = false;
+        if (atomic_load(&st->record_lost)) {
+            log_error("the audit record of this request is not on disk: answering 503");
+            mandate_http_response lost = {0};
+            mandate_http_response_error(&st->req, &lost, 503, "temporarily_unavailable",
+                                        "the broker cannot record this request now");
+            mandate_http_response_header(&lost, "Retry-After", "5");
+            return queue(st, &lost);
+        }
+        return queue(st, &st->pending);
+    }
+
     if (*upload_data_size > 0) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
@@ -188,10 +217,24 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection,
         return reply_error(st, 503, "temporarily_unavailable", "the broker is not serving");
 
     mandate_http_response resp = {0};
+    mandate_audit_events_defer_begin();
     srv->handler(&st->req, &resp);
+    uint64_t record = mandate_audit_events_defer_end();
     if (resp.status == 0)
         mandate_http_response_error(&st->req, &resp, 500, "server_error", NULL);
-    return queue(st, &resp);
+    if (record == 0)
+        return queue(st, &resp);
+    /* Not before its audit record is durable. Suspended first: the
+     * committer may resume the connection as soon as it is registered. */
+    st->pending = resp;
+    st->waiting = true;
+    MHD_suspend_connection(connection);
+    switch (mandate_audit_events_when_durable(record, on_record_durable, st)) {
+    case MANDATE_AUDIT_PENDING: break;
+    case MANDATE_AUDIT_LOST: atomic_store(&st->record_lost, true); /* fall through */
+    case MANDATE_AUDIT_DURABLE: MHD_resume_connection(connection); break;
+    }
+    return MHD_YES;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *connection, void **con_cls,
@@ -225,6 +268,8 @@ static void on_mhd_error(void *cls, const char *fmt, va_list ap)
     log_warning("http: %s", msg);
 }
 
+/* One per core: no worker blocks on the disk (a response waiting for its
+ * audit record's group commit is suspended, not waited for). */
 static unsigned default_threads(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -251,7 +296,7 @@ mandate_rc mandate_http_start(const mandate_config *config, mandate_http_handler
                                  config->listen);
     struct sockaddr_storage ss = {0};
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
-                     MHD_USE_ERROR_LOG;
+                     MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
     struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
     struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
     if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
@@ -307,6 +352,7 @@ mandate_rc mandate_http_start(const mandate_config *config, mandate_http_handler
         return mandate_error_set(err, MANDATE_ERROR, "cannot listen on %s: %s",
                                  config->listen, e ? strerror(e) : "libmicrohttpd refused");
     }
+    log_info("serving with %u worker threads", threads);
     *server_r = srv;
     return MANDATE_OK;
 }

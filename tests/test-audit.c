@@ -665,6 +665,85 @@ static void test_batch_group_commit(void **state)
     assert_intact(fx->dir, THREADS * PER_THREAD);
 }
 
+/* The server's way: append without waiting, be told when the record is on
+ * disk (on the committer's thread). */
+typedef struct durable_count {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    unsigned calls, durable;
+} durable_count;
+
+static void count_durable(void *ctx, bool durable)
+{
+    durable_count *dc = ctx;
+    pthread_mutex_lock(&dc->lock);
+    dc->calls++;
+    dc->durable += durable;
+    pthread_cond_broadcast(&dc->cond);
+    pthread_mutex_unlock(&dc->lock);
+}
+
+static void test_batch_nowait_notifies(void **state)
+{
+    fixture *fx = *state;
+    mandate_audit *a = open_trail(fx->dir, MANDATE_AUDIT_FSYNC_BATCH, 0, false);
+    durable_count dc = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+    unsigned pending = 0;
+    enum { RECORDS = 200 };
+    for (int i = 0; i < RECORDS; i++) {
+        uint64_t seq = 0;
+        mandate_error err = {0};
+        assert_int_equal(mandate_audit_append_nowait(a, "token.issued", "r",
+                                                     json_pack("{s:i}", "i", i), &seq, &err),
+                         MANDATE_OK);
+        assert_int_equal(seq, (uint64_t)i + 1);
+        mandate_audit_durability d = mandate_audit_when_durable(a, seq, count_durable, &dc);
+        assert_true(d == MANDATE_AUDIT_PENDING || d == MANDATE_AUDIT_DURABLE);
+        pending += d == MANDATE_AUDIT_PENDING;
+    }
+    pthread_mutex_lock(&dc.lock);
+    while (dc.calls < pending)
+        pthread_cond_wait(&dc.cond, &dc.lock);
+    pthread_mutex_unlock(&dc.lock);
+    assert_int_equal(dc.calls, pending);
+    assert_int_equal(dc.durable, pending);
+    /* every record is on disk now: asking again needs no wait */
+    assert_int_equal(mandate_audit_when_durable(a, RECORDS, count_durable, &dc),
+                     MANDATE_AUDIT_DURABLE);
+    assert_true(mandate_audit_syncs(a) > 0);
+    /* OFF never makes anyone wait */
+    mandate_audit_close(&a);
+    a = open_trail(fx->dir, MANDATE_AUDIT_FSYNC_OFF, 0, false);
+    uint64_t seq = 0;
+    mandate_error err = {0};
+    assert_int_equal(mandate_audit_append_nowait(a, "x", NULL, NULL, &seq, &err), MANDATE_OK);
+    assert_int_equal(mandate_audit_when_durable(a, seq, count_durable, &dc),
+                     MANDATE_AUDIT_DURABLE);
+    mandate_audit_close(&a);
+    assert_intact(fx->dir, RECORDS + 1);
+}
+
+/* A waiter registered just before close is answered by close. */
+static void test_batch_close_answers_waiters(void **state)
+{
+    fixture *fx = *state;
+    mandate_audit *a = open_trail(fx->dir, MANDATE_AUDIT_FSYNC_BATCH, 0, false);
+    durable_count dc = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+    unsigned pending = 0;
+    for (int i = 0; i < 50; i++) {
+        uint64_t seq = 0;
+        mandate_error err = {0};
+        assert_int_equal(mandate_audit_append_nowait(a, "e", NULL, NULL, &seq, &err),
+                         MANDATE_OK);
+        pending += mandate_audit_when_durable(a, seq, count_durable, &dc) ==
+                   MANDATE_AUDIT_PENDING;
+    }
+    mandate_audit_close(&a);
+    assert_int_equal(dc.calls, pending);
+    assert_int_equal(dc.durable, pending);
+    assert_intact(fx->dir, 50);
+}
+
 /* --- tampering ----------------------------------------------------------------- */
 
 /* A trail of 10 records in one file, its lines for the test to change. */
@@ -1027,6 +1106,8 @@ int main(void)
         T(test_writer_sees_rotation_by_another),
         T(test_processes_concurrent),
         T(test_batch_group_commit),
+        T(test_batch_nowait_notifies),
+        T(test_batch_close_answers_waiters),
         T(test_tamper_changed_field),
         T(test_tamper_changed_prev),
         T(test_tamper_last_prev),
