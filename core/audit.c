@@ -115,6 +115,9 @@ typedef struct durable_waiter {
 
 static void *committer_main(void *arg);
 
+/* The longest the committer lets a group grow, in microseconds. */
+#define COMMIT_DELAY_MAX_US 1000
+
 /* --- small helpers -------------------------------------------------------- */
 
 static void sha256_hex(const void *data, size_t len, char hex_r[AUDIT_HASH_HEX + 1])
@@ -780,7 +783,7 @@ static char *json_quote(const char *s)
 
 /* One fdatasync of what is written and not yet durable. Mutex held; it is
  * dropped during the sync, so that writers go on meanwhile. */
-static void sync_once(mandate_audit *a)
+static int64_t sync_once(mandate_audit *a)
 {
     uint64_t target = a->written;
     int fd = a->fd;
@@ -788,7 +791,7 @@ static void sync_once(mandate_audit *a)
     a->sync_fd = fd;
     a->syncs++;
     pthread_mutex_unlock(&a->mutex);
-    int64_t us;
+    int64_t us = 0;
     int r = timed_fdatasync(fd, &us);
     int saved = errno;
     pthread_mutex_lock(&a->mutex);
@@ -806,6 +809,7 @@ static void sync_once(mandate_audit *a)
         a->durable = target;
     }
     pthread_cond_broadcast(&a->durable_cond);
+    return us;
 }
 
 /* Calls, outside the mutex, the waiters whose record is durable (or will
@@ -846,8 +850,20 @@ static void *committer_main(void *arg)
     pthread_mutex_lock(&a->mutex);
     for (;;) {
         if (a->written > a->durable && !a->broken && a->fd >= 0) {
-            sync_once(a);
+            int64_t took = sync_once(a);
             notify_waiters(a);
+            /* Records came in during that sync: the server is busy. An
+             * fdatasync costs the CPU as much as several requests, so let
+             * the next group grow for half a sync's time before it goes
+             * (PostgreSQL's commit_delay, adaptive). */
+            if (a->written > a->durable && !a->stopping && took > 0) {
+                struct timespec pause = {0, (long)(took < COMMIT_DELAY_MAX_US * 2
+                                                       ? took / 2
+                                                       : COMMIT_DELAY_MAX_US) * 1000};
+                pthread_mutex_unlock(&a->mutex);
+                nanosleep(&pause, NULL);
+                pthread_mutex_lock(&a->mutex);
+            }
             continue;
         }
         notify_waiters(a);

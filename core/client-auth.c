@@ -6,6 +6,7 @@
 
 #include "jose-private.h"
 #include "log-private.h"
+#include "metrics-private.h"
 #include "oauth-private.h"
 #include "pool-private.h"
 
@@ -107,6 +108,7 @@ mandate_rc mandate_client_authenticate(mandate_http_request *req, const mandate_
     if (rc == MANDATE_NOT_FOUND)
         return refuse(req->pool, oerr, cred.client_id, "no such client");
     if (rc != MANDATE_OK) {
+        mandate_metrics_store_error();
         log_error("client %s: store: %s", cred.client_id, err.message);
         return mandate_oauth_fail_rc(oerr, rc);
     }

@@ -7,6 +7,7 @@
 
 #include "jose-private.h"
 #include "log-private.h"
+#include "metrics-private.h"
 #include "pool-private.h"
 #include "token-cache-private.h"
 #include "validate-private.h"
@@ -70,8 +71,10 @@ mandate_rc mandate_token_validate(mandate_runtime *rt, mandate_pool *pool, const
     if (g->jti != NULL) {
         bool revoked = false;
         rc = sops->is_revoked(store, g->jti, &revoked, err);
-        if (rc != MANDATE_OK)
+        if (rc != MANDATE_OK) {
+            mandate_metrics_store_error();
             return rc == MANDATE_TEMPFAIL ? rc : MANDATE_ERROR;
+        }
         if (revoked)
             return inactive(status, "revoked");
     }
@@ -79,8 +82,10 @@ mandate_rc mandate_token_validate(mandate_runtime *rt, mandate_pool *pool, const
     rc = sops->client_get(store, pool, g->client_id, &status->client, err);
     if (rc == MANDATE_NOT_FOUND)
         return inactive(status, "its client was deleted");
-    if (rc != MANDATE_OK)
+    if (rc != MANDATE_OK) {
+        mandate_metrics_store_error();
         return rc == MANDATE_TEMPFAIL ? rc : MANDATE_ERROR;
+    }
     if (status->client.status != MANDATE_CLIENT_ENABLED)
         return inactive(status, "its client is disabled");
     return MANDATE_OK;
