@@ -67,7 +67,7 @@ static const mandate_conf_def core_defs[] = {
      NULL, "gateway checks per second and client; 0: no limit"},
     {"rate_limit.gateway_burst", MANDATE_CONF_INT, 0, CONF_OFF(rate_gateway_burst), "100", 1,
      1000000, NULL, "gateway checks a client may make at once"},
-    {"rate_limit.buckets", MANDATE_CONF_INT, 0, CONF_OFF(rate_buckets), "65536", 64, 16777216,
+    {"rate_limit.buckets", MANDATE_CONF_INT, 0, CONF_OFF(rate_buckets), "16384", 64, 16777216,
      NULL, "clients tracked at once; idle ones are evicted first"},
     {"metrics.enabled", MANDATE_CONF_BOOL, 0, CONF_OFF(metrics_enabled), "true", 0, 0, NULL,
      "serve GET /metrics (Prometheus)"},

@@ -114,6 +114,20 @@ expect_eq "another client is unaffected" 200 \
 expect_contains "the refusal is audited" '"error":"too_many_requests","reason":"rate limit"' "$(trail)"
 expect_contains "the log says so" "rate limited: client_id=agent-1" "$(cat "$LOG")"
 
+# the gateway check's own limit, per client of the token
+sed -i 's/rate_limit: { token_rate = 1000; token_burst = 1000; };/rate_limit: { token_rate = 1000; token_burst = 1000; gateway_rate = 1; gateway_burst = 2; };/' "$CONF"
+kill -HUP "$DAEMON_PID"
+check "reloaded with a gateway limit" wait_for_log "$LOG" "reloaded:" 2
+T2=$(token_for agent-2 "$OTHER")
+codes=""
+for i in 1 2 3; do
+    codes="$codes $(curl -s -o /dev/null -D "$TMP/gw.h" -w '%{http_code}' \
+        -H "Authorization: Bearer $T2" -H "X-Original-URI: /mcp" "$BASE/gateway/check")"
+done
+expect_eq "gateway: burst 2, then 429" " 200 200 429" "$codes"
+expect_contains "with Retry-After" "Retry-After: 1" "$(tr -d '\r' <"$TMP/gw.h")"
+expect_contains "audited as a denied check" '"result":"denied","status":429' "$(trail)"
+
 # --- metrics --------------------------------------------------------------------
 m=$(curl -s "$BASE/metrics")
 expect_contains "metrics: token requests by grant and result" \
@@ -131,6 +145,14 @@ expect_contains "the log names the head" "audit trail: last record" "$(cat "$LOG
 out=$("${CTL[@]}" audit verify)
 expect_eq "audit verify: intact exits 0" 0 "$?"
 expect_contains "and says so" "intact:" "$out"
+"${CTL[@]}" audit tail -f --event client >"$TMP/tail.out" 2>&1 &
+TAIL_PID=$!
+PIDS="$PIDS $TAIL_PID"
+sleep 0.5
+new_client agent-3 >/dev/null
+for i in $(seq 1 50); do grep -q "agent-3" "$TMP/tail.out" && break; sleep 0.1; done
+kill "$TAIL_PID"
+expect_contains "audit tail -f shows a new record" "client.created client_id=agent-3" "$(cat "$TMP/tail.out")"
 out=$("${CTL[@]}" audit tail -n 3 --event token --client agent-1)
 expect_contains "audit tail filters by event and client" "token." "$out"
 check "audit tail prints only what matches" bash -c "! printf '%s' '$out' | grep -q 'client.created'"
