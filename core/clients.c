@@ -266,11 +266,13 @@ mandate_rc mandate_clients_rotate_secret(mandate_runtime *rt, mandate_pool *pool
     return sops->client_update(store, &c, err);
 }
 
-mandate_rc mandate_clients_set_rate(mandate_runtime *rt, const char *client_id, double rate,
-                                    int64_t burst, mandate_error *err)
+/* Reads the client, lets change edit the record (false: nothing to do),
+ * writes it back. */
+typedef bool (*client_change)(mandate_client *client, const void *arg);
+
+static mandate_rc update_client(mandate_runtime *rt, const char *client_id,
+                                client_change change, const void *arg, mandate_error *err)
 {
-    if (!rate_valid(rate, burst, err))
-        return MANDATE_INVALID;
     void *store;
     const mandate_store_ops *sops = mandate_runtime_store(rt, &store);
     mandate_pool *pool = mandate_pool_new();
@@ -278,9 +280,7 @@ mandate_rc mandate_clients_set_rate(mandate_runtime *rt, const char *client_id, 
     mandate_rc rc = sops->client_get(store, pool, client_id, &c, err);
     if (rc == MANDATE_NOT_FOUND)
         mandate_error_set(err, MANDATE_NOT_FOUND, "no client '%s'", client_id);
-    if (rc == MANDATE_OK) {
-        c.rate_limit = rate;
-        c.rate_burst = burst;
+    if (rc == MANDATE_OK && change(&c, arg)) {
         c.updated_at = 0;
         rc = sops->client_update(store, &c, err);
     }
@@ -288,21 +288,39 @@ mandate_rc mandate_clients_set_rate(mandate_runtime *rt, const char *client_id, 
     return rc;
 }
 
+typedef struct rate_change {
+    double rate;
+    int64_t burst;
+} rate_change;
+
+static bool set_rate(mandate_client *c, const void *arg)
+{
+    const rate_change *r = arg;
+    c->rate_limit = r->rate;
+    c->rate_burst = r->burst;
+    return true;
+}
+
+mandate_rc mandate_clients_set_rate(mandate_runtime *rt, const char *client_id, double rate,
+                                    int64_t burst, mandate_error *err)
+{
+    if (!rate_valid(rate, burst, err))
+        return MANDATE_INVALID;
+    rate_change r = {rate, burst};
+    return update_client(rt, client_id, set_rate, &r, err);
+}
+
+static bool set_status(mandate_client *c, const void *arg)
+{
+    mandate_client_status status = *(const mandate_client_status *)arg;
+    if (c->status == status)
+        return false;
+    c->status = status;
+    return true;
+}
+
 mandate_rc mandate_clients_set_status(mandate_runtime *rt, const char *client_id,
                                       mandate_client_status status, mandate_error *err)
 {
-    void *store;
-    const mandate_store_ops *sops = mandate_runtime_store(rt, &store);
-    mandate_pool *pool = mandate_pool_new();
-    mandate_client c;
-    mandate_rc rc = sops->client_get(store, pool, client_id, &c, err);
-    if (rc == MANDATE_NOT_FOUND)
-        mandate_error_set(err, MANDATE_NOT_FOUND, "no client '%s'", client_id);
-    if (rc == MANDATE_OK && c.status != status) {
-        c.status = status;
-        c.updated_at = 0;
-        rc = sops->client_update(store, &c, err);
-    }
-    mandate_pool_free(&pool);
-    return rc;
+    return update_client(rt, client_id, set_status, &status, err);
 }

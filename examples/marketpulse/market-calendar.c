@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <openssl/rand.h>
 #include <microhttpd.h>
 
 #include <mandate/client.h>
@@ -186,22 +187,7 @@ static bool random_hex(char *out, size_t bytes)
 {
     static const char hex[] = "0123456789abcdef";
     unsigned char raw[64];
-    if (bytes > sizeof(raw))
-        return false;
-    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return false;
-    size_t got = 0;
-    while (got < bytes) {
-        ssize_t n = read(fd, raw + got, bytes - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        got += (size_t)n;
-    }
-    close(fd);
-    if (got != bytes)
+    if (bytes > sizeof(raw) || RAND_bytes(raw, (int)bytes) != 1)
         return false;
     for (size_t i = 0; i < bytes; i++) {
         out[2 * i] = hex[raw[i] >> 4];
