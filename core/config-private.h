@@ -82,6 +82,12 @@ const mandate_target *mandate_config_target_for(const mandate_config *config,
 bool mandate_config_load(const char *path, mandate_config **config_r, mandate_diag *diag);
 void mandate_config_free(mandate_config **config);
 
+/* Points the configuration's store instance at another store: plugin, with
+ * one setting key = value (sqlite: path; pgsql: conninfo). For mandatectl
+ * migrate. false (said in diag) when there is no store instance. */
+bool mandate_config_replace_store(mandate_config *config, const char *plugin, const char *key,
+                                  const char *value, mandate_diag *diag);
+
 /* When listen asked for port 0 and the issuer was derived from it, put the
  * port actually bound into the issuer. Call before serving. */
 void mandate_config_use_port(mandate_config *config, unsigned port);

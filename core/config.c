@@ -385,6 +385,31 @@ void mandate_config_free(mandate_config **cfgp)
     *cfgp = NULL;
 }
 
+bool mandate_config_replace_store(mandate_config *cfg, const char *plugin, const char *key,
+                                  const char *value, mandate_diag *diag)
+{
+    for (size_t i = 0; i < cfg->instance_count; i++) {
+        mandate_instance_conf *ic = &cfg->instances[i];
+        if (strcmp(ic->kind, "store") != 0)
+            continue;
+        config_destroy(&ic->cfg);
+        config_init(&ic->cfg);
+        config_setting_t *root = config_root_setting(&ic->cfg);
+        config_setting_set_string(config_setting_add(root, "kind", CONFIG_TYPE_STRING), "store");
+        config_setting_set_string(config_setting_add(root, "plugin", CONFIG_TYPE_STRING), plugin);
+        config_setting_set_string(config_setting_add(root, key, CONFIG_TYPE_STRING), value);
+        free(ic->plugin);
+        ic->plugin = mandate_xstrdup(plugin);
+        free(ic->name);
+        ic->name = mandate_xasprintf("store-%s", plugin);
+        free(ic->file);
+        ic->file = mandate_xasprintf("(%s:%s given on the command line)", plugin, key);
+        return true;
+    }
+    mandate_diag_add(diag, "%s: no store instance is enabled", cfg->instances_dir);
+    return false;
+}
+
 const char *const *mandate_config_instance_reserved(void)
 {
     return instance_reserved;

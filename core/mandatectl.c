@@ -64,7 +64,10 @@ static void usage(FILE *out)
             "                        check the audit trail's hash chain (default: the\n"
             "                        configured trail); exit 0 only when intact\n"
             "  audit tail [-f] [-n N] [--client ID] [--event TYPE] [--dir DIR]\n"
-            "                        print the last records readably; -f follows\n\n"
+            "                        print the last records readably; -f follows\n"
+            "  migrate --from sqlite:PATH --to pgsql:CONNINFO\n"
+            "                        move clients, keys, revocations and token records to\n"
+            "                        another (empty) store\n\n"
             "Options:\n"
             "  -c, --config FILE     configuration (default: $MANDATE_CONF, else\n"
             "                        " CONFDIR "/mandate.conf)\n"
@@ -306,6 +309,7 @@ static const command commands[] = {
     {"keys", ctl_cmd_keys},
     {"token", ctl_cmd_token},
     {"audit", ctl_cmd_audit},
+    {"migrate", ctl_cmd_migrate},
 };
 
 int main(int argc, char **argv)

@@ -25,7 +25,7 @@ extern "C" {
 
 #define MANDATE_PLUGIN_MAGIC 0x4d4e4454u /* "MNDT" */
 #define MANDATE_PLUGIN_ABI_MAJOR 1
-#define MANDATE_PLUGIN_ABI_MINOR 1 /* 1: token records in the host */
+#define MANDATE_PLUGIN_ABI_MINOR 2 /* 1: token records in the host; 2: store list ops */
 
 #if defined(__GNUC__)
 #define MANDATE_PRINTF(f, a) __attribute__((format(printf, f, a)))

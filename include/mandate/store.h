@@ -98,6 +98,12 @@ typedef struct mandate_token_record {
     int64_t issued_at, expires_at;
 } mandate_token_record;
 
+typedef mandate_rc (*mandate_revocation_cb)(void *ctx, const char *jti, const char *client_id,
+                                            int64_t expires_at);
+typedef mandate_rc (*mandate_token_record_cb)(void *ctx, const mandate_token_record *record);
+typedef mandate_rc (*mandate_replay_cb)(void *ctx, const char *ns, const char *id,
+                                        int64_t expires_at);
+
 typedef struct mandate_store_ops {
     /* Is the store reachable? Cheap; used by /readyz. */
     mandate_rc (*ping)(void *inst, mandate_error *err);
@@ -159,6 +165,19 @@ typedef struct mandate_store_ops {
     /* Drop revocations, token records and replay entries whose expires_at is
      * at or before `now`; count_r may be NULL. */
     mandate_rc (*purge)(void *inst, int64_t now, uint64_t *count_r, mandate_error *err);
+
+    /* ABI 1.2: the short-lived rows still live at `now`, for moving a
+     * deployment to another store (mandatectl migrate): a revoked token must
+     * stay revoked, an opaque token valid, a claimed assertion ID claimed.
+     * Each stops early and returns what each() returned when that is not
+     * MANDATE_OK. Read only when the plugin's abi_minor is >= 2; may be
+     * NULL (migrate then refuses). */
+    mandate_rc (*revocation_list)(void *inst, int64_t now, mandate_revocation_cb each,
+                                  void *ctx, mandate_error *err);
+    mandate_rc (*token_list)(void *inst, int64_t now, mandate_token_record_cb each, void *ctx,
+                             mandate_error *err);
+    mandate_rc (*replay_list)(void *inst, int64_t now, mandate_replay_cb each, void *ctx,
+                              mandate_error *err);
 } mandate_store_ops;
 
 #ifdef __cplusplus

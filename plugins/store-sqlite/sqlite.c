@@ -157,6 +157,9 @@ enum stmt_id {
     ST_PURGE_TOKENS,
     ST_PURGE_REVOCATIONS,
     ST_PURGE_REPLAY,
+    ST_REVOCATION_LIST,
+    ST_TOKEN_LIST,
+    ST_REPLAY_LIST,
     ST_COUNT
 };
 
@@ -215,6 +218,12 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_PURGE_TOKENS] = "DELETE FROM tokens WHERE expires_at <= ?1",
     [ST_PURGE_REVOCATIONS] = "DELETE FROM revocations WHERE expires_at <= ?1",
     [ST_PURGE_REPLAY] = "DELETE FROM replay WHERE expires_at <= ?1",
+    [ST_REVOCATION_LIST] = "SELECT jti, client_id, expires_at FROM revocations "
+                           "WHERE expires_at > ?1 ORDER BY jti",
+    [ST_TOKEN_LIST] = "SELECT " TOKEN_COLUMNS " FROM tokens WHERE expires_at > ?1 "
+                      "ORDER BY token_hash",
+    [ST_REPLAY_LIST] = "SELECT ns, id, expires_at FROM replay WHERE expires_at > ?1 "
+                       "ORDER BY ns, id",
 };
 
 /* --- instance and connections ------------------------------------------ */
@@ -1176,6 +1185,100 @@ static mandate_rc store_token_get(void *inst_, mandate_pool *pool, const unsigne
     return rc;
 }
 
+/* The rows of a list statement still live at now, one each() call per row;
+ * columns point into the statement (valid during the call). */
+typedef mandate_rc (*row_cb)(const struct reader *r, void *ctx);
+
+static mandate_rc list_live(struct sqlite_inst *inst, enum stmt_id id, int64_t now,
+                            const char *what, row_cb row, void *ctx, mandate_error *err)
+{
+    struct conn *c;
+    sqlite3_stmt *stmt;
+    mandate_rc rc = conn_ready(inst, &c, err);
+    if (rc == MANDATE_OK)
+        rc = stmt_get(c, id, &stmt, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    struct binder b = {stmt, SQLITE_OK};
+    bind_int(&b, 1, now);
+    struct reader r = {inst->host, NULL, stmt};
+    int src = b.rc;
+    while (src == SQLITE_OK || src == SQLITE_ROW) {
+        src = sqlite3_step(stmt);
+        if (src != SQLITE_ROW)
+            break;
+        rc = row(&r, ctx);
+        if (rc != MANDATE_OK)
+            break;
+    }
+    if (rc == MANDATE_OK && src != SQLITE_DONE)
+        rc = db_error(c, src, what, err);
+    stmt_put(c, id, stmt);
+    return rc;
+}
+
+struct revocation_each {
+    mandate_revocation_cb each;
+    void *ctx;
+};
+
+static mandate_rc revocation_row(const struct reader *r, void *ctx)
+{
+    struct revocation_each *e = ctx;
+    return e->each(e->ctx, read_text(r, 0), read_text(r, 1), read_int(r, 2));
+}
+
+static mandate_rc store_revocation_list(void *inst_, int64_t now, mandate_revocation_cb each,
+                                        void *ctx, mandate_error *err)
+{
+    if (each == NULL)
+        return mandate_error_set(err, MANDATE_INVALID, "sqlite: revocation_list: no callback");
+    struct revocation_each e = {each, ctx};
+    return list_live(inst_, ST_REVOCATION_LIST, now, "revocation_list", revocation_row, &e, err);
+}
+
+struct token_each {
+    mandate_token_record_cb each;
+    void *ctx;
+};
+
+static mandate_rc token_row(const struct reader *r, void *ctx)
+{
+    struct token_each *e = ctx;
+    mandate_token_record t;
+    read_token(r, &t);
+    return e->each(e->ctx, &t);
+}
+
+static mandate_rc store_token_list(void *inst_, int64_t now, mandate_token_record_cb each,
+                                   void *ctx, mandate_error *err)
+{
+    if (each == NULL)
+        return mandate_error_set(err, MANDATE_INVALID, "sqlite: token_list: no callback");
+    struct token_each e = {each, ctx};
+    return list_live(inst_, ST_TOKEN_LIST, now, "token_list", token_row, &e, err);
+}
+
+struct replay_each {
+    mandate_replay_cb each;
+    void *ctx;
+};
+
+static mandate_rc replay_row(const struct reader *r, void *ctx)
+{
+    struct replay_each *e = ctx;
+    return e->each(e->ctx, read_text(r, 0), read_text(r, 1), read_int(r, 2));
+}
+
+static mandate_rc store_replay_list(void *inst_, int64_t now, mandate_replay_cb each, void *ctx,
+                                    mandate_error *err)
+{
+    if (each == NULL)
+        return mandate_error_set(err, MANDATE_INVALID, "sqlite: replay_list: no callback");
+    struct replay_each e = {each, ctx};
+    return list_live(inst_, ST_REPLAY_LIST, now, "replay_list", replay_row, &e, err);
+}
+
 static mandate_rc store_revoke(void *inst_, const char *jti, const char *client_id,
                                int64_t expires_at, mandate_error *err)
 {
@@ -1423,6 +1526,9 @@ static const mandate_store_ops sqlite_ops = {
     .is_revoked = store_is_revoked,
     .replay_claim = store_replay_claim,
     .purge = store_purge,
+    .revocation_list = store_revocation_list,
+    .token_list = store_token_list,
+    .replay_list = store_replay_list,
 };
 
 const mandate_plugin mandate_plugin_sqlite = {
