@@ -1,0 +1,1844 @@
+/* The PostgreSQL store, for several broker nodes sharing one database.
+ *
+ * It behaves as the sqlite store does (same return codes, same generation
+ * rules, same schema checks); what differs is the transport:
+ *
+ * Threads: the instance is shared by every worker thread, each of which gets
+ * its own connection on first use and finds it again through a thread-local
+ * table keyed by the instance's id (as the sqlite store does). The instance
+ * owns every connection it opened, in a list, and destroy() closes them all.
+ *
+ * Statements: each is prepared once per connection, on first use, with the
+ * parameter types the binder gives, then run by name; parameters and
+ * results travel in binary. (A pooler in transaction mode would lose the
+ * prepared statements: connect directly, or pool by session.) A change to
+ * clients, keys or revocations is one statement that also raises the
+ * generation (a data-modifying WITH), so it needs one round trip and no
+ * explicit transaction; client_import is one transaction, its inserts
+ * pipelined.
+ *
+ * Failures: connections are nonblocking and every wait has a deadline
+ * (statement_timeout on the server, a little more on our side), so no call
+ * hangs on a dead or silent server. A connection found closed (a restart, a
+ * terminated backend) is replaced before the next statement; while the
+ * server cannot be reached every call answers MANDATE_TEMPFAIL, and a thread
+ * whose connection attempt failed waits RECONNECT_DELAY_MS before it tries
+ * again (answering MANDATE_TEMPFAIL at once meanwhile). A statement is never
+ * retried: a write whose answer was lost may have been committed.
+ *
+ * Schema: forward-only migrations in schema_version, applied by the migrate
+ * op, one transaction per step under an advisory lock, so several nodes may
+ * start at once. Every other data op checks, once per connection, that the
+ * database is at the newest version this plugin knows.
+ *
+ * Identifiers (client_id, tenant, kid) are COLLATE "C" and the list ops
+ * order by bytes, so listing and paging agree with the sqlite store whatever
+ * the database's collation. Text must be valid UTF-8 (the connection's
+ * encoding): anything else is MANDATE_INVALID, where SQLite stores it.
+ *
+ * The conninfo may hold a password: it is never logged, and messages name
+ * the database by its name only.
+ *
+ * Only libc, pthreads, libpq and the host table are used: no core symbol. */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <libpq-fe.h>
+
+#include <mandate/store.h>
+
+#ifndef PACKAGE_VERSION
+#define PACKAGE_VERSION "0.1.0"
+#endif
+
+/* Type OIDs (server/catalog/pg_type_d.h, which libpq-dev does not ship). */
+#define OID_BYTEA ((Oid)17)
+#define OID_INT8 ((Oid)20)
+#define OID_TEXT ((Oid)25)
+#define OID_FLOAT8 ((Oid)701)
+
+/* A thread whose connection attempt failed tries again after this long. */
+#define RECONNECT_DELAY_MS 1000
+/* How much longer than statement_timeout we wait for an answer: the server
+ * cancels first and says so; only a silent server makes us give up. */
+#define CLIENT_GRACE_MS 2000
+/* Migrations may rewrite tables: their own, longer limit. */
+#define MIGRATE_TIMEOUT_MS (10 * 60 * 1000)
+/* pg_advisory_xact_lock key for migrations: "mandate1" */
+#define MIGRATE_LOCK_KEY "7885647535779509553"
+/* Rows of client_import sent per pipeline sync. */
+#define IMPORT_CHUNK 1000
+/* ON CONFLICT, data-modifying WITH, to_regclass: PostgreSQL 10 is plenty. */
+#define SERVER_MIN_VERSION 100000
+
+/* --- schema ------------------------------------------------------------- */
+
+/* migrations[i] brings the schema from version i to version i + 1. Never
+ * edit a step once released: append a new one. Identifiers sort byte-wise
+ * (COLLATE "C"), as in SQLite, so listing and paging agree with it. */
+static const char *const migrations[] = {
+    /* 1: everything */
+    "CREATE TABLE schema_version (\n"
+    "    id INTEGER PRIMARY KEY CHECK (id = 1),\n"
+    "    version INTEGER NOT NULL\n"
+    ");\n"
+    "CREATE TABLE meta (\n"
+    "    name TEXT PRIMARY KEY,\n"
+    "    value BIGINT NOT NULL\n"
+    ");\n"
+    "INSERT INTO meta (name, value) VALUES ('generation', 0);\n"
+    "CREATE TABLE clients (\n"
+    "    client_id TEXT COLLATE \"C\" PRIMARY KEY,\n"
+    "    tenant TEXT COLLATE \"C\" NOT NULL,\n"
+    "    name TEXT,\n"
+    "    scopes TEXT,\n"
+    "    default_scopes TEXT,\n"
+    "    audiences TEXT,\n"
+    "    backend TEXT,\n"
+    "    token_format TEXT,\n"
+    "    token_ttl BIGINT NOT NULL DEFAULT 0,\n"
+    "    status BIGINT NOT NULL,\n"
+    "    flags BIGINT NOT NULL DEFAULT 0,\n"
+    "    secret_hash BYTEA,\n"
+    "    prev_secret_hash BYTEA,\n"
+    "    prev_secret_expires_at BIGINT NOT NULL DEFAULT 0,\n"
+    "    public_key TEXT,\n"
+    "    rate_limit DOUBLE PRECISION NOT NULL DEFAULT 0,\n"
+    "    rate_burst BIGINT NOT NULL DEFAULT 0,\n"
+    "    attributes TEXT,\n"
+    "    created_at BIGINT NOT NULL,\n"
+    "    updated_at BIGINT NOT NULL\n"
+    ");\n"
+    "CREATE INDEX clients_tenant ON clients (tenant, client_id);\n"
+    "CREATE TABLE keys (\n"
+    "    kid TEXT COLLATE \"C\" PRIMARY KEY,\n"
+    "    alg TEXT,\n"
+    "    format TEXT,\n"
+    "    status BIGINT NOT NULL,\n"
+    "    private_blob BYTEA,\n"
+    "    public_jwk TEXT,\n"
+    "    created_at BIGINT NOT NULL,\n"
+    "    retired_at BIGINT NOT NULL DEFAULT 0,\n"
+    "    remove_after BIGINT NOT NULL DEFAULT 0\n"
+    ");\n"
+    "CREATE TABLE tokens (\n"
+    "    token_hash BYTEA PRIMARY KEY,\n"
+    "    jti TEXT,\n"
+    "    client_id TEXT,\n"
+    "    subject TEXT,\n"
+    "    tenant TEXT,\n"
+    "    \"grant\" TEXT,\n"
+    "    issued_at BIGINT NOT NULL,\n"
+    "    expires_at BIGINT NOT NULL\n"
+    ");\n"
+    "CREATE INDEX tokens_expires_at ON tokens (expires_at);\n"
+    "CREATE TABLE revocations (\n"
+    "    jti TEXT PRIMARY KEY,\n"
+    "    client_id TEXT,\n"
+    "    expires_at BIGINT NOT NULL,\n"
+    "    revoked_at BIGINT NOT NULL\n"
+    ");\n"
+    "CREATE INDEX revocations_expires_at ON revocations (expires_at);\n"
+    "CREATE TABLE replay (\n"
+    "    ns TEXT NOT NULL,\n"
+    "    id TEXT NOT NULL,\n"
+    "    expires_at BIGINT NOT NULL,\n"
+    "    PRIMARY KEY (ns, id)\n"
+    ");\n"
+    "CREATE INDEX replay_expires_at ON replay (expires_at);\n",
+};
+
+#define SCHEMA_NEWEST ((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+/* --- statements ------------------------------------------------------- */
+
+#define CLIENT_COLUMNS                                                                         \
+    "client_id, tenant, name, scopes, default_scopes, audiences, backend, "                    \
+    "token_format, token_ttl, status, flags, secret_hash, prev_secret_hash, "                  \
+    "prev_secret_expires_at, public_key, rate_limit, rate_burst, attributes, "                 \
+    "created_at, updated_at"
+#define KEY_COLUMNS                                                                            \
+    "kid, alg, format, status, private_blob, public_jwk, created_at, "                         \
+    "retired_at, remove_after"
+#define TOKEN_COLUMNS                                                                          \
+    "token_hash, jti, client_id, subject, tenant, \"grant\", issued_at, "                      \
+    "expires_at"
+#define CLIENT_INSERT                                                                          \
+    "INSERT INTO clients (" CLIENT_COLUMNS ") VALUES ($1, $2, $3, $4, $5, $6, "                \
+    "$7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) "                      \
+    "ON CONFLICT (client_id) DO NOTHING"
+
+/* One statement that changes clients, keys or revocations and, when it
+ * changed a row, raises the generation: atomic without a transaction of our
+ * own. Answers one row: the number of rows changed. */
+#define CHANGE(stmt)                                                                           \
+    "WITH ch AS (" stmt " RETURNING 1), "                                                      \
+    "bump AS (UPDATE meta SET value = value + 1 WHERE name = 'generation' "                    \
+    "AND EXISTS (SELECT 1 FROM ch)) "                                                          \
+    "SELECT count(*) FROM ch"
+
+enum stmt_id {
+    ST_PING,
+    ST_GENERATION,
+    ST_GENERATION_BUMP,
+    ST_CLIENT_GET,
+    ST_CLIENT_INSERT,
+    ST_CLIENT_CREATE,
+    ST_CLIENT_UPDATE,
+    ST_CLIENT_DELETE,
+    ST_CLIENT_LIST,
+    ST_CLIENT_LIST_AFTER,
+    ST_CLIENT_LIST_TENANT,
+    ST_CLIENT_LIST_TENANT_AFTER,
+    ST_KEY_INSERT,
+    ST_KEY_UPDATE,
+    ST_KEY_LIST,
+    ST_KEY_DELETE,
+    ST_TOKEN_INSERT,
+    ST_TOKEN_GET,
+    ST_REVOKE,
+    ST_IS_REVOKED,
+    ST_REPLAY_CLAIM,
+    ST_PURGE,
+    ST_REVOCATION_LIST,
+    ST_TOKEN_LIST,
+    ST_REPLAY_LIST,
+    ST_COUNT
+};
+
+/* Parameter types come from the binder when a statement is prepared, so
+ * every statement is bound the same way each time it runs. */
+static const char *const stmt_sql[ST_COUNT] = {
+    [ST_PING] = "SELECT 1",
+    [ST_GENERATION] = "SELECT value FROM meta WHERE name = 'generation'",
+    [ST_GENERATION_BUMP] = "UPDATE meta SET value = value + 1 WHERE name = 'generation'",
+    [ST_CLIENT_GET] = "SELECT " CLIENT_COLUMNS " FROM clients WHERE client_id = $1",
+    [ST_CLIENT_INSERT] = CLIENT_INSERT,
+    [ST_CLIENT_CREATE] = CHANGE(CLIENT_INSERT),
+    [ST_CLIENT_UPDATE] = CHANGE("UPDATE clients SET tenant = $2, name = $3, scopes = $4, "
+                                "default_scopes = $5, audiences = $6, backend = $7, "
+                                "token_format = $8, token_ttl = $9, status = $10, flags = $11, "
+                                "secret_hash = $12, prev_secret_hash = $13, "
+                                "prev_secret_expires_at = $14, public_key = $15, "
+                                "rate_limit = $16, rate_burst = $17, attributes = $18, "
+                                "created_at = CASE WHEN $19 = 0 THEN created_at ELSE $19 END, "
+                                "updated_at = $20 WHERE client_id = $1"),
+    [ST_CLIENT_DELETE] = CHANGE("DELETE FROM clients WHERE client_id = $1"),
+    /* $1 tenant, $2 after, $3 limit (NULL: no limit); each binds all three */
+    [ST_CLIENT_LIST] = "SELECT " CLIENT_COLUMNS " FROM clients "
+                       "ORDER BY client_id LIMIT $3",
+    [ST_CLIENT_LIST_AFTER] = "SELECT " CLIENT_COLUMNS " FROM clients "
+                             "WHERE client_id > $2 ORDER BY client_id LIMIT $3",
+    [ST_CLIENT_LIST_TENANT] = "SELECT " CLIENT_COLUMNS " FROM clients "
+                              "WHERE tenant = $1 ORDER BY client_id LIMIT $3",
+    [ST_CLIENT_LIST_TENANT_AFTER] =
+        "SELECT " CLIENT_COLUMNS " FROM clients "
+        "WHERE tenant = $1 AND client_id > $2 ORDER BY client_id LIMIT $3",
+    [ST_KEY_INSERT] = CHANGE("INSERT INTO keys (" KEY_COLUMNS ") VALUES ($1, $2, $3, $4, "
+                             "$5, $6, $7, $8, $9) ON CONFLICT (kid) DO NOTHING"),
+    [ST_KEY_UPDATE] = CHANGE("UPDATE keys SET status = $2, retired_at = $3, "
+                             "remove_after = $4 WHERE kid = $1"),
+    [ST_KEY_LIST] = "SELECT " KEY_COLUMNS " FROM keys ORDER BY created_at DESC, kid",
+    [ST_KEY_DELETE] = CHANGE("DELETE FROM keys WHERE kid = $1"),
+    [ST_TOKEN_INSERT] = "INSERT INTO tokens (" TOKEN_COLUMNS ") VALUES ($1, $2, "
+                        "$3, $4, $5, $6, $7, $8) ON CONFLICT (token_hash) DO NOTHING",
+    [ST_TOKEN_GET] = "SELECT " TOKEN_COLUMNS " FROM tokens "
+                     "WHERE token_hash = $1 AND expires_at > $2",
+    /* a second revocation keeps the first, unless it lasts longer */
+    [ST_REVOKE] = CHANGE("INSERT INTO revocations (jti, client_id, expires_at, revoked_at) "
+                         "VALUES ($1, $2, $3, $4) ON CONFLICT (jti) DO UPDATE SET "
+                         "expires_at = excluded.expires_at "
+                         "WHERE excluded.expires_at > revocations.expires_at"),
+    [ST_IS_REVOKED] = "SELECT 1 FROM revocations WHERE jti = $1",
+    /* one statement: insert, or take over an expired entry; no row changed
+     * means an unexpired entry is there */
+    [ST_REPLAY_CLAIM] = "INSERT INTO replay (ns, id, expires_at) VALUES ($1, $2, $3) "
+                        "ON CONFLICT (ns, id) DO UPDATE SET "
+                        "expires_at = excluded.expires_at "
+                        "WHERE replay.expires_at <= $4",
+    /* the generation rises when a revocation went */
+    [ST_PURGE] = "WITH t AS (DELETE FROM tokens WHERE expires_at <= $1 RETURNING 1), "
+                 "r AS (DELETE FROM revocations WHERE expires_at <= $1 RETURNING 1), "
+                 "p AS (DELETE FROM replay WHERE expires_at <= $1 RETURNING 1), "
+                 "bump AS (UPDATE meta SET value = value + 1 WHERE name = 'generation' "
+                 "AND EXISTS (SELECT 1 FROM r)) "
+                 "SELECT (SELECT count(*) FROM t) + (SELECT count(*) FROM r) + "
+                 "(SELECT count(*) FROM p)",
+    /* the same order as the sqlite store's: by bytes */
+    [ST_REVOCATION_LIST] = "SELECT jti, client_id, expires_at FROM revocations "
+                           "WHERE expires_at > $1 ORDER BY jti COLLATE \"C\"",
+    [ST_TOKEN_LIST] = "SELECT " TOKEN_COLUMNS " FROM tokens WHERE expires_at > $1 "
+                      "ORDER BY token_hash",
+    [ST_REPLAY_LIST] = "SELECT ns, id, expires_at FROM replay WHERE expires_at > $1 "
+                       "ORDER BY ns COLLATE \"C\", id COLLATE \"C\"",
+};
+
+/* --- instance and connections ------------------------------------------ */
+
+struct pgsql_inst;
+
+struct conn {
+    struct conn *prev, *next; /* in inst->conns */
+    struct pgsql_inst *inst;
+    PGconn *pg;                   /* NULL: not connected */
+    bool doomed;                  /* the server said FATAL: reconnect before the next use */
+    bool schema_ok;               /* checked once per connection */
+    bool prepared[ST_COUNT];      /* on this connection */
+    int64_t retry_at;             /* monotonic ms: no connection attempt before */
+    char down[MANDATE_ERROR_MAX]; /* why the last attempt failed */
+};
+
+struct pgsql_inst {
+    /* config, filled by the core before instantiate() */
+    char *conninfo; /* secret: may hold a password */
+    int64_t connect_timeout;
+    int64_t statement_timeout;
+
+    const mandate_host *host;
+    char connect_timeout_text[24];
+    bool initialized;     /* id and lock exist */
+    uint64_t id;          /* unique in the process, never reused */
+    pthread_mutex_t lock; /* protects conns */
+    struct conn *conns;
+};
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* libpq's messages end in a newline and may span lines (one per host
+ * tried): one line, for the log. */
+static void one_line(char *dst, size_t size, const char *src)
+{
+    size_t n = 0;
+    if (size == 0)
+        return;
+    for (; src != NULL && *src != '\0' && n + 1 < size; src++) {
+        if (*src == '\n') {
+            while (src[1] == ' ' || src[1] == '\t')
+                src++;
+            if (src[1] == '\0')
+                break;
+            if (n + 2 < size) {
+                dst[n++] = ';';
+                dst[n++] = ' ';
+            }
+        } else if (*src != '\r') {
+            dst[n++] = *src == '\t' ? ' ' : *src;
+        }
+    }
+    dst[n] = '\0';
+}
+
+static const char *db_name(const struct conn *c)
+{
+    const char *name = c->pg != NULL ? PQdb(c->pg) : NULL;
+    return name != NULL ? name : "?";
+}
+
+static void conn_disconnect(struct conn *c)
+{
+    if (c->pg != NULL)
+        PQfinish(c->pg);
+    c->pg = NULL;
+    c->doomed = false;
+    c->schema_ok = false;
+    memset(c->prepared, 0, sizeof(c->prepared));
+}
+
+static void conn_close(struct conn *c)
+{
+    conn_disconnect(c);
+    free(c);
+}
+
+/* The connection is gone (or cannot be trusted any more): drop it, so the
+ * next call makes a new one. */
+static mandate_rc conn_lost(struct conn *c, const char *what, mandate_error *err)
+{
+    char msg[MANDATE_ERROR_MAX];
+    one_line(msg, sizeof(msg), c->pg != NULL ? PQerrorMessage(c->pg) : "not connected");
+    if (msg[0] == '\0')
+        snprintf(msg, sizeof(msg), "the connection was lost");
+    mandate_rc rc = mandate_error_set(err, MANDATE_TEMPFAIL, "pgsql: %s: %s", what, msg);
+    conn_disconnect(c);
+    return rc;
+}
+
+/* SQLSTATE to return code: what may pass by itself is TEMPFAIL. */
+static mandate_rc rc_of_state(const char *state)
+{
+    if (state == NULL || strlen(state) != 5)
+        return MANDATE_ERROR;
+    if (strncmp(state, "08", 2) == 0     /* connection exception */
+        || strncmp(state, "53", 2) == 0  /* insufficient resources */
+        || strncmp(state, "57P", 3) == 0 /* shutdown, cannot connect now */
+        || strcmp(state, "57014") == 0   /* canceled: statement_timeout */
+        || strcmp(state, "40001") == 0   /* serialization failure */
+        || strcmp(state, "40P01") == 0   /* deadlock */
+        || strcmp(state, "55P03") == 0   /* lock not available */
+        || strcmp(state, "25006") == 0 /* read-only transaction: a standby */)
+        return MANDATE_TEMPFAIL;
+    if (strcmp(state, "23505") == 0)
+        return MANDATE_EXISTS;
+    if (strncmp(state, "22", 2) == 0) /* data exception: bad encoding, out of range */
+        return MANDATE_INVALID;
+    return MANDATE_ERROR;
+}
+
+/* A failed result. Only the primary message goes out: the detail may quote
+ * the values of a key. */
+static mandate_rc result_error(struct conn *c, const PGresult *res, const char *what,
+                               mandate_error *err)
+{
+    if (c->pg == NULL || PQstatus(c->pg) == CONNECTION_BAD)
+        return conn_lost(c, what, err);
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    const char *primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+    char msg[MANDATE_ERROR_MAX];
+    one_line(msg, sizeof(msg), primary != NULL ? primary : PQresultErrorMessage(res));
+    mandate_rc rc = mandate_error_set(err, rc_of_state(state), "pgsql: %s: %s (SQLSTATE %s)",
+                                      what, msg, state != NULL ? state : "?");
+    /* a standby, or a server on its way down: another connection may do */
+    if (state != NULL && (strcmp(state, "25006") == 0 || strncmp(state, "57P", 3) == 0 ||
+                          strncmp(state, "08", 2) == 0))
+        conn_disconnect(c);
+    return rc;
+}
+
+/* Waits until PQgetResult will not block, the connection fails, or the
+ * deadline passes (then the connection is dropped: its state is unknown). */
+static mandate_rc conn_wait(struct conn *c, int64_t deadline, const char *what,
+                            mandate_error *err)
+{
+    for (;;) {
+        int flushed = PQflush(c->pg);
+        if (flushed < 0)
+            return conn_lost(c, what, err);
+        if (flushed == 0 && !PQisBusy(c->pg))
+            return MANDATE_OK;
+        int64_t left = deadline - mono_ms();
+        if (left <= 0) {
+            mandate_rc rc = mandate_error_set(
+                err, MANDATE_TEMPFAIL, "pgsql: %s: no answer from the server in time", what);
+            conn_disconnect(c);
+            return rc;
+        }
+        struct pollfd pfd = {.fd = PQsocket(c->pg), .events = POLLIN};
+        if (pfd.fd < 0)
+            return conn_lost(c, what, err);
+        if (flushed == 1)
+            pfd.events |= POLLOUT;
+        int n = poll(&pfd, 1, left > INT_MAX ? INT_MAX : (int)left);
+        if (n < 0 && errno != EINTR)
+            return conn_lost(c, what, err);
+        if (n > 0 && (pfd.revents & (POLLIN | POLLERR | POLLHUP | POLLNVAL)) != 0 &&
+            !PQconsumeInput(c->pg))
+            return conn_lost(c, what, err);
+    }
+}
+
+static int64_t normal_deadline(const struct conn *c)
+{
+    return mono_ms() + c->inst->statement_timeout + CLIENT_GRACE_MS;
+}
+
+/* Collects the results of the command sent last: keeps the first failed one,
+ * else the last one. *res_r is NULL when rc is not MANDATE_OK. */
+static mandate_rc collect(struct conn *c, int64_t deadline, const char *what, PGresult **res_r,
+                          mandate_error *err)
+{
+    PGresult *keep = NULL;
+    bool failed = false;
+    *res_r = NULL;
+    for (;;) {
+        mandate_rc rc = conn_wait(c, deadline, what, err);
+        if (rc != MANDATE_OK) {
+            PQclear(keep);
+            return rc;
+        }
+        PGresult *res = PQgetResult(c->pg);
+        if (res == NULL)
+            break;
+        if (failed) { /* the first failure is the one to report */
+            PQclear(res);
+            continue;
+        }
+        ExecStatusType st = PQresultStatus(res);
+        PQclear(keep);
+        keep = res;
+        failed = st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && st != PGRES_EMPTY_QUERY;
+    }
+    if (keep == NULL) {
+        if (PQstatus(c->pg) == CONNECTION_BAD)
+            return conn_lost(c, what, err);
+        return mandate_error_set(err, MANDATE_ERROR, "pgsql: %s: no result", what);
+    }
+    if (failed) {
+        mandate_rc rc = result_error(c, keep, what, err);
+        PQclear(keep);
+        return rc;
+    }
+    *res_r = keep;
+    return MANDATE_OK;
+}
+
+/* Parameters, all sent in binary. */
+#define MAX_PARAMS 20
+
+struct params {
+    int n;
+    bool overflow;
+    Oid types[MAX_PARAMS];
+    const char *values[MAX_PARAMS];
+    int lengths[MAX_PARAMS];
+    int formats[MAX_PARAMS];
+    unsigned char num[MAX_PARAMS][8];
+};
+
+static int param_slot(struct params *p, Oid type)
+{
+    if (p->n >= MAX_PARAMS) {
+        p->overflow = true;
+        return -1;
+    }
+    int i = p->n++;
+    p->types[i] = type;
+    p->values[i] = NULL;
+    p->lengths[i] = 0;
+    p->formats[i] = 1;
+    return i;
+}
+
+static void put_be64(unsigned char *out, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--) {
+        out[i] = (unsigned char)(v & 0xff);
+        v >>= 8;
+    }
+}
+
+static void param_text(struct params *p, const char *v)
+{
+    int i = param_slot(p, OID_TEXT);
+    if (i < 0 || v == NULL)
+        return;
+    size_t len = strlen(v);
+    if (len > INT_MAX) {
+        p->overflow = true;
+        return;
+    }
+    p->values[i] = v;
+    p->lengths[i] = (int)len;
+}
+
+static void param_blob(struct params *p, const unsigned char *v, size_t len)
+{
+    int i = param_slot(p, OID_BYTEA);
+    if (i < 0 || v == NULL)
+        return;
+    if (len > INT_MAX) {
+        p->overflow = true;
+        return;
+    }
+    p->values[i] = (const char *)v;
+    p->lengths[i] = (int)len;
+}
+
+static void param_int(struct params *p, int64_t v)
+{
+    int i = param_slot(p, OID_INT8);
+    if (i < 0)
+        return;
+    put_be64(p->num[i], (uint64_t)v);
+    p->values[i] = (const char *)p->num[i];
+    p->lengths[i] = 8;
+}
+
+/* A NULL int8 (a list without a limit). */
+static void param_null_int(struct params *p)
+{
+    param_slot(p, OID_INT8);
+}
+
+static void param_double(struct params *p, double v)
+{
+    int i = param_slot(p, OID_FLOAT8);
+    if (i < 0)
+        return;
+    uint64_t bits;
+    memcpy(&bits, &v, sizeof(bits));
+    put_be64(p->num[i], bits);
+    p->values[i] = (const char *)p->num[i];
+    p->lengths[i] = 8;
+}
+
+static void stmt_name(enum stmt_id id, char *buf, size_t size)
+{
+    snprintf(buf, size, "mandate_%d", (int)id);
+}
+
+/* Prepares a statement on this connection, once. */
+static mandate_rc stmt_prepare(struct conn *c, enum stmt_id id, const struct params *p,
+                               const char *what, mandate_error *err)
+{
+    if (c->prepared[id])
+        return MANDATE_OK;
+    char name[32];
+    stmt_name(id, name, sizeof(name));
+    if (!PQsendPrepare(c->pg, name, stmt_sql[id], p->n, p->types))
+        return conn_lost(c, what, err);
+    PGresult *res;
+    mandate_rc rc = collect(c, normal_deadline(c), what, &res, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    PQclear(res);
+    c->prepared[id] = true;
+    return MANDATE_OK;
+}
+
+static mandate_rc stmt_send(struct conn *c, enum stmt_id id, const struct params *p,
+                            const char *what, mandate_error *err)
+{
+    char name[32];
+    if (p->overflow)
+        return mandate_error_set(err, MANDATE_INVALID, "pgsql: %s: a value is too large", what);
+    mandate_rc rc = stmt_prepare(c, id, p, what, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    stmt_name(id, name, sizeof(name));
+    if (!PQsendQueryPrepared(c->pg, name, p->n, p->values, p->lengths, p->formats, 1))
+        return conn_lost(c, what, err);
+    return MANDATE_OK;
+}
+
+/* Runs a prepared statement; *res_r is the caller's to PQclear. */
+static mandate_rc stmt_exec(struct conn *c, enum stmt_id id, const struct params *p,
+                            const char *what, PGresult **res_r, mandate_error *err)
+{
+    mandate_rc rc = stmt_send(c, id, p, what, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    return collect(c, normal_deadline(c), what, res_r, err);
+}
+
+/* Runs SQL without parameters (possibly several statements when simple). */
+static mandate_rc sql_exec(struct conn *c, const char *sql, bool simple, int64_t deadline,
+                           const char *what, PGresult **res_r, mandate_error *err)
+{
+    int sent = simple ? PQsendQuery(c->pg, sql)
+                      : PQsendQueryParams(c->pg, sql, 0, NULL, NULL, NULL, NULL, 1);
+    if (!sent)
+        return conn_lost(c, what, err);
+    PGresult *res;
+    mandate_rc rc = collect(c, deadline, what, &res, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    if (res_r != NULL)
+        *res_r = res;
+    else
+        PQclear(res);
+    return MANDATE_OK;
+}
+
+static mandate_rc tx_begin(struct conn *c, mandate_error *err)
+{
+    return sql_exec(c, "BEGIN", false, normal_deadline(c), "beginning a transaction", NULL,
+                    err);
+}
+
+/* Commits when rc is MANDATE_OK, else rolls back; returns the outcome. */
+static mandate_rc tx_end(struct conn *c, mandate_rc rc, mandate_error *err)
+{
+    if (rc == MANDATE_OK && c->pg != NULL)
+        rc = sql_exec(c, "COMMIT", false, normal_deadline(c), "committing", NULL, err);
+    else if (rc == MANDATE_OK)
+        rc = mandate_error_set(err, MANDATE_TEMPFAIL, "pgsql: committing: not connected");
+    if (rc != MANDATE_OK && c->pg != NULL && PQtransactionStatus(c->pg) != PQTRANS_IDLE)
+        sql_exec(c, "ROLLBACK", false, normal_deadline(c), "rolling back", NULL, NULL);
+    return rc;
+}
+
+/* --- reading results (binary) ------------------------------------------ */
+
+/* Columns are copied into pool when there is one, else they point into the
+ * result (list callbacks: valid until the callback returns). */
+struct reader {
+    const mandate_host *host;
+    mandate_pool *pool;
+    const PGresult *res;
+    int row;
+};
+
+static const char *read_text(const struct reader *r, int col)
+{
+    if (PQgetisnull(r->res, r->row, col))
+        return NULL;
+    const char *t = PQgetvalue(r->res, r->row, col); /* libpq adds a NUL */
+    if (r->pool == NULL)
+        return t;
+    return r->host->pool_memdup(r->pool, t, (size_t)PQgetlength(r->res, r->row, col));
+}
+
+/* An empty blob reads as NULL, as in the sqlite store. */
+static const unsigned char *read_blob(const struct reader *r, int col, size_t *len_r)
+{
+    *len_r = 0;
+    if (PQgetisnull(r->res, r->row, col))
+        return NULL;
+    int len = PQgetlength(r->res, r->row, col);
+    if (len <= 0)
+        return NULL;
+    const unsigned char *b = (const unsigned char *)PQgetvalue(r->res, r->row, col);
+    *len_r = (size_t)len;
+    if (r->pool == NULL)
+        return b;
+    return (const unsigned char *)r->host->pool_memdup(r->pool, b, *len_r);
+}
+
+static uint64_t get_be(const unsigned char *p, int len)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < len; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+/* bigint, integer, smallint or boolean, by its length. */
+static int64_t value_int(const PGresult *res, int row, int col)
+{
+    if (PQgetisnull(res, row, col))
+        return 0;
+    const unsigned char *p = (const unsigned char *)PQgetvalue(res, row, col);
+    switch (PQgetlength(res, row, col)) {
+    case 8: return (int64_t)get_be(p, 8);
+    case 4: return (int32_t)(uint32_t)get_be(p, 4);
+    case 2: return (int16_t)(uint16_t)get_be(p, 2);
+    case 1: return p[0];
+    default: return 0;
+    }
+}
+
+static int64_t read_int(const struct reader *r, int col)
+{
+    return value_int(r->res, r->row, col);
+}
+
+static double read_double(const struct reader *r, int col)
+{
+    if (PQgetisnull(r->res, r->row, col) || PQgetlength(r->res, r->row, col) != 8)
+        return 0;
+    uint64_t bits = get_be((const unsigned char *)PQgetvalue(r->res, r->row, col), 8);
+    double v;
+    memcpy(&v, &bits, sizeof(v));
+    return v;
+}
+
+/* Bound as $1..$20 in CLIENT_COLUMNS order. */
+static void param_client(struct params *p, const mandate_client *cl, int64_t created_at,
+                         int64_t updated_at)
+{
+    p->n = 0;
+    p->overflow = false;
+    param_text(p, cl->client_id);
+    param_text(p, cl->tenant);
+    param_text(p, cl->name);
+    param_text(p, cl->scopes);
+    param_text(p, cl->default_scopes);
+    param_text(p, cl->audiences);
+    param_text(p, cl->backend);
+    param_text(p, cl->token_format);
+    param_int(p, cl->token_ttl);
+    param_int(p, (int64_t)cl->status);
+    param_int(p, (int64_t)cl->flags);
+    param_blob(p, cl->secret_hash, cl->secret_hash_len);
+    param_blob(p, cl->prev_secret_hash, cl->prev_secret_hash_len);
+    param_int(p, cl->prev_secret_expires_at);
+    param_text(p, cl->public_key);
+    param_double(p, cl->rate_limit);
+    param_int(p, cl->rate_burst);
+    param_text(p, cl->attributes);
+    param_int(p, created_at);
+    param_int(p, updated_at);
+}
+
+static void read_client(const struct reader *r, mandate_client *cl)
+{
+    memset(cl, 0, sizeof(*cl));
+    cl->client_id = read_text(r, 0);
+    cl->tenant = read_text(r, 1);
+    cl->name = read_text(r, 2);
+    cl->scopes = read_text(r, 3);
+    cl->default_scopes = read_text(r, 4);
+    cl->audiences = read_text(r, 5);
+    cl->backend = read_text(r, 6);
+    cl->token_format = read_text(r, 7);
+    cl->token_ttl = read_int(r, 8);
+    cl->status = (mandate_client_status)read_int(r, 9);
+    cl->flags = (uint32_t)read_int(r, 10);
+    cl->secret_hash = read_blob(r, 11, &cl->secret_hash_len);
+    cl->prev_secret_hash = read_blob(r, 12, &cl->prev_secret_hash_len);
+    cl->prev_secret_expires_at = read_int(r, 13);
+    cl->public_key = read_text(r, 14);
+    cl->rate_limit = read_double(r, 15);
+    cl->rate_burst = read_int(r, 16);
+    cl->attributes = read_text(r, 17);
+    cl->created_at = read_int(r, 18);
+    cl->updated_at = read_int(r, 19);
+}
+
+static void read_key(const struct reader *r, mandate_key *key)
+{
+    memset(key, 0, sizeof(*key));
+    key->kid = read_text(r, 0);
+    key->alg = read_text(r, 1);
+    key->format = read_text(r, 2);
+    key->status = (mandate_key_status)read_int(r, 3);
+    key->private_blob = read_blob(r, 4, &key->private_blob_len);
+    key->public_jwk = read_text(r, 5);
+    key->created_at = read_int(r, 6);
+    key->retired_at = read_int(r, 7);
+    key->remove_after = read_int(r, 8);
+}
+
+static void read_token(const struct reader *r, mandate_token_record *t)
+{
+    memset(t, 0, sizeof(*t));
+    t->token_hash = read_blob(r, 0, &t->token_hash_len);
+    t->jti = read_text(r, 1);
+    t->client_id = read_text(r, 2);
+    t->subject = read_text(r, 3);
+    t->tenant = read_text(r, 4);
+    t->grant = read_text(r, 5);
+    t->issued_at = read_int(r, 6);
+    t->expires_at = read_int(r, 7);
+}
+
+/* Rows changed by an INSERT/UPDATE/DELETE without RETURNING. */
+static int64_t rows_changed(const PGresult *res)
+{
+    const char *n = PQcmdTuples((PGresult *)res);
+    return n != NULL && n[0] != '\0' ? strtoll(n, NULL, 10) : 0;
+}
+
+/* The single value of a one-row result (CHANGE() statements, counts). */
+static int64_t single_int(const PGresult *res)
+{
+    if (PQntuples(res) < 1 || PQnfields(res) < 1)
+        return 0;
+    return value_int(res, 0, 0);
+}
+
+/* --- connecting ---------------------------------------------------------------- */
+
+/* Each thread remembers its connection per instance here, by the
+ * instance's id (see the sqlite store for why not a pthread key). */
+#define THREAD_SLOTS 16
+static _Atomic uint64_t next_instance_id = 1;
+static _Thread_local struct {
+    uint64_t id;
+    struct conn *c;
+} thread_conns[THREAD_SLOTS];
+static _Thread_local unsigned thread_next_slot;
+
+static struct conn *thread_conn_find(uint64_t id)
+{
+    for (size_t i = 0; i < THREAD_SLOTS; i++)
+        if (thread_conns[i].id == id)
+            return thread_conns[i].c;
+    return NULL;
+}
+
+static void thread_conn_remember(uint64_t id, struct conn *c)
+{
+    /* round robin: the slots of destroyed instances are the oldest */
+    unsigned slot = thread_next_slot++ % THREAD_SLOTS;
+    thread_conns[slot].id = id;
+    thread_conns[slot].c = c;
+}
+
+/* Server messages outside a command: an ERROR or FATAL then usually tells why
+ * the server is about to close the connection. Never carries our values. */
+static void notice_receiver(void *arg, const PGresult *res)
+{
+    struct conn *c = arg;
+    const char *severity = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+    char msg[MANDATE_ERROR_MAX];
+    one_line(msg, sizeof(msg), PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY));
+    if (severity != NULL &&
+        (strcmp(severity, "FATAL") == 0 || strcmp(severity, "PANIC") == 0)) {
+        c->doomed = true;
+        mandate_log_info(c->inst->host, "pgsql: the server closes the connection: %s", msg);
+    } else {
+        mandate_log_debug(c->inst->host, "pgsql: server notice: %s", msg);
+    }
+}
+
+static mandate_rc connect_failed(struct conn *c, const char *why, const char *detail,
+                                 mandate_error *err)
+{
+    char msg[MANDATE_ERROR_MAX - 64];
+    one_line(msg, sizeof(msg), detail);
+    snprintf(c->down, sizeof(c->down), "pgsql: %s: %s", why, msg);
+    c->retry_at = mono_ms() + RECONNECT_DELAY_MS;
+    return mandate_error_set(err, MANDATE_TEMPFAIL, "%s", c->down);
+}
+
+static mandate_rc conn_connect(struct conn *c, mandate_error *err)
+{
+    struct pgsql_inst *inst = c->inst;
+    if (mono_ms() < c->retry_at)
+        return mandate_error_set(err, MANDATE_TEMPFAIL, "%s", c->down);
+    conn_disconnect(c);
+
+    /* Defaults first, then the conninfo (which may override them), then
+     * what this plugin relies on. */
+    char user_timeout[24];
+    snprintf(user_timeout, sizeof(user_timeout), "%" PRId64,
+             inst->statement_timeout + CLIENT_GRACE_MS);
+    const char *keys[12], *values[12];
+    int n = 0;
+    keys[n] = "application_name", values[n++] = "mandate";
+    keys[n] = "keepalives", values[n++] = "1";
+    keys[n] = "keepalives_idle", values[n++] = "30";
+    keys[n] = "keepalives_interval", values[n++] = "10";
+    keys[n] = "keepalives_count", values[n++] = "3";
+    keys[n] = "tcp_user_timeout", values[n++] = user_timeout;
+    if (inst->conninfo != NULL && inst->conninfo[0] != '\0')
+        keys[n] = "dbname", values[n++] = inst->conninfo;
+    keys[n] = "connect_timeout", values[n++] = inst->connect_timeout_text;
+    keys[n] = "client_encoding", values[n++] = "UTF8";
+    keys[n] = NULL, values[n] = NULL;
+
+    PGconn *pg = PQconnectdbParams(keys, values, 1);
+    if (pg == NULL)
+        return mandate_error_set(err, MANDATE_ERROR, "pgsql: out of memory");
+    if (PQstatus(pg) != CONNECTION_OK) {
+        mandate_rc rc = connect_failed(c, "cannot connect", PQerrorMessage(pg), err);
+        PQfinish(pg);
+        return rc;
+    }
+    if (PQserverVersion(pg) < SERVER_MIN_VERSION) {
+        PQfinish(pg);
+        return connect_failed(c, "cannot use the server", "it is older than PostgreSQL 10",
+                              err);
+    }
+    PQsetNoticeReceiver(pg, notice_receiver, c);
+    if (PQsetnonblocking(pg, 1) != 0) {
+        mandate_rc rc = connect_failed(c, "cannot connect", PQerrorMessage(pg), err);
+        PQfinish(pg);
+        return rc;
+    }
+    c->pg = pg;
+    char sql[64];
+    snprintf(sql, sizeof(sql), "SET statement_timeout = %" PRId64, inst->statement_timeout);
+    mandate_error e = {0};
+    if (sql_exec(c, sql, false, normal_deadline(c), "setting statement_timeout", NULL, &e) !=
+        MANDATE_OK) {
+        conn_disconnect(c);
+        snprintf(c->down, sizeof(c->down), "%s", e.message);
+        c->retry_at = mono_ms() + RECONNECT_DELAY_MS;
+        return mandate_error_set(err, MANDATE_TEMPFAIL, "%s", c->down);
+    }
+    c->retry_at = 0;
+    return MANDATE_OK;
+}
+
+/* The calling thread's connection, connected. */
+static mandate_rc conn_get(struct pgsql_inst *inst, struct conn **c_r, mandate_error *err)
+{
+    if (!inst->initialized)
+        return mandate_error_set(err, MANDATE_ERROR, "pgsql: the instance is not open");
+    struct conn *c = thread_conn_find(inst->id);
+    if (c == NULL) {
+        c = calloc(1, sizeof(*c));
+        if (c == NULL)
+            return mandate_error_set(err, MANDATE_ERROR, "pgsql: out of memory");
+        c->inst = inst;
+        pthread_mutex_lock(&inst->lock);
+        c->next = inst->conns;
+        if (c->next != NULL)
+            c->next->prev = c;
+        inst->conns = c;
+        pthread_mutex_unlock(&inst->lock);
+        thread_conn_remember(inst->id, c);
+    }
+    *c_r = c;
+    if (c->pg != NULL && !c->doomed && PQstatus(c->pg) == CONNECTION_OK) {
+        /* Reads what the server sent since the last call without waiting: a
+         * restart or a terminated backend shows here, before we send. */
+        if (PQtransactionStatus(c->pg) == PQTRANS_IDLE) {
+            if (!PQconsumeInput(c->pg))
+                conn_disconnect(c);
+            else
+                PQisBusy(c->pg); /* parses it: a FATAL notice dooms the connection */
+        }
+        if (c->pg != NULL && !c->doomed && PQstatus(c->pg) == CONNECTION_OK)
+            return MANDATE_OK;
+    }
+    return conn_connect(c, err);
+}
+
+/* --- schema version ----------------------------------------------------- */
+
+/* One integer from SQL run for the occasion; *found_r tells whether there
+ * was a row. */
+static mandate_rc query_int(struct conn *c, const char *sql, int64_t deadline, bool *found_r,
+                            int64_t *value_r, mandate_error *err)
+{
+    PGresult *res;
+    mandate_rc rc = sql_exec(c, sql, false, deadline, "reading the schema version", &res, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    *found_r = PQntuples(res) > 0;
+    if (*found_r)
+        *value_r = value_int(res, 0, 0);
+    PQclear(res);
+    return MANDATE_OK;
+}
+
+/* 0 when there is no schema at all. */
+static mandate_rc read_version(struct conn *c, int64_t deadline, int *version_r,
+                               mandate_error *err)
+{
+    bool found;
+    int64_t n = 0;
+    mandate_rc rc = query_int(c, "SELECT to_regclass('schema_version') IS NOT NULL", deadline,
+                              &found, &n, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    if (n == 0) {
+        *version_r = 0;
+        return MANDATE_OK;
+    }
+    rc = query_int(c, "SELECT version FROM schema_version WHERE id = 1", deadline, &found, &n,
+                   err);
+    if (rc != MANDATE_OK)
+        return rc;
+    if (!found || n < 0 || n > INT_MAX)
+        return mandate_error_set(err, MANDATE_ERROR,
+                                 "pgsql: database \"%s\": the schema_version table is damaged",
+                                 db_name(c));
+    *version_r = (int)n;
+    return MANDATE_OK;
+}
+
+static mandate_rc newer_error(struct conn *c, int version, mandate_error *err)
+{
+    return mandate_error_set(err, MANDATE_ERROR,
+                             "pgsql: database \"%s\" has schema version %d, written by a newer "
+                             "mandate (this one knows up to %d)",
+                             db_name(c), version, SCHEMA_NEWEST);
+}
+
+/* The calling thread's connection, once its database has the newest schema. */
+static mandate_rc conn_ready(struct pgsql_inst *inst, struct conn **c_r, mandate_error *err)
+{
+    struct conn *c;
+    mandate_rc rc = conn_get(inst, &c, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    if (!c->schema_ok) {
+        int version;
+        rc = read_version(c, normal_deadline(c), &version, err);
+        if (rc != MANDATE_OK)
+            return rc;
+        if (version > SCHEMA_NEWEST)
+            return newer_error(c, version, err);
+        if (version == 0)
+            return mandate_error_set(err, MANDATE_ERROR,
+                                     "pgsql: database \"%s\" has no schema: run the migrations "
+                                     "(mandatectl init)",
+                                     db_name(c));
+        if (version < SCHEMA_NEWEST)
+            return mandate_error_set(err, MANDATE_ERROR,
+                                     "pgsql: database \"%s\" has schema version %d, older than "
+                                     "%d: run the migrations (mandatectl init)",
+                                     db_name(c), version, SCHEMA_NEWEST);
+        c->schema_ok = true;
+    }
+    *c_r = c;
+    return MANDATE_OK;
+}
+
+/* Runs a statement on the calling thread's ready connection. */
+static mandate_rc run(struct pgsql_inst *inst, enum stmt_id id, const struct params *p,
+                      const char *what, PGresult **res_r, mandate_error *err)
+{
+    struct conn *c;
+    mandate_rc rc = conn_ready(inst, &c, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    return stmt_exec(c, id, p, what, res_r, err);
+}
+
+/* Runs a CHANGE() statement; *changed_r gets the number of rows changed. */
+static mandate_rc run_change(struct pgsql_inst *inst, enum stmt_id id, const struct params *p,
+                             const char *what, int64_t *changed_r, mandate_error *err)
+{
+    PGresult *res;
+    *changed_r = 0;
+    mandate_rc rc = run(inst, id, p, what, &res, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    *changed_r = single_int(res);
+    PQclear(res);
+    return MANDATE_OK;
+}
+
+/* --- ops: housekeeping --------------------------------------------------- */
+
+static mandate_rc store_ping(void *inst_, mandate_error *err)
+{
+    struct params p = {0};
+    PGresult *res;
+    mandate_rc rc = run(inst_, ST_PING, &p, "ping", &res, err);
+    if (rc == MANDATE_OK)
+        PQclear(res);
+    return rc;
+}
+
+static mandate_rc migrate_step(struct conn *c, int version, int64_t deadline,
+                               mandate_error *err)
+{
+    char what[64];
+    snprintf(what, sizeof(what), "migrating to schema version %d", version + 1);
+    mandate_rc rc = sql_exec(c, migrations[version], true, deadline, what, NULL, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    char sql[160];
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO schema_version (id, version) VALUES (1, %d) "
+             "ON CONFLICT (id) DO UPDATE SET version = excluded.version",
+             version + 1);
+    return sql_exec(c, sql, false, deadline, "recording the schema version", NULL, err);
+}
+
+/* One transaction per step, each taking the advisory lock and re-reading the
+ * version under it: nodes migrating at once apply every step exactly once. */
+static mandate_rc store_migrate(void *inst_, mandate_error *err)
+{
+    struct pgsql_inst *inst = inst_;
+    struct conn *c;
+    mandate_rc rc = conn_get(inst, &c, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    for (;;) {
+        int version = 0;
+        int64_t deadline = mono_ms() + MIGRATE_TIMEOUT_MS + CLIENT_GRACE_MS;
+        rc = tx_begin(c, err);
+        if (rc != MANDATE_OK)
+            return rc;
+        char sql[64];
+        snprintf(sql, sizeof(sql), "SET LOCAL statement_timeout = %d", MIGRATE_TIMEOUT_MS);
+        rc = sql_exec(c, sql, false, deadline, "setting statement_timeout", NULL, err);
+        if (rc == MANDATE_OK)
+            rc = sql_exec(c, "SELECT pg_advisory_xact_lock(" MIGRATE_LOCK_KEY ")", false,
+                          deadline, "taking the migration lock", NULL, err);
+        if (rc == MANDATE_OK)
+            rc = read_version(c, deadline, &version, err);
+        if (rc == MANDATE_OK && version > SCHEMA_NEWEST)
+            rc = newer_error(c, version, err);
+        if (rc != MANDATE_OK || version == SCHEMA_NEWEST) {
+            tx_end(c, MANDATE_ERROR, NULL);
+            break;
+        }
+        rc = migrate_step(c, version, deadline, err);
+        rc = tx_end(c, rc, err);
+        if (rc != MANDATE_OK)
+            break;
+        mandate_log_info(inst->host, "pgsql: database \"%s\": migrated to schema version %d",
+                         db_name(c), version + 1);
+    }
+    if (rc == MANDATE_OK)
+        c->schema_ok = true;
+    return rc;
+}
+
+static mandate_rc store_schema_version(void *inst_, int *version_r, mandate_error *err)
+{
+    struct conn *c;
+    mandate_rc rc = conn_get(inst_, &c, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    return read_version(c, normal_deadline(c), version_r, err);
+}
+
+static mandate_rc store_generation(void *inst_, uint64_t *generation_r, mandate_error *err)
+{
+    struct params p = {0};
+    PGresult *res;
+    mandate_rc rc = run(inst_, ST_GENERATION, &p, "reading the generation", &res, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    if (PQntuples(res) < 1)
+        rc = mandate_error_set(err, MANDATE_ERROR, "pgsql: the generation counter is missing");
+    else
+        *generation_r = (uint64_t)single_int(res);
+    PQclear(res);
+    return rc;
+}
+
+/* --- ops: clients --------------------------------------------------------- */
+
+static mandate_rc store_client_get(void *inst_, mandate_pool *pool, const char *client_id,
+                                   mandate_client *client_r, mandate_error *err)
+{
+    struct pgsql_inst *inst = inst_;
+    struct params p = {0};
+    PGresult *res;
+    if (client_id == NULL)
+        return mandate_error_set(err, MANDATE_INVALID, "pgsql: client_get: no client_id");
+    param_text(&p, client_id);
+    mandate_rc rc = run(inst, ST_CLIENT_GET, &p, "client_get", &res, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    if (PQntuples(res) > 0) {
+        struct reader r = {inst->host, pool, res, 0};
+        read_client(&r, client_r);
+    } else {
+        rc = mandate_error_set(err, MANDATE_NOT_FOUND, "pgsql: no client \"%s\"", client_id);
+    }
+    PQclear(res);
+    return rc;
+}
+
+static mandate_rc check_client(const mandate_client *cl, const char *what, mandate_error *err)
+{
+    if (cl == NULL || cl->client_id == NULL || cl->tenant == NULL)
+        return mandate_error_set(err, MANDATE_INVALID,
+                                 "pgsql: %s: a client needs a client_id and a tenant", what);
+    return MANDATE_OK;
+}
+
+static void param_new_client(struct params *p, const mandate_client *cl, int64_t now)
+{
+    int64_t created_at = cl->created_at != 0 ? cl->created_at : now;
+    int64_t updated_at = cl->updated_at != 0 ? cl->updated_at : created_at;
+    param_client(p, cl, created_at, updated_at);
+}
+
+static mandate_rc store_client_create(void *inst_, const mandate_client *client,
+                                      mandate_error *err)
+{
+    struct pgsql_inst *inst = inst_;
+    struct params p = {0};
+    mandate_rc rc = check_client(client, "client_create", err);
+    if (rc != MANDATE_OK)
+        return rc;
+    param_new_client(&p, client, inst->host->now(inst->host));
+    int64_t changed;
+    rc = run_change(inst, ST_CLIENT_CREATE, &p, "client_create", &changed, err);
+    if (rc == MANDATE_OK && changed == 0)
+        rc = mandate_error_set(err, MANDATE_EXISTS, "pgsql: client_id \"%s\" is taken",
+                               client->client_id);
+    return rc;
+}
+
+static mandate_rc store_client_update(void *inst_, const mandate_client *client,
+                                      mandate_error *err)
+{
+    struct pgsql_inst *inst = inst_;
+    struct params p = {0};
+    mandate_rc rc = check_client(client, "client_update", err);
+    if (rc != MANDATE_OK)
+        return rc;
+    /* created_at 0 keeps the stored one; updated_at 0 means now */
+    int64_t updated_at =
+        client->updated_at != 0 ? client->updated_at : inst->host->now(inst->host);
+    param_client(&p, client, client->created_at, updated_at);
+    int64_t changed;
+    rc = run_change(inst, ST_CLIENT_UPDATE, &p, "client_update", &changed, err);
+    if (rc == MANDATE_OK && changed == 0)
+        rc = mandate_error_set(err, MANDATE_NOT_FOUND, "pgsql: no client \"%s\"",
+                               client->client_id);
+    return rc;
+}
+
+/* A DELETE by primary key: MANDATE_NOT_FOUND when nothing was deleted. */
+static mandate_rc delete_by_key(struct pgsql_inst *inst, enum stmt_id id, const char *key,
+                                const char *what, const char *noun, mandate_error *err)
+{
+    struct params p = {0};
+    if (key == NULL)
+        return mandate_error_set(err, MANDATE_INVALID, "pgsql: %s: no %s", what, noun);
+    param_text(&p, key);
+    int64_t changed;
+    mandate_rc rc = run_change(inst, id, &p, what, &changed, err);
+    if (rc == MANDATE_OK && changed == 0)
+        rc = mandate_error_set(err, MANDATE_NOT_FOUND, "pgsql: no %s \"%s\"", noun, key);
+    return rc;
+}
+
+static mandate_rc store_client_delete(void *inst_, const char *client_id, mandate_error *err)
+{
+    return delete_by_key(inst_, ST_CLIENT_DELETE, client_id, "client_delete", "client", err);
+}
+
+/* The rows come whole before the first callback, so a callback may call
+ * back into the store on the same connection. */
+static mandate_rc store_client_list(void *inst_, const mandate_client_filter *filter,
+                                    mandate_client_cb each, void *ctx, mandate_error *err)
+{
+    struct pgsql_inst *inst = inst_;
+    struct params p = {0};
+    PGresult *res;
+    const char *tenant = filter != NULL ? filter->tenant : NULL;
+    const char *after = filter != NULL ? filter->after : NULL;
+    size_t limit = filter != NULL ? filter->limit : 0;
+    enum stmt_id id =
+        tenant != NULL ? (after != NULL ? ST_CLIENT_LIST_TENANT_AFTER : ST_CLIENT_LIST_TENANT)
+                       : (after != NULL ? ST_CLIENT_LIST_AFTER : ST_CLIENT_LIST);
+    if (each == NULL)
+        return mandate_error_set(err, MANDATE_INVALID, "pgsql: client_list: no callback");
+    param_text(&p, tenant);
+    param_text(&p, after);
+    if (limit == 0 || limit > (uint64_t)INT64_MAX)
+        param_null_int(&p);
+    else
+        param_int(&p, (int64_t)limit);
+    mandate_rc rc = run(inst, id, &p, "client_list", &res, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    int rows = PQntuples(res);
+    for (int i = 0; i < rows && rc == MANDATE_OK; i++) {
+        struct reader r = {inst->host, NULL, res, i};
+        mandate_client client;
+        read_client(&r, &client);
+        rc = each(ctx, &client);
+    }
+    PQclear(res);
+    return rc;
+}
+
+/* Inserts clients[0..n) in this connection's open transaction; *taken_r is
+ * the index of the first client_id already there, or n. */
+#ifdef LIBPQ_HAS_PIPELINING
+static mandate_rc import_rows(struct conn *c, const mandate_client *clients, size_t n,
+                              int64_t now, size_t *taken_r, mandate_error *err)
+{
+    struct params p = {0};
+    *taken_r = n;
+    param_new_client(&p, &clients[0], now);
+    mandate_rc rc = stmt_prepare(c, ST_CLIENT_INSERT, &p, "client_import", err);
+    if (rc != MANDATE_OK)
+        return rc;
+    char name[32];
+    stmt_name(ST_CLIENT_INSERT, name, sizeof(name));
+    if (!PQenterPipelineMode(c->pg))
+        return conn_lost(c, "client_import", err);
+    /* chunks, so the results waiting to be read stay small */
+    for (size_t base = 0; base < n && *taken_r == n && rc == MANDATE_OK; base += IMPORT_CHUNK) {
+        size_t end = n - base > IMPORT_CHUNK ? base + IMPORT_CHUNK : n;
+        for (size_t i = base; i < end; i++) {
+            param_new_client(&p, &clients[i], now);
+            if (p.overflow) {
+                rc = mandate_error_set(err, MANDATE_INVALID,
+                                       "pgsql: client_import: a value is too large");
+                end = i;
+                break;
+            }
+            if (!PQsendQueryPrepared(c->pg, name, p.n, p.values, p.lengths, p.formats, 1))
+                return conn_lost(c, "client_import", err);
+        }
+        if (!PQpipelineSync(c->pg))
+            return conn_lost(c, "client_import", err);
+        size_t i = base;
+        for (bool synced = false; !synced;) {
+            mandate_rc wrc = conn_wait(c, normal_deadline(c), "client_import", err);
+            if (wrc != MANDATE_OK)
+                return wrc;
+            PGresult *res = PQgetResult(c->pg);
+            if (res == NULL) {
+                if (PQstatus(c->pg) == CONNECTION_BAD)
+                    return conn_lost(c, "client_import", err);
+                continue; /* between two statements' results */
+            }
+            switch (PQresultStatus(res)) {
+            case PGRES_PIPELINE_SYNC: synced = true; break;
+            case PGRES_COMMAND_OK:
+                if (rows_changed(res) == 0 && *taken_r == n)
+                    *taken_r = i;
+                i++;
+                break;
+            case PGRES_PIPELINE_ABORTED: i++; break;
+            default:
+                if (rc == MANDATE_OK)
+                    rc = result_error(c, res, "client_import", err);
+                i++;
+                if (c->pg == NULL) {
+                    PQclear(res);
+                    return rc;
+                }
+                break;
+            }
+            PQclear(res);
+        }
+    }
+    if (!PQexitPipelineMode(c->pg))
+        return conn_lost(c, "client_import", err);
+    return rc;
+}
+#else
+static mandate_rc import_rows(struct conn *c, const mandate_client *clients, size_t n,
+                              int64_t now, size_t *taken_r, mandate_error *err)
+{
+    struct params p = {0};
+    *taken_r = n;
+    for (size_t i = 0; i < n; i++) {
+        PGresult *res;
+        param_new_client(&p, &clients[i], now);
+        mandate_rc rc = stmt_exec(c, ST_CLIENT_INSERT, &p, "client_import", &res, err);
+        if (rc != MANDATE_OK)
+            return rc;
+        int64_t changed = rows_changed(res);
+        PQclear(res);
+        if (changed == 0) {
+            *taken_r = i;
+            break;
+        }
+    }
+    return MANDATE_OK;
+}
+#endif
+
+static mandate_rc store_client_import(void *inst_, const mandate_client *clients, size_t n,
+                                      mandate_error *err)
+{
+    struct pgsql_inst *inst = inst_;
+    struct conn *c;
+    if (n == 0)
+        return MANDATE_OK;
+    if (clients == NULL)
+        return mandate_error_set(err, MANDATE_INVALID, "pgsql: client_import: no clients");
+    for (size_t i = 0; i < n; i++) {
+        mandate_rc rc = check_client(&clients[i], "client_import", err);
+        if (rc != MANDATE_OK)
+            return rc;
+    }
+    mandate_rc rc = conn_ready(inst, &c, err);
+    if (rc == MANDATE_OK)
+        rc = tx_begin(c, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    size_t taken = n;
+    rc = import_rows(c, clients, n, inst->host->now(inst->host), &taken, err);
+    if (rc == MANDATE_OK && taken < n)
+        rc = mandate_error_set(err, MANDATE_EXISTS, "pgsql: client_id \"%s\" is taken",
+                               clients[taken].client_id);
+    if (rc == MANDATE_OK) {
+        struct params p = {0};
+        PGresult *res;
+        rc = stmt_exec(c, ST_GENERATION_BUMP, &p, "raising the generation", &res, err);
+        if (rc == MANDATE_OK)
+            PQclear(res);
+    }
+    if (c->pg == NULL)
+        return rc; /* the connection went, and the transaction with it */
+    return tx_end(c, rc, err);
+}
+
+/* --- ops: keys ------------------------------------------------------------- */
+
+static mandate_rc store_key_add(void *inst_, const mandate_key *key, mandate_error *err)
+{
+    struct pgsql_inst *inst = inst_;
+    struct params p = {0};
+    if (key == NULL || key->kid == NULL)
+        return mandate_error_set(err, MANDATE_INVALID, "pgsql: key_add: no kid");
+    param_text(&p, key->kid);
+    param_text(&p, key->alg);
+    param_text(&p, key->format);
+    param_int(&p, (int64_t)key->status);
+    param_blob(&p, key->private_blob, key->private_blob_len);
+    param_text(&p, key->public_jwk);
+    param_int(&p, key->created_at != 0 ? key->created_at : inst->host->now(inst->host));
+    param_int(&p, key->retired_at);
+    param_int(&p, key->remove_after);
+    int64_t changed;
+    mandate_rc rc = run_change(inst, ST_KEY_INSERT, &p, "key_add", &changed, err);
+    if (rc == MANDATE_OK && changed == 0)
+        rc = mandate_error_set(err, MANDATE_EXISTS, "pgsql: kid \"%s\" is taken", key->kid);
+    return rc;
+}
+
+static mandate_rc store_key_update(void *inst_, const mandate_key *key, mandate_error *err)
+{
+    struct params p = {0};
+    if (key == NULL || key->kid == NULL)
+        return mandate_error_set(err, MANDATE_INVALID, "pgsql: key_update: no kid");
+    param_text(&p, key->kid);
+    param_int(&p, (int64_t)key->status);
+    param_int(&p, key->retired_at);
+    param_int(&p, key->remove_after);
+    int64_t changed;
+    mandate_rc rc = run_change(inst_, ST_KEY_UPDATE, &p, "key_update", &changed, err);
+    if (rc == MANDATE_OK && changed == 0)
+        rc = mandate_error_set(err, MANDATE_NOT_FOUND, "pgsql: no key \"%s\"", key->kid);
+    return rc;
+}
+
+static mandate_rc store_key_list(void *inst_, mandate_key_cb each, void *ctx,
+                                 mandate_error *err)
+{
+    struct pgsql_inst *inst = inst_;
+    struct params p = {0};
+    PGresult *res;
+    if (each == NULL)
+        return mandate_error_set(err, MANDATE_INVALID, "pgsql: key_list: no callback");
+    mandate_rc rc = run(inst, ST_KEY_LIST, &p, "key_list", &res, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    int rows = PQntuples(res);
+    for (int i = 0; i < rows && rc == MANDATE_OK; i++) {
+        struct reader r = {inst->host, NULL, res, i};
+        mandate_key key;
+        read_key(&r, &key);
+        rc = each(ctx, &key);
+    }
+    PQclear(res);
+    return rc;
+}
+
+static mandate_rc store_key_delete(void *inst_, const char *kid, mandate_error *err)
+{
+    return delete_by_key(inst_, ST_KEY_DELETE, kid, "key_delete", "key", err);
+}
+
+/* --- ops: tokens, revocations, replay ------------------------------------ */
+
+static mandate_rc store_token_put(void *inst_, const mandate_token_record *record,
+                                  mandate_error *err)
+{
+    struct params p = {0};
+    PGresult *res;
+    if (record == NULL || record->token_hash == NULL || record->token_hash_len == 0)
+        return mandate_error_set(err, MANDATE_INVALID, "pgsql: token_put: no token hash");
+    param_blob(&p, record->token_hash, record->token_hash_len);
+    param_text(&p, record->jti);
+    param_text(&p, record->client_id);
+    param_text(&p, record->subject);
+    param_text(&p, record->tenant);
+    param_text(&p, record->grant);
+    param_int(&p, record->issued_at);
+    param_int(&p, record->expires_at);
+    mandate_rc rc = run(inst_, ST_TOKEN_INSERT, &p, "token_put", &res, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    if (rows_changed(res) == 0)
+        rc = mandate_error_set(err, MANDATE_EXISTS,
+                               "pgsql: a token record with that hash exists");
+    PQclear(res);
+    return rc;
+}
+
+static mandate_rc store_token_get(void *inst_, mandate_pool *pool, const unsigned char *hash,
+                                  size_t hash_len, int64_t now, mandate_token_record *record_r,
+                                  mandate_error *err)
+{
+    struct pgsql_inst *inst = inst_;
+    struct params p = {0};
+    PGresult *res;
+    if (hash == NULL || hash_len == 0)
+        return mandate_error_set(err, MANDATE_INVALID, "pgsql: token_get: no token hash");
+    param_blob(&p, hash, hash_len);
+    param_int(&p, now);
+    mandate_rc rc = run(inst, ST_TOKEN_GET, &p, "token_get", &res, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    if (PQntuples(res) > 0) {
+        struct reader r = {inst->host, pool, res, 0};
+        read_token(&r, record_r);
+    } else {
+        rc = mandate_error_set(err, MANDATE_NOT_FOUND,
+                               "pgsql: no unexpired token record with that hash");
+    }
+    PQclear(res);
+    return rc;
+}
+
+/* The rows of a list statement still live at now, one row() call each;
+ * columns point into the result (valid during the call). */
+typedef mandate_rc (*row_cb)(const struct reader *r, void *ctx);
+
+static mandate_rc list_live(struct pgsql_inst *inst, enum stmt_id id, int64_t now,
+                            const char *what, row_cb row, void *ctx, mandate_error *err)
+{
+    struct params p = {0};
+    PGresult *res;
+    param_int(&p, now);
+    mandate_rc rc = run(inst, id, &p, what, &res, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    int rows = PQntuples(res);
+    for (int i = 0; i < rows && rc == MANDATE_OK; i++) {
+        struct reader r = {inst->host, NULL, res, i};
+        rc = row(&r, ctx);
+    }
+    PQclear(res);
+    return rc;
+}
+
+struct revocation_each {
+    mandate_revocation_cb each;
+    void *ctx;
+};
+
+static mandate_rc revocation_row(const struct reader *r, void *ctx)
+{
+    struct revocation_each *e = ctx;
+    return e->each(e->ctx, read_text(r, 0), read_text(r, 1), read_int(r, 2));
+}
+
+static mandate_rc store_revocation_list(void *inst_, int64_t now, mandate_revocation_cb each,
+                                        void *ctx, mandate_error *err)
+{
+    if (each == NULL)
+        return mandate_error_set(err, MANDATE_INVALID, "pgsql: revocation_list: no callback");
+    struct revocation_each e = {each, ctx};
+    return list_live(inst_, ST_REVOCATION_LIST, now, "revocation_list", revocation_row, &e,
+                     err);
+}
+
+struct token_each {
+    mandate_token_record_cb each;
+    void *ctx;
+};
+
+static mandate_rc token_row(const struct reader *r, void *ctx)
+{
+    struct token_each *e = ctx;
+    mandate_token_record t;
+    read_token(r, &t);
+    return e->each(e->ctx, &t);
+}
+
+static mandate_rc store_token_list(void *inst_, int64_t now, mandate_token_record_cb each,
+                                   void *ctx, mandate_error *err)
+{
+    if (each == NULL)
+        return mandate_error_set(err, MANDATE_INVALID, "pgsql: token_list: no callback");
+    struct token_each e = {each, ctx};
+    return list_live(inst_, ST_TOKEN_LIST, now, "token_list", token_row, &e, err);
+}
+
+struct replay_each {
+    mandate_replay_cb each;
+    void *ctx;
+};
+
+static mandate_rc replay_row(const struct reader *r, void *ctx)
+{
+    struct replay_each *e = ctx;
+    return e->each(e->ctx, read_text(r, 0), read_text(r, 1), read_int(r, 2));
+}
+
+static mandate_rc store_replay_list(void *inst_, int64_t now, mandate_replay_cb each, void *ctx,
+                                    mandate_error *err)
+{
+    if (each == NULL)
+        return mandate_error_set(err, MANDATE_INVALID, "pgsql: replay_list: no callback");
+    struct replay_each e = {each, ctx};
+    return list_live(inst_, ST_REPLAY_LIST, now, "replay_list", replay_row, &e, err);
+}
+
+static mandate_rc store_revoke(void *inst_, const char *jti, const char *client_id,
+                               int64_t expires_at, mandate_error *err)
+{
+    struct pgsql_inst *inst = inst_;
+    struct params p = {0};
+    if (jti == NULL)
+        return mandate_error_set(err, MANDATE_INVALID, "pgsql: revoke: no jti");
+    param_text(&p, jti);
+    param_text(&p, client_id);
+    param_int(&p, expires_at);
+    param_int(&p, inst->host->now(inst->host));
+    int64_t changed;
+    return run_change(inst, ST_REVOKE, &p, "revoke", &changed, err);
+}
+
+static mandate_rc store_is_revoked(void *inst_, const char *jti, bool *revoked_r,
+                                   mandate_error *err)
+{
+    struct params p = {0};
+    PGresult *res;
+    if (jti == NULL)
+        return mandate_error_set(err, MANDATE_INVALID, "pgsql: is_revoked: no jti");
+    param_text(&p, jti);
+    mandate_rc rc = run(inst_, ST_IS_REVOKED, &p, "is_revoked", &res, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    *revoked_r = PQntuples(res) > 0;
+    PQclear(res);
+    return MANDATE_OK;
+}
+
+static mandate_rc store_replay_claim(void *inst_, const char *ns, const char *id,
+                                     int64_t expires_at, mandate_error *err)
+{
+    struct pgsql_inst *inst = inst_;
+    struct params p = {0};
+    PGresult *res;
+    if (ns == NULL || id == NULL)
+        return mandate_error_set(err, MANDATE_INVALID,
+                                 "pgsql: replay_claim: no namespace or no id");
+    param_text(&p, ns);
+    param_text(&p, id);
+    param_int(&p, expires_at);
+    param_int(&p, inst->host->now(inst->host));
+    mandate_rc rc = run(inst, ST_REPLAY_CLAIM, &p, "replay_claim", &res, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    if (rows_changed(res) == 0)
+        rc = mandate_error_set(err, MANDATE_EXISTS,
+                               "pgsql: replay: that id was already used in \"%s\"", ns);
+    PQclear(res);
+    return rc;
+}
+
+/* An entry is gone once expires_at <= now, as token_get and replay_claim see
+ * it. One statement: atomic. */
+static mandate_rc store_purge(void *inst_, int64_t now, uint64_t *count_r, mandate_error *err)
+{
+    struct params p = {0};
+    PGresult *res;
+    param_int(&p, now);
+    mandate_rc rc = run(inst_, ST_PURGE, &p, "purge", &res, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    if (count_r != NULL)
+        *count_r = (uint64_t)single_int(res);
+    PQclear(res);
+    return MANDATE_OK;
+}
+
+/* --- lifecycle -------------------------------------------------------------- */
+
+static void pgsql_destroy(void *inst_)
+{
+    struct pgsql_inst *inst = inst_;
+    if (!inst->initialized)
+        return;
+    inst->initialized = false;
+    pthread_mutex_lock(&inst->lock);
+    struct conn *c = inst->conns;
+    inst->conns = NULL;
+    pthread_mutex_unlock(&inst->lock);
+    while (c != NULL) {
+        struct conn *next = c->next;
+        conn_close(c);
+        c = next;
+    }
+    pthread_mutex_destroy(&inst->lock);
+}
+
+/* Connects the calling thread at once, so that a wrong conninfo or an
+ * unreachable server stops a start with a message (as the sqlite store does
+ * for a path it cannot open). */
+static mandate_rc pgsql_instantiate(void *inst_, const mandate_host *host, mandate_error *err)
+{
+    struct pgsql_inst *inst = inst_;
+    inst->host = host;
+    if (inst->connect_timeout < 1 || inst->connect_timeout > 3600)
+        return mandate_error_set(err, MANDATE_INVALID,
+                                 "pgsql: connect_timeout is out of range");
+    if (inst->statement_timeout < 1 || inst->statement_timeout > 24 * 3600 * 1000)
+        return mandate_error_set(err, MANDATE_INVALID,
+                                 "pgsql: statement_timeout is out of range");
+    snprintf(inst->connect_timeout_text, sizeof(inst->connect_timeout_text), "%" PRId64,
+             inst->connect_timeout);
+    if (inst->conninfo != NULL && inst->conninfo[0] != '\0') {
+        /* libpq's parse message may quote part of the string: not passed on */
+        char *msg = NULL;
+        PQconninfoOption *opts = PQconninfoParse(inst->conninfo, &msg);
+        if (msg != NULL)
+            PQfreemem(msg);
+        if (opts == NULL)
+            return mandate_error_set(err, MANDATE_INVALID,
+                                     "pgsql: conninfo is neither a key=value connection "
+                                     "string nor a postgresql:// URI");
+        PQconninfoFree(opts);
+    }
+    if (pthread_mutex_init(&inst->lock, NULL) != 0)
+        return mandate_error_set(err, MANDATE_ERROR, "pgsql: pthread_mutex_init failed");
+    inst->id = atomic_fetch_add(&next_instance_id, 1);
+    inst->initialized = true;
+
+    struct conn *c;
+    mandate_rc rc = conn_get(inst, &c, err);
+    if (rc != MANDATE_OK) {
+        pgsql_destroy(inst);
+        return rc;
+    }
+    mandate_log_debug(host, "pgsql: connected to database \"%s\" (server %d, libpq %d)",
+                      db_name(c), PQserverVersion(c->pg), PQlibVersion());
+    return MANDATE_OK;
+}
+
+static const mandate_conf_def pgsql_conf[] = {
+    {"conninfo", MANDATE_CONF_STRING, MANDATE_CONF_SECRET,
+     offsetof(struct pgsql_inst, conninfo), NULL, 0, 0, NULL,
+     "libpq connection string or postgresql:// URI: host, port, dbname, user, password, "
+     "sslmode, sslrootcert, sslcert, sslkey, target_session_attrs, options...; absent or "
+     "empty: libpq's PG* environment variables and ~/.pgpass. Never logged"},
+    {"connect_timeout", MANDATE_CONF_INT, 0, offsetof(struct pgsql_inst, connect_timeout), "5",
+     1, 3600, NULL,
+     "seconds to wait for a connection (libpq waits at least 2); overrides conninfo's"},
+    {"statement_timeout", MANDATE_CONF_INT, 0, offsetof(struct pgsql_inst, statement_timeout),
+     "5000", 1, 86400000, NULL,
+     "milliseconds a statement may run before the server cancels it; a call gives up on a "
+     "server silent for 2 s longer (migrations: 10 min)"},
+    MANDATE_CONF_END,
+};
+
+static const mandate_store_ops pgsql_ops = {
+    .ping = store_ping,
+    .migrate = store_migrate,
+    .schema_version = store_schema_version,
+    .generation = store_generation,
+    .client_get = store_client_get,
+    .client_create = store_client_create,
+    .client_update = store_client_update,
+    .client_delete = store_client_delete,
+    .client_list = store_client_list,
+    .client_import = store_client_import,
+    .key_add = store_key_add,
+    .key_update = store_key_update,
+    .key_list = store_key_list,
+    .key_delete = store_key_delete,
+    .token_put = store_token_put,
+    .token_get = store_token_get,
+    .revoke = store_revoke,
+    .is_revoked = store_is_revoked,
+    .replay_claim = store_replay_claim,
+    .purge = store_purge,
+    .revocation_list = store_revocation_list,
+    .token_list = store_token_list,
+    .replay_list = store_replay_list,
+};
+
+const mandate_plugin mandate_plugin_pgsql = {
+    MANDATE_PLUGIN_INIT(MANDATE_STORE, "pgsql", PACKAGE_VERSION),
+    .flags = MANDATE_PLUGIN_BLOCKING,
+    .conf = pgsql_conf,
+    .inst_size = sizeof(struct pgsql_inst),
+    .instantiate = pgsql_instantiate,
+    .destroy = pgsql_destroy,
+    .ops = &pgsql_ops,
+};
