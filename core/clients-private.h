@@ -18,6 +18,7 @@ typedef struct mandate_client_spec {
     const char *token_format;   /* format instance; NULL: the config default */
     const char *backend;        /* backend instance; NULL: the first that provisions */
     const char *public_key_pem; /* private_key_jwt: no secret is made */
+    const char *attributes;     /* JSON object for the backend, e.g. {"kms_key_id": ...} */
     int64_t ttl;                /* 0: the config default */
     bool can_introspect;
     double rate_limit;          /* token requests per second; 0: the config default */
@@ -35,10 +36,12 @@ mandate_rc mandate_clients_prepare(mandate_runtime *rt, mandate_pool *pool,
 mandate_rc mandate_clients_create(mandate_runtime *rt, mandate_pool *pool,
                                   const mandate_client_spec *spec, mandate_client *client_r,
                                   char **secret_r, mandate_error *err);
-/* A new secret; the old one stays valid for grace seconds (0: none). */
+/* A new secret; the old one stays valid for grace seconds (0: none).
+ * *grace_r is the grace applied: -1 when the backend keeps the old secret
+ * itself (secretsmanager: AWSPREVIOUS, until the next rotation). */
 mandate_rc mandate_clients_rotate_secret(mandate_runtime *rt, mandate_pool *pool,
-                                         const char *client_id, int64_t grace,
-                                         char **secret_r, mandate_error *err);
+                                         const char *client_id, int64_t grace, char **secret_r,
+                                         int64_t *grace_r, mandate_error *err);
 mandate_rc mandate_clients_set_status(mandate_runtime *rt, const char *client_id,
                                       mandate_client_status status, mandate_error *err);
 

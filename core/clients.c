@@ -209,6 +209,7 @@ mandate_rc mandate_clients_prepare(mandate_runtime *rt, mandate_pool *pool,
     if (b == NULL)
         return err->rc;
     c->backend = b->conf->name;
+    c->attributes = spec->attributes;
     const mandate_backend_ops *ops = b->handle->plugin->ops;
     return ops->provision(b->inst, pool, MANDATE_PROVISION_CREATE, c, secret_r, err);
 }
@@ -217,11 +218,19 @@ mandate_rc mandate_clients_create(mandate_runtime *rt, mandate_pool *pool,
                                   const mandate_client_spec *spec, mandate_client *client_r,
                                   char **secret_r, mandate_error *err)
 {
+    void *store;
+    const mandate_store_ops *ops = mandate_runtime_store(rt, &store);
+    mandate_client taken;
+    mandate_error get_err = {0};
+    /* before the backend makes a secret somewhere (Secrets Manager) for
+     * nothing; client_create below still settles a race */
+    if (spec->client_id != NULL &&
+        ops->client_get(store, pool, spec->client_id, &taken, &get_err) == MANDATE_OK)
+        return mandate_error_set(err, MANDATE_EXISTS, "client '%s' already exists",
+                                 spec->client_id);
     mandate_rc rc = mandate_clients_prepare(rt, pool, spec, client_r, secret_r, err);
     if (rc != MANDATE_OK)
         return rc;
-    void *store;
-    const mandate_store_ops *ops = mandate_runtime_store(rt, &store);
     rc = ops->client_create(store, client_r, err);
     if (rc == MANDATE_EXISTS)
         return mandate_error_set(err, MANDATE_EXISTS, "client '%s' already exists",
@@ -230,8 +239,8 @@ mandate_rc mandate_clients_create(mandate_runtime *rt, mandate_pool *pool,
 }
 
 mandate_rc mandate_clients_rotate_secret(mandate_runtime *rt, mandate_pool *pool,
-                                         const char *client_id, int64_t grace,
-                                         char **secret_r, mandate_error *err)
+                                         const char *client_id, int64_t grace, char **secret_r,
+                                         int64_t *grace_r, mandate_error *err)
 {
     void *store;
     const mandate_store_ops *sops = mandate_runtime_store(rt, &store);
@@ -241,7 +250,7 @@ mandate_rc mandate_clients_rotate_secret(mandate_runtime *rt, mandate_pool *pool
         return mandate_error_set(err, MANDATE_NOT_FOUND, "no client '%s'", client_id);
     if (rc != MANDATE_OK)
         return rc;
-    if (c.secret_hash == NULL)
+    if (c.secret_hash == NULL && c.public_key != NULL)
         return mandate_error_set(err, MANDATE_INVALID,
                                  "client '%s' authenticates with a key, not a secret",
                                  client_id);
@@ -262,6 +271,8 @@ mandate_rc mandate_clients_rotate_secret(mandate_runtime *rt, mandate_pool *pool
     rc = bops->provision(b->inst, pool, MANDATE_PROVISION_ROTATE, &c, secret_r, err);
     if (rc != MANDATE_OK)
         return rc;
+    /* a backend that keeps no hash here keeps the old secret itself */
+    *grace_r = c.secret_hash == NULL ? -1 : grace;
     c.updated_at = 0;
     return sops->client_update(store, &c, err);
 }

@@ -144,9 +144,10 @@ static int client_create(ctl *c, int argc, char **argv)
         {"public-key", required_argument, NULL, 'k'},
         {"introspect", no_argument, NULL, 'i'},     {"secret-file", required_argument, NULL, 'S'},
         {"rate", required_argument, NULL, 'r'},     {"burst", required_argument, NULL, 'B'},
+        {"kms-key-id", required_argument, NULL, 'K'},
         {NULL, 0, NULL, 0}};
     mandate_client_spec spec = {0};
-    const char *key_file = NULL, *secret_file = NULL;
+    const char *key_file = NULL, *secret_file = NULL, *kms_key_id = NULL;
     char *audiences = NULL;
     int opt;
     optind = 0;
@@ -181,6 +182,7 @@ static int client_create(ctl *c, int argc, char **argv)
         case 'k': key_file = optarg; break;
         case 'i': spec.can_introspect = true; break;
         case 'S': secret_file = optarg; break;
+        case 'K': kms_key_id = optarg; break;
         case 'r':
         case 'B':
             if (!parse_rate(opt, optarg, &spec.rate_limit, &spec.rate_burst)) {
@@ -199,8 +201,21 @@ static int client_create(ctl *c, int argc, char **argv)
     if (optind == argc - 1)
         spec.client_id = argv[optind];
     spec.audiences = audiences;
+    if (kms_key_id != NULL && (spec.backend == NULL || key_file != NULL)) {
+        /* only a backend that stores secrets elsewhere reads it: say which */
+        fprintf(stderr, "mandatectl: --kms-key-id goes with --backend (e.g. secretsmanager) "
+                        "and a secret, not with --public-key\n");
+        free(audiences);
+        return CTL_USAGE;
+    }
+    /* passed to the backend in the client's attributes */
+    json_t *attrs = kms_key_id ? json_pack("{s:s}", "kms_key_id", kms_key_id) : NULL;
+    char *attributes = attrs ? json_dumps(attrs, JSON_COMPACT) : NULL;
+    json_decref(attrs);
+    spec.attributes = attributes;
     char *pem = NULL;
     if (key_file != NULL && (pem = read_public_key(key_file)) == NULL) {
+        free(attributes);
         free(audiences);
         return CTL_REFUSED;
     }
@@ -246,6 +261,7 @@ static int client_create(ctl *c, int argc, char **argv)
     mandate_pool_free(&pool);
     mandate_runtime_unref(&rt);
     free(pem);
+    free(attributes);
     free(audiences);
     return status;
 }
@@ -383,27 +399,35 @@ static int client_by_id(ctl *c, mandate_runtime *rt, const char *verb, const cha
         }
         mandate_pool *pool = mandate_pool_new();
         char *secret = NULL;
-        rc = mandate_clients_rotate_secret(rt, pool, id, grace, &secret, &err);
+        int64_t applied = grace;
+        rc = mandate_clients_rotate_secret(rt, pool, id, grace, &secret, &applied, &err);
+        /* -1: the backend keeps the old secret (null in the audit record and --json) */
+        json_t *grace_json = applied < 0 ? json_null() : json_integer((json_int_t)applied);
         if (rc == MANDATE_OK && !ctl_audit("client.secret_rotated",
-                                           json_pack("{s:s,s:I}", "client_id", id,
-                                                     "old_secret_grace", (json_int_t)grace))) {
+                                           json_pack("{s:s,s:O}", "client_id", id,
+                                                     "old_secret_grace", grace_json))) {
+            json_decref(grace_json);
             OPENSSL_cleanse(secret, strlen(secret));
             mandate_pool_free(&pool);
             return CTL_REFUSED;
         }
         if (rc == MANDATE_OK) {
             if (c->json)
-                ctl_print_json(json_pack("{s:s,s:s,s:I}", "client_id", id, "client_secret",
-                                         secret, "grace", (json_int_t)grace));
+                ctl_print_json(json_pack("{s:s,s:s,s:O}", "client_id", id, "client_secret",
+                                         secret, "grace", grace_json));
             else
                 printf("client_id: %s\nclient_secret: %s\n", id, secret);
-            if (grace > 0)
+            if (applied < 0)
+                fprintf(stderr, "mandatectl: the old secret stays valid as the backend's "
+                                "previous version, until the next rotation\n");
+            else if (grace > 0)
                 fprintf(stderr, "mandatectl: the old secret stays valid for %llds\n",
                         (long long)grace);
             else
                 fprintf(stderr, "mandatectl: the old secret no longer works\n");
             OPENSSL_cleanse(secret, strlen(secret));
         }
+        json_decref(grace_json);
         mandate_pool_free(&pool);
     }
     if (rc != MANDATE_OK) {
