@@ -39,7 +39,7 @@ static void usage(FILE *out)
             "  client create [ID] [--prefix P] [--scope S] [--default-scope S]\n"
             "                [--audience URI] [--ttl SECONDS] [--tenant T] [--name TEXT]\n"
             "                [--format F] [--backend B] [--public-key FILE] [--introspect]\n"
-            "                [--secret-file FILE] [--rate R] [--burst B]\n"
+            "                [--secret-file FILE] [--rate R] [--burst B] [--kms-key-id KEY]\n"
             "                        register a client; prints its secret once (or writes it\n"
             "                        to a new file of mode 0600)\n"
             "  client list [--tenant T] | show ID | enable ID | disable ID | delete ID\n"
