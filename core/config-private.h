@@ -7,6 +7,7 @@
 #include <libconfig.h>
 
 #include "conf-private.h"
+#include "mapping-private.h"
 
 typedef struct mandate_instance_conf {
     char *name;   /* the file's name without .conf */
@@ -69,6 +70,8 @@ typedef struct mandate_config {
 
     mandate_target *targets;
     size_t target_count;
+
+    mandate_mappings mappings; /* federated identity -> grant */
 } mandate_config;
 
 /* The target whose path prefix is the longest match for path (the query

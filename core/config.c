@@ -75,7 +75,7 @@ static const mandate_conf_def core_defs[] = {
 
 static const char *const instance_reserved[] = {"kind", "plugin", NULL};
 /* Parsed by the core itself: lists of groups */
-static const char *const core_reserved[] = {"targets", NULL};
+static const char *const core_reserved[] = {"targets", "mappings", NULL};
 
 #define TARGET_OFF(field) offsetof(mandate_target, field)
 static const mandate_conf_def target_defs[] = {
@@ -320,7 +320,8 @@ bool mandate_config_load(const char *path, mandate_config **config_r, mandate_di
     if (ok)
         ok = mandate_conf_apply(config_root_setting(&file), path, core_defs, core_reserved,
                                 cfg->dir, cfg, diag) &&
-             read_targets(cfg, &file, diag);
+             read_targets(cfg, &file, diag) &&
+             mandate_mappings_read(&file, path, &cfg->mappings, diag);
     if (ok) {
         char host[256];
         unsigned port;
@@ -378,6 +379,7 @@ void mandate_config_free(mandate_config **cfgp)
     for (size_t i = 0; i < cfg->target_count; i++)
         mandate_conf_free_values(target_defs, &cfg->targets[i]);
     free(cfg->targets);
+    mandate_mappings_free(&cfg->mappings);
     mandate_conf_free_values(core_defs, cfg);
     free(cfg->path);
     free(cfg->dir);

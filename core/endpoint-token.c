@@ -9,6 +9,7 @@
 #include "audit-events-private.h"
 #include "client-limits-private.h"
 #include "endpoints-private.h"
+#include "grants-private.h"
 #include "jose-private.h"
 #include "log-private.h"
 #include "metrics-private.h"
@@ -18,7 +19,7 @@
 #define JTI_BYTES 16
 #define AUDIT_FIELD_MAX 256
 
-static const char *const repeatable_params[] = {"resource", NULL};
+static const char *const repeatable_params[] = {"resource", "audience", NULL};
 
 static bool is_form_content_type(const char *ct)
 {
@@ -29,10 +30,9 @@ static bool is_form_content_type(const char *ct)
     return next == '\0' || next == ';' || next == ' ';
 }
 
-/* Every refused token request is audited with its reason, then answered. */
-static void refuse(mandate_http_request *req, mandate_http_response *resp,
-                   const mandate_oauth_error *oerr, const char *grant_type,
-                   const char *client_id)
+void mandate_token_refuse(mandate_http_request *req, mandate_http_response *resp,
+                          const mandate_oauth_error *oerr, const char *grant_type,
+                          const char *client_id, json_t *extra)
 {
     if (client_id == NULL)
         client_id = oerr->client_id;
@@ -45,6 +45,10 @@ static void refuse(mandate_http_request *req, mandate_http_response *resp,
                                "status", (int)oerr->status);
     if (client_id != NULL)
         json_object_set_new(fields, "client_id", mandate_audit_text(client_id, AUDIT_FIELD_MAX));
+    if (extra != NULL) {
+        json_object_update(fields, extra);
+        json_decref(extra);
+    }
     if (mandate_audit_event("token.refused", fields) != MANDATE_OK && oerr->status < 500) {
         mandate_oauth_error unrecorded;
         mandate_oauth_fail_rc(&unrecorded, MANDATE_TEMPFAIL);
@@ -54,7 +58,7 @@ static void refuse(mandate_http_request *req, mandate_http_response *resp,
     mandate_oauth_respond_error(req, resp, oerr);
 }
 
-static const char *new_jti(mandate_pool *pool)
+const char *mandate_token_new_jti(mandate_pool *pool)
 {
     unsigned char raw[JTI_BYTES];
     if (RAND_bytes(raw, sizeof(raw)) != 1)
@@ -76,17 +80,16 @@ static const mandate_instance *client_format(mandate_http_request *req,
     return in;
 }
 
-/* Mint the grant with the client's format and answer RFC 6749 §5.1. */
-static void issue(mandate_http_request *req, mandate_http_response *resp,
-                  const mandate_client *client, const mandate_grant *grant,
-                  const char *grant_type)
+void mandate_token_issue(mandate_http_request *req, mandate_http_response *resp,
+                         const mandate_client *client, const mandate_grant *grant,
+                         const char *grant_type, json_t *extra, const char *issued_token_type)
 {
     mandate_oauth_error oerr;
     const mandate_instance *fmt = client_format(req, client);
     if (fmt == NULL) {
         mandate_oauth_fail_rc(&oerr, MANDATE_ERROR);
         oerr.reason = "the client's token format is not enabled";
-        refuse(req, resp, &oerr, grant_type, client->client_id);
+        mandate_token_refuse(req, resp, &oerr, grant_type, client->client_id, extra);
         return;
     }
     const mandate_format_ops *ops = fmt->handle->plugin->ops;
@@ -98,7 +101,7 @@ static void issue(mandate_http_request *req, mandate_http_response *resp,
                   err.message);
         mandate_oauth_fail_rc(&oerr, rc);
         oerr.reason = "the format could not mint";
-        refuse(req, resp, &oerr, grant_type, client->client_id);
+        mandate_token_refuse(req, resp, &oerr, grant_type, client->client_id, extra);
         return;
     }
     int64_t expires_in = grant->expires_at - grant->issued_at;
@@ -111,6 +114,14 @@ static void issue(mandate_http_request *req, mandate_http_response *resp,
                                (json_int_t)grant->expires_at, "expires_in",
                                (json_int_t)expires_in);
     json_object_set_new(fields, "format", json_string(fmt->conf->name));
+    if (grant->actor != NULL)
+        json_object_set_new(fields, "act", json_string(grant->actor));
+    if (grant->idp != NULL)
+        json_object_set_new(fields, "idp", json_string(grant->idp));
+    if (extra != NULL) {
+        json_object_update(fields, extra);
+        json_decref(extra);
+    }
     if (mandate_audit_event("token.issued", fields) != MANDATE_OK) {
         mandate_oauth_fail_rc(&oerr, MANDATE_TEMPFAIL);
         mandate_oauth_respond_error(req, resp, &oerr);
@@ -124,9 +135,33 @@ static void issue(mandate_http_request *req, mandate_http_response *resp,
                              "expires_in", (json_int_t)expires_in);
     if (grant->scope != NULL)
         json_object_set_new(body, "scope", json_string(grant->scope));
+    if (issued_token_type != NULL)
+        json_object_set_new(body, "issued_token_type", json_string(issued_token_type));
     mandate_http_response_json(req, resp, 200, body);
     mandate_http_response_header(resp, "Cache-Control", "no-store");
     mandate_http_response_header(resp, "Pragma", "no-cache");
+}
+
+bool mandate_token_within_rate(mandate_http_request *req, mandate_http_response *resp,
+                               const mandate_client *client, const char *grant_type)
+{
+    /* after authentication: nobody can spend another client's allowance */
+    unsigned retry_after;
+    if (mandate_client_limits_take(req, MANDATE_EP_TOKEN, client->client_id, client,
+                                   &retry_after))
+        return true;
+    json_t *fields = json_pack("{s:s,s:s,s:s,s:s,s:i,s:i}", "grant_type", grant_type,
+                               "client_id", client->client_id, "error", "too_many_requests",
+                               "reason", "rate limit", "status", 429, "retry_after",
+                               (int)retry_after);
+    if (mandate_audit_event("token.refused", fields) != MANDATE_OK) {
+        mandate_oauth_error oerr;
+        mandate_oauth_fail_rc(&oerr, MANDATE_TEMPFAIL);
+        mandate_oauth_respond_error(req, resp, &oerr);
+        return false;
+    }
+    mandate_client_limits_respond(req, resp, retry_after);
+    return false;
 }
 
 static void client_credentials(mandate_http_request *req, mandate_http_response *resp,
@@ -136,52 +171,38 @@ static void client_credentials(mandate_http_request *req, mandate_http_response 
     mandate_oauth_error oerr;
     mandate_client client;
     if (mandate_client_authenticate(req, form, &client, &oerr) != MANDATE_OK) {
-        refuse(req, resp, &oerr, grant_type, NULL);
+        mandate_token_refuse(req, resp, &oerr, grant_type, NULL, NULL);
         return;
     }
     const char *requested = mandate_form_get(form, "scope");
     log_info("token request: client_id=%s, scopes=[%s]", client.client_id,
              requested ? requested : "(default)");
-    /* after authentication: nobody can spend another client's allowance */
-    unsigned retry_after;
-    if (!mandate_client_limits_take(req, MANDATE_EP_TOKEN, client.client_id, &client,
-                                    &retry_after)) {
-        json_t *fields = json_pack("{s:s,s:s,s:s,s:s,s:i,s:i}", "grant_type", grant_type,
-                                   "client_id", client.client_id, "error", "too_many_requests",
-                                   "reason", "rate limit", "status", 429, "retry_after",
-                                   (int)retry_after);
-        if (mandate_audit_event("token.refused", fields) != MANDATE_OK) {
-            mandate_oauth_fail_rc(&oerr, MANDATE_TEMPFAIL);
-            mandate_oauth_respond_error(req, resp, &oerr);
-            return;
-        }
-        mandate_client_limits_respond(req, resp, retry_after);
+    if (!mandate_token_within_rate(req, resp, &client, grant_type))
         return;
-    }
     const mandate_config *cfg = mandate_runtime_config(req->runtime);
     mandate_grant grant = {0};
     if (mandate_policy_scope(req->pool, &client, requested, &grant.scope, &oerr) != MANDATE_OK ||
         mandate_policy_audience(req->pool, &client, mandate_form_find(form, "resource"),
                                 &grant.audience, &oerr) != MANDATE_OK) {
         log_info("token refused: client_id=%s: %s", client.client_id, oerr.description);
-        refuse(req, resp, &oerr, grant_type, client.client_id);
+        mandate_token_refuse(req, resp, &oerr, grant_type, client.client_id, NULL);
         return;
     }
     grant.issuer = cfg->issuer;
     grant.subject = client.client_id;
     grant.client_id = client.client_id;
     grant.tenant = client.tenant;
-    grant.jti = new_jti(req->pool);
+    grant.jti = mandate_token_new_jti(req->pool);
     grant.issued_at = mandate_clock_now();
     grant.not_before = grant.issued_at;
     grant.expires_at = grant.issued_at + mandate_policy_lifetime(cfg, &client);
     if (grant.jti == NULL) {
         mandate_oauth_fail_rc(&oerr, MANDATE_ERROR);
         oerr.reason = "no random bytes for the jti";
-        refuse(req, resp, &oerr, grant_type, client.client_id);
+        mandate_token_refuse(req, resp, &oerr, grant_type, client.client_id, NULL);
         return;
     }
-    issue(req, resp, &client, &grant, grant_type);
+    mandate_token_issue(req, resp, &client, &grant, grant_type, NULL, NULL);
 }
 
 void mandate_endpoint_token(mandate_http_request *req, mandate_http_response *resp)
@@ -190,7 +211,7 @@ void mandate_endpoint_token(mandate_http_request *req, mandate_http_response *re
     if (!is_form_content_type(mandate_http_request_header(req, "Content-Type"))) {
         mandate_oauth_fail(&oerr, 400, "invalid_request",
                            "Content-Type must be application/x-www-form-urlencoded");
-        refuse(req, resp, &oerr, NULL, NULL);
+        mandate_token_refuse(req, resp, &oerr, NULL, NULL, NULL);
         return;
     }
     mandate_form form;
@@ -199,7 +220,7 @@ void mandate_endpoint_token(mandate_http_request *req, mandate_http_response *re
                            &err) != MANDATE_OK) {
         mandate_oauth_fail(&oerr, 400, "invalid_request",
                            mandate_pool_strdup(req->pool, err.message));
-        refuse(req, resp, &oerr, NULL, NULL);
+        mandate_token_refuse(req, resp, &oerr, NULL, NULL, NULL);
         return;
     }
     const char *grant_type = mandate_form_get(&form, "grant_type");
@@ -209,9 +230,15 @@ void mandate_endpoint_token(mandate_http_request *req, mandate_http_response *re
     } else if (strcmp(grant_type, "client_credentials") == 0) {
         client_credentials(req, resp, &form);
         return;
+    } else if (strcmp(grant_type, MANDATE_GRANT_TOKEN_EXCHANGE_URI) == 0) {
+        mandate_grant_token_exchange(req, resp, &form);
+        return;
+    } else if (strcmp(grant_type, MANDATE_GRANT_SAML2_BEARER_URI) == 0) {
+        mandate_grant_saml2_bearer(req, resp, &form);
+        return;
     } else {
         mandate_oauth_fail(&oerr, 400, "unsupported_grant_type",
                            "this broker does not support that grant_type");
     }
-    refuse(req, resp, &oerr, grant_type, NULL);
+    mandate_token_refuse(req, resp, &oerr, grant_type, NULL, NULL);
 }

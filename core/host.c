@@ -80,6 +80,8 @@ static mandate_rc host_replay_claim(const mandate_host *host, const char *ns, co
                                     int64_t expires_at, mandate_error *err)
 {
     const mandate_core_host *h = (const mandate_core_host *)host;
+    if (h->runtime != NULL && mandate_runtime_dry_run(h->runtime))
+        return MANDATE_OK;
     void *store;
     const mandate_store_ops *ops = mandate_runtime_store(h->runtime, &store);
     if (ops == NULL)

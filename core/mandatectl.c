@@ -65,6 +65,10 @@ static void usage(FILE *out)
             "                        configured trail); exit 0 only when intact\n"
             "  audit tail [-f] [-n N] [--client ID] [--event TYPE] [--dir DIR]\n"
             "                        print the last records readably; -f follows\n"
+            "  mapping test --idp NAME --assertion FILE [--client ID] [--scope S]\n"
+            "               [--resource URI]\n"
+            "                        which mapping rule an assertion meets and the grant it\n"
+            "                        would give (nothing is issued or claimed)\n"
             "  migrate --from sqlite:PATH --to pgsql:CONNINFO\n"
             "                        move clients, keys, revocations and token records to\n"
             "                        another (empty) store\n\n"
@@ -310,6 +314,7 @@ static const command commands[] = {
     {"token", ctl_cmd_token},
     {"audit", ctl_cmd_audit},
     {"migrate", ctl_cmd_migrate},
+    {"mapping", ctl_cmd_mapping},
 };
 
 int main(int argc, char **argv)

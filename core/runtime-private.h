@@ -32,6 +32,9 @@ enum {
     /* Give every format that signs a first key if it has none (the daemon
      * and init; never a read-only command). */
     MANDATE_RUNTIME_CREATE_KEYS = 0x4,
+    /* Claim nothing for good: replay claims succeed without being stored
+     * (mandatectl mapping test must not burn the assertion it looks at). */
+    MANDATE_RUNTIME_DRY_RUN = 0x8,
 };
 
 /* No token lives longer; retired keys stay published this long. */
@@ -46,6 +49,7 @@ mandate_runtime *mandate_runtime_ref(mandate_runtime *runtime);
 void mandate_runtime_unref(mandate_runtime **runtime);
 
 const mandate_config *mandate_runtime_config(const mandate_runtime *runtime);
+bool mandate_runtime_dry_run(const mandate_runtime *runtime);
 /* See mandate_config_use_port; before the runtime serves. */
 void mandate_runtime_use_port(mandate_runtime *runtime, unsigned port);
 size_t mandate_runtime_instance_count(const mandate_runtime *runtime);

@@ -13,9 +13,6 @@
 #include "runtime-private.h"
 #include "util-private.h"
 
-/* Tokens remembered after their first check; ~1 MiB at most with their
- * strings. */
-
 struct mandate_runtime {
     mandate_config *config;
     mandate_instance *instances;
@@ -26,8 +23,14 @@ struct mandate_runtime {
     unsigned char key_wrap_key[32];
     struct mandate_keyring *keyring;
     struct mandate_token_cache *token_cache;
+    bool dry_run;
     atomic_int refs;
 };
+
+bool mandate_runtime_dry_run(const mandate_runtime *rt)
+{
+    return rt->dry_run;
+}
 
 const mandate_config *mandate_runtime_config(const mandate_runtime *rt)
 {
@@ -184,6 +187,7 @@ mandate_rc mandate_runtime_create(mandate_config *config, unsigned flags,
     mandate_runtime *rt = mandate_xcalloc(1, sizeof(*rt));
     atomic_init(&rt->refs, 1);
     rt->config = config;
+    rt->dry_run = (flags & MANDATE_RUNTIME_DRY_RUN) != 0;
     rt->count = config->instance_count;
     rt->instances = mandate_xcalloc(rt->count ? rt->count : 1, sizeof(mandate_instance));
 

@@ -33,7 +33,7 @@ expect_eq "metadata introspection_endpoint" "$BASE/oauth2/introspect" \
     "$(json_get "$meta" introspection_endpoint)"
 expect_eq "metadata revocation_endpoint" "$BASE/oauth2/revoke" \
     "$(json_get "$meta" revocation_endpoint)"
-expect_contains "grant types" '"grant_types_supported":["client_credentials"]' "$meta"
+expect_contains "grant types" '"grant_types_supported":["client_credentials","urn:ietf:params:oauth:grant-type:token-exchange"]' "$meta"
 expect_contains "auth methods" '"client_secret_basic","client_secret_post","private_key_jwt"' "$meta"
 expect_eq "openid-configuration is the same document" "$meta" \
     "$(curl -s "$BASE/.well-known/openid-configuration")"

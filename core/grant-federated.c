@@ -1,0 +1,329 @@
+/* The grants that turn someone else's identity into an agent token:
+ * RFC 8693 token exchange (the acting agent presents the advisor's SAML
+ * assertion, or one of our own access tokens to narrow it or hand it down a
+ * chain of agents) and the RFC 7522 SAML 2.0 bearer grant. The agent always
+ * authenticates as a client; the token names both: sub the mapped subject,
+ * act.sub the agent. */
+#include "config.h"
+
+#include <string.h>
+
+#include "audit-events-private.h"
+#include "endpoints-private.h"
+#include "grants-private.h"
+#include "log-private.h"
+#include "mapping-private.h"
+#include "pool-private.h"
+#include "util-private.h"
+#include "validate-private.h"
+
+#define AUDIT_FIELD_MAX 256
+
+/* resource (RFC 8707) and audience (RFC 8693) values, space-separated;
+ * NULL when neither is given. */
+static const char *requested_audience(mandate_pool *pool, const mandate_form *form)
+{
+    const char *out = NULL;
+    static const char *const names[] = {"resource", "audience"};
+    for (size_t n = 0; n < 2; n++) {
+        const mandate_form_param *p = mandate_form_find(form, names[n]);
+        for (size_t i = 0; p != NULL && i < p->value_count; i++)
+            out = out ? mandate_pool_printf(pool, "%s %s", out, p->values[i])
+                      : mandate_pool_strdup(pool, p->values[i]);
+    }
+    return out;
+}
+
+static bool declares(const mandate_backend_ops *ops, const char *token_type)
+{
+    for (const char *const *t = ops->assertion_types; t != NULL && *t != NULL; t++)
+        if (strcmp(*t, token_type) == 0)
+            return true;
+    return false;
+}
+
+/* The backend that vouches for the assertion, and what it says. */
+static mandate_rc validate_assertion(mandate_http_request *req, const char *token_type,
+                                     const char *assertion, const mandate_instance **backend_r,
+                                     mandate_identity *identity_r, mandate_oauth_error *oerr)
+{
+    bool any = false;
+    for (size_t i = 0; i < mandate_runtime_instance_count(req->runtime); i++) {
+        const mandate_instance *in = mandate_runtime_instance(req->runtime, i);
+        if (!in->instantiated || in->handle->plugin->kind != MANDATE_BACKEND)
+            continue;
+        const mandate_backend_ops *ops = in->handle->plugin->ops;
+        if (ops->validate_assertion == NULL || !declares(ops, token_type))
+            continue;
+        any = true;
+        mandate_error err = {0};
+        memset(identity_r, 0, sizeof(*identity_r));
+        mandate_rc rc = ops->validate_assertion(in->inst, req->pool, token_type, assertion,
+                                                strlen(assertion), identity_r, &err);
+        if (rc == MANDATE_NEXT)
+            continue;
+        *backend_r = in;
+        if (rc == MANDATE_OK)
+            return MANDATE_OK;
+        if (rc == MANDATE_TEMPFAIL || rc == MANDATE_ERROR) {
+            log_error("%s: %s", in->conf->name, err.message);
+            return mandate_oauth_fail_rc(oerr, rc);
+        }
+        log_info("subject token refused by %s: %s", in->conf->name, err.message);
+        mandate_oauth_fail(oerr, 400, "invalid_grant", "the assertion was refused");
+        oerr->reason = mandate_pool_printf(req->pool, "%s: %s", in->conf->name, err.message);
+        return MANDATE_DENIED;
+    }
+    *backend_r = NULL;
+    if (!any) {
+        mandate_oauth_fail(oerr, 400, "invalid_request",
+                           "no enabled backend accepts this subject_token_type");
+        return MANDATE_DENIED;
+    }
+    mandate_oauth_fail(oerr, 400, "invalid_grant", "no enabled backend knows this issuer");
+    return MANDATE_DENIED;
+}
+
+/* What the audit trail says of a federated request, granted or refused. */
+static json_t *federated_fields(const char *token_type, const mandate_instance *backend,
+                                const mandate_identity *id, const mandate_mapping_result *m)
+{
+    json_t *o = json_pack("{s:s}", "subject_token_type", token_type);
+    if (backend != NULL)
+        json_object_set_new(o, "idp_instance", json_string(backend->conf->name));
+    if (id != NULL && id->issuer != NULL)
+        json_object_set_new(o, "idp", mandate_audit_text(id->issuer, AUDIT_FIELD_MAX));
+    if (id != NULL && id->assertion_id != NULL)
+        json_object_set_new(o, "assertion_id", mandate_audit_text(id->assertion_id, AUDIT_FIELD_MAX));
+    if (id != NULL && id->subject != NULL)
+        json_object_set_new(o, "idp_subject", mandate_audit_text(id->subject, AUDIT_FIELD_MAX));
+    if (m != NULL && m->rule != NULL)
+        json_object_set_new(o, "rule", json_string(m->rule->name));
+    if (m != NULL && m->why != NULL)
+        json_object_set_new(o, "mapping", mandate_audit_text(m->why, 512));
+    return o;
+}
+
+/* A SAML assertion (or, later, an upstream JWT) through a backend and the
+ * mapping rules. */
+static void federated(mandate_http_request *req, mandate_http_response *resp,
+                      const mandate_form *form, const mandate_client *client,
+                      const char *grant_type, const char *token_type, const char *assertion,
+                      const char *issued_token_type)
+{
+    mandate_oauth_error oerr;
+    const mandate_instance *backend = NULL;
+    mandate_identity id;
+    if (validate_assertion(req, token_type, assertion, &backend, &id, &oerr) != MANDATE_OK) {
+        mandate_token_refuse(req, resp, &oerr, grant_type, client->client_id,
+                             federated_fields(token_type, backend, NULL, NULL));
+        return;
+    }
+    const mandate_config *cfg = mandate_runtime_config(req->runtime);
+    mandate_mapping_request mr = {.idp = backend->conf->name,
+                                  .idp_plugin = backend->handle->plugin->name,
+                                  .identity = &id,
+                                  .requested_scope = mandate_form_get(form, "scope"),
+                                  .client_scopes = client->scopes,
+                                  .requested_audience = requested_audience(req->pool, form),
+                                  .default_lifetime = cfg->token_lifetime,
+                                  .now = mandate_clock_now()};
+    mandate_mapping_result m = {0};
+    mandate_rc rc = mandate_mapping_apply(&cfg->mappings, &mr, req->pool, &m);
+    if (rc != MANDATE_OK) {
+        log_info("token exchange refused: client_id=%s idp=%s subject=%s: %s",
+                 client->client_id, backend->conf->name, id.subject ? id.subject : "-",
+                 m.why ? m.why : mandate_rc_name(rc));
+        if (rc == MANDATE_DENIED)
+            mandate_oauth_fail(&oerr, 400, "invalid_grant",
+                               m.rule ? "the mapping rule does not allow this request"
+                                      : "no mapping rule grants a token to this identity");
+        else
+            mandate_oauth_fail_rc(&oerr, MANDATE_ERROR);
+        oerr.reason = m.why;
+        mandate_token_refuse(req, resp, &oerr, grant_type, client->client_id,
+                             federated_fields(token_type, backend, &id, &m));
+        return;
+    }
+    mandate_grant g = {0};
+    g.issuer = cfg->issuer;
+    g.subject = m.subject;
+    g.client_id = client->client_id;
+    g.actor = client->client_id;
+    g.tenant = m.tenant;
+    g.scope = m.scope;
+    g.audience = m.audience;
+    g.idp = id.issuer;
+    g.jti = mandate_token_new_jti(req->pool);
+    g.issued_at = mandate_clock_now();
+    g.not_before = g.issued_at;
+    g.expires_at = g.issued_at + m.lifetime;
+    if (g.jti == NULL) {
+        mandate_oauth_fail_rc(&oerr, MANDATE_ERROR);
+        mandate_token_refuse(req, resp, &oerr, grant_type, client->client_id,
+                             federated_fields(token_type, backend, &id, &m));
+        return;
+    }
+    log_info("token exchange: client_id=%s acts for %s (idp %s, rule %s)", client->client_id,
+             g.subject, backend->conf->name, m.rule->name);
+    mandate_token_issue(req, resp, client, &g, grant_type,
+                        federated_fields(token_type, backend, &id, &m), issued_token_type);
+}
+
+/* Every word of want is in have (both space-separated); the first that is
+ * not goes to *missing_r. */
+static bool words_within(const char *want, const char *have, const char **missing_r,
+                         mandate_pool *pool)
+{
+    for (const char *p = want; p != NULL && *p != '\0';) {
+        size_t n = strcspn(p, " ");
+        if (n > 0 && !mandate_word_list_has(have, p, n)) {
+            *missing_r = mandate_pool_printf(pool, "%.*s", (int)n, p);
+            return false;
+        }
+        p += n + (p[n] == ' ');
+    }
+    return true;
+}
+
+/* One of our own access tokens, narrowed or handed down: the subject stays,
+ * the acting client becomes the actor, nothing grows (scopes within the
+ * token's and the client's, lifetime within the token's). */
+static void own_token(mandate_http_request *req, mandate_http_response *resp,
+                      const mandate_form *form, const mandate_client *client,
+                      const char *subject_token)
+{
+    static const char grant_type[] = MANDATE_GRANT_TOKEN_EXCHANGE_URI;
+    mandate_oauth_error oerr;
+    mandate_token_status st;
+    mandate_error err = {0};
+    mandate_rc rc = mandate_token_validate(req->runtime, req->pool, subject_token,
+                                           strlen(subject_token), &st, &err);
+    json_t *fields = json_pack("{s:s}", "subject_token_type", MANDATE_TOKEN_TYPE_ACCESS);
+    if (st.parsed && st.grant.jti != NULL)
+        json_object_set_new(fields, "subject_jti", json_string(st.grant.jti));
+    if (rc == MANDATE_TEMPFAIL || rc == MANDATE_ERROR) {
+        log_error("token exchange: %s", err.message);
+        mandate_oauth_fail_rc(&oerr, rc);
+        mandate_token_refuse(req, resp, &oerr, grant_type, client->client_id, fields);
+        return;
+    }
+    const mandate_grant *o = &st.grant;
+    const char *missing = NULL;
+    if (rc != MANDATE_OK) {
+        mandate_oauth_fail(&oerr, 400, "invalid_grant", "the subject_token is not active");
+        oerr.reason = st.reason;
+    } else if (o->tenant == NULL || client->tenant == NULL ||
+               strcmp(o->tenant, client->tenant) != 0) {
+        mandate_oauth_fail(&oerr, 400, "invalid_grant",
+                           "the subject_token belongs to another tenant");
+        rc = MANDATE_DENIED;
+    }
+    const char *requested = mandate_form_get(form, "scope");
+    const char *scope = requested ? requested : o->scope;
+    if (rc == MANDATE_OK && (!words_within(scope, o->scope, &missing, req->pool) ||
+                             !words_within(scope, client->scopes, &missing, req->pool))) {
+        mandate_oauth_fail(&oerr, 400, "invalid_scope",
+                           mandate_pool_printf(req->pool,
+                                               "scope %s is beyond the subject_token's or "
+                                               "this client's",
+                                               missing));
+        rc = MANDATE_DENIED;
+    }
+    const char *audience = requested_audience(req->pool, form);
+    if (rc == MANDATE_OK && audience != NULL &&
+        !words_within(audience, client->audiences, &missing, req->pool)) {
+        mandate_oauth_fail(&oerr, 400, "invalid_target",
+                           mandate_pool_printf(req->pool,
+                                               "resource %s is not among this client's "
+                                               "audiences",
+                                               missing));
+        rc = MANDATE_DENIED;
+    }
+    if (rc != MANDATE_OK) {
+        mandate_token_refuse(req, resp, &oerr, grant_type, client->client_id, fields);
+        return;
+    }
+    mandate_grant g = {0};
+    const mandate_config *cfg = mandate_runtime_config(req->runtime);
+    g.issuer = cfg->issuer;
+    g.subject = o->subject;
+    g.client_id = client->client_id;
+    g.actor = client->client_id;
+    g.tenant = o->tenant;
+    g.scope = scope && scope[0] ? scope : NULL;
+    g.audience = audience ? audience : o->audience;
+    g.idp = o->idp;
+    g.jti = mandate_token_new_jti(req->pool);
+    g.issued_at = mandate_clock_now();
+    g.not_before = g.issued_at;
+    int64_t lifetime = mandate_policy_lifetime(cfg, client);
+    g.expires_at = g.issued_at + lifetime < o->expires_at ? g.issued_at + lifetime
+                                                           : o->expires_at;
+    if (g.jti == NULL) {
+        mandate_oauth_fail_rc(&oerr, MANDATE_ERROR);
+        mandate_token_refuse(req, resp, &oerr, grant_type, client->client_id, fields);
+        return;
+    }
+    json_object_set_new(fields, "subject_client_id", json_string(o->client_id));
+    if (o->actor != NULL)
+        json_object_set_new(fields, "subject_actor", json_string(o->actor));
+    log_info("token exchange: client_id=%s takes over a token of %s for %s", client->client_id,
+             o->client_id, g.subject);
+    mandate_token_issue(req, resp, client, &g, grant_type, fields, MANDATE_TOKEN_TYPE_ACCESS);
+}
+
+void mandate_grant_token_exchange(mandate_http_request *req, mandate_http_response *resp,
+                                  const mandate_form *form)
+{
+    static const char grant_type[] = MANDATE_GRANT_TOKEN_EXCHANGE_URI;
+    mandate_oauth_error oerr;
+    mandate_client client;
+    if (mandate_client_authenticate(req, form, &client, &oerr) != MANDATE_OK) {
+        mandate_token_refuse(req, resp, &oerr, grant_type, NULL, NULL);
+        return;
+    }
+    if (!mandate_token_within_rate(req, resp, &client, grant_type))
+        return;
+    const char *token = mandate_form_get(form, "subject_token");
+    const char *type = mandate_form_get(form, "subject_token_type");
+    const char *wanted = mandate_form_get(form, "requested_token_type");
+    if (token == NULL || type == NULL) {
+        mandate_oauth_fail(&oerr, 400, "invalid_request",
+                           "subject_token and subject_token_type are required");
+    } else if (mandate_form_get(form, "actor_token") != NULL) {
+        mandate_oauth_fail(&oerr, 400, "invalid_request",
+                           "actor_token is not supported: the authenticated client is the actor");
+    } else if (wanted != NULL && strcmp(wanted, MANDATE_TOKEN_TYPE_ACCESS) != 0) {
+        mandate_oauth_fail(&oerr, 400, "invalid_request",
+                           "requested_token_type: only access tokens are issued");
+    } else if (strcmp(type, MANDATE_TOKEN_TYPE_ACCESS) == 0) {
+        own_token(req, resp, form, &client, token);
+        return;
+    } else {
+        federated(req, resp, form, &client, grant_type, type, token, MANDATE_TOKEN_TYPE_ACCESS);
+        return;
+    }
+    mandate_token_refuse(req, resp, &oerr, grant_type, client.client_id, NULL);
+}
+
+void mandate_grant_saml2_bearer(mandate_http_request *req, mandate_http_response *resp,
+                                const mandate_form *form)
+{
+    static const char grant_type[] = MANDATE_GRANT_SAML2_BEARER_URI;
+    mandate_oauth_error oerr;
+    mandate_client client;
+    if (mandate_client_authenticate(req, form, &client, &oerr) != MANDATE_OK) {
+        mandate_token_refuse(req, resp, &oerr, grant_type, NULL, NULL);
+        return;
+    }
+    if (!mandate_token_within_rate(req, resp, &client, grant_type))
+        return;
+    const char *assertion = mandate_form_get(form, "assertion");
+    if (assertion == NULL) {
+        mandate_oauth_fail(&oerr, 400, "invalid_request", "assertion is required");
+        mandate_token_refuse(req, resp, &oerr, grant_type, client.client_id, NULL);
+        return;
+    }
+    federated(req, resp, form, &client, grant_type, MANDATE_TOKEN_TYPE_SAML2, assertion, NULL);
+}
