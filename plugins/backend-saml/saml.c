@@ -1,0 +1,1385 @@
+/* The saml backend: SAML 2.0 assertions from one identity provider, for the
+ * RFC 8693 token exchange (subject_token_type
+ * urn:ietf:params:oauth:token-type:saml2) and the RFC 7522 SAML 2.0 bearer
+ * grant. One instance per IdP; several instances may be enabled, and each
+ * answers MANDATE_NEXT for an assertion whose Issuer is another IdP's.
+ *
+ * The IdP is configured from its SAML metadata: the entityID and the
+ * signing certificates (KeyDescriptor use="signing" or without use; several
+ * for key rollover). Only those certificates verify a signature: a KeyInfo
+ * in the document is never read.
+ *
+ * An assertion arrives base64url-encoded (standard base64 and padding are
+ * accepted too) and is checked in this order, each refusal MANDATE_DENIED
+ * with its reason in err (the reasons name no secret and quote at most a few
+ * dozen characters of the document):
+ *  1. size and encoding, then parsing with libxml2: no network, no DTD at
+ *     all (a SAX internalSubset hook stops the parser at any DOCTYPE, so no
+ *     entity is ever declared or expanded), no NOENT, DTDLOAD or HUGE;
+ *  2. structure: the root is a Response (when allow_response) holding
+ *     exactly one Assertion as a direct child, or an Assertion; the whole
+ *     document holds exactly one Assertion and no EncryptedAssertion;
+ *  3. the Assertion's Issuer: another IdP's is MANDATE_NEXT;
+ *  4. the signatures (of the Response, of the Assertion, or both; at least
+ *     one): a direct child of the signed element, exactly one Reference whose
+ *     URI is '#' + that element's ID, exclusive c14n, enveloped, SHA-256 and
+ *     RSA-SHA256 or ECDSA-SHA256 only; only the signed elements' IDs are
+ *     registered (xmlAddID, which refuses a duplicate); xmlsec verifies with a
+ *     preset key, each metadata certificate in turn, and afterwards exactly
+ *     one reference must have succeeded with the expected URI;
+ *  5. from the verified Assertion only: Issuer, Conditions (NotBefore,
+ *     NotOnOrAfter, with clock_skew), every AudienceRestriction naming
+ *     sp_entity_id, a bearer SubjectConfirmation whose
+ *     SubjectConfirmationData is unexpired (and names recipient when set),
+ *     the NameID as one text node (a comment or child element in it is
+ *     refused: exclusive c14n drops comments, so "a@b<!---->.evil" signs as
+ *     "a@b.evil"), the AuthnStatement's AuthnInstant, the attributes;
+ *  6. replay: the assertion ID is claimed in the store's replay cache until
+ *     the assertion expires (plus clock_skew).
+ *
+ * xmlsec is initialised once per process and never shut down: other
+ * instances, and a reloaded copy of this plugin, keep using it. The module
+ * pins itself in memory (RTLD_NODELETE) so that a reload cannot run that
+ * initialisation twice. The instance is read-only after instantiate, so
+ * validate_assertion is thread-safe. */
+#include "config.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+#include <libxml/parser.h>
+#include <libxml/tree.h>
+#include <libxml/valid.h>
+#include <libxml/xmlerror.h>
+#include <xmlsec/crypto.h>
+#include <xmlsec/errors.h>
+#include <xmlsec/keys.h>
+#include <xmlsec/list.h>
+#include <xmlsec/transforms.h>
+#include <xmlsec/xmldsig.h>
+#include <xmlsec/xmlsec.h>
+
+#include <mandate/backend.h>
+
+#ifndef PACKAGE_VERSION
+#define PACKAGE_VERSION "0.1.0"
+#endif
+
+#define TOKEN_TYPE_SAML2 "urn:ietf:params:oauth:token-type:saml2"
+
+#define NS_SAML "urn:oasis:names:tc:SAML:2.0:assertion"
+#define NS_SAMLP "urn:oasis:names:tc:SAML:2.0:protocol"
+#define NS_MD "urn:oasis:names:tc:SAML:2.0:metadata"
+#define NS_DS "http://www.w3.org/2000/09/xmldsig#"
+
+#define ALG_EXC_C14N "http://www.w3.org/2001/10/xml-exc-c14n#"
+#define ALG_ENVELOPED "http://www.w3.org/2000/09/xmldsig#enveloped-signature"
+#define ALG_SHA256 "http://www.w3.org/2001/04/xmlenc#sha256"
+#define ALG_RSA_SHA256 "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
+#define ALG_ECDSA_SHA256 "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"
+
+#define CM_BEARER "urn:oasis:names:tc:SAML:2.0:cm:bearer"
+#define STATUS_SUCCESS "urn:oasis:names:tc:SAML:2.0:status:Success"
+
+#define MAX_SIZE_MIN 4096
+#define MAX_SIZE_MAX (4 * 1024 * 1024)
+#define ID_LEN_MAX 256
+#define NAMEID_LEN_MAX 1024
+/* Characters of a document value quoted in an error message. */
+#define QUOTE_MAX 64
+
+typedef struct saml_inst {
+    /* conf */
+    char *idp_metadata;
+    char *sp_entity_id;
+    int64_t clock_skew;
+    bool replay_check;
+    int64_t max_assertion_size;
+    char *recipient;
+    bool allow_response;
+    /* set by instantiate */
+    const mandate_host *host;
+    char *entity_id;    /* the IdP's, from the metadata */
+    char *replay_ns;    /* "saml:" + entity_id */
+    xmlSecKeyPtr *keys; /* the metadata's signing certificates' keys */
+    size_t n_keys;
+} saml_inst;
+
+/* --- process-wide set-up ------------------------------------------------------ */
+
+static pthread_once_t xmlsec_once = PTHREAD_ONCE_INIT;
+static const char *xmlsec_failure; /* NULL: ready */
+
+static void xmlsec_init_once(void)
+{
+    /* Keep this module, and the libraries it holds, loaded for the life of
+     * the process: a reload that unloaded it would reset xmlsec_once while
+     * libxmlsec1 stays initialised. */
+    Dl_info info;
+    if (dladdr((void *)&xmlsec_init_once, &info) != 0 && info.dli_fname != NULL)
+        (void)dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+
+    xmlInitParser();
+    if (xmlSecInit() < 0) {
+        xmlsec_failure = "xmlSecInit failed";
+        return;
+    }
+    if (xmlSecCheckVersion() != 1) {
+        xmlsec_failure = "the loaded libxmlsec1 is not compatible with the one built against";
+        return;
+    }
+    if (xmlSecCryptoAppInit(NULL) < 0) {
+        xmlsec_failure = "xmlSecCryptoAppInit failed";
+        return;
+    }
+    if (xmlSecCryptoInit() < 0) {
+        xmlsec_failure = "xmlSecCryptoInit failed";
+        return;
+    }
+    /* Failures are reported through err; xmlsec's own lines would go to
+     * stderr with no request context. */
+    xmlSecErrorsDefaultCallbackEnableOutput(0);
+}
+
+/* --- small helpers ---------------------------------------------------------------- */
+
+/* A document value fit for a message: at most QUOTE_MAX characters, control
+ * characters and quotes replaced, "..." when cut. */
+static const char *quote(const char *s, char buf[QUOTE_MAX + 4])
+{
+    size_t i = 0;
+    if (s == NULL)
+        s = "";
+    for (; s[i] != '\0' && i < QUOTE_MAX; i++) {
+        unsigned char c = (unsigned char)s[i];
+        buf[i] = (c < 0x20 || c == 0x7f || c == '"' || c == '\\') ? '?' : (char)c;
+    }
+    if (s[i] != '\0')
+        memcpy(buf + i, "...", 4);
+    else
+        buf[i] = '\0';
+    return buf;
+}
+#define Q(s) quote((const char *)(s), (char[QUOTE_MAX + 4]){0})
+
+static bool is_el(const xmlNode *n, const char *ns, const char *name)
+{
+    return n != NULL && n->type == XML_ELEMENT_NODE && n->ns != NULL &&
+           xmlStrEqual(n->ns->href, BAD_CAST ns) && xmlStrEqual(n->name, BAD_CAST name);
+}
+
+/* The first direct child element ns:name of parent, and how many there are. */
+static xmlNode *child_el(const xmlNode *parent, const char *ns, const char *name,
+                         size_t *count_r)
+{
+    xmlNode *first = NULL;
+    size_t count = 0;
+    for (xmlNode *c = parent != NULL ? parent->children : NULL; c != NULL; c = c->next)
+        if (is_el(c, ns, name)) {
+            if (first == NULL)
+                first = c;
+            count++;
+        }
+    if (count_r != NULL)
+        *count_r = count;
+    return first;
+}
+
+/* The next sibling element ns:name after n. */
+static xmlNode *next_el(const xmlNode *n, const char *ns, const char *name)
+{
+    for (xmlNode *c = n->next; c != NULL; c = c->next)
+        if (is_el(c, ns, name))
+            return c;
+    return NULL;
+}
+
+/* A no-namespace attribute's value (libxml2-allocated; xmlFree), or NULL. */
+static char *attr(const xmlNode *n, const char *name)
+{
+    return (char *)xmlGetNoNsProp(n, BAD_CAST name);
+}
+
+/* Every element ns:name in the subtree of root (root included). */
+static size_t count_el(const xmlNode *root, const char *ns, const char *name)
+{
+    size_t count = 0;
+    const xmlNode *n = root;
+    while (n != NULL) {
+        if (is_el(n, ns, name))
+            count++;
+        if (n->type == XML_ELEMENT_NODE && n->children != NULL) {
+            n = n->children;
+            continue;
+        }
+        while (n != NULL && n != root && n->next == NULL)
+            n = n->parent;
+        if (n == NULL || n == root)
+            break;
+        n = n->next;
+    }
+    return count;
+}
+
+typedef enum text_rc { TEXT_OK, TEXT_EMPTY, TEXT_MIXED } text_rc;
+
+/* The text of an element made of exactly one text node (or CDATA), in *s_r
+ * (pointing into the tree). An element holding a comment, a processing
+ * instruction, an element or several nodes is TEXT_MIXED: reading "the
+ * first text node" is how comment injection works. */
+static text_rc single_text(const xmlNode *n, const char **s_r)
+{
+    const xmlNode *c = n->children;
+    if (c == NULL)
+        return TEXT_EMPTY;
+    if (c->next != NULL || (c->type != XML_TEXT_NODE && c->type != XML_CDATA_SECTION_NODE))
+        return TEXT_MIXED;
+    *s_r = (const char *)c->content;
+    if (*s_r == NULL || **s_r == '\0')
+        return TEXT_EMPTY;
+    return TEXT_OK;
+}
+
+/* xs:dateTime in UTC: YYYY-MM-DDThh:mm:ss[.fff](Z|+hh:mm|-hh:mm). SAML
+ * requires Z; an explicit offset is accepted and applied. */
+static bool parse_time(const char *s, int64_t *t_r)
+{
+    int y, mo, d, h, mi, sec, n = 0;
+    if (s == NULL ||
+        sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6 || n != 19)
+        return false;
+    if (y < 1970 || y > 9999 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 ||
+        sec > 60 || h < 0 || mi < 0 || sec < 0)
+        return false;
+    const char *p = s + n;
+    if (*p == '.') {
+        p++;
+        if (*p < '0' || *p > '9')
+            return false;
+        while (*p >= '0' && *p <= '9')
+            p++;
+    }
+    int64_t offset = 0;
+    if (*p == 'Z') {
+        p++;
+    } else if ((*p == '+' || *p == '-') && p[1] >= '0' && p[1] <= '9' && p[2] >= '0' &&
+               p[2] <= '9' && p[3] == ':' && p[4] >= '0' && p[4] <= '9' && p[5] >= '0' &&
+               p[5] <= '9') {
+        int oh = (p[1] - '0') * 10 + (p[2] - '0'), om = (p[4] - '0') * 10 + (p[5] - '0');
+        if (oh > 14 || om > 59)
+            return false;
+        offset = (oh * 3600 + om * 60) * (*p == '+' ? 1 : -1);
+        p += 6;
+    } else {
+        return false;
+    }
+    if (*p != '\0')
+        return false;
+    /* Days from civil (Howard Hinnant). */
+    int64_t yy = y - (mo <= 2);
+    int64_t era = yy / 400;
+    int64_t yoe = yy - era * 400;
+    int64_t doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    int64_t days = era * 146097 + doe - 719468;
+    *t_r = days * 86400 + h * 3600 + mi * 60 + sec - offset;
+    return true;
+}
+
+/* Decodes base64 or base64url, padded or not; ASCII whitespace is skipped.
+ * out must hold len / 4 * 3 + 3 bytes. Returns the decoded length, or -1
+ * with the offset of the first bad byte in *bad_r. */
+static long b64_decode(const char *in, size_t len, unsigned char *out, size_t *bad_r)
+{
+    uint32_t acc = 0;
+    int bits = 0;
+    size_t n = 0, pad = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)in[i];
+        int v;
+        if (c == ' ' || c == '\t' || c == '\r' || c == '\n')
+            continue;
+        if (c == '=') {
+            pad++;
+            continue;
+        }
+        if (pad > 0) { /* data after padding */
+            *bad_r = i;
+            return -1;
+        }
+        if (c >= 'A' && c <= 'Z')
+            v = c - 'A';
+        else if (c >= 'a' && c <= 'z')
+            v = c - 'a' + 26;
+        else if (c >= '0' && c <= '9')
+            v = c - '0' + 52;
+        else if (c == '+' || c == '-')
+            v = 62;
+        else if (c == '/' || c == '_')
+            v = 63;
+        else {
+            *bad_r = i;
+            return -1;
+        }
+        acc = (acc << 6) | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[n++] = (unsigned char)(acc >> bits);
+        }
+    }
+    /* A lone sextet is no byte; more than two '=' is no base64. */
+    if (bits >= 6 || pad > 2) {
+        *bad_r = len;
+        return -1;
+    }
+    return (long)n;
+}
+
+/* --- parsing ------------------------------------------------------------------------- */
+
+typedef struct parse_state {
+    bool doctype;
+} parse_state;
+
+static void refuse_doctype(void *ctx, const xmlChar *name, const xmlChar *external_id,
+                           const xmlChar *system_id)
+{
+    xmlParserCtxtPtr ctxt = ctx;
+    ((parse_state *)ctxt->_private)->doctype = true;
+    xmlStopParser(ctxt);
+}
+
+static void quiet_error(void *data, xmlErrorPtr error)
+{
+}
+
+#define PARSE_OPTIONS (XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING)
+
+/* Parses buf (or the file path when buf is NULL) with no network and no DTD.
+ * NULL with the reason in err (rc DENIED for a document, INVALID for a
+ * file). */
+static xmlDocPtr parse_xml(const char *buf, size_t len, const char *path, const char *what,
+                           mandate_rc rc, mandate_error *err)
+{
+    parse_state state = {false};
+    xmlParserCtxtPtr ctxt = xmlNewParserCtxt();
+    if (ctxt == NULL) {
+        mandate_error_set(err, MANDATE_ERROR, "saml: out of memory");
+        return NULL;
+    }
+    ctxt->_private = &state;
+    ctxt->sax->internalSubset = refuse_doctype;
+    ctxt->sax->serror = quiet_error;
+    xmlDocPtr doc;
+    if (path != NULL)
+        doc = xmlCtxtReadFile(ctxt, path, NULL, PARSE_OPTIONS);
+    else
+        doc = xmlCtxtReadMemory(ctxt, buf, (int)len, "assertion.xml", NULL, PARSE_OPTIONS);
+    if (state.doctype) {
+        if (doc != NULL)
+            xmlFreeDoc(doc);
+        doc = NULL;
+        mandate_error_set(err, rc, "saml: %s: DOCTYPE refused (no DTD or entity is allowed)",
+                          what);
+    } else if (doc == NULL) {
+        const xmlError *e = xmlCtxtGetLastError(ctxt);
+        char msg[QUOTE_MAX + 4];
+        quote(e != NULL && e->message != NULL ? e->message : "unknown error", msg);
+        /* libxml2's messages end in a newline, quoted as '?'. */
+        size_t n = strlen(msg);
+        if (n > 0 && msg[n - 1] == '?')
+            msg[n - 1] = '\0';
+        mandate_error_set(err, rc, "saml: %s is not well-formed XML (line %d: %s)", what,
+                          e != NULL ? e->line : 0, msg);
+    }
+    xmlFreeParserCtxt(ctxt);
+    return doc;
+}
+
+/* --- metadata ---------------------------------------------------------------------- */
+
+static void free_keys(saml_inst *inst)
+{
+    for (size_t i = 0; i < inst->n_keys; i++)
+        xmlSecKeyDestroy(inst->keys[i]);
+    free(inst->keys);
+    inst->keys = NULL;
+    inst->n_keys = 0;
+}
+
+/* Adds the key of a base64 DER certificate. */
+static mandate_rc add_cert(saml_inst *inst, const char *b64, size_t index, mandate_error *err)
+{
+    size_t len = strlen(b64), bad = 0;
+    unsigned char *der = malloc(len / 4 * 3 + 3);
+    if (der == NULL)
+        return mandate_error_set(err, MANDATE_ERROR, "saml: out of memory");
+    long n = b64_decode(b64, len, der, &bad);
+    if (n <= 0 || (unsigned long)n > UINT32_MAX) {
+        free(der);
+        return mandate_error_set(err, MANDATE_INVALID,
+                                 "saml: %s: signing certificate %zu is not base64",
+                                 inst->idp_metadata, index);
+    }
+    xmlSecKeyPtr key = xmlSecCryptoAppKeyLoadMemory(
+        der, (xmlSecSize)n, xmlSecKeyDataFormatCertDer, NULL, NULL, NULL);
+    free(der);
+    if (key == NULL)
+        return mandate_error_set(
+            err, MANDATE_INVALID,
+            "saml: %s: signing certificate %zu is not an X.509 certificate "
+            "with a key xmlsec can use",
+            inst->idp_metadata, index);
+    xmlSecKeyPtr *bigger = realloc(inst->keys, (inst->n_keys + 1) * sizeof(*bigger));
+    if (bigger == NULL) {
+        xmlSecKeyDestroy(key);
+        return mandate_error_set(err, MANDATE_ERROR, "saml: out of memory");
+    }
+    inst->keys = bigger;
+    inst->keys[inst->n_keys++] = key;
+    return MANDATE_OK;
+}
+
+static mandate_rc load_metadata(saml_inst *inst, mandate_error *err)
+{
+    const mandate_host *host = inst->host;
+    FILE *f = fopen(inst->idp_metadata, "r");
+    if (f == NULL)
+        return mandate_error_set(err, MANDATE_INVALID, "saml: idp_metadata: cannot read %s: %s",
+                                 inst->idp_metadata, strerror(errno));
+    fclose(f);
+    xmlDocPtr doc =
+        parse_xml(NULL, 0, inst->idp_metadata, inst->idp_metadata, MANDATE_INVALID, err);
+    if (doc == NULL)
+        return err != NULL ? err->rc : MANDATE_INVALID;
+    mandate_rc rc = MANDATE_OK;
+    xmlNode *root = xmlDocGetRootElement(doc);
+    xmlNode *ed = NULL;
+    char *entity_id = NULL, *valid_until = NULL;
+
+    if (is_el(root, NS_MD, "EntityDescriptor")) {
+        ed = root;
+    } else if (is_el(root, NS_MD, "EntitiesDescriptor")) {
+        size_t idps = 0;
+        for (xmlNode *c = child_el(root, NS_MD, "EntityDescriptor", NULL); c != NULL;
+             c = next_el(c, NS_MD, "EntityDescriptor"))
+            if (child_el(c, NS_MD, "IDPSSODescriptor", NULL) != NULL) {
+                ed = c;
+                idps++;
+            }
+        if (idps != 1) {
+            rc =
+                mandate_error_set(err, MANDATE_INVALID,
+                                  "saml: %s holds %zu identity providers; give the metadata of "
+                                  "exactly one",
+                                  inst->idp_metadata, idps);
+            goto out;
+        }
+    } else {
+        rc = mandate_error_set(err, MANDATE_INVALID,
+                               "saml: %s is not SAML metadata (no md:EntityDescriptor root)",
+                               inst->idp_metadata);
+        goto out;
+    }
+    entity_id = attr(ed, "entityID");
+    if (entity_id == NULL || entity_id[0] == '\0') {
+        rc = mandate_error_set(err, MANDATE_INVALID,
+                               "saml: %s: the EntityDescriptor has no entityID",
+                               inst->idp_metadata);
+        goto out;
+    }
+    size_t n_idp = 0, index = 0;
+    xmlNode *idp = child_el(ed, NS_MD, "IDPSSODescriptor", &n_idp);
+    if (idp == NULL) {
+        rc = mandate_error_set(err, MANDATE_INVALID, "saml: %s: no IDPSSODescriptor",
+                               inst->idp_metadata);
+        goto out;
+    }
+    for (; idp != NULL; idp = next_el(idp, NS_MD, "IDPSSODescriptor")) {
+        for (xmlNode *kd = child_el(idp, NS_MD, "KeyDescriptor", NULL); kd != NULL;
+             kd = next_el(kd, NS_MD, "KeyDescriptor")) {
+            char *use = attr(kd, "use");
+            bool signing = use == NULL || strcmp(use, "signing") == 0;
+            xmlFree(use);
+            if (!signing)
+                continue;
+            xmlNode *ki = child_el(kd, NS_DS, "KeyInfo", NULL);
+            for (xmlNode *xd = child_el(ki, NS_DS, "X509Data", NULL); xd != NULL;
+                 xd = next_el(xd, NS_DS, "X509Data")) {
+                for (xmlNode *xc = child_el(xd, NS_DS, "X509Certificate", NULL); xc != NULL;
+                     xc = next_el(xc, NS_DS, "X509Certificate")) {
+                    xmlChar *b64 = xmlNodeGetContent(xc);
+                    index++;
+                    rc = b64 != NULL
+                             ? add_cert(inst, (const char *)b64, index, err)
+                             : mandate_error_set(err, MANDATE_ERROR, "saml: out of memory");
+                    xmlFree(b64);
+                    if (rc != MANDATE_OK)
+                        goto out;
+                }
+            }
+        }
+    }
+    if (inst->n_keys == 0) {
+        rc = mandate_error_set(
+            err, MANDATE_INVALID,
+            "saml: %s has no signing certificate (KeyDescriptor use=\"signing\" "
+            "or without use, with ds:X509Certificate)",
+            inst->idp_metadata);
+        goto out;
+    }
+    valid_until = attr(ed, "validUntil");
+    int64_t vu;
+    if (valid_until != NULL && parse_time(valid_until, &vu) && vu <= host->now(host))
+        mandate_log_warning(host, "saml: %s expired at %s (validUntil); used anyway",
+                            inst->idp_metadata, Q(valid_until));
+    inst->entity_id = strdup(entity_id);
+    size_t ns_len = strlen(entity_id) + sizeof("saml:");
+    inst->replay_ns = malloc(ns_len);
+    if (inst->entity_id == NULL || inst->replay_ns == NULL) {
+        rc = mandate_error_set(err, MANDATE_ERROR, "saml: out of memory");
+        goto out;
+    }
+    snprintf(inst->replay_ns, ns_len, "saml:%s", entity_id);
+out:
+    xmlFree(entity_id);
+    xmlFree(valid_until);
+    xmlFreeDoc(doc);
+    return rc;
+}
+
+/* --- signatures ---------------------------------------------------------------------- */
+
+/* Checks the shape and algorithms of sig, the Signature of el whose ID is id.
+ * The reason goes into err (DENIED). */
+static mandate_rc check_signed_info(const xmlNode *sig, const char *what, const char *id,
+                                    mandate_error *err)
+{
+    size_t n;
+    xmlNode *si = child_el(sig, NS_DS, "SignedInfo", &n);
+    if (si == NULL || n != 1)
+        return mandate_error_set(err, MANDATE_DENIED,
+                                 "saml: the %s's Signature has %zu SignedInfo", what, n);
+    mandate_rc rc = MANDATE_OK;
+    char *alg = NULL, *uri = NULL;
+    xmlNode *cm = child_el(si, NS_DS, "CanonicalizationMethod", &n);
+    alg = cm != NULL ? attr(cm, "Algorithm") : NULL;
+    if (n != 1 || alg == NULL || strcmp(alg, ALG_EXC_C14N) != 0) {
+        rc = mandate_error_set(
+            err, MANDATE_DENIED,
+            "saml: the %s's canonicalization \"%s\" is not allowed (exclusive "
+            "c14n only)",
+            what, Q(alg));
+        goto out;
+    }
+    xmlFree(alg);
+    xmlNode *sm = child_el(si, NS_DS, "SignatureMethod", &n);
+    alg = sm != NULL ? attr(sm, "Algorithm") : NULL;
+    if (n != 1 || alg == NULL ||
+        (strcmp(alg, ALG_RSA_SHA256) != 0 && strcmp(alg, ALG_ECDSA_SHA256) != 0)) {
+        rc = mandate_error_set(err, MANDATE_DENIED,
+                               "saml: the %s's signature algorithm \"%s\" is not allowed "
+                               "(rsa-sha256, ecdsa-sha256)",
+                               what, Q(alg));
+        goto out;
+    }
+    xmlFree(alg);
+    alg = NULL;
+    xmlNode *ref = child_el(si, NS_DS, "Reference", &n);
+    if (n != 1) {
+        rc = mandate_error_set(
+            err, MANDATE_DENIED,
+            "saml: signature wrapping: the %s's SignedInfo has %zu References, "
+            "not 1",
+            what, n);
+        goto out;
+    }
+    uri = attr(ref, "URI");
+    if (uri == NULL || uri[0] != '#' || strcmp(uri + 1, id) != 0) {
+        rc =
+            mandate_error_set(err, MANDATE_DENIED,
+                              "saml: signature wrapping: the %s's signature references \"%s\", "
+                              "not its ID \"#%s\"",
+                              what, Q(uri), Q(id));
+        goto out;
+    }
+    xmlNode *tr = child_el(ref, NS_DS, "Transforms", &n);
+    if (n > 1) {
+        rc = mandate_error_set(err, MANDATE_DENIED,
+                               "saml: the %s's Reference has %zu Transforms", what, n);
+        goto out;
+    }
+    bool enveloped = false;
+    for (xmlNode *t = child_el(tr, NS_DS, "Transform", NULL); t != NULL;
+         t = next_el(t, NS_DS, "Transform")) {
+        alg = attr(t, "Algorithm");
+        if (alg != NULL && strcmp(alg, ALG_ENVELOPED) == 0) {
+            enveloped = true;
+        } else if (alg == NULL || strcmp(alg, ALG_EXC_C14N) != 0) {
+            rc = mandate_error_set(err, MANDATE_DENIED,
+                                   "saml: the %s's transform \"%s\" is not allowed (enveloped, "
+                                   "exclusive c14n)",
+                                   what, Q(alg));
+            goto out;
+        }
+        xmlFree(alg);
+        alg = NULL;
+    }
+    if (!enveloped) {
+        rc = mandate_error_set(err, MANDATE_DENIED,
+                               "saml: the %s's signature is not an enveloped signature", what);
+        goto out;
+    }
+    xmlNode *dm = child_el(ref, NS_DS, "DigestMethod", &n);
+    alg = dm != NULL ? attr(dm, "Algorithm") : NULL;
+    if (n != 1 || alg == NULL || strcmp(alg, ALG_SHA256) != 0) {
+        rc = mandate_error_set(err, MANDATE_DENIED,
+                               "saml: the %s's digest algorithm \"%s\" is not allowed (sha256)",
+                               what, Q(alg));
+        goto out;
+    }
+out:
+    xmlFree(alg);
+    xmlFree(uri);
+    return rc;
+}
+
+typedef enum verify_result { VERIFY_OK, VERIFY_BAD_SIGNATURE, VERIFY_BAD_DIGEST } verify_result;
+
+/* One xmlsec verification of sig with key; expected_uri is "#" + ID. */
+static verify_result verify_with_key(xmlSecKeyPtr key, xmlNode *sig, const char *expected_uri)
+{
+    xmlSecDSigCtxPtr ctx = xmlSecDSigCtxCreate(NULL);
+    if (ctx == NULL)
+        return VERIFY_BAD_SIGNATURE;
+    verify_result result = VERIFY_BAD_SIGNATURE;
+    ctx->flags =
+        XMLSEC_DSIG_FLAGS_IGNORE_MANIFESTS | XMLSEC_DSIG_FLAGS_STORE_SIGNEDINFO_REFERENCES;
+    ctx->enabledReferenceUris = xmlSecTransformUriTypeSameDocument;
+    if (xmlSecDSigCtxEnableSignatureTransform(ctx, xmlSecTransformExclC14NId) < 0 ||
+        xmlSecDSigCtxEnableSignatureTransform(ctx, xmlSecTransformRsaSha256Id) < 0 ||
+        xmlSecDSigCtxEnableSignatureTransform(ctx, xmlSecTransformEcdsaSha256Id) < 0 ||
+        xmlSecDSigCtxEnableReferenceTransform(ctx, xmlSecTransformEnvelopedId) < 0 ||
+        xmlSecDSigCtxEnableReferenceTransform(ctx, xmlSecTransformExclC14NId) < 0 ||
+        xmlSecDSigCtxEnableReferenceTransform(ctx, xmlSecTransformSha256Id) < 0)
+        goto out;
+    /* A preset key: KeyInfo is never read (and there is no keys manager to
+     * look a key up in). */
+    ctx->signKey = xmlSecKeyDuplicate(key);
+    if (ctx->signKey == NULL)
+        goto out;
+    int ret = xmlSecDSigCtxVerify(ctx, sig);
+    xmlSecSize n_refs = xmlSecPtrListGetSize(&ctx->signedInfoReferences);
+    xmlSecDSigReferenceCtxPtr ref =
+        n_refs == 1 ? xmlSecPtrListGetItem(&ctx->signedInfoReferences, 0) : NULL;
+    if (ret == 0 && ctx->status == xmlSecDSigStatusSucceeded && ref != NULL &&
+        ref->status == xmlSecDSigStatusSucceeded && ref->uri != NULL &&
+        strcmp((const char *)ref->uri, expected_uri) == 0)
+        result = VERIFY_OK;
+    else if (ret == 0 && ref != NULL && ref->status == xmlSecDSigStatusInvalid)
+        result = VERIFY_BAD_DIGEST;
+out:
+    xmlSecDSigCtxDestroy(ctx);
+    return result;
+}
+
+/* Verifies the Signature sig, a direct child of el, against the metadata
+ * keys. what: "Response" or "Assertion". */
+static mandate_rc verify_element(const saml_inst *inst, xmlDocPtr doc, xmlNode *el,
+                                 xmlNode *sig, const char *what, mandate_error *err)
+{
+    xmlAttrPtr id_attr = xmlHasNsProp(el, BAD_CAST "ID", NULL);
+    char *id = attr(el, "ID");
+    mandate_rc rc = MANDATE_OK;
+    char *expected = NULL;
+    if (id_attr == NULL || id == NULL || id[0] == '\0') {
+        rc = mandate_error_set(err, MANDATE_DENIED, "saml: the signed %s has no ID", what);
+        goto out;
+    }
+    if (strlen(id) > ID_LEN_MAX) {
+        rc = mandate_error_set(err, MANDATE_DENIED, "saml: the %s's ID is longer than %d", what,
+                               ID_LEN_MAX);
+        goto out;
+    }
+    rc = check_signed_info(sig, what, id, err);
+    if (rc != MANDATE_OK)
+        goto out;
+    /* Only this element's ID; a duplicate (an xml:id elsewhere) fails. */
+    if (xmlAddID(NULL, doc, BAD_CAST id, id_attr) == NULL) {
+        rc = mandate_error_set(
+            err, MANDATE_DENIED,
+            "saml: signature wrapping: the %s's ID \"%s\" is not unique in the "
+            "document",
+            what, Q(id));
+        goto out;
+    }
+    size_t len = strlen(id) + 2;
+    expected = malloc(len);
+    if (expected == NULL) {
+        rc = mandate_error_set(err, MANDATE_ERROR, "saml: out of memory");
+        goto out;
+    }
+    snprintf(expected, len, "#%s", id);
+    verify_result result = VERIFY_BAD_SIGNATURE;
+    for (size_t i = 0; i < inst->n_keys && result == VERIFY_BAD_SIGNATURE; i++)
+        result = verify_with_key(inst->keys[i], sig, expected);
+    if (result == VERIFY_BAD_DIGEST)
+        rc = mandate_error_set(err, MANDATE_DENIED,
+                               "saml: the %s's signature does not verify: its content was "
+                               "altered after signing (digest mismatch)",
+                               what);
+    else if (result != VERIFY_OK)
+        rc = mandate_error_set(err, MANDATE_DENIED,
+                               "saml: the %s's signature does not verify with any metadata "
+                               "certificate (%zu tried)",
+                               what, inst->n_keys);
+out:
+    free(expected);
+    xmlFree(id);
+    return rc;
+}
+
+/* --- the assertion ------------------------------------------------------------------- */
+
+/* The Issuer child of el: exactly one, one text node. NULL with err set. */
+static const char *issuer_of(const xmlNode *el, const char *what, bool required,
+                             mandate_error *err)
+{
+    size_t n;
+    xmlNode *iss = child_el(el, NS_SAML, "Issuer", &n);
+    const char *s = NULL;
+    if (n == 0 && !required)
+        return "";
+    if (n != 1)
+        mandate_error_set(err, MANDATE_DENIED, "saml: the %s has %zu Issuers, not 1", what, n);
+    else if (single_text(iss, &s) != TEXT_OK)
+        mandate_error_set(err, MANDATE_DENIED, "saml: the %s's Issuer is not one text node",
+                          what);
+    else
+        return s;
+    return NULL;
+}
+
+/* A time attribute of n: *t_r = 0 when absent. */
+static mandate_rc time_attr(const xmlNode *n, const char *name, const char *where, int64_t *t_r,
+                            mandate_error *err)
+{
+    char *s = attr(n, name);
+    *t_r = 0;
+    if (s == NULL)
+        return MANDATE_OK;
+    mandate_rc rc = MANDATE_OK;
+    if (!parse_time(s, t_r) || *t_r == 0)
+        rc = mandate_error_set(err, MANDATE_DENIED, "saml: %s %s \"%s\" is not an xs:dateTime",
+                               where, name, Q(s));
+    xmlFree(s);
+    return rc;
+}
+
+static void fmt_time(int64_t t, char buf[32])
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    if (gmtime_r(&tt, &tm) == NULL || strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(buf, 32, "%" PRId64, t);
+}
+
+static mandate_rc check_conditions(const saml_inst *inst, const xmlNode *a, int64_t now,
+                                   int64_t *expires_r, mandate_error *err)
+{
+    int64_t skew = inst->clock_skew;
+    size_t n;
+    xmlNode *cond = child_el(a, NS_SAML, "Conditions", &n);
+    char t1[32], t2[32];
+    if (n != 1)
+        return mandate_error_set(err, MANDATE_DENIED,
+                                 "saml: the assertion has %zu Conditions, not 1", n);
+    int64_t nb, noa;
+    mandate_rc rc = time_attr(cond, "NotBefore", "Conditions", &nb, err);
+    if (rc == MANDATE_OK)
+        rc = time_attr(cond, "NotOnOrAfter", "Conditions", &noa, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    if (nb != 0 && now + skew < nb) {
+        fmt_time(nb, t1);
+        fmt_time(now, t2);
+        return mandate_error_set(
+            err, MANDATE_DENIED,
+            "saml: assertion not yet valid: NotBefore %s (now %s, skew %" PRId64 " s)", t1, t2,
+            skew);
+    }
+    if (noa != 0 && now - skew >= noa) {
+        fmt_time(noa, t1);
+        fmt_time(now, t2);
+        return mandate_error_set(err, MANDATE_DENIED,
+                                 "saml: assertion expired at %s (now %s, skew %" PRId64 " s)",
+                                 t1, t2, skew);
+    }
+    *expires_r = noa;
+    size_t restrictions = 0;
+    for (xmlNode *c = cond->children; c != NULL; c = c->next) {
+        if (c->type != XML_ELEMENT_NODE)
+            continue;
+        if (is_el(c, NS_SAML, "AudienceRestriction")) {
+            restrictions++;
+            bool ours = false;
+            const char *first = NULL;
+            for (xmlNode *au = child_el(c, NS_SAML, "Audience", NULL); au != NULL;
+                 au = next_el(au, NS_SAML, "Audience")) {
+                const char *s = NULL;
+                if (single_text(au, &s) == TEXT_OK) {
+                    if (first == NULL)
+                        first = s;
+                    if (strcmp(s, inst->sp_entity_id) == 0)
+                        ours = true;
+                }
+            }
+            if (!ours)
+                return mandate_error_set(err, MANDATE_DENIED,
+                                         "saml: audience \"%s\" is not ours (\"%s\")", Q(first),
+                                         Q(inst->sp_entity_id));
+        } else if (is_el(c, NS_SAML, "OneTimeUse") || is_el(c, NS_SAML, "ProxyRestriction")) {
+            /* OneTimeUse: the replay check; ProxyRestriction: we issue no
+             * assertion. */
+        } else {
+            return mandate_error_set(err, MANDATE_DENIED,
+                                     "saml: unsupported condition \"%s\" in Conditions",
+                                     Q(c->name));
+        }
+    }
+    if (restrictions == 0)
+        return mandate_error_set(err, MANDATE_DENIED,
+                                 "saml: the assertion has no AudienceRestriction");
+    return MANDATE_OK;
+}
+
+/* The NameID and a bearer SubjectConfirmation. */
+static mandate_rc check_subject(const saml_inst *inst, const xmlNode *a, int64_t now,
+                                const char **name_id_r, int64_t *expires_r, mandate_error *err)
+{
+    size_t n;
+    char t1[32], t2[32];
+    xmlNode *subject = child_el(a, NS_SAML, "Subject", &n);
+    if (n != 1)
+        return mandate_error_set(err, MANDATE_DENIED,
+                                 "saml: the assertion has %zu Subjects, not 1", n);
+    if (child_el(subject, NS_SAML, "EncryptedID", NULL) != NULL)
+        return mandate_error_set(err, MANDATE_DENIED,
+                                 "saml: encrypted NameIDs are not supported");
+    xmlNode *name_id = child_el(subject, NS_SAML, "NameID", &n);
+    if (n != 1)
+        return mandate_error_set(err, MANDATE_DENIED,
+                                 "saml: the Subject has %zu NameIDs, not 1", n);
+    switch (single_text(name_id, name_id_r)) {
+    case TEXT_OK: break;
+    case TEXT_EMPTY: return mandate_error_set(err, MANDATE_DENIED, "saml: the NameID is empty");
+    case TEXT_MIXED:
+        return mandate_error_set(err, MANDATE_DENIED,
+                                 "saml: NameID refused: it holds a comment or an element, not "
+                                 "one text node (comment injection)");
+    }
+    if (strlen(*name_id_r) > NAMEID_LEN_MAX)
+        return mandate_error_set(err, MANDATE_DENIED, "saml: the NameID is longer than %d",
+                                 NAMEID_LEN_MAX);
+
+    /* At least one bearer confirmation that holds; report why the last one
+     * did not. */
+    mandate_rc rc =
+        mandate_error_set(err, MANDATE_DENIED, "saml: no bearer SubjectConfirmation");
+    for (xmlNode *sc = child_el(subject, NS_SAML, "SubjectConfirmation", NULL); sc != NULL;
+         sc = next_el(sc, NS_SAML, "SubjectConfirmation")) {
+        char *method = attr(sc, "Method");
+        bool bearer = method != NULL && strcmp(method, CM_BEARER) == 0;
+        xmlFree(method);
+        if (!bearer)
+            continue;
+        xmlNode *scd = child_el(sc, NS_SAML, "SubjectConfirmationData", &n);
+        if (n != 1) {
+            rc = mandate_error_set(err, MANDATE_DENIED,
+                                   "saml: the bearer SubjectConfirmation has %zu "
+                                   "SubjectConfirmationData, not 1",
+                                   n);
+            continue;
+        }
+        int64_t nb, noa;
+        rc = time_attr(scd, "NotBefore", "SubjectConfirmationData", &nb, err);
+        if (rc == MANDATE_OK)
+            rc = time_attr(scd, "NotOnOrAfter", "SubjectConfirmationData", &noa, err);
+        if (rc != MANDATE_OK)
+            continue;
+        if (noa == 0) {
+            rc = mandate_error_set(
+                err, MANDATE_DENIED,
+                "saml: the bearer SubjectConfirmationData has no NotOnOrAfter");
+            continue;
+        }
+        if (now - inst->clock_skew >= noa) {
+            fmt_time(noa, t1);
+            fmt_time(now, t2);
+            rc = mandate_error_set(
+                err, MANDATE_DENIED,
+                "saml: bearer SubjectConfirmationData expired at %s (now %s)", t1, t2);
+            continue;
+        }
+        if (nb != 0 && now + inst->clock_skew < nb) {
+            fmt_time(nb, t1);
+            rc = mandate_error_set(err, MANDATE_DENIED,
+                                   "saml: bearer SubjectConfirmationData not valid before %s",
+                                   t1);
+            continue;
+        }
+        if (inst->recipient != NULL && inst->recipient[0] != '\0') {
+            char *recipient = attr(scd, "Recipient");
+            bool ok = recipient != NULL && strcmp(recipient, inst->recipient) == 0;
+            if (!ok)
+                rc = mandate_error_set(
+                    err, MANDATE_DENIED,
+                    "saml: bearer SubjectConfirmationData Recipient \"%s\" is "
+                    "not \"%s\"",
+                    Q(recipient), Q(inst->recipient));
+            xmlFree(recipient);
+            if (!ok)
+                continue;
+        }
+        *expires_r = noa;
+        return MANDATE_OK;
+    }
+    return rc;
+}
+
+/* The AuthnStatement's AuthnInstant (0 when there is none). */
+static mandate_rc check_authn(const saml_inst *inst, const xmlNode *a, int64_t now,
+                              int64_t *instant_r, mandate_error *err)
+{
+    xmlNode *as = child_el(a, NS_SAML, "AuthnStatement", NULL);
+    *instant_r = 0;
+    if (as == NULL)
+        return MANDATE_OK;
+    int64_t t, session_end;
+    char t1[32];
+    mandate_rc rc = time_attr(as, "AuthnInstant", "AuthnStatement", &t, err);
+    if (rc == MANDATE_OK)
+        rc = time_attr(as, "SessionNotOnOrAfter", "AuthnStatement", &session_end, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    if (t == 0)
+        return mandate_error_set(err, MANDATE_DENIED,
+                                 "saml: the AuthnStatement has no AuthnInstant");
+    if (t > now + inst->clock_skew) {
+        fmt_time(t, t1);
+        return mandate_error_set(err, MANDATE_DENIED, "saml: AuthnInstant %s is in the future",
+                                 t1);
+    }
+    if (session_end != 0 && now - inst->clock_skew >= session_end) {
+        fmt_time(session_end, t1);
+        return mandate_error_set(err, MANDATE_DENIED, "saml: the IdP session ended at %s", t1);
+    }
+    *instant_r = t;
+    return MANDATE_OK;
+}
+
+/* {"Name": ["value", ...], ...} from every AttributeStatement, as JSON text
+ * in the pool. A value holding a comment is refused; one holding elements
+ * (a NameID-valued attribute) is left out. */
+static mandate_rc read_attributes(const saml_inst *inst, mandate_pool *pool, const xmlNode *a,
+                                  const char **json_r, mandate_error *err)
+{
+    json_t *obj = json_object();
+    mandate_rc rc = MANDATE_OK;
+    if (obj == NULL)
+        return mandate_error_set(err, MANDATE_ERROR, "saml: out of memory");
+    for (xmlNode *st = child_el(a, NS_SAML, "AttributeStatement", NULL); st != NULL;
+         st = next_el(st, NS_SAML, "AttributeStatement")) {
+        if (child_el(st, NS_SAML, "EncryptedAttribute", NULL) != NULL)
+            mandate_log_debug(inst->host, "saml: encrypted attributes ignored");
+        for (xmlNode *at = child_el(st, NS_SAML, "Attribute", NULL); at != NULL;
+             at = next_el(at, NS_SAML, "Attribute")) {
+            char *name = attr(at, "Name");
+            if (name == NULL || name[0] == '\0') {
+                xmlFree(name);
+                rc = mandate_error_set(err, MANDATE_DENIED, "saml: an Attribute has no Name");
+                goto out;
+            }
+            json_t *values = json_object_get(obj, name);
+            if (values == NULL) {
+                values = json_array();
+                if (values == NULL || json_object_set_new(obj, name, values) != 0) {
+                    xmlFree(name);
+                    rc = mandate_error_set(err, MANDATE_ERROR, "saml: out of memory");
+                    goto out;
+                }
+            }
+            for (xmlNode *v = child_el(at, NS_SAML, "AttributeValue", NULL); v != NULL;
+                 v = next_el(v, NS_SAML, "AttributeValue")) {
+                bool elements = false, comments = false;
+                for (xmlNode *c = v->children; c != NULL; c = c->next) {
+                    if (c->type == XML_ELEMENT_NODE)
+                        elements = true;
+                    else if (c->type != XML_TEXT_NODE && c->type != XML_CDATA_SECTION_NODE)
+                        comments = true;
+                }
+                if (comments) {
+                    rc = mandate_error_set(err, MANDATE_DENIED,
+                                           "saml: a value of attribute \"%s\" holds a comment "
+                                           "(comment injection)",
+                                           Q(name));
+                    xmlFree(name);
+                    goto out;
+                }
+                if (elements)
+                    continue;
+                xmlChar *text = xmlNodeGetContent(v);
+                json_t *s = json_string(text != NULL ? (const char *)text : "");
+                xmlFree(text);
+                if (s == NULL || json_array_append_new(values, s) != 0) {
+                    xmlFree(name);
+                    rc = mandate_error_set(err, MANDATE_ERROR, "saml: out of memory");
+                    goto out;
+                }
+            }
+            xmlFree(name);
+        }
+    }
+    char *text = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (text == NULL) {
+        rc = mandate_error_set(err, MANDATE_ERROR, "saml: out of memory");
+        goto out;
+    }
+    *json_r = inst->host->pool_strdup(pool, text);
+    free(text);
+    if (*json_r == NULL)
+        rc = mandate_error_set(err, MANDATE_ERROR, "saml: out of memory");
+out:
+    json_decref(obj);
+    return rc;
+}
+
+/* The Response's Status: Success. */
+static mandate_rc check_status(const xmlNode *response, mandate_error *err)
+{
+    xmlNode *status = child_el(response, NS_SAMLP, "Status", NULL);
+    xmlNode *code = child_el(status, NS_SAMLP, "StatusCode", NULL);
+    char *value = code != NULL ? attr(code, "Value") : NULL;
+    mandate_rc rc = MANDATE_OK;
+    if (value == NULL || strcmp(value, STATUS_SUCCESS) != 0)
+        rc = mandate_error_set(err, MANDATE_DENIED, "saml: the Response's status is \"%s\"",
+                               Q(value));
+    xmlFree(value);
+    return rc;
+}
+
+static mandate_rc validate_doc(const saml_inst *inst, mandate_pool *pool, xmlDocPtr doc,
+                               mandate_identity *identity_r, mandate_error *err)
+{
+    const mandate_host *host = inst->host;
+    xmlNode *root = xmlDocGetRootElement(doc);
+    xmlNode *response = NULL, *a;
+    size_t n;
+
+    /* 1. Structure. */
+    if (root == NULL)
+        return mandate_error_set(err, MANDATE_DENIED, "saml: empty document");
+    size_t assertions = count_el(root, NS_SAML, "Assertion");
+    if (count_el(root, NS_SAML, "EncryptedAssertion") > 0)
+        return mandate_error_set(err, MANDATE_DENIED,
+                                 "saml: encrypted assertions are not supported");
+    if (is_el(root, NS_SAMLP, "Response")) {
+        if (!inst->allow_response)
+            return mandate_error_set(
+                err, MANDATE_DENIED,
+                "saml: a Response was presented and allow_response is off");
+        response = root;
+        a = child_el(root, NS_SAML, "Assertion", &n);
+        if (assertions == 0)
+            return mandate_error_set(err, MANDATE_DENIED,
+                                     "saml: the Response holds no Assertion");
+        if (assertions != 1 || n != 1)
+            return mandate_error_set(
+                err, MANDATE_DENIED,
+                "saml: signature wrapping: the document holds %zu Assertions "
+                "(%zu where one is read), not exactly 1",
+                assertions, n);
+    } else if (is_el(root, NS_SAML, "Assertion")) {
+        a = root;
+        if (assertions != 1)
+            return mandate_error_set(
+                err, MANDATE_DENIED,
+                "saml: signature wrapping: the document holds %zu Assertions, "
+                "not exactly 1",
+                assertions);
+    } else {
+        return mandate_error_set(
+            err, MANDATE_DENIED,
+            "saml: the root element is \"%s\", not a SAML 2.0 Assertion or "
+            "Response",
+            Q(root->name));
+    }
+    char *version = attr(a, "Version");
+    bool v2 = version != NULL && strcmp(version, "2.0") == 0;
+    xmlFree(version);
+    if (!v2)
+        return mandate_error_set(err, MANDATE_DENIED,
+                                 "saml: the assertion's Version is not 2.0");
+
+    /* 2. Whose is it? Cheap, before any signature work: another IdP's
+     * assertion is for another instance. */
+    const char *issuer = issuer_of(a, "Assertion", true, err);
+    if (issuer == NULL)
+        return MANDATE_DENIED;
+    if (strcmp(issuer, inst->entity_id) != 0)
+        return mandate_error_set(err, MANDATE_NEXT,
+                                 "saml: issuer \"%s\" is not this instance's IdP (\"%s\")",
+                                 Q(issuer), Q(inst->entity_id));
+    if (response != NULL) {
+        const char *r_issuer = issuer_of(response, "Response", false, err);
+        if (r_issuer == NULL)
+            return MANDATE_DENIED;
+        if (r_issuer[0] != '\0' && strcmp(r_issuer, inst->entity_id) != 0)
+            return mandate_error_set(
+                err, MANDATE_DENIED,
+                "saml: the Response's issuer \"%s\" is not the assertion's "
+                "(\"%s\")",
+                Q(r_issuer), Q(issuer));
+        mandate_rc rc = check_status(response, err);
+        if (rc != MANDATE_OK)
+            return rc;
+    }
+
+    /* 3. Signatures: the Response's, the Assertion's, or both. */
+    size_t n_rsig = 0, n_asig = 0;
+    xmlNode *rsig = response != NULL ? child_el(response, NS_DS, "Signature", &n_rsig) : NULL;
+    xmlNode *asig = child_el(a, NS_DS, "Signature", &n_asig);
+    if (n_rsig > 1 || n_asig > 1)
+        return mandate_error_set(
+            err, MANDATE_DENIED, "saml: signature wrapping: the %s has %zu Signatures",
+            n_rsig > 1 ? "Response" : "Assertion", n_rsig > 1 ? n_rsig : n_asig);
+    if (rsig == NULL && asig == NULL)
+        return mandate_error_set(err, MANDATE_DENIED,
+                                 response != NULL
+                                     ? "saml: neither the Response nor the Assertion "
+                                       "is signed"
+                                     : "saml: the Assertion is not signed");
+    mandate_rc rc;
+    if (rsig != NULL &&
+        (rc = verify_element(inst, doc, response, rsig, "Response", err)) != MANDATE_OK)
+        return rc;
+    if (asig != NULL &&
+        (rc = verify_element(inst, doc, a, asig, "Assertion", err)) != MANDATE_OK)
+        return rc;
+
+    /* 4. From the verified assertion only. */
+    int64_t now = host->now(host);
+    int64_t cond_expires = 0, scd_expires = 0, authn_instant = 0;
+    const char *name_id = NULL, *attributes = NULL;
+    if ((rc = check_conditions(inst, a, now, &cond_expires, err)) != MANDATE_OK ||
+        (rc = check_subject(inst, a, now, &name_id, &scd_expires, err)) != MANDATE_OK ||
+        (rc = check_authn(inst, a, now, &authn_instant, err)) != MANDATE_OK ||
+        (rc = read_attributes(inst, pool, a, &attributes, err)) != MANDATE_OK)
+        return rc;
+    int64_t expires = scd_expires;
+    if (cond_expires != 0 && cond_expires < expires)
+        expires = cond_expires;
+
+    char *id = attr(a, "ID");
+    if (id == NULL || id[0] == '\0' || strlen(id) > ID_LEN_MAX) {
+        xmlFree(id);
+        return mandate_error_set(err, MANDATE_DENIED, "saml: the assertion has no usable ID");
+    }
+    const char *assertion_id = host->pool_strdup(pool, id);
+    xmlFree(id);
+    if (assertion_id == NULL)
+        return mandate_error_set(err, MANDATE_ERROR, "saml: out of memory");
+
+    /* 5. Replay: once, until it expires (the skew included). */
+    if (inst->replay_check) {
+        mandate_error rerr = {0};
+        rc = host->replay_claim(host, inst->replay_ns, assertion_id, expires + inst->clock_skew,
+                                &rerr);
+        if (rc == MANDATE_EXISTS)
+            return mandate_error_set(err, MANDATE_DENIED,
+                                     "saml: assertion replayed: ID \"%s\" was already used",
+                                     Q(assertion_id));
+        if (rc != MANDATE_OK)
+            return mandate_error_set(err,
+                                     rc == MANDATE_TEMPFAIL ? MANDATE_TEMPFAIL : MANDATE_ERROR,
+                                     "saml: replay check failed: %s", rerr.message);
+    }
+
+    *identity_r = (mandate_identity){
+        .issuer = host->pool_strdup(pool, inst->entity_id),
+        .subject = host->pool_strdup(pool, name_id),
+        .tenant = NULL,
+        .attributes = attributes,
+        .assertion_id = assertion_id,
+        .authn_instant = authn_instant,
+        .expires_at = expires,
+    };
+    if (identity_r->issuer == NULL || identity_r->subject == NULL)
+        return mandate_error_set(err, MANDATE_ERROR, "saml: out of memory");
+    return MANDATE_OK;
+}
+
+static mandate_rc saml_validate_assertion(void *inst_, mandate_pool *pool,
+                                          const char *token_type, const char *assertion,
+                                          size_t len, mandate_identity *identity_r,
+                                          mandate_error *err)
+{
+    const saml_inst *inst = inst_;
+    if (inst == NULL || inst->host == NULL || identity_r == NULL)
+        return mandate_error_set(err, MANDATE_ERROR, "saml: instance not instantiated");
+    if (token_type != NULL && strcmp(token_type, TOKEN_TYPE_SAML2) != 0)
+        return mandate_error_set(err, MANDATE_NEXT, "saml: token type \"%s\" is not SAML 2.0",
+                                 Q(token_type));
+    if (assertion == NULL || len == 0)
+        return mandate_error_set(err, MANDATE_DENIED, "saml: empty assertion");
+    size_t max = (size_t)inst->max_assertion_size;
+    /* Base64 of max bytes, with room for padding and line breaks. */
+    if (len > max / 3 * 4 + max / 38 + 8)
+        return mandate_error_set(
+            err, MANDATE_DENIED,
+            "saml: assertion is %zu bytes encoded, more than max_assertion_size "
+            "(%zu) allows",
+            len, max);
+    unsigned char *xml = malloc(len / 4 * 3 + 3);
+    if (xml == NULL)
+        return mandate_error_set(err, MANDATE_ERROR, "saml: out of memory");
+    size_t bad = 0;
+    long n = b64_decode(assertion, len, xml, &bad);
+    mandate_rc rc;
+    if (n < 0) {
+        rc =
+            mandate_error_set(err, MANDATE_DENIED,
+                              "saml: assertion is not base64url (bad byte at offset %zu)", bad);
+        goto out;
+    }
+    if ((size_t)n > max) {
+        rc = mandate_error_set(
+            err, MANDATE_DENIED,
+            "saml: assertion is %ld bytes, more than max_assertion_size (%zu)", n, max);
+        goto out;
+    }
+    if (n == 0 || xml[0] != '<') {
+        /* Skip a UTF-8 byte order mark and leading space before deciding. */
+        size_t i = (n >= 3 && xml[0] == 0xef && xml[1] == 0xbb && xml[2] == 0xbf) ? 3 : 0;
+        while (i < (size_t)n &&
+               (xml[i] == ' ' || xml[i] == '\t' || xml[i] == '\r' || xml[i] == '\n'))
+            i++;
+        if (i >= (size_t)n || xml[i] != '<') {
+            rc = mandate_error_set(
+                err, MANDATE_DENIED,
+                "saml: assertion does not decode to XML (not base64url of a SAML "
+                "assertion)");
+            goto out;
+        }
+    }
+    xmlDocPtr doc =
+        parse_xml((const char *)xml, (size_t)n, NULL, "assertion", MANDATE_DENIED, err);
+    if (doc == NULL) {
+        rc = err != NULL ? err->rc : MANDATE_DENIED;
+        goto out;
+    }
+    rc = validate_doc(inst, pool, doc, identity_r, err);
+    xmlFreeDoc(doc);
+out:
+    free(xml);
+    return rc;
+}
+
+/* --- plugin ------------------------------------------------------------------------------ */
+
+static void saml_destroy(void *inst_)
+{
+    saml_inst *inst = inst_;
+    if (inst == NULL)
+        return;
+    free_keys(inst);
+    free(inst->entity_id);
+    inst->entity_id = NULL;
+    free(inst->replay_ns);
+    inst->replay_ns = NULL;
+}
+
+static mandate_rc saml_instantiate(void *inst_, const mandate_host *host, mandate_error *err)
+{
+    saml_inst *inst = inst_;
+    if (host == NULL || host->abi_major != MANDATE_PLUGIN_ABI_MAJOR)
+        return mandate_error_set(err, MANDATE_ERROR, "saml: host ABI %u is not %d",
+                                 host != NULL ? host->abi_major : 0, MANDATE_PLUGIN_ABI_MAJOR);
+    if (inst->idp_metadata == NULL || inst->idp_metadata[0] == '\0')
+        return mandate_error_set(err, MANDATE_INVALID, "saml: idp_metadata is required");
+    if (inst->sp_entity_id == NULL || inst->sp_entity_id[0] == '\0')
+        return mandate_error_set(err, MANDATE_INVALID, "saml: sp_entity_id is required");
+    if (inst->clock_skew < 0 || inst->clock_skew > 600)
+        return mandate_error_set(err, MANDATE_INVALID,
+                                 "saml: clock_skew must be between 0 and 600");
+    if (inst->max_assertion_size < MAX_SIZE_MIN || inst->max_assertion_size > MAX_SIZE_MAX)
+        return mandate_error_set(err, MANDATE_INVALID,
+                                 "saml: max_assertion_size must be between %d and %d",
+                                 MAX_SIZE_MIN, MAX_SIZE_MAX);
+    pthread_once(&xmlsec_once, xmlsec_init_once);
+    if (xmlsec_failure != NULL)
+        return mandate_error_set(err, MANDATE_ERROR, "saml: %s", xmlsec_failure);
+    inst->host = host;
+    mandate_rc rc = load_metadata(inst, err);
+    if (rc != MANDATE_OK) {
+        saml_destroy(inst);
+        inst->host = NULL;
+        return rc;
+    }
+    mandate_log_debug(host,
+                      "saml: IdP \"%s\" from %s, %zu signing certificate(s), audience \"%s\", "
+                      "clock skew %" PRId64 " s, replay check %s",
+                      Q(inst->entity_id), inst->idp_metadata, inst->n_keys,
+                      Q(inst->sp_entity_id), inst->clock_skew,
+                      inst->replay_check ? "on" : "off");
+    return MANDATE_OK;
+}
+
+static const mandate_conf_def saml_conf[] = {
+    {"idp_metadata", MANDATE_CONF_PATH, MANDATE_CONF_REQUIRED,
+     offsetof(saml_inst, idp_metadata), NULL, 0, 0, NULL,
+     "the IdP's SAML metadata file: its entityID and signing certificates"},
+    {"sp_entity_id", MANDATE_CONF_STRING, MANDATE_CONF_REQUIRED,
+     offsetof(saml_inst, sp_entity_id), NULL, 0, 0, NULL,
+     "our SAML entity ID: every AudienceRestriction must name it"},
+    {"clock_skew", MANDATE_CONF_INT, 0, offsetof(saml_inst, clock_skew), "60", 0, 600, NULL,
+     "seconds of clock difference tolerated in the assertion's times"},
+    {"replay_check", MANDATE_CONF_BOOL, 0, offsetof(saml_inst, replay_check), "true", 0, 0,
+     NULL, "accept an assertion ID once until the assertion expires"},
+    {"max_assertion_size", MANDATE_CONF_INT, 0, offsetof(saml_inst, max_assertion_size),
+     "262144", MAX_SIZE_MIN, MAX_SIZE_MAX, NULL, "bytes: the largest assertion XML accepted"},
+    {"recipient", MANDATE_CONF_STRING, 0, offsetof(saml_inst, recipient), NULL, 0, 0, NULL,
+     "the Recipient the bearer SubjectConfirmationData must name; unset: not checked"},
+    {"allow_response", MANDATE_CONF_BOOL, 0, offsetof(saml_inst, allow_response), "true", 0, 0,
+     NULL, "accept a Response around the assertion, as well as a bare Assertion"},
+    MANDATE_CONF_END};
+
+static const char *const saml_assertion_types[] = {TOKEN_TYPE_SAML2, NULL};
+
+static const mandate_backend_ops saml_ops = {
+    .authenticate_client = NULL,
+    .assertion_types = saml_assertion_types,
+    .validate_assertion = saml_validate_assertion,
+    .provision = NULL,
+};
+
+const mandate_plugin mandate_plugin_saml;
+const mandate_plugin mandate_plugin_saml = {
+    MANDATE_PLUGIN_INIT(MANDATE_BACKEND, "saml", PACKAGE_VERSION),
+    .flags = 0,
+    .conf = saml_conf,
+    .inst_size = sizeof(saml_inst),
+    .instantiate = saml_instantiate,
+    .destroy = saml_destroy,
+    .ops = &saml_ops,
+};

@@ -1,0 +1,252 @@
+#!/bin/bash
+# Makes SAML test material with tools independent of Mandate: OpenSSL for the
+# keys and certificates, Debian's xmlsec1 command for the signatures.
+#
+#   make-assertions.sh OUTDIR [NOW [BENCH_N]]
+#
+# NOW (seconds since the epoch, default: the current time) is the instant the
+# validity windows are built around; BENCH_N (default 0) extra signed
+# assertions with distinct IDs go to OUTDIR/bench-N.b64.
+#
+# In OUTDIR:
+#   idp1.key idp1.crt idp2.key idp2.crt  the IdP's signing keys (rollover: both
+#                                        in the metadata; idp2 without use=)
+#   enc.key enc.crt                      the IdP's encryption key (use="encryption"
+#                                        in the metadata: must not verify)
+#   attacker.key attacker.crt            a key the IdP does not have; also the
+#                                        signing key of the "other" IdP
+#   metadata.xml                         the IdP: entityID $ISSUER, idp1, idp2, enc
+#   other-metadata.xml                   another IdP: $OTHER_ISSUER, attacker
+#   nocert-metadata.xml                  the IdP with an encryption key only
+#   NAME.xml and NAME.b64 (base64url, no padding, one line) for each case
+#   below; NAME.std.b64 (standard base64 with padding) for "assertion".
+#   ids.txt                              NAME ID of each case's assertion
+set -euo pipefail
+# Bash 5.2 would put the matched text for an '&' in a ${var//pattern/string}.
+shopt -u patsub_replacement 2>/dev/null || true
+
+out=${1:?usage: make-assertions.sh OUTDIR [NOW [BENCH_N]]}
+now=${2:-$(date +%s)}
+bench_n=${3:-0}
+here=$(cd "$(dirname "$0")" && pwd)
+XMLSEC1=${XMLSEC1:-xmlsec1}
+
+ISSUER=${ISSUER:-https://idp.example.com/}
+OTHER_ISSUER=${OTHER_ISSUER:-https://other-idp.example.net/}
+AUDIENCE=${AUDIENCE:-https://mandate.example.com/saml}
+RECIPIENT=${RECIPIENT:-https://mandate.example.com/oauth2/token}
+NAMEID=${NAMEID:-alice@example.com}
+
+mkdir -p "$out"
+cd "$out"
+
+ts() { TZ=UTC0 printf '%(%Y-%m-%dT%H:%M:%SZ)T' "$1"; }
+
+# --- keys and certificates ---------------------------------------------------
+for k in idp1 idp2 enc attacker; do
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout "$k.key" -out "$k.crt" -days 3650 \
+        -subj "/CN=$k.test.invalid" 2>/dev/null
+done
+der64() { openssl x509 -in "$1" -outform DER | base64 -w0; }
+CERT1=$(der64 idp1.crt)
+CERT2=$(der64 idp2.crt)
+CERT_ENC=$(der64 enc.crt)
+CERT_ATT=$(der64 attacker.crt)
+
+md=$(<"$here/metadata.xml.in")
+m=${md//@ISSUER@/$ISSUER}; m=${m//@CERT1@/$CERT1}; m=${m//@CERT2@/$CERT2}
+m=${m//@CERT_ENC@/$CERT_ENC}
+printf '%s\n' "$m" >metadata.xml
+m=${md//@ISSUER@/$OTHER_ISSUER}; m=${m//@CERT1@/$CERT_ATT}; m=${m//@CERT2@/$CERT_ATT}
+m=${m//@CERT_ENC@/$CERT_ENC}
+printf '%s\n' "$m" >other-metadata.xml
+# Only the encryption KeyDescriptor: no signing certificate.
+perl -0pe 's{<md:KeyDescriptor use="signing">.*?</md:KeyDescriptor>\s*}{}s;
+           s{<md:KeyDescriptor>.*?</md:KeyDescriptor>\s*}{}s' metadata.xml >nocert-metadata.xml
+
+# --- templates ----------------------------------------------------------------
+sig_tpl=$(<"$here/signature.xml.in")
+a_tpl=$(<"$here/assertion.xml.in")
+r_tpl=$(<"$here/response.xml.in")
+
+seq_no=0
+# Unique within a run, unpredictable across runs.
+run_tag=$(openssl rand -hex 8)
+id="" fid="" nid=""
+new_id() { seq_no=$((seq_no + 1)); printf -v "$1" '_a%s%05d' "$run_tag" "$seq_no"; }
+
+# assertion ID [signed=1] [issuer] [nameid] [audience] [not_before] [not_on_or_after] [role]
+assertion() {
+    local id=$1 signed=${2:-1} iss=${3:-$ISSUER} nameid=${4:-$NAMEID} aud=${5:-$AUDIENCE}
+    local nb=${6:-$((now - 60))} noa=${7:-$((now + 300))} role=${8:-FinancialAdvisor}
+    local s=$a_tpl sig=""
+    [ "$signed" = 1 ] && sig=${sig_tpl//@REF@/$id}
+    s=${s//@SIGNATURE@/$sig}
+    s=${s//@ID@/$id}
+    s=${s//@ISSUER@/$iss}
+    s=${s//@NAMEID@/$nameid}
+    s=${s//@AUDIENCE@/$aud}
+    s=${s//@RECIPIENT@/$RECIPIENT}
+    s=${s//@ISSUE_INSTANT@/$(ts $((nb + 60)))}
+    s=${s//@AUTHN_INSTANT@/$(ts $((now - 120)))}
+    s=${s//@NOT_BEFORE@/$(ts "$nb")}
+    s=${s//@NOT_ON_OR_AFTER@/$(ts "$noa")}
+    s=${s//@ROLE@/$role}
+    s=${s//@EMPLOYEE_ID@/12345}
+    printf '%s\n' "$s"
+}
+
+# response RESPONSE_ID signed ASSERTIONS [EXTENSIONS] [issuer]
+response() {
+    local rid=$1 signed=$2 assertions=$3 ext=${4:-} iss=${5:-$ISSUER}
+    local s=$r_tpl sig=""
+    [ "$signed" = 1 ] && sig=${sig_tpl//@REF@/$rid}
+    s=${s//@SIGNATURE@/$sig}
+    s=${s//@EXTENSIONS@/$ext}
+    s=${s//@RESPONSE_ID@/$rid}
+    s=${s//@ISSUER@/$iss}
+    s=${s//@RECIPIENT@/$RECIPIENT}
+    s=${s//@ISSUE_INSTANT@/$(ts "$now")}
+    s=${s//@ASSERTIONS@/$assertions}
+    printf '%s\n' "$s"
+}
+
+# sign KEY NODE < template > signed  (NODE: Assertion or Response)
+sign() {
+    local key=$1 node=$2 ns=urn:oasis:names:tc:SAML:2.0:assertion tmp
+    [ "$node" = Response ] && ns=urn:oasis:names:tc:SAML:2.0:protocol
+    tmp=$(mktemp ./sign.XXXXXX)
+    cat >"$tmp"
+    "$XMLSEC1" --sign --privkey-pem "$key.key,$key.crt" --id-attr:ID "$ns:$node" \
+        --output "$tmp.out" "$tmp" 2>"$tmp.err" || { cat "$tmp.err" >&2; exit 1; }
+    # Without its XML declaration, so that it can be nested.
+    sed '1{/^<?xml/d}' "$tmp.out"
+    rm -f "$tmp" "$tmp.out" "$tmp.err"
+}
+
+b64url() { base64 -w0 | tr '+/' '-_' | tr -d '='; }
+
+# emit NAME ID < xml
+emit() {
+    cat >"$1.xml"
+    b64url <"$1.xml" >"$1.b64"
+    printf '%s %s\n' "$1" "$2" >>ids.txt
+}
+
+: >ids.txt
+
+# --- accepted -------------------------------------------------------------------
+new_id id; assertion "$id" | sign idp1 Assertion | emit assertion "$id"
+base64 -w0 <assertion.xml >assertion.std.b64
+new_id id; assertion "$id" | sign idp2 Assertion | emit rollover "$id"
+new_id id; a=$(assertion "$id" 0)
+response "_r$(openssl rand -hex 12)" 1 "$a" | sign idp1 Response | emit response "$id"
+# Both the response and its assertion signed.
+new_id id; a=$(assertion "$id" | sign idp1 Assertion)
+response "_r$(openssl rand -hex 12)" 1 "$a" | sign idp2 Response | emit response-both "$id"
+# An unsigned response around a signed assertion.
+new_id id; a=$(assertion "$id" | sign idp1 Assertion)
+response "_r$(openssl rand -hex 12)" 0 "$a" | emit response-assertion-signed "$id"
+# Another IdP's assertion, signed with its key: NEXT for ours, OK for it.
+new_id id; assertion "$id" 1 "$OTHER_ISSUER" | sign attacker Assertion | emit other-idp "$id"
+
+# --- refused: signatures ----------------------------------------------------------
+new_id id; assertion "$id" 0 | emit unsigned "$id"
+new_id id; response "_r$(openssl rand -hex 12)" 0 "$(assertion "$id" 0)" |
+    emit response-unsigned "$id"
+new_id id; assertion "$id" | sign attacker Assertion | emit attacker "$id"
+new_id id; assertion "$id" | sign enc Assertion | emit encryption-key "$id"
+new_id id; assertion "$id" | sign idp1 Assertion |
+    sed "s|>$NAMEID</saml:NameID>|>admin@example.com</saml:NameID>|" | emit tampered-nameid "$id"
+new_id id; assertion "$id" "" "" "" "" "" "" Employee | sign idp1 Assertion |
+    sed 's|>Employee</saml:AttributeValue>|>ComplianceOfficer</saml:AttributeValue>|' |
+    emit tampered-attribute "$id"
+# The response's signature checks, but the assertion was changed after the
+# response was signed.
+new_id id; response "_r$(openssl rand -hex 12)" 1 "$(assertion "$id" 0)" |
+    sign idp1 Response | sed "s|>$NAMEID</saml:NameID>|>admin@example.com</saml:NameID>|" |
+    emit tampered-response "$id"
+
+# --- refused: signature wrapping --------------------------------------------------
+# The signed assertion moved into the response's Extensions; a forged unsigned
+# assertion with the same ID where it is read.
+new_id id; signed=$(assertion "$id" | sign idp1 Assertion)
+forged=$(assertion "$id" 0 "" admin@example.com)
+response "_r$(openssl rand -hex 12)" 0 "$forged" \
+    "$(printf '\n  <samlp:Extensions>\n%s\n  </samlp:Extensions>' "$signed")" |
+    emit wrap-extensions "$id"
+# A forged root assertion (other ID) carrying the genuine signature, with the
+# signed assertion hidden in the signature's ds:Object.
+new_id id; new_id fid; signed=$(assertion "$id" | sign idp1 Assertion)
+sigblock=$(printf '%s\n' "$signed" | sed -n '/<ds:Signature/,/<\/ds:Signature>/p')
+obj=$(printf '<ds:Object>%s</ds:Object></ds:Signature>' "$signed")
+sigblock=${sigblock%</ds:Signature>}$obj
+forged=$(assertion "$fid" 0 "" admin@example.com)
+printf '%s\n' "${forged/<\/saml:Issuer>/</saml:Issuer>$sigblock}" | emit wrap-object "$fid"
+# The same, but the forged assertion takes the signed one's ID.
+forged=$(assertion "$id" 0 "" admin@example.com)
+printf '%s\n' "${forged/<\/saml:Issuer>/</saml:Issuer>$sigblock}" | emit wrap-object-same-id "$id"
+# A signed response with a second, unsigned assertion added after signing.
+new_id id; new_id fid
+forged=$(assertion "$fid" 0 "" admin@example.com)
+signed=$(response "_r$(openssl rand -hex 12)" 1 "$(assertion "$id" 0)" | sign idp1 Response)
+printf '%s\n' "${signed/<\/samlp:Response>/$forged</samlp:Response>}" |
+    emit wrap-second-assertion "$fid"
+# An unsigned forged assertion placed before a signed one in a response.
+new_id id; new_id fid
+signed=$(assertion "$id" | sign idp1 Assertion)
+response "_r$(openssl rand -hex 12)" 0 "$(assertion "$fid" 0 "" admin@example.com)
+$signed" | emit wrap-two-assertions "$fid"
+# The assertion's ID changed after signing: the Reference names another element.
+new_id id; new_id nid
+assertion "$id" | sign idp1 Assertion | sed "0,/ID=\"$id\"/s//ID=\"$nid\"/" |
+    emit wrap-reference-uri "$nid"
+# An xml:id elsewhere that duplicates the assertion's ID.
+new_id id; assertion "$id" | sign idp1 Assertion |
+    sed "s|<saml:AuthnContext>|<saml:AuthnContext xml:id=\"$id\">|" | emit wrap-duplicate-id "$id"
+# Comment injection in a signed NameID (exclusive c14n drops the comment).
+new_id id; assertion "$id" 1 "" 'admin@example.com<!---->.evil.com' | sign idp1 Assertion |
+    emit comment-nameid "$id"
+
+# --- refused: conditions ----------------------------------------------------------
+new_id id; assertion "$id" 1 "" "" "" $((now - 3600)) $((now - 600)) | sign idp1 Assertion |
+    emit expired "$id"
+new_id id; assertion "$id" 1 "" "" "" $((now + 600)) $((now + 1200)) | sign idp1 Assertion |
+    emit not-yet-valid "$id"
+new_id id; assertion "$id" 1 "" "" https://someone-else.example/saml | sign idp1 Assertion |
+    emit wrong-audience "$id"
+# Signed by our IdP's key but naming another issuer: not ours (NEXT).
+new_id id; assertion "$id" 1 https://evil.example/ | sign idp1 Assertion |
+    emit wrong-issuer "$id"
+# A response from our IdP around an assertion naming another issuer.
+new_id id; response "_r$(openssl rand -hex 12)" 1 "$(assertion "$id" 0 https://evil.example/)" |
+    sign idp1 Response | emit response-issuer-mismatch "$id"
+
+# --- refused: DTDs -----------------------------------------------------------------
+new_id id
+{
+    printf '<?xml version="1.0"?>\n<!DOCTYPE saml:Assertion [\n'
+    printf ' <!ENTITY lol "lol">\n'
+    printf ' <!ENTITY lol1 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">\n'
+    for i in 2 3 4 5 6 7 8 9; do
+        p=$((i - 1))
+        printf ' <!ENTITY lol%d "' "$i"
+        for _ in 1 2 3 4 5 6 7 8 9 10; do printf '&lol%d;' "$p"; done
+        printf '">\n'
+    done
+    printf ']>\n'
+    assertion "$id" 0 "" '&lol9;'
+} | emit entity-bomb "$id"
+new_id id
+{
+    printf '<?xml version="1.0"?>\n<!DOCTYPE saml:Assertion [\n'
+    printf ' <!ENTITY xxe SYSTEM "file:///etc/passwd">\n]>\n'
+    assertion "$id" 0 "" '&xxe;'
+} | emit external-entity "$id"
+
+# --- benchmark ---------------------------------------------------------------------
+for ((i = 0; i < bench_n; i++)); do
+    new_id id; assertion "$id" | sign idp1 Assertion >"bench.xml"
+    b64url <bench.xml >"bench-$i.b64"
+done
+rm -f bench.xml

@@ -1,0 +1,869 @@
+/* The saml backend, linked in directly and driven through its descriptor
+ * with the fake host. Its input is made by an independent implementation:
+ * tests/saml/make-assertions.sh signs assertions with Debian's xmlsec1
+ * command and keys made by openssl, into a temporary directory, around a
+ * fixed NOW that is also the fake clock. Each case below names the file it
+ * presents and what must come back: an identity, or a refusal whose reason
+ * holds the given words. At the end, the time one validation takes (and the
+ * share of the signature check) is printed, never asserted. */
+#include "config.h"
+
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <libxml/parser.h>
+#include <libxml/tree.h>
+#include <libxml/valid.h>
+#include <xmlsec/crypto.h>
+#include <xmlsec/keys.h>
+#include <xmlsec/xmldsig.h>
+#include <xmlsec/xmlsec.h>
+
+#include <mandate/backend.h>
+
+#include "fake-host.h"
+#include "pool-private.h"
+
+extern const mandate_plugin mandate_plugin_saml;
+
+#define P (&mandate_plugin_saml)
+#define OPS ((const mandate_backend_ops *)mandate_plugin_saml.ops)
+
+#define SAML2 "urn:ietf:params:oauth:token-type:saml2"
+#define ISSUER "https://idp.example.com/"
+#define OTHER_ISSUER "https://other-idp.example.net/"
+#define AUDIENCE "https://mandate.example.com/saml"
+#define RECIPIENT "https://mandate.example.com/oauth2/token"
+#define NAMEID "alice@example.com"
+#define ATTRIBUTES                                                                             \
+    "{\"role\":[\"FinancialAdvisor\"],\"employeeId\":[\"12345\"],\"groups\":[\"advisors\","    \
+    "\"emea\"]}"
+#define BENCH_N 200
+
+static char dir[256];
+static int64_t now;
+
+/* --- files ------------------------------------------------------------------------- */
+
+/* In a per-thread buffer: the thread test reads files concurrently. */
+static char *path_of(const char *name)
+{
+    static _Thread_local char buf[512];
+    snprintf(buf, sizeof(buf), "%s/%s", dir, name);
+    return buf;
+}
+
+/* The file's bytes, NUL-terminated; *len_r without the NUL. */
+static char *slurp(const char *name, size_t *len_r)
+{
+    FILE *f = fopen(path_of(name), "rb");
+    if (f == NULL)
+        fail_msg("cannot open %s", path_of(name));
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    for (;;) {
+        if (len + 4096 + 1 > cap) {
+            cap = (cap + 4096) * 2;
+            buf = realloc(buf, cap);
+            assert_non_null(buf);
+        }
+        size_t n = fread(buf + len, 1, 4096, f);
+        len += n;
+        if (n == 0)
+            break;
+    }
+    fclose(f);
+    /* One line: drop a final newline. */
+    while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+        len--;
+    buf[len] = '\0';
+    if (len_r != NULL)
+        *len_r = len;
+    return buf;
+}
+
+/* The assertion ID make-assertions.sh recorded for a case. */
+static char *id_of(const char *name)
+{
+    char *ids = slurp("ids.txt", NULL);
+    size_t nlen = strlen(name);
+    char *found = NULL;
+    for (char *line = ids; line != NULL && *line != '\0';) {
+        char *end = strchr(line, '\n');
+        if (end != NULL)
+            *end = '\0';
+        if (strncmp(line, name, nlen) == 0 && line[nlen] == ' ') {
+            found = strdup(line + nlen + 1);
+            break;
+        }
+        line = end != NULL ? end + 1 : NULL;
+    }
+    free(ids);
+    if (found == NULL)
+        fail_msg("no ID recorded for %s", name);
+    return found;
+}
+
+/* --- instances ------------------------------------------------------------------- */
+
+/* A new instance: metadata file (in dir, or an absolute path) and then
+ * key/value pairs ending in NULL. NULL when instantiate refuses, with its
+ * message in err. */
+static void *inst_try(mandate_error *err, const char *metadata, ...)
+{
+    void *inst = calloc(1, P->inst_size);
+    assert_non_null(inst);
+    assert_int_equal(fake_conf_defaults(P, inst), 0);
+    if (metadata != NULL)
+        assert_int_equal(fake_conf_set(P, inst, "idp_metadata",
+                                       metadata[0] == '/' ? metadata : path_of(metadata)),
+                         0);
+    assert_int_equal(fake_conf_set(P, inst, "sp_entity_id", AUDIENCE), 0);
+    va_list ap;
+    va_start(ap, metadata);
+    for (;;) {
+        const char *key = va_arg(ap, const char *);
+        if (key == NULL)
+            break;
+        const char *value = va_arg(ap, const char *);
+        assert_int_equal(fake_conf_set(P, inst, key, value), 0);
+    }
+    va_end(ap);
+    *err = (mandate_error){0};
+    if (P->instantiate(inst, fake_host_get(), err) != MANDATE_OK) {
+        if (P->destroy != NULL)
+            P->destroy(inst);
+        fake_conf_free(P, inst);
+        free(inst);
+        return NULL;
+    }
+    return inst;
+}
+
+#define INST(...)                                                                              \
+    ({                                                                                         \
+        mandate_error e_;                                                                      \
+        void *i_ = inst_try(&e_, __VA_ARGS__, NULL);                                           \
+        if (i_ == NULL)                                                                        \
+            fail_msg("instantiate: %s", e_.message);                                           \
+        i_;                                                                                    \
+    })
+
+static void inst_free(void *inst)
+{
+    if (inst == NULL)
+        return;
+    P->destroy(inst);
+    fake_conf_free(P, inst);
+    free(inst);
+}
+
+struct fx {
+    void *inst; /* metadata.xml, defaults */
+    mandate_pool *pool;
+};
+
+static int setup(void **state)
+{
+    struct fx *fx = calloc(1, sizeof(*fx));
+    assert_non_null(fx);
+    fake_host_set_now(now);
+    fake_host_replay_reset();
+    fx->inst = INST("metadata.xml");
+    fx->pool = mandate_pool_new();
+    *state = fx;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *fx = *state;
+    mandate_pool_free(&fx->pool);
+    inst_free(fx->inst);
+    free(fx);
+    fake_host_replay_reset();
+    fake_host_set_now(now);
+    return 0;
+}
+
+static mandate_rc validate_text(void *inst, mandate_pool *pool, const char *text, size_t len,
+                                mandate_identity *id, mandate_error *err)
+{
+    *id = (mandate_identity){0};
+    *err = (mandate_error){0};
+    return OPS->validate_assertion(inst, pool, SAML2, text, len, id, err);
+}
+
+static mandate_rc validate_file(void *inst, mandate_pool *pool, const char *file,
+                                mandate_identity *id, mandate_error *err)
+{
+    size_t len;
+    char *text = slurp(file, &len);
+    mandate_rc rc = validate_text(inst, pool, text, len, id, err);
+    free(text);
+    return rc;
+}
+
+static void expect_identity(const mandate_identity *id, const char *issuer,
+                            const char *case_name)
+{
+    char *aid = id_of(case_name);
+    assert_string_equal(id->issuer, issuer);
+    assert_string_equal(id->subject, NAMEID);
+    assert_null(id->tenant);
+    assert_string_equal(id->attributes, ATTRIBUTES);
+    assert_string_equal(id->assertion_id, aid);
+    assert_int_equal(id->authn_instant, now - 120);
+    assert_int_equal(id->expires_at, now + 300);
+    free(aid);
+}
+
+/* Accepted: NAME.b64 gives alice's identity. */
+static void expect_ok(struct fx *fx, const char *name)
+{
+    char file[128];
+    mandate_identity id;
+    mandate_error err;
+    snprintf(file, sizeof(file), "%s.b64", name);
+    mandate_rc rc = validate_file(fx->inst, fx->pool, file, &id, &err);
+    if (rc != MANDATE_OK)
+        fail_msg("%s: rc %d: %s", name, rc, err.message);
+    expect_identity(&id, ISSUER, name);
+}
+
+static void expect_rc(void *inst, mandate_pool *pool, const char *file, mandate_rc want,
+                      const char *words)
+{
+    mandate_identity id;
+    mandate_error err;
+    mandate_rc rc = validate_file(inst, pool, file, &id, &err);
+    if (rc != want || strstr(err.message, words) == NULL)
+        fail_msg("%s: rc %d (want %d): \"%s\" (want \"%s\")", file, rc, want, err.message,
+                 words);
+    print_message("    %-32s %s\n", file, err.message);
+}
+
+/* --- accepted ------------------------------------------------------------------- */
+
+static void test_signed_assertion(void **state)
+{
+    expect_ok(*state, "assertion");
+}
+
+static void test_signed_response(void **state)
+{
+    expect_ok(*state, "response");
+}
+
+static void test_response_and_assertion_signed(void **state)
+{
+    expect_ok(*state, "response-both");
+}
+
+static void test_unsigned_response_signed_assertion(void **state)
+{
+    expect_ok(*state, "response-assertion-signed");
+}
+
+static void test_rollover_second_key(void **state)
+{
+    expect_ok(*state, "rollover");
+}
+
+/* Standard base64 with padding, base64url with padding, and line breaks. */
+static void test_encodings(void **state)
+{
+    struct fx *fx = *state;
+    mandate_identity id;
+    mandate_error err;
+    size_t len;
+
+    char *std = slurp("assertion.std.b64", &len);
+    assert_non_null(strpbrk(std, "+/=") != NULL ? std : NULL);
+    assert_int_equal(validate_text(fx->inst, fx->pool, std, len, &id, &err), MANDATE_OK);
+    expect_identity(&id, ISSUER, "assertion");
+    free(std);
+
+    fake_host_replay_reset();
+    char *url = slurp("assertion.b64", &len);
+    char *padded = malloc(len + 4);
+    assert_non_null(padded);
+    memcpy(padded, url, len);
+    size_t plen = len;
+    while (plen % 4 != 0)
+        padded[plen++] = '=';
+    assert_int_equal(validate_text(fx->inst, fx->pool, padded, plen, &id, &err), MANDATE_OK);
+    free(padded);
+
+    fake_host_replay_reset();
+    char *wrapped = malloc(len + len / 76 + 2);
+    assert_non_null(wrapped);
+    size_t w = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (i > 0 && i % 76 == 0)
+            wrapped[w++] = '\n';
+        wrapped[w++] = url[i];
+    }
+    assert_int_equal(validate_text(fx->inst, fx->pool, wrapped, w, &id, &err), MANDATE_OK);
+    free(wrapped);
+    free(url);
+}
+
+/* Times: the clock skew lets a just-expired assertion through, not more. */
+static void test_clock_skew(void **state)
+{
+    struct fx *fx = *state;
+    mandate_identity id;
+    mandate_error err;
+    fake_host_set_now(now + 300 + 59); /* NotOnOrAfter is now + 300; skew 60 */
+    assert_int_equal(validate_file(fx->inst, fx->pool, "assertion.b64", &id, &err), MANDATE_OK);
+    fake_host_replay_reset();
+    fake_host_set_now(now + 300 + 60);
+    expect_rc(fx->inst, fx->pool, "assertion.b64", MANDATE_DENIED, "expired at");
+    fake_host_set_now(now - 60 - 61); /* NotBefore is now - 60 */
+    expect_rc(fx->inst, fx->pool, "assertion.b64", MANDATE_DENIED, "not yet valid");
+    fake_host_set_now(now);
+
+    void *strict = INST("metadata.xml", "clock_skew", "0");
+    fake_host_set_now(now + 300);
+    expect_rc(strict, fx->pool, "assertion.b64", MANDATE_DENIED, "expired at");
+    fake_host_set_now(now);
+    inst_free(strict);
+}
+
+static void test_recipient(void **state)
+{
+    struct fx *fx = *state;
+    mandate_identity id;
+    mandate_error err;
+    void *inst = INST("metadata.xml", "recipient", RECIPIENT);
+    assert_int_equal(validate_file(inst, fx->pool, "assertion.b64", &id, &err), MANDATE_OK);
+    inst_free(inst);
+    fake_host_replay_reset();
+    inst = INST("metadata.xml", "recipient", "https://elsewhere.example/token");
+    expect_rc(inst, fx->pool, "assertion.b64", MANDATE_DENIED, "Recipient");
+    inst_free(inst);
+}
+
+static void test_allow_response_off(void **state)
+{
+    struct fx *fx = *state;
+    mandate_identity id;
+    mandate_error err;
+    void *inst = INST("metadata.xml", "allow_response", "false");
+    expect_rc(inst, fx->pool, "response.b64", MANDATE_DENIED, "allow_response");
+    assert_int_equal(validate_file(inst, fx->pool, "assertion.b64", &id, &err), MANDATE_OK);
+    inst_free(inst);
+}
+
+/* --- replay ---------------------------------------------------------------------- */
+
+static void test_replay(void **state)
+{
+    struct fx *fx = *state;
+    mandate_identity id;
+    mandate_error err;
+    assert_int_equal(validate_file(fx->inst, fx->pool, "assertion.b64", &id, &err), MANDATE_OK);
+    expect_rc(fx->inst, fx->pool, "assertion.b64", MANDATE_DENIED, "assertion replayed");
+    /* The same assertion in another encoding is the same assertion. */
+    expect_rc(fx->inst, fx->pool, "assertion.std.b64", MANDATE_DENIED, "assertion replayed");
+    /* A refused assertion claims nothing: its ID stays usable. */
+    expect_rc(fx->inst, fx->pool, "tampered-nameid.b64", MANDATE_DENIED, "does not verify");
+
+    void *off = INST("metadata.xml", "replay_check", "false");
+    assert_int_equal(validate_file(off, fx->pool, "assertion.b64", &id, &err), MANDATE_OK);
+    assert_int_equal(validate_file(off, fx->pool, "assertion.b64", &id, &err), MANDATE_OK);
+    inst_free(off);
+}
+
+/* The replay entry lasts until NotOnOrAfter + skew, then the assertion is
+ * refused as expired anyway. */
+static void test_replay_response_then_assertion(void **state)
+{
+    struct fx *fx = *state;
+    mandate_identity id;
+    mandate_error err;
+    assert_int_equal(validate_file(fx->inst, fx->pool, "response.b64", &id, &err), MANDATE_OK);
+    expect_rc(fx->inst, fx->pool, "response.b64", MANDATE_DENIED, "assertion replayed");
+}
+
+/* --- several IdPs ------------------------------------------------------------------ */
+
+static void test_other_idp(void **state)
+{
+    struct fx *fx = *state;
+    mandate_identity id;
+    mandate_error err;
+    void *other = INST("other-metadata.xml");
+    expect_rc(fx->inst, fx->pool, "other-idp.b64", MANDATE_NEXT, "not this instance's IdP");
+    assert_int_equal(validate_file(other, fx->pool, "other-idp.b64", &id, &err), MANDATE_OK);
+    expect_identity(&id, OTHER_ISSUER, "other-idp");
+    expect_rc(other, fx->pool, "assertion.b64", MANDATE_NEXT, "not this instance's IdP");
+    /* Another token type is not ours either. */
+    size_t len;
+    char *text = slurp("assertion.b64", &len);
+    assert_int_equal(OPS->validate_assertion(fx->inst, fx->pool,
+                                             "urn:ietf:params:oauth:token-type:jwt", text, len,
+                                             &id, &err),
+                     MANDATE_NEXT);
+    free(text);
+    inst_free(other);
+}
+
+/* --- refused ------------------------------------------------------------------------ */
+
+struct refusal {
+    const char *file;
+    mandate_rc rc;
+    const char *words;
+};
+
+static const struct refusal refusals[] = {
+    /* signatures */
+    {"unsigned.b64", MANDATE_DENIED, "the Assertion is not signed"},
+    {"response-unsigned.b64", MANDATE_DENIED,
+     "neither the Response nor the Assertion is signed"},
+    {"attacker.b64", MANDATE_DENIED, "does not verify with any metadata certificate"},
+    {"encryption-key.b64", MANDATE_DENIED, "does not verify with any metadata certificate"},
+    {"tampered-nameid.b64", MANDATE_DENIED, "does not verify"},
+    {"tampered-attribute.b64", MANDATE_DENIED, "does not verify"},
+    {"tampered-response.b64", MANDATE_DENIED, "does not verify"},
+    /* signature wrapping */
+    {"wrap-extensions.b64", MANDATE_DENIED, "signature wrapping"},
+    {"wrap-object.b64", MANDATE_DENIED, "signature wrapping"},
+    {"wrap-object-same-id.b64", MANDATE_DENIED, "signature wrapping"},
+    {"wrap-second-assertion.b64", MANDATE_DENIED, "signature wrapping"},
+    {"wrap-two-assertions.b64", MANDATE_DENIED, "signature wrapping"},
+    {"wrap-reference-uri.b64", MANDATE_DENIED, "signature wrapping"},
+    {"wrap-duplicate-id.b64", MANDATE_DENIED, "not unique"},
+    {"comment-nameid.b64", MANDATE_DENIED, "comment injection"},
+    /* conditions */
+    {"expired.b64", MANDATE_DENIED, "assertion expired at"},
+    {"not-yet-valid.b64", MANDATE_DENIED, "not yet valid"},
+    {"wrong-audience.b64", MANDATE_DENIED,
+     "audience \"https://someone-else.example/saml\" is not ours"},
+    {"wrong-issuer.b64", MANDATE_NEXT, "not this instance's IdP"},
+    {"response-issuer-mismatch.b64", MANDATE_NEXT, "not this instance's IdP"},
+    /* DTDs */
+    {"entity-bomb.b64", MANDATE_DENIED, "DOCTYPE refused"},
+    {"external-entity.b64", MANDATE_DENIED, "DOCTYPE refused"},
+};
+
+static void test_refusals(void **state)
+{
+    struct fx *fx = *state;
+    for (size_t i = 0; i < sizeof(refusals) / sizeof(refusals[0]); i++) {
+        fake_host_replay_reset();
+        expect_rc(fx->inst, fx->pool, refusals[i].file, refusals[i].rc, refusals[i].words);
+    }
+}
+
+/* A Response whose own Issuer is another IdP's, around our assertion. */
+static void test_response_issuer_differs(void **state)
+{
+    struct fx *fx = *state;
+    size_t len;
+    char *xml = slurp("response.xml", &len);
+    /* The Response's Issuer comes first in the file. */
+    char *at = strstr(xml, ">" ISSUER "<");
+    assert_non_null(at);
+    const char *evil = ">https://evil.example.co/<";
+    assert_int_equal(strlen(evil), strlen(">" ISSUER "<"));
+    memcpy(at, evil, strlen(evil));
+    char *b64 = malloc(len * 2 + 4);
+    assert_non_null(b64);
+    /* Standard base64, by hand: the plugin accepts it. */
+    static const char tbl[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t o = 0, i = 0;
+    for (; i + 2 < len; i += 3) {
+        uint32_t v = ((uint32_t)(unsigned char)xml[i] << 16) |
+                     ((uint32_t)(unsigned char)xml[i + 1] << 8) | (unsigned char)xml[i + 2];
+        b64[o++] = tbl[v >> 18];
+        b64[o++] = tbl[(v >> 12) & 63];
+        b64[o++] = tbl[(v >> 6) & 63];
+        b64[o++] = tbl[v & 63];
+    }
+    if (i < len) {
+        uint32_t v = (uint32_t)(unsigned char)xml[i] << 16;
+        if (i + 1 < len)
+            v |= (uint32_t)(unsigned char)xml[i + 1] << 8;
+        b64[o++] = tbl[v >> 18];
+        b64[o++] = tbl[(v >> 12) & 63];
+        if (i + 1 < len)
+            b64[o++] = tbl[(v >> 6) & 63];
+    }
+    mandate_identity id;
+    mandate_error err;
+    mandate_rc rc = validate_text(fx->inst, fx->pool, b64, o, &id, &err);
+    assert_int_equal(rc, MANDATE_DENIED);
+    assert_non_null(strstr(err.message, "Response's issuer"));
+    print_message("    %-32s %s\n", "(response issuer changed)", err.message);
+    free(b64);
+    free(xml);
+}
+
+static void test_oversized(void **state)
+{
+    struct fx *fx = *state;
+    mandate_identity id;
+    mandate_error err;
+    size_t len = 400 * 1024;
+    char *big = malloc(len);
+    assert_non_null(big);
+    memset(big, 'P', len);
+    assert_int_equal(validate_text(fx->inst, fx->pool, big, len, &id, &err), MANDATE_DENIED);
+    assert_non_null(strstr(err.message, "max_assertion_size"));
+    print_message("    %-32s %s\n", "(400 KiB)", err.message);
+    free(big);
+
+    /* A real assertion above a small limit. */
+    void *small = INST("metadata.xml", "max_assertion_size", "4096");
+    expect_rc(small, fx->pool, "response-both.b64", MANDATE_DENIED, "max_assertion_size");
+    inst_free(small);
+}
+
+static void test_garbage(void **state)
+{
+    struct fx *fx = *state;
+    static const struct {
+        const char *text;
+        const char *words;
+    } cases[] = {
+        {"not base64 at all!", "not base64url"},
+        {"PHNhbWw=PHNhbWw", "not base64url"},                        /* data after padding */
+        {"A", "not base64url"},                                      /* a lone sextet */
+        {"aGVsbG8gd29ybGQ", "does not decode to XML"},               /* "hello world" */
+        {"PHNhbWw6QXNzZXJ0aW9u", "not well-formed XML"},             /* "<saml:Assertion" */
+        {"PGZvbz48L2Zvbz4", "not a SAML 2.0 Assertion or Response"}, /* <foo></foo> */
+        {"", "empty assertion"},
+    };
+    mandate_identity id;
+    mandate_error err;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        mandate_rc rc =
+            validate_text(fx->inst, fx->pool, cases[i].text, strlen(cases[i].text), &id, &err);
+        if (rc != MANDATE_DENIED || strstr(err.message, cases[i].words) == NULL)
+            fail_msg("\"%s\": rc %d: %s", cases[i].text, rc, err.message);
+        print_message("    %-32s %s\n", cases[i].text, err.message);
+    }
+    /* Random bytes, and random base64: refused, never a crash. */
+    unsigned char junk[3000];
+    char text[4100];
+    for (int round = 0; round < 50; round++) {
+        assert_int_equal(fake_host_get()->random(junk, sizeof(junk)), MANDATE_OK);
+        size_t n = 1 + junk[0] * 11u;
+        assert_int_equal(validate_text(fx->inst, fx->pool, (const char *)junk, n, &id, &err),
+                         MANDATE_DENIED);
+        static const char tbl[] =
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        for (size_t i = 0; i < n; i++)
+            text[i] = tbl[junk[i] & 63];
+        /* Base64 of "<" first, so that the parser runs. */
+        text[0] = 'P';
+        text[1] = 'A';
+        assert_int_equal(validate_text(fx->inst, fx->pool, text, n, &id, &err), MANDATE_DENIED);
+    }
+}
+
+/* --- configuration ----------------------------------------------------------------- */
+
+static void expect_bad_config(const char *metadata, const char *words, ...)
+{
+    mandate_error err;
+    void *inst = NULL;
+    va_list ap;
+    va_start(ap, words);
+    const char *k = va_arg(ap, const char *);
+    const char *v = k != NULL ? va_arg(ap, const char *) : NULL;
+    va_end(ap);
+    inst = k != NULL ? inst_try(&err, metadata, k, v, NULL) : inst_try(&err, metadata, NULL);
+    if (inst != NULL || strstr(err.message, words) == NULL)
+        fail_msg("%s: %s (want \"%s\")", metadata != NULL ? metadata : "(none)",
+                 inst != NULL ? "accepted" : err.message, words);
+    print_message("    %-32s %s\n", metadata != NULL ? metadata : "(no idp_metadata)",
+                  err.message);
+}
+
+static void test_bad_config(void **state)
+{
+    expect_bad_config("missing-metadata.xml", "cannot read", NULL);
+    expect_bad_config("nocert-metadata.xml", "no signing certificate", NULL);
+    expect_bad_config("assertion.b64", "not well-formed XML", NULL);
+    expect_bad_config("assertion.xml", "not SAML metadata", NULL);
+    expect_bad_config("entity-bomb.xml", "DOCTYPE refused", NULL);
+    expect_bad_config(NULL, "idp_metadata is required", NULL);
+    /* A certificate that is not one. */
+    size_t len;
+    char *md = slurp("metadata.xml", &len);
+    char *cert = strstr(md, "<ds:X509Certificate>");
+    assert_non_null(cert);
+    memcpy(cert + strlen("<ds:X509Certificate>"), "AAAA", 4);
+    FILE *f = fopen(path_of("broken-metadata.xml"), "w");
+    assert_non_null(f);
+    fputs(md, f);
+    fclose(f);
+    free(md);
+    expect_bad_config("broken-metadata.xml", "certificate 1", NULL);
+}
+
+static void test_descriptor(void **state)
+{
+    assert_int_equal(P->magic, MANDATE_PLUGIN_MAGIC);
+    assert_int_equal(P->kind, MANDATE_BACKEND);
+    assert_string_equal(P->name, "saml");
+    assert_null(OPS->authenticate_client);
+    assert_null(OPS->provision);
+    assert_non_null(OPS->validate_assertion);
+    assert_string_equal(OPS->assertion_types[0], SAML2);
+    assert_null(OPS->assertion_types[1]);
+}
+
+/* Two instances, made and destroyed repeatedly (as reloads do), keep
+ * working. */
+static void test_reinstantiate(void **state)
+{
+    struct fx *fx = *state;
+    mandate_identity id;
+    mandate_error err;
+    for (int i = 0; i < 5; i++) {
+        void *a = INST("metadata.xml", "replay_check", "false");
+        void *b = INST("other-metadata.xml", "replay_check", "false");
+        assert_int_equal(validate_file(a, fx->pool, "assertion.b64", &id, &err), MANDATE_OK);
+        assert_int_equal(validate_file(b, fx->pool, "other-idp.b64", &id, &err), MANDATE_OK);
+        inst_free(a);
+        inst_free(b);
+    }
+}
+
+/* --- threads and timing ----------------------------------------------------------- */
+
+struct worker {
+    void *inst;
+    int first, count;
+    int ok;
+};
+
+static void *worker_run(void *arg)
+{
+    struct worker *w = arg;
+    mandate_pool *pool = mandate_pool_new();
+    for (int i = w->first; i < w->first + w->count; i++) {
+        char name[32];
+        mandate_identity id;
+        mandate_error err;
+        snprintf(name, sizeof(name), "bench-%d.b64", i);
+        if (validate_file(w->inst, pool, name, &id, &err) == MANDATE_OK &&
+            strcmp(id.subject, NAMEID) == 0)
+            w->ok++;
+        else
+            fprintf(stderr, "%s: %s\n", name, err.message);
+    }
+    mandate_pool_free(&pool);
+    return NULL;
+}
+
+static void test_threads(void **state)
+{
+    struct fx *fx = *state;
+    struct worker w[4];
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++) {
+        w[i] = (struct worker){fx->inst, i * 10, 10, 0};
+        assert_int_equal(pthread_create(&t[i], NULL, worker_run, &w[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(pthread_join(t[i], NULL), 0);
+        assert_int_equal(w[i].ok, 10);
+    }
+    /* Each was claimed: all refused now. */
+    expect_rc(fx->inst, fx->pool, "bench-0.b64", MANDATE_DENIED, "assertion replayed");
+}
+
+static double seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Decodes base64url (no padding) into a malloc'ed buffer. */
+static unsigned char *b64url_decode(const char *s, size_t len, size_t *n_r)
+{
+    unsigned char *out = malloc(len / 4 * 3 + 3);
+    assert_non_null(out);
+    uint32_t acc = 0;
+    int bits = 0;
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        const char *tbl = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        const char *p = strchr(tbl, s[i]);
+        assert_non_null(p);
+        acc = (acc << 6) | (uint32_t)(p - tbl);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[n++] = (unsigned char)(acc >> bits);
+        }
+    }
+    *n_r = n;
+    return out;
+}
+
+/* The signature check alone, as the plugin does it: parse, register the ID,
+ * verify with a preset key. */
+static double time_signature_only(xmlSecKeyPtr key)
+{
+    double total = 0;
+    for (int i = 0; i < BENCH_N; i++) {
+        char name[32];
+        size_t len, n;
+        snprintf(name, sizeof(name), "bench-%d.b64", i);
+        char *text = slurp(name, &len);
+        unsigned char *xml = b64url_decode(text, len, &n);
+        free(text);
+        xmlDocPtr doc = xmlReadMemory((const char *)xml, (int)n, NULL, NULL, XML_PARSE_NONET);
+        assert_non_null(doc);
+        xmlNode *root = xmlDocGetRootElement(doc);
+        xmlAttrPtr attr = xmlHasNsProp(root, BAD_CAST "ID", NULL);
+        xmlChar *idv = xmlNodeGetContent((xmlNode *)attr);
+        assert_non_null(xmlAddID(NULL, doc, idv, attr));
+        xmlFree(idv);
+        xmlNode *sig = NULL;
+        for (xmlNode *c = root->children; c != NULL; c = c->next)
+            if (c->type == XML_ELEMENT_NODE && xmlStrEqual(c->name, BAD_CAST "Signature"))
+                sig = c;
+        assert_non_null(sig);
+        double t0 = seconds();
+        xmlSecDSigCtxPtr ctx = xmlSecDSigCtxCreate(NULL);
+        ctx->flags =
+            XMLSEC_DSIG_FLAGS_IGNORE_MANIFESTS | XMLSEC_DSIG_FLAGS_STORE_SIGNEDINFO_REFERENCES;
+        ctx->enabledReferenceUris = xmlSecTransformUriTypeSameDocument;
+        ctx->signKey = xmlSecKeyDuplicate(key);
+        assert_int_equal(xmlSecDSigCtxVerify(ctx, sig), 0);
+        assert_int_equal(ctx->status, xmlSecDSigStatusSucceeded);
+        xmlSecDSigCtxDestroy(ctx);
+        total += seconds() - t0;
+        xmlFreeDoc(doc);
+        free(xml);
+    }
+    return total;
+}
+
+static void test_timing(void **state)
+{
+    struct fx *fx = *state;
+    /* Read the inputs first: the loop times validation only. */
+    char *texts[BENCH_N];
+    size_t lens[BENCH_N];
+    for (int i = 0; i < BENCH_N; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "bench-%d.b64", i);
+        texts[i] = slurp(name, &lens[i]);
+    }
+    double t0 = seconds();
+    for (int i = 0; i < BENCH_N; i++) {
+        mandate_identity id;
+        mandate_error err;
+        mandate_rc rc = validate_text(fx->inst, fx->pool, texts[i], lens[i], &id, &err);
+        if (rc != MANDATE_OK)
+            fail_msg("bench-%d: %s", i, err.message);
+    }
+    double total = seconds() - t0;
+    for (int i = 0; i < BENCH_N; i++)
+        free(texts[i]);
+
+    /* The same verification, done here with the IdP's first certificate. */
+    size_t len;
+    char *pem = slurp("idp1.crt", &len);
+    xmlSecKeyPtr key = xmlSecCryptoAppKeyLoadMemory(
+        (const xmlSecByte *)pem, (xmlSecSize)len, xmlSecKeyDataFormatCertPem, NULL, NULL, NULL);
+    free(pem);
+    assert_non_null(key);
+    double sig = time_signature_only(key);
+    xmlSecKeyDestroy(key);
+
+    print_message("[ TIMING ] %d validate_assertion calls (fresh IDs, replay check on, "
+                  "~%zu-byte assertions, RSA-2048):\n",
+                  BENCH_N, lens[0]);
+    print_message("[ TIMING ]   total      %8.1f us per assertion\n", total / BENCH_N * 1e6);
+    print_message("[ TIMING ]   signature  %8.1f us (xmlSecDSigCtxVerify alone: %.0f%%)\n",
+                  sig / BENCH_N * 1e6, 100.0 * sig / total);
+    print_message("[ TIMING ]   the rest   %8.1f us (decode, parse, structure, conditions, "
+                  "attributes JSON, replay)\n",
+                  (total - sig) / BENCH_N * 1e6);
+}
+
+/* --- main ---------------------------------------------------------------------------- */
+
+static int group_setup(void **state)
+{
+    snprintf(dir, sizeof(dir), "%s/mandate-saml-XXXXXX",
+             getenv("TMPDIR") != NULL ? getenv("TMPDIR") : "/tmp");
+    if (mkdtemp(dir) == NULL)
+        return -1;
+    now = (int64_t)time(NULL);
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), "bash '%s/tests/saml/make-assertions.sh' '%s' %lld %d", SRCDIR,
+             dir, (long long)now, BENCH_N);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "make-assertions.sh failed\n");
+        return -1;
+    }
+    fake_host_set_now(now);
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    char cmd[512];
+    if (getenv("KEEP_SAML_DIR") == NULL) {
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "could not remove %s\n", dir);
+    } else {
+        fprintf(stderr, "SAML test material kept in %s\n", dir);
+    }
+    fake_host_unset_now();
+    return 0;
+}
+
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        T(test_descriptor),
+        T(test_signed_assertion),
+        T(test_signed_response),
+        T(test_response_and_assertion_signed),
+        T(test_unsigned_response_signed_assertion),
+        T(test_rollover_second_key),
+        T(test_encodings),
+        T(test_clock_skew),
+        T(test_recipient),
+        T(test_allow_response_off),
+        T(test_replay),
+        T(test_replay_response_then_assertion),
+        T(test_other_idp),
+        T(test_refusals),
+        T(test_response_issuer_differs),
+        T(test_oversized),
+        T(test_garbage),
+        T(test_bad_config),
+        T(test_reinstantiate),
+        T(test_threads),
+        T(test_timing),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
