@@ -273,17 +273,27 @@ static void own_token(mandate_http_request *req, mandate_http_response *resp,
     mandate_token_issue(req, resp, client, &g, grant_type, fields, MANDATE_TOKEN_TYPE_ACCESS);
 }
 
+/* The agent that acts: authenticated, and within its rate. false: the
+ * refusal is answered and audited. */
+static bool acting_client(mandate_http_request *req, mandate_http_response *resp,
+                          const mandate_form *form, const char *grant_type,
+                          mandate_client *client_r)
+{
+    mandate_oauth_error oerr;
+    if (mandate_client_authenticate(req, form, client_r, &oerr) != MANDATE_OK) {
+        mandate_token_refuse(req, resp, &oerr, grant_type, NULL, NULL);
+        return false;
+    }
+    return mandate_token_within_rate(req, resp, client_r, grant_type);
+}
+
 void mandate_grant_token_exchange(mandate_http_request *req, mandate_http_response *resp,
                                   const mandate_form *form)
 {
     static const char grant_type[] = MANDATE_GRANT_TOKEN_EXCHANGE_URI;
     mandate_oauth_error oerr;
     mandate_client client;
-    if (mandate_client_authenticate(req, form, &client, &oerr) != MANDATE_OK) {
-        mandate_token_refuse(req, resp, &oerr, grant_type, NULL, NULL);
-        return;
-    }
-    if (!mandate_token_within_rate(req, resp, &client, grant_type))
+    if (!acting_client(req, resp, form, grant_type, &client))
         return;
     const char *token = mandate_form_get(form, "subject_token");
     const char *type = mandate_form_get(form, "subject_token_type");
@@ -313,11 +323,7 @@ void mandate_grant_saml2_bearer(mandate_http_request *req, mandate_http_response
     static const char grant_type[] = MANDATE_GRANT_SAML2_BEARER_URI;
     mandate_oauth_error oerr;
     mandate_client client;
-    if (mandate_client_authenticate(req, form, &client, &oerr) != MANDATE_OK) {
-        mandate_token_refuse(req, resp, &oerr, grant_type, NULL, NULL);
-        return;
-    }
-    if (!mandate_token_within_rate(req, resp, &client, grant_type))
+    if (!acting_client(req, resp, form, grant_type, &client))
         return;
     const char *assertion = mandate_form_get(form, "assertion");
     if (assertion == NULL) {
