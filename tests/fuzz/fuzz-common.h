@@ -1,0 +1,96 @@
+/* Small helpers shared by the libFuzzer harnesses in tests/fuzz (each is
+ * one program: these are static). */
+#ifndef MANDATE_FUZZ_COMMON_H
+#define MANDATE_FUZZ_COMMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
+/* The separator between the parts of one input, for harnesses that feed
+ * several documents (a file of a trail, a metadata and a JWKS, ...). A
+ * form feed on its own line: rare in the documents, easy in a seed. */
+#define FUZZ_SEP "\n\f\n"
+#define FUZZ_SEP_LEN 3
+
+typedef struct fuzz_part {
+    const char *data;
+    size_t len;
+} fuzz_part;
+
+/* Splits data at FUZZ_SEP into at most max parts (the last takes the rest);
+ * returns how many. */
+static inline size_t fuzz_split(const uint8_t *data, size_t size, fuzz_part *parts, size_t max)
+{
+    size_t n = 0;
+    const char *p = (const char *)data, *end = p + size;
+    while (n + 1 < max) {
+        const char *sep = NULL;
+        for (const char *q = p; q + FUZZ_SEP_LEN <= end; q++)
+            if (memcmp(q, FUZZ_SEP, FUZZ_SEP_LEN) == 0) {
+                sep = q;
+                break;
+            }
+        if (sep == NULL)
+            break;
+        parts[n++] = (fuzz_part){p, (size_t)(sep - p)};
+        p = sep + FUZZ_SEP_LEN;
+    }
+    parts[n++] = (fuzz_part){p, (size_t)(end - p)};
+    return n;
+}
+
+/* A NUL-terminated copy (malloc'd). */
+static inline char *fuzz_strndup(const void *data, size_t len)
+{
+    char *s = malloc(len + 1);
+    if (s == NULL)
+        abort();
+    memcpy(s, data, len);
+    s[len] = '\0';
+    return s;
+}
+
+/* Writes len bytes to path (truncating); aborts on failure: the harness is
+ * broken, not the code under test. */
+static inline void fuzz_write_file(const char *path, const void *data, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    if (f == NULL || (len > 0 && fwrite(data, 1, len, f) != len) || fclose(f) != 0) {
+        perror(path);
+        abort();
+    }
+}
+
+static inline EVP_PKEY *fuzz_key_from_pem(const char *pem)
+{
+    BIO *bio = BIO_new_mem_buf(pem, -1);
+    EVP_PKEY *key = bio != NULL ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
+    BIO_free(bio);
+    if (key == NULL)
+        abort();
+    return key;
+}
+
+/* MANDATE_FUZZ_DEBUG=1 in the environment: the harnesses say on stderr what
+ * each input came to (for turning a finding into a regression test). */
+static inline bool fuzz_debug(void)
+{
+    static int on = -1;
+    if (on < 0)
+        on = getenv("MANDATE_FUZZ_DEBUG") != NULL;
+    return on == 1;
+}
+
+/* Fixed instant the harnesses' clocks read: 2030-03-17T17:46:40Z. The seeds
+ * are made around it (tests/fuzz/make-seeds.c). */
+#define FUZZ_NOW ((int64_t)1900000000)
+
+#endif
