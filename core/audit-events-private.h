@@ -63,6 +63,8 @@ const char *mandate_audit_actor(void);
  * type): at most max bytes, bytes outside printable ASCII as '?', so that it
  * is always valid and bounded. NULL text gives JSON null. */
 json_t *mandate_audit_text(const char *text, size_t max);
+/* The bound for one such text in a record. */
+#define MANDATE_AUDIT_TEXT_MAX 256
 
 /* A short, non-reversible name for a token that has no jti to name it. */
 void mandate_audit_token_ref(const char *token, size_t len, char out[9]);

@@ -64,9 +64,9 @@ static bool read_request(mandate_http_request *req, mandate_http_response *resp,
         oerr.client_id = caller->client_id;
     }
     json_t *fields = json_pack("{s:s,s:o,s:i}", "error", oerr.error, "reason",
-                               mandate_audit_text(oerr.reason, 256), "status", (int)oerr.status);
+                               mandate_audit_text(oerr.reason, MANDATE_AUDIT_TEXT_MAX), "status", (int)oerr.status);
     if (oerr.client_id != NULL)
-        json_object_set_new(fields, "by", mandate_audit_text(oerr.client_id, 256));
+        json_object_set_new(fields, "by", mandate_audit_text(oerr.client_id, MANDATE_AUDIT_TEXT_MAX));
     if (oerr.status < 500 && !audited(req, resp, refused_event, fields))
         return false;
     if (oerr.status >= 500)

@@ -17,7 +17,6 @@
 #include "pool-private.h"
 
 #define JTI_BYTES 16
-#define AUDIT_FIELD_MAX 256
 
 static const char *const repeatable_params[] = {"resource", "audience", NULL};
 
@@ -38,13 +37,13 @@ void mandate_token_refuse(mandate_http_request *req, mandate_http_response *resp
         client_id = oerr->client_id;
     /* both may come from the request: bounded and printable in the record */
     json_t *fields = json_pack("{s:o,s:s,s:o,s:i}", "grant_type",
-                               mandate_audit_text(grant_type, AUDIT_FIELD_MAX), "error",
+                               mandate_audit_text(grant_type, MANDATE_AUDIT_TEXT_MAX), "error",
                                oerr->error, "reason",
                                mandate_audit_text(oerr->reason ? oerr->reason : oerr->error,
-                                                  AUDIT_FIELD_MAX),
+                                                  MANDATE_AUDIT_TEXT_MAX),
                                "status", (int)oerr->status);
     if (client_id != NULL)
-        json_object_set_new(fields, "client_id", mandate_audit_text(client_id, AUDIT_FIELD_MAX));
+        json_object_set_new(fields, "client_id", mandate_audit_text(client_id, MANDATE_AUDIT_TEXT_MAX));
     if (extra != NULL) {
         json_object_update(fields, extra);
         json_decref(extra);

@@ -17,7 +17,6 @@
 #include "util-private.h"
 #include "validate-private.h"
 
-#define AUDIT_FIELD_MAX 256
 
 /* resource (RFC 8707) and audience (RFC 8693) values, space-separated;
  * NULL when neither is given. */
@@ -92,11 +91,11 @@ static json_t *federated_fields(const char *token_type, const mandate_instance *
     if (backend != NULL)
         json_object_set_new(o, "idp_instance", json_string(backend->conf->name));
     if (id != NULL && id->issuer != NULL)
-        json_object_set_new(o, "idp", mandate_audit_text(id->issuer, AUDIT_FIELD_MAX));
+        json_object_set_new(o, "idp", mandate_audit_text(id->issuer, MANDATE_AUDIT_TEXT_MAX));
     if (id != NULL && id->assertion_id != NULL)
-        json_object_set_new(o, "assertion_id", mandate_audit_text(id->assertion_id, AUDIT_FIELD_MAX));
+        json_object_set_new(o, "assertion_id", mandate_audit_text(id->assertion_id, MANDATE_AUDIT_TEXT_MAX));
     if (id != NULL && id->subject != NULL)
-        json_object_set_new(o, "idp_subject", mandate_audit_text(id->subject, AUDIT_FIELD_MAX));
+        json_object_set_new(o, "idp_subject", mandate_audit_text(id->subject, MANDATE_AUDIT_TEXT_MAX));
     if (m != NULL && m->rule != NULL)
         json_object_set_new(o, "rule", json_string(m->rule->name));
     if (m != NULL && m->why != NULL)

@@ -1217,14 +1217,16 @@ static mandate_rc list_live(struct sqlite_inst *inst, enum stmt_id id, int64_t n
     return rc;
 }
 
-struct revocation_each {
-    mandate_revocation_cb each;
+/* Revocations (jti, client_id, expires_at) and replay entries (ns, id,
+ * expires_at) are both two texts and a time: one row reader for both. */
+struct text_pair_each {
+    mandate_rc (*each)(void *ctx, const char *a, const char *b, int64_t expires_at);
     void *ctx;
 };
 
-static mandate_rc revocation_row(const struct reader *r, void *ctx)
+static mandate_rc text_pair_row(const struct reader *r, void *ctx)
 {
-    struct revocation_each *e = ctx;
+    struct text_pair_each *e = ctx;
     return e->each(e->ctx, read_text(r, 0), read_text(r, 1), read_int(r, 2));
 }
 
@@ -1233,8 +1235,8 @@ static mandate_rc store_revocation_list(void *inst_, int64_t now, mandate_revoca
 {
     if (each == NULL)
         return mandate_error_set(err, MANDATE_INVALID, "sqlite: revocation_list: no callback");
-    struct revocation_each e = {each, ctx};
-    return list_live(inst_, ST_REVOCATION_LIST, now, "revocation_list", revocation_row, &e, err);
+    struct text_pair_each e = {each, ctx};
+    return list_live(inst_, ST_REVOCATION_LIST, now, "revocation_list", text_pair_row, &e, err);
 }
 
 struct token_each {
@@ -1259,24 +1261,13 @@ static mandate_rc store_token_list(void *inst_, int64_t now, mandate_token_recor
     return list_live(inst_, ST_TOKEN_LIST, now, "token_list", token_row, &e, err);
 }
 
-struct replay_each {
-    mandate_replay_cb each;
-    void *ctx;
-};
-
-static mandate_rc replay_row(const struct reader *r, void *ctx)
-{
-    struct replay_each *e = ctx;
-    return e->each(e->ctx, read_text(r, 0), read_text(r, 1), read_int(r, 2));
-}
-
 static mandate_rc store_replay_list(void *inst_, int64_t now, mandate_replay_cb each, void *ctx,
                                     mandate_error *err)
 {
     if (each == NULL)
         return mandate_error_set(err, MANDATE_INVALID, "sqlite: replay_list: no callback");
-    struct replay_each e = {each, ctx};
-    return list_live(inst_, ST_REPLAY_LIST, now, "replay_list", replay_row, &e, err);
+    struct text_pair_each e = {each, ctx};
+    return list_live(inst_, ST_REPLAY_LIST, now, "replay_list", text_pair_row, &e, err);
 }
 
 static mandate_rc store_revoke(void *inst_, const char *jti, const char *client_id,

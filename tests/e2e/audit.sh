@@ -25,18 +25,10 @@ new_client() { # ID [options]: prints the secret
     "${CTL[@]}" client create "$id" --scope "mcp:call" --default-scope "mcp:call" \
         --audience "$AUD" "$@" 2>/dev/null | sed -n 's/^client_secret: //p'
 }
-json_get() {
-    printf '%s' "$1" | sed -n "s/.*\"$2\":\(\"\([^\"]*\)\"\|\([0-9a-z]*\)\).*/\2\3/p"
-}
+jti_of() { json_get "$(jwt_claims "$1")" jti; }
 token_for() { # ID SECRET
     json_get "$(curl -s -u "$1:$2" -d grant_type=client_credentials "$BASE/oauth2/token")" \
         access_token
-}
-jti_of() { # TOKEN
-    local p
-    p=$(printf '%s' "$1" | cut -d. -f2 | tr '_-' '/+')
-    case $((${#p} % 4)) in 2) p="$p==" ;; 3) p="$p=" ;; esac
-    json_get "$(printf '%s' "$p" | base64 -d 2>/dev/null)" jti
 }
 
 # --- admin changes are recorded with who made them --------------------------

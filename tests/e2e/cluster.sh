@@ -29,9 +29,6 @@ targets = ( { name = "mcp"; paths = ["/mcp"]; audience = "$AUD"; scopes = ["mcp:
 CONF
 CTL_A=("$MANDATECTL" -c "$A/mandate.conf")
 
-json_get() {
-    printf '%s' "$1" | sed -n "s/.*\"$2\":\(\"\([^\"]*\)\"\|\([0-9a-z]*\)\).*/\2\3/p"
-}
 new_client() { # CTL-ARRAY-NAME ID [options]: prints the secret
     local -n ctl=$1
     local id=$2
@@ -39,18 +36,13 @@ new_client() { # CTL-ARRAY-NAME ID [options]: prints the secret
     "${ctl[@]}" client create "$id" --scope "mcp:call" --default-scope "mcp:call" \
         --audience "$AUD" "$@" 2>/dev/null | sed -n 's/^client_secret: //p'
 }
+kid_of() { json_get "$(jwt_header "$1")" kid; }
 token_at() { # BASE ID SECRET
     json_get "$(curl -s -u "$2:$3" -d grant_type=client_credentials "$1/oauth2/token")" access_token
 }
 gate_at() { # BASE TOKEN
     curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $2" -H "X-Original-URI: /mcp" \
         "$1/gateway/check"
-}
-kid_of() { # TOKEN
-    local h
-    h=$(printf '%s' "$1" | cut -d. -f1 | tr '_-' '/+')
-    case $((${#h} % 4)) in 2) h="$h==" ;; 3) h="$h=" ;; esac
-    json_get "$(printf '%s' "$h" | base64 -d 2>/dev/null)" kid
 }
 # until CMD prints EXPECTED, for up to SECONDS (tenths)
 within() { # SECONDS EXPECTED CMD...

@@ -29,16 +29,6 @@ sed -i "s|^server: {|server: {\n  issuer = \"$BASE\";|" "$CONF"
 kill -HUP "$DAEMON_PID"
 check "reloaded with the issuer" wait_for_log "$LOG" "reloaded:"
 
-b64url() { base64 -w0 | tr '+/' '-_' | tr -d '='; }
-b64url_json() {
-    local s
-    s=$(printf '%s' "$1" | tr '_-' '/+')
-    case $((${#s} % 4)) in 2) s="$s==" ;; 3) s="$s=" ;; esac
-    printf '%s' "$s" | base64 -d 2>/dev/null
-}
-json_get() {
-    printf '%s' "$1" | sed -n "s/.*\"$2\":\(\"\([^\"]*\)\"\|\([0-9a-z]*\)\).*/\2\3/p"
-}
 new_client() { # ID SCOPE [more options]: prints the secret
     local id=$1 scope=$2
     shift 2

@@ -105,6 +105,27 @@ http_status() {
     curl -s -o /dev/null -w '%{http_code}' "$@" "$url"
 }
 
+# json_get JSON KEY: the first value of KEY (a string, number or word); for
+# the flat JSON our endpoints answer
+json_get() {
+    printf '%s' "$1" | sed -n "s/.*\"$2\":\(\"\([^\"]*\)\"\|\([0-9a-z]*\)\).*/\2\3/p"
+}
+
+# base64url of standard input, without padding
+b64url() { base64 -w0 | tr '+/' '-_' | tr -d '='; }
+
+# b64url_json TEXT: base64url TEXT decoded
+b64url_json() {
+    local s
+    s=$(printf '%s' "$1" | tr '_-' '/+')
+    case $((${#s} % 4)) in 2) s="$s==" ;; 3) s="$s=" ;; esac
+    printf '%s' "$s" | base64 -d 2>/dev/null
+}
+
+# jwt_header TOKEN, jwt_claims TOKEN: a JWT's decoded parts
+jwt_header() { b64url_json "$(printf '%s' "$1" | cut -d. -f1)"; }
+jwt_claims() { b64url_json "$(printf '%s' "$1" | cut -d. -f2)"; }
+
 finish() {
     echo "$((CHECKS - FAILURES)) passed, $FAILURES failed"
     [ "$FAILURES" -eq 0 ]

@@ -39,15 +39,6 @@ mappings = (
     scopes = ["gateway:invoke", "mcp:call"]; audience = ["$ARCHIVE"]; max_lifetime = 600; }
 );
 CONF
-json_get() {
-    printf '%s' "$1" | sed -n "s/.*\"$2\":\(\"\([^\"]*\)\"\|\([0-9a-z]*\)\).*/\2\3/p"
-}
-claims() { # TOKEN: its payload
-    local p
-    p=$(printf '%s' "$1" | cut -d. -f2 | tr '_-' '/+')
-    case $((${#p} % 4)) in 2) p="$p==" ;; 3) p="$p=" ;; esac
-    printf '%s' "$p" | base64 -d 2>/dev/null
-}
 AGENT=$("${CTL[@]}" client create marketpulse-agent --scope "gateway:invoke mcp:call" \
     --audience "$CAL" --audience "$ARCHIVE" 2>/dev/null | sed -n 's/^client_secret: //p')
 check "the acting agent exists" test -n "$AGENT"
@@ -76,7 +67,7 @@ expect_contains "metadata offers the SAML bearer grant" "urn:ietf:params:oauth:g
 out=$(exchange "$SAML/assertion.b64")
 expect_eq "a signed assertion: 200" 200 "$(cat "$TMP/status")"
 T=$(json_get "$out" access_token)
-c=$(claims "$T")
+c=$(jwt_claims "$T")
 expect_contains "issued_token_type" '"issued_token_type":"urn:ietf:params:oauth:token-type:access_token"' "$out"
 expect_contains "sub is the mapped advisor" '"sub":"advisor-12345"' "$c"
 expect_contains "act names the agent" '"act":{"sub":"marketpulse-agent"}' "$c"
@@ -146,7 +137,7 @@ expect_contains "names the rule" "rule:         compliance" "$out"
 expect_contains "and the grant" "sub=compliance-12345" "$out"
 out=$(exchange "$SAML/compliance.b64" -d "resource=$ARCHIVE")
 expect_eq "the compliance officer after mapping test (nothing was claimed): 200" 200 "$(cat "$TMP/status")"
-expect_contains "gets the archive" "\"aud\":\"$ARCHIVE\"" "$(claims "$(json_get "$out" access_token)")"
+expect_contains "gets the archive" "\"aud\":\"$ARCHIVE\"" "$(jwt_claims "$(json_get "$out" access_token)")"
 fresh compliance2 ComplianceOfficer
 exchange "$SAML/compliance2.b64" -d "resource=$CAL" >/dev/null
 expect_eq "but not the advisors' calendar" 400 "$(cat "$TMP/status")"
@@ -163,12 +154,12 @@ out=$(curl -s -u "calendar-helper:$DOWN" -d "grant_type=$XCHG" \
     -d "subject_token_type=urn:ietf:params:oauth:token-type:access_token" \
     --data-urlencode "subject_token=$T" -d "scope=mcp:call" "$TOKEN_URL")
 T2=$(json_get "$out" access_token)
-c=$(claims "$T2")
+c=$(jwt_claims "$T2")
 expect_contains "handed down: the advisor stays the subject" '"sub":"advisor-12345"' "$c"
 expect_contains "the helper is the actor" '"act":{"sub":"calendar-helper"}' "$c"
 expect_contains "narrowed to mcp:call" '"scope":"mcp:call"' "$c"
 check "and it lives no longer than the original" \
-    test "$(json_get "$c" exp)" -le "$(json_get "$(claims "$T")" exp)"
+    test "$(json_get "$c" exp)" -le "$(json_get "$(jwt_claims "$T")" exp)"
 expect_eq "asking for more than the token had: 400" 400 \
     "$(http_status "$TOKEN_URL" -u "calendar-helper:$DOWN" -d "grant_type=$XCHG" \
         -d "subject_token_type=urn:ietf:params:oauth:token-type:access_token" \

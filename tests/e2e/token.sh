@@ -13,16 +13,7 @@ check "daemon starts" start_daemon "$CONF" "$LOG" || { cat "$LOG"; exit 1; }
 TOKEN_URL="$BASE/oauth2/token"
 
 # b64url_json PART: decode one part of a JWT
-b64url_json() {
-    local s
-    s=$(printf '%s' "$1" | tr '_-' '/+')
-    case $((${#s} % 4)) in 2) s="$s==" ;; 3) s="$s=" ;; esac
-    printf '%s' "$s" | base64 -d 2>/dev/null
-}
 # json_get JSON KEY: a top-level string or number, without jq
-json_get() {
-    printf '%s' "$1" | sed -n "s/.*\"$2\":\(\"\([^\"]*\)\"\|\([0-9]*\)\).*/\2\3/p"
-}
 
 # metadata and keys
 meta=$(curl -s "$BASE/.well-known/oauth-authorization-server")
