@@ -17,6 +17,11 @@
 #define MANDATE_TOKEN_TYPE_ACCESS "urn:ietf:params:oauth:token-type:access_token"
 #define MANDATE_TOKEN_TYPE_JWT "urn:ietf:params:oauth:token-type:jwt"
 #define MANDATE_TOKEN_TYPE_SAML2 "urn:ietf:params:oauth:token-type:saml2"
+#define MANDATE_TOKEN_TYPE_ID_TOKEN "urn:ietf:params:oauth:token-type:id_token"
+/* draft-ietf-oauth-identity-assertion-authz-grant */
+#define MANDATE_TOKEN_TYPE_ID_JAG "urn:ietf:params:oauth:token-type:id-jag"
+#define MANDATE_GRANT_JWT_BEARER_URI "urn:ietf:params:oauth:grant-type:jwt-bearer"
+#define MANDATE_ID_JAG_TYP "oauth-id-jag+jwt"
 
 /* Mints grant with the client's format, records token.issued (with the
  * members of extra, stolen, may be NULL) and answers; issued_token_type

@@ -64,7 +64,22 @@ typedef struct mandate_backend_ops {
     mandate_rc (*provision)(void *inst, mandate_pool *pool, mandate_provision_mode mode,
                             mandate_client *client, char **secret_r,
                             mandate_error *err);
+
+    /* ABI 1.3: the state of what the instance depends on (an upstream
+     * provider's keys), for /readyz and the log. Returns one of the
+     * MANDATE_BACKEND_STATE_* strings; *detail_r (from pool, may be set to
+     * NULL) says why, without secrets. May be NULL: always "ok". */
+    const char *(*status)(void *inst, mandate_pool *pool, const char **detail_r);
 } mandate_backend_ops;
+
+/* Everything works. */
+#define MANDATE_BACKEND_STATE_OK "ok"
+/* Upstream unreachable, but what is cached still serves. */
+#define MANDATE_BACKEND_STATE_DEGRADED "degraded"
+/* Nothing usable: requests that need this instance get 503. */
+#define MANDATE_BACKEND_STATE_UNAVAILABLE "unavailable"
+/* Not contacted yet (keys are fetched on first use). */
+#define MANDATE_BACKEND_STATE_UNKNOWN "unknown"
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,3 @@
+/* Placeholder: ID-JAG issuance and acceptance. */
+#include "config.h"
+typedef int mandate_id_jag_placeholder;

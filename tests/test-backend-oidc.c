@@ -1,0 +1,2 @@
+/* Placeholder: unit tests of the oidc backend plugin. */
+int main(void) { return 77; }
