@@ -65,6 +65,9 @@ typedef struct mandate_config {
 
     bool metrics_enabled;
 
+    char **id_jag_audiences; /* NULL-terminated; NULL: no ID-JAG issued */
+    int64_t id_jag_lifetime;
+
     mandate_instance_conf *instances;
     size_t instance_count;
 

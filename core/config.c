@@ -71,6 +71,11 @@ static const mandate_conf_def core_defs[] = {
      NULL, "clients tracked at once; idle ones are evicted first"},
     {"metrics.enabled", MANDATE_CONF_BOOL, 0, CONF_OFF(metrics_enabled), "true", 0, 0, NULL,
      "serve GET /metrics (Prometheus)"},
+    {"id_jag.audiences", MANDATE_CONF_STRING_LIST, 0, CONF_OFF(id_jag_audiences), NULL, 0, 0,
+     NULL, "resource authorization servers (their issuer URLs) this broker issues ID-JAGs "
+           "for; none: no ID-JAG is issued"},
+    {"id_jag.lifetime", MANDATE_CONF_INT, 0, CONF_OFF(id_jag_lifetime), "300", 10, 3600, NULL,
+     "seconds an ID-JAG is valid for"},
     MANDATE_CONF_END};
 
 static const char *const instance_reserved[] = {"kind", "plugin", NULL};

@@ -109,9 +109,27 @@ int ctl_cmd_mapping(ctl *c, int argc, char **argv)
         }
     }
     mandate_rc rc = MANDATE_ERROR;
-    if (subject != NULL && ops != NULL && ops->validate_assertion != NULL)
-        rc = ops->validate_assertion(in->inst, pool, token_type, subject, strlen(subject), &id,
+    /* a JWT: as whichever kind the instance takes (an id_token, an access
+     * token, an ID-JAG), in that order */
+    static const char *const jwt_types[] = {MANDATE_TOKEN_TYPE_ID_TOKEN, MANDATE_TOKEN_TYPE_JWT,
+                                            MANDATE_TOKEN_TYPE_ID_JAG, NULL};
+    static const char *const saml_types[] = {MANDATE_TOKEN_TYPE_SAML2, NULL};
+    const char *const *types = token_type != NULL && strcmp(token_type, MANDATE_TOKEN_TYPE_JWT) == 0
+                                   ? jwt_types
+                                   : saml_types;
+    for (size_t t = 0; types[t] != NULL && subject != NULL && ops != NULL &&
+                       ops->validate_assertion != NULL;
+         t++) {
+        memset(&id, 0, sizeof(id));
+        memset(&err, 0, sizeof(err));
+        rc = ops->validate_assertion(in->inst, pool, types[t], subject, strlen(subject), &id,
                                      &err);
+        if (rc != MANDATE_NEXT)
+            break;
+    }
+    if (rc == MANDATE_NEXT && err.message[0] == '\0')
+        snprintf(err.message, sizeof(err.message),
+                 "not this instance's: another issuer, or a kind of token it does not accept");
     if (subject != NULL && ops != NULL && ops->validate_assertion != NULL && rc != MANDATE_OK) {
         printf("assertion refused by %s: %s\n", in->conf->name,
                err.message[0] ? err.message : mandate_rc_name(rc));

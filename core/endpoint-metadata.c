@@ -35,23 +35,26 @@ void mandate_endpoint_metadata(mandate_http_request *req, mandate_http_response 
         string_array(auth_methods), "token_endpoint_auth_signing_alg_values_supported",
         string_array(algs), "response_types_supported", string_array(response_types),
         "access_token_signing_alg_values_supported", string_array(algs));
-    /* token exchange of our own tokens always works; SAML when a backend
-     * takes assertions */
+    /* token exchange of our own tokens always works; the SAML and JWT bearer
+     * grants when a backend takes such assertions */
     json_t *grants = json_object_get(doc, "grant_types_supported");
     json_array_append_new(grants, json_string(MANDATE_GRANT_TOKEN_EXCHANGE_URI));
+    bool saml = false, jwt = false;
     for (size_t i = 0; i < mandate_runtime_instance_count(req->runtime); i++) {
         const mandate_instance *in = mandate_runtime_instance(req->runtime, i);
         if (!in->instantiated || in->handle->plugin->kind != MANDATE_BACKEND)
             continue;
         const mandate_backend_ops *ops = in->handle->plugin->ops;
-        bool saml = false;
-        for (const char *const *t = ops->assertion_types; t && *t; t++)
+        for (const char *const *t = ops->assertion_types; t && *t; t++) {
             saml = saml || strcmp(*t, MANDATE_TOKEN_TYPE_SAML2) == 0;
-        if (saml) {
-            json_array_append_new(grants, json_string(MANDATE_GRANT_SAML2_BEARER_URI));
-            break;
+            jwt = jwt || strcmp(*t, MANDATE_TOKEN_TYPE_JWT) == 0 ||
+                  strcmp(*t, MANDATE_TOKEN_TYPE_ID_JAG) == 0;
         }
     }
+    if (saml)
+        json_array_append_new(grants, json_string(MANDATE_GRANT_SAML2_BEARER_URI));
+    if (jwt)
+        json_array_append_new(grants, json_string(MANDATE_GRANT_JWT_BEARER_URI));
     json_object_set_new(doc, "introspection_endpoint",
                         json_string(mandate_oauth_endpoint_url(req, "/oauth2/introspect")));
     json_object_set_new(doc, "introspection_endpoint_auth_methods_supported",

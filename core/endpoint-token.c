@@ -1,4 +1,5 @@
-/* POST /oauth2/token (RFC 6749 §4.4, client credentials). */
+/* POST /oauth2/token: RFC 6749 §4.4 client credentials here, the federated
+ * grants in grant-federated.c and grant-id-jag.c. */
 #include "config.h"
 
 #include <string.h>
@@ -103,6 +104,16 @@ void mandate_token_issue(mandate_http_request *req, mandate_http_response *resp,
         mandate_token_refuse(req, resp, &oerr, grant_type, client->client_id, extra);
         return;
     }
+    mandate_token_answer(req, resp, client, grant, token, fmt, grant_type, extra,
+                         issued_token_type);
+}
+
+void mandate_token_answer(mandate_http_request *req, mandate_http_response *resp,
+                          const mandate_client *client, const mandate_grant *grant,
+                          const char *token, const mandate_instance *fmt,
+                          const char *grant_type, json_t *extra, const char *issued_token_type)
+{
+    mandate_oauth_error oerr;
     int64_t expires_in = grant->expires_at - grant->issued_at;
     /* no token leaves before its record is as durable as configured */
     json_t *fields = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:I}", "grant_type", grant_type,
@@ -117,6 +128,8 @@ void mandate_token_issue(mandate_http_request *req, mandate_http_response *resp,
         json_object_set_new(fields, "act", json_string(grant->actor));
     if (grant->idp != NULL)
         json_object_set_new(fields, "idp", json_string(grant->idp));
+    if (issued_token_type != NULL)
+        json_object_set_new(fields, "issued_token_type", json_string(issued_token_type));
     if (extra != NULL) {
         json_object_update(fields, extra);
         json_decref(extra);
@@ -126,12 +139,17 @@ void mandate_token_issue(mandate_http_request *req, mandate_http_response *resp,
         mandate_oauth_respond_error(req, resp, &oerr);
         return;
     }
-    mandate_metrics_token_issued(fmt->handle->plugin->name);
-    log_info("token issued: client_id=%s sub=%s jti=%s scope=[%s] aud=[%s] expires_in=%llds",
-             client->client_id, grant->subject, grant->jti, grant->scope ? grant->scope : "",
-             grant->audience ? grant->audience : "", (long long)expires_in);
-    json_t *body = json_pack("{s:s,s:s,s:I}", "access_token", token, "token_type", "Bearer",
-                             "expires_in", (json_int_t)expires_in);
+    bool id_jag = issued_token_type != NULL &&
+                  strcmp(issued_token_type, MANDATE_TOKEN_TYPE_ID_JAG) == 0;
+    if (!id_jag)
+        mandate_metrics_token_issued(fmt->handle->plugin->name);
+    log_info("%s issued: client_id=%s sub=%s jti=%s scope=[%s] aud=[%s] expires_in=%llds",
+             id_jag ? "ID-JAG" : "token", client->client_id, grant->subject, grant->jti,
+             grant->scope ? grant->scope : "", grant->audience ? grant->audience : "",
+             (long long)expires_in);
+    /* RFC 8693 §2.2.1: N_A for what is not an access token */
+    json_t *body = json_pack("{s:s,s:s,s:I}", "access_token", token, "token_type",
+                             id_jag ? "N_A" : "Bearer", "expires_in", (json_int_t)expires_in);
     if (grant->scope != NULL)
         json_object_set_new(body, "scope", json_string(grant->scope));
     if (issued_token_type != NULL)
@@ -234,6 +252,9 @@ void mandate_endpoint_token(mandate_http_request *req, mandate_http_response *re
         return;
     } else if (strcmp(grant_type, MANDATE_GRANT_SAML2_BEARER_URI) == 0) {
         mandate_grant_saml2_bearer(req, resp, &form);
+        return;
+    } else if (strcmp(grant_type, MANDATE_GRANT_JWT_BEARER_URI) == 0) {
+        mandate_grant_jwt_bearer(req, resp, &form);
         return;
     } else {
         mandate_oauth_fail(&oerr, 400, "unsupported_grant_type",

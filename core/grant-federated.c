@@ -1,7 +1,8 @@
 /* The grants that turn someone else's identity into an agent token:
  * RFC 8693 token exchange (the acting agent presents the advisor's SAML
  * assertion, or one of our own access tokens to narrow it or hand it down a
- * chain of agents) and the RFC 7522 SAML 2.0 bearer grant. The agent always
+ * chain of agents), an upstream id_token or JWT, the RFC 7522 SAML 2.0 bearer
+ * grant and the RFC 7523 JWT bearer grant (ID-JAGs: grant-id-jag.c). The agent always
  * authenticates as a client; the token names both: sub the mapped subject,
  * act.sub the agent. */
 #include "config.h"
@@ -83,9 +84,8 @@ static mandate_rc validate_assertion(mandate_http_request *req, const char *toke
     return MANDATE_DENIED;
 }
 
-/* What the audit trail says of a federated request, granted or refused. */
-static json_t *federated_fields(const char *token_type, const mandate_instance *backend,
-                                const mandate_identity *id, const mandate_mapping_result *m)
+json_t *mandate_federated_fields(const char *token_type, const mandate_instance *backend,
+                                 const mandate_identity *id, const mandate_mapping_result *m)
 {
     json_t *o = json_pack("{s:s}", "subject_token_type", token_type);
     if (backend != NULL)
@@ -103,70 +103,98 @@ static json_t *federated_fields(const char *token_type, const mandate_instance *
     return o;
 }
 
-/* A SAML assertion (or, later, an upstream JWT) through a backend and the
- * mapping rules. */
+bool mandate_federated_validate(mandate_http_request *req, mandate_http_response *resp,
+                                const mandate_client *client, const char *grant_type,
+                                const char *token_type, const char *assertion,
+                                mandate_federated *fed_r)
+{
+    mandate_oauth_error oerr;
+    memset(fed_r, 0, sizeof(*fed_r));
+    fed_r->token_type = token_type;
+    if (validate_assertion(req, token_type, assertion, &fed_r->backend, &fed_r->id, &oerr) !=
+        MANDATE_OK) {
+        mandate_token_refuse(req, resp, &oerr, grant_type, client->client_id,
+                             mandate_federated_fields(token_type, fed_r->backend, NULL, NULL));
+        return false;
+    }
+    return true;
+}
+
+bool mandate_federated_map(mandate_http_request *req, mandate_http_response *resp,
+                           const mandate_form *form, const mandate_client *client,
+                           const char *grant_type, const char *token_type, const char *assertion,
+                           const char *requested_audience, mandate_federated *fed_r)
+{
+    if (!mandate_federated_validate(req, resp, client, grant_type, token_type, assertion, fed_r))
+        return false;
+    mandate_oauth_error oerr;
+    const mandate_instance *backend = fed_r->backend;
+    const mandate_config *cfg = mandate_runtime_config(req->runtime);
+    mandate_mapping_request mr = {.idp = backend->conf->name,
+                                  .idp_plugin = backend->handle->plugin->name,
+                                  .identity = &fed_r->id,
+                                  .requested_scope = mandate_form_get(form, "scope"),
+                                  .client_scopes = client->scopes,
+                                  .requested_audience = requested_audience,
+                                  .default_lifetime = cfg->token_lifetime,
+                                  .now = mandate_clock_now()};
+    mandate_rc rc = mandate_mapping_apply(&cfg->mappings, &mr, req->pool, &fed_r->mapped);
+    if (rc == MANDATE_OK)
+        return true;
+    const mandate_mapping_result *m = &fed_r->mapped;
+    log_info("token exchange refused: client_id=%s idp=%s subject=%s: %s", client->client_id,
+             backend->conf->name, fed_r->id.subject ? fed_r->id.subject : "-",
+             m->why ? m->why : mandate_rc_name(rc));
+    if (rc == MANDATE_DENIED)
+        mandate_oauth_fail(&oerr, 400, "invalid_grant",
+                           m->rule ? "the mapping rule does not allow this request"
+                                   : "no mapping rule grants a token to this identity");
+    else
+        mandate_oauth_fail_rc(&oerr, MANDATE_ERROR);
+    oerr.reason = m->why;
+    mandate_token_refuse(req, resp, &oerr, grant_type, client->client_id,
+                         mandate_federated_fields(token_type, backend, &fed_r->id, m));
+    return false;
+}
+
+/* A SAML assertion or an upstream JWT (id_token, access token) through a
+ * backend and the mapping rules, for an access token of ours. */
 static void federated(mandate_http_request *req, mandate_http_response *resp,
                       const mandate_form *form, const mandate_client *client,
                       const char *grant_type, const char *token_type, const char *assertion,
                       const char *issued_token_type)
 {
-    mandate_oauth_error oerr;
-    const mandate_instance *backend = NULL;
-    mandate_identity id;
-    if (validate_assertion(req, token_type, assertion, &backend, &id, &oerr) != MANDATE_OK) {
-        mandate_token_refuse(req, resp, &oerr, grant_type, client->client_id,
-                             federated_fields(token_type, backend, NULL, NULL));
+    mandate_federated fed;
+    if (!mandate_federated_map(req, resp, form, client, grant_type, token_type, assertion,
+                               requested_audience(req->pool, form), &fed))
         return;
-    }
     const mandate_config *cfg = mandate_runtime_config(req->runtime);
-    mandate_mapping_request mr = {.idp = backend->conf->name,
-                                  .idp_plugin = backend->handle->plugin->name,
-                                  .identity = &id,
-                                  .requested_scope = mandate_form_get(form, "scope"),
-                                  .client_scopes = client->scopes,
-                                  .requested_audience = requested_audience(req->pool, form),
-                                  .default_lifetime = cfg->token_lifetime,
-                                  .now = mandate_clock_now()};
-    mandate_mapping_result m = {0};
-    mandate_rc rc = mandate_mapping_apply(&cfg->mappings, &mr, req->pool, &m);
-    if (rc != MANDATE_OK) {
-        log_info("token exchange refused: client_id=%s idp=%s subject=%s: %s",
-                 client->client_id, backend->conf->name, id.subject ? id.subject : "-",
-                 m.why ? m.why : mandate_rc_name(rc));
-        if (rc == MANDATE_DENIED)
-            mandate_oauth_fail(&oerr, 400, "invalid_grant",
-                               m.rule ? "the mapping rule does not allow this request"
-                                      : "no mapping rule grants a token to this identity");
-        else
-            mandate_oauth_fail_rc(&oerr, MANDATE_ERROR);
-        oerr.reason = m.why;
-        mandate_token_refuse(req, resp, &oerr, grant_type, client->client_id,
-                             federated_fields(token_type, backend, &id, &m));
-        return;
-    }
+    const mandate_mapping_result *m = &fed.mapped;
     mandate_grant g = {0};
     g.issuer = cfg->issuer;
-    g.subject = m.subject;
+    g.subject = m->subject;
     g.client_id = client->client_id;
     g.actor = client->client_id;
-    g.tenant = m.tenant;
-    g.scope = m.scope;
-    g.audience = m.audience;
-    g.idp = id.issuer;
+    g.tenant = m->tenant;
+    g.scope = m->scope;
+    g.audience = m->audience;
+    g.idp = fed.id.issuer;
     g.jti = mandate_token_new_jti(req->pool);
     g.issued_at = mandate_clock_now();
     g.not_before = g.issued_at;
-    g.expires_at = g.issued_at + m.lifetime;
+    g.expires_at = g.issued_at + m->lifetime;
     if (g.jti == NULL) {
+        mandate_oauth_error oerr;
         mandate_oauth_fail_rc(&oerr, MANDATE_ERROR);
         mandate_token_refuse(req, resp, &oerr, grant_type, client->client_id,
-                             federated_fields(token_type, backend, &id, &m));
+                             mandate_federated_fields(token_type, fed.backend, &fed.id, m));
         return;
     }
     log_info("token exchange: client_id=%s acts for %s (idp %s, rule %s)", client->client_id,
-             g.subject, backend->conf->name, m.rule->name);
+             g.subject, fed.backend->conf->name, m->rule->name);
     mandate_token_issue(req, resp, client, &g, grant_type,
-                        federated_fields(token_type, backend, &id, &m), issued_token_type);
+                        mandate_federated_fields(token_type, fed.backend, &fed.id, m),
+                        issued_token_type);
 }
 
 /* Every word of want is in have (both space-separated); the first that is
@@ -297,17 +325,26 @@ void mandate_grant_token_exchange(mandate_http_request *req, mandate_http_respon
     const char *token = mandate_form_get(form, "subject_token");
     const char *type = mandate_form_get(form, "subject_token_type");
     const char *wanted = mandate_form_get(form, "requested_token_type");
+    bool id_jag = wanted != NULL && strcmp(wanted, MANDATE_TOKEN_TYPE_ID_JAG) == 0;
     if (token == NULL || type == NULL) {
         mandate_oauth_fail(&oerr, 400, "invalid_request",
                            "subject_token and subject_token_type are required");
     } else if (mandate_form_get(form, "actor_token") != NULL) {
         mandate_oauth_fail(&oerr, 400, "invalid_request",
                            "actor_token is not supported: the authenticated client is the actor");
-    } else if (wanted != NULL && strcmp(wanted, MANDATE_TOKEN_TYPE_ACCESS) != 0) {
+    } else if (wanted != NULL && !id_jag && strcmp(wanted, MANDATE_TOKEN_TYPE_ACCESS) != 0) {
         mandate_oauth_fail(&oerr, 400, "invalid_request",
-                           "requested_token_type: only access tokens are issued");
+                           "requested_token_type: only access tokens and ID-JAGs are issued");
     } else if (strcmp(type, MANDATE_TOKEN_TYPE_ACCESS) == 0) {
-        own_token(req, resp, form, &client, token);
+        if (!id_jag) {
+            own_token(req, resp, form, &client, token);
+            return;
+        }
+        mandate_oauth_fail(&oerr, 400, "invalid_request",
+                           "an ID-JAG is issued for a sign-in at an identity provider (a SAML "
+                           "assertion or an id_token), not for an access token");
+    } else if (id_jag) {
+        mandate_id_jag_issue(req, resp, form, &client, type, token);
         return;
     } else {
         federated(req, resp, form, &client, grant_type, type, token, MANDATE_TOKEN_TYPE_ACCESS);
@@ -331,4 +368,27 @@ void mandate_grant_saml2_bearer(mandate_http_request *req, mandate_http_response
         return;
     }
     federated(req, resp, form, &client, grant_type, MANDATE_TOKEN_TYPE_SAML2, assertion, NULL);
+}
+
+void mandate_grant_jwt_bearer(mandate_http_request *req, mandate_http_response *resp,
+                              const mandate_form *form)
+{
+    static const char grant_type[] = MANDATE_GRANT_JWT_BEARER_URI;
+    mandate_oauth_error oerr;
+    mandate_client client;
+    if (!acting_client(req, resp, form, grant_type, &client))
+        return;
+    const char *assertion = mandate_form_get(form, "assertion");
+    if (assertion == NULL) {
+        mandate_oauth_fail(&oerr, 400, "invalid_request", "assertion is required");
+        mandate_token_refuse(req, resp, &oerr, grant_type, client.client_id, NULL);
+        return;
+    }
+    /* the header's typ tells an ID-JAG from any other JWT; the backend checks
+     * it again, so a JWT cannot pass as the other kind */
+    if (mandate_id_jag_is(assertion)) {
+        mandate_id_jag_accept(req, resp, form, &client, assertion);
+        return;
+    }
+    federated(req, resp, form, &client, grant_type, MANDATE_TOKEN_TYPE_JWT, assertion, NULL);
 }

@@ -5,11 +5,14 @@
 #define MANDATE_GRANTS_PRIVATE_H
 
 #include <jansson.h>
+#include <mandate/backend.h>
 #include <mandate/format.h>
 #include <mandate/store.h>
 
 #include "form-private.h"
 #include "http-private.h"
+#include "mapping-private.h"
+#include "runtime-private.h"
 #include "oauth-private.h"
 
 #define MANDATE_GRANT_TOKEN_EXCHANGE_URI "urn:ietf:params:oauth:grant-type:token-exchange"
@@ -29,6 +32,13 @@
 void mandate_token_issue(mandate_http_request *req, mandate_http_response *resp,
                          const mandate_client *client, const mandate_grant *grant,
                          const char *grant_type, json_t *extra, const char *issued_token_type);
+/* The second half of mandate_token_issue, for a token already made (by
+ * fmt): records token.issued and answers; token_type is "N_A" when
+ * issued_token_type is an ID-JAG (RFC 8693 §2.2.1), else "Bearer". */
+void mandate_token_answer(mandate_http_request *req, mandate_http_response *resp,
+                          const mandate_client *client, const mandate_grant *grant,
+                          const char *token, const mandate_instance *fmt,
+                          const char *grant_type, json_t *extra, const char *issued_token_type);
 /* Records token.refused with the reason (and extra, stolen, may be NULL),
  * then answers the error. */
 void mandate_token_refuse(mandate_http_request *req, mandate_http_response *resp,
@@ -48,5 +58,52 @@ void mandate_grant_token_exchange(mandate_http_request *req, mandate_http_respon
 /* RFC 7522 SAML 2.0 bearer grant. */
 void mandate_grant_saml2_bearer(mandate_http_request *req, mandate_http_response *resp,
                                 const mandate_form *form);
+/* RFC 7523 JWT bearer grant: an upstream JWT through a backend and the
+ * mapping rules, or an ID-JAG. */
+void mandate_grant_jwt_bearer(mandate_http_request *req, mandate_http_response *resp,
+                              const mandate_form *form);
+
+/* A federated subject token: the backend that vouched for it, what it says
+ * and, once mapped, the grant the mapping rules make of it. */
+typedef struct mandate_federated {
+    const char *token_type;
+    const mandate_instance *backend;
+    mandate_identity id;
+    mandate_mapping_result mapped;
+} mandate_federated;
+
+/* The backend that accepts the token (of token_type) and its identity.
+ * false: refused, answered and audited. */
+bool mandate_federated_validate(mandate_http_request *req, mandate_http_response *resp,
+                                const mandate_client *client, const char *grant_type,
+                                const char *token_type, const char *assertion,
+                                mandate_federated *fed_r);
+/* The same, then the mapping rules, with the request's scope and
+ * requested_audience (space-separated, may be NULL). */
+bool mandate_federated_map(mandate_http_request *req, mandate_http_response *resp,
+                           const mandate_form *form, const mandate_client *client,
+                           const char *grant_type, const char *token_type, const char *assertion,
+                           const char *requested_audience, mandate_federated *fed_r);
+/* What the audit trail says of a federated request; any of backend, id and
+ * m may be NULL. */
+json_t *mandate_federated_fields(const char *token_type, const mandate_instance *backend,
+                                 const mandate_identity *id, const mandate_mapping_result *m);
+
+/* Identity Assertion JWT Authorization Grants
+ * (draft-ietf-oauth-identity-assertion-authz-grant). */
+/* Whether a JWT's header says it is an ID-JAG (typ oauth-id-jag+jwt). */
+bool mandate_id_jag_is(const char *jwt);
+/* As the enterprise broker: token exchange of a sign-in (SAML, id_token) for
+ * an ID-JAG signed by us, for a resource authorization server of
+ * id_jag.audiences. */
+void mandate_id_jag_issue(mandate_http_request *req, mandate_http_response *resp,
+                          const mandate_form *form, const mandate_client *client,
+                          const char *subject_token_type, const char *subject_token);
+/* As the resource authorization server: an ID-JAG from a trusted IdP (an
+ * oidc backend instance that accepts "id-jag"), through the JWT bearer
+ * grant, for an access token within the ID-JAG's scopes. */
+void mandate_id_jag_accept(mandate_http_request *req, mandate_http_response *resp,
+                           const mandate_form *form, const mandate_client *client,
+                           const char *assertion);
 
 #endif

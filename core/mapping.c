@@ -78,14 +78,6 @@ static void free_list(char **list)
     free(list);
 }
 
-static bool list_has(char *const *list, const char *word, size_t len)
-{
-    for (size_t i = 0; list != NULL && list[i] != NULL; i++)
-        if (strlen(list[i]) == len && memcmp(list[i], word, len) == 0)
-            return true;
-    return false;
-}
-
 static bool id_char(char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
@@ -303,7 +295,7 @@ static bool read_rule(const config_setting_t *g, const char *path, mandate_mappi
                                 label, *a);
     bool sensitive = r->sensitive_scopes != NULL && r->sensitive_scopes[0] != NULL;
     for (char **s = r->sensitive_scopes; s != NULL && *s != NULL; s++)
-        if (!list_has(r->scopes, *s, strlen(*s)))
+        if (!mandate_string_list_has(r->scopes, *s, strlen(*s)))
             mandate_diag_add_at(diag, config_setting_get_member(g, "sensitive_scopes"),
                                 "mapping '%s': sensitive scope '%.64s' is not among its scopes",
                                 label, *s);
@@ -638,7 +630,7 @@ static mandate_rc grant(const mandate_mapping_rule *r, const mandate_mapping_req
             continue;
         }
         size_t n = strcspn(p, " ");
-        if (list_has(r->scopes, p, n) && mandate_word_list_has(rq->client_scopes, p, n))
+        if (mandate_string_list_has(r->scopes, p, n) && mandate_word_list_has(rq->client_scopes, p, n))
             text_add_word(&granted, p, n);
         p += n;
     }
@@ -661,7 +653,7 @@ static mandate_rc grant(const mandate_mapping_rule *r, const mandate_mapping_req
             continue;
         }
         size_t n = strcspn(p, " ");
-        text_add_word(list_has(r->sensitive_scopes, p, n) ? &sensitive : &rest, p, n);
+        text_add_word(mandate_string_list_has(r->sensitive_scopes, p, n) ? &sensitive : &rest, p, n);
         p += n;
     }
     const char *sens = text_done(&sensitive, pool);
@@ -712,7 +704,7 @@ static mandate_rc grant(const mandate_mapping_rule *r, const mandate_mapping_req
             if (!absolute_uri(p, n))
                 bad = "is not an absolute URI";
             else if (r->audiences != NULL && r->audiences[0] != NULL &&
-                     !list_has(r->audiences, p, n))
+                     !mandate_string_list_has(r->audiences, p, n))
                 bad = mandate_pool_printf(pool, "is not allowed (rule allows %.200s)",
                                           join(pool, r->audiences));
             if (bad != NULL) {

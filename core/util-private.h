@@ -3,6 +3,7 @@
 #ifndef MANDATE_UTIL_PRIVATE_H
 #define MANDATE_UTIL_PRIVATE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -19,6 +20,9 @@ char *mandate_xasprintf(const char *fmt, ...) MANDATE_PRINTF(1, 2);
 _Noreturn void mandate_die(const char *fmt, ...) MANDATE_PRINTF(1, 2);
 
 const char *mandate_rc_name(mandate_rc rc);
+
+/* Whether the NULL-terminated list (may be NULL) holds word (len bytes). */
+bool mandate_string_list_has(char *const *list, const char *word, size_t len);
 
 /* Read a whole file of at most max_len bytes; NUL-terminated. */
 mandate_rc mandate_read_file(const char *path, size_t max_len, char **data_r,

@@ -68,6 +68,14 @@ char *mandate_xasprintf(const char *fmt, ...)
     return out;
 }
 
+bool mandate_string_list_has(char *const *list, const char *word, size_t len)
+{
+    for (size_t i = 0; list != NULL && list[i] != NULL; i++)
+        if (strlen(list[i]) == len && memcmp(list[i], word, len) == 0)
+            return true;
+    return false;
+}
+
 const char *mandate_rc_name(mandate_rc rc)
 {
     switch (rc) {

@@ -48,6 +48,12 @@ typedef struct mandate_format_ops {
      * Called at start and whenever the store's keys change. May be NULL. */
     mandate_rc (*set_keys)(void *inst, const mandate_signing_key *keys, size_t n,
                            mandate_error *err);
+
+    /* ABI 1.3: sign other JWTs than access tokens (ID-JAGs) with the active
+     * key: claims is a JSON object's text, typ the header's typ. *jws_r
+     * comes from pool. May be NULL: the format signs nothing else. */
+    mandate_rc (*sign)(void *inst, mandate_pool *pool, const char *typ, const char *claims,
+                       size_t claims_len, char **jws_r, mandate_error *err);
 } mandate_format_ops;
 
 #ifdef __cplusplus

@@ -573,6 +573,32 @@ static mandate_rc jwt_instantiate(void *inst_, const mandate_host *host, mandate
     return MANDATE_OK;
 }
 
+/* Other JWTs than access tokens (the ID-JAGs of the enterprise broker): the
+ * active key, a header of their own type. */
+static mandate_rc jwt_sign(void *inst_, mandate_pool *pool, const char *typ, const char *claims,
+                           size_t claims_len, char **jws_r, mandate_error *err)
+{
+    struct jwt_inst *inst = inst_;
+    *jws_r = NULL;
+    if (typ == NULL || strcasecmp(typ, JWT_TYP) == 0 ||
+        strcasecmp(typ, "application/" JWT_TYP) == 0)
+        return mandate_error_set(err, MANDATE_ERROR,
+                                 "jwt: sign is for other types than access tokens");
+    struct jwt_keyset *ks = keyset_get(inst);
+    if (ks == NULL || ks->signer == NULL) {
+        keyset_unref(&ks);
+        return mandate_error_set(err, MANDATE_TEMPFAIL, "jwt: no active signing key");
+    }
+    char *token = mandate_jws_sign_payload(ks->signer->pkey, ks->signer->kid, typ,
+                                           (const unsigned char *)claims, claims_len);
+    keyset_unref(&ks);
+    if (token == NULL)
+        return mandate_error_set(err, MANDATE_ERROR, "jwt: signing failed");
+    *jws_r = inst->host->pool_strdup(pool, token);
+    free(token);
+    return *jws_r != NULL ? MANDATE_OK : mandate_error_set(err, MANDATE_ERROR, "out of memory");
+}
+
 static const mandate_conf_def jwt_conf[] = {
     {"algorithm", MANDATE_CONF_STRING, 0, offsetof(struct jwt_inst, algorithm), "ES256", 0, 0,
      "ES256|RS256|EdDSA", "the algorithm of new signing keys when none is named"},
@@ -586,6 +612,7 @@ static const mandate_format_ops jwt_ops = {
     .parse = jwt_parse,
     .keygen = jwt_keygen,
     .set_keys = jwt_set_keys,
+    .sign = jwt_sign,
 };
 
 const mandate_plugin mandate_plugin_jwt = {
