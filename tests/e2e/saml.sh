@@ -9,7 +9,7 @@
 
 command -v xmlsec1 >/dev/null || { echo "xmlsec1 is missing: skipped"; exit 77; }
 SAML="$TMP/saml"
-bash "$SRCDIR/tests/saml/make-assertions.sh" "$SAML" >"$TMP/make.log" 2>&1 ||
+bash "$SRCDIR/tests/saml/make-assertions.sh" "$SAML" "$(date +%s)" 2 >"$TMP/make.log" 2>&1 ||
     { cat "$TMP/make.log"; echo "make-assertions.sh failed"; exit 1; }
 
 STATE="$TMP/state"
@@ -170,6 +170,51 @@ expect_eq "a revoked subject_token: 400" 400 \
         -d "subject_token_type=urn:ietf:params:oauth:token-type:access_token" \
         --data-urlencode "subject_token=$T")"
 
+# --- ID-JAG: the broker side of enterprise-managed authorization ---------------
+RS=https://rs.example/as
+IDJAG=urn:ietf:params:oauth:token-type:id-jag
+id_jag() { # B64-FILE [curl args]: body; status in $TMP/status
+    exchange "$@" -d "requested_token_type=$IDJAG"
+}
+id_jag "$SAML/bench-0.b64" -d "audience=$RS" >/dev/null
+expect_eq "no id_jag.audiences configured: no ID-JAG (400)" 400 "$(cat "$TMP/status")"
+expect_contains "  invalid_request" '"error":"invalid_request"' "$(cat "$TMP/body")"
+printf 'id_jag: { audiences = ["%s"]; lifetime = 120; };\n' "$RS" >>"$CONF"
+kill -HUP "$DAEMON_PID"
+check "reloaded with id_jag" wait_for_log "$LOG" "reloaded:" 2
+out=$(id_jag "$SAML/bench-0.b64" -d "audience=$RS" -d "resource=$CAL" -d "scope=mcp:call")
+expect_eq "an ID-JAG for a listed audience: 200" 200 "$(cat "$TMP/status")"
+J=$(json_get "$out" access_token)
+h=$(jwt_header "$J")
+c=$(jwt_claims "$J")
+expect_contains "issued_token_type is id-jag" "\"issued_token_type\":\"$IDJAG\"" "$out"
+expect_contains "token_type N_A (RFC 8693 2.2.1)" '"token_type":"N_A"' "$out"
+expect_contains "typ oauth-id-jag+jwt" '"typ":"oauth-id-jag+jwt"' "$h"
+expect_contains "iss is the broker" "\"iss\":\"$BASE\"" "$c"
+expect_contains "sub is the mapped advisor" '"sub":"advisor-12345"' "$c"
+expect_contains "aud is the resource authorization server" "\"aud\":\"$RS\"" "$c"
+expect_contains "client_id is the agent" '"client_id":"marketpulse-agent"' "$c"
+expect_contains "resource is the one asked for" "\"resource\":\"$CAL\"" "$c"
+expect_contains "scope is the one asked for" '"scope":"mcp:call"' "$c"
+expect_eq "lifetime is id_jag.lifetime" 120 "$(($(json_get "$c" exp) - $(json_get "$c" iat)))"
+expect_contains "signed by a key in our JWKS" "\"$(json_get "$h" kid)\"" "$(curl -s "$BASE/oauth2/jwks")"
+expect_eq "an ID-JAG is no access token at the gateway" 401 \
+    "$(http_status "$BASE/gateway/check" -H "Authorization: Bearer $J" -H "X-Original-URI: /mcp")"
+id_jag "$SAML/bench-1.b64" -d "audience=https://elsewhere.example/as" >/dev/null
+expect_eq "an audience not in id_jag.audiences: 400" 400 "$(cat "$TMP/status")"
+expect_contains "  invalid_target" '"error":"invalid_target"' "$(cat "$TMP/body")"
+id_jag "$SAML/bench-1.b64" -d "audience=$RS" -d "audience=https://elsewhere.example/as" >/dev/null
+expect_eq "two audiences: 400 invalid_request" 400 "$(cat "$TMP/status")"
+id_jag "$SAML/bench-1.b64" -d "audience=$RS" -d "resource=https://mcp.example/trading" >/dev/null
+expect_eq "a resource the rule does not allow: 400" 400 "$(cat "$TMP/status")"
+expect_eq "an ID-JAG for one of our own access tokens: 400" 400 \
+    "$(http_status "$TOKEN_URL" -u "marketpulse-agent:$AGENT" -d "grant_type=$XCHG" \
+        -d "subject_token_type=urn:ietf:params:oauth:token-type:access_token" \
+        --data-urlencode "subject_token=$T" -d "requested_token_type=$IDJAG" -d "audience=$RS")"
+expect_eq "the ID-JAG through the JWT bearer grant without an oidc instance: 400" 400 \
+    "$(http_status "$TOKEN_URL" -u "marketpulse-agent:$AGENT" \
+        -d "grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer" --data-urlencode "assertion=$J")"
+
 # --- the audit trail ------------------------------------------------------------
 stop_daemon
 expect_eq "clean stop" 0 "$DAEMON_STATUS"
@@ -183,6 +228,8 @@ expect_contains "the assertion ID" "\"assertion_id\":\"$(sed -n 's/^assertion //
 expect_contains "the acting client" '"act":"marketpulse-agent"' "$trail"
 expect_contains "a replay is recorded with its reason" 'replay' "$trail"
 expect_contains "a refusal by the mapping names it" 'no rule matched' "$trail"
+expect_contains "the ID-JAG is recorded as issued" "\"issued_token_type\":\"$IDJAG\"" "$trail"
+check "no ID-JAG in the log" bash -c "! grep -qF '$J' '$LOG'"
 check "the trail verifies" "${CTL[@]}" audit verify
 check "no assertion in the log" bash -c "! grep -q 'PHNhbWw\\|<saml' '$LOG'"
 check "no sanitizer report" bash -c "! grep -q 'Sanitizer' '$LOG'"
