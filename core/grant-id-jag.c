@@ -60,8 +60,8 @@ static const char *claim_words(mandate_pool *pool, const json_t *v)
     return out;
 }
 
-/* The words of want (in its order) that are in every non-NULL list of
- * have_a and have_b; NULL when none is. */
+/* The words of want (in its order) that are in both have_a and have_b (a
+ * NULL list holds nothing); NULL when none is. */
 static const char *words_in_both(mandate_pool *pool, const char *want, const char *have_a,
                                  const char *have_b)
 {
@@ -69,8 +69,8 @@ static const char *words_in_both(mandate_pool *pool, const char *want, const cha
     for (const char *p = want; p != NULL && *p != '\0';) {
         p += strspn(p, " ");
         size_t n = strcspn(p, " ");
-        if (n > 0 && (have_a == NULL || mandate_word_list_has(have_a, p, n)) &&
-            (have_b == NULL || mandate_word_list_has(have_b, p, n)) &&
+        if (n > 0 && have_a != NULL && mandate_word_list_has(have_a, p, n) &&
+            have_b != NULL && mandate_word_list_has(have_b, p, n) &&
             (out == NULL || !mandate_word_list_has(out, p, n)))
             out = out ? mandate_pool_printf(pool, "%s %.*s", out, (int)n, p)
                       : mandate_pool_printf(pool, "%.*s", (int)n, p);
