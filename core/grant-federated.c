@@ -48,6 +48,7 @@ static mandate_rc validate_assertion(mandate_http_request *req, const char *toke
                                      mandate_identity *identity_r, mandate_oauth_error *oerr)
 {
     bool any = false;
+    const char *passed = NULL;
     for (size_t i = 0; i < mandate_runtime_instance_count(req->runtime); i++) {
         const mandate_instance *in = mandate_runtime_instance(req->runtime, i);
         if (!in->instantiated || in->handle->plugin->kind != MANDATE_BACKEND)
@@ -60,14 +61,22 @@ static mandate_rc validate_assertion(mandate_http_request *req, const char *toke
         memset(identity_r, 0, sizeof(*identity_r));
         mandate_rc rc = ops->validate_assertion(in->inst, req->pool, token_type, assertion,
                                                 strlen(assertion), identity_r, &err);
-        if (rc == MANDATE_NEXT)
+        if (rc == MANDATE_NEXT) {
+            /* an instance may say why it passed (its issuer, but not this
+             * kind of token): a truer reason than "no backend knows it" */
+            if (err.message[0] != '\0')
+                passed = mandate_pool_printf(req->pool, "%s: %s", in->conf->name, err.message);
             continue;
+        }
         *backend_r = in;
         if (rc == MANDATE_OK)
             return MANDATE_OK;
         if (rc == MANDATE_TEMPFAIL || rc == MANDATE_ERROR) {
             log_error("%s: %s", in->conf->name, err.message);
-            return mandate_oauth_fail_rc(oerr, rc);
+            mandate_oauth_fail_rc(oerr, rc);
+            /* the cause goes to the audit trail too, never to the client */
+            oerr->reason = mandate_pool_printf(req->pool, "%s: %s", in->conf->name, err.message);
+            return rc;
         }
         log_info("subject token refused by %s: %s", in->conf->name, err.message);
         mandate_oauth_fail(oerr, 400, "invalid_grant", "the assertion was refused");
@@ -81,6 +90,7 @@ static mandate_rc validate_assertion(mandate_http_request *req, const char *toke
         return MANDATE_DENIED;
     }
     mandate_oauth_fail(oerr, 400, "invalid_grant", "no enabled backend knows this issuer");
+    oerr->reason = passed;
     return MANDATE_DENIED;
 }
 
