@@ -50,4 +50,4 @@ fi
 flock -u 9
 CHECKS=$((CHECKS + 1))
 pass "npm packages installed: $(cd "$NPM_DIR" && node -p \
-    "['jose','openid-client','@modelcontextprotocol/sdk'].map(p => p + ' ' + require('./node_modules/' + p + '/package.json').version).join(', ')")"
+    "['jose','openid-client','@modelcontextprotocol/sdk','@smithy/signature-v4','oidc-provider'].map(p => p + ' ' + require('./node_modules/' + p + '/package.json').version).join(', ')")"
