@@ -90,7 +90,8 @@ static mandate_rc validate_assertion(mandate_http_request *req, const char *toke
         return MANDATE_DENIED;
     }
     mandate_oauth_fail(oerr, 400, "invalid_grant", "no enabled backend knows this issuer");
-    oerr->reason = passed;
+    if (passed != NULL)
+        oerr->reason = passed;
     return MANDATE_DENIED;
 }
 

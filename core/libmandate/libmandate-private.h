@@ -1,6 +1,8 @@
 /* libmandate internals: the HTTP client shared by the token source and the
- * verifier, and small helpers. Nothing here is exported from libmandate.so
- * (its -export-symbols-regex keeps only the client.h names). */
+ * JWKS cache (core/jwks-cache.c, which the verifier and the oidc backend
+ * plugin use), and small helpers. Nothing here is exported from libmandate.so
+ * or from a plugin (their -export-symbols-regex keep only the client.h names
+ * and the plugin descriptor). */
 #ifndef MANDATE_LIBMANDATE_PRIVATE_H
 #define MANDATE_LIBMANDATE_PRIVATE_H
 
