@@ -120,12 +120,24 @@ static void *committer_main(void *arg);
 
 /* --- small helpers -------------------------------------------------------- */
 
+/* SHA-256 fetched once: EVP_sha256() makes OpenSSL 3 look the algorithm up
+ * again on every digest, which costs about as much as hashing a record. */
+static EVP_MD *sha256_fetched;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void sha256_fetch(void)
+{
+    sha256_fetched = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
 static void sha256_hex(const void *data, size_t len, char hex_r[AUDIT_HASH_HEX + 1])
 {
     static const char digits[] = "0123456789abcdef";
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int md_len = 0;
-    if (EVP_Digest(data, len, md, &md_len, EVP_sha256(), NULL) != 1 || md_len != 32)
+    pthread_once(&sha256_once, sha256_fetch);
+    const EVP_MD *sha256 = sha256_fetched != NULL ? sha256_fetched : EVP_sha256();
+    if (EVP_Digest(data, len, md, &md_len, sha256, NULL) != 1 || md_len != 32)
         mandate_die("SHA-256 failed");
     for (unsigned i = 0; i < 32; i++) {
         hex_r[2 * i] = digits[md[i] >> 4];
