@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <jansson.h>
 #include <openssl/evp.h>
@@ -184,6 +185,12 @@ static mandate_rc discover_jwks_uri(const mandate_jwks_cache *c, char **uri_r,
     else if (!mandate_client_url_ok(uri))
         rc = mandate_error_set(err, MANDATE_TEMPFAIL,
                                "%s: jwks_uri is missing or not an http(s) URL", c->what);
+    /* keys found over TLS are fetched over TLS: a discovery document cannot
+     * send us to plain HTTP, where anyone on the path could swap the keys */
+    else if (strncasecmp(c->discovery_url, "https://", 8) == 0 &&
+             strncasecmp(uri, "https://", 8) != 0)
+        rc = mandate_error_set(err, MANDATE_TEMPFAIL,
+                               "%s: jwks_uri is not https while discovery is", c->what);
     else if ((*uri_r = strdup(uri)) == NULL)
         rc = mandate_error_set(err, MANDATE_ERROR, "out of memory");
     json_decref(doc);

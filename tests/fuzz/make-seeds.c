@@ -1,7 +1,8 @@
 /* Makes the seeds of tests/fuzz/corpus that need a signature or a hash
  * chain: jwt (tokens by the keys of fuzz-keys.h), json (metadata, JWK set,
- * token and token response for fuzz-json) and audit (trails written by
- * mandate_audit_append, then tampered with). The other corpora are written
+ * token and token response for fuzz-json), audit (trails written by
+ * mandate_audit_append, then tampered with) and oidc (discovery, JWK set and
+ * tokens of an upstream provider for fuzz-oidc). The other corpora are written
  * by hand. Built with --enable-fuzzing; run once and check the output in:
  *
  *   tests/fuzz/make-seeds $(srcdir)/tests/fuzz/corpus
@@ -20,6 +21,7 @@
 
 #include <jansson.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include "audit-private.h"
 #include "fuzz-common.h"
@@ -353,6 +355,451 @@ static void audit_seeds(void)
           "\n");
 }
 
+/* --- oidc ------------------------------------------------------------------ */
+
+/* For fuzz-oidc: discovery document, JWK set, token, control bytes and a
+ * second JWK set, joined with FUZZ_SEP (see tests/fuzz/fuzz-oidc.c). */
+#define OIDC_ISS "https://idp.example.com/tenant"
+#define OIDC_AUD "api://mandate"
+#define OIDC_BROKER "https://mandate.example.com"
+#define OIDC_JAG_TYP "oauth-id-jag+jwt"
+/* control byte 0 */
+#define OIDC_ID_TOKEN 0x00
+#define OIDC_JWT 0x01
+#define OIDC_ID_JAG 0x02
+#define OIDC_SAML2 0x03
+#define OIDC_ACCEPT_JAG 0x04
+#define OIDC_FIXED_JWKS 0x08
+#define OIDC_AZP 0x10
+#define OIDC_STRICT 0x20
+#define OIDC_ROTATE 0x40
+#define OIDC_TWICE 0x80
+/* control byte 1 */
+#define OIDC_ONLY_JAG 0x04
+
+static const char oidc_discovery[] =
+    "{\"issuer\":\"" OIDC_ISS "\",\"jwks_uri\":\"" OIDC_ISS "/keys\","
+    "\"authorization_endpoint\":\"" OIDC_ISS "/authorize\","
+    "\"token_endpoint\":\"" OIDC_ISS "/token\",\"response_types_supported\":[\"code\"],"
+    "\"subject_types_supported\":[\"public\"],"
+    "\"id_token_signing_alg_values_supported\":[\"RS256\",\"ES256\",\"EdDSA\"]}";
+
+/* n keys named by kids, each JWK as mandate_jwk_from_key writes it; extra
+ * (a JSON array's members, or NULL) goes first. */
+static char *oidc_jwks(EVP_PKEY **keys, const char *const *kids, size_t n, const char *extra)
+{
+    json_t *list = extra != NULL ? json_loads(extra, 0, NULL) : json_array();
+    if (list == NULL)
+        abort();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(list, mandate_jwk_from_key(keys[i], kids[i]));
+    json_t *doc = json_pack("{s:o}", "keys", list);
+    char *s = json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
+    return s;
+}
+
+static void oidc_seed(const char *name, const char *disc, const char *jwks, const char *token,
+                      const unsigned char *ctl, size_t ctl_len, const char *jwks2)
+{
+    size_t cap = strlen(disc) + strlen(jwks) + strlen(token) + ctl_len +
+                 (jwks2 != NULL ? strlen(jwks2) : 0) + 4 * FUZZ_SEP_LEN + 1;
+    char *s = malloc(cap);
+    size_t len =
+        (size_t)snprintf(s, cap, "%s" FUZZ_SEP "%s" FUZZ_SEP "%s" FUZZ_SEP, disc, jwks, token);
+    memcpy(s + len, ctl, ctl_len);
+    len += ctl_len;
+    if (jwks2 != NULL)
+        len += (size_t)snprintf(s + len, cap - len, FUZZ_SEP "%s", jwks2);
+    put("oidc", name, s, len);
+    free(s);
+}
+
+/* One control byte. */
+#define CTL(b) ((const unsigned char[]){(b)}), 1
+
+/* Claims of an ID token (kind 0), an access token (1) or an ID-JAG (2). */
+static json_t *oidc_claims(int kind)
+{
+    json_int_t now = (json_int_t)FUZZ_NOW;
+    switch (kind) {
+    case 0:
+        return json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:s, s:s}", "iss", OIDC_ISS,
+                         "sub", "00u1a2b3c4", "aud", OIDC_AUD, "azp", OIDC_AUD, "exp",
+                         now + 3600, "iat", now - 30, "auth_time", now - 60, "nonce", "n-0S6",
+                         "email", "ada@example.com", "name", "Ada");
+    case 1:
+        return json_pack("{s:s, s:s, s:[s,s], s:s, s:s, s:s, s:I, s:I, s:I}", "iss", OIDC_ISS,
+                         "sub", "svc-build", "aud", OIDC_AUD, "0b5c7f3e-client", "azp",
+                         "0b5c7f3e-client", "client_id", "0b5c7f3e-client", "scope",
+                         "openid repo:read", "exp", now + 600, "iat", now - 10, "nbf",
+                         now - 10);
+    default:
+        return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I}", "iss", OIDC_ISS, "sub",
+                         "ada@example.com", "aud", OIDC_BROKER, "client_id", "agent-7", "jti",
+                         "jag-5f1e", "scope", "mcp:call", "exp", now + 120, "iat", now);
+    }
+}
+
+static char *oidc_sign(EVP_PKEY *key, const char *kid, const char *typ, json_t *c)
+{
+    char *t = mandate_jws_sign(key, kid, typ, c);
+    json_decref(c);
+    if (t == NULL)
+        abort();
+    return t;
+}
+
+/* "h.p.s" with an HMAC-SHA256 keyed with secret: the old confusion of a
+ * verifier that takes the header's alg and the public key as an HMAC key. */
+static char *hs256_jws(const char *header, const char *payload, const void *secret,
+                       size_t secret_len)
+{
+    char *t = raw_jws(header, payload);
+    t[strlen(t) - 5] = '\0'; /* drop ".c2ln" */
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned mac_len = 0;
+    if (HMAC(EVP_sha256(), secret, (int)secret_len, (const unsigned char *)t, strlen(t), mac,
+             &mac_len) == NULL)
+        abort();
+    char *sig = b64url(mac, mac_len);
+    size_t len = strlen(t) + strlen(sig) + 2;
+    char *jws = malloc(len);
+    snprintf(jws, len, "%s.%s", t, sig);
+    free(t), free(sig);
+    return jws;
+}
+
+static void oidc_seeds(EVP_PKEY **keys)
+{
+    static const char *const kids[] = {"ec-1", "rsa-1", "ed-1"};
+    EVP_PKEY *rogue = mandate_jose_keygen(MANDATE_JWS_ES256);
+    if (rogue == NULL)
+        abort();
+    const char *disc = oidc_discovery;
+    /* the provider's keys, besides a symmetric key and an encryption key
+     * (both to be skipped) */
+    char *jwks =
+        oidc_jwks(keys, kids, 3,
+                  "[{\"kty\":\"oct\",\"k\":\"c2VjcmV0\",\"kid\":\"sym\"},"
+                  "{\"kty\":\"EC\",\"crv\":\"P-256\",\"use\":\"enc\",\"kid\":\"enc-1\","
+                  "\"x\":\"AA\",\"y\":\"AA\"}]");
+    char *t;
+    json_t *c;
+
+    /* valid tokens of each kind and each key */
+    t = oidc_sign(keys[0], "ec-1", "JWT", oidc_claims(0));
+    oidc_seed("id-token-es256", disc, jwks, t, CTL(OIDC_ID_TOKEN), NULL);
+    oidc_seed("id-token-strict", disc, jwks, t, CTL(OIDC_ID_TOKEN | OIDC_STRICT | OIDC_AZP),
+              NULL);
+    oidc_seed("id-token-fixed-jwks", "", jwks, t, CTL(OIDC_ID_TOKEN | OIDC_FIXED_JWKS), NULL);
+    oidc_seed("id-token-as-saml2", disc, jwks, t, CTL(OIDC_SAML2), NULL);
+    /* the keys refreshed 301 s later: the provider is down (degraded), or
+     * a day later (past jwks_max_age: unavailable) */
+    oidc_seed("refresh-provider-down", disc, jwks, t,
+              (const unsigned char[]){OIDC_ID_TOKEN | OIDC_TWICE, 2}, 2, "HTTP 503\n{}");
+    oidc_seed("keys-past-max-age", disc, jwks, t,
+              (const unsigned char[]){OIDC_ID_TOKEN | OIDC_TWICE, 3}, 2, "HTTP 000\n");
+    oidc_seed("refresh-keys-rotated-away", disc, jwks, t,
+              (const unsigned char[]){OIDC_ID_TOKEN | OIDC_TWICE, 2}, 2,
+              "{\"keys\":[{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"kid\":\"ed-9\","
+              "\"x\":\"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo\"}]}");
+    /* the keys rotated: the kid is unknown in the first set, found in the
+     * second */
+    char *jwks_old = oidc_jwks(keys + 1, kids + 1, 1, NULL);
+    oidc_seed("kid-rotated-in", disc, jwks_old, t, CTL(OIDC_ID_TOKEN | OIDC_ROTATE), jwks);
+    oidc_seed("kid-unknown-no-refetch", disc, jwks_old, t, CTL(OIDC_ID_TOKEN), jwks);
+    free(jwks_old);
+    free(t);
+
+    t = oidc_sign(keys[1], "rsa-1", "JWT", oidc_claims(0));
+    oidc_seed("id-token-rs256", disc, jwks, t, CTL(OIDC_ID_TOKEN), NULL);
+    oidc_seed("rs256-not-in-algorithms", disc, jwks, t, CTL(OIDC_ID_TOKEN | OIDC_STRICT), NULL);
+    free(t);
+    t = oidc_sign(keys[2], "ed-1", NULL, oidc_claims(0));
+    oidc_seed("id-token-eddsa", disc, jwks, t, CTL(OIDC_ID_TOKEN), NULL);
+    free(t);
+    t = oidc_sign(keys[0], "ec-1", "at+jwt", oidc_claims(1));
+    oidc_seed("jwt-at-es256", disc, jwks, t, CTL(OIDC_JWT), NULL);
+    oidc_seed("jwt-azp-not-authorized", disc, jwks, t, CTL(OIDC_JWT | OIDC_AZP), NULL);
+    /* typ confusion: an access token taken for an ID token */
+    oidc_seed("typ-at-jwt-as-id-token", disc, jwks, t, CTL(OIDC_ID_TOKEN), NULL);
+    free(t);
+    t = oidc_sign(keys[2], "ed-1", "application/at+jwt", oidc_claims(1));
+    oidc_seed("jwt-eddsa", disc, jwks, t, CTL(OIDC_JWT | OIDC_FIXED_JWKS), NULL);
+    free(t);
+
+    t = oidc_sign(keys[0], "ec-1", OIDC_JAG_TYP, oidc_claims(2));
+    oidc_seed("id-jag-es256", disc, jwks, t, CTL(OIDC_ID_JAG | OIDC_ACCEPT_JAG), NULL);
+    /* the same ID-JAG twice, at once: a replay */
+    oidc_seed("id-jag-replayed", disc, jwks, t,
+              (const unsigned char[]){OIDC_ID_JAG | OIDC_ACCEPT_JAG | OIDC_TWICE, 0}, 2, NULL);
+    oidc_seed("id-jag-not-accepted", disc, jwks, t, CTL(OIDC_ID_JAG), NULL);
+    /* typ confusion: an ID-JAG offered as an ID token or a JWT */
+    oidc_seed("typ-jag-as-id-token", disc, jwks, t, CTL(OIDC_ID_TOKEN | OIDC_ACCEPT_JAG), NULL);
+    oidc_seed("typ-jag-as-jwt-not-accepted", disc, jwks, t, CTL(OIDC_JWT), NULL);
+    free(t);
+    t = oidc_sign(keys[1], "rsa-1", "application/" OIDC_JAG_TYP, oidc_claims(2));
+    oidc_seed("id-jag-rs256", disc, jwks, t, CTL(OIDC_ID_JAG | OIDC_ACCEPT_JAG | OIDC_AZP),
+              NULL);
+    free(t);
+    /* an ID-JAG without its typ, jti, client_id, iat; one too long-lived */
+    t = oidc_sign(keys[2], "ed-1", "JWT", oidc_claims(2));
+    oidc_seed("id-jag-typ-jwt", disc, jwks, t, CTL(OIDC_ID_JAG | OIDC_ACCEPT_JAG), NULL);
+    free(t);
+    static const char *const jag_drop[] = {"jti", "client_id", "iat"};
+    for (size_t i = 0; i < 3; i++) {
+        c = oidc_claims(2);
+        json_object_del(c, jag_drop[i]);
+        t = oidc_sign(keys[2], "ed-1", OIDC_JAG_TYP, c);
+        char name[64];
+        snprintf(name, sizeof(name), "id-jag-no-%s", jag_drop[i]);
+        oidc_seed(name, disc, jwks, t, CTL(OIDC_ID_JAG | OIDC_ACCEPT_JAG), NULL);
+        free(t);
+    }
+    c = oidc_claims(2);
+    json_object_set_new(c, "exp", json_integer((json_int_t)FUZZ_NOW + 3600));
+    t = oidc_sign(keys[0], "ec-1", OIDC_JAG_TYP, c);
+    oidc_seed("id-jag-long-lived", disc, jwks, t,
+              CTL(OIDC_ID_JAG | OIDC_ACCEPT_JAG | OIDC_STRICT), NULL);
+    free(t);
+    char long_id[300];
+    memset(long_id, 'j', sizeof(long_id) - 1);
+    long_id[sizeof(long_id) - 1] = '\0';
+    c = oidc_claims(2);
+    json_object_set_new(c, "jti", json_string(long_id));
+    t = oidc_sign(keys[0], "ec-1", OIDC_JAG_TYP, c);
+    oidc_seed("id-jag-jti-too-long", disc, jwks, t, CTL(OIDC_ID_JAG | OIDC_ACCEPT_JAG), NULL);
+    free(t);
+    /* an instance that takes ID-JAGs only: an ID token, and an ID-JAG
+     * offered as an ID token, are passed on with the reason */
+    t = oidc_sign(keys[0], "ec-1", OIDC_JAG_TYP, oidc_claims(2));
+    oidc_seed("only-jag-typ-jag-as-id-token", disc, jwks, t,
+              (const unsigned char[]){OIDC_ID_TOKEN, OIDC_ONLY_JAG}, 2, NULL);
+    oidc_seed("only-jag-id-jag", disc, jwks, t,
+              (const unsigned char[]){OIDC_ID_JAG, OIDC_ONLY_JAG}, 2, NULL);
+    free(t);
+    oidc_seed("only-jag-malformed-jwt", disc, jwks,
+              "eyJhbGciOiJFUzI1NiJ9.eyJpc3MiOiJodHRwczovL2lkcC5leGFtcGxlLmNvbS90ZW5hbnQifQ.",
+              (const unsigned char[]){OIDC_JWT, OIDC_ONLY_JAG}, 2, NULL);
+    /* a long kid and a long aud, quoted short in the messages */
+    t = oidc_sign(keys[0], long_id, "JWT", oidc_claims(0));
+    oidc_seed("kid-long-unknown", disc, jwks, t, CTL(OIDC_ID_TOKEN | OIDC_ROTATE), NULL);
+    free(t);
+    c = oidc_claims(0);
+    json_object_set_new(c, "aud", json_string(long_id));
+    t = oidc_sign(keys[0], "ec-1", "JWT", c);
+    oidc_seed("claim-aud-long", disc, jwks, t, CTL(OIDC_ID_TOKEN), NULL);
+    free(t);
+
+    /* claims refused after a good signature */
+    struct {
+        const char *name, *claim, *value; /* value: JSON; NULL: removed */
+    } bad[] = {
+        {"claim-expired", "exp", "1899990000"},
+        {"claim-exp-in-skew", "exp", "1899999950"},
+        {"claim-exp-string", "exp", "\"1900003600\""},
+        {"claim-exp-real", "exp", "1900003600.5"},
+        {"claim-exp-huge", "exp", "253402300800"},
+        {"claim-exp-real-huge", "exp", "1e300"},
+        {"claim-exp-negative", "exp", "-1"},
+        {"claim-no-exp", "exp", NULL},
+        {"claim-nbf-future", "nbf", "1900000600"},
+        {"claim-iat-future", "iat", "1900000600"},
+        {"claim-no-sub", "sub", NULL},
+        {"claim-sub-empty", "sub", "\"\""},
+        {"claim-sub-number", "sub", "7"},
+        {"claim-aud-other", "aud", "\"api://other\""},
+        {"claim-aud-array-no-azp", "aud", "[\"api://mandate\",\"0b5c7f3e-client\"]"},
+        {"claim-aud-array-one-no-azp", "aud", "[\"api://mandate\"]"},
+        {"claim-aud-array-number", "aud", "[\"api://mandate\",7]"},
+        {"claim-aud-object", "aud", "{\"a\":\"api://mandate\"}"},
+        {"claim-no-aud", "aud", NULL},
+        {"claim-azp-other", "azp", "\"evil-client\""},
+        {"claim-azp-number", "azp", "1"},
+        {"claim-auth-time-string", "auth_time", "\"yesterday\""},
+        {"claim-jti-empty", "jti", "\"\""},
+        {"claim-iss-trailing-slash", "iss", "\"" OIDC_ISS "/\""},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        c = oidc_claims(0);
+        if (bad[i].value == NULL) {
+            json_object_del(c, bad[i].claim);
+        } else {
+            json_t *v = json_loads(bad[i].value, JSON_DECODE_ANY, NULL);
+            if (v == NULL)
+                abort();
+            json_object_set_new(c, bad[i].claim, v);
+        }
+        if (strstr(bad[i].name, "no-azp") != NULL)
+            json_object_del(c, "azp");
+        t = oidc_sign(keys[0], "ec-1", "JWT", c);
+        oidc_seed(bad[i].name, disc, jwks, t, CTL(OIDC_ID_TOKEN), NULL);
+        free(t);
+    }
+
+    /* another provider's token: passed on */
+    c = oidc_claims(0);
+    json_object_set_new(c, "iss", json_string("https://accounts.example.org"));
+    t = oidc_sign(keys[0], "ec-1", "JWT", c);
+    oidc_seed("other-issuer-token", disc, jwks, t, CTL(OIDC_ID_TOKEN), NULL);
+    free(t);
+
+    /* known attacks on the signature */
+    json_t *claims0 = oidc_claims(0);
+    char *payload = json_dumps(claims0, JSON_COMPACT);
+    json_decref(claims0);
+    t = raw_jws("{\"alg\":\"none\",\"typ\":\"JWT\",\"kid\":\"ec-1\"}", payload);
+    t[strlen(t) - 4] = '\0';
+    oidc_seed("alg-none", disc, jwks, t, CTL(OIDC_ID_TOKEN), NULL);
+    free(t);
+    t = raw_jws("{\"alg\":\"NONE\",\"kid\":\"ec-1\"}", payload);
+    oidc_seed("alg-none-upper", disc, jwks, t, CTL(OIDC_ID_TOKEN | OIDC_ACCEPT_JAG), NULL);
+    free(t);
+    /* HS256 keyed with the provider's public key: its PEM, its JWK */
+    BIO *bio = BIO_new(BIO_s_mem());
+    char *pem = NULL;
+    if (bio == NULL || PEM_write_bio_PUBKEY(bio, keys[1]) != 1)
+        abort();
+    long pem_len = BIO_get_mem_data(bio, &pem);
+    t = hs256_jws("{\"alg\":\"HS256\",\"typ\":\"JWT\",\"kid\":\"rsa-1\"}", payload, pem,
+                  (size_t)pem_len);
+    oidc_seed("hs256-public-key-pem", disc, jwks, t, CTL(OIDC_ID_TOKEN), NULL);
+    free(t);
+    BIO_free(bio);
+    json_t *jwk = mandate_jwk_from_key(keys[0], "ec-1");
+    char *jwk_text = json_dumps(jwk, JSON_COMPACT);
+    json_decref(jwk);
+    t = hs256_jws("{\"alg\":\"HS256\",\"kid\":\"ec-1\"}", payload, jwk_text, strlen(jwk_text));
+    oidc_seed("hs256-public-key-jwk", disc, jwks, t, CTL(OIDC_JWT), NULL);
+    free(t);
+    free(jwk_text);
+    /* kid confusion: ES256 over the RSA key's kid; a rogue key's signature
+     * under a published kid, also when the rogue key is published second
+     * under the same kid (the first is kept);
+     * no kid; a kid that is no string */
+    t = oidc_sign(keys[0], "rsa-1", "JWT", oidc_claims(0));
+    oidc_seed("kid-confusion-other-key-type", disc, jwks, t, CTL(OIDC_ID_TOKEN), NULL);
+    free(t);
+    t = oidc_sign(rogue, "ec-1", "JWT", oidc_claims(0));
+    oidc_seed("kid-confusion-rogue-key", disc, jwks, t, CTL(OIDC_ID_TOKEN), NULL);
+    char *jwks_dup = oidc_jwks((EVP_PKEY *[]){keys[0], rogue},
+                               (const char *const[]){"ec-1", "ec-1"}, 2, NULL);
+    oidc_seed("kid-duplicate-rogue-second", disc, jwks_dup, t, CTL(OIDC_ID_TOKEN), NULL);
+    free(jwks_dup);
+    free(t);
+    t = raw_jws("{\"alg\":\"ES256\",\"typ\":\"JWT\"}", payload);
+    oidc_seed("kid-missing", disc, jwks, t, CTL(OIDC_ID_TOKEN), NULL);
+    free(t);
+    t = raw_jws("{\"alg\":\"ES256\",\"typ\":\"JWT\",\"kid\":[\"ec-1\"]}", payload);
+    oidc_seed("kid-array", disc, jwks, t, CTL(OIDC_ID_TOKEN), NULL);
+    free(t);
+    t = raw_jws("{\"alg\":\"ES256\",\"typ\":\"JWT\",\"kid\":\"../../ec-1\"}", payload);
+    oidc_seed("kid-path", disc, jwks, t, CTL(OIDC_ID_TOKEN | OIDC_ROTATE), NULL);
+    free(t);
+    t = raw_jws("{\"alg\":\"ES256\",\"kid\":\"ec-1\",\"crit\":[\"exp\"]}", payload);
+    oidc_seed("crit", disc, jwks, t, CTL(OIDC_ID_TOKEN), NULL);
+    free(t);
+    t = raw_jws("{\"alg\":\"EdDSA\",\"kid\":\"ec-1\",\"jwk\":{\"kty\":\"OKP\"}}", payload);
+    oidc_seed("alg-of-other-key", disc, jwks, t, CTL(OIDC_ID_TOKEN), NULL);
+    free(t);
+
+    /* oversized: past max_token_size (16384), and past 1024 */
+    c = oidc_claims(0);
+    char *pad = malloc(17000);
+    memset(pad, 'p', 16999);
+    pad[16999] = '\0';
+    json_object_set_new(c, "pad", json_string(pad));
+    free(pad);
+    char *big = json_dumps(c, JSON_COMPACT);
+    json_decref(c);
+    t = raw_jws("{\"alg\":\"ES256\",\"typ\":\"JWT\",\"kid\":\"ec-1\"}", big);
+    oidc_seed("oversized", disc, jwks, t, CTL(OIDC_ID_TOKEN), NULL);
+    oidc_seed("oversized-not-accepted", disc, jwks, t, CTL(OIDC_ID_JAG), NULL);
+    free(t);
+    free(big);
+    /* past 64 KiB, where the plugin no longer reads the iss */
+    big = malloc(70000);
+    memset(big, 'A', 69999);
+    big[69999] = '\0';
+    memcpy(big, "eyJhbGciOiJFUzI1NiJ9.", 21);
+    oidc_seed("oversized-64k", disc, jwks, big, CTL(OIDC_ID_TOKEN), NULL);
+    free(big);
+    c = oidc_claims(0);
+    json_object_set_new(c, "groups",
+                        json_pack("[s,s,s,s,s,s,s,s]", "engineering-platform-admins",
+                                  "engineering-platform-oncall", "finance-read-only-auditors",
+                                  "mcp-agents-production", "mcp-agents-staging",
+                                  "security-incident-responders", "sre-database-owners",
+                                  "support-tier-two-escalations"));
+    json_object_set_new(c, "picture",
+                        json_string("https://idp.example.com/avatars/00u1a2b3c4/"
+                                    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b78"
+                                    "52b855.png?size=256&format=png&v=20300317"));
+    json_object_set_new(c, "address",
+                        json_pack("{s:s, s:s, s:s, s:s}", "street_address",
+                                  "1 Analytical Engine Way", "locality", "London",
+                                  "postal_code", "EC1A 1BB", "country", "GB"));
+    t = oidc_sign(keys[2], "ed-1", "JWT", c);
+    oidc_seed("over-1024-strict", disc, jwks, t, CTL(OIDC_ID_TOKEN | OIDC_STRICT), NULL);
+    free(t);
+
+    /* the provider's side: discovery of another issuer, no jwks_uri, an
+     * http jwks_uri elsewhere, errors, nonsense, JWK sets without usable
+     * keys */
+    t = oidc_sign(keys[0], "ec-1", "JWT", oidc_claims(0));
+    oidc_seed("discovery-other-issuer",
+              "{\"issuer\":\"https://evil.example\",\"jwks_uri\":"
+              "\"https://evil.example/keys\"}",
+              jwks, t, CTL(OIDC_ID_TOKEN), NULL);
+    oidc_seed("discovery-issuer-slash",
+              "{\"issuer\":\"" OIDC_ISS "/\",\"jwks_uri\":\"" OIDC_ISS "/keys\"}", jwks, t,
+              CTL(OIDC_ID_TOKEN), NULL);
+    oidc_seed("discovery-no-jwks-uri", "{\"issuer\":\"" OIDC_ISS "\"}", jwks, t,
+              CTL(OIDC_ID_TOKEN), NULL);
+    oidc_seed("discovery-jwks-uri-ftp",
+              "{\"issuer\":\"" OIDC_ISS "\",\"jwks_uri\":"
+              "\"ftp://idp.example.com/keys\"}",
+              jwks, t, CTL(OIDC_ID_TOKEN), NULL);
+    oidc_seed("discovery-jwks-uri-http",
+              "{\"issuer\":\"" OIDC_ISS "\",\"jwks_uri\":"
+              "\"http://10.0.0.1:8080/keys\"}",
+              jwks, t, CTL(OIDC_ID_TOKEN), NULL);
+    oidc_seed("discovery-duplicate-issuer",
+              "{\"issuer\":\"https://evil.example\",\"issuer\":\"" OIDC_ISS
+              "\",\"jwks_uri\":\"" OIDC_ISS "/keys\"}",
+              jwks, t, CTL(OIDC_ID_TOKEN), NULL);
+    oidc_seed("discovery-404", "HTTP 404\n<html>not found</html>", jwks, t, CTL(OIDC_ID_TOKEN),
+              NULL);
+    oidc_seed("discovery-redirect", "HTTP 302\n", jwks, t, CTL(OIDC_ID_TOKEN), NULL);
+    oidc_seed("discovery-array", "[\"" OIDC_ISS "\"]", jwks, t, CTL(OIDC_ID_TOKEN), NULL);
+    oidc_seed("jwks-503", disc, "HTTP 503\n{\"error\":\"unavailable\"}", t,
+              CTL(OIDC_ID_TOKEN | OIDC_ROTATE), NULL);
+    oidc_seed("jwks-unreachable", disc, "HTTP 000\n", t, CTL(OIDC_ID_TOKEN), NULL);
+    oidc_seed("jwks-keys-object", disc, "{\"keys\":{\"kid\":\"ec-1\",\"kty\":\"EC\"}}", t,
+              CTL(OIDC_ID_TOKEN), NULL);
+    oidc_seed("jwks-no-usable-key", disc,
+              "{\"keys\":[{\"kid\":\"ec-1\",\"kty\":\"EC\",\"crv\":\"P-384\",\"x\":\"AA\","
+              "\"y\":\"AA\"},{\"kid\":\"rsa-1\",\"kty\":\"RSA\",\"n\":\"AQAB\",\"e\":\"AQAB\"},"
+              "{\"kid\":\"ed-1\",\"kty\":\"OKP\",\"crv\":\"Ed448\",\"x\":\"AA\"},"
+              "{\"kid\":\"\",\"kty\":\"oct\",\"k\":\"c2VjcmV0\"},{\"kty\":\"EC\"},7,null,"
+              "{\"kid\":7}]}",
+              t, CTL(OIDC_ID_TOKEN), NULL);
+    oidc_seed("jwks-empty", disc, "{\"keys\":[]}", t, CTL(OIDC_ID_TOKEN | OIDC_TWICE), NULL);
+    oidc_seed("jwks-bare-array", disc, "[]", t, CTL(OIDC_ID_TOKEN | OIDC_FIXED_JWKS), NULL);
+    oidc_seed("nothing", "", "", "", CTL(OIDC_ID_TOKEN), NULL);
+    free(t);
+    oidc_seed("not-a-jwt", disc, jwks, "mnd_0123456789abcdef", CTL(OIDC_JWT), NULL);
+    oidc_seed("jwt-two-parts", disc, jwks,
+              "eyJhbGciOiJFUzI1NiJ9.eyJpc3MiOiJodHRwczovL2lkcC5l"
+              "eGFtcGxlLmNvbS90ZW5hbnQifQ",
+              CTL(OIDC_JWT), NULL);
+
+    free(payload);
+    free(jwks);
+    EVP_PKEY_free(rogue);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -366,6 +813,7 @@ int main(int argc, char **argv)
     jwt_seeds(keys);
     json_seeds(keys);
     audit_seeds();
+    oidc_seeds(keys);
     for (int i = 0; i < 3; i++)
         EVP_PKEY_free(keys[i]);
     return 0;
