@@ -343,7 +343,6 @@ mandate_rc mandate_http_start(const mandate_config *config, mandate_http_handler
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)config->connection_timeout,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)config->connection_limit,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-        MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
         MHD_OPTION_ARRAY, tls_opts,
         MHD_OPTION_END);
     if (srv->daemon == NULL) {

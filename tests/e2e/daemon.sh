@@ -20,6 +20,17 @@ check "request id on the log line" wait_for_log "$LOG" "[$rid] GET /healthz 200"
 expect_eq "readyz" '{"status":"ready","store":"ok"}' "$(curl -s "$BASE/readyz")"
 expect_eq "HEAD healthz" 200 "$(http_status "$BASE/healthz" -I)"
 
+# a second daemon on a port in use fails, rather than silently taking half
+# of the connections (SO_REUSEPORT)
+sed "s|listen = \"127.0.0.1:0\"|listen = \"127.0.0.1:$PORT\"|" "$CONF" >"$STATE/same-port.conf"
+check "the copy listens on the daemon's port" grep -q "127.0.0.1:$PORT" "$STATE/same-port.conf"
+"$MANDATED" -c "$STATE/same-port.conf" >"$TMP/same-port.log" 2>&1 &
+second=$!
+PIDS="$PIDS $second"
+for _ in $(seq 1 100); do kill -0 "$second" 2>/dev/null || break; sleep 0.05; done
+check "a second daemon on the same port exits" bash -c "! kill -0 $second 2>/dev/null"
+expect_contains "  and says why" "Address already in use" "$(cat "$TMP/same-port.log")"
+
 # errors are JSON with the right status
 expect_eq "unknown path 404" 404 "$(http_status "$BASE/nope")"
 expect_eq "404 body" '{"error":"not_found","error_description":"no such endpoint"}' \
