@@ -5,7 +5,6 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/rand.h>
 
 #include "host-private.h"
@@ -67,11 +66,15 @@ static mandate_rc host_keyed_hash(const mandate_host *host, const void *data, si
                                   unsigned char out[32], mandate_error *err)
 {
     const mandate_core_host *h = (const mandate_core_host *)host;
-    const unsigned char *key = mandate_runtime_secret_hash_key(h->runtime);
-    if (key == NULL)
+    const EVP_MAC_CTX *keyed = mandate_runtime_secret_hash(h->runtime);
+    if (keyed == NULL)
         return mandate_error_set(err, MANDATE_ERROR, "no key-encryption key loaded");
-    unsigned int out_len = 0;
-    if (HMAC(EVP_sha256(), key, 32, data, len, out, &out_len) == NULL || out_len != 32)
+    EVP_MAC_CTX *ctx = EVP_MAC_CTX_dup(keyed);
+    size_t out_len = 0;
+    bool ok = ctx != NULL && EVP_MAC_update(ctx, data, len) == 1 &&
+              EVP_MAC_final(ctx, out, &out_len, 32) == 1 && out_len == 32;
+    EVP_MAC_CTX_free(ctx);
+    if (!ok)
         return mandate_error_set(err, MANDATE_ERROR, "HMAC-SHA256 failed");
     return MANDATE_OK;
 }

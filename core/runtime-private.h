@@ -6,6 +6,8 @@
 #ifndef MANDATE_RUNTIME_PRIVATE_H
 #define MANDATE_RUNTIME_PRIVATE_H
 
+#include <openssl/evp.h>
+
 #include <mandate/backend.h>
 #include <mandate/format.h>
 #include <mandate/store.h>
@@ -57,7 +59,9 @@ const mandate_instance *mandate_runtime_instance(const mandate_runtime *runtime,
 /* The store's ops and instance; NULL before the store is instantiated. */
 const mandate_store_ops *mandate_runtime_store(const mandate_runtime *runtime, void **inst_r);
 /* NULL when no key-encryption key was loaded (CHECK_ONLY). */
-const unsigned char *mandate_runtime_secret_hash_key(const mandate_runtime *runtime);
+/* HMAC-SHA256 keyed with the client secret hash key, ready for
+ * EVP_MAC_CTX_dup and update; NULL without a KEK. */
+const EVP_MAC_CTX *mandate_runtime_secret_hash(const mandate_runtime *runtime);
 const unsigned char *mandate_runtime_key_wrap_key(const mandate_runtime *runtime);
 
 /* An instance of a kind by its instance name ("format-jwt"), else the one

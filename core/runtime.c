@@ -4,7 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
+#include <openssl/params.h>
 
 #include "kek-private.h"
 #include "keys-private.h"
@@ -19,7 +21,9 @@ struct mandate_runtime {
     size_t count;
     mandate_instance *store;
     bool have_kek;
-    unsigned char secret_hash_key[32];
+    /* HMAC-SHA256 keyed once with the client secret hash key: a copy per
+     * call costs half of keying afresh (an algorithm fetch and the pads) */
+    EVP_MAC_CTX *secret_hash;
     unsigned char key_wrap_key[32];
     struct mandate_keyring *keyring;
     struct mandate_token_cache *token_cache;
@@ -60,9 +64,9 @@ const mandate_store_ops *mandate_runtime_store(const mandate_runtime *rt, void *
     return rt->store->handle->plugin->ops;
 }
 
-const unsigned char *mandate_runtime_secret_hash_key(const mandate_runtime *rt)
+const EVP_MAC_CTX *mandate_runtime_secret_hash(const mandate_runtime *rt)
 {
-    return rt != NULL && rt->have_kek ? rt->secret_hash_key : NULL;
+    return rt != NULL && rt->have_kek ? rt->secret_hash : NULL;
 }
 
 const unsigned char *mandate_runtime_key_wrap_key(const mandate_runtime *rt)
@@ -123,7 +127,7 @@ static void runtime_destroy(mandate_runtime *rt)
         instance_destroy(&rt->instances[i]);
     free(rt->instances);
     mandate_config_free(&rt->config);
-    OPENSSL_cleanse(rt->secret_hash_key, sizeof(rt->secret_hash_key));
+    EVP_MAC_CTX_free(rt->secret_hash); /* OpenSSL cleanses the key state */
     OPENSSL_cleanse(rt->key_wrap_key, sizeof(rt->key_wrap_key));
     free(rt);
 }
@@ -162,17 +166,34 @@ static bool instance_start(mandate_runtime *rt, mandate_instance *in, mandate_di
     return true;
 }
 
+static EVP_MAC_CTX *hmac_sha256_keyed(const unsigned char key[32])
+{
+    EVP_MAC *hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    EVP_MAC_CTX *ctx = hmac != NULL ? EVP_MAC_CTX_new(hmac) : NULL;
+    EVP_MAC_free(hmac); /* the context holds its own reference */
+    char digest[] = "SHA256";
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+                           OSSL_PARAM_construct_end()};
+    if (ctx == NULL || EVP_MAC_init(ctx, key, 32, params) != 1) {
+        EVP_MAC_CTX_free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
 static bool load_kek(mandate_runtime *rt, mandate_diag *diag)
 {
-    unsigned char kek[MANDATE_KEK_LEN];
+    unsigned char kek[MANDATE_KEK_LEN], hash_key[32];
     mandate_error err = {0};
     mandate_rc rc = mandate_kek_load(rt->config->kek_file, kek, &err);
     if (rc == MANDATE_OK)
-        rc = mandate_kek_derive(kek, "mandate client secret hash v1", rt->secret_hash_key,
-                                &err);
+        rc = mandate_kek_derive(kek, "mandate client secret hash v1", hash_key, &err);
     if (rc == MANDATE_OK)
         rc = mandate_kek_derive(kek, "mandate signing key wrap v1", rt->key_wrap_key, &err);
+    if (rc == MANDATE_OK && (rt->secret_hash = hmac_sha256_keyed(hash_key)) == NULL)
+        rc = mandate_error_set(&err, MANDATE_ERROR, "cannot prepare HMAC-SHA256");
     OPENSSL_cleanse(kek, sizeof(kek));
+    OPENSSL_cleanse(hash_key, sizeof(hash_key));
     if (rc != MANDATE_OK) {
         mandate_diag_add(diag, "%s", err.message);
         return false;

@@ -1087,6 +1087,93 @@ static void test_threads(void **state)
     expect_ok(OPS->ping(fx->inst, &fx->err), &fx->err);
 }
 
+/* Token records put by many threads at once: each is there as soon as
+ * token_put returns (read back at once, by the same thread), none is lost,
+ * and putting one twice, from another thread, is refused. */
+struct token_worker {
+    void *inst;
+    pthread_barrier_t *barrier;
+    int index;
+    int failures;
+    mandate_error err;
+};
+
+static void token_worker_hash(int thread, int i, unsigned char hash[32])
+{
+    memset(hash, 0x5a, 32);
+    hash[0] = (unsigned char)thread;
+    hash[1] = (unsigned char)(i >> 8);
+    hash[2] = (unsigned char)i;
+}
+
+static void *token_worker_main(void *arg)
+{
+    struct token_worker *w = arg;
+    mandate_pool *pool = mandate_pool_new();
+    for (int i = 0; i < PER_THREAD; i++) {
+        unsigned char hash[32];
+        char jti[32];
+        token_worker_hash(w->index, i, hash);
+        snprintf(jti, sizeof(jti), "t%d-%03d", w->index, i);
+        mandate_token_record rec = {.token_hash = hash,
+                                    .token_hash_len = sizeof(hash),
+                                    .jti = jti,
+                                    .client_id = "agent",
+                                    .grant = "{}",
+                                    .issued_at = 1000,
+                                    .expires_at = 2000};
+        mandate_token_record out;
+        if (OPS->token_put(w->inst, &rec, &w->err) != MANDATE_OK)
+            w->failures++;
+        else if (OPS->token_get(w->inst, pool, hash, sizeof(hash), 1500, &out, &w->err) !=
+                     MANDATE_OK ||
+                 out.jti == NULL || strcmp(out.jti, jti) != 0)
+            w->failures++;
+        mandate_pool_clear(pool);
+    }
+    pthread_barrier_wait(w->barrier);
+    unsigned char other[32];
+    token_worker_hash((w->index + 1) % THREADS, 0, other);
+    mandate_token_record again = {.token_hash = other,
+                                  .token_hash_len = sizeof(other),
+                                  .issued_at = 1000,
+                                  .expires_at = 2000};
+    if (OPS->token_put(w->inst, &again, &w->err) != MANDATE_EXISTS)
+        w->failures++;
+    mandate_pool_free(&pool);
+    return NULL;
+}
+
+static void test_token_threads(void **state)
+{
+    struct store_fx *fx = *state;
+    pthread_t threads[THREADS];
+    struct token_worker workers[THREADS];
+    pthread_barrier_t barrier;
+    pthread_barrier_init(&barrier, NULL, THREADS);
+    for (int i = 0; i < THREADS; i++) {
+        workers[i] = (struct token_worker){.inst = fx->inst, .barrier = &barrier, .index = i};
+        assert_int_equal(pthread_create(&threads[i], NULL, token_worker_main, &workers[i]), 0);
+    }
+    for (int i = 0; i < THREADS; i++)
+        pthread_join(threads[i], NULL);
+    pthread_barrier_destroy(&barrier);
+    for (int i = 0; i < THREADS; i++)
+        if (workers[i].failures != 0)
+            fail_msg("thread %d: %d failures, last: %s", i, workers[i].failures,
+                     workers[i].err.message);
+    assert_int_equal(raw_int(fx, "SELECT count(*) FROM tokens"), THREADS * PER_THREAD);
+    for (int t = 0; t < THREADS; t++)
+        for (int i = 0; i < PER_THREAD; i++) {
+            unsigned char hash[32];
+            mandate_token_record out;
+            token_worker_hash(t, i, hash);
+            expect_ok(
+                OPS->token_get(fx->inst, fx->pool, hash, sizeof(hash), 1500, &out, &fx->err),
+                &fx->err);
+        }
+}
+
 /* The same replay id claimed by many threads of two instances at once:
  * exactly one wins. */
 struct claimer {
@@ -1385,6 +1472,7 @@ int store_conformance_run(const store_target *t)
         READY(test_live_lists),
         READY(test_two_instances),
         READY(test_threads),
+        READY(test_token_threads),
         READY(test_replay_race),
     };
 #undef OPEN

@@ -22,6 +22,7 @@
 #include <mandate/store.h>
 
 #include "fake-host.h"
+#include "pool-private.h"
 #include "store-conformance.h"
 
 extern const mandate_plugin mandate_plugin_sqlite;
@@ -217,6 +218,70 @@ static void test_instantiate_failures(void **state)
     store_remove(s);
 }
 
+/* No connection that serves a request checkpoints: the checkpoint thread
+ * copies the WAL into the database file, and makes the WAL start over once it
+ * holds four times checkpoint_pages pages; every record stays readable. */
+static void test_checkpoint_thread(void **state)
+{
+    (void)state;
+    mandate_error err = {0};
+    struct sqlite_store *s = store_create();
+    void *inst = store_inst_new(s);
+    assert_int_equal(fake_conf_set(P, inst, "checkpoint_pages", "99"), -1);
+    assert_int_equal(fake_conf_set(P, inst, "checkpoint_pages", "100"), 0);
+    assert_int_equal(P->instantiate(inst, fake_host_get(), &err), MANDATE_OK);
+    store_expect_ok(OPS->migrate(inst, &err), &err);
+    char wal[160];
+    snprintf(wal, sizeof(wal), "%s-wal", s->path);
+    struct stat st;
+    assert_int_equal(stat(s->path, &st), 0);
+    off_t db_before = st.st_size;
+
+    /* a commit of three or four pages each, in rounds the thread can catch
+     * up with (the WAL may overshoot by what one checkpoint lets through) */
+    enum { N = 2000, ROUND = 200 };
+    for (int i = 0; i < N; i++) {
+        unsigned char hash[32];
+        memset(hash, 0xc3, sizeof(hash));
+        hash[0] = (unsigned char)(i >> 8);
+        hash[1] = (unsigned char)i;
+        mandate_token_record rec = {.token_hash = hash,
+                                    .token_hash_len = sizeof(hash),
+                                    .jti = "a-jti-of-some-length-0123456789",
+                                    .client_id = "agent",
+                                    .grant = "{\"scope\":\"read write\"}",
+                                    .issued_at = 1000,
+                                    .expires_at = 2000};
+        store_expect_ok(OPS->token_put(inst, &rec, &err), &err);
+        if (i % ROUND == ROUND - 1)
+            usleep(200 * 1000);
+    }
+    /* the thread copied pages into the database file (nothing else
+     * checkpoints while the instance is open) */
+    assert_int_equal(stat(s->path, &st), 0);
+    assert_true(st.st_size > db_before + 256 * 1024);
+    /* and the WAL started over rather than growing with every commit: its
+     * file would hold about 27 MiB, where a round is about 3 MiB */
+    assert_int_equal(stat(wal, &st), 0);
+    assert_true(st.st_size < 12 * 1024 * 1024);
+
+    mandate_pool *pool = mandate_pool_new();
+    for (int i = 0; i < N; i++) {
+        unsigned char hash[32];
+        mandate_token_record out;
+        memset(hash, 0xc3, sizeof(hash));
+        hash[0] = (unsigned char)(i >> 8);
+        hash[1] = (unsigned char)i;
+        store_expect_ok(OPS->token_get(inst, pool, hash, sizeof(hash), 1500, &out, &err), &err);
+        mandate_pool_clear(pool);
+    }
+    mandate_pool_free(&pool);
+    store_inst_free(inst);
+    /* the last connection closed: SQLite copied the rest and removed the WAL */
+    assert_int_not_equal(stat(wal, &st), 0);
+    store_remove(s);
+}
+
 int main(void)
 {
     int failures = store_conformance_run(&sqlite_target);
@@ -224,6 +289,7 @@ int main(void)
         cmocka_unit_test(test_descriptor),
         cmocka_unit_test_setup_teardown(test_file, store_fx_setup_open, store_fx_teardown),
         cmocka_unit_test(test_instantiate_failures),
+        cmocka_unit_test(test_checkpoint_thread),
     };
     return failures + cmocka_run_group_tests_name("sqlite store", tests, NULL, NULL);
 }

@@ -56,6 +56,9 @@ struct opaque_inst {
     const mandate_host *host;
     size_t prefix_len;
     size_t body_len; /* base64url characters after the prefix */
+    /* fetched once: EVP_sha256() makes OpenSSL 3 look SHA-256 up again on
+     * every digest, which costs more than hashing a token */
+    EVP_MD *sha256;
 };
 
 /* --- the token ---------------------------------------------------------------- */
@@ -66,11 +69,11 @@ static bool b64url_char(unsigned char c)
            c == '-' || c == '_';
 }
 
-static mandate_rc token_hash(const char *token, size_t len, unsigned char hash[OPAQUE_HASH_LEN],
-                             mandate_error *err)
+static mandate_rc token_hash(const struct opaque_inst *inst, const char *token, size_t len,
+                             unsigned char hash[OPAQUE_HASH_LEN], mandate_error *err)
 {
     unsigned int hash_len = 0;
-    if (EVP_Digest(token, len, hash, &hash_len, EVP_sha256(), NULL) != 1 ||
+    if (EVP_Digest(token, len, hash, &hash_len, inst->sha256, NULL) != 1 ||
         hash_len != OPAQUE_HASH_LEN)
         return mandate_error_set(err, MANDATE_ERROR, "opaque: SHA-256 failed");
     return MANDATE_OK;
@@ -191,7 +194,7 @@ static mandate_rc opaque_mint(void *inst_, mandate_pool *pool, const mandate_gra
     } else {
         memcpy(token, inst->prefix, inst->prefix_len);
         mandate_b64url_encode(rnd, n, token + inst->prefix_len);
-        rc = token_hash(token, len, hash, err);
+        rc = token_hash(inst, token, len, hash, err);
     }
     host->wipe(rnd, sizeof(rnd));
     if (rc == MANDATE_OK) {
@@ -368,7 +371,7 @@ static mandate_rc opaque_parse(void *inst_, mandate_pool *pool, const char *toke
                                      i);
 
     unsigned char hash[OPAQUE_HASH_LEN];
-    mandate_rc rc = token_hash(token, len, hash, err);
+    mandate_rc rc = token_hash(inst, token, len, hash, err);
     if (rc != MANDATE_OK)
         return rc;
     mandate_token_record record;
@@ -434,7 +437,17 @@ static mandate_rc opaque_instantiate(void *inst_, const mandate_host *host, mand
                                      "opaque: prefix may hold only A-Z, a-z, 0-9, '-' and '_'");
     inst->prefix_len = len;
     inst->body_len = mandate_b64url_encoded_len((size_t)inst->token_bytes);
+    inst->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    if (inst->sha256 == NULL)
+        return mandate_error_set(err, MANDATE_ERROR, "opaque: SHA-256 is not available");
     return MANDATE_OK;
+}
+
+static void opaque_destroy(void *inst_)
+{
+    struct opaque_inst *inst = inst_;
+    EVP_MD_free(inst->sha256);
+    inst->sha256 = NULL;
 }
 
 static const mandate_conf_def opaque_conf[] = {
@@ -459,6 +472,6 @@ const mandate_plugin mandate_plugin_opaque = {
     .conf = opaque_conf,
     .inst_size = sizeof(struct opaque_inst),
     .instantiate = opaque_instantiate,
-    .destroy = NULL,
+    .destroy = opaque_destroy,
     .ops = &opaque_ops,
 };

@@ -14,6 +14,30 @@
  * counter in meta by one, in the same transaction as the change; an op that
  * changes nothing (revoking twice, a refused create) leaves it alone.
  *
+ * Token records (every opaque token is one insert) go through one writer
+ * connection shared by the threads under a mutex, not the thread's own:
+ * SQLite lets one connection write at a time anyway, and two connections of
+ * this process contending for its write lock sleep in its busy handler
+ * (1, 2, 5, 10 ms...), while a connection whose pages another one changed
+ * drops its whole page cache and reads them again. Each insert is still its
+ * own transaction, committed before token_put returns.
+ *
+ * Checkpoints: no connection of the instance checkpoints when it commits
+ * (SQLite's automatic checkpoint, every 1000 pages, fsyncs twice on a request
+ * thread); a WAL hook wakes the instance's checkpoint thread each time the
+ * WAL has grown by checkpoint_pages frames, which copies them into the
+ * database without blocking anyone (PASSIVE). Under steady writes the WAL is never found fully
+ * copied, so it cannot start over; once it holds 4 * checkpoint_pages frames
+ * the thread copies the rest while holding the writer mutex (RESTART, then
+ * the WAL starts over), waiting at most CKPT_BUSY_MS for readers and trying
+ * again no sooner than CKPT_RETRY_MS later when they are still there. The
+ * WAL may overshoot that by what is written during one passive checkpoint
+ * (its fsyncs). Writes of other processes are their own checkpoint threads'
+ * business. With synchronous = NORMAL nothing fsyncs on a commit: a commit
+ * survives a crash of the process (it is in the WAL, written), not a power
+ * loss; that is what the setting promises, as before. destroy() stops the
+ * thread first.
+ *
  * Only libc, pthreads, SQLite and the host table are used: no core symbol. */
 #include "config.h"
 
@@ -28,6 +52,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -239,11 +264,17 @@ struct conn {
     bool in_use[ST_COUNT];
 };
 
+/* The checkpoint thread waits no longer for readers (ms) before the WAL
+ * starts over, and then tries again no sooner than CKPT_RETRY_MS later. */
+#define CKPT_BUSY_MS 100
+#define CKPT_RETRY_MS 1000
+
 struct sqlite_inst {
     /* config, filled by the core before instantiate() */
     char *path;
     int64_t busy_timeout;
     char *synchronous;
+    int64_t checkpoint_pages;
 
     const mandate_host *host;
     const char *synchronous_sql;
@@ -251,6 +282,18 @@ struct sqlite_inst {
     uint64_t id;      /* unique in the process, never reused */
     pthread_mutex_t lock; /* protects conns */
     struct conn *conns;
+
+    pthread_mutex_t writer_lock; /* protects writer and its use */
+    struct conn *writer;         /* shared by the threads for token records */
+
+    /* the checkpoint thread */
+    bool ckpt_started;
+    pthread_t ckpt_thread;
+    pthread_mutex_t ckpt_lock; /* protects ckpt_stop and the wait */
+    pthread_cond_t ckpt_cond;
+    bool ckpt_stop;
+    atomic_bool ckpt_wanted;
+    atomic_int ckpt_next; /* WAL frames at which to wake it next */
 };
 
 static mandate_rc rc_of(int src)
@@ -319,8 +362,31 @@ static mandate_rc conn_exec(struct conn *c, const char *sql, const char *what,
     return MANDATE_OK;
 }
 
-/* Opens a connection and makes it the calling thread's. */
-static mandate_rc conn_open(struct sqlite_inst *inst, struct conn **c_r, mandate_error *err)
+/* Called by SQLite after each commit of a connection of the instance, with
+ * the number of frames in the WAL; installing it also turns the connection's
+ * automatic checkpoint off. */
+static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
+{
+    (void)db;
+    (void)name;
+    struct sqlite_inst *inst = arg;
+    int next = atomic_load_explicit(&inst->ckpt_next, memory_order_relaxed);
+    /* checkpoint_pages more frames since the last checkpoint, or as many
+     * since the WAL started over */
+    bool due = frames >= next ||
+               (frames < next - inst->checkpoint_pages && frames >= inst->checkpoint_pages);
+    if (due && !atomic_exchange(&inst->ckpt_wanted, true)) {
+        pthread_mutex_lock(&inst->ckpt_lock);
+        pthread_cond_signal(&inst->ckpt_cond);
+        pthread_mutex_unlock(&inst->ckpt_lock);
+    }
+    return SQLITE_OK;
+}
+
+/* Opens a connection, and makes it the calling thread's when remember is
+ * set; either way the instance owns it. */
+static mandate_rc conn_open(struct sqlite_inst *inst, bool remember, struct conn **c_r,
+                            mandate_error *err)
 {
     struct conn *c = calloc(1, sizeof(*c));
     if (c == NULL)
@@ -349,13 +415,15 @@ static mandate_rc conn_open(struct sqlite_inst *inst, struct conn **c_r, mandate
         conn_close(c);
         return rc;
     }
+    sqlite3_wal_hook(c->db, wal_hook, inst);
     pthread_mutex_lock(&inst->lock);
     c->next = inst->conns;
     if (c->next != NULL)
         c->next->prev = c;
     inst->conns = c;
     pthread_mutex_unlock(&inst->lock);
-    thread_conn_remember(inst->id, c);
+    if (remember)
+        thread_conn_remember(inst->id, c);
     *c_r = c;
     return MANDATE_OK;
 }
@@ -369,7 +437,7 @@ static mandate_rc conn_get(struct sqlite_inst *inst, struct conn **c_r, mandate_
         *c_r = c;
         return MANDATE_OK;
     }
-    return conn_open(inst, c_r, err);
+    return conn_open(inst, true, c_r, err);
 }
 
 /* A cached statement, or a fresh one when the cached one is in use further up
@@ -694,13 +762,11 @@ static mandate_rc newer_error(struct conn *c, int version, mandate_error *err)
                              c->inst->path, version, SCHEMA_NEWEST);
 }
 
-/* The calling thread's connection, once its database has the newest schema. */
-static mandate_rc conn_ready(struct sqlite_inst *inst, struct conn **c_r, mandate_error *err)
+/* Checks once per connection that its database has the newest schema. */
+static mandate_rc conn_check_schema(struct sqlite_inst *inst, struct conn *c,
+                                    mandate_error *err)
 {
-    struct conn *c;
-    mandate_rc rc = conn_get(inst, &c, err);
-    if (rc != MANDATE_OK)
-        return rc;
+    mandate_rc rc;
     if (!c->schema_ok) {
         int version;
         rc = read_version(c, &version, err);
@@ -720,8 +786,44 @@ static mandate_rc conn_ready(struct sqlite_inst *inst, struct conn **c_r, mandat
                                      inst->path, version, SCHEMA_NEWEST);
         c->schema_ok = true;
     }
-    *c_r = c;
     return MANDATE_OK;
+}
+
+/* The calling thread's connection, once its database has the newest schema. */
+static mandate_rc conn_ready(struct sqlite_inst *inst, struct conn **c_r, mandate_error *err)
+{
+    struct conn *c;
+    mandate_rc rc = conn_get(inst, &c, err);
+    if (rc == MANDATE_OK)
+        rc = conn_check_schema(inst, c, err);
+    if (rc == MANDATE_OK)
+        *c_r = c;
+    return rc;
+}
+
+/* Takes the writer mutex and the writer connection, opened on first use and
+ * checked like conn_ready's; writer_put() gives them back. */
+static mandate_rc writer_get(struct sqlite_inst *inst, struct conn **c_r, mandate_error *err)
+{
+    if (!inst->initialized)
+        return mandate_error_set(err, MANDATE_ERROR, "sqlite: the instance is not open");
+    pthread_mutex_lock(&inst->writer_lock);
+    mandate_rc rc = MANDATE_OK;
+    if (inst->writer == NULL)
+        rc = conn_open(inst, false, &inst->writer, err);
+    if (rc == MANDATE_OK)
+        rc = conn_check_schema(inst, inst->writer, err);
+    if (rc != MANDATE_OK) {
+        pthread_mutex_unlock(&inst->writer_lock);
+        return rc;
+    }
+    *c_r = inst->writer;
+    return MANDATE_OK;
+}
+
+static void writer_put(struct sqlite_inst *inst)
+{
+    pthread_mutex_unlock(&inst->writer_lock);
 }
 
 /* --- ops: housekeeping --------------------------------------------------- */
@@ -1126,15 +1228,18 @@ static mandate_rc store_key_delete(void *inst_, const char *kid, mandate_error *
 static mandate_rc store_token_put(void *inst_, const mandate_token_record *record,
                                   mandate_error *err)
 {
-    struct conn *c;
+    struct conn *c = NULL;
     sqlite3_stmt *stmt;
     if (record == NULL || record->token_hash == NULL || record->token_hash_len == 0)
         return mandate_error_set(err, MANDATE_INVALID, "sqlite: token_put: no token hash");
-    mandate_rc rc = conn_ready(inst_, &c, err);
-    if (rc == MANDATE_OK)
-        rc = stmt_get(c, ST_TOKEN_INSERT, &stmt, err);
+    mandate_rc rc = writer_get(inst_, &c, err);
     if (rc != MANDATE_OK)
         return rc;
+    rc = stmt_get(c, ST_TOKEN_INSERT, &stmt, err);
+    if (rc != MANDATE_OK) {
+        writer_put(inst_);
+        return rc;
+    }
     struct binder b = {stmt, SQLITE_OK};
     bind_blob(&b, 1, record->token_hash, record->token_hash_len);
     bind_text(&b, 2, record->jti);
@@ -1151,6 +1256,7 @@ static mandate_rc store_token_put(void *inst_, const mandate_token_record *recor
         rc = mandate_error_set(err, MANDATE_EXISTS,
                                "sqlite: a token record with that hash exists");
     stmt_put(c, ST_TOKEN_INSERT, stmt);
+    writer_put(inst_);
     return rc;
 }
 
@@ -1394,12 +1500,80 @@ static mandate_rc store_purge(void *inst_, int64_t now, uint64_t *count_r, manda
 
 /* --- lifecycle -------------------------------------------------------------- */
 
+/* The checkpoint thread, with a connection of its own (no WAL hook). */
+static void *ckpt_main(void *arg)
+{
+    struct sqlite_inst *inst = arg;
+#ifdef __GLIBC__
+    pthread_setname_np(pthread_self(), "sqlite-ckpt"); /* for top and perf */
+#endif
+    sqlite3 *db = NULL;
+    if (sqlite3_open_v2(inst->path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+        SQLITE_OK) {
+        mandate_log_warning(inst->host, "sqlite: %s: the checkpoint thread cannot open it: %s",
+                            inst->path, db != NULL ? sqlite3_errmsg(db) : "out of memory");
+        sqlite3_close_v2(db);
+        db = NULL;
+    } else {
+        sqlite3_busy_timeout(db, CKPT_BUSY_MS);
+        sqlite3_exec(db, inst->synchronous_sql, NULL, NULL, NULL);
+    }
+    int64_t restart_after = 0; /* a busy restart is tried again after this */
+    pthread_mutex_lock(&inst->ckpt_lock);
+    while (!inst->ckpt_stop) {
+        if (!atomic_load(&inst->ckpt_wanted)) {
+            pthread_cond_wait(&inst->ckpt_cond, &inst->ckpt_lock);
+            continue;
+        }
+        atomic_store(&inst->ckpt_wanted, false);
+        pthread_mutex_unlock(&inst->ckpt_lock);
+        int frames = 0, copied = 0;
+        int src = db == NULL ? SQLITE_OK
+                             : sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE,
+                                                         &frames, &copied);
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        int64_t now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+        if (src == SQLITE_OK)
+            atomic_store(&inst->ckpt_next, frames + (int)inst->checkpoint_pages);
+        if (src == SQLITE_OK && frames >= 4 * inst->checkpoint_pages &&
+            now_ms >= restart_after) {
+            /* no writer of this process in between: only the frames written
+             * since the passive checkpoint remain to copy */
+            pthread_mutex_lock(&inst->writer_lock);
+            src = sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_RESTART, &frames,
+                                            &copied);
+            if (src == SQLITE_OK)
+                atomic_store(&inst->ckpt_next, (int)inst->checkpoint_pages);
+            pthread_mutex_unlock(&inst->writer_lock);
+            if ((src & 0xff) == SQLITE_BUSY)
+                restart_after = now_ms + CKPT_RETRY_MS;
+        }
+        if (src != SQLITE_OK && (src & 0xff) != SQLITE_BUSY && (src & 0xff) != SQLITE_LOCKED)
+            mandate_log_warning(inst->host, "sqlite: %s: checkpoint: %s", inst->path,
+                                sqlite3_errmsg(db));
+        pthread_mutex_lock(&inst->ckpt_lock);
+    }
+    pthread_mutex_unlock(&inst->ckpt_lock);
+    sqlite3_close_v2(db);
+    return NULL;
+}
+
 static void sqlite_destroy(void *inst_)
 {
     struct sqlite_inst *inst = inst_;
     if (!inst->initialized)
         return;
     inst->initialized = false;
+    if (inst->ckpt_started) {
+        pthread_mutex_lock(&inst->ckpt_lock);
+        inst->ckpt_stop = true;
+        pthread_cond_signal(&inst->ckpt_cond);
+        pthread_mutex_unlock(&inst->ckpt_lock);
+        pthread_join(inst->ckpt_thread, NULL);
+        inst->ckpt_started = false;
+    }
+    inst->writer = NULL; /* in conns */
     pthread_mutex_lock(&inst->lock);
     struct conn *c = inst->conns;
     inst->conns = NULL;
@@ -1410,6 +1584,9 @@ static void sqlite_destroy(void *inst_)
         c = next;
     }
     pthread_mutex_destroy(&inst->lock);
+    pthread_mutex_destroy(&inst->writer_lock);
+    pthread_cond_destroy(&inst->ckpt_cond);
+    pthread_mutex_destroy(&inst->ckpt_lock);
 }
 
 static mandate_rc set_wal(struct conn *c, const mandate_host *host, mandate_error *err)
@@ -1452,6 +1629,24 @@ static mandate_rc sqlite_instantiate(void *inst_, const mandate_host *host, mand
                                  "sqlite: the SQLite library is built without threads");
     if (pthread_mutex_init(&inst->lock, NULL) != 0)
         return mandate_error_set(err, MANDATE_ERROR, "sqlite: pthread_mutex_init failed");
+    if (pthread_mutex_init(&inst->writer_lock, NULL) != 0) {
+        pthread_mutex_destroy(&inst->lock);
+        return mandate_error_set(err, MANDATE_ERROR, "sqlite: pthread_mutex_init failed");
+    }
+    if (pthread_mutex_init(&inst->ckpt_lock, NULL) != 0) {
+        pthread_mutex_destroy(&inst->writer_lock);
+        pthread_mutex_destroy(&inst->lock);
+        return mandate_error_set(err, MANDATE_ERROR, "sqlite: pthread_mutex_init failed");
+    }
+    if (pthread_cond_init(&inst->ckpt_cond, NULL) != 0) {
+        pthread_mutex_destroy(&inst->ckpt_lock);
+        pthread_mutex_destroy(&inst->writer_lock);
+        pthread_mutex_destroy(&inst->lock);
+        return mandate_error_set(err, MANDATE_ERROR, "sqlite: pthread_cond_init failed");
+    }
+    inst->ckpt_stop = false;
+    atomic_init(&inst->ckpt_wanted, false);
+    atomic_init(&inst->ckpt_next, (int)inst->checkpoint_pages);
     inst->id = atomic_fetch_add(&next_instance_id, 1);
     inst->initialized = true;
 
@@ -1475,13 +1670,20 @@ static mandate_rc sqlite_instantiate(void *inst_, const mandate_host *host, mand
     }
 
     struct conn *c;
-    mandate_rc rc = conn_open(inst, &c, err);
+    mandate_rc rc = conn_open(inst, true, &c, err);
     if (rc == MANDATE_OK)
         rc = set_wal(c, host, err);
     if (rc != MANDATE_OK) {
         sqlite_destroy(inst);
         return rc;
     }
+    int e = pthread_create(&inst->ckpt_thread, NULL, ckpt_main, inst);
+    if (e != 0) {
+        sqlite_destroy(inst);
+        return mandate_error_set(err, MANDATE_ERROR, "sqlite: cannot start a thread: %s",
+                                 strerror(e));
+    }
+    inst->ckpt_started = true;
     mandate_log_debug(host, "sqlite: opened %s (SQLite %s)", inst->path, sqlite3_libversion());
     return MANDATE_OK;
 }
@@ -1493,6 +1695,10 @@ static const mandate_conf_def sqlite_conf[] = {
      600000, NULL, "milliseconds to wait for a lock held by another connection"},
     {"synchronous", MANDATE_CONF_STRING, 0, offsetof(struct sqlite_inst, synchronous), "normal",
      0, 0, "normal|full", "normal: a power loss may lose the last commits; full: it may not"},
+    {"checkpoint_pages", MANDATE_CONF_INT, 0, offsetof(struct sqlite_inst, checkpoint_pages),
+     "4000", 100, 1000000, NULL,
+     "WAL pages after which a background thread copies them into the database; at four "
+     "times as many the WAL starts over"},
     MANDATE_CONF_END,
 };
 
