@@ -1,14 +1,31 @@
--- wrk script: the gateway check as nginx auth_request asks it.
--- BENCH_TOKEN comes from the environment.
-local token = os.getenv("BENCH_TOKEN")
+-- wrk script: the gateway check as nginx auth_request asks it. The tokens:
+-- BENCH_TOKENS, a file of tokens (one a line, from many clients), presented
+-- in turn; else the one BENCH_TOKEN.
+local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
+local lib = dofile(here .. "lib.lua")
+setup = lib.setup
+done = function(summary, latency, requests) lib.done(summary, latency) end
 
 wrk.method = "GET"
 wrk.path = "/gateway/check"
-wrk.headers["Authorization"] = "Bearer " .. token
 wrk.headers["X-Original-URI"] = "/mcp"
+local tokens_file = os.getenv("BENCH_TOKENS")
+if not tokens_file then wrk.headers["Authorization"] = "Bearer " .. os.getenv("BENCH_TOKEN") end
 
-done = function(summary, latency, requests)
-    io.write(string.format("RESULT requests=%d seconds=%.3f rps=%.0f p50_ms=%.3f p99_ms=%.3f p999_ms=%.3f\n",
-        summary.requests, summary.duration / 1e6, summary.requests / (summary.duration / 1e6),
-        latency:percentile(50) / 1000, latency:percentile(99) / 1000, latency:percentile(99.9) / 1000))
+local tokens, n, i
+function init(args)
+    if tokens_file then
+        tokens = lib.lines(tokens_file)
+        n = #tokens
+        i = lib.start(id, n)
+    end
+end
+
+if tokens_file then
+    local headers = { ["X-Original-URI"] = "/mcp" }
+    request = function()
+        headers["Authorization"] = "Bearer " .. tokens[i]
+        i = i % n + 1
+        return wrk.format(nil, nil, headers)
+    end
 end

@@ -1,16 +1,32 @@
--- wrk script: RFC 7662 introspection of one token by a gateway client.
--- BENCH_GW_BASIC and BENCH_TOKEN come from the environment.
-local token = os.getenv("BENCH_TOKEN")
-local basic = os.getenv("BENCH_GW_BASIC") -- base64 of id:secret, made by bench/run
+-- wrk script: RFC 7662 introspection by a gateway client. The tokens:
+-- BENCH_TOKENS, a file of tokens (one a line, from many clients), checked in
+-- turn; else the one BENCH_TOKEN. BENCH_GW_BASIC: base64 of id:secret, made
+-- by bench/run. BENCH_PATH: default /oauth2/introspect.
+local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
+local lib = dofile(here .. "lib.lua")
+setup = lib.setup
+done = function(summary, latency, requests) lib.done(summary, latency) end
 
 wrk.method = "POST"
-wrk.path = "/oauth2/introspect"
-wrk.body = "token=" .. token
+wrk.path = os.getenv("BENCH_PATH") or "/oauth2/introspect"
 wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
-wrk.headers["Authorization"] = "Basic " .. basic
+wrk.headers["Authorization"] = "Basic " .. os.getenv("BENCH_GW_BASIC")
+local tokens_file = os.getenv("BENCH_TOKENS")
+if not tokens_file then wrk.body = "token=" .. os.getenv("BENCH_TOKEN") end
 
-done = function(summary, latency, requests)
-    io.write(string.format("RESULT requests=%d seconds=%.3f rps=%.0f p50_ms=%.3f p99_ms=%.3f p999_ms=%.3f\n",
-        summary.requests, summary.duration / 1e6, summary.requests / (summary.duration / 1e6),
-        latency:percentile(50) / 1000, latency:percentile(99) / 1000, latency:percentile(99.9) / 1000))
+local tokens, n, i
+function init(args)
+    if tokens_file then
+        tokens = lib.lines(tokens_file)
+        n = #tokens
+        i = lib.start(id, n)
+    end
+end
+
+if tokens_file then
+    request = function()
+        local body = "token=" .. tokens[i]
+        i = i % n + 1
+        return wrk.format(nil, nil, nil, body)
+    end
 end

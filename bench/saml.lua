@@ -1,55 +1,63 @@
 -- wrk script: RFC 8693 token exchanges of SAML assertions, each assertion
 -- once (fresh IDs: a replay would be refused). BENCH_SAML_DIR holds
--- bench-0.b64 .. bench-(N-1).b64; BENCH_SAML_N is N; the agent's Basic
--- credentials are BENCH_AGENT_BASIC. Thread t sends t, t+T, t+2T, ... and
--- stops when its share is used up.
+-- bench-0.b64 .. bench-(N-1).b64; BENCH_SAML_N is N; BENCH_SAML_FIRST
+-- (default 0) the first to use. The acting client: BENCH_CREDS, a file of
+-- Authorization header values used in turn, else the Basic credentials
+-- BENCH_AGENT_BASIC. Thread t of BENCH_THREADS (default 2) sends t, t+T,
+-- t+2T, ... and stops when its share is used up; the rate is then taken over
+-- the time until the last thread ran out, not wrk's whole -d.
+local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
+local lib = dofile(here .. "lib.lua")
 local threads = {}
-local counter = 0
-
-function setup(thread)
-    thread:set("id", counter)
+setup = function(thread)
+    lib.setup(thread)
     table.insert(threads, thread)
-    counter = counter + 1
+end
+done = function(summary, latency, requests)
+    local busy = 0
+    for _, t in ipairs(threads) do
+        local t0, t1 = t:get("t_start"), t:get("t_end")
+        if t0 and t1 and t1 - t0 > busy then busy = t1 - t0 end
+        if t0 and not t1 then busy = 0; break end -- one ran to the end: wrk's -d
+    end
+    lib.done(summary, latency, busy)
 end
 
+local assertions, next_index, creds, nc, ci
 function init(args)
-    dir = os.getenv("BENCH_SAML_DIR")
-    n = tonumber(os.getenv("BENCH_SAML_N"))
-    step = tonumber(os.getenv("BENCH_THREADS") or "2")
-    basic = os.getenv("BENCH_AGENT_BASIC")
+    local dir = os.getenv("BENCH_SAML_DIR")
+    local n = tonumber(os.getenv("BENCH_SAML_N"))
+    local first = tonumber(os.getenv("BENCH_SAML_FIRST") or "0")
+    local step = tonumber(os.getenv("BENCH_THREADS") or "2")
     assertions = {}
-    for i = id, n - 1, step do
+    for i = first + id, first + n - 1, step do
         local f = io.open(dir .. "/bench-" .. i .. ".b64", "r")
         table.insert(assertions, f:read("*l"))
         f:close()
     end
     next_index = 1
-    bad = 0
+    if os.getenv("BENCH_CREDS") then
+        creds = lib.lines(os.getenv("BENCH_CREDS"))
+    else
+        creds = { "Basic " .. os.getenv("BENCH_AGENT_BASIC") }
+    end
+    nc = #creds
+    ci = lib.start(id, nc)
 end
 
+local headers = { ["Content-Type"] = "application/x-www-form-urlencoded" }
 function request()
+    if not t_start then t_start = lib.now() end
     local a = assertions[next_index]
     if a == nil then
+        if not t_end then t_end = lib.now() end
         wrk.thread:stop()
         a = assertions[1]
     end
     next_index = next_index + 1
-    return wrk.format("POST", "/oauth2/token", {
-        ["Content-Type"] = "application/x-www-form-urlencoded",
-        ["Authorization"] = "Basic " .. basic,
-    }, "grant_type=urn:ietf:params:oauth:grant-type:token-exchange" ..
-       "&subject_token_type=urn:ietf:params:oauth:token-type:saml2&subject_token=" .. a)
-end
-
-function response(status, headers, body)
-    if status ~= 200 then bad = bad + 1 end
-end
-
-done = function(summary, latency, requests)
-    local non200 = 0
-    for _, t in ipairs(threads) do non200 = non200 + t:get("bad") end
-    io.write(string.format("RESULT requests=%d non200=%d seconds=%.3f rps=%.0f p50_ms=%.3f p99_ms=%.3f\n",
-        summary.requests, non200, summary.duration / 1e6,
-        (summary.requests - non200) / (summary.duration / 1e6),
-        latency:percentile(50) / 1000, latency:percentile(99) / 1000))
+    headers["Authorization"] = creds[ci]
+    ci = ci % nc + 1
+    return wrk.format("POST", "/oauth2/token", headers,
+        "grant_type=urn:ietf:params:oauth:grant-type:token-exchange" ..
+        "&subject_token_type=urn:ietf:params:oauth:token-type:saml2&subject_token=" .. a)
 end

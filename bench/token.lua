@@ -1,8 +1,23 @@
 -- wrk script: the client credentials grant with client_secret_basic.
--- BENCH_CLIENT_ID and BENCH_CLIENT_SECRET come from the environment.
-local id = os.getenv("BENCH_CLIENT_ID")
-local secret = os.getenv("BENCH_CLIENT_SECRET")
+-- Credentials: BENCH_CREDS, a file of Authorization header values ("Basic
+-- ...", one a line, made by bench/run), used in turn so that the load
+-- spreads over many clients (each request looks a client up); else one
+-- client from BENCH_CLIENT_ID and BENCH_CLIENT_SECRET.
+-- BENCH_SCOPE (default mcp:call), BENCH_EXTRA (more form fields, e.g.
+-- "resource=..."), BENCH_PATH (default /oauth2/token).
+-- With BENCH_TOKENS_OUT, the access tokens received are written there, one a
+-- line (use -t1), and the run stops after BENCH_HARVEST (default 1000).
+local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
+local lib = dofile(here .. "lib.lua")
+setup = lib.setup
+done = function(summary, latency, requests) lib.done(summary, latency) end
+
 local scope = os.getenv("BENCH_SCOPE") or "mcp:call"
+local extra = os.getenv("BENCH_EXTRA")
+wrk.method = "POST"
+wrk.path = os.getenv("BENCH_PATH") or "/oauth2/token"
+wrk.body = "grant_type=client_credentials&scope=" .. scope .. (extra and ("&" .. extra) or "")
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
 
 local b64chars = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'
 local function base64(data)
@@ -18,20 +33,41 @@ local function base64(data)
     end) .. ({ '', '==', '=' })[#data % 3 + 1])
 end
 
-wrk.method = "POST"
-wrk.path = "/oauth2/token"
-wrk.body = "grant_type=client_credentials&scope=" .. scope
-wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
-wrk.headers["Authorization"] = "Basic " .. base64(id .. ":" .. secret)
-
-local bad = 0
-response = function(status, headers, body)
-    if status ~= 200 then bad = bad + 1 end
+local creds_file = os.getenv("BENCH_CREDS")
+if not creds_file then
+    wrk.headers["Authorization"] = "Basic " ..
+        base64(os.getenv("BENCH_CLIENT_ID") .. ":" .. os.getenv("BENCH_CLIENT_SECRET"))
 end
 
-done = function(summary, latency, requests)
-    io.write(string.format("RESULT requests=%d seconds=%.3f rps=%.0f p50_ms=%.3f p99_ms=%.3f p999_ms=%.3f non200=%d\n",
-        summary.requests, summary.duration / 1e6, summary.requests / (summary.duration / 1e6),
-        latency:percentile(50) / 1000, latency:percentile(99) / 1000, latency:percentile(99.9) / 1000,
-        summary.status and 0 or 0))
+local creds, n, i
+function init(args)
+    if creds_file then
+        creds = lib.lines(creds_file)
+        n = #creds
+        i = lib.start(id, n)
+    end
+end
+
+if creds_file then
+    local headers = { ["Content-Type"] = "application/x-www-form-urlencoded" }
+    request = function()
+        headers["Authorization"] = creds[i]
+        i = i % n + 1
+        return wrk.format(nil, nil, headers)
+    end
+end
+
+local out_path = os.getenv("BENCH_TOKENS_OUT")
+if out_path then
+    local want = tonumber(os.getenv("BENCH_HARVEST") or "1000")
+    local out, got
+    response = function(status, headers, body)
+        if not out then out = assert(io.open(out_path, "w")); got = 0 end
+        local t = status == 200 and body:match('"access_token"%s*:%s*"([^"]+)"')
+        if t and got < want then
+            out:write(t, "\n")
+            got = got + 1
+            if got >= want then out:close(); wrk.thread:stop() end
+        end
+    end
 end

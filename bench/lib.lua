@@ -1,0 +1,55 @@
+-- Shared by the wrk scripts of bench/: reading a file of lines (credentials,
+-- tokens), a per-thread starting point so that the threads spread over those
+-- lines, and the RESULT line bench/run and bench/stores read:
+--   RESULT requests=N non200=N errors=N seconds=S rps=R p50_ms=.. p99_ms=.. p999_ms=..
+-- rps counts the answers with a status below 400 (wrk's status errors are
+-- those of 400 and above); errors are sockets that failed or timed out.
+local lib = {}
+
+function lib.lines(path)
+    local t = {}
+    local f = assert(io.open(path, "r"), "cannot open " .. path)
+    for line in f:lines() do
+        if line ~= "" then t[#t + 1] = line end
+    end
+    f:close()
+    assert(#t > 0, path .. " is empty")
+    return t
+end
+
+-- setup for wrk: each thread gets the global `id` (0, 1, ...)
+local counter = 0
+function lib.setup(thread)
+    thread:set("id", counter)
+    counter = counter + 1
+end
+
+-- where thread `tid` starts in a list of n: spread evenly over the
+-- BENCH_THREADS (default 2) threads
+function lib.start(tid, n)
+    local threads = tonumber(os.getenv("BENCH_THREADS") or "2")
+    return (math.floor(n * (tid or 0) / threads)) % n + 1
+end
+
+-- wall-clock seconds (for a script whose threads may stop before the end)
+function lib.now()
+    local p = io.popen("date +%s.%N")
+    local t = tonumber(p:read("*l"))
+    p:close()
+    return t
+end
+
+-- seconds: the time the load really lasted, when shorter than wrk's -d
+function lib.done(summary, latency, seconds)
+    local e = summary.errors
+    local sockets = e.connect + e.read + e.write + e.timeout
+    local secs = summary.duration / 1e6
+    if seconds and seconds > 0 and seconds < secs then secs = seconds end
+    io.write(string.format(
+        "RESULT requests=%d non200=%d errors=%d seconds=%.3f rps=%.0f p50_ms=%.3f p99_ms=%.3f p999_ms=%.3f\n",
+        summary.requests, e.status, sockets, secs, (summary.requests - e.status) / secs,
+        latency:percentile(50) / 1000, latency:percentile(99) / 1000,
+        latency:percentile(99.9) / 1000))
+end
+
+return lib
