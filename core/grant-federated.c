@@ -364,37 +364,42 @@ void mandate_grant_token_exchange(mandate_http_request *req, mandate_http_respon
     mandate_token_refuse(req, resp, &oerr, grant_type, client.client_id, NULL);
 }
 
+/* The acting client and the assertion of a bearer grant (RFC 7521 §4.1);
+ * NULL: refused, answered and audited. */
+static const char *bearer_assertion(mandate_http_request *req, mandate_http_response *resp,
+                                    const mandate_form *form, const char *grant_type,
+                                    mandate_client *client_r)
+{
+    if (!acting_client(req, resp, form, grant_type, client_r))
+        return NULL;
+    const char *assertion = mandate_form_get(form, "assertion");
+    if (assertion == NULL) {
+        mandate_oauth_error oerr;
+        mandate_oauth_fail(&oerr, 400, "invalid_request", "assertion is required");
+        mandate_token_refuse(req, resp, &oerr, grant_type, client_r->client_id, NULL);
+    }
+    return assertion;
+}
+
 void mandate_grant_saml2_bearer(mandate_http_request *req, mandate_http_response *resp,
                                 const mandate_form *form)
 {
     static const char grant_type[] = MANDATE_GRANT_SAML2_BEARER_URI;
-    mandate_oauth_error oerr;
     mandate_client client;
-    if (!acting_client(req, resp, form, grant_type, &client))
-        return;
-    const char *assertion = mandate_form_get(form, "assertion");
-    if (assertion == NULL) {
-        mandate_oauth_fail(&oerr, 400, "invalid_request", "assertion is required");
-        mandate_token_refuse(req, resp, &oerr, grant_type, client.client_id, NULL);
-        return;
-    }
-    federated(req, resp, form, &client, grant_type, MANDATE_TOKEN_TYPE_SAML2, assertion, NULL);
+    const char *assertion = bearer_assertion(req, resp, form, grant_type, &client);
+    if (assertion != NULL)
+        federated(req, resp, form, &client, grant_type, MANDATE_TOKEN_TYPE_SAML2, assertion,
+                  NULL);
 }
 
 void mandate_grant_jwt_bearer(mandate_http_request *req, mandate_http_response *resp,
                               const mandate_form *form)
 {
     static const char grant_type[] = MANDATE_GRANT_JWT_BEARER_URI;
-    mandate_oauth_error oerr;
     mandate_client client;
-    if (!acting_client(req, resp, form, grant_type, &client))
+    const char *assertion = bearer_assertion(req, resp, form, grant_type, &client);
+    if (assertion == NULL)
         return;
-    const char *assertion = mandate_form_get(form, "assertion");
-    if (assertion == NULL) {
-        mandate_oauth_fail(&oerr, 400, "invalid_request", "assertion is required");
-        mandate_token_refuse(req, resp, &oerr, grant_type, client.client_id, NULL);
-        return;
-    }
     /* the header's typ tells an ID-JAG from any other JWT; the backend checks
      * it again, so a JWT cannot pass as the other kind */
     if (mandate_id_jag_is(assertion)) {

@@ -17,12 +17,7 @@
 . "${MANDATE_SRCDIR:-.}/tests/e2e/lib.sh"
 . "$SRCDIR/tests/interop/npm.sh"
 
-command -v nginx >/dev/null 2>&1 || fatal "nginx is needed (Debian: apt-get install nginx-light)"
-TOOL="$BUILDDIR/examples/marketpulse/market-calendar"
-[ -x "$TOOL" ] || fatal "$TOOL is not built"
-free_port() {
-    node -e 'const s = require("net").createServer().listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); })'
-}
+. "$SRCDIR/tests/interop/marketpulse.sh"
 
 PROVIDER="$SRCDIR/tests/interop/oidc-provider.mjs"
 op() { OIDC_NPM_DIR="$NPM_DIR" node "$PROVIDER" "$@"; }
@@ -62,9 +57,6 @@ RS_PORT=$(free_port)
 BROKER="http://127.0.0.1:$BROKER_PORT"
 RS="http://127.0.0.1:$RS_PORT"
 OTHER_RS="http://127.0.0.1:9/other-resource-as"
-AUD=https://mcp.example/market-calendar
-GW_PORT=$(free_port)
-GW="http://127.0.0.1:$GW_PORT"
 
 # init NAME PORT: a state folder listening on PORT whose issuer is its URL
 init() {
@@ -145,30 +137,7 @@ expect_contains "the RS offers the JWT bearer grant" "urn:ietf:params:oauth:gran
     "$(curl -s "$RS/.well-known/oauth-authorization-server")"
 
 # --- the tool server and its gateway, guarded by the RS --------------------------------------
-"$TOOL" --listen 127.0.0.1:0 --issuer "$RS" --audience "$AUD" --scope mcp:call \
-    --today 2026-02-13 2>"$TMP/tool.log" &
-TOOL_PID=$!
-PIDS="$PIDS $TOOL_PID"
-for _ in $(seq 1 100); do
-    TOOL_PORT=$(sed -n 's/.*listening on port \([0-9]*\).*/\1/p' "$TMP/tool.log" | head -n 1)
-    [ -n "$TOOL_PORT" ] && break
-    sleep 0.05
-done
-[ -n "$TOOL_PORT" ] || { cat "$TMP/tool.log"; fatal "the tool server did not start"; }
-NGX="$TMP/nginx"
-mkdir -p "$NGX"
-sed -e "s|@PREFIX@|$NGX|g" -e "s|@LISTEN@|127.0.0.1:$GW_PORT|g" \
-    -e "s|@BROKER@|127.0.0.1:$RS_PORT|g" -e "s|@TOOL@|127.0.0.1:$TOOL_PORT|g" \
-    -e "s|@ISSUER@|$RS|g" -e "s|@RESOURCE@|$AUD|g" \
-    "$SRCDIR/examples/marketpulse/nginx.conf.in" >"$NGX/nginx.conf"
-nginx -t -p "$NGX" -c "$NGX/nginx.conf" >"$NGX/test.log" 2>&1 || { cat "$NGX/test.log"; fatal "nginx -t"; }
-nginx -p "$NGX" -c "$NGX/nginx.conf" -g "daemon off; user $(id -un);" 2>"$NGX/stderr.log" &
-NGINX_PID=$!
-PIDS="$PIDS $NGINX_PID"
-for _ in $(seq 1 100); do
-    curl -s -o /dev/null "$GW/.well-known/oauth-protected-resource" && break
-    sleep 0.05
-done
+start_marketpulse "$RS" "$RS_PORT"
 expect_contains "the gateway names the RS as the authorization server" "\"authorization_servers\":[\"$RS\"]" \
     "$(curl -s "$GW/.well-known/oauth-protected-resource")"
 

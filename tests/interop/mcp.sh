@@ -9,19 +9,10 @@
 . "${MANDATE_SRCDIR:-.}/tests/e2e/lib.sh"
 . "$SRCDIR/tests/interop/npm.sh"
 
-command -v nginx >/dev/null 2>&1 || fatal "nginx is needed (Debian: apt-get install nginx-light)"
-TOOL="$BUILDDIR/examples/marketpulse/market-calendar"
-[ -x "$TOOL" ] || fatal "$TOOL is not built"
-free_port() {
-    node -e 'const s = require("net").createServer().listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); })'
-}
+. "$SRCDIR/tests/interop/marketpulse.sh"
 json_get() {
     printf '%s' "$1" | sed -n "s/.*\"$2\":\(\"\([^\"]*\)\"\|\([0-9a-z]*\)\).*/\2\3/p"
 }
-
-AUD=https://mcp.example/market-calendar
-GW_PORT=$(free_port)
-GW="http://127.0.0.1:$GW_PORT"
 
 # the broker, with the tool server as a target
 STATE="$TMP/state"
@@ -48,33 +39,8 @@ READER=$("${CTL[@]}" client create news-reader --scope "gateway:invoke" \
     --default-scope "gateway:invoke" --audience "$AUD" 2>/dev/null | sed -n 's/^client_secret: //p')
 token() { json_get "$(curl -s -u "$1:$2" -d grant_type=client_credentials "$BASE/oauth2/token")" access_token; }
 
-# the tool server, which checks every token itself as well
-"$TOOL" --listen 127.0.0.1:0 --issuer "$BASE" --audience "$AUD" --scope mcp:call \
-    --today 2026-02-13 2>"$TMP/tool.log" &
-TOOL_PID=$!
-PIDS="$PIDS $TOOL_PID"
-for _ in $(seq 1 100); do
-    TOOL_PORT=$(sed -n 's/.*listening on port \([0-9]*\).*/\1/p' "$TMP/tool.log" | head -n 1)
-    [ -n "$TOOL_PORT" ] && break
-    sleep 0.05
-done
-[ -n "$TOOL_PORT" ] || { cat "$TMP/tool.log"; fatal "the tool server did not start"; }
-
-# nginx, from the example's configuration
-NGX="$TMP/nginx"
-mkdir -p "$NGX"
-sed -e "s|@PREFIX@|$NGX|g" -e "s|@LISTEN@|127.0.0.1:$GW_PORT|g" \
-    -e "s|@BROKER@|127.0.0.1:$PORT|g" -e "s|@TOOL@|127.0.0.1:$TOOL_PORT|g" \
-    -e "s|@ISSUER@|$BASE|g" -e "s|@RESOURCE@|$AUD|g" \
-    "$SRCDIR/examples/marketpulse/nginx.conf.in" >"$NGX/nginx.conf"
-nginx -t -p "$NGX" -c "$NGX/nginx.conf" >"$NGX/test.log" 2>&1 || { cat "$NGX/test.log"; fatal "nginx -t"; }
-nginx -p "$NGX" -c "$NGX/nginx.conf" -g "daemon off; user $(id -un);" 2>"$NGX/stderr.log" &
-NGINX_PID=$!
-PIDS="$PIDS $NGINX_PID"
-for _ in $(seq 1 100); do
-    curl -s -o /dev/null "$GW/.well-known/oauth-protected-resource" && break
-    sleep 0.05
-done
+# the tool server and nginx from the example, asking the broker
+start_marketpulse "$BASE" "$PORT"
 
 # the workshop's Step 7, with curl
 CALL=(-X POST -H "Content-Type: application/json" -d '{"country_code": "US", "days_ahead": 7}')
