@@ -68,6 +68,19 @@ const char *mandate_token_new_jti(mandate_pool *pool)
     return out;
 }
 
+bool mandate_token_grant_start(mandate_http_request *req, mandate_grant *grant,
+                               int64_t lifetime, int64_t not_after)
+{
+    grant->issuer = mandate_runtime_config(req->runtime)->issuer;
+    grant->jti = mandate_token_new_jti(req->pool);
+    grant->issued_at = mandate_clock_now();
+    grant->not_before = grant->issued_at;
+    grant->expires_at = grant->issued_at + lifetime;
+    if (not_after != 0 && grant->expires_at > not_after)
+        grant->expires_at = not_after;
+    return grant->jti != NULL;
+}
+
 static const mandate_instance *client_format(mandate_http_request *req,
                                              const mandate_client *client)
 {
@@ -205,15 +218,10 @@ static void client_credentials(mandate_http_request *req, mandate_http_response 
         mandate_token_refuse(req, resp, &oerr, grant_type, client.client_id, NULL);
         return;
     }
-    grant.issuer = cfg->issuer;
     grant.subject = client.client_id;
     grant.client_id = client.client_id;
     grant.tenant = client.tenant;
-    grant.jti = mandate_token_new_jti(req->pool);
-    grant.issued_at = mandate_clock_now();
-    grant.not_before = grant.issued_at;
-    grant.expires_at = grant.issued_at + mandate_policy_lifetime(cfg, &client);
-    if (grant.jti == NULL) {
+    if (!mandate_token_grant_start(req, &grant, mandate_policy_lifetime(cfg, &client), 0)) {
         mandate_oauth_fail_rc(&oerr, MANDATE_ERROR);
         oerr.reason = "no random bytes for the jti";
         mandate_token_refuse(req, resp, &oerr, grant_type, client.client_id, NULL);

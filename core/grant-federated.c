@@ -179,10 +179,8 @@ static void federated(mandate_http_request *req, mandate_http_response *resp,
     if (!mandate_federated_map(req, resp, form, client, grant_type, token_type, assertion,
                                requested_audience(req->pool, form), &fed))
         return;
-    const mandate_config *cfg = mandate_runtime_config(req->runtime);
     const mandate_mapping_result *m = &fed.mapped;
     mandate_grant g = {0};
-    g.issuer = cfg->issuer;
     g.subject = m->subject;
     g.client_id = client->client_id;
     g.actor = client->client_id;
@@ -190,11 +188,7 @@ static void federated(mandate_http_request *req, mandate_http_response *resp,
     g.scope = m->scope;
     g.audience = m->audience;
     g.idp = fed.id.issuer;
-    g.jti = mandate_token_new_jti(req->pool);
-    g.issued_at = mandate_clock_now();
-    g.not_before = g.issued_at;
-    g.expires_at = g.issued_at + m->lifetime;
-    if (g.jti == NULL) {
+    if (!mandate_token_grant_start(req, &g, m->lifetime, 0)) {
         mandate_oauth_error oerr;
         mandate_oauth_fail_rc(&oerr, MANDATE_ERROR);
         mandate_token_refuse(req, resp, &oerr, grant_type, client->client_id,
@@ -284,7 +278,6 @@ static void own_token(mandate_http_request *req, mandate_http_response *resp,
     }
     mandate_grant g = {0};
     const mandate_config *cfg = mandate_runtime_config(req->runtime);
-    g.issuer = cfg->issuer;
     g.subject = o->subject;
     g.client_id = client->client_id;
     g.actor = client->client_id;
@@ -292,13 +285,8 @@ static void own_token(mandate_http_request *req, mandate_http_response *resp,
     g.scope = scope && scope[0] ? scope : NULL;
     g.audience = audience ? audience : o->audience;
     g.idp = o->idp;
-    g.jti = mandate_token_new_jti(req->pool);
-    g.issued_at = mandate_clock_now();
-    g.not_before = g.issued_at;
-    int64_t lifetime = mandate_policy_lifetime(cfg, client);
-    g.expires_at = g.issued_at + lifetime < o->expires_at ? g.issued_at + lifetime
-                                                           : o->expires_at;
-    if (g.jti == NULL) {
+    if (!mandate_token_grant_start(req, &g, mandate_policy_lifetime(cfg, client),
+                                   o->expires_at)) {
         mandate_oauth_fail_rc(&oerr, MANDATE_ERROR);
         mandate_token_refuse(req, resp, &oerr, grant_type, client->client_id, fields);
         return;

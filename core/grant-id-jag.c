@@ -163,18 +163,14 @@ void mandate_id_jag_issue(mandate_http_request *req, mandate_http_response *resp
     const mandate_instance *fmt = signing_format(req, client);
 
     mandate_grant g = {0};
-    g.issuer = cfg->issuer;
     g.subject = m->subject;
     g.client_id = client->client_id;
     g.tenant = m->tenant;
     g.scope = m->scope;
     g.audience = audience;
     g.idp = fed.id.issuer;
-    g.jti = mandate_token_new_jti(req->pool);
-    g.issued_at = mandate_clock_now();
-    g.not_before = g.issued_at;
     int64_t lifetime = m->lifetime < cfg->id_jag_lifetime ? m->lifetime : cfg->id_jag_lifetime;
-    g.expires_at = g.issued_at + lifetime;
+    bool started = mandate_token_grant_start(req, &g, lifetime, 0);
 
     json_t *claims = json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:I}", "iss", g.issuer, "sub",
                                g.subject, "aud", audience, "client_id", g.client_id, "jti",
@@ -196,7 +192,7 @@ void mandate_id_jag_issue(mandate_http_request *req, mandate_http_response *resp
     mandate_rc rc = MANDATE_ERROR;
     if (fmt == NULL)
         snprintf(err.message, sizeof(err.message), "no enabled format can sign an ID-JAG");
-    else if (g.jti == NULL || text == NULL)
+    else if (!started || text == NULL)
         snprintf(err.message, sizeof(err.message), "out of memory or randomness");
     else
         rc = ((const mandate_format_ops *)fmt->handle->plugin->ops)
@@ -292,7 +288,6 @@ void mandate_id_jag_accept(mandate_http_request *req, mandate_http_response *res
         return;
     }
     mandate_grant g = {0};
-    g.issuer = cfg->issuer;
     g.subject = fed.id.subject;
     g.client_id = client->client_id;
     g.actor = client->client_id;
@@ -300,11 +295,7 @@ void mandate_id_jag_accept(mandate_http_request *req, mandate_http_response *res
     g.scope = scope;
     g.audience = audience;
     g.idp = fed.id.issuer;
-    g.jti = mandate_token_new_jti(req->pool);
-    g.issued_at = mandate_clock_now();
-    g.not_before = g.issued_at;
-    g.expires_at = g.issued_at + mandate_policy_lifetime(cfg, client);
-    if (g.jti == NULL) {
+    if (!mandate_token_grant_start(req, &g, mandate_policy_lifetime(cfg, client), 0)) {
         mandate_oauth_fail_rc(&oerr, MANDATE_ERROR);
         mandate_token_refuse(req, resp, &oerr, grant_type, client->client_id, extra);
         return;

@@ -48,6 +48,11 @@ void mandate_token_refuse(mandate_http_request *req, mandate_http_response *resp
  * the 429 answered and audited. */
 bool mandate_token_within_rate(mandate_http_request *req, mandate_http_response *resp,
                                const mandate_client *client, const char *grant_type);
+/* The issuer, a fresh jti and the times of a grant that lives lifetime
+ * seconds from now, never past not_after (0: no bound). false: no
+ * randomness for the jti. */
+bool mandate_token_grant_start(mandate_http_request *req, mandate_grant *grant,
+                               int64_t lifetime, int64_t not_after);
 /* 128 random bits, base64url; NULL when there is no randomness. */
 const char *mandate_token_new_jti(mandate_pool *pool);
 

@@ -103,15 +103,7 @@ audiences = ["$RS"];
 accept = ["id-jag"];
 min_refetch_interval = 1;
 CONF
-cat >>"$RCONF" <<CONF
-targets = (
-  { name = "market-calendar-mcp";
-    paths = ["/mcp", "/tools/"];
-    audience = "$AUD";
-    scopes = ["mcp:call"];
-    resource_metadata = "$GW/.well-known/oauth-protected-resource"; }
-);
-CONF
+marketpulse_target "$RCONF"
 
 # the agent, and another, at the broker and (under the same ids) at the RS
 secret_of() { sed -n 's/^client_secret: //p'; }

@@ -14,6 +14,19 @@ AUD=https://mcp.example/market-calendar
 GW_PORT=$(free_port)
 GW="http://127.0.0.1:$GW_PORT"
 
+# marketpulse_target CONF: the tool server as the broker's gateway target
+marketpulse_target() {
+    cat >>"$1" <<CONF
+targets = (
+  { name = "market-calendar-mcp";
+    paths = ["/mcp", "/tools/"];
+    audience = "$AUD";
+    scopes = ["mcp:call"];
+    resource_metadata = "$GW/.well-known/oauth-protected-resource"; }
+);
+CONF
+}
+
 # start_marketpulse ISSUER BROKER_PORT: the tool server (which checks every
 # token itself as well) trusting ISSUER, and nginx on GW_PORT asking the
 # broker on 127.0.0.1:BROKER_PORT

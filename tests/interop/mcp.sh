@@ -20,15 +20,7 @@ LOG="$TMP/mandated.log"
 make_state "$STATE" || fatal "mandatectl init failed"
 CONF="$STATE/mandate.conf"
 CTL=("$MANDATECTL" -c "$CONF")
-cat >>"$CONF" <<CONF
-targets = (
-  { name = "market-calendar-mcp";
-    paths = ["/mcp", "/tools/"];
-    audience = "$AUD";
-    scopes = ["mcp:call"];
-    resource_metadata = "$GW/.well-known/oauth-protected-resource"; }
-);
-CONF
+marketpulse_target "$CONF"
 start_daemon "$CONF" "$LOG" || { cat "$LOG"; fatal "mandated did not start"; }
 sed -i "s|^server: {|server: {\n  issuer = \"$BASE\";|" "$CONF"
 kill -HUP "$DAEMON_PID"
