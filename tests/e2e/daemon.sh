@@ -118,8 +118,38 @@ expect_eq "healthz over HTTPS" '{"status":"ok"}' \
     "$(curl -s --cacert "$STATE/tls-cert.pem" "https://127.0.0.1:$PORT/healthz")"
 expect_eq "plain HTTP to the TLS port is refused" 000 \
     "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$PORT/healthz")"
+# a burst of connections at once, each served (they are spread over the
+# workers by the daemon's own acceptor)
+# shellcheck disable=SC2046
+curl -s -w '%{http_code}\n' --cacert "$STATE/tls-cert.pem" --max-time 20 \
+    --parallel --parallel-immediate --parallel-max 32 \
+    $(for _ in $(seq 1 64); do printf -- '-o /dev/null %s ' "https://127.0.0.1:$PORT/healthz"; done) \
+    >"$TMP/parallel" 2>&1
+expect_eq "64 requests over 32 parallel HTTPS connections, all 200" 64 "$(grep -c '^200$' "$TMP/parallel")"
 stop_daemon
 expect_eq "TLS daemon stops cleanly" 0 "$DAEMON_STATUS"
+cp "$TMP/plain.conf" "$CONF"
+
+# the connection limit: a connection over it waits in the kernel's backlog,
+# unanswered and unlogged, and is served as soon as another one closes
+sed -i 's|^server: {|server: {\n  connection_limit = 2;|' "$CONF"
+check "daemon with connection_limit = 2 starts" start_daemon "$CONF" "$TMP/limit.log" || cat "$TMP/limit.log"
+status_line() { timeout "$2" head -n 1 <&"$1" | tr -d '\r'; }
+ask() { printf 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n' >&"$1"; }
+exec 3<>"/dev/tcp/127.0.0.1/$PORT" 4<>"/dev/tcp/127.0.0.1/$PORT"
+ask 3
+ask 4
+expect_eq "first connection served" "HTTP/1.1 200 OK" "$(status_line 3 5)"
+expect_eq "second connection served" "HTTP/1.1 200 OK" "$(status_line 4 5)"
+exec 5<>"/dev/tcp/127.0.0.1/$PORT"
+ask 5
+expect_eq "a third one waits while two are open" "" "$(status_line 5 1)"
+exec 3<&-
+expect_eq "  and is served once one closes" "HTTP/1.1 200 OK" "$(status_line 5 5)"
+exec 4<&- 5<&-
+check "nothing logged about the waiting connections" bash -c "! grep -qi 'limit\|warning' '$TMP/limit.log'"
+stop_daemon
+expect_eq "daemon with a connection limit stops cleanly" 0 "$DAEMON_STATUS"
 cp "$TMP/plain.conf" "$CONF"
 
 # a broken config at start: exit 1 with one line naming the problem
