@@ -12,20 +12,15 @@ wrk.headers["X-Original-URI"] = "/mcp"
 local tokens_file = os.getenv("BENCH_TOKENS")
 if not tokens_file then wrk.headers["Authorization"] = "Bearer " .. os.getenv("BENCH_TOKEN") end
 
-local tokens, n, i
+local next_token
 function init(args)
-    if tokens_file then
-        tokens = lib.lines(tokens_file)
-        n = #tokens
-        i = lib.start(id, n)
-    end
+    if tokens_file then next_token = lib.cycle(tokens_file, id) end
 end
 
 if tokens_file then
     local headers = { ["X-Original-URI"] = "/mcp" }
     request = function()
-        headers["Authorization"] = "Bearer " .. tokens[i]
-        i = i % n + 1
+        headers["Authorization"] = "Bearer " .. next_token()
         return wrk.format(nil, nil, headers)
     end
 end

@@ -14,19 +14,13 @@ wrk.headers["Authorization"] = "Basic " .. os.getenv("BENCH_GW_BASIC")
 local tokens_file = os.getenv("BENCH_TOKENS")
 if not tokens_file then wrk.body = "token=" .. os.getenv("BENCH_TOKEN") end
 
-local tokens, n, i
+local next_token
 function init(args)
-    if tokens_file then
-        tokens = lib.lines(tokens_file)
-        n = #tokens
-        i = lib.start(id, n)
-    end
+    if tokens_file then next_token = lib.cycle(tokens_file, id) end
 end
 
 if tokens_file then
     request = function()
-        local body = "token=" .. tokens[i]
-        i = i % n + 1
-        return wrk.format(nil, nil, nil, body)
+        return wrk.format(nil, nil, nil, "token=" .. next_token())
     end
 end

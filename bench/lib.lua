@@ -31,6 +31,20 @@ function lib.start(tid, n)
     return (math.floor(n * (tid or 0) / threads)) % n + 1
 end
 
+-- the items of list (a table, or a file's path: lib.lines) taken in turn, one
+-- a call, from thread tid's starting point (lib.start); call it in init, where
+-- wrk has set the thread's `id`
+function lib.cycle(list, tid)
+    if type(list) == "string" then list = lib.lines(list) end
+    local n = #list
+    local i = lib.start(tid, n)
+    return function()
+        local item = list[i]
+        i = i % n + 1
+        return item
+    end
+end
+
 -- wall-clock seconds (for a script whose threads may stop before the end)
 function lib.now()
     local p = io.popen("date +%s.%N")

@@ -7,20 +7,16 @@ local lib = dofile(here .. "lib.lua")
 setup = lib.setup
 done = function(summary, latency, requests) lib.done(summary, latency) end
 
-local tokens, nt, ti, creds, nc, ci
+local next_token, next_creds
 function init(args)
-    tokens = lib.lines(os.getenv("BENCH_IDTOKENS"))
-    creds = lib.lines(os.getenv("BENCH_CREDS"))
-    nt, nc = #tokens, #creds
-    ti, ci = lib.start(id, nt), lib.start(id, nc)
+    next_token = lib.cycle(os.getenv("BENCH_IDTOKENS"), id)
+    next_creds = lib.cycle(os.getenv("BENCH_CREDS"), id)
 end
 
 local headers = { ["Content-Type"] = "application/x-www-form-urlencoded" }
 function request()
-    local t = tokens[ti]
-    ti = ti % nt + 1
-    headers["Authorization"] = creds[ci]
-    ci = ci % nc + 1
+    local t = next_token()
+    headers["Authorization"] = next_creds()
     return wrk.format("POST", "/oauth2/token", headers,
         "grant_type=urn:ietf:params:oauth:grant-type:token-exchange" ..
         "&subject_token_type=urn:ietf:params:oauth:token-type:id_token&subject_token=" .. t)

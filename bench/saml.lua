@@ -23,7 +23,7 @@ done = function(summary, latency, requests)
     lib.done(summary, latency, busy)
 end
 
-local assertions, next_index, creds, nc, ci
+local assertions, next_index, next_creds
 function init(args)
     local dir = os.getenv("BENCH_SAML_DIR")
     local n = tonumber(os.getenv("BENCH_SAML_N"))
@@ -36,13 +36,8 @@ function init(args)
         f:close()
     end
     next_index = 1
-    if os.getenv("BENCH_CREDS") then
-        creds = lib.lines(os.getenv("BENCH_CREDS"))
-    else
-        creds = { "Basic " .. os.getenv("BENCH_AGENT_BASIC") }
-    end
-    nc = #creds
-    ci = lib.start(id, nc)
+    local creds = os.getenv("BENCH_CREDS") or { "Basic " .. os.getenv("BENCH_AGENT_BASIC") }
+    next_creds = lib.cycle(creds, id)
 end
 
 local headers = { ["Content-Type"] = "application/x-www-form-urlencoded" }
@@ -55,8 +50,7 @@ function request()
         a = assertions[1]
     end
     next_index = next_index + 1
-    headers["Authorization"] = creds[ci]
-    ci = ci % nc + 1
+    headers["Authorization"] = next_creds()
     return wrk.format("POST", "/oauth2/token", headers,
         "grant_type=urn:ietf:params:oauth:grant-type:token-exchange" ..
         "&subject_token_type=urn:ietf:params:oauth:token-type:saml2&subject_token=" .. a)

@@ -39,20 +39,15 @@ if not creds_file then
         base64(os.getenv("BENCH_CLIENT_ID") .. ":" .. os.getenv("BENCH_CLIENT_SECRET"))
 end
 
-local creds, n, i
+local next_creds
 function init(args)
-    if creds_file then
-        creds = lib.lines(creds_file)
-        n = #creds
-        i = lib.start(id, n)
-    end
+    if creds_file then next_creds = lib.cycle(creds_file, id) end
 end
 
 if creds_file then
     local headers = { ["Content-Type"] = "application/x-www-form-urlencoded" }
     request = function()
-        headers["Authorization"] = creds[i]
-        i = i % n + 1
+        headers["Authorization"] = next_creds()
         return wrk.format(nil, nil, headers)
     end
 end
