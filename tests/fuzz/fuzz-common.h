@@ -47,6 +47,20 @@ static inline size_t fuzz_split(const uint8_t *data, size_t size, fuzz_part *par
     return n;
 }
 
+/* A fuzzed HTTP answer: a part that begins "HTTP NNN\n" gives that status
+ * (non-digits count as 0) and is advanced past the line; any other is 200. */
+static inline long fuzz_http_status(fuzz_part *p)
+{
+    if (p->len < 9 || memcmp(p->data, "HTTP ", 5) != 0 || p->data[8] != '\n')
+        return 200;
+    long status = 0;
+    for (int i = 5; i < 8; i++)
+        status = status * 10 + (p->data[i] >= '0' && p->data[i] <= '9' ? p->data[i] - '0' : 0);
+    p->data += 9;
+    p->len -= 9;
+    return status;
+}
+
 /* A NUL-terminated copy (malloc'd). */
 static inline char *fuzz_strndup(const void *data, size_t len)
 {

@@ -150,14 +150,7 @@ mandate_client_rc __wrap_mandate_client_http_get(const char *url, long timeout_m
         return mandate_client_fail(errbuf, errlen, MANDATE_CLIENT_UNAVAILABLE,
                                    "connection refused");
     fuzz_part p = *part;
-    long status = 200;
-    if (p.len >= 9 && memcmp(p.data, "HTTP ", 5) == 0 && p.data[8] == '\n') {
-        status = 0;
-        for (int i = 5; i < 8; i++)
-            status = status * 10 + (p.data[i] >= '0' && p.data[i] <= '9' ? p.data[i] - '0' : 0);
-        p.data += 9;
-        p.len -= 9;
-    }
+    long status = fuzz_http_status(&p);
     if (status == 0)
         return mandate_client_fail(errbuf, errlen, MANDATE_CLIENT_UNAVAILABLE,
                                    "connection reset");
