@@ -161,13 +161,13 @@ void mandate_token_answer(mandate_http_request *req, mandate_http_response *resp
              grant->scope ? grant->scope : "", grant->audience ? grant->audience : "",
              (long long)expires_in);
     /* RFC 8693 §2.2.1: N_A for what is not an access token */
-    json_t *body = json_pack("{s:s,s:s,s:I}", "access_token", token, "token_type",
-                             id_jag ? "N_A" : "Bearer", "expires_in", (json_int_t)expires_in);
+    json_t *rest = json_pack("{s:s,s:I}", "token_type", id_jag ? "N_A" : "Bearer", "expires_in",
+                             (json_int_t)expires_in);
     if (grant->scope != NULL)
-        json_object_set_new(body, "scope", json_string(grant->scope));
+        json_object_set_new(rest, "scope", json_string(grant->scope));
     if (issued_token_type != NULL)
-        json_object_set_new(body, "issued_token_type", json_string(issued_token_type));
-    mandate_http_response_json(req, resp, 200, body);
+        json_object_set_new(rest, "issued_token_type", json_string(issued_token_type));
+    mandate_http_response_token_json(req, resp, 200, "access_token", token, rest);
     mandate_http_response_header(resp, "Cache-Control", "no-store");
     mandate_http_response_header(resp, "Pragma", "no-cache");
 }

@@ -44,6 +44,11 @@ void mandate_http_response_header(mandate_http_response *resp, const char *name,
 /* Serialises body (and releases the reference) into the request pool. */
 void mandate_http_response_json(mandate_http_request *req, mandate_http_response *resp,
                                 unsigned status, json_t *body);
+/* {"member": token, ...rest}: rest's members follow the token (rest is
+ * released). The same bytes as mandate_http_response_json would give. */
+void mandate_http_response_token_json(mandate_http_request *req, mandate_http_response *resp,
+                                      unsigned status, const char *member, const char *token,
+                                      json_t *rest);
 /* {"error": error, "error_description": description} (RFC 6749 §5.2). */
 void mandate_http_response_error(mandate_http_request *req, mandate_http_response *resp,
                                  unsigned status, const char *error, const char *description);

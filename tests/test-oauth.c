@@ -6,10 +6,12 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
 
+#include "http-private.h"
 #include "oauth-private.h"
 #include "pool-private.h"
 
@@ -188,6 +190,56 @@ static void test_lifetime(void **state)
     assert_int_equal(mandate_policy_lifetime(&cfg, &c), 86400);
 }
 
+/* What jansson alone makes of {member: token, ...rest}: the reference the
+ * token response must match byte for byte. */
+static char *reference_json(const char *token, json_t *rest)
+{
+    json_t *body = json_object();
+    json_object_set_new(body, "access_token", json_string(token));
+    json_object_update(body, rest);
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    return text;
+}
+
+static void assert_token_response(const char *token, json_t *rest)
+{
+    mandate_http_request req = {.pool = pool};
+    mandate_http_response resp = {0};
+    char *expected = reference_json(token, rest);
+    mandate_http_response_token_json(&req, &resp, 200, "access_token", token, rest);
+    assert_int_equal(resp.status, 200);
+    assert_string_equal(resp.content_type, "application/json");
+    assert_int_equal(resp.body_len, strlen(expected));
+    assert_memory_equal(resp.body, expected, resp.body_len);
+    assert_int_equal(resp.body[resp.body_len], '\0');
+    free(expected);
+}
+
+static void test_token_response(void **state)
+{
+    (void)state;
+    /* a JWS and an opaque token: copied without jansson walking them */
+    assert_token_response("eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln-_~+/=",
+                          json_pack("{s:s,s:I,s:s}", "token_type", "Bearer", "expires_in",
+                                    (json_int_t)3600, "scope", "mcp:call \"x\""));
+    assert_token_response("mdo_AAAA", json_object());
+    assert_token_response("", json_pack("{s:s}", "token_type", "N_A"));
+    /* anything JSON escapes goes through jansson */
+    assert_token_response("a\"b\\c\nd\xc3\xa9\x01", json_pack("{s:s}", "token_type", "Bearer"));
+
+    /* not UTF-8: refused, not sent broken */
+    mandate_http_request req = {.pool = pool};
+    mandate_http_response resp = {0};
+    mandate_http_response_token_json(&req, &resp, 200, "access_token", "a\xff",
+                                     json_pack("{s:s}", "token_type", "Bearer"));
+    assert_int_equal(resp.status, 500);
+    json_t *body = json_loadb(resp.body, resp.body_len, 0, NULL);
+    assert_non_null(body);
+    assert_string_equal(json_string_value(json_object_get(body, "error")), "server_error");
+    json_decref(body);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -197,6 +249,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_scope_policy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_audience_policy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lifetime, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_token_response, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
