@@ -28,6 +28,11 @@ static bool text_ok(const unsigned char *s, size_t len)
 {
     size_t i = 0;
     while (i < len) {
+        /* printable ASCII, nearly every byte of a form: one comparison each */
+        while (i < len && (unsigned char)(s[i] - 0x20) < 0x5f)
+            i++;
+        if (i == len)
+            break;
         unsigned char c = s[i];
         if (c < 0x80) {
             if (c < 0x20 || c == 0x7f)
@@ -69,7 +74,14 @@ mandate_rc mandate_url_decode(mandate_pool *pool, const char *s, size_t len,
 {
     char *out = mandate_pool_alloc(pool, len + 1);
     size_t j = 0;
-    for (size_t i = 0; i < len; i++) {
+    /* nothing encoded, as in a token: copied whole rather than byte by byte
+     * (an introspection body is a 600-character token) */
+    bool encoded = memchr(s, '%', len) != NULL || (plus_is_space && memchr(s, '+', len) != NULL);
+    if (!encoded) {
+        memcpy(out, s, len);
+        j = len;
+    }
+    for (size_t i = 0; encoded && i < len; i++) {
         if (s[i] == '%') {
             if (i + 2 >= len)
                 return mandate_error_set(err, MANDATE_INVALID, "truncated percent-encoding");

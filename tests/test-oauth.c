@@ -60,6 +60,21 @@ static void test_form_values(void **state)
     assert_int_equal(f.count, 0);
     assert_int_equal(parse("a=1&&b=%C3%A9", &f, &err), MANDATE_OK);
     assert_string_equal(mandate_form_get(&f, "b"), "\xc3\xa9");
+    /* values with nothing encoded: a '+' alone, raw UTF-8, a long token */
+    assert_int_equal(parse("a=x+y&b=\xc3\xa9&c=~-_.", &f, &err), MANDATE_OK);
+    assert_string_equal(mandate_form_get(&f, "a"), "x y");
+    assert_string_equal(mandate_form_get(&f, "b"), "\xc3\xa9");
+    assert_string_equal(mandate_form_get(&f, "c"), "~-_.");
+    char body[700] = "token=";
+    char token[650];
+    for (size_t i = 0; i < sizeof(token) - 1; i++)
+        token[i] = "eyJhbGciOi.-_0123456789"[i % 23];
+    token[sizeof(token) - 1] = '\0';
+    strcat(body, token);
+    strcat(body, "&token_type_hint=access_token");
+    assert_int_equal(parse(body, &f, &err), MANDATE_OK);
+    assert_string_equal(mandate_form_get(&f, "token"), token);
+    assert_string_equal(mandate_form_get(&f, "token_type_hint"), "access_token");
 }
 
 static void expect_bad(const char *body, const char *why)
@@ -80,6 +95,10 @@ static void test_form_refusals(void **state)
     expect_bad("a=%4", "truncated");
     expect_bad("a=x%00y", "control character");
     expect_bad("a=x%0Ay", "control character");
+    expect_bad("a=x\ty", "control character");  /* raw, nothing encoded */
+    expect_bad("a=x\x7fy", "control character");
+    expect_bad("a=\xc3(", "invalid UTF-8");
+    expect_bad("a=ok&b=%C2%85", "control character"); /* C1 */
     expect_bad("client_id=a%0D%0Ab", "control character");
     expect_bad("a=%C3%28", "invalid UTF-8");
     expect_bad("a=%C0%AF", "invalid UTF-8");          /* overlong */
