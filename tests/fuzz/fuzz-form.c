@@ -4,7 +4,10 @@
  *   - as an application/x-www-form-urlencoded body to mandate_form_parse
  *     (with "resource" and "audience" repeatable, as the token endpoint
  *     does), then every parameter is read back;
- *   - to mandate_url_decode, with and without '+' as space;
+ *   - to mandate_url_decode, with and without '+' as space, and checked
+ *     against a reference reading (byte-by-byte percent-decoding, then
+ *     jansson's UTF-8 check and a scan for control characters): same
+ *     verdict, same bytes;
  *   - as an Authorization header value to mandate_basic_auth_parse (up to
  *     its first NUL), and once more as "Basic " + base64(input) so that the
  *     id:secret split and its percent-decoding see arbitrary bytes.
@@ -12,11 +15,13 @@
  * memory comes from a pool freed at the end of each input. */
 #include "config.h"
 
+#include <ctype.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
 #include <openssl/evp.h>
 
 #include "form-private.h"
@@ -26,6 +31,39 @@
 #define HARNESS_MAX_INPUT (64 * 1024)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* What mandate_url_decode must answer, read another way: decode every
+ * byte, then refuse C0 controls, DEL, C1 controls (U+0080-U+009F) and what
+ * jansson does not take as UTF-8 (overlongs, surrogates, past U+10FFFF). */
+static bool reference_decode(const char *s, size_t len, bool plus_is_space, char *out,
+                             size_t *out_len)
+{
+    size_t j = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] != '%') {
+            out[j++] = plus_is_space && s[i] == '+' ? ' ' : s[i];
+            continue;
+        }
+        if (i + 2 >= len || !isxdigit((unsigned char)s[i + 1]) ||
+            !isxdigit((unsigned char)s[i + 2]))
+            return false;
+        char pair[3] = {s[i + 1], s[i + 2], '\0'};
+        out[j++] = (char)strtol(pair, NULL, 16);
+        i += 2;
+    }
+    *out_len = j;
+    for (size_t i = 0; i < j; i++) {
+        unsigned char c = (unsigned char)out[i];
+        if (c < 0x20 || c == 0x7f)
+            return false;
+        if (c == 0xc2 && i + 1 < j && (unsigned char)out[i + 1] < 0xa0)
+            return false;
+    }
+    json_t *text = json_stringn(out, j);
+    bool utf8 = text != NULL;
+    json_decref(text);
+    return utf8;
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -52,13 +90,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         (void)mandate_form_get(&form, "grant_type");
     }
 
-    char *out;
-    err = (mandate_error){0};
-    if (mandate_url_decode(pool, body, size, true, &out, &err) == MANDATE_OK &&
-        strlen(out) > size)
-        abort();
-    err = (mandate_error){0};
-    (void)mandate_url_decode(pool, body, size, false, &out, &err);
+    char *expected = malloc(size + 1);
+    for (int plus = 0; plus < 2; plus++) {
+        char *out;
+        size_t expected_len = 0;
+        err = (mandate_error){0};
+        bool ok = mandate_url_decode(pool, body, size, plus, &out, &err) == MANDATE_OK;
+        if (ok != reference_decode(body, size, plus, expected, &expected_len))
+            abort();
+        if (ok && (strlen(out) != expected_len || memcmp(out, expected, expected_len) != 0))
+            abort();
+    }
+    free(expected);
     free(body);
 
     char *header = fuzz_strndup(data, size), *id, *secret;
