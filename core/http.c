@@ -93,8 +93,8 @@ void mandate_http_response_json(mandate_http_request *req, mandate_http_response
 /* What a token is made of (base64url, the dots of a JWS, an opaque
  * token's prefix) is never escaped in JSON, so such a token is copied as
  * it is. Why: jansson checks and then dumps a string one code point at a
- * time, which for a 600-character JWT was half the instructions of the
- * token response (callgrind, doc/benchmarks.md). */
+ * time, which for a 600-character JWT was 48,000 instructions, 8 % of an
+ * ES256 token (callgrind, doc/benchmarks.md). */
 static bool json_needs_no_escape(const char *s, size_t len)
 {
     static const char unescaped[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
