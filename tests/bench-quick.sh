@@ -65,6 +65,17 @@ first=${SCALES%% *}
 for c in audit-off audit-batch; do
     expect_numbers "Mandate $c" mandate "$c" "$first"
 done
+# the scales side by side, interleaved: each case at both, and the goal
+# judged on them
+for n in $SCALES; do
+    for c in cc-es256 cc-eddsa cc-rs256 cc-opaque introspect gateway; do
+        expect_numbers "Mandate $c, $n clients, interleaved" mandate "ab1-$c" "$n"
+        expect_eq "Mandate $c, $n clients, interleaved: no refused request" 0 "$(refused mandate "ab1-$c" "$n")"
+    done
+done
+check "the report has the interleaved table" grep -q '^### From .* clients, interleaved' "$OUT"
+check "the scale goal is judged on the interleaved runs" \
+    grep -q '^- at most 10% throughput lost .*interleaved medians' "$OUT"
 check "the one-thread path (-c1) was run" \
     awk -F'\t' '$1 == "mandate" && $4 == 1 { f = 1 } END { exit !f }' "$RESULTS"
 
