@@ -1,5 +1,5 @@
 /* The parsing and policy steps of the token endpoint: form bodies, Basic
- * credentials, scopes and audiences. */
+ * credentials, scopes and audiences; and the bytes of its answer. */
 #include "config.h"
 
 #include <setjmp.h>
