@@ -29,6 +29,10 @@ struct mandate_keyring {
     bool ready;
     bool synced;
     uint64_t generation;
+    /* of the key set the formats were last given: the generation also moves
+     * with every client change and revocation, which leave the cache of
+     * checked tokens valid */
+    unsigned char key_set_digest[EVP_MAX_MD_SIZE];
 };
 
 mandate_keyring *mandate_keyring_new(void)
@@ -148,6 +152,36 @@ mandate_rc mandate_keys_list(mandate_runtime *rt, mandate_pool *pool, mandate_ke
     return rc;
 }
 
+static void digest_field(EVP_MD_CTX *md, const void *data, size_t len)
+{
+    uint64_t n = len; /* length first: no two key sets hash the same bytes */
+    EVP_DigestUpdate(md, &n, sizeof(n));
+    EVP_DigestUpdate(md, data, len);
+}
+
+/* SHA-256 over everything of the keys that decides what verifies; false
+ * when it cannot be computed (the caller then assumes a change). */
+static bool key_set_digest(const mandate_key *keys, size_t count,
+                           unsigned char out[EVP_MAX_MD_SIZE])
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    bool ok = md != NULL && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1;
+    for (size_t i = 0; ok && i < count; i++) {
+        const mandate_key *k = &keys[i];
+        const char *texts[] = {k->kid, k->alg, k->format, k->public_jwk};
+        for (size_t t = 0; t < sizeof(texts) / sizeof(texts[0]); t++)
+            digest_field(md, texts[t] ? texts[t] : "", texts[t] ? strlen(texts[t]) : 0);
+        int64_t numbers[] = {(int64_t)k->status, k->retired_at, k->remove_after};
+        digest_field(md, numbers, sizeof(numbers));
+        digest_field(md, k->private_blob ? (const void *)k->private_blob : "",
+                     k->private_blob ? k->private_blob_len : 0);
+    }
+    memset(out, 0, EVP_MAX_MD_SIZE);
+    ok = ok && EVP_DigestFinal_ex(md, out, NULL) == 1;
+    EVP_MD_CTX_free(md);
+    return ok;
+}
+
 static bool is_signing_format(const mandate_instance *in)
 {
     if (!in->instantiated || in->handle->plugin->kind != MANDATE_FORMAT)
@@ -238,18 +272,23 @@ mandate_rc mandate_keyring_sync(mandate_runtime *rt, bool force, mandate_error *
     json_t *doc = json_pack("{s:o}", "keys", jwks_keys);
     char *text = json_dumps(doc, JSON_COMPACT);
     json_decref(doc);
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    bool digest_ok = key_set_digest(keys, count, digest);
     mandate_pool_free(&pool);
 
-    /* a key removed or replaced: tokens read with the old set are read again */
-    if (mandate_runtime_token_cache(rt) != NULL)
-        mandate_token_cache_clear(mandate_runtime_token_cache(rt));
     pthread_mutex_lock(&kr->lock);
+    bool same_keys = digest_ok && kr->synced &&
+                     memcmp(digest, kr->key_set_digest, sizeof(digest)) == 0;
+    memcpy(kr->key_set_digest, digest, sizeof(digest));
     free(kr->jwks);
     kr->jwks = text;
     kr->ready = ready;
     kr->synced = true;
     kr->generation = generation;
     pthread_mutex_unlock(&kr->lock);
+    /* a key removed or replaced: tokens read with the old set are read again */
+    if (!same_keys && mandate_runtime_token_cache(rt) != NULL)
+        mandate_token_cache_clear(mandate_runtime_token_cache(rt));
     log_debug("keys synced at store generation %llu", (unsigned long long)generation);
     return MANDATE_OK;
 }

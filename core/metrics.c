@@ -108,6 +108,13 @@ static const bucket_bound fsync_bounds[] = {
 };
 #define FSYNC_BOUNDS (sizeof(fsync_bounds) / sizeof(fsync_bounds[0]))
 
+#define CHECK_CACHE_ANSWERS 3
+static const char *const check_cache_names[CHECK_CACHE_ANSWERS] = {
+    [MANDATE_TOKEN_CACHE_MISS] = "miss",
+    [MANDATE_TOKEN_CACHE_HIT] = "hit",
+    [MANDATE_TOKEN_CACHE_EXPIRED] = "expired",
+};
+
 typedef struct request_histogram {
     _Atomic uint64_t buckets[REQUEST_BOUNDS + 1];
     _Atomic uint64_t sum_us;
@@ -125,6 +132,7 @@ static struct {
     _Atomic uint64_t rate_limited[MANDATE_EP_COUNT_];
     fsync_histogram audit_fsync;
     _Atomic uint64_t store_errors;
+    _Atomic uint64_t check_cache[CHECK_CACHE_ANSWERS];
 } metrics;
 
 /* Wall clock at load, in microseconds since the epoch (not reset). */
@@ -291,6 +299,12 @@ void mandate_metrics_store_error(void)
     inc(&metrics.store_errors);
 }
 
+void mandate_metrics_token_check_cache(mandate_token_cache_answer answer)
+{
+    if ((size_t)answer < CHECK_CACHE_ANSWERS)
+        inc(&metrics.check_cache[answer]);
+}
+
 void mandate_metrics_reset(void)
 {
     for (size_t e = 0; e < MANDATE_EP_COUNT_; e++) {
@@ -309,6 +323,8 @@ void mandate_metrics_reset(void)
         atomic_store_explicit(&metrics.audit_fsync.buckets[b], 0, memory_order_relaxed);
     atomic_store_explicit(&metrics.audit_fsync.sum_us, 0, memory_order_relaxed);
     atomic_store_explicit(&metrics.store_errors, 0, memory_order_relaxed);
+    for (size_t a = 0; a < CHECK_CACHE_ANSWERS; a++)
+        atomic_store_explicit(&metrics.check_cache[a], 0, memory_order_relaxed);
 }
 
 /* --- rendering (GET /metrics only: allocation is fine here) ------------- */
@@ -530,6 +546,17 @@ char *mandate_metrics_render(mandate_pool *pool)
     family(&b, "mandate_store_errors_total", "counter",
            "Token store calls that failed (TEMPFAIL or ERROR).");
     sample_u64(&b, "mandate_store_errors_total", "", NULL, load(&metrics.store_errors));
+
+    family(&b, "mandate_token_check_cache_total", "counter",
+           "Tokens presented for a check, by what the cache of checked tokens answered "
+           "(hit, miss, expired).");
+    for (size_t a = 0; a < CHECK_CACHE_ANSWERS; a++) {
+        uint64_t v = load(&metrics.check_cache[a]);
+        if (v == 0)
+            continue;
+        const char *labels[] = {"result", check_cache_names[a], NULL};
+        sample_u64(&b, "mandate_token_check_cache_total", "", labels, v);
+    }
 
     family(&b, "mandate_process_start_time_seconds", "gauge",
            "Start time of the process since the Unix epoch, in seconds.");

@@ -3,7 +3,9 @@
  * signature check (ES256 verify: ~60 µs) costs more than everything else a
  * gateway check does. Only the reading of the token is cached: revocation
  * and the client's status are looked up on every check, and an entry is
- * used only until the token's own expiry. Cleared whenever the signing keys
+ * used as a reading only until the token's own expiry, and after it as the
+ * verdict "expired" (an agent that keeps presenting its expired token costs
+ * no signature check per call). Cleared whenever the signing keys
  * change. Direct-mapped, fixed size, striped locks. */
 #ifndef MANDATE_TOKEN_CACHE_PRIVATE_H
 #define MANDATE_TOKEN_CACHE_PRIVATE_H
@@ -18,9 +20,17 @@ mandate_token_cache *mandate_token_cache_new(size_t slots);
 void mandate_token_cache_free(mandate_token_cache **cache);
 void mandate_token_cache_clear(mandate_token_cache *cache);
 
-/* The cached grant (strings copied into pool), if the token is there and
- * not expired at now. */
-bool mandate_token_cache_get(mandate_token_cache *cache,
+typedef enum mandate_token_cache_answer {
+    MANDATE_TOKEN_CACHE_MISS,
+    MANDATE_TOKEN_CACHE_HIT,     /* grant_r holds the reading */
+    MANDATE_TOKEN_CACHE_EXPIRED, /* passed the checks once, and its expiry has come */
+} mandate_token_cache_answer;
+
+/* The cached grant (strings copied into pool) when the token is there and
+ * not expired at now. A token found there expired stays expired (its claims
+ * are signed or stored, and the cache is cleared when the keys change), so
+ * EXPIRED is the verdict without checking the signature again. */
+mandate_token_cache_answer mandate_token_cache_get(mandate_token_cache *cache,
                              const unsigned char hash[MANDATE_TOKEN_HASH_LEN],
                              mandate_pool *pool, int64_t now, mandate_grant *grant_r);
 void mandate_token_cache_put(mandate_token_cache *cache,

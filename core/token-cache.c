@@ -110,16 +110,19 @@ void mandate_token_cache_put(mandate_token_cache *c, const unsigned char hash[MA
     pthread_mutex_unlock(lock);
 }
 
-bool mandate_token_cache_get(mandate_token_cache *c, const unsigned char hash[MANDATE_TOKEN_HASH_LEN],
-                             mandate_pool *pool, int64_t now, mandate_grant *grant_r)
+mandate_token_cache_answer mandate_token_cache_get(mandate_token_cache *c,
+                                                   const unsigned char hash[MANDATE_TOKEN_HASH_LEN],
+                                                   mandate_pool *pool, int64_t now,
+                                                   mandate_grant *grant_r)
 {
     size_t slot = slot_of(c, hash);
     pthread_mutex_t *lock = &c->locks[slot % LOCK_STRIPES];
     pthread_mutex_lock(lock);
     entry *e = &c->entries[slot];
-    bool hit = e->used && memcmp(e->hash, hash, MANDATE_TOKEN_HASH_LEN) == 0 &&
-               e->grant.expires_at > now;
-    if (hit) {
+    mandate_token_cache_answer answer = MANDATE_TOKEN_CACHE_MISS;
+    if (e->used && memcmp(e->hash, hash, MANDATE_TOKEN_HASH_LEN) == 0)
+        answer = e->grant.expires_at > now ? MANDATE_TOKEN_CACHE_HIT : MANDATE_TOKEN_CACHE_EXPIRED;
+    if (answer == MANDATE_TOKEN_CACHE_HIT) {
         *grant_r = e->grant;
         for (size_t i = 0; i < GRANT_STRINGS; i++) {
             const char **s = grant_string(grant_r, i);
@@ -127,5 +130,5 @@ bool mandate_token_cache_get(mandate_token_cache *c, const unsigned char hash[MA
         }
     }
     pthread_mutex_unlock(lock);
-    return hit;
+    return answer;
 }

@@ -27,11 +27,16 @@ mandate_rc mandate_token_validate(mandate_runtime *rt, mandate_pool *pool, const
 
     unsigned char hash[MANDATE_TOKEN_HASH_LEN];
     mandate_token_cache *cache = mandate_runtime_token_cache(rt);
-    bool cached = false;
-    if (cache != NULL && EVP_Digest(token, len, hash, NULL, EVP_sha256(), NULL) == 1)
-        cached = mandate_token_cache_get(cache, hash, pool, mandate_clock_now(), &status->grant);
-    else
+    mandate_token_cache_answer answer = MANDATE_TOKEN_CACHE_MISS;
+    if (cache != NULL && EVP_Digest(token, len, hash, NULL, EVP_sha256(), NULL) == 1) {
+        answer = mandate_token_cache_get(cache, hash, pool, mandate_clock_now(), &status->grant);
+        mandate_metrics_token_check_cache(answer);
+    } else {
         cache = NULL;
+    }
+    if (answer == MANDATE_TOKEN_CACHE_EXPIRED)
+        return inactive(status, "expired");
+    bool cached = answer == MANDATE_TOKEN_CACHE_HIT;
 
     /* the first format that recognises the token decides */
     mandate_rc rc = cached ? MANDATE_OK : MANDATE_NEXT;
@@ -49,7 +54,11 @@ mandate_rc mandate_token_validate(mandate_runtime *rt, mandate_pool *pool, const
     switch (rc) {
     case MANDATE_OK: break;
     case MANDATE_NEXT: return inactive(status, "not a token of any enabled format");
-    case MANDATE_EXPIRED: return inactive(status, "expired");
+    case MANDATE_EXPIRED:
+        /* the format found it authentic and past its expiry: so it stays */
+        if (cache != NULL)
+            mandate_token_cache_put(cache, hash, &(mandate_grant){.expires_at = 0});
+        return inactive(status, "expired");
     case MANDATE_TEMPFAIL:
     case MANDATE_ERROR:
         return mandate_error_set(err, rc, "%s", ferr.message);

@@ -15,7 +15,9 @@
 #include <cmocka.h>
 
 #include "kek-private.h"
+#include "host-private.h"
 #include "runtime-private.h"
+#include "validate-private.h"
 #include "test-helpers.h"
 #include "util-private.h"
 
@@ -172,10 +174,11 @@ static int rt_setup(void **state)
     char *pdir = mandate_path_join(f->dir, "plugins");
     free(test_write_file(pdir, "README", "plugins\n"));
     const char *links[][2] = {{REAL_PLUGINS, "store-sqlite.so"},
+                              {REAL_PLUGINS, "format-jwt.so"},
                               {TEST_PLUGINS, "store-failing.so"},
                               {TEST_PLUGINS, "store-badabi.so"},
                               {TEST_PLUGINS, "backend-dummy.so"}};
-    for (size_t i = 0; i < 4; i++) {
+    for (size_t i = 0; i < sizeof(links) / sizeof(links[0]); i++) {
         char *target = mandate_path_join(links[i][0], links[i][1]);
         char *link = mandate_path_join(pdir, links[i][1]);
         assert_int_equal(symlink(target, link), 0);
@@ -341,6 +344,78 @@ static void test_runtime_needs_kek(void **state)
     free(kek);
 }
 
+static int64_t fixed_now;
+static int64_t fixed_clock(void)
+{
+    return fixed_now;
+}
+
+/* A token checked once is "expired" after its expiry without a second
+ * signature check: the key set is swapped under the cache (as no sync
+ * would do), so only a verdict from the cache can still say "expired". */
+static void test_runtime_expired_token_not_verified_again(void **state)
+{
+    rt_fixture *f = *state;
+    instance(f, "store", "kind = \"store\"; plugin = \"sqlite\";\n");
+    instance(f, "format-jwt", "kind = \"format\"; plugin = \"jwt\";\n");
+    assert_int_equal(start(f, MANDATE_RUNTIME_MIGRATE | MANDATE_RUNTIME_CREATE_KEYS), MANDATE_OK);
+    const mandate_instance *jwt = NULL;
+    for (size_t i = 0; i < mandate_runtime_instance_count(f->rt); i++) {
+        if (strcmp(mandate_runtime_instance(f->rt, i)->conf->plugin, "jwt") == 0)
+            jwt = mandate_runtime_instance(f->rt, i);
+    }
+    assert_non_null(jwt);
+    const mandate_format_ops *ops = jwt->handle->plugin->ops;
+    fixed_now = mandate_clock_now();
+    mandate_clock_set(fixed_clock);
+
+    mandate_pool *pool = mandate_pool_new();
+    mandate_grant g = {.issuer = mandate_runtime_config(f->rt)->issuer,
+                       .subject = "agent-1",
+                       .client_id = "agent-1",
+                       .scope = "mcp:call",
+                       .jti = "jti-expiring",
+                       .issued_at = fixed_now,
+                       .expires_at = fixed_now + 60};
+    char *token;
+    mandate_error err = {0};
+    assert_int_equal(ops->mint(jwt->inst, pool, &g, &token, &err), MANDATE_OK);
+    mandate_token_status st;
+    /* read once (its client is unknown here, which is checked after the read) */
+    assert_int_equal(mandate_token_validate(f->rt, pool, token, strlen(token), &st, &err),
+                     MANDATE_INVALID);
+    assert_true(st.parsed);
+    assert_string_equal(st.reason, "its client was deleted");
+
+    /* and one first seen after its expiry (a restart, a stale agent) */
+    g.jti = "jti-expired";
+    g.issued_at = fixed_now - 7200;
+    g.expires_at = fixed_now - 3600;
+    char *stale;
+    assert_int_equal(ops->mint(jwt->inst, pool, &g, &stale, &err), MANDATE_OK);
+    assert_int_equal(mandate_token_validate(f->rt, pool, stale, strlen(stale), &st, &err),
+                     MANDATE_INVALID);
+    assert_string_equal(st.reason, "expired");
+
+    assert_int_equal(ops->set_keys(jwt->inst, NULL, 0, &err), MANDATE_OK);
+    fixed_now += 3600;
+    const char *tokens[] = {token, stale};
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(
+            mandate_token_validate(f->rt, pool, tokens[i], strlen(tokens[i]), &st, &err),
+            MANDATE_INVALID);
+        assert_false(st.parsed);
+        assert_string_equal(st.reason, "expired");
+    }
+    /* a token the cache never saw is read by the format, which knows no key now */
+    char *tampered = mandate_pool_printf(pool, "%sA", token);
+    assert_int_equal(mandate_token_validate(f->rt, pool, tampered, strlen(tampered), &st, &err),
+                     MANDATE_INVALID);
+    assert_true(test_contains(st.reason, "unknown kid"));
+    mandate_clock_set(NULL);
+    mandate_pool_free(&pool);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -355,6 +430,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_runtime_instantiate_failure, rt_setup, rt_teardown),
         cmocka_unit_test_setup_teardown(test_runtime_needs_one_store, rt_setup, rt_teardown),
         cmocka_unit_test_setup_teardown(test_runtime_needs_kek, rt_setup, rt_teardown),
+        cmocka_unit_test_setup_teardown(test_runtime_expired_token_not_verified_again, rt_setup,
+                                        rt_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -564,6 +564,10 @@ static void test_other_families(void **state)
     mandate_metrics_store_error();
     mandate_metrics_store_error();
     mandate_metrics_store_error();
+    mandate_metrics_token_check_cache(MANDATE_TOKEN_CACHE_HIT);
+    mandate_metrics_token_check_cache(MANDATE_TOKEN_CACHE_HIT);
+    mandate_metrics_token_check_cache(MANDATE_TOKEN_CACHE_EXPIRED);
+    mandate_metrics_token_check_cache((mandate_token_cache_answer)7); /* no such answer */
     int64_t fsyncs[] = {10, 50, 51, 400, 999999, 1000000, 1000001, -1};
     for (size_t i = 0; i < sizeof(fsyncs) / sizeof(fsyncs[0]); i++)
         mandate_metrics_audit_fsync(fsyncs[i]);
@@ -577,6 +581,10 @@ static void test_other_families(void **state)
     assert_true(value_of(text, "mandate_rate_limited_total{endpoint=\"other\"}") == 1);
     assert_true(value_of(text, "mandate_rate_limited_total{endpoint=\"jwks\"}") == -1);
     assert_true(value_of(text, "mandate_store_errors_total") == 3);
+    assert_true(value_of(text, "mandate_token_check_cache_total{result=\"hit\"}") == 2);
+    assert_true(value_of(text, "mandate_token_check_cache_total{result=\"expired\"}") == 1);
+    assert_true(value_of(text, "mandate_token_check_cache_total{result=\"miss\"}") == -1);
+    assert_int_equal(count_lines_starting(text, "mandate_token_check_cache_total{"), 2);
 
     const char *fs = "mandate_audit_fsync_duration_seconds";
     assert_true(check_histogram(text, fs, "") == 8);
@@ -612,6 +620,7 @@ static void test_every_family_has_help_and_type(void **state)
         {"mandate_rate_limited_total", "counter"},
         {"mandate_audit_fsync_duration_seconds", "histogram"},
         {"mandate_store_errors_total", "counter"},
+        {"mandate_token_check_cache_total", "counter"},
         {"mandate_process_start_time_seconds", "gauge"},
     };
     mandate_pool *pool = mandate_pool_new();
@@ -623,6 +632,7 @@ static void test_every_family_has_help_and_type(void **state)
             mandate_metrics_rate_limited(MANDATE_EP_INTROSPECT);
             mandate_metrics_audit_fsync(77);
             mandate_metrics_store_error();
+            mandate_metrics_token_check_cache(MANDATE_TOKEN_CACHE_MISS);
         }
         char *text = mandate_metrics_render(pool);
         exposition x;
@@ -826,6 +836,7 @@ static void test_reset(void **state)
     mandate_metrics_rate_limited(MANDATE_EP_REVOKE);
     mandate_metrics_audit_fsync(3000);
     mandate_metrics_store_error();
+    mandate_metrics_token_check_cache(MANDATE_TOKEN_CACHE_MISS);
     char *busy = render(pool);
     assert_true(strlen(busy) > strlen(before));
 
@@ -837,6 +848,7 @@ static void test_reset(void **state)
     assert_int_equal(count_lines_starting(text, "mandate_tokens_issued_total{"), 0);
     assert_int_equal(count_lines_starting(text, "mandate_rate_limited_total{"), 0);
     assert_true(value_of(text, "mandate_store_errors_total") == 0);
+    assert_int_equal(count_lines_starting(text, "mandate_token_check_cache_total{"), 0);
     assert_true(check_histogram(text, "mandate_audit_fsync_duration_seconds", "") == 0);
     assert_string_equal(raw_value_of(pool, text, "mandate_audit_fsync_duration_seconds_sum"),
                         "0.000000");

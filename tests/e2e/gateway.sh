@@ -49,6 +49,11 @@ gate() { # TOKEN URI: the gateway check's status, as nginx auth_request asks
 introspect() { # TOKEN [ID SECRET]: the response body
     curl -s -u "${2:-gateway}:${3:-$GW_SECRET}" --data-urlencode "token=$1" "$BASE/oauth2/introspect"
 }
+cache_answers() { # hit|miss|expired: the count of the cache of checked tokens
+    local n
+    n=$(curl -s "$BASE/metrics" | sed -n "s/^mandate_token_check_cache_total{result=\"$1\"} //p")
+    echo "${n:-0}"
+}
 
 AGENT_SECRET=$(new_client marketpulse-agent "gateway:invoke mcp:call")
 READER_SECRET=$(new_client reader "gateway:invoke")
@@ -131,6 +136,24 @@ expect_eq "fresh short token: 200" 200 "$(gate "$SHORT" /mcp)"
 sleep 2.2
 expect_eq "expired: inactive" '{"active":false}' "$(introspect "$SHORT")"
 expect_eq "expired: 401" 401 "$(gate "$SHORT" /mcp)"
+# the token passed the checks once: after its expiry the cache gives the
+# verdict, without a signature check per presentation
+expect_eq "expired twice: answered by the cache twice" 2 "$(cache_answers expired)"
+
+# a new client and a revocation leave the checked tokens checked (both are
+# looked up on every check); new signing keys make every token read again
+expect_eq "cached before the changes" 200 "$(gate "$TOKEN" /mcp)"
+new_client bystander "mcp:call" >/dev/null
+curl -s -u "short-lived:$SHORT_SECRET" --data-urlencode "token=$SHORT" "$BASE/oauth2/revoke" >/dev/null
+"${CTL[@]}" token revoke --jti some-other-jti >/dev/null
+sleep 1.5 # the daemon looks at the store's generation every second
+misses=$(cache_answers miss) hits=$(cache_answers hit)
+expect_eq "after a new client and revocations: 200" 200 "$(gate "$TOKEN" /mcp)"
+expect_eq "... read from the cache" "$((hits + 1)) $misses" "$(cache_answers hit) $(cache_answers miss)"
+"${CTL[@]}" keys rotate >/dev/null
+sleep 1.5
+expect_eq "after a key rotation: 200" 200 "$(gate "$TOKEN" /mcp)"
+expect_eq "... checked again" "$((misses + 1))" "$(cache_answers miss)"
 
 # revocation by the owner (RFC 7009)
 T2=$(token_for marketpulse-agent "$AGENT_SECRET")
