@@ -152,11 +152,13 @@ mandate_rc mandate_keys_list(mandate_runtime *rt, mandate_pool *pool, mandate_ke
     return rc;
 }
 
-static void digest_field(EVP_MD_CTX *md, const void *data, size_t len)
+/* One field: its length first (UINT64_MAX when absent), so that no two key
+ * sets hash the same bytes. */
+static bool digest_field(EVP_MD_CTX *md, const void *data, size_t len)
 {
-    uint64_t n = len; /* length first: no two key sets hash the same bytes */
-    EVP_DigestUpdate(md, &n, sizeof(n));
-    EVP_DigestUpdate(md, data, len);
+    uint64_t n = data != NULL ? (uint64_t)len : UINT64_MAX;
+    return EVP_DigestUpdate(md, &n, sizeof(n)) == 1 &&
+           (data == NULL || EVP_DigestUpdate(md, data, len) == 1);
 }
 
 /* SHA-256 over everything of the keys that decides what verifies; false
@@ -169,12 +171,11 @@ static bool key_set_digest(const mandate_key *keys, size_t count,
     for (size_t i = 0; ok && i < count; i++) {
         const mandate_key *k = &keys[i];
         const char *texts[] = {k->kid, k->alg, k->format, k->public_jwk};
-        for (size_t t = 0; t < sizeof(texts) / sizeof(texts[0]); t++)
-            digest_field(md, texts[t] ? texts[t] : "", texts[t] ? strlen(texts[t]) : 0);
+        for (size_t t = 0; ok && t < sizeof(texts) / sizeof(texts[0]); t++)
+            ok = digest_field(md, texts[t], texts[t] != NULL ? strlen(texts[t]) : 0);
         int64_t numbers[] = {(int64_t)k->status, k->retired_at, k->remove_after};
-        digest_field(md, numbers, sizeof(numbers));
-        digest_field(md, k->private_blob ? (const void *)k->private_blob : "",
-                     k->private_blob ? k->private_blob_len : 0);
+        ok = ok && digest_field(md, numbers, sizeof(numbers)) &&
+             digest_field(md, k->private_blob, k->private_blob_len);
     }
     memset(out, 0, EVP_MAX_MD_SIZE);
     ok = ok && EVP_DigestFinal_ex(md, out, NULL) == 1;
@@ -277,8 +278,8 @@ mandate_rc mandate_keyring_sync(mandate_runtime *rt, bool force, mandate_error *
     mandate_pool_free(&pool);
 
     pthread_mutex_lock(&kr->lock);
-    bool same_keys = digest_ok && kr->synced &&
-                     memcmp(digest, kr->key_set_digest, sizeof(digest)) == 0;
+    bool same_keys =
+        digest_ok && kr->synced && memcmp(digest, kr->key_set_digest, sizeof(digest)) == 0;
     memcpy(kr->key_set_digest, digest, sizeof(digest));
     free(kr->jwks);
     kr->jwks = text;

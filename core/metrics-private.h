@@ -54,8 +54,9 @@ void mandate_metrics_rate_limited(mandate_metric_endpoint ep);
 void mandate_metrics_audit_fsync(int64_t duration_us);
 /* A store call that failed (TEMPFAIL or ERROR). */
 void mandate_metrics_store_error(void);
-/* What the cache of checked tokens answered for a token presented to
- * introspection or the gateway check (tokens.check_cache above 0). */
+/* What the cache of checked tokens answered for one of our tokens presented
+ * to the broker: introspection, the gateway check, revocation, a token
+ * exchange's subject token (tokens.check_cache above 0). */
 void mandate_metrics_token_check_cache(mandate_token_cache_answer answer);
 
 /* The whole exposition, in pool. */

@@ -108,7 +108,7 @@ static const bucket_bound fsync_bounds[] = {
 };
 #define FSYNC_BOUNDS (sizeof(fsync_bounds) / sizeof(fsync_bounds[0]))
 
-#define CHECK_CACHE_ANSWERS 3
+#define CHECK_CACHE_ANSWERS MANDATE_TOKEN_CACHE_ANSWERS_
 static const char *const check_cache_names[CHECK_CACHE_ANSWERS] = {
     [MANDATE_TOKEN_CACHE_MISS] = "miss",
     [MANDATE_TOKEN_CACHE_HIT] = "hit",
@@ -548,8 +548,9 @@ char *mandate_metrics_render(mandate_pool *pool)
     sample_u64(&b, "mandate_store_errors_total", "", NULL, load(&metrics.store_errors));
 
     family(&b, "mandate_token_check_cache_total", "counter",
-           "Tokens presented for a check, by what the cache of checked tokens answered "
-           "(hit, miss, expired).");
+           "Tokens of this broker presented to it (introspection, gateway check, revocation, "
+           "token exchange), by what the cache of checked tokens answered (hit, miss, "
+           "expired).");
     for (size_t a = 0; a < CHECK_CACHE_ANSWERS; a++) {
         uint64_t v = load(&metrics.check_cache[a]);
         if (v == 0)

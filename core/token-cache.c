@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,6 +23,7 @@ struct mandate_token_cache {
     size_t slots;
     entry *entries;
     pthread_mutex_t locks[LOCK_STRIPES];
+    _Atomic uint64_t epoch;
 };
 
 mandate_token_cache *mandate_token_cache_new(size_t slots)
@@ -40,8 +42,16 @@ static void entry_clear(entry *e)
     memset(e, 0, sizeof(*e));
 }
 
+uint64_t mandate_token_cache_epoch(mandate_token_cache *c)
+{
+    return atomic_load(&c->epoch);
+}
+
 void mandate_token_cache_clear(mandate_token_cache *c)
 {
+    /* first: a put that sees the old epoch under its slot's lock is swept
+     * below, one that comes later sees the new one */
+    atomic_fetch_add(&c->epoch, 1);
     for (size_t i = 0; i < c->slots; i++) {
         pthread_mutex_t *lock = &c->locks[i % LOCK_STRIPES];
         pthread_mutex_lock(lock);
@@ -80,8 +90,9 @@ static const char **grant_string(mandate_grant *g, size_t i)
     return fields[i];
 }
 
-void mandate_token_cache_put(mandate_token_cache *c, const unsigned char hash[MANDATE_TOKEN_HASH_LEN],
-                             const mandate_grant *grant)
+void mandate_token_cache_put(mandate_token_cache *c,
+                             const unsigned char hash[MANDATE_TOKEN_HASH_LEN],
+                             const mandate_grant *grant, uint64_t epoch)
 {
     mandate_grant g = *grant;
     size_t len = 0;
@@ -101,6 +112,11 @@ void mandate_token_cache_put(mandate_token_cache *c, const unsigned char hash[MA
     size_t slot = slot_of(c, hash);
     pthread_mutex_t *lock = &c->locks[slot % LOCK_STRIPES];
     pthread_mutex_lock(lock);
+    if (atomic_load(&c->epoch) != epoch) {
+        pthread_mutex_unlock(lock);
+        free(blob);
+        return;
+    }
     entry *e = &c->entries[slot];
     entry_clear(e);
     memcpy(e->hash, hash, MANDATE_TOKEN_HASH_LEN);
@@ -110,10 +126,10 @@ void mandate_token_cache_put(mandate_token_cache *c, const unsigned char hash[MA
     pthread_mutex_unlock(lock);
 }
 
-mandate_token_cache_answer mandate_token_cache_get(mandate_token_cache *c,
-                                                   const unsigned char hash[MANDATE_TOKEN_HASH_LEN],
-                                                   mandate_pool *pool, int64_t now,
-                                                   mandate_grant *grant_r)
+mandate_token_cache_answer
+mandate_token_cache_get(mandate_token_cache *c,
+                        const unsigned char hash[MANDATE_TOKEN_HASH_LEN], mandate_pool *pool,
+                        int64_t now, mandate_grant *grant_r)
 {
     size_t slot = slot_of(c, hash);
     pthread_mutex_t *lock = &c->locks[slot % LOCK_STRIPES];
@@ -121,7 +137,8 @@ mandate_token_cache_answer mandate_token_cache_get(mandate_token_cache *c,
     entry *e = &c->entries[slot];
     mandate_token_cache_answer answer = MANDATE_TOKEN_CACHE_MISS;
     if (e->used && memcmp(e->hash, hash, MANDATE_TOKEN_HASH_LEN) == 0)
-        answer = e->grant.expires_at > now ? MANDATE_TOKEN_CACHE_HIT : MANDATE_TOKEN_CACHE_EXPIRED;
+        answer =
+            e->grant.expires_at > now ? MANDATE_TOKEN_CACHE_HIT : MANDATE_TOKEN_CACHE_EXPIRED;
     if (answer == MANDATE_TOKEN_CACHE_HIT) {
         *grant_r = e->grant;
         for (size_t i = 0; i < GRANT_STRINGS; i++) {

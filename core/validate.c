@@ -28,8 +28,11 @@ mandate_rc mandate_token_validate(mandate_runtime *rt, mandate_pool *pool, const
     unsigned char hash[MANDATE_TOKEN_HASH_LEN];
     mandate_token_cache *cache = mandate_runtime_token_cache(rt);
     mandate_token_cache_answer answer = MANDATE_TOKEN_CACHE_MISS;
+    uint64_t epoch = 0;
     if (cache != NULL && EVP_Digest(token, len, hash, NULL, EVP_sha256(), NULL) == 1) {
-        answer = mandate_token_cache_get(cache, hash, pool, mandate_clock_now(), &status->grant);
+        epoch = mandate_token_cache_epoch(cache);
+        answer =
+            mandate_token_cache_get(cache, hash, pool, mandate_clock_now(), &status->grant);
         mandate_metrics_token_check_cache(answer);
     } else {
         cache = NULL;
@@ -57,7 +60,7 @@ mandate_rc mandate_token_validate(mandate_runtime *rt, mandate_pool *pool, const
     case MANDATE_EXPIRED:
         /* the format found it authentic and past its expiry: so it stays */
         if (cache != NULL)
-            mandate_token_cache_put(cache, hash, &(mandate_grant){.expires_at = 0});
+            mandate_token_cache_put(cache, hash, &(mandate_grant){.expires_at = 0}, epoch);
         return inactive(status, "expired");
     case MANDATE_TEMPFAIL:
     case MANDATE_ERROR:
@@ -68,7 +71,7 @@ mandate_rc mandate_token_validate(mandate_runtime *rt, mandate_pool *pool, const
     status->parsed = true;
     const mandate_grant *g = &status->grant;
     if (cache != NULL && !cached)
-        mandate_token_cache_put(cache, hash, g);
+        mandate_token_cache_put(cache, hash, g, epoch);
     const mandate_config *cfg = mandate_runtime_config(rt);
     if (g->issuer == NULL || strcmp(g->issuer, cfg->issuer) != 0)
         return inactive(status, "issued by another issuer");

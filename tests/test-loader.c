@@ -16,6 +16,8 @@
 
 #include "kek-private.h"
 #include "host-private.h"
+#include "keys-private.h"
+#include "metrics-private.h"
 #include "runtime-private.h"
 #include "validate-private.h"
 #include "test-helpers.h"
@@ -203,6 +205,7 @@ static int rt_setup(void **state)
 static int rt_teardown(void **state)
 {
     rt_fixture *f = *state;
+    mandate_clock_set(NULL); /* a test that set it and failed */
     mandate_runtime_unref(&f->rt);
     mandate_diag_free(&f->diag);
     test_rmdir_rf(f->dir);
@@ -358,7 +361,8 @@ static void test_runtime_expired_token_not_verified_again(void **state)
     rt_fixture *f = *state;
     instance(f, "store", "kind = \"store\"; plugin = \"sqlite\";\n");
     instance(f, "format-jwt", "kind = \"format\"; plugin = \"jwt\";\n");
-    assert_int_equal(start(f, MANDATE_RUNTIME_MIGRATE | MANDATE_RUNTIME_CREATE_KEYS), MANDATE_OK);
+    assert_int_equal(start(f, MANDATE_RUNTIME_MIGRATE | MANDATE_RUNTIME_CREATE_KEYS),
+                     MANDATE_OK);
     const mandate_instance *jwt = NULL;
     for (size_t i = 0; i < mandate_runtime_instance_count(f->rt); i++) {
         if (strcmp(mandate_runtime_instance(f->rt, i)->conf->plugin, "jwt") == 0)
@@ -416,6 +420,74 @@ static void test_runtime_expired_token_not_verified_again(void **state)
     mandate_pool_free(&pool);
 }
 
+static uint64_t cache_answers(mandate_pool *pool, const char *result)
+{
+    char *text = mandate_metrics_render(pool);
+    char *name =
+        mandate_pool_printf(pool, "mandate_token_check_cache_total{result=\"%s\"} ", result);
+    const char *at = strstr(text, name);
+    return at != NULL ? strtoull(at + strlen(name), NULL, 10) : 0;
+}
+
+/* The keyring's poll empties the cache of checked tokens when the keys
+ * change, even in their status only, and not when anything else in the store
+ * does (a revocation moves the same generation). */
+static void test_runtime_check_cache_emptied_by_key_changes_only(void **state)
+{
+    rt_fixture *f = *state;
+    instance(f, "store", "kind = \"store\"; plugin = \"sqlite\";\n");
+    instance(f, "format-jwt", "kind = \"format\"; plugin = \"jwt\";\n");
+    assert_int_equal(start(f, MANDATE_RUNTIME_MIGRATE | MANDATE_RUNTIME_CREATE_KEYS),
+                     MANDATE_OK);
+    const mandate_instance *jwt = NULL;
+    for (size_t i = 0; i < mandate_runtime_instance_count(f->rt); i++) {
+        if (strcmp(mandate_runtime_instance(f->rt, i)->conf->plugin, "jwt") == 0)
+            jwt = mandate_runtime_instance(f->rt, i);
+    }
+    assert_non_null(jwt);
+    const mandate_format_ops *ops = jwt->handle->plugin->ops;
+    void *store;
+    const mandate_store_ops *sops = mandate_runtime_store(f->rt, &store);
+    mandate_pool *pool = mandate_pool_new();
+    int64_t now = mandate_clock_now();
+    mandate_grant g = {.issuer = mandate_runtime_config(f->rt)->issuer,
+                       .subject = "agent-1",
+                       .client_id = "agent-1",
+                       .jti = "jti-cached",
+                       .issued_at = now,
+                       .expires_at = now + 600};
+    char *token;
+    mandate_error err = {0};
+    assert_int_equal(ops->mint(jwt->inst, pool, &g, &token, &err), MANDATE_OK);
+    mandate_metrics_reset();
+    mandate_token_status st;
+    mandate_token_validate(f->rt, pool, token, strlen(token), &st, &err);
+    assert_true(st.parsed);
+    assert_int_equal(cache_answers(pool, "miss"), 1);
+
+    assert_int_equal(sops->revoke(store, "another-jti", "agent-2", now + 600, &err),
+                     MANDATE_OK);
+    assert_int_equal(mandate_keyring_sync(f->rt, false, &err), MANDATE_OK);
+    mandate_token_validate(f->rt, pool, token, strlen(token), &st, &err);
+    assert_int_equal(cache_answers(pool, "hit"), 1);
+    assert_int_equal(cache_answers(pool, "miss"), 1);
+
+    /* the signing key retired (it still verifies): read again */
+    mandate_key *keys;
+    size_t count;
+    assert_int_equal(mandate_keys_list(f->rt, pool, &keys, &count, &err), MANDATE_OK);
+    assert_int_equal(count, 1);
+    keys[0].status = MANDATE_KEY_RETIRED;
+    keys[0].retired_at = now;
+    keys[0].remove_after = now + 3600;
+    assert_int_equal(sops->key_update(store, &keys[0], &err), MANDATE_OK);
+    assert_int_equal(mandate_keyring_sync(f->rt, false, &err), MANDATE_OK);
+    mandate_token_validate(f->rt, pool, token, strlen(token), &st, &err);
+    assert_true(st.parsed);
+    assert_int_equal(cache_answers(pool, "miss"), 2);
+    mandate_pool_free(&pool);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -426,12 +498,16 @@ int main(void)
         cmocka_unit_test(test_scan_with_garbage),
         cmocka_unit_test_setup_teardown(test_runtime_applies_config, rt_setup, rt_teardown),
         cmocka_unit_test_setup_teardown(test_runtime_plugin_key_errors, rt_setup, rt_teardown),
-        cmocka_unit_test_setup_teardown(test_runtime_refuses_bad_plugins, rt_setup, rt_teardown),
-        cmocka_unit_test_setup_teardown(test_runtime_instantiate_failure, rt_setup, rt_teardown),
+        cmocka_unit_test_setup_teardown(test_runtime_refuses_bad_plugins, rt_setup,
+                                        rt_teardown),
+        cmocka_unit_test_setup_teardown(test_runtime_instantiate_failure, rt_setup,
+                                        rt_teardown),
         cmocka_unit_test_setup_teardown(test_runtime_needs_one_store, rt_setup, rt_teardown),
         cmocka_unit_test_setup_teardown(test_runtime_needs_kek, rt_setup, rt_teardown),
         cmocka_unit_test_setup_teardown(test_runtime_expired_token_not_verified_again, rt_setup,
                                         rt_teardown),
+        cmocka_unit_test_setup_teardown(test_runtime_check_cache_emptied_by_key_changes_only,
+                                        rt_setup, rt_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -41,7 +41,7 @@ static void test_hit_while_alive_expired_after(void **state)
     mandate_grant put = grant_expiring_at(1000);
     char scope[] = "mcp:call";
     put.scope = scope;
-    mandate_token_cache_put(cache, hash, &put);
+    mandate_token_cache_put(cache, hash, &put, mandate_token_cache_epoch(cache));
     scope[0] = 'X'; /* the cache keeps its own copy */
 
     mandate_grant got;
@@ -74,15 +74,19 @@ static void test_other_tokens_miss(void **state)
     hash_of(a, 1);
     hash_of(b, 2);
     mandate_grant g = grant_expiring_at(1000), got;
-    assert_int_equal(mandate_token_cache_get(cache, a, pool, 10, &got), MANDATE_TOKEN_CACHE_MISS);
-    mandate_token_cache_put(cache, a, &g);
-    assert_int_equal(mandate_token_cache_get(cache, b, pool, 10, &got), MANDATE_TOKEN_CACHE_MISS);
+    assert_int_equal(mandate_token_cache_get(cache, a, pool, 10, &got),
+                     MANDATE_TOKEN_CACHE_MISS);
+    mandate_token_cache_put(cache, a, &g, mandate_token_cache_epoch(cache));
+    assert_int_equal(mandate_token_cache_get(cache, b, pool, 10, &got),
+                     MANDATE_TOKEN_CACHE_MISS);
     /* an expired entry says nothing of another token in its slot */
     assert_int_equal(mandate_token_cache_get(cache, b, pool, 5000, &got),
                      MANDATE_TOKEN_CACHE_MISS);
-    mandate_token_cache_put(cache, b, &g);
-    assert_int_equal(mandate_token_cache_get(cache, a, pool, 10, &got), MANDATE_TOKEN_CACHE_MISS);
-    assert_int_equal(mandate_token_cache_get(cache, b, pool, 10, &got), MANDATE_TOKEN_CACHE_HIT);
+    mandate_token_cache_put(cache, b, &g, mandate_token_cache_epoch(cache));
+    assert_int_equal(mandate_token_cache_get(cache, a, pool, 10, &got),
+                     MANDATE_TOKEN_CACHE_MISS);
+    assert_int_equal(mandate_token_cache_get(cache, b, pool, 10, &got),
+                     MANDATE_TOKEN_CACHE_HIT);
     mandate_pool_free(&pool);
     mandate_token_cache_free(&cache);
 }
@@ -95,7 +99,7 @@ static void test_clear_forgets_the_verdict_too(void **state)
     unsigned char hash[MANDATE_TOKEN_HASH_LEN];
     hash_of(hash, 3);
     mandate_grant g = grant_expiring_at(1000), got;
-    mandate_token_cache_put(cache, hash, &g);
+    mandate_token_cache_put(cache, hash, &g, mandate_token_cache_epoch(cache));
     assert_int_equal(mandate_token_cache_get(cache, hash, pool, 2000, &got),
                      MANDATE_TOKEN_CACHE_EXPIRED);
     /* new keys: a token signed by a key now gone must be checked again */
@@ -108,12 +112,36 @@ static void test_clear_forgets_the_verdict_too(void **state)
     mandate_token_cache_free(&cache);
 }
 
+/* A reading begun before new keys came (and the clear that goes with them)
+ * is not kept: it may have been made with a key that is gone. */
+static void test_reading_from_before_a_clear_is_dropped(void **state)
+{
+    (void)state;
+    mandate_token_cache *cache = mandate_token_cache_new(16);
+    mandate_pool *pool = mandate_pool_new();
+    unsigned char hash[MANDATE_TOKEN_HASH_LEN];
+    hash_of(hash, 4);
+    mandate_grant g = grant_expiring_at(1000), got;
+    uint64_t before = mandate_token_cache_epoch(cache);
+    mandate_token_cache_clear(cache);
+    assert_int_not_equal(mandate_token_cache_epoch(cache), before);
+    mandate_token_cache_put(cache, hash, &g, before);
+    assert_int_equal(mandate_token_cache_get(cache, hash, pool, 10, &got),
+                     MANDATE_TOKEN_CACHE_MISS);
+    mandate_token_cache_put(cache, hash, &g, mandate_token_cache_epoch(cache));
+    assert_int_equal(mandate_token_cache_get(cache, hash, pool, 10, &got),
+                     MANDATE_TOKEN_CACHE_HIT);
+    mandate_pool_free(&pool);
+    mandate_token_cache_free(&cache);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hit_while_alive_expired_after),
         cmocka_unit_test(test_other_tokens_miss),
         cmocka_unit_test(test_clear_forgets_the_verdict_too),
+        cmocka_unit_test(test_reading_from_before_a_clear_is_dropped),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -36,7 +36,9 @@ typedef struct mandate_format_ops {
     mandate_rc (*mint)(void *inst, mandate_pool *pool, const mandate_grant *grant,
                        char **token_r, mandate_error *err);
     /* Verify a token and recover its grant: MANDATE_NEXT when it is not of this
-     * format, MANDATE_INVALID when forged or malformed, MANDATE_EXPIRED. */
+     * format, MANDATE_INVALID when forged or malformed, MANDATE_EXPIRED only
+     * for a token found authentic (signature or record checked) and past its
+     * expiry: the core keeps that answer for the token until the keys change. */
     mandate_rc (*parse)(void *inst, mandate_pool *pool, const char *token, size_t len,
                         mandate_grant *grant_r, mandate_error *err);
     /* Make a new key pair for alg; private part as PKCS#8 DER. May be NULL

@@ -32,8 +32,8 @@
  * anyone back, then copies the rest while holding the writer mutex
  * (RESTART, then the WAL starts over), waiting at most CKPT_BUSY_MS for readers and trying
  * again no sooner than CKPT_RETRY_MS later when they are still there. The
- * WAL may overshoot that by what is written during one passive checkpoint
- * (its fsyncs). Writes of other processes are their own checkpoint threads'
+ * WAL may overshoot that by what is written during the checkpoints and
+ * flushes before the restart. Writes of other processes are their own checkpoint threads'
  * business. With synchronous = NORMAL nothing fsyncs on a commit: a commit
  * survives a crash of the process (it is in the WAL, written), not a power
  * loss; that is what the setting promises, as before. destroy() stops the
@@ -1504,12 +1504,13 @@ static mandate_rc store_purge(void *inst_, int64_t now, uint64_t *count_r, manda
 /* Flushes the database file through the checkpoint connection's own handle:
  * opening and closing another descriptor of the file would drop the POSIX
  * locks of every connection of this process. */
-static void ckpt_sync_database(sqlite3 *db)
+static int ckpt_sync_database(sqlite3 *db)
 {
     sqlite3_file *file = NULL;
-    if (sqlite3_file_control(db, "main", SQLITE_FCNTL_FILE_POINTER, &file) == SQLITE_OK &&
-        file != NULL && file->pMethods != NULL)
-        file->pMethods->xSync(file, SQLITE_SYNC_NORMAL | SQLITE_SYNC_DATAONLY);
+    int src = sqlite3_file_control(db, "main", SQLITE_FCNTL_FILE_POINTER, &file);
+    if (src != SQLITE_OK || file == NULL || file->pMethods == NULL)
+        return src != SQLITE_OK ? src : SQLITE_ERROR;
+    return file->pMethods->xSync(file, SQLITE_SYNC_NORMAL | SQLITE_SYNC_DATAONLY);
 }
 
 /* The checkpoint thread, with a connection of its own (no WAL hook). */
@@ -1531,6 +1532,11 @@ static void *ckpt_main(void *arg)
         sqlite3_exec(db, inst->synchronous_sql, NULL, NULL, NULL);
     }
     int64_t restart_after = 0; /* a busy restart is tried again after this */
+    /* A failed flush of the database file is reported once, and the next
+     * one may succeed with pages lost: after one, the WAL, which still
+     * holds every frame the passive checkpoints copied, never starts over
+     * in this process (it grows; the next start copies it again). */
+    bool restart_unsafe = false;
     pthread_mutex_lock(&inst->ckpt_lock);
     while (!inst->ckpt_stop) {
         if (!atomic_load(&inst->ckpt_wanted)) {
@@ -1549,26 +1555,37 @@ static void *ckpt_main(void *arg)
         if (src == SQLITE_OK)
             atomic_store(&inst->ckpt_next, frames + (int)inst->checkpoint_pages);
         if (src == SQLITE_OK && frames >= 4 * inst->checkpoint_pages &&
-            now_ms >= restart_after) {
+            now_ms >= restart_after && !restart_unsafe) {
             /* Only a checkpoint that copies the whole WAL syncs the database
              * file, and under steady writes only the restart does: it then
              * flushed every page copied since the last one (28 ms on a VM
              * disk) while new token records waited. Flush them first, copy
              * what came meanwhile and flush again, so that the restart has
              * only the last moment's frames left. */
-            ckpt_sync_database(db);
-            sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-            ckpt_sync_database(db);
-            /* no writer of this process in between: only the frames written
-             * since the passive checkpoint remain to copy */
-            pthread_mutex_lock(&inst->writer_lock);
-            src = sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_RESTART, &frames,
-                                            &copied);
-            if (src == SQLITE_OK)
-                atomic_store(&inst->ckpt_next, (int)inst->checkpoint_pages);
-            pthread_mutex_unlock(&inst->writer_lock);
-            if ((src & 0xff) == SQLITE_BUSY)
-                restart_after = now_ms + CKPT_RETRY_MS;
+            int sync_src = ckpt_sync_database(db);
+            if (sync_src == SQLITE_OK) {
+                sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+                sync_src = ckpt_sync_database(db);
+            }
+            if (sync_src != SQLITE_OK) {
+                restart_unsafe = true;
+                mandate_log_error(inst->host,
+                                  "sqlite: %s: flushing the database file failed (%s): the WAL "
+                                  "is kept whole from now on; restart the daemon once the disk "
+                                  "is sound",
+                                  inst->path, sqlite3_errstr(sync_src));
+            } else {
+                /* no writer of this process in between: only the frames
+                 * written since the passive checkpoint remain to copy */
+                pthread_mutex_lock(&inst->writer_lock);
+                src = sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_RESTART, &frames,
+                                                &copied);
+                if (src == SQLITE_OK)
+                    atomic_store(&inst->ckpt_next, (int)inst->checkpoint_pages);
+                pthread_mutex_unlock(&inst->writer_lock);
+                if ((src & 0xff) == SQLITE_BUSY)
+                    restart_after = now_ms + CKPT_RETRY_MS;
+            }
         }
         if (src != SQLITE_OK && (src & 0xff) != SQLITE_BUSY && (src & 0xff) != SQLITE_LOCKED)
             mandate_log_warning(inst->host, "sqlite: %s: checkpoint: %s", inst->path,
