@@ -347,6 +347,22 @@ static void test_runtime_needs_kek(void **state)
     free(kek);
 }
 
+/* A runtime with the sqlite store and the jwt format, its keys made; the
+ * jwt instance. */
+static const mandate_instance *start_with_jwt(rt_fixture *f)
+{
+    instance(f, "store", "kind = \"store\"; plugin = \"sqlite\";\n");
+    instance(f, "format-jwt", "kind = \"format\"; plugin = \"jwt\";\n");
+    assert_int_equal(start(f, MANDATE_RUNTIME_MIGRATE | MANDATE_RUNTIME_CREATE_KEYS),
+                     MANDATE_OK);
+    for (size_t i = 0; i < mandate_runtime_instance_count(f->rt); i++) {
+        if (strcmp(mandate_runtime_instance(f->rt, i)->conf->plugin, "jwt") == 0)
+            return mandate_runtime_instance(f->rt, i);
+    }
+    fail_msg("no jwt instance");
+    return NULL;
+}
+
 static int64_t fixed_now;
 static int64_t fixed_clock(void)
 {
@@ -359,16 +375,7 @@ static int64_t fixed_clock(void)
 static void test_runtime_expired_token_not_verified_again(void **state)
 {
     rt_fixture *f = *state;
-    instance(f, "store", "kind = \"store\"; plugin = \"sqlite\";\n");
-    instance(f, "format-jwt", "kind = \"format\"; plugin = \"jwt\";\n");
-    assert_int_equal(start(f, MANDATE_RUNTIME_MIGRATE | MANDATE_RUNTIME_CREATE_KEYS),
-                     MANDATE_OK);
-    const mandate_instance *jwt = NULL;
-    for (size_t i = 0; i < mandate_runtime_instance_count(f->rt); i++) {
-        if (strcmp(mandate_runtime_instance(f->rt, i)->conf->plugin, "jwt") == 0)
-            jwt = mandate_runtime_instance(f->rt, i);
-    }
-    assert_non_null(jwt);
+    const mandate_instance *jwt = start_with_jwt(f);
     const mandate_format_ops *ops = jwt->handle->plugin->ops;
     fixed_now = mandate_clock_now();
     mandate_clock_set(fixed_clock);
@@ -435,16 +442,7 @@ static uint64_t cache_answers(mandate_pool *pool, const char *result)
 static void test_runtime_check_cache_emptied_by_key_changes_only(void **state)
 {
     rt_fixture *f = *state;
-    instance(f, "store", "kind = \"store\"; plugin = \"sqlite\";\n");
-    instance(f, "format-jwt", "kind = \"format\"; plugin = \"jwt\";\n");
-    assert_int_equal(start(f, MANDATE_RUNTIME_MIGRATE | MANDATE_RUNTIME_CREATE_KEYS),
-                     MANDATE_OK);
-    const mandate_instance *jwt = NULL;
-    for (size_t i = 0; i < mandate_runtime_instance_count(f->rt); i++) {
-        if (strcmp(mandate_runtime_instance(f->rt, i)->conf->plugin, "jwt") == 0)
-            jwt = mandate_runtime_instance(f->rt, i);
-    }
-    assert_non_null(jwt);
+    const mandate_instance *jwt = start_with_jwt(f);
     const mandate_format_ops *ops = jwt->handle->plugin->ops;
     void *store;
     const mandate_store_ops *sops = mandate_runtime_store(f->rt, &store);
