@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -218,6 +219,40 @@ static void test_instantiate_failures(void **state)
     store_remove(s);
 }
 
+/* Token record i of a numbered series, and the check that all n are there. */
+static void put_numbered(void *inst, int i)
+{
+    mandate_error err = {0};
+    unsigned char hash[32];
+    memset(hash, 0xc3, sizeof(hash));
+    hash[0] = (unsigned char)(i >> 8);
+    hash[1] = (unsigned char)i;
+    mandate_token_record rec = {.token_hash = hash,
+                                .token_hash_len = sizeof(hash),
+                                .jti = "a-jti-of-some-length-0123456789",
+                                .client_id = "agent",
+                                .grant = "{\"scope\":\"read write\"}",
+                                .issued_at = 1000,
+                                .expires_at = 2000};
+    store_expect_ok(OPS->token_put(inst, &rec, &err), &err);
+}
+
+static void expect_numbered(void *inst, int n)
+{
+    mandate_error err = {0};
+    mandate_pool *pool = mandate_pool_new();
+    for (int i = 0; i < n; i++) {
+        unsigned char hash[32];
+        mandate_token_record out;
+        memset(hash, 0xc3, sizeof(hash));
+        hash[0] = (unsigned char)(i >> 8);
+        hash[1] = (unsigned char)i;
+        store_expect_ok(OPS->token_get(inst, pool, hash, sizeof(hash), 1500, &out, &err), &err);
+        mandate_pool_clear(pool);
+    }
+    mandate_pool_free(&pool);
+}
+
 /* No connection that serves a request checkpoints: the checkpoint thread
  * copies the WAL into the database file, and makes the WAL start over once it
  * holds four times checkpoint_pages pages; every record stays readable. */
@@ -241,18 +276,7 @@ static void test_checkpoint_thread(void **state)
      * up with (the WAL may overshoot by what one checkpoint lets through) */
     enum { N = 2000, ROUND = 200 };
     for (int i = 0; i < N; i++) {
-        unsigned char hash[32];
-        memset(hash, 0xc3, sizeof(hash));
-        hash[0] = (unsigned char)(i >> 8);
-        hash[1] = (unsigned char)i;
-        mandate_token_record rec = {.token_hash = hash,
-                                    .token_hash_len = sizeof(hash),
-                                    .jti = "a-jti-of-some-length-0123456789",
-                                    .client_id = "agent",
-                                    .grant = "{\"scope\":\"read write\"}",
-                                    .issued_at = 1000,
-                                    .expires_at = 2000};
-        store_expect_ok(OPS->token_put(inst, &rec, &err), &err);
+        put_numbered(inst, i);
         if (i % ROUND == ROUND - 1)
             usleep(200 * 1000);
     }
@@ -265,20 +289,188 @@ static void test_checkpoint_thread(void **state)
     assert_int_equal(stat(wal, &st), 0);
     assert_true(st.st_size < 12 * 1024 * 1024);
 
-    mandate_pool *pool = mandate_pool_new();
-    for (int i = 0; i < N; i++) {
-        unsigned char hash[32];
-        mandate_token_record out;
-        memset(hash, 0xc3, sizeof(hash));
-        hash[0] = (unsigned char)(i >> 8);
-        hash[1] = (unsigned char)i;
-        store_expect_ok(OPS->token_get(inst, pool, hash, sizeof(hash), 1500, &out, &err), &err);
-        mandate_pool_clear(pool);
-    }
-    mandate_pool_free(&pool);
+    expect_numbered(inst, N);
     store_inst_free(inst);
     /* the last connection closed: SQLite copied the rest and removed the WAL */
     assert_int_not_equal(stat(wal, &st), 0);
+    store_remove(s);
+}
+
+/* --- a VFS over the default one whose database-file syncs can be made to fail */
+
+static sqlite3_vfs *real_vfs;
+static sqlite3_vfs failing_vfs;
+static atomic_int database_syncs_to_fail;
+
+typedef struct shim_file {
+    sqlite3_file base;
+    bool main_db;
+    sqlite3_file *real; /* right after this struct, real_vfs->szOsFile bytes */
+} shim_file;
+
+#define REAL(f) (((shim_file *)(f))->real)
+static int shim_close(sqlite3_file *f)
+{
+    return REAL(f)->pMethods->xClose(REAL(f));
+}
+static int shim_read(sqlite3_file *f, void *b, int n, sqlite3_int64 o)
+{
+    return REAL(f)->pMethods->xRead(REAL(f), b, n, o);
+}
+static int shim_write(sqlite3_file *f, const void *b, int n, sqlite3_int64 o)
+{
+    return REAL(f)->pMethods->xWrite(REAL(f), b, n, o);
+}
+static int shim_truncate(sqlite3_file *f, sqlite3_int64 n)
+{
+    return REAL(f)->pMethods->xTruncate(REAL(f), n);
+}
+static int shim_sync(sqlite3_file *f, int flags)
+{
+    /* as Linux does, the error is told once: the next sync succeeds */
+    if (((shim_file *)f)->main_db) {
+        int n = atomic_load(&database_syncs_to_fail);
+        while (n > 0 && !atomic_compare_exchange_weak(&database_syncs_to_fail, &n, n - 1))
+            ;
+        if (n > 0)
+            return SQLITE_IOERR_FSYNC;
+    }
+    return REAL(f)->pMethods->xSync(REAL(f), flags);
+}
+static int shim_size(sqlite3_file *f, sqlite3_int64 *n)
+{
+    return REAL(f)->pMethods->xFileSize(REAL(f), n);
+}
+static int shim_lock(sqlite3_file *f, int l)
+{
+    return REAL(f)->pMethods->xLock(REAL(f), l);
+}
+static int shim_unlock(sqlite3_file *f, int l)
+{
+    return REAL(f)->pMethods->xUnlock(REAL(f), l);
+}
+static int shim_reserved(sqlite3_file *f, int *r)
+{
+    return REAL(f)->pMethods->xCheckReservedLock(REAL(f), r);
+}
+static int shim_fcntl(sqlite3_file *f, int op, void *arg)
+{
+    /* SQLITE_FCNTL_FILE_POINTER is answered by SQLite above the VFS */
+    return REAL(f)->pMethods->xFileControl(REAL(f), op, arg);
+}
+static int shim_sector(sqlite3_file *f)
+{
+    return REAL(f)->pMethods->xSectorSize(REAL(f));
+}
+static int shim_caps(sqlite3_file *f)
+{
+    return REAL(f)->pMethods->xDeviceCharacteristics(REAL(f));
+}
+static int shim_shm_map(sqlite3_file *f, int i, int sz, int ext, void volatile **p)
+{
+    return REAL(f)->pMethods->xShmMap(REAL(f), i, sz, ext, p);
+}
+static int shim_shm_lock(sqlite3_file *f, int o, int n, int fl)
+{
+    return REAL(f)->pMethods->xShmLock(REAL(f), o, n, fl);
+}
+static void shim_shm_barrier(sqlite3_file *f)
+{
+    REAL(f)->pMethods->xShmBarrier(REAL(f));
+}
+static int shim_shm_unmap(sqlite3_file *f, int del)
+{
+    return REAL(f)->pMethods->xShmUnmap(REAL(f), del);
+}
+
+static const sqlite3_io_methods shim_methods = {
+    .iVersion = 2, /* no xFetch: no memory-mapped reads */
+    .xClose = shim_close,
+    .xRead = shim_read,
+    .xWrite = shim_write,
+    .xTruncate = shim_truncate,
+    .xSync = shim_sync,
+    .xFileSize = shim_size,
+    .xLock = shim_lock,
+    .xUnlock = shim_unlock,
+    .xCheckReservedLock = shim_reserved,
+    .xFileControl = shim_fcntl,
+    .xSectorSize = shim_sector,
+    .xDeviceCharacteristics = shim_caps,
+    .xShmMap = shim_shm_map,
+    .xShmLock = shim_shm_lock,
+    .xShmBarrier = shim_shm_barrier,
+    .xShmUnmap = shim_shm_unmap,
+};
+
+static int shim_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, int flags, int *out)
+{
+    (void)vfs;
+    shim_file *s = (shim_file *)f;
+    s->real = (sqlite3_file *)(s + 1);
+    s->main_db = (flags & SQLITE_OPEN_MAIN_DB) != 0;
+    int rc = real_vfs->xOpen(real_vfs, name, s->real, flags, out);
+    s->base.pMethods = rc == SQLITE_OK ? &shim_methods : NULL;
+    return rc;
+}
+
+/* Makes it the default VFS (every connection the store opens uses it). */
+static void failing_vfs_register(void)
+{
+    real_vfs = sqlite3_vfs_find(NULL);
+    failing_vfs = *real_vfs;
+    failing_vfs.zName = "failing-sync";
+    failing_vfs.szOsFile = (int)sizeof(shim_file) + real_vfs->szOsFile;
+    failing_vfs.xOpen = shim_open;
+    assert_int_equal(sqlite3_vfs_register(&failing_vfs, 1), SQLITE_OK);
+}
+
+static void failing_vfs_unregister(void)
+{
+    sqlite3_vfs_unregister(&failing_vfs);
+    sqlite3_vfs_register(real_vfs, 1);
+}
+
+/* When the database file cannot be flushed once, the checkpoint thread says
+ * so and checkpoints no more: the WAL keeps every commit, since the next
+ * flush may succeed with the pages of the failed one lost (Linux reports a
+ * writeback error once); nothing is lost at the next start. */
+static void test_checkpoint_flush_failure(void **state)
+{
+    (void)state;
+    failing_vfs_register();
+    mandate_error err = {0};
+    struct sqlite_store *s = store_create();
+    void *inst = store_inst_new(s);
+    assert_int_equal(fake_conf_set(P, inst, "checkpoint_pages", "100"), 0);
+    assert_int_equal(P->instantiate(inst, fake_host_get(), &err), MANDATE_OK);
+    store_expect_ok(OPS->migrate(inst, &err), &err);
+    char wal[160];
+    snprintf(wal, sizeof(wal), "%s-wal", s->path);
+    fake_host_clear_log();
+    atomic_store(&database_syncs_to_fail, 1);
+
+    enum { N = 2000, ROUND = 200 };
+    for (int i = 0; i < N; i++) {
+        put_numbered(inst, i);
+        if (i % ROUND == ROUND - 1)
+            usleep(200 * 1000);
+    }
+    assert_int_equal(atomic_load(&database_syncs_to_fail), 0);
+    assert_non_null(strstr(fake_host_last_log(), "no more checkpoints"));
+    /* no restart: about 27 MiB of WAL, where restarts keep it under 12 */
+    struct stat st;
+    assert_int_equal(stat(wal, &st), 0);
+    assert_true(st.st_size > 16 * 1024 * 1024);
+    expect_numbered(inst, N);
+
+    /* closing copies the WAL in; every record is there */
+    store_inst_free(inst);
+    failing_vfs_unregister();
+    inst = store_inst_new(s);
+    assert_int_equal(P->instantiate(inst, fake_host_get(), &err), MANDATE_OK);
+    expect_numbered(inst, N);
+    store_inst_free(inst);
     store_remove(s);
 }
 
@@ -290,6 +482,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_file, store_fx_setup_open, store_fx_teardown),
         cmocka_unit_test(test_instantiate_failures),
         cmocka_unit_test(test_checkpoint_thread),
+        cmocka_unit_test(test_checkpoint_flush_failure),
     };
     return failures + cmocka_run_group_tests_name("sqlite store", tests, NULL, NULL);
 }

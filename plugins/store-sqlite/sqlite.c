@@ -1532,14 +1532,15 @@ static void *ckpt_main(void *arg)
         sqlite3_exec(db, inst->synchronous_sql, NULL, NULL, NULL);
     }
     int64_t restart_after = 0; /* a busy restart is tried again after this */
-    /* A failed flush of the database file is reported once, and the next
-     * one may succeed with pages lost: after one, the WAL, which still
-     * holds every frame the passive checkpoints copied, never starts over
-     * in this process (it grows; the next start copies it again). */
-    bool restart_unsafe = false;
+    /* A failed write or flush of the database file is reported once, and
+     * the next flush may succeed with pages lost: after one, this thread
+     * checkpoints no more, so that the WAL keeps every frame (it grows, and
+     * is never found fully copied, so no writer starts it over); the next
+     * start copies it again. */
+    bool io_failed = false;
     pthread_mutex_lock(&inst->ckpt_lock);
     while (!inst->ckpt_stop) {
-        if (!atomic_load(&inst->ckpt_wanted)) {
+        if (io_failed || !atomic_load(&inst->ckpt_wanted)) {
             pthread_cond_wait(&inst->ckpt_cond, &inst->ckpt_lock);
             continue;
         }
@@ -1555,26 +1556,20 @@ static void *ckpt_main(void *arg)
         if (src == SQLITE_OK)
             atomic_store(&inst->ckpt_next, frames + (int)inst->checkpoint_pages);
         if (src == SQLITE_OK && frames >= 4 * inst->checkpoint_pages &&
-            now_ms >= restart_after && !restart_unsafe) {
+            now_ms >= restart_after) {
             /* Only a checkpoint that copies the whole WAL syncs the database
              * file, and under steady writes only the restart does: it then
              * flushed every page copied since the last one (28 ms on a VM
              * disk) while new token records waited. Flush them first, copy
              * what came meanwhile and flush again, so that the restart has
              * only the last moment's frames left. */
-            int sync_src = ckpt_sync_database(db);
-            if (sync_src == SQLITE_OK) {
-                sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-                sync_src = ckpt_sync_database(db);
-            }
-            if (sync_src != SQLITE_OK) {
-                restart_unsafe = true;
-                mandate_log_error(inst->host,
-                                  "sqlite: %s: flushing the database file failed (%s): the WAL "
-                                  "is kept whole from now on; restart the daemon once the disk "
-                                  "is sound",
-                                  inst->path, sqlite3_errstr(sync_src));
-            } else {
+            src = ckpt_sync_database(db);
+            if (src == SQLITE_OK)
+                src =
+                    sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+            if (src == SQLITE_OK)
+                src = ckpt_sync_database(db);
+            if (src == SQLITE_OK) {
                 /* no writer of this process in between: only the frames
                  * written since the passive checkpoint remain to copy */
                 pthread_mutex_lock(&inst->writer_lock);
@@ -1587,9 +1582,19 @@ static void *ckpt_main(void *arg)
                     restart_after = now_ms + CKPT_RETRY_MS;
             }
         }
-        if (src != SQLITE_OK && (src & 0xff) != SQLITE_BUSY && (src & 0xff) != SQLITE_LOCKED)
+        if ((src & 0xff) == SQLITE_IOERR) {
+            io_failed = true;
+            atomic_store(&inst->ckpt_wanted, true); /* the WAL hook wakes nobody now */
+            mandate_log_error(inst->host,
+                              "sqlite: %s: checkpoint: writing or flushing the database file "
+                              "failed (%s): no more checkpoints, the WAL keeps every commit; "
+                              "restart the daemon once the disk is sound",
+                              inst->path, sqlite3_errstr(src));
+        } else if (src != SQLITE_OK && (src & 0xff) != SQLITE_BUSY &&
+                   (src & 0xff) != SQLITE_LOCKED) {
             mandate_log_warning(inst->host, "sqlite: %s: checkpoint: %s", inst->path,
-                                sqlite3_errmsg(db));
+                                sqlite3_errstr(src));
+        }
         pthread_mutex_lock(&inst->ckpt_lock);
     }
     pthread_mutex_unlock(&inst->ckpt_lock);
