@@ -30,8 +30,8 @@ struct mandate_keyring {
     bool synced;
     uint64_t generation;
     /* of the key set the formats were last given: the generation also moves
-     * with every client change and revocation, which leave the cache of
-     * checked tokens valid */
+     * with every client change and revocation, which leave the formats' keys
+     * and the cache of checked tokens as they are */
     unsigned char key_set_digest[EVP_MAX_MD_SIZE];
 };
 
@@ -242,8 +242,17 @@ mandate_rc mandate_keyring_sync(mandate_runtime *rt, bool force, mandate_error *
     mandate_key *keys;
     size_t count;
     rc = mandate_keys_list(rt, pool, &keys, &count, err);
-    bool ready = false, any_signing = false;
-    for (size_t i = 0; rc == MANDATE_OK && i < mandate_runtime_instance_count(rt); i++) {
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    bool digest_ok = rc == MANDATE_OK && key_set_digest(keys, count, digest);
+    /* the generation also moves with every client change and revocation:
+     * the formats keep the keys they have when these did not change */
+    pthread_mutex_lock(&kr->lock);
+    bool same_keys = digest_ok && kr->synced && !force &&
+                     memcmp(digest, kr->key_set_digest, sizeof(digest)) == 0;
+    bool ready = same_keys && kr->ready, any_signing = false;
+    pthread_mutex_unlock(&kr->lock);
+    for (size_t i = 0; rc == MANDATE_OK && !same_keys && i < mandate_runtime_instance_count(rt);
+         i++) {
         const mandate_instance *in = mandate_runtime_instance(rt, i);
         if (!is_signing_format(in))
             continue;
@@ -251,7 +260,7 @@ mandate_rc mandate_keyring_sync(mandate_runtime *rt, bool force, mandate_error *
         if (give_keys(rt, in, keys, count, pool, err, &rc) > 0)
             ready = true;
     }
-    ready = ready || !any_signing;
+    ready = ready || (!same_keys && !any_signing);
     if (rc != MANDATE_OK) {
         mandate_pool_free(&pool);
         return rc;
@@ -273,13 +282,9 @@ mandate_rc mandate_keyring_sync(mandate_runtime *rt, bool force, mandate_error *
     json_t *doc = json_pack("{s:o}", "keys", jwks_keys);
     char *text = json_dumps(doc, JSON_COMPACT);
     json_decref(doc);
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    bool digest_ok = key_set_digest(keys, count, digest);
     mandate_pool_free(&pool);
 
     pthread_mutex_lock(&kr->lock);
-    bool same_keys =
-        digest_ok && kr->synced && memcmp(digest, kr->key_set_digest, sizeof(digest)) == 0;
     memcpy(kr->key_set_digest, digest, sizeof(digest));
     free(kr->jwks);
     kr->jwks = text;
