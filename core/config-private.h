@@ -38,6 +38,8 @@ typedef struct mandate_config {
     int64_t body_limit;
     int64_t connection_timeout;
     int64_t connection_limit;
+    int64_t connections_per_address; /* 0: no cap */
+    int64_t request_timeout;
     int64_t drain_timeout;
     char *tls_certificate;
     char *tls_key;

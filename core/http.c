@@ -3,12 +3,14 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -17,6 +19,7 @@
 #include <openssl/rand.h>
 
 #include "audit-events-private.h"
+#include "http-guard-private.h"
 #include "http-private.h"
 #include "log-private.h"
 #include "metrics-private.h"
@@ -34,10 +37,9 @@ struct mandate_http_server {
     int stop_pipe[2];
     pthread_t acceptor;
     bool accepting;
-    /* connections open, against the limit: at the limit the acceptor waits
-     * and new ones wait in the kernel's backlog, as with MHD's own accept */
-    atomic_uint connections;
-    unsigned connection_limit;
+    /* the connections handed to MHD, against the limits; see
+     * http-guard-private.h */
+    mandate_http_guard *guard;
     mandate_http_handler handler;
     mandate_runtime_source source;
     void *source_ctx;
@@ -60,6 +62,20 @@ typedef struct request_state {
     _Atomic bool record_lost;
     mandate_http_response pending;
 } request_state;
+
+static int64_t monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int connection_fd(struct MHD_Connection *connection)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+    return info != NULL ? info->connect_fd : -1;
+}
 
 const char *mandate_http_request_header(const mandate_http_request *req, const char *name)
 {
@@ -222,8 +238,64 @@ static enum MHD_Result reply_error(request_state *st, unsigned status, const cha
     return queue(st, &resp);
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection,
-                                  const char *url, const char *method, const char *version,
+/* How the request says its body is framed (RFC 9112 §6). */
+typedef struct framing {
+    unsigned content_lengths;
+    unsigned transfer_encodings;
+    bool chunked_only; /* every Transfer-Encoding is exactly "chunked" */
+} framing;
+
+static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value)
+{
+    framing *f = cls;
+    (void)kind;
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+        f->content_lengths++;
+    } else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+        f->transfer_encodings++;
+        if (value == NULL || strcasecmp(value, "chunked") != 0)
+            f->chunked_only = false;
+    }
+    return MHD_YES;
+}
+
+/* A body whose length two parts of the request could read differently is
+ * refused, never guessed at (RFC 9112 §6.3): a proxy in front of us may
+ * have framed it the other way, and what it took for the next request
+ * would be smuggled past it. Its status, or 0 when the framing is sound. */
+static unsigned framing_refusal(struct MHD_Connection *connection, const char **why_r)
+{
+    framing f = {.chunked_only = true};
+    MHD_get_connection_values(connection, MHD_HEADER_KIND, count_framing, &f);
+    if (f.content_lengths > 1) {
+        *why_r = "more than one Content-Length";
+        return 400;
+    }
+    if (f.transfer_encodings > 0 && f.content_lengths > 0) {
+        *why_r = "both Content-Length and Transfer-Encoding";
+        return 400;
+    }
+    if (f.transfer_encodings > 1 || !f.chunked_only) {
+        *why_r = "a Transfer-Encoding other than chunked";
+        return 501;
+    }
+    return 0;
+}
+
+/* An answer after which the connection cannot be trusted to be at the
+ * start of a request: closed once sent. */
+static enum MHD_Result reply_and_close(request_state *st, unsigned status, const char *error,
+                                       const char *description)
+{
+    mandate_http_response resp = {0};
+    mandate_http_response_error(&st->req, &resp, status, error, description);
+    mandate_http_response_header(&resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    return queue(st, &resp);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, const char *url,
+                                  const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
                                   void **con_cls)
 {
@@ -241,16 +313,23 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection,
         st->req.path = mandate_pool_strdup(st->req.pool, url);
         new_request_id(st->req.request_id);
         mandate_log_set_request_id(st->req.request_id);
-        const char *length =
-            MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        const char *why = NULL;
+        unsigned refusal = framing_refusal(connection, &why);
+        if (refusal != 0) {
+            log_info("refused: %s", why);
+            return reply_and_close(st, refusal, "invalid_request", why);
+        }
+        const char *length = MHD_lookup_connection_value(connection, MHD_HEADER_KIND,
+                                                         MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (length != NULL) {
             char *end;
             errno = 0;
             unsigned long long n = strtoull(length, &end, 10);
-            if (errno != 0 || *end != '\0' || end == length || length[0] == '-')
-                return reply_error(st, 400, "invalid_request", "malformed Content-Length");
+            if (errno != 0 || *end != '\0' || end == length || length[0] < '0' ||
+                length[0] > '9')
+                return reply_and_close(st, 400, "invalid_request", "malformed Content-Length");
             if (n > srv->body_limit) /* refuse before reading a byte of it */
-                return reply_error(st, 413, "invalid_request", "request body too large");
+                return reply_and_close(st, 413, "invalid_request", "request body too large");
         }
         return MHD_YES;
     }
@@ -289,6 +368,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection,
         return MHD_YES;
     }
 
+    mandate_http_guard_request_read(srv->guard, connection_fd(connection));
     if (st->too_large)
         return reply_error(st, 413, "invalid_request", "request body too large");
     if (st->body != NULL)
@@ -325,8 +405,8 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **co
 {
     mandate_http_server *srv = cls;
     request_state *st = *con_cls;
-    (void)connection;
     (void)toe;
+    mandate_http_guard_request_done(srv->guard, connection_fd(connection), monotonic_ms());
     if (st == NULL)
         return;
     *con_cls = NULL;
@@ -366,26 +446,92 @@ static unsigned default_threads(void)
  * measured, a quarter of wrk runs served from one core at two thirds of the
  * throughput. MHD_add_connection spreads connections over the workers by
  * socket number, which is even for a burst and refills the worker whose
- * connections closed. */
+ * connections closed.
+ *
+ * The acceptor also keeps the guard (http-guard-private.h): it hands over
+ * no more connections than server.connection_limit, closes a peer's
+ * connection over server.connections_per_address at once, and shuts down
+ * the connections past their deadline. */
+
+/* What the acceptor closed since it last said so in the log: one line
+ * every few seconds, not one per connection (an attack would flood it). */
+typedef struct closed_tally {
+    unsigned count[MANDATE_GUARD_REASON_COUNT_];
+    char last_address[INET6_ADDRSTRLEN];
+    int64_t since_ms;
+} closed_tally;
+
+#define TALLY_LOG_MS 5000
+#define SWEEP_MS 250
+
+static void peer_text(const struct sockaddr *sa, char out[INET6_ADDRSTRLEN])
+{
+    const void *addr = sa->sa_family == AF_INET6
+                           ? (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr
+                           : (const void *)&((const struct sockaddr_in *)sa)->sin_addr;
+    if (inet_ntop(sa->sa_family, addr, out, INET6_ADDRSTRLEN) == NULL)
+        strcpy(out, "?");
+}
+
+static void tally_flush(closed_tally *t, int64_t now_ms, bool force)
+{
+    if (!force && now_ms - t->since_ms < TALLY_LOG_MS)
+        return;
+    unsigned address = t->count[MANDATE_GUARD_ADDRESS_LIMIT],
+             request = t->count[MANDATE_GUARD_REQUEST_DEADLINE],
+             idle = t->count[MANDATE_GUARD_IDLE_DEADLINE];
+    if (address + request + idle > 0)
+        log_warning("http: closed %u connections from addresses at "
+                    "server.connections_per_address (the last from %s), %u whose request "
+                    "did not arrive within server.request_timeout and %u that sent none "
+                    "within server.connection_timeout",
+                    address, address ? t->last_address : "-", request, idle);
+    memset(t->count, 0, sizeof(t->count));
+    t->since_ms = now_ms;
+}
+
+/* Under the guard's lock, for a connection past its deadline: libmicrohttpd
+ * then reads the end of the stream and closes it itself. */
+static void shut_connection(int fd, mandate_http_guard_reason reason, void *ctx)
+{
+    closed_tally *t = ctx;
+    shutdown(fd, SHUT_RDWR);
+    mandate_metrics_connection_closed(reason);
+    t->count[reason]++;
+}
+
 static void *acceptor_main(void *arg)
 {
     mandate_http_server *srv = arg;
     struct pollfd fds[2] = {{.fd = srv->listen_fd, .events = POLLIN},
                             {.fd = srv->stop_pipe[0], .events = POLLIN}};
+    closed_tally tally = {.since_ms = monotonic_ms()};
+    int64_t next_sweep = tally.since_ms + SWEEP_MS;
     for (;;) {
-        if (poll(fds, 2, -1) < 0) {
-            if (errno == EINTR)
-                continue;
+        /* at the limit, only the stop pipe and the deadlines are watched:
+         * new connections wait in the kernel's backlog */
+        bool full = mandate_http_guard_full(srv->guard);
+        int64_t now = monotonic_ms();
+        int timeout = now >= next_sweep ? 0 : (int)(next_sweep - now);
+        if (full && timeout > 10)
+            timeout = 10;
+        int n = poll(full ? fds + 1 : fds, full ? 1 : 2, timeout);
+        if (n < 0 && errno != EINTR) {
             log_error("http: poll on the listening socket: %s", strerror(errno));
             break;
         }
+        now = monotonic_ms();
+        if (now >= next_sweep) {
+            mandate_http_guard_sweep(srv->guard, now, shut_connection, &tally);
+            tally_flush(&tally, now, false);
+            next_sweep = now + SWEEP_MS;
+        }
+        if (n <= 0)
+            continue;
         if (fds[1].revents != 0)
             break;
-        if (atomic_load(&srv->connections) >= srv->connection_limit) {
-            struct timespec pause = {0, 10 * 1000 * 1000};
-            nanosleep(&pause, NULL);
+        if (full || fds[0].revents == 0)
             continue;
-        }
         struct sockaddr_storage peer;
         socklen_t len = sizeof(peer);
         int fd = accept4(srv->listen_fd, (struct sockaddr *)&peer, &len,
@@ -399,9 +545,18 @@ static void *acceptor_main(void *arg)
             }
             continue; /* EAGAIN, EINTR, ECONNABORTED, a peer's error */
         }
+        if (!mandate_http_guard_admit(srv->guard, fd, (struct sockaddr *)&peer, now)) {
+            close(fd);
+            mandate_metrics_connection_closed(MANDATE_GUARD_ADDRESS_LIMIT);
+            tally.count[MANDATE_GUARD_ADDRESS_LIMIT]++;
+            peer_text((struct sockaddr *)&peer, tally.last_address);
+            continue;
+        }
         /* it closes the socket when it cannot take it, and says why */
-        (void)MHD_add_connection(srv->daemon, fd, (struct sockaddr *)&peer, len);
+        if (MHD_add_connection(srv->daemon, fd, (struct sockaddr *)&peer, len) != MHD_YES)
+            mandate_http_guard_release(srv->guard, fd);
     }
+    tally_flush(&tally, monotonic_ms(), true);
     return NULL;
 }
 
@@ -409,12 +564,22 @@ static void on_connection(void *cls, struct MHD_Connection *connection, void **s
                           enum MHD_ConnectionNotificationCode code)
 {
     mandate_http_server *srv = cls;
-    (void)connection;
     (void)socket_context;
     if (code == MHD_CONNECTION_NOTIFY_STARTED)
-        atomic_fetch_add(&srv->connections, 1);
+        mandate_http_guard_started(srv->guard, connection_fd(connection));
     else if (code == MHD_CONNECTION_NOTIFY_CLOSED)
-        atomic_fetch_sub(&srv->connections, 1);
+        mandate_http_guard_closed(srv->guard, connection_fd(connection));
+}
+
+/* Called when a request's first line has arrived, before its headers: the
+ * request's deadline starts here. Its return value is the request's first
+ * con_cls: none yet (on_request makes it once the headers are in). */
+static void *on_request_line(void *cls, const char *uri, struct MHD_Connection *connection)
+{
+    mandate_http_server *srv = cls;
+    (void)uri;
+    mandate_http_guard_request_begins(srv->guard, connection_fd(connection), monotonic_ms());
+    return NULL;
 }
 
 static void stop_accepting(mandate_http_server *srv)
@@ -462,6 +627,7 @@ static void server_free(mandate_http_server *srv)
     for (int i = 0; i < 2; i++)
         if (srv->stop_pipe[i] >= 0)
             close(srv->stop_pipe[i]);
+    mandate_http_guard_free(&srv->guard);
     free(srv->tls_cert);
     if (srv->tls_key != NULL)
         OPENSSL_cleanse(srv->tls_key, srv->tls_key_len);
@@ -501,11 +667,15 @@ mandate_rc mandate_http_start(const mandate_config *config, mandate_http_handler
     srv->source_ctx = source_ctx;
     srv->body_limit = (size_t)config->body_limit;
     atomic_init(&srv->in_flight, 0);
-    atomic_init(&srv->connections, 0);
-    srv->connection_limit = (unsigned)config->connection_limit;
+    srv->guard = mandate_http_guard_new(&(mandate_http_guard_limits){
+        .connections = (unsigned)config->connection_limit,
+        .per_address = (unsigned)config->connections_per_address,
+        .request_ms = config->request_timeout * 1000,
+        .idle_ms = config->connection_timeout * 1000,
+    });
     if (config->tls_certificate != NULL) {
-        mandate_rc rc = mandate_read_file(config->tls_certificate, TLS_FILE_MAX,
-                                          &srv->tls_cert, NULL, err);
+        mandate_rc rc =
+            mandate_read_file(config->tls_certificate, TLS_FILE_MAX, &srv->tls_cert, NULL, err);
         if (rc == MANDATE_OK)
             rc = mandate_read_file(config->tls_key, TLS_FILE_MAX, &srv->tls_key,
                                    &srv->tls_key_len, err);
@@ -520,8 +690,8 @@ mandate_rc mandate_http_start(const mandate_config *config, mandate_http_handler
     if (srv->listen_fd < 0) {
         int e = errno;
         server_free(srv);
-        return mandate_error_set(err, MANDATE_ERROR, "cannot listen on %s: %s",
-                                 config->listen, strerror(e));
+        return mandate_error_set(err, MANDATE_ERROR, "cannot listen on %s: %s", config->listen,
+                                 strerror(e));
     }
     if (pipe2(srv->stop_pipe, O_CLOEXEC) != 0) {
         int e = errno;
@@ -530,25 +700,43 @@ mandate_rc mandate_http_start(const mandate_config *config, mandate_http_handler
     }
 
     unsigned threads = config->threads > 0 ? (unsigned)config->threads : default_threads();
+    /* libmicrohttpd 0.9.75 (Debian 12) splits its connection limit among
+     * the workers and, when a connection handed over with
+     * MHD_add_connection finds its worker at its share, returns from
+     * new_connection_process_ with the worker's cleanup mutex still
+     * locked: the worker then waits on itself for ever (fixed upstream in
+     * 0.9.77, "process new connection: fixed missing mutex unlock in error
+     * handling path"). So its limit must never be met: the guard admits at
+     * most connection_limit connections in all, a worker holds at most
+     * those (libmicrohttpd counts one down before the guard can admit
+     * another in its place: both happen in its cleanup, and a connection
+     * handed over is taken in after it), and each worker's share is
+     * twice that. */
+    uint64_t mhd_limit = (uint64_t)config->connection_limit * threads * 2;
+    if (mhd_limit > UINT_MAX)
+        mhd_limit = UINT_MAX;
     struct MHD_OptionItem tls_opts[] = {
         {srv->tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, srv->tls_cert},
         {srv->tls_cert ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, srv->tls_key},
         {MHD_OPTION_END, 0, NULL}};
+    /* clang-format off */
     srv->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, srv,
         MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, NULL, /* first, or MHD warns */
         MHD_OPTION_THREAD_POOL_SIZE, threads,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)config->connection_timeout,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)config->connection_limit,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)mhd_limit,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
+        MHD_OPTION_URI_LOG_CALLBACK, on_request_line, srv,
         MHD_OPTION_ARRAY, tls_opts,
         MHD_OPTION_END);
+    /* clang-format on */
     if (srv->daemon == NULL) {
         int e = errno;
         server_free(srv);
-        return mandate_error_set(err, MANDATE_ERROR, "cannot serve on %s: %s",
-                                 config->listen, e ? strerror(e) : "libmicrohttpd refused");
+        return mandate_error_set(err, MANDATE_ERROR, "cannot serve on %s: %s", config->listen,
+                                 e ? strerror(e) : "libmicrohttpd refused");
     }
     int e = pthread_create(&srv->acceptor, NULL, acceptor_main, srv);
     if (e != 0) {

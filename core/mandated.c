@@ -130,9 +130,13 @@ static void reload(const char *path)
     const mandate_config *old_cfg = mandate_runtime_config(old);
     if (strcmp(new_cfg->listen, old_cfg->listen) != 0 || new_cfg->threads != old_cfg->threads ||
         new_cfg->body_limit != old_cfg->body_limit ||
+        new_cfg->connection_limit != old_cfg->connection_limit ||
+        new_cfg->connection_timeout != old_cfg->connection_timeout ||
+        new_cfg->connections_per_address != old_cfg->connections_per_address ||
+        new_cfg->request_timeout != old_cfg->request_timeout ||
         (new_cfg->tls_certificate == NULL) != (old_cfg->tls_certificate == NULL))
-        log_warning("server settings (listen, threads, body_limit, tls) change only on "
-                    "restart; the rest is reloaded");
+        log_warning("server settings (listen, threads, body_limit, connection limits and "
+                    "timeouts, tls) change only on restart; the rest is reloaded");
     if (!mandate_audit_events_same(new_cfg) || new_cfg->rate_buckets != old_cfg->rate_buckets)
         log_warning("audit trail settings and rate_limit.buckets change only on restart");
     mandate_runtime_unref(&old);

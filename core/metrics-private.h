@@ -10,6 +10,7 @@
 
 #include <stdint.h>
 
+#include "http-guard-private.h"
 #include "pool-private.h"
 #include "token-cache-private.h"
 
@@ -58,6 +59,10 @@ void mandate_metrics_store_error(void);
  * to the broker: introspection, the gateway check, revocation, a token
  * exchange's subject token (tokens.check_cache above 0). */
 void mandate_metrics_token_check_cache(mandate_token_cache_answer answer);
+
+/* A connection the HTTP server closed to protect the others (its peer
+ * held too many, or it was too slow to send its request). */
+void mandate_metrics_connection_closed(mandate_http_guard_reason reason);
 
 /* The whole exposition, in pool. */
 char *mandate_metrics_render(mandate_pool *pool);

@@ -109,6 +109,12 @@ static const bucket_bound fsync_bounds[] = {
 #define FSYNC_BOUNDS (sizeof(fsync_bounds) / sizeof(fsync_bounds[0]))
 
 #define CHECK_CACHE_ANSWERS MANDATE_TOKEN_CACHE_ANSWERS_
+static const char *const guard_reason_names[MANDATE_GUARD_REASON_COUNT_] = {
+    [MANDATE_GUARD_ADDRESS_LIMIT] = "address_limit",
+    [MANDATE_GUARD_REQUEST_DEADLINE] = "request_deadline",
+    [MANDATE_GUARD_IDLE_DEADLINE] = "idle_deadline",
+};
+
 static const char *const check_cache_names[CHECK_CACHE_ANSWERS] = {
     [MANDATE_TOKEN_CACHE_MISS] = "miss",
     [MANDATE_TOKEN_CACHE_HIT] = "hit",
@@ -133,6 +139,7 @@ static struct {
     fsync_histogram audit_fsync;
     _Atomic uint64_t store_errors;
     _Atomic uint64_t check_cache[CHECK_CACHE_ANSWERS];
+    _Atomic uint64_t connections_closed[MANDATE_GUARD_REASON_COUNT_];
 } metrics;
 
 /* Wall clock at load, in microseconds since the epoch (not reset). */
@@ -305,6 +312,12 @@ void mandate_metrics_token_check_cache(mandate_token_cache_answer answer)
         inc(&metrics.check_cache[answer]);
 }
 
+void mandate_metrics_connection_closed(mandate_http_guard_reason reason)
+{
+    if ((size_t)reason < MANDATE_GUARD_REASON_COUNT_)
+        inc(&metrics.connections_closed[reason]);
+}
+
 void mandate_metrics_reset(void)
 {
     for (size_t e = 0; e < MANDATE_EP_COUNT_; e++) {
@@ -325,6 +338,8 @@ void mandate_metrics_reset(void)
     atomic_store_explicit(&metrics.store_errors, 0, memory_order_relaxed);
     for (size_t a = 0; a < CHECK_CACHE_ANSWERS; a++)
         atomic_store_explicit(&metrics.check_cache[a], 0, memory_order_relaxed);
+    for (size_t r = 0; r < MANDATE_GUARD_REASON_COUNT_; r++)
+        atomic_store_explicit(&metrics.connections_closed[r], 0, memory_order_relaxed);
 }
 
 /* --- rendering (GET /metrics only: allocation is fine here) ------------- */
@@ -557,6 +572,16 @@ char *mandate_metrics_render(mandate_pool *pool)
             continue;
         const char *labels[] = {"result", check_cache_names[a], NULL};
         sample_u64(&b, "mandate_token_check_cache_total", "", labels, v);
+    }
+
+    family(&b, "mandate_http_connections_closed_total", "counter",
+           "Connections closed to protect the others: the peer address held "
+           "server.connections_per_address already, or the connection did not send its "
+           "request in time (server.request_timeout, server.connection_timeout).");
+    for (size_t r = 0; r < MANDATE_GUARD_REASON_COUNT_; r++) {
+        const char *labels[] = {"reason", guard_reason_names[r], NULL};
+        sample_u64(&b, "mandate_http_connections_closed_total", "", labels,
+                   load(&metrics.connections_closed[r]));
     }
 
     family(&b, "mandate_process_start_time_seconds", "gauge",

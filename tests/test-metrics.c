@@ -568,6 +568,10 @@ static void test_other_families(void **state)
     mandate_metrics_token_check_cache(MANDATE_TOKEN_CACHE_HIT);
     mandate_metrics_token_check_cache(MANDATE_TOKEN_CACHE_EXPIRED);
     mandate_metrics_token_check_cache((mandate_token_cache_answer)7); /* no such answer */
+    mandate_metrics_connection_closed(MANDATE_GUARD_ADDRESS_LIMIT);
+    mandate_metrics_connection_closed(MANDATE_GUARD_ADDRESS_LIMIT);
+    mandate_metrics_connection_closed(MANDATE_GUARD_IDLE_DEADLINE);
+    mandate_metrics_connection_closed((mandate_http_guard_reason)9); /* no such reason */
     int64_t fsyncs[] = {10, 50, 51, 400, 999999, 1000000, 1000001, -1};
     for (size_t i = 0; i < sizeof(fsyncs) / sizeof(fsyncs[0]); i++)
         mandate_metrics_audit_fsync(fsyncs[i]);
@@ -585,6 +589,12 @@ static void test_other_families(void **state)
     assert_true(value_of(text, "mandate_token_check_cache_total{result=\"expired\"}") == 1);
     assert_true(value_of(text, "mandate_token_check_cache_total{result=\"miss\"}") == -1);
     assert_int_equal(count_lines_starting(text, "mandate_token_check_cache_total{"), 2);
+    /* every reason is shown, 0 included, so a dashboard sees the series */
+    const char *closed = "mandate_http_connections_closed_total";
+    assert_true(value_fmt(text, "%s{reason=\"address_limit\"}", closed) == 2);
+    assert_true(value_fmt(text, "%s{reason=\"request_deadline\"}", closed) == 0);
+    assert_true(value_fmt(text, "%s{reason=\"idle_deadline\"}", closed) == 1);
+    assert_int_equal(count_lines_starting(text, "mandate_http_connections_closed_total{"), 3);
 
     const char *fs = "mandate_audit_fsync_duration_seconds";
     assert_true(check_histogram(text, fs, "") == 8);
@@ -621,6 +631,7 @@ static void test_every_family_has_help_and_type(void **state)
         {"mandate_audit_fsync_duration_seconds", "histogram"},
         {"mandate_store_errors_total", "counter"},
         {"mandate_token_check_cache_total", "counter"},
+        {"mandate_http_connections_closed_total", "counter"},
         {"mandate_process_start_time_seconds", "gauge"},
     };
     mandate_pool *pool = mandate_pool_new();
@@ -633,6 +644,7 @@ static void test_every_family_has_help_and_type(void **state)
             mandate_metrics_audit_fsync(77);
             mandate_metrics_store_error();
             mandate_metrics_token_check_cache(MANDATE_TOKEN_CACHE_MISS);
+            mandate_metrics_connection_closed(MANDATE_GUARD_REQUEST_DEADLINE);
         }
         char *text = mandate_metrics_render(pool);
         exposition x;
@@ -837,6 +849,7 @@ static void test_reset(void **state)
     mandate_metrics_audit_fsync(3000);
     mandate_metrics_store_error();
     mandate_metrics_token_check_cache(MANDATE_TOKEN_CACHE_MISS);
+    mandate_metrics_connection_closed(MANDATE_GUARD_REQUEST_DEADLINE);
     char *busy = render(pool);
     assert_true(strlen(busy) > strlen(before));
 

@@ -63,6 +63,36 @@ exec 3<&-
 expect_contains "oversized header refused" "HTTP/1.1 4" "$reply"
 expect_eq "still healthy" 200 "$(http_status "$BASE/healthz")"
 
+# A body whose length two headers could read differently is refused, never
+# guessed at (RFC 9112 §6.3: a proxy may have framed it the other way, and
+# the rest would be smuggled in as a request of its own); the connection is
+# closed after the answer. framed HEADERS BODY: the whole answer.
+framed() {
+    exec 3<>"/dev/tcp/127.0.0.1/$PORT"
+    printf 'POST /oauth2/token HTTP/1.1\r\nHost: x\r\n%b\r\n%b' "$1" "$2" >&3
+    timeout 5 cat <&3 | tr -d '\r'
+    exec 3<&-
+}
+reply=$(framed 'Content-Length: 5\r\nContent-Length: 6\r\n' 'hello!')
+expect_contains "two different Content-Length: 400" "HTTP/1.1 400" "$reply"
+expect_contains "  says why" "more than one Content-Length" "$reply"
+expect_contains "  and closes the connection" "Connection: close" "$reply"
+reply=$(framed 'Content-Length: 5\r\nContent-Length: 5\r\n' 'hello')
+expect_contains "the same Content-Length twice: 400 as well" "HTTP/1.1 400" "$reply"
+reply=$(framed 'Content-Length: 5\r\nTransfer-Encoding: chunked\r\n' '5\r\nhello\r\n0\r\n\r\n')
+expect_contains "Content-Length with Transfer-Encoding: 400" "HTTP/1.1 400" "$reply"
+expect_contains "  says why" "both Content-Length and Transfer-Encoding" "$reply"
+reply=$(framed 'Transfer-Encoding: chunked\r\nContent-Length: 5\r\n' '5\r\nhello\r\n0\r\n\r\n')
+expect_contains "  in either order" "HTTP/1.1 400" "$reply"
+reply=$(framed 'Transfer-Encoding: gzip, chunked\r\n' '5\r\nhello\r\n0\r\n\r\n')
+expect_contains "a Transfer-Encoding other than chunked: 501" "HTTP/1.1 501" "$reply"
+reply=$(framed 'Content-Length: +5\r\n' 'hello')
+expect_contains "a signed Content-Length: 400" "HTTP/1.1 400" "$reply"
+reply=$(framed 'Transfer-Encoding: chunked\r\nConnection: close\r\n' '0\r\n\r\n')
+expect_contains "plain chunked is still read, as a token request" \
+    '"error":"invalid_request","error_description":"Content-Type must be' "$reply"
+expect_eq "still healthy after the framing attacks" 200 "$(http_status "$BASE/healthz")"
+
 # SIGHUP with a broken config: refused, the running config stays
 cp "$CONF" "$TMP/good.conf"
 line=$(($(wc -l <"$CONF") + 1))
