@@ -74,24 +74,63 @@ mandate_rc mandate_kek_load(const char *path, unsigned char kek[MANDATE_KEK_LEN]
                                      "MANDATE_KEK must be %d hex digits", KEK_HEX_LEN);
         return MANDATE_OK;
     }
-    struct stat st;
-    if (stat(path, &st) != 0)
-        return mandate_error_set(err, errno == ENOENT ? MANDATE_NOT_FOUND : MANDATE_ERROR,
+    /* Opened once, and judged by what was opened: a stat() of the path and
+     * a second open would let whoever can rename files in its folder swap
+     * the file between the two, and a symbolic link could point the
+     * daemon at a file it should not trust (or one an attacker writes).
+     * O_NONBLOCK: a FIFO put in its place must not hang the start. */
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        if (e == ELOOP)
+            return mandate_error_set(err, MANDATE_DENIED,
+                                     "key-encryption key %s: is a symbolic link; name the "
+                                     "file itself",
+                                     path);
+        return mandate_error_set(err, e == ENOENT ? MANDATE_NOT_FOUND : MANDATE_ERROR,
                                  "key-encryption key %s: %s (mandatectl init creates one)",
-                                 path, strerror(errno));
-    if (st.st_mode & (S_IRWXG | S_IRWXO))
+                                 path, strerror(e));
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        return mandate_error_set(err, MANDATE_ERROR, "key-encryption key %s: %s", path,
+                                 strerror(e));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return mandate_error_set(err, MANDATE_DENIED,
+                                 "key-encryption key %s: not a regular file", path);
+    }
+    if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+        close(fd);
         return mandate_error_set(err, MANDATE_DENIED,
                                  "key-encryption key %s: mode %03o lets others read it; "
                                  "chmod 600 it",
                                  path, (unsigned)(st.st_mode & 0777));
-    char *text = NULL;
+    }
+    /* 64 hex digits and a newline; a little room for a CR or spaces, and
+     * one byte more tells a file that is too long */
+    char text[KEK_HEX_LEN + 16];
     size_t len = 0;
-    mandate_rc rc = mandate_read_file(path, 256, &text, &len, err);
-    if (rc != MANDATE_OK)
-        return rc;
-    bool ok = parse_hex(text, len, kek);
-    OPENSSL_cleanse(text, len);
-    free(text);
+    for (;;) {
+        ssize_t n = read(fd, text + len, sizeof(text) - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            int e = errno;
+            close(fd);
+            OPENSSL_cleanse(text, sizeof(text));
+            return mandate_error_set(err, MANDATE_ERROR, "key-encryption key %s: read: %s",
+                                     path, strerror(e));
+        }
+        if (n == 0 || (len += (size_t)n) == sizeof(text))
+            break;
+    }
+    close(fd);
+    bool ok = len < sizeof(text) && parse_hex(text, len, kek);
+    OPENSSL_cleanse(text, sizeof(text));
     if (!ok)
         return mandate_error_set(err, MANDATE_INVALID,
                                  "key-encryption key %s: must hold %d hex digits", path,

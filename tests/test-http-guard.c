@@ -255,14 +255,12 @@ static void test_many_addresses(void **state)
     enum { N = 3000 };
     mandate_http_guard *g = guard(N, 1);
     for (int i = 0; i < N; i++) {
-        struct sockaddr_in a = {.sin_family = AF_INET,
-                                .sin_addr.s_addr = htonl(0x0a000000u + i)};
+        struct sockaddr_in a = nth(i);
         serve(g, 100 + i, SA(a), 0);
     }
     assert_int_equal(mandate_http_guard_open(g), N);
     for (int i = 0; i < N; i++) {
-        struct sockaddr_in a = {.sin_family = AF_INET,
-                                .sin_addr.s_addr = htonl(0x0a000000u + i)};
+        struct sockaddr_in a = nth(i);
         assert_int_equal(mandate_http_guard_from(g, SA(a)), 1);
         assert_false(mandate_http_guard_admit(g, 100 + N + i, SA(a), 0));
     }
@@ -270,8 +268,7 @@ static void test_many_addresses(void **state)
     for (int i = 0; i < N; i += 2)
         mandate_http_guard_closed(g, 100 + i);
     for (int i = 0; i < N; i++) {
-        struct sockaddr_in a = {.sin_family = AF_INET,
-                                .sin_addr.s_addr = htonl(0x0a000000u + i)};
+        struct sockaddr_in a = nth(i);
         assert_int_equal(mandate_http_guard_from(g, SA(a)), i % 2);
     }
     for (int i = 1; i < N; i += 2)

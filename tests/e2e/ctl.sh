@@ -98,4 +98,22 @@ out=$("$MANDATED" -t -c "$TMP/state3/mandate.conf" 2>&1)
 expect_eq "a world-readable kek is refused" 1 "$?"
 expect_contains "and says what to do" "chmod 600" "$out"
 
+# a kek behind a symbolic link is refused: the daemon opens the file once,
+# without following links, and judges what it opened (not a stat of the path)
+chmod 600 "$TMP/state3/kek"
+mv "$TMP/state3/kek" "$TMP/state3/kek.real"
+ln -s kek.real "$TMP/state3/kek"
+out=$("$MANDATED" -t -c "$TMP/state3/mandate.conf" 2>&1)
+expect_eq "a kek that is a symbolic link is refused" 1 "$?"
+expect_contains "  and says why" "is a symbolic link" "$out"
+rm "$TMP/state3/kek"
+mkfifo "$TMP/state3/kek"
+chmod 600 "$TMP/state3/kek"
+out=$(timeout 5 "$MANDATED" -t -c "$TMP/state3/mandate.conf" 2>&1)
+expect_eq "a kek that is not a regular file is refused (and does not block)" 1 "$?"
+rm "$TMP/state3/kek"
+mv "$TMP/state3/kek.real" "$TMP/state3/kek"
+out=$("$MANDATED" -t -c "$TMP/state3/mandate.conf" 2>&1)
+expect_eq "the kek itself, mode 600, is taken again" 0 "$?"
+
 finish
