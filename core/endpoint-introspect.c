@@ -153,7 +153,23 @@ void mandate_endpoint_revoke(mandate_http_request *req, mandate_http_response *r
         mandate_oauth_respond_error(req, resp, &oerr);
         return;
     }
-    /* RFC 7009 §2.2: an invalid or already dead token is answered 200 */
+    /* RFC 7009 §2.2: an invalid or already dead token is answered 200. A
+     * token of another tenant is answered the same, so that no client can
+     * learn from this endpoint whether another tenant's token is alive;
+     * only the audit trail says what happened. */
+    if (st.parsed && (st.grant.tenant == NULL || caller.tenant == NULL ||
+                      strcmp(st.grant.tenant, caller.tenant) != 0)) {
+        log_info("revocation ignored: client_id=%s presented a token of another tenant",
+                 caller.client_id);
+        json_t *fields = json_pack("{s:s,s:s}", "by", caller.client_id, "reason",
+                                   "the token is of another tenant");
+        name_token(fields, &st, token);
+        if (!audited(req, resp, "token.revocation_refused", fields))
+            return;
+        resp->status = 200;
+        mandate_http_response_header(resp, "Cache-Control", "no-store");
+        return;
+    }
     if (st.parsed && st.grant.client_id != NULL &&
         strcmp(st.grant.client_id, caller.client_id) != 0) {
         log_info("revocation refused: client_id=%s does not own token jti=%s", caller.client_id,

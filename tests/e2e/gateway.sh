@@ -160,6 +160,17 @@ T2=$(token_for marketpulse-agent "$AGENT_SECRET")
 expect_eq "another client may not revoke it" 400 \
     "$(curl -s -o /dev/null -w '%{http_code}' -u "reader:$READER_SECRET" --data-urlencode "token=$T2" "$BASE/oauth2/revoke")"
 expect_eq "still active" 200 "$(gate "$T2" /mcp)"
+# another tenant's client learns nothing: its live token is answered like
+# garbage (issue 20, finding 6: it was 400 for a live token, 200 for junk)
+revoke_as_other_tenant() {
+    curl -s -w ' %{http_code}' -u "other-tenant-gw:$OTHER_SECRET" --data-urlencode "token=$1" \
+        "$BASE/oauth2/revoke"
+}
+expect_eq "another tenant revoking a live token: answered as for garbage" \
+    "$(revoke_as_other_tenant garbage)" "$(revoke_as_other_tenant "$T2")"
+expect_eq "  200, empty" " 200" "$(revoke_as_other_tenant "$T2")"
+expect_eq "  and the token is not revoked" 200 "$(gate "$T2" /mcp)"
+check "  the audit trail says why" grep -q "the token is of another tenant" "$STATE"/audit/*.jsonl
 expect_eq "the owner revokes it" 200 \
     "$(curl -s -o /dev/null -w '%{http_code}' -u "marketpulse-agent:$AGENT_SECRET" --data-urlencode "token=$T2" "$BASE/oauth2/revoke")"
 expect_eq "revoked: 401 at once" 401 "$(gate "$T2" /mcp)"
