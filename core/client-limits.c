@@ -6,6 +6,7 @@
 
 #include "client-limits-private.h"
 #include "log-private.h"
+#include "oauth-private.h"
 #include "pool-private.h"
 #include "ratelimit-private.h"
 
@@ -68,9 +69,6 @@ bool mandate_client_limits_take(mandate_http_request *req, mandate_metric_endpoi
 void mandate_client_limits_respond(mandate_http_request *req, mandate_http_response *resp,
                                    unsigned retry_after)
 {
-    mandate_http_response_error(req, resp, 429, "too_many_requests",
-                                "this client is over its request rate; retry later");
-    mandate_http_response_header(resp, "Retry-After",
-                                 mandate_pool_printf(req->pool, "%u", retry_after));
-    mandate_http_response_header(resp, "Cache-Control", "no-store");
+    mandate_oauth_respond_too_many(req, resp, "this client is over its request rate; retry later",
+                                   retry_after);
 }

@@ -40,6 +40,7 @@ typedef struct mandate_config {
     int64_t connection_limit;
     int64_t connections_per_address; /* 0: no cap */
     int64_t request_timeout;
+    char **trusted_proxies; /* NULL-terminated address blocks; NULL: none */
     int64_t drain_timeout;
     char *tls_certificate;
     char *tls_key;
@@ -64,6 +65,7 @@ typedef struct mandate_config {
     int64_t rate_token, rate_token_burst;     /* per second; 0: no limit */
     int64_t rate_gateway, rate_gateway_burst;
     int64_t rate_buckets;
+    int64_t rate_refusals, rate_refusals_burst; /* per peer address; 0: no budget */
 
     bool metrics_enabled;
 

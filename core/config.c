@@ -10,6 +10,7 @@
 #include <netdb.h>
 
 #include "config-private.h"
+#include "peer-private.h"
 #include "util-private.h"
 
 #define CONF_OFF(field) offsetof(mandate_config, field)
@@ -31,6 +32,9 @@ static const mandate_conf_def core_defs[] = {
      "256", 0, 1000000, NULL, "connections one peer address may hold at once; 0: no cap"},
     {"server.request_timeout", MANDATE_CONF_INT, 0, CONF_OFF(request_timeout), "10", 1, 3600,
      NULL, "seconds a request may take to arrive whole, from its first line"},
+    {"server.trusted_proxies", MANDATE_CONF_STRING_LIST, 0, CONF_OFF(trusted_proxies), NULL, 0,
+     0, NULL,
+     "addresses or CIDR blocks of proxies whose X-Forwarded-For is believed; none by default"},
     {"server.drain_timeout", MANDATE_CONF_INT, 0, CONF_OFF(drain_timeout), "10", 0, 600,
      NULL, "seconds to finish in-flight requests on SIGTERM"},
     {"server.tls.certificate", MANDATE_CONF_PATH, 0, CONF_OFF(tls_certificate), NULL, 0, 0,
@@ -71,6 +75,10 @@ static const mandate_conf_def core_defs[] = {
      NULL, "gateway checks per second and client; 0: no limit"},
     {"rate_limit.gateway_burst", MANDATE_CONF_INT, 0, CONF_OFF(rate_gateway_burst), "100", 1,
      1000000, NULL, "gateway checks a client may make at once"},
+    {"rate_limit.refusal_rate", MANDATE_CONF_INT, 0, CONF_OFF(rate_refusals), "20", 0, 1000000,
+     NULL, "refused requests per second one address may cause before it gets 429; 0: no limit"},
+    {"rate_limit.refusal_burst", MANDATE_CONF_INT, 0, CONF_OFF(rate_refusals_burst), "100", 1,
+     1000000, NULL, "refused requests one address may cause at once"},
     {"rate_limit.buckets", MANDATE_CONF_INT, 0, CONF_OFF(rate_buckets), "16384", 64, 16777216,
      NULL, "clients tracked at once; idle ones are evicted first"},
     {"metrics.enabled", MANDATE_CONF_BOOL, 0, CONF_OFF(metrics_enabled), "true", 0, 0, NULL,
@@ -343,6 +351,15 @@ bool mandate_config_load(const char *path, mandate_config **config_r, mandate_di
             else
                 mandate_diag_add(diag, "%s: bad default listen address", path);
             ok = false;
+        }
+        for (char **t = cfg->trusted_proxies; t != NULL && *t != NULL; t++) {
+            if (!mandate_peer_block_valid(*t)) {
+                mandate_diag_add_at(diag, config_lookup(&file, "server.trusted_proxies"),
+                                    "'server.trusted_proxies': '%s' is not an address or a "
+                                    "CIDR block like \"10.0.0.0/8\"",
+                                    *t);
+                ok = false;
+            }
         }
         if ((cfg->tls_certificate == NULL) != (cfg->tls_key == NULL)) {
             mandate_diag_add(diag, "%s: 'server.tls' needs both 'certificate' and 'key'", path);

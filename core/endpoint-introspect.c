@@ -10,6 +10,7 @@
 #include "audit-events-private.h"
 #include "metrics-private.h"
 #include "pool-private.h"
+#include "refusals-private.h"
 #include "validate-private.h"
 
 /* The token a record is about: its jti and client when it could be read,
@@ -34,6 +35,24 @@ static bool audited(mandate_http_request *req, mandate_http_response *resp, cons
 {
     if (mandate_audit_event(event, fields) == MANDATE_OK)
         return true;
+    mandate_oauth_error oerr;
+    mandate_oauth_fail_rc(&oerr, MANDATE_TEMPFAIL);
+    mandate_oauth_respond_error(req, resp, &oerr);
+    return false;
+}
+
+/* A refusal's record (refusals-private.h): false when the caller must not
+ * answer as refused, the answer (429 over the address's budget, 503 when
+ * the trail cannot take it) being made already. */
+static bool refusal_audited(mandate_http_request *req, mandate_http_response *resp,
+                            const char *event, json_t *fields)
+{
+    unsigned retry_after;
+    switch (mandate_refusal_record(req, event, fields, &retry_after)) {
+    case MANDATE_REFUSAL_RECORDED: return true;
+    case MANDATE_REFUSAL_OVER_BUDGET: mandate_refusal_respond_over_budget(req, resp, retry_after); return false;
+    case MANDATE_REFUSAL_UNRECORDED: break;
+    }
     mandate_oauth_error oerr;
     mandate_oauth_fail_rc(&oerr, MANDATE_TEMPFAIL);
     mandate_oauth_respond_error(req, resp, &oerr);
@@ -67,7 +86,7 @@ static bool read_request(mandate_http_request *req, mandate_http_response *resp,
                                mandate_audit_text(oerr.reason, MANDATE_AUDIT_TEXT_MAX), "status", (int)oerr.status);
     if (oerr.client_id != NULL)
         json_object_set_new(fields, "by", mandate_audit_text(oerr.client_id, MANDATE_AUDIT_TEXT_MAX));
-    if (oerr.status < 500 && !audited(req, resp, refused_event, fields))
+    if (oerr.status < 500 && !refusal_audited(req, resp, refused_event, fields))
         return false;
     if (oerr.status >= 500)
         json_decref(fields);
@@ -90,9 +109,9 @@ void mandate_endpoint_introspect(mandate_http_request *req, mandate_http_respons
         return;
     if (!(caller.flags & MANDATE_CLIENT_CAN_INTROSPECT)) {
         log_info("introspection refused: client_id=%s may not introspect", caller.client_id);
-        if (!audited(req, resp, "token.introspection_refused",
-                     json_pack("{s:s,s:s}", "by", caller.client_id, "reason",
-                               "the caller may not introspect")))
+        if (!refusal_audited(req, resp, "token.introspection_refused",
+                             json_pack("{s:s,s:s}", "by", caller.client_id, "reason",
+                                       "the caller may not introspect")))
             return;
         mandate_oauth_error oerr;
         mandate_oauth_fail(&oerr, 403, "unauthorized_client",
@@ -164,7 +183,7 @@ void mandate_endpoint_revoke(mandate_http_request *req, mandate_http_response *r
         json_t *fields = json_pack("{s:s,s:s}", "by", caller.client_id, "reason",
                                    "the token is of another tenant");
         name_token(fields, &st, token);
-        if (!audited(req, resp, "token.revocation_refused", fields))
+        if (!refusal_audited(req, resp, "token.revocation_refused", fields))
             return;
         resp->status = 200;
         mandate_http_response_header(resp, "Cache-Control", "no-store");
@@ -177,7 +196,7 @@ void mandate_endpoint_revoke(mandate_http_request *req, mandate_http_response *r
         json_t *fields = json_pack("{s:s,s:s}", "by", caller.client_id, "reason",
                                    "the token was not issued to this client");
         name_token(fields, &st, token);
-        if (!audited(req, resp, "token.revocation_refused", fields))
+        if (!refusal_audited(req, resp, "token.revocation_refused", fields))
             return;
         mandate_oauth_error oerr;
         mandate_oauth_fail(&oerr, 400, "unauthorized_client",

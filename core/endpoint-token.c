@@ -16,6 +16,7 @@
 #include "metrics-private.h"
 #include "oauth-private.h"
 #include "pool-private.h"
+#include "refusals-private.h"
 
 #define JTI_BYTES 16
 
@@ -49,13 +50,20 @@ void mandate_token_refuse(mandate_http_request *req, mandate_http_response *resp
         json_object_update(fields, extra);
         json_decref(extra);
     }
-    if (mandate_audit_event("token.refused", fields) != MANDATE_OK && oerr->status < 500) {
-        mandate_oauth_error unrecorded;
-        mandate_oauth_fail_rc(&unrecorded, MANDATE_TEMPFAIL);
-        mandate_oauth_respond_error(req, resp, &unrecorded);
+    if (oerr->status >= 500) { /* our failure, not the caller's: no budget */
+        mandate_audit_event("token.refused", fields);
+        mandate_oauth_respond_error(req, resp, oerr);
         return;
     }
-    mandate_oauth_respond_error(req, resp, oerr);
+    unsigned retry_after;
+    switch (mandate_refusal_record(req, "token.refused", fields, &retry_after)) {
+    case MANDATE_REFUSAL_RECORDED: mandate_oauth_respond_error(req, resp, oerr); return;
+    case MANDATE_REFUSAL_OVER_BUDGET: mandate_refusal_respond_over_budget(req, resp, retry_after); return;
+    case MANDATE_REFUSAL_UNRECORDED: break;
+    }
+    mandate_oauth_error unrecorded;
+    mandate_oauth_fail_rc(&unrecorded, MANDATE_TEMPFAIL);
+    mandate_oauth_respond_error(req, resp, &unrecorded);
 }
 
 const char *mandate_token_new_jti(mandate_pool *pool)

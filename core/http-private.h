@@ -6,6 +6,7 @@
 #include <jansson.h>
 #include <microhttpd.h>
 
+#include "peer-private.h"
 #include "runtime-private.h"
 
 #define MANDATE_REQUEST_ID_LEN 16
@@ -21,6 +22,8 @@ typedef struct mandate_http_request {
     mandate_pool *pool;
     mandate_runtime *runtime;
     int metric_grant; /* mandate_metric_grant, set by the token endpoint */
+    struct sockaddr_storage socket_peer;
+    char peer[MANDATE_PEER_MAX]; /* see mandate_http_request_peer; "" until asked */
 } mandate_http_request;
 
 typedef struct mandate_http_header {
@@ -38,6 +41,9 @@ typedef struct mandate_http_response {
 
 /* A request header; NULL when absent. */
 const char *mandate_http_request_header(const mandate_http_request *req, const char *name);
+/* The address the request comes from (peer-private.h): the socket's peer,
+ * or the client behind a trusted proxy (server.trusted_proxies). */
+const char *mandate_http_request_peer(mandate_http_request *req);
 
 void mandate_http_response_header(mandate_http_response *resp, const char *name,
                                   const char *value);

@@ -82,6 +82,20 @@ const char *mandate_http_request_header(const mandate_http_request *req, const c
     return MHD_lookup_connection_value(req->connection, MHD_HEADER_KIND, name);
 }
 
+const char *mandate_http_request_peer(mandate_http_request *req)
+{
+    if (req->peer[0] == '\0') {
+        char *const *trusted = req->runtime != NULL
+                                   ? mandate_runtime_config(req->runtime)->trusted_proxies
+                                   : NULL;
+        mandate_peer_resolve((const struct sockaddr *)&req->socket_peer,
+                             trusted != NULL ? mandate_http_request_header(req, "X-Forwarded-For")
+                                             : NULL,
+                             trusted, req->peer);
+    }
+    return req->peer;
+}
+
 void mandate_http_response_header(mandate_http_response *resp, const char *name,
                                   const char *value)
 {
@@ -311,6 +325,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
         st->req.pool = mandate_pool_new();
         st->req.method = mandate_pool_strdup(st->req.pool, method);
         st->req.path = mandate_pool_strdup(st->req.pool, url);
+        const union MHD_ConnectionInfo *from =
+            MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        if (from != NULL && from->client_addr != NULL)
+            memcpy(&st->req.socket_peer, from->client_addr,
+                   from->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                            : sizeof(struct sockaddr_in));
         new_request_id(st->req.request_id);
         mandate_log_set_request_id(st->req.request_id);
         const char *why = NULL;

@@ -16,6 +16,7 @@
 #include "http-private.h"
 #include "keys-private.h"
 #include "log-private.h"
+#include "refusals-private.h"
 #include "router-private.h"
 #include "runtime-private.h"
 #include "util-private.h"
@@ -204,6 +205,7 @@ int main(int argc, char **argv)
         return 1;
     }
     mandate_client_limits_start((size_t)cfg->rate_buckets);
+    mandate_refusals_start((size_t)cfg->rate_buckets);
     /* Bind first: a request arriving before the runtime is published gets
      * 503, and the runtime learns the port it serves on before anyone
      * reads it. */
@@ -231,6 +233,7 @@ int main(int argc, char **argv)
         struct timespec wait = {HOUSEKEEPING_INTERVAL_S, 0};
         int sig = sigtimedwait(&signals, NULL, &wait);
         sync_keys();
+        mandate_refusals_flush();
         if (mandate_clock_now() - last_purge >= PURGE_INTERVAL_S) {
             last_purge = mandate_clock_now();
             purge_expired();
@@ -252,6 +255,7 @@ int main(int argc, char **argv)
         log_warning("%u requests still running after %llds; closing them", left,
                     (long long)drain_timeout);
     mandate_http_stop(&server);
+    mandate_refusals_stop(); /* the refusals still counted, into the trail */
     mandate_audit_event("daemon.stop", json_pack("{s:i}", "requests_cut_off", (int)left));
     uint64_t head_seq;
     char head_hash[65];

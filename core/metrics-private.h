@@ -64,6 +64,16 @@ void mandate_metrics_token_check_cache(mandate_token_cache_answer answer);
  * held too many, or it was too slow to send its request). */
 void mandate_metrics_connection_closed(mandate_http_guard_reason reason);
 
+/* A refused request (refusals-private.h): written to the audit trail,
+ * counted into a record of identical ones, or over its address's budget. */
+typedef enum mandate_refusal_metric {
+    MANDATE_REFUSAL_METRIC_RECORDED,
+    MANDATE_REFUSAL_METRIC_COALESCED,
+    MANDATE_REFUSAL_METRIC_OVER_BUDGET,
+    MANDATE_REFUSAL_METRIC_COUNT_
+} mandate_refusal_metric;
+void mandate_metrics_refusal(mandate_refusal_metric what);
+
 /* The whole exposition, in pool. */
 char *mandate_metrics_render(mandate_pool *pool);
 

@@ -115,6 +115,12 @@ static const char *const guard_reason_names[MANDATE_GUARD_REASON_COUNT_] = {
     [MANDATE_GUARD_IDLE_DEADLINE] = "idle_deadline",
 };
 
+static const char *const refusal_names[MANDATE_REFUSAL_METRIC_COUNT_] = {
+    [MANDATE_REFUSAL_METRIC_RECORDED] = "recorded",
+    [MANDATE_REFUSAL_METRIC_COALESCED] = "coalesced",
+    [MANDATE_REFUSAL_METRIC_OVER_BUDGET] = "over_budget",
+};
+
 static const char *const check_cache_names[CHECK_CACHE_ANSWERS] = {
     [MANDATE_TOKEN_CACHE_MISS] = "miss",
     [MANDATE_TOKEN_CACHE_HIT] = "hit",
@@ -140,6 +146,7 @@ static struct {
     _Atomic uint64_t store_errors;
     _Atomic uint64_t check_cache[CHECK_CACHE_ANSWERS];
     _Atomic uint64_t connections_closed[MANDATE_GUARD_REASON_COUNT_];
+    _Atomic uint64_t refusals[MANDATE_REFUSAL_METRIC_COUNT_];
 } metrics;
 
 /* Wall clock at load, in microseconds since the epoch (not reset). */
@@ -318,6 +325,12 @@ void mandate_metrics_connection_closed(mandate_http_guard_reason reason)
         inc(&metrics.connections_closed[reason]);
 }
 
+void mandate_metrics_refusal(mandate_refusal_metric what)
+{
+    if ((size_t)what < MANDATE_REFUSAL_METRIC_COUNT_)
+        inc(&metrics.refusals[what]);
+}
+
 void mandate_metrics_reset(void)
 {
     for (size_t e = 0; e < MANDATE_EP_COUNT_; e++) {
@@ -340,6 +353,8 @@ void mandate_metrics_reset(void)
         atomic_store_explicit(&metrics.check_cache[a], 0, memory_order_relaxed);
     for (size_t r = 0; r < MANDATE_GUARD_REASON_COUNT_; r++)
         atomic_store_explicit(&metrics.connections_closed[r], 0, memory_order_relaxed);
+    for (size_t r = 0; r < MANDATE_REFUSAL_METRIC_COUNT_; r++)
+        atomic_store_explicit(&metrics.refusals[r], 0, memory_order_relaxed);
 }
 
 /* --- rendering (GET /metrics only: allocation is fine here) ------------- */
@@ -582,6 +597,17 @@ char *mandate_metrics_render(mandate_pool *pool)
         const char *labels[] = {"reason", guard_reason_names[r], NULL};
         sample_u64(&b, "mandate_http_connections_closed_total", "", labels,
                    load(&metrics.connections_closed[r]));
+    }
+
+    family(&b, "mandate_refusals_total", "counter",
+           "Refused requests (failed client authentication, malformed requests, gateway "
+           "checks without a valid token, ...): written to the audit trail (recorded), counted "
+           "into one record of identical refusals from one address in one second "
+           "(coalesced), or over the address's refusal budget and answered 429 "
+           "(over_budget).");
+    for (size_t r = 0; r < MANDATE_REFUSAL_METRIC_COUNT_; r++) {
+        const char *labels[] = {"result", refusal_names[r], NULL};
+        sample_u64(&b, "mandate_refusals_total", "", labels, load(&metrics.refusals[r]));
     }
 
     family(&b, "mandate_process_start_time_seconds", "gauge",

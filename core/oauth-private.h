@@ -23,6 +23,9 @@ mandate_rc mandate_oauth_fail(mandate_oauth_error *e, unsigned status, const cha
  * WWW-Authenticate. */
 void mandate_oauth_respond_error(mandate_http_request *req, mandate_http_response *resp,
                                  const mandate_oauth_error *e);
+/* 429 too_many_requests with Retry-After (RFC 6585) and description. */
+void mandate_oauth_respond_too_many(mandate_http_request *req, mandate_http_response *resp,
+                                    const char *description, unsigned retry_after);
 /* A plugin or store failure as an OAuth error: TEMPFAIL is 503
  * temporarily_unavailable, anything unexpected 500 server_error. */
 mandate_rc mandate_oauth_fail_rc(mandate_oauth_error *e, mandate_rc rc);

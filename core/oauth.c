@@ -37,6 +37,15 @@ void mandate_oauth_respond_error(mandate_http_request *req, mandate_http_respons
         mandate_http_response_header(resp, "Retry-After", "5");
 }
 
+void mandate_oauth_respond_too_many(mandate_http_request *req, mandate_http_response *resp,
+                                    const char *description, unsigned retry_after)
+{
+    mandate_http_response_error(req, resp, 429, "too_many_requests", description);
+    mandate_http_response_header(resp, "Retry-After",
+                                 mandate_pool_printf(req->pool, "%u", retry_after));
+    mandate_http_response_header(resp, "Cache-Control", "no-store");
+}
+
 const char *mandate_oauth_endpoint_url(mandate_http_request *req, const char *path)
 {
     return mandate_pool_printf(req->pool, "%s%s", mandate_runtime_config(req->runtime)->issuer,

@@ -595,6 +595,7 @@ static void test_other_families(void **state)
     assert_true(value_fmt(text, "%s{reason=\"request_deadline\"}", closed) == 0);
     assert_true(value_fmt(text, "%s{reason=\"idle_deadline\"}", closed) == 1);
     assert_int_equal(count_lines_starting(text, "mandate_http_connections_closed_total{"), 3);
+    assert_true(value_of(text, "mandate_refusals_total{result=\"recorded\"}") == 0);
 
     const char *fs = "mandate_audit_fsync_duration_seconds";
     assert_true(check_histogram(text, fs, "") == 8);
@@ -632,6 +633,7 @@ static void test_every_family_has_help_and_type(void **state)
         {"mandate_store_errors_total", "counter"},
         {"mandate_token_check_cache_total", "counter"},
         {"mandate_http_connections_closed_total", "counter"},
+        {"mandate_refusals_total", "counter"},
         {"mandate_process_start_time_seconds", "gauge"},
     };
     mandate_pool *pool = mandate_pool_new();
@@ -645,6 +647,7 @@ static void test_every_family_has_help_and_type(void **state)
             mandate_metrics_store_error();
             mandate_metrics_token_check_cache(MANDATE_TOKEN_CACHE_MISS);
             mandate_metrics_connection_closed(MANDATE_GUARD_REQUEST_DEADLINE);
+            mandate_metrics_refusal(MANDATE_REFUSAL_METRIC_COALESCED);
         }
         char *text = mandate_metrics_render(pool);
         exposition x;

@@ -1,0 +1,24 @@
+/* The address a request comes from, as far as the broker can trust it: the
+ * socket's peer, or, when that peer is a configured trusted proxy
+ * (server.trusted_proxies: addresses or CIDR blocks), the nearest address
+ * in X-Forwarded-For that is not itself a trusted proxy. A forwarding
+ * header from any other peer is ignored: anyone can write one. */
+#ifndef MANDATE_PEER_PRIVATE_H
+#define MANDATE_PEER_PRIVATE_H
+
+#include <arpa/inet.h>
+#include <stdbool.h>
+#include <sys/socket.h>
+
+#define MANDATE_PEER_MAX INET6_ADDRSTRLEN
+
+/* Whether text is an IPv4 or IPv6 address, or one with a /prefix. */
+bool mandate_peer_block_valid(const char *text);
+
+/* The request's address as text into out. trusted: NULL-terminated blocks
+ * (may be NULL); forwarded_for: the X-Forwarded-For header (may be NULL).
+ * A peer that is not an IP socket gives "local". */
+void mandate_peer_resolve(const struct sockaddr *peer, const char *forwarded_for,
+                          char *const *trusted, char out[MANDATE_PEER_MAX]);
+
+#endif

@@ -1,0 +1,120 @@
+/* The address a request comes from (core/peer.c): the socket's peer, or
+ * the client behind a trusted proxy, never what an untrusted peer claims. */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "peer-private.h"
+
+static const char *resolve(const char *socket_address, const char *forwarded_for,
+                           char *const *trusted)
+{
+    static char out[MANDATE_PEER_MAX];
+    struct sockaddr_storage ss = {0};
+    struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, socket_address, &in4->sin_addr) == 1)
+        in4->sin_family = AF_INET;
+    else if (inet_pton(AF_INET6, socket_address, &in6->sin6_addr) == 1)
+        in6->sin6_family = AF_INET6;
+    mandate_peer_resolve((struct sockaddr *)&ss, forwarded_for, trusted, out);
+    return out;
+}
+
+static void test_the_socket_without_trusted_proxies(void **state)
+{
+    (void)state;
+    assert_string_equal(resolve("127.0.0.3", NULL, NULL), "127.0.0.3");
+    assert_string_equal(resolve("127.0.0.3", "192.0.2.1", NULL), "127.0.0.3");
+    assert_string_equal(resolve("2001:db8::1", "192.0.2.1", NULL), "2001:db8::1");
+    /* an IPv4 peer on an IPv6 socket reads as IPv4 */
+    assert_string_equal(resolve("::ffff:192.0.2.4", NULL, NULL), "192.0.2.4");
+    mandate_peer_resolve(NULL, NULL, NULL, (char[MANDATE_PEER_MAX]){0});
+}
+
+static void test_untrusted_peer_header_ignored(void **state)
+{
+    (void)state;
+    char *trusted[] = {"10.0.0.1", NULL};
+    assert_string_equal(resolve("10.0.0.2", "192.0.2.1", trusted), "10.0.0.2");
+}
+
+static void test_behind_trusted_proxies(void **state)
+{
+    (void)state;
+    char *trusted[] = {"10.0.0.0/8", "2001:db8:1::/48", NULL};
+    /* the nearest hop not itself a trusted proxy */
+    assert_string_equal(resolve("10.0.0.1", "192.0.2.1", trusted), "192.0.2.1");
+    assert_string_equal(resolve("10.0.0.1", "198.51.100.7, 192.0.2.1", trusted), "192.0.2.1");
+    assert_string_equal(resolve("10.0.0.1", "198.51.100.7, 192.0.2.1, 10.9.9.9", trusted),
+                        "192.0.2.1");
+    assert_string_equal(resolve("10.0.0.1", " 192.0.2.1 ,\t10.1.1.1 ", trusted), "192.0.2.1");
+    assert_string_equal(resolve("2001:db8:1::5", "2001:db8:2::9", trusted), "2001:db8:2::9");
+    /* every hop trusted: the first one named */
+    assert_string_equal(resolve("10.0.0.1", "10.2.2.2, 10.3.3.3", trusted), "10.2.2.2");
+    /* no header, an empty one: the proxy itself */
+    assert_string_equal(resolve("10.0.0.1", NULL, trusted), "10.0.0.1");
+    assert_string_equal(resolve("10.0.0.1", "", trusted), "10.0.0.1");
+    /* an entry that is not an address: believed no further */
+    assert_string_equal(resolve("10.0.0.1", "192.0.2.1, unknown", trusted), "10.0.0.1");
+    assert_string_equal(resolve("10.0.0.1", "192.0.2.1, 10.5.5.5:8080", trusted), "10.0.0.1");
+    assert_string_equal(resolve("10.0.0.1", "192.0.2.1,", trusted), "10.0.0.1");
+}
+
+/* A chain of trusted proxies longer than believed: the walk stops, on a
+ * trusted hop (never on an address the attacker wrote further left). */
+static void test_long_chains_bounded(void **state)
+{
+    (void)state;
+    char *trusted[] = {"10.0.0.0/8", NULL};
+    char header[4096] = "203.0.113.66";
+    for (int i = 0; i < 100; i++)
+        strcat(header, ", 10.0.0.7");
+    assert_string_equal(resolve("10.0.0.1", header, trusted), "10.0.0.7");
+}
+
+static void test_blocks(void **state)
+{
+    (void)state;
+    assert_true(mandate_peer_block_valid("127.0.0.1"));
+    assert_true(mandate_peer_block_valid("10.0.0.0/8"));
+    assert_true(mandate_peer_block_valid("0.0.0.0/0"));
+    assert_true(mandate_peer_block_valid("::1"));
+    assert_true(mandate_peer_block_valid("2001:db8::/32"));
+    assert_true(mandate_peer_block_valid("::ffff:10.0.0.0/104"));
+    assert_false(mandate_peer_block_valid(NULL));
+    assert_false(mandate_peer_block_valid(""));
+    assert_false(mandate_peer_block_valid("10.0.0.0/33"));
+    assert_false(mandate_peer_block_valid("10.0.0.0/"));
+    assert_false(mandate_peer_block_valid("10.0.0.0/-1"));
+    assert_false(mandate_peer_block_valid("10.0.0.0/8x"));
+    assert_false(mandate_peer_block_valid("2001:db8::/129"));
+    assert_false(mandate_peer_block_valid("proxy.example"));
+    assert_false(mandate_peer_block_valid("10.0.0"));
+    /* /N of an IPv4 block counts IPv4 bits */
+    char *v4_24[] = {"192.0.2.0/24", NULL};
+    assert_string_equal(resolve("192.0.2.200", "198.51.100.1", v4_24), "198.51.100.1");
+    assert_string_equal(resolve("192.0.3.1", "198.51.100.1", v4_24), "192.0.3.1");
+    char *odd[] = {"192.0.2.128/25", NULL};
+    assert_string_equal(resolve("192.0.2.129", "198.51.100.1", odd), "198.51.100.1");
+    assert_string_equal(resolve("192.0.2.127", "198.51.100.1", odd), "192.0.2.127");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_the_socket_without_trusted_proxies),
+        cmocka_unit_test(test_untrusted_peer_header_ignored),
+        cmocka_unit_test(test_behind_trusted_proxies),
+        cmocka_unit_test(test_long_chains_bounded),
+        cmocka_unit_test(test_blocks),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
