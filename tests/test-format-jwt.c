@@ -17,7 +17,9 @@
 #include <cmocka.h>
 
 #include <jansson.h>
+#include <openssl/bn.h>
 #include <openssl/crypto.h>
+#include <openssl/ec.h>
 #include <openssl/evp.h>
 
 #include <mandate/format.h>
@@ -607,14 +609,20 @@ static void test_alg_of_the_key_only(void **state)
     free(token);
 }
 
+/* A new key of alg, active, and a token of the sample grant signed by it. */
+static char *fresh_token(struct fx *fx, const char *alg)
+{
+    struct tkey k;
+    keygen(fx, alg, &k);
+    use_key(fx, &k);
+    mandate_grant g = sample_grant();
+    return mint(fx, &g);
+}
+
 static void test_tampered(void **state)
 {
     struct fx *fx = *state;
-    struct tkey k;
-    keygen(fx, "ES256", &k);
-    use_key(fx, &k);
-    mandate_grant g = sample_grant();
-    char *token = mint(fx, &g);
+    char *token = fresh_token(fx, "ES256");
 
     /* the payload with sub changed, re-encoded, signature kept */
     char *p = strchr(token, '.') + 1, *s = strrchr(token, '.');
@@ -638,6 +646,33 @@ static void test_tampered(void **state)
     expect_parse(fx, forged, MANDATE_INVALID, NULL);
 
     /* the untouched token still parses */
+    expect_parse(fx, token, MANDATE_OK, NULL);
+}
+
+/* An ES256 token with s replaced by n - s is a valid ECDSA signature and
+ * another string: refused, so that every token of ours has one string (the
+ * check cache, deny lists and replay checks of others key by it). */
+static void test_high_s_refused(void **state)
+{
+    struct fx *fx = *state;
+    char *token = fresh_token(fx, "ES256");
+    char *s64 = strrchr(token, '.') + 1;
+    unsigned char sig[64];
+    size_t len;
+    assert_true(mandate_b64url_decode(s64, strlen(s64), sig, sizeof(sig), &len));
+    assert_int_equal(len, 64);
+    EC_GROUP *group = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1);
+    BIGNUM *s = BN_bin2bn(sig + 32, 32, NULL);
+    assert_true(group != NULL && s != NULL);
+    assert_int_equal(BN_sub(s, EC_GROUP_get0_order(group), s), 1);
+    assert_int_equal(BN_bn2binpad(s, sig + 32, 32), 32);
+    BN_free(s);
+    EC_GROUP_free(group);
+    char forged[2048], enc[100];
+    mandate_b64url_encode(sig, 64, enc);
+    snprintf(forged, sizeof(forged), "%.*s%s", (int)(s64 - token), token, enc);
+    assert_string_not_equal(forged, token);
+    expect_parse(fx, forged, MANDATE_INVALID, "canonical");
     expect_parse(fx, token, MANDATE_OK, NULL);
 }
 
@@ -952,6 +987,7 @@ int main(void)
         T(test_unknown_kid),
         T(test_alg_of_the_key_only),
         T(test_tampered),
+        T(test_high_s_refused),
         T(test_typ),
         T(test_claim_types),
         T(test_not_a_jwt),

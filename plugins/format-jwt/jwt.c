@@ -11,7 +11,10 @@
  *
  * Verification: the header's kid picks the key and the key alone decides the
  * algorithm (mandate_jws_verify refuses a header alg that is not the key's),
- * so neither "none" nor an HMAC keyed with a public key can pass.
+ * so neither "none" nor an HMAC keyed with a public key can pass. Our
+ * ES256 signatures are low-S, and one with a high S (the other string a
+ * valid signature has: s replaced by n - s) is refused, so that a token has
+ * one string only.
  *
  * Only the JOSE helpers linked into this plugin, libc, pthreads, OpenSSL,
  * jansson and the host table are used: no core symbol. */
@@ -314,10 +317,10 @@ static mandate_rc jwt_mint(void *inst_, mandate_pool *pool, const mandate_grant 
     }
     char *payload = json_dumps(claims, JSON_COMPACT);
     json_decref(claims);
-    char *token = payload ? mandate_jws_signer_sign(ks->signer->signer,
-                                                    (const unsigned char *)payload,
-                                                    strlen(payload))
-                          : NULL;
+    char *token = payload
+                      ? mandate_jws_signer_sign(ks->signer->signer,
+                                                (const unsigned char *)payload, strlen(payload))
+                      : NULL;
     free(payload);
     keyset_unref(&ks);
     if (token == NULL)
@@ -483,7 +486,7 @@ static mandate_rc jwt_parse(void *inst_, mandate_pool *pool, const char *token, 
     if (key == NULL)
         rc = mandate_error_set(err, MANDATE_INVALID, "jwt: unknown kid");
     else
-        rc = mandate_jws_verify(token, len, key->pkey, err);
+        rc = mandate_jws_verify_with(token, len, key->pkey, MANDATE_JWS_LOW_S, err);
     keyset_unref(&ks);
     if (rc == MANDATE_OK)
         rc = grant_from_claims(inst, pool, jws.claims, grant_r, err);
