@@ -124,4 +124,21 @@ mandate_rc mandate_jws_verify_with(const char *token, size_t len, const EVP_PKEY
                                    unsigned flags, mandate_error *err);
 void mandate_jws_clear(mandate_jws *jws);
 
+/* --- the act claim (RFC 8693 §4.1) ------------------------------------------ */
+
+/* {"sub": actor, "act": {"sub": <first of prior>, "act": {...}}}: the actor
+ * and those before it (prior_actors: space-separated, nearest first; may be
+ * NULL). NULL, with *why_r saying why (why_r may be NULL), when actor is
+ * empty, a name is not valid UTF-8 or there are more than max actors in all.
+ * New reference. */
+json_t *mandate_jwt_act_encode(const char *actor, const char *prior_actors, size_t max,
+                               const char **why_r);
+/* The reverse, walked in a loop and bounded by max actors, so a hostile
+ * nesting costs nothing: *actor_r the outer sub, *prior_r the nested ones
+ * space-separated nearest first (NULL when none), both malloc'd. false, with
+ * *why_r, when an act is not an object, a sub is missing, not a string,
+ * empty or holds a space, or there are more than max actors. */
+bool mandate_jwt_act_decode(const json_t *act, size_t max, char **actor_r, char **prior_r,
+                            const char **why_r);
+
 #endif

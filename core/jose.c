@@ -1072,6 +1072,105 @@ void mandate_jws_clear(mandate_jws *jws)
     memset(jws, 0, sizeof(*jws));
 }
 
+/* --- the act claim -------------------------------------------------------------- */
+
+static json_t *act_fail(json_t *act, const char *why, const char **why_r)
+{
+    json_decref(act);
+    if (why_r != NULL)
+        *why_r = why;
+    return NULL;
+}
+
+json_t *mandate_jwt_act_encode(const char *actor, const char *prior_actors, size_t max,
+                               const char **why_r)
+{
+    if (actor == NULL || actor[0] == '\0' || strchr(actor, ' ') != NULL)
+        return act_fail(NULL, "the actor is empty or holds a space", why_r);
+    /* the names, outermost first (max is at most 64); built from the
+     * innermost out */
+    const char *names[64];
+    size_t lens[64], n = 0;
+    names[n] = actor;
+    lens[n++] = strlen(actor);
+    for (const char *p = prior_actors; p != NULL && *p != '\0';) {
+        p += strspn(p, " ");
+        size_t len = strcspn(p, " ");
+        if (len == 0)
+            break;
+        if (n >= max || n >= sizeof(names) / sizeof(names[0]))
+            return act_fail(NULL, "more actors than the most allowed", why_r);
+        names[n] = p;
+        lens[n++] = len;
+        p += len;
+    }
+    /* json_object_set_new takes the value's reference even when it fails */
+    json_t *inner = NULL;
+    while (n-- > 0) {
+        json_t *act = json_object();
+        if (act == NULL ||
+            json_object_set_new(act, "sub", json_stringn(names[n], lens[n])) != 0) {
+            json_decref(inner);
+            return act_fail(act, "an actor is not valid UTF-8", why_r);
+        }
+        if (inner != NULL && json_object_set_new(act, "act", inner) != 0)
+            return act_fail(act, "out of memory", why_r);
+        inner = act;
+    }
+    return inner;
+}
+
+bool mandate_jwt_act_decode(const json_t *act, size_t max, char **actor_r, char **prior_r,
+                            const char **why_r)
+{
+    const char *why = NULL;
+    size_t n = 0, total = 0;
+    *actor_r = NULL;
+    *prior_r = NULL;
+    /* first pass: check and measure, at most max levels deep */
+    for (const json_t *a = act; a != NULL && why == NULL; a = json_object_get(a, "act")) {
+        const json_t *sub = json_object_get(a, "sub");
+        if (!json_is_object(a))
+            why = "act is not an object";
+        else if (++n > max)
+            why = "act nests more actors than the most allowed";
+        else if (!json_is_string(sub) || json_string_length(sub) == 0 ||
+                 memchr(json_string_value(sub), ' ', json_string_length(sub)) != NULL ||
+                 strlen(json_string_value(sub)) != json_string_length(sub))
+            why = "an act has no sub, or one that is empty or holds a space";
+        else if (n > 1)
+            total += json_string_length(sub) + 1;
+    }
+    if (why != NULL || n == 0) {
+        if (why_r != NULL)
+            *why_r = why != NULL ? why : "no act";
+        return false;
+    }
+    const json_t *a = act;
+    *actor_r = strdup(json_string_value(json_object_get(a, "sub")));
+    char *prior = n > 1 ? malloc(total) : NULL, *p = prior;
+    for (a = json_object_get(a, "act"); a != NULL && prior != NULL;
+         a = json_object_get(a, "act")) {
+        const json_t *sub = json_object_get(a, "sub");
+        if (p != prior)
+            *p++ = ' ';
+        memcpy(p, json_string_value(sub), json_string_length(sub));
+        p += json_string_length(sub);
+    }
+    if (prior != NULL)
+        *p = '\0';
+    if (*actor_r == NULL || (n > 1 && prior == NULL)) {
+        free(*actor_r);
+        free(prior);
+        *actor_r = NULL;
+        if (why_r != NULL)
+            *why_r = "out of memory";
+        return false;
+    }
+    *prior_r = prior;
+    return true;
+}
+
 /* --- a prepared signer ------------------------------------------------------ */
 
 struct mandate_jws_signer {

@@ -1198,6 +1198,92 @@ static void test_eddsa_s_plus_l_refused(void **state)
     json_decref(claims);
 }
 
+/* --- the act claim ------------------------------------------------------------------ */
+
+static void test_act_round_trip(void **state)
+{
+    (void)state;
+    const char *why = NULL;
+    json_t *act = mandate_jwt_act_encode("c", "b a", 16, &why);
+    assert_non_null(act);
+    char *text = json_dumps(act, JSON_COMPACT | JSON_SORT_KEYS);
+    assert_string_equal(text,
+                        "{\"act\":{\"act\":{\"sub\":\"a\"},\"sub\":\"b\"},\"sub\":\"c\"}");
+    free(text);
+    char *actor, *prior;
+    assert_true(mandate_jwt_act_decode(act, 16, &actor, &prior, &why));
+    assert_string_equal(actor, "c");
+    assert_string_equal(prior, "b a");
+    free(actor);
+    free(prior);
+    json_decref(act);
+
+    /* one actor: no nesting, no prior actors */
+    act = mandate_jwt_act_encode("c", NULL, 16, NULL);
+    assert_int_equal(json_object_size(act), 1);
+    assert_true(mandate_jwt_act_decode(act, 1, &actor, &prior, &why));
+    assert_string_equal(actor, "c");
+    assert_null(prior);
+    free(actor);
+    json_decref(act);
+    /* extra spaces in the list are no actors */
+    act = mandate_jwt_act_encode("c", " b  a ", 3, NULL);
+    assert_true(mandate_jwt_act_decode(act, 3, &actor, &prior, &why));
+    assert_string_equal(prior, "b a");
+    free(actor);
+    free(prior);
+    json_decref(act);
+}
+
+static void test_act_bounds(void **state)
+{
+    (void)state;
+    const char *why = NULL;
+    char *actor = (char *)"untouched", *prior = (char *)"untouched";
+    /* max actors in all, the outer one counted */
+    assert_null(mandate_jwt_act_encode("c", "b a", 2, &why));
+    assert_non_null(strstr(why, "more actors"));
+    assert_null(mandate_jwt_act_encode("", NULL, 2, &why));
+    assert_null(mandate_jwt_act_encode("a b", NULL, 2, &why));
+    assert_null(mandate_jwt_act_encode(NULL, NULL, 2, NULL));
+    assert_null(mandate_jwt_act_encode("c", "b \xff", 4, &why));
+    assert_non_null(strstr(why, "UTF-8"));
+    json_t *act = mandate_jwt_act_encode("c", "b a", 3, NULL);
+    assert_false(mandate_jwt_act_decode(act, 2, &actor, &prior, &why));
+    assert_null(actor);
+    assert_null(prior);
+    assert_non_null(strstr(why, "more actors"));
+    json_decref(act);
+
+    /* a nesting far deeper than the bound is walked only as far as it */
+    json_t *deep = json_pack("{s:s}", "sub", "x");
+    for (int i = 0; i < 1000; i++)
+        deep = json_pack("{s:s,s:o}", "sub", "x", "act", deep);
+    assert_false(mandate_jwt_act_decode(deep, 16, &actor, &prior, &why));
+    assert_non_null(strstr(why, "more actors"));
+    json_decref(deep);
+
+    /* not what we write */
+    const char *bad[] = {"\"x\"",
+                         "{}",
+                         "{\"sub\":7}",
+                         "{\"sub\":\"\"}",
+                         "{\"sub\":\"a b\"}",
+                         "{\"sub\":\"a\",\"act\":\"b\"}",
+                         "{\"sub\":\"a\",\"act\":{\"act\":{\"sub\":\"c\"}}}",
+                         "{\"sub\":\"a\",\"act\":{\"sub\":\"b\",\"act\":[]}}"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        json_t *j = json_loads(bad[i], JSON_DECODE_ANY, NULL);
+        assert_non_null(j);
+        why = NULL;
+        if (mandate_jwt_act_decode(j, 16, &actor, &prior, &why))
+            fail_msg("accepted %s", bad[i]);
+        assert_non_null(why);
+        assert_null(actor);
+        json_decref(j);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1233,6 +1319,8 @@ int main(void)
         cmocka_unit_test(test_es256_high_s_refused),
         cmocka_unit_test(test_es256_scalars_out_of_range),
         cmocka_unit_test(test_eddsa_s_plus_l_refused),
+        cmocka_unit_test(test_act_round_trip),
+        cmocka_unit_test(test_act_bounds),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
