@@ -7,6 +7,7 @@
 #include <libconfig.h>
 
 #include "conf-private.h"
+#include "delegation-private.h"
 #include "mapping-private.h"
 
 typedef struct mandate_instance_conf {
@@ -79,6 +80,8 @@ typedef struct mandate_config {
     size_t target_count;
 
     mandate_mappings mappings; /* federated identity -> grant */
+
+    mandate_delegation delegation; /* who may exchange whose tokens */
 } mandate_config;
 
 /* The target whose path prefix is the longest match for path (the query

@@ -14,6 +14,9 @@
 #include "util-private.h"
 
 #define CONF_OFF(field) offsetof(mandate_config, field)
+/* A number's macro as the text of a default value. */
+#define CONF_TEXT_(x) #x
+#define CONF_TEXT(x) CONF_TEXT_(x)
 
 static const mandate_conf_def core_defs[] = {
     {"server.listen", MANDATE_CONF_STRING, 0, CONF_OFF(listen), "127.0.0.1:8080", 0, 0,
@@ -88,11 +91,14 @@ static const mandate_conf_def core_defs[] = {
            "for; none: no ID-JAG is issued"},
     {"id_jag.lifetime", MANDATE_CONF_INT, 0, CONF_OFF(id_jag_lifetime), "300", 10, 3600, NULL,
      "seconds an ID-JAG is valid for"},
+    {"delegation.max_depth", MANDATE_CONF_INT, 0, CONF_OFF(delegation.max_depth),
+     CONF_TEXT(MANDATE_DELEGATION_DEFAULT_MAX_DEPTH), 1, MANDATE_GRANT_MAX_ACTORS, NULL,
+     "actors a token's act chain may hold, the one acting now included"},
     MANDATE_CONF_END};
 
 static const char *const instance_reserved[] = {"kind", "plugin", NULL};
 /* Parsed by the core itself: lists of groups */
-static const char *const core_reserved[] = {"targets", "mappings", NULL};
+static const char *const core_reserved[] = {"targets", "mappings", "delegation.rules", NULL};
 
 #define TARGET_OFF(field) offsetof(mandate_target, field)
 static const mandate_conf_def target_defs[] = {
@@ -338,7 +344,8 @@ bool mandate_config_load(const char *path, mandate_config **config_r, mandate_di
         ok = mandate_conf_apply(config_root_setting(&file), path, core_defs, core_reserved,
                                 cfg->dir, cfg, diag) &&
              read_targets(cfg, &file, diag) &&
-             mandate_mappings_read(&file, path, &cfg->mappings, diag);
+             mandate_mappings_read(&file, path, &cfg->mappings, diag) &&
+             mandate_delegation_read(&file, path, &cfg->delegation, diag);
     if (ok) {
         char host[256];
         unsigned port;
@@ -406,6 +413,7 @@ void mandate_config_free(mandate_config **cfgp)
         mandate_conf_free_values(target_defs, &cfg->targets[i]);
     free(cfg->targets);
     mandate_mappings_free(&cfg->mappings);
+    mandate_delegation_free(&cfg->delegation);
     mandate_conf_free_values(core_defs, cfg);
     free(cfg->path);
     free(cfg->dir);

@@ -113,6 +113,16 @@ void mandate_token_issue(mandate_http_request *req, mandate_http_response *resp,
         mandate_token_refuse(req, resp, &oerr, grant_type, client->client_id, extra);
         return;
     }
+    /* a format of before ABI 1.4 would drop the earlier actors and mint a
+     * chain that says less than it is */
+    if (grant->prior_actors != NULL && fmt->handle->plugin->abi_minor < 4) {
+        log_error("client %s: %s (plugin ABI 1.%u) cannot carry a chain of actors",
+                  client->client_id, fmt->conf->name, (unsigned)fmt->handle->plugin->abi_minor);
+        mandate_oauth_fail_rc(&oerr, MANDATE_ERROR);
+        oerr.reason = "the client's token format cannot carry a chain of actors";
+        mandate_token_refuse(req, resp, &oerr, grant_type, client->client_id, extra);
+        return;
+    }
     const mandate_format_ops *ops = fmt->handle->plugin->ops;
     char *token = NULL;
     mandate_error err = {0};
@@ -147,6 +157,8 @@ void mandate_token_answer(mandate_http_request *req, mandate_http_response *resp
     json_object_set_new(fields, "format", json_string(fmt->conf->name));
     if (grant->actor != NULL)
         json_object_set_new(fields, "act", json_string(grant->actor));
+    if (grant->prior_actors != NULL)
+        json_object_set_new(fields, "prior_actors", json_string(grant->prior_actors));
     if (grant->idp != NULL)
         json_object_set_new(fields, "idp", json_string(grant->idp));
     if (issued_token_type != NULL)

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "audit-events-private.h"
+#include "delegation-private.h"
 #include "endpoints-private.h"
 #include "grants-private.h"
 #include "log-private.h"
@@ -202,25 +203,43 @@ static void federated(mandate_http_request *req, mandate_http_response *resp,
                         issued_token_type);
 }
 
-/* Every word of want is in have (both space-separated); the first that is
- * not goes to *missing_r. */
-static bool words_within(const char *want, const char *have, const char **missing_r,
-                         mandate_pool *pool)
+/* The OAuth error for a delegation refused: clear to the client, without
+ * naming rules or other clients (the log and the audit trail have why). */
+static void delegation_refused(mandate_pool *pool, const mandate_delegation_result *d,
+                               mandate_oauth_error *oerr)
 {
-    for (const char *p = want; p != NULL && *p != '\0';) {
-        size_t n = strcspn(p, " ");
-        if (n > 0 && !mandate_word_list_has(have, p, n)) {
-            *missing_r = mandate_pool_printf(pool, "%.*s", (int)n, p);
-            return false;
-        }
-        p += n + (p[n] == ' ');
+    switch (d->verdict) {
+    case MANDATE_DELEGATION_NOT_ALLOWED:
+        mandate_oauth_fail(oerr, 400, "invalid_grant",
+                           "this client may not act for the subject_token's client");
+        break;
+    case MANDATE_DELEGATION_TOO_DEEP:
+        mandate_oauth_fail(oerr, 400, "invalid_grant",
+                           "the subject_token's chain of actors is as long as allowed");
+        break;
+    case MANDATE_DELEGATION_SCOPE:
+        mandate_oauth_fail(oerr, 400, "invalid_scope",
+                           mandate_pool_printf(pool,
+                                               "scope %s is beyond the subject_token's or this "
+                                               "client's",
+                                               d->word));
+        break;
+    default:
+        mandate_oauth_fail(
+            oerr, 400, "invalid_target",
+            mandate_pool_printf(pool,
+                                "resource %s is beyond what this client may have "
+                                "for the subject_token",
+                                d->word));
+        break;
     }
-    return true;
+    oerr->reason = d->why;
 }
 
 /* One of our own access tokens, narrowed or handed down: the subject stays,
- * the acting client becomes the actor, nothing grows (scopes within the
- * token's and the client's, lifetime within the token's). */
+ * the acting client becomes the actor (the token's actors nested below it),
+ * nothing grows, and another client's token only where a delegation rule
+ * allows it (mandate_delegation_decide). */
 static void own_token(mandate_http_request *req, mandate_http_response *resp,
                       const mandate_form *form, const mandate_client *client,
                       const char *subject_token)
@@ -241,7 +260,8 @@ static void own_token(mandate_http_request *req, mandate_http_response *resp,
         return;
     }
     const mandate_grant *o = &st.grant;
-    const char *missing = NULL;
+    const mandate_config *cfg = mandate_runtime_config(req->runtime);
+    mandate_delegation_result d = {0};
     if (rc != MANDATE_OK) {
         mandate_oauth_fail(&oerr, 400, "invalid_grant", "the subject_token is not active");
         oerr.reason = st.reason;
@@ -250,52 +270,52 @@ static void own_token(mandate_http_request *req, mandate_http_response *resp,
         mandate_oauth_fail(&oerr, 400, "invalid_grant",
                            "the subject_token belongs to another tenant");
         rc = MANDATE_DENIED;
-    }
-    const char *requested = mandate_form_get(form, "scope");
-    const char *scope = requested ? requested : o->scope;
-    if (rc == MANDATE_OK && (!words_within(scope, o->scope, &missing, req->pool) ||
-                             !words_within(scope, client->scopes, &missing, req->pool))) {
-        mandate_oauth_fail(&oerr, 400, "invalid_scope",
-                           mandate_pool_printf(req->pool,
-                                               "scope %s is beyond the subject_token's or "
-                                               "this client's",
-                                               missing));
-        rc = MANDATE_DENIED;
-    }
-    const char *audience = requested_audience(req->pool, form);
-    if (rc == MANDATE_OK && audience != NULL &&
-        !words_within(audience, client->audiences, &missing, req->pool)) {
-        mandate_oauth_fail(&oerr, 400, "invalid_target",
-                           mandate_pool_printf(req->pool,
-                                               "resource %s is not among this client's "
-                                               "audiences",
-                                               missing));
-        rc = MANDATE_DENIED;
+    } else {
+        json_object_set_new(fields, "subject_client_id", json_string(o->client_id));
+        if (o->actor != NULL)
+            json_object_set_new(fields, "subject_actor", json_string(o->actor));
+        const mandate_delegation_request dr = {
+            .actor = client->client_id,
+            .actor_scopes = client->scopes,
+            .actor_audiences = client->audiences,
+            .token = o,
+            .requested_scope = mandate_form_get(form, "scope"),
+            .requested_audience = requested_audience(req->pool, form),
+        };
+        mandate_delegation_decide(&cfg->delegation, &dr, req->pool, &d);
+        json_object_set_new(fields, "delegation",
+                            json_string(mandate_delegation_verdict_name(d.verdict)));
+        if (d.rule != NULL)
+            json_object_set_new(fields, "delegation_rule", json_string(d.rule->name));
+        if (d.verdict != MANDATE_DELEGATION_ADMITTED) {
+            log_info("token exchange refused: client_id=%s subject_client_id=%s: %s",
+                     client->client_id, o->client_id, d.why);
+            delegation_refused(req->pool, &d, &oerr);
+            rc = MANDATE_DENIED;
+        }
     }
     if (rc != MANDATE_OK) {
         mandate_token_refuse(req, resp, &oerr, grant_type, client->client_id, fields);
         return;
     }
     mandate_grant g = {0};
-    const mandate_config *cfg = mandate_runtime_config(req->runtime);
     g.subject = o->subject;
     g.client_id = client->client_id;
-    g.actor = client->client_id;
+    g.actor = d.actor;
+    g.prior_actors = d.prior_actors;
     g.tenant = o->tenant;
-    g.scope = scope && scope[0] ? scope : NULL;
-    g.audience = audience ? audience : o->audience;
+    g.scope = d.scope;
+    g.audience = d.audience;
     g.idp = o->idp;
+    /* never past the subject_token's expiry */
     if (!mandate_token_grant_start(req, &g, mandate_policy_lifetime(cfg, client),
                                    o->expires_at)) {
         mandate_oauth_fail_rc(&oerr, MANDATE_ERROR);
         mandate_token_refuse(req, resp, &oerr, grant_type, client->client_id, fields);
         return;
     }
-    json_object_set_new(fields, "subject_client_id", json_string(o->client_id));
-    if (o->actor != NULL)
-        json_object_set_new(fields, "subject_actor", json_string(o->actor));
-    log_info("token exchange: client_id=%s takes over a token of %s for %s", client->client_id,
-             o->client_id, g.subject);
+    log_info("token exchange: client_id=%s takes over a token of %s for %s (%s)",
+             client->client_id, o->client_id, g.subject, d.why);
     mandate_token_issue(req, resp, client, &g, grant_type, fields, MANDATE_TOKEN_TYPE_ACCESS);
 }
 

@@ -72,7 +72,8 @@ bool mandate_jwk_thumbprint(const EVP_PKEY *key, char out[MANDATE_JWK_THUMBPRINT
 /* --- compact JWS ------------------------------------------------------------ */
 
 /* Sign claims: the header is {"alg": <alg of key>, "typ": typ, "kid": kid}
- * (typ and kid omitted when NULL). Returns a malloc'd "h.p.s" or NULL. */
+ * (typ and kid omitted when NULL). Returns a malloc'd "h.p.s" or NULL.
+ * ES256 signatures, here and below, are always low-S (s <= n/2). */
 char *mandate_jws_sign(const EVP_PKEY *key, const char *kid, const char *typ,
                        const json_t *claims);
 
@@ -93,11 +94,11 @@ char *mandate_jws_signer_sign(const mandate_jws_signer *signer, const unsigned c
                               size_t len);
 
 typedef struct mandate_jws {
-    json_t *header;       /* decoded protected header (object) */
-    json_t *claims;       /* decoded payload (object) */
-    mandate_jws_alg alg;  /* from the header; NONE when not one we accept */
-    const char *kid;      /* in header, or NULL */
-    const char *typ;      /* in header, or NULL */
+    json_t *header;      /* decoded protected header (object) */
+    json_t *claims;      /* decoded payload (object) */
+    mandate_jws_alg alg; /* from the header; NONE when not one we accept */
+    const char *kid;     /* in header, or NULL */
+    const char *typ;     /* in header, or NULL */
 } mandate_jws;
 
 /* Split and decode a compact JWS without verifying it. MANDATE_NEXT when it
@@ -112,6 +113,32 @@ mandate_rc mandate_jws_parse(const char *token, size_t len, mandate_jws *jws_r,
  * key). MANDATE_OK or MANDATE_INVALID. */
 mandate_rc mandate_jws_verify(const char *token, size_t len, const EVP_PKEY *key,
                               mandate_error *err);
+/* ECDSA (ES256): refuse a signature whose s is above n/2. (r, s) and
+ * (r, n - s) both verify, so without this one token has two strings, and
+ * anything keyed by the string (a cache, a deny list, a replay check of
+ * someone else's) can be told the same token is another. Our own signatures
+ * are always low-S; other signers (an upstream IdP) need not be. */
+#define MANDATE_JWS_LOW_S 0x1u
+/* mandate_jws_verify with flags (MANDATE_JWS_*). */
+mandate_rc mandate_jws_verify_with(const char *token, size_t len, const EVP_PKEY *key,
+                                   unsigned flags, mandate_error *err);
 void mandate_jws_clear(mandate_jws *jws);
+
+/* --- the act claim (RFC 8693 §4.1) ------------------------------------------ */
+
+/* {"sub": actor, "act": {"sub": <first of prior>, "act": {...}}}: the actor
+ * and those before it (prior_actors: space-separated, nearest first; may be
+ * NULL). NULL, with *why_r saying why (why_r may be NULL), when actor is
+ * empty, a name is not valid UTF-8 or there are more than max actors in all.
+ * New reference. */
+json_t *mandate_jwt_act_encode(const char *actor, const char *prior_actors, size_t max,
+                               const char **why_r);
+/* The reverse, walked in a loop and bounded by max actors, so a hostile
+ * nesting costs nothing: *actor_r the outer sub, *prior_r the nested ones
+ * space-separated nearest first (NULL when none), both malloc'd. false, with
+ * *why_r, when an act is not an object, a sub is missing, not a string,
+ * empty or holds a space, or there are more than max actors. */
+bool mandate_jwt_act_decode(const json_t *act, size_t max, char **actor_r, char **prior_r,
+                            const char **why_r);
 
 #endif

@@ -43,6 +43,18 @@
 #define JOSE_ED25519_BYTES 32
 #define JOSE_RAW_SIG_BYTES 64
 
+/* The order n of P-256's base point (FIPS 186-4 D.1.2.3) and floor(n/2),
+ * big-endian: an ES256 signature's r and s are scalars in [1, n-1], and
+ * (r, s) and (r, n - s) both verify. Fixed-width, so memcmp compares them. */
+static const unsigned char p256_order[JOSE_P256_BYTES] = {
+    0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff,
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17,
+    0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51};
+static const unsigned char p256_half_order[JOSE_P256_BYTES] = {
+    0x7f, 0xff, 0xff, 0xff, 0x80, 0x00, 0x00, 0x00, 0x7f, 0xff, 0xff,
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xde, 0x73, 0x7d, 0x56, 0xd3, 0x8b,
+    0xcf, 0x42, 0x79, 0xdc, 0xe5, 0x61, 0x7e, 0x31, 0x92, 0xa8};
+
 /* --- base64url ---------------------------------------------------------------- */
 
 static const char b64url_alphabet[] =
@@ -656,6 +668,30 @@ static EVP_MD_CTX *digest_ctx(const EVP_PKEY *key_, mandate_jws_alg alg, bool si
     return ctx;
 }
 
+/* A scalar of P-256 in [1, n-1] (big-endian, 32 bytes). */
+static bool p256_scalar_in_range(const unsigned char *x)
+{
+    static const unsigned char zero[JOSE_P256_BYTES] = {0};
+    return memcmp(x, zero, JOSE_P256_BYTES) != 0 && memcmp(x, p256_order, JOSE_P256_BYTES) < 0;
+}
+
+/* s <= n/2: the one of s and n - s that a canonical signature carries. */
+static bool p256_low_s(const unsigned char *s)
+{
+    return memcmp(s, p256_half_order, JOSE_P256_BYTES) <= 0;
+}
+
+/* s := n - s, in place (s in [1, n-1], so no underflow). */
+static void p256_negate_s(unsigned char *s)
+{
+    unsigned borrow = 0;
+    for (size_t i = JOSE_P256_BYTES; i-- > 0;) {
+        unsigned d = (unsigned)p256_order[i] - s[i] - borrow;
+        s[i] = (unsigned char)d;
+        borrow = d >> 8 & 1;
+    }
+}
+
 /* Signs in with a context made from template (a prepared one, see
  * mandate_jws_signer) or, when it is NULL, a fresh one; sig must hold
  * EVP_PKEY_get_size(key) bytes (at least 64). ES256 comes out as raw r||s
@@ -687,6 +723,11 @@ static bool sign_with(const EVP_PKEY *key, mandate_jws_alg alg, const EVP_MD_CTX
              BN_bn2binpad(s, sig + JOSE_P256_BYTES, JOSE_P256_BYTES) == JOSE_P256_BYTES;
         ECDSA_SIG_free(es);
         cap = JOSE_RAW_SIG_BYTES;
+        /* OpenSSL leaves s as it comes, above n/2 for half the signatures:
+         * ours are always low-S, so that a verifier that refuses the other
+         * form (ours does, for our own tokens) sees one string per token */
+        if (ok && !p256_low_s(sig + JOSE_P256_BYTES))
+            p256_negate_s(sig + JOSE_P256_BYTES);
     }
     if (!ok) {
         ERR_clear_error();
@@ -963,6 +1004,12 @@ mandate_rc mandate_jws_parse(const char *token, size_t len, mandate_jws *jws_r,
 mandate_rc mandate_jws_verify(const char *token, size_t len, const EVP_PKEY *key,
                               mandate_error *err)
 {
+    return mandate_jws_verify_with(token, len, key, 0, err);
+}
+
+mandate_rc mandate_jws_verify_with(const char *token, size_t len, const EVP_PKEY *key,
+                                   unsigned flags, mandate_error *err)
+{
     struct jws_parts parts;
     mandate_rc rc = jws_split(token, len, &parts, err);
     if (rc == MANDATE_NEXT)
@@ -994,6 +1041,19 @@ mandate_rc mandate_jws_verify(const char *token, size_t len, const EVP_PKEY *key
         free(sig);
         return mandate_error_set(err, MANDATE_INVALID, "JWS: signature is not base64url");
     }
+    /* OpenSSL refuses r or s of 0 or >= n as well; checked here too so that
+     * the canonical-form check below never reads a scalar out of range */
+    if (alg == MANDATE_JWS_ES256 && sig_len == JOSE_RAW_SIG_BYTES) {
+        const char *why = NULL;
+        if (!p256_scalar_in_range(sig) || !p256_scalar_in_range(sig + JOSE_P256_BYTES))
+            why = "JWS: ES256 signature's r or s is not in [1, n-1]";
+        else if ((flags & MANDATE_JWS_LOW_S) && !p256_low_s(sig + JOSE_P256_BYTES))
+            why = "JWS: ES256 signature is not in canonical form (s > n/2)";
+        if (why != NULL) {
+            free(sig);
+            return mandate_error_set(err, MANDATE_INVALID, "%s", why);
+        }
+    }
     bool ok = verify_input(key, alg, (const unsigned char *)token,
                            parts.h_len + 1 + parts.p_len, sig, sig_len);
     free(sig);
@@ -1012,17 +1072,117 @@ void mandate_jws_clear(mandate_jws *jws)
     memset(jws, 0, sizeof(*jws));
 }
 
+/* --- the act claim -------------------------------------------------------------- */
+
+static json_t *act_fail(json_t *act, const char *why, const char **why_r)
+{
+    json_decref(act);
+    if (why_r != NULL)
+        *why_r = why;
+    return NULL;
+}
+
+json_t *mandate_jwt_act_encode(const char *actor, const char *prior_actors, size_t max,
+                               const char **why_r)
+{
+    if (actor == NULL || actor[0] == '\0' || strchr(actor, ' ') != NULL)
+        return act_fail(NULL, "the actor is empty or holds a space", why_r);
+    /* the names, outermost first (max is at most 64); built from the
+     * innermost out */
+    const char *names[64];
+    size_t lens[64], n = 0;
+    names[n] = actor;
+    lens[n++] = strlen(actor);
+    for (const char *p = prior_actors; p != NULL && *p != '\0';) {
+        p += strspn(p, " ");
+        size_t len = strcspn(p, " ");
+        if (len == 0)
+            break;
+        if (n >= max || n >= sizeof(names) / sizeof(names[0]))
+            return act_fail(NULL, "more actors than the most allowed", why_r);
+        names[n] = p;
+        lens[n++] = len;
+        p += len;
+    }
+    /* json_object_set_new takes the value's reference even when it fails */
+    json_t *inner = NULL;
+    while (n-- > 0) {
+        json_t *act = json_object();
+        if (act == NULL ||
+            json_object_set_new(act, "sub", json_stringn(names[n], lens[n])) != 0) {
+            json_decref(inner);
+            return act_fail(act, "an actor is not valid UTF-8", why_r);
+        }
+        if (inner != NULL && json_object_set_new(act, "act", inner) != 0)
+            return act_fail(act, "out of memory", why_r);
+        inner = act;
+    }
+    return inner;
+}
+
+bool mandate_jwt_act_decode(const json_t *act, size_t max, char **actor_r, char **prior_r,
+                            const char **why_r)
+{
+    const char *why = NULL;
+    size_t n = 0, total = 0;
+    *actor_r = NULL;
+    *prior_r = NULL;
+    /* first pass: check and measure, at most max levels deep */
+    for (const json_t *a = act; a != NULL && why == NULL; a = json_object_get(a, "act")) {
+        const json_t *sub = json_object_get(a, "sub");
+        if (!json_is_object(a))
+            why = "act is not an object";
+        else if (++n > max)
+            why = "act nests more actors than the most allowed";
+        else if (!json_is_string(sub) || json_string_length(sub) == 0 ||
+                 memchr(json_string_value(sub), ' ', json_string_length(sub)) != NULL ||
+                 strlen(json_string_value(sub)) != json_string_length(sub))
+            why = "an act has no sub, or one that is empty or holds a space";
+        else if (n > 1)
+            total += json_string_length(sub) + 1;
+    }
+    if (why != NULL || n == 0) {
+        if (why_r != NULL)
+            *why_r = why != NULL ? why : "no act";
+        return false;
+    }
+    const json_t *a = act;
+    *actor_r = strdup(json_string_value(json_object_get(a, "sub")));
+    char *prior = n > 1 ? malloc(total) : NULL, *p = prior;
+    for (a = json_object_get(a, "act"); a != NULL && prior != NULL;
+         a = json_object_get(a, "act")) {
+        const json_t *sub = json_object_get(a, "sub");
+        if (p != prior)
+            *p++ = ' ';
+        memcpy(p, json_string_value(sub), json_string_length(sub));
+        p += json_string_length(sub);
+    }
+    if (prior != NULL)
+        *p = '\0';
+    if (*actor_r == NULL || (n > 1 && prior == NULL)) {
+        free(*actor_r);
+        free(prior);
+        *actor_r = NULL;
+        if (why_r != NULL)
+            *why_r = "out of memory";
+        return false;
+    }
+    *prior_r = prior;
+    return true;
+}
+
 /* --- a prepared signer ------------------------------------------------------ */
 
 struct mandate_jws_signer {
     EVP_PKEY *key;
     mandate_jws_alg alg;
-    char *header64;       /* the base64url protected header, the same for every token */
+    char *header64; /* the base64url protected header, the same for every token */
     size_t header64_len;
     EVP_MD_CTX *template; /* initialised for signing; NULL when it cannot be copied */
 };
 
-mandate_jws_signer *mandate_jws_signer_new(const EVP_PKEY *key, const char *kid, const char *typ)
+mandate_jws_signer *mandate_jws_signer_new(const EVP_PKEY *key, const char *kid,
+                                           const char *typ)
 {
     mandate_jws_alg alg = mandate_jws_alg_for_key(key);
     if (alg == MANDATE_JWS_NONE)
@@ -1085,7 +1245,8 @@ char *mandate_jws_signer_sign(const mandate_jws_signer *s, const unsigned char *
     size_t key_size = (size_t)EVP_PKEY_get_size(s->key);
     if (key_size > sizeof(sig))
         return NULL;
-    char *out = malloc(s->header64_len + 1 + p64 + 1 + mandate_b64url_encoded_len(sizeof(sig)) + 1);
+    char *out =
+        malloc(s->header64_len + 1 + p64 + 1 + mandate_b64url_encoded_len(sizeof(sig)) + 1);
     if (out == NULL)
         return NULL;
     memcpy(out, s->header64, s->header64_len);

@@ -84,8 +84,7 @@ static bool id_char(char c)
            c == '-' || c == '.' || c == '_' || c == '~';
 }
 
-/* RFC 3986 §4.3: scheme ":" ..., and (RFC 8707) no fragment, no space. */
-static bool absolute_uri(const char *s, size_t len)
+bool mandate_audience_uri_valid(const char *s, size_t len)
 {
     size_t i = 0;
     if (len == 0 || !((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z')))
@@ -288,7 +287,7 @@ static bool read_rule(const config_setting_t *g, const char *path, mandate_mappi
                                     label, *s);
     }
     for (char **a = r->audiences; a != NULL && *a != NULL; a++)
-        if (!absolute_uri(*a, strlen(*a)))
+        if (!mandate_audience_uri_valid(*a, strlen(*a)))
             mandate_diag_add_at(diag, config_setting_get_member(g, "audience"),
                                 "mapping '%s': audience '%.100s' must be an absolute URI "
                                 "without a fragment",
@@ -701,7 +700,7 @@ static mandate_rc grant(const mandate_mapping_rule *r, const mandate_mapping_req
             }
             size_t n = strcspn(p, " ");
             const char *bad = NULL;
-            if (!absolute_uri(p, n))
+            if (!mandate_audience_uri_valid(p, n))
                 bad = "is not an absolute URI";
             else if (r->audiences != NULL && r->audiences[0] != NULL &&
                      !mandate_string_list_has(r->audiences, p, n))

@@ -10,7 +10,7 @@
 #include "util-private.h"
 
 #define LOCK_STRIPES 64
-#define GRANT_STRINGS 9
+#define GRANT_STRINGS 10
 
 typedef struct entry {
     unsigned char hash[MANDATE_TOKEN_HASH_LEN];
@@ -84,9 +84,9 @@ static size_t slot_of(const mandate_token_cache *c, const unsigned char *hash)
 /* The grant's strings, in order, for copying in and out. */
 static const char **grant_string(mandate_grant *g, size_t i)
 {
-    const char **fields[GRANT_STRINGS] = {&g->issuer, &g->subject, &g->client_id,
-                                          &g->actor,  &g->tenant,  &g->scope,
-                                          &g->audience, &g->idp,   &g->jti};
+    const char **fields[GRANT_STRINGS] = {&g->issuer, &g->subject,     &g->client_id, &g->actor,
+                                          &g->tenant, &g->scope,       &g->audience,  &g->idp,
+                                          &g->jti,    &g->prior_actors};
     return fields[i];
 }
 

@@ -53,6 +53,10 @@ mandate_rc mandate_token_validate(mandate_runtime *rt, mandate_pool *pool, const
             continue;
         ferr = (mandate_error){0};
         rc = ops->parse(in->inst, pool, token, len, &status->grant, &ferr);
+        /* a format of before ABI 1.4 knows nothing of prior_actors: what
+         * lies there is not its answer */
+        if (in->handle->plugin->abi_minor < 4)
+            status->grant.prior_actors = NULL;
     }
     switch (rc) {
     case MANDATE_OK: break;
@@ -137,8 +141,13 @@ json_t *mandate_grant_to_introspection(const mandate_grant *g)
         json_object_set_new(o, "jti", json_string(g->jti));
     if (g->tenant)
         json_object_set_new(o, "tenant", json_string(g->tenant));
-    if (g->actor)
-        json_object_set_new(o, "act", json_pack("{s:s}", "sub", g->actor));
+    if (g->actor) {
+        /* nested as in the token (RFC 8693 §4.1); the grant was read by a
+         * format, which refuses a chain it cannot hold */
+        json_t *act =
+            mandate_jwt_act_encode(g->actor, g->prior_actors, MANDATE_GRANT_MAX_ACTORS, NULL);
+        json_object_set_new(o, "act", act != NULL ? act : json_pack("{s:s}", "sub", g->actor));
+    }
     if (g->idp)
         json_object_set_new(o, "idp", json_string(g->idp));
     return o;

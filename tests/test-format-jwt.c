@@ -17,7 +17,9 @@
 #include <cmocka.h>
 
 #include <jansson.h>
+#include <openssl/bn.h>
 #include <openssl/crypto.h>
+#include <openssl/ec.h>
 #include <openssl/evp.h>
 
 #include <mandate/format.h>
@@ -126,6 +128,13 @@ static void use_key(struct fx *fx, struct tkey *k)
     expect_rc(MANDATE_OK, set_keys(fx->inst, &k, &active, 1, &fx->err), &fx->err);
 }
 
+/* A new key of alg, the only one and active. */
+static void active_key(struct fx *fx, const char *alg, struct tkey *k)
+{
+    keygen(fx, alg, k);
+    use_key(fx, k);
+}
+
 static mandate_grant sample_grant(void)
 {
     return (mandate_grant){
@@ -192,6 +201,7 @@ static void assert_grants_equal(const mandate_grant *want, const mandate_grant *
     assert_str_or_null(want->scope, got->scope);
     assert_str_or_null(want->audience, got->audience);
     assert_str_or_null(want->idp, got->idp);
+    assert_str_or_null(want->prior_actors, got->prior_actors);
     assert_int_equal(want->issued_at, got->issued_at);
     assert_int_equal(want->not_before, got->not_before);
     assert_int_equal(want->expires_at, got->expires_at);
@@ -474,6 +484,106 @@ static void test_act_idp_tenant(void **state)
     assert_grants_equal(&g, &back);
 }
 
+/* The sample grant, with agent-c acting after prior_actors. */
+static mandate_grant acted_for(const char *prior_actors)
+{
+    mandate_grant g = sample_grant();
+    g.actor = "agent-c";
+    g.prior_actors = prior_actors;
+    return g;
+}
+
+/* A chain of actors: nested act objects, nearest first (RFC 8693 §4.1),
+ * read back into prior_actors; bounded both ways. */
+static void test_act_chain(void **state)
+{
+    struct fx *fx = *state;
+    struct tkey k;
+    active_key(fx, "ES256", &k);
+    mandate_grant g = acted_for("agent-b agent-a"), back;
+    char *token = mint(fx, &g);
+    mandate_jws jws;
+    decode(token, &jws);
+    char *act = json_dumps(json_object_get(jws.claims, "act"), JSON_COMPACT | JSON_SORT_KEYS);
+    assert_string_equal(act, "{\"act\":{\"act\":{\"sub\":\"agent-a\"},\"sub\":\"agent-b\"},"
+                             "\"sub\":\"agent-c\"}");
+    free(act);
+    mandate_jws_clear(&jws);
+    expect_rc(MANDATE_OK, parse(fx, token, &back), &fx->err);
+    assert_grants_equal(&g, &back);
+
+    /* MANDATE_GRANT_MAX_ACTORS in all: minted and read; one more: neither */
+    char prior[256] = "";
+    for (int i = 1; i < MANDATE_GRANT_MAX_ACTORS; i++)
+        snprintf(prior + strlen(prior), sizeof(prior) - strlen(prior), "%sp%d",
+                 i > 1 ? " " : "", i);
+    g.prior_actors = prior;
+    token = mint(fx, &g);
+    expect_rc(MANDATE_OK, parse(fx, token, &back), &fx->err);
+    assert_string_equal(back.prior_actors, prior);
+    g.prior_actors = mandate_pool_printf(fx->pool, "%s p%d", prior, MANDATE_GRANT_MAX_ACTORS);
+    char *none = NULL;
+    expect_rc(MANDATE_INVALID, OPS->mint(fx->inst, fx->pool, &g, &none, &fx->err), &fx->err);
+    assert_non_null(strstr(fx->err.message, "act"));
+    assert_null(none);
+
+    /* signed by our key, but nested deeper than any chain we make */
+    json_t *claims = sample_claims(), *nest = json_pack("{s:s}", "sub", "x");
+    for (int i = 0; i < MANDATE_GRANT_MAX_ACTORS; i++)
+        nest = json_pack("{s:s,s:o}", "sub", "x", "act", nest);
+    json_object_set_new(claims, "act", nest);
+    token = sign_with(&k, k.key.kid, "at+jwt", claims);
+    expect_parse(fx, token, MANDATE_INVALID, "more actors");
+    free(token);
+    /* and other shapes we never write */
+    const char *bad[] = {"{\"sub\":\"a\",\"act\":\"b\"}", "{\"sub\":\"a b\"}", "[]",
+                         "{\"sub\":\"a\",\"act\":{}}"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        claims = sample_claims();
+        json_object_set_new(claims, "act", json_loads(bad[i], JSON_DECODE_ANY, NULL));
+        token = sign_with(&k, k.key.kid, "at+jwt", claims);
+        expect_parse(fx, token, MANDATE_INVALID, "act");
+        free(token);
+    }
+}
+
+/* A host of before ABI 1.4 has no prior_actors in its grant: the plugin
+ * neither reads nor writes it, and refuses a nested act rather than read it
+ * as the nearest actor alone. */
+static void test_act_chain_old_host(void **state)
+{
+    struct fx *fx = *state;
+    struct tkey k;
+    active_key(fx, "ES256", &k);
+    mandate_grant g = acted_for("agent-b"), back;
+    char *chained = mint(fx, &g);
+
+    mandate_host old = *fake_host_get();
+    old.abi_minor = 3;
+    mandate_error err = {0};
+    void *inst = calloc(1, P->inst_size);
+    assert_int_equal(fake_conf_defaults(P, inst), 0);
+    expect_rc(MANDATE_OK, P->instantiate(inst, &old, &err), &err);
+    void *current = fx->inst;
+    fx->inst = inst;
+    use_key(fx, &k);
+    char *token = mint(fx, &g);
+    mandate_jws jws;
+    decode(token, &jws);
+    assert_null(json_object_get(json_object_get(jws.claims, "act"), "act"));
+    mandate_jws_clear(&jws);
+    memset(&back, 0x5a, sizeof(back));
+    expect_rc(MANDATE_OK, parse(fx, token, &back), &fx->err);
+    assert_string_equal(back.actor, "agent-c");
+    /* past the old grant's end: not touched */
+    const unsigned char *tail = (const unsigned char *)&back.prior_actors;
+    for (size_t i = 0; i < sizeof(back.prior_actors); i++)
+        assert_int_equal(tail[i], 0x5a);
+    expect_parse(fx, chained, MANDATE_INVALID, "cannot carry");
+    fx->inst = current;
+    inst_close(inst);
+}
+
 static void test_mint_refusals(void **state)
 {
     struct fx *fx = *state;
@@ -607,14 +717,19 @@ static void test_alg_of_the_key_only(void **state)
     free(token);
 }
 
+/* A token of the sample grant signed by a new active key of alg. */
+static char *fresh_token(struct fx *fx, const char *alg)
+{
+    struct tkey k;
+    active_key(fx, alg, &k);
+    mandate_grant g = sample_grant();
+    return mint(fx, &g);
+}
+
 static void test_tampered(void **state)
 {
     struct fx *fx = *state;
-    struct tkey k;
-    keygen(fx, "ES256", &k);
-    use_key(fx, &k);
-    mandate_grant g = sample_grant();
-    char *token = mint(fx, &g);
+    char *token = fresh_token(fx, "ES256");
 
     /* the payload with sub changed, re-encoded, signature kept */
     char *p = strchr(token, '.') + 1, *s = strrchr(token, '.');
@@ -638,6 +753,33 @@ static void test_tampered(void **state)
     expect_parse(fx, forged, MANDATE_INVALID, NULL);
 
     /* the untouched token still parses */
+    expect_parse(fx, token, MANDATE_OK, NULL);
+}
+
+/* An ES256 token with s replaced by n - s is a valid ECDSA signature and
+ * another string: refused, so that every token of ours has one string (the
+ * check cache, deny lists and replay checks of others key by it). */
+static void test_high_s_refused(void **state)
+{
+    struct fx *fx = *state;
+    char *token = fresh_token(fx, "ES256");
+    char *s64 = strrchr(token, '.') + 1;
+    unsigned char sig[64];
+    size_t len;
+    assert_true(mandate_b64url_decode(s64, strlen(s64), sig, sizeof(sig), &len));
+    assert_int_equal(len, 64);
+    EC_GROUP *group = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1);
+    BIGNUM *s = BN_bin2bn(sig + 32, 32, NULL);
+    assert_true(group != NULL && s != NULL);
+    assert_int_equal(BN_sub(s, EC_GROUP_get0_order(group), s), 1);
+    assert_int_equal(BN_bn2binpad(s, sig + 32, 32), 32);
+    BN_free(s);
+    EC_GROUP_free(group);
+    char forged[2048], enc[100];
+    mandate_b64url_encode(sig, 64, enc);
+    snprintf(forged, sizeof(forged), "%.*s%s", (int)(s64 - token), token, enc);
+    assert_string_not_equal(forged, token);
+    expect_parse(fx, forged, MANDATE_INVALID, "canonical");
     expect_parse(fx, token, MANDATE_OK, NULL);
 }
 
@@ -945,6 +1087,8 @@ int main(void)
         T(test_round_trip_eddsa),
         T(test_audience_forms),
         T(test_act_idp_tenant),
+        T(test_act_chain),
+        T(test_act_chain_old_host),
         T(test_mint_refusals),
         T(test_no_keys_tempfail),
         T(test_expired),
@@ -952,6 +1096,7 @@ int main(void)
         T(test_unknown_kid),
         T(test_alg_of_the_key_only),
         T(test_tampered),
+        T(test_high_s_refused),
         T(test_typ),
         T(test_claim_types),
         T(test_not_a_jwt),

@@ -126,6 +126,7 @@ static mandate_grant full_grant(void)
         .subject = "agent-7",
         .client_id = "build-agent",
         .actor = "orchestrator-1",
+        .prior_actors = "planner-2 advisor-app",
         .tenant = "acme",
         .scope = "repo:read repo:write",
         .audience = "https://api.example.com https://git.example.com",
@@ -224,6 +225,7 @@ static void assert_grants_equal(const mandate_grant *want, const mandate_grant *
     assert_str_or_null(want->scope, got->scope);
     assert_str_or_null(want->audience, got->audience);
     assert_str_or_null(want->idp, got->idp);
+    assert_str_or_null(want->prior_actors, got->prior_actors);
     assert_int_equal(want->issued_at, got->issued_at);
     assert_int_equal(want->not_before, got->not_before);
     assert_int_equal(want->expires_at, got->expires_at);
@@ -499,8 +501,14 @@ static void test_store_holds_hash(void **state)
         if (json_object_get(obj, names[i]) == NULL)
             fail_msg("grant lacks %s: %s", names[i], rec.grant);
     assert_string_equal(json_string_value(json_object_get(obj, "sub")), g.subject);
-    assert_string_equal(json_string_value(json_object_get(json_object_get(obj, "act"), "sub")),
-                        g.actor);
+    /* the chain nested as in a JWT, nearest first */
+    const json_t *act = json_object_get(obj, "act");
+    assert_string_equal(json_string_value(json_object_get(act, "sub")), g.actor);
+    act = json_object_get(act, "act");
+    assert_string_equal(json_string_value(json_object_get(act, "sub")), "planner-2");
+    act = json_object_get(act, "act");
+    assert_string_equal(json_string_value(json_object_get(act, "sub")), "advisor-app");
+    assert_int_equal(json_object_size(act), 1);
     assert_int_equal(json_array_size(json_object_get(obj, "aud")), 2);
     assert_int_equal(json_integer_value(json_object_get(obj, "nbf")), g.not_before);
     assert_int_equal(json_integer_value(json_object_get(obj, "exp")), g.expires_at);
@@ -808,6 +816,17 @@ static void test_store_failures(void **state)
         "\"aud\":[1]}",
         "{\"iss\":\"i\",\"sub\":\"a\",\"client_id\":\"c\",\"jti\":\"j\",\"iat\":1,\"exp\":2,"
         "\"act\":\"x\"}",
+        "{\"iss\":\"i\",\"sub\":\"a\",\"client_id\":\"c\",\"jti\":\"j\",\"iat\":1,\"exp\":2,"
+        "\"act\":{\"sub\":\"b\",\"act\":\"x\"}}",
+        "{\"iss\":\"i\",\"sub\":\"a\",\"client_id\":\"c\",\"jti\":\"j\",\"iat\":1,\"exp\":2,"
+        "\"act\":{\"sub\":\"b c\"}}",
+        /* 17 actors: more than a grant holds */
+        "{\"iss\":\"i\",\"sub\":\"a\",\"client_id\":\"c\",\"jti\":\"j\",\"iat\":1,\"exp\":2,"
+        "\"act\":{\"sub\":\"1\",\"act\":{\"sub\":\"2\",\"act\":{\"sub\":\"3\",\"act\":{\"sub\":"
+        "\"4\",\"act\":{\"sub\":\"5\",\"act\":{\"sub\":\"6\",\"act\":{\"sub\":\"7\",\"act\":{"
+        "\"sub\":\"8\",\"act\":{\"sub\":\"9\",\"act\":{\"sub\":\"10\",\"act\":{\"sub\":\"11\","
+        "\"act\":{\"sub\":\"12\",\"act\":{\"sub\":\"13\",\"act\":{\"sub\":\"14\",\"act\":{"
+        "\"sub\":\"15\",\"act\":{\"sub\":\"16\",\"act\":{\"sub\":\"17\"}}}}}}}}}}}}}}}}}}",
     };
     for (size_t i = 0; i < sizeof(broken) / sizeof(broken[0]); i++) {
         grant_text = broken[i];
@@ -827,7 +846,29 @@ static void test_store_failures(void **state)
               &fx->err);
     assert_string_equal(got.audience, "one two");
     assert_null(got.actor);
+    assert_null(got.prior_actors);
     assert_int_equal(got.not_before, 1);
+    inst_close(inst);
+
+    /* a host of before ABI 1.4: no earlier actors stored, none read, and
+     * nothing written past its grant's end; a nested act refused */
+    h = *fake_host_get();
+    h.abi_minor = 3;
+    inst = inst_on(&h);
+    const char *old = mint_in(inst, fx->pool, &want);
+    mandate_token_record rec;
+    assert_int_equal(fake_host_token_record(fake_host_token_count() - 1, &rec), 0);
+    assert_null(strstr(rec.grant, "planner-2"));
+    memset(&got, 0x5a, sizeof(got));
+    expect_rc(MANDATE_OK, OPS->parse(inst, fx->pool, old, strlen(old), &got, &fx->err),
+              &fx->err);
+    assert_string_equal(got.actor, want.actor);
+    const unsigned char *tail = (const unsigned char *)&got.prior_actors;
+    for (size_t i = 0; i < sizeof(got.prior_actors); i++)
+        assert_int_equal(tail[i], 0x5a);
+    expect_rc(MANDATE_ERROR, OPS->parse(inst, fx->pool, token, strlen(token), &got, &fx->err),
+              &fx->err);
+    assert_non_null(strstr(fx->err.message, "cannot carry"));
     grant_text = NULL;
     inst_close(inst);
 }

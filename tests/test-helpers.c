@@ -1,11 +1,17 @@
 #include "config.h"
 
 #include <ftw.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <cmocka.h>
 
 #include "test-helpers.h"
 #include "util-private.h"
@@ -55,4 +61,16 @@ bool test_contains(const char *haystack, const char *needle)
         return false;
     }
     return true;
+}
+
+void test_assert_diag_at(const mandate_diag *diag, const char *file, int line, const char *what)
+{
+    char *prefix = mandate_xasprintf("%s:%d: ", file, line);
+    bool found = false;
+    for (size_t i = 0; i < diag->count && !found; i++)
+        found = strncmp(diag->lines[i], prefix, strlen(prefix)) == 0 &&
+                test_contains(diag->lines[i], what);
+    if (!found)
+        fail_msg("expected \"%s...%s\" in \"%s\"", prefix, what, mandate_diag_join(diag));
+    free(prefix);
 }

@@ -1014,6 +1014,276 @@ static void test_wrong_key(void **state)
     EVP_PKEY_free(other_ed);
 }
 
+/* --- canonical signatures (malleability) ----------------------------------------- */
+
+/* P-256's order, from OpenSSL rather than from the constant under test. */
+static BIGNUM *p256_order(void)
+{
+    EC_GROUP *group = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1);
+    assert_non_null(group);
+    BIGNUM *n = BN_dup(EC_GROUP_get0_order(group));
+    EC_GROUP_free(group);
+    assert_non_null(n);
+    return n;
+}
+
+/* The signature of a compact JWS, decoded; its length. */
+static size_t jws_signature(const char *token, unsigned char *sig, size_t cap)
+{
+    const char *s = strrchr(token, '.') + 1;
+    size_t len = 0;
+    assert_true(mandate_b64url_decode(s, strlen(s), sig, cap, &len));
+    return len;
+}
+
+/* Whether the s half of a raw ES256 signature is above n/2. */
+static bool high_s(const unsigned char sig[64], const BIGNUM *n)
+{
+    BIGNUM *s = BN_bin2bn(sig + 32, 32, NULL), *half = BN_new();
+    assert_true(s != NULL && half != NULL && BN_rshift1(half, n) == 1);
+    bool high = BN_cmp(s, half) > 0;
+    BN_free(s);
+    BN_free(half);
+    return high;
+}
+
+/* token with its ES256 signature's s replaced by n - s: another string, a
+ * signature just as valid. */
+static char *flip_s(const char *token, const BIGNUM *n)
+{
+    unsigned char sig[64];
+    assert_int_equal(jws_signature(token, sig, sizeof(sig)), 64);
+    BIGNUM *s = BN_bin2bn(sig + 32, 32, NULL);
+    assert_non_null(s);
+    assert_int_equal(BN_sub(s, n, s), 1);
+    assert_int_equal(BN_bn2binpad(s, sig + 32, 32), 32);
+    BN_free(s);
+    size_t input_len = (size_t)(strrchr(token, '.') - token);
+    char *out = malloc(input_len + 200);
+    assert_non_null(out);
+    memcpy(out, token, input_len);
+    out[input_len] = '\0';
+    append_sig(out, sig, 64);
+    return out;
+}
+
+static mandate_rc verify_low_s(const char *token, EVP_PKEY *key, mandate_error *err)
+{
+    return mandate_jws_verify_with(token, strlen(token), key, MANDATE_JWS_LOW_S, err);
+}
+
+static void test_es256_signatures_are_low_s(void **state)
+{
+    (void)state;
+    BIGNUM *n = p256_order();
+    json_t *claims = json_pack("{s:s}", "sub", "x");
+    mandate_jws_signer *signer = mandate_jws_signer_new(es_key, "k", "at+jwt");
+    assert_non_null(signer);
+    const unsigned char payload[] = "{\"sub\":\"x\"}";
+    unsigned char sig[128];
+    size_t openssl_high = 0;
+    char *input = signing_input("{\"alg\":\"ES256\"}", "{\"sub\":\"x\"}");
+    for (int i = 0; i < 200; i++) {
+        /* both ways we sign: the one-shot and the prepared signer */
+        char *a = mandate_jws_sign(es_key, NULL, NULL, claims);
+        char *b = mandate_jws_signer_sign(signer, payload, sizeof(payload) - 1);
+        assert_non_null(a);
+        assert_non_null(b);
+        assert_int_equal(jws_signature(a, sig, sizeof(sig)), 64);
+        if (high_s(sig, n))
+            fail_msg("mandate_jws_sign made a high-S signature (%d)", i);
+        assert_int_equal(jws_signature(b, sig, sizeof(sig)), 64);
+        if (high_s(sig, n))
+            fail_msg("mandate_jws_signer_sign made a high-S signature (%d)", i);
+        mandate_error err = {0};
+        assert_int_equal(verify_low_s(a, es_key, &err), MANDATE_OK);
+        assert_int_equal(verify_low_s(b, es_key, &err), MANDATE_OK);
+        free(a);
+        free(b);
+        /* OpenSSL itself: high half the time, which is why we normalise */
+        assert_int_equal(evp_sign(es_key, input, false, sig, sizeof(sig)), 64);
+        openssl_high += high_s(sig, n);
+    }
+    /* all 200 low by chance: 2^-200 */
+    assert_true(openssl_high > 0);
+    free(input);
+    mandate_jws_signer_free(&signer);
+    json_decref(claims);
+    BN_free(n);
+}
+
+static void test_es256_high_s_refused(void **state)
+{
+    (void)state;
+    BIGNUM *n = p256_order();
+    json_t *claims = json_pack("{s:s}", "sub", "x");
+    char *token = mandate_jws_sign(es_key, "k", "at+jwt", claims);
+    char *flipped = flip_s(token, n);
+    assert_string_not_equal(token, flipped);
+    mandate_error err = {0};
+    /* the other string verifies as an ECDSA signature (so an upstream IdP's
+     * high-S signature still passes mandate_jws_verify) ... */
+    expect_verifies(flipped, es_key);
+    /* ... but not where canonical signatures are required */
+    assert_int_equal(verify_low_s(flipped, es_key, &err), MANDATE_INVALID);
+    assert_non_null(strstr(err.message, "canonical"));
+    assert_int_equal(verify_low_s(token, es_key, &err), MANDATE_OK);
+    /* flipped back: the original string again */
+    char *back = flip_s(flipped, n);
+    assert_string_equal(back, token);
+    free(back);
+    free(flipped);
+    free(token);
+    json_decref(claims);
+    BN_free(n);
+}
+
+static void test_es256_scalars_out_of_range(void **state)
+{
+    (void)state;
+    BIGNUM *n = p256_order();
+    char *input = signing_input("{\"alg\":\"ES256\"}", "{\"sub\":\"x\"}");
+    unsigned char good[128], sig[64];
+    assert_int_equal(evp_sign(es_key, input, false, good, sizeof(good)), 64);
+    char *token = malloc(strlen(input) + 200);
+    unsigned char nbytes[32];
+    assert_int_equal(BN_bn2binpad(n, nbytes, 32), 32);
+    /* r = 0, s = 0, r = n, s = n: refused, with the flag and without */
+    for (int k = 0; k < 4; k++) {
+        memcpy(sig, good, 64);
+        unsigned char *x = sig + (k % 2 == 0 ? 0 : 32);
+        if (k < 2)
+            memset(x, 0, 32);
+        else
+            memcpy(x, nbytes, 32);
+        strcpy(token, input);
+        append_sig(token, sig, 64);
+        mandate_error err = {0};
+        assert_int_equal(verify(token, es_key, &err), MANDATE_INVALID);
+        assert_non_null(strstr(err.message, "[1, n-1]"));
+        assert_int_equal(verify_low_s(token, es_key, &err), MANDATE_INVALID);
+    }
+    free(token);
+    free(input);
+    BN_free(n);
+}
+
+/* Ed25519 has the same hazard (S and S + L) and RFC 8032 §5.1.7 refuses
+ * S >= L: OpenSSL does, this checks it stays so. */
+static void test_eddsa_s_plus_l_refused(void **state)
+{
+    (void)state;
+    /* L = 2^252 + 27742317777372353535851937790883648493, little-endian */
+    static const unsigned char ell[32] = {0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58,
+                                          0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14,
+                                          0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+                                          0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x10};
+    json_t *claims = json_pack("{s:s}", "sub", "x");
+    char *token = mandate_jws_sign(ed_key, NULL, NULL, claims);
+    unsigned char sig[64];
+    assert_int_equal(jws_signature(token, sig, sizeof(sig)), 64);
+    unsigned carry = 0;
+    for (size_t i = 0; i < 32; i++) {
+        unsigned v = sig[32 + i] + ell[i] + carry;
+        sig[32 + i] = (unsigned char)v;
+        carry = v >> 8;
+    }
+    assert_int_equal(carry, 0); /* S < L < 2^253: S + L fits */
+    size_t input_len = (size_t)(strrchr(token, '.') - token);
+    token[input_len] = '\0';
+    append_sig(token, sig, 64);
+    mandate_error err = {0};
+    assert_int_equal(verify(token, ed_key, &err), MANDATE_INVALID);
+    free(token);
+    json_decref(claims);
+}
+
+/* --- the act claim ------------------------------------------------------------------ */
+
+static void test_act_round_trip(void **state)
+{
+    (void)state;
+    const char *why = NULL;
+    json_t *act = mandate_jwt_act_encode("c", "b a", 16, &why);
+    assert_non_null(act);
+    char *text = json_dumps(act, JSON_COMPACT | JSON_SORT_KEYS);
+    assert_string_equal(text,
+                        "{\"act\":{\"act\":{\"sub\":\"a\"},\"sub\":\"b\"},\"sub\":\"c\"}");
+    free(text);
+    char *actor, *prior;
+    assert_true(mandate_jwt_act_decode(act, 16, &actor, &prior, &why));
+    assert_string_equal(actor, "c");
+    assert_string_equal(prior, "b a");
+    free(actor);
+    free(prior);
+    json_decref(act);
+
+    /* one actor: no nesting, no prior actors */
+    act = mandate_jwt_act_encode("c", NULL, 16, NULL);
+    assert_int_equal(json_object_size(act), 1);
+    assert_true(mandate_jwt_act_decode(act, 1, &actor, &prior, &why));
+    assert_string_equal(actor, "c");
+    assert_null(prior);
+    free(actor);
+    json_decref(act);
+    /* extra spaces in the list are no actors */
+    act = mandate_jwt_act_encode("c", " b  a ", 3, NULL);
+    assert_true(mandate_jwt_act_decode(act, 3, &actor, &prior, &why));
+    assert_string_equal(prior, "b a");
+    free(actor);
+    free(prior);
+    json_decref(act);
+}
+
+static void test_act_bounds(void **state)
+{
+    (void)state;
+    const char *why = NULL;
+    char *actor = (char *)"untouched", *prior = (char *)"untouched";
+    /* max actors in all, the outer one counted */
+    assert_null(mandate_jwt_act_encode("c", "b a", 2, &why));
+    assert_non_null(strstr(why, "more actors"));
+    assert_null(mandate_jwt_act_encode("", NULL, 2, &why));
+    assert_null(mandate_jwt_act_encode("a b", NULL, 2, &why));
+    assert_null(mandate_jwt_act_encode(NULL, NULL, 2, NULL));
+    assert_null(mandate_jwt_act_encode("c", "b \xff", 4, &why));
+    assert_non_null(strstr(why, "UTF-8"));
+    json_t *act = mandate_jwt_act_encode("c", "b a", 3, NULL);
+    assert_false(mandate_jwt_act_decode(act, 2, &actor, &prior, &why));
+    assert_null(actor);
+    assert_null(prior);
+    assert_non_null(strstr(why, "more actors"));
+    json_decref(act);
+
+    /* a nesting far deeper than the bound is walked only as far as it */
+    json_t *deep = json_pack("{s:s}", "sub", "x");
+    for (int i = 0; i < 1000; i++)
+        deep = json_pack("{s:s,s:o}", "sub", "x", "act", deep);
+    assert_false(mandate_jwt_act_decode(deep, 16, &actor, &prior, &why));
+    assert_non_null(strstr(why, "more actors"));
+    json_decref(deep);
+
+    /* not what we write */
+    const char *bad[] = {"\"x\"",
+                         "{}",
+                         "{\"sub\":7}",
+                         "{\"sub\":\"\"}",
+                         "{\"sub\":\"a b\"}",
+                         "{\"sub\":\"a\",\"act\":\"b\"}",
+                         "{\"sub\":\"a\",\"act\":{\"act\":{\"sub\":\"c\"}}}",
+                         "{\"sub\":\"a\",\"act\":{\"sub\":\"b\",\"act\":[]}}"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        json_t *j = json_loads(bad[i], JSON_DECODE_ANY, NULL);
+        assert_non_null(j);
+        why = NULL;
+        if (mandate_jwt_act_decode(j, 16, &actor, &prior, &why))
+            fail_msg("accepted %s", bad[i]);
+        assert_non_null(why);
+        assert_null(actor);
+        json_decref(j);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1045,6 +1315,12 @@ int main(void)
         cmocka_unit_test(test_wrong_parts_is_next),
         cmocka_unit_test(test_refuse_malformed_json),
         cmocka_unit_test(test_wrong_key),
+        cmocka_unit_test(test_es256_signatures_are_low_s),
+        cmocka_unit_test(test_es256_high_s_refused),
+        cmocka_unit_test(test_es256_scalars_out_of_range),
+        cmocka_unit_test(test_eddsa_s_plus_l_refused),
+        cmocka_unit_test(test_act_round_trip),
+        cmocka_unit_test(test_act_bounds),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -179,7 +179,8 @@ static int rt_setup(void **state)
                               {REAL_PLUGINS, "format-jwt.so"},
                               {TEST_PLUGINS, "store-failing.so"},
                               {TEST_PLUGINS, "store-badabi.so"},
-                              {TEST_PLUGINS, "backend-dummy.so"}};
+                              {TEST_PLUGINS, "backend-dummy.so"},
+                              {TEST_PLUGINS, "format-old.so"}};
     for (size_t i = 0; i < sizeof(links) / sizeof(links[0]); i++) {
         char *target = mandate_path_join(links[i][0], links[i][1]);
         char *link = mandate_path_join(pdir, links[i][1]);
@@ -486,6 +487,36 @@ static void test_runtime_check_cache_emptied_by_key_changes_only(void **state)
     mandate_pool_free(&pool);
 }
 
+/* A format of ABI 1.3 knows nothing of prior_actors: what lies there after
+ * its parse is not taken for a chain of actors (and would not be handed to
+ * it to mint: mandate_token_issue refuses that). */
+static void test_runtime_old_format_carries_no_chain(void **state)
+{
+    rt_fixture *f = *state;
+    instance(f, "store", "kind = \"store\"; plugin = \"sqlite\";\n");
+    instance(f, "format-old", "kind = \"format\"; plugin = \"old\";\n");
+    FILE *fp = fopen(f->conf, "a");
+    assert_non_null(fp);
+    fputs("tokens: { format = \"format-old\"; };\n", fp);
+    fclose(fp);
+    assert_int_equal(start(f, MANDATE_RUNTIME_MIGRATE), MANDATE_OK);
+    mandate_pool *pool = mandate_pool_new();
+    mandate_token_status st;
+    mandate_error err = {0};
+    /* inactive (another issuer), but read: the grant is what the format said */
+    assert_int_equal(mandate_token_validate(f->rt, pool, "old_token", 9, &st, &err),
+                     MANDATE_INVALID);
+    assert_true(st.parsed);
+    assert_string_equal(st.grant.actor, "agent-c");
+    assert_null(st.grant.prior_actors);
+    /* and so from the cache of checked tokens */
+    assert_int_equal(mandate_token_validate(f->rt, pool, "old_token", 9, &st, &err),
+                     MANDATE_INVALID);
+    assert_string_equal(st.grant.actor, "agent-c");
+    assert_null(st.grant.prior_actors);
+    mandate_pool_free(&pool);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -503,6 +534,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_runtime_needs_one_store, rt_setup, rt_teardown),
         cmocka_unit_test_setup_teardown(test_runtime_needs_kek, rt_setup, rt_teardown),
         cmocka_unit_test_setup_teardown(test_runtime_expired_token_not_verified_again, rt_setup,
+                                        rt_teardown),
+        cmocka_unit_test_setup_teardown(test_runtime_old_format_carries_no_chain, rt_setup,
                                         rt_teardown),
         cmocka_unit_test_setup_teardown(test_runtime_check_cache_emptied_by_key_changes_only,
                                         rt_setup, rt_teardown),

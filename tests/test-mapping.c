@@ -18,6 +18,7 @@
 #include "config-private.h"
 #include "mapping-private.h"
 #include "pool-private.h"
+#include "test-helpers.h"
 #include "util-private.h"
 
 #define NOW INT64_C(1700000000)
@@ -133,16 +134,7 @@ static bool contains(const char *s, const char *what)
 /* Some diagnostic must start with "<conf>:<line>: " and hold `what`. */
 static void assert_diag_at(fixture *f, int line, const char *what)
 {
-    char *prefix = mandate_xasprintf("%s:%d: ", f->path, line);
-    bool found = false;
-    for (size_t i = 0; i < f->diag.count && !found; i++)
-        found = strncmp(f->diag.lines[i], prefix, strlen(prefix)) == 0 &&
-                contains(f->diag.lines[i], what);
-    if (!found) {
-        char *all = mandate_diag_join(&f->diag);
-        fail_msg("expected \"%s...%s\" in \"%s\"", prefix, what, all);
-    }
-    free(prefix);
+    test_assert_diag_at(&f->diag, f->path, line, what);
 }
 
 static void assert_bad(fixture *f, const char *text, int line, const char *what)

@@ -51,7 +51,19 @@ static void test_hit_while_alive_expired_after(void **state)
     assert_string_equal(got.scope, "mcp:call");
     assert_string_equal(got.client_id, "marketpulse-agent");
     assert_null(got.actor);
+    assert_null(got.prior_actors);
     assert_int_equal(got.expires_at, 1000);
+
+    /* a chain of actors is kept whole */
+    unsigned char chained[MANDATE_TOKEN_HASH_LEN];
+    hash_of(chained, 2);
+    put.actor = "agent-c";
+    put.prior_actors = "agent-b agent-a";
+    mandate_token_cache_put(cache, chained, &put, mandate_token_cache_epoch(cache));
+    assert_int_equal(mandate_token_cache_get(cache, chained, pool, 999, &got),
+                     MANDATE_TOKEN_CACHE_HIT);
+    assert_string_equal(got.actor, "agent-c");
+    assert_string_equal(got.prior_actors, "agent-b agent-a");
 
     /* at its expiry and after, the verdict, and no reading */
     for (int64_t now = 1000; now <= 100000; now += 99000) {

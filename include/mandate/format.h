@@ -10,6 +10,11 @@
 extern "C" {
 #endif
 
+/* The most actors a grant's chain holds (actor and prior_actors together):
+ * formats refuse to mint or parse a deeper act nesting, and
+ * delegation.max_depth is at most this. */
+#define MANDATE_GRANT_MAX_ACTORS 16
+
 /* The decision to issue. Strings come from the request pool. */
 typedef struct mandate_grant {
     const char *issuer;
@@ -22,7 +27,23 @@ typedef struct mandate_grant {
     const char *idp;       /* federated source; NULL: none */
     const char *jti;
     int64_t issued_at, not_before, expires_at;
+
+    /* ABI 1.4: the actors before actor, nearest first, space-separated
+     * (client ids hold no space): act.act.sub, act.act.act.sub, ... of
+     * RFC 8693 §4.1. NULL: actor acted alone (or there is no actor). A
+     * format writes them as nested act objects and reads them back, and
+     * reads or writes this field only when the host's abi_minor is >= 4;
+     * the core reads it only from a format whose abi_minor is >= 4, and
+     * never hands a format of an older minor a grant that has it. */
+    const char *prior_actors;
 } mandate_grant;
+
+/* How much of a mandate_grant a host of ABI 1.abi_minor has: a plugin
+ * clears or writes no more of the grant it is handed than this. */
+static inline size_t mandate_grant_size(uint16_t abi_minor)
+{
+    return abi_minor >= 4 ? sizeof(mandate_grant) : offsetof(mandate_grant, prior_actors);
+}
 
 /* A signing key handed to a format, with its private part decrypted. */
 typedef struct mandate_signing_key {

@@ -25,8 +25,8 @@ extern "C" {
 
 #define MANDATE_PLUGIN_MAGIC 0x4d4e4454u /* "MNDT" */
 #define MANDATE_PLUGIN_ABI_MAJOR 1
-#define MANDATE_PLUGIN_ABI_MINOR 3 /* 1: token records in the host; 2: store list ops;
-                                     3: backend status */
+#define MANDATE_PLUGIN_ABI_MINOR 4 /* 1: token records in the host; 2: store list ops;
+                                     3: backend status; 4: the grant's prior_actors */
 
 #if defined(__GNUC__)
 #define MANDATE_PRINTF(f, a) __attribute__((format(printf, f, a)))

@@ -11,7 +11,10 @@
  *
  * Verification: the header's kid picks the key and the key alone decides the
  * algorithm (mandate_jws_verify refuses a header alg that is not the key's),
- * so neither "none" nor an HMAC keyed with a public key can pass.
+ * so neither "none" nor an HMAC keyed with a public key can pass. Our
+ * ES256 signatures are low-S, and one with a high S (the other string a
+ * valid signature has: s replaced by n - s) is refused, so that a token has
+ * one string only.
  *
  * Only the JOSE helpers linked into this plugin, libc, pthreads, OpenSSL,
  * jansson and the host table are used: no core symbol. */
@@ -250,10 +253,17 @@ static bool put_aud(json_t *claims, const char *audience)
     return ok;
 }
 
-static mandate_rc grant_claims(const mandate_grant *g, json_t **claims_r, mandate_error *err)
+/* The grant's earlier actors, when the host is of an ABI that has them. */
+static const char *prior_actors(const struct jwt_inst *inst, const mandate_grant *g)
+{
+    return inst->host->abi_minor >= 4 ? g->prior_actors : NULL;
+}
+
+static mandate_rc grant_claims(const struct jwt_inst *inst, const mandate_grant *g,
+                               json_t **claims_r, mandate_error *err)
 {
     json_t *claims = json_object();
-    const char *bad = NULL;
+    const char *bad = NULL, *why = NULL;
     *claims_r = NULL;
     if (claims == NULL)
         return mandate_error_set(err, MANDATE_ERROR, "jwt: out of memory");
@@ -275,17 +285,18 @@ static mandate_rc grant_claims(const mandate_grant *g, json_t **claims_r, mandat
     else if (g->tenant != NULL && g->tenant[0] != '\0' && !put_str(claims, "tenant", g->tenant))
         bad = "tenant";
     else if (g->actor != NULL && g->actor[0] != '\0') {
-        json_t *act = json_object();
-        if (act == NULL || !put_str(act, "sub", g->actor) ||
-            json_object_set_new(claims, "act", act) != 0) {
-            json_decref(act);
-            bad = "actor";
-        }
+        /* RFC 8693 §4.1: the current actor outermost, those before it nested */
+        json_t *act = mandate_jwt_act_encode(g->actor, prior_actors(inst, g),
+                                             MANDATE_GRANT_MAX_ACTORS, &why);
+        if (act == NULL || json_object_set_new(claims, "act", act) != 0)
+            bad = "act";
     }
     if (bad == NULL && g->idp != NULL && g->idp[0] != '\0' && !put_str(claims, "idp", g->idp))
         bad = "idp";
     if (bad != NULL) {
         json_decref(claims);
+        if (why != NULL)
+            return mandate_error_set(err, MANDATE_INVALID, "jwt: grant's act: %s", why);
         return mandate_error_set(err, MANDATE_INVALID, "jwt: grant %s is not valid UTF-8", bad);
     }
     *claims_r = claims;
@@ -302,7 +313,7 @@ static mandate_rc jwt_mint(void *inst_, mandate_pool *pool, const mandate_grant 
         return mandate_error_set(err, MANDATE_ERROR,
                                  "jwt: grant lacks issuer, subject, client_id or jti");
     json_t *claims;
-    mandate_rc rc = grant_claims(grant, &claims, err);
+    mandate_rc rc = grant_claims(inst, grant, &claims, err);
     if (rc != MANDATE_OK)
         return rc;
 
@@ -314,10 +325,10 @@ static mandate_rc jwt_mint(void *inst_, mandate_pool *pool, const mandate_grant 
     }
     char *payload = json_dumps(claims, JSON_COMPACT);
     json_decref(claims);
-    char *token = payload ? mandate_jws_signer_sign(ks->signer->signer,
-                                                    (const unsigned char *)payload,
-                                                    strlen(payload))
-                          : NULL;
+    char *token = payload
+                      ? mandate_jws_signer_sign(ks->signer->signer,
+                                                (const unsigned char *)payload, strlen(payload))
+                      : NULL;
     free(payload);
     keyset_unref(&ks);
     if (token == NULL)
@@ -438,9 +449,23 @@ static mandate_rc grant_from_claims(const struct jwt_inst *inst, mandate_pool *p
         return rc;
     const json_t *act = json_object_get(claims, "act");
     if (act != NULL) {
-        if (!json_is_object(act))
-            return mandate_error_set(err, MANDATE_INVALID, "jwt: claim act is not an object");
-        if ((rc = claim_str(inst, pool, act, "sub", true, &g->actor, err)) != MANDATE_OK)
+        char *actor, *prior;
+        const char *why;
+        if (!mandate_jwt_act_decode(act, MANDATE_GRANT_MAX_ACTORS, &actor, &prior, &why))
+            return mandate_error_set(err, MANDATE_INVALID, "jwt: claim act: %s", why);
+        g->actor = inst->host->pool_strdup(pool, actor);
+        /* a host without a place for the earlier actors would read the
+         * chain as the nearest actor alone: refused rather than shortened */
+        if (prior != NULL && inst->host->abi_minor < 4)
+            rc = mandate_error_set(err, MANDATE_INVALID,
+                                   "jwt: claim act is nested, and the host (ABI 1.%u) cannot "
+                                   "carry the earlier actors",
+                                   (unsigned)inst->host->abi_minor);
+        else if (prior != NULL)
+            g->prior_actors = inst->host->pool_strdup(pool, prior);
+        free(actor);
+        free(prior);
+        if (rc != MANDATE_OK)
             return rc;
     }
 
@@ -464,7 +489,7 @@ static mandate_rc jwt_parse(void *inst_, mandate_pool *pool, const char *token, 
 {
     struct jwt_inst *inst = inst_;
     mandate_jws jws;
-    memset(grant_r, 0, sizeof(*grant_r));
+    memset(grant_r, 0, mandate_grant_size(inst->host->abi_minor));
     mandate_rc rc = mandate_jws_parse(token, len, &jws, err);
     if (rc != MANDATE_OK)
         return rc; /* MANDATE_NEXT: not a JWT, another format may know it */
@@ -483,13 +508,13 @@ static mandate_rc jwt_parse(void *inst_, mandate_pool *pool, const char *token, 
     if (key == NULL)
         rc = mandate_error_set(err, MANDATE_INVALID, "jwt: unknown kid");
     else
-        rc = mandate_jws_verify(token, len, key->pkey, err);
+        rc = mandate_jws_verify_with(token, len, key->pkey, MANDATE_JWS_LOW_S, err);
     keyset_unref(&ks);
     if (rc == MANDATE_OK)
         rc = grant_from_claims(inst, pool, jws.claims, grant_r, err);
     mandate_jws_clear(&jws);
     if (rc != MANDATE_OK)
-        memset(grant_r, 0, sizeof(*grant_r));
+        memset(grant_r, 0, mandate_grant_size(inst->host->abi_minor));
     return rc;
 }
 

@@ -122,11 +122,13 @@ static bool put_aud(json_t *obj, const char *audience)
 }
 
 /* The grant as compact JSON (malloc'd), with the claim names of the jwt
- * format; absent members are left out. */
-static mandate_rc grant_json(const mandate_grant *g, char **json_r, mandate_error *err)
+ * format; absent members are left out. The earlier actors only from a host
+ * whose grant has them (ABI 1.4). */
+static mandate_rc grant_json(const mandate_host *host, const mandate_grant *g, char **json_r,
+                             mandate_error *err)
 {
     json_t *obj = json_object();
-    const char *bad = NULL;
+    const char *bad = NULL, *why = NULL;
     *json_r = NULL;
     if (obj == NULL)
         return mandate_error_set(err, MANDATE_ERROR, "opaque: out of memory");
@@ -151,15 +153,17 @@ static mandate_rc grant_json(const mandate_grant *g, char **json_r, mandate_erro
              !put_int(obj, "exp", g->expires_at))
         bad = "times";
     else if (g->actor != NULL && g->actor[0] != '\0') {
-        json_t *act = json_object();
-        if (act == NULL || !put_str(act, "sub", g->actor) ||
-            json_object_set_new(obj, "act", act) != 0) {
-            json_decref(act);
-            bad = "actor";
-        }
+        /* nested as the jwt format writes it (RFC 8693 §4.1) */
+        json_t *act =
+            mandate_jwt_act_encode(g->actor, host->abi_minor >= 4 ? g->prior_actors : NULL,
+                                   MANDATE_GRANT_MAX_ACTORS, &why);
+        if (act == NULL || json_object_set_new(obj, "act", act) != 0)
+            bad = "act";
     }
     if (bad != NULL) {
         json_decref(obj);
+        if (why != NULL)
+            return mandate_error_set(err, MANDATE_INVALID, "opaque: grant's act: %s", why);
         return mandate_error_set(err, MANDATE_INVALID, "opaque: grant %s is not valid UTF-8",
                                  bad);
     }
@@ -181,7 +185,7 @@ static mandate_rc opaque_mint(void *inst_, mandate_pool *pool, const mandate_gra
         return mandate_error_set(err, MANDATE_ERROR,
                                  "opaque: grant lacks issuer, subject, client_id or jti");
     char *json;
-    mandate_rc rc = grant_json(grant, &json, err);
+    mandate_rc rc = grant_json(host, grant, &json, err);
     if (rc != MANDATE_OK)
         return rc;
 
@@ -334,12 +338,25 @@ static mandate_rc grant_from_json(const mandate_host *host, mandate_pool *pool,
         goto out;
     const json_t *act = json_object_get(obj, "act");
     if (act != NULL) {
-        if (!json_is_object(act)) {
-            rc = mandate_error_set(err, MANDATE_ERROR,
-                                   "opaque: stored grant's act is not an object");
+        char *actor, *prior;
+        const char *why;
+        if (!mandate_jwt_act_decode(act, MANDATE_GRANT_MAX_ACTORS, &actor, &prior, &why)) {
+            rc = mandate_error_set(err, MANDATE_ERROR, "opaque: stored grant's act: %s", why);
             goto out;
         }
-        if ((rc = member_str(host, pool, act, "sub", true, &g->actor, err)) != MANDATE_OK)
+        g->actor = host->pool_strdup(pool, actor);
+        /* a host without a place for the earlier actors would read the
+         * chain as the nearest actor alone: refused rather than shortened */
+        if (prior != NULL && host->abi_minor < 4)
+            rc = mandate_error_set(err, MANDATE_ERROR,
+                                   "opaque: stored grant's act is nested, and the host (ABI "
+                                   "1.%u) cannot carry the earlier actors",
+                                   (unsigned)host->abi_minor);
+        else if (prior != NULL)
+            g->prior_actors = host->pool_strdup(pool, prior);
+        free(actor);
+        free(prior);
+        if (rc != MANDATE_OK)
             goto out;
     }
     g->issued_at = iat;
@@ -355,7 +372,7 @@ static mandate_rc opaque_parse(void *inst_, mandate_pool *pool, const char *toke
 {
     struct opaque_inst *inst = inst_;
     const mandate_host *host = inst->host;
-    memset(grant_r, 0, sizeof(*grant_r));
+    memset(grant_r, 0, mandate_grant_size(host->abi_minor));
     if (token == NULL || len < inst->prefix_len ||
         memcmp(token, inst->prefix, inst->prefix_len) != 0)
         return mandate_error_set(err, MANDATE_NEXT, "opaque: not an opaque token");
@@ -398,7 +415,7 @@ static mandate_rc opaque_parse(void *inst_, mandate_pool *pool, const char *toke
                                    (long long)(now - exp));
     }
     if (rc != MANDATE_OK)
-        memset(grant_r, 0, sizeof(*grant_r));
+        memset(grant_r, 0, mandate_grant_size(host->abi_minor));
     return rc;
 }
 

@@ -38,6 +38,9 @@ mappings = (
     subject = "compliance-\${employeeId}";
     scopes = ["gateway:invoke", "mcp:call"]; audience = ["$ARCHIVE"]; max_lifetime = 600; }
 );
+# the helper may act for the agent's tokens (handed down, below)
+delegation = { rules = ( { name = "calendar-helpers"; actors = ["calendar-helper"];
+                           clients = ["marketpulse-agent"]; } ); };
 CONF
 AGENT=$("${CTL[@]}" client create marketpulse-agent --scope "gateway:invoke mcp:call" \
     --audience "$CAL" --audience "$ARCHIVE" 2>/dev/null | sed -n 's/^client_secret: //p')
@@ -156,7 +159,8 @@ out=$(curl -s -u "calendar-helper:$DOWN" -d "grant_type=$XCHG" \
 T2=$(json_get "$out" access_token)
 c=$(jwt_claims "$T2")
 expect_contains "handed down: the advisor stays the subject" '"sub":"advisor-12345"' "$c"
-expect_contains "the helper is the actor" '"act":{"sub":"calendar-helper"}' "$c"
+expect_contains "the helper is the actor, the agent nested below it" \
+    '"act":{"sub":"calendar-helper","act":{"sub":"marketpulse-agent"}}' "$c"
 expect_contains "narrowed to mcp:call" '"scope":"mcp:call"' "$c"
 check "and it lives no longer than the original" \
     test "$(json_get "$c" exp)" -le "$(json_get "$(jwt_claims "$T")" exp)"

@@ -1,0 +1,302 @@
+/* Delegation: the rules of mandate.conf, and the decision for one token
+ * exchange. See delegation-private.h for what the rules mean. */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clients-private.h"
+#include "delegation-private.h"
+#include "mapping-private.h"
+#include "oauth-private.h"
+#include "util-private.h"
+
+/* ---- reading ---- */
+
+#define RULE_OFF(field) offsetof(mandate_delegation_rule, field)
+/* name and actors are checked by hand, so that the message names the
+ * rule's line, not only the file */
+static const mandate_conf_def rule_defs[] = {
+    {"name", MANDATE_CONF_STRING, 0, RULE_OFF(name), NULL, 0, 0, NULL,
+     "the rule's name, for logs and the audit trail"},
+    {"actors", MANDATE_CONF_STRING_LIST, 0, RULE_OFF(actors), NULL, 0, 0, NULL,
+     "the clients that may exchange the tokens the rule covers"},
+    {"clients", MANDATE_CONF_STRING_LIST, 0, RULE_OFF(clients), "", 0, 0, NULL,
+     "whose tokens: the subject token's client_id; none: any client's (subjects then says "
+     "whose)"},
+    {"subjects", MANDATE_CONF_STRING_LIST, 0, RULE_OFF(subjects), "", 0, 0, NULL,
+     "only tokens of these subjects (sub); none: any subject"},
+    {"audiences", MANDATE_CONF_STRING_LIST, 0, RULE_OFF(audiences), "", 0, 0, NULL,
+     "audiences the actors may ask for beyond the subject token's own"},
+    MANDATE_CONF_END};
+
+static bool list_empty(char *const *list)
+{
+    return list == NULL || list[0] == NULL;
+}
+
+/* Each entry of the list (key) is a client id; a problem is one diag line. */
+static void check_ids(const config_setting_t *g, const char *key, char *const *list,
+                      const char *label, mandate_diag *diag)
+{
+    for (size_t i = 0; list != NULL && list[i] != NULL; i++)
+        if (!mandate_client_id_valid(list[i]))
+            mandate_diag_add_at(diag, config_setting_get_member(g, key),
+                                "delegation rule '%s': %s: '%.80s' is not a client id (1 to "
+                                "128 letters, digits, '-', '.', '_' or '~'; there are no "
+                                "wildcards: name each one)",
+                                label, key, list[i]);
+}
+
+static bool read_rule(const config_setting_t *g, const char *path, mandate_delegation *d,
+                      mandate_delegation_rule *r, size_t index, mandate_diag *diag)
+{
+    size_t before = diag->count;
+    mandate_conf_apply(g, path, rule_defs, NULL, NULL, r, diag);
+    char label[64];
+    if (r->name == NULL || r->name[0] == '\0') {
+        mandate_diag_add_at(diag, g, "delegation rule #%zu: required key 'name' is missing",
+                            index + 1);
+        snprintf(label, sizeof(label), "#%zu", index + 1);
+    } else {
+        snprintf(label, sizeof(label), "%.60s", r->name);
+        for (size_t k = 0; k < index; k++)
+            if (d->rules[k].name != NULL && strcmp(d->rules[k].name, r->name) == 0)
+                mandate_diag_add_at(diag, g, "delegation rule '%s' is named twice", label);
+    }
+    if (list_empty(r->actors))
+        mandate_diag_add_at(
+            diag, g, "delegation rule '%s': 'actors' is required and must not be empty", label);
+    if (list_empty(r->clients) && list_empty(r->subjects))
+        mandate_diag_add_at(diag, g,
+                            "delegation rule '%s': say whose tokens it covers: 'clients', "
+                            "'subjects' or both",
+                            label);
+    check_ids(g, "actors", r->actors, label, diag);
+    check_ids(g, "clients", r->clients, label, diag);
+    check_ids(g, "subjects", r->subjects, label, diag);
+    for (char **a = r->audiences; a != NULL && *a != NULL; a++)
+        if (!mandate_audience_uri_valid(*a, strlen(*a)))
+            mandate_diag_add_at(diag, config_setting_get_member(g, "audiences"),
+                                "delegation rule '%s': audience '%.100s' must be an absolute "
+                                "URI without a fragment",
+                                label, *a);
+    return diag->count == before;
+}
+
+bool mandate_delegation_read(const config_t *file, const char *path, mandate_delegation *out,
+                             mandate_diag *diag)
+{
+    out->rules = NULL;
+    out->count = 0;
+    config_setting_t *list = config_lookup(file, "delegation.rules");
+    if (list == NULL)
+        return true;
+    if (!config_setting_is_list(list)) {
+        mandate_diag_add_at(diag, list,
+                            "'delegation.rules' must be a list of groups: ( { name = ...; "
+                            "actors = [...]; ... }, ... )");
+        return false;
+    }
+    int n = config_setting_length(list);
+    out->rules = mandate_xcalloc(n > 0 ? (size_t)n : 1, sizeof(mandate_delegation_rule));
+    bool ok = true;
+    for (int i = 0; i < n; i++) {
+        config_setting_t *g = config_setting_get_elem(list, (unsigned)i);
+        mandate_delegation_rule *r = &out->rules[out->count++];
+        if (!config_setting_is_group(g)) {
+            mandate_diag_add_at(diag, g,
+                                "each delegation rule must be a group { name = ...; ... }");
+            ok = false;
+        } else if (!read_rule(g, path, out, r, (size_t)i, diag)) {
+            ok = false;
+        }
+    }
+    if (!ok)
+        mandate_delegation_free(out);
+    return ok;
+}
+
+void mandate_delegation_free(mandate_delegation *d)
+{
+    if (d == NULL)
+        return;
+    for (size_t i = 0; i < d->count; i++)
+        mandate_conf_free_values(rule_defs, &d->rules[i]);
+    free(d->rules);
+    d->rules = NULL;
+    d->count = 0;
+}
+
+/* ---- deciding ---- */
+
+/* Every word of want is in have (both space-separated); the first that is
+ * not goes to *missing_r. */
+static bool words_within(mandate_pool *pool, const char *want, const char *have,
+                         const char **missing_r)
+{
+    for (const char *p = want; p != NULL && *p != '\0';) {
+        size_t n = strcspn(p, " ");
+        if (n > 0 && !mandate_word_list_has(have, p, n)) {
+            *missing_r = mandate_pool_printf(pool, "%.*s", (int)n, p);
+            return false;
+        }
+        p += n + (p[n] == ' ');
+    }
+    return true;
+}
+
+static size_t word_count(const char *list)
+{
+    size_t n = 0;
+    for (const char *p = list; p != NULL && *p != '\0';) {
+        p += strspn(p, " ");
+        size_t len = strcspn(p, " ");
+        n += len > 0;
+        p += len;
+    }
+    return n;
+}
+
+/* The rule names this actor, and the token's client and subject. */
+static bool rule_covers(const mandate_delegation_rule *r, const char *actor,
+                        const mandate_grant *token)
+{
+    const char *client = token->client_id != NULL ? token->client_id : "";
+    const char *subject = token->subject != NULL ? token->subject : "";
+    return mandate_string_list_has(r->actors, actor, strlen(actor)) &&
+           (list_empty(r->clients) ||
+            mandate_string_list_has(r->clients, client, strlen(client))) &&
+           (list_empty(r->subjects) ||
+            mandate_string_list_has(r->subjects, subject, strlen(subject)));
+}
+
+/* Every audience asked for is the token's or one the rule lists. */
+static bool rule_lists_the_rest(const mandate_delegation_rule *r, const char *requested,
+                                const char *token_audience)
+{
+    for (const char *p = requested; *p != '\0';) {
+        size_t n = strcspn(p, " ");
+        if (n > 0 && !mandate_word_list_has(token_audience, p, n) &&
+            !mandate_string_list_has(r->audiences, p, n))
+            return false;
+        p += n + (p[n] == ' ');
+    }
+    return true;
+}
+
+static mandate_delegation_verdict refuse(mandate_delegation_result *r,
+                                         mandate_delegation_verdict verdict, const char *word,
+                                         const char *why)
+{
+    r->verdict = verdict;
+    r->word = word;
+    r->why = why;
+    r->rule = NULL;
+    return verdict;
+}
+
+mandate_delegation_verdict mandate_delegation_decide(const mandate_delegation *policy,
+                                                     const mandate_delegation_request *rq,
+                                                     mandate_pool *pool,
+                                                     mandate_delegation_result *r)
+{
+    const mandate_grant *t = rq->token;
+    const char *missing = NULL;
+    memset(r, 0, sizeof(*r));
+    r->delegated = t->client_id == NULL || strcmp(rq->actor, t->client_id) != 0;
+
+    /* who may act: the first rule for this actor and this token; one that
+     * also lists an audience asked for may come later (below) */
+    const mandate_delegation_rule *first = NULL;
+    for (size_t i = 0; first == NULL && i < policy->count; i++)
+        if (rule_covers(&policy->rules[i], rq->actor, t))
+            first = &policy->rules[i];
+    if (r->delegated && first == NULL)
+        return refuse(r, MANDATE_DELEGATION_NOT_ALLOWED, NULL,
+                      mandate_pool_printf(pool,
+                                          "no delegation rule lets %s act for tokens of client "
+                                          "%s (subject %s)",
+                                          rq->actor, t->client_id ? t->client_id : "-",
+                                          t->subject ? t->subject : "-"));
+
+    /* the chain: the acting client outermost, unless it is already */
+    if (t->actor != NULL && strcmp(t->actor, rq->actor) == 0) {
+        r->actor = t->actor;
+        r->prior_actors = t->prior_actors;
+    } else {
+        r->actor = rq->actor;
+        r->prior_actors = t->actor == NULL ? NULL
+                          : t->prior_actors == NULL
+                              ? t->actor
+                              : mandate_pool_printf(pool, "%s %s", t->actor, t->prior_actors);
+    }
+    r->depth = 1 + word_count(r->prior_actors);
+    int64_t max =
+        policy->max_depth > 0 ? policy->max_depth : MANDATE_DELEGATION_DEFAULT_MAX_DEPTH;
+    if (max > MANDATE_GRANT_MAX_ACTORS)
+        max = MANDATE_GRANT_MAX_ACTORS;
+    if ((int64_t)r->depth > max)
+        return refuse(r, MANDATE_DELEGATION_TOO_DEEP, NULL,
+                      mandate_pool_printf(pool,
+                                          "the act chain would hold %zu actors (%s %s), more "
+                                          "than delegation.max_depth %lld",
+                                          r->depth, r->actor,
+                                          r->prior_actors ? r->prior_actors : "",
+                                          (long long)max));
+
+    const char *scope = rq->requested_scope != NULL ? rq->requested_scope : t->scope;
+    if (!words_within(pool, scope, t->scope, &missing) ||
+        !words_within(pool, scope, rq->actor_scopes, &missing))
+        return refuse(r, MANDATE_DELEGATION_SCOPE, missing,
+                      mandate_pool_printf(pool,
+                                          "scope %s is beyond the subject_token's or those of "
+                                          "%s",
+                                          missing, rq->actor));
+    r->scope = scope != NULL && scope[0] != '\0' ? scope : NULL;
+
+    r->rule = r->delegated ? first : NULL;
+    r->audience = t->audience;
+    const char *asked = rq->requested_audience;
+    if (asked != NULL) {
+        if (!words_within(pool, asked, rq->actor_audiences, &missing))
+            return refuse(r, MANDATE_DELEGATION_AUDIENCE, missing,
+                          mandate_pool_printf(pool,
+                                              "resource %s is not among the audiences of %s",
+                                              missing, rq->actor));
+        if (!words_within(pool, asked, t->audience, &missing)) {
+            /* wider than the token: only where a rule says so */
+            r->rule = NULL;
+            for (size_t i = 0; r->rule == NULL && i < policy->count; i++)
+                if (rule_covers(&policy->rules[i], rq->actor, t) &&
+                    rule_lists_the_rest(&policy->rules[i], asked, t->audience))
+                    r->rule = &policy->rules[i];
+            if (r->rule == NULL)
+                return refuse(r, MANDATE_DELEGATION_AUDIENCE, missing,
+                              mandate_pool_printf(pool,
+                                                  "resource %s is beyond the subject_token's "
+                                                  "audience, and no delegation rule lets %s "
+                                                  "have it for tokens of client %s",
+                                                  missing, rq->actor,
+                                                  t->client_id ? t->client_id : "-"));
+        }
+        r->audience = asked;
+    }
+    r->verdict = MANDATE_DELEGATION_ADMITTED;
+    r->why = r->rule != NULL ? mandate_pool_printf(pool, "delegation rule %s", r->rule->name)
+                             : "its own token, narrowed";
+    return MANDATE_DELEGATION_ADMITTED;
+}
+
+const char *mandate_delegation_verdict_name(mandate_delegation_verdict verdict)
+{
+    switch (verdict) {
+    case MANDATE_DELEGATION_ADMITTED: return "admitted";
+    case MANDATE_DELEGATION_NOT_ALLOWED: return "actor_not_allowed";
+    case MANDATE_DELEGATION_TOO_DEEP: return "too_deep";
+    case MANDATE_DELEGATION_SCOPE: return "scope";
+    case MANDATE_DELEGATION_AUDIENCE: return "audience";
+    }
+    return "unknown";
+}
