@@ -88,7 +88,7 @@ static int audit_verify(const ctl *c, int argc, char **argv)
     mandate_audit_report report;
     mandate_error err = {0};
     int status = CTL_REFUSED;
-    if (mandate_audit_verify(files, n, &report, &err) != MANDATE_OK) {
+    if (mandate_audit_verify(files, n, NULL, &report, &err) != MANDATE_OK) {
         fprintf(stderr, "mandatectl audit verify: %s\n", err.message);
     } else if (c->json) {
         json_t *o = json_pack("{s:b,s:I,s:I,s:I,s:s}", "intact", report.intact, "records",

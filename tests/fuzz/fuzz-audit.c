@@ -81,7 +81,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     mandate_audit_report report;
     memset(&report, 0xa5, sizeof(report)); /* the verifier must fill it all in */
     mandate_error err = {0};
-    mandate_rc rc = mandate_audit_verify(files, n, &report, &err);
+    mandate_rc rc = mandate_audit_verify(files, n, NULL, &report, &err);
     if (fuzz_debug())
         fprintf(stderr, "audit: rc %d, %zu file(s), intact %d, %llu records: %s\n", (int)rc, n,
                 (int)report.intact, (unsigned long long)report.records, report.problem);
