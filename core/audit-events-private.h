@@ -19,9 +19,11 @@
 #include "audit-private.h"
 #include "config-private.h"
 
-/* Opens the trail named by the configuration (audit.dir, fsync, rotation).
- * Until then, and after mandate_audit_events_stop, nothing is recorded and
- * mandate_audit_event answers MANDATE_OK (tests of parts that do not audit). */
+/* Opens the trail named by the configuration (audit.dir, fsync, rotation,
+ * and with audit.seal the seal key derived from the KEK of kek_file, the
+ * checkpoint intervals and the second sink). Until then, and after
+ * mandate_audit_events_stop, nothing is recorded and mandate_audit_event
+ * answers MANDATE_OK (tests of parts that do not audit). */
 mandate_rc mandate_audit_events_start(const mandate_config *config, mandate_error *err);
 /* The same for a short-lived command (mandatectl): no fsync per record;
  * mandate_audit_events_stop syncs them all at once, before it exits. */
@@ -35,6 +37,11 @@ bool mandate_audit_events_head(uint64_t *seq_r, char hash_hex_r[65]);
 /* Whether config names the same trail settings as the open one (a reload
  * cannot move the trail: that takes a restart). */
 bool mandate_audit_events_same(const mandate_config *config);
+/* mandate_audit_seal on the open trail. */
+mandate_rc mandate_audit_events_seal(char **line_r, mandate_error *err);
+/* The syslog facility of audit.checkpoint.syslog ("authpriv": LOG_AUTHPRIV);
+ * 0 for "off". */
+int mandate_audit_syslog_facility(const char *name);
 
 /* Appends event with fields (reference stolen; NULL for none), with the
  * request id of the calling thread. Returns once the record is as durable

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <openssl/evp.h>
+#include <syslog.h>
 
 #include "audit-events-private.h"
 #include "audit-private.h"
@@ -18,6 +19,8 @@ static pthread_mutex_t trail_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic(mandate_audit *) trail;
 static mandate_audit_config trail_config;
 static char *trail_dir;
+static char *trail_checkpoint_file;
+static bool trail_sealed;
 
 static mandate_audit_fsync fsync_mode(const char *name)
 {
@@ -28,30 +31,76 @@ static mandate_audit_fsync fsync_mode(const char *name)
     return MANDATE_AUDIT_FSYNC_BATCH;
 }
 
+int mandate_audit_syslog_facility(const char *name)
+{
+    static const struct {
+        const char *name;
+        int facility;
+    } facilities[] = {
+        {"auth", LOG_AUTH},     {"authpriv", LOG_AUTHPRIV}, {"daemon", LOG_DAEMON},
+        {"user", LOG_USER},     {"local0", LOG_LOCAL0},     {"local1", LOG_LOCAL1},
+        {"local2", LOG_LOCAL2}, {"local3", LOG_LOCAL3},     {"local4", LOG_LOCAL4},
+        {"local5", LOG_LOCAL5}, {"local6", LOG_LOCAL6},     {"local7", LOG_LOCAL7}};
+    for (size_t i = 0; name != NULL && i < sizeof(facilities) / sizeof(facilities[0]); i++)
+        if (strcmp(name, facilities[i].name) == 0)
+            return facilities[i].facility;
+    return 0; /* "off" */
+}
+
+/* The trail's settings (the seal key apart). */
 static mandate_audit_config config_of(const mandate_config *cfg)
 {
-    return (mandate_audit_config){.dir = cfg->audit_dir,
-                                  .fsync = fsync_mode(cfg->audit_fsync),
-                                  .rotate_bytes = cfg->audit_rotate_bytes,
-                                  .rotate_daily = cfg->audit_rotate_daily};
+    return (mandate_audit_config){
+        .dir = cfg->audit_dir,
+        .fsync = fsync_mode(cfg->audit_fsync),
+        .rotate_bytes = cfg->audit_rotate_bytes,
+        .rotate_daily = cfg->audit_rotate_daily,
+        .checkpoint_records = (uint64_t)cfg->audit_checkpoint_records,
+        .checkpoint_seconds = cfg->audit_checkpoint_seconds,
+        .checkpoint_syslog = mandate_audit_syslog_facility(cfg->audit_checkpoint_syslog),
+        .checkpoint_file = cfg->audit_checkpoint_file};
+}
+
+static bool same_text(const char *a, const char *b)
+{
+    return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
 }
 
 static mandate_rc start(const mandate_config *cfg, bool deferred, mandate_error *err)
 {
     mandate_audit_config ac = config_of(cfg);
     mandate_audit_config open_as = ac;
-    if (deferred)
+    if (deferred) {
+        /* a short-lived command: no sync per record, and no sealer thread:
+         * it seals once, when it closes the trail */
         open_as.fsync = MANDATE_AUDIT_FSYNC_OFF;
+        open_as.checkpoint_seconds = 0;
+    }
+    EVP_PKEY *seal_key = NULL;
+    if (cfg->audit_seal) {
+        mandate_error kerr = {0};
+        mandate_rc rc = mandate_audit_seal_key_load(cfg->kek_file, &seal_key, &kerr);
+        if (rc != MANDATE_OK)
+            return mandate_error_set(err, rc, "cannot seal the trail (audit.seal): %s",
+                                     kerr.message);
+    }
+    open_as.seal_key = seal_key;
     mandate_audit *a = NULL;
     mandate_rc rc = mandate_audit_open(&open_as, &a, err);
+    EVP_PKEY_free(seal_key); /* the handle holds its own reference */
     if (rc != MANDATE_OK)
         return rc;
     pthread_mutex_lock(&trail_lock);
     mandate_audit *old = atomic_load(&trail);
     free(trail_dir);
+    free(trail_checkpoint_file);
     trail_dir = strdup(cfg->audit_dir);
+    trail_checkpoint_file =
+        cfg->audit_checkpoint_file != NULL ? strdup(cfg->audit_checkpoint_file) : NULL;
     trail_config = ac;
     trail_config.dir = trail_dir;
+    trail_config.checkpoint_file = trail_checkpoint_file;
+    trail_sealed = cfg->audit_seal;
     atomic_store(&trail, a);
     pthread_mutex_unlock(&trail_lock);
     mandate_audit_close(&old);
@@ -86,6 +135,17 @@ bool mandate_audit_events_head(uint64_t *seq_r, char hash_hex_r[65])
     return a != NULL;
 }
 
+mandate_rc mandate_audit_events_seal(char **line_r, mandate_error *err)
+{
+    /* the trail outlives every caller (as in mandate_audit_event) */
+    mandate_audit *a = atomic_load(&trail);
+    if (a == NULL) {
+        *line_r = NULL;
+        return mandate_error_set(err, MANDATE_NOT_FOUND, "audit: no trail is open");
+    }
+    return mandate_audit_seal(a, line_r, err);
+}
+
 bool mandate_audit_events_started(void)
 {
     pthread_mutex_lock(&trail_lock);
@@ -98,9 +158,14 @@ bool mandate_audit_events_same(const mandate_config *cfg)
 {
     mandate_audit_config ac = config_of(cfg);
     pthread_mutex_lock(&trail_lock);
-    bool same = trail_dir != NULL && strcmp(trail_dir, cfg->audit_dir) == 0 &&
-                ac.fsync == trail_config.fsync && ac.rotate_bytes == trail_config.rotate_bytes &&
-                ac.rotate_daily == trail_config.rotate_daily;
+    bool same =
+        trail_dir != NULL && strcmp(trail_dir, cfg->audit_dir) == 0 &&
+        ac.fsync == trail_config.fsync && ac.rotate_bytes == trail_config.rotate_bytes &&
+        ac.rotate_daily == trail_config.rotate_daily && cfg->audit_seal == trail_sealed &&
+        ac.checkpoint_records == trail_config.checkpoint_records &&
+        ac.checkpoint_seconds == trail_config.checkpoint_seconds &&
+        ac.checkpoint_syslog == trail_config.checkpoint_syslog &&
+        same_text(ac.checkpoint_file, trail_config.checkpoint_file);
     pthread_mutex_unlock(&trail_lock);
     return same;
 }

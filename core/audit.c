@@ -20,7 +20,18 @@
  * caller waits until `durable` reaches its seq. When no fdatasync is in
  * flight the caller becomes the syncer: it notes the highest seq written,
  * drops the mutex, runs fdatasync, and publishes that seq as durable. All
- * records written while one fdatasync runs share the next one. */
+ * records written while one fdatasync runs share the next one.
+ *
+ * Seals: a checkpoint record is written under the mutex and the flock like
+ * any record (it must chain right after the head it seals, so it is signed
+ * there: one Ed25519 signature, tens of microseconds, every
+ * checkpoint_records records at most). The sealer thread writes them on
+ * time and on count, so that no caller of an append ever signs; the caller
+ * that crosses the count only wakes it. A checkpoint waits in sink_lines
+ * until it is durable in the trail, then the sealer sends it to the second
+ * sink outside the mutex: a slow syslog or a FIFO without a reader never
+ * holds up an append, and the sink never names a record a crash of the
+ * machine could still take from the trail (verify would call that a cut). */
 #include "config.h"
 
 #include <dirent.h>
@@ -32,6 +43,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -54,6 +66,10 @@
 /* The members before an event's own: {"seq":N,"ts":"..","prev":"..","event":
  * ,"request_id": } and a newline, with room to spare. */
 #define AUDIT_HEAD_MAX 192
+/* "audit-20261127T140307Z-99999.jsonl" and its NUL, with room to spare */
+#define AUDIT_NAME_MAX 48
+/* checkpoints by count, when the configuration names no count */
+#define AUDIT_CHECKPOINT_RECORDS 1000
 
 static const char zero_hash[AUDIT_HASH_HEX + 1] =
     "0000000000000000000000000000000000000000000000000000000000000000";
@@ -103,7 +119,37 @@ struct mandate_audit {
     bool committer_started, stopping;
     pthread_t committer;
     struct durable_waiter *waiters;
+
+    /* The base name of the file that holds record seq ("" for none). */
+    char head_file[AUDIT_NAME_MAX];
+    bool wrote; /* this handle appended a record: close seals the head */
+
+    /* Seals; seal_key NULL: none. */
+    EVP_PKEY *seal_key;
+    char host[MANDATE_AUDIT_CP_HOST_MAX + 1];
+    uint64_t checkpoint_records;
+    int64_t checkpoint_us;        /* 0: no sealer thread */
+    uint64_t sealed;              /* seq of the last checkpoint record known */
+    int64_t unsealed_since;       /* monotonic us of the first record after it; 0 */
+    char *last_checkpoint;        /* its line for the second sink; NULL unknown */
+    struct sink_line *sink_lines; /* checkpoints waiting to be durable, in seq order */
+    struct sink_line **sink_tail;
+    int sink_facility; /* 0: none */
+    char *sink_file;
+    pthread_mutex_t sink_mutex; /* one writer at a time on the second sink */
+    bool sink_failing;          /* the sink file failed last time (sink_mutex) */
+    int64_t seal_retry_at;      /* a checkpoint failed: not again before (monotonic us) */
+    bool sealer_started, sealer_stopping;
+    pthread_t sealer;
+    pthread_cond_t seal_cond; /* CLOCK_MONOTONIC */
 };
+
+/* A checkpoint for the second sink: sent once record seq is durable. */
+typedef struct sink_line {
+    uint64_t seq;
+    char *line;
+    struct sink_line *next;
+} sink_line;
 
 typedef struct durable_waiter {
     uint64_t seq;
@@ -114,6 +160,11 @@ typedef struct durable_waiter {
 } durable_waiter;
 
 static void *committer_main(void *arg);
+static void *sealer_main(void *arg);
+static mandate_rc checkpoint_locked(mandate_audit *a, const char *why, mandate_error *err);
+static sink_line *sink_take(mandate_audit *a);
+static void sink_send(mandate_audit *a, sink_line *lines);
+static void sink_deliver(mandate_audit *a);
 
 /* The longest the committer lets a group grow, in microseconds. */
 #define COMMIT_DELAY_MAX_US 1000
@@ -372,11 +423,14 @@ static mandate_rc last_newline(int fd, int64_t end, int64_t max_back, char *chun
 /* Reads the last complete record of the file at fd: its seq and hash
  * (*seq_r = 0 when the file holds no complete line). A torn last line (no
  * newline: a write that never completed) is cut away when cut, else
- * skipped. *size_r gets the file's length after that. */
+ * skipped. *size_r gets the file's length after that. When that record is
+ * a checkpoint, *checkpoint_r gets it as its line for the second sink
+ * (malloc'd), else NULL. */
 static mandate_rc read_tail(int fd, const char *path, bool cut, bool sync_cut, int64_t *size_r,
                             uint64_t *seq_r, char hash_r[AUDIT_HASH_HEX + 1],
-                            mandate_error *err)
+                            char **checkpoint_r, mandate_error *err)
 {
+    *checkpoint_r = NULL;
     struct stat st;
     if (fstat(fd, &st) != 0)
         return mandate_error_set(err, MANDATE_ERROR, "audit: %s: %s", path, strerror(errno));
@@ -458,6 +512,16 @@ static mandate_rc read_tail(int fd, const char *path, bool cut, bool sync_cut, i
         goto out;
     }
     *seq_r = (uint64_t)json_integer_value(seq);
+    /* a checkpoint at the end: the head needs no other seal */
+    mandate_audit_checkpoint cp;
+    char why[128];
+    const char *event = json_string_value(json_object_get(rec, "event"));
+    if (event != NULL && strcmp(event, MANDATE_AUDIT_CHECKPOINT_EVENT) == 0 &&
+        mandate_audit_checkpoint_parse(rec, &cp, why, sizeof(why))) {
+        char *members = mandate_audit_checkpoint_members(&cp);
+        *checkpoint_r = mandate_xasprintf("{%s}", members);
+        free(members);
+    }
     json_decref(rec);
     sha256_hex(line, len, hash_r);
     rc = MANDATE_OK;
@@ -526,6 +590,8 @@ static mandate_rc resync(mandate_audit *a, mandate_error *err)
 
     const audit_name *newest = &names[n - 1];
     char *path = mandate_path_join(a->dir, newest->name);
+    char *checkpoint = NULL;
+    const char *head_name = newest->name;
     struct stat st, cur;
     if (stat(path, &st) != 0) {
         rc = mandate_error_set(err, MANDATE_ERROR, "audit: %s: %s", path, strerror(errno));
@@ -549,7 +615,7 @@ static mandate_rc resync(mandate_audit *a, mandate_error *err)
     uint64_t seq;
     char hash[AUDIT_HASH_HEX + 1];
     rc = read_tail(fd, path, writable, a->fsync_mode != MANDATE_AUDIT_FSYNC_OFF, &size, &seq,
-                   hash, err);
+                   hash, &checkpoint, err);
     if (rc != MANDATE_OK) {
         if (fd != a->fd)
             close(fd);
@@ -576,18 +642,35 @@ static mandate_rc resync(mandate_audit *a, mandate_error *err)
             goto out;
         }
         int64_t osize;
-        rc = read_tail(ofd, older, false, false, &osize, &seq, hash, err);
+        rc = read_tail(ofd, older, false, false, &osize, &seq, hash, &checkpoint, err);
         close(ofd);
         free(older);
         if (rc != MANDATE_OK)
             goto out;
+        head_name = names[i - 1].name;
     }
     if (seq != 0) {
+        if (seq < a->seq)
+            log_error("audit: the trail now ends at record seq %" PRIu64
+                      ", but this process knew it up to seq %" PRIu64
+                      ": records were removed from its end (see mandatectl audit verify)",
+                      seq, a->seq);
+        if (a->sealed > seq)
+            a->sealed = 0;
         a->seq = seq;
         memcpy(a->hash, hash, sizeof(a->hash));
+        snprintf(a->head_file, sizeof(a->head_file), "%s", head_name);
+        if (checkpoint != NULL) {
+            a->sealed = seq;
+            a->unsealed_since = 0;
+            free(a->last_checkpoint);
+            a->last_checkpoint = checkpoint;
+            checkpoint = NULL;
+        }
     }
     rc = MANDATE_OK;
 out:
+    free(checkpoint);
     free(path);
     names_free(names, n);
     return rc;
@@ -664,6 +747,17 @@ static mandate_rc begin_file(mandate_audit *a, const char *iso, mandate_error *e
     return MANDATE_OK;
 }
 
+static mandate_rc start_thread(mandate_audit *a, pthread_t *thread, void *(*run)(void *),
+                               bool *started_r, const char *what, mandate_error *err)
+{
+    int e = pthread_create(thread, NULL, run, a);
+    if (e != 0)
+        return mandate_error_set(err, MANDATE_ERROR, "audit: no %s thread: %s", what,
+                                 strerror(e));
+    *started_r = true;
+    return MANDATE_OK;
+}
+
 mandate_rc mandate_audit_open(const mandate_audit_config *config, mandate_audit **audit_r,
                               mandate_error *err)
 {
@@ -694,6 +788,27 @@ mandate_rc mandate_audit_open(const mandate_audit_config *config, mandate_audit 
     a->sync_fd = -1;
     a->retired_fd = -1;
     memcpy(a->hash, zero_hash, sizeof(zero_hash));
+    /* the sealer waits on the monotonic clock: a clock set back must not
+     * hold a seal back */
+    pthread_condattr_t cattr;
+    pthread_condattr_init(&cattr);
+    pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC);
+    pthread_cond_init(&a->seal_cond, &cattr);
+    pthread_condattr_destroy(&cattr);
+    pthread_mutex_init(&a->sink_mutex, NULL);
+    a->sink_tail = &a->sink_lines;
+    if (config->seal_key != NULL) {
+        EVP_PKEY_up_ref(config->seal_key);
+        a->seal_key = config->seal_key;
+        mandate_audit_seal_host(a->host);
+        a->checkpoint_records = config->checkpoint_records > 0 ? config->checkpoint_records
+                                                               : AUDIT_CHECKPOINT_RECORDS;
+        a->checkpoint_us =
+            config->checkpoint_seconds > 0 ? config->checkpoint_seconds * 1000000 : 0;
+        a->sink_facility = config->checkpoint_syslog;
+        if (config->checkpoint_file != NULL && config->checkpoint_file[0] != '\0')
+            a->sink_file = mandate_xstrdup(config->checkpoint_file);
+    }
 
     char *lock_path = mandate_path_join(a->dir, "audit.lock");
     a->lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY, S_IRUSR | S_IWUSR);
@@ -723,18 +838,29 @@ mandate_rc mandate_audit_open(const mandate_audit_config *config, mandate_audit 
         return rc;
     }
     a->written = a->durable = a->seq;
-    if (a->fsync_mode == MANDATE_AUDIT_FSYNC_BATCH) {
-        int e = pthread_create(&a->committer, NULL, committer_main, a);
-        if (e != 0) {
-            rc = mandate_error_set(err, MANDATE_ERROR, "audit: no committer thread: %s",
-                                   strerror(e));
-            mandate_audit_close(&a);
-            return rc;
-        }
-        a->committer_started = true;
+    if (a->fsync_mode == MANDATE_AUDIT_FSYNC_BATCH)
+        rc = start_thread(a, &a->committer, committer_main, &a->committer_started, "committer",
+                          err);
+    if (rc == MANDATE_OK && a->seal_key != NULL && a->checkpoint_us > 0)
+        rc = start_thread(a, &a->sealer, sealer_main, &a->sealer_started, "sealer", err);
+    if (rc != MANDATE_OK) {
+        mandate_audit_close(&a);
+        return rc;
     }
     *audit_r = a;
     return MANDATE_OK;
+}
+
+/* Tells a thread of the handle to stop (its flag, under the mutex) and
+ * waits for it. */
+static void stop_thread(mandate_audit *a, bool *stopping, pthread_cond_t *cond,
+                        pthread_t thread)
+{
+    pthread_mutex_lock(&a->mutex);
+    *stopping = true;
+    pthread_cond_broadcast(cond);
+    pthread_mutex_unlock(&a->mutex);
+    pthread_join(thread, NULL);
 }
 
 void mandate_audit_close(mandate_audit **audit)
@@ -742,23 +868,46 @@ void mandate_audit_close(mandate_audit **audit)
     mandate_audit *a = *audit;
     if (a == NULL)
         return;
-    if (a->committer_started) {
-        /* it syncs what is left and answers every waiter before it ends */
-        pthread_mutex_lock(&a->mutex);
-        a->stopping = true;
-        pthread_cond_broadcast(&a->durable_cond);
-        pthread_mutex_unlock(&a->mutex);
-        pthread_join(a->committer, NULL);
+    if (a->sealer_started)
+        stop_thread(a, &a->sealer_stopping, &a->seal_cond, a->sealer);
+    /* a clean close leaves the trail sealed up to its last record */
+    pthread_mutex_lock(&a->mutex);
+    if (a->seal_key != NULL && a->wrote && !a->broken) {
+        mandate_error err = {0};
+        if (checkpoint_locked(a, "close", &err) != MANDATE_OK)
+            log_error("audit: the closing checkpoint was not written: %s", err.message);
     }
+    pthread_mutex_unlock(&a->mutex);
+    /* the committer syncs what is left and answers every waiter before it
+     * ends */
+    if (a->committer_started)
+        stop_thread(a, &a->stopping, &a->durable_cond, a->committer);
     pthread_mutex_lock(&a->mutex);
     leave_file(a); /* fsyncs what this handle wrote and is not yet durable */
     if (a->retired_fd >= 0)
         close(a->retired_fd);
+    sink_line *ready = sink_take(a), *lost = a->sink_lines;
+    a->sink_lines = NULL;
     pthread_mutex_unlock(&a->mutex);
+    sink_send(a, ready);
+    while (lost != NULL) {
+        sink_line *l = lost;
+        lost = l->next;
+        log_error("audit: the checkpoint of seq %" PRIu64
+                  " was not sent to the second sink: it may not be on disk",
+                  l->seq);
+        free(l->line);
+        free(l);
+    }
     if (a->lock_fd >= 0)
         close(a->lock_fd);
     pthread_cond_destroy(&a->durable_cond);
+    pthread_cond_destroy(&a->seal_cond);
+    pthread_mutex_destroy(&a->sink_mutex);
     pthread_mutex_destroy(&a->mutex);
+    EVP_PKEY_free(a->seal_key);
+    free(a->sink_file);
+    free(a->last_checkpoint);
     free(a->dir);
     free(a);
     *audit = NULL;
@@ -864,6 +1013,7 @@ static void *committer_main(void *arg)
         if (a->written > a->durable && !a->broken && a->fd >= 0) {
             int64_t took = sync_once(a);
             notify_waiters(a);
+            sink_deliver(a);
             /* Records came in during that sync: the server is busy. An
              * fdatasync costs the CPU as much as several requests, so let
              * the next group grow for half a sync's time before it goes
@@ -923,6 +1073,417 @@ mandate_audit_durability mandate_audit_when_durable(mandate_audit *a, uint64_t s
     return d;
 }
 
+/* --- records -------------------------------------------------------------- */
+
+/* The base name of the newest file (the one at fd when a file is open). */
+static void newest_name(const mandate_audit *a, char out[AUDIT_NAME_MAX])
+{
+    if (a->newest_suffix <= 1)
+        snprintf(out, AUDIT_NAME_MAX, "audit-%.16s.jsonl", a->newest_ts);
+    else
+        snprintf(out, AUDIT_NAME_MAX, "audit-%.16s-%u.jsonl", a->newest_ts, a->newest_suffix);
+}
+
+/* Formats the next record (seq a->seq + 1, prev a->hash) of time iso into
+ * buf: ev and rid are JSON strings (rid may be NULL), body the members of
+ * the event and the closing brace, as in "\"a\":1}" (NULL for none). Its
+ * hash goes into hash_r.
+ * Returns the length with the newline. Mutex and flock held. */
+static size_t format_record(const mandate_audit *a, char *buf, size_t cap, const char *iso,
+                            const char *ev, const char *rid, const char *body,
+                            char hash_r[AUDIT_HASH_HEX + 1])
+{
+    int head = snprintf(
+        buf, cap, "{\"seq\":%" PRIu64 ",\"ts\":\"%s\",\"prev\":\"%s\",\"event\":", a->seq + 1,
+        iso, a->hash);
+    size_t len = (size_t)head;
+    size_t ev_len = strlen(ev);
+    memcpy(buf + len, ev, ev_len);
+    len += ev_len;
+    if (rid != NULL) {
+        size_t rid_len = strlen(rid);
+        memcpy(buf + len, ",\"request_id\":", 14);
+        len += 14;
+        memcpy(buf + len, rid, rid_len);
+        len += rid_len;
+    }
+    if (body != NULL) {
+        size_t body_len = strlen(body);
+        buf[len++] = ',';
+        memcpy(buf + len, body, body_len);
+        len += body_len;
+    } else {
+        buf[len++] = '}';
+    }
+    sha256_hex(buf, len, hash_r);
+    buf[len++] = '\n';
+    return len;
+}
+
+/* Whether a record of len bytes and time iso must begin a new file. */
+static bool needs_new_file(const mandate_audit *a, const char *iso, size_t len)
+{
+    if (a->fd < 0)
+        return true;
+    if (a->rotate_bytes > 0 && a->size > 0 && a->size + (int64_t)len > a->rotate_bytes)
+        return true;
+    if (a->rotate_daily) {
+        char day[AUDIT_NAME_TS_LEN + 1];
+        name_ts_of(iso, day);
+        return memcmp(day, a->newest_ts, 8) > 0;
+    }
+    return false;
+}
+
+/* Writes a formatted record to the current file, and makes it the head.
+ * Mutex and flock held. */
+static mandate_rc write_record(mandate_audit *a, const char *buf, size_t len,
+                               const char hash[AUDIT_HASH_HEX + 1], mandate_error *err)
+{
+    ssize_t n;
+    do {
+        n = write(a->fd, buf, len);
+    } while (n < 0 && errno == EINTR);
+    if (n != (ssize_t)len) {
+        int saved = n < 0 ? errno : ENOSPC;
+        /* never leave a torn line behind: other writers would chain onto
+         * nothing, and verify would call the file cut short */
+        if (n > 0 && ftruncate(a->fd, (off_t)a->size) != 0)
+            log_error("audit: cannot cut a partly written record: %s", strerror(errno));
+        return mandate_error_set(err, MANDATE_ERROR,
+                                 "audit: record seq %" PRIu64 " not written: %s", a->seq + 1,
+                                 strerror(saved));
+    }
+    a->size += (int64_t)len;
+    a->seq++;
+    memcpy(a->hash, hash, AUDIT_HASH_HEX + 1);
+    a->written = a->seq;
+    newest_name(a, a->head_file);
+    return MANDATE_OK;
+}
+
+/* Under the flock: one fstat says whether anyone else wrote since we did
+ * (the common path); if so, the trail is read again. Mutex held. */
+static mandate_rc catch_up(mandate_audit *a, mandate_error *err)
+{
+    struct stat st;
+    if (a->fd < 0 || fstat(a->fd, &st) != 0 || st.st_size != a->size ||
+        (st.st_mode & S_IWUSR) == 0 || st.st_nlink == 0)
+        return resync(a, err);
+    return MANDATE_OK;
+}
+
+/* --- seals ---------------------------------------------------------------- */
+
+static bool have_sink(const mandate_audit *a)
+{
+    return a->sink_facility != 0 || a->sink_file != NULL;
+}
+
+/* Writes a checkpoint record sealing the head (a->seq >= 1), signed. It
+ * goes into the current file unless may_rotate and it begins a new one.
+ * Mutex and flock held. */
+static mandate_rc write_checkpoint(mandate_audit *a, const char *iso, const char *why,
+                                   bool may_rotate, mandate_error *err)
+{
+    mandate_audit_checkpoint cp;
+    memset(&cp, 0, sizeof(cp));
+    cp.seq = a->seq;
+    memcpy(cp.hash, a->hash, sizeof(cp.hash));
+    memcpy(cp.ts, iso, AUDIT_TS_LEN + 1);
+    snprintf(cp.file, sizeof(cp.file), "%s", a->head_file);
+    memcpy(cp.host, a->host, sizeof(cp.host));
+    snprintf(cp.why, sizeof(cp.why), "%s", why);
+    mandate_rc rc = mandate_audit_checkpoint_sign(&cp, a->seal_key, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    static const char ev[] = "\"" MANDATE_AUDIT_CHECKPOINT_EVENT "\"";
+    char *members = mandate_audit_checkpoint_members(&cp);
+    char *body = mandate_xasprintf("%s}", members);
+    size_t cap = AUDIT_HEAD_MAX + sizeof(ev) + strlen(body);
+    char *buf = mandate_xmalloc(cap);
+    char hash[AUDIT_HASH_HEX + 1];
+    size_t len = format_record(a, buf, cap, iso, ev, NULL, body, hash);
+    if (may_rotate && needs_new_file(a, iso, len))
+        rc = begin_file(a, iso, err);
+    if (rc == MANDATE_OK)
+        rc = write_record(a, buf, len, hash, err);
+    if (rc == MANDATE_OK) {
+        a->sealed = a->seq;
+        a->unsealed_since = 0;
+        free(a->last_checkpoint);
+        a->last_checkpoint = mandate_xasprintf("{%s}", members);
+        if (have_sink(a)) {
+            sink_line *l = mandate_xcalloc(1, sizeof(*l));
+            l->seq = a->seq;
+            l->line = mandate_xstrdup(a->last_checkpoint);
+            *a->sink_tail = l;
+            a->sink_tail = &l->next;
+        }
+    }
+    free(buf);
+    free(body);
+    free(members);
+    return rc;
+}
+
+/* Records written outside an append (checkpoints): ALWAYS syncs them now,
+ * BATCH hands them to the committer. Mutex held. */
+static mandate_rc settle(mandate_audit *a, mandate_error *err)
+{
+    if (a->written <= a->durable || a->fd < 0)
+        return MANDATE_OK;
+    if (a->fsync_mode == MANDATE_AUDIT_FSYNC_ALWAYS) {
+        int64_t us;
+        a->syncs++;
+        if (timed_fdatasync(a->fd, &us) != 0) {
+            a->broken = errno;
+            return mandate_error_set(err, MANDATE_ERROR,
+                                     "audit: checkpoint may not be on disk: %s",
+                                     strerror(errno));
+        }
+        a->durable = a->written;
+    } else if (a->fsync_mode == MANDATE_AUDIT_FSYNC_BATCH) {
+        pthread_cond_broadcast(&a->durable_cond); /* the committer */
+    }
+    return MANDATE_OK;
+}
+
+/* Seals the head unless it already is: takes the flock, catches up with
+ * other writers, writes the checkpoint and settles it. Mutex held. */
+static mandate_rc checkpoint_locked(mandate_audit *a, const char *why, mandate_error *err)
+{
+    if (a->broken)
+        return mandate_error_set(err, MANDATE_ERROR,
+                                 "audit: an earlier fdatasync failed (%s); reopen the trail",
+                                 strerror(a->broken));
+    if (flock_retry(a->lock_fd, LOCK_EX) != 0)
+        return mandate_error_set(err, MANDATE_ERROR, "audit: flock: %s", strerror(errno));
+    mandate_rc rc = catch_up(a, err);
+    if (rc == MANDATE_OK && a->seq > a->sealed) {
+        char iso[AUDIT_TS_LEN + 1];
+        now_iso(iso);
+        rc = write_checkpoint(a, iso, why, true, err);
+    }
+    (void)flock_retry(a->lock_fd, LOCK_UN);
+    if (rc == MANDATE_OK)
+        rc = settle(a, err);
+    return rc;
+}
+
+/* Whether the first checkpoint waiting for the second sink may go: it is
+ * durable in the trail (OFF promises nothing: written is enough). */
+static bool sink_ready(const mandate_audit *a)
+{
+    return a->sink_lines != NULL &&
+           (a->fsync_mode == MANDATE_AUDIT_FSYNC_OFF || a->sink_lines->seq <= a->durable);
+}
+
+/* Takes the checkpoints that may go to the second sink. Mutex held. */
+static sink_line *sink_take(mandate_audit *a)
+{
+    sink_line *ready = NULL, **tail = &ready;
+    while (sink_ready(a)) {
+        sink_line *l = a->sink_lines;
+        a->sink_lines = l->next;
+        l->next = NULL;
+        *tail = l;
+        tail = &l->next;
+    }
+    if (a->sink_lines == NULL)
+        a->sink_tail = &a->sink_lines;
+    return ready;
+}
+
+/* Appends line to the sink file (a file, or a FIFO: opened without
+ * blocking, so a FIFO without a reader loses the line rather than stopping
+ * the sealer). Opened for each line: checkpoints are rare, and a file that
+ * logrotate moved away is begun again. sink_mutex held. */
+static bool sink_file_append(mandate_audit *a, const char *line, char *why, size_t why_cap)
+{
+    int flags = O_WRONLY | O_APPEND | O_NONBLOCK | O_CLOEXEC | O_NOCTTY;
+    int fd = open(a->sink_file, flags);
+    if (fd < 0 && errno == ENOENT) {
+        fd = open(a->sink_file, flags | O_CREAT | O_EXCL, S_IRUSR | S_IWUSR);
+        /* root (mandatectl) leaves it to the daemon's user, as the trail */
+        if (fd >= 0 && a->chown_files)
+            (void)fchown(fd, a->dir_uid, a->dir_gid);
+        else if (fd < 0 && errno == EEXIST)
+            fd = open(a->sink_file, flags);
+    }
+    if (fd < 0) {
+        snprintf(why, why_cap, "%s", strerror(errno));
+        return false;
+    }
+    size_t len = strlen(line);
+    char *buf = mandate_xmalloc(len + 1);
+    memcpy(buf, line, len);
+    buf[len] = '\n';
+    ssize_t n;
+    do {
+        n = write(fd, buf, len + 1);
+    } while (n < 0 && errno == EINTR);
+    bool ok = n == (ssize_t)(len + 1);
+    if (!ok)
+        snprintf(why, why_cap, "%s", n < 0 ? strerror(errno) : "short write");
+    struct stat st;
+    if (ok && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && fdatasync(fd) != 0) {
+        snprintf(why, why_cap, "fdatasync: %s", strerror(errno));
+        ok = false;
+    }
+    free(buf);
+    close(fd);
+    return ok;
+}
+
+/* Sends checkpoints to the second sink and frees them. Without the mutex. */
+static void sink_send(mandate_audit *a, sink_line *lines)
+{
+    if (lines == NULL)
+        return;
+    pthread_mutex_lock(&a->sink_mutex);
+    while (lines != NULL) {
+        sink_line *l = lines;
+        lines = l->next;
+        if (a->sink_facility != 0)
+            syslog(a->sink_facility | LOG_NOTICE, "audit checkpoint %s", l->line);
+        char why[160];
+        if (a->sink_file != NULL) {
+            /* said once when it fails and once when it works again, not
+             * for every checkpoint */
+            bool ok = sink_file_append(a, l->line, why, sizeof(why));
+            if (!ok && !a->sink_failing)
+                log_warning("audit: checkpoint of seq %" PRIu64 " not written to %s: %s",
+                            l->seq, a->sink_file, why);
+            else if (ok && a->sink_failing)
+                log_info("audit: checkpoints are written to %s again", a->sink_file);
+            a->sink_failing = !ok;
+        }
+        free(l->line);
+        free(l);
+    }
+    pthread_mutex_unlock(&a->sink_mutex);
+}
+
+/* Hands the checkpoints that may go to the sealer thread, or sends them
+ * (dropping the mutex meanwhile) when there is none. Mutex held. */
+static void sink_deliver(mandate_audit *a)
+{
+    if (!sink_ready(a))
+        return;
+    if (a->sealer_started && !a->sealer_stopping) {
+        pthread_cond_signal(&a->seal_cond);
+        return;
+    }
+    sink_line *ready = sink_take(a);
+    pthread_mutex_unlock(&a->mutex);
+    sink_send(a, ready);
+    pthread_mutex_lock(&a->mutex);
+}
+
+static struct timespec monotonic_at(int64_t us)
+{
+    struct timespec ts = {(time_t)(us / 1000000), (long)(us % 1000000) * 1000};
+    return ts;
+}
+
+/* Seals on count and on time, and sends checkpoints to the second sink,
+ * so that no caller of an append signs or waits for syslog. */
+static void *sealer_main(void *arg)
+{
+    mandate_audit *a = arg;
+    pthread_mutex_lock(&a->mutex);
+    while (!a->sealer_stopping) {
+        if (sink_ready(a)) {
+            sink_line *ready = sink_take(a);
+            pthread_mutex_unlock(&a->mutex);
+            sink_send(a, ready);
+            pthread_mutex_lock(&a->mutex);
+            continue;
+        }
+        int64_t wake = 0; /* 0: until signalled */
+        if (!a->broken && a->seq > a->sealed) {
+            int64_t now = monotonic_us();
+            if (a->unsealed_since == 0)
+                a->unsealed_since = now; /* records of another writer */
+            int64_t due = a->unsealed_since + a->checkpoint_us;
+            bool by_count = a->seq - a->sealed >= a->checkpoint_records;
+            if ((by_count || now >= due) && now >= a->seal_retry_at) {
+                mandate_error err = {0};
+                if (checkpoint_locked(a, by_count ? "records" : "time", &err) != MANDATE_OK) {
+                    log_error("audit: checkpoint not written: %s", err.message);
+                    a->seal_retry_at = now + a->checkpoint_us; /* not in a loop */
+                }
+                continue;
+            }
+            wake = by_count || due < a->seal_retry_at ? a->seal_retry_at : due;
+        }
+        if (wake > 0) {
+            struct timespec until = monotonic_at(wake);
+            pthread_cond_timedwait(&a->seal_cond, &a->mutex, &until);
+        } else {
+            pthread_cond_wait(&a->seal_cond, &a->mutex);
+        }
+    }
+    pthread_mutex_unlock(&a->mutex);
+    return NULL;
+}
+
+/* After a record of an append: starts the clock of the unsealed records,
+ * and seals on count (through the sealer thread when there is one).
+ * Mutex and flock held. */
+static void seal_after_append(mandate_audit *a)
+{
+    if (a->seal_key == NULL)
+        return;
+    bool wake = false;
+    if (a->unsealed_since == 0) {
+        a->unsealed_since = monotonic_us();
+        wake = true; /* the sealer arms its timer */
+    }
+    if (a->seq - a->sealed >= a->checkpoint_records) {
+        if (a->sealer_started) {
+            wake = true;
+        } else {
+            char iso[AUDIT_TS_LEN + 1];
+            mandate_error err = {0};
+            now_iso(iso);
+            /* the record is written: a seal that fails is said, not the
+             * append's failure */
+            if (write_checkpoint(a, iso, "records", true, &err) != MANDATE_OK)
+                log_error("audit: checkpoint not written: %s", err.message);
+        }
+    }
+    if (wake && a->sealer_started)
+        pthread_cond_signal(&a->seal_cond);
+}
+
+mandate_rc mandate_audit_seal(mandate_audit *a, char **line_r, mandate_error *err)
+{
+    *line_r = NULL;
+    if (a->seal_key == NULL)
+        return mandate_error_set(err, MANDATE_NOT_FOUND,
+                                 "audit: the trail is not sealed (no seal key: audit.seal)");
+    pthread_mutex_lock(&a->mutex);
+    mandate_rc rc = checkpoint_locked(a, "request", err);
+    if (rc == MANDATE_OK && a->seq == 0)
+        rc = mandate_error_set(err, MANDATE_NOT_FOUND,
+                               "audit: the trail is empty: nothing to seal");
+    /* our own checkpoint: durable before it is shown */
+    if (rc == MANDATE_OK && a->fsync_mode == MANDATE_AUDIT_FSYNC_BATCH &&
+        a->sealed <= a->written)
+        rc = group_commit(a, a->sealed, err);
+    if (rc == MANDATE_OK && a->last_checkpoint == NULL)
+        rc = mandate_error_set(err, MANDATE_ERROR, "audit: the last checkpoint cannot be read");
+    if (rc == MANDATE_OK)
+        *line_r = mandate_xstrdup(a->last_checkpoint);
+    sink_deliver(a);
+    pthread_mutex_unlock(&a->mutex);
+    return rc;
+}
+
+/* --- appending -------------------------------------------------------------- */
+
 static mandate_rc append(mandate_audit *audit, const char *event, const char *request_id,
                          json_t *fields, uint64_t *seq_r, bool wait, mandate_error *err)
 {
@@ -934,6 +1495,11 @@ static mandate_rc append(mandate_audit *audit, const char *event, const char *re
     if (event == NULL || event[0] == '\0') {
         json_decref(fields);
         return mandate_error_set(err, MANDATE_INVALID, "audit: a record needs an event");
+    }
+    if (strcmp(event, MANDATE_AUDIT_CHECKPOINT_EVENT) == 0) {
+        json_decref(fields);
+        return mandate_error_set(err, MANDATE_INVALID,
+                                 "audit: %s records are written by the trail itself", event);
     }
     if (fields != NULL && !json_is_object(fields)) {
         json_decref(fields);
@@ -957,9 +1523,8 @@ static mandate_rc append(mandate_audit *audit, const char *event, const char *re
     }
     /* members is "{...}": its text after the brace is spliced in */
     const char *body = members != NULL && strcmp(members, "{}") != 0 ? members + 1 : NULL;
-    size_t ev_len = strlen(ev), rid_len = rid != NULL ? strlen(rid) : 0;
-    size_t body_len = body != NULL ? strlen(body) : 0;
-    size_t cap = AUDIT_HEAD_MAX + ev_len + rid_len + body_len;
+    size_t cap = AUDIT_HEAD_MAX + strlen(ev) + (rid != NULL ? strlen(rid) : 0) +
+                 (body != NULL ? strlen(body) : 0);
     if (cap > AUDIT_LINE_MAX) {
         rc = mandate_error_set(err, MANDATE_INVALID,
                                "audit: %s: a record of %zu bytes is longer than 1 MiB", event,
@@ -979,80 +1544,36 @@ static mandate_rc append(mandate_audit *audit, const char *event, const char *re
         rc = mandate_error_set(err, MANDATE_ERROR, "audit: flock: %s", strerror(errno));
         goto out_unlock;
     }
-    /* The common path: one fstat says nobody else wrote since we did. */
-    struct stat st;
-    if (a->fd < 0 || fstat(a->fd, &st) != 0 || st.st_size != a->size ||
-        (st.st_mode & S_IWUSR) == 0 || st.st_nlink == 0) {
-        rc = resync(a, err);
-        if (rc != MANDATE_OK)
-            goto out_unflock;
-    }
+    rc = catch_up(a, err);
+    if (rc != MANDATE_OK)
+        goto out_unflock;
 
     char iso[AUDIT_TS_LEN + 1];
     now_iso(iso);
-    uint64_t seq = a->seq + 1;
-    int head =
-        snprintf(buf, cap, "{\"seq\":%" PRIu64 ",\"ts\":\"%s\",\"prev\":\"%s\",\"event\":", seq,
-                 iso, a->hash);
-    size_t len = (size_t)head;
-    memcpy(buf + len, ev, ev_len);
-    len += ev_len;
-    if (rid != NULL) {
-        memcpy(buf + len, ",\"request_id\":", 14);
-        len += 14;
-        memcpy(buf + len, rid, rid_len);
-        len += rid_len;
-    }
-    if (body != NULL) {
-        buf[len++] = ',';
-        memcpy(buf + len, body, body_len);
-        len += body_len;
-    } else {
-        buf[len++] = '}';
-    }
     char hash[AUDIT_HASH_HEX + 1];
-    sha256_hex(buf, len, hash);
-    buf[len++] = '\n';
-
-    bool rotate = a->fd < 0;
-    if (!rotate && a->rotate_bytes > 0 && a->size > 0 &&
-        a->size + (int64_t)len > a->rotate_bytes)
-        rotate = true;
-    if (!rotate && a->rotate_daily) {
-        char day[AUDIT_NAME_TS_LEN + 1];
-        name_ts_of(iso, day);
-        rotate = memcmp(day, a->newest_ts, 8) > 0;
-    }
-    if (rotate) {
+    size_t len = format_record(a, buf, cap, iso, ev, rid, body, hash);
+    if (needs_new_file(a, iso, len)) {
+        /* a finished file ends with the seal of its last record */
+        if (a->seal_key != NULL && a->fd >= 0 && a->seq > a->sealed) {
+            mandate_error cerr = {0};
+            if (write_checkpoint(a, iso, "rotation", false, &cerr) != MANDATE_OK)
+                log_error("audit: checkpoint not written: %s", cerr.message);
+            len = format_record(a, buf, cap, iso, ev, rid, body, hash);
+        }
         rc = begin_file(a, iso, err);
         if (rc != MANDATE_OK)
             goto out_unflock;
     }
-
-    ssize_t n;
-    do {
-        n = write(a->fd, buf, len);
-    } while (n < 0 && errno == EINTR);
-    if (n != (ssize_t)len) {
-        int saved = n < 0 ? errno : ENOSPC;
-        /* never leave a torn line behind: other writers would chain onto
-         * nothing, and verify would call the file cut short */
-        if (n > 0 && ftruncate(a->fd, (off_t)a->size) != 0)
-            log_error("audit: cannot cut a partly written record: %s", strerror(errno));
-        rc = mandate_error_set(err, MANDATE_ERROR,
-                               "audit: record seq %" PRIu64 " not written: %s", seq,
-                               strerror(saved));
+    rc = write_record(a, buf, len, hash, err);
+    if (rc != MANDATE_OK)
         goto out_unflock;
-    }
-    a->size += (int64_t)len;
-    a->seq = seq;
-    memcpy(a->hash, hash, sizeof(hash));
-    a->written = seq;
+    uint64_t seq = a->seq;
+    a->wrote = true;
+    seal_after_append(a);
     /* the bytes are in order in the file: other writers may go on while
      * this one waits for the disk */
     (void)flock_retry(a->lock_fd, LOCK_UN);
 
-    rc = MANDATE_OK;
     if (a->fsync_mode == MANDATE_AUDIT_FSYNC_ALWAYS) {
         int64_t us;
         a->syncs++;
@@ -1062,7 +1583,7 @@ static mandate_rc append(mandate_audit *audit, const char *event, const char *re
                                    "audit: record seq %" PRIu64 " may not be on disk: %s", seq,
                                    strerror(errno));
         } else {
-            a->durable = seq;
+            a->durable = a->written;
         }
     } else if (a->fsync_mode == MANDATE_AUDIT_FSYNC_BATCH) {
         pthread_cond_broadcast(&a->durable_cond); /* the committer */
@@ -1071,6 +1592,7 @@ static mandate_rc append(mandate_audit *audit, const char *event, const char *re
     }
     if (rc == MANDATE_OK && seq_r != NULL)
         *seq_r = seq;
+    sink_deliver(a);
     goto out_unlock;
 
 out_unflock:
@@ -1165,10 +1687,23 @@ typedef struct vitem {
     uint64_t seq;
     char prev[AUDIT_HASH_HEX + 1];
     char hash[AUDIT_HASH_HEX + 1];
-    const char *file; /* base name */
+    char ts[AUDIT_TS_LEN + 1]; /* as written, when it fits; else "" */
+    const char *file;          /* base name */
     uint64_t line;
     char what[200];
+    /* a checkpoint record: cp when it could be read, else why in what */
+    bool is_checkpoint, checkpoint_read;
+    mandate_audit_checkpoint cp;
 } vitem;
+
+/* A checkpoint of the checkpoints file (the second sink). */
+typedef struct sink_cp {
+    uint64_t seq;
+    uint64_t line; /* in the checkpoints file */
+    char hash[AUDIT_HASH_HEX + 1];
+    char ts[AUDIT_TS_LEN + 1];
+    char file[MANDATE_AUDIT_CP_FILE_MAX + 1];
+} sink_cp;
 
 /* The verifier reads the trail once. While the chain holds, each record
  * is checked against the one before it (L). At the first broken link
@@ -1190,6 +1725,17 @@ typedef struct verifier {
     uint64_t between_seq; /* the first later seq in (L.seq, R.seq) */
     bool have_chains_l;
     uint64_t chains_l_seq; /* the first later record chaining to L */
+
+    /* seals */
+    const mandate_audit_keys *keys; /* NULL: signatures not checked */
+    bool have_checkpoint;
+    uint64_t last_checkpoint_seq; /* the seq of the last checkpoint record */
+    /* the checkpoints file, sorted by seq; next: the first not yet met */
+    const char *sink_name;
+    sink_cp *sink;
+    size_t n_sink, next_sink;
+    const char *const *files;
+    size_t n_files;
 } verifier;
 
 static void parse_item(const char *line, size_t len, vitem *it)
@@ -1220,24 +1766,47 @@ static void parse_item(const char *line, size_t len, vitem *it)
         it->seq = (uint64_t)json_integer_value(seq);
         memcpy(it->prev, json_string_value(prev), sizeof(it->prev));
         sha256_hex(line, len, it->hash);
+        if (json_string_length(ts) <= AUDIT_TS_LEN)
+            memcpy(it->ts, json_string_value(ts), json_string_length(ts) + 1);
+        if (strcmp(json_string_value(event), MANDATE_AUDIT_CHECKPOINT_EVENT) == 0) {
+            it->is_checkpoint = true;
+            it->checkpoint_read =
+                mandate_audit_checkpoint_parse(rec, &it->cp, it->what, sizeof(it->what));
+        }
     }
     json_decref(rec);
 }
 
-MANDATE_PRINTF(3, 4)
-static void problem(verifier *v, const vitem *at, const char *fmt, ...)
+/* The first problem, at line of file. */
+MANDATE_PRINTF(4, 0)
+static void problem_v(verifier *v, const char *file, uint64_t line, const char *fmt, va_list ap)
 {
     mandate_audit_report *rep = v->report;
     if (!rep->intact)
         return;
     rep->intact = false;
-    int n =
-        snprintf(rep->problem, sizeof(rep->problem), "%s:%" PRIu64 ": ", at->file, at->line);
+    int n = snprintf(rep->problem, sizeof(rep->problem), "%s:%" PRIu64 ": ", file, line);
     if (n < 0 || (size_t)n >= sizeof(rep->problem))
         return;
+    vsnprintf(rep->problem + n, sizeof(rep->problem) - (size_t)n, fmt, ap);
+}
+
+MANDATE_PRINTF(3, 4)
+static void problem(verifier *v, const vitem *at, const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(rep->problem + n, sizeof(rep->problem) - (size_t)n, fmt, ap);
+    problem_v(v, at->file, at->line, fmt, ap);
+    va_end(ap);
+}
+
+/* A problem found by a line of the checkpoints file. */
+MANDATE_PRINTF(3, 4)
+static void sink_problem(verifier *v, uint64_t line, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    problem_v(v, v->sink_name, line, fmt, ap);
     va_end(ap);
 }
 
@@ -1350,6 +1919,126 @@ static void gather(verifier *v, const vitem *it)
     }
 }
 
+static const char *base_name(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash != NULL ? slash + 1 : path;
+}
+
+/* ", which is missing" when no file verified has that base name. */
+static const char *missing(const verifier *v, const char *name)
+{
+    for (size_t i = 0; i < v->n_files; i++)
+        if (strcmp(base_name(v->files[i]), name) == 0)
+            return "";
+    return ", which is missing";
+}
+
+/* A checkpoint record R (in the chain, after the record before it): it
+ * must seal that record, by its seq and hash (the chain was recomputed
+ * after an edit, or records were renumbered, when it does not), and be
+ * signed by one of the keys. The file it names is not compared: a name is
+ * not content (an auditor may get the files under other names), and files
+ * put out of order break the chain anyway; it only says, when records are
+ * missing, which file to look for. */
+static void check_checkpoint(verifier *v, const vitem *it)
+{
+    mandate_audit_report *rep = v->report;
+    const mandate_audit_checkpoint *cp = &it->cp;
+    if (!it->checkpoint_read) {
+        problem(v, it, "record seq %" PRIu64 " is a checkpoint that cannot be read (%s)",
+                it->seq, it->what);
+        return;
+    }
+    if (cp->seq + 1 != it->seq) {
+        problem(v, it,
+                "record seq %" PRIu64 " is a checkpoint of record seq %" PRIu64
+                ", not of the record before it: records were renumbered, removed or "
+                "inserted after it was taken",
+                it->seq, cp->seq);
+        return;
+    }
+    if (!hash_eq(cp->hash, it->prev)) {
+        problem(v, it,
+                "record seq %" PRIu64 ", or one before it, was changed after it was "
+                "sealed: the checkpoint in record seq %" PRIu64
+                " names another hash for it, and the chain was recomputed",
+                cp->seq, it->seq);
+        return;
+    }
+    if (v->keys != NULL) {
+        mandate_rc rc = mandate_audit_checkpoint_check(cp, v->keys);
+        if (rc == MANDATE_NOT_FOUND) {
+            problem(v, it,
+                    "record seq %" PRIu64 " is a checkpoint signed by key %s, which is not "
+                    "one of the keys given",
+                    it->seq, cp->key);
+            return;
+        }
+        if (rc != MANDATE_OK) {
+            problem(v, it,
+                    "record seq %" PRIu64 " is a checkpoint with a bad signature: forged, or "
+                    "changed after it was signed",
+                    it->seq);
+            return;
+        }
+    }
+    rep->checkpoints++;
+    rep->sealed_seq = cp->seq;
+    memcpy(rep->sealed_ts, cp->ts, sizeof(rep->sealed_ts));
+    memcpy(rep->sealed_key, cp->key, sizeof(rep->sealed_key));
+    memcpy(rep->sealed_why, cp->why, sizeof(rep->sealed_why));
+    v->have_checkpoint = true;
+    v->last_checkpoint_seq = it->seq;
+}
+
+/* A record of the chain against the checkpoints of the file that seal it,
+ * and those before it (which only the first record can have). */
+static void check_sink(verifier *v, const vitem *it)
+{
+    while (v->next_sink < v->n_sink && v->sink[v->next_sink].seq < it->seq) {
+        const sink_cp *c = &v->sink[v->next_sink++];
+        sink_problem(v, c->line,
+                     "the checkpoint of %s seals record seq %" PRIu64 " in %s%s, but the trail "
+                     "starts at record seq %" PRIu64
+                     ": its first files were removed (or archived: verify them too)",
+                     c->ts, c->seq, c->file, missing(v, c->file), it->seq);
+        return;
+    }
+    while (v->next_sink < v->n_sink && v->sink[v->next_sink].seq == it->seq) {
+        const sink_cp *c = &v->sink[v->next_sink++];
+        if (!hash_eq(c->hash, it->hash)) {
+            problem(v, it,
+                    "record seq %" PRIu64 ", or one before it, was changed after it was "
+                    "sealed: the checkpoint of %s (%s:%" PRIu64 ") names another hash for it",
+                    it->seq, c->ts, v->sink_name, c->line);
+            return;
+        }
+    }
+}
+
+/* After the last record: a checkpoint of the file beyond it means records
+ * were cut from the end (or the trail's last files removed). */
+static void check_sink_end(verifier *v)
+{
+    mandate_audit_report *rep = v->report;
+    if (v->next_sink >= v->n_sink)
+        return;
+    const sink_cp *c = &v->sink[v->n_sink - 1];
+    if (rep->records == 0)
+        sink_problem(v, c->line,
+                     "the trail has no record, but the checkpoint of %s seals record seq "
+                     "%" PRIu64 " in %s%s: its files were removed",
+                     c->ts, c->seq, c->file, missing(v, c->file));
+    else
+        sink_problem(v, c->line,
+                     "the trail ends at record seq %" PRIu64 ", but the checkpoint of %s "
+                     "seals record seq %" PRIu64 " in %s%s: records seq %" PRIu64 " to %" PRIu64
+                     " were cut from its end",
+                     rep->last_seq, c->ts, c->seq, c->file, missing(v, c->file),
+                     rep->last_seq + 1, c->seq);
+}
+
 /* One line of the trail, in order. */
 static void take(verifier *v, const vitem *it)
 {
@@ -1360,6 +2049,7 @@ static void take(verifier *v, const vitem *it)
         rep->records++;
         rep->last_seq = it->seq;
         memcpy(rep->last_hash, it->hash, sizeof(rep->last_hash));
+        memcpy(rep->last_ts, it->ts, sizeof(rep->last_ts));
     }
     if (!rep->intact)
         return;
@@ -1390,17 +2080,101 @@ static void take(verifier *v, const vitem *it)
         v->r = *it;
         return;
     }
+    if (it->is_checkpoint)
+        check_checkpoint(v, it);
+    if (v->n_sink > 0)
+        check_sink(v, it);
     v->last = *it;
     v->have_last = true;
 }
 
-static const char *base_name(const char *path)
+static int sink_cp_cmp(const void *x, const void *y)
 {
-    const char *slash = strrchr(path, '/');
-    return slash != NULL ? slash + 1 : path;
+    const sink_cp *a = x, *b = y;
+    if (a->seq != b->seq)
+        return a->seq < b->seq ? -1 : 1;
+    return a->line < b->line ? -1 : a->line > b->line;
+}
+
+/* The longest line of a checkpoints file looked at: a syslog line with a
+ * checkpoint is some 500 bytes. */
+#define SINK_LINE_MAX 65536
+
+/* Reads the checkpoints file: each line holding {"checkpoint": ...} (with
+ * anything before it: a syslog prefix) is a checkpoint, checked with the
+ * keys; the others are skipped. Sorted by seq, since two writers (or a
+ * collector) may have put them slightly out of order. */
+static mandate_rc load_sink(verifier *v, const char *path, mandate_error *err)
+{
+    mandate_audit_report *rep = v->report;
+    FILE *f = fopen(path, "re");
+    if (f == NULL)
+        return mandate_error_set(err, MANDATE_ERROR, "audit: %s: %s", path, strerror(errno));
+    v->sink_name = base_name(path);
+    char *line = NULL;
+    size_t cap = 0, n_cap = 0;
+    ssize_t len;
+    uint64_t line_no = 0;
+    while ((len = getline(&line, &cap, f)) >= 0) {
+        line_no++;
+        char *m = (size_t)len <= SINK_LINE_MAX ? strstr(line, "{\"checkpoint\":") : NULL;
+        if (m == NULL)
+            continue;
+        size_t mlen = (size_t)(line + len - m);
+        while (mlen > 0 && (m[mlen - 1] == '\n' || m[mlen - 1] == '\r' || m[mlen - 1] == ' '))
+            mlen--;
+        json_error_t jerr;
+        json_t *obj = json_loadb(m, mlen, JSON_REJECT_DUPLICATES, &jerr);
+        mandate_audit_checkpoint cp;
+        char what[200];
+        bool ok = json_is_object(obj) && json_object_size(obj) == 2 &&
+                  mandate_audit_checkpoint_parse(obj, &cp, what, sizeof(what));
+        if (obj == NULL)
+            snprintf(what, sizeof(what), "invalid JSON: %s", jerr.text);
+        else if (!ok && json_is_object(obj) && json_object_size(obj) != 2)
+            snprintf(what, sizeof(what), "members other than checkpoint and sig");
+        json_decref(obj);
+        if (!ok) {
+            sink_problem(v, line_no, "not a checkpoint (%s)", what);
+            continue;
+        }
+        mandate_rc rc =
+            v->keys != NULL ? mandate_audit_checkpoint_check(&cp, v->keys) : MANDATE_OK;
+        if (rc == MANDATE_NOT_FOUND)
+            sink_problem(v, line_no,
+                         "a checkpoint signed by key %s, which is not one of the keys given",
+                         cp.key);
+        else if (rc != MANDATE_OK)
+            sink_problem(v, line_no,
+                         "a checkpoint with a bad signature: forged, or changed after it was "
+                         "signed");
+        if (v->n_sink == n_cap) {
+            n_cap = n_cap ? n_cap * 2 : 64;
+            v->sink = mandate_xrealloc(v->sink, n_cap * sizeof(*v->sink));
+        }
+        sink_cp *c = &v->sink[v->n_sink++];
+        c->seq = cp.seq;
+        c->line = line_no;
+        memcpy(c->hash, cp.hash, sizeof(c->hash));
+        memcpy(c->ts, cp.ts, sizeof(c->ts));
+        memcpy(c->file, cp.file, sizeof(c->file));
+        rep->sink_checkpoints++;
+        if (cp.seq > rep->sink_last_seq)
+            rep->sink_last_seq = cp.seq;
+    }
+    int read_errno = ferror(f) ? errno : 0;
+    free(line);
+    fclose(f);
+    if (read_errno != 0)
+        return mandate_error_set(err, MANDATE_ERROR, "audit: %s: %s", path,
+                                 strerror(read_errno));
+    if (v->n_sink > 1)
+        qsort(v->sink, v->n_sink, sizeof(*v->sink), sink_cp_cmp);
+    return MANDATE_OK;
 }
 
 mandate_rc mandate_audit_verify(const char *const *files, size_t n_files,
+                                const mandate_audit_verify_opts *opts,
                                 mandate_audit_report *report, mandate_error *err)
 {
     memset(report, 0, sizeof(*report));
@@ -1410,11 +2184,22 @@ mandate_rc mandate_audit_verify(const char *const *files, size_t n_files,
     verifier v;
     memset(&v, 0, sizeof(v));
     v.report = report;
+    v.files = files;
+    v.n_files = n_files;
+    if (opts != NULL && mandate_audit_keys_count(opts->keys) > 0) {
+        v.keys = opts->keys;
+        report->seals_checked = true;
+    }
     line_reader r;
     memset(&r, 0, sizeof(r));
+    mandate_rc rc = MANDATE_OK;
+    if (opts != NULL && opts->checkpoints != NULL) {
+        rc = load_sink(&v, opts->checkpoints, err);
+        if (rc != MANDATE_OK)
+            goto out;
+    }
     r.block = mandate_xmalloc(AUDIT_SCAN_CHUNK);
     r.line = mandate_xmalloc(AUDIT_LINE_MAX + 1);
-    mandate_rc rc = MANDATE_OK;
 
     for (size_t f = 0; f < n_files; f++) {
         r.fd = open(files[f], O_RDONLY | O_CLOEXEC | O_NOCTTY);
@@ -1458,7 +2243,14 @@ mandate_rc mandate_audit_verify(const char *const *files, size_t n_files,
     }
     if (v.broken && report->intact)
         name_break(&v);
+    if (!v.broken)
+        check_sink_end(&v);
+    /* only an intact trail has a seq that rises by one to its end */
+    if (report->intact)
+        report->unsealed =
+            v.have_checkpoint ? report->last_seq - v.last_checkpoint_seq : report->records;
 out:
+    free(v.sink);
     free(r.block);
     free(r.line);
     return rc;

@@ -62,6 +62,12 @@ typedef struct mandate_config {
     char *audit_fsync; /* always|batch|off */
     int64_t audit_rotate_bytes;
     bool audit_rotate_daily;
+    bool audit_seal; /* checkpoints signed with a key derived from the KEK */
+    int64_t audit_checkpoint_records;
+    int64_t audit_checkpoint_seconds;
+    char *audit_checkpoint_syslog; /* a facility, or "off" */
+    char *audit_checkpoint_file;   /* NULL: none */
+    char *audit_verify_key;        /* PEM public keys for audit verify; NULL: none */
 
     int64_t rate_token, rate_token_burst;     /* per second; 0: no limit */
     int64_t rate_gateway, rate_gateway_burst;

@@ -121,9 +121,9 @@ static void verify_dir(const char *dir, mandate_audit_report *report)
     char **files = NULL;
     mandate_error err = {0};
     assert_int_equal(mandate_audit_list_files(dir, &files, &err), MANDATE_OK);
-    assert_int_equal(
-        mandate_audit_verify((const char *const *)files, count_files(files), report, &err),
-        MANDATE_OK);
+    assert_int_equal(mandate_audit_verify((const char *const *)files, count_files(files), NULL,
+                                          report, &err),
+                     MANDATE_OK);
     free_files(files);
 }
 
@@ -1067,7 +1067,7 @@ static void test_list_files_order(void **state)
     snprintf(missing, sizeof(missing), "%s/nothing-here", fx->dir);
     assert_int_equal(mandate_audit_list_files(missing, &files, &err), MANDATE_NOT_FOUND);
     const char *paths[] = {missing};
-    assert_int_equal(mandate_audit_verify(paths, 1, &report, &err), MANDATE_ERROR);
+    assert_int_equal(mandate_audit_verify(paths, 1, NULL, &report, &err), MANDATE_ERROR);
 }
 
 static void test_format_line(void **state)
@@ -1087,6 +1087,654 @@ static void test_format_line(void **state)
     free(line);
     json_decref(rec);
     assert_null(mandate_audit_format_line(NULL));
+}
+
+/* --- seals: checkpoints signed with a key kept out of the folder ----------- */
+
+#define SINK_NAME "checkpoints.log"
+
+static EVP_PKEY *new_key(void)
+{
+    EVP_PKEY *key = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+    assert_non_null(key);
+    return key;
+}
+
+static void sink_path(const fixture *fx, char path[512])
+{
+    snprintf(path, 512, "%s/" SINK_NAME, fx->dir);
+}
+
+/* A sealed trail: a checkpoint every `every` records; seconds 0: no sealer
+ * thread, so that checkpoints fall at known records. */
+static mandate_audit *open_sealed(const fixture *fx, EVP_PKEY *key, mandate_audit_fsync mode,
+                                  uint64_t every, int64_t seconds, int64_t rotate_bytes)
+{
+    char sink[512];
+    sink_path(fx, sink);
+    mandate_audit_config cfg = {.dir = fx->dir,
+                                .fsync = mode,
+                                .rotate_bytes = rotate_bytes,
+                                .seal_key = key,
+                                .checkpoint_records = every,
+                                .checkpoint_seconds = seconds,
+                                .checkpoint_file = sink};
+    mandate_audit *a = NULL;
+    mandate_error err = {0};
+    if (mandate_audit_open(&cfg, &a, &err) != MANDATE_OK)
+        fail_msg("open: %s", err.message);
+    return a;
+}
+
+/* n records, a checkpoint every 100, files of 64 KiB. */
+static void write_sealed(const fixture *fx, EVP_PKEY *key, unsigned n)
+{
+    mandate_audit *a = open_sealed(fx, key, MANDATE_AUDIT_FSYNC_OFF, 100, 0, 65536);
+    for (unsigned i = 1; i <= n; i++)
+        append_one(a, i);
+    mandate_audit_close(&a);
+}
+
+/* Verifies the trail of fx with key (NULL: none) and, when sink, the
+ * checkpoints file. */
+static void verify_sealed(const fixture *fx, EVP_PKEY *key, EVP_PKEY *key2, bool sink,
+                          mandate_audit_report *report)
+{
+    char path[512];
+    sink_path(fx, path);
+    mandate_audit_keys *keys = mandate_audit_keys_new();
+    mandate_error err = {0};
+    if (key != NULL)
+        assert_int_equal(mandate_audit_keys_add(keys, key, &err), MANDATE_OK);
+    if (key2 != NULL)
+        assert_int_equal(mandate_audit_keys_add(keys, key2, &err), MANDATE_OK);
+    mandate_audit_verify_opts opts = {.keys = keys, .checkpoints = sink ? path : NULL};
+    char **files = NULL;
+    assert_int_equal(mandate_audit_list_files(fx->dir, &files, &err), MANDATE_OK);
+    assert_int_equal(mandate_audit_verify((const char *const *)files, count_files(files), &opts,
+                                          report, &err),
+                     MANDATE_OK);
+    free_files(files);
+    mandate_audit_keys_free(&keys);
+}
+
+static void assert_sealed_problem(const fixture *fx, EVP_PKEY *key, bool sink, const char *what)
+{
+    mandate_audit_report report;
+    verify_sealed(fx, key, NULL, sink, &report);
+    if (report.intact || strstr(report.problem, what) == NULL)
+        fail_msg("expected \"%s\", got: %s", what, report.intact ? "intact" : report.problem);
+}
+
+/* The whole trail as lines, file by file, to tamper with as whoever can
+ * write the folder would. */
+#define TRAIL_MAX_FILES 64
+typedef struct trail {
+    size_t n_files;
+    char *paths[TRAIL_MAX_FILES];
+    mode_t modes[TRAIL_MAX_FILES];
+    char **lines[TRAIL_MAX_FILES];
+    size_t n_lines[TRAIL_MAX_FILES];
+} trail;
+
+static void trail_load(const char *dir, trail *t)
+{
+    memset(t, 0, sizeof(*t));
+    char **files = NULL;
+    mandate_error err = {0};
+    assert_int_equal(mandate_audit_list_files(dir, &files, &err), MANDATE_OK);
+    for (size_t i = 0; files[i] != NULL; i++) {
+        assert_true(t->n_files < TRAIL_MAX_FILES);
+        struct stat st;
+        assert_int_equal(stat(files[i], &st), 0);
+        t->paths[t->n_files] = strdup(files[i]);
+        t->modes[t->n_files] = st.st_mode & 0777;
+        t->lines[t->n_files] = read_lines(files[i], &t->n_lines[t->n_files]);
+        t->n_files++;
+    }
+    free_files(files);
+}
+
+/* Writes every file back as it is in t; a file without lines is removed. */
+static void trail_save(const trail *t)
+{
+    for (size_t f = 0; f < t->n_files; f++) {
+        if (t->n_lines[f] == 0) {
+            unlink(t->paths[f]);
+            continue;
+        }
+        (void)chmod(t->paths[f], 0600);
+        write_lines(t->paths[f], t->lines[f], t->n_lines[f], true);
+        assert_int_equal(chmod(t->paths[f], t->modes[f]), 0);
+    }
+}
+
+static void trail_free(trail *t)
+{
+    for (size_t f = 0; f < t->n_files; f++) {
+        free_lines(t->lines[f], t->n_lines[f]);
+        free(t->paths[f]);
+    }
+}
+
+static uint64_t seq_of(const char *line)
+{
+    assert_true(strncmp(line, "{\"seq\":", 7) == 0);
+    return strtoull(line + 7, NULL, 10);
+}
+
+static uint64_t trail_last_seq(const trail *t)
+{
+    const size_t f = t->n_files - 1;
+    return seq_of(t->lines[f][t->n_lines[f] - 1]);
+}
+
+/* The line of record seq. */
+static char **trail_line(trail *t, uint64_t seq)
+{
+    for (size_t f = 0; f < t->n_files; f++)
+        for (size_t i = 0; i < t->n_lines[f]; i++)
+            if (seq_of(t->lines[f][i]) == seq)
+                return &t->lines[f][i];
+    fail_msg("no record seq %llu", (unsigned long long)seq);
+    return NULL;
+}
+
+static bool is_checkpoint_line(const char *line)
+{
+    return strstr(line, "\"event\":\"audit.checkpoint\"") != NULL;
+}
+
+/* Rewrites member name's 64-hex value in line. */
+static void set_hex(char *line, const char *name, const char hex[65])
+{
+    char key[32];
+    snprintf(key, sizeof(key), "\"%s\":\"", name);
+    char *p = strstr(line, key);
+    assert_non_null(p);
+    memcpy(p + strlen(key), hex, 64);
+}
+
+/* The attacker's tool: after an edit of record from, recomputes the prev of
+ * every later record so that the chain holds again; with patch, also the
+ * hash each later checkpoint names (the signature is left as it was). */
+static void rechain(trail *t, uint64_t from, bool patch)
+{
+    char prev[65] = "";
+    for (size_t f = 0; f < t->n_files; f++)
+        for (size_t i = 0; i < t->n_lines[f]; i++) {
+            char *l = t->lines[f][i];
+            if (seq_of(l) > from) {
+                set_hex(l, "prev", prev);
+                if (patch && is_checkpoint_line(l))
+                    set_hex(l, "hash", prev);
+            }
+            sha256_hex(l, strlen(l), prev);
+        }
+}
+
+/* The same, and every later checkpoint signed anew with key (another key
+ * than the trail's); with kid (not NULL) it claims that key id instead. */
+static void rechain_resign(trail *t, uint64_t from, EVP_PKEY *key, const char *kid)
+{
+    char prev[65] = "";
+    for (size_t f = 0; f < t->n_files; f++)
+        for (size_t i = 0; i < t->n_lines[f]; i++) {
+            char *l = t->lines[f][i];
+            if (seq_of(l) > from) {
+                set_hex(l, "prev", prev);
+                if (is_checkpoint_line(l)) {
+                    json_t *rec = json_loads(l, 0, NULL);
+                    mandate_audit_checkpoint cp;
+                    char why[128];
+                    mandate_error err = {0};
+                    assert_true(mandate_audit_checkpoint_parse(rec, &cp, why, sizeof(why)));
+                    json_decref(rec);
+                    memcpy(cp.hash, prev, sizeof(cp.hash));
+                    assert_int_equal(mandate_audit_checkpoint_sign(&cp, key, &err), MANDATE_OK);
+                    if (kid != NULL)
+                        memcpy(cp.key, kid, sizeof(cp.key));
+                    char *members = mandate_audit_checkpoint_members(&cp);
+                    char *at = strstr(l, "\"checkpoint\":");
+                    assert_non_null(at);
+                    *at = '\0';
+                    char *forged = malloc(strlen(l) + strlen(members) + 2);
+                    sprintf(forged, "%s%s}", l, members);
+                    free(members);
+                    free(l);
+                    t->lines[f][i] = l = forged;
+                }
+            }
+            sha256_hex(l, strlen(l), prev);
+        }
+}
+
+/* Drops every record after seq keep. */
+static void trail_cut(trail *t, uint64_t keep)
+{
+    for (size_t f = 0; f < t->n_files; f++)
+        while (t->n_lines[f] > 0 && seq_of(t->lines[f][t->n_lines[f] - 1]) > keep) {
+            free(t->lines[f][t->n_lines[f] - 1]);
+            t->lines[f][--t->n_lines[f]] = NULL;
+        }
+}
+
+static size_t count_sink_lines(const fixture *fx, const char *needle)
+{
+    char path[512];
+    sink_path(fx, path);
+    if (access(path, F_OK) != 0)
+        return 0;
+    size_t n;
+    char **lines = read_lines(path, &n);
+    size_t found = 0;
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(lines[i], "{\"checkpoint\":", 14) == 0 &&
+            (needle == NULL || strstr(lines[i], needle) != NULL))
+            found++;
+    free_lines(lines, n);
+    return found;
+}
+
+static void test_seal_intact(void **state)
+{
+    fixture *fx = *state;
+    EVP_PKEY *key = new_key();
+    write_sealed(fx, key, 2000);
+
+    trail t;
+    trail_load(fx->dir, &t);
+    assert_true(t.n_files >= 4);
+    /* every finished file ends with the seal of its last record, the trail
+     * with the seal of a clean close */
+    for (size_t f = 0; f < t.n_files; f++) {
+        const char *last = t.lines[f][t.n_lines[f] - 1];
+        assert_true(is_checkpoint_line(last));
+        assert_non_null(
+            strstr(last, f + 1 < t.n_files ? "\"why\":\"rotation\"" : "\"why\":\"close\""));
+    }
+    /* on count: the record after the 100th is its checkpoint */
+    assert_true(is_checkpoint_line(*trail_line(&t, 101)));
+    assert_non_null(strstr(*trail_line(&t, 101), "\"seq\":100,"));
+    uint64_t last = trail_last_seq(&t);
+    trail_free(&t);
+
+    mandate_audit_report report;
+    verify_sealed(fx, key, NULL, true, &report);
+    if (!report.intact)
+        fail_msg("not intact: %s", report.problem);
+    assert_true(report.seals_checked);
+    assert_true(report.checkpoints >= 20);
+    assert_int_equal(report.last_seq, last);
+    assert_int_equal(report.sealed_seq, last - 1);
+    assert_string_equal(report.sealed_why, "close");
+    assert_int_equal(report.unsealed, 0);
+    /* the second sink got every checkpoint of the trail */
+    assert_int_equal(report.sink_checkpoints, report.checkpoints);
+    assert_int_equal(count_sink_lines(fx, NULL), report.checkpoints);
+    assert_int_equal(report.sink_last_seq, last - 1);
+    char kid[MANDATE_AUDIT_KID_LEN + 1];
+    assert_true(mandate_audit_seal_key_id(key, kid));
+    assert_string_equal(report.sealed_key, kid);
+
+    /* without a key: the same, said to be unchecked */
+    verify_sealed(fx, NULL, NULL, false, &report);
+    assert_true(report.intact);
+    assert_false(report.seals_checked);
+    assert_true(report.checkpoints >= 20);
+
+    /* reopened and closed without a record: no checkpoint of a checkpoint */
+    mandate_audit *a = open_sealed(fx, key, MANDATE_AUDIT_FSYNC_OFF, 100, 0, 65536);
+    mandate_audit_close(&a);
+    trail_load(fx->dir, &t);
+    assert_int_equal(trail_last_seq(&t), last);
+    trail_free(&t);
+    EVP_PKEY_free(key);
+}
+
+/* A sealed trail of 2000 records written, loaded into t, and record 500
+ * edited there (not saved yet). */
+static void write_and_edit_500(const fixture *fx, EVP_PKEY *key, trail *t)
+{
+    write_sealed(fx, key, 2000);
+    trail_load(fx->dir, t);
+    char **l500 = trail_line(t, 500);
+    char *edited = replace(*l500, "\"agent-", "\"mallory-");
+    free(*l500);
+    *l500 = edited;
+}
+
+/* The attack of issue 20 on a trail of 2000 records: record 500 edited,
+ * the prev of every record after it recomputed (with patch, the hash each
+ * later checkpoint names too). */
+static void rechained_500(const fixture *fx, EVP_PKEY *key, bool patch)
+{
+    trail t;
+    write_and_edit_500(fx, key, &t);
+    rechain(&t, 500, patch);
+    trail_save(&t);
+    trail_free(&t);
+}
+
+/* The chain alone holds again. */
+static void test_seal_rechained_edit(void **state)
+{
+    fixture *fx = *state;
+    EVP_PKEY *key = new_key();
+    rechained_500(fx, key, false);
+
+    /* the first checkpoint after it names the old hash: found without the
+     * key, without the checkpoints file */
+    mandate_audit_report report;
+    verify_sealed(fx, NULL, NULL, false, &report);
+    assert_false(report.intact);
+    assert_non_null(strstr(report.problem, "was changed after it was sealed"));
+    assert_non_null(strstr(report.problem, "the chain was recomputed"));
+    assert_sealed_problem(fx, key, true, "was changed after it was sealed");
+    EVP_PKEY_free(key);
+}
+
+/* The same, and the attacker also rewrote the hash each later checkpoint
+ * names: only the signature (or the second sink) tells. */
+static void test_seal_rechained_checkpoints(void **state)
+{
+    fixture *fx = *state;
+    EVP_PKEY *key = new_key();
+    rechained_500(fx, key, true);
+
+    mandate_audit_report report;
+    verify_sealed(fx, NULL, NULL, false, &report);
+    assert_true(report.intact); /* without a key: what the chain alone says */
+    assert_false(report.seals_checked);
+    assert_sealed_problem(fx, key, false, "is a checkpoint with a bad signature");
+    /* the second sink, even without the key */
+    assert_sealed_problem(fx, NULL, true,
+                          ", or one before it, was changed after it was sealed");
+    EVP_PKEY_free(key);
+}
+
+/* Checkpoints signed anew by another key: not the trail's. */
+static void test_seal_forged_checkpoints(void **state)
+{
+    fixture *fx = *state;
+    EVP_PKEY *key = new_key(), *mallory = new_key();
+    char kid[MANDATE_AUDIT_KID_LEN + 1];
+    assert_true(mandate_audit_seal_key_id(key, kid));
+    trail orig, t;
+    write_and_edit_500(fx, key, &t);
+    trail_load(fx->dir, &orig);
+    rechain_resign(&t, 500, mallory, NULL);
+    trail_save(&t);
+    trail_free(&t);
+    assert_sealed_problem(fx, key, false, "which is not one of the keys given");
+    /* an auditor who trusts mallory's key too is fooled: give only keys
+     * from the broker (mandatectl audit key) */
+    mandate_audit_report report;
+    verify_sealed(fx, key, mallory, false, &report);
+    assert_true(report.intact);
+
+    /* mallory's signature under the trail's key id */
+    trail_save(&orig);
+    trail_load(fx->dir, &t);
+    char **l500 = trail_line(&t, 500);
+    char *edited = replace(*l500, "\"agent-", "\"mallory-");
+    free(*l500);
+    *l500 = edited;
+    rechain_resign(&t, 500, mallory, kid);
+    trail_save(&t);
+    trail_free(&t);
+    assert_sealed_problem(fx, key, false, "is a checkpoint with a bad signature");
+
+    /* a forged line in the checkpoints file */
+    trail_save(&orig);
+    trail_free(&orig);
+    verify_sealed(fx, key, NULL, true, &report);
+    assert_true(report.intact);
+    mandate_audit_checkpoint cp = {.seq = 5000, .why = "time"};
+    memset(cp.hash, 'a', 64);
+    snprintf(cp.ts, sizeof(cp.ts), "2026-11-27T14:03:07.123456Z");
+    snprintf(cp.file, sizeof(cp.file), "audit-20261127T140307Z.jsonl");
+    snprintf(cp.host, sizeof(cp.host), "mallory");
+    mandate_error err = {0};
+    assert_int_equal(mandate_audit_checkpoint_sign(&cp, mallory, &err), MANDATE_OK);
+    char *members = mandate_audit_checkpoint_members(&cp);
+    char path[512];
+    sink_path(fx, path);
+    FILE *f = fopen(path, "a");
+    fprintf(f, "Nov 27 14:03:07 host mandated[7]: audit checkpoint {%s}\n", members);
+    fclose(f);
+    free(members);
+    assert_sealed_problem(fx, key, true, "which is not one of the keys given");
+    EVP_PKEY_free(key);
+    EVP_PKEY_free(mallory);
+}
+
+/* The last 1000 records cut: the chain that is left is whole; the
+ * checkpoints sent elsewhere reach beyond its end. */
+static void test_seal_cut_tail(void **state)
+{
+    fixture *fx = *state;
+    EVP_PKEY *key = new_key();
+    write_sealed(fx, key, 2000);
+    trail t;
+    trail_load(fx->dir, &t);
+    uint64_t last = trail_last_seq(&t);
+    trail_cut(&t, last - 1000);
+    trail_save(&t);
+    trail_free(&t);
+
+    mandate_audit_report report;
+    verify_sealed(fx, key, NULL, false, &report);
+    assert_true(report.intact); /* the trail alone cannot tell (doc/security.md) */
+    assert_true(report.sealed_seq < last - 1000);
+    verify_sealed(fx, key, NULL, true, &report);
+    assert_false(report.intact);
+    char expect[160];
+    snprintf(expect, sizeof(expect),
+             "the trail ends at record seq %llu, but the checkpoint of ",
+             (unsigned long long)(last - 1000));
+    if (strstr(report.problem, expect) == NULL ||
+        strstr(report.problem, "were cut from its end") == NULL ||
+        strncmp(report.problem, SINK_NAME ":", strlen(SINK_NAME) + 1) != 0)
+        fail_msg("got: %s", report.problem);
+    EVP_PKEY_free(key);
+}
+
+/* A file of the trail removed: the first, one in the middle, the last. */
+static void test_seal_deleted_file(void **state)
+{
+    fixture *fx = *state;
+    EVP_PKEY *key = new_key();
+    write_sealed(fx, key, 2000);
+    trail t;
+    trail_load(fx->dir, &t);
+    assert_true(t.n_files >= 4);
+    const char *first = strrchr(t.paths[0], '/') + 1;
+    const char *last = strrchr(t.paths[t.n_files - 1], '/') + 1;
+
+    assert_int_equal(unlink(t.paths[0]), 0);
+    mandate_audit_report report;
+    verify_sealed(fx, key, NULL, false, &report);
+    assert_true(report.intact); /* as if archived away */
+    verify_sealed(fx, key, NULL, true, &report);
+    assert_false(report.intact);
+    assert_non_null(strstr(report.problem, "its first files were removed"));
+    assert_non_null(strstr(report.problem, first));
+    assert_non_null(strstr(report.problem, "which is missing"));
+    trail_save(&t);
+
+    assert_int_equal(unlink(t.paths[1]), 0);
+    assert_sealed_problem(fx, NULL, false, "were removed (seq jumps from");
+    trail_save(&t);
+
+    assert_int_equal(unlink(t.paths[t.n_files - 1]), 0);
+    verify_sealed(fx, key, NULL, true, &report);
+    assert_false(report.intact);
+    assert_non_null(strstr(report.problem, "were cut from its end"));
+    assert_non_null(strstr(report.problem, last));
+    assert_non_null(strstr(report.problem, "which is missing"));
+    trail_save(&t);
+
+    /* every file removed */
+    for (size_t f = 0; f < t.n_files; f++)
+        assert_int_equal(unlink(t.paths[f]), 0);
+    assert_sealed_problem(fx, key, true, "the trail has no record, but the checkpoint of");
+    trail_save(&t);
+    verify_sealed(fx, key, NULL, true, &report);
+    assert_true(report.intact);
+    trail_free(&t);
+    EVP_PKEY_free(key);
+}
+
+/* Records renumbered after some were removed, the chain recomputed: the
+ * checkpoints after them no longer name the record before them. */
+static void test_seal_renumbered(void **state)
+{
+    fixture *fx = *state;
+    EVP_PKEY *key = new_key();
+    write_sealed(fx, key, 300);
+    trail t;
+    trail_load(fx->dir, &t);
+    /* drop record 50, number every later one down by one */
+    for (size_t f = 0; f < t.n_files; f++)
+        for (size_t i = 0; i < t.n_lines[f]; i++) {
+            char *l = t.lines[f][i];
+            uint64_t seq = seq_of(l);
+            if (seq == 50) {
+                free(l);
+                memmove(&t.lines[f][i], &t.lines[f][i + 1],
+                        (t.n_lines[f] - i) * sizeof(char *));
+                t.n_lines[f]--;
+                i--;
+            } else if (seq > 50) {
+                char from[40], to[40];
+                snprintf(from, sizeof(from), "{\"seq\":%llu,", (unsigned long long)seq);
+                snprintf(to, sizeof(to), "{\"seq\":%llu,", (unsigned long long)seq - 1);
+                t.lines[f][i] = replace(l, from, to);
+                free(l);
+            }
+        }
+    rechain(&t, 49, true);
+    trail_save(&t);
+    trail_free(&t);
+    assert_sealed_problem(fx, NULL, false, "not of the record before it");
+    EVP_PKEY_free(key);
+}
+
+/* Key rollover: a trail sealed by one key, then another (a new KEK). */
+static void test_seal_two_keys(void **state)
+{
+    fixture *fx = *state;
+    EVP_PKEY *old_key = new_key(), *new_key_ = new_key();
+    write_sealed(fx, old_key, 150);
+    mandate_audit *a = open_sealed(fx, new_key_, MANDATE_AUDIT_FSYNC_OFF, 100, 0, 65536);
+    for (unsigned i = 151; i <= 300; i++)
+        append_one(a, i);
+    mandate_audit_close(&a);
+    mandate_audit_report report;
+    verify_sealed(fx, old_key, new_key_, true, &report);
+    if (!report.intact)
+        fail_msg("not intact: %s", report.problem);
+    char kid[MANDATE_AUDIT_KID_LEN + 1];
+    assert_true(mandate_audit_seal_key_id(new_key_, kid));
+    assert_string_equal(report.sealed_key, kid);
+    assert_sealed_problem(fx, new_key_, false, "which is not one of the keys given");
+    EVP_PKEY_free(old_key);
+    EVP_PKEY_free(new_key_);
+}
+
+static bool wait_for_sink(const fixture *fx, const char *needle, size_t count)
+{
+    for (int i = 0; i < 100; i++) {
+        if (count_sink_lines(fx, needle) >= count)
+            return true;
+        usleep(50000);
+    }
+    return false;
+}
+
+/* BATCH with the sealer thread: on time, on count, and the second sink
+ * gets each checkpoint once it is durable. */
+static void test_seal_sealer_thread(void **state)
+{
+    fixture *fx = *state;
+    EVP_PKEY *key = new_key();
+    mandate_audit *a = open_sealed(fx, key, MANDATE_AUDIT_FSYNC_BATCH, 50, 1, 0);
+    for (unsigned i = 1; i <= 3; i++)
+        append_one(a, i);
+    /* no caller signs: the records are the trail's first three */
+    uint64_t seq;
+    mandate_audit_head(a, &seq, NULL);
+    assert_true(seq >= 3);
+    assert_true(wait_for_sink(fx, "\"why\":\"time\"", 1));
+    assert_true(wait_for_sink(fx, "\"seq\":3,", 1));
+    mandate_audit_close(&a);
+    /* on count (a timer too long to interfere, however slow the disk) */
+    a = open_sealed(fx, key, MANDATE_AUDIT_FSYNC_BATCH, 50, 3600, 0);
+    for (unsigned i = 4; i <= 120; i++)
+        append_one(a, i);
+    assert_true(wait_for_sink(fx, "\"why\":\"records\"", 2));
+    mandate_audit_close(&a);
+    /* closed: sealed to the end (by count, or on close) */
+    mandate_audit_report report;
+    verify_sealed(fx, key, NULL, true, &report);
+    if (!report.intact)
+        fail_msg("not intact: %s", report.problem);
+    assert_int_equal(report.unsealed, 0);
+    assert_int_equal(report.sink_checkpoints, report.checkpoints);
+    EVP_PKEY_free(key);
+}
+
+static void test_seal_now(void **state)
+{
+    fixture *fx = *state;
+    EVP_PKEY *key = new_key();
+    char *line = NULL;
+    mandate_error err = {0};
+    mandate_audit *a = open_trail(fx->dir, MANDATE_AUDIT_FSYNC_OFF, 0, false);
+    append_one(a, 1);
+    assert_int_equal(mandate_audit_seal(a, &line, &err), MANDATE_NOT_FOUND); /* no key */
+    assert_null(line);
+    mandate_audit_close(&a);
+
+    a = open_sealed(fx, key, MANDATE_AUDIT_FSYNC_ALWAYS, 100, 0, 0);
+    /* the event is the trail's own */
+    assert_int_equal(mandate_audit_append(a, "audit.checkpoint", NULL, NULL, NULL, &err),
+                     MANDATE_INVALID);
+    append_one(a, 2);
+    assert_int_equal(mandate_audit_seal(a, &line, &err), MANDATE_OK);
+    assert_non_null(strstr(line, "\"seq\":2,"));
+    assert_non_null(strstr(line, "\"why\":\"request\""));
+    assert_true(strncmp(line, "{\"checkpoint\":{\"key\":\"", 22) == 0);
+    /* nothing new: the same checkpoint, not one of it */
+    char *again = NULL;
+    assert_int_equal(mandate_audit_seal(a, &again, &err), MANDATE_OK);
+    assert_string_equal(again, line);
+    free(again);
+    mandate_audit_close(&a);
+    /* another handle finds it at the end of the trail */
+    a = open_sealed(fx, key, MANDATE_AUDIT_FSYNC_OFF, 100, 0, 0);
+    assert_int_equal(mandate_audit_seal(a, &again, &err), MANDATE_OK);
+    assert_string_equal(again, line);
+    free(again);
+    mandate_audit_close(&a);
+    free(line);
+    /* the last record was the request's checkpoint: close added none */
+    assert_int_equal(count_sink_lines(fx, NULL), 1);
+    EVP_PKEY_free(key);
+}
+
+static void test_seal_empty(void **state)
+{
+    fixture *fx = *state;
+    EVP_PKEY *key = new_key();
+    mandate_audit *a = open_sealed(fx, key, MANDATE_AUDIT_FSYNC_OFF, 100, 0, 0);
+    char *line = NULL;
+    mandate_error err = {0};
+    assert_int_equal(mandate_audit_seal(a, &line, &err), MANDATE_NOT_FOUND);
+    mandate_audit_close(&a);
+    assert_int_equal(count_sink_lines(fx, NULL), 0);
+    EVP_PKEY_free(key);
 }
 
 int main(void)
@@ -1127,6 +1775,17 @@ int main(void)
         T(test_tamper_long_line),
         T(test_list_files_order),
         T(test_format_line),
+        T(test_seal_intact),
+        T(test_seal_rechained_edit),
+        T(test_seal_rechained_checkpoints),
+        T(test_seal_forged_checkpoints),
+        T(test_seal_cut_tail),
+        T(test_seal_deleted_file),
+        T(test_seal_renumbered),
+        T(test_seal_two_keys),
+        T(test_seal_sealer_thread),
+        T(test_seal_now),
+        T(test_seal_empty),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

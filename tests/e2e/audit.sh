@@ -2,8 +2,10 @@
 # The audit trail, rate limits and metrics end to end: every kind of event
 # lands in the trail with who and what, never a secret or a token; the trail
 # verifies and tampering is named; a SIGKILL in the middle of a burst of
-# token requests loses no record of a token a client received; a client
-# over its limit gets 429 while another is unaffected; /metrics counts it all.
+# token requests loses no record of a token a client received; the trail is
+# sealed by signed checkpoints, also sent to a second sink, so that a tail cut
+# after a SIGKILL is found; a client over its limit gets 429 while another is
+# unaffected; /metrics counts it all.
 . "${MANDATE_SRCDIR:-.}/tests/e2e/lib.sh"
 
 STATE="$TMP/state"
@@ -194,5 +196,92 @@ out=$("${CTL[@]}" audit verify)
 expect_eq "after SIGKILL and restart the trail verifies" 0 "$?"
 expect_contains "intact" "intact:" "$out"
 
-check "no sanitizer report" bash -c "! grep -q 'Sanitizer' '$LOG' '$LOG.2' '$LOG.3'"
+# --- seals: signed checkpoints, also sent to a second sink --------------------------
+# The chain alone verifies again after whoever can write the folder recomputes
+# it or cuts its end; checkpoints signed with a key derived from the KEK, and
+# copied to a file meant to be shipped off the machine, do not.
+SINK="$TMP/checkpoints.log"
+cat >>"$CONF" <<CONF
+audit: { checkpoint: { seconds = 1; file = "$SINK"; syslog = "off"; }; };
+CONF
+"${CTL[@]}" audit key >"$TMP/seal.pub"
+expect_contains "audit key prints a PEM public key" "BEGIN PUBLIC KEY" "$(cat "$TMP/seal.pub")"
+KID=$("${CTL[@]}" --json audit key | sed -n 's/.*"key_id": "\([^"]*\)".*/\1/p')
+check "with its key id" test -n "$KID"
+check "the daemon starts sealed" start_daemon "$CONF" "$LOG.4" || { cat "$LOG.4"; exit 1; }
+sed -i "s|issuer = \"[^\"]*\"|issuer = \"$BASE\"|" "$CONF"
+kill -HUP "$DAEMON_PID"
+check "reloaded" wait_for_log "$LOG.4" "reloaded:"
+for i in $(seq 1 20); do token_for agent-2 "$OTHER" >/dev/null; done
+last_seq() { sed -n 's/^{"seq":\([0-9]*\),.*/\1/p' "$TRAIL"/audit-*.jsonl | sort -n | tail -n 1; }
+# the last record that is not itself a checkpoint (one may already follow it)
+HEAD=$(grep -hv '"event":"audit.checkpoint"' "$TRAIL"/audit-*.jsonl |
+    sed -n 's/^{"seq":\([0-9]*\),.*/\1/p' | sort -n | tail -n 1)
+sealed_in_sink() { # SEQ: a checkpoint in the sink seals SEQ or a later record
+    local s
+    s=$(sed -n 's/.*"checkpoint":{[^}]*"seq":\([0-9]*\),.*/\1/p' "$SINK" 2>/dev/null | sort -n | tail -n 1)
+    [ -n "$s" ] && [ "$s" -ge "$1" ]
+}
+for i in $(seq 1 50); do sealed_in_sink "$HEAD" && break; sleep 0.1; done
+check "within a second the sink holds a checkpoint of the head" sealed_in_sink "$HEAD"
+kill -KILL "$DAEMON_PID"
+wait "$DAEMON_PID" 2>/dev/null
+PIDS=$(echo "$PIDS" | sed "s/ $DAEMON_PID\b//")
+check "after a SIGKILL the sink holds the checkpoint" grep -q '"why":"time"' "$SINK"
+check "signed with the key audit key printed" grep -qF "\"key\":\"$KID\"" "$SINK"
+
+out=$("${CTL[@]}" audit verify --key "$TMP/seal.pub" --checkpoints "$SINK")
+expect_eq "audit verify with the key and the sink: exit 0" 0 "$?"
+expect_contains "every seal good" "every signature good" "$out"
+expect_contains "every checkpoint of the sink matches" "all matching the trail" "$out"
+
+# the checkpoint checked by another implementation: openssl, the public key,
+# and the text the signature covers (doc/security.md)
+LINE=$(grep -F '"why":"time"' "$SINK" | tail -n 1)
+printf 'mandate-audit-checkpoint-v1\nkey=%s\nseq=%s\nhash=%s\nts=%s\nfile=%s\nhost=%s\nwhy=%s\n' \
+    "$(json_get "$LINE" key)" "$(json_get "$LINE" seq)" "$(json_get "$LINE" hash)" \
+    "$(json_get "$LINE" ts)" "$(json_get "$LINE" file)" "$(json_get "$LINE" host)" \
+    "$(json_get "$LINE" why)" >"$TMP/cp.txt"
+b64url_json "$(json_get "$LINE" sig)" >"$TMP/cp.sig"
+check "openssl verifies the checkpoint's signature" \
+    openssl pkeyutl -verify -pubin -inkey "$TMP/seal.pub" -rawin -in "$TMP/cp.txt" \
+    -sigfile "$TMP/cp.sig"
+
+# the tail cut: from the record the last checkpoint of the sink seals
+cp -a "$TRAIL" "$TMP/trail.orig"
+S=$(sed -n 's/.*"checkpoint":{[^}]*"seq":\([0-9]*\),.*/\1/p' "$SINK" | sort -n | tail -n 1)
+FILE=$(grep -l "^{\"seq\":$S," "$TRAIL"/audit-*.jsonl)
+chmod u+w "$FILE"
+sed -i "/^{\"seq\":$S,/,\$d" "$FILE"
+out=$("${CTL[@]}" audit verify --key "$TMP/seal.pub" --dir "$TRAIL")
+expect_eq "cut: the chain alone still verifies" 0 "$?"
+expect_contains "and says what it cannot tell" "records cut from the end cannot be told" "$out"
+out=$("${CTL[@]}" audit verify --key "$TMP/seal.pub" --checkpoints "$SINK")
+expect_eq "cut: verify with the key and the sink exits 1" 1 "$?"
+expect_contains "names the cut" "were cut from its end" "$out"
+out=$("${CTL[@]}" audit verify)
+expect_eq "cut: the configured sink file is used by default" 1 "$?"
+rm -rf "$TRAIL"
+cp -a "$TMP/trail.orig" "$TRAIL"
+
+# the head sealed on request, daemon running or not
+check "the daemon restarts" start_daemon "$CONF" "$LOG.5" || { cat "$LOG.5"; exit 1; }
+out=$("${CTL[@]}" audit checkpoint)
+expect_eq "audit checkpoint: exit 0" 0 "$?"
+expect_contains "prints the sealed head" "sealed: record seq" "$out"
+CP=$(printf '%s\n' "$out" | tail -n 1)
+expect_eq "the checkpoint is the trail's last record" "$(json_get "$CP" sig)" \
+    "$(json_get "$(tail -n 1 "$(ls "$TRAIL"/audit-*.jsonl | tail -n 1)")" sig)"
+expect_eq "it seals the record before it" "$(json_get "$CP" seq)" "$(($(last_seq) - 1))"
+# (when the daemon sealed the head first, it is the daemon's: sent once durable)
+check "and went to the sink" wait_for_log "$SINK" "$(json_get "$CP" sig)"
+stop_daemon
+expect_eq "clean stop" 0 "$DAEMON_STATUS"
+check "a clean stop ends the trail with a checkpoint" \
+    grep -q '"why":"close"' "$(ls "$TRAIL"/audit-*.jsonl | tail -n 1)"
+out=$("${CTL[@]}" audit verify)
+expect_eq "the sealed trail verifies" 0 "$?"
+check "and nothing is left unsealed" bash -c "! printf '%s' '$out' | grep -q 'not sealed'"
+
+check "no sanitizer report" bash -c "! grep -q 'Sanitizer' '$LOG' '$LOG.2' '$LOG.3' '$LOG.4' '$LOG.5'"
 finish

@@ -248,14 +248,22 @@ static char *slurp(const char *path, size_t *len_r)
 }
 
 /* Writes n records to a fresh trail rotated at rotate bytes and returns its
- * files joined with FUZZ_SEP. */
-static char *trail(int n, int64_t rotate)
+ * files joined with FUZZ_SEP. With seal, a checkpoint every 4 records signed
+ * by seal, and the checkpoints file as the fourth part (fuzz-audit.c): the
+ * files then are at most three, and an empty part stands for a missing one. */
+static char *trail_sealed(int n, int64_t rotate, EVP_PKEY *seal)
 {
     char dir[] = "/tmp/mandate-seeds-XXXXXX";
     if (mkdtemp(dir) == NULL)
         abort();
-    mandate_audit_config cfg = {
-        .dir = dir, .fsync = MANDATE_AUDIT_FSYNC_OFF, .rotate_bytes = rotate};
+    char sink[64];
+    snprintf(sink, sizeof(sink), "%s/checkpoints.log", dir);
+    mandate_audit_config cfg = {.dir = dir,
+                                .fsync = MANDATE_AUDIT_FSYNC_OFF,
+                                .rotate_bytes = rotate,
+                                .seal_key = seal,
+                                .checkpoint_records = 4,
+                                .checkpoint_file = sink};
     mandate_audit *a = NULL;
     mandate_error err = {0};
     if (mandate_audit_open(&cfg, &a, &err) != MANDATE_OK)
@@ -275,7 +283,10 @@ static char *trail(int n, int64_t rotate)
         abort();
     char *all = strdup("");
     size_t all_len = 0;
-    for (size_t i = 0; files[i] != NULL; i++) {
+    int n_files = 0;
+    for (size_t i = 0; files[i] != NULL; i++, n_files++) {
+        if (seal != NULL && i >= 3)
+            abort(); /* a sealed seed has room for three files */
         size_t len;
         char *s = slurp(files[i], &len);
         all = realloc(all, all_len + len + FUZZ_SEP_LEN + 1);
@@ -291,11 +302,102 @@ static char *trail(int n, int64_t rotate)
         free(files[i]);
     }
     free(files);
+    if (seal != NULL) {
+        size_t len;
+        char *s = slurp(sink, &len);
+        for (int i = 0; i < 4 - n_files; i++) {
+            all = realloc(all, all_len + FUZZ_SEP_LEN + 1);
+            memcpy(all + all_len, FUZZ_SEP, FUZZ_SEP_LEN);
+            all_len += FUZZ_SEP_LEN;
+        }
+        all = realloc(all, all_len + len + 1);
+        memcpy(all + all_len, s, len);
+        all_len += len;
+        all[all_len] = '\0';
+        free(s);
+    }
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
     if (system(cmd) != 0)
         abort();
     return all;
+}
+
+static char *trail(int n, int64_t rotate)
+{
+    return trail_sealed(n, rotate, NULL);
+}
+
+/* The n-th line (from 0) of text, as a pointer into it. */
+static char *nth_line(char *text, int n)
+{
+    char *p = text;
+    for (int i = 0; i < n && p != NULL; i++) {
+        p = strchr(p, '\n');
+        if (p != NULL)
+            p++;
+    }
+    if (p == NULL)
+        abort();
+    return p;
+}
+
+/* Recomputes the prev of every record from line from on (counted from 0,
+ * across the parts), as an attacker who edited the trail would. */
+static void rechain(char *text, int from)
+{
+    char prev[65] = "";
+    char *p = text;
+    for (int i = 0; *p != '\0'; i++) {
+        char *nl = strchr(p, '\n');
+        if (nl == NULL)
+            break;
+        if (strncmp(p, "{\"seq\":", 7) == 0) {
+            char *h = strstr(p, "\"prev\":\"");
+            if (i >= from && prev[0] != '\0' && h != NULL && h < nl)
+                memcpy(h + 8, prev, 64);
+            unsigned char md[32];
+            unsigned int md_len;
+            EVP_Digest(p, (size_t)(nl - p), md, &md_len, EVP_sha256(), NULL);
+            for (int k = 0; k < 32; k++)
+                snprintf(prev + 2 * k, 3, "%02x", md[k]);
+        }
+        p = nl + 1;
+    }
+}
+
+/* Sealed trails: valid, and the attacks of issue 20 on them. */
+static void sealed_seeds(EVP_PKEY *seal)
+{
+    char *t = trail_sealed(12, 2500, seal);
+    puts_("audit", "sealed", t);
+    /* record 2 changed, and every later prev recomputed: the checkpoints
+     * name the old hashes */
+    char *c = strdup(t);
+    char *agent = strstr(nth_line(c, 1), "agent-7");
+    agent[6] = '9';
+    rechain(c, 2);
+    puts_("audit", "sealed-rechained", c);
+    free(c);
+    /* a checkpoint's time changed (and the chain after it recomputed): its
+     * signature no longer matches */
+    c = strdup(t);
+    char *h = strstr(c, "\"checkpoint\":{");
+    h = strstr(h, "\"ts\":\"") + 6 + 20; /* a digit of the microseconds */
+    h[0] = h[0] == '1' ? '2' : '1';
+    rechain(c, 0);
+    puts_("audit", "sealed-forged", c);
+    free(c);
+    /* the trail cut after its first file: the checkpoints file goes on */
+    c = strdup(t);
+    char *sep = strstr(c, FUZZ_SEP);
+    char *sink_part = strrchr(c, '\f') - 1;
+    memmove(sep + FUZZ_SEP_LEN, FUZZ_SEP FUZZ_SEP, 2 * FUZZ_SEP_LEN);
+    memmove(sep + 3 * FUZZ_SEP_LEN, sink_part + FUZZ_SEP_LEN,
+            strlen(sink_part + FUZZ_SEP_LEN) + 1);
+    puts_("audit", "sealed-cut", c);
+    free(c);
+    free(t);
 }
 
 static void audit_seeds(void)
@@ -813,6 +915,7 @@ int main(int argc, char **argv)
     jwt_seeds(keys);
     json_seeds(keys);
     audit_seeds();
+    sealed_seeds(keys[2]);
     oidc_seeds(keys);
     for (int i = 0; i < 3; i++)
         EVP_PKEY_free(keys[i]);
