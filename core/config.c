@@ -131,7 +131,7 @@ static bool read_targets(mandate_config *cfg, config_t *file, mandate_diag *diag
             ok = false;
         }
         for (size_t k = 0; k + 1 < cfg->target_count; k++)
-            if (strcmp(cfg->targets[k].name, t->name) == 0) {
+            if (cfg->targets[k].name != NULL && strcmp(cfg->targets[k].name, t->name) == 0) {
                 mandate_diag_add_at(diag, g, "target '%s' is named twice", t->name);
                 ok = false;
             }

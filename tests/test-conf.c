@@ -238,6 +238,25 @@ static void test_missing_instances_dir(void **state)
     assert_true(test_contains(f->diag.lines[0], "cannot open the instances folder"));
 }
 
+/* Loads "targets = (" groups ");" (the groups begin on line 2). */
+static bool load_targets(fixture *f, const char *groups)
+{
+    char *text = mandate_xasprintf("targets = (\n%s);\n", groups);
+    bool ok = load(f, text);
+    free(text);
+    return ok;
+}
+
+/* Found by tests/fuzz/fuzz-config: a target refused for an unknown key has
+ * no name, and the next target's "named twice" check read it. */
+static void test_target_refused_before_another(void **state)
+{
+    fixture *f = *state;
+    assert_false(load_targets(f, "{ nam = \"a\"; paths = [\"/a\"]; audience = \"x\"; },\n"
+                                 "{ name = \"b\"; paths = [\"/b\"]; audience = \"x\"; }\n"));
+    assert_diag_at(f, 2, "unknown key");
+}
+
 static void test_default_path(void **state)
 {
     (void)state;
@@ -264,6 +283,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_instance_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_instance_mistakes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_instances_dir, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_target_refused_before_another, setup, teardown),
         cmocka_unit_test(test_default_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
