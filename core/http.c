@@ -59,6 +59,7 @@ typedef struct request_state {
     bool waiting;
     _Atomic bool record_lost;
     mandate_http_response pending;
+    char *raw_target; /* from on_request_target */
 } request_state;
 
 const char *mandate_http_request_header(const mandate_http_request *req, const char *name)
@@ -222,6 +223,21 @@ static enum MHD_Result reply_error(request_state *st, unsigned status, const cha
     return queue(st, &resp);
 }
 
+/* libmicrohttpd hands on_request the path percent-decoded, and cut at an
+ * encoded NUL: "/a%2Fb" and "/a/b" arrive alike. The gateway check must
+ * judge the path as the client sent it, since that is what the tool server
+ * gets; MHD shows the request-target undecoded only to this callback, once
+ * per request, before it parses it. The request's state begins here, and
+ * on_completed frees it whether or not on_request was ever called. */
+static void *on_request_target(void *cls, const char *uri, struct MHD_Connection *connection)
+{
+    (void)cls;
+    (void)connection;
+    request_state *st = mandate_xcalloc(1, sizeof(*st));
+    st->raw_target = mandate_xstrdup(uri);
+    return st;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection,
                                   const char *url, const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
@@ -230,8 +246,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection,
     mandate_http_server *srv = cls;
     request_state *st = *con_cls;
 
-    if (st == NULL) {
-        st = mandate_xcalloc(1, sizeof(*st));
+    if (st == NULL || st->req.pool == NULL) {
+        if (st == NULL) /* on_request_target always makes it: never, but safe */
+            st = mandate_xcalloc(1, sizeof(*st));
         clock_gettime(CLOCK_MONOTONIC, &st->started);
         *con_cls = st;
         atomic_fetch_add(&srv->in_flight, 1);
@@ -239,6 +256,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection,
         st->req.pool = mandate_pool_new();
         st->req.method = mandate_pool_strdup(st->req.pool, method);
         st->req.path = mandate_pool_strdup(st->req.pool, url);
+        st->req.raw_target = st->raw_target;
         new_request_id(st->req.request_id);
         mandate_log_set_request_id(st->req.request_id);
         const char *length =
@@ -330,6 +348,11 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **co
     if (st == NULL)
         return;
     *con_cls = NULL;
+    free(st->raw_target);
+    if (st->req.pool == NULL) { /* refused by MHD before on_request */
+        free(st);
+        return;
+    }
     mandate_runtime_unref(&st->req.runtime);
     mandate_pool_free(&st->req.pool);
     free(st->body);
@@ -541,6 +564,7 @@ mandate_rc mandate_http_start(const mandate_config *config, mandate_http_handler
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)config->connection_timeout,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)config->connection_limit,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+        MHD_OPTION_URI_LOG_CALLBACK, on_request_target, srv,
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
         MHD_OPTION_ARRAY, tls_opts,
         MHD_OPTION_END);
