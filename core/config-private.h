@@ -25,6 +25,7 @@ typedef struct mandate_target {
     char *audience;
     char **scopes;            /* all required; NULL-terminated, may be empty */
     char *resource_metadata;  /* RFC 9728 URL for WWW-Authenticate; may be NULL */
+    char *tenant;             /* only tokens of this tenant pass; NULL: any tenant */
 } mandate_target;
 
 typedef struct mandate_config {

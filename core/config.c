@@ -98,6 +98,8 @@ static const mandate_conf_def target_defs[] = {
      "scopes every call needs"},
     {"resource_metadata", MANDATE_CONF_STRING, 0, TARGET_OFF(resource_metadata), NULL, 0, 0,
      NULL, "RFC 9728 protected resource metadata URL, named in 401 challenges"},
+    {"tenant", MANDATE_CONF_STRING, 0, TARGET_OFF(tenant), NULL, 0, 0, NULL,
+     "only tokens of this tenant pass; default: a token of any tenant"},
     MANDATE_CONF_END};
 
 /* A target path must be written as the gateway check compares paths: what
@@ -190,6 +192,10 @@ static bool read_targets(mandate_config *cfg, config_t *file, mandate_diag *diag
             if (!target_path_ok(pool, at ? at : g, t, t->paths[k], diag) ||
                 !target_paths_distinct(cfg, at ? at : g, t, t->paths[k], diag))
                 ok = false;
+        }
+        if (t->tenant != NULL && t->tenant[0] == '\0') {
+            mandate_diag_add_at(diag, g, "target '%s': 'tenant' must not be empty", t->name);
+            ok = false;
         }
         if (t->paths[0] == NULL) {
             mandate_diag_add_at(diag, g, "target '%s' covers no path", t->name);

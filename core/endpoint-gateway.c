@@ -233,6 +233,18 @@ void mandate_endpoint_gateway_check(mandate_http_request *req, mandate_http_resp
             challenge(req, resp, 401, t, "invalid_token", NULL);
         return;
     }
+    if (t->tenant != NULL && (g->tenant == NULL || strcmp(g->tenant, t->tenant) != 0)) {
+        log_info("token validation: token_valid=true, client=%s, target=%s: tenant %s, not %s",
+                 g->client_id, t->name, g->tenant ? g->tenant : "-", t->tenant);
+        if (audited(req, resp, t, 403, &st, token,
+                    mandate_pool_printf(req->pool, "tenant %s is not the target's (%s)",
+                                        g->tenant ? g->tenant : "-", t->tenant))) {
+            mandate_http_response_error(req, resp, 403, "access_denied",
+                                        "the token belongs to another tenant than the target");
+            mandate_http_response_header(resp, "Cache-Control", "no-store");
+        }
+        return;
+    }
     for (char **s = t->scopes; s != NULL && *s != NULL; s++) {
         if (!mandate_word_list_has(g->scope, *s, strlen(*s))) {
             log_info("token validation: token_valid=true, client=%s, target=%s: lacks scope %s",

@@ -252,10 +252,12 @@ static void test_targets(void **state)
     fixture *f = *state;
     assert_true(
         load_targets(f, "{ name = \"a\"; paths = [\"/mcp\", \"/tools/\"]; audience = \"x\";\n"
-                        "  scopes = [\"mcp:call\"]; },\n"
+                        "  tenant = \"bank-b\"; },\n"
                         "{ name = \"b\"; paths = [\"/\", \"/mcp/a-b_c.d~e!$&'()*+,=:@\"];\n"
                         "  audience = \"y\"; }\n"));
     assert_int_equal(f->cfg->target_count, 2);
+    assert_string_equal(f->cfg->targets[0].tenant, "bank-b");
+    assert_null(f->cfg->targets[1].tenant);
     assert_string_equal(f->cfg->targets[1].paths[0], "/");
 }
 
@@ -307,6 +309,9 @@ static void test_target_paths_clash(void **state)
     assert_true(load_targets(f,
                              "{ name = \"a\"; paths = [\"/tools\"]; audience = \"x\"; },\n"
                              "{ name = \"b\"; paths = [\"/tools/\"]; audience = \"x\"; }\n"));
+    assert_false(load_targets(f, "{ name = \"a\"; paths = [\"/x\"]; audience = \"x\";\n"
+                                 "  tenant = \"\"; }\n"));
+    assert_diag_at(f, 2, "target 'a': 'tenant' must not be empty");
 }
 
 /* Found by tests/fuzz/fuzz-config: a target refused for an unknown key has

@@ -21,7 +21,9 @@ targets = (
   { name = "news-mcp"; paths = ["/news"]; audience = "https://mcp.example/news"; },
   # issue 20: a read-only tool set beside an admin one, under the calendar's /mcp
   { name = "public"; paths = ["/mcp/public"]; audience = "$AUD"; scopes = ["mcp:read"]; },
-  { name = "admin"; paths = ["/mcp/admin"]; audience = "$AUD"; scopes = ["mcp:admin"]; }
+  { name = "admin"; paths = ["/mcp/admin"]; audience = "$AUD"; scopes = ["mcp:admin"]; },
+  # a target of one tenant: another tenant's token is refused
+  { name = "bank-b-tools"; paths = ["/bank-b/"]; audience = "$AUD"; tenant = "bank-b"; }
 );
 CONF
 check "daemon starts" start_daemon "$CONF" "$LOG" || { cat "$LOG"; exit 1; }
@@ -241,6 +243,17 @@ expect_contains "... a long one cut, with its length" '"path_length":5012' "$tra
 check "... and no record holds the whole long path" bash -c "! grep -q 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa' '$STATE'/audit/audit-*.jsonl"
 expect_contains "... a space in it escaped" '"path":"/mcp/public/a%20b"' "$trail"
 
+# a target of one tenant
+BANKB_SECRET=$(new_client bank-b-agent "mcp:call" --tenant bank-b)
+BANKB=$(token_for bank-b-agent "$BANKB_SECRET")
+expect_eq "the tenant's token at its target: 200" 200 "$(gate "$BANKB" /bank-b/report)"
+expect_contains "... X-Mandate-Tenant" "X-Mandate-Tenant: bank-b" "$(cat "$TMP/gate.h")"
+expect_eq "another tenant's token: 403" 403 "$(gate "$TOKEN" /bank-b/report)"
+expect_contains "... says so" "another tenant" "$(cat "$TMP/gate.body")"
+expect_contains "... audited with the reason" \
+    '"target":"bank-b-tools","result":"denied","status":403' "$(cat "$STATE"/audit/audit-*.jsonl)"
+expect_contains "... naming both tenants" '"reason":"tenant default is not the target'"'"'s (bank-b)"' \
+    "$(cat "$STATE"/audit/audit-*.jsonl)"
 
 # forged and broken tokens: inactive at introspection, 401 at the gateway
 H=$(echo "$TOKEN" | cut -d. -f1)
