@@ -22,10 +22,11 @@ typedef struct mandate_instance_conf {
  * covers, the audience its tokens must carry and the scopes a call needs. */
 typedef struct mandate_target {
     char *name;
-    char **paths;             /* path prefixes; NULL-terminated */
+    char **paths;             /* normalised (checked at load); NULL-terminated */
     char *audience;
     char **scopes;            /* all required; NULL-terminated, may be empty */
     char *resource_metadata;  /* RFC 9728 URL for WWW-Authenticate; may be NULL */
+    char *tenant;             /* only tokens of this tenant pass; NULL: any tenant */
 } mandate_target;
 
 typedef struct mandate_config {
@@ -90,10 +91,13 @@ typedef struct mandate_config {
     mandate_delegation delegation; /* who may exchange whose tokens */
 } mandate_config;
 
-/* The target whose path prefix is the longest match for path (the query
- * string is ignored); NULL when none covers it. */
-const mandate_target *mandate_config_target_for(const mandate_config *config,
-                                                const char *path);
+/* The target with the longest path that covers path on whole segments
+ * (mandate_gateway_path_covers); NULL when none does. path must be
+ * normalised by mandate_gateway_path_normalise. fold_case ignores ASCII
+ * letter case: the gateway check asks both ways and refuses a path whose
+ * answers differ. */
+const mandate_target *mandate_config_target_for(const mandate_config *config, const char *path,
+                                                bool fold_case);
 
 /* Read and check mandate.conf and the instance files it points to. Plugin
  * keys are not checked here (see mandate_runtime). On failure, diag says

@@ -10,7 +10,9 @@
 #include <netdb.h>
 
 #include "config-private.h"
+#include "gateway-path-private.h"
 #include "peer-private.h"
+#include "pool-private.h"
 #include "util-private.h"
 
 #define CONF_OFF(field) offsetof(mandate_config, field)
@@ -119,14 +121,77 @@ static const mandate_conf_def target_defs[] = {
     {"name", MANDATE_CONF_STRING, MANDATE_CONF_REQUIRED, TARGET_OFF(name), NULL, 0, 0, NULL,
      "the target's name, for logs and headers"},
     {"paths", MANDATE_CONF_STRING_LIST, MANDATE_CONF_REQUIRED, TARGET_OFF(paths), NULL, 0, 0,
-     NULL, "path prefixes the target covers, e.g. [\"/mcp\", \"/tools/\"]"},
+     NULL,
+     "the paths the target covers, with all below them (whole segments), e.g. "
+     "[\"/mcp\", \"/tools/\"]"},
     {"audience", MANDATE_CONF_STRING, MANDATE_CONF_REQUIRED, TARGET_OFF(audience), NULL, 0, 0,
      NULL, "the aud its tokens must carry"},
     {"scopes", MANDATE_CONF_STRING_LIST, 0, TARGET_OFF(scopes), "", 0, 0, NULL,
      "scopes every call needs"},
     {"resource_metadata", MANDATE_CONF_STRING, 0, TARGET_OFF(resource_metadata), NULL, 0, 0,
      NULL, "RFC 9728 protected resource metadata URL, named in 401 challenges"},
+    {"tenant", MANDATE_CONF_STRING, 0, TARGET_OFF(tenant), NULL, 0, 0, NULL,
+     "only tokens of this tenant pass; default: a token of any tenant"},
     MANDATE_CONF_END};
+
+/* A target path must be written as the gateway check compares paths: what
+ * mandate_gateway_path_normalise leaves as it is. So it has no dot-segment,
+ * no '%' (requests are compared decoded), no "//", no ';' and no query: a
+ * path written otherwise would never match, or match other than it reads. */
+static bool target_path_ok(mandate_pool *pool, const config_setting_t *at,
+                           const mandate_target *t, const char *path, mandate_diag *diag)
+{
+    char *norm;
+    const char *why;
+    if (!mandate_gateway_path_normalise(pool, path, strlen(path), &norm, &why)) {
+        mandate_diag_add_at(diag, at, "target '%s': path '%s' is refused: %s", t->name, path,
+                            why);
+        return false;
+    }
+    if (strchr(path, '%') != NULL) {
+        mandate_diag_add_at(diag, at,
+                            "target '%s': path '%s' must not be percent-encoded: requests are "
+                            "compared decoded, and a target path holds only letters, digits, "
+                            "'/' and -._~!$&'()*+,=:@",
+                            t->name, path);
+        return false;
+    }
+    if (strcmp(norm, path) != 0) {
+        mandate_diag_add_at(diag, at,
+                            "target '%s': path '%s' is not in normal form: write '%s'", t->name,
+                            path, norm);
+        return false;
+    }
+    return true;
+}
+
+/* Two target paths that differ only in letter case: a tool server that
+ * routes without case (Express does by default) could not tell them apart,
+ * and the check refuses a path that matches otherwise without case. */
+static bool target_paths_distinct(const mandate_config *cfg, const config_setting_t *at,
+                                  const mandate_target *t, const char *path, mandate_diag *diag)
+{
+    /* t is the last target read so far: the paths before this one */
+    for (size_t k = 0; k < cfg->target_count; k++) {
+        const mandate_target *o = &cfg->targets[k];
+        if (o->name == NULL) /* a target refused already */
+            continue;
+        for (char **p = o->paths; p != NULL && *p != NULL && *p != path; p++) {
+            if (strlen(*p) != strlen(path) || !mandate_gateway_path_covers(*p, path, true))
+                continue;
+            if (o == t)
+                mandate_diag_add_at(diag, at, "target '%s': path '%s' is listed twice", t->name,
+                                    path);
+            else
+                mandate_diag_add_at(diag, at,
+                                    "target '%s': path '%s' is target '%s''s '%s' again "
+                                    "(letter case aside)",
+                                    t->name, path, o->name, *p);
+            return false;
+        }
+    }
+    return true;
+}
 
 static bool read_targets(mandate_config *cfg, config_t *file, mandate_diag *diag)
 {
@@ -139,6 +204,7 @@ static bool read_targets(mandate_config *cfg, config_t *file, mandate_diag *diag
     }
     int n = config_setting_length(list);
     cfg->targets = mandate_xcalloc(n > 0 ? (size_t)n : 1, sizeof(mandate_target));
+    mandate_pool *pool = mandate_pool_new();
     bool ok = true;
     for (int i = 0; i < n; i++) {
         config_setting_t *g = config_setting_get_elem(list, (unsigned)i);
@@ -152,34 +218,40 @@ static bool read_targets(mandate_config *cfg, config_t *file, mandate_diag *diag
             ok = false;
             continue;
         }
-        for (char **p = t->paths; *p != NULL; p++)
-            if ((*p)[0] != '/') {
-                mandate_diag_add_at(diag, g, "target '%s': path '%s' must start with '/'",
-                                    t->name, *p);
+        config_setting_t *paths = config_setting_get_member(g, "paths");
+        for (unsigned k = 0; t->paths[k] != NULL; k++) {
+            config_setting_t *at = config_setting_get_elem(paths, k);
+            if (!target_path_ok(pool, at ? at : g, t, t->paths[k], diag) ||
+                !target_paths_distinct(cfg, at ? at : g, t, t->paths[k], diag))
                 ok = false;
-            }
+        }
+        if (t->tenant != NULL && t->tenant[0] == '\0') {
+            mandate_diag_add_at(diag, g, "target '%s': 'tenant' must not be empty", t->name);
+            ok = false;
+        }
         if (t->paths[0] == NULL) {
             mandate_diag_add_at(diag, g, "target '%s' covers no path", t->name);
             ok = false;
         }
         for (size_t k = 0; k + 1 < cfg->target_count; k++)
-            if (strcmp(cfg->targets[k].name, t->name) == 0) {
+            if (cfg->targets[k].name != NULL && strcmp(cfg->targets[k].name, t->name) == 0) {
                 mandate_diag_add_at(diag, g, "target '%s' is named twice", t->name);
                 ok = false;
             }
     }
+    mandate_pool_free(&pool);
     return ok;
 }
 
-const mandate_target *mandate_config_target_for(const mandate_config *cfg, const char *path)
+const mandate_target *mandate_config_target_for(const mandate_config *cfg, const char *path,
+                                                bool fold_case)
 {
-    size_t path_len = strcspn(path, "?#");
     const mandate_target *best = NULL;
     size_t best_len = 0;
     for (size_t i = 0; i < cfg->target_count; i++) {
         for (char **p = cfg->targets[i].paths; p != NULL && *p != NULL; p++) {
             size_t n = strlen(*p);
-            if (n <= path_len && n > best_len && strncmp(path, *p, n) == 0) {
+            if (n > best_len && mandate_gateway_path_covers(*p, path, fold_case)) {
                 best = &cfg->targets[i];
                 best_len = n;
             }

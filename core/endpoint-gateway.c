@@ -2,15 +2,19 @@
  * nginx auth_request sends the original URI in X-Original-URI; Envoy's
  * ext_authz (HTTP mode, path_prefix "/gateway/check") appends the original
  * path to ours. 200 with identity headers, 401 with an RFC 6750 challenge
- * (and the RFC 9728 resource_metadata parameter), 403 insufficient_scope. */
+ * (and the RFC 9728 resource_metadata parameter), 403 insufficient_scope,
+ * 400 for a path that a tool server could read otherwise than the check
+ * (see gateway-path.c). */
 #include "config.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
 #include "audit-events-private.h"
 #include "client-limits-private.h"
 #include "endpoints-private.h"
+#include "gateway-path-private.h"
 #include "log-private.h"
 #include "oauth-private.h"
 #include "pool-private.h"
@@ -18,15 +22,58 @@
 
 #define CHECK_PREFIX "/gateway/check"
 
-static const char *original_path(mandate_http_request *req)
+/* How much of a refused path the log and the audit trail keep: a path is
+ * evidence, but one sent to fill the disk must not get there. */
+#define PATH_EXCERPT_MAX 128
+
+/* The original request's path, undecoded and with its query, from where the
+ * gateway put it: X-Original-URI (nginx: $request_uri), X-Forwarded-Uri
+ * (Traefik), or after our own path (Envoy). *path_r is NULL when none is
+ * given. false, with *why_r, when they disagree: a client may add one of
+ * these headers itself where the gateway sets another (Traefik passes the
+ * client's X-Original-URI on), and the check must not judge the client's. */
+static bool original_path(mandate_http_request *req, const char **path_r, const char **why_r)
 {
-    const char *uri = mandate_http_request_header(req, "X-Original-URI");
-    if (uri == NULL)
-        uri = mandate_http_request_header(req, "X-Forwarded-Uri");
-    if (uri != NULL)
-        return uri;
-    const char *rest = req->path + strlen(CHECK_PREFIX);
-    return rest[0] == '/' ? rest : NULL;
+    const char *given[3] = {mandate_http_request_header(req, "X-Original-URI"),
+                            mandate_http_request_header(req, "X-Forwarded-Uri"), NULL};
+    *path_r = NULL;
+    if (strncmp(req->path, CHECK_PREFIX "/", sizeof(CHECK_PREFIX)) == 0) {
+        /* req->path is decoded: the path Envoy appended is read from the
+         * request-target as sent, which must spell our own path plainly */
+        const char *raw = req->raw_target;
+        if (raw == NULL || strncmp(raw, CHECK_PREFIX "/", sizeof(CHECK_PREFIX)) != 0) {
+            *why_r = "the path " CHECK_PREFIX " is itself percent-encoded";
+            return false;
+        }
+        given[2] = raw + strlen(CHECK_PREFIX);
+    }
+    for (size_t i = 0; i < sizeof(given) / sizeof(given[0]); i++) {
+        if (given[i] == NULL)
+            continue;
+        if (*path_r != NULL && strcmp(*path_r, given[i]) != 0) {
+            *why_r = "the original path is given twice, differently (X-Original-URI, "
+                     "X-Forwarded-Uri, after " CHECK_PREFIX ")";
+            return false;
+        }
+        *path_r = given[i];
+    }
+    return true;
+}
+
+/* The first PATH_EXCERPT_MAX bytes of a raw path, each byte outside
+ * printable ASCII written %XX: short and on one line whatever it held. */
+static char *path_excerpt(mandate_pool *pool, const char *raw)
+{
+    char *out = mandate_pool_alloc(pool, PATH_EXCERPT_MAX * 3 + 1), *o = out;
+    for (size_t i = 0; i < PATH_EXCERPT_MAX && raw[i] != '\0'; i++) {
+        unsigned char c = (unsigned char)raw[i];
+        if (c > 0x20 && c < 0x7f)
+            *o++ = (char)c;
+        else
+            o += snprintf(o, 4, "%%%02X", c);
+    }
+    *o = '\0';
+    return out;
 }
 
 /* The token of "Authorization: Bearer <token>" (RFC 6750 §2.1), or NULL. */
@@ -69,12 +116,15 @@ static char *joined(mandate_pool *pool, char **words)
 }
 
 /* The audit record of a decision: written before the answer goes, or the
- * answer is 503 (a gateway then refuses the call). */
-static bool audited(mandate_http_request *req, mandate_http_response *resp,
-                    const mandate_target *t, unsigned status, const mandate_token_status *st,
-                    const char *token, const char *reason)
+ * answer is 503 (a gateway then refuses the call). t is NULL when the path
+ * was refused before any target was chosen; extra (stolen, may be NULL)
+ * adds members. */
+static bool audited_with(mandate_http_request *req, mandate_http_response *resp,
+                         const mandate_target *t, unsigned status,
+                         const mandate_token_status *st, const char *token, const char *reason,
+                         json_t *extra)
 {
-    json_t *fields = json_pack("{s:s,s:s,s:i}", "target", t->name, "result",
+    json_t *fields = json_pack("{s:s,s:s,s:i}", "target", t != NULL ? t->name : "-", "result",
                                status == 200 ? "allowed" : "denied", "status", (int)status);
     if (st != NULL && st->parsed && st->grant.jti != NULL) {
         json_object_set_new(fields, "jti", json_string(st->grant.jti));
@@ -89,6 +139,10 @@ static bool audited(mandate_http_request *req, mandate_http_response *resp,
     }
     if (reason != NULL)
         json_object_set_new(fields, "reason", json_string(reason));
+    if (extra != NULL) {
+        json_object_update(fields, extra);
+        json_decref(extra);
+    }
     if (mandate_audit_event("gateway.check", fields) == MANDATE_OK)
         return true;
     mandate_http_response_error(req, resp, 503, "temporarily_unavailable", NULL);
@@ -96,13 +150,54 @@ static bool audited(mandate_http_request *req, mandate_http_response *resp,
     return false;
 }
 
+static bool audited(mandate_http_request *req, mandate_http_response *resp,
+                    const mandate_target *t, unsigned status, const mandate_token_status *st,
+                    const char *token, const char *reason)
+{
+    return audited_with(req, resp, t, status, st, token, reason, NULL);
+}
+
+/* 400 for a path the check will not judge, audited with why and with as
+ * much of the path as PATH_EXCERPT_MAX allows (raw may be NULL). The token
+ * is not read: the caller is named by the token's hash prefix only. */
+static void refuse_path(mandate_http_request *req, mandate_http_response *resp, const char *raw,
+                        const char *why)
+{
+    json_t *extra = json_object();
+    const char *excerpt = "";
+    if (raw != NULL) {
+        excerpt = path_excerpt(req->pool, raw);
+        json_object_set_new(extra, "path", json_string(excerpt));
+        json_object_set_new(extra, "path_length", json_integer((json_int_t)strlen(raw)));
+    }
+    log_info("gateway check: path refused (%s): %zu bytes: %s", why, raw ? strlen(raw) : 0,
+             excerpt);
+    if (!audited_with(req, resp, NULL, 400, NULL, bearer_token(req), why, extra))
+        return;
+    mandate_http_response_error(
+        req, resp, 400, "invalid_request",
+        mandate_pool_printf(req->pool, "the original path is refused: %s", why));
+    mandate_http_response_header(resp, "Cache-Control", "no-store");
+}
+
 void mandate_endpoint_gateway_check(mandate_http_request *req, mandate_http_response *resp)
 {
     const mandate_config *cfg = mandate_runtime_config(req->runtime);
-    const char *path = original_path(req);
-    const mandate_target *t = path ? mandate_config_target_for(cfg, path) : NULL;
+    const char *raw, *why;
+    char *path = NULL;
+    if (!original_path(req, &raw, &why)) {
+        refuse_path(req, resp, NULL, why);
+        return;
+    }
+    const mandate_target *t = NULL;
+    if (raw != NULL &&
+        !mandate_gateway_path_target(req->pool, cfg, raw, strlen(raw), &t, &path, &why)) {
+        refuse_path(req, resp, raw, why);
+        return;
+    }
     if (t == NULL) {
-        log_info("gateway check: no target covers %s", path ? path : "(no original URI)");
+        log_info("gateway check: no target covers %.*s", PATH_EXCERPT_MAX,
+                 path ? path : "(no original URI)");
         mandate_http_response_error(req, resp, 403, "access_denied",
                                     "no target covers this path");
         mandate_http_response_header(resp, "Cache-Control", "no-store");
@@ -136,6 +231,18 @@ void mandate_endpoint_gateway_check(mandate_http_request *req, mandate_http_resp
                  st.parsed && g->client_id ? g->client_id : "-", t->name, st.reason);
         if (audited(req, resp, t, 401, &st, token, st.reason))
             challenge(req, resp, 401, t, "invalid_token", NULL);
+        return;
+    }
+    if (t->tenant != NULL && (g->tenant == NULL || strcmp(g->tenant, t->tenant) != 0)) {
+        log_info("token validation: token_valid=true, client=%s, target=%s: tenant %s, not %s",
+                 g->client_id, t->name, g->tenant ? g->tenant : "-", t->tenant);
+        if (audited(req, resp, t, 403, &st, token,
+                    mandate_pool_printf(req->pool, "tenant %s is not the target's (%s)",
+                                        g->tenant ? g->tenant : "-", t->tenant))) {
+            mandate_http_response_error(req, resp, 403, "access_denied",
+                                        "the token belongs to another tenant than the target");
+            mandate_http_response_header(resp, "Cache-Control", "no-store");
+        }
         return;
     }
     for (char **s = t->scopes; s != NULL && *s != NULL; s++) {

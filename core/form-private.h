@@ -36,6 +36,9 @@ const mandate_form_param *mandate_form_find(const mandate_form *form, const char
 mandate_rc mandate_url_decode(mandate_pool *pool, const char *s, size_t len,
                               bool plus_is_space, char **out_r, mandate_error *err);
 
+/* The value of a hexadecimal digit, either case; -1 for any other char. */
+int mandate_hex_value(char c);
+
 /* "Basic <base64(urlencode(id):urlencode(secret))>" into its two parts;
  * MANDATE_NEXT when the header is not Basic, MANDATE_INVALID when malformed. */
 mandate_rc mandate_basic_auth_parse(mandate_pool *pool, const char *header, char **id_r,

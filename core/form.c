@@ -12,7 +12,7 @@
 /* Longest Basic header value accepted: ids and secrets are short. */
 #define BASIC_MAX_LEN 2048
 
-static int hex_value(char c)
+int mandate_hex_value(char c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -85,7 +85,7 @@ mandate_rc mandate_url_decode(mandate_pool *pool, const char *s, size_t len,
         if (s[i] == '%') {
             if (i + 2 >= len)
                 return mandate_error_set(err, MANDATE_INVALID, "truncated percent-encoding");
-            int a = hex_value(s[i + 1]), b = hex_value(s[i + 2]);
+            int a = mandate_hex_value(s[i + 1]), b = mandate_hex_value(s[i + 2]);
             if (a < 0 || b < 0)
                 return mandate_error_set(err, MANDATE_INVALID, "bad percent-encoding");
             out[j++] = (char)(a << 4 | b);

@@ -14,7 +14,8 @@
 
 typedef struct mandate_http_request {
     const char *method;
-    const char *path;
+    const char *path;       /* percent-decoded by libmicrohttpd, without the query */
+    const char *raw_target; /* the request-target as received: not decoded, query kept */
     struct MHD_Connection *connection;
     char request_id[MANDATE_REQUEST_ID_LEN + 1];
     const char *body; /* NUL-terminated; body_len excludes the NUL */

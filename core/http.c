@@ -61,6 +61,7 @@ typedef struct request_state {
     bool waiting;
     _Atomic bool record_lost;
     mandate_http_response pending;
+    char *raw_target; /* from on_request_line */
 } request_state;
 
 static int64_t monotonic_ms(void)
@@ -316,8 +317,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
     mandate_http_server *srv = cls;
     request_state *st = *con_cls;
 
-    if (st == NULL) {
-        st = mandate_xcalloc(1, sizeof(*st));
+    if (st == NULL || st->req.pool == NULL) {
+        if (st == NULL) /* on_request_line always makes it: never, but safe */
+            st = mandate_xcalloc(1, sizeof(*st));
         clock_gettime(CLOCK_MONOTONIC, &st->started);
         *con_cls = st;
         atomic_fetch_add(&srv->in_flight, 1);
@@ -325,6 +327,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
         st->req.pool = mandate_pool_new();
         st->req.method = mandate_pool_strdup(st->req.pool, method);
         st->req.path = mandate_pool_strdup(st->req.pool, url);
+        st->req.raw_target = st->raw_target;
         const union MHD_ConnectionInfo *from =
             MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
         if (from != NULL && from->client_addr != NULL)
@@ -430,6 +433,11 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **co
     if (st == NULL)
         return;
     *con_cls = NULL;
+    free(st->raw_target);
+    if (st->req.pool == NULL) { /* refused by MHD before on_request */
+        free(st);
+        return;
+    }
     mandate_runtime_unref(&st->req.runtime);
     mandate_pool_free(&st->req.pool);
     free(st->body);
@@ -591,15 +599,22 @@ static void on_connection(void *cls, struct MHD_Connection *connection, void **s
         mandate_http_guard_closed(srv->guard, connection_fd(connection));
 }
 
-/* Called when a request's first line has arrived, before its headers: the
- * request's deadline starts here. Its return value is the request's first
- * con_cls: none yet (on_request makes it once the headers are in). */
+/* Called once per request, when its first line has arrived and before its
+ * headers are parsed. Two jobs:
+ * - the request's deadline starts here (http-guard-private.h);
+ * - libmicrohttpd hands on_request the path percent-decoded, and cut at an
+ *   encoded NUL: "/a%2Fb" and "/a/b" arrive alike. The gateway check must
+ *   judge the path as the client sent it, since that is what the tool
+ *   server gets; MHD shows the request-target undecoded only here. So the
+ *   request's state begins here, and on_completed frees it whether or not
+ *   on_request was ever called. */
 static void *on_request_line(void *cls, const char *uri, struct MHD_Connection *connection)
 {
     mandate_http_server *srv = cls;
-    (void)uri;
     mandate_http_guard_request_begins(srv->guard, connection_fd(connection), monotonic_ms());
-    return NULL;
+    request_state *st = mandate_xcalloc(1, sizeof(*st));
+    st->raw_target = mandate_xstrdup(uri);
+    return st;
 }
 
 static void stop_accepting(mandate_http_server *srv)

@@ -1673,7 +1673,9 @@ static void test_seal_sealer_thread(void **state)
     a = open_sealed(fx, key, MANDATE_AUDIT_FSYNC_BATCH, 50, 3600, 0);
     for (unsigned i = 4; i <= 120; i++)
         append_one(a, i);
-    assert_true(wait_for_sink(fx, "\"why\":\"records\"", 2));
+    /* at least one: a sealer that wakes late seals the head it finds, once,
+     * for all the records it is behind (one checkpoint covers them all) */
+    assert_true(wait_for_sink(fx, "\"why\":\"records\"", 1));
     mandate_audit_close(&a);
     /* closed: sealed to the end (by count, or on close) */
     mandate_audit_report report;

@@ -238,6 +238,92 @@ static void test_missing_instances_dir(void **state)
     assert_true(test_contains(f->diag.lines[0], "cannot open the instances folder"));
 }
 
+/* Loads "targets = (" groups ");" (the groups begin on line 2). */
+static bool load_targets(fixture *f, const char *groups)
+{
+    char *text = mandate_xasprintf("targets = (\n%s);\n", groups);
+    bool ok = load(f, text);
+    free(text);
+    return ok;
+}
+
+static void test_targets(void **state)
+{
+    fixture *f = *state;
+    assert_true(
+        load_targets(f, "{ name = \"a\"; paths = [\"/mcp\", \"/tools/\"]; audience = \"x\";\n"
+                        "  tenant = \"bank-b\"; },\n"
+                        "{ name = \"b\"; paths = [\"/\", \"/mcp/a-b_c.d~e!$&'()*+,=:@\"];\n"
+                        "  audience = \"y\"; }\n"));
+    assert_int_equal(f->cfg->target_count, 2);
+    assert_string_equal(f->cfg->targets[0].tenant, "bank-b");
+    assert_null(f->cfg->targets[1].tenant);
+    assert_string_equal(f->cfg->targets[1].paths[0], "/");
+}
+
+/* A target path is written as the gateway check compares paths (issue 20):
+ * each mistake is named at the line of the path. */
+static void test_target_path_mistakes(void **state)
+{
+    fixture *f = *state;
+    static const struct {
+        const char *path, *what;
+    } bad[] = {
+        {"mcp", "path 'mcp' is refused: the path does not begin with '/'"},
+        {"", "does not begin with '/'"},
+        {"/mcp/../admin", "path '/mcp/../admin' is not in normal form: write '/admin'"},
+        {"/mcp/./x", "write '/mcp/x'"},
+        {"/mcp/x/..", "write '/mcp/'"},
+        {"/..", "above the root"},
+        {"/mcp?x=1", "write '/mcp'"},
+        {"/mcp%2Fx", "an encoded slash"},
+        {"/mcp%41", "must not be percent-encoded"},
+        {"/mcp/%2e%2e", "an encoded dot-segment"},
+        {"/a//b", "an empty segment"},
+        {"/a;b", "a ';' parameter"},
+        {"/a b", "must be percent-encoded"},
+        {"/a#b", "a '#'"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char *groups = mandate_xasprintf("{ name = \"t\";\n  paths = [\"/ok\",\n    \"%s\"];\n"
+                                         "  audience = \"x\"; }\n",
+                                         bad[i].path);
+        assert_false(load_targets(f, groups));
+        assert_diag_at(f, 4, bad[i].what);
+        free(groups);
+    }
+}
+
+static void test_target_paths_clash(void **state)
+{
+    fixture *f = *state;
+    /* a server that routes without case could not tell them apart */
+    assert_false(
+        load_targets(f, "{ name = \"a\"; paths = [\"/mcp/admin\"]; audience = \"x\"; },\n"
+                        "{ name = \"b\"; paths = [\"/mcp/Admin\"]; audience = \"x\"; }\n"));
+    assert_diag_at(f, 3, "target 'b': path '/mcp/Admin' is target 'a''s '/mcp/admin' again");
+    assert_false(load_targets(
+        f, "{ name = \"a\"; paths = [\"/x\", \"/y\", \"/X\"]; audience = \"x\"; }\n"));
+    assert_diag_at(f, 2, "target 'a': path '/X' is listed twice");
+    /* "/tools" and "/tools/" cover different paths: both may be named */
+    assert_true(load_targets(f,
+                             "{ name = \"a\"; paths = [\"/tools\"]; audience = \"x\"; },\n"
+                             "{ name = \"b\"; paths = [\"/tools/\"]; audience = \"x\"; }\n"));
+    assert_false(load_targets(f, "{ name = \"a\"; paths = [\"/x\"]; audience = \"x\";\n"
+                                 "  tenant = \"\"; }\n"));
+    assert_diag_at(f, 2, "target 'a': 'tenant' must not be empty");
+}
+
+/* Found by tests/fuzz/fuzz-config: a target refused for an unknown key has
+ * no name, and the next target's "named twice" check read it. */
+static void test_target_refused_before_another(void **state)
+{
+    fixture *f = *state;
+    assert_false(load_targets(f, "{ nam = \"a\"; paths = [\"/a\"]; audience = \"x\"; },\n"
+                                 "{ name = \"b\"; paths = [\"/b\"]; audience = \"x\"; }\n"));
+    assert_diag_at(f, 2, "unknown key");
+}
+
 static void test_default_path(void **state)
 {
     (void)state;
@@ -264,6 +350,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_instance_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_instance_mistakes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_instances_dir, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_targets, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_target_path_mistakes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_target_paths_clash, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_target_refused_before_another, setup, teardown),
         cmocka_unit_test(test_default_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

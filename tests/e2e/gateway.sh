@@ -18,7 +18,12 @@ targets = (
     audience = "$AUD";
     scopes = ["mcp:call"];
     resource_metadata = "http://gateway.example/.well-known/oauth-protected-resource"; },
-  { name = "news-mcp"; paths = ["/news"]; audience = "https://mcp.example/news"; }
+  { name = "news-mcp"; paths = ["/news"]; audience = "https://mcp.example/news"; },
+  # issue 20: a read-only tool set beside an admin one, under the calendar's /mcp
+  { name = "public"; paths = ["/mcp/public"]; audience = "$AUD"; scopes = ["mcp:read"]; },
+  { name = "admin"; paths = ["/mcp/admin"]; audience = "$AUD"; scopes = ["mcp:admin"]; },
+  # a target of one tenant: another tenant's token is refused
+  { name = "bank-b-tools"; paths = ["/bank-b/"]; audience = "$AUD"; tenant = "bank-b"; }
 );
 CONF
 check "daemon starts" start_daemon "$CONF" "$LOG" || { cat "$LOG"; exit 1; }
@@ -106,6 +111,149 @@ expect_contains "invalid_token" 'error="invalid_token"' "$(cat "$TMP/gate.h")"
 expect_eq "path no target covers: 403" 403 "$(gate "$TOKEN" /admin)"
 expect_eq "lower-case bearer scheme works" 200 \
     "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: bearer $TOKEN" -H "X-Original-URI: /mcp" "$BASE/gateway/check")"
+
+# The path the check judges is the path the tool server will run (issue 20).
+# Both forms a gateway asks in: nginx auth_request (X-Original-URI: nginx
+# sends $request_uri as the client wrote it) and Envoy ext_authz (the path
+# appended to /gateway/check; --path-as-is, or curl resolves the dot-segments
+# itself, and --globoff for the braces). A token with mcp:read alone, so:
+#   public   200 and X-Mandate-Target: public
+#   admin    403 insufficient_scope, scope="mcp:admin" (the admin target)
+#   mcp      403 insufficient_scope, scope="mcp:call" (market-calendar-mcp, /mcp)
+#   none     403 access_denied: no target covers the path
+#   refused  400 invalid_request: the path is ambiguous and not judged at all
+READ_SECRET=$(new_client public-reader "mcp:read")
+READ=$(token_for public-reader "$READ_SECRET")
+check "reader has a token" test -n "$READ"
+verdict() { # nginx|envoy PATH [curl args]: the answer to READ, as one of the words above
+    local form=$1 path=$2 status
+    shift 2
+    if [ "$form" = nginx ]; then
+        status=$(curl -s -o "$TMP/v.body" -D "$TMP/v.h" -w '%{http_code}' -H "Authorization: Bearer $READ" \
+            -H "X-Original-URI: $path" "$@" "$BASE/gateway/check")
+    else
+        status=$(curl -s --path-as-is --globoff -o "$TMP/v.body" -D "$TMP/v.h" -w '%{http_code}' \
+            -H "Authorization: Bearer $READ" "$@" "$BASE/gateway/check$path")
+    fi
+    case "$status" in
+    200) echo "$(tr -d '\r' <"$TMP/v.h" | sed -n 's/^X-Mandate-Target: //p')" ;;
+    400) grep -q '"error":"invalid_request"' "$TMP/v.body" && echo refused || echo "400?" ;;
+    403) if grep -q 'scope="mcp:admin"' "$TMP/v.h"; then echo admin
+         elif grep -q 'scope="mcp:call"' "$TMP/v.h"; then echo mcp
+         elif grep -q 'no target covers this path' "$TMP/v.body"; then echo none
+         else echo "403?"; fi ;;
+    *) echo "$status" ;;
+    esac
+}
+# VERDICT FORMS PATH (FORMS: both, or nginx where curl cannot send it as a URL)
+while read -r want forms path; do
+    [ -z "$want" ] || [ "${want:0:1}" = "#" ] && continue
+    expect_eq "nginx: $path" "$want" "$(verdict nginx "$path")"
+    [ "$forms" = both ] && expect_eq "envoy: $path" "$want" "$(verdict envoy "$path")"
+done <<'TABLE'
+# the five paths of the finding: each was 200 with X-Mandate-Target: public
+admin   both  /mcp/public/../admin/tool
+refused both  /mcp/public/%2e%2e/admin/tool
+refused both  /mcp/public%2f..%2fadmin/tool
+mcp     both  /mcp/publicity-admin
+# plain and legitimate
+public  both  /mcp/public
+public  both  /mcp/public/tool
+public  both  /mcp/public/
+public  both  /mcp/public?x=1
+public  both  /mcp/public/tool?next=/../admin/tool&p=%2f
+public  both  /mcp/public/Tool
+public  both  /mcp/p%75blic/tool
+public  both  /mcp/public/tool%20name
+public  both  /mcp/admin/../public/tool
+admin   both  /mcp/admin
+admin   both  /mcp/admin/
+admin   both  /mcp/%61dmin/tool
+mcp     both  /mcp/publicity
+mcp     both  /mcp/public-admin/tool
+# traversal: resolved (RFC 3986 5.2.4), never above the root
+public  both  /mcp/public/./tool
+public  both  /mcp/public/tool/..
+mcp     both  /mcp/public/..
+admin   both  /mcp/public/../../mcp/admin
+admin   both  /mcp/public/./../admin
+refused both  /mcp/public/../../../admin
+refused both  /../mcp/public
+# encoded dot-segments, slashes and backslashes
+refused both  /mcp/public/%2E%2E/admin/tool
+refused both  /mcp/public/.%2e/admin/tool
+refused both  /mcp/public/%2e/tool
+refused both  /mcp/public%2F..%2Fadmin/tool
+refused both  /mcp/public/%5c..%5cadmin
+refused both  /mcp/public\..\admin\tool
+# double encoding: a %25 is refused, so no second decoding can find anything
+refused both  /mcp/public/%252e%252e/admin/tool
+refused both  /mcp/public%252f..%252fadmin/tool
+refused both  /mcp/public/100%25
+# NUL, bad escapes, overlong UTF-8 dots
+refused both  /mcp/public/%00/../../admin/tool
+refused both  /mcp/public%00/../admin
+refused both  /mcp/public/%zz
+refused both  /mcp/public/%2
+refused both  /mcp/public/%c0%ae%c0%ae/admin
+# ';' parameters (Tomcat and Spring drop them per segment, "..;" is "..")
+refused both  /mcp/public;x=1/../admin/tool
+refused both  /mcp/public/..;/admin/tool
+refused both  /mcp/admin;jsessionid=1/tool
+refused both  /mcp/public/%3b/../admin
+# empty segments: some servers merge "//", others keep it
+refused both  /mcp//admin/tool
+refused both  //mcp/admin
+refused both  /mcp/public//tool
+# letter case: paths are case-sensitive, but some servers are not
+refused both  /mcp/Admin/tool
+refused both  /MCP/PUBLIC/tool
+refused both  /MCP/other
+none    both  /other/mcp/public
+# a trailing slash in a target: /tools/ covers /tools/x, not /tools
+mcp     both  /tools/check_market_holidays
+none    both  /tools
+none    both  /toolsx
+# what a request-target never holds
+refused nginx /mcp/public/#/../../admin/tool
+refused both  /mcp/public/%23/../../admin/tool
+refused nginx /mcp/public/a b
+refused nginx mcp/public
+TABLE
+long="/mcp/public/$(head -c 5000 /dev/zero | tr '\0' 'a')"
+expect_eq "nginx: a path of 5 KB" refused "$(verdict nginx "$long")"
+expect_eq "envoy: a path of 5 KB" refused "$(verdict envoy "$long")"
+expect_eq "envoy: /gateway/check itself encoded" refused \
+    "$(curl -s --path-as-is -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $READ" \
+        "$BASE/gateway/%63heck/mcp/public" | sed 's/^400$/refused/')"
+expect_eq "two original paths that differ" refused \
+    "$(verdict envoy /mcp/admin/tool -H "X-Original-URI: /mcp/public/tool")"
+expect_eq "X-Original-URI and X-Forwarded-Uri that differ" refused \
+    "$(verdict nginx /mcp/public/tool -H "X-Forwarded-Uri: /mcp/admin/tool")"
+expect_eq "the same path twice" public \
+    "$(verdict nginx /mcp/public/tool -H "X-Forwarded-Uri: /mcp/public/tool")"
+verdict nginx /mcp/public/%2e%2e/admin >/dev/null
+expect_contains "a refusal says why" 'an encoded dot-segment' "$(cat "$TMP/v.body")"
+check "log: the refusal" wait_for_log "$LOG" "gateway check: path refused"
+trail=$(cat "$STATE"/audit/audit-*.jsonl)
+expect_contains "audited: the refusal, its reason and the path" \
+    '"target":"-","result":"denied","status":400,"token_sha256_prefix":' "$trail"
+expect_contains "... the path as sent" '"path":"/mcp/public/%2e%2e/admin","path_length":24' "$trail"
+expect_contains "... a long one cut, with its length" '"path_length":5012' "$trail"
+check "... and no record holds the whole long path" bash -c "! grep -q 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa' '$STATE'/audit/audit-*.jsonl"
+expect_contains "... a space in it escaped" '"path":"/mcp/public/a%20b"' "$trail"
+
+# a target of one tenant
+BANKB_SECRET=$(new_client bank-b-agent "mcp:call" --tenant bank-b)
+BANKB=$(token_for bank-b-agent "$BANKB_SECRET")
+expect_eq "the tenant's token at its target: 200" 200 "$(gate "$BANKB" /bank-b/report)"
+expect_contains "... X-Mandate-Tenant" "X-Mandate-Tenant: bank-b" "$(cat "$TMP/gate.h")"
+expect_eq "another tenant's token: 403" 403 "$(gate "$TOKEN" /bank-b/report)"
+expect_contains "... says so" "another tenant" "$(cat "$TMP/gate.body")"
+expect_contains "... audited with the reason" \
+    '"target":"bank-b-tools","result":"denied","status":403' "$(cat "$STATE"/audit/audit-*.jsonl)"
+expect_contains "... naming both tenants" '"reason":"tenant default is not the target'"'"'s (bank-b)"' \
+    "$(cat "$STATE"/audit/audit-*.jsonl)"
 
 # forged and broken tokens: inactive at introspection, 401 at the gateway
 H=$(echo "$TOKEN" | cut -d. -f1)

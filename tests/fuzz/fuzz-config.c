@@ -153,7 +153,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                      &diag);
             mandate_conf_free_values(plugin_defs, &pl);
         }
-        (void)mandate_config_target_for(cfg, "/mcp/tools");
+        (void)mandate_config_target_for(cfg, "/mcp/tools", false);
+        (void)mandate_config_target_for(cfg, "/MCP/Tools/", true);
         mandate_config_free(&cfg);
     } else if (diag.count == 0) {
         abort(); /* a refusal always says why */

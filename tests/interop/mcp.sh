@@ -61,6 +61,14 @@ expect_eq "behind the gateway, the tool server refuses no token too" 401 \
 expect_eq "and takes a good one" 200 \
     "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" "${CALL[@]}" "http://127.0.0.1:$TOOL_PORT/tools/check_market_holidays")"
 
+# the broker judges the path the tool server gets (issue 20; see nginx.conf.in)
+expect_eq "an encoded dot-segment through nginx: refused (the check's 400 is nginx's 500)" 500 \
+    "$(curl -s --path-as-is -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" "${CALL[@]}" "$GW/tools/%2e%2e/mcp")"
+expect_eq "a client's own X-Original-URI does not reach the broker" 403 \
+    "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" -H "X-Original-URI: /tools/check_market_holidays" "${CALL[@]}" "$GW/admin")"
+expect_eq "nor its own X-Forwarded-Uri" 200 \
+    "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" -H "X-Forwarded-Uri: /admin" "${CALL[@]}" "$GW/tools/check_market_holidays")"
+
 # a real MCP client through the gateway
 out=$(cd "$NPM_DIR" && MCP_URL="$GW/mcp" MCP_TOKEN="$TOKEN" timeout 60 node mcp-client.mjs)
 expect_eq "MCP SDK with a token: connected" 0 "$?"
