@@ -18,6 +18,7 @@
 #include "log-private.h"
 #include "oauth-private.h"
 #include "pool-private.h"
+#include "refusals-private.h"
 #include "validate-private.h"
 
 #define CHECK_PREFIX "/gateway/check"
@@ -143,8 +144,21 @@ static bool audited_with(mandate_http_request *req, mandate_http_response *resp,
         json_object_update(fields, extra);
         json_decref(extra);
     }
-    if (mandate_audit_event("gateway.check", fields) == MANDATE_OK)
+    if (status == 400 || status == 401 || (status == 403 && t == NULL)) {
+        /* a check without a valid token, or of a path no target covers:
+         * anyone can ask for these, so they spend the address's budget of
+         * refusals and identical ones are one record (refusals-private.h) */
+        unsigned retry_after;
+        switch (mandate_refusal_record(req, "gateway.check", fields, &retry_after)) {
+        case MANDATE_REFUSAL_RECORDED: return true;
+        case MANDATE_REFUSAL_OVER_BUDGET:
+            mandate_refusal_respond_over_budget(req, resp, retry_after);
+            return false;
+        case MANDATE_REFUSAL_UNRECORDED: break;
+        }
+    } else if (mandate_audit_event("gateway.check", fields) == MANDATE_OK) {
         return true;
+    }
     mandate_http_response_error(req, resp, 503, "temporarily_unavailable", NULL);
     mandate_http_response_header(resp, "Retry-After", "5");
     return false;
@@ -198,6 +212,11 @@ void mandate_endpoint_gateway_check(mandate_http_request *req, mandate_http_resp
     if (t == NULL) {
         log_info("gateway check: no target covers %.*s", PATH_EXCERPT_MAX,
                  path ? path : "(no original URI)");
+        json_t *extra = json_object();
+        if (path != NULL)
+            json_object_set_new(extra, "path", json_string(path_excerpt(req->pool, path)));
+        if (!audited_with(req, resp, NULL, 403, NULL, NULL, "no target covers this path", extra))
+            return;
         mandate_http_response_error(req, resp, 403, "access_denied",
                                     "no target covers this path");
         mandate_http_response_header(resp, "Cache-Control", "no-store");

@@ -15,9 +15,12 @@ make_state "$STATE"
 # the default budget (20 refusals a second, 100 at once); 127.0.0.5 is a
 # proxy whose X-Forwarded-For is believed
 sed -i 's|^server: {|server: {\n  trusted_proxies = ["127.0.0.5"];|' "$CONF"
+CAL=https://mcp.example/cal
+printf 'targets = ( { name = "cal"; paths = ["/mcp"]; audience = "%s"; scopes = ["mcp:call"]; } );\n' \
+    "$CAL" >>"$CONF"
 LOG="$TMP/daemon.log"
 check "daemon starts" start_daemon "$CONF" "$LOG" || cat "$LOG"
-"$MANDATECTL" -c "$CONF" client create good-agent --scope "mcp:call" \
+"$MANDATECTL" -c "$CONF" client create good-agent --scope "mcp:call" --audience "$CAL" \
     --secret-file "$TMP/good.secret" >/dev/null
 GOOD=$(cat "$TMP/good.secret")
 trail_bytes() { cat "$STATE"/audit/*.jsonl | wc -c; }
@@ -92,6 +95,37 @@ expect_contains "refusals per address in /metrics" \
     "mandate_refusals_by_address_total{address=\"127.0.0.3\"} $FLOOD" "$metrics"
 expect_contains "over-budget refusals counted" 'mandate_refusals_total{result="over_budget"}' \
     "$metrics"
+
+# the gateway check: a flood of garbage tokens from 127.0.0.8 (a stolen
+# token being guessed at, an agent retrying an expired one); a valid token
+# from the same address passes meanwhile
+TOKEN=$(curl -s -u "good-agent:$GOOD" -d grant_type=client_credentials -d scope=mcp:call \
+    "$BASE/oauth2/token" | sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')
+# (a header in a curl config file holds for every URL after it, unless
+# `next` starts a new set of options)
+for i in $(seq 1 1000); do
+    [ "$i" = 1 ] || echo next # between sets only: an empty last set is an error
+    printf 'url = "%s"\noutput = "/dev/null"\ninterface = "127.0.0.8"\nwrite-out = "%%{http_code}\\n"\n' \
+        "$BASE/gateway/check"
+    printf 'header = "X-Original-URI: /mcp/tools"\nheader = "Authorization: Bearer garbage-%s"\n' "$i"
+done >"$TMP/gw-flood.curl"
+before=$(trail_bytes)
+curl -s --parallel --parallel-max 16 -K "$TMP/gw-flood.curl" >"$TMP/gw-flood.status" 2>/dev/null
+echo "gateway flood: $(sort "$TMP/gw-flood.status" | uniq -c | tr '\n' ' ')"
+check "gateway checks with garbage tokens: 401, then 429 over the budget" \
+    test "$(grep -c '^401$' "$TMP/gw-flood.status")" -ge 100 -a "$(grep -c '^429$' "$TMP/gw-flood.status")" -ge 500
+expect_eq "  every one answered, nothing else" 1000 "$(grep -c '^\(401\|429\)$' "$TMP/gw-flood.status")"
+expect_eq "  a valid token from the same address still passes" 200 \
+    "$(http_status "$BASE/gateway/check" --interface 127.0.0.8 -H "X-Original-URI: /mcp/tools" \
+        -H "Authorization: Bearer $TOKEN")"
+expect_eq "a path no target covers: 403" 403 \
+    "$(http_status "$BASE/gateway/check" --interface 127.0.0.9 -H "X-Original-URI: /elsewhere")"
+sleep 2
+per=$((($(trail_bytes) - before) / 1000))
+check "  the trail grew by at most a tenth of a record per refused check ($per bytes)" \
+    test "$per" -le $((RECORD / 10))
+check "  and the path no target covers is audited" grep -q '"reason":"no target covers this path"' \
+    "$STATE"/audit/*.jsonl
 
 # behind a trusted proxy the client's own address counts; from any other
 # peer, X-Forwarded-For is ignored (anyone can write it)
