@@ -55,6 +55,10 @@ typedef struct request_state {
     char *body;
     size_t body_len, body_cap;
     bool too_large;
+    /* refused for its framing: the body is read and dropped first (see
+     * on_request), then this is the answer */
+    unsigned refused_status;
+    const char *refused_why;
     struct timespec started;
     /* A response waiting for its audit record to reach the disk: the
      * connection is suspended meanwhile, and resumed by the committer. */
@@ -339,8 +343,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
         const char *why = NULL;
         unsigned refusal = framing_refusal(connection, &why);
         if (refusal != 0) {
+            /* Answered once the body has been read (and dropped) as
+             * libmicrohttpd frames it: closing a socket with unread bytes
+             * makes the kernel send a reset, which can destroy the answer
+             * before the client reads it. The connection closes after the
+             * answer either way, so nothing read here is ever a request. */
             log_info("refused: %s", why);
-            return reply_and_close(st, refusal, "invalid_request", why);
+            st->refused_status = refusal;
+            st->refused_why = why;
+            return MHD_YES;
         }
         const char *length = MHD_lookup_connection_value(connection, MHD_HEADER_KIND,
                                                          MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -375,6 +386,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
     if (*upload_data_size > 0) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
+        if (st->refused_status != 0)
+            return MHD_YES; /* dropped */
         if (st->too_large || n > srv->body_limit - st->body_len) {
             st->too_large = true;
             return MHD_YES;
@@ -392,6 +405,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
     }
 
     mandate_http_guard_request_read(srv->guard, connection_fd(connection));
+    if (st->refused_status != 0)
+        return reply_and_close(st, st->refused_status, "invalid_request", st->refused_why);
     if (st->too_large)
         return reply_error(st, 413, "invalid_request", "request body too large");
     if (st->body != NULL)
