@@ -342,6 +342,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
         mandate_log_set_request_id(st->req.request_id);
         const char *why = NULL;
         unsigned refusal = framing_refusal(connection, &why);
+        if (refusal == 501) { /* a coding libmicrohttpd cannot frame either */
+            log_info("refused: %s", why);
+            return reply_and_close(st, refusal, "invalid_request", why);
+        }
         if (refusal != 0) {
             /* Answered once the body has been read (and dropped) as
              * libmicrohttpd frames it: closing a socket with unread bytes
