@@ -84,9 +84,14 @@ expect_contains "Content-Length with Transfer-Encoding: 400" "HTTP/1.1 400" "$re
 expect_contains "  says why" "both Content-Length and Transfer-Encoding" "$reply"
 reply=$(framed 'Transfer-Encoding: chunked\r\nContent-Length: 5\r\n' '5\r\nhello\r\n0\r\n\r\n')
 expect_contains "  in either order" "HTTP/1.1 400" "$reply"
-reply=$(framed 'Transfer-Encoding: gzip, chunked\r\n' '5\r\nhello\r\n0\r\n\r\n')
+# (these two are answered before any body is read, as libmicrohttpd cannot
+# delimit one: a body sent at once would be unread when the connection
+# closes, and the kernel's reset could destroy the answer before curl or
+# this script reads it; a real client that sent one sees the refusal or a
+# reset, never a served request)
+reply=$(framed 'Transfer-Encoding: gzip, chunked\r\n' '')
 expect_contains "a Transfer-Encoding other than chunked: 501" "HTTP/1.1 501" "$reply"
-reply=$(framed 'Content-Length: +5\r\n' 'hello')
+reply=$(framed 'Content-Length: +5\r\n' '')
 expect_contains "a signed Content-Length: 400" "HTTP/1.1 400" "$reply"
 reply=$(framed 'Transfer-Encoding: chunked\r\nConnection: close\r\n' '0\r\n\r\n')
 expect_contains "plain chunked is still read, as a token request" \
