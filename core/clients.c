@@ -6,7 +6,7 @@
 
 #include "clients-private.h"
 #include "host-private.h"
-#include "jose-private.h"
+#include "jose.h"
 #include "log-private.h"
 #include "oauth-private.h"
 #include "pool-private.h"

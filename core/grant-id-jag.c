@@ -21,7 +21,7 @@
 #include "audit-events-private.h"
 #include "endpoints-private.h"
 #include "grants-private.h"
-#include "jose-private.h"
+#include "jose.h"
 #include "log-private.h"
 #include "oauth-private.h"
 #include "pool-private.h"

@@ -5,7 +5,7 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
-#include "jose-private.h"
+#include "jose.h"
 #include "log-private.h"
 #include "metrics-private.h"
 #include "pool-private.h"

@@ -32,7 +32,7 @@
 
 #include <mandate/backend.h>
 
-#include "jose-private.h"
+#include "jose.h"
 
 #ifndef PACKAGE_VERSION
 #define PACKAGE_VERSION "0.1.0"

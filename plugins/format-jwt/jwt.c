@@ -35,7 +35,7 @@
 
 #include <mandate/format.h>
 
-#include "jose-private.h"
+#include "jose.h"
 
 #ifndef PACKAGE_VERSION
 #define PACKAGE_VERSION "0.1.0"

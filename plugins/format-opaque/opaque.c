@@ -33,7 +33,7 @@
 #include <mandate/format.h>
 #include <mandate/store.h>
 
-#include "jose-private.h"
+#include "jose.h"
 
 #ifndef PACKAGE_VERSION
 #define PACKAGE_VERSION "0.1.0"

@@ -1,6 +1,6 @@
 /* mandate_verifier: checks RFC 9068 JWT access tokens for a resource server.
  *
- * Keys come from the shared JWKS cache (core/jwks-cache.c): on first use it
+ * Keys come from the shared JWKS cache (lib/jwks-cache.c): on first use it
  * reads the issuer's RFC 8414 metadata
  * (<issuer>/.well-known/oauth-authorization-server, whose "issuer" must be
  * the configured one), then its jwks_uri. A set is used for jwks_max_age
@@ -26,9 +26,9 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
-#include "jose-private.h"
-#include "jwks-cache-private.h"
-#include "libmandate-private.h"
+#include "jose.h"
+#include "jwks-cache.h"
+#include "http-client.h"
 
 #define DEFAULT_JWKS_MAX_AGE 300
 #define DEFAULT_MIN_REFETCH 10

@@ -30,7 +30,7 @@
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
-#include "jose-private.h"
+#include "jose.h"
 
 /* Largest RSA modulus accepted in a JWK or a signature: 16384 bits. */
 #define JOSE_RSA_MAX_BYTES 2048
