@@ -31,6 +31,7 @@
 #include <openssl/x509.h>
 
 #include "jose.h"
+#include "word-list.h"
 
 /* Largest RSA modulus accepted in a JWK or a signature: 16384 bits. */
 #define JOSE_RSA_MAX_BYTES 2048
@@ -1093,16 +1094,13 @@ json_t *mandate_jwt_act_encode(const char *actor, const char *prior_actors, size
     size_t lens[64], n = 0;
     names[n] = actor;
     lens[n++] = strlen(actor);
-    for (const char *p = prior_actors; p != NULL && *p != '\0';) {
-        p += strspn(p, " ");
-        size_t len = strcspn(p, " ");
-        if (len == 0)
-            break;
+    const char *p;
+    size_t len;
+    while (mandate_word_list_next(&prior_actors, &p, &len)) {
         if (n >= max || n >= sizeof(names) / sizeof(names[0]))
             return act_fail(NULL, "more actors than the most allowed", why_r);
         names[n] = p;
         lens[n++] = len;
-        p += len;
     }
     /* json_object_set_new takes the value's reference even when it fails */
     json_t *inner = NULL;
