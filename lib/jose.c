@@ -794,21 +794,27 @@ static bool verify_input(const EVP_PKEY *key, mandate_jws_alg alg, const unsigne
 
 /* --- compact JWS --------------------------------------------------------------------- */
 
+/* The protected header {"alg", "typ", "kid"} as compact JSON (malloc'd), typ
+ * and kid left out when NULL; NULL when out of memory or not valid UTF-8. */
+static char *header_text(mandate_jws_alg alg, const char *kid, const char *typ)
+{
+    json_t *header = json_object();
+    char *text = NULL;
+    if (header != NULL && set_str(header, "alg", mandate_jws_alg_name(alg)) == 0 &&
+        (typ == NULL || set_str(header, "typ", typ) == 0) &&
+        (kid == NULL || set_str(header, "kid", kid) == 0))
+        text = json_dumps(header, JSON_COMPACT);
+    json_decref(header);
+    return text;
+}
+
 char *mandate_jws_sign_payload(const EVP_PKEY *key, const char *kid, const char *typ,
                                const unsigned char *payload, size_t len)
 {
     mandate_jws_alg alg = mandate_jws_alg_for_key(key);
     if (alg == MANDATE_JWS_NONE || (payload == NULL && len != 0) || len > MANDATE_JWS_MAX_LEN)
         return NULL;
-    json_t *header = json_object();
-    if (header == NULL || set_str(header, "alg", mandate_jws_alg_name(alg)) != 0 ||
-        (typ != NULL && set_str(header, "typ", typ) != 0) ||
-        (kid != NULL && set_str(header, "kid", kid) != 0)) {
-        json_decref(header);
-        return NULL;
-    }
-    char *htext = json_dumps(header, JSON_COMPACT);
-    json_decref(header);
+    char *htext = header_text(alg, kid, typ);
     if (htext == NULL)
         return NULL;
     size_t hlen = strlen(htext);
@@ -1185,15 +1191,7 @@ mandate_jws_signer *mandate_jws_signer_new(const EVP_PKEY *key, const char *kid,
     mandate_jws_alg alg = mandate_jws_alg_for_key(key);
     if (alg == MANDATE_JWS_NONE)
         return NULL;
-    json_t *header = json_object();
-    if (header == NULL || set_str(header, "alg", mandate_jws_alg_name(alg)) != 0 ||
-        (typ != NULL && set_str(header, "typ", typ) != 0) ||
-        (kid != NULL && set_str(header, "kid", kid) != 0)) {
-        json_decref(header);
-        return NULL;
-    }
-    char *htext = json_dumps(header, JSON_COMPACT);
-    json_decref(header);
+    char *htext = header_text(alg, kid, typ);
     mandate_jws_signer *s = calloc(1, sizeof(*s));
     if (htext == NULL || s == NULL) {
         free(htext);
