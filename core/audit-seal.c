@@ -15,7 +15,7 @@
 #include <openssl/pem.h>
 
 #include "audit-seal-private.h"
-#include "jose-private.h"
+#include "jose.h"
 #include "kek-private.h"
 #include "util-private.h"
 

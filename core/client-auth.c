@@ -4,7 +4,7 @@
 
 #include <string.h>
 
-#include "jose-private.h"
+#include "jose.h"
 #include "log-private.h"
 #include "metrics-private.h"
 #include "oauth-private.h"

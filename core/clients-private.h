@@ -4,6 +4,7 @@
 #define MANDATE_CLIENTS_PRIVATE_H
 
 #include "runtime-private.h"
+#include "word-list.h"
 
 #define MANDATE_DEFAULT_SECRET_GRACE 86400
 
@@ -49,8 +50,5 @@ mandate_rc mandate_clients_set_status(mandate_runtime *rt, const char *client_id
  * default). */
 mandate_rc mandate_clients_set_rate(mandate_runtime *rt, const char *client_id, double rate,
                                     int64_t burst, mandate_error *err);
-
-/* Client ids and tenants: RFC 3986 unreserved characters, 1..128 long. */
-bool mandate_client_id_valid(const char *id);
 
 #endif

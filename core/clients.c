@@ -6,27 +6,12 @@
 
 #include "clients-private.h"
 #include "host-private.h"
-#include "jose-private.h"
+#include "jose.h"
 #include "log-private.h"
 #include "oauth-private.h"
 #include "pool-private.h"
 
-#define CLIENT_ID_MAX_LEN 128
 #define RANDOM_SUFFIX_LEN 8
-
-bool mandate_client_id_valid(const char *id)
-{
-    size_t len = strlen(id);
-    if (len == 0 || len > CLIENT_ID_MAX_LEN)
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        char c = id[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '-' || c == '.' || c == '_' || c == '~'))
-            return false;
-    }
-    return true;
-}
 
 /* A space-separated list normalised: single spaces, no duplicates; each word
  * checked. NULL for an empty list. */
@@ -38,24 +23,14 @@ static mandate_rc normalise_list(mandate_pool *pool, const char *what, const cha
     if (list == NULL)
         return MANDATE_OK;
     char *out = mandate_pool_alloc(pool, strlen(list) + 1);
-    size_t used = 0;
-    for (const char *p = list; *p != '\0';) {
-        if (*p == ' ') {
-            p++;
-            continue;
-        }
-        size_t n = strcspn(p, " "); /* commas are legal inside scopes and URIs */
+    size_t used = 0, n;
+    const char *p;
+    /* spaces separate, not commas: commas are legal inside scopes and URIs */
+    while (mandate_word_list_next(&list, &p, &n)) {
         if (!valid(p, n))
             return mandate_error_set(err, MANDATE_INVALID, "%s '%.*s' is not valid", what,
                                      (int)(n > 80 ? 80 : n), p);
-        if (!mandate_word_list_has(out, p, n)) {
-            if (used > 0)
-                out[used++] = ' ';
-            memcpy(out + used, p, n);
-            used += n;
-            out[used] = '\0';
-        }
-        p += n;
+        mandate_word_list_add(out, &used, p, n);
     }
     *out_r = used > 0 ? out : NULL;
     return MANDATE_OK;
@@ -141,7 +116,7 @@ mandate_rc mandate_clients_prepare(mandate_runtime *rt, mandate_pool *pool,
         return mandate_error_set(err, MANDATE_INVALID,
                                  "client id '%.80s' must be 1 to %d letters, digits, '-', '.', "
                                  "'_' or '~'",
-                                 id, CLIENT_ID_MAX_LEN);
+                                 id, MANDATE_CLIENT_ID_MAX_LEN);
     c->client_id = id;
     c->tenant = spec->tenant ? spec->tenant : "default";
     if (!mandate_client_id_valid(c->tenant))
@@ -159,14 +134,12 @@ mandate_rc mandate_clients_prepare(mandate_runtime *rt, mandate_pool *pool,
                             err);
     if (rc != MANDATE_OK)
         return rc;
-    for (const char *p = c->default_scopes; p != NULL && *p != '\0';) {
-        size_t n = strcspn(p, " ");
-        if (!mandate_word_list_has(c->scopes, p, n))
-            return mandate_error_set(err, MANDATE_INVALID,
-                                     "default scope '%.*s' is not among the client's scopes",
-                                     (int)n, p);
-        p += n + (p[n] == ' ');
-    }
+    size_t n;
+    const char *lacking = mandate_word_list_missing(c->default_scopes, c->scopes, &n);
+    if (lacking != NULL)
+        return mandate_error_set(err, MANDATE_INVALID,
+                                 "default scope '%.*s' is not among the client's scopes",
+                                 (int)n, lacking);
     if (spec->ttl < 0 || spec->ttl > MANDATE_TOKEN_MAX_LIFETIME)
         return mandate_error_set(err, MANDATE_INVALID, "ttl must be 1 to %d seconds",
                                  MANDATE_TOKEN_MAX_LIFETIME);

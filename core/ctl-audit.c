@@ -16,7 +16,7 @@
 #include "audit-private.h"
 #include "config-private.h"
 #include "ctl-private.h"
-#include "jose-private.h"
+#include "jose.h"
 #include "util-private.h"
 
 #define TAIL_LINE_MAX (1024 * 1024)

@@ -11,7 +11,7 @@
 #include "ctl-private.h"
 #include "grants-private.h"
 #include "host-private.h"
-#include "jose-private.h"
+#include "jose.h"
 #include "mapping-private.h"
 #include "pool-private.h"
 #include "util-private.h"

@@ -136,27 +136,11 @@ void mandate_delegation_free(mandate_delegation *d)
 static bool words_within(mandate_pool *pool, const char *want, const char *have,
                          const char **missing_r)
 {
-    for (const char *p = want; p != NULL && *p != '\0';) {
-        size_t n = strcspn(p, " ");
-        if (n > 0 && !mandate_word_list_has(have, p, n)) {
-            *missing_r = mandate_pool_printf(pool, "%.*s", (int)n, p);
-            return false;
-        }
-        p += n + (p[n] == ' ');
-    }
-    return true;
-}
-
-static size_t word_count(const char *list)
-{
-    size_t n = 0;
-    for (const char *p = list; p != NULL && *p != '\0';) {
-        p += strspn(p, " ");
-        size_t len = strcspn(p, " ");
-        n += len > 0;
-        p += len;
-    }
-    return n;
+    size_t n;
+    const char *missing = mandate_word_list_missing(want, have, &n);
+    if (missing != NULL)
+        *missing_r = mandate_pool_printf(pool, "%.*s", (int)n, missing);
+    return missing == NULL;
 }
 
 /* The rule names this actor, and the token's client and subject. */
@@ -176,13 +160,12 @@ static bool rule_covers(const mandate_delegation_rule *r, const char *actor,
 static bool rule_lists_the_rest(const mandate_delegation_rule *r, const char *requested,
                                 const char *token_audience)
 {
-    for (const char *p = requested; *p != '\0';) {
-        size_t n = strcspn(p, " ");
-        if (n > 0 && !mandate_word_list_has(token_audience, p, n) &&
+    const char *p;
+    size_t n;
+    while (mandate_word_list_next(&requested, &p, &n))
+        if (!mandate_word_list_has(token_audience, p, n) &&
             !mandate_string_list_has(r->audiences, p, n))
             return false;
-        p += n + (p[n] == ' ');
-    }
     return true;
 }
 
@@ -232,7 +215,7 @@ mandate_delegation_verdict mandate_delegation_decide(const mandate_delegation *p
                               ? t->actor
                               : mandate_pool_printf(pool, "%s %s", t->actor, t->prior_actors);
     }
-    r->depth = 1 + word_count(r->prior_actors);
+    r->depth = 1 + mandate_word_list_count(r->prior_actors);
     int64_t max =
         policy->max_depth > 0 ? policy->max_depth : MANDATE_DELEGATION_DEFAULT_MAX_DEPTH;
     if (max > MANDATE_GRANT_MAX_ACTORS)

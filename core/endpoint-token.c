@@ -11,7 +11,7 @@
 #include "client-limits-private.h"
 #include "endpoints-private.h"
 #include "grants-private.h"
-#include "jose-private.h"
+#include "jose.h"
 #include "log-private.h"
 #include "metrics-private.h"
 #include "oauth-private.h"

@@ -21,7 +21,7 @@
 #include "audit-events-private.h"
 #include "endpoints-private.h"
 #include "grants-private.h"
-#include "jose-private.h"
+#include "jose.h"
 #include "log-private.h"
 #include "oauth-private.h"
 #include "pool-private.h"
@@ -74,17 +74,13 @@ static const char *claim_words(mandate_pool *pool, const json_t *v)
 static const char *words_in_both(mandate_pool *pool, const char *want, const char *have_a,
                                  const char *have_b)
 {
-    const char *out = NULL;
-    for (const char *p = want; p != NULL && *p != '\0';) {
-        p += strspn(p, " ");
-        size_t n = strcspn(p, " ");
-        if (n > 0 && have_a != NULL && mandate_word_list_has(have_a, p, n) &&
-            have_b != NULL && mandate_word_list_has(have_b, p, n) &&
-            (out == NULL || !mandate_word_list_has(out, p, n)))
+    const char *out = NULL, *p;
+    size_t n;
+    while (mandate_word_list_next(&want, &p, &n))
+        if (mandate_word_list_has(have_a, p, n) && mandate_word_list_has(have_b, p, n) &&
+            !mandate_word_list_has(out, p, n))
             out = out ? mandate_pool_printf(pool, "%s %.*s", out, (int)n, p)
                       : mandate_pool_printf(pool, "%.*s", (int)n, p);
-        p += n;
-    }
     return out;
 }
 

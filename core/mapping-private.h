@@ -59,6 +59,7 @@
 
 #include "conf-private.h"
 #include "pool-private.h"
+#include "word-list.h"
 
 typedef enum mandate_condition_op {
     MANDATE_COND_EQUALS = 1,
@@ -101,10 +102,6 @@ typedef struct mandate_mappings {
 bool mandate_mappings_read(const config_t *file, const char *path, mandate_mappings *out,
                            mandate_diag *diag);
 void mandate_mappings_free(mandate_mappings *mappings);
-
-/* An audience as rules may name it: an absolute URI (RFC 3986 §4.3:
- * scheme ":" ...) without a fragment or a space (RFC 8707). */
-bool mandate_audience_uri_valid(const char *s, size_t len);
 
 /* What the exchange asks for and who asks. */
 typedef struct mandate_mapping_request {

@@ -78,32 +78,6 @@ static void free_list(char **list)
     free(list);
 }
 
-static bool id_char(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '.' || c == '_' || c == '~';
-}
-
-bool mandate_audience_uri_valid(const char *s, size_t len)
-{
-    size_t i = 0;
-    if (len == 0 || !((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z')))
-        return false;
-    while (i < len && s[i] != ':') {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '+' || c == '-' || c == '.'))
-            return false;
-        i++;
-    }
-    if (i == len || i + 1 == len)
-        return false;
-    for (size_t k = 0; k < len; k++)
-        if (s[k] == '#' || (unsigned char)s[k] <= 0x20 || s[k] == 0x7f)
-            return false;
-    return true;
-}
-
 /* Checks a subject template; NULL when good, else what is wrong (static or
  * in buf). */
 static const char *template_problem(const char *t, char *buf, size_t cap)
@@ -121,7 +95,7 @@ static const char *template_problem(const char *t, char *buf, size_t cap)
             if (n == 0)
                 return "has an empty ${}";
             p = name + n;
-        } else if (!id_char(*p)) {
+        } else if (!mandate_client_id_char(*p)) {
             snprintf(buf, cap,
                      "holds '%c', which a subject cannot (letters, digits, '-', '.', '_', '~')",
                      (unsigned char)*p >= 0x20 && *p != 0x7f ? *p : '?');
@@ -623,16 +597,12 @@ static mandate_rc grant(const mandate_mapping_rule *r, const mandate_mapping_req
     bool asked = !blank(rq->requested_scope);
     const char *candidates = asked ? rq->requested_scope : join(pool, r->scopes);
     text granted = {0};
-    for (const char *p = candidates; *p != '\0';) {
-        if (*p == ' ') {
-            p++;
-            continue;
-        }
-        size_t n = strcspn(p, " ");
-        if (mandate_string_list_has(r->scopes, p, n) && mandate_word_list_has(rq->client_scopes, p, n))
+    const char *p;
+    size_t n;
+    for (const char *cur = candidates; mandate_word_list_next(&cur, &p, &n);)
+        if (mandate_string_list_has(r->scopes, p, n) &&
+            mandate_word_list_has(rq->client_scopes, p, n))
             text_add_word(&granted, p, n);
-        p += n;
-    }
     const char *scope = text_done(&granted, pool);
     if (scope == NULL)
         return deny(
@@ -646,15 +616,9 @@ static mandate_rc grant(const mandate_mapping_rule *r, const mandate_mapping_req
     /* sensitive scopes: only with a recent enough authentication; dropped
      * otherwise, refused when nothing else is left */
     text sensitive = {0}, rest = {0};
-    for (const char *p = scope; *p != '\0';) {
-        if (*p == ' ') {
-            p++;
-            continue;
-        }
-        size_t n = strcspn(p, " ");
-        text_add_word(mandate_string_list_has(r->sensitive_scopes, p, n) ? &sensitive : &rest, p, n);
-        p += n;
-    }
+    for (const char *cur = scope; mandate_word_list_next(&cur, &p, &n);)
+        text_add_word(mandate_string_list_has(r->sensitive_scopes, p, n) ? &sensitive : &rest,
+                      p, n);
     const char *sens = text_done(&sensitive, pool);
     const char *others = text_done(&rest, pool);
     const char *note = "";
@@ -693,12 +657,7 @@ static mandate_rc grant(const mandate_mapping_rule *r, const mandate_mapping_req
             r->audiences != NULL && r->audiences[0] != NULL ? join(pool, r->audiences) : NULL;
     } else {
         text aud = {0};
-        for (const char *p = rq->requested_audience; *p != '\0';) {
-            if (*p == ' ') {
-                p++;
-                continue;
-            }
-            size_t n = strcspn(p, " ");
+        for (const char *cur = rq->requested_audience; mandate_word_list_next(&cur, &p, &n);) {
             const char *bad = NULL;
             if (!mandate_audience_uri_valid(p, n))
                 bad = "is not an absolute URI";
@@ -714,7 +673,6 @@ static mandate_rc grant(const mandate_mapping_rule *r, const mandate_mapping_req
                                                 bad));
             }
             text_add_word(&aud, p, n);
-            p += n;
         }
         res->audience = text_done(&aud, pool);
     }

@@ -5,6 +5,7 @@
 
 #include "form-private.h"
 #include "http-private.h"
+#include "word-list.h"
 
 typedef struct mandate_oauth_error {
     unsigned status;
@@ -40,11 +41,6 @@ const char *mandate_oauth_endpoint_url(mandate_http_request *req, const char *pa
  * nobody learns which client ids exist. */
 mandate_rc mandate_client_authenticate(mandate_http_request *req, const mandate_form *form,
                                        mandate_client *client_r, mandate_oauth_error *oerr);
-
-/* RFC 6749 §3.3 scope-token characters. */
-bool mandate_scope_token_valid(const char *token, size_t len);
-/* Does the space-separated list hold this word? */
-bool mandate_word_list_has(const char *list, const char *word, size_t len);
 
 /* The scopes to grant: those requested (each allowed to the client, else
  * 400 invalid_scope naming it), or the client's default scopes. */

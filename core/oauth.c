@@ -52,35 +52,6 @@ const char *mandate_oauth_endpoint_url(mandate_http_request *req, const char *pa
                                path);
 }
 
-bool mandate_scope_token_valid(const char *token, size_t len)
-{
-    if (len == 0)
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)token[i];
-        if (!(c == 0x21 || (c >= 0x23 && c <= 0x5b) || (c >= 0x5d && c <= 0x7e)))
-            return false;
-    }
-    return true;
-}
-
-bool mandate_word_list_has(const char *list, const char *word, size_t len)
-{
-    if (list == NULL)
-        return false;
-    const char *p = list;
-    while (*p != '\0') {
-        while (*p == ' ')
-            p++;
-        const char *end = strchr(p, ' ');
-        size_t n = end ? (size_t)(end - p) : strlen(p);
-        if (n == len && n > 0 && memcmp(p, word, len) == 0)
-            return true;
-        p += n;
-    }
-    return false;
-}
-
 mandate_rc mandate_policy_scope(mandate_pool *pool, const mandate_client *client,
                                 const char *requested, const char **scope_r,
                                 mandate_oauth_error *oerr)
@@ -90,17 +61,10 @@ mandate_rc mandate_policy_scope(mandate_pool *pool, const mandate_client *client
                                                                         : NULL;
         return MANDATE_OK;
     }
-    size_t cap = strlen(requested) + 1;
-    char *out = mandate_pool_alloc(pool, cap);
-    size_t used = 0;
-    const char *p = requested;
-    while (*p != '\0') {
-        if (*p == ' ') {
-            p++;
-            continue;
-        }
-        const char *end = strchr(p, ' ');
-        size_t n = end ? (size_t)(end - p) : strlen(p);
+    char *out = mandate_pool_alloc(pool, strlen(requested) + 1);
+    size_t used = 0, n;
+    const char *p;
+    while (mandate_word_list_next(&requested, &p, &n)) {
         if (!mandate_scope_token_valid(p, n))
             return mandate_oauth_fail(oerr, 400, "invalid_scope",
                                       "scope holds a character RFC 6749 does not allow");
@@ -109,14 +73,7 @@ mandate_rc mandate_policy_scope(mandate_pool *pool, const mandate_client *client
                 pool, "scope '%.*s' is not allowed for this client", (int)(n > 64 ? 64 : n), p);
             return mandate_oauth_fail(oerr, 400, "invalid_scope", what);
         }
-        if (!mandate_word_list_has(out, p, n)) { /* asked twice: granted once */
-            if (used > 0)
-                out[used++] = ' ';
-            memcpy(out + used, p, n);
-            used += n;
-            out[used] = '\0';
-        }
-        p += n;
+        mandate_word_list_add(out, &used, p, n); /* asked twice: granted once */
     }
     *scope_r = used > 0 ? out : NULL;
     return MANDATE_OK;
@@ -130,7 +87,7 @@ mandate_rc mandate_policy_audience(mandate_pool *pool, const mandate_client *cli
         *audience_r = client->audiences && client->audiences[0] ? client->audiences : NULL;
         return MANDATE_OK;
     }
-    size_t len = 1;
+    size_t len = 1, used = 0;
     for (size_t i = 0; i < resources->value_count; i++)
         len += strlen(resources->values[i]) + 1;
     char *out = mandate_pool_alloc(pool, len);
@@ -145,11 +102,7 @@ mandate_rc mandate_policy_audience(mandate_pool *pool, const mandate_client *cli
             return mandate_oauth_fail(
                 oerr, 400, "invalid_target",
                 mandate_pool_printf(pool, "resource '%.100s' is not allowed for this client", r));
-        if (!mandate_word_list_has(out, r, n)) {
-            if (out[0] != '\0')
-                strcat(out, " ");
-            strcat(out, r);
-        }
+        mandate_word_list_add(out, &used, r, n);
     }
     *audience_r = out;
     return MANDATE_OK;

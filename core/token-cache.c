@@ -5,18 +5,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "grant-claims.h"
 #include "pool-private.h"
 #include "token-cache-private.h"
 #include "util-private.h"
 
 #define LOCK_STRIPES 64
-#define GRANT_STRINGS 10
 
 typedef struct entry {
     unsigned char hash[MANDATE_TOKEN_HASH_LEN];
     bool used;
     mandate_grant grant; /* strings point into blob */
     char *blob;
+    size_t blob_len;
 } entry;
 
 struct mandate_token_cache {
@@ -81,34 +82,14 @@ static size_t slot_of(const mandate_token_cache *c, const unsigned char *hash)
     return v % c->slots;
 }
 
-/* The grant's strings, in order, for copying in and out. */
-static const char **grant_string(mandate_grant *g, size_t i)
-{
-    const char **fields[GRANT_STRINGS] = {&g->issuer, &g->subject,     &g->client_id, &g->actor,
-                                          &g->tenant, &g->scope,       &g->audience,  &g->idp,
-                                          &g->jti,    &g->prior_actors};
-    return fields[i];
-}
-
 void mandate_token_cache_put(mandate_token_cache *c,
                              const unsigned char hash[MANDATE_TOKEN_HASH_LEN],
                              const mandate_grant *grant, uint64_t epoch)
 {
     mandate_grant g = *grant;
-    size_t len = 0;
-    for (size_t i = 0; i < GRANT_STRINGS; i++)
-        if (*grant_string(&g, i) != NULL)
-            len += strlen(*grant_string(&g, i)) + 1;
-    char *blob = mandate_xmalloc(len ? len : 1), *p = blob;
-    for (size_t i = 0; i < GRANT_STRINGS; i++) {
-        const char **s = grant_string(&g, i);
-        if (*s == NULL)
-            continue;
-        size_t n = strlen(*s) + 1;
-        memcpy(p, *s, n);
-        *s = p;
-        p += n;
-    }
+    size_t len = mandate_grant_strings_size(&g);
+    char *blob = mandate_xmalloc(len ? len : 1);
+    mandate_grant_strings_copy(&g, blob);
     size_t slot = slot_of(c, hash);
     pthread_mutex_t *lock = &c->locks[slot % LOCK_STRIPES];
     pthread_mutex_lock(lock);
@@ -123,6 +104,7 @@ void mandate_token_cache_put(mandate_token_cache *c,
     e->used = true;
     e->grant = g;
     e->blob = blob;
+    e->blob_len = len;
     pthread_mutex_unlock(lock);
 }
 
@@ -141,10 +123,7 @@ mandate_token_cache_get(mandate_token_cache *c,
             e->grant.expires_at > now ? MANDATE_TOKEN_CACHE_HIT : MANDATE_TOKEN_CACHE_EXPIRED;
     if (answer == MANDATE_TOKEN_CACHE_HIT) {
         *grant_r = e->grant;
-        for (size_t i = 0; i < GRANT_STRINGS; i++) {
-            const char **s = grant_string(grant_r, i);
-            *s = mandate_pool_strdup(pool, *s);
-        }
+        mandate_grant_strings_copy(grant_r, mandate_pool_alloc(pool, e->blob_len));
     }
     pthread_mutex_unlock(lock);
     return answer;

@@ -5,7 +5,8 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
-#include "jose-private.h"
+#include "grant-claims.h"
+#include "jose.h"
 #include "log-private.h"
 #include "metrics-private.h"
 #include "pool-private.h"
@@ -107,48 +108,15 @@ mandate_rc mandate_token_validate(mandate_runtime *rt, mandate_pool *pool, const
     return MANDATE_OK;
 }
 
-/* "a b" → "a b" as a string when one word, an array when several */
-static json_t *audience_json(const char *aud)
-{
-    if (strchr(aud, ' ') == NULL)
-        return json_string(aud);
-    json_t *a = json_array();
-    for (const char *p = aud; *p != '\0';) {
-        if (*p == ' ') {
-            p++;
-            continue;
-        }
-        size_t n = strcspn(p, " ");
-        json_array_append_new(a, json_stringn(p, n));
-        p += n;
-    }
-    return a;
-}
-
 json_t *mandate_grant_to_introspection(const mandate_grant *g)
 {
-    json_t *o = json_pack("{s:b,s:s,s:s,s:s,s:I,s:I,s:I}", "active", 1, "token_type", "Bearer",
-                          "iss", g->issuer, "client_id", g->client_id, "exp",
-                          (json_int_t)g->expires_at, "iat", (json_int_t)g->issued_at, "nbf",
-                          (json_int_t)(g->not_before ? g->not_before : g->issued_at));
-    if (g->subject)
-        json_object_set_new(o, "sub", json_string(g->subject));
-    if (g->scope)
-        json_object_set_new(o, "scope", json_string(g->scope));
-    if (g->audience && g->audience[0])
-        json_object_set_new(o, "aud", audience_json(g->audience));
-    if (g->jti)
-        json_object_set_new(o, "jti", json_string(g->jti));
-    if (g->tenant)
-        json_object_set_new(o, "tenant", json_string(g->tenant));
-    if (g->actor) {
-        /* nested as in the token (RFC 8693 §4.1); the grant was read by a
-         * format, which refuses a chain it cannot hold */
-        json_t *act =
-            mandate_jwt_act_encode(g->actor, g->prior_actors, MANDATE_GRANT_MAX_ACTORS, NULL);
-        json_object_set_new(o, "act", act != NULL ? act : json_pack("{s:s}", "sub", g->actor));
-    }
-    if (g->idp)
-        json_object_set_new(o, "idp", json_string(g->idp));
+    json_t *o = json_pack("{s:b,s:s}", "active", 1, "token_type", "Bearer");
+    mandate_error err;
+    /* the claims as in a token (nested act, aud a string or an array). The
+     * grant was read by a format, which refuses what it could not write
+     * back, so this does not fail; if it did, the answer would hold the
+     * members before the bad one, as it did before. */
+    if (o != NULL)
+        (void)mandate_grant_claims_put(o, g, true, "introspection", &err);
     return o;
 }

@@ -37,7 +37,7 @@
 #include <mandate/backend.h>
 
 #include "fake-host.h"
-#include "jose-private.h"
+#include "jose.h"
 #include "pool-private.h"
 
 extern const mandate_plugin mandate_plugin_oidc;

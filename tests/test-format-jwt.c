@@ -25,7 +25,7 @@
 #include <mandate/format.h>
 
 #include "fake-host.h"
-#include "jose-private.h"
+#include "jose.h"
 #include "pool-private.h"
 
 extern const mandate_plugin mandate_plugin_jwt;

@@ -1,4 +1,4 @@
-/* core/jose.c: base64url, JWK, RFC 7638 thumbprints and compact JWS, against
+/* lib/jose.c: base64url, JWK, RFC 7638 thumbprints and compact JWS, against
  * the RFCs' own examples (RFC 7515 A.2 and A.3, RFC 7638 §3.1, RFC 8037
  * Appendix A) and against forged tokens. Forgeries are signed here with
  * OpenSSL directly, so they do not depend on the code under test. */
@@ -24,7 +24,7 @@
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 
-#include "jose-private.h"
+#include "jose.h"
 
 /* --- the RFCs' examples ------------------------------------------------------ */
 

@@ -33,7 +33,7 @@
 
 #include <mandate/client.h>
 
-#include "jose-private.h"
+#include "jose.h"
 
 #define T0 1800000000
 #define CLIENT_ID "agent one/é"

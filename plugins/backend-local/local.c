@@ -32,7 +32,8 @@
 
 #include <mandate/backend.h>
 
-#include "jose-private.h"
+#include "jose.h"
+#include "word-list.h"
 
 #ifndef PACKAGE_VERSION
 #define PACKAGE_VERSION "0.1.0"
@@ -120,21 +121,6 @@ static mandate_rc auth_secret(local_inst *inst, const mandate_credential *cred,
 
 /* --- private_key_jwt ------------------------------------------------------- */
 
-/* Is the string s (of length len) one of the space-separated words of list? */
-static bool in_word_list(const char *list, const char *s, size_t len)
-{
-    const char *p = list;
-    for (;;) {
-        p += strspn(p, " ");
-        if (*p == '\0')
-            return false;
-        size_t n = strcspn(p, " ");
-        if (n == len && memcmp(p, s, n) == 0)
-            return true;
-        p += n;
-    }
-}
-
 /* A JSON string without an embedded NUL, or NULL. */
 static const char *claim_string(const json_t *claims, const char *name, size_t *len_r)
 {
@@ -158,7 +144,7 @@ static mandate_rc check_aud(const json_t *claims, const char *acceptable, mandat
         return mandate_error_set(err, MANDATE_DENIED, "local: client assertion has no aud");
     if (json_is_string(aud)) {
         const char *s = claim_string(claims, "aud", &len);
-        if (s != NULL && len > 0 && in_word_list(acceptable, s, len))
+        if (s != NULL && len > 0 && mandate_word_list_has(acceptable, s, len))
             return MANDATE_OK;
         return mandate_error_set(err, MANDATE_DENIED,
                                  "local: client assertion aud does not name this server");
@@ -177,7 +163,7 @@ static mandate_rc check_aud(const json_t *claims, const char *acceptable, mandat
                                      "local: client assertion aud holds a non-string");
         const char *s = json_string_value(v);
         len = json_string_length(v);
-        if (strlen(s) == len && len > 0 && in_word_list(acceptable, s, len))
+        if (strlen(s) == len && len > 0 && mandate_word_list_has(acceptable, s, len))
             found = true;
     }
     if (!found)

@@ -31,17 +31,17 @@
  * "issuer" must be ours exactly) names the jwks_uri, or jwks_uri is set and
  * discovery skipped. Nothing is fetched at instantiate, so the daemon starts
  * while the provider is down; the keys come on first use and are cached by
- * core/jwks-cache.c (shared with libmandate's verifier): refetched after
+ * lib/jwks-cache.c (shared with libmandate's verifier): refetched after
  * jwks_refresh, used on while the provider is unreachable until they are
  * jwks_max_age old, after which a token gets MANDATE_TEMPFAIL (503), never
  * an unverified acceptance. The status op reports that state for /readyz.
  *
- * Why our own JOSE (core/jose.c on OpenSSL) and not a library: liboauth2 is
+ * Why our own JOSE (lib/jose.c on OpenSSL) and not a library: liboauth2 is
  * AGPL-3+ (it would bind the daemon's distribution), and its
  * oauth2_token_verify checks signature and exp but never aud or iss, takes a
  * missing exp as fine by default and caches verification results; its OIDC
  * code has no discovery and checks neither aud, iss nor azp. cjose has no
- * EdDSA (OKP keys). core/jose.c is small, strict (the key decides the
+ * EdDSA (OKP keys). lib/jose.c is small, strict (the key decides the
  * algorithm), already fuzzed, and shared with the jwt format and libmandate.
  *
  * The instance is read-only after instantiate and the cache is thread-safe,
@@ -61,8 +61,8 @@
 
 #include <mandate/backend.h>
 
-#include "jose-private.h"
-#include "jwks-cache-private.h"
+#include "jose.h"
+#include "jwks-cache.h"
 
 #ifndef PACKAGE_VERSION
 #define PACKAGE_VERSION "0.1.0"

@@ -16,8 +16,9 @@
  * valid signature has: s replaced by n - s) is refused, so that a token has
  * one string only.
  *
- * Only the JOSE helpers linked into this plugin, libc, pthreads, OpenSSL,
- * jansson and the host table are used: no core symbol. */
+ * The claims are the grant's as lib/grant-claims.c writes and reads them.
+ * Only lib/ (JOSE, the grant's claims) linked into this plugin, libc,
+ * pthreads, OpenSSL, jansson and the host table are used: no core symbol. */
 #include "config.h"
 
 #include <pthread.h>
@@ -35,7 +36,8 @@
 
 #include <mandate/format.h>
 
-#include "jose-private.h"
+#include "grant-claims.h"
+#include "jose.h"
 
 #ifndef PACKAGE_VERSION
 #define PACKAGE_VERSION "0.1.0"
@@ -213,96 +215,6 @@ static mandate_rc jwt_set_keys(void *inst_, const mandate_signing_key *keys, siz
 
 /* --- mint --------------------------------------------------------------------- */
 
-/* Sets a string claim; false when the value is not valid UTF-8. */
-static bool put_str(json_t *claims, const char *name, const char *value)
-{
-    return json_object_set_new(claims, name, json_string(value)) == 0;
-}
-
-static bool put_int(json_t *claims, const char *name, int64_t value)
-{
-    return json_object_set_new(claims, name, json_integer((json_int_t)value)) == 0;
-}
-
-/* aud from a space-separated list: nothing when empty, a string for one
- * value, an array for several. */
-static bool put_aud(json_t *claims, const char *audience)
-{
-    json_t *list = json_array();
-    if (list == NULL)
-        return false;
-    const char *p = audience;
-    while (p != NULL && *p != '\0') {
-        p += strspn(p, " ");
-        size_t len = strcspn(p, " ");
-        if (len == 0)
-            break;
-        if (json_array_append_new(list, json_stringn(p, len)) != 0) {
-            json_decref(list);
-            return false;
-        }
-        p += len;
-    }
-    size_t n = json_array_size(list);
-    bool ok = true;
-    if (n == 1)
-        ok = json_object_set(claims, "aud", json_array_get(list, 0)) == 0;
-    else if (n > 1)
-        ok = json_object_set(claims, "aud", list) == 0;
-    json_decref(list);
-    return ok;
-}
-
-/* The grant's earlier actors, when the host is of an ABI that has them. */
-static const char *prior_actors(const struct jwt_inst *inst, const mandate_grant *g)
-{
-    return inst->host->abi_minor >= 4 ? g->prior_actors : NULL;
-}
-
-static mandate_rc grant_claims(const struct jwt_inst *inst, const mandate_grant *g,
-                               json_t **claims_r, mandate_error *err)
-{
-    json_t *claims = json_object();
-    const char *bad = NULL, *why = NULL;
-    *claims_r = NULL;
-    if (claims == NULL)
-        return mandate_error_set(err, MANDATE_ERROR, "jwt: out of memory");
-    if (!put_str(claims, "iss", g->issuer))
-        bad = "issuer";
-    else if (!put_str(claims, "sub", g->subject))
-        bad = "subject";
-    else if (!put_aud(claims, g->audience))
-        bad = "audience";
-    else if (!put_int(claims, "exp", g->expires_at) || !put_int(claims, "iat", g->issued_at) ||
-             !put_int(claims, "nbf", g->not_before != 0 ? g->not_before : g->issued_at))
-        bad = "times";
-    else if (!put_str(claims, "jti", g->jti))
-        bad = "jti";
-    else if (!put_str(claims, "client_id", g->client_id))
-        bad = "client_id";
-    else if (g->scope != NULL && !put_str(claims, "scope", g->scope))
-        bad = "scope";
-    else if (g->tenant != NULL && g->tenant[0] != '\0' && !put_str(claims, "tenant", g->tenant))
-        bad = "tenant";
-    else if (g->actor != NULL && g->actor[0] != '\0') {
-        /* RFC 8693 §4.1: the current actor outermost, those before it nested */
-        json_t *act = mandate_jwt_act_encode(g->actor, prior_actors(inst, g),
-                                             MANDATE_GRANT_MAX_ACTORS, &why);
-        if (act == NULL || json_object_set_new(claims, "act", act) != 0)
-            bad = "act";
-    }
-    if (bad == NULL && g->idp != NULL && g->idp[0] != '\0' && !put_str(claims, "idp", g->idp))
-        bad = "idp";
-    if (bad != NULL) {
-        json_decref(claims);
-        if (why != NULL)
-            return mandate_error_set(err, MANDATE_INVALID, "jwt: grant's act: %s", why);
-        return mandate_error_set(err, MANDATE_INVALID, "jwt: grant %s is not valid UTF-8", bad);
-    }
-    *claims_r = claims;
-    return MANDATE_OK;
-}
-
 static mandate_rc jwt_mint(void *inst_, mandate_pool *pool, const mandate_grant *grant,
                            char **token_r, mandate_error *err)
 {
@@ -312,10 +224,16 @@ static mandate_rc jwt_mint(void *inst_, mandate_pool *pool, const mandate_grant 
         grant->client_id == NULL || grant->jti == NULL)
         return mandate_error_set(err, MANDATE_ERROR,
                                  "jwt: grant lacks issuer, subject, client_id or jti");
-    json_t *claims;
-    mandate_rc rc = grant_claims(inst, grant, &claims, err);
-    if (rc != MANDATE_OK)
+    json_t *claims = json_object();
+    if (claims == NULL)
+        return mandate_error_set(err, MANDATE_ERROR, "jwt: out of memory");
+    /* the grant's earlier actors only from a host whose grant has them */
+    mandate_rc rc =
+        mandate_grant_claims_put(claims, grant, inst->host->abi_minor >= 4, "jwt", err);
+    if (rc != MANDATE_OK) {
+        json_decref(claims);
         return rc;
+    }
 
     struct jwt_keyset *ks = keyset_get(inst);
     if (ks == NULL || ks->signer == NULL) {
@@ -347,129 +265,25 @@ static mandate_rc jwt_mint(void *inst_, mandate_pool *pool, const mandate_grant 
 
 /* --- parse -------------------------------------------------------------------- */
 
-/* A string claim into the pool: *out NULL when absent and not required. */
-static mandate_rc claim_str(const struct jwt_inst *inst, mandate_pool *pool,
-                            const json_t *claims, const char *name, bool required,
-                            const char **value_r, mandate_error *err)
-{
-    const json_t *v = json_object_get(claims, name);
-    *value_r = NULL;
-    if (v == NULL) {
-        if (required)
-            return mandate_error_set(err, MANDATE_INVALID, "jwt: claim %s is missing", name);
-        return MANDATE_OK;
-    }
-    if (!json_is_string(v))
-        return mandate_error_set(err, MANDATE_INVALID, "jwt: claim %s is not a string", name);
-    *value_r = inst->host->pool_strdup(pool, json_string_value(v));
-    return MANDATE_OK;
-}
-
-static mandate_rc claim_int(const json_t *claims, const char *name, bool required,
-                            bool *present_r, int64_t *value_r, mandate_error *err)
-{
-    const json_t *v = json_object_get(claims, name);
-    *present_r = v != NULL;
-    *value_r = 0;
-    if (v == NULL) {
-        if (required)
-            return mandate_error_set(err, MANDATE_INVALID, "jwt: claim %s is missing", name);
-        return MANDATE_OK;
-    }
-    if (!json_is_integer(v))
-        return mandate_error_set(err, MANDATE_INVALID, "jwt: claim %s is not an integer", name);
-    *value_r = (int64_t)json_integer_value(v);
-    return MANDATE_OK;
-}
-
-/* aud: a string, or an array of strings joined with spaces. */
-static mandate_rc claim_aud(const struct jwt_inst *inst, mandate_pool *pool,
-                            const json_t *claims, const char **value_r, mandate_error *err)
-{
-    const json_t *aud = json_object_get(claims, "aud");
-    *value_r = NULL;
-    if (aud == NULL)
-        return MANDATE_OK;
-    if (json_is_string(aud)) {
-        *value_r = inst->host->pool_strdup(pool, json_string_value(aud));
-        return MANDATE_OK;
-    }
-    if (!json_is_array(aud))
-        return mandate_error_set(err, MANDATE_INVALID,
-                                 "jwt: claim aud is neither a string nor an array");
-    size_t total = 1, i;
-    const json_t *v;
-    json_array_foreach(aud, i, v)
-    {
-        if (!json_is_string(v))
-            return mandate_error_set(err, MANDATE_INVALID,
-                                     "jwt: claim aud holds something else than strings");
-        total += json_string_length(v) + 1;
-    }
-    if (json_array_size(aud) == 0)
-        return MANDATE_OK;
-    char *joined = inst->host->pool_alloc(pool, total), *p = joined;
-    json_array_foreach(aud, i, v)
-    {
-        if (i > 0)
-            *p++ = ' ';
-        size_t len = json_string_length(v);
-        memcpy(p, json_string_value(v), len);
-        p += len;
-    }
-    *p = '\0';
-    *value_r = joined;
-    return MANDATE_OK;
-}
-
 static bool typ_ok(const char *typ)
 {
     return typ != NULL &&
            (strcasecmp(typ, JWT_TYP) == 0 || strcasecmp(typ, "application/" JWT_TYP) == 0);
 }
 
+/* A bad claim in a token someone presents is theirs: MANDATE_INVALID. */
+static const mandate_grant_claims_reader jwt_claims = {"jwt: claim", MANDATE_INVALID};
+
 static mandate_rc grant_from_claims(const struct jwt_inst *inst, mandate_pool *pool,
                                     const json_t *claims, mandate_grant *g, mandate_error *err)
 {
-    bool has_exp, has_iat, has_nbf;
-    int64_t exp, iat, nbf;
-    mandate_rc rc;
-    if ((rc = claim_str(inst, pool, claims, "iss", true, &g->issuer, err)) != MANDATE_OK ||
-        (rc = claim_str(inst, pool, claims, "sub", true, &g->subject, err)) != MANDATE_OK ||
-        (rc = claim_str(inst, pool, claims, "jti", true, &g->jti, err)) != MANDATE_OK ||
-        (rc = claim_str(inst, pool, claims, "client_id", true, &g->client_id, err)) !=
-            MANDATE_OK ||
-        (rc = claim_int(claims, "exp", true, &has_exp, &exp, err)) != MANDATE_OK ||
-        (rc = claim_int(claims, "iat", true, &has_iat, &iat, err)) != MANDATE_OK ||
-        (rc = claim_int(claims, "nbf", false, &has_nbf, &nbf, err)) != MANDATE_OK ||
-        (rc = claim_str(inst, pool, claims, "scope", false, &g->scope, err)) != MANDATE_OK ||
-        (rc = claim_str(inst, pool, claims, "tenant", false, &g->tenant, err)) != MANDATE_OK ||
-        (rc = claim_str(inst, pool, claims, "idp", false, &g->idp, err)) != MANDATE_OK ||
-        (rc = claim_aud(inst, pool, claims, &g->audience, err)) != MANDATE_OK)
+    bool has_nbf;
+    mandate_rc rc =
+        mandate_grant_claims_get(inst->host, pool, claims, &jwt_claims, g, &has_nbf, err);
+    if (rc != MANDATE_OK)
         return rc;
-    const json_t *act = json_object_get(claims, "act");
-    if (act != NULL) {
-        char *actor, *prior;
-        const char *why;
-        if (!mandate_jwt_act_decode(act, MANDATE_GRANT_MAX_ACTORS, &actor, &prior, &why))
-            return mandate_error_set(err, MANDATE_INVALID, "jwt: claim act: %s", why);
-        g->actor = inst->host->pool_strdup(pool, actor);
-        /* a host without a place for the earlier actors would read the
-         * chain as the nearest actor alone: refused rather than shortened */
-        if (prior != NULL && inst->host->abi_minor < 4)
-            rc = mandate_error_set(err, MANDATE_INVALID,
-                                   "jwt: claim act is nested, and the host (ABI 1.%u) cannot "
-                                   "carry the earlier actors",
-                                   (unsigned)inst->host->abi_minor);
-        else if (prior != NULL)
-            g->prior_actors = inst->host->pool_strdup(pool, prior);
-        free(actor);
-        free(prior);
-        if (rc != MANDATE_OK)
-            return rc;
-    }
-
     int64_t now = inst->host->now(inst->host), leeway = inst->leeway;
+    int64_t exp = g->expires_at, iat = g->issued_at, nbf = g->not_before;
     if (exp <= now - leeway)
         return mandate_error_set(err, MANDATE_EXPIRED, "jwt: expired %lld s ago",
                                  (long long)(now - exp));
@@ -478,9 +292,6 @@ static mandate_rc grant_from_claims(const struct jwt_inst *inst, mandate_pool *p
             err, MANDATE_INVALID, "jwt: not yet valid (%s %lld s ahead)",
             has_nbf && nbf > now + leeway ? "nbf" : "iat",
             (long long)((has_nbf && nbf > now + leeway ? nbf : iat) - now));
-    g->expires_at = exp;
-    g->issued_at = iat;
-    g->not_before = has_nbf ? nbf : iat;
     return MANDATE_OK;
 }
 

@@ -16,8 +16,8 @@
  * token_record_get, which came with ABI 1.1: an older host is refused.
  * No keys: keygen and set_keys are NULL.
  *
- * Only the JOSE helpers linked into this plugin (base64url), libc, OpenSSL,
- * jansson and the host table are used: no core symbol. */
+ * Only lib/ (base64url, the grant's claims) linked into this plugin, libc,
+ * OpenSSL, jansson and the host table are used: no core symbol. */
 #include "config.h"
 
 #include <stdbool.h>
@@ -33,7 +33,8 @@
 #include <mandate/format.h>
 #include <mandate/store.h>
 
-#include "jose-private.h"
+#include "grant-claims.h"
+#include "jose.h"
 
 #ifndef PACKAGE_VERSION
 #define PACKAGE_VERSION "0.1.0"
@@ -81,97 +82,21 @@ static mandate_rc token_hash(const struct opaque_inst *inst, const char *token, 
 
 /* --- mint ----------------------------------------------------------------------- */
 
-/* Sets a string member; false when the value is not valid UTF-8. */
-static bool put_str(json_t *obj, const char *name, const char *value)
-{
-    return json_object_set_new(obj, name, json_string(value)) == 0;
-}
-
-static bool put_int(json_t *obj, const char *name, int64_t value)
-{
-    return json_object_set_new(obj, name, json_integer((json_int_t)value)) == 0;
-}
-
-/* aud from a space-separated list, as the jwt format writes it: nothing when
- * empty, a string for one value, an array for several. */
-static bool put_aud(json_t *obj, const char *audience)
-{
-    json_t *list = json_array();
-    if (list == NULL)
-        return false;
-    const char *p = audience;
-    while (p != NULL && *p != '\0') {
-        p += strspn(p, " ");
-        size_t len = strcspn(p, " ");
-        if (len == 0)
-            break;
-        if (json_array_append_new(list, json_stringn(p, len)) != 0) {
-            json_decref(list);
-            return false;
-        }
-        p += len;
-    }
-    size_t n = json_array_size(list);
-    bool ok = true;
-    if (n == 1)
-        ok = json_object_set(obj, "aud", json_array_get(list, 0)) == 0;
-    else if (n > 1)
-        ok = json_object_set(obj, "aud", list) == 0;
-    json_decref(list);
-    return ok;
-}
-
-/* The grant as compact JSON (malloc'd), with the claim names of the jwt
- * format; absent members are left out. The earlier actors only from a host
- * whose grant has them (ABI 1.4). */
+/* The grant as compact JSON (malloc'd), with the claim names of a JWT
+ * (lib/grant-claims.c); absent members are left out. The earlier actors
+ * only from a host whose grant has them (ABI 1.4). */
 static mandate_rc grant_json(const mandate_host *host, const mandate_grant *g, char **json_r,
                              mandate_error *err)
 {
     json_t *obj = json_object();
-    const char *bad = NULL, *why = NULL;
     *json_r = NULL;
     if (obj == NULL)
         return mandate_error_set(err, MANDATE_ERROR, "opaque: out of memory");
-    if (!put_str(obj, "iss", g->issuer))
-        bad = "issuer";
-    else if (!put_str(obj, "sub", g->subject))
-        bad = "subject";
-    else if (!put_str(obj, "client_id", g->client_id))
-        bad = "client_id";
-    else if (g->tenant != NULL && g->tenant[0] != '\0' && !put_str(obj, "tenant", g->tenant))
-        bad = "tenant";
-    else if (g->scope != NULL && !put_str(obj, "scope", g->scope))
-        bad = "scope";
-    else if (!put_aud(obj, g->audience))
-        bad = "audience";
-    else if (g->idp != NULL && g->idp[0] != '\0' && !put_str(obj, "idp", g->idp))
-        bad = "idp";
-    else if (!put_str(obj, "jti", g->jti))
-        bad = "jti";
-    else if (!put_int(obj, "iat", g->issued_at) ||
-             !put_int(obj, "nbf", g->not_before != 0 ? g->not_before : g->issued_at) ||
-             !put_int(obj, "exp", g->expires_at))
-        bad = "times";
-    else if (g->actor != NULL && g->actor[0] != '\0') {
-        /* nested as the jwt format writes it (RFC 8693 §4.1) */
-        json_t *act =
-            mandate_jwt_act_encode(g->actor, host->abi_minor >= 4 ? g->prior_actors : NULL,
-                                   MANDATE_GRANT_MAX_ACTORS, &why);
-        if (act == NULL || json_object_set_new(obj, "act", act) != 0)
-            bad = "act";
-    }
-    if (bad != NULL) {
-        json_decref(obj);
-        if (why != NULL)
-            return mandate_error_set(err, MANDATE_INVALID, "opaque: grant's act: %s", why);
-        return mandate_error_set(err, MANDATE_INVALID, "opaque: grant %s is not valid UTF-8",
-                                 bad);
-    }
-    *json_r = json_dumps(obj, JSON_COMPACT);
+    mandate_rc rc = mandate_grant_claims_put(obj, g, host->abi_minor >= 4, "opaque", err);
+    if (rc == MANDATE_OK && (*json_r = json_dumps(obj, JSON_COMPACT)) == NULL)
+        rc = mandate_error_set(err, MANDATE_ERROR, "opaque: cannot serialize the grant");
     json_decref(obj);
-    if (*json_r == NULL)
-        return mandate_error_set(err, MANDATE_ERROR, "opaque: cannot serialize the grant");
-    return MANDATE_OK;
+    return rc;
 }
 
 static mandate_rc opaque_mint(void *inst_, mandate_pool *pool, const mandate_grant *grant,
@@ -230,83 +155,8 @@ static mandate_rc opaque_mint(void *inst_, mandate_pool *pool, const mandate_gra
 
 /* The stored grant is ours: anything wrong with it is a fault on our side
  * (MANDATE_ERROR), never the caller's. */
-
-static mandate_rc member_str(const mandate_host *host, mandate_pool *pool, const json_t *obj,
-                             const char *name, bool required, const char **value_r,
-                             mandate_error *err)
-{
-    const json_t *v = json_object_get(obj, name);
-    *value_r = NULL;
-    if (v == NULL) {
-        if (required)
-            return mandate_error_set(err, MANDATE_ERROR, "opaque: stored grant lacks %s", name);
-        return MANDATE_OK;
-    }
-    if (!json_is_string(v))
-        return mandate_error_set(err, MANDATE_ERROR,
-                                 "opaque: stored grant's %s is not a string", name);
-    *value_r = host->pool_strdup(pool, json_string_value(v));
-    return MANDATE_OK;
-}
-
-static mandate_rc member_int(const json_t *obj, const char *name, bool required,
-                             bool *present_r, int64_t *value_r, mandate_error *err)
-{
-    const json_t *v = json_object_get(obj, name);
-    *present_r = v != NULL;
-    *value_r = 0;
-    if (v == NULL) {
-        if (required)
-            return mandate_error_set(err, MANDATE_ERROR, "opaque: stored grant lacks %s", name);
-        return MANDATE_OK;
-    }
-    if (!json_is_integer(v))
-        return mandate_error_set(err, MANDATE_ERROR,
-                                 "opaque: stored grant's %s is not an integer", name);
-    *value_r = (int64_t)json_integer_value(v);
-    return MANDATE_OK;
-}
-
-/* aud: a string, or an array of strings joined with spaces. */
-static mandate_rc member_aud(const mandate_host *host, mandate_pool *pool, const json_t *obj,
-                             const char **value_r, mandate_error *err)
-{
-    const json_t *aud = json_object_get(obj, "aud");
-    *value_r = NULL;
-    if (aud == NULL)
-        return MANDATE_OK;
-    if (json_is_string(aud)) {
-        *value_r = host->pool_strdup(pool, json_string_value(aud));
-        return MANDATE_OK;
-    }
-    if (!json_is_array(aud))
-        return mandate_error_set(err, MANDATE_ERROR,
-                                 "opaque: stored grant's aud is neither a string nor an array");
-    size_t total = 1, i;
-    const json_t *v;
-    json_array_foreach(aud, i, v)
-    {
-        if (!json_is_string(v))
-            return mandate_error_set(err, MANDATE_ERROR,
-                                     "opaque: stored grant's aud holds something else than "
-                                     "strings");
-        total += json_string_length(v) + 1;
-    }
-    if (json_array_size(aud) == 0)
-        return MANDATE_OK;
-    char *joined = host->pool_alloc(pool, total), *p = joined;
-    json_array_foreach(aud, i, v)
-    {
-        if (i > 0)
-            *p++ = ' ';
-        size_t len = json_string_length(v);
-        memcpy(p, json_string_value(v), len);
-        p += len;
-    }
-    *p = '\0';
-    *value_r = joined;
-    return MANDATE_OK;
-}
+static const mandate_grant_claims_reader stored_grant = {"opaque: stored grant's",
+                                                         MANDATE_ERROR};
 
 static mandate_rc grant_from_json(const mandate_host *host, mandate_pool *pool,
                                   const char *text, mandate_grant *g, mandate_error *err)
@@ -320,49 +170,7 @@ static mandate_rc grant_from_json(const mandate_host *host, mandate_pool *pool,
         return mandate_error_set(err, MANDATE_ERROR,
                                  "opaque: token record's grant is not a JSON object");
     }
-    bool has_iat, has_nbf, has_exp;
-    int64_t iat, nbf, exp;
-    mandate_rc rc;
-    if ((rc = member_str(host, pool, obj, "iss", true, &g->issuer, err)) != MANDATE_OK ||
-        (rc = member_str(host, pool, obj, "sub", true, &g->subject, err)) != MANDATE_OK ||
-        (rc = member_str(host, pool, obj, "client_id", true, &g->client_id, err)) !=
-            MANDATE_OK ||
-        (rc = member_str(host, pool, obj, "jti", true, &g->jti, err)) != MANDATE_OK ||
-        (rc = member_str(host, pool, obj, "tenant", false, &g->tenant, err)) != MANDATE_OK ||
-        (rc = member_str(host, pool, obj, "scope", false, &g->scope, err)) != MANDATE_OK ||
-        (rc = member_str(host, pool, obj, "idp", false, &g->idp, err)) != MANDATE_OK ||
-        (rc = member_aud(host, pool, obj, &g->audience, err)) != MANDATE_OK ||
-        (rc = member_int(obj, "iat", true, &has_iat, &iat, err)) != MANDATE_OK ||
-        (rc = member_int(obj, "nbf", false, &has_nbf, &nbf, err)) != MANDATE_OK ||
-        (rc = member_int(obj, "exp", true, &has_exp, &exp, err)) != MANDATE_OK)
-        goto out;
-    const json_t *act = json_object_get(obj, "act");
-    if (act != NULL) {
-        char *actor, *prior;
-        const char *why;
-        if (!mandate_jwt_act_decode(act, MANDATE_GRANT_MAX_ACTORS, &actor, &prior, &why)) {
-            rc = mandate_error_set(err, MANDATE_ERROR, "opaque: stored grant's act: %s", why);
-            goto out;
-        }
-        g->actor = host->pool_strdup(pool, actor);
-        /* a host without a place for the earlier actors would read the
-         * chain as the nearest actor alone: refused rather than shortened */
-        if (prior != NULL && host->abi_minor < 4)
-            rc = mandate_error_set(err, MANDATE_ERROR,
-                                   "opaque: stored grant's act is nested, and the host (ABI "
-                                   "1.%u) cannot carry the earlier actors",
-                                   (unsigned)host->abi_minor);
-        else if (prior != NULL)
-            g->prior_actors = host->pool_strdup(pool, prior);
-        free(actor);
-        free(prior);
-        if (rc != MANDATE_OK)
-            goto out;
-    }
-    g->issued_at = iat;
-    g->not_before = has_nbf ? nbf : iat;
-    g->expires_at = exp;
-out:
+    mandate_rc rc = mandate_grant_claims_get(host, pool, obj, &stored_grant, g, NULL, err);
     json_decref(obj);
     return rc;
 }

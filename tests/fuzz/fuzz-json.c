@@ -1,5 +1,5 @@
 /* libFuzzer harness: JSON from outside, parsed with jansson the way
- * libmandate does (core/libmandate/verifier.c and token-source.c).
+ * libmandate does (libmandate/verifier.c and token-source.c).
  *
  * Target: the verifier's discovery and key handling (authorization server
  * metadata -> jwks_uri -> JWK set -> keys through mandate_jwk_to_key), the
@@ -28,7 +28,7 @@
 #include <mandate/client.h>
 
 #include "fuzz-common.h"
-#include "libmandate-private.h"
+#include "http-client.h"
 
 #define HARNESS_MAX_INPUT MANDATE_CLIENT_HTTP_MAX_BODY
 #define ISSUER "https://broker.example.com"

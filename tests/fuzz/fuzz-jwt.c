@@ -6,7 +6,7 @@
  *     tests/test-format-jwt.c does: header checks (typ, kid, alg, crit),
  *     signature verification with the key named by kid, then the claims
  *     into a grant against a fixed clock (FUZZ_NOW);
- *   - mandate_jws_parse and mandate_jws_verify (core/jose.c) directly, with
+ *   - mandate_jws_parse and mandate_jws_verify (lib/jose.c) directly, with
  *     each of the three fixed keys (ES256, RS256, EdDSA): the path upstream
  *     tokens take through the JOSE helpers.
  * The key set holds the keys of tests/fuzz/fuzz-keys.h, so seeds made by
@@ -30,7 +30,7 @@
 #include "fake-host.h"
 #include "fuzz-common.h"
 #include "fuzz-keys.h"
-#include "jose-private.h"
+#include "jose.h"
 #include "pool-private.h"
 
 extern const mandate_plugin mandate_plugin_jwt;

@@ -1,5 +1,5 @@
 /* libFuzzer harness: the oidc backend (plugins/backend-oidc/oidc.c) with the
- * JWKS cache (core/jwks-cache.c) under it, linked in and driven with the fake
+ * JWKS cache (lib/jwks-cache.c) under it, linked in and driven with the fake
  * host as tests/test-backend-oidc.c does. The provider's answers come from
  * the input: -Wl,--wrap of mandate_client_http_get answers the discovery URL
  * and the jwks_uri.
@@ -57,8 +57,8 @@
 
 #include "fake-host.h"
 #include "fuzz-common.h"
-#include "jose-private.h"
-#include "libmandate-private.h"
+#include "jose.h"
+#include "http-client.h"
 #include "pool-private.h"
 
 extern const mandate_plugin mandate_plugin_oidc;

@@ -26,7 +26,7 @@
 #include "audit-private.h"
 #include "fuzz-common.h"
 #include "fuzz-keys.h"
-#include "jose-private.h"
+#include "jose.h"
 
 static const char *out;
 

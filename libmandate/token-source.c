@@ -31,7 +31,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
-#include "libmandate-private.h"
+#include "http-client.h"
 
 #define DEFAULT_REFRESH_AT 0.8
 #define DEFAULT_TIMEOUT_MS 10000L

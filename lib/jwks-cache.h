@@ -23,11 +23,11 @@
  * after that no key is usable and the caller gets MANDATE_TEMPFAIL: a token
  * is never accepted unverified.
  *
- * Built into libmandate-jwks.la with the HTTP client of libmandate; its users
- * also link libmandate-jose. Thread-safe; no global state but libcurl's
- * one-time initialisation. */
-#ifndef MANDATE_JWKS_CACHE_PRIVATE_H
-#define MANDATE_JWKS_CACHE_PRIVATE_H
+ * In lib/libcommon-http.la with the HTTP client (lib/http-client.c); its
+ * users also link lib/libcommon.la (JOSE). Thread-safe; no global state but
+ * libcurl's one-time initialisation. */
+#ifndef MANDATE_JWKS_CACHE_H
+#define MANDATE_JWKS_CACHE_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -30,7 +30,8 @@
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
-#include "jose-private.h"
+#include "jose.h"
+#include "word-list.h"
 
 /* Largest RSA modulus accepted in a JWK or a signature: 16384 bits. */
 #define JOSE_RSA_MAX_BYTES 2048
@@ -793,21 +794,27 @@ static bool verify_input(const EVP_PKEY *key, mandate_jws_alg alg, const unsigne
 
 /* --- compact JWS --------------------------------------------------------------------- */
 
+/* The protected header {"alg", "typ", "kid"} as compact JSON (malloc'd), typ
+ * and kid left out when NULL; NULL when out of memory or not valid UTF-8. */
+static char *header_text(mandate_jws_alg alg, const char *kid, const char *typ)
+{
+    json_t *header = json_object();
+    char *text = NULL;
+    if (header != NULL && set_str(header, "alg", mandate_jws_alg_name(alg)) == 0 &&
+        (typ == NULL || set_str(header, "typ", typ) == 0) &&
+        (kid == NULL || set_str(header, "kid", kid) == 0))
+        text = json_dumps(header, JSON_COMPACT);
+    json_decref(header);
+    return text;
+}
+
 char *mandate_jws_sign_payload(const EVP_PKEY *key, const char *kid, const char *typ,
                                const unsigned char *payload, size_t len)
 {
     mandate_jws_alg alg = mandate_jws_alg_for_key(key);
     if (alg == MANDATE_JWS_NONE || (payload == NULL && len != 0) || len > MANDATE_JWS_MAX_LEN)
         return NULL;
-    json_t *header = json_object();
-    if (header == NULL || set_str(header, "alg", mandate_jws_alg_name(alg)) != 0 ||
-        (typ != NULL && set_str(header, "typ", typ) != 0) ||
-        (kid != NULL && set_str(header, "kid", kid) != 0)) {
-        json_decref(header);
-        return NULL;
-    }
-    char *htext = json_dumps(header, JSON_COMPACT);
-    json_decref(header);
+    char *htext = header_text(alg, kid, typ);
     if (htext == NULL)
         return NULL;
     size_t hlen = strlen(htext);
@@ -1093,16 +1100,13 @@ json_t *mandate_jwt_act_encode(const char *actor, const char *prior_actors, size
     size_t lens[64], n = 0;
     names[n] = actor;
     lens[n++] = strlen(actor);
-    for (const char *p = prior_actors; p != NULL && *p != '\0';) {
-        p += strspn(p, " ");
-        size_t len = strcspn(p, " ");
-        if (len == 0)
-            break;
+    const char *p;
+    size_t len;
+    while (mandate_word_list_next(&prior_actors, &p, &len)) {
         if (n >= max || n >= sizeof(names) / sizeof(names[0]))
             return act_fail(NULL, "more actors than the most allowed", why_r);
         names[n] = p;
         lens[n++] = len;
-        p += len;
     }
     /* json_object_set_new takes the value's reference even when it fails */
     json_t *inner = NULL;
@@ -1187,15 +1191,7 @@ mandate_jws_signer *mandate_jws_signer_new(const EVP_PKEY *key, const char *kid,
     mandate_jws_alg alg = mandate_jws_alg_for_key(key);
     if (alg == MANDATE_JWS_NONE)
         return NULL;
-    json_t *header = json_object();
-    if (header == NULL || set_str(header, "alg", mandate_jws_alg_name(alg)) != 0 ||
-        (typ != NULL && set_str(header, "typ", typ) != 0) ||
-        (kid != NULL && set_str(header, "kid", kid) != 0)) {
-        json_decref(header);
-        return NULL;
-    }
-    char *htext = json_dumps(header, JSON_COMPACT);
-    json_decref(header);
+    char *htext = header_text(alg, kid, typ);
     mandate_jws_signer *s = calloc(1, sizeof(*s));
     if (htext == NULL || s == NULL) {
         free(htext);

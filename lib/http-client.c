@@ -1,8 +1,8 @@
-/* The HTTP client of libmandate: a thin libcurl wrapper for the token
- * source and the verifier. Each request has its own easy handle, so nothing
- * is shared between threads but curl_global_init, run once. Only http and
- * https, no redirects, a bounded body, a timeout, and no signals (SIGALRM
- * for DNS timeouts is not thread-safe). */
+/* The HTTP client of libmandate and the oidc backend: a thin libcurl wrapper
+ * for the token source and the JWKS cache. Each request has its own easy
+ * handle, so nothing is shared between threads but curl_global_init, run
+ * once. Only http and https, no redirects, a bounded body, a timeout, and
+ * no signals (SIGALRM for DNS timeouts is not thread-safe). */
 #include "config.h"
 
 #include <pthread.h>
@@ -16,7 +16,7 @@
 #include <curl/curl.h>
 #include <openssl/crypto.h>
 
-#include "libmandate-private.h"
+#include "http-client.h"
 
 #ifndef PACKAGE_VERSION
 #define PACKAGE_VERSION "0.1.0"
@@ -28,20 +28,6 @@ static CURLcode global_rc = CURLE_FAILED_INIT;
 static void global_init(void)
 {
     global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
-const char *mandate_client_rc_name(mandate_client_rc rc)
-{
-    switch (rc) {
-    case MANDATE_CLIENT_OK: return "ok";
-    case MANDATE_CLIENT_INVALID: return "invalid";
-    case MANDATE_CLIENT_DENIED: return "denied";
-    case MANDATE_CLIENT_UNAVAILABLE: return "unavailable";
-    case MANDATE_CLIENT_TOKEN_INVALID: return "token_invalid";
-    case MANDATE_CLIENT_INSUFFICIENT_SCOPE: return "insufficient_scope";
-    case MANDATE_CLIENT_ERROR: return "error";
-    }
-    return "unknown";
 }
 
 mandate_client_rc mandate_client_fail(char *errbuf, size_t errlen, mandate_client_rc rc,

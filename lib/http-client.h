@@ -1,10 +1,12 @@
-/* libmandate internals: the HTTP client shared by the token source and the
- * JWKS cache (core/jwks-cache.c, which the verifier and the oidc backend
- * plugin use), and small helpers. Nothing here is exported from libmandate.so
- * or from a plugin (their -export-symbols-regex keep only the client.h names
+/* The HTTP client (libcurl) of libmandate's token source and of the JWKS
+ * cache (lib/jwks-cache.c, which libmandate's verifier and the oidc backend
+ * plugin use), and the small helpers that go with its return codes. It
+ * speaks libmandate's mandate_client_rc (include/mandate/client.h), the
+ * codes of its first user. Nothing here is exported from libmandate.so or
+ * from a plugin (their -export-symbols-regex keep only the client.h names
  * and the plugin descriptor). */
-#ifndef MANDATE_LIBMANDATE_PRIVATE_H
-#define MANDATE_LIBMANDATE_PRIVATE_H
+#ifndef MANDATE_HTTP_CLIENT_H
+#define MANDATE_HTTP_CLIENT_H
 
 #include <stdbool.h>
 #include <stddef.h>

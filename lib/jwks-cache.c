@@ -1,9 +1,9 @@
 /* The JWKS cache: an issuer's signing keys, found through discovery (or a
  * fixed jwks_uri), fetched on first use, shared as immutable refcounted key
  * sets, refetched at most once per min_refetch_interval, used on while the
- * provider is down until they are max_age old. jwks-cache-private.h says
- * what each call promises; this was libmandate's verifier's machinery, now
- * shared with the oidc backend plugin. */
+ * provider is down until they are max_age old. jwks-cache.h says what each
+ * call promises; this was libmandate's verifier's machinery, now shared with
+ * the oidc backend plugin. */
 #include "config.h"
 
 #include <inttypes.h>
@@ -19,9 +19,9 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
-#include "jose-private.h"
-#include "jwks-cache-private.h"
-#include "libmandate/libmandate-private.h"
+#include "jose.h"
+#include "jwks-cache.h"
+#include "http-client.h"
 
 struct jwks_key {
     char *kid;

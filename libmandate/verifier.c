@@ -1,6 +1,6 @@
 /* mandate_verifier: checks RFC 9068 JWT access tokens for a resource server.
  *
- * Keys come from the shared JWKS cache (core/jwks-cache.c): on first use it
+ * Keys come from the shared JWKS cache (lib/jwks-cache.c): on first use it
  * reads the issuer's RFC 8414 metadata
  * (<issuer>/.well-known/oauth-authorization-server, whose "issuer" must be
  * the configured one), then its jwks_uri. A set is used for jwks_max_age
@@ -26,9 +26,10 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
-#include "jose-private.h"
-#include "jwks-cache-private.h"
-#include "libmandate-private.h"
+#include "jose.h"
+#include "jwks-cache.h"
+#include "http-client.h"
+#include "word-list.h"
 
 #define DEFAULT_JWKS_MAX_AGE 300
 #define DEFAULT_MIN_REFETCH 10
@@ -64,20 +65,6 @@ static bool aud_ok(const json_t *aud, const char *audience)
     {
         if (json_is_string(a) && strcmp(json_string_value(a), audience) == 0)
             return true;
-    }
-    return false;
-}
-
-/* Whether the space-separated list holds item (len bytes). */
-static bool list_has(const char *list, const char *item, size_t len)
-{
-    const char *p = list;
-    while (p != NULL && *p != '\0') {
-        p += strspn(p, " ");
-        size_t n = strcspn(p, " ");
-        if (n == len && memcmp(p, item, len) == 0)
-            return true;
-        p += n;
     }
     return false;
 }
@@ -151,14 +138,11 @@ static mandate_client_rc check_claims(const mandate_verifier *v, const json_t *c
                                    "token: issued %lld s in the future",
                                    (long long)(iat - now));
 
-    for (const char *p = required_scope; p != NULL && *p != '\0';) {
-        p += strspn(p, " ");
-        size_t n = strcspn(p, " ");
-        if (n > 0 && !list_has(scope, p, n))
-            return mandate_client_fail(errbuf, errlen, MANDATE_CLIENT_INSUFFICIENT_SCOPE,
-                                       "token: lacks scope %.*s", n > 100 ? 100 : (int)n, p);
-        p += n;
-    }
+    size_t n;
+    const char *lacking = mandate_word_list_missing(required_scope, scope, &n);
+    if (lacking != NULL)
+        return mandate_client_fail(errbuf, errlen, MANDATE_CLIENT_INSUFFICIENT_SCOPE,
+                                   "token: lacks scope %.*s", n > 100 ? 100 : (int)n, lacking);
 
     if (out != NULL) {
         bool oom = false;

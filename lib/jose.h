@@ -2,12 +2,13 @@
  * thumbprints, and compact JWS (RFC 7515) for ES256, RS256 and EdDSA
  * (Ed25519, RFC 8037).
  *
- * Built as a convenience library that is linked *into* each user (the core,
- * the jwt format, the local backend, libmandate): plugins still never call a
- * symbol of the daemon. Everything here is thread-safe and keeps no state.
+ * Part of lib/, the floor linked *into* each user (the core, the jwt and
+ * opaque formats, the local and oidc backends, libmandate): plugins still
+ * never call a symbol of the daemon. Everything here is thread-safe and
+ * keeps no state.
  * Inputs are hostile: lengths are bounded and every decode is strict. */
-#ifndef MANDATE_JOSE_PRIVATE_H
-#define MANDATE_JOSE_PRIVATE_H
+#ifndef MANDATE_JOSE_H
+#define MANDATE_JOSE_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,0 +1,262 @@
+/* A grant as JSON claims and back, and the grant's strings: grant-claims.h. */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "grant-claims.h"
+#include "jose.h"
+#include "word-list.h"
+
+/* --- grant -> claims ---------------------------------------------------------- */
+
+/* json_object_set_new takes the value's reference even when it fails, and
+ * fails on the NULL that json_string returns for a NULL or a string that is
+ * not valid UTF-8: one test covers both. */
+static bool put_str(json_t *obj, const char *name, const char *value)
+{
+    return json_object_set_new(obj, name, json_string(value)) == 0;
+}
+
+static bool put_int(json_t *obj, const char *name, int64_t value)
+{
+    return json_object_set_new(obj, name, json_integer((json_int_t)value)) == 0;
+}
+
+/* aud from a space-separated list: nothing when it holds no word, a string
+ * for one, an array for several. */
+static bool put_aud(json_t *obj, const char *audience)
+{
+    const char *cur = audience, *w;
+    size_t n, words = mandate_word_list_count(audience);
+    if (words == 0)
+        return true;
+    if (words == 1 && mandate_word_list_next(&cur, &w, &n))
+        return json_object_set_new(obj, "aud", json_stringn(w, n)) == 0;
+    json_t *list = json_array();
+    while (list != NULL && mandate_word_list_next(&cur, &w, &n))
+        if (json_array_append_new(list, json_stringn(w, n)) != 0) {
+            json_decref(list);
+            return false;
+        }
+    return json_object_set_new(obj, "aud", list) == 0;
+}
+
+static bool given(const char *s)
+{
+    return s != NULL && s[0] != '\0';
+}
+
+mandate_rc mandate_grant_claims_put(json_t *obj, const mandate_grant *g, bool with_prior,
+                                    const char *who, mandate_error *err)
+{
+    const char *bad = NULL, *why = NULL;
+    if (!put_str(obj, "iss", g->issuer))
+        bad = "issuer";
+    else if (!put_str(obj, "sub", g->subject))
+        bad = "subject";
+    else if (!put_aud(obj, g->audience))
+        bad = "audience";
+    else if (!put_int(obj, "exp", g->expires_at) || !put_int(obj, "iat", g->issued_at) ||
+             !put_int(obj, "nbf", g->not_before != 0 ? g->not_before : g->issued_at))
+        bad = "times";
+    else if (!put_str(obj, "jti", g->jti))
+        bad = "jti";
+    else if (!put_str(obj, "client_id", g->client_id))
+        bad = "client_id";
+    else if (g->scope != NULL && !put_str(obj, "scope", g->scope))
+        bad = "scope";
+    else if (given(g->tenant) && !put_str(obj, "tenant", g->tenant))
+        bad = "tenant";
+    else if (given(g->actor)) {
+        /* RFC 8693 §4.1: the current actor outermost, those before it nested */
+        json_t *act = mandate_jwt_act_encode(g->actor, with_prior ? g->prior_actors : NULL,
+                                             MANDATE_GRANT_MAX_ACTORS, &why);
+        if (act == NULL || json_object_set_new(obj, "act", act) != 0)
+            bad = "act";
+    }
+    if (bad == NULL && given(g->idp) && !put_str(obj, "idp", g->idp))
+        bad = "idp";
+    if (bad == NULL)
+        return MANDATE_OK;
+    if (why != NULL)
+        return mandate_error_set(err, MANDATE_INVALID, "%s: grant's act: %s", who, why);
+    return mandate_error_set(err, MANDATE_INVALID, "%s: grant %s is not valid UTF-8", who, bad);
+}
+
+/* --- claims -> grant ---------------------------------------------------------- */
+
+/* The member name of claims in *v_r, NULL when absent (an error when
+ * required); an error when it is there but not a string (or with integer,
+ * not an integer). */
+static mandate_rc member(const json_t *claims, const mandate_grant_claims_reader *r,
+                         const char *name, bool required, bool integer, const json_t **v_r,
+                         mandate_error *err)
+{
+    const json_t *v = json_object_get(claims, name);
+    *v_r = v;
+    if (v == NULL)
+        return required ? mandate_error_set(err, r->bad, "%s %s is missing", r->what, name)
+                        : MANDATE_OK;
+    if (integer ? !json_is_integer(v) : !json_is_string(v))
+        return mandate_error_set(err, r->bad, "%s %s is not %s", r->what, name,
+                                 integer ? "an integer" : "a string");
+    return MANDATE_OK;
+}
+
+/* A string claim into the pool: *value_r NULL when absent. */
+static mandate_rc get_str(const mandate_host *host, mandate_pool *pool, const json_t *claims,
+                          const mandate_grant_claims_reader *r, const char *name, bool required,
+                          const char **value_r, mandate_error *err)
+{
+    const json_t *v;
+    mandate_rc rc = member(claims, r, name, required, false, &v, err);
+    *value_r =
+        rc == MANDATE_OK && v != NULL ? host->pool_strdup(pool, json_string_value(v)) : NULL;
+    return rc;
+}
+
+static mandate_rc get_int(const json_t *claims, const mandate_grant_claims_reader *r,
+                          const char *name, bool required, bool *present_r, int64_t *value_r,
+                          mandate_error *err)
+{
+    const json_t *v;
+    mandate_rc rc = member(claims, r, name, required, true, &v, err);
+    *present_r = v != NULL;
+    *value_r = rc == MANDATE_OK && v != NULL ? (int64_t)json_integer_value(v) : 0;
+    return rc;
+}
+
+/* aud: a string, or an array of strings joined with spaces. */
+static mandate_rc get_aud(const mandate_host *host, mandate_pool *pool, const json_t *claims,
+                          const mandate_grant_claims_reader *r, const char **value_r,
+                          mandate_error *err)
+{
+    const json_t *aud = json_object_get(claims, "aud");
+    *value_r = NULL;
+    if (aud == NULL)
+        return MANDATE_OK;
+    if (json_is_string(aud)) {
+        *value_r = host->pool_strdup(pool, json_string_value(aud));
+        return MANDATE_OK;
+    }
+    if (!json_is_array(aud))
+        return mandate_error_set(err, r->bad, "%s aud is neither a string nor an array",
+                                 r->what);
+    size_t total = 1, i;
+    const json_t *v;
+    json_array_foreach(aud, i, v)
+    {
+        if (!json_is_string(v))
+            return mandate_error_set(err, r->bad, "%s aud holds something else than strings",
+                                     r->what);
+        total += json_string_length(v) + 1;
+    }
+    if (json_array_size(aud) == 0)
+        return MANDATE_OK;
+    char *joined = host->pool_alloc(pool, total), *p = joined;
+    json_array_foreach(aud, i, v)
+    {
+        if (i > 0)
+            *p++ = ' ';
+        size_t len = json_string_length(v);
+        memcpy(p, json_string_value(v), len);
+        p += len;
+    }
+    *p = '\0';
+    *value_r = joined;
+    return MANDATE_OK;
+}
+
+static mandate_rc get_act(const mandate_host *host, mandate_pool *pool, const json_t *claims,
+                          const mandate_grant_claims_reader *r, mandate_grant *g,
+                          mandate_error *err)
+{
+    const json_t *act = json_object_get(claims, "act");
+    char *actor, *prior;
+    const char *why;
+    mandate_rc rc = MANDATE_OK;
+    if (act == NULL)
+        return MANDATE_OK;
+    if (!mandate_jwt_act_decode(act, MANDATE_GRANT_MAX_ACTORS, &actor, &prior, &why))
+        return mandate_error_set(err, r->bad, "%s act: %s", r->what, why);
+    g->actor = host->pool_strdup(pool, actor);
+    /* a host without a place for the earlier actors would read the chain as
+     * the nearest actor alone: refused rather than shortened */
+    if (prior != NULL && host->abi_minor < 4)
+        rc = mandate_error_set(err, r->bad,
+                               "%s act is nested, and the host (ABI 1.%u) cannot carry the "
+                               "earlier actors",
+                               r->what, (unsigned)host->abi_minor);
+    else if (prior != NULL)
+        g->prior_actors = host->pool_strdup(pool, prior);
+    free(actor);
+    free(prior);
+    return rc;
+}
+
+mandate_rc mandate_grant_claims_get(const mandate_host *host, mandate_pool *pool,
+                                    const json_t *claims, const mandate_grant_claims_reader *r,
+                                    mandate_grant *g, bool *nbf_given_r, mandate_error *err)
+{
+    bool has_exp, has_iat, has_nbf;
+    int64_t exp, iat, nbf;
+    mandate_rc rc;
+    if ((rc = get_str(host, pool, claims, r, "iss", true, &g->issuer, err)) != MANDATE_OK ||
+        (rc = get_str(host, pool, claims, r, "sub", true, &g->subject, err)) != MANDATE_OK ||
+        (rc = get_str(host, pool, claims, r, "jti", true, &g->jti, err)) != MANDATE_OK ||
+        (rc = get_str(host, pool, claims, r, "client_id", true, &g->client_id, err)) !=
+            MANDATE_OK ||
+        (rc = get_int(claims, r, "exp", true, &has_exp, &exp, err)) != MANDATE_OK ||
+        (rc = get_int(claims, r, "iat", true, &has_iat, &iat, err)) != MANDATE_OK ||
+        (rc = get_int(claims, r, "nbf", false, &has_nbf, &nbf, err)) != MANDATE_OK ||
+        (rc = get_str(host, pool, claims, r, "scope", false, &g->scope, err)) != MANDATE_OK ||
+        (rc = get_str(host, pool, claims, r, "tenant", false, &g->tenant, err)) != MANDATE_OK ||
+        (rc = get_str(host, pool, claims, r, "idp", false, &g->idp, err)) != MANDATE_OK ||
+        (rc = get_aud(host, pool, claims, r, &g->audience, err)) != MANDATE_OK ||
+        (rc = get_act(host, pool, claims, r, g, err)) != MANDATE_OK)
+        return rc;
+    g->expires_at = exp;
+    g->issued_at = iat;
+    g->not_before = has_nbf ? nbf : iat;
+    if (nbf_given_r != NULL)
+        *nbf_given_r = has_nbf;
+    return MANDATE_OK;
+}
+
+/* --- the grant's strings ------------------------------------------------------ */
+
+#define GRANT_STRINGS 10
+
+/* The grant's strings, in order, for copying. A member added to
+ * mandate_grant that holds a string is added here. */
+static const char **grant_string(mandate_grant *g, size_t i)
+{
+    const char **fields[GRANT_STRINGS] = {&g->issuer, &g->subject,     &g->client_id, &g->actor,
+                                          &g->tenant, &g->scope,       &g->audience,  &g->idp,
+                                          &g->jti,    &g->prior_actors};
+    return fields[i];
+}
+
+size_t mandate_grant_strings_size(const mandate_grant *grant)
+{
+    mandate_grant g = *grant;
+    size_t len = 0;
+    for (size_t i = 0; i < GRANT_STRINGS; i++)
+        if (*grant_string(&g, i) != NULL)
+            len += strlen(*grant_string(&g, i)) + 1;
+    return len;
+}
+
+void mandate_grant_strings_copy(mandate_grant *grant, char *buf)
+{
+    for (size_t i = 0; i < GRANT_STRINGS; i++) {
+        const char **s = grant_string(grant, i);
+        if (*s == NULL)
+            continue;
+        size_t n = strlen(*s) + 1;
+        memcpy(buf, *s, n);
+        *s = buf;
+        buf += n;
+    }
+}

@@ -1,0 +1,70 @@
+/* A grant (include/mandate/format.h) as JSON claims and back: the one place
+ * that knows which member of a mandate_grant is which claim of RFC 9068
+ * (iss sub aud exp iat nbf jti client_id scope), of ours (tenant, idp) and
+ * of RFC 8693 (act, the earlier actors nested in it), and which strings a
+ * grant holds. Its users: the jwt format (a token's claims), the opaque
+ * format (the grant it stores in its token record), the core's RFC 7662
+ * introspection answer, and the token cache (a grant copied whole).
+ *
+ * Part of lib/, the floor under the core, the plugins and libmandate: it
+ * allocates through the host table a plugin is handed, never through the
+ * core. */
+#ifndef MANDATE_GRANT_CLAIMS_H
+#define MANDATE_GRANT_CLAIMS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include <mandate/format.h>
+
+/* --- grant -> claims ---------------------------------------------------------- */
+
+/* Sets the grant's claims in obj, in the order iss sub aud exp iat nbf jti
+ * client_id scope tenant act idp. Left out: aud when the audience holds no
+ * word (one word is a string, several an array), scope when NULL, tenant and
+ * idp when NULL or empty, act when there is no actor. nbf is iat when the
+ * grant has none. The earlier actors are read only when with_prior (a grant
+ * of a host or format of ABI 1.4 or later). MANDATE_INVALID, err starting
+ * with "<who>: ", when a member is NULL where required or not valid UTF-8,
+ * or the actors are more than MANDATE_GRANT_MAX_ACTORS; obj then holds the
+ * claims before that one. */
+mandate_rc mandate_grant_claims_put(json_t *obj, const mandate_grant *grant, bool with_prior,
+                                    const char *who, mandate_error *err);
+
+/* --- claims -> grant ---------------------------------------------------------- */
+
+/* How a reader names and grades what it finds wrong with the claims: the
+ * jwt format reads a token someone presents (a bad claim is theirs:
+ * MANDATE_INVALID, "jwt: claim"), the opaque format the record it wrote
+ * itself (a bad member is our fault: MANDATE_ERROR, "opaque: stored
+ * grant's"). Messages read "<what> <claim> is missing". */
+typedef struct mandate_grant_claims_reader {
+    const char *what;
+    mandate_rc bad;
+} mandate_grant_claims_reader;
+
+/* Fills grant from claims: iss, sub, jti, client_id, exp and iat required;
+ * nbf, scope, tenant, idp, aud (a string, or an array of strings joined
+ * with spaces) and act optional. Strings are copied into pool through host.
+ * not_before is nbf, or iat without one; *nbf_given_r (may be NULL) says
+ * which. prior_actors is written only for a host of ABI 1.4 or later, and a
+ * nested act is refused for an older one (it would read the chain as its
+ * nearest actor alone). Times are not checked against the clock: the caller
+ * knows its leeway. On failure the grant holds what was read before it. */
+mandate_rc mandate_grant_claims_get(const mandate_host *host, mandate_pool *pool,
+                                    const json_t *claims,
+                                    const mandate_grant_claims_reader *reader,
+                                    mandate_grant *grant, bool *nbf_given_r,
+                                    mandate_error *err);
+
+/* --- the grant's strings ------------------------------------------------------ */
+
+/* Bytes the grant's strings take, their NULs included (0: none). */
+size_t mandate_grant_strings_size(const mandate_grant *grant);
+/* Copies the grant's strings into buf (mandate_grant_strings_size bytes)
+ * and points the grant at the copies; NULL members stay NULL. */
+void mandate_grant_strings_copy(mandate_grant *grant, char *buf);
+
+#endif
