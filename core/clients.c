@@ -5,7 +5,7 @@
 #include <openssl/rand.h>
 
 #include "clients-private.h"
-#include "host-private.h"
+#include "clock-private.h"
 #include "jose-private.h"
 #include "log-private.h"
 #include "oauth-private.h"

@@ -12,6 +12,7 @@
 #include <openssl/crypto.h>
 
 #include "clients-private.h"
+#include "clock-private.h"
 #include "ctl-private.h"
 #include "pool-private.h"
 #include "util-private.h"

@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock-private.h"
 #include "ctl-private.h"
 #include "grants-private.h"
-#include "host-private.h"
 #include "jose-private.h"
 #include "mapping-private.h"
 #include "pool-private.h"

@@ -10,8 +10,8 @@
 #include <string.h>
 
 #include "audit-events-private.h"
+#include "clock-private.h"
 #include "ctl-private.h"
-#include "host-private.h"
 #include "pool-private.h"
 #include "util-private.h"
 

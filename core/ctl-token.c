@@ -11,8 +11,8 @@
 
 #include "mandate/client.h"
 
+#include "clock-private.h"
 #include "ctl-private.h"
-#include "host-private.h"
 #include "pool-private.h"
 #include "util-private.h"
 #include "validate-private.h"

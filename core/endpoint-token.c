@@ -9,6 +9,7 @@
 
 #include "audit-events-private.h"
 #include "client-limits-private.h"
+#include "clock-private.h"
 #include "endpoints-private.h"
 #include "grants-private.h"
 #include "jose-private.h"

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "audit-events-private.h"
+#include "clock-private.h"
 #include "delegation-private.h"
 #include "endpoints-private.h"
 #include "grants-private.h"

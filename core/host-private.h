@@ -14,9 +14,4 @@ typedef struct mandate_core_host {
 void mandate_host_init(mandate_core_host *host, const char *instance,
                        const char *state_dir, struct mandate_runtime *runtime);
 
-/* The clock every part of the core and every plugin reads. Tests replace it
- * to move time; NULL restores the real one. */
-void mandate_clock_set(int64_t (*now)(void));
-int64_t mandate_clock_now(void);
-
 #endif

@@ -1,31 +1,14 @@
 #include "config.h"
 
-#include <stdatomic.h>
-#include <time.h>
-
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "clock-private.h"
 #include "host-private.h"
 #include "log-private.h"
 #include "pool-private.h"
 #include "runtime-private.h"
-
-static _Atomic(int64_t (*)(void)) clock_override;
-
-void mandate_clock_set(int64_t (*now)(void))
-{
-    atomic_store(&clock_override, now);
-}
-
-int64_t mandate_clock_now(void)
-{
-    int64_t (*now)(void) = atomic_load(&clock_override);
-    if (now != NULL)
-        return now();
-    return (int64_t)time(NULL);
-}
 
 static void host_log(const mandate_host *host, mandate_log_level level, const char *file,
                      int line, const char *func, const char *fmt, ...) MANDATE_PRINTF(6, 7);

@@ -9,6 +9,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "clock-private.h"
 #include "keys-private.h"
 #include "log-private.h"
 #include "pool-private.h"

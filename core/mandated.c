@@ -13,6 +13,7 @@
 
 #include "audit-events-private.h"
 #include "client-limits-private.h"
+#include "clock-private.h"
 #include "http-private.h"
 #include "keys-private.h"
 #include "log-private.h"

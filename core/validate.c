@@ -5,6 +5,7 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
+#include "clock-private.h"
 #include "jose-private.h"
 #include "log-private.h"
 #include "metrics-private.h"

@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "clock-private.h"
 #include "kek-private.h"
 #include "host-private.h"
 #include "keys-private.h"
