@@ -115,6 +115,9 @@ bool mandate_config_replace_store(mandate_config *config, const char *plugin, co
  * port actually bound into the issuer. Call before serving. */
 void mandate_config_use_port(mandate_config *config, unsigned port);
 
+/* The HTTP worker threads: server.threads, else one per online processor. */
+unsigned mandate_config_workers(const mandate_config *config);
+
 /* The file to use: the -c argument, else $MANDATE_CONF, else the default. */
 const char *mandate_config_default_path(const char *cli_path);
 

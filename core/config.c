@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <netdb.h>
+#include <unistd.h>
 
 #include "config-private.h"
 #include "gateway-path-private.h"
@@ -258,6 +259,14 @@ const mandate_target *mandate_config_target_for(const mandate_config *cfg, const
         }
     }
     return best;
+}
+
+unsigned mandate_config_workers(const mandate_config *cfg)
+{
+    if (cfg->threads > 0)
+        return (unsigned)cfg->threads;
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (unsigned)n : 1;
 }
 
 const char *mandate_config_default_path(const char *cli_path)

@@ -7,6 +7,7 @@
 #include "grants-private.h"
 #include "keys-private.h"
 #include "oauth-private.h"
+#include "plugins-private.h"
 #include "pool-private.h"
 
 static json_t *string_array(const char *const *items)
@@ -42,14 +43,9 @@ void mandate_endpoint_metadata(mandate_http_request *req, mandate_http_response 
     bool saml = false, jwt = false;
     for (size_t i = 0; i < mandate_runtime_instance_count(req->runtime); i++) {
         const mandate_instance *in = mandate_runtime_instance(req->runtime, i);
-        if (!in->instantiated || in->handle->plugin->kind != MANDATE_BACKEND)
-            continue;
-        const mandate_backend_ops *ops = in->handle->plugin->ops;
-        for (const char *const *t = ops->assertion_types; t && *t; t++) {
-            saml = saml || strcmp(*t, MANDATE_TOKEN_TYPE_SAML2) == 0;
-            jwt = jwt || strcmp(*t, MANDATE_TOKEN_TYPE_JWT) == 0 ||
-                  strcmp(*t, MANDATE_TOKEN_TYPE_ID_JAG) == 0;
-        }
+        saml = saml || mandate_backend_accepts(in, MANDATE_TOKEN_TYPE_SAML2);
+        jwt = jwt || mandate_backend_accepts(in, MANDATE_TOKEN_TYPE_JWT) ||
+              mandate_backend_accepts(in, MANDATE_TOKEN_TYPE_ID_JAG);
     }
     if (saml)
         json_array_append_new(grants, json_string(MANDATE_GRANT_SAML2_BEARER_URI));

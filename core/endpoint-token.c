@@ -16,6 +16,7 @@
 #include "log-private.h"
 #include "metrics-private.h"
 #include "oauth-private.h"
+#include "plugins-private.h"
 #include "pool-private.h"
 #include "refusals-private.h"
 
@@ -116,7 +117,7 @@ void mandate_token_issue(mandate_http_request *req, mandate_http_response *resp,
     }
     /* a format of before ABI 1.4 would drop the earlier actors and mint a
      * chain that says less than it is */
-    if (grant->prior_actors != NULL && fmt->handle->plugin->abi_minor < 4) {
+    if (grant->prior_actors != NULL && !mandate_format_carries_actors(fmt)) {
         log_error("client %s: %s (plugin ABI 1.%u) cannot carry a chain of actors",
                   client->client_id, fmt->conf->name, (unsigned)fmt->handle->plugin->abi_minor);
         mandate_oauth_fail_rc(&oerr, MANDATE_ERROR);
@@ -124,10 +125,9 @@ void mandate_token_issue(mandate_http_request *req, mandate_http_response *resp,
         mandate_token_refuse(req, resp, &oerr, grant_type, client->client_id, extra);
         return;
     }
-    const mandate_format_ops *ops = fmt->handle->plugin->ops;
     char *token = NULL;
     mandate_error err = {0};
-    mandate_rc rc = ops->mint(fmt->inst, req->pool, grant, &token, &err);
+    mandate_rc rc = mandate_format_mint(fmt, req->pool, grant, &token, &err);
     if (rc != MANDATE_OK) {
         log_error("client %s: %s could not mint: %s", client->client_id, fmt->conf->name,
                   err.message);

@@ -16,6 +16,7 @@
 #include "grants-private.h"
 #include "log-private.h"
 #include "mapping-private.h"
+#include "plugins-private.h"
 #include "pool-private.h"
 #include "util-private.h"
 #include "validate-private.h"
@@ -36,14 +37,6 @@ static const char *requested_audience(mandate_pool *pool, const mandate_form *fo
     return out;
 }
 
-static bool declares(const mandate_backend_ops *ops, const char *token_type)
-{
-    for (const char *const *t = ops->assertion_types; t != NULL && *t != NULL; t++)
-        if (strcmp(*t, token_type) == 0)
-            return true;
-    return false;
-}
-
 /* The backend that vouches for the assertion, and what it says. */
 static mandate_rc validate_assertion(mandate_http_request *req, const char *token_type,
                                      const char *assertion, const mandate_instance **backend_r,
@@ -53,16 +46,13 @@ static mandate_rc validate_assertion(mandate_http_request *req, const char *toke
     const char *passed = NULL;
     for (size_t i = 0; i < mandate_runtime_instance_count(req->runtime); i++) {
         const mandate_instance *in = mandate_runtime_instance(req->runtime, i);
-        if (!in->instantiated || in->handle->plugin->kind != MANDATE_BACKEND)
-            continue;
-        const mandate_backend_ops *ops = in->handle->plugin->ops;
-        if (ops->validate_assertion == NULL || !declares(ops, token_type))
+        if (!mandate_backend_accepts(in, token_type))
             continue;
         any = true;
         mandate_error err = {0};
         memset(identity_r, 0, sizeof(*identity_r));
-        mandate_rc rc = ops->validate_assertion(in->inst, req->pool, token_type, assertion,
-                                                strlen(assertion), identity_r, &err);
+        mandate_rc rc = mandate_backend_validate(in, req->pool, token_type, assertion,
+                                                 strlen(assertion), identity_r, &err);
         if (rc == MANDATE_NEXT) {
             /* an instance may say why it passed (its issuer, but not this
              * kind of token): a truer reason than "no backend knows it" */

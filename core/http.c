@@ -480,12 +480,6 @@ static void on_mhd_error(void *cls, const char *fmt, va_list ap)
 
 /* One per core: no worker blocks on the disk (a response waiting for its
  * audit record's group commit is suspended, not waited for). */
-static unsigned default_threads(void)
-{
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (unsigned)n : 1;
-}
-
 /* Why we accept rather than libmicrohttpd: its workers all wait on one
  * listening socket and each takes up to ten connections per wake-up, so a
  * burst of keep-alive connections (a gateway's pool, a load test) can land
@@ -753,7 +747,7 @@ mandate_rc mandate_http_start(const mandate_config *config, mandate_http_handler
         return mandate_error_set(err, MANDATE_ERROR, "cannot make a pipe: %s", strerror(e));
     }
 
-    unsigned threads = config->threads > 0 ? (unsigned)config->threads : default_threads();
+    unsigned threads = mandate_config_workers(config);
     /* libmicrohttpd 0.9.75 (Debian 12) splits its connection limit among
      * the workers and, when a connection handed over with
      * MHD_add_connection finds its worker at its share, returns from

@@ -52,15 +52,15 @@ static void replace_current(mandate_runtime *rt)
 static void purge_expired(void)
 {
     mandate_runtime *rt = acquire_current(NULL);
-    void *store = NULL;
-    const mandate_store_ops *ops = mandate_runtime_store(rt, &store);
+    const mandate_instance *store = mandate_runtime_store(rt);
     uint64_t purged = 0;
     mandate_error err = {0};
-    if (ops != NULL && ops->purge(store, mandate_clock_now(), &purged, &err) != MANDATE_OK)
+    if (store != NULL &&
+        mandate_store_purge(store, mandate_clock_now(), &purged, &err) != MANDATE_OK)
         log_warning("purging expired records failed: %s", err.message);
     else if (purged > 0)
         log_info("purged %llu expired records", (unsigned long long)purged);
-    if (ops != NULL && mandate_keys_purge(rt, mandate_clock_now(), &err) != MANDATE_OK)
+    if (store != NULL && mandate_keys_purge(rt, mandate_clock_now(), &err) != MANDATE_OK)
         log_warning("purging expired signing keys failed: %s", err.message);
     mandate_runtime_unref(&rt);
 }

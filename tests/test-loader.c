@@ -446,8 +446,7 @@ static void test_runtime_check_cache_emptied_by_key_changes_only(void **state)
     rt_fixture *f = *state;
     const mandate_instance *jwt = start_with_jwt(f);
     const mandate_format_ops *ops = jwt->handle->plugin->ops;
-    void *store;
-    const mandate_store_ops *sops = mandate_runtime_store(f->rt, &store);
+    const mandate_instance *store = mandate_runtime_store(f->rt);
     mandate_pool *pool = mandate_pool_new();
     int64_t now = mandate_clock_now();
     mandate_grant g = {.issuer = mandate_runtime_config(f->rt)->issuer,
@@ -465,7 +464,7 @@ static void test_runtime_check_cache_emptied_by_key_changes_only(void **state)
     assert_true(st.parsed);
     assert_int_equal(cache_answers(pool, "miss"), 1);
 
-    assert_int_equal(sops->revoke(store, "another-jti", "agent-2", now + 600, &err),
+    assert_int_equal(mandate_store_revoke(store, "another-jti", "agent-2", now + 600, &err),
                      MANDATE_OK);
     assert_int_equal(mandate_keyring_sync(f->rt, false, &err), MANDATE_OK);
     mandate_token_validate(f->rt, pool, token, strlen(token), &st, &err);
@@ -480,7 +479,7 @@ static void test_runtime_check_cache_emptied_by_key_changes_only(void **state)
     keys[0].status = MANDATE_KEY_RETIRED;
     keys[0].retired_at = now;
     keys[0].remove_after = now + 3600;
-    assert_int_equal(sops->key_update(store, &keys[0], &err), MANDATE_OK);
+    assert_int_equal(mandate_store_key_update(store, &keys[0], &err), MANDATE_OK);
     assert_int_equal(mandate_keyring_sync(f->rt, false, &err), MANDATE_OK);
     mandate_token_validate(f->rt, pool, token, strlen(token), &st, &err);
     assert_true(st.parsed);
