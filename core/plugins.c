@@ -65,8 +65,8 @@ static void busy_said(const mandate_instance *in, struct mandate_plugins_gate *g
     if (said == now || !atomic_compare_exchange_strong(&g->said_at, &said, now))
         return;
     atomic_fetch_sub(&g->refused, refused);
-    log_warning("%s: all %u of its calls at once are taken (it blocks on the network); %llu "
-                "call%s refused with 503 since the last warning",
+    log_warning("%s: busy: all %u of its slots are taken (its calls may block on the "
+                "network); %llu call%s refused with 503 since the last warning",
                 in->conf->name, g->slots, (unsigned long long)refused, refused == 1 ? "" : "s");
 }
 
@@ -96,8 +96,8 @@ static mandate_rc enter(const mandate_instance *in, mandate_error *err)
         return MANDATE_OK;
     busy_said(in, g);
     /* callers name the instance: the message does not */
-    return mandate_error_set(err, MANDATE_TEMPFAIL,
-                             "busy: all %u of its calls at once are taken", g->slots);
+    return mandate_error_set(err, MANDATE_TEMPFAIL, "busy: all %u of its slots are taken",
+                             g->slots);
 }
 
 static void leave(const mandate_instance *in)

@@ -1,0 +1,29 @@
+/* A runtime for the core's unit tests: a temp folder with mandate.conf, a
+ * key-encryption key, the instance files a test writes and a plugin folder
+ * holding the built plugins and the test plugins (tests/plugins/), loaded
+ * through the real loader. */
+#ifndef MANDATE_TESTS_RUNTIME_FIXTURE_H
+#define MANDATE_TESTS_RUNTIME_FIXTURE_H
+
+#include "conf-private.h"
+#include "runtime-private.h"
+
+typedef struct test_runtime {
+    char *dir;  /* the temp folder */
+    char *conf; /* its mandate.conf */
+    mandate_diag diag;
+    mandate_runtime *rt; /* NULL until started */
+} test_runtime;
+
+/* mandate.conf is plugin_dir, state_dir and then extra (libconfig text, may
+ * be NULL): e.g. "server: { threads = 2; };". */
+test_runtime *test_runtime_new(const char *extra);
+/* mandate.d/<name>.conf */
+void test_runtime_instance(test_runtime *t, const char *name, const char *text);
+/* (Re)starts the runtime with the files as they are; the diag says why not. */
+mandate_rc test_runtime_start(test_runtime *t, unsigned flags);
+/* The instance of that name; fails the test when there is none. */
+const mandate_instance *test_runtime_find(test_runtime *t, const char *name);
+void test_runtime_free(test_runtime **t);
+
+#endif
