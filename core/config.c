@@ -244,23 +244,6 @@ static bool read_targets(mandate_config *cfg, config_t *file, mandate_diag *diag
     return ok;
 }
 
-const mandate_target *mandate_config_target_for(const mandate_config *cfg, const char *path,
-                                                bool fold_case)
-{
-    const mandate_target *best = NULL;
-    size_t best_len = 0;
-    for (size_t i = 0; i < cfg->target_count; i++) {
-        for (char **p = cfg->targets[i].paths; p != NULL && *p != NULL; p++) {
-            size_t n = strlen(*p);
-            if (n > best_len && mandate_gateway_path_covers(*p, path, fold_case)) {
-                best = &cfg->targets[i];
-                best_len = n;
-            }
-        }
-    }
-    return best;
-}
-
 unsigned mandate_config_workers(const mandate_config *cfg)
 {
     if (cfg->threads > 0)
