@@ -12,6 +12,7 @@
 #include "metrics-private.h"
 #include "pool-private.h"
 #include "refusals-private.h"
+#include "runtime-private.h"
 
 #define BUSIEST_SHOWN 10
 

@@ -38,6 +38,12 @@ static mandate_runtime *acquire_current(void *ctx)
     return rt;
 }
 
+static void release_current(void *ctx, mandate_runtime *rt)
+{
+    (void)ctx;
+    mandate_runtime_unref(&rt);
+}
+
 static void replace_current(mandate_runtime *rt)
 {
     pthread_mutex_lock(&current_lock);
@@ -210,9 +216,26 @@ int main(int argc, char **argv)
     /* Bind first: a request arriving before the runtime is published gets
      * 503, and the runtime learns the port it serves on before anyone
      * reads it. */
+    char host[256];
+    unsigned port = 0;
+    mandate_config_split_listen(cfg->listen, host, sizeof(host), &port); /* checked at load */
+    const mandate_http_settings settings = {
+        .listen = cfg->listen,
+        .host = host,
+        .port = port,
+        .threads = mandate_config_workers(cfg),
+        .body_limit = (size_t)cfg->body_limit,
+        .connection_limit = (unsigned)cfg->connection_limit,
+        .connections_per_address = (unsigned)cfg->connections_per_address,
+        .request_timeout = cfg->request_timeout,
+        .connection_timeout = cfg->connection_timeout,
+        .tls_certificate = cfg->tls_certificate,
+        .tls_key = cfg->tls_key,
+    };
+    const mandate_http_source source = {acquire_current, release_current, NULL};
     mandate_http_server *server = NULL;
-    if (mandate_http_start(cfg, mandate_router_dispatch, acquire_current, NULL, &server,
-                           &err) != MANDATE_OK) {
+    if (mandate_http_start(&settings, mandate_router_dispatch, &source, &server, &err) !=
+        MANDATE_OK) {
         log_error("mandated not started: %s", err.message);
         mandate_audit_events_stop();
         mandate_runtime_unref(&rt);
