@@ -10,11 +10,11 @@
 
 #include "clock-private.h"
 #include "ctl-private.h"
-#include "grants-private.h"
 #include "jose-private.h"
 #include "mapping-private.h"
 #include "plugins-private.h"
 #include "pool-private.h"
+#include "token-types-private.h"
 #include "util-private.h"
 
 #define ASSERTION_FILE_MAX (1024 * 1024)

@@ -19,13 +19,16 @@
 #include <strings.h>
 
 #include "audit-events-private.h"
-#include "endpoints-private.h"
+#include "federation-private.h"
 #include "grants-private.h"
+#include "issue-private.h"
 #include "jose-private.h"
 #include "log-private.h"
 #include "oauth-private.h"
 #include "plugins-private.h"
 #include "pool-private.h"
+#include "runtime-private.h"
+#include "token-types-private.h"
 #include "util-private.h"
 
 /* Only the header's typ is read here, whatever its alg: a forged ID-JAG

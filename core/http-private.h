@@ -26,7 +26,7 @@ typedef struct mandate_http_request {
     size_t body_len;
     mandate_pool *pool;
     struct mandate_runtime *runtime; /* from the server's source, for the request's life */
-    int metric_grant; /* mandate_metric_grant, set by the token endpoint */
+    unsigned metric_grant; /* its grant_type label (metrics-private.h): the token endpoint's */
     struct sockaddr_storage socket_peer;
     /* the address behind trusted proxies (refusals.c); "" until asked */
     char peer[MANDATE_PEER_MAX];

@@ -219,8 +219,8 @@ static enum MHD_Result queue(request_state *st, const mandate_http_response *res
     clock_gettime(CLOCK_MONOTONIC, &now);
     int64_t us = (int64_t)(now.tv_sec - st->started.tv_sec) * 1000000 +
                  (now.tv_nsec - st->started.tv_nsec) / 1000;
-    mandate_metrics_request(mandate_metrics_endpoint_of(st->req.path),
-                            (mandate_metric_grant)st->req.metric_grant, resp->status, us);
+    mandate_metrics_request(mandate_metrics_endpoint_of(st->req.path), st->req.metric_grant,
+                            resp->status, us);
     log_info("%s %s %u %.3fms", st->req.method, st->req.path, resp->status, (double)us / 1e3);
     return ret;
 }

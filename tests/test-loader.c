@@ -431,7 +431,7 @@ static void test_runtime_expired_token_not_verified_again(void **state)
 
 static uint64_t cache_answers(mandate_pool *pool, const char *result)
 {
-    char *text = mandate_metrics_render(pool);
+    char *text = mandate_metrics_render(pool, NULL);
     char *name =
         mandate_pool_printf(pool, "mandate_token_check_cache_total{result=\"%s\"} ", result);
     const char *at = strstr(text, name);

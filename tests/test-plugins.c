@@ -301,7 +301,7 @@ static void test_format_of_the_newest_minor(void **state)
 static uint64_t store_errors(void)
 {
     mandate_pool *pool = mandate_pool_new();
-    const char *text = mandate_metrics_render(pool);
+    const char *text = mandate_metrics_render(pool, NULL);
     const char *at = strstr(text, "\nmandate_store_errors_total ");
     uint64_t n = at != NULL ? strtoull(at + strlen("\nmandate_store_errors_total "), NULL, 10)
                             : UINT64_MAX;
