@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <openssl/bio.h>
+#include <openssl/pem.h>
 
 #include "kek-private.h"
 #include "runtime-fixture.h"
@@ -101,4 +103,15 @@ void test_runtime_free(test_runtime **tp)
     free(t->dir);
     free(t->conf);
     free(t);
+}
+
+char *test_public_pem(EVP_PKEY *key)
+{
+    BIO *bio = BIO_new(BIO_s_mem());
+    PEM_write_bio_PUBKEY(bio, key);
+    char *data;
+    long n = BIO_get_mem_data(bio, &data);
+    char *out = mandate_xasprintf("%.*s", (int)n, data);
+    BIO_free(bio);
+    return out;
 }

@@ -5,6 +5,8 @@
 #ifndef MANDATE_TESTS_RUNTIME_FIXTURE_H
 #define MANDATE_TESTS_RUNTIME_FIXTURE_H
 
+#include <openssl/evp.h>
+
 #include "conf-private.h"
 #include "runtime-private.h"
 
@@ -25,5 +27,8 @@ mandate_rc test_runtime_start(test_runtime *t, unsigned flags);
 /* The instance of that name; fails the test when there is none. */
 const mandate_instance *test_runtime_find(test_runtime *t, const char *name);
 void test_runtime_free(test_runtime **t);
+
+/* A key's public part as PEM (malloc'd), for a private_key_jwt client. */
+char *test_public_pem(EVP_PKEY *key);
 
 #endif

@@ -13,9 +13,7 @@
 #include <string.h>
 
 #include <cmocka.h>
-#include <openssl/bio.h>
 #include <openssl/evp.h>
-#include <openssl/pem.h>
 
 #include "clients-private.h"
 #include "clock-private.h"
@@ -73,17 +71,6 @@ typedef struct fixture {
     const char *token_url;
 } fixture;
 
-static char *public_pem(EVP_PKEY *key)
-{
-    BIO *bio = BIO_new(BIO_s_mem());
-    PEM_write_bio_PUBKEY(bio, key);
-    char *data;
-    long n = BIO_get_mem_data(bio, &data);
-    char *out = mandate_xasprintf("%.*s", (int)n, data);
-    BIO_free(bio);
-    return out;
-}
-
 static int setup(void **state)
 {
     fixture *f = mandate_xcalloc(1, sizeof(*f));
@@ -102,7 +89,7 @@ static int setup(void **state)
                      MANDATE_OK);
     f->secret = mandate_xstrdup(f->secret);
     f->key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-    char *pem = public_pem(f->key);
+    char *pem = test_public_pem(f->key);
     char *none = NULL;
     mandate_client_spec keyed = {.client_id = "agent-key", .public_key_pem = pem};
     assert_int_equal(mandate_clients_create(f->t->rt, f->pool, &keyed, &c, &none, &err),

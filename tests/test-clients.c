@@ -12,9 +12,7 @@
 #include <string.h>
 
 #include <cmocka.h>
-#include <openssl/bio.h>
 #include <openssl/evp.h>
-#include <openssl/pem.h>
 
 #include "clients-private.h"
 #include "clock-private.h"
@@ -195,23 +193,12 @@ static void test_create(void **state)
     assert_int_equal(strncmp(c.client_id, "client-", 7), 0);
 }
 
-static char *public_pem(EVP_PKEY *key)
-{
-    BIO *bio = BIO_new(BIO_s_mem());
-    PEM_write_bio_PUBKEY(bio, key);
-    char *data;
-    long n = BIO_get_mem_data(bio, &data);
-    char *out = mandate_xasprintf("%.*s", (int)n, data);
-    BIO_free(bio);
-    return out;
-}
-
 /* private_key_jwt: no secret is made, the key is kept. */
 static void test_create_with_key(void **state)
 {
     fixture *f = *state;
     EVP_PKEY *key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-    char *pem = public_pem(key);
+    char *pem = test_public_pem(key);
     mandate_client_spec spec = {.client_id = "agent-key", .public_key_pem = pem};
     mandate_client c;
     char *secret = "x";
@@ -369,7 +356,7 @@ static void test_rotate_refusals(void **state)
     assert_true(test_contains(err.message, "no client 'nobody'"));
 
     EVP_PKEY *key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-    char *pem = public_pem(key);
+    char *pem = test_public_pem(key);
     mandate_client_spec keyed = {.client_id = "agent-key", .public_key_pem = pem};
     mandate_client c;
     assert_int_equal(create(f, &keyed, &c, &secret), MANDATE_OK);
