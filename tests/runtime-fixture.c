@@ -115,3 +115,21 @@ char *test_public_pem(EVP_PKEY *key)
     BIO_free(bio);
     return out;
 }
+
+static const char *failing;
+static mandate_rc failing_rc;
+
+void test_fail_next(const char *call, mandate_rc rc)
+{
+    failing = call;
+    failing_rc = rc;
+}
+
+bool test_fails(const char *call, mandate_error *err)
+{
+    if (failing == NULL || strcmp(failing, call) != 0)
+        return false;
+    failing = NULL;
+    mandate_error_set(err, failing_rc, "%s: injected", call);
+    return true;
+}

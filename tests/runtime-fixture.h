@@ -28,6 +28,24 @@ mandate_rc test_runtime_start(test_runtime *t, unsigned flags);
 const mandate_instance *test_runtime_find(test_runtime *t, const char *name);
 void test_runtime_free(test_runtime **t);
 
+/* Failures injected into the plugin facade: a test program links with
+ * -Wl,--wrap=mandate_<call> and defines the wrapper with
+ * TEST_FACADE_WRAP(<call>, (params), (args)); the wrapper calls the real
+ * one unless test_fail_next armed it (once). The params must name the
+ * error record err. */
+void test_fail_next(const char *call, mandate_rc rc);
+/* Whether call fails now (disarming it), with err set. */
+bool test_fails(const char *call, mandate_error *err);
+#define TEST_FACADE_WRAP(name, params, args)                                                   \
+    mandate_rc __real_mandate_##name params;                                                   \
+    mandate_rc __wrap_mandate_##name params;                                                   \
+    mandate_rc __wrap_mandate_##name params                                                    \
+    {                                                                                          \
+        if (test_fails(#name, err))                                                            \
+            return err->rc;                                                                    \
+        return __real_mandate_##name args;                                                     \
+    }
+
 /* A key's public part as PEM (malloc'd), for a private_key_jwt client. */
 char *test_public_pem(EVP_PKEY *key);
 

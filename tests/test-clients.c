@@ -24,46 +24,20 @@
 
 /* --- failures injected into the facade ------------------------------------- */
 
-/* The facade call that fails next ("client_create", ...), and how. */
-static const char *failing;
-static mandate_rc failing_rc;
 static bool provision_keeps_no_hash; /* the backend keeps the secret itself */
 
-static void fail_next(const char *call, mandate_rc rc)
-{
-    failing = call;
-    failing_rc = rc;
-}
-
-static bool fails(const char *call, mandate_error *err)
-{
-    if (failing == NULL || strcmp(failing, call) != 0)
-        return false;
-    failing = NULL;
-    mandate_error_set(err, failing_rc, "%s: injected", call);
-    return true;
-}
-
-#define FACADE_WRAP(ret, name, params, args)                                                   \
-    ret __real_mandate_##name params;                                                          \
-    ret __wrap_mandate_##name params;                                                          \
-    ret __wrap_mandate_##name params                                                           \
-    {                                                                                          \
-        if (fails(#name, err))                                                                 \
-            return err->rc;                                                                    \
-        return __real_mandate_##name args;                                                     \
-    }
-
-FACADE_WRAP(mandate_rc, store_client_get,
-            (const mandate_instance *store, mandate_pool *pool, const char *client_id,
-             mandate_client *client_r, mandate_error *err),
-            (store, pool, client_id, client_r, err))
-FACADE_WRAP(mandate_rc, store_client_create,
-            (const mandate_instance *store, const mandate_client *client, mandate_error *err),
-            (store, client, err))
-FACADE_WRAP(mandate_rc, store_client_update,
-            (const mandate_instance *store, const mandate_client *client, mandate_error *err),
-            (store, client, err))
+TEST_FACADE_WRAP(store_client_get,
+                 (const mandate_instance *store, mandate_pool *pool, const char *client_id,
+                  mandate_client *client_r, mandate_error *err),
+                 (store, pool, client_id, client_r, err))
+TEST_FACADE_WRAP(store_client_create,
+                 (const mandate_instance *store, const mandate_client *client,
+                  mandate_error *err),
+                 (store, client, err))
+TEST_FACADE_WRAP(store_client_update,
+                 (const mandate_instance *store, const mandate_client *client,
+                  mandate_error *err),
+                 (store, client, err))
 
 mandate_rc __real_mandate_backend_provision(const mandate_instance *in, mandate_pool *pool,
                                             mandate_provision_mode mode, mandate_client *client,
@@ -75,7 +49,7 @@ mandate_rc __wrap_mandate_backend_provision(const mandate_instance *in, mandate_
                                             mandate_provision_mode mode, mandate_client *client,
                                             char **secret_r, mandate_error *err)
 {
-    if (fails("backend_provision", err))
+    if (test_fails("backend_provision", err))
         return err->rc;
     mandate_rc rc = __real_mandate_backend_provision(in, pool, mode, client, secret_r, err);
     if (rc == MANDATE_OK && provision_keeps_no_hash) {
@@ -118,7 +92,7 @@ static int setup(void **state)
     fixture *f = mandate_xcalloc(1, sizeof(*f));
     f->t = runtime_with(instances);
     f->pool = mandate_pool_new();
-    failing = NULL;
+    test_fail_next(NULL, MANDATE_OK);
     provision_keeps_no_hash = false;
     *state = f;
     return 0;
@@ -291,12 +265,12 @@ static void test_create_conflicts_and_failures(void **state)
     assert_true(test_contains(f->err.message, "client 'agent-1' already exists"));
 
     mandate_client_spec other = {.client_id = "agent-2"};
-    fail_next("store_client_create", MANDATE_EXISTS);
+    test_fail_next("store_client_create", MANDATE_EXISTS);
     assert_int_equal(create(f, &other, &c, &secret), MANDATE_EXISTS);
     assert_true(test_contains(f->err.message, "client 'agent-2' already exists"));
-    fail_next("store_client_create", MANDATE_TEMPFAIL);
+    test_fail_next("store_client_create", MANDATE_TEMPFAIL);
     assert_int_equal(create(f, &other, &c, &secret), MANDATE_TEMPFAIL);
-    fail_next("backend_provision", MANDATE_ERROR);
+    test_fail_next("backend_provision", MANDATE_ERROR);
     assert_int_equal(create(f, &other, &c, &secret), MANDATE_ERROR);
     assert_int_equal(create(f, &other, &c, &secret), MANDATE_OK);
 }
@@ -369,16 +343,16 @@ static void test_rotate_refusals(void **state)
 
     mandate_client_spec spec = {.client_id = "agent-1"};
     assert_int_equal(create(f, &spec, &c, &secret), MANDATE_OK);
-    fail_next("store_client_get", MANDATE_TEMPFAIL);
+    test_fail_next("store_client_get", MANDATE_TEMPFAIL);
     assert_int_equal(
         mandate_clients_rotate_secret(f->t->rt, f->pool, "agent-1", 0, &secret, &grace, &err),
         MANDATE_TEMPFAIL);
-    fail_next("backend_provision", MANDATE_ERROR);
+    test_fail_next("backend_provision", MANDATE_ERROR);
     mandate_client before = stored(f, "agent-1");
     assert_int_equal(
         mandate_clients_rotate_secret(f->t->rt, f->pool, "agent-1", 0, &secret, &grace, &err),
         MANDATE_ERROR);
-    fail_next("store_client_update", MANDATE_ERROR);
+    test_fail_next("store_client_update", MANDATE_ERROR);
     assert_int_equal(
         mandate_clients_rotate_secret(f->t->rt, f->pool, "agent-1", 0, &secret, &grace, &err),
         MANDATE_ERROR);
@@ -432,7 +406,7 @@ static void test_status_and_rate(void **state)
         mandate_clients_set_status(f->t->rt, "nobody", MANDATE_CLIENT_ENABLED, &err),
         MANDATE_NOT_FOUND);
     assert_true(test_contains(err.message, "no client 'nobody'"));
-    fail_next("store_client_update", MANDATE_TEMPFAIL);
+    test_fail_next("store_client_update", MANDATE_TEMPFAIL);
     assert_int_equal(
         mandate_clients_set_status(f->t->rt, "agent-1", MANDATE_CLIENT_DISABLED, &err),
         MANDATE_TEMPFAIL);

@@ -26,50 +26,24 @@
 
 /* --- failures injected into the facade ------------------------------------- */
 
-static const char *failing; /* the facade call that fails next */
-static mandate_rc failing_rc;
 static int set_keys_calls;
 
-static void fail_next(const char *call, mandate_rc rc)
-{
-    failing = call;
-    failing_rc = rc;
-}
-
-static bool fails(const char *call, mandate_error *err)
-{
-    if (failing == NULL || strcmp(failing, call) != 0)
-        return false;
-    failing = NULL;
-    mandate_error_set(err, failing_rc, "%s: injected", call);
-    return true;
-}
-
-#define FACADE_WRAP(name, params, args)                                                        \
-    mandate_rc __real_mandate_##name params;                                                   \
-    mandate_rc __wrap_mandate_##name params;                                                   \
-    mandate_rc __wrap_mandate_##name params                                                    \
-    {                                                                                          \
-        if (fails(#name, err))                                                                 \
-            return err->rc;                                                                    \
-        return __real_mandate_##name args;                                                     \
-    }
-
-FACADE_WRAP(store_key_add,
-            (const mandate_instance *store, const mandate_key *key, mandate_error *err),
-            (store, key, err))
-FACADE_WRAP(store_key_update,
-            (const mandate_instance *store, const mandate_key *key, mandate_error *err),
-            (store, key, err))
-FACADE_WRAP(store_key_list,
-            (const mandate_instance *store, mandate_key_cb each, void *ctx, mandate_error *err),
-            (store, each, ctx, err))
-FACADE_WRAP(store_key_delete,
-            (const mandate_instance *store, const char *kid, mandate_error *err),
-            (store, kid, err))
-FACADE_WRAP(store_generation,
-            (const mandate_instance *store, uint64_t *generation_r, mandate_error *err),
-            (store, generation_r, err))
+TEST_FACADE_WRAP(store_key_add,
+                 (const mandate_instance *store, const mandate_key *key, mandate_error *err),
+                 (store, key, err))
+TEST_FACADE_WRAP(store_key_update,
+                 (const mandate_instance *store, const mandate_key *key, mandate_error *err),
+                 (store, key, err))
+TEST_FACADE_WRAP(store_key_list,
+                 (const mandate_instance *store, mandate_key_cb each, void *ctx,
+                  mandate_error *err),
+                 (store, each, ctx, err))
+TEST_FACADE_WRAP(store_key_delete,
+                 (const mandate_instance *store, const char *kid, mandate_error *err),
+                 (store, kid, err))
+TEST_FACADE_WRAP(store_generation,
+                 (const mandate_instance *store, uint64_t *generation_r, mandate_error *err),
+                 (store, generation_r, err))
 
 mandate_rc __real_mandate_format_set_keys(const mandate_instance *in,
                                           const mandate_signing_key *keys, size_t n,
@@ -82,7 +56,7 @@ mandate_rc __wrap_mandate_format_set_keys(const mandate_instance *in,
                                           mandate_error *err)
 {
     set_keys_calls++;
-    if (fails("format_set_keys", err))
+    if (test_fails("format_set_keys", err))
         return err->rc;
     return __real_mandate_format_set_keys(in, keys, n, err);
 }
@@ -108,7 +82,7 @@ static int setup(void **state)
     test_runtime_instance(f->t, "store", "kind = \"store\"; plugin = \"sqlite\";\n");
     test_runtime_instance(f->t, "format-jwt", "kind = \"format\"; plugin = \"jwt\";\n");
     test_runtime_instance(f->t, "format-opaque", "kind = \"format\"; plugin = \"opaque\";\n");
-    failing = NULL;
+    test_fail_next(NULL, MANDATE_OK);
     fixed_now = mandate_clock_now();
     mandate_clock_set(fixed_clock);
     if (test_runtime_start(f->t, MANDATE_RUNTIME_MIGRATE | MANDATE_RUNTIME_CREATE_KEYS) !=
@@ -237,17 +211,17 @@ static void test_rotate_refusals(void **state)
     mandate_key *keys;
     assert_int_equal(list(f, &keys), 1);
     const char *first = mandate_pool_strdup(f->pool, keys[0].kid);
-    fail_next("store_key_list", MANDATE_TEMPFAIL);
+    test_fail_next("store_key_list", MANDATE_TEMPFAIL);
     assert_int_equal(mandate_keys_rotate(f->t->rt, NULL, NULL, f->pool, &made, &err),
                      MANDATE_TEMPFAIL);
-    fail_next("store_key_add", MANDATE_ERROR);
+    test_fail_next("store_key_add", MANDATE_ERROR);
     assert_int_equal(mandate_keys_rotate(f->t->rt, NULL, NULL, f->pool, &made, &err),
                      MANDATE_ERROR);
     assert_int_equal(list(f, &keys), 1);
     assert_string_equal(keys[0].kid, first);
     /* the new key is stored, the old one could not be retired: it stays
      * active, and the error reaches the operator */
-    fail_next("store_key_update", MANDATE_TEMPFAIL);
+    test_fail_next("store_key_update", MANDATE_TEMPFAIL);
     assert_int_equal(mandate_keys_rotate(f->t->rt, NULL, NULL, f->pool, &made, &err),
                      MANDATE_TEMPFAIL);
     assert_int_equal(list(f, &keys), 2);
@@ -273,13 +247,13 @@ static void test_retire_and_purge(void **state)
     char *jwks = mandate_keyring_jwks(f->t->rt, f->pool);
     assert_false(strstr(jwks, first) != NULL);
     assert_true(test_contains(jwks, made.kid));
-    fail_next("store_key_delete", MANDATE_TEMPFAIL);
+    test_fail_next("store_key_delete", MANDATE_TEMPFAIL);
     assert_int_equal(mandate_keys_purge(f->t->rt, fixed_now, &err), MANDATE_TEMPFAIL);
     assert_int_equal(list(f, &keys), 2);
     assert_int_equal(mandate_keys_purge(f->t->rt, fixed_now, &err), MANDATE_OK);
     assert_int_equal(list(f, &keys), 1);
     assert_string_equal(keys[0].kid, made.kid);
-    fail_next("store_key_list", MANDATE_ERROR);
+    test_fail_next("store_key_list", MANDATE_ERROR);
     assert_int_equal(mandate_keys_purge(f->t->rt, fixed_now, &err), MANDATE_ERROR);
 }
 
@@ -361,16 +335,16 @@ static void test_sync_failures(void **state)
 {
     fixture *f = *state;
     const char *kid = signing_kid(f);
-    fail_next("store_generation", MANDATE_TEMPFAIL);
+    test_fail_next("store_generation", MANDATE_TEMPFAIL);
     assert_int_equal(sync_keys(f, false), MANDATE_TEMPFAIL);
-    fail_next("store_key_list", MANDATE_ERROR);
+    test_fail_next("store_key_list", MANDATE_ERROR);
     assert_int_equal(sync_keys(f, true), MANDATE_ERROR);
-    fail_next("format_set_keys", MANDATE_ERROR);
+    test_fail_next("format_set_keys", MANDATE_ERROR);
     assert_int_equal(sync_keys(f, true), MANDATE_ERROR);
     assert_string_equal(signing_kid(f), kid);
     assert_true(mandate_keyring_ready(f->t->rt));
     mandate_key *keys;
-    fail_next("store_key_list", MANDATE_TEMPFAIL);
+    test_fail_next("store_key_list", MANDATE_TEMPFAIL);
     size_t n = 0;
     mandate_error err = {0};
     assert_int_equal(mandate_keys_list(f->t->rt, f->pool, &keys, &n, &err), MANDATE_TEMPFAIL);
