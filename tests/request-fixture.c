@@ -131,11 +131,9 @@ const char *test_basic(mandate_pool *pool, const char *id, const char *secret)
     return mandate_pool_printf(pool, "Basic %s", (const char *)b64);
 }
 
-void test_token(test_runtime *t, mandate_pool *pool, const char *authorization,
-                const char *body, test_answer *a)
+void test_token_with(test_runtime *t, mandate_pool *pool, const char *const *pairs,
+                     const char *body, test_answer *a)
 {
-    const char *pairs[] = {"Content-Type", "application/x-www-form-urlencoded",
-                           authorization != NULL ? "Authorization" : NULL, authorization, NULL};
     test_request_headers(pairs);
     mandate_http_request req;
     test_request_init(&req, pool, t->rt, "POST", "/oauth2/token", body);
@@ -143,9 +141,26 @@ void test_token(test_runtime *t, mandate_pool *pool, const char *authorization,
     mandate_endpoint_token(&req, &a->resp);
     test_request_headers(NULL);
     a->status = a->resp.status;
+    a->metric_grant = req.metric_grant;
     a->body = a->resp.body != NULL ? json_loadb(a->resp.body, a->resp.body_len, 0, NULL) : NULL;
     const char *error = json_string_value(json_object_get(a->body, "error"));
     a->error = error != NULL ? error : "";
+}
+
+void test_token(test_runtime *t, mandate_pool *pool, const char *authorization,
+                const char *body, test_answer *a)
+{
+    const char *pairs[] = {"Content-Type", "application/x-www-form-urlencoded",
+                           authorization != NULL ? "Authorization" : NULL, authorization, NULL};
+    test_token_with(t, pool, pairs, body, a);
+}
+
+const char *test_answer_header(const test_answer *a, const char *name)
+{
+    for (size_t i = 0; i < a->resp.header_count; i++)
+        if (strcasecmp(a->resp.headers[i].name, name) == 0)
+            return a->resp.headers[i].value;
+    return NULL;
 }
 
 const char *test_answer_get(const test_answer *a, const char *member)

@@ -37,14 +37,20 @@ const char *test_basic(mandate_pool *pool, const char *id, const char *secret);
 typedef struct test_answer {
     mandate_http_response resp;
     unsigned status;
-    json_t *body;      /* NULL when not JSON */
-    const char *error; /* the body's "error", or "" */
+    json_t *body;          /* NULL when not JSON */
+    const char *error;     /* the body's "error", or "" */
+    unsigned metric_grant; /* the request's grant_type label slot */
 } test_answer;
 
 /* POST /oauth2/token with the form body (and an Authorization header when
  * authorization is not NULL), through mandate_endpoint_token. */
 void test_token(test_runtime *t, mandate_pool *pool, const char *authorization,
                 const char *body, test_answer *a);
+/* The same with the request headers given (test_request_headers). */
+void test_token_with(test_runtime *t, mandate_pool *pool, const char *const *headers,
+                     const char *body, test_answer *a);
+/* A response header's value, or NULL. */
+const char *test_answer_header(const test_answer *a, const char *name);
 /* A member of the answer's body as a string ("" when absent). */
 const char *test_answer_get(const test_answer *a, const char *member);
 void test_answer_clear(test_answer *a);

@@ -60,12 +60,13 @@ static int b64url_value(char c)
     return c == '-' ? 62 : c == '_' ? 63 : -1;
 }
 
-/* The script: the text itself, or the decoded payload of a JWT. */
+/* The script: the text itself, or the decoded payload of a JWT (which
+ * holds no '=': base64url without padding). */
 static char *script_text(const mandate_host *host, mandate_pool *pool, const char *a,
                          size_t len)
 {
     const char *dot = memchr(a, '.', len);
-    if (dot == NULL)
+    if (dot == NULL || memchr(a, '=', len) != NULL)
         return host->pool_memdup(pool, a, len);
     const char *p = dot + 1, *end = memchr(p, '.', len - (size_t)(p - a));
     if (end == NULL)
