@@ -14,6 +14,7 @@
 
 #include "audit-events-private.h"
 #include "endpoints-private.h"
+#include "jose-private.h"
 #include "pool-private.h"
 #include "request-fixture.h"
 
@@ -173,4 +174,38 @@ void test_answer_clear(test_answer *a)
 {
     json_decref(a->body);
     memset(a, 0, sizeof(*a));
+}
+
+void test_answer_expect(const test_answer *a, unsigned status, const char *error)
+{
+    if (a->status != status || strcmp(a->error, error) != 0)
+        fail_msg("%u %s, expected %u %s: %.*s", a->status, a->error, status, error,
+                 (int)a->resp.body_len, a->resp.body);
+}
+
+const char *test_form_encode(mandate_pool *pool, const char *s)
+{
+    char *out = mandate_pool_alloc(pool, 3 * strlen(s) + 1), *o = out;
+    for (; *s != '\0'; s++) {
+        unsigned char c = (unsigned char)*s;
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+            strchr("-._~", c) != NULL) {
+            *o++ = (char)c;
+        } else {
+            snprintf(o, 4, "%%%02X", c);
+            o += 3;
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+const char *test_jwt_script(mandate_pool *pool, const char *typ, const char *script)
+{
+    const char *header = mandate_pool_printf(pool, "{\"alg\":\"ES256\",\"typ\":\"%s\"}", typ);
+    char *h = mandate_pool_alloc(pool, mandate_b64url_encoded_len(strlen(header)) + 1);
+    char *p = mandate_pool_alloc(pool, mandate_b64url_encoded_len(strlen(script)) + 1);
+    mandate_b64url_encode((const unsigned char *)header, strlen(header), h);
+    mandate_b64url_encode((const unsigned char *)script, strlen(script), p);
+    return mandate_pool_printf(pool, "%s.%s.c2ln", h, p);
 }

@@ -54,5 +54,13 @@ const char *test_answer_header(const test_answer *a, const char *name);
 /* A member of the answer's body as a string ("" when absent). */
 const char *test_answer_get(const test_answer *a, const char *member);
 void test_answer_clear(test_answer *a);
+/* Fails the test unless the answer is status with that error ("": none). */
+void test_answer_expect(const test_answer *a, unsigned status, const char *error);
+
+/* s percent-encoded for a form body, in pool. */
+const char *test_form_encode(mandate_pool *pool, const char *s);
+/* An assertion for the scripted test backend (tests/plugins/backend-script.c)
+ * shaped as a JWT: a header with that typ, the script as its payload. */
+const char *test_jwt_script(mandate_pool *pool, const char *typ, const char *script);
 
 #endif

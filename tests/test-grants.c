@@ -194,48 +194,10 @@ static void post(fixture *f, const client *c, const char *body, test_answer *a)
     test_token(f->t, f->pool, c != NULL ? c->basic : NULL, body, a);
 }
 
-static void expect(const test_answer *a, unsigned status, const char *error)
-{
-    if (a->status != status || strcmp(a->error, error) != 0)
-        fail_msg("%u %s, expected %u %s: %.*s", a->status, a->error, status, error,
-                 (int)a->resp.body_len, a->resp.body);
-}
-
 /* The last refusal's audited reason holds why. */
 static void expect_reason(const char *why)
 {
     assert_true(test_contains(test_audit_field("token.refused", "reason"), why));
-}
-
-/* Percent-encoded for a form. */
-static const char *enc(mandate_pool *pool, const char *s)
-{
-    size_t n = strlen(s);
-    char *out = mandate_pool_alloc(pool, 3 * n + 1), *o = out;
-    for (; *s != '\0'; s++) {
-        unsigned char c = (unsigned char)*s;
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-            strchr("-._~", c) != NULL) {
-            *o++ = (char)c;
-        } else {
-            snprintf(o, 4, "%%%02X", c);
-            o += 3;
-        }
-    }
-    *o = '\0';
-    return out;
-}
-
-/* A JWT-shaped assertion for the script backend: header typ, payload the
- * script. */
-static const char *jwt_script(mandate_pool *pool, const char *typ, const char *script)
-{
-    const char *header = mandate_pool_printf(pool, "{\"alg\":\"ES256\",\"typ\":\"%s\"}", typ);
-    char *h = mandate_pool_alloc(pool, mandate_b64url_encoded_len(strlen(header)) + 1);
-    char *p = mandate_pool_alloc(pool, mandate_b64url_encoded_len(strlen(script)) + 1);
-    mandate_b64url_encode((const unsigned char *)header, strlen(header), h);
-    mandate_b64url_encode((const unsigned char *)script, strlen(script), p);
-    return mandate_pool_printf(pool, "%s.%s.c2ln", h, p);
 }
 
 #define ADVISOR "sub=alice;id=a-1;attrs={\"role\":\"advisor\",\"employeeId\":\"42\"}"
@@ -247,7 +209,7 @@ static const char *own_token(fixture *f, const client *c, const char *extra)
     post(f, c,
          mandate_pool_printf(f->pool, "grant_type=client_credentials%s", extra ? extra : ""),
          &a);
-    expect(&a, 200, "");
+    test_answer_expect(&a, 200, "");
     const char *token = mandate_pool_strdup(f->pool, test_answer_get(&a, "access_token"));
     test_answer_clear(&a);
     return token;
@@ -272,25 +234,27 @@ static void test_dispatch(void **state)
     test_answer a = {0};
     static const char *const no_form[] = {"Content-Type", "application/json", NULL};
     test_token_with(f->t, f->pool, no_form, "grant_type=client_credentials", &a);
-    expect(&a, 400, "invalid_request");
+    test_answer_expect(&a, 400, "invalid_request");
     assert_true(test_contains(test_answer_get(&a, "error_description"), "Content-Type"));
     assert_int_equal(a.metric_grant, MANDATE_METRICS_GRANT_NONE);
 
     post(f, &f->agent, "grant_type=client_credentials&scope=%zz", &a);
-    expect(&a, 400, "invalid_request");
+    test_answer_expect(&a, 400, "invalid_request");
     post(f, &f->agent, "scope=mcp%3Acall", &a);
-    expect(&a, 400, "invalid_request");
+    test_answer_expect(&a, 400, "invalid_request");
     assert_string_equal(test_answer_get(&a, "error_description"), "grant_type is missing");
     assert_int_equal(a.metric_grant, MANDATE_METRICS_GRANT_NONE);
     post(f, &f->agent, "grant_type=password&username=u&password=p", &a);
-    expect(&a, 400, "unsupported_grant_type");
+    test_answer_expect(&a, 400, "unsupported_grant_type");
     assert_int_equal(a.metric_grant, MANDATE_METRICS_GRANT_OTHER);
     assert_string_equal(test_audit_field("token.refused", "grant_type"), "password");
     /* each row of the table gets its requests, under its own label */
     for (size_t i = 0; i < mandate_grant_table_count(); i++) {
         const mandate_grant_type *g = mandate_grant_table_at(i);
-        post(f, NULL, mandate_pool_printf(f->pool, "grant_type=%s", enc(f->pool, g->uri)), &a);
-        expect(&a, 401, "invalid_client");
+        post(f, NULL,
+             mandate_pool_printf(f->pool, "grant_type=%s", test_form_encode(f->pool, g->uri)),
+             &a);
+        test_answer_expect(&a, 401, "invalid_client");
         assert_int_equal(a.metric_grant, mandate_grant_table_metric_slot(g->uri));
         assert_int_equal(a.metric_grant, MANDATE_METRICS_GRANT_FIRST + i);
     }
@@ -304,7 +268,7 @@ static void test_client_credentials(void **state)
     fixture *f = *state;
     test_answer a = {0};
     post(f, &f->agent, "grant_type=client_credentials", &a);
-    expect(&a, 200, "");
+    test_answer_expect(&a, 200, "");
     assert_string_equal(test_answer_get(&a, "token_type"), "Bearer");
     assert_string_equal(test_answer_get(&a, "scope"), "mcp:call"); /* the default */
     assert_int_equal(json_integer_value(json_object_get(a.body, "expires_in")), 3600);
@@ -322,7 +286,7 @@ static void test_client_credentials(void **state)
 
     post(f, &f->agent, "grant_type=client_credentials&scope=gateway%3Ainvoke&resource=" OTHER,
          &a);
-    expect(&a, 200, "");
+    test_answer_expect(&a, 200, "");
     g = grant_of(f, test_answer_get(&a, "access_token"));
     assert_string_equal(g.scope, "gateway:invoke");
     assert_string_equal(g.audience, OTHER);
@@ -334,16 +298,16 @@ static void test_client_credentials_refusals(void **state)
     fixture *f = *state;
     test_answer a = {0};
     post(f, NULL, "grant_type=client_credentials", &a);
-    expect(&a, 401, "invalid_client");
+    test_answer_expect(&a, 401, "invalid_client");
     assert_string_equal(test_answer_header(&a, "WWW-Authenticate"), "Basic realm=\"mandate\"");
     post(f, &f->agent, "grant_type=client_credentials&scope=trade%3Aexecute", &a);
-    expect(&a, 400, "invalid_scope");
+    test_answer_expect(&a, 400, "invalid_scope");
     assert_string_equal(test_audit_field("token.refused", "client_id"), "agent");
     post(f, &f->agent, "grant_type=client_credentials&resource=https%3A%2F%2Fevil.example", &a);
-    expect(&a, 400, "invalid_target");
+    test_answer_expect(&a, 400, "invalid_target");
     random_fails = true;
     post(f, &f->agent, "grant_type=client_credentials", &a);
-    expect(&a, 500, "server_error");
+    test_answer_expect(&a, 500, "server_error");
     expect_reason("no random bytes for the jti");
     test_answer_clear(&a);
 }
@@ -356,20 +320,20 @@ static void test_rate_limit(void **state)
     mandate_client_limits_start(64);
     test_answer a = {0};
     post(f, &f->limited, "grant_type=client_credentials", &a);
-    expect(&a, 200, "");
+    test_answer_expect(&a, 200, "");
     post(f, &f->limited, "grant_type=client_credentials", &a);
-    expect(&a, 429, "too_many_requests");
+    test_answer_expect(&a, 429, "too_many_requests");
     assert_non_null(test_answer_header(&a, "Retry-After"));
     assert_string_equal(test_audit_field("token.refused", "reason"), "rate limit");
     test_audit_fail("token.refused", 1);
     post(f, &f->limited, "grant_type=client_credentials", &a);
-    expect(&a, 503, "temporarily_unavailable");
+    test_answer_expect(&a, 503, "temporarily_unavailable");
     /* the federated grants check it too, after authentication */
     post(f, &f->limited,
          mandate_pool_printf(f->pool, "grant_type=" SAML_BEARER "&assertion=%s",
-                             enc(f->pool, ADVISOR)),
+                             test_form_encode(f->pool, ADVISOR)),
          &a);
-    expect(&a, 429, "too_many_requests");
+    test_answer_expect(&a, 429, "too_many_requests");
     test_answer_clear(&a);
 }
 
@@ -381,21 +345,21 @@ static void test_issue_failures(void **state)
     test_answer a = {0};
     test_fail_next("format_mint", MANDATE_TEMPFAIL);
     post(f, &f->agent, "grant_type=client_credentials", &a);
-    expect(&a, 503, "temporarily_unavailable");
+    test_answer_expect(&a, 503, "temporarily_unavailable");
     assert_string_equal(test_answer_header(&a, "Retry-After"), "5");
     expect_reason("the format could not mint");
     test_fail_next("format_mint", MANDATE_ERROR);
     post(f, &f->agent, "grant_type=client_credentials", &a);
-    expect(&a, 500, "server_error");
+    test_answer_expect(&a, 500, "server_error");
 
     test_audit_fail("token.issued", 1);
     post(f, &f->agent, "grant_type=client_credentials", &a);
-    expect(&a, 503, "temporarily_unavailable");
+    test_answer_expect(&a, 503, "temporarily_unavailable");
     assert_null(json_object_get(a.body, "access_token"));
     /* a 4xx refusal that cannot be recorded is answered 503 */
     test_audit_fail("token.refused", 1);
     post(f, &f->agent, "grant_type=client_credentials&scope=nope", &a);
-    expect(&a, 503, "temporarily_unavailable");
+    test_answer_expect(&a, 503, "temporarily_unavailable");
 
     /* the client's format is no longer enabled */
     const mandate_instance *store = mandate_runtime_store(f->t->rt);
@@ -406,7 +370,7 @@ static void test_issue_failures(void **state)
     c.updated_at = 0;
     assert_int_equal(mandate_store_client_update(store, &c, &err), MANDATE_OK);
     post(f, &f->agent, "grant_type=client_credentials", &a);
-    expect(&a, 500, "server_error");
+    test_answer_expect(&a, 500, "server_error");
     expect_reason("the client's token format is not enabled");
     test_answer_clear(&a);
 }
@@ -417,7 +381,7 @@ static const char *exchange_body(fixture *f, const char *token, const char *extr
 {
     return mandate_pool_printf(
         f->pool, "grant_type=" XCHG "&subject_token_type=" TT_ACCESS "&subject_token=%s%s",
-        enc(f->pool, token), extra ? extra : "");
+        test_form_encode(f->pool, token), extra ? extra : "");
 }
 
 static void test_exchange_own_token(void **state)
@@ -427,7 +391,7 @@ static void test_exchange_own_token(void **state)
     test_answer a = {0};
     /* narrowed by its own client */
     post(f, &f->agent, exchange_body(f, t, "&scope=mcp%3Acall&resource=" CAL), &a);
-    expect(&a, 200, "");
+    test_answer_expect(&a, 200, "");
     assert_string_equal(test_answer_get(&a, "issued_token_type"),
                         "urn:ietf:params:oauth:token-type:access_token");
     mandate_grant g = grant_of(f, test_answer_get(&a, "access_token"));
@@ -438,7 +402,7 @@ static void test_exchange_own_token(void **state)
 
     /* handed down: helper acts for agent's token, old-client for helper's */
     post(f, &f->helper, exchange_body(f, t, NULL), &a);
-    expect(&a, 200, "");
+    test_answer_expect(&a, 200, "");
     const char *t2 = mandate_pool_strdup(f->pool, test_answer_get(&a, "access_token"));
     g = grant_of(f, t2);
     assert_string_equal(g.subject, "agent");
@@ -453,7 +417,7 @@ static void test_exchange_own_token(void **state)
     /* old-client's format predates the chain of actors: refused, not minted
      * with the chain dropped */
     post(f, &f->old, exchange_body(f, t2, NULL), &a);
-    expect(&a, 500, "server_error");
+    test_answer_expect(&a, 500, "server_error");
     expect_reason("cannot carry a chain of actors");
     test_answer_clear(&a);
 }
@@ -464,40 +428,40 @@ static void test_exchange_refusals(void **state)
     const char *t = own_token(f, &f->agent, NULL);
     test_answer a = {0};
     post(f, &f->agent, "grant_type=" XCHG "&subject_token_type=" TT_ACCESS, &a);
-    expect(&a, 400, "invalid_request");
+    test_answer_expect(&a, 400, "invalid_request");
     post(f, &f->agent, exchange_body(f, t, "&actor_token=x&actor_token_type=" TT_ACCESS), &a);
-    expect(&a, 400, "invalid_request");
+    test_answer_expect(&a, 400, "invalid_request");
     assert_true(test_contains(test_answer_get(&a, "error_description"), "actor_token"));
     post(f, &f->agent, exchange_body(f, t, "&requested_token_type=" TT_SAML2), &a);
-    expect(&a, 400, "invalid_request");
+    test_answer_expect(&a, 400, "invalid_request");
     post(f, &f->agent, exchange_body(f, t, "&requested_token_type=" TT_ID_JAG), &a);
-    expect(&a, 400, "invalid_request");
+    test_answer_expect(&a, 400, "invalid_request");
     assert_true(test_contains(test_answer_get(&a, "error_description"), "not for an access"));
     post(f, NULL, exchange_body(f, t, NULL), &a);
-    expect(&a, 401, "invalid_client");
+    test_answer_expect(&a, 401, "invalid_client");
 
     post(f, &f->agent, exchange_body(f, "not-a-token", NULL), &a);
-    expect(&a, 400, "invalid_grant");
+    test_answer_expect(&a, 400, "invalid_grant");
     assert_string_equal(test_answer_get(&a, "error_description"),
                         "the subject_token is not active");
     post(f, &f->other_tenant, exchange_body(f, t, NULL), &a);
-    expect(&a, 400, "invalid_grant");
+    test_answer_expect(&a, 400, "invalid_grant");
     assert_true(test_contains(test_answer_get(&a, "error_description"), "another tenant"));
     /* deep has no rule for agent's tokens */
     post(f, &f->deep, exchange_body(f, t, NULL), &a);
-    expect(&a, 400, "invalid_grant");
+    test_answer_expect(&a, 400, "invalid_grant");
     assert_string_equal(test_audit_field("token.refused", "delegation"), "actor_not_allowed");
     post(f, &f->agent, exchange_body(f, t, "&scope=gateway%3Ainvoke"), &a);
-    expect(&a, 400, "invalid_scope");
+    test_answer_expect(&a, 400, "invalid_scope");
     post(f, &f->helper, exchange_body(f, t, "&resource=https%3A%2F%2Fevil.example"), &a);
-    expect(&a, 400, "invalid_target");
+    test_answer_expect(&a, 400, "invalid_target");
 
     test_fail_next("store_is_revoked", MANDATE_TEMPFAIL);
     post(f, &f->agent, exchange_body(f, t, NULL), &a);
-    expect(&a, 503, "temporarily_unavailable");
+    test_answer_expect(&a, 503, "temporarily_unavailable");
     random_fails = true;
     post(f, &f->agent, exchange_body(f, t, NULL), &a);
-    expect(&a, 500, "server_error");
+    test_answer_expect(&a, 500, "server_error");
     test_answer_clear(&a);
 }
 
@@ -507,7 +471,7 @@ static const char *handed(fixture *f, const client *c, const char *token)
 {
     test_answer a = {0};
     post(f, c, exchange_body(f, token, NULL), &a);
-    expect(&a, 200, "");
+    test_answer_expect(&a, 200, "");
     const char *out = mandate_pool_strdup(f->pool, test_answer_get(&a, "access_token"));
     test_answer_clear(&a);
     return out;
@@ -525,7 +489,7 @@ static void test_exchange_too_deep(void **state)
     assert_string_equal(g.prior_actors, "deep helper");
     test_answer a = {0};
     post(f, &f->helper, exchange_body(f, t, NULL), &a);
-    expect(&a, 400, "invalid_grant");
+    test_answer_expect(&a, 400, "invalid_grant");
     assert_string_equal(test_answer_get(&a, "error_description"),
                         "the subject_token's chain of actors is as long as allowed");
     assert_string_equal(test_audit_field("token.refused", "delegation"), "too_deep");
@@ -542,9 +506,9 @@ static void test_exchange_federated(void **state)
          mandate_pool_printf(f->pool,
                              "grant_type=" XCHG "&subject_token_type=" TT_SAML2
                              "&subject_token=%s&scope=mcp%%3Acall",
-                             enc(f->pool, ADVISOR)),
+                             test_form_encode(f->pool, ADVISOR)),
          &a);
-    expect(&a, 200, "");
+    test_answer_expect(&a, 200, "");
     mandate_grant g = grant_of(f, test_answer_get(&a, "access_token"));
     assert_string_equal(g.subject, "advisor-42");
     assert_string_equal(g.actor, "agent");
@@ -561,7 +525,7 @@ static void test_exchange_federated(void **state)
 static const char *saml_bearer(fixture *f, const char *script)
 {
     return mandate_pool_printf(f->pool, "grant_type=" SAML_BEARER "&assertion=%s",
-                               enc(f->pool, script));
+                               test_form_encode(f->pool, script));
 }
 
 /* What the backend and the mapping rules refuse, through either grant. */
@@ -570,19 +534,19 @@ static void test_federated_refusals(void **state)
     fixture *f = *state;
     test_answer a = {0};
     post(f, &f->agent, saml_bearer(f, "rc=denied;msg=signature does not verify"), &a);
-    expect(&a, 400, "invalid_grant");
+    test_answer_expect(&a, 400, "invalid_grant");
     assert_string_equal(test_answer_get(&a, "error_description"), "the assertion was refused");
     expect_reason("backend-idp: signature does not verify");
     assert_string_equal(test_audit_field("token.refused", "idp_instance"), "backend-idp");
 
     post(f, &f->agent, saml_bearer(f, "rc=tempfail;msg=IdP down"), &a);
-    expect(&a, 503, "temporarily_unavailable");
+    test_answer_expect(&a, 503, "temporarily_unavailable");
     expect_reason("backend-idp: IdP down");
     post(f, &f->agent, saml_bearer(f, "rc=error;msg=bug"), &a);
-    expect(&a, 500, "server_error");
+    test_answer_expect(&a, 500, "server_error");
     /* an issuer no backend knows: the backend that passed says why */
     post(f, &f->agent, saml_bearer(f, "iss=https://unknown.example"), &a);
-    expect(&a, 400, "invalid_grant");
+    test_answer_expect(&a, 400, "invalid_grant");
     assert_string_equal(test_answer_get(&a, "error_description"),
                         "no enabled backend knows this issuer");
     expect_reason("backend-idp: another issuer");
@@ -591,30 +555,30 @@ static void test_federated_refusals(void **state)
          mandate_pool_printf(f->pool,
                              "grant_type=" XCHG "&subject_token_type=urn%%3Aexample%%3Aother"
                              "&subject_token=%s",
-                             enc(f->pool, ADVISOR)),
+                             test_form_encode(f->pool, ADVISOR)),
          &a);
-    expect(&a, 400, "invalid_request");
+    test_answer_expect(&a, 400, "invalid_request");
     assert_string_equal(test_answer_get(&a, "error_description"),
                         "no enabled backend accepts this subject_token_type");
 
     /* the mapping rules: none matches; one matches but not what was asked */
     post(f, &f->agent, saml_bearer(f, "attrs={\"role\":\"intern\",\"employeeId\":\"7\"}"), &a);
-    expect(&a, 400, "invalid_grant");
+    test_answer_expect(&a, 400, "invalid_grant");
     assert_string_equal(test_answer_get(&a, "error_description"),
                         "no mapping rule grants a token to this identity");
     post(f, &f->agent,
          mandate_pool_printf(f->pool, "%s&scope=trade%%3Aexecute", saml_bearer(f, ADVISOR)),
          &a);
-    expect(&a, 400, "invalid_grant");
+    test_answer_expect(&a, 400, "invalid_grant");
     assert_string_equal(test_answer_get(&a, "error_description"),
                         "the mapping rule does not allow this request");
     assert_string_equal(test_audit_field("token.refused", "rule"), "advisors");
     mapping_fails = true;
     post(f, &f->agent, saml_bearer(f, ADVISOR), &a);
-    expect(&a, 500, "server_error");
+    test_answer_expect(&a, 500, "server_error");
     random_fails = true;
     post(f, &f->agent, saml_bearer(f, ADVISOR), &a);
-    expect(&a, 500, "server_error");
+    test_answer_expect(&a, 500, "server_error");
     test_answer_clear(&a);
 }
 
@@ -623,7 +587,7 @@ static void test_saml_bearer(void **state)
     fixture *f = *state;
     test_answer a = {0};
     post(f, &f->agent, saml_bearer(f, ADVISOR), &a);
-    expect(&a, 200, "");
+    test_answer_expect(&a, 200, "");
     assert_null(json_object_get(a.body, "issued_token_type"));
     mandate_grant g = grant_of(f, test_answer_get(&a, "access_token"));
     assert_string_equal(g.subject, "advisor-42");
@@ -631,10 +595,10 @@ static void test_saml_bearer(void **state)
                         "urn:ietf:params:oauth:token-type:saml2");
 
     post(f, &f->agent, "grant_type=" SAML_BEARER, &a);
-    expect(&a, 400, "invalid_request");
+    test_answer_expect(&a, 400, "invalid_request");
     assert_string_equal(test_answer_get(&a, "error_description"), "assertion is required");
     post(f, NULL, saml_bearer(f, ADVISOR), &a);
-    expect(&a, 401, "invalid_client");
+    test_answer_expect(&a, 401, "invalid_client");
     test_answer_clear(&a);
 }
 
@@ -642,37 +606,38 @@ static void test_jwt_bearer(void **state)
 {
     fixture *f = *state;
     test_answer a = {0};
-    const char *jwt = jwt_script(f->pool, "JWT", ADVISOR);
+    const char *jwt = test_jwt_script(f->pool, "JWT", ADVISOR);
     post(f, &f->agent,
          mandate_pool_printf(f->pool, "grant_type=" JWT_BEARER "&assertion=%s",
-                             enc(f->pool, jwt)),
+                             test_form_encode(f->pool, jwt)),
          &a);
-    expect(&a, 200, "");
+    test_answer_expect(&a, 200, "");
     mandate_grant g = grant_of(f, test_answer_get(&a, "access_token"));
     assert_string_equal(g.subject, "advisor-42");
     assert_string_equal(test_audit_field("token.issued", "subject_token_type"),
                         "urn:ietf:params:oauth:token-type:jwt");
 
     post(f, &f->agent, "grant_type=" JWT_BEARER, &a);
-    expect(&a, 400, "invalid_request");
+    test_answer_expect(&a, 400, "invalid_request");
     post(f, NULL,
          mandate_pool_printf(f->pool, "grant_type=" JWT_BEARER "&assertion=%s",
-                             enc(f->pool, jwt)),
+                             test_form_encode(f->pool, jwt)),
          &a);
-    expect(&a, 401, "invalid_client");
+    test_answer_expect(&a, 401, "invalid_client");
     post(f, &f->agent,
-         mandate_pool_printf(f->pool, "grant_type=" JWT_BEARER "&assertion=%s",
-                             enc(f->pool, jwt_script(f->pool, "JWT", "rc=expired;msg=old"))),
+         mandate_pool_printf(
+             f->pool, "grant_type=" JWT_BEARER "&assertion=%s",
+             test_form_encode(f->pool, test_jwt_script(f->pool, "JWT", "rc=expired;msg=old"))),
          &a);
-    expect(&a, 400, "invalid_grant");
+    test_answer_expect(&a, 400, "invalid_grant");
     expect_reason("backend-idp: old");
     /* a JWT subject token through the token exchange */
     post(f, &f->agent,
          mandate_pool_printf(
              f->pool, "grant_type=" XCHG "&subject_token_type=" TT_JWT "&subject_token=%s",
-             enc(f->pool, jwt)),
+             test_form_encode(f->pool, jwt)),
          &a);
-    expect(&a, 200, "");
+    test_answer_expect(&a, 200, "");
     test_answer_clear(&a);
 }
 
