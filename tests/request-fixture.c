@@ -66,8 +66,11 @@ static size_t n_records;
 static char failing[64];
 static int failing_left;
 
+static bool random_fails;
+
 void test_audit_reset(void)
 {
+    random_fails = false;
     for (size_t i = 0; i < n_records; i++)
         json_decref(records[i].fields);
     n_records = 0;
@@ -119,6 +122,22 @@ void test_audit_fail(const char *event, int n)
 {
     snprintf(failing, sizeof(failing), "%s", event);
     failing_left = n;
+}
+
+void test_random_fails_next(void)
+{
+    random_fails = true;
+}
+
+int __real_RAND_bytes(unsigned char *buf, int num);
+int __wrap_RAND_bytes(unsigned char *buf, int num);
+int __wrap_RAND_bytes(unsigned char *buf, int num)
+{
+    if (random_fails) {
+        random_fails = false;
+        return 0;
+    }
+    return __real_RAND_bytes(buf, num);
 }
 
 /* --- the token endpoint ---------------------------------------------------- */

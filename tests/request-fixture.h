@@ -3,7 +3,8 @@
  * answered by a wrapped mandate_http_request_header, and the audit records
  * the code under test writes caught by a wrapped mandate_audit_event (and
  * made to fail on demand). A program that uses it links with
- * -Wl,--wrap=mandate_http_request_header -Wl,--wrap=mandate_audit_event. */
+ * -Wl,--wrap=mandate_http_request_header -Wl,--wrap=mandate_audit_event
+ * -Wl,--wrap=RAND_bytes. */
 #ifndef MANDATE_TESTS_REQUEST_FIXTURE_H
 #define MANDATE_TESTS_REQUEST_FIXTURE_H
 
@@ -29,6 +30,10 @@ const char *test_audit_field(const char *event, const char *member);
 /* The next n records of event are not written: mandate_audit_event
  * answers MANDATE_ERROR, as for a trail that cannot be written. */
 void test_audit_fail(const char *event, int n);
+
+/* The next call of RAND_bytes from the core fails (a request's jti, say):
+ * RAND_bytes is wrapped too. */
+void test_random_fails_next(void);
 
 /* "Basic base64(id:secret)", in pool. */
 const char *test_basic(mandate_pool *pool, const char *id, const char *secret);

@@ -73,19 +73,6 @@ mandate_rc __wrap_mandate_mapping_apply(const mandate_mappings *m,
     return __real_mandate_mapping_apply(m, req, pool, out);
 }
 
-/* No randomness for the next jti. */
-static bool random_fails;
-int __real_RAND_bytes(unsigned char *buf, int num);
-int __wrap_RAND_bytes(unsigned char *buf, int num);
-int __wrap_RAND_bytes(unsigned char *buf, int num)
-{
-    if (random_fails) {
-        random_fails = false;
-        return 0;
-    }
-    return __real_RAND_bytes(buf, num);
-}
-
 /* --- the fixture ------------------------------------------------------------ */
 
 static const char conf[] =
@@ -170,7 +157,7 @@ static int setup(void **state)
                                        .scopes = scopes,
                                        .audiences = auds});
     test_audit_reset();
-    mapping_fails = random_fails = false;
+    mapping_fails = false;
     *state = f;
     return 0;
 }
@@ -305,7 +292,7 @@ static void test_client_credentials_refusals(void **state)
     assert_string_equal(test_audit_field("token.refused", "client_id"), "agent");
     post(f, &f->agent, "grant_type=client_credentials&resource=https%3A%2F%2Fevil.example", &a);
     test_answer_expect(&a, 400, "invalid_target");
-    random_fails = true;
+    test_random_fails_next();
     post(f, &f->agent, "grant_type=client_credentials", &a);
     test_answer_expect(&a, 500, "server_error");
     expect_reason("no random bytes for the jti");
@@ -459,7 +446,7 @@ static void test_exchange_refusals(void **state)
     test_fail_next("store_is_revoked", MANDATE_TEMPFAIL);
     post(f, &f->agent, exchange_body(f, t, NULL), &a);
     test_answer_expect(&a, 503, "temporarily_unavailable");
-    random_fails = true;
+    test_random_fails_next();
     post(f, &f->agent, exchange_body(f, t, NULL), &a);
     test_answer_expect(&a, 500, "server_error");
     test_answer_clear(&a);
@@ -576,7 +563,7 @@ static void test_federated_refusals(void **state)
     mapping_fails = true;
     post(f, &f->agent, saml_bearer(f, ADVISOR), &a);
     test_answer_expect(&a, 500, "server_error");
-    random_fails = true;
+    test_random_fails_next();
     post(f, &f->agent, saml_bearer(f, ADVISOR), &a);
     test_answer_expect(&a, 500, "server_error");
     test_answer_clear(&a);

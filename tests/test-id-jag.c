@@ -41,18 +41,6 @@ TEST_FACADE_WRAP(format_sign,
                   const char *claims, size_t claims_len, char **jws_r, mandate_error *err),
                  (in, pool, typ, claims, claims_len, jws_r, err))
 
-static bool random_fails;
-int __real_RAND_bytes(unsigned char *buf, int num);
-int __wrap_RAND_bytes(unsigned char *buf, int num);
-int __wrap_RAND_bytes(unsigned char *buf, int num)
-{
-    if (random_fails) {
-        random_fails = false;
-        return 0;
-    }
-    return __real_RAND_bytes(buf, num);
-}
-
 static const char mappings[] =
     "mappings = (\n"
     "  { name = \"advisors\"; idp = \"backend-idp\";\n"
@@ -105,7 +93,6 @@ static fixture *started(void **state, const char *extra, const char *const *form
     f->agent = make_client(f, "agent");
     f->other = make_client(f, "other-agent");
     test_audit_reset();
-    random_fails = false;
     return f;
 }
 
@@ -215,7 +202,7 @@ static void test_issue_refusals(void **state)
     post(f, f->agent, jag_request(f, ADVISOR, "&audience=" RS), &a);
     test_answer_expect(&a, 503, "temporarily_unavailable");
     expect_reason("the ID-JAG could not be signed");
-    random_fails = true;
+    test_random_fails_next();
     post(f, f->agent, jag_request(f, ADVISOR, "&audience=" RS), &a);
     test_answer_expect(&a, 500, "server_error");
     test_audit_fail("token.issued", 1);
@@ -345,7 +332,7 @@ static void test_accept_refusals(void **state)
          &a);
     test_answer_expect(&a, 400, "invalid_grant");
     expect_reason("backend-idp: alg none");
-    random_fails = true;
+    test_random_fails_next();
     post(f, f->agent, jag_bearer(f, CLAIMS, ""), &a);
     test_answer_expect(&a, 500, "server_error");
     test_answer_clear(&a);
