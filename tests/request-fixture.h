@@ -20,7 +20,8 @@ void test_request_headers(const char *const *pairs);
 void test_request_init(mandate_http_request *req, mandate_pool *pool, mandate_runtime *rt,
                        const char *method, const char *path, const char *body);
 
-/* The audit records written since the last reset. */
+/* The audit records written since the last reset (which also disarms
+ * test_audit_fail and test_random_fails_next). */
 void test_audit_reset(void);
 size_t test_audit_count(const char *event);
 /* The fields of the last record of event (owned by the fixture); NULL: none. */
