@@ -21,6 +21,7 @@
 #include "client-limits-private.h"
 #include "clients-private.h"
 #include "clock-private.h"
+#include "endpoints-private.h"
 #include "grant-table-private.h"
 #include "jose-private.h"
 #include "mapping-private.h"
@@ -628,6 +629,37 @@ static void test_jwt_bearer(void **state)
     test_answer_clear(&a);
 }
 
+/* The metadata lists the grants of the table it can serve, in its order:
+ * the bearer grants only when a backend takes such assertions. */
+static const char *grant_types_supported(test_runtime *t, mandate_pool *pool)
+{
+    mandate_http_request req;
+    test_request_init(&req, pool, t->rt, "GET", "/.well-known/oauth-authorization-server",
+                      NULL);
+    mandate_http_response resp = {0};
+    mandate_endpoint_metadata(&req, &resp);
+    assert_int_equal(resp.status, 200);
+    const char *from = strstr(resp.body, "\"grant_types_supported\":");
+    assert_non_null(from);
+    return mandate_pool_printf(pool, "%.*s", (int)(strchr(from, ']') + 1 - from), from);
+}
+
+static void test_metadata_lists_the_table(void **state)
+{
+    fixture *f = *state;
+    assert_string_equal(grant_types_supported(f->t, f->pool),
+                        "\"grant_types_supported\":[\"client_credentials\",\"" XCHG
+                        "\",\"" SAML_BEARER "\",\"" JWT_BEARER "\"]");
+    test_runtime *bare = test_runtime_new(NULL);
+    test_runtime_instance(bare, "store", "kind = \"store\"; plugin = \"sqlite\";\n");
+    test_runtime_instance(bare, "format-jwt", "kind = \"format\"; plugin = \"jwt\";\n");
+    test_runtime_instance(bare, "backend-local", "kind = \"backend\"; plugin = \"local\";\n");
+    assert_int_equal(test_runtime_start(bare, MANDATE_RUNTIME_MIGRATE), MANDATE_OK);
+    assert_string_equal(grant_types_supported(bare, f->pool),
+                        "\"grant_types_supported\":[\"client_credentials\",\"" XCHG "\"]");
+    test_runtime_free(&bare);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -643,6 +675,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_federated_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_saml_bearer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_jwt_bearer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_metadata_lists_the_table, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
