@@ -190,10 +190,10 @@ static const char *request_peer(mandate_http_request *req)
         char *const *trusted = req->runtime != NULL
                                    ? mandate_runtime_config(req->runtime)->trusted_proxies
                                    : NULL;
-        mandate_peer_resolve((const struct sockaddr *)&req->socket_peer,
-                             trusted != NULL ? mandate_http_request_header(req, "X-Forwarded-For")
-                                             : NULL,
-                             trusted, req->peer);
+        const char *forwarded =
+            trusted != NULL ? mandate_http_request_header(req, "X-Forwarded-For") : NULL;
+        mandate_peer_resolve((const struct sockaddr *)&req->socket_peer, forwarded, trusted,
+                             req->peer);
     }
     return req->peer;
 }
