@@ -6,9 +6,10 @@
 
 #include "jose.h"
 #include "log-private.h"
-#include "metrics-private.h"
 #include "oauth-private.h"
+#include "plugins-private.h"
 #include "pool-private.h"
+#include "runtime-private.h"
 
 #define JWT_BEARER_ASSERTION "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 #define CLIENT_ID_MAX 255
@@ -102,13 +103,11 @@ mandate_rc mandate_client_authenticate(mandate_http_request *req, const mandate_
     if (strlen(cred.client_id) > CLIENT_ID_MAX)
         return refuse(req->pool, oerr, NULL, "client_id too long");
 
-    void *store;
-    const mandate_store_ops *sops = mandate_runtime_store(req->runtime, &store);
-    mandate_rc rc = sops->client_get(store, req->pool, cred.client_id, client_r, &err);
+    mandate_rc rc = mandate_store_client_get(mandate_runtime_store(req->runtime), req->pool,
+                                             cred.client_id, client_r, &err);
     if (rc == MANDATE_NOT_FOUND)
         return refuse(req->pool, oerr, cred.client_id, "no such client");
     if (rc != MANDATE_OK) {
-        mandate_metrics_store_error();
         log_error("client %s: store: %s", cred.client_id, err.message);
         return mandate_oauth_fail_rc(oerr, rc);
     }
@@ -117,13 +116,10 @@ mandate_rc mandate_client_authenticate(mandate_http_request *req, const mandate_
 
     for (size_t i = 0; i < mandate_runtime_instance_count(req->runtime); i++) {
         const mandate_instance *in = mandate_runtime_instance(req->runtime, i);
-        if (in->handle->plugin->kind != MANDATE_BACKEND)
-            continue;
-        const mandate_backend_ops *bops = in->handle->plugin->ops;
-        if (bops->authenticate_client == NULL)
+        if (!mandate_backend_authenticates(in))
             continue;
         err = (mandate_error){0};
-        rc = bops->authenticate_client(in->inst, req->pool, &cred, client_r, &err);
+        rc = mandate_backend_authenticate(in, req->pool, &cred, client_r, &err);
         if (rc == MANDATE_NEXT)
             continue;
         if (rc == MANDATE_OK) {

@@ -9,6 +9,7 @@
 #include "oauth-private.h"
 #include "pool-private.h"
 #include "ratelimit-private.h"
+#include "runtime-private.h"
 
 static _Atomic(mandate_ratelimit *) limiter;
 

@@ -5,10 +5,11 @@
 #include <openssl/rand.h>
 
 #include "clients-private.h"
-#include "host-private.h"
+#include "clock-private.h"
 #include "jose.h"
 #include "log-private.h"
 #include "oauth-private.h"
+#include "plugins-private.h"
 #include "pool-private.h"
 
 #define RANDOM_SUFFIX_LEN 8
@@ -55,8 +56,7 @@ static const mandate_instance *pick_backend(mandate_runtime *rt, const char *nam
         if (in == NULL)
             mandate_error_set(err, MANDATE_NOT_FOUND, "no backend instance '%s' is enabled",
                               name);
-        else if (needs_provision &&
-                 ((const mandate_backend_ops *)in->handle->plugin->ops)->provision == NULL)
+        else if (needs_provision && !mandate_backend_provisions(in))
             mandate_error_set(err, MANDATE_INVALID, "backend '%s' cannot make secrets", name);
         else
             return in;
@@ -64,10 +64,8 @@ static const mandate_instance *pick_backend(mandate_runtime *rt, const char *nam
     }
     for (size_t i = 0; i < mandate_runtime_instance_count(rt); i++) {
         const mandate_instance *in = mandate_runtime_instance(rt, i);
-        if (in->handle->plugin->kind != MANDATE_BACKEND)
-            continue;
-        const mandate_backend_ops *ops = in->handle->plugin->ops;
-        if (ops->authenticate_client != NULL && (!needs_provision || ops->provision != NULL))
+        if (mandate_backend_authenticates(in) &&
+            (!needs_provision || mandate_backend_provisions(in)))
             return in;
     }
     mandate_error_set(err, MANDATE_NOT_FOUND,
@@ -183,28 +181,26 @@ mandate_rc mandate_clients_prepare(mandate_runtime *rt, mandate_pool *pool,
         return err->rc;
     c->backend = b->conf->name;
     c->attributes = spec->attributes;
-    const mandate_backend_ops *ops = b->handle->plugin->ops;
-    return ops->provision(b->inst, pool, MANDATE_PROVISION_CREATE, c, secret_r, err);
+    return mandate_backend_provision(b, pool, MANDATE_PROVISION_CREATE, c, secret_r, err);
 }
 
 mandate_rc mandate_clients_create(mandate_runtime *rt, mandate_pool *pool,
                                   const mandate_client_spec *spec, mandate_client *client_r,
                                   char **secret_r, mandate_error *err)
 {
-    void *store;
-    const mandate_store_ops *ops = mandate_runtime_store(rt, &store);
+    const mandate_instance *store = mandate_runtime_store(rt);
     mandate_client taken;
     mandate_error get_err = {0};
     /* before the backend makes a secret somewhere (Secrets Manager) for
      * nothing; client_create below still settles a race */
     if (spec->client_id != NULL &&
-        ops->client_get(store, pool, spec->client_id, &taken, &get_err) == MANDATE_OK)
+        mandate_store_client_get(store, pool, spec->client_id, &taken, &get_err) == MANDATE_OK)
         return mandate_error_set(err, MANDATE_EXISTS, "client '%s' already exists",
                                  spec->client_id);
     mandate_rc rc = mandate_clients_prepare(rt, pool, spec, client_r, secret_r, err);
     if (rc != MANDATE_OK)
         return rc;
-    rc = ops->client_create(store, client_r, err);
+    rc = mandate_store_client_create(store, client_r, err);
     if (rc == MANDATE_EXISTS)
         return mandate_error_set(err, MANDATE_EXISTS, "client '%s' already exists",
                                  client_r->client_id);
@@ -215,10 +211,9 @@ mandate_rc mandate_clients_rotate_secret(mandate_runtime *rt, mandate_pool *pool
                                          const char *client_id, int64_t grace, char **secret_r,
                                          int64_t *grace_r, mandate_error *err)
 {
-    void *store;
-    const mandate_store_ops *sops = mandate_runtime_store(rt, &store);
+    const mandate_instance *store = mandate_runtime_store(rt);
     mandate_client c;
-    mandate_rc rc = sops->client_get(store, pool, client_id, &c, err);
+    mandate_rc rc = mandate_store_client_get(store, pool, client_id, &c, err);
     if (rc == MANDATE_NOT_FOUND)
         return mandate_error_set(err, MANDATE_NOT_FOUND, "no client '%s'", client_id);
     if (rc != MANDATE_OK)
@@ -240,14 +235,13 @@ mandate_rc mandate_clients_rotate_secret(mandate_runtime *rt, mandate_pool *pool
         c.prev_secret_hash_len = 0;
         c.prev_secret_expires_at = 0;
     }
-    const mandate_backend_ops *bops = b->handle->plugin->ops;
-    rc = bops->provision(b->inst, pool, MANDATE_PROVISION_ROTATE, &c, secret_r, err);
+    rc = mandate_backend_provision(b, pool, MANDATE_PROVISION_ROTATE, &c, secret_r, err);
     if (rc != MANDATE_OK)
         return rc;
     /* a backend that keeps no hash here keeps the old secret itself */
     *grace_r = c.secret_hash == NULL ? -1 : grace;
     c.updated_at = 0;
-    return sops->client_update(store, &c, err);
+    return mandate_store_client_update(store, &c, err);
 }
 
 /* Reads the client, lets change edit the record (false: nothing to do),
@@ -257,16 +251,15 @@ typedef bool (*client_change)(mandate_client *client, const void *arg);
 static mandate_rc update_client(mandate_runtime *rt, const char *client_id,
                                 client_change change, const void *arg, mandate_error *err)
 {
-    void *store;
-    const mandate_store_ops *sops = mandate_runtime_store(rt, &store);
+    const mandate_instance *store = mandate_runtime_store(rt);
     mandate_pool *pool = mandate_pool_new();
     mandate_client c;
-    mandate_rc rc = sops->client_get(store, pool, client_id, &c, err);
+    mandate_rc rc = mandate_store_client_get(store, pool, client_id, &c, err);
     if (rc == MANDATE_NOT_FOUND)
         mandate_error_set(err, MANDATE_NOT_FOUND, "no client '%s'", client_id);
     if (rc == MANDATE_OK && change(&c, arg)) {
         c.updated_at = 0;
-        rc = sops->client_update(store, &c, err);
+        rc = mandate_store_client_update(store, &c, err);
     }
     mandate_pool_free(&pool);
     return rc;

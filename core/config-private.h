@@ -8,6 +8,7 @@
 
 #include "conf-private.h"
 #include "delegation-private.h"
+#include "gateway-path-private.h"
 #include "mapping-private.h"
 
 typedef struct mandate_instance_conf {
@@ -17,17 +18,6 @@ typedef struct mandate_instance_conf {
     char *plugin;
     config_t cfg; /* kept: the plugin's own keys are checked once it is loaded */
 } mandate_instance_conf;
-
-/* A protected resource behind a gateway (an MCP server): the paths it
- * covers, the audience its tokens must carry and the scopes a call needs. */
-typedef struct mandate_target {
-    char *name;
-    char **paths;             /* normalised (checked at load); NULL-terminated */
-    char *audience;
-    char **scopes;            /* all required; NULL-terminated, may be empty */
-    char *resource_metadata;  /* RFC 9728 URL for WWW-Authenticate; may be NULL */
-    char *tenant;             /* only tokens of this tenant pass; NULL: any tenant */
-} mandate_target;
 
 typedef struct mandate_config {
     char *path;
@@ -91,14 +81,6 @@ typedef struct mandate_config {
     mandate_delegation delegation; /* who may exchange whose tokens */
 } mandate_config;
 
-/* The target with the longest path that covers path on whole segments
- * (mandate_gateway_path_covers); NULL when none does. path must be
- * normalised by mandate_gateway_path_normalise. fold_case ignores ASCII
- * letter case: the gateway check asks both ways and refuses a path whose
- * answers differ. */
-const mandate_target *mandate_config_target_for(const mandate_config *config, const char *path,
-                                                bool fold_case);
-
 /* Read and check mandate.conf and the instance files it points to. Plugin
  * keys are not checked here (see mandate_runtime). On failure, diag says
  * what was wrong, with file and line. */
@@ -114,6 +96,9 @@ bool mandate_config_replace_store(mandate_config *config, const char *plugin, co
 /* When listen asked for port 0 and the issuer was derived from it, put the
  * port actually bound into the issuer. Call before serving. */
 void mandate_config_use_port(mandate_config *config, unsigned port);
+
+/* The HTTP worker threads: server.threads, else one per online processor. */
+unsigned mandate_config_workers(const mandate_config *config);
 
 /* The file to use: the -c argument, else $MANDATE_CONF, else the default. */
 const char *mandate_config_default_path(const char *cli_path);

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <netdb.h>
+#include <unistd.h>
 
 #include "config-private.h"
 #include "gateway-path-private.h"
@@ -243,21 +244,12 @@ static bool read_targets(mandate_config *cfg, config_t *file, mandate_diag *diag
     return ok;
 }
 
-const mandate_target *mandate_config_target_for(const mandate_config *cfg, const char *path,
-                                                bool fold_case)
+unsigned mandate_config_workers(const mandate_config *cfg)
 {
-    const mandate_target *best = NULL;
-    size_t best_len = 0;
-    for (size_t i = 0; i < cfg->target_count; i++) {
-        for (char **p = cfg->targets[i].paths; p != NULL && *p != NULL; p++) {
-            size_t n = strlen(*p);
-            if (n > best_len && mandate_gateway_path_covers(*p, path, fold_case)) {
-                best = &cfg->targets[i];
-                best_len = n;
-            }
-        }
-    }
-    return best;
+    if (cfg->threads > 0)
+        return (unsigned)cfg->threads;
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (unsigned)n : 1;
 }
 
 const char *mandate_config_default_path(const char *cli_path)

@@ -12,7 +12,9 @@
 #include <openssl/crypto.h>
 
 #include "clients-private.h"
+#include "clock-private.h"
 #include "ctl-private.h"
+#include "plugins-private.h"
 #include "pool-private.h"
 #include "util-private.h"
 
@@ -233,9 +235,7 @@ static int client_create(ctl *c, int argc, char **argv)
     } else if (rt != NULL && secret != NULL && secret_file != NULL &&
                !write_secret_file(secret_file, secret)) {
         /* nobody could ever learn this client's secret: take it back */
-        void *store;
-        const mandate_store_ops *ops = mandate_runtime_store(rt, &store);
-        ops->client_delete(store, client.client_id, &err);
+        mandate_store_client_delete(mandate_runtime_store(rt), client.client_id, &err);
     } else if (rt != NULL && !ctl_audit("client.created", audit_fields(&client))) {
         status = CTL_REFUSED;
     } else if (rt != NULL) {
@@ -297,13 +297,12 @@ static int client_list(ctl *c, mandate_runtime *rt, int argc, char **argv)
             return CTL_USAGE;
         filter.tenant = optarg;
     }
-    void *store;
-    const mandate_store_ops *ops = mandate_runtime_store(rt, &store);
     list_ctx l = {.json = c->json, .array = json_array()};
     if (!c->json)
         printf("%-32s %-12s %-9s %s\n", "CLIENT_ID", "TENANT", "STATUS", "SCOPES");
     mandate_error err = {0};
-    mandate_rc rc = ops->client_list(store, &filter, list_one, &l, &err);
+    mandate_rc rc =
+        mandate_store_client_list(mandate_runtime_store(rt), &filter, list_one, &l, &err);
     if (c->json)
         ctl_print_json(json_incref(l.array));
     json_decref(l.array);
@@ -320,11 +319,9 @@ static int client_by_id(ctl *c, mandate_runtime *rt, const char *verb, const cha
     mandate_error err = {0};
     mandate_rc rc;
     if (strcmp(verb, "show") == 0) {
-        void *store;
-        const mandate_store_ops *ops = mandate_runtime_store(rt, &store);
         mandate_pool *pool = mandate_pool_new();
         mandate_client cl;
-        rc = ops->client_get(store, pool, id, &cl, &err);
+        rc = mandate_store_client_get(mandate_runtime_store(rt), pool, id, &cl, &err);
         if (rc == MANDATE_OK) {
             if (c->json)
                 ctl_print_json(client_json(&cl));
@@ -345,9 +342,7 @@ static int client_by_id(ctl *c, mandate_runtime *rt, const char *verb, const cha
         if (rc == MANDATE_OK && !c->json)
             printf("client %s %s\n", id, enable ? "enabled" : "disabled");
     } else if (strcmp(verb, "delete") == 0) {
-        void *store;
-        const mandate_store_ops *ops = mandate_runtime_store(rt, &store);
-        rc = ops->client_delete(store, id, &err);
+        rc = mandate_store_client_delete(mandate_runtime_store(rt), id, &err);
         if (rc == MANDATE_OK && !ctl_audit("client.deleted", json_pack("{s:s}", "client_id", id)))
             return CTL_REFUSED;
         if (rc == MANDATE_NOT_FOUND)
@@ -688,12 +683,11 @@ static int client_import(ctl *c, mandate_runtime *rt, int argc, char **argv)
     if (access(out, F_OK) == 0) {
         fprintf(stderr, "mandatectl client import: %s exists; name a new file\n", out);
     } else if (parse_import(rt, pool, text, csv, &set)) {
-        void *store;
-        const mandate_store_ops *ops = mandate_runtime_store(rt, &store);
         /* the credentials are on disk before the clients exist, so none is
          * ever created without its secret being kept */
         if (write_credentials(tmp, &set, csv)) {
-            if (ops->client_import(store, set.clients, set.count, &err) != MANDATE_OK) {
+            if (mandate_store_client_import(mandate_runtime_store(rt), set.clients, set.count,
+                                            &err) != MANDATE_OK) {
                 fprintf(stderr, "mandatectl client import: nothing imported: %s\n",
                         err.message);
                 unlink(tmp);

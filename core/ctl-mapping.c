@@ -8,12 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock-private.h"
 #include "ctl-private.h"
-#include "grants-private.h"
-#include "host-private.h"
 #include "jose.h"
 #include "mapping-private.h"
+#include "plugins-private.h"
 #include "pool-private.h"
+#include "token-types-private.h"
 #include "util-private.h"
 
 #define ASSERTION_FILE_MAX (1024 * 1024)
@@ -89,20 +90,19 @@ int ctl_cmd_mapping(ctl *c, int argc, char **argv)
     int status = CTL_REFUSED;
     mandate_pool *pool = mandate_pool_new();
     const mandate_instance *in = mandate_runtime_find(rt, MANDATE_BACKEND, idp);
-    const mandate_backend_ops *ops = in ? in->handle->plugin->ops : NULL;
+    bool validates = mandate_backend_validates(in);
     char *subject = read_subject(file, pool);
     mandate_error err = {0};
     mandate_identity id = {0};
     mandate_client client = {0};
     if (subject == NULL) {
         /* said */
-    } else if (ops == NULL || ops->validate_assertion == NULL) {
+    } else if (!validates) {
         fprintf(stderr, "mandatectl mapping test: no enabled backend '%s' validates assertions\n",
                 idp);
     } else if (client_id != NULL) {
-        void *store;
-        const mandate_store_ops *sops = mandate_runtime_store(rt, &store);
-        if (sops->client_get(store, pool, client_id, &client, &err) != MANDATE_OK) {
+        const mandate_instance *store = mandate_runtime_store(rt);
+        if (mandate_store_client_get(store, pool, client_id, &client, &err) != MANDATE_OK) {
             fprintf(stderr, "mandatectl mapping test: client %s: %s\n", client_id,
                     err.message[0] ? err.message : "not found");
             subject = NULL;
@@ -117,20 +117,17 @@ int ctl_cmd_mapping(ctl *c, int argc, char **argv)
     const char *const *types = token_type != NULL && strcmp(token_type, MANDATE_TOKEN_TYPE_JWT) == 0
                                    ? jwt_types
                                    : saml_types;
-    for (size_t t = 0; types[t] != NULL && subject != NULL && ops != NULL &&
-                       ops->validate_assertion != NULL;
-         t++) {
+    for (size_t t = 0; types[t] != NULL && subject != NULL && validates; t++) {
         memset(&id, 0, sizeof(id));
         memset(&err, 0, sizeof(err));
-        rc = ops->validate_assertion(in->inst, pool, types[t], subject, strlen(subject), &id,
-                                     &err);
+        rc = mandate_backend_validate(in, pool, types[t], subject, strlen(subject), &id, &err);
         if (rc != MANDATE_NEXT)
             break;
     }
     if (rc == MANDATE_NEXT && err.message[0] == '\0')
         snprintf(err.message, sizeof(err.message),
                  "not this instance's: another issuer, or a kind of token it does not accept");
-    if (subject != NULL && ops != NULL && ops->validate_assertion != NULL && rc != MANDATE_OK) {
+    if (subject != NULL && validates && rc != MANDATE_OK) {
         printf("assertion refused by %s: %s\n", in->conf->name,
                err.message[0] ? err.message : mandate_rc_name(rc));
     } else if (rc == MANDATE_OK) {

@@ -10,8 +10,9 @@
 #include <string.h>
 
 #include "audit-events-private.h"
+#include "clock-private.h"
 #include "ctl-private.h"
-#include "host-private.h"
+#include "plugins-private.h"
 #include "pool-private.h"
 #include "util-private.h"
 
@@ -49,27 +50,17 @@ static mandate_runtime *open_store(const ctl *c, const char *spec, const char *w
     for (size_t i = 0; i < diag.count; i++)
         fprintf(stderr, "mandatectl migrate: %s: %s\n", which, diag.lines[i]);
     mandate_diag_free(&diag);
-    if (rt != NULL) {
-        void *inst;
-        const mandate_store_ops *ops = mandate_runtime_store(rt, &inst);
-        const mandate_instance *in = NULL;
-        for (size_t i = 0; i < mandate_runtime_instance_count(rt); i++)
-            if (strcmp(mandate_runtime_instance(rt, i)->conf->kind, "store") == 0)
-                in = mandate_runtime_instance(rt, i);
-        if (in == NULL || in->handle->plugin->abi_minor < 2 || ops->revocation_list == NULL ||
-            ops->token_list == NULL || ops->replay_list == NULL) {
-            fprintf(stderr, "mandatectl migrate: %s: the %s store cannot list its rows (it "
-                            "predates store ABI 1.2)\n", which, plugin);
-            mandate_runtime_unref(&rt);
-        }
+    if (rt != NULL && !mandate_store_can_list(mandate_runtime_store(rt))) {
+        fprintf(stderr, "mandatectl migrate: %s: the %s store cannot list its rows (it "
+                        "predates store ABI 1.2)\n", which, plugin);
+        mandate_runtime_unref(&rt);
     }
     free(plugin);
     return rt;
 }
 
 typedef struct copy {
-    const mandate_store_ops *to;
-    void *to_inst;
+    const mandate_instance *to;
     mandate_pool *pool;
     mandate_client *clients;
     size_t n_clients, cap_clients;
@@ -105,7 +96,7 @@ static mandate_rc collect_client(void *ctx, const mandate_client *cl)
 static mandate_rc copy_key(void *ctx, const mandate_key *key)
 {
     copy *cp = ctx;
-    mandate_rc rc = cp->to->key_add(cp->to_inst, key, &cp->err);
+    mandate_rc rc = mandate_store_key_add(cp->to, key, &cp->err);
     if (rc == MANDATE_OK)
         cp->keys++;
     return rc;
@@ -115,7 +106,7 @@ static mandate_rc copy_revocation(void *ctx, const char *jti, const char *client
                                   int64_t expires_at)
 {
     copy *cp = ctx;
-    mandate_rc rc = cp->to->revoke(cp->to_inst, jti, client_id, expires_at, &cp->err);
+    mandate_rc rc = mandate_store_revoke(cp->to, jti, client_id, expires_at, &cp->err);
     if (rc == MANDATE_OK)
         cp->revocations++;
     return rc;
@@ -124,7 +115,7 @@ static mandate_rc copy_revocation(void *ctx, const char *jti, const char *client
 static mandate_rc copy_token(void *ctx, const mandate_token_record *record)
 {
     copy *cp = ctx;
-    mandate_rc rc = cp->to->token_put(cp->to_inst, record, &cp->err);
+    mandate_rc rc = mandate_store_token_put(cp->to, record, &cp->err);
     if (rc == MANDATE_OK)
         cp->tokens++;
     return rc;
@@ -133,7 +124,7 @@ static mandate_rc copy_token(void *ctx, const mandate_token_record *record)
 static mandate_rc copy_replay(void *ctx, const char *ns, const char *id, int64_t expires_at)
 {
     copy *cp = ctx;
-    mandate_rc rc = cp->to->replay_claim(cp->to_inst, ns, id, expires_at, &cp->err);
+    mandate_rc rc = mandate_store_replay_claim(cp->to, ns, id, expires_at, &cp->err);
     if (rc == MANDATE_OK)
         cp->replays++;
     return rc;
@@ -155,18 +146,17 @@ static mandate_rc count_key(void *ctx, const mandate_key *key)
 
 static int migrate(const ctl *c, mandate_runtime *from, mandate_runtime *to)
 {
-    void *from_inst, *to_inst;
-    const mandate_store_ops *src = mandate_runtime_store(from, &from_inst);
-    const mandate_store_ops *dst = mandate_runtime_store(to, &to_inst);
-    copy cp = {.to = dst, .to_inst = to_inst, .pool = mandate_pool_new()};
+    const mandate_instance *src = mandate_runtime_store(from);
+    const mandate_instance *dst = mandate_runtime_store(to);
+    copy cp = {.to = dst, .pool = mandate_pool_new()};
     int64_t now = mandate_clock_now();
 
     /* never merge into a store in use: its clients or keys would mix */
     size_t there = 0, keys_there = 0;
     mandate_client_filter any = {.limit = 1};
-    mandate_rc rc = dst->client_list(to_inst, &any, count_one, &there, &cp.err);
+    mandate_rc rc = mandate_store_client_list(dst, &any, count_one, &there, &cp.err);
     if (rc == MANDATE_OK)
-        rc = dst->key_list(to_inst, count_key, &keys_there, &cp.err);
+        rc = mandate_store_key_list(dst, count_key, &keys_there, &cp.err);
     if (rc == MANDATE_OK && (there > 0 || keys_there > 0)) {
         fprintf(stderr, "mandatectl migrate: the destination already holds clients or keys; "
                         "migrate into an empty store\n");
@@ -175,17 +165,17 @@ static int migrate(const ctl *c, mandate_runtime *from, mandate_runtime *to)
     }
     mandate_client_filter all = {0};
     if (rc == MANDATE_OK)
-        rc = src->client_list(from_inst, &all, collect_client, &cp, &cp.err);
+        rc = mandate_store_client_list(src, &all, collect_client, &cp, &cp.err);
     if (rc == MANDATE_OK && cp.n_clients > 0)
-        rc = dst->client_import(to_inst, cp.clients, cp.n_clients, &cp.err);
+        rc = mandate_store_client_import(dst, cp.clients, cp.n_clients, &cp.err);
     if (rc == MANDATE_OK)
-        rc = src->key_list(from_inst, copy_key, &cp, &cp.err);
+        rc = mandate_store_key_list(src, copy_key, &cp, &cp.err);
     if (rc == MANDATE_OK)
-        rc = src->revocation_list(from_inst, now, copy_revocation, &cp, &cp.err);
+        rc = mandate_store_revocation_list(src, now, copy_revocation, &cp, &cp.err);
     if (rc == MANDATE_OK)
-        rc = src->token_list(from_inst, now, copy_token, &cp, &cp.err);
+        rc = mandate_store_token_list(src, now, copy_token, &cp, &cp.err);
     if (rc == MANDATE_OK)
-        rc = src->replay_list(from_inst, now, copy_replay, &cp, &cp.err);
+        rc = mandate_store_replay_list(src, now, copy_replay, &cp, &cp.err);
     int status = CTL_REFUSED;
     if (rc != MANDATE_OK) {
         fprintf(stderr, "mandatectl migrate: %s\n", cp.err.message[0] ? cp.err.message

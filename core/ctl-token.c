@@ -11,8 +11,9 @@
 
 #include "mandate/client.h"
 
+#include "clock-private.h"
 #include "ctl-private.h"
-#include "host-private.h"
+#include "plugins-private.h"
 #include "pool-private.h"
 #include "util-private.h"
 #include "validate-private.h"
@@ -235,9 +236,8 @@ static int token_revoke(ctl *c, int argc, char **argv)
         }
     }
     if (rt != NULL && jti != NULL) {
-        void *store;
-        const mandate_store_ops *ops = mandate_runtime_store(rt, &store);
-        if (ops->revoke(store, jti, client_id, expires_at, &err) == MANDATE_OK &&
+        if (mandate_store_revoke(mandate_runtime_store(rt), jti, client_id, expires_at, &err) ==
+                MANDATE_OK &&
             ctl_audit("token.revoked", json_pack("{s:s,s:o,s:I}", "jti", jti, "client_id",
                                                  client_id ? json_string(client_id) : json_null(),
                                                  "exp", (json_int_t)expires_at))) {

@@ -205,7 +205,8 @@ void mandate_endpoint_gateway_check(mandate_http_request *req, mandate_http_resp
     }
     const mandate_target *t = NULL;
     if (raw != NULL &&
-        !mandate_gateway_path_target(req->pool, cfg, raw, strlen(raw), &t, &path, &why)) {
+        !mandate_gateway_path_target(req->pool, cfg->targets, cfg->target_count, raw,
+                                     strlen(raw), &t, &path, &why)) {
         refuse_path(req, resp, raw, why);
         return;
     }

@@ -5,6 +5,7 @@
 #include "endpoints-private.h"
 #include "keys-private.h"
 #include "log-private.h"
+#include "plugins-private.h"
 #include "runtime-private.h"
 
 void mandate_endpoint_healthz(mandate_http_request *req, mandate_http_response *resp)
@@ -24,15 +25,11 @@ static json_t *backend_states(mandate_http_request *req)
     json_t *out = NULL;
     for (size_t i = 0; i < mandate_runtime_instance_count(req->runtime); i++) {
         const mandate_instance *in = mandate_runtime_instance(req->runtime, i);
-        if (!in->instantiated || in->handle->plugin->kind != MANDATE_BACKEND ||
-            in->handle->plugin->abi_minor < 3)
+        const char *detail;
+        const char *state = mandate_backend_status(in, req->pool, &detail);
+        if (state == NULL)
             continue;
-        const mandate_backend_ops *ops = in->handle->plugin->ops;
-        if (ops->status == NULL)
-            continue;
-        const char *detail = NULL;
-        const char *state = ops->status(in->inst, req->pool, &detail);
-        json_t *entry = json_pack("{s:s}", "state", state ? state : MANDATE_BACKEND_STATE_UNKNOWN);
+        json_t *entry = json_pack("{s:s}", "state", state);
         if (detail != NULL)
             json_object_set_new(entry, "detail", json_string(detail));
         if (out == NULL)
@@ -45,10 +42,8 @@ static json_t *backend_states(mandate_http_request *req)
 /* Ready when the store answers and a signing key is loaded. */
 void mandate_endpoint_readyz(mandate_http_request *req, mandate_http_response *resp)
 {
-    void *store = NULL;
-    const mandate_store_ops *ops = mandate_runtime_store(req->runtime, &store);
     mandate_error err = {0};
-    mandate_rc rc = ops != NULL ? ops->ping(store, &err) : MANDATE_ERROR;
+    mandate_rc rc = mandate_store_ping(mandate_runtime_store(req->runtime), &err);
     int status = 200;
     json_t *body;
     if (rc == MANDATE_OK && !mandate_keyring_ready(req->runtime)) {

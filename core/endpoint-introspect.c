@@ -8,7 +8,7 @@
 #include "log-private.h"
 #include "oauth-private.h"
 #include "audit-events-private.h"
-#include "metrics-private.h"
+#include "plugins-private.h"
 #include "pool-private.h"
 #include "refusals-private.h"
 #include "validate-private.h"
@@ -205,11 +205,9 @@ void mandate_endpoint_revoke(mandate_http_request *req, mandate_http_response *r
         return;
     }
     if (st.parsed && st.grant.jti != NULL) {
-        void *store;
-        const mandate_store_ops *ops = mandate_runtime_store(req->runtime, &store);
-        rc = ops->revoke(store, st.grant.jti, st.grant.client_id, st.grant.expires_at, &err);
+        rc = mandate_store_revoke(mandate_runtime_store(req->runtime), st.grant.jti,
+                                  st.grant.client_id, st.grant.expires_at, &err);
         if (rc != MANDATE_OK) {
-            mandate_metrics_store_error();
             log_error("revocation of jti=%s: %s", st.grant.jti, err.message);
             mandate_oauth_error oerr;
             mandate_oauth_fail_rc(&oerr, rc);

@@ -4,10 +4,11 @@
 #include <string.h>
 
 #include "endpoints-private.h"
-#include "grants-private.h"
+#include "grant-table-private.h"
 #include "keys-private.h"
 #include "oauth-private.h"
 #include "pool-private.h"
+#include "runtime-private.h"
 
 static json_t *string_array(const char *const *items)
 {
@@ -19,7 +20,6 @@ static json_t *string_array(const char *const *items)
 
 void mandate_endpoint_metadata(mandate_http_request *req, mandate_http_response *resp)
 {
-    static const char *const grant_types[] = {"client_credentials", NULL};
     static const char *const auth_methods[] = {"client_secret_basic", "client_secret_post",
                                                "private_key_jwt", NULL};
     static const char *const algs[] = {"ES256", "RS256", "EdDSA", NULL};
@@ -27,34 +27,18 @@ void mandate_endpoint_metadata(mandate_http_request *req, mandate_http_response 
      * member all the same) */
     static const char *const response_types[] = {NULL};
     const mandate_config *cfg = mandate_runtime_config(req->runtime);
+    json_t *grants = json_array();
+    for (size_t i = 0; i < mandate_grant_table_count(); i++)
+        if (mandate_grant_table_advertised(mandate_grant_table_at(i), req->runtime))
+            json_array_append_new(grants, json_string(mandate_grant_table_at(i)->uri));
     json_t *doc = json_pack(
         "{s:s,s:s,s:s,s:o,s:o,s:o,s:o,s:o}", "issuer", cfg->issuer, "token_endpoint",
         mandate_oauth_endpoint_url(req, "/oauth2/token"), "jwks_uri",
         mandate_oauth_endpoint_url(req, "/oauth2/jwks"), "grant_types_supported",
-        string_array(grant_types), "token_endpoint_auth_methods_supported",
+        grants, "token_endpoint_auth_methods_supported",
         string_array(auth_methods), "token_endpoint_auth_signing_alg_values_supported",
         string_array(algs), "response_types_supported", string_array(response_types),
         "access_token_signing_alg_values_supported", string_array(algs));
-    /* token exchange of our own tokens always works; the SAML and JWT bearer
-     * grants when a backend takes such assertions */
-    json_t *grants = json_object_get(doc, "grant_types_supported");
-    json_array_append_new(grants, json_string(MANDATE_GRANT_TOKEN_EXCHANGE_URI));
-    bool saml = false, jwt = false;
-    for (size_t i = 0; i < mandate_runtime_instance_count(req->runtime); i++) {
-        const mandate_instance *in = mandate_runtime_instance(req->runtime, i);
-        if (!in->instantiated || in->handle->plugin->kind != MANDATE_BACKEND)
-            continue;
-        const mandate_backend_ops *ops = in->handle->plugin->ops;
-        for (const char *const *t = ops->assertion_types; t && *t; t++) {
-            saml = saml || strcmp(*t, MANDATE_TOKEN_TYPE_SAML2) == 0;
-            jwt = jwt || strcmp(*t, MANDATE_TOKEN_TYPE_JWT) == 0 ||
-                  strcmp(*t, MANDATE_TOKEN_TYPE_ID_JAG) == 0;
-        }
-    }
-    if (saml)
-        json_array_append_new(grants, json_string(MANDATE_GRANT_SAML2_BEARER_URI));
-    if (jwt)
-        json_array_append_new(grants, json_string(MANDATE_GRANT_JWT_BEARER_URI));
     json_object_set_new(doc, "introspection_endpoint",
                         json_string(mandate_oauth_endpoint_url(req, "/oauth2/introspect")));
     json_object_set_new(doc, "introspection_endpoint_auth_methods_supported",

@@ -9,9 +9,11 @@
 #include <string.h>
 
 #include "endpoints-private.h"
+#include "grant-table-private.h"
 #include "metrics-private.h"
 #include "pool-private.h"
 #include "refusals-private.h"
+#include "runtime-private.h"
 
 #define BUSIEST_SHOWN 10
 
@@ -40,8 +42,10 @@ void mandate_endpoint_metrics(mandate_http_request *req, mandate_http_response *
     }
     resp->status = 200;
     resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
-    resp->body = mandate_pool_printf(req->pool, "%s%s", mandate_metrics_render(req->pool),
-                                     busiest_addresses(req->pool));
+    resp->body = mandate_pool_printf(
+        req->pool, "%s%s",
+        mandate_metrics_render(req->pool, mandate_grant_table_metric_labels()),
+        busiest_addresses(req->pool));
     resp->body_len = strlen(resp->body);
     mandate_http_response_header(resp, "Cache-Control", "no-store");
 }

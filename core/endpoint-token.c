@@ -1,24 +1,15 @@
-/* POST /oauth2/token: RFC 6749 §4.4 client credentials here, the federated
- * grants in grant-federated.c and grant-id-jag.c. */
+/* POST /oauth2/token: the form, then the grant that its grant_type names
+ * in the grant table (grant-table-private.h); the grants themselves are in
+ * grant-*.c, what they share below them (issue.c, federation.c). */
 #include "config.h"
 
-#include <string.h>
 #include <strings.h>
 
-#include <openssl/rand.h>
-
-#include "audit-events-private.h"
-#include "client-limits-private.h"
 #include "endpoints-private.h"
-#include "grants-private.h"
-#include "jose.h"
-#include "log-private.h"
-#include "metrics-private.h"
+#include "grant-table-private.h"
+#include "issue-private.h"
 #include "oauth-private.h"
 #include "pool-private.h"
-#include "refusals-private.h"
-
-#define JTI_BYTES 16
 
 static const char *const repeatable_params[] = {"resource", "audience", NULL};
 
@@ -29,225 +20,6 @@ static bool is_form_content_type(const char *ct)
         return false;
     char next = ct[sizeof(form) - 1];
     return next == '\0' || next == ';' || next == ' ';
-}
-
-void mandate_token_refuse(mandate_http_request *req, mandate_http_response *resp,
-                          const mandate_oauth_error *oerr, const char *grant_type,
-                          const char *client_id, json_t *extra)
-{
-    if (client_id == NULL)
-        client_id = oerr->client_id;
-    /* both may come from the request: bounded and printable in the record */
-    json_t *fields = json_pack("{s:o,s:s,s:o,s:i}", "grant_type",
-                               mandate_audit_text(grant_type, MANDATE_AUDIT_TEXT_MAX), "error",
-                               oerr->error, "reason",
-                               mandate_audit_text(oerr->reason ? oerr->reason : oerr->error,
-                                                  MANDATE_AUDIT_TEXT_MAX),
-                               "status", (int)oerr->status);
-    if (client_id != NULL)
-        json_object_set_new(fields, "client_id", mandate_audit_text(client_id, MANDATE_AUDIT_TEXT_MAX));
-    if (extra != NULL) {
-        json_object_update(fields, extra);
-        json_decref(extra);
-    }
-    if (oerr->status >= 500) { /* our failure, not the caller's: no budget */
-        mandate_audit_event("token.refused", fields);
-        mandate_oauth_respond_error(req, resp, oerr);
-        return;
-    }
-    unsigned retry_after;
-    switch (mandate_refusal_record(req, "token.refused", fields, &retry_after)) {
-    case MANDATE_REFUSAL_RECORDED: mandate_oauth_respond_error(req, resp, oerr); return;
-    case MANDATE_REFUSAL_OVER_BUDGET: mandate_refusal_respond_over_budget(req, resp, retry_after); return;
-    case MANDATE_REFUSAL_UNRECORDED: break;
-    }
-    mandate_oauth_error unrecorded;
-    mandate_oauth_fail_rc(&unrecorded, MANDATE_TEMPFAIL);
-    mandate_oauth_respond_error(req, resp, &unrecorded);
-}
-
-const char *mandate_token_new_jti(mandate_pool *pool)
-{
-    unsigned char raw[JTI_BYTES];
-    if (RAND_bytes(raw, sizeof(raw)) != 1)
-        return NULL;
-    char *out = mandate_pool_alloc(pool, mandate_b64url_encoded_len(sizeof(raw)) + 1);
-    mandate_b64url_encode(raw, sizeof(raw), out);
-    return out;
-}
-
-bool mandate_token_grant_start(mandate_http_request *req, mandate_grant *grant,
-                               int64_t lifetime, int64_t not_after)
-{
-    grant->issuer = mandate_runtime_config(req->runtime)->issuer;
-    grant->jti = mandate_token_new_jti(req->pool);
-    grant->issued_at = mandate_clock_now();
-    grant->not_before = grant->issued_at;
-    grant->expires_at = grant->issued_at + lifetime;
-    if (not_after != 0 && grant->expires_at > not_after)
-        grant->expires_at = not_after;
-    return grant->jti != NULL;
-}
-
-static const mandate_instance *client_format(mandate_http_request *req,
-                                             const mandate_client *client)
-{
-    const char *name = client->token_format && client->token_format[0]
-                           ? client->token_format
-                           : mandate_runtime_config(req->runtime)->token_format;
-    const mandate_instance *in = mandate_runtime_find(req->runtime, MANDATE_FORMAT, name);
-    if (in == NULL)
-        log_error("client %s: token format '%s' is not enabled", client->client_id, name);
-    return in;
-}
-
-void mandate_token_issue(mandate_http_request *req, mandate_http_response *resp,
-                         const mandate_client *client, const mandate_grant *grant,
-                         const char *grant_type, json_t *extra, const char *issued_token_type)
-{
-    mandate_oauth_error oerr;
-    const mandate_instance *fmt = client_format(req, client);
-    if (fmt == NULL) {
-        mandate_oauth_fail_rc(&oerr, MANDATE_ERROR);
-        oerr.reason = "the client's token format is not enabled";
-        mandate_token_refuse(req, resp, &oerr, grant_type, client->client_id, extra);
-        return;
-    }
-    /* a format of before ABI 1.4 would drop the earlier actors and mint a
-     * chain that says less than it is */
-    if (grant->prior_actors != NULL && fmt->handle->plugin->abi_minor < 4) {
-        log_error("client %s: %s (plugin ABI 1.%u) cannot carry a chain of actors",
-                  client->client_id, fmt->conf->name, (unsigned)fmt->handle->plugin->abi_minor);
-        mandate_oauth_fail_rc(&oerr, MANDATE_ERROR);
-        oerr.reason = "the client's token format cannot carry a chain of actors";
-        mandate_token_refuse(req, resp, &oerr, grant_type, client->client_id, extra);
-        return;
-    }
-    const mandate_format_ops *ops = fmt->handle->plugin->ops;
-    char *token = NULL;
-    mandate_error err = {0};
-    mandate_rc rc = ops->mint(fmt->inst, req->pool, grant, &token, &err);
-    if (rc != MANDATE_OK) {
-        log_error("client %s: %s could not mint: %s", client->client_id, fmt->conf->name,
-                  err.message);
-        mandate_oauth_fail_rc(&oerr, rc);
-        oerr.reason = "the format could not mint";
-        mandate_token_refuse(req, resp, &oerr, grant_type, client->client_id, extra);
-        return;
-    }
-    mandate_token_answer(req, resp, client, grant, token, fmt, grant_type, extra,
-                         issued_token_type);
-}
-
-void mandate_token_answer(mandate_http_request *req, mandate_http_response *resp,
-                          const mandate_client *client, const mandate_grant *grant,
-                          const char *token, const mandate_instance *fmt,
-                          const char *grant_type, json_t *extra, const char *issued_token_type)
-{
-    mandate_oauth_error oerr;
-    int64_t expires_in = grant->expires_at - grant->issued_at;
-    /* no token leaves before its record is as durable as configured */
-    json_t *fields = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:I}", "grant_type", grant_type,
-                               "jti", grant->jti, "sub", grant->subject, "client_id",
-                               grant->client_id, "tenant", grant->tenant ? grant->tenant : "",
-                               "scope", grant->scope ? grant->scope : "", "aud",
-                               grant->audience ? grant->audience : "", "exp",
-                               (json_int_t)grant->expires_at, "expires_in",
-                               (json_int_t)expires_in);
-    json_object_set_new(fields, "format", json_string(fmt->conf->name));
-    if (grant->actor != NULL)
-        json_object_set_new(fields, "act", json_string(grant->actor));
-    if (grant->prior_actors != NULL)
-        json_object_set_new(fields, "prior_actors", json_string(grant->prior_actors));
-    if (grant->idp != NULL)
-        json_object_set_new(fields, "idp", json_string(grant->idp));
-    if (issued_token_type != NULL)
-        json_object_set_new(fields, "issued_token_type", json_string(issued_token_type));
-    if (extra != NULL) {
-        json_object_update(fields, extra);
-        json_decref(extra);
-    }
-    if (mandate_audit_event("token.issued", fields) != MANDATE_OK) {
-        mandate_oauth_fail_rc(&oerr, MANDATE_TEMPFAIL);
-        mandate_oauth_respond_error(req, resp, &oerr);
-        return;
-    }
-    bool id_jag = issued_token_type != NULL &&
-                  strcmp(issued_token_type, MANDATE_TOKEN_TYPE_ID_JAG) == 0;
-    if (!id_jag)
-        mandate_metrics_token_issued(fmt->handle->plugin->name);
-    log_info("%s issued: client_id=%s sub=%s jti=%s scope=[%s] aud=[%s] expires_in=%llds",
-             id_jag ? "ID-JAG" : "token", client->client_id, grant->subject, grant->jti,
-             grant->scope ? grant->scope : "", grant->audience ? grant->audience : "",
-             (long long)expires_in);
-    /* RFC 8693 §2.2.1: N_A for what is not an access token */
-    json_t *rest = json_pack("{s:s,s:I}", "token_type", id_jag ? "N_A" : "Bearer", "expires_in",
-                             (json_int_t)expires_in);
-    if (grant->scope != NULL)
-        json_object_set_new(rest, "scope", json_string(grant->scope));
-    if (issued_token_type != NULL)
-        json_object_set_new(rest, "issued_token_type", json_string(issued_token_type));
-    mandate_http_response_token_json(req, resp, 200, "access_token", token, rest);
-    mandate_http_response_header(resp, "Cache-Control", "no-store");
-    mandate_http_response_header(resp, "Pragma", "no-cache");
-}
-
-bool mandate_token_within_rate(mandate_http_request *req, mandate_http_response *resp,
-                               const mandate_client *client, const char *grant_type)
-{
-    /* after authentication: nobody can spend another client's allowance */
-    unsigned retry_after;
-    if (mandate_client_limits_take(req, MANDATE_EP_TOKEN, client->client_id, client,
-                                   &retry_after))
-        return true;
-    json_t *fields = json_pack("{s:s,s:s,s:s,s:s,s:i,s:i}", "grant_type", grant_type,
-                               "client_id", client->client_id, "error", "too_many_requests",
-                               "reason", "rate limit", "status", 429, "retry_after",
-                               (int)retry_after);
-    if (mandate_audit_event("token.refused", fields) != MANDATE_OK) {
-        mandate_oauth_error oerr;
-        mandate_oauth_fail_rc(&oerr, MANDATE_TEMPFAIL);
-        mandate_oauth_respond_error(req, resp, &oerr);
-        return false;
-    }
-    mandate_client_limits_respond(req, resp, retry_after);
-    return false;
-}
-
-static void client_credentials(mandate_http_request *req, mandate_http_response *resp,
-                               const mandate_form *form)
-{
-    static const char grant_type[] = "client_credentials";
-    mandate_oauth_error oerr;
-    mandate_client client;
-    if (mandate_client_authenticate(req, form, &client, &oerr) != MANDATE_OK) {
-        mandate_token_refuse(req, resp, &oerr, grant_type, NULL, NULL);
-        return;
-    }
-    const char *requested = mandate_form_get(form, "scope");
-    log_info("token request: client_id=%s, scopes=[%s]", client.client_id,
-             requested ? requested : "(default)");
-    if (!mandate_token_within_rate(req, resp, &client, grant_type))
-        return;
-    const mandate_config *cfg = mandate_runtime_config(req->runtime);
-    mandate_grant grant = {0};
-    if (mandate_policy_scope(req->pool, &client, requested, &grant.scope, &oerr) != MANDATE_OK ||
-        mandate_policy_audience(req->pool, &client, mandate_form_find(form, "resource"),
-                                &grant.audience, &oerr) != MANDATE_OK) {
-        log_info("token refused: client_id=%s: %s", client.client_id, oerr.description);
-        mandate_token_refuse(req, resp, &oerr, grant_type, client.client_id, NULL);
-        return;
-    }
-    grant.subject = client.client_id;
-    grant.client_id = client.client_id;
-    grant.tenant = client.tenant;
-    if (!mandate_token_grant_start(req, &grant, mandate_policy_lifetime(cfg, &client), 0)) {
-        mandate_oauth_fail_rc(&oerr, MANDATE_ERROR);
-        oerr.reason = "no random bytes for the jti";
-        mandate_token_refuse(req, resp, &oerr, grant_type, client.client_id, NULL);
-        return;
-    }
-    mandate_token_issue(req, resp, &client, &grant, grant_type, NULL, NULL);
 }
 
 void mandate_endpoint_token(mandate_http_request *req, mandate_http_response *resp)
@@ -269,20 +41,12 @@ void mandate_endpoint_token(mandate_http_request *req, mandate_http_response *re
         return;
     }
     const char *grant_type = mandate_form_get(&form, "grant_type");
-    req->metric_grant = (int)mandate_metrics_grant_of(grant_type);
+    req->metric_grant = mandate_grant_table_metric_slot(grant_type);
+    const mandate_grant_type *grant = mandate_grant_table_find(grant_type);
     if (grant_type == NULL) {
         mandate_oauth_fail(&oerr, 400, "invalid_request", "grant_type is missing");
-    } else if (strcmp(grant_type, "client_credentials") == 0) {
-        client_credentials(req, resp, &form);
-        return;
-    } else if (strcmp(grant_type, MANDATE_GRANT_TOKEN_EXCHANGE_URI) == 0) {
-        mandate_grant_token_exchange(req, resp, &form);
-        return;
-    } else if (strcmp(grant_type, MANDATE_GRANT_SAML2_BEARER_URI) == 0) {
-        mandate_grant_saml2_bearer(req, resp, &form);
-        return;
-    } else if (strcmp(grant_type, MANDATE_GRANT_JWT_BEARER_URI) == 0) {
-        mandate_grant_jwt_bearer(req, resp, &form);
+    } else if (grant != NULL) {
+        grant->handle(req, resp, &form);
         return;
     } else {
         mandate_oauth_fail(&oerr, 400, "unsupported_grant_type",

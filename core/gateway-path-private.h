@@ -10,8 +10,17 @@
 
 #include <mandate/plugin.h>
 
-struct mandate_config;
-struct mandate_target;
+/* A protected resource behind a gateway (an MCP server): the paths it
+ * covers, the audience its tokens must carry and the scopes a call needs
+ * (the config's targets). */
+typedef struct mandate_target {
+    char *name;
+    char **paths;            /* normalised (checked at load); NULL-terminated */
+    char *audience;
+    char **scopes;           /* all required; NULL-terminated, may be empty */
+    char *resource_metadata; /* RFC 9728 URL for WWW-Authenticate; may be NULL */
+    char *tenant;            /* only tokens of this tenant pass; NULL: any tenant */
+} mandate_target;
 
 /* Longest path (before the query) judged; a longer one is refused whole
  * rather than judged in part. Tool paths are short; nginx's default request
@@ -42,16 +51,25 @@ bool mandate_gateway_path_normalise(mandate_pool *pool, const char *raw, size_t 
  * not "/tools"). fold_case compares ASCII letters without their case. */
 bool mandate_gateway_path_covers(const char *prefix, const char *path, bool fold_case);
 
+/* Of the count targets, the one with the longest path that covers path on
+ * whole segments (mandate_gateway_path_covers); NULL when none does. path
+ * must be normalised by mandate_gateway_path_normalise. fold_case ignores
+ * ASCII letter case: the gateway check asks both ways and refuses a path
+ * whose answers differ. */
+const mandate_target *mandate_gateway_path_target_for(const mandate_target *targets,
+                                                      size_t count, const char *path,
+                                                      bool fold_case);
+
 /* The target the original path raw[0..raw_len) leads to: normalised, then
- * matched with mandate_config_target_for. Paths are case-sensitive, but a
+ * matched with mandate_gateway_path_target_for. Paths are case-sensitive, but a
  * tool server may route without case (Express does by default), so a path
  * that matching without letter case would give to another target (or to a
  * target at all) is refused rather than judged. true with *target_r (NULL:
  * no target covers the path) and *path_r, the normalised path; false with
  * *why_r as mandate_gateway_path_normalise. */
-bool mandate_gateway_path_target(mandate_pool *pool, const struct mandate_config *config,
-                                 const char *raw, size_t raw_len,
-                                 const struct mandate_target **target_r, char **path_r,
+bool mandate_gateway_path_target(mandate_pool *pool, const mandate_target *targets,
+                                 size_t count, const char *raw, size_t raw_len,
+                                 const mandate_target **target_r, char **path_r,
                                  const char **why_r);
 
 #endif

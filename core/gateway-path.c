@@ -15,7 +15,6 @@
 
 #include <string.h>
 
-#include "config-private.h"
 #include "form-private.h"
 #include "gateway-path-private.h"
 #include "log-private.h"
@@ -220,16 +219,35 @@ bool mandate_gateway_path_covers(const char *prefix, const char *path, bool fold
     return n == len || prefix[n - 1] == '/' || path[n] == '/';
 }
 
-bool mandate_gateway_path_target(mandate_pool *pool, const mandate_config *config,
-                                 const char *raw, size_t raw_len,
+const mandate_target *mandate_gateway_path_target_for(const mandate_target *targets,
+                                                      size_t count, const char *path,
+                                                      bool fold_case)
+{
+    const mandate_target *best = NULL;
+    size_t best_len = 0;
+    for (size_t i = 0; i < count; i++) {
+        for (char **p = targets[i].paths; p != NULL && *p != NULL; p++) {
+            size_t n = strlen(*p);
+            if (n > best_len && mandate_gateway_path_covers(*p, path, fold_case)) {
+                best = &targets[i];
+                best_len = n;
+            }
+        }
+    }
+    return best;
+}
+
+bool mandate_gateway_path_target(mandate_pool *pool, const mandate_target *targets,
+                                 size_t count, const char *raw, size_t raw_len,
                                  const mandate_target **target_r, char **path_r,
                                  const char **why_r)
 {
     *target_r = NULL;
     if (!mandate_gateway_path_normalise(pool, raw, raw_len, path_r, why_r))
         return false;
-    const mandate_target *t = mandate_config_target_for(config, *path_r, false);
-    const mandate_target *folded = mandate_config_target_for(config, *path_r, true);
+    const mandate_target *t = mandate_gateway_path_target_for(targets, count, *path_r, false);
+    const mandate_target *folded =
+        mandate_gateway_path_target_for(targets, count, *path_r, true);
     if (folded != t) {
         log_info("gateway check: '%.*s' is target %s's path but for letter case", 200, *path_r,
                  folded->name);

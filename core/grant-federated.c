@@ -9,16 +9,16 @@
 
 #include <string.h>
 
-#include "audit-events-private.h"
 #include "delegation-private.h"
-#include "endpoints-private.h"
+#include "federation-private.h"
 #include "grants-private.h"
+#include "issue-private.h"
 #include "log-private.h"
 #include "mapping-private.h"
 #include "pool-private.h"
-#include "util-private.h"
+#include "runtime-private.h"
+#include "token-types-private.h"
 #include "validate-private.h"
-
 
 /* resource (RFC 8707) and audience (RFC 8693) values, space-separated;
  * NULL when neither is given. */
@@ -33,140 +33,6 @@ static const char *requested_audience(mandate_pool *pool, const mandate_form *fo
                       : mandate_pool_strdup(pool, p->values[i]);
     }
     return out;
-}
-
-static bool declares(const mandate_backend_ops *ops, const char *token_type)
-{
-    for (const char *const *t = ops->assertion_types; t != NULL && *t != NULL; t++)
-        if (strcmp(*t, token_type) == 0)
-            return true;
-    return false;
-}
-
-/* The backend that vouches for the assertion, and what it says. */
-static mandate_rc validate_assertion(mandate_http_request *req, const char *token_type,
-                                     const char *assertion, const mandate_instance **backend_r,
-                                     mandate_identity *identity_r, mandate_oauth_error *oerr)
-{
-    bool any = false;
-    const char *passed = NULL;
-    for (size_t i = 0; i < mandate_runtime_instance_count(req->runtime); i++) {
-        const mandate_instance *in = mandate_runtime_instance(req->runtime, i);
-        if (!in->instantiated || in->handle->plugin->kind != MANDATE_BACKEND)
-            continue;
-        const mandate_backend_ops *ops = in->handle->plugin->ops;
-        if (ops->validate_assertion == NULL || !declares(ops, token_type))
-            continue;
-        any = true;
-        mandate_error err = {0};
-        memset(identity_r, 0, sizeof(*identity_r));
-        mandate_rc rc = ops->validate_assertion(in->inst, req->pool, token_type, assertion,
-                                                strlen(assertion), identity_r, &err);
-        if (rc == MANDATE_NEXT) {
-            /* an instance may say why it passed (its issuer, but not this
-             * kind of token): a truer reason than "no backend knows it" */
-            if (err.message[0] != '\0')
-                passed = mandate_pool_printf(req->pool, "%s: %s", in->conf->name, err.message);
-            continue;
-        }
-        *backend_r = in;
-        if (rc == MANDATE_OK)
-            return MANDATE_OK;
-        if (rc == MANDATE_TEMPFAIL || rc == MANDATE_ERROR) {
-            log_error("%s: %s", in->conf->name, err.message);
-            mandate_oauth_fail_rc(oerr, rc);
-            /* the cause goes to the audit trail too, never to the client */
-            oerr->reason = mandate_pool_printf(req->pool, "%s: %s", in->conf->name, err.message);
-            return rc;
-        }
-        log_info("subject token refused by %s: %s", in->conf->name, err.message);
-        mandate_oauth_fail(oerr, 400, "invalid_grant", "the assertion was refused");
-        oerr->reason = mandate_pool_printf(req->pool, "%s: %s", in->conf->name, err.message);
-        return MANDATE_DENIED;
-    }
-    *backend_r = NULL;
-    if (!any) {
-        mandate_oauth_fail(oerr, 400, "invalid_request",
-                           "no enabled backend accepts this subject_token_type");
-        return MANDATE_DENIED;
-    }
-    mandate_oauth_fail(oerr, 400, "invalid_grant", "no enabled backend knows this issuer");
-    if (passed != NULL)
-        oerr->reason = passed;
-    return MANDATE_DENIED;
-}
-
-json_t *mandate_federated_fields(const char *token_type, const mandate_instance *backend,
-                                 const mandate_identity *id, const mandate_mapping_result *m)
-{
-    json_t *o = json_pack("{s:s}", "subject_token_type", token_type);
-    if (backend != NULL)
-        json_object_set_new(o, "idp_instance", json_string(backend->conf->name));
-    if (id != NULL && id->issuer != NULL)
-        json_object_set_new(o, "idp", mandate_audit_text(id->issuer, MANDATE_AUDIT_TEXT_MAX));
-    if (id != NULL && id->assertion_id != NULL)
-        json_object_set_new(o, "assertion_id", mandate_audit_text(id->assertion_id, MANDATE_AUDIT_TEXT_MAX));
-    if (id != NULL && id->subject != NULL)
-        json_object_set_new(o, "idp_subject", mandate_audit_text(id->subject, MANDATE_AUDIT_TEXT_MAX));
-    if (m != NULL && m->rule != NULL)
-        json_object_set_new(o, "rule", json_string(m->rule->name));
-    if (m != NULL && m->why != NULL)
-        json_object_set_new(o, "mapping", mandate_audit_text(m->why, 512));
-    return o;
-}
-
-bool mandate_federated_validate(mandate_http_request *req, mandate_http_response *resp,
-                                const mandate_client *client, const char *grant_type,
-                                const char *token_type, const char *assertion,
-                                mandate_federated *fed_r)
-{
-    mandate_oauth_error oerr;
-    memset(fed_r, 0, sizeof(*fed_r));
-    fed_r->token_type = token_type;
-    if (validate_assertion(req, token_type, assertion, &fed_r->backend, &fed_r->id, &oerr) !=
-        MANDATE_OK) {
-        mandate_token_refuse(req, resp, &oerr, grant_type, client->client_id,
-                             mandate_federated_fields(token_type, fed_r->backend, NULL, NULL));
-        return false;
-    }
-    return true;
-}
-
-bool mandate_federated_map(mandate_http_request *req, mandate_http_response *resp,
-                           const mandate_form *form, const mandate_client *client,
-                           const char *grant_type, const char *token_type, const char *assertion,
-                           const char *requested_audience, mandate_federated *fed_r)
-{
-    if (!mandate_federated_validate(req, resp, client, grant_type, token_type, assertion, fed_r))
-        return false;
-    mandate_oauth_error oerr;
-    const mandate_instance *backend = fed_r->backend;
-    const mandate_config *cfg = mandate_runtime_config(req->runtime);
-    mandate_mapping_request mr = {.idp = backend->conf->name,
-                                  .idp_plugin = backend->handle->plugin->name,
-                                  .identity = &fed_r->id,
-                                  .requested_scope = mandate_form_get(form, "scope"),
-                                  .client_scopes = client->scopes,
-                                  .requested_audience = requested_audience,
-                                  .default_lifetime = cfg->token_lifetime,
-                                  .now = mandate_clock_now()};
-    mandate_rc rc = mandate_mapping_apply(&cfg->mappings, &mr, req->pool, &fed_r->mapped);
-    if (rc == MANDATE_OK)
-        return true;
-    const mandate_mapping_result *m = &fed_r->mapped;
-    log_info("token exchange refused: client_id=%s idp=%s subject=%s: %s", client->client_id,
-             backend->conf->name, fed_r->id.subject ? fed_r->id.subject : "-",
-             m->why ? m->why : mandate_rc_name(rc));
-    if (rc == MANDATE_DENIED)
-        mandate_oauth_fail(&oerr, 400, "invalid_grant",
-                           m->rule ? "the mapping rule does not allow this request"
-                                   : "no mapping rule grants a token to this identity");
-    else
-        mandate_oauth_fail_rc(&oerr, MANDATE_ERROR);
-    oerr.reason = m->why;
-    mandate_token_refuse(req, resp, &oerr, grant_type, client->client_id,
-                         mandate_federated_fields(token_type, backend, &fed_r->id, m));
-    return false;
 }
 
 /* A SAML assertion or an upstream JWT (id_token, access token) through a

@@ -19,12 +19,16 @@
 #include <strings.h>
 
 #include "audit-events-private.h"
-#include "endpoints-private.h"
+#include "federation-private.h"
 #include "grants-private.h"
+#include "issue-private.h"
 #include "jose.h"
 #include "log-private.h"
 #include "oauth-private.h"
+#include "plugins-private.h"
 #include "pool-private.h"
+#include "runtime-private.h"
+#include "token-types-private.h"
 #include "util-private.h"
 
 /* Only the header's typ is read here, whatever its alg: a forged ID-JAG
@@ -95,15 +99,12 @@ static const mandate_instance *signing_format(mandate_http_request *req,
         if (names[i] == NULL || names[i][0] == '\0')
             continue;
         const mandate_instance *in = mandate_runtime_find(req->runtime, MANDATE_FORMAT, names[i]);
-        if (in != NULL && in->handle->plugin->abi_minor >= 3 &&
-            ((const mandate_format_ops *)in->handle->plugin->ops)->sign != NULL)
+        if (mandate_format_signs(in))
             return in;
     }
     for (size_t i = 0; i < mandate_runtime_instance_count(req->runtime); i++) {
         const mandate_instance *in = mandate_runtime_instance(req->runtime, i);
-        if (in->instantiated && in->handle->plugin->kind == MANDATE_FORMAT &&
-            in->handle->plugin->abi_minor >= 3 &&
-            ((const mandate_format_ops *)in->handle->plugin->ops)->sign != NULL)
+        if (mandate_format_signs(in))
             return in;
     }
     return NULL;
@@ -191,9 +192,8 @@ void mandate_id_jag_issue(mandate_http_request *req, mandate_http_response *resp
     else if (!started || text == NULL)
         snprintf(err.message, sizeof(err.message), "out of memory or randomness");
     else
-        rc = ((const mandate_format_ops *)fmt->handle->plugin->ops)
-                 ->sign(fmt->inst, req->pool, MANDATE_ID_JAG_TYP, text, strlen(text), &jag,
-                        &err);
+        rc = mandate_format_sign(fmt, req->pool, MANDATE_ID_JAG_TYP, text, strlen(text), &jag,
+                                 &err);
     free(text);
     json_t *extra = mandate_federated_fields(subject_token_type, fed.backend, &fed.id, m);
     if (rc != MANDATE_OK) {

@@ -1,31 +1,14 @@
 #include "config.h"
 
-#include <stdatomic.h>
-#include <time.h>
-
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "clock-private.h"
 #include "host-private.h"
 #include "log-private.h"
+#include "plugins-private.h"
 #include "pool-private.h"
-#include "runtime-private.h"
-
-static _Atomic(int64_t (*)(void)) clock_override;
-
-void mandate_clock_set(int64_t (*now)(void))
-{
-    atomic_store(&clock_override, now);
-}
-
-int64_t mandate_clock_now(void)
-{
-    int64_t (*now)(void) = atomic_load(&clock_override);
-    if (now != NULL)
-        return now();
-    return (int64_t)time(NULL);
-}
 
 static void host_log(const mandate_host *host, mandate_log_level level, const char *file,
                      int line, const char *func, const char *fmt, ...) MANDATE_PRINTF(6, 7);
@@ -66,7 +49,7 @@ static mandate_rc host_keyed_hash(const mandate_host *host, const void *data, si
                                   unsigned char out[32], mandate_error *err)
 {
     const mandate_core_host *h = (const mandate_core_host *)host;
-    const EVP_MAC_CTX *keyed = mandate_runtime_secret_hash(h->runtime);
+    const EVP_MAC_CTX *keyed = h->env->secret_hash;
     if (keyed == NULL)
         return mandate_error_set(err, MANDATE_ERROR, "no key-encryption key loaded");
     EVP_MAC_CTX *ctx = EVP_MAC_CTX_dup(keyed);
@@ -83,13 +66,9 @@ static mandate_rc host_replay_claim(const mandate_host *host, const char *ns, co
                                     int64_t expires_at, mandate_error *err)
 {
     const mandate_core_host *h = (const mandate_core_host *)host;
-    if (h->runtime != NULL && mandate_runtime_dry_run(h->runtime))
+    if (h->env->dry_run)
         return MANDATE_OK;
-    void *store;
-    const mandate_store_ops *ops = mandate_runtime_store(h->runtime, &store);
-    if (ops == NULL)
-        return mandate_error_set(err, MANDATE_ERROR, "no store is ready");
-    return ops->replay_claim(store, ns, id, expires_at, err);
+    return mandate_store_replay_claim(h->env->store, ns, id, expires_at, err);
 }
 
 static mandate_rc host_token_record_put(const mandate_host *host,
@@ -97,11 +76,7 @@ static mandate_rc host_token_record_put(const mandate_host *host,
                                         mandate_error *err)
 {
     const mandate_core_host *h = (const mandate_core_host *)host;
-    void *store;
-    const mandate_store_ops *ops = mandate_runtime_store(h->runtime, &store);
-    if (ops == NULL)
-        return mandate_error_set(err, MANDATE_ERROR, "no store is ready");
-    return ops->token_put(store, record, err);
+    return mandate_store_token_put(h->env->store, record, err);
 }
 
 static mandate_rc host_token_record_get(const mandate_host *host, mandate_pool *pool,
@@ -110,15 +85,12 @@ static mandate_rc host_token_record_get(const mandate_host *host, mandate_pool *
                                         mandate_error *err)
 {
     const mandate_core_host *h = (const mandate_core_host *)host;
-    void *store;
-    const mandate_store_ops *ops = mandate_runtime_store(h->runtime, &store);
-    if (ops == NULL)
-        return mandate_error_set(err, MANDATE_ERROR, "no store is ready");
-    return ops->token_get(store, pool, hash, hash_len, mandate_clock_now(), record_r, err);
+    return mandate_store_token_get(h->env->store, pool, hash, hash_len, mandate_clock_now(),
+                                   record_r, err);
 }
 
-void mandate_host_init(mandate_core_host *host, const char *instance, const char *state_dir,
-                       struct mandate_runtime *runtime)
+void mandate_host_init(mandate_core_host *host, const char *instance,
+                       const mandate_host_env *env)
 {
     *host = (mandate_core_host){
         .pub =
@@ -126,7 +98,7 @@ void mandate_host_init(mandate_core_host *host, const char *instance, const char
                 .abi_major = MANDATE_PLUGIN_ABI_MAJOR,
                 .abi_minor = MANDATE_PLUGIN_ABI_MINOR,
                 .instance = instance,
-                .state_dir = state_dir,
+                .state_dir = env->state_dir,
                 .log = host_log,
                 .pool_alloc = mandate_pool_alloc,
                 .pool_strdup = mandate_pool_strdup,
@@ -139,6 +111,6 @@ void mandate_host_init(mandate_core_host *host, const char *instance, const char
                 .token_record_put = host_token_record_put,
                 .token_record_get = host_token_record_get,
             },
-        .runtime = runtime,
+        .env = env,
     };
 }

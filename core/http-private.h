@@ -1,5 +1,7 @@
 /* The HTTP layer: libmicrohttpd with a thread pool. It owns bodies, limits,
- * request ids and the request's memory; it knows nothing of OAuth. */
+ * request ids and the request's memory; it knows nothing of OAuth, of the
+ * configuration or of the runtime a request is served with (the layer above
+ * hands it one, opaque, per request, and takes it back). */
 #ifndef MANDATE_HTTP_PRIVATE_H
 #define MANDATE_HTTP_PRIVATE_H
 
@@ -7,7 +9,9 @@
 #include <microhttpd.h>
 
 #include "peer-private.h"
-#include "runtime-private.h"
+#include "pool-private.h"
+
+struct mandate_runtime;
 
 #define MANDATE_REQUEST_ID_LEN 16
 #define MANDATE_HTTP_MAX_HEADERS 8
@@ -21,10 +25,11 @@ typedef struct mandate_http_request {
     const char *body; /* NUL-terminated; body_len excludes the NUL */
     size_t body_len;
     mandate_pool *pool;
-    mandate_runtime *runtime;
-    int metric_grant; /* mandate_metric_grant, set by the token endpoint */
+    struct mandate_runtime *runtime; /* from the server's source, for the request's life */
+    unsigned metric_grant; /* its grant_type label (metrics-private.h): the token endpoint's */
     struct sockaddr_storage socket_peer;
-    char peer[MANDATE_PEER_MAX]; /* see mandate_http_request_peer; "" until asked */
+    /* the address behind trusted proxies (refusals.c); "" until asked */
+    char peer[MANDATE_PEER_MAX];
 } mandate_http_request;
 
 typedef struct mandate_http_header {
@@ -42,9 +47,6 @@ typedef struct mandate_http_response {
 
 /* A request header; NULL when absent. */
 const char *mandate_http_request_header(const mandate_http_request *req, const char *name);
-/* The address the request comes from (peer-private.h): the socket's peer,
- * or the client behind a trusted proxy (server.trusted_proxies). */
-const char *mandate_http_request_peer(mandate_http_request *req);
 
 void mandate_http_response_header(mandate_http_response *resp, const char *name,
                                   const char *value);
@@ -60,15 +62,33 @@ void mandate_http_response_token_json(mandate_http_request *req, mandate_http_re
 void mandate_http_response_error(mandate_http_request *req, mandate_http_response *resp,
                                  unsigned status, const char *error, const char *description);
 
-/* Where each request finds the runtime to serve with: returns a reference
- * the HTTP layer drops when the response is sent. */
-typedef mandate_runtime *(*mandate_runtime_source)(void *ctx);
+/* Where each request finds the runtime to serve with: acquire returns a
+ * reference (NULL: the request is answered 503), which the HTTP layer hands
+ * to release once the response is sent. */
+typedef struct mandate_http_source {
+    struct mandate_runtime *(*acquire)(void *ctx);
+    void (*release)(void *ctx, struct mandate_runtime *runtime);
+    void *ctx;
+} mandate_http_source;
 typedef void (*mandate_http_handler)(mandate_http_request *req, mandate_http_response *resp);
+
+/* What the server is started with (the daemon reads it from the server
+ * section of the configuration). */
+typedef struct mandate_http_settings {
+    const char *listen; /* as configured, for messages */
+    const char *host;   /* a numeric IPv4 or IPv6 address */
+    unsigned port;      /* 0: a free port (mandate_http_port says which) */
+    unsigned threads;   /* worker threads, at least 1 */
+    size_t body_limit;  /* bytes; a larger body is answered 413 */
+    unsigned connection_limit, connections_per_address; /* 0: no cap per address */
+    int64_t request_timeout, connection_timeout;        /* seconds */
+    const char *tls_certificate, *tls_key; /* PEM files; NULL: plain HTTP */
+} mandate_http_settings;
 
 typedef struct mandate_http_server mandate_http_server;
 
-mandate_rc mandate_http_start(const mandate_config *config, mandate_http_handler handler,
-                              mandate_runtime_source source, void *source_ctx,
+mandate_rc mandate_http_start(const mandate_http_settings *settings,
+                              mandate_http_handler handler, const mandate_http_source *source,
                               mandate_http_server **server_r, mandate_error *err);
 /* The port actually bound (useful with port 0). */
 unsigned mandate_http_port(const mandate_http_server *server);

@@ -41,8 +41,7 @@ struct mandate_http_server {
      * http-guard-private.h */
     mandate_http_guard *guard;
     mandate_http_handler handler;
-    mandate_runtime_source source;
-    void *source_ctx;
+    mandate_http_source source;
     size_t body_limit;
     atomic_uint in_flight;
     char *tls_cert, *tls_key;
@@ -85,20 +84,6 @@ static int connection_fd(struct MHD_Connection *connection)
 const char *mandate_http_request_header(const mandate_http_request *req, const char *name)
 {
     return MHD_lookup_connection_value(req->connection, MHD_HEADER_KIND, name);
-}
-
-const char *mandate_http_request_peer(mandate_http_request *req)
-{
-    if (req->peer[0] == '\0') {
-        char *const *trusted = req->runtime != NULL
-                                   ? mandate_runtime_config(req->runtime)->trusted_proxies
-                                   : NULL;
-        mandate_peer_resolve((const struct sockaddr *)&req->socket_peer,
-                             trusted != NULL ? mandate_http_request_header(req, "X-Forwarded-For")
-                                             : NULL,
-                             trusted, req->peer);
-    }
-    return req->peer;
 }
 
 void mandate_http_response_header(mandate_http_response *resp, const char *name,
@@ -234,8 +219,8 @@ static enum MHD_Result queue(request_state *st, const mandate_http_response *res
     clock_gettime(CLOCK_MONOTONIC, &now);
     int64_t us = (int64_t)(now.tv_sec - st->started.tv_sec) * 1000000 +
                  (now.tv_nsec - st->started.tv_nsec) / 1000;
-    mandate_metrics_request(mandate_metrics_endpoint_of(st->req.path),
-                            (mandate_metric_grant)st->req.metric_grant, resp->status, us);
+    mandate_metrics_request(mandate_metrics_endpoint_of(st->req.path), st->req.metric_grant,
+                            resp->status, us);
     log_info("%s %s %u %.3fms", st->req.method, st->req.path, resp->status, (double)us / 1e3);
     return ret;
 }
@@ -417,7 +402,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
         st->body[st->body_len] = '\0';
     st->req.body = st->body ? st->body : "";
     st->req.body_len = st->body_len;
-    st->req.runtime = srv->source(srv->source_ctx);
+    st->req.runtime = srv->source.acquire(srv->source.ctx);
     if (st->req.runtime == NULL)
         return reply_error(st, 503, "temporarily_unavailable", "the broker is not serving");
 
@@ -457,7 +442,9 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **co
         free(st);
         return;
     }
-    mandate_runtime_unref(&st->req.runtime);
+    if (st->req.runtime != NULL)
+        srv->source.release(srv->source.ctx, st->req.runtime);
+    st->req.runtime = NULL;
     mandate_pool_free(&st->req.pool);
     free(st->body);
     free(st);
@@ -480,12 +467,6 @@ static void on_mhd_error(void *cls, const char *fmt, va_list ap)
 
 /* One per core: no worker blocks on the disk (a response waiting for its
  * audit record's group commit is suspended, not waited for). */
-static unsigned default_threads(void)
-{
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (unsigned)n : 1;
-}
-
 /* Why we accept rather than libmicrohttpd: its workers all wait on one
  * listening socket and each takes up to ten connections per wake-up, so a
  * burst of keep-alive connections (a gateway's pool, a load test) can land
@@ -689,15 +670,12 @@ static void server_free(mandate_http_server *srv)
     free(srv);
 }
 
-mandate_rc mandate_http_start(const mandate_config *config, mandate_http_handler handler,
-                              mandate_runtime_source source, void *source_ctx,
+mandate_rc mandate_http_start(const mandate_http_settings *settings,
+                              mandate_http_handler handler, const mandate_http_source *source,
                               mandate_http_server **server_r, mandate_error *err)
 {
-    char host[256];
-    unsigned port;
-    if (!mandate_config_split_listen(config->listen, host, sizeof(host), &port))
-        return mandate_error_set(err, MANDATE_INVALID, "bad listen address '%s'",
-                                 config->listen);
+    const char *host = settings->host;
+    unsigned port = settings->port;
     struct sockaddr_storage ss = {0};
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
                      MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
@@ -711,27 +689,27 @@ mandate_rc mandate_http_start(const mandate_config *config, mandate_http_handler
         sin6->sin6_port = htons((uint16_t)port);
     } else {
         return mandate_error_set(err, MANDATE_INVALID, "bad listen address '%s'",
-                                 config->listen);
+                                 settings->listen);
     }
 
     mandate_http_server *srv = mandate_xcalloc(1, sizeof(*srv));
     srv->listen_fd = srv->stop_pipe[0] = srv->stop_pipe[1] = -1;
     srv->handler = handler;
-    srv->source = source;
-    srv->source_ctx = source_ctx;
-    srv->body_limit = (size_t)config->body_limit;
+    srv->source = *source;
+    srv->body_limit = settings->body_limit;
     atomic_init(&srv->in_flight, 0);
     srv->guard = mandate_http_guard_new(&(mandate_http_guard_limits){
-        .connections = (unsigned)config->connection_limit,
-        .per_address = (unsigned)config->connections_per_address,
-        .request_ms = config->request_timeout * 1000,
-        .idle_ms = config->connection_timeout * 1000,
+        .connections = settings->connection_limit,
+        .per_address = settings->connections_per_address,
+        .request_ms = settings->request_timeout * 1000,
+        .idle_ms = settings->connection_timeout * 1000,
     });
-    if (config->tls_certificate != NULL) {
+    if (settings->tls_certificate != NULL) {
         mandate_rc rc =
-            mandate_read_file(config->tls_certificate, TLS_FILE_MAX, &srv->tls_cert, NULL, err);
+            mandate_read_file(settings->tls_certificate, TLS_FILE_MAX, &srv->tls_cert, NULL,
+                              err);
         if (rc == MANDATE_OK)
-            rc = mandate_read_file(config->tls_key, TLS_FILE_MAX, &srv->tls_key,
+            rc = mandate_read_file(settings->tls_key, TLS_FILE_MAX, &srv->tls_key,
                                    &srv->tls_key_len, err);
         if (rc != MANDATE_OK) {
             server_free(srv);
@@ -744,8 +722,8 @@ mandate_rc mandate_http_start(const mandate_config *config, mandate_http_handler
     if (srv->listen_fd < 0) {
         int e = errno;
         server_free(srv);
-        return mandate_error_set(err, MANDATE_ERROR, "cannot listen on %s: %s", config->listen,
-                                 strerror(e));
+        return mandate_error_set(err, MANDATE_ERROR, "cannot listen on %s: %s",
+                                 settings->listen, strerror(e));
     }
     if (pipe2(srv->stop_pipe, O_CLOEXEC) != 0) {
         int e = errno;
@@ -753,7 +731,7 @@ mandate_rc mandate_http_start(const mandate_config *config, mandate_http_handler
         return mandate_error_set(err, MANDATE_ERROR, "cannot make a pipe: %s", strerror(e));
     }
 
-    unsigned threads = config->threads > 0 ? (unsigned)config->threads : default_threads();
+    unsigned threads = settings->threads > 0 ? settings->threads : 1;
     /* libmicrohttpd 0.9.75 (Debian 12) splits its connection limit among
      * the workers and, when a connection handed over with
      * MHD_add_connection finds its worker at its share, returns from
@@ -766,7 +744,7 @@ mandate_rc mandate_http_start(const mandate_config *config, mandate_http_handler
      * another in its place: both happen in its cleanup, and a connection
      * handed over is taken in after it), and each worker's share is
      * twice that. */
-    uint64_t mhd_limit = (uint64_t)config->connection_limit * threads * 2;
+    uint64_t mhd_limit = (uint64_t)settings->connection_limit * threads * 2;
     if (mhd_limit > UINT_MAX)
         mhd_limit = UINT_MAX;
     struct MHD_OptionItem tls_opts[] = {
@@ -778,7 +756,7 @@ mandate_rc mandate_http_start(const mandate_config *config, mandate_http_handler
         flags, 0, NULL, NULL, on_request, srv,
         MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, NULL, /* first, or MHD warns */
         MHD_OPTION_THREAD_POOL_SIZE, threads,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)config->connection_timeout,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)settings->connection_timeout,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)mhd_limit,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
@@ -789,7 +767,7 @@ mandate_rc mandate_http_start(const mandate_config *config, mandate_http_handler
     if (srv->daemon == NULL) {
         int e = errno;
         server_free(srv);
-        return mandate_error_set(err, MANDATE_ERROR, "cannot serve on %s: %s", config->listen,
+        return mandate_error_set(err, MANDATE_ERROR, "cannot serve on %s: %s", settings->listen,
                                  e ? strerror(e) : "libmicrohttpd refused");
     }
     int e = pthread_create(&srv->acceptor, NULL, acceptor_main, srv);

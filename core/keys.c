@@ -9,8 +9,10 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "clock-private.h"
 #include "keys-private.h"
 #include "log-private.h"
+#include "plugins-private.h"
 #include "pool-private.h"
 #include "token-cache-private.h"
 #include "util-private.h"
@@ -141,12 +143,8 @@ static mandate_rc collect_key(void *ctx, const mandate_key *key)
 mandate_rc mandate_keys_list(mandate_runtime *rt, mandate_pool *pool, mandate_key **keys_r,
                              size_t *count_r, mandate_error *err)
 {
-    void *store;
-    const mandate_store_ops *ops = mandate_runtime_store(rt, &store);
-    if (ops == NULL)
-        return mandate_error_set(err, MANDATE_ERROR, "no store");
     key_list l = {.pool = pool};
-    mandate_rc rc = ops->key_list(store, collect_key, &l, err);
+    mandate_rc rc = mandate_store_key_list(mandate_runtime_store(rt), collect_key, &l, err);
     *keys_r = l.keys;
     *count_r = l.count;
     return rc;
@@ -183,14 +181,6 @@ static bool key_set_digest(const mandate_key *keys, size_t count,
     return ok;
 }
 
-static bool is_signing_format(const mandate_instance *in)
-{
-    if (!in->instantiated || in->handle->plugin->kind != MANDATE_FORMAT)
-        return false;
-    const mandate_format_ops *ops = in->handle->plugin->ops;
-    return ops->keygen != NULL && ops->set_keys != NULL;
-}
-
 /* Hand one format its keys, decrypted; returns how many can sign. */
 static size_t give_keys(mandate_runtime *rt, const mandate_instance *in,
                         const mandate_key *keys, size_t count, mandate_pool *pool,
@@ -214,8 +204,7 @@ static size_t give_keys(mandate_runtime *rt, const mandate_instance *in,
         if (keys[i].status == MANDATE_KEY_ACTIVE)
             active++;
     }
-    const mandate_format_ops *ops = in->handle->plugin->ops;
-    *rc_r = ops->set_keys(in->inst, sk, n, err);
+    *rc_r = mandate_format_set_keys(in, sk, n, err);
     for (size_t i = 0; i < n; i++)
         OPENSSL_cleanse((void *)sk[i].private_der, sk[i].private_der_len);
     return *rc_r == MANDATE_OK ? active : 0;
@@ -224,12 +213,11 @@ static size_t give_keys(mandate_runtime *rt, const mandate_instance *in,
 mandate_rc mandate_keyring_sync(mandate_runtime *rt, bool force, mandate_error *err)
 {
     mandate_keyring *kr = mandate_runtime_keyring(rt);
-    void *store;
-    const mandate_store_ops *ops = mandate_runtime_store(rt, &store);
-    if (kr == NULL || ops == NULL)
+    const mandate_instance *store = mandate_runtime_store(rt);
+    if (kr == NULL || store == NULL)
         return mandate_error_set(err, MANDATE_ERROR, "no keyring or store");
     uint64_t generation;
-    mandate_rc rc = ops->generation(store, &generation, err);
+    mandate_rc rc = mandate_store_generation(store, &generation, err);
     if (rc != MANDATE_OK)
         return rc;
     pthread_mutex_lock(&kr->lock);
@@ -254,7 +242,7 @@ mandate_rc mandate_keyring_sync(mandate_runtime *rt, bool force, mandate_error *
     for (size_t i = 0; rc == MANDATE_OK && !same_keys && i < mandate_runtime_instance_count(rt);
          i++) {
         const mandate_instance *in = mandate_runtime_instance(rt, i);
-        if (!is_signing_format(in))
+        if (!mandate_format_has_keys(in))
             continue;
         any_signing = true;
         if (give_keys(rt, in, keys, count, pool, err, &rc) > 0)
@@ -329,7 +317,7 @@ static const mandate_instance *signing_format(mandate_runtime *rt, const char *n
         mandate_error_set(err, MANDATE_NOT_FOUND, "no format instance '%s' is enabled", name);
         return NULL;
     }
-    if (!is_signing_format(in)) {
+    if (!mandate_format_has_keys(in)) {
         mandate_error_set(err, MANDATE_INVALID, "format '%s' has no signing keys", name);
         return NULL;
     }
@@ -342,14 +330,11 @@ mandate_rc mandate_keys_rotate(mandate_runtime *rt, const char *format, const ch
     const mandate_instance *in = signing_format(rt, format, err);
     if (in == NULL)
         return err->rc;
-    void *store;
-    const mandate_store_ops *sops = mandate_runtime_store(rt, &store);
-    const mandate_format_ops *fops = in->handle->plugin->ops;
-
+    const mandate_instance *store = mandate_runtime_store(rt);
     mandate_key key = {0};
     unsigned char *der = NULL;
     size_t der_len = 0;
-    mandate_rc rc = fops->keygen(in->inst, pool, alg, &key, &der, &der_len, err);
+    mandate_rc rc = mandate_format_keygen(in, pool, alg, &key, &der, &der_len, err);
     if (rc != MANDATE_OK)
         return rc;
     key.format = in->conf->name;
@@ -371,7 +356,7 @@ mandate_rc mandate_keys_rotate(mandate_runtime *rt, const char *format, const ch
     size_t count;
     rc = mandate_keys_list(rt, pool, &old, &count, err);
     if (rc == MANDATE_OK)
-        rc = sops->key_add(store, &key, err);
+        rc = mandate_store_key_add(store, &key, err);
     if (rc != MANDATE_OK)
         return rc;
     int64_t now = mandate_clock_now();
@@ -381,7 +366,7 @@ mandate_rc mandate_keys_rotate(mandate_runtime *rt, const char *format, const ch
         old[i].status = MANDATE_KEY_RETIRED;
         old[i].retired_at = now;
         old[i].remove_after = now + MANDATE_TOKEN_MAX_LIFETIME + RETIRE_MARGIN_S;
-        rc = sops->key_update(store, &old[i], err);
+        rc = mandate_store_key_update(store, &old[i], err);
         if (rc != MANDATE_OK)
             return rc;
     }
@@ -401,7 +386,7 @@ mandate_rc mandate_keys_ensure(mandate_runtime *rt, mandate_error *err)
     mandate_rc rc = mandate_keys_list(rt, pool, &keys, &count, err);
     for (size_t i = 0; rc == MANDATE_OK && i < mandate_runtime_instance_count(rt); i++) {
         const mandate_instance *in = mandate_runtime_instance(rt, i);
-        if (!is_signing_format(in))
+        if (!mandate_format_has_keys(in))
             continue;
         bool has_active = false;
         for (size_t k = 0; k < count; k++)
@@ -417,8 +402,7 @@ mandate_rc mandate_keys_ensure(mandate_runtime *rt, mandate_error *err)
 
 mandate_rc mandate_keys_purge(mandate_runtime *rt, int64_t now, mandate_error *err)
 {
-    void *store;
-    const mandate_store_ops *ops = mandate_runtime_store(rt, &store);
+    const mandate_instance *store = mandate_runtime_store(rt);
     mandate_pool *pool = mandate_pool_new();
     mandate_key *keys;
     size_t count;
@@ -426,7 +410,7 @@ mandate_rc mandate_keys_purge(mandate_runtime *rt, int64_t now, mandate_error *e
     for (size_t i = 0; rc == MANDATE_OK && i < count; i++) {
         if (keys[i].status == MANDATE_KEY_RETIRED && keys[i].remove_after != 0 &&
             keys[i].remove_after <= now) {
-            rc = ops->key_delete(store, keys[i].kid, err);
+            rc = mandate_store_key_delete(store, keys[i].kid, err);
             if (rc == MANDATE_OK)
                 log_info("signing key %s left the JWKS: every token it signed has expired",
                          keys[i].kid);

@@ -13,6 +13,7 @@
 
 #include "audit-events-private.h"
 #include "client-limits-private.h"
+#include "clock-private.h"
 #include "http-private.h"
 #include "keys-private.h"
 #include "log-private.h"
@@ -37,6 +38,12 @@ static mandate_runtime *acquire_current(void *ctx)
     return rt;
 }
 
+static void release_current(void *ctx, mandate_runtime *rt)
+{
+    (void)ctx;
+    mandate_runtime_unref(&rt);
+}
+
 static void replace_current(mandate_runtime *rt)
 {
     pthread_mutex_lock(&current_lock);
@@ -51,15 +58,15 @@ static void replace_current(mandate_runtime *rt)
 static void purge_expired(void)
 {
     mandate_runtime *rt = acquire_current(NULL);
-    void *store = NULL;
-    const mandate_store_ops *ops = mandate_runtime_store(rt, &store);
+    const mandate_instance *store = mandate_runtime_store(rt);
     uint64_t purged = 0;
     mandate_error err = {0};
-    if (ops != NULL && ops->purge(store, mandate_clock_now(), &purged, &err) != MANDATE_OK)
+    if (store != NULL &&
+        mandate_store_purge(store, mandate_clock_now(), &purged, &err) != MANDATE_OK)
         log_warning("purging expired records failed: %s", err.message);
     else if (purged > 0)
         log_info("purged %llu expired records", (unsigned long long)purged);
-    if (ops != NULL && mandate_keys_purge(rt, mandate_clock_now(), &err) != MANDATE_OK)
+    if (store != NULL && mandate_keys_purge(rt, mandate_clock_now(), &err) != MANDATE_OK)
         log_warning("purging expired signing keys failed: %s", err.message);
     mandate_runtime_unref(&rt);
 }
@@ -209,9 +216,26 @@ int main(int argc, char **argv)
     /* Bind first: a request arriving before the runtime is published gets
      * 503, and the runtime learns the port it serves on before anyone
      * reads it. */
+    char host[256];
+    unsigned port = 0;
+    mandate_config_split_listen(cfg->listen, host, sizeof(host), &port); /* checked at load */
+    const mandate_http_settings settings = {
+        .listen = cfg->listen,
+        .host = host,
+        .port = port,
+        .threads = mandate_config_workers(cfg),
+        .body_limit = (size_t)cfg->body_limit,
+        .connection_limit = (unsigned)cfg->connection_limit,
+        .connections_per_address = (unsigned)cfg->connections_per_address,
+        .request_timeout = cfg->request_timeout,
+        .connection_timeout = cfg->connection_timeout,
+        .tls_certificate = cfg->tls_certificate,
+        .tls_key = cfg->tls_key,
+    };
+    const mandate_http_source source = {acquire_current, release_current, NULL};
     mandate_http_server *server = NULL;
-    if (mandate_http_start(cfg, mandate_router_dispatch, acquire_current, NULL, &server,
-                           &err) != MANDATE_OK) {
+    if (mandate_http_start(&settings, mandate_router_dispatch, &source, &server, &err) !=
+        MANDATE_OK) {
         log_error("mandated not started: %s", err.message);
         mandate_audit_events_stop();
         mandate_runtime_unref(&rt);

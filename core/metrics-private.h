@@ -27,26 +27,25 @@ typedef enum mandate_metric_endpoint {
     MANDATE_EP_COUNT_
 } mandate_metric_endpoint;
 
-typedef enum mandate_metric_grant {
-    MANDATE_GRANT_NONE, /* not a token request */
-    MANDATE_GRANT_CLIENT_CREDENTIALS,
-    MANDATE_GRANT_TOKEN_EXCHANGE,
-    MANDATE_GRANT_JWT_BEARER,
-    MANDATE_GRANT_SAML2_BEARER,
-    MANDATE_GRANT_OTHER,
-    MANDATE_GRANT_COUNT_
-} mandate_metric_grant;
+/* The grant_type label of a request is a slot: "none" (not a token
+ * request, or no grant_type), "other" (a grant_type the broker does not
+ * have), or one of the grants of the token endpoint's table
+ * (grant-table-private.h), which numbers its rows from
+ * MANDATE_METRICS_GRANT_FIRST and names them when the metrics are rendered:
+ * these metrics know no grant. A slot beyond the last counts as "other". */
+#define MANDATE_METRICS_GRANT_NONE 0u
+#define MANDATE_METRICS_GRANT_OTHER 1u
+#define MANDATE_METRICS_GRANT_FIRST 2u
+#define MANDATE_METRICS_GRANT_SLOTS 16u
 
 /* The endpoint a request path belongs to. */
 mandate_metric_endpoint mandate_metrics_endpoint_of(const char *path);
-/* The grant label of a grant_type value (NULL: NONE). */
-mandate_metric_grant mandate_metrics_grant_of(const char *grant_type);
 
-/* One finished request: its endpoint, grant, HTTP status (the result label
- * is the status class and, for 4xx/5xx, the status: "2xx", "401", ...) and
- * how long it took in microseconds (latency histogram per endpoint). */
-void mandate_metrics_request(mandate_metric_endpoint ep, mandate_metric_grant grant,
-                             unsigned status, int64_t duration_us);
+/* One finished request: its endpoint, grant slot, HTTP status (the result
+ * label is the status class and, for 4xx/5xx, the status: "2xx", "401", ...)
+ * and how long it took in microseconds (latency histogram per endpoint). */
+void mandate_metrics_request(mandate_metric_endpoint ep, unsigned grant, unsigned status,
+                             int64_t duration_us);
 /* A token issued, by format plugin name ("jwt", "opaque", other: "other"). */
 void mandate_metrics_token_issued(const char *format_plugin);
 /* A request refused by a rate limit. */
@@ -74,8 +73,10 @@ typedef enum mandate_refusal_metric {
 } mandate_refusal_metric;
 void mandate_metrics_refusal(mandate_refusal_metric what);
 
-/* The whole exposition, in pool. */
-char *mandate_metrics_render(mandate_pool *pool);
+/* The whole exposition, in pool. grant_labels (NULL-terminated, or NULL)
+ * name the grant slots from MANDATE_METRICS_GRANT_FIRST on; the requests of
+ * a slot without a name are shown as "other". */
+char *mandate_metrics_render(mandate_pool *pool, const char *const *grant_labels);
 
 /* Back to zero (tests only). */
 void mandate_metrics_reset(void);

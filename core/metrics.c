@@ -54,18 +54,6 @@ static const char *const endpoint_names[MANDATE_EP_COUNT_] = {
     [MANDATE_EP_OTHER] = "other",
 };
 
-/* "none": the request was not a token request, or a token request without
- * a grant_type. The label is always present, so every series of the family
- * has the same label names. */
-static const char *const grant_names[MANDATE_GRANT_COUNT_] = {
-    [MANDATE_GRANT_NONE] = "none",
-    [MANDATE_GRANT_CLIENT_CREDENTIALS] = "client_credentials",
-    [MANDATE_GRANT_TOKEN_EXCHANGE] = "token_exchange",
-    [MANDATE_GRANT_JWT_BEARER] = "jwt_bearer",
-    [MANDATE_GRANT_SAML2_BEARER] = "saml2_bearer",
-    [MANDATE_GRANT_OTHER] = "other",
-};
-
 static const char *const result_names[RESULT_COUNT_] = {
     [RESULT_2XX] = "2xx",
     [RESULT_3XX] = "3xx",
@@ -138,7 +126,7 @@ typedef struct fsync_histogram {
 } fsync_histogram;
 
 static struct {
-    _Atomic uint64_t requests[MANDATE_EP_COUNT_][MANDATE_GRANT_COUNT_][RESULT_COUNT_];
+    _Atomic uint64_t requests[MANDATE_EP_COUNT_][MANDATE_METRICS_GRANT_SLOTS][RESULT_COUNT_];
     request_histogram duration[MANDATE_EP_COUNT_];
     _Atomic uint64_t tokens_issued[FORMAT_COUNT_];
     _Atomic uint64_t rate_limited[MANDATE_EP_COUNT_];
@@ -239,40 +227,19 @@ mandate_metric_endpoint mandate_metrics_endpoint_of(const char *path)
     return MANDATE_EP_OTHER;
 }
 
-mandate_metric_grant mandate_metrics_grant_of(const char *grant_type)
-{
-    static const struct {
-        const char *value;
-        mandate_metric_grant grant;
-    } grants[] = {
-        {"client_credentials", MANDATE_GRANT_CLIENT_CREDENTIALS},
-        {"urn:ietf:params:oauth:grant-type:token-exchange", MANDATE_GRANT_TOKEN_EXCHANGE},
-        {"urn:ietf:params:oauth:grant-type:jwt-bearer", MANDATE_GRANT_JWT_BEARER},
-        {"urn:ietf:params:oauth:grant-type:saml2-bearer", MANDATE_GRANT_SAML2_BEARER},
-    };
-
-    if (grant_type == NULL)
-        return MANDATE_GRANT_NONE;
-    for (size_t i = 0; i < sizeof(grants) / sizeof(grants[0]); i++) {
-        if (strcmp(grant_type, grants[i].value) == 0)
-            return grants[i].grant;
-    }
-    return MANDATE_GRANT_OTHER;
-}
-
 /* An enum from a caller may be out of range: fold it into "other". */
 static inline size_t ep_index(mandate_metric_endpoint ep)
 {
     return (unsigned)ep < MANDATE_EP_COUNT_ ? (size_t)ep : MANDATE_EP_OTHER;
 }
 
-static inline size_t grant_index(mandate_metric_grant grant)
+static inline size_t grant_index(unsigned grant)
 {
-    return (unsigned)grant < MANDATE_GRANT_COUNT_ ? (size_t)grant : MANDATE_GRANT_OTHER;
+    return grant < MANDATE_METRICS_GRANT_SLOTS ? (size_t)grant : MANDATE_METRICS_GRANT_OTHER;
 }
 
-void mandate_metrics_request(mandate_metric_endpoint ep, mandate_metric_grant grant,
-                             unsigned status, int64_t duration_us)
+void mandate_metrics_request(mandate_metric_endpoint ep, unsigned grant, unsigned status,
+                             int64_t duration_us)
 {
     size_t e = ep_index(ep);
     inc(&metrics.requests[e][grant_index(grant)][result_of(status)]);
@@ -334,7 +301,7 @@ void mandate_metrics_refusal(mandate_refusal_metric what)
 void mandate_metrics_reset(void)
 {
     for (size_t e = 0; e < MANDATE_EP_COUNT_; e++) {
-        for (size_t g = 0; g < MANDATE_GRANT_COUNT_; g++) {
+        for (size_t g = 0; g < MANDATE_METRICS_GRANT_SLOTS; g++) {
             for (size_t r = 0; r < RESULT_COUNT_; r++)
                 atomic_store_explicit(&metrics.requests[e][g][r], 0, memory_order_relaxed);
         }
@@ -518,7 +485,23 @@ static uint64_t process_start(void)
     return start > 0 ? (uint64_t)start : 0;
 }
 
-char *mandate_metrics_render(mandate_pool *pool)
+/* The name of each grant slot: "none", the caller's labels, and "other"
+ * for slot OTHER and every slot without a label (their requests are one
+ * series). The label is always present, so every series of the family has
+ * the same label names. */
+static void grant_names(const char *const *labels,
+                        const char *names[MANDATE_METRICS_GRANT_SLOTS])
+{
+    for (size_t g = 0; g < MANDATE_METRICS_GRANT_SLOTS; g++)
+        names[g] = "other";
+    names[MANDATE_METRICS_GRANT_NONE] = "none";
+    for (size_t i = 0; labels != NULL && labels[i] != NULL &&
+                       MANDATE_METRICS_GRANT_FIRST + i < MANDATE_METRICS_GRANT_SLOTS;
+         i++)
+        names[MANDATE_METRICS_GRANT_FIRST + i] = labels[i];
+}
+
+char *mandate_metrics_render(mandate_pool *pool, const char *const *grant_labels)
 {
     _Static_assert(REQUEST_BOUNDS <= MAX_BOUNDS && FSYNC_BOUNDS <= MAX_BOUNDS,
                    "histogram() counts[] too small");
@@ -527,14 +510,29 @@ char *mandate_metrics_render(mandate_pool *pool)
 
     family(&b, "mandate_http_requests_total", "counter",
            "HTTP requests served, by endpoint, grant type (token endpoint) and result.");
+    const char *grants[MANDATE_METRICS_GRANT_SLOTS];
+    bool other[MANDATE_METRICS_GRANT_SLOTS];
+    grant_names(grant_labels, grants);
+    for (size_t g = 0; g < MANDATE_METRICS_GRANT_SLOTS; g++)
+        other[g] = strcmp(grants[g], "other") == 0;
     for (size_t e = 0; e < MANDATE_EP_COUNT_; e++) {
-        for (size_t g = 0; g < MANDATE_GRANT_COUNT_; g++) {
+        /* none, the named slots in their order, then other: once, summing
+         * every slot it names */
+        for (size_t k = 0; k < MANDATE_METRICS_GRANT_SLOTS; k++) {
+            size_t g = k == 0                                 ? MANDATE_METRICS_GRANT_NONE
+                       : k == MANDATE_METRICS_GRANT_SLOTS - 1 ? MANDATE_METRICS_GRANT_OTHER
+                                                              : k + 1;
+            if (other[g] && g != MANDATE_METRICS_GRANT_OTHER)
+                continue;
             for (size_t r = 0; r < RESULT_COUNT_; r++) {
-                uint64_t v = load(&metrics.requests[e][g][r]);
+                uint64_t v = 0;
+                for (size_t s = 0; s < MANDATE_METRICS_GRANT_SLOTS; s++)
+                    if (s == g || (other[g] && other[s]))
+                        v += load(&metrics.requests[e][s][r]);
                 if (v == 0)
                     continue;
                 const char *labels[] = {
-                    "endpoint", endpoint_names[e], "grant_type", grant_names[g],
+                    "endpoint", endpoint_names[e], "grant_type", grants[g],
                     "result",   result_names[r],   NULL};
                 sample_u64(&b, "mandate_http_requests_total", "", labels, v);
             }

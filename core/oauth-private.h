@@ -3,6 +3,9 @@
 #ifndef MANDATE_OAUTH_PRIVATE_H
 #define MANDATE_OAUTH_PRIVATE_H
 
+#include <mandate/store.h>
+
+#include "config-private.h"
 #include "form-private.h"
 #include "http-private.h"
 #include "word-list.h"

@@ -5,6 +5,7 @@
 #include "log-private.h"
 #include "oauth-private.h"
 #include "pool-private.h"
+#include "runtime-private.h"
 
 mandate_rc mandate_oauth_fail(mandate_oauth_error *e, unsigned status, const char *error,
                               const char *description)

@@ -4,8 +4,8 @@
  * client could fill the disk (1.4 MB/s measured) and, with a trail that
  * cannot be written, turn every grant into a 503. So:
  *
- * - A budget per peer address (mandate_http_request_peer: the socket, or
- *   the client behind a trusted proxy): rate_limit.refusal_rate refused
+ * - A budget per peer address (the socket's, or that of the client
+ *   behind a trusted proxy): rate_limit.refusal_rate refused
  *   requests a second, refusal_burst at once. Only refusals spend it: an
  *   address over it still gets every request that succeeds (many agents
  *   share one NAT or gateway), and its refusals are answered 429 with

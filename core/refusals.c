@@ -12,7 +12,9 @@
 #include "metrics-private.h"
 #include "oauth-private.h"
 #include "ratelimit-private.h"
+#include "peer-private.h"
 #include "refusals-private.h"
+#include "runtime-private.h"
 #include "siphash-private.h"
 #include "util-private.h"
 
@@ -178,10 +180,28 @@ static void key_of(const char *peer, const char *event, const char *what, uint64
     free(buf);
 }
 
+/* The address the request comes from (peer-private.h): the socket's peer,
+ * or the client behind a trusted proxy (server.trusted_proxies), worked
+ * out once per request. Here, not in the HTTP layer: which proxies are
+ * trusted is configuration, which that layer does not know. */
+static const char *request_peer(mandate_http_request *req)
+{
+    if (req->peer[0] == '\0') {
+        char *const *trusted = req->runtime != NULL
+                                   ? mandate_runtime_config(req->runtime)->trusted_proxies
+                                   : NULL;
+        const char *forwarded =
+            trusted != NULL ? mandate_http_request_header(req, "X-Forwarded-For") : NULL;
+        mandate_peer_resolve((const struct sockaddr *)&req->socket_peer, forwarded, trusted,
+                             req->peer);
+    }
+    return req->peer;
+}
+
 mandate_refusal_verdict mandate_refusal_record(mandate_http_request *req, const char *event,
                                                json_t *fields, unsigned *retry_after_r)
 {
-    const char *peer = mandate_http_request_peer(req);
+    const char *peer = request_peer(req);
     if (fields == NULL)
         fields = json_object();
     json_object_set_new(fields, "peer", json_string(peer));

@@ -6,23 +6,8 @@
 #ifndef MANDATE_RUNTIME_PRIVATE_H
 #define MANDATE_RUNTIME_PRIVATE_H
 
-#include <openssl/evp.h>
-
-#include <mandate/backend.h>
-#include <mandate/format.h>
-#include <mandate/store.h>
-
 #include "config-private.h"
-#include "host-private.h"
-#include "plugin-loader-private.h"
-
-typedef struct mandate_instance {
-    const mandate_instance_conf *conf;
-    mandate_plugin_handle *handle;
-    void *inst;
-    mandate_core_host host;
-    bool instantiated;
-} mandate_instance;
+#include "plugins-private.h"
 
 typedef struct mandate_runtime mandate_runtime;
 
@@ -51,17 +36,15 @@ mandate_runtime *mandate_runtime_ref(mandate_runtime *runtime);
 void mandate_runtime_unref(mandate_runtime **runtime);
 
 const mandate_config *mandate_runtime_config(const mandate_runtime *runtime);
-bool mandate_runtime_dry_run(const mandate_runtime *runtime);
 /* See mandate_config_use_port; before the runtime serves. */
 void mandate_runtime_use_port(mandate_runtime *runtime, unsigned port);
 size_t mandate_runtime_instance_count(const mandate_runtime *runtime);
 const mandate_instance *mandate_runtime_instance(const mandate_runtime *runtime, size_t i);
-/* The store's ops and instance; NULL before the store is instantiated. */
-const mandate_store_ops *mandate_runtime_store(const mandate_runtime *runtime, void **inst_r);
-/* NULL when no key-encryption key was loaded (CHECK_ONLY). */
-/* HMAC-SHA256 keyed with the client secret hash key, ready for
- * EVP_MAC_CTX_dup and update; NULL without a KEK. */
-const EVP_MAC_CTX *mandate_runtime_secret_hash(const mandate_runtime *runtime);
+/* The store instance, to hand to the mandate_store_* calls
+ * (plugins-private.h); NULL for a NULL runtime. */
+const mandate_instance *mandate_runtime_store(const mandate_runtime *runtime);
+/* The key that wraps signing keys; NULL when no key-encryption key was
+ * loaded (CHECK_ONLY). */
 const unsigned char *mandate_runtime_key_wrap_key(const mandate_runtime *runtime);
 
 /* An instance of a kind by its instance name ("format-jwt"), else the one

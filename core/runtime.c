@@ -8,6 +8,7 @@
 #include <openssl/crypto.h>
 #include <openssl/params.h>
 
+#include "host-private.h"
 #include "kek-private.h"
 #include "keys-private.h"
 #include "token-cache-private.h"
@@ -27,14 +28,9 @@ struct mandate_runtime {
     unsigned char key_wrap_key[32];
     struct mandate_keyring *keyring;
     struct mandate_token_cache *token_cache;
-    bool dry_run;
+    mandate_host_env host_env; /* what the instances' hosts reach */
     atomic_int refs;
 };
-
-bool mandate_runtime_dry_run(const mandate_runtime *rt)
-{
-    return rt->dry_run;
-}
 
 const mandate_config *mandate_runtime_config(const mandate_runtime *rt)
 {
@@ -56,17 +52,9 @@ const mandate_instance *mandate_runtime_instance(const mandate_runtime *rt, size
     return i < rt->count ? &rt->instances[i] : NULL;
 }
 
-const mandate_store_ops *mandate_runtime_store(const mandate_runtime *rt, void **inst_r)
+const mandate_instance *mandate_runtime_store(const mandate_runtime *rt)
 {
-    if (rt == NULL || rt->store == NULL || !rt->store->instantiated)
-        return NULL;
-    *inst_r = rt->store->inst;
-    return rt->store->handle->plugin->ops;
-}
-
-const EVP_MAC_CTX *mandate_runtime_secret_hash(const mandate_runtime *rt)
-{
-    return rt != NULL && rt->have_kek ? rt->secret_hash : NULL;
+    return rt != NULL ? rt->store : NULL;
 }
 
 const unsigned char *mandate_runtime_key_wrap_key(const mandate_runtime *rt)
@@ -110,6 +98,9 @@ static void instance_destroy(mandate_instance *in)
     const mandate_plugin *p = in->handle->plugin;
     if (in->instantiated && p->destroy != NULL)
         p->destroy(in->inst);
+    mandate_plugins_gate_close(in);
+    free(in->host);
+    in->host = NULL;
     if (in->inst != NULL) {
         mandate_conf_free_values(p->conf, in->inst);
         free(in->inst);
@@ -153,9 +144,11 @@ static bool instance_load(mandate_runtime *rt, mandate_instance *in, mandate_dia
 static bool instance_start(mandate_runtime *rt, mandate_instance *in, mandate_diag *diag)
 {
     const mandate_plugin *p = in->handle->plugin;
-    mandate_host_init(&in->host, in->conf->name, rt->config->state_dir, rt);
+    in->host = mandate_xcalloc(1, sizeof(*in->host));
+    mandate_host_init(in->host, in->conf->name, &rt->host_env);
+    mandate_plugins_gate_open(in, mandate_config_workers(rt->config));
     mandate_error err = {0};
-    mandate_rc rc = p->instantiate(in->inst, &in->host.pub, &err);
+    mandate_rc rc = p->instantiate(in->inst, &in->host->pub, &err);
     if (rc != MANDATE_OK) {
         mandate_diag_add(diag, "instance '%s': plugin '%s' (%s) failed to start: %s",
                          in->conf->name, p->name, in->handle->file,
@@ -199,6 +192,7 @@ static bool load_kek(mandate_runtime *rt, mandate_diag *diag)
         return false;
     }
     rt->have_kek = true;
+    rt->host_env.secret_hash = rt->secret_hash;
     return true;
 }
 
@@ -208,7 +202,8 @@ mandate_rc mandate_runtime_create(mandate_config *config, unsigned flags,
     mandate_runtime *rt = mandate_xcalloc(1, sizeof(*rt));
     atomic_init(&rt->refs, 1);
     rt->config = config;
-    rt->dry_run = (flags & MANDATE_RUNTIME_DRY_RUN) != 0;
+    rt->host_env.state_dir = config->state_dir;
+    rt->host_env.dry_run = (flags & MANDATE_RUNTIME_DRY_RUN) != 0;
     rt->count = config->instance_count;
     rt->instances = mandate_xcalloc(rt->count ? rt->count : 1, sizeof(mandate_instance));
 
@@ -222,6 +217,7 @@ mandate_rc mandate_runtime_create(mandate_config *config, unsigned flags,
         if (strcmp(in->conf->kind, "store") == 0 && stores++ == 0)
             rt->store = in;
     }
+    rt->host_env.store = rt->store;
     size_t formats = 0;
     for (size_t i = 0; i < rt->count; i++)
         if (strcmp(rt->instances[i].conf->kind, "format") == 0)
@@ -243,9 +239,8 @@ mandate_rc mandate_runtime_create(mandate_config *config, unsigned flags,
     if (ok && !(flags & MANDATE_RUNTIME_CHECK_ONLY)) {
         ok = load_kek(rt, diag) && instance_start(rt, rt->store, diag);
         if (ok && (flags & MANDATE_RUNTIME_MIGRATE)) {
-            const mandate_store_ops *ops = rt->store->handle->plugin->ops;
             mandate_error err = {0};
-            if (ops->migrate(rt->store->inst, &err) != MANDATE_OK) {
+            if (mandate_store_migrate(rt->store, &err) != MANDATE_OK) {
                 mandate_diag_add(diag, "instance '%s': schema migration failed: %s",
                                  rt->store->conf->name, err.message);
                 ok = false;

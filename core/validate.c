@@ -5,10 +5,12 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
+#include "clock-private.h"
 #include "grant-claims.h"
 #include "jose.h"
 #include "log-private.h"
 #include "metrics-private.h"
+#include "plugins-private.h"
 #include "pool-private.h"
 #include "token-cache-private.h"
 #include "validate-private.h"
@@ -47,17 +49,10 @@ mandate_rc mandate_token_validate(mandate_runtime *rt, mandate_pool *pool, const
     mandate_error ferr = {0};
     for (size_t i = 0; rc == MANDATE_NEXT && i < mandate_runtime_instance_count(rt); i++) {
         const mandate_instance *in = mandate_runtime_instance(rt, i);
-        if (!in->instantiated || in->handle->plugin->kind != MANDATE_FORMAT)
-            continue;
-        const mandate_format_ops *ops = in->handle->plugin->ops;
-        if (ops->parse == NULL)
+        if (!mandate_format_parses(in))
             continue;
         ferr = (mandate_error){0};
-        rc = ops->parse(in->inst, pool, token, len, &status->grant, &ferr);
-        /* a format of before ABI 1.4 knows nothing of prior_actors: what
-         * lies there is not its answer */
-        if (in->handle->plugin->abi_minor < 4)
-            status->grant.prior_actors = NULL;
+        rc = mandate_format_parse(in, pool, token, len, &status->grant, &ferr);
     }
     switch (rc) {
     case MANDATE_OK: break;
@@ -83,26 +78,21 @@ mandate_rc mandate_token_validate(mandate_runtime *rt, mandate_pool *pool, const
     if (g->expires_at <= mandate_clock_now())
         return inactive(status, "expired");
 
-    void *store;
-    const mandate_store_ops *sops = mandate_runtime_store(rt, &store);
+    const mandate_instance *store = mandate_runtime_store(rt);
     if (g->jti != NULL) {
         bool revoked = false;
-        rc = sops->is_revoked(store, g->jti, &revoked, err);
-        if (rc != MANDATE_OK) {
-            mandate_metrics_store_error();
+        rc = mandate_store_is_revoked(store, g->jti, &revoked, err);
+        if (rc != MANDATE_OK)
             return rc == MANDATE_TEMPFAIL ? rc : MANDATE_ERROR;
-        }
         if (revoked)
             return inactive(status, "revoked");
     }
     /* a disabled or deleted client takes its tokens with it, at once */
-    rc = sops->client_get(store, pool, g->client_id, &status->client, err);
+    rc = mandate_store_client_get(store, pool, g->client_id, &status->client, err);
     if (rc == MANDATE_NOT_FOUND)
         return inactive(status, "its client was deleted");
-    if (rc != MANDATE_OK) {
-        mandate_metrics_store_error();
+    if (rc != MANDATE_OK)
         return rc == MANDATE_TEMPFAIL ? rc : MANDATE_ERROR;
-    }
     if (status->client.status != MANDATE_CLIENT_ENABLED)
         return inactive(status, "its client is disabled");
     return MANDATE_OK;

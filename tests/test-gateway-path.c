@@ -202,7 +202,8 @@ static const char *verdict(fixture *f, const char *raw, size_t len, char **path_
 {
     const mandate_target *t;
     const char *why;
-    if (!mandate_gateway_path_target(f->pool, f->cfg, raw, len, &t, path_r, &why)) {
+    if (!mandate_gateway_path_target(f->pool, f->cfg->targets, f->cfg->target_count, raw, len,
+                                     &t, path_r, &why)) {
         assert_null(t);
         return mandate_pool_printf(f->pool, "400:%s", why);
     }

@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "clock-private.h"
 #include "kek-private.h"
 #include "host-private.h"
 #include "keys-private.h"
@@ -430,7 +431,7 @@ static void test_runtime_expired_token_not_verified_again(void **state)
 
 static uint64_t cache_answers(mandate_pool *pool, const char *result)
 {
-    char *text = mandate_metrics_render(pool);
+    char *text = mandate_metrics_render(pool, NULL);
     char *name =
         mandate_pool_printf(pool, "mandate_token_check_cache_total{result=\"%s\"} ", result);
     const char *at = strstr(text, name);
@@ -445,8 +446,7 @@ static void test_runtime_check_cache_emptied_by_key_changes_only(void **state)
     rt_fixture *f = *state;
     const mandate_instance *jwt = start_with_jwt(f);
     const mandate_format_ops *ops = jwt->handle->plugin->ops;
-    void *store;
-    const mandate_store_ops *sops = mandate_runtime_store(f->rt, &store);
+    const mandate_instance *store = mandate_runtime_store(f->rt);
     mandate_pool *pool = mandate_pool_new();
     int64_t now = mandate_clock_now();
     mandate_grant g = {.issuer = mandate_runtime_config(f->rt)->issuer,
@@ -464,7 +464,7 @@ static void test_runtime_check_cache_emptied_by_key_changes_only(void **state)
     assert_true(st.parsed);
     assert_int_equal(cache_answers(pool, "miss"), 1);
 
-    assert_int_equal(sops->revoke(store, "another-jti", "agent-2", now + 600, &err),
+    assert_int_equal(mandate_store_revoke(store, "another-jti", "agent-2", now + 600, &err),
                      MANDATE_OK);
     assert_int_equal(mandate_keyring_sync(f->rt, false, &err), MANDATE_OK);
     mandate_token_validate(f->rt, pool, token, strlen(token), &st, &err);
@@ -479,7 +479,7 @@ static void test_runtime_check_cache_emptied_by_key_changes_only(void **state)
     keys[0].status = MANDATE_KEY_RETIRED;
     keys[0].retired_at = now;
     keys[0].remove_after = now + 3600;
-    assert_int_equal(sops->key_update(store, &keys[0], &err), MANDATE_OK);
+    assert_int_equal(mandate_store_key_update(store, &keys[0], &err), MANDATE_OK);
     assert_int_equal(mandate_keyring_sync(f->rt, false, &err), MANDATE_OK);
     mandate_token_validate(f->rt, pool, token, strlen(token), &st, &err);
     assert_true(st.parsed);

@@ -17,8 +17,22 @@
 
 #include <cmocka.h>
 
+#include "grant-table-private.h"
 #include "metrics-private.h"
 #include "pool-private.h"
+
+/* The grant slots of the request metrics: the token endpoint's grant table
+ * numbers them (grant-table-private.h) and names them when they are
+ * rendered. */
+#define GRANT_NONE MANDATE_METRICS_GRANT_NONE
+#define GRANT_OTHER MANDATE_METRICS_GRANT_OTHER
+#define GRANT_CLIENT_CREDENTIALS mandate_grant_table_metric_slot("client_credentials")
+#define GRANT_TOKEN_EXCHANGE                                                                   \
+    mandate_grant_table_metric_slot("urn:ietf:params:oauth:grant-type:token-exchange")
+#define GRANT_JWT_BEARER                                                                       \
+    mandate_grant_table_metric_slot("urn:ietf:params:oauth:grant-type:jwt-bearer")
+#define GRANT_SAML2_BEARER                                                                     \
+    mandate_grant_table_metric_slot("urn:ietf:params:oauth:grant-type:saml2-bearer")
 
 /* --- a small checker of the text exposition format 0.0.4 ---------------- */
 
@@ -226,7 +240,7 @@ static void parse_exposition(const char *text, exposition *x)
 
 static char *render(mandate_pool *pool)
 {
-    char *text = mandate_metrics_render(pool);
+    char *text = mandate_metrics_render(pool, mandate_grant_table_metric_labels());
     assert_non_null(text);
     exposition x;
     parse_exposition(text, &x);
@@ -372,25 +386,32 @@ static void test_endpoint_of(void **state)
     assert_int_equal(mandate_metrics_endpoint_of(NULL), MANDATE_EP_OTHER);
 }
 
+/* The label a grant_type value's requests are counted under. */
+static const char *label_of(const char *grant_type)
+{
+    unsigned slot = mandate_grant_table_metric_slot(grant_type);
+    if (slot == MANDATE_METRICS_GRANT_NONE)
+        return "none";
+    if (slot == MANDATE_METRICS_GRANT_OTHER)
+        return "other";
+    return mandate_grant_table_metric_labels()[slot - MANDATE_METRICS_GRANT_FIRST];
+}
+
 static void test_grant_of(void **state)
 {
     (void)state;
-    assert_int_equal(mandate_metrics_grant_of(NULL), MANDATE_GRANT_NONE);
-    assert_int_equal(mandate_metrics_grant_of("client_credentials"),
-                     MANDATE_GRANT_CLIENT_CREDENTIALS);
-    assert_int_equal(
-        mandate_metrics_grant_of("urn:ietf:params:oauth:grant-type:token-exchange"),
-        MANDATE_GRANT_TOKEN_EXCHANGE);
-    assert_int_equal(mandate_metrics_grant_of("urn:ietf:params:oauth:grant-type:jwt-bearer"),
-                     MANDATE_GRANT_JWT_BEARER);
-    assert_int_equal(mandate_metrics_grant_of("urn:ietf:params:oauth:grant-type:saml2-bearer"),
-                     MANDATE_GRANT_SAML2_BEARER);
-    assert_int_equal(mandate_metrics_grant_of("password"), MANDATE_GRANT_OTHER);
-    assert_int_equal(mandate_metrics_grant_of("authorization_code"), MANDATE_GRANT_OTHER);
-    assert_int_equal(mandate_metrics_grant_of(""), MANDATE_GRANT_OTHER);
-    assert_int_equal(mandate_metrics_grant_of("client_credentials "), MANDATE_GRANT_OTHER);
-    assert_int_equal(mandate_metrics_grant_of("urn:ietf:params:oauth:grant-type:jwt-bearer2"),
-                     MANDATE_GRANT_OTHER);
+    assert_string_equal(label_of(NULL), "none");
+    assert_string_equal(label_of("client_credentials"), "client_credentials");
+    assert_string_equal(label_of("urn:ietf:params:oauth:grant-type:token-exchange"),
+                        "token_exchange");
+    assert_string_equal(label_of("urn:ietf:params:oauth:grant-type:jwt-bearer"), "jwt_bearer");
+    assert_string_equal(label_of("urn:ietf:params:oauth:grant-type:saml2-bearer"),
+                        "saml2_bearer");
+    assert_string_equal(label_of("password"), "other");
+    assert_string_equal(label_of("authorization_code"), "other");
+    assert_string_equal(label_of(""), "other");
+    assert_string_equal(label_of("client_credentials "), "other");
+    assert_string_equal(label_of("urn:ietf:params:oauth:grant-type:jwt-bearer2"), "other");
 }
 
 static void test_request_counts_land_in_series(void **state)
@@ -398,24 +419,24 @@ static void test_request_counts_land_in_series(void **state)
     (void)state;
     mandate_pool *pool = mandate_pool_new();
     for (int i = 0; i < 3; i++)
-        mandate_metrics_request(MANDATE_EP_TOKEN, MANDATE_GRANT_CLIENT_CREDENTIALS, 200, 800);
-    mandate_metrics_request(MANDATE_EP_TOKEN, MANDATE_GRANT_TOKEN_EXCHANGE, 400, 300);
-    mandate_metrics_request(MANDATE_EP_TOKEN, MANDATE_GRANT_JWT_BEARER, 401, 300);
-    mandate_metrics_request(MANDATE_EP_TOKEN, MANDATE_GRANT_SAML2_BEARER, 200, 300);
-    mandate_metrics_request(MANDATE_EP_TOKEN, MANDATE_GRANT_OTHER, 400, 300);
-    mandate_metrics_request(MANDATE_EP_TOKEN, MANDATE_GRANT_NONE, 400, 300);
-    mandate_metrics_request(MANDATE_EP_INTROSPECT, MANDATE_GRANT_NONE, 200, 300);
-    mandate_metrics_request(MANDATE_EP_REVOKE, MANDATE_GRANT_NONE, 200, 300);
-    mandate_metrics_request(MANDATE_EP_GATEWAY, MANDATE_GRANT_NONE, 403, 300);
-    mandate_metrics_request(MANDATE_EP_GATEWAY, MANDATE_GRANT_NONE, 403, 300);
-    mandate_metrics_request(MANDATE_EP_JWKS, MANDATE_GRANT_NONE, 200, 300);
-    mandate_metrics_request(MANDATE_EP_METADATA, MANDATE_GRANT_NONE, 200, 300);
-    mandate_metrics_request(MANDATE_EP_HEALTH, MANDATE_GRANT_NONE, 503, 300);
-    mandate_metrics_request(MANDATE_EP_METRICS, MANDATE_GRANT_NONE, 200, 300);
-    mandate_metrics_request(MANDATE_EP_OTHER, MANDATE_GRANT_NONE, 404, 300);
+        mandate_metrics_request(MANDATE_EP_TOKEN, GRANT_CLIENT_CREDENTIALS, 200, 800);
+    mandate_metrics_request(MANDATE_EP_TOKEN, GRANT_TOKEN_EXCHANGE, 400, 300);
+    mandate_metrics_request(MANDATE_EP_TOKEN, GRANT_JWT_BEARER, 401, 300);
+    mandate_metrics_request(MANDATE_EP_TOKEN, GRANT_SAML2_BEARER, 200, 300);
+    mandate_metrics_request(MANDATE_EP_TOKEN, GRANT_OTHER, 400, 300);
+    mandate_metrics_request(MANDATE_EP_TOKEN, GRANT_NONE, 400, 300);
+    mandate_metrics_request(MANDATE_EP_INTROSPECT, GRANT_NONE, 200, 300);
+    mandate_metrics_request(MANDATE_EP_REVOKE, GRANT_NONE, 200, 300);
+    mandate_metrics_request(MANDATE_EP_GATEWAY, GRANT_NONE, 403, 300);
+    mandate_metrics_request(MANDATE_EP_GATEWAY, GRANT_NONE, 403, 300);
+    mandate_metrics_request(MANDATE_EP_JWKS, GRANT_NONE, 200, 300);
+    mandate_metrics_request(MANDATE_EP_METADATA, GRANT_NONE, 200, 300);
+    mandate_metrics_request(MANDATE_EP_HEALTH, GRANT_NONE, 503, 300);
+    mandate_metrics_request(MANDATE_EP_METRICS, GRANT_NONE, 200, 300);
+    mandate_metrics_request(MANDATE_EP_OTHER, GRANT_NONE, 404, 300);
     /* out-of-range enums fold into "other" */
-    mandate_metrics_request((mandate_metric_endpoint)99, (mandate_metric_grant)77, 404, 300);
-    mandate_metrics_request((mandate_metric_endpoint)-1, MANDATE_GRANT_NONE, 404, 300);
+    mandate_metrics_request((mandate_metric_endpoint)99, 77u, 404, 300);
+    mandate_metrics_request((mandate_metric_endpoint)-1, GRANT_NONE, 404, 300);
 
     char *text = render(pool);
     const char *name = "mandate_http_requests_total";
@@ -477,7 +498,7 @@ static void test_results_by_status(void **state)
     mandate_pool *pool = mandate_pool_new();
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         mandate_metrics_reset();
-        mandate_metrics_request(MANDATE_EP_INTROSPECT, MANDATE_GRANT_NONE, cases[i].status, 10);
+        mandate_metrics_request(MANDATE_EP_INTROSPECT, GRANT_NONE, cases[i].status, 10);
         char *text = render(pool);
         double v = value_fmt(text,
                              "mandate_http_requests_total{endpoint=\"introspect\",grant_type="
@@ -491,7 +512,7 @@ static void test_results_by_status(void **state)
     /* counts add up within a class */
     mandate_metrics_reset();
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-        mandate_metrics_request(MANDATE_EP_REVOKE, MANDATE_GRANT_NONE, cases[i].status, 10);
+        mandate_metrics_request(MANDATE_EP_REVOKE, GRANT_NONE, cases[i].status, 10);
     char *text = render(pool);
 #define REVOKE_FMT                                                                             \
     "mandate_http_requests_total{endpoint=\"revoke\",grant_type=\"none\",result=\"%s\"}"
@@ -511,9 +532,9 @@ static void test_request_histogram(void **state)
     /* le is "less than or equal": 100 µs lands in 0.0001 */
     int64_t durations[] = {0, 100, 101, 1000, 2000000, 5000000, -5, 250, 2500000};
     for (size_t i = 0; i < sizeof(durations) / sizeof(durations[0]); i++)
-        mandate_metrics_request(MANDATE_EP_TOKEN, MANDATE_GRANT_CLIENT_CREDENTIALS, 200,
+        mandate_metrics_request(MANDATE_EP_TOKEN, GRANT_CLIENT_CREDENTIALS, 200,
                                 durations[i]);
-    mandate_metrics_request(MANDATE_EP_JWKS, MANDATE_GRANT_NONE, 200, 42);
+    mandate_metrics_request(MANDATE_EP_JWKS, GRANT_NONE, 200, 42);
 
     char *text = render(pool);
     const char *name = "mandate_http_request_duration_seconds";
@@ -640,7 +661,7 @@ static void test_every_family_has_help_and_type(void **state)
     for (int round = 0; round < 2; round++) {
         /* empty first, then with a value in every family */
         if (round == 1) {
-            mandate_metrics_request(MANDATE_EP_TOKEN, MANDATE_GRANT_JWT_BEARER, 200, 1234);
+            mandate_metrics_request(MANDATE_EP_TOKEN, GRANT_JWT_BEARER, 200, 1234);
             mandate_metrics_token_issued("opaque");
             mandate_metrics_rate_limited(MANDATE_EP_INTROSPECT);
             mandate_metrics_audit_fsync(77);
@@ -649,7 +670,7 @@ static void test_every_family_has_help_and_type(void **state)
             mandate_metrics_connection_closed(MANDATE_GUARD_REQUEST_DEADLINE);
             mandate_metrics_refusal(MANDATE_REFUSAL_METRIC_COALESCED);
         }
-        char *text = mandate_metrics_render(pool);
+        char *text = mandate_metrics_render(pool, mandate_grant_table_metric_labels());
         exposition x;
         parse_exposition(text, &x);
         assert_int_equal(x.n_families, sizeof(want) / sizeof(want[0]));
@@ -743,10 +764,10 @@ static void *record(void *arg)
     pthread_barrier_wait(w->start);
     for (int i = 0; i < PER_THREAD; i++) {
         /* every thread hits the same series, the worst case for atomics */
-        mandate_metrics_request(MANDATE_EP_TOKEN, MANDATE_GRANT_CLIENT_CREDENTIALS, 200,
+        mandate_metrics_request(MANDATE_EP_TOKEN, GRANT_CLIENT_CREDENTIALS, 200,
                                 i % 2 ? 300 : 7000);
         mandate_metrics_request((mandate_metric_endpoint)(i % MANDATE_EP_COUNT_),
-                                MANDATE_GRANT_NONE, 429, 1);
+                                GRANT_NONE, 429, 1);
         mandate_metrics_token_issued(i % 2 ? "jwt" : "opaque");
         mandate_metrics_rate_limited(MANDATE_EP_GATEWAY);
         mandate_metrics_audit_fsync(60);
@@ -845,8 +866,8 @@ static void test_reset(void **state)
     char *before = render(pool);
     double start = value_of(before, "mandate_process_start_time_seconds");
 
-    mandate_metrics_request(MANDATE_EP_GATEWAY, MANDATE_GRANT_NONE, 200, 120);
-    mandate_metrics_request(MANDATE_EP_TOKEN, MANDATE_GRANT_TOKEN_EXCHANGE, 500, 120000);
+    mandate_metrics_request(MANDATE_EP_GATEWAY, GRANT_NONE, 200, 120);
+    mandate_metrics_request(MANDATE_EP_TOKEN, GRANT_TOKEN_EXCHANGE, 500, 120000);
     mandate_metrics_token_issued("jwt");
     mandate_metrics_rate_limited(MANDATE_EP_REVOKE);
     mandate_metrics_audit_fsync(3000);
@@ -872,7 +893,7 @@ static void test_reset(void **state)
     assert_true(value_of(text, "mandate_process_start_time_seconds") == start);
 
     /* and counting starts again from zero */
-    mandate_metrics_request(MANDATE_EP_GATEWAY, MANDATE_GRANT_NONE, 200, 120);
+    mandate_metrics_request(MANDATE_EP_GATEWAY, GRANT_NONE, 200, 120);
     text = render(pool);
     assert_true(value_of(text, "mandate_http_requests_total{endpoint=\"gateway_check\","
                                "grant_type=\"none\",result=\"2xx\"}") == 1);

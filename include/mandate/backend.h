@@ -68,7 +68,9 @@ typedef struct mandate_backend_ops {
     /* ABI 1.3: the state of what the instance depends on (an upstream
      * provider's keys), for /readyz and the log. Returns one of the
      * MANDATE_BACKEND_STATE_* strings; *detail_r (from pool, may be set to
-     * NULL) says why, without secrets. May be NULL: always "ok". */
+     * NULL) says why, without secrets. May be NULL: always "ok". It answers
+     * from what the instance holds and never waits on the network: /readyz
+     * calls it even when every slot of a blocking instance is taken. */
     const char *(*status)(void *inst, mandate_pool *pool, const char **detail_r);
 } mandate_backend_ops;
 

@@ -169,7 +169,12 @@ typedef enum mandate_plugin_kind {
     MANDATE_STORE
 } mandate_plugin_kind;
 
-/* The plugin may block on the network (an upstream IdP, AWS). */
+/* The plugin may block on the network (an upstream IdP, AWS, a database
+ * server). The core bounds each instance of it: at most (HTTP workers - 1)
+ * of its calls run at once (at least one), so that a slow upstream never
+ * holds every worker; a call that finds no slot free within a short wait
+ * (200 ms) is answered MANDATE_TEMPFAIL (the client gets 503) without
+ * reaching the plugin. A backend's status() is not bounded. */
 #define MANDATE_PLUGIN_BLOCKING 0x1u
 
 typedef struct mandate_plugin {

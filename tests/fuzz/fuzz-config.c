@@ -153,8 +153,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                      &diag);
             mandate_conf_free_values(plugin_defs, &pl);
         }
-        (void)mandate_config_target_for(cfg, "/mcp/tools", false);
-        (void)mandate_config_target_for(cfg, "/MCP/Tools/", true);
+        (void)mandate_gateway_path_target_for(cfg->targets, cfg->target_count, "/mcp/tools",
+                                              false);
+        (void)mandate_gateway_path_target_for(cfg->targets, cfg->target_count, "/MCP/Tools/",
+                                              true);
         mandate_config_free(&cfg);
     } else if (diag.count == 0) {
         abort(); /* a refusal always says why */

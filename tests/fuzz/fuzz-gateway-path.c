@@ -51,7 +51,8 @@ static bool ends_with(const char *s, size_t len, const char *tail)
 
 static void check_target(const mandate_config *cfg, const char *path)
 {
-    const mandate_target *t = mandate_config_target_for(cfg, path, false);
+    const mandate_target *t =
+        mandate_gateway_path_target_for(cfg->targets, cfg->target_count, path, false);
     if (t == NULL)
         abort(); /* "/" covers every path */
     size_t best = 0;
@@ -122,11 +123,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
         const mandate_target *t;
         char *path2;
-        bool ok = mandate_gateway_path_target(pool, &cfg, raw, size, &t, &path2, &why);
-        if (ok && (t != mandate_config_target_for(&cfg, path, false) || strcmp(path2, path)))
+        bool ok = mandate_gateway_path_target(pool, cfg.targets, cfg.target_count, raw, size,
+                                              &t, &path2, &why);
+        if (ok && (t != mandate_gateway_path_target_for(cfg.targets, cfg.target_count, path,
+                                                        false) ||
+                   strcmp(path2, path)))
             abort();
-        if (!ok && (t != NULL || mandate_config_target_for(&cfg, path, true) ==
-                                     mandate_config_target_for(&cfg, path, false)))
+        if (!ok && (t != NULL ||
+                    mandate_gateway_path_target_for(cfg.targets, cfg.target_count, path,
+                                                    true) ==
+                        mandate_gateway_path_target_for(cfg.targets, cfg.target_count, path,
+                                                        false)))
             abort(); /* refused after normalising: only for letter case */
     }
     free(raw);

@@ -1,0 +1,681 @@
+/* POST /oauth2/token through mandate_endpoint_token, without a server: the
+ * dispatcher over the grant table, the issuing floor, and the grants
+ * (client credentials, token exchange of our own tokens and of federated
+ * ones, the SAML 2.0 and JWT bearer grants), each failure path of each.
+ * The real sqlite store, jwt format and local backend, a format of ABI 1.3
+ * and the scripted test backend (tests/plugins/backend-script.c) as the
+ * IdP, through the loader; the audit records caught, and failures of the
+ * store, the formats, the mapping and the randomness injected (-Wl,--wrap).
+ * The ID-JAGs have their own program (test-id-jag.c). */
+#include "config.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "client-limits-private.h"
+#include "clients-private.h"
+#include "clock-private.h"
+#include "endpoints-private.h"
+#include "grant-table-private.h"
+#include "jose.h"
+#include "mapping-private.h"
+#include "metrics-private.h"
+#include "plugins-private.h"
+#include "pool-private.h"
+#include "request-fixture.h"
+#include "test-helpers.h"
+#include "util-private.h"
+#include "validate-private.h"
+
+#define CAL "https://mcp.example/cal"
+#define OTHER "https://other.example/api"
+#define XCHG "urn:ietf:params:oauth:grant-type:token-exchange"
+#define SAML_BEARER "urn:ietf:params:oauth:grant-type:saml2-bearer"
+#define JWT_BEARER "urn:ietf:params:oauth:grant-type:jwt-bearer"
+#define TT_ACCESS "urn:ietf:params:oauth:token-type:access_token"
+#define TT_SAML2 "urn:ietf:params:oauth:token-type:saml2"
+#define TT_JWT "urn:ietf:params:oauth:token-type:jwt"
+#define TT_ID_JAG "urn:ietf:params:oauth:token-type:id-jag"
+
+/* --- failures injected ------------------------------------------------------ */
+
+TEST_FACADE_WRAP(format_mint,
+                 (const mandate_instance *in, mandate_pool *pool, const mandate_grant *grant,
+                  char **token_r, mandate_error *err),
+                 (in, pool, grant, token_r, err))
+TEST_FACADE_WRAP(store_is_revoked,
+                 (const mandate_instance *store, const char *jti, bool *revoked_r,
+                  mandate_error *err),
+                 (store, jti, revoked_r, err))
+
+static bool mapping_fails;
+mandate_rc __real_mandate_mapping_apply(const mandate_mappings *m,
+                                        const mandate_mapping_request *req, mandate_pool *pool,
+                                        mandate_mapping_result *out);
+mandate_rc __wrap_mandate_mapping_apply(const mandate_mappings *m,
+                                        const mandate_mapping_request *req, mandate_pool *pool,
+                                        mandate_mapping_result *out);
+mandate_rc __wrap_mandate_mapping_apply(const mandate_mappings *m,
+                                        const mandate_mapping_request *req, mandate_pool *pool,
+                                        mandate_mapping_result *out)
+{
+    if (mapping_fails) {
+        mapping_fails = false;
+        memset(out, 0, sizeof(*out));
+        out->why = "mapping: injected";
+        return MANDATE_ERROR;
+    }
+    return __real_mandate_mapping_apply(m, req, pool, out);
+}
+
+/* --- the fixture ------------------------------------------------------------ */
+
+static const char conf[] =
+    "server: { issuer = \"https://broker.example\"; };\n"
+    "tokens: { format = \"jwt\"; lifetime = 3600; };\n"
+    "mappings = (\n"
+    "  { name = \"advisors\"; idp = \"backend-idp\";\n"
+    "    when = ( { attribute = \"role\"; equals = \"advisor\"; } );\n"
+    "    subject = \"advisor-${employeeId}\"; tenant = \"default\";\n"
+    "    scopes = [\"mcp:call\", \"gateway:invoke\"]; audience = [\"" CAL "\"];\n"
+    "    max_lifetime = 900; }\n"
+    ");\n"
+    "delegation = { max_depth = 3; rules = (\n"
+    "  { name = \"helper-for-agent\"; actors = [\"helper\"]; clients = [\"agent\"]; },\n"
+    "  { name = \"old-for-helper\"; actors = [\"old-client\"]; clients = [\"helper\"]; },\n"
+    "  { name = \"deep-for-helper\"; actors = [\"deep\"]; clients = [\"helper\"]; },\n"
+    "  { name = \"agent-for-deep\"; actors = [\"agent\"]; clients = [\"deep\"]; }\n"
+    "); };\n";
+
+typedef struct client {
+    const char *id;
+    char *secret;
+    const char *basic;
+} client;
+
+typedef struct fixture {
+    test_runtime *t;
+    mandate_pool *pool;
+    client agent, helper, old, deep, limited, other_tenant;
+} fixture;
+
+static void make_client(fixture *f, client *c, const mandate_client_spec *spec)
+{
+    mandate_client record;
+    char *secret = NULL;
+    mandate_error err = {0};
+    if (mandate_clients_create(f->t->rt, f->pool, spec, &record, &secret, &err) != MANDATE_OK)
+        fail_msg("client %s: %s", spec->client_id, err.message);
+    c->id = spec->client_id;
+    c->secret = mandate_pool_strdup(f->pool, secret);
+    c->basic = test_basic(f->pool, c->id, c->secret);
+}
+
+static int setup(void **state)
+{
+    fixture *f = mandate_xcalloc(1, sizeof(*f));
+    f->t = test_runtime_new(conf);
+    test_runtime_instance(f->t, "store", "kind = \"store\"; plugin = \"sqlite\";\n");
+    test_runtime_instance(f->t, "format-jwt", "kind = \"format\"; plugin = \"jwt\";\n");
+    test_runtime_instance(f->t, "format-old", "kind = \"format\"; plugin = \"old\";\n");
+    test_runtime_instance(f->t, "backend-local", "kind = \"backend\"; plugin = \"local\";\n");
+    test_runtime_instance(f->t, "backend-idp", "kind = \"backend\"; plugin = \"script\";\n");
+    if (test_runtime_start(f->t, MANDATE_RUNTIME_MIGRATE | MANDATE_RUNTIME_CREATE_KEYS) !=
+        MANDATE_OK)
+        fail_msg("runtime: %s", mandate_diag_join(&f->t->diag));
+    f->pool = mandate_pool_new();
+    const char *scopes = "mcp:call gateway:invoke";
+    const char *auds = CAL " " OTHER;
+    make_client(f, &f->agent,
+                &(mandate_client_spec){.client_id = "agent",
+                                       .scopes = scopes,
+                                       .default_scopes = "mcp:call",
+                                       .audiences = auds});
+    make_client(
+        f, &f->helper,
+        &(mandate_client_spec){.client_id = "helper", .scopes = scopes, .audiences = auds});
+    make_client(f, &f->old,
+                &(mandate_client_spec){.client_id = "old-client",
+                                       .scopes = scopes,
+                                       .audiences = auds,
+                                       .token_format = "format-old"});
+    make_client(
+        f, &f->deep,
+        &(mandate_client_spec){.client_id = "deep", .scopes = scopes, .audiences = auds});
+    make_client(
+        f, &f->limited,
+        &(mandate_client_spec){
+            .client_id = "limited", .scopes = scopes, .rate_limit = 0.001, .rate_burst = 1});
+    make_client(f, &f->other_tenant,
+                &(mandate_client_spec){.client_id = "stranger",
+                                       .tenant = "elsewhere",
+                                       .scopes = scopes,
+                                       .audiences = auds});
+    test_audit_reset();
+    mapping_fails = false;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    mandate_client_limits_stop();
+    test_audit_reset();
+    mandate_pool_free(&f->pool);
+    test_runtime_free(&f->t);
+    free(f);
+    return 0;
+}
+
+/* --- helpers ------------------------------------------------------------------ */
+
+static void post(fixture *f, const client *c, const char *body, test_answer *a)
+{
+    test_answer_clear(a);
+    test_token(f->t, f->pool, c != NULL ? c->basic : NULL, body, a);
+}
+
+/* The last refusal's audited reason holds why. */
+static void expect_reason(const char *why)
+{
+    assert_true(test_contains(test_audit_field("token.refused", "reason"), why));
+}
+
+#define ADVISOR "sub=alice;id=a-1;attrs={\"role\":\"advisor\",\"employeeId\":\"42\"}"
+
+/* An access token of c by client credentials. */
+static const char *own_token(fixture *f, const client *c, const char *extra)
+{
+    test_answer a = {0};
+    post(f, c,
+         mandate_pool_printf(f->pool, "grant_type=client_credentials%s", extra ? extra : ""),
+         &a);
+    test_answer_expect(&a, 200, "");
+    const char *token = mandate_pool_strdup(f->pool, test_answer_get(&a, "access_token"));
+    test_answer_clear(&a);
+    return token;
+}
+
+/* What a token of ours says. */
+static mandate_grant grant_of(fixture *f, const char *token)
+{
+    mandate_token_status st;
+    mandate_error err = {0};
+    mandate_rc rc = mandate_token_validate(f->t->rt, f->pool, token, strlen(token), &st, &err);
+    if (rc != MANDATE_OK)
+        fail_msg("token not active: %s %s", st.reason ? st.reason : "", err.message);
+    return st.grant;
+}
+
+/* --- the dispatcher ------------------------------------------------------------ */
+
+static void test_dispatch(void **state)
+{
+    fixture *f = *state;
+    test_answer a = {0};
+    static const char *const no_form[] = {"Content-Type", "application/json", NULL};
+    test_token_with(f->t, f->pool, no_form, "grant_type=client_credentials", &a);
+    test_answer_expect(&a, 400, "invalid_request");
+    assert_true(test_contains(test_answer_get(&a, "error_description"), "Content-Type"));
+    assert_int_equal(a.metric_grant, MANDATE_METRICS_GRANT_NONE);
+
+    post(f, &f->agent, "grant_type=client_credentials&scope=%zz", &a);
+    test_answer_expect(&a, 400, "invalid_request");
+    post(f, &f->agent, "scope=mcp%3Acall", &a);
+    test_answer_expect(&a, 400, "invalid_request");
+    assert_string_equal(test_answer_get(&a, "error_description"), "grant_type is missing");
+    assert_int_equal(a.metric_grant, MANDATE_METRICS_GRANT_NONE);
+    post(f, &f->agent, "grant_type=password&username=u&password=p", &a);
+    test_answer_expect(&a, 400, "unsupported_grant_type");
+    assert_int_equal(a.metric_grant, MANDATE_METRICS_GRANT_OTHER);
+    assert_string_equal(test_audit_field("token.refused", "grant_type"), "password");
+    /* each row of the table gets its requests, under its own label */
+    for (size_t i = 0; i < mandate_grant_table_count(); i++) {
+        const mandate_grant_type *g = mandate_grant_table_at(i);
+        post(f, NULL,
+             mandate_pool_printf(f->pool, "grant_type=%s", test_form_encode(f->pool, g->uri)),
+             &a);
+        test_answer_expect(&a, 401, "invalid_client");
+        assert_int_equal(a.metric_grant, mandate_grant_table_metric_slot(g->uri));
+        assert_int_equal(a.metric_grant, MANDATE_METRICS_GRANT_FIRST + i);
+    }
+    test_answer_clear(&a);
+}
+
+/* --- client credentials and the issuing floor ---------------------------------- */
+
+static void test_client_credentials(void **state)
+{
+    fixture *f = *state;
+    test_answer a = {0};
+    post(f, &f->agent, "grant_type=client_credentials", &a);
+    test_answer_expect(&a, 200, "");
+    assert_string_equal(test_answer_get(&a, "token_type"), "Bearer");
+    assert_string_equal(test_answer_get(&a, "scope"), "mcp:call"); /* the default */
+    assert_int_equal(json_integer_value(json_object_get(a.body, "expires_in")), 3600);
+    assert_string_equal(test_answer_header(&a, "Cache-Control"), "no-store");
+    assert_string_equal(test_answer_header(&a, "Pragma"), "no-cache");
+    mandate_grant g = grant_of(f, test_answer_get(&a, "access_token"));
+    assert_string_equal(g.subject, "agent");
+    assert_string_equal(g.client_id, "agent");
+    assert_null(g.actor);
+    assert_string_equal(g.tenant, "default");
+    assert_string_equal(g.audience, CAL " " OTHER);
+    assert_string_equal(test_audit_field("token.issued", "client_id"), "agent");
+    assert_string_equal(test_audit_field("token.issued", "grant_type"), "client_credentials");
+    assert_string_equal(test_audit_field("token.issued", "jti"), g.jti);
+
+    post(f, &f->agent, "grant_type=client_credentials&scope=gateway%3Ainvoke&resource=" OTHER,
+         &a);
+    test_answer_expect(&a, 200, "");
+    g = grant_of(f, test_answer_get(&a, "access_token"));
+    assert_string_equal(g.scope, "gateway:invoke");
+    assert_string_equal(g.audience, OTHER);
+    test_answer_clear(&a);
+}
+
+static void test_client_credentials_refusals(void **state)
+{
+    fixture *f = *state;
+    test_answer a = {0};
+    post(f, NULL, "grant_type=client_credentials", &a);
+    test_answer_expect(&a, 401, "invalid_client");
+    assert_string_equal(test_answer_header(&a, "WWW-Authenticate"), "Basic realm=\"mandate\"");
+    post(f, &f->agent, "grant_type=client_credentials&scope=trade%3Aexecute", &a);
+    test_answer_expect(&a, 400, "invalid_scope");
+    assert_string_equal(test_audit_field("token.refused", "client_id"), "agent");
+    post(f, &f->agent, "grant_type=client_credentials&resource=https%3A%2F%2Fevil.example", &a);
+    test_answer_expect(&a, 400, "invalid_target");
+    test_random_fails_next();
+    post(f, &f->agent, "grant_type=client_credentials", &a);
+    test_answer_expect(&a, 500, "server_error");
+    expect_reason("no random bytes for the jti");
+    test_answer_clear(&a);
+}
+
+/* The client's rate on the token endpoint: 429 once spent, audited; the
+ * refusal not recorded is a 503. */
+static void test_rate_limit(void **state)
+{
+    fixture *f = *state;
+    mandate_client_limits_start(64);
+    test_answer a = {0};
+    post(f, &f->limited, "grant_type=client_credentials", &a);
+    test_answer_expect(&a, 200, "");
+    post(f, &f->limited, "grant_type=client_credentials", &a);
+    test_answer_expect(&a, 429, "too_many_requests");
+    assert_non_null(test_answer_header(&a, "Retry-After"));
+    assert_string_equal(test_audit_field("token.refused", "reason"), "rate limit");
+    test_audit_fail("token.refused", 1);
+    post(f, &f->limited, "grant_type=client_credentials", &a);
+    test_answer_expect(&a, 503, "temporarily_unavailable");
+    /* the federated grants check it too, after authentication */
+    post(f, &f->limited,
+         mandate_pool_printf(f->pool, "grant_type=" SAML_BEARER "&assertion=%s",
+                             test_form_encode(f->pool, ADVISOR)),
+         &a);
+    test_answer_expect(&a, 429, "too_many_requests");
+    test_answer_clear(&a);
+}
+
+/* The issuing floor's own failures: no format, a format that cannot carry
+ * the grant, a mint that fails, a record that cannot be written. */
+static void test_issue_failures(void **state)
+{
+    fixture *f = *state;
+    test_answer a = {0};
+    test_fail_next("format_mint", MANDATE_TEMPFAIL);
+    post(f, &f->agent, "grant_type=client_credentials", &a);
+    test_answer_expect(&a, 503, "temporarily_unavailable");
+    assert_string_equal(test_answer_header(&a, "Retry-After"), "5");
+    expect_reason("the format could not mint");
+    test_fail_next("format_mint", MANDATE_ERROR);
+    post(f, &f->agent, "grant_type=client_credentials", &a);
+    test_answer_expect(&a, 500, "server_error");
+
+    test_audit_fail("token.issued", 1);
+    post(f, &f->agent, "grant_type=client_credentials", &a);
+    test_answer_expect(&a, 503, "temporarily_unavailable");
+    assert_null(json_object_get(a.body, "access_token"));
+    /* a 4xx refusal that cannot be recorded is answered 503 */
+    test_audit_fail("token.refused", 1);
+    post(f, &f->agent, "grant_type=client_credentials&scope=nope", &a);
+    test_answer_expect(&a, 503, "temporarily_unavailable");
+
+    /* the client's format is no longer enabled */
+    const mandate_instance *store = mandate_runtime_store(f->t->rt);
+    mandate_client c;
+    mandate_error err = {0};
+    assert_int_equal(mandate_store_client_get(store, f->pool, "agent", &c, &err), MANDATE_OK);
+    c.token_format = "format-gone";
+    c.updated_at = 0;
+    assert_int_equal(mandate_store_client_update(store, &c, &err), MANDATE_OK);
+    post(f, &f->agent, "grant_type=client_credentials", &a);
+    test_answer_expect(&a, 500, "server_error");
+    expect_reason("the client's token format is not enabled");
+    test_answer_clear(&a);
+}
+
+/* --- token exchange of our own tokens ---------------------------------------------- */
+
+static const char *exchange_body(fixture *f, const char *token, const char *extra)
+{
+    return mandate_pool_printf(
+        f->pool, "grant_type=" XCHG "&subject_token_type=" TT_ACCESS "&subject_token=%s%s",
+        test_form_encode(f->pool, token), extra ? extra : "");
+}
+
+static void test_exchange_own_token(void **state)
+{
+    fixture *f = *state;
+    const char *t = own_token(f, &f->agent, "&scope=mcp%3Acall+gateway%3Ainvoke");
+    test_answer a = {0};
+    /* narrowed by its own client */
+    post(f, &f->agent, exchange_body(f, t, "&scope=mcp%3Acall&resource=" CAL), &a);
+    test_answer_expect(&a, 200, "");
+    assert_string_equal(test_answer_get(&a, "issued_token_type"),
+                        "urn:ietf:params:oauth:token-type:access_token");
+    mandate_grant g = grant_of(f, test_answer_get(&a, "access_token"));
+    assert_string_equal(g.subject, "agent");
+    assert_string_equal(g.actor, "agent");
+    assert_string_equal(g.scope, "mcp:call");
+    assert_string_equal(g.audience, CAL);
+
+    /* handed down: helper acts for agent's token, old-client for helper's */
+    post(f, &f->helper, exchange_body(f, t, NULL), &a);
+    test_answer_expect(&a, 200, "");
+    const char *t2 = mandate_pool_strdup(f->pool, test_answer_get(&a, "access_token"));
+    g = grant_of(f, t2);
+    assert_string_equal(g.subject, "agent");
+    assert_string_equal(g.client_id, "helper");
+    assert_string_equal(g.actor, "helper");
+    assert_string_equal(test_audit_field("token.issued", "delegation_rule"),
+                        "helper-for-agent");
+    /* never past the subject token's expiry */
+    mandate_grant first = grant_of(f, t);
+    assert_true(g.expires_at <= first.expires_at);
+
+    /* old-client's format predates the chain of actors: refused, not minted
+     * with the chain dropped */
+    post(f, &f->old, exchange_body(f, t2, NULL), &a);
+    test_answer_expect(&a, 500, "server_error");
+    expect_reason("cannot carry a chain of actors");
+    test_answer_clear(&a);
+}
+
+static void test_exchange_refusals(void **state)
+{
+    fixture *f = *state;
+    const char *t = own_token(f, &f->agent, NULL);
+    test_answer a = {0};
+    post(f, &f->agent, "grant_type=" XCHG "&subject_token_type=" TT_ACCESS, &a);
+    test_answer_expect(&a, 400, "invalid_request");
+    post(f, &f->agent, exchange_body(f, t, "&actor_token=x&actor_token_type=" TT_ACCESS), &a);
+    test_answer_expect(&a, 400, "invalid_request");
+    assert_true(test_contains(test_answer_get(&a, "error_description"), "actor_token"));
+    post(f, &f->agent, exchange_body(f, t, "&requested_token_type=" TT_SAML2), &a);
+    test_answer_expect(&a, 400, "invalid_request");
+    post(f, &f->agent, exchange_body(f, t, "&requested_token_type=" TT_ID_JAG), &a);
+    test_answer_expect(&a, 400, "invalid_request");
+    assert_true(test_contains(test_answer_get(&a, "error_description"), "not for an access"));
+    post(f, NULL, exchange_body(f, t, NULL), &a);
+    test_answer_expect(&a, 401, "invalid_client");
+
+    post(f, &f->agent, exchange_body(f, "not-a-token", NULL), &a);
+    test_answer_expect(&a, 400, "invalid_grant");
+    assert_string_equal(test_answer_get(&a, "error_description"),
+                        "the subject_token is not active");
+    post(f, &f->other_tenant, exchange_body(f, t, NULL), &a);
+    test_answer_expect(&a, 400, "invalid_grant");
+    assert_true(test_contains(test_answer_get(&a, "error_description"), "another tenant"));
+    /* deep has no rule for agent's tokens */
+    post(f, &f->deep, exchange_body(f, t, NULL), &a);
+    test_answer_expect(&a, 400, "invalid_grant");
+    assert_string_equal(test_audit_field("token.refused", "delegation"), "actor_not_allowed");
+    post(f, &f->agent, exchange_body(f, t, "&scope=gateway%3Ainvoke"), &a);
+    test_answer_expect(&a, 400, "invalid_scope");
+    post(f, &f->helper, exchange_body(f, t, "&resource=https%3A%2F%2Fevil.example"), &a);
+    test_answer_expect(&a, 400, "invalid_target");
+
+    test_fail_next("store_is_revoked", MANDATE_TEMPFAIL);
+    post(f, &f->agent, exchange_body(f, t, NULL), &a);
+    test_answer_expect(&a, 503, "temporarily_unavailable");
+    test_random_fails_next();
+    post(f, &f->agent, exchange_body(f, t, NULL), &a);
+    test_answer_expect(&a, 500, "server_error");
+    test_answer_clear(&a);
+}
+
+/* A chain as long as delegation.max_depth (3) allows, nested nearest
+ * first, and one more actor refused. */
+static const char *handed(fixture *f, const client *c, const char *token)
+{
+    test_answer a = {0};
+    post(f, c, exchange_body(f, token, NULL), &a);
+    test_answer_expect(&a, 200, "");
+    const char *out = mandate_pool_strdup(f->pool, test_answer_get(&a, "access_token"));
+    test_answer_clear(&a);
+    return out;
+}
+
+static void test_exchange_too_deep(void **state)
+{
+    fixture *f = *state;
+    const char *t = handed(f, &f->helper, own_token(f, &f->agent, NULL));
+    t = handed(f, &f->deep, t);
+    t = handed(f, &f->agent, t);
+    mandate_grant g = grant_of(f, t);
+    assert_string_equal(g.subject, "agent");
+    assert_string_equal(g.actor, "agent");
+    assert_string_equal(g.prior_actors, "deep helper");
+    test_answer a = {0};
+    post(f, &f->helper, exchange_body(f, t, NULL), &a);
+    test_answer_expect(&a, 400, "invalid_grant");
+    assert_string_equal(test_answer_get(&a, "error_description"),
+                        "the subject_token's chain of actors is as long as allowed");
+    assert_string_equal(test_audit_field("token.refused", "delegation"), "too_deep");
+    test_answer_clear(&a);
+}
+
+/* --- federated: token exchange, SAML bearer, JWT bearer ------------------------------- */
+
+static void test_exchange_federated(void **state)
+{
+    fixture *f = *state;
+    test_answer a = {0};
+    post(f, &f->agent,
+         mandate_pool_printf(f->pool,
+                             "grant_type=" XCHG "&subject_token_type=" TT_SAML2
+                             "&subject_token=%s&scope=mcp%%3Acall",
+                             test_form_encode(f->pool, ADVISOR)),
+         &a);
+    test_answer_expect(&a, 200, "");
+    mandate_grant g = grant_of(f, test_answer_get(&a, "access_token"));
+    assert_string_equal(g.subject, "advisor-42");
+    assert_string_equal(g.actor, "agent");
+    assert_string_equal(g.idp, "https://idp.example");
+    assert_string_equal(g.scope, "mcp:call");
+    assert_string_equal(g.audience, CAL);
+    assert_true(g.expires_at - g.issued_at <= 900);
+    assert_string_equal(test_audit_field("token.issued", "idp_instance"), "backend-idp");
+    assert_string_equal(test_audit_field("token.issued", "rule"), "advisors");
+    assert_string_equal(test_audit_field("token.issued", "assertion_id"), "a-1");
+    test_answer_clear(&a);
+}
+
+static const char *saml_bearer(fixture *f, const char *script)
+{
+    return mandate_pool_printf(f->pool, "grant_type=" SAML_BEARER "&assertion=%s",
+                               test_form_encode(f->pool, script));
+}
+
+/* What the backend and the mapping rules refuse, through either grant. */
+static void test_federated_refusals(void **state)
+{
+    fixture *f = *state;
+    test_answer a = {0};
+    post(f, &f->agent, saml_bearer(f, "rc=denied;msg=signature does not verify"), &a);
+    test_answer_expect(&a, 400, "invalid_grant");
+    assert_string_equal(test_answer_get(&a, "error_description"), "the assertion was refused");
+    expect_reason("backend-idp: signature does not verify");
+    assert_string_equal(test_audit_field("token.refused", "idp_instance"), "backend-idp");
+
+    post(f, &f->agent, saml_bearer(f, "rc=tempfail;msg=IdP down"), &a);
+    test_answer_expect(&a, 503, "temporarily_unavailable");
+    expect_reason("backend-idp: IdP down");
+    post(f, &f->agent, saml_bearer(f, "rc=error;msg=bug"), &a);
+    test_answer_expect(&a, 500, "server_error");
+    /* an issuer no backend knows: the backend that passed says why */
+    post(f, &f->agent, saml_bearer(f, "iss=https://unknown.example"), &a);
+    test_answer_expect(&a, 400, "invalid_grant");
+    assert_string_equal(test_answer_get(&a, "error_description"),
+                        "no enabled backend knows this issuer");
+    expect_reason("backend-idp: another issuer");
+    /* a kind of token no backend takes */
+    post(f, &f->agent,
+         mandate_pool_printf(f->pool,
+                             "grant_type=" XCHG "&subject_token_type=urn%%3Aexample%%3Aother"
+                             "&subject_token=%s",
+                             test_form_encode(f->pool, ADVISOR)),
+         &a);
+    test_answer_expect(&a, 400, "invalid_request");
+    assert_string_equal(test_answer_get(&a, "error_description"),
+                        "no enabled backend accepts this subject_token_type");
+
+    /* the mapping rules: none matches; one matches but not what was asked */
+    post(f, &f->agent, saml_bearer(f, "attrs={\"role\":\"intern\",\"employeeId\":\"7\"}"), &a);
+    test_answer_expect(&a, 400, "invalid_grant");
+    assert_string_equal(test_answer_get(&a, "error_description"),
+                        "no mapping rule grants a token to this identity");
+    post(f, &f->agent,
+         mandate_pool_printf(f->pool, "%s&scope=trade%%3Aexecute", saml_bearer(f, ADVISOR)),
+         &a);
+    test_answer_expect(&a, 400, "invalid_grant");
+    assert_string_equal(test_answer_get(&a, "error_description"),
+                        "the mapping rule does not allow this request");
+    assert_string_equal(test_audit_field("token.refused", "rule"), "advisors");
+    mapping_fails = true;
+    post(f, &f->agent, saml_bearer(f, ADVISOR), &a);
+    test_answer_expect(&a, 500, "server_error");
+    test_random_fails_next();
+    post(f, &f->agent, saml_bearer(f, ADVISOR), &a);
+    test_answer_expect(&a, 500, "server_error");
+    test_answer_clear(&a);
+}
+
+static void test_saml_bearer(void **state)
+{
+    fixture *f = *state;
+    test_answer a = {0};
+    post(f, &f->agent, saml_bearer(f, ADVISOR), &a);
+    test_answer_expect(&a, 200, "");
+    assert_null(json_object_get(a.body, "issued_token_type"));
+    mandate_grant g = grant_of(f, test_answer_get(&a, "access_token"));
+    assert_string_equal(g.subject, "advisor-42");
+    assert_string_equal(test_audit_field("token.issued", "subject_token_type"),
+                        "urn:ietf:params:oauth:token-type:saml2");
+
+    post(f, &f->agent, "grant_type=" SAML_BEARER, &a);
+    test_answer_expect(&a, 400, "invalid_request");
+    assert_string_equal(test_answer_get(&a, "error_description"), "assertion is required");
+    post(f, NULL, saml_bearer(f, ADVISOR), &a);
+    test_answer_expect(&a, 401, "invalid_client");
+    test_answer_clear(&a);
+}
+
+static void test_jwt_bearer(void **state)
+{
+    fixture *f = *state;
+    test_answer a = {0};
+    const char *jwt = test_jwt_script(f->pool, "JWT", ADVISOR);
+    post(f, &f->agent,
+         mandate_pool_printf(f->pool, "grant_type=" JWT_BEARER "&assertion=%s",
+                             test_form_encode(f->pool, jwt)),
+         &a);
+    test_answer_expect(&a, 200, "");
+    mandate_grant g = grant_of(f, test_answer_get(&a, "access_token"));
+    assert_string_equal(g.subject, "advisor-42");
+    assert_string_equal(test_audit_field("token.issued", "subject_token_type"),
+                        "urn:ietf:params:oauth:token-type:jwt");
+
+    post(f, &f->agent, "grant_type=" JWT_BEARER, &a);
+    test_answer_expect(&a, 400, "invalid_request");
+    post(f, NULL,
+         mandate_pool_printf(f->pool, "grant_type=" JWT_BEARER "&assertion=%s",
+                             test_form_encode(f->pool, jwt)),
+         &a);
+    test_answer_expect(&a, 401, "invalid_client");
+    post(f, &f->agent,
+         mandate_pool_printf(
+             f->pool, "grant_type=" JWT_BEARER "&assertion=%s",
+             test_form_encode(f->pool, test_jwt_script(f->pool, "JWT", "rc=expired;msg=old"))),
+         &a);
+    test_answer_expect(&a, 400, "invalid_grant");
+    expect_reason("backend-idp: old");
+    /* a JWT subject token through the token exchange */
+    post(f, &f->agent,
+         mandate_pool_printf(
+             f->pool, "grant_type=" XCHG "&subject_token_type=" TT_JWT "&subject_token=%s",
+             test_form_encode(f->pool, jwt)),
+         &a);
+    test_answer_expect(&a, 200, "");
+    test_answer_clear(&a);
+}
+
+/* The metadata lists the grants of the table it can serve, in its order:
+ * the bearer grants only when a backend takes such assertions. */
+static const char *grant_types_supported(test_runtime *t, mandate_pool *pool)
+{
+    mandate_http_request req;
+    test_request_init(&req, pool, t->rt, "GET", "/.well-known/oauth-authorization-server",
+                      NULL);
+    mandate_http_response resp = {0};
+    mandate_endpoint_metadata(&req, &resp);
+    assert_int_equal(resp.status, 200);
+    const char *from = strstr(resp.body, "\"grant_types_supported\":");
+    assert_non_null(from);
+    return mandate_pool_printf(pool, "%.*s", (int)(strchr(from, ']') + 1 - from), from);
+}
+
+static void test_metadata_lists_the_table(void **state)
+{
+    fixture *f = *state;
+    assert_string_equal(grant_types_supported(f->t, f->pool),
+                        "\"grant_types_supported\":[\"client_credentials\",\"" XCHG
+                        "\",\"" SAML_BEARER "\",\"" JWT_BEARER "\"]");
+    test_runtime *bare = test_runtime_new(NULL);
+    test_runtime_instance(bare, "store", "kind = \"store\"; plugin = \"sqlite\";\n");
+    test_runtime_instance(bare, "format-jwt", "kind = \"format\"; plugin = \"jwt\";\n");
+    test_runtime_instance(bare, "backend-local", "kind = \"backend\"; plugin = \"local\";\n");
+    assert_int_equal(test_runtime_start(bare, MANDATE_RUNTIME_MIGRATE), MANDATE_OK);
+    assert_string_equal(grant_types_supported(bare, f->pool),
+                        "\"grant_types_supported\":[\"client_credentials\",\"" XCHG "\"]");
+    test_runtime_free(&bare);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_dispatch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_client_credentials, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_client_credentials_refusals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rate_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_issue_failures, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_exchange_own_token, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_exchange_refusals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_exchange_too_deep, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_exchange_federated, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_federated_refusals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_saml_bearer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_jwt_bearer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_metadata_lists_the_table, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
