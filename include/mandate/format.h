@@ -36,13 +36,26 @@ typedef struct mandate_grant {
      * the core reads it only from a format whose abi_minor is >= 4, and
      * never hands a format of an older minor a grant that has it. */
     const char *prior_actors;
+
+    /* ABI 1.5. auth_time: when the user authenticated at the IdP (RFC 9068
+     * auth_time), 0: no user sign-in. cnf_jkt and cnf_x5t_s256: the key the
+     * token is bound to (RFC 9449 DPoP: the JWK thumbprint; RFC 8705 mTLS:
+     * the certificate's SHA-256 thumbprint), both base64url, NULL: a bearer
+     * token; a format that cannot carry a binding must refuse to mint a
+     * bound grant, never drop it. Read and written only when the peer's
+     * abi_minor is >= 5. */
+    int64_t auth_time;
+    const char *cnf_jkt;
+    const char *cnf_x5t_s256;
 } mandate_grant;
 
 /* How much of a mandate_grant a host of ABI 1.abi_minor has: a plugin
  * clears or writes no more of the grant it is handed than this. */
 static inline size_t mandate_grant_size(uint16_t abi_minor)
 {
-    return abi_minor >= 4 ? sizeof(mandate_grant) : offsetof(mandate_grant, prior_actors);
+    return abi_minor >= 5   ? sizeof(mandate_grant)
+           : abi_minor >= 4 ? offsetof(mandate_grant, auth_time)
+                            : offsetof(mandate_grant, prior_actors);
 }
 
 /* A signing key handed to a format, with its private part decrypted. */

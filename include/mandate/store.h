@@ -54,6 +54,16 @@ typedef struct mandate_client {
     int64_t rate_burst;         /* 0: the config default */
     const char *attributes;     /* JSON object for backend-specific data; may be NULL */
     int64_t created_at, updated_at;
+
+    /* ABI 1.5: the client's registered metadata (RFC 7591 §2), a JSON
+     * object: redirect_uris, grant_types, response_types,
+     * token_endpoint_auth_method ("none" for a public client), client_name,
+     * client_uri, logo_uri, jwks or jwks_uri, tls_client_auth_subject_dn
+     * and the SAN forms (RFC 8705), dpop_bound_access_tokens (RFC 9449),
+     * and "registered_by" ("admin", "registration": RFC 7591). NULL: a
+     * machine client of the client credentials grant only, as before 1.5.
+     * Opaque to the store: the core reads and checks it. */
+    const char *metadata;
 } mandate_client;
 
 typedef struct mandate_client_filter {
@@ -103,6 +113,79 @@ typedef mandate_rc (*mandate_revocation_cb)(void *ctx, const char *jti, const ch
 typedef mandate_rc (*mandate_token_record_cb)(void *ctx, const mandate_token_record *record);
 typedef mandate_rc (*mandate_replay_cb)(void *ctx, const char *ns, const char *id,
                                         int64_t expires_at);
+
+/* ABI 1.5: an authorization code (RFC 6749 §4.1), held until redeemed or
+ * expired. The code itself is never stored, only its hash. */
+typedef struct mandate_auth_code {
+    const unsigned char *code_hash;
+    size_t code_hash_len;
+    const char *client_id;
+    const char *redirect_uri;   /* exactly as the authorization request named it */
+    const char *code_challenge; /* PKCE S256 (RFC 7636) */
+    const char *family_id;      /* what is issued from it: revoked if it is used twice */
+    const char *grant;          /* the decided grant as JSON text */
+    int64_t issued_at, expires_at;
+} mandate_auth_code;
+
+/* ABI 1.5: a refresh token. Every token of one sign-in's rotation shares a
+ * family; only one of them is ever active. */
+typedef enum mandate_refresh_status {
+    MANDATE_REFRESH_ACTIVE = 1,
+    MANDATE_REFRESH_USED = 2,    /* rotated: presenting it again is a reuse */
+    MANDATE_REFRESH_REVOKED = 3  /* its family was ended */
+} mandate_refresh_status;
+
+typedef struct mandate_refresh_token {
+    const unsigned char *token_hash;
+    size_t token_hash_len;
+    const char *family_id;
+    const char *client_id;
+    const char *tenant;
+    const char *subject;
+    const char *grant;           /* JSON text: scope, resources, idp, auth_time, cnf, ... */
+    mandate_refresh_status status;
+    int64_t issued_at;
+    int64_t expires_at;          /* this token's end (idle timeout) */
+    int64_t family_expires_at;   /* the family's end, however often it rotates */
+} mandate_refresh_token;
+
+/* ABI 1.5: a browser session at the broker (a sign-in at an IdP), known by
+ * the hash of its cookie's value. */
+typedef struct mandate_session {
+    const unsigned char *id_hash;
+    size_t id_hash_len;
+    const char *tenant;
+    const char *subject;
+    const char *idp;             /* the backend instance the user signed in through */
+    const char *identity;        /* the identity as JSON, for the mapping rules */
+    int64_t created_at;
+    int64_t authn_at;            /* when the IdP authenticated the user */
+    int64_t last_seen_at;        /* for the idle timeout */
+    int64_t expires_at;          /* absolute */
+} mandate_session;
+
+/* ABI 1.5: a user's remembered consent to a client, for a set of scopes
+ * and resources. */
+typedef struct mandate_consent {
+    const char *tenant;
+    const char *subject;
+    const char *client_id;
+    const char *scope;           /* space-separated */
+    const char *resources;       /* space-separated */
+    int64_t created_at;
+    int64_t expires_at;          /* 0: until revoked */
+} mandate_consent;
+
+typedef mandate_rc (*mandate_consent_cb)(void *ctx, const mandate_consent *consent);
+
+/* ABI 1.5: a client's metadata document (a Client ID Metadata Document: its
+ * client_id is the document's https URL), as fetched and checked. */
+typedef struct mandate_client_document {
+    const char *url;
+    const char *document;        /* JSON text */
+    int64_t fetched_at;
+    int64_t expires_at;          /* fetched again after this */
+} mandate_client_document;
 
 typedef struct mandate_store_ops {
     /* Is the store reachable? Cheap; used by /readyz. */
@@ -178,6 +261,106 @@ typedef struct mandate_store_ops {
                              mandate_error *err);
     mandate_rc (*replay_list)(void *inst, int64_t now, mandate_replay_cb each, void *ctx,
                               mandate_error *err);
+
+    /* ABI 1.5: sign-in (authorization codes, refresh tokens, browser
+     * sessions, consents, client metadata documents), one-time records and
+     * where tokens came from. Read only when the plugin's abi_minor is >= 5;
+     * each may be NULL (the core then refuses what needs it, and says so).
+     * purge() drops every kind of row past its expires_at. Keys are hashes
+     * (SHA-256) of the secrets the browser or the client holds; no store
+     * ever sees a code, refresh token or session cookie. */
+
+    /* One-time records: a value held under (ns, key) until taken once or
+     * expired: pending authorizations while the user signs in at an IdP,
+     * pushed authorization requests, initial access tokens. put:
+     * MANDATE_EXISTS when the key is taken. take: atomically removes and
+     * returns it; MANDATE_NOT_FOUND when none, taken already or expired. */
+    mandate_rc (*once_put)(void *inst, const char *ns, const unsigned char *key, size_t key_len,
+                           const char *value, int64_t expires_at, mandate_error *err);
+    mandate_rc (*once_take)(void *inst, mandate_pool *pool, const char *ns,
+                            const unsigned char *key, size_t key_len, int64_t now,
+                            char **value_r, mandate_error *err);
+
+    /* Authorization codes. put: MANDATE_EXISTS on a hash already there.
+     * take: redeems it, atomically across nodes: MANDATE_OK the first time
+     * (code_r filled); MANDATE_EXISTS with code_r filled when it was
+     * redeemed before (a replay: the caller ends its family);
+     * MANDATE_NOT_FOUND when unknown or expired at now. */
+    mandate_rc (*auth_code_put)(void *inst, const mandate_auth_code *code, mandate_error *err);
+    mandate_rc (*auth_code_take)(void *inst, mandate_pool *pool, const unsigned char *hash,
+                                 size_t hash_len, int64_t now, mandate_auth_code *code_r,
+                                 mandate_error *err);
+
+    /* Refresh tokens. put: the first of a family (or after rotation, see
+     * refresh_rotate); MANDATE_EXISTS on a hash already there. get: any
+     * status (introspection, revocation); MANDATE_NOT_FOUND when unknown or
+     * past its expires_at or family_expires_at. rotate: atomically, when
+     * old_hash is ACTIVE, unexpired and its family alive, marks it USED and
+     * stores next (same family) -> MANDATE_OK with old_r; when old_hash is
+     * USED, ends its family (every token REVOKED) -> MANDATE_DENIED with
+     * old_r (reuse detected, RFC 9700 §4.14.2); REVOKED -> MANDATE_DENIED
+     * with old_r; unknown or expired -> MANDATE_NOT_FOUND.
+     * revoke_family: every token of the family REVOKED (count_r: how many
+     * were ACTIVE; may be NULL). revoke_subject: the same for every family
+     * of a user (a disabled user, an admin's revocation). */
+    mandate_rc (*refresh_put)(void *inst, const mandate_refresh_token *token, mandate_error *err);
+    mandate_rc (*refresh_get)(void *inst, mandate_pool *pool, const unsigned char *hash,
+                              size_t hash_len, int64_t now, mandate_refresh_token *token_r,
+                              mandate_error *err);
+    mandate_rc (*refresh_rotate)(void *inst, mandate_pool *pool, const unsigned char *old_hash,
+                                 size_t old_hash_len, int64_t now,
+                                 const mandate_refresh_token *next,
+                                 mandate_refresh_token *old_r, mandate_error *err);
+    mandate_rc (*refresh_revoke_family)(void *inst, const char *family_id, uint64_t *count_r,
+                                        mandate_error *err);
+    mandate_rc (*refresh_revoke_subject)(void *inst, const char *tenant, const char *subject,
+                                         uint64_t *count_r, mandate_error *err);
+
+    /* Browser sessions. put: MANDATE_EXISTS on a hash already there. get:
+     * MANDATE_NOT_FOUND when unknown or past expires_at (the caller judges
+     * the idle timeout from last_seen_at). touch: sets last_seen_at.
+     * delete_subject: every session of a user (count_r may be NULL). */
+    mandate_rc (*session_put)(void *inst, const mandate_session *session, mandate_error *err);
+    mandate_rc (*session_get)(void *inst, mandate_pool *pool, const unsigned char *hash,
+                              size_t hash_len, int64_t now, mandate_session *session_r,
+                              mandate_error *err);
+    mandate_rc (*session_touch)(void *inst, const unsigned char *hash, size_t hash_len,
+                                int64_t now, mandate_error *err);
+    mandate_rc (*session_delete)(void *inst, const unsigned char *hash, size_t hash_len,
+                                 mandate_error *err);
+    mandate_rc (*session_delete_subject)(void *inst, const char *tenant, const char *subject,
+                                         uint64_t *count_r, mandate_error *err);
+
+    /* Consents, one per (tenant, subject, client_id): put replaces it. get:
+     * MANDATE_NOT_FOUND when none or expired at now. list: a user's, in
+     * client_id order. */
+    mandate_rc (*consent_put)(void *inst, const mandate_consent *consent, mandate_error *err);
+    mandate_rc (*consent_get)(void *inst, mandate_pool *pool, const char *tenant,
+                              const char *subject, const char *client_id, int64_t now,
+                              mandate_consent *consent_r, mandate_error *err);
+    mandate_rc (*consent_delete)(void *inst, const char *tenant, const char *subject,
+                                 const char *client_id, mandate_error *err);
+    mandate_rc (*consent_list)(void *inst, const char *tenant, const char *subject,
+                               mandate_consent_cb each, void *ctx, mandate_error *err);
+
+    /* Client metadata documents, one per URL: put replaces it. get:
+     * MANDATE_NOT_FOUND when none (an expired one is returned: the caller
+     * may serve it while a fetch fails, and decides). */
+    mandate_rc (*client_document_put)(void *inst, const mandate_client_document *doc,
+                                      mandate_error *err);
+    mandate_rc (*client_document_get)(void *inst, mandate_pool *pool, const char *url,
+                                      mandate_client_document *doc_r, mandate_error *err);
+
+    /* Where a token came from: jti (or a family or code id) was derived
+     * from parent, and lives until expires_at. revoke_descendants revokes
+     * (as revoke() does) every jti below root, however deep, each until its
+     * own expires_at, and raises the generation: a refresh family, a code
+     * redeemed twice, a token handed down a chain of agents. count_r: how
+     * many were revoked (may be NULL). */
+    mandate_rc (*lineage_add)(void *inst, const char *jti, const char *parent,
+                              const char *client_id, int64_t expires_at, mandate_error *err);
+    mandate_rc (*revoke_descendants)(void *inst, const char *root, uint64_t *count_r,
+                                     mandate_error *err);
 } mandate_store_ops;
 
 #ifdef __cplusplus
