@@ -123,6 +123,73 @@ mandate_rc mandate_store_token_list(const mandate_instance *store, int64_t now,
 mandate_rc mandate_store_replay_list(const mandate_instance *store, int64_t now,
                                      mandate_replay_cb each, void *ctx, mandate_error *err);
 
+/* Sign-in (store ABI 1.5): whether the store has every operation; each call
+ * answers MANDATE_ERROR when it has not. See include/mandate/store.h for
+ * what each answers. A client's registered metadata is refused by a store
+ * before 1.5 (it would drop it), and read as NULL from one. */
+bool mandate_store_signs_in(const mandate_instance *store);
+mandate_rc mandate_store_once_put(const mandate_instance *store, const char *ns,
+                                  const unsigned char *key, size_t key_len, const char *value,
+                                  int64_t expires_at, mandate_error *err);
+mandate_rc mandate_store_once_take(const mandate_instance *store, mandate_pool *pool,
+                                   const char *ns, const unsigned char *key, size_t key_len,
+                                   int64_t now, char **value_r, mandate_error *err);
+mandate_rc mandate_store_auth_code_put(const mandate_instance *store,
+                                       const mandate_auth_code *code, mandate_error *err);
+mandate_rc mandate_store_auth_code_take(const mandate_instance *store, mandate_pool *pool,
+                                        const unsigned char *hash, size_t hash_len, int64_t now,
+                                        mandate_auth_code *code_r, mandate_error *err);
+mandate_rc mandate_store_refresh_put(const mandate_instance *store,
+                                     const mandate_refresh_token *token, mandate_error *err);
+mandate_rc mandate_store_refresh_get(const mandate_instance *store, mandate_pool *pool,
+                                     const unsigned char *hash, size_t hash_len, int64_t now,
+                                     mandate_refresh_token *token_r, mandate_error *err);
+mandate_rc mandate_store_refresh_rotate(const mandate_instance *store, mandate_pool *pool,
+                                        const unsigned char *old_hash, size_t old_hash_len,
+                                        int64_t now, const mandate_refresh_token *next,
+                                        mandate_refresh_token *old_r, mandate_error *err);
+mandate_rc mandate_store_refresh_revoke_family(const mandate_instance *store,
+                                               const char *family_id, uint64_t *count_r,
+                                               mandate_error *err);
+mandate_rc mandate_store_refresh_revoke_subject(const mandate_instance *store,
+                                                const char *tenant, const char *subject,
+                                                uint64_t *count_r, mandate_error *err);
+mandate_rc mandate_store_session_put(const mandate_instance *store,
+                                     const mandate_session *session, mandate_error *err);
+mandate_rc mandate_store_session_get(const mandate_instance *store, mandate_pool *pool,
+                                     const unsigned char *hash, size_t hash_len, int64_t now,
+                                     mandate_session *session_r, mandate_error *err);
+mandate_rc mandate_store_session_touch(const mandate_instance *store, const unsigned char *hash,
+                                       size_t hash_len, int64_t now, mandate_error *err);
+mandate_rc mandate_store_session_delete(const mandate_instance *store, const unsigned char *hash,
+                                        size_t hash_len, mandate_error *err);
+mandate_rc mandate_store_session_delete_subject(const mandate_instance *store,
+                                                const char *tenant, const char *subject,
+                                                uint64_t *count_r, mandate_error *err);
+mandate_rc mandate_store_consent_put(const mandate_instance *store,
+                                     const mandate_consent *consent, mandate_error *err);
+mandate_rc mandate_store_consent_get(const mandate_instance *store, mandate_pool *pool,
+                                     const char *tenant, const char *subject,
+                                     const char *client_id, int64_t now,
+                                     mandate_consent *consent_r, mandate_error *err);
+mandate_rc mandate_store_consent_delete(const mandate_instance *store, const char *tenant,
+                                        const char *subject, const char *client_id,
+                                        mandate_error *err);
+mandate_rc mandate_store_consent_list(const mandate_instance *store, const char *tenant,
+                                      const char *subject, mandate_consent_cb each, void *ctx,
+                                      mandate_error *err);
+mandate_rc mandate_store_client_document_put(const mandate_instance *store,
+                                             const mandate_client_document *doc,
+                                             mandate_error *err);
+mandate_rc mandate_store_client_document_get(const mandate_instance *store, mandate_pool *pool,
+                                             const char *url, mandate_client_document *doc_r,
+                                             mandate_error *err);
+mandate_rc mandate_store_lineage_add(const mandate_instance *store, const char *jti,
+                                     const char *parent, const char *client_id,
+                                     int64_t expires_at, mandate_error *err);
+mandate_rc mandate_store_revoke_descendants(const mandate_instance *store, const char *root,
+                                            uint64_t *count_r, mandate_error *err);
+
 /* --- backend --------------------------------------------------------------- */
 
 /* What a started backend instance can do; false for any other instance. */
@@ -151,6 +218,23 @@ mandate_rc mandate_backend_provision(const mandate_instance *in, mandate_pool *p
  * instance's calls are all taken. */
 const char *mandate_backend_status(const mandate_instance *in, mandate_pool *pool,
                                    const char **detail_r);
+
+/* Sign-in at the backend's IdP (backend ABI 1.5): whether the instance
+ * offers it; start and finish (include/mandate/backend.h). finish answers
+ * MANDATE_INVALID when the plugin returns no subject. */
+bool mandate_backend_signs_in(const mandate_instance *in);
+mandate_rc mandate_backend_login_start(const mandate_instance *in, mandate_pool *pool,
+                                       const mandate_login_request *request,
+                                       mandate_login_redirect *redirect_r, mandate_error *err);
+mandate_rc mandate_backend_login_finish(const mandate_instance *in, mandate_pool *pool,
+                                        const mandate_login_response *response,
+                                        mandate_identity *identity_r, mandate_error *err);
+/* What the IdP's administrator needs (SAML SP metadata): MANDATE_NOT_FOUND
+ * when the instance publishes none. */
+bool mandate_backend_publishes_login_metadata(const mandate_instance *in);
+mandate_rc mandate_backend_login_metadata(const mandate_instance *in, mandate_pool *pool,
+                                          const char *callback_url, char **text_r,
+                                          const char **content_type_r, mandate_error *err);
 
 /* --- format ---------------------------------------------------------------- */
 

@@ -178,22 +178,40 @@ mandate_rc mandate_store_generation(const mandate_instance *store, uint64_t *gen
     STORE_CALL(store, err, generation, generation_r, err);
 }
 
+/* A client's registered metadata (ABI 1.5) goes only to a store that keeps
+ * it: an older one would drop its redirect URIs without a word. */
+static mandate_rc metadata_kept(const mandate_instance *store, const mandate_client *client,
+                                mandate_error *err)
+{
+    if (client->metadata != NULL && abi_minor(store) < 5)
+        return mandate_error_set(err, MANDATE_ERROR,
+                                 "the store cannot keep a client's registered metadata "
+                                 "(before store ABI 1.5)");
+    return MANDATE_OK;
+}
+
 mandate_rc mandate_store_client_get(const mandate_instance *store, mandate_pool *pool,
                                     const char *client_id, mandate_client *client_r,
                                     mandate_error *err)
 {
+    /* an older store fills only the fields it knows */
+    memset(client_r, 0, sizeof(*client_r));
     STORE_CALL(store, err, client_get, pool, client_id, client_r, err);
 }
 
 mandate_rc mandate_store_client_create(const mandate_instance *store,
                                        const mandate_client *client, mandate_error *err)
 {
+    if (metadata_kept(store, client, err) != MANDATE_OK)
+        return store_answer(err->rc);
     STORE_CALL(store, err, client_create, client, err);
 }
 
 mandate_rc mandate_store_client_update(const mandate_instance *store,
                                        const mandate_client *client, mandate_error *err)
 {
+    if (metadata_kept(store, client, err) != MANDATE_OK)
+        return store_answer(err->rc);
     STORE_CALL(store, err, client_update, client, err);
 }
 
@@ -313,6 +331,189 @@ mandate_rc mandate_store_replay_list(const mandate_instance *store, int64_t now,
     STORE_LIST(store, err, replay_list, now, each, ctx, err);
 }
 
+/* --- store: sign-in (ABI 1.5) ------------------------------------------------ */
+
+bool mandate_store_signs_in(const mandate_instance *store)
+{
+    const mandate_store_ops *ops = store_ops(store);
+    return ops != NULL && abi_minor(store) >= 5 && ops->once_put != NULL &&
+           ops->once_take != NULL && ops->auth_code_put != NULL && ops->auth_code_take != NULL &&
+           ops->refresh_put != NULL && ops->refresh_get != NULL && ops->refresh_rotate != NULL &&
+           ops->refresh_revoke_family != NULL && ops->refresh_revoke_subject != NULL &&
+           ops->session_put != NULL && ops->session_get != NULL && ops->session_touch != NULL &&
+           ops->session_delete != NULL && ops->session_delete_subject != NULL &&
+           ops->consent_put != NULL && ops->consent_get != NULL &&
+           ops->consent_delete != NULL && ops->consent_list != NULL &&
+           ops->client_document_put != NULL && ops->client_document_get != NULL &&
+           ops->lineage_add != NULL && ops->revoke_descendants != NULL;
+}
+
+/* The body of a sign-in call: refused by a store without ABI 1.5, which
+ * mandated says at start when sign-in is configured. */
+#define STORE_SIGNIN(store, err, op, ...)                                                      \
+    do {                                                                                       \
+        if (!mandate_store_signs_in(store))                                                    \
+            return mandate_error_set(err, MANDATE_ERROR,                                       \
+                                     "the store cannot keep sign-ins (before store ABI 1.5)"); \
+        STORE_CALL(store, err, op, __VA_ARGS__);                                               \
+    } while (0)
+
+mandate_rc mandate_store_once_put(const mandate_instance *store, const char *ns,
+                                  const unsigned char *key, size_t key_len, const char *value,
+                                  int64_t expires_at, mandate_error *err)
+{
+    STORE_SIGNIN(store, err, once_put, ns, key, key_len, value, expires_at, err);
+}
+
+mandate_rc mandate_store_once_take(const mandate_instance *store, mandate_pool *pool,
+                                   const char *ns, const unsigned char *key, size_t key_len,
+                                   int64_t now, char **value_r, mandate_error *err)
+{
+    STORE_SIGNIN(store, err, once_take, pool, ns, key, key_len, now, value_r, err);
+}
+
+mandate_rc mandate_store_auth_code_put(const mandate_instance *store,
+                                       const mandate_auth_code *code, mandate_error *err)
+{
+    STORE_SIGNIN(store, err, auth_code_put, code, err);
+}
+
+mandate_rc mandate_store_auth_code_take(const mandate_instance *store, mandate_pool *pool,
+                                        const unsigned char *hash, size_t hash_len, int64_t now,
+                                        mandate_auth_code *code_r, mandate_error *err)
+{
+    memset(code_r, 0, sizeof(*code_r));
+    STORE_SIGNIN(store, err, auth_code_take, pool, hash, hash_len, now, code_r, err);
+}
+
+mandate_rc mandate_store_refresh_put(const mandate_instance *store,
+                                     const mandate_refresh_token *token, mandate_error *err)
+{
+    STORE_SIGNIN(store, err, refresh_put, token, err);
+}
+
+mandate_rc mandate_store_refresh_get(const mandate_instance *store, mandate_pool *pool,
+                                     const unsigned char *hash, size_t hash_len, int64_t now,
+                                     mandate_refresh_token *token_r, mandate_error *err)
+{
+    memset(token_r, 0, sizeof(*token_r));
+    STORE_SIGNIN(store, err, refresh_get, pool, hash, hash_len, now, token_r, err);
+}
+
+mandate_rc mandate_store_refresh_rotate(const mandate_instance *store, mandate_pool *pool,
+                                        const unsigned char *old_hash, size_t old_hash_len,
+                                        int64_t now, const mandate_refresh_token *next,
+                                        mandate_refresh_token *old_r, mandate_error *err)
+{
+    memset(old_r, 0, sizeof(*old_r));
+    STORE_SIGNIN(store, err, refresh_rotate, pool, old_hash, old_hash_len, now, next, old_r,
+                 err);
+}
+
+mandate_rc mandate_store_refresh_revoke_family(const mandate_instance *store,
+                                               const char *family_id, uint64_t *count_r,
+                                               mandate_error *err)
+{
+    STORE_SIGNIN(store, err, refresh_revoke_family, family_id, count_r, err);
+}
+
+mandate_rc mandate_store_refresh_revoke_subject(const mandate_instance *store,
+                                                const char *tenant, const char *subject,
+                                                uint64_t *count_r, mandate_error *err)
+{
+    STORE_SIGNIN(store, err, refresh_revoke_subject, tenant, subject, count_r, err);
+}
+
+mandate_rc mandate_store_session_put(const mandate_instance *store,
+                                     const mandate_session *session, mandate_error *err)
+{
+    STORE_SIGNIN(store, err, session_put, session, err);
+}
+
+mandate_rc mandate_store_session_get(const mandate_instance *store, mandate_pool *pool,
+                                     const unsigned char *hash, size_t hash_len, int64_t now,
+                                     mandate_session *session_r, mandate_error *err)
+{
+    memset(session_r, 0, sizeof(*session_r));
+    STORE_SIGNIN(store, err, session_get, pool, hash, hash_len, now, session_r, err);
+}
+
+mandate_rc mandate_store_session_touch(const mandate_instance *store, const unsigned char *hash,
+                                       size_t hash_len, int64_t now, mandate_error *err)
+{
+    STORE_SIGNIN(store, err, session_touch, hash, hash_len, now, err);
+}
+
+mandate_rc mandate_store_session_delete(const mandate_instance *store, const unsigned char *hash,
+                                        size_t hash_len, mandate_error *err)
+{
+    STORE_SIGNIN(store, err, session_delete, hash, hash_len, err);
+}
+
+mandate_rc mandate_store_session_delete_subject(const mandate_instance *store,
+                                                const char *tenant, const char *subject,
+                                                uint64_t *count_r, mandate_error *err)
+{
+    STORE_SIGNIN(store, err, session_delete_subject, tenant, subject, count_r, err);
+}
+
+mandate_rc mandate_store_consent_put(const mandate_instance *store,
+                                     const mandate_consent *consent, mandate_error *err)
+{
+    STORE_SIGNIN(store, err, consent_put, consent, err);
+}
+
+mandate_rc mandate_store_consent_get(const mandate_instance *store, mandate_pool *pool,
+                                     const char *tenant, const char *subject,
+                                     const char *client_id, int64_t now,
+                                     mandate_consent *consent_r, mandate_error *err)
+{
+    memset(consent_r, 0, sizeof(*consent_r));
+    STORE_SIGNIN(store, err, consent_get, pool, tenant, subject, client_id, now, consent_r, err);
+}
+
+mandate_rc mandate_store_consent_delete(const mandate_instance *store, const char *tenant,
+                                        const char *subject, const char *client_id,
+                                        mandate_error *err)
+{
+    STORE_SIGNIN(store, err, consent_delete, tenant, subject, client_id, err);
+}
+
+mandate_rc mandate_store_consent_list(const mandate_instance *store, const char *tenant,
+                                      const char *subject, mandate_consent_cb each, void *ctx,
+                                      mandate_error *err)
+{
+    STORE_SIGNIN(store, err, consent_list, tenant, subject, each, ctx, err);
+}
+
+mandate_rc mandate_store_client_document_put(const mandate_instance *store,
+                                             const mandate_client_document *doc,
+                                             mandate_error *err)
+{
+    STORE_SIGNIN(store, err, client_document_put, doc, err);
+}
+
+mandate_rc mandate_store_client_document_get(const mandate_instance *store, mandate_pool *pool,
+                                             const char *url, mandate_client_document *doc_r,
+                                             mandate_error *err)
+{
+    memset(doc_r, 0, sizeof(*doc_r));
+    STORE_SIGNIN(store, err, client_document_get, pool, url, doc_r, err);
+}
+
+mandate_rc mandate_store_lineage_add(const mandate_instance *store, const char *jti,
+                                     const char *parent, const char *client_id,
+                                     int64_t expires_at, mandate_error *err)
+{
+    STORE_SIGNIN(store, err, lineage_add, jti, parent, client_id, expires_at, err);
+}
+
+mandate_rc mandate_store_revoke_descendants(const mandate_instance *store, const char *root,
+                                            uint64_t *count_r, mandate_error *err)
+{
+    STORE_SIGNIN(store, err, revoke_descendants, root, count_r, err);
+}
+
 /* --- backend --------------------------------------------------------------- */
 
 static const mandate_backend_ops *backend_ops(const mandate_instance *in)
@@ -395,6 +596,67 @@ const char *mandate_backend_status(const mandate_instance *in, mandate_pool *poo
         return NULL;
     const char *state = ops->status(in->inst, pool, detail_r);
     return state != NULL ? state : MANDATE_BACKEND_STATE_UNKNOWN;
+}
+
+bool mandate_backend_signs_in(const mandate_instance *in)
+{
+    const mandate_backend_ops *ops = backend_ops(in);
+    return ops != NULL && abi_minor(in) >= 5 && ops->login_start != NULL &&
+           ops->login_finish != NULL;
+}
+
+mandate_rc mandate_backend_login_start(const mandate_instance *in, mandate_pool *pool,
+                                       const mandate_login_request *request,
+                                       mandate_login_redirect *redirect_r, mandate_error *err)
+{
+    memset(redirect_r, 0, sizeof(*redirect_r));
+    if (!mandate_backend_signs_in(in))
+        return mandate_error_set(err, MANDATE_ERROR, "instance '%s' offers no sign-in",
+                                 in->conf->name);
+    mandate_rc rc;
+    GATED(in, err, &rc, backend_ops(in)->login_start(in->inst, pool, request, redirect_r, err));
+    if (rc == MANDATE_OK && redirect_r->url == NULL)
+        return mandate_error_set(err, MANDATE_ERROR, "instance '%s' gave no address to sign in at",
+                                 in->conf->name);
+    return rc;
+}
+
+mandate_rc mandate_backend_login_finish(const mandate_instance *in, mandate_pool *pool,
+                                        const mandate_login_response *response,
+                                        mandate_identity *identity_r, mandate_error *err)
+{
+    memset(identity_r, 0, sizeof(*identity_r));
+    if (!mandate_backend_signs_in(in))
+        return mandate_error_set(err, MANDATE_ERROR, "instance '%s' offers no sign-in",
+                                 in->conf->name);
+    mandate_rc rc;
+    GATED(in, err, &rc, backend_ops(in)->login_finish(in->inst, pool, response, identity_r, err));
+    if (rc == MANDATE_OK && (identity_r->subject == NULL || identity_r->subject[0] == '\0'))
+        return mandate_error_set(err, MANDATE_INVALID, "instance '%s' signed in no subject",
+                                 in->conf->name);
+    return rc;
+}
+
+bool mandate_backend_publishes_login_metadata(const mandate_instance *in)
+{
+    const mandate_backend_ops *ops = backend_ops(in);
+    return ops != NULL && abi_minor(in) >= 5 && ops->login_metadata != NULL;
+}
+
+mandate_rc mandate_backend_login_metadata(const mandate_instance *in, mandate_pool *pool,
+                                          const char *callback_url, char **text_r,
+                                          const char **content_type_r, mandate_error *err)
+{
+    *text_r = NULL;
+    *content_type_r = NULL;
+    if (!mandate_backend_publishes_login_metadata(in))
+        return mandate_error_set(err, MANDATE_NOT_FOUND, "instance '%s' publishes no metadata",
+                                 in->conf->name);
+    mandate_rc rc;
+    GATED(in, err, &rc,
+          backend_ops(in)->login_metadata(in->inst, pool, callback_url, text_r, content_type_r,
+                                          err));
+    return rc;
 }
 
 /* --- format ---------------------------------------------------------------- */
