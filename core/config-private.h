@@ -8,6 +8,7 @@
 
 #include "conf-private.h"
 #include "delegation-private.h"
+#include "signin-config-private.h"
 #include "gateway-path-private.h"
 #include "mapping-private.h"
 
@@ -79,6 +80,7 @@ typedef struct mandate_config {
     mandate_mappings mappings; /* federated identity -> grant */
 
     mandate_delegation delegation; /* who may exchange whose tokens */
+    mandate_signin_config signin;  /* people's sign-in */
 } mandate_config;
 
 /* Read and check mandate.conf and the instance files it points to. Plugin

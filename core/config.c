@@ -111,11 +111,29 @@ static const mandate_conf_def core_defs[] = {
     {"delegation.max_depth", MANDATE_CONF_INT, 0, CONF_OFF(delegation.max_depth),
      CONF_TEXT(MANDATE_DELEGATION_DEFAULT_MAX_DEPTH), 1, MANDATE_GRANT_MAX_ACTORS, NULL,
      "actors a token's act chain may hold, the one acting now included"},
+    {"signin.session_lifetime", MANDATE_CONF_INT, 0, CONF_OFF(signin.session_lifetime),
+     "28800", 60, 31 * 86400, NULL, "seconds a browser session at the broker lasts at most"},
+    {"signin.session_idle", MANDATE_CONF_INT, 0, CONF_OFF(signin.session_idle), "3600", 60,
+     31 * 86400, NULL, "seconds a browser session may sit unused"},
+    {"signin.pending_lifetime", MANDATE_CONF_INT, 0, CONF_OFF(signin.pending_lifetime), "600",
+     60, 3600, NULL, "seconds a user has to sign in at the IdP"},
+    {"signin.code_lifetime", MANDATE_CONF_INT, 0, CONF_OFF(signin.code_lifetime), "60", 5, 60,
+     NULL, "seconds an authorization code lives (at most 60)"},
+    {"signin.refresh_tokens", MANDATE_CONF_BOOL, 0, CONF_OFF(signin.refresh_tokens), "true", 0,
+     0, NULL, "issue refresh tokens to clients whose grant_types hold refresh_token"},
+    {"signin.refresh_lifetime", MANDATE_CONF_INT, 0, CONF_OFF(signin.refresh_lifetime),
+     "2592000", 60, 366 * 86400, NULL,
+     "seconds a sign-in's refresh tokens last at most, however often they rotate"},
+    {"signin.refresh_idle", MANDATE_CONF_INT, 0, CONF_OFF(signin.refresh_idle), "1209600", 60,
+     366 * 86400, NULL, "seconds a refresh token lives unless used (and rotated)"},
+    {"signin.consent_lifetime", MANDATE_CONF_INT, 0, CONF_OFF(signin.consent_lifetime),
+     "7776000", 0, 3660 * 86400, NULL, "seconds a remembered consent holds; 0: until revoked"},
     MANDATE_CONF_END};
 
 static const char *const instance_reserved[] = {"kind", "plugin", NULL};
 /* Parsed by the core itself: lists of groups */
-static const char *const core_reserved[] = {"targets", "mappings", "delegation.rules", NULL};
+static const char *const core_reserved[] = {"targets",     "mappings",        "delegation.rules",
+                                            "signin.idps", "signin.tenants", NULL};
 
 #define TARGET_OFF(field) offsetof(mandate_target, field)
 static const mandate_conf_def target_defs[] = {
@@ -423,7 +441,8 @@ bool mandate_config_load(const char *path, mandate_config **config_r, mandate_di
                                 cfg->dir, cfg, diag) &&
              read_targets(cfg, &file, diag) &&
              mandate_mappings_read(&file, path, &cfg->mappings, diag) &&
-             mandate_delegation_read(&file, path, &cfg->delegation, diag);
+             mandate_delegation_read(&file, path, &cfg->delegation, diag) &&
+             mandate_signin_config_read(&file, path, &cfg->signin, diag);
     if (ok) {
         char host[256];
         unsigned port;
@@ -492,6 +511,7 @@ void mandate_config_free(mandate_config **cfgp)
     free(cfg->targets);
     mandate_mappings_free(&cfg->mappings);
     mandate_delegation_free(&cfg->delegation);
+    mandate_signin_config_free(&cfg->signin);
     mandate_conf_free_values(core_defs, cfg);
     free(cfg->path);
     free(cfg->dir);

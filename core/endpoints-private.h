@@ -13,5 +13,11 @@ void mandate_endpoint_introspect(mandate_http_request *req, mandate_http_respons
 void mandate_endpoint_revoke(mandate_http_request *req, mandate_http_response *resp);
 void mandate_endpoint_gateway_check(mandate_http_request *req, mandate_http_response *resp);
 void mandate_endpoint_metrics(mandate_http_request *req, mandate_http_response *resp);
+/* People's sign-in: endpoint-authorize.c, endpoint-login.c, endpoint-consent.c */
+void mandate_endpoint_authorize(mandate_http_request *req, mandate_http_response *resp);
+void mandate_endpoint_authorize_choose(mandate_http_request *req, mandate_http_response *resp);
+void mandate_endpoint_login(mandate_http_request *req, mandate_http_response *resp);
+void mandate_endpoint_consent(mandate_http_request *req, mandate_http_response *resp);
+void mandate_endpoint_logout(mandate_http_request *req, mandate_http_response *resp);
 
 #endif

@@ -36,6 +36,9 @@ const mandate_form_param *mandate_form_find(const mandate_form *form, const char
 mandate_rc mandate_url_decode(mandate_pool *pool, const char *s, size_t len,
                               bool plus_is_space, char **out_r, mandate_error *err);
 
+/* Percent-encode everything but RFC 3986 unreserved characters, into pool
+ * memory: for a value in a query string or a form. */
+char *mandate_url_encode(mandate_pool *pool, const char *s);
 /* The value of a hexadecimal digit, either case; -1 for any other char. */
 int mandate_hex_value(char c);
 

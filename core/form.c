@@ -223,3 +223,22 @@ mandate_rc mandate_basic_auth_parse(mandate_pool *pool, const char *header, char
         return mandate_error_set(err, MANDATE_INVALID, "malformed Basic credentials");
     return MANDATE_OK;
 }
+
+char *mandate_url_encode(mandate_pool *pool, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t len = strlen(s);
+    char *out = mandate_pool_alloc(pool, 3 * len + 1), *o = out;
+    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+        if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+            *p == '-' || *p == '.' || *p == '_' || *p == '~') {
+            *o++ = (char)*p;
+        } else {
+            *o++ = '%';
+            *o++ = hex[*p >> 4];
+            *o++ = hex[*p & 0xf];
+        }
+    }
+    *o = '\0';
+    return out;
+}

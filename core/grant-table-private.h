@@ -22,6 +22,7 @@ typedef enum mandate_grant_advertised {
     MANDATE_GRANT_ADVERTISED_IF_ACCEPTED, /* when an enabled backend accepts one of the
                                          subject token types */
     MANDATE_GRANT_NOT_ADVERTISED,
+    MANDATE_GRANT_ADVERTISED_IF_SIGNIN, /* when someone can sign in (a backend offers it) */
 } mandate_grant_advertised;
 
 typedef struct mandate_grant_type {

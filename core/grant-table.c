@@ -9,6 +9,7 @@
 #include "metrics-private.h"
 #include "plugins-private.h"
 #include "runtime-private.h"
+#include "signin-private.h"
 #include "token-types-private.h"
 
 static const char *const saml2_types[] = {MANDATE_TOKEN_TYPE_SAML2, NULL};
@@ -19,6 +20,10 @@ static const char *const jwt_types[] = {MANDATE_TOKEN_TYPE_JWT, MANDATE_TOKEN_TY
  * always works; the bearer grants only when a backend takes such
  * assertions. */
 static const mandate_grant_type rows[] = {
+    {MANDATE_GRANT_AUTHORIZATION_CODE_URI, mandate_grant_authorization_code,
+     "authorization_code", MANDATE_GRANT_ADVERTISED_IF_SIGNIN, NULL},
+    {MANDATE_GRANT_REFRESH_TOKEN_URI, mandate_grant_refresh_token, "refresh_token",
+     MANDATE_GRANT_ADVERTISED_IF_SIGNIN, NULL},
     {MANDATE_GRANT_CLIENT_CREDENTIALS_URI, mandate_grant_client_credentials,
      "client_credentials", MANDATE_GRANT_ADVERTISED, NULL},
     {MANDATE_GRANT_TOKEN_EXCHANGE_URI, mandate_grant_token_exchange, "token_exchange",
@@ -56,6 +61,7 @@ bool mandate_grant_table_advertised(const mandate_grant_type *grant,
     switch (grant->advertised) {
     case MANDATE_GRANT_ADVERTISED: return true;
     case MANDATE_GRANT_NOT_ADVERTISED: return false;
+    case MANDATE_GRANT_ADVERTISED_IF_SIGNIN: return mandate_signin_available(rt);
     case MANDATE_GRANT_ADVERTISED_IF_ACCEPTED: break;
     }
     for (size_t i = 0; i < mandate_runtime_instance_count(rt); i++)

@@ -17,6 +17,16 @@
 #define MANDATE_GRANT_SAML2_BEARER_URI "urn:ietf:params:oauth:grant-type:saml2-bearer"
 #define MANDATE_GRANT_JWT_BEARER_URI "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
+#define MANDATE_GRANT_AUTHORIZATION_CODE_URI "authorization_code"
+#define MANDATE_GRANT_REFRESH_TOKEN_URI "refresh_token"
+
+/* People's sign-in (grant-authorization-code.c): the code of the
+ * authorization endpoint (PKCE), and refresh tokens rotated on use. */
+void mandate_grant_authorization_code(mandate_http_request *req, mandate_http_response *resp,
+                                      const mandate_form *form);
+void mandate_grant_refresh_token(mandate_http_request *req, mandate_http_response *resp,
+                                 const mandate_form *form);
+
 /* RFC 6749 §4.4 client credentials (grant-client-credentials.c). */
 void mandate_grant_client_credentials(mandate_http_request *req, mandate_http_response *resp,
                                       const mandate_form *form);

@@ -14,7 +14,7 @@
 struct mandate_runtime;
 
 #define MANDATE_REQUEST_ID_LEN 16
-#define MANDATE_HTTP_MAX_HEADERS 8
+#define MANDATE_HTTP_MAX_HEADERS 16 /* a page: CSP, framing, cookies, caching, ... */
 
 typedef struct mandate_http_request {
     const char *method;

@@ -26,6 +26,20 @@ void mandate_token_answer(mandate_http_request *req, mandate_http_response *resp
                           const mandate_client *client, const mandate_grant *grant,
                           const char *token, const mandate_instance *fmt,
                           const char *grant_type, json_t *extra, const char *issued_token_type);
+/* The first half of mandate_token_issue: grant minted with the client's
+ * format into *token_r (fmt_r: the format). false: refused, audited (with
+ * extra, stolen) and answered. */
+bool mandate_token_mint(mandate_http_request *req, mandate_http_response *resp,
+                        const mandate_client *client, const mandate_grant *grant,
+                        const char *grant_type, json_t *extra, char **token_r,
+                        const mandate_instance **fmt_r);
+/* mandate_token_answer with more members in the answer (stolen, may be
+ * NULL): a refresh_token (RFC 6749 §5.1). */
+void mandate_token_answer_with(mandate_http_request *req, mandate_http_response *resp,
+                               const mandate_client *client, const mandate_grant *grant,
+                               const char *token, const mandate_instance *fmt,
+                               const char *grant_type, json_t *extra,
+                               const char *issued_token_type, json_t *more);
 /* Records token.refused with the reason (and extra, stolen, may be NULL),
  * then answers the error. */
 void mandate_token_refuse(mandate_http_request *req, mandate_http_response *resp,

@@ -96,9 +96,10 @@ static const mandate_instance *client_format(mandate_http_request *req,
     return in;
 }
 
-void mandate_token_issue(mandate_http_request *req, mandate_http_response *resp,
-                         const mandate_client *client, const mandate_grant *grant,
-                         const char *grant_type, json_t *extra, const char *issued_token_type)
+bool mandate_token_mint(mandate_http_request *req, mandate_http_response *resp,
+                        const mandate_client *client, const mandate_grant *grant,
+                        const char *grant_type, json_t *extra, char **token_r,
+                        const mandate_instance **fmt_r)
 {
     mandate_oauth_error oerr;
     const mandate_instance *fmt = client_format(req, client);
@@ -106,7 +107,7 @@ void mandate_token_issue(mandate_http_request *req, mandate_http_response *resp,
         mandate_oauth_fail_rc(&oerr, MANDATE_ERROR);
         oerr.reason = "the client's token format is not enabled";
         mandate_token_refuse(req, resp, &oerr, grant_type, client->client_id, extra);
-        return;
+        return false;
     }
     /* a format of before ABI 1.4 would drop the earlier actors and mint a
      * chain that says less than it is */
@@ -116,7 +117,7 @@ void mandate_token_issue(mandate_http_request *req, mandate_http_response *resp,
         mandate_oauth_fail_rc(&oerr, MANDATE_ERROR);
         oerr.reason = "the client's token format cannot carry a chain of actors";
         mandate_token_refuse(req, resp, &oerr, grant_type, client->client_id, extra);
-        return;
+        return false;
     }
     char *token = NULL;
     mandate_error err = {0};
@@ -127,8 +128,21 @@ void mandate_token_issue(mandate_http_request *req, mandate_http_response *resp,
         mandate_oauth_fail_rc(&oerr, rc);
         oerr.reason = "the format could not mint";
         mandate_token_refuse(req, resp, &oerr, grant_type, client->client_id, extra);
-        return;
+        return false;
     }
+    *token_r = token;
+    *fmt_r = fmt;
+    return true;
+}
+
+void mandate_token_issue(mandate_http_request *req, mandate_http_response *resp,
+                         const mandate_client *client, const mandate_grant *grant,
+                         const char *grant_type, json_t *extra, const char *issued_token_type)
+{
+    char *token;
+    const mandate_instance *fmt;
+    if (!mandate_token_mint(req, resp, client, grant, grant_type, extra, &token, &fmt))
+        return;
     mandate_token_answer(req, resp, client, grant, token, fmt, grant_type, extra,
                          issued_token_type);
 }
@@ -137,6 +151,16 @@ void mandate_token_answer(mandate_http_request *req, mandate_http_response *resp
                           const mandate_client *client, const mandate_grant *grant,
                           const char *token, const mandate_instance *fmt,
                           const char *grant_type, json_t *extra, const char *issued_token_type)
+{
+    mandate_token_answer_with(req, resp, client, grant, token, fmt, grant_type, extra,
+                              issued_token_type, NULL);
+}
+
+void mandate_token_answer_with(mandate_http_request *req, mandate_http_response *resp,
+                               const mandate_client *client, const mandate_grant *grant,
+                               const char *token, const mandate_instance *fmt,
+                               const char *grant_type, json_t *extra,
+                               const char *issued_token_type, json_t *more)
 {
     mandate_oauth_error oerr;
     int64_t expires_in = grant->expires_at - grant->issued_at;
@@ -161,6 +185,7 @@ void mandate_token_answer(mandate_http_request *req, mandate_http_response *resp
         json_decref(extra);
     }
     if (mandate_audit_event("token.issued", fields) != MANDATE_OK) {
+        json_decref(more);
         mandate_oauth_fail_rc(&oerr, MANDATE_TEMPFAIL);
         mandate_oauth_respond_error(req, resp, &oerr);
         return;
@@ -180,6 +205,10 @@ void mandate_token_answer(mandate_http_request *req, mandate_http_response *resp
         json_object_set_new(rest, "scope", json_string(grant->scope));
     if (issued_token_type != NULL)
         json_object_set_new(rest, "issued_token_type", json_string(issued_token_type));
+    if (more != NULL) {
+        json_object_update(rest, more);
+        json_decref(more);
+    }
     mandate_http_response_token_json(req, resp, 200, "access_token", token, rest);
     mandate_http_response_header(resp, "Cache-Control", "no-store");
     mandate_http_response_header(resp, "Pragma", "no-cache");

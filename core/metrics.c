@@ -51,6 +51,7 @@ static const char *const endpoint_names[MANDATE_EP_COUNT_] = {
     [MANDATE_EP_REVOKE] = "revoke", [MANDATE_EP_GATEWAY] = "gateway_check",
     [MANDATE_EP_JWKS] = "jwks",     [MANDATE_EP_METADATA] = "metadata",
     [MANDATE_EP_HEALTH] = "health", [MANDATE_EP_METRICS] = "metrics",
+    [MANDATE_EP_AUTHORIZE] = "authorize", [MANDATE_EP_SIGNIN] = "signin",
     [MANDATE_EP_OTHER] = "other",
 };
 
@@ -213,6 +214,10 @@ mandate_metric_endpoint mandate_metrics_endpoint_of(const char *path)
         {"/healthz", MANDATE_EP_HEALTH},
         {"/readyz", MANDATE_EP_HEALTH},
         {"/metrics", MANDATE_EP_METRICS},
+        {"/oauth2/authorize", MANDATE_EP_AUTHORIZE},
+        {"/oauth2/authorize/choose", MANDATE_EP_AUTHORIZE},
+        {"/consent", MANDATE_EP_SIGNIN},
+        {"/logout", MANDATE_EP_SIGNIN},
     };
     static const char gateway_prefix[] = "/gateway/check/";
 
@@ -222,6 +227,8 @@ mandate_metric_endpoint mandate_metrics_endpoint_of(const char *path)
         if (strcmp(path, exact[i].path) == 0)
             return exact[i].ep;
     }
+    if (strncmp(path, "/login/", 7) == 0)
+        return MANDATE_EP_SIGNIN;
     if (strncmp(path, gateway_prefix, sizeof(gateway_prefix) - 1) == 0)
         return MANDATE_EP_GATEWAY;
     return MANDATE_EP_OTHER;

@@ -37,6 +37,10 @@
 
 #include "http-private.h"
 
+/* The address the request comes from: the socket's peer, or the client
+ * behind a trusted proxy (server.trusted_proxies); see peer-private.h. */
+const char *mandate_request_peer(mandate_http_request *req);
+
 void mandate_refusals_start(size_t buckets);
 /* Writes every count still held, then forgets everything. */
 void mandate_refusals_stop(void);

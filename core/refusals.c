@@ -184,7 +184,7 @@ static void key_of(const char *peer, const char *event, const char *what, uint64
  * or the client behind a trusted proxy (server.trusted_proxies), worked
  * out once per request. Here, not in the HTTP layer: which proxies are
  * trusted is configuration, which that layer does not know. */
-static const char *request_peer(mandate_http_request *req)
+const char *mandate_request_peer(mandate_http_request *req)
 {
     if (req->peer[0] == '\0') {
         char *const *trusted = req->runtime != NULL
@@ -201,7 +201,7 @@ static const char *request_peer(mandate_http_request *req)
 mandate_refusal_verdict mandate_refusal_record(mandate_http_request *req, const char *event,
                                                json_t *fields, unsigned *retry_after_r)
 {
-    const char *peer = request_peer(req);
+    const char *peer = mandate_request_peer(req);
     if (fields == NULL)
         fields = json_object();
     json_object_set_new(fields, "peer", json_string(peer));

@@ -26,6 +26,12 @@ static const route routes[] = {
     {"POST", "/oauth2/introspect", mandate_endpoint_introspect, false},
     {"POST", "/oauth2/revoke", mandate_endpoint_revoke, false},
     {"GET", "/metrics", mandate_endpoint_metrics, false},
+    {"GET", "/oauth2/authorize", mandate_endpoint_authorize, false},
+    {"POST", "/oauth2/authorize/choose", mandate_endpoint_authorize_choose, false},
+    {NULL, "/login/", mandate_endpoint_login, true},
+    {"POST", "/consent", mandate_endpoint_consent, false},
+    {"GET", "/logout", mandate_endpoint_logout, false},
+    {"POST", "/logout", mandate_endpoint_logout, false},
     /* nginx auth_request keeps the original method; Envoy appends the path */
     {NULL, "/gateway/check", mandate_endpoint_gateway_check, false},
     {NULL, "/gateway/check/", mandate_endpoint_gateway_check, true},

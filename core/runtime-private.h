@@ -46,6 +46,9 @@ const mandate_instance *mandate_runtime_store(const mandate_runtime *runtime);
 /* The key that wraps signing keys; NULL when no key-encryption key was
  * loaded (CHECK_ONLY). */
 const unsigned char *mandate_runtime_key_wrap_key(const mandate_runtime *runtime);
+/* The 32-byte key of the sign-in pages' CSRF tokens, derived from the KEK;
+ * NULL without one. */
+const unsigned char *mandate_runtime_signin_key(const mandate_runtime *runtime);
 
 /* An instance of a kind by its instance name ("format-jwt"), else the one
  * instance of that kind whose plugin has that name ("jwt"); NULL if none or

@@ -26,6 +26,7 @@ struct mandate_runtime {
      * call costs half of keying afresh (an algorithm fetch and the pads) */
     EVP_MAC_CTX *secret_hash;
     unsigned char key_wrap_key[32];
+    unsigned char signin_key[32]; /* CSRF tokens of the sign-in pages */
     struct mandate_keyring *keyring;
     struct mandate_token_cache *token_cache;
     mandate_host_env host_env; /* what the instances' hosts reach */
@@ -60,6 +61,11 @@ const mandate_instance *mandate_runtime_store(const mandate_runtime *rt)
 const unsigned char *mandate_runtime_key_wrap_key(const mandate_runtime *rt)
 {
     return rt != NULL && rt->have_kek ? rt->key_wrap_key : NULL;
+}
+
+const unsigned char *mandate_runtime_signin_key(const mandate_runtime *rt)
+{
+    return rt != NULL && rt->have_kek ? rt->signin_key : NULL;
 }
 
 struct mandate_keyring *mandate_runtime_keyring(const mandate_runtime *rt)
@@ -120,6 +126,7 @@ static void runtime_destroy(mandate_runtime *rt)
     mandate_config_free(&rt->config);
     EVP_MAC_CTX_free(rt->secret_hash); /* OpenSSL cleanses the key state */
     OPENSSL_cleanse(rt->key_wrap_key, sizeof(rt->key_wrap_key));
+    OPENSSL_cleanse(rt->signin_key, sizeof(rt->signin_key));
     free(rt);
 }
 
@@ -183,6 +190,8 @@ static bool load_kek(mandate_runtime *rt, mandate_diag *diag)
         rc = mandate_kek_derive(kek, "mandate client secret hash v1", hash_key, &err);
     if (rc == MANDATE_OK)
         rc = mandate_kek_derive(kek, "mandate signing key wrap v1", rt->key_wrap_key, &err);
+    if (rc == MANDATE_OK)
+        rc = mandate_kek_derive(kek, "mandate sign-in v1", rt->signin_key, &err);
     if (rc == MANDATE_OK && (rt->secret_hash = hmac_sha256_keyed(hash_key)) == NULL)
         rc = mandate_error_set(&err, MANDATE_ERROR, "cannot prepare HMAC-SHA256");
     OPENSSL_cleanse(kek, sizeof(kek));

@@ -1,0 +1,253 @@
+/* The IdPs' side of the sign-in: /login/INSTANCE/callback (the IdP sends
+ * the browser back, GET or POST) and /login/INSTANCE/metadata (what the
+ * IdP's administrator needs, e.g. a SAML service provider's metadata).
+ * The protocol is the backend's (login_finish); here: the pending
+ * authorization taken once, its browser checked, a session opened. */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "audit-events-private.h"
+#include "clock-private.h"
+#include "endpoints-private.h"
+#include "log-private.h"
+#include "pool-private.h"
+#include "refusals-private.h"
+#include "runtime-private.h"
+#include "signin-private.h"
+#include "web-private.h"
+
+#define INSTANCE_MAX 128
+
+/* /login/NAME/WHAT: the instance's name and what is asked; false when the
+ * path is not of that form. */
+static bool split_path(mandate_http_request *req, const char **name_r, const char **what_r)
+{
+    const char *p = req->path + strlen("/login/");
+    const char *slash = strchr(p, '/');
+    if (slash == NULL || slash == p || (size_t)(slash - p) > INSTANCE_MAX ||
+        strchr(slash + 1, '/') != NULL)
+        return false;
+    *name_r = mandate_pool_strndup(req->pool, p, (size_t)(slash - p));
+    *what_r = slash + 1;
+    return true;
+}
+
+static void refuse(mandate_http_request *req, mandate_http_response *resp, unsigned status,
+                   const char *idp, const char *title, const char *message, const char *reason)
+{
+    json_t *fields = json_pack("{s:o,s:o}", "idp", mandate_audit_text(idp, MANDATE_AUDIT_TEXT_MAX),
+                               "reason", mandate_audit_text(reason, MANDATE_AUDIT_TEXT_MAX));
+    unsigned retry;
+    if (mandate_refusal_record(req, "login.refused", fields, &retry) ==
+        MANDATE_REFUSAL_OVER_BUDGET) {
+        mandate_web_error_page(req, resp, 429, "Too many requests",
+                               "Too many refused requests came from your address.");
+        return;
+    }
+    log_info("sign-in callback refused (%s): %s", idp ? idp : "-", reason);
+    mandate_web_error_page(req, resp, status, title, message);
+}
+
+/* The callback's fields: the query of a GET, the form of a POST. */
+static bool callback_params(mandate_http_request *req, mandate_form *form, mandate_error *err)
+{
+    if (strcmp(req->method, "POST") == 0) {
+        const char *ct = mandate_http_request_header(req, "Content-Type");
+        if (ct == NULL || strncasecmp(ct, "application/x-www-form-urlencoded", 33) != 0) {
+            mandate_error_set(err, MANDATE_INVALID, "a POST callback must be a form");
+            return false;
+        }
+        return mandate_form_parse(req->pool, req->body, req->body_len, NULL, form, err) ==
+               MANDATE_OK;
+    }
+    return mandate_web_query(req, NULL, form, err) == MANDATE_OK;
+}
+
+static char *hex32(mandate_pool *pool, const unsigned char h[32])
+{
+    static const char digits[] = "0123456789abcdef";
+    char *out = mandate_pool_alloc(pool, 65);
+    for (size_t i = 0; i < 32; i++) {
+        out[2 * i] = digits[h[i] >> 4];
+        out[2 * i + 1] = digits[h[i] & 0xf];
+    }
+    return out;
+}
+
+static void callback(mandate_http_request *req, mandate_http_response *resp,
+                     const mandate_instance *in)
+{
+    const char *idp = in->conf->name;
+    const mandate_config *cfg = mandate_runtime_config(req->runtime);
+    mandate_error err = {0};
+    mandate_form form;
+    if (!callback_params(req, &form, &err)) {
+        refuse(req, resp, 400, idp, "This answer cannot be read",
+               "The identity provider's answer is malformed.", err.message);
+        return;
+    }
+    const char *handle = mandate_form_get(&form, "state");
+    if (handle == NULL)
+        handle = mandate_form_get(&form, "RelayState");
+    mandate_pending p;
+    mandate_rc rc = mandate_signin_pending_take(req, "authorize", handle, &p, &err);
+    if (rc != MANDATE_OK) {
+        refuse(req, resp, rc == MANDATE_NOT_FOUND ? 400 : 503, idp, "This sign-in has expired",
+               "This sign-in was finished already, is too old, or was not started here. Start "
+               "again from the application.",
+               handle == NULL ? "no state in the answer" : err.message);
+        return;
+    }
+    /* the browser that started it, and the IdP it was sent to */
+    const char *cookie = mandate_web_cookie(req, MANDATE_LOGIN_COOKIE);
+    unsigned char h[32];
+    if (cookie != NULL)
+        mandate_web_hash(cookie, h);
+    if (p.idp == NULL || strcmp(p.idp, idp) != 0 || p.binding == NULL || cookie == NULL ||
+        strcmp(hex32(req->pool, h), p.binding) != 0) {
+        refuse(req, resp, 400, idp, "This sign-in cannot be finished here",
+               "This sign-in was started in another browser, or at another identity "
+               "provider. Start again from the application.",
+               p.idp == NULL || strcmp(p.idp, idp) != 0 ? "answer from another IdP"
+                                                        : "not the browser that started it");
+        return;
+    }
+
+    mandate_login_param params[MANDATE_FORM_MAX_PARAMS];
+    for (size_t i = 0; i < form.count; i++)
+        params[i] = (mandate_login_param){form.params[i].name, form.params[i].values[0]};
+    mandate_login_response lr = {
+        .callback_url = mandate_oauth_endpoint_url(
+            req, mandate_pool_printf(req->pool, "/login/%s/callback", idp)),
+        .params = params,
+        .param_count = form.count,
+        .remember = p.remember,
+    };
+    mandate_identity id;
+    rc = mandate_backend_login_finish(in, req->pool, &lr, &id, &err);
+    if (rc != MANDATE_OK) {
+        log_info("sign-in at %s failed: %s", idp, err.message);
+        mandate_audit_event("login.refused",
+                            json_pack("{s:s,s:s,s:o}", "client_id", p.client_id, "idp", idp,
+                                      "reason",
+                                      mandate_audit_text(err.message, MANDATE_AUDIT_TEXT_MAX)));
+        mandate_signin_redirect_error(
+            req, resp, &p, rc == MANDATE_TEMPFAIL ? "temporarily_unavailable" : "access_denied",
+            rc == MANDATE_DENIED    ? "the sign-in at the identity provider did not succeed"
+            : rc == MANDATE_INVALID ? "the identity provider's answer was refused"
+                                    : "the identity provider cannot be reached now",
+            err.message);
+        return;
+    }
+
+    /* the mapping rules first: a user no rule admits gets no session */
+    mandate_mapping_result m;
+    if (!mandate_signin_map(req, resp, &p, idp, &id, &m))
+        return;
+
+    /* a browser session for this identity */
+    const char *value = mandate_web_secret(req->pool);
+    if (value == NULL) {
+        mandate_signin_redirect_error(req, resp, &p, "server_error",
+                                      "the broker cannot open a session now", "no randomness");
+        return;
+    }
+    json_t *identity = json_pack("{s:s?,s:s,s:s?}", "issuer", id.issuer, "subject", id.subject,
+                                 "tenant", id.tenant);
+    json_t *attrs = json_loads(id.attributes ? id.attributes : "{}", 0, NULL);
+    json_object_set_new(identity, "attributes", attrs != NULL ? attrs : json_object());
+    char *identity_text = json_dumps(identity, JSON_COMPACT);
+    json_decref(identity);
+    int64_t now = mandate_clock_now();
+    unsigned char key[32];
+    mandate_web_hash(value, key);
+    mandate_session session = {
+        .id_hash = key,
+        .id_hash_len = sizeof(key),
+        .tenant = m.tenant,
+        .subject = m.subject,
+        .idp = idp,
+        .identity = mandate_pool_strdup(req->pool, identity_text),
+        .created_at = now,
+        .authn_at = id.authn_instant > 0 && id.authn_instant <= now ? id.authn_instant : now,
+        .last_seen_at = now,
+        .expires_at = now + cfg->signin.session_lifetime,
+    };
+    free(identity_text);
+    rc = mandate_store_session_put(mandate_runtime_store(req->runtime), &session, &err);
+    if (rc != MANDATE_OK) {
+        log_error("a browser session cannot be kept: %s", err.message);
+        mandate_signin_redirect_error(req, resp, &p, "temporarily_unavailable",
+                                      "the broker cannot open a session now", err.message);
+        return;
+    }
+    mandate_audit_event("login.finished",
+                        json_pack("{s:s,s:s,s:o,s:s,s:s,s:s,s:I}", "client_id", p.client_id,
+                                  "idp", idp, "upstream_sub",
+                                  mandate_audit_text(id.subject, MANDATE_AUDIT_TEXT_MAX), "sub",
+                                  m.subject, "tenant", m.tenant, "rule", m.rule->name,
+                                  "authn_at", (json_int_t)session.authn_at));
+    log_info("signed in at %s: %s as %s (rule %s)", idp, id.subject, m.subject, m.rule->name);
+    mandate_web_set_session_cookie(req, resp, value, cfg->signin.session_lifetime);
+    /* the login cookie has done its job */
+    mandate_http_response_header(
+        resp, "Set-Cookie",
+        mandate_pool_printf(req->pool, "%s=; Path=/; Secure; HttpOnly; SameSite=None; Max-Age=0",
+                            MANDATE_LOGIN_COOKIE));
+    mandate_signin_continue(req, resp, &p, &session, value);
+}
+
+void mandate_endpoint_login(mandate_http_request *req, mandate_http_response *resp)
+{
+    const char *name, *what;
+    if (!split_path(req, &name, &what)) {
+        mandate_http_response_error(req, resp, 404, "not_found", "no such endpoint");
+        return;
+    }
+    const mandate_instance *in = mandate_runtime_find(req->runtime, MANDATE_BACKEND, name);
+    bool callback_route = strcmp(what, "callback") == 0;
+    bool metadata_route = strcmp(what, "metadata") == 0;
+    if (in == NULL || !mandate_backend_signs_in(in) || (!callback_route && !metadata_route)) {
+        mandate_http_response_error(req, resp, 404, "not_found", "no such endpoint");
+        return;
+    }
+    if (callback_route) {
+        if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "POST") != 0) {
+            mandate_http_response_error(req, resp, 405, "invalid_request",
+                                        "method not allowed on this endpoint");
+            mandate_http_response_header(resp, "Allow", "GET, POST");
+            return;
+        }
+        callback(req, resp, in);
+        return;
+    }
+    if (strcmp(req->method, "GET") != 0) {
+        mandate_http_response_error(req, resp, 405, "invalid_request",
+                                    "method not allowed on this endpoint");
+        mandate_http_response_header(resp, "Allow", "GET");
+        return;
+    }
+    mandate_error err = {0};
+    char *text;
+    const char *type;
+    mandate_rc rc = mandate_backend_login_metadata(
+        in, req->pool,
+        mandate_oauth_endpoint_url(req, mandate_pool_printf(req->pool, "/login/%s/callback",
+                                                            name)),
+        &text, &type, &err);
+    if (rc != MANDATE_OK) {
+        mandate_http_response_error(req, resp, rc == MANDATE_NOT_FOUND ? 404 : 503,
+                                    rc == MANDATE_NOT_FOUND ? "not_found"
+                                                            : "temporarily_unavailable",
+                                    rc == MANDATE_NOT_FOUND ? "this instance publishes nothing"
+                                                            : NULL);
+        return;
+    }
+    resp->status = 200;
+    resp->content_type = type != NULL ? type : "application/octet-stream";
+    resp->body = text;
+    resp->body_len = strlen(text);
+}

@@ -1,0 +1,402 @@
+/* The grants of people's sign-in at POST /oauth2/token: an authorization
+ * code (RFC 6749 §4.1.3, PKCE RFC 7636, RFC 8707 resource) and a refresh
+ * token (RFC 6749 §6), rotated on every use with reuse detection (RFC 9700
+ * §4.14.2). What both issue belongs to one family: the code's, so that a
+ * code redeemed twice or a refresh token used twice ends every token the
+ * sign-in produced. */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+#include "audit-events-private.h"
+#include "clock-private.h"
+#include "grants-private.h"
+#include "issue-private.h"
+#include "jose.h"
+#include "log-private.h"
+#include "oauth-private.h"
+#include "pool-private.h"
+#include "runtime-private.h"
+#include "signin-private.h"
+#include "web-private.h"
+#include "word-list.h"
+
+#define GRANT_CODE "authorization_code"
+#define GRANT_REFRESH "refresh_token"
+
+/* RFC 7636 §4.1: 43 to 128 unreserved characters */
+static bool verifier_valid(const char *v)
+{
+    size_t len = v != NULL ? strlen(v) : 0;
+    if (len < 43 || len > 128)
+        return false;
+    for (const char *p = v; *p != '\0'; p++)
+        if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+              *p == '-' || *p == '.' || *p == '_' || *p == '~'))
+            return false;
+    return true;
+}
+
+static bool pkce_ok(const char *verifier, const char *challenge)
+{
+    unsigned char md[32];
+    unsigned int len = 0;
+    if (EVP_Digest(verifier, strlen(verifier), md, &len, EVP_sha256(), NULL) != 1)
+        return false;
+    char s256[64];
+    mandate_b64url_encode(md, len, s256);
+    return strcmp(s256, challenge) == 0;
+}
+
+/* The resources asked at the token endpoint (RFC 8707 §2.2): within those
+ * of the grant, or refused; none asked: the grant's. */
+static bool narrowed_audience(mandate_pool *pool, const mandate_form *form, const char *granted,
+                              const char **audience_r, const char **missing_r)
+{
+    const mandate_form_param *resources = mandate_form_find(form, "resource");
+    if (resources == NULL || resources->value_count == 0) {
+        *audience_r = granted;
+        return true;
+    }
+    char *list = mandate_pool_alloc(pool, 1);
+    for (size_t i = 0; i < resources->value_count; i++) {
+        const char *r = resources->values[i];
+        if (!mandate_word_list_has(granted, r, strlen(r))) {
+            *missing_r = r;
+            return false;
+        }
+        list = mandate_pool_printf(pool, "%s%s%s", list, i ? " " : "", r);
+    }
+    *audience_r = list;
+    return true;
+}
+
+static const char *json_str(mandate_pool *pool, const json_t *o, const char *name)
+{
+    const char *v = json_string_value(json_object_get(o, name));
+    return v != NULL ? mandate_pool_strdup(pool, v) : NULL;
+}
+
+/* The access token of a sign-in grant (g: the grant's JSON, family: its
+ * family), and a refresh token when the client's grant types allow: minted,
+ * tied to the family, audited and answered. */
+static void issue(mandate_http_request *req, mandate_http_response *resp,
+                  const mandate_client *client, const json_t *g, const char *family_id,
+                  const char *scope, const char *audience, int64_t family_expires_at,
+                  const char *grant_type, json_t *extra)
+{
+    const mandate_config *cfg = mandate_runtime_config(req->runtime);
+    mandate_oauth_error oerr;
+    mandate_error err = {0};
+    mandate_grant grant = {
+        .subject = json_str(req->pool, g, "sub"),
+        .client_id = client->client_id,
+        .tenant = json_str(req->pool, g, "tenant"),
+        .scope = scope,
+        .audience = audience,
+        .idp = json_str(req->pool, g, "idp"),
+    };
+    json_t *auth_time = json_object_get(g, "auth_time");
+    grant.auth_time = json_is_integer(auth_time) ? json_integer_value(auth_time) : 0;
+    json_t *lifetime = json_object_get(g, "lifetime");
+    int64_t life = json_is_integer(lifetime) ? json_integer_value(lifetime) : cfg->token_lifetime;
+    if (grant.subject == NULL || grant.tenant == NULL ||
+        !mandate_token_grant_start(req, &grant, life, 0)) {
+        mandate_oauth_fail_rc(&oerr, MANDATE_ERROR);
+        oerr.reason = "a sign-in grant without its subject, or no randomness";
+        mandate_token_refuse(req, resp, &oerr, grant_type, client->client_id, extra);
+        return;
+    }
+    char *token;
+    const mandate_instance *fmt;
+    if (!mandate_token_mint(req, resp, client, &grant, grant_type, extra, &token, &fmt))
+        return;
+    /* tied to its family before it leaves: revoking the family reaches it */
+    const mandate_instance *store = mandate_runtime_store(req->runtime);
+    if (mandate_store_lineage_add(store, grant.jti, family_id, client->client_id,
+                                  grant.expires_at, &err) != MANDATE_OK) {
+        log_error("token %s cannot be tied to its sign-in: %s", grant.jti, err.message);
+        mandate_oauth_fail_rc(&oerr, MANDATE_TEMPFAIL);
+        oerr.reason = "the token cannot be tied to its sign-in";
+        mandate_token_refuse(req, resp, &oerr, grant_type, client->client_id, extra);
+        return;
+    }
+    json_t *more = NULL;
+    if (cfg->signin.refresh_tokens &&
+        mandate_signin_client_grants(req->pool, client, GRANT_REFRESH)) {
+        json_t *rg = json_deep_copy(g);
+        json_object_set_new(rg, "scope", json_string(scope));
+        json_object_set_new(rg, "aud", audience ? json_string(audience) : json_null());
+        const char *refresh = mandate_signin_refresh_issue(req, family_id, client, grant.tenant,
+                                                           grant.subject, rg, family_expires_at,
+                                                           &err);
+        json_decref(rg);
+        if (refresh == NULL) {
+            log_error("a refresh token cannot be kept: %s", err.message);
+            mandate_oauth_fail_rc(&oerr, MANDATE_TEMPFAIL);
+            oerr.reason = "the refresh token cannot be kept";
+            mandate_token_refuse(req, resp, &oerr, grant_type, client->client_id, extra);
+            return;
+        }
+        more = json_pack("{s:s}", "refresh_token", refresh);
+        if (extra == NULL)
+            extra = json_object();
+        json_object_set_new(extra, "refresh_token_issued", json_true());
+    }
+    if (extra == NULL)
+        extra = json_object();
+    json_object_set_new(extra, "family", json_string(family_id));
+    mandate_token_answer_with(req, resp, client, &grant, token, fmt, grant_type, extra, NULL,
+                              more);
+}
+
+void mandate_grant_authorization_code(mandate_http_request *req, mandate_http_response *resp,
+                                      const mandate_form *form)
+{
+    static const char grant_type[] = GRANT_CODE;
+    mandate_oauth_error oerr;
+    mandate_error err = {0};
+    mandate_client client;
+    if (!mandate_signin_token_client(req, form, &client, &oerr)) {
+        mandate_token_refuse(req, resp, &oerr, grant_type, NULL, NULL);
+        return;
+    }
+    if (!mandate_token_within_rate(req, resp, &client, grant_type))
+        return;
+    const char *code = mandate_form_get(form, "code");
+    const char *verifier = mandate_form_get(form, "code_verifier");
+    const char *redirect_uri = mandate_form_get(form, "redirect_uri");
+    if (code == NULL || strlen(code) > 128 || verifier == NULL) {
+        mandate_oauth_fail(&oerr, 400, "invalid_request",
+                           code == NULL || strlen(code) > 128 ? "code is missing"
+                                                              : "code_verifier is missing (PKCE)");
+        mandate_token_refuse(req, resp, &oerr, grant_type, client.client_id, NULL);
+        return;
+    }
+    unsigned char hash[32];
+    mandate_web_hash(code, hash);
+    mandate_auth_code c;
+    const mandate_instance *store = mandate_runtime_store(req->runtime);
+    mandate_rc rc = mandate_store_auth_code_take(store, req->pool, hash, sizeof(hash),
+                                                 mandate_clock_now(), &c, &err);
+    if (rc == MANDATE_EXISTS) {
+        /* redeemed before: whoever has it now, every token issued from the
+         * first redemption ends (RFC 9700 §4.14 / RFC 6749 §4.1.2) */
+        uint64_t revoked = 0;
+        mandate_error e2 = {0};
+        mandate_signin_end_family(req, c.family_id, &revoked, &e2);
+        mandate_audit_event("code.replayed",
+                            json_pack("{s:s,s:s,s:I}", "client_id", client.client_id, "family",
+                                      c.family_id ? c.family_id : "", "revoked",
+                                      (json_int_t)revoked));
+        log_warning("authorization code used twice (client %s): its family ended, %llu tokens "
+                    "revoked",
+                    client.client_id, (unsigned long long)revoked);
+        mandate_oauth_fail(&oerr, 400, "invalid_grant", "the code was used already");
+        oerr.reason = "code replayed: its tokens revoked";
+        mandate_token_refuse(req, resp, &oerr, grant_type, client.client_id, NULL);
+        return;
+    }
+    if (rc != MANDATE_OK) {
+        if (rc == MANDATE_NOT_FOUND)
+            mandate_oauth_fail(&oerr, 400, "invalid_grant", "the code is unknown or expired");
+        else
+            mandate_oauth_fail_rc(&oerr, rc);
+        oerr.reason = mandate_pool_strdup(req->pool, err.message);
+        mandate_token_refuse(req, resp, &oerr, grant_type, client.client_id, NULL);
+        return;
+    }
+    const char *why = NULL;
+    if (strcmp(c.client_id, client.client_id) != 0)
+        why = "the code was issued to another client";
+    else if (redirect_uri == NULL || strcmp(redirect_uri, c.redirect_uri) != 0)
+        why = "redirect_uri is not the one of the authorization request";
+    else if (!verifier_valid(verifier) || !pkce_ok(verifier, c.code_challenge))
+        why = "code_verifier does not match the code_challenge";
+    if (why != NULL) {
+        /* a code presented wrongly is spent all the same: it cannot be
+         * tried again with another verifier */
+        mandate_oauth_fail(&oerr, 400, "invalid_grant", why);
+        mandate_token_refuse(req, resp, &oerr, grant_type, client.client_id,
+                             json_pack("{s:s}", "family", c.family_id));
+        return;
+    }
+    json_t *g = json_loads(c.grant, 0, NULL);
+    const char *granted_aud = json_str(req->pool, g, "aud");
+    const char *audience, *missing = NULL;
+    if (!narrowed_audience(req->pool, form, granted_aud, &audience, &missing)) {
+        json_decref(g);
+        mandate_oauth_fail(&oerr, 400, "invalid_target",
+                           mandate_pool_printf(req->pool,
+                                               "resource %s was not granted by the user",
+                                               missing));
+        mandate_token_refuse(req, resp, &oerr, grant_type, client.client_id, NULL);
+        return;
+    }
+    const mandate_config *cfg = mandate_runtime_config(req->runtime);
+    mandate_audit_event("code.redeemed", json_pack("{s:s,s:s}", "client_id", client.client_id,
+                                                   "family", c.family_id));
+    issue(req, resp, &client, g, c.family_id, json_str(req->pool, g, "scope"), audience,
+          mandate_clock_now() + cfg->signin.refresh_lifetime, grant_type, NULL);
+    json_decref(g);
+}
+
+void mandate_grant_refresh_token(mandate_http_request *req, mandate_http_response *resp,
+                                 const mandate_form *form)
+{
+    static const char grant_type[] = GRANT_REFRESH;
+    mandate_oauth_error oerr;
+    mandate_error err = {0};
+    mandate_client client;
+    if (!mandate_signin_token_client(req, form, &client, &oerr)) {
+        mandate_token_refuse(req, resp, &oerr, grant_type, NULL, NULL);
+        return;
+    }
+    if (!mandate_token_within_rate(req, resp, &client, grant_type))
+        return;
+    const char *token = mandate_form_get(form, "refresh_token");
+    if (token == NULL || strlen(token) > 256) {
+        mandate_oauth_fail(&oerr, 400, "invalid_request", "refresh_token is missing");
+        mandate_token_refuse(req, resp, &oerr, grant_type, client.client_id, NULL);
+        return;
+    }
+    unsigned char hash[32];
+    mandate_web_hash(token, hash);
+    const mandate_instance *store = mandate_runtime_store(req->runtime);
+    int64_t now = mandate_clock_now();
+    mandate_refresh_token old;
+    mandate_rc rc = mandate_store_refresh_get(store, req->pool, hash, sizeof(hash), now, &old,
+                                              &err);
+    if (rc == MANDATE_OK && strcmp(old.client_id, client.client_id) != 0) {
+        /* RFC 6749 §6: bound to the client it was issued to; not a reuse */
+        mandate_oauth_fail(&oerr, 400, "invalid_grant",
+                           "the refresh token was issued to another client");
+        mandate_token_refuse(req, resp, &oerr, grant_type, client.client_id, NULL);
+        return;
+    }
+    if (rc != MANDATE_OK) {
+        if (rc == MANDATE_NOT_FOUND)
+            mandate_oauth_fail(&oerr, 400, "invalid_grant",
+                               "the refresh token is unknown or expired");
+        else
+            mandate_oauth_fail_rc(&oerr, rc);
+        oerr.reason = mandate_pool_strdup(req->pool, err.message);
+        mandate_token_refuse(req, resp, &oerr, grant_type, client.client_id, NULL);
+        return;
+    }
+    json_t *g = json_loads(old.grant, 0, NULL);
+    const char *granted_scope = json_str(req->pool, g, "scope");
+    const char *granted_aud = json_str(req->pool, g, "aud");
+    const char *scope = mandate_form_get(form, "scope");
+    size_t len;
+    const char *beyond = scope != NULL ? mandate_word_list_missing(scope, granted_scope, &len)
+                                       : NULL;
+    const char *audience, *missing = NULL;
+    if (beyond != NULL || !narrowed_audience(req->pool, form, granted_aud, &audience, &missing)) {
+        json_decref(g);
+        if (beyond != NULL)
+            mandate_oauth_fail(&oerr, 400, "invalid_scope",
+                               mandate_pool_printf(req->pool, "scope %.*s was not granted",
+                                                   (int)len, beyond));
+        else
+            mandate_oauth_fail(&oerr, 400, "invalid_target",
+                               mandate_pool_printf(req->pool, "resource %s was not granted",
+                                                   missing));
+        mandate_token_refuse(req, resp, &oerr, grant_type, client.client_id, NULL);
+        return;
+    }
+    /* the next token of the family, then the rotation: atomic in the store */
+    const char *next_secret = mandate_web_secret(req->pool);
+    const char *next = next_secret
+                           ? mandate_pool_printf(req->pool, "%s%s", MANDATE_REFRESH_PREFIX,
+                                                 next_secret)
+                           : NULL;
+    unsigned char next_hash[32];
+    if (next != NULL)
+        mandate_web_hash(next, next_hash);
+    const mandate_config *cfg = mandate_runtime_config(req->runtime);
+    int64_t expires = now + cfg->signin.refresh_idle;
+    if (expires > old.family_expires_at)
+        expires = old.family_expires_at;
+    mandate_refresh_token n = old;
+    n.token_hash = next_hash;
+    n.token_hash_len = sizeof(next_hash);
+    n.status = MANDATE_REFRESH_ACTIVE;
+    n.issued_at = now;
+    n.expires_at = expires;
+    mandate_refresh_token rotated;
+    rc = next != NULL ? mandate_store_refresh_rotate(store, req->pool, hash, sizeof(hash), now,
+                                                     &n, &rotated, &err)
+                      : mandate_error_set(&err, MANDATE_ERROR, "no randomness");
+    if (rc == MANDATE_DENIED) {
+        /* used before (or its family ended): RFC 9700 §4.14.2, the whole
+         * family ends, the access tokens it gave included */
+        uint64_t revoked = 0;
+        mandate_error e2 = {0};
+        mandate_signin_end_family(req, old.family_id, &revoked, &e2);
+        mandate_audit_event("refresh.reused",
+                            json_pack("{s:s,s:s,s:s,s:I}", "client_id", client.client_id,
+                                      "sub", old.subject, "family", old.family_id, "revoked",
+                                      (json_int_t)revoked));
+        log_warning("refresh token used twice (client %s, user %s): its family ended",
+                    client.client_id, old.subject);
+        json_decref(g);
+        mandate_oauth_fail(&oerr, 400, "invalid_grant", "the refresh token was used already");
+        oerr.reason = "refresh token reused: its family revoked";
+        mandate_token_refuse(req, resp, &oerr, grant_type, client.client_id, NULL);
+        return;
+    }
+    if (rc != MANDATE_OK) {
+        json_decref(g);
+        if (rc == MANDATE_NOT_FOUND)
+            mandate_oauth_fail(&oerr, 400, "invalid_grant",
+                               "the refresh token is unknown or expired");
+        else
+            mandate_oauth_fail_rc(&oerr, rc);
+        oerr.reason = mandate_pool_strdup(req->pool, err.message);
+        mandate_token_refuse(req, resp, &oerr, grant_type, client.client_id, NULL);
+        return;
+    }
+    mandate_audit_event("refresh.rotated", json_pack("{s:s,s:s,s:s}", "client_id",
+                                                     client.client_id, "sub", old.subject,
+                                                     "family", old.family_id));
+    /* the access token; the refresh token to answer is the one just stored */
+    const char *eff_scope = scope != NULL ? scope : granted_scope;
+    mandate_oauth_error oerr2;
+    mandate_grant grant = {
+        .subject = old.subject,
+        .client_id = client.client_id,
+        .tenant = old.tenant,
+        .scope = eff_scope,
+        .audience = audience,
+        .idp = json_str(req->pool, g, "idp"),
+    };
+    json_t *auth_time = json_object_get(g, "auth_time");
+    grant.auth_time = json_is_integer(auth_time) ? json_integer_value(auth_time) : 0;
+    json_t *lifetime = json_object_get(g, "lifetime");
+    int64_t life = json_is_integer(lifetime) ? json_integer_value(lifetime) : cfg->token_lifetime;
+    json_decref(g);
+    if (!mandate_token_grant_start(req, &grant, life, 0)) {
+        mandate_oauth_fail_rc(&oerr2, MANDATE_ERROR);
+        mandate_token_refuse(req, resp, &oerr2, grant_type, client.client_id, NULL);
+        return;
+    }
+    char *access;
+    const mandate_instance *fmt;
+    if (!mandate_token_mint(req, resp, &client, &grant, grant_type, NULL, &access, &fmt))
+        return;
+    if (mandate_store_lineage_add(store, grant.jti, old.family_id, client.client_id,
+                                  grant.expires_at, &err) != MANDATE_OK) {
+        mandate_oauth_fail_rc(&oerr2, MANDATE_TEMPFAIL);
+        oerr2.reason = "the token cannot be tied to its sign-in";
+        mandate_token_refuse(req, resp, &oerr2, grant_type, client.client_id, NULL);
+        return;
+    }
+    mandate_token_answer_with(req, resp, &client, &grant, access, fmt, grant_type,
+                              json_pack("{s:s,s:b}", "family", old.family_id,
+                                        "refresh_token_issued", 1),
+                              NULL, json_pack("{s:s}", "refresh_token", next));
+}

@@ -1,0 +1,153 @@
+/* People's sign-in, the steps between the browser's endpoints
+ * (endpoint-authorize.c, endpoint-login.c, endpoint-consent.c,
+ * endpoint-logout.c) and the grants that redeem what they hand out
+ * (grant-authorization-code.c, grant-refresh-token.c):
+ *
+ *   authorize: client and redirect_uri checked (else an error page), then
+ *     the request (else an error sent to the redirect_uri), kept as a
+ *     pending authorization under a single-use handle
+ *   -> a browser session that suits it, or the IdP's login (login_start)
+ *   -> the callback: the pending authorization taken once, login_finish,
+ *      the mapping rules, a browser session
+ *   -> consent (remembered, or a page with a CSRF token)
+ *   -> an authorization code (60 s, single use, its hash stored), and the
+ *      browser sent to the redirect_uri with code, state and iss.
+ *
+ * Everything the browser hands back (the handle, the session cookie, the
+ * code) is a 256-bit secret of which the store keeps only a hash. The
+ * pending authorization is bound to the browser that started it by a
+ * second cookie, so that nobody can finish a sign-in in someone else's
+ * browser (login CSRF). */
+#ifndef MANDATE_SIGNIN_PRIVATE_H
+#define MANDATE_SIGNIN_PRIVATE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <mandate/backend.h>
+#include <mandate/store.h>
+
+#include "form-private.h"
+#include "http-private.h"
+#include "mapping-private.h"
+#include "oauth-private.h"
+#include "plugins-private.h"
+
+/* The cookie that binds a pending authorization to its browser:
+ * SameSite=None, since a SAML IdP answers with a cross-site POST. */
+#define MANDATE_LOGIN_COOKIE "__Host-mandate-login"
+/* The prefix of refresh tokens: tells them from access tokens at
+ * introspection and revocation. */
+#define MANDATE_REFRESH_PREFIX "mrt_"
+
+/* Whether anyone can sign in: a backend instance that offers it. */
+bool mandate_signin_available(const mandate_runtime *rt);
+/* The backend instances offered for sign-in, in the chooser's order, with
+ * their labels (signin.idps, else every instance that signs in). */
+size_t mandate_signin_idps(const mandate_runtime *rt, const mandate_instance **instances,
+                           const char **labels, size_t max);
+
+/* The client of a sign-in: a registered one (the store) or a Client ID
+ * Metadata Document. MANDATE_NOT_FOUND, MANDATE_INVALID (why in err), or
+ * MANDATE_TEMPFAIL. */
+mandate_rc mandate_signin_client(mandate_http_request *req, const char *client_id,
+                                 mandate_client *client_r, mandate_error *err);
+/* A string member of a client's registered metadata, or NULL. */
+const char *mandate_signin_client_meta(mandate_pool *pool, const mandate_client *client,
+                                       const char *name);
+/* Whether the client registered uri as a redirect URI: the exact string,
+ * or, for a loopback http URI (127.0.0.1, [::1]), any port (RFC 8252 §7.3). */
+bool mandate_signin_redirect_ok(mandate_pool *pool, const mandate_client *client,
+                                const char *uri);
+/* Whether the client's grant_types (its metadata; none: client
+ * credentials only) hold grant_type. */
+bool mandate_signin_client_grants(mandate_pool *pool, const mandate_client *client,
+                                  const char *grant_type);
+/* The client of POST /oauth2/token in a sign-in grant: a public client
+ * (token_endpoint_auth_method "none") names itself with client_id alone;
+ * any other authenticates as on the other grants. false: *oerr says why
+ * (401 invalid_client). */
+bool mandate_signin_token_client(mandate_http_request *req, const mandate_form *form,
+                                 mandate_client *client_r, mandate_oauth_error *oerr);
+
+/* A pending authorization, between the authorization request and the code. */
+typedef struct mandate_pending {
+    const char *client_id;
+    const char *redirect_uri;
+    const char *state;          /* the client's; may be NULL */
+    const char *scope;          /* asked; may be NULL */
+    const char *resources;      /* asked (RFC 8707), space-separated; may be NULL */
+    const char *code_challenge; /* S256 */
+    bool force_login, force_consent;
+    int64_t max_age;            /* -1: any */
+    const char *login_hint;
+    const char *idp;            /* the instance chosen, once chosen */
+    const char *remember;       /* the backend's, for login_finish */
+    const char *binding;        /* hash (hex) of the login cookie's value */
+    const char *session;        /* hash (hex) of the browser session, after login */
+    const char *mapped;         /* the mapping's result, after login (JSON text) */
+} mandate_pending;
+
+/* Keeps pending under a fresh handle in namespace ns ("authorize",
+ * "consent") for signin.pending_lifetime; the handle in *handle_r. */
+mandate_rc mandate_signin_pending_put(mandate_http_request *req, const char *ns,
+                                      const mandate_pending *pending, const char **handle_r,
+                                      mandate_error *err);
+/* Takes it back, once: MANDATE_NOT_FOUND when unknown, used or expired. */
+mandate_rc mandate_signin_pending_take(mandate_http_request *req, const char *ns,
+                                       const char *handle, mandate_pending *pending_r,
+                                       mandate_error *err);
+
+/* The error of an authorization request sent to its (checked) redirect
+ * URI with state and iss (RFC 6749 §4.1.2.1, RFC 9207), audited as
+ * authorize.refused with reason. */
+void mandate_signin_redirect_error(mandate_http_request *req, mandate_http_response *resp,
+                                   const mandate_pending *pending, const char *error,
+                                   const char *description, const char *reason);
+
+/* The sign-in at instance: login_start, the pending authorization kept, the
+ * login cookie set, the browser sent to the IdP. */
+void mandate_signin_start_login(mandate_http_request *req, mandate_http_response *resp,
+                                mandate_pending *pending, const mandate_instance *instance);
+
+/* The mapping rules applied to an identity vouched for by instance idp,
+ * for pending's client, scopes and resources. false: refused (no rule
+ * admits the user: a page; nothing left to grant: an error to the
+ * client), audited as login.refused. */
+bool mandate_signin_map(mandate_http_request *req, mandate_http_response *resp,
+                        mandate_pending *pending, const char *idp, const mandate_identity *id,
+                        mandate_mapping_result *m_r);
+
+/* After the user is known (a fresh login or a suitable session): the
+ * mapping rules for this request, then consent (remembered, or the
+ * page), then the code. session_value is the session cookie's value (for
+ * the consent form's CSRF token), identity and idp the session's. */
+void mandate_signin_continue(mandate_http_request *req, mandate_http_response *resp,
+                             mandate_pending *pending, const mandate_session *session,
+                             const char *session_value);
+
+/* The code for an approved pending authorization, and the redirect. */
+void mandate_signin_issue_code(mandate_http_request *req, mandate_http_response *resp,
+                               const mandate_pending *pending);
+
+/* The browser session of the request's cookie, if alive (not past
+ * signin.session_idle since last seen nor its absolute end); its cookie
+ * value in *value_r. MANDATE_NOT_FOUND otherwise. */
+mandate_rc mandate_signin_session(mandate_http_request *req, mandate_session *session_r,
+                                  const char **value_r, mandate_error *err);
+
+/* A refresh token for a grant just issued from a sign-in (family, client,
+ * user, what it may ask for): the token's text; NULL on a store failure
+ * (logged). */
+const char *mandate_signin_refresh_issue(mandate_http_request *req, const char *family_id,
+                                         const mandate_client *client, const char *tenant,
+                                         const char *subject, json_t *grant,
+                                         int64_t family_expires_at, mandate_error *err);
+
+/* Ends what a sign-in's family issued: its refresh tokens and the access
+ * tokens derived from it. count_r (may be NULL): access tokens revoked. */
+mandate_rc mandate_signin_end_family(mandate_http_request *req, const char *family_id,
+                                     uint64_t *count_r, mandate_error *err);
+
+#endif

@@ -1,0 +1,744 @@
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "audit-events-private.h"
+#include "client-documents-private.h"
+#include "clock-private.h"
+#include "html-private.h"
+#include "issue-private.h"
+#include "jose.h"
+#include "log-private.h"
+#include "oauth-private.h"
+#include "pool-private.h"
+#include "refusals-private.h"
+#include "runtime-private.h"
+#include "signin-private.h"
+#include "web-private.h"
+#include "word-list.h"
+
+/* --- the IdPs offered ------------------------------------------------------ */
+
+bool mandate_signin_available(const mandate_runtime *rt)
+{
+    for (size_t i = 0; i < mandate_runtime_instance_count(rt); i++)
+        if (mandate_backend_signs_in(mandate_runtime_instance(rt, i)))
+            return true;
+    return false;
+}
+
+size_t mandate_signin_idps(const mandate_runtime *rt, const mandate_instance **instances,
+                           const char **labels, size_t max)
+{
+    const mandate_signin_config *sc = &mandate_runtime_config(rt)->signin;
+    size_t n = 0;
+    if (sc->idp_count > 0) {
+        for (size_t i = 0; i < sc->idp_count && n < max; i++) {
+            const mandate_instance *in =
+                mandate_runtime_find(rt, MANDATE_BACKEND, sc->idps[i].instance);
+            if (in == NULL || !mandate_backend_signs_in(in))
+                continue; /* said at start (mandated checks the config) */
+            instances[n] = in;
+            labels[n++] = sc->idps[i].label ? sc->idps[i].label : in->conf->name;
+        }
+        return n;
+    }
+    for (size_t i = 0; i < mandate_runtime_instance_count(rt) && n < max; i++) {
+        const mandate_instance *in = mandate_runtime_instance(rt, i);
+        if (mandate_backend_signs_in(in)) {
+            instances[n] = in;
+            labels[n++] = in->conf->name;
+        }
+    }
+    return n;
+}
+
+/* --- clients -------------------------------------------------------------- */
+
+mandate_rc mandate_signin_client(mandate_http_request *req, const char *client_id,
+                                 mandate_client *client_r, mandate_error *err)
+{
+    if (mandate_client_id_is_document(client_id))
+        return mandate_client_document_resolve(req->runtime, req->pool, client_id, client_r,
+                                               err);
+    if (!mandate_client_id_valid(client_id))
+        return mandate_error_set(err, MANDATE_NOT_FOUND, "no such client");
+    mandate_rc rc = mandate_store_client_get(mandate_runtime_store(req->runtime), req->pool,
+                                             client_id, client_r, err);
+    if (rc == MANDATE_OK && client_r->status != MANDATE_CLIENT_ENABLED)
+        return mandate_error_set(err, MANDATE_NOT_FOUND, "the client is disabled");
+    return rc;
+}
+
+static json_t *client_meta(const mandate_client *client)
+{
+    return client->metadata != NULL ? json_loads(client->metadata, 0, NULL) : NULL;
+}
+
+const char *mandate_signin_client_meta(mandate_pool *pool, const mandate_client *client,
+                                       const char *name)
+{
+    json_t *meta = client_meta(client);
+    const char *v = json_string_value(json_object_get(meta, name));
+    const char *out = v != NULL ? mandate_pool_strdup(pool, v) : NULL;
+    json_decref(meta);
+    return out;
+}
+
+/* http://127.0.0.1:PORT/... or http://[::1]:PORT/...: the host and the rest
+ * after the port, for RFC 8252 §7.3's any-port match. */
+static bool loopback_parts(const char *uri, const char **host_r, size_t *host_len_r,
+                           const char **rest_r)
+{
+    static const char *const hosts[] = {"http://127.0.0.1", "http://[::1]"};
+    for (size_t i = 0; i < 2; i++) {
+        size_t n = strlen(hosts[i]);
+        if (strncmp(uri, hosts[i], n) != 0)
+            continue;
+        const char *p = uri + n;
+        if (*p == ':') {
+            p++;
+            if (*p < '0' || *p > '9')
+                return false;
+            while (*p >= '0' && *p <= '9')
+                p++;
+        }
+        if (*p != '/' && *p != '\0' && *p != '?')
+            return false;
+        *host_r = uri;
+        *host_len_r = n;
+        *rest_r = p;
+        return true;
+    }
+    return false;
+}
+
+bool mandate_signin_redirect_ok(mandate_pool *pool, const mandate_client *client,
+                                const char *uri)
+{
+    (void)pool;
+    json_t *meta = client_meta(client);
+    json_t *uris = json_object_get(meta, "redirect_uris");
+    bool ok = false;
+    const char *host, *rest, *rhost, *rrest;
+    size_t host_len, rhost_len;
+    bool loopback = loopback_parts(uri, &host, &host_len, &rest);
+    size_t i;
+    json_t *v;
+    json_array_foreach(uris, i, v)
+    {
+        const char *r = json_string_value(v);
+        if (r == NULL)
+            continue;
+        if (strcmp(r, uri) == 0 ||
+            (loopback && loopback_parts(r, &rhost, &rhost_len, &rrest) && rhost_len == host_len &&
+             strncmp(rhost, host, host_len) == 0 && strcmp(rrest, rest) == 0)) {
+            ok = true;
+            break;
+        }
+    }
+    json_decref(meta);
+    return ok;
+}
+
+bool mandate_signin_client_grants(mandate_pool *pool, const mandate_client *client,
+                                  const char *grant_type)
+{
+    (void)pool;
+    json_t *meta = client_meta(client);
+    json_t *grants = json_object_get(meta, "grant_types");
+    bool ok = false;
+    if (grants == NULL && meta != NULL && json_object_get(meta, "redirect_uris") != NULL)
+        /* RFC 7591 §2: grant_types defaults to authorization_code */
+        ok = strcmp(grant_type, "authorization_code") == 0;
+    size_t i;
+    json_t *v;
+    json_array_foreach(grants, i, v)
+    {
+        if (json_is_string(v) && strcmp(json_string_value(v), grant_type) == 0)
+            ok = true;
+    }
+    json_decref(meta);
+    return ok;
+}
+
+bool mandate_signin_token_client(mandate_http_request *req, const mandate_form *form,
+                                 mandate_client *client_r, mandate_oauth_error *oerr)
+{
+    bool credentials = mandate_http_request_header(req, "Authorization") != NULL ||
+                       mandate_form_get(form, "client_secret") != NULL ||
+                       mandate_form_get(form, "client_assertion") != NULL;
+    if (credentials)
+        return mandate_client_authenticate(req, form, client_r, oerr) == MANDATE_OK;
+    const char *client_id = mandate_form_get(form, "client_id");
+    mandate_error err = {0};
+    mandate_rc rc = client_id != NULL ? mandate_signin_client(req, client_id, client_r, &err)
+                                      : MANDATE_NOT_FOUND;
+    if (rc == MANDATE_TEMPFAIL || rc == MANDATE_ERROR) {
+        mandate_oauth_fail_rc(oerr, rc);
+        oerr->reason = mandate_pool_strdup(req->pool, err.message);
+        return false;
+    }
+    const char *method =
+        rc == MANDATE_OK ? mandate_signin_client_meta(req->pool, client_r,
+                                                      "token_endpoint_auth_method")
+                         : NULL;
+    if (method == NULL || strcmp(method, "none") != 0) {
+        mandate_oauth_fail(oerr, 401, "invalid_client", "client authentication failed");
+        oerr->client_id = client_id;
+        oerr->reason = client_id == NULL ? "no client_id and no credentials"
+                       : rc != MANDATE_OK
+                           ? mandate_pool_strdup(req->pool, err.message)
+                           : "a confidential client presented no credentials";
+        return false;
+    }
+    return true;
+}
+
+/* --- pending authorizations ---------------------------------------------- */
+
+static json_t *pending_json(const mandate_pending *p)
+{
+    json_t *o = json_object();
+#define PUT_STR(name)                                                                          \
+    if (p->name != NULL)                                                                       \
+    json_object_set_new(o, #name, json_string(p->name))
+    PUT_STR(client_id);
+    PUT_STR(redirect_uri);
+    PUT_STR(state);
+    PUT_STR(scope);
+    PUT_STR(resources);
+    PUT_STR(code_challenge);
+    PUT_STR(login_hint);
+    PUT_STR(idp);
+    PUT_STR(remember);
+    PUT_STR(binding);
+    PUT_STR(session);
+    PUT_STR(mapped);
+#undef PUT_STR
+    json_object_set_new(o, "force_login", json_boolean(p->force_login));
+    json_object_set_new(o, "force_consent", json_boolean(p->force_consent));
+    json_object_set_new(o, "max_age", json_integer(p->max_age));
+    return o;
+}
+
+static const char *get_str(mandate_pool *pool, const json_t *o, const char *name)
+{
+    const char *v = json_string_value(json_object_get(o, name));
+    return v != NULL ? mandate_pool_strdup(pool, v) : NULL;
+}
+
+mandate_rc mandate_signin_pending_put(mandate_http_request *req, const char *ns,
+                                      const mandate_pending *pending, const char **handle_r,
+                                      mandate_error *err)
+{
+    const char *handle = mandate_web_secret(req->pool);
+    if (handle == NULL)
+        return mandate_error_set(err, MANDATE_ERROR, "no randomness for a handle");
+    json_t *o = pending_json(pending);
+    char *text = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    unsigned char key[32];
+    mandate_web_hash(handle, key);
+    const mandate_config *cfg = mandate_runtime_config(req->runtime);
+    mandate_rc rc = mandate_store_once_put(mandate_runtime_store(req->runtime), ns, key,
+                                           sizeof(key), text,
+                                           mandate_clock_now() + cfg->signin.pending_lifetime,
+                                           err);
+    free(text);
+    if (rc == MANDATE_OK)
+        *handle_r = handle;
+    return rc;
+}
+
+mandate_rc mandate_signin_pending_take(mandate_http_request *req, const char *ns,
+                                       const char *handle, mandate_pending *p,
+                                       mandate_error *err)
+{
+    memset(p, 0, sizeof(*p));
+    if (handle == NULL || strlen(handle) > 128)
+        return mandate_error_set(err, MANDATE_NOT_FOUND, "no such sign-in");
+    unsigned char key[32];
+    mandate_web_hash(handle, key);
+    char *text = NULL;
+    mandate_rc rc = mandate_store_once_take(mandate_runtime_store(req->runtime), req->pool, ns,
+                                            key, sizeof(key), mandate_clock_now(), &text, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    json_t *o = json_loads(text, 0, NULL);
+    if (!json_is_object(o)) {
+        json_decref(o);
+        return mandate_error_set(err, MANDATE_ERROR, "a pending sign-in that is not JSON");
+    }
+    p->client_id = get_str(req->pool, o, "client_id");
+    p->redirect_uri = get_str(req->pool, o, "redirect_uri");
+    p->state = get_str(req->pool, o, "state");
+    p->scope = get_str(req->pool, o, "scope");
+    p->resources = get_str(req->pool, o, "resources");
+    p->code_challenge = get_str(req->pool, o, "code_challenge");
+    p->login_hint = get_str(req->pool, o, "login_hint");
+    p->idp = get_str(req->pool, o, "idp");
+    p->remember = get_str(req->pool, o, "remember");
+    p->binding = get_str(req->pool, o, "binding");
+    p->session = get_str(req->pool, o, "session");
+    p->force_login = json_is_true(json_object_get(o, "force_login"));
+    p->force_consent = json_is_true(json_object_get(o, "force_consent"));
+    json_t *max_age = json_object_get(o, "max_age");
+    p->max_age = json_is_integer(max_age) ? json_integer_value(max_age) : -1;
+    p->mapped = get_str(req->pool, o, "mapped");
+    json_decref(o);
+    if (p->client_id == NULL || p->redirect_uri == NULL || p->code_challenge == NULL)
+        return mandate_error_set(err, MANDATE_ERROR, "a pending sign-in without its client");
+    return MANDATE_OK;
+}
+
+/* --- answers -------------------------------------------------------------- */
+
+static void audit(const char *event, json_t *fields)
+{
+    mandate_audit_event(event, fields);
+}
+
+void mandate_signin_redirect_error(mandate_http_request *req, mandate_http_response *resp,
+                                   const mandate_pending *pending, const char *error,
+                                   const char *description, const char *reason)
+{
+    const char *issuer = mandate_runtime_config(req->runtime)->issuer;
+    json_t *fields = json_pack("{s:o,s:s,s:o}", "client_id",
+                               mandate_audit_text(pending->client_id, MANDATE_AUDIT_TEXT_MAX),
+                               "error", error, "reason",
+                               mandate_audit_text(reason ? reason : description,
+                                                  MANDATE_AUDIT_TEXT_MAX));
+    unsigned retry;
+    if (mandate_refusal_record(req, "authorize.refused", fields, &retry) ==
+        MANDATE_REFUSAL_UNRECORDED) {
+        mandate_web_error_page(req, resp, 503, "Please try again",
+                               "The broker cannot record this request now.");
+        return;
+    }
+    log_info("authorization refused: client_id=%s: %s: %s", pending->client_id, error,
+             reason ? reason : description);
+    const char *pairs[] = {"error", error, "error_description", description,
+                           pending->state ? "state" : NULL, pending->state, NULL, NULL};
+    const char *url = mandate_web_url_with(req->pool, pending->redirect_uri, pairs);
+    const char *iss_pairs[] = {"iss", issuer, NULL, NULL};
+    mandate_web_redirect(req, resp, mandate_web_url_with(req->pool, url, iss_pairs));
+}
+
+static char *hex(mandate_pool *pool, const unsigned char *bytes, size_t n)
+{
+    static const char digits[] = "0123456789abcdef";
+    char *out = mandate_pool_alloc(pool, 2 * n + 1);
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[bytes[i] >> 4];
+        out[2 * i + 1] = digits[bytes[i] & 0xf];
+    }
+    return out;
+}
+
+static char *hash_hex(mandate_pool *pool, const char *secret)
+{
+    unsigned char h[32];
+    mandate_web_hash(secret, h);
+    return hex(pool, h, sizeof(h));
+}
+
+static const char *callback_url(mandate_http_request *req, const mandate_instance *in)
+{
+    return mandate_oauth_endpoint_url(
+        req, mandate_pool_printf(req->pool, "/login/%s/callback", in->conf->name));
+}
+
+void mandate_signin_start_login(mandate_http_request *req, mandate_http_response *resp,
+                                mandate_pending *pending, const mandate_instance *in)
+{
+    mandate_error err = {0};
+    /* the handle the IdP sends back, fixed before login_start sees it */
+    const char *binding = mandate_web_secret(req->pool);
+    if (binding == NULL) {
+        mandate_signin_redirect_error(req, resp, pending, "server_error",
+                                      "the broker cannot start a sign-in now", "no randomness");
+        return;
+    }
+    pending->binding = hash_hex(req->pool, binding);
+    pending->idp = in->conf->name;
+    /* The handle is chosen here and handed to login_start, and the pending
+     * authorization (with what login_start asks to remember) is kept under
+     * it before the browser is sent anywhere: the IdP's answer cannot
+     * arrive before it. */
+    const char *handle = mandate_web_secret(req->pool);
+    if (handle == NULL) {
+        mandate_signin_redirect_error(req, resp, pending, "server_error",
+                                      "the broker cannot start a sign-in now", "no randomness");
+        return;
+    }
+    mandate_login_request lr = {
+        .callback_url = callback_url(req, in),
+        .handle = handle,
+        .login_hint = pending->login_hint,
+        .force_login = pending->force_login,
+        .max_age = pending->max_age,
+    };
+    mandate_login_redirect redirect;
+    mandate_rc rc = mandate_backend_login_start(in, req->pool, &lr, &redirect, &err);
+    if (rc != MANDATE_OK) {
+        log_error("sign-in at %s cannot start: %s", in->conf->name, err.message);
+        mandate_signin_redirect_error(req, resp, pending,
+                                      rc == MANDATE_TEMPFAIL ? "temporarily_unavailable"
+                                                             : "server_error",
+                                      "the sign-in at the identity provider cannot start now",
+                                      err.message);
+        return;
+    }
+    pending->remember = redirect.remember;
+    json_t *o = pending_json(pending);
+    char *text = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    unsigned char key[32];
+    mandate_web_hash(handle, key);
+    const mandate_config *cfg = mandate_runtime_config(req->runtime);
+    rc = mandate_store_once_put(mandate_runtime_store(req->runtime), "authorize", key,
+                                sizeof(key), text,
+                                mandate_clock_now() + cfg->signin.pending_lifetime, &err);
+    free(text);
+    if (rc != MANDATE_OK) {
+        log_error("a pending sign-in cannot be kept: %s", err.message);
+        mandate_signin_redirect_error(req, resp, pending, "temporarily_unavailable",
+                                      "the broker cannot keep this sign-in now", err.message);
+        return;
+    }
+    audit("login.started", json_pack("{s:o,s:s}", "client_id",
+                                     mandate_audit_text(pending->client_id,
+                                                        MANDATE_AUDIT_TEXT_MAX),
+                                     "idp", in->conf->name));
+    log_info("sign-in started at %s for client %s", in->conf->name, pending->client_id);
+    mandate_http_response_header(
+        resp, "Set-Cookie",
+        mandate_pool_printf(req->pool,
+                            "%s=%s; Path=/; Secure; HttpOnly; SameSite=None; Max-Age=%lld",
+                            MANDATE_LOGIN_COOKIE, binding,
+                            (long long)cfg->signin.pending_lifetime));
+    mandate_web_redirect(req, resp, redirect.url);
+}
+
+/* --- sessions ------------------------------------------------------------- */
+
+mandate_rc mandate_signin_session(mandate_http_request *req, mandate_session *session_r,
+                                  const char **value_r, mandate_error *err)
+{
+    const char *value = mandate_web_cookie(req, MANDATE_SESSION_COOKIE);
+    if (value == NULL || strlen(value) > 128)
+        return mandate_error_set(err, MANDATE_NOT_FOUND, "no session");
+    unsigned char key[32];
+    mandate_web_hash(value, key);
+    int64_t now = mandate_clock_now();
+    const mandate_instance *store = mandate_runtime_store(req->runtime);
+    mandate_rc rc = mandate_store_session_get(store, req->pool, key, sizeof(key), now,
+                                              session_r, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    const mandate_config *cfg = mandate_runtime_config(req->runtime);
+    if (now - session_r->last_seen_at > cfg->signin.session_idle)
+        return mandate_error_set(err, MANDATE_NOT_FOUND, "the session sat unused too long");
+    mandate_store_session_touch(store, key, sizeof(key), now, err);
+    *value_r = value;
+    return MANDATE_OK;
+}
+
+/* --- after the user is known ---------------------------------------------- */
+
+static bool within(const char *want, const char *have)
+{
+    size_t len;
+    return want == NULL || mandate_word_list_missing(want, have ? have : "", &len) == NULL;
+}
+
+static const char consent_template[] =
+    "<p><strong>{{client_name}}</strong>{{#client_host}} (<code>{{client_host}}</code>){{/client_host}}"
+    " asks to act for you, <strong>{{subject}}</strong>.</p>"
+    "{{#client_document}}<p><small>Its name and details are what it says of itself at "
+    "<code>{{client_id}}</code>; the broker has not checked them.</small></p>{{/client_document}}"
+    "<p>It will be allowed to:</p><ul>{{#scopes}}<li><code>{{scope}}</code></li>{{/scopes}}</ul>"
+    "{{#resources}}<p>at</p><ul>{{#resource_list}}<li><code>{{resource}}</code></li>"
+    "{{/resource_list}}</ul>{{/resources}}"
+    "{{#logo_uri}}<p><small>Logo address it gives: <code>{{logo_uri}}</code> (not "
+    "shown)</small></p>{{/logo_uri}}"
+    "<form method=\"post\" action=\"{{action}}\">"
+    "<input type=\"hidden\" name=\"handle\" value=\"{{handle}}\">"
+    "<input type=\"hidden\" name=\"csrf\" value=\"{{csrf}}\">"
+    "<label><input type=\"checkbox\" name=\"remember\" value=\"yes\"> Remember this choice"
+    "</label>"
+    "<button type=\"submit\" name=\"decision\" value=\"allow\">Allow</button>"
+    "<button type=\"submit\" name=\"decision\" value=\"deny\" class=\"secondary\">Deny</button>"
+    "</form><p><small>You can withdraw it at any time; your administrator can list it.</small>"
+    "</p>";
+
+/* The host of an https URL (a document client's client_id), for the page:
+ * the spec asks that the user sees who really asks. */
+static const char *url_host(mandate_pool *pool, const char *url)
+{
+    const char *p = strstr(url, "://");
+    if (p == NULL)
+        return NULL;
+    p += 3;
+    return mandate_pool_strndup(pool, p, strcspn(p, "/?#:"));
+}
+
+static void show_consent(mandate_http_request *req, mandate_http_response *resp,
+                         const mandate_pending *pending, const mandate_client *client,
+                         const char *session_value, const char *subject, const char *tenant,
+                         const char *scope, const char *audience)
+{
+    mandate_error err = {0};
+    const char *handle;
+    if (mandate_signin_pending_put(req, "consent", pending, &handle, &err) != MANDATE_OK) {
+        mandate_signin_redirect_error(req, resp, pending, "temporarily_unavailable",
+                                      "the broker cannot keep this sign-in now", err.message);
+        return;
+    }
+    bool document = mandate_client_id_is_document(client->client_id);
+    const char *name = mandate_signin_client_meta(req->pool, client, "client_name");
+    json_t *scopes = json_array(), *resource_list = json_array();
+    const char *w, *cur = scope;
+    size_t len;
+    while (mandate_word_list_next(&cur, &w, &len))
+        json_array_append_new(scopes, json_pack("{s:s%}", "scope", w, len));
+    cur = audience;
+    while (cur != NULL && mandate_word_list_next(&cur, &w, &len))
+        json_array_append_new(resource_list, json_pack("{s:s%}", "resource", w, len));
+    const mandate_config *cfg = mandate_runtime_config(req->runtime);
+    json_t *view = json_pack(
+        "{s:s,s:s?,s:b,s:s,s:s,s:o,s:b,s:o,s:s?,s:s,s:s,s:s}", "client_name",
+        name != NULL ? name : client->name != NULL ? client->name : client->client_id,
+        "client_host", document ? url_host(req->pool, client->client_id) : NULL,
+        "client_document", document, "client_id", client->client_id, "subject", subject,
+        "scopes", scopes, "resources", json_array_size(resource_list) > 0, "resource_list",
+        resource_list, "logo_uri", mandate_signin_client_meta(req->pool, client, "logo_uri"),
+        "action", mandate_oauth_endpoint_url(req, "/consent"), "handle", handle, "csrf",
+        mandate_web_csrf(req, session_value, handle));
+    json_object_set_new(view, "tenant_name",
+                        json_string(mandate_signin_tenant_name(&cfg->signin, tenant)));
+    audit("consent.asked", json_pack("{s:s,s:s,s:s,s:s}", "client_id", client->client_id, "sub",
+                                     subject, "scope", scope, "aud", audience ? audience : ""));
+    mandate_web_page(req, resp, 200, "Allow access?", consent_template, view,
+                     pending->redirect_uri);
+}
+
+bool mandate_signin_map(mandate_http_request *req, mandate_http_response *resp,
+                        mandate_pending *pending, const char *idp_name,
+                        const mandate_identity *id, mandate_mapping_result *m_r)
+{
+    const mandate_config *cfg = mandate_runtime_config(req->runtime);
+    mandate_error err = {0};
+    mandate_client client;
+    mandate_rc rc = mandate_signin_client(req, pending->client_id, &client, &err);
+    if (rc != MANDATE_OK) {
+        mandate_web_error_page(req, resp, rc == MANDATE_TEMPFAIL ? 503 : 400,
+                               "This application cannot sign you in",
+                               "The application that sent you here is not known to the broker "
+                               "any more.");
+        return false;
+    }
+    const mandate_instance *idp = mandate_runtime_find(req->runtime, MANDATE_BACKEND, idp_name);
+    mandate_mapping_request mr = {
+        .idp = idp_name,
+        .idp_plugin = idp != NULL ? idp->handle->plugin->name : NULL,
+        .identity = id,
+        .requested_scope = pending->scope,
+        .client_scopes = client.scopes,
+        .requested_audience = pending->resources,
+        .default_lifetime = cfg->token_lifetime,
+        .now = mandate_clock_now(),
+    };
+    rc = mandate_mapping_apply(&cfg->mappings, &mr, req->pool, m_r);
+    if (rc == MANDATE_OK && m_r->rule != NULL)
+        return true;
+    mandate_audit_event("login.refused",
+                        json_pack("{s:s,s:s,s:o,s:o}", "client_id", pending->client_id, "idp",
+                                  idp_name, "upstream_sub",
+                                  mandate_audit_text(id->subject, MANDATE_AUDIT_TEXT_MAX),
+                                  "reason",
+                                  mandate_audit_text(m_r->why ? m_r->why : "no rule matched",
+                                                     MANDATE_AUDIT_TEXT_MAX)));
+    log_info("sign-in refused: %s at %s: %s", id->subject ? id->subject : "-", idp_name,
+             m_r->why ? m_r->why : "no rule");
+    if (m_r->rule == NULL) {
+        mandate_web_error_page(
+            req, resp, 403, "You cannot use this application",
+            mandate_pool_printf(req->pool,
+                                "You signed in as %s, but no rule of this broker admits you "
+                                "for it. Ask your administrator.",
+                                id->subject ? id->subject : "an unknown user"));
+        return false;
+    }
+    mandate_signin_redirect_error(req, resp, pending, "invalid_scope",
+                                  "nothing you may grant was asked for", m_r->why);
+    return false;
+}
+
+void mandate_signin_continue(mandate_http_request *req, mandate_http_response *resp,
+                             mandate_pending *pending, const mandate_session *session,
+                             const char *session_value)
+{
+    mandate_error err = {0};
+    /* the mapping rules, for this request, on the identity the IdP vouched for */
+    json_t *id_json = json_loads(session->identity ? session->identity : "{}", 0, NULL);
+    mandate_identity id = {
+        .issuer = get_str(req->pool, id_json, "issuer"),
+        .subject = get_str(req->pool, id_json, "subject"),
+        .tenant = get_str(req->pool, id_json, "tenant"),
+        .authn_instant = session->authn_at,
+    };
+    json_t *attrs = json_object_get(id_json, "attributes");
+    char *attrs_text = attrs != NULL ? json_dumps(attrs, JSON_COMPACT) : NULL;
+    id.attributes = mandate_pool_strdup(req->pool, attrs_text ? attrs_text : "{}");
+    free(attrs_text);
+    json_decref(id_json);
+    mandate_mapping_result m;
+    if (!mandate_signin_map(req, resp, pending, session->idp, &id, &m))
+        return;
+    mandate_client client;
+    if (mandate_signin_client(req, pending->client_id, &client, &err) != MANDATE_OK) {
+        mandate_web_error_page(req, resp, 503, "Please try again",
+                               "The broker cannot look the application up now.");
+        return;
+    }
+    json_t *mapped = json_pack("{s:s,s:s,s:s,s:s?,s:I,s:s,s:I,s:s}", "sub", m.subject, "tenant",
+                               m.tenant, "scope", m.scope, "aud", m.audience, "lifetime",
+                               (json_int_t)m.lifetime, "idp", session->idp, "auth_time",
+                               (json_int_t)session->authn_at, "rule", m.rule->name);
+    char *mapped_text = json_dumps(mapped, JSON_COMPACT);
+    json_decref(mapped);
+    pending->mapped = mandate_pool_strdup(req->pool, mapped_text);
+    free(mapped_text);
+    pending->session = hash_hex(req->pool, session_value);
+    /* remembered consent: this client, these scopes and resources, or wider */
+    mandate_consent consent;
+    mandate_rc rc = pending->force_consent
+                        ? MANDATE_NOT_FOUND
+                        : mandate_store_consent_get(mandate_runtime_store(req->runtime),
+                                                    req->pool, m.tenant, m.subject,
+                                                    client.client_id, mandate_clock_now(),
+                                                    &consent, &err);
+    if (rc == MANDATE_OK && within(m.scope, consent.scope) &&
+        within(m.audience, consent.resources)) {
+        audit("consent.remembered", json_pack("{s:s,s:s,s:s}", "client_id", client.client_id,
+                                              "sub", m.subject, "scope", m.scope));
+        mandate_signin_issue_code(req, resp, pending);
+        return;
+    }
+    show_consent(req, resp, pending, &client, session_value, m.subject, m.tenant, m.scope,
+                 m.audience);
+}
+
+/* --- codes ------------------------------------------------------------------ */
+
+void mandate_signin_issue_code(mandate_http_request *req, mandate_http_response *resp,
+                               const mandate_pending *pending)
+{
+    const mandate_config *cfg = mandate_runtime_config(req->runtime);
+    mandate_error err = {0};
+    const char *code = mandate_web_secret(req->pool);
+    const char *family = mandate_web_secret(req->pool);
+    if (code == NULL || family == NULL || pending->mapped == NULL) {
+        mandate_signin_redirect_error(req, resp, pending, "server_error",
+                                      "the broker cannot issue a code now", "no randomness");
+        return;
+    }
+    unsigned char hash[32];
+    mandate_web_hash(code, hash);
+    json_t *grant = json_loads(pending->mapped, 0, NULL);
+    json_object_set_new(grant, "client_id", json_string(pending->client_id));
+    const char *sub = json_string_value(json_object_get(grant, "sub"));
+    sub = mandate_pool_strdup(req->pool, sub != NULL ? sub : "");
+    char *grant_text = json_dumps(grant, JSON_COMPACT);
+    json_decref(grant);
+    int64_t now = mandate_clock_now();
+    /* the family is named by a hash, so that the store's lineage never
+     * holds a value that could be presented */
+    const char *family_id = mandate_pool_printf(req->pool, "fam_%s", family);
+    mandate_auth_code c = {
+        .code_hash = hash,
+        .code_hash_len = sizeof(hash),
+        .client_id = pending->client_id,
+        .redirect_uri = pending->redirect_uri,
+        .code_challenge = pending->code_challenge,
+        .family_id = family_id,
+        .grant = grant_text,
+        .issued_at = now,
+        .expires_at = now + cfg->signin.code_lifetime,
+    };
+    mandate_rc rc = mandate_store_auth_code_put(mandate_runtime_store(req->runtime), &c, &err);
+    free(grant_text);
+    if (rc != MANDATE_OK) {
+        log_error("an authorization code cannot be kept: %s", err.message);
+        mandate_signin_redirect_error(req, resp, pending, "temporarily_unavailable",
+                                      "the broker cannot issue a code now", err.message);
+        return;
+    }
+    if (mandate_audit_event("code.issued",
+                            json_pack("{s:s,s:s,s:s,s:s}", "client_id", pending->client_id,
+                                      "sub", sub, "family", family_id,
+                                      "redirect_uri", pending->redirect_uri)) != MANDATE_OK) {
+        mandate_web_error_page(req, resp, 503, "Please try again",
+                               "The broker cannot record this sign-in now.");
+        return;
+    }
+    log_info("authorization code issued: client_id=%s sub=%s", pending->client_id, sub);
+    const char *pairs[] = {"code", code, pending->state ? "state" : NULL, pending->state, NULL,
+                           NULL};
+    const char *url = mandate_web_url_with(req->pool, pending->redirect_uri, pairs);
+    const char *iss[] = {"iss", cfg->issuer, NULL, NULL};
+    mandate_web_redirect(req, resp, mandate_web_url_with(req->pool, url, iss));
+}
+
+/* --- refresh tokens --------------------------------------------------------- */
+
+const char *mandate_signin_refresh_issue(mandate_http_request *req, const char *family_id,
+                                         const mandate_client *client, const char *tenant,
+                                         const char *subject, json_t *grant,
+                                         int64_t family_expires_at, mandate_error *err)
+{
+    const mandate_config *cfg = mandate_runtime_config(req->runtime);
+    const char *secret = mandate_web_secret(req->pool);
+    if (secret == NULL) {
+        mandate_error_set(err, MANDATE_ERROR, "no randomness for a refresh token");
+        return NULL;
+    }
+    const char *token = mandate_pool_printf(req->pool, "%s%s", MANDATE_REFRESH_PREFIX, secret);
+    unsigned char hash[32];
+    mandate_web_hash(token, hash);
+    int64_t now = mandate_clock_now();
+    int64_t expires = now + cfg->signin.refresh_idle;
+    if (expires > family_expires_at)
+        expires = family_expires_at;
+    char *text = json_dumps(grant, JSON_COMPACT);
+    mandate_refresh_token rt = {
+        .token_hash = hash,
+        .token_hash_len = sizeof(hash),
+        .family_id = family_id,
+        .client_id = client->client_id,
+        .tenant = tenant,
+        .subject = subject,
+        .grant = text,
+        .status = MANDATE_REFRESH_ACTIVE,
+        .issued_at = now,
+        .expires_at = expires,
+        .family_expires_at = family_expires_at,
+    };
+    mandate_rc rc =
+        mandate_store_refresh_put(mandate_runtime_store(req->runtime), &rt, err);
+    free(text);
+    return rc == MANDATE_OK ? token : NULL;
+}
+
+mandate_rc mandate_signin_end_family(mandate_http_request *req, const char *family_id,
+                                     uint64_t *count_r, mandate_error *err)
+{
+    const mandate_instance *store = mandate_runtime_store(req->runtime);
+    mandate_rc rc = mandate_store_refresh_revoke_family(store, family_id, NULL, err);
+    if (rc == MANDATE_OK)
+        rc = mandate_store_revoke_descendants(store, family_id, count_r, err);
+    return rc;
+}
