@@ -4,6 +4,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "clock-private.h"
 #include "endpoints-private.h"
 #include "log-private.h"
 #include "oauth-private.h"
@@ -11,7 +12,10 @@
 #include "plugins-private.h"
 #include "pool-private.h"
 #include "refusals-private.h"
+#include "runtime-private.h"
+#include "signin-private.h"
 #include "validate-private.h"
+#include "web-private.h"
 
 /* The token a record is about: its jti and client when it could be read,
  * else a short hash of it; never the token. */
@@ -100,6 +104,109 @@ static void inactive(mandate_http_request *req, mandate_http_response *resp)
     mandate_http_response_header(resp, "Cache-Control", "no-store");
 }
 
+/* A refresh token of a sign-in (RFC 7662 §2.2 token_type_hint aside: its
+ * prefix says what it is): active while the store holds it ACTIVE, for a
+ * caller of its tenant; its record named by its family, never by itself. */
+static bool refresh_lookup(mandate_http_request *req, const char *token,
+                           mandate_refresh_token *rt, mandate_error *err, mandate_rc *rc_r)
+{
+    unsigned char hash[32];
+    mandate_web_hash(token, hash);
+    *rc_r = mandate_store_refresh_get(mandate_runtime_store(req->runtime), req->pool, hash,
+                                      sizeof(hash), mandate_clock_now(), rt, err);
+    return *rc_r == MANDATE_OK;
+}
+
+static void introspect_refresh(mandate_http_request *req, mandate_http_response *resp,
+                               const mandate_client *caller, const char *token)
+{
+    mandate_refresh_token rt;
+    mandate_error err = {0};
+    mandate_rc rc;
+    bool found = refresh_lookup(req, token, &rt, &err, &rc);
+    if (rc == MANDATE_TEMPFAIL || rc == MANDATE_ERROR) {
+        mandate_oauth_error oerr;
+        mandate_oauth_fail_rc(&oerr, rc);
+        mandate_oauth_respond_error(req, resp, &oerr);
+        return;
+    }
+    bool active = found && rt.status == MANDATE_REFRESH_ACTIVE && rt.tenant != NULL &&
+                  caller->tenant != NULL && strcmp(rt.tenant, caller->tenant) == 0;
+    json_t *fields = json_pack("{s:s,s:b,s:s}", "by", caller->client_id, "active", active,
+                               "token_type", "refresh_token");
+    if (found)
+        json_object_set_new(fields, "family", json_string(rt.family_id));
+    if (!audited(req, resp, "token.introspected", fields))
+        return;
+    if (!active) {
+        inactive(req, resp);
+        return;
+    }
+    json_t *g = json_loads(rt.grant, 0, NULL);
+    json_t *answer = json_pack("{s:b,s:s,s:s,s:s,s:s,s:I,s:I}", "active", 1, "token_type",
+                               "refresh_token", "client_id", rt.client_id, "sub", rt.subject,
+                               "tenant", rt.tenant, "iat", (json_int_t)rt.issued_at, "exp",
+                               (json_int_t)rt.expires_at);
+    json_t *scope = json_object_get(g, "scope");
+    if (json_is_string(scope))
+        json_object_set(answer, "scope", scope);
+    json_decref(g);
+    mandate_http_response_json(req, resp, 200, answer);
+    mandate_http_response_header(resp, "Cache-Control", "no-store");
+}
+
+/* RFC 7009 §2.1: revoking a refresh token ends its grant: the family, and
+ * the access tokens issued from it. Only by the client it was issued to;
+ * another tenant's is answered as unknown. */
+static void revoke_refresh(mandate_http_request *req, mandate_http_response *resp,
+                           const mandate_client *caller, const char *token)
+{
+    mandate_refresh_token rt;
+    mandate_error err = {0};
+    mandate_rc rc;
+    bool found = refresh_lookup(req, token, &rt, &err, &rc);
+    if (rc == MANDATE_TEMPFAIL || rc == MANDATE_ERROR) {
+        mandate_oauth_error oerr;
+        mandate_oauth_fail_rc(&oerr, rc);
+        mandate_oauth_respond_error(req, resp, &oerr);
+        return;
+    }
+    if (found && (rt.tenant == NULL || caller->tenant == NULL ||
+                  strcmp(rt.tenant, caller->tenant) != 0))
+        found = false;
+    if (found && strcmp(rt.client_id, caller->client_id) != 0) {
+        json_t *fields = json_pack("{s:s,s:s,s:s}", "by", caller->client_id, "reason",
+                                   "the refresh token was not issued to this client", "family",
+                                   rt.family_id);
+        if (!refusal_audited(req, resp, "token.revocation_refused", fields))
+            return;
+        mandate_oauth_error oerr;
+        mandate_oauth_fail(&oerr, 400, "unauthorized_client",
+                           "the token was not issued to this client");
+        mandate_oauth_respond_error(req, resp, &oerr);
+        return;
+    }
+    if (found) {
+        uint64_t revoked = 0;
+        if (mandate_signin_end_family(req, rt.family_id, &revoked, &err) != MANDATE_OK) {
+            log_error("revocation of a refresh family: %s", err.message);
+            mandate_oauth_error oerr;
+            mandate_oauth_fail_rc(&oerr, MANDATE_TEMPFAIL);
+            mandate_oauth_respond_error(req, resp, &oerr);
+            return;
+        }
+        log_info("refresh family revoked: client_id=%s sub=%s (%llu access tokens)",
+                 caller->client_id, rt.subject, (unsigned long long)revoked);
+        if (!audited(req, resp, "token.revoked",
+                     json_pack("{s:s,s:s,s:s,s:I}", "by", caller->client_id, "family",
+                               rt.family_id, "token_type", "refresh_token", "descendants",
+                               (json_int_t)revoked)))
+            return;
+    }
+    resp->status = 200;
+    mandate_http_response_header(resp, "Cache-Control", "no-store");
+}
+
 void mandate_endpoint_introspect(mandate_http_request *req, mandate_http_response *resp)
 {
     mandate_form form;
@@ -117,6 +224,10 @@ void mandate_endpoint_introspect(mandate_http_request *req, mandate_http_respons
         mandate_oauth_fail(&oerr, 403, "unauthorized_client",
                            "this client may not introspect tokens");
         mandate_oauth_respond_error(req, resp, &oerr);
+        return;
+    }
+    if (strncmp(token, MANDATE_REFRESH_PREFIX, strlen(MANDATE_REFRESH_PREFIX)) == 0) {
+        introspect_refresh(req, resp, &caller, token);
         return;
     }
     mandate_token_status st;
@@ -161,6 +272,10 @@ void mandate_endpoint_revoke(mandate_http_request *req, mandate_http_response *r
     const char *token;
     if (!read_request(req, resp, "token.revocation_refused", &form, &caller, &token))
         return;
+    if (strncmp(token, MANDATE_REFRESH_PREFIX, strlen(MANDATE_REFRESH_PREFIX)) == 0) {
+        revoke_refresh(req, resp, &caller, token);
+        return;
+    }
     mandate_token_status st;
     mandate_error err = {0};
     mandate_rc rc = mandate_token_validate(req->runtime, req->pool, token, strlen(token), &st,

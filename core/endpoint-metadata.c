@@ -9,6 +9,7 @@
 #include "oauth-private.h"
 #include "pool-private.h"
 #include "runtime-private.h"
+#include "signin-private.h"
 
 static json_t *string_array(const char *const *items)
 {
@@ -18,15 +19,39 @@ static json_t *string_array(const char *const *items)
     return a;
 }
 
+/* RFC 8414 §3.1: for an issuer with a path, the metadata is at the
+ * well-known prefix with the issuer's path after it; only that path. */
+static bool path_inserted_ok(mandate_http_request *req, const char *issuer)
+{
+    static const char prefix[] = "/.well-known/oauth-authorization-server";
+    if (strncmp(req->path, prefix, sizeof(prefix) - 1) != 0 ||
+        req->path[sizeof(prefix) - 1] == '\0')
+        return true; /* the plain URL, or openid-configuration */
+    const char *scheme = strstr(issuer, "://");
+    const char *issuer_path = scheme != NULL ? strchr(scheme + 3, '/') : NULL;
+    return issuer_path != NULL && strcmp(req->path + sizeof(prefix) - 1, issuer_path) == 0;
+}
+
 void mandate_endpoint_metadata(mandate_http_request *req, mandate_http_response *resp)
 {
+    if (!path_inserted_ok(req, mandate_runtime_config(req->runtime)->issuer)) {
+        mandate_http_response_error(req, resp, 404, "not_found", "no such endpoint");
+        return;
+    }
     static const char *const auth_methods[] = {"client_secret_basic", "client_secret_post",
                                                "private_key_jwt", NULL};
+    /* with sign-in, public clients (token_endpoint_auth_method "none") redeem
+     * codes and refresh tokens with PKCE and nothing else */
+    static const char *const token_auth_methods[] = {"client_secret_basic", "client_secret_post",
+                                                     "private_key_jwt", "none", NULL};
     static const char *const algs[] = {"ES256", "RS256", "EdDSA", NULL};
-    /* no authorization endpoint: no response type (RFC 8414 §2 wants the
-     * member all the same) */
-    static const char *const response_types[] = {NULL};
+    /* without an authorization endpoint no response type (RFC 8414 §2 wants
+     * the member all the same) */
+    static const char *const no_response_types[] = {NULL};
+    static const char *const code_only[] = {"code", NULL};
+    static const char *const s256_only[] = {"S256", NULL};
     const mandate_config *cfg = mandate_runtime_config(req->runtime);
+    bool signin = mandate_signin_available(req->runtime);
     json_t *grants = json_array();
     for (size_t i = 0; i < mandate_grant_table_count(); i++)
         if (mandate_grant_table_advertised(mandate_grant_table_at(i), req->runtime))
@@ -36,9 +61,18 @@ void mandate_endpoint_metadata(mandate_http_request *req, mandate_http_response 
         mandate_oauth_endpoint_url(req, "/oauth2/token"), "jwks_uri",
         mandate_oauth_endpoint_url(req, "/oauth2/jwks"), "grant_types_supported",
         grants, "token_endpoint_auth_methods_supported",
-        string_array(auth_methods), "token_endpoint_auth_signing_alg_values_supported",
-        string_array(algs), "response_types_supported", string_array(response_types),
+        string_array(signin ? token_auth_methods : auth_methods),
+        "token_endpoint_auth_signing_alg_values_supported", string_array(algs),
+        "response_types_supported", string_array(signin ? code_only : no_response_types),
         "access_token_signing_alg_values_supported", string_array(algs));
+    if (signin) {
+        json_object_set_new(doc, "authorization_endpoint",
+                            json_string(mandate_oauth_endpoint_url(req, "/oauth2/authorize")));
+        json_object_set_new(doc, "code_challenge_methods_supported", string_array(s256_only));
+        json_object_set_new(doc, "response_modes_supported", json_pack("[s]", "query"));
+        /* RFC 9207: every answer of the authorization endpoint names us */
+        json_object_set_new(doc, "authorization_response_iss_parameter_supported", json_true());
+    }
     json_object_set_new(doc, "introspection_endpoint",
                         json_string(mandate_oauth_endpoint_url(req, "/oauth2/introspect")));
     json_object_set_new(doc, "introspection_endpoint_auth_methods_supported",

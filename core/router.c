@@ -23,6 +23,8 @@ static const route routes[] = {
     {"GET", "/oauth2/jwks", mandate_endpoint_jwks, false},
     {"GET", "/.well-known/oauth-authorization-server", mandate_endpoint_metadata, false},
     {"GET", "/.well-known/openid-configuration", mandate_endpoint_metadata, false},
+    /* RFC 8414 §3.1: an issuer with a path has it inserted after the prefix */
+    {"GET", "/.well-known/oauth-authorization-server/", mandate_endpoint_metadata, true},
     {"POST", "/oauth2/introspect", mandate_endpoint_introspect, false},
     {"POST", "/oauth2/revoke", mandate_endpoint_revoke, false},
     {"GET", "/metrics", mandate_endpoint_metrics, false},

@@ -1,0 +1,243 @@
+#!/bin/bash
+# People sign in (issue 22), driven with curl through the live daemon: the
+# authorization request, the IdP's login (the test backend "fakeidp", whose
+# IdP signs in whoever login_hint names, at once), the browser session, the
+# consent page and its CSRF token, the code, PKCE, the tokens, refresh
+# rotation, and every refusal on the way. The real IdPs and the MCP SDK in
+# a real browser are in tests/interop/signin.sh.
+. "$(dirname "$0")/lib.sh"
+
+STATE="$TMP/state"
+CONF="$STATE/mandate.conf"
+make_state "$STATE"
+# the test backend lives beside the real plugins for this daemon only
+PLUGINS="$TMP/plugins"
+mkdir "$PLUGINS"
+ln -s "$PLUGIN_DIR"/*.so "$PLUGINS/"
+ln -s "$BUILDDIR/tests/plugins/.libs/backend-fakeidp.so" "$PLUGINS/"
+sed -i "s|^plugin_dir = .*|plugin_dir = \"$PLUGINS\";|" "$CONF"
+printf 'kind = "backend";\nplugin = "fakeidp";\n' >"$STATE/mandate.d/backend-corp.conf"
+CAL=https://mcp.example/cal
+cat >>"$CONF" <<CONF
+mappings = (
+  { name = "advisors"; idp = "backend-corp";
+    when = ( { attribute = "role"; equals = "advisor"; } );
+    subject = "advisor-\${uid}"; tenant = "default";
+    scopes = ["mcp:call", "gateway:invoke"]; audience = ["$CAL"]; }
+);
+targets = ( { name = "cal"; paths = ["/mcp"]; audience = "$CAL"; scopes = ["mcp:call"]; } );
+signin: { tenants = ( { tenant = "default"; name = "Example Bank"; } ); };
+CONF
+LOG="$TMP/daemon.log"
+check "daemon starts" start_daemon "$CONF" "$LOG" || cat "$LOG"
+CTL=("$MANDATECTL" -c "$CONF")
+REDIRECT=http://127.0.0.1:7777/cb
+"${CTL[@]}" client create mcp-app --public --redirect-uri "$REDIRECT" \
+    --grant-type authorization_code --grant-type refresh_token \
+    --scope "mcp:call" --audience "$CAL" >/dev/null 2>&1
+check "a public client with a redirect URI" "${CTL[@]}" client show mcp-app
+
+# PKCE
+VERIFIER=$(head -c 32 /dev/urandom | b64url)
+CHALLENGE=$(printf '%s' "$VERIFIER" | openssl dgst -binary -sha256 | b64url)
+
+# curl as a browser: HEADERS of the answer in $TMP/h, body in $TMP/b; the
+# cookies are kept by hand (curl's own jar does not send Secure cookies
+# over plain http to 127.0.0.1)
+COOKIES=""
+browse() { # URL [curl args]: GET (or as the args say), no redirect followed
+    local url=$1
+    shift
+    curl -s -D "$TMP/h" -o "$TMP/b" ${COOKIES:+-H "Cookie: $COOKIES"} "$@" "$url"
+    local c
+    while read -r c; do
+        local name=${c%%=*}
+        COOKIES=$(printf '%s' "$COOKIES" | tr ';' '\n' | sed 's/^ //' | grep -v "^$name=" |
+            paste -sd';' | sed 's/;/; /g')
+        case $c in *"Max-Age=0"*) ;; *) COOKIES="${COOKIES:+$COOKIES; }${c%%;*}" ;; esac
+    done < <(sed -n 's/^Set-Cookie: //Ip' "$TMP/h" | tr -d '\r')
+}
+status() { sed -n '1s/^HTTP\/[0-9.]* \([0-9]*\).*/\1/p' "$TMP/h"; }
+location() { sed -n 's/^Location: //Ip' "$TMP/h" | tr -d '\r'; }
+header() { sed -n "s/^$1: //Ip" "$TMP/h" | tr -d '\r'; }
+query_param() { # URL NAME
+    printf '%s' "$1" | tr '?&' '\n\n' | sed -n "s/^$2=//p" | head -n 1 |
+        sed 's/%\([0-9A-F][0-9A-F]\)/\\x\1/g' | xargs -0 printf '%b'
+}
+form_value() { sed -n "s/.*name=\"$1\" value=\"\([^\"]*\)\".*/\1/p" "$TMP/b" | head -n 1; }
+authorize_url() { # [extra query]
+    printf '%s/oauth2/authorize?response_type=code&client_id=mcp-app&redirect_uri=%s&scope=mcp:call&state=st-123&code_challenge=%s&code_challenge_method=S256&resource=%s%s' \
+        "$BASE" "$(printf '%s' "$REDIRECT" | sed 's|:|%3A|g; s|/|%2F|g')" "$CHALLENGE" \
+        "$(printf '%s' "$CAL" | sed 's|:|%3A|g; s|/|%2F|g')" "${1:-}"
+}
+token() { # form fields...: POST /oauth2/token
+    curl -s -o "$TMP/t" -w '%{http_code}' "$@" "$BASE/oauth2/token"
+}
+
+# --- metadata ------------------------------------------------------------------
+meta=$(curl -s "$BASE/.well-known/oauth-authorization-server")
+expect_contains "metadata: the authorization endpoint" "\"authorization_endpoint\":\"$BASE/oauth2/authorize\"" "$meta"
+expect_contains "metadata: code only" '"response_types_supported":["code"]' "$meta"
+expect_contains "metadata: S256 only" '"code_challenge_methods_supported":["S256"]' "$meta"
+expect_contains "metadata: RFC 9207" '"authorization_response_iss_parameter_supported":true' "$meta"
+expect_contains "metadata: the grants" '"authorization_code","refresh_token"' "$meta"
+expect_contains "metadata: public clients" '"none"' "$meta"
+
+# --- a first sign-in: IdP, consent, code --------------------------------------------
+browse "$(authorize_url "&login_hint=alice%40bank.example")"
+expect_eq "authorize: sent to the IdP" 302 "$(status)"
+IDP=$(location)
+expect_contains "  at the instance's callback route" "$BASE/login/backend-corp/callback?state=" "$IDP"
+expect_contains "  with the login cookie, SameSite=None" "__Host-mandate-login=" "$(header Set-Cookie)"
+browse "$IDP"
+expect_eq "callback: the consent page" 200 "$(status)"
+expect_contains "  names the user" "advisor-alice" "$(cat "$TMP/b")"
+expect_contains "  and the tenant" "Example Bank" "$(cat "$TMP/b")"
+expect_contains "  and the scope" "mcp:call" "$(cat "$TMP/b")"
+expect_contains "  sets the session cookie" "__Host-mandate-session=" "$(header Set-Cookie)"
+expect_contains "  Secure, HttpOnly, SameSite=Lax" "Secure; HttpOnly; SameSite=Lax" "$(header Set-Cookie)"
+expect_contains "  no framing" "frame-ancestors 'none'" "$(header Content-Security-Policy)"
+expect_eq "  X-Frame-Options" DENY "$(header X-Frame-Options)"
+check "  no script" bash -c "! grep -qi '<script' '$TMP/b'"
+style=$(sed -n 's/.*<style>\(.*\)<\/style>.*/\1/p' "$TMP/b" | tr -d '\n')
+hash=$(printf '%s' "$style" | openssl dgst -binary -sha256 | base64 -w0)
+expect_contains "  the page's style is the one the CSP allows" "'sha256-$hash'" "$(header Content-Security-Policy)"
+HANDLE=$(form_value handle)
+CSRF=$(form_value csrf)
+check "  a CSRF token on the form" test -n "$CSRF"
+SESSION_COOKIES=$COOKIES
+
+# CSRF: none, wrong, from another session
+browse "$BASE/consent" -d "handle=$HANDLE" -d decision=allow
+expect_eq "consent without its CSRF token: 403" 403 "$(status)"
+browse "$BASE/consent" -d "handle=$HANDLE" -d "csrf=x$CSRF" -d decision=allow
+expect_eq "consent with a wrong CSRF token: 403" 403 "$(status)"
+browse "$BASE/consent" -d "handle=$HANDLE" -d "csrf=$CSRF" -d decision=allow -d remember=yes
+expect_eq "consent: to the client" 303 "$(status)"
+CB=$(location)
+expect_contains "  at its redirect_uri" "$REDIRECT?code=" "$CB"
+expect_eq "  with its state" st-123 "$(query_param "$CB" state)"
+expect_eq "  and iss (RFC 9207)" "$BASE" "$(query_param "$CB" iss)"
+CODE=$(query_param "$CB" code)
+
+# --- the code at the token endpoint -------------------------------------------------------
+expect_eq "a wrong verifier: 400" 400 "$(token -d grant_type=authorization_code -d client_id=mcp-app \
+    -d "code=$CODE" -d code_verifier=abcdefghijklmnopqrstuvwxyzabcdefghijklmnopq -d "redirect_uri=$REDIRECT")"
+expect_contains "  invalid_grant" invalid_grant "$(cat "$TMP/t")"
+# the code was spent by that attempt: a new sign-in (session and consent remembered)
+browse "$(authorize_url)"
+expect_eq "a second authorization: straight back with a code (session, remembered consent)" 302 "$(status)"
+CB=$(location)
+expect_contains "  no IdP, no consent page" "$REDIRECT?code=" "$CB"
+CODE=$(query_param "$CB" code)
+expect_eq "another redirect_uri at the token endpoint: 400" 400 "$(token -d grant_type=authorization_code \
+    -d client_id=mcp-app -d "code=$CODE" -d "code_verifier=$VERIFIER" -d redirect_uri=http://127.0.0.1:7777/other)"
+browse "$(authorize_url)"
+CODE=$(query_param "$(location)" code)
+expect_eq "the code redeemed" 200 "$(token -d grant_type=authorization_code -d client_id=mcp-app \
+    -d "code=$CODE" -d "code_verifier=$VERIFIER" -d "redirect_uri=$REDIRECT" -d "resource=$CAL")"
+ACCESS=$(json_get "$(cat "$TMP/t")" access_token)
+REFRESH=$(json_get "$(cat "$TMP/t")" refresh_token)
+claims=$(jwt_claims "$ACCESS")
+expect_eq "  sub: the mapped user" advisor-alice "$(json_get "$claims" sub)"
+expect_eq "  client_id: the MCP client" mcp-app "$(json_get "$claims" client_id)"
+expect_eq "  aud: the resource" "$CAL" "$(json_get "$claims" aud)"
+expect_eq "  idp: the IdP" backend-corp "$(json_get "$claims" idp)"
+expect_contains "  a refresh token" mrt_ "$REFRESH"
+gate() { http_status "$BASE/gateway/check" -H "X-Original-URI: /mcp/tools" -H "Authorization: Bearer $1"; }
+expect_eq "  the gateway lets it through" 200 "$(gate "$ACCESS")"
+expect_eq "the same code again: 400" 400 "$(token -d grant_type=authorization_code -d client_id=mcp-app \
+    -d "code=$CODE" -d "code_verifier=$VERIFIER" -d "redirect_uri=$REDIRECT")"
+expect_contains "  invalid_grant" invalid_grant "$(cat "$TMP/t")"
+sleep 1.2
+expect_eq "  and the token issued from it is revoked" 401 "$(gate "$ACCESS")"
+expect_eq "  and its refresh token" 400 "$(token -d grant_type=refresh_token -d client_id=mcp-app -d "refresh_token=$REFRESH")"
+
+# --- refresh tokens: rotation and reuse ---------------------------------------------------
+browse "$(authorize_url)"
+CODE=$(query_param "$(location)" code)
+token -d grant_type=authorization_code -d client_id=mcp-app -d "code=$CODE" \
+    -d "code_verifier=$VERIFIER" -d "redirect_uri=$REDIRECT" >/dev/null
+R1=$(json_get "$(cat "$TMP/t")" refresh_token)
+expect_eq "refresh: 200" 200 "$(token -d grant_type=refresh_token -d client_id=mcp-app -d "refresh_token=$R1")"
+R2=$(json_get "$(cat "$TMP/t")" refresh_token)
+A2=$(json_get "$(cat "$TMP/t")" access_token)
+check "  rotated: a new refresh token" test -n "$R2" -a "$R2" != "$R1"
+expect_eq "  a narrower scope is fine" 200 "$(token -d grant_type=refresh_token -d client_id=mcp-app -d "refresh_token=$R2" -d scope=mcp:call)"
+R3=$(json_get "$(cat "$TMP/t")" refresh_token)
+expect_eq "  a wider one is not" 400 "$(token -d grant_type=refresh_token -d client_id=mcp-app -d "refresh_token=$R3" -d "scope=mcp:call gateway:invoke")"
+expect_eq "  nor another resource" 400 "$(token -d grant_type=refresh_token -d client_id=mcp-app -d "refresh_token=$R3" -d resource=https://other.example)"
+expect_eq "  another client may not use it" 401 "$(token -d grant_type=refresh_token -d client_id=nobody -d "refresh_token=$R3")"
+introspector=$("${CTL[@]}" client create introspector --scope x --introspect 2>/dev/null | sed -n 's/^client_secret: //p')
+expect_contains "introspection knows a refresh token" '"token_type":"refresh_token"' \
+    "$(curl -s -u "introspector:$introspector" --data-urlencode "token=$R3" "$BASE/oauth2/introspect")"
+expect_eq "reusing a rotated refresh token: 400" 400 "$(token -d grant_type=refresh_token -d client_id=mcp-app -d "refresh_token=$R1")"
+expect_eq "  and the whole family ends: the newest one too" 400 "$(token -d grant_type=refresh_token -d client_id=mcp-app -d "refresh_token=$R3")"
+sleep 1.2
+expect_eq "  and the access tokens it gave" 401 "$(gate "$A2")"
+
+# --- refusals -----------------------------------------------------------------------
+COOKIES=""
+browse "$BASE/oauth2/authorize?response_type=code&client_id=nobody&redirect_uri=$REDIRECT&code_challenge=$CHALLENGE&code_challenge_method=S256"
+expect_eq "an unknown client: an error page" 400 "$(status)"
+check "  never a redirect" test -z "$(location)"
+browse "$BASE/oauth2/authorize?response_type=code&client_id=mcp-app&redirect_uri=https%3A%2F%2Fevil.example%2Fcb&code_challenge=$CHALLENGE&code_challenge_method=S256"
+expect_eq "a redirect_uri not registered: an error page" 400 "$(status)"
+check "  never a redirect (no open redirect)" test -z "$(location)"
+browse "$(authorize_url | sed 's/&code_challenge=[^&]*//')"
+expect_eq "no code_challenge: an error to the client" 302 "$(status)"
+expect_eq "  invalid_request" invalid_request "$(query_param "$(location)" error)"
+expect_eq "  with the state" st-123 "$(query_param "$(location)" state)"
+browse "$(authorize_url | sed 's/code_challenge_method=S256/code_challenge_method=plain/')"
+expect_eq "PKCE plain is refused" invalid_request "$(query_param "$(location)" error)"
+browse "$(authorize_url "&prompt=none")"
+expect_eq "prompt=none without a session: login_required" login_required "$(query_param "$(location)" error)"
+browse "$(authorize_url "&scope=admin:all" | sed 's/scope=mcp:call&//')"
+expect_eq "a scope the client may not have: invalid_scope" invalid_scope "$(query_param "$(location)" error)"
+browse "$(authorize_url "&login_hint=error")"
+browse "$(location)"
+expect_eq "the IdP refuses: access_denied to the client" access_denied "$(query_param "$(location)" error)"
+browse "$(authorize_url "&login_hint=forged")"
+browse "$(location)"
+expect_eq "a forged IdP answer: access_denied" access_denied "$(query_param "$(location)" error)"
+browse "$(authorize_url "&login_hint=mallory")"
+IDP=$(location)
+COOKIES=""
+browse "$IDP"
+expect_eq "the callback in another browser (no login cookie): a page" 400 "$(status)"
+browse "$(authorize_url "&login_hint=bob")"
+IDP=$(location)
+browse "$IDP"
+browse "$IDP"
+expect_eq "the callback twice: the second is refused" 400 "$(status)"
+browse "$(authorize_url "&login_hint=carol&prompt=consent")"
+browse "$(location)"
+HANDLE=$(form_value handle)
+CSRF=$(form_value csrf)
+browse "$BASE/consent" -d "handle=$HANDLE" -d "csrf=$CSRF" -d decision=deny
+expect_eq "consent denied: access_denied to the client" access_denied "$(query_param "$(location)" error)"
+
+# --- logout -------------------------------------------------------------------------
+browse "$BASE/logout"
+expect_contains "logout: a form" 'name="csrf"' "$(cat "$TMP/b")"
+LOGOUT_CSRF=$(form_value csrf)
+browse "$BASE/logout" -d "csrf=$LOGOUT_CSRF"
+expect_contains "signed out" "signed out" "$(cat "$TMP/b")"
+browse "$(authorize_url)"
+expect_contains "after logout, the IdP again" "/login/backend-corp/callback" "$(location)"
+
+# --- the audit trail ---------------------------------------------------------------------
+trail=$(cat "$STATE"/audit/*.jsonl)
+for event in authorize.request login.started login.finished consent.asked consent.granted \
+    consent.denied code.issued code.redeemed code.replayed refresh.rotated refresh.reused \
+    login.refused session.ended; do
+    expect_contains "audited: $event" "\"event\":\"$event\"" "$trail"
+done
+check "no code, refresh token or cookie in the trail" \
+    bash -c "! grep -qE 'mrt_|\"code\":|__Host-' '$STATE'/audit/*.jsonl"
+check "nor in the log" bash -c "! grep -qE 'mrt_[A-Za-z0-9_-]{20}' '$LOG'"
+
+stop_daemon
+expect_eq "stops cleanly" 0 "$DAEMON_STATUS"
+check "no sanitizer report" bash -c "! grep -q 'Sanitizer' '$LOG'"
+finish
