@@ -72,6 +72,11 @@ static void usage(FILE *out)
             "               [--resource URI]\n"
             "                        which mapping rule an assertion meets and the grant it\n"
             "                        would give (nothing is issued or claimed)\n"
+            "  user revoke [--tenant T] SUBJECT\n"
+            "                        end a signed-in user's sessions and refresh tokens\n"
+            "  user consents [--tenant T] SUBJECT\n"
+            "  user forget-consent [--tenant T] SUBJECT CLIENT_ID\n"
+            "                        list a user's remembered consents, or withdraw one\n"
             "  migrate --from sqlite:PATH --to pgsql:CONNINFO\n"
             "                        move clients, keys, revocations and token records to\n"
             "                        another (empty) store\n\n"
@@ -318,6 +323,7 @@ static const command commands[] = {
     {"audit", ctl_cmd_audit},
     {"migrate", ctl_cmd_migrate},
     {"mapping", ctl_cmd_mapping},
+    {"user", ctl_cmd_user},
 };
 
 int main(int argc, char **argv)
