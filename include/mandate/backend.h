@@ -41,6 +41,36 @@ typedef enum mandate_provision_mode {
     MANDATE_PROVISION_ROTATE
 } mandate_provision_mode;
 
+/* ABI 1.5: the start of a sign-in (mandate_backend_ops.login_start
+ * and login_finish, below). */
+typedef struct mandate_login_request {
+    const char *callback_url; /* where the IdP sends the browser back (the core's route) */
+    const char *handle;       /* opaque, single-use, for the IdP to send back (state) */
+    const char *login_hint;   /* an e-mail or user name the user typed; may be NULL */
+    bool force_login;         /* prompt=login: the IdP must ask again */
+    int64_t max_age;          /* seconds the IdP's session may be old; -1: any */
+} mandate_login_request;
+
+typedef struct mandate_login_redirect {
+    const char *url;          /* send the browser there */
+    const char *remember;     /* text the core keeps for login_finish: a PKCE
+                                 verifier, a nonce, a request ID; may be NULL */
+} mandate_login_redirect;
+
+/* One field of the IdP's answer, from the callback's query or form. */
+typedef struct mandate_login_param {
+    const char *name;
+    const char *value;
+} mandate_login_param;
+
+typedef struct mandate_login_response {
+    const char *callback_url;
+    const mandate_login_param *params;
+    size_t param_count;
+    const char *remember;     /* from login_start; NULL when the IdP sent the
+                                 answer unasked (SAML IdP-initiated) */
+} mandate_login_response;
+
 typedef struct mandate_backend_ops {
     /* Authenticate a client. `client` is the store's record for
      * cred->client_id. MANDATE_OK, MANDATE_NEXT (not this backend's client),
@@ -72,6 +102,31 @@ typedef struct mandate_backend_ops {
      * from what the instance holds and never waits on the network: /readyz
      * calls it even when every slot of a blocking instance is taken. */
     const char *(*status)(void *inst, mandate_pool *pool, const char **detail_r);
+
+    /* ABI 1.5: a person's sign-in at this backend's IdP, through their
+     * browser (OpenID Connect authorization code, SAML Web Browser SSO).
+     * The core routes the browser and keeps what login_start asks it to
+     * remember, server-side, under the single-use handle it sends to the
+     * IdP (state, RelayState); the backend speaks the protocol and never
+     * sees HTTP. Read only when the plugin's abi_minor is >= 5; NULL: the
+     * instance offers no sign-in. */
+    mandate_rc (*login_start)(void *inst, mandate_pool *pool,
+                              const mandate_login_request *request,
+                              mandate_login_redirect *redirect_r, mandate_error *err);
+    /* The IdP's answer at the callback: MANDATE_OK with the identity;
+     * MANDATE_DENIED when the IdP refused the sign-in (an error response,
+     * a cancelled login: err says why, and the core shows it); MANDATE_INVALID
+     * when the answer is forged, tampered, replayed, for another audience
+     * or request; MANDATE_TEMPFAIL when the IdP cannot be reached. */
+    mandate_rc (*login_finish)(void *inst, mandate_pool *pool,
+                               const mandate_login_response *response,
+                               mandate_identity *identity_r, mandate_error *err);
+    /* What the IdP's administrator needs to trust the broker (a SAML
+     * service provider's metadata), in *text_r with its media type; may be
+     * NULL: nothing to publish. */
+    mandate_rc (*login_metadata)(void *inst, mandate_pool *pool, const char *callback_url,
+                                 char **text_r, const char **content_type_r,
+                                 mandate_error *err);
 } mandate_backend_ops;
 
 /* Everything works. */
