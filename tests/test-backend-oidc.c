@@ -24,9 +24,11 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <cmocka.h>
 
+#include <curl/curl.h>
 #include <jansson.h>
 #include <microhttpd.h>
 #include <openssl/bio.h>
@@ -72,7 +74,14 @@ typedef struct fixture {
     size_t n_keys;
     int jwks_status;
     int jwks_delay_ms;
-    atomic_int disc_requests, jwks_requests;
+    bool iss_param;     /* authorization_response_iss_parameter_supported */
+    bool no_endpoints;  /* discovery without the sign-in's endpoints */
+    int token_status;   /* the token endpoint's answer */
+    char *token_answer; /* malloc'd; NULL: "{}" */
+    char *got_body;     /* what the last token request carried: its form */
+    char *got_auth;     /* its Authorization header, "" when none */
+    char *got_type;     /* its Content-Type */
+    atomic_int disc_requests, jwks_requests, token_requests;
 
     void *inst; /* the default instance */
     mandate_pool *pool;
@@ -97,20 +106,91 @@ static char *dump(json_t *doc)
     return text;
 }
 
+/* A POST body, gathered over the handler's calls. */
+typedef struct upload {
+    char *data;
+    size_t len;
+} upload;
+
+static void upload_done(void *cls, struct MHD_Connection *conn, void **con_cls,
+                        enum MHD_RequestTerminationCode toe)
+{
+    (void)cls, (void)conn, (void)toe;
+    upload *u = *con_cls;
+    if (u != NULL) {
+        free(u->data);
+        free(u);
+        *con_cls = NULL;
+    }
+}
+
+static char *dup_or_empty(const char *s)
+{
+    return strdup(s != NULL ? s : "");
+}
+
+/* The token endpoint: records what it was sent, answers what the test set. */
+static enum MHD_Result token_endpoint(fixture *fx, struct MHD_Connection *conn,
+                                      const char *upload_data, size_t *upload_data_size,
+                                      void **con_cls)
+{
+    upload *u = *con_cls;
+    if (u == NULL) {
+        *con_cls = calloc(1, sizeof(upload));
+        return *con_cls != NULL ? MHD_YES : MHD_NO;
+    }
+    if (*upload_data_size > 0) {
+        char *grown = realloc(u->data, u->len + *upload_data_size + 1);
+        if (grown == NULL)
+            return MHD_NO;
+        memcpy(grown + u->len, upload_data, *upload_data_size);
+        u->data = grown;
+        u->len += *upload_data_size;
+        u->data[u->len] = '\0';
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    atomic_fetch_add(&fx->token_requests, 1);
+    pthread_mutex_lock(&fx->lock);
+    free(fx->got_body);
+    free(fx->got_auth);
+    free(fx->got_type);
+    fx->got_body = dup_or_empty(u->data);
+    fx->got_auth = dup_or_empty(
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION));
+    fx->got_type = dup_or_empty(
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE));
+    unsigned status = (unsigned)fx->token_status;
+    char *answer = dup_or_empty(fx->token_answer != NULL ? fx->token_answer : "{}");
+    pthread_mutex_unlock(&fx->lock);
+    return reply(conn, status, answer);
+}
+
 static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const char *url,
                                const char *method, const char *version, const char *upload_data,
                                size_t *upload_data_size, void **con_cls)
 {
     fixture *fx = cls;
+    if (strcmp(method, "POST") == 0 && strcmp(url, "/tenant/token") == 0)
+        return token_endpoint(fx, conn, upload_data, upload_data_size, con_cls);
     if (strcmp(method, "GET") != 0)
         return reply(conn, 405, strdup("{}"));
     if (strcmp(url, "/tenant/.well-known/openid-configuration") == 0) {
         atomic_fetch_add(&fx->disc_requests, 1);
-        char jwks_uri[128];
+        char jwks_uri[128], authorize[128], token[128];
         snprintf(jwks_uri, sizeof(jwks_uri), "%s/tenant/keys", fx->base);
+        snprintf(authorize, sizeof(authorize), "%s/tenant/authorize", fx->base);
+        snprintf(token, sizeof(token), "%s/tenant/token", fx->base);
         pthread_mutex_lock(&fx->lock);
         json_t *doc = json_pack("{s:s,s:s,s:[s]}", "issuer", fx->disc_issuer, "jwks_uri",
                                 jwks_uri, "id_token_signing_alg_values_supported", "RS256");
+        if (!fx->no_endpoints) {
+            json_object_set_new(doc, "authorization_endpoint", json_string(authorize));
+            json_object_set_new(doc, "token_endpoint", json_string(token));
+        }
+        if (fx->iss_param)
+            json_object_set_new(doc, "authorization_response_iss_parameter_supported",
+                                json_true());
         pthread_mutex_unlock(&fx->lock);
         return reply(conn, 200, dump(doc));
     }
@@ -232,9 +312,10 @@ static int setup(void **state)
     struct sockaddr_in sin = {0};
     sin.sin_family = AF_INET;
     sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    fx->mhd =
-        MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, 0,
-                         NULL, NULL, handler, fx, MHD_OPTION_SOCK_ADDR, &sin, MHD_OPTION_END);
+    fx->token_status = 200;
+    fx->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION,
+                               0, NULL, NULL, handler, fx, MHD_OPTION_SOCK_ADDR, &sin,
+                               MHD_OPTION_NOTIFY_COMPLETED, upload_done, NULL, MHD_OPTION_END);
     assert_non_null(fx->mhd);
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(fx->mhd, MHD_DAEMON_INFO_BIND_PORT);
     assert_non_null(info);
@@ -254,6 +335,10 @@ static int teardown(void **state)
     server_stop(fx);
     mandate_pool_free(&fx->pool);
     pthread_mutex_destroy(&fx->lock);
+    free(fx->token_answer);
+    free(fx->got_body);
+    free(fx->got_auth);
+    free(fx->got_type);
     free(fx);
     fake_host_replay_reset();
     fake_host_set_now(T0);
@@ -982,6 +1067,906 @@ static void test_id_jag(void **state)
     inst_free(inst);
 }
 
+/* --- sign-in (login_start, login_finish) ----------------------------------------------- */
+
+#define LOGIN_CLIENT "mandate-login"
+/* characters that must be encoded both in a form and in Basic credentials */
+#define LOGIN_SECRET "s3cr3t:/+=&% x"
+#define CALLBACK "https://mandate.example.com/login/oidc/corp/callback"
+#define HANDLE "h4ndl3-0123456789abcdef"
+
+/* A sign-in instance of the provider (client_secret_basic), then key/value
+ * pairs ending in NULL. */
+#define LOGIN_INST(fx, ...)                                                                    \
+    INST((fx), "login_client_id", LOGIN_CLIENT, "login_client_secret", LOGIN_SECRET,           \
+         ##__VA_ARGS__)
+
+/* The value of a query or form parameter, decoded (malloc'd); NULL when
+ * absent. Fails the test when it is there twice. */
+static char *param_of(const char *query, const char *name)
+{
+    const char *q = strchr(query, '?');
+    q = q != NULL ? q + 1 : query;
+    char *found = NULL;
+    size_t nlen = strlen(name);
+    while (*q != '\0') {
+        const char *end = strchr(q, '&');
+        size_t len = end != NULL ? (size_t)(end - q) : strlen(q);
+        if (len > nlen && strncmp(q, name, nlen) == 0 && q[nlen] == '=') {
+            if (found != NULL)
+                fail_msg("parameter %s twice in %s", name, query);
+            int out_len = 0;
+            char *v = curl_easy_unescape(NULL, q + nlen + 1, (int)(len - nlen - 1), &out_len);
+            assert_non_null(v);
+            found = strdup(v);
+            curl_free(v);
+        }
+        q += len;
+        if (*q == '&')
+            q++;
+    }
+    return found;
+}
+
+static void expect_param(const char *query, const char *name, const char *want)
+{
+    char *v = param_of(query, name);
+    if (want == NULL && v != NULL)
+        fail_msg("%s = \"%s\", want none", name, v);
+    if (want != NULL && (v == NULL || strcmp(v, want) != 0))
+        fail_msg("%s = \"%s\", want \"%s\"", name, v != NULL ? v : "(none)", want);
+    free(v);
+}
+
+static char *b64url_sha256(const char *text)
+{
+    unsigned char md[32];
+    unsigned int md_len = 0;
+    assert_int_equal(EVP_Digest(text, strlen(text), md, &md_len, EVP_sha256(), NULL), 1);
+    char *out = malloc(mandate_b64url_encoded_len(md_len) + 1);
+    assert_non_null(out);
+    mandate_b64url_encode(md, md_len, out);
+    return out;
+}
+
+/* A sign-in started: the redirect's URL and what to remember, in the pool. */
+typedef struct started {
+    const char *url;
+    const char *remember;
+    char nonce[64];
+    char verifier[64];
+} started;
+
+static mandate_rc try_start(fixture *fx, void *inst, const mandate_login_request *req,
+                            started *st, mandate_error *err)
+{
+    mandate_login_redirect r = {0};
+    *err = (mandate_error){0};
+    *st = (started){0};
+    mandate_rc rc = OPS->login_start(inst, fx->pool, req, &r, err);
+    if (rc != MANDATE_OK) {
+        assert_null(r.url);
+        assert_null(r.remember);
+        return rc;
+    }
+    st->url = r.url;
+    st->remember = r.remember;
+    json_t *memo = json_loads(r.remember, 0, NULL);
+    assert_non_null(memo);
+    snprintf(st->nonce, sizeof(st->nonce), "%s",
+             json_string_value(json_object_get(memo, "nonce")));
+    snprintf(st->verifier, sizeof(st->verifier), "%s",
+             json_string_value(json_object_get(memo, "verifier")));
+    json_decref(memo);
+    return rc;
+}
+
+static started start_with(fixture *fx, void *inst, bool force_login, int64_t max_age)
+{
+    mandate_login_request req = {.callback_url = CALLBACK,
+                                 .handle = HANDLE,
+                                 .force_login = force_login,
+                                 .max_age = max_age};
+    started st;
+    mandate_error err;
+    mandate_rc rc = try_start(fx, inst, &req, &st, &err);
+    if (rc != MANDATE_OK)
+        fail_msg("login_start: rc %d: %s", rc, err.message);
+    return st;
+}
+
+static started start(fixture *fx, void *inst)
+{
+    return start_with(fx, inst, false, -1);
+}
+
+/* The token endpoint's next answer. */
+static void answer(fixture *fx, int status, const char *body)
+{
+    pthread_mutex_lock(&fx->lock);
+    fx->token_status = status;
+    free(fx->token_answer);
+    fx->token_answer = body != NULL ? strdup(body) : NULL;
+    pthread_mutex_unlock(&fx->lock);
+}
+
+/* A token answer with this id_token (claims stolen, signed with k1). */
+static void answer_id_token(fixture *fx, json_t *claims)
+{
+    char *t = sign(es_key, "k1", "JWT", claims);
+    json_t *doc = json_pack("{s:s,s:s,s:i,s:s}", "access_token", "at-opaque", "token_type",
+                            "Bearer", "expires_in", 300, "id_token", t);
+    char *text = dump(doc);
+    answer(fx, 200, text);
+    free(text);
+    free(t);
+}
+
+/* The id_token the provider gives for a sign-in: alice's, for our sign-in
+ * client, with the nonce. */
+static json_t *login_claims(fixture *fx, const started *st)
+{
+    json_t *c = id_claims(fx);
+    json_object_set_new(c, "aud", json_string(LOGIN_CLIENT));
+    json_object_set_new(c, "nonce", json_string(st->nonce));
+    return c;
+}
+
+/* login_finish with the callback's parameters, name/value pairs ending in
+ * NULL. */
+static mandate_rc finish_v(fixture *fx, void *inst, const char *remember, const char *callback,
+                           mandate_identity *id, mandate_error *err, va_list ap)
+{
+    mandate_login_param params[8];
+    size_t n = 0;
+    for (;;) {
+        const char *name = va_arg(ap, const char *);
+        if (name == NULL)
+            break;
+        assert_true(n < 8);
+        params[n].name = name;
+        params[n++].value = va_arg(ap, const char *);
+    }
+    mandate_login_response resp = {
+        .callback_url = callback, .params = params, .param_count = n, .remember = remember};
+    *id = (mandate_identity){0};
+    *err = (mandate_error){0};
+    return OPS->login_finish(inst, fx->pool, &resp, id, err);
+}
+
+static mandate_rc finish(fixture *fx, void *inst, const char *remember, mandate_identity *id,
+                         mandate_error *err, ...)
+{
+    va_list ap;
+    va_start(ap, err);
+    mandate_rc rc = finish_v(fx, inst, remember, CALLBACK, id, err, ap);
+    va_end(ap);
+    return rc;
+}
+
+/* A whole sign-in that must succeed: the start, the provider's answer with
+ * claims_of's id_token, the callback with a code. */
+static started sign_in(fixture *fx, void *inst,
+                       json_t *(*claims_of)(fixture *, const started *), mandate_identity *id)
+{
+    started st = start(fx, inst);
+    answer_id_token(fx, claims_of(fx, &st));
+    mandate_error err;
+    mandate_rc rc = finish(fx, inst, st.remember, id, &err, "code", "c0de", NULL);
+    if (rc != MANDATE_OK)
+        fail_msg("login_finish: rc %d: %s", rc, err.message);
+    return st;
+}
+
+/* login_finish must answer want with words in its reason, and no identity. */
+static void expect_finish(fixture *fx, void *inst, const char *remember, mandate_rc want,
+                          const char *words, ...)
+{
+    mandate_identity id;
+    mandate_error err;
+    va_list ap;
+    va_start(ap, words);
+    mandate_rc rc = finish_v(fx, inst, remember, CALLBACK, &id, &err, ap);
+    va_end(ap);
+    if (rc != want || strstr(err.message, words) == NULL)
+        fail_msg("rc %d (want %d): \"%s\" (want \"%s\")", rc, want, err.message, words);
+    assert_null(id.subject);
+    assert_null(id.attributes);
+    print_message("    %-8d %s\n", rc, err.message);
+}
+
+/* A sign-in of inst whose id_token has these claims must be refused with
+ * MANDATE_INVALID and words. claims_of makes them from the sign-in. */
+static void expect_id_token(fixture *fx, void *inst,
+                            json_t *(*claims_of)(fixture *, const started *), const char *words)
+{
+    started st = start(fx, inst);
+    answer_id_token(fx, claims_of(fx, &st));
+    expect_finish(fx, inst, st.remember, MANDATE_INVALID, words, "code", "c0de", "state",
+                  HANDLE, NULL);
+}
+
+static void test_login_start(void **state)
+{
+    fixture *fx = *state;
+    void *inst = LOGIN_INST(fx);
+    started st = start(fx, inst);
+    print_message("    %s\n", st.url);
+    char authorize[128];
+    snprintf(authorize, sizeof(authorize), "%s/tenant/authorize?", fx->base);
+    assert_int_equal(strncmp(st.url, authorize, strlen(authorize)), 0);
+    expect_param(st.url, "response_type", "code");
+    expect_param(st.url, "client_id", LOGIN_CLIENT);
+    expect_param(st.url, "redirect_uri", CALLBACK);
+    expect_param(st.url, "scope", "openid email profile");
+    expect_param(st.url, "state", HANDLE);
+    expect_param(st.url, "nonce", st.nonce);
+    expect_param(st.url, "code_challenge_method", "S256");
+    char *challenge = b64url_sha256(st.verifier);
+    expect_param(st.url, "code_challenge", challenge);
+    free(challenge);
+    expect_param(st.url, "prompt", NULL);
+    expect_param(st.url, "max_age", NULL);
+    expect_param(st.url, "login_hint", NULL);
+    expect_param(st.url, "acr_values", NULL);
+    /* encoded, never raw: the space of the scope, the callback's ':' and '/' */
+    assert_non_null(strstr(st.url, "scope=openid%20email%20profile"));
+    assert_non_null(strstr(st.url, "redirect_uri=https%3A%2F%2Fmandate.example.com%2Flogin"));
+    /* fresh and long: 256-bit nonce, RFC 7636 verifier of 43 characters,
+     * which never goes to the browser */
+    assert_int_equal(strlen(st.nonce), 43);
+    assert_int_equal(strlen(st.verifier), 43);
+    assert_null(strstr(st.url, st.verifier));
+    started st2 = start(fx, inst);
+    assert_string_not_equal(st.nonce, st2.nonce);
+    assert_string_not_equal(st.verifier, st2.verifier);
+    assert_string_not_equal(st.nonce, st.verifier);
+    /* what is remembered */
+    json_t *memo = json_loads(st.remember, 0, NULL);
+    char iss[96];
+    snprintf(iss, sizeof(iss), "%s/tenant", fx->base);
+    assert_int_equal(json_integer_value(json_object_get(memo, "v")), 1);
+    assert_string_equal(json_string_value(json_object_get(memo, "iss")), iss);
+    assert_string_equal(json_string_value(json_object_get(memo, "state")), HANDLE);
+    assert_string_equal(json_string_value(json_object_get(memo, "redirect_uri")), CALLBACK);
+    assert_int_equal(json_integer_value(json_object_get(memo, "max_age")), -1);
+    assert_true(json_is_false(json_object_get(memo, "force_login")));
+    assert_int_equal(json_integer_value(json_object_get(memo, "started_at")), T0);
+    json_decref(memo);
+    /* discovery was read once, the keys not at all */
+    assert_int_equal(atomic_load(&fx->disc_requests), 1);
+    assert_int_equal(jwks_requests(fx), 0);
+
+    /* a new login, a session age, a hint with characters to encode */
+    mandate_login_request req = {.callback_url = CALLBACK,
+                                 .handle = "a b&c=d+e/f?g#h%",
+                                 .login_hint = "alice+x@example.com & \xc3\xa9=1",
+                                 .force_login = true,
+                                 .max_age = 0};
+    mandate_error err;
+    assert_int_equal(try_start(fx, inst, &req, &st, &err), MANDATE_OK);
+    print_message("    %s\n", st.url);
+    expect_param(st.url, "prompt", "login");
+    expect_param(st.url, "max_age", "0");
+    expect_param(st.url, "login_hint", "alice+x@example.com & \xc3\xa9=1");
+    expect_param(st.url, "state", "a b&c=d+e/f?g#h%");
+    assert_non_null(strstr(st.url, "login_hint=alice%2Bx%40example.com%20%26%20%C3%A9%3D1"));
+    assert_non_null(strstr(st.url, "state=a%20b%26c%3Dd%2Be%2Ff%3Fg%23h%25"));
+    memo = json_loads(st.remember, 0, NULL);
+    assert_int_equal(json_integer_value(json_object_get(memo, "max_age")), 0);
+    assert_true(json_is_true(json_object_get(memo, "force_login")));
+    json_decref(memo);
+    req.max_age = 86400;
+    req.login_hint = "";
+    assert_int_equal(try_start(fx, inst, &req, &st, &err), MANDATE_OK);
+    expect_param(st.url, "max_age", "86400");
+    expect_param(st.url, "login_hint", NULL);
+    inst_free(inst);
+
+    /* configured endpoints: discovery is not read; the endpoint's own query
+     * is kept; acr_values and other scopes are asked */
+    atomic_store(&fx->disc_requests, 0);
+    inst = LOGIN_INST(fx, "authorization_endpoint",
+                      "https://login.example.com/b2c/authorize?p=B2C_1_signin",
+                      "token_endpoint", "https://login.example.com/b2c/token", "login_scopes",
+                      "openid offline_access", "login_acr_values", "urn:example:mfa phr");
+    st = start(fx, inst);
+    print_message("    %s\n", st.url);
+    const char *kept = "https://login.example.com/b2c/authorize?p=B2C_1_signin&response_type=";
+    assert_int_equal(strncmp(st.url, kept, strlen(kept)), 0);
+    expect_param(st.url, "p", "B2C_1_signin");
+    expect_param(st.url, "scope", "openid offline_access");
+    expect_param(st.url, "acr_values", "urn:example:mfa phr");
+    assert_int_equal(atomic_load(&fx->disc_requests), 0);
+    inst_free(inst);
+}
+
+static void test_login_start_refusals(void **state)
+{
+    fixture *fx = *state;
+    mandate_error err;
+    started st;
+    mandate_login_request req = {.callback_url = CALLBACK, .handle = HANDLE, .max_age = -1};
+    /* no login_client_id: not this instance's */
+    assert_int_equal(try_start(fx, fx->inst, &req, &st, &err), MANDATE_NEXT);
+    assert_non_null(strstr(err.message, "login_client_id"));
+    mandate_identity id;
+    assert_int_equal(finish(fx, fx->inst, "{}", &id, &err, "code", "x", NULL), MANDATE_NEXT);
+
+    void *inst = LOGIN_INST(fx);
+    /* the core's mistakes */
+    req.callback_url = "http://mandate.example.com/cb";
+    assert_int_equal(try_start(fx, inst, &req, &st, &err), MANDATE_ERROR);
+    assert_non_null(strstr(err.message, "callback URL"));
+    req.callback_url = CALLBACK "#frag";
+    assert_int_equal(try_start(fx, inst, &req, &st, &err), MANDATE_ERROR);
+    req.callback_url = NULL;
+    assert_int_equal(try_start(fx, inst, &req, &st, &err), MANDATE_ERROR);
+    req.callback_url = CALLBACK;
+    req.handle = "";
+    assert_int_equal(try_start(fx, inst, &req, &st, &err), MANDATE_ERROR);
+    assert_non_null(strstr(err.message, "handle"));
+    req.handle = "bad\nhandle";
+    assert_int_equal(try_start(fx, inst, &req, &st, &err), MANDATE_ERROR);
+    /* a user's hint with a control character, or too long */
+    req.handle = HANDLE;
+    req.login_hint = "alice\r\nLocation: evil";
+    assert_int_equal(try_start(fx, inst, &req, &st, &err), MANDATE_INVALID);
+    assert_non_null(strstr(err.message, "login hint"));
+    char long_hint[300];
+    memset(long_hint, 'a', sizeof(long_hint) - 1);
+    long_hint[sizeof(long_hint) - 1] = '\0';
+    req.login_hint = long_hint;
+    assert_int_equal(try_start(fx, inst, &req, &st, &err), MANDATE_INVALID);
+    req.login_hint = NULL;
+    assert_int_equal(atomic_load(&fx->disc_requests), 0);
+
+    /* discovery without the endpoints, naming another issuer, unreachable:
+     * try again later, and not before min_refetch_interval */
+    fx->no_endpoints = true;
+    assert_int_equal(try_start(fx, inst, &req, &st, &err), MANDATE_TEMPFAIL);
+    assert_non_null(strstr(err.message, "no authorization_endpoint"));
+    assert_int_equal(try_start(fx, inst, &req, &st, &err), MANDATE_TEMPFAIL);
+    assert_non_null(strstr(err.message, "not retried"));
+    assert_int_equal(atomic_load(&fx->disc_requests), 1);
+    fx->no_endpoints = false;
+    snprintf(fx->disc_issuer, sizeof(fx->disc_issuer), "https://evil.example/tenant");
+    fake_host_set_now(T0 + 10);
+    assert_int_equal(try_start(fx, inst, &req, &st, &err), MANDATE_TEMPFAIL);
+    assert_non_null(strstr(err.message, "not the configured issuer"));
+    snprintf(fx->disc_issuer, sizeof(fx->disc_issuer), "%s/tenant", fx->base);
+    fake_host_set_now(T0 + 20);
+    assert_int_equal(try_start(fx, inst, &req, &st, &err), MANDATE_OK);
+    /* the provider goes away: the endpoints held serve on (a refresh past
+     * jwks_refresh fails) until jwks_max_age */
+    server_stop(fx);
+    fake_host_set_now(T0 + 20 + 400);
+    assert_int_equal(try_start(fx, inst, &req, &st, &err), MANDATE_OK);
+    fake_host_set_now(T0 + 20 + 86400);
+    assert_int_equal(try_start(fx, inst, &req, &st, &err), MANDATE_TEMPFAIL);
+    assert_non_null(strstr(err.message, "past jwks_max_age"));
+    inst_free(inst);
+    inst = LOGIN_INST(fx);
+    assert_int_equal(try_start(fx, inst, &req, &st, &err), MANDATE_TEMPFAIL);
+    assert_non_null(strstr(err.message, "discovery"));
+    inst_free(inst);
+}
+
+static void expect_identity(fixture *fx, const mandate_identity *id)
+{
+    char iss[96];
+    snprintf(iss, sizeof(iss), "%s/tenant", fx->base);
+    assert_string_equal(id->issuer, iss);
+    assert_string_equal(id->subject, "alice-oid");
+    assert_null(id->tenant);
+    assert_int_equal(id->authn_instant, T0 - 60);
+    assert_int_equal(id->expires_at, T0 + 300);
+    json_t *attrs = json_loads(id->attributes, 0, NULL);
+    assert_non_null(attrs);
+    assert_string_equal(json_string_value(json_object_get(attrs, "email")),
+                        "alice@example.com");
+    assert_string_equal(json_string_value(json_object_get(attrs, "aud")), LOGIN_CLIENT);
+    json_decref(attrs);
+}
+
+static void test_login_finish(void **state)
+{
+    fixture *fx = *state;
+    void *inst = LOGIN_INST(fx);
+    started st = start(fx, inst);
+    answer_id_token(fx, login_claims(fx, &st));
+    mandate_identity id;
+    mandate_error err;
+    mandate_rc rc = finish(fx, inst, st.remember, &id, &err, "code", "c0de/+= x", "state",
+                           HANDLE, "session_state", "ignored", NULL);
+    if (rc != MANDATE_OK)
+        fail_msg("rc %d: %s", rc, err.message);
+    expect_identity(fx, &id);
+
+    /* what the token endpoint got: the code, the redirect_uri, the verifier,
+     * and the client's credentials in Basic (RFC 6749 §2.3.1: each part
+     * form-encoded, then base64), none in the form */
+    assert_int_equal(atomic_load(&fx->token_requests), 1);
+    print_message("    form: %s\n", fx->got_body);
+    assert_string_equal(fx->got_type, "application/x-www-form-urlencoded");
+    expect_param(fx->got_body, "grant_type", "authorization_code");
+    expect_param(fx->got_body, "code", "c0de/+= x");
+    expect_param(fx->got_body, "redirect_uri", CALLBACK);
+    expect_param(fx->got_body, "code_verifier", st.verifier);
+    expect_param(fx->got_body, "client_id", NULL);
+    expect_param(fx->got_body, "client_secret", NULL);
+    assert_int_equal(strncmp(fx->got_auth, "Basic ", 6), 0);
+    unsigned char pair[128];
+    int n = EVP_DecodeBlock(pair, (const unsigned char *)fx->got_auth + 6,
+                            (int)strlen(fx->got_auth + 6));
+    assert_true(n > 0);
+    while (n > 0 && pair[n - 1] == '\0') /* EVP_DecodeBlock counts the padding */
+        n--;
+    pair[n] = '\0';
+    assert_string_equal((char *)pair, LOGIN_CLIENT ":s3cr3t%3A%2F%2B%3D%26%25%20x");
+
+    /* with RFC 9207's iss, and the provider announcing it */
+    fx->iss_param = true;
+    fake_host_set_now(T0 + 300); /* past jwks_refresh: discovery is read again */
+    char iss[96];
+    snprintf(iss, sizeof(iss), "%s/tenant", fx->base);
+    st = start(fx, inst);
+    /* the sign-in's first read, the keys' one, this refresh */
+    assert_int_equal(atomic_load(&fx->disc_requests), 3);
+    fake_host_set_now(T0);
+    answer_id_token(fx, login_claims(fx, &st));
+    rc = finish(fx, inst, st.remember, &id, &err, "state", HANDLE, "iss", iss, "code", "c2",
+                NULL);
+    if (rc != MANDATE_OK)
+        fail_msg("rc %d: %s", rc, err.message);
+    expect_identity(fx, &id);
+    /* a state is not needed (the core found the sign-in by it), nor the
+     * callback URL (the remembered one is used) */
+    st = start(fx, inst);
+    answer_id_token(fx, login_claims(fx, &st));
+    mandate_login_param params[] = {{"iss", iss}, {"code", "c3"}};
+    mandate_login_response resp = {.params = params, .param_count = 2, .remember = st.remember};
+    assert_int_equal(OPS->login_finish(inst, fx->pool, &resp, &id, &err), MANDATE_OK);
+    expect_param(fx->got_body, "redirect_uri", CALLBACK);
+    inst_free(inst);
+}
+
+static void test_login_client_secret_post(void **state)
+{
+    fixture *fx = *state;
+    void *inst = LOGIN_INST(fx, "login_auth_method", "client_secret_post");
+    mandate_identity id;
+    started st = sign_in(fx, inst, login_claims, &id);
+    expect_identity(fx, &id);
+    print_message("    form: %s\n", fx->got_body);
+    assert_string_equal(fx->got_auth, "");
+    expect_param(fx->got_body, "client_id", LOGIN_CLIENT);
+    expect_param(fx->got_body, "client_secret", LOGIN_SECRET);
+    expect_param(fx->got_body, "code_verifier", st.verifier);
+    expect_param(fx->got_body, "code", "c0de");
+    assert_non_null(strstr(fx->got_body, "client_secret=s3cr3t%3A%2F%2B%3D%26%25%20x"));
+    inst_free(inst);
+}
+
+static void test_login_private_key_jwt(void **state)
+{
+    fixture *fx = *state;
+    char path[] = "/tmp/test-backend-oidc-key-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    assert_non_null(f);
+    assert_int_equal(PEM_write_PrivateKey(f, rs_key, NULL, NULL, 0, NULL, NULL), 1);
+    fclose(f);
+    void *inst = INST(fx, "login_client_id", LOGIN_CLIENT, "login_auth_method",
+                      "private_key_jwt", "login_private_key", path);
+    mandate_identity id;
+    mandate_error err;
+    started st = sign_in(fx, inst, login_claims, &id);
+    expect_identity(fx, &id);
+    assert_string_equal(fx->got_auth, "");
+    expect_param(fx->got_body, "client_id", LOGIN_CLIENT);
+    expect_param(fx->got_body, "client_secret", NULL);
+    expect_param(fx->got_body, "client_assertion_type",
+                 "urn:ietf:params:oauth:client-assertion-type:jwt-bearer");
+    expect_param(fx->got_body, "code_verifier", st.verifier);
+    /* the assertion: signed with the key, kid its thumbprint, for the
+     * token endpoint, short-lived */
+    char *assertion = param_of(fx->got_body, "client_assertion");
+    assert_non_null(assertion);
+    assert_int_equal(mandate_jws_verify(assertion, strlen(assertion), rs_key, &err),
+                     MANDATE_OK);
+    mandate_jws jws;
+    assert_int_equal(mandate_jws_parse(assertion, strlen(assertion), &jws, &err), MANDATE_OK);
+    char thumb[MANDATE_JWK_THUMBPRINT_LEN + 1], token_url[128];
+    assert_true(mandate_jwk_thumbprint(rs_key, thumb));
+    assert_string_equal(jws.kid, thumb);
+    assert_int_equal(jws.alg, MANDATE_JWS_RS256);
+    snprintf(token_url, sizeof(token_url), "%s/tenant/token", fx->base);
+    json_t *c = jws.claims;
+    assert_string_equal(json_string_value(json_object_get(c, "iss")), LOGIN_CLIENT);
+    assert_string_equal(json_string_value(json_object_get(c, "sub")), LOGIN_CLIENT);
+    assert_string_equal(json_string_value(json_object_get(c, "aud")), token_url);
+    assert_int_equal(json_integer_value(json_object_get(c, "iat")), T0);
+    assert_int_equal(json_integer_value(json_object_get(c, "exp")), T0 + 60);
+    assert_true(strlen(json_string_value(json_object_get(c, "jti"))) >= 22);
+    mandate_jws_clear(&jws);
+    free(assertion);
+    inst_free(inst);
+    /* a named kid */
+    inst = INST(fx, "login_client_id", LOGIN_CLIENT, "login_auth_method", "private_key_jwt",
+                "login_private_key", path, "login_private_key_id", "broker-2026");
+    sign_in(fx, inst, login_claims, &id);
+    assert_non_null(strstr(fx->got_body, "client_assertion=ey"));
+    assert_null(strstr(fx->got_body, "client_secret"));
+    inst_free(inst);
+    /* a key anyone may read is refused */
+    assert_int_equal(chmod(path, 0644), 0);
+    void *bad = inst_try(fx, &err, "login_client_id", LOGIN_CLIENT, "login_auth_method",
+                         "private_key_jwt", "login_private_key", path, NULL);
+    assert_null(bad);
+    assert_non_null(strstr(err.message, "readable by anyone"));
+    unlink(path);
+    bad = inst_try(fx, &err, "login_client_id", LOGIN_CLIENT, "login_auth_method",
+                   "private_key_jwt", "login_private_key", path, NULL);
+    assert_null(bad);
+    assert_non_null(strstr(err.message, "login_private_key"));
+}
+
+static void test_login_idp_error(void **state)
+{
+    fixture *fx = *state;
+    void *inst = LOGIN_INST(fx);
+    started st = start(fx, inst);
+    expect_finish(fx, inst, st.remember, MANDATE_DENIED,
+                  "refused the sign-in: access_denied: "
+                  "The user cancelled",
+                  "error", "access_denied", "error_description", "The user cancelled", "state",
+                  HANDLE, NULL);
+    /* the provider's text is bounded and printable */
+    char long_desc[400];
+    memset(long_desc, 'd', sizeof(long_desc) - 1);
+    long_desc[sizeof(long_desc) - 1] = '\0';
+    long_desc[3] = '\n';
+    long_desc[4] = '\x1b';
+    mandate_identity id;
+    mandate_error err;
+    assert_int_equal(finish(fx, inst, st.remember, &id, &err, "error", "login_required",
+                            "error_description", long_desc, NULL),
+                     MANDATE_DENIED);
+    assert_null(strchr(err.message, '\n'));
+    assert_null(strchr(err.message, '\x1b'));
+    assert_non_null(strstr(err.message, "login_required: ddd??ddd"));
+    assert_true(strlen(err.message) < 200);
+    /* an error with a code is an error */
+    expect_finish(fx, inst, st.remember, MANDATE_DENIED, "interaction_required", "error",
+                  "interaction_required", "code", "c0de", NULL);
+    assert_int_equal(atomic_load(&fx->token_requests), 0);
+    inst_free(inst);
+}
+
+static void test_login_bad_callback(void **state)
+{
+    fixture *fx = *state;
+    void *inst = LOGIN_INST(fx);
+    started st = start(fx, inst);
+    char iss[96];
+    snprintf(iss, sizeof(iss), "%s/tenant", fx->base);
+    expect_finish(fx, inst, st.remember, MANDATE_INVALID, "no code", "state", HANDLE, NULL);
+    expect_finish(fx, inst, st.remember, MANDATE_INVALID, "no code", "code", "", NULL);
+    expect_finish(fx, inst, st.remember, MANDATE_INVALID, "not printable", "code",
+                  "c0\x01"
+                  "de",
+                  NULL);
+    expect_finish(fx, inst, st.remember, MANDATE_INVALID, "repeats the parameter code", "code",
+                  "a", "code", "b", NULL);
+    expect_finish(fx, inst, st.remember, MANDATE_INVALID, "repeats the parameter state",
+                  "state", HANDLE, "state", HANDLE, "code", "a", NULL);
+    /* state tampered with */
+    expect_finish(fx, inst, st.remember, MANDATE_INVALID, "state is not this sign-in's", "code",
+                  "c0de", "state", HANDLE "x", NULL);
+    expect_finish(fx, inst, st.remember, MANDATE_INVALID, "state is not this sign-in's", "code",
+                  "c0de", "state", "", NULL);
+    /* RFC 9207: another provider's answer (a mix-up) */
+    expect_finish(fx, inst, st.remember, MANDATE_INVALID, "is not the provider's", "code",
+                  "c0de", "iss", "https://evil.example/tenant", NULL);
+    expect_finish(fx, inst, st.remember, MANDATE_INVALID, "is not the provider's", "error",
+                  "access_denied", "iss", "https://evil.example/tenant", NULL);
+    /* nothing remembered, something else remembered */
+    expect_finish(fx, inst, NULL, MANDATE_INVALID, "unsolicited", "code", "c0de", NULL);
+    expect_finish(fx, inst, "not json", MANDATE_INVALID, "not this backend's", "code", "c0de",
+                  NULL);
+    expect_finish(fx, inst, "{\"v\":1}", MANDATE_INVALID, "not this backend's", "code", "c0de",
+                  NULL);
+    json_t *memo = json_loads(st.remember, 0, NULL);
+    json_object_set_new(memo, "v", json_integer(2));
+    char *text = json_dumps(memo, JSON_COMPACT);
+    expect_finish(fx, inst, text, MANDATE_INVALID, "not this backend's", "code", "c0de", NULL);
+    free(text);
+    json_object_set_new(memo, "v", json_integer(1));
+    json_object_set_new(memo, "iss", json_string("https://other.example"));
+    text = json_dumps(memo, JSON_COMPACT);
+    expect_finish(fx, inst, text, MANDATE_INVALID, "started at another provider", "code",
+                  "c0de", NULL);
+    free(text);
+    json_decref(memo);
+    /* at another callback than the sign-in's */
+    mandate_identity id;
+    mandate_error err;
+    mandate_login_param params[] = {{"code", "c0de"}};
+    mandate_login_response resp = {.callback_url = CALLBACK "2",
+                                   .params = params,
+                                   .param_count = 1,
+                                   .remember = st.remember};
+    assert_int_equal(OPS->login_finish(inst, fx->pool, &resp, &id, &err), MANDATE_INVALID);
+    assert_non_null(strstr(err.message, "another callback"));
+    assert_int_equal(atomic_load(&fx->token_requests), 0);
+    inst_free(inst);
+
+    /* a provider that says it sends iss must */
+    fx->iss_param = true;
+    inst = LOGIN_INST(fx);
+    st = start(fx, inst);
+    expect_finish(fx, inst, st.remember, MANDATE_INVALID, "has no iss", "code", "c0de", "state",
+                  HANDLE, NULL);
+    assert_int_equal(atomic_load(&fx->token_requests), 0);
+    inst_free(inst);
+}
+
+static void test_login_token_endpoint(void **state)
+{
+    fixture *fx = *state;
+    void *inst = LOGIN_INST(fx, "max_token_size", "2048");
+    started st = start(fx, inst);
+    const char *rem = st.remember;
+    static const struct {
+        int status;
+        const char *body;
+        mandate_rc rc;
+        const char *words;
+    } cases[] = {
+        {400, "{\"error\":\"invalid_grant\",\"error_description\":\"code expired\"}",
+         MANDATE_INVALID, "refused the code (HTTP 400 invalid_grant: code expired)"},
+        {400, "<html>bad request</html>", MANDATE_INVALID, "refused the code (HTTP 400"},
+        /* our configuration's fault */
+        {401, "{\"error\":\"invalid_client\"}", MANDATE_ERROR,
+         "refused Mandate's client (HTTP 401 invalid_client"},
+        {400, "{\"error\":\"unauthorized_client\"}", MANDATE_ERROR, "check login_client_id"},
+        /* the provider's trouble */
+        {500, "{\"error\":\"server_error\"}", MANDATE_TEMPFAIL, "answered HTTP 500"},
+        {503, "", MANDATE_TEMPFAIL, "answered HTTP 503"},
+        {302, "", MANDATE_TEMPFAIL, "answered HTTP 302"},
+        {200, "<html>proxy login page</html>", MANDATE_TEMPFAIL, "not a JSON object"},
+        {200, "[\"id_token\"]", MANDATE_TEMPFAIL, "not a JSON object"},
+        {200, "{\"id_token\":\"a\",\"id_token\":\"b\"}", MANDATE_TEMPFAIL, "not a JSON object"},
+        /* no id_token, or not one */
+        {200, "{\"access_token\":\"x\",\"token_type\":\"Bearer\"}", MANDATE_INVALID,
+         "holds no id_token"},
+        {200, "{\"id_token\":42}", MANDATE_INVALID, "holds no id_token"},
+        {200, "{\"id_token\":\"not.a.jwt\"}", MANDATE_INVALID, "malformed token"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        answer(fx, cases[i].status, cases[i].body);
+        expect_finish(fx, inst, rem, cases[i].rc, cases[i].words, "code", "c0de", NULL);
+    }
+    /* oversized: beyond the answer's bound, beyond the HTTP client's */
+    size_t sizes[] = {70 * 1024, 300 * 1024};
+    const char *words[] = {"more than 65536",
+                           "no answer from the token endpoint: response body"};
+    for (size_t i = 0; i < 2; i++) {
+        char *big = malloc(sizes[i] + 32);
+        assert_non_null(big);
+        int k = snprintf(big, 32, "{\"id_token\":\"");
+        memset(big + k, 'a', sizes[i]);
+        snprintf(big + k + sizes[i], 8, "\"}");
+        answer(fx, 200, big);
+        free(big);
+        expect_finish(fx, inst, rem, MANDATE_TEMPFAIL, words[i], "code", "c0de", NULL);
+    }
+    /* an id_token over max_token_size (2048 here) */
+    char pad[3000];
+    memset(pad, 'x', sizeof(pad) - 1);
+    pad[sizeof(pad) - 1] = '\0';
+    answer_id_token(fx, with(login_claims(fx, &st), "pad", json_string(pad)));
+    expect_finish(fx, inst, rem, MANDATE_INVALID, "more than max_token_size", "code", "c0de",
+                  NULL);
+    /* the provider goes away between the start and the callback */
+    server_stop(fx);
+    expect_finish(fx, inst, rem, MANDATE_TEMPFAIL, "no answer from the token endpoint", "code",
+                  "c0de", NULL);
+    inst_free(inst);
+}
+
+static json_t *claims_wrong_nonce(fixture *fx, const started *st)
+{
+    return with(login_claims(fx, st), "nonce", json_string("another-sign-ins-nonce"));
+}
+static json_t *claims_no_nonce(fixture *fx, const started *st)
+{
+    return with(login_claims(fx, st), "nonce", NULL);
+}
+static json_t *claims_exchange_aud(fixture *fx, const started *st)
+{
+    return with(login_claims(fx, st), "aud", json_string(AUD)); /* an exchange's audience */
+}
+static json_t *claims_aud_array_no_azp(fixture *fx, const started *st)
+{
+    return with(login_claims(fx, st), "aud", json_pack("[ss]", LOGIN_CLIENT, "other-app"));
+}
+static json_t *claims_wrong_azp(fixture *fx, const started *st)
+{
+    json_t *c = with(login_claims(fx, st), "aud", json_pack("[ss]", LOGIN_CLIENT, AUD));
+    return with(c, "azp", json_string(AUD));
+}
+static json_t *claims_expired(fixture *fx, const started *st)
+{
+    return with(login_claims(fx, st), "exp", json_integer(T0 - 61));
+}
+static json_t *claims_other_iss(fixture *fx, const started *st)
+{
+    return with(login_claims(fx, st), "iss", json_string("https://evil.example/tenant"));
+}
+static json_t *claims_old_auth(fixture *fx, const started *st)
+{
+    return with(login_claims(fx, st), "auth_time", json_integer(T0 - 1000));
+}
+static json_t *claims_no_auth_time(fixture *fx, const started *st)
+{
+    return with(login_claims(fx, st), "auth_time", NULL);
+}
+static json_t *claims_future_auth(fixture *fx, const started *st)
+{
+    return with(login_claims(fx, st), "auth_time", json_integer(T0 + 3600));
+}
+static json_t *claims_acr_pwd(fixture *fx, const started *st)
+{
+    return with(login_claims(fx, st), "acr", json_string("pwd"));
+}
+static json_t *claims_acr_mfa(fixture *fx, const started *st)
+{
+    return with(login_claims(fx, st), "acr", json_string("mfa"));
+}
+
+/* The id_token's signature and header, as an exchanged one's. */
+static void expect_forged_id_token(fixture *fx, void *inst, const char *token,
+                                   const char *words)
+{
+    started st = start(fx, inst);
+    json_t *doc = json_pack("{s:s,s:s}", "token_type", "Bearer", "id_token", token);
+    char *text = dump(doc);
+    answer(fx, 200, text);
+    free(text);
+    expect_finish(fx, inst, st.remember, MANDATE_INVALID, words, "code", "c0de", NULL);
+}
+
+static void test_login_id_token(void **state)
+{
+    fixture *fx = *state;
+    void *inst = LOGIN_INST(fx);
+    expect_id_token(fx, inst, claims_wrong_nonce, "nonce is not this sign-in's");
+    expect_id_token(fx, inst, claims_no_nonce, "has no nonce");
+    expect_id_token(fx, inst, claims_exchange_aud,
+                    "aud names none of this instance's "
+                    "login_client_id");
+    expect_id_token(fx, inst, claims_aud_array_no_azp, "there is no azp");
+    expect_id_token(fx, inst, claims_wrong_azp, "is not an authorized party");
+    expect_id_token(fx, inst, claims_expired, "expired");
+    expect_id_token(fx, inst, claims_other_iss, "iss is not");
+    expect_id_token(fx, inst, claims_future_auth, "auth_time is in the future");
+
+    /* the signature: another key under our kid, alg none, an unknown kid */
+    started st = start(fx, inst);
+    char *t = sign(rogue_key, "k1", "JWT", login_claims(fx, &st));
+    expect_forged_id_token(fx, inst, t, "bad signature");
+    free(t);
+    t = sign(rogue_key, "k9", "JWT", login_claims(fx, &st));
+    expect_forged_id_token(fx, inst, t, "no key of");
+    free(t);
+    t = sign(es_key, "k1", "JWT", login_claims(fx, &st));
+    const char *payload = strchr(t, '.') + 1;
+    char *h = b64url_of("{\"alg\":\"none\",\"kid\":\"k1\"}");
+    char none[4096];
+    snprintf(none, sizeof(none), "%s.%.*s.", h, (int)(strrchr(t, '.') - payload), payload);
+    expect_forged_id_token(fx, inst, none, "alg");
+    free(h);
+    free(t);
+    t = sign(es_key, "k1", "at+jwt", login_claims(fx, &st));
+    expect_forged_id_token(fx, inst, t, "access token");
+    free(t);
+
+    /* max_age: auth_time is required, and recent enough */
+    st = start_with(fx, inst, false, 300);
+    answer_id_token(fx, claims_old_auth(fx, &st));
+    expect_finish(fx, inst, st.remember, MANDATE_INVALID, "more than the max_age asked (300 s)",
+                  "code", "c0de", NULL);
+    st = start_with(fx, inst, false, 300);
+    answer_id_token(fx, claims_no_auth_time(fx, &st));
+    expect_finish(fx, inst, st.remember, MANDATE_INVALID, "has no auth_time", "code", "c0de",
+                  NULL);
+    st = start_with(fx, inst, false, 3600);
+    answer_id_token(fx, claims_old_auth(fx, &st));
+    mandate_identity id;
+    mandate_error err;
+    assert_int_equal(finish(fx, inst, st.remember, &id, &err, "code", "c0de", NULL),
+                     MANDATE_OK);
+    assert_int_equal(id.authn_instant, T0 - 1000);
+    /* a new login asked: not authenticated before the start */
+    st = start_with(fx, inst, true, -1);
+    answer_id_token(fx, login_claims(fx, &st)); /* auth_time T0 - 60, skew 60: just in */
+    assert_int_equal(finish(fx, inst, st.remember, &id, &err, "code", "c0de", NULL),
+                     MANDATE_OK);
+    answer_id_token(fx, claims_old_auth(fx, &st));
+    expect_finish(fx, inst, st.remember, MANDATE_INVALID, "a new login was asked", "code",
+                  "c0de", NULL);
+    inst_free(inst);
+
+    /* acr: one of login_acr_values */
+    inst = LOGIN_INST(fx, "login_acr_values", "mfa hwk");
+    expect_id_token(fx, inst, claims_acr_pwd, "acr \"pwd\" is none of login_acr_values");
+    expect_id_token(fx, inst, login_claims, "acr \"(none)\" is none of");
+    sign_in(fx, inst, claims_acr_mfa, &id);
+    inst_free(inst);
+}
+
+static void test_login_bad_config(void **state)
+{
+    fixture *fx = *state;
+    mandate_error err;
+    const char *const cases[][5] = {
+        {"login_client_secret", "x", NULL, NULL, "login_client_secret is set but"},
+        {"token_endpoint", "https://idp.example/token", NULL, NULL, "token_endpoint is set"},
+        {"login_client_id", LOGIN_CLIENT, NULL, NULL, "takes login_client_secret"},
+        {"login_client_id", "bad\tid", "login_client_secret", "x", "not printable"},
+        {"login_client_id", LOGIN_CLIENT, "login_auth_method", "private_key_jwt",
+         "takes login_private_key"},
+        {"login_client_id", LOGIN_CLIENT, "login_client_secret", "",
+         "takes login_client_secret"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        void *inst =
+            inst_try(fx, &err, cases[i][0], cases[i][1], cases[i][2], cases[i][3], NULL);
+        if (inst != NULL || strstr(err.message, cases[i][4]) == NULL)
+            fail_msg("%s = %s: %s (want \"%s\")", cases[i][0], cases[i][1],
+                     inst != NULL ? "accepted" : err.message, cases[i][4]);
+        assert_int_equal(err.rc, MANDATE_INVALID);
+        print_message("    %s\n", err.message);
+    }
+    const char *const login_cases[][3] = {
+        {"login_scopes", "email profile", "must hold openid"},
+        {"login_scopes", "openid bad\"scope", "not a scope token"},
+        {"login_acr_values", "", "login_acr_values is empty"},
+        {"login_private_key", "/nonexistent.pem", "takes login_client_secret, and no"},
+        {"login_private_key_id", "kid-1", "for private_key_jwt"},
+        {"authorization_endpoint", "https://idp.example/authorize", "go together"},
+        {"authorization_endpoint", "http://idp.example/authorize", "must be https"},
+    };
+    for (size_t i = 0; i < sizeof(login_cases) / sizeof(login_cases[0]); i++) {
+        void *inst =
+            inst_try(fx, &err, "login_client_id", LOGIN_CLIENT, "login_client_secret", "x",
+                     login_cases[i][0], login_cases[i][1], i == 6 ? "token_endpoint" : NULL,
+                     "https://idp.example/token", NULL);
+        if (inst != NULL || strstr(err.message, login_cases[i][2]) == NULL)
+            fail_msg("%s = %s: %s (want \"%s\")", login_cases[i][0], login_cases[i][1],
+                     inst != NULL ? "accepted" : err.message, login_cases[i][2]);
+        assert_int_equal(err.rc, MANDATE_INVALID);
+        print_message("    %s\n", err.message);
+    }
+    void *inst = calloc(1, P->inst_size);
+    assert_int_equal(fake_conf_defaults(P, inst), 0);
+    assert_int_equal(fake_conf_set(P, inst, "login_auth_method", "none"), -1);
+    fake_conf_free(P, inst);
+    free(inst);
+    /* sign-in with a fixed jwks_uri: the endpoints still come from
+     * discovery */
+    char uri[128];
+    snprintf(uri, sizeof(uri), "%s/tenant/keys", fx->base);
+    inst = LOGIN_INST(fx, "jwks_uri", uri);
+    mandate_identity id;
+    sign_in(fx, inst, login_claims, &id);
+    assert_int_equal(atomic_load(&fx->disc_requests), 1);
+    inst_free(inst);
+}
+
 /* --- size, configuration, descriptor --------------------------------------------------- */
 
 static void test_oversize(void **state)
@@ -1078,6 +2063,10 @@ static void test_descriptor(void **state)
     assert_string_equal(OPS->assertion_types[1], JWT);
     assert_string_equal(OPS->assertion_types[2], ID_JAG);
     assert_null(OPS->assertion_types[3]);
+    /* ABI 1.5: sign-in; no metadata to publish */
+    assert_non_null(OPS->login_start);
+    assert_non_null(OPS->login_finish);
+    assert_null(OPS->login_metadata);
 }
 
 /* Instances made and destroyed repeatedly (as reloads do), two at once for
@@ -1145,6 +2134,16 @@ int main(void)
         T(test_bad_config),
         T(test_descriptor),
         T(test_reinstantiate),
+        T(test_login_start),
+        T(test_login_start_refusals),
+        T(test_login_finish),
+        T(test_login_client_secret_post),
+        T(test_login_private_key_jwt),
+        T(test_login_idp_error),
+        T(test_login_bad_callback),
+        T(test_login_token_endpoint),
+        T(test_login_id_token),
+        T(test_login_bad_config),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
