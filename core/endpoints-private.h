@@ -13,5 +13,7 @@ void mandate_endpoint_introspect(mandate_http_request *req, mandate_http_respons
 void mandate_endpoint_revoke(mandate_http_request *req, mandate_http_response *resp);
 void mandate_endpoint_gateway_check(mandate_http_request *req, mandate_http_response *resp);
 void mandate_endpoint_metrics(mandate_http_request *req, mandate_http_response *resp);
+/* POST /oauth2/register (RFC 7591): core/endpoint-register.c */
+void mandate_endpoint_register(mandate_http_request *req, mandate_http_response *resp);
 
 #endif

@@ -23,6 +23,7 @@ typedef enum mandate_metric_endpoint {
     MANDATE_EP_METADATA,
     MANDATE_EP_HEALTH,
     MANDATE_EP_METRICS,
+    MANDATE_EP_REGISTER,
     MANDATE_EP_OTHER,
     MANDATE_EP_COUNT_
 } mandate_metric_endpoint;

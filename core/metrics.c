@@ -51,7 +51,7 @@ static const char *const endpoint_names[MANDATE_EP_COUNT_] = {
     [MANDATE_EP_REVOKE] = "revoke", [MANDATE_EP_GATEWAY] = "gateway_check",
     [MANDATE_EP_JWKS] = "jwks",     [MANDATE_EP_METADATA] = "metadata",
     [MANDATE_EP_HEALTH] = "health", [MANDATE_EP_METRICS] = "metrics",
-    [MANDATE_EP_OTHER] = "other",
+    [MANDATE_EP_REGISTER] = "register", [MANDATE_EP_OTHER] = "other",
 };
 
 static const char *const result_names[RESULT_COUNT_] = {
@@ -213,6 +213,7 @@ mandate_metric_endpoint mandate_metrics_endpoint_of(const char *path)
         {"/healthz", MANDATE_EP_HEALTH},
         {"/readyz", MANDATE_EP_HEALTH},
         {"/metrics", MANDATE_EP_METRICS},
+        {"/oauth2/register", MANDATE_EP_REGISTER},
     };
     static const char gateway_prefix[] = "/gateway/check/";
 

@@ -49,6 +49,11 @@ typedef enum mandate_refusal_verdict {
     MANDATE_REFUSAL_UNRECORDED,  /* the trail cannot take it: answer 503 */
 } mandate_refusal_verdict;
 
+/* The address a request comes from, as its refusals are counted by: the
+ * socket's peer, or the client behind a trusted proxy (also for the
+ * records and limits of requests that succeed). */
+const char *mandate_request_peer(mandate_http_request *req);
+
 /* A refused request's audit record (fields: stolen; "peer" is added). */
 mandate_refusal_verdict mandate_refusal_record(mandate_http_request *req, const char *event,
                                                json_t *fields, unsigned *retry_after_r);

@@ -198,6 +198,11 @@ static const char *request_peer(mandate_http_request *req)
     return req->peer;
 }
 
+const char *mandate_request_peer(mandate_http_request *req)
+{
+    return request_peer(req);
+}
+
 mandate_refusal_verdict mandate_refusal_record(mandate_http_request *req, const char *event,
                                                json_t *fields, unsigned *retry_after_r)
 {

@@ -26,6 +26,8 @@ static const route routes[] = {
     {"POST", "/oauth2/introspect", mandate_endpoint_introspect, false},
     {"POST", "/oauth2/revoke", mandate_endpoint_revoke, false},
     {"GET", "/metrics", mandate_endpoint_metrics, false},
+    /* any method: the endpoint answers 404 while registration is off */
+    {NULL, "/oauth2/register", mandate_endpoint_register, false},
     /* nginx auth_request keeps the original method; Envoy appends the path */
     {NULL, "/gateway/check", mandate_endpoint_gateway_check, false},
     {NULL, "/gateway/check/", mandate_endpoint_gateway_check, true},
