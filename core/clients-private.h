@@ -24,13 +24,17 @@ typedef struct mandate_client_spec {
     bool can_introspect;
     double rate_limit;          /* token requests per second; 0: the config default */
     int64_t rate_burst;         /* 0: the config default */
+    /* A public client (RFC 6749 §2.1: token_endpoint_auth_method "none"):
+     * no credential at all, so no backend, no secret, no key. */
+    bool public_client;
+    const char *metadata;       /* registered metadata (JSON object), checked by the caller */
 } mandate_client_spec;
 
 #define MANDATE_CLIENT_RATE_MAX 1000000.0
 #define MANDATE_CLIENT_BURST_MAX 1000000
 
 /* Check a spec and turn it into a record with its credential. *secret_r is
- * the secret to show once (NULL for private_key_jwt clients). */
+ * the secret to show once (NULL for private_key_jwt and public clients). */
 mandate_rc mandate_clients_prepare(mandate_runtime *rt, mandate_pool *pool,
                                    const mandate_client_spec *spec, mandate_client *client_r,
                                    char **secret_r, mandate_error *err);

@@ -158,7 +158,17 @@ mandate_rc mandate_clients_prepare(mandate_runtime *rt, mandate_pool *pool,
     int64_t now = mandate_clock_now();
     c->created_at = now;
     c->updated_at = now;
+    c->metadata = spec->metadata;
 
+    if (spec->public_client) {
+        /* nothing to authenticate with: every backend refuses it at the
+         * token endpoint but for the grants a public client may use */
+        if (spec->public_key_pem != NULL || spec->backend != NULL || spec->attributes != NULL)
+            return mandate_error_set(err, MANDATE_INVALID,
+                                     "a public client has no secret and no key: no backend, "
+                                     "public key or backend attributes go with it");
+        return MANDATE_OK;
+    }
     if (spec->public_key_pem != NULL) {
         /* private_key_jwt: the client keeps its private key; no secret at all */
         EVP_PKEY *key =

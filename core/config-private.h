@@ -20,6 +20,30 @@ typedef struct mandate_instance_conf {
     config_t cfg; /* kept: the plugin's own keys are checked once it is loaded */
 } mandate_instance_conf;
 
+/* How clients that are not pre-registered identify themselves (issue 22):
+ * Client ID Metadata Documents (core/client-documents.c) and RFC 7591
+ * dynamic registration (core/endpoint-register.c). Lists left NULL (not
+ * configured) mean "what the targets give": their scopes, their
+ * audiences. */
+typedef struct mandate_client_documents_conf {
+    bool enabled;
+    char *ca_file; /* NULL: the system's trust store */
+    int64_t connect_timeout_ms, timeout_ms;
+    int64_t max_bytes;
+    int64_t min_cache, max_cache, max_stale; /* seconds */
+    bool allow_private_addresses;
+    char **allow_hosts, **deny_hosts; /* "host" or "*.example.com"; NULL: none */
+    char *tenant;
+    char **scopes, **audiences;
+} mandate_client_documents_conf;
+
+typedef struct mandate_registration_conf {
+    char *mode; /* "off", "token" (an initial access token), "open" */
+    char *tenant;
+    char **scopes, **audiences;
+    int64_t rate; /* registrations per hour from one address; 0: no limit */
+} mandate_registration_conf;
+
 typedef struct mandate_config {
     char *path;
     char *dir; /* relative paths in mandate.conf are taken from here */
@@ -81,6 +105,9 @@ typedef struct mandate_config {
 
     mandate_delegation delegation; /* who may exchange whose tokens */
     mandate_signin_config signin;  /* people's sign-in */
+
+    mandate_client_documents_conf client_documents;
+    mandate_registration_conf registration;
 } mandate_config;
 
 /* Read and check mandate.conf and the instance files it points to. Plugin

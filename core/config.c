@@ -10,6 +10,7 @@
 #include <netdb.h>
 #include <unistd.h>
 
+#include "client-documents-private.h"
 #include "config-private.h"
 #include "gateway-path-private.h"
 #include "peer-private.h"
@@ -128,6 +129,51 @@ static const mandate_conf_def core_defs[] = {
      366 * 86400, NULL, "seconds a refresh token lives unless used (and rotated)"},
     {"signin.consent_lifetime", MANDATE_CONF_INT, 0, CONF_OFF(signin.consent_lifetime),
      "7776000", 0, 3660 * 86400, NULL, "seconds a remembered consent holds; 0: until revoked"},
+    {"client_documents.enabled", MANDATE_CONF_BOOL, 0, CONF_OFF(client_documents.enabled),
+     "true", 0, 0, NULL,
+     "accept an https client_id whose Client ID Metadata Document is fetched"},
+    {"client_documents.ca_file", MANDATE_CONF_PATH, 0, CONF_OFF(client_documents.ca_file), NULL,
+     0, 0, NULL, "PEM CA certificates to check documents' servers with; default the system's"},
+    {"client_documents.connect_timeout_ms", MANDATE_CONF_INT, 0,
+     CONF_OFF(client_documents.connect_timeout_ms), "2000", 100, 10000, NULL,
+     "milliseconds to connect to a document's server"},
+    {"client_documents.timeout_ms", MANDATE_CONF_INT, 0, CONF_OFF(client_documents.timeout_ms),
+     "5000", 100, 30000, NULL, "milliseconds a whole fetch may take"},
+    {"client_documents.max_bytes", MANDATE_CONF_INT, 0, CONF_OFF(client_documents.max_bytes),
+     "5120", 256, 65536, NULL, "largest document in bytes; the fetch stops past it"},
+    {"client_documents.min_cache", MANDATE_CONF_INT, 0, CONF_OFF(client_documents.min_cache),
+     "60", 0, 86400, NULL, "seconds a document is kept at least (the floor of max-age)"},
+    {"client_documents.max_cache", MANDATE_CONF_INT, 0, CONF_OFF(client_documents.max_cache),
+     "86400", 0, 604800, NULL, "seconds a document is kept at most (the ceiling of max-age)"},
+    {"client_documents.max_stale", MANDATE_CONF_INT, 0, CONF_OFF(client_documents.max_stale),
+     "3600", 0, 604800, NULL,
+     "seconds past its expiry a document is still served while its server cannot be reached"},
+    {"client_documents.allow_private_addresses", MANDATE_CONF_BOOL, 0,
+     CONF_OFF(client_documents.allow_private_addresses), "false", 0, 0, NULL,
+     "fetch from loopback, private, link-local and other non-public addresses"},
+    {"client_documents.allow_hosts", MANDATE_CONF_STRING_LIST, 0,
+     CONF_OFF(client_documents.allow_hosts), NULL, 0, 0, NULL,
+     "only these hosts (\"host\" or \"*.example.com\"); none: any host"},
+    {"client_documents.deny_hosts", MANDATE_CONF_STRING_LIST, 0,
+     CONF_OFF(client_documents.deny_hosts), NULL, 0, 0, NULL,
+     "never these hosts (\"host\" or \"*.example.com\")"},
+    {"client_documents.tenant", MANDATE_CONF_STRING, 0, CONF_OFF(client_documents.tenant),
+     "default", 0, 0, NULL, "the tenant of document clients"},
+    {"client_documents.scopes", MANDATE_CONF_STRING_LIST, 0, CONF_OFF(client_documents.scopes),
+     NULL, 0, 0, NULL, "scopes document clients may ask for; default the targets' scopes"},
+    {"client_documents.audiences", MANDATE_CONF_STRING_LIST, 0,
+     CONF_OFF(client_documents.audiences), NULL, 0, 0, NULL,
+     "audiences document clients may ask for; default the targets' audiences"},
+    {"registration.mode", MANDATE_CONF_STRING, 0, CONF_OFF(registration.mode), "off", 0, 0,
+     "off|token|open", NULL},
+    {"registration.tenant", MANDATE_CONF_STRING, 0, CONF_OFF(registration.tenant), "default", 0,
+     0, NULL, "the tenant of registered clients"},
+    {"registration.scopes", MANDATE_CONF_STRING_LIST, 0, CONF_OFF(registration.scopes), NULL, 0,
+     0, NULL, "scopes registered clients may ask for; default the targets' scopes"},
+    {"registration.audiences", MANDATE_CONF_STRING_LIST, 0, CONF_OFF(registration.audiences),
+     NULL, 0, 0, NULL, "audiences registered clients may ask for; default the targets'"},
+    {"registration.rate", MANDATE_CONF_INT, 0, CONF_OFF(registration.rate), "30", 0, 1000000,
+     NULL, "registrations an address may make per hour; 0: no limit"},
     MANDATE_CONF_END};
 
 static const char *const instance_reserved[] = {"kind", "plugin", NULL};
@@ -465,6 +511,8 @@ bool mandate_config_load(const char *path, mandate_config **config_r, mandate_di
                 ok = false;
             }
         }
+        if (!mandate_client_registration_config_check(cfg, &file, diag))
+            ok = false;
         if ((cfg->tls_certificate == NULL) != (cfg->tls_key == NULL)) {
             mandate_diag_add(diag, "%s: 'server.tls' needs both 'certificate' and 'key'", path);
             ok = false;

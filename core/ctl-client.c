@@ -11,6 +11,8 @@
 
 #include <openssl/crypto.h>
 
+#include "audit-events-private.h"
+#include "client-documents-private.h"
 #include "clients-private.h"
 #include "clock-private.h"
 #include "ctl-private.h"
@@ -38,8 +40,19 @@ static json_t *client_json(const mandate_client *c)
     json_object_set_new(o, "ttl", json_integer(c->token_ttl));
     json_object_set_new(o, "backend", c->backend ? json_string(c->backend) : json_null());
     json_object_set_new(o, "format", c->token_format ? json_string(c->token_format) : json_null());
+    json_t *meta = c->metadata ? json_loads(c->metadata, 0, NULL) : NULL;
+    const char *method = json_string_value(json_object_get(meta, "token_endpoint_auth_method"));
+    bool is_public = method != NULL && strcmp(method, "none") == 0;
     json_object_set_new(o, "auth",
-                        json_string(c->public_key ? "private_key_jwt" : "client_secret"));
+                        json_string(is_public       ? "none"
+                                    : c->public_key ? "private_key_jwt"
+                                                    : "client_secret"));
+    /* what sign-in needs (issue 22): where codes may be sent, and how */
+    static const char *const shown[] = {"redirect_uris", "grant_types", "registered_by", NULL};
+    for (const char *const *m = shown; *m != NULL; m++)
+        if (json_object_get(meta, *m) != NULL)
+            json_object_set(o, *m, json_object_get(meta, *m));
+    json_decref(meta);
     json_object_set_new(o, "introspect", json_boolean(c->flags & MANDATE_CLIENT_CAN_INTROSPECT));
     json_object_set_new(o, "rate_limit", json_real(c->rate_limit));
     json_object_set_new(o, "rate_burst", json_integer(c->rate_burst));
@@ -76,7 +89,16 @@ static void print_client(const mandate_client *c)
             printf("%-16s %lld\n", key, (long long)json_integer_value(v));
         else if (json_is_boolean(v))
             printf("%-16s %s\n", key, json_is_true(v) ? "yes" : "no");
-        else
+        else if (json_is_array(v)) {
+            size_t i;
+            json_t *item;
+            printf("%-16s", key);
+            json_array_foreach(v, i, item)
+            {
+                printf(" %s", json_is_string(item) ? json_string_value(item) : "?");
+            }
+            printf("\n");
+        } else
             printf("%-16s -\n", key);
     }
     json_decref(o);
@@ -135,6 +157,56 @@ static bool write_secret_file(const char *path, const char *secret)
     return ok;
 }
 
+/* Appends a repeated option's value to *list (made on first use). */
+static void add_value(json_t **list, const char *value)
+{
+    if (*list == NULL)
+        *list = json_array();
+    json_array_append_new(*list, json_string(value));
+}
+
+/* The client's metadata (RFC 7591 §2) from --redirect-uri and --grant-type,
+ * over what it had (base, may be NULL), checked as every client's is; a
+ * malloc'd JSON text, or NULL with why on stderr. redirect_uris and
+ * grant_types replace the old lists when given (NULL: kept). */
+static char *admin_metadata(const char *verb, const char *base, json_t *redirect_uris,
+                            json_t *grant_types, const char *auth_method)
+{
+    json_t *meta = base != NULL ? json_loads(base, 0, NULL) : NULL;
+    if (!json_is_object(meta)) {
+        json_decref(meta);
+        meta = json_object();
+    }
+    const char *registered_by = json_string_value(json_object_get(meta, "registered_by"));
+    char *kept_by = registered_by ? strdup(registered_by) : NULL;
+    if (redirect_uris != NULL)
+        json_object_set(meta, "redirect_uris", redirect_uris);
+    if (grant_types != NULL)
+        json_object_set(meta, "grant_types", grant_types);
+    if (json_object_get(meta, "token_endpoint_auth_method") == NULL)
+        json_object_set_new(meta, "token_endpoint_auth_method", json_string(auth_method));
+    char *text = json_dumps(meta, JSON_COMPACT);
+    json_decref(meta);
+    json_t *checked = NULL;
+    const char *oauth_error;
+    mandate_error err = {0};
+    char *out = NULL;
+    if (mandate_client_metadata_check(text, strlen(text), MANDATE_REGISTRATION_MAX_BYTES,
+                                      MANDATE_METADATA_ADMIN, NULL, &checked, &oauth_error,
+                                      &err) != MANDATE_OK) {
+        fprintf(stderr, "mandatectl client %s: %s\n", verb, err.message);
+    } else {
+        /* a registered client edited by an admin was still registered so */
+        if (kept_by != NULL)
+            json_object_set_new(checked, "registered_by", json_string(kept_by));
+        out = json_dumps(checked, JSON_COMPACT);
+    }
+    json_decref(checked);
+    free(text);
+    free(kept_by);
+    return out;
+}
+
 static int client_create(ctl *c, int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -147,10 +219,14 @@ static int client_create(ctl *c, int argc, char **argv)
         {"introspect", no_argument, NULL, 'i'},     {"secret-file", required_argument, NULL, 'S'},
         {"rate", required_argument, NULL, 'r'},     {"burst", required_argument, NULL, 'B'},
         {"kms-key-id", required_argument, NULL, 'K'},
+        {"redirect-uri", required_argument, NULL, 'R'},
+        {"grant-type", required_argument, NULL, 'G'},
+        {"public", no_argument, NULL, 'P'},
         {NULL, 0, NULL, 0}};
     mandate_client_spec spec = {0};
     const char *key_file = NULL, *secret_file = NULL, *kms_key_id = NULL;
     char *audiences = NULL;
+    json_t *redirect_uris = NULL, *grant_types = NULL;
     int opt;
     optind = 0;
     while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -172,8 +248,7 @@ static int client_create(ctl *c, int argc, char **argv)
             spec.ttl = strtoll(optarg, &end, 10);
             if (errno != 0 || *end != '\0' || spec.ttl <= 0) {
                 fprintf(stderr, "mandatectl: --ttl takes a number of seconds\n");
-                free(audiences);
-                return CTL_USAGE;
+                goto usage;
             }
             break;
         }
@@ -185,20 +260,31 @@ static int client_create(ctl *c, int argc, char **argv)
         case 'i': spec.can_introspect = true; break;
         case 'S': secret_file = optarg; break;
         case 'K': kms_key_id = optarg; break;
+        case 'R': add_value(&redirect_uris, optarg); break;
+        case 'G': add_value(&grant_types, optarg); break;
+        case 'P': spec.public_client = true; break;
         case 'r':
         case 'B':
-            if (!parse_rate(opt, optarg, &spec.rate_limit, &spec.rate_burst)) {
-                free(audiences);
-                return CTL_USAGE;
-            }
+            if (!parse_rate(opt, optarg, &spec.rate_limit, &spec.rate_burst))
+                goto usage;
             break;
-        default: free(audiences); return CTL_USAGE;
+        default: goto usage;
         }
     }
     if (optind < argc - 1) {
         fprintf(stderr, "Usage: mandatectl client create [ID] [OPTIONS]\n");
-        free(audiences);
-        return CTL_USAGE;
+        goto usage;
+    }
+    if (spec.public_client && (key_file != NULL || secret_file != NULL ||
+                               spec.backend != NULL || kms_key_id != NULL)) {
+        fprintf(stderr, "mandatectl: a --public client has no secret and no key: no "
+                        "--public-key, --secret-file, --backend or --kms-key-id\n");
+        goto usage;
+    }
+    if ((spec.public_client || grant_types != NULL) && redirect_uris == NULL) {
+        /* a public client's one grant is the authorization code's */
+        fprintf(stderr, "mandatectl: --public and --grant-type go with --redirect-uri\n");
+        goto usage;
     }
     if (optind == argc - 1)
         spec.client_id = argv[optind];
@@ -207,9 +293,22 @@ static int client_create(ctl *c, int argc, char **argv)
         /* only a backend that stores secrets elsewhere reads it: say which */
         fprintf(stderr, "mandatectl: --kms-key-id goes with --backend (e.g. secretsmanager) "
                         "and a secret, not with --public-key\n");
-        free(audiences);
-        return CTL_USAGE;
+        goto usage;
     }
+    char *metadata = NULL;
+    if (redirect_uris != NULL &&
+        (metadata = admin_metadata("create", NULL, redirect_uris, grant_types,
+                                   spec.public_client ? "none"
+                                   : key_file         ? "private_key_jwt"
+                                                      : "client_secret_basic")) == NULL) {
+        json_decref(redirect_uris);
+        json_decref(grant_types);
+        free(audiences);
+        return CTL_REFUSED;
+    }
+    json_decref(redirect_uris);
+    json_decref(grant_types);
+    spec.metadata = metadata;
     /* passed to the backend in the client's attributes */
     json_t *attrs = kms_key_id ? json_pack("{s:s}", "kms_key_id", kms_key_id) : NULL;
     char *attributes = attrs ? json_dumps(attrs, JSON_COMPACT) : NULL;
@@ -219,6 +318,7 @@ static int client_create(ctl *c, int argc, char **argv)
     if (key_file != NULL && (pem = read_public_key(key_file)) == NULL) {
         free(attributes);
         free(audiences);
+        free(metadata);
         return CTL_REFUSED;
     }
     spec.public_key_pem = pem;
@@ -255,6 +355,8 @@ static int client_create(ctl *c, int argc, char **argv)
             fprintf(stderr, "mandatectl: the secret is shown only now: store it safely\n");
         else if (secret != NULL)
             fprintf(stderr, "mandatectl: the secret is in %s (mode 0600)\n", secret_file);
+        else if (spec.public_client)
+            fprintf(stderr, "mandatectl: a public client has no secret: none was made\n");
     }
     if (secret != NULL)
         OPENSSL_cleanse(secret, strlen(secret));
@@ -263,7 +365,13 @@ static int client_create(ctl *c, int argc, char **argv)
     free(pem);
     free(attributes);
     free(audiences);
+    free(metadata);
     return status;
+usage:
+    json_decref(redirect_uris);
+    json_decref(grant_types);
+    free(audiences);
+    return CTL_USAGE;
 }
 
 typedef struct list_ctx {
@@ -313,6 +421,97 @@ static int client_list(ctl *c, mandate_runtime *rt, int argc, char **argv)
     return CTL_OK;
 }
 
+/* The redirect URIs and grant types of a client (its metadata), replaced. */
+static mandate_rc set_metadata(ctl *c, mandate_runtime *rt, const char *id,
+                               json_t *redirect_uris, json_t *grant_types, mandate_error *err)
+{
+    const mandate_instance *store = mandate_runtime_store(rt);
+    mandate_pool *pool = mandate_pool_new();
+    mandate_client cl;
+    char *metadata = NULL;
+    mandate_rc rc = mandate_store_client_get(store, pool, id, &cl, err);
+    if (rc == MANDATE_NOT_FOUND)
+        mandate_error_set(err, rc, "no client '%s'", id);
+    if (rc == MANDATE_OK) {
+        /* a client without metadata is a machine client: confidential */
+        metadata = admin_metadata("set", cl.metadata, redirect_uris, grant_types,
+                                  cl.public_key ? "private_key_jwt" : "client_secret_basic");
+        if (metadata == NULL)
+            rc = mandate_error_set(err, MANDATE_INVALID, "nothing changed");
+    }
+    if (rc == MANDATE_OK) {
+        cl.metadata = metadata;
+        cl.updated_at = 0;
+        rc = mandate_store_client_update(store, &cl, err);
+    }
+    if (rc == MANDATE_OK) {
+        json_t *fields = audit_fields(&cl);
+        if (!ctl_audit("client.updated", fields))
+            rc = mandate_error_set(err, MANDATE_ERROR, "the change is not in the audit trail");
+        else if (!c->json)
+            printf("client %s: redirect URIs and grant types set\n", id);
+    }
+    free(metadata);
+    mandate_pool_free(&pool);
+    return rc;
+}
+
+static int client_set(ctl *c, mandate_runtime *rt, const char *id, int argc, char **argv)
+{
+    static const struct option opts[] = {{"rate", required_argument, NULL, 'r'},
+                                         {"burst", required_argument, NULL, 'B'},
+                                         {"redirect-uri", required_argument, NULL, 'R'},
+                                         {"grant-type", required_argument, NULL, 'G'},
+                                         {NULL, 0, NULL, 0}};
+    double rate = 0;
+    int64_t burst = 0;
+    bool any_rate = false;
+    json_t *redirect_uris = NULL, *grant_types = NULL;
+    int opt, status = CTL_USAGE;
+    mandate_error err = {0};
+    optind = 0;
+    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (opt == 'R') {
+            add_value(&redirect_uris, optarg);
+        } else if (opt == 'G') {
+            add_value(&grant_types, optarg);
+        } else if ((opt == 'r' || opt == 'B') && parse_rate(opt, optarg, &rate, &burst)) {
+            any_rate = true;
+        } else {
+            goto done;
+        }
+    }
+    if ((!any_rate && redirect_uris == NULL && grant_types == NULL) || optind != argc) {
+        fprintf(stderr, "Usage: mandatectl client set ID [--rate R --burst B] "
+                        "[--redirect-uri URI]... [--grant-type T]...\n");
+        goto done;
+    }
+    status = CTL_REFUSED;
+    if ((redirect_uris != NULL || grant_types != NULL) &&
+        set_metadata(c, rt, id, redirect_uris, grant_types, &err) != MANDATE_OK) {
+        fprintf(stderr, "mandatectl client set: %s\n", err.message);
+        goto done;
+    }
+    if (any_rate) {
+        if (mandate_clients_set_rate(rt, id, rate, burst, &err) != MANDATE_OK) {
+            fprintf(stderr, "mandatectl client set: %s\n", err.message);
+            goto done;
+        }
+        if (!ctl_audit("client.updated",
+                       json_pack("{s:s,s:f,s:I}", "client_id", id, "rate_limit", rate,
+                                 "rate_burst", (json_int_t)burst)))
+            goto done;
+        if (!c->json)
+            printf("client %s: rate %g/s, burst %lld%s\n", id, rate, (long long)burst,
+                   rate == 0 ? " (0: the configured default)" : "");
+    }
+    status = CTL_OK;
+done:
+    json_decref(redirect_uris);
+    json_decref(grant_types);
+    return status;
+}
+
 static int client_by_id(ctl *c, mandate_runtime *rt, const char *verb, const char *id,
                         int argc, char **argv)
 {
@@ -350,32 +549,7 @@ static int client_by_id(ctl *c, mandate_runtime *rt, const char *verb, const cha
         else if (rc == MANDATE_OK && !c->json)
             printf("client %s deleted\n", id);
     } else if (strcmp(verb, "set") == 0) {
-        static const struct option opts[] = {{"rate", required_argument, NULL, 'r'},
-                                             {"burst", required_argument, NULL, 'B'},
-                                             {NULL, 0, NULL, 0}};
-        double rate = 0;
-        int64_t burst = 0;
-        bool any = false;
-        int opt;
-        optind = 0;
-        while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-            if ((opt != 'r' && opt != 'B') || !parse_rate(opt, optarg, &rate, &burst))
-                return CTL_USAGE;
-            any = true;
-        }
-        if (!any || optind != argc) {
-            fprintf(stderr, "Usage: mandatectl client set ID --rate R --burst B\n");
-            return CTL_USAGE;
-        }
-        rc = mandate_clients_set_rate(rt, id, rate, burst, &err);
-        if (rc == MANDATE_OK &&
-            !ctl_audit("client.updated", json_pack("{s:s,s:f,s:I}", "client_id", id,
-                                                   "rate_limit", rate, "rate_burst",
-                                                   (json_int_t)burst)))
-            return CTL_REFUSED;
-        if (rc == MANDATE_OK && !c->json)
-            printf("client %s: rate %g/s, burst %lld%s\n", id, rate, (long long)burst,
-                   rate == 0 ? " (0: the configured default)" : "");
+        return client_set(c, rt, id, argc, argv);
     } else { /* rotate-secret */
         static const struct option opts[] = {{"grace", required_argument, NULL, 'g'},
                                              {NULL, 0, NULL, 0}};
@@ -726,16 +900,81 @@ static int client_import(ctl *c, mandate_runtime *rt, int argc, char **argv)
     return status;
 }
 
+/* An initial access token for POST /oauth2/register (registration.mode
+ * "token"): printed once, stored only as its hash, good for one client. */
+static int client_registration_token(ctl *c, int argc, char **argv)
+{
+    static const struct option opts[] = {{"ttl", required_argument, NULL, 't'},
+                                         {NULL, 0, NULL, 0}};
+    int64_t ttl = MANDATE_REGISTRATION_TOKEN_TTL_DEFAULT;
+    int opt;
+    optind = 0;
+    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        char *end;
+        errno = 0;
+        ttl = opt == 't' ? strtoll(optarg, &end, 10) : -1;
+        if (opt != 't' || errno != 0 || *end != '\0' || ttl < 1 ||
+            ttl > MANDATE_REGISTRATION_TOKEN_TTL_MAX) {
+            fprintf(stderr, "mandatectl: --ttl takes 1 to %d seconds\n",
+                    MANDATE_REGISTRATION_TOKEN_TTL_MAX);
+            return CTL_USAGE;
+        }
+    }
+    if (optind != argc) {
+        fprintf(stderr, "Usage: mandatectl client registration-token [--ttl SECONDS]\n");
+        return CTL_USAGE;
+    }
+    mandate_runtime *rt = ctl_runtime_for_change(c, MANDATE_RUNTIME_MIGRATE);
+    if (rt == NULL)
+        return CTL_REFUSED;
+    int status = CTL_REFUSED;
+    const char *mode = mandate_runtime_config(rt)->registration.mode;
+    mandate_pool *pool = mandate_pool_new();
+    mandate_error err = {0};
+    char *token = NULL;
+    int64_t expires_at = 0;
+    char t[32], ref[9];
+    if (mandate_registration_token_issue(rt, pool, ttl, mandate_audit_actor(), &token,
+                                         &expires_at, &err) != MANDATE_OK) {
+        fprintf(stderr, "mandatectl client registration-token: %s\n", err.message);
+    } else {
+        mandate_audit_token_ref(token, strlen(token), ref);
+        if (ctl_audit("client.registration_token_issued",
+                      json_pack("{s:s,s:s}", "token_sha256_prefix", ref, "expires",
+                                ctl_time(expires_at, t)))) {
+            status = CTL_OK;
+            if (c->json)
+                ctl_print_json(json_pack("{s:s,s:s}", "registration_token", token, "expires",
+                                         ctl_time(expires_at, t)));
+            else
+                printf("registration_token: %s\nexpires: %s\n", token, ctl_time(expires_at, t));
+            fprintf(stderr, "mandatectl: the token is shown only now; it registers one client "
+                            "(Authorization: Bearer on POST /oauth2/register)\n");
+            if (strcmp(mode, "token") != 0)
+                fprintf(stderr,
+                        "mandatectl: registration.mode is \"%s\": the endpoint takes "
+                        "tokens only in mode \"token\"\n",
+                        mode);
+        }
+        OPENSSL_cleanse(token, strlen(token));
+    }
+    mandate_pool_free(&pool);
+    mandate_runtime_unref(&rt);
+    return status;
+}
+
 int ctl_cmd_client(ctl *c, int argc, char **argv)
 {
     if (argc < 2) {
         fprintf(stderr, "Usage: mandatectl client create|list|show|set|enable|disable|delete|"
-                        "rotate-secret|import ...\n");
+                        "rotate-secret|import|registration-token ...\n");
         return CTL_USAGE;
     }
     const char *verb = argv[1];
     if (strcmp(verb, "create") == 0)
         return client_create(c, argc - 1, argv + 1);
+    if (strcmp(verb, "registration-token") == 0)
+        return client_registration_token(c, argc - 1, argv + 1);
     static const char *const by_id[] = {"show", "enable", "disable", "delete",
                                         "rotate-secret", "set", NULL};
     bool known = strcmp(verb, "list") == 0 || strcmp(verb, "import") == 0;

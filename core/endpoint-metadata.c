@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include "client-documents-private.h"
 #include "endpoints-private.h"
 #include "grant-table-private.h"
 #include "keys-private.h"
@@ -81,6 +82,17 @@ void mandate_endpoint_metadata(mandate_http_request *req, mandate_http_response 
                         json_string(mandate_oauth_endpoint_url(req, "/oauth2/revoke")));
     json_object_set_new(doc, "revocation_endpoint_auth_methods_supported",
                         string_array(auth_methods));
+    /* issue 22: clients that are not pre-registered. "none" (a public
+     * client) once a user can sign in, the one thing a public client can
+     * do; documents when they are on and usable; registration when on */
+    if (mandate_public_clients_possible(req->runtime))
+        json_array_append_new(json_object_get(doc, "token_endpoint_auth_methods_supported"),
+                              json_string("none"));
+    if (mandate_client_documents_offered(req->runtime))
+        json_object_set_new(doc, "client_id_metadata_document_supported", json_true());
+    if (strcmp(cfg->registration.mode, "off") != 0)
+        json_object_set_new(doc, "registration_endpoint",
+                            json_string(mandate_oauth_endpoint_url(req, "/oauth2/register")));
     mandate_http_response_json(req, resp, 200, doc);
     mandate_http_response_header(resp, "Cache-Control", "public, max-age=300");
 }

@@ -19,5 +19,7 @@ void mandate_endpoint_authorize_choose(mandate_http_request *req, mandate_http_r
 void mandate_endpoint_login(mandate_http_request *req, mandate_http_response *resp);
 void mandate_endpoint_consent(mandate_http_request *req, mandate_http_response *resp);
 void mandate_endpoint_logout(mandate_http_request *req, mandate_http_response *resp);
+/* POST /oauth2/register (RFC 7591): core/endpoint-register.c */
+void mandate_endpoint_register(mandate_http_request *req, mandate_http_response *resp);
 
 #endif

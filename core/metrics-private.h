@@ -25,6 +25,7 @@ typedef enum mandate_metric_endpoint {
     MANDATE_EP_METRICS,
     MANDATE_EP_AUTHORIZE, /* GET /oauth2/authorize and its chooser */
     MANDATE_EP_SIGNIN,    /* the IdP callbacks, consent, logout */
+    MANDATE_EP_REGISTER,
     MANDATE_EP_OTHER,
     MANDATE_EP_COUNT_
 } mandate_metric_endpoint;

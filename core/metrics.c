@@ -52,7 +52,7 @@ static const char *const endpoint_names[MANDATE_EP_COUNT_] = {
     [MANDATE_EP_JWKS] = "jwks",     [MANDATE_EP_METADATA] = "metadata",
     [MANDATE_EP_HEALTH] = "health", [MANDATE_EP_METRICS] = "metrics",
     [MANDATE_EP_AUTHORIZE] = "authorize", [MANDATE_EP_SIGNIN] = "signin",
-    [MANDATE_EP_OTHER] = "other",
+    [MANDATE_EP_REGISTER] = "register", [MANDATE_EP_OTHER] = "other",
 };
 
 static const char *const result_names[RESULT_COUNT_] = {
@@ -218,6 +218,7 @@ mandate_metric_endpoint mandate_metrics_endpoint_of(const char *path)
         {"/oauth2/authorize/choose", MANDATE_EP_AUTHORIZE},
         {"/consent", MANDATE_EP_SIGNIN},
         {"/logout", MANDATE_EP_SIGNIN},
+        {"/oauth2/register", MANDATE_EP_REGISTER},
     };
     static const char gateway_prefix[] = "/gateway/check/";
 

@@ -34,6 +34,8 @@ static const route routes[] = {
     {"POST", "/consent", mandate_endpoint_consent, false},
     {"GET", "/logout", mandate_endpoint_logout, false},
     {"POST", "/logout", mandate_endpoint_logout, false},
+    /* any method: the endpoint answers 404 while registration is off */
+    {NULL, "/oauth2/register", mandate_endpoint_register, false},
     /* nginx auth_request keeps the original method; Envoy appends the path */
     {NULL, "/gateway/check", mandate_endpoint_gateway_check, false},
     {NULL, "/gateway/check/", mandate_endpoint_gateway_check, true},

@@ -365,6 +365,7 @@ static void test_endpoint_of(void **state)
         {"/healthz", MANDATE_EP_HEALTH},
         {"/readyz", MANDATE_EP_HEALTH},
         {"/metrics", MANDATE_EP_METRICS},
+        {"/oauth2/register", MANDATE_EP_REGISTER},
         {"/gateway/check", MANDATE_EP_GATEWAY},
         {"/gateway/check/", MANDATE_EP_GATEWAY},
         {"/gateway/check/api/v1/quotes", MANDATE_EP_GATEWAY},
