@@ -41,10 +41,6 @@ void mandate_endpoint_metadata(mandate_http_request *req, mandate_http_response 
     }
     static const char *const auth_methods[] = {"client_secret_basic", "client_secret_post",
                                                "private_key_jwt", NULL};
-    /* with sign-in, public clients (token_endpoint_auth_method "none") redeem
-     * codes and refresh tokens with PKCE and nothing else */
-    static const char *const token_auth_methods[] = {"client_secret_basic", "client_secret_post",
-                                                     "private_key_jwt", "none", NULL};
     static const char *const algs[] = {"ES256", "RS256", "EdDSA", NULL};
     /* without an authorization endpoint no response type (RFC 8414 §2 wants
      * the member all the same) */
@@ -62,7 +58,7 @@ void mandate_endpoint_metadata(mandate_http_request *req, mandate_http_response 
         mandate_oauth_endpoint_url(req, "/oauth2/token"), "jwks_uri",
         mandate_oauth_endpoint_url(req, "/oauth2/jwks"), "grant_types_supported",
         grants, "token_endpoint_auth_methods_supported",
-        string_array(signin ? token_auth_methods : auth_methods),
+        string_array(auth_methods),
         "token_endpoint_auth_signing_alg_values_supported", string_array(algs),
         "response_types_supported", string_array(signin ? code_only : no_response_types),
         "access_token_signing_alg_values_supported", string_array(algs));
@@ -83,9 +79,10 @@ void mandate_endpoint_metadata(mandate_http_request *req, mandate_http_response 
     json_object_set_new(doc, "revocation_endpoint_auth_methods_supported",
                         string_array(auth_methods));
     /* issue 22: clients that are not pre-registered. "none" (a public
-     * client) once a user can sign in, the one thing a public client can
-     * do; documents when they are on and usable; registration when on */
-    if (mandate_public_clients_possible(req->runtime))
+     * client, with PKCE and nothing else) once a user can sign in, the one
+     * thing a public client can do; documents when they are on and usable;
+     * registration when on */
+    if (signin)
         json_array_append_new(json_object_get(doc, "token_endpoint_auth_methods_supported"),
                               json_string("none"));
     if (mandate_client_documents_offered(req->runtime))
