@@ -54,11 +54,13 @@ static bool is_hex(char c)
     return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
-/* RFC 3986: unreserved, sub-delims, ':', '@', '/', '?' and '%' (checked
- * apart): the characters a URL may hold outside a fragment. */
+/* RFC 3986: unreserved, sub-delims, ':', '@', '/', '?', '[' and ']' (an
+ * IPv6 host; where they stand is checked apart) and '%' (followed by two
+ * hex digits, checked apart): the characters a URL may hold outside a
+ * fragment. */
 static bool uri_char(char c)
 {
-    return is_alpha(c) || is_digit(c) || strchr("-._~!$&'()*+,;=:@/?%", c) != NULL;
+    return is_alpha(c) || is_digit(c) || strchr("-._~!$&'()*+,;=:@/?%[]", c) != NULL;
 }
 
 /* Every character a URI character, each '%' followed by two hex digits. */

@@ -819,7 +819,8 @@ static void test_threads_exact_totals(void **state)
     for (size_t e = 0; e < MANDATE_EP_COUNT_; e++) {
         static const char *const names[] = {"token",         "introspect", "revoke",
                                             "gateway_check", "jwks",       "metadata",
-                                            "health",        "metrics",    "other"};
+                                            "health",        "metrics",    "register",
+                                            "other"};
         double v = value_fmt(text,
                              "mandate_http_requests_total{endpoint=\"%s\",grant_type=\"none\","
                              "result=\"429\"}",
