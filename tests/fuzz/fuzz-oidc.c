@@ -2,19 +2,26 @@
  * JWKS cache (lib/jwks-cache.c) under it, linked in and driven with the fake
  * host as tests/test-backend-oidc.c does. The provider's answers come from
  * the input: -Wl,--wrap of mandate_client_http_get answers the discovery URL
- * and the jwks_uri.
+ * and the jwks_uri, and of mandate_client_http_post_form the token endpoint
+ * of a sign-in.
  *
  * Target: discovery (issuer match, jwks_uri), the JWK set (keys, kids,
  * types, duplicates), the choice of the instance (token type, unverified
  * iss), the header checks (alg allowlist, kid, typ for each kind), the key
  * lookup with its refetch for an unknown kid, the signature, the claim
  * checks (iss, aud, azp, exp/nbf/iat, sub, auth_time; jti, client_id,
- * lifetime and replay for an ID-JAG), and the status op after it.
+ * lifetime and replay for an ID-JAG), and the status op after it. With
+ * byte 1 bit 3, a sign-in instead: login_start (the endpoints from
+ * discovery), then login_finish with a code, whose token endpoint answers
+ * part 2 (its status, its JSON, the id_token in it, then the sign-in's own
+ * checks: nonce, auth_time, max_age, a new login). The host's random bytes
+ * are zeros, so the nonce is 43 'A's and a seed can carry a good id_token.
  *
  * Input: up to five parts split at FUZZ_SEP ("\n\f\n"):
  *   0  the discovery document (GET ISSUER/.well-known/openid-configuration)
  *   1  the JWK set (GET of any other URL: the jwks_uri)
- *   2  the token, handed over as is (not NUL-terminated)
+ *   2  the token, handed over as is (not NUL-terminated); for a sign-in the
+ *      token endpoint's answer
  *   3  control bytes (an absent byte 0 is 0, an absent byte 1 is 2):
  *        byte 0, bits 0-1  token type: id_token, jwt, id-jag, saml2 (not ours)
  *                bit 2     accept "id_token jwt id-jag" (default: id_token jwt)
@@ -29,8 +36,11 @@
  *                          refresh of the keys, keys past jwks_max_age)
  *        byte 1, bits 0-1  that jump: 0, 11, 301 (default) or 86401 s
  *                bit 2     accept "id-jag" only (over bit 2 of byte 0)
+ *                bit 3     a sign-in (bits 0-3 of byte 0 do not count; bit
+ *                          4: max_age 300 asked, bit 7: a new login asked)
  *   4  the JWK set of the second and later JWKS fetches (absent: part 1)
- * A body "HTTP nnn\n..." (parts 0, 1, 4) sets the status (default 200);
+ * A body "HTTP nnn\n..." (parts 0, 1, 4, and 2 of a sign-in) sets the
+ * status (default 200);
  * "HTTP 000\n" is a connection that fails. A part that is absent fails
  * too. The clock starts at FUZZ_NOW, the replay cache is emptied, and a
  * fresh instance is made and destroyed per input: no state carries over.
@@ -42,7 +52,10 @@
  * subject, an exp not past, a jti for an ID-JAG, an alg in the allowlist; a
  * replayed ID-JAG is refused; a refusal says why; the status op answers one
  * of the four states with a detail: "unknown" before any use, "ok" after a
- * verification. */
+ * verification. A sign-in: login_start answers OK or TEMPFAIL; login_finish
+ * never DENIED (no error parameter is sent), ERROR only for a token
+ * endpoint that refuses the client, an identity only with our issuer, a
+ * subject and claims. */
 #include "config.h"
 
 #include <stdarg.h>
@@ -81,6 +94,9 @@ extern const mandate_plugin mandate_plugin_oidc;
 #define C_TWICE 0x80
 #define C_JUMP 0x300
 #define C_ONLY_JAG 0x400
+#define C_LOGIN 0x800
+#define LOGIN_CLIENT AUD
+#define CALLBACK "https://mandate.example.com/login/oidc/fuzz/callback"
 
 static const char *const token_types[] = {
     "urn:ietf:params:oauth:token-type:id_token", "urn:ietf:params:oauth:token-type:jwt",
@@ -91,6 +107,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 mandate_client_rc __wrap_mandate_client_http_get(const char *url, long timeout_ms,
                                                  mandate_client_http_response *resp_r,
                                                  char *errbuf, size_t errlen);
+mandate_client_rc __wrap_mandate_client_http_post_form(const char *url,
+                                                       const char *authorization,
+                                                       const char *body, long timeout_ms,
+                                                       mandate_client_http_response *resp_r,
+                                                       char *errbuf, size_t errlen);
 
 static fuzz_part parts[5];
 static size_t n_parts;
@@ -136,16 +157,10 @@ static const fuzz_part *part_for(const char *url)
     return n_parts > 1 ? &parts[1] : NULL;
 }
 
-mandate_client_rc __wrap_mandate_client_http_get(const char *url, long timeout_ms,
-                                                 mandate_client_http_response *resp_r,
-                                                 char *errbuf, size_t errlen)
+/* The answer of a part (absent: a refused connection; "HTTP 000": a reset). */
+static mandate_client_rc answer(const fuzz_part *part, mandate_client_http_response *resp_r,
+                                char *errbuf, size_t errlen)
 {
-    (void)timeout_ms;
-    if (url == NULL || resp_r == NULL || !mandate_client_url_ok(url))
-        abort(); /* the cache checked its URLs */
-    const fuzz_part *part = part_for(url);
-    if (fuzz_debug())
-        fprintf(stderr, "GET %s\n", url);
     if (part == NULL)
         return mandate_client_fail(errbuf, errlen, MANDATE_CLIENT_UNAVAILABLE,
                                    "connection refused");
@@ -160,11 +175,53 @@ mandate_client_rc __wrap_mandate_client_http_get(const char *url, long timeout_m
     return MANDATE_CLIENT_OK;
 }
 
+/* The token endpoint of a sign-in: part 2. */
+mandate_client_rc __wrap_mandate_client_http_post_form(const char *url,
+                                                       const char *authorization,
+                                                       const char *body, long timeout_ms,
+                                                       mandate_client_http_response *resp_r,
+                                                       char *errbuf, size_t errlen)
+{
+    (void)timeout_ms;
+    /* the endpoint from discovery, the code with its verifier, the client
+     * authenticated (client_secret_basic) */
+    if (url == NULL || resp_r == NULL || !mandate_client_url_ok(url) || body == NULL ||
+        strstr(body, "code_verifier=") == NULL || authorization == NULL ||
+        strncmp(authorization, "Basic ", 6) != 0 || !(control & C_LOGIN))
+        abort();
+    memset(resp_r, 0, sizeof(*resp_r));
+    if (fuzz_debug())
+        fprintf(stderr, "POST %s\n", url);
+    return answer(n_parts > 2 ? &parts[2] : NULL, resp_r, errbuf, errlen);
+}
+
+mandate_client_rc __wrap_mandate_client_http_get(const char *url, long timeout_ms,
+                                                 mandate_client_http_response *resp_r,
+                                                 char *errbuf, size_t errlen)
+{
+    (void)timeout_ms;
+    if (url == NULL || resp_r == NULL || !mandate_client_url_ok(url))
+        abort(); /* the cache checked its URLs */
+    const fuzz_part *part = part_for(url);
+    if (fuzz_debug())
+        fprintf(stderr, "GET %s\n", url);
+    return answer(part, resp_r, errbuf, errlen);
+}
+
+/* Zeros: the nonce and the verifier are known, so a seed's id_token can
+ * hold the nonce. */
+static mandate_rc zero_random(void *buf, size_t len)
+{
+    memset(buf, 0, len);
+    return MANDATE_OK;
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc, (void)argv;
     mandate_host *host = fake_host_get();
     host->log = quiet_log;
+    host->random = zero_random;
     set_now(FUZZ_NOW);
     return 0;
 }
@@ -179,6 +236,8 @@ static void *instance(void)
          fake_conf_set(P, inst, "accept",
                        (control & C_ONLY_JAG) ? "id-jag" : "id_token jwt id-jag") != 0) ||
         ((control & C_FIXED_JWKS) && fake_conf_set(P, inst, "jwks_uri", JWKS_URI) != 0) ||
+        ((control & C_LOGIN) && (fake_conf_set(P, inst, "login_client_id", LOGIN_CLIENT) != 0 ||
+                                 fake_conf_set(P, inst, "login_client_secret", "s") != 0)) ||
         ((control & C_AZP) && fake_conf_set(P, inst, "authorized_parties", AUD) != 0) ||
         ((control & C_STRICT) && (fake_conf_set(P, inst, "algorithms", "ES256 EdDSA") != 0 ||
                                   fake_conf_set(P, inst, "max_token_size", "1024") != 0 ||
@@ -260,6 +319,66 @@ static const char *status(void *inst)
     return r;
 }
 
+/* Validate the token, and with C_TWICE once more after the jump. */
+static void validate_twice(void *inst, const char *token, size_t len, unsigned type,
+                           int64_t jump)
+{
+    mandate_rc rc = validate(inst, token, len, type);
+    const char *st = status(inst);
+    if (rc == MANDATE_OK && strcmp(st, MANDATE_BACKEND_STATE_OK) != 0)
+        abort();
+    if (control & C_TWICE) {
+        set_now(now_value + jump);
+        mandate_rc rc2 = validate(inst, token, len, type);
+        if (rc == MANDATE_OK && rc2 == MANDATE_OK && type == 2)
+            abort(); /* an ID-JAG is used once */
+        (void)status(inst);
+    }
+}
+
+/* A sign-in: start it, then finish it with a code (part 2 answers it). */
+static void sign_in(void *inst)
+{
+    mandate_pool *pool = mandate_pool_new();
+    mandate_login_request req = {.callback_url = CALLBACK,
+                                 .handle = "fuzz-handle",
+                                 .login_hint = "ada@example.com",
+                                 .force_login = (control & C_TWICE) != 0,
+                                 .max_age = (control & C_AZP) ? 300 : -1};
+    mandate_login_redirect redirect = {0};
+    mandate_error err = {0};
+    mandate_rc rc = OPS->login_start(inst, pool, &req, &redirect, &err);
+    if (fuzz_debug())
+        fprintf(stderr, "login_start: rc %d: %s\n", (int)rc,
+                rc == MANDATE_OK ? redirect.url : err.message);
+    if (rc == MANDATE_OK) {
+        if (redirect.url == NULL || redirect.remember == NULL)
+            abort();
+        mandate_login_param params[] = {{"code", "fuzz-code"}, {"state", "fuzz-handle"}};
+        mandate_login_response resp = {.callback_url = CALLBACK,
+                                       .params = params,
+                                       .param_count = 2,
+                                       .remember = redirect.remember};
+        mandate_identity id = {0};
+        err = (mandate_error){0};
+        rc = OPS->login_finish(inst, pool, &resp, &id, &err);
+        if (fuzz_debug())
+            fprintf(stderr, "login_finish: rc %d: %s\n", (int)rc, err.message);
+        if (rc == MANDATE_OK &&
+            (id.issuer == NULL || strcmp(id.issuer, ISSUER) != 0 || id.subject == NULL ||
+             id.subject[0] == '\0' || id.attributes == NULL))
+            abort();
+        if (rc != MANDATE_OK && (err.message[0] == '\0' || id.subject != NULL))
+            abort();
+        if (rc == MANDATE_DENIED || rc == MANDATE_NEXT ||
+            (rc == MANDATE_ERROR && strstr(err.message, "refused Mandate's client") == NULL))
+            abort();
+    } else if (rc != MANDATE_TEMPFAIL) {
+        abort();
+    }
+    mandate_pool_free(&pool);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size > HARNESS_MAX_INPUT)
@@ -286,17 +405,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     void *inst = instance();
     if (strcmp(status(inst), MANDATE_BACKEND_STATE_UNKNOWN) != 0)
         abort(); /* nothing is fetched before the first use */
-    mandate_rc rc = validate(inst, token, len, type);
-    const char *st = status(inst);
-    if (rc == MANDATE_OK && strcmp(st, MANDATE_BACKEND_STATE_OK) != 0)
-        abort();
-    if (control & C_TWICE) {
-        set_now(now_value + jump);
-        mandate_rc rc2 = validate(inst, token, len, type);
-        if (rc == MANDATE_OK && rc2 == MANDATE_OK && type == 2)
-            abort(); /* an ID-JAG is used once */
-        (void)status(inst);
-    }
+    if (control & C_LOGIN)
+        sign_in(inst);
+    else
+        validate_twice(inst, token, len, type, jump);
 
     P->destroy(inst);
     fake_conf_free(P, inst);

@@ -478,6 +478,7 @@ static void audit_seeds(void)
 #define OIDC_TWICE 0x80
 /* control byte 1 */
 #define OIDC_ONLY_JAG 0x04
+#define OIDC_LOGIN 0x08
 
 static const char oidc_discovery[] =
     "{\"issuer\":\"" OIDC_ISS "\",\"jwks_uri\":\"" OIDC_ISS "/keys\","
@@ -902,6 +903,66 @@ static void oidc_seeds(EVP_PKEY **keys)
     EVP_PKEY_free(rogue);
 }
 
+/* A sign-in (fuzz-oidc's OIDC_LOGIN): part 2 is the token endpoint's answer.
+ * The harness's random bytes are zeros: the nonce is 43 'A's. */
+static void oidc_login_seeds(EVP_PKEY **keys)
+{
+    static const char *const kids[] = {"ec-1", "rsa-1", "ed-1"};
+    char *jwks = oidc_jwks(keys, kids, 3, NULL);
+    const char *nonce = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    /* byte 0: bit 4 asks max_age 300, bit 7 a new login; byte 1 keeps the
+     * default jump (2) */
+    static const unsigned char plain[] = {0, OIDC_LOGIN | 2},
+                               max_age[] = {0x10, OIDC_LOGIN | 2},
+                               fresh[] = {0x80, OIDC_LOGIN | 2};
+    struct {
+        const char *name;
+        const unsigned char *ctl;
+        const char *claim, *value; /* a claim changed (JSON; NULL: removed) */
+    } ok[] = {
+        {"login-ok", plain, NULL, NULL},
+        {"login-max-age", max_age, NULL, NULL},
+        {"login-max-age-too-old", max_age, "auth_time", "1899999000"},
+        {"login-max-age-no-auth-time", max_age, "auth_time", NULL},
+        {"login-new-login-too-old", fresh, "auth_time", "1899999000"},
+        {"login-wrong-nonce", plain, "nonce", "\"n-0S6\""},
+        {"login-no-nonce", plain, "nonce", NULL},
+        {"login-aud-exchange-only", plain, "aud", "\"0b5c7f3e-client\""},
+    };
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        json_t *c = oidc_claims(0);
+        json_object_set_new(c, "nonce", json_string(nonce));
+        if (ok[i].claim != NULL && ok[i].value == NULL)
+            json_object_del(c, ok[i].claim);
+        else if (ok[i].claim != NULL)
+            json_object_set_new(c, ok[i].claim, json_loads(ok[i].value, JSON_DECODE_ANY, NULL));
+        char *t = oidc_sign(keys[0], "ec-1", "JWT", c);
+        json_t *doc = json_pack("{s:s,s:s,s:i,s:s}", "access_token", "at-1", "token_type",
+                                "Bearer", "expires_in", 3600, "id_token", t);
+        char *answer = json_dumps(doc, JSON_COMPACT);
+        json_decref(doc);
+        oidc_seed(ok[i].name, oidc_discovery, jwks, answer, ok[i].ctl, 2, NULL);
+        free(answer);
+        free(t);
+    }
+    /* the token endpoint's refusals and troubles */
+    static const char *const answers[][2] = {
+        {"login-invalid-grant", "HTTP 400\n{\"error\":\"invalid_grant\"}"},
+        {"login-invalid-client", "HTTP 401\n{\"error\":\"invalid_client\"}"},
+        {"login-server-error", "HTTP 500\n{}"},
+        {"login-reset", "HTTP 000\n"},
+        {"login-no-id-token", "{\"access_token\":\"at-1\",\"token_type\":\"Bearer\"}"},
+        {"login-not-json", "<html></html>"},
+    };
+    for (size_t i = 0; i < sizeof(answers) / sizeof(answers[0]); i++)
+        oidc_seed(answers[i][0], oidc_discovery, jwks, answers[i][1], plain, 2, NULL);
+    /* discovery without the sign-in's endpoints */
+    oidc_seed("login-discovery-no-endpoints",
+              "{\"issuer\":\"" OIDC_ISS "\",\"jwks_uri\":\"" OIDC_ISS "/keys\"}", jwks, "{}",
+              plain, 2, NULL);
+    free(jwks);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -917,6 +978,7 @@ int main(int argc, char **argv)
     audit_seeds();
     sealed_seeds(keys[2]);
     oidc_seeds(keys);
+    oidc_login_seeds(keys);
     for (int i = 0; i < 3; i++)
         EVP_PKEY_free(keys[i]);
     return 0;
