@@ -47,9 +47,11 @@
 #include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -496,6 +498,10 @@ static mandate_rc simple_run(struct conn *c, enum stmt_id id, const char *what,
     return rc;
 }
 
+/* BEGIN IMMEDIATE takes the write lock at once, waiting for it in the busy
+ * handler (busy_timeout): a transaction that reads and then writes never
+ * finds the database changed under it (SQLITE_BUSY_SNAPSHOT), and another
+ * process's transactions are serialized with ours. */
 static mandate_rc tx_begin(struct conn *c, mandate_error *err)
 {
     return simple_run(c, ST_BEGIN, "beginning a transaction", err);
@@ -529,66 +535,66 @@ static mandate_rc bump_generation(struct conn *c, mandate_error *err)
     return simple_run(c, ST_GENERATION_BUMP, "raising the generation", err);
 }
 
-/* Steps a bound statement that changes clients, keys or revocations, in one
- * transaction with the generation bump (when a row changed). bind_rc is the
- * outcome of binding; *changed_r gets the number of rows changed. */
-static mandate_rc run_change(struct conn *c, sqlite3_stmt *stmt, int bind_rc, const char *what,
-                             int *changed_r, mandate_error *err)
-{
-    *changed_r = 0;
-    if (bind_rc != SQLITE_OK)
-        return db_error(c, bind_rc, what, err);
-    mandate_rc rc = tx_begin(c, err);
-    if (rc != MANDATE_OK)
-        return rc;
-    int src = sqlite3_step(stmt);
-    if (src != SQLITE_DONE) {
-        rc = db_error(c, src, what, err);
-    } else {
-        *changed_r = sqlite3_changes(c->db);
-        if (*changed_r > 0)
-            rc = bump_generation(c, err);
-    }
-    sqlite3_reset(stmt);
-    return tx_end(c, rc, err);
-}
+/* --- records ------------------------------------------------------------ */
 
-/* --- binding and reading ----------------------------------------------- */
+/* A record's fields in the order of its columns (CLIENT_COLUMNS, ...): one
+ * table per record type serves its binder and its reader, so that neither
+ * drifts from the other or from the SQL. */
+enum field_type { F_TEXT, F_BLOB, F_INT, F_ENUM, F_U32, F_REAL };
 
-/* Collects the first binding error, so a statement is bound in a row of
- * calls and checked once. */
-struct binder {
-    sqlite3_stmt *stmt;
-    int rc;
+struct field {
+    unsigned char type;
+    unsigned short off;     /* of the member */
+    unsigned short len_off; /* F_BLOB: of its length, a size_t */
 };
 
-static void bind_text(struct binder *b, int i, const char *v)
-{
-    if (b->rc == SQLITE_OK)
-        b->rc = sqlite3_bind_text(b->stmt, i, v, -1, SQLITE_STATIC);
-}
+struct record {
+    const struct field *fields;
+    size_t n;
+    size_t size; /* of the struct, cleared before it is read into */
+};
 
-static void bind_blob(struct binder *b, int i, const unsigned char *v, size_t len)
-{
-    if (b->rc != SQLITE_OK)
-        return;
-    if (v == NULL)
-        b->rc = sqlite3_bind_null(b->stmt, i);
-    else
-        b->rc = sqlite3_bind_blob64(b->stmt, i, v, len, SQLITE_STATIC);
-}
+/* Fields of the struct type REC, defined before each table. Kept as
+ * written (clang-format would give each field a line of its own): a table
+ * reads as its column list. */
+/* clang-format off */
+#define FIELD(m, type) {type, offsetof(REC, m), 0}
+#define TEXT(m) FIELD(m, F_TEXT)
+#define BLOB(m) {F_BLOB, offsetof(REC, m), offsetof(REC, m##_len)}
+#define INT(m) FIELD(m, F_INT)
+#define ENUM(m) FIELD(m, F_ENUM)
+#define U32(m) FIELD(m, F_U32)
+#define REAL(m) FIELD(m, F_REAL)
+#define RECORD(fields) {fields, sizeof(fields) / sizeof(fields[0]), sizeof(REC)}
 
-static void bind_int(struct binder *b, int i, int64_t v)
-{
-    if (b->rc == SQLITE_OK)
-        b->rc = sqlite3_bind_int64(b->stmt, i, v);
-}
+/* F_ENUM members are read and written as an int. */
+_Static_assert(sizeof(mandate_client_status) == sizeof(int), "enum size");
+_Static_assert(sizeof(mandate_key_status) == sizeof(int), "enum size");
 
-static void bind_double(struct binder *b, int i, double v)
-{
-    if (b->rc == SQLITE_OK)
-        b->rc = sqlite3_bind_double(b->stmt, i, v);
-}
+#define REC mandate_client
+static const struct field client_fields[] = {
+    TEXT(client_id), TEXT(tenant), TEXT(name), TEXT(scopes), TEXT(default_scopes),
+    TEXT(audiences), TEXT(backend), TEXT(token_format), INT(token_ttl), ENUM(status),
+    U32(flags), BLOB(secret_hash), BLOB(prev_secret_hash), INT(prev_secret_expires_at),
+    TEXT(public_key), REAL(rate_limit), INT(rate_burst), TEXT(attributes), INT(created_at),
+    INT(updated_at)};
+static const struct record client_record = RECORD(client_fields);
+#undef REC
+
+#define REC mandate_key
+static const struct field key_fields[] = {
+    TEXT(kid), TEXT(alg), TEXT(format), ENUM(status), BLOB(private_blob), TEXT(public_jwk),
+    INT(created_at), INT(retired_at), INT(remove_after)};
+static const struct record key_record = RECORD(key_fields);
+#undef REC
+
+#define REC mandate_token_record
+static const struct field token_fields[] = {
+    BLOB(token_hash), TEXT(jti), TEXT(client_id), TEXT(subject), TEXT(tenant), TEXT(grant),
+    INT(issued_at), INT(expires_at)};
+static const struct record token_record = RECORD(token_fields);
+#undef REC
+/* clang-format on */
 
 /* Columns are copied into pool when there is one, else they point into the
  * statement's memory (list callbacks: valid until the next step). */
@@ -627,84 +633,26 @@ static int64_t read_int(const struct reader *r, int i)
     return sqlite3_column_int64(r->stmt, i);
 }
 
-/* Bound as ?1..?20 in CLIENT_COLUMNS order. */
-static int bind_client(sqlite3_stmt *stmt, const mandate_client *cl, int64_t created_at,
-                       int64_t updated_at)
+/* Fills out (a struct of rec's type) from the columns from first on. */
+static void read_record(const struct reader *r, int first, const struct record *rec, void *out)
 {
-    struct binder b = {stmt, SQLITE_OK};
-    bind_text(&b, 1, cl->client_id);
-    bind_text(&b, 2, cl->tenant);
-    bind_text(&b, 3, cl->name);
-    bind_text(&b, 4, cl->scopes);
-    bind_text(&b, 5, cl->default_scopes);
-    bind_text(&b, 6, cl->audiences);
-    bind_text(&b, 7, cl->backend);
-    bind_text(&b, 8, cl->token_format);
-    bind_int(&b, 9, cl->token_ttl);
-    bind_int(&b, 10, (int64_t)cl->status);
-    bind_int(&b, 11, (int64_t)cl->flags);
-    bind_blob(&b, 12, cl->secret_hash, cl->secret_hash_len);
-    bind_blob(&b, 13, cl->prev_secret_hash, cl->prev_secret_hash_len);
-    bind_int(&b, 14, cl->prev_secret_expires_at);
-    bind_text(&b, 15, cl->public_key);
-    bind_double(&b, 16, cl->rate_limit);
-    bind_int(&b, 17, cl->rate_burst);
-    bind_text(&b, 18, cl->attributes);
-    bind_int(&b, 19, created_at);
-    bind_int(&b, 20, updated_at);
-    return b.rc;
-}
-
-static void read_client(const struct reader *r, mandate_client *cl)
-{
-    memset(cl, 0, sizeof(*cl));
-    cl->client_id = read_text(r, 0);
-    cl->tenant = read_text(r, 1);
-    cl->name = read_text(r, 2);
-    cl->scopes = read_text(r, 3);
-    cl->default_scopes = read_text(r, 4);
-    cl->audiences = read_text(r, 5);
-    cl->backend = read_text(r, 6);
-    cl->token_format = read_text(r, 7);
-    cl->token_ttl = read_int(r, 8);
-    cl->status = (mandate_client_status)read_int(r, 9);
-    cl->flags = (uint32_t)read_int(r, 10);
-    cl->secret_hash = read_blob(r, 11, &cl->secret_hash_len);
-    cl->prev_secret_hash = read_blob(r, 12, &cl->prev_secret_hash_len);
-    cl->prev_secret_expires_at = read_int(r, 13);
-    cl->public_key = read_text(r, 14);
-    cl->rate_limit = sqlite3_column_double(r->stmt, 15);
-    cl->rate_burst = read_int(r, 16);
-    cl->attributes = read_text(r, 17);
-    cl->created_at = read_int(r, 18);
-    cl->updated_at = read_int(r, 19);
-}
-
-static void read_key(const struct reader *r, mandate_key *key)
-{
-    memset(key, 0, sizeof(*key));
-    key->kid = read_text(r, 0);
-    key->alg = read_text(r, 1);
-    key->format = read_text(r, 2);
-    key->status = (mandate_key_status)read_int(r, 3);
-    key->private_blob = read_blob(r, 4, &key->private_blob_len);
-    key->public_jwk = read_text(r, 5);
-    key->created_at = read_int(r, 6);
-    key->retired_at = read_int(r, 7);
-    key->remove_after = read_int(r, 8);
-}
-
-static void read_token(const struct reader *r, mandate_token_record *t)
-{
-    memset(t, 0, sizeof(*t));
-    t->token_hash = read_blob(r, 0, &t->token_hash_len);
-    t->jti = read_text(r, 1);
-    t->client_id = read_text(r, 2);
-    t->subject = read_text(r, 3);
-    t->tenant = read_text(r, 4);
-    t->grant = read_text(r, 5);
-    t->issued_at = read_int(r, 6);
-    t->expires_at = read_int(r, 7);
+    memset(out, 0, rec->size);
+    for (size_t i = 0; i < rec->n; i++) {
+        const struct field *f = &rec->fields[i];
+        void *m = (char *)out + f->off;
+        int col = first + (int)i;
+        switch (f->type) {
+        case F_TEXT: *(const char **)m = read_text(r, col); break;
+        case F_BLOB:
+            *(const unsigned char **)m =
+                read_blob(r, col, (size_t *)((char *)out + f->len_off));
+            break;
+        case F_INT: *(int64_t *)m = read_int(r, col); break;
+        case F_ENUM: *(int *)m = (int)read_int(r, col); break;
+        case F_U32: *(uint32_t *)m = (uint32_t)read_int(r, col); break;
+        case F_REAL: *(double *)m = sqlite3_column_double(r->stmt, col); break;
+        }
+    }
 }
 
 /* --- schema version ----------------------------------------------------- */
@@ -827,6 +775,206 @@ static void writer_put(struct sqlite_inst *inst)
     pthread_mutex_unlock(&inst->writer_lock);
 }
 
+/* --- one statement of an op ------------------------------------------------ */
+
+/* What every op does around its SQL: find the connection, take the cached
+ * statement, bind in a row of calls checked once, step, turn SQLite's code
+ * into ours, give the statement back. q_open takes the thread's connection,
+ * q_writer the writer (held until q_close), q_on a connection the caller
+ * already has (inside a transaction). q_close passes the op's outcome
+ * through, so an op ends with `return q_close(&q, rc);`. */
+struct q {
+    struct conn *c;
+    sqlite3_stmt *stmt;
+    enum stmt_id id;
+    bool writer; /* holds the writer connection */
+    int src;     /* the first binding error, then the last step's code */
+    const char *what;
+    mandate_error *err;
+};
+
+static mandate_rc q_on(struct q *q, struct conn *c, enum stmt_id id, const char *what,
+                       mandate_error *err)
+{
+    *q = (struct q){.c = c, .id = id, .src = SQLITE_MISUSE, .what = what, .err = err};
+    mandate_rc rc = stmt_get(c, id, &q->stmt, err);
+    if (rc == MANDATE_OK)
+        q->src = SQLITE_OK;
+    return rc;
+}
+
+static mandate_rc q_open(struct q *q, struct sqlite_inst *inst, enum stmt_id id,
+                         const char *what, mandate_error *err)
+{
+    struct conn *c;
+    *q = (struct q){.src = SQLITE_MISUSE};
+    mandate_rc rc = conn_ready(inst, &c, err);
+    return rc == MANDATE_OK ? q_on(q, c, id, what, err) : rc;
+}
+
+static mandate_rc q_writer(struct q *q, struct sqlite_inst *inst, enum stmt_id id,
+                           const char *what, mandate_error *err)
+{
+    struct conn *c;
+    *q = (struct q){.src = SQLITE_MISUSE};
+    mandate_rc rc = writer_get(inst, &c, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    rc = q_on(q, c, id, what, err);
+    q->writer = true;
+    return rc;
+}
+
+/* Gives the statement back (and the writer); returns rc. */
+static mandate_rc q_close(struct q *q, mandate_rc rc)
+{
+    if (q->stmt != NULL)
+        stmt_put(q->c, q->id, q->stmt);
+    q->stmt = NULL;
+    if (q->writer)
+        writer_put(q->c->inst);
+    q->writer = false;
+    return rc;
+}
+
+/* Binders do nothing once one failed (or the statement is missing). */
+static void q_text(struct q *q, int i, const char *v)
+{
+    if (q->src == SQLITE_OK)
+        q->src = sqlite3_bind_text(q->stmt, i, v, -1, SQLITE_STATIC);
+}
+
+static void q_blob(struct q *q, int i, const unsigned char *v, size_t len)
+{
+    if (q->src == SQLITE_OK)
+        q->src = v == NULL ? sqlite3_bind_null(q->stmt, i)
+                           : sqlite3_bind_blob64(q->stmt, i, v, len, SQLITE_STATIC);
+}
+
+static void q_int(struct q *q, int i, int64_t v)
+{
+    if (q->src == SQLITE_OK)
+        q->src = sqlite3_bind_int64(q->stmt, i, v);
+}
+
+/* Binds the fields of in (a struct of rec's type) as ?first and on. */
+static void q_record(struct q *q, int first, const struct record *rec, const void *in)
+{
+    for (size_t i = 0; i < rec->n && q->src == SQLITE_OK; i++) {
+        const struct field *f = &rec->fields[i];
+        const void *m = (const char *)in + f->off;
+        int at = first + (int)i;
+        switch (f->type) {
+        case F_TEXT: q_text(q, at, *(const char *const *)m); break;
+        case F_BLOB:
+            q_blob(q, at, *(const unsigned char *const *)m,
+                   *(const size_t *)(const void *)((const char *)in + f->len_off));
+            break;
+        case F_INT: q_int(q, at, *(const int64_t *)m); break;
+        case F_ENUM: q_int(q, at, *(const int *)m); break;
+        case F_U32: q_int(q, at, *(const uint32_t *)m); break;
+        case F_REAL: q->src = sqlite3_bind_double(q->stmt, at, *(const double *)m); break;
+        }
+    }
+}
+
+/* Steps once: MANDATE_OK with *row_r telling whether a row came, else the
+ * error (a binding's, when one failed). */
+static mandate_rc q_step(struct q *q, bool *row_r)
+{
+    if (q->src == SQLITE_OK || q->src == SQLITE_ROW)
+        q->src = sqlite3_step(q->stmt);
+    *row_r = q->src == SQLITE_ROW;
+    if (q->src == SQLITE_ROW || q->src == SQLITE_DONE)
+        return MANDATE_OK;
+    return db_error(q->c, q->src, q->what, q->err);
+}
+
+/* Runs a statement that answers no row; *changed_r: the rows it changed. */
+static mandate_rc q_exec(struct q *q, int *changed_r)
+{
+    bool row;
+    mandate_rc rc = q_step(q, &row);
+    *changed_r = rc == MANDATE_OK ? sqlite3_changes(q->c->db) : 0;
+    return rc;
+}
+
+/* The row of a lookup, read into out (copied into pool); MANDATE_NOT_FOUND
+ * with the message given when there is none. */
+static mandate_rc q_get(struct q *q, mandate_pool *pool, const struct record *rec, void *out,
+                        const char *none, ...) MANDATE_PRINTF(5, 6);
+static mandate_rc q_get(struct q *q, mandate_pool *pool, const struct record *rec, void *out,
+                        const char *none, ...)
+{
+    bool row;
+    mandate_rc rc = q_step(q, &row);
+    if (rc != MANDATE_OK || row) {
+        struct reader r = {q->c->inst->host, pool, q->stmt};
+        if (rc == MANDATE_OK)
+            read_record(&r, 0, rec, out);
+        return rc;
+    }
+    if (q->err != NULL) {
+        va_list ap;
+        va_start(ap, none);
+        q->err->rc = MANDATE_NOT_FOUND;
+        vsnprintf(q->err->message, sizeof(q->err->message), none, ap);
+        va_end(ap);
+    }
+    return MANDATE_NOT_FOUND;
+}
+
+typedef mandate_rc (*row_cb)(const struct reader *r, void *ctx);
+
+/* Calls row() for each row, its columns valid during the call; stops at the
+ * first answer other than MANDATE_OK and returns it. */
+static mandate_rc q_each(struct q *q, row_cb row, void *ctx)
+{
+    struct reader r = {q->c->inst->host, NULL, q->stmt};
+    bool more;
+    mandate_rc rc;
+    while ((rc = q_step(q, &more)) == MANDATE_OK && more)
+        if ((rc = row(&r, ctx)) != MANDATE_OK)
+            break;
+    return rc;
+}
+
+/* Runs a bound statement that changes clients, keys or revocations, in one
+ * transaction with the generation bump when a row changed. */
+static mandate_rc q_change(struct q *q, int *changed_r)
+{
+    *changed_r = 0;
+    if (q->src != SQLITE_OK)
+        return db_error(q->c, q->src, q->what, q->err);
+    mandate_rc rc = tx_begin(q->c, q->err);
+    if (rc != MANDATE_OK)
+        return rc;
+    rc = q_exec(q, changed_r);
+    if (rc == MANDATE_OK && *changed_r > 0)
+        rc = bump_generation(q->c, q->err);
+    sqlite3_reset(q->stmt);
+    return tx_end(q->c, rc, q->err);
+}
+
+/* The statements of an op that must be seen together, as a body run in one
+ * write transaction: committed when it answers MANDATE_OK, else rolled back.
+ * An outcome to report after a commit goes through ctx. */
+typedef mandate_rc (*tx_body)(struct conn *c, void *ctx, mandate_error *err);
+
+static mandate_rc tx_run(struct conn *c, tx_body body, void *ctx, mandate_error *err)
+{
+    mandate_rc rc = tx_begin(c, err);
+    return rc == MANDATE_OK ? tx_end(c, body(c, ctx, err), err) : rc;
+}
+
+/* On the thread's connection. */
+static mandate_rc conn_tx(struct sqlite_inst *inst, tx_body body, void *ctx, mandate_error *err)
+{
+    struct conn *c;
+    mandate_rc rc = conn_ready(inst, &c, err);
+    return rc == MANDATE_OK ? tx_run(c, body, ctx, err) : rc;
+}
+
 /* --- ops: housekeeping --------------------------------------------------- */
 
 static mandate_rc store_ping(void *inst_, mandate_error *err)
@@ -908,22 +1056,16 @@ static mandate_rc store_schema_version(void *inst_, int *version_r, mandate_erro
 
 static mandate_rc store_generation(void *inst_, uint64_t *generation_r, mandate_error *err)
 {
-    struct conn *c;
-    sqlite3_stmt *stmt;
-    mandate_rc rc = conn_ready(inst_, &c, err);
+    struct q q;
+    bool row = false;
+    mandate_rc rc = q_open(&q, inst_, ST_GENERATION, "reading the generation", err);
     if (rc == MANDATE_OK)
-        rc = stmt_get(c, ST_GENERATION, &stmt, err);
-    if (rc != MANDATE_OK)
-        return rc;
-    int src = sqlite3_step(stmt);
-    if (src == SQLITE_ROW)
-        *generation_r = (uint64_t)sqlite3_column_int64(stmt, 0);
-    else if (src == SQLITE_DONE)
+        rc = q_step(&q, &row);
+    if (rc == MANDATE_OK && row)
+        *generation_r = (uint64_t)sqlite3_column_int64(q.stmt, 0);
+    else if (rc == MANDATE_OK)
         rc = mandate_error_set(err, MANDATE_ERROR, "sqlite: the generation counter is missing");
-    else
-        rc = db_error(c, src, "reading the generation", err);
-    stmt_put(c, ST_GENERATION, stmt);
-    return rc;
+    return q_close(&q, rc);
 }
 
 /* --- ops: clients --------------------------------------------------------- */
@@ -931,29 +1073,14 @@ static mandate_rc store_generation(void *inst_, uint64_t *generation_r, mandate_
 static mandate_rc store_client_get(void *inst_, mandate_pool *pool, const char *client_id,
                                    mandate_client *client_r, mandate_error *err)
 {
-    struct sqlite_inst *inst = inst_;
-    struct conn *c;
-    sqlite3_stmt *stmt;
+    struct q q;
     if (client_id == NULL)
         return mandate_error_set(err, MANDATE_INVALID, "sqlite: client_get: no client_id");
-    mandate_rc rc = conn_ready(inst, &c, err);
+    mandate_rc rc = q_open(&q, inst_, ST_CLIENT_GET, "client_get", err);
+    q_text(&q, 1, client_id);
     if (rc == MANDATE_OK)
-        rc = stmt_get(c, ST_CLIENT_GET, &stmt, err);
-    if (rc != MANDATE_OK)
-        return rc;
-    struct binder b = {stmt, SQLITE_OK};
-    bind_text(&b, 1, client_id);
-    int src = b.rc != SQLITE_OK ? b.rc : sqlite3_step(stmt);
-    if (src == SQLITE_ROW) {
-        struct reader r = {inst->host, pool, stmt};
-        read_client(&r, client_r);
-    } else if (src == SQLITE_DONE) {
-        rc = mandate_error_set(err, MANDATE_NOT_FOUND, "sqlite: no client \"%s\"", client_id);
-    } else {
-        rc = db_error(c, src, "client_get", err);
-    }
-    stmt_put(c, ST_CLIENT_GET, stmt);
-    return rc;
+        rc = q_get(&q, pool, &client_record, client_r, "sqlite: no client \"%s\"", client_id);
+    return q_close(&q, rc);
 }
 
 static mandate_rc check_client(const mandate_client *cl, const char *what, mandate_error *err)
@@ -964,96 +1091,84 @@ static mandate_rc check_client(const mandate_client *cl, const char *what, manda
     return MANDATE_OK;
 }
 
-/* Inserts one client with the statement given; MANDATE_EXISTS when taken. */
-static mandate_rc client_insert(struct conn *c, sqlite3_stmt *stmt, const mandate_client *cl,
-                                int64_t now, const char *what, mandate_error *err)
+/* Binds a client with the times given. */
+static void q_client(struct q *q, const mandate_client *cl, int64_t created_at,
+                     int64_t updated_at)
+{
+    mandate_client row = *cl;
+    row.created_at = created_at;
+    row.updated_at = updated_at;
+    q_record(q, 1, &client_record, &row);
+}
+
+/* A new client's times: created now unless given, updated when created
+ * unless given. */
+static void q_new_client(struct q *q, const mandate_client *cl, int64_t now)
 {
     int64_t created_at = cl->created_at != 0 ? cl->created_at : now;
-    int64_t updated_at = cl->updated_at != 0 ? cl->updated_at : created_at;
-    int src = bind_client(stmt, cl, created_at, updated_at);
-    if (src == SQLITE_OK)
-        src = sqlite3_step(stmt);
-    mandate_rc rc = MANDATE_OK;
-    if (src != SQLITE_DONE)
-        rc = db_error(c, src, what, err);
-    else if (sqlite3_changes(c->db) == 0)
-        rc = mandate_error_set(err, MANDATE_EXISTS, "sqlite: client_id \"%s\" is taken",
-                               cl->client_id);
-    sqlite3_reset(stmt);
-    return rc;
+    q_client(q, cl, created_at, cl->updated_at != 0 ? cl->updated_at : created_at);
+}
+
+static mandate_rc client_taken(const mandate_client *cl, mandate_error *err)
+{
+    return mandate_error_set(err, MANDATE_EXISTS, "sqlite: client_id \"%s\" is taken",
+                             cl->client_id);
 }
 
 static mandate_rc store_client_create(void *inst_, const mandate_client *client,
                                       mandate_error *err)
 {
     struct sqlite_inst *inst = inst_;
-    struct conn *c;
-    sqlite3_stmt *stmt;
+    struct q q;
+    int changed;
     mandate_rc rc = check_client(client, "client_create", err);
-    if (rc == MANDATE_OK)
-        rc = conn_ready(inst, &c, err);
-    if (rc == MANDATE_OK)
-        rc = stmt_get(c, ST_CLIENT_INSERT, &stmt, err);
     if (rc != MANDATE_OK)
         return rc;
-    rc = tx_begin(c, err);
-    if (rc == MANDATE_OK) {
-        rc = client_insert(c, stmt, client, inst->host->now(inst->host), "client_create", err);
-        if (rc == MANDATE_OK)
-            rc = bump_generation(c, err);
-        rc = tx_end(c, rc, err);
-    }
-    stmt_put(c, ST_CLIENT_INSERT, stmt);
-    return rc;
+    rc = q_open(&q, inst, ST_CLIENT_INSERT, "client_create", err);
+    q_new_client(&q, client, inst->host->now(inst->host));
+    if (rc == MANDATE_OK)
+        rc = q_change(&q, &changed);
+    if (rc == MANDATE_OK && changed == 0)
+        rc = client_taken(client, err);
+    return q_close(&q, rc);
 }
 
 static mandate_rc store_client_update(void *inst_, const mandate_client *client,
                                       mandate_error *err)
 {
     struct sqlite_inst *inst = inst_;
-    struct conn *c;
-    sqlite3_stmt *stmt;
+    struct q q;
+    int changed;
     mandate_rc rc = check_client(client, "client_update", err);
-    if (rc == MANDATE_OK)
-        rc = conn_ready(inst, &c, err);
-    if (rc == MANDATE_OK)
-        rc = stmt_get(c, ST_CLIENT_UPDATE, &stmt, err);
     if (rc != MANDATE_OK)
         return rc;
+    rc = q_open(&q, inst, ST_CLIENT_UPDATE, "client_update", err);
     /* created_at 0 keeps the stored one; updated_at 0 means now */
-    int64_t updated_at =
-        client->updated_at != 0 ? client->updated_at : inst->host->now(inst->host);
-    int changed;
-    rc = run_change(c, stmt, bind_client(stmt, client, client->created_at, updated_at),
-                    "client_update", &changed, err);
+    q_client(&q, client, client->created_at,
+             client->updated_at != 0 ? client->updated_at : inst->host->now(inst->host));
+    if (rc == MANDATE_OK)
+        rc = q_change(&q, &changed);
     if (rc == MANDATE_OK && changed == 0)
         rc = mandate_error_set(err, MANDATE_NOT_FOUND, "sqlite: no client \"%s\"",
                                client->client_id);
-    stmt_put(c, ST_CLIENT_UPDATE, stmt);
-    return rc;
+    return q_close(&q, rc);
 }
 
 /* A DELETE by primary key: MANDATE_NOT_FOUND when nothing was deleted. */
 static mandate_rc delete_by_key(struct sqlite_inst *inst, enum stmt_id id, const char *key,
                                 const char *what, const char *noun, mandate_error *err)
 {
-    struct conn *c;
-    sqlite3_stmt *stmt;
+    struct q q;
+    int changed;
     if (key == NULL)
         return mandate_error_set(err, MANDATE_INVALID, "sqlite: %s: no %s", what, noun);
-    mandate_rc rc = conn_ready(inst, &c, err);
+    mandate_rc rc = q_open(&q, inst, id, what, err);
+    q_text(&q, 1, key);
     if (rc == MANDATE_OK)
-        rc = stmt_get(c, id, &stmt, err);
-    if (rc != MANDATE_OK)
-        return rc;
-    struct binder b = {stmt, SQLITE_OK};
-    bind_text(&b, 1, key);
-    int changed;
-    rc = run_change(c, stmt, b.rc, what, &changed, err);
+        rc = q_change(&q, &changed);
     if (rc == MANDATE_OK && changed == 0)
         rc = mandate_error_set(err, MANDATE_NOT_FOUND, "sqlite: no %s \"%s\"", noun, key);
-    stmt_put(c, id, stmt);
-    return rc;
+    return q_close(&q, rc);
 }
 
 static mandate_rc store_client_delete(void *inst_, const char *client_id, mandate_error *err)
@@ -1061,12 +1176,24 @@ static mandate_rc store_client_delete(void *inst_, const char *client_id, mandat
     return delete_by_key(inst_, ST_CLIENT_DELETE, client_id, "client_delete", "client", err);
 }
 
+/* A list op's callback and its context, for the row readers below. */
+struct each {
+    void (*cb)(void); /* the op's callback type, cast back by the reader */
+    void *ctx;
+};
+
+static mandate_rc client_row(const struct reader *r, void *ctx)
+{
+    struct each *e = ctx;
+    mandate_client client;
+    read_record(r, 0, &client_record, &client);
+    return ((mandate_client_cb)e->cb)(e->ctx, &client);
+}
+
 static mandate_rc store_client_list(void *inst_, const mandate_client_filter *filter,
                                     mandate_client_cb each, void *ctx, mandate_error *err)
 {
-    struct sqlite_inst *inst = inst_;
-    struct conn *c;
-    sqlite3_stmt *stmt;
+    struct q q;
     const char *tenant = filter != NULL ? filter->tenant : NULL;
     const char *after = filter != NULL ? filter->after : NULL;
     size_t limit = filter != NULL ? filter->limit : 0;
@@ -1075,39 +1202,47 @@ static mandate_rc store_client_list(void *inst_, const mandate_client_filter *fi
                        : (after != NULL ? ST_CLIENT_LIST_AFTER : ST_CLIENT_LIST);
     if (each == NULL)
         return mandate_error_set(err, MANDATE_INVALID, "sqlite: client_list: no callback");
-    mandate_rc rc = conn_ready(inst, &c, err);
-    if (rc == MANDATE_OK)
-        rc = stmt_get(c, id, &stmt, err);
-    if (rc != MANDATE_OK)
-        return rc;
-    struct binder b = {stmt, SQLITE_OK};
+    mandate_rc rc = q_open(&q, inst_, id, "client_list", err);
     if (tenant != NULL)
-        bind_text(&b, 1, tenant);
+        q_text(&q, 1, tenant);
     if (after != NULL)
-        bind_text(&b, 2, after);
-    bind_int(&b, 3, limit == 0 || limit > (uint64_t)INT64_MAX ? -1 : (int64_t)limit);
-    int src = b.rc;
-    struct reader r = {inst->host, NULL, stmt};
-    while (src == SQLITE_OK && (src = sqlite3_step(stmt)) == SQLITE_ROW) {
-        mandate_client client;
-        read_client(&r, &client);
-        rc = each(ctx, &client);
-        if (rc != MANDATE_OK)
-            break;
-        src = SQLITE_OK;
+        q_text(&q, 2, after);
+    q_int(&q, 3, limit == 0 || limit > (uint64_t)INT64_MAX ? -1 : (int64_t)limit);
+    struct each e = {(void (*)(void))each, ctx};
+    if (rc == MANDATE_OK)
+        rc = q_each(&q, client_row, &e);
+    return q_close(&q, rc);
+}
+
+struct import {
+    const mandate_client *clients;
+    size_t n;
+    int64_t now;
+};
+
+static mandate_rc import_body(struct conn *c, void *ctx, mandate_error *err)
+{
+    struct import *im = ctx;
+    struct q q;
+    mandate_rc rc = q_on(&q, c, ST_CLIENT_INSERT, "client_import", err);
+    for (size_t i = 0; i < im->n && rc == MANDATE_OK; i++) {
+        int changed;
+        q_new_client(&q, &im->clients[i], im->now);
+        rc = q_exec(&q, &changed);
+        if (rc == MANDATE_OK && changed == 0)
+            rc = client_taken(&im->clients[i], err);
+        sqlite3_reset(q.stmt);
+        q.src = SQLITE_OK;
     }
-    if (rc == MANDATE_OK && src != SQLITE_DONE)
-        rc = db_error(c, src, "client_list", err);
-    stmt_put(c, id, stmt);
-    return rc;
+    if (rc == MANDATE_OK)
+        rc = bump_generation(c, err);
+    return q_close(&q, rc);
 }
 
 static mandate_rc store_client_import(void *inst_, const mandate_client *clients, size_t n,
                                       mandate_error *err)
 {
     struct sqlite_inst *inst = inst_;
-    struct conn *c;
-    sqlite3_stmt *stmt;
     if (n == 0)
         return MANDATE_OK;
     if (clients == NULL)
@@ -1117,22 +1252,8 @@ static mandate_rc store_client_import(void *inst_, const mandate_client *clients
         if (rc != MANDATE_OK)
             return rc;
     }
-    mandate_rc rc = conn_ready(inst, &c, err);
-    if (rc == MANDATE_OK)
-        rc = stmt_get(c, ST_CLIENT_INSERT, &stmt, err);
-    if (rc != MANDATE_OK)
-        return rc;
-    rc = tx_begin(c, err);
-    if (rc == MANDATE_OK) {
-        int64_t now = inst->host->now(inst->host);
-        for (size_t i = 0; i < n && rc == MANDATE_OK; i++)
-            rc = client_insert(c, stmt, &clients[i], now, "client_import", err);
-        if (rc == MANDATE_OK)
-            rc = bump_generation(c, err);
-        rc = tx_end(c, rc, err);
-    }
-    stmt_put(c, ST_CLIENT_INSERT, stmt);
-    return rc;
+    struct import im = {clients, n, inst->host->now(inst->host)};
+    return conn_tx(inst, import_body, &im, err);
 }
 
 /* --- ops: keys ------------------------------------------------------------- */
@@ -1140,83 +1261,69 @@ static mandate_rc store_client_import(void *inst_, const mandate_client *clients
 static mandate_rc store_key_add(void *inst_, const mandate_key *key, mandate_error *err)
 {
     struct sqlite_inst *inst = inst_;
-    struct conn *c;
-    sqlite3_stmt *stmt;
+    struct q q;
+    int changed;
     if (key == NULL || key->kid == NULL)
         return mandate_error_set(err, MANDATE_INVALID, "sqlite: key_add: no kid");
-    mandate_rc rc = conn_ready(inst, &c, err);
+    mandate_key row = *key;
+    if (row.created_at == 0)
+        row.created_at = inst->host->now(inst->host);
+    mandate_rc rc = q_open(&q, inst, ST_KEY_INSERT, "key_add", err);
+    q_record(&q, 1, &key_record, &row);
     if (rc == MANDATE_OK)
-        rc = stmt_get(c, ST_KEY_INSERT, &stmt, err);
-    if (rc != MANDATE_OK)
-        return rc;
-    struct binder b = {stmt, SQLITE_OK};
-    bind_text(&b, 1, key->kid);
-    bind_text(&b, 2, key->alg);
-    bind_text(&b, 3, key->format);
-    bind_int(&b, 4, (int64_t)key->status);
-    bind_blob(&b, 5, key->private_blob, key->private_blob_len);
-    bind_text(&b, 6, key->public_jwk);
-    bind_int(&b, 7, key->created_at != 0 ? key->created_at : inst->host->now(inst->host));
-    bind_int(&b, 8, key->retired_at);
-    bind_int(&b, 9, key->remove_after);
-    int changed;
-    rc = run_change(c, stmt, b.rc, "key_add", &changed, err);
+        rc = q_change(&q, &changed);
     if (rc == MANDATE_OK && changed == 0)
         rc = mandate_error_set(err, MANDATE_EXISTS, "sqlite: kid \"%s\" is taken", key->kid);
-    stmt_put(c, ST_KEY_INSERT, stmt);
-    return rc;
+    return q_close(&q, rc);
 }
 
 static mandate_rc store_key_update(void *inst_, const mandate_key *key, mandate_error *err)
 {
-    struct conn *c;
-    sqlite3_stmt *stmt;
+    struct q q;
+    int changed;
     if (key == NULL || key->kid == NULL)
         return mandate_error_set(err, MANDATE_INVALID, "sqlite: key_update: no kid");
-    mandate_rc rc = conn_ready(inst_, &c, err);
+    mandate_rc rc = q_open(&q, inst_, ST_KEY_UPDATE, "key_update", err);
+    q_text(&q, 1, key->kid);
+    q_int(&q, 2, (int64_t)key->status);
+    q_int(&q, 3, key->retired_at);
+    q_int(&q, 4, key->remove_after);
     if (rc == MANDATE_OK)
-        rc = stmt_get(c, ST_KEY_UPDATE, &stmt, err);
-    if (rc != MANDATE_OK)
-        return rc;
-    struct binder b = {stmt, SQLITE_OK};
-    bind_text(&b, 1, key->kid);
-    bind_int(&b, 2, (int64_t)key->status);
-    bind_int(&b, 3, key->retired_at);
-    bind_int(&b, 4, key->remove_after);
-    int changed;
-    rc = run_change(c, stmt, b.rc, "key_update", &changed, err);
+        rc = q_change(&q, &changed);
     if (rc == MANDATE_OK && changed == 0)
         rc = mandate_error_set(err, MANDATE_NOT_FOUND, "sqlite: no key \"%s\"", key->kid);
-    stmt_put(c, ST_KEY_UPDATE, stmt);
-    return rc;
+    return q_close(&q, rc);
+}
+
+static mandate_rc key_row(const struct reader *r, void *ctx)
+{
+    struct each *e = ctx;
+    mandate_key key;
+    read_record(r, 0, &key_record, &key);
+    return ((mandate_key_cb)e->cb)(e->ctx, &key);
+}
+
+/* The rows of a list statement, one row() call each; when now is not
+ * INT64_MIN it is bound as ?1 (the rows still live at now). */
+static mandate_rc list_rows(struct sqlite_inst *inst, enum stmt_id id, int64_t now,
+                            const char *what, row_cb row, struct each *e, mandate_error *err)
+{
+    struct q q;
+    if (e->cb == NULL)
+        return mandate_error_set(err, MANDATE_INVALID, "sqlite: %s: no callback", what);
+    mandate_rc rc = q_open(&q, inst, id, what, err);
+    if (now != INT64_MIN)
+        q_int(&q, 1, now);
+    if (rc == MANDATE_OK)
+        rc = q_each(&q, row, e);
+    return q_close(&q, rc);
 }
 
 static mandate_rc store_key_list(void *inst_, mandate_key_cb each, void *ctx,
                                  mandate_error *err)
 {
-    struct sqlite_inst *inst = inst_;
-    struct conn *c;
-    sqlite3_stmt *stmt;
-    if (each == NULL)
-        return mandate_error_set(err, MANDATE_INVALID, "sqlite: key_list: no callback");
-    mandate_rc rc = conn_ready(inst, &c, err);
-    if (rc == MANDATE_OK)
-        rc = stmt_get(c, ST_KEY_LIST, &stmt, err);
-    if (rc != MANDATE_OK)
-        return rc;
-    struct reader r = {inst->host, NULL, stmt};
-    int src;
-    while ((src = sqlite3_step(stmt)) == SQLITE_ROW) {
-        mandate_key key;
-        read_key(&r, &key);
-        rc = each(ctx, &key);
-        if (rc != MANDATE_OK)
-            break;
-    }
-    if (rc == MANDATE_OK && src != SQLITE_DONE)
-        rc = db_error(c, src, "key_list", err);
-    stmt_put(c, ST_KEY_LIST, stmt);
-    return rc;
+    struct each e = {(void (*)(void))each, ctx};
+    return list_rows(inst_, ST_KEY_LIST, INT64_MIN, "key_list", key_row, &e, err);
 }
 
 static mandate_rc store_key_delete(void *inst_, const char *kid, mandate_error *err)
@@ -1229,245 +1336,153 @@ static mandate_rc store_key_delete(void *inst_, const char *kid, mandate_error *
 static mandate_rc store_token_put(void *inst_, const mandate_token_record *record,
                                   mandate_error *err)
 {
-    struct conn *c = NULL;
-    sqlite3_stmt *stmt;
+    struct q q;
+    int changed;
     if (record == NULL || record->token_hash == NULL || record->token_hash_len == 0)
         return mandate_error_set(err, MANDATE_INVALID, "sqlite: token_put: no token hash");
-    mandate_rc rc = writer_get(inst_, &c, err);
-    if (rc != MANDATE_OK)
-        return rc;
-    rc = stmt_get(c, ST_TOKEN_INSERT, &stmt, err);
-    if (rc != MANDATE_OK) {
-        writer_put(inst_);
-        return rc;
-    }
-    struct binder b = {stmt, SQLITE_OK};
-    bind_blob(&b, 1, record->token_hash, record->token_hash_len);
-    bind_text(&b, 2, record->jti);
-    bind_text(&b, 3, record->client_id);
-    bind_text(&b, 4, record->subject);
-    bind_text(&b, 5, record->tenant);
-    bind_text(&b, 6, record->grant);
-    bind_int(&b, 7, record->issued_at);
-    bind_int(&b, 8, record->expires_at);
-    int src = b.rc != SQLITE_OK ? b.rc : sqlite3_step(stmt);
-    if (src != SQLITE_DONE)
-        rc = db_error(c, src, "token_put", err);
-    else if (sqlite3_changes(c->db) == 0)
+    mandate_rc rc = q_writer(&q, inst_, ST_TOKEN_INSERT, "token_put", err);
+    q_record(&q, 1, &token_record, record);
+    if (rc == MANDATE_OK)
+        rc = q_exec(&q, &changed);
+    if (rc == MANDATE_OK && changed == 0)
         rc = mandate_error_set(err, MANDATE_EXISTS,
                                "sqlite: a token record with that hash exists");
-    stmt_put(c, ST_TOKEN_INSERT, stmt);
-    writer_put(inst_);
-    return rc;
+    return q_close(&q, rc);
 }
 
 static mandate_rc store_token_get(void *inst_, mandate_pool *pool, const unsigned char *hash,
                                   size_t hash_len, int64_t now, mandate_token_record *record_r,
                                   mandate_error *err)
 {
-    struct sqlite_inst *inst = inst_;
-    struct conn *c;
-    sqlite3_stmt *stmt;
+    struct q q;
     if (hash == NULL || hash_len == 0)
         return mandate_error_set(err, MANDATE_INVALID, "sqlite: token_get: no token hash");
-    mandate_rc rc = conn_ready(inst, &c, err);
+    mandate_rc rc = q_open(&q, inst_, ST_TOKEN_GET, "token_get", err);
+    q_blob(&q, 1, hash, hash_len);
+    q_int(&q, 2, now);
     if (rc == MANDATE_OK)
-        rc = stmt_get(c, ST_TOKEN_GET, &stmt, err);
-    if (rc != MANDATE_OK)
-        return rc;
-    struct binder b = {stmt, SQLITE_OK};
-    bind_blob(&b, 1, hash, hash_len);
-    bind_int(&b, 2, now);
-    int src = b.rc != SQLITE_OK ? b.rc : sqlite3_step(stmt);
-    if (src == SQLITE_ROW) {
-        struct reader r = {inst->host, pool, stmt};
-        read_token(&r, record_r);
-    } else if (src == SQLITE_DONE) {
-        rc = mandate_error_set(err, MANDATE_NOT_FOUND,
-                               "sqlite: no unexpired token record with that hash");
-    } else {
-        rc = db_error(c, src, "token_get", err);
-    }
-    stmt_put(c, ST_TOKEN_GET, stmt);
-    return rc;
-}
-
-/* The rows of a list statement still live at now, one each() call per row;
- * columns point into the statement (valid during the call). */
-typedef mandate_rc (*row_cb)(const struct reader *r, void *ctx);
-
-static mandate_rc list_live(struct sqlite_inst *inst, enum stmt_id id, int64_t now,
-                            const char *what, row_cb row, void *ctx, mandate_error *err)
-{
-    struct conn *c;
-    sqlite3_stmt *stmt;
-    mandate_rc rc = conn_ready(inst, &c, err);
-    if (rc == MANDATE_OK)
-        rc = stmt_get(c, id, &stmt, err);
-    if (rc != MANDATE_OK)
-        return rc;
-    struct binder b = {stmt, SQLITE_OK};
-    bind_int(&b, 1, now);
-    struct reader r = {inst->host, NULL, stmt};
-    int src = b.rc;
-    while (src == SQLITE_OK || src == SQLITE_ROW) {
-        src = sqlite3_step(stmt);
-        if (src != SQLITE_ROW)
-            break;
-        rc = row(&r, ctx);
-        if (rc != MANDATE_OK)
-            break;
-    }
-    if (rc == MANDATE_OK && src != SQLITE_DONE)
-        rc = db_error(c, src, what, err);
-    stmt_put(c, id, stmt);
-    return rc;
+        rc = q_get(&q, pool, &token_record, record_r,
+                   "sqlite: no unexpired token record with that hash");
+    return q_close(&q, rc);
 }
 
 /* Revocations (jti, client_id, expires_at) and replay entries (ns, id,
  * expires_at) are both two texts and a time: one row reader for both. */
-struct text_pair_each {
-    mandate_rc (*each)(void *ctx, const char *a, const char *b, int64_t expires_at);
-    void *ctx;
-};
+typedef mandate_rc (*text_pair_cb)(void *ctx, const char *a, const char *b, int64_t expires_at);
 
 static mandate_rc text_pair_row(const struct reader *r, void *ctx)
 {
-    struct text_pair_each *e = ctx;
-    return e->each(e->ctx, read_text(r, 0), read_text(r, 1), read_int(r, 2));
+    struct each *e = ctx;
+    return ((text_pair_cb)e->cb)(e->ctx, read_text(r, 0), read_text(r, 1), read_int(r, 2));
 }
 
 static mandate_rc store_revocation_list(void *inst_, int64_t now, mandate_revocation_cb each,
                                         void *ctx, mandate_error *err)
 {
-    if (each == NULL)
-        return mandate_error_set(err, MANDATE_INVALID, "sqlite: revocation_list: no callback");
-    struct text_pair_each e = {each, ctx};
-    return list_live(inst_, ST_REVOCATION_LIST, now, "revocation_list", text_pair_row, &e, err);
+    struct each e = {(void (*)(void))each, ctx};
+    return list_rows(inst_, ST_REVOCATION_LIST, now, "revocation_list", text_pair_row, &e, err);
 }
-
-struct token_each {
-    mandate_token_record_cb each;
-    void *ctx;
-};
 
 static mandate_rc token_row(const struct reader *r, void *ctx)
 {
-    struct token_each *e = ctx;
+    struct each *e = ctx;
     mandate_token_record t;
-    read_token(r, &t);
-    return e->each(e->ctx, &t);
+    read_record(r, 0, &token_record, &t);
+    return ((mandate_token_record_cb)e->cb)(e->ctx, &t);
 }
 
 static mandate_rc store_token_list(void *inst_, int64_t now, mandate_token_record_cb each,
                                    void *ctx, mandate_error *err)
 {
-    if (each == NULL)
-        return mandate_error_set(err, MANDATE_INVALID, "sqlite: token_list: no callback");
-    struct token_each e = {each, ctx};
-    return list_live(inst_, ST_TOKEN_LIST, now, "token_list", token_row, &e, err);
+    struct each e = {(void (*)(void))each, ctx};
+    return list_rows(inst_, ST_TOKEN_LIST, now, "token_list", token_row, &e, err);
 }
 
 static mandate_rc store_replay_list(void *inst_, int64_t now, mandate_replay_cb each, void *ctx,
                                     mandate_error *err)
 {
-    if (each == NULL)
-        return mandate_error_set(err, MANDATE_INVALID, "sqlite: replay_list: no callback");
-    struct text_pair_each e = {each, ctx};
-    return list_live(inst_, ST_REPLAY_LIST, now, "replay_list", text_pair_row, &e, err);
+    struct each e = {(void (*)(void))each, ctx};
+    return list_rows(inst_, ST_REPLAY_LIST, now, "replay_list", text_pair_row, &e, err);
 }
 
 static mandate_rc store_revoke(void *inst_, const char *jti, const char *client_id,
                                int64_t expires_at, mandate_error *err)
 {
     struct sqlite_inst *inst = inst_;
-    struct conn *c;
-    sqlite3_stmt *stmt;
+    struct q q;
+    int changed;
     if (jti == NULL)
         return mandate_error_set(err, MANDATE_INVALID, "sqlite: revoke: no jti");
-    mandate_rc rc = conn_ready(inst, &c, err);
+    mandate_rc rc = q_open(&q, inst, ST_REVOKE, "revoke", err);
+    q_text(&q, 1, jti);
+    q_text(&q, 2, client_id);
+    q_int(&q, 3, expires_at);
+    q_int(&q, 4, inst->host->now(inst->host));
     if (rc == MANDATE_OK)
-        rc = stmt_get(c, ST_REVOKE, &stmt, err);
-    if (rc != MANDATE_OK)
-        return rc;
-    struct binder b = {stmt, SQLITE_OK};
-    bind_text(&b, 1, jti);
-    bind_text(&b, 2, client_id);
-    bind_int(&b, 3, expires_at);
-    bind_int(&b, 4, inst->host->now(inst->host));
-    int changed;
-    rc = run_change(c, stmt, b.rc, "revoke", &changed, err);
-    stmt_put(c, ST_REVOKE, stmt);
-    return rc;
+        rc = q_change(&q, &changed);
+    return q_close(&q, rc);
 }
 
 static mandate_rc store_is_revoked(void *inst_, const char *jti, bool *revoked_r,
                                    mandate_error *err)
 {
-    struct conn *c;
-    sqlite3_stmt *stmt;
+    struct q q;
     if (jti == NULL)
         return mandate_error_set(err, MANDATE_INVALID, "sqlite: is_revoked: no jti");
-    mandate_rc rc = conn_ready(inst_, &c, err);
+    mandate_rc rc = q_open(&q, inst_, ST_IS_REVOKED, "is_revoked", err);
+    q_text(&q, 1, jti);
     if (rc == MANDATE_OK)
-        rc = stmt_get(c, ST_IS_REVOKED, &stmt, err);
-    if (rc != MANDATE_OK)
-        return rc;
-    struct binder b = {stmt, SQLITE_OK};
-    bind_text(&b, 1, jti);
-    int src = b.rc != SQLITE_OK ? b.rc : sqlite3_step(stmt);
-    if (src == SQLITE_ROW || src == SQLITE_DONE)
-        *revoked_r = src == SQLITE_ROW;
-    else
-        rc = db_error(c, src, "is_revoked", err);
-    stmt_put(c, ST_IS_REVOKED, stmt);
-    return rc;
+        rc = q_step(&q, revoked_r);
+    return q_close(&q, rc);
 }
 
 static mandate_rc store_replay_claim(void *inst_, const char *ns, const char *id,
                                      int64_t expires_at, mandate_error *err)
 {
     struct sqlite_inst *inst = inst_;
-    struct conn *c;
-    sqlite3_stmt *stmt;
+    struct q q;
+    int changed;
     if (ns == NULL || id == NULL)
         return mandate_error_set(err, MANDATE_INVALID,
                                  "sqlite: replay_claim: no namespace or no id");
-    mandate_rc rc = conn_ready(inst, &c, err);
+    mandate_rc rc = q_open(&q, inst, ST_REPLAY_CLAIM, "replay_claim", err);
+    q_text(&q, 1, ns);
+    q_text(&q, 2, id);
+    q_int(&q, 3, expires_at);
+    q_int(&q, 4, inst->host->now(inst->host));
     if (rc == MANDATE_OK)
-        rc = stmt_get(c, ST_REPLAY_CLAIM, &stmt, err);
-    if (rc != MANDATE_OK)
-        return rc;
-    struct binder b = {stmt, SQLITE_OK};
-    bind_text(&b, 1, ns);
-    bind_text(&b, 2, id);
-    bind_int(&b, 3, expires_at);
-    bind_int(&b, 4, inst->host->now(inst->host));
-    int src = b.rc != SQLITE_OK ? b.rc : sqlite3_step(stmt);
-    if (src != SQLITE_DONE)
-        rc = db_error(c, src, "replay_claim", err);
-    else if (sqlite3_changes(c->db) == 0)
+        rc = q_exec(&q, &changed);
+    if (rc == MANDATE_OK && changed == 0)
         rc = mandate_error_set(err, MANDATE_EXISTS,
                                "sqlite: replay: that id was already used in \"%s\"", ns);
-    stmt_put(c, ST_REPLAY_CLAIM, stmt);
-    return rc;
+    return q_close(&q, rc);
 }
 
-static mandate_rc purge_one(struct conn *c, enum stmt_id id, int64_t now, uint64_t *count,
-                            mandate_error *err)
+/* What purge deletes, each statement bound with now as ?1; revocations
+ * raise the generation. */
+static const enum stmt_id purges[] = {ST_PURGE_TOKENS, ST_PURGE_REVOCATIONS, ST_PURGE_REPLAY};
+
+struct purge {
+    int64_t now;
+    uint64_t count;
+};
+
+static mandate_rc purge_body(struct conn *c, void *ctx, mandate_error *err)
 {
-    sqlite3_stmt *stmt;
-    mandate_rc rc = stmt_get(c, id, &stmt, err);
-    if (rc != MANDATE_OK)
-        return rc;
-    int src = sqlite3_bind_int64(stmt, 1, now);
-    if (src == SQLITE_OK)
-        src = sqlite3_step(stmt);
-    if (src != SQLITE_DONE)
-        rc = db_error(c, src, "purge", err);
-    else
-        *count += (uint64_t)sqlite3_changes(c->db);
-    stmt_put(c, id, stmt);
+    struct purge *p = ctx;
+    mandate_rc rc = MANDATE_OK;
+    for (size_t i = 0; i < sizeof(purges) / sizeof(purges[0]) && rc == MANDATE_OK; i++) {
+        struct q q;
+        int changed = 0;
+        rc = q_on(&q, c, purges[i], "purge", err);
+        q_int(&q, 1, p->now);
+        if (rc == MANDATE_OK)
+            rc = q_exec(&q, &changed);
+        if (rc == MANDATE_OK && changed > 0 && purges[i] == ST_PURGE_REVOCATIONS)
+            rc = bump_generation(c, err);
+        p->count += (uint64_t)changed;
+        rc = q_close(&q, rc);
+    }
     return rc;
 }
 
@@ -1475,28 +1490,11 @@ static mandate_rc purge_one(struct conn *c, enum stmt_id id, int64_t now, uint64
  * it. */
 static mandate_rc store_purge(void *inst_, int64_t now, uint64_t *count_r, mandate_error *err)
 {
-    struct conn *c;
-    uint64_t count = 0;
-    mandate_rc rc = conn_ready(inst_, &c, err);
-    if (rc == MANDATE_OK)
-        rc = tx_begin(c, err);
-    if (rc != MANDATE_OK)
-        return rc;
-    uint64_t revocations = 0;
-    rc = purge_one(c, ST_PURGE_TOKENS, now, &count, err);
-    if (rc == MANDATE_OK)
-        rc = purge_one(c, ST_PURGE_REVOCATIONS, now, &revocations, err);
-    if (rc == MANDATE_OK && revocations > 0)
-        rc = bump_generation(c, err);
-    count += revocations;
-    if (rc == MANDATE_OK)
-        rc = purge_one(c, ST_PURGE_REPLAY, now, &count, err);
-    rc = tx_end(c, rc, err);
-    if (rc != MANDATE_OK)
-        return rc;
-    if (count_r != NULL)
-        *count_r = count;
-    return MANDATE_OK;
+    struct purge p = {now, 0};
+    mandate_rc rc = conn_tx(inst_, purge_body, &p, err);
+    if (rc == MANDATE_OK && count_r != NULL)
+        *count_r = p.count;
+    return rc;
 }
 
 /* --- lifecycle -------------------------------------------------------------- */
