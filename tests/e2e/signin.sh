@@ -217,6 +217,15 @@ CSRF=$(form_value csrf)
 browse "$BASE/consent" -d "handle=$HANDLE" -d "csrf=$CSRF" -d decision=deny
 expect_eq "consent denied: access_denied to the client" access_denied "$(query_param "$(location)" error)"
 
+# --- logout -------------------------------------------------------------------------
+browse "$BASE/logout"
+expect_contains "logout: a form" 'name="csrf"' "$(cat "$TMP/b")"
+LOGOUT_CSRF=$(form_value csrf)
+browse "$BASE/logout" -d "csrf=$LOGOUT_CSRF"
+expect_contains "signed out" "signed out" "$(cat "$TMP/b")"
+browse "$(authorize_url)"
+expect_contains "after logout, the IdP again" "/login/backend-corp/callback" "$(location)"
+
 # --- a user the IdP changed, and an admin's revocation -------------------------------------
 family_of() { # login_hint: a fresh sign-in's refresh token
     COOKIES=""
@@ -241,15 +250,8 @@ expect_eq "  and his refresh family is ended" 400 "$(token -d grant_type=refresh
 RE=$(family_of erin)
 expect_contains "mandatectl user revoke" "1 refresh tokens revoked" "$("${CTL[@]}" user revoke advisor-erin 2>&1)"
 expect_eq "  and her refresh token is refused" 400 "$(token -d grant_type=refresh_token -d client_id=mcp-app -d "refresh_token=$RE")"
-
-# --- logout -------------------------------------------------------------------------
-browse "$BASE/logout"
-expect_contains "logout: a form" 'name="csrf"' "$(cat "$TMP/b")"
-LOGOUT_CSRF=$(form_value csrf)
-browse "$BASE/logout" -d "csrf=$LOGOUT_CSRF"
-expect_contains "signed out" "signed out" "$(cat "$TMP/b")"
 browse "$(authorize_url)"
-expect_contains "after logout, the IdP again" "/login/backend-corp/callback" "$(location)"
+expect_contains "  and her browser session is ended: the IdP again" "/login/backend-corp/callback" "$(location)"
 
 # --- the audit trail ---------------------------------------------------------------------
 trail=$(cat "$STATE"/audit/*.jsonl)
