@@ -160,6 +160,97 @@ static const char *const migrations[] = {
     "    PRIMARY KEY (ns, id)\n"
     ");\n"
     "CREATE INDEX replay_expires_at ON replay (expires_at);\n",
+
+    /* 2: sign-in (store ABI 1.5), the same tables and columns as the sqlite
+     * store's. Hashes are the keys; the indexes serve the lookups (a
+     * family's tokens, a user's families and sessions) and purge. A
+     * family's row holds whether it was ended, and its lock serializes a
+     * rotation with the family's end. used and revoked are 0 or 1, as in
+     * SQLite, so that SQL of the shared tests reads the same in both. */
+    "ALTER TABLE clients ADD COLUMN metadata TEXT;\n"
+    "CREATE TABLE once (\n"
+    "    ns TEXT COLLATE \"C\" NOT NULL,\n"
+    "    key_hash BYTEA NOT NULL,\n"
+    "    value TEXT,\n"
+    "    expires_at BIGINT NOT NULL,\n"
+    "    PRIMARY KEY (ns, key_hash)\n"
+    ");\n"
+    "CREATE INDEX once_expires_at ON once (expires_at);\n"
+    "CREATE TABLE auth_codes (\n"
+    "    code_hash BYTEA PRIMARY KEY,\n"
+    "    client_id TEXT,\n"
+    "    redirect_uri TEXT,\n"
+    "    code_challenge TEXT,\n"
+    "    family_id TEXT,\n"
+    "    \"grant\" TEXT,\n"
+    "    issued_at BIGINT NOT NULL,\n"
+    "    expires_at BIGINT NOT NULL,\n"
+    "    used INTEGER NOT NULL DEFAULT 0\n"
+    ");\n"
+    "CREATE INDEX auth_codes_expires_at ON auth_codes (expires_at);\n"
+    "CREATE TABLE refresh_families (\n"
+    "    family_id TEXT COLLATE \"C\" PRIMARY KEY,\n"
+    "    tenant TEXT COLLATE \"C\",\n"
+    "    subject TEXT COLLATE \"C\",\n"
+    "    family_expires_at BIGINT NOT NULL,\n"
+    "    revoked INTEGER NOT NULL DEFAULT 0\n"
+    ");\n"
+    "CREATE INDEX refresh_families_subject ON refresh_families (tenant, subject);\n"
+    "CREATE INDEX refresh_families_expires_at ON refresh_families (family_expires_at);\n"
+    "CREATE TABLE refresh_tokens (\n"
+    "    token_hash BYTEA PRIMARY KEY,\n"
+    "    family_id TEXT COLLATE \"C\" NOT NULL,\n"
+    "    client_id TEXT,\n"
+    "    tenant TEXT,\n"
+    "    subject TEXT,\n"
+    "    \"grant\" TEXT,\n"
+    "    status BIGINT NOT NULL,\n"
+    "    issued_at BIGINT NOT NULL,\n"
+    "    expires_at BIGINT NOT NULL,\n"
+    "    family_expires_at BIGINT NOT NULL\n"
+    ");\n"
+    "CREATE INDEX refresh_tokens_family ON refresh_tokens (family_id);\n"
+    "CREATE INDEX refresh_tokens_expires_at ON refresh_tokens (expires_at);\n"
+    "CREATE INDEX refresh_tokens_family_expires_at ON refresh_tokens (family_expires_at);\n"
+    "CREATE TABLE sessions (\n"
+    "    id_hash BYTEA PRIMARY KEY,\n"
+    "    tenant TEXT COLLATE \"C\",\n"
+    "    subject TEXT COLLATE \"C\",\n"
+    "    idp TEXT,\n"
+    "    identity TEXT,\n"
+    "    created_at BIGINT NOT NULL,\n"
+    "    authn_at BIGINT NOT NULL,\n"
+    "    last_seen_at BIGINT NOT NULL,\n"
+    "    expires_at BIGINT NOT NULL\n"
+    ");\n"
+    "CREATE INDEX sessions_subject ON sessions (tenant, subject);\n"
+    "CREATE INDEX sessions_expires_at ON sessions (expires_at);\n"
+    "CREATE TABLE consents (\n"
+    "    tenant TEXT COLLATE \"C\" NOT NULL,\n"
+    "    subject TEXT COLLATE \"C\" NOT NULL,\n"
+    "    client_id TEXT COLLATE \"C\" NOT NULL,\n"
+    "    scope TEXT,\n"
+    "    resources TEXT,\n"
+    "    created_at BIGINT NOT NULL,\n"
+    "    expires_at BIGINT NOT NULL,\n"
+    "    PRIMARY KEY (tenant, subject, client_id)\n"
+    ");\n"
+    "CREATE INDEX consents_expires_at ON consents (expires_at) WHERE expires_at <> 0;\n"
+    "CREATE TABLE client_documents (\n"
+    "    url TEXT COLLATE \"C\" PRIMARY KEY,\n"
+    "    document TEXT,\n"
+    "    fetched_at BIGINT NOT NULL,\n"
+    "    expires_at BIGINT NOT NULL\n"
+    ");\n"
+    "CREATE INDEX client_documents_expires_at ON client_documents (expires_at);\n"
+    "CREATE TABLE lineage (\n"
+    "    parent TEXT COLLATE \"C\" NOT NULL,\n"
+    "    jti TEXT COLLATE \"C\" NOT NULL,\n"
+    "    client_id TEXT,\n"
+    "    expires_at BIGINT NOT NULL,\n"
+    "    PRIMARY KEY (parent, jti)\n"
+    ");\n"
+    "CREATE INDEX lineage_expires_at ON lineage (expires_at);\n",
 };
 
 #define SCHEMA_NEWEST ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -170,7 +261,7 @@ static const char *const migrations[] = {
     "client_id, tenant, name, scopes, default_scopes, audiences, backend, "                    \
     "token_format, token_ttl, status, flags, secret_hash, prev_secret_hash, "                  \
     "prev_secret_expires_at, public_key, rate_limit, rate_burst, attributes, "                 \
-    "created_at, updated_at"
+    "created_at, updated_at, metadata"
 #define KEY_COLUMNS                                                                            \
     "kid, alg, format, status, private_blob, public_jwk, created_at, "                         \
     "retired_at, remove_after"
@@ -179,7 +270,7 @@ static const char *const migrations[] = {
     "expires_at"
 #define CLIENT_INSERT                                                                          \
     "INSERT INTO clients (" CLIENT_COLUMNS ") VALUES ($1, $2, $3, $4, $5, $6, "                \
-    "$7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) "                      \
+    "$7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) "                 \
     "ON CONFLICT (client_id) DO NOTHING"
 
 /* One statement that changes clients, keys or revocations and, when it
@@ -236,7 +327,7 @@ static const char *const stmt_sql[ST_COUNT] = {
                                 "prev_secret_expires_at = $14, public_key = $15, "
                                 "rate_limit = $16, rate_burst = $17, attributes = $18, "
                                 "created_at = CASE WHEN $19 = 0 THEN created_at ELSE $19 END, "
-                                "updated_at = $20 WHERE client_id = $1"),
+                                "updated_at = $20, metadata = $21 WHERE client_id = $1"),
     [ST_CLIENT_DELETE] = CHANGE("DELETE FROM clients WHERE client_id = $1"),
     /* $1 tenant, $2 after, $3 limit (NULL: no limit); each binds all three */
     [ST_CLIENT_LIST] = "SELECT " CLIENT_COLUMNS " FROM clients "
@@ -501,7 +592,7 @@ static mandate_rc collect(struct conn *c, int64_t deadline, const char *what, PG
 }
 
 /* Parameters, all sent in binary. */
-#define MAX_PARAMS 20
+#define MAX_PARAMS 21
 
 struct params {
     int n;
@@ -793,7 +884,7 @@ static const struct field client_fields[] = {
     TEXT(audiences), TEXT(backend), TEXT(token_format), INT(token_ttl), ENUM(status),
     U32(flags), BLOB(secret_hash), BLOB(prev_secret_hash), INT(prev_secret_expires_at),
     TEXT(public_key), REAL(rate_limit), INT(rate_burst), TEXT(attributes), INT(created_at),
-    INT(updated_at)};
+    INT(updated_at), TEXT(metadata)};
 static const struct record client_record = RECORD(client_fields);
 #undef REC
 
