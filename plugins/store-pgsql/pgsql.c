@@ -15,10 +15,11 @@
  * clients, keys or revocations is one statement that also raises the
  * generation (a data-modifying WITH), so it needs one round trip and no
  * explicit transaction; client_import is one transaction, its inserts
- * pipelined. The sign-in ops (ABI 1.5) are single statements too, but for
- * rotating a refresh token and ending a family: each is a transaction that
- * first locks the family's row (SELECT ... FOR UPDATE), so that the two are
- * serialized on every node.
+ * pipelined. The sign-in ops (ABI 1.5) are single statements too, but
+ * for a refresh family's: a first token makes its family and then takes
+ * the family's end, and rotating a token and ending a family each first
+ * lock the family's row (SELECT ... FOR UPDATE), so that the two are
+ * serialized on every node; each of these is one transaction.
  *
  * Failures: connections are nonblocking and every wait has a deadline
  * (statement_timeout on the server, a little more on our side), so no call
@@ -349,6 +350,7 @@ enum stmt_id {
     ST_ONCE_TAKE,
     ST_CODE_INSERT,
     ST_CODE_TAKE,
+    ST_FAMILY_INSERT,
     ST_REFRESH_INSERT,
     ST_REFRESH_GET,
     ST_REFRESH_LOCK,
@@ -473,13 +475,16 @@ static const char *const stmt_sql[ST_COUNT] = {
                      "WHERE code_hash = $1 AND used = 0 AND expires_at > $2 RETURNING 1) "
                      "SELECT " CODE_COLUMNS ", EXISTS (SELECT 1 FROM redeem), "
                      "used <> 0 OR expires_at > $2 FROM auth_codes WHERE code_hash = $1",
-    /* the token, and its family when this token is its first */
-    [ST_REFRESH_INSERT] =
-        "WITH t AS (INSERT INTO refresh_tokens (" REFRESH_COLUMNS ") VALUES ($1, $2, $3, $4, "
-        "$5, $6, $7, $8, $9, $10) ON CONFLICT (token_hash) DO NOTHING RETURNING 1), "
-        "f AS (INSERT INTO refresh_families (family_id, tenant, subject, family_expires_at) "
-        "SELECT $2, $4, $5, $10 FROM t ON CONFLICT (family_id) DO NOTHING) "
-        "SELECT count(*) FROM t",
+    /* refresh_put, in one transaction: the family when this token is its
+     * first, then the token, which ends at the family's end (store.h); both
+     * bound with the token's fields */
+    [ST_FAMILY_INSERT] = "INSERT INTO refresh_families (family_id, tenant, subject, "
+                         "family_expires_at) VALUES ($2, $4, $5, $10) "
+                         "ON CONFLICT (family_id) DO NOTHING",
+    [ST_REFRESH_INSERT] = "INSERT INTO refresh_tokens (" REFRESH_COLUMNS ") VALUES ($1, $2, "
+                          "$3, $4, $5, $6, $7, $8, $9, coalesce((SELECT family_expires_at "
+                          "FROM refresh_families WHERE family_id = $2), $10)) "
+                          "ON CONFLICT (token_hash) DO NOTHING",
     [ST_REFRESH_GET] = "SELECT " REFRESH_COLUMNS " FROM refresh_tokens WHERE token_hash = $1 "
                        "AND expires_at > $2 AND family_expires_at > $2",
     /* rotation: the family's lock first, then the token as it is under it
@@ -487,9 +492,11 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_REFRESH_LOCK] =
         FAMILY_LOCK("family_id = "
                     "(SELECT family_id FROM refresh_tokens WHERE token_hash = $1)"),
-    [ST_REFRESH_FIND] = "SELECT " REFRESH_COLUMNS ", (SELECT revoked FROM refresh_families f "
-                        "WHERE f.family_id = t.family_id) FROM refresh_tokens t "
-                        "WHERE token_hash = $1",
+    /* and whether its family was ended: a token without a family row (its
+     * family purged) has no lock to rotate under, and counts as ended */
+    [ST_REFRESH_FIND] = "SELECT " REFRESH_COLUMNS ", coalesce((SELECT revoked FROM "
+                        "refresh_families f WHERE f.family_id = t.family_id), 1) "
+                        "FROM refresh_tokens t WHERE token_hash = $1",
     /* next, in old's family ($1: old's hash; NULL names are old's), and old
      * USED once next is stored; answers whether it was */
     [ST_REFRESH_NEXT] =
@@ -2121,8 +2128,8 @@ static mandate_rc store_purge(void *inst_, int64_t now, uint64_t *count_r, manda
 
 /* --- ops: sign-in (ABI 1.5) ------------------------------------------------ */
 
-/* Each op is one statement, atomic by itself, except where a refresh family
- * must be locked first (see refresh_rotate). */
+/* Each op is one statement, atomic by itself, but those of refresh
+ * families (see the top of this file). */
 
 static mandate_rc store_once_put(void *inst_, const char *ns, const unsigned char *key,
                                  size_t key_len, const char *value, int64_t expires_at,
@@ -2205,7 +2212,27 @@ static mandate_rc store_auth_code_take(void *inst_, mandate_pool *pool,
                              "pgsql: auth_code_take: no unexpired code with that hash");
 }
 
-/* The token, and its family when it is the family's first: one statement. */
+/* The family first, so that the token's statement (its snapshot taken
+ * after the family's insert, which waits for another node's insert of the
+ * same family) finds the family's end; rolled back when the hash is taken. */
+static mandate_rc refresh_put_body(struct conn *c, void *ctx, mandate_error *err)
+{
+    const struct params *p = ctx;
+    PGresult *res;
+    mandate_rc rc = stmt_exec(c, ST_FAMILY_INSERT, p, "refresh_put", &res, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    PQclear(res);
+    rc = stmt_exec(c, ST_REFRESH_INSERT, p, "refresh_put", &res, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    if (rows_changed(res) == 0)
+        rc = mandate_error_set(err, MANDATE_EXISTS,
+                               "pgsql: refresh_put: a refresh token with that hash exists");
+    PQclear(res);
+    return rc;
+}
+
 static mandate_rc store_refresh_put(void *inst_, const mandate_refresh_token *token,
                                     mandate_error *err)
 {
@@ -2220,12 +2247,7 @@ static mandate_rc store_refresh_put(void *inst_, const mandate_refresh_token *to
     if (row.status == 0)
         row.status = MANDATE_REFRESH_ACTIVE;
     param_record(&p, &refresh_record, &row);
-    int64_t changed;
-    rc = run_change(inst_, ST_REFRESH_INSERT, &p, "refresh_put", &changed, err);
-    if (rc == MANDATE_OK && changed == 0)
-        rc = mandate_error_set(err, MANDATE_EXISTS,
-                               "pgsql: refresh_put: a refresh token with that hash exists");
-    return rc;
+    return conn_tx(inst_, refresh_put_body, &p, err);
 }
 
 static mandate_rc store_refresh_get(void *inst_, mandate_pool *pool, const unsigned char *hash,
