@@ -320,6 +320,7 @@ static mandate_rc refuse(metadata_check *m, const char *oauth_error, const char 
         va_start(ap, fmt);
         vsnprintf(m->err->message, sizeof(m->err->message), fmt, ap);
         va_end(ap);
+        mandate_utf8_repair(m->err->message);
     }
     return MANDATE_INVALID;
 }

@@ -248,7 +248,7 @@ void mandate_endpoint_authorize(mandate_http_request *req, mandate_http_response
         p.login_hint = hint;
 
     mandate_audit_event("authorize.request",
-                        json_pack("{s:s,s:s,s:s,s:s?,s:s}", "client_id", client.client_id,
+                        json_pack("{s:s,s:s,s:s?,s:s?,s:s}", "client_id", client.client_id,
                                   "redirect_uri", redirect_uri, "scope", p.scope, "aud",
                                   p.resources, "peer", mandate_request_peer(req)));
 

@@ -58,9 +58,35 @@ typedef struct mandate_error {
     char message[MANDATE_ERROR_MAX];
 } mandate_error;
 
+/* Makes s valid UTF-8 in place: every byte that does not belong to a
+ * well-formed sequence (a character cut by a %.40s or by the message's
+ * size, a stray byte quoted from outside input) becomes '?'. An error
+ * message ends up in JSON and on pages, which hold only valid UTF-8. */
+static inline void mandate_utf8_repair(char *s)
+{
+    unsigned char *p = (unsigned char *)s;
+    while (*p != '\0') {
+        size_t n = *p < 0x80 ? 1 : *p >= 0xC2 && *p <= 0xDF ? 2 : *p >= 0xE0 && *p <= 0xEF ? 3
+                   : *p >= 0xF0 && *p <= 0xF4                ? 4
+                                                              : 0;
+        /* the second byte's range rules out overlong forms, surrogates and
+         * code points past U+10FFFF (RFC 3629 §4) */
+        unsigned char lo = *p == 0xE0 ? 0xA0 : *p == 0xF0 ? 0x90 : 0x80;
+        unsigned char hi = *p == 0xED ? 0x9F : *p == 0xF4 ? 0x8F : 0xBF;
+        bool ok = n > 0;
+        for (size_t i = 1; ok && i < n; i++)
+            ok = i == 1 ? p[i] >= lo && p[i] <= hi : p[i] >= 0x80 && p[i] <= 0xBF;
+        if (!ok) {
+            *p++ = '?';
+            continue;
+        }
+        p += n;
+    }
+}
+
 /* A header-only setter, so plugins need no core symbol to use it.
  * Returns rc, so `return mandate_error_set(err, MANDATE_INVALID, ...)` reads
- * naturally. err may be NULL. */
+ * naturally. err may be NULL. The message is made valid UTF-8. */
 static inline mandate_rc mandate_error_set(mandate_error *err, mandate_rc rc,
                                            const char *fmt, ...)
     MANDATE_PRINTF(3, 4);
@@ -73,6 +99,7 @@ static inline mandate_rc mandate_error_set(mandate_error *err, mandate_rc rc,
         va_start(ap, fmt);
         vsnprintf(err->message, sizeof(err->message), fmt, ap);
         va_end(ap);
+        mandate_utf8_repair(err->message);
     }
     return rc;
 }
