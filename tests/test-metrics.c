@@ -409,7 +409,9 @@ static void test_grant_of(void **state)
     assert_string_equal(label_of("urn:ietf:params:oauth:grant-type:saml2-bearer"),
                         "saml2_bearer");
     assert_string_equal(label_of("password"), "other");
-    assert_string_equal(label_of("authorization_code"), "other");
+    assert_string_equal(label_of("authorization_code"), "authorization_code");
+    assert_string_equal(label_of("refresh_token"), "refresh_token");
+    assert_string_equal(label_of("authorization_code "), "other");
     assert_string_equal(label_of(""), "other");
     assert_string_equal(label_of("client_credentials "), "other");
     assert_string_equal(label_of("urn:ietf:params:oauth:grant-type:jwt-bearer2"), "other");
@@ -819,8 +821,8 @@ static void test_threads_exact_totals(void **state)
     for (size_t e = 0; e < MANDATE_EP_COUNT_; e++) {
         static const char *const names[] = {"token",         "introspect", "revoke",
                                             "gateway_check", "jwks",       "metadata",
-                                            "health",        "metrics",    "register",
-                                            "other"};
+                                            "health",        "metrics",    "authorize",
+                                            "signin",        "register",   "other"};
         double v = value_fmt(text,
                              "mandate_http_requests_total{endpoint=\"%s\",grant_type=\"none\","
                              "result=\"429\"}",

