@@ -110,7 +110,10 @@ static void show_chooser(mandate_http_request *req, mandate_http_response *resp,
     json_t *view = json_pack("{s:s,s:o}", "client_name",
                              name ? name : client->name ? client->name : client->client_id,
                              "idps", list);
-    mandate_web_page(req, resp, 200, "Choose how to sign in", chooser_template, view, NULL);
+    /* the answer to its form is a redirect to the IdP chosen: Chromium holds
+     * such redirects to form-action too */
+    mandate_web_page(req, resp, 200, "Choose how to sign in", chooser_template, view,
+                     MANDATE_WEB_ANY_TARGET);
 }
 
 void mandate_endpoint_authorize(mandate_http_request *req, mandate_http_response *resp)

@@ -23,9 +23,11 @@
  * headers: Content-Security-Policy (no script at all, styles from the
  * page's own <style> by hash only... see web.c, frame-ancestors 'none',
  * form-action 'self' plus form_target's origin when the page's form or
- * its answer leads there), X-Frame-Options DENY, Referrer-Policy
+ * its answer leads there; MANDATE_WEB_ANY_TARGET: any http(s) origin, for
+ * a form whose answer redirects to an IdP), X-Frame-Options DENY, Referrer-Policy
  * no-referrer, Cache-Control no-store, X-Content-Type-Options nosniff. A
  * template that does not render is a 500 with a plain message. */
+#define MANDATE_WEB_ANY_TARGET "*"
 void mandate_web_page(mandate_http_request *req, mandate_http_response *resp, unsigned status,
                       const char *title, const char *body_template, json_t *view,
                       const char *form_target);

@@ -59,7 +59,11 @@ static const char *csp(mandate_pool *pool, const char *form_target)
      * a consent form whose answer goes to the client's redirect_uri names
      * that origin */
     char origin[512] = "";
-    if (form_target != NULL) {
+    if (form_target != NULL && strcmp(form_target, MANDATE_WEB_ANY_TARGET) == 0) {
+        /* the chooser: its answer redirects to the IdP chosen, whose origin
+         * this layer does not know */
+        strcpy(origin, " https: http:");
+    } else if (form_target != NULL) {
         const char *scheme_end = strstr(form_target, "://");
         if (scheme_end != NULL) {
             const char *host = scheme_end + 3;
