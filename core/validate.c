@@ -5,6 +5,7 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
+#include "client-documents-private.h"
 #include "clock-private.h"
 #include "grant-claims.h"
 #include "jose.h"
@@ -89,6 +90,19 @@ mandate_rc mandate_token_validate(mandate_runtime *rt, mandate_pool *pool, const
     }
     /* a disabled or deleted client takes its tokens with it, at once */
     rc = mandate_store_client_get(store, pool, g->client_id, &status->client, err);
+    if (rc == MANDATE_NOT_FOUND && g->client_id != NULL &&
+        mandate_client_id_is_document(g->client_id)) {
+        /* a Client ID Metadata Document's client is not in the clients
+         * table: it holds while its document does (the store's copy while
+         * fresh) and its host is allowed */
+        mandate_error derr = {0};
+        rc = mandate_client_document_resolve(rt, pool, g->client_id, &status->client, &derr);
+        if (rc == MANDATE_TEMPFAIL || rc == MANDATE_ERROR)
+            return mandate_error_set(err, rc, "%s", derr.message);
+        if (rc != MANDATE_OK)
+            return inactive(status, mandate_pool_printf(pool, "its client document is refused: %s",
+                                                        derr.message));
+    }
     if (rc == MANDATE_NOT_FOUND)
         return inactive(status, "its client was deleted");
     if (rc != MANDATE_OK)
