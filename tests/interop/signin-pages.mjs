@@ -91,7 +91,7 @@ try {
     await checkPage('chooser', page, res, 200);
     const labels = await page.$$eval('button[name="idp"]', (bs) => bs.map((b) => b.textContent.trim()));
     expect(`${T} chooser: both IdPs offered`, labels.includes(IDP) && labels.includes(OTHER), JSON.stringify(labels));
-    expect(`${T} chooser: the tenant's name`, (await text(page)).includes(TENANT), await text(page));
+    expect(`${T} chooser: the tenant's name`, (await text(page)).toLowerCase().includes(TENANT.toLowerCase()), await text(page));
     // the chooser's form, its CSRF token removed
     const choose = await page.$eval('button[name="idp"]', (b) => ({
         action: b.form.action, handle: b.form.elements.handle.value, csrf: b.form.elements.csrf.value, idp: b.value,
@@ -121,8 +121,7 @@ try {
     await page.type('input#password', 'not-the-password');
     await clickNav(page, 'button#sign-in');
     await shots.take(page, 'idp-wrong-password');
-    await page.goBack({ waitUntil: 'load' });
-    if (await pageKind(page, BASE, cb.url) !== 'idp-login') await clickNav(page, 'a');
+    await clickNav(page, 'a'); // "Try again"
     await page.type('input#login', env('SIGNIN_USER'));
     await page.type('input#password', env('SIGNIN_PASSWORD'));
     res = await clickNav(page, 'button#sign-in');
@@ -137,25 +136,31 @@ try {
     const consentText = await text(page);
     expect(`${T} consent: names the scope`, consentText.includes('mcp:call'), consentText);
     expect(`${T} consent: names the resource`, consentText.includes(RESOURCE), consentText);
-    expect(`${T} consent: the tenant's name`, consentText.includes(TENANT), consentText);
+    expect(`${T} consent: the tenant's name`, consentText.toLowerCase().includes(TENANT.toLowerCase()), consentText);
     const form = await page.$eval('button[name="decision"]', (b) => ({
         action: b.form.action, handle: b.form.elements.handle.value, csrf: b.form.elements.csrf.value,
     }));
     expect(`${T} consent: a CSRF token in the form`, form.csrf.length >= 16, form.csrf);
-    // without, then with a wrong CSRF token: refused, and the consent is still pending
-    await page.$eval('input[name="csrf"]', (i) => i.remove());
+    // without, then with a wrong CSRF token, from another of Mandate's pages
+    // in this browser (a forged form): refused, and the consent still pending
+    const forger = await ctx.newPage();
+    await forger.goto(`${BASE}/logout`, { waitUntil: 'load' });
+    res = await postForm(forger, form.action, { handle: form.handle, decision: 'allow' });
+    await checkPage('consent without CSRF token', forger, res, 403);
+    expect(`${T} consent without CSRF token: not at the client`, !forger.url().startsWith(cb.url), forger.url());
+    res = await postForm(forger, form.action, { handle: form.handle, csrf: `${form.csrf.slice(0, -2)}xx`, decision: 'allow' });
+    await checkPage('consent with a wrong CSRF token', forger, res, 403);
+    await forger.close();
     res = await clickNav(page, 'button[name="decision"][value="allow"]');
-    await checkPage('consent without CSRF token', page, res, 403);
-    expect(`${T} consent without CSRF token: not at the client`, !page.url().startsWith(cb.url), page.url());
-    res = await postForm(page, form.action, { handle: form.handle, csrf: `${form.csrf.slice(0, -2)}xx`, decision: 'allow' });
-    await checkPage('consent with a wrong CSRF token', page, res, 403);
-    res = await postForm(page, form.action, { handle: form.handle, csrf: form.csrf, decision: 'allow' });
-    expect(`${T} consent with its CSRF token: at the client`, page.url().startsWith(cb.url), page.url());
+    expect(`${T} consent with its CSRF token (the page's own form): at the client`, page.url().startsWith(cb.url), page.url());
     const back = await cb.next();
     expect(`${T} consent with its CSRF token: a code`, back.searchParams.get('code'), back.href);
-    res = await postForm(page, form.action, { handle: form.handle, csrf: form.csrf, decision: 'allow' });
-    await checkPage('consent answered twice', page, res);
+    const again = await ctx.newPage();
+    await again.goto(`${BASE}/logout`, { waitUntil: 'load' });
+    res = await postForm(again, form.action, { handle: form.handle, csrf: form.csrf, decision: 'allow' });
+    await checkPage('consent answered twice', again, res);
     expect(`${T} consent answered twice: refused (4xx)`, res.status() >= 400 && res.status() < 500, res.status());
+    await again.close();
 
     // --- the browser will not frame Mandate's pages ---------------------------------------------
     await page.goto(cb.url, { waitUntil: 'load' });

@@ -273,5 +273,16 @@ check "no refresh token, secret or cookie in the daemon's log" \
 stop_daemon
 expect_eq "mandated stops cleanly" 0 "$DAEMON_STATUS"
 check "no sanitizer report" bash -c "! grep -q Sanitizer '$LOG' '$TMP/tool.log'"
-[ "$FAILURES" -eq 0 ] || { echo "--- mandated's log (last 60 lines)"; tail -n 60 "$LOG"; }
+# the logs beside the screenshots (no secret or token is in them: checked above)
+mkdir -p "$ARTIFACTS/logs"
+cp "$LOG" "$TMP"/idp-*.log "$TMP"/tool.log "$TMP"/*.mjs.err "$ARTIFACTS/logs/" 2>/dev/null
+cp "$TMP"/nginx/error.log "$ARTIFACTS/logs/nginx-error.log" 2>/dev/null
+if [ "$FAILURES" -ne 0 ]; then
+    echo "--- mandated's log (last 60 lines)"
+    tail -n 60 "$LOG"
+    for f in "$TMP"/idp-*.log; do
+        echo "--- $(basename "$f") (last 20 lines)"
+        tail -n 20 "$f"
+    done
+fi
 finish
