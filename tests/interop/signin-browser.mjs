@@ -49,12 +49,18 @@ export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // --- the client's redirect_uri ------------------------------------------------------------
 // A listener on 127.0.0.1 (any port: RFC 8252 §7.3) at /callback that keeps
-// every query it gets; next() resolves with the next one.
+// every query it gets; next() resolves with the next one. "/" is a page of
+// the application's own (origin: its URL without /callback).
 export async function callbackServer() {
     const waiting = [];
     const got = [];
     const server = http.createServer((req, res) => {
         const url = new URL(req.url, 'http://127.0.0.1');
+        if (url.pathname === '/') { // a page of the client's own, not an answer
+            res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+            res.end('<!doctype html><title>The application</title><body><h1>The application</h1></body>');
+            return;
+        }
         if (url.pathname !== '/callback') {
             res.writeHead(404).end();
             return;

@@ -112,6 +112,9 @@ try {
     expectEq(`${T} the IdP's cancel: access_denied to the client`, 'access_denied', cancelled.searchParams.get('error'));
     expectEq(`${T} the IdP's cancel: with iss`, BASE, cancelled.searchParams.get('iss'));
 
+    res = await page.goto(authorizeUrl({ login_hint: `${env('SIGNIN_USER')}@${env('SIGNIN_HINT_DOMAIN')}` }), { waitUntil: 'load' });
+    expect(`${T} login_hint ${env('SIGNIN_USER')}@${env('SIGNIN_HINT_DOMAIN')}: straight to ${IDP}'s login page, no chooser`,
+        await pageKind(page, BASE, cb.url) === 'idp-login' && (await text(page)).includes(IDP), `${page.url()}: ${await text(page)}`);
     res = await page.goto(authorizeUrl({ idp_hint: 'backend-partner' }), { waitUntil: 'load' });
     info(`${T} idp_hint=backend-partner: ${await pageKind(page, BASE, cb.url)} at ${page.url().split('?')[0]}`);
     res = await page.goto(authorizeUrl(), { waitUntil: 'load' });
@@ -163,7 +166,7 @@ try {
     await again.close();
 
     // --- the browser will not frame Mandate's pages ---------------------------------------------
-    await page.goto(cb.url, { waitUntil: 'load' });
+    await page.goto(cb.url.replace(/callback$/, ''), { waitUntil: 'load' });
     await page.evaluate((src) => {
         const f = document.createElement('iframe');
         f.src = src;

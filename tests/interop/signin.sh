@@ -255,9 +255,10 @@ run_node signin-rp.mjs "${COMMON[@]}" "${ALICE[@]}" SIGNIN_CLIENT_ID=generic-rp 
 # 4. each page in the browser
 "${CTL[@]}" client create pages-app --public --redirect-uri http://127.0.0.1/callback \
     --grant-type authorization_code --scope mcp:call --audience "$AUD" >"$TMP/pages.out" 2>&1
-check "a public client for the pages" "${CTL[@]}" client show pages-app || cat "$TMP/pages.out"
+pages_client() { "${CTL[@]}" client show pages-app >/dev/null 2>&1; }
+check "a public client for the pages" pages_client || cat "$TMP/pages.out"
 echo "--- the pages"
-run_node signin-pages.mjs "${COMMON[@]}" "${DAVE[@]}" SIGNIN_CLIENT_ID=pages-app SIGNIN_OTHER_IDP="Example Corp" \
+run_node signin-pages.mjs "${COMMON[@]}" "${DAVE[@]}" SIGNIN_CLIENT_ID=pages-app SIGNIN_OTHER_IDP="Example Corp" SIGNIN_HINT_DOMAIN=partner.example \
     SIGNIN_TENANT_NAME="Example Wealth Management" SIGNIN_SHOTS="$ARTIFACTS/pages"
 echo "screenshots: $(find "$ARTIFACTS" -name '*.png' | wc -l) in $ARTIFACTS"
 
