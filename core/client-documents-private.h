@@ -177,7 +177,7 @@ const char *mandate_client_allowed_audiences(mandate_pool *pool, const mandate_c
 #define MANDATE_REGISTRATION_TOKEN_TTL_MAX (30 * 86400)
 
 /* A new initial access token for registration.mode "token" (RFC 7591
- * §3): 256 random bits, "mrt_" and base64url, in pool, valid for ttl
+ * §3): 256 random bits, "mit_" and base64url, in pool, valid for ttl
  * seconds and for one registration. Only its SHA-256 is stored (a one-time
  * record in MANDATE_REGISTRATION_TOKEN_NS, with issued_by): the token is
  * shown once, by whoever asked, and nowhere else. *expires_at_r (may be

@@ -65,9 +65,13 @@ static bool refusal_audited(mandate_http_request *req, mandate_http_response *re
 
 /* Both endpoints: a form body from an authenticated client, with `token`.
  * A refusal here is audited as refused_event. */
+/* public_ok: a public client (a sign-in's, token_endpoint_auth_method
+ * "none") may name itself with client_id alone, as at the token endpoint:
+ * RFC 7009 §2.1 lets it revoke its own tokens. Introspection is for
+ * confidential callers only. */
 static bool read_request(mandate_http_request *req, mandate_http_response *resp,
-                         const char *refused_event, mandate_form *form, mandate_client *caller,
-                         const char **token_r)
+                         const char *refused_event, bool public_ok, mandate_form *form,
+                         mandate_client *caller, const char **token_r)
 {
     mandate_oauth_error oerr;
     mandate_error err = {0};
@@ -79,7 +83,8 @@ static bool read_request(mandate_http_request *req, mandate_http_response *resp,
                MANDATE_OK) {
         mandate_oauth_fail(&oerr, 400, "invalid_request",
                            mandate_pool_strdup(req->pool, err.message));
-    } else if (mandate_client_authenticate(req, form, caller, &oerr) == MANDATE_OK) {
+    } else if (public_ok ? mandate_signin_token_client(req, form, caller, &oerr)
+                         : mandate_client_authenticate(req, form, caller, &oerr) == MANDATE_OK) {
         *token_r = mandate_form_get(form, "token");
         if (*token_r != NULL)
             return true;
@@ -212,7 +217,7 @@ void mandate_endpoint_introspect(mandate_http_request *req, mandate_http_respons
     mandate_form form;
     mandate_client caller;
     const char *token;
-    if (!read_request(req, resp, "token.introspection_refused", &form, &caller, &token))
+    if (!read_request(req, resp, "token.introspection_refused", false, &form, &caller, &token))
         return;
     if (!(caller.flags & MANDATE_CLIENT_CAN_INTROSPECT)) {
         log_info("introspection refused: client_id=%s may not introspect", caller.client_id);
@@ -270,7 +275,7 @@ void mandate_endpoint_revoke(mandate_http_request *req, mandate_http_response *r
     mandate_form form;
     mandate_client caller;
     const char *token;
-    if (!read_request(req, resp, "token.revocation_refused", &form, &caller, &token))
+    if (!read_request(req, resp, "token.revocation_refused", true, &form, &caller, &token))
         return;
     if (strncmp(token, MANDATE_REFRESH_PREFIX, strlen(MANDATE_REFRESH_PREFIX)) == 0) {
         revoke_refresh(req, resp, &caller, token);

@@ -41,7 +41,7 @@
 #include "ratelimit-private.h"
 #include "refusals-private.h"
 
-#define TOKEN_PREFIX "mrt_"
+#define TOKEN_PREFIX "mit_" /* never a refresh token's "mrt_" */
 #define TOKEN_BYTES 32
 #define CLIENT_ID_PREFIX "dcr-"
 #define CLIENT_ID_RANDOM 16

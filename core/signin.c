@@ -474,17 +474,6 @@ static const char consent_template[] =
     "</form><p><small>You can withdraw it at any time; your administrator can list it.</small>"
     "</p>";
 
-/* The host of an https URL (a document client's client_id), for the page:
- * the spec asks that the user sees who really asks. */
-static const char *url_host(mandate_pool *pool, const char *url)
-{
-    const char *p = strstr(url, "://");
-    if (p == NULL)
-        return NULL;
-    p += 3;
-    return mandate_pool_strndup(pool, p, strcspn(p, "/?#:"));
-}
-
 static void show_consent(mandate_http_request *req, mandate_http_response *resp,
                          const mandate_pending *pending, const mandate_client *client,
                          const char *session_value, const char *subject, const char *tenant,
@@ -511,7 +500,8 @@ static void show_consent(mandate_http_request *req, mandate_http_response *resp,
     json_t *view = json_pack(
         "{s:s,s:s?,s:b,s:s,s:s,s:o,s:b,s:o,s:s?,s:s,s:s,s:s}", "client_name",
         name != NULL ? name : client->name != NULL ? client->name : client->client_id,
-        "client_host", document ? url_host(req->pool, client->client_id) : NULL,
+        "client_host", document ? mandate_client_document_host(req->pool, client->client_id)
+                              : NULL,
         "client_document", document, "client_id", client->client_id, "subject", subject,
         "scopes", scopes, "resources", json_array_size(resource_list) > 0, "resource_list",
         resource_list, "logo_uri", mandate_signin_client_meta(req->pool, client, "logo_uri"),

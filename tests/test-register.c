@@ -309,7 +309,7 @@ static const char *issue(fixture *f, int64_t ttl)
     if (mandate_registration_token_issue(f->token->rt, f->pool, ttl, "uid=0(root)", &token,
                                          NULL, &err) != MANDATE_OK)
         fail_msg("issue: %s", err.message);
-    assert_true(strncmp(token, "mrt_", 4) == 0 && strlen(token) == 47);
+    assert_true(strncmp(token, "mit_", 4) == 0 && strlen(token) == 47);
     return token;
 }
 
@@ -321,7 +321,7 @@ static void test_token_mode(void **state)
     test_answer_expect(&a, 401, "invalid_token");
     assert_string_equal(test_answer_header(&a, "WWW-Authenticate"), "Bearer");
     test_answer_clear(&a);
-    call(f, f->token, "POST", NULL, "mrt_forged", good, &a);
+    call(f, f->token, "POST", NULL, "mit_forged", good, &a);
     test_answer_expect(&a, 401, "invalid_token");
     assert_string_equal(test_answer_header(&a, "WWW-Authenticate"),
                         "Bearer error=\"invalid_token\"");

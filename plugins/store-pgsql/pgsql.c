@@ -15,7 +15,11 @@
  * clients, keys or revocations is one statement that also raises the
  * generation (a data-modifying WITH), so it needs one round trip and no
  * explicit transaction; client_import is one transaction, its inserts
- * pipelined.
+ * pipelined. The sign-in ops (ABI 1.5) are single statements too, but
+ * for a refresh family's: a first token makes its family and then takes
+ * the family's end, and rotating a token and ending a family each first
+ * lock the family's row (SELECT ... FOR UPDATE), so that the two are
+ * serialized on every node; each of these is one transaction.
  *
  * Failures: connections are nonblocking and every wait has a deadline
  * (statement_timeout on the server, a little more on our side), so no call
@@ -160,6 +164,97 @@ static const char *const migrations[] = {
     "    PRIMARY KEY (ns, id)\n"
     ");\n"
     "CREATE INDEX replay_expires_at ON replay (expires_at);\n",
+
+    /* 2: sign-in (store ABI 1.5), the same tables and columns as the sqlite
+     * store's. Hashes are the keys; the indexes serve the lookups (a
+     * family's tokens, a user's families and sessions) and purge. A
+     * family's row holds whether it was ended, and its lock serializes a
+     * rotation with the family's end. used and revoked are 0 or 1, as in
+     * SQLite, so that SQL of the shared tests reads the same in both. */
+    "ALTER TABLE clients ADD COLUMN metadata TEXT;\n"
+    "CREATE TABLE once (\n"
+    "    ns TEXT COLLATE \"C\" NOT NULL,\n"
+    "    key_hash BYTEA NOT NULL,\n"
+    "    value TEXT,\n"
+    "    expires_at BIGINT NOT NULL,\n"
+    "    PRIMARY KEY (ns, key_hash)\n"
+    ");\n"
+    "CREATE INDEX once_expires_at ON once (expires_at);\n"
+    "CREATE TABLE auth_codes (\n"
+    "    code_hash BYTEA PRIMARY KEY,\n"
+    "    client_id TEXT,\n"
+    "    redirect_uri TEXT,\n"
+    "    code_challenge TEXT,\n"
+    "    family_id TEXT,\n"
+    "    \"grant\" TEXT,\n"
+    "    issued_at BIGINT NOT NULL,\n"
+    "    expires_at BIGINT NOT NULL,\n"
+    "    used INTEGER NOT NULL DEFAULT 0\n"
+    ");\n"
+    "CREATE INDEX auth_codes_expires_at ON auth_codes (expires_at);\n"
+    "CREATE TABLE refresh_families (\n"
+    "    family_id TEXT COLLATE \"C\" PRIMARY KEY,\n"
+    "    tenant TEXT COLLATE \"C\",\n"
+    "    subject TEXT COLLATE \"C\",\n"
+    "    family_expires_at BIGINT NOT NULL,\n"
+    "    revoked INTEGER NOT NULL DEFAULT 0\n"
+    ");\n"
+    "CREATE INDEX refresh_families_subject ON refresh_families (tenant, subject);\n"
+    "CREATE INDEX refresh_families_expires_at ON refresh_families (family_expires_at);\n"
+    "CREATE TABLE refresh_tokens (\n"
+    "    token_hash BYTEA PRIMARY KEY,\n"
+    "    family_id TEXT COLLATE \"C\" NOT NULL,\n"
+    "    client_id TEXT,\n"
+    "    tenant TEXT,\n"
+    "    subject TEXT,\n"
+    "    \"grant\" TEXT,\n"
+    "    status BIGINT NOT NULL,\n"
+    "    issued_at BIGINT NOT NULL,\n"
+    "    expires_at BIGINT NOT NULL,\n"
+    "    family_expires_at BIGINT NOT NULL\n"
+    ");\n"
+    "CREATE INDEX refresh_tokens_family ON refresh_tokens (family_id);\n"
+    "CREATE INDEX refresh_tokens_expires_at ON refresh_tokens (expires_at);\n"
+    "CREATE INDEX refresh_tokens_family_expires_at ON refresh_tokens (family_expires_at);\n"
+    "CREATE TABLE sessions (\n"
+    "    id_hash BYTEA PRIMARY KEY,\n"
+    "    tenant TEXT COLLATE \"C\",\n"
+    "    subject TEXT COLLATE \"C\",\n"
+    "    idp TEXT,\n"
+    "    identity TEXT,\n"
+    "    created_at BIGINT NOT NULL,\n"
+    "    authn_at BIGINT NOT NULL,\n"
+    "    last_seen_at BIGINT NOT NULL,\n"
+    "    expires_at BIGINT NOT NULL\n"
+    ");\n"
+    "CREATE INDEX sessions_subject ON sessions (tenant, subject);\n"
+    "CREATE INDEX sessions_expires_at ON sessions (expires_at);\n"
+    "CREATE TABLE consents (\n"
+    "    tenant TEXT COLLATE \"C\" NOT NULL,\n"
+    "    subject TEXT COLLATE \"C\" NOT NULL,\n"
+    "    client_id TEXT COLLATE \"C\" NOT NULL,\n"
+    "    scope TEXT,\n"
+    "    resources TEXT,\n"
+    "    created_at BIGINT NOT NULL,\n"
+    "    expires_at BIGINT NOT NULL,\n"
+    "    PRIMARY KEY (tenant, subject, client_id)\n"
+    ");\n"
+    "CREATE INDEX consents_expires_at ON consents (expires_at) WHERE expires_at <> 0;\n"
+    "CREATE TABLE client_documents (\n"
+    "    url TEXT COLLATE \"C\" PRIMARY KEY,\n"
+    "    document TEXT,\n"
+    "    fetched_at BIGINT NOT NULL,\n"
+    "    expires_at BIGINT NOT NULL\n"
+    ");\n"
+    "CREATE INDEX client_documents_expires_at ON client_documents (expires_at);\n"
+    "CREATE TABLE lineage (\n"
+    "    parent TEXT COLLATE \"C\" NOT NULL,\n"
+    "    jti TEXT COLLATE \"C\" NOT NULL,\n"
+    "    client_id TEXT,\n"
+    "    expires_at BIGINT NOT NULL,\n"
+    "    PRIMARY KEY (parent, jti)\n"
+    ");\n"
+    "CREATE INDEX lineage_expires_at ON lineage (expires_at);\n",
 };
 
 #define SCHEMA_NEWEST ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -170,17 +265,51 @@ static const char *const migrations[] = {
     "client_id, tenant, name, scopes, default_scopes, audiences, backend, "                    \
     "token_format, token_ttl, status, flags, secret_hash, prev_secret_hash, "                  \
     "prev_secret_expires_at, public_key, rate_limit, rate_burst, attributes, "                 \
-    "created_at, updated_at"
+    "created_at, updated_at, metadata"
 #define KEY_COLUMNS                                                                            \
     "kid, alg, format, status, private_blob, public_jwk, created_at, "                         \
     "retired_at, remove_after"
 #define TOKEN_COLUMNS                                                                          \
     "token_hash, jti, client_id, subject, tenant, \"grant\", issued_at, "                      \
     "expires_at"
+#define CODE_COLUMNS                                                                           \
+    "code_hash, client_id, redirect_uri, code_challenge, family_id, \"grant\", "               \
+    "issued_at, expires_at"
+#define REFRESH_COLUMNS                                                                        \
+    "token_hash, family_id, client_id, tenant, subject, \"grant\", status, issued_at, "        \
+    "expires_at, family_expires_at"
+#define SESSION_COLUMNS                                                                        \
+    "id_hash, tenant, subject, idp, identity, created_at, authn_at, last_seen_at, expires_at"
+#define CONSENT_COLUMNS "tenant, subject, client_id, scope, resources, created_at, expires_at"
+#define DOCUMENT_COLUMNS "url, document, fetched_at, expires_at"
 #define CLIENT_INSERT                                                                          \
     "INSERT INTO clients (" CLIENT_COLUMNS ") VALUES ($1, $2, $3, $4, $5, $6, "                \
-    "$7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) "                      \
+    "$7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) "                 \
     "ON CONFLICT (client_id) DO NOTHING"
+
+/* The refresh statuses as the SQL writes them. */
+_Static_assert(MANDATE_REFRESH_ACTIVE == 1 && MANDATE_REFRESH_USED == 2 &&
+                   MANDATE_REFRESH_REVOKED == 3,
+               "refresh statuses");
+#define STR(x) #x
+#define XSTR(x) STR(x)
+
+/* Locks the families named, in one order, so that two ends never wait on
+ * each other: a rotation in one of them waits, or ran before. */
+#define FAMILY_LOCK(fam)                                                                       \
+    "SELECT 1 FROM refresh_families WHERE " fam " ORDER BY family_id FOR UPDATE"
+/* Ends the families named (under FAMILY_LOCK, in the same transaction):
+ * each revoked, every token of theirs REVOKED. Answers how many tokens were
+ * ACTIVE, read from the statement's snapshot, taken after the lock: no
+ * rotation can change them in between. */
+#define FAMILY_END(fam)                                                                        \
+    "WITH f AS (UPDATE refresh_families SET revoked = 1 WHERE " fam " RETURNING family_id), "  \
+    "t AS (UPDATE refresh_tokens SET status = 3 WHERE status <> 3 "                            \
+    "AND family_id IN (SELECT family_id FROM f)) "                                             \
+    "SELECT count(*) FROM refresh_tokens WHERE status = 1 "                                    \
+    "AND family_id IN (SELECT family_id FROM f)"
+/* purge keeps a client document this long past its expires_at */
+#define DOCUMENT_KEEP XSTR(MANDATE_STORE_DOCUMENT_KEEP)
 
 /* One statement that changes clients, keys or revocations and, when it
  * changed a row, raises the generation: atomic without a transaction of our
@@ -217,6 +346,33 @@ enum stmt_id {
     ST_REVOCATION_LIST,
     ST_TOKEN_LIST,
     ST_REPLAY_LIST,
+    ST_ONCE_PUT,
+    ST_ONCE_TAKE,
+    ST_CODE_INSERT,
+    ST_CODE_TAKE,
+    ST_FAMILY_INSERT,
+    ST_REFRESH_INSERT,
+    ST_REFRESH_GET,
+    ST_REFRESH_LOCK,
+    ST_REFRESH_FIND,
+    ST_REFRESH_NEXT,
+    ST_FAMILY_LOCK,
+    ST_FAMILY_END,
+    ST_SUBJECT_LOCK,
+    ST_SUBJECT_END,
+    ST_SESSION_INSERT,
+    ST_SESSION_GET,
+    ST_SESSION_TOUCH,
+    ST_SESSION_DELETE,
+    ST_SESSION_DELETE_SUBJECT,
+    ST_CONSENT_PUT,
+    ST_CONSENT_GET,
+    ST_CONSENT_DELETE,
+    ST_CONSENT_LIST,
+    ST_DOCUMENT_PUT,
+    ST_DOCUMENT_GET,
+    ST_LINEAGE_ADD,
+    ST_REVOKE_DESCENDANTS,
     ST_COUNT
 };
 
@@ -236,7 +392,7 @@ static const char *const stmt_sql[ST_COUNT] = {
                                 "prev_secret_expires_at = $14, public_key = $15, "
                                 "rate_limit = $16, rate_burst = $17, attributes = $18, "
                                 "created_at = CASE WHEN $19 = 0 THEN created_at ELSE $19 END, "
-                                "updated_at = $20 WHERE client_id = $1"),
+                                "updated_at = $20, metadata = $21 WHERE client_id = $1"),
     [ST_CLIENT_DELETE] = CHANGE("DELETE FROM clients WHERE client_id = $1"),
     /* $1 tenant, $2 after, $3 limit (NULL: no limit); each binds all three */
     [ST_CLIENT_LIST] = "SELECT " CLIENT_COLUMNS " FROM clients "
@@ -270,14 +426,29 @@ static const char *const stmt_sql[ST_COUNT] = {
                         "ON CONFLICT (ns, id) DO UPDATE SET "
                         "expires_at = excluded.expires_at "
                         "WHERE replay.expires_at <= $4",
-    /* the generation rises when a revocation went */
-    [ST_PURGE] = "WITH t AS (DELETE FROM tokens WHERE expires_at <= $1 RETURNING 1), "
-                 "r AS (DELETE FROM revocations WHERE expires_at <= $1 RETURNING 1), "
-                 "p AS (DELETE FROM replay WHERE expires_at <= $1 RETURNING 1), "
-                 "bump AS (UPDATE meta SET value = value + 1 WHERE name = 'generation' "
-                 "AND EXISTS (SELECT 1 FROM r)) "
-                 "SELECT (SELECT count(*) FROM t) + (SELECT count(*) FROM r) + "
-                 "(SELECT count(*) FROM p)",
+    /* the generation rises when a revocation went; a refresh family goes
+     * with its family_expires_at, as its tokens do, and is not counted: it
+     * is the tokens' bookkeeping, not a record of its own */
+    [ST_PURGE] =
+        "WITH t AS (DELETE FROM tokens WHERE expires_at <= $1 RETURNING 1), "
+        "r AS (DELETE FROM revocations WHERE expires_at <= $1 RETURNING 1), "
+        "p AS (DELETE FROM replay WHERE expires_at <= $1 RETURNING 1), "
+        "o AS (DELETE FROM once WHERE expires_at <= $1 RETURNING 1), "
+        "c AS (DELETE FROM auth_codes WHERE expires_at <= $1 RETURNING 1), "
+        "rt AS (DELETE FROM refresh_tokens "
+        "WHERE expires_at <= $1 OR family_expires_at <= $1 RETURNING 1), "
+        "rf AS (DELETE FROM refresh_families WHERE family_expires_at <= $1), "
+        "s AS (DELETE FROM sessions WHERE expires_at <= $1 RETURNING 1), "
+        "cs AS (DELETE FROM consents WHERE expires_at <> 0 AND expires_at <= $1 RETURNING 1), "
+        "d AS (DELETE FROM client_documents "
+        "WHERE expires_at <= $1 - " DOCUMENT_KEEP " RETURNING 1), "
+        "l AS (DELETE FROM lineage WHERE expires_at <= $1 RETURNING 1), "
+        "bump AS (UPDATE meta SET value = value + 1 WHERE name = 'generation' "
+        "AND EXISTS (SELECT 1 FROM r)) "
+        "SELECT count(*) FROM (SELECT * FROM t UNION ALL SELECT * FROM r UNION ALL "
+        "SELECT * FROM p UNION ALL SELECT * FROM o UNION ALL SELECT * FROM c UNION ALL "
+        "SELECT * FROM rt UNION ALL SELECT * FROM s UNION ALL SELECT * FROM cs UNION ALL "
+        "SELECT * FROM d UNION ALL SELECT * FROM l) gone",
     /* the same order as the sqlite store's: by bytes */
     [ST_REVOCATION_LIST] = "SELECT jti, client_id, expires_at FROM revocations "
                            "WHERE expires_at > $1 ORDER BY jti COLLATE \"C\"",
@@ -285,6 +456,99 @@ static const char *const stmt_sql[ST_COUNT] = {
                       "ORDER BY token_hash",
     [ST_REPLAY_LIST] = "SELECT ns, id, expires_at FROM replay WHERE expires_at > $1 "
                        "ORDER BY ns COLLATE \"C\", id COLLATE \"C\"",
+    /* an expired record is taken over, as replay_claim does */
+    [ST_ONCE_PUT] =
+        "INSERT INTO once (ns, key_hash, value, expires_at) VALUES ($1, $2, $3, $4) "
+        "ON CONFLICT (ns, key_hash) DO UPDATE SET value = excluded.value, "
+        "expires_at = excluded.expires_at WHERE once.expires_at <= $5",
+    /* taking is deleting: of two nodes, one deletes and gets the row */
+    [ST_ONCE_TAKE] = "DELETE FROM once WHERE ns = $1 AND key_hash = $2 AND expires_at > $3 "
+                     "RETURNING value",
+    [ST_CODE_INSERT] = "INSERT INTO auth_codes (" CODE_COLUMNS ") VALUES ($1, $2, $3, $4, $5, "
+                       "$6, $7, $8) ON CONFLICT (code_hash) DO NOTHING",
+    /* Redeems the code when it may be, and answers it with whether this
+     * statement redeemed it, then whether it was taken: used, or unused and
+     * unexpired in the statement's snapshot, which the update then did not
+     * change because another node redeemed it meanwhile (the update waits
+     * for that node's commit and sees used = 1). */
+    [ST_CODE_TAKE] = "WITH redeem AS (UPDATE auth_codes SET used = 1 "
+                     "WHERE code_hash = $1 AND used = 0 AND expires_at > $2 RETURNING 1) "
+                     "SELECT " CODE_COLUMNS ", EXISTS (SELECT 1 FROM redeem), "
+                     "used <> 0 OR expires_at > $2 FROM auth_codes WHERE code_hash = $1",
+    /* refresh_put, in one transaction: the family when this token is its
+     * first, then the token, which ends at the family's end (store.h); both
+     * bound with the token's fields */
+    [ST_FAMILY_INSERT] = "INSERT INTO refresh_families (family_id, tenant, subject, "
+                         "family_expires_at) VALUES ($2, $4, $5, $10) "
+                         "ON CONFLICT (family_id) DO NOTHING",
+    [ST_REFRESH_INSERT] = "INSERT INTO refresh_tokens (" REFRESH_COLUMNS ") VALUES ($1, $2, "
+                          "$3, $4, $5, $6, $7, $8, $9, coalesce((SELECT family_expires_at "
+                          "FROM refresh_families WHERE family_id = $2), $10)) "
+                          "ON CONFLICT (token_hash) DO NOTHING",
+    [ST_REFRESH_GET] = "SELECT " REFRESH_COLUMNS " FROM refresh_tokens WHERE token_hash = $1 "
+                       "AND expires_at > $2 AND family_expires_at > $2",
+    /* rotation: the family's lock first, then the token as it is under it
+     * (a statement of its own: its snapshot comes after the lock) */
+    [ST_REFRESH_LOCK] =
+        FAMILY_LOCK("family_id = "
+                    "(SELECT family_id FROM refresh_tokens WHERE token_hash = $1)"),
+    /* and whether its family was ended: a token without a family row (its
+     * family purged) has no lock to rotate under, and counts as ended */
+    [ST_REFRESH_FIND] = "SELECT " REFRESH_COLUMNS ", coalesce((SELECT revoked FROM "
+                        "refresh_families f WHERE f.family_id = t.family_id), 1) "
+                        "FROM refresh_tokens t WHERE token_hash = $1",
+    /* next, in old's family ($1: old's hash; NULL names are old's), and old
+     * USED once next is stored; answers whether it was */
+    [ST_REFRESH_NEXT] =
+        "WITH n AS (INSERT INTO refresh_tokens (" REFRESH_COLUMNS ") SELECT $2, family_id, "
+        "coalesce($3, client_id), coalesce($4, tenant), coalesce($5, subject), $6, 1, $7, $8, "
+        "family_expires_at FROM refresh_tokens WHERE token_hash = $1 "
+        "ON CONFLICT (token_hash) DO NOTHING RETURNING 1), "
+        "u AS (UPDATE refresh_tokens SET status = 2 WHERE token_hash = $1 "
+        "AND EXISTS (SELECT 1 FROM n)) "
+        "SELECT count(*) FROM n",
+    [ST_FAMILY_LOCK] = FAMILY_LOCK("family_id = $1"),
+    [ST_FAMILY_END] = FAMILY_END("family_id = $1"),
+    [ST_SUBJECT_LOCK] = FAMILY_LOCK("tenant = $1 AND subject = $2"),
+    [ST_SUBJECT_END] = FAMILY_END("tenant = $1 AND subject = $2"),
+    [ST_SESSION_INSERT] = "INSERT INTO sessions (" SESSION_COLUMNS ") VALUES ($1, $2, $3, $4, "
+                          "$5, $6, $7, $8, $9) ON CONFLICT (id_hash) DO NOTHING",
+    [ST_SESSION_GET] = "SELECT " SESSION_COLUMNS " FROM sessions "
+                       "WHERE id_hash = $1 AND expires_at > $2",
+    [ST_SESSION_TOUCH] = "UPDATE sessions SET last_seen_at = greatest(last_seen_at, $2) "
+                         "WHERE id_hash = $1 AND expires_at > $2",
+    [ST_SESSION_DELETE] = "DELETE FROM sessions WHERE id_hash = $1",
+    [ST_SESSION_DELETE_SUBJECT] = "DELETE FROM sessions WHERE tenant = $1 AND subject = $2",
+    [ST_CONSENT_PUT] = "INSERT INTO consents (" CONSENT_COLUMNS ") VALUES ($1, $2, $3, $4, $5, "
+                       "$6, $7) ON CONFLICT (tenant, subject, client_id) DO UPDATE SET "
+                       "scope = excluded.scope, resources = excluded.resources, "
+                       "created_at = excluded.created_at, expires_at = excluded.expires_at",
+    [ST_CONSENT_GET] = "SELECT " CONSENT_COLUMNS " FROM consents WHERE tenant = $1 "
+                       "AND subject = $2 AND client_id = $3 "
+                       "AND (expires_at = 0 OR expires_at > $4)",
+    [ST_CONSENT_DELETE] = "DELETE FROM consents WHERE tenant = $1 AND subject = $2 "
+                          "AND client_id = $3",
+    [ST_CONSENT_LIST] = "SELECT " CONSENT_COLUMNS " FROM consents WHERE tenant = $1 "
+                        "AND subject = $2 AND (expires_at = 0 OR expires_at > $3) "
+                        "ORDER BY client_id",
+    [ST_DOCUMENT_PUT] = "INSERT INTO client_documents (" DOCUMENT_COLUMNS ") VALUES ($1, $2, "
+                        "$3, $4) ON CONFLICT (url) DO UPDATE SET document = excluded.document, "
+                        "fetched_at = excluded.fetched_at, expires_at = excluded.expires_at",
+    [ST_DOCUMENT_GET] = "SELECT " DOCUMENT_COLUMNS " FROM client_documents WHERE url = $1",
+    [ST_LINEAGE_ADD] = "INSERT INTO lineage (parent, jti, client_id, expires_at) "
+                       "VALUES ($1, $2, $3, $4) ON CONFLICT (parent, jti) DO NOTHING",
+    /* every jti below $1 (UNION: a cycle ends), revoked as ST_REVOKE does
+     * unless expired at $2; a jti of several parents once, until the
+     * latest of its links' ends */
+    [ST_REVOKE_DESCENDANTS] = CHANGE(
+        "INSERT INTO revocations (jti, client_id, expires_at, revoked_at) "
+        "WITH RECURSIVE below (jti, client_id, expires_at) AS ("
+        "SELECT jti, client_id, expires_at FROM lineage WHERE parent = $1 "
+        "UNION SELECT l.jti, l.client_id, l.expires_at FROM lineage l "
+        "JOIN below b ON l.parent = b.jti) "
+        "SELECT jti, min(client_id), max(expires_at), $2 FROM below WHERE expires_at > $2 "
+        "GROUP BY jti ON CONFLICT (jti) DO UPDATE SET expires_at = excluded.expires_at "
+        "WHERE excluded.expires_at > revocations.expires_at"),
 };
 
 /* --- instance and connections ------------------------------------------ */
@@ -501,7 +765,7 @@ static mandate_rc collect(struct conn *c, int64_t deadline, const char *what, PG
 }
 
 /* Parameters, all sent in binary. */
-#define MAX_PARAMS 20
+#define MAX_PARAMS 21
 
 struct params {
     int n;
@@ -786,6 +1050,7 @@ struct record {
 /* F_ENUM members are read and written as an int. */
 _Static_assert(sizeof(mandate_client_status) == sizeof(int), "enum size");
 _Static_assert(sizeof(mandate_key_status) == sizeof(int), "enum size");
+_Static_assert(sizeof(mandate_refresh_status) == sizeof(int), "enum size");
 
 #define REC mandate_client
 static const struct field client_fields[] = {
@@ -793,7 +1058,7 @@ static const struct field client_fields[] = {
     TEXT(audiences), TEXT(backend), TEXT(token_format), INT(token_ttl), ENUM(status),
     U32(flags), BLOB(secret_hash), BLOB(prev_secret_hash), INT(prev_secret_expires_at),
     TEXT(public_key), REAL(rate_limit), INT(rate_burst), TEXT(attributes), INT(created_at),
-    INT(updated_at)};
+    INT(updated_at), TEXT(metadata)};
 static const struct record client_record = RECORD(client_fields);
 #undef REC
 
@@ -809,6 +1074,49 @@ static const struct field token_fields[] = {
     BLOB(token_hash), TEXT(jti), TEXT(client_id), TEXT(subject), TEXT(tenant), TEXT(grant),
     INT(issued_at), INT(expires_at)};
 static const struct record token_record = RECORD(token_fields);
+#undef REC
+
+#define REC mandate_auth_code
+static const struct field code_fields[] = {
+    BLOB(code_hash), TEXT(client_id), TEXT(redirect_uri), TEXT(code_challenge),
+    TEXT(family_id), TEXT(grant), INT(issued_at), INT(expires_at)};
+static const struct record code_record = RECORD(code_fields);
+#undef REC
+
+#define REC mandate_refresh_token
+static const struct field refresh_fields[] = {
+    BLOB(token_hash), TEXT(family_id), TEXT(client_id), TEXT(tenant), TEXT(subject),
+    TEXT(grant), ENUM(status), INT(issued_at), INT(expires_at), INT(family_expires_at)};
+static const struct record refresh_record = RECORD(refresh_fields);
+#undef REC
+
+#define REC mandate_session
+static const struct field session_fields[] = {
+    BLOB(id_hash), TEXT(tenant), TEXT(subject), TEXT(idp), TEXT(identity), INT(created_at),
+    INT(authn_at), INT(last_seen_at), INT(expires_at)};
+static const struct record session_record = RECORD(session_fields);
+#undef REC
+
+#define REC mandate_consent
+static const struct field consent_fields[] = {
+    TEXT(tenant), TEXT(subject), TEXT(client_id), TEXT(scope), TEXT(resources),
+    INT(created_at), INT(expires_at)};
+static const struct record consent_record = RECORD(consent_fields);
+#undef REC
+
+#define REC mandate_client_document
+static const struct field document_fields[] = {
+    TEXT(url), TEXT(document), INT(fetched_at), INT(expires_at)};
+static const struct record document_record = RECORD(document_fields);
+#undef REC
+
+/* What once_take answers: the value alone. */
+struct once_row {
+    const char *value;
+};
+#define REC struct once_row
+static const struct field once_fields[] = {TEXT(value)};
+static const struct record once_record = RECORD(once_fields);
 #undef REC
 /* clang-format on */
 
@@ -1138,6 +1446,47 @@ static mandate_rc run_change(struct pgsql_inst *inst, enum stmt_id id, const str
     return MANDATE_OK;
 }
 
+/* A lookup's first row on c: its record read into out (copied into pool),
+ * the n_extra columns after it into extra; *found_r tells whether there was
+ * a row (out is cleared when not). */
+struct found {
+    bool row;
+    int n_extra;
+    int64_t extra[2];
+};
+
+static mandate_rc stmt_find(struct conn *c, enum stmt_id id, const struct params *p,
+                            const char *what, mandate_pool *pool, const struct record *rec,
+                            void *out, struct found *found, mandate_error *err)
+{
+    PGresult *res;
+    mandate_rc rc = stmt_exec(c, id, p, what, &res, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    found->row = PQntuples(res) > 0;
+    memset(out, 0, rec->size);
+    if (found->row) {
+        struct reader r = {c->inst->host, pool, res, 0};
+        read_record(&r, 0, rec, out);
+        for (int i = 0; i < found->n_extra; i++)
+            found->extra[i] = read_int(&r, (int)rec->n + i);
+    }
+    PQclear(res);
+    return MANDATE_OK;
+}
+
+/* stmt_find on the calling thread's ready connection. */
+static mandate_rc run_find(struct pgsql_inst *inst, enum stmt_id id, const struct params *p,
+                           const char *what, mandate_pool *pool, const struct record *rec,
+                           void *out, struct found *found, mandate_error *err)
+{
+    struct conn *c;
+    mandate_rc rc = conn_ready(inst, &c, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    return stmt_find(c, id, p, what, pool, rec, out, found, err);
+}
+
 /* The row of a lookup, read into out (copied into pool); MANDATE_NOT_FOUND
  * with the message given when there is none. */
 static mandate_rc run_get(struct pgsql_inst *inst, enum stmt_id id, const struct params *p,
@@ -1148,25 +1497,32 @@ static mandate_rc run_get(struct pgsql_inst *inst, enum stmt_id id, const struct
                           const char *what, mandate_pool *pool, const struct record *rec,
                           void *out, mandate_error *err, const char *none, ...)
 {
+    struct found found = {0};
+    mandate_rc rc = run_find(inst, id, p, what, pool, rec, out, &found, err);
+    if (rc != MANDATE_OK || found.row)
+        return rc;
+    if (err != NULL) {
+        va_list ap;
+        va_start(ap, none);
+        err->rc = MANDATE_NOT_FOUND;
+        vsnprintf(err->message, sizeof(err->message), none, ap);
+        va_end(ap);
+    }
+    return MANDATE_NOT_FOUND;
+}
+
+/* Runs a statement that answers no rows; *changed_r: the rows it wrote. */
+static mandate_rc run_write(struct pgsql_inst *inst, enum stmt_id id, const struct params *p,
+                            const char *what, int64_t *changed_r, mandate_error *err)
+{
     PGresult *res;
+    *changed_r = 0;
     mandate_rc rc = run(inst, id, p, what, &res, err);
     if (rc != MANDATE_OK)
         return rc;
-    if (PQntuples(res) > 0) {
-        struct reader r = {inst->host, pool, res, 0};
-        read_record(&r, 0, rec, out);
-    } else {
-        rc = MANDATE_NOT_FOUND;
-        if (err != NULL) {
-            va_list ap;
-            va_start(ap, none);
-            err->rc = rc;
-            vsnprintf(err->message, sizeof(err->message), none, ap);
-            va_end(ap);
-        }
-    }
+    *changed_r = rows_changed(res);
     PQclear(res);
-    return rc;
+    return MANDATE_OK;
 }
 
 /* A list op's callback and its context, for the row readers below. */
@@ -1610,22 +1966,36 @@ static mandate_rc store_key_delete(void *inst_, const char *kid, mandate_error *
 
 /* --- ops: tokens, revocations, replay ------------------------------------ */
 
+/* Inserts a record (its fields as $1 and on): MANDATE_EXISTS, with a
+ * message that names what, when its key is taken. */
+static mandate_rc insert_record(struct pgsql_inst *inst, enum stmt_id id, const char *what,
+                                const struct record *rec, const void *in, mandate_error *err)
+{
+    struct params p = {0};
+    param_record(&p, rec, in);
+    int64_t changed;
+    mandate_rc rc = run_write(inst, id, &p, what, &changed, err);
+    if (rc == MANDATE_OK && changed == 0)
+        rc = mandate_error_set(err, MANDATE_EXISTS, "pgsql: %s: that key is taken", what);
+    return rc;
+}
+
+static mandate_rc no_hash(const unsigned char *hash, size_t len, const char *what,
+                          mandate_error *err)
+{
+    if (hash == NULL || len == 0)
+        return mandate_error_set(err, MANDATE_INVALID, "pgsql: %s: no hash", what);
+    return MANDATE_OK;
+}
+
 static mandate_rc store_token_put(void *inst_, const mandate_token_record *record,
                                   mandate_error *err)
 {
-    struct params p = {0};
-    PGresult *res;
-    if (record == NULL || record->token_hash == NULL || record->token_hash_len == 0)
-        return mandate_error_set(err, MANDATE_INVALID, "pgsql: token_put: no token hash");
-    param_record(&p, &token_record, record);
-    mandate_rc rc = run(inst_, ST_TOKEN_INSERT, &p, "token_put", &res, err);
+    mandate_rc rc = no_hash(record != NULL ? record->token_hash : NULL,
+                            record != NULL ? record->token_hash_len : 0, "token_put", err);
     if (rc != MANDATE_OK)
         return rc;
-    if (rows_changed(res) == 0)
-        rc = mandate_error_set(err, MANDATE_EXISTS,
-                               "pgsql: a token record with that hash exists");
-    PQclear(res);
-    return rc;
+    return insert_record(inst_, ST_TOKEN_INSERT, "token_put", &token_record, record, err);
 }
 
 static mandate_rc store_token_get(void *inst_, mandate_pool *pool, const unsigned char *hash,
@@ -1725,7 +2095,6 @@ static mandate_rc store_replay_claim(void *inst_, const char *ns, const char *id
 {
     struct pgsql_inst *inst = inst_;
     struct params p = {0};
-    PGresult *res;
     if (ns == NULL || id == NULL)
         return mandate_error_set(err, MANDATE_INVALID,
                                  "pgsql: replay_claim: no namespace or no id");
@@ -1733,13 +2102,11 @@ static mandate_rc store_replay_claim(void *inst_, const char *ns, const char *id
     param_text(&p, id);
     param_int(&p, expires_at);
     param_int(&p, inst->host->now(inst->host));
-    mandate_rc rc = run(inst, ST_REPLAY_CLAIM, &p, "replay_claim", &res, err);
-    if (rc != MANDATE_OK)
-        return rc;
-    if (rows_changed(res) == 0)
+    int64_t changed;
+    mandate_rc rc = run_write(inst, ST_REPLAY_CLAIM, &p, "replay_claim", &changed, err);
+    if (rc == MANDATE_OK && changed == 0)
         rc = mandate_error_set(err, MANDATE_EXISTS,
                                "pgsql: replay: that id was already used in \"%s\"", ns);
-    PQclear(res);
     return rc;
 }
 
@@ -1757,6 +2124,536 @@ static mandate_rc store_purge(void *inst_, int64_t now, uint64_t *count_r, manda
         *count_r = (uint64_t)single_int(res);
     PQclear(res);
     return MANDATE_OK;
+}
+
+/* --- ops: sign-in (ABI 1.5) ------------------------------------------------ */
+
+/* Each op is one statement, atomic by itself, but those of refresh
+ * families (see the top of this file). */
+
+static mandate_rc store_once_put(void *inst_, const char *ns, const unsigned char *key,
+                                 size_t key_len, const char *value, int64_t expires_at,
+                                 mandate_error *err)
+{
+    struct pgsql_inst *inst = inst_;
+    struct params p = {0};
+    mandate_rc rc = no_hash(key, key_len, "once_put", err);
+    if (rc == MANDATE_OK && ns == NULL)
+        rc = mandate_error_set(err, MANDATE_INVALID, "pgsql: once_put: no namespace");
+    if (rc != MANDATE_OK)
+        return rc;
+    param_text(&p, ns);
+    param_blob(&p, key, key_len);
+    param_text(&p, value);
+    param_int(&p, expires_at);
+    param_int(&p, inst->host->now(inst->host));
+    int64_t changed;
+    rc = run_write(inst, ST_ONCE_PUT, &p, "once_put", &changed, err);
+    if (rc == MANDATE_OK && changed == 0)
+        rc = mandate_error_set(err, MANDATE_EXISTS,
+                               "pgsql: once_put: that key is taken in \"%s\"", ns);
+    return rc;
+}
+
+static mandate_rc store_once_take(void *inst_, mandate_pool *pool, const char *ns,
+                                  const unsigned char *key, size_t key_len, int64_t now,
+                                  char **value_r, mandate_error *err)
+{
+    struct params p = {0};
+    struct once_row row;
+    *value_r = NULL;
+    mandate_rc rc = no_hash(key, key_len, "once_take", err);
+    if (rc == MANDATE_OK && ns == NULL)
+        rc = mandate_error_set(err, MANDATE_INVALID, "pgsql: once_take: no namespace");
+    if (rc != MANDATE_OK)
+        return rc;
+    param_text(&p, ns);
+    param_blob(&p, key, key_len);
+    param_int(&p, now);
+    rc = run_get(inst_, ST_ONCE_TAKE, &p, "once_take", pool, &once_record, &row, err,
+                 "pgsql: once_take: nothing to take under that key in \"%s\"", ns);
+    if (rc == MANDATE_OK)
+        *value_r = (char *)row.value;
+    return rc;
+}
+
+static mandate_rc store_auth_code_put(void *inst_, const mandate_auth_code *code,
+                                      mandate_error *err)
+{
+    mandate_rc rc = no_hash(code != NULL ? code->code_hash : NULL,
+                            code != NULL ? code->code_hash_len : 0, "auth_code_put", err);
+    if (rc != MANDATE_OK)
+        return rc;
+    return insert_record(inst_, ST_CODE_INSERT, "auth_code_put", &code_record, code, err);
+}
+
+/* One statement (see ST_CODE_TAKE): of two nodes redeeming a code at once,
+ * one gets MANDATE_OK and the other MANDATE_EXISTS. */
+static mandate_rc store_auth_code_take(void *inst_, mandate_pool *pool,
+                                       const unsigned char *hash, size_t hash_len, int64_t now,
+                                       mandate_auth_code *code_r, mandate_error *err)
+{
+    struct params p = {0};
+    struct found found = {.n_extra = 2};
+    mandate_rc rc = no_hash(hash, hash_len, "auth_code_take", err);
+    if (rc != MANDATE_OK)
+        return rc;
+    param_blob(&p, hash, hash_len);
+    param_int(&p, now);
+    rc = run_find(inst_, ST_CODE_TAKE, &p, "auth_code_take", pool, &code_record, code_r, &found,
+                  err);
+    if (rc != MANDATE_OK || (found.row && found.extra[0] != 0))
+        return rc;
+    if (found.row && found.extra[1] != 0)
+        return mandate_error_set(err, MANDATE_EXISTS,
+                                 "pgsql: auth_code_take: the code was redeemed before");
+    memset(code_r, 0, sizeof(*code_r));
+    return mandate_error_set(err, MANDATE_NOT_FOUND,
+                             "pgsql: auth_code_take: no unexpired code with that hash");
+}
+
+/* The family first, so that the token's statement (its snapshot taken
+ * after the family's insert, which waits for another node's insert of the
+ * same family) finds the family's end; rolled back when the hash is taken. */
+static mandate_rc refresh_put_body(struct conn *c, void *ctx, mandate_error *err)
+{
+    const struct params *p = ctx;
+    PGresult *res;
+    mandate_rc rc = stmt_exec(c, ST_FAMILY_INSERT, p, "refresh_put", &res, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    PQclear(res);
+    rc = stmt_exec(c, ST_REFRESH_INSERT, p, "refresh_put", &res, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    if (rows_changed(res) == 0)
+        rc = mandate_error_set(err, MANDATE_EXISTS,
+                               "pgsql: refresh_put: a refresh token with that hash exists");
+    PQclear(res);
+    return rc;
+}
+
+static mandate_rc store_refresh_put(void *inst_, const mandate_refresh_token *token,
+                                    mandate_error *err)
+{
+    struct params p = {0};
+    mandate_rc rc = no_hash(token != NULL ? token->token_hash : NULL,
+                            token != NULL ? token->token_hash_len : 0, "refresh_put", err);
+    if (rc == MANDATE_OK && token->family_id == NULL)
+        rc = mandate_error_set(err, MANDATE_INVALID, "pgsql: refresh_put: no family_id");
+    if (rc != MANDATE_OK)
+        return rc;
+    mandate_refresh_token row = *token;
+    if (row.status == 0)
+        row.status = MANDATE_REFRESH_ACTIVE;
+    param_record(&p, &refresh_record, &row);
+    return conn_tx(inst_, refresh_put_body, &p, err);
+}
+
+static mandate_rc store_refresh_get(void *inst_, mandate_pool *pool, const unsigned char *hash,
+                                    size_t hash_len, int64_t now,
+                                    mandate_refresh_token *token_r, mandate_error *err)
+{
+    struct params p = {0};
+    mandate_rc rc = no_hash(hash, hash_len, "refresh_get", err);
+    if (rc != MANDATE_OK)
+        return rc;
+    param_blob(&p, hash, hash_len);
+    param_int(&p, now);
+    return run_get(inst_, ST_REFRESH_GET, &p, "refresh_get", pool, &refresh_record, token_r,
+                   err, "pgsql: no unexpired refresh token with that hash");
+}
+
+/* Ends the families that keys[0..n) name (a family_id; a tenant and a
+ * subject) in c's transaction: locks their rows, then ends them (see
+ * FAMILY_END); *active_r: how many of their tokens were ACTIVE. */
+static mandate_rc end_families(struct conn *c, enum stmt_id lock, enum stmt_id end,
+                               const char *const *keys, int n, uint64_t *active_r,
+                               mandate_error *err)
+{
+    struct params p = {0};
+    PGresult *res;
+    for (int i = 0; i < n; i++)
+        param_text(&p, keys[i]);
+    mandate_rc rc = stmt_exec(c, lock, &p, "ending refresh families", &res, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    PQclear(res);
+    rc = stmt_exec(c, end, &p, "ending refresh families", &res, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    *active_r = (uint64_t)single_int(res);
+    PQclear(res);
+    return MANDATE_OK;
+}
+
+/* What presenting old at now means for a rotation (see store.h): MANDATE_OK,
+ * MANDATE_DENIED (reused, or its family ended) or MANDATE_NOT_FOUND. */
+static mandate_rc refresh_verdict(const mandate_refresh_token *old, bool family_revoked,
+                                  int64_t now, mandate_error *err)
+{
+    if (old->expires_at <= now || old->family_expires_at <= now)
+        return mandate_error_set(err, MANDATE_NOT_FOUND,
+                                 "pgsql: no unexpired refresh token with that hash");
+    if (old->status == MANDATE_REFRESH_USED)
+        return mandate_error_set(err, MANDATE_DENIED,
+                                 "pgsql: a refresh token was used again: its family is ended");
+    if (old->status != MANDATE_REFRESH_ACTIVE || family_revoked)
+        return mandate_error_set(err, MANDATE_DENIED,
+                                 "pgsql: the refresh token's family was ended");
+    return MANDATE_OK;
+}
+
+struct rotate {
+    const unsigned char *old_hash;
+    size_t old_len;
+    int64_t now;
+    const mandate_refresh_token *next;
+    mandate_pool *pool;
+    mandate_refresh_token *old_r;
+    mandate_rc outcome; /* committed with it */
+};
+
+/* Under the family's lock (ST_REFRESH_LOCK), which ending the family takes
+ * too, on any node: the old token and its family as they are, what that
+ * means, then the change it calls for. */
+static mandate_rc rotate_body(struct conn *c, void *ctx, mandate_error *err)
+{
+    struct rotate *r = ctx;
+    struct params p = {0};
+    struct found found = {.n_extra = 1};
+    PGresult *res;
+    param_blob(&p, r->old_hash, r->old_len);
+    mandate_rc rc = stmt_exec(c, ST_REFRESH_LOCK, &p, "refresh_rotate", &res, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    PQclear(res);
+    rc = stmt_find(c, ST_REFRESH_FIND, &p, "refresh_rotate", r->pool, &refresh_record, r->old_r,
+                   &found, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    r->outcome = !found.row ? mandate_error_set(err, MANDATE_NOT_FOUND,
+                                                "pgsql: no unexpired refresh token with that "
+                                                "hash")
+                            : refresh_verdict(r->old_r, found.extra[0] != 0, r->now, err);
+    if (r->outcome == MANDATE_DENIED && r->old_r->status == MANDATE_REFRESH_USED) {
+        uint64_t active;
+        const char *family = r->old_r->family_id;
+        return end_families(c, ST_FAMILY_LOCK, ST_FAMILY_END, &family, 1, &active, err);
+    }
+    if (r->outcome != MANDATE_OK)
+        return MANDATE_OK;
+    const mandate_refresh_token *n = r->next;
+    param_blob(&p, n->token_hash, n->token_hash_len);
+    param_text(&p, n->client_id);
+    param_text(&p, n->tenant);
+    param_text(&p, n->subject);
+    param_text(&p, n->grant);
+    param_int(&p, n->issued_at);
+    param_int(&p, n->expires_at);
+    rc = stmt_exec(c, ST_REFRESH_NEXT, &p, "refresh_rotate", &res, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    if (single_int(res) == 0)
+        rc =
+            mandate_error_set(err, MANDATE_EXISTS,
+                              "pgsql: refresh_rotate: a refresh token with next's hash exists");
+    PQclear(res);
+    return rc;
+}
+
+static mandate_rc store_refresh_rotate(void *inst_, mandate_pool *pool,
+                                       const unsigned char *old_hash, size_t old_hash_len,
+                                       int64_t now, const mandate_refresh_token *next,
+                                       mandate_refresh_token *old_r, mandate_error *err)
+{
+    mandate_rc rc = no_hash(old_hash, old_hash_len, "refresh_rotate", err);
+    if (rc == MANDATE_OK)
+        rc = no_hash(next != NULL ? next->token_hash : NULL,
+                     next != NULL ? next->token_hash_len : 0, "refresh_rotate", err);
+    if (rc != MANDATE_OK)
+        return rc;
+    struct rotate r = {old_hash, old_hash_len, now, next, pool, old_r, MANDATE_OK};
+    rc = conn_tx(inst_, rotate_body, &r, err);
+    if (rc == MANDATE_OK && r.outcome != MANDATE_OK) {
+        if (r.outcome == MANDATE_NOT_FOUND)
+            memset(old_r, 0, sizeof(*old_r));
+        return r.outcome;
+    }
+    return rc;
+}
+
+struct family_end {
+    enum stmt_id lock, end;
+    const char *keys[2];
+    int n;
+    uint64_t active;
+};
+
+static mandate_rc family_end_body(struct conn *c, void *ctx, mandate_error *err)
+{
+    struct family_end *f = ctx;
+    return end_families(c, f->lock, f->end, f->keys, f->n, &f->active, err);
+}
+
+static mandate_rc family_end_run(struct pgsql_inst *inst, struct family_end *f,
+                                 uint64_t *count_r, mandate_error *err)
+{
+    mandate_rc rc = conn_tx(inst, family_end_body, f, err);
+    if (rc == MANDATE_OK && count_r != NULL)
+        *count_r = f->active;
+    return rc;
+}
+
+static mandate_rc store_refresh_revoke_family(void *inst_, const char *family_id,
+                                              uint64_t *count_r, mandate_error *err)
+{
+    if (family_id == NULL)
+        return mandate_error_set(err, MANDATE_INVALID,
+                                 "pgsql: refresh_revoke_family: no family_id");
+    struct family_end f = {ST_FAMILY_LOCK, ST_FAMILY_END, {family_id, NULL}, 1, 0};
+    return family_end_run(inst_, &f, count_r, err);
+}
+
+static mandate_rc store_refresh_revoke_subject(void *inst_, const char *tenant,
+                                               const char *subject, uint64_t *count_r,
+                                               mandate_error *err)
+{
+    if (tenant == NULL || subject == NULL)
+        return mandate_error_set(err, MANDATE_INVALID,
+                                 "pgsql: refresh_revoke_subject: no tenant or no subject");
+    struct family_end f = {ST_SUBJECT_LOCK, ST_SUBJECT_END, {tenant, subject}, 2, 0};
+    return family_end_run(inst_, &f, count_r, err);
+}
+
+static mandate_rc store_session_put(void *inst_, const mandate_session *session,
+                                    mandate_error *err)
+{
+    mandate_rc rc = no_hash(session != NULL ? session->id_hash : NULL,
+                            session != NULL ? session->id_hash_len : 0, "session_put", err);
+    if (rc != MANDATE_OK)
+        return rc;
+    return insert_record(inst_, ST_SESSION_INSERT, "session_put", &session_record, session,
+                         err);
+}
+
+static mandate_rc store_session_get(void *inst_, mandate_pool *pool, const unsigned char *hash,
+                                    size_t hash_len, int64_t now, mandate_session *session_r,
+                                    mandate_error *err)
+{
+    struct params p = {0};
+    mandate_rc rc = no_hash(hash, hash_len, "session_get", err);
+    if (rc != MANDATE_OK)
+        return rc;
+    param_blob(&p, hash, hash_len);
+    param_int(&p, now);
+    return run_get(inst_, ST_SESSION_GET, &p, "session_get", pool, &session_record, session_r,
+                   err, "pgsql: no unexpired session with that hash");
+}
+
+/* A write by hash ($1; $2: now unless INT64_MIN): MANDATE_NOT_FOUND when no
+ * row changed. */
+static mandate_rc write_by_hash(struct pgsql_inst *inst, enum stmt_id id, const char *what,
+                                const unsigned char *hash, size_t hash_len, int64_t now,
+                                mandate_error *err)
+{
+    struct params p = {0};
+    mandate_rc rc = no_hash(hash, hash_len, what, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    param_blob(&p, hash, hash_len);
+    if (now != INT64_MIN)
+        param_int(&p, now);
+    int64_t changed;
+    rc = run_write(inst, id, &p, what, &changed, err);
+    if (rc == MANDATE_OK && changed == 0)
+        rc = mandate_error_set(err, MANDATE_NOT_FOUND, "pgsql: %s: no such row", what);
+    return rc;
+}
+
+static mandate_rc store_session_touch(void *inst_, const unsigned char *hash, size_t hash_len,
+                                      int64_t now, mandate_error *err)
+{
+    return write_by_hash(inst_, ST_SESSION_TOUCH, "session_touch", hash, hash_len, now, err);
+}
+
+static mandate_rc store_session_delete(void *inst_, const unsigned char *hash, size_t hash_len,
+                                       mandate_error *err)
+{
+    return write_by_hash(inst_, ST_SESSION_DELETE, "session_delete", hash, hash_len, INT64_MIN,
+                         err);
+}
+
+/* A write keyed by n texts ($1 and on); *count_r (may be NULL): the rows it
+ * changed. */
+static mandate_rc write_by_keys(struct pgsql_inst *inst, enum stmt_id id, const char *what,
+                                const char *const *keys, int n, uint64_t *count_r,
+                                mandate_error *err)
+{
+    struct params p = {0};
+    for (int i = 0; i < n; i++) {
+        if (keys[i] == NULL)
+            return mandate_error_set(err, MANDATE_INVALID, "pgsql: %s: a key is missing", what);
+        param_text(&p, keys[i]);
+    }
+    int64_t changed;
+    mandate_rc rc = run_write(inst, id, &p, what, &changed, err);
+    if (rc == MANDATE_OK && count_r != NULL)
+        *count_r = (uint64_t)changed;
+    return rc;
+}
+
+static mandate_rc store_session_delete_subject(void *inst_, const char *tenant,
+                                               const char *subject, uint64_t *count_r,
+                                               mandate_error *err)
+{
+    const char *keys[] = {tenant, subject};
+    return write_by_keys(inst_, ST_SESSION_DELETE_SUBJECT, "session_delete_subject", keys, 2,
+                         count_r, err);
+}
+
+static mandate_rc check_consent_key(const char *tenant, const char *subject,
+                                    const char *client_id, const char *what, mandate_error *err)
+{
+    if (tenant == NULL || subject == NULL || client_id == NULL)
+        return mandate_error_set(err, MANDATE_INVALID,
+                                 "pgsql: %s: a consent needs a tenant, a subject and a "
+                                 "client_id",
+                                 what);
+    return MANDATE_OK;
+}
+
+static mandate_rc store_consent_put(void *inst_, const mandate_consent *consent,
+                                    mandate_error *err)
+{
+    struct pgsql_inst *inst = inst_;
+    struct params p = {0};
+    if (consent == NULL)
+        return check_consent_key(NULL, NULL, NULL, "consent_put", err);
+    mandate_rc rc = check_consent_key(consent->tenant, consent->subject, consent->client_id,
+                                      "consent_put", err);
+    if (rc != MANDATE_OK)
+        return rc;
+    mandate_consent row = *consent;
+    if (row.created_at == 0)
+        row.created_at = inst->host->now(inst->host);
+    param_record(&p, &consent_record, &row);
+    int64_t changed;
+    return run_write(inst, ST_CONSENT_PUT, &p, "consent_put", &changed, err);
+}
+
+static mandate_rc store_consent_get(void *inst_, mandate_pool *pool, const char *tenant,
+                                    const char *subject, const char *client_id, int64_t now,
+                                    mandate_consent *consent_r, mandate_error *err)
+{
+    struct params p = {0};
+    mandate_rc rc = check_consent_key(tenant, subject, client_id, "consent_get", err);
+    if (rc != MANDATE_OK)
+        return rc;
+    param_text(&p, tenant);
+    param_text(&p, subject);
+    param_text(&p, client_id);
+    param_int(&p, now);
+    return run_get(inst_, ST_CONSENT_GET, &p, "consent_get", pool, &consent_record, consent_r,
+                   err, "pgsql: no unexpired consent to \"%s\"", client_id);
+}
+
+static mandate_rc store_consent_delete(void *inst_, const char *tenant, const char *subject,
+                                       const char *client_id, mandate_error *err)
+{
+    const char *keys[] = {tenant, subject, client_id};
+    uint64_t count = 0;
+    mandate_rc rc =
+        write_by_keys(inst_, ST_CONSENT_DELETE, "consent_delete", keys, 3, &count, err);
+    if (rc == MANDATE_OK && count == 0)
+        rc =
+            mandate_error_set(err, MANDATE_NOT_FOUND, "pgsql: no consent to \"%s\"", client_id);
+    return rc;
+}
+
+static mandate_rc consent_row(const struct reader *r, void *ctx)
+{
+    struct each *e = ctx;
+    mandate_consent consent;
+    read_record(r, 0, &consent_record, &consent);
+    return ((mandate_consent_cb)e->cb)(e->ctx, &consent);
+}
+
+static mandate_rc store_consent_list(void *inst_, const char *tenant, const char *subject,
+                                     mandate_consent_cb each, void *ctx, mandate_error *err)
+{
+    struct pgsql_inst *inst = inst_;
+    struct params p = {0};
+    struct each e = {(void (*)(void))each, ctx};
+    if (tenant == NULL || subject == NULL)
+        return mandate_error_set(err, MANDATE_INVALID,
+                                 "pgsql: consent_list: no tenant or no subject");
+    param_text(&p, tenant);
+    param_text(&p, subject);
+    param_int(&p, inst->host->now(inst->host));
+    return run_each(inst, ST_CONSENT_LIST, &p, "consent_list", consent_row, &e, err);
+}
+
+static mandate_rc store_client_document_put(void *inst_, const mandate_client_document *doc,
+                                            mandate_error *err)
+{
+    struct params p = {0};
+    if (doc == NULL || doc->url == NULL)
+        return mandate_error_set(err, MANDATE_INVALID, "pgsql: client_document_put: no url");
+    param_record(&p, &document_record, doc);
+    int64_t changed;
+    return run_write(inst_, ST_DOCUMENT_PUT, &p, "client_document_put", &changed, err);
+}
+
+static mandate_rc store_client_document_get(void *inst_, mandate_pool *pool, const char *url,
+                                            mandate_client_document *doc_r, mandate_error *err)
+{
+    struct params p = {0};
+    if (url == NULL)
+        return mandate_error_set(err, MANDATE_INVALID, "pgsql: client_document_get: no url");
+    param_text(&p, url);
+    return run_get(inst_, ST_DOCUMENT_GET, &p, "client_document_get", pool, &document_record,
+                   doc_r, err, "pgsql: no client document for \"%s\"", url);
+}
+
+static mandate_rc store_lineage_add(void *inst_, const char *jti, const char *parent,
+                                    const char *client_id, int64_t expires_at,
+                                    mandate_error *err)
+{
+    struct params p = {0};
+    if (jti == NULL || parent == NULL)
+        return mandate_error_set(err, MANDATE_INVALID, "pgsql: lineage_add: no jti or parent");
+    param_text(&p, parent);
+    param_text(&p, jti);
+    param_text(&p, client_id);
+    param_int(&p, expires_at);
+    int64_t changed;
+    mandate_rc rc = run_write(inst_, ST_LINEAGE_ADD, &p, "lineage_add", &changed, err);
+    if (rc == MANDATE_OK && changed == 0)
+        rc = mandate_error_set(err, MANDATE_EXISTS,
+                               "pgsql: lineage_add: \"%s\" is already known to come from "
+                               "\"%s\"",
+                               jti, parent);
+    return rc;
+}
+
+/* One statement, as revoke() is: the revocations and the generation at
+ * once. */
+static mandate_rc store_revoke_descendants(void *inst_, const char *root, uint64_t *count_r,
+                                           mandate_error *err)
+{
+    struct pgsql_inst *inst = inst_;
+    struct params p = {0};
+    if (root == NULL)
+        return mandate_error_set(err, MANDATE_INVALID, "pgsql: revoke_descendants: no root");
+    param_text(&p, root);
+    param_int(&p, inst->host->now(inst->host));
+    int64_t changed;
+    mandate_rc rc =
+        run_change(inst, ST_REVOKE_DESCENDANTS, &p, "revoke_descendants", &changed, err);
+    if (rc == MANDATE_OK && count_r != NULL)
+        *count_r = (uint64_t)changed;
+    return rc;
 }
 
 /* --- lifecycle -------------------------------------------------------------- */
@@ -1862,6 +2759,28 @@ static const mandate_store_ops pgsql_ops = {
     .revocation_list = store_revocation_list,
     .token_list = store_token_list,
     .replay_list = store_replay_list,
+    .once_put = store_once_put,
+    .once_take = store_once_take,
+    .auth_code_put = store_auth_code_put,
+    .auth_code_take = store_auth_code_take,
+    .refresh_put = store_refresh_put,
+    .refresh_get = store_refresh_get,
+    .refresh_rotate = store_refresh_rotate,
+    .refresh_revoke_family = store_refresh_revoke_family,
+    .refresh_revoke_subject = store_refresh_revoke_subject,
+    .session_put = store_session_put,
+    .session_get = store_session_get,
+    .session_touch = store_session_touch,
+    .session_delete = store_session_delete,
+    .session_delete_subject = store_session_delete_subject,
+    .consent_put = store_consent_put,
+    .consent_get = store_consent_get,
+    .consent_delete = store_consent_delete,
+    .consent_list = store_consent_list,
+    .client_document_put = store_client_document_put,
+    .client_document_get = store_client_document_get,
+    .lineage_add = store_lineage_add,
+    .revoke_descendants = store_revoke_descendants,
 };
 
 const mandate_plugin mandate_plugin_pgsql = {

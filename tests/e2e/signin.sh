@@ -176,6 +176,29 @@ expect_eq "  and the whole family ends: the newest one too" 400 "$(token -d gran
 sleep 1.2
 expect_eq "  and the access tokens it gave" 401 "$(gate "$A2")"
 
+# --- a public client revokes its own refresh token (RFC 7009 §2.1) ------------------------
+browse "$(authorize_url)"
+CODE=$(query_param "$(location)" code)
+"${CTL[@]}" client create other-app --public --redirect-uri "$REDIRECT" \
+    --grant-type authorization_code --scope "mcp:call" --audience "$CAL" >/dev/null 2>&1
+expect_eq "a code presented by another client: 400" 400 "$(token -d grant_type=authorization_code \
+    -d client_id=other-app -d "code=$CODE" -d "code_verifier=$VERIFIER" -d "redirect_uri=$REDIRECT")"
+expect_contains "  invalid_grant" invalid_grant "$(cat "$TMP/t")"
+browse "$(authorize_url)"
+CODE=$(query_param "$(location)" code)
+token -d grant_type=authorization_code -d client_id=mcp-app -d "code=$CODE" \
+    -d "code_verifier=$VERIFIER" -d "redirect_uri=$REDIRECT" >/dev/null
+RP=$(json_get "$(cat "$TMP/t")" refresh_token)
+expect_eq "another public client cannot revoke it: 400" 400 "$(curl -s -o /dev/null -w '%{http_code}' \
+    -d client_id=other-app --data-urlencode "token=$RP" "$BASE/oauth2/revoke")"
+expect_eq "  and it still works" 200 "$(token -d grant_type=refresh_token -d client_id=mcp-app -d "refresh_token=$RP")"
+RP=$(json_get "$(cat "$TMP/t")" refresh_token)
+expect_eq "the public client revokes its refresh token with its client_id: 200" 200 \
+    "$(curl -s -o /dev/null -w '%{http_code}' -d client_id=mcp-app --data-urlencode "token=$RP" "$BASE/oauth2/revoke")"
+expect_eq "  and it is refused" 400 "$(token -d grant_type=refresh_token -d client_id=mcp-app -d "refresh_token=$RP")"
+expect_eq "a confidential client without its secret may not revoke: 401" 401 \
+    "$(curl -s -o /dev/null -w '%{http_code}' -d client_id=introspector --data-urlencode "token=$RP" "$BASE/oauth2/revoke")"
+
 # --- refusals -----------------------------------------------------------------------
 COOKIES=""
 browse "$BASE/oauth2/authorize?response_type=code&client_id=nobody&redirect_uri=$REDIRECT&code_challenge=$CHALLENGE&code_challenge_method=S256"
@@ -217,6 +240,15 @@ CSRF=$(form_value csrf)
 browse "$BASE/consent" -d "handle=$HANDLE" -d "csrf=$CSRF" -d decision=deny
 expect_eq "consent denied: access_denied to the client" access_denied "$(query_param "$(location)" error)"
 
+# --- logout -------------------------------------------------------------------------
+browse "$BASE/logout"
+expect_contains "logout: a form" 'name="csrf"' "$(cat "$TMP/b")"
+LOGOUT_CSRF=$(form_value csrf)
+browse "$BASE/logout" -d "csrf=$LOGOUT_CSRF"
+expect_contains "signed out" "signed out" "$(cat "$TMP/b")"
+browse "$(authorize_url)"
+expect_contains "after logout, the IdP again" "/login/backend-corp/callback" "$(location)"
+
 # --- a user the IdP changed, and an admin's revocation -------------------------------------
 family_of() { # login_hint: a fresh sign-in's refresh token
     COOKIES=""
@@ -241,15 +273,8 @@ expect_eq "  and his refresh family is ended" 400 "$(token -d grant_type=refresh
 RE=$(family_of erin)
 expect_contains "mandatectl user revoke" "1 refresh tokens revoked" "$("${CTL[@]}" user revoke advisor-erin 2>&1)"
 expect_eq "  and her refresh token is refused" 400 "$(token -d grant_type=refresh_token -d client_id=mcp-app -d "refresh_token=$RE")"
-
-# --- logout -------------------------------------------------------------------------
-browse "$BASE/logout"
-expect_contains "logout: a form" 'name="csrf"' "$(cat "$TMP/b")"
-LOGOUT_CSRF=$(form_value csrf)
-browse "$BASE/logout" -d "csrf=$LOGOUT_CSRF"
-expect_contains "signed out" "signed out" "$(cat "$TMP/b")"
 browse "$(authorize_url)"
-expect_contains "after logout, the IdP again" "/login/backend-corp/callback" "$(location)"
+expect_contains "  and her browser session is ended: the IdP again" "/login/backend-corp/callback" "$(location)"
 
 # --- the audit trail ---------------------------------------------------------------------
 trail=$(cat "$STATE"/audit/*.jsonl)
