@@ -37,6 +37,8 @@ if cmp -s "$HERE/package-lock.json" "$STAMP"; then
     echo "npm packages: reusing $NPM_DIR/node_modules (package-lock.json unchanged)"
 else
     echo "npm ci in $NPM_DIR"
+    # puppeteer-core drives Debian's chromium: never a browser download
+    export PUPPETEER_SKIP_DOWNLOAD=1
     start=$(date +%s%N)
     (cd "$NPM_DIR" && npm ci --no-audit --no-fund --fetch-retries=1 \
         --fetch-retry-mintimeout=1000 --fetch-retry-maxtimeout=5000 --fetch-timeout=30000) 2>&1 |
@@ -50,4 +52,4 @@ fi
 flock -u 9
 CHECKS=$((CHECKS + 1))
 pass "npm packages installed: $(cd "$NPM_DIR" && node -p \
-    "['jose','openid-client','@modelcontextprotocol/sdk','@smithy/signature-v4','oidc-provider'].map(p => p + ' ' + require('./node_modules/' + p + '/package.json').version).join(', ')")"
+    "['jose','openid-client','@modelcontextprotocol/sdk','@smithy/signature-v4','oidc-provider','puppeteer-core'].map(p => p + ' ' + require('./node_modules/' + p + '/package.json').version).join(', ')")"
