@@ -107,9 +107,12 @@ static void show_chooser(mandate_http_request *req, mandate_http_response *resp,
                                               idps[i]->conf->name, "label", labels[i], "action",
                                               action, "handle", handle, "csrf", csrf));
     const char *name = mandate_signin_client_meta(req->pool, client, "client_name");
-    json_t *view = json_pack("{s:s,s:o}", "client_name",
-                             name ? name : client->name ? client->name : client->client_id,
-                             "idps", list);
+    json_t *view = json_pack(
+        "{s:s,s:o,s:s}", "client_name",
+        name ? name : client->name ? client->name : client->client_id, "idps", list,
+        "tenant_name",
+        mandate_signin_tenant_name(&mandate_runtime_config(req->runtime)->signin,
+                                   client->tenant ? client->tenant : "default"));
     /* the answer to its form is a redirect to the IdP chosen: Chromium holds
      * such redirects to form-action too */
     mandate_web_page(req, resp, 200, "Choose how to sign in", chooser_template, view,
@@ -141,9 +144,16 @@ void mandate_endpoint_authorize(mandate_http_request *req, mandate_http_response
     }
     mandate_client client;
     mandate_rc rc = mandate_signin_client(req, client_id, &client, &err);
+    if (rc == MANDATE_TEMPFAIL || rc == MANDATE_ERROR) {
+        /* the broker's fault (its store, a document's server), not the
+         * application's: no page that blames it */
+        refuse_page(req, resp, 503, client_id, "Please try again",
+                    "The broker cannot look the application up now. Try again in a moment.",
+                    err.message);
+        return;
+    }
     if (rc != MANDATE_OK) {
-        refuse_page(req, resp, rc == MANDATE_TEMPFAIL ? 503 : 400, client_id,
-                    "This application is not known",
+        refuse_page(req, resp, 400, client_id, "This application is not known",
                     rc == MANDATE_INVALID
                         ? mandate_pool_printf(req->pool,
                                               "The application's description is refused: %s.",
@@ -272,7 +282,15 @@ void mandate_endpoint_authorize(mandate_http_request *req, mandate_http_response
                                       "the user is not signed in", NULL);
         return;
     }
-    const mandate_instance *idp = idp_for_hint(req->runtime, p.login_hint);
+    /* idp_hint names one of the IdPs offered (an instance); login_hint's
+     * e-mail domain may route to one */
+    const char *idp_hint = mandate_form_get(&q, "idp_hint");
+    const mandate_instance *idp = NULL;
+    for (size_t i = 0; idp_hint != NULL && i < n; i++)
+        if (strcmp(idps[i]->conf->name, idp_hint) == 0)
+            idp = idps[i];
+    if (idp == NULL)
+        idp = idp_for_hint(req->runtime, p.login_hint);
     if (idp == NULL && n == 1)
         idp = idps[0];
     if (idp != NULL) {

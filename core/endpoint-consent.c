@@ -162,6 +162,10 @@ void mandate_endpoint_logout(mandate_http_request *req, mandate_http_response *r
         mandate_web_set_session_cookie(req, resp, NULL, 0);
     }
     json_t *view = json_pack("{s:b}", "signed_in", signed_in);
+    if (signed_in && session.tenant != NULL)
+        json_object_set_new(view, "tenant_name",
+                            json_string(mandate_signin_tenant_name(
+                                &mandate_runtime_config(req->runtime)->signin, session.tenant)));
     if (signed_in) {
         json_object_set_new(view, "subject", json_string(session.subject ? session.subject : ""));
         json_object_set_new(view, "action",

@@ -460,7 +460,7 @@ static const char consent_template[] =
     "{{#client_document}}<p><small>Its name and details are what it says of itself at "
     "<code>{{client_id}}</code>; the broker has not checked them.</small></p>{{/client_document}}"
     "<p>It will be allowed to:</p><ul>{{#scopes}}<li><code>{{scope}}</code></li>{{/scopes}}</ul>"
-    "{{#resources}}<p>at</p><ul>{{#resource_list}}<li><code>{{resource}}</code></li>"
+    "{{#resources}}<p>on these services:</p><ul>{{#resource_list}}<li><code>{{resource}}</code></li>"
     "{{/resource_list}}</ul>{{/resources}}"
     "{{#logo_uri}}<p><small>Logo address it gives: <code>{{logo_uri}}</code> (not "
     "shown)</small></p>{{/logo_uri}}"
