@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -1443,6 +1444,1133 @@ static void test_live_lists(void **state)
     assert_int_equal(raw_int(fx, "SELECT count(*) FROM replay"), 3);
 }
 
+/* --- sign-in (ABI 1.5) ------------------------------------------------------------ */
+
+/* A distinct 32-byte hash per i, as the core's SHA-256 of a secret would be. */
+static void hash_of(int i, unsigned char out[32])
+{
+    memset(out, 0x40 + (i & 0x3f), 32);
+    out[0] = (unsigned char)i;
+}
+
+static void test_client_metadata(void **state)
+{
+    struct store_fx *fx = *state;
+    static const char meta[] = "{\"redirect_uris\":[\"https://app.example.com/cb\"],"
+                               "\"token_endpoint_auth_method\":\"none\","
+                               "\"client_name\":\"J\xc3\xbcrgen's app\","
+                               "\"registered_by\":\"registration\"}";
+    mandate_client in = sample_client("web-1", "acme"), out;
+    in.metadata = meta;
+
+    expect_ok(OPS->client_create(fx->inst, &in, &fx->err), &fx->err);
+    expect_ok(OPS->client_get(fx->inst, fx->pool, "web-1", &out, &fx->err), &fx->err);
+    assert_client_equal(&in, &out);
+    assert_string_equal(out.metadata, meta);
+    assert_ptr_not_equal(out.metadata, meta);
+
+    /* update replaces it, NULL included */
+    in.metadata = "{}";
+    expect_ok(OPS->client_update(fx->inst, &in, &fx->err), &fx->err);
+    expect_ok(OPS->client_get(fx->inst, fx->pool, "web-1", &out, &fx->err), &fx->err);
+    assert_string_equal(out.metadata, "{}");
+    in.metadata = NULL;
+    expect_ok(OPS->client_update(fx->inst, &in, &fx->err), &fx->err);
+    expect_ok(OPS->client_get(fx->inst, fx->pool, "web-1", &out, &fx->err), &fx->err);
+    assert_null(out.metadata);
+
+    /* a machine client has none; import and list keep it */
+    mandate_client batch[2] = {sample_client("m-1", "acme"), sample_client("m-2", "acme")};
+    batch[1].metadata = meta;
+    expect_ok(OPS->client_import(fx->inst, batch, 2, &fx->err), &fx->err);
+    expect_ok(OPS->client_get(fx->inst, fx->pool, "m-1", &out, &fx->err), &fx->err);
+    assert_null(out.metadata);
+    expect_ok(OPS->client_get(fx->inst, fx->pool, "m-2", &out, &fx->err), &fx->err);
+    assert_string_equal(out.metadata, meta);
+}
+
+static mandate_rc once_take(struct store_fx *fx, const char *ns, const unsigned char *key,
+                            int64_t now, char **value_r)
+{
+    return OPS->once_take(fx->inst, fx->pool, ns, key, 32, now, value_r, &fx->err);
+}
+
+static void test_once(void **state)
+{
+    struct store_fx *fx = *state;
+    unsigned char k1[32], k2[32], k3[32];
+    char *value = NULL;
+    hash_of(1, k1);
+    hash_of(2, k2);
+    hash_of(3, k3);
+
+    fake_host_set_now(1000);
+    expect_ok(OPS->once_put(fx->inst, "par", k1, 32, "{\"a\":1}", 1100, &fx->err), &fx->err);
+    assert_int_equal(OPS->once_put(fx->inst, "par", k1, 32, "other", 1100, &fx->err),
+                     MANDATE_EXISTS);
+    assert_int_equal(fx->err.rc, MANDATE_EXISTS);
+    /* namespaces are apart */
+    expect_ok(OPS->once_put(fx->inst, "authorize", k1, 32, "pending", 1100, &fx->err),
+              &fx->err);
+
+    /* taken once, then gone */
+    expect_ok(once_take(fx, "par", k1, 1050, &value), &fx->err);
+    assert_string_equal(value, "{\"a\":1}");
+    assert_int_equal(once_take(fx, "par", k1, 1050, &value), MANDATE_NOT_FOUND);
+    expect_ok(once_take(fx, "authorize", k1, 1050, &value), &fx->err);
+    assert_string_equal(value, "pending");
+    /* a prefix of a key is another key */
+    expect_ok(OPS->once_put(fx->inst, "par", k2, 32, "v2", 1100, &fx->err), &fx->err);
+    assert_int_equal(OPS->once_take(fx->inst, fx->pool, "par", k2, 16, 1000, &value, &fx->err),
+                     MANDATE_NOT_FOUND);
+
+    /* expired at expires_at */
+    assert_int_equal(once_take(fx, "par", k2, 1100, &value), MANDATE_NOT_FOUND);
+    assert_int_equal(once_take(fx, "par", k3, 1000, &value), MANDATE_NOT_FOUND);
+
+    /* an expired record is replaced (by the host's clock); a live one is not */
+    expect_ok(OPS->once_put(fx->inst, "par", k3, 32, "first", 1100, &fx->err), &fx->err);
+    fake_host_set_now(1099);
+    assert_int_equal(OPS->once_put(fx->inst, "par", k3, 32, "second", 1200, &fx->err),
+                     MANDATE_EXISTS);
+    fake_host_set_now(1100);
+    expect_ok(OPS->once_put(fx->inst, "par", k3, 32, "third", 1200, &fx->err), &fx->err);
+    expect_ok(once_take(fx, "par", k3, 1150, &value), &fx->err);
+    assert_string_equal(value, "third");
+
+    /* a key and a namespace are needed */
+    assert_int_equal(OPS->once_put(fx->inst, "par", NULL, 32, "v", 1200, &fx->err),
+                     MANDATE_INVALID);
+    assert_int_equal(fx->err.rc, MANDATE_INVALID);
+    assert_int_equal(OPS->once_put(fx->inst, "par", k1, 0, "v", 1200, &fx->err),
+                     MANDATE_INVALID);
+    assert_int_equal(OPS->once_put(fx->inst, NULL, k1, 32, "v", 1200, &fx->err),
+                     MANDATE_INVALID);
+    assert_int_equal(OPS->once_take(fx->inst, fx->pool, "par", NULL, 32, 0, &value, &fx->err),
+                     MANDATE_INVALID);
+    assert_int_equal(OPS->once_take(fx->inst, fx->pool, "par", k1, 0, 0, &value, &fx->err),
+                     MANDATE_INVALID);
+    assert_int_equal(OPS->once_take(fx->inst, fx->pool, NULL, k1, 32, 0, &value, &fx->err),
+                     MANDATE_INVALID);
+}
+
+static mandate_auth_code sample_code(const unsigned char *hash)
+{
+    mandate_auth_code c = {.code_hash = hash,
+                           .code_hash_len = 32,
+                           .client_id = "web-1",
+                           .redirect_uri = "https://app.example.com/cb?x=1",
+                           .code_challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+                           .family_id = "fam-1",
+                           .grant = "{\"scope\":\"openid\",\"sub\":\"alice\"}",
+                           .issued_at = 1000,
+                           .expires_at = 1060};
+    return c;
+}
+
+static void assert_code_equal(const mandate_auth_code *a, const mandate_auth_code *b)
+{
+    assert_blob(a->code_hash, a->code_hash_len, b->code_hash, b->code_hash_len);
+    assert_str_or_null(a->client_id, b->client_id);
+    assert_str_or_null(a->redirect_uri, b->redirect_uri);
+    assert_str_or_null(a->code_challenge, b->code_challenge);
+    assert_str_or_null(a->family_id, b->family_id);
+    assert_str_or_null(a->grant, b->grant);
+    assert_int_equal(a->issued_at, b->issued_at);
+    assert_int_equal(a->expires_at, b->expires_at);
+}
+
+static mandate_rc code_take(struct store_fx *fx, const unsigned char *hash, int64_t now,
+                            mandate_auth_code *out)
+{
+    memset(out, 0, sizeof(*out));
+    return OPS->auth_code_take(fx->inst, fx->pool, hash, 32, now, out, &fx->err);
+}
+
+static void test_auth_code(void **state)
+{
+    struct store_fx *fx = *state;
+    unsigned char h1[32], h2[32], h3[32];
+    hash_of(1, h1);
+    hash_of(2, h2);
+    hash_of(3, h3);
+    mandate_auth_code in = sample_code(h1), out;
+
+    expect_ok(OPS->auth_code_put(fx->inst, &in, &fx->err), &fx->err);
+    assert_int_equal(OPS->auth_code_put(fx->inst, &in, &fx->err), MANDATE_EXISTS);
+
+    /* redeemed once */
+    expect_ok(code_take(fx, h1, 1059, &out), &fx->err);
+    assert_code_equal(&in, &out);
+    assert_ptr_not_equal(out.code_hash, h1);
+    /* then a replay, reported with the code so that its family ends, also
+     * once it has expired */
+    assert_int_equal(code_take(fx, h1, 1059, &out), MANDATE_EXISTS);
+    assert_int_equal(fx->err.rc, MANDATE_EXISTS);
+    assert_code_equal(&in, &out);
+    assert_int_equal(code_take(fx, h1, 100000, &out), MANDATE_EXISTS);
+    assert_string_equal(out.family_id, "fam-1");
+
+    /* unredeemed and expired at expires_at: not found, and stays so */
+    mandate_auth_code late = sample_code(h2);
+    late.code_challenge = NULL;
+    late.grant = NULL;
+    expect_ok(OPS->auth_code_put(fx->inst, &late, &fx->err), &fx->err);
+    assert_int_equal(code_take(fx, h2, 1060, &out), MANDATE_NOT_FOUND);
+    assert_int_equal(code_take(fx, h2, 1060, &out), MANDATE_NOT_FOUND);
+    /* NULL fields come back NULL (h2 is still unredeemed before its end) */
+    expect_ok(code_take(fx, h2, 1000, &out), &fx->err);
+    assert_code_equal(&late, &out);
+    assert_null(out.code_challenge);
+
+    /* unknown; a prefix of a hash is another hash */
+    assert_int_equal(code_take(fx, h3, 1000, &out), MANDATE_NOT_FOUND);
+    assert_int_equal(OPS->auth_code_take(fx->inst, fx->pool, h1, 16, 1000, &out, &fx->err),
+                     MANDATE_NOT_FOUND);
+
+    /* once purged, a replay is unknown */
+    expect_ok(OPS->purge(fx->inst, 1060, NULL, &fx->err), &fx->err);
+    assert_int_equal(code_take(fx, h1, 1061, &out), MANDATE_NOT_FOUND);
+
+    /* a hash is needed */
+    mandate_auth_code bad = sample_code(NULL);
+    assert_int_equal(OPS->auth_code_put(fx->inst, &bad, &fx->err), MANDATE_INVALID);
+    bad = sample_code(h3);
+    bad.code_hash_len = 0;
+    assert_int_equal(OPS->auth_code_put(fx->inst, &bad, &fx->err), MANDATE_INVALID);
+    assert_int_equal(OPS->auth_code_put(fx->inst, NULL, &fx->err), MANDATE_INVALID);
+    assert_int_equal(OPS->auth_code_take(fx->inst, fx->pool, NULL, 32, 0, &out, &fx->err),
+                     MANDATE_INVALID);
+    assert_int_equal(OPS->auth_code_take(fx->inst, fx->pool, h3, 0, 0, &out, &fx->err),
+                     MANDATE_INVALID);
+}
+
+static mandate_refresh_token sample_refresh(const unsigned char *hash, const char *family)
+{
+    mandate_refresh_token t = {.token_hash = hash,
+                               .token_hash_len = 32,
+                               .family_id = family,
+                               .client_id = "web-1",
+                               .tenant = "acme",
+                               .subject = "alice",
+                               .grant = "{\"scope\":\"openid offline_access\"}",
+                               .status = 0,
+                               .issued_at = 1000,
+                               .expires_at = 2000,
+                               .family_expires_at = 5000};
+    return t;
+}
+
+static void assert_refresh_equal(const mandate_refresh_token *a, const mandate_refresh_token *b)
+{
+    assert_blob(a->token_hash, a->token_hash_len, b->token_hash, b->token_hash_len);
+    assert_str_or_null(a->family_id, b->family_id);
+    assert_str_or_null(a->client_id, b->client_id);
+    assert_str_or_null(a->tenant, b->tenant);
+    assert_str_or_null(a->subject, b->subject);
+    assert_str_or_null(a->grant, b->grant);
+    assert_int_equal(a->issued_at, b->issued_at);
+    assert_int_equal(a->expires_at, b->expires_at);
+    assert_int_equal(a->family_expires_at, b->family_expires_at);
+}
+
+/* The status of a stored token at now (0: not found). */
+static int refresh_status(struct store_fx *fx, const unsigned char *hash, int64_t now)
+{
+    mandate_refresh_token t;
+    mandate_rc rc = OPS->refresh_get(fx->inst, fx->pool, hash, 32, now, &t, &fx->err);
+    if (rc == MANDATE_NOT_FOUND)
+        return 0;
+    expect_ok(rc, &fx->err);
+    return (int)t.status;
+}
+
+static mandate_rc rotate(struct store_fx *fx, const unsigned char *old, int64_t now,
+                         const mandate_refresh_token *next, mandate_refresh_token *old_r)
+{
+    memset(old_r, 0, sizeof(*old_r));
+    return OPS->refresh_rotate(fx->inst, fx->pool, old, 32, now, next, old_r, &fx->err);
+}
+
+static void test_refresh_put_get(void **state)
+{
+    struct store_fx *fx = *state;
+    unsigned char h1[32], h2[32], h3[32];
+    hash_of(1, h1);
+    hash_of(2, h2);
+    hash_of(3, h3);
+    mandate_refresh_token in = sample_refresh(h1, "f1"), out;
+
+    expect_ok(OPS->refresh_put(fx->inst, &in, &fx->err), &fx->err);
+    assert_int_equal(OPS->refresh_put(fx->inst, &in, &fx->err), MANDATE_EXISTS);
+    expect_ok(OPS->refresh_get(fx->inst, fx->pool, h1, 32, 1999, &out, &fx->err), &fx->err);
+    assert_refresh_equal(&in, &out);
+    assert_int_equal(out.status, MANDATE_REFRESH_ACTIVE); /* status 0 is ACTIVE */
+    assert_ptr_not_equal(out.token_hash, h1);
+    /* past its own end */
+    assert_int_equal(OPS->refresh_get(fx->inst, fx->pool, h1, 32, 2000, &out, &fx->err),
+                     MANDATE_NOT_FOUND);
+    assert_int_equal(OPS->refresh_get(fx->inst, fx->pool, h1, 16, 1000, &out, &fx->err),
+                     MANDATE_NOT_FOUND);
+
+    /* past its family's end, however long the token itself would live */
+    mandate_refresh_token short_family = sample_refresh(h2, "f2");
+    short_family.expires_at = 9000;
+    short_family.family_expires_at = 3000;
+    expect_ok(OPS->refresh_put(fx->inst, &short_family, &fx->err), &fx->err);
+    assert_int_equal(refresh_status(fx, h2, 2999), MANDATE_REFRESH_ACTIVE);
+    assert_int_equal(refresh_status(fx, h2, 3000), 0);
+    assert_int_equal(refresh_status(fx, h3, 0), 0);
+
+    /* a hash and a family are needed */
+    mandate_refresh_token bad = sample_refresh(h3, NULL);
+    assert_int_equal(OPS->refresh_put(fx->inst, &bad, &fx->err), MANDATE_INVALID);
+    bad = sample_refresh(NULL, "f3");
+    assert_int_equal(OPS->refresh_put(fx->inst, &bad, &fx->err), MANDATE_INVALID);
+    bad = sample_refresh(h3, "f3");
+    bad.token_hash_len = 0;
+    assert_int_equal(OPS->refresh_put(fx->inst, &bad, &fx->err), MANDATE_INVALID);
+    assert_int_equal(OPS->refresh_put(fx->inst, NULL, &fx->err), MANDATE_INVALID);
+    assert_int_equal(OPS->refresh_get(fx->inst, fx->pool, NULL, 32, 0, &out, &fx->err),
+                     MANDATE_INVALID);
+    assert_int_equal(OPS->refresh_get(fx->inst, fx->pool, h1, 0, 0, &out, &fx->err),
+                     MANDATE_INVALID);
+    assert_int_equal(refresh_status(fx, h3, 0), 0);
+}
+
+static void test_refresh_rotate(void **state)
+{
+    struct store_fx *fx = *state;
+    unsigned char h[8][32];
+    for (int i = 0; i < 8; i++)
+        hash_of(i, h[i]);
+    mandate_refresh_token first = sample_refresh(h[0], "f1"), old, got;
+
+    expect_ok(OPS->refresh_put(fx->inst, &first, &fx->err), &fx->err);
+
+    /* next's family is old's whatever next says; NULL names are old's */
+    mandate_refresh_token next = sample_refresh(h[1], "not-read");
+    next.client_id = NULL;
+    next.subject = NULL;
+    next.tenant = NULL;
+    next.grant = "{\"scope\":\"openid\"}";
+    next.status = MANDATE_REFRESH_REVOKED; /* stored ACTIVE */
+    next.issued_at = 1500;
+    next.expires_at = 2500;
+    next.family_expires_at = 1;
+    expect_ok(rotate(fx, h[0], 1500, &next, &old), &fx->err);
+    assert_refresh_equal(&first, &old);
+    assert_int_equal(old.status, MANDATE_REFRESH_ACTIVE); /* as found */
+    assert_int_equal(refresh_status(fx, h[0], 1500), MANDATE_REFRESH_USED);
+    expect_ok(OPS->refresh_get(fx->inst, fx->pool, h[1], 32, 1500, &got, &fx->err), &fx->err);
+    assert_int_equal(got.status, MANDATE_REFRESH_ACTIVE);
+    assert_string_equal(got.family_id, "f1");
+    assert_int_equal(got.family_expires_at, 5000);
+    assert_string_equal(got.client_id, "web-1");
+    assert_string_equal(got.tenant, "acme");
+    assert_string_equal(got.subject, "alice");
+    assert_string_equal(got.grant, "{\"scope\":\"openid\"}");
+    assert_int_equal(got.issued_at, 1500);
+    assert_int_equal(got.expires_at, 2500);
+
+    /* next's own names are kept */
+    mandate_refresh_token third = sample_refresh(h[2], NULL);
+    third.client_id = "web-2";
+    third.expires_at = 3000;
+    expect_ok(rotate(fx, h[1], 2000, &third, &old), &fx->err);
+    assert_string_equal(old.grant, "{\"scope\":\"openid\"}");
+    expect_ok(OPS->refresh_get(fx->inst, fx->pool, h[2], 32, 2000, &got, &fx->err), &fx->err);
+    assert_string_equal(got.client_id, "web-2");
+    assert_string_equal(got.family_id, "f1");
+
+    /* next's hash taken: nothing changed */
+    mandate_refresh_token taken = sample_refresh(h[0], NULL);
+    assert_int_equal(rotate(fx, h[2], 2100, &taken, &old), MANDATE_EXISTS);
+    assert_int_equal(refresh_status(fx, h[2], 2100), MANDATE_REFRESH_ACTIVE);
+    assert_int_equal(refresh_status(fx, h[0], 1500), MANDATE_REFRESH_USED);
+
+    /* an old token presented again: reuse, the whole family ends */
+    mandate_refresh_token thief = sample_refresh(h[3], NULL);
+    assert_int_equal(rotate(fx, h[0], 1900, &thief, &old), MANDATE_DENIED);
+    assert_int_equal(fx->err.rc, MANDATE_DENIED);
+    assert_int_equal(old.status, MANDATE_REFRESH_USED); /* as found: a reuse */
+    assert_refresh_equal(&first, &old);
+    assert_int_equal(refresh_status(fx, h[3], 1900), 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(refresh_status(fx, h[i], 1900), MANDATE_REFRESH_REVOKED);
+    /* the holder of the newest one is refused too, and told why */
+    mandate_refresh_token after = sample_refresh(h[4], NULL);
+    assert_int_equal(rotate(fx, h[2], 2100, &after, &old), MANDATE_DENIED);
+    assert_int_equal(old.status, MANDATE_REFRESH_REVOKED);
+    assert_string_equal(old.family_id, "f1");
+    assert_int_equal(refresh_status(fx, h[4], 2100), 0);
+
+    /* unknown, expired, or its family expired */
+    assert_int_equal(rotate(fx, h[5], 1000, &after, &old), MANDATE_NOT_FOUND);
+    mandate_refresh_token f2 = sample_refresh(h[5], "f2");
+    f2.expires_at = 1200;
+    expect_ok(OPS->refresh_put(fx->inst, &f2, &fx->err), &fx->err);
+    assert_int_equal(rotate(fx, h[5], 1200, &after, &old), MANDATE_NOT_FOUND);
+    mandate_refresh_token f3 = sample_refresh(h[6], "f3");
+    f3.expires_at = 9000;
+    f3.family_expires_at = 1300;
+    expect_ok(OPS->refresh_put(fx->inst, &f3, &fx->err), &fx->err);
+    assert_int_equal(rotate(fx, h[6], 1300, &after, &old), MANDATE_NOT_FOUND);
+    assert_int_equal(refresh_status(fx, h[4], 1000), 0);
+    /* and before their end they rotate */
+    expect_ok(rotate(fx, h[6], 1299, &after, &old), &fx->err);
+    expect_ok(OPS->refresh_get(fx->inst, fx->pool, h[4], 32, 1299, &got, &fx->err), &fx->err);
+    assert_int_equal(got.family_expires_at, 1300);
+
+    /* a hash is needed on both sides */
+    mandate_refresh_token nohash = sample_refresh(NULL, NULL);
+    assert_int_equal(rotate(fx, h[5], 1000, &nohash, &old), MANDATE_INVALID);
+    assert_int_equal(rotate(fx, h[5], 1000, NULL, &old), MANDATE_INVALID);
+    assert_int_equal(
+        OPS->refresh_rotate(fx->inst, fx->pool, NULL, 32, 1000, &after, &old, &fx->err),
+        MANDATE_INVALID);
+    assert_int_equal(
+        OPS->refresh_rotate(fx->inst, fx->pool, h[5], 0, 1000, &after, &old, &fx->err),
+        MANDATE_INVALID);
+}
+
+static void test_refresh_revoke(void **state)
+{
+    struct store_fx *fx = *state;
+    unsigned char h[8][32];
+    for (int i = 0; i < 8; i++)
+        hash_of(i, h[i]);
+    mandate_refresh_token t, old;
+    uint64_t count = 99;
+
+    /* alice: f1 (rotated once: h0 USED, h1 ACTIVE), f2 (h2); bob: f3 (h3) */
+    t = sample_refresh(h[0], "f1");
+    expect_ok(OPS->refresh_put(fx->inst, &t, &fx->err), &fx->err);
+    t = sample_refresh(h[1], NULL);
+    expect_ok(rotate(fx, h[0], 1100, &t, &old), &fx->err);
+    t = sample_refresh(h[2], "f2");
+    expect_ok(OPS->refresh_put(fx->inst, &t, &fx->err), &fx->err);
+    t = sample_refresh(h[3], "f3");
+    t.subject = "bob";
+    expect_ok(OPS->refresh_put(fx->inst, &t, &fx->err), &fx->err);
+    /* alice of another tenant: f4 (h4) */
+    t = sample_refresh(h[4], "f4");
+    t.tenant = "other";
+    expect_ok(OPS->refresh_put(fx->inst, &t, &fx->err), &fx->err);
+
+    expect_ok(OPS->refresh_revoke_family(fx->inst, "f1", &count, &fx->err), &fx->err);
+    assert_int_equal(count, 1); /* h1: the active one */
+    assert_int_equal(refresh_status(fx, h[0], 1100), MANDATE_REFRESH_REVOKED);
+    assert_int_equal(refresh_status(fx, h[1], 1100), MANDATE_REFRESH_REVOKED);
+    t = sample_refresh(h[5], NULL);
+    assert_int_equal(rotate(fx, h[1], 1200, &t, &old), MANDATE_DENIED);
+    assert_int_equal(old.status, MANDATE_REFRESH_REVOKED);
+    assert_int_equal(refresh_status(fx, h[5], 1200), 0);
+    /* again, and an unknown family: nothing was active */
+    expect_ok(OPS->refresh_revoke_family(fx->inst, "f1", &count, &fx->err), &fx->err);
+    assert_int_equal(count, 0);
+    expect_ok(OPS->refresh_revoke_family(fx->inst, "nope", &count, &fx->err), &fx->err);
+    assert_int_equal(count, 0);
+    expect_ok(OPS->refresh_revoke_family(fx->inst, "f1", NULL, &fx->err), &fx->err);
+
+    /* every family of one user of one tenant */
+    expect_ok(OPS->refresh_revoke_subject(fx->inst, "acme", "alice", &count, &fx->err),
+              &fx->err);
+    assert_int_equal(count, 1); /* h2 */
+    assert_int_equal(refresh_status(fx, h[2], 1100), MANDATE_REFRESH_REVOKED);
+    assert_int_equal(refresh_status(fx, h[3], 1100), MANDATE_REFRESH_ACTIVE);
+    assert_int_equal(refresh_status(fx, h[4], 1100), MANDATE_REFRESH_ACTIVE);
+    expect_ok(OPS->refresh_revoke_subject(fx->inst, "acme", "alice", &count, &fx->err),
+              &fx->err);
+    assert_int_equal(count, 0);
+    expect_ok(OPS->refresh_revoke_subject(fx->inst, "acme", "bob", NULL, &fx->err), &fx->err);
+    assert_int_equal(refresh_status(fx, h[3], 1100), MANDATE_REFRESH_REVOKED);
+
+    /* the family is its first token's: a later token put into it ends with
+     * the family's user and at the family's end */
+    t = sample_refresh(h[6], "f5");
+    expect_ok(OPS->refresh_put(fx->inst, &t, &fx->err), &fx->err);
+    t = sample_refresh(h[7], "f5");
+    t.subject = "carol";
+    t.expires_at = 9000;
+    t.family_expires_at = 9000;
+    expect_ok(OPS->refresh_put(fx->inst, &t, &fx->err), &fx->err);
+    assert_int_equal(refresh_status(fx, h[7], 4999), MANDATE_REFRESH_ACTIVE);
+    assert_int_equal(refresh_status(fx, h[7], 5000), 0);
+    expect_ok(OPS->refresh_revoke_subject(fx->inst, "acme", "alice", &count, &fx->err),
+              &fx->err);
+    assert_int_equal(count, 2);
+    assert_int_equal(refresh_status(fx, h[7], 1100), MANDATE_REFRESH_REVOKED);
+
+    assert_int_equal(OPS->refresh_revoke_family(fx->inst, NULL, &count, &fx->err),
+                     MANDATE_INVALID);
+    assert_int_equal(OPS->refresh_revoke_subject(fx->inst, NULL, "alice", &count, &fx->err),
+                     MANDATE_INVALID);
+    assert_int_equal(OPS->refresh_revoke_subject(fx->inst, "acme", NULL, &count, &fx->err),
+                     MANDATE_INVALID);
+}
+
+static mandate_session sample_session(const unsigned char *hash, const char *subject)
+{
+    mandate_session s = {.id_hash = hash,
+                         .id_hash_len = 32,
+                         .tenant = "acme",
+                         .subject = subject,
+                         .idp = "corp-saml",
+                         .identity = "{\"email\":\"alice@example.com\"}",
+                         .created_at = 1000,
+                         .authn_at = 990,
+                         .last_seen_at = 1000,
+                         .expires_at = 5000};
+    return s;
+}
+
+static int64_t session_seen(struct store_fx *fx, const unsigned char *hash)
+{
+    mandate_session s;
+    expect_ok(OPS->session_get(fx->inst, fx->pool, hash, 32, 1000, &s, &fx->err), &fx->err);
+    return s.last_seen_at;
+}
+
+static void test_session(void **state)
+{
+    struct store_fx *fx = *state;
+    unsigned char h[5][32];
+    for (int i = 0; i < 5; i++)
+        hash_of(i, h[i]);
+    mandate_session in = sample_session(h[0], "alice"), out;
+    uint64_t count = 99;
+
+    expect_ok(OPS->session_put(fx->inst, &in, &fx->err), &fx->err);
+    assert_int_equal(OPS->session_put(fx->inst, &in, &fx->err), MANDATE_EXISTS);
+    expect_ok(OPS->session_get(fx->inst, fx->pool, h[0], 32, 4999, &out, &fx->err), &fx->err);
+    assert_blob(in.id_hash, 32, out.id_hash, out.id_hash_len);
+    assert_ptr_not_equal(out.id_hash, h[0]);
+    assert_string_equal(out.tenant, "acme");
+    assert_string_equal(out.subject, "alice");
+    assert_string_equal(out.idp, "corp-saml");
+    assert_string_equal(out.identity, in.identity);
+    assert_int_equal(out.created_at, 1000);
+    assert_int_equal(out.authn_at, 990);
+    assert_int_equal(out.last_seen_at, 1000);
+    assert_int_equal(out.expires_at, 5000);
+    assert_int_equal(OPS->session_get(fx->inst, fx->pool, h[0], 32, 5000, &out, &fx->err),
+                     MANDATE_NOT_FOUND);
+    assert_int_equal(OPS->session_get(fx->inst, fx->pool, h[0], 16, 1000, &out, &fx->err),
+                     MANDATE_NOT_FOUND);
+
+    /* touch moves last_seen_at forward, never back */
+    expect_ok(OPS->session_touch(fx->inst, h[0], 32, 1500, &fx->err), &fx->err);
+    assert_int_equal(session_seen(fx, h[0]), 1500);
+    expect_ok(OPS->session_touch(fx->inst, h[0], 32, 1200, &fx->err), &fx->err);
+    assert_int_equal(session_seen(fx, h[0]), 1500);
+    assert_int_equal(OPS->session_touch(fx->inst, h[0], 32, 5000, &fx->err), MANDATE_NOT_FOUND);
+    assert_int_equal(session_seen(fx, h[0]), 1500);
+    assert_int_equal(OPS->session_touch(fx->inst, h[1], 32, 1500, &fx->err), MANDATE_NOT_FOUND);
+
+    /* delete */
+    expect_ok(OPS->session_delete(fx->inst, h[0], 32, &fx->err), &fx->err);
+    assert_int_equal(OPS->session_get(fx->inst, fx->pool, h[0], 32, 1000, &out, &fx->err),
+                     MANDATE_NOT_FOUND);
+    assert_int_equal(OPS->session_delete(fx->inst, h[0], 32, &fx->err), MANDATE_NOT_FOUND);
+
+    /* every session of one user of one tenant */
+    mandate_session s = sample_session(h[1], "alice");
+    expect_ok(OPS->session_put(fx->inst, &s, &fx->err), &fx->err);
+    s = sample_session(h[2], "alice");
+    expect_ok(OPS->session_put(fx->inst, &s, &fx->err), &fx->err);
+    s = sample_session(h[3], "bob");
+    expect_ok(OPS->session_put(fx->inst, &s, &fx->err), &fx->err);
+    s = sample_session(h[4], "alice");
+    s.tenant = "other";
+    expect_ok(OPS->session_put(fx->inst, &s, &fx->err), &fx->err);
+    expect_ok(OPS->session_delete_subject(fx->inst, "acme", "alice", &count, &fx->err),
+              &fx->err);
+    assert_int_equal(count, 2);
+    assert_int_equal(OPS->session_get(fx->inst, fx->pool, h[1], 32, 1000, &out, &fx->err),
+                     MANDATE_NOT_FOUND);
+    assert_int_equal(session_seen(fx, h[3]), 1000);
+    assert_int_equal(session_seen(fx, h[4]), 1000);
+    expect_ok(OPS->session_delete_subject(fx->inst, "acme", "alice", &count, &fx->err),
+              &fx->err);
+    assert_int_equal(count, 0);
+    expect_ok(OPS->session_delete_subject(fx->inst, "acme", "bob", NULL, &fx->err), &fx->err);
+    assert_int_equal(OPS->session_get(fx->inst, fx->pool, h[3], 32, 1000, &out, &fx->err),
+                     MANDATE_NOT_FOUND);
+
+    /* a hash, a tenant and a subject are needed */
+    mandate_session bad = sample_session(NULL, "alice");
+    assert_int_equal(OPS->session_put(fx->inst, &bad, &fx->err), MANDATE_INVALID);
+    assert_int_equal(OPS->session_put(fx->inst, NULL, &fx->err), MANDATE_INVALID);
+    assert_int_equal(OPS->session_get(fx->inst, fx->pool, NULL, 32, 0, &out, &fx->err),
+                     MANDATE_INVALID);
+    assert_int_equal(OPS->session_get(fx->inst, fx->pool, h[4], 0, 0, &out, &fx->err),
+                     MANDATE_INVALID);
+    assert_int_equal(OPS->session_touch(fx->inst, NULL, 32, 0, &fx->err), MANDATE_INVALID);
+    assert_int_equal(OPS->session_delete(fx->inst, h[4], 0, &fx->err), MANDATE_INVALID);
+    assert_int_equal(OPS->session_delete_subject(fx->inst, NULL, "alice", &count, &fx->err),
+                     MANDATE_INVALID);
+    assert_int_equal(OPS->session_delete_subject(fx->inst, "acme", NULL, &count, &fx->err),
+                     MANDATE_INVALID);
+}
+
+struct consent_seen {
+    char ids[8][32];
+    char scopes[8][64];
+    size_t n;
+    size_t stop_after; /* 0: never stop */
+};
+
+static mandate_rc collect_consent(void *ctx, const mandate_consent *c)
+{
+    struct consent_seen *s = ctx;
+    assert_true(s->n < 8);
+    assert_string_equal(c->tenant, "acme");
+    assert_string_equal(c->subject, "alice");
+    snprintf(s->ids[s->n], sizeof(s->ids[0]), "%s", c->client_id);
+    snprintf(s->scopes[s->n], sizeof(s->scopes[0]), "%s", c->scope != NULL ? c->scope : "-");
+    s->n++;
+    return s->stop_after != 0 && s->n >= s->stop_after ? MANDATE_DENIED : MANDATE_OK;
+}
+
+static void put_consent(struct store_fx *fx, const char *subject, const char *client_id,
+                        const char *scope, int64_t expires_at)
+{
+    mandate_consent c = {.tenant = "acme",
+                         .subject = subject,
+                         .client_id = client_id,
+                         .scope = scope,
+                         .resources = "https://api.example.com",
+                         .created_at = 1000,
+                         .expires_at = expires_at};
+    expect_ok(OPS->consent_put(fx->inst, &c, &fx->err), &fx->err);
+}
+
+static void test_consent(void **state)
+{
+    struct store_fx *fx = *state;
+    mandate_consent out;
+    struct consent_seen s = {0};
+
+    put_consent(fx, "alice", "web", "openid profile", 0); /* until revoked */
+    put_consent(fx, "alice", "B-app", "openid", 2000);
+    put_consent(fx, "alice", "app", "email", 1500);
+    put_consent(fx, "alice", "\xc3\xa9t\xc3\xa9", "x", 0);
+    put_consent(fx, "bob", "web", "openid", 0);
+
+    expect_ok(OPS->consent_get(fx->inst, fx->pool, "acme", "alice", "web", INT64_MAX - 1, &out,
+                               &fx->err),
+              &fx->err);
+    assert_string_equal(out.scope, "openid profile");
+    assert_string_equal(out.resources, "https://api.example.com");
+    assert_int_equal(out.created_at, 1000);
+    assert_int_equal(out.expires_at, 0);
+    expect_ok(
+        OPS->consent_get(fx->inst, fx->pool, "acme", "alice", "B-app", 1999, &out, &fx->err),
+        &fx->err);
+    assert_int_equal(
+        OPS->consent_get(fx->inst, fx->pool, "acme", "alice", "B-app", 2000, &out, &fx->err),
+        MANDATE_NOT_FOUND);
+    assert_int_equal(
+        OPS->consent_get(fx->inst, fx->pool, "acme", "carol", "web", 0, &out, &fx->err),
+        MANDATE_NOT_FOUND);
+    assert_int_equal(
+        OPS->consent_get(fx->inst, fx->pool, "other", "alice", "web", 0, &out, &fx->err),
+        MANDATE_NOT_FOUND);
+
+    /* put replaces; created_at 0 is now */
+    fake_host_set_now(1600);
+    mandate_consent again = {.tenant = "acme",
+                             .subject = "alice",
+                             .client_id = "web",
+                             .scope = "openid",
+                             .resources = NULL,
+                             .expires_at = 0};
+    expect_ok(OPS->consent_put(fx->inst, &again, &fx->err), &fx->err);
+    expect_ok(
+        OPS->consent_get(fx->inst, fx->pool, "acme", "alice", "web", 1600, &out, &fx->err),
+        &fx->err);
+    assert_string_equal(out.scope, "openid");
+    assert_null(out.resources);
+    assert_int_equal(out.created_at, 1600);
+
+    /* a user's live consents (at the host's clock), by bytes */
+    expect_ok(OPS->consent_list(fx->inst, "acme", "alice", collect_consent, &s, &fx->err),
+              &fx->err);
+    assert_int_equal(s.n, 3);
+    assert_string_equal(s.ids[0], "B-app");
+    assert_string_equal(s.ids[1], "web");
+    assert_string_equal(s.scopes[1], "openid");
+    assert_string_equal(s.ids[2], "\xc3\xa9t\xc3\xa9");
+    memset(&s, 0, sizeof(s));
+    s.stop_after = 1;
+    assert_int_equal(
+        OPS->consent_list(fx->inst, "acme", "alice", collect_consent, &s, &fx->err),
+        MANDATE_DENIED);
+    assert_int_equal(s.n, 1);
+    memset(&s, 0, sizeof(s));
+    expect_ok(OPS->consent_list(fx->inst, "acme", "nobody", collect_consent, &s, &fx->err),
+              &fx->err);
+    assert_int_equal(s.n, 0);
+
+    /* delete */
+    expect_ok(OPS->consent_delete(fx->inst, "acme", "alice", "web", &fx->err), &fx->err);
+    assert_int_equal(OPS->consent_delete(fx->inst, "acme", "alice", "web", &fx->err),
+                     MANDATE_NOT_FOUND);
+    assert_int_equal(
+        OPS->consent_get(fx->inst, fx->pool, "acme", "alice", "web", 1600, &out, &fx->err),
+        MANDATE_NOT_FOUND);
+    expect_ok(OPS->consent_get(fx->inst, fx->pool, "acme", "bob", "web", 1600, &out, &fx->err),
+              &fx->err);
+
+    /* every key field is needed */
+    mandate_consent bad = again;
+    bad.client_id = NULL;
+    assert_int_equal(OPS->consent_put(fx->inst, &bad, &fx->err), MANDATE_INVALID);
+    bad = again;
+    bad.tenant = NULL;
+    assert_int_equal(OPS->consent_put(fx->inst, &bad, &fx->err), MANDATE_INVALID);
+    assert_int_equal(OPS->consent_put(fx->inst, NULL, &fx->err), MANDATE_INVALID);
+    assert_int_equal(
+        OPS->consent_get(fx->inst, fx->pool, "acme", NULL, "web", 0, &out, &fx->err),
+        MANDATE_INVALID);
+    assert_int_equal(OPS->consent_delete(fx->inst, "acme", "alice", NULL, &fx->err),
+                     MANDATE_INVALID);
+    assert_int_equal(OPS->consent_list(fx->inst, NULL, "alice", collect_consent, &s, &fx->err),
+                     MANDATE_INVALID);
+    assert_int_equal(OPS->consent_list(fx->inst, "acme", "alice", NULL, &s, &fx->err),
+                     MANDATE_INVALID);
+}
+
+static void test_client_document(void **state)
+{
+    struct store_fx *fx = *state;
+    static const char url[] = "https://app.example.com/oauth/client.json";
+    mandate_client_document in = {.url = url,
+                                  .document = "{\"client_id\":\"https://app.example.com/"
+                                              "oauth/client.json\"}",
+                                  .fetched_at = 1000,
+                                  .expires_at = 2000},
+                            out;
+
+    expect_ok(OPS->client_document_put(fx->inst, &in, &fx->err), &fx->err);
+    expect_ok(OPS->client_document_get(fx->inst, fx->pool, url, &out, &fx->err), &fx->err);
+    assert_string_equal(out.url, url);
+    assert_string_equal(out.document, in.document);
+    assert_int_equal(out.fetched_at, 1000);
+    assert_int_equal(out.expires_at, 2000);
+
+    /* put replaces */
+    in.document = "{}";
+    in.fetched_at = 3000;
+    in.expires_at = 4000;
+    expect_ok(OPS->client_document_put(fx->inst, &in, &fx->err), &fx->err);
+    expect_ok(OPS->client_document_get(fx->inst, fx->pool, url, &out, &fx->err), &fx->err);
+    assert_string_equal(out.document, "{}");
+    assert_int_equal(out.fetched_at, 3000);
+    assert_int_equal(out.expires_at, 4000);
+
+    /* an expired one is returned, and kept a while past its end */
+    expect_ok(OPS->purge(fx->inst, 4000 + MANDATE_STORE_DOCUMENT_KEEP - 1, NULL, &fx->err),
+              &fx->err);
+    expect_ok(OPS->client_document_get(fx->inst, fx->pool, url, &out, &fx->err), &fx->err);
+    assert_int_equal(out.expires_at, 4000);
+    expect_ok(OPS->purge(fx->inst, 4000 + MANDATE_STORE_DOCUMENT_KEEP, NULL, &fx->err),
+              &fx->err);
+    assert_int_equal(OPS->client_document_get(fx->inst, fx->pool, url, &out, &fx->err),
+                     MANDATE_NOT_FOUND);
+
+    /* URLs match exactly */
+    expect_ok(OPS->client_document_put(fx->inst, &in, &fx->err), &fx->err);
+    assert_int_equal(OPS->client_document_get(fx->inst, fx->pool,
+                                              "https://APP.example.com/oauth/client.json", &out,
+                                              &fx->err),
+                     MANDATE_NOT_FOUND);
+
+    mandate_client_document bad = in;
+    bad.url = NULL;
+    assert_int_equal(OPS->client_document_put(fx->inst, &bad, &fx->err), MANDATE_INVALID);
+    assert_int_equal(OPS->client_document_put(fx->inst, NULL, &fx->err), MANDATE_INVALID);
+    assert_int_equal(OPS->client_document_get(fx->inst, fx->pool, NULL, &out, &fx->err),
+                     MANDATE_INVALID);
+}
+
+static bool is_revoked(struct store_fx *fx, const char *jti)
+{
+    bool revoked = false;
+    expect_ok(OPS->is_revoked(fx->inst, jti, &revoked, &fx->err), &fx->err);
+    return revoked;
+}
+
+static void test_lineage(void **state)
+{
+    struct store_fx *fx = *state;
+    uint64_t count = 99;
+    struct live_seen s = {0};
+
+    /* root -> a -> b -> c -> a (a cycle); root -> d (expired) -> e; a also
+     * from x */
+    expect_ok(OPS->lineage_add(fx->inst, "a", "root", "web", 2000, &fx->err), &fx->err);
+    assert_int_equal(OPS->lineage_add(fx->inst, "a", "root", "web", 2000, &fx->err),
+                     MANDATE_EXISTS);
+    expect_ok(OPS->lineage_add(fx->inst, "b", "a", "agent-1", 3000, &fx->err), &fx->err);
+    expect_ok(OPS->lineage_add(fx->inst, "c", "b", NULL, 3000, &fx->err), &fx->err);
+    expect_ok(OPS->lineage_add(fx->inst, "a", "c", "web", 2000, &fx->err), &fx->err);
+    expect_ok(OPS->lineage_add(fx->inst, "d", "root", "web", 1000, &fx->err), &fx->err);
+    expect_ok(OPS->lineage_add(fx->inst, "e", "d", "web", 4000, &fx->err), &fx->err);
+    expect_ok(OPS->lineage_add(fx->inst, "a", "x", "web", 2000, &fx->err), &fx->err);
+
+    fake_host_set_now(1000);
+    uint64_t gen = generation(fx);
+    expect_ok(OPS->revoke_descendants(fx->inst, "root", &count, &fx->err), &fx->err);
+    assert_int_equal(count, 4);
+    assert_true(generation(fx) > gen);
+    assert_true(is_revoked(fx, "a"));
+    assert_true(is_revoked(fx, "b"));
+    assert_true(is_revoked(fx, "c"));
+    assert_false(is_revoked(fx, "d")); /* expired: left out, its links followed */
+    assert_true(is_revoked(fx, "e"));
+    assert_false(is_revoked(fx, "root"));
+    assert_false(is_revoked(fx, "x"));
+    /* each until its own end, with its client */
+    expect_ok(OPS->revocation_list(fx->inst, 0, see_revocation, &s, &fx->err), &fx->err);
+    assert_int_equal(s.n, 4);
+    assert_string_equal(s.rows[0], "a|web|2000");
+    assert_string_equal(s.rows[1], "b|agent-1|3000");
+    assert_string_equal(s.rows[2], "c|(null)|3000");
+    assert_string_equal(s.rows[3], "e|web|4000");
+
+    /* twice: nothing new, the generation stays */
+    gen = generation(fx);
+    expect_ok(OPS->revoke_descendants(fx->inst, "root", &count, &fx->err), &fx->err);
+    assert_int_equal(count, 0);
+    assert_int_equal(generation(fx), gen);
+    expect_ok(OPS->revoke_descendants(fx->inst, "b", NULL, &fx->err), &fx->err);
+    assert_int_equal(generation(fx), gen);
+    /* a later link extends a revocation, and counts */
+    expect_ok(OPS->lineage_add(fx->inst, "b", "y", "agent-1", 6000, &fx->err), &fx->err);
+    expect_ok(OPS->revoke_descendants(fx->inst, "y", &count, &fx->err), &fx->err);
+    assert_int_equal(count, 1);
+    assert_true(generation(fx) > gen);
+    /* nothing below a leaf or an unknown root */
+    expect_ok(OPS->revoke_descendants(fx->inst, "e", &count, &fx->err), &fx->err);
+    assert_int_equal(count, 0);
+    expect_ok(OPS->revoke_descendants(fx->inst, "nope", &count, &fx->err), &fx->err);
+    assert_int_equal(count, 0);
+
+    assert_int_equal(OPS->lineage_add(fx->inst, NULL, "root", "web", 1, &fx->err),
+                     MANDATE_INVALID);
+    assert_int_equal(OPS->lineage_add(fx->inst, "a", NULL, "web", 1, &fx->err),
+                     MANDATE_INVALID);
+    assert_int_equal(OPS->revoke_descendants(fx->inst, NULL, &count, &fx->err),
+                     MANDATE_INVALID);
+}
+
+/* Sign-in writes are no change nodes poll for: only revoke_descendants
+ * raises the generation. */
+static void test_signin_generation(void **state)
+{
+    struct store_fx *fx = *state;
+    unsigned char h1[32], h2[32];
+    hash_of(1, h1);
+    hash_of(2, h2);
+    mandate_auth_code code = sample_code(h1), code_r;
+    mandate_refresh_token t = sample_refresh(h1, "f1"), next = sample_refresh(h2, NULL), old;
+    mandate_session sess = sample_session(h1, "alice");
+    mandate_client_document doc = {.url = "https://a.example/c.json", .expires_at = 10};
+    char *value;
+    fake_host_set_now(1000);
+    uint64_t g = generation(fx);
+
+    expect_ok(OPS->once_put(fx->inst, "ns", h1, 32, "v", 2000, &fx->err), &fx->err);
+    expect_ok(once_take(fx, "ns", h1, 1000, &value), &fx->err);
+    expect_ok(OPS->auth_code_put(fx->inst, &code, &fx->err), &fx->err);
+    expect_ok(code_take(fx, h1, 1000, &code_r), &fx->err);
+    expect_ok(OPS->refresh_put(fx->inst, &t, &fx->err), &fx->err);
+    expect_ok(rotate(fx, h1, 1000, &next, &old), &fx->err);
+    expect_ok(OPS->refresh_revoke_family(fx->inst, "f1", NULL, &fx->err), &fx->err);
+    expect_ok(OPS->session_put(fx->inst, &sess, &fx->err), &fx->err);
+    expect_ok(OPS->session_touch(fx->inst, h1, 32, 1100, &fx->err), &fx->err);
+    expect_ok(OPS->session_delete(fx->inst, h1, 32, &fx->err), &fx->err);
+    put_consent(fx, "alice", "web", "openid", 0);
+    expect_ok(OPS->client_document_put(fx->inst, &doc, &fx->err), &fx->err);
+    expect_ok(OPS->lineage_add(fx->inst, "a", "root", NULL, 2000, &fx->err), &fx->err);
+    assert_int_equal(generation(fx), g);
+}
+
+/* purge drops each kind of sign-in row at its end and counts it. */
+static void test_signin_purge(void **state)
+{
+    struct store_fx *fx = *state;
+    unsigned char h[12][32];
+    for (int i = 0; i < 12; i++)
+        hash_of(i, h[i]);
+    uint64_t count = 99;
+    char *value;
+    fake_host_set_now(0);
+
+    /* once: h0 ends at 1000 (gone), h1 at 1001 */
+    expect_ok(OPS->once_put(fx->inst, "ns", h[0], 32, "old", 1000, &fx->err), &fx->err);
+    expect_ok(OPS->once_put(fx->inst, "ns", h[1], 32, "live", 1001, &fx->err), &fx->err);
+    /* codes: h2 redeemed and ended (gone), h3 unredeemed and ended (gone), h4 live */
+    mandate_auth_code code = sample_code(h[2]), code_r;
+    code.expires_at = 1000;
+    expect_ok(OPS->auth_code_put(fx->inst, &code, &fx->err), &fx->err);
+    expect_ok(code_take(fx, h[2], 900, &code_r), &fx->err);
+    code.code_hash = h[3];
+    expect_ok(OPS->auth_code_put(fx->inst, &code, &fx->err), &fx->err);
+    code.code_hash = h[4];
+    code.expires_at = 1001;
+    expect_ok(OPS->auth_code_put(fx->inst, &code, &fx->err), &fx->err);
+    /* refresh: h5 past expires_at (gone), h6 past family_expires_at (gone),
+     * h7 live */
+    mandate_refresh_token t = sample_refresh(h[5], "f1");
+    t.expires_at = 1000;
+    expect_ok(OPS->refresh_put(fx->inst, &t, &fx->err), &fx->err);
+    t = sample_refresh(h[6], "f2");
+    t.expires_at = 9000;
+    t.family_expires_at = 1000;
+    expect_ok(OPS->refresh_put(fx->inst, &t, &fx->err), &fx->err);
+    t = sample_refresh(h[7], "f3");
+    t.expires_at = 1001;
+    expect_ok(OPS->refresh_put(fx->inst, &t, &fx->err), &fx->err);
+    /* sessions: h8 gone, h9 live */
+    mandate_session sess = sample_session(h[8], "alice");
+    sess.expires_at = 1000;
+    expect_ok(OPS->session_put(fx->inst, &sess, &fx->err), &fx->err);
+    sess = sample_session(h[9], "alice");
+    sess.expires_at = 1001;
+    expect_ok(OPS->session_put(fx->inst, &sess, &fx->err), &fx->err);
+    /* consents: "old" gone, "forever" (0) and "live" kept */
+    put_consent(fx, "alice", "old", "openid", 1000);
+    put_consent(fx, "alice", "forever", "openid", 0);
+    put_consent(fx, "alice", "live", "openid", 1001);
+    /* documents: ended a day and more before (gone), less than a day (kept) */
+    mandate_client_document doc = {.url = "https://a.example/old.json",
+                                   .expires_at = 1000 - MANDATE_STORE_DOCUMENT_KEEP};
+    expect_ok(OPS->client_document_put(fx->inst, &doc, &fx->err), &fx->err);
+    doc.url = "https://a.example/stale.json";
+    doc.expires_at = 1001 - MANDATE_STORE_DOCUMENT_KEEP;
+    expect_ok(OPS->client_document_put(fx->inst, &doc, &fx->err), &fx->err);
+    /* lineage: root -> old (gone) -> below (live); root -> live */
+    expect_ok(OPS->lineage_add(fx->inst, "old", "root", NULL, 1000, &fx->err), &fx->err);
+    expect_ok(OPS->lineage_add(fx->inst, "below", "old", NULL, 5000, &fx->err), &fx->err);
+    expect_ok(OPS->lineage_add(fx->inst, "live", "root", NULL, 1001, &fx->err), &fx->err);
+
+    expect_ok(OPS->purge(fx->inst, 1000, &count, &fx->err), &fx->err);
+    assert_int_equal(count, 1 + 2 + 2 + 1 + 1 + 1 + 1);
+    expect_ok(OPS->purge(fx->inst, 1000, &count, &fx->err), &fx->err);
+    assert_int_equal(count, 0);
+
+    /* what is left */
+    expect_ok(once_take(fx, "ns", h[1], 0, &value), &fx->err);
+    assert_int_equal(once_take(fx, "ns", h[0], 0, &value), MANDATE_NOT_FOUND);
+    expect_ok(code_take(fx, h[4], 0, &code_r), &fx->err);
+    assert_int_equal(code_take(fx, h[2], 0, &code_r), MANDATE_NOT_FOUND);
+    assert_int_equal(refresh_status(fx, h[7], 0), MANDATE_REFRESH_ACTIVE);
+    assert_int_equal(refresh_status(fx, h[5], 0), 0);
+    assert_int_equal(refresh_status(fx, h[6], 0), 0);
+    mandate_session sess_r;
+    expect_ok(OPS->session_get(fx->inst, fx->pool, h[9], 32, 0, &sess_r, &fx->err), &fx->err);
+    assert_int_equal(OPS->session_get(fx->inst, fx->pool, h[8], 32, 0, &sess_r, &fx->err),
+                     MANDATE_NOT_FOUND);
+    mandate_consent con;
+    expect_ok(
+        OPS->consent_get(fx->inst, fx->pool, "acme", "alice", "forever", 0, &con, &fx->err),
+        &fx->err);
+    expect_ok(OPS->consent_get(fx->inst, fx->pool, "acme", "alice", "live", 0, &con, &fx->err),
+              &fx->err);
+    assert_int_equal(
+        OPS->consent_get(fx->inst, fx->pool, "acme", "alice", "old", 0, &con, &fx->err),
+        MANDATE_NOT_FOUND);
+    mandate_client_document doc_r;
+    expect_ok(OPS->client_document_get(fx->inst, fx->pool, "https://a.example/stale.json",
+                                       &doc_r, &fx->err),
+              &fx->err);
+    assert_int_equal(OPS->client_document_get(fx->inst, fx->pool, "https://a.example/old.json",
+                                              &doc_r, &fx->err),
+                     MANDATE_NOT_FOUND);
+    /* the dropped link no longer leads down; the live one does */
+    expect_ok(OPS->revoke_descendants(fx->inst, "root", &count, &fx->err), &fx->err);
+    assert_int_equal(count, 1);
+    assert_true(is_revoked(fx, "live"));
+    assert_false(is_revoked(fx, "below"));
+    /* a family purged with its tokens may be made again */
+    t = sample_refresh(h[10], "f2");
+    expect_ok(OPS->refresh_put(fx->inst, &t, &fx->err), &fx->err);
+    assert_int_equal(refresh_status(fx, h[10], 1000), MANDATE_REFRESH_ACTIVE);
+}
+
+/* --- sign-in races: one winner, across threads and instances ---------------------- */
+
+struct race {
+    void *inst;
+    pthread_barrier_t *barrier;
+    int index;
+    const unsigned char *key;
+    int ok, exists, denied, not_found, errors;
+    mandate_error err;
+};
+
+static void race_count(struct race *r, mandate_rc rc)
+{
+    switch (rc) {
+    case MANDATE_OK: r->ok++; break;
+    case MANDATE_EXISTS: r->exists++; break;
+    case MANDATE_DENIED: r->denied++; break;
+    case MANDATE_NOT_FOUND: r->not_found++; break;
+    default: r->errors++; break;
+    }
+}
+
+static void *code_racer(void *arg)
+{
+    struct race *r = arg;
+    mandate_pool *pool = mandate_pool_new();
+    mandate_auth_code out;
+    pthread_barrier_wait(r->barrier);
+    race_count(r, OPS->auth_code_take(r->inst, pool, r->key, 32, 1000, &out, &r->err));
+    char *value;
+    race_count(r, OPS->once_take(r->inst, pool, "par", r->key, 32, 1000, &value, &r->err));
+    mandate_pool_free(&pool);
+    return NULL;
+}
+
+static void *rotate_racer(void *arg)
+{
+    struct race *r = arg;
+    mandate_pool *pool = mandate_pool_new();
+    unsigned char next_hash[32];
+    hash_of(100 + r->index, next_hash);
+    mandate_refresh_token next = sample_refresh(next_hash, NULL), old;
+    pthread_barrier_wait(r->barrier);
+    race_count(r, OPS->refresh_rotate(r->inst, pool, r->key, 32, 1000, &next, &old, &r->err));
+    mandate_pool_free(&pool);
+    return NULL;
+}
+
+static void run_race(struct store_fx *fx, void *(*racer)(void *), const unsigned char *key,
+                     struct race *total)
+{
+    pthread_t threads[THREADS];
+    struct race r[THREADS];
+    pthread_barrier_t barrier;
+    void *other = inst_open(fx->store); /* half the threads on a second node */
+    pthread_barrier_init(&barrier, NULL, THREADS);
+    for (int i = 0; i < THREADS; i++) {
+        r[i] = (struct race){
+            .inst = i % 2 == 0 ? fx->inst : other, .barrier = &barrier, .index = i, .key = key};
+        assert_int_equal(pthread_create(&threads[i], NULL, racer, &r[i]), 0);
+    }
+    memset(total, 0, sizeof(*total));
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(threads[i], NULL);
+        if (r[i].errors != 0)
+            fail_msg("thread %d: %s", i, r[i].err.message);
+        total->ok += r[i].ok;
+        total->exists += r[i].exists;
+        total->denied += r[i].denied;
+        total->not_found += r[i].not_found;
+    }
+    pthread_barrier_destroy(&barrier);
+    inst_free(other);
+}
+
+static void test_signin_races(void **state)
+{
+    struct store_fx *fx = *state;
+    unsigned char h1[32];
+    struct race total;
+    hash_of(1, h1);
+    mandate_auth_code code = sample_code(h1);
+    code.expires_at = 2000;
+    fake_host_set_now(1000);
+    expect_ok(OPS->auth_code_put(fx->inst, &code, &fx->err), &fx->err);
+    expect_ok(OPS->once_put(fx->inst, "par", h1, 32, "v", 2000, &fx->err), &fx->err);
+    /* each: one code redeemed, the rest replays; one record taken */
+    run_race(fx, code_racer, h1, &total);
+    assert_int_equal(total.ok, 2);
+    assert_int_equal(total.exists, THREADS - 1);
+    assert_int_equal(total.not_found, THREADS - 1);
+
+    /* one rotation wins; the others are reuses, which end the family with
+     * the winner's new token */
+    mandate_refresh_token t = sample_refresh(h1, "f1");
+    expect_ok(OPS->refresh_put(fx->inst, &t, &fx->err), &fx->err);
+    run_race(fx, rotate_racer, h1, &total);
+    assert_int_equal(total.ok, 1);
+    assert_int_equal(total.denied, THREADS - 1);
+    uint64_t count = 99;
+    expect_ok(OPS->refresh_revoke_family(fx->inst, "f1", &count, &fx->err), &fx->err);
+    assert_int_equal(count, 0);
+    for (int i = 0; i < THREADS; i++) {
+        unsigned char next_hash[32];
+        hash_of(100 + i, next_hash);
+        int status = refresh_status(fx, next_hash, 1000);
+        assert_true(status == 0 || status == MANDATE_REFRESH_REVOKED);
+    }
+}
+
+/* A family ended while its tokens rotate, on another node: whatever the
+ * interleaving, no token of it is left active. */
+#define ROTATIONS 2000
+
+struct rotator {
+    void *inst;
+    atomic_int rotations;
+    mandate_rc last;
+    mandate_error err;
+};
+
+static void *rotator_main(void *arg)
+{
+    struct rotator *r = arg;
+    mandate_pool *pool = mandate_pool_new();
+    unsigned char cur[32], next_hash[32];
+    hash_of(1, cur);
+    for (int i = 0; i < ROTATIONS; i++) {
+        memset(next_hash, 0x77, sizeof(next_hash));
+        next_hash[0] = 0xee; /* apart from hash_of(1), and distinct for every i */
+        next_hash[1] = (unsigned char)(i >> 8);
+        next_hash[2] = (unsigned char)i;
+        mandate_refresh_token next = sample_refresh(next_hash, NULL), old;
+        r->last = OPS->refresh_rotate(r->inst, pool, cur, 32, 1000, &next, &old, &r->err);
+        if (r->last != MANDATE_OK)
+            break;
+        atomic_fetch_add(&r->rotations, 1);
+        memcpy(cur, next_hash, 32);
+        mandate_pool_clear(pool);
+    }
+    mandate_pool_free(&pool);
+    return NULL;
+}
+
+static void test_refresh_end_while_rotating(void **state)
+{
+    struct store_fx *fx = *state;
+    unsigned char h1[32];
+    hash_of(1, h1);
+    mandate_refresh_token t = sample_refresh(h1, "f1");
+    expect_ok(OPS->refresh_put(fx->inst, &t, &fx->err), &fx->err);
+    struct rotator r = {.inst = inst_open(fx->store)};
+    atomic_init(&r.rotations, 0);
+    pthread_t thread;
+    assert_int_equal(pthread_create(&thread, NULL, rotator_main, &r), 0);
+    while (atomic_load(&r.rotations) < 20)
+        usleep(100);
+    /* exactly one token of a family is active at any time */
+    uint64_t count = 0;
+    expect_ok(OPS->refresh_revoke_family(fx->inst, "f1", &count, &fx->err), &fx->err);
+    assert_int_equal(count, 1);
+    pthread_join(thread, NULL);
+    inst_free(r.inst);
+    int done = atomic_load(&r.rotations);
+    if (done < ROTATIONS && r.last != MANDATE_DENIED)
+        fail_msg("rotation %d: rc %d: %s", done, (int)r.last, r.err.message);
+    expect_ok(OPS->refresh_revoke_family(fx->inst, "f1", &count, &fx->err), &fx->err);
+    assert_int_equal(count, 0);
+}
+
 int store_conformance_run(const store_target *t)
 {
 #define OPEN(test) cmocka_unit_test_setup_teardown(test, store_fx_setup_open, store_fx_teardown)
@@ -1474,6 +2602,20 @@ int store_conformance_run(const store_target *t)
         READY(test_threads),
         READY(test_token_threads),
         READY(test_replay_race),
+        READY(test_client_metadata),
+        READY(test_once),
+        READY(test_auth_code),
+        READY(test_refresh_put_get),
+        READY(test_refresh_rotate),
+        READY(test_refresh_revoke),
+        READY(test_session),
+        READY(test_consent),
+        READY(test_client_document),
+        READY(test_lineage),
+        READY(test_signin_generation),
+        READY(test_signin_purge),
+        READY(test_signin_races),
+        READY(test_refresh_end_while_rotating),
     };
 #undef OPEN
 #undef READY

@@ -191,6 +191,40 @@ static void test_file(void **state)
     sqlite3_close(db);
 }
 
+/* A database of schema version 1 (before sign-in) with a client in it:
+ * refused until migrated, then its client has no metadata and the sign-in
+ * tables serve. */
+static void test_migrate_from_1(void **state)
+{
+    struct store_fx *fx = *state;
+    struct sqlite_store *s = fx->store;
+    mandate_client in = {
+        .client_id = "old", .tenant = "acme", .status = MANDATE_CLIENT_ENABLED};
+    mandate_client out;
+    int version = -1;
+
+    store_expect_ok(OPS->client_create(fx->inst, &in, &fx->err), &fx->err);
+    store_inst_free(fx->inst);
+    store_exec(s, "DROP TABLE once; DROP TABLE auth_codes; DROP TABLE refresh_families; "
+                  "DROP TABLE refresh_tokens; DROP TABLE sessions; DROP TABLE consents; "
+                  "DROP TABLE client_documents; DROP TABLE lineage; "
+                  "ALTER TABLE clients DROP COLUMN metadata; "
+                  "UPDATE schema_version SET version = 1");
+    fx->inst = store_inst_open(s);
+    assert_int_equal(OPS->client_get(fx->inst, fx->pool, "old", &out, &fx->err), MANDATE_ERROR);
+    assert_non_null(strstr(fx->err.message, "older than"));
+
+    store_expect_ok(OPS->migrate(fx->inst, &fx->err), &fx->err);
+    assert_non_null(strstr(fake_host_last_log(), "migrated to schema version 2"));
+    store_expect_ok(OPS->schema_version(fx->inst, &version, &fx->err), &fx->err);
+    assert_int_equal(version, 2);
+    store_expect_ok(OPS->client_get(fx->inst, fx->pool, "old", &out, &fx->err), &fx->err);
+    assert_null(out.metadata);
+    static const unsigned char key[32] = {1};
+    store_expect_ok(OPS->once_put(fx->inst, "par", key, sizeof(key), "v", INT64_MAX, &fx->err),
+                    &fx->err);
+}
+
 static void test_instantiate_failures(void **state)
 {
     mandate_error err = {0};
@@ -480,6 +514,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_descriptor),
         cmocka_unit_test_setup_teardown(test_file, store_fx_setup_open, store_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_migrate_from_1, store_fx_setup_ready,
+                                        store_fx_teardown),
         cmocka_unit_test(test_instantiate_failures),
         cmocka_unit_test(test_checkpoint_thread),
         cmocka_unit_test(test_checkpoint_flush_failure),

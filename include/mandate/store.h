@@ -187,6 +187,10 @@ typedef struct mandate_client_document {
     int64_t expires_at;          /* fetched again after this */
 } mandate_client_document;
 
+/* ABI 1.5: how long purge keeps a client document past its expires_at, for
+ * a caller that serves a stale one while its fetch fails. */
+#define MANDATE_STORE_DOCUMENT_KEEP 86400
+
 typedef struct mandate_store_ops {
     /* Is the store reachable? Cheap; used by /readyz. */
     mandate_rc (*ping)(void *inst, mandate_error *err);
@@ -246,7 +250,8 @@ typedef struct mandate_store_ops {
                                int64_t expires_at, mandate_error *err);
 
     /* Drop revocations, token records and replay entries whose expires_at is
-     * at or before `now`; count_r may be NULL. */
+     * at or before `now`; count_r may be NULL. From ABI 1.5 also every
+     * sign-in row past its end (see below); count_r counts them too. */
     mandate_rc (*purge)(void *inst, int64_t now, uint64_t *count_r, mandate_error *err);
 
     /* ABI 1.2: the short-lived rows still live at `now`, for moving a
@@ -266,15 +271,21 @@ typedef struct mandate_store_ops {
      * sessions, consents, client metadata documents), one-time records and
      * where tokens came from. Read only when the plugin's abi_minor is >= 5;
      * each may be NULL (the core then refuses what needs it, and says so).
-     * purge() drops every kind of row past its expires_at. Keys are hashes
-     * (SHA-256) of the secrets the browser or the client holds; no store
-     * ever sees a code, refresh token or session cookie. */
+     * purge() drops every kind of row past its expires_at: a refresh token
+     * also past its family_expires_at, a consent only when its expires_at
+     * is not 0, a client document only MANDATE_STORE_DOCUMENT_KEEP seconds
+     * after its expires_at. Keys are hashes (SHA-256) of the secrets the
+     * browser or the client holds; no store ever sees a code, refresh token
+     * or session cookie. A NULL or empty hash, or a missing key field, is
+     * MANDATE_INVALID. Where an op has no `now`, the store reads the host's
+     * clock. */
 
     /* One-time records: a value held under (ns, key) until taken once or
      * expired: pending authorizations while the user signs in at an IdP,
      * pushed authorization requests, initial access tokens. put:
-     * MANDATE_EXISTS when the key is taken. take: atomically removes and
-     * returns it; MANDATE_NOT_FOUND when none, taken already or expired. */
+     * MANDATE_EXISTS when the key is taken (an expired record is replaced).
+     * take: atomically removes and returns it; MANDATE_NOT_FOUND when none,
+     * taken already or expired. */
     mandate_rc (*once_put)(void *inst, const char *ns, const unsigned char *key, size_t key_len,
                            const char *value, int64_t expires_at, mandate_error *err);
     mandate_rc (*once_take)(void *inst, mandate_pool *pool, const char *ns,
@@ -284,25 +295,36 @@ typedef struct mandate_store_ops {
     /* Authorization codes. put: MANDATE_EXISTS on a hash already there.
      * take: redeems it, atomically across nodes: MANDATE_OK the first time
      * (code_r filled); MANDATE_EXISTS with code_r filled when it was
-     * redeemed before (a replay: the caller ends its family);
-     * MANDATE_NOT_FOUND when unknown or expired at now. */
+     * redeemed before (a replay: the caller ends its family), also past its
+     * expires_at until purge drops it, so that a replay of an expired code
+     * still ends its family; MANDATE_NOT_FOUND when unknown, or unredeemed
+     * and expired at now. */
     mandate_rc (*auth_code_put)(void *inst, const mandate_auth_code *code, mandate_error *err);
     mandate_rc (*auth_code_take)(void *inst, mandate_pool *pool, const unsigned char *hash,
                                  size_t hash_len, int64_t now, mandate_auth_code *code_r,
                                  mandate_error *err);
 
     /* Refresh tokens. put: the first of a family (or after rotation, see
-     * refresh_rotate); MANDATE_EXISTS on a hash already there. get: any
-     * status (introspection, revocation); MANDATE_NOT_FOUND when unknown or
-     * past its expires_at or family_expires_at. rotate: atomically, when
+     * refresh_rotate); MANDATE_EXISTS on a hash already there. The first
+     * token that names a family_id makes the family (its tenant, subject and
+     * family_expires_at); status 0 is ACTIVE. get: any status
+     * (introspection, revocation); MANDATE_NOT_FOUND when unknown or past
+     * its expires_at or family_expires_at. rotate: atomically, when
      * old_hash is ACTIVE, unexpired and its family alive, marks it USED and
      * stores next (same family) -> MANDATE_OK with old_r; when old_hash is
      * USED, ends its family (every token REVOKED) -> MANDATE_DENIED with
      * old_r (reuse detected, RFC 9700 §4.14.2); REVOKED -> MANDATE_DENIED
-     * with old_r; unknown or expired -> MANDATE_NOT_FOUND.
+     * with old_r; unknown or expired -> MANDATE_NOT_FOUND. old_r is the old
+     * token as found, before the call changed it (status USED: a reuse).
+     * next takes old's family_id and family_expires_at (the caller need not
+     * know them: next's are not read), and old's client_id, tenant and
+     * subject where next's are NULL; it is stored ACTIVE. MANDATE_EXISTS,
+     * nothing changed, when next's hash is taken.
      * revoke_family: every token of the family REVOKED (count_r: how many
      * were ACTIVE; may be NULL). revoke_subject: the same for every family
-     * of a user (a disabled user, an admin's revocation). */
+     * of a user (a disabled user, an admin's revocation). A family ended
+     * while one of its tokens is being rotated, on any node, ends with the
+     * new token too: the store serializes the two. */
     mandate_rc (*refresh_put)(void *inst, const mandate_refresh_token *token, mandate_error *err);
     mandate_rc (*refresh_get)(void *inst, mandate_pool *pool, const unsigned char *hash,
                               size_t hash_len, int64_t now, mandate_refresh_token *token_r,
@@ -318,8 +340,10 @@ typedef struct mandate_store_ops {
 
     /* Browser sessions. put: MANDATE_EXISTS on a hash already there. get:
      * MANDATE_NOT_FOUND when unknown or past expires_at (the caller judges
-     * the idle timeout from last_seen_at). touch: sets last_seen_at.
-     * delete_subject: every session of a user (count_r may be NULL). */
+     * the idle timeout from last_seen_at). touch: sets last_seen_at, never
+     * back (the nodes' clocks differ); MANDATE_NOT_FOUND when unknown or
+     * expired. delete: MANDATE_NOT_FOUND when none. delete_subject: every
+     * session of a user (count_r may be NULL). */
     mandate_rc (*session_put)(void *inst, const mandate_session *session, mandate_error *err);
     mandate_rc (*session_get)(void *inst, mandate_pool *pool, const unsigned char *hash,
                               size_t hash_len, int64_t now, mandate_session *session_r,
@@ -331,9 +355,11 @@ typedef struct mandate_store_ops {
     mandate_rc (*session_delete_subject)(void *inst, const char *tenant, const char *subject,
                                          uint64_t *count_r, mandate_error *err);
 
-    /* Consents, one per (tenant, subject, client_id): put replaces it. get:
-     * MANDATE_NOT_FOUND when none or expired at now. list: a user's, in
-     * client_id order. */
+    /* Consents, one per (tenant, subject, client_id): put replaces it
+     * (created_at 0: now). get: MANDATE_NOT_FOUND when none or expired at
+     * now. delete: MANDATE_NOT_FOUND when none. list: a user's that have
+     * not expired, in client_id order (by bytes); stops early and returns
+     * what each() returned when that is not MANDATE_OK. */
     mandate_rc (*consent_put)(void *inst, const mandate_consent *consent, mandate_error *err);
     mandate_rc (*consent_get)(void *inst, mandate_pool *pool, const char *tenant,
                               const char *subject, const char *client_id, int64_t now,
@@ -345,7 +371,8 @@ typedef struct mandate_store_ops {
 
     /* Client metadata documents, one per URL: put replaces it. get:
      * MANDATE_NOT_FOUND when none (an expired one is returned: the caller
-     * may serve it while a fetch fails, and decides). */
+     * may serve it while a fetch fails, and decides; purge keeps it
+     * MANDATE_STORE_DOCUMENT_KEEP seconds past its expires_at). */
     mandate_rc (*client_document_put)(void *inst, const mandate_client_document *doc,
                                       mandate_error *err);
     mandate_rc (*client_document_get)(void *inst, mandate_pool *pool, const char *url,
@@ -356,7 +383,12 @@ typedef struct mandate_store_ops {
      * (as revoke() does) every jti below root, however deep, each until its
      * own expires_at, and raises the generation: a refresh family, a code
      * redeemed twice, a token handed down a chain of agents. count_r: how
-     * many were revoked (may be NULL). */
+     * many were revoked (may be NULL). lineage_add: MANDATE_EXISTS when
+     * that link (jti from parent) is there; a jti may have several parents.
+     * revoke_descendants leaves out descendants already expired (their
+     * links still lead further down), counts the revocations it recorded or
+     * extended (revoking twice counts 0 and leaves the generation), and
+     * ends on a cycle. */
     mandate_rc (*lineage_add)(void *inst, const char *jti, const char *parent,
                               const char *client_id, int64_t expires_at, mandate_error *err);
     mandate_rc (*revoke_descendants)(void *inst, const char *root, uint64_t *count_r,

@@ -47,6 +47,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -750,84 +751,119 @@ static double read_double(const struct reader *r, int col)
     return v;
 }
 
-/* Bound as $1..$20 in CLIENT_COLUMNS order. */
+/* --- records ------------------------------------------------------------ */
+
+/* A record's fields in the order of its columns (CLIENT_COLUMNS, ...): one
+ * table per record type serves its parameters and its reader, so that
+ * neither drifts from the other or from the SQL (as in the sqlite store). */
+enum field_type { F_TEXT, F_BLOB, F_INT, F_ENUM, F_U32, F_REAL };
+
+struct field {
+    unsigned char type;
+    unsigned short off;     /* of the member */
+    unsigned short len_off; /* F_BLOB: of its length, a size_t */
+};
+
+struct record {
+    const struct field *fields;
+    size_t n;
+    size_t size; /* of the struct, cleared before it is read into */
+};
+
+/* Fields of the struct type REC, defined before each table. Kept as
+ * written (clang-format would give each field a line of its own): a table
+ * reads as its column list. */
+/* clang-format off */
+#define FIELD(m, type) {type, offsetof(REC, m), 0}
+#define TEXT(m) FIELD(m, F_TEXT)
+#define BLOB(m) {F_BLOB, offsetof(REC, m), offsetof(REC, m##_len)}
+#define INT(m) FIELD(m, F_INT)
+#define ENUM(m) FIELD(m, F_ENUM)
+#define U32(m) FIELD(m, F_U32)
+#define REAL(m) FIELD(m, F_REAL)
+#define RECORD(fields) {fields, sizeof(fields) / sizeof(fields[0]), sizeof(REC)}
+
+/* F_ENUM members are read and written as an int. */
+_Static_assert(sizeof(mandate_client_status) == sizeof(int), "enum size");
+_Static_assert(sizeof(mandate_key_status) == sizeof(int), "enum size");
+
+#define REC mandate_client
+static const struct field client_fields[] = {
+    TEXT(client_id), TEXT(tenant), TEXT(name), TEXT(scopes), TEXT(default_scopes),
+    TEXT(audiences), TEXT(backend), TEXT(token_format), INT(token_ttl), ENUM(status),
+    U32(flags), BLOB(secret_hash), BLOB(prev_secret_hash), INT(prev_secret_expires_at),
+    TEXT(public_key), REAL(rate_limit), INT(rate_burst), TEXT(attributes), INT(created_at),
+    INT(updated_at)};
+static const struct record client_record = RECORD(client_fields);
+#undef REC
+
+#define REC mandate_key
+static const struct field key_fields[] = {
+    TEXT(kid), TEXT(alg), TEXT(format), ENUM(status), BLOB(private_blob), TEXT(public_jwk),
+    INT(created_at), INT(retired_at), INT(remove_after)};
+static const struct record key_record = RECORD(key_fields);
+#undef REC
+
+#define REC mandate_token_record
+static const struct field token_fields[] = {
+    BLOB(token_hash), TEXT(jti), TEXT(client_id), TEXT(subject), TEXT(tenant), TEXT(grant),
+    INT(issued_at), INT(expires_at)};
+static const struct record token_record = RECORD(token_fields);
+#undef REC
+/* clang-format on */
+
+/* Appends the fields of in (a struct of rec's type) to p. */
+static void param_record(struct params *p, const struct record *rec, const void *in)
+{
+    for (size_t i = 0; i < rec->n; i++) {
+        const struct field *f = &rec->fields[i];
+        const void *m = (const char *)in + f->off;
+        switch (f->type) {
+        case F_TEXT: param_text(p, *(const char *const *)m); break;
+        case F_BLOB:
+            param_blob(p, *(const unsigned char *const *)m,
+                       *(const size_t *)(const void *)((const char *)in + f->len_off));
+            break;
+        case F_INT: param_int(p, *(const int64_t *)m); break;
+        case F_ENUM: param_int(p, *(const int *)m); break;
+        case F_U32: param_int(p, *(const uint32_t *)m); break;
+        case F_REAL: param_double(p, *(const double *)m); break;
+        }
+    }
+}
+
+/* Fills out (a struct of rec's type) from the columns from first on. */
+static void read_record(const struct reader *r, int first, const struct record *rec, void *out)
+{
+    memset(out, 0, rec->size);
+    for (size_t i = 0; i < rec->n; i++) {
+        const struct field *f = &rec->fields[i];
+        void *m = (char *)out + f->off;
+        int col = first + (int)i;
+        switch (f->type) {
+        case F_TEXT: *(const char **)m = read_text(r, col); break;
+        case F_BLOB:
+            *(const unsigned char **)m =
+                read_blob(r, col, (size_t *)((char *)out + f->len_off));
+            break;
+        case F_INT: *(int64_t *)m = read_int(r, col); break;
+        case F_ENUM: *(int *)m = (int)read_int(r, col); break;
+        case F_U32: *(uint32_t *)m = (uint32_t)read_int(r, col); break;
+        case F_REAL: *(double *)m = read_double(r, col); break;
+        }
+    }
+}
+
+/* A client's parameters, with the times given, from $1 on. */
 static void param_client(struct params *p, const mandate_client *cl, int64_t created_at,
                          int64_t updated_at)
 {
+    mandate_client row = *cl;
+    row.created_at = created_at;
+    row.updated_at = updated_at;
     p->n = 0;
     p->overflow = false;
-    param_text(p, cl->client_id);
-    param_text(p, cl->tenant);
-    param_text(p, cl->name);
-    param_text(p, cl->scopes);
-    param_text(p, cl->default_scopes);
-    param_text(p, cl->audiences);
-    param_text(p, cl->backend);
-    param_text(p, cl->token_format);
-    param_int(p, cl->token_ttl);
-    param_int(p, (int64_t)cl->status);
-    param_int(p, (int64_t)cl->flags);
-    param_blob(p, cl->secret_hash, cl->secret_hash_len);
-    param_blob(p, cl->prev_secret_hash, cl->prev_secret_hash_len);
-    param_int(p, cl->prev_secret_expires_at);
-    param_text(p, cl->public_key);
-    param_double(p, cl->rate_limit);
-    param_int(p, cl->rate_burst);
-    param_text(p, cl->attributes);
-    param_int(p, created_at);
-    param_int(p, updated_at);
-}
-
-static void read_client(const struct reader *r, mandate_client *cl)
-{
-    memset(cl, 0, sizeof(*cl));
-    cl->client_id = read_text(r, 0);
-    cl->tenant = read_text(r, 1);
-    cl->name = read_text(r, 2);
-    cl->scopes = read_text(r, 3);
-    cl->default_scopes = read_text(r, 4);
-    cl->audiences = read_text(r, 5);
-    cl->backend = read_text(r, 6);
-    cl->token_format = read_text(r, 7);
-    cl->token_ttl = read_int(r, 8);
-    cl->status = (mandate_client_status)read_int(r, 9);
-    cl->flags = (uint32_t)read_int(r, 10);
-    cl->secret_hash = read_blob(r, 11, &cl->secret_hash_len);
-    cl->prev_secret_hash = read_blob(r, 12, &cl->prev_secret_hash_len);
-    cl->prev_secret_expires_at = read_int(r, 13);
-    cl->public_key = read_text(r, 14);
-    cl->rate_limit = read_double(r, 15);
-    cl->rate_burst = read_int(r, 16);
-    cl->attributes = read_text(r, 17);
-    cl->created_at = read_int(r, 18);
-    cl->updated_at = read_int(r, 19);
-}
-
-static void read_key(const struct reader *r, mandate_key *key)
-{
-    memset(key, 0, sizeof(*key));
-    key->kid = read_text(r, 0);
-    key->alg = read_text(r, 1);
-    key->format = read_text(r, 2);
-    key->status = (mandate_key_status)read_int(r, 3);
-    key->private_blob = read_blob(r, 4, &key->private_blob_len);
-    key->public_jwk = read_text(r, 5);
-    key->created_at = read_int(r, 6);
-    key->retired_at = read_int(r, 7);
-    key->remove_after = read_int(r, 8);
-}
-
-static void read_token(const struct reader *r, mandate_token_record *t)
-{
-    memset(t, 0, sizeof(*t));
-    t->token_hash = read_blob(r, 0, &t->token_hash_len);
-    t->jti = read_text(r, 1);
-    t->client_id = read_text(r, 2);
-    t->subject = read_text(r, 3);
-    t->tenant = read_text(r, 4);
-    t->grant = read_text(r, 5);
-    t->issued_at = read_int(r, 6);
-    t->expires_at = read_int(r, 7);
+    param_record(p, &client_record, &row);
 }
 
 /* Rows changed by an INSERT/UPDATE/DELETE without RETURNING. */
@@ -1102,6 +1138,82 @@ static mandate_rc run_change(struct pgsql_inst *inst, enum stmt_id id, const str
     return MANDATE_OK;
 }
 
+/* The row of a lookup, read into out (copied into pool); MANDATE_NOT_FOUND
+ * with the message given when there is none. */
+static mandate_rc run_get(struct pgsql_inst *inst, enum stmt_id id, const struct params *p,
+                          const char *what, mandate_pool *pool, const struct record *rec,
+                          void *out, mandate_error *err, const char *none, ...)
+    MANDATE_PRINTF(9, 10);
+static mandate_rc run_get(struct pgsql_inst *inst, enum stmt_id id, const struct params *p,
+                          const char *what, mandate_pool *pool, const struct record *rec,
+                          void *out, mandate_error *err, const char *none, ...)
+{
+    PGresult *res;
+    mandate_rc rc = run(inst, id, p, what, &res, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    if (PQntuples(res) > 0) {
+        struct reader r = {inst->host, pool, res, 0};
+        read_record(&r, 0, rec, out);
+    } else {
+        rc = MANDATE_NOT_FOUND;
+        if (err != NULL) {
+            va_list ap;
+            va_start(ap, none);
+            err->rc = rc;
+            vsnprintf(err->message, sizeof(err->message), none, ap);
+            va_end(ap);
+        }
+    }
+    PQclear(res);
+    return rc;
+}
+
+/* A list op's callback and its context, for the row readers below. */
+struct each {
+    void (*cb)(void); /* the op's callback type, cast back by the reader */
+    void *ctx;
+};
+
+typedef mandate_rc (*row_cb)(const struct reader *r, void *ctx);
+
+/* Runs a list statement and calls row() for each row, its columns valid
+ * during the call; stops at the first answer other than MANDATE_OK and
+ * returns it. The rows come whole before the first call, so a callback may
+ * call back into the store on the same connection. */
+static mandate_rc run_each(struct pgsql_inst *inst, enum stmt_id id, const struct params *p,
+                           const char *what, row_cb row, struct each *e, mandate_error *err)
+{
+    PGresult *res;
+    if (e->cb == NULL)
+        return mandate_error_set(err, MANDATE_INVALID, "pgsql: %s: no callback", what);
+    mandate_rc rc = run(inst, id, p, what, &res, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    int rows = PQntuples(res);
+    for (int i = 0; i < rows && rc == MANDATE_OK; i++) {
+        struct reader r = {inst->host, NULL, res, i};
+        rc = row(&r, e);
+    }
+    PQclear(res);
+    return rc;
+}
+
+/* The statements of an op that must be seen together, as a body run in one
+ * transaction on the thread's connection: committed when it answers
+ * MANDATE_OK, else rolled back. An outcome to report after a commit goes
+ * through ctx. */
+typedef mandate_rc (*tx_body)(struct conn *c, void *ctx, mandate_error *err);
+
+static mandate_rc conn_tx(struct pgsql_inst *inst, tx_body body, void *ctx, mandate_error *err)
+{
+    struct conn *c;
+    mandate_rc rc = conn_ready(inst, &c, err);
+    if (rc == MANDATE_OK)
+        rc = tx_begin(c, err);
+    return rc == MANDATE_OK ? tx_end(c, body(c, ctx, err), err) : rc;
+}
+
 /* --- ops: housekeeping --------------------------------------------------- */
 
 static mandate_rc store_ping(void *inst_, mandate_error *err)
@@ -1200,23 +1312,12 @@ static mandate_rc store_generation(void *inst_, uint64_t *generation_r, mandate_
 static mandate_rc store_client_get(void *inst_, mandate_pool *pool, const char *client_id,
                                    mandate_client *client_r, mandate_error *err)
 {
-    struct pgsql_inst *inst = inst_;
     struct params p = {0};
-    PGresult *res;
     if (client_id == NULL)
         return mandate_error_set(err, MANDATE_INVALID, "pgsql: client_get: no client_id");
     param_text(&p, client_id);
-    mandate_rc rc = run(inst, ST_CLIENT_GET, &p, "client_get", &res, err);
-    if (rc != MANDATE_OK)
-        return rc;
-    if (PQntuples(res) > 0) {
-        struct reader r = {inst->host, pool, res, 0};
-        read_client(&r, client_r);
-    } else {
-        rc = mandate_error_set(err, MANDATE_NOT_FOUND, "pgsql: no client \"%s\"", client_id);
-    }
-    PQclear(res);
-    return rc;
+    return run_get(inst_, ST_CLIENT_GET, &p, "client_get", pool, &client_record, client_r, err,
+                   "pgsql: no client \"%s\"", client_id);
 }
 
 static mandate_rc check_client(const mandate_client *cl, const char *what, mandate_error *err)
@@ -1291,40 +1392,32 @@ static mandate_rc store_client_delete(void *inst_, const char *client_id, mandat
     return delete_by_key(inst_, ST_CLIENT_DELETE, client_id, "client_delete", "client", err);
 }
 
-/* The rows come whole before the first callback, so a callback may call
- * back into the store on the same connection. */
+static mandate_rc client_row(const struct reader *r, void *ctx)
+{
+    struct each *e = ctx;
+    mandate_client client;
+    read_record(r, 0, &client_record, &client);
+    return ((mandate_client_cb)e->cb)(e->ctx, &client);
+}
+
 static mandate_rc store_client_list(void *inst_, const mandate_client_filter *filter,
                                     mandate_client_cb each, void *ctx, mandate_error *err)
 {
-    struct pgsql_inst *inst = inst_;
     struct params p = {0};
-    PGresult *res;
     const char *tenant = filter != NULL ? filter->tenant : NULL;
     const char *after = filter != NULL ? filter->after : NULL;
     size_t limit = filter != NULL ? filter->limit : 0;
     enum stmt_id id =
         tenant != NULL ? (after != NULL ? ST_CLIENT_LIST_TENANT_AFTER : ST_CLIENT_LIST_TENANT)
                        : (after != NULL ? ST_CLIENT_LIST_AFTER : ST_CLIENT_LIST);
-    if (each == NULL)
-        return mandate_error_set(err, MANDATE_INVALID, "pgsql: client_list: no callback");
     param_text(&p, tenant);
     param_text(&p, after);
     if (limit == 0 || limit > (uint64_t)INT64_MAX)
         param_null_int(&p);
     else
         param_int(&p, (int64_t)limit);
-    mandate_rc rc = run(inst, id, &p, "client_list", &res, err);
-    if (rc != MANDATE_OK)
-        return rc;
-    int rows = PQntuples(res);
-    for (int i = 0; i < rows && rc == MANDATE_OK; i++) {
-        struct reader r = {inst->host, NULL, res, i};
-        mandate_client client;
-        read_client(&r, &client);
-        rc = each(ctx, &client);
-    }
-    PQclear(res);
-    return rc;
+    struct each e = {(void (*)(void))each, ctx};
+    return run_each(inst_, id, &p, "client_list", client_row, &e, err);
 }
 
 /* Inserts clients[0..n) in this connection's open transaction; *taken_r is
@@ -1418,11 +1511,34 @@ static mandate_rc import_rows(struct conn *c, const mandate_client *clients, siz
 }
 #endif
 
+struct import {
+    const mandate_client *clients;
+    size_t n;
+    int64_t now;
+};
+
+static mandate_rc import_body(struct conn *c, void *ctx, mandate_error *err)
+{
+    struct import *im = ctx;
+    size_t taken = im->n;
+    mandate_rc rc = import_rows(c, im->clients, im->n, im->now, &taken, err);
+    if (rc == MANDATE_OK && taken < im->n)
+        rc = mandate_error_set(err, MANDATE_EXISTS, "pgsql: client_id \"%s\" is taken",
+                               im->clients[taken].client_id);
+    if (rc == MANDATE_OK) {
+        struct params p = {0};
+        PGresult *res;
+        rc = stmt_exec(c, ST_GENERATION_BUMP, &p, "raising the generation", &res, err);
+        if (rc == MANDATE_OK)
+            PQclear(res);
+    }
+    return rc;
+}
+
 static mandate_rc store_client_import(void *inst_, const mandate_client *clients, size_t n,
                                       mandate_error *err)
 {
     struct pgsql_inst *inst = inst_;
-    struct conn *c;
     if (n == 0)
         return MANDATE_OK;
     if (clients == NULL)
@@ -1432,26 +1548,8 @@ static mandate_rc store_client_import(void *inst_, const mandate_client *clients
         if (rc != MANDATE_OK)
             return rc;
     }
-    mandate_rc rc = conn_ready(inst, &c, err);
-    if (rc == MANDATE_OK)
-        rc = tx_begin(c, err);
-    if (rc != MANDATE_OK)
-        return rc;
-    size_t taken = n;
-    rc = import_rows(c, clients, n, inst->host->now(inst->host), &taken, err);
-    if (rc == MANDATE_OK && taken < n)
-        rc = mandate_error_set(err, MANDATE_EXISTS, "pgsql: client_id \"%s\" is taken",
-                               clients[taken].client_id);
-    if (rc == MANDATE_OK) {
-        struct params p = {0};
-        PGresult *res;
-        rc = stmt_exec(c, ST_GENERATION_BUMP, &p, "raising the generation", &res, err);
-        if (rc == MANDATE_OK)
-            PQclear(res);
-    }
-    if (c->pg == NULL)
-        return rc; /* the connection went, and the transaction with it */
-    return tx_end(c, rc, err);
+    struct import im = {clients, n, inst->host->now(inst->host)};
+    return conn_tx(inst, import_body, &im, err);
 }
 
 /* --- ops: keys ------------------------------------------------------------- */
@@ -1462,15 +1560,10 @@ static mandate_rc store_key_add(void *inst_, const mandate_key *key, mandate_err
     struct params p = {0};
     if (key == NULL || key->kid == NULL)
         return mandate_error_set(err, MANDATE_INVALID, "pgsql: key_add: no kid");
-    param_text(&p, key->kid);
-    param_text(&p, key->alg);
-    param_text(&p, key->format);
-    param_int(&p, (int64_t)key->status);
-    param_blob(&p, key->private_blob, key->private_blob_len);
-    param_text(&p, key->public_jwk);
-    param_int(&p, key->created_at != 0 ? key->created_at : inst->host->now(inst->host));
-    param_int(&p, key->retired_at);
-    param_int(&p, key->remove_after);
+    mandate_key row = *key;
+    if (row.created_at == 0)
+        row.created_at = inst->host->now(inst->host);
+    param_record(&p, &key_record, &row);
     int64_t changed;
     mandate_rc rc = run_change(inst, ST_KEY_INSERT, &p, "key_add", &changed, err);
     if (rc == MANDATE_OK && changed == 0)
@@ -1494,26 +1587,20 @@ static mandate_rc store_key_update(void *inst_, const mandate_key *key, mandate_
     return rc;
 }
 
+static mandate_rc key_row(const struct reader *r, void *ctx)
+{
+    struct each *e = ctx;
+    mandate_key key;
+    read_record(r, 0, &key_record, &key);
+    return ((mandate_key_cb)e->cb)(e->ctx, &key);
+}
+
 static mandate_rc store_key_list(void *inst_, mandate_key_cb each, void *ctx,
                                  mandate_error *err)
 {
-    struct pgsql_inst *inst = inst_;
     struct params p = {0};
-    PGresult *res;
-    if (each == NULL)
-        return mandate_error_set(err, MANDATE_INVALID, "pgsql: key_list: no callback");
-    mandate_rc rc = run(inst, ST_KEY_LIST, &p, "key_list", &res, err);
-    if (rc != MANDATE_OK)
-        return rc;
-    int rows = PQntuples(res);
-    for (int i = 0; i < rows && rc == MANDATE_OK; i++) {
-        struct reader r = {inst->host, NULL, res, i};
-        mandate_key key;
-        read_key(&r, &key);
-        rc = each(ctx, &key);
-    }
-    PQclear(res);
-    return rc;
+    struct each e = {(void (*)(void))each, ctx};
+    return run_each(inst_, ST_KEY_LIST, &p, "key_list", key_row, &e, err);
 }
 
 static mandate_rc store_key_delete(void *inst_, const char *kid, mandate_error *err)
@@ -1530,14 +1617,7 @@ static mandate_rc store_token_put(void *inst_, const mandate_token_record *recor
     PGresult *res;
     if (record == NULL || record->token_hash == NULL || record->token_hash_len == 0)
         return mandate_error_set(err, MANDATE_INVALID, "pgsql: token_put: no token hash");
-    param_blob(&p, record->token_hash, record->token_hash_len);
-    param_text(&p, record->jti);
-    param_text(&p, record->client_id);
-    param_text(&p, record->subject);
-    param_text(&p, record->tenant);
-    param_text(&p, record->grant);
-    param_int(&p, record->issued_at);
-    param_int(&p, record->expires_at);
+    param_record(&p, &token_record, record);
     mandate_rc rc = run(inst_, ST_TOKEN_INSERT, &p, "token_put", &res, err);
     if (rc != MANDATE_OK)
         return rc;
@@ -1552,110 +1632,61 @@ static mandate_rc store_token_get(void *inst_, mandate_pool *pool, const unsigne
                                   size_t hash_len, int64_t now, mandate_token_record *record_r,
                                   mandate_error *err)
 {
-    struct pgsql_inst *inst = inst_;
     struct params p = {0};
-    PGresult *res;
     if (hash == NULL || hash_len == 0)
         return mandate_error_set(err, MANDATE_INVALID, "pgsql: token_get: no token hash");
     param_blob(&p, hash, hash_len);
     param_int(&p, now);
-    mandate_rc rc = run(inst, ST_TOKEN_GET, &p, "token_get", &res, err);
-    if (rc != MANDATE_OK)
-        return rc;
-    if (PQntuples(res) > 0) {
-        struct reader r = {inst->host, pool, res, 0};
-        read_token(&r, record_r);
-    } else {
-        rc = mandate_error_set(err, MANDATE_NOT_FOUND,
-                               "pgsql: no unexpired token record with that hash");
-    }
-    PQclear(res);
-    return rc;
+    return run_get(inst_, ST_TOKEN_GET, &p, "token_get", pool, &token_record, record_r, err,
+                   "pgsql: no unexpired token record with that hash");
 }
 
-/* The rows of a list statement still live at now, one row() call each;
- * columns point into the result (valid during the call). */
-typedef mandate_rc (*row_cb)(const struct reader *r, void *ctx);
-
+/* The rows of a list statement still live at now. */
 static mandate_rc list_live(struct pgsql_inst *inst, enum stmt_id id, int64_t now,
-                            const char *what, row_cb row, void *ctx, mandate_error *err)
+                            const char *what, row_cb row, struct each *e, mandate_error *err)
 {
     struct params p = {0};
-    PGresult *res;
     param_int(&p, now);
-    mandate_rc rc = run(inst, id, &p, what, &res, err);
-    if (rc != MANDATE_OK)
-        return rc;
-    int rows = PQntuples(res);
-    for (int i = 0; i < rows && rc == MANDATE_OK; i++) {
-        struct reader r = {inst->host, NULL, res, i};
-        rc = row(&r, ctx);
-    }
-    PQclear(res);
-    return rc;
+    return run_each(inst, id, &p, what, row, e, err);
 }
 
-struct revocation_each {
-    mandate_revocation_cb each;
-    void *ctx;
-};
+/* Revocations (jti, client_id, expires_at) and replay entries (ns, id,
+ * expires_at) are both two texts and a time: one row reader for both. */
+typedef mandate_rc (*text_pair_cb)(void *ctx, const char *a, const char *b, int64_t expires_at);
 
-static mandate_rc revocation_row(const struct reader *r, void *ctx)
+static mandate_rc text_pair_row(const struct reader *r, void *ctx)
 {
-    struct revocation_each *e = ctx;
-    return e->each(e->ctx, read_text(r, 0), read_text(r, 1), read_int(r, 2));
+    struct each *e = ctx;
+    return ((text_pair_cb)e->cb)(e->ctx, read_text(r, 0), read_text(r, 1), read_int(r, 2));
 }
 
 static mandate_rc store_revocation_list(void *inst_, int64_t now, mandate_revocation_cb each,
                                         void *ctx, mandate_error *err)
 {
-    if (each == NULL)
-        return mandate_error_set(err, MANDATE_INVALID, "pgsql: revocation_list: no callback");
-    struct revocation_each e = {each, ctx};
-    return list_live(inst_, ST_REVOCATION_LIST, now, "revocation_list", revocation_row, &e,
-                     err);
+    struct each e = {(void (*)(void))each, ctx};
+    return list_live(inst_, ST_REVOCATION_LIST, now, "revocation_list", text_pair_row, &e, err);
 }
-
-struct token_each {
-    mandate_token_record_cb each;
-    void *ctx;
-};
 
 static mandate_rc token_row(const struct reader *r, void *ctx)
 {
-    struct token_each *e = ctx;
+    struct each *e = ctx;
     mandate_token_record t;
-    read_token(r, &t);
-    return e->each(e->ctx, &t);
+    read_record(r, 0, &token_record, &t);
+    return ((mandate_token_record_cb)e->cb)(e->ctx, &t);
 }
 
 static mandate_rc store_token_list(void *inst_, int64_t now, mandate_token_record_cb each,
                                    void *ctx, mandate_error *err)
 {
-    if (each == NULL)
-        return mandate_error_set(err, MANDATE_INVALID, "pgsql: token_list: no callback");
-    struct token_each e = {each, ctx};
+    struct each e = {(void (*)(void))each, ctx};
     return list_live(inst_, ST_TOKEN_LIST, now, "token_list", token_row, &e, err);
-}
-
-struct replay_each {
-    mandate_replay_cb each;
-    void *ctx;
-};
-
-static mandate_rc replay_row(const struct reader *r, void *ctx)
-{
-    struct replay_each *e = ctx;
-    return e->each(e->ctx, read_text(r, 0), read_text(r, 1), read_int(r, 2));
 }
 
 static mandate_rc store_replay_list(void *inst_, int64_t now, mandate_replay_cb each, void *ctx,
                                     mandate_error *err)
 {
-    if (each == NULL)
-        return mandate_error_set(err, MANDATE_INVALID, "pgsql: replay_list: no callback");
-    struct replay_each e = {each, ctx};
-    return list_live(inst_, ST_REPLAY_LIST, now, "replay_list", replay_row, &e, err);
+    struct each e = {(void (*)(void))each, ctx};
+    return list_live(inst_, ST_REPLAY_LIST, now, "replay_list", text_pair_row, &e, err);
 }
 
 static mandate_rc store_revoke(void *inst_, const char *jti, const char *client_id,

@@ -22,6 +22,14 @@
  * drops its whole page cache and reads them again. Each insert is still its
  * own transaction, committed before token_put returns.
  *
+ * Sign-in rows (ABI 1.5: one-time records, codes, refresh tokens, sessions,
+ * consents, client documents, lineage) are written the same way. An op of
+ * several statements (taking a code, rotating a refresh token, ending a
+ * family) is one BEGIN IMMEDIATE transaction on the writer: the database's
+ * write lock, which every process on the file shares, serializes it with
+ * the others, so a code is redeemed once and a family ended while one of its
+ * tokens rotates ends with the new token too.
+ *
  * Checkpoints: no connection of the instance checkpoints when it commits
  * (SQLite's automatic checkpoint, every 1000 pages, fsyncs twice on a request
  * thread); a WAL hook wakes the instance's checkpoint thread each time the
@@ -47,9 +55,11 @@
 #include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -138,6 +148,97 @@ static const char *const migrations[] = {
     "    PRIMARY KEY (ns, id)\n"
     ") WITHOUT ROWID;\n"
     "CREATE INDEX replay_expires_at ON replay (expires_at);\n",
+
+    /* 2: sign-in (store ABI 1.5). Hashes are the keys; the indexes serve
+     * the lookups (a family's tokens, a user's families and sessions) and
+     * purge (expires_at). A family's row is where its state lives (made by
+     * its first token; whether it was ended), read by every rotation in the
+     * same transaction. Booleans (used, revoked) rather than times, so that
+     * a clock at 0 cannot mean "never". */
+    "ALTER TABLE clients ADD COLUMN metadata TEXT;\n"
+    "CREATE TABLE once (\n"
+    "    ns TEXT NOT NULL,\n"
+    "    key_hash BLOB NOT NULL,\n"
+    "    value TEXT,\n"
+    "    expires_at INTEGER NOT NULL,\n"
+    "    PRIMARY KEY (ns, key_hash)\n"
+    ") WITHOUT ROWID;\n"
+    "CREATE INDEX once_expires_at ON once (expires_at);\n"
+    "CREATE TABLE auth_codes (\n"
+    "    code_hash BLOB PRIMARY KEY NOT NULL,\n"
+    "    client_id TEXT,\n"
+    "    redirect_uri TEXT,\n"
+    "    code_challenge TEXT,\n"
+    "    family_id TEXT,\n"
+    "    \"grant\" TEXT,\n"
+    "    issued_at INTEGER NOT NULL,\n"
+    "    expires_at INTEGER NOT NULL,\n"
+    "    used INTEGER NOT NULL DEFAULT 0\n"
+    ");\n"
+    "CREATE INDEX auth_codes_expires_at ON auth_codes (expires_at);\n"
+    "CREATE TABLE refresh_families (\n"
+    "    family_id TEXT PRIMARY KEY NOT NULL,\n"
+    "    tenant TEXT,\n"
+    "    subject TEXT,\n"
+    "    family_expires_at INTEGER NOT NULL,\n"
+    "    revoked INTEGER NOT NULL DEFAULT 0\n"
+    ");\n"
+    "CREATE INDEX refresh_families_subject ON refresh_families (tenant, subject);\n"
+    "CREATE INDEX refresh_families_expires_at ON refresh_families (family_expires_at);\n"
+    "CREATE TABLE refresh_tokens (\n"
+    "    token_hash BLOB PRIMARY KEY NOT NULL,\n"
+    "    family_id TEXT NOT NULL,\n"
+    "    client_id TEXT,\n"
+    "    tenant TEXT,\n"
+    "    subject TEXT,\n"
+    "    \"grant\" TEXT,\n"
+    "    status INTEGER NOT NULL,\n"
+    "    issued_at INTEGER NOT NULL,\n"
+    "    expires_at INTEGER NOT NULL,\n"
+    "    family_expires_at INTEGER NOT NULL\n"
+    ");\n"
+    "CREATE INDEX refresh_tokens_family ON refresh_tokens (family_id);\n"
+    "CREATE INDEX refresh_tokens_expires_at ON refresh_tokens (expires_at);\n"
+    "CREATE INDEX refresh_tokens_family_expires_at ON refresh_tokens (family_expires_at);\n"
+    "CREATE TABLE sessions (\n"
+    "    id_hash BLOB PRIMARY KEY NOT NULL,\n"
+    "    tenant TEXT,\n"
+    "    subject TEXT,\n"
+    "    idp TEXT,\n"
+    "    identity TEXT,\n"
+    "    created_at INTEGER NOT NULL,\n"
+    "    authn_at INTEGER NOT NULL,\n"
+    "    last_seen_at INTEGER NOT NULL,\n"
+    "    expires_at INTEGER NOT NULL\n"
+    ");\n"
+    "CREATE INDEX sessions_subject ON sessions (tenant, subject);\n"
+    "CREATE INDEX sessions_expires_at ON sessions (expires_at);\n"
+    "CREATE TABLE consents (\n"
+    "    tenant TEXT NOT NULL,\n"
+    "    subject TEXT NOT NULL,\n"
+    "    client_id TEXT NOT NULL,\n"
+    "    scope TEXT,\n"
+    "    resources TEXT,\n"
+    "    created_at INTEGER NOT NULL,\n"
+    "    expires_at INTEGER NOT NULL,\n"
+    "    PRIMARY KEY (tenant, subject, client_id)\n"
+    ") WITHOUT ROWID;\n"
+    "CREATE INDEX consents_expires_at ON consents (expires_at) WHERE expires_at <> 0;\n"
+    "CREATE TABLE client_documents (\n"
+    "    url TEXT PRIMARY KEY NOT NULL,\n"
+    "    document TEXT,\n"
+    "    fetched_at INTEGER NOT NULL,\n"
+    "    expires_at INTEGER NOT NULL\n"
+    ");\n"
+    "CREATE INDEX client_documents_expires_at ON client_documents (expires_at);\n"
+    "CREATE TABLE lineage (\n"
+    "    parent TEXT NOT NULL,\n"
+    "    jti TEXT NOT NULL,\n"
+    "    client_id TEXT,\n"
+    "    expires_at INTEGER NOT NULL,\n"
+    "    PRIMARY KEY (parent, jti)\n"
+    ") WITHOUT ROWID;\n"
+    "CREATE INDEX lineage_expires_at ON lineage (expires_at);\n",
 };
 
 #define SCHEMA_NEWEST ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -148,13 +249,30 @@ static const char *const migrations[] = {
     "client_id, tenant, name, scopes, default_scopes, audiences, backend, "                    \
     "token_format, token_ttl, status, flags, secret_hash, prev_secret_hash, "                  \
     "prev_secret_expires_at, public_key, rate_limit, rate_burst, attributes, "                 \
-    "created_at, updated_at"
+    "created_at, updated_at, metadata"
 #define KEY_COLUMNS                                                                            \
     "kid, alg, format, status, private_blob, public_jwk, created_at, "                         \
     "retired_at, remove_after"
 #define TOKEN_COLUMNS                                                                          \
     "token_hash, jti, client_id, subject, tenant, \"grant\", issued_at, "                      \
     "expires_at"
+#define CODE_COLUMNS                                                                           \
+    "code_hash, client_id, redirect_uri, code_challenge, family_id, \"grant\", "               \
+    "issued_at, expires_at"
+#define REFRESH_COLUMNS                                                                        \
+    "token_hash, family_id, client_id, tenant, subject, \"grant\", status, issued_at, "        \
+    "expires_at, family_expires_at"
+#define SESSION_COLUMNS                                                                        \
+    "id_hash, tenant, subject, idp, identity, created_at, authn_at, last_seen_at, expires_at"
+#define CONSENT_COLUMNS "tenant, subject, client_id, scope, resources, created_at, expires_at"
+#define DOCUMENT_COLUMNS "url, document, fetched_at, expires_at"
+
+/* The refresh statuses as the SQL writes them. */
+_Static_assert(MANDATE_REFRESH_ACTIVE == 1 && MANDATE_REFRESH_USED == 2 &&
+                   MANDATE_REFRESH_REVOKED == 3,
+               "refresh statuses");
+#define STR(x) #x
+#define XSTR(x) STR(x)
 
 enum stmt_id {
     ST_BEGIN,
@@ -186,6 +304,43 @@ enum stmt_id {
     ST_REVOCATION_LIST,
     ST_TOKEN_LIST,
     ST_REPLAY_LIST,
+    ST_ONCE_PUT,
+    ST_ONCE_GET,
+    ST_ONCE_DELETE,
+    ST_CODE_INSERT,
+    ST_CODE_REDEEM,
+    ST_CODE_GET,
+    ST_REFRESH_INSERT,
+    ST_FAMILY_INSERT,
+    ST_REFRESH_GET,
+    ST_REFRESH_FIND,
+    ST_REFRESH_USE,
+    ST_REFRESH_NEXT,
+    ST_FAMILY_END,
+    ST_FAMILY_END_TOKENS,
+    ST_SUBJECT_END,
+    ST_SUBJECT_END_TOKENS,
+    ST_SESSION_INSERT,
+    ST_SESSION_GET,
+    ST_SESSION_TOUCH,
+    ST_SESSION_DELETE,
+    ST_SESSION_DELETE_SUBJECT,
+    ST_CONSENT_PUT,
+    ST_CONSENT_GET,
+    ST_CONSENT_DELETE,
+    ST_CONSENT_LIST,
+    ST_DOCUMENT_PUT,
+    ST_DOCUMENT_GET,
+    ST_LINEAGE_ADD,
+    ST_REVOKE_DESCENDANTS,
+    ST_PURGE_ONCE,
+    ST_PURGE_CODES,
+    ST_PURGE_REFRESH,
+    ST_PURGE_FAMILIES,
+    ST_PURGE_SESSIONS,
+    ST_PURGE_CONSENTS,
+    ST_PURGE_DOCUMENTS,
+    ST_PURGE_LINEAGE,
     ST_COUNT
 };
 
@@ -199,7 +354,7 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_CLIENT_GET] = "SELECT " CLIENT_COLUMNS " FROM clients WHERE client_id = ?1",
     [ST_CLIENT_INSERT] =
         "INSERT INTO clients (" CLIENT_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
-        "?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20) "
+        "?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21) "
         "ON CONFLICT (client_id) DO NOTHING",
     [ST_CLIENT_UPDATE] =
         "UPDATE clients SET tenant = ?2, name = ?3, scopes = ?4, "
@@ -208,7 +363,7 @@ static const char *const stmt_sql[ST_COUNT] = {
         "prev_secret_hash = ?13, prev_secret_expires_at = ?14, public_key = ?15, "
         "rate_limit = ?16, rate_burst = ?17, attributes = ?18, "
         "created_at = CASE WHEN ?19 = 0 THEN created_at ELSE ?19 END, "
-        "updated_at = ?20 WHERE client_id = ?1",
+        "updated_at = ?20, metadata = ?21 WHERE client_id = ?1",
     [ST_CLIENT_DELETE] = "DELETE FROM clients WHERE client_id = ?1",
     [ST_CLIENT_LIST] = "SELECT " CLIENT_COLUMNS " FROM clients "
                        "ORDER BY client_id LIMIT ?3",
@@ -250,6 +405,98 @@ static const char *const stmt_sql[ST_COUNT] = {
                       "ORDER BY token_hash",
     [ST_REPLAY_LIST] = "SELECT ns, id, expires_at FROM replay WHERE expires_at > ?1 "
                        "ORDER BY ns, id",
+    /* an expired record is taken over, as replay_claim does */
+    [ST_ONCE_PUT] =
+        "INSERT INTO once (ns, key_hash, value, expires_at) VALUES (?1, ?2, ?3, ?4) "
+        "ON CONFLICT (ns, key_hash) DO UPDATE SET value = excluded.value, "
+        "expires_at = excluded.expires_at WHERE once.expires_at <= ?5",
+    [ST_ONCE_GET] =
+        "SELECT value FROM once WHERE ns = ?1 AND key_hash = ?2 AND expires_at > ?3",
+    [ST_ONCE_DELETE] = "DELETE FROM once WHERE ns = ?1 AND key_hash = ?2",
+    [ST_CODE_INSERT] = "INSERT INTO auth_codes (" CODE_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, "
+                       "?6, ?7, ?8) ON CONFLICT (code_hash) DO NOTHING",
+    [ST_CODE_REDEEM] = "UPDATE auth_codes SET used = 1 "
+                       "WHERE code_hash = ?1 AND used = 0 AND expires_at > ?2",
+    [ST_CODE_GET] = "SELECT " CODE_COLUMNS ", used FROM auth_codes WHERE code_hash = ?1",
+    /* the family's end, set by its first token (?10 only if it were missing) */
+    [ST_REFRESH_INSERT] = "INSERT INTO refresh_tokens (" REFRESH_COLUMNS ") VALUES (?1, ?2, "
+                          "?3, ?4, ?5, ?6, ?7, ?8, ?9, coalesce((SELECT family_expires_at "
+                          "FROM refresh_families WHERE family_id = ?2), ?10)) "
+                          "ON CONFLICT (token_hash) DO NOTHING",
+    [ST_FAMILY_INSERT] = "INSERT INTO refresh_families (family_id, tenant, subject, "
+                         "family_expires_at) VALUES (?1, ?2, ?3, ?4) "
+                         "ON CONFLICT (family_id) DO NOTHING",
+    [ST_REFRESH_GET] = "SELECT " REFRESH_COLUMNS " FROM refresh_tokens WHERE token_hash = ?1 "
+                       "AND expires_at > ?2 AND family_expires_at > ?2",
+    /* and whether its family was ended (a token without one: ended) */
+    [ST_REFRESH_FIND] = "SELECT " REFRESH_COLUMNS ", coalesce((SELECT revoked FROM "
+                        "refresh_families f WHERE f.family_id = refresh_tokens.family_id), 1) "
+                        "FROM refresh_tokens WHERE token_hash = ?1",
+    [ST_REFRESH_USE] =
+        "UPDATE refresh_tokens SET status = 2 WHERE token_hash = ?1 AND status = 1",
+    /* next, in old's family (?1: old's hash); NULL names are old's */
+    [ST_REFRESH_NEXT] =
+        "INSERT INTO refresh_tokens (" REFRESH_COLUMNS ") SELECT ?2, family_id, "
+        "coalesce(?3, client_id), coalesce(?4, tenant), coalesce(?5, subject), "
+        "?6, 1, ?7, ?8, family_expires_at FROM refresh_tokens "
+        "WHERE token_hash = ?1 ON CONFLICT (token_hash) DO NOTHING",
+    /* families ended by ?1.. (_END), then their tokens of status ?1 */
+    [ST_FAMILY_END] = "UPDATE refresh_families SET revoked = 1 WHERE family_id = ?1 "
+                      "AND revoked = 0",
+    [ST_FAMILY_END_TOKENS] = "UPDATE refresh_tokens SET status = 3 WHERE status = ?1 "
+                             "AND family_id = ?2",
+    [ST_SUBJECT_END] = "UPDATE refresh_families SET revoked = 1 WHERE tenant = ?1 "
+                       "AND subject = ?2 AND revoked = 0",
+    [ST_SUBJECT_END_TOKENS] = "UPDATE refresh_tokens SET status = 3 WHERE status = ?1 "
+                              "AND family_id IN (SELECT family_id FROM refresh_families "
+                              "WHERE tenant = ?2 AND subject = ?3)",
+    [ST_SESSION_INSERT] = "INSERT INTO sessions (" SESSION_COLUMNS ") VALUES (?1, ?2, ?3, ?4, "
+                          "?5, ?6, ?7, ?8, ?9) ON CONFLICT (id_hash) DO NOTHING",
+    [ST_SESSION_GET] = "SELECT " SESSION_COLUMNS " FROM sessions "
+                       "WHERE id_hash = ?1 AND expires_at > ?2",
+    [ST_SESSION_TOUCH] = "UPDATE sessions SET last_seen_at = max(last_seen_at, ?2) "
+                         "WHERE id_hash = ?1 AND expires_at > ?2",
+    [ST_SESSION_DELETE] = "DELETE FROM sessions WHERE id_hash = ?1",
+    [ST_SESSION_DELETE_SUBJECT] = "DELETE FROM sessions WHERE tenant = ?1 AND subject = ?2",
+    [ST_CONSENT_PUT] = "INSERT INTO consents (" CONSENT_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, "
+                       "?6, ?7) ON CONFLICT (tenant, subject, client_id) DO UPDATE SET "
+                       "scope = excluded.scope, resources = excluded.resources, "
+                       "created_at = excluded.created_at, expires_at = excluded.expires_at",
+    [ST_CONSENT_GET] = "SELECT " CONSENT_COLUMNS " FROM consents WHERE tenant = ?1 "
+                       "AND subject = ?2 AND client_id = ?3 "
+                       "AND (expires_at = 0 OR expires_at > ?4)",
+    [ST_CONSENT_DELETE] = "DELETE FROM consents WHERE tenant = ?1 AND subject = ?2 "
+                          "AND client_id = ?3",
+    [ST_CONSENT_LIST] = "SELECT " CONSENT_COLUMNS " FROM consents WHERE tenant = ?1 "
+                        "AND subject = ?2 AND (expires_at = 0 OR expires_at > ?3) "
+                        "ORDER BY client_id",
+    [ST_DOCUMENT_PUT] = "INSERT INTO client_documents (" DOCUMENT_COLUMNS ") VALUES (?1, ?2, "
+                        "?3, ?4) ON CONFLICT (url) DO UPDATE SET document = excluded.document, "
+                        "fetched_at = excluded.fetched_at, expires_at = excluded.expires_at",
+    [ST_DOCUMENT_GET] = "SELECT " DOCUMENT_COLUMNS " FROM client_documents WHERE url = ?1",
+    [ST_LINEAGE_ADD] = "INSERT INTO lineage (parent, jti, client_id, expires_at) "
+                       "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (parent, jti) DO NOTHING",
+    /* every jti below ?1 (UNION: a cycle ends), revoked as ST_REVOKE does
+     * unless expired at ?2 */
+    [ST_REVOKE_DESCENDANTS] =
+        "WITH RECURSIVE below (jti, client_id, expires_at) AS ("
+        "SELECT jti, client_id, expires_at FROM lineage WHERE parent = ?1 "
+        "UNION SELECT l.jti, l.client_id, l.expires_at FROM lineage l "
+        "JOIN below b ON l.parent = b.jti) "
+        "INSERT INTO revocations (jti, client_id, expires_at, revoked_at) "
+        "SELECT jti, min(client_id), max(expires_at), ?2 FROM below WHERE expires_at > ?2 "
+        "GROUP BY jti ON CONFLICT (jti) DO UPDATE SET expires_at = excluded.expires_at "
+        "WHERE excluded.expires_at > revocations.expires_at",
+    [ST_PURGE_ONCE] = "DELETE FROM once WHERE expires_at <= ?1",
+    [ST_PURGE_CODES] = "DELETE FROM auth_codes WHERE expires_at <= ?1",
+    [ST_PURGE_REFRESH] = "DELETE FROM refresh_tokens "
+                         "WHERE expires_at <= ?1 OR family_expires_at <= ?1",
+    [ST_PURGE_FAMILIES] = "DELETE FROM refresh_families WHERE family_expires_at <= ?1",
+    [ST_PURGE_SESSIONS] = "DELETE FROM sessions WHERE expires_at <= ?1",
+    [ST_PURGE_CONSENTS] = "DELETE FROM consents WHERE expires_at <> 0 AND expires_at <= ?1",
+    [ST_PURGE_DOCUMENTS] = "DELETE FROM client_documents "
+                           "WHERE expires_at <= ?1 - " XSTR(MANDATE_STORE_DOCUMENT_KEEP),
+    [ST_PURGE_LINEAGE] = "DELETE FROM lineage WHERE expires_at <= ?1",
 };
 
 /* --- instance and connections ------------------------------------------ */
@@ -496,6 +743,10 @@ static mandate_rc simple_run(struct conn *c, enum stmt_id id, const char *what,
     return rc;
 }
 
+/* BEGIN IMMEDIATE takes the write lock at once, waiting for it in the busy
+ * handler (busy_timeout): a transaction that reads and then writes never
+ * finds the database changed under it (SQLITE_BUSY_SNAPSHOT), and another
+ * process's transactions are serialized with ours. */
 static mandate_rc tx_begin(struct conn *c, mandate_error *err)
 {
     return simple_run(c, ST_BEGIN, "beginning a transaction", err);
@@ -529,66 +780,101 @@ static mandate_rc bump_generation(struct conn *c, mandate_error *err)
     return simple_run(c, ST_GENERATION_BUMP, "raising the generation", err);
 }
 
-/* Steps a bound statement that changes clients, keys or revocations, in one
- * transaction with the generation bump (when a row changed). bind_rc is the
- * outcome of binding; *changed_r gets the number of rows changed. */
-static mandate_rc run_change(struct conn *c, sqlite3_stmt *stmt, int bind_rc, const char *what,
-                             int *changed_r, mandate_error *err)
-{
-    *changed_r = 0;
-    if (bind_rc != SQLITE_OK)
-        return db_error(c, bind_rc, what, err);
-    mandate_rc rc = tx_begin(c, err);
-    if (rc != MANDATE_OK)
-        return rc;
-    int src = sqlite3_step(stmt);
-    if (src != SQLITE_DONE) {
-        rc = db_error(c, src, what, err);
-    } else {
-        *changed_r = sqlite3_changes(c->db);
-        if (*changed_r > 0)
-            rc = bump_generation(c, err);
-    }
-    sqlite3_reset(stmt);
-    return tx_end(c, rc, err);
-}
+/* --- records ------------------------------------------------------------ */
 
-/* --- binding and reading ----------------------------------------------- */
+/* A record's fields in the order of its columns (CLIENT_COLUMNS, ...): one
+ * table per record type serves its binder and its reader, so that neither
+ * drifts from the other or from the SQL. */
+enum field_type { F_TEXT, F_BLOB, F_INT, F_ENUM, F_U32, F_REAL };
 
-/* Collects the first binding error, so a statement is bound in a row of
- * calls and checked once. */
-struct binder {
-    sqlite3_stmt *stmt;
-    int rc;
+struct field {
+    unsigned char type;
+    unsigned short off;     /* of the member */
+    unsigned short len_off; /* F_BLOB: of its length, a size_t */
 };
 
-static void bind_text(struct binder *b, int i, const char *v)
-{
-    if (b->rc == SQLITE_OK)
-        b->rc = sqlite3_bind_text(b->stmt, i, v, -1, SQLITE_STATIC);
-}
+struct record {
+    const struct field *fields;
+    size_t n;
+    size_t size; /* of the struct, cleared before it is read into */
+};
 
-static void bind_blob(struct binder *b, int i, const unsigned char *v, size_t len)
-{
-    if (b->rc != SQLITE_OK)
-        return;
-    if (v == NULL)
-        b->rc = sqlite3_bind_null(b->stmt, i);
-    else
-        b->rc = sqlite3_bind_blob64(b->stmt, i, v, len, SQLITE_STATIC);
-}
+/* Fields of the struct type REC, defined before each table. Kept as
+ * written (clang-format would give each field a line of its own): a table
+ * reads as its column list. */
+/* clang-format off */
+#define FIELD(m, type) {type, offsetof(REC, m), 0}
+#define TEXT(m) FIELD(m, F_TEXT)
+#define BLOB(m) {F_BLOB, offsetof(REC, m), offsetof(REC, m##_len)}
+#define INT(m) FIELD(m, F_INT)
+#define ENUM(m) FIELD(m, F_ENUM)
+#define U32(m) FIELD(m, F_U32)
+#define REAL(m) FIELD(m, F_REAL)
+#define RECORD(fields) {fields, sizeof(fields) / sizeof(fields[0]), sizeof(REC)}
 
-static void bind_int(struct binder *b, int i, int64_t v)
-{
-    if (b->rc == SQLITE_OK)
-        b->rc = sqlite3_bind_int64(b->stmt, i, v);
-}
+/* F_ENUM members are read and written as an int. */
+_Static_assert(sizeof(mandate_client_status) == sizeof(int), "enum size");
+_Static_assert(sizeof(mandate_key_status) == sizeof(int), "enum size");
+_Static_assert(sizeof(mandate_refresh_status) == sizeof(int), "enum size");
 
-static void bind_double(struct binder *b, int i, double v)
-{
-    if (b->rc == SQLITE_OK)
-        b->rc = sqlite3_bind_double(b->stmt, i, v);
-}
+#define REC mandate_client
+static const struct field client_fields[] = {
+    TEXT(client_id), TEXT(tenant), TEXT(name), TEXT(scopes), TEXT(default_scopes),
+    TEXT(audiences), TEXT(backend), TEXT(token_format), INT(token_ttl), ENUM(status),
+    U32(flags), BLOB(secret_hash), BLOB(prev_secret_hash), INT(prev_secret_expires_at),
+    TEXT(public_key), REAL(rate_limit), INT(rate_burst), TEXT(attributes), INT(created_at),
+    INT(updated_at), TEXT(metadata)};
+static const struct record client_record = RECORD(client_fields);
+#undef REC
+
+#define REC mandate_key
+static const struct field key_fields[] = {
+    TEXT(kid), TEXT(alg), TEXT(format), ENUM(status), BLOB(private_blob), TEXT(public_jwk),
+    INT(created_at), INT(retired_at), INT(remove_after)};
+static const struct record key_record = RECORD(key_fields);
+#undef REC
+
+#define REC mandate_token_record
+static const struct field token_fields[] = {
+    BLOB(token_hash), TEXT(jti), TEXT(client_id), TEXT(subject), TEXT(tenant), TEXT(grant),
+    INT(issued_at), INT(expires_at)};
+static const struct record token_record = RECORD(token_fields);
+#undef REC
+
+#define REC mandate_auth_code
+static const struct field code_fields[] = {
+    BLOB(code_hash), TEXT(client_id), TEXT(redirect_uri), TEXT(code_challenge),
+    TEXT(family_id), TEXT(grant), INT(issued_at), INT(expires_at)};
+static const struct record code_record = RECORD(code_fields);
+#undef REC
+
+#define REC mandate_refresh_token
+static const struct field refresh_fields[] = {
+    BLOB(token_hash), TEXT(family_id), TEXT(client_id), TEXT(tenant), TEXT(subject),
+    TEXT(grant), ENUM(status), INT(issued_at), INT(expires_at), INT(family_expires_at)};
+static const struct record refresh_record = RECORD(refresh_fields);
+#undef REC
+
+#define REC mandate_session
+static const struct field session_fields[] = {
+    BLOB(id_hash), TEXT(tenant), TEXT(subject), TEXT(idp), TEXT(identity), INT(created_at),
+    INT(authn_at), INT(last_seen_at), INT(expires_at)};
+static const struct record session_record = RECORD(session_fields);
+#undef REC
+
+#define REC mandate_consent
+static const struct field consent_fields[] = {
+    TEXT(tenant), TEXT(subject), TEXT(client_id), TEXT(scope), TEXT(resources),
+    INT(created_at), INT(expires_at)};
+static const struct record consent_record = RECORD(consent_fields);
+#undef REC
+
+#define REC mandate_client_document
+static const struct field document_fields[] = {
+    TEXT(url), TEXT(document), INT(fetched_at), INT(expires_at)};
+static const struct record document_record = RECORD(document_fields);
+#undef REC
+/* clang-format on */
 
 /* Columns are copied into pool when there is one, else they point into the
  * statement's memory (list callbacks: valid until the next step). */
@@ -627,84 +913,26 @@ static int64_t read_int(const struct reader *r, int i)
     return sqlite3_column_int64(r->stmt, i);
 }
 
-/* Bound as ?1..?20 in CLIENT_COLUMNS order. */
-static int bind_client(sqlite3_stmt *stmt, const mandate_client *cl, int64_t created_at,
-                       int64_t updated_at)
+/* Fills out (a struct of rec's type) from the columns from first on. */
+static void read_record(const struct reader *r, int first, const struct record *rec, void *out)
 {
-    struct binder b = {stmt, SQLITE_OK};
-    bind_text(&b, 1, cl->client_id);
-    bind_text(&b, 2, cl->tenant);
-    bind_text(&b, 3, cl->name);
-    bind_text(&b, 4, cl->scopes);
-    bind_text(&b, 5, cl->default_scopes);
-    bind_text(&b, 6, cl->audiences);
-    bind_text(&b, 7, cl->backend);
-    bind_text(&b, 8, cl->token_format);
-    bind_int(&b, 9, cl->token_ttl);
-    bind_int(&b, 10, (int64_t)cl->status);
-    bind_int(&b, 11, (int64_t)cl->flags);
-    bind_blob(&b, 12, cl->secret_hash, cl->secret_hash_len);
-    bind_blob(&b, 13, cl->prev_secret_hash, cl->prev_secret_hash_len);
-    bind_int(&b, 14, cl->prev_secret_expires_at);
-    bind_text(&b, 15, cl->public_key);
-    bind_double(&b, 16, cl->rate_limit);
-    bind_int(&b, 17, cl->rate_burst);
-    bind_text(&b, 18, cl->attributes);
-    bind_int(&b, 19, created_at);
-    bind_int(&b, 20, updated_at);
-    return b.rc;
-}
-
-static void read_client(const struct reader *r, mandate_client *cl)
-{
-    memset(cl, 0, sizeof(*cl));
-    cl->client_id = read_text(r, 0);
-    cl->tenant = read_text(r, 1);
-    cl->name = read_text(r, 2);
-    cl->scopes = read_text(r, 3);
-    cl->default_scopes = read_text(r, 4);
-    cl->audiences = read_text(r, 5);
-    cl->backend = read_text(r, 6);
-    cl->token_format = read_text(r, 7);
-    cl->token_ttl = read_int(r, 8);
-    cl->status = (mandate_client_status)read_int(r, 9);
-    cl->flags = (uint32_t)read_int(r, 10);
-    cl->secret_hash = read_blob(r, 11, &cl->secret_hash_len);
-    cl->prev_secret_hash = read_blob(r, 12, &cl->prev_secret_hash_len);
-    cl->prev_secret_expires_at = read_int(r, 13);
-    cl->public_key = read_text(r, 14);
-    cl->rate_limit = sqlite3_column_double(r->stmt, 15);
-    cl->rate_burst = read_int(r, 16);
-    cl->attributes = read_text(r, 17);
-    cl->created_at = read_int(r, 18);
-    cl->updated_at = read_int(r, 19);
-}
-
-static void read_key(const struct reader *r, mandate_key *key)
-{
-    memset(key, 0, sizeof(*key));
-    key->kid = read_text(r, 0);
-    key->alg = read_text(r, 1);
-    key->format = read_text(r, 2);
-    key->status = (mandate_key_status)read_int(r, 3);
-    key->private_blob = read_blob(r, 4, &key->private_blob_len);
-    key->public_jwk = read_text(r, 5);
-    key->created_at = read_int(r, 6);
-    key->retired_at = read_int(r, 7);
-    key->remove_after = read_int(r, 8);
-}
-
-static void read_token(const struct reader *r, mandate_token_record *t)
-{
-    memset(t, 0, sizeof(*t));
-    t->token_hash = read_blob(r, 0, &t->token_hash_len);
-    t->jti = read_text(r, 1);
-    t->client_id = read_text(r, 2);
-    t->subject = read_text(r, 3);
-    t->tenant = read_text(r, 4);
-    t->grant = read_text(r, 5);
-    t->issued_at = read_int(r, 6);
-    t->expires_at = read_int(r, 7);
+    memset(out, 0, rec->size);
+    for (size_t i = 0; i < rec->n; i++) {
+        const struct field *f = &rec->fields[i];
+        void *m = (char *)out + f->off;
+        int col = first + (int)i;
+        switch (f->type) {
+        case F_TEXT: *(const char **)m = read_text(r, col); break;
+        case F_BLOB:
+            *(const unsigned char **)m =
+                read_blob(r, col, (size_t *)((char *)out + f->len_off));
+            break;
+        case F_INT: *(int64_t *)m = read_int(r, col); break;
+        case F_ENUM: *(int *)m = (int)read_int(r, col); break;
+        case F_U32: *(uint32_t *)m = (uint32_t)read_int(r, col); break;
+        case F_REAL: *(double *)m = sqlite3_column_double(r->stmt, col); break;
+        }
+    }
 }
 
 /* --- schema version ----------------------------------------------------- */
@@ -827,6 +1055,206 @@ static void writer_put(struct sqlite_inst *inst)
     pthread_mutex_unlock(&inst->writer_lock);
 }
 
+/* --- one statement of an op ------------------------------------------------ */
+
+/* What every op does around its SQL: find the connection, take the cached
+ * statement, bind in a row of calls checked once, step, turn SQLite's code
+ * into ours, give the statement back. q_open takes the thread's connection,
+ * q_writer the writer (held until q_close), q_on a connection the caller
+ * already has (inside a transaction). q_close passes the op's outcome
+ * through, so an op ends with `return q_close(&q, rc);`. */
+struct q {
+    struct conn *c;
+    sqlite3_stmt *stmt;
+    enum stmt_id id;
+    bool writer; /* holds the writer connection */
+    int src;     /* the first binding error, then the last step's code */
+    const char *what;
+    mandate_error *err;
+};
+
+static mandate_rc q_on(struct q *q, struct conn *c, enum stmt_id id, const char *what,
+                       mandate_error *err)
+{
+    *q = (struct q){.c = c, .id = id, .src = SQLITE_MISUSE, .what = what, .err = err};
+    mandate_rc rc = stmt_get(c, id, &q->stmt, err);
+    if (rc == MANDATE_OK)
+        q->src = SQLITE_OK;
+    return rc;
+}
+
+static mandate_rc q_open(struct q *q, struct sqlite_inst *inst, enum stmt_id id,
+                         const char *what, mandate_error *err)
+{
+    struct conn *c;
+    *q = (struct q){.src = SQLITE_MISUSE};
+    mandate_rc rc = conn_ready(inst, &c, err);
+    return rc == MANDATE_OK ? q_on(q, c, id, what, err) : rc;
+}
+
+static mandate_rc q_writer(struct q *q, struct sqlite_inst *inst, enum stmt_id id,
+                           const char *what, mandate_error *err)
+{
+    struct conn *c;
+    *q = (struct q){.src = SQLITE_MISUSE};
+    mandate_rc rc = writer_get(inst, &c, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    rc = q_on(q, c, id, what, err);
+    q->writer = true;
+    return rc;
+}
+
+/* Gives the statement back (and the writer); returns rc. */
+static mandate_rc q_close(struct q *q, mandate_rc rc)
+{
+    if (q->stmt != NULL)
+        stmt_put(q->c, q->id, q->stmt);
+    q->stmt = NULL;
+    if (q->writer)
+        writer_put(q->c->inst);
+    q->writer = false;
+    return rc;
+}
+
+/* Binders do nothing once one failed (or the statement is missing). */
+static void q_text(struct q *q, int i, const char *v)
+{
+    if (q->src == SQLITE_OK)
+        q->src = sqlite3_bind_text(q->stmt, i, v, -1, SQLITE_STATIC);
+}
+
+static void q_blob(struct q *q, int i, const unsigned char *v, size_t len)
+{
+    if (q->src == SQLITE_OK)
+        q->src = v == NULL ? sqlite3_bind_null(q->stmt, i)
+                           : sqlite3_bind_blob64(q->stmt, i, v, len, SQLITE_STATIC);
+}
+
+static void q_int(struct q *q, int i, int64_t v)
+{
+    if (q->src == SQLITE_OK)
+        q->src = sqlite3_bind_int64(q->stmt, i, v);
+}
+
+/* Binds the fields of in (a struct of rec's type) as ?first and on. */
+static void q_record(struct q *q, int first, const struct record *rec, const void *in)
+{
+    for (size_t i = 0; i < rec->n && q->src == SQLITE_OK; i++) {
+        const struct field *f = &rec->fields[i];
+        const void *m = (const char *)in + f->off;
+        int at = first + (int)i;
+        switch (f->type) {
+        case F_TEXT: q_text(q, at, *(const char *const *)m); break;
+        case F_BLOB:
+            q_blob(q, at, *(const unsigned char *const *)m,
+                   *(const size_t *)(const void *)((const char *)in + f->len_off));
+            break;
+        case F_INT: q_int(q, at, *(const int64_t *)m); break;
+        case F_ENUM: q_int(q, at, *(const int *)m); break;
+        case F_U32: q_int(q, at, *(const uint32_t *)m); break;
+        case F_REAL: q->src = sqlite3_bind_double(q->stmt, at, *(const double *)m); break;
+        }
+    }
+}
+
+/* Steps once: MANDATE_OK with *row_r telling whether a row came, else the
+ * error (a binding's, when one failed). */
+static mandate_rc q_step(struct q *q, bool *row_r)
+{
+    if (q->src == SQLITE_OK || q->src == SQLITE_ROW)
+        q->src = sqlite3_step(q->stmt);
+    *row_r = q->src == SQLITE_ROW;
+    if (q->src == SQLITE_ROW || q->src == SQLITE_DONE)
+        return MANDATE_OK;
+    return db_error(q->c, q->src, q->what, q->err);
+}
+
+/* Runs a statement that answers no row; *changed_r: the rows it changed. */
+static mandate_rc q_exec(struct q *q, int *changed_r)
+{
+    bool row;
+    mandate_rc rc = q_step(q, &row);
+    *changed_r = rc == MANDATE_OK ? sqlite3_changes(q->c->db) : 0;
+    return rc;
+}
+
+/* The row of a lookup, read into out (copied into pool); MANDATE_NOT_FOUND
+ * with the message given when there is none. */
+static mandate_rc q_get(struct q *q, mandate_pool *pool, const struct record *rec, void *out,
+                        const char *none, ...) MANDATE_PRINTF(5, 6);
+static mandate_rc q_get(struct q *q, mandate_pool *pool, const struct record *rec, void *out,
+                        const char *none, ...)
+{
+    bool row;
+    mandate_rc rc = q_step(q, &row);
+    if (rc != MANDATE_OK || row) {
+        struct reader r = {q->c->inst->host, pool, q->stmt};
+        if (rc == MANDATE_OK)
+            read_record(&r, 0, rec, out);
+        return rc;
+    }
+    if (q->err != NULL) {
+        va_list ap;
+        va_start(ap, none);
+        q->err->rc = MANDATE_NOT_FOUND;
+        vsnprintf(q->err->message, sizeof(q->err->message), none, ap);
+        va_end(ap);
+    }
+    return MANDATE_NOT_FOUND;
+}
+
+typedef mandate_rc (*row_cb)(const struct reader *r, void *ctx);
+
+/* Calls row() for each row, its columns valid during the call; stops at the
+ * first answer other than MANDATE_OK and returns it. */
+static mandate_rc q_each(struct q *q, row_cb row, void *ctx)
+{
+    struct reader r = {q->c->inst->host, NULL, q->stmt};
+    bool more;
+    mandate_rc rc;
+    while ((rc = q_step(q, &more)) == MANDATE_OK && more)
+        if ((rc = row(&r, ctx)) != MANDATE_OK)
+            break;
+    return rc;
+}
+
+/* Runs a bound statement that changes clients, keys or revocations, in one
+ * transaction with the generation bump when a row changed. */
+static mandate_rc q_change(struct q *q, int *changed_r)
+{
+    *changed_r = 0;
+    if (q->src != SQLITE_OK)
+        return db_error(q->c, q->src, q->what, q->err);
+    mandate_rc rc = tx_begin(q->c, q->err);
+    if (rc != MANDATE_OK)
+        return rc;
+    rc = q_exec(q, changed_r);
+    if (rc == MANDATE_OK && *changed_r > 0)
+        rc = bump_generation(q->c, q->err);
+    sqlite3_reset(q->stmt);
+    return tx_end(q->c, rc, q->err);
+}
+
+/* The statements of an op that must be seen together, as a body run in one
+ * write transaction: committed when it answers MANDATE_OK, else rolled back.
+ * An outcome to report after a commit goes through ctx. */
+typedef mandate_rc (*tx_body)(struct conn *c, void *ctx, mandate_error *err);
+
+static mandate_rc tx_run(struct conn *c, tx_body body, void *ctx, mandate_error *err)
+{
+    mandate_rc rc = tx_begin(c, err);
+    return rc == MANDATE_OK ? tx_end(c, body(c, ctx, err), err) : rc;
+}
+
+/* On the thread's connection. */
+static mandate_rc conn_tx(struct sqlite_inst *inst, tx_body body, void *ctx, mandate_error *err)
+{
+    struct conn *c;
+    mandate_rc rc = conn_ready(inst, &c, err);
+    return rc == MANDATE_OK ? tx_run(c, body, ctx, err) : rc;
+}
+
 /* --- ops: housekeeping --------------------------------------------------- */
 
 static mandate_rc store_ping(void *inst_, mandate_error *err)
@@ -908,22 +1336,16 @@ static mandate_rc store_schema_version(void *inst_, int *version_r, mandate_erro
 
 static mandate_rc store_generation(void *inst_, uint64_t *generation_r, mandate_error *err)
 {
-    struct conn *c;
-    sqlite3_stmt *stmt;
-    mandate_rc rc = conn_ready(inst_, &c, err);
+    struct q q;
+    bool row = false;
+    mandate_rc rc = q_open(&q, inst_, ST_GENERATION, "reading the generation", err);
     if (rc == MANDATE_OK)
-        rc = stmt_get(c, ST_GENERATION, &stmt, err);
-    if (rc != MANDATE_OK)
-        return rc;
-    int src = sqlite3_step(stmt);
-    if (src == SQLITE_ROW)
-        *generation_r = (uint64_t)sqlite3_column_int64(stmt, 0);
-    else if (src == SQLITE_DONE)
+        rc = q_step(&q, &row);
+    if (rc == MANDATE_OK && row)
+        *generation_r = (uint64_t)sqlite3_column_int64(q.stmt, 0);
+    else if (rc == MANDATE_OK)
         rc = mandate_error_set(err, MANDATE_ERROR, "sqlite: the generation counter is missing");
-    else
-        rc = db_error(c, src, "reading the generation", err);
-    stmt_put(c, ST_GENERATION, stmt);
-    return rc;
+    return q_close(&q, rc);
 }
 
 /* --- ops: clients --------------------------------------------------------- */
@@ -931,29 +1353,14 @@ static mandate_rc store_generation(void *inst_, uint64_t *generation_r, mandate_
 static mandate_rc store_client_get(void *inst_, mandate_pool *pool, const char *client_id,
                                    mandate_client *client_r, mandate_error *err)
 {
-    struct sqlite_inst *inst = inst_;
-    struct conn *c;
-    sqlite3_stmt *stmt;
+    struct q q;
     if (client_id == NULL)
         return mandate_error_set(err, MANDATE_INVALID, "sqlite: client_get: no client_id");
-    mandate_rc rc = conn_ready(inst, &c, err);
+    mandate_rc rc = q_open(&q, inst_, ST_CLIENT_GET, "client_get", err);
+    q_text(&q, 1, client_id);
     if (rc == MANDATE_OK)
-        rc = stmt_get(c, ST_CLIENT_GET, &stmt, err);
-    if (rc != MANDATE_OK)
-        return rc;
-    struct binder b = {stmt, SQLITE_OK};
-    bind_text(&b, 1, client_id);
-    int src = b.rc != SQLITE_OK ? b.rc : sqlite3_step(stmt);
-    if (src == SQLITE_ROW) {
-        struct reader r = {inst->host, pool, stmt};
-        read_client(&r, client_r);
-    } else if (src == SQLITE_DONE) {
-        rc = mandate_error_set(err, MANDATE_NOT_FOUND, "sqlite: no client \"%s\"", client_id);
-    } else {
-        rc = db_error(c, src, "client_get", err);
-    }
-    stmt_put(c, ST_CLIENT_GET, stmt);
-    return rc;
+        rc = q_get(&q, pool, &client_record, client_r, "sqlite: no client \"%s\"", client_id);
+    return q_close(&q, rc);
 }
 
 static mandate_rc check_client(const mandate_client *cl, const char *what, mandate_error *err)
@@ -964,96 +1371,84 @@ static mandate_rc check_client(const mandate_client *cl, const char *what, manda
     return MANDATE_OK;
 }
 
-/* Inserts one client with the statement given; MANDATE_EXISTS when taken. */
-static mandate_rc client_insert(struct conn *c, sqlite3_stmt *stmt, const mandate_client *cl,
-                                int64_t now, const char *what, mandate_error *err)
+/* Binds a client with the times given. */
+static void q_client(struct q *q, const mandate_client *cl, int64_t created_at,
+                     int64_t updated_at)
+{
+    mandate_client row = *cl;
+    row.created_at = created_at;
+    row.updated_at = updated_at;
+    q_record(q, 1, &client_record, &row);
+}
+
+/* A new client's times: created now unless given, updated when created
+ * unless given. */
+static void q_new_client(struct q *q, const mandate_client *cl, int64_t now)
 {
     int64_t created_at = cl->created_at != 0 ? cl->created_at : now;
-    int64_t updated_at = cl->updated_at != 0 ? cl->updated_at : created_at;
-    int src = bind_client(stmt, cl, created_at, updated_at);
-    if (src == SQLITE_OK)
-        src = sqlite3_step(stmt);
-    mandate_rc rc = MANDATE_OK;
-    if (src != SQLITE_DONE)
-        rc = db_error(c, src, what, err);
-    else if (sqlite3_changes(c->db) == 0)
-        rc = mandate_error_set(err, MANDATE_EXISTS, "sqlite: client_id \"%s\" is taken",
-                               cl->client_id);
-    sqlite3_reset(stmt);
-    return rc;
+    q_client(q, cl, created_at, cl->updated_at != 0 ? cl->updated_at : created_at);
+}
+
+static mandate_rc client_taken(const mandate_client *cl, mandate_error *err)
+{
+    return mandate_error_set(err, MANDATE_EXISTS, "sqlite: client_id \"%s\" is taken",
+                             cl->client_id);
 }
 
 static mandate_rc store_client_create(void *inst_, const mandate_client *client,
                                       mandate_error *err)
 {
     struct sqlite_inst *inst = inst_;
-    struct conn *c;
-    sqlite3_stmt *stmt;
+    struct q q;
+    int changed;
     mandate_rc rc = check_client(client, "client_create", err);
-    if (rc == MANDATE_OK)
-        rc = conn_ready(inst, &c, err);
-    if (rc == MANDATE_OK)
-        rc = stmt_get(c, ST_CLIENT_INSERT, &stmt, err);
     if (rc != MANDATE_OK)
         return rc;
-    rc = tx_begin(c, err);
-    if (rc == MANDATE_OK) {
-        rc = client_insert(c, stmt, client, inst->host->now(inst->host), "client_create", err);
-        if (rc == MANDATE_OK)
-            rc = bump_generation(c, err);
-        rc = tx_end(c, rc, err);
-    }
-    stmt_put(c, ST_CLIENT_INSERT, stmt);
-    return rc;
+    rc = q_open(&q, inst, ST_CLIENT_INSERT, "client_create", err);
+    q_new_client(&q, client, inst->host->now(inst->host));
+    if (rc == MANDATE_OK)
+        rc = q_change(&q, &changed);
+    if (rc == MANDATE_OK && changed == 0)
+        rc = client_taken(client, err);
+    return q_close(&q, rc);
 }
 
 static mandate_rc store_client_update(void *inst_, const mandate_client *client,
                                       mandate_error *err)
 {
     struct sqlite_inst *inst = inst_;
-    struct conn *c;
-    sqlite3_stmt *stmt;
+    struct q q;
+    int changed;
     mandate_rc rc = check_client(client, "client_update", err);
-    if (rc == MANDATE_OK)
-        rc = conn_ready(inst, &c, err);
-    if (rc == MANDATE_OK)
-        rc = stmt_get(c, ST_CLIENT_UPDATE, &stmt, err);
     if (rc != MANDATE_OK)
         return rc;
+    rc = q_open(&q, inst, ST_CLIENT_UPDATE, "client_update", err);
     /* created_at 0 keeps the stored one; updated_at 0 means now */
-    int64_t updated_at =
-        client->updated_at != 0 ? client->updated_at : inst->host->now(inst->host);
-    int changed;
-    rc = run_change(c, stmt, bind_client(stmt, client, client->created_at, updated_at),
-                    "client_update", &changed, err);
+    q_client(&q, client, client->created_at,
+             client->updated_at != 0 ? client->updated_at : inst->host->now(inst->host));
+    if (rc == MANDATE_OK)
+        rc = q_change(&q, &changed);
     if (rc == MANDATE_OK && changed == 0)
         rc = mandate_error_set(err, MANDATE_NOT_FOUND, "sqlite: no client \"%s\"",
                                client->client_id);
-    stmt_put(c, ST_CLIENT_UPDATE, stmt);
-    return rc;
+    return q_close(&q, rc);
 }
 
 /* A DELETE by primary key: MANDATE_NOT_FOUND when nothing was deleted. */
 static mandate_rc delete_by_key(struct sqlite_inst *inst, enum stmt_id id, const char *key,
                                 const char *what, const char *noun, mandate_error *err)
 {
-    struct conn *c;
-    sqlite3_stmt *stmt;
+    struct q q;
+    int changed;
     if (key == NULL)
         return mandate_error_set(err, MANDATE_INVALID, "sqlite: %s: no %s", what, noun);
-    mandate_rc rc = conn_ready(inst, &c, err);
+    mandate_rc rc = q_open(&q, inst, id, what, err);
+    q_text(&q, 1, key);
     if (rc == MANDATE_OK)
-        rc = stmt_get(c, id, &stmt, err);
-    if (rc != MANDATE_OK)
-        return rc;
-    struct binder b = {stmt, SQLITE_OK};
-    bind_text(&b, 1, key);
-    int changed;
-    rc = run_change(c, stmt, b.rc, what, &changed, err);
+        rc = q_change(&q, &changed);
     if (rc == MANDATE_OK && changed == 0)
         rc = mandate_error_set(err, MANDATE_NOT_FOUND, "sqlite: no %s \"%s\"", noun, key);
-    stmt_put(c, id, stmt);
-    return rc;
+    return q_close(&q, rc);
 }
 
 static mandate_rc store_client_delete(void *inst_, const char *client_id, mandate_error *err)
@@ -1061,12 +1456,24 @@ static mandate_rc store_client_delete(void *inst_, const char *client_id, mandat
     return delete_by_key(inst_, ST_CLIENT_DELETE, client_id, "client_delete", "client", err);
 }
 
+/* A list op's callback and its context, for the row readers below. */
+struct each {
+    void (*cb)(void); /* the op's callback type, cast back by the reader */
+    void *ctx;
+};
+
+static mandate_rc client_row(const struct reader *r, void *ctx)
+{
+    struct each *e = ctx;
+    mandate_client client;
+    read_record(r, 0, &client_record, &client);
+    return ((mandate_client_cb)e->cb)(e->ctx, &client);
+}
+
 static mandate_rc store_client_list(void *inst_, const mandate_client_filter *filter,
                                     mandate_client_cb each, void *ctx, mandate_error *err)
 {
-    struct sqlite_inst *inst = inst_;
-    struct conn *c;
-    sqlite3_stmt *stmt;
+    struct q q;
     const char *tenant = filter != NULL ? filter->tenant : NULL;
     const char *after = filter != NULL ? filter->after : NULL;
     size_t limit = filter != NULL ? filter->limit : 0;
@@ -1075,39 +1482,47 @@ static mandate_rc store_client_list(void *inst_, const mandate_client_filter *fi
                        : (after != NULL ? ST_CLIENT_LIST_AFTER : ST_CLIENT_LIST);
     if (each == NULL)
         return mandate_error_set(err, MANDATE_INVALID, "sqlite: client_list: no callback");
-    mandate_rc rc = conn_ready(inst, &c, err);
-    if (rc == MANDATE_OK)
-        rc = stmt_get(c, id, &stmt, err);
-    if (rc != MANDATE_OK)
-        return rc;
-    struct binder b = {stmt, SQLITE_OK};
+    mandate_rc rc = q_open(&q, inst_, id, "client_list", err);
     if (tenant != NULL)
-        bind_text(&b, 1, tenant);
+        q_text(&q, 1, tenant);
     if (after != NULL)
-        bind_text(&b, 2, after);
-    bind_int(&b, 3, limit == 0 || limit > (uint64_t)INT64_MAX ? -1 : (int64_t)limit);
-    int src = b.rc;
-    struct reader r = {inst->host, NULL, stmt};
-    while (src == SQLITE_OK && (src = sqlite3_step(stmt)) == SQLITE_ROW) {
-        mandate_client client;
-        read_client(&r, &client);
-        rc = each(ctx, &client);
-        if (rc != MANDATE_OK)
-            break;
-        src = SQLITE_OK;
+        q_text(&q, 2, after);
+    q_int(&q, 3, limit == 0 || limit > (uint64_t)INT64_MAX ? -1 : (int64_t)limit);
+    struct each e = {(void (*)(void))each, ctx};
+    if (rc == MANDATE_OK)
+        rc = q_each(&q, client_row, &e);
+    return q_close(&q, rc);
+}
+
+struct import {
+    const mandate_client *clients;
+    size_t n;
+    int64_t now;
+};
+
+static mandate_rc import_body(struct conn *c, void *ctx, mandate_error *err)
+{
+    struct import *im = ctx;
+    struct q q;
+    mandate_rc rc = q_on(&q, c, ST_CLIENT_INSERT, "client_import", err);
+    for (size_t i = 0; i < im->n && rc == MANDATE_OK; i++) {
+        int changed;
+        q_new_client(&q, &im->clients[i], im->now);
+        rc = q_exec(&q, &changed);
+        if (rc == MANDATE_OK && changed == 0)
+            rc = client_taken(&im->clients[i], err);
+        sqlite3_reset(q.stmt);
+        q.src = SQLITE_OK;
     }
-    if (rc == MANDATE_OK && src != SQLITE_DONE)
-        rc = db_error(c, src, "client_list", err);
-    stmt_put(c, id, stmt);
-    return rc;
+    if (rc == MANDATE_OK)
+        rc = bump_generation(c, err);
+    return q_close(&q, rc);
 }
 
 static mandate_rc store_client_import(void *inst_, const mandate_client *clients, size_t n,
                                       mandate_error *err)
 {
     struct sqlite_inst *inst = inst_;
-    struct conn *c;
-    sqlite3_stmt *stmt;
     if (n == 0)
         return MANDATE_OK;
     if (clients == NULL)
@@ -1117,22 +1532,8 @@ static mandate_rc store_client_import(void *inst_, const mandate_client *clients
         if (rc != MANDATE_OK)
             return rc;
     }
-    mandate_rc rc = conn_ready(inst, &c, err);
-    if (rc == MANDATE_OK)
-        rc = stmt_get(c, ST_CLIENT_INSERT, &stmt, err);
-    if (rc != MANDATE_OK)
-        return rc;
-    rc = tx_begin(c, err);
-    if (rc == MANDATE_OK) {
-        int64_t now = inst->host->now(inst->host);
-        for (size_t i = 0; i < n && rc == MANDATE_OK; i++)
-            rc = client_insert(c, stmt, &clients[i], now, "client_import", err);
-        if (rc == MANDATE_OK)
-            rc = bump_generation(c, err);
-        rc = tx_end(c, rc, err);
-    }
-    stmt_put(c, ST_CLIENT_INSERT, stmt);
-    return rc;
+    struct import im = {clients, n, inst->host->now(inst->host)};
+    return conn_tx(inst, import_body, &im, err);
 }
 
 /* --- ops: keys ------------------------------------------------------------- */
@@ -1140,83 +1541,69 @@ static mandate_rc store_client_import(void *inst_, const mandate_client *clients
 static mandate_rc store_key_add(void *inst_, const mandate_key *key, mandate_error *err)
 {
     struct sqlite_inst *inst = inst_;
-    struct conn *c;
-    sqlite3_stmt *stmt;
+    struct q q;
+    int changed;
     if (key == NULL || key->kid == NULL)
         return mandate_error_set(err, MANDATE_INVALID, "sqlite: key_add: no kid");
-    mandate_rc rc = conn_ready(inst, &c, err);
+    mandate_key row = *key;
+    if (row.created_at == 0)
+        row.created_at = inst->host->now(inst->host);
+    mandate_rc rc = q_open(&q, inst, ST_KEY_INSERT, "key_add", err);
+    q_record(&q, 1, &key_record, &row);
     if (rc == MANDATE_OK)
-        rc = stmt_get(c, ST_KEY_INSERT, &stmt, err);
-    if (rc != MANDATE_OK)
-        return rc;
-    struct binder b = {stmt, SQLITE_OK};
-    bind_text(&b, 1, key->kid);
-    bind_text(&b, 2, key->alg);
-    bind_text(&b, 3, key->format);
-    bind_int(&b, 4, (int64_t)key->status);
-    bind_blob(&b, 5, key->private_blob, key->private_blob_len);
-    bind_text(&b, 6, key->public_jwk);
-    bind_int(&b, 7, key->created_at != 0 ? key->created_at : inst->host->now(inst->host));
-    bind_int(&b, 8, key->retired_at);
-    bind_int(&b, 9, key->remove_after);
-    int changed;
-    rc = run_change(c, stmt, b.rc, "key_add", &changed, err);
+        rc = q_change(&q, &changed);
     if (rc == MANDATE_OK && changed == 0)
         rc = mandate_error_set(err, MANDATE_EXISTS, "sqlite: kid \"%s\" is taken", key->kid);
-    stmt_put(c, ST_KEY_INSERT, stmt);
-    return rc;
+    return q_close(&q, rc);
 }
 
 static mandate_rc store_key_update(void *inst_, const mandate_key *key, mandate_error *err)
 {
-    struct conn *c;
-    sqlite3_stmt *stmt;
+    struct q q;
+    int changed;
     if (key == NULL || key->kid == NULL)
         return mandate_error_set(err, MANDATE_INVALID, "sqlite: key_update: no kid");
-    mandate_rc rc = conn_ready(inst_, &c, err);
+    mandate_rc rc = q_open(&q, inst_, ST_KEY_UPDATE, "key_update", err);
+    q_text(&q, 1, key->kid);
+    q_int(&q, 2, (int64_t)key->status);
+    q_int(&q, 3, key->retired_at);
+    q_int(&q, 4, key->remove_after);
     if (rc == MANDATE_OK)
-        rc = stmt_get(c, ST_KEY_UPDATE, &stmt, err);
-    if (rc != MANDATE_OK)
-        return rc;
-    struct binder b = {stmt, SQLITE_OK};
-    bind_text(&b, 1, key->kid);
-    bind_int(&b, 2, (int64_t)key->status);
-    bind_int(&b, 3, key->retired_at);
-    bind_int(&b, 4, key->remove_after);
-    int changed;
-    rc = run_change(c, stmt, b.rc, "key_update", &changed, err);
+        rc = q_change(&q, &changed);
     if (rc == MANDATE_OK && changed == 0)
         rc = mandate_error_set(err, MANDATE_NOT_FOUND, "sqlite: no key \"%s\"", key->kid);
-    stmt_put(c, ST_KEY_UPDATE, stmt);
-    return rc;
+    return q_close(&q, rc);
+}
+
+static mandate_rc key_row(const struct reader *r, void *ctx)
+{
+    struct each *e = ctx;
+    mandate_key key;
+    read_record(r, 0, &key_record, &key);
+    return ((mandate_key_cb)e->cb)(e->ctx, &key);
+}
+
+/* The rows of a list statement, one row() call each; when now is not
+ * INT64_MIN it is bound as ?1 (the rows still live at now). */
+static mandate_rc list_rows(struct sqlite_inst *inst, enum stmt_id id, int64_t now,
+                            const char *what, row_cb row, struct each *e, mandate_error *err)
+{
+    struct q q;
+    if (e->cb == NULL)
+        return mandate_error_set(err, MANDATE_INVALID, "sqlite: %s: no callback", what);
+    mandate_rc rc = q_open(&q, inst, id, what, err);
+    if (now != INT64_MIN)
+        q_int(&q, 1, now);
+    if (rc == MANDATE_OK)
+        rc = q_each(&q, row, e);
+    return q_close(&q, rc);
 }
 
 static mandate_rc store_key_list(void *inst_, mandate_key_cb each, void *ctx,
                                  mandate_error *err)
 {
-    struct sqlite_inst *inst = inst_;
-    struct conn *c;
-    sqlite3_stmt *stmt;
-    if (each == NULL)
-        return mandate_error_set(err, MANDATE_INVALID, "sqlite: key_list: no callback");
-    mandate_rc rc = conn_ready(inst, &c, err);
-    if (rc == MANDATE_OK)
-        rc = stmt_get(c, ST_KEY_LIST, &stmt, err);
-    if (rc != MANDATE_OK)
-        return rc;
-    struct reader r = {inst->host, NULL, stmt};
-    int src;
-    while ((src = sqlite3_step(stmt)) == SQLITE_ROW) {
-        mandate_key key;
-        read_key(&r, &key);
-        rc = each(ctx, &key);
-        if (rc != MANDATE_OK)
-            break;
-    }
-    if (rc == MANDATE_OK && src != SQLITE_DONE)
-        rc = db_error(c, src, "key_list", err);
-    stmt_put(c, ST_KEY_LIST, stmt);
-    return rc;
+    struct each e = {(void (*)(void))each, ctx};
+    return list_rows(inst_, ST_KEY_LIST, INT64_MIN, "key_list", key_row, &e, err);
 }
 
 static mandate_rc store_key_delete(void *inst_, const char *kid, mandate_error *err)
@@ -1226,277 +1613,834 @@ static mandate_rc store_key_delete(void *inst_, const char *kid, mandate_error *
 
 /* --- ops: tokens, revocations, replay ------------------------------------ */
 
+/* Token records and sign-in rows are keyed by hashes of secrets: never
+ * NULL, never empty. */
+static mandate_rc need_hash(const unsigned char *hash, size_t len, const char *what,
+                            mandate_error *err)
+{
+    if (hash == NULL || len == 0)
+        return mandate_error_set(err, MANDATE_INVALID, "sqlite: %s: no hash", what);
+    return MANDATE_OK;
+}
+
+/* The row under a hash still live at now (bound as ?1 and ?2), read into
+ * out from pool; MANDATE_NOT_FOUND naming noun when there is none. */
+static mandate_rc get_by_hash(struct sqlite_inst *inst, enum stmt_id id, const char *what,
+                              mandate_pool *pool, const unsigned char *hash, size_t hash_len,
+                              int64_t now, const struct record *rec, void *out,
+                              const char *noun, mandate_error *err)
+{
+    struct q q;
+    mandate_rc rc = need_hash(hash, hash_len, what, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    rc = q_open(&q, inst, id, what, err);
+    q_blob(&q, 1, hash, hash_len);
+    q_int(&q, 2, now);
+    if (rc == MANDATE_OK)
+        rc = q_get(&q, pool, rec, out, "sqlite: no unexpired %s with that hash", noun);
+    return q_close(&q, rc);
+}
+
+/* need_hash() on the hash member m of a record r, which may be NULL. */
+#define NEED_RECORD_HASH(r, m, what, err)                                                      \
+    need_hash((r) != NULL ? (r)->m : NULL, (r) != NULL ? (r)->m##_len : 0, (what), (err))
+
+/* Writes a record (its fields as ?1 and on) with the writer. unique: the
+ * statement inserts or does nothing, and nothing done is MANDATE_EXISTS;
+ * else it replaces. */
+static mandate_rc put_record(struct sqlite_inst *inst, enum stmt_id id, const char *what,
+                             const struct record *rec, const void *in, bool unique,
+                             mandate_error *err)
+{
+    struct q q;
+    int changed;
+    mandate_rc rc = q_writer(&q, inst, id, what, err);
+    q_record(&q, 1, rec, in);
+    if (rc == MANDATE_OK)
+        rc = q_exec(&q, &changed);
+    if (rc == MANDATE_OK && changed == 0 && unique)
+        rc = mandate_error_set(err, MANDATE_EXISTS, "sqlite: %s: that key is taken", what);
+    return q_close(&q, rc);
+}
+
 static mandate_rc store_token_put(void *inst_, const mandate_token_record *record,
                                   mandate_error *err)
 {
-    struct conn *c = NULL;
-    sqlite3_stmt *stmt;
-    if (record == NULL || record->token_hash == NULL || record->token_hash_len == 0)
-        return mandate_error_set(err, MANDATE_INVALID, "sqlite: token_put: no token hash");
-    mandate_rc rc = writer_get(inst_, &c, err);
+    mandate_rc rc = NEED_RECORD_HASH(record, token_hash, "token_put", err);
     if (rc != MANDATE_OK)
         return rc;
-    rc = stmt_get(c, ST_TOKEN_INSERT, &stmt, err);
-    if (rc != MANDATE_OK) {
-        writer_put(inst_);
-        return rc;
-    }
-    struct binder b = {stmt, SQLITE_OK};
-    bind_blob(&b, 1, record->token_hash, record->token_hash_len);
-    bind_text(&b, 2, record->jti);
-    bind_text(&b, 3, record->client_id);
-    bind_text(&b, 4, record->subject);
-    bind_text(&b, 5, record->tenant);
-    bind_text(&b, 6, record->grant);
-    bind_int(&b, 7, record->issued_at);
-    bind_int(&b, 8, record->expires_at);
-    int src = b.rc != SQLITE_OK ? b.rc : sqlite3_step(stmt);
-    if (src != SQLITE_DONE)
-        rc = db_error(c, src, "token_put", err);
-    else if (sqlite3_changes(c->db) == 0)
-        rc = mandate_error_set(err, MANDATE_EXISTS,
-                               "sqlite: a token record with that hash exists");
-    stmt_put(c, ST_TOKEN_INSERT, stmt);
-    writer_put(inst_);
-    return rc;
+    return put_record(inst_, ST_TOKEN_INSERT, "token_put", &token_record, record, true, err);
 }
 
 static mandate_rc store_token_get(void *inst_, mandate_pool *pool, const unsigned char *hash,
                                   size_t hash_len, int64_t now, mandate_token_record *record_r,
                                   mandate_error *err)
 {
-    struct sqlite_inst *inst = inst_;
-    struct conn *c;
-    sqlite3_stmt *stmt;
-    if (hash == NULL || hash_len == 0)
-        return mandate_error_set(err, MANDATE_INVALID, "sqlite: token_get: no token hash");
-    mandate_rc rc = conn_ready(inst, &c, err);
-    if (rc == MANDATE_OK)
-        rc = stmt_get(c, ST_TOKEN_GET, &stmt, err);
-    if (rc != MANDATE_OK)
-        return rc;
-    struct binder b = {stmt, SQLITE_OK};
-    bind_blob(&b, 1, hash, hash_len);
-    bind_int(&b, 2, now);
-    int src = b.rc != SQLITE_OK ? b.rc : sqlite3_step(stmt);
-    if (src == SQLITE_ROW) {
-        struct reader r = {inst->host, pool, stmt};
-        read_token(&r, record_r);
-    } else if (src == SQLITE_DONE) {
-        rc = mandate_error_set(err, MANDATE_NOT_FOUND,
-                               "sqlite: no unexpired token record with that hash");
-    } else {
-        rc = db_error(c, src, "token_get", err);
-    }
-    stmt_put(c, ST_TOKEN_GET, stmt);
-    return rc;
-}
-
-/* The rows of a list statement still live at now, one each() call per row;
- * columns point into the statement (valid during the call). */
-typedef mandate_rc (*row_cb)(const struct reader *r, void *ctx);
-
-static mandate_rc list_live(struct sqlite_inst *inst, enum stmt_id id, int64_t now,
-                            const char *what, row_cb row, void *ctx, mandate_error *err)
-{
-    struct conn *c;
-    sqlite3_stmt *stmt;
-    mandate_rc rc = conn_ready(inst, &c, err);
-    if (rc == MANDATE_OK)
-        rc = stmt_get(c, id, &stmt, err);
-    if (rc != MANDATE_OK)
-        return rc;
-    struct binder b = {stmt, SQLITE_OK};
-    bind_int(&b, 1, now);
-    struct reader r = {inst->host, NULL, stmt};
-    int src = b.rc;
-    while (src == SQLITE_OK || src == SQLITE_ROW) {
-        src = sqlite3_step(stmt);
-        if (src != SQLITE_ROW)
-            break;
-        rc = row(&r, ctx);
-        if (rc != MANDATE_OK)
-            break;
-    }
-    if (rc == MANDATE_OK && src != SQLITE_DONE)
-        rc = db_error(c, src, what, err);
-    stmt_put(c, id, stmt);
-    return rc;
+    return get_by_hash(inst_, ST_TOKEN_GET, "token_get", pool, hash, hash_len, now,
+                       &token_record, record_r, "token record", err);
 }
 
 /* Revocations (jti, client_id, expires_at) and replay entries (ns, id,
  * expires_at) are both two texts and a time: one row reader for both. */
-struct text_pair_each {
-    mandate_rc (*each)(void *ctx, const char *a, const char *b, int64_t expires_at);
-    void *ctx;
-};
+typedef mandate_rc (*text_pair_cb)(void *ctx, const char *a, const char *b, int64_t expires_at);
 
 static mandate_rc text_pair_row(const struct reader *r, void *ctx)
 {
-    struct text_pair_each *e = ctx;
-    return e->each(e->ctx, read_text(r, 0), read_text(r, 1), read_int(r, 2));
+    struct each *e = ctx;
+    return ((text_pair_cb)e->cb)(e->ctx, read_text(r, 0), read_text(r, 1), read_int(r, 2));
 }
 
 static mandate_rc store_revocation_list(void *inst_, int64_t now, mandate_revocation_cb each,
                                         void *ctx, mandate_error *err)
 {
-    if (each == NULL)
-        return mandate_error_set(err, MANDATE_INVALID, "sqlite: revocation_list: no callback");
-    struct text_pair_each e = {each, ctx};
-    return list_live(inst_, ST_REVOCATION_LIST, now, "revocation_list", text_pair_row, &e, err);
+    struct each e = {(void (*)(void))each, ctx};
+    return list_rows(inst_, ST_REVOCATION_LIST, now, "revocation_list", text_pair_row, &e, err);
 }
-
-struct token_each {
-    mandate_token_record_cb each;
-    void *ctx;
-};
 
 static mandate_rc token_row(const struct reader *r, void *ctx)
 {
-    struct token_each *e = ctx;
+    struct each *e = ctx;
     mandate_token_record t;
-    read_token(r, &t);
-    return e->each(e->ctx, &t);
+    read_record(r, 0, &token_record, &t);
+    return ((mandate_token_record_cb)e->cb)(e->ctx, &t);
 }
 
 static mandate_rc store_token_list(void *inst_, int64_t now, mandate_token_record_cb each,
                                    void *ctx, mandate_error *err)
 {
-    if (each == NULL)
-        return mandate_error_set(err, MANDATE_INVALID, "sqlite: token_list: no callback");
-    struct token_each e = {each, ctx};
-    return list_live(inst_, ST_TOKEN_LIST, now, "token_list", token_row, &e, err);
+    struct each e = {(void (*)(void))each, ctx};
+    return list_rows(inst_, ST_TOKEN_LIST, now, "token_list", token_row, &e, err);
 }
 
 static mandate_rc store_replay_list(void *inst_, int64_t now, mandate_replay_cb each, void *ctx,
                                     mandate_error *err)
 {
-    if (each == NULL)
-        return mandate_error_set(err, MANDATE_INVALID, "sqlite: replay_list: no callback");
-    struct text_pair_each e = {each, ctx};
-    return list_live(inst_, ST_REPLAY_LIST, now, "replay_list", text_pair_row, &e, err);
+    struct each e = {(void (*)(void))each, ctx};
+    return list_rows(inst_, ST_REPLAY_LIST, now, "replay_list", text_pair_row, &e, err);
 }
 
 static mandate_rc store_revoke(void *inst_, const char *jti, const char *client_id,
                                int64_t expires_at, mandate_error *err)
 {
     struct sqlite_inst *inst = inst_;
-    struct conn *c;
-    sqlite3_stmt *stmt;
+    struct q q;
+    int changed;
     if (jti == NULL)
         return mandate_error_set(err, MANDATE_INVALID, "sqlite: revoke: no jti");
-    mandate_rc rc = conn_ready(inst, &c, err);
+    mandate_rc rc = q_open(&q, inst, ST_REVOKE, "revoke", err);
+    q_text(&q, 1, jti);
+    q_text(&q, 2, client_id);
+    q_int(&q, 3, expires_at);
+    q_int(&q, 4, inst->host->now(inst->host));
     if (rc == MANDATE_OK)
-        rc = stmt_get(c, ST_REVOKE, &stmt, err);
-    if (rc != MANDATE_OK)
-        return rc;
-    struct binder b = {stmt, SQLITE_OK};
-    bind_text(&b, 1, jti);
-    bind_text(&b, 2, client_id);
-    bind_int(&b, 3, expires_at);
-    bind_int(&b, 4, inst->host->now(inst->host));
-    int changed;
-    rc = run_change(c, stmt, b.rc, "revoke", &changed, err);
-    stmt_put(c, ST_REVOKE, stmt);
-    return rc;
+        rc = q_change(&q, &changed);
+    return q_close(&q, rc);
 }
 
 static mandate_rc store_is_revoked(void *inst_, const char *jti, bool *revoked_r,
                                    mandate_error *err)
 {
-    struct conn *c;
-    sqlite3_stmt *stmt;
+    struct q q;
     if (jti == NULL)
         return mandate_error_set(err, MANDATE_INVALID, "sqlite: is_revoked: no jti");
-    mandate_rc rc = conn_ready(inst_, &c, err);
+    mandate_rc rc = q_open(&q, inst_, ST_IS_REVOKED, "is_revoked", err);
+    q_text(&q, 1, jti);
     if (rc == MANDATE_OK)
-        rc = stmt_get(c, ST_IS_REVOKED, &stmt, err);
-    if (rc != MANDATE_OK)
-        return rc;
-    struct binder b = {stmt, SQLITE_OK};
-    bind_text(&b, 1, jti);
-    int src = b.rc != SQLITE_OK ? b.rc : sqlite3_step(stmt);
-    if (src == SQLITE_ROW || src == SQLITE_DONE)
-        *revoked_r = src == SQLITE_ROW;
-    else
-        rc = db_error(c, src, "is_revoked", err);
-    stmt_put(c, ST_IS_REVOKED, stmt);
-    return rc;
+        rc = q_step(&q, revoked_r);
+    return q_close(&q, rc);
 }
 
 static mandate_rc store_replay_claim(void *inst_, const char *ns, const char *id,
                                      int64_t expires_at, mandate_error *err)
 {
     struct sqlite_inst *inst = inst_;
-    struct conn *c;
-    sqlite3_stmt *stmt;
+    struct q q;
+    int changed;
     if (ns == NULL || id == NULL)
         return mandate_error_set(err, MANDATE_INVALID,
                                  "sqlite: replay_claim: no namespace or no id");
-    mandate_rc rc = conn_ready(inst, &c, err);
+    mandate_rc rc = q_open(&q, inst, ST_REPLAY_CLAIM, "replay_claim", err);
+    q_text(&q, 1, ns);
+    q_text(&q, 2, id);
+    q_int(&q, 3, expires_at);
+    q_int(&q, 4, inst->host->now(inst->host));
     if (rc == MANDATE_OK)
-        rc = stmt_get(c, ST_REPLAY_CLAIM, &stmt, err);
-    if (rc != MANDATE_OK)
-        return rc;
-    struct binder b = {stmt, SQLITE_OK};
-    bind_text(&b, 1, ns);
-    bind_text(&b, 2, id);
-    bind_int(&b, 3, expires_at);
-    bind_int(&b, 4, inst->host->now(inst->host));
-    int src = b.rc != SQLITE_OK ? b.rc : sqlite3_step(stmt);
-    if (src != SQLITE_DONE)
-        rc = db_error(c, src, "replay_claim", err);
-    else if (sqlite3_changes(c->db) == 0)
+        rc = q_exec(&q, &changed);
+    if (rc == MANDATE_OK && changed == 0)
         rc = mandate_error_set(err, MANDATE_EXISTS,
                                "sqlite: replay: that id was already used in \"%s\"", ns);
-    stmt_put(c, ST_REPLAY_CLAIM, stmt);
-    return rc;
+    return q_close(&q, rc);
 }
 
-static mandate_rc purge_one(struct conn *c, enum stmt_id id, int64_t now, uint64_t *count,
-                            mandate_error *err)
+/* What purge deletes, each statement bound with now as ?1; revocations
+ * raise the generation. A refresh family goes with its family_expires_at,
+ * as its tokens do. */
+static const enum stmt_id purges[] = {
+    ST_PURGE_TOKENS,   ST_PURGE_REVOCATIONS, ST_PURGE_REPLAY,   ST_PURGE_ONCE,
+    ST_PURGE_CODES,    ST_PURGE_REFRESH,     ST_PURGE_FAMILIES, ST_PURGE_SESSIONS,
+    ST_PURGE_CONSENTS, ST_PURGE_DOCUMENTS,   ST_PURGE_LINEAGE};
+
+struct purge {
+    int64_t now;
+    uint64_t count;
+};
+
+static mandate_rc purge_body(struct conn *c, void *ctx, mandate_error *err)
 {
-    sqlite3_stmt *stmt;
-    mandate_rc rc = stmt_get(c, id, &stmt, err);
-    if (rc != MANDATE_OK)
-        return rc;
-    int src = sqlite3_bind_int64(stmt, 1, now);
-    if (src == SQLITE_OK)
-        src = sqlite3_step(stmt);
-    if (src != SQLITE_DONE)
-        rc = db_error(c, src, "purge", err);
-    else
-        *count += (uint64_t)sqlite3_changes(c->db);
-    stmt_put(c, id, stmt);
+    struct purge *p = ctx;
+    mandate_rc rc = MANDATE_OK;
+    for (size_t i = 0; i < sizeof(purges) / sizeof(purges[0]) && rc == MANDATE_OK; i++) {
+        struct q q;
+        int changed = 0;
+        rc = q_on(&q, c, purges[i], "purge", err);
+        q_int(&q, 1, p->now);
+        if (rc == MANDATE_OK)
+            rc = q_exec(&q, &changed);
+        if (rc == MANDATE_OK && changed > 0 && purges[i] == ST_PURGE_REVOCATIONS)
+            rc = bump_generation(c, err);
+        /* a family is the tokens' bookkeeping, not a record of its own */
+        if (purges[i] != ST_PURGE_FAMILIES)
+            p->count += (uint64_t)changed;
+        rc = q_close(&q, rc);
+    }
     return rc;
 }
 
 /* An entry is gone once expires_at <= now, as token_get and replay_claim see
- * it. */
+ * it (see store.h for the sign-in rows). */
 static mandate_rc store_purge(void *inst_, int64_t now, uint64_t *count_r, mandate_error *err)
 {
+    struct purge p = {now, 0};
+    mandate_rc rc = conn_tx(inst_, purge_body, &p, err);
+    if (rc == MANDATE_OK && count_r != NULL)
+        *count_r = p.count;
+    return rc;
+}
+
+/* --- ops: sign-in (ABI 1.5) ------------------------------------------------ */
+
+/* Sign-in writes come with requests, as token records do: they go through
+ * the writer connection (see the top of this file), in one transaction
+ * where an op has several statements. */
+static mandate_rc writer_tx(struct sqlite_inst *inst, tx_body body, void *ctx,
+                            mandate_error *err)
+{
     struct conn *c;
-    uint64_t count = 0;
-    mandate_rc rc = conn_ready(inst_, &c, err);
-    if (rc == MANDATE_OK)
-        rc = tx_begin(c, err);
+    mandate_rc rc = writer_get(inst, &c, err);
     if (rc != MANDATE_OK)
         return rc;
-    uint64_t revocations = 0;
-    rc = purge_one(c, ST_PURGE_TOKENS, now, &count, err);
-    if (rc == MANDATE_OK)
-        rc = purge_one(c, ST_PURGE_REVOCATIONS, now, &revocations, err);
-    if (rc == MANDATE_OK && revocations > 0)
-        rc = bump_generation(c, err);
-    count += revocations;
-    if (rc == MANDATE_OK)
-        rc = purge_one(c, ST_PURGE_REPLAY, now, &count, err);
-    rc = tx_end(c, rc, err);
+    rc = tx_run(c, body, ctx, err);
+    writer_put(inst);
+    return rc;
+}
+
+static mandate_rc store_once_put(void *inst_, const char *ns, const unsigned char *key,
+                                 size_t key_len, const char *value, int64_t expires_at,
+                                 mandate_error *err)
+{
+    struct sqlite_inst *inst = inst_;
+    struct q q;
+    int changed;
+    mandate_rc rc = need_hash(key, key_len, "once_put", err);
+    if (rc == MANDATE_OK && ns == NULL)
+        rc = mandate_error_set(err, MANDATE_INVALID, "sqlite: once_put: no namespace");
     if (rc != MANDATE_OK)
         return rc;
-    if (count_r != NULL)
-        *count_r = count;
+    rc = q_writer(&q, inst, ST_ONCE_PUT, "once_put", err);
+    q_text(&q, 1, ns);
+    q_blob(&q, 2, key, key_len);
+    q_text(&q, 3, value);
+    q_int(&q, 4, expires_at);
+    q_int(&q, 5, inst->host->now(inst->host));
+    if (rc == MANDATE_OK)
+        rc = q_exec(&q, &changed);
+    if (rc == MANDATE_OK && changed == 0)
+        rc = mandate_error_set(err, MANDATE_EXISTS,
+                               "sqlite: once_put: that key is taken in \"%s\"", ns);
+    return q_close(&q, rc);
+}
+
+struct once_take {
+    const char *ns;
+    const unsigned char *key;
+    size_t key_len;
+    int64_t now;
+    mandate_pool *pool;
+    char **value_r;
+};
+
+/* Read and delete in one write transaction: no other connection can take
+ * it in between. */
+static mandate_rc once_take_body(struct conn *c, void *ctx, mandate_error *err)
+{
+    struct once_take *t = ctx;
+    struct q q;
+    bool row = false;
+    int changed;
+    mandate_rc rc = q_on(&q, c, ST_ONCE_GET, "once_take", err);
+    q_text(&q, 1, t->ns);
+    q_blob(&q, 2, t->key, t->key_len);
+    q_int(&q, 3, t->now);
+    if (rc == MANDATE_OK)
+        rc = q_step(&q, &row);
+    if (rc == MANDATE_OK && row) {
+        struct reader r = {c->inst->host, t->pool, q.stmt};
+        *t->value_r = (char *)read_text(&r, 0);
+    } else if (rc == MANDATE_OK) {
+        rc = mandate_error_set(err, MANDATE_NOT_FOUND,
+                               "sqlite: once_take: nothing to take under that key in \"%s\"",
+                               t->ns);
+    }
+    rc = q_close(&q, rc);
+    if (rc != MANDATE_OK)
+        return rc;
+    rc = q_on(&q, c, ST_ONCE_DELETE, "once_take", err);
+    q_text(&q, 1, t->ns);
+    q_blob(&q, 2, t->key, t->key_len);
+    if (rc == MANDATE_OK)
+        rc = q_exec(&q, &changed);
+    return q_close(&q, rc);
+}
+
+static mandate_rc store_once_take(void *inst_, mandate_pool *pool, const char *ns,
+                                  const unsigned char *key, size_t key_len, int64_t now,
+                                  char **value_r, mandate_error *err)
+{
+    *value_r = NULL;
+    mandate_rc rc = need_hash(key, key_len, "once_take", err);
+    if (rc == MANDATE_OK && ns == NULL)
+        rc = mandate_error_set(err, MANDATE_INVALID, "sqlite: once_take: no namespace");
+    if (rc != MANDATE_OK)
+        return rc;
+    struct once_take t = {ns, key, key_len, now, pool, value_r};
+    return writer_tx(inst_, once_take_body, &t, err);
+}
+
+static mandate_rc store_auth_code_put(void *inst_, const mandate_auth_code *code,
+                                      mandate_error *err)
+{
+    mandate_rc rc = NEED_RECORD_HASH(code, code_hash, "auth_code_put", err);
+    if (rc != MANDATE_OK)
+        return rc;
+    return put_record(inst_, ST_CODE_INSERT, "auth_code_put", &code_record, code, true, err);
+}
+
+struct code_take {
+    const unsigned char *hash;
+    size_t hash_len;
+    int64_t now;
+    mandate_pool *pool;
+    mandate_auth_code *code_r;
+    bool redeemed, found, used;
+};
+
+/* Redeems the code if it may be, then reads it as it now is. */
+static mandate_rc code_take_body(struct conn *c, void *ctx, mandate_error *err)
+{
+    struct code_take *t = ctx;
+    struct q q;
+    int changed = 0;
+    mandate_rc rc = q_on(&q, c, ST_CODE_REDEEM, "auth_code_take", err);
+    q_blob(&q, 1, t->hash, t->hash_len);
+    q_int(&q, 2, t->now);
+    if (rc == MANDATE_OK)
+        rc = q_exec(&q, &changed);
+    t->redeemed = changed > 0;
+    rc = q_close(&q, rc);
+    if (rc != MANDATE_OK)
+        return rc;
+    rc = q_on(&q, c, ST_CODE_GET, "auth_code_take", err);
+    q_blob(&q, 1, t->hash, t->hash_len);
+    if (rc == MANDATE_OK)
+        rc = q_step(&q, &t->found);
+    if (rc == MANDATE_OK && t->found) {
+        struct reader r = {c->inst->host, t->pool, q.stmt};
+        read_record(&r, 0, &code_record, t->code_r);
+        t->used = read_int(&r, (int)code_record.n) != 0;
+    }
+    return q_close(&q, rc);
+}
+
+static mandate_rc store_auth_code_take(void *inst_, mandate_pool *pool,
+                                       const unsigned char *hash, size_t hash_len, int64_t now,
+                                       mandate_auth_code *code_r, mandate_error *err)
+{
+    mandate_rc rc = need_hash(hash, hash_len, "auth_code_take", err);
+    if (rc != MANDATE_OK)
+        return rc;
+    struct code_take t = {hash, hash_len, now, pool, code_r, false, false, false};
+    rc = writer_tx(inst_, code_take_body, &t, err);
+    if (rc != MANDATE_OK || t.redeemed)
+        return rc;
+    if (t.found && t.used)
+        return mandate_error_set(err, MANDATE_EXISTS,
+                                 "sqlite: auth_code_take: the code was redeemed before");
+    memset(code_r, 0, sizeof(*code_r));
+    return mandate_error_set(err, MANDATE_NOT_FOUND,
+                             "sqlite: auth_code_take: no unexpired code with that hash");
+}
+
+/* The family, when this is its first token, then the token: the family is
+ * its first token's (store.h), so a later token of it ends with it. */
+static mandate_rc refresh_put_body(struct conn *c, void *ctx, mandate_error *err)
+{
+    const mandate_refresh_token *t = ctx;
+    mandate_refresh_token row = *t;
+    struct q q;
+    int changed = 0;
+    mandate_rc rc = q_on(&q, c, ST_FAMILY_INSERT, "refresh_put", err);
+    q_text(&q, 1, t->family_id);
+    q_text(&q, 2, t->tenant);
+    q_text(&q, 3, t->subject);
+    q_int(&q, 4, t->family_expires_at);
+    if (rc == MANDATE_OK)
+        rc = q_exec(&q, &changed);
+    rc = q_close(&q, rc);
+    if (rc != MANDATE_OK)
+        return rc;
+    if (row.status == 0)
+        row.status = MANDATE_REFRESH_ACTIVE;
+    rc = q_on(&q, c, ST_REFRESH_INSERT, "refresh_put", err);
+    q_record(&q, 1, &refresh_record, &row);
+    if (rc == MANDATE_OK)
+        rc = q_exec(&q, &changed);
+    if (rc == MANDATE_OK && changed == 0)
+        rc = mandate_error_set(err, MANDATE_EXISTS,
+                               "sqlite: refresh_put: a refresh token with that hash exists");
+    return q_close(&q, rc);
+}
+
+static mandate_rc store_refresh_put(void *inst_, const mandate_refresh_token *token,
+                                    mandate_error *err)
+{
+    mandate_rc rc = NEED_RECORD_HASH(token, token_hash, "refresh_put", err);
+    if (rc == MANDATE_OK && token->family_id == NULL)
+        rc = mandate_error_set(err, MANDATE_INVALID, "sqlite: refresh_put: no family_id");
+    if (rc != MANDATE_OK)
+        return rc;
+    return writer_tx(inst_, refresh_put_body, (void *)token, err);
+}
+
+static mandate_rc store_refresh_get(void *inst_, mandate_pool *pool, const unsigned char *hash,
+                                    size_t hash_len, int64_t now,
+                                    mandate_refresh_token *token_r, mandate_error *err)
+{
+    return get_by_hash(inst_, ST_REFRESH_GET, "refresh_get", pool, hash, hash_len, now,
+                       &refresh_record, token_r, "refresh token", err);
+}
+
+/* Ends families: marks them revoked (fam, keyed by the n keys), then their
+ * tokens REVOKED (tok: the status as ?1, then the keys); *active_r: how
+ * many were ACTIVE. */
+static mandate_rc end_families(struct conn *c, enum stmt_id fam, enum stmt_id tok,
+                               const char *const *keys, int n, uint64_t *active_r,
+                               mandate_error *err)
+{
+    struct q q;
+    int changed = 0;
+    mandate_rc rc = q_on(&q, c, fam, "ending refresh families", err);
+    for (int i = 0; i < n; i++)
+        q_text(&q, i + 1, keys[i]);
+    if (rc == MANDATE_OK)
+        rc = q_exec(&q, &changed);
+    rc = q_close(&q, rc);
+    *active_r = 0;
+    for (int status = MANDATE_REFRESH_ACTIVE; status <= MANDATE_REFRESH_USED; status++) {
+        if (rc == MANDATE_OK)
+            rc = q_on(&q, c, tok, "ending refresh families", err);
+        q_int(&q, 1, status);
+        for (int i = 0; i < n; i++)
+            q_text(&q, i + 2, keys[i]);
+        if (rc == MANDATE_OK)
+            rc = q_exec(&q, &changed);
+        if (rc == MANDATE_OK && status == MANDATE_REFRESH_ACTIVE)
+            *active_r = (uint64_t)changed;
+        rc = q_close(&q, rc);
+    }
+    return rc;
+}
+
+/* What presenting old at now means for a rotation (see store.h): MANDATE_OK,
+ * MANDATE_DENIED (reused, or its family ended) or MANDATE_NOT_FOUND. */
+static mandate_rc refresh_verdict(const mandate_refresh_token *old, bool family_revoked,
+                                  int64_t now, mandate_error *err)
+{
+    if (old->expires_at <= now || old->family_expires_at <= now)
+        return mandate_error_set(err, MANDATE_NOT_FOUND,
+                                 "sqlite: no unexpired refresh token with that hash");
+    if (old->status == MANDATE_REFRESH_USED)
+        return mandate_error_set(err, MANDATE_DENIED,
+                                 "sqlite: a refresh token was used again: its family is ended");
+    if (old->status != MANDATE_REFRESH_ACTIVE || family_revoked)
+        return mandate_error_set(err, MANDATE_DENIED,
+                                 "sqlite: the refresh token's family was ended");
     return MANDATE_OK;
+}
+
+struct rotate {
+    const unsigned char *old_hash;
+    size_t old_len;
+    int64_t now;
+    const mandate_refresh_token *next;
+    mandate_pool *pool;
+    mandate_refresh_token *old_r;
+    mandate_rc outcome; /* committed with it */
+};
+
+/* The old token as it is now, and its family's state, then what it means:
+ * see store.h. All in one write transaction, which is what serializes a
+ * rotation with the end of its family on every node. */
+static mandate_rc rotate_body(struct conn *c, void *ctx, mandate_error *err)
+{
+    struct rotate *r = ctx;
+    struct q q;
+    bool found = false;
+    int changed = 0;
+    int64_t revoked = 0;
+    mandate_rc rc = q_on(&q, c, ST_REFRESH_FIND, "refresh_rotate", err);
+    q_blob(&q, 1, r->old_hash, r->old_len);
+    if (rc == MANDATE_OK)
+        rc = q_step(&q, &found);
+    if (rc == MANDATE_OK && found) {
+        struct reader rd = {c->inst->host, r->pool, q.stmt};
+        read_record(&rd, 0, &refresh_record, r->old_r);
+        revoked = read_int(&rd, (int)refresh_record.n);
+    }
+    rc = q_close(&q, rc);
+    if (rc != MANDATE_OK)
+        return rc;
+    r->outcome = !found ? mandate_error_set(err, MANDATE_NOT_FOUND,
+                                            "sqlite: no unexpired refresh token with that hash")
+                        : refresh_verdict(r->old_r, revoked != 0, r->now, err);
+    if (r->outcome == MANDATE_DENIED && r->old_r->status == MANDATE_REFRESH_USED) {
+        uint64_t active;
+        const char *family = r->old_r->family_id;
+        return end_families(c, ST_FAMILY_END, ST_FAMILY_END_TOKENS, &family, 1, &active, err);
+    }
+    if (r->outcome != MANDATE_OK)
+        return MANDATE_OK;
+    const mandate_refresh_token *n = r->next;
+    rc = q_on(&q, c, ST_REFRESH_USE, "refresh_rotate", err);
+    q_blob(&q, 1, r->old_hash, r->old_len);
+    if (rc == MANDATE_OK)
+        rc = q_exec(&q, &changed);
+    rc = q_close(&q, rc);
+    if (rc == MANDATE_OK)
+        rc = q_on(&q, c, ST_REFRESH_NEXT, "refresh_rotate", err);
+    q_blob(&q, 1, r->old_hash, r->old_len);
+    q_blob(&q, 2, n->token_hash, n->token_hash_len);
+    q_text(&q, 3, n->client_id);
+    q_text(&q, 4, n->tenant);
+    q_text(&q, 5, n->subject);
+    q_text(&q, 6, n->grant);
+    q_int(&q, 7, n->issued_at);
+    q_int(&q, 8, n->expires_at);
+    if (rc == MANDATE_OK)
+        rc = q_exec(&q, &changed);
+    if (rc == MANDATE_OK && changed == 0)
+        rc = mandate_error_set(err, MANDATE_EXISTS,
+                               "sqlite: refresh_rotate: next's hash is taken");
+    return q_close(&q, rc);
+}
+
+static mandate_rc store_refresh_rotate(void *inst_, mandate_pool *pool,
+                                       const unsigned char *old_hash, size_t old_hash_len,
+                                       int64_t now, const mandate_refresh_token *next,
+                                       mandate_refresh_token *old_r, mandate_error *err)
+{
+    mandate_rc rc = need_hash(old_hash, old_hash_len, "refresh_rotate", err);
+    if (rc == MANDATE_OK)
+        rc = NEED_RECORD_HASH(next, token_hash, "refresh_rotate", err);
+    if (rc != MANDATE_OK)
+        return rc;
+    struct rotate r = {old_hash, old_hash_len, now, next, pool, old_r, MANDATE_OK};
+    rc = writer_tx(inst_, rotate_body, &r, err);
+    if (rc == MANDATE_OK && r.outcome != MANDATE_OK) {
+        if (r.outcome == MANDATE_NOT_FOUND)
+            memset(old_r, 0, sizeof(*old_r));
+        return r.outcome;
+    }
+    return rc;
+}
+
+struct family_end {
+    enum stmt_id fam, tok;
+    const char *keys[2];
+    int n;
+    uint64_t active;
+};
+
+static mandate_rc family_end_body(struct conn *c, void *ctx, mandate_error *err)
+{
+    struct family_end *f = ctx;
+    return end_families(c, f->fam, f->tok, f->keys, f->n, &f->active, err);
+}
+
+/* Ends the families the keys select, in one transaction with the writer
+ * (a rotation on this node waits for it; see rotate_body for the others). */
+static mandate_rc end_families_by(struct sqlite_inst *inst, struct family_end *f,
+                                  uint64_t *count_r, mandate_error *err)
+{
+    mandate_rc rc = writer_tx(inst, family_end_body, f, err);
+    if (rc == MANDATE_OK && count_r != NULL)
+        *count_r = f->active;
+    return rc;
+}
+
+static mandate_rc store_refresh_revoke_family(void *inst_, const char *family_id,
+                                              uint64_t *count_r, mandate_error *err)
+{
+    if (family_id == NULL)
+        return mandate_error_set(err, MANDATE_INVALID,
+                                 "sqlite: refresh_revoke_family: no family_id");
+    struct family_end f = {ST_FAMILY_END, ST_FAMILY_END_TOKENS, {family_id, NULL}, 1, 0};
+    return end_families_by(inst_, &f, count_r, err);
+}
+
+static mandate_rc store_refresh_revoke_subject(void *inst_, const char *tenant,
+                                               const char *subject, uint64_t *count_r,
+                                               mandate_error *err)
+{
+    if (tenant == NULL || subject == NULL)
+        return mandate_error_set(err, MANDATE_INVALID,
+                                 "sqlite: refresh_revoke_subject: no tenant or no subject");
+    struct family_end f = {ST_SUBJECT_END, ST_SUBJECT_END_TOKENS, {tenant, subject}, 2, 0};
+    return end_families_by(inst_, &f, count_r, err);
+}
+
+static mandate_rc store_session_put(void *inst_, const mandate_session *session,
+                                    mandate_error *err)
+{
+    mandate_rc rc = NEED_RECORD_HASH(session, id_hash, "session_put", err);
+    if (rc != MANDATE_OK)
+        return rc;
+    return put_record(inst_, ST_SESSION_INSERT, "session_put", &session_record, session, true,
+                      err);
+}
+
+static mandate_rc store_session_get(void *inst_, mandate_pool *pool, const unsigned char *hash,
+                                    size_t hash_len, int64_t now, mandate_session *session_r,
+                                    mandate_error *err)
+{
+    return get_by_hash(inst_, ST_SESSION_GET, "session_get", pool, hash, hash_len, now,
+                       &session_record, session_r, "session", err);
+}
+
+/* A write by hash with the writer (?1: the hash, ?2: now unless
+ * INT64_MIN): MANDATE_NOT_FOUND when no row changed. */
+static mandate_rc write_by_hash(struct sqlite_inst *inst, enum stmt_id id, const char *what,
+                                const unsigned char *hash, size_t hash_len, int64_t now,
+                                mandate_error *err)
+{
+    struct q q;
+    int changed;
+    mandate_rc rc = need_hash(hash, hash_len, what, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    rc = q_writer(&q, inst, id, what, err);
+    q_blob(&q, 1, hash, hash_len);
+    if (now != INT64_MIN)
+        q_int(&q, 2, now);
+    if (rc == MANDATE_OK)
+        rc = q_exec(&q, &changed);
+    if (rc == MANDATE_OK && changed == 0)
+        rc = mandate_error_set(err, MANDATE_NOT_FOUND, "sqlite: %s: no such row", what);
+    return q_close(&q, rc);
+}
+
+static mandate_rc store_session_touch(void *inst_, const unsigned char *hash, size_t hash_len,
+                                      int64_t now, mandate_error *err)
+{
+    return write_by_hash(inst_, ST_SESSION_TOUCH, "session_touch", hash, hash_len, now, err);
+}
+
+static mandate_rc store_session_delete(void *inst_, const unsigned char *hash, size_t hash_len,
+                                       mandate_error *err)
+{
+    return write_by_hash(inst_, ST_SESSION_DELETE, "session_delete", hash, hash_len, INT64_MIN,
+                         err);
+}
+
+/* A write keyed by n texts with the writer; *count_r (may be NULL): the
+ * rows changed. */
+static mandate_rc write_by_keys(struct sqlite_inst *inst, enum stmt_id id, const char *what,
+                                const char *const *keys, int n, uint64_t *count_r,
+                                mandate_error *err)
+{
+    struct q q;
+    int changed = 0;
+    for (int i = 0; i < n; i++)
+        if (keys[i] == NULL)
+            return mandate_error_set(err, MANDATE_INVALID, "sqlite: %s: a key is missing",
+                                     what);
+    mandate_rc rc = q_writer(&q, inst, id, what, err);
+    for (int i = 0; i < n; i++)
+        q_text(&q, i + 1, keys[i]);
+    if (rc == MANDATE_OK)
+        rc = q_exec(&q, &changed);
+    if (rc == MANDATE_OK && count_r != NULL)
+        *count_r = (uint64_t)changed;
+    return q_close(&q, rc);
+}
+
+static mandate_rc store_session_delete_subject(void *inst_, const char *tenant,
+                                               const char *subject, uint64_t *count_r,
+                                               mandate_error *err)
+{
+    const char *keys[] = {tenant, subject};
+    return write_by_keys(inst_, ST_SESSION_DELETE_SUBJECT, "session_delete_subject", keys, 2,
+                         count_r, err);
+}
+
+static mandate_rc check_consent_key(const char *tenant, const char *subject,
+                                    const char *client_id, const char *what, mandate_error *err)
+{
+    if (tenant == NULL || subject == NULL || client_id == NULL)
+        return mandate_error_set(err, MANDATE_INVALID,
+                                 "sqlite: %s: a consent needs a tenant, a subject and a "
+                                 "client_id",
+                                 what);
+    return MANDATE_OK;
+}
+
+static mandate_rc store_consent_put(void *inst_, const mandate_consent *consent,
+                                    mandate_error *err)
+{
+    struct sqlite_inst *inst = inst_;
+    mandate_rc rc = consent != NULL ? check_consent_key(consent->tenant, consent->subject,
+                                                        consent->client_id, "consent_put", err)
+                                    : check_consent_key(NULL, NULL, NULL, "consent_put", err);
+    if (rc != MANDATE_OK)
+        return rc;
+    mandate_consent row = *consent;
+    if (row.created_at == 0)
+        row.created_at = inst->host->now(inst->host);
+    return put_record(inst, ST_CONSENT_PUT, "consent_put", &consent_record, &row, false, err);
+}
+
+static mandate_rc store_consent_get(void *inst_, mandate_pool *pool, const char *tenant,
+                                    const char *subject, const char *client_id, int64_t now,
+                                    mandate_consent *consent_r, mandate_error *err)
+{
+    struct q q;
+    mandate_rc rc = check_consent_key(tenant, subject, client_id, "consent_get", err);
+    if (rc != MANDATE_OK)
+        return rc;
+    rc = q_open(&q, inst_, ST_CONSENT_GET, "consent_get", err);
+    q_text(&q, 1, tenant);
+    q_text(&q, 2, subject);
+    q_text(&q, 3, client_id);
+    q_int(&q, 4, now);
+    if (rc == MANDATE_OK)
+        rc = q_get(&q, pool, &consent_record, consent_r,
+                   "sqlite: no unexpired consent to \"%s\"", client_id);
+    return q_close(&q, rc);
+}
+
+static mandate_rc store_consent_delete(void *inst_, const char *tenant, const char *subject,
+                                       const char *client_id, mandate_error *err)
+{
+    const char *keys[] = {tenant, subject, client_id};
+    uint64_t count = 0;
+    mandate_rc rc =
+        write_by_keys(inst_, ST_CONSENT_DELETE, "consent_delete", keys, 3, &count, err);
+    if (rc == MANDATE_OK && count == 0)
+        rc = mandate_error_set(err, MANDATE_NOT_FOUND, "sqlite: no consent to \"%s\"",
+                               client_id);
+    return rc;
+}
+
+static mandate_rc consent_row(const struct reader *r, void *ctx)
+{
+    struct each *e = ctx;
+    mandate_consent consent;
+    read_record(r, 0, &consent_record, &consent);
+    return ((mandate_consent_cb)e->cb)(e->ctx, &consent);
+}
+
+static mandate_rc store_consent_list(void *inst_, const char *tenant, const char *subject,
+                                     mandate_consent_cb each, void *ctx, mandate_error *err)
+{
+    struct sqlite_inst *inst = inst_;
+    struct q q;
+    struct each e = {(void (*)(void))each, ctx};
+    if (tenant == NULL || subject == NULL || each == NULL)
+        return mandate_error_set(err, MANDATE_INVALID,
+                                 "sqlite: consent_list: no tenant, subject or callback");
+    mandate_rc rc = q_open(&q, inst, ST_CONSENT_LIST, "consent_list", err);
+    q_text(&q, 1, tenant);
+    q_text(&q, 2, subject);
+    q_int(&q, 3, inst->host->now(inst->host));
+    if (rc == MANDATE_OK)
+        rc = q_each(&q, consent_row, &e);
+    return q_close(&q, rc);
+}
+
+static mandate_rc store_client_document_put(void *inst_, const mandate_client_document *doc,
+                                            mandate_error *err)
+{
+    if (doc == NULL || doc->url == NULL)
+        return mandate_error_set(err, MANDATE_INVALID, "sqlite: client_document_put: no url");
+    return put_record(inst_, ST_DOCUMENT_PUT, "client_document_put", &document_record, doc,
+                      false, err);
+}
+
+static mandate_rc store_client_document_get(void *inst_, mandate_pool *pool, const char *url,
+                                            mandate_client_document *doc_r, mandate_error *err)
+{
+    struct q q;
+    if (url == NULL)
+        return mandate_error_set(err, MANDATE_INVALID, "sqlite: client_document_get: no url");
+    mandate_rc rc = q_open(&q, inst_, ST_DOCUMENT_GET, "client_document_get", err);
+    q_text(&q, 1, url);
+    if (rc == MANDATE_OK)
+        rc = q_get(&q, pool, &document_record, doc_r, "sqlite: no client document for \"%s\"",
+                   url);
+    return q_close(&q, rc);
+}
+
+static mandate_rc store_lineage_add(void *inst_, const char *jti, const char *parent,
+                                    const char *client_id, int64_t expires_at,
+                                    mandate_error *err)
+{
+    struct q q;
+    int changed;
+    if (jti == NULL || parent == NULL)
+        return mandate_error_set(err, MANDATE_INVALID, "sqlite: lineage_add: no jti or parent");
+    mandate_rc rc = q_writer(&q, inst_, ST_LINEAGE_ADD, "lineage_add", err);
+    q_text(&q, 1, parent);
+    q_text(&q, 2, jti);
+    q_text(&q, 3, client_id);
+    q_int(&q, 4, expires_at);
+    if (rc == MANDATE_OK)
+        rc = q_exec(&q, &changed);
+    if (rc == MANDATE_OK && changed == 0)
+        rc = mandate_error_set(err, MANDATE_EXISTS,
+                               "sqlite: lineage_add: \"%s\" is already known to come from "
+                               "\"%s\"",
+                               jti, parent);
+    return q_close(&q, rc);
+}
+
+/* One statement, as revoke() is: the revocations and the generation in one
+ * transaction. */
+static mandate_rc store_revoke_descendants(void *inst_, const char *root, uint64_t *count_r,
+                                           mandate_error *err)
+{
+    struct sqlite_inst *inst = inst_;
+    struct q q;
+    int changed = 0;
+    if (root == NULL)
+        return mandate_error_set(err, MANDATE_INVALID, "sqlite: revoke_descendants: no root");
+    mandate_rc rc = q_open(&q, inst, ST_REVOKE_DESCENDANTS, "revoke_descendants", err);
+    q_text(&q, 1, root);
+    q_int(&q, 2, inst->host->now(inst->host));
+    if (rc == MANDATE_OK)
+        rc = q_change(&q, &changed);
+    if (rc == MANDATE_OK && count_r != NULL)
+        *count_r = (uint64_t)changed;
+    return q_close(&q, rc);
 }
 
 /* --- lifecycle -------------------------------------------------------------- */
@@ -1769,6 +2713,28 @@ static const mandate_store_ops sqlite_ops = {
     .revocation_list = store_revocation_list,
     .token_list = store_token_list,
     .replay_list = store_replay_list,
+    .once_put = store_once_put,
+    .once_take = store_once_take,
+    .auth_code_put = store_auth_code_put,
+    .auth_code_take = store_auth_code_take,
+    .refresh_put = store_refresh_put,
+    .refresh_get = store_refresh_get,
+    .refresh_rotate = store_refresh_rotate,
+    .refresh_revoke_family = store_refresh_revoke_family,
+    .refresh_revoke_subject = store_refresh_revoke_subject,
+    .session_put = store_session_put,
+    .session_get = store_session_get,
+    .session_touch = store_session_touch,
+    .session_delete = store_session_delete,
+    .session_delete_subject = store_session_delete_subject,
+    .consent_put = store_consent_put,
+    .consent_get = store_consent_get,
+    .consent_delete = store_consent_delete,
+    .consent_list = store_consent_list,
+    .client_document_put = store_client_document_put,
+    .client_document_get = store_client_document_get,
+    .lineage_add = store_lineage_add,
+    .revoke_descendants = store_revoke_descendants,
 };
 
 const mandate_plugin mandate_plugin_sqlite = {
