@@ -191,6 +191,7 @@ static void callback(mandate_http_request *req, mandate_http_response *resp,
                                   m.subject, "tenant", m.tenant, "rule", m.rule->name,
                                   "authn_at", (json_int_t)session.authn_at));
     log_info("signed in at %s: %s as %s (rule %s)", idp, id.subject, m.subject, m.rule->name);
+    mandate_signin_remember_user(req, idp, &id, m.tenant, m.subject);
     mandate_web_set_session_cookie(req, resp, value, cfg->signin.session_lifetime);
     /* the login cookie has done its job */
     mandate_http_response_header(

@@ -119,6 +119,20 @@ bool mandate_signin_map(mandate_http_request *req, mandate_http_response *resp,
                         mandate_pending *pending, const char *idp, const mandate_identity *id,
                         mandate_mapping_result *m_r);
 
+/* Who an IdP's user was mapped to at their last sign-in, so that a later
+ * sign-in that no rule admits any more (the IdP changed the user's
+ * attributes: disabled, moved out of the group) ends what the earlier one
+ * left: that user's refresh families and browser sessions (issue 22).
+ * Kept as a one-time record under a hash of (idp, issuer, subject) for a
+ * refresh family's life; remember replaces it, forget takes it and ends
+ * the user, audited as user.disabled. Store failures are logged: a
+ * sign-in is not refused for them. */
+void mandate_signin_remember_user(mandate_http_request *req, const char *idp,
+                                  const mandate_identity *id, const char *tenant,
+                                  const char *subject);
+void mandate_signin_forget_user(mandate_http_request *req, const char *idp,
+                                const mandate_identity *id);
+
 /* After the user is known (a fresh login or a suitable session): the
  * mapping rules for this request, then consent (remembered, or the
  * page), then the code. session_value is the session cookie's value (for

@@ -525,6 +525,82 @@ static void show_consent(mandate_http_request *req, mandate_http_response *resp,
                      pending->redirect_uri);
 }
 
+#define USER_NS "signin-user"
+
+static void user_key(mandate_http_request *req, const char *idp, const mandate_identity *id,
+                     unsigned char key[32])
+{
+    /* newlines cannot be in an instance name, and an issuer is a URL: the
+     * three parts cannot run into each other */
+    mandate_web_hash(mandate_pool_printf(req->pool, "%s\n%s\n%s", idp,
+                                         id->issuer ? id->issuer : "",
+                                         id->subject ? id->subject : ""),
+                     key);
+}
+
+void mandate_signin_remember_user(mandate_http_request *req, const char *idp,
+                                  const mandate_identity *id, const char *tenant,
+                                  const char *subject)
+{
+    const mandate_config *cfg = mandate_runtime_config(req->runtime);
+    const mandate_instance *store = mandate_runtime_store(req->runtime);
+    mandate_error err = {0};
+    unsigned char key[32];
+    user_key(req, idp, id, key);
+    int64_t now = mandate_clock_now();
+    char *old = NULL;
+    /* a live record is not replaced by put: take it first */
+    mandate_rc rc = mandate_store_once_take(store, req->pool, USER_NS, key, sizeof(key), now,
+                                            &old, &err);
+    if (rc == MANDATE_OK || rc == MANDATE_NOT_FOUND)
+        rc = mandate_store_once_put(store, USER_NS, key, sizeof(key),
+                                    mandate_pool_printf(req->pool, "%s\n%s", tenant, subject),
+                                    now + cfg->signin.refresh_lifetime, &err);
+    if (rc != MANDATE_OK && rc != MANDATE_EXISTS)
+        log_error("the sign-in of %s at %s cannot be remembered: %s", subject, idp,
+                  err.message);
+}
+
+void mandate_signin_forget_user(mandate_http_request *req, const char *idp,
+                                const mandate_identity *id)
+{
+    const mandate_instance *store = mandate_runtime_store(req->runtime);
+    mandate_error err = {0};
+    unsigned char key[32];
+    user_key(req, idp, id, key);
+    char *value = NULL;
+    mandate_rc rc = mandate_store_once_take(store, req->pool, USER_NS, key, sizeof(key),
+                                            mandate_clock_now(), &value, &err);
+    if (rc == MANDATE_NOT_FOUND)
+        return;
+    char *subject = rc == MANDATE_OK ? strchr(value, '\n') : NULL;
+    if (subject == NULL) {
+        log_error("what %s's user was mapped to cannot be read: %s", idp,
+                  rc == MANDATE_OK ? "a malformed record" : err.message);
+        return;
+    }
+    *subject++ = '\0';
+    const char *tenant = value;
+    uint64_t families = 0, sessions = 0;
+    if (mandate_store_refresh_revoke_subject(store, tenant, subject, &families, &err) !=
+            MANDATE_OK ||
+        mandate_store_session_delete_subject(store, tenant, subject, &sessions, &err) !=
+            MANDATE_OK) {
+        log_error("the sign-ins of %s (tenant %s) cannot be ended: %s", subject, tenant,
+                  err.message);
+        return;
+    }
+    log_info("%s (tenant %s) is admitted by no rule any more: %llu refresh tokens revoked, "
+             "%llu sessions ended",
+             subject, tenant, (unsigned long long)families, (unsigned long long)sessions);
+    mandate_audit_event("user.disabled",
+                        json_pack("{s:s,s:s,s:s,s:o,s:I,s:I}", "idp", idp, "tenant", tenant,
+                                  "sub", subject, "upstream_sub",
+                                  mandate_audit_text(id->subject, MANDATE_AUDIT_TEXT_MAX),
+                                  "refresh_tokens", (json_int_t)families, "sessions",
+                                  (json_int_t)sessions));
+}
+
 bool mandate_signin_map(mandate_http_request *req, mandate_http_response *resp,
                         mandate_pending *pending, const char *idp_name,
                         const mandate_identity *id, mandate_mapping_result *m_r)
@@ -564,6 +640,7 @@ bool mandate_signin_map(mandate_http_request *req, mandate_http_response *resp,
     log_info("sign-in refused: %s at %s: %s", id->subject ? id->subject : "-", idp_name,
              m_r->why ? m_r->why : "no rule");
     if (m_r->rule == NULL) {
+        mandate_signin_forget_user(req, idp_name, id);
         mandate_web_error_page(
             req, resp, 403, "You cannot use this application",
             mandate_pool_printf(req->pool,

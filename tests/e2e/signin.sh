@@ -217,6 +217,31 @@ CSRF=$(form_value csrf)
 browse "$BASE/consent" -d "handle=$HANDLE" -d "csrf=$CSRF" -d decision=deny
 expect_eq "consent denied: access_denied to the client" access_denied "$(query_param "$(location)" error)"
 
+# --- a user the IdP changed, and an admin's revocation -------------------------------------
+family_of() { # login_hint: a fresh sign-in's refresh token
+    COOKIES=""
+    browse "$(authorize_url "&login_hint=$1&prompt=login")"
+    browse "$(location)"
+    if [ "$(status)" = 200 ]; then
+        browse "$BASE/consent" -d "handle=$(form_value handle)" -d "csrf=$(form_value csrf)" \
+            -d decision=allow
+    fi
+    token -d grant_type=authorization_code -d client_id=mcp-app \
+        -d "code=$(query_param "$(location)" code)" -d "code_verifier=$VERIFIER" \
+        -d "redirect_uri=$REDIRECT" >/dev/null
+    json_get "$(cat "$TMP/t")" refresh_token
+}
+RD=$(family_of dave)
+check "dave signs in and holds a refresh token" test -n "$RD"
+COOKIES=""
+browse "$(authorize_url "&login_hint=dave%2Bintern%40bank.example")"
+browse "$(location)"
+expect_eq "the IdP made dave an intern: no rule admits him" 403 "$(status)"
+expect_eq "  and his refresh family is ended" 400 "$(token -d grant_type=refresh_token -d client_id=mcp-app -d "refresh_token=$RD")"
+RE=$(family_of erin)
+expect_contains "mandatectl user revoke" "1 refresh tokens revoked" "$("${CTL[@]}" user revoke advisor-erin 2>&1)"
+expect_eq "  and her refresh token is refused" 400 "$(token -d grant_type=refresh_token -d client_id=mcp-app -d "refresh_token=$RE")"
+
 # --- logout -------------------------------------------------------------------------
 browse "$BASE/logout"
 expect_contains "logout: a form" 'name="csrf"' "$(cat "$TMP/b")"
@@ -230,7 +255,7 @@ expect_contains "after logout, the IdP again" "/login/backend-corp/callback" "$(
 trail=$(cat "$STATE"/audit/*.jsonl)
 for event in authorize.request login.started login.finished consent.asked consent.granted \
     consent.denied code.issued code.redeemed code.replayed refresh.rotated refresh.reused \
-    login.refused session.ended; do
+    login.refused session.ended user.disabled; do
     expect_contains "audited: $event" "\"event\":\"$event\"" "$trail"
 done
 check "no code, refresh token or cookie in the trail" \

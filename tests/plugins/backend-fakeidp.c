@@ -8,7 +8,9 @@
  * It checks what the core owes a backend: the handle it gave login_start
  * comes back as state, and what it asked to remember comes back as is.
  * Answers: user=error -> DENIED (the IdP said no), user=forged -> INVALID
- * (a tampered answer); the identity carries an e-mail and a role. */
+ * (a tampered answer); the identity carries an e-mail and a role: the
+ * instance's, or ROLE for a login_hint "NAME+ROLE@..." (the same user,
+ * NAME, whose attributes the IdP changed). */
 #include <stdio.h>
 #include <string.h>
 
@@ -95,11 +97,18 @@ static mandate_rc login_finish(void *inst, mandate_pool *pool, const mandate_log
         return mandate_error_set(err, MANDATE_INVALID, "a forged answer");
     if (strcmp(user, "error") == 0)
         return mandate_error_set(err, MANDATE_DENIED, "the IdP said access_denied");
+    const char *plus = strchr(user, '+');
+    const char *role = plus != NULL ? plus + 1 : f->role;
+    int name_len = plus != NULL ? (int)(plus - user) : (int)strlen(user);
     char attrs[512];
-    snprintf(attrs, sizeof(attrs), "{\"email\":\"%s@example.com\",\"role\":\"%s\",\"uid\":\"%s\"}",
-             user, f->role, user);
+    snprintf(attrs, sizeof(attrs),
+             "{\"email\":\"%.*s@example.com\",\"role\":\"%s\",\"uid\":\"%.*s\"}", name_len,
+             user, role, name_len, user);
+    user = f->host->pool_strdup(pool, user);
+    if (plus != NULL)
+        ((char *)user)[name_len] = '\0';
     id->issuer = f->issuer;
-    id->subject = f->host->pool_strdup(pool, user);
+    id->subject = user;
     id->attributes = f->host->pool_strdup(pool, attrs);
     id->authn_instant = f->host->now(f->host);
     return MANDATE_OK;
