@@ -1,11 +1,14 @@
 # bench/run's report: reads its facts (key TAB value) and its results (one row
 # per wrk run: server case clients conns rps p50 p99 p999 non200 errors
 # cpu_us rss_kib) and prints Markdown; writes the plot's data to `datafile`.
-# Variables (-v): date cmd sweep scales duration goalc png quick datafile.
+# Variables (-v): date cmd sweep scales duration goalc png quick datafile;
+# signin_sweep: the sign-in cases' concurrencies; only="signin" (bench/run
+# --signin): the sign-in cases alone.
 BEGIN {
     FS = "\t"
     nconns = split(sweep, CONNS, " ")
     nscales = split(scales, SCALES, " ")
+    nsweep = split(signin_sweep, SWEEPS, " ")
     s1 = SCALES[1]; s2 = SCALES[nscales]
     ncase = split("cc-es256 cc-eddsa cc-rs256 cc-opaque introspect gateway exchange-saml exchange-oidc", MCASES, " ")
     L["cc-es256"] = "client credentials, JWT ES256"
@@ -21,6 +24,10 @@ BEGIN {
     L["cc-es256-pbkdf2"] = "client credentials, JWT ES256, as shipped (secret: PBKDF2, 150,000 iterations)"
     L["cc-es256-cheap"] = "client credentials, JWT ES256, secret hashed with 1 PBKDF2 iteration"
     L["static"] = "static 200-byte JSON (the HTTP ceiling)"
+    nsignin = split("signin-authorize signin-code signin-refresh", SCASES, " ")
+    L["signin-authorize"] = "sign-in: the authorization request, live session (answered with a code)"
+    L["signin-code"] = "sign-in: authorization code redemption (PKCE S256)"
+    L["signin-refresh"] = "sign-in: refresh token (rotated)"
     PEER["cc-es256"] = "cc-es256"; PEER["cc-eddsa"] = "cc-eddsa"; PEER["cc-rs256"] = "cc-rs256"
     PEER["cc-opaque"] = "cc-opaque"; PEER["introspect"] = "introspect"; PEER["gateway"] = "introspect"
     PEER["audit-off"] = "cc-es256"; PEER["audit-batch"] = "cc-es256"
@@ -35,7 +42,9 @@ FNR == NR { F[$1] = $2; next }
     HAVE[$1, $2, $3] = 1
     HAVE_SERVER[$1] = 1
     key = ($1 == "mandate") ? $1 SUBSEP $3 : $1
-    if ($12 + 0 > PEAK[key] + 0) PEAK[key] = $12
+    # the sign-in cases run other servers (another peer script, another
+    # state): their memory is not the sweep's
+    if ($2 !~ /^signin-/ && $12 + 0 > PEAK[key] + 0) PEAK[key] = $12
     if (!(($1, $2, $3) in ORDERED)) { ORDERED[$1, $2, $3] = 1; ROWS[++nrows] = $1 SUBSEP $2 SUBSEP $3 }
 }
 
@@ -86,16 +95,62 @@ function label(c) { return (c in L) ? L[c] : c }
 
 END {
     quickmark = quick ? " (quick run: a smoke test, not figures to record)" : ""
-    printf "## Side by side with peers (issue 10): run of %s%s\n\n", date, quickmark
+    if (only == "signin") printf "## Sign-in, side by side with oidc-provider (issue 22): run of %s%s\n\n", date, quickmark
+    else printf "## Side by side with peers (issue 10): run of %s%s\n\n", date, quickmark
     printf "- command: `%s` (%d s per point, wrk `-t2 -cN`, `-t1` for `-c1`, `--timeout 10s`, on the same host; %d min in all)\n", cmd, duration, int(F["elapsed_s"] / 60 + 0.5)
     printf "- machine: %s; %s\n", F["machine"], F["os"]
     printf "- versions: %s; oidc-provider %s\n", F["versions"], (F["version.oidc-provider"] != "" ? F["version.oidc-provider"] : "-")
-    printf "- Mandate: one daemon (worker threads: one per core), SQLite store, audit trail fsync \"batch\" (as shipped), no rate limit, log level warning; %s clients provisioned with `mandatectl client import` (half JWT, half opaque); wrk spreads the load over up to %s of each kind, taken at random (introspection and the gateway check: tokens of up to 2,000 of them, checked in turn)\n", (nscales > 1 ? commas(s1) " and " commas(s2) : commas(s1)), commas(F["sample"])
+    if (only != "signin") printf "- Mandate: one daemon (worker threads: one per core), SQLite store, audit trail fsync \"batch\" (as shipped), no rate limit, log level warning; %s clients provisioned with `mandatectl client import` (half JWT, half opaque); wrk spreads the load over up to %s of each kind, taken at random (introspection and the gateway check: tokens of up to 2,000 of them, checked in turn)\n", (nscales > 1 ? commas(s1) " and " commas(s2) : commas(s1)), commas(F["sample"])
     if ("glewlwyd.stop_signal" in F) printf "- glewlwyd died of signal %s when it was stopped with SIGTERM (after its runs; the figures are not affected)\n", F["glewlwyd.stop_signal"]
     if (("glewlwyd.cheap_hash" in F) && F["glewlwyd.cheap_hash"] != "1") printf "- **glewlwyd's secret was not stored again with 1 iteration** (stored: %s): its \"cheap hashing\" rows are not what they say\n", F["glewlwyd.cheap_hash"]
     for (k in F) if (k ~ /^skipped\./) { sub(/^skipped\./, "", k); printf "- **not measured: %s**: %s\n", k, F["skipped." k] }
     print ""
 
+    if (only != "signin") everything_else()
+    signin()
+    goals()
+}
+
+function signin(    c, i, cs, conns, m, o, mc, oc, any) {
+    any = 0
+    for (c = 1; c <= nsignin; c++) if ((("mandate", SCASES[c], 1) in HAVE) || (("oidc-provider", SCASES[c], 1) in HAVE)) any = 1
+    if (!any) return
+    print "### Sign-in (issue 22): Mandate and oidc-provider, the same cases"
+    print ""
+    print "Each server with one browser signed in: a live session and the consent remembered, so that the authorization request is answered with a code at once (no IdP round trip, no page). Mandate: SQLite store, audit trail fsync \"batch\", IdP the test backend tests/plugins/backend-fakeidp; oidc-provider: bench/peers/oidc-provider-signin.mjs, its records in a Map (an in-memory adapter written there: nothing written to disk; Mandate writes each code, its redemption, each refresh token's rotation and the audit record of each to SQLite and the trail). One public client, PKCE S256, ES256 JWT access tokens for one resource, a refresh token with every code, rotated on every use. Codes: made ahead by the same authorization request (as many as a run of the same length makes), each redeemed once; refresh: the tokens those redemptions gave, each used once, each answer's rotated token used next."
+    print ""
+    if ("signin_loadavg" in F) printf "Load average (1, 5, 15 min) as these cases began: %s, on %s cores.\n\n", F["signin_loadavg"], substr(F["machine"], 1, index(F["machine"], " ") - 1)
+    print "| case | -c | Mandate per s | p50 ms | p99 ms | CPU per request | non-2xx | oidc-provider per s | p50 ms | p99 ms | CPU per request | non-2xx | Mandate ÷ oidc-provider |"
+    print "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    for (c = 1; c <= nsignin; c++) {
+        cs = SCASES[c]
+        for (i = 1; i <= nsweep; i++) {
+            conns = SWEEPS[i]
+            m = get("mandate", cs, 1, conns, "rps"); o = get("oidc-provider", cs, 1, conns, "rps")
+            if (m == "" && o == "") continue
+            mc = get("mandate", cs, 1, conns, "cpu"); oc = get("oidc-provider", cs, 1, conns, "cpu")
+            printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", label(cs), conns,
+                commas(m), ms(get("mandate", cs, 1, conns, "p50")), ms(get("mandate", cs, 1, conns, "p99")),
+                (mc == "" || mc == "-" ? "-" : mc " µs"),
+                (m == "" ? "-" : get("mandate", cs, 1, conns, "non200") + get("mandate", cs, 1, conns, "errors")),
+                commas(o), ms(get("oidc-provider", cs, 1, conns, "p50")), ms(get("oidc-provider", cs, 1, conns, "p99")),
+                (oc == "" || oc == "-" ? "-" : oc " µs"),
+                (o == "" ? "-" : get("oidc-provider", cs, 1, conns, "non200") + get("oidc-provider", cs, 1, conns, "errors")),
+                ratio(m, o)
+        }
+    }
+    print ""
+    for (i = 1; i <= nsweep; i++) {
+        conns = SWEEPS[i]
+        if (("signin_codes.mandate." conns) in F || ("signin_codes.oidc-provider." conns) in F)
+            printf "- -c%s: codes made ahead: Mandate %s, oidc-provider %s; refresh tokens they gave: Mandate %s, oidc-provider %s\n", conns,
+                commas(F["signin_codes.mandate." conns]), commas(F["signin_codes.oidc-provider." conns]),
+                commas(F["signin_refresh_tokens.mandate." conns]), commas(F["signin_refresh_tokens.oidc-provider." conns])
+    }
+    print ""
+}
+
+function everything_else(    i, r, p, c, s, cs, n, conns, rps, pr, sr, cpu, a, b) {
     # ceilings
     print "### Ceilings"
     print ""
@@ -121,7 +176,7 @@ END {
     print ""
     for (r = 1; r <= nrows; r++) {
         split(ROWS[r], p, SUBSEP)
-        if (p[2] ~ /^(audit-|ab[0-9]+-)/) continue
+        if (p[2] ~ /^(audit-|ab[0-9]+-|signin-)/) continue
         printf "| %s | %s | %s |", p[1], label(p[2]), (p[1] == "mandate" ? commas(p[3]) : "1")
         for (i = 1; i <= nconns; i++) printf " %s |", commas(get(p[1], p[2], p[3], CONNS[i], "rps"))
         print ""
@@ -163,7 +218,7 @@ END {
     print "|---|---|---|---|---|---|---|---|---|"
     for (r = 1; r <= nrows; r++) {
         split(ROWS[r], p, SUBSEP)
-        if (p[1] == "mandate") continue
+        if (p[1] == "mandate" || p[2] ~ /^signin-/) continue
         for (i = 0; i <= nconns; i++) {
             conns = (i == 0) ? 1 : CONNS[i]
             if (i == 0 && index(" " sweep " ", " 1 ") > 0) continue
@@ -238,6 +293,9 @@ END {
         print ""
     }
 
+}
+
+function goals(    g, es, ope, op, opp, ir, irp, mr, mr2, worst, wc, nab, c, a, b, d, i, wconn, cs, conns, m, o) {
     # the issue's goals
     print "### The issue's goals, in this run"
     print ""
@@ -277,8 +335,21 @@ END {
         }
         if (worst != "") printf "- with the audit trail in \"batch\" mode, within 20%% of \"off\": %s (batch ÷ off at worst %s, at -c%s)\n", met(worst >= 0.8), ratio(worst, 1), wconn
     }
+    for (c = 1; c <= nsignin; c++) {
+        cs = SCASES[c]
+        for (i = 1; i <= nsweep; i++) {
+            conns = SWEEPS[i]
+            m = get("mandate", cs, 1, conns, "rps"); o = get("oidc-provider", cs, 1, conns, "rps")
+            if (m == "" || o == "") continue
+            printf "- %s at least 3× oidc-provider (-c%s; issue 22): %s (%s: %s against %s/s)\n", label(cs), conns,
+                met(m + 0 >= 3 * o), ratio(m, o), commas(m), commas(o)
+        }
+    }
     print ""
+    if (only != "signin") plot()
+}
 
+function plot(    ns, S, T, i, j, p, v, nm) {
     # the plot's data: one column per series, one row per concurrency
     ns = 0
     S[++ns] = "mandate" SUBSEP "cc-es256" SUBSEP s1; T[ns] = "Mandate ES256, " commas(s1) " clients"
