@@ -15,6 +15,7 @@
 #include "ctl-private.h"
 #include "plugins-private.h"
 #include "pool-private.h"
+#include "signin-private.h"
 
 static int usage(void)
 {
@@ -90,28 +91,34 @@ int ctl_cmd_user(ctl *c, int argc, char **argv)
         fprintf(stderr, "mandatectl user: the store keeps no sign-ins (before store ABI 1.5)\n");
         status = CTL_REFUSED;
     } else if (strcmp(verb, "revoke") == 0) {
-        uint64_t families = 0, sessions = 0;
-        if (mandate_store_refresh_revoke_subject(store, tenant, words[0], &families, &err) !=
-                MANDATE_OK ||
-            mandate_store_session_delete_subject(store, tenant, words[0], &sessions, &err) !=
-                MANDATE_OK) {
+        uint64_t families = 0, tokens = 0, sessions = 0;
+        mandate_pool *pool = mandate_pool_new();
+        mandate_rc rc = pool != NULL ? mandate_signin_end_user(store, pool, tenant, words[0],
+                                                               &families, &tokens, &sessions,
+                                                               &err)
+                                     : mandate_error_set(&err, MANDATE_ERROR, "out of memory");
+        mandate_pool_free(&pool);
+        if (rc != MANDATE_OK) {
             fprintf(stderr, "mandatectl user revoke: %s\n", err.message);
             status = CTL_REFUSED;
         } else {
             if (!ctl_audit("user.revoked",
-                           json_pack("{s:s,s:s,s:I,s:I}", "tenant", tenant, "sub", words[0],
-                                     "refresh_tokens", (json_int_t)families, "sessions",
+                           json_pack("{s:s,s:s,s:I,s:I,s:I}", "tenant", tenant, "sub",
+                                     words[0], "refresh_tokens", (json_int_t)families,
+                                     "revocations", (json_int_t)tokens, "sessions",
                                      (json_int_t)sessions)))
                 status = CTL_REFUSED;
             if (c->json)
-                ctl_print_json(json_pack("{s:s,s:s,s:I,s:I}", "tenant", tenant, "subject",
-                                         words[0], "refresh_tokens_revoked",
-                                         (json_int_t)families, "sessions_ended",
+                ctl_print_json(json_pack("{s:s,s:s,s:I,s:I,s:I}", "tenant", tenant,
+                                         "subject", words[0], "refresh_tokens_revoked",
+                                         (json_int_t)families, "revocations_recorded",
+                                         (json_int_t)tokens, "sessions_ended",
                                          (json_int_t)sessions));
             else
-                printf("%s (tenant %s): %llu refresh tokens revoked, %llu sessions ended\n",
+                printf("%s (tenant %s): %llu refresh tokens revoked, %llu revocations "
+                       "recorded (access tokens and their sign-ins), %llu sessions ended\n",
                        words[0], tenant, (unsigned long long)families,
-                       (unsigned long long)sessions);
+                       (unsigned long long)tokens, (unsigned long long)sessions);
         }
     } else if (strcmp(verb, "forget-consent") == 0) {
         mandate_rc rc = mandate_store_consent_delete(store, tenant, words[0], words[1], &err);

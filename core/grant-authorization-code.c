@@ -237,10 +237,28 @@ void mandate_grant_authorization_code(mandate_http_request *req, mandate_http_re
         return;
     }
     const mandate_config *cfg = mandate_runtime_config(req->runtime);
+    int64_t family_expires_at = mandate_clock_now() + cfg->signin.refresh_lifetime;
+    /* the family below its user, so that ending the user reaches its tokens */
+    const char *tenant = json_str(req->pool, g, "tenant"), *sub = json_str(req->pool, g, "sub");
+    mandate_error lerr = {0};
+    mandate_rc lrc = tenant != NULL && sub != NULL
+                         ? mandate_store_lineage_add(
+                               mandate_runtime_store(req->runtime), c.family_id,
+                               mandate_signin_user_root(req->pool, tenant, sub),
+                               client.client_id, family_expires_at, &lerr)
+                         : MANDATE_OK;
+    if (lrc != MANDATE_OK && lrc != MANDATE_EXISTS) {
+        json_decref(g);
+        log_error("a sign-in cannot be tied to its user: %s", lerr.message);
+        mandate_oauth_fail_rc(&oerr, MANDATE_TEMPFAIL);
+        oerr.reason = "the sign-in cannot be tied to its user";
+        mandate_token_refuse(req, resp, &oerr, grant_type, client.client_id, NULL);
+        return;
+    }
     mandate_audit_event("code.redeemed", json_pack("{s:s,s:s}", "client_id", client.client_id,
                                                    "family", c.family_id));
     issue(req, resp, &client, g, c.family_id, json_str(req->pool, g, "scope"), audience,
-          mandate_clock_now() + cfg->signin.refresh_lifetime, grant_type, NULL);
+          family_expires_at, grant_type, NULL);
     json_decref(g);
 }
 

@@ -119,6 +119,23 @@ bool mandate_signin_map(mandate_http_request *req, mandate_http_response *resp,
                         mandate_pending *pending, const char *idp, const mandate_identity *id,
                         mandate_mapping_result *m_r);
 
+/* The root of a user's sign-ins in the store's lineage: each family hangs
+ * below it, each access token below its family, so that ending a user
+ * (mandate_signin_end_user) reaches the access tokens too. A hash of
+ * (tenant, subject): never a value anyone could present. */
+const char *mandate_signin_user_root(mandate_pool *pool, const char *tenant,
+                                     const char *subject);
+
+/* Ends everything a user's sign-ins gave: their refresh families, the
+ * access tokens issued from them (revoked at once, everywhere) and their
+ * browser sessions. Counts in the *_r (may be NULL): refresh tokens that
+ * were active, revocations recorded (each access token and each family,
+ * as the lineage holds them), sessions. The caller audits. */
+mandate_rc mandate_signin_end_user(const mandate_instance *store, mandate_pool *pool,
+                                   const char *tenant, const char *subject,
+                                   uint64_t *refresh_tokens_r, uint64_t *revocations_r,
+                                   uint64_t *sessions_r, mandate_error *err);
+
 /* Who an IdP's user was mapped to at their last sign-in, so that a later
  * sign-in that no rule admits any more (the IdP changed the user's
  * attributes: disabled, moved out of the group) ends what the earlier one

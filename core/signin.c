@@ -515,6 +515,33 @@ static void show_consent(mandate_http_request *req, mandate_http_response *resp,
                      pending->redirect_uri);
 }
 
+const char *mandate_signin_user_root(mandate_pool *pool, const char *tenant,
+                                     const char *subject)
+{
+    unsigned char h[32];
+    mandate_web_hash(mandate_pool_printf(pool, "%s\n%s", tenant, subject), h);
+    char hex[65];
+    for (size_t i = 0; i < sizeof(h); i++)
+        snprintf(hex + 2 * i, 3, "%02x", h[i]);
+    return mandate_pool_printf(pool, "usr_%s", hex);
+}
+
+mandate_rc mandate_signin_end_user(const mandate_instance *store, mandate_pool *pool,
+                                   const char *tenant, const char *subject,
+                                   uint64_t *refresh_tokens_r, uint64_t *revocations_r,
+                                   uint64_t *sessions_r, mandate_error *err)
+{
+    mandate_rc rc = mandate_store_refresh_revoke_subject(store, tenant, subject,
+                                                         refresh_tokens_r, err);
+    if (rc == MANDATE_OK)
+        rc = mandate_store_revoke_descendants(store, mandate_signin_user_root(pool, tenant,
+                                                                              subject),
+                                              revocations_r, err);
+    if (rc == MANDATE_OK)
+        rc = mandate_store_session_delete_subject(store, tenant, subject, sessions_r, err);
+    return rc;
+}
+
 #define USER_NS "signin-user"
 
 static void user_key(mandate_http_request *req, const char *idp, const mandate_identity *id,
@@ -571,24 +598,23 @@ void mandate_signin_forget_user(mandate_http_request *req, const char *idp,
     }
     *subject++ = '\0';
     const char *tenant = value;
-    uint64_t families = 0, sessions = 0;
-    if (mandate_store_refresh_revoke_subject(store, tenant, subject, &families, &err) !=
-            MANDATE_OK ||
-        mandate_store_session_delete_subject(store, tenant, subject, &sessions, &err) !=
-            MANDATE_OK) {
+    uint64_t families = 0, tokens = 0, sessions = 0;
+    if (mandate_signin_end_user(store, req->pool, tenant, subject, &families, &tokens, &sessions,
+                                &err) != MANDATE_OK) {
         log_error("the sign-ins of %s (tenant %s) cannot be ended: %s", subject, tenant,
                   err.message);
         return;
     }
     log_info("%s (tenant %s) is admitted by no rule any more: %llu refresh tokens revoked, "
-             "%llu sessions ended",
-             subject, tenant, (unsigned long long)families, (unsigned long long)sessions);
+             "%llu revocations recorded, %llu sessions ended",
+             subject, tenant, (unsigned long long)families, (unsigned long long)tokens,
+             (unsigned long long)sessions);
     mandate_audit_event("user.disabled",
-                        json_pack("{s:s,s:s,s:s,s:o,s:I,s:I}", "idp", idp, "tenant", tenant,
+                        json_pack("{s:s,s:s,s:s,s:o,s:I,s:I,s:I}", "idp", idp, "tenant", tenant,
                                   "sub", subject, "upstream_sub",
                                   mandate_audit_text(id->subject, MANDATE_AUDIT_TEXT_MAX),
-                                  "refresh_tokens", (json_int_t)families, "sessions",
-                                  (json_int_t)sessions));
+                                  "refresh_tokens", (json_int_t)families, "revocations",
+                                  (json_int_t)tokens, "sessions", (json_int_t)sessions));
 }
 
 bool mandate_signin_map(mandate_http_request *req, mandate_http_response *resp,

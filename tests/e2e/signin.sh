@@ -261,17 +261,26 @@ family_of() { # login_hint: a fresh sign-in's refresh token
     token -d grant_type=authorization_code -d client_id=mcp-app \
         -d "code=$(query_param "$(location)" code)" -d "code_verifier=$VERIFIER" \
         -d "redirect_uri=$REDIRECT" >/dev/null
+    json_get "$(cat "$TMP/t")" access_token >"$TMP/access"
     json_get "$(cat "$TMP/t")" refresh_token
 }
 RD=$(family_of dave)
+AD=$(cat "$TMP/access")
 check "dave signs in and holds a refresh token" test -n "$RD"
 COOKIES=""
 browse "$(authorize_url "&login_hint=dave%2Bintern%40bank.example")"
 browse "$(location)"
 expect_eq "the IdP made dave an intern: no rule admits him" 403 "$(status)"
 expect_eq "  and his refresh family is ended" 400 "$(token -d grant_type=refresh_token -d client_id=mcp-app -d "refresh_token=$RD")"
+sleep 1.2
+expect_eq "  and his access token" 401 "$(gate "$AD")"
 RE=$(family_of erin)
-expect_contains "mandatectl user revoke" "1 refresh tokens revoked" "$("${CTL[@]}" user revoke advisor-erin 2>&1)"
+AE=$(cat "$TMP/access")
+expect_eq "erin's access token passes the gateway" 200 "$(gate "$AE")"
+expect_contains "mandatectl user revoke" "1 refresh tokens revoked, 2 revocations recorded" \
+    "$("${CTL[@]}" user revoke advisor-erin 2>&1)"
+sleep 1.2
+expect_eq "  and her access token is refused at once" 401 "$(gate "$AE")"
 expect_eq "  and her refresh token is refused" 400 "$(token -d grant_type=refresh_token -d client_id=mcp-app -d "refresh_token=$RE")"
 browse "$(authorize_url)"
 expect_contains "  and her browser session is ended: the IdP again" "/login/backend-corp/callback" "$(location)"
