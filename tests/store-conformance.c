@@ -111,6 +111,19 @@ int store_fx_setup_ready(void **state)
     return 0;
 }
 
+/* Ready, for a test of the sign-in operations (ABI 1.5): a store without
+ * them fails the test here, saying so, rather than crashing on a NULL op. */
+static int store_fx_setup_signin(void **state)
+{
+    const void *const *op = (const void *const *)OPS;
+    size_t first = offsetof(mandate_store_ops, once_put) / sizeof(void *);
+    for (size_t i = first; i < sizeof(mandate_store_ops) / sizeof(void *); i++)
+        if (op[i] == NULL)
+            fail_msg("%s has no sign-in operation %zu (store ABI 1.5; once_put is 0)", P->name,
+                     i - first);
+    return store_fx_setup_ready(state);
+}
+
 int store_fx_teardown(void **state)
 {
     struct store_fx *fx = *state;
@@ -1466,6 +1479,7 @@ static void test_client_metadata(void **state)
     expect_ok(OPS->client_create(fx->inst, &in, &fx->err), &fx->err);
     expect_ok(OPS->client_get(fx->inst, fx->pool, "web-1", &out, &fx->err), &fx->err);
     assert_client_equal(&in, &out);
+    assert_non_null(out.metadata);
     assert_string_equal(out.metadata, meta);
     assert_ptr_not_equal(out.metadata, meta);
 
@@ -1473,6 +1487,7 @@ static void test_client_metadata(void **state)
     in.metadata = "{}";
     expect_ok(OPS->client_update(fx->inst, &in, &fx->err), &fx->err);
     expect_ok(OPS->client_get(fx->inst, fx->pool, "web-1", &out, &fx->err), &fx->err);
+    assert_non_null(out.metadata);
     assert_string_equal(out.metadata, "{}");
     in.metadata = NULL;
     expect_ok(OPS->client_update(fx->inst, &in, &fx->err), &fx->err);
@@ -1486,6 +1501,7 @@ static void test_client_metadata(void **state)
     expect_ok(OPS->client_get(fx->inst, fx->pool, "m-1", &out, &fx->err), &fx->err);
     assert_null(out.metadata);
     expect_ok(OPS->client_get(fx->inst, fx->pool, "m-2", &out, &fx->err), &fx->err);
+    assert_non_null(out.metadata);
     assert_string_equal(out.metadata, meta);
 }
 
@@ -2582,6 +2598,8 @@ int store_conformance_run(const store_target *t)
 #define OPEN(test) cmocka_unit_test_setup_teardown(test, store_fx_setup_open, store_fx_teardown)
 #define READY(test)                                                                            \
     cmocka_unit_test_setup_teardown(test, store_fx_setup_ready, store_fx_teardown)
+#define SIGNIN(test)                                                                           \
+    cmocka_unit_test_setup_teardown(test, store_fx_setup_signin, store_fx_teardown)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_descriptor),
         OPEN(test_migrate_fresh),
@@ -2609,22 +2627,23 @@ int store_conformance_run(const store_target *t)
         READY(test_token_threads),
         READY(test_replay_race),
         READY(test_client_metadata),
-        READY(test_once),
-        READY(test_auth_code),
-        READY(test_refresh_put_get),
-        READY(test_refresh_rotate),
-        READY(test_refresh_revoke),
-        READY(test_session),
-        READY(test_consent),
-        READY(test_client_document),
-        READY(test_lineage),
-        READY(test_signin_generation),
-        READY(test_signin_purge),
-        READY(test_signin_races),
-        READY(test_refresh_end_while_rotating),
+        SIGNIN(test_once),
+        SIGNIN(test_auth_code),
+        SIGNIN(test_refresh_put_get),
+        SIGNIN(test_refresh_rotate),
+        SIGNIN(test_refresh_revoke),
+        SIGNIN(test_session),
+        SIGNIN(test_consent),
+        SIGNIN(test_client_document),
+        SIGNIN(test_lineage),
+        SIGNIN(test_signin_generation),
+        SIGNIN(test_signin_purge),
+        SIGNIN(test_signin_races),
+        SIGNIN(test_refresh_end_while_rotating),
     };
 #undef OPEN
 #undef READY
+#undef SIGNIN
     char name[64];
     store_conformance_use(t);
     snprintf(name, sizeof(name), "store conformance: %s", t->plugin->name);
