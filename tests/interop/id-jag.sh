@@ -106,15 +106,14 @@ CONF
 marketpulse_target "$RCONF"
 
 # the agent, and another, at the broker and (under the same ids) at the RS
-secret_of() { sed -n 's/^client_secret: //p'; }
 B_AGENT=$("${BCTL[@]}" client create marketpulse-agent --scope "mcp:call calendar:read trade:execute" \
-    --audience "$AUD" 2>/dev/null | secret_of)
+    --audience "$AUD" 2>/dev/null | client_secret)
 B_OTHER=$("${BCTL[@]}" client create research-agent --scope "mcp:call calendar:read" \
-    --audience "$AUD" 2>/dev/null | secret_of)
+    --audience "$AUD" 2>/dev/null | client_secret)
 R_AGENT=$("${RCTL[@]}" client create marketpulse-agent --scope "mcp:call trade:execute gateway:invoke" \
-    --audience "$AUD" 2>/dev/null | secret_of)
+    --audience "$AUD" 2>/dev/null | client_secret)
 R_OTHER=$("${RCTL[@]}" client create research-agent --scope "mcp:call" \
-    --audience "$AUD" 2>/dev/null | secret_of)
+    --audience "$AUD" 2>/dev/null | client_secret)
 check "the agents exist at both" test -n "$B_AGENT" -a -n "$B_OTHER" -a -n "$R_AGENT" -a -n "$R_OTHER"
 
 BLOG="$TMP/broker.log"

@@ -130,7 +130,7 @@ mappings = (
 );
 CONF
 AGENT=$("${CTL[@]}" client create marketpulse-agent --scope "gateway:invoke mcp:call reports:read" \
-    --audience "$CAL" --audience "$REPORTS" 2>/dev/null | sed -n 's/^client_secret: //p')
+    --audience "$CAL" --audience "$REPORTS" 2>/dev/null | client_secret)
 check "the acting agent exists" test -n "$AGENT"
 
 LOGS=()
