@@ -19,28 +19,14 @@
 
 . "$SRCDIR/tests/interop/marketpulse.sh"
 
-PROVIDER="$SRCDIR/tests/interop/oidc-provider.mjs"
-op() { OIDC_NPM_DIR="$NPM_DIR" node "$PROVIDER" "$@"; }
-OP_SECRET="op-client-secret-$RANDOM$RANDOM"
-KEYS="$TMP/keys"
-mkdir -p "$KEYS"
+. "$SRCDIR/tests/interop/provider.sh"
 op keygen --kid idp-k1 --out "$KEYS/k1.json" || fatal "keygen failed"
 cat >"$TMP/accounts.json" <<'JSON'
 { "alice": {"password": "alice-pw", "claims": {"email": "alice@wealth.example", "groups": ["advisors"]}} }
 JSON
 
 # --- the enterprise IdP --------------------------------------------------------------------
-OP_LOG="$TMP/provider.log"
-OIDC_NPM_DIR="$NPM_DIR" node "$PROVIDER" serve --keys "$KEYS/k1.json" --accounts "$TMP/accounts.json" \
-    --secret "$OP_SECRET" >"$OP_LOG.out" 2>"$OP_LOG" &
-OP_PID=$!
-PIDS="$PIDS $OP_PID"
-for _ in $(seq 1 200); do
-    OP_PORT=$(sed -n 's/^listening \([0-9]*\)$/\1/p' "$OP_LOG.out")
-    [ -n "$OP_PORT" ] && break
-    sleep 0.05
-done
-[ -n "$OP_PORT" ] || { cat "$OP_LOG"; fatal "oidc-provider did not start"; }
+start_provider "$KEYS/k1.json" || fatal "oidc-provider did not start"
 IDP="http://127.0.0.1:$OP_PORT"
 SAML=""
 if command -v xmlsec1 >/dev/null 2>&1; then
