@@ -508,3 +508,25 @@ void fake_conf_free(const mandate_plugin *plugin, void *inst)
         }
     }
 }
+
+void *fake_instance_new(const mandate_plugin *plugin)
+{
+    void *inst = calloc(1, plugin->inst_size);
+    if (inst != NULL && fake_conf_defaults(plugin, inst) != 0) {
+        fake_conf_free(plugin, inst);
+        free(inst);
+        return NULL;
+    }
+    return inst;
+}
+
+void fake_instance_free(const mandate_plugin *plugin, void **inst)
+{
+    if (*inst == NULL)
+        return;
+    if (plugin->destroy != NULL)
+        plugin->destroy(*inst);
+    fake_conf_free(plugin, *inst);
+    free(*inst);
+    *inst = NULL;
+}

@@ -59,4 +59,12 @@ int fake_conf_set(const mandate_plugin *plugin, void *inst, const char *key, con
 /* Frees the strings fake_conf_* stored into inst. */
 void fake_conf_free(const mandate_plugin *plugin, void *inst);
 
+/* An instance of plugin as the core allocates one (inst_size zeroed bytes)
+ * with the defaults of its conf table (fake_conf_defaults); NULL when out of
+ * memory or a default does not parse. Not instantiated yet. */
+void *fake_instance_new(const mandate_plugin *plugin);
+/* Destroys an instance of plugin (with its destroy, when it has one) and
+ * frees it with its conf strings; sets *inst to NULL. NULL: nothing. */
+void fake_instance_free(const mandate_plugin *plugin, void **inst);
+
 #endif
