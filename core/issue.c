@@ -55,9 +55,7 @@ void mandate_token_refuse(mandate_http_request *req, mandate_http_response *resp
         return;
     case MANDATE_REFUSAL_UNRECORDED: break;
     }
-    mandate_oauth_error unrecorded;
-    mandate_oauth_fail_rc(&unrecorded, MANDATE_TEMPFAIL);
-    mandate_oauth_respond_error(req, resp, &unrecorded);
+    mandate_oauth_respond_rc(req, resp, MANDATE_TEMPFAIL);
 }
 
 /* 128 random bits, base64url; NULL when there is no randomness. */
@@ -138,7 +136,6 @@ void mandate_token_answer(mandate_http_request *req, mandate_http_response *resp
                           const char *token, const mandate_instance *fmt,
                           const char *grant_type, json_t *extra, const char *issued_token_type)
 {
-    mandate_oauth_error oerr;
     int64_t expires_in = grant->expires_at - grant->issued_at;
     /* no token leaves before its record is as durable as configured */
     json_t *fields =
@@ -161,8 +158,7 @@ void mandate_token_answer(mandate_http_request *req, mandate_http_response *resp
         json_decref(extra);
     }
     if (mandate_audit_event("token.issued", fields) != MANDATE_OK) {
-        mandate_oauth_fail_rc(&oerr, MANDATE_TEMPFAIL);
-        mandate_oauth_respond_error(req, resp, &oerr);
+        mandate_oauth_respond_rc(req, resp, MANDATE_TEMPFAIL);
         return;
     }
     bool id_jag =
@@ -198,9 +194,7 @@ bool mandate_token_within_rate(mandate_http_request *req, mandate_http_response 
                   client->client_id, "error", "too_many_requests", "reason", "rate limit",
                   "status", 429, "retry_after", (int)retry_after);
     if (mandate_audit_event("token.refused", fields) != MANDATE_OK) {
-        mandate_oauth_error oerr;
-        mandate_oauth_fail_rc(&oerr, MANDATE_TEMPFAIL);
-        mandate_oauth_respond_error(req, resp, &oerr);
+        mandate_oauth_respond_rc(req, resp, MANDATE_TEMPFAIL);
         return false;
     }
     mandate_client_limits_respond(req, resp, retry_after);
