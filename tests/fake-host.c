@@ -330,6 +330,19 @@ mandate_host *fake_host_get(void)
     return &fake_host;
 }
 
+static void quiet_log(const mandate_host *host, mandate_log_level level, const char *file,
+                      int line, const char *func, const char *fmt, ...)
+{
+    (void)host, (void)level, (void)file, (void)line, (void)func, (void)fmt;
+}
+
+mandate_host *fake_host_quiet(int64_t now)
+{
+    fake_host.log = quiet_log;
+    fake_host_set_now(now);
+    return &fake_host;
+}
+
 const char *fake_host_last_log(void)
 {
     return last_log;

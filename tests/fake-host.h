@@ -13,6 +13,9 @@
 /* One shared table (instance "test", no state_dir); tests may change its
  * fields. */
 mandate_host *fake_host_get(void);
+/* The same table with a log that says nothing and the clock at now (the
+ * fuzz harnesses'). */
+mandate_host *fake_host_quiet(int64_t now);
 
 /* The last message logged through the fake host ("" before any). */
 const char *fake_host_last_log(void);
