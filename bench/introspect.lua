@@ -4,8 +4,7 @@
 -- by bench/run. BENCH_PATH: default /oauth2/introspect.
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 local lib = dofile(here .. "lib.lua")
-setup = lib.setup
-done = function(summary, latency, requests) lib.done(summary, latency) end
+lib.hooks()
 
 wrk.method = "POST"
 wrk.path = os.getenv("BENCH_PATH") or "/oauth2/introspect"
@@ -14,13 +13,4 @@ wrk.headers["Authorization"] = "Basic " .. os.getenv("BENCH_GW_BASIC")
 local tokens_file = os.getenv("BENCH_TOKENS")
 if not tokens_file then wrk.body = "token=" .. os.getenv("BENCH_TOKEN") end
 
-local next_token
-function init(args)
-    if tokens_file then next_token = lib.cycle(tokens_file, id) end
-end
-
-if tokens_file then
-    request = function()
-        return wrk.format(nil, nil, nil, "token=" .. next_token())
-    end
-end
+lib.each_line(tokens_file, function(token) return wrk.format(nil, nil, nil, "token=" .. token) end)

@@ -45,6 +45,24 @@ function lib.cycle(list, tid)
     end
 end
 
+-- the wrk hooks of a script that needs nothing more of them: setup (the
+-- thread's `id`) and done (the RESULT line); they are wrk's globals
+function lib.hooks()
+    setup = lib.setup
+    done = function(summary, latency, requests) lib.done(summary, latency) end
+end
+
+-- with path (a file of lines: tokens, credentials), sets wrk's init and
+-- request so that each request is make(line) for the file's lines in turn
+-- (lib.cycle, from the thread's starting point); without it, neither: wrk
+-- sends the one request the script set up in wrk.*
+function lib.each_line(path, make)
+    if not path then return end
+    local next_line
+    init = function(args) next_line = lib.cycle(path, id) end
+    request = function() return make(next_line()) end
+end
+
 -- wall-clock seconds (for a script whose threads may stop before the end)
 function lib.now()
     local p = io.popen("date +%s.%N")

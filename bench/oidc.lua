@@ -4,8 +4,7 @@
 -- file of Authorization header values used in turn.
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 local lib = dofile(here .. "lib.lua")
-setup = lib.setup
-done = function(summary, latency, requests) lib.done(summary, latency) end
+lib.hooks()
 
 local next_token, next_creds
 function init(args)

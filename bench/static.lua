@@ -2,7 +2,6 @@
 -- (BENCH_PATH), with the RESULT line of the other scripts.
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 local lib = dofile(here .. "lib.lua")
-setup = lib.setup
-done = function(summary, latency, requests) lib.done(summary, latency) end
+lib.hooks()
 wrk.method = "GET"
 wrk.path = os.getenv("BENCH_PATH") or "/bench.json"

@@ -9,8 +9,7 @@
 -- line (use -t1), and the run stops after BENCH_HARVEST (default 1000).
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 local lib = dofile(here .. "lib.lua")
-setup = lib.setup
-done = function(summary, latency, requests) lib.done(summary, latency) end
+lib.hooks()
 
 local scope = os.getenv("BENCH_SCOPE") or "mcp:call"
 local extra = os.getenv("BENCH_EXTRA")
@@ -39,18 +38,11 @@ if not creds_file then
         base64(os.getenv("BENCH_CLIENT_ID") .. ":" .. os.getenv("BENCH_CLIENT_SECRET"))
 end
 
-local next_creds
-function init(args)
-    if creds_file then next_creds = lib.cycle(creds_file, id) end
-end
-
-if creds_file then
-    local headers = { ["Content-Type"] = "application/x-www-form-urlencoded" }
-    request = function()
-        headers["Authorization"] = next_creds()
-        return wrk.format(nil, nil, headers)
-    end
-end
+local headers = { ["Content-Type"] = "application/x-www-form-urlencoded" }
+lib.each_line(creds_file, function(creds)
+    headers["Authorization"] = creds
+    return wrk.format(nil, nil, headers)
+end)
 
 local out_path = os.getenv("BENCH_TOKENS_OUT")
 if out_path then

@@ -2258,32 +2258,10 @@ out:
 
 /* --- for people ------------------------------------------------------------- */
 
-typedef struct strbuf {
-    char *p;
-    size_t len, cap;
-} strbuf;
-
-static void sb_add(strbuf *sb, const char *s, size_t len)
-{
-    if (sb->len + len + 1 > sb->cap) {
-        while (sb->len + len + 1 > sb->cap)
-            sb->cap = sb->cap ? sb->cap * 2 : 128;
-        sb->p = mandate_xrealloc(sb->p, sb->cap);
-    }
-    memcpy(sb->p + sb->len, s, len);
-    sb->len += len;
-    sb->p[sb->len] = '\0';
-}
-
-static void sb_str(strbuf *sb, const char *s)
-{
-    sb_add(sb, s, strlen(s));
-}
-
 /* Printable ASCII without space, quotes, backslash or '=' goes as it is;
  * anything else as a JSON string in ASCII, so that no control character
  * (or escape sequence) reaches a terminal. */
-static void sb_text(strbuf *sb, const char *s)
+static void sb_text(mandate_strbuf *sb, const char *s)
 {
     bool plain = s[0] != '\0';
     for (const char *p = s; *p != '\0' && plain; p++) {
@@ -2291,24 +2269,24 @@ static void sb_text(strbuf *sb, const char *s)
         plain = c > 0x20 && c < 0x7f && c != '"' && c != '\\' && c != '=';
     }
     if (plain) {
-        sb_str(sb, s);
+        mandate_strbuf_add(sb, s);
         return;
     }
     json_t *j = json_string(s);
     char *q = j != NULL ? json_dumps(j, JSON_ENCODE_ANY | JSON_ENSURE_ASCII) : NULL;
-    sb_str(sb, q != NULL ? q : "\"?\"");
+    mandate_strbuf_add(sb, q != NULL ? q : "\"?\"");
     free(q);
     json_decref(j);
 }
 
-static void sb_value(strbuf *sb, const json_t *value)
+static void sb_value(mandate_strbuf *sb, const json_t *value)
 {
     if (json_is_string(value)) {
         sb_text(sb, json_string_value(value));
         return;
     }
     char *s = json_dumps(value, JSON_ENCODE_ANY | JSON_COMPACT | JSON_ENSURE_ASCII);
-    sb_str(sb, s != NULL ? s : "?");
+    mandate_strbuf_add(sb, s != NULL ? s : "?");
     free(s);
 }
 
@@ -2326,18 +2304,18 @@ char *mandate_audit_format_line(const json_t *record)
 {
     if (!json_is_object(record))
         return NULL;
-    strbuf sb = {NULL, 0, 0};
+    mandate_strbuf sb = {0};
     const json_t *ts = json_object_get(record, "ts");
     const char *tss = json_string_value(ts);
     if (tss != NULL && ts_shape(tss)) {
-        sb_add(&sb, tss, 10);
-        sb_str(&sb, " ");
-        sb_add(&sb, tss + 11, 8);
-        sb_str(&sb, "Z");
+        mandate_strbuf_addn(&sb, tss, 10);
+        mandate_strbuf_add(&sb, " ");
+        mandate_strbuf_addn(&sb, tss + 11, 8);
+        mandate_strbuf_add(&sb, "Z");
     } else if (tss != NULL) {
         sb_text(&sb, tss);
     } else {
-        sb_str(&sb, "-");
+        mandate_strbuf_add(&sb, "-");
     }
     const json_t *seq = json_object_get(record, "seq");
     char num[32];
@@ -2345,8 +2323,8 @@ char *mandate_audit_format_line(const json_t *record)
         snprintf(num, sizeof(num), " #%" JSON_INTEGER_FORMAT, json_integer_value(seq));
     else
         snprintf(num, sizeof(num), " #?");
-    sb_str(&sb, num);
-    sb_str(&sb, " ");
+    mandate_strbuf_add(&sb, num);
+    mandate_strbuf_add(&sb, " ");
     const char *event = json_string_value(json_object_get(record, "event"));
     sb_text(&sb, event != NULL ? event : "?");
 
@@ -2358,10 +2336,10 @@ char *mandate_audit_format_line(const json_t *record)
         if (strcmp(key, "seq") == 0 || strcmp(key, "ts") == 0 || strcmp(key, "prev") == 0 ||
             strcmp(key, "event") == 0)
             continue;
-        sb_str(&sb, " ");
+        mandate_strbuf_add(&sb, " ");
         sb_text(&sb, key);
-        sb_str(&sb, "=");
+        mandate_strbuf_add(&sb, "=");
         sb_value(&sb, value);
     }
-    return sb.p;
+    return sb.data;
 }

@@ -39,9 +39,7 @@ static bool audited(mandate_http_request *req, mandate_http_response *resp, cons
 {
     if (mandate_audit_event(event, fields) == MANDATE_OK)
         return true;
-    mandate_oauth_error oerr;
-    mandate_oauth_fail_rc(&oerr, MANDATE_TEMPFAIL);
-    mandate_oauth_respond_error(req, resp, &oerr);
+    mandate_oauth_respond_rc(req, resp, MANDATE_TEMPFAIL);
     return false;
 }
 
@@ -57,10 +55,30 @@ static bool refusal_audited(mandate_http_request *req, mandate_http_response *re
     case MANDATE_REFUSAL_OVER_BUDGET: mandate_refusal_respond_over_budget(req, resp, retry_after); return false;
     case MANDATE_REFUSAL_UNRECORDED: break;
     }
-    mandate_oauth_error oerr;
-    mandate_oauth_fail_rc(&oerr, MANDATE_TEMPFAIL);
-    mandate_oauth_respond_error(req, resp, &oerr);
+    mandate_oauth_respond_rc(req, resp, MANDATE_TEMPFAIL);
     return false;
+}
+
+/* Both endpoints: the token's status (mandate_token_validate) in *st and
+ * *rc_r; false when the broker could not tell (the store or a format
+ * failed), the answer (503 or 500) made then, what for the log line. */
+static bool validated(mandate_http_request *req, mandate_http_response *resp, const char *what,
+                      const char *token, mandate_token_status *st, mandate_rc *rc_r)
+{
+    mandate_error err = {0};
+    *rc_r = mandate_token_validate(req->runtime, req->pool, token, strlen(token), st, &err);
+    if (*rc_r != MANDATE_TEMPFAIL && *rc_r != MANDATE_ERROR)
+        return true;
+    log_error("%s: %s", what, err.message);
+    mandate_oauth_respond_rc(req, resp, *rc_r);
+    return false;
+}
+
+/* A token of another tenant than the caller's (or of none) */
+static bool of_another_tenant(const mandate_grant *g, const mandate_client *caller)
+{
+    return g->tenant == NULL || caller->tenant == NULL ||
+           strcmp(g->tenant, caller->tenant) != 0;
 }
 
 /* Both endpoints: a form body from an authenticated client, with `token`.
@@ -236,19 +254,11 @@ void mandate_endpoint_introspect(mandate_http_request *req, mandate_http_respons
         return;
     }
     mandate_token_status st;
-    mandate_error err = {0};
-    mandate_rc rc = mandate_token_validate(req->runtime, req->pool, token, strlen(token), &st,
-                                           &err);
-    if (rc == MANDATE_TEMPFAIL || rc == MANDATE_ERROR) {
-        log_error("introspection: %s", err.message);
-        mandate_oauth_error oerr;
-        mandate_oauth_fail_rc(&oerr, rc);
-        mandate_oauth_respond_error(req, resp, &oerr);
+    mandate_rc rc;
+    if (!validated(req, resp, "introspection", token, &st, &rc))
         return;
-    }
     /* a token of another tenant does not exist for this caller */
-    if (rc == MANDATE_OK && (st.grant.tenant == NULL || caller.tenant == NULL ||
-                             strcmp(st.grant.tenant, caller.tenant) != 0)) {
+    if (rc == MANDATE_OK && of_another_tenant(&st.grant, &caller)) {
         rc = MANDATE_INVALID;
         st.reason = "of another tenant";
     }
@@ -270,6 +280,17 @@ void mandate_endpoint_introspect(mandate_http_request *req, mandate_http_respons
     mandate_http_response_header(resp, "Cache-Control", "no-store");
 }
 
+/* A revocation refused for reason, recorded with the caller and the token:
+ * false when the caller must not answer as refused (refusal_audited). */
+static bool revocation_refused(mandate_http_request *req, mandate_http_response *resp,
+                               const mandate_client *caller, const mandate_token_status *st,
+                               const char *token, const char *reason)
+{
+    json_t *fields = json_pack("{s:s,s:s}", "by", caller->client_id, "reason", reason);
+    name_token(fields, st, token);
+    return refusal_audited(req, resp, "token.revocation_refused", fields);
+}
+
 void mandate_endpoint_revoke(mandate_http_request *req, mandate_http_response *resp)
 {
     mandate_form form;
@@ -282,28 +303,18 @@ void mandate_endpoint_revoke(mandate_http_request *req, mandate_http_response *r
         return;
     }
     mandate_token_status st;
-    mandate_error err = {0};
-    mandate_rc rc = mandate_token_validate(req->runtime, req->pool, token, strlen(token), &st,
-                                           &err);
-    if (rc == MANDATE_TEMPFAIL || rc == MANDATE_ERROR) {
-        log_error("revocation: %s", err.message);
-        mandate_oauth_error oerr;
-        mandate_oauth_fail_rc(&oerr, rc);
-        mandate_oauth_respond_error(req, resp, &oerr);
+    mandate_rc rc;
+    if (!validated(req, resp, "revocation", token, &st, &rc))
         return;
-    }
     /* RFC 7009 §2.2: an invalid or already dead token is answered 200. A
      * token of another tenant is answered the same, so that no client can
      * learn from this endpoint whether another tenant's token is alive;
      * only the audit trail says what happened. */
-    if (st.parsed && (st.grant.tenant == NULL || caller.tenant == NULL ||
-                      strcmp(st.grant.tenant, caller.tenant) != 0)) {
+    if (st.parsed && of_another_tenant(&st.grant, &caller)) {
         log_info("revocation ignored: client_id=%s presented a token of another tenant",
                  caller.client_id);
-        json_t *fields = json_pack("{s:s,s:s}", "by", caller.client_id, "reason",
-                                   "the token is of another tenant");
-        name_token(fields, &st, token);
-        if (!refusal_audited(req, resp, "token.revocation_refused", fields))
+        if (!revocation_refused(req, resp, &caller, &st, token,
+                                "the token is of another tenant"))
             return;
         resp->status = 200;
         mandate_http_response_header(resp, "Cache-Control", "no-store");
@@ -313,10 +324,8 @@ void mandate_endpoint_revoke(mandate_http_request *req, mandate_http_response *r
         strcmp(st.grant.client_id, caller.client_id) != 0) {
         log_info("revocation refused: client_id=%s does not own token jti=%s", caller.client_id,
                  st.grant.jti ? st.grant.jti : "-");
-        json_t *fields = json_pack("{s:s,s:s}", "by", caller.client_id, "reason",
-                                   "the token was not issued to this client");
-        name_token(fields, &st, token);
-        if (!refusal_audited(req, resp, "token.revocation_refused", fields))
+        if (!revocation_refused(req, resp, &caller, &st, token,
+                                "the token was not issued to this client"))
             return;
         mandate_oauth_error oerr;
         mandate_oauth_fail(&oerr, 400, "unauthorized_client",
@@ -325,13 +334,12 @@ void mandate_endpoint_revoke(mandate_http_request *req, mandate_http_response *r
         return;
     }
     if (st.parsed && st.grant.jti != NULL) {
+        mandate_error err = {0};
         rc = mandate_store_revoke(mandate_runtime_store(req->runtime), st.grant.jti,
                                   st.grant.client_id, st.grant.expires_at, &err);
         if (rc != MANDATE_OK) {
             log_error("revocation of jti=%s: %s", st.grant.jti, err.message);
-            mandate_oauth_error oerr;
-            mandate_oauth_fail_rc(&oerr, rc);
-            mandate_oauth_respond_error(req, resp, &oerr);
+            mandate_oauth_respond_rc(req, resp, rc);
             return;
         }
         log_info("token revoked: jti=%s client_id=%s", st.grant.jti, caller.client_id);

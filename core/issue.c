@@ -55,9 +55,7 @@ void mandate_token_refuse(mandate_http_request *req, mandate_http_response *resp
         return;
     case MANDATE_REFUSAL_UNRECORDED: break;
     }
-    mandate_oauth_error unrecorded;
-    mandate_oauth_fail_rc(&unrecorded, MANDATE_TEMPFAIL);
-    mandate_oauth_respond_error(req, resp, &unrecorded);
+    mandate_oauth_respond_rc(req, resp, MANDATE_TEMPFAIL);
 }
 
 /* 128 random bits, base64url; NULL when there is no randomness. */
@@ -162,7 +160,6 @@ void mandate_token_answer_with(mandate_http_request *req, mandate_http_response 
                                const char *grant_type, json_t *extra,
                                const char *issued_token_type, json_t *more)
 {
-    mandate_oauth_error oerr;
     int64_t expires_in = grant->expires_at - grant->issued_at;
     /* no token leaves before its record is as durable as configured */
     json_t *fields =
@@ -186,8 +183,7 @@ void mandate_token_answer_with(mandate_http_request *req, mandate_http_response 
     }
     if (mandate_audit_event("token.issued", fields) != MANDATE_OK) {
         json_decref(more);
-        mandate_oauth_fail_rc(&oerr, MANDATE_TEMPFAIL);
-        mandate_oauth_respond_error(req, resp, &oerr);
+        mandate_oauth_respond_rc(req, resp, MANDATE_TEMPFAIL);
         return;
     }
     bool id_jag =
@@ -227,9 +223,7 @@ bool mandate_token_within_rate(mandate_http_request *req, mandate_http_response 
                   client->client_id, "error", "too_many_requests", "reason", "rate limit",
                   "status", 429, "retry_after", (int)retry_after);
     if (mandate_audit_event("token.refused", fields) != MANDATE_OK) {
-        mandate_oauth_error oerr;
-        mandate_oauth_fail_rc(&oerr, MANDATE_TEMPFAIL);
-        mandate_oauth_respond_error(req, resp, &oerr);
+        mandate_oauth_respond_rc(req, resp, MANDATE_TEMPFAIL);
         return false;
     }
     mandate_client_limits_respond(req, resp, retry_after);

@@ -351,49 +351,29 @@ void mandate_mappings_free(mandate_mappings *m)
 
 /* ---- applying ---- */
 
-/* A text growing in malloc'd memory, copied into the pool at the end. */
-typedef struct text {
-    char *s;
-    size_t len, cap;
-} text;
-
-static void text_addn(text *t, const char *s, size_t n)
-{
-    if (t->len + n + 1 > t->cap) {
-        t->cap = (t->len + n + 1) * 2;
-        t->s = mandate_xrealloc(t->s, t->cap);
-    }
-    memcpy(t->s + t->len, s, n);
-    t->len += n;
-    t->s[t->len] = '\0';
-}
-
-static void text_add(text *t, const char *s)
-{
-    text_addn(t, s, strlen(s));
-}
+/* Texts grow in a mandate_strbuf, copied into the pool at the end. */
 
 /* Adds a word to a space-separated list unless it holds it already. */
-static void text_add_word(text *t, const char *w, size_t n)
+static void text_add_word(mandate_strbuf *t, const char *w, size_t n)
 {
-    if (t->s != NULL && mandate_word_list_has(t->s, w, n))
+    if (t->data != NULL && mandate_word_list_has(t->data, w, n))
         return;
     if (t->len > 0)
-        text_addn(t, " ", 1);
-    text_addn(t, w, n);
+        mandate_strbuf_addn(t, " ", 1);
+    mandate_strbuf_addn(t, w, n);
 }
 
-static const char *text_done(text *t, mandate_pool *pool)
+static const char *text_done(mandate_strbuf *t, mandate_pool *pool)
 {
-    const char *s = t->s != NULL ? mandate_pool_strdup(pool, t->s) : NULL;
-    free(t->s);
+    const char *s = t->data != NULL ? mandate_pool_strdup(pool, t->data) : NULL;
+    free(t->data);
     memset(t, 0, sizeof(*t));
     return s;
 }
 
 static const char *join(mandate_pool *pool, char *const *list)
 {
-    text t = {0};
+    mandate_strbuf t = {0};
     for (size_t i = 0; list != NULL && list[i] != NULL; i++)
         text_add_word(&t, list[i], strlen(list[i]));
     const char *s = text_done(&t, pool);
@@ -523,11 +503,11 @@ static const char *condition_fails(const mandate_condition *c, json_t *attrs,
 static const char *make_subject(const mandate_mapping_rule *r, json_t *attrs,
                                 mandate_pool *pool, const char **why_r)
 {
-    text t = {0};
+    mandate_strbuf t = {0};
     for (const char *p = r->subject; *p != '\0';) {
         if (p[0] != '$' || p[1] != '{') { /* checked at load: only ${name} */
             size_t n = strcspn(p, "$");
-            text_addn(&t, p, n);
+            mandate_strbuf_addn(&t, p, n);
             p += n;
             continue;
         }
@@ -539,7 +519,7 @@ static const char *make_subject(const mandate_mapping_rule *r, json_t *attrs,
         if (attribute_values(attrs, name, pool, &v) == 0) {
             *why_r =
                 mandate_pool_printf(pool, "attribute %.80s for the subject is missing", name);
-            free(t.s);
+            free(t.data);
             return NULL;
         }
         if (!mandate_client_id_valid(v[0])) {
@@ -547,10 +527,10 @@ static const char *make_subject(const mandate_mapping_rule *r, json_t *attrs,
                                          "attribute %.80s is not fit for a subject: '%s' "
                                          "(1 to 128 letters, digits, '-', '.', '_', '~')",
                                          name, quote(pool, v[0]));
-            free(t.s);
+            free(t.data);
             return NULL;
         }
-        text_add(&t, v[0]);
+        mandate_strbuf_add(&t, v[0]);
     }
     const char *subject = text_done(&t, pool);
     if (subject == NULL || !mandate_client_id_valid(subject) || strcmp(subject, ".") == 0 ||
@@ -596,7 +576,7 @@ static mandate_rc grant(const mandate_mapping_rule *r, const mandate_mapping_req
     /* scopes: asked ∩ rule ∩ client, in the order asked */
     bool asked = !blank(rq->requested_scope);
     const char *candidates = asked ? rq->requested_scope : join(pool, r->scopes);
-    text granted = {0};
+    mandate_strbuf granted = {0};
     const char *p;
     size_t n;
     for (const char *cur = candidates; mandate_word_list_next(&cur, &p, &n);)
@@ -615,7 +595,7 @@ static mandate_rc grant(const mandate_mapping_rule *r, const mandate_mapping_req
 
     /* sensitive scopes: only with a recent enough authentication; dropped
      * otherwise, refused when nothing else is left */
-    text sensitive = {0}, rest = {0};
+    mandate_strbuf sensitive = {0}, rest = {0};
     for (const char *cur = scope; mandate_word_list_next(&cur, &p, &n);)
         text_add_word(mandate_string_list_has(r->sensitive_scopes, p, n) ? &sensitive : &rest,
                       p, n);
@@ -656,7 +636,7 @@ static mandate_rc grant(const mandate_mapping_rule *r, const mandate_mapping_req
         res->audience =
             r->audiences != NULL && r->audiences[0] != NULL ? join(pool, r->audiences) : NULL;
     } else {
-        text aud = {0};
+        mandate_strbuf aud = {0};
         for (const char *cur = rq->requested_audience; mandate_word_list_next(&cur, &p, &n);) {
             const char *bad = NULL;
             if (!mandate_audience_uri_valid(p, n))
@@ -666,7 +646,7 @@ static mandate_rc grant(const mandate_mapping_rule *r, const mandate_mapping_req
                 bad = mandate_pool_printf(pool, "is not allowed (rule allows %.200s)",
                                           join(pool, r->audiences));
             if (bad != NULL) {
-                free(aud.s);
+                free(aud.data);
                 return deny(res, pool, r,
                             mandate_pool_printf(pool, "audience %s %s",
                                                 quote(pool, mandate_pool_strndup(pool, p, n)),
@@ -716,7 +696,7 @@ mandate_rc mandate_mapping_apply(const mandate_mappings *mappings,
         }
     }
 
-    text misses = {0};
+    mandate_strbuf misses = {0};
     size_t tried = 0;
     mandate_rc rc = MANDATE_DENIED;
     bool matched = false;
@@ -732,23 +712,23 @@ mandate_rc mandate_mapping_apply(const mandate_mappings *mappings,
             matched = true;
             rc = grant(r, rq, attrs, pool, res);
         } else if (misses.len < WHY_MAX) {
-            text_add(&misses, misses.len > 0 ? "; " : ": ");
-            text_add(&misses, r->name);
-            text_add(&misses, ": ");
-            text_add(&misses, fail);
+            mandate_strbuf_add(&misses, misses.len > 0 ? "; " : ": ");
+            mandate_strbuf_add(&misses, r->name);
+            mandate_strbuf_add(&misses, ": ");
+            mandate_strbuf_add(&misses, fail);
         }
     }
     if (!matched) {
         if (misses.len > WHY_MAX) {
             misses.len = WHY_MAX;
-            misses.s[misses.len] = '\0';
-            text_add(&misses, "...");
+            misses.data[misses.len] = '\0';
+            mandate_strbuf_add(&misses, "...");
         }
         res->why = mandate_pool_printf(pool, "no rule matched (%zu rule%s for idp %.80s)%s",
                                        tried, tried == 1 ? "" : "s", rq->idp,
-                                       misses.s != NULL ? misses.s : "");
+                                       misses.data != NULL ? misses.data : "");
     }
-    free(misses.s);
+    free(misses.data);
     json_decref(attrs);
     return rc;
 }

@@ -334,52 +334,11 @@ void mandate_metrics_reset(void)
 
 /* --- rendering (GET /metrics only: allocation is fine here) ------------- */
 
-typedef struct buf {
-    char *data;
-    size_t len, cap;
-} buf;
-
-static void buf_reserve(buf *b, size_t more)
-{
-    if (b->cap - b->len > more)
-        return;
-    size_t cap = b->cap ? b->cap : 8192;
-    while (cap - b->len <= more)
-        cap *= 2;
-    b->data = mandate_xrealloc(b->data, cap);
-    b->cap = cap;
-}
-
-static void buf_add(buf *b, const char *s)
-{
-    size_t n = strlen(s);
-    buf_reserve(b, n);
-    memcpy(b->data + b->len, s, n + 1);
-    b->len += n;
-}
-
-static void buf_addc(buf *b, char c)
-{
-    buf_reserve(b, 1);
-    b->data[b->len++] = c;
-    b->data[b->len] = '\0';
-}
-
-static void buf_printf(buf *b, const char *fmt, ...) MANDATE_PRINTF(2, 3);
-static void buf_printf(buf *b, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        mandate_die("vsnprintf failed for \"%s\"", fmt);
-    buf_reserve(b, (size_t)n);
-    va_start(ap, fmt);
-    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)n;
-}
+/* The text grows in a mandate_strbuf (util-private.h), under short names. */
+typedef mandate_strbuf buf;
+#define buf_add mandate_strbuf_add
+#define buf_addc mandate_strbuf_addc
+#define buf_printf mandate_strbuf_printf
 
 /* HELP text escapes backslash and line feed; a label value also escapes the
  * double quote. */
@@ -514,7 +473,6 @@ char *mandate_metrics_render(mandate_pool *pool, const char *const *grant_labels
     _Static_assert(REQUEST_BOUNDS <= MAX_BOUNDS && FSYNC_BOUNDS <= MAX_BOUNDS,
                    "histogram() counts[] too small");
     buf b = {0};
-    buf_reserve(&b, 0);
 
     family(&b, "mandate_http_requests_total", "counter",
            "HTTP requests served, by endpoint, grant type (token endpoint) and result.");

@@ -33,6 +33,10 @@ void mandate_oauth_respond_too_many(mandate_http_request *req, mandate_http_resp
 /* A plugin or store failure as an OAuth error: TEMPFAIL is 503
  * temporarily_unavailable, anything unexpected 500 server_error. */
 mandate_rc mandate_oauth_fail_rc(mandate_oauth_error *e, mandate_rc rc);
+/* That error as the response (mandate_oauth_fail_rc, then
+ * mandate_oauth_respond_error). */
+void mandate_oauth_respond_rc(mandate_http_request *req, mandate_http_response *resp,
+                              mandate_rc rc);
 
 /* The URL of an endpoint of this issuer ("/oauth2/token"), in pool. */
 const char *mandate_oauth_endpoint_url(mandate_http_request *req, const char *path);

@@ -26,6 +26,14 @@ mandate_rc mandate_oauth_fail_rc(mandate_oauth_error *e, mandate_rc rc)
     return mandate_oauth_fail(e, 500, "server_error", "internal error; see the broker's log");
 }
 
+void mandate_oauth_respond_rc(mandate_http_request *req, mandate_http_response *resp,
+                              mandate_rc rc)
+{
+    mandate_oauth_error e;
+    mandate_oauth_fail_rc(&e, rc);
+    mandate_oauth_respond_error(req, resp, &e);
+}
+
 void mandate_oauth_respond_error(mandate_http_request *req, mandate_http_response *resp,
                                  const mandate_oauth_error *e)
 {

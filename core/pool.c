@@ -117,13 +117,9 @@ char *mandate_pool_printf(mandate_pool *pool, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        mandate_die("vsnprintf failed for \"%s\"", fmt);
-    char *out = mandate_pool_alloc(pool, (size_t)n + 1);
-    va_start(ap, fmt);
-    vsnprintf(out, (size_t)n + 1, fmt, ap);
+    size_t n = mandate_vprintf_len(fmt, ap);
+    char *out = mandate_pool_alloc(pool, n + 1);
+    vsnprintf(out, n + 1, fmt, ap);
     va_end(ap);
     return out;
 }

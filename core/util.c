@@ -68,6 +68,58 @@ char *mandate_xasprintf(const char *fmt, ...)
     return out;
 }
 
+size_t mandate_vprintf_len(const char *fmt, va_list ap)
+{
+    va_list copy;
+    va_copy(copy, ap);
+    int n = vsnprintf(NULL, 0, fmt, copy);
+    va_end(copy);
+    if (n < 0)
+        mandate_die("vsnprintf failed for \"%s\"", fmt);
+    return (size_t)n;
+}
+
+/* Room for more bytes and the NUL after them. */
+static void strbuf_reserve(mandate_strbuf *b, size_t more)
+{
+    if (b->len + more < b->cap)
+        return;
+    size_t cap = b->cap ? b->cap : 256;
+    while (b->len + more >= cap)
+        cap *= 2;
+    b->data = mandate_xrealloc(b->data, cap);
+    b->cap = cap;
+}
+
+void mandate_strbuf_addn(mandate_strbuf *b, const char *s, size_t n)
+{
+    strbuf_reserve(b, n);
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+}
+
+void mandate_strbuf_add(mandate_strbuf *b, const char *s)
+{
+    mandate_strbuf_addn(b, s, strlen(s));
+}
+
+void mandate_strbuf_addc(mandate_strbuf *b, char c)
+{
+    mandate_strbuf_addn(b, &c, 1);
+}
+
+void mandate_strbuf_printf(mandate_strbuf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    size_t n = mandate_vprintf_len(fmt, ap);
+    strbuf_reserve(b, n);
+    vsnprintf(b->data + b->len, n + 1, fmt, ap);
+    va_end(ap);
+    b->len += n;
+}
+
 bool mandate_string_list_has(char *const *list, const char *word, size_t len)
 {
     for (size_t i = 0; list != NULL && list[i] != NULL; i++)

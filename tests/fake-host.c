@@ -330,6 +330,19 @@ mandate_host *fake_host_get(void)
     return &fake_host;
 }
 
+static void quiet_log(const mandate_host *host, mandate_log_level level, const char *file,
+                      int line, const char *func, const char *fmt, ...)
+{
+    (void)host, (void)level, (void)file, (void)line, (void)func, (void)fmt;
+}
+
+mandate_host *fake_host_quiet(int64_t now)
+{
+    fake_host.log = quiet_log;
+    fake_host_set_now(now);
+    return &fake_host;
+}
+
 const char *fake_host_last_log(void)
 {
     return last_log;
@@ -507,4 +520,26 @@ void fake_conf_free(const mandate_plugin *plugin, void *inst)
             *slot = NULL;
         }
     }
+}
+
+void *fake_instance_new(const mandate_plugin *plugin)
+{
+    void *inst = calloc(1, plugin->inst_size);
+    if (inst != NULL && fake_conf_defaults(plugin, inst) != 0) {
+        fake_conf_free(plugin, inst);
+        free(inst);
+        return NULL;
+    }
+    return inst;
+}
+
+void fake_instance_free(const mandate_plugin *plugin, void **inst)
+{
+    if (*inst == NULL)
+        return;
+    if (plugin->destroy != NULL)
+        plugin->destroy(*inst);
+    fake_conf_free(plugin, *inst);
+    free(*inst);
+    *inst = NULL;
 }

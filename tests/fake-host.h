@@ -13,6 +13,9 @@
 /* One shared table (instance "test", no state_dir); tests may change its
  * fields. */
 mandate_host *fake_host_get(void);
+/* The same table with a log that says nothing and the clock at now (the
+ * fuzz harnesses'). */
+mandate_host *fake_host_quiet(int64_t now);
 
 /* The last message logged through the fake host ("" before any). */
 const char *fake_host_last_log(void);
@@ -58,5 +61,13 @@ int fake_conf_defaults(const mandate_plugin *plugin, void *inst);
 int fake_conf_set(const mandate_plugin *plugin, void *inst, const char *key, const char *value);
 /* Frees the strings fake_conf_* stored into inst. */
 void fake_conf_free(const mandate_plugin *plugin, void *inst);
+
+/* An instance of plugin as the core allocates one (inst_size zeroed bytes)
+ * with the defaults of its conf table (fake_conf_defaults); NULL when out of
+ * memory or a default does not parse. Not instantiated yet. */
+void *fake_instance_new(const mandate_plugin *plugin);
+/* Destroys an instance of plugin (with its destroy, when it has one) and
+ * frees it with its conf strings; sets *inst to NULL. NULL: nothing. */
+void fake_instance_free(const mandate_plugin *plugin, void **inst);
 
 #endif

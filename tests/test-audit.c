@@ -28,9 +28,10 @@ typedef struct fixture {
     char dir[256];
 } fixture;
 
-static int setup(void **state)
+/* A fixture of size bytes: a fixture, or a struct that begins with one */
+static int setup_sized(void **state, size_t size)
 {
-    fixture *fx = calloc(1, sizeof(*fx));
+    fixture *fx = calloc(1, size);
     const char *tmp = getenv("TMPDIR");
     snprintf(fx->dir, sizeof(fx->dir), "%s/mandate-audit-XXXXXX",
              tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
@@ -40,6 +41,11 @@ static int setup(void **state)
     }
     *state = fx;
     return 0;
+}
+
+static int setup(void **state)
+{
+    return setup_sized(state, sizeof(fixture));
 }
 
 static int teardown(void **state)
@@ -746,279 +752,207 @@ static void test_batch_close_answers_waiters(void **state)
 
 /* --- tampering ----------------------------------------------------------------- */
 
-/* A trail of 10 records in one file, its lines for the test to change. */
-static char **tamper_setup(fixture *fx, char **path_r, size_t *n_r)
+/* The tests below start from a trail of 10 records in one file (written by
+ * tamper_setup), change its lines as whoever can write the file would, and
+ * check what verification names. */
+typedef struct tampered {
+    fixture fx; /* first: setup and teardown take it as a fixture */
+    char *path;
+    char **lines;
+    size_t n;
+} tampered;
+
+static int tamper_setup(void **state)
 {
-    write_trail(fx->dir, 10);
-    *path_r = only_file(fx->dir);
-    char **lines = read_lines(*path_r, n_r);
-    assert_int_equal(*n_r, 10);
-    return lines;
+    if (setup_sized(state, sizeof(tampered)) != 0)
+        return -1;
+    tampered *t = *state;
+    write_trail(t->fx.dir, 10);
+    t->path = only_file(t->fx.dir);
+    t->lines = read_lines(t->path, &t->n);
+    assert_int_equal(t->n, 10);
+    return 0;
+}
+
+static int tamper_teardown(void **state)
+{
+    tampered *t = *state;
+    free_lines(t->lines, t->n);
+    free(t->path);
+    return teardown(state); /* frees t, whose first member is the fixture */
+}
+
+/* Writes the changed lines back and checks the problem verification names. */
+static void assert_tampered(tampered *t, unsigned line, const char *what)
+{
+    write_lines(t->path, t->lines, t->n, true);
+    assert_problem(t->fx.dir, line, what);
+}
+
+static void set_line(tampered *t, size_t i, char *line)
+{
+    free(t->lines[i]);
+    t->lines[i] = line;
+}
+
+static void swap_lines(tampered *t, size_t i, size_t j)
+{
+    char *line = t->lines[i];
+    t->lines[i] = t->lines[j];
+    t->lines[j] = line;
+}
+
+/* Removes count lines from i on. */
+static void remove_lines(tampered *t, size_t i, size_t count)
+{
+    for (size_t k = i; k < i + count; k++)
+        free(t->lines[k]);
+    memmove(t->lines + i, t->lines + i + count, (t->n - i - count + 1) * sizeof(*t->lines));
+    t->n -= count;
+}
+
+/* Where line i's prev hash begins. */
+static char *prev_of(tampered *t, size_t i)
+{
+    return strstr(t->lines[i], "\"prev\":\"") + 8;
 }
 
 static void test_tamper_changed_field(void **state)
 {
-    fixture *fx = *state;
-    char *path;
-    size_t n;
-    char **lines = tamper_setup(fx, &path, &n);
-    char *changed = replace(lines[4], "\"agent-5\"", "\"mallory\"");
-    free(lines[4]);
-    lines[4] = changed;
-    write_lines(path, lines, n, true);
-    assert_problem(fx->dir, 5, "record seq 5 was changed (record seq 6 names another hash");
-    free_lines(lines, n);
-    free(path);
+    tampered *t = *state;
+    set_line(t, 4, replace(t->lines[4], "\"agent-5\"", "\"mallory\""));
+    assert_tampered(t, 5, "record seq 5 was changed (record seq 6 names another hash");
 }
 
 static void test_tamper_changed_prev(void **state)
 {
-    fixture *fx = *state;
-    char *path;
-    size_t n;
-    char **lines = tamper_setup(fx, &path, &n);
-    char *p = strstr(lines[4], "\"prev\":\"") + 8;
-    memset(p, 'a', 64);
-    write_lines(path, lines, n, true);
-    assert_problem(fx->dir, 5, "record seq 5 was changed (its prev is not the hash");
-    free_lines(lines, n);
-    free(path);
+    tampered *t = *state;
+    memset(prev_of(t, 4), 'a', 64);
+    assert_tampered(t, 5, "record seq 5 was changed (its prev is not the hash");
 }
 
 static void test_tamper_last_prev(void **state)
 {
-    fixture *fx = *state;
-    char *path;
-    size_t n;
-    char **lines = tamper_setup(fx, &path, &n);
-    char *p = strstr(lines[9], "\"prev\":\"") + 8;
-    memset(p, 'b', 64);
-    write_lines(path, lines, n, true);
-    assert_problem(fx->dir, 10, "record seq 10 or record seq 9 before it was changed");
-    free_lines(lines, n);
-    free(path);
+    tampered *t = *state;
+    memset(prev_of(t, 9), 'b', 64);
+    assert_tampered(t, 10, "record seq 10 or record seq 9 before it was changed");
 }
 
 static void test_tamper_first_prev(void **state)
 {
-    fixture *fx = *state;
-    char *path;
-    size_t n;
-    char **lines = tamper_setup(fx, &path, &n);
-    char *p = strstr(lines[0], "\"prev\":\"") + 8;
-    p[0] = '1';
-    write_lines(path, lines, n, true);
-    assert_problem(fx->dir, 1, "record seq 1 was changed");
-    free_lines(lines, n);
-    free(path);
+    tampered *t = *state;
+    prev_of(t, 0)[0] = '1';
+    assert_tampered(t, 1, "record seq 1 was changed");
 }
 
 static void test_tamper_changed_seq(void **state)
 {
-    fixture *fx = *state;
-    char *path;
-    size_t n;
-    char **lines = tamper_setup(fx, &path, &n);
-    char *changed = replace(lines[4], "{\"seq\":5,", "{\"seq\":50,");
-    free(lines[4]);
-    lines[4] = changed;
-    write_lines(path, lines, n, true);
-    assert_problem(fx->dir, 5, "record seq 50 was changed (it chains to record seq 4");
-    free_lines(lines, n);
-    free(path);
+    tampered *t = *state;
+    set_line(t, 4, replace(t->lines[4], "{\"seq\":5,", "{\"seq\":50,"));
+    assert_tampered(t, 5, "record seq 50 was changed (it chains to record seq 4");
 }
 
 static void test_tamper_removed(void **state)
 {
-    fixture *fx = *state;
-    char *path;
-    size_t n;
-    char **lines = tamper_setup(fx, &path, &n);
-    free(lines[4]);
-    memmove(lines + 4, lines + 5, (n - 5 + 1) * sizeof(*lines));
-    n--;
-    write_lines(path, lines, n, true);
-    assert_problem(fx->dir, 5, "record seq 5 was removed (seq jumps from 4 to 6)");
-    free_lines(lines, n);
-    free(path);
+    tampered *t = *state;
+    remove_lines(t, 4, 1);
+    assert_tampered(t, 5, "record seq 5 was removed (seq jumps from 4 to 6)");
 }
 
 static void test_tamper_removed_several(void **state)
 {
-    fixture *fx = *state;
-    char *path;
-    size_t n;
-    char **lines = tamper_setup(fx, &path, &n);
-    for (int i = 3; i < 6; i++)
-        free(lines[i]);
-    memmove(lines + 3, lines + 6, (n - 6 + 1) * sizeof(*lines));
-    n -= 3;
-    write_lines(path, lines, n, true);
-    assert_problem(fx->dir, 4, "records seq 4 to 6 were removed");
-    free_lines(lines, n);
-    free(path);
+    tampered *t = *state;
+    remove_lines(t, 3, 3);
+    assert_tampered(t, 4, "records seq 4 to 6 were removed");
 }
 
 static void test_tamper_inserted_after(void **state)
 {
-    fixture *fx = *state;
-    char *path;
-    size_t n;
-    char **lines = tamper_setup(fx, &path, &n);
+    tampered *t = *state;
     /* a forged copy of record 5 with another client, after it */
-    insert_line(lines, &n, 5, replace(lines[4], "\"agent-5\"", "\"mallory\""));
-    write_lines(path, lines, n, true);
-    assert_problem(fx->dir, 6, "record seq 5 was inserted");
-    free_lines(lines, n);
-    free(path);
+    insert_line(t->lines, &t->n, 5, replace(t->lines[4], "\"agent-5\"", "\"mallory\""));
+    assert_tampered(t, 6, "record seq 5 was inserted");
 }
 
 static void test_tamper_inserted_before(void **state)
 {
-    fixture *fx = *state;
-    char *path;
-    size_t n;
-    char **lines = tamper_setup(fx, &path, &n);
+    tampered *t = *state;
     /* the same forgery, before the original: it chains to record 4 */
-    insert_line(lines, &n, 4, replace(lines[4], "\"agent-5\"", "\"mallory\""));
-    write_lines(path, lines, n, true);
-    assert_problem(fx->dir, 5, "record seq 5 was inserted (the record after it has the same");
-    free_lines(lines, n);
-    free(path);
+    insert_line(t->lines, &t->n, 4, replace(t->lines[4], "\"agent-5\"", "\"mallory\""));
+    assert_tampered(t, 5, "record seq 5 was inserted (the record after it has the same");
 }
 
 static void test_tamper_inserted_new_seq(void **state)
 {
-    fixture *fx = *state;
-    char *path;
-    size_t n;
-    char **lines = tamper_setup(fx, &path, &n);
-    insert_line(lines, &n, 5,
+    tampered *t = *state;
+    insert_line(t->lines, &t->n, 5,
                 strdup("{\"seq\":6,\"ts\":\"2026-11-27T14:03:07.123456Z\",\"prev\":\"" ZEROS
                        "\",\"event\":\"client.created\",\"client\":\"mallory\"}"));
-    write_lines(path, lines, n, true);
-    assert_problem(fx->dir, 6, "record seq 6 was inserted (record seq 6 after it chains to");
-    free_lines(lines, n);
-    free(path);
+    assert_tampered(t, 6, "record seq 6 was inserted (record seq 6 after it chains to");
 }
 
 static void test_tamper_duplicated(void **state)
 {
-    fixture *fx = *state;
-    char *path;
-    size_t n;
-    char **lines = tamper_setup(fx, &path, &n);
-    insert_line(lines, &n, 5, strdup(lines[4]));
-    write_lines(path, lines, n, true);
-    assert_problem(fx->dir, 6, "record seq 5 was inserted (a copy of the record before it)");
-    free_lines(lines, n);
-    free(path);
+    tampered *t = *state;
+    insert_line(t->lines, &t->n, 5, strdup(t->lines[4]));
+    assert_tampered(t, 6, "record seq 5 was inserted (a copy of the record before it)");
 }
 
 static void test_tamper_reordered(void **state)
 {
-    fixture *fx = *state;
-    char *path;
-    size_t n;
-    char **lines = tamper_setup(fx, &path, &n);
-    char *t = lines[4];
-    lines[4] = lines[5];
-    lines[5] = t;
-    write_lines(path, lines, n, true);
-    assert_problem(fx->dir, 5,
-                   "records were reordered (record seq 6 comes before record seq 5)");
-    free_lines(lines, n);
-    free(path);
+    tampered *t = *state;
+    swap_lines(t, 4, 5);
+    assert_tampered(t, 5, "records were reordered (record seq 6 comes before record seq 5)");
 }
 
 static void test_tamper_reordered_far(void **state)
 {
-    fixture *fx = *state;
-    char *path;
-    size_t n;
-    char **lines = tamper_setup(fx, &path, &n);
-    char *t = lines[2];
-    lines[2] = lines[7];
-    lines[7] = t;
-    write_lines(path, lines, n, true);
-    assert_problem(fx->dir, 3,
-                   "records were reordered (record seq 8 comes before record seq 4)");
-    free_lines(lines, n);
-    free(path);
+    tampered *t = *state;
+    swap_lines(t, 2, 7);
+    assert_tampered(t, 3, "records were reordered (record seq 8 comes before record seq 4)");
 }
 
 static void test_tamper_moved_back(void **state)
 {
-    fixture *fx = *state;
-    char *path;
-    size_t n;
-    char **lines = tamper_setup(fx, &path, &n);
+    tampered *t = *state;
     /* record 9 moved to the end: ..., 8, 10, 9 */
-    char *t = lines[8];
-    lines[8] = lines[9];
-    lines[9] = t;
-    write_lines(path, lines, n, true);
-    assert_problem(fx->dir, 9, "reordered");
-    free_lines(lines, n);
-    free(path);
+    swap_lines(t, 8, 9);
+    assert_tampered(t, 9, "reordered");
 }
 
 static void test_tamper_cut_short(void **state)
 {
-    fixture *fx = *state;
-    char *path;
-    size_t n;
-    char **lines = tamper_setup(fx, &path, &n);
-    lines[9][strlen(lines[9]) / 2] = '\0';
-    write_lines(path, lines, n, false);
-    assert_problem(fx->dir, 10, "file cut short");
-    free_lines(lines, n);
-    free(path);
+    tampered *t = *state;
+    t->lines[9][strlen(t->lines[9]) / 2] = '\0';
+    write_lines(t->path, t->lines, t->n, false);
+    assert_problem(t->fx.dir, 10, "file cut short");
 }
 
 static void test_tamper_not_a_record(void **state)
 {
-    fixture *fx = *state;
-    char *path;
-    size_t n;
-    char **lines = tamper_setup(fx, &path, &n);
-    free(lines[2]);
-    lines[2] = strdup("this is not json");
-    write_lines(path, lines, n, true);
-    assert_problem(fx->dir, 3, "not a record (invalid JSON");
-
-    free(lines[2]);
-    lines[2] = strdup("{\"seq\":3,\"ts\":\"x\",\"event\":\"e\"}");
-    write_lines(path, lines, n, true);
-    assert_problem(fx->dir, 3, "not a record (no \"prev\" hash)");
-
-    free(lines[2]);
-    lines[2] = strdup("[1,2,3]");
-    write_lines(path, lines, n, true);
-    assert_problem(fx->dir, 3, "not a record");
-    free_lines(lines, n);
-    free(path);
+    tampered *t = *state;
+    set_line(t, 2, strdup("this is not json"));
+    assert_tampered(t, 3, "not a record (invalid JSON");
+    set_line(t, 2, strdup("{\"seq\":3,\"ts\":\"x\",\"event\":\"e\"}"));
+    assert_tampered(t, 3, "not a record (no \"prev\" hash)");
+    set_line(t, 2, strdup("[1,2,3]"));
+    assert_tampered(t, 3, "not a record");
 }
 
 static void test_tamper_long_line(void **state)
 {
-    fixture *fx = *state;
-    char *path;
-    size_t n;
-    char **lines = tamper_setup(fx, &path, &n);
+    tampered *t = *state;
     size_t big = 3 * 1024 * 1024;
     char *line = malloc(big + 1);
     memset(line, 'x', big);
     line[big] = '\0';
-    insert_line(lines, &n, 7, line);
-    write_lines(path, lines, n, true);
+    insert_line(t->lines, &t->n, 7, line);
+    write_lines(t->path, t->lines, t->n, true);
     mandate_audit_report report;
-    verify_dir(fx->dir, &report);
+    verify_dir(t->fx.dir, &report);
     assert_false(report.intact);
     assert_non_null(strstr(report.problem, ":8: not a record (a line longer than 1 MiB)"));
     assert_int_equal(report.records, 10); /* read on past it */
-    free_lines(lines, n);
-    free(path);
 }
 
 /* --- listing, verify input, formatting ----------------------------------------- */
@@ -1742,6 +1676,7 @@ static void test_seal_empty(void **state)
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define TT(f) cmocka_unit_test_setup_teardown(f, tamper_setup, tamper_teardown)
     const struct CMUnitTest tests[] = {
         T(test_append_and_verify),
         T(test_append_input),
@@ -1758,23 +1693,23 @@ int main(void)
         T(test_batch_group_commit),
         T(test_batch_nowait_notifies),
         T(test_batch_close_answers_waiters),
-        T(test_tamper_changed_field),
-        T(test_tamper_changed_prev),
-        T(test_tamper_last_prev),
-        T(test_tamper_first_prev),
-        T(test_tamper_changed_seq),
-        T(test_tamper_removed),
-        T(test_tamper_removed_several),
-        T(test_tamper_inserted_after),
-        T(test_tamper_inserted_before),
-        T(test_tamper_inserted_new_seq),
-        T(test_tamper_duplicated),
-        T(test_tamper_reordered),
-        T(test_tamper_reordered_far),
-        T(test_tamper_moved_back),
-        T(test_tamper_cut_short),
-        T(test_tamper_not_a_record),
-        T(test_tamper_long_line),
+        TT(test_tamper_changed_field),
+        TT(test_tamper_changed_prev),
+        TT(test_tamper_last_prev),
+        TT(test_tamper_first_prev),
+        TT(test_tamper_changed_seq),
+        TT(test_tamper_removed),
+        TT(test_tamper_removed_several),
+        TT(test_tamper_inserted_after),
+        TT(test_tamper_inserted_before),
+        TT(test_tamper_inserted_new_seq),
+        TT(test_tamper_duplicated),
+        TT(test_tamper_reordered),
+        TT(test_tamper_reordered_far),
+        TT(test_tamper_moved_back),
+        TT(test_tamper_cut_short),
+        TT(test_tamper_not_a_record),
+        TT(test_tamper_long_line),
         T(test_list_files_order),
         T(test_format_line),
         T(test_seal_intact),
@@ -1789,6 +1724,7 @@ int main(void)
         T(test_seal_now),
         T(test_seal_empty),
     };
+#undef TT
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -68,9 +68,8 @@ struct fx {
 
 static void *inst_new(void)
 {
-    void *inst = calloc(1, P->inst_size);
+    void *inst = fake_instance_new(P);
     assert_non_null(inst);
-    assert_int_equal(fake_conf_defaults(P, inst), 0);
     return inst;
 }
 
@@ -80,16 +79,6 @@ static void inst_start(void *inst)
     mandate_rc rc = P->instantiate(inst, fake_host_get(), &err);
     if (rc != MANDATE_OK)
         fail_msg("instantiate: %s", err.message);
-}
-
-static void inst_free(void *inst)
-{
-    if (inst == NULL)
-        return;
-    if (P->destroy != NULL)
-        P->destroy(inst);
-    fake_conf_free(P, inst);
-    free(inst);
 }
 
 static int setup(void **state)
@@ -119,7 +108,7 @@ static int teardown(void **state)
 {
     struct fx *fx = *state;
     mandate_pool_free(&fx->pool);
-    inst_free(fx->inst);
+    fake_instance_free(P, &fx->inst);
     free(fx);
     fake_host_replay_reset();
     fake_host_unset_now();
@@ -306,7 +295,7 @@ static void test_descriptor(void **state)
     assert_int_equal(fake_conf_set(P, inst, "clock_skew", "0"), 0);
     assert_int_equal(fake_conf_set(P, inst, "pepper", "x"), -1);
     inst_start(inst);
-    inst_free(inst);
+    fake_instance_free(P, &inst);
 
     /* A caller that skipped the conf checks is refused, not overrun. */
     inst = inst_new();
@@ -317,7 +306,7 @@ static void test_descriptor(void **state)
     memcpy((char *)inst + d->offset, &big, sizeof(big));
     mandate_error err = {0};
     assert_int_equal(P->instantiate(inst, fake_host_get(), &err), MANDATE_INVALID);
-    inst_free(inst);
+    fake_instance_free(P, &inst);
 }
 
 /* --- provisioning ------------------------------------------------------------------ */
@@ -379,7 +368,7 @@ static void test_provision_64(void **state)
     assert_int_equal(strlen(secret), 86);
     assert_true(is_b64url(secret));
     assert_int_equal(auth_secret(fx, &c, secret, strlen(secret)), MANDATE_OK);
-    inst_free(inst);
+    fake_instance_free(P, &inst);
 }
 
 static mandate_rc failing_random(void *buf, size_t len)
@@ -873,7 +862,7 @@ static void test_jwt_lifetime_conf(void **state)
     assert_int_equal(OPS->authenticate_client(inst, fx->pool, &cred, &fx->client, &fx->err),
                      MANDATE_OK);
     free(jws);
-    inst_free(inst);
+    fake_instance_free(P, &inst);
 }
 
 static mandate_rc tempfail_replay(const mandate_host *host, const char *ns, const char *id,

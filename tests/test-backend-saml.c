@@ -121,9 +121,8 @@ static char *id_of(const char *name)
  * message in err. */
 static void *inst_try(mandate_error *err, const char *metadata, ...)
 {
-    void *inst = calloc(1, P->inst_size);
+    void *inst = fake_instance_new(P);
     assert_non_null(inst);
-    assert_int_equal(fake_conf_defaults(P, inst), 0);
     if (metadata != NULL)
         assert_int_equal(fake_conf_set(P, inst, "idp_metadata",
                                        metadata[0] == '/' ? metadata : path_of(metadata)),
@@ -140,13 +139,8 @@ static void *inst_try(mandate_error *err, const char *metadata, ...)
     }
     va_end(ap);
     *err = (mandate_error){0};
-    if (P->instantiate(inst, fake_host_get(), err) != MANDATE_OK) {
-        if (P->destroy != NULL)
-            P->destroy(inst);
-        fake_conf_free(P, inst);
-        free(inst);
-        return NULL;
-    }
+    if (P->instantiate(inst, fake_host_get(), err) != MANDATE_OK)
+        fake_instance_free(P, &inst); /* sets it to NULL */
     return inst;
 }
 
@@ -158,15 +152,6 @@ static void *inst_try(mandate_error *err, const char *metadata, ...)
             fail_msg("instantiate: %s", e_.message);                                           \
         i_;                                                                                    \
     })
-
-static void inst_free(void *inst)
-{
-    if (inst == NULL)
-        return;
-    P->destroy(inst);
-    fake_conf_free(P, inst);
-    free(inst);
-}
 
 struct fx {
     void *inst; /* metadata.xml, defaults */
@@ -189,7 +174,7 @@ static int teardown(void **state)
 {
     struct fx *fx = *state;
     mandate_pool_free(&fx->pool);
-    inst_free(fx->inst);
+    fake_instance_free(P, &fx->inst);
     free(fx);
     fake_host_replay_reset();
     fake_host_set_now(now);
@@ -338,7 +323,7 @@ static void test_clock_skew(void **state)
     fake_host_set_now(now + 300);
     expect_rc(strict, fx->pool, "assertion.b64", MANDATE_DENIED, "expired at");
     fake_host_set_now(now);
-    inst_free(strict);
+    fake_instance_free(P, &strict);
 }
 
 static void test_recipient(void **state)
@@ -348,11 +333,11 @@ static void test_recipient(void **state)
     mandate_error err;
     void *inst = INST("metadata.xml", "recipient", RECIPIENT);
     assert_int_equal(validate_file(inst, fx->pool, "assertion.b64", &id, &err), MANDATE_OK);
-    inst_free(inst);
+    fake_instance_free(P, &inst);
     fake_host_replay_reset();
     inst = INST("metadata.xml", "recipient", "https://elsewhere.example/token");
     expect_rc(inst, fx->pool, "assertion.b64", MANDATE_DENIED, "Recipient");
-    inst_free(inst);
+    fake_instance_free(P, &inst);
 }
 
 static void test_allow_response_off(void **state)
@@ -363,7 +348,7 @@ static void test_allow_response_off(void **state)
     void *inst = INST("metadata.xml", "allow_response", "false");
     expect_rc(inst, fx->pool, "response.b64", MANDATE_DENIED, "allow_response");
     assert_int_equal(validate_file(inst, fx->pool, "assertion.b64", &id, &err), MANDATE_OK);
-    inst_free(inst);
+    fake_instance_free(P, &inst);
 }
 
 /* --- replay ---------------------------------------------------------------------- */
@@ -383,7 +368,7 @@ static void test_replay(void **state)
     void *off = INST("metadata.xml", "replay_check", "false");
     assert_int_equal(validate_file(off, fx->pool, "assertion.b64", &id, &err), MANDATE_OK);
     assert_int_equal(validate_file(off, fx->pool, "assertion.b64", &id, &err), MANDATE_OK);
-    inst_free(off);
+    fake_instance_free(P, &off);
 }
 
 /* The replay entry lasts until NotOnOrAfter + skew, then the assertion is
@@ -417,7 +402,7 @@ static void test_other_idp(void **state)
                                              &id, &err),
                      MANDATE_NEXT);
     free(text);
-    inst_free(other);
+    fake_instance_free(P, &other);
 }
 
 /* --- refused ------------------------------------------------------------------------ */
@@ -530,7 +515,7 @@ static void test_oversized(void **state)
     /* A real assertion above a small limit. */
     void *small = INST("metadata.xml", "max_assertion_size", "4096");
     expect_rc(small, fx->pool, "response-both.b64", MANDATE_DENIED, "max_assertion_size");
-    inst_free(small);
+    fake_instance_free(P, &small);
 }
 
 static void test_garbage(void **state)
@@ -641,8 +626,8 @@ static void test_reinstantiate(void **state)
         void *b = INST("other-metadata.xml", "replay_check", "false");
         assert_int_equal(validate_file(a, fx->pool, "assertion.b64", &id, &err), MANDATE_OK);
         assert_int_equal(validate_file(b, fx->pool, "other-idp.b64", &id, &err), MANDATE_OK);
-        inst_free(a);
-        inst_free(b);
+        fake_instance_free(P, &a);
+        fake_instance_free(P, &b);
     }
 }
 

@@ -303,11 +303,12 @@ static void test_backend_refusals(void **state)
 
 int main(void)
 {
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_each_method, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_method_refusals, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_record_refusals, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_backend_refusals, setup, teardown),
+        T(test_each_method),
+        T(test_method_refusals),
+        T(test_record_refusals),
+        T(test_backend_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

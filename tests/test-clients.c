@@ -427,16 +427,16 @@ static void test_status_and_rate(void **state)
 
 int main(void)
 {
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_create, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_create_with_key, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_create_refusals, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_create_without_a_credentials_backend, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_create_conflicts_and_failures, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_rotate_secret, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_rotate_refusals, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_status_and_rate, setup, teardown),
+        T(test_create),
+        T(test_create_with_key),
+        T(test_create_refusals),
+        T(test_create_without_a_credentials_backend),
+        T(test_create_conflicts_and_failures),
+        T(test_rotate_secret),
+        T(test_rotate_refusals),
+        T(test_status_and_rate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -336,24 +336,25 @@ static void test_default_path(void **state)
 
 int main(void)
 {
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_empty_file_gives_defaults, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_values_and_paths, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_unknown_key, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_wrong_type, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_out_of_range_and_choices, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_every_error_is_reported, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_syntax_error, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bare_string, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_listen_and_tls, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_instance_files, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_instance_mistakes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_missing_instances_dir, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_targets, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_target_path_mistakes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_target_paths_clash, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_target_refused_before_another, setup, teardown),
+        T(test_empty_file_gives_defaults),
+        T(test_values_and_paths),
+        T(test_unknown_key),
+        T(test_wrong_type),
+        T(test_out_of_range_and_choices),
+        T(test_every_error_is_reported),
+        T(test_syntax_error),
+        T(test_bare_string),
+        T(test_bad_listen_and_tls),
+        T(test_missing_file),
+        T(test_instance_files),
+        T(test_instance_mistakes),
+        T(test_missing_instances_dir),
+        T(test_targets),
+        T(test_target_path_mistakes),
+        T(test_target_paths_clash),
+        T(test_target_refused_before_another),
         cmocka_unit_test(test_default_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -106,14 +106,6 @@ static void expect(fixture *f, mandate_delegation_verdict want, const char *why)
         fail_msg("expected \"%s\" in why \"%s\"", why, f->res.why ? f->res.why : "(null)");
 }
 
-static void assert_str_or_null(const char *want, const char *got)
-{
-    if (want == NULL)
-        assert_null(got);
-    else
-        assert_string_equal(want, got);
-}
-
 /* ---- reading ---- */
 
 static void test_read(void **state)
@@ -389,7 +381,7 @@ static void test_chain_nests_to_max_depth(void **state)
         f->rq.actor = actors[i];
         expect(f, MANDATE_DELEGATION_ADMITTED, NULL);
         assert_string_equal(f->res.actor, actors[i]);
-        assert_str_or_null(priors[i], f->res.prior_actors);
+        test_assert_str_or_null(priors[i], f->res.prior_actors);
         assert_int_equal(f->res.depth, i + 1);
         /* the token the next one exchanges */
         f->token.client_id = actors[i];

@@ -27,6 +27,7 @@
 #include "fake-host.h"
 #include "jose.h"
 #include "pool-private.h"
+#include "test-helpers.h"
 
 extern const mandate_plugin mandate_plugin_jwt;
 
@@ -59,20 +60,12 @@ static void expect_rc(mandate_rc want, mandate_rc rc, const mandate_error *err)
 static void *inst_open(const char *algorithm)
 {
     mandate_error err = {0};
-    void *inst = calloc(1, P->inst_size);
+    void *inst = fake_instance_new(P);
     assert_non_null(inst);
-    assert_int_equal(fake_conf_defaults(P, inst), 0);
     if (algorithm != NULL)
         assert_int_equal(fake_conf_set(P, inst, "algorithm", algorithm), 0);
     expect_rc(MANDATE_OK, P->instantiate(inst, fake_host_get(), &err), &err);
     return inst;
-}
-
-static void inst_close(void *inst)
-{
-    P->destroy(inst);
-    fake_conf_free(P, inst);
-    free(inst);
 }
 
 static int setup(void **state)
@@ -90,7 +83,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fx *fx = *state;
-    inst_close(fx->inst);
+    fake_instance_free(P, &fx->inst);
     mandate_pool_free(&fx->pool);
     free(fx);
     fake_host_unset_now();
@@ -182,31 +175,6 @@ static void decode(const char *token, mandate_jws *jws)
     expect_rc(MANDATE_OK, mandate_jws_parse(token, strlen(token), jws, &err), &err);
 }
 
-static void assert_str_or_null(const char *want, const char *got)
-{
-    if (want == NULL)
-        assert_null(got);
-    else
-        assert_string_equal(want, got);
-}
-
-static void assert_grants_equal(const mandate_grant *want, const mandate_grant *got)
-{
-    assert_string_equal(want->issuer, got->issuer);
-    assert_string_equal(want->subject, got->subject);
-    assert_string_equal(want->client_id, got->client_id);
-    assert_string_equal(want->jti, got->jti);
-    assert_str_or_null(want->actor, got->actor);
-    assert_str_or_null(want->tenant, got->tenant);
-    assert_str_or_null(want->scope, got->scope);
-    assert_str_or_null(want->audience, got->audience);
-    assert_str_or_null(want->idp, got->idp);
-    assert_str_or_null(want->prior_actors, got->prior_actors);
-    assert_int_equal(want->issued_at, got->issued_at);
-    assert_int_equal(want->not_before, got->not_before);
-    assert_int_equal(want->expires_at, got->expires_at);
-}
-
 /* A token with chosen header fields and claims, signed by k's private key
  * through the JOSE helpers (not the plugin). */
 static char *sign_with(const struct tkey *k, const char *kid, const char *typ, json_t *claims)
@@ -268,7 +236,7 @@ static void test_conf(void **state)
     expect_rc(MANDATE_OK, OPS->keygen(inst, pool, NULL, &key, &der, &der_len, &err), &err);
     assert_string_equal(key.alg, "EdDSA");
     mandate_pool_free(&pool);
-    inst_close(inst);
+    fake_instance_free(P, &inst);
 }
 
 /* --- keygen --------------------------------------------------------------------- */
@@ -389,7 +357,7 @@ static void round_trip(struct fx *fx, const char *alg)
     mandate_jws_clear(&jws);
 
     expect_rc(MANDATE_OK, parse(fx, token, &back), &fx->err);
-    assert_grants_equal(&g, &back);
+    test_assert_grants_equal(&g, &back);
 }
 
 static void test_round_trip_es256(void **state)
@@ -481,7 +449,7 @@ static void test_act_idp_tenant(void **state)
     assert_string_equal(json_string_value(json_object_get(jws.claims, "tenant")), g.tenant);
     mandate_jws_clear(&jws);
     expect_rc(MANDATE_OK, parse(fx, token, &back), &fx->err);
-    assert_grants_equal(&g, &back);
+    test_assert_grants_equal(&g, &back);
 }
 
 /* The sample grant, with agent-c acting after prior_actors. */
@@ -510,7 +478,7 @@ static void test_act_chain(void **state)
     free(act);
     mandate_jws_clear(&jws);
     expect_rc(MANDATE_OK, parse(fx, token, &back), &fx->err);
-    assert_grants_equal(&g, &back);
+    test_assert_grants_equal(&g, &back);
 
     /* MANDATE_GRANT_MAX_ACTORS in all: minted and read; one more: neither */
     char prior[256] = "";
@@ -581,7 +549,7 @@ static void test_act_chain_old_host(void **state)
         assert_int_equal(tail[i], 0x5a);
     expect_parse(fx, chained, MANDATE_INVALID, "cannot carry");
     fx->inst = current;
-    inst_close(inst);
+    fake_instance_free(P, &inst);
 }
 
 static void test_mint_refusals(void **state)

@@ -27,6 +27,7 @@
 #include "fake-host.h"
 #include "jose.h"
 #include "pool-private.h"
+#include "test-helpers.h"
 
 extern const mandate_plugin mandate_plugin_opaque;
 
@@ -59,9 +60,8 @@ static void expect_rc(mandate_rc want, mandate_rc rc, const mandate_error *err)
 static void *inst_try(const mandate_host *host, mandate_rc *rc_r, mandate_error *err, ...)
 {
     va_list ap;
-    void *inst = calloc(1, P->inst_size);
+    void *inst = fake_instance_new(P);
     assert_non_null(inst);
-    assert_int_equal(fake_conf_defaults(P, inst), 0);
     va_start(ap, err);
     for (const char *key; (key = va_arg(ap, const char *)) != NULL;) {
         const char *value = va_arg(ap, const char *);
@@ -76,14 +76,6 @@ static void *inst_try(const mandate_host *host, mandate_rc *rc_r, mandate_error 
         return NULL;
     }
     return inst;
-}
-
-static void inst_close(void *inst)
-{
-    if (P->destroy != NULL)
-        P->destroy(inst);
-    fake_conf_free(P, inst);
-    free(inst);
 }
 
 static void *inst_open_with(const char *key, const char *value)
@@ -111,7 +103,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fx *fx = *state;
-    inst_close(fx->inst);
+    fake_instance_free(P, &fx->inst);
     mandate_pool_free(&fx->pool);
     free(fx);
     fake_host_token_reset();
@@ -206,31 +198,6 @@ static void expect_parse(struct fx *fx, const char *token, mandate_rc want, cons
     expect_parse_n(fx, token, strlen(token), want, needle);
 }
 
-static void assert_str_or_null(const char *want, const char *got)
-{
-    if (want == NULL)
-        assert_null(got);
-    else
-        assert_string_equal(want, got);
-}
-
-static void assert_grants_equal(const mandate_grant *want, const mandate_grant *got)
-{
-    assert_string_equal(want->issuer, got->issuer);
-    assert_string_equal(want->subject, got->subject);
-    assert_string_equal(want->client_id, got->client_id);
-    assert_string_equal(want->jti, got->jti);
-    assert_str_or_null(want->actor, got->actor);
-    assert_str_or_null(want->tenant, got->tenant);
-    assert_str_or_null(want->scope, got->scope);
-    assert_str_or_null(want->audience, got->audience);
-    assert_str_or_null(want->idp, got->idp);
-    assert_str_or_null(want->prior_actors, got->prior_actors);
-    assert_int_equal(want->issued_at, got->issued_at);
-    assert_int_equal(want->not_before, got->not_before);
-    assert_int_equal(want->expires_at, got->expires_at);
-}
-
 static bool all_b64url(const char *s, size_t len)
 {
     return strspn(s, B64URL) == len;
@@ -312,9 +279,8 @@ static void test_conf(void **state)
     expect_refused("prefix", "m\xc3\xa9o_", "A-Z");
 
     /* the config layer checks the range of token_bytes ... */
-    void *inst = calloc(1, P->inst_size);
+    void *inst = fake_instance_new(P);
     assert_non_null(inst);
-    assert_int_equal(fake_conf_defaults(P, inst), 0);
     assert_int_equal(fake_conf_set(P, inst, "token_bytes", "31"), -1);
     assert_int_equal(fake_conf_set(P, inst, "token_bytes", "65"), -1);
     assert_int_equal(fake_conf_set(P, inst, "nonsense", "1"), -1);
@@ -332,9 +298,12 @@ static void test_conf(void **state)
 
     /* good prefixes */
     const char *good[] = {"x", "Ab-_9", "abcdefghijklmnop", "at_"};
-    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
-        inst_close(inst_open_with("prefix", good[i]));
-    inst_close(inst_open_with("token_bytes", "64"));
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        inst = inst_open_with("prefix", good[i]);
+        fake_instance_free(P, &inst);
+    }
+    inst = inst_open_with("token_bytes", "64");
+    fake_instance_free(P, &inst);
 }
 
 static void test_old_host_refused(void **state)
@@ -369,10 +338,10 @@ static void test_round_trip(void **state)
     char *token = mint(fx, &want);
     mandate_grant got;
     expect_rc(MANDATE_OK, parse(fx, token, &got), &fx->err);
-    assert_grants_equal(&want, &got);
+    test_assert_grants_equal(&want, &got);
     /* every time */
     expect_rc(MANDATE_OK, parse(fx, token, &got), &fx->err);
-    assert_grants_equal(&want, &got);
+    test_assert_grants_equal(&want, &got);
 }
 
 static void test_round_trip_bare(void **state)
@@ -382,7 +351,7 @@ static void test_round_trip_bare(void **state)
     char *token = mint(fx, &want);
     mandate_grant got;
     expect_rc(MANDATE_OK, parse(fx, token, &got), &fx->err);
-    assert_grants_equal(&want, &got);
+    test_assert_grants_equal(&want, &got);
 
     /* one audience; empty tenant, actor and idp are left out; no nbf is iat */
     want.audience = "https://api.example.com";
@@ -436,7 +405,7 @@ static void test_token_shape(void **state)
               &fx->err);
     /* a 32-byte instance finds a 64-byte token malformed */
     expect_parse(fx, big, MANDATE_INVALID, "characters");
-    inst_close(inst);
+    fake_instance_free(P, &inst);
 
     inst = inst_open_with("prefix", "acme-at_");
     char *other = mint_in(inst, fx->pool, &g);
@@ -449,7 +418,7 @@ static void test_token_shape(void **state)
     expect_rc(MANDATE_NEXT,
               OPS->parse(inst, fx->pool, tokens[0], strlen(tokens[0]), &got, &fx->err),
               &fx->err);
-    inst_close(inst);
+    fake_instance_free(P, &inst);
 }
 
 /* The store holds the SHA-256 of the whole token and the grant, never the
@@ -604,7 +573,7 @@ static void test_malformed(void **state)
     snprintf(t, sizeof(t), "%s trailing", good);
     mandate_grant got;
     expect_rc(MANDATE_OK, parse_n(fx, t, TOKEN_LEN, &got), &fx->err);
-    assert_grants_equal(&want, &got);
+    test_assert_grants_equal(&want, &got);
 }
 
 static void test_unknown(void **state)
@@ -753,7 +722,7 @@ static void test_store_failures(void **state)
     expect_rc(MANDATE_ERROR, OPS->mint(inst, fx->pool, &want, &out, &fx->err), &fx->err);
     assert_non_null(strstr(fx->err.message, "collision"));
     store_rc = MANDATE_OK;
-    inst_close(inst);
+    fake_instance_free(P, &inst);
 
     /* a real collision: the same random bytes twice */
     h = *fake_host_get();
@@ -766,7 +735,7 @@ static void test_store_failures(void **state)
     assert_non_null(strstr(fx->err.message, "collision"));
     expect_rc(MANDATE_OK, OPS->parse(inst, fx->pool, first, strlen(first), &got, &fx->err),
               &fx->err);
-    inst_close(inst);
+    fake_instance_free(P, &inst);
 
     h = *fake_host_get();
     h.random = broken_random;
@@ -774,7 +743,7 @@ static void test_store_failures(void **state)
     out = (char *)"untouched";
     expect_rc(MANDATE_ERROR, OPS->mint(inst, fx->pool, &want, &out, &fx->err), &fx->err);
     assert_null(out);
-    inst_close(inst);
+    fake_instance_free(P, &inst);
 
     /* a store that forgets to hide expired records: the plugin checks exp */
     h = *fake_host_get();
@@ -788,7 +757,7 @@ static void test_store_failures(void **state)
               &fx->err);
     assert_null(got.subject);
     fake_host_set_now(NOW);
-    inst_close(inst);
+    fake_instance_free(P, &inst);
 
     /* a store that answers with another token's record */
     h = *fake_host_get();
@@ -797,7 +766,7 @@ static void test_store_failures(void **state)
     const char *second = mint(fx, &want);
     expect_rc(MANDATE_ERROR, OPS->parse(inst, fx->pool, second, strlen(second), &got, &fx->err),
               &fx->err);
-    inst_close(inst);
+    fake_instance_free(P, &inst);
 
     /* a stored grant that is broken is our fault, not the caller's */
     h = *fake_host_get();
@@ -848,7 +817,7 @@ static void test_store_failures(void **state)
     assert_null(got.actor);
     assert_null(got.prior_actors);
     assert_int_equal(got.not_before, 1);
-    inst_close(inst);
+    fake_instance_free(P, &inst);
 
     /* a host of before ABI 1.4: no earlier actors stored, none read, and
      * nothing written past its grant's end; a nested act refused */
@@ -870,7 +839,7 @@ static void test_store_failures(void **state)
               &fx->err);
     assert_non_null(strstr(fx->err.message, "cannot carry"));
     grant_text = NULL;
-    inst_close(inst);
+    fake_instance_free(P, &inst);
 }
 
 /* --- threads ------------------------------------------------------------------------ */

@@ -320,10 +320,11 @@ static void test_covers(void **state)
 
 int main(void)
 {
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_table, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_normal_form, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_length_bound, setup, teardown),
+        T(test_table),
+        T(test_normal_form),
+        T(test_length_bound),
         cmocka_unit_test_setup_teardown(test_root_target, setup_root, teardown),
         cmocka_unit_test(test_covers),
     };

@@ -662,20 +662,21 @@ static void test_metadata_lists_the_table(void **state)
 
 int main(void)
 {
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_dispatch, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_client_credentials, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_client_credentials_refusals, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_rate_limit, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_issue_failures, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_exchange_own_token, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_exchange_refusals, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_exchange_too_deep, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_exchange_federated, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_federated_refusals, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_saml_bearer, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_jwt_bearer, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_metadata_lists_the_table, setup, teardown),
+        T(test_dispatch),
+        T(test_client_credentials),
+        T(test_client_credentials_refusals),
+        T(test_rate_limit),
+        T(test_issue_failures),
+        T(test_exchange_own_token),
+        T(test_exchange_refusals),
+        T(test_exchange_too_deep),
+        T(test_exchange_federated),
+        T(test_federated_refusals),
+        T(test_saml_bearer),
+        T(test_jwt_bearer),
+        T(test_metadata_lists_the_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

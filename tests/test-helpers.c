@@ -74,3 +74,28 @@ void test_assert_diag_at(const mandate_diag *diag, const char *file, int line, c
         fail_msg("expected \"%s...%s\" in \"%s\"", prefix, what, mandate_diag_join(diag));
     free(prefix);
 }
+
+void test_assert_str_or_null(const char *want, const char *got)
+{
+    if (want == NULL)
+        assert_null(got);
+    else
+        assert_string_equal(want, got);
+}
+
+void test_assert_grants_equal(const mandate_grant *want, const mandate_grant *got)
+{
+    assert_string_equal(want->issuer, got->issuer);
+    assert_string_equal(want->subject, got->subject);
+    assert_string_equal(want->client_id, got->client_id);
+    assert_string_equal(want->jti, got->jti);
+    test_assert_str_or_null(want->actor, got->actor);
+    test_assert_str_or_null(want->tenant, got->tenant);
+    test_assert_str_or_null(want->scope, got->scope);
+    test_assert_str_or_null(want->audience, got->audience);
+    test_assert_str_or_null(want->idp, got->idp);
+    test_assert_str_or_null(want->prior_actors, got->prior_actors);
+    assert_int_equal(want->issued_at, got->issued_at);
+    assert_int_equal(want->not_before, got->not_before);
+    assert_int_equal(want->expires_at, got->expires_at);
+}

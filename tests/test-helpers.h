@@ -1,9 +1,12 @@
-/* Helpers shared by the core's unit tests: temp folders and files. */
+/* Helpers shared by the unit tests of the core and of the plugins: temp
+ * folders and files, and assertions more than one of them makes. */
 #ifndef MANDATE_TEST_HELPERS_H
 #define MANDATE_TEST_HELPERS_H
 
 #include <stdbool.h>
 #include <stddef.h>
+
+#include <mandate/format.h>
 
 #include "conf-private.h"
 
@@ -17,5 +20,11 @@ bool test_contains(const char *haystack, const char *needle);
  * test fails otherwise, showing them all. */
 void test_assert_diag_at(const mandate_diag *diag, const char *file, int line,
                          const char *what);
+
+/* Both NULL, or the same string. */
+void test_assert_str_or_null(const char *want, const char *got);
+/* Every member of the two grants the same (strings by test_assert_str_or_null;
+ * issuer, subject, client_id and jti never NULL). */
+void test_assert_grants_equal(const mandate_grant *want, const mandate_grant *got);
 
 #endif

@@ -418,14 +418,15 @@ static void test_bad_address(void **state)
 
 int main(void)
 {
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_starts_on_a_free_port, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_body_reaches_the_handler, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_body_limit, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_framing_refusals, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_runtime_taken_and_handed_back, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_head, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_keep_alive, setup, teardown),
+        T(test_starts_on_a_free_port),
+        T(test_body_reaches_the_handler),
+        T(test_body_limit),
+        T(test_framing_refusals),
+        T(test_runtime_taken_and_handed_back),
+        T(test_head),
+        T(test_keep_alive),
         cmocka_unit_test(test_token_json_is_json),
         cmocka_unit_test(test_bad_address),
     };

@@ -353,14 +353,15 @@ static void test_id_jag_is(void **state)
 
 int main(void)
 {
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_issue, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_issue_refusals, setup, teardown),
+        T(test_issue),
+        T(test_issue_refusals),
         cmocka_unit_test_teardown(test_issue_not_configured, teardown),
         cmocka_unit_test_teardown(test_issue_without_a_signing_format, teardown),
-        cmocka_unit_test_setup_teardown(test_accept, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_accept_refusals, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_id_jag_is, setup, teardown),
+        T(test_accept),
+        T(test_accept_refusals),
+        T(test_id_jag_is),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

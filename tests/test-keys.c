@@ -363,15 +363,16 @@ static void test_no_keyring_when_checking(void **state)
 
 int main(void)
 {
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_first_key, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_rotate, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_rotate_refusals, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_retire_and_purge, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_sync, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_undecryptable_key, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_sync_failures, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_no_keyring_when_checking, setup, teardown),
+        T(test_first_key),
+        T(test_rotate),
+        T(test_rotate_refusals),
+        T(test_retire_and_purge),
+        T(test_sync),
+        T(test_undecryptable_key),
+        T(test_sync_failures),
+        T(test_no_keyring_when_checking),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

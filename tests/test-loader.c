@@ -15,29 +15,18 @@
 #include <cmocka.h>
 
 #include "clock-private.h"
-#include "kek-private.h"
 #include "host-private.h"
 #include "keys-private.h"
 #include "metrics-private.h"
+#include "runtime-fixture.h"
 #include "runtime-private.h"
-#include "validate-private.h"
 #include "test-helpers.h"
 #include "util-private.h"
+#include "validate-private.h"
+
+#include "plugins/backend-dummy.h"
 
 #define TEST_PLUGINS BUILDDIR "/tests/plugins/.libs"
-#define REAL_PLUGINS BUILDDIR "/plugins/.libs"
-
-/* Mirrors tests/plugins/backend-dummy.c. */
-typedef struct dummy {
-    char *label;
-    int64_t count;
-    bool enabled;
-    char *file;
-    char **tags;
-    char *secret;
-    char *mode_kind;
-    const mandate_host *host;
-} dummy;
 
 static void test_open_good_plugin(void **state)
 {
@@ -162,79 +151,22 @@ static void test_scan_with_garbage(void **state)
 
 /* --- the runtime: configuration applied to instances ------------------------ */
 
-typedef struct rt_fixture {
-    char *dir;
-    char *conf;
-    mandate_diag diag;
-    mandate_runtime *rt;
-} rt_fixture;
-
+/* A runtime of the runtime fixture (every plugin built, the real ones and
+ * the test ones) without instances: each test writes its own. */
 static int rt_setup(void **state)
 {
-    rt_fixture *f = calloc(1, sizeof(*f));
-    f->dir = test_mkdtemp();
-    /* one plugin folder holding the real sqlite store and the test plugins */
-    char *pdir = mandate_path_join(f->dir, "plugins");
-    free(test_write_file(pdir, "README", "plugins\n"));
-    const char *links[][2] = {{REAL_PLUGINS, "store-sqlite.so"},
-                              {REAL_PLUGINS, "format-jwt.so"},
-                              {TEST_PLUGINS, "store-failing.so"},
-                              {TEST_PLUGINS, "store-badabi.so"},
-                              {TEST_PLUGINS, "backend-dummy.so"},
-                              {TEST_PLUGINS, "format-old.so"}};
-    for (size_t i = 0; i < sizeof(links) / sizeof(links[0]); i++) {
-        char *target = mandate_path_join(links[i][0], links[i][1]);
-        char *link = mandate_path_join(pdir, links[i][1]);
-        assert_int_equal(symlink(target, link), 0);
-        free(target);
-        free(link);
-    }
-    char *text = mandate_xasprintf("plugin_dir = \"%s\";\nstate_dir = \"state\";\n", pdir);
-    f->conf = test_write_file(f->dir, "mandate.conf", text);
-    free(text);
-    free(pdir);
-    char *state_dir = mandate_path_join(f->dir, "state");
-    free(test_write_file(state_dir, "README", "state\n"));
-    char *kek = mandate_path_join(state_dir, "kek");
-    mandate_error err = {0};
-    assert_int_equal(mandate_kek_create(kek, &err), MANDATE_OK);
-    free(kek);
-    free(state_dir);
-    *state = f;
+    *state = test_runtime_new(NULL);
     return 0;
 }
 
 static int rt_teardown(void **state)
 {
-    rt_fixture *f = *state;
     mandate_clock_set(NULL); /* a test that set it and failed */
-    mandate_runtime_unref(&f->rt);
-    mandate_diag_free(&f->diag);
-    test_rmdir_rf(f->dir);
-    free(f->dir);
-    free(f->conf);
-    free(f);
+    test_runtime_free((test_runtime **)state);
     return 0;
 }
 
-static void instance(rt_fixture *f, const char *name, const char *text)
-{
-    char *file = mandate_xasprintf("mandate.d/%s.conf", name);
-    free(test_write_file(f->dir, file, text));
-    free(file);
-}
-
-static mandate_rc start(rt_fixture *f, unsigned flags)
-{
-    mandate_config *cfg = NULL;
-    mandate_runtime_unref(&f->rt);
-    mandate_diag_free(&f->diag);
-    if (!mandate_config_load(f->conf, &cfg, &f->diag))
-        return MANDATE_INVALID;
-    return mandate_runtime_create(cfg, flags, &f->rt, &f->diag);
-}
-
-static const dummy *find_dummy(rt_fixture *f)
+static const dummy *find_dummy(test_runtime *f)
 {
     for (size_t i = 0; i < mandate_runtime_instance_count(f->rt); i++) {
         const mandate_instance *in = mandate_runtime_instance(f->rt, i);
@@ -247,11 +179,12 @@ static const dummy *find_dummy(rt_fixture *f)
 
 static void test_runtime_applies_config(void **state)
 {
-    rt_fixture *f = *state;
-    instance(f, "store", "kind = \"store\"; plugin = \"sqlite\";\n");
-    instance(f, "backend-one", "kind = \"backend\"; plugin = \"dummy\";\nlabel = \"corp\";\n"
-                               "tags = [\"x\", \"y\", \"z\"];\nsecret = \"s3cret\";\n");
-    assert_int_equal(start(f, MANDATE_RUNTIME_MIGRATE), MANDATE_OK);
+    test_runtime *f = *state;
+    test_runtime_instance(f, "store", "kind = \"store\"; plugin = \"sqlite\";\n");
+    test_runtime_instance(f, "backend-one",
+                          "kind = \"backend\"; plugin = \"dummy\";\nlabel = \"corp\";\n"
+                          "tags = [\"x\", \"y\", \"z\"];\nsecret = \"s3cret\";\n");
+    assert_int_equal(test_runtime_start(f, MANDATE_RUNTIME_MIGRATE), MANDATE_OK);
     const dummy *d = find_dummy(f);
     assert_string_equal(d->label, "corp");
     assert_int_equal(d->count, 3);
@@ -280,11 +213,12 @@ static void test_runtime_applies_config(void **state)
 
 static void test_runtime_plugin_key_errors(void **state)
 {
-    rt_fixture *f = *state;
-    instance(f, "store", "kind = \"store\"; plugin = \"sqlite\";\n");
-    instance(f, "backend-one", "kind = \"backend\";\nplugin = \"dummy\";\ncount = 11;\n"
-                               "colour = \"red\";\nmode: { kind = \"medium\"; };\n");
-    assert_int_not_equal(start(f, MANDATE_RUNTIME_CHECK_ONLY), MANDATE_OK);
+    test_runtime *f = *state;
+    test_runtime_instance(f, "store", "kind = \"store\"; plugin = \"sqlite\";\n");
+    test_runtime_instance(f, "backend-one",
+                          "kind = \"backend\";\nplugin = \"dummy\";\ncount = 11;\n"
+                          "colour = \"red\";\nmode: { kind = \"medium\"; };\n");
+    assert_int_not_equal(test_runtime_start(f, MANDATE_RUNTIME_CHECK_ONLY), MANDATE_OK);
     assert_null(f->rt);
     char *all = mandate_diag_join(&f->diag);
     assert_true(test_contains(all, "backend-one.conf:4: unknown key 'colour'"));
@@ -296,27 +230,28 @@ static void test_runtime_plugin_key_errors(void **state)
 
 static void test_runtime_refuses_bad_plugins(void **state)
 {
-    rt_fixture *f = *state;
-    instance(f, "store", "kind = \"store\"; plugin = \"badabi\";\n");
-    assert_int_not_equal(start(f, MANDATE_RUNTIME_MIGRATE), MANDATE_OK);
+    test_runtime *f = *state;
+    test_runtime_instance(f, "store", "kind = \"store\"; plugin = \"badabi\";\n");
+    assert_int_not_equal(test_runtime_start(f, MANDATE_RUNTIME_MIGRATE), MANDATE_OK);
     assert_int_equal(f->diag.count, 1);
     assert_true(test_contains(f->diag.lines[0], "instance 'store'"));
     assert_true(test_contains(f->diag.lines[0], "store-badabi.so"));
     assert_true(test_contains(f->diag.lines[0], "ABI"));
 
-    instance(f, "store", "kind = \"store\"; plugin = \"missing\";\n");
-    assert_int_not_equal(start(f, MANDATE_RUNTIME_MIGRATE), MANDATE_OK);
+    test_runtime_instance(f, "store", "kind = \"store\"; plugin = \"missing\";\n");
+    assert_int_not_equal(test_runtime_start(f, MANDATE_RUNTIME_MIGRATE), MANDATE_OK);
     assert_true(test_contains(f->diag.lines[0], "plugin 'missing'"));
     assert_true(test_contains(f->diag.lines[0], "not found"));
 }
 
 static void test_runtime_instantiate_failure(void **state)
 {
-    rt_fixture *f = *state;
-    instance(f, "store", "kind = \"store\"; plugin = \"failing\";\nreason = \"no disk\";\n");
+    test_runtime *f = *state;
+    test_runtime_instance(f, "store",
+                          "kind = \"store\"; plugin = \"failing\";\nreason = \"no disk\";\n");
     /* checking alone does not run plugin code */
-    assert_int_equal(start(f, MANDATE_RUNTIME_CHECK_ONLY), MANDATE_OK);
-    assert_int_not_equal(start(f, 0), MANDATE_OK);
+    assert_int_equal(test_runtime_start(f, MANDATE_RUNTIME_CHECK_ONLY), MANDATE_OK);
+    assert_int_not_equal(test_runtime_start(f, 0), MANDATE_OK);
     assert_int_equal(f->diag.count, 1);
     assert_true(test_contains(f->diag.lines[0],
                               "instance 'store': plugin 'failing' ("));
@@ -325,38 +260,41 @@ static void test_runtime_instantiate_failure(void **state)
 
 static void test_runtime_needs_one_store(void **state)
 {
-    rt_fixture *f = *state;
-    instance(f, "backend-one", "kind = \"backend\"; plugin = \"dummy\"; label = \"x\";\n");
-    assert_int_not_equal(start(f, MANDATE_RUNTIME_CHECK_ONLY), MANDATE_OK);
+    test_runtime *f = *state;
+    test_runtime_instance(f, "backend-one",
+                          "kind = \"backend\"; plugin = \"dummy\"; label = \"x\";\n");
+    assert_int_not_equal(test_runtime_start(f, MANDATE_RUNTIME_CHECK_ONLY), MANDATE_OK);
     assert_true(test_contains(f->diag.lines[0], "0 store instances are enabled"));
-    instance(f, "store-a", "kind = \"store\"; plugin = \"sqlite\";\n");
-    instance(f, "store-b", "kind = \"store\"; plugin = \"sqlite\"; path = \"b.db\";\n");
-    assert_int_not_equal(start(f, MANDATE_RUNTIME_CHECK_ONLY), MANDATE_OK);
+    test_runtime_instance(f, "store-a", "kind = \"store\"; plugin = \"sqlite\";\n");
+    test_runtime_instance(f, "store-b",
+                          "kind = \"store\"; plugin = \"sqlite\"; path = \"b.db\";\n");
+    assert_int_not_equal(test_runtime_start(f, MANDATE_RUNTIME_CHECK_ONLY), MANDATE_OK);
     assert_true(test_contains(f->diag.lines[0], "2 store instances are enabled"));
 }
 
 static void test_runtime_needs_kek(void **state)
 {
-    rt_fixture *f = *state;
-    instance(f, "store", "kind = \"store\"; plugin = \"sqlite\";\n");
+    test_runtime *f = *state;
+    test_runtime_instance(f, "store", "kind = \"store\"; plugin = \"sqlite\";\n");
     char *kek = mandate_xasprintf("%s/state/kek", f->dir);
     chmod(kek, 0644);
-    assert_int_not_equal(start(f, MANDATE_RUNTIME_MIGRATE), MANDATE_OK);
+    assert_int_not_equal(test_runtime_start(f, MANDATE_RUNTIME_MIGRATE), MANDATE_OK);
     assert_true(test_contains(f->diag.lines[0], "chmod 600"));
     unlink(kek);
-    assert_int_not_equal(start(f, MANDATE_RUNTIME_MIGRATE), MANDATE_OK);
+    assert_int_not_equal(test_runtime_start(f, MANDATE_RUNTIME_MIGRATE), MANDATE_OK);
     assert_true(test_contains(f->diag.lines[0], "mandatectl init"));
     free(kek);
 }
 
 /* A runtime with the sqlite store and the jwt format, its keys made; the
  * jwt instance. */
-static const mandate_instance *start_with_jwt(rt_fixture *f)
+static const mandate_instance *start_with_jwt(test_runtime *f)
 {
-    instance(f, "store", "kind = \"store\"; plugin = \"sqlite\";\n");
-    instance(f, "format-jwt", "kind = \"format\"; plugin = \"jwt\";\n");
-    assert_int_equal(start(f, MANDATE_RUNTIME_MIGRATE | MANDATE_RUNTIME_CREATE_KEYS),
-                     MANDATE_OK);
+    test_runtime_instance(f, "store", "kind = \"store\"; plugin = \"sqlite\";\n");
+    test_runtime_instance(f, "format-jwt", "kind = \"format\"; plugin = \"jwt\";\n");
+    assert_int_equal(
+        test_runtime_start(f, MANDATE_RUNTIME_MIGRATE | MANDATE_RUNTIME_CREATE_KEYS),
+        MANDATE_OK);
     for (size_t i = 0; i < mandate_runtime_instance_count(f->rt); i++) {
         if (strcmp(mandate_runtime_instance(f->rt, i)->conf->plugin, "jwt") == 0)
             return mandate_runtime_instance(f->rt, i);
@@ -376,7 +314,7 @@ static int64_t fixed_clock(void)
  * would do), so only a verdict from the cache can still say "expired". */
 static void test_runtime_expired_token_not_verified_again(void **state)
 {
-    rt_fixture *f = *state;
+    test_runtime *f = *state;
     const mandate_instance *jwt = start_with_jwt(f);
     const mandate_format_ops *ops = jwt->handle->plugin->ops;
     fixed_now = mandate_clock_now();
@@ -443,7 +381,7 @@ static uint64_t cache_answers(mandate_pool *pool, const char *result)
  * does (a revocation moves the same generation). */
 static void test_runtime_check_cache_emptied_by_key_changes_only(void **state)
 {
-    rt_fixture *f = *state;
+    test_runtime *f = *state;
     const mandate_instance *jwt = start_with_jwt(f);
     const mandate_format_ops *ops = jwt->handle->plugin->ops;
     const mandate_instance *store = mandate_runtime_store(f->rt);
@@ -492,14 +430,14 @@ static void test_runtime_check_cache_emptied_by_key_changes_only(void **state)
  * it to mint: mandate_token_issue refuses that). */
 static void test_runtime_old_format_carries_no_chain(void **state)
 {
-    rt_fixture *f = *state;
-    instance(f, "store", "kind = \"store\"; plugin = \"sqlite\";\n");
-    instance(f, "format-old", "kind = \"format\"; plugin = \"old\";\n");
+    test_runtime *f = *state;
+    test_runtime_instance(f, "store", "kind = \"store\"; plugin = \"sqlite\";\n");
+    test_runtime_instance(f, "format-old", "kind = \"format\"; plugin = \"old\";\n");
     FILE *fp = fopen(f->conf, "a");
     assert_non_null(fp);
     fputs("tokens: { format = \"format-old\"; };\n", fp);
     fclose(fp);
-    assert_int_equal(start(f, MANDATE_RUNTIME_MIGRATE), MANDATE_OK);
+    assert_int_equal(test_runtime_start(f, MANDATE_RUNTIME_MIGRATE), MANDATE_OK);
     mandate_pool *pool = mandate_pool_new();
     mandate_token_status st;
     mandate_error err = {0};

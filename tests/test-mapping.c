@@ -58,27 +58,17 @@ typedef struct fixture {
     mandate_mapping_result res;
 } fixture;
 
-static char *path_in(const char *dir, const char *name)
+/* Writes text as the fixture's mandate.conf. */
+static void write_conf(fixture *f, const char *text)
 {
-    return mandate_xasprintf("%s/%s", dir, name);
-}
-
-static void write_file(const char *path, const char *text)
-{
-    FILE *fp = fopen(path, "w");
-    assert_non_null(fp);
-    assert_int_equal(fputs(text, fp) >= 0, 1);
-    assert_int_equal(fclose(fp), 0);
+    free(test_write_file(f->dir, "mandate.conf", text));
 }
 
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof(*f));
-    const char *tmp = getenv("TMPDIR");
-    char *tmpl = mandate_xasprintf("%s/test-mapping-XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
-    assert_non_null(mkdtemp(tmpl));
-    f->dir = tmpl;
-    f->path = path_in(f->dir, "mandate.conf");
+    f->dir = test_mkdtemp();
+    f->path = mandate_path_join(f->dir, "mandate.conf");
     f->pool = mandate_pool_new();
     f->rq.idp = "backend-corp-saml";
     f->rq.idp_plugin = "saml";
@@ -99,14 +89,7 @@ static int teardown(void **state)
     mandate_mappings_free(&f->m);
     mandate_diag_free(&f->diag);
     mandate_pool_free(&f->pool);
-    char *p = path_in(f->dir, "mandate.d/store-sqlite.conf");
-    unlink(p);
-    free(p);
-    p = path_in(f->dir, "mandate.d");
-    rmdir(p);
-    free(p);
-    unlink(f->path);
-    rmdir(f->dir);
+    test_rmdir_rf(f->dir);
     free(f->path);
     free(f->dir);
     free(f);
@@ -118,7 +101,7 @@ static bool parse(fixture *f, const char *text)
 {
     mandate_mappings_free(&f->m);
     mandate_diag_free(&f->diag);
-    write_file(f->path, text);
+    write_conf(f, text);
     config_t cfg;
     bool ok = mandate_conf_read_file(&cfg, f->path, &f->diag) &&
               mandate_mappings_read(&cfg, f->path, &f->m, &f->diag);
@@ -194,18 +177,14 @@ static void test_example_parses(void **state)
 static void test_example_in_config_load(void **state)
 {
     fixture *f = *state;
-    char *d = path_in(f->dir, "mandate.d");
-    assert_int_equal(mkdir(d, 0700), 0);
-    free(d);
-    char *store = path_in(f->dir, "mandate.d/store-sqlite.conf");
-    write_file(store, "kind = \"store\";\nplugin = \"sqlite\";\n");
-    free(store);
+    free(test_write_file(f->dir, "mandate.d/store-sqlite.conf",
+                         "kind = \"store\";\nplugin = \"sqlite\";\n"));
     char *text = mandate_xasprintf("tokens: { lifetime = 1200; };\n"
                                    "targets = ( { name = \"t\"; paths = [\"/mcp\"]; "
                                    "audience = \"https://mcp.example/market-calendar\"; } );\n"
                                    "%s",
                                    example);
-    write_file(f->path, text);
+    write_conf(f, text);
     free(text);
     mandate_config *cfg = NULL;
     if (!mandate_config_load(f->path, &cfg, &f->diag)) {
@@ -217,9 +196,9 @@ static void test_example_in_config_load(void **state)
     mandate_config_free(&cfg);
 
     /* a bad rule fails the load, named with file and line */
-    write_file(f->path, "mappings = (\n"
-                        "  { name = \"r\"; idp = \"x\"; scopes = [\"a\"]; }\n"
-                        ");\n");
+    write_conf(f, "mappings = (\n"
+                  "  { name = \"r\"; idp = \"x\"; scopes = [\"a\"]; }\n"
+                  ");\n");
     mandate_diag_free(&f->diag);
     assert_false(mandate_config_load(f->path, &cfg, &f->diag));
     assert_null(cfg);

@@ -261,14 +261,15 @@ static void test_token_response(void **state)
 
 int main(void)
 {
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_form_values, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_form_refusals, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_basic, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_scope_policy, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_audience_policy, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_lifetime, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_token_response, setup, teardown),
+        T(test_form_values),
+        T(test_form_refusals),
+        T(test_basic),
+        T(test_scope_policy),
+        T(test_audience_policy),
+        T(test_lifetime),
+        T(test_token_response),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,11 +8,7 @@
 # unaffected; /metrics counts it all.
 . "${MANDATE_SRCDIR:-.}/tests/e2e/lib.sh"
 
-STATE="$TMP/state"
-LOG="$TMP/mandated.log"
-make_state "$STATE" || { echo "mandatectl init failed"; exit 1; }
-CONF="$STATE/mandate.conf"
-CTL=("$MANDATECTL" -c "$CONF")
+new_state
 TRAIL="$STATE/audit"
 AUD=https://mcp.example/market-calendar
 cat >>"$CONF" <<CONF
@@ -25,13 +21,9 @@ new_client() { # ID [options]: prints the secret
     local id=$1
     shift
     "${CTL[@]}" client create "$id" --scope "mcp:call" --default-scope "mcp:call" \
-        --audience "$AUD" "$@" 2>/dev/null | sed -n 's/^client_secret: //p'
+        --audience "$AUD" "$@" 2>/dev/null | client_secret
 }
 jti_of() { json_get "$(jwt_claims "$1")" jti; }
-token_for() { # ID SECRET
-    json_get "$(curl -s -u "$1:$2" -d grant_type=client_credentials "$BASE/oauth2/token")" \
-        access_token
-}
 
 # --- admin changes are recorded with who made them --------------------------
 SECRET=$(new_client agent-1)
@@ -40,10 +32,8 @@ check "the trail exists, mode 0700" test "$(stat -c %a "$TRAIL")" = 700
 expect_contains "client.created recorded" '"event":"client.created"' "$(trail)"
 expect_contains "with who made it" "\"actor\":\"uid=$(id -u)($(id -un))\"" "$(trail)"
 
-check "daemon starts" start_daemon "$CONF" "$LOG" || { cat "$LOG"; exit 1; }
-sed -i "s|^server: {|server: {\n  issuer = \"$BASE\";|" "$CONF"
-kill -HUP "$DAEMON_PID"
-check "reloaded" wait_for_log "$LOG" "reloaded:"
+daemon_up
+issuer_is_base "reloaded"
 
 # --- requests: granted, refused, checked, revoked ----------------------------
 T1=$(token_for agent-1 "$SECRET")
@@ -92,7 +82,7 @@ expect_contains "log: token issued" "expires_in=3600s" "$(cat "$LOG")"
 expect_contains "log: token validation" "token validation: token_valid=true, client=agent-1" "$(cat "$LOG")"
 
 # --- rate limits ----------------------------------------------------------------
-SECRET=$("${CTL[@]}" client rotate-secret agent-1 --grace 0 2>/dev/null | sed -n 's/^client_secret: //p')
+SECRET=$("${CTL[@]}" client rotate-secret agent-1 --grace 0 2>/dev/null | client_secret)
 "${CTL[@]}" client set agent-1 --rate 0.5 --burst 2 >/dev/null
 OTHER=$(new_client agent-2)
 codes=""

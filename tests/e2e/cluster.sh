@@ -34,7 +34,7 @@ new_client() { # CTL-ARRAY-NAME ID [options]: prints the secret
     local id=$2
     shift 2
     "${ctl[@]}" client create "$id" --scope "mcp:call" --default-scope "mcp:call" \
-        --audience "$AUD" "$@" 2>/dev/null | sed -n 's/^client_secret: //p'
+        --audience "$AUD" "$@" 2>/dev/null | client_secret
 }
 kid_of() { json_get "$(jwt_header "$1")" kid; }
 token_at() { # BASE ID SECRET

@@ -4,11 +4,8 @@
 # and SIGTERM draining a request that is still in flight.
 . "${MANDATE_SRCDIR:-.}/tests/e2e/lib.sh"
 
-STATE="$TMP/state"
-LOG="$TMP/mandated.log"
-make_state "$STATE" || { echo "mandatectl init failed"; exit 1; }
-CONF="$STATE/mandate.conf"
-check "daemon starts" start_daemon "$CONF" "$LOG" || { cat "$LOG"; exit 1; }
+new_state
+daemon_up
 
 # health and readiness
 body=$(curl -s -D "$TMP/h" "$BASE/healthz")

@@ -8,11 +8,7 @@
 # token's; every refusal audited with the check that failed.
 . "${MANDATE_SRCDIR:-.}/tests/e2e/lib.sh"
 
-STATE="$TMP/state"
-LOG="$TMP/mandated.log"
-make_state "$STATE" || { echo "mandatectl init failed"; exit 1; }
-CONF="$STATE/mandate.conf"
-CTL=("$MANDATECTL" -c "$CONF")
+new_state
 CAL=https://mcp.example/cal
 OTHER=https://other.example/api
 printf 'kind = "format";\nplugin = "opaque";\n' >"$STATE/mandate.d/format-opaque.conf"
@@ -20,18 +16,15 @@ cat >>"$CONF" <<CONF
 targets = ( { name = "cal"; paths = ["/mcp"]; audience = "$CAL"; scopes = ["mcp:call"]; },
             { name = "other"; paths = ["/api"]; audience = "$OTHER"; } );
 CONF
-check "daemon starts" start_daemon "$CONF" "$LOG" || { cat "$LOG"; exit 1; }
-TOKEN_URL="$BASE/oauth2/token"
-sed -i "s|^server: {|server: {\n  issuer = \"$BASE\";|" "$CONF"
-kill -HUP "$DAEMON_PID"
-check "reloaded with the issuer" wait_for_log "$LOG" "reloaded:"
+daemon_up
+issuer_is_base
 
 declare -A SECRET
 new_client() { # ID [options]: every agent may call both tool servers
     local id=$1
     shift
     SECRET[$id]=$("${CTL[@]}" client create "$id" --scope "mcp:call gateway:invoke" \
-        --audience "$CAL" --audience "$OTHER" "$@" 2>/dev/null | sed -n 's/^client_secret: //p')
+        --audience "$CAL" --audience "$OTHER" "$@" 2>/dev/null | client_secret)
     check "client $id" test -n "${SECRET[$id]}"
 }
 new_client agent-a --ttl 300

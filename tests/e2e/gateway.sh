@@ -5,11 +5,7 @@
 # kind refused.
 . "${MANDATE_SRCDIR:-.}/tests/e2e/lib.sh"
 
-STATE="$TMP/state"
-LOG="$TMP/mandated.log"
-make_state "$STATE" || { echo "mandatectl init failed"; exit 1; }
-CONF="$STATE/mandate.conf"
-CTL=("$MANDATECTL" -c "$CONF")
+new_state
 AUD=https://mcp.example/market-calendar
 cat >>"$CONF" <<CONF
 targets = (
@@ -26,24 +22,14 @@ targets = (
   { name = "bank-b-tools"; paths = ["/bank-b/"]; audience = "$AUD"; tenant = "bank-b"; }
 );
 CONF
-check "daemon starts" start_daemon "$CONF" "$LOG" || { cat "$LOG"; exit 1; }
-TOKEN_URL="$BASE/oauth2/token"
-# mandatectl reads the same file: name the issuer the daemon bound to, so
-# both agree on it (port 0 only tells the daemon)
-sed -i "s|^server: {|server: {\n  issuer = \"$BASE\";|" "$CONF"
-kill -HUP "$DAEMON_PID"
-check "reloaded with the issuer" wait_for_log "$LOG" "reloaded:"
+daemon_up
+issuer_is_base
 
 new_client() { # ID SCOPE [more options]: prints the secret
     local id=$1 scope=$2
     shift 2
     "${CTL[@]}" client create "$id" --scope "$scope" --default-scope "$scope" --audience "$AUD" "$@" 2>/dev/null |
-        sed -n 's/^client_secret: //p'
-}
-token_for() { # ID SECRET [curl args]
-    local id=$1 secret=$2
-    shift 2
-    json_get "$(curl -s -u "$id:$secret" -d grant_type=client_credentials "$@" "$TOKEN_URL")" access_token
+        client_secret
 }
 gate() { # TOKEN URI: the gateway check's status, as nginx auth_request asks
     local auth=()

@@ -59,6 +59,18 @@ make_state() {
     "$MANDATECTL" init "$1" --listen 127.0.0.1:0 --plugin-dir "$PLUGIN_DIR" >/dev/null
 }
 
+# new_state: the state folder a test starts from ($TMP/state, made by
+# mandatectl init) and the names the tests use for it: STATE, CONF, LOG (the
+# daemon's) and CTL (mandatectl on CONF, an array). Ends the test when init
+# fails: nothing after it could run.
+new_state() {
+    STATE="$TMP/state"
+    LOG="$TMP/mandated.log"
+    make_state "$STATE" || { echo "mandatectl init failed"; exit 1; }
+    CONF="$STATE/mandate.conf"
+    CTL=("$MANDATECTL" -c "$CONF")
+}
+
 # start_daemon CONF LOG: starts mandated in the background; sets DAEMON_PID
 # and PORT once it listens. Returns 1 if it exited instead.
 start_daemon() {
@@ -78,6 +90,33 @@ start_daemon() {
         sleep 0.05
     done
     return 1
+}
+
+# daemon_up [DESCRIPTION]: starts the daemon on CONF (logging to LOG) as a
+# check, or ends the test showing the log; sets TOKEN_URL too.
+daemon_up() {
+    check "${1:-daemon starts}" start_daemon "$CONF" "$LOG" || { cat "$LOG"; exit 1; }
+    TOKEN_URL="$BASE/oauth2/token"
+}
+
+# issuer_is_base [DESCRIPTION]: names in CONF the issuer the running daemon
+# bound to and reloads it, so that mandatectl, which reads the same file,
+# agrees with it (port 0 only tells the daemon).
+issuer_is_base() {
+    sed -i "s|^server: {|server: {\n  issuer = \"$BASE\";|" "$CONF"
+    kill -HUP "$DAEMON_PID"
+    check "${1:-reloaded with the issuer}" wait_for_log "$LOG" "reloaded:"
+}
+
+# client_secret: the secret in what mandatectl client create printed (stdin)
+client_secret() { sed -n 's/^client_secret: //p'; }
+
+# token_for ID SECRET [curl args]: a client credentials token, or nothing
+token_for() {
+    local id=$1 secret=$2
+    shift 2
+    json_get "$(curl -s -u "$id:$secret" -d grant_type=client_credentials "$@" \
+        "$BASE/oauth2/token")" access_token
 }
 
 # stop_daemon: SIGTERM and wait; sets DAEMON_STATUS

@@ -7,18 +7,14 @@
 
 PROBE="$BUILDDIR/tests/libmandate-probe"
 AUDIENCE=https://mcp.example/market-calendar
-STATE="$TMP/state"
-LOG="$TMP/mandated.log"
-make_state "$STATE" || { echo "mandatectl init failed"; exit 1; }
-CONF="$STATE/mandate.conf"
-CTL=("$MANDATECTL" -c "$CONF")
-check "daemon starts" start_daemon "$CONF" "$LOG" || { cat "$LOG"; exit 1; }
+new_state
+daemon_up
 
 out=$("${CTL[@]}" client create --prefix probe --scope "gateway:invoke mcp:call" \
     --default-scope "mcp:call" --audience "$AUDIENCE" 2>/dev/null)
 expect_eq "client create exits 0" 0 "$?"
 ID=$(printf '%s\n' "$out" | sed -n 's/^client_id: //p')
-SECRET=$(printf '%s\n' "$out" | sed -n 's/^client_secret: //p')
+SECRET=$(printf '%s\n' "$out" | client_secret)
 
 out=$(MANDATE_CLIENT_SECRET="$SECRET" "$PROBE" "$BASE/oauth2/token" "$ID" "$BASE" "$AUDIENCE" \
     -- "${CTL[@]}" keys rotate 2>&1)

@@ -12,11 +12,7 @@ SAML="$TMP/saml"
 bash "$SRCDIR/tests/saml/make-assertions.sh" "$SAML" "$(date +%s)" 2 >"$TMP/make.log" 2>&1 ||
     { cat "$TMP/make.log"; echo "make-assertions.sh failed"; exit 1; }
 
-STATE="$TMP/state"
-LOG="$TMP/mandated.log"
-make_state "$STATE" || { echo "mandatectl init failed"; exit 1; }
-CONF="$STATE/mandate.conf"
-CTL=("$MANDATECTL" -c "$CONF")
+new_state
 CAL=https://mcp.example/market-calendar
 ARCHIVE=https://mcp.example/compliance-archive
 cat >"$STATE/mandate.d/backend-corp-saml.conf" <<CONF
@@ -43,16 +39,13 @@ delegation = { rules = ( { name = "calendar-helpers"; actors = ["calendar-helper
                            clients = ["marketpulse-agent"]; } ); };
 CONF
 AGENT=$("${CTL[@]}" client create marketpulse-agent --scope "gateway:invoke mcp:call" \
-    --audience "$CAL" --audience "$ARCHIVE" 2>/dev/null | sed -n 's/^client_secret: //p')
+    --audience "$CAL" --audience "$ARCHIVE" 2>/dev/null | client_secret)
 check "the acting agent exists" test -n "$AGENT"
 DOWN=$("${CTL[@]}" client create calendar-helper --scope "mcp:call" --audience "$CAL" \
-    2>/dev/null | sed -n 's/^client_secret: //p')
+    2>/dev/null | client_secret)
 
-check "daemon starts with the saml backend" start_daemon "$CONF" "$LOG" || { cat "$LOG"; exit 1; }
-sed -i "s|^server: {|server: {\n  issuer = \"$BASE\";|" "$CONF"
-kill -HUP "$DAEMON_PID"
-check "reloaded" wait_for_log "$LOG" "reloaded:"
-TOKEN_URL="$BASE/oauth2/token"
+daemon_up "daemon starts with the saml backend"
+issuer_is_base "reloaded"
 XCHG=urn:ietf:params:oauth:grant-type:token-exchange
 SAML2=urn:ietf:params:oauth:token-type:saml2
 exchange() { # B64-FILE [curl args]: the response body; status in $TMP/status

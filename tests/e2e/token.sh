@@ -4,13 +4,8 @@
 # rotation, secret rotation, disabling, bulk import and mandatectl token get.
 . "${MANDATE_SRCDIR:-.}/tests/e2e/lib.sh"
 
-STATE="$TMP/state"
-LOG="$TMP/mandated.log"
-make_state "$STATE" || { echo "mandatectl init failed"; exit 1; }
-CONF="$STATE/mandate.conf"
-CTL=("$MANDATECTL" -c "$CONF")
-check "daemon starts" start_daemon "$CONF" "$LOG" || { cat "$LOG"; exit 1; }
-TOKEN_URL="$BASE/oauth2/token"
+new_state
+daemon_up
 
 # b64url_json PART: decode one part of a JWT
 # json_get JSON KEY: a top-level string or number, without jq
@@ -37,7 +32,7 @@ out=$("${CTL[@]}" client create --prefix marketpulse --scope "gateway:invoke mcp
     --default-scope "gateway:invoke" --audience https://mcp.example/market-calendar 2>/dev/null)
 expect_eq "client create exits 0" 0 "$?"
 ID=$(printf '%s\n' "$out" | sed -n 's/^client_id: //p')
-SECRET=$(printf '%s\n' "$out" | sed -n 's/^client_secret: //p')
+SECRET=$(printf '%s\n' "$out" | client_secret)
 expect_contains "id carries the prefix" "marketpulse-" "$ID"
 expect_eq "secret is 43 base64url characters" 1 "$(printf '%s' "$SECRET" | grep -cE '^[A-Za-z0-9_-]{43}$')"
 check "secret is stored only hashed" bash -c "! grep -qa -- '$SECRET' '$STATE/mandate.db'"
@@ -140,12 +135,12 @@ oauth_error "disabled client" 401 invalid_client -u "$ID:$SECRET" -d grant_type=
 expect_eq "enabled again" 200 "$(http_status "$TOKEN_URL" -u "$ID:$SECRET" -d grant_type=client_credentials)"
 
 # secret rotation with a grace period, then without
-NEW=$("${CTL[@]}" client rotate-secret "$ID" 2>/dev/null | sed -n 's/^client_secret: //p')
+NEW=$("${CTL[@]}" client rotate-secret "$ID" 2>/dev/null | client_secret)
 check "rotation prints a new secret" test -n "$NEW"
 expect_eq "the new secret works" 200 "$(http_status "$TOKEN_URL" -u "$ID:$NEW" -d grant_type=client_credentials)"
 expect_eq "the old one too, during the grace period" 200 \
     "$(http_status "$TOKEN_URL" -u "$ID:$SECRET" -d grant_type=client_credentials)"
-NEWER=$("${CTL[@]}" client rotate-secret "$ID" --grace 0 2>/dev/null | sed -n 's/^client_secret: //p')
+NEWER=$("${CTL[@]}" client rotate-secret "$ID" --grace 0 2>/dev/null | client_secret)
 expect_eq "--grace 0: the previous secret stops at once" 401 \
     "$(http_status "$TOKEN_URL" -u "$ID:$NEW" -d grant_type=client_credentials)"
 expect_eq "--grace 0: the newest works" 200 \

@@ -43,23 +43,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static void *inst;
 static EVP_PKEY *keys[3];
 
-static void quiet_log(const mandate_host *host, mandate_log_level level, const char *file,
-                      int line, const char *func, const char *fmt, ...)
-{
-    (void)host, (void)level, (void)file, (void)line, (void)func, (void)fmt;
-}
-
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc, (void)argv;
-    mandate_host *host = fake_host_get();
-    host->log = quiet_log;
-    fake_host_set_now(FUZZ_NOW);
+    mandate_host *host = fake_host_quiet(FUZZ_NOW);
 
     mandate_error err = {0};
-    inst = calloc(1, P->inst_size);
-    if (inst == NULL || fake_conf_defaults(P, inst) != 0 ||
-        P->instantiate(inst, host, &err) != MANDATE_OK)
+    inst = fake_instance_new(P);
+    if (inst == NULL || P->instantiate(inst, host, &err) != MANDATE_OK)
         abort();
 
     const char *pems[3] = {fuzz_key_ec_pem, fuzz_key_rsa_pem, fuzz_key_ed_pem};

@@ -40,22 +40,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void *inst;
 
-static void quiet_log(const mandate_host *host, mandate_log_level level, const char *file,
-                      int line, const char *func, const char *fmt, ...)
-{
-    (void)host, (void)level, (void)file, (void)line, (void)func, (void)fmt;
-}
-
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc, (void)argv;
-    mandate_host *host = fake_host_get();
-    host->log = quiet_log;
-    fake_host_set_now(FUZZ_NOW);
+    mandate_host *host = fake_host_quiet(FUZZ_NOW);
     const char *md = getenv("MANDATE_FUZZ_SAML_METADATA");
     mandate_error err = {0};
-    inst = calloc(1, P->inst_size);
-    if (inst == NULL || fake_conf_defaults(P, inst) != 0 ||
+    inst = fake_instance_new(P);
+    if (inst == NULL ||
         fake_conf_set(P, inst, "idp_metadata",
                       md != NULL ? md : SRCDIR "/tests/fuzz/saml-metadata.xml") != 0 ||
         fake_conf_set(P, inst, "sp_entity_id", "https://mandate.example.com/saml") != 0)

@@ -19,28 +19,14 @@
 
 . "$SRCDIR/tests/interop/marketpulse.sh"
 
-PROVIDER="$SRCDIR/tests/interop/oidc-provider.mjs"
-op() { OIDC_NPM_DIR="$NPM_DIR" node "$PROVIDER" "$@"; }
-OP_SECRET="op-client-secret-$RANDOM$RANDOM"
-KEYS="$TMP/keys"
-mkdir -p "$KEYS"
+. "$SRCDIR/tests/interop/provider.sh"
 op keygen --kid idp-k1 --out "$KEYS/k1.json" || fatal "keygen failed"
 cat >"$TMP/accounts.json" <<'JSON'
 { "alice": {"password": "alice-pw", "claims": {"email": "alice@wealth.example", "groups": ["advisors"]}} }
 JSON
 
 # --- the enterprise IdP --------------------------------------------------------------------
-OP_LOG="$TMP/provider.log"
-OIDC_NPM_DIR="$NPM_DIR" node "$PROVIDER" serve --keys "$KEYS/k1.json" --accounts "$TMP/accounts.json" \
-    --secret "$OP_SECRET" >"$OP_LOG.out" 2>"$OP_LOG" &
-OP_PID=$!
-PIDS="$PIDS $OP_PID"
-for _ in $(seq 1 200); do
-    OP_PORT=$(sed -n 's/^listening \([0-9]*\)$/\1/p' "$OP_LOG.out")
-    [ -n "$OP_PORT" ] && break
-    sleep 0.05
-done
-[ -n "$OP_PORT" ] || { cat "$OP_LOG"; fatal "oidc-provider did not start"; }
+start_provider "$KEYS/k1.json" || fatal "oidc-provider did not start"
 IDP="http://127.0.0.1:$OP_PORT"
 SAML=""
 if command -v xmlsec1 >/dev/null 2>&1; then
@@ -106,15 +92,14 @@ CONF
 marketpulse_target "$RCONF"
 
 # the agent, and another, at the broker and (under the same ids) at the RS
-secret_of() { sed -n 's/^client_secret: //p'; }
 B_AGENT=$("${BCTL[@]}" client create marketpulse-agent --scope "mcp:call calendar:read trade:execute" \
-    --audience "$AUD" 2>/dev/null | secret_of)
+    --audience "$AUD" 2>/dev/null | client_secret)
 B_OTHER=$("${BCTL[@]}" client create research-agent --scope "mcp:call calendar:read" \
-    --audience "$AUD" 2>/dev/null | secret_of)
+    --audience "$AUD" 2>/dev/null | client_secret)
 R_AGENT=$("${RCTL[@]}" client create marketpulse-agent --scope "mcp:call trade:execute gateway:invoke" \
-    --audience "$AUD" 2>/dev/null | secret_of)
+    --audience "$AUD" 2>/dev/null | client_secret)
 R_OTHER=$("${RCTL[@]}" client create research-agent --scope "mcp:call" \
-    --audience "$AUD" 2>/dev/null | secret_of)
+    --audience "$AUD" 2>/dev/null | client_secret)
 check "the agents exist at both" test -n "$B_AGENT" -a -n "$B_OTHER" -a -n "$R_AGENT" -a -n "$R_OTHER"
 
 BLOG="$TMP/broker.log"

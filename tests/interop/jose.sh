@@ -36,7 +36,7 @@ new_client() {
     out=$("${CTL[@]}" client create "$@" 2>/dev/null)
     expect_eq "client create ($name) exits 0" 0 "$?"
     ID=$(printf '%s\n' "$out" | sed -n 's/^client_id: //p')
-    SECRET=$(printf '%s\n' "$out" | sed -n 's/^client_secret: //p')
+    SECRET=$(printf '%s\n' "$out" | client_secret)
 }
 new_client basic --prefix interop-basic --scope "mcp:call gateway:invoke" \
     --default-scope gateway:invoke --audience "$RES_A" --audience "$RES_A2" \

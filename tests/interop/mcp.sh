@@ -26,9 +26,9 @@ sed -i "s|^server: {|server: {\n  issuer = \"$BASE\";|" "$CONF"
 kill -HUP "$DAEMON_PID"
 wait_for_log "$LOG" "reloaded:" || fatal "mandated did not reload"
 SECRET=$("${CTL[@]}" client create marketpulse-agent --scope "gateway:invoke mcp:call" \
-    --default-scope "gateway:invoke mcp:call" --audience "$AUD" 2>/dev/null | sed -n 's/^client_secret: //p')
+    --default-scope "gateway:invoke mcp:call" --audience "$AUD" 2>/dev/null | client_secret)
 READER=$("${CTL[@]}" client create news-reader --scope "gateway:invoke" \
-    --default-scope "gateway:invoke" --audience "$AUD" 2>/dev/null | sed -n 's/^client_secret: //p')
+    --default-scope "gateway:invoke" --audience "$AUD" 2>/dev/null | client_secret)
 token() { json_get "$(curl -s -u "$1:$2" -d grant_type=client_credentials "$BASE/oauth2/token")" access_token; }
 
 # the tool server and nginx from the example, asking the broker

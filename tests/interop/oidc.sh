@@ -17,11 +17,7 @@
 . "${MANDATE_SRCDIR:-.}/tests/e2e/lib.sh"
 . "$SRCDIR/tests/interop/npm.sh"
 
-PROVIDER="$SRCDIR/tests/interop/oidc-provider.mjs"
-op() { OIDC_NPM_DIR="$NPM_DIR" node "$PROVIDER" "$@"; }
-OP_SECRET="op-client-secret-$RANDOM$RANDOM"
-KEYS="$TMP/keys"
-mkdir -p "$KEYS"
+. "$SRCDIR/tests/interop/provider.sh"
 for k in k1 k2 k3 kx; do
     op keygen --kid "oidc-test-$k" --out "$KEYS/$k.json" || fatal "keygen $k failed"
 done
@@ -38,31 +34,6 @@ cat >"$TMP/accounts.json" <<'JSON'
 JSON
 
 # --- the provider ----------------------------------------------------------------------
-OP_LOGS=()
-# start_provider KEYFILES [PORT]: sets OP_PID, OP_PORT, OP_LOG
-start_provider() {
-    local i
-    OP_LOG="$TMP/provider-$((${#OP_LOGS[@]} + 1)).log"
-    OP_LOGS+=("$OP_LOG")
-    # node itself in the background (not through op): its PID is the one to stop
-    OIDC_NPM_DIR="$NPM_DIR" node "$PROVIDER" serve --keys "$1" --accounts "$TMP/accounts.json" \
-        --secret "$OP_SECRET" --port "${2:-0}" >"$OP_LOG.out" 2>"$OP_LOG" &
-    OP_PID=$!
-    PIDS="$PIDS $OP_PID"
-    for i in $(seq 1 200); do
-        OP_PORT=$(sed -n 's/^listening \([0-9]*\)$/\1/p' "$OP_LOG.out")
-        [ -n "$OP_PORT" ] && return 0
-        kill -0 "$OP_PID" 2>/dev/null || break
-        sleep 0.05
-    done
-    cat "$OP_LOG"
-    return 1
-}
-stop_provider() {
-    kill -TERM "$OP_PID"
-    wait "$OP_PID" 2>/dev/null
-    PIDS=$(echo "$PIDS" | sed "s/ $OP_PID\b//")
-}
 jwks_fetches() { grep -c '^request GET /jwks' "$OP_LOG"; }
 
 check "the provider starts with key 1" start_provider "$KEYS/k1.json" || fatal "oidc-provider did not start"
@@ -130,7 +101,7 @@ mappings = (
 );
 CONF
 AGENT=$("${CTL[@]}" client create marketpulse-agent --scope "gateway:invoke mcp:call reports:read" \
-    --audience "$CAL" --audience "$REPORTS" 2>/dev/null | sed -n 's/^client_secret: //p')
+    --audience "$CAL" --audience "$REPORTS" 2>/dev/null | client_secret)
 check "the acting agent exists" test -n "$AGENT"
 
 LOGS=()

@@ -103,7 +103,7 @@ new_client() {
         --scope mcp:call "$@" 2>"$TMP/ctl.err")
     expect_eq "client create --backend secretsmanager ($name) exits 0" 0 "$?"
     ID=$(printf '%s\n' "$out" | sed -n 's/^client_id: //p')
-    SECRET=$(printf '%s\n' "$out" | sed -n 's/^client_secret: //p')
+    SECRET=$(printf '%s\n' "$out" | client_secret)
     [ -n "$SECRET" ] && SECRETS+=("$SECRET")
 }
 # token ID SECRET: sets STATUS and BODY of a client credentials request
@@ -156,7 +156,7 @@ expect_eq "... answered from the cache (no GetSecretValue)" "$before" "$(gets)"
 # --- rotation without downtime -----------------------------------------------------------
 out=$("${CTL[@]}" client rotate-secret "$ID1" 2>"$TMP/ctl.err")
 expect_eq "rotate-secret exits 0" 0 "$?"
-S2=$(printf '%s\n' "$out" | sed -n 's/^client_secret: //p')
+S2=$(printf '%s\n' "$out" | client_secret)
 SECRETS+=("$S2")
 expect_contains "rotate-secret says the old secret is the previous version" \
     "previous version, until the next rotation" "$(cat "$TMP/ctl.err")"
@@ -171,7 +171,7 @@ check "the log says the previous version was used" \
     grep -q "client \"$ID1\" used the AWSPREVIOUS version of secret \"mandate/clients/$ID1\"" "$LOG"
 
 out=$("${CTL[@]}" client rotate-secret "$ID1" 2>/dev/null)
-S3=$(printf '%s\n' "$out" | sed -n 's/^client_secret: //p')
+S3=$(printf '%s\n' "$out" | client_secret)
 SECRETS+=("$S3")
 check "a second rotation" test -n "$S3"
 sleep 1.1

@@ -4,16 +4,7 @@
 
 #include <mandate/backend.h>
 
-typedef struct dummy {
-    char *label;
-    int64_t count;
-    bool enabled;
-    char *file;
-    char **tags;
-    char *secret;
-    char *mode_kind;
-    const mandate_host *host;
-} dummy;
+#include "backend-dummy.h"
 
 static const mandate_conf_def conf[] = {
     {"label", MANDATE_CONF_STRING, MANDATE_CONF_REQUIRED, offsetof(dummy, label), NULL, 0, 0,
