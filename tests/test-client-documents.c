@@ -431,6 +431,27 @@ static void test_metadata_table(void **state)
     free(name_doc);
 }
 
+/* A refusal quoting bytes that are not UTF-8 (jansson's parse error of a
+ * document that is not JSON) is still valid UTF-8: it goes onto the error
+ * page and into error_description (found by fuzz-client-document). */
+static void test_metadata_message_utf8(void **state)
+{
+    (void)state;
+    static const char bad[] = "{\"client_name\":\"\\ud800\xff\xfe\xc3\"}";
+    json_t *out = NULL;
+    const char *oauth_error = NULL;
+    mandate_error err = {0};
+    assert_int_equal(mandate_client_metadata_check(bad, strlen(bad), 5120,
+                                                   MANDATE_METADATA_REGISTRATION, NULL, &out,
+                                                   &oauth_error, &err),
+                     MANDATE_INVALID);
+    assert_null(out);
+    assert_string_equal(oauth_error, "invalid_client_metadata");
+    json_t *j = json_string(err.message);
+    assert_non_null(j);
+    json_decref(j);
+}
+
 /* --- the address filter --------------------------------------------------------------- */
 
 static void test_addresses(void **state)
@@ -1015,7 +1036,8 @@ int main(void)
 {
     const struct CMUnitTest unit[] = {
         cmocka_unit_test(test_document_urls),  cmocka_unit_test(test_redirect_uris),
-        cmocka_unit_test(test_metadata_table), cmocka_unit_test(test_addresses),
+        cmocka_unit_test(test_metadata_table), cmocka_unit_test(test_metadata_message_utf8),
+        cmocka_unit_test(test_addresses),
         cmocka_unit_test(test_host_patterns),  cmocka_unit_test(test_config_checks),
     };
     const struct CMUnitTest fetches[] = {

@@ -37,6 +37,27 @@ static mandate_rc parse(const char *body, mandate_form *form, mandate_error *err
     return mandate_form_parse(pool, body, strlen(body), repeatable, form, err);
 }
 
+/* A message that quotes input cut at a byte count stays valid UTF-8: it
+ * goes into error_description and onto pages (found by fuzz-authorize). */
+static void test_form_message_utf8(void **state)
+{
+    (void)state;
+    mandate_form f;
+    mandate_error err = {0};
+    /* 39 ASCII bytes then "é": '%.40s' cuts the character in two */
+    const char *body = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa%C3%A9=1&"
+                       "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa%C3%A9=2";
+    assert_int_equal(parse(body, &f, &err), MANDATE_INVALID);
+    json_t *j = json_string(err.message);
+    assert_non_null(j);
+    json_decref(j);
+    assert_non_null(strstr(err.message, "aaa?"));
+    /* mandate_utf8_repair itself: good sequences kept, bad bytes '?' */
+    char s[] = "ok \xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \xc3 \xed\xa0\x80 \xc0\xaf \xf5\x80";
+    mandate_utf8_repair(s);
+    assert_string_equal(s, "ok \xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 ? ??? ?? ??");
+}
+
 static void test_form_values(void **state)
 {
     (void)state;
@@ -266,6 +287,7 @@ int main(void)
         T(test_form_values),
         T(test_form_refusals),
         T(test_basic),
+        T(test_form_message_utf8),
         T(test_scope_policy),
         T(test_audience_policy),
         T(test_lifetime),

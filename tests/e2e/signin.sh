@@ -199,6 +199,10 @@ expect_eq "  and it is refused" 400 "$(token -d grant_type=refresh_token -d clie
 expect_eq "a confidential client without its secret may not revoke: 401" 401 \
     "$(curl -s -o /dev/null -w '%{http_code}' -d client_id=introspector --data-urlencode "token=$RP" "$BASE/oauth2/revoke")"
 
+browse "$(authorize_url | sed 's/scope=mcp:call&//')"
+expect_contains "a request without a scope is audited with its client" '"client_id":"mcp-app"' \
+    "$(grep '"event":"authorize.request"' "$STATE"/audit/*.jsonl | tail -n 1)"
+
 # --- refusals -----------------------------------------------------------------------
 COOKIES=""
 browse "$BASE/oauth2/authorize?response_type=code&client_id=nobody&redirect_uri=$REDIRECT&code_challenge=$CHALLENGE&code_challenge_method=S256"
