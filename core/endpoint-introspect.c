@@ -129,30 +129,32 @@ static void inactive(mandate_http_request *req, mandate_http_response *resp)
 
 /* A refresh token of a sign-in (RFC 7662 §2.2 token_type_hint aside: its
  * prefix says what it is): active while the store holds it ACTIVE, for a
- * caller of its tenant; its record named by its family, never by itself. */
-static bool refresh_lookup(mandate_http_request *req, const char *token,
-                           mandate_refresh_token *rt, mandate_error *err, mandate_rc *rc_r)
+ * caller of its tenant; its record named by its family, never by itself.
+ * false: the store failed, and the answer is given. */
+static bool refresh_lookup(mandate_http_request *req, mandate_http_response *resp,
+                           const char *token, mandate_refresh_token *rt, bool *found_r)
 {
     unsigned char hash[32];
+    mandate_error err = {0};
     mandate_web_hash(token, hash);
-    *rc_r = mandate_store_refresh_get(mandate_runtime_store(req->runtime), req->pool, hash,
-                                      sizeof(hash), mandate_clock_now(), rt, err);
-    return *rc_r == MANDATE_OK;
+    mandate_rc rc = mandate_store_refresh_get(mandate_runtime_store(req->runtime), req->pool,
+                                              hash, sizeof(hash), mandate_clock_now(), rt, &err);
+    if (rc == MANDATE_TEMPFAIL || rc == MANDATE_ERROR) {
+        log_error("a refresh token cannot be looked up: %s", err.message);
+        mandate_oauth_respond_rc(req, resp, rc);
+        return false;
+    }
+    *found_r = rc == MANDATE_OK;
+    return true;
 }
 
 static void introspect_refresh(mandate_http_request *req, mandate_http_response *resp,
                                const mandate_client *caller, const char *token)
 {
     mandate_refresh_token rt;
-    mandate_error err = {0};
-    mandate_rc rc;
-    bool found = refresh_lookup(req, token, &rt, &err, &rc);
-    if (rc == MANDATE_TEMPFAIL || rc == MANDATE_ERROR) {
-        mandate_oauth_error oerr;
-        mandate_oauth_fail_rc(&oerr, rc);
-        mandate_oauth_respond_error(req, resp, &oerr);
+    bool found;
+    if (!refresh_lookup(req, resp, token, &rt, &found))
         return;
-    }
     bool active = found && rt.status == MANDATE_REFRESH_ACTIVE && rt.tenant != NULL &&
                   caller->tenant != NULL && strcmp(rt.tenant, caller->tenant) == 0;
     json_t *fields = json_pack("{s:s,s:b,s:s}", "by", caller->client_id, "active", active,
@@ -185,15 +187,9 @@ static void revoke_refresh(mandate_http_request *req, mandate_http_response *res
                            const mandate_client *caller, const char *token)
 {
     mandate_refresh_token rt;
-    mandate_error err = {0};
-    mandate_rc rc;
-    bool found = refresh_lookup(req, token, &rt, &err, &rc);
-    if (rc == MANDATE_TEMPFAIL || rc == MANDATE_ERROR) {
-        mandate_oauth_error oerr;
-        mandate_oauth_fail_rc(&oerr, rc);
-        mandate_oauth_respond_error(req, resp, &oerr);
+    bool found;
+    if (!refresh_lookup(req, resp, token, &rt, &found))
         return;
-    }
     if (found && (rt.tenant == NULL || caller->tenant == NULL ||
                   strcmp(rt.tenant, caller->tenant) != 0))
         found = false;
@@ -211,11 +207,10 @@ static void revoke_refresh(mandate_http_request *req, mandate_http_response *res
     }
     if (found) {
         uint64_t revoked = 0;
+        mandate_error err = {0};
         if (mandate_signin_end_family(req, rt.family_id, &revoked, &err) != MANDATE_OK) {
             log_error("revocation of a refresh family: %s", err.message);
-            mandate_oauth_error oerr;
-            mandate_oauth_fail_rc(&oerr, MANDATE_TEMPFAIL);
-            mandate_oauth_respond_error(req, resp, &oerr);
+            mandate_oauth_respond_rc(req, resp, MANDATE_TEMPFAIL);
             return;
         }
         log_info("refresh family revoked: client_id=%s sub=%s (%llu access tokens)",
