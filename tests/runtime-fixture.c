@@ -80,6 +80,19 @@ mandate_rc test_runtime_start(test_runtime *t, unsigned flags)
     return mandate_runtime_create(cfg, flags, &t->rt, &t->diag);
 }
 
+test_runtime *test_runtime_sqlite(const char *extra, const char *const *instances)
+{
+    test_runtime *t = test_runtime_new(extra);
+    test_runtime_instance(t, "store", "kind = \"store\"; plugin = \"sqlite\";\n");
+    test_runtime_instance(t, "format-jwt", "kind = \"format\"; plugin = \"jwt\";\n");
+    for (size_t i = 0; instances != NULL && instances[i] != NULL; i += 2)
+        test_runtime_instance(t, instances[i], instances[i + 1]);
+    if (test_runtime_start(t, MANDATE_RUNTIME_MIGRATE | MANDATE_RUNTIME_CREATE_KEYS) !=
+        MANDATE_OK)
+        fail_msg("runtime: %s", mandate_diag_join(&t->diag));
+    return t;
+}
+
 const mandate_instance *test_runtime_find(test_runtime *t, const char *name)
 {
     for (size_t i = 0; t->rt != NULL && i < mandate_runtime_instance_count(t->rt); i++) {

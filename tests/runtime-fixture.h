@@ -24,6 +24,11 @@ test_runtime *test_runtime_new(const char *extra);
 void test_runtime_instance(test_runtime *t, const char *name, const char *text);
 /* (Re)starts the runtime with the files as they are; the diag says why not. */
 mandate_rc test_runtime_start(test_runtime *t, unsigned flags);
+/* A runtime started on the sqlite store and the jwt format (migrated, keys
+ * made), with extra as for test_runtime_new and instances (NULL, or name
+ * and text pairs ended by NULL) beside them; fails the test when it does
+ * not start. */
+test_runtime *test_runtime_sqlite(const char *extra, const char *const *instances);
 /* The instance of that name; fails the test when there is none. */
 const mandate_instance *test_runtime_find(test_runtime *t, const char *name);
 void test_runtime_free(test_runtime **t);

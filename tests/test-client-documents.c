@@ -728,17 +728,6 @@ typedef struct fixture {
     mandate_error err;
 } fixture;
 
-static test_runtime *runtime_with(const char *extra)
-{
-    test_runtime *t = test_runtime_new(extra);
-    test_runtime_instance(t, "store", "kind = \"store\"; plugin = \"sqlite\";\n");
-    test_runtime_instance(t, "format-jwt", "kind = \"format\"; plugin = \"jwt\";\n");
-    if (test_runtime_start(t, MANDATE_RUNTIME_MIGRATE | MANDATE_RUNTIME_CREATE_KEYS) !=
-        MANDATE_OK)
-        fail_msg("runtime: %s", mandate_diag_join(&t->diag));
-    return t;
-}
-
 static int setup(void **state)
 {
     fixture *f = mandate_xcalloc(1, sizeof(*f));
@@ -750,14 +739,14 @@ static int setup(void **state)
         "\"https://cal.example\";\n"
         "  scopes = [\"mcp:call\", \"cal:read\"]; } );\n",
         srv.ca_file);
-    f->open = runtime_with(open);
+    f->open = test_runtime_sqlite(open, NULL);
     free(open);
     char *strict = mandate_xasprintf(
         "client_documents = { ca_file = \"%s\"; allow_hosts = [\"127.0.0.1\", "
         "\"*.example.com\"];\n  deny_hosts = [\"bad.example.com\"]; scopes = [\"mcp:call\"];\n"
         "  audiences = [\"https://only.example\"]; tenant = \"agents\"; };\n",
         srv.ca_file);
-    f->strict = runtime_with(strict);
+    f->strict = test_runtime_sqlite(strict, NULL);
     free(strict);
     f->pool = mandate_pool_new();
     docs_reset();

@@ -67,19 +67,6 @@ typedef struct fixture {
     mandate_error err;
 } fixture;
 
-static test_runtime *runtime_with(const char *const *instances)
-{
-    test_runtime *t = test_runtime_new(NULL);
-    test_runtime_instance(t, "store", "kind = \"store\"; plugin = \"sqlite\";\n");
-    test_runtime_instance(t, "format-jwt", "kind = \"format\"; plugin = \"jwt\";\n");
-    for (size_t i = 0; instances[i] != NULL; i += 2)
-        test_runtime_instance(t, instances[i], instances[i + 1]);
-    if (test_runtime_start(t, MANDATE_RUNTIME_MIGRATE | MANDATE_RUNTIME_CREATE_KEYS) !=
-        MANDATE_OK)
-        fail_msg("runtime: %s", mandate_diag_join(&t->diag));
-    return t;
-}
-
 static int setup(void **state)
 {
     static const char *const instances[] = {"backend-local",
@@ -90,7 +77,7 @@ static int setup(void **state)
                                             "kind = \"format\"; plugin = \"opaque\";\n",
                                             NULL};
     fixture *f = mandate_xcalloc(1, sizeof(*f));
-    f->t = runtime_with(instances);
+    f->t = test_runtime_sqlite(NULL, instances);
     f->pool = mandate_pool_new();
     test_fail_next(NULL, MANDATE_OK);
     provision_keeps_no_hash = false;
@@ -244,7 +231,7 @@ static void test_create_without_a_credentials_backend(void **state)
                                             "kind = \"backend\"; plugin = \"script\";\n", NULL};
     fixture *f = *state;
     test_runtime_free(&f->t);
-    f->t = runtime_with(instances);
+    f->t = test_runtime_sqlite(NULL, instances);
     mandate_client_spec spec = {.client_id = "agent-1"};
     mandate_client c;
     char *secret = NULL;

@@ -113,17 +113,6 @@ typedef struct fixture {
     mandate_pool *pool;
 } fixture;
 
-static test_runtime *runtime_with(const char *extra)
-{
-    test_runtime *t = test_runtime_new(extra);
-    test_runtime_instance(t, "store", "kind = \"store\"; plugin = \"sqlite\";\n");
-    test_runtime_instance(t, "format-jwt", "kind = \"format\"; plugin = \"jwt\";\n");
-    if (test_runtime_start(t, MANDATE_RUNTIME_MIGRATE | MANDATE_RUNTIME_CREATE_KEYS) !=
-        MANDATE_OK)
-        fail_msg("runtime: %s", mandate_diag_join(&t->diag));
-    return t;
-}
-
 #define TARGETS                                                                                \
     "targets = ( { name = \"cal\"; paths = [\"/mcp\"]; audience = \"https://cal.example\";\n"  \
     "  scopes = [\"mcp:call\"]; } );\n"
@@ -131,11 +120,13 @@ static test_runtime *runtime_with(const char *extra)
 static int setup(void **state)
 {
     fixture *f = mandate_xcalloc(1, sizeof(*f));
-    f->off = runtime_with(NULL);
-    f->open = runtime_with(TARGETS "registration = { mode = \"open\"; rate = 3;\n"
-                                   "  scopes = [\"mcp:call\", \"cal:read\"]; };\n");
-    f->token = runtime_with(TARGETS "registration = { mode = \"token\"; tenant = \"mcp\"; "
-                                    "rate = 0; };\n");
+    f->off = test_runtime_sqlite(NULL, NULL);
+    f->open = test_runtime_sqlite(TARGETS "registration = { mode = \"open\"; rate = 3;\n"
+                                          "  scopes = [\"mcp:call\", \"cal:read\"]; };\n",
+                                  NULL);
+    f->token = test_runtime_sqlite(TARGETS "registration = { mode = \"token\"; tenant = "
+                                           "\"mcp\"; rate = 0; };\n",
+                                   NULL);
     f->pool = mandate_pool_new();
     test_audit_reset();
     once_reset();
