@@ -217,7 +217,12 @@ char *mandate_web_csrf(mandate_http_request *req, const char *session, const cha
     const unsigned char *key = mandate_runtime_signin_key(req->runtime);
     unsigned char mac[32];
     unsigned int len = 0;
-    char *data = mandate_pool_printf(req->pool, "csrf|%s|%s", session ? session : "", handle);
+    /* each part length-prefixed: no two (session, handle) pairs give the
+     * same text, whatever characters they hold */
+    if (session == NULL)
+        session = "";
+    char *data = mandate_pool_printf(req->pool, "csrf|%zu:%s|%zu:%s", strlen(session), session,
+                                     strlen(handle), handle);
     if (key == NULL ||
         HMAC(EVP_sha256(), key, 32, (const unsigned char *)data, strlen(data), mac, &len) ==
             NULL)
