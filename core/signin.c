@@ -424,6 +424,9 @@ void mandate_signin_start_login(mandate_http_request *req, mandate_http_response
 
 /* --- sessions ------------------------------------------------------------- */
 
+/* seconds by which a session's last_seen_at may lag at most */
+#define SESSION_TOUCH_LAG_MAX 60
+
 mandate_rc mandate_signin_session(mandate_http_request *req, mandate_session *session_r,
                                   const char **value_r, mandate_error *err)
 {
@@ -441,7 +444,15 @@ mandate_rc mandate_signin_session(mandate_http_request *req, mandate_session *se
     const mandate_config *cfg = mandate_runtime_config(req->runtime);
     if (now - session_r->last_seen_at > cfg->signin.session_idle)
         return mandate_error_set(err, MANDATE_NOT_FOUND, "the session sat unused too long");
-    mandate_store_session_touch(store, key, sizeof(key), now, err);
+    /* last_seen_at is moved on once it lags by a tenth of session_idle (at
+     * most a minute), not on every request: a write the less for most
+     * authorization requests, for a session that may end idle that much
+     * sooner (doc/mandate.conf.5) */
+    int64_t lag = cfg->signin.session_idle / 10;
+    if (lag > SESSION_TOUCH_LAG_MAX)
+        lag = SESSION_TOUCH_LAG_MAX;
+    if (now - session_r->last_seen_at >= lag)
+        mandate_store_session_touch(store, key, sizeof(key), now, err);
     *value_r = value;
     return MANDATE_OK;
 }
