@@ -273,7 +273,7 @@ void mandate_endpoint_authorize(mandate_http_request *req, mandate_http_response
         (p.max_age < 0 || mandate_clock_now() - session.authn_at <= p.max_age)) {
         for (size_t i = 0; i < n; i++)
             if (strcmp(idps[i]->conf->name, session.idp) == 0) {
-                mandate_signin_continue(req, resp, &p, &session, session_value);
+                mandate_signin_continue(req, resp, &p, &client, &session, session_value);
                 return;
             }
     }

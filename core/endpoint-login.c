@@ -145,7 +145,7 @@ static void callback(mandate_http_request *req, mandate_http_response *resp,
 
     /* the mapping rules first: a user no rule admits gets no session */
     mandate_mapping_result m;
-    if (!mandate_signin_map(req, resp, &p, idp, &id, &m))
+    if (!mandate_signin_map(req, resp, &p, NULL, idp, &id, &m))
         return;
 
     /* a browser session for this identity */
@@ -198,7 +198,7 @@ static void callback(mandate_http_request *req, mandate_http_response *resp,
         resp, "Set-Cookie",
         mandate_pool_printf(req->pool, "%s=; Path=/; Secure; HttpOnly; SameSite=None; Max-Age=0",
                             MANDATE_LOGIN_COOKIE));
-    mandate_signin_continue(req, resp, &p, &session, value);
+    mandate_signin_continue(req, resp, &p, NULL, &session, value);
 }
 
 void mandate_endpoint_login(mandate_http_request *req, mandate_http_response *resp)

@@ -4,6 +4,9 @@
 #include "config.h"
 
 #include <getopt.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -189,6 +192,18 @@ int main(int argc, char **argv)
     sigaddset(&signals, SIGINT);
     pthread_sigmask(SIG_BLOCK, &signals, NULL);
     signal(SIGPIPE, SIG_IGN);
+#ifdef __GLIBC__
+    /* glibc hands the free top of a thread's heap back to the system
+     * (madvise, and a TLB flush on every core) once it passes the trim
+     * threshold, 128 KiB at first, and the next request grows it again:
+     * 6 % of a refresh run, most of it inside the store's write
+     * transaction. Keep up to 4 MiB free per heap instead. Setting the
+     * threshold fixes the mmap threshold too (no longer raised as large
+     * blocks are freed): 1 MiB, so that no request's buffer is mapped and
+     * unmapped each time. */
+    mallopt(M_TRIM_THRESHOLD, 4 << 20);
+    mallopt(M_MMAP_THRESHOLD, 1 << 20);
+#endif
 
     mandate_runtime *rt = load_runtime(path);
     if (rt == NULL) {

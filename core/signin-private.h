@@ -112,11 +112,13 @@ void mandate_signin_start_login(mandate_http_request *req, mandate_http_response
                                 mandate_pending *pending, const mandate_instance *instance);
 
 /* The mapping rules applied to an identity vouched for by instance idp,
- * for pending's client, scopes and resources. false: refused (no rule
- * admits the user: a page; nothing left to grant: an error to the
- * client), audited as login.refused. */
+ * for pending's client (client: as looked up in this request, or NULL to
+ * look it up), scopes and resources. false: refused (no rule admits the
+ * user: a page; nothing left to grant: an error to the client), audited as
+ * login.refused. */
 bool mandate_signin_map(mandate_http_request *req, mandate_http_response *resp,
-                        mandate_pending *pending, const char *idp, const mandate_identity *id,
+                        mandate_pending *pending, const mandate_client *client,
+                        const char *idp, const mandate_identity *id,
                         mandate_mapping_result *m_r);
 
 /* The root of a user's sign-ins in the store's lineage: each family hangs
@@ -152,11 +154,12 @@ void mandate_signin_forget_user(mandate_http_request *req, const char *idp,
 
 /* After the user is known (a fresh login or a suitable session): the
  * mapping rules for this request, then consent (remembered, or the
- * page), then the code. session_value is the session cookie's value (for
+ * page), then the code. client: pending's, as looked up in this request,
+ * or NULL to look it up. session_value is the session cookie's value (for
  * the consent form's CSRF token), identity and idp the session's. */
 void mandate_signin_continue(mandate_http_request *req, mandate_http_response *resp,
-                             mandate_pending *pending, const mandate_session *session,
-                             const char *session_value);
+                             mandate_pending *pending, const mandate_client *client,
+                             const mandate_session *session, const char *session_value);
 
 /* The code for an approved pending authorization, and the redirect. */
 void mandate_signin_issue_code(mandate_http_request *req, mandate_http_response *resp,

@@ -424,6 +424,9 @@ void mandate_signin_start_login(mandate_http_request *req, mandate_http_response
 
 /* --- sessions ------------------------------------------------------------- */
 
+/* seconds by which a session's last_seen_at may lag at most */
+#define SESSION_TOUCH_LAG_MAX 60
+
 mandate_rc mandate_signin_session(mandate_http_request *req, mandate_session *session_r,
                                   const char **value_r, mandate_error *err)
 {
@@ -441,7 +444,15 @@ mandate_rc mandate_signin_session(mandate_http_request *req, mandate_session *se
     const mandate_config *cfg = mandate_runtime_config(req->runtime);
     if (now - session_r->last_seen_at > cfg->signin.session_idle)
         return mandate_error_set(err, MANDATE_NOT_FOUND, "the session sat unused too long");
-    mandate_store_session_touch(store, key, sizeof(key), now, err);
+    /* last_seen_at is moved on once it lags by a tenth of session_idle (at
+     * most a minute), not on every request: a write the less for most
+     * authorization requests, for a session that may end idle that much
+     * sooner (doc/mandate.conf.5) */
+    int64_t lag = cfg->signin.session_idle / 10;
+    if (lag > SESSION_TOUCH_LAG_MAX)
+        lag = SESSION_TOUCH_LAG_MAX;
+    if (now - session_r->last_seen_at >= lag)
+        mandate_store_session_touch(store, key, sizeof(key), now, err);
     *value_r = value;
     return MANDATE_OK;
 }
@@ -618,13 +629,18 @@ void mandate_signin_forget_user(mandate_http_request *req, const char *idp,
 }
 
 bool mandate_signin_map(mandate_http_request *req, mandate_http_response *resp,
-                        mandate_pending *pending, const char *idp_name,
-                        const mandate_identity *id, mandate_mapping_result *m_r)
+                        mandate_pending *pending, const mandate_client *known,
+                        const char *idp_name, const mandate_identity *id,
+                        mandate_mapping_result *m_r)
 {
     const mandate_config *cfg = mandate_runtime_config(req->runtime);
     mandate_error err = {0};
     mandate_client client;
-    mandate_rc rc = mandate_signin_client(req, pending->client_id, &client, &err);
+    mandate_rc rc = MANDATE_OK;
+    if (known != NULL)
+        client = *known;
+    else
+        rc = mandate_signin_client(req, pending->client_id, &client, &err);
     if (rc != MANDATE_OK) {
         mandate_web_error_page(req, resp, rc == MANDATE_TEMPFAIL ? 503 : 400,
                                "This application cannot sign you in",
@@ -671,8 +687,8 @@ bool mandate_signin_map(mandate_http_request *req, mandate_http_response *resp,
 }
 
 void mandate_signin_continue(mandate_http_request *req, mandate_http_response *resp,
-                             mandate_pending *pending, const mandate_session *session,
-                             const char *session_value)
+                             mandate_pending *pending, const mandate_client *known,
+                             const mandate_session *session, const char *session_value)
 {
     mandate_error err = {0};
     /* the mapping rules, for this request, on the identity the IdP vouched for */
@@ -688,15 +704,22 @@ void mandate_signin_continue(mandate_http_request *req, mandate_http_response *r
     id.attributes = mandate_pool_strdup(req->pool, attrs_text ? attrs_text : "{}");
     free(attrs_text);
     json_decref(id_json);
-    mandate_mapping_result m;
-    if (!mandate_signin_map(req, resp, pending, session->idp, &id, &m))
-        return;
     mandate_client client;
-    if (mandate_signin_client(req, pending->client_id, &client, &err) != MANDATE_OK) {
-        mandate_web_error_page(req, resp, 503, "Please try again",
-                               "The broker cannot look the application up now.");
-        return;
+    if (known != NULL) {
+        client = *known;
+    } else {
+        mandate_rc crc = mandate_signin_client(req, pending->client_id, &client, &err);
+        if (crc != MANDATE_OK) {
+            mandate_web_error_page(req, resp, crc == MANDATE_TEMPFAIL ? 503 : 400,
+                                   "This application cannot sign you in",
+                                   "The application that sent you here is not known to the "
+                                   "broker any more.");
+            return;
+        }
     }
+    mandate_mapping_result m;
+    if (!mandate_signin_map(req, resp, pending, &client, session->idp, &id, &m))
+        return;
     json_t *mapped = json_pack("{s:s,s:s,s:s,s:s?,s:I,s:s,s:I,s:s}", "sub", m.subject, "tenant",
                                m.tenant, "scope", m.scope, "aud", m.audience, "lifetime",
                                (json_int_t)m.lifetime, "idp", session->idp, "auth_time",

@@ -1624,17 +1624,18 @@ static mandate_rc need_hash(const unsigned char *hash, size_t len, const char *w
 }
 
 /* The row under a hash still live at now (bound as ?1 and ?2), read into
- * out from pool; MANDATE_NOT_FOUND naming noun when there is none. */
+ * out from pool; MANDATE_NOT_FOUND naming noun when there is none. On the
+ * writer connection when on_writer is set: see refresh_get. */
 static mandate_rc get_by_hash(struct sqlite_inst *inst, enum stmt_id id, const char *what,
                               mandate_pool *pool, const unsigned char *hash, size_t hash_len,
                               int64_t now, const struct record *rec, void *out,
-                              const char *noun, mandate_error *err)
+                              const char *noun, bool on_writer, mandate_error *err)
 {
     struct q q;
     mandate_rc rc = need_hash(hash, hash_len, what, err);
     if (rc != MANDATE_OK)
         return rc;
-    rc = q_open(&q, inst, id, what, err);
+    rc = on_writer ? q_writer(&q, inst, id, what, err) : q_open(&q, inst, id, what, err);
     q_blob(&q, 1, hash, hash_len);
     q_int(&q, 2, now);
     if (rc == MANDATE_OK)
@@ -1678,7 +1679,7 @@ static mandate_rc store_token_get(void *inst_, mandate_pool *pool, const unsigne
                                   mandate_error *err)
 {
     return get_by_hash(inst_, ST_TOKEN_GET, "token_get", pool, hash, hash_len, now,
-                       &token_record, record_r, "token record", err);
+                       &token_record, record_r, "token record", false, err);
 }
 
 /* Revocations (jti, client_id, expires_at) and replay entries (ns, id,
@@ -2022,12 +2023,17 @@ static mandate_rc store_refresh_put(void *inst_, const mandate_refresh_token *to
     return writer_tx(inst_, refresh_put_body, (void *)token, err);
 }
 
+/* On the writer connection: a refresh is this read, then the rotation of
+ * the same rows with the writer. The writer's page cache holds them, while
+ * a thread's connection drops its whole cache whenever another connection
+ * of the file has committed (WAL), which under sign-in traffic is before
+ * nearly every read, and reads each page again from the file. */
 static mandate_rc store_refresh_get(void *inst_, mandate_pool *pool, const unsigned char *hash,
                                     size_t hash_len, int64_t now,
                                     mandate_refresh_token *token_r, mandate_error *err)
 {
     return get_by_hash(inst_, ST_REFRESH_GET, "refresh_get", pool, hash, hash_len, now,
-                       &refresh_record, token_r, "refresh token", err);
+                       &refresh_record, token_r, "refresh token", true, err);
 }
 
 /* Ends families: marks them revoked (fam, keyed by the n keys), then their
@@ -2224,7 +2230,7 @@ static mandate_rc store_session_get(void *inst_, mandate_pool *pool, const unsig
                                     mandate_error *err)
 {
     return get_by_hash(inst_, ST_SESSION_GET, "session_get", pool, hash, hash_len, now,
-                       &session_record, session_r, "session", err);
+                       &session_record, session_r, "session", false, err);
 }
 
 /* A write by hash with the writer (?1: the hash, ?2: now unless

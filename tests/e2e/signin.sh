@@ -130,6 +130,21 @@ expect_eq "a second authorization: straight back with a code (session, remembere
 CB=$(location)
 expect_contains "  no IdP, no consent page" "$REDIRECT?code=" "$CB"
 CODE=$(query_param "$CB" code)
+# the session's last use is written once it lags by a minute (a tenth of
+# signin.session_idle, at most a minute), not on every request
+DB="$STATE/mandate.db"
+if command -v sqlite3 >/dev/null && [ -f "$DB" ]; then
+    sql() { sqlite3 -cmd ".timeout 5000" "$DB" "$1"; }
+    sql "UPDATE sessions SET last_seen_at = last_seen_at - 30" >/dev/null
+    SEEN=$(sql "SELECT max(last_seen_at) FROM sessions")
+    browse "$(authorize_url)"
+    expect_eq "a session last used 30 s ago: a code" 302 "$(status)"
+    expect_eq "  its last use not written again" "$SEEN" "$(sql "SELECT max(last_seen_at) FROM sessions")"
+    sql "UPDATE sessions SET last_seen_at = last_seen_at - 60" >/dev/null
+    browse "$(authorize_url)"
+    expect_eq "a session last used 90 s ago: a code" 302 "$(status)"
+    check "  its last use written" test "$(sql "SELECT max(last_seen_at) FROM sessions")" -ge $(($(date +%s) - 5))
+fi
 expect_eq "another redirect_uri at the token endpoint: 400" 400 "$(token -d grant_type=authorization_code \
     -d client_id=mcp-app -d "code=$CODE" -d "code_verifier=$VERIFIER" -d redirect_uri=http://127.0.0.1:7777/other)"
 browse "$(authorize_url)"
