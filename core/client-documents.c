@@ -1118,9 +1118,9 @@ mandate_rc mandate_client_document_resolve(mandate_runtime *rt, mandate_pool *po
         have = false;
     }
 
-    char *body;
-    size_t len;
-    int64_t keep;
+    char *body = NULL;
+    size_t len = 0;
+    int64_t keep = 0;
     mandate_error fetch_err = {0};
     rc = fetch_document(pool, cfg, url, &body, &len, &keep, &fetch_err);
     if (rc == MANDATE_OK) {

@@ -75,7 +75,7 @@ int ctl_cmd_user(ctl *c, int argc, char **argv)
 {
     if (argc < 2)
         return usage();
-    const char *verb = argv[1], *tenant, *words[2];
+    const char *verb = argv[1], *tenant, *words[2] = {NULL, NULL};
     bool change = strcmp(verb, "revoke") == 0 || strcmp(verb, "forget-consent") == 0;
     size_t want = strcmp(verb, "forget-consent") == 0 ? 2 : 1;
     if ((!change && strcmp(verb, "consents") != 0) ||
