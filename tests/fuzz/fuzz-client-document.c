@@ -32,8 +32,8 @@
  *   - metadata refused: MANDATE_INVALID, no normalised object, the oauth
  *     error "invalid_redirect_uri" or "invalid_client_metadata", and a
  *     message that is valid UTF-8 (it becomes a JSON error_description and
- *     a page's text; MANDATE_FUZZ_KNOWN=1 in the environment: counted on
- *     stderr instead, a known finding until core is fixed);
+ *     a page's text; the finding that it was not is fixed, its input in
+ *     the corpus as regress-message-not-utf8);
  *   - a document URL: https, at most 255 bytes, no fragment, no user
  *     info, a path other than "/", printable ASCII only, no dot segment;
  *     its host non-empty, lower case, inside the URL, and the URL also a
@@ -195,21 +195,6 @@ static void check_accepted(json_t *out, json_t *in, mandate_metadata_source sour
     free(text);
 }
 
-/* MANDATE_FUZZ_KNOWN=1: go on past the known finding (a refusal's message
- * that is not UTF-8, tests/fuzz/crashes/client-document-*), counted. */
-static bool known_finding(void)
-{
-    static int on = -1;
-    static unsigned long seen;
-    if (on < 0)
-        on = getenv("MANDATE_FUZZ_KNOWN") != NULL;
-    seen++;
-    if (on && (seen & (seen - 1)) == 0)
-        fprintf(stderr, "fuzz-client-document: known finding (%lu times): a refusal that is "
-                        "not UTF-8\n", seen);
-    return on == 1;
-}
-
 static void check_metadata(const fuzz_part *doc, mandate_metadata_source source,
                            const char *url, size_t max_len)
 {
@@ -237,7 +222,7 @@ static void check_metadata(const fuzz_part *doc, mandate_metadata_source source,
              strcmp(oauth_error, "invalid_client_metadata") != 0) ||
             err.message[0] == '\0')
             abort();
-        if (!valid_utf8(err.message) && !known_finding()) {
+        if (!valid_utf8(err.message)) {
             fprintf(stderr, "fuzz-client-document: a refusal that is not UTF-8: %s\n",
                     err.message);
             abort();
