@@ -945,8 +945,12 @@ static mandate_rc fetch_document(mandate_pool *pool, const mandate_config *cfg, 
     if (curl_init_rc != CURLE_OK)
         return mandate_error_set(err, MANDATE_ERROR, "curl_global_init failed: %s",
                                  curl_easy_strerror(curl_init_rc));
+    /* a quarter of the workers at most (and one at least): anyone can make
+     * the broker fetch (an unknown https client_id at the authorization
+     * endpoint), and a slow server holds a worker for timeout_ms; the rest
+     * stay free for the agents' token requests */
     unsigned workers = mandate_config_workers(cfg);
-    unsigned limit = workers > 1 ? workers - 1 : 1;
+    unsigned limit = workers / 4 > 0 ? workers / 4 : 1;
     if (atomic_fetch_add(&fetching, 1) >= limit) {
         atomic_fetch_sub(&fetching, 1);
         return mandate_error_set(err, MANDATE_TEMPFAIL,

@@ -270,7 +270,8 @@ void mandate_endpoint_authorize(mandate_http_request *req, mandate_http_response
     const char *session_value;
     if (mandate_signin_session(req, &session, &session_value, &err) == MANDATE_OK &&
         !p.force_login &&
-        (p.max_age < 0 || mandate_clock_now() - session.authn_at <= p.max_age)) {
+        (p.max_age < 0 ||
+         (session.authn_at > 0 && mandate_clock_now() - session.authn_at <= p.max_age))) {
         for (size_t i = 0; i < n; i++)
             if (strcmp(idps[i]->conf->name, session.idp) == 0) {
                 mandate_signin_continue(req, resp, &p, &client, &session, session_value);

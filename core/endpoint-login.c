@@ -172,7 +172,10 @@ static void callback(mandate_http_request *req, mandate_http_response *resp,
         .idp = idp,
         .identity = mandate_pool_strdup(req->pool, identity_text),
         .created_at = now,
-        .authn_at = id.authn_instant > 0 && id.authn_instant <= now ? id.authn_instant : now,
+        /* 0 when the IdP did not say (an id_token without auth_time): never
+         * "now", which would make an old IdP login look fresh to max_age and
+         * to the rules' sensitive_max_authn_age */
+        .authn_at = id.authn_instant > 0 && id.authn_instant <= now ? id.authn_instant : 0,
         .last_seen_at = now,
         .expires_at = now + cfg->signin.session_lifetime,
     };

@@ -17,6 +17,7 @@
 #include "issue-private.h"
 #include "jose.h"
 #include "log-private.h"
+#include "mapping-private.h"
 #include "oauth-private.h"
 #include "pool-private.h"
 #include "runtime-private.h"
@@ -78,6 +79,38 @@ static const char *json_str(mandate_pool *pool, const json_t *o, const char *nam
 {
     const char *v = json_string_value(json_object_get(o, name));
     return v != NULL ? mandate_pool_strdup(pool, v) : NULL;
+}
+
+/* scope without the sensitive scopes of the grant's mapping rule when the
+ * sign-in is older than the rule's sensitive_max_authn_age, or of unknown
+ * age (mapping-private.h): a refresh token must not stretch a fresh login
+ * into a month of sensitive tokens. The rule is the one named in the grant,
+ * as configured now. */
+static const char *fresh_enough(mandate_pool *pool, const mandate_config *cfg, const json_t *g,
+                                const char *scope, int64_t now)
+{
+    const char *name = json_string_value(json_object_get(g, "rule"));
+    const mandate_mapping_rule *rule = NULL;
+    for (size_t i = 0; name != NULL && i < cfg->mappings.count; i++)
+        if (strcmp(cfg->mappings.rules[i].name, name) == 0)
+            rule = &cfg->mappings.rules[i];
+    if (rule == NULL || rule->sensitive_max_authn_age == 0 || rule->sensitive_scopes == NULL)
+        return scope;
+    json_t *at = json_object_get(g, "auth_time");
+    int64_t auth_time = json_is_integer(at) ? json_integer_value(at) : 0;
+    if (auth_time > 0 && now - auth_time <= rule->sensitive_max_authn_age)
+        return scope;
+    char *kept = mandate_pool_strdup(pool, "");
+    const char *cur = scope, *w;
+    size_t len;
+    while (cur != NULL && mandate_word_list_next(&cur, &w, &len)) {
+        bool sensitive = false;
+        for (char **s = rule->sensitive_scopes; *s != NULL; s++)
+            sensitive |= strlen(*s) == len && memcmp(*s, w, len) == 0;
+        if (!sensitive)
+            kept = mandate_pool_printf(pool, "%s%s%.*s", kept, *kept ? " " : "", (int)len, w);
+    }
+    return kept;
 }
 
 /* The access token of a sign-in grant (g: the grant's JSON, family: its
@@ -326,6 +359,17 @@ void mandate_grant_refresh_token(mandate_http_request *req, mandate_http_respons
         mandate_token_refuse(req, resp, &oerr, grant_type, client.client_id, NULL);
         return;
     }
+    const mandate_config *cfg = mandate_runtime_config(req->runtime);
+    const char *eff_scope = fresh_enough(req->pool, cfg, g, scope != NULL ? scope : granted_scope,
+                                         now);
+    if (eff_scope == NULL || *eff_scope == '\0') {
+        json_decref(g);
+        mandate_oauth_fail(&oerr, 400, "invalid_grant",
+                           "the sign-in is too old for the scopes asked: sign in again");
+        oerr.reason = "only sensitive scopes asked, past the rule's sensitive_max_authn_age";
+        mandate_token_refuse(req, resp, &oerr, grant_type, client.client_id, NULL);
+        return;
+    }
     /* the next token of the family, then the rotation: atomic in the store */
     const char *next_secret = mandate_web_secret(req->pool);
     const char *next = next_secret
@@ -335,7 +379,6 @@ void mandate_grant_refresh_token(mandate_http_request *req, mandate_http_respons
     unsigned char next_hash[32];
     if (next != NULL)
         mandate_web_hash(next, next_hash);
-    const mandate_config *cfg = mandate_runtime_config(req->runtime);
     int64_t expires = now + cfg->signin.refresh_idle;
     if (expires > old.family_expires_at)
         expires = old.family_expires_at;
@@ -382,7 +425,6 @@ void mandate_grant_refresh_token(mandate_http_request *req, mandate_http_respons
                                                      client.client_id, "sub", old.subject,
                                                      "family", old.family_id));
     /* the access token; the refresh token to answer is the one just stored */
-    const char *eff_scope = scope != NULL ? scope : granted_scope;
     mandate_oauth_error oerr2;
     mandate_grant grant = {
         .subject = old.subject,

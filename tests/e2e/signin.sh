@@ -23,7 +23,12 @@ mappings = (
   { name = "advisors"; idp = "backend-corp";
     when = ( { attribute = "role"; equals = "advisor"; } );
     subject = "advisor-\${uid}"; tenant = "default";
-    scopes = ["mcp:call", "gateway:invoke"]; audience = ["$CAL"]; }
+    scopes = ["mcp:call", "gateway:invoke"]; audience = ["$CAL"]; },
+  { name = "traders"; idp = "backend-corp";
+    when = ( { attribute = "role"; equals = "trader"; } );
+    subject = "trader-\${uid}"; tenant = "default";
+    scopes = ["mcp:call", "trade:execute"]; audience = ["$CAL"];
+    sensitive_scopes = ["trade:execute"]; sensitive_lifetime = 300; sensitive_max_authn_age = 5; }
 );
 targets = ( { name = "cal"; paths = ["/mcp"]; audience = "$CAL"; scopes = ["mcp:call"]; } );
 signin: { tenants = ( { tenant = "default"; name = "Example Bank"; } ); };
@@ -217,6 +222,26 @@ expect_eq "a confidential client without its secret may not revoke: 401" 401 \
 browse "$(authorize_url | sed 's/scope=mcp:call&//')"
 expect_contains "a request without a scope is audited with its client" '"client_id":"mcp-app"' \
     "$(grep '"event":"authorize.request"' "$STATE"/audit/*.jsonl | tail -n 1)"
+
+# --- a sensitive scope lasts no longer than its login, refresh or not ---------------------
+"${CTL[@]}" client create trade-app --public --redirect-uri "$REDIRECT" \
+    --grant-type authorization_code --grant-type refresh_token \
+    --scope "mcp:call trade:execute" --audience "$CAL" >/dev/null 2>&1
+COOKIES=""
+browse "$(authorize_url "&login_hint=tom%2Btrader" | sed 's/client_id=mcp-app/client_id=trade-app/; s/scope=mcp:call/scope=mcp:call%20trade:execute/')"
+browse "$(location)"
+browse "$BASE/consent" -d "handle=$(form_value handle)" -d "csrf=$(form_value csrf)" -d decision=allow
+token -d grant_type=authorization_code -d client_id=trade-app -d "code=$(query_param "$(location)" code)" \
+    -d "code_verifier=$VERIFIER" -d "redirect_uri=$REDIRECT" >/dev/null
+expect_eq "a fresh login: the sensitive scope is granted" "mcp:call trade:execute" \
+    "$(json_get "$(jwt_claims "$(json_get "$(cat "$TMP/t")" access_token)")" scope)"
+RT=$(json_get "$(cat "$TMP/t")" refresh_token)
+sleep 6
+expect_eq "past sensitive_max_authn_age, asking for it alone: 400" 400 \
+    "$(token -d grant_type=refresh_token -d client_id=trade-app -d "refresh_token=$RT" -d scope=trade:execute)"
+expect_eq "  a refresh still works" 200 "$(token -d grant_type=refresh_token -d client_id=trade-app -d "refresh_token=$RT")"
+expect_eq "  without the sensitive scope" "mcp:call" \
+    "$(json_get "$(jwt_claims "$(json_get "$(cat "$TMP/t")" access_token)")" scope)"
 
 # --- refusals -----------------------------------------------------------------------
 COOKIES=""
