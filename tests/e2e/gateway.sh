@@ -264,10 +264,11 @@ done
 expect_eq "garbage: inactive" '{"active":false}' "$(introspect "garbage")"
 
 # expired and not yet valid
-SHORT_SECRET=$(new_client short-lived "mcp:call" --ttl 1)
+# 4 s: a 1 s token expired before its first check on a loaded 2-core CI machine
+SHORT_SECRET=$(new_client short-lived "mcp:call" --ttl 4)
 SHORT=$(token_for short-lived "$SHORT_SECRET")
 expect_eq "fresh short token: 200" 200 "$(gate "$SHORT" /mcp)"
-sleep 2.2
+sleep 5.2
 expect_eq "expired: inactive" '{"active":false}' "$(introspect "$SHORT")"
 expect_eq "expired: 401" 401 "$(gate "$SHORT" /mcp)"
 # the token passed the checks once: after its expiry the cache gives the
