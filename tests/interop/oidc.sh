@@ -353,8 +353,12 @@ while read -r tok; do
     FLOOD+=($!)
 done <"$TMP/flood"
 wait "${FLOOD[@]}"
-expect_eq "20 made-up kids at once: 20 refusals (400)" "20 400" \
-    "$(sort "$TMP/flood.status" | uniq -c | awk '{print $1, $2}' | tr '\n' ' ' | sed 's/ $//')"
+# each is refused: 400, or 503 when it waited over 200 ms for a worker that may
+# block (the oidc backend's calls take at most all workers but one: a loaded
+# 2-core machine makes some wait); never a token
+expect_eq "20 made-up kids at once: 20 refusals (400, or 503 when no worker was free)" 20 \
+    "$(grep -cE '^(400|503)$' "$TMP/flood.status")"
+check "  some of them judged (400)" test "$(grep -c '^400$' "$TMP/flood.status")" -ge 1
 fetched=$(($(jwks_fetches) - before))
 check "... and at most 2 JWKS fetches for them (min_refetch_interval 1 s): $fetched" test "$fetched" -le 2
 REFUSED_SEEN=$(refusals | wc -l)
