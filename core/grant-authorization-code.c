@@ -186,6 +186,20 @@ static void issue(mandate_http_request *req, mandate_http_response *resp,
                               more);
 }
 
+/* The client of a sign-in grant (public by client_id, or authenticated),
+ * within its rate; false: refused and answered. */
+static bool client_within_rate(mandate_http_request *req, mandate_http_response *resp,
+                               const mandate_form *form, const char *grant_type,
+                               mandate_client *client_r)
+{
+    mandate_oauth_error oerr;
+    if (!mandate_signin_token_client(req, form, client_r, &oerr)) {
+        mandate_token_refuse(req, resp, &oerr, grant_type, NULL, NULL);
+        return false;
+    }
+    return mandate_token_within_rate(req, resp, client_r, grant_type);
+}
+
 void mandate_grant_authorization_code(mandate_http_request *req, mandate_http_response *resp,
                                       const mandate_form *form)
 {
@@ -193,11 +207,7 @@ void mandate_grant_authorization_code(mandate_http_request *req, mandate_http_re
     mandate_oauth_error oerr;
     mandate_error err = {0};
     mandate_client client;
-    if (!mandate_signin_token_client(req, form, &client, &oerr)) {
-        mandate_token_refuse(req, resp, &oerr, grant_type, NULL, NULL);
-        return;
-    }
-    if (!mandate_token_within_rate(req, resp, &client, grant_type))
+    if (!client_within_rate(req, resp, form, grant_type, &client))
         return;
     const char *code = mandate_form_get(form, "code");
     const char *verifier = mandate_form_get(form, "code_verifier");
@@ -302,11 +312,7 @@ void mandate_grant_refresh_token(mandate_http_request *req, mandate_http_respons
     mandate_oauth_error oerr;
     mandate_error err = {0};
     mandate_client client;
-    if (!mandate_signin_token_client(req, form, &client, &oerr)) {
-        mandate_token_refuse(req, resp, &oerr, grant_type, NULL, NULL);
-        return;
-    }
-    if (!mandate_token_within_rate(req, resp, &client, grant_type))
+    if (!client_within_rate(req, resp, form, grant_type, &client))
         return;
     const char *token = mandate_form_get(form, "refresh_token");
     if (token == NULL || strlen(token) > 256) {
