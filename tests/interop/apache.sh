@@ -111,19 +111,23 @@ for mode in jwks introspect; do
 done
 
 # The gateway's latency per request, as this (shared, loaded) machine shows
-# it: 50 calls on one connection through each Apache and to the tool server
-# directly (which checks the token too), the median of each. Not judged.
+# it, the median of 50 calls on one connection: the verdict alone (a valid
+# token without mcp:call, refused after its check, no tool server), the whole
+# call through each gateway, and the tool server directly (it checks the
+# token too). Printed, not judged.
 median_ms() { # URL TOKEN
     local urls=()
     for _ in $(seq 1 50); do urls+=("$1"); done
     curl -s -o /dev/null -w '%{stderr}%{time_total}\n' -H "Authorization: Bearer $2" "${CALL[@]}" \
         "${urls[@]}" 2>&1 >/dev/null | sort -n | awk '{ t[NR] = $1 } END { printf "%.2f", t[int((NR + 1) / 2)] * 1000 }'
 }
-direct=$(median_ms "http://127.0.0.1:$TOOL_PORT/tools/check_market_holidays" "$TOKEN")
-jwks=$(median_ms "$JWKS_GW/tools/check_market_holidays" "$TOKEN")
-intro=$(median_ms "$INTRO_GW/tools/check_market_holidays" "$TOKEN")
-echo "latency per call (median of 50 on one connection): the tool server directly ${direct} ms," \
-    "through Apache with the JWKS ${jwks} ms, with introspection ${intro} ms"
+TOOL_PATH=/tools/check_market_holidays
+echo "latency per call, ms (median of 50 on one connection):" \
+    "JWKS verdict $(median_ms "$JWKS_GW$TOOL_PATH" "$NARROW")," \
+    "introspection verdict $(median_ms "$INTRO_GW$TOOL_PATH" "$NARROW")," \
+    "call through JWKS $(median_ms "$JWKS_GW$TOOL_PATH" "$TOKEN")," \
+    "through introspection $(median_ms "$INTRO_GW$TOOL_PATH" "$TOKEN")," \
+    "the tool server directly $(median_ms "http://127.0.0.1:$TOOL_PORT$TOOL_PATH" "$TOKEN")"
 
 # Revocation: introspection sees it on the next call; the JWKS cannot.
 printf '%s\n' "$TOKEN" >"$TMP/token"
