@@ -14,7 +14,7 @@
 . "$SRCDIR/tests/interop/marketpulse.sh"
 
 APACHE=$(command -v apache2 || echo /usr/sbin/apache2)
-[ -x "$APACHE" ] || fatal "apache2 is needed (Debian: apt-get install apache2 libapache2-mod-oauth2)"
+[ -x "$APACHE" ] || fatal "apache2 is needed (Debian: apt-get install apache2-bin libapache2-mod-oauth2)"
 [ -f /usr/lib/apache2/modules/mod_oauth2.so ] ||
     fatal "mod_oauth2 is needed (Debian: apt-get install libapache2-mod-oauth2)"
 EXAMPLE="$SRCDIR/examples/marketpulse/apache-mod-oauth2.conf"
