@@ -3,9 +3,9 @@
 # the MarketPulse gateway, from examples/marketpulse/apache-mod-oauth2.conf:
 # two Apache servers run unprivileged from their own temp folders in front of
 # the market calendar tool server, one checking Mandate's tokens with the
-# JWKS, one by introspection. Both: 401 without a token, 200 with one, a
-# token of another audience, of another issuer's name or without mcp:call
-# refused, an expired token refused (the example's expiry=0 and
+# JWKS, one by introspection. Both: 401 without a token, 200 with one (and
+# MCP through it), a token of another audience, one without mcp:call and a
+# forged (unsigned) one refused, an expired token refused (the example's expiry=0 and
 # verify.exp=required: mod_oauth2's default cache would pass it for 300 s).
 # Introspection: a revoked token and a disabled client refused on the next
 # call; JWKS: a revoked token passes until it expires (what doc/gateways.md
