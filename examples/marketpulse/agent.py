@@ -298,6 +298,9 @@ def main():
     except OAuthError as e:
         say(f"the broker refused a token: {e.error}: {e.description or ''}")
         return 1
+    except httpx.RequestError as e:
+        say(f"no answer from {e.request.url}: {e}")
+        return 1
     except (AgentError, OSError, httpx.HTTPError, ValueError, KeyError) as e:
         say(str(e))
         return 1
