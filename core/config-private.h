@@ -100,7 +100,7 @@ typedef struct mandate_config {
 
     mandate_target *targets;
     size_t target_count;
-    char *targets_file; /* more targets, kept by mandatectl apply; NULL: none */
+    char *targets_file; /* more targets, kept by mandatectl apply; absent: none */
 
     mandate_mappings mappings; /* federated identity -> grant */
 

@@ -56,7 +56,7 @@ static const mandate_conf_def core_defs[] = {
      "where plugins are loaded from"},
     {"instances_dir", MANDATE_CONF_PATH, 0, CONF_OFF(instances_dir), "mandate.d", 0, 0,
      NULL, "one file per enabled plugin instance"},
-    {"targets_file", MANDATE_CONF_PATH, 0, CONF_OFF(targets_file), NULL, 0, 0, NULL,
+    {"targets_file", MANDATE_CONF_PATH, 0, CONF_OFF(targets_file), "targets.conf", 0, 0, NULL,
      "gateway targets kept by mandatectl apply, read after this file's own (absent: none)"},
     {"log.destination", MANDATE_CONF_STRING, 0, CONF_OFF(log_destination), "stderr", 0, 0,
      "stderr|syslog", NULL},

@@ -41,6 +41,7 @@
 
 typedef struct apply_opts {
     const char *file;
+    char *full;  /* its absolute path, for the audit trail and the targets file */
     char *dir; /* the document's folder: relative paths in it start there */
     bool dry_run, prune, show_secrets, replace_secret_files;
 } apply_opts;
@@ -590,7 +591,7 @@ static bool create_clients(ctl *c, mandate_runtime *rt, mandate_pool *pool, cons
     *created_r = n;
     for (size_t i = 0; i < n; i++) {
         prepared *p = &prep[i];
-        audit_with_file("client.created", ctl_client_audit_fields(&p->client), o->file, &ok);
+        audit_with_file("client.created", ctl_client_audit_fields(&p->client), o->full, &ok);
         if (!p->partial_written)
             continue;
         /* link, not rename: never replaces a file that appeared meanwhile */
@@ -669,6 +670,9 @@ int ctl_cmd_apply(ctl *c, int argc, char **argv)
     char *copy = mandate_xstrdup(o.file);
     o.dir = mandate_xstrdup(dirname(copy));
     free(copy);
+    o.full = realpath(o.file, NULL);
+    if (o.full == NULL)
+        o.full = mandate_xstrdup(o.file);
 
     int status = CTL_REFUSED;
     mandate_pool *pool = mandate_pool_new();
@@ -730,7 +734,7 @@ int ctl_cmd_apply(ctl *c, int argc, char **argv)
     }
     if (targets_change) {
         mandate_diag tdiag = {0};
-        if (!write_targets(cfg->targets_file, o.file, &doc, &targets_tmp)) {
+        if (!write_targets(cfg->targets_file, o.full, &doc, &targets_tmp)) {
             ok = false;
         } else if (!mandate_config_targets_check(cfg, targets_tmp, &tdiag)) {
             for (size_t i = 0; i < tdiag.count; i++)
@@ -803,10 +807,10 @@ int ctl_cmd_apply(ctl *c, int argc, char **argv)
             for (size_t k = 0; k < ch->field_count; k++)
                 json_array_append_new(changed, json_string(ch->fields[k]));
             json_object_set_new(fields, "changed", changed);
-            audit_with_file("client.updated", fields, o.file, &ok);
+            audit_with_file("client.updated", fields, o.full, &ok);
             updated++;
         } else if (ok) {
-            audit_with_file("client.disabled", json_pack("{s:s}", "client_id", ch->name), o.file,
+            audit_with_file("client.disabled", json_pack("{s:s}", "client_id", ch->name), o.full,
                             &ok);
             disabled++;
         }
@@ -835,7 +839,7 @@ int ctl_cmd_apply(ctl *c, int argc, char **argv)
             audit_with_file("config.targets_applied",
                             json_pack("{s:s,s:o}", "targets_file", cfg->targets_file, "changes",
                                       targets),
-                            o.file, &ok);
+                            o.full, &ok);
         }
     }
     if (!c->json)
@@ -863,5 +867,6 @@ out:
     mandate_runtime_unref(&rt);
     mandate_pool_free(&pool);
     free(o.dir);
+    free(o.full);
     return status;
 }
