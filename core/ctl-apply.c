@@ -176,7 +176,9 @@ static mandate_rc have_one(void *ctx, const mandate_client *c)
                                                             : "client_secret";
     a->grant_types = meta_words(pool, meta, "grant_types");
     a->redirect_uris = meta_words(pool, meta, "redirect_uris");
-    a->registered = json_object_get(meta, "registered_by") != NULL;
+    /* "admin": made by mandatectl; "registration", "document": by itself */
+    const char *by = json_string_value(json_object_get(meta, "registered_by"));
+    a->registered = by != NULL && strcmp(by, "admin") != 0;
     json_decref(meta);
     return MANDATE_OK;
 }
@@ -761,7 +763,8 @@ int ctl_cmd_apply(ctl *c, int argc, char **argv)
     }
     if (plan.count == 0) {
         if (!c->json)
-            printf("No changes: the store%s match %s.\n", doc.has_targets ? " and the targets" : "",
+            printf("No changes: %s %s.\n",
+                   doc.has_targets ? "the store and the targets match" : "the store matches",
                    o.file);
         status = CTL_OK;
         goto out;

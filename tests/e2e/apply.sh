@@ -208,6 +208,39 @@ out=$("${CTL[@]}" apply "$TMP/include.conf" 2>&1)
 expect_eq "@include is refused" 1 "$?"
 expect_contains "  and said" "@include is not taken in an apply document" "$out"
 
+# private_key_jwt and sign-in clients: created, idempotent, a key and a
+# grant type edited (idempotent after: the new ones were stored)
+for k in signer signer2; do
+    openssl ecparam -name prime256v1 -genkey -noout -out "$TMP/$k.key" 2>/dev/null
+    openssl ec -in "$TMP/$k.key" -pubout -out "$TMP/$k.pem" 2>/dev/null
+done
+write_keyed() { # PUBLIC_KEY_FILE GRANT_TYPES
+    cat >"$TMP/keyed.json" <<EOF
+{"clients": [
+  {"id": "signer", "auth": "private_key_jwt", "public_key_file": "$1", "scopes": "reports:read"},
+  {"id": "webapp", "auth": "none", "redirect_uris": ["https://app.example/cb"]},
+  {"id": "webapp2", "redirect_uris": ["https://app2.example/cb"], "grant_types": $2,
+   "secret_file": "secrets/webapp2.secret"}
+]}
+EOF
+}
+write_keyed signer.pem '["authorization_code"]'
+out=$("${CTL[@]}" apply "$TMP/keyed.json" 2>&1)
+expect_contains "key and public clients applied" "Applied: 3 created" "$out"
+expect_contains "  private_key_jwt" '"auth": "private_key_jwt"' "$("${CTL[@]}" --json client show signer)"
+expect_contains "  a public client" '"auth": "none"' "$("${CTL[@]}" --json client show webapp)"
+expect_contains "  and idempotent" "No changes: the store matches" "$("${CTL[@]}" apply "$TMP/keyed.json" 2>&1)"
+write_keyed signer2.pem '["authorization_code", "refresh_token"]'
+out=$("${CTL[@]}" apply "$TMP/keyed.json" 2>&1)
+expect_contains "a new public key is an update" "public_key: (the stored key) -> (the key in the file)" "$out"
+expect_contains "a grant type added" "grant_types: [authorization_code] -> [authorization_code refresh_token]" "$out"
+expect_contains "  and applied" "Applied: 0 created, 2 updated" "$out"
+expect_contains "  then idempotent" "No changes" "$("${CTL[@]}" apply "$TMP/keyed.json" 2>&1)"
+# --prune: a client made by hand is the operator's too; one that registered itself is not
+"${CTL[@]}" client create handmade --scope x --redirect-uri https://h.example/cb >/dev/null 2>&1
+out=$("${CTL[@]}" apply "$TMP/keyed.json" --prune --dry-run 2>&1)
+expect_contains "--prune disables a client made by hand too" "- client handmade" "$out"
+
 "${CTL[@]}" apply >/dev/null 2>&1
 expect_eq "no file is bad usage" 2 "$?"
 
