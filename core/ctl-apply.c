@@ -198,6 +198,20 @@ static bool read_have_targets(mandate_pool *pool, const char *path, mandate_appl
     return ok;
 }
 
+/* A backend or a format may be named by its instance or its plugin; the
+ * store holds the instance's name: compare with that. */
+static void instance_names(mandate_runtime *rt, mandate_apply_doc *doc)
+{
+    for (size_t i = 0; i < doc->client_count; i++) {
+        mandate_apply_client *c = &doc->clients[i];
+        const mandate_instance *in;
+        if (c->backend != NULL && (in = mandate_runtime_find(rt, MANDATE_BACKEND, c->backend)))
+            c->backend = in->conf->name;
+        if (c->format != NULL && (in = mandate_runtime_find(rt, MANDATE_FORMAT, c->format)))
+            c->format = in->conf->name;
+    }
+}
+
 /* --- the plan, shown ---------------------------------------------------------- */
 
 static const char *secret_destination(const mandate_apply_client *want, const apply_opts *o,
@@ -692,6 +706,7 @@ int ctl_cmd_apply(ctl *c, int argc, char **argv)
                    : ctl_runtime_for_change(c, MANDATE_RUNTIME_MIGRATE);
     if (rt == NULL)
         goto out;
+    instance_names(rt, &doc);
     const mandate_config *cfg = mandate_runtime_config(rt);
     mandate_error err = {0};
     if (mandate_store_client_list(mandate_runtime_store(rt), &(mandate_client_filter){0},
