@@ -539,6 +539,24 @@ static void keep_fields(mandate_pool *pool, mandate_apply_change *c, field_diff 
     fd->count = 0;
 }
 
+static const mandate_apply_client *client_named(const mandate_apply_client *list, size_t n,
+                                                const char *id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(list[i].id, id) == 0)
+            return &list[i];
+    return NULL;
+}
+
+static const mandate_apply_target *target_named(const mandate_apply_target *list, size_t n,
+                                                const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(list[i].name, name) == 0)
+            return &list[i];
+    return NULL;
+}
+
 bool mandate_apply_plan_make(mandate_pool *pool, const mandate_apply_doc *doc,
                              const mandate_apply_client *have, size_t have_count,
                              const mandate_apply_target *have_targets, size_t have_target_count,
@@ -551,10 +569,7 @@ bool mandate_apply_plan_make(mandate_pool *pool, const mandate_apply_doc *doc,
     for (int pass = 0; pass < 2; pass++)
         for (size_t i = 0; i < doc->client_count; i++) {
             const mandate_apply_client *want = &doc->clients[i];
-            const mandate_apply_client *old = NULL;
-            for (size_t k = 0; k < have_count && old == NULL; k++)
-                if (strcmp(have[k].id, want->id) == 0)
-                    old = &have[k];
+            const mandate_apply_client *old = client_named(have, have_count, want->id);
             if (pass == 0 && old == NULL) {
                 add_change(plan, MANDATE_APPLY_CREATE, false, want->id)->want = want;
                 continue;
@@ -584,10 +599,8 @@ bool mandate_apply_plan_make(mandate_pool *pool, const mandate_apply_doc *doc,
             keep_fields(pool, c, &fd);
         }
     for (size_t k = 0; k < have_count; k++) {
-        bool declared = false;
-        for (size_t i = 0; i < doc->client_count && !declared; i++)
-            declared = strcmp(doc->clients[i].id, have[k].id) == 0;
-        if (declared || have[k].disabled)
+        if (client_named(doc->clients, doc->client_count, have[k].id) != NULL ||
+            have[k].disabled)
             continue;
         if (!prune || have[k].registered)
             plan->left_alone++;
@@ -597,10 +610,8 @@ bool mandate_apply_plan_make(mandate_pool *pool, const mandate_apply_doc *doc,
     if (doc->has_targets) {
         for (size_t i = 0; i < doc->target_count; i++) {
             const mandate_apply_target *want = &doc->targets[i];
-            const mandate_apply_target *old = NULL;
-            for (size_t k = 0; k < have_target_count && old == NULL; k++)
-                if (strcmp(have_targets[k].name, want->name) == 0)
-                    old = &have_targets[k];
+            const mandate_apply_target *old =
+                target_named(have_targets, have_target_count, want->name);
             if (old == NULL) {
                 add_change(plan, MANDATE_APPLY_CREATE, true, want->name)->want_target = want;
                 continue;
@@ -613,14 +624,10 @@ bool mandate_apply_plan_make(mandate_pool *pool, const mandate_apply_doc *doc,
             c->have_target = old;
             keep_fields(pool, c, &fd);
         }
-        for (size_t k = 0; k < have_target_count; k++) {
-            bool declared = false;
-            for (size_t i = 0; i < doc->target_count && !declared; i++)
-                declared = strcmp(doc->targets[i].name, have_targets[k].name) == 0;
-            if (!declared)
+        for (size_t k = 0; k < have_target_count; k++)
+            if (target_named(doc->targets, doc->target_count, have_targets[k].name) == NULL)
                 add_change(plan, MANDATE_APPLY_REMOVE, true, have_targets[k].name)->have_target =
                     &have_targets[k];
-        }
     }
     if (!r.ok) {
         free(plan->changes);
