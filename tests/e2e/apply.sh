@@ -10,20 +10,22 @@ new_state
 AUD=https://mcp.example/market-calendar
 DOC="$TMP/fleet.json"
 mkdir "$TMP/secrets"
-write_doc() { # REPORTER_TTL [EXTRA CLIENT JSON]
+MARKETPULSE='{"id": "marketpulse", "name": "MarketPulse agent",
+     "scopes": ["gateway:invoke", "mcp:call"], "default_scopes": ["mcp:call"],
+     "audiences": ["'$AUD'"], "secret_file": "secrets/marketpulse.secret",
+     "rate_limit": 5, "rate_burst": 10},'
+PATHS='"/mcp"'
+write_doc() { # REPORTER_TTL [EXTRA CLIENT JSON]: the document, with $MARKETPULSE and $PATHS
     cat >"$DOC" <<EOF
 {
   "clients": [
-    {"id": "marketpulse", "name": "MarketPulse agent",
-     "scopes": ["gateway:invoke", "mcp:call"], "default_scopes": ["mcp:call"],
-     "audiences": ["$AUD"], "secret_file": "secrets/marketpulse.secret",
-     "rate_limit": 5, "rate_burst": 10}${2:+,
-    $2},
+    $MARKETPULSE ${2:+
+    $2,}
     {"id": "reporter", "scopes": "reports:read", "ttl": $1,
      "secret_file": "secrets/reporter.secret"}
   ],
   "targets": [
-    {"name": "market-calendar", "paths": ["/mcp"], "audience": "$AUD", "scopes": ["mcp:call"]}
+    {"name": "market-calendar", "paths": [$PATHS], "audience": "$AUD", "scopes": ["mcp:call"]}
   ]
 }
 EOF
@@ -91,7 +93,8 @@ expect_eq "an audit record for the update" 1 "$(audit_count '"client.updated"')"
 expect_contains "idempotent after the update" "No changes" "$("${CTL[@]}" apply "$DOC" 2>&1)"
 
 # a target edited: written, and the daemon takes it on SIGHUP
-sed -i 's|"paths": \["/mcp"\]|"paths": ["/mcp", "/tools/"]|' "$DOC"
+PATHS='"/mcp", "/tools/"'
+write_doc 900
 out=$("${CTL[@]}" apply "$DOC" 2>&1)
 expect_contains "plan: ~ target" "~ target market-calendar" "$out"
 expect_contains "plan: the paths" "paths: [/mcp] -> [/mcp /tools/]" "$out"
@@ -102,12 +105,10 @@ expect_eq "the new path is checked" 200 "$(gate "$TOKEN" /tools/x)"
 
 # a client left out: alone without --prune, disabled with it
 cp "$DOC" "$TMP/full.json"
-python3 - "$DOC" <<'EOF'
-import json, sys
-doc = json.load(open(sys.argv[1]))
-doc["clients"] = [c for c in doc["clients"] if c["id"] != "marketpulse"]
-json.dump(doc, open(sys.argv[1], "w"))
-EOF
+FULL_MARKETPULSE=$MARKETPULSE
+MARKETPULSE=""
+write_doc 900
+MARKETPULSE=$FULL_MARKETPULSE
 out=$("${CTL[@]}" apply "$DOC" 2>&1)
 expect_contains "without --prune it is left alone" "1 enabled client not in" "$out"
 expect_contains "  and still enabled" '"status": "enabled"' "$("${CTL[@]}" --json client show marketpulse)"
