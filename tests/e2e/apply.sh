@@ -242,6 +242,16 @@ expect_contains "  then idempotent" "No changes" "$("${CTL[@]}" apply "$TMP/keye
 out=$("${CTL[@]}" apply "$TMP/keyed.json" --prune --dry-run 2>&1)
 expect_contains "--prune disables a client made by hand too" "- client handmade" "$out"
 
+# the targets file holds targets alone, and the config check says so
+cp "$STATE/targets.conf" "$TMP/targets.keep"
+printf 'listen = "0.0.0.0:80";\n' >>"$STATE/targets.conf"
+out=$("${CTL[@]}" config check 2>&1)
+expect_eq "a targets file with another key fails the check" 1 "$?"
+expect_contains "  naming file and key" "targets.conf:" "$out"
+expect_contains "  and why" "unknown key 'listen': a targets file holds 'targets' only" "$out"
+cp "$TMP/targets.keep" "$STATE/targets.conf"
+expect_eq "  restored, it passes" 0 "$("${CTL[@]}" config check >/dev/null 2>&1; echo $?)"
+
 "${CTL[@]}" apply >/dev/null 2>&1
 expect_eq "no file is bad usage" 2 "$?"
 
