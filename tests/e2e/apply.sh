@@ -85,6 +85,9 @@ out=$("${CTL[@]}" apply "$DOC" --dry-run 2>&1)
 expect_contains "plan: ~ client" "~ client reporter" "$out"
 expect_contains "plan: the field" "ttl: 600 -> 900" "$out"
 expect_contains "plan: one update" "Plan: 0 to create, 1 to update, 0 to disable, 0 to remove." "$out"
+out=$("${CTL[@]}" --json apply "$DOC" --dry-run 2>/dev/null)
+expect_contains "--json plan" '"op": "update"' "$out"
+expect_contains "--json plan fields" '"ttl: 600 -> 900"' "$out"
 expect_contains "dry run leaves the ttl" '"ttl": 600' "$("${CTL[@]}" --json client show reporter)"
 out=$("${CTL[@]}" apply "$DOC" 2>&1)
 expect_contains "the update applied" "Applied: 0 created, 1 updated, 0 disabled." "$out"
