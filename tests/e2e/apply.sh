@@ -14,7 +14,7 @@ MARKETPULSE='{"id": "marketpulse", "name": "MarketPulse agent",
      "scopes": ["gateway:invoke", "mcp:call"], "default_scopes": ["mcp:call"],
      "audiences": ["'$AUD'"], "secret_file": "secrets/marketpulse.secret",
      "rate_limit": 5, "rate_burst": 10},'
-PATHS='"/mcp"'
+PATHS='"/fleet"'
 write_doc() { # REPORTER_TTL [EXTRA CLIENT JSON]: the document, with $MARKETPULSE and $PATHS
     cat >"$DOC" <<EOF
 {
@@ -25,7 +25,7 @@ write_doc() { # REPORTER_TTL [EXTRA CLIENT JSON]: the document, with $MARKETPULS
      "secret_file": "secrets/reporter.secret"}
   ],
   "targets": [
-    {"name": "market-calendar", "paths": [$PATHS], "audience": "$AUD", "scopes": ["mcp:call"]}
+    {"name": "fleet-tools", "paths": [$PATHS], "audience": "$AUD", "scopes": ["mcp:call"]}
   ]
 }
 EOF
@@ -41,7 +41,7 @@ write_doc 600
 out=$("${CTL[@]}" apply "$DOC" --dry-run 2>&1)
 expect_eq "dry run exits 0" 0 "$?"
 expect_contains "plan: + client" "+ client marketpulse (client_secret, secret to secrets/marketpulse.secret)" "$out"
-expect_contains "plan: + target" "+ target market-calendar (/mcp)" "$out"
+expect_contains "plan: + target" "+ target fleet-tools (/fleet)" "$out"
 expect_contains "plan: the tally" "Plan: 3 to create, 0 to update, 0 to disable, 0 to remove." "$out"
 expect_contains "dry run says so" "Dry run: nothing was changed." "$out"
 "${CTL[@]}" client show marketpulse >/dev/null 2>&1
@@ -57,7 +57,7 @@ check "no secret on standard output" bash -c "! grep -q \"\$(cat '$TMP/secrets/m
 expect_contains "says where the secret is" "secrets/marketpulse.secret (mode 0600)" "$(cat "$TMP/err")"
 expect_eq "secret file mode 0600" 600 "$(stat -c %a "$TMP/secrets/marketpulse.secret")"
 expect_eq "second secret file mode 0600" 600 "$(stat -c %a "$TMP/secrets/reporter.secret")"
-check "targets file written" grep -q 'name = "market-calendar"' "$STATE/targets.conf"
+check "targets file written" grep -q 'name = "fleet-tools"' "$STATE/targets.conf"
 expect_eq "an audit record per created client" 2 "$(audit_count '"client.created"')"
 expect_contains "the record names the document" "$DOC" "$(cat "$STATE"/audit/*)"
 show=$("${CTL[@]}" --json client show marketpulse)
@@ -69,8 +69,8 @@ daemon_up
 MP_SECRET=$(cat "$TMP/secrets/marketpulse.secret")
 TOKEN=$(token_for marketpulse "$MP_SECRET")
 check "the applied client gets a token" test -n "$TOKEN"
-expect_eq "the applied target passes it" 200 "$(gate "$TOKEN" /mcp)"
-expect_eq "and refuses no token" 401 "$(gate "" /mcp)"
+expect_eq "the applied target passes it" 200 "$(gate "$TOKEN" /fleet)"
+expect_eq "and refuses no token" 401 "$(gate "" /fleet)"
 check "the second client gets a token" test -n "$(token_for reporter "$(cat "$TMP/secrets/reporter.secret")")"
 
 # idempotent
@@ -96,15 +96,15 @@ expect_eq "an audit record for the update" 1 "$(audit_count '"client.updated"')"
 expect_contains "idempotent after the update" "No changes" "$("${CTL[@]}" apply "$DOC" 2>&1)"
 
 # a target edited: written, and the daemon takes it on SIGHUP
-PATHS='"/mcp", "/tools/"'
+PATHS='"/fleet", "/fleet-tools/"'
 write_doc 900
 out=$("${CTL[@]}" apply "$DOC" 2>&1)
-expect_contains "plan: ~ target" "~ target market-calendar" "$out"
-expect_contains "plan: the paths" "paths: [/mcp] -> [/mcp /tools/]" "$out"
+expect_contains "plan: ~ target" "~ target fleet-tools" "$out"
+expect_contains "plan: the paths" "paths: [/fleet] -> [/fleet /fleet-tools/]" "$out"
 expect_contains "says to reload" "reads it on SIGHUP" "$out"
 kill -HUP "$DAEMON_PID"
 check "the daemon reloads" wait_for_log "$LOG" "reloaded:"
-expect_eq "the new path is checked" 200 "$(gate "$TOKEN" /tools/x)"
+expect_eq "the new path is checked" 200 "$(gate "$TOKEN" /fleet-tools/x)"
 
 # a client left out: alone without --prune, disabled with it
 cp "$DOC" "$TMP/full.json"
@@ -121,7 +121,7 @@ out=$("${CTL[@]}" apply "$DOC" --prune 2>&1)
 expect_contains "pruned" "Applied: 0 created, 0 updated, 1 disabled." "$out"
 expect_contains "disabled, not deleted" '"status": "disabled"' "$("${CTL[@]}" --json client show marketpulse)"
 expect_eq "an audit record for the disable" 1 "$(audit_count '"client.disabled"')"
-expect_eq "its token is refused at the gateway" 401 "$(gate "$TOKEN" /mcp)"
+expect_eq "its token is refused at the gateway" 401 "$(gate "$TOKEN" /fleet)"
 check "it gets no new token" test -z "$(token_for marketpulse "$MP_SECRET")"
 out=$("${CTL[@]}" apply "$DOC" --prune 2>&1)
 expect_contains "pruning again changes nothing" "No changes" "$out"
