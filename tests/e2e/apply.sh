@@ -53,7 +53,7 @@ check "dry run wrote no targets file" test ! -e "$STATE/targets.conf"
 out=$("${CTL[@]}" apply "$DOC" 2>"$TMP/err")
 expect_eq "apply exits 0" 0 "$?"
 expect_contains "applied" "Applied: 2 created, 0 updated, 0 disabled; targets written." "$out"
-check "no secret on standard output" bash -c "! grep -q \"\$(cat '$TMP/secrets/marketpulse.secret')\" <<<'$out'"
+check "no secret on standard output" bash -c "! grep -qF -- \"\$(cat '$TMP/secrets/marketpulse.secret')\" <<<'$out'"
 expect_contains "says where the secret is" "secrets/marketpulse.secret (mode 0600)" "$(cat "$TMP/err")"
 expect_eq "secret file mode 0600" 600 "$(stat -c %a "$TMP/secrets/marketpulse.secret")"
 expect_eq "second secret file mode 0600" 600 "$(stat -c %a "$TMP/secrets/reporter.secret")"
