@@ -56,6 +56,10 @@ static void usage(FILE *out)
             "  client import FILE --out FILE [--csv]\n"
             "                        create many clients at once (JSON lines or CSV), all or\n"
             "                        none; their secrets go to --out, mode 0600\n"
+            "  apply FILE [--dry-run] [--prune] [--show-secrets] [--replace-secret-files]\n"
+            "                        make the clients and gateway targets match a document\n"
+            "                        (JSON or libconfig); prints the plan; --prune disables\n"
+            "                        clients the document does not name\n"
             "  keys list | keys rotate [--alg ES256|RS256|EdDSA] [--format F]\n"
             "  token get --token-url URL --client-id ID [--scope S] [--resource URI]\n"
             "            [--secret-file FILE]\n"
@@ -329,6 +333,7 @@ static const command commands[] = {
     {"migrate", ctl_cmd_migrate},
     {"mapping", ctl_cmd_mapping},
     {"user", ctl_cmd_user},
+    {"apply", ctl_cmd_apply},
 };
 
 int main(int argc, char **argv)
