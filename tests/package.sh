@@ -40,6 +40,17 @@ user_existed=false
 getent passwd mandate >/dev/null && user_existed=true
 dpkg-query -W -f='${Package}\n' | sort >"$TMP/packages.before"
 
+# Where systemd runs, the package's postinst would start the service (and
+# its ExecStartPre init the state) before the test does: forbid it, the way
+# Debian's container images do, for the time of the test
+policy_made=false
+if [ -d /run/systemd/system ] && [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\n# tests/package.sh: no service starts while it runs\nexit 101\n' \
+        >/usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    policy_made=true
+fi
+
 package_cleanup() {
     for pid in $PIDS; do
         kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
@@ -55,6 +66,7 @@ package_cleanup() {
         userdel mandate 2>/dev/null
         getent group mandate >/dev/null && groupdel mandate 2>/dev/null
     fi
+    $policy_made && rm -f /usr/sbin/policy-rc.d
     cleanup
 }
 trap package_cleanup EXIT
@@ -229,5 +241,8 @@ check "/var/lib/mandate removed" test ! -e /var/lib/mandate
 check "/etc/mandate removed" test ! -e /etc/mandate
 check "its stat override removed" bash -c '! dpkg-statoverride --list /etc/mandate'
 check "no mandatectl left" bash -c '! command -v mandatectl'
+expect_eq "no trace of the unit left in systemd's folders" "" \
+    "$(find /etc/systemd /var/lib/systemd /lib/systemd /usr/lib/systemd /usr/lib/sysusers.d \
+        /usr/lib/tmpfiles.d -name 'mandate*' 2>/dev/null)"
 echo "tests/package.sh: $(($(date +%s) - started)) s"
 finish
