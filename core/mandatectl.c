@@ -32,6 +32,8 @@ static void usage(FILE *out)
             "  init DIR [--listen ADDR:PORT] [--issuer URL] [--plugin-dir DIR]\n"
             "                        create a ready-to-run state folder: configuration,\n"
             "                        key-encryption key (mode 0600) and database\n"
+            "  -c FILE init          create the state FILE names (its state_dir): the\n"
+            "                        key-encryption key if none, and the database\n"
             "  config check [FILE]   check a configuration and its plugins' keys without\n"
             "                        starting anything\n"
             "  plugins [--plugin-dir DIR]\n"
@@ -166,6 +168,29 @@ bool ctl_audit(const char *event, json_t *fields)
 
 /* --- init ------------------------------------------------------------------ */
 
+/* mandatectl -c FILE init: the state an existing configuration names
+ * (the Debian package's /etc/mandate/mandate.conf and /var/lib/mandate). */
+static int init_config_state(ctl *c)
+{
+    char *state_dir = NULL;
+    bool kek_created = false;
+    mandate_error err = {0};
+    if (mandate_state_init_config(c->config_path, &state_dir, &kek_created, &err) != MANDATE_OK) {
+        fprintf(stderr, "mandatectl init: %s\n", err.message);
+        return EXIT_REFUSED;
+    }
+    if (c->json) {
+        print_json(json_pack("{s:s,s:s,s:b}", "config", c->config_path, "state_dir", state_dir,
+                             "kek_created", kek_created));
+    } else {
+        printf("Initialised the state of %s in %s (%s)\n", c->config_path, state_dir,
+               kek_created ? "a new key-encryption key" : "its key-encryption key kept");
+        printf("Start the broker with:  mandated -c %s\n", c->config_path);
+    }
+    free(state_dir);
+    return 0;
+}
+
 static int cmd_init(ctl *c, int argc, char **argv)
 {
     static const struct option opts[] = {{"listen", required_argument, NULL, 'l'},
@@ -183,8 +208,12 @@ static int cmd_init(ctl *c, int argc, char **argv)
         default: return EXIT_USAGE;
         }
     }
+    if (optind == argc && c->config_given && io.listen == NULL && io.issuer == NULL &&
+        io.plugin_dir == NULL)
+        return init_config_state(c);
     if (optind != argc - 1) {
-        fprintf(stderr, "mandatectl init: name the folder to create, e.g. mandatectl init ./state\n");
+        fprintf(stderr, "mandatectl init: name the folder to create, e.g. mandatectl init ./state\n"
+                        "  (or the configuration whose state to create: mandatectl -c FILE init)\n");
         return EXIT_USAGE;
     }
     io.dir = argv[optind];

@@ -17,4 +17,15 @@ typedef struct mandate_init_options {
 mandate_rc mandate_state_init(const mandate_init_options *opts, char **config_path_r,
                               mandate_error *err);
 
+/* The state of an existing configuration (a packaged /etc/mandate/mandate.conf
+ * whose state_dir is /var/lib/mandate): creates state_dir (mode 0700) if
+ * needed, the key-encryption key if there is none, and the database with its
+ * schema and first signing keys. What exists is kept, so it can run again.
+ * A missing key in a state_dir that holds anything is refused: a new key
+ * would make the secrets and signing keys already stored unusable.
+ * *state_dir_r is the configured state_dir; *kek_created_r says whether a new
+ * key was written. */
+mandate_rc mandate_state_init_config(const char *config_path, char **state_dir_r,
+                                     bool *kek_created_r, mandate_error *err);
+
 #endif

@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -156,5 +157,74 @@ out:
     free(listen);
     free(plugin_dir);
     free(issuer);
+    return rc;
+}
+
+/* Whether a folder holds nothing but . and .. */
+static bool folder_is_empty(const char *path)
+{
+    DIR *d = opendir(path);
+    if (d == NULL)
+        return false;
+    bool empty = true;
+    struct dirent *e;
+    while (empty && (e = readdir(d)) != NULL)
+        empty = strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0;
+    closedir(d);
+    return empty;
+}
+
+mandate_rc mandate_state_init_config(const char *config_path, char **state_dir_r,
+                                     bool *kek_created_r, mandate_error *err)
+{
+    *kek_created_r = false;
+    mandate_diag diag = {0};
+    mandate_config *cfg = NULL;
+    if (!mandate_config_load(config_path, &cfg, &diag)) {
+        char *why = mandate_diag_join(&diag);
+        mandate_diag_free(&diag);
+        mandate_rc rc = mandate_error_set(err, MANDATE_ERROR, "%s", why);
+        free(why);
+        return rc;
+    }
+    char *state_dir = mandate_xstrdup(cfg->state_dir);
+    mandate_rc rc = MANDATE_OK;
+    if (mkdir(state_dir, 0700) != 0 && errno != EEXIST)
+        rc = mandate_error_set(err, MANDATE_ERROR, "state_dir %s: %s", state_dir, strerror(errno));
+    const char *env_kek = getenv("MANDATE_KEK");
+    bool kek_from_env = env_kek != NULL && env_kek[0] != '\0';
+    if (rc == MANDATE_OK && !kek_from_env && access(cfg->kek_file, F_OK) != 0) {
+        if (errno != ENOENT)
+            rc = mandate_error_set(err, MANDATE_ERROR, "key-encryption key %s: %s",
+                                   cfg->kek_file, strerror(errno));
+        else if (!folder_is_empty(state_dir))
+            rc = mandate_error_set(
+                err, MANDATE_INVALID,
+                "key-encryption key %s missing but %s holds data: restore the key (a new "
+                "one would make the stored secrets and signing keys unusable)",
+                cfg->kek_file, state_dir);
+        else if ((rc = mandate_kek_create(cfg->kek_file, err)) == MANDATE_OK)
+            *kek_created_r = true;
+    }
+    if (rc != MANDATE_OK) {
+        mandate_config_free(&cfg);
+        free(state_dir);
+        return rc;
+    }
+    /* Load it exactly as the daemon will: the database, its schema and the
+     * first signing key of each format instance. */
+    mandate_runtime *rt = NULL;
+    if (mandate_runtime_create(cfg, MANDATE_RUNTIME_MIGRATE | MANDATE_RUNTIME_CREATE_KEYS, &rt,
+                               &diag) != MANDATE_OK) {
+        char *why = mandate_diag_join(&diag);
+        rc = mandate_error_set(err, MANDATE_ERROR, "%s", why);
+        free(why);
+    }
+    mandate_runtime_unref(&rt);
+    mandate_diag_free(&diag);
+    if (rc == MANDATE_OK)
+        *state_dir_r = state_dir;
+    else
+        free(state_dir);
     return rc;
 }
