@@ -55,6 +55,8 @@ expect_contains "with the token: 200" " 200" "$out"
 expect_contains "Presidents' Day 2026 is Monday 16 February" '"date":"2026-02-16"' "$(echo "$out" | tr -d ' ')"
 expect_contains "markets closed" '"is_trading_day":false' "$(echo "$out" | tr -d ' ')"
 expect_contains "one trading day affected" '"trading_days_affected":1' "$(echo "$out" | tr -d ' ')"
+expect_contains "and the period, as examples/marketpulse/README.md shows it" \
+    '"period":{"start":"2026-02-13","end":"2026-02-20"}' "$(echo "$out" | tr -d ' ')"
 NARROW=$(token news-reader "$READER")
 expect_eq "a token without mcp:call: 403" 403 \
     "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $NARROW" "${CALL[@]}" "$GW/tools/check_market_holidays")"
