@@ -41,6 +41,7 @@ expect_contains "and mentions distcheck" "make distcheck" "$quick"
 # --- a fresh copy: the files the Quick start uses, under git ------------------
 mkdir -p "$CLONE"
 cp -r "$SRCDIR/README.md" "$SRCDIR/.ci" "$SRCDIR/.gitignore" "$CLONE/"
+chmod -R u+w "$CLONE" # make distcheck's source tree is read-only
 HAVE_GIT=no
 if command -v git >/dev/null 2>&1; then
     (cd "$CLONE" && git init -q && git add -A &&
