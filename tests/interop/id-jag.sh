@@ -85,6 +85,8 @@ CONF
 cat >"$TMP/rs/mandate.d/backend-enterprise-idp.conf" <<CONF
 kind = "backend"; plugin = "oidc";
 issuer = "$BROKER";
+# a Mandate broker serves RFC 8414 metadata, not OpenID Connect discovery
+discovery_url = "$BROKER/.well-known/oauth-authorization-server";
 audiences = ["$RS"];
 accept = ["id-jag"];
 min_refetch_interval = 1;
