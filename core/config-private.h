@@ -59,6 +59,8 @@ typedef struct mandate_config {
     int64_t request_timeout;
     char **trusted_proxies; /* NULL-terminated address blocks; NULL: none */
     int64_t drain_timeout;
+    bool cors;            /* CORS answers at the endpoints browser clients call */
+    char **cors_origins;  /* NULL-terminated; NULL: any origin */
     char *tls_certificate;
     char *tls_key;
 

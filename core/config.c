@@ -42,6 +42,11 @@ static const mandate_conf_def core_defs[] = {
     {"server.trusted_proxies", MANDATE_CONF_STRING_LIST, 0, CONF_OFF(trusted_proxies), NULL, 0,
      0, NULL,
      "addresses or CIDR blocks of proxies whose X-Forwarded-For is believed; none by default"},
+    {"server.cors", MANDATE_CONF_BOOL, 0, CONF_OFF(cors), "true", 0, 0, NULL,
+     "answer browser pages of other origins (CORS) at the metadata, JWKS, token, revocation "
+     "and registration endpoints, never with credentials"},
+    {"server.cors_origins", MANDATE_CONF_STRING_LIST, 0, CONF_OFF(cors_origins), NULL, 0, 0,
+     NULL, "only these origins (\"https://app.example\"); none: any origin"},
     {"server.drain_timeout", MANDATE_CONF_INT, 0, CONF_OFF(drain_timeout), "10", 0, 600,
      NULL, "seconds to finish in-flight requests on SIGTERM"},
     {"server.tls.certificate", MANDATE_CONF_PATH, 0, CONF_OFF(tls_certificate), NULL, 0, 0,

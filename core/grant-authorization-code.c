@@ -179,6 +179,29 @@ static void issue(mandate_http_request *req, mandate_http_response *resp,
             extra = json_object();
         json_object_set_new(extra, "refresh_token_issued", json_true());
     }
+    /* a replay of this code (or of the refresh token just rotated) may
+     * have ended the family while the tokens above were being tied to it:
+     * then they go too, and nothing leaves */
+    bool ended = false;
+    mandate_rc rc = mandate_signin_family_ended(req, family_id, &ended, &err);
+    if (rc != MANDATE_OK || ended) {
+        uint64_t revoked = 0;
+        mandate_error e2 = {0};
+        if (ended)
+            mandate_signin_end_family(req, family_id, &revoked, &e2);
+        json_decref(more);
+        if (rc != MANDATE_OK) {
+            log_error("the family of a sign-in cannot be checked: %s", err.message);
+            mandate_oauth_fail_rc(&oerr, MANDATE_TEMPFAIL);
+            oerr.reason = "the sign-in's family cannot be checked";
+        } else {
+            mandate_oauth_fail(&oerr, 400, "invalid_grant",
+                               "the grant was used twice: its sign-in has ended");
+            oerr.reason = "the family ended while its tokens were issued";
+        }
+        mandate_token_refuse(req, resp, &oerr, grant_type, client->client_id, extra);
+        return;
+    }
     if (extra == NULL)
         extra = json_object();
     json_object_set_new(extra, "family", json_string(family_id));

@@ -184,4 +184,9 @@ const char *mandate_signin_refresh_issue(mandate_http_request *req, const char *
 mandate_rc mandate_signin_end_family(mandate_http_request *req, const char *family_id,
                                      uint64_t *count_r, mandate_error *err);
 
+/* Has the family been ended (a replayed code, a reused refresh token)?
+ * Asked after a redemption or rotation has tied its tokens to the family. */
+mandate_rc mandate_signin_family_ended(mandate_http_request *req, const char *family_id,
+                                       bool *ended_r, mandate_error *err);
+
 #endif

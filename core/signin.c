@@ -853,8 +853,24 @@ mandate_rc mandate_signin_end_family(mandate_http_request *req, const char *fami
                                      uint64_t *count_r, mandate_error *err)
 {
     const mandate_instance *store = mandate_runtime_store(req->runtime);
-    mandate_rc rc = mandate_store_refresh_revoke_family(store, family_id, NULL, err);
+    /* the family itself marked first: a redemption or a rotation of the
+     * same family running at this moment may tie its tokens to the family
+     * after revoke_descendants below has looked; it checks this mark once
+     * they are tied (mandate_signin_family_ended), so one of the two always
+     * sees the other */
+    const mandate_config *cfg = mandate_runtime_config(req->runtime);
+    mandate_rc rc = mandate_store_revoke(store, family_id, NULL,
+                                         mandate_clock_now() + cfg->signin.refresh_lifetime, err);
+    if (rc == MANDATE_OK)
+        rc = mandate_store_refresh_revoke_family(store, family_id, NULL, err);
     if (rc == MANDATE_OK)
         rc = mandate_store_revoke_descendants(store, family_id, count_r, err);
     return rc;
+}
+
+mandate_rc mandate_signin_family_ended(mandate_http_request *req, const char *family_id,
+                                       bool *ended_r, mandate_error *err)
+{
+    return mandate_store_is_revoked(mandate_runtime_store(req->runtime), family_id, ended_r,
+                                    err);
 }

@@ -25,9 +25,6 @@ typedef struct store_target {
      * the test on an error. */
     void (*exec)(void *store, const char *sql);
     int64_t (*query_int)(void *store, const char *sql);
-    /* An upper bound for importing 10000 clients in one call (not asserted
-     * under valgrind). */
-    double import_secs_max;
 } store_target;
 
 /* A test's state: a fresh store and one instance on it. */

@@ -36,6 +36,28 @@ WRAP(introspect)
 WRAP(revoke)
 WRAP(gateway_check)
 WRAP(metrics)
+WRAP(register)
+
+/* the CORS answers, recorded */
+static const char *cors_called; /* "response" or "preflight" */
+static const char *preflight_methods;
+void __wrap_mandate_cors_response(mandate_http_request *req, mandate_http_response *resp);
+void __wrap_mandate_cors_response(mandate_http_request *req, mandate_http_response *resp)
+{
+    (void)req;
+    (void)resp;
+    cors_called = "response";
+}
+void __wrap_mandate_cors_preflight(mandate_http_request *req, mandate_http_response *resp,
+                                   const char *methods);
+void __wrap_mandate_cors_preflight(mandate_http_request *req, mandate_http_response *resp,
+                                   const char *methods)
+{
+    (void)req;
+    cors_called = "preflight";
+    preflight_methods = methods;
+    resp->status = 204;
+}
 
 typedef struct routed {
     mandate_http_response resp;
@@ -47,6 +69,8 @@ static routed dispatch(mandate_pool *pool, const char *method, const char *path)
     mandate_http_request req = {.method = method, .path = path, .pool = pool};
     routed r = {0};
     called = NULL;
+    cors_called = NULL;
+    preflight_methods = NULL;
     mandate_router_dispatch(&req, &r.resp);
     r.endpoint = called;
     return r;
@@ -156,12 +180,69 @@ static void test_method_not_allowed(void **state)
     mandate_pool_free(&pool);
 }
 
+/* The endpoints a browser client calls itself answer other origins (a
+ * preflight, and CORS headers on the answer); the pages, the servers'
+ * endpoints and the gateway check never do. */
+static void test_cors(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *path, *methods;
+    } preflights[] = {
+        {"/oauth2/token", "POST"},
+        {"/oauth2/jwks", "GET"},
+        {"/.well-known/oauth-authorization-server", "GET"},
+        {"/.well-known/oauth-authorization-server/tenant-a", "GET"},
+        {"/oauth2/revoke", "POST"},
+        {"/oauth2/register", "POST"},
+    };
+    mandate_pool *pool = mandate_pool_new();
+    for (size_t i = 0; i < sizeof(preflights) / sizeof(preflights[0]); i++) {
+        routed r = dispatch(pool, "OPTIONS", preflights[i].path);
+        if (r.endpoint != NULL || cors_called == NULL || strcmp(cors_called, "preflight") != 0)
+            fail_msg("OPTIONS %s: endpoint %s, cors %s", preflights[i].path,
+                     r.endpoint ? r.endpoint : "(none)", cors_called ? cors_called : "(none)");
+        assert_string_equal(preflight_methods, preflights[i].methods);
+        assert_int_equal(r.resp.status, 204);
+    }
+    static const struct {
+        const char *method, *path;
+        bool cors;
+    } answers[] = {
+        {"POST", "/oauth2/token", true},
+        {"GET", "/oauth2/jwks", true},
+        {"GET", "/.well-known/oauth-authorization-server", true},
+        {"POST", "/oauth2/revoke", true},
+        {"POST", "/oauth2/register", true},
+        {"POST", "/oauth2/introspect", false},
+        {"GET", "/gateway/check", false},
+        {"OPTIONS", "/gateway/check", false}, /* the original method, for the gateway */
+        {"GET", "/metrics", false},
+        {"GET", "/healthz", false},
+    };
+    for (size_t i = 0; i < sizeof(answers) / sizeof(answers[0]); i++) {
+        routed r = dispatch(pool, answers[i].method, answers[i].path);
+        assert_non_null(r.endpoint);
+        if ((cors_called != NULL) != answers[i].cors ||
+            (cors_called != NULL && strcmp(cors_called, "response") != 0))
+            fail_msg("%s %s: cors %s", answers[i].method, answers[i].path,
+                     cors_called ? cors_called : "(none)");
+    }
+    /* no preflight where no other origin may call */
+    routed r = dispatch(pool, "OPTIONS", "/oauth2/introspect");
+    assert_int_equal(r.resp.status, 405);
+    assert_null(cors_called);
+    assert_string_equal(header(&r.resp, "Allow"), "POST");
+    mandate_pool_free(&pool);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_routes),
         cmocka_unit_test(test_not_found),
         cmocka_unit_test(test_method_not_allowed),
+        cmocka_unit_test(test_cors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -218,7 +218,6 @@ static const store_target pgsql_target = {
     .exec = store_exec,
     .query_int = store_query_int,
     /* a round trip per statement, sanitizers: a bound for "not one by one" */
-    .import_secs_max = 5.0,
 };
 
 /* An instance on the fixture's database with conf keys of the test's own,

@@ -114,7 +114,6 @@ static const store_target sqlite_target = {
     .remove = store_remove,
     .exec = store_exec,
     .query_int = store_query_int,
-    .import_secs_max = 1.0,
 };
 
 /* --- sqlite only --------------------------------------------------------------- */

@@ -169,3 +169,11 @@ finish() {
     echo "$((CHECKS - FAILURES)) passed, $FAILURES failed"
     [ "$FAILURES" -eq 0 ]
 }
+
+# fatal WHY: one failed check, the closing line, exit 1
+fatal() {
+    CHECKS=$((CHECKS + 1))
+    fail "$*"
+    finish
+    exit 1
+}

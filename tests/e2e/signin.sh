@@ -173,6 +173,23 @@ sleep 1.2
 expect_eq "  and the token issued from it is revoked" 401 "$(gate "$ACCESS")"
 expect_eq "  and its refresh token" 400 "$(token -d grant_type=refresh_token -d client_id=mcp-app -d "refresh_token=$REFRESH")"
 
+# a replay that ends the family while the first redemption is still tying its
+# tokens to it (the race the family's own revocation mark closes): the mark
+# is set here in the store between the code's issue and its redemption, as
+# the replay's mandate_signin_end_family would set it
+if command -v sqlite3 >/dev/null && [ -f "$DB" ]; then
+    browse "$(authorize_url)"
+    CODE=$(query_param "$(location)" code)
+    FAMILY=$(sql "SELECT family_id FROM auth_codes WHERE used = 0 ORDER BY issued_at DESC LIMIT 1")
+    sql "INSERT INTO revocations (jti, client_id, expires_at, revoked_at) VALUES ('$FAMILY', NULL, strftime('%s','now') + 600, strftime('%s','now'))"
+    expect_eq "a code whose family a replay ended meanwhile: 400" 400 "$(token -d grant_type=authorization_code \
+        -d client_id=mcp-app -d "code=$CODE" -d "code_verifier=$VERIFIER" -d "redirect_uri=$REDIRECT")"
+    expect_contains "  invalid_grant, the sign-in ended" "its sign-in has ended" "$(cat "$TMP/t")"
+    check "  no token leaves" bash -c "! grep -q access_token '$TMP/t'"
+    expect_eq "  the token minted for it is revoked in the store" 1 \
+        "$(sql "SELECT count(*) FROM revocations r JOIN lineage l ON l.jti = r.jti WHERE l.parent = '$FAMILY'")"
+fi
+
 # --- refresh tokens: rotation and reuse ---------------------------------------------------
 browse "$(authorize_url)"
 CODE=$(query_param "$(location)" code)

@@ -2,7 +2,8 @@
 # a broker (after tests/interop/npm.sh): the market-calendar tool server and
 # nginx from examples/marketpulse/nginx.conf.in, whose auth_request asks the
 # broker's gateway check. Sets TOOL, AUD, GW_PORT and GW at once;
-# start_marketpulse starts both servers (TOOL_PID, NGINX_PID, in PIDS).
+# start_marketpulse starts both servers (TOOL_PID, NGINX_PID, in PIDS),
+# start_calendar the tool server alone (for another gateway in front of it).
 
 command -v nginx >/dev/null 2>&1 || fatal "nginx is needed (Debian: apt-get install nginx-light)"
 TOOL="$BUILDDIR/examples/marketpulse/market-calendar"
@@ -27,12 +28,10 @@ targets = (
 CONF
 }
 
-# start_marketpulse ISSUER BROKER_PORT: the tool server (which checks every
-# token itself as well) trusting ISSUER, and nginx on GW_PORT asking the
-# broker on 127.0.0.1:BROKER_PORT
-start_marketpulse() {
-    local issuer=$1 broker_port=$2
-    "$TOOL" --listen 127.0.0.1:0 --issuer "$issuer" --audience "$AUD" --scope mcp:call \
+# start_calendar ISSUER: the tool server alone (it checks every token itself
+# as well), trusting ISSUER, on a free port (TOOL_PORT, TOOL_PID)
+start_calendar() {
+    "$TOOL" --listen 127.0.0.1:0 --issuer "$1" --audience "$AUD" --scope mcp:call \
         --today 2026-02-13 2>"$TMP/tool.log" &
     TOOL_PID=$!
     PIDS="$PIDS $TOOL_PID"
@@ -42,6 +41,13 @@ start_marketpulse() {
         sleep 0.05
     done
     [ -n "$TOOL_PORT" ] || { cat "$TMP/tool.log"; fatal "the tool server did not start"; }
+}
+
+# start_marketpulse ISSUER BROKER_PORT: the tool server trusting ISSUER, and
+# nginx on GW_PORT asking the broker on 127.0.0.1:BROKER_PORT
+start_marketpulse() {
+    local issuer=$1 broker_port=$2
+    start_calendar "$issuer"
     NGX="$TMP/nginx"
     mkdir -p "$NGX"
     sed -e "s|@PREFIX@|$NGX|g" -e "s|@LISTEN@|127.0.0.1:$GW_PORT|g" \

@@ -5,14 +5,6 @@
 
 HERE="$SRCDIR/tests/interop"
 
-# fatal WHY: one failed check, the closing line, exit 1
-fatal() {
-    CHECKS=$((CHECKS + 1))
-    fail "$*"
-    finish
-    exit 1
-}
-
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 ||
     fatal "node and npm are needed (Debian: apt-get install nodejs npm, or bash .ci/install-deps)"
 echo "node $(node --version), npm $(npm --version)"
