@@ -74,6 +74,7 @@ typedef struct mandate_config {
 
     char *token_format;
     int64_t token_lifetime;
+    char *default_resource; /* aud of clients with no audience; NULL: none */
     int64_t token_check_cache; /* slots; 0: no cache */
 
     char *audit_dir;

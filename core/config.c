@@ -71,6 +71,9 @@ static const mandate_conf_def core_defs[] = {
      "format instance for clients that name none"},
     {"tokens.lifetime", MANDATE_CONF_INT, 0, CONF_OFF(token_lifetime), "3600", 1, 86400,
      NULL, "seconds, for clients that name none"},
+    {"default_resource", MANDATE_CONF_STRING, 0, CONF_OFF(default_resource), NULL, 0, 0, NULL,
+     "the resource (aud) of tokens for clients with no audience of their own that ask for "
+     "none; none: such a request gets invalid_target"},
     {"tokens.check_cache", MANDATE_CONF_INT, 0, CONF_OFF(token_check_cache), "8192", 0,
      1048576, NULL, "checked tokens remembered by their SHA-256 (0: none)"},
     {"audit.dir", MANDATE_CONF_PATH, 0, CONF_OFF(audit_dir), NULL, 0, 0, NULL,
@@ -528,6 +531,12 @@ bool mandate_config_load(const char *path, mandate_config **config_r, mandate_di
 
     config_t file;
     bool ok = mandate_conf_read_file(&file, path, diag);
+    if (!ok && access(path, R_OK) != 0)
+        /* not a mistake in the file: the wrong file, or none was named */
+        mandate_diag_add(diag,
+                         "%s: name the configuration with -c FILE or the MANDATE_CONF "
+                         "environment variable (mandatectl init DIR makes one: DIR/mandate.conf)",
+                         path);
     if (ok)
         ok = mandate_conf_apply(config_root_setting(&file), path, core_defs, core_reserved,
                                 cfg->dir, cfg, diag) &&
@@ -557,6 +566,15 @@ bool mandate_config_load(const char *path, mandate_config **config_r, mandate_di
                                     *t);
                 ok = false;
             }
+        }
+        /* RFC 8707 §2: a resource is an absolute URI without a fragment */
+        if (cfg->default_resource != NULL &&
+            (strchr(cfg->default_resource, ':') == NULL ||
+             strpbrk(cfg->default_resource, "# \t") != NULL)) {
+            mandate_diag_add_at(diag, config_lookup(&file, "default_resource"),
+                                "'default_resource' must be an absolute URI without a "
+                                "fragment, like \"https://mcp.example/market-calendar\"");
+            ok = false;
         }
         if (!mandate_client_registration_config_check(cfg, &file, diag))
             ok = false;

@@ -30,8 +30,13 @@ static void usage(FILE *out)
             "Administer a Mandate identity broker.\n\n"
             "Commands:\n"
             "  init DIR [--listen ADDR:PORT] [--issuer URL] [--plugin-dir DIR]\n"
+            "           [--default-resource URI] [--no-example]\n"
             "                        create a ready-to-run state folder: configuration,\n"
-            "                        key-encryption key (mode 0600) and database\n"
+            "                        key-encryption key (mode 0600) and database; its\n"
+            "                        gateway target protects the MarketPulse example\n"
+            "                        (--no-example: none), and tokens of clients with no\n"
+            "                        audience are for URI (default the example's\n"
+            "                        " MANDATE_INIT_EXAMPLE_RESOURCE ")\n"
             "  -c FILE init          create the state FILE names (its state_dir): the\n"
             "                        key-encryption key if none, and the database\n"
             "  config check [FILE]   check a configuration and its plugins' keys without\n"
@@ -196,6 +201,8 @@ static int cmd_init(ctl *c, int argc, char **argv)
     static const struct option opts[] = {{"listen", required_argument, NULL, 'l'},
                                          {"issuer", required_argument, NULL, 'i'},
                                          {"plugin-dir", required_argument, NULL, 'p'},
+                                         {"default-resource", required_argument, NULL, 'r'},
+                                         {"no-example", no_argument, NULL, 'n'},
                                          {NULL, 0, NULL, 0}};
     mandate_init_options io = {0};
     int opt;
@@ -205,6 +212,8 @@ static int cmd_init(ctl *c, int argc, char **argv)
         case 'l': io.listen = optarg; break;
         case 'i': io.issuer = optarg; break;
         case 'p': io.plugin_dir = optarg; break;
+        case 'r': io.default_resource = optarg; break;
+        case 'n': io.no_example = true; break;
         default: return EXIT_USAGE;
         }
     }

@@ -63,6 +63,9 @@ mandate_rc mandate_state_init(const mandate_init_options *opts, char **config_pa
     char *listen = quoted(opts->listen ? opts->listen : "127.0.0.1:8080");
     char *plugin_dir = quoted(opts->plugin_dir ? opts->plugin_dir : PLUGINDIR);
     char *issuer = opts->issuer ? quoted(opts->issuer) : NULL;
+    char *resource = quoted(opts->default_resource ? opts->default_resource
+                                                   : MANDATE_INIT_EXAMPLE_RESOURCE);
+    char *targets = NULL;
     char *conf_text = NULL;
     mandate_rc rc = MANDATE_OK;
 
@@ -75,6 +78,36 @@ mandate_rc mandate_state_init(const mandate_init_options *opts, char **config_pa
         rc = mandate_error_set(err, MANDATE_ERROR, "%s: %s", instances, strerror(errno));
         goto out;
     }
+    /* Out of the box, the gateway check protects the MarketPulse example
+     * (examples/marketpulse: nginx on 127.0.0.1:9000 in front of the market
+     * calendar); below it, commented, the shape of another target. */
+    targets = mandate_xasprintf(
+        "# Gateway targets: what GET /gateway/check protects (nginx auth_request,\n"
+        "# Envoy ext_authz). A call is let through only with a token of the\n"
+        "# target's audience and scopes. See mandate.conf(5), TARGETS.\n"
+        "%s"
+        "%s"
+        "  # { name = \"crm-mcp\";\n"
+        "  #   paths = [\"/crm/\"];                # and all below, whole segments\n"
+        "  #   audience = \"https://crm.example/mcp\";\n"
+        "  #   scopes = [\"crm:read\"];\n"
+        "  #   tenant = \"bank-a\";\n"
+        "  #   resource_metadata = \"https://gateway.example/.well-known/oauth-protected-resource/crm\"; }\n"
+        "%s",
+        opts->no_example
+            ? "# targets = (\n"
+            : "targets = (\n"
+              "  # The MarketPulse example's market calendar (examples/marketpulse):\n"
+              "  # every call needs a token for its audience with the scope mcp:call.\n"
+              "  { name = \"market-calendar-mcp\";\n"
+              "    paths = [\"/mcp\", \"/tools/\"];\n"
+              "    audience = \"" MANDATE_INIT_EXAMPLE_RESOURCE "\";\n"
+              "    scopes = [\"mcp:call\"];\n"
+              "    resource_metadata = \"" MANDATE_INIT_EXAMPLE_METADATA "\"; }\n",
+        opts->no_example ? "  # A tool server, for one tenant only:\n"
+                         : "  # Another tool server, for one tenant only (a comma after the\n"
+                           "  # target above):\n",
+        opts->no_example ? "# );\n" : ");\n");
     conf_text = mandate_xasprintf(
         "# Mandate configuration, written by mandatectl init. See mandate.conf(5).\n"
         "server: {\n"
@@ -89,11 +122,18 @@ mandate_rc mandate_state_init(const mandate_init_options *opts, char **config_pa
         "plugin_dir = %s;\n"
         "instances_dir = \"mandate.d\";\n\n"
         "log: {\n"
-        "  destination = \"stderr\";\n"
+        "  destination = \"stderr\";  # or \"syslog\"\n"
         "  level = \"info\";\n"
-        "};\n",
+        "};\n"
+        "# The audit trail is in audit/ beside this file: mandatectl audit tail.\n\n"
+        "# Every access token names the resource it is for (RFC 9068 aud): the\n"
+        "# client's audience (client create --audience), the resource it asks for\n"
+        "# (RFC 8707), or, for a client with no audience, this one. Remove it and\n"
+        "# such a client gets invalid_target.\n"
+        "default_resource = %s;\n\n"
+        "%s",
         listen, issuer ? "  issuer = " : "", issuer ? issuer : "", issuer ? ";\n" : "",
-        plugin_dir);
+        plugin_dir, resource, targets);
     static const struct {
         const char *file, *text;
     } instance_files[] = {
@@ -150,6 +190,8 @@ mandate_rc mandate_state_init(const mandate_init_options *opts, char **config_pa
     if (rc == MANDATE_OK)
         *config_path_r = mandate_xstrdup(conf_path);
 out:
+    free(targets);
+    free(resource);
     free(conf_text);
     free(conf_path);
     free(instances);

@@ -99,8 +99,10 @@ SECRETS=()
 new_client() {
     local name=$1 out
     shift
+    # a default scope: the token requests below ask for none (issue 24:
+    # no scope and no default is invalid_scope)
     out=$("${CTL[@]}" client create --prefix "$name" --backend secretsmanager \
-        --scope mcp:call "$@" 2>"$TMP/ctl.err")
+        --scope mcp:call --default-scope mcp:call "$@" 2>"$TMP/ctl.err")
     expect_eq "client create --backend secretsmanager ($name) exits 0" 0 "$?"
     ID=$(printf '%s\n' "$out" | sed -n 's/^client_id: //p')
     SECRET=$(printf '%s\n' "$out" | client_secret)
