@@ -21,7 +21,7 @@ write_doc() { # REPORTER_TTL [EXTRA CLIENT JSON]: the document, with $MARKETPULS
   "clients": [
     $MARKETPULSE ${2:+
     $2,}
-    {"id": "reporter", "scopes": "reports:read", "ttl": $1,
+    {"id": "reporter", "scopes": "reports:read", "default_scopes": "reports:read", "ttl": $1,
      "secret_file": "secrets/reporter.secret"}
   ],
   "targets": [
@@ -131,14 +131,14 @@ expect_contains "declared again: re-enabled" "disabled: true -> false" "$out"
 check "and gets a token again" test -n "$(token_for marketpulse "$MP_SECRET")"
 
 # a secret file that exists is not overwritten
-write_doc 900 '{"id": "newcomer", "secret_file": "secrets/reporter.secret"}'
+write_doc 900 '{"id": "newcomer", "scopes": "reports:read", "default_scopes": "reports:read", "secret_file": "secrets/reporter.secret"}'
 out=$("${CTL[@]}" apply "$DOC" 2>&1)
 expect_eq "an existing secret file is refused" 1 "$?"
 expect_contains "and says so" "secrets/reporter.secret exists; name a new file, or --replace-secret-files" "$out"
 "${CTL[@]}" client show newcomer >/dev/null 2>&1
 expect_eq "  and nothing was created" 1 "$?"
 # a secret with nowhere to go is refused too; --show-secrets prints it
-write_doc 900 '{"id": "newcomer"}'
+write_doc 900 '{"id": "newcomer", "scopes": "reports:read", "default_scopes": "reports:read"}'
 out=$("${CTL[@]}" apply "$DOC" 2>&1)
 expect_eq "a secret with no file is refused" 1 "$?"
 expect_contains "  and says why" "keeps no copy of the secret: name a 'secret_file'" "$out"
@@ -199,7 +199,7 @@ expect_contains "the bad documents changed nothing" '"ttl": 900' "$out"
 # a libconfig document, like the rest of the configuration
 cat >"$TMP/more.conf" <<EOF
 clients = (
-  { id = "from-libconfig"; scopes = [ "reports:read" ]; ttl = 300;
+  { id = "from-libconfig"; scopes = [ "reports:read" ]; default_scopes = [ "reports:read" ]; ttl = 300;
     secret_file = "secrets/from-libconfig.secret"; }
 );
 EOF
