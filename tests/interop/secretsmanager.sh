@@ -292,7 +292,7 @@ expect_contains "... by the server (UnrecognizedClientException)" "UnrecognizedC
 
 # --- mandatectl apply: a client of this backend keeps its secret in Secrets Manager -------
 cat >"$TMP/apply.json" <<EOF
-{"clients": [{"id": "applied-sm", "backend": "secretsmanager", "scopes": "mcp:call",
+{"clients": [{"id": "applied-sm", "backend": "secretsmanager", "scopes": "mcp:call", "default_scopes": "mcp:call",
               "kms_key_id": "alias/mandate-clients"}]}
 EOF
 out=$("${CTL[@]}" apply "$TMP/apply.json" 2>"$TMP/apply.err")

@@ -25,7 +25,10 @@ const cb = await callbackServer();
 const browser = await launch(puppeteer);
 
 try {
-    const issuer = await Issuer.discover(BASE);
+    // RFC 8414 only: Mandate issues no id_token and serves no OpenID
+    // Connect discovery document (issue 24 point 13), and openid-client does
+    // not fall back from the issuer's base URL
+    const issuer = await Issuer.discover(`${BASE}/.well-known/oauth-authorization-server`);
     expectEq(`${T} discovery: the issuer`, BASE, issuer.issuer);
     expectEq(`${T} discovery: RFC 9207 advertised`, true, issuer.authorization_response_iss_parameter_supported);
     info(`${T} metadata: ${JSON.stringify(issuer.metadata)}`);
