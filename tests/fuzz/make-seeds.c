@@ -979,7 +979,8 @@ static void dpop_seeds(EVP_PKEY *keys[3])
     }
     char *proof = mandate_dpop_proof_make(keys[0], "POST", htu, "an-access-token", FUZZ_NOW);
     char *with = malloc(strlen(proof) + 64);
-    sprintf(with, "%s" FUZZ_SEP "an-access-token" FUZZ_SEP "HTTPS://AS.example.com:443/oauth2/%%74oken",
+    sprintf(with, "%s" FUZZ_SEP "an-access-token" FUZZ_SEP
+                  "HTTPS://AS.example.com:443/oauth2/%%74oken",
             proof);
     puts_("dpop", "es256-ath-uri", with);
     free(with);
