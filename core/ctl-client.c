@@ -165,6 +165,16 @@ static void add_value(json_t **list, const char *value)
     json_array_append_new(*list, json_string(value));
 }
 
+/* The client id, to change: "no client" named when there is none. */
+static mandate_rc client_to_change(const mandate_instance *store, mandate_pool *pool,
+                                   const char *id, mandate_client *cl, mandate_error *err)
+{
+    mandate_rc rc = mandate_store_client_get(store, pool, id, cl, err);
+    if (rc == MANDATE_NOT_FOUND)
+        mandate_error_set(err, rc, "no client '%s'", id);
+    return rc;
+}
+
 /* A JSON object's text (NULL: {}) with dpop_bound_access_tokens set to on,
  * or removed; malloc'd. */
 static char *with_dpop_bound(const char *text, bool on)
@@ -192,9 +202,7 @@ static mandate_rc set_dpop_bound(ctl *c, mandate_runtime *rt, const char *id, bo
     mandate_pool *pool = mandate_pool_new();
     mandate_client cl;
     char *changed = NULL;
-    mandate_rc rc = mandate_store_client_get(store, pool, id, &cl, err);
-    if (rc == MANDATE_NOT_FOUND)
-        mandate_error_set(err, rc, "no client '%s'", id);
+    mandate_rc rc = client_to_change(store, pool, id, &cl, err);
     if (rc == MANDATE_OK) {
         if (cl.metadata != NULL)
             cl.metadata = changed = with_dpop_bound(cl.metadata, on);
@@ -494,9 +502,7 @@ static mandate_rc set_metadata(ctl *c, mandate_runtime *rt, const char *id,
     mandate_pool *pool = mandate_pool_new();
     mandate_client cl;
     char *metadata = NULL;
-    mandate_rc rc = mandate_store_client_get(store, pool, id, &cl, err);
-    if (rc == MANDATE_NOT_FOUND)
-        mandate_error_set(err, rc, "no client '%s'", id);
+    mandate_rc rc = client_to_change(store, pool, id, &cl, err);
     if (rc == MANDATE_OK) {
         /* a client without metadata is a machine client: confidential */
         metadata = admin_metadata("set", cl.metadata, redirect_uris, grant_types,

@@ -37,8 +37,10 @@ bool mandate_dpop_client_bound(const mandate_client *client);
  * refresh tokens are bound to the key of its proof (RFC 9449 §5). */
 bool mandate_dpop_client_public(const mandate_client *client);
 
-/* The token of "Authorization: DPoP <token>" (RFC 9449 §7.1), or NULL. */
-const char *mandate_dpop_authorization_token(mandate_http_request *req);
+/* The token of "Authorization: <scheme> <token>", the scheme in any case:
+ * Bearer (RFC 6750 §2.1) or DPoP (RFC 9449 §7.1); NULL when it is not
+ * there or empty. */
+const char *mandate_authorization_credentials(mandate_http_request *req, const char *scheme);
 
 /* The proof of a call through the gateway with a DPoP-bound token: the
  * DPoP header's proof for the original method (X-Original-Method) and URI

@@ -166,12 +166,13 @@ bool mandate_dpop_client_public(const mandate_client *client)
     return yes;
 }
 
-const char *mandate_dpop_authorization_token(mandate_http_request *req)
+const char *mandate_authorization_credentials(mandate_http_request *req, const char *scheme)
 {
     const char *h = mandate_http_request_header(req, "Authorization");
-    if (h == NULL || strncasecmp(h, "DPoP ", 5) != 0)
+    size_t n = strlen(scheme);
+    if (h == NULL || strncasecmp(h, scheme, n) != 0 || h[n] != ' ')
         return NULL;
-    h += 5;
+    h += n;
     while (*h == ' ')
         h++;
     return *h != '\0' ? h : NULL;

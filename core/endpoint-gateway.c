@@ -9,7 +9,6 @@
 
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 
 #include "audit-events-private.h"
 #include "client-limits-private.h"
@@ -81,13 +80,7 @@ static char *path_excerpt(mandate_pool *pool, const char *raw)
 /* The token of "Authorization: Bearer <token>" (RFC 6750 §2.1), or NULL. */
 static const char *bearer_token(mandate_http_request *req)
 {
-    const char *h = mandate_http_request_header(req, "Authorization");
-    if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
-        return NULL;
-    h += 7;
-    while (*h == ' ')
-        h++;
-    return *h != '\0' ? h : NULL;
+    return mandate_authorization_credentials(req, "Bearer");
 }
 
 static void challenge(mandate_http_request *req, mandate_http_response *resp, unsigned status,
@@ -226,7 +219,7 @@ void mandate_endpoint_gateway_check(mandate_http_request *req, mandate_http_resp
     }
     const char *token = bearer_token(req);
     /* RFC 9449 §7.1: a DPoP-bound token comes as "DPoP <token>" */
-    const char *dpop_token = token == NULL ? mandate_dpop_authorization_token(req) : NULL;
+    const char *dpop_token = token == NULL ? mandate_authorization_credentials(req, "DPoP") : NULL;
     if (dpop_token != NULL)
         token = dpop_token;
     if (token == NULL) {

@@ -234,53 +234,41 @@ static void refuses_small_rsa(void **state)
     refused_parts(rs256, p, NULL, "RSA < 2048 bits");
 }
 
+/* One claim of a good proof spoilt: set to a JSON value, or removed
+ * (value NULL). */
+typedef struct spoilt_claim {
+    const char *claim, *value, *why;
+} spoilt_claim;
+
 static void refuses_bad_claims(void **state)
 {
     (void)state;
-    parts p = good_parts(es256, NULL);
-    json_object_set_new(p.claims, "htm", json_string("GET"));
-    refused_parts(es256, p, NULL, "htm is not the request's method");
-
-    p = good_parts(es256, NULL);
-    json_object_del(p.claims, "htm");
-    refused_parts(es256, p, NULL, "has no htm");
-
-    p = good_parts(es256, NULL);
-    json_object_set_new(p.claims, "htu", json_string("https://as.example.com/oauth2/other"));
-    refused_parts(es256, p, NULL, "htu is not the request's URI");
-
-    p = good_parts(es256, NULL);
-    json_object_set_new(p.claims, "htu", json_string("http://as.example.com/oauth2/token"));
-    refused_parts(es256, p, NULL, "htu is not the request's URI");
-
-    p = good_parts(es256, NULL);
-    json_object_del(p.claims, "htu");
-    refused_parts(es256, p, NULL, "has no htu");
-
-    p = good_parts(es256, NULL);
-    json_object_set_new(p.claims, "iat", json_integer(NOW - 61));
-    refused_parts(es256, p, NULL, "too old");
-
-    p = good_parts(es256, NULL);
-    json_object_set_new(p.claims, "iat", json_integer(NOW + 6));
-    refused_parts(es256, p, NULL, "in the future");
-
-    p = good_parts(es256, NULL);
-    json_object_set_new(p.claims, "iat", json_string("1800000000"));
-    refused_parts(es256, p, NULL, "iat is missing");
-
-    p = good_parts(es256, NULL);
-    json_object_del(p.claims, "jti");
-    refused_parts(es256, p, NULL, "has no jti");
-
-    p = good_parts(es256, NULL);
-    json_object_set_new(p.claims, "jti", json_string(""));
-    refused_parts(es256, p, NULL, "has no jti");
+    static const spoilt_claim cases[] = {
+        {"htm", "\"GET\"", "htm is not the request's method"},
+        {"htm", NULL, "has no htm"},
+        {"htu", "\"https://as.example.com/oauth2/other\"", "htu is not the request's URI"},
+        {"htu", "\"http://as.example.com/oauth2/token\"", "htu is not the request's URI"},
+        {"htu", NULL, "has no htu"},
+        {"iat", "1799999939", "too old"},
+        {"iat", "1800000006", "in the future"},
+        {"iat", "\"1800000000\"", "iat is missing"},
+        {"jti", NULL, "has no jti"},
+        {"jti", "\"\"", "has no jti"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        parts p = good_parts(es256, NULL);
+        if (cases[i].value == NULL)
+            json_object_del(p.claims, cases[i].claim);
+        else
+            json_object_set_new(p.claims, cases[i].claim,
+                                json_loads(cases[i].value, JSON_DECODE_ANY, NULL));
+        refused_parts(es256, p, NULL, cases[i].why);
+    }
 
     char long_jti[MANDATE_DPOP_JTI_MAX + 2];
     memset(long_jti, 'j', sizeof(long_jti) - 1);
     long_jti[sizeof(long_jti) - 1] = '\0';
-    p = good_parts(es256, NULL);
+    parts p = good_parts(es256, NULL);
     json_object_set_new(p.claims, "jti", json_string(long_jti));
     refused_parts(es256, p, NULL, "jti is longer");
 }

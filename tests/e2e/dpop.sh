@@ -15,13 +15,7 @@ CONF="$STATE/mandate.conf"
 LOG="$TMP/mandated.log"
 make_state "$STATE" || fatal "mandatectl init failed"
 CTL=("$MANDATECTL" -c "$CONF")
-# the sign-in's test IdP beside the real plugins, for this daemon only
-PLUGINS="$TMP/plugins"
-mkdir "$PLUGINS"
-ln -s "$PLUGIN_DIR"/*.so "$PLUGINS/"
-ln -s "$BUILDDIR/tests/plugins/.libs/backend-fakeidp.so" "$PLUGINS/"
-sed -i "s|^plugin_dir = .*|plugin_dir = \"$PLUGINS\";|" "$CONF"
-printf 'kind = "backend";\nplugin = "fakeidp";\n' >"$STATE/mandate.d/backend-corp.conf"
+with_fakeidp # backend-corp, the sign-in's IdP
 AUD=https://mcp.example/cal
 TOOLS=https://tools.example
 cat >>"$CONF" <<CONF
