@@ -47,6 +47,7 @@ typedef struct mandate_registration_conf {
 typedef struct mandate_dpop_conf {
     char **algorithms; /* NULL-terminated; NULL: ES256, EdDSA and RS256 */
     int64_t max_age, max_future;
+    bool nonce; /* RFC 9449 §8: proofs must carry a nonce of ours */
 } mandate_dpop_conf;
 
 typedef struct mandate_config {

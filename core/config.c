@@ -186,6 +186,8 @@ static const mandate_conf_def core_defs[] = {
      "seconds a DPoP proof is accepted after its iat (and its jti remembered)"},
     {"dpop.max_future", MANDATE_CONF_INT, 0, CONF_OFF(dpop.max_future), "5", 0, 60, NULL,
      "seconds a DPoP proof's iat may be ahead of the clock"},
+    {"dpop.nonce", MANDATE_CONF_BOOL, 0, CONF_OFF(dpop.nonce), "false", 0, 0, NULL,
+     "DPoP proofs must carry a nonce the broker gave (DPoP-Nonce, use_dpop_nonce)"},
     MANDATE_CONF_END};
 
 static const char *const instance_reserved[] = {"kind", "plugin", NULL};

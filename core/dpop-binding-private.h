@@ -16,11 +16,21 @@
 #include "gateway-path-private.h"
 #include "http-private.h"
 
+/* What became of a proof. */
+typedef enum mandate_dpop_outcome {
+    MANDATE_DPOP_OK,
+    MANDATE_DPOP_REFUSED,   /* invalid_dpop_proof */
+    MANDATE_DPOP_USE_NONCE, /* dpop.nonce is on and the proof has no current nonce */
+    MANDATE_DPOP_TEMPFAIL,  /* the store (or the KEK) did not answer */
+} mandate_dpop_outcome;
+
 /* The DPoP proof of POST /oauth2/token, before the grant is dispatched:
  * none is fine (req->dpop_jkt stays NULL); one that passes (htm POST, htu
  * the token endpoint's URL, its jti claimed) sets req->dpop_jkt, the
  * thumbprint the tokens of the request are bound to. false: refused,
- * audited and answered (400 invalid_dpop_proof, or 503). */
+ * audited and answered (400 invalid_dpop_proof, 400 use_dpop_nonce with a
+ * DPoP-Nonce header, or 503). With dpop.nonce on, every answer to a proof
+ * carries a fresh DPoP-Nonce. */
 bool mandate_dpop_token_request(mandate_http_request *req, mandate_http_response *resp,
                                 const char *grant_type);
 
@@ -45,14 +55,16 @@ const char *mandate_authorization_credentials(mandate_http_request *req, const c
 /* The proof of a call through the gateway with a DPoP-bound token: the
  * DPoP header's proof for the original method (X-Original-Method) and URI
  * (the target's public_url and the original path), with ath of token, by
- * the key of thumbprint jkt, its jti claimed. false with *why_r (and
- * *tempfail_r when the store did not answer). */
-bool mandate_dpop_gateway_proof(mandate_http_request *req, const mandate_target *t,
-                                const char *raw_path, const char *token, const char *jkt,
-                                const char **why_r, bool *tempfail_r);
+ * the key of thumbprint jkt, its nonce when on, its jti claimed. Anything
+ * but MANDATE_DPOP_OK with *why_r. */
+mandate_dpop_outcome mandate_dpop_gateway_proof(mandate_http_request *req,
+                                                const mandate_target *t, const char *raw_path,
+                                                const char *token, const char *jkt,
+                                                const char **why_r);
 
 /* WWW-Authenticate: DPoP algs="...", error="error", error_description;
- * the answer's status and body (RFC 9449 §7.1). */
+ * the answer's status and body (RFC 9449 §7.1); a fresh DPoP-Nonce when
+ * nonces are on. */
 void mandate_dpop_challenge(mandate_http_request *req, mandate_http_response *resp,
                             unsigned status, const char *error, const char *description);
 

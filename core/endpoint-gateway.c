@@ -255,18 +255,20 @@ void mandate_endpoint_gateway_check(mandate_http_request *req, mandate_http_resp
         /* a bound token only with a proof of its key, never as a bearer
          * one; the DPoP scheme only for a bound token */
         const char *unbound = NULL, *error = "invalid_dpop_proof";
-        bool tempfail = false;
+        mandate_dpop_outcome out = MANDATE_DPOP_REFUSED;
         if (g->cnf_jkt == NULL)
             unbound = "the token is not DPoP-bound", error = "invalid_token";
         else if (dpop_token == NULL)
             unbound = "a DPoP-bound token presented as a bearer token", error = "invalid_token";
         else
-            (void)mandate_dpop_gateway_proof(req, t, raw, token, g->cnf_jkt, &unbound, &tempfail);
-        if (tempfail) {
+            out = mandate_dpop_gateway_proof(req, t, raw, token, g->cnf_jkt, &unbound);
+        if (out == MANDATE_DPOP_TEMPFAIL) {
             mandate_http_response_error(req, resp, 503, "temporarily_unavailable", NULL);
             mandate_http_response_header(resp, "Retry-After", "5");
             return;
         }
+        if (out == MANDATE_DPOP_USE_NONCE)
+            error = "use_dpop_nonce";
         if (unbound != NULL) {
             log_info("token validation: token_valid=false, client=%s, target=%s: %s",
                      g->client_id, t->name, unbound);

@@ -191,6 +191,14 @@ static mandate_rc check_claims(const json_t *claims, const mandate_dpop_expect *
     memcpy(p->jti, json_string_value(jti), json_string_length(jti) + 1);
     if (strlen(p->jti) != json_string_length(jti))
         return REFUSE("the proof's jti holds a NUL");
+    const json_t *nonce = json_object_get(claims, "nonce");
+    if (nonce != NULL) {
+        if (!json_is_string(nonce) || json_string_length(nonce) > MANDATE_DPOP_NONCE_MAX ||
+            strlen(json_string_value(nonce)) != json_string_length(nonce))
+            return REFUSE("the proof's nonce is not a string of at most %d bytes",
+                          MANDATE_DPOP_NONCE_MAX);
+        memcpy(p->nonce, json_string_value(nonce), json_string_length(nonce) + 1);
+    }
     if (x->access_token == NULL)
         return ath != NULL ? REFUSE("the proof has an ath, and no token goes with it") : rc;
     char want[MANDATE_JWK_THUMBPRINT_LEN + 1];
@@ -253,7 +261,7 @@ mandate_rc mandate_dpop_check(const char *proof, size_t len, const mandate_dpop_
 /* --- making a proof ------------------------------------------------------------ */
 
 char *mandate_dpop_proof_make(const EVP_PKEY *key, const char *method, const char *uri,
-                              const char *access_token, int64_t iat)
+                              const char *access_token, const char *nonce, int64_t iat)
 {
     unsigned char raw[16];
     char jti[32], ath[MANDATE_JWK_THUMBPRINT_LEN + 1];
@@ -272,6 +280,8 @@ char *mandate_dpop_proof_make(const EVP_PKEY *key, const char *method, const cha
     json_t *claims = json_pack("{s:s,s:s,s:s,s:I}", "jti", jti, "htm", method, "htu", uri,
                                "iat", (json_int_t)iat);
     char *proof = NULL;
+    if (nonce != NULL && json_object_set_new(claims, "nonce", json_string(nonce)) != 0)
+        json_decref(claims), claims = NULL;
     if (header != NULL && claims != NULL &&
         (access_token == NULL || (mandate_dpop_ath(access_token, strlen(access_token), ath) &&
                                   json_object_set_new(claims, "ath", json_string(ath)) == 0)))

@@ -22,6 +22,8 @@
 #define MANDATE_DPOP_MAX_LEN 4096
 /* Longest jti: RFC 9449 asks for 96 bits of randomness, a UUID is 36. */
 #define MANDATE_DPOP_JTI_MAX 128
+/* Longest nonce claim kept (RFC 9449 §8: the server's, opaque to the client). */
+#define MANDATE_DPOP_NONCE_MAX 128
 /* Longest htu (and request URI) compared. */
 #define MANDATE_DPOP_URI_MAX 2048
 /* The algorithms a proof may use: bit (1u << mandate_jws_alg). */
@@ -43,6 +45,7 @@ typedef struct mandate_dpop_expect {
 typedef struct mandate_dpop_proof {
     char jkt[MANDATE_JWK_THUMBPRINT_LEN + 1]; /* RFC 7638 thumbprint of the key */
     char jti[MANDATE_DPOP_JTI_MAX + 1];
+    char nonce[MANDATE_DPOP_NONCE_MAX + 1]; /* "" when the proof has none */
     int64_t iat;
     mandate_jws_alg alg;
 } mandate_dpop_proof;
@@ -50,7 +53,9 @@ typedef struct mandate_dpop_proof {
 /* Checks proof against expect: typ "dpop+jwt", an accepted alg, a public
  * jwk (no private member, RSA of 2048 bits or more) whose signature it
  * carries, htm and htu those of the request, iat within the window, a jti,
- * and ath when a token goes with it (and none when not). MANDATE_OK with
+ * and ath when a token goes with it (and none when not); a nonce, when
+ * there is one, must be a string of at most MANDATE_DPOP_NONCE_MAX bytes
+ * and is handed back for the caller to judge. MANDATE_OK with
  * proof_r filled, or MANDATE_INVALID with err saying which check failed
  * (never quoting the proof). */
 mandate_rc mandate_dpop_check(const char *proof, size_t len, const mandate_dpop_expect *expect,
@@ -66,10 +71,11 @@ bool mandate_dpop_uri_equal(const char *a, const char *b);
 bool mandate_dpop_ath(const char *token, size_t len, char out[MANDATE_JWK_THUMBPRINT_LEN + 1]);
 
 /* A proof by key for the request method uri (with ath when access_token is
- * not NULL), issued at iat, with a random jti: {"typ":"dpop+jwt","alg",
- * "jwk"} over {"jti","htm","htu","iat"[,"ath"]}. malloc'd, NULL on failure.
+ * not NULL, the server's nonce when nonce is not NULL), issued at iat, with
+ * a random jti: {"typ":"dpop+jwt","alg","jwk"} over
+ * {"jti","htm","htu","iat"[,"ath"][,"nonce"]}. malloc'd, NULL on failure.
  * For clients (libmandate, the tests' proof tool). */
 char *mandate_dpop_proof_make(const EVP_PKEY *key, const char *method, const char *uri,
-                              const char *access_token, int64_t iat);
+                              const char *access_token, const char *nonce, int64_t iat);
 
 #endif

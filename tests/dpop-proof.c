@@ -3,10 +3,11 @@
  *
  *   dpop-proof keygen ES256|EdDSA|RS256 KEY_FILE   a new key (PKCS#8 PEM, 0600)
  *   dpop-proof jkt KEY_FILE                        its RFC 7638 thumbprint
- *   dpop-proof proof KEY_FILE METHOD URI [TOKEN [IAT_OFFSET]]
+ *   dpop-proof proof KEY_FILE METHOD URI [TOKEN [IAT_OFFSET [NONCE]]]
  *                                                  a proof (ath of TOKEN when
  *                                                  not empty), issued IAT_OFFSET
- *                                                  seconds from now (default 0)
+ *                                                  seconds from now (default 0),
+ *                                                  with the server's NONCE
  *
  * Prints the result on one line; exit 1 on failure. A tool of the test, not
  * a test itself. */
@@ -57,10 +58,11 @@ int main(int argc, char **argv)
             puts(jkt);
             status = 0;
         }
-    } else if (key != NULL && argc >= 5 && argc <= 7 && strcmp(argv[1], "proof") == 0) {
+    } else if (key != NULL && argc >= 5 && argc <= 8 && strcmp(argv[1], "proof") == 0) {
         const char *token = argc >= 6 && argv[5][0] != '\0' ? argv[5] : NULL;
-        long long offset = argc == 7 ? strtoll(argv[6], NULL, 10) : 0;
-        char *proof = mandate_dpop_proof_make(key, argv[3], argv[4], token,
+        long long offset = argc >= 7 ? strtoll(argv[6], NULL, 10) : 0;
+        const char *nonce = argc == 8 ? argv[7] : NULL;
+        char *proof = mandate_dpop_proof_make(key, argv[3], argv[4], token, nonce,
                                               (int64_t)time(NULL) + offset);
         if (proof != NULL) {
             puts(proof);
@@ -69,7 +71,7 @@ int main(int argc, char **argv)
         free(proof);
     } else {
         fprintf(stderr, "usage: dpop-proof keygen ALG FILE | jkt FILE | "
-                        "proof FILE METHOD URI [TOKEN [IAT_OFFSET]]\n");
+                        "proof FILE METHOD URI [TOKEN [IAT_OFFSET [NONCE]]]\n");
     }
     EVP_PKEY_free(key);
     return status;

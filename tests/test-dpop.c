@@ -122,7 +122,7 @@ static void accepts_each_algorithm(void **state)
     (void)state;
     EVP_PKEY *keys[] = {es256, eddsa, rs256};
     for (size_t i = 0; i < 3; i++) {
-        char *proof = mandate_dpop_proof_make(keys[i], "POST", URI, NULL, NOW);
+        char *proof = mandate_dpop_proof_make(keys[i], "POST", URI, NULL, NULL, NOW);
         assert_non_null(proof);
         mandate_dpop_expect x = expect(NULL);
         mandate_dpop_proof p;
@@ -134,13 +134,14 @@ static void accepts_each_algorithm(void **state)
         assert_int_equal(p.iat, NOW);
         assert_true(strlen(p.jti) > 0);
         free(proof);
-        /* with a token: ath */
+        /* with a token (ath) and a server's nonce */
         proof = mandate_dpop_proof_make(keys[i], "GET", "https://rs.example.com/x?q=1", TOKEN,
-                                        NOW - 30);
+                                        "n-1", NOW - 30);
         x = expect(TOKEN);
         x.method = "GET";
         x.uri = "https://RS.example.com:443/x";
         assert_int_equal(mandate_dpop_check(proof, strlen(proof), &x, &p, &err), MANDATE_OK);
+        assert_string_equal(p.nonce, "n-1");
         free(proof);
     }
 }
@@ -176,7 +177,7 @@ static void refuses_bad_headers(void **state)
     refused_parts(es256, p, NULL, "not a key for its alg");
 
     /* an algorithm accepted by the JOSE layer but not configured */
-    char *proof = mandate_dpop_proof_make(rs256, "POST", URI, NULL, NOW);
+    char *proof = mandate_dpop_proof_make(rs256, "POST", URI, NULL, NULL, NOW);
     mandate_dpop_expect x = expect(NULL);
     x.algs = MANDATE_DPOP_ALG(MANDATE_JWS_ES256) | MANDATE_DPOP_ALG(MANDATE_JWS_EDDSA);
     refused(proof, x, "alg is not one of the accepted");
@@ -254,6 +255,7 @@ static void refuses_bad_claims(void **state)
         {"iat", "\"1800000000\"", "iat is missing"},
         {"jti", NULL, "has no jti"},
         {"jti", "\"\"", "has no jti"},
+        {"nonce", "42", "nonce is not a string"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         parts p = good_parts(es256, NULL);

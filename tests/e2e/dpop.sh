@@ -184,5 +184,28 @@ NEXT=$(json_get "$(cat "$TMP/t")" refresh_token)
 expect_eq "  the rotated refresh token is bound too" 400 "$(token "$(proof "$TMP/thief.pem" POST "$TOKEN_URL")" \
     -d grant_type=refresh_token -d client_id=app --data-urlencode "refresh_token=$NEXT")"
 
+# --- server nonces (dpop.nonce, RFC 9449 §8) ---------------------------------------------------
+sed -i 's|^dpop: { max_age = 30; };|dpop: { max_age = 30; nonce = true; };|' "$CONF"
+kill -HUP "$DAEMON_PID"
+check "reloaded with dpop.nonce" wait_for_log "$LOG" "reloaded:" 2
+nonce_of() { sed -n 's/^DPoP-Nonce: //Ip' "$1" | tr -d '\r'; }
+expect_eq "nonces on: a proof without one: 400" 400 "$(token "$(proof "$TMP/agent.pem" POST "$TOKEN_URL")" \
+    -u "agent:$AGENT_SECRET" -d grant_type=client_credentials)"
+expect_contains "  use_dpop_nonce" use_dpop_nonce "$(cat "$TMP/t")"
+NONCE=$(nonce_of "$TMP/th")
+check "  with a DPoP-Nonce header" test -n "$NONCE"
+expect_eq "a made-up nonce: 400" 400 "$(token "$(proof "$TMP/agent.pem" POST "$TOKEN_URL" "" 0 "x$NONCE")" \
+    -u "agent:$AGENT_SECRET" -d grant_type=client_credentials)"
+expect_contains "  use_dpop_nonce" use_dpop_nonce "$(cat "$TMP/t")"
+expect_eq "the retry with the nonce: 200" 200 "$(token "$(proof "$TMP/agent.pem" POST "$TOKEN_URL" "" 0 "$NONCE")" \
+    -u "agent:$AGENT_SECRET" -d grant_type=client_credentials)"
+NB=$(json_get "$(cat "$TMP/t")" access_token)
+check "  a fresh DPoP-Nonce with the answer" test -n "$(nonce_of "$TMP/th")"
+expect_eq "gateway, a proof without a nonce: 401" 401 "$(gate DPoP "$NB" "$(proof "$TMP/agent.pem" POST "$TOOLS/mcp/tools" "$NB")")"
+expect_contains "  use_dpop_nonce" 'error="use_dpop_nonce"' "$(cat "$TMP/gh")"
+GN=$(nonce_of "$TMP/gh")
+check "  with a DPoP-Nonce header" test -n "$GN"
+expect_eq "  with the nonce: 200" 200 "$(gate DPoP "$NB" "$(proof "$TMP/agent.pem" POST "$TOOLS/mcp/tools" "$NB" 0 "$GN")")"
+
 check "no whole token is logged" bash -c "! grep -q -- '$(echo "$BOUND" | cut -d. -f3)' '$LOG'"
 finish

@@ -973,11 +973,12 @@ static void dpop_seeds(EVP_PKEY *keys[3])
     static const char *const names[3] = {"es256-valid", "rs256-valid", "eddsa-valid"};
     static const char htu[] = "https://as.example.com/oauth2/token";
     for (int i = 0; i < 3; i++) {
-        char *proof = mandate_dpop_proof_make(keys[i], "POST", htu, NULL, FUZZ_NOW);
+        char *proof = mandate_dpop_proof_make(keys[i], "POST", htu, NULL, NULL, FUZZ_NOW);
         puts_("dpop", names[i], proof);
         free(proof);
     }
-    char *proof = mandate_dpop_proof_make(keys[0], "POST", htu, "an-access-token", FUZZ_NOW);
+    char *proof =
+        mandate_dpop_proof_make(keys[0], "POST", htu, "an-access-token", "a-nonce", FUZZ_NOW);
     char *with = malloc(strlen(proof) + 64);
     sprintf(with, "%s" FUZZ_SEP "an-access-token" FUZZ_SEP
                   "HTTPS://AS.example.com:443/oauth2/%%74oken",
