@@ -16,6 +16,7 @@
 #include "clients-private.h"
 #include "clock-private.h"
 #include "ctl-private.h"
+#include "dpop-binding-private.h"
 #include "plugins-private.h"
 #include "pool-private.h"
 #include "util-private.h"
@@ -53,6 +54,9 @@ static json_t *client_json(const mandate_client *c)
         if (json_object_get(meta, *m) != NULL)
             json_object_set(o, *m, json_object_get(meta, *m));
     json_decref(meta);
+    /* RFC 9449 §5.2, named only when set */
+    if (mandate_dpop_client_bound(c))
+        json_object_set_new(o, "dpop_bound", json_true());
     json_object_set_new(o, "introspect", json_boolean(c->flags & MANDATE_CLIENT_CAN_INTROSPECT));
     json_object_set_new(o, "rate_limit", json_real(c->rate_limit));
     json_object_set_new(o, "rate_burst", json_integer(c->rate_burst));

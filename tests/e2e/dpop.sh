@@ -97,9 +97,18 @@ expect_eq "a dpop-bound client without a proof: 400" 400 \
 expect_contains "  invalid_dpop_proof" invalid_dpop_proof "$(cat "$TMP/t")"
 expect_eq "  with a proof: 200" 200 "$(token "$(proof "$TMP/agent.pem" POST "$TOKEN_URL")" \
     -u "bound-agent:$BOUND_SECRET" -d grant_type=client_credentials)"
+expect_contains "  client show says so" '"dpop_bound": true' "$("${CTL[@]}" --json client show bound-agent)"
 "${CTL[@]}" client set bound-agent --no-dpop-bound >/dev/null
 expect_eq "  set --no-dpop-bound: a bearer token again" 200 \
     "$(token "" -u "bound-agent:$BOUND_SECRET" -d grant_type=client_credentials)"
+"${CTL[@]}" client set bound-agent --dpop-bound >/dev/null
+expect_eq "  set --dpop-bound: none again" 400 \
+    "$(token "" -u "bound-agent:$BOUND_SECRET" -d grant_type=client_credentials)"
+openssl genpkey -algorithm ed25519 2>/dev/null | openssl pkey -pubout >"$TMP/pk.pem"
+"${CTL[@]}" client create pk-agent --scope mcp:call --audience "$AUD" --dpop-bound \
+    --public-key "$TMP/pk.pem" >/dev/null 2>&1
+expect_contains "a private_key_jwt client keeps --dpop-bound" '"dpop_bound": true' \
+    "$("${CTL[@]}" --json client show pk-agent)"
 
 # --- introspection -----------------------------------------------------------------
 out=$(curl -s -u "gateway:$GW_SECRET" --data-urlencode "token=$BOUND" "$BASE/oauth2/introspect")
