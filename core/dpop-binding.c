@@ -78,9 +78,8 @@ static const char *nonce_of(mandate_http_request *req, int64_t window)
     const unsigned char *signin_key = mandate_runtime_signin_key(req->runtime);
     unsigned char key[32], msg[8 + NONCE_MAC_BYTES], mac[EVP_MAX_MD_SIZE];
     unsigned int len = 0;
-    if (signin_key == NULL ||
-        HMAC(EVP_sha256(), signin_key, 32, (const unsigned char *)label, sizeof(label) - 1, key,
-             &len) == NULL)
+    if (signin_key == NULL || HMAC(EVP_sha256(), signin_key, 32, (const unsigned char *)label,
+                                   sizeof(label) - 1, key, &len) == NULL)
         return NULL;
     for (int i = 0; i < 8; i++)
         msg[i] = (unsigned char)((uint64_t)window >> (56 - 8 * i));
@@ -203,9 +202,9 @@ bool mandate_dpop_token_request(mandate_http_request *req, mandate_http_response
         mandate_oauth_fail_rc(&oerr, MANDATE_TEMPFAIL);
         oerr.reason = why;
     } else {
-        mandate_oauth_fail(&oerr, 400,
-                           out == MANDATE_DPOP_USE_NONCE ? "use_dpop_nonce" : "invalid_dpop_proof",
-                           why);
+        mandate_oauth_fail(
+            &oerr, 400, out == MANDATE_DPOP_USE_NONCE ? "use_dpop_nonce" : "invalid_dpop_proof",
+            why);
     }
     mandate_token_refuse(req, resp, &oerr, grant_type, NULL, NULL);
     if (nonce != NULL)
