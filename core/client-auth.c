@@ -42,6 +42,19 @@ static const char *assertion_subject(mandate_pool *pool, const char *assertion)
     return sub;
 }
 
+const char *mandate_client_claimed_id(mandate_http_request *req, const mandate_form *form)
+{
+    const char *authorization = mandate_http_request_header(req, "Authorization");
+    char *basic_id = NULL, *basic_secret = NULL;
+    mandate_error err = {0};
+    if (authorization != NULL &&
+        mandate_basic_auth_parse(req->pool, authorization, &basic_id, &basic_secret, &err) ==
+            MANDATE_OK)
+        return basic_id;
+    const char *form_id = mandate_form_get(form, "client_id");
+    return form_id != NULL && form_id[0] != '\0' ? form_id : "(none)";
+}
+
 mandate_rc mandate_client_authenticate(mandate_http_request *req, const mandate_form *form,
                                        mandate_client *client_r, mandate_oauth_error *oerr)
 {
@@ -123,7 +136,7 @@ mandate_rc mandate_client_authenticate(mandate_http_request *req, const mandate_
         if (rc == MANDATE_NEXT)
             continue;
         if (rc == MANDATE_OK) {
-            log_info("credentials validated: client_id=%s method=%s backend=%s",
+            log_info("Credentials validated: client_id=%s method=%s backend=%s",
                      cred.client_id, cred.auth_method, in->conf->name);
             return MANDATE_OK;
         }

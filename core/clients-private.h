@@ -33,6 +33,12 @@ typedef struct mandate_client_spec {
 #define MANDATE_CLIENT_RATE_MAX 1000000.0
 #define MANDATE_CLIENT_BURST_MAX 1000000
 
+/* Check a spec's settings and turn them into a record without a credential
+ * (no backend asked, nothing made): what mandatectl apply compares and
+ * updates. */
+mandate_rc mandate_clients_settings(mandate_runtime *rt, mandate_pool *pool,
+                                    const mandate_client_spec *spec, mandate_client *client_r,
+                                    mandate_error *err);
 /* Check a spec and turn it into a record with its credential. *secret_r is
  * the secret to show once (NULL for private_key_jwt and public clients). */
 mandate_rc mandate_clients_prepare(mandate_runtime *rt, mandate_pool *pool,

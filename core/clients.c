@@ -97,12 +97,11 @@ static bool rate_valid(double rate, int64_t burst, mandate_error *err)
     return false;
 }
 
-mandate_rc mandate_clients_prepare(mandate_runtime *rt, mandate_pool *pool,
-                                   const mandate_client_spec *spec, mandate_client *c,
-                                   char **secret_r, mandate_error *err)
+mandate_rc mandate_clients_settings(mandate_runtime *rt, mandate_pool *pool,
+                                    const mandate_client_spec *spec, mandate_client *c,
+                                    mandate_error *err)
 {
     memset(c, 0, sizeof(*c));
-    *secret_r = NULL;
     const char *id = spec->client_id;
     if (id == NULL) {
         const char *suffix = random_suffix(pool);
@@ -159,7 +158,17 @@ mandate_rc mandate_clients_prepare(mandate_runtime *rt, mandate_pool *pool,
     c->created_at = now;
     c->updated_at = now;
     c->metadata = spec->metadata;
+    return MANDATE_OK;
+}
 
+mandate_rc mandate_clients_prepare(mandate_runtime *rt, mandate_pool *pool,
+                                   const mandate_client_spec *spec, mandate_client *c,
+                                   char **secret_r, mandate_error *err)
+{
+    *secret_r = NULL;
+    mandate_rc rc = mandate_clients_settings(rt, pool, spec, c, err);
+    if (rc != MANDATE_OK)
+        return rc;
     if (spec->public_client) {
         /* nothing to authenticate with: every backend refuses it at the
          * token endpoint but for the grants a public client may use */

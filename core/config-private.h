@@ -80,6 +80,7 @@ typedef struct mandate_config {
 
     char *token_format;
     int64_t token_lifetime;
+    char *default_resource; /* aud of clients with no audience; NULL: none */
     int64_t token_check_cache; /* slots; 0: no cache */
 
     char *audit_dir;
@@ -108,6 +109,7 @@ typedef struct mandate_config {
 
     mandate_target *targets;
     size_t target_count;
+    char *targets_file; /* more targets, kept by mandatectl apply; absent: none */
 
     mandate_mappings mappings; /* federated identity -> grant */
 
@@ -144,6 +146,11 @@ const char *mandate_config_default_path(const char *cli_path);
 /* The listen address split for bind(): host as text and port. */
 bool mandate_config_split_listen(const char *listen, char *host, size_t host_cap,
                                  unsigned *port_r);
+
+/* Whether mandate.conf's targets and those of candidate (a targets_file
+ * about to replace the configured one) load together; diag says why not. */
+bool mandate_config_targets_check(const mandate_config *config, const char *candidate,
+                                  mandate_diag *diag);
 
 /* Keys of an instance file that belong to the core, not the plugin. */
 const char *const *mandate_config_instance_reserved(void);

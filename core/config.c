@@ -62,6 +62,8 @@ static const mandate_conf_def core_defs[] = {
      "where plugins are loaded from"},
     {"instances_dir", MANDATE_CONF_PATH, 0, CONF_OFF(instances_dir), "mandate.d", 0, 0,
      NULL, "one file per enabled plugin instance"},
+    {"targets_file", MANDATE_CONF_PATH, 0, CONF_OFF(targets_file), "targets.conf", 0, 0, NULL,
+     "gateway targets kept by mandatectl apply, read after this file's own (absent: none)"},
     {"log.destination", MANDATE_CONF_STRING, 0, CONF_OFF(log_destination), "stderr", 0, 0,
      "stderr|syslog", NULL},
     {"log.level", MANDATE_CONF_STRING, 0, CONF_OFF(log_level), "info", 0, 0,
@@ -70,6 +72,9 @@ static const mandate_conf_def core_defs[] = {
      "format instance for clients that name none"},
     {"tokens.lifetime", MANDATE_CONF_INT, 0, CONF_OFF(token_lifetime), "3600", 1, 86400,
      NULL, "seconds, for clients that name none"},
+    {"default_resource", MANDATE_CONF_STRING, 0, CONF_OFF(default_resource), NULL, 0, 0, NULL,
+     "the resource (aud) of tokens for clients with no audience of their own that ask for "
+     "none; none: such a request gets invalid_target"},
     {"tokens.check_cache", MANDATE_CONF_INT, 0, CONF_OFF(token_check_cache), "8192", 0,
      1048576, NULL, "checked tokens remembered by their SHA-256 (0: none)"},
     {"audit.dir", MANDATE_CONF_PATH, 0, CONF_OFF(audit_dir), NULL, 0, 0, NULL,
@@ -285,7 +290,10 @@ static bool read_targets(mandate_config *cfg, config_t *file, mandate_diag *diag
         return false;
     }
     int n = config_setting_length(list);
-    cfg->targets = mandate_xcalloc(n > 0 ? (size_t)n : 1, sizeof(mandate_target));
+    /* after the targets read already (mandate.conf's, then targets_file's) */
+    cfg->targets = mandate_xrealloc(cfg->targets,
+                                    (cfg->target_count + (size_t)n + 1) * sizeof(mandate_target));
+    memset(cfg->targets + cfg->target_count, 0, ((size_t)n + 1) * sizeof(mandate_target));
     mandate_pool *pool = mandate_pool_new();
     bool ok = true;
     for (int i = 0; i < n; i++) {
@@ -322,6 +330,42 @@ static bool read_targets(mandate_config *cfg, config_t *file, mandate_diag *diag
             }
     }
     mandate_pool_free(&pool);
+    return ok;
+}
+
+/* The targets of a file that holds nothing else (targets_file: written by
+ * mandatectl apply), after those read already; a missing file holds none. */
+static bool read_targets_file(mandate_config *cfg, const char *path, mandate_diag *diag)
+{
+    if (access(path, F_OK) != 0 && errno == ENOENT)
+        return true;
+    config_t file;
+    bool ok = mandate_conf_read_file(&file, path, diag);
+    config_setting_t *root = config_root_setting(&file);
+    for (int i = 0; ok && i < config_setting_length(root); i++) {
+        config_setting_t *s = config_setting_get_elem(root, (unsigned)i);
+        if (strcmp(config_setting_name(s), "targets") != 0) {
+            mandate_diag_add_at(diag, s, "unknown key '%s': a targets file holds 'targets' only",
+                                config_setting_name(s));
+            ok = false;
+        }
+    }
+    ok = ok && read_targets(cfg, &file, diag);
+    config_destroy(&file);
+    return ok;
+}
+
+bool mandate_config_targets_check(const mandate_config *cfg, const char *candidate,
+                                  mandate_diag *diag)
+{
+    mandate_config scratch = {.path = cfg->path, .dir = cfg->dir};
+    config_t file;
+    bool ok = mandate_conf_read_file(&file, cfg->path, diag) &&
+              read_targets(&scratch, &file, diag) && read_targets_file(&scratch, candidate, diag);
+    config_destroy(&file);
+    for (size_t i = 0; i < scratch.target_count; i++)
+        mandate_conf_free_values(target_defs, &scratch.targets[i]);
+    free(scratch.targets);
     return ok;
 }
 
@@ -499,10 +543,17 @@ bool mandate_config_load(const char *path, mandate_config **config_r, mandate_di
 
     config_t file;
     bool ok = mandate_conf_read_file(&file, path, diag);
+    if (!ok && access(path, R_OK) != 0)
+        /* not a mistake in the file: the wrong file, or none was named */
+        mandate_diag_add(diag,
+                         "%s: name the configuration with -c FILE or the MANDATE_CONF "
+                         "environment variable (mandatectl init DIR makes one: DIR/mandate.conf)",
+                         path);
     if (ok)
         ok = mandate_conf_apply(config_root_setting(&file), path, core_defs, core_reserved,
                                 cfg->dir, cfg, diag) &&
              read_targets(cfg, &file, diag) &&
+             (cfg->targets_file == NULL || read_targets_file(cfg, cfg->targets_file, diag)) &&
              mandate_mappings_read(&file, path, &cfg->mappings, diag) &&
              mandate_delegation_read(&file, path, &cfg->delegation, diag) &&
              mandate_signin_config_read(&file, path, &cfg->signin, diag);
@@ -527,6 +578,15 @@ bool mandate_config_load(const char *path, mandate_config **config_r, mandate_di
                                     *t);
                 ok = false;
             }
+        }
+        /* RFC 8707 §2: a resource is an absolute URI without a fragment */
+        if (cfg->default_resource != NULL &&
+            (strchr(cfg->default_resource, ':') == NULL ||
+             strpbrk(cfg->default_resource, "# \t") != NULL)) {
+            mandate_diag_add_at(diag, config_lookup(&file, "default_resource"),
+                                "'default_resource' must be an absolute URI without a "
+                                "fragment, like \"https://mcp.example/market-calendar\"");
+            ok = false;
         }
         if (!mandate_client_registration_config_check(cfg, &file, diag))
             ok = false;

@@ -32,15 +32,24 @@ static const char *allowed_origin(mandate_http_request *req, bool *listed_r)
     return NULL;
 }
 
-void mandate_cors_response(mandate_http_request *req, mandate_http_response *resp)
+/* Access-Control-Allow-Origin when this request's origin may read the
+ * answer (and Vary when the answer depends on it); false: it may not. */
+static bool allow_origin(mandate_http_request *req, mandate_http_response *resp)
 {
     bool listed;
     const char *origin = allowed_origin(req, &listed);
     if (listed)
         mandate_http_response_header(resp, "Vary", "Origin");
     if (origin == NULL)
-        return;
+        return false;
     mandate_http_response_header(resp, "Access-Control-Allow-Origin", origin);
+    return true;
+}
+
+void mandate_cors_response(mandate_http_request *req, mandate_http_response *resp)
+{
+    if (!allow_origin(req, resp))
+        return;
     /* a client reads the challenge of a 401 (RFC 6750, RFC 9449) */
     mandate_http_response_header(resp, "Access-Control-Expose-Headers",
                                  "WWW-Authenticate, DPoP-Nonce");
@@ -52,13 +61,8 @@ void mandate_cors_preflight(mandate_http_request *req, mandate_http_response *re
     resp->status = 204;
     const char *allow = mandate_pool_printf(req->pool, "%s, OPTIONS", methods);
     mandate_http_response_header(resp, "Allow", allow);
-    bool listed;
-    const char *origin = allowed_origin(req, &listed);
-    if (listed)
-        mandate_http_response_header(resp, "Vary", "Origin");
-    if (origin == NULL)
+    if (!allow_origin(req, resp))
         return;
-    mandate_http_response_header(resp, "Access-Control-Allow-Origin", origin);
     mandate_http_response_header(resp, "Access-Control-Allow-Methods", allow);
     mandate_http_response_header(resp, "Access-Control-Allow-Headers",
                                  "Authorization, Content-Type, DPoP, MCP-Protocol-Version");

@@ -69,7 +69,7 @@ static json_t *client_json(const mandate_client *c)
 }
 
 /* What an audit record says of a client: its settings, never a secret. */
-static json_t *audit_fields(const mandate_client *c)
+json_t *ctl_client_audit_fields(const mandate_client *c)
 {
     json_t *o = client_json(c);
     json_object_del(o, "created");
@@ -143,11 +143,11 @@ static char *read_public_key(const char *path)
 }
 
 /* The secret alone in a new file only its owner can read. */
-static bool write_secret_file(const char *path, const char *secret)
+bool ctl_write_secret_file(const char *path, const char *secret)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) {
-        fprintf(stderr, "mandatectl client create: %s: %s\n", path, strerror(errno));
+        fprintf(stderr, "mandatectl: %s: %s\n", path, strerror(errno));
         return false;
     }
     size_t len = strlen(secret);
@@ -155,7 +155,7 @@ static bool write_secret_file(const char *path, const char *secret)
               fsync(fd) == 0;
     ok = close(fd) == 0 && ok;
     if (!ok) {
-        fprintf(stderr, "mandatectl client create: %s: %s\n", path, strerror(errno));
+        fprintf(stderr, "mandatectl: %s: %s\n", path, strerror(errno));
         unlink(path);
     }
     return ok;
@@ -232,8 +232,8 @@ static mandate_rc set_dpop_bound(ctl *c, mandate_runtime *rt, const char *id, bo
  * over what it had (base, may be NULL), checked as every client's is; a
  * malloc'd JSON text, or NULL with why on stderr. redirect_uris and
  * grant_types replace the old lists when given (NULL: kept). */
-static char *admin_metadata(const char *verb, const char *base, json_t *redirect_uris,
-                            json_t *grant_types, const char *auth_method)
+char *ctl_client_metadata(const char *verb, const char *base, json_t *redirect_uris,
+                          json_t *grant_types, const char *auth_method)
 {
     json_t *meta = base != NULL ? json_loads(base, 0, NULL) : NULL;
     if (!json_is_object(meta)) {
@@ -257,7 +257,7 @@ static char *admin_metadata(const char *verb, const char *base, json_t *redirect
     if (mandate_client_metadata_check(text, strlen(text), MANDATE_REGISTRATION_MAX_BYTES,
                                       MANDATE_METADATA_ADMIN, NULL, &checked, &oauth_error,
                                       &err) != MANDATE_OK) {
-        fprintf(stderr, "mandatectl client %s: %s\n", verb, err.message);
+        fprintf(stderr, "mandatectl %s: %s\n", verb, err.message);
     } else {
         /* a registered client edited by an admin was still registered so */
         if (kept_by != NULL)
@@ -363,7 +363,7 @@ static int client_create(ctl *c, int argc, char **argv)
     }
     char *metadata = NULL;
     if (redirect_uris != NULL &&
-        (metadata = admin_metadata("create", NULL, redirect_uris, grant_types,
+        (metadata = ctl_client_metadata("client create", NULL, redirect_uris, grant_types,
                                    spec.public_client ? "none"
                                    : key_file         ? "private_key_jwt"
                                                       : "client_secret_basic")) == NULL) {
@@ -410,10 +410,10 @@ static int client_create(ctl *c, int argc, char **argv)
                           MANDATE_OK) {
         fprintf(stderr, "mandatectl client create: %s\n", err.message);
     } else if (rt != NULL && secret != NULL && secret_file != NULL &&
-               !write_secret_file(secret_file, secret)) {
+               !ctl_write_secret_file(secret_file, secret)) {
         /* nobody could ever learn this client's secret: take it back */
         mandate_store_client_delete(mandate_runtime_store(rt), client.client_id, &err);
-    } else if (rt != NULL && !ctl_audit("client.created", audit_fields(&client))) {
+    } else if (rt != NULL && !ctl_audit("client.created", ctl_client_audit_fields(&client))) {
         status = CTL_REFUSED;
     } else if (rt != NULL) {
         status = CTL_OK;
@@ -509,7 +509,7 @@ static mandate_rc set_metadata(ctl *c, mandate_runtime *rt, const char *id,
     mandate_rc rc = client_to_change(store, pool, id, &cl, err);
     if (rc == MANDATE_OK) {
         /* a client without metadata is a machine client: confidential */
-        metadata = admin_metadata("set", cl.metadata, redirect_uris, grant_types,
+        metadata = ctl_client_metadata("client set", cl.metadata, redirect_uris, grant_types,
                                   cl.public_key ? "private_key_jwt" : "client_secret_basic");
         if (metadata == NULL)
             rc = mandate_error_set(err, MANDATE_INVALID, "nothing changed");
@@ -520,7 +520,7 @@ static mandate_rc set_metadata(ctl *c, mandate_runtime *rt, const char *id,
         rc = mandate_store_client_update(store, &cl, err);
     }
     if (rc == MANDATE_OK) {
-        json_t *fields = audit_fields(&cl);
+        json_t *fields = ctl_client_audit_fields(&cl);
         if (!ctl_audit("client.updated", fields))
             rc = mandate_error_set(err, MANDATE_ERROR, "the change is not in the audit trail");
         else if (!c->json)
@@ -959,7 +959,7 @@ static int client_import(ctl *c, mandate_runtime *rt, int argc, char **argv)
                 status = CTL_OK;
                 /* one record per client, as for client create */
                 for (size_t i = 0; i < set.count && status == CTL_OK; i++) {
-                    json_t *fields = audit_fields(&set.clients[i]);
+                    json_t *fields = ctl_client_audit_fields(&set.clients[i]);
                     json_object_set_new(fields, "import", json_string(in));
                     if (!ctl_audit("client.created", fields))
                         status = CTL_REFUSED;

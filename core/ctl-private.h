@@ -32,6 +32,18 @@ int ctl_print_json(json_t *value);
 /* "2026-11-26T08:00:00Z", or "-" for 0. */
 const char *ctl_time(int64_t t, char buf[32]);
 
+/* Shared by client and apply (core/ctl-client.c). What an audit record says
+ * of a client: its settings, never a secret. */
+json_t *ctl_client_audit_fields(const mandate_client *client);
+/* The client's metadata (RFC 7591 §2) with redirect_uris and grant_types
+ * (NULL: kept from base) checked as every client's is; malloc'd JSON text,
+ * or NULL with "mandatectl VERB: why" on stderr. */
+char *ctl_client_metadata(const char *verb, const char *base, json_t *redirect_uris,
+                          json_t *grant_types, const char *auth_method);
+/* The secret alone in a new file (O_EXCL) of mode 0600; false said. */
+bool ctl_write_secret_file(const char *path, const char *secret);
+
+int ctl_cmd_apply(ctl *c, int argc, char **argv);
 int ctl_cmd_client(ctl *c, int argc, char **argv);
 int ctl_cmd_keys(ctl *c, int argc, char **argv);
 int ctl_cmd_token(ctl *c, int argc, char **argv);

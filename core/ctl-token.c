@@ -6,6 +6,7 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <openssl/crypto.h>
 
@@ -27,6 +28,19 @@ static char *read_secret(const char *file)
     if (file == NULL) {
         const char *env = getenv("MANDATE_CLIENT_SECRET");
         return env && env[0] ? mandate_xstrdup(env) : NULL;
+    }
+    /* As ssh refuses a private key others may read: a secret that group or
+     * world can read is no longer the client's alone, and using it would
+     * hide that. */
+    struct stat st;
+    if (stat(file, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 077) != 0) {
+        fprintf(stderr,
+                "mandatectl token get: %s is readable by %s (mode %04o): a client secret must "
+                "be readable by its owner only; chmod 600 %s, and rotate the secret if others "
+                "may have read it (mandatectl client rotate-secret)\n",
+                file, (st.st_mode & 007) != 0 ? "others" : "its group",
+                (unsigned)(st.st_mode & 07777), file);
+        return NULL;
     }
     char *text = NULL;
     size_t len = 0;

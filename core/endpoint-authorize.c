@@ -218,7 +218,9 @@ void mandate_endpoint_authorize(mandate_http_request *req, mandate_http_response
     mandate_oauth_error oerr;
     if (mandate_policy_scope(req->pool, &client, mandate_form_get(&q, "scope"), &p.scope,
                              &oerr) != MANDATE_OK ||
-        mandate_policy_audience(req->pool, &client, mandate_form_find(&q, "resource"),
+        /* no default resource here: a person's token has the audience of
+         * the mapping rule that admits them when they name none */
+        mandate_policy_audience(req->pool, &client, mandate_form_find(&q, "resource"), NULL,
                                 &p.resources, &oerr) != MANDATE_OK) {
         mandate_signin_redirect_error(req, resp, &p, oerr.error, oerr.description, NULL);
         return;

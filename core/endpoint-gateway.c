@@ -245,7 +245,7 @@ void mandate_endpoint_gateway_check(mandate_http_request *req, mandate_http_resp
         st.reason = "issued for another audience";
     }
     if (rc != MANDATE_OK) {
-        log_info("token validation: token_valid=false, client=%s, target=%s: %s",
+        log_info("Token validation: token_valid=false, client=%s, target=%s: %s",
                  st.parsed && g->client_id ? g->client_id : "-", t->name, st.reason);
         if (audited(req, resp, t, 401, &st, token, st.reason))
             challenge(req, resp, 401, t, "invalid_token", NULL);
@@ -278,7 +278,7 @@ void mandate_endpoint_gateway_check(mandate_http_request *req, mandate_http_resp
         }
     }
     if (t->tenant != NULL && (g->tenant == NULL || strcmp(g->tenant, t->tenant) != 0)) {
-        log_info("token validation: token_valid=true, client=%s, target=%s: tenant %s, not %s",
+        log_info("Token validation: token_valid=true, client=%s, target=%s: tenant %s, not %s",
                  g->client_id, t->name, g->tenant ? g->tenant : "-", t->tenant);
         if (audited(req, resp, t, 403, &st, token,
                     mandate_pool_printf(req->pool, "tenant %s is not the target's (%s)",
@@ -291,7 +291,7 @@ void mandate_endpoint_gateway_check(mandate_http_request *req, mandate_http_resp
     }
     for (char **s = t->scopes; s != NULL && *s != NULL; s++) {
         if (!mandate_word_list_has(g->scope, *s, strlen(*s))) {
-            log_info("token validation: token_valid=true, client=%s, target=%s: lacks scope %s",
+            log_info("Token validation: token_valid=true, client=%s, target=%s: lacks scope %s",
                      g->client_id, t->name, *s);
             if (audited(req, resp, t, 403, &st, token,
                         mandate_pool_printf(req->pool, "lacks scope %s", *s)))
@@ -305,7 +305,7 @@ void mandate_endpoint_gateway_check(mandate_http_request *req, mandate_http_resp
             mandate_client_limits_respond(req, resp, retry_after);
         return;
     }
-    log_info("token validation: token_valid=true, client=%s, target=%s", g->client_id, t->name);
+    log_info("Token validation: token_valid=true, client=%s, target=%s", g->client_id, t->name);
     if (!audited(req, resp, t, 200, &st, token, NULL))
         return;
     mandate_http_response_json(req, resp, 200, json_pack("{s:b}", "active", 1));

@@ -257,7 +257,7 @@ void mandate_endpoint_introspect(mandate_http_request *req, mandate_http_respons
         rc = MANDATE_INVALID;
         st.reason = "of another tenant";
     }
-    log_info("token validation: token_valid=%s, client=%s, by=%s%s%s",
+    log_info("Token validation: token_valid=%s, client=%s, by=%s%s%s",
              rc == MANDATE_OK ? "true" : "false",
              st.parsed && st.grant.client_id ? st.grant.client_id : "-", caller.client_id,
              rc == MANDATE_OK ? "" : ": ", rc == MANDATE_OK ? "" : st.reason);

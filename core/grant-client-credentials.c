@@ -2,11 +2,35 @@
  * scopes and audiences it is allowed. */
 #include "config.h"
 
+#include <string.h>
+
 #include "grants-private.h"
 #include "issue-private.h"
 #include "log-private.h"
 #include "oauth-private.h"
+#include "pool-private.h"
 #include "runtime-private.h"
+#include "word-list.h"
+
+/* The workshop's spelling of a scope list: "a, b" */
+static const char *workshop_scopes(mandate_pool *pool, const char *scope)
+{
+    if (scope == NULL)
+        return "(default)";
+    char *out = mandate_pool_alloc(pool, 2 * strlen(scope) + 1);
+    size_t used = 0, n;
+    const char *w;
+    while (mandate_word_list_next(&scope, &w, &n)) {
+        if (used > 0) {
+            memcpy(out + used, ", ", 2);
+            used += 2;
+        }
+        memcpy(out + used, w, n);
+        used += n;
+    }
+    out[used] = '\0';
+    return out;
+}
 
 void mandate_grant_client_credentials(mandate_http_request *req, mandate_http_response *resp,
                                       const mandate_form *form)
@@ -14,13 +38,15 @@ void mandate_grant_client_credentials(mandate_http_request *req, mandate_http_re
     static const char grant_type[] = "client_credentials";
     mandate_oauth_error oerr;
     mandate_client client;
+    const char *requested = mandate_form_get(form, "scope");
+    /* the workshop's lines, in its order (its operators grep for them):
+     * Token request, Credentials validated, Token issued */
+    log_info("Token request: client_id=%s, scopes=[%s]", mandate_client_claimed_id(req, form),
+             workshop_scopes(req->pool, requested));
     if (mandate_client_authenticate(req, form, &client, &oerr) != MANDATE_OK) {
         mandate_token_refuse(req, resp, &oerr, grant_type, NULL, NULL);
         return;
     }
-    const char *requested = mandate_form_get(form, "scope");
-    log_info("token request: client_id=%s, scopes=[%s]", client.client_id,
-             requested ? requested : "(default)");
     if (!mandate_token_within_rate(req, resp, &client, grant_type))
         return;
     const mandate_config *cfg = mandate_runtime_config(req->runtime);
@@ -28,7 +54,7 @@ void mandate_grant_client_credentials(mandate_http_request *req, mandate_http_re
     if (mandate_policy_scope(req->pool, &client, requested, &grant.scope, &oerr) !=
             MANDATE_OK ||
         mandate_policy_audience(req->pool, &client, mandate_form_find(form, "resource"),
-                                &grant.audience, &oerr) != MANDATE_OK) {
+                                cfg->default_resource, &grant.audience, &oerr) != MANDATE_OK) {
         log_info("token refused: client_id=%s: %s", client.client_id, oerr.description);
         mandate_token_refuse(req, resp, &oerr, grant_type, client.client_id, NULL);
         return;

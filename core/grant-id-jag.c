@@ -261,7 +261,9 @@ void mandate_id_jag_accept(mandate_http_request *req, mandate_http_response *res
                            "ID-JAG and this client");
     } else {
         const mandate_form_param *res = mandate_form_find(form, "resource");
-        rc = mandate_policy_audience(req->pool, client, res, &audience, &oerr);
+        rc = mandate_policy_audience(req->pool, client, res,
+                                     mandate_runtime_config(req->runtime)->default_resource,
+                                     &audience, &oerr);
         /* the resources asked for (or else the ID-JAG's) within the ID-JAG's */
         if (rc == MANDATE_OK && jag_resource != NULL) {
             const char *want = res != NULL && res->value_count > 0 ? audience : jag_resource;

@@ -101,6 +101,17 @@ bool mandate_token_mint(mandate_http_request *req, mandate_http_response *resp,
                         const mandate_instance **fmt_r)
 {
     mandate_oauth_error oerr;
+    /* RFC 9068 §2.2: an access token names the resource it is for. Every
+     * grant sets one (the client's audience, the resource asked for, a
+     * mapping rule's, or default_resource); none is a refusal, never a
+     * token that any resource server would take. */
+    if (grant->audience == NULL || grant->audience[0] == '\0') {
+        mandate_oauth_fail(&oerr, 400, "invalid_target",
+                           "no resource asked, and this client has no audience; the broker "
+                           "has no default_resource either");
+        mandate_token_refuse(req, resp, &oerr, grant_type, client->client_id, extra);
+        return false;
+    }
     const mandate_instance *fmt = client_format(req, client);
     if (fmt == NULL) {
         mandate_oauth_fail_rc(&oerr, MANDATE_ERROR);
@@ -206,10 +217,11 @@ void mandate_token_answer_with(mandate_http_request *req, mandate_http_response 
     }
     if (!id_jag)
         mandate_metrics_token_issued(fmt->handle->plugin->name);
-    log_info("%s issued: client_id=%s sub=%s jti=%s scope=[%s] aud=[%s] expires_in=%llds",
-             id_jag ? "ID-JAG" : "token", client->client_id, grant->subject, grant->jti,
-             grant->scope ? grant->scope : "", grant->audience ? grant->audience : "",
-             (long long)expires_in);
+    /* the workshop's "Token issued: expires_in=3600s" first, then ours */
+    log_info("%s issued: expires_in=%llds client_id=%s sub=%s jti=%s scope=[%s] aud=[%s]",
+             id_jag ? "ID-JAG" : "Token", (long long)expires_in, client->client_id,
+             grant->subject, grant->jti, grant->scope ? grant->scope : "",
+             grant->audience ? grant->audience : "");
     /* RFC 8693 §2.2.1: N_A for what is not an access token */
     json_t *rest = json_pack("{s:s,s:I}", "token_type",
                              id_jag ? "N_A" : jkt != NULL ? "DPoP" : "Bearer", "expires_in",

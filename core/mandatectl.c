@@ -30,8 +30,15 @@ static void usage(FILE *out)
             "Administer a Mandate identity broker.\n\n"
             "Commands:\n"
             "  init DIR [--listen ADDR:PORT] [--issuer URL] [--plugin-dir DIR]\n"
+            "           [--default-resource URI] [--no-example]\n"
             "                        create a ready-to-run state folder: configuration,\n"
-            "                        key-encryption key (mode 0600) and database\n"
+            "                        key-encryption key (mode 0600) and database; its\n"
+            "                        gateway target protects the MarketPulse example\n"
+            "                        (--no-example: none), and tokens of clients with no\n"
+            "                        audience are for URI (default the example's\n"
+            "                        " MANDATE_INIT_EXAMPLE_RESOURCE ")\n"
+            "  -c FILE init          create the state FILE names (its state_dir): the\n"
+            "                        key-encryption key if none, and the database\n"
             "  config check [FILE]   check a configuration and its plugins' keys without\n"
             "                        starting anything\n"
             "  plugins [--plugin-dir DIR]\n"
@@ -59,6 +66,10 @@ static void usage(FILE *out)
             "  client import FILE --out FILE [--csv]\n"
             "                        create many clients at once (JSON lines or CSV), all or\n"
             "                        none; their secrets go to --out, mode 0600\n"
+            "  apply FILE [--dry-run] [--prune] [--show-secrets] [--replace-secret-files]\n"
+            "                        make the clients and gateway targets match a document\n"
+            "                        (JSON or libconfig); prints the plan; --prune disables\n"
+            "                        clients the document does not name\n"
             "  keys list | keys rotate [--alg ES256|RS256|EdDSA] [--format F]\n"
             "  token get --token-url URL --client-id ID [--scope S] [--resource URI]\n"
             "            [--secret-file FILE]\n"
@@ -165,11 +176,36 @@ bool ctl_audit(const char *event, json_t *fields)
 
 /* --- init ------------------------------------------------------------------ */
 
+/* mandatectl -c FILE init: the state an existing configuration names
+ * (the Debian package's /etc/mandate/mandate.conf and /var/lib/mandate). */
+static int init_config_state(ctl *c)
+{
+    char *state_dir = NULL;
+    bool kek_created = false;
+    mandate_error err = {0};
+    if (mandate_state_init_config(c->config_path, &state_dir, &kek_created, &err) != MANDATE_OK) {
+        fprintf(stderr, "mandatectl init: %s\n", err.message);
+        return EXIT_REFUSED;
+    }
+    if (c->json) {
+        print_json(json_pack("{s:s,s:s,s:b}", "config", c->config_path, "state_dir", state_dir,
+                             "kek_created", kek_created));
+    } else {
+        printf("Initialised the state of %s in %s (%s)\n", c->config_path, state_dir,
+               kek_created ? "a new key-encryption key" : "its key-encryption key kept");
+        printf("Start the broker with:  mandated -c %s\n", c->config_path);
+    }
+    free(state_dir);
+    return 0;
+}
+
 static int cmd_init(ctl *c, int argc, char **argv)
 {
     static const struct option opts[] = {{"listen", required_argument, NULL, 'l'},
                                          {"issuer", required_argument, NULL, 'i'},
                                          {"plugin-dir", required_argument, NULL, 'p'},
+                                         {"default-resource", required_argument, NULL, 'r'},
+                                         {"no-example", no_argument, NULL, 'n'},
                                          {NULL, 0, NULL, 0}};
     mandate_init_options io = {0};
     int opt;
@@ -179,11 +215,17 @@ static int cmd_init(ctl *c, int argc, char **argv)
         case 'l': io.listen = optarg; break;
         case 'i': io.issuer = optarg; break;
         case 'p': io.plugin_dir = optarg; break;
+        case 'r': io.default_resource = optarg; break;
+        case 'n': io.no_example = true; break;
         default: return EXIT_USAGE;
         }
     }
+    if (optind == argc && c->config_given && io.listen == NULL && io.issuer == NULL &&
+        io.plugin_dir == NULL)
+        return init_config_state(c);
     if (optind != argc - 1) {
-        fprintf(stderr, "mandatectl init: name the folder to create, e.g. mandatectl init ./state\n");
+        fprintf(stderr, "mandatectl init: name the folder to create, e.g. mandatectl init ./state\n"
+                        "  (or the configuration whose state to create: mandatectl -c FILE init)\n");
         return EXIT_USAGE;
     }
     io.dir = argv[optind];
@@ -332,6 +374,7 @@ static const command commands[] = {
     {"migrate", ctl_cmd_migrate},
     {"mapping", ctl_cmd_mapping},
     {"user", ctl_cmd_user},
+    {"apply", ctl_cmd_apply},
 };
 
 int main(int argc, char **argv)

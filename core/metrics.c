@@ -210,7 +210,6 @@ mandate_metric_endpoint mandate_metrics_endpoint_of(const char *path)
         {"/oauth2/revoke", MANDATE_EP_REVOKE},
         {"/oauth2/jwks", MANDATE_EP_JWKS},
         {"/.well-known/oauth-authorization-server", MANDATE_EP_METADATA},
-        {"/.well-known/openid-configuration", MANDATE_EP_METADATA},
         {"/healthz", MANDATE_EP_HEALTH},
         {"/readyz", MANDATE_EP_HEALTH},
         {"/metrics", MANDATE_EP_METRICS},

@@ -48,18 +48,25 @@ const char *mandate_oauth_endpoint_url(mandate_http_request *req, const char *pa
  * nobody learns which client ids exist. */
 mandate_rc mandate_client_authenticate(mandate_http_request *req, const mandate_form *form,
                                        mandate_client *client_r, mandate_oauth_error *oerr);
+/* The client id a request names (Basic user name, else the form's
+ * client_id, else "(none)"), before it is authenticated: for the log only. */
+const char *mandate_client_claimed_id(mandate_http_request *req, const mandate_form *form);
 
 /* The scopes to grant: those requested (each allowed to the client, else
- * 400 invalid_scope naming it), or the client's default scopes. */
+ * 400 invalid_scope naming it), or, when none is requested, the client's
+ * default scopes (400 invalid_scope when it has none: RFC 6749 §3.3). */
 mandate_rc mandate_policy_scope(mandate_pool *pool, const mandate_client *client,
                                 const char *requested, const char **scope_r,
                                 mandate_oauth_error *oerr);
 /* The audiences: the RFC 8707 resources asked for (each one of the client's
  * allowed audiences, else 400 invalid_target), or all the client's
- * audiences; NULL when the client has none. */
+ * audiences. A client with no audience of its own is allowed
+ * default_resource (the configured default_resource, or NULL); NULL when
+ * there is none either (the token is then refused as it is minted). */
 mandate_rc mandate_policy_audience(mandate_pool *pool, const mandate_client *client,
                                    const mandate_form_param *resources,
-                                   const char **audience_r, mandate_oauth_error *oerr);
+                                   const char *default_resource, const char **audience_r,
+                                   mandate_oauth_error *oerr);
 /* Seconds a token of this client lives. */
 int64_t mandate_policy_lifetime(const mandate_config *config, const mandate_client *client);
 

@@ -66,8 +66,14 @@ mandate_rc mandate_policy_scope(mandate_pool *pool, const mandate_client *client
                                 mandate_oauth_error *oerr)
 {
     if (requested == NULL) {
-        *scope_r = client->default_scopes && client->default_scopes[0] ? client->default_scopes
-                                                                        : NULL;
+        /* RFC 6749 §3.3: the client's pre-defined default, or invalid_scope.
+         * Never a token of no scope that the client did not ask for: what it
+         * may do must be said, by the request or by the operator. */
+        if (client->default_scopes == NULL || client->default_scopes[0] == '\0')
+            return mandate_oauth_fail(
+                oerr, 400, "invalid_scope",
+                "no scope asked, and this client has no default scopes: ask for one");
+        *scope_r = client->default_scopes;
         return MANDATE_OK;
     }
     char *out = mandate_pool_alloc(pool, strlen(requested) + 1);
@@ -90,10 +96,15 @@ mandate_rc mandate_policy_scope(mandate_pool *pool, const mandate_client *client
 
 mandate_rc mandate_policy_audience(mandate_pool *pool, const mandate_client *client,
                                    const mandate_form_param *resources,
-                                   const char **audience_r, mandate_oauth_error *oerr)
+                                   const char *default_resource, const char **audience_r,
+                                   mandate_oauth_error *oerr)
 {
+    /* a client of no audience of its own is for the default resource */
+    const char *allowed = client->audiences && client->audiences[0] ? client->audiences
+                          : default_resource && default_resource[0] ? default_resource
+                                                                     : NULL;
     if (resources == NULL || resources->value_count == 0) {
-        *audience_r = client->audiences && client->audiences[0] ? client->audiences : NULL;
+        *audience_r = allowed;
         return MANDATE_OK;
     }
     size_t len = 1, used = 0;
@@ -107,7 +118,7 @@ mandate_rc mandate_policy_audience(mandate_pool *pool, const mandate_client *cli
         if (strchr(r, ':') == NULL || strchr(r, '#') != NULL || strchr(r, ' ') != NULL)
             return mandate_oauth_fail(oerr, 400, "invalid_target",
                                       "resource must be an absolute URI without a fragment");
-        if (!mandate_word_list_has(client->audiences, r, n))
+        if (!mandate_word_list_has(allowed, r, n))
             return mandate_oauth_fail(
                 oerr, 400, "invalid_target",
                 mandate_pool_printf(pool, "resource '%.100s' is not allowed for this client", r));

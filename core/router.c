@@ -25,7 +25,9 @@ static const route routes[] = {
     {"POST", "/oauth2/token", mandate_endpoint_token, false, "POST"},
     {"GET", "/oauth2/jwks", mandate_endpoint_jwks, false, "GET"},
     {"GET", "/.well-known/oauth-authorization-server", mandate_endpoint_metadata, false, "GET"},
-    {"GET", "/.well-known/openid-configuration", mandate_endpoint_metadata, false, "GET"},
+    /* no /.well-known/openid-configuration: Mandate issues no id_token, and
+     * an OpenID Connect client must not take it for a provider (issue 24);
+     * give OIDC libraries the RFC 8414 URL */
     /* RFC 8414 §3.1: an issuer with a path has it inserted after the prefix */
     {"GET", "/.well-known/oauth-authorization-server/", mandate_endpoint_metadata, true, "GET"},
     {"POST", "/oauth2/introspect", mandate_endpoint_introspect, false, NULL},

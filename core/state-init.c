@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -62,6 +63,9 @@ mandate_rc mandate_state_init(const mandate_init_options *opts, char **config_pa
     char *listen = quoted(opts->listen ? opts->listen : "127.0.0.1:8080");
     char *plugin_dir = quoted(opts->plugin_dir ? opts->plugin_dir : PLUGINDIR);
     char *issuer = opts->issuer ? quoted(opts->issuer) : NULL;
+    char *resource = quoted(opts->default_resource ? opts->default_resource
+                                                   : MANDATE_INIT_EXAMPLE_RESOURCE);
+    char *targets = NULL;
     char *conf_text = NULL;
     mandate_rc rc = MANDATE_OK;
 
@@ -74,6 +78,36 @@ mandate_rc mandate_state_init(const mandate_init_options *opts, char **config_pa
         rc = mandate_error_set(err, MANDATE_ERROR, "%s: %s", instances, strerror(errno));
         goto out;
     }
+    /* Out of the box, the gateway check protects the MarketPulse example
+     * (examples/marketpulse: nginx on 127.0.0.1:9000 in front of the market
+     * calendar); below it, commented, the shape of another target. */
+    targets = mandate_xasprintf(
+        "# Gateway targets: what GET /gateway/check protects (nginx auth_request,\n"
+        "# Envoy ext_authz). A call is let through only with a token of the\n"
+        "# target's audience and scopes. See mandate.conf(5), TARGETS.\n"
+        "%s"
+        "%s"
+        "  # { name = \"crm-mcp\";\n"
+        "  #   paths = [\"/crm/\"];                # and all below, whole segments\n"
+        "  #   audience = \"https://crm.example/mcp\";\n"
+        "  #   scopes = [\"crm:read\"];\n"
+        "  #   tenant = \"bank-a\";\n"
+        "  #   resource_metadata = \"https://gateway.example/.well-known/oauth-protected-resource/crm\"; }\n"
+        "%s",
+        opts->no_example
+            ? "# targets = (\n"
+            : "targets = (\n"
+              "  # The MarketPulse example's market calendar (examples/marketpulse):\n"
+              "  # every call needs a token for its audience with the scope mcp:call.\n"
+              "  { name = \"market-calendar-mcp\";\n"
+              "    paths = [\"/mcp\", \"/tools/\"];\n"
+              "    audience = \"" MANDATE_INIT_EXAMPLE_RESOURCE "\";\n"
+              "    scopes = [\"mcp:call\"];\n"
+              "    resource_metadata = \"" MANDATE_INIT_EXAMPLE_METADATA "\"; }\n",
+        opts->no_example ? "  # A tool server, for one tenant only:\n"
+                         : "  # Another tool server, for one tenant only (a comma after the\n"
+                           "  # target above):\n",
+        opts->no_example ? "# );\n" : ");\n");
     conf_text = mandate_xasprintf(
         "# Mandate configuration, written by mandatectl init. See mandate.conf(5).\n"
         "server: {\n"
@@ -88,11 +122,18 @@ mandate_rc mandate_state_init(const mandate_init_options *opts, char **config_pa
         "plugin_dir = %s;\n"
         "instances_dir = \"mandate.d\";\n\n"
         "log: {\n"
-        "  destination = \"stderr\";\n"
+        "  destination = \"stderr\";  # or \"syslog\"\n"
         "  level = \"info\";\n"
-        "};\n",
+        "};\n"
+        "# The audit trail is in audit/ beside this file: mandatectl audit tail.\n\n"
+        "# Every access token names the resource it is for (RFC 9068 aud): the\n"
+        "# client's audience (client create --audience), the resource it asks for\n"
+        "# (RFC 8707), or, for a client with no audience, this one. Remove it and\n"
+        "# such a client gets invalid_target.\n"
+        "default_resource = %s;\n\n"
+        "%s",
         listen, issuer ? "  issuer = " : "", issuer ? issuer : "", issuer ? ";\n" : "",
-        plugin_dir);
+        plugin_dir, resource, targets);
     static const struct {
         const char *file, *text;
     } instance_files[] = {
@@ -149,6 +190,8 @@ mandate_rc mandate_state_init(const mandate_init_options *opts, char **config_pa
     if (rc == MANDATE_OK)
         *config_path_r = mandate_xstrdup(conf_path);
 out:
+    free(targets);
+    free(resource);
     free(conf_text);
     free(conf_path);
     free(instances);
@@ -156,5 +199,74 @@ out:
     free(listen);
     free(plugin_dir);
     free(issuer);
+    return rc;
+}
+
+/* Whether a folder holds nothing but . and .. */
+static bool folder_is_empty(const char *path)
+{
+    DIR *d = opendir(path);
+    if (d == NULL)
+        return false;
+    bool empty = true;
+    struct dirent *e;
+    while (empty && (e = readdir(d)) != NULL)
+        empty = strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0;
+    closedir(d);
+    return empty;
+}
+
+mandate_rc mandate_state_init_config(const char *config_path, char **state_dir_r,
+                                     bool *kek_created_r, mandate_error *err)
+{
+    *kek_created_r = false;
+    mandate_diag diag = {0};
+    mandate_config *cfg = NULL;
+    if (!mandate_config_load(config_path, &cfg, &diag)) {
+        char *why = mandate_diag_join(&diag);
+        mandate_diag_free(&diag);
+        mandate_rc rc = mandate_error_set(err, MANDATE_ERROR, "%s", why);
+        free(why);
+        return rc;
+    }
+    char *state_dir = mandate_xstrdup(cfg->state_dir);
+    mandate_rc rc = MANDATE_OK;
+    if (mkdir(state_dir, 0700) != 0 && errno != EEXIST)
+        rc = mandate_error_set(err, MANDATE_ERROR, "state_dir %s: %s", state_dir, strerror(errno));
+    const char *env_kek = getenv("MANDATE_KEK");
+    bool kek_from_env = env_kek != NULL && env_kek[0] != '\0';
+    if (rc == MANDATE_OK && !kek_from_env && access(cfg->kek_file, F_OK) != 0) {
+        if (errno != ENOENT)
+            rc = mandate_error_set(err, MANDATE_ERROR, "key-encryption key %s: %s",
+                                   cfg->kek_file, strerror(errno));
+        else if (!folder_is_empty(state_dir))
+            rc = mandate_error_set(
+                err, MANDATE_INVALID,
+                "key-encryption key %s missing but %s holds data: restore the key (a new "
+                "one would make the stored secrets and signing keys unusable)",
+                cfg->kek_file, state_dir);
+        else if ((rc = mandate_kek_create(cfg->kek_file, err)) == MANDATE_OK)
+            *kek_created_r = true;
+    }
+    if (rc != MANDATE_OK) {
+        mandate_config_free(&cfg);
+        free(state_dir);
+        return rc;
+    }
+    /* Load it exactly as the daemon will: the database, its schema and the
+     * first signing key of each format instance. */
+    mandate_runtime *rt = NULL;
+    if (mandate_runtime_create(cfg, MANDATE_RUNTIME_MIGRATE | MANDATE_RUNTIME_CREATE_KEYS, &rt,
+                               &diag) != MANDATE_OK) {
+        char *why = mandate_diag_join(&diag);
+        rc = mandate_error_set(err, MANDATE_ERROR, "%s", why);
+        free(why);
+    }
+    mandate_runtime_unref(&rt);
+    mandate_diag_free(&diag);
+    if (rc == MANDATE_OK)
+        *state_dir_r = state_dir;
+    else
+        free(state_dir);
     return rc;
 }

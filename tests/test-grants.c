@@ -151,7 +151,10 @@ static int setup(void **state)
     make_client(
         f, &f->limited,
         &(mandate_client_spec){
-            .client_id = "limited", .scopes = scopes, .rate_limit = 0.001, .rate_burst = 1});
+            /* default scopes and audiences: a request of no scope is
+             * refused otherwise (issue 24), before its rate is counted */
+            .client_id = "limited", .scopes = scopes, .default_scopes = "mcp:call",
+            .audiences = auds, .rate_limit = 0.001, .rate_burst = 1});
     make_client(f, &f->other_tenant,
                 &(mandate_client_spec){.client_id = "stranger",
                                        .tenant = "elsewhere",

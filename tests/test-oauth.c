@@ -192,6 +192,17 @@ static void test_scope_policy(void **state)
     assert_int_equal(mandate_policy_scope(pool, &client, "mcp", &scope, &e), MANDATE_DENIED);
     assert_int_equal(mandate_policy_scope(pool, &client, "a\"b", &scope, &e), MANDATE_DENIED);
     assert_string_equal(e.error, "invalid_scope");
+    /* RFC 6749 §3.3: no scope asked and no default: invalid_scope, never a
+     * token of no scope */
+    mandate_client no_default = client;
+    no_default.default_scopes = NULL;
+    scope = "unchanged";
+    assert_int_equal(mandate_policy_scope(pool, &no_default, NULL, &scope, &e), MANDATE_DENIED);
+    assert_int_equal(e.status, 400);
+    assert_string_equal(e.error, "invalid_scope");
+    no_default.default_scopes = "";
+    assert_int_equal(mandate_policy_scope(pool, &no_default, NULL, &scope, &e), MANDATE_DENIED);
+    assert_string_equal(e.error, "invalid_scope");
 }
 
 static void test_audience_policy(void **state)
@@ -202,20 +213,45 @@ static void test_audience_policy(void **state)
     mandate_form_param p = {.name = "resource",
                             .values = {"https://mcp.example/news"},
                             .value_count = 1};
-    assert_int_equal(mandate_policy_audience(pool, &client, &p, &aud, &e), MANDATE_OK);
+    assert_int_equal(mandate_policy_audience(pool, &client, &p, NULL, &aud, &e), MANDATE_OK);
     assert_string_equal(aud, "https://mcp.example/news");
-    assert_int_equal(mandate_policy_audience(pool, &client, NULL, &aud, &e), MANDATE_OK);
+    assert_int_equal(mandate_policy_audience(pool, &client, NULL, NULL, &aud, &e), MANDATE_OK);
     assert_string_equal(aud, client.audiences);
     p.values[0] = "https://evil.example/";
-    assert_int_equal(mandate_policy_audience(pool, &client, &p, &aud, &e), MANDATE_DENIED);
+    assert_int_equal(mandate_policy_audience(pool, &client, &p, NULL, &aud, &e), MANDATE_DENIED);
     assert_string_equal(e.error, "invalid_target");
     p.values[0] = "not-a-uri";
-    assert_int_equal(mandate_policy_audience(pool, &client, &p, &aud, &e), MANDATE_DENIED);
+    assert_int_equal(mandate_policy_audience(pool, &client, &p, NULL, &aud, &e), MANDATE_DENIED);
     p.values[0] = "https://mcp.example/news#frag";
-    assert_int_equal(mandate_policy_audience(pool, &client, &p, &aud, &e), MANDATE_DENIED);
+    assert_int_equal(mandate_policy_audience(pool, &client, &p, NULL, &aud, &e), MANDATE_DENIED);
     const mandate_client none = {.client_id = "x"};
-    assert_int_equal(mandate_policy_audience(pool, &none, NULL, &aud, &e), MANDATE_OK);
+    /* a client of no audience: the default resource, else none (the
+     * token is then refused as it is minted) */
+    assert_int_equal(mandate_policy_audience(pool, &none, NULL, NULL, &aud, &e), MANDATE_OK);
     assert_null(aud);
+    assert_int_equal(
+        mandate_policy_audience(pool, &none, NULL, "https://mcp.example/default", &aud, &e),
+        MANDATE_OK);
+    assert_string_equal(aud, "https://mcp.example/default");
+    p.values[0] = "https://mcp.example/default";
+    assert_int_equal(
+        mandate_policy_audience(pool, &none, &p, "https://mcp.example/default", &aud, &e),
+        MANDATE_OK);
+    assert_string_equal(aud, "https://mcp.example/default");
+    p.values[0] = "https://mcp.example/news";
+    assert_int_equal(
+        mandate_policy_audience(pool, &none, &p, "https://mcp.example/default", &aud, &e),
+        MANDATE_DENIED);
+    assert_string_equal(e.error, "invalid_target");
+    /* a client with audiences of its own is not widened by the default */
+    p.values[0] = "https://mcp.example/default";
+    assert_int_equal(
+        mandate_policy_audience(pool, &client, &p, "https://mcp.example/default", &aud, &e),
+        MANDATE_DENIED);
+    assert_int_equal(
+        mandate_policy_audience(pool, &client, NULL, "https://mcp.example/default", &aud, &e),
+        MANDATE_OK);
+    assert_string_equal(aud, client.audiences);
 }
 
 static void test_lifetime(void **state)

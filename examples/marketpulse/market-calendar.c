@@ -23,6 +23,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -295,30 +296,21 @@ static bool authorise(const server *srv, struct MHD_Connection *conn, request *r
     }
 }
 
-/* The RFC 9728 metadata URL of an http(s) resource: the well-known path goes
- * between the host and the resource's path. NULL for other identifiers. */
-static char *resource_metadata_url(const char *resource)
+/* The RFC 9728 metadata URL named in this server's own 401s: where this
+ * very server answers it (PRM_PATH), on the address it listens on. The URL
+ * the audience would give (https://mcp.example/.well-known/...) is a name,
+ * not a server that answers; behind a gateway, --resource-metadata names
+ * the public one. NULL when the address cannot be written as a URL. */
+static char *own_metadata_url(const char *listen_addr, unsigned port)
 {
-    for (const char *c = resource; *c != '\0'; c++)
-        if ((unsigned char)*c <= 0x20 || *c == 0x7f)
-            return NULL;
-    const char *scheme_end = strstr(resource, "://");
-    if (scheme_end == NULL || strpbrk(resource, "?#\"\\") != NULL ||
-        (strncmp(resource, "https://", 8) != 0 && strncmp(resource, "http://", 7) != 0))
+    const char *colon = strrchr(listen_addr, ':');
+    if (colon == NULL || strpbrk(listen_addr, "\"\\ /?#") != NULL)
         return NULL;
-    const char *host = scheme_end + 3;
-    const char *path = strchr(host, '/');
-    size_t origin_len = path != NULL ? (size_t)(path - resource) : strlen(resource);
-    if (path == NULL)
-        path = "";
-    size_t path_len = strlen(path);
-    while (path_len > 0 && path[path_len - 1] == '/')
-        path_len--;
-    size_t len = origin_len + sizeof(PRM_PATH) + path_len;
+    int host_len = (int)(colon - listen_addr);
+    size_t len = (size_t)host_len + sizeof("http://:65535" PRM_PATH);
     char *url = malloc(len);
     if (url != NULL)
-        snprintf(url, len, "%.*s" PRM_PATH "%.*s", (int)origin_len, resource, (int)path_len,
-                 path);
+        snprintf(url, len, "http://%.*s:%u" PRM_PATH, host_len, listen_addr, port);
     return url;
 }
 
@@ -915,6 +907,10 @@ static void usage(FILE *out)
             "  --allow-origin ORIGIN a browser origin allowed on /mcp (repeatable; requests\n"
             "                        with any other Origin header get 403)\n"
             "  --threads N           worker threads (default %d)\n"
+            "  --resource-metadata URL\n"
+            "                        the RFC 9728 metadata URL this server's 401s name\n"
+            "                        (default: its own, http://LISTEN" PRM_PATH ");\n"
+            "                        behind a gateway, the gateway's\n"
             "  --today YYYY-MM-DD    pretend today is this day (New York), for tests\n"
             "  --help                this text\n"
             "  --version             the version\n",
@@ -970,6 +966,7 @@ int main(int argc, char **argv)
         OPT_TODAY,
         OPT_ORIGIN,
         OPT_THREADS,
+        OPT_METADATA,
         OPT_VERSION
     };
     /* clang-format off */
@@ -981,6 +978,7 @@ int main(int argc, char **argv)
         {"today", required_argument, NULL, OPT_TODAY},
         {"allow-origin", required_argument, NULL, OPT_ORIGIN},
         {"threads", required_argument, NULL, OPT_THREADS},
+        {"resource-metadata", required_argument, NULL, OPT_METADATA},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, OPT_VERSION},
         {NULL, 0, NULL, 0}};
@@ -988,6 +986,7 @@ int main(int argc, char **argv)
     server srv = {0};
     const char *listen_addr = DEFAULT_LISTEN;
     const char *scope = DEFAULT_SCOPE;
+    const char *metadata_url = NULL;
     unsigned threads = DEFAULT_THREADS;
     int opt;
     while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -1022,6 +1021,13 @@ int main(int argc, char **argv)
             threads = (unsigned)n;
             break;
         }
+        case OPT_METADATA:
+            if (strncmp(optarg, "http://", 7) != 0 && strncmp(optarg, "https://", 8) != 0) {
+                fprintf(stderr, SERVER_NAME ": --resource-metadata wants an http(s) URL\n");
+                return 2;
+            }
+            metadata_url = optarg;
+            break;
         case 'h': usage(stdout); return 0;
         case OPT_VERSION: printf(SERVER_NAME " " PACKAGE_VERSION "\n"); return 0;
         default: usage(stderr); return 2;
@@ -1035,6 +1041,11 @@ int main(int argc, char **argv)
         return 2;
     }
     srv.scope = scope[strspn(scope, " ")] != '\0' ? scope : NULL;
+    if (metadata_url != NULL && strpbrk(metadata_url, "\"\\ ") != NULL) {
+        fprintf(stderr, SERVER_NAME ": --resource-metadata may not contain quotes, "
+                                    "backslashes or spaces\n");
+        return 2;
+    }
     if (srv.scope != NULL && strpbrk(srv.scope, "\"\\") != NULL) {
         fprintf(stderr, SERVER_NAME ": --scope may not contain quotes or backslashes\n");
         return 2;
@@ -1053,7 +1064,6 @@ int main(int argc, char **argv)
         fprintf(stderr, SERVER_NAME ": %s\n", err);
         return 1;
     }
-    srv.resource_metadata = resource_metadata_url(srv.audience);
     json_error_t jerr;
     srv.tool = json_loads(tool_json, 0, &jerr);
     if (srv.tool == NULL) {
@@ -1071,6 +1081,30 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    /* The socket is bound here, not by libmicrohttpd: its port (port 0
+     * picks one) goes into the 401s' resource_metadata before any request
+     * can arrive. */
+    int listen_fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (listen_fd < 0 ||
+        setsockopt(listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        bind(listen_fd, (struct sockaddr *)&ss, ss_len) != 0 || listen(listen_fd, 128) != 0) {
+        fprintf(stderr, SERVER_NAME ": cannot listen on %s: %s\n", listen_addr, strerror(errno));
+        if (listen_fd >= 0)
+            close(listen_fd);
+        json_decref(srv.tool);
+        mandate_verifier_free(&srv.verifier);
+        return 1;
+    }
+    struct sockaddr_storage bound = {0};
+    socklen_t bound_len = sizeof(bound);
+    unsigned port = 0;
+    if (getsockname(listen_fd, (struct sockaddr *)&bound, &bound_len) == 0)
+        port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                                 : ((struct sockaddr_in *)&bound)->sin_port);
+    srv.resource_metadata =
+        metadata_url != NULL ? strdup(metadata_url) : own_metadata_url(listen_addr, port);
+
     unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
@@ -1078,7 +1112,7 @@ int main(int argc, char **argv)
     struct MHD_Daemon *mhd = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, &srv,
         MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, NULL,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_LISTEN_SOCKET, listen_fd,
         MHD_OPTION_THREAD_POOL_SIZE, threads,
         MHD_OPTION_CONNECTION_TIMEOUT, 30u,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
@@ -1087,13 +1121,13 @@ int main(int argc, char **argv)
     if (mhd == NULL) {
         fprintf(stderr, SERVER_NAME ": cannot listen on %s: %s\n", listen_addr,
                 errno != 0 ? strerror(errno) : "libmicrohttpd refused");
+        close(listen_fd);
         json_decref(srv.tool);
         free(srv.resource_metadata);
         mandate_verifier_free(&srv.verifier);
         return 1;
     }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(mhd, MHD_DAEMON_INFO_BIND_PORT);
-    fprintf(stderr, SERVER_NAME ": listening on port %u\n", info != NULL ? info->port : 0);
+    fprintf(stderr, SERVER_NAME ": listening on port %u\n", port);
     if (srv.fixed_today) {
         char day[11];
         log_line("today is %s (--today)", nyse_date_format(srv.today, day));

@@ -76,10 +76,10 @@ check "no secret in the trail" bash -c "! grep -qF -- '$SECRET' $TRAIL/audit-*.j
 check "no token in the trail" bash -c "! grep -qF -- '$(printf '%s' "$T1" | cut -d. -f3)' $TRAIL/audit-*.jsonl"
 
 # the human log says what the workshop's log says
-expect_contains "log: token request" "token request: client_id=agent-1, scopes=[(default)]" "$(cat "$LOG")"
-expect_contains "log: credentials validated" "credentials validated: client_id=agent-1" "$(cat "$LOG")"
-expect_contains "log: token issued" "expires_in=3600s" "$(cat "$LOG")"
-expect_contains "log: token validation" "token validation: token_valid=true, client=agent-1" "$(cat "$LOG")"
+expect_contains "log: token request" "Token request: client_id=agent-1, scopes=[(default)]" "$(cat "$LOG")"
+expect_contains "log: credentials validated" "Credentials validated: client_id=agent-1" "$(cat "$LOG")"
+expect_contains "log: token issued" "Token issued: expires_in=3600s" "$(cat "$LOG")"
+expect_contains "log: token validation" "Token validation: token_valid=true, client=agent-1" "$(cat "$LOG")"
 
 # --- rate limits ----------------------------------------------------------------
 SECRET=$("${CTL[@]}" client rotate-secret agent-1 --grace 0 2>/dev/null | client_secret)

@@ -30,6 +30,31 @@ expect_contains "and says why" "already exists" "$(cat "$TMP/out")"
 "$MANDATECTL" init >/dev/null 2>&1
 expect_eq "init without a folder is bad usage" 2 "$?"
 
+# init -c FILE: the state of an existing configuration (the Debian package's
+# /etc/mandate/mandate.conf and /var/lib/mandate), kept when run again
+mkdir "$TMP/etc"
+cp -r "$SRCDIR/etc/mandate.d" "$TMP/etc/"
+sed -e "s|^state_dir = .*|state_dir = \"$TMP/var\";|" -e 's|127.0.0.1:8080|127.0.0.1:0|' \
+    -e "s|^# plugin_dir = .*|plugin_dir = \"$PLUGIN_DIR\";|" "$SRCDIR/etc/mandate.conf" >"$TMP/etc/mandate.conf"
+out=$("$MANDATECTL" -c "$TMP/etc/mandate.conf" init)
+expect_eq "init -c FILE exits 0" 0 "$?"
+expect_contains "and makes a new kek" "a new key-encryption key" "$out"
+expect_eq "its state_dir is mode 700" 700 "$(stat -c %a "$TMP/var")"
+expect_eq "its kek is mode 600" 600 "$(stat -c %a "$TMP/var/kek")"
+check "its database created" test -s "$TMP/var/mandate.db"
+kek=$(cat "$TMP/var/kek")
+out=$("$MANDATECTL" -c "$TMP/etc/mandate.conf" init)
+expect_eq "init -c FILE again exits 0" 0 "$?"
+expect_contains "and keeps the kek" "key-encryption key kept" "$out"
+expect_eq "the same kek" "$kek" "$(cat "$TMP/var/kek")"
+mv "$TMP/var/kek" "$TMP/kek.saved"
+out=$("$MANDATECTL" -c "$TMP/etc/mandate.conf" init 2>&1)
+expect_eq "a lost kek beside data is not replaced" 1 "$?"
+expect_contains "and says why" "missing but $TMP/var holds data" "$out"
+check "no new kek written" test ! -e "$TMP/var/kek"
+"$MANDATECTL" -c "$TMP/etc/mandate.conf" init --listen 127.0.0.1:0 >/dev/null 2>&1
+expect_eq "init -c FILE with options of a new folder is bad usage" 2 "$?"
+
 # config check
 CONF="$STATE/mandate.conf"
 out=$("$MANDATECTL" -c "$CONF" config check)

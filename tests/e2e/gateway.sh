@@ -72,7 +72,7 @@ expect_eq "no token parameter is 400" 400 \
     "$(curl -s -o /dev/null -w '%{http_code}' -u "gateway:$GW_SECRET" -d x=1 "$BASE/oauth2/introspect")"
 expect_eq "another tenant's caller sees it inactive" '{"active":false}' \
     "$(introspect "$TOKEN" other-tenant-gw "$OTHER_SECRET")"
-check "log: token validation" wait_for_log "$LOG" "token validation: token_valid=true, client=marketpulse-agent"
+check "log: token validation" wait_for_log "$LOG" "Token validation: token_valid=true, client=marketpulse-agent"
 
 # the gateway check
 expect_eq "no token: 401" 401 "$(gate "" /tools/check_market_holidays)"

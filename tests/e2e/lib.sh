@@ -56,7 +56,7 @@ expect_contains() {
 
 # make_state DIR: a fresh state folder listening on a free port
 make_state() {
-    "$MANDATECTL" init "$1" --listen 127.0.0.1:0 --plugin-dir "$PLUGIN_DIR" >/dev/null
+    "$MANDATECTL" init "$1" --listen 127.0.0.1:0 --plugin-dir "$PLUGIN_DIR" --no-example >/dev/null
 }
 
 # new_state: the state folder a test starts from ($TMP/state, made by

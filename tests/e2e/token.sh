@@ -21,8 +21,11 @@ expect_eq "metadata revocation_endpoint" "$BASE/oauth2/revoke" \
     "$(json_get "$meta" revocation_endpoint)"
 expect_contains "grant types" '"grant_types_supported":["client_credentials","urn:ietf:params:oauth:grant-type:token-exchange"]' "$meta"
 expect_contains "auth methods" '"client_secret_basic","client_secret_post","private_key_jwt"' "$meta"
-expect_eq "openid-configuration is the same document" "$meta" \
-    "$(curl -s "$BASE/.well-known/openid-configuration")"
+expect_eq "no OpenID Connect discovery: Mandate issues no id_token (RFC 8414 only)" 404 \
+    "$(http_status "$BASE/.well-known/openid-configuration")"
+expect_contains "no response type without sign-in: the authorization endpoint is off" \
+    '"response_types_supported":[]' "$meta"
+check "and no authorization_endpoint" bash -c "! grep -q authorization_endpoint <<<\"\$1\"" _ "$meta"
 jwks=$(curl -s "$BASE/oauth2/jwks")
 expect_contains "JWKS holds the ES256 key made at init" '"alg":"ES256"' "$jwks"
 expect_eq "ready with a key" 200 "$(http_status "$BASE/readyz")"
@@ -72,9 +75,9 @@ exp=$(json_get "$claims" exp)
 iat=$(json_get "$claims" iat)
 expect_eq "exp - iat" 3600 "$((exp - iat))"
 check "jti" test -n "$(json_get "$claims" jti)"
-check "log: token request" wait_for_log "$LOG" "token request: client_id=$ID, scopes=[(default)]"
-check "log: credentials validated" wait_for_log "$LOG" "credentials validated: client_id=$ID"
-check "log: token issued" wait_for_log "$LOG" "expires_in=3600s"
+check "log: token request" wait_for_log "$LOG" "Token request: client_id=$ID, scopes=[(default)]"
+check "log: credentials validated" wait_for_log "$LOG" "Credentials validated: client_id=$ID"
+check "log: token issued" wait_for_log "$LOG" "Token issued: expires_in=3600s"
 check "the secret is never logged" bash -c "! grep -q -- '$SECRET' '$LOG'"
 check "the token is never logged" bash -c "! grep -q -- '$(echo "$TOKEN" | cut -d. -f3)' '$LOG'"
 
@@ -169,6 +172,17 @@ out=$("${CTL[@]}" token get --token-url "http://127.0.0.1:1/oauth2/token" --clie
     --secret-file "$TMP/secret" 2>&1)
 expect_eq "token get from a broker that is down exits 1" 1 "$?"
 expect_contains "and names the URL" "127.0.0.1:1/oauth2/token" "$out"
+# a secret others may read is no longer the client's alone: refused, as ssh
+# refuses such a private key, and nothing is asked of the broker
+for mode in 640 604; do
+    chmod "$mode" "$TMP/secret"
+    out=$("${CTL[@]}" token get --token-url "$TOKEN_URL" --client-id "$ID" --scope "mcp:call" \
+        --secret-file "$TMP/secret" 2>&1)
+    expect_eq "token get refuses a secret file of mode $mode" 1 "$?"
+    expect_contains "  and says why" "(mode 0$mode): a client secret must be readable by its owner only" "$out"
+    check "  and prints no token" bash -c "! grep -qE '^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.' <<<\"\$1\"" _ "$out"
+done
+chmod 600 "$TMP/secret"
 
 # key rotation: new tokens carry the new kid within a second; both keys
 # published. After a reload first: a reload once left the store's WAL index
@@ -193,22 +207,6 @@ expect_contains "JWKS: the old key, until its tokens expire" "\"kid\":\"$kid\"" 
 keys=$("${CTL[@]}" keys list)
 expect_contains "keys list: the old key retired" "retired" "$keys"
 expect_eq "keys list: one active" 1 "$(printf '%s\n' "$keys" | grep -c ' active ')"
-
-# the README's quick start, run as written (only the paths and the port are
-# this test's own)
-quick=$(sed -n '/^## Quick start/,/^## /p' "$SRCDIR/README.md" | grep '^_build/start/mandatectl')
-expect_eq "README shows two mandatectl commands" 2 "$(printf '%s\n' "$quick" | wc -l)"
-(
-    cd "$TMP" &&
-        printf '%s\n' "$quick" |
-        sed -e "s|_build/start/mandatectl|$MANDATECTL|" -e "s|state/mandate.conf|$CONF|" \
-            -e "s|http://127.0.0.1:8080|$BASE|" >quick.sh &&
-        bash quick.sh >quick.out 2>quick.err
-)
-expect_eq "the quick start runs" 0 "$?"
-expect_eq "its secret file is mode 600" 600 "$(stat -c %a "$TMP/marketpulse.secret")"
-expect_eq "and it prints a JWT" 2 "$(tail -n 1 "$TMP/quick.out" | tr -cd . | wc -c)"
-check "no secret on its stdout" bash -c "! grep -q -- \"\$(cat '$TMP/marketpulse.secret')\" '$TMP/quick.out'"
 
 # bulk import: 10,000 advisors, all or nothing
 {
@@ -241,6 +239,29 @@ expect_contains "naming it" "advisor-5" "$out"
 check "and writes nothing" test ! -e "$TMP/dup.creds"
 "${CTL[@]}" client show advisor-new-1 >/dev/null 2>&1
 expect_eq "nothing of it was created" 1 "$?"
+
+# issue 24: every token names its resource (RFC 9068 aud), and a request of
+# no scope gets the client's default scopes or invalid_scope (RFC 6749 §3.3)
+NOAUD=$("${CTL[@]}" client create no-audience --scope "mcp:call" 2>/dev/null | client_secret)
+resp=$(curl -s -u "no-audience:$NOAUD" -d grant_type=client_credentials "$TOKEN_URL")
+expect_eq "no scope asked, no default scopes: invalid_scope" invalid_scope "$(json_get "$resp" error)"
+check "  and no token" bash -c "! grep -q access_token <<<\"\$1\"" _ "$resp"
+resp=$(curl -s -u "no-audience:$NOAUD" -d grant_type=client_credentials -d scope=mcp:call "$TOKEN_URL")
+expect_eq "a client of no audience: aud is init's default_resource" \
+    https://mcp.example/market-calendar "$(json_get "$(jwt_claims "$(json_get "$resp" access_token)")" aud)"
+expect_eq "  which it may ask for by name" 200 "$(http_status "$TOKEN_URL" -u "no-audience:$NOAUD" \
+    -d grant_type=client_credentials -d scope=mcp:call -d resource=https://mcp.example/market-calendar)"
+expect_eq "  but no other resource" invalid_target "$(json_get "$(curl -s -u "no-audience:$NOAUD" \
+    -d grant_type=client_credentials -d scope=mcp:call -d resource=https://mcp.example/news \
+    "$TOKEN_URL")" error)"
+sed -i '/^default_resource = /d' "$CONF"
+kill -HUP "$DAEMON_PID"
+check "reloaded without default_resource" wait_for_log "$LOG" "reloaded:" 2
+resp=$(curl -s -u "no-audience:$NOAUD" -d grant_type=client_credentials -d scope=mcp:call "$TOKEN_URL")
+expect_eq "no audience and no default: invalid_target" invalid_target "$(json_get "$resp" error)"
+check "  never a token without aud" bash -c "! grep -q access_token <<<\"\$1\"" _ "$resp"
+expect_eq "a client with an audience is not concerned" 200 "$(http_status "$TOKEN_URL" -u "$ID:$SECRET" \
+    -d grant_type=client_credentials)"
 
 stop_daemon
 expect_eq "clean stop" 0 "$DAEMON_STATUS"

@@ -46,7 +46,7 @@ OTHER_RS="http://127.0.0.1:9/other-resource-as"
 
 # init NAME PORT: a state folder listening on PORT whose issuer is its URL
 init() {
-    "$MANDATECTL" init "$TMP/$1" --listen "127.0.0.1:$2" --plugin-dir "$PLUGIN_DIR" >/dev/null ||
+    "$MANDATECTL" init "$TMP/$1" --listen "127.0.0.1:$2" --plugin-dir "$PLUGIN_DIR" --no-example >/dev/null ||
         fatal "mandatectl init $1 failed"
     sed -i "s|^server: {|server: {\n  issuer = \"http://127.0.0.1:$2\";|" "$TMP/$1/mandate.conf"
 }
@@ -85,6 +85,8 @@ CONF
 cat >"$TMP/rs/mandate.d/backend-enterprise-idp.conf" <<CONF
 kind = "backend"; plugin = "oidc";
 issuer = "$BROKER";
+# a Mandate broker serves RFC 8414 metadata, not OpenID Connect discovery
+discovery_url = "$BROKER/.well-known/oauth-authorization-server";
 audiences = ["$RS"];
 accept = ["id-jag"];
 min_refetch_interval = 1;

@@ -42,6 +42,8 @@ expect_eq "no token: the workshop's 401 body" \
 expect_contains "no token: status 401" "HTTP/1.1 401" "$(cat "$TMP/h")"
 expect_contains "the challenge names the resource metadata" \
     "resource_metadata=\"$GW/.well-known/oauth-protected-resource\"" "$(cat "$TMP/h")"
+expect_eq "one challenge, not two (auth_request passes the broker's on)" 1 \
+    "$(grep -ci '^WWW-Authenticate:' "$TMP/h")"
 meta=$(curl -s "$GW/.well-known/oauth-protected-resource")
 expect_contains "RFC 9728 metadata names the broker" "\"authorization_servers\":[\"$BASE\"]" "$meta"
 expect_contains "and the scope" '"scopes_supported":["mcp:call"]' "$meta"
@@ -53,11 +55,20 @@ expect_contains "with the token: 200" " 200" "$out"
 expect_contains "Presidents' Day 2026 is Monday 16 February" '"date":"2026-02-16"' "$(echo "$out" | tr -d ' ')"
 expect_contains "markets closed" '"is_trading_day":false' "$(echo "$out" | tr -d ' ')"
 expect_contains "one trading day affected" '"trading_days_affected":1' "$(echo "$out" | tr -d ' ')"
+expect_contains "and the period, as examples/marketpulse/README.md shows it" \
+    '"period":{"start":"2026-02-13","end":"2026-02-20"}' "$(echo "$out" | tr -d ' ')"
 NARROW=$(token news-reader "$READER")
 expect_eq "a token without mcp:call: 403" 403 \
     "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $NARROW" "${CALL[@]}" "$GW/tools/check_market_holidays")"
 expect_eq "behind the gateway, the tool server refuses no token too" 401 \
-    "$(curl -s -o /dev/null -w '%{http_code}' "${CALL[@]}" "http://127.0.0.1:$TOOL_PORT/tools/check_market_holidays")"
+    "$(curl -s -o /dev/null -D "$TMP/th" -w '%{http_code}' "${CALL[@]}" "http://127.0.0.1:$TOOL_PORT/tools/check_market_holidays")"
+# its own challenge names metadata that answers: its own, not a URL made
+# from the audience's made-up host
+tool_meta_url=$(sed -n 's/.*resource_metadata="\([^"]*\)".*/\1/p' "$TMP/th" | tr -d '\r')
+expect_eq "the tool server's 401 names its own resource metadata" \
+    "http://127.0.0.1:$TOOL_PORT/.well-known/oauth-protected-resource" "$tool_meta_url"
+expect_contains "which answers, naming the broker" "\"authorization_servers\":[\"$BASE\"]" \
+    "$(curl -s "$tool_meta_url" | tr -d ' \n')"
 expect_eq "and takes a good one" 200 \
     "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" "${CALL[@]}" "http://127.0.0.1:$TOOL_PORT/tools/check_market_holidays")"
 
@@ -94,7 +105,7 @@ expect_eq "after mandatectl client disable: 401" 401 \
     "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN2" "${CALL[@]}" "$GW/tools/check_market_holidays")"
 out=$(cd "$NPM_DIR" && MCP_URL="$GW/mcp" MCP_TOKEN="$TOKEN2" timeout 60 node mcp-client.mjs)
 expect_eq "and the MCP client is refused" 3 "$?"
-check "the workshop's log line" grep -q "token validation: token_valid=true, client=marketpulse-agent" "$LOG"
+check "the workshop's log line" grep -q "Token validation: token_valid=true, client=marketpulse-agent" "$LOG"
 
 stop_daemon
 expect_eq "clean stop" 0 "$DAEMON_STATUS"

@@ -99,8 +99,10 @@ SECRETS=()
 new_client() {
     local name=$1 out
     shift
+    # a default scope: the token requests below ask for none (issue 24:
+    # no scope and no default is invalid_scope)
     out=$("${CTL[@]}" client create --prefix "$name" --backend secretsmanager \
-        --scope mcp:call "$@" 2>"$TMP/ctl.err")
+        --scope mcp:call --default-scope mcp:call "$@" 2>"$TMP/ctl.err")
     expect_eq "client create --backend secretsmanager ($name) exits 0" 0 "$?"
     ID=$(printf '%s\n' "$out" | sed -n 's/^client_id: //p')
     SECRET=$(printf '%s\n' "$out" | client_secret)
@@ -287,6 +289,23 @@ out=$(env -u AWS_SESSION_TOKEN "${CTL[@]}" client create --backend secretsmanage
     --scope mcp:call 2>&1)
 expect_eq "temporary keys without their session token: refused" 1 "$?"
 expect_contains "... by the server (UnrecognizedClientException)" "UnrecognizedClientException" "$out"
+
+# --- mandatectl apply: a client of this backend keeps its secret in Secrets Manager -------
+cat >"$TMP/apply.json" <<EOF
+{"clients": [{"id": "applied-sm", "backend": "secretsmanager", "scopes": "mcp:call",
+              "kms_key_id": "alias/mandate-clients"}]}
+EOF
+out=$("${CTL[@]}" apply "$TMP/apply.json" 2>"$TMP/apply.err")
+expect_eq "apply: a secretsmanager client needs no secret file" 0 "$?"
+expect_contains "apply: the secret stays in Secrets Manager" \
+    "the secret of applied-sm is kept by backend 'backend-secretsmanager'" "$(cat "$TMP/apply.err")"
+S_APPLIED=$(secret_json applied-sm | sed -n 's/.*\\"client_secret\\":\\"\([A-Za-z0-9_-]*\)\\".*/\1/p')
+check "apply: the secret is in Secrets Manager" test -n "$S_APPLIED"
+SECRETS+=("$S_APPLIED")
+check "apply: and not on standard output" bash -c "! grep -qF -- '$S_APPLIED' <<<'$out'"
+expect_token "apply: the client gets a token with it" applied-sm "$S_APPLIED" 200
+expect_contains "apply: a second apply changes nothing" "No changes" \
+    "$("${CTL[@]}" apply "$TMP/apply.json" 2>&1)"
 
 # --- the server gone ---------------------------------------------------------------------------------
 {
