@@ -524,6 +524,12 @@ static mandate_rc check_texts(metadata_check *m, json_t *in, json_t *out)
                                     (int)(n > 80 ? 80 : n), w);
         json_object_set(out, "scope", scope);
     }
+    /* RFC 9449 §5.2: the client's access tokens are always DPoP-bound */
+    json_t *dpop = json_object_get(in, "dpop_bound_access_tokens");
+    if (dpop != NULL && !json_is_boolean(dpop))
+        return BAD_METADATA(m, "dpop_bound_access_tokens must be true or false");
+    if (json_is_true(dpop))
+        json_object_set(out, "dpop_bound_access_tokens", dpop);
     return MANDATE_OK;
 }
 

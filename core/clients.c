@@ -189,6 +189,7 @@ mandate_rc mandate_clients_prepare(mandate_runtime *rt, mandate_pool *pool,
                                      "the public key must be a PEM P-256, RSA (2048 bits or "
                                      "more) or Ed25519 public key");
         c->public_key = spec->public_key_pem;
+        c->attributes = spec->attributes; /* dpop_bound_access_tokens, the core's */
         const mandate_instance *b = pick_backend(rt, spec->backend, false, err);
         if (b == NULL)
             return err->rc;

@@ -44,6 +44,12 @@ typedef struct mandate_registration_conf {
     int64_t rate; /* registrations per hour from one address; 0: no limit */
 } mandate_registration_conf;
 
+typedef struct mandate_dpop_conf {
+    char **algorithms; /* NULL-terminated; NULL: ES256, EdDSA and RS256 */
+    int64_t max_age, max_future;
+    bool nonce; /* RFC 9449 §8: proofs must carry a nonce of ours */
+} mandate_dpop_conf;
+
 typedef struct mandate_config {
     char *path;
     char *dir; /* relative paths in mandate.conf are taken from here */
@@ -112,6 +118,7 @@ typedef struct mandate_config {
 
     mandate_client_documents_conf client_documents;
     mandate_registration_conf registration;
+    mandate_dpop_conf dpop; /* RFC 9449 proofs (dpop-private.h) */
 } mandate_config;
 
 /* Read and check mandate.conf and the instance files it points to. Plugin

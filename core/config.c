@@ -13,6 +13,7 @@
 #include "client-documents-private.h"
 #include "config-private.h"
 #include "gateway-path-private.h"
+#include "jose.h"
 #include "peer-private.h"
 #include "pool-private.h"
 #include "util-private.h"
@@ -184,6 +185,14 @@ static const mandate_conf_def core_defs[] = {
      NULL, 0, 0, NULL, "audiences registered clients may ask for; default the targets'"},
     {"registration.rate", MANDATE_CONF_INT, 0, CONF_OFF(registration.rate), "30", 0, 1000000,
      NULL, "registrations an address may make per hour; 0: no limit"},
+    {"dpop.algorithms", MANDATE_CONF_STRING_LIST, 0, CONF_OFF(dpop.algorithms), NULL, 0, 0,
+     NULL, "algorithms a DPoP proof may be signed with (ES256, EdDSA, RS256); default all three"},
+    {"dpop.max_age", MANDATE_CONF_INT, 0, CONF_OFF(dpop.max_age), "60", 1, 600, NULL,
+     "seconds a DPoP proof is accepted after its iat (and its jti remembered)"},
+    {"dpop.max_future", MANDATE_CONF_INT, 0, CONF_OFF(dpop.max_future), "5", 0, 60, NULL,
+     "seconds a DPoP proof's iat may be ahead of the clock"},
+    {"dpop.nonce", MANDATE_CONF_BOOL, 0, CONF_OFF(dpop.nonce), "false", 0, 0, NULL,
+     "DPoP proofs must carry a nonce the broker gave (DPoP-Nonce, use_dpop_nonce)"},
     MANDATE_CONF_END};
 
 static const char *const instance_reserved[] = {"kind", "plugin", NULL};
@@ -203,6 +212,9 @@ static const mandate_conf_def target_defs[] = {
      NULL, "the aud its tokens must carry"},
     {"scopes", MANDATE_CONF_STRING_LIST, 0, TARGET_OFF(scopes), "", 0, 0, NULL,
      "scopes every call needs"},
+    {"public_url", MANDATE_CONF_STRING, 0, TARGET_OFF(public_url), NULL, 0, 0, NULL,
+     "the scheme and host clients reach the target at (\"https://tools.example\"): the htu "
+     "of their DPoP proofs is checked against it and the original path"},
     {"resource_metadata", MANDATE_CONF_STRING, 0, TARGET_OFF(resource_metadata), NULL, 0, 0,
      NULL, "RFC 9728 protected resource metadata URL, named in 401 challenges"},
     {"tenant", MANDATE_CONF_STRING, 0, TARGET_OFF(tenant), NULL, 0, 0, NULL,
@@ -578,6 +590,13 @@ bool mandate_config_load(const char *path, mandate_config **config_r, mandate_di
         }
         if (!mandate_client_registration_config_check(cfg, &file, diag))
             ok = false;
+        for (char **a = cfg->dpop.algorithms; a != NULL && *a != NULL; a++) {
+            if (mandate_jws_alg_parse(*a) == MANDATE_JWS_NONE) {
+                mandate_diag_add_at(diag, config_lookup(&file, "dpop.algorithms"),
+                                    "'dpop.algorithms': '%s' is not ES256, EdDSA or RS256", *a);
+                ok = false;
+            }
+        }
         if ((cfg->tls_certificate == NULL) != (cfg->tls_key == NULL)) {
             mandate_diag_add(diag, "%s: 'server.tls' needs both 'certificate' and 'key'", path);
             ok = false;

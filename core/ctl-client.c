@@ -16,6 +16,7 @@
 #include "clients-private.h"
 #include "clock-private.h"
 #include "ctl-private.h"
+#include "dpop-binding-private.h"
 #include "plugins-private.h"
 #include "pool-private.h"
 #include "util-private.h"
@@ -53,6 +54,9 @@ static json_t *client_json(const mandate_client *c)
         if (json_object_get(meta, *m) != NULL)
             json_object_set(o, *m, json_object_get(meta, *m));
     json_decref(meta);
+    /* RFC 9449 §5.2, named only when set */
+    if (mandate_dpop_client_bound(c))
+        json_object_set_new(o, "dpop_bound", json_true());
     json_object_set_new(o, "introspect", json_boolean(c->flags & MANDATE_CLIENT_CAN_INTROSPECT));
     json_object_set_new(o, "rate_limit", json_real(c->rate_limit));
     json_object_set_new(o, "rate_burst", json_integer(c->rate_burst));
@@ -165,6 +169,65 @@ static void add_value(json_t **list, const char *value)
     json_array_append_new(*list, json_string(value));
 }
 
+/* The client id, to change: "no client" named when there is none. */
+static mandate_rc client_to_change(const mandate_instance *store, mandate_pool *pool,
+                                   const char *id, mandate_client *cl, mandate_error *err)
+{
+    mandate_rc rc = mandate_store_client_get(store, pool, id, cl, err);
+    if (rc == MANDATE_NOT_FOUND)
+        mandate_error_set(err, rc, "no client '%s'", id);
+    return rc;
+}
+
+/* A JSON object's text (NULL: {}) with dpop_bound_access_tokens set to on,
+ * or removed; malloc'd. */
+static char *with_dpop_bound(const char *text, bool on)
+{
+    json_t *o = text != NULL ? json_loads(text, 0, NULL) : NULL;
+    if (!json_is_object(o)) {
+        json_decref(o);
+        o = json_object();
+    }
+    if (on)
+        json_object_set_new(o, "dpop_bound_access_tokens", json_true());
+    else
+        json_object_del(o, "dpop_bound_access_tokens");
+    char *out = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return out;
+}
+
+/* --dpop-bound or --no-dpop-bound of client set: in the client's metadata
+ * when it has one, else in its attributes. */
+static mandate_rc set_dpop_bound(ctl *c, mandate_runtime *rt, const char *id, bool on,
+                                 mandate_error *err)
+{
+    const mandate_instance *store = mandate_runtime_store(rt);
+    mandate_pool *pool = mandate_pool_new();
+    mandate_client cl;
+    char *changed = NULL;
+    mandate_rc rc = client_to_change(store, pool, id, &cl, err);
+    if (rc == MANDATE_OK) {
+        if (cl.metadata != NULL)
+            cl.metadata = changed = with_dpop_bound(cl.metadata, on);
+        else
+            cl.attributes = changed = with_dpop_bound(cl.attributes, on);
+        cl.updated_at = 0;
+        rc = mandate_store_client_update(store, &cl, err);
+    }
+    if (rc == MANDATE_OK) {
+        if (!ctl_audit("client.updated", json_pack("{s:s,s:b}", "client_id", id,
+                                                   "dpop_bound_access_tokens", on)))
+            rc = mandate_error_set(err, MANDATE_ERROR, "the change is not in the audit trail");
+        else if (!c->json)
+            printf("client %s: %s\n", id,
+                   on ? "DPoP-bound access tokens only" : "bearer tokens allowed");
+    }
+    free(changed);
+    mandate_pool_free(&pool);
+    return rc;
+}
+
 /* The client's metadata (RFC 7591 §2) from --redirect-uri and --grant-type,
  * over what it had (base, may be NULL), checked as every client's is; a
  * malloc'd JSON text, or NULL with why on stderr. redirect_uris and
@@ -222,8 +285,10 @@ static int client_create(ctl *c, int argc, char **argv)
         {"redirect-uri", required_argument, NULL, 'R'},
         {"grant-type", required_argument, NULL, 'G'},
         {"public", no_argument, NULL, 'P'},
+        {"dpop-bound", no_argument, NULL, 'D'},
         {NULL, 0, NULL, 0}};
     mandate_client_spec spec = {0};
+    bool dpop_bound = false;
     const char *key_file = NULL, *secret_file = NULL, *kms_key_id = NULL;
     char *audiences = NULL;
     json_t *redirect_uris = NULL, *grant_types = NULL;
@@ -263,6 +328,7 @@ static int client_create(ctl *c, int argc, char **argv)
         case 'R': add_value(&redirect_uris, optarg); break;
         case 'G': add_value(&grant_types, optarg); break;
         case 'P': spec.public_client = true; break;
+        case 'D': dpop_bound = true; break;
         case 'r':
         case 'B':
             if (!parse_rate(opt, optarg, &spec.rate_limit, &spec.rate_burst))
@@ -308,9 +374,20 @@ static int client_create(ctl *c, int argc, char **argv)
     }
     json_decref(redirect_uris);
     json_decref(grant_types);
+    /* RFC 9449 §5.2: in the metadata when it has one, else an attribute */
+    if (dpop_bound && metadata != NULL) {
+        char *bound = with_dpop_bound(metadata, true);
+        free(metadata);
+        metadata = bound;
+    }
     spec.metadata = metadata;
     /* passed to the backend in the client's attributes */
     json_t *attrs = kms_key_id ? json_pack("{s:s}", "kms_key_id", kms_key_id) : NULL;
+    if (dpop_bound && metadata == NULL) {
+        if (attrs == NULL)
+            attrs = json_object();
+        json_object_set_new(attrs, "dpop_bound_access_tokens", json_true());
+    }
     char *attributes = attrs ? json_dumps(attrs, JSON_COMPACT) : NULL;
     json_decref(attrs);
     spec.attributes = attributes;
@@ -429,9 +506,7 @@ static mandate_rc set_metadata(ctl *c, mandate_runtime *rt, const char *id,
     mandate_pool *pool = mandate_pool_new();
     mandate_client cl;
     char *metadata = NULL;
-    mandate_rc rc = mandate_store_client_get(store, pool, id, &cl, err);
-    if (rc == MANDATE_NOT_FOUND)
-        mandate_error_set(err, rc, "no client '%s'", id);
+    mandate_rc rc = client_to_change(store, pool, id, &cl, err);
     if (rc == MANDATE_OK) {
         /* a client without metadata is a machine client: confidential */
         metadata = ctl_client_metadata("client set", cl.metadata, redirect_uris, grant_types,
@@ -462,7 +537,10 @@ static int client_set(ctl *c, mandate_runtime *rt, const char *id, int argc, cha
                                          {"burst", required_argument, NULL, 'B'},
                                          {"redirect-uri", required_argument, NULL, 'R'},
                                          {"grant-type", required_argument, NULL, 'G'},
+                                         {"dpop-bound", no_argument, NULL, 'D'},
+                                         {"no-dpop-bound", no_argument, NULL, 'N'},
                                          {NULL, 0, NULL, 0}};
+    int dpop = -1; /* -1: unchanged */
     double rate = 0;
     int64_t burst = 0;
     bool any_rate = false;
@@ -471,7 +549,9 @@ static int client_set(ctl *c, mandate_runtime *rt, const char *id, int argc, cha
     mandate_error err = {0};
     optind = 0;
     while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (opt == 'R') {
+        if (opt == 'D' || opt == 'N') {
+            dpop = opt == 'D';
+        } else if (opt == 'R') {
             add_value(&redirect_uris, optarg);
         } else if (opt == 'G') {
             add_value(&grant_types, optarg);
@@ -481,14 +561,20 @@ static int client_set(ctl *c, mandate_runtime *rt, const char *id, int argc, cha
             goto done;
         }
     }
-    if ((!any_rate && redirect_uris == NULL && grant_types == NULL) || optind != argc) {
+    if ((!any_rate && redirect_uris == NULL && grant_types == NULL && dpop < 0) ||
+        optind != argc) {
         fprintf(stderr, "Usage: mandatectl client set ID [--rate R --burst B] "
-                        "[--redirect-uri URI]... [--grant-type T]...\n");
+                        "[--redirect-uri URI]... [--grant-type T]... "
+                        "[--dpop-bound|--no-dpop-bound]\n");
         goto done;
     }
     status = CTL_REFUSED;
     if ((redirect_uris != NULL || grant_types != NULL) &&
         set_metadata(c, rt, id, redirect_uris, grant_types, &err) != MANDATE_OK) {
+        fprintf(stderr, "mandatectl client set: %s\n", err.message);
+        goto done;
+    }
+    if (dpop >= 0 && set_dpop_bound(c, rt, id, dpop == 1, &err) != MANDATE_OK) {
         fprintf(stderr, "mandatectl client set: %s\n", err.message);
         goto done;
     }

@@ -9,10 +9,10 @@
 
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 
 #include "audit-events-private.h"
 #include "client-limits-private.h"
+#include "dpop-binding-private.h"
 #include "endpoints-private.h"
 #include "gateway-path-private.h"
 #include "log-private.h"
@@ -80,13 +80,7 @@ static char *path_excerpt(mandate_pool *pool, const char *raw)
 /* The token of "Authorization: Bearer <token>" (RFC 6750 §2.1), or NULL. */
 static const char *bearer_token(mandate_http_request *req)
 {
-    const char *h = mandate_http_request_header(req, "Authorization");
-    if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
-        return NULL;
-    h += 7;
-    while (*h == ' ')
-        h++;
-    return *h != '\0' ? h : NULL;
+    return mandate_authorization_credentials(req, "Bearer");
 }
 
 static void challenge(mandate_http_request *req, mandate_http_response *resp, unsigned status,
@@ -224,6 +218,10 @@ void mandate_endpoint_gateway_check(mandate_http_request *req, mandate_http_resp
         return;
     }
     const char *token = bearer_token(req);
+    /* RFC 9449 §7.1: a DPoP-bound token comes as "DPoP <token>" */
+    const char *dpop_token = token == NULL ? mandate_authorization_credentials(req, "DPoP") : NULL;
+    if (dpop_token != NULL)
+        token = dpop_token;
     if (token == NULL) {
         log_info("gateway check: target=%s: no bearer token", t->name);
         if (audited(req, resp, t, 401, NULL, NULL, "no bearer token"))
@@ -252,6 +250,32 @@ void mandate_endpoint_gateway_check(mandate_http_request *req, mandate_http_resp
         if (audited(req, resp, t, 401, &st, token, st.reason))
             challenge(req, resp, 401, t, "invalid_token", NULL);
         return;
+    }
+    if (g->cnf_jkt != NULL || dpop_token != NULL) {
+        /* a bound token only with a proof of its key, never as a bearer
+         * one; the DPoP scheme only for a bound token */
+        const char *unbound = NULL, *error = "invalid_dpop_proof";
+        mandate_dpop_outcome out = MANDATE_DPOP_REFUSED;
+        if (g->cnf_jkt == NULL)
+            unbound = "the token is not DPoP-bound", error = "invalid_token";
+        else if (dpop_token == NULL)
+            unbound = "a DPoP-bound token presented as a bearer token", error = "invalid_token";
+        else
+            out = mandate_dpop_gateway_proof(req, t, raw, token, g->cnf_jkt, &unbound);
+        if (out == MANDATE_DPOP_TEMPFAIL) {
+            mandate_http_response_error(req, resp, 503, "temporarily_unavailable", NULL);
+            mandate_http_response_header(resp, "Retry-After", "5");
+            return;
+        }
+        if (out == MANDATE_DPOP_USE_NONCE)
+            error = "use_dpop_nonce";
+        if (unbound != NULL) {
+            log_info("token validation: token_valid=false, client=%s, target=%s: %s",
+                     g->client_id, t->name, unbound);
+            if (audited(req, resp, t, 401, &st, token, unbound))
+                mandate_dpop_challenge(req, resp, 401, error, unbound);
+            return;
+        }
     }
     if (t->tenant != NULL && (g->tenant == NULL || strcmp(g->tenant, t->tenant) != 0)) {
         log_info("Token validation: token_valid=true, client=%s, target=%s: tenant %s, not %s",

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "client-documents-private.h"
+#include "dpop-binding-private.h"
 #include "endpoints-private.h"
 #include "grant-table-private.h"
 #include "keys-private.h"
@@ -90,6 +91,9 @@ void mandate_endpoint_metadata(mandate_http_request *req, mandate_http_response 
     if (strcmp(cfg->registration.mode, "off") != 0)
         json_object_set_new(doc, "registration_endpoint",
                             json_string(mandate_oauth_endpoint_url(req, "/oauth2/register")));
+    /* RFC 9449 §5.1: DPoP proofs at the token endpoint */
+    json_object_set_new(doc, "dpop_signing_alg_values_supported",
+                        mandate_dpop_metadata_algs(req));
     mandate_http_response_json(req, resp, 200, doc);
     mandate_http_response_header(resp, "Cache-Control", "public, max-age=300");
 }

@@ -5,6 +5,7 @@
 
 #include <strings.h>
 
+#include "dpop-binding-private.h"
 #include "endpoints-private.h"
 #include "grant-table-private.h"
 #include "issue-private.h"
@@ -46,7 +47,9 @@ void mandate_endpoint_token(mandate_http_request *req, mandate_http_response *re
     if (grant_type == NULL) {
         mandate_oauth_fail(&oerr, 400, "invalid_request", "grant_type is missing");
     } else if (grant != NULL) {
-        grant->handle(req, resp, &form);
+        /* RFC 9449: a proof, when there is one, before any grant decides */
+        if (mandate_dpop_token_request(req, resp, grant_type))
+            grant->handle(req, resp, &form);
         return;
     } else {
         mandate_oauth_fail(&oerr, 400, "unsupported_grant_type",

@@ -20,6 +20,7 @@ typedef struct mandate_target {
     char **scopes;           /* all required; NULL-terminated, may be empty */
     char *resource_metadata; /* RFC 9728 URL for WWW-Authenticate; may be NULL */
     char *tenant;            /* only tokens of this tenant pass; NULL: any tenant */
+    char *public_url;        /* scheme://host[:port] clients call, for DPoP htu; may be NULL */
 } mandate_target;
 
 /* Longest path (before the query) judged; a longer one is refused whole

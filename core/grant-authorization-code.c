@@ -13,6 +13,7 @@
 
 #include "audit-events-private.h"
 #include "clock-private.h"
+#include "dpop-binding-private.h"
 #include "grants-private.h"
 #include "issue-private.h"
 #include "jose.h"
@@ -161,6 +162,11 @@ static void issue(mandate_http_request *req, mandate_http_response *resp,
     if (cfg->signin.refresh_tokens &&
         mandate_signin_client_grants(req->pool, client, GRANT_REFRESH)) {
         json_t *rg = json_deep_copy(g);
+        /* RFC 9449 §5: a public client's refresh token is bound to the key of
+         * its proof, for the family's life (rotation keeps the grant) */
+        if (req->dpop_jkt != NULL && mandate_dpop_client_public(client) &&
+            json_object_get(rg, "dpop_jkt") == NULL)
+            json_object_set_new(rg, "dpop_jkt", json_string(req->dpop_jkt));
         json_object_set_new(rg, "scope", json_string(scope));
         json_object_set_new(rg, "aud", audience ? json_string(audience) : json_null());
         const char *refresh = mandate_signin_refresh_issue(req, family_id, client, grant.tenant,
@@ -368,6 +374,17 @@ void mandate_grant_refresh_token(mandate_http_request *req, mandate_http_respons
         return;
     }
     json_t *g = json_loads(old.grant, 0, NULL);
+    const char *bound_jkt = json_str(req->pool, g, "dpop_jkt");
+    if (bound_jkt != NULL && !mandate_dpop_request_holds(req, bound_jkt)) {
+        /* before the rotation: a thief's try spends nothing of the owner's */
+        json_decref(g);
+        mandate_oauth_fail(&oerr, 400, "invalid_dpop_proof",
+                           req->dpop_jkt == NULL
+                               ? "the refresh token is DPoP-bound: a DPoP proof is required"
+                               : "the DPoP proof is by another key than the refresh token's");
+        mandate_token_refuse(req, resp, &oerr, grant_type, client.client_id, NULL);
+        return;
+    }
     const char *granted_scope = json_str(req->pool, g, "scope");
     const char *granted_aud = json_str(req->pool, g, "aud");
     const char *scope = mandate_form_get(form, "scope");

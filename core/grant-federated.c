@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "delegation-private.h"
+#include "dpop-binding-private.h"
 #include "federation-private.h"
 #include "grants-private.h"
 #include "issue-private.h"
@@ -131,6 +132,13 @@ static void own_token(mandate_http_request *req, mandate_http_response *resp,
     if (rc != MANDATE_OK) {
         mandate_oauth_fail(&oerr, 400, "invalid_grant", "the subject_token is not active");
         oerr.reason = st.reason;
+    } else if (o->cnf_jkt != NULL && !mandate_dpop_request_holds(req, o->cnf_jkt)) {
+        /* a bound token is not laundered into a bearer one (nor rebound to
+         * another key): exchanged only with a proof of its own key */
+        mandate_oauth_fail(&oerr, 400, "invalid_grant",
+                           "the subject_token is DPoP-bound: exchange it with a DPoP proof of "
+                           "its key");
+        rc = MANDATE_DENIED;
     } else if (o->tenant == NULL || client->tenant == NULL ||
                strcmp(o->tenant, client->tenant) != 0) {
         mandate_oauth_fail(&oerr, 400, "invalid_grant",

@@ -30,6 +30,9 @@ typedef struct mandate_http_request {
     struct sockaddr_storage socket_peer;
     /* the address behind trusted proxies (refusals.c); "" until asked */
     char peer[MANDATE_PEER_MAX];
+    /* the RFC 7638 thumbprint of the key of the request's DPoP proof, once
+     * the token endpoint has checked it (dpop-binding-private.h); NULL: none */
+    const char *dpop_jkt;
 } mandate_http_request;
 
 typedef struct mandate_http_header {
@@ -47,6 +50,9 @@ typedef struct mandate_http_response {
 
 /* A request header; NULL when absent. */
 const char *mandate_http_request_header(const mandate_http_request *req, const char *name);
+/* How many times the request holds the header name (1 for a request made
+ * without a connection, as the tests make them, when it holds it at all). */
+size_t mandate_http_request_header_count(const mandate_http_request *req, const char *name);
 
 void mandate_http_response_header(mandate_http_response *resp, const char *name,
                                   const char *value);

@@ -86,6 +86,32 @@ const char *mandate_http_request_header(const mandate_http_request *req, const c
     return MHD_lookup_connection_value(req->connection, MHD_HEADER_KIND, name);
 }
 
+typedef struct header_count {
+    const char *name;
+    size_t count;
+} header_count;
+
+static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value)
+{
+    header_count *c = cls;
+    (void)kind, (void)value;
+    if (strcasecmp(key, c->name) == 0)
+        c->count++;
+    return MHD_YES;
+}
+
+size_t mandate_http_request_header_count(const mandate_http_request *req, const char *name)
+{
+    if (mandate_http_request_header(req, name) == NULL)
+        return 0;
+    if (req->connection == NULL)
+        return 1;
+    header_count c = {name, 0};
+    MHD_get_connection_values(req->connection, MHD_HEADER_KIND, count_header, &c);
+    return c.count;
+}
+
 void mandate_http_response_header(mandate_http_response *resp, const char *name,
                                   const char *value)
 {

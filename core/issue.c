@@ -11,6 +11,7 @@
 #include "audit-events-private.h"
 #include "client-limits-private.h"
 #include "clock-private.h"
+#include "dpop-binding-private.h"
 #include "issue-private.h"
 #include "jose.h"
 #include "log-private.h"
@@ -128,9 +129,20 @@ bool mandate_token_mint(mandate_http_request *req, mandate_http_response *resp,
         mandate_token_refuse(req, resp, &oerr, grant_type, client->client_id, extra);
         return false;
     }
+    /* RFC 9449: bound to the key of the request's proof; a client registered
+     * for bound tokens gets none without one */
+    mandate_grant bound = *grant;
+    if (bound.cnf_jkt == NULL)
+        bound.cnf_jkt = req->dpop_jkt;
+    if (bound.cnf_jkt == NULL && mandate_dpop_client_bound(client)) {
+        mandate_oauth_fail(&oerr, 400, "invalid_dpop_proof",
+                           "this client's tokens are DPoP-bound: a DPoP proof is required");
+        mandate_token_refuse(req, resp, &oerr, grant_type, client->client_id, extra);
+        return false;
+    }
     char *token = NULL;
     mandate_error err = {0};
-    mandate_rc rc = mandate_format_mint(fmt, req->pool, grant, &token, &err);
+    mandate_rc rc = mandate_format_mint(fmt, req->pool, &bound, &token, &err);
     if (rc != MANDATE_OK) {
         log_error("client %s: %s could not mint: %s", client->client_id, fmt->conf->name,
                   err.message);
@@ -186,6 +198,12 @@ void mandate_token_answer_with(mandate_http_request *req, mandate_http_response 
         json_object_set_new(fields, "prior_actors", json_string(grant->prior_actors));
     if (grant->idp != NULL)
         json_object_set_new(fields, "idp", json_string(grant->idp));
+    bool id_jag =
+        issued_token_type != NULL && strcmp(issued_token_type, MANDATE_TOKEN_TYPE_ID_JAG) == 0;
+    /* minted bound by mandate_token_mint when the request had a proof */
+    const char *jkt = grant->cnf_jkt != NULL ? grant->cnf_jkt : id_jag ? NULL : req->dpop_jkt;
+    if (jkt != NULL)
+        json_object_set_new(fields, "cnf_jkt", json_string(jkt));
     if (issued_token_type != NULL)
         json_object_set_new(fields, "issued_token_type", json_string(issued_token_type));
     if (extra != NULL) {
@@ -197,8 +215,6 @@ void mandate_token_answer_with(mandate_http_request *req, mandate_http_response 
         mandate_oauth_respond_rc(req, resp, MANDATE_TEMPFAIL);
         return;
     }
-    bool id_jag =
-        issued_token_type != NULL && strcmp(issued_token_type, MANDATE_TOKEN_TYPE_ID_JAG) == 0;
     if (!id_jag)
         mandate_metrics_token_issued(fmt->handle->plugin->name);
     /* the workshop's "Token issued: expires_in=3600s" first, then ours */
@@ -207,7 +223,8 @@ void mandate_token_answer_with(mandate_http_request *req, mandate_http_response 
              grant->subject, grant->jti, grant->scope ? grant->scope : "",
              grant->audience ? grant->audience : "");
     /* RFC 8693 §2.2.1: N_A for what is not an access token */
-    json_t *rest = json_pack("{s:s,s:I}", "token_type", id_jag ? "N_A" : "Bearer", "expires_in",
+    json_t *rest = json_pack("{s:s,s:I}", "token_type",
+                             id_jag ? "N_A" : jkt != NULL ? "DPoP" : "Bearer", "expires_in",
                              (json_int_t)expires_in);
     if (grant->scope != NULL)
         json_object_set_new(rest, "scope", json_string(grant->scope));

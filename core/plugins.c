@@ -705,6 +705,10 @@ mandate_rc mandate_format_mint(const mandate_instance *in, mandate_pool *pool,
         return format_cannot(in, "mint", err);
     if (grant->prior_actors != NULL && !mandate_format_carries_actors(in))
         return format_cannot(in, "carry a chain of actors (before plugin ABI 1.4)", err);
+    /* format.h: a format that cannot carry a binding must not mint the
+     * token as a bearer one */
+    if ((grant->cnf_jkt != NULL || grant->cnf_x5t_s256 != NULL) && abi_minor(in) < 5)
+        return format_cannot(in, "carry a key binding, cnf (before plugin ABI 1.5)", err);
     mandate_rc rc;
     GATED(in, err, &rc, ops->mint(in->inst, pool, grant, token_r, err));
     return rc;
@@ -722,6 +726,8 @@ mandate_rc mandate_format_parse(const mandate_instance *in, mandate_pool *pool,
      * there is not its answer */
     if (!mandate_format_carries_actors(in))
         grant_r->prior_actors = NULL;
+    if (abi_minor(in) < 5) /* nor of the binding: a bearer token */
+        grant_r->auth_time = 0, grant_r->cnf_jkt = grant_r->cnf_x5t_s256 = NULL;
     return rc;
 }
 

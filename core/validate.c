@@ -114,13 +114,16 @@ mandate_rc mandate_token_validate(mandate_runtime *rt, mandate_pool *pool, const
 
 json_t *mandate_grant_to_introspection(const mandate_grant *g)
 {
-    json_t *o = json_pack("{s:b,s:s}", "active", 1, "token_type", "Bearer");
+    /* RFC 9449 §6.2: a DPoP-bound token says so, with its cnf */
+    json_t *o = json_pack("{s:b,s:s}", "active", 1, "token_type",
+                          g->cnf_jkt != NULL ? "DPoP" : "Bearer");
     mandate_error err;
     /* the claims as in a token (nested act, aud a string or an array). The
      * grant was read by a format, which refuses what it could not write
      * back, so this does not fail; if it did, the answer would hold the
      * members before the bad one, as it did before. */
     if (o != NULL)
-        (void)mandate_grant_claims_put(o, g, true, "introspection", &err);
+        (void)(mandate_grant_claims_put(o, g, true, "introspection", &err) == MANDATE_OK &&
+               mandate_grant_cnf_put(o, g, "introspection", &err) == MANDATE_OK);
     return o;
 }

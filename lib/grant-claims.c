@@ -84,6 +84,21 @@ mandate_rc mandate_grant_claims_put(json_t *obj, const mandate_grant *g, bool wi
     return mandate_error_set(err, MANDATE_INVALID, "%s: grant %s is not valid UTF-8", who, bad);
 }
 
+mandate_rc mandate_grant_cnf_put(json_t *obj, const mandate_grant *g, const char *who,
+                                 mandate_error *err)
+{
+    if (!given(g->cnf_jkt) && !given(g->cnf_x5t_s256))
+        return MANDATE_OK;
+    json_t *cnf = json_object();
+    if (cnf == NULL || (given(g->cnf_jkt) && !put_str(cnf, "jkt", g->cnf_jkt)) ||
+        (given(g->cnf_x5t_s256) && !put_str(cnf, "x5t#S256", g->cnf_x5t_s256)) ||
+        json_object_set_new(obj, "cnf", cnf) != 0) {
+        json_decref(cnf);
+        return mandate_error_set(err, MANDATE_INVALID, "%s: grant cnf is not valid UTF-8", who);
+    }
+    return MANDATE_OK;
+}
+
 /* --- claims -> grant ---------------------------------------------------------- */
 
 /* The member name of claims in *v_r, NULL when absent (an error when
@@ -168,6 +183,38 @@ static mandate_rc get_aud(const mandate_host *host, mandate_pool *pool, const js
     return MANDATE_OK;
 }
 
+/* cnf (RFC 7800 §3.1): the thumbprints a token is bound to. A host before
+ * ABI 1.5 has nowhere to keep them and would take the token for a bearer
+ * one: refused rather than loosened. */
+static mandate_rc get_cnf(const mandate_host *host, mandate_pool *pool, const json_t *claims,
+                          const mandate_grant_claims_reader *r, mandate_grant *g,
+                          mandate_error *err)
+{
+    const json_t *cnf = json_object_get(claims, "cnf");
+    if (cnf == NULL)
+        return MANDATE_OK;
+    if (host->abi_minor < 5)
+        return mandate_error_set(err, r->bad,
+                                 "%s cnf binds the token, and the host (ABI 1.%u) cannot "
+                                 "check a binding",
+                                 r->what, (unsigned)host->abi_minor);
+    if (!json_is_object(cnf))
+        return mandate_error_set(err, r->bad, "%s cnf is not an object", r->what);
+    const json_t *jkt = json_object_get(cnf, "jkt"), *x5t = json_object_get(cnf, "x5t#S256");
+    if ((jkt != NULL && (!json_is_string(jkt) ||
+                         json_string_length(jkt) != MANDATE_JWK_THUMBPRINT_LEN)) ||
+        (x5t != NULL && (!json_is_string(x5t) ||
+                         json_string_length(x5t) != MANDATE_JWK_THUMBPRINT_LEN)))
+        return mandate_error_set(err, r->bad, "%s cnf holds a thumbprint that is not one",
+                                 r->what);
+    if (jkt == NULL && x5t == NULL)
+        return mandate_error_set(err, r->bad, "%s cnf names no key this broker knows",
+                                 r->what);
+    g->cnf_jkt = jkt != NULL ? host->pool_strdup(pool, json_string_value(jkt)) : NULL;
+    g->cnf_x5t_s256 = x5t != NULL ? host->pool_strdup(pool, json_string_value(x5t)) : NULL;
+    return MANDATE_OK;
+}
+
 static mandate_rc get_act(const mandate_host *host, mandate_pool *pool, const json_t *claims,
                           const mandate_grant_claims_reader *r, mandate_grant *g,
                           mandate_error *err)
@@ -214,7 +261,8 @@ mandate_rc mandate_grant_claims_get(const mandate_host *host, mandate_pool *pool
         (rc = get_str(host, pool, claims, r, "tenant", false, &g->tenant, err)) != MANDATE_OK ||
         (rc = get_str(host, pool, claims, r, "idp", false, &g->idp, err)) != MANDATE_OK ||
         (rc = get_aud(host, pool, claims, r, &g->audience, err)) != MANDATE_OK ||
-        (rc = get_act(host, pool, claims, r, g, err)) != MANDATE_OK)
+        (rc = get_act(host, pool, claims, r, g, err)) != MANDATE_OK ||
+        (rc = get_cnf(host, pool, claims, r, g, err)) != MANDATE_OK)
         return rc;
     g->expires_at = exp;
     g->issued_at = iat;
@@ -226,7 +274,7 @@ mandate_rc mandate_grant_claims_get(const mandate_host *host, mandate_pool *pool
 
 /* --- the grant's strings ------------------------------------------------------ */
 
-#define GRANT_STRINGS 10
+#define GRANT_STRINGS 12
 
 /* The grant's strings, in order, for copying. A member added to
  * mandate_grant that holds a string is added here. */
@@ -234,7 +282,8 @@ static const char **grant_string(mandate_grant *g, size_t i)
 {
     const char **fields[GRANT_STRINGS] = {&g->issuer, &g->subject,     &g->client_id, &g->actor,
                                           &g->tenant, &g->scope,       &g->audience,  &g->idp,
-                                          &g->jti,    &g->prior_actors};
+                                          &g->jti,    &g->prior_actors, &g->cnf_jkt,
+                                          &g->cnf_x5t_s256};
     return fields[i];
 }
 

@@ -33,6 +33,13 @@
 mandate_rc mandate_grant_claims_put(json_t *obj, const mandate_grant *grant, bool with_prior,
                                     const char *who, mandate_error *err);
 
+/* cnf (RFC 7800 §3.1) of a bound grant: {"jkt"} for DPoP (RFC 9449 §6.1),
+ * {"x5t#S256"} for a certificate (RFC 8705 §3.1); nothing for a bearer
+ * grant. Only for a grant of ABI 1.5 or later (the fields are not there
+ * before). MANDATE_INVALID when a thumbprint is not valid UTF-8. */
+mandate_rc mandate_grant_cnf_put(json_t *obj, const mandate_grant *grant, const char *who,
+                                 mandate_error *err);
+
 /* --- claims -> grant ---------------------------------------------------------- */
 
 /* How a reader names and grades what it finds wrong with the claims: the
@@ -47,7 +54,8 @@ typedef struct mandate_grant_claims_reader {
 
 /* Fills grant from claims: iss, sub, jti, client_id, exp and iat required;
  * nbf, scope, tenant, idp, aud (a string, or an array of strings joined
- * with spaces) and act optional. Strings are copied into pool through host.
+ * with spaces), act and cnf optional (cnf refused for a host before ABI
+ * 1.5, which could not keep the binding). Strings are copied into pool through host.
  * not_before is nbf, or iat without one; *nbf_given_r (may be NULL) says
  * which. prior_actors is written only for a host of ABI 1.4 or later, and a
  * nested act is refused for an older one (it would read the chain as its

@@ -808,13 +808,10 @@ static char *header_text(mandate_jws_alg alg, const char *kid, const char *typ)
     return text;
 }
 
-char *mandate_jws_sign_payload(const EVP_PKEY *key, const char *kid, const char *typ,
-                               const unsigned char *payload, size_t len)
+/* "h.p.s" of the header text htext (taken: freed here) over payload. */
+static char *sign_with_header_text(const EVP_PKEY *key, mandate_jws_alg alg, char *htext,
+                                   const unsigned char *payload, size_t len)
 {
-    mandate_jws_alg alg = mandate_jws_alg_for_key(key);
-    if (alg == MANDATE_JWS_NONE || (payload == NULL && len != 0) || len > MANDATE_JWS_MAX_LEN)
-        return NULL;
-    char *htext = header_text(alg, kid, typ);
     if (htext == NULL)
         return NULL;
     size_t hlen = strlen(htext);
@@ -845,6 +842,32 @@ char *mandate_jws_sign_payload(const EVP_PKEY *key, const char *kid, const char 
     mandate_b64url_encode(sig, sig_len, out + input_len + 1);
     free(sig);
     return out;
+}
+
+char *mandate_jws_sign_payload(const EVP_PKEY *key, const char *kid, const char *typ,
+                               const unsigned char *payload, size_t len)
+{
+    mandate_jws_alg alg = mandate_jws_alg_for_key(key);
+    if (alg == MANDATE_JWS_NONE || (payload == NULL && len != 0) || len > MANDATE_JWS_MAX_LEN)
+        return NULL;
+    return sign_with_header_text(key, alg, header_text(alg, kid, typ), payload, len);
+}
+
+char *mandate_jws_sign_with_header(const EVP_PKEY *key, const json_t *header,
+                                   const json_t *claims)
+{
+    mandate_jws_alg alg = mandate_jws_alg_for_key(key);
+    if (alg == MANDATE_JWS_NONE || !json_is_object(header) || !json_is_object(claims))
+        return NULL;
+    char *text = json_dumps(claims, JSON_COMPACT);
+    if (text == NULL || strlen(text) > MANDATE_JWS_MAX_LEN) {
+        free(text);
+        return NULL;
+    }
+    char *token = sign_with_header_text(key, alg, json_dumps(header, JSON_COMPACT),
+                                        (const unsigned char *)text, strlen(text));
+    free(text);
+    return token;
 }
 
 char *mandate_jws_sign(const EVP_PKEY *key, const char *kid, const char *typ,

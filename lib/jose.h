@@ -83,6 +83,12 @@ char *mandate_jws_sign(const EVP_PKEY *key, const char *kid, const char *typ,
 char *mandate_jws_sign_payload(const EVP_PKEY *key, const char *kid, const char *typ,
                                const unsigned char *payload, size_t len);
 
+/* The same with the protected header given whole (a DPoP proof's holds its
+ * public jwk): signed with key as it is, whatever its alg says, so that
+ * tests can make proofs that lie about it. */
+char *mandate_jws_sign_with_header(const EVP_PKEY *key, const json_t *header,
+                                   const json_t *claims);
+
 /* A signer prepared once per key: the protected header encoded ahead and a
  * signing context copied per token rather than set up afresh (which costs
  * an algorithm fetch in OpenSSL 3). Thread-safe to share once made. */

@@ -452,6 +452,26 @@ static void test_act_idp_tenant(void **state)
     test_assert_grants_equal(&g, &back);
 }
 
+/* A DPoP-bound grant (ABI 1.5): cnf.jkt in the token, read back. */
+static void test_cnf_jkt(void **state)
+{
+    struct fx *fx = *state;
+    struct tkey k;
+    keygen(fx, "ES256", &k);
+    use_key(fx, &k);
+    mandate_grant g = sample_grant(), back;
+    g.cnf_jkt = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I";
+    char *token = mint(fx, &g);
+    mandate_jws jws;
+    decode(token, &jws);
+    const json_t *cnf = json_object_get(jws.claims, "cnf");
+    assert_string_equal(json_string_value(json_object_get(cnf, "jkt")), g.cnf_jkt);
+    mandate_jws_clear(&jws);
+    expect_rc(MANDATE_OK, parse(fx, token, &back), &fx->err);
+    assert_string_equal(back.cnf_jkt, g.cnf_jkt);
+    assert_null(back.cnf_x5t_s256);
+}
+
 /* The sample grant, with agent-c acting after prior_actors. */
 static mandate_grant acted_for(const char *prior_actors)
 {
@@ -1055,6 +1075,7 @@ int main(void)
         T(test_round_trip_eddsa),
         T(test_audience_forms),
         T(test_act_idp_tenant),
+        T(test_cnf_jkt),
         T(test_act_chain),
         T(test_act_chain_old_host),
         T(test_mint_refusals),

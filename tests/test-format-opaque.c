@@ -344,6 +344,19 @@ static void test_round_trip(void **state)
     test_assert_grants_equal(&want, &got);
 }
 
+/* A DPoP-bound grant (ABI 1.5): its cnf.jkt kept in the record, read back. */
+static void test_round_trip_cnf(void **state)
+{
+    struct fx *fx = *state;
+    mandate_grant want = bare_grant();
+    want.cnf_jkt = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I";
+    char *token = mint(fx, &want);
+    mandate_grant got;
+    expect_rc(MANDATE_OK, parse(fx, token, &got), &fx->err);
+    test_assert_grants_equal(&want, &got);
+    assert_string_equal(got.cnf_jkt, want.cnf_jkt);
+}
+
 static void test_round_trip_bare(void **state)
 {
     struct fx *fx = *state;
@@ -931,6 +944,7 @@ int main(void)
         cmocka_unit_test(test_old_host_refused),
         T(test_round_trip),
         T(test_round_trip_bare),
+        T(test_round_trip_cnf),
         T(test_token_shape),
         T(test_store_holds_hash),
         T(test_mint_refusals),

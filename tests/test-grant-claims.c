@@ -382,6 +382,55 @@ static void test_get_older_host(void **state)
     get_done();
 }
 
+/* cnf (ABI 1.5): written by mandate_grant_cnf_put, read back by a host of
+ * 1.5, refused by an older one (it would take the token for a bearer one),
+ * malformed ones refused, copied with the grant's strings. */
+static void test_cnf(void **state)
+{
+    (void)state;
+    static const char jkt[] = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I";
+    mandate_grant g = bare_grant();
+    g.cnf_jkt = jkt;
+    json_t *obj = json_object();
+    mandate_error err = {0};
+    assert_int_equal(mandate_grant_claims_put(obj, &g, true, "test", &err), MANDATE_OK);
+    assert_int_equal(mandate_grant_cnf_put(obj, &g, "test", &err), MANDATE_OK);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(obj, "cnf"), "jkt")),
+                        jkt);
+    mandate_grant got = {0};
+    assert_int_equal(get(5, obj, &token_reader, &got, NULL, &err), MANDATE_OK);
+    assert_string_equal(got.cnf_jkt, jkt);
+    assert_null(got.cnf_x5t_s256);
+    assert_int_equal(get(4, obj, &token_reader, &got, NULL, &err), MANDATE_INVALID);
+    assert_non_null(strstr(err.message, "cnf binds the token"));
+
+    /* malformed */
+    json_object_set_new(obj, "cnf", json_string(jkt));
+    assert_int_equal(get(5, obj, &token_reader, &got, NULL, &err), MANDATE_INVALID);
+    json_object_set_new(obj, "cnf", json_pack("{s:s}", "jkt", "short"));
+    assert_int_equal(get(5, obj, &token_reader, &got, NULL, &err), MANDATE_INVALID);
+    json_object_set_new(obj, "cnf", json_object());
+    assert_int_equal(get(5, obj, &token_reader, &got, NULL, &err), MANDATE_INVALID);
+    json_decref(obj);
+
+    /* a bearer grant: no cnf */
+    obj = json_object();
+    g.cnf_jkt = NULL;
+    assert_int_equal(mandate_grant_cnf_put(obj, &g, "test", &err), MANDATE_OK);
+    assert_null(json_object_get(obj, "cnf"));
+    json_decref(obj);
+
+    /* copied with the strings */
+    g.cnf_jkt = jkt;
+    size_t size = mandate_grant_strings_size(&g);
+    char *buf = malloc(size);
+    mandate_grant_strings_copy(&g, buf);
+    assert_true(g.cnf_jkt >= buf && g.cnf_jkt < buf + size);
+    assert_string_equal(g.cnf_jkt, jkt);
+    free(buf);
+    get_done();
+}
+
 /* --- the grant's strings ------------------------------------------------------------------ */
 
 static void test_strings_copy(void **state)
@@ -432,6 +481,7 @@ int main(void)
         cmocka_unit_test(test_put_refusals),   cmocka_unit_test(test_act_bounds),
         cmocka_unit_test(test_get_refusals),   cmocka_unit_test(test_get_optional),
         cmocka_unit_test(test_get_older_host), cmocka_unit_test(test_strings_copy),
+        cmocka_unit_test(test_cnf),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -230,6 +230,9 @@ static mandate_rc jwt_mint(void *inst_, mandate_pool *pool, const mandate_grant 
     /* the grant's earlier actors only from a host whose grant has them */
     mandate_rc rc =
         mandate_grant_claims_put(claims, grant, inst->host->abi_minor >= 4, "jwt", err);
+    /* and its binding (cnf) only from a host whose grant has one (ABI 1.5) */
+    if (rc == MANDATE_OK && inst->host->abi_minor >= 5)
+        rc = mandate_grant_cnf_put(claims, grant, "jwt", err);
     if (rc != MANDATE_OK) {
         json_decref(claims);
         return rc;

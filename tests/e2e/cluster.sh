@@ -108,6 +108,14 @@ curl -s -u "agent-1:$SECRET" --data-urlencode "token=$T" "$BASE_A/oauth2/revoke"
 check "revoked on A: B refuses it within a second" within 1 401 gate_at "$BASE_B" "$T"
 T=$(token_at "$BASE_B" agent-1 "$SECRET")
 expect_eq "a fresh token on both" "200 200" "$(gate_at "$BASE_A" "$T") $(gate_at "$BASE_B" "$T")"
+# DPoP (issue 25): a proof's jti is spent on every node, through the store's replay cache
+"$BUILDDIR/tests/dpop-proof" keygen ES256 "$TMP/agent.pem"
+P=$("$BUILDDIR/tests/dpop-proof" proof "$TMP/agent.pem" POST "$ISSUER/oauth2/token")
+dpop_token_at() { # BASE: the status of a client credentials request with the proof P
+    curl -s -o /dev/null -w '%{http_code}' -u "agent-1:$SECRET" -H "DPoP: $P" \
+        -d grant_type=client_credentials "$1/oauth2/token"
+}
+expect_eq "a DPoP proof used on A, replayed on B" "200 400" "$(dpop_token_at "$BASE_A") $(dpop_token_at "$BASE_B")"
 "${CTL_B[@]}" client disable agent-1 >/dev/null
 check "disabled through B: A refuses its token within a second" within 1 401 gate_at "$BASE_A" "$T"
 "${CTL_B[@]}" client enable agent-1 >/dev/null

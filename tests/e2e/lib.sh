@@ -71,6 +71,18 @@ new_state() {
     CTL=("$MANDATECTL" -c "$CONF")
 }
 
+# with_fakeidp: the test backend "fakeidp" (tests/plugins, an IdP that signs
+# in whoever login_hint names, at once) as instance backend-corp of STATE,
+# beside the real plugins in a plugin folder of this test's daemon only.
+with_fakeidp() {
+    PLUGINS="$TMP/plugins"
+    mkdir "$PLUGINS"
+    ln -s "$PLUGIN_DIR"/*.so "$PLUGINS/"
+    ln -s "$BUILDDIR/tests/plugins/.libs/backend-fakeidp.so" "$PLUGINS/"
+    sed -i "s|^plugin_dir = .*|plugin_dir = \"$PLUGINS\";|" "$CONF"
+    printf 'kind = "backend";\nplugin = "fakeidp";\n' >"$STATE/mandate.d/backend-corp.conf"
+}
+
 # start_daemon CONF LOG: starts mandated in the background; sets DAEMON_PID
 # and PORT once it listens. Returns 1 if it exited instead.
 start_daemon() {

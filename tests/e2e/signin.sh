@@ -10,13 +10,7 @@
 STATE="$TMP/state"
 CONF="$STATE/mandate.conf"
 make_state "$STATE"
-# the test backend lives beside the real plugins for this daemon only
-PLUGINS="$TMP/plugins"
-mkdir "$PLUGINS"
-ln -s "$PLUGIN_DIR"/*.so "$PLUGINS/"
-ln -s "$BUILDDIR/tests/plugins/.libs/backend-fakeidp.so" "$PLUGINS/"
-sed -i "s|^plugin_dir = .*|plugin_dir = \"$PLUGINS\";|" "$CONF"
-printf 'kind = "backend";\nplugin = "fakeidp";\n' >"$STATE/mandate.d/backend-corp.conf"
+with_fakeidp # backend-corp: the IdP signs in whoever login_hint names
 CAL=https://mcp.example/cal
 cat >>"$CONF" <<CONF
 mappings = (

@@ -2,7 +2,8 @@
  * chain: jwt (tokens by the keys of fuzz-keys.h), json (metadata, JWK set,
  * token and token response for fuzz-json), audit (trails written by
  * mandate_audit_append, then tampered with) and oidc (discovery, JWK set and
- * tokens of an upstream provider for fuzz-oidc). The other corpora are written
+ * tokens of an upstream provider for fuzz-oidc) and dpop (proofs for fuzz-dpop).
+ * The other corpora are written
  * by hand. Built with --enable-fuzzing; run once and check the output in:
  *
  *   tests/fuzz/make-seeds $(srcdir)/tests/fuzz/corpus
@@ -26,6 +27,7 @@
 #include "audit-private.h"
 #include "fuzz-common.h"
 #include "fuzz-keys.h"
+#include "dpop.h"
 #include "jose.h"
 
 static const char *out;
@@ -963,6 +965,34 @@ static void oidc_login_seeds(EVP_PKEY **keys)
     free(jwks);
 }
 
+/* dpop: proofs by each key for the harness's request (POST to its token
+ * endpoint at FUZZ_NOW), one with a token for ath, and proofs the checker
+ * refuses (alg none, no jwk). */
+static void dpop_seeds(EVP_PKEY *keys[3])
+{
+    static const char *const names[3] = {"es256-valid", "rs256-valid", "eddsa-valid"};
+    static const char htu[] = "https://as.example.com/oauth2/token";
+    for (int i = 0; i < 3; i++) {
+        char *proof = mandate_dpop_proof_make(keys[i], "POST", htu, NULL, NULL, FUZZ_NOW);
+        puts_("dpop", names[i], proof);
+        free(proof);
+    }
+    char *proof =
+        mandate_dpop_proof_make(keys[0], "POST", htu, "an-access-token", "a-nonce", FUZZ_NOW);
+    char *with = malloc(strlen(proof) + 64);
+    sprintf(with, "%s" FUZZ_SEP "an-access-token" FUZZ_SEP
+                  "HTTPS://AS.example.com:443/oauth2/%%74oken",
+            proof);
+    puts_("dpop", "es256-ath-uri", with);
+    free(with);
+    free(proof);
+    char *none = raw_jws("{\"typ\":\"dpop+jwt\",\"alg\":\"none\",\"jwk\":{\"kty\":\"EC\"}}",
+                         "{\"jti\":\"a\",\"htm\":\"POST\",\"htu\":\"https://as.example.com/"
+                         "oauth2/token\",\"iat\":1900000000}");
+    puts_("dpop", "alg-none", none);
+    free(none);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -979,6 +1009,7 @@ int main(int argc, char **argv)
     sealed_seeds(keys[2]);
     oidc_seeds(keys);
     oidc_login_seeds(keys);
+    dpop_seeds(keys);
     for (int i = 0; i < 3; i++)
         EVP_PKEY_free(keys[i]);
     return 0;

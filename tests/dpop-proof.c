@@ -1,0 +1,78 @@
+/* The DPoP client of tests/e2e/dpop.sh: makes proof keys and proofs with
+ * lib/dpop.c, as an agent holding a key would.
+ *
+ *   dpop-proof keygen ES256|EdDSA|RS256 KEY_FILE   a new key (PKCS#8 PEM, 0600)
+ *   dpop-proof jkt KEY_FILE                        its RFC 7638 thumbprint
+ *   dpop-proof proof KEY_FILE METHOD URI [TOKEN [IAT_OFFSET [NONCE]]]
+ *                                                  a proof (ath of TOKEN when
+ *                                                  not empty), issued IAT_OFFSET
+ *                                                  seconds from now (default 0),
+ *                                                  with the server's NONCE
+ *
+ * Prints the result on one line; exit 1 on failure. A tool of the test, not
+ * a test itself. */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <openssl/pem.h>
+
+#include "dpop.h"
+#include "jose.h"
+
+static EVP_PKEY *read_key(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return NULL;
+    EVP_PKEY *key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+    fclose(f);
+    return key;
+}
+
+static int keygen(const char *alg, const char *path)
+{
+    EVP_PKEY *key = mandate_jose_keygen(mandate_jws_alg_parse(alg));
+    FILE *f = key != NULL ? fopen(path, "wx") : NULL;
+    bool ok = f != NULL && chmod(path, 0600) == 0 &&
+              PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL) == 1;
+    if (f != NULL)
+        fclose(f);
+    EVP_PKEY_free(key);
+    return ok ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 4 && strcmp(argv[1], "keygen") == 0)
+        return keygen(argv[2], argv[3]);
+    EVP_PKEY *key = argc >= 3 ? read_key(argv[2]) : NULL;
+    int status = 1;
+    if (key != NULL && argc == 3 && strcmp(argv[1], "jkt") == 0) {
+        char jkt[MANDATE_JWK_THUMBPRINT_LEN + 1];
+        if (mandate_jwk_thumbprint(key, jkt)) {
+            puts(jkt);
+            status = 0;
+        }
+    } else if (key != NULL && argc >= 5 && argc <= 8 && strcmp(argv[1], "proof") == 0) {
+        const char *token = argc >= 6 && argv[5][0] != '\0' ? argv[5] : NULL;
+        long long offset = argc >= 7 ? strtoll(argv[6], NULL, 10) : 0;
+        const char *nonce = argc == 8 ? argv[7] : NULL;
+        char *proof = mandate_dpop_proof_make(key, argv[3], argv[4], token, nonce,
+                                              (int64_t)time(NULL) + offset);
+        if (proof != NULL) {
+            puts(proof);
+            status = 0;
+        }
+        free(proof);
+    } else {
+        fprintf(stderr, "usage: dpop-proof keygen ALG FILE | jkt FILE | "
+                        "proof FILE METHOD URI [TOKEN [IAT_OFFSET [NONCE]]]\n");
+    }
+    EVP_PKEY_free(key);
+    return status;
+}
