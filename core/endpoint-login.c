@@ -134,6 +134,18 @@ static void callback(mandate_http_request *req, mandate_http_response *resp,
                             json_pack("{s:s,s:s,s:o}", "client_id", p.client_id, "idp", idp,
                                       "reason",
                                       mandate_audit_text(err.message, MANDATE_AUDIT_TEXT_MAX)));
+        if (rc == MANDATE_INVALID) {
+            /* forged, altered, replayed, for another request: anyone can
+             * make a browser post such an answer, so it is not passed on to
+             * the application as if the IdP had said no; the person sees
+             * what happened (the pending sign-in is spent) */
+            mandate_web_error_page(
+                req, resp, 400, "This sign-in answer was refused",
+                "The answer that came back from your identity provider cannot be trusted: it "
+                "was altered, used before, or meant for another sign-in. Nobody was signed "
+                "in. Start again from the application.");
+            return;
+        }
         mandate_signin_redirect_error(
             req, resp, &p, rc == MANDATE_TEMPFAIL ? "temporarily_unavailable" : "access_denied",
             rc == MANDATE_DENIED    ? "the sign-in at the identity provider did not succeed"
