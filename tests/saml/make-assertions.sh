@@ -29,7 +29,8 @@
 #                                        $ACS_URL, InResponseTo $REQUEST_ID
 #
 # With KEEP_KEYS=1 the keys already in OUTDIR are kept; with ONLY_ACS=1 only
-# the acs-* cases are made (an end-to-end test makes them per AuthnRequest).
+# the acs-* cases are made (an end-to-end test makes them per AuthnRequest);
+# ACS_ROLE is the role attribute of acs-ok (default FinancialAdvisor).
 set -euo pipefail
 # Bash 5.2 would put the matched text for an '&' in a ${var//pattern/string}.
 shopt -u patsub_replacement 2>/dev/null || true
@@ -300,7 +301,7 @@ RECIPIENT=$ACS_URL
 irt=" InResponseTo=\"$REQUEST_ID\""
 SCD_EXTRA=$irt RESPONSE_EXTRA=$irt
 # accepted
-new_id id; a=$(assertion "$id" | sign idp1 Assertion)
+new_id id; a=$(assertion "$id" 1 "" "" "" "" "" "${ACS_ROLE:-FinancialAdvisor}" | sign idp1 Assertion)
 response "$(rid)" 1 "$a" | sign idp1 Response | emit_acs ok "$id"
 new_id id; response "$(rid)" 0 "$(assertion "$id" | sign idp1 Assertion)" |
     emit_acs assertion-signed "$id"
