@@ -102,6 +102,10 @@ expect_contains "SP metadata: our entityID" 'entityID="https://mandate.example.c
 expect_contains "  the ACS, HTTP-POST" "Location=\"$ACS\"" "$md"
 expect_contains "  our certificate for encryption" 'use="encryption"' "$md"
 expect_contains "  signed AuthnRequests" 'AuthnRequestsSigned="true"' "$md"
+ctl_md=$("${CTL[@]}" saml sp-metadata "$INSTANCE" 2>/dev/null)
+expect_contains "mandatectl saml sp-metadata: the same entity" 'entityID="https://mandate.example.com/saml"' "$ctl_md"
+expect_contains "  its ACS under the issuer" "/login/$INSTANCE/callback\"" "$ctl_md"
+expect_eq "  an instance that is not there: exit 1" 1 "$("${CTL[@]}" saml sp-metadata nosuch >/dev/null 2>&1; echo $?)"
 
 # --- a sign-in --------------------------------------------------------------------------
 start
