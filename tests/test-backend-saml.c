@@ -36,7 +36,7 @@
 
 #include <mandate/backend.h>
 
-#include "../plugins/backend-saml/saml-private.h"
+#include "../plugins/backend-saml/saml-internal.h"
 #include "fake-host.h"
 #include "pool-private.h"
 

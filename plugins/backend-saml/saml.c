@@ -70,7 +70,7 @@
 
 #include <mandate/backend.h>
 
-#include "saml-private.h"
+#include "saml-internal.h"
 
 #ifndef PACKAGE_VERSION
 #define PACKAGE_VERSION "0.1.0"
@@ -1103,6 +1103,21 @@ static mandate_rc check_status(const xmlNode *response, mandate_error *err)
     return rc;
 }
 
+/* The Response's Issuer, when it has one, is expected (whose: for the
+ * message). */
+static mandate_rc check_response_issuer(const xmlNode *response, const char *expected,
+                                        const char *whose, mandate_error *err)
+{
+    const char *r_issuer = issuer_of(response, "Response", false, err);
+    if (r_issuer == NULL)
+        return MANDATE_DENIED;
+    if (r_issuer[0] != '\0' && strcmp(r_issuer, expected) != 0)
+        return mandate_error_set(err, MANDATE_DENIED,
+                                 "saml: the Response's issuer \"%s\" is not %s (\"%s\")",
+                                 Q(r_issuer), whose, Q(expected));
+    return MANDATE_OK;
+}
+
 /* At the Assertion Consumer Service: what the Response itself says
  * (Destination, InResponseTo), before any signature work. */
 static mandate_rc check_response_for_acs(const xmlNode *response, const saml_expect *expect,
@@ -1157,15 +1172,9 @@ static mandate_rc validate_doc(const saml_inst *inst, mandate_pool *pool, xmlDoc
                                      Q(root->name));
         response = root;
         /* whose, and did it succeed: a failed login holds no assertion */
-        const char *r_issuer = issuer_of(response, "Response", false, err);
-        if (r_issuer == NULL)
-            return MANDATE_DENIED;
-        if (r_issuer[0] != '\0' && strcmp(r_issuer, inst->entity_id) != 0)
-            return mandate_error_set(
-                err, MANDATE_DENIED,
-                "saml: the Response's issuer \"%s\" is not this instance's IdP (\"%s\")",
-                Q(r_issuer), Q(inst->entity_id));
-        if ((rc = check_response_for_acs(response, expect, err)) != MANDATE_OK)
+        if ((rc = check_response_issuer(response, inst->entity_id, "this instance's IdP",
+                                        err)) != MANDATE_OK ||
+            (rc = check_response_for_acs(response, expect, err)) != MANDATE_OK)
             return rc;
         if ((rc = check_status(response, err)) != MANDATE_OK) {
             expect->status_refused = true;
@@ -1264,15 +1273,9 @@ static mandate_rc validate_doc(const saml_inst *inst, mandate_pool *pool, xmlDoc
                                  "saml: issuer \"%s\" is not this instance's IdP (\"%s\")",
                                  Q(issuer), Q(inst->entity_id));
     if (response != NULL && expect == NULL) {
-        const char *r_issuer = issuer_of(response, "Response", false, err);
-        if (r_issuer == NULL)
-            return MANDATE_DENIED;
-        if (r_issuer[0] != '\0' && strcmp(r_issuer, inst->entity_id) != 0)
-            return mandate_error_set(
-                err, MANDATE_DENIED,
-                "saml: the Response's issuer \"%s\" is not the assertion's "
-                "(\"%s\")",
-                Q(r_issuer), Q(issuer));
+        rc = check_response_issuer(response, issuer, "the assertion's", err);
+        if (rc != MANDATE_OK)
+            return rc;
         rc = check_status(response, err);
         if (rc != MANDATE_OK)
             return rc;

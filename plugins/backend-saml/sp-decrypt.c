@@ -20,7 +20,7 @@
 #include <xmlsec/xmlenc.h>
 #include <xmlsec/xmlsec.h>
 
-#include "saml-private.h"
+#include "saml-internal.h"
 
 #define TYPE_ELEMENT NS_XENC "Element"
 

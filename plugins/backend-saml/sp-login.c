@@ -38,7 +38,7 @@
 
 #include <mandate/backend.h>
 
-#include "saml-private.h"
+#include "saml-internal.h"
 
 #define REQUEST_ID_BYTES 20
 #define SAML_RESPONSE_PARAM "SAMLResponse"

@@ -52,23 +52,9 @@ b64url() { base64 -w0 | tr '+/' '-_' | tr -d '='; }
 VERIFIER=$(head -c 32 /dev/urandom | b64url)
 CHALLENGE=$(printf '%s' "$VERIFIER" | openssl dgst -binary -sha256 | b64url)
 COOKIES=""
-browse() { # URL [curl args]: as a browser, without following redirects
-    local url=$1 c
-    shift
-    curl -s -m 60 -D "$TMP/h" -o "$TMP/b" ${COOKIES:+-H "Cookie: $COOKIES"} "$@" "$url"
-    while read -r c; do
-        local name=${c%%=*}
-        COOKIES=$(printf '%s' "$COOKIES" | tr ';' '\n' | sed 's/^ //' | grep -v "^$name=" |
-            paste -sd';' | sed 's/;/; /g')
-        case $c in *"Max-Age=0"*) ;; *) COOKIES="${COOKIES:+$COOKIES; }${c%%;*}" ;; esac
-    done < <(sed -n 's/^Set-Cookie: //Ip' "$TMP/h" | tr -d '\r')
-}
-status() { sed -n '1s/^HTTP\/[0-9.]* \([0-9]*\).*/\1/p' "$TMP/h"; }
-location() { sed -n 's/^Location: //Ip' "$TMP/h" | tr -d '\r'; }
 query_param() { # URL NAME: percent-decoded
     python3 -c 'import sys, urllib.parse as u; q = u.parse_qs(u.urlsplit(sys.argv[1]).query); print(q.get(sys.argv[2], [""])[0])' "$1" "$2"
 }
-form_value() { sed -n "s/.*name=\"$1\" value=\"\([^\"]*\)\".*/\1/p" "$TMP/b" | head -n 1; }
 enc() { python3 -c 'import sys, urllib.parse as u; print(u.quote(sys.argv[1], safe=""))' "$1"; }
 authorize_url() {
     printf '%s/oauth2/authorize?response_type=code&client_id=mcp-app&redirect_uri=%s&scope=mcp:call&state=st-9&code_challenge=%s&code_challenge_method=S256&resource=%s' \

@@ -3,8 +3,8 @@
  * AuthnRequest, Assertion Consumer Service, SP metadata) and sp-decrypt.c
  * (EncryptedAssertion, EncryptedID). None of these names leaves the plugin:
  * it exports mandate_plugin_saml alone. */
-#ifndef MANDATE_SAML_PRIVATE_H
-#define MANDATE_SAML_PRIVATE_H
+#ifndef MANDATE_SAML_INTERNAL_H
+#define MANDATE_SAML_INTERNAL_H
 
 #include <stdbool.h>
 #include <stddef.h>
