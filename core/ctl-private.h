@@ -51,5 +51,6 @@ int ctl_cmd_audit(ctl *c, int argc, char **argv);
 int ctl_cmd_migrate(ctl *c, int argc, char **argv);
 int ctl_cmd_mapping(ctl *c, int argc, char **argv);
 int ctl_cmd_user(ctl *c, int argc, char **argv);
+int ctl_cmd_saml(ctl *c, int argc, char **argv);
 
 #endif

@@ -96,6 +96,9 @@ static void usage(FILE *out)
             "  user consents [--tenant T] SUBJECT\n"
             "  user forget-consent [--tenant T] SUBJECT CLIENT_ID\n"
             "                        list a user's remembered consents, or withdraw one\n"
+            "  saml sp-metadata INSTANCE\n"
+            "                        the SAML service provider metadata of a saml backend\n"
+            "                        instance, for the IdP's administrator\n"
             "  migrate --from sqlite:PATH --to pgsql:CONNINFO\n"
             "                        move clients, keys, revocations and token records to\n"
             "                        another (empty) store\n\n"
@@ -375,6 +378,7 @@ static const command commands[] = {
     {"mapping", ctl_cmd_mapping},
     {"user", ctl_cmd_user},
     {"apply", ctl_cmd_apply},
+    {"saml", ctl_cmd_saml},
 };
 
 int main(int argc, char **argv)

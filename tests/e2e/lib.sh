@@ -177,6 +177,27 @@ b64url_json() {
 jwt_header() { b64url_json "$(printf '%s' "$1" | cut -d. -f1)"; }
 jwt_claims() { b64url_json "$(printf '%s' "$1" | cut -d. -f2)"; }
 
+# --- a browser, for the sign-in tests ---------------------------------------
+# browse URL [curl args]: GET (or as the args say), no redirect followed; the
+# answer's headers in $TMP/h, its body in $TMP/b; cookies kept in $COOKIES by
+# hand (curl's own jar does not send Secure cookies over plain http to
+# 127.0.0.1)
+COOKIES=""
+browse() {
+    local url=$1 c
+    shift
+    curl -s -m 60 -D "$TMP/h" -o "$TMP/b" ${COOKIES:+-H "Cookie: $COOKIES"} "$@" "$url"
+    while read -r c; do
+        local name=${c%%=*}
+        COOKIES=$(printf '%s' "$COOKIES" | tr ';' '\n' | sed 's/^ //' | grep -v "^$name=" |
+            paste -sd';' | sed 's/;/; /g')
+        case $c in *"Max-Age=0"*) ;; *) COOKIES="${COOKIES:+$COOKIES; }${c%%;*}" ;; esac
+    done < <(sed -n 's/^Set-Cookie: //Ip' "$TMP/h" | tr -d '\r')
+}
+status() { sed -n '1s/^HTTP\/[0-9.]* \([0-9]*\).*/\1/p' "$TMP/h"; }
+location() { sed -n 's/^Location: //Ip' "$TMP/h" | tr -d '\r'; }
+form_value() { sed -n "s/.*name=\"$1\" value=\"\([^\"]*\)\".*/\1/p" "$TMP/b" | head -n 1; }
+
 finish() {
     echo "$((CHECKS - FAILURES)) passed, $FAILURES failed"
     [ "$FAILURES" -eq 0 ]

@@ -40,30 +40,11 @@ check "a public client with a redirect URI" "${CTL[@]}" client show mcp-app
 VERIFIER=$(head -c 32 /dev/urandom | b64url)
 CHALLENGE=$(printf '%s' "$VERIFIER" | openssl dgst -binary -sha256 | b64url)
 
-# curl as a browser: HEADERS of the answer in $TMP/h, body in $TMP/b; the
-# cookies are kept by hand (curl's own jar does not send Secure cookies
-# over plain http to 127.0.0.1)
-COOKIES=""
-browse() { # URL [curl args]: GET (or as the args say), no redirect followed
-    local url=$1
-    shift
-    curl -s -D "$TMP/h" -o "$TMP/b" ${COOKIES:+-H "Cookie: $COOKIES"} "$@" "$url"
-    local c
-    while read -r c; do
-        local name=${c%%=*}
-        COOKIES=$(printf '%s' "$COOKIES" | tr ';' '\n' | sed 's/^ //' | grep -v "^$name=" |
-            paste -sd';' | sed 's/;/; /g')
-        case $c in *"Max-Age=0"*) ;; *) COOKIES="${COOKIES:+$COOKIES; }${c%%;*}" ;; esac
-    done < <(sed -n 's/^Set-Cookie: //Ip' "$TMP/h" | tr -d '\r')
-}
-status() { sed -n '1s/^HTTP\/[0-9.]* \([0-9]*\).*/\1/p' "$TMP/h"; }
-location() { sed -n 's/^Location: //Ip' "$TMP/h" | tr -d '\r'; }
 header() { sed -n "s/^$1: //Ip" "$TMP/h" | tr -d '\r'; }
 query_param() { # URL NAME
     printf '%s' "$1" | tr '?&' '\n\n' | sed -n "s/^$2=//p" | head -n 1 |
         sed 's/%\([0-9A-F][0-9A-F]\)/\\x\1/g' | xargs -0 printf '%b'
 }
-form_value() { sed -n "s/.*name=\"$1\" value=\"\([^\"]*\)\".*/\1/p" "$TMP/b" | head -n 1; }
 authorize_url() { # [extra query]
     printf '%s/oauth2/authorize?response_type=code&client_id=mcp-app&redirect_uri=%s&scope=mcp:call&state=st-123&code_challenge=%s&code_challenge_method=S256&resource=%s%s' \
         "$BASE" "$(printf '%s' "$REDIRECT" | sed 's|:|%3A|g; s|/|%2F|g')" "$CHALLENGE" \

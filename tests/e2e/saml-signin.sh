@@ -1,0 +1,204 @@
+#!/bin/bash
+# People sign in through a SAML IdP (issue 23), driven with curl through the
+# live daemon as a browser would: /oauth2/authorize (PKCE) sends the browser
+# to the IdP with an AuthnRequest (HTTP-Redirect), which is decoded here; the
+# IdP's answer is made for that request by tools not ours (openssl keys,
+# Debian's xmlsec1: tests/saml/make-assertions.sh) and POSTed to the
+# Assertion Consumer Service with the RelayState; then consent, the code,
+# the token. The mapping rules decide: advisor-12345 gets mcp:call on the
+# MarketPulse target, an intern gets the "no rule ... admits you" page. Every attack
+# fixture posted to the ACS gets an error, no session, no code, and an audit
+# record. SimpleSAMLphp in a real browser is in tests/interop.
+. "${MANDATE_SRCDIR:-.}/tests/e2e/lib.sh"
+
+command -v xmlsec1 >/dev/null || { echo "xmlsec1 is missing: skipped"; exit 77; }
+command -v python3 >/dev/null || { echo "python3 is missing (inflating the AuthnRequest): skipped"; exit 77; }
+SAML="$TMP/saml"
+bash "$SRCDIR/tests/saml/make-assertions.sh" "$SAML" "$(date +%s)" >"$TMP/make.log" 2>&1 ||
+    { cat "$TMP/make.log"; echo "make-assertions.sh failed"; exit 1; }
+
+new_state
+INSTANCE=backend-corp-saml
+MARKET=https://mcp.example/marketpulse
+cat >"$STATE/mandate.d/$INSTANCE.conf" <<CONF
+kind = "backend";
+plugin = "saml";
+idp_metadata = "$SAML/metadata.xml";
+sp_entity_id = "https://mandate.example.com/saml";
+sp_key = "$SAML/sp.key";
+sp_certificate = "$SAML/sp.crt";
+sign_authn_requests = true;
+CONF
+cat >>"$CONF" <<CONF
+targets = ( { name = "marketpulse"; paths = ["/mcp"]; audience = "$MARKET"; scopes = ["mcp:call"]; } );
+mappings = (
+  { name = "advisors"; idp = "$INSTANCE";
+    when = ( { attribute = "role"; equals = "FinancialAdvisor"; },
+             { attribute = "employeeId"; present = true; } );
+    subject = "advisor-\${employeeId}"; tenant = "default";
+    scopes = ["mcp:call"]; audience = ["$MARKET"]; }
+);
+signin: { tenants = ( { tenant = "default"; name = "Example Bank"; } ); };
+CONF
+sed -i 's|^server: {|server: {\n  body_limit = 1048576;|' "$CONF"
+daemon_up "daemon starts with a saml backend for sign-in"
+ACS="$BASE/login/$INSTANCE/callback"
+REDIRECT=http://127.0.0.1:7777/cb
+"${CTL[@]}" client create mcp-app --public --redirect-uri "$REDIRECT" \
+    --grant-type authorization_code --scope "mcp:call" --audience "$MARKET" >/dev/null 2>&1
+check "a public MCP client" "${CTL[@]}" client show mcp-app
+
+b64url() { base64 -w0 | tr '+/' '-_' | tr -d '='; }
+VERIFIER=$(head -c 32 /dev/urandom | b64url)
+CHALLENGE=$(printf '%s' "$VERIFIER" | openssl dgst -binary -sha256 | b64url)
+COOKIES=""
+query_param() { # URL NAME: percent-decoded
+    python3 -c 'import sys, urllib.parse as u; q = u.parse_qs(u.urlsplit(sys.argv[1]).query); print(q.get(sys.argv[2], [""])[0])' "$1" "$2"
+}
+enc() { python3 -c 'import sys, urllib.parse as u; print(u.quote(sys.argv[1], safe=""))' "$1"; }
+authorize_url() {
+    printf '%s/oauth2/authorize?response_type=code&client_id=mcp-app&redirect_uri=%s&scope=mcp:call&state=st-9&code_challenge=%s&code_challenge_method=S256&resource=%s' \
+        "$BASE" "$(enc "$REDIRECT")" "$CHALLENGE" "$(enc "$MARKET")"
+}
+# start: the authorization request, to the IdP; sets SSO_URL, REQUEST_XML,
+# REQUEST_ID, RELAY
+start() {
+    COOKIES=""
+    browse "$(authorize_url)"
+    SSO_URL=$(location)
+    REQUEST_XML=$(python3 -c 'import sys, zlib, base64, urllib.parse as u
+q = u.parse_qs(u.urlsplit(sys.argv[1]).query)
+print(zlib.decompress(base64.b64decode(q["SAMLRequest"][0]), -15).decode())' "$SSO_URL")
+    REQUEST_ID=$(printf '%s' "$REQUEST_XML" | sed -n 's/.* ID="\([^"]*\)".*/\1/p')
+    RELAY=$(query_param "$SSO_URL" RelayState)
+}
+# answer [ROLE]: the IdP's signed Response to the outstanding request, in $SAML/acs-*.b64
+answer() {
+    ONLY_ACS=1 KEEP_KEYS=1 REQUEST_ID=$REQUEST_ID ACS_URL=$ACS ACS_ROLE=${1:-FinancialAdvisor} \
+        bash "$SRCDIR/tests/saml/make-assertions.sh" "$SAML" "$(date +%s)" >"$TMP/make.log" 2>&1 ||
+        { cat "$TMP/make.log"; fail "make-assertions.sh for $REQUEST_ID"; }
+}
+post_acs() { # FILE [RELAYSTATE]: the HTTP-POST binding, as the browser's auto-submitted form
+    browse "$ACS" --data-urlencode "SAMLResponse@$1" --data-urlencode "RelayState=${2-$RELAY}"
+}
+
+# --- SP metadata -------------------------------------------------------------------
+md=$(curl -s "$BASE/login/$INSTANCE/metadata")
+expect_contains "SP metadata: our entityID" 'entityID="https://mandate.example.com/saml"' "$md"
+expect_contains "  the ACS, HTTP-POST" "Location=\"$ACS\"" "$md"
+expect_contains "  our certificate for encryption" 'use="encryption"' "$md"
+expect_contains "  signed AuthnRequests" 'AuthnRequestsSigned="true"' "$md"
+ctl_md=$("${CTL[@]}" saml sp-metadata "$INSTANCE" 2>/dev/null)
+expect_contains "mandatectl saml sp-metadata: the same entity" 'entityID="https://mandate.example.com/saml"' "$ctl_md"
+expect_contains "  its ACS under the issuer" "/login/$INSTANCE/callback\"" "$ctl_md"
+expect_eq "  an instance that is not there: exit 1" 1 "$("${CTL[@]}" saml sp-metadata nosuch >/dev/null 2>&1; echo $?)"
+
+# --- a sign-in --------------------------------------------------------------------------
+start
+expect_eq "authorize: sent to the IdP" 302 "$(status)"
+expect_contains "  its SingleSignOnService (HTTP-Redirect)" "https://idp.example.com/sso?SAMLRequest=" "$SSO_URL"
+expect_contains "  an AuthnRequest" "<samlp:AuthnRequest" "$REQUEST_XML"
+expect_contains "  for our ACS" "AssertionConsumerServiceURL=\"$ACS\"" "$REQUEST_XML"
+expect_contains "  answered with HTTP-POST" 'ProtocolBinding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"' "$REQUEST_XML"
+check "  an ID that does not start with a digit" bash -c "[[ '$REQUEST_ID' =~ ^_[0-9a-f]{40}$ ]]"
+check "  signed (SigAlg, Signature)" test -n "$(query_param "$SSO_URL" Signature)"
+# the IdP's check of the signature: openssl with our certificate, over the query as sent
+signed_part=$(printf '%s' "${SSO_URL#*\?}" | sed 's/&Signature=.*//')
+query_param "$SSO_URL" Signature | base64 -d >"$TMP/authn.sig"
+openssl x509 -in "$SAML/sp.crt" -pubkey -noout >"$TMP/sp.pub"
+check "  the signature verifies with the SP certificate" bash -c \
+    "printf '%s' '$signed_part' | openssl dgst -sha256 -verify '$TMP/sp.pub' -signature '$TMP/authn.sig'"
+check "  RelayState: an opaque handle, no URL" bash -c "[[ '$RELAY' =~ ^[A-Za-z0-9_-]{20,}$ ]]"
+BROWSER=$COOKIES
+answer
+post_acs "$SAML/acs-ok.b64"
+expect_eq "the ACS: the consent page" 200 "$(status)"
+expect_contains "  names the advisor" "advisor-12345" "$(cat "$TMP/b")"
+browse "$BASE/consent" -d "handle=$(form_value handle)" -d "csrf=$(form_value csrf)" -d decision=allow
+expect_eq "consent: to the client" 303 "$(status)"
+CB=$(location)
+expect_eq "  with its state" st-9 "$(query_param "$CB" state)"
+out=$(curl -s -d grant_type=authorization_code -d client_id=mcp-app -d "code=$(query_param "$CB" code)" \
+    -d "code_verifier=$VERIFIER" --data-urlencode "redirect_uri=$REDIRECT" \
+    --data-urlencode "resource=$MARKET" "$BASE/oauth2/token")
+claims=$(jwt_claims "$(json_get "$out" access_token)")
+expect_eq "the token: sub advisor-12345" advisor-12345 "$(json_get "$claims" sub)"
+expect_eq "  idp: the SAML instance" "$INSTANCE" "$(json_get "$claims" idp)"
+expect_eq "  aud: MarketPulse" "$MARKET" "$(json_get "$claims" aud)"
+expect_eq "  scope: mcp:call" "mcp:call" "$(json_get "$claims" scope)"
+expect_eq "  for the MCP client" mcp-app "$(json_get "$claims" client_id)"
+# the same Response again, on a fresh sign-in: replayed (and for another request)
+SAVED_OK="$TMP/acs-ok.saved"
+cp "$SAML/acs-ok.b64" "$SAVED_OK"
+
+# --- refused at the ACS: an error, no session, no code, an audit record -----------------
+audit_count() { cat "$STATE"/audit/*.jsonl | grep -c '"event":"login.refused"'; }
+refused() { # NAME DESCRIPTION FILE: a fresh sign-in answered with FILE
+    start
+    answer
+    local before
+    before=$(audit_count)
+    post_acs "$3"
+    local st loc
+    st=$(status)
+    loc=$(location)
+    # the pending authorization is spent: the client hears access_denied
+    # (or, before the backend, the browser gets an error page)
+    if { [ "${st:0:2}" = 30 ] && [[ $loc == "$REDIRECT?error=access_denied"* ]]; } ||
+        { [ "${st:0:1}" = 4 ] && [ -z "$loc" ]; }; then
+        pass "$2: refused ($st${loc:+ access_denied})"
+    else
+        fail "$2: got $st $loc"
+    fi
+    CHECKS=$((CHECKS + 1))
+    check "  no session cookie, no code" bash -c "! grep -qi 'Set-Cookie: __Host-mandate-session=[^;]' '$TMP/h' && ! grep -q 'code=' <<<'$loc'"
+    check "  audited" test "$(audit_count)" -gt "$before"
+}
+for case in wrong-recipient wrong-destination wrong-irt no-irt wrong-audience expired \
+    not-yet-valid comment-nameid wrap-extensions wrap-second-assertion tampered entity-bomb \
+    external-entity encrypted-unsigned encrypted-other-key unsolicited; do
+    refused "$case" "$case" "$SAML/acs-$case.b64"
+done
+refused replay "the first sign-in's Response replayed" "$SAVED_OK"
+# an oversize SAMLResponse: past max_assertion_size (256 KiB decoded), within
+# the body limit (1 MiB here): the backend's bound
+head -c 400000 /dev/urandom | base64 -w0 >"$TMP/big.b64"
+refused oversize "a SAMLResponse of 530 kB" "$TMP/big.b64"
+expect_contains "  for its size" "more than max_assertion_size" "$(grep '"event":"login.refused"' "$STATE"/audit/*.jsonl | tail -n 1)"
+# past the body limit: the HTTP layer's 413, before any route
+head -c 1200000 /dev/urandom | base64 -w0 >"$TMP/huge.b64"
+start
+post_acs "$TMP/huge.b64"
+expect_eq "a SAMLResponse of 1.6 MB: 413" 413 "$(status)"
+
+# the IdP says no: the client hears access_denied
+start
+answer
+post_acs "$SAML/acs-authn-failed.b64"
+expect_eq "the IdP's AuthnFailed: access_denied to the client" access_denied "$(query_param "$(location)" error)"
+# the answer in another browser (no login cookie)
+start
+answer
+COOKIES=""
+post_acs "$SAML/acs-ok.b64"
+expect_eq "the ACS in another browser: an error page" 400 "$(status)"
+# no RelayState, nothing configured for unsolicited logins
+start
+answer
+post_acs "$SAML/acs-unsolicited.b64" ""
+expect_eq "an unsolicited Response: an error page" 400 "$(status)"
+# a user no rule admits
+start
+answer Intern
+post_acs "$SAML/acs-ok.b64"
+expect_eq "an intern: no rule admits them" 403 "$(status)"
+expect_contains "  the page says so" "no rule of this broker admits" "$(tr 'A-Z' 'a-z' <"$TMP/b")"
+expect_contains "  audited" '"reason":' "$(grep '"event":"login.refused"' "$STATE"/audit/*.jsonl | tail -n 1)"
+
+check "the daemon survived every one" kill -0 "$DAEMON_PID"
+check "no SAMLResponse or cookie in the trail" \
+    bash -c "! grep -qE 'PHNhbWxw|__Host-' '$STATE'/audit/*.jsonl"
+stop_daemon
+expect_eq "stops cleanly" 0 "$DAEMON_STATUS"
+check "no sanitizer report" bash -c "! grep -q 'Sanitizer' '$LOG'"
+finish
