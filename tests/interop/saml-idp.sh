@@ -16,8 +16,8 @@
 #       --validate-authnrequest: the IdP's metadata says
 #       WantAuthnRequestsSigned and unsigned AuthnRequests are refused.
 #   ssp_register_sp METADATA_FILE [--encrypt] [--validate-authnrequest]
-#       (re)writes saml20-sp-remote.php from the SP's metadata (read on each
-#       request: no restart); --encrypt: EncryptedAssertion under the SP's
+#       adds the SP of that metadata to saml20-sp-remote.php, or replaces it
+#       (the file is read on each request: no restart); --encrypt: EncryptedAssertion under the SP's
 #       encryption certificate; --validate-authnrequest: this SP's requests
 #       must be signed (with its signing certificate).
 #   ssp_stop
@@ -110,6 +110,7 @@ PHP
     'validate.authnrequest' => $validate,
 ];
 PHP
+    mkdir -p "$SSP_DIR/sp.d"
     printf '<?php\n$metadata = [];\n' >"$SSP_DIR/metadata/saml20-sp-remote.php"
     # its own process group, stopped as one (ssp_stop)
     SIMPLESAMLPHP_CONFIG_DIR="$SSP_DIR/config" PHP_CLI_SERVER_WORKERS=2 \
@@ -153,9 +154,11 @@ ssp_register_sp() {
             $n++;
         }
         if ($n !== 1) { fwrite(STDERR, "expected one SP in the metadata, found $n\n"); exit(1); }
-        echo $out;' >"$SSP_DIR/sp-remote.new" 2>"$SSP_DIR/sp-remote.err" ||
+        echo $out;' >"$SSP_DIR/sp.d/new" 2>"$SSP_DIR/sp-remote.err" ||
         { cat "$SSP_DIR/sp-remote.err"; fatal "SimpleSAMLphp could not read the SP metadata $md"; }
-    mv "$SSP_DIR/sp-remote.new" "$SSP_DIR/metadata/saml20-sp-remote.php"
+    mv "$SSP_DIR/sp.d/new" "$SSP_DIR/sp.d/$(basename "$md").php"
+    { printf '<?php\n'; cat "$SSP_DIR"/sp.d/*.php | grep -v '^<?php$'; } >"$SSP_DIR/metadata/saml20-sp-remote.php.new"
+    mv "$SSP_DIR/metadata/saml20-sp-remote.php.new" "$SSP_DIR/metadata/saml20-sp-remote.php"
 }
 
 ssp_stop() {

@@ -167,58 +167,7 @@ expect_contains "metadata: client ID metadata documents" '"client_id_metadata_do
 check "metadata: no registration endpoint while registration is off" \
     bash -c "! grep -q registration_endpoint <<<'$meta'"
 
-# --- the node scripts ----------------------------------------------------------------------
-# run_node SCRIPT [VAR=VALUE...]: runs the script with that environment,
-# counts its "ok:" and "FAIL:" lines and answers its "@" requests
-run_node() {
-    local script=$1 line done_seen=0 node_failures=0 node_pid status start
-    shift
-    rm -f "$TMP/to-node" "$TMP/from-node"
-    mkfifo "$TMP/to-node" "$TMP/from-node" || fatal "mkfifo failed"
-    trap '' PIPE
-    (cd "$NPM_DIR" && exec env "$@" node "$script") <"$TMP/to-node" >"$TMP/from-node" 2>"$TMP/$script.err" &
-    node_pid=$!
-    PIDS="$PIDS $node_pid"
-    exec 3>"$TMP/to-node" 4<"$TMP/from-node"
-    start=$(date +%s%N)
-    while IFS= read -r -t 180 line <&4; do
-        case $line in
-        "ok: "*)
-            CHECKS=$((CHECKS + 1))
-            echo "$line"
-            ;;
-        "FAIL: "*)
-            CHECKS=$((CHECKS + 1))
-            FAILURES=$((FAILURES + 1))
-            node_failures=$((node_failures + 1))
-            echo "$line"
-            ;;
-        "@revoke-user "*)
-            "${CTL[@]}" user revoke "${line#@revoke-user }" >"$TMP/revoke.out" 2>&1
-            status=$?
-            sed 's/^/  mandatectl user revoke: /' "$TMP/revoke.out"
-            echo "$status" >&3
-            ;;
-        "@done")
-            done_seen=1
-            break
-            ;;
-        *) echo "$line" ;;
-        esac
-    done
-    exec 3>&- 4<&-
-    if [ "$done_seen" -eq 0 ] && kill -0 "$node_pid" 2>/dev/null; then
-        echo "$script stopped answering for 180 s: stopping it"
-        kill -TERM "$node_pid"
-    fi
-    wait "$node_pid"
-    status=$?
-    PIDS=$(echo "$PIDS" | sed "s/ $node_pid\b//")
-    echo "$script: status $status, $((($(date +%s%N) - start) / 1000000)) ms"
-    if [ -s "$TMP/$script.err" ]; then sed "s/^/  $script stderr: /" "$TMP/$script.err" | tail -n 30; fi
-    expect_eq "$script ran to its end" 1 "$done_seen"
-    [ "$node_failures" -eq 0 ] && expect_eq "$script exits 0" 0 "$status"
-}
+. "$SRCDIR/tests/interop/run-node.sh"
 
 COMMON=(SIGNIN_BASE="$BASE" SIGNIN_MCP_URL="$GW/mcp" SIGNIN_RESOURCE="$AUD" SIGNIN_CHROMIUM="$CHROMIUM")
 ALICE=(SIGNIN_USER=alice SIGNIN_PASSWORD=alice-corp-pw SIGNIN_IDP="Example Corp" SIGNIN_IDP_INSTANCE=backend-corp
