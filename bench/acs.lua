@@ -1,0 +1,95 @@
+-- wrk script: SAML sign-ins at the Assertion Consumer Service (issue 23),
+-- run by bench/saml-acs. BENCH_ACS says which step:
+--   harvest  GET BENCH_PATH (an authorization request that goes straight to
+--            the IdP): each answer's Location (the AuthnRequest and its
+--            RelayState) and login cookie go to BENCH_OUT.<thread>, a line
+--            "LOCATION<TAB>COOKIE" each, until the thread has its share of
+--            BENCH_N; the pending sign-ins the ACS step finishes.
+--   post     POST BENCH_PATH (the ACS): SAMLResponse = BENCH_DIR/bench-i.b64
+--            (standard base64, a signed assertion answering AuthnRequest i)
+--            and RelayState with the login cookie of line i of
+--            BENCH_DIR/pending.txt ("RELAYSTATE<TAB>COOKIE"), each once:
+--            thread t of BENCH_THREADS sends i = t, t+T, ... and stops when
+--            its share is used; the rate is then taken over the time until
+--            the last thread ran out, not wrk's whole -d.
+local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
+local lib = dofile(here .. "lib.lua")
+local threads = {}
+setup = function(thread)
+    lib.setup(thread)
+    table.insert(threads, thread)
+end
+done = function(summary, latency, requests)
+    local busy = 0
+    for _, t in ipairs(threads) do
+        local t0, t1 = t:get("t_start"), t:get("t_end")
+        if t0 and t1 and t1 - t0 > busy then busy = t1 - t0 end
+        if t0 and not t1 then busy = 0; break end
+    end
+    lib.done(summary, latency, busy)
+end
+
+local mode = os.getenv("BENCH_ACS") or "post"
+local nthreads = tonumber(os.getenv("BENCH_THREADS") or "2")
+local path = os.getenv("BENCH_PATH")
+local function esc(s)
+    return (s:gsub("[^%w%-%._~]", function(c) return string.format("%%%02X", c:byte()) end))
+end
+local function stop()
+    if not t_end then t_end = lib.now() end
+    wrk.thread:stop()
+end
+
+local out, want, got, bodies, cookies, next_index
+function init(args)
+    if mode == "harvest" then
+        out = assert(io.open(os.getenv("BENCH_OUT") .. "." .. id, "w"))
+        want = math.ceil(tonumber(os.getenv("BENCH_N")) / nthreads)
+        got = 0
+        return
+    end
+    local dir = os.getenv("BENCH_DIR")
+    local n = tonumber(os.getenv("BENCH_N"))
+    local pending = lib.lines(dir .. "/pending.txt")
+    bodies, cookies = {}, {}
+    for i = id, n - 1, nthreads do
+        local f = assert(io.open(dir .. "/bench-" .. i .. ".b64", "r"))
+        local b64 = f:read("*l")
+        f:close()
+        local relay, cookie = pending[i + 1]:match("^([^\t]*)\t(.*)$")
+        bodies[#bodies + 1] = "SAMLResponse=" .. esc(b64) .. "&RelayState=" .. esc(relay)
+        cookies[#cookies + 1] = cookie
+    end
+    next_index = 1
+end
+
+if mode == "harvest" then
+    wrk.method = "GET"
+    wrk.path = path
+    request = function()
+        if not t_start then t_start = lib.now() end
+        return wrk.format("GET", path)
+    end
+    response = function(status, headers, body)
+        local loc = headers["Location"] or headers["location"]
+        local cookie = (headers["Set-Cookie"] or headers["set-cookie"] or ""):match("^([^;]*)")
+        if loc and cookie and got < want then
+            out:write(loc, "\t", cookie, "\n")
+            got = got + 1
+            if got >= want then out:close(); stop() end
+        end
+    end
+else
+    local headers = { ["Content-Type"] = "application/x-www-form-urlencoded" }
+    request = function()
+        if not t_start then t_start = lib.now() end
+        local i = next_index
+        if bodies[i] == nil then
+            stop()
+            i = 1
+        end
+        next_index = next_index + 1
+        headers["Cookie"] = cookies[i]
+        return wrk.format("POST", path, headers, bodies[i])
+    end
+end
