@@ -27,17 +27,11 @@
 # FAIL (npm.sh).
 . "${MANDATE_SRCDIR:-.}/tests/e2e/lib.sh"
 
-CHROMIUM=${SIGNIN_CHROMIUM:-/usr/bin/chromium}
-if [ ! -x "$CHROMIUM" ]; then
-    echo "SKIP: no chromium at $CHROMIUM (Debian: apt-get install chromium, or bash .ci/install-deps)"
-    exit 77
-fi
-command -v openssl >/dev/null 2>&1 || { echo "SKIP: no openssl"; exit 77; }
+. "$SRCDIR/tests/interop/browser.sh"
 command -v xmlsec1 >/dev/null 2>&1 || { echo "SKIP: no xmlsec1 (the attack fixtures)"; exit 77; }
 . "$SRCDIR/tests/interop/npm.sh"
 . "$SRCDIR/tests/interop/marketpulse.sh"
 . "$SRCDIR/tests/interop/saml-idp.sh"
-. "$SRCDIR/tests/interop/run-node.sh"
 echo "$("$CHROMIUM" --version 2>/dev/null | head -n 1), $(php -r 'echo "PHP ", PHP_VERSION;')," \
     "SimpleSAMLphp $(dpkg-query -W -f='${Version}' simplesamlphp 2>/dev/null)"
 
@@ -52,6 +46,23 @@ for f in signin-browser.mjs signin-mcp.mjs signin-saml.mjs; do
         fatal "cannot copy $f to $NPM_DIR"
 done
 
+# --- the broker's address first: the IdP and the fixtures name it ---------------------------
+DPORT=$(free_port)
+BASE="http://127.0.0.1:$DPORT"
+# the attack fixtures, for an instance that trusts their IdP (the same
+# validation path; their IdP's login page is answered by the browser test):
+# xmlsec1 signs them, a process each, in the background
+FX_PORT=$(free_port)
+FX_ISSUER="http://127.0.0.1:$FX_PORT/"
+(
+    start=$(date +%s%N)
+    ISSUER=$FX_ISSUER AUDIENCE="$BASE/login/backend-fixtures/metadata" RECIPIENT="$BASE/login/backend-fixtures/callback" \
+        NAMEID=advisor-12345 bash "$SRCDIR/tests/saml/make-assertions.sh" "$TMP/fixtures" >"$TMP/fixtures.log" 2>&1 &&
+        echo "$((($(date +%s%N) - start) / 1000000))" >"$TMP/fixtures.ms"
+) &
+FX_PID=$!
+PIDS="$PIDS $FX_PID"
+
 # --- the IdP, then the broker that trusts its metadata -----------------------------------
 ssp_start
 expect_contains "SimpleSAMLphp answers its metadata" "entityID=\"$SSP_ENTITY_ID\"" "$(cat "$SSP_DIR/idp-metadata.xml")"
@@ -60,9 +71,7 @@ STATE="$TMP/state"
 CONF="$STATE/mandate.conf"
 make_state "$STATE" || fatal "mandatectl init failed"
 CTL=("$MANDATECTL" -c "$CONF")
-DPORT=$(free_port)
-sed -i "s|^  listen = \"127.0.0.1:0\";|  listen = \"127.0.0.1:$DPORT\";\n  issuer = \"http://127.0.0.1:$DPORT\";|" "$CONF"
-BASE="http://127.0.0.1:$DPORT"
+sed -i "s|^  listen = \"127.0.0.1:0\";|  listen = \"127.0.0.1:$DPORT\";\n  issuer = \"$BASE\";|" "$CONF"
 
 # the SP's keys: one pair per instance, made now
 for i in bank bank-secure; do
@@ -70,43 +79,26 @@ for i in bank bank-secure; do
         -subj "/CN=Mandate SP $i" >"$TMP/openssl-$i.log" 2>&1 || { cat "$TMP/openssl-$i.log"; fatal "openssl"; }
     chmod 600 "$STATE/sp-$i.key"
 done
-cat >"$STATE/mandate.d/backend-bank.conf" <<CONF
-kind = "backend";
-plugin = "saml";
-idp_metadata = "$SSP_DIR/idp-metadata.xml";
-sp_entity_id = "$BASE/login/backend-bank/metadata";
-sp_key = "$STATE/sp-bank.key";
-sp_certificate = "$STATE/sp-bank.crt";
-CONF
-cat >"$STATE/mandate.d/backend-bank-secure.conf" <<CONF
-kind = "backend";
-plugin = "saml";
-idp_metadata = "$SSP_DIR/idp-metadata.xml";
-sp_entity_id = "$BASE/login/backend-bank-secure/metadata";
-sp_key = "$STATE/sp-bank-secure.key";
-sp_certificate = "$STATE/sp-bank-secure.crt";
-sign_authn_requests = true;
-CONF
+# saml_instance NAME METADATA KEY [LINE...]: mandate.d/NAME.conf, a saml
+# backend instance trusting METADATA, with the SP key pair KEY
+saml_instance() {
+    local name=$1 metadata=$2 key=$3
+    shift 3
+    {
+        printf 'kind = "backend";\nplugin = "saml";\nidp_metadata = "%s";\n' "$metadata"
+        printf 'sp_entity_id = "%s";\n' "$BASE/login/$name/metadata"
+        printf 'sp_key = "%s";\nsp_certificate = "%s";\n' "$STATE/sp-$key.key" "$STATE/sp-$key.crt"
+        printf '%s\n' "$@"
+    } >"$STATE/mandate.d/$name.conf"
+    chmod 600 "$STATE/mandate.d/$name.conf"
+}
+saml_instance backend-bank "$SSP_DIR/idp-metadata.xml" bank
+saml_instance backend-bank-secure "$SSP_DIR/idp-metadata.xml" bank-secure 'sign_authn_requests = true;'
 
-# the attack fixtures, for an instance that trusts their IdP (the same
-# validation path; their IdP's login page is answered by the browser test)
-FX_PORT=$(free_port)
-FX_ISSUER="http://127.0.0.1:$FX_PORT/"
-echo "signing the attack fixtures (xmlsec1)"
-start=$(date +%s%N)
-ISSUER=$FX_ISSUER AUDIENCE="$BASE/login/backend-fixtures/metadata" RECIPIENT="$BASE/login/backend-fixtures/callback" \
-    NAMEID=advisor-12345 bash "$SRCDIR/tests/saml/make-assertions.sh" "$TMP/fixtures" >"$TMP/fixtures.log" 2>&1 ||
-    { tail -n 20 "$TMP/fixtures.log"; fatal "tests/saml/make-assertions.sh failed"; }
-echo "fixtures: $((($(date +%s%N) - start) / 1000000)) ms"
-cat >"$STATE/mandate.d/backend-fixtures.conf" <<CONF
-kind = "backend";
-plugin = "saml";
-idp_metadata = "$TMP/fixtures/metadata.xml";
-sp_entity_id = "$BASE/login/backend-fixtures/metadata";
-sp_key = "$STATE/sp-bank.key";
-sp_certificate = "$STATE/sp-bank.crt";
-CONF
-chmod 600 "$STATE"/mandate.d/backend-*.conf
+# the attack fixtures (signed in the background meanwhile)
+wait "$FX_PID" || { tail -n 20 "$TMP/fixtures.log"; fatal "tests/saml/make-assertions.sh failed"; }
+echo "fixtures: signed in $(cat "$TMP/fixtures.ms") ms"
+saml_instance backend-fixtures "$TMP/fixtures/metadata.xml" bank
 
 LIFETIME=300
 marketpulse_target "$CONF"

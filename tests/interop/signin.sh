@@ -19,13 +19,7 @@
 #     headers, error pages instead of redirects.
 # No chromium: skipped (77). No node, npm or registry: FAIL (npm.sh).
 . "${MANDATE_SRCDIR:-.}/tests/e2e/lib.sh"
-
-CHROMIUM=${SIGNIN_CHROMIUM:-/usr/bin/chromium}
-if [ ! -x "$CHROMIUM" ]; then
-    echo "SKIP: no chromium at $CHROMIUM (Debian: apt-get install chromium, or bash .ci/install-deps)"
-    exit 77
-fi
-command -v openssl >/dev/null 2>&1 || { echo "SKIP: no openssl"; exit 77; }
+. "$SRCDIR/tests/interop/browser.sh"
 . "$SRCDIR/tests/interop/npm.sh"
 . "$SRCDIR/tests/interop/marketpulse.sh"
 echo "$("$CHROMIUM" --version 2>/dev/null | head -n 1)"
@@ -166,8 +160,6 @@ expect_contains "metadata: the authorization endpoint" "\"authorization_endpoint
 expect_contains "metadata: client ID metadata documents" '"client_id_metadata_document_supported":true' "$meta"
 check "metadata: no registration endpoint while registration is off" \
     bash -c "! grep -q registration_endpoint <<<'$meta'"
-
-. "$SRCDIR/tests/interop/run-node.sh"
 
 COMMON=(SIGNIN_BASE="$BASE" SIGNIN_MCP_URL="$GW/mcp" SIGNIN_RESOURCE="$AUD" SIGNIN_CHROMIUM="$CHROMIUM")
 ALICE=(SIGNIN_USER=alice SIGNIN_PASSWORD=alice-corp-pw SIGNIN_IDP="Example Corp" SIGNIN_IDP_INSTANCE=backend-corp

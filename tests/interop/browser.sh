@@ -1,9 +1,18 @@
-# Sourced by the browser tests (tests/interop/signin.sh, saml-signin.sh),
-# after tests/e2e/lib.sh and npm.sh: run_node SCRIPT [VAR=VALUE...] runs a
-# node script of NPM_DIR with that environment, counts its "ok:" and "FAIL:"
-# lines into CHECKS and FAILURES and answers its "@" requests (protocol:
-# signin-browser.mjs); "@revoke-user SUBJECT" runs mandatectl (CTL) user
-# revoke SUBJECT.
+# Sourced by the browser tests (tests/interop/signin.sh, saml-signin.sh)
+# right after tests/e2e/lib.sh: Debian's chromium (SIGNIN_CHROMIUM) or the
+# test is skipped (77); then, once npm.sh has set NPM_DIR, run_node SCRIPT
+# [VAR=VALUE...] runs a node script of NPM_DIR with that environment, counts
+# its "ok:" and "FAIL:" lines into CHECKS and FAILURES and answers its "@"
+# requests (protocol: signin-browser.mjs); "@revoke-user SUBJECT" runs
+# mandatectl (CTL) user revoke SUBJECT.
+
+CHROMIUM=${SIGNIN_CHROMIUM:-/usr/bin/chromium}
+if [ ! -x "$CHROMIUM" ]; then
+    echo "SKIP: no chromium at $CHROMIUM (Debian: apt-get install chromium, or bash .ci/install-deps)"
+    exit 77
+fi
+command -v openssl >/dev/null 2>&1 || { echo "SKIP: no openssl"; exit 77; }
+
 run_node() {
     local script=$1 line done_seen=0 node_failures=0 node_pid status start
     shift
