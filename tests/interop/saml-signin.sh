@@ -163,9 +163,10 @@ check "the tool server saw the advisor call it (its own check of the token)" \
     --grant-type authorization_code --scope mcp:call --audience "$AUD" --audience "$COMPLIANCE_AUD" \
     >"$TMP/pages.out" 2>&1
 check "a public client for the pages" "${CTL[@]}" client show saml-pages >/dev/null 2>&1 || cat "$TMP/pages.out"
-FIXTURES="wrap-extensions wrap-object wrap-object-same-id wrap-second-assertion wrap-two-assertions
-    wrap-reference-uri wrap-duplicate-id comment-nameid tampered-response entity-bomb external-entity
-    response-unsigned attacker"
+# the genuine one (accepted: the control) and the attacks
+FIXTURES="assertion wrap-extensions wrap-object wrap-object-same-id wrap-second-assertion wrap-two-assertions
+    wrap-reference-uri wrap-duplicate-id comment-nameid tampered-nameid tampered-response entity-bomb
+    external-entity unsigned response-unsigned attacker wrong-audience expired"
 echo "--- the pages: compliance, stranger, tampering, fixtures"
 run_node signin-saml.mjs SIGNIN_BASE="$BASE" SIGNIN_CHROMIUM="$CHROMIUM" SIGNIN_CLIENT_ID=saml-pages \
     SIGNIN_IDP="Bank SSO" SAML_INSTANCE=backend-bank SAML_SECURE_INSTANCE=backend-bank-secure SAML_IDP_CLAIM=backend-bank SAML_ADVISOR_AUD="$AUD" \

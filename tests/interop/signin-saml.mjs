@@ -9,7 +9,8 @@
 //     one), and posted again later (a replay): each refused with a page;
 //   - the attack fixtures of tests/saml/make-assertions.sh posted to the
 //     ACS as a browser posts an IdP's answer (a form POST with the
-//     RelayState of a fresh authorization request): each refused.
+//     RelayState of a fresh authorization request, the Response naming its
+//     AuthnRequest): each refused, and the genuine one accepted.
 // Screenshots of every page of Mandate's go to SIGNIN_SHOTS.
 //
 // Protocol: signin-browser.mjs. Environment: SIGNIN_BASE, SIGNIN_CLIENT_ID (a
@@ -80,7 +81,7 @@ function authnRequestOf(url) {
 // its sign-in failed). words: what the page says.
 async function expectRefused(what, b, res, { page: wantPage = true, words, error = 'access_denied' } = {}) {
     const page = b.page;
-    const status = res ? res.status() : (b.acs.at(-1) && b.acs.at(-1).status());
+    const status = b.acs.length ? b.acs.at(-1).status() : res && res.status();
     const shot = () => shots.take(page, what.replace(/[^a-z0-9]+/gi, '-').toLowerCase());
     if (page.url().startsWith(cb.url)) {
         const back = await cb.next();
@@ -109,6 +110,27 @@ async function redeem(back, verifier, resource) {
         }).toString(),
     });
     return { status: res.status, body: await res.json().catch(() => ({})) };
+}
+
+// A fixture of make-assertions.sh as the answer to AuthnRequest id: a bare
+// assertion goes into an unsigned Response (what an IdP that signs the
+// assertion alone sends), and the Response names the request
+// (InResponseTo, outside any signature of the fixtures'); the prolog (a
+// DOCTYPE of the entity fixtures) stays in front.
+const CONTROL = 'assertion';
+function answering(xml, id, acs) {
+    const at = xml.search(/<(saml:Assertion|samlp:Response)[\s>]/);
+    let prolog = xml.slice(0, at);
+    let body = xml.slice(at);
+    if (body.startsWith('<saml:Assertion')) {
+        prolog = prolog.replace('<!DOCTYPE saml:Assertion', '<!DOCTYPE samlp:Response');
+        body = '<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion"'
+            + ` ID="_r${id.slice(1)}x" Version="2.0" IssueInstant="${new Date().toISOString().replace(/\.\d+Z$/, 'Z')}"`
+            + ` Destination="${acs}"><samlp:Status><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"/>`
+            + `</samlp:Status>${body}</samlp:Response>`;
+    }
+    body = body.replace(/^<samlp:Response /, `<samlp:Response InResponseTo="${id}" `);
+    return prolog + body;
 }
 
 // Up to SimpleSAMLphp's login form through the sign-in's first steps; the
@@ -243,30 +265,48 @@ try {
         const sso = env('SAML_FIXTURE_SSO');
         const fxAcs = `${BASE}/login/${fxInstance}/callback`;
         const names = (process.env.SAML_FIXTURE_NAMES || '').split(/\s+/).filter(Boolean);
-        for (const name of names) {
+        // one browser for the refused ones (each authorization request
+        // sets a new login cookie for its own pending sign-in; a refusal
+        // leaves no session), a fresh one for the control, last
+        const browse = async () => {
             const b = await freshBrowser();
             // the fixtures' IdP is nobody: its login page is answered here
             await b.page.setRequestInterception(true);
-            let asked;
             b.page.on('request', (r) => {
                 if (r.url().startsWith(sso)) {
-                    asked = r.url();
                     r.respond({ status: 200, contentType: 'text/html', body: '<!doctype html><title>IdP</title><body>the IdP</body>' });
                 } else r.continue();
             });
+            return b;
+        };
+        let b = await browse();
+        const order = [...names.filter((n) => n !== CONTROL), ...names.filter((n) => n === CONTROL)];
+        for (const name of order) {
+            if (name === CONTROL) {
+                await b.ctx.close();
+                b = await browse();
+            }
+            b.toIdp.length = 0;
+            b.acs.length = 0;
             const req = authorize({ resource: ADVISOR_AUD, idp_hint: fxInstance });
             await b.page.goto(req.url, { waitUntil: 'load', timeout: 20000 });
+            const asked = b.toIdp.find((u) => u.startsWith(sso));
             if (!asked) {
                 fail(`${T} fixture ${name}: the authorization request reached the fixtures' IdP`, b.page.url());
-                await b.ctx.close();
                 continue;
             }
-            const { relayState } = authnRequestOf(asked);
-            const xml = fs.readFileSync(`${FIXTURES}/${name}.xml`);
-            const res = await postForm(b.page, fxAcs, { SAMLResponse: xml.toString('base64'), RelayState: relayState });
-            await expectRefused(`fixture ${name}`, b, res, { page: false });
-            await b.ctx.close();
+            const { relayState, id } = authnRequestOf(asked);
+            const xml = answering(fs.readFileSync(`${FIXTURES}/${name}.xml`, 'utf8'), id, fxAcs);
+            const res = await postForm(b.page, fxAcs, { SAMLResponse: Buffer.from(xml).toString('base64'), RelayState: relayState });
+            if (name === CONTROL) {
+                expectEq(`${T} fixture ${name} (the control: a genuine assertion of the fixtures' IdP): accepted, Mandate's consent page`,
+                    'mandate-consent', await pageKind(b.page, BASE, cb.url));
+                await shots.take(b.page, `fixture-${name}-accepted`);
+            } else {
+                await expectRefused(`fixture ${name}`, b, res, { page: false });
+            }
         }
+        await b.ctx.close();
     }
 } catch (e) {
     fail(`${T} the SAML pages`, e.stack || String(e));
