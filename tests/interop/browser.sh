@@ -3,8 +3,9 @@
 # test is skipped (77); then, once npm.sh has set NPM_DIR, run_node SCRIPT
 # [VAR=VALUE...] runs a node script of NPM_DIR with that environment, counts
 # its "ok:" and "FAIL:" lines into CHECKS and FAILURES and answers its "@"
-# requests (protocol: signin-browser.mjs); "@revoke-user SUBJECT" runs
-# mandatectl (CTL) user revoke SUBJECT.
+# requests (protocol: signin-browser.mjs): "@revoke-user SUBJECT" runs
+# mandatectl (CTL) user revoke SUBJECT, "@NAME ARGS" the test's function
+# node_NAME ARGS.
 
 CHROMIUM=${SIGNIN_CHROMIUM:-/usr/bin/chromium}
 if [ ! -x "$CHROMIUM" ]; then
@@ -14,7 +15,7 @@ fi
 command -v openssl >/dev/null 2>&1 || { echo "SKIP: no openssl"; exit 77; }
 
 run_node() {
-    local script=$1 line done_seen=0 node_failures=0 node_pid status start
+    local script=$1 line done_seen=0 node_failures=0 node_pid status start words
     shift
     rm -f "$TMP/to-node" "$TMP/from-node"
     mkfifo "$TMP/to-node" "$TMP/from-node" || fatal "mkfifo failed"
@@ -45,6 +46,16 @@ run_node() {
         "@done")
             done_seen=1
             break
+            ;;
+        "@"*)
+            # "@NAME ARGS": the test's shell function node_NAME, its first
+            # line of output the answer
+            read -r -a words <<<"${line#@}"
+            if declare -F "node_${words[0]}" >/dev/null; then
+                "node_${words[0]}" "${words[@]:1}" | head -n 1 >&3
+            else
+                echo "no node_${words[0]} in the test" >&3
+            fi
             ;;
         *) echo "$line" ;;
         esac

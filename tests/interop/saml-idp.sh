@@ -17,8 +17,8 @@
 #       WantAuthnRequestsSigned and unsigned AuthnRequests are refused.
 #   ssp_register_sp METADATA_FILE [--encrypt] [--validate-authnrequest]
 #       adds the SP of that metadata to saml20-sp-remote.php, or replaces it
-#       (the file is read on each request: no restart); --encrypt: EncryptedAssertion under the SP's
-#       encryption certificate; --validate-authnrequest: this SP's requests
+#       (the file is read on each request: no restart); --encrypt: EncryptedAssertion (and within
+#       it an EncryptedID) under the SP's encryption certificate; --validate-authnrequest: this SP's requests
 #       must be signed (with its signing certificate).
 #   ssp_stop
 #       stops the process group (PHP's workers outlive their master).
@@ -148,6 +148,7 @@ ssp_register_sp() {
             if ($sp === null) continue;
             unset($sp["entityDescriptor"], $sp["expire"]);
             $sp["assertion.encryption"] = getenv("SSP_ENCRYPT") === "true";
+            $sp["nameid.encryption"] = getenv("SSP_ENCRYPT") === "true";
             $sp["validate.authnrequest"] = getenv("SSP_VALIDATE") === "true";
             $sp["saml20.sign.assertion"] = true;
             $out .= "\$metadata[" . var_export($sp["entityid"], true) . "] = " . var_export($sp, true) . ";\n";

@@ -93,12 +93,28 @@ saml_instance() {
     chmod 600 "$STATE/mandate.d/$name.conf"
 }
 saml_instance backend-bank "$SSP_DIR/idp-metadata.xml" bank
-saml_instance backend-bank-secure "$SSP_DIR/idp-metadata.xml" bank-secure 'sign_authn_requests = true;'
+saml_instance backend-bank-secure "$SSP_DIR/idp-metadata.xml" bank-secure 'sign_authn_requests = true;' \
+    'nameid_format = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent";'
 
 # the attack fixtures (signed in the background meanwhile)
 wait "$FX_PID" || { tail -n 20 "$TMP/fixtures.log"; fatal "tests/saml/make-assertions.sh failed"; }
 echo "fixtures: signed in $(cat "$TMP/fixtures.ms") ms"
 saml_instance backend-fixtures "$TMP/fixtures/metadata.xml" bank
+# node_answer REQUEST_ID: the control, signed now by xmlsec1 as the fixtures'
+# IdP signs: their genuine assertion, a fresh ID, its bearer confirmation
+# naming the request (InResponseTo, under the signature); prints its file
+node_answer() {
+    local out="$TMP/fixtures/answer-$1.xml"
+    ID=$(sed -n 's/.* ID="\([^"]*\)".*/\1/p' "$TMP/fixtures/assertion.xml" | head -n 1) IRT=$1 \
+        perl -0pe 's{<ds:DigestValue>.*?</ds:DigestValue>}{<ds:DigestValue/>}s;
+        s{<ds:SignatureValue>.*?</ds:SignatureValue>}{<ds:SignatureValue/>}s;
+        s{<ds:X509Data>.*?</ds:X509Data>}{<ds:X509Data/>}s; s{\Q$ENV{ID}\E}{$ENV{ID}x}g;
+        s{<saml:SubjectConfirmationData }{<saml:SubjectConfirmationData InResponseTo="$ENV{IRT}" }' \
+        "$TMP/fixtures/assertion.xml" >"$out.tpl" &&
+        xmlsec1 --sign --privkey-pem "$TMP/fixtures/idp1.key,$TMP/fixtures/idp1.crt" \
+            --id-attr:ID urn:oasis:names:tc:SAML:2.0:assertion:Assertion --output "$out" "$out.tpl" \
+            >"$out.log" 2>&1 && echo "$out"
+}
 
 LIFETIME=300
 marketpulse_target "$CONF"
@@ -155,6 +171,8 @@ run_node signin-mcp.mjs "${COMMON[@]}" SIGNIN_IDP="Bank SSO" SIGNIN_IDP_INSTANCE
 echo "--- the MCP SDK: advisor at SimpleSAMLphp, signed AuthnRequest, encrypted assertion"
 run_node signin-mcp.mjs "${COMMON[@]}" SIGNIN_IDP="Bank SSO (signed, encrypted)" \
     SIGNIN_IDP_INSTANCE=backend-bank-secure SIGNIN_SHOTS="$ARTIFACTS/mcp-secure"
+check "backend-bank-secure: the NameID (persistent: the uid), decrypted" \
+    grep -q "signed in at backend-bank-secure: advisor-12345 as advisor-12345 (rule advisors)" "$LOG"
 check "the tool server saw the advisor call it (its own check of the token)" \
     grep -q "POST /mcp 200 client=.* sub=advisor-12345 rpc=tools/call" "$TMP/tool.log"
 

@@ -25,7 +25,7 @@
 import fs from 'node:fs';
 import zlib from 'node:zlib';
 import {
-    ok, fail, info, expect, expectEq, done, env, callbackServer, launch, signIn, settle, pageKind, Shots,
+    ok, fail, info, expect, expectEq, ask, done, env, callbackServer, launch, signIn, settle, pageKind, Shots,
     authorizeRequest, postForm, pageText,
 } from './signin-browser.mjs';
 
@@ -172,6 +172,24 @@ try {
         await b.ctx.close();
     }
 
+    // --- what the IdP posts to the instance that asked for encryption -----------------------------
+    {
+        const secure = env('SAML_SECURE_INSTANCE');
+        const b = await freshBrowser();
+        let posted;
+        b.page.on('request', (r) => {
+            if (r.method() === 'POST' && r.url() === `${BASE}/login/${secure}/callback` && r.postData()) {
+                posted = Buffer.from(new URLSearchParams(r.postData()).get('SAMLResponse') || '', 'base64').toString();
+            }
+        });
+        await toIdpLogin(b, { resource: ADVISOR_AUD, idp_hint: secure });
+        await typeLogin(b.page, 'advisor', 'advisor-pw');
+        expect(`${T} ${secure}: SimpleSAMLphp posted an EncryptedAssertion`, /<saml:EncryptedAssertion[\s>]/.test(posted || ''), (posted || '').slice(0, 300));
+        expect(`${T} ${secure}: nothing of the advisor in the clear`, !!posted && !posted.includes('advisor-12345'), 'advisor-12345 in the post');
+        expectEq(`${T} ${secure}: decrypted and accepted: Mandate's consent page`, 'mandate-consent', await pageKind(b.page, BASE, cb.url));
+        await b.ctx.close();
+    }
+
     // --- the compliance officer: the compliance archive --------------------------------------
     {
         const b = await freshBrowser();
@@ -296,10 +314,13 @@ try {
                 continue;
             }
             const { relayState, id } = authnRequestOf(asked);
-            const xml = answering(fs.readFileSync(`${FIXTURES}/${name}.xml`, 'utf8'), id, fxAcs);
+            // the control answers this very request under its signature (the
+            // shell signs it); the attacks are the fixtures as they are
+            const file = name === CONTROL ? await ask(`answer ${id}`) : `${FIXTURES}/${name}.xml`;
+            const xml = answering(fs.readFileSync(file, 'utf8'), id, fxAcs);
             const res = await postForm(b.page, fxAcs, { SAMLResponse: Buffer.from(xml).toString('base64'), RelayState: relayState });
             if (name === CONTROL) {
-                expectEq(`${T} fixture ${name} (the control: a genuine assertion of the fixtures' IdP): accepted, Mandate's consent page`,
+                expectEq(`${T} fixture ${name} (the control: the fixtures' IdP's genuine assertion, answering the request): accepted, Mandate's consent page`,
                     'mandate-consent', await pageKind(b.page, BASE, cb.url));
                 await shots.take(b.page, `fixture-${name}-accepted`);
             } else {
