@@ -15,10 +15,11 @@
 #       metadata URL), SSP_PID (the leader of its process group), SSP_LOG.
 #       --validate-authnrequest: the IdP's metadata says
 #       WantAuthnRequestsSigned and unsigned AuthnRequests are refused.
-#   ssp_register_sp METADATA_FILE [--encrypt] [--validate-authnrequest]
+#   ssp_register_sp METADATA_FILE [--encrypt] [--encrypt-nameid] [--validate-authnrequest]
 #       adds the SP of that metadata to saml20-sp-remote.php, or replaces it
-#       (the file is read on each request: no restart); --encrypt: EncryptedAssertion (and within
-#       it an EncryptedID) under the SP's encryption certificate; --validate-authnrequest: this SP's requests
+#       (the file is read on each request: no restart); --encrypt: EncryptedAssertion under the SP's
+#       encryption certificate; --encrypt-nameid: EncryptedID for the NameID
+#       too; --validate-authnrequest: this SP's requests
 #       must be signed (with its signing certificate).
 #   ssp_stop
 #       stops the process group (PHP's workers outlive their master).
@@ -127,17 +128,19 @@ PHP
 }
 
 ssp_register_sp() {
-    local md=$1 encrypt=false validate=false
+    local md=$1 encrypt=false encrypt_nameid=false validate=false
     shift
     for a in "$@"; do
         case $a in
         --encrypt) encrypt=true ;;
+        --encrypt-nameid) encrypt_nameid=true ;;
         --validate-authnrequest) validate=true ;;
         *) fatal "ssp_register_sp: unknown option $a" ;;
         esac
     done
     # SimpleSAMLphp's own parser, as its metadata converter does
-    SSP_ROOT="$SSP_ROOT" SIMPLESAMLPHP_CONFIG_DIR="$SSP_DIR/config" SSP_MD="$md" SSP_ENCRYPT=$encrypt SSP_VALIDATE=$validate \
+    SSP_ROOT="$SSP_ROOT" SIMPLESAMLPHP_CONFIG_DIR="$SSP_DIR/config" SSP_MD="$md" SSP_ENCRYPT=$encrypt SSP_ENCRYPT_NAMEID=$encrypt_nameid \
+        SSP_VALIDATE=$validate \
         php -d display_errors=stderr -r '
         require getenv("SSP_ROOT") . "/lib/_autoload.php";
         $xml = file_get_contents(getenv("SSP_MD"));
@@ -148,7 +151,7 @@ ssp_register_sp() {
             if ($sp === null) continue;
             unset($sp["entityDescriptor"], $sp["expire"]);
             $sp["assertion.encryption"] = getenv("SSP_ENCRYPT") === "true";
-            $sp["nameid.encryption"] = getenv("SSP_ENCRYPT") === "true";
+            $sp["nameid.encryption"] = getenv("SSP_ENCRYPT_NAMEID") === "true";
             $sp["validate.authnrequest"] = getenv("SSP_VALIDATE") === "true";
             $sp["saml20.sign.assertion"] = true;
             $out .= "\$metadata[" . var_export($sp["entityid"], true) . "] = " . var_export($sp, true) . ";\n";

@@ -171,8 +171,12 @@ run_node signin-mcp.mjs "${COMMON[@]}" SIGNIN_IDP="Bank SSO" SIGNIN_IDP_INSTANCE
 echo "--- the MCP SDK: advisor at SimpleSAMLphp, signed AuthnRequest, encrypted assertion"
 run_node signin-mcp.mjs "${COMMON[@]}" SIGNIN_IDP="Bank SSO (signed, encrypted)" \
     SIGNIN_IDP_INSTANCE=backend-bank-secure SIGNIN_SHOTS="$ARTIFACTS/mcp-secure"
-check "backend-bank-secure: the NameID (persistent: the uid), decrypted" \
+check "backend-bank-secure: the NameID is the persistent one asked for (the uid)" \
     grep -q "signed in at backend-bank-secure: advisor-12345 as advisor-12345 (rule advisors)" "$LOG"
+# node_encrypt_nameid: from now on SimpleSAMLphp encrypts the NameID too
+node_encrypt_nameid() {
+    ssp_register_sp "$TMP/sp-bank-secure.xml" --encrypt --encrypt-nameid --validate-authnrequest && echo ok
+}
 check "the tool server saw the advisor call it (its own check of the token)" \
     grep -q "POST /mcp 200 client=.* sub=advisor-12345 rpc=tools/call" "$TMP/tool.log"
 

@@ -173,8 +173,11 @@ try {
     }
 
     // --- what the IdP posts to the instance that asked for encryption -----------------------------
-    {
+    // the EncryptedAssertion, then with an EncryptedID in it as well
+    for (const nameid of [false, true]) {
         const secure = env('SAML_SECURE_INSTANCE');
+        const what = `${secure}${nameid ? ', the NameID encrypted too' : ''}`;
+        if (nameid) expectEq(`${T} SimpleSAMLphp encrypts the NameID from now on`, 'ok', await ask('encrypt_nameid'));
         const b = await freshBrowser();
         let posted;
         b.page.on('request', (r) => {
@@ -184,9 +187,11 @@ try {
         });
         await toIdpLogin(b, { resource: ADVISOR_AUD, idp_hint: secure });
         await typeLogin(b.page, 'advisor', 'advisor-pw');
-        expect(`${T} ${secure}: SimpleSAMLphp posted an EncryptedAssertion`, /<saml:EncryptedAssertion[\s>]/.test(posted || ''), (posted || '').slice(0, 300));
-        expect(`${T} ${secure}: nothing of the advisor in the clear`, !!posted && !posted.includes('advisor-12345'), 'advisor-12345 in the post');
-        expectEq(`${T} ${secure}: decrypted and accepted: Mandate's consent page`, 'mandate-consent', await pageKind(b.page, BASE, cb.url));
+        expect(`${T} ${what}: SimpleSAMLphp posted an EncryptedAssertion`, /<saml:EncryptedAssertion[\s>]/.test(posted || ''), (posted || '').slice(0, 300));
+        expect(`${T} ${what}: nothing of the advisor in the clear`, !!posted && !posted.includes('advisor-12345'), 'advisor-12345 in the post');
+        const kind = await pageKind(b.page, BASE, cb.url);
+        expectEq(`${T} ${what}: decrypted and accepted: Mandate's consent page`, 'mandate-consent', kind);
+        if (kind === 'callback') info(`${T} ${what}: sent back to the client: ${(await cb.next()).href}`);
         await b.ctx.close();
     }
 
