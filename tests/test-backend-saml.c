@@ -29,8 +29,14 @@
 #include <xmlsec/xmldsig.h>
 #include <xmlsec/xmlsec.h>
 
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <zlib.h>
+
 #include <mandate/backend.h>
 
+#include "../plugins/backend-saml/saml-private.h"
 #include "fake-host.h"
 #include "pool-private.h"
 
@@ -789,6 +795,370 @@ static void test_timing(void **state)
                   (total - sig) / BENCH_N * 1e6);
 }
 
+/* --- the service provider: sign-in (login ops) ---------------------------------------- */
+
+#define ACS "https://mandate.example.com/login/backend-corp/callback"
+#define REQUEST_ID "_req5f0c2a9d41b7e8"
+#define SSO ISSUER "sso"
+
+/* An instance with the SP's keys (the next one too when next) and more
+ * key/value pairs, NULL-terminated. */
+static void *sp_inst(bool next, ...)
+{
+    char *key = strdup(path_of("sp.key")), *crt = strdup(path_of("sp.crt"));
+    char *nkey = strdup(path_of("sp-next.key")), *ncrt = strdup(path_of("sp-next.crt"));
+    void *inst = fake_instance_new(P);
+    assert_non_null(inst);
+    assert_int_equal(fake_conf_set(P, inst, "idp_metadata", path_of("metadata.xml")), 0);
+    assert_int_equal(fake_conf_set(P, inst, "sp_entity_id", AUDIENCE), 0);
+    assert_int_equal(fake_conf_set(P, inst, "sp_key", key), 0);
+    assert_int_equal(fake_conf_set(P, inst, "sp_certificate", crt), 0);
+    if (next) {
+        assert_int_equal(fake_conf_set(P, inst, "sp_next_key", nkey), 0);
+        assert_int_equal(fake_conf_set(P, inst, "sp_next_certificate", ncrt), 0);
+    }
+    va_list ap;
+    va_start(ap, next);
+    for (const char *k; (k = va_arg(ap, const char *)) != NULL;)
+        assert_int_equal(fake_conf_set(P, inst, k, va_arg(ap, const char *)), 0);
+    va_end(ap);
+    free(key);
+    free(crt);
+    free(nkey);
+    free(ncrt);
+    mandate_error err = {0};
+    if (P->instantiate(inst, fake_host_get(), &err) != MANDATE_OK)
+        fail_msg("instantiate: %s", err.message);
+    return inst;
+}
+
+/* login_finish with SAMLResponse = the text of file (acs-NAME.b64). */
+static mandate_rc acs_finish(void *inst, mandate_pool *pool, const char *file,
+                             const char *remember, mandate_identity *id, mandate_error *err)
+{
+    char *text = slurp(file, NULL);
+    mandate_login_param params[] = {{"SAMLResponse", text}, {"RelayState", "h"}};
+    mandate_login_response r = {ACS, params, 2, remember};
+    *id = (mandate_identity){0};
+    *err = (mandate_error){0};
+    mandate_rc rc = OPS->login_finish(inst, pool, &r, id, err);
+    free(text);
+    return rc;
+}
+
+static void acs_expect(void *inst, mandate_pool *pool, const char *name, const char *remember,
+                       mandate_rc want, const char *words)
+{
+    char file[128];
+    snprintf(file, sizeof(file), "acs-%s.b64", name);
+    mandate_identity id;
+    mandate_error err;
+    mandate_rc rc = acs_finish(inst, pool, file, remember, &id, &err);
+    if (rc != want || (want != MANDATE_OK && strstr(err.message, words) == NULL))
+        fail_msg("%s: rc %d (want %d): \"%s\" (want \"%s\")", name, rc, want, err.message,
+                 words);
+    if (want == MANDATE_OK) {
+        char case_name[128];
+        snprintf(case_name, sizeof(case_name), "acs-%s", name);
+        char *aid = id_of(case_name);
+        assert_string_equal(id.issuer, ISSUER);
+        assert_string_equal(id.subject, NAMEID);
+        assert_string_equal(id.attributes, ATTRIBUTES);
+        assert_string_equal(id.assertion_id, aid);
+        free(aid);
+    }
+    print_message("    acs-%-28s %s\n", name, want == MANDATE_OK ? "accepted" : err.message);
+}
+
+/* The value of query parameter name in url, percent-decoded (malloc). */
+static char *query_value(const char *url, const char *name, const char **raw_r, size_t *raw_len_r)
+{
+    size_t nlen = strlen(name);
+    const char *p = strchr(url, '?');
+    while (p != NULL) {
+        p++;
+        if (strncmp(p, name, nlen) == 0 && p[nlen] == '=') {
+            const char *v = p + nlen + 1, *end = strchr(v, '&');
+            size_t len = end != NULL ? (size_t)(end - v) : strlen(v);
+            if (raw_r != NULL) {
+                *raw_r = p;
+                *raw_len_r = (size_t)(v + len - p);
+            }
+            char *out = malloc(len + 1);
+            size_t o = 0;
+            for (size_t i = 0; i < len; i++) {
+                unsigned x;
+                if (v[i] == '%' && i + 2 < len + 1 && sscanf(v + i + 1, "%2x", &x) == 1) {
+                    out[o++] = (char)x;
+                    i += 2;
+                } else {
+                    out[o++] = v[i];
+                }
+            }
+            out[o] = '\0';
+            return out;
+        }
+        p = strchr(p, '&');
+    }
+    return NULL;
+}
+
+/* The AuthnRequest of a login_start redirect, inflated and parsed. */
+static xmlDocPtr authn_request_of(const char *url)
+{
+    char *b64 = query_value(url, "SAMLRequest", NULL, NULL);
+    assert_non_null(b64);
+    size_t len = strlen(b64);
+    unsigned char *raw = malloc(len);
+    int n = EVP_DecodeBlock(raw, (const unsigned char *)b64, (int)len);
+    assert_true(n > 0);
+    while (len > 0 && b64[--len] == '=')
+        n--;
+    unsigned char xml[8192];
+    z_stream z = {0};
+    assert_int_equal(inflateInit2(&z, -15), Z_OK);
+    z.next_in = raw;
+    z.avail_in = (uInt)n;
+    z.next_out = xml;
+    z.avail_out = sizeof(xml) - 1;
+    assert_int_equal(inflate(&z, Z_FINISH), Z_STREAM_END);
+    xml[z.total_out] = '\0';
+    inflateEnd(&z);
+    free(raw);
+    free(b64);
+    xmlDocPtr doc = xmlReadMemory((const char *)xml, (int)strlen((const char *)xml), "r.xml",
+                                  NULL, XML_PARSE_NONET);
+    assert_non_null(doc);
+    return doc;
+}
+
+static char *root_attr(xmlDocPtr doc, const char *name)
+{
+    return (char *)xmlGetNoNsProp(xmlDocGetRootElement(doc), BAD_CAST name);
+}
+
+static void test_sp_authn_request(void **state)
+{
+    struct fx *fx = *state;
+    void *inst = sp_inst(false, "sign_authn_requests", "true", NULL);
+    mandate_login_request req = {ACS, "handle-123", NULL, true, -1};
+    mandate_login_redirect r1, r2;
+    mandate_error err = {0};
+    assert_int_equal(OPS->login_start(inst, fx->pool, &req, &r1, &err), MANDATE_OK);
+    assert_int_equal(strncmp(r1.url, SSO "?SAMLRequest=", strlen(SSO) + 13), 0);
+    req.force_login = false;
+    assert_int_equal(OPS->login_start(inst, fx->pool, &req, &r2, &err), MANDATE_OK);
+    assert_string_not_equal(r1.remember, r2.remember);
+
+    /* round trip: DEFLATE, base64, URL-encoding */
+    xmlDocPtr doc = authn_request_of(r1.url);
+    xmlNode *root = xmlDocGetRootElement(doc);
+    assert_string_equal((const char *)root->name, "AuthnRequest");
+    char *v = root_attr(doc, "ID");
+    assert_string_equal(v, r1.remember);
+    assert_true(v[0] < '0' || v[0] > '9');
+    assert_true(strlen(v) >= 33);
+    xmlFree(v);
+    v = root_attr(doc, "Destination");
+    assert_string_equal(v, SSO);
+    xmlFree(v);
+    v = root_attr(doc, "AssertionConsumerServiceURL");
+    assert_string_equal(v, ACS);
+    xmlFree(v);
+    v = root_attr(doc, "ProtocolBinding");
+    assert_string_equal(v, "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST");
+    xmlFree(v);
+    v = root_attr(doc, "ForceAuthn");
+    assert_string_equal(v, "true");
+    xmlFree(v);
+    v = root_attr(doc, "IssueInstant");
+    int64_t t;
+    assert_true(saml_parse_time(v, &t));
+    assert_int_equal(t, now);
+    xmlFree(v);
+    xmlChar *issuer = xmlNodeGetContent(xmlFirstElementChild(root));
+    assert_string_equal((const char *)issuer, AUDIENCE);
+    xmlFree(issuer);
+    xmlFreeDoc(doc);
+    doc = authn_request_of(r2.url);
+    v = root_attr(doc, "ForceAuthn");
+    assert_null(v);
+    xmlFreeDoc(doc);
+
+    /* RelayState is the handle; the signature verifies with the SP's
+     * certificate over exactly the query sent */
+    char *relay = query_value(r1.url, "RelayState", NULL, NULL);
+    assert_string_equal(relay, "handle-123");
+    free(relay);
+    char *alg = query_value(r1.url, "SigAlg", NULL, NULL);
+    assert_string_equal(alg, "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256");
+    free(alg);
+    const char *sig_raw;
+    size_t sig_raw_len;
+    char *sig_b64 = query_value(r1.url, "Signature", &sig_raw, &sig_raw_len);
+    assert_non_null(sig_b64);
+    const char *signed_part = strchr(r1.url, '?') + 1;
+    size_t signed_len = (size_t)(sig_raw - 1 - signed_part);
+    unsigned char sig[1024];
+    int sig_len = EVP_DecodeBlock(sig, (const unsigned char *)sig_b64, (int)strlen(sig_b64));
+    for (size_t i = strlen(sig_b64); i > 0 && sig_b64[i - 1] == '='; i--)
+        sig_len--;
+    FILE *f = fopen(path_of("sp.crt"), "r");
+    X509 *cert = PEM_read_X509(f, NULL, NULL, NULL);
+    fclose(f);
+    EVP_PKEY *pub = X509_get_pubkey(cert);
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    assert_int_equal(EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, pub), 1);
+    assert_int_equal(EVP_DigestVerify(md, sig, (size_t)sig_len, (const unsigned char *)signed_part,
+                                      signed_len),
+                     1);
+    /* and not over anything else */
+    EVP_MD_CTX_reset(md);
+    assert_int_equal(EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, pub), 1);
+    assert_int_not_equal(EVP_DigestVerify(md, sig, (size_t)sig_len,
+                                          (const unsigned char *)signed_part, signed_len - 1),
+                         1);
+    EVP_MD_CTX_free(md);
+    EVP_PKEY_free(pub);
+    X509_free(cert);
+    free(sig_b64);
+    fake_instance_free(P, &inst);
+
+    /* unsigned when neither the IdP nor the config asks */
+    assert_int_equal(OPS->login_start(fx->inst, fx->pool, &req, &r1, &err), MANDATE_OK);
+    assert_null(strstr(r1.url, "Signature="));
+    assert_null(strstr(r1.url, "SigAlg="));
+    /* signing asked for, without a key: the config is refused */
+    expect_bad_config("metadata.xml", "sign_authn_requests needs sp_key", "sign_authn_requests",
+                      "true", NULL);
+}
+
+static void test_sp_acs_accepted(void **state)
+{
+    struct fx *fx = *state;
+    void *inst = sp_inst(true, NULL);
+    const char *ok[] = {"ok", "assertion-signed", "response-signed", "no-response-irt",
+                        "encrypted", "encrypted-gcm", "encrypted-next", "encrypted-nameid"};
+    for (size_t i = 0; i < sizeof(ok) / sizeof(*ok); i++)
+        acs_expect(inst, fx->pool, ok[i], REQUEST_ID, MANDATE_OK, NULL);
+    /* the replay cache: the same response again */
+    acs_expect(inst, fx->pool, "ok", REQUEST_ID, MANDATE_INVALID, "replayed");
+    fake_instance_free(P, &inst);
+}
+
+static void test_sp_acs_refused(void **state)
+{
+    struct fx *fx = *state;
+    void *inst = sp_inst(false, NULL);
+    static const struct {
+        const char *name, *words;
+    } cases[] = {
+        {"wrong-recipient", "Recipient"},
+        {"wrong-destination", "Destination"},
+        {"wrong-irt", "not the outstanding one"},
+        {"no-irt", "no InResponseTo"},
+        {"wrong-audience", "audience"},
+        {"expired", "expired"},
+        {"not-yet-valid", "not yet valid"},
+        {"comment-nameid", "comment injection"},
+        {"wrap-extensions", "signature wrapping"},
+        {"wrap-second-assertion", "signature wrapping"},
+        {"tampered", "altered after signing"},
+        {"entity-bomb", "DOCTYPE refused"},
+        {"external-entity", "DOCTYPE refused"},
+        {"encrypted-unsigned", "not signed itself"},
+        {"encrypted-other-key", "does not decrypt"},
+        /* encrypted to the next key, which this instance does not have */
+        {"encrypted-next", "does not decrypt"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++)
+        acs_expect(inst, fx->pool, cases[i].name, REQUEST_ID, MANDATE_INVALID, cases[i].words);
+    /* the IdP said no: a denial, with its reason */
+    acs_expect(inst, fx->pool, "authn-failed", REQUEST_ID, MANDATE_DENIED, "AuthnFailed");
+    acs_expect(inst, fx->pool, "authn-failed", REQUEST_ID, MANDATE_DENIED, "cancelled");
+    /* an answer to another request (the one the core holds is another) */
+    acs_expect(inst, fx->pool, "assertion-signed", "_someOtherRequest", MANDATE_INVALID,
+               "not the outstanding one");
+    /* no key to decrypt with */
+    acs_expect(fx->inst, fx->pool, "encrypted", REQUEST_ID, MANDATE_INVALID, "no sp_key");
+
+    /* not a SAMLResponse at all, several, too big */
+    mandate_identity id;
+    mandate_error err;
+    mandate_login_param none[] = {{"RelayState", "h"}};
+    mandate_login_response r = {ACS, none, 1, REQUEST_ID};
+    assert_int_equal(OPS->login_finish(inst, fx->pool, &r, &id, &err), MANDATE_INVALID);
+    assert_non_null(strstr(err.message, "no SAMLResponse"));
+    mandate_login_param two[] = {{"SAMLResponse", "PA"}, {"SAMLResponse", "PA"}};
+    r = (mandate_login_response){ACS, two, 2, REQUEST_ID};
+    assert_int_equal(OPS->login_finish(inst, fx->pool, &r, &id, &err), MANDATE_INVALID);
+    size_t big_len = 262144 / 3 * 4 + 262144 / 38 + 16;
+    char *big = malloc(big_len + 1);
+    memset(big, 'A', big_len);
+    big[big_len] = '\0';
+    mandate_login_param huge[] = {{"SAMLResponse", big}};
+    r = (mandate_login_response){ACS, huge, 1, REQUEST_ID};
+    assert_int_equal(OPS->login_finish(inst, fx->pool, &r, &id, &err), MANDATE_INVALID);
+    assert_non_null(strstr(err.message, "more than max_assertion_size"));
+    free(big);
+    fake_instance_free(P, &inst);
+}
+
+static void test_sp_unsolicited(void **state)
+{
+    struct fx *fx = *state;
+    /* refused by default, even a good one */
+    acs_expect(fx->inst, fx->pool, "unsolicited", NULL, MANDATE_INVALID, "unsolicited");
+    void *inst = sp_inst(false, "idp_initiated_client", "mcp-app", "idp_initiated_resource",
+                         "https://mcp.example/market", NULL);
+    /* a response naming a request nobody waits for */
+    acs_expect(inst, fx->pool, "ok", NULL, MANDATE_INVALID, "no sign-in is waiting");
+    acs_expect(inst, fx->pool, "unsolicited", NULL, MANDATE_OK, NULL);
+    /* still replay-checked */
+    acs_expect(inst, fx->pool, "unsolicited", NULL, MANDATE_INVALID, "replayed");
+    fake_instance_free(P, &inst);
+}
+
+static void test_sp_metadata(void **state)
+{
+    struct fx *fx = *state;
+    void *inst = sp_inst(true, NULL);
+    char *text;
+    const char *type;
+    mandate_error err = {0};
+    assert_int_equal(OPS->login_metadata(inst, fx->pool, ACS, &text, &type, &err), MANDATE_OK);
+    assert_string_equal(type, "application/samlmetadata+xml");
+    xmlDocPtr doc = xmlReadMemory(text, (int)strlen(text), "md.xml", NULL, XML_PARSE_NONET);
+    assert_non_null(doc);
+    char *v = root_attr(doc, "entityID");
+    assert_string_equal(v, AUDIENCE);
+    xmlFree(v);
+    xmlFreeDoc(doc);
+    assert_non_null(strstr(text, "Location=\"" ACS "\""));
+    assert_non_null(strstr(text, "bindings:HTTP-POST"));
+    assert_non_null(strstr(text, "WantAssertionsSigned=\"true\""));
+    assert_non_null(strstr(text, "AuthnRequestsSigned=\"false\""));
+    assert_non_null(strstr(text, "nameid-format:transient"));
+    /* both certificates, each for signing and encryption */
+    const char *certs[] = {"sp.crt", "sp-next.crt"};
+    for (size_t i = 0; i < 2; i++) {
+        char *pem = slurp(certs[i], NULL);
+        char *b = strstr(pem, "-----\n") + 6, *e = strstr(b, "-----END");
+        char flat[4096];
+        size_t o = 0;
+        for (; b < e; b++)
+            if (*b != '\n')
+                flat[o++] = *b;
+        flat[o] = '\0';
+        const char *first = strstr(text, flat);
+        assert_non_null(first);
+        assert_non_null(strstr(first + 1, flat));
+        free(pem);
+    }
+    assert_non_null(strstr(text, "use=\"encryption\""));
+    fake_instance_free(P, &inst);
+}
+
 /* --- main ---------------------------------------------------------------------------- */
 
 static int group_setup(void **state)
@@ -848,6 +1218,11 @@ int main(void)
         T(test_bad_config),
         T(test_reinstantiate),
         T(test_threads),
+        T(test_sp_authn_request),
+        T(test_sp_acs_accepted),
+        T(test_sp_acs_refused),
+        T(test_sp_unsolicited),
+        T(test_sp_metadata),
         T(test_timing),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -70,49 +70,13 @@
 
 #include <mandate/backend.h>
 
+#include "saml-private.h"
+
 #ifndef PACKAGE_VERSION
 #define PACKAGE_VERSION "0.1.0"
 #endif
 
 #define TOKEN_TYPE_SAML2 "urn:ietf:params:oauth:token-type:saml2"
-
-#define NS_SAML "urn:oasis:names:tc:SAML:2.0:assertion"
-#define NS_SAMLP "urn:oasis:names:tc:SAML:2.0:protocol"
-#define NS_MD "urn:oasis:names:tc:SAML:2.0:metadata"
-#define NS_DS "http://www.w3.org/2000/09/xmldsig#"
-
-#define ALG_EXC_C14N "http://www.w3.org/2001/10/xml-exc-c14n#"
-#define ALG_ENVELOPED "http://www.w3.org/2000/09/xmldsig#enveloped-signature"
-#define ALG_SHA256 "http://www.w3.org/2001/04/xmlenc#sha256"
-#define ALG_RSA_SHA256 "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
-#define ALG_ECDSA_SHA256 "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"
-
-#define CM_BEARER "urn:oasis:names:tc:SAML:2.0:cm:bearer"
-#define STATUS_SUCCESS "urn:oasis:names:tc:SAML:2.0:status:Success"
-
-#define MAX_SIZE_MIN 4096
-#define MAX_SIZE_MAX (4 * 1024 * 1024)
-#define ID_LEN_MAX 256
-#define NAMEID_LEN_MAX 1024
-/* Characters of a document value quoted in an error message. */
-#define QUOTE_MAX 64
-
-typedef struct saml_inst {
-    /* conf */
-    char *idp_metadata;
-    char *sp_entity_id;
-    int64_t clock_skew;
-    bool replay_check;
-    int64_t max_assertion_size;
-    char *recipient;
-    bool allow_response;
-    /* set by instantiate */
-    const mandate_host *host;
-    char *entity_id;    /* the IdP's, from the metadata */
-    char *replay_ns;    /* "saml:" + entity_id */
-    xmlSecKeyPtr *keys; /* the metadata's signing certificates' keys */
-    size_t n_keys;
-} saml_inst;
 
 /* --- process-wide set-up ------------------------------------------------------ */
 
@@ -154,7 +118,7 @@ static void xmlsec_init_once(void)
 
 /* A document value fit for a message: at most QUOTE_MAX characters, control
  * characters and quotes replaced, "..." when cut. */
-static const char *quote(const char *s, char buf[QUOTE_MAX + 4])
+const char *saml_quote(const char *s, char buf[QUOTE_MAX + 4])
 {
     size_t i = 0;
     if (s == NULL)
@@ -169,22 +133,21 @@ static const char *quote(const char *s, char buf[QUOTE_MAX + 4])
         buf[i] = '\0';
     return buf;
 }
-#define Q(s) quote((const char *)(s), (char[QUOTE_MAX + 4]){0})
 
-static bool is_el(const xmlNode *n, const char *ns, const char *name)
+bool saml_is_el(const xmlNode *n, const char *ns, const char *name)
 {
     return n != NULL && n->type == XML_ELEMENT_NODE && n->ns != NULL &&
            xmlStrEqual(n->ns->href, BAD_CAST ns) && xmlStrEqual(n->name, BAD_CAST name);
 }
 
 /* The first direct child element ns:name of parent, and how many there are. */
-static xmlNode *child_el(const xmlNode *parent, const char *ns, const char *name,
+xmlNode *saml_child_el(const xmlNode *parent, const char *ns, const char *name,
                          size_t *count_r)
 {
     xmlNode *first = NULL;
     size_t count = 0;
     for (xmlNode *c = parent != NULL ? parent->children : NULL; c != NULL; c = c->next)
-        if (is_el(c, ns, name)) {
+        if (saml_is_el(c, ns, name)) {
             if (first == NULL)
                 first = c;
             count++;
@@ -195,27 +158,27 @@ static xmlNode *child_el(const xmlNode *parent, const char *ns, const char *name
 }
 
 /* The next sibling element ns:name after n. */
-static xmlNode *next_el(const xmlNode *n, const char *ns, const char *name)
+xmlNode *saml_next_el(const xmlNode *n, const char *ns, const char *name)
 {
     for (xmlNode *c = n->next; c != NULL; c = c->next)
-        if (is_el(c, ns, name))
+        if (saml_is_el(c, ns, name))
             return c;
     return NULL;
 }
 
 /* A no-namespace attribute's value (libxml2-allocated; xmlFree), or NULL. */
-static char *attr(const xmlNode *n, const char *name)
+char *saml_attr(const xmlNode *n, const char *name)
 {
     return (char *)xmlGetNoNsProp(n, BAD_CAST name);
 }
 
 /* Every element ns:name in the subtree of root (root included). */
-static size_t count_el(const xmlNode *root, const char *ns, const char *name)
+size_t saml_count_el(const xmlNode *root, const char *ns, const char *name)
 {
     size_t count = 0;
     const xmlNode *n = root;
     while (n != NULL) {
-        if (is_el(n, ns, name))
+        if (saml_is_el(n, ns, name))
             count++;
         if (n->type == XML_ELEMENT_NODE && n->children != NULL) {
             n = n->children;
@@ -230,13 +193,11 @@ static size_t count_el(const xmlNode *root, const char *ns, const char *name)
     return count;
 }
 
-typedef enum text_rc { TEXT_OK, TEXT_EMPTY, TEXT_MIXED } text_rc;
-
 /* The text of an element made of exactly one text node (or CDATA), in *s_r
  * (pointing into the tree). An element holding a comment, a processing
  * instruction, an element or several nodes is TEXT_MIXED: reading "the
  * first text node" is how comment injection works. */
-static text_rc single_text(const xmlNode *n, const char **s_r)
+text_rc saml_single_text(const xmlNode *n, const char **s_r)
 {
     const xmlNode *c = n->children;
     if (c == NULL)
@@ -251,7 +212,7 @@ static text_rc single_text(const xmlNode *n, const char **s_r)
 
 /* xs:dateTime in UTC: YYYY-MM-DDThh:mm:ss[.fff](Z|+hh:mm|-hh:mm). SAML
  * requires Z; an explicit offset is accepted and applied. */
-static bool parse_time(const char *s, int64_t *t_r)
+bool saml_parse_time(const char *s, int64_t *t_r)
 {
     int y, mo, d, h, mi, sec, n = 0;
     if (s == NULL ||
@@ -298,7 +259,7 @@ static bool parse_time(const char *s, int64_t *t_r)
 /* Decodes base64 or base64url, padded or not; ASCII whitespace is skipped.
  * out must hold len / 4 * 3 + 3 bytes. Returns the decoded length, or -1
  * with the offset of the first bad byte in *bad_r. */
-static long b64_decode(const char *in, size_t len, unsigned char *out, size_t *bad_r)
+long saml_b64_decode(const char *in, size_t len, unsigned char *out, size_t *bad_r)
 {
     uint32_t acc = 0;
     int bits = 0;
@@ -368,7 +329,7 @@ static void quiet_error(void *data, xmlErrorPtr error)
 /* Parses buf (or the file path when buf is NULL) with no network and no DTD.
  * NULL with the reason in err (rc DENIED for a document, INVALID for a
  * file). */
-static xmlDocPtr parse_xml(const char *buf, size_t len, const char *path, const char *what,
+xmlDocPtr saml_parse_xml(const char *buf, size_t len, const char *path, const char *what,
                            mandate_rc rc, mandate_error *err)
 {
     parse_state state = {false};
@@ -394,7 +355,7 @@ static xmlDocPtr parse_xml(const char *buf, size_t len, const char *path, const 
     } else if (doc == NULL) {
         const xmlError *e = xmlCtxtGetLastError(ctxt);
         char msg[QUOTE_MAX + 4];
-        quote(e != NULL && e->message != NULL ? e->message : "unknown error", msg);
+        saml_quote(e != NULL && e->message != NULL ? e->message : "unknown error", msg);
         /* libxml2's messages end in a newline, quoted as '?'. */
         size_t n = strlen(msg);
         if (n > 0 && msg[n - 1] == '?')
@@ -424,7 +385,7 @@ static mandate_rc add_cert(saml_inst *inst, const char *b64, size_t index, manda
     unsigned char *der = malloc(len / 4 * 3 + 3);
     if (der == NULL)
         return mandate_error_set(err, MANDATE_ERROR, "saml: out of memory");
-    long n = b64_decode(b64, len, der, &bad);
+    long n = saml_b64_decode(b64, len, der, &bad);
     if (n <= 0 || (unsigned long)n > UINT32_MAX) {
         free(der);
         return mandate_error_set(err, MANDATE_INVALID,
@@ -459,7 +420,7 @@ static mandate_rc load_metadata(saml_inst *inst, mandate_error *err)
                                  inst->idp_metadata, strerror(errno));
     fclose(f);
     xmlDocPtr doc =
-        parse_xml(NULL, 0, inst->idp_metadata, inst->idp_metadata, MANDATE_INVALID, err);
+        saml_parse_xml(NULL, 0, inst->idp_metadata, inst->idp_metadata, MANDATE_INVALID, err);
     if (doc == NULL)
         return err != NULL ? err->rc : MANDATE_INVALID;
     mandate_rc rc = MANDATE_OK;
@@ -467,13 +428,13 @@ static mandate_rc load_metadata(saml_inst *inst, mandate_error *err)
     xmlNode *ed = NULL;
     char *entity_id = NULL, *valid_until = NULL;
 
-    if (is_el(root, NS_MD, "EntityDescriptor")) {
+    if (saml_is_el(root, NS_MD, "EntityDescriptor")) {
         ed = root;
-    } else if (is_el(root, NS_MD, "EntitiesDescriptor")) {
+    } else if (saml_is_el(root, NS_MD, "EntitiesDescriptor")) {
         size_t idps = 0;
-        for (xmlNode *c = child_el(root, NS_MD, "EntityDescriptor", NULL); c != NULL;
-             c = next_el(c, NS_MD, "EntityDescriptor"))
-            if (child_el(c, NS_MD, "IDPSSODescriptor", NULL) != NULL) {
+        for (xmlNode *c = saml_child_el(root, NS_MD, "EntityDescriptor", NULL); c != NULL;
+             c = saml_next_el(c, NS_MD, "EntityDescriptor"))
+            if (saml_child_el(c, NS_MD, "IDPSSODescriptor", NULL) != NULL) {
                 ed = c;
                 idps++;
             }
@@ -491,7 +452,7 @@ static mandate_rc load_metadata(saml_inst *inst, mandate_error *err)
                                inst->idp_metadata);
         goto out;
     }
-    entity_id = attr(ed, "entityID");
+    entity_id = saml_attr(ed, "entityID");
     if (entity_id == NULL || entity_id[0] == '\0') {
         rc = mandate_error_set(err, MANDATE_INVALID,
                                "saml: %s: the EntityDescriptor has no entityID",
@@ -499,25 +460,49 @@ static mandate_rc load_metadata(saml_inst *inst, mandate_error *err)
         goto out;
     }
     size_t n_idp = 0, index = 0;
-    xmlNode *idp = child_el(ed, NS_MD, "IDPSSODescriptor", &n_idp);
+    xmlNode *idp = saml_child_el(ed, NS_MD, "IDPSSODescriptor", &n_idp);
     if (idp == NULL) {
         rc = mandate_error_set(err, MANDATE_INVALID, "saml: %s: no IDPSSODescriptor",
                                inst->idp_metadata);
         goto out;
     }
-    for (; idp != NULL; idp = next_el(idp, NS_MD, "IDPSSODescriptor")) {
-        for (xmlNode *kd = child_el(idp, NS_MD, "KeyDescriptor", NULL); kd != NULL;
-             kd = next_el(kd, NS_MD, "KeyDescriptor")) {
-            char *use = attr(kd, "use");
+    for (; idp != NULL; idp = saml_next_el(idp, NS_MD, "IDPSSODescriptor")) {
+        /* where sign-in sends the AuthnRequest, and whether it must be signed */
+        char *want_signed = saml_attr(idp, "WantAuthnRequestsSigned");
+        if (want_signed != NULL &&
+            (strcmp(want_signed, "true") == 0 || strcmp(want_signed, "1") == 0))
+            inst->idp_wants_signed_requests = true;
+        xmlFree(want_signed);
+        for (xmlNode *sso = saml_child_el(idp, NS_MD, "SingleSignOnService", NULL);
+             sso != NULL && inst->sso_url == NULL;
+             sso = saml_next_el(sso, NS_MD, "SingleSignOnService")) {
+            char *binding = saml_attr(sso, "Binding");
+            char *location = saml_attr(sso, "Location");
+            if (binding != NULL && strcmp(binding, BINDING_REDIRECT) == 0 &&
+                location != NULL && location[0] != '\0') {
+                inst->sso_url = strdup(location);
+                if (inst->sso_url == NULL) {
+                    xmlFree(binding);
+                    xmlFree(location);
+                    rc = mandate_error_set(err, MANDATE_ERROR, "saml: out of memory");
+                    goto out;
+                }
+            }
+            xmlFree(binding);
+            xmlFree(location);
+        }
+        for (xmlNode *kd = saml_child_el(idp, NS_MD, "KeyDescriptor", NULL); kd != NULL;
+             kd = saml_next_el(kd, NS_MD, "KeyDescriptor")) {
+            char *use = saml_attr(kd, "use");
             bool signing = use == NULL || strcmp(use, "signing") == 0;
             xmlFree(use);
             if (!signing)
                 continue;
-            xmlNode *ki = child_el(kd, NS_DS, "KeyInfo", NULL);
-            for (xmlNode *xd = child_el(ki, NS_DS, "X509Data", NULL); xd != NULL;
-                 xd = next_el(xd, NS_DS, "X509Data")) {
-                for (xmlNode *xc = child_el(xd, NS_DS, "X509Certificate", NULL); xc != NULL;
-                     xc = next_el(xc, NS_DS, "X509Certificate")) {
+            xmlNode *ki = saml_child_el(kd, NS_DS, "KeyInfo", NULL);
+            for (xmlNode *xd = saml_child_el(ki, NS_DS, "X509Data", NULL); xd != NULL;
+                 xd = saml_next_el(xd, NS_DS, "X509Data")) {
+                for (xmlNode *xc = saml_child_el(xd, NS_DS, "X509Certificate", NULL); xc != NULL;
+                     xc = saml_next_el(xc, NS_DS, "X509Certificate")) {
                     xmlChar *b64 = xmlNodeGetContent(xc);
                     index++;
                     rc = b64 != NULL
@@ -538,9 +523,9 @@ static mandate_rc load_metadata(saml_inst *inst, mandate_error *err)
             inst->idp_metadata);
         goto out;
     }
-    valid_until = attr(ed, "validUntil");
+    valid_until = saml_attr(ed, "validUntil");
     int64_t vu;
-    if (valid_until != NULL && parse_time(valid_until, &vu) && vu <= host->now(host))
+    if (valid_until != NULL && saml_parse_time(valid_until, &vu) && vu <= host->now(host))
         mandate_log_warning(host, "saml: %s expired at %s (validUntil); used anyway",
                             inst->idp_metadata, Q(valid_until));
     inst->entity_id = strdup(entity_id);
@@ -566,14 +551,14 @@ static mandate_rc check_signed_info(const xmlNode *sig, const char *what, const 
                                     mandate_error *err)
 {
     size_t n;
-    xmlNode *si = child_el(sig, NS_DS, "SignedInfo", &n);
+    xmlNode *si = saml_child_el(sig, NS_DS, "SignedInfo", &n);
     if (si == NULL || n != 1)
         return mandate_error_set(err, MANDATE_DENIED,
                                  "saml: the %s's Signature has %zu SignedInfo", what, n);
     mandate_rc rc = MANDATE_OK;
     char *alg = NULL, *uri = NULL;
-    xmlNode *cm = child_el(si, NS_DS, "CanonicalizationMethod", &n);
-    alg = cm != NULL ? attr(cm, "Algorithm") : NULL;
+    xmlNode *cm = saml_child_el(si, NS_DS, "CanonicalizationMethod", &n);
+    alg = cm != NULL ? saml_attr(cm, "Algorithm") : NULL;
     if (n != 1 || alg == NULL || strcmp(alg, ALG_EXC_C14N) != 0) {
         rc = mandate_error_set(
             err, MANDATE_DENIED,
@@ -583,8 +568,8 @@ static mandate_rc check_signed_info(const xmlNode *sig, const char *what, const 
         goto out;
     }
     xmlFree(alg);
-    xmlNode *sm = child_el(si, NS_DS, "SignatureMethod", &n);
-    alg = sm != NULL ? attr(sm, "Algorithm") : NULL;
+    xmlNode *sm = saml_child_el(si, NS_DS, "SignatureMethod", &n);
+    alg = sm != NULL ? saml_attr(sm, "Algorithm") : NULL;
     if (n != 1 || alg == NULL ||
         (strcmp(alg, ALG_RSA_SHA256) != 0 && strcmp(alg, ALG_ECDSA_SHA256) != 0)) {
         rc = mandate_error_set(err, MANDATE_DENIED,
@@ -595,7 +580,7 @@ static mandate_rc check_signed_info(const xmlNode *sig, const char *what, const 
     }
     xmlFree(alg);
     alg = NULL;
-    xmlNode *ref = child_el(si, NS_DS, "Reference", &n);
+    xmlNode *ref = saml_child_el(si, NS_DS, "Reference", &n);
     if (n != 1) {
         rc = mandate_error_set(
             err, MANDATE_DENIED,
@@ -604,7 +589,7 @@ static mandate_rc check_signed_info(const xmlNode *sig, const char *what, const 
             what, n);
         goto out;
     }
-    uri = attr(ref, "URI");
+    uri = saml_attr(ref, "URI");
     if (uri == NULL || uri[0] != '#' || strcmp(uri + 1, id) != 0) {
         rc =
             mandate_error_set(err, MANDATE_DENIED,
@@ -613,16 +598,16 @@ static mandate_rc check_signed_info(const xmlNode *sig, const char *what, const 
                               what, Q(uri), Q(id));
         goto out;
     }
-    xmlNode *tr = child_el(ref, NS_DS, "Transforms", &n);
+    xmlNode *tr = saml_child_el(ref, NS_DS, "Transforms", &n);
     if (n > 1) {
         rc = mandate_error_set(err, MANDATE_DENIED,
                                "saml: the %s's Reference has %zu Transforms", what, n);
         goto out;
     }
     bool enveloped = false;
-    for (xmlNode *t = child_el(tr, NS_DS, "Transform", NULL); t != NULL;
-         t = next_el(t, NS_DS, "Transform")) {
-        alg = attr(t, "Algorithm");
+    for (xmlNode *t = saml_child_el(tr, NS_DS, "Transform", NULL); t != NULL;
+         t = saml_next_el(t, NS_DS, "Transform")) {
+        alg = saml_attr(t, "Algorithm");
         if (alg != NULL && strcmp(alg, ALG_ENVELOPED) == 0) {
             enveloped = true;
         } else if (alg == NULL || strcmp(alg, ALG_EXC_C14N) != 0) {
@@ -640,8 +625,8 @@ static mandate_rc check_signed_info(const xmlNode *sig, const char *what, const 
                                "saml: the %s's signature is not an enveloped signature", what);
         goto out;
     }
-    xmlNode *dm = child_el(ref, NS_DS, "DigestMethod", &n);
-    alg = dm != NULL ? attr(dm, "Algorithm") : NULL;
+    xmlNode *dm = saml_child_el(ref, NS_DS, "DigestMethod", &n);
+    alg = dm != NULL ? saml_attr(dm, "Algorithm") : NULL;
     if (n != 1 || alg == NULL || strcmp(alg, ALG_SHA256) != 0) {
         rc = mandate_error_set(err, MANDATE_DENIED,
                                "saml: the %s's digest algorithm \"%s\" is not allowed (sha256)",
@@ -699,7 +684,7 @@ static mandate_rc verify_element(const saml_inst *inst, xmlDocPtr doc, xmlNode *
                                  xmlNode *sig, const char *what, mandate_error *err)
 {
     xmlAttrPtr id_attr = xmlHasNsProp(el, BAD_CAST "ID", NULL);
-    char *id = attr(el, "ID");
+    char *id = saml_attr(el, "ID");
     mandate_rc rc = MANDATE_OK;
     char *expected = NULL;
     if (id_attr == NULL || id == NULL || id[0] == '\0') {
@@ -756,13 +741,13 @@ static const char *issuer_of(const xmlNode *el, const char *what, bool required,
                              mandate_error *err)
 {
     size_t n;
-    xmlNode *iss = child_el(el, NS_SAML, "Issuer", &n);
+    xmlNode *iss = saml_child_el(el, NS_SAML, "Issuer", &n);
     const char *s = NULL;
     if (n == 0 && !required)
         return "";
     if (n != 1)
         mandate_error_set(err, MANDATE_DENIED, "saml: the %s has %zu Issuers, not 1", what, n);
-    else if (single_text(iss, &s) != TEXT_OK)
+    else if (saml_single_text(iss, &s) != TEXT_OK)
         mandate_error_set(err, MANDATE_DENIED, "saml: the %s's Issuer is not one text node",
                           what);
     else
@@ -774,19 +759,19 @@ static const char *issuer_of(const xmlNode *el, const char *what, bool required,
 static mandate_rc time_attr(const xmlNode *n, const char *name, const char *where, int64_t *t_r,
                             mandate_error *err)
 {
-    char *s = attr(n, name);
+    char *s = saml_attr(n, name);
     *t_r = 0;
     if (s == NULL)
         return MANDATE_OK;
     mandate_rc rc = MANDATE_OK;
-    if (!parse_time(s, t_r) || *t_r == 0)
+    if (!saml_parse_time(s, t_r) || *t_r == 0)
         rc = mandate_error_set(err, MANDATE_DENIED, "saml: %s %s \"%s\" is not an xs:dateTime",
                                where, name, Q(s));
     xmlFree(s);
     return rc;
 }
 
-static void fmt_time(int64_t t, char buf[32])
+void saml_fmt_time(int64_t t, char buf[32])
 {
     time_t tt = (time_t)t;
     struct tm tm;
@@ -799,7 +784,7 @@ static mandate_rc check_conditions(const saml_inst *inst, const xmlNode *a, int6
 {
     int64_t skew = inst->clock_skew;
     size_t n;
-    xmlNode *cond = child_el(a, NS_SAML, "Conditions", &n);
+    xmlNode *cond = saml_child_el(a, NS_SAML, "Conditions", &n);
     char t1[32], t2[32];
     if (n != 1)
         return mandate_error_set(err, MANDATE_DENIED,
@@ -811,16 +796,16 @@ static mandate_rc check_conditions(const saml_inst *inst, const xmlNode *a, int6
     if (rc != MANDATE_OK)
         return rc;
     if (nb != 0 && now + skew < nb) {
-        fmt_time(nb, t1);
-        fmt_time(now, t2);
+        saml_fmt_time(nb, t1);
+        saml_fmt_time(now, t2);
         return mandate_error_set(
             err, MANDATE_DENIED,
             "saml: assertion not yet valid: NotBefore %s (now %s, skew %" PRId64 " s)", t1, t2,
             skew);
     }
     if (noa != 0 && now - skew >= noa) {
-        fmt_time(noa, t1);
-        fmt_time(now, t2);
+        saml_fmt_time(noa, t1);
+        saml_fmt_time(now, t2);
         return mandate_error_set(err, MANDATE_DENIED,
                                  "saml: assertion expired at %s (now %s, skew %" PRId64 " s)",
                                  t1, t2, skew);
@@ -830,14 +815,14 @@ static mandate_rc check_conditions(const saml_inst *inst, const xmlNode *a, int6
     for (xmlNode *c = cond->children; c != NULL; c = c->next) {
         if (c->type != XML_ELEMENT_NODE)
             continue;
-        if (is_el(c, NS_SAML, "AudienceRestriction")) {
+        if (saml_is_el(c, NS_SAML, "AudienceRestriction")) {
             restrictions++;
             bool ours = false;
             const char *first = NULL;
-            for (xmlNode *au = child_el(c, NS_SAML, "Audience", NULL); au != NULL;
-                 au = next_el(au, NS_SAML, "Audience")) {
+            for (xmlNode *au = saml_child_el(c, NS_SAML, "Audience", NULL); au != NULL;
+                 au = saml_next_el(au, NS_SAML, "Audience")) {
                 const char *s = NULL;
-                if (single_text(au, &s) == TEXT_OK) {
+                if (saml_single_text(au, &s) == TEXT_OK) {
                     if (first == NULL)
                         first = s;
                     if (strcmp(s, inst->sp_entity_id) == 0)
@@ -848,7 +833,7 @@ static mandate_rc check_conditions(const saml_inst *inst, const xmlNode *a, int6
                 return mandate_error_set(err, MANDATE_DENIED,
                                          "saml: audience \"%s\" is not ours (\"%s\")", Q(first),
                                          Q(inst->sp_entity_id));
-        } else if (is_el(c, NS_SAML, "OneTimeUse") || is_el(c, NS_SAML, "ProxyRestriction")) {
+        } else if (saml_is_el(c, NS_SAML, "OneTimeUse") || saml_is_el(c, NS_SAML, "ProxyRestriction")) {
             /* OneTimeUse: the replay check; ProxyRestriction: we issue no
              * assertion. */
         } else {
@@ -865,22 +850,23 @@ static mandate_rc check_conditions(const saml_inst *inst, const xmlNode *a, int6
 
 /* The NameID and a bearer SubjectConfirmation. */
 static mandate_rc check_subject(const saml_inst *inst, const xmlNode *a, int64_t now,
-                                const char **name_id_r, int64_t *expires_r, mandate_error *err)
+                                const saml_expect *expect, const char **name_id_r,
+                                int64_t *expires_r, mandate_error *err)
 {
     size_t n;
     char t1[32], t2[32];
-    xmlNode *subject = child_el(a, NS_SAML, "Subject", &n);
+    xmlNode *subject = saml_child_el(a, NS_SAML, "Subject", &n);
     if (n != 1)
         return mandate_error_set(err, MANDATE_DENIED,
                                  "saml: the assertion has %zu Subjects, not 1", n);
-    if (child_el(subject, NS_SAML, "EncryptedID", NULL) != NULL)
+    if (saml_child_el(subject, NS_SAML, "EncryptedID", NULL) != NULL)
         return mandate_error_set(err, MANDATE_DENIED,
                                  "saml: encrypted NameIDs are not supported");
-    xmlNode *name_id = child_el(subject, NS_SAML, "NameID", &n);
+    xmlNode *name_id = saml_child_el(subject, NS_SAML, "NameID", &n);
     if (n != 1)
         return mandate_error_set(err, MANDATE_DENIED,
                                  "saml: the Subject has %zu NameIDs, not 1", n);
-    switch (single_text(name_id, name_id_r)) {
+    switch (saml_single_text(name_id, name_id_r)) {
     case TEXT_OK: break;
     case TEXT_EMPTY: return mandate_error_set(err, MANDATE_DENIED, "saml: the NameID is empty");
     case TEXT_MIXED:
@@ -896,14 +882,14 @@ static mandate_rc check_subject(const saml_inst *inst, const xmlNode *a, int64_t
      * did not. */
     mandate_rc rc =
         mandate_error_set(err, MANDATE_DENIED, "saml: no bearer SubjectConfirmation");
-    for (xmlNode *sc = child_el(subject, NS_SAML, "SubjectConfirmation", NULL); sc != NULL;
-         sc = next_el(sc, NS_SAML, "SubjectConfirmation")) {
-        char *method = attr(sc, "Method");
+    for (xmlNode *sc = saml_child_el(subject, NS_SAML, "SubjectConfirmation", NULL); sc != NULL;
+         sc = saml_next_el(sc, NS_SAML, "SubjectConfirmation")) {
+        char *method = saml_attr(sc, "Method");
         bool bearer = method != NULL && strcmp(method, CM_BEARER) == 0;
         xmlFree(method);
         if (!bearer)
             continue;
-        xmlNode *scd = child_el(sc, NS_SAML, "SubjectConfirmationData", &n);
+        xmlNode *scd = saml_child_el(sc, NS_SAML, "SubjectConfirmationData", &n);
         if (n != 1) {
             rc = mandate_error_set(err, MANDATE_DENIED,
                                    "saml: the bearer SubjectConfirmation has %zu "
@@ -924,30 +910,55 @@ static mandate_rc check_subject(const saml_inst *inst, const xmlNode *a, int64_t
             continue;
         }
         if (now - inst->clock_skew >= noa) {
-            fmt_time(noa, t1);
-            fmt_time(now, t2);
+            saml_fmt_time(noa, t1);
+            saml_fmt_time(now, t2);
             rc = mandate_error_set(
                 err, MANDATE_DENIED,
                 "saml: bearer SubjectConfirmationData expired at %s (now %s)", t1, t2);
             continue;
         }
         if (nb != 0 && now + inst->clock_skew < nb) {
-            fmt_time(nb, t1);
+            saml_fmt_time(nb, t1);
             rc = mandate_error_set(err, MANDATE_DENIED,
                                    "saml: bearer SubjectConfirmationData not valid before %s",
                                    t1);
             continue;
         }
-        if (inst->recipient != NULL && inst->recipient[0] != '\0') {
-            char *recipient = attr(scd, "Recipient");
-            bool ok = recipient != NULL && strcmp(recipient, inst->recipient) == 0;
+        /* at the ACS, the Recipient is the ACS's URL, whatever recipient says */
+        const char *want = expect != NULL ? expect->acs_url : inst->recipient;
+        if (want != NULL && want[0] != '\0') {
+            char *recipient = saml_attr(scd, "Recipient");
+            bool ok = recipient != NULL && strcmp(recipient, want) == 0;
             if (!ok)
                 rc = mandate_error_set(
                     err, MANDATE_DENIED,
                     "saml: bearer SubjectConfirmationData Recipient \"%s\" is "
                     "not \"%s\"",
-                    Q(recipient), Q(inst->recipient));
+                    Q(recipient), Q(want));
             xmlFree(recipient);
+            if (!ok)
+                continue;
+        }
+        if (expect != NULL) {
+            /* SAML profiles §4.1.4.2: a response to an AuthnRequest names it
+             * here; an unsolicited one names none */
+            char *irt = saml_attr(scd, "InResponseTo");
+            bool ok = expect->request_id != NULL
+                          ? irt != NULL && strcmp(irt, expect->request_id) == 0
+                          : irt == NULL;
+            if (!ok)
+                rc = mandate_error_set(
+                    err, MANDATE_DENIED,
+                    expect->request_id == NULL
+                        ? "saml: unsolicited, yet the SubjectConfirmationData answers "
+                          "request \"%s\" (unknown or used: no sign-in is waiting for it)"
+                    : irt == NULL
+                        ? "saml: the SubjectConfirmationData has no InResponseTo%s (a "
+                          "request is outstanding)"
+                        : "saml: the SubjectConfirmationData answers request \"%s\", not the "
+                          "outstanding one",
+                    Q(irt));
+            xmlFree(irt);
             if (!ok)
                 continue;
         }
@@ -961,7 +972,7 @@ static mandate_rc check_subject(const saml_inst *inst, const xmlNode *a, int64_t
 static mandate_rc check_authn(const saml_inst *inst, const xmlNode *a, int64_t now,
                               int64_t *instant_r, mandate_error *err)
 {
-    xmlNode *as = child_el(a, NS_SAML, "AuthnStatement", NULL);
+    xmlNode *as = saml_child_el(a, NS_SAML, "AuthnStatement", NULL);
     *instant_r = 0;
     if (as == NULL)
         return MANDATE_OK;
@@ -976,12 +987,12 @@ static mandate_rc check_authn(const saml_inst *inst, const xmlNode *a, int64_t n
         return mandate_error_set(err, MANDATE_DENIED,
                                  "saml: the AuthnStatement has no AuthnInstant");
     if (t > now + inst->clock_skew) {
-        fmt_time(t, t1);
+        saml_fmt_time(t, t1);
         return mandate_error_set(err, MANDATE_DENIED, "saml: AuthnInstant %s is in the future",
                                  t1);
     }
     if (session_end != 0 && now - inst->clock_skew >= session_end) {
-        fmt_time(session_end, t1);
+        saml_fmt_time(session_end, t1);
         return mandate_error_set(err, MANDATE_DENIED, "saml: the IdP session ended at %s", t1);
     }
     *instant_r = t;
@@ -998,13 +1009,13 @@ static mandate_rc read_attributes(const saml_inst *inst, mandate_pool *pool, con
     mandate_rc rc = MANDATE_OK;
     if (obj == NULL)
         return mandate_error_set(err, MANDATE_ERROR, "saml: out of memory");
-    for (xmlNode *st = child_el(a, NS_SAML, "AttributeStatement", NULL); st != NULL;
-         st = next_el(st, NS_SAML, "AttributeStatement")) {
-        if (child_el(st, NS_SAML, "EncryptedAttribute", NULL) != NULL)
+    for (xmlNode *st = saml_child_el(a, NS_SAML, "AttributeStatement", NULL); st != NULL;
+         st = saml_next_el(st, NS_SAML, "AttributeStatement")) {
+        if (saml_child_el(st, NS_SAML, "EncryptedAttribute", NULL) != NULL)
             mandate_log_debug(inst->host, "saml: encrypted attributes ignored");
-        for (xmlNode *at = child_el(st, NS_SAML, "Attribute", NULL); at != NULL;
-             at = next_el(at, NS_SAML, "Attribute")) {
-            char *name = attr(at, "Name");
+        for (xmlNode *at = saml_child_el(st, NS_SAML, "Attribute", NULL); at != NULL;
+             at = saml_next_el(at, NS_SAML, "Attribute")) {
+            char *name = saml_attr(at, "Name");
             if (name == NULL || name[0] == '\0') {
                 xmlFree(name);
                 rc = mandate_error_set(err, MANDATE_DENIED, "saml: an Attribute has no Name");
@@ -1019,8 +1030,8 @@ static mandate_rc read_attributes(const saml_inst *inst, mandate_pool *pool, con
                     goto out;
                 }
             }
-            for (xmlNode *v = child_el(at, NS_SAML, "AttributeValue", NULL); v != NULL;
-                 v = next_el(v, NS_SAML, "AttributeValue")) {
+            for (xmlNode *v = saml_child_el(at, NS_SAML, "AttributeValue", NULL); v != NULL;
+                 v = saml_next_el(v, NS_SAML, "AttributeValue")) {
                 bool elements = false, comments = false;
                 for (xmlNode *c = v->children; c != NULL; c = c->next) {
                     if (c->type == XML_ELEMENT_NODE)
@@ -1064,42 +1075,127 @@ out:
     return rc;
 }
 
-/* The Response's Status: Success. */
+/* The Response's Status: Success, else DENIED with the IdP's codes (the
+ * second-level one says why: AuthnFailed, NoPassive, RequestDenied) and its
+ * message, quoted. */
 static mandate_rc check_status(const xmlNode *response, mandate_error *err)
 {
-    xmlNode *status = child_el(response, NS_SAMLP, "Status", NULL);
-    xmlNode *code = child_el(status, NS_SAMLP, "StatusCode", NULL);
-    char *value = code != NULL ? attr(code, "Value") : NULL;
+    xmlNode *status = saml_child_el(response, NS_SAMLP, "Status", NULL);
+    xmlNode *code = saml_child_el(status, NS_SAMLP, "StatusCode", NULL);
+    char *value = code != NULL ? saml_attr(code, "Value") : NULL;
     mandate_rc rc = MANDATE_OK;
-    if (value == NULL || strcmp(value, STATUS_SUCCESS) != 0)
-        rc = mandate_error_set(err, MANDATE_DENIED, "saml: the Response's status is \"%s\"",
-                               Q(value));
+    if (value == NULL || strcmp(value, STATUS_SUCCESS) != 0) {
+        xmlNode *sub = saml_child_el(code, NS_SAMLP, "StatusCode", NULL);
+        char *sub_value = sub != NULL ? saml_attr(sub, "Value") : NULL;
+        xmlNode *msg = saml_child_el(status, NS_SAMLP, "StatusMessage", NULL);
+        const char *text = NULL;
+        if (msg == NULL || saml_single_text(msg, &text) != TEXT_OK)
+            text = NULL;
+        rc = mandate_error_set(err, MANDATE_DENIED,
+                               "saml: the Response's status is \"%s\"%s%s%s%s%s", Q(value),
+                               sub_value != NULL ? " / \"" : "",
+                               sub_value != NULL ? Q(sub_value) : "",
+                               sub_value != NULL ? "\"" : "", text != NULL ? ": " : "",
+                               text != NULL ? Q(text) : "");
+        xmlFree(sub_value);
+    }
     xmlFree(value);
     return rc;
 }
 
+/* At the Assertion Consumer Service: what the Response itself says
+ * (Destination, InResponseTo), before any signature work. */
+static mandate_rc check_response_for_acs(const xmlNode *response, const saml_expect *expect,
+                                         mandate_error *err)
+{
+    mandate_rc rc = MANDATE_OK;
+    char *destination = saml_attr(response, "Destination");
+    char *irt = saml_attr(response, "InResponseTo");
+    if (destination != NULL && strcmp(destination, expect->acs_url) != 0)
+        rc = mandate_error_set(err, MANDATE_DENIED,
+                               "saml: the Response's Destination \"%s\" is not this ACS (\"%s\")",
+                               Q(destination), Q(expect->acs_url));
+    else if (irt != NULL && expect->request_id == NULL)
+        rc = mandate_error_set(err, MANDATE_DENIED,
+                               "saml: the Response answers request \"%s\", and no sign-in is "
+                               "waiting for it (unknown or used)",
+                               Q(irt));
+    else if (irt != NULL && strcmp(irt, expect->request_id) != 0)
+        rc = mandate_error_set(err, MANDATE_DENIED,
+                               "saml: the Response answers request \"%s\", not the outstanding "
+                               "one",
+                               Q(irt));
+    xmlFree(destination);
+    xmlFree(irt);
+    return rc;
+}
+
+/* Checks doc, an Assertion or a Response around one (expect == NULL: the
+ * exchange), or a Response at the Assertion Consumer Service (expect set:
+ * its Destination, InResponseTo and Recipient, an EncryptedAssertion
+ * decrypted once the Response's own signature, if any, holds, and then
+ * signed itself). */
 static mandate_rc validate_doc(const saml_inst *inst, mandate_pool *pool, xmlDocPtr doc,
-                               mandate_identity *identity_r, mandate_error *err)
+                               saml_expect *expect, mandate_identity *identity_r,
+                               mandate_error *err)
 {
     const mandate_host *host = inst->host;
     xmlNode *root = xmlDocGetRootElement(doc);
-    xmlNode *response = NULL, *a;
+    xmlNode *response = NULL, *a = NULL, *encrypted = NULL;
     size_t n;
+    mandate_rc rc;
 
     /* 1. Structure. */
     if (root == NULL)
         return mandate_error_set(err, MANDATE_DENIED, "saml: empty document");
-    size_t assertions = count_el(root, NS_SAML, "Assertion");
-    if (count_el(root, NS_SAML, "EncryptedAssertion") > 0)
+    size_t assertions = saml_count_el(root, NS_SAML, "Assertion");
+    size_t n_encrypted = saml_count_el(root, NS_SAML, "EncryptedAssertion");
+    if (expect != NULL) {
+        if (!saml_is_el(root, NS_SAMLP, "Response"))
+            return mandate_error_set(err, MANDATE_DENIED,
+                                     "saml: the root element is \"%s\", not a SAML 2.0 Response",
+                                     Q(root->name));
+        response = root;
+        /* whose, and did it succeed: a failed login holds no assertion */
+        const char *r_issuer = issuer_of(response, "Response", false, err);
+        if (r_issuer == NULL)
+            return MANDATE_DENIED;
+        if (r_issuer[0] != '\0' && strcmp(r_issuer, inst->entity_id) != 0)
+            return mandate_error_set(
+                err, MANDATE_DENIED,
+                "saml: the Response's issuer \"%s\" is not this instance's IdP (\"%s\")",
+                Q(r_issuer), Q(inst->entity_id));
+        if ((rc = check_response_for_acs(response, expect, err)) != MANDATE_OK)
+            return rc;
+        if ((rc = check_status(response, err)) != MANDATE_OK) {
+            expect->status_refused = true;
+            return rc;
+        }
+        size_t n_plain, n_enc;
+        a = saml_child_el(root, NS_SAML, "Assertion", &n_plain);
+        encrypted = saml_child_el(root, NS_SAML, "EncryptedAssertion", &n_enc);
+        if (assertions + n_encrypted == 0)
+            return mandate_error_set(err, MANDATE_DENIED,
+                                     "saml: the Response holds no Assertion");
+        if (assertions + n_encrypted != 1 || n_plain + n_enc != 1)
+            return mandate_error_set(
+                err, MANDATE_DENIED,
+                "saml: signature wrapping: the document holds %zu Assertions and %zu "
+                "EncryptedAssertions (%zu where one is read), not exactly 1",
+                assertions, n_encrypted, n_plain + n_enc);
+        if (encrypted != NULL && (inst->sp_keys[0].mngr == NULL))
+            return mandate_error_set(err, MANDATE_DENIED,
+                                     "saml: an encrypted assertion, and no sp_key to decrypt it");
+    } else if (n_encrypted > 0) {
         return mandate_error_set(err, MANDATE_DENIED,
                                  "saml: encrypted assertions are not supported");
-    if (is_el(root, NS_SAMLP, "Response")) {
+    } else if (saml_is_el(root, NS_SAMLP, "Response")) {
         if (!inst->allow_response)
             return mandate_error_set(
                 err, MANDATE_DENIED,
                 "saml: a Response was presented and allow_response is off");
         response = root;
-        a = child_el(root, NS_SAML, "Assertion", &n);
+        a = saml_child_el(root, NS_SAML, "Assertion", &n);
         if (assertions == 0)
             return mandate_error_set(err, MANDATE_DENIED,
                                      "saml: the Response holds no Assertion");
@@ -1109,7 +1205,7 @@ static mandate_rc validate_doc(const saml_inst *inst, mandate_pool *pool, xmlDoc
                 "saml: signature wrapping: the document holds %zu Assertions "
                 "(%zu where one is read), not exactly 1",
                 assertions, n);
-    } else if (is_el(root, NS_SAML, "Assertion")) {
+    } else if (saml_is_el(root, NS_SAML, "Assertion")) {
         a = root;
         if (assertions != 1)
             return mandate_error_set(
@@ -1124,7 +1220,34 @@ static mandate_rc validate_doc(const saml_inst *inst, mandate_pool *pool, xmlDoc
             "Response",
             Q(root->name));
     }
-    char *version = attr(a, "Version");
+
+    /* The Response's signature, where there is one. */
+    size_t n_rsig = 0, n_asig = 0;
+    xmlNode *rsig = response != NULL ? saml_child_el(response, NS_DS, "Signature", &n_rsig) : NULL;
+    if (encrypted != NULL) {
+        if (n_rsig > 1)
+            return mandate_error_set(err, MANDATE_DENIED,
+                                     "saml: signature wrapping: the Response has %zu Signatures",
+                                     n_rsig);
+        /* Its signature covers the ciphertext: checked before decrypting,
+         * and never standing in for the assertion's own. */
+        if (rsig != NULL &&
+            (rc = verify_element(inst, doc, response, rsig, "Response", err)) != MANDATE_OK)
+            return rc;
+        rsig = NULL;
+        if ((rc = saml_decrypt(inst, encrypted, NS_SAML, "Assertion", &a, err)) != MANDATE_OK)
+            return rc;
+        if (saml_count_el(root, NS_SAML, "Assertion") != 1)
+            return mandate_error_set(err, MANDATE_DENIED,
+                                     "saml: signature wrapping: the decrypted document holds "
+                                     "%zu Assertions, not exactly 1",
+                                     saml_count_el(root, NS_SAML, "Assertion"));
+        if (saml_child_el(a, NS_DS, "Signature", NULL) == NULL)
+            return mandate_error_set(err, MANDATE_DENIED,
+                                     "saml: the encrypted Assertion is not signed itself (the "
+                                     "Response's signature does not stand in for it)");
+    }
+    char *version = saml_attr(a, "Version");
     bool v2 = version != NULL && strcmp(version, "2.0") == 0;
     xmlFree(version);
     if (!v2)
@@ -1140,7 +1263,7 @@ static mandate_rc validate_doc(const saml_inst *inst, mandate_pool *pool, xmlDoc
         return mandate_error_set(err, MANDATE_NEXT,
                                  "saml: issuer \"%s\" is not this instance's IdP (\"%s\")",
                                  Q(issuer), Q(inst->entity_id));
-    if (response != NULL) {
+    if (response != NULL && expect == NULL) {
         const char *r_issuer = issuer_of(response, "Response", false, err);
         if (r_issuer == NULL)
             return MANDATE_DENIED;
@@ -1150,26 +1273,23 @@ static mandate_rc validate_doc(const saml_inst *inst, mandate_pool *pool, xmlDoc
                 "saml: the Response's issuer \"%s\" is not the assertion's "
                 "(\"%s\")",
                 Q(r_issuer), Q(issuer));
-        mandate_rc rc = check_status(response, err);
+        rc = check_status(response, err);
         if (rc != MANDATE_OK)
             return rc;
     }
 
     /* 3. Signatures: the Response's, the Assertion's, or both. */
-    size_t n_rsig = 0, n_asig = 0;
-    xmlNode *rsig = response != NULL ? child_el(response, NS_DS, "Signature", &n_rsig) : NULL;
-    xmlNode *asig = child_el(a, NS_DS, "Signature", &n_asig);
+    xmlNode *asig = saml_child_el(a, NS_DS, "Signature", &n_asig);
     if (n_rsig > 1 || n_asig > 1)
         return mandate_error_set(
             err, MANDATE_DENIED, "saml: signature wrapping: the %s has %zu Signatures",
             n_rsig > 1 ? "Response" : "Assertion", n_rsig > 1 ? n_rsig : n_asig);
-    if (rsig == NULL && asig == NULL)
+    if (rsig == NULL && asig == NULL && encrypted == NULL)
         return mandate_error_set(err, MANDATE_DENIED,
                                  response != NULL
                                      ? "saml: neither the Response nor the Assertion "
                                        "is signed"
                                      : "saml: the Assertion is not signed");
-    mandate_rc rc;
     if (rsig != NULL &&
         (rc = verify_element(inst, doc, response, rsig, "Response", err)) != MANDATE_OK)
         return rc;
@@ -1177,12 +1297,30 @@ static mandate_rc validate_doc(const saml_inst *inst, mandate_pool *pool, xmlDoc
         (rc = verify_element(inst, doc, a, asig, "Assertion", err)) != MANDATE_OK)
         return rc;
 
+    /* An encrypted NameID, inside the verified assertion: decrypted in
+     * place (at the ACS only; the exchange refuses it in check_subject). */
+    xmlNode *subject = saml_child_el(a, NS_SAML, "Subject", NULL);
+    xmlNode *enc_id = saml_child_el(subject, NS_SAML, "EncryptedID", &n);
+    if (expect != NULL && enc_id != NULL) {
+        xmlNode *name_id_el;
+        if (n != 1 || saml_child_el(subject, NS_SAML, "NameID", NULL) != NULL)
+            return mandate_error_set(err, MANDATE_DENIED,
+                                     "saml: the Subject holds %zu EncryptedIDs beside its NameID",
+                                     n);
+        if (inst->sp_keys[0].mngr == NULL)
+            return mandate_error_set(err, MANDATE_DENIED,
+                                     "saml: an encrypted NameID, and no sp_key to decrypt it");
+        if ((rc = saml_decrypt(inst, enc_id, NS_SAML, "NameID", &name_id_el, err)) !=
+            MANDATE_OK)
+            return rc;
+    }
+
     /* 4. From the verified assertion only. */
     int64_t now = host->now(host);
     int64_t cond_expires = 0, scd_expires = 0, authn_instant = 0;
     const char *name_id = NULL, *attributes = NULL;
     if ((rc = check_conditions(inst, a, now, &cond_expires, err)) != MANDATE_OK ||
-        (rc = check_subject(inst, a, now, &name_id, &scd_expires, err)) != MANDATE_OK ||
+        (rc = check_subject(inst, a, now, expect, &name_id, &scd_expires, err)) != MANDATE_OK ||
         (rc = check_authn(inst, a, now, &authn_instant, err)) != MANDATE_OK ||
         (rc = read_attributes(inst, pool, a, &attributes, err)) != MANDATE_OK)
         return rc;
@@ -1190,7 +1328,7 @@ static mandate_rc validate_doc(const saml_inst *inst, mandate_pool *pool, xmlDoc
     if (cond_expires != 0 && cond_expires < expires)
         expires = cond_expires;
 
-    char *id = attr(a, "ID");
+    char *id = saml_attr(a, "ID");
     if (id == NULL || id[0] == '\0' || strlen(id) > ID_LEN_MAX) {
         xmlFree(id);
         return mandate_error_set(err, MANDATE_DENIED, "saml: the assertion has no usable ID");
@@ -1229,6 +1367,64 @@ static mandate_rc validate_doc(const saml_inst *inst, mandate_pool *pool, xmlDoc
     return MANDATE_OK;
 }
 
+mandate_rc saml_decode_and_validate(const saml_inst *inst, mandate_pool *pool,
+                                    const char *text, size_t len, const char *what,
+                                    saml_expect *expect, mandate_identity *identity_r,
+                                    mandate_error *err)
+{
+    if (text == NULL || len == 0)
+        return mandate_error_set(err, MANDATE_DENIED, "saml: empty %s", what);
+    size_t max = (size_t)inst->max_assertion_size;
+    /* Base64 of max bytes, with room for padding and line breaks. */
+    if (len > max / 3 * 4 + max / 38 + 8)
+        return mandate_error_set(
+            err, MANDATE_DENIED,
+            "saml: %s is %zu bytes encoded, more than max_assertion_size "
+            "(%zu) allows",
+            what, len, max);
+    unsigned char *xml = malloc(len / 4 * 3 + 3);
+    if (xml == NULL)
+        return mandate_error_set(err, MANDATE_ERROR, "saml: out of memory");
+    size_t bad = 0;
+    long n = saml_b64_decode(text, len, xml, &bad);
+    mandate_rc rc;
+    if (n < 0) {
+        rc = mandate_error_set(err, MANDATE_DENIED,
+                               "saml: %s is not base64url (bad byte at offset %zu)", what, bad);
+        goto out;
+    }
+    if ((size_t)n > max) {
+        rc = mandate_error_set(err, MANDATE_DENIED,
+                               "saml: %s is %ld bytes, more than max_assertion_size (%zu)", what,
+                               n, max);
+        goto out;
+    }
+    if (n == 0 || xml[0] != '<') {
+        /* Skip a UTF-8 byte order mark and leading space before deciding. */
+        size_t i = (n >= 3 && xml[0] == 0xef && xml[1] == 0xbb && xml[2] == 0xbf) ? 3 : 0;
+        while (i < (size_t)n &&
+               (xml[i] == ' ' || xml[i] == '\t' || xml[i] == '\r' || xml[i] == '\n'))
+            i++;
+        if (i >= (size_t)n || xml[i] != '<') {
+            rc = mandate_error_set(err, MANDATE_DENIED,
+                                   "saml: %s does not decode to XML (not base64url of a SAML "
+                                   "%s)",
+                                   what, expect != NULL ? "Response" : "assertion");
+            goto out;
+        }
+    }
+    xmlDocPtr doc = saml_parse_xml((const char *)xml, (size_t)n, NULL, what, MANDATE_DENIED, err);
+    if (doc == NULL) {
+        rc = err != NULL ? err->rc : MANDATE_DENIED;
+        goto out;
+    }
+    rc = validate_doc(inst, pool, doc, expect, identity_r, err);
+    xmlFreeDoc(doc);
+out:
+    free(xml);
+    return rc;
+}
+
 static mandate_rc saml_validate_assertion(void *inst_, mandate_pool *pool,
                                           const char *token_type, const char *assertion,
                                           size_t len, mandate_identity *identity_r,
@@ -1240,59 +1436,8 @@ static mandate_rc saml_validate_assertion(void *inst_, mandate_pool *pool,
     if (token_type != NULL && strcmp(token_type, TOKEN_TYPE_SAML2) != 0)
         return mandate_error_set(err, MANDATE_NEXT, "saml: token type \"%s\" is not SAML 2.0",
                                  Q(token_type));
-    if (assertion == NULL || len == 0)
-        return mandate_error_set(err, MANDATE_DENIED, "saml: empty assertion");
-    size_t max = (size_t)inst->max_assertion_size;
-    /* Base64 of max bytes, with room for padding and line breaks. */
-    if (len > max / 3 * 4 + max / 38 + 8)
-        return mandate_error_set(
-            err, MANDATE_DENIED,
-            "saml: assertion is %zu bytes encoded, more than max_assertion_size "
-            "(%zu) allows",
-            len, max);
-    unsigned char *xml = malloc(len / 4 * 3 + 3);
-    if (xml == NULL)
-        return mandate_error_set(err, MANDATE_ERROR, "saml: out of memory");
-    size_t bad = 0;
-    long n = b64_decode(assertion, len, xml, &bad);
-    mandate_rc rc;
-    if (n < 0) {
-        rc =
-            mandate_error_set(err, MANDATE_DENIED,
-                              "saml: assertion is not base64url (bad byte at offset %zu)", bad);
-        goto out;
-    }
-    if ((size_t)n > max) {
-        rc = mandate_error_set(
-            err, MANDATE_DENIED,
-            "saml: assertion is %ld bytes, more than max_assertion_size (%zu)", n, max);
-        goto out;
-    }
-    if (n == 0 || xml[0] != '<') {
-        /* Skip a UTF-8 byte order mark and leading space before deciding. */
-        size_t i = (n >= 3 && xml[0] == 0xef && xml[1] == 0xbb && xml[2] == 0xbf) ? 3 : 0;
-        while (i < (size_t)n &&
-               (xml[i] == ' ' || xml[i] == '\t' || xml[i] == '\r' || xml[i] == '\n'))
-            i++;
-        if (i >= (size_t)n || xml[i] != '<') {
-            rc = mandate_error_set(
-                err, MANDATE_DENIED,
-                "saml: assertion does not decode to XML (not base64url of a SAML "
-                "assertion)");
-            goto out;
-        }
-    }
-    xmlDocPtr doc =
-        parse_xml((const char *)xml, (size_t)n, NULL, "assertion", MANDATE_DENIED, err);
-    if (doc == NULL) {
-        rc = err != NULL ? err->rc : MANDATE_DENIED;
-        goto out;
-    }
-    rc = validate_doc(inst, pool, doc, identity_r, err);
-    xmlFreeDoc(doc);
-out:
-    free(xml);
-    return rc;
+    return saml_decode_and_validate(inst, pool, assertion, len, "assertion", NULL, identity_r,
+                                    err);
 }
 
 /* --- plugin ------------------------------------------------------------------------------ */
@@ -1307,6 +1452,10 @@ static void saml_destroy(void *inst_)
     inst->entity_id = NULL;
     free(inst->replay_ns);
     inst->replay_ns = NULL;
+    free(inst->sso_url);
+    inst->sso_url = NULL;
+    inst->idp_wants_signed_requests = false;
+    saml_sp_destroy(inst);
 }
 
 static mandate_rc saml_instantiate(void *inst_, const mandate_host *host, mandate_error *err)
@@ -1331,6 +1480,8 @@ static mandate_rc saml_instantiate(void *inst_, const mandate_host *host, mandat
         return mandate_error_set(err, MANDATE_ERROR, "saml: %s", xmlsec_failure);
     inst->host = host;
     mandate_rc rc = load_metadata(inst, err);
+    if (rc == MANDATE_OK)
+        rc = saml_sp_instantiate(inst, err);
     if (rc != MANDATE_OK) {
         saml_destroy(inst);
         inst->host = NULL;
@@ -1362,6 +1513,30 @@ static const mandate_conf_def saml_conf[] = {
      "the Recipient the bearer SubjectConfirmationData must name; unset: not checked"},
     {"allow_response", MANDATE_CONF_BOOL, 0, offsetof(saml_inst, allow_response), "true", 0, 0,
      NULL, "accept a Response around the assertion, as well as a bare Assertion"},
+    /* sign-in: the service provider (sp-login.c) */
+    {"sp_key", MANDATE_CONF_PATH, MANDATE_CONF_SECRET, offsetof(saml_inst, sp_key_file), NULL,
+     0, 0, NULL,
+     "our private key (PEM): signs AuthnRequests, decrypts encrypted assertions"},
+    {"sp_certificate", MANDATE_CONF_PATH, 0, offsetof(saml_inst, sp_certificate_file), NULL, 0,
+     0, NULL, "the certificate of sp_key (PEM), published in our SP metadata"},
+    {"sp_next_key", MANDATE_CONF_PATH, MANDATE_CONF_SECRET,
+     offsetof(saml_inst, sp_next_key_file), NULL, 0, 0, NULL,
+     "key rollover: the next private key, tried for decryption too"},
+    {"sp_next_certificate", MANDATE_CONF_PATH, 0, offsetof(saml_inst, sp_next_certificate_file),
+     NULL, 0, 0, NULL, "key rollover: the next certificate, published beside sp_certificate"},
+    {"sign_authn_requests", MANDATE_CONF_BOOL, 0, offsetof(saml_inst, sign_authn_requests),
+     "false", 0, 0, NULL,
+     "sign every AuthnRequest (they are signed anyway when the IdP's metadata says "
+     "WantAuthnRequestsSigned)"},
+    {"nameid_format", MANDATE_CONF_STRING, 0, offsetof(saml_inst, nameid_format),
+     "urn:oasis:names:tc:SAML:2.0:nameid-format:transient", 0, 0, NULL,
+     "the NameID format asked for and published in our SP metadata"},
+    {"idp_initiated_client", MANDATE_CONF_STRING, 0, offsetof(saml_inst, idp_initiated_client),
+     NULL, 0, 0, NULL,
+     "accept unsolicited (IdP-initiated) responses, for this client only; unset: refused"},
+    {"idp_initiated_resource", MANDATE_CONF_STRING, 0,
+     offsetof(saml_inst, idp_initiated_resource), NULL, 0, 0, NULL,
+     "the resource (a target's audience) an IdP-initiated sign-in is for"},
     MANDATE_CONF_END};
 
 static const char *const saml_assertion_types[] = {TOKEN_TYPE_SAML2, NULL};
@@ -1371,6 +1546,10 @@ static const mandate_backend_ops saml_ops = {
     .assertion_types = saml_assertion_types,
     .validate_assertion = saml_validate_assertion,
     .provision = NULL,
+    .status = NULL,
+    .login_start = saml_login_start,
+    .login_finish = saml_login_finish,
+    .login_metadata = saml_login_metadata,
 };
 
 const mandate_plugin mandate_plugin_saml;

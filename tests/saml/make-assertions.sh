@@ -21,6 +21,15 @@
 #   NAME.xml and NAME.b64 (base64url, no padding, one line) for each case
 #   below; NAME.std.b64 (standard base64 with padding) for "assertion".
 #   ids.txt                              NAME ID of each case's assertion
+#   sp.key sp.crt sp-next.key sp-next.crt  the service provider's keys (sign-in:
+#                                        AuthnRequests, encrypted assertions)
+#   acs-NAME.xml and .b64 (standard base64, as the HTTP-POST binding sends)
+#                                        Responses for the Assertion Consumer
+#                                        Service: Destination and Recipient
+#                                        $ACS_URL, InResponseTo $REQUEST_ID
+#
+# With KEEP_KEYS=1 the keys already in OUTDIR are kept; with ONLY_ACS=1 only
+# the acs-* cases are made (an end-to-end test makes them per AuthnRequest).
 set -euo pipefail
 # Bash 5.2 would put the matched text for an '&' in a ${var//pattern/string}.
 shopt -u patsub_replacement 2>/dev/null || true
@@ -36,6 +45,13 @@ OTHER_ISSUER=${OTHER_ISSUER:-https://other-idp.example.net/}
 AUDIENCE=${AUDIENCE:-https://mandate.example.com/saml}
 RECIPIENT=${RECIPIENT:-https://mandate.example.com/oauth2/token}
 NAMEID=${NAMEID:-alice@example.com}
+ACS_URL=${ACS_URL:-https://mandate.example.com/login/backend-corp/callback}
+REQUEST_ID=${REQUEST_ID:-_req5f0c2a9d41b7e8}
+# set per case below: extra attributes of the SubjectConfirmationData and the
+# Response, and the Response's status
+SCD_EXTRA="" RESPONSE_EXTRA=""
+STATUS_OK='    <samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"/>'
+STATUS=$STATUS_OK
 
 mkdir -p "$out"
 cd "$out"
@@ -43,7 +59,8 @@ cd "$out"
 ts() { TZ=UTC0 printf '%(%Y-%m-%dT%H:%M:%SZ)T' "$1"; }
 
 # --- keys and certificates ---------------------------------------------------
-for k in idp1 idp2 enc attacker; do
+for k in idp1 idp2 enc attacker sp sp-next; do
+    [ -n "${KEEP_KEYS:-}" ] && [ -f "$k.key" ] && [ -f "$k.crt" ] && continue
     openssl req -x509 -newkey rsa:2048 -nodes -keyout "$k.key" -out "$k.crt" -days 3650 \
         -subj "/CN=$k.test.invalid" 2>/dev/null
 done
@@ -87,6 +104,7 @@ assertion() {
     s=${s//@NAMEID@/$nameid}
     s=${s//@AUDIENCE@/$aud}
     s=${s//@RECIPIENT@/$RECIPIENT}
+    s=${s//@SCD_EXTRA@/$SCD_EXTRA}
     s=${s//@ISSUE_INSTANT@/$(ts $((nb + 60)))}
     s=${s//@AUTHN_INSTANT@/$(ts $((now - 120)))}
     s=${s//@NOT_BEFORE@/$(ts "$nb")}
@@ -106,6 +124,8 @@ response() {
     s=${s//@RESPONSE_ID@/$rid}
     s=${s//@ISSUER@/$iss}
     s=${s//@RECIPIENT@/$RECIPIENT}
+    s=${s//@RESPONSE_EXTRA@/$RESPONSE_EXTRA}
+    s=${s//@STATUS@/$STATUS}
     s=${s//@ISSUE_INSTANT@/$(ts "$now")}
     s=${s//@ASSERTIONS@/$assertions}
     printf '%s\n' "$s"
@@ -135,6 +155,7 @@ emit() {
 
 : >ids.txt
 
+if [ -z "${ONLY_ACS:-}" ]; then
 # --- accepted -------------------------------------------------------------------
 new_id id; assertion "$id" | sign idp1 Assertion | emit assertion "$id"
 base64 -w0 <assertion.xml >assertion.std.b64
@@ -244,7 +265,122 @@ new_id id
     assertion "$id" 0 "" '&xxe;'
 } | emit external-entity "$id"
 
+fi # ONLY_ACS
+
+# --- the Assertion Consumer Service (sign-in) ----------------------------------------
+enc_tpl=$(<"$here/encrypted-data.xml.in")
+# encrypt CERT ELEMENT [block cipher URI] < xml holding the element once > xml
+# with the element replaced by its EncryptedData
+encrypt() {
+    local cert=$1 el=$2 alg=${3:-http://www.w3.org/2001/04/xmlenc#aes128-cbc} tmp sk=aes-128
+    case $alg in *aes256*) sk=aes-256 ;; esac
+    tmp=$(mktemp ./enc.XXXXXX)
+    cat >"$tmp"
+    printf '%s\n' "${enc_tpl//@ALG@/$alg}" >"$tmp.tpl"
+    "$XMLSEC1" --encrypt --pubkey-cert-pem "$cert.crt" --session-key "$sk" --xml-data "$tmp" \
+        --node-name "urn:oasis:names:tc:SAML:2.0:assertion:$el" --output "$tmp.out" "$tmp.tpl" \
+        2>"$tmp.err" || { cat "$tmp.err" >&2; exit 1; }
+    sed '1{/^<?xml/d}' "$tmp.out"
+    rm -f "$tmp" "$tmp.tpl" "$tmp.out" "$tmp.err"
+}
+# wrap ELEMENT < xml > the same in saml:ELEMENT (EncryptedAssertion, EncryptedID)
+wrap() {
+    printf '<saml:%s xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion">' "$1"
+    cat
+    printf '</saml:%s>\n' "$1"
+}
+# emit_acs NAME ID < xml: the HTTP-POST binding's standard base64
+emit_acs() {
+    cat >"acs-$1.xml"
+    base64 -w0 <"acs-$1.xml" >"acs-$1.b64"
+    printf 'acs-%s %s\n' "$1" "$2" >>ids.txt
+}
+rid() { printf '_r%s' "$(openssl rand -hex 12)"; }
+RECIPIENT=$ACS_URL
+irt=" InResponseTo=\"$REQUEST_ID\""
+SCD_EXTRA=$irt RESPONSE_EXTRA=$irt
+# accepted
+new_id id; a=$(assertion "$id" | sign idp1 Assertion)
+response "$(rid)" 1 "$a" | sign idp1 Response | emit_acs ok "$id"
+new_id id; response "$(rid)" 0 "$(assertion "$id" | sign idp1 Assertion)" |
+    emit_acs assertion-signed "$id"
+new_id id; response "$(rid)" 1 "$(assertion "$id" 0)" | sign idp1 Response |
+    emit_acs response-signed "$id"
+RESPONSE_EXTRA=""
+new_id id; response "$(rid)" 0 "$(assertion "$id" | sign idp1 Assertion)" |
+    emit_acs no-response-irt "$id"
+RESPONSE_EXTRA=$irt
+new_id id; a=$(assertion "$id" | sign idp1 Assertion | wrap EncryptedAssertion | encrypt sp Assertion)
+response "$(rid)" 1 "$a" | sign idp1 Response | emit_acs encrypted "$id"
+new_id id; a=$(assertion "$id" | sign idp1 Assertion | wrap EncryptedAssertion |
+    encrypt sp Assertion http://www.w3.org/2009/xmlenc11#aes256-gcm)
+response "$(rid)" 0 "$a" | emit_acs encrypted-gcm "$id"
+new_id id; a=$(assertion "$id" | sign idp1 Assertion | wrap EncryptedAssertion | encrypt sp-next Assertion)
+response "$(rid)" 1 "$a" | sign idp1 Response | emit_acs encrypted-next "$id"
+new_id id; a=$(assertion "$id" | sed 's|<saml:NameID |<saml:EncryptedID><saml:NameID |; s|</saml:NameID>|</saml:NameID></saml:EncryptedID>|' |
+    encrypt sp NameID | sign idp1 Assertion)
+response "$(rid)" 0 "$a" | emit_acs encrypted-nameid "$id"
+# refused
+new_id id; a=$(assertion "$id" 0 | wrap EncryptedAssertion | encrypt sp Assertion)
+response "$(rid)" 1 "$a" | sign idp1 Response | emit_acs encrypted-unsigned "$id"
+new_id id; a=$(assertion "$id" | sign idp1 Assertion | wrap EncryptedAssertion | encrypt attacker Assertion)
+response "$(rid)" 1 "$a" | sign idp1 Response | emit_acs encrypted-other-key "$id"
+SCD_EXTRA="$irt" RECIPIENT=https://mandate.example.com/login/other/callback
+new_id id; a=$(assertion "$id" | sign idp1 Assertion)
+RECIPIENT=$ACS_URL
+response "$(rid)" 0 "$a" | emit_acs wrong-recipient "$id"
+RECIPIENT=https://elsewhere.example/acs
+new_id id; a=$(assertion "$id" | sign idp1 Assertion | sed "s|Recipient=\"$RECIPIENT\"|Recipient=\"$ACS_URL\"|")
+response "$(rid)" 1 "$a" | sign idp1 Response | emit_acs wrong-destination "$id"
+RECIPIENT=$ACS_URL
+other=" InResponseTo=\"_req0ther0000000000\""
+SCD_EXTRA=$other RESPONSE_EXTRA=$other
+new_id id; response "$(rid)" 0 "$(assertion "$id" | sign idp1 Assertion)" | emit_acs wrong-irt "$id"
+SCD_EXTRA="" RESPONSE_EXTRA=""
+new_id id; response "$(rid)" 0 "$(assertion "$id" | sign idp1 Assertion)" | emit_acs no-irt "$id"
+new_id id; response "$(rid)" 0 "$(assertion "$id" | sign idp1 Assertion)" | emit_acs unsolicited "$id"
+SCD_EXTRA=$irt RESPONSE_EXTRA=$irt
+new_id id; response "$(rid)" 0 "$(assertion "$id" 1 "" "" https://someone-else.example/saml |
+    sign idp1 Assertion)" | emit_acs wrong-audience "$id"
+new_id id; response "$(rid)" 0 "$(assertion "$id" 1 "" "" "" $((now - 3600)) $((now - 600)) |
+    sign idp1 Assertion)" | emit_acs expired "$id"
+new_id id; response "$(rid)" 0 "$(assertion "$id" 1 "" "" "" $((now + 600)) $((now + 1200)) |
+    sign idp1 Assertion)" | emit_acs not-yet-valid "$id"
+new_id id; response "$(rid)" 0 "$(assertion "$id" 1 "" 'admin@example.com<!---->.evil.com' |
+    sign idp1 Assertion)" | emit_acs comment-nameid "$id"
+new_id id; signed=$(assertion "$id" | sign idp1 Assertion)
+forged=$(assertion "$id" 0 "" admin@example.com)
+response "$(rid)" 0 "$forged" \
+    "$(printf '\n  <samlp:Extensions>\n%s\n  </samlp:Extensions>' "$signed")" |
+    emit_acs wrap-extensions "$id"
+new_id id; new_id fid
+forged=$(assertion "$fid" 0 "" admin@example.com)
+signed=$(response "$(rid)" 1 "$(assertion "$id" 0)" | sign idp1 Response)
+printf '%s\n' "${signed/<\/samlp:Response>/$forged</samlp:Response>}" |
+    emit_acs wrap-second-assertion "$fid"
+new_id id; response "$(rid)" 0 "$(assertion "$id" | sign idp1 Assertion)" |
+    sed "s|>$NAMEID</saml:NameID>|>admin@example.com</saml:NameID>|" | emit_acs tampered "$id"
+new_id id
+{
+    printf '<?xml version="1.0"?>\n<!DOCTYPE samlp:Response [\n <!ENTITY lol "lol">\n'
+    printf ' <!ENTITY lol1 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">\n]>\n'
+    response "$(rid)" 0 "$(assertion "$id" 0 "" '&lol1;')"
+} | emit_acs entity-bomb "$id"
+new_id id
+{
+    printf '<?xml version="1.0"?>\n<!DOCTYPE samlp:Response [\n'
+    printf ' <!ENTITY xxe SYSTEM "file:///etc/passwd">\n]>\n'
+    response "$(rid)" 0 "$(assertion "$id" 0 "" '&xxe;')"
+} | emit_acs external-entity "$id"
+STATUS='    <samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Responder">
+      <samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:AuthnFailed"/>
+    </samlp:StatusCode>
+    <samlp:StatusMessage>The user cancelled the login</samlp:StatusMessage>'
+response "$(rid)" 0 "" | emit_acs authn-failed "-"
+STATUS=$STATUS_OK
+
 # --- benchmark ---------------------------------------------------------------------
+[ -n "${ONLY_ACS:-}" ] && exit 0
 for ((i = 0; i < bench_n; i++)); do
     new_id id; assertion "$id" | sign idp1 Assertion >"bench.xml"
     b64url <bench.xml >"bench-$i.b64"

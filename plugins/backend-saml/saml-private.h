@@ -1,0 +1,132 @@
+/* The saml backend's parts shared by its files: saml.c (metadata, the
+ * assertion check, the token exchange), sp-login.c (the service provider:
+ * AuthnRequest, Assertion Consumer Service, SP metadata) and sp-decrypt.c
+ * (EncryptedAssertion, EncryptedID). None of these names leaves the plugin:
+ * it exports mandate_plugin_saml alone. */
+#ifndef MANDATE_SAML_PRIVATE_H
+#define MANDATE_SAML_PRIVATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libxml/tree.h>
+#include <openssl/evp.h>
+#include <xmlsec/keys.h>
+#include <xmlsec/keysmngr.h>
+
+#include <mandate/backend.h>
+
+#define NS_SAML "urn:oasis:names:tc:SAML:2.0:assertion"
+#define NS_SAMLP "urn:oasis:names:tc:SAML:2.0:protocol"
+#define NS_MD "urn:oasis:names:tc:SAML:2.0:metadata"
+#define NS_DS "http://www.w3.org/2000/09/xmldsig#"
+#define NS_XENC "http://www.w3.org/2001/04/xmlenc#"
+
+#define ALG_EXC_C14N "http://www.w3.org/2001/10/xml-exc-c14n#"
+#define ALG_ENVELOPED "http://www.w3.org/2000/09/xmldsig#enveloped-signature"
+#define ALG_SHA256 "http://www.w3.org/2001/04/xmlenc#sha256"
+#define ALG_RSA_SHA256 "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
+#define ALG_ECDSA_SHA256 "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"
+
+#define CM_BEARER "urn:oasis:names:tc:SAML:2.0:cm:bearer"
+#define STATUS_SUCCESS "urn:oasis:names:tc:SAML:2.0:status:Success"
+#define BINDING_REDIRECT "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"
+#define BINDING_POST "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"
+
+#define MAX_SIZE_MIN 4096
+#define MAX_SIZE_MAX (4 * 1024 * 1024)
+#define ID_LEN_MAX 256
+#define NAMEID_LEN_MAX 1024
+/* Characters of a document value quoted in an error message. */
+#define QUOTE_MAX 64
+
+/* One key pair of the service provider: signs AuthnRequests, decrypts
+ * what the IdP encrypted to its certificate. */
+typedef struct saml_sp_key {
+    EVP_PKEY *pkey;          /* for the AuthnRequest's signature */
+    xmlSecKeysMngrPtr mngr;  /* holds the private key, for xmlenc */
+    char *cert_b64;          /* the certificate, base64 DER, for the SP metadata */
+} saml_sp_key;
+
+typedef struct saml_inst {
+    /* conf */
+    char *idp_metadata;
+    char *sp_entity_id;
+    int64_t clock_skew;
+    bool replay_check;
+    int64_t max_assertion_size;
+    char *recipient;
+    bool allow_response;
+    /* conf: the service provider (sign-in) */
+    char *sp_key_file, *sp_certificate_file;           /* current */
+    char *sp_next_key_file, *sp_next_certificate_file; /* rollover: published, tried */
+    bool sign_authn_requests;
+    char *nameid_format;
+    char *idp_initiated_client;
+    char *idp_initiated_resource;
+    /* set by instantiate */
+    const mandate_host *host;
+    char *entity_id;    /* the IdP's, from the metadata */
+    char *replay_ns;    /* "saml:" + entity_id */
+    xmlSecKeyPtr *keys; /* the metadata's signing certificates' keys */
+    size_t n_keys;
+    char *sso_url;      /* the IdP's SingleSignOnService, HTTP-Redirect; may be NULL */
+    bool idp_wants_signed_requests; /* WantAuthnRequestsSigned="true" */
+    saml_sp_key sp_keys[2]; /* [0] current, [1] next; pkey NULL: none */
+} saml_inst;
+
+/* What the Assertion Consumer Service expects beyond the exchange's checks;
+ * NULL for the exchange. */
+typedef struct saml_expect {
+    const char *acs_url;    /* Destination (when present) and Recipient */
+    const char *request_id; /* InResponseTo; NULL: an unsolicited response */
+    bool status_refused;    /* set: the Response's Status said no (a denial,
+                               not a forgery) */
+} saml_expect;
+
+typedef enum text_rc { TEXT_OK, TEXT_EMPTY, TEXT_MIXED } text_rc;
+
+/* A document value fit for a message (see saml.c). */
+const char *saml_quote(const char *s, char buf[QUOTE_MAX + 4]);
+#define Q(s) saml_quote((const char *)(s), (char[QUOTE_MAX + 4]){0})
+
+bool saml_is_el(const xmlNode *n, const char *ns, const char *name);
+xmlNode *saml_child_el(const xmlNode *parent, const char *ns, const char *name,
+                       size_t *count_r);
+xmlNode *saml_next_el(const xmlNode *n, const char *ns, const char *name);
+char *saml_attr(const xmlNode *n, const char *name);
+size_t saml_count_el(const xmlNode *root, const char *ns, const char *name);
+text_rc saml_single_text(const xmlNode *n, const char **s_r);
+bool saml_parse_time(const char *s, int64_t *t_r);
+void saml_fmt_time(int64_t t, char buf[32]);
+long saml_b64_decode(const char *in, size_t len, unsigned char *out, size_t *bad_r);
+xmlDocPtr saml_parse_xml(const char *buf, size_t len, const char *path, const char *what,
+                         mandate_rc rc, mandate_error *err);
+
+/* Decodes base64 text (at most inst->max_assertion_size bytes once decoded)
+ * into an XML document checked as the exchange checks it: DENIED with the
+ * reason, or MANDATE_OK. what: "assertion", "SAMLResponse". */
+mandate_rc saml_decode_and_validate(const saml_inst *inst, mandate_pool *pool,
+                                    const char *text, size_t len, const char *what,
+                                    saml_expect *expect, mandate_identity *identity_r,
+                                    mandate_error *err);
+
+/* sp-decrypt.c: replaces wrapper (an EncryptedAssertion or EncryptedID) by
+ * the one element ns:name it decrypts to, with the SP's keys; *out_r is
+ * that element. MANDATE_DENIED with the reason. */
+mandate_rc saml_decrypt(const saml_inst *inst, xmlNode *wrapper, const char *ns,
+                        const char *name, xmlNode **out_r, mandate_error *err);
+
+/* sp-login.c */
+mandate_rc saml_sp_instantiate(saml_inst *inst, mandate_error *err);
+void saml_sp_destroy(saml_inst *inst);
+mandate_rc saml_login_start(void *inst, mandate_pool *pool, const mandate_login_request *request,
+                            mandate_login_redirect *redirect_r, mandate_error *err);
+mandate_rc saml_login_finish(void *inst, mandate_pool *pool,
+                             const mandate_login_response *response,
+                             mandate_identity *identity_r, mandate_error *err);
+mandate_rc saml_login_metadata(void *inst, mandate_pool *pool, const char *callback_url,
+                               char **text_r, const char **content_type_r, mandate_error *err);
+
+#endif
