@@ -189,6 +189,8 @@ try {
         await typeLogin(b.page, 'advisor', 'advisor-pw');
         expect(`${T} ${what}: SimpleSAMLphp posted an EncryptedAssertion`, /<saml:EncryptedAssertion[\s>]/.test(posted || ''), (posted || '').slice(0, 300));
         expect(`${T} ${what}: nothing of the advisor in the clear`, !!posted && !posted.includes('advisor-12345'), 'advisor-12345 in the post');
+        // kept beside the screenshots (test keys only): what the IdP sent
+        if (posted) fs.writeFileSync(`${shots.dir}/posted-${nameid ? 'encrypted-nameid' : 'encrypted'}.xml`, posted);
         const kind = await pageKind(b.page, BASE, cb.url);
         expectEq(`${T} ${what}: decrypted and accepted: Mandate's consent page`, 'mandate-consent', kind);
         if (kind === 'callback') info(`${T} ${what}: sent back to the client: ${(await cb.next()).href}`);
