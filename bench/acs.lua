@@ -11,7 +11,9 @@
 --            BENCH_DIR/pending.txt ("RELAYSTATE<TAB>COOKIE"), each once:
 --            thread t of BENCH_THREADS sends i = t, t+T, ... and stops when
 --            its share is used; the rate is then taken over the time until
---            the last thread ran out, not wrk's whole -d.
+--            the last thread ran out, not wrk's whole -d. A sign-in is
+--            taken to Mandate's consent page (200); any other answer goes
+--            to BENCH_DIR/not-consent.<thread>, a line each.
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 local lib = dofile(here .. "lib.lua")
 lib.busy_hooks()
@@ -48,6 +50,8 @@ function init(args)
         cookies[#cookies + 1] = cookie
     end
     next_index = 1
+    -- a sign-in the ACS did not take to consent (200): its status, a line
+    out = assert(io.open(dir .. "/not-consent." .. id, "w"))
 end
 
 if mode == "harvest" then
@@ -78,5 +82,11 @@ else
         next_index = next_index + 1
         headers["Cookie"] = cookies[i]
         return wrk.format("POST", path, headers, bodies[i])
+    end
+    response = function(status, hdrs, body)
+        if status ~= 200 then
+            out:write(status, " ", hdrs["Location"] or hdrs["location"] or "", "\n")
+            out:flush()
+        end
     end
 end
