@@ -196,6 +196,18 @@ run_node signin-saml.mjs SIGNIN_BASE="$BASE" SIGNIN_CHROMIUM="$CHROMIUM" SIGNIN_
     SAML_FIXTURE_INSTANCE=backend-fixtures SAML_FIXTURE_SSO="${FX_ISSUER}sso" SAML_FIXTURE_NAMES="$FIXTURES" \
     SIGNIN_SHOTS="$ARTIFACTS/pages"
 echo "screenshots: $(find "$ARTIFACTS" -name '*.png' | wc -l) in $ARTIFACTS"
+# SimpleSAMLphp's encrypted answers, as another SP would read them: xmlsec1
+# decrypts the assertion with the SP's key and checks its signature with the
+# IdP's certificate (whether the IdP's answer is sound, whatever Mandate said)
+for f in encrypted encrypted-nameid; do
+    posted="$ARTIFACTS/pages/posted-$f.xml"
+    [ -f "$posted" ] || continue
+    check "xmlsec1: SimpleSAMLphp's $f answer decrypts and its assertion's signature verifies" bash -c "
+        xmlsec1 --decrypt --privkey-pem '$STATE/sp-bank-secure.key' --output '$TMP/$f.dec.xml' '$posted' &&
+        xmlsec1 --verify --pubkey-cert-pem '$SSP_DIR/cert/idp.crt' \
+            --id-attr:ID urn:oasis:names:tc:SAML:2.0:assertion:Assertion '$TMP/$f.dec.xml'" \
+        >"$TMP/xmlsec-$f.log" 2>&1 || tail -n 5 "$TMP/xmlsec-$f.log"
+done
 
 # --- what the broker and the IdP kept ------------------------------------------------------------
 for event in login.started login.finished login.refused consent.granted code.issued code.redeemed; do
