@@ -199,14 +199,20 @@ echo "screenshots: $(find "$ARTIFACTS" -name '*.png' | wc -l) in $ARTIFACTS"
 # SimpleSAMLphp's encrypted answers, as another SP would read them: xmlsec1
 # decrypts the assertion with the SP's key and checks its signature with the
 # IdP's certificate (whether the IdP's answer is sound, whatever Mandate said)
+# xmlsec_reads NAME: posted-NAME.xml decrypted and verified; its log and the
+# decrypted answer beside the screenshots
+xmlsec_reads() {
+    local dir="$ARTIFACTS/pages"
+    xmlsec1 --decrypt --privkey-pem "$STATE/sp-bank-secure.key" --output "$dir/$1.decrypted.xml" \
+        "$dir/posted-$1.xml" >"$dir/xmlsec-$1.log" 2>&1 &&
+        xmlsec1 --verify --pubkey-cert-pem "$SSP_DIR/cert/idp.crt" \
+            --id-attr:ID urn:oasis:names:tc:SAML:2.0:assertion:Assertion "$dir/$1.decrypted.xml" \
+            >>"$dir/xmlsec-$1.log" 2>&1
+}
 for f in encrypted encrypted-nameid; do
-    posted="$ARTIFACTS/pages/posted-$f.xml"
-    [ -f "$posted" ] || continue
-    check "xmlsec1: SimpleSAMLphp's $f answer decrypts and its assertion's signature verifies" bash -c "
-        xmlsec1 --decrypt --privkey-pem '$STATE/sp-bank-secure.key' --output '$TMP/$f.dec.xml' '$posted' &&
-        xmlsec1 --verify --pubkey-cert-pem '$SSP_DIR/cert/idp.crt' \
-            --id-attr:ID urn:oasis:names:tc:SAML:2.0:assertion:Assertion '$TMP/$f.dec.xml'" \
-        >"$TMP/xmlsec-$f.log" 2>&1 || tail -n 5 "$TMP/xmlsec-$f.log"
+    [ -f "$ARTIFACTS/pages/posted-$f.xml" ] || continue
+    check "xmlsec1: SimpleSAMLphp's $f answer decrypts and its assertion's signature verifies" xmlsec_reads "$f"
+    grep -E '^func=|FAIL|OK' "$ARTIFACTS/pages/xmlsec-$f.log" | tail -n 3 | sed 's/^/  xmlsec1: /'
 done
 
 # --- what the broker and the IdP kept ------------------------------------------------------------
