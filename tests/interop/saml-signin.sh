@@ -197,8 +197,9 @@ run_node signin-saml.mjs SIGNIN_BASE="$BASE" SIGNIN_CHROMIUM="$CHROMIUM" SIGNIN_
     SIGNIN_SHOTS="$ARTIFACTS/pages"
 echo "screenshots: $(find "$ARTIFACTS" -name '*.png' | wc -l) in $ARTIFACTS"
 # SimpleSAMLphp's encrypted answers, as another SP would read them: xmlsec1
-# decrypts the assertion with the SP's key and checks its signature with the
-# IdP's certificate (whether the IdP's answer is sound, whatever Mandate said)
+# decrypts the assertion with the SP's key and checks the assertion's own
+# signature with the IdP's certificate (whether the IdP's answer is sound,
+# whatever Mandate said; the Response's signature covers the encrypted form)
 # xmlsec_reads NAME: posted-NAME.xml decrypted and verified; its log and the
 # decrypted answer beside the screenshots
 xmlsec_reads() {
@@ -206,8 +207,10 @@ xmlsec_reads() {
     xmlsec1 --decrypt --privkey-pem "$STATE/sp-bank-secure.key" --output "$dir/$1.decrypted.xml" \
         "$dir/posted-$1.xml" >"$dir/xmlsec-$1.log" 2>&1 &&
         xmlsec1 --verify --pubkey-cert-pem "$SSP_DIR/cert/idp.crt" \
-            --id-attr:ID urn:oasis:names:tc:SAML:2.0:assertion:Assertion "$dir/$1.decrypted.xml" \
-            >>"$dir/xmlsec-$1.log" 2>&1
+            --id-attr:ID urn:oasis:names:tc:SAML:2.0:assertion:Assertion \
+            --id-attr:ID urn:oasis:names:tc:SAML:2.0:protocol:Response \
+            --node-xpath "//*[local-name()='Assertion']/*[local-name()='Signature']" \
+            "$dir/$1.decrypted.xml" >>"$dir/xmlsec-$1.log" 2>&1
 }
 for f in encrypted encrypted-nameid; do
     [ -f "$ARTIFACTS/pages/posted-$f.xml" ] || continue
