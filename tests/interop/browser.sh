@@ -49,7 +49,8 @@ run_node() {
             ;;
         "@"*)
             # "@NAME ARGS": the test's shell function node_NAME, its first
-            # line of output the answer
+            # line of output the answer (it runs in a subshell: no checks
+            # in it, they would not be counted)
             read -r -a words <<<"${line#@}"
             if declare -F "node_${words[0]}" >/dev/null; then
                 "node_${words[0]}" "${words[@]:1}" | head -n 1 >&3
