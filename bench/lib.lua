@@ -52,6 +52,27 @@ function lib.hooks()
     done = function(summary, latency, requests) lib.done(summary, latency) end
 end
 
+-- the wrk hooks of a script whose threads may stop before wrk's -d (each
+-- thread sets its globals t_start when it begins and t_end when it stops):
+-- the rate is then taken over the time until the last one stopped, unless
+-- one ran to the end (wrk's -d)
+function lib.busy_hooks()
+    local threads = {}
+    setup = function(thread)
+        lib.setup(thread)
+        table.insert(threads, thread)
+    end
+    done = function(summary, latency, requests)
+        local busy = 0
+        for _, t in ipairs(threads) do
+            local t0, t1 = t:get("t_start"), t:get("t_end")
+            if t0 and t1 and t1 - t0 > busy then busy = t1 - t0 end
+            if t0 and not t1 then busy = 0; break end
+        end
+        lib.done(summary, latency, busy)
+    end
+end
+
 -- with path (a file of lines: tokens, credentials), sets wrk's init and
 -- request so that each request is make(line) for the file's lines in turn
 -- (lib.cycle, from the thread's starting point); without it, neither: wrk

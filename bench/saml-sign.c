@@ -14,6 +14,13 @@
  * c14n, RSA-SHA256 with KEY, CERT in KeyInfo), base64url without padding,
  * one line; as make-assertions.sh writes its bench-i.b64.
  * Built by bench/run: cc bench/saml-sign.c $(pkg-config --cflags --libs xmlsec1).
+ *
+ * For the Assertion Consumer Service (bench/saml-acs): the template may be a
+ * Response around the assertion (the assertion is the node signed, found by
+ * its ID); with SAML_SIGN_IRT=FILE, "@IRT@" takes line i-FIRST of FILE (the
+ * IDs of the AuthnRequests outstanding, one a line); with SAML_SIGN_FORM=1,
+ * the output is standard base64 with padding, as an HTTP-POST binding's
+ * SAMLResponse is.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,17 +51,17 @@ static char *read_file(const char *path, size_t *len)
     return buf;
 }
 
-/* TEMPLATE with every "@ID@" replaced by id; malloc'd */
-static char *with_id(const char *tpl, const char *id, size_t *len)
+/* TEMPLATE with every occurrence of mark ("@ID@") replaced by id; malloc'd */
+static char *with_id(const char *tpl, const char *mark, const char *id, size_t *len)
 {
-    size_t count = 0, idlen = strlen(id);
-    for (const char *p = tpl; (p = strstr(p, "@ID@")); p += 4)
+    size_t count = 0, idlen = strlen(id), mlen = strlen(mark);
+    for (const char *p = tpl; (p = strstr(p, mark)); p += mlen)
         count++;
     char *out = malloc(strlen(tpl) + count * idlen + 1), *o = out;
     if (!out)
         exit(1);
-    for (const char *p = tpl, *q; *p; p = q + 4) {
-        q = strstr(p, "@ID@");
+    for (const char *p = tpl, *q; *p; p = q + mlen) {
+        q = strstr(p, mark);
         if (!q) {
             strcpy(o, p);
             o += strlen(p);
@@ -68,6 +75,24 @@ static char *with_id(const char *tpl, const char *id, size_t *len)
     *o = '\0';
     *len = (size_t)(o - out);
     return out;
+}
+
+/* the element whose ID attribute is id: the root or below it */
+static xmlNodePtr with_id_attr(xmlNodePtr n, const char *id)
+{
+    for (; n; n = n->next) {
+        if (n->type != XML_ELEMENT_NODE)
+            continue;
+        xmlChar *v = xmlGetProp(n, BAD_CAST "ID");
+        int same = v && strcmp((const char *)v, id) == 0;
+        xmlFree(v);
+        if (same)
+            return n;
+        xmlNodePtr c = with_id_attr(n->children, id);
+        if (c)
+            return c;
+    }
+    return NULL;
 }
 
 int main(int argc, char **argv)
@@ -95,20 +120,35 @@ int main(int argc, char **argv)
         fprintf(stderr, "saml-sign: cannot load %s and %s\n", argv[2], argv[3]);
         return 1;
     }
+    FILE *irts = NULL;
+    const char *irt_file = getenv("SAML_SIGN_IRT");
+    if (irt_file && !(irts = fopen(irt_file, "r"))) {
+        fprintf(stderr, "saml-sign: cannot read %s\n", irt_file);
+        return 1;
+    }
+    int form = getenv("SAML_SIGN_FORM") && strcmp(getenv("SAML_SIGN_FORM"), "1") == 0;
     for (long i = first; i < first + n; i++) {
-        char id[64], path[4096];
+        char id[64], path[4096], irt[300] = "";
         size_t len;
         snprintf(id, sizeof id, "_b%s%07ld", tag, i);
-        char *xml = with_id(tpl, id, &len);
+        if (irts && !fgets(irt, sizeof irt, irts)) {
+            fprintf(stderr, "saml-sign: %s has fewer than %ld lines\n", irt_file, n);
+            return 1;
+        }
+        irt[strcspn(irt, "\r\n")] = '\0';
+        char *xml0 = with_id(tpl, "@IRT@", irt, &len);
+        char *xml = with_id(xml0, "@ID@", id, &len);
+        free(xml0);
         xmlDocPtr doc = xmlReadMemory(xml, (int)len, "assertion.xml", NULL, XML_PARSE_NONET);
         xmlNodePtr root = doc ? xmlDocGetRootElement(doc) : NULL;
-        xmlAttrPtr attr = root ? xmlHasProp(root, BAD_CAST "ID") : NULL;
+        xmlNodePtr signed_node = root ? with_id_attr(root, id) : NULL;
+        xmlAttrPtr attr = signed_node ? xmlHasProp(signed_node, BAD_CAST "ID") : NULL;
         if (!attr) {
-            fprintf(stderr, "saml-sign: the template is not an assertion with an ID\n");
+            fprintf(stderr, "saml-sign: the template has no element with the ID @ID@\n");
             return 1;
         }
         xmlAddID(NULL, doc, BAD_CAST id, attr);
-        xmlNodePtr sig = xmlSecFindNode(root, xmlSecNodeSignature, xmlSecDSigNs);
+        xmlNodePtr sig = xmlSecFindNode(signed_node, xmlSecNodeSignature, xmlSecDSigNs);
         xmlSecDSigCtxPtr ctx = xmlSecDSigCtxCreate(NULL);
         if (!sig || !ctx || !(ctx->signKey = xmlSecKeyDuplicate(key)) ||
             xmlSecDSigCtxSign(ctx, sig) < 0) {
@@ -127,9 +167,9 @@ int main(int argc, char **argv)
         memcpy(in, c, (size_t)clen);
         in[clen] = '\n';
         int blen = EVP_EncodeBlock(b64, in, clen + 1);
-        while (blen > 0 && b64[blen - 1] == '=')
+        while (!form && blen > 0 && b64[blen - 1] == '=')
             blen--;
-        for (int k = 0; k < blen; k++)
+        for (int k = 0; !form && k < blen; k++)
             b64[k] = b64[k] == '+' ? '-' : b64[k] == '/' ? '_' : b64[k];
         snprintf(path, sizeof path, "%s/bench-%ld.b64", argv[4], i);
         FILE *f = fopen(path, "w");
@@ -143,6 +183,8 @@ int main(int argc, char **argv)
         xmlFreeDoc(doc);
         free(xml);
     }
+    if (irts)
+        fclose(irts);
     xmlSecKeyDestroy(key);
     xmlSecCryptoShutdown();
     xmlSecCryptoAppShutdown();

@@ -8,20 +8,7 @@
 -- the time until the last thread ran out, not wrk's whole -d.
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 local lib = dofile(here .. "lib.lua")
-local threads = {}
-setup = function(thread)
-    lib.setup(thread)
-    table.insert(threads, thread)
-end
-done = function(summary, latency, requests)
-    local busy = 0
-    for _, t in ipairs(threads) do
-        local t0, t1 = t:get("t_start"), t:get("t_end")
-        if t0 and t1 and t1 - t0 > busy then busy = t1 - t0 end
-        if t0 and not t1 then busy = 0; break end -- one ran to the end: wrk's -d
-    end
-    lib.done(summary, latency, busy)
-end
+lib.busy_hooks()
 
 local assertions, next_index, next_creds
 function init(args)

@@ -124,6 +124,7 @@ typedef struct request {
     size_t body_len;
     bool too_large;
     char *client_id; /* of the verified token, for the log */
+    char *subject;   /* whom it acts for (a person signed in, or the client) */
     char rpc_method[48];
 } request;
 
@@ -272,6 +273,7 @@ static bool authorise(const server *srv, struct MHD_Connection *conn, request *r
     switch (rc) {
     case MANDATE_CLIENT_OK:
         rq->client_id = claims.client_id != NULL ? strdup(claims.client_id) : NULL;
+        rq->subject = claims.subject != NULL ? strdup(claims.subject) : NULL;
         mandate_verified_token_clear(&claims);
         return true;
     case MANDATE_CLIENT_TOKEN_INVALID:
@@ -716,17 +718,21 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, const request *rq
     enum MHD_Result ret = MHD_queue_response(conn, r->status, resp);
     MHD_destroy_response(resp);
 
-    char client[80] = "", rpc[64] = "";
+    char client[80] = "", subject[80] = "", rpc[64] = "";
     if (rq != NULL && rq->client_id != NULL) {
         char shown[64];
         snprintf(client, sizeof(client), " client=%s",
                  printable(rq->client_id, shown, sizeof(shown)));
     }
+    if (rq != NULL && rq->subject != NULL) {
+        char shown[64];
+        snprintf(subject, sizeof(subject), " sub=%s", printable(rq->subject, shown, sizeof(shown)));
+    }
     if (rq != NULL && rq->rpc_method[0] != '\0')
         snprintf(rpc, sizeof(rpc), " rpc=%s", rq->rpc_method);
     char path[128];
-    log_line("%s %s %u%s%s", method, printable(url, path, sizeof(path)), r->status, client,
-             rpc);
+    log_line("%s %s %u%s%s%s", method, printable(url, path, sizeof(path)), r->status, client,
+             subject, rpc);
     reply_clear(r);
     return ret;
 }
@@ -868,6 +874,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     reply_clear(&rq->early);
     free(rq->body);
     free(rq->client_id);
+    free(rq->subject);
     free(rq);
     *con_cls = NULL;
 }

@@ -9,6 +9,7 @@
 // starting with "@" asks the shell for something and the answer comes back as
 // one line on stdin (ask()); "@done" is the last line.
 import http from 'node:http';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -83,6 +84,22 @@ export async function callbackServer() {
     };
 }
 
+// --- the authorization request ------------------------------------------------------------
+// An authorization request to Mandate (base) of a public client with PKCE
+// S256: params override or add to the defaults (client_id and redirect_uri
+// are the caller's). Returns { url, verifier, state }.
+export function authorizeRequest(base, params) {
+    const b64u = (b) => Buffer.from(b).toString('base64url');
+    const verifier = b64u(crypto.randomBytes(32));
+    const state = b64u(crypto.randomBytes(12));
+    const q = new URLSearchParams({
+        response_type: 'code', scope: 'mcp:call', state,
+        code_challenge: b64u(crypto.createHash('sha256').update(verifier).digest()), code_challenge_method: 'S256',
+        ...params,
+    });
+    return { url: `${base}/oauth2/authorize?${q}`, verifier, state: q.get('state') };
+}
+
 // --- the browser --------------------------------------------------------------------------
 export async function launch(puppeteer) {
     return puppeteer.launch({
@@ -109,7 +126,8 @@ export class Shots {
 }
 
 // What page the browser shows: "callback" (the client's redirect_uri),
-// "chooser", "mandate-consent", "idp-login", "idp-consent", "mandate-page"
+// "chooser", "mandate-consent", "idp-login", "saml-login" (SimpleSAMLphp's),
+// "idp-consent", "mandate-page"
 // (another of Mandate's pages: an error, logout), "other".
 export async function pageKind(page, base, callback) {
     const url = page.url();
@@ -117,16 +135,63 @@ export async function pageKind(page, base, callback) {
     if (await page.$('button[name="idp"]')) return 'chooser';
     if (await page.$('button[name="decision"][value="allow"]')) return 'mandate-consent';
     if (await page.$('input#login')) return 'idp-login';
+    // SimpleSAMLphp's user and password form (exampleauth:UserPass)
+    if (await page.$('input#username') && await page.$('input#password') && await page.$('button#submit_button')) return 'saml-login';
     if (await page.$('button#approve')) return 'idp-consent';
     if (url.startsWith(base)) return 'mandate-page';
     return 'other';
 }
 
-async function click(page, selector) {
+// A SAML IdP hands its answer over in a page whose script posts a form to
+// the service provider at once (HTTP-POST binding): until the browser has
+// left such a page, and the page it reached has loaded, there is nothing to
+// look at.
+export async function settle(page) {
+    for (let i = 0; i < 200; i++) {
+        try {
+            const posting = await page.$('form input[name="SAMLResponse"], form input[name="SAMLRequest"]');
+            if (!posting && await page.evaluate(() => document.readyState) === 'complete') return;
+        } catch (e) { /* the page went away under us: navigating */ }
+        await sleep(50);
+    }
+    throw new Error(`still at ${page.url()} after 10 s`);
+}
+
+// the page's text, as a person reads it
+export const pageText = (page) => page.evaluate(() => (document.body ? document.body.innerText : ''));
+
+// click what navigates; the navigation's response
+export async function clickNav(page, selector) {
+    const [res] = await Promise.all([page.waitForNavigation({ waitUntil: 'load', timeout: 20000 }), page.click(selector)]);
+    return res;
+}
+
+// submit a form made in the page (as a forged or tampered page, or an
+// IdP's HTTP-POST binding, would send it); the navigation's response
+export async function postForm(page, action, fields) {
     const [res] = await Promise.all([
         page.waitForNavigation({ waitUntil: 'load', timeout: 20000 }),
-        page.click(selector),
+        page.evaluate((action, fields) => {
+            const f = document.createElement('form');
+            f.method = 'post';
+            f.action = action;
+            for (const [k, v] of Object.entries(fields)) {
+                const i = document.createElement('input');
+                i.type = 'hidden';
+                i.name = k;
+                i.value = v;
+                f.appendChild(i);
+            }
+            document.body.appendChild(f);
+            f.submit();
+        }, action, fields),
     ]);
+    return res;
+}
+
+async function click(page, selector) {
+    const res = await clickNav(page, selector);
+    await settle(page);
     return res;
 }
 
@@ -141,6 +206,7 @@ export async function signIn(browser, url, opts) {
     const seen = opts.seen || [];
     try {
         await page.goto(url, { waitUntil: 'load', timeout: 20000 });
+        await settle(page);
         for (let step = 0; step < 12; step++) {
             const kind = await pageKind(page, opts.base, opts.callback);
             seen.push(kind);
@@ -159,6 +225,11 @@ export async function signIn(browser, url, opts) {
                 await page.type('input#login', opts.user);
                 await page.type('input#password', opts.password);
                 await click(page, 'button#sign-in');
+                break;
+            case 'saml-login':
+                await page.type('input#username', opts.user);
+                await page.type('input#password', opts.password);
+                await click(page, 'button#submit_button');
                 break;
             case 'idp-consent':
                 await click(page, 'button#approve');

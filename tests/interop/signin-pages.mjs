@@ -12,8 +12,10 @@
 // public client registered with http://127.0.0.1/callback), SIGNIN_RESOURCE,
 // SIGNIN_USER, SIGNIN_PASSWORD, SIGNIN_IDP (the chooser's label of their
 // IdP), SIGNIN_OTHER_IDP (the other label), SIGNIN_TENANT_NAME, SIGNIN_SHOTS.
-import crypto from 'node:crypto';
-import { ok, fail, info, expect, expectEq, done, env, sleep, callbackServer, launch, pageKind, Shots } from './signin-browser.mjs';
+import {
+    ok, fail, info, expect, expectEq, done, env, sleep, callbackServer, launch, pageKind, Shots, authorizeRequest, clickNav,
+    postForm, pageText,
+} from './signin-browser.mjs';
 
 const { default: puppeteer } = await import('puppeteer-core');
 const BASE = env('SIGNIN_BASE');
@@ -26,18 +28,8 @@ const T = '[pages]';
 const shots = new Shots(env('SIGNIN_SHOTS'));
 const cb = await callbackServer();
 const browser = await launch(puppeteer);
-const b64u = (b) => Buffer.from(b).toString('base64url');
 
-function authorizeUrl(extra = {}) {
-    const verifier = b64u(crypto.randomBytes(32));
-    const q = new URLSearchParams({
-        response_type: 'code', client_id: CLIENT, redirect_uri: cb.url, scope: 'mcp:call',
-        state: b64u(crypto.randomBytes(12)), resource: RESOURCE,
-        code_challenge: b64u(crypto.createHash('sha256').update(verifier).digest()), code_challenge_method: 'S256',
-        ...extra,
-    });
-    return `${BASE}/oauth2/authorize?${q}`;
-}
+const authorizeUrl = (extra = {}) => authorizeRequest(BASE, { client_id: CLIENT, redirect_uri: cb.url, resource: RESOURCE, ...extra }).url;
 
 // the headers every page of Mandate's must carry, and no script
 async function checkPage(what, page, res, status) {
@@ -54,32 +46,7 @@ async function checkPage(what, page, res, status) {
     await shots.take(page, what.replace(/[^a-z0-9]+/gi, '-').toLowerCase());
 }
 
-async function clickNav(page, selector) {
-    const [res] = await Promise.all([page.waitForNavigation({ waitUntil: 'load', timeout: 20000 }), page.click(selector)]);
-    return res;
-}
-// submit a form made in the page (as a forged or tampered page would send it)
-async function postForm(page, action, fields) {
-    const [res] = await Promise.all([
-        page.waitForNavigation({ waitUntil: 'load', timeout: 20000 }),
-        page.evaluate((action, fields) => {
-            const f = document.createElement('form');
-            f.method = 'post';
-            f.action = action;
-            for (const [k, v] of Object.entries(fields)) {
-                const i = document.createElement('input');
-                i.type = 'hidden';
-                i.name = k;
-                i.value = v;
-                f.appendChild(i);
-            }
-            document.body.appendChild(f);
-            f.submit();
-        }, action, fields),
-    ]);
-    return res;
-}
-const text = (page) => page.evaluate(() => document.body ? document.body.innerText : '');
+const text = pageText;
 
 try {
     const ctx = await browser.createBrowserContext();

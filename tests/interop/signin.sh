@@ -19,13 +19,7 @@
 #     headers, error pages instead of redirects.
 # No chromium: skipped (77). No node, npm or registry: FAIL (npm.sh).
 . "${MANDATE_SRCDIR:-.}/tests/e2e/lib.sh"
-
-CHROMIUM=${SIGNIN_CHROMIUM:-/usr/bin/chromium}
-if [ ! -x "$CHROMIUM" ]; then
-    echo "SKIP: no chromium at $CHROMIUM (Debian: apt-get install chromium, or bash .ci/install-deps)"
-    exit 77
-fi
-command -v openssl >/dev/null 2>&1 || { echo "SKIP: no openssl"; exit 77; }
+. "$SRCDIR/tests/interop/browser.sh"
 . "$SRCDIR/tests/interop/npm.sh"
 . "$SRCDIR/tests/interop/marketpulse.sh"
 echo "$("$CHROMIUM" --version 2>/dev/null | head -n 1)"
@@ -166,59 +160,6 @@ expect_contains "metadata: the authorization endpoint" "\"authorization_endpoint
 expect_contains "metadata: client ID metadata documents" '"client_id_metadata_document_supported":true' "$meta"
 check "metadata: no registration endpoint while registration is off" \
     bash -c "! grep -q registration_endpoint <<<'$meta'"
-
-# --- the node scripts ----------------------------------------------------------------------
-# run_node SCRIPT [VAR=VALUE...]: runs the script with that environment,
-# counts its "ok:" and "FAIL:" lines and answers its "@" requests
-run_node() {
-    local script=$1 line done_seen=0 node_failures=0 node_pid status start
-    shift
-    rm -f "$TMP/to-node" "$TMP/from-node"
-    mkfifo "$TMP/to-node" "$TMP/from-node" || fatal "mkfifo failed"
-    trap '' PIPE
-    (cd "$NPM_DIR" && exec env "$@" node "$script") <"$TMP/to-node" >"$TMP/from-node" 2>"$TMP/$script.err" &
-    node_pid=$!
-    PIDS="$PIDS $node_pid"
-    exec 3>"$TMP/to-node" 4<"$TMP/from-node"
-    start=$(date +%s%N)
-    while IFS= read -r -t 180 line <&4; do
-        case $line in
-        "ok: "*)
-            CHECKS=$((CHECKS + 1))
-            echo "$line"
-            ;;
-        "FAIL: "*)
-            CHECKS=$((CHECKS + 1))
-            FAILURES=$((FAILURES + 1))
-            node_failures=$((node_failures + 1))
-            echo "$line"
-            ;;
-        "@revoke-user "*)
-            "${CTL[@]}" user revoke "${line#@revoke-user }" >"$TMP/revoke.out" 2>&1
-            status=$?
-            sed 's/^/  mandatectl user revoke: /' "$TMP/revoke.out"
-            echo "$status" >&3
-            ;;
-        "@done")
-            done_seen=1
-            break
-            ;;
-        *) echo "$line" ;;
-        esac
-    done
-    exec 3>&- 4<&-
-    if [ "$done_seen" -eq 0 ] && kill -0 "$node_pid" 2>/dev/null; then
-        echo "$script stopped answering for 180 s: stopping it"
-        kill -TERM "$node_pid"
-    fi
-    wait "$node_pid"
-    status=$?
-    PIDS=$(echo "$PIDS" | sed "s/ $node_pid\b//")
-    echo "$script: status $status, $((($(date +%s%N) - start) / 1000000)) ms"
-    if [ -s "$TMP/$script.err" ]; then sed "s/^/  $script stderr: /" "$TMP/$script.err" | tail -n 30; fi
-    expect_eq "$script ran to its end" 1 "$done_seen"
-    [ "$node_failures" -eq 0 ] && expect_eq "$script exits 0" 0 "$status"
-}
 
 COMMON=(SIGNIN_BASE="$BASE" SIGNIN_MCP_URL="$GW/mcp" SIGNIN_RESOURCE="$AUD" SIGNIN_CHROMIUM="$CHROMIUM")
 ALICE=(SIGNIN_USER=alice SIGNIN_PASSWORD=alice-corp-pw SIGNIN_IDP="Example Corp" SIGNIN_IDP_INSTANCE=backend-corp
