@@ -53,7 +53,7 @@ Trading Impact: 1 day affected
 cat "$TMP/agent.err"
 expect_eq "one token fetched" 1 "$(grep -c 'token fetched' "$TMP/agent.err")"
 check "through the gateway: the tool server logged the agent's tools/call" \
-    grep -q "POST /mcp 200 client=marketpulse-agent rpc=tools/call" "$TMP/tool.log"
+    grep -qE "POST /mcp 200 client=marketpulse-agent( sub=marketpulse-agent)? rpc=tools/call" "$TMP/tool.log"
 check "the broker logged the token's validation at the gateway" \
     grep -qi "token validation: token_valid=true, client=marketpulse-agent" "$LOG"
 check "no token in the agent's report" bash -c "! grep -q 'eyJ' '$TMP/agent.err'"
