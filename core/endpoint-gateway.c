@@ -270,7 +270,7 @@ void mandate_endpoint_gateway_check(mandate_http_request *req, mandate_http_resp
         if (out == MANDATE_DPOP_USE_NONCE)
             error = "use_dpop_nonce";
         if (unbound != NULL) {
-            log_info("token validation: token_valid=false, client=%s, target=%s: %s",
+            log_info("Token validation: token_valid=false, client=%s, target=%s: %s",
                      g->client_id, t->name, unbound);
             if (audited(req, resp, t, 401, &st, token, unbound))
                 mandate_dpop_challenge(req, resp, 401, error, unbound);
