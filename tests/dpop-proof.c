@@ -8,6 +8,10 @@
  *                                                  not empty), issued IAT_OFFSET
  *                                                  seconds from now (default 0),
  *                                                  with the server's NONCE
+ *   dpop-proof proofs KEY_FILE METHOD URI COUNT [TOKEN]
+ *                                                  COUNT proofs, one a line,
+ *                                                  each with its own jti (the
+ *                                                  pools of bench/dpop)
  *
  * Prints the result on one line; exit 1 on failure. A tool of the test, not
  * a test itself. */
@@ -69,9 +73,20 @@ int main(int argc, char **argv)
             status = 0;
         }
         free(proof);
+    } else if (key != NULL && (argc == 6 || argc == 7) && strcmp(argv[1], "proofs") == 0) {
+        long count = strtol(argv[5], NULL, 10);
+        const char *token = argc == 7 && argv[6][0] != '\0' ? argv[6] : NULL;
+        status = count > 0 ? 0 : 1;
+        for (long i = 0; i < count && status == 0; i++) {
+            char *proof = mandate_dpop_proof_make(key, argv[3], argv[4], token, NULL,
+                                                  (int64_t)time(NULL));
+            status = proof != NULL && puts(proof) >= 0 ? 0 : 1;
+            free(proof);
+        }
     } else {
         fprintf(stderr, "usage: dpop-proof keygen ALG FILE | jkt FILE | "
-                        "proof FILE METHOD URI [TOKEN [IAT_OFFSET [NONCE]]]\n");
+                        "proof FILE METHOD URI [TOKEN [IAT_OFFSET [NONCE]]] | "
+                        "proofs FILE METHOD URI COUNT [TOKEN]\n");
     }
     EVP_PKEY_free(key);
     return status;
