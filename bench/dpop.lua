@@ -11,6 +11,7 @@ lib.hooks()
 
 local case = os.getenv("BENCH_CASE") or "token"
 local proofs = os.getenv("BENCH_PROOFS")
+if proofs == "" then proofs = nil end
 local headers = {}
 if case == "token" then
     wrk.method = "POST"
