@@ -111,4 +111,43 @@ check "no token or secret in the broker's log" bash -c "! grep -qF -- '$TOKEN' '
 stop_daemon
 expect_eq "clean stop" 0 "$DAEMON_STATUS"
 check "no sanitizer report" bash -c "! grep -q 'Sanitizer' '$LOG' '$TMP/tool.log'"
+kill "$NGINX_PID" "$TOOL_PID" 2>/dev/null
+
+# --- what the README says: examples/marketpulse/run --bank, and the agent it prints -----
+OUT="$TMP/run-bank"
+R_BROKER=$(free_port) R_TOOL=$(free_port) R_GW=$(free_port)
+(cd "$SRCDIR" && exec env MARKETPULSE_BUILD="$BUILDDIR" MARKETPULSE_OUT="$OUT" \
+    MARKETPULSE_BROKER="127.0.0.1:$R_BROKER" MARKETPULSE_TOOL="127.0.0.1:$R_TOOL" \
+    MARKETPULSE_GATEWAY="127.0.0.1:$R_GW" bash examples/marketpulse/run --bank --today 2026-02-13) \
+    >"$TMP/run.out" 2>"$TMP/run.err" &
+RUN_PID=$!
+PIDS="$PIDS $RUN_PID"
+for _ in $(seq 1 300); do
+    grep -q "Ctrl-C stops all three" "$TMP/run.out" && break
+    kill -0 "$RUN_PID" 2>/dev/null || break
+    sleep 0.1
+done
+check "run --bank is up and says so" grep -q "^Bank mode:" "$TMP/run.out" ||
+    { cat "$TMP/run.out" "$TMP/run.err"; tail -n 20 "$OUT/mandated.log"; fatal "run --bank did not start"; }
+expect_contains "README.md shows: bash examples/marketpulse/run --bank" "bash examples/marketpulse/run --bank" \
+    "$(cat "$SRCDIR/examples/marketpulse/README.md")"
+AGENT_CMD=$(sed -n '/MANDATE_CLIENT_SECRET=/,/check_market_holidays$/p' "$TMP/run.out")
+out=$(bash -c "$AGENT_CMD" 2>"$TMP/run-agent.err")
+expect_eq "the agent command it prints: 200 through the https gateway" 200 "$(head -n 1 <<<"$out")"
+expect_contains "  a DPoP-bound token" "token_type DPoP" "$(cat "$TMP/run-agent.err")"
+expect_eq "  without a client certificate: 400" 400 \
+    "$(call --cacert "$OUT/pki/ca.pem" -H "Authorization: Bearer x" "https://127.0.0.1:$R_GW/tools/check_market_holidays")"
+CHILDREN=$(ps -o pid= --ppid "$RUN_PID" | tr -d ' ' | tr '\n' ' ')
+kill -TERM "$RUN_PID"
+for _ in $(seq 1 100); do
+    kill -0 "$RUN_PID" 2>/dev/null || break
+    sleep 0.1
+done
+wait "$RUN_PID" 2>/dev/null
+PIDS=$(echo "$PIDS" | sed "s/ $RUN_PID\b//")
+left=""
+for pid in $CHILDREN; do
+    kill -0 "$pid" 2>/dev/null && left="$left $pid"
+done
+expect_eq "run --bank and every server it started have stopped" "" "$left"
 finish
