@@ -137,17 +137,5 @@ expect_eq "the agent command it prints: 200 through the https gateway" 200 "$(he
 expect_contains "  a DPoP-bound token" "token_type DPoP" "$(cat "$TMP/run-agent.err")"
 expect_eq "  without a client certificate: 400" 400 \
     "$(call --cacert "$OUT/pki/ca.pem" -H "Authorization: Bearer x" "https://127.0.0.1:$R_GW/tools/check_market_holidays")"
-CHILDREN=$(ps -o pid= --ppid "$RUN_PID" | tr -d ' ' | tr '\n' ' ')
-kill -TERM "$RUN_PID"
-for _ in $(seq 1 100); do
-    kill -0 "$RUN_PID" 2>/dev/null || break
-    sleep 0.1
-done
-wait "$RUN_PID" 2>/dev/null
-PIDS=$(echo "$PIDS" | sed "s/ $RUN_PID\b//")
-left=""
-for pid in $CHILDREN; do
-    kill -0 "$pid" 2>/dev/null && left="$left $pid"
-done
-expect_eq "run --bank and every server it started have stopped" "" "$left"
+stop_run "$RUN_PID" "run --bank and every server it started have stopped"
 finish

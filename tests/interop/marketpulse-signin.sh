@@ -123,22 +123,7 @@ done
 expect_eq "the person's token is refused at the gateway within 3 s" 401 "$code"
 
 # --- stop everything by the run script's PID --------------------------------------------------
-CHILDREN=$(ps -o pid= --ppid "$RUN_PID" | tr -d ' ' | tr '\n' ' ')
-echo "the run script $RUN_PID, its servers: $CHILDREN"
-check "the run script has its servers as children" test -n "$CHILDREN"
-kill -TERM "$RUN_PID"
-for _ in $(seq 1 100); do
-    kill -0 "$RUN_PID" 2>/dev/null || break
-    sleep 0.1
-done
-wait "$RUN_PID" 2>/dev/null
-PIDS=$(echo "$PIDS" | sed "s/ $RUN_PID\b//")
-left=""
-for pid in $CHILDREN; do
-    kill -0 "$pid" 2>/dev/null && left="$left $pid"
-done
-expect_eq "the run script and every server it started have stopped" "" "$left"
-for pid in $left; do kill -TERM "$pid" 2>/dev/null; done
+stop_run "$RUN_PID" "the run script and every server it started have stopped"
 check "nothing listens on the gateway's port any more" bash -c "! curl -s -o /dev/null '$GW/mcp'"
 
 # --- the README's other command: the example IdP file as it is, unedited ---------------------
