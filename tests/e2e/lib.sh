@@ -198,6 +198,24 @@ status() { sed -n '1s/^HTTP\/[0-9.]* \([0-9]*\).*/\1/p' "$TMP/h"; }
 location() { sed -n 's/^Location: //Ip' "$TMP/h" | tr -d '\r'; }
 form_value() { sed -n "s/.*name=\"$1\" value=\"\([^\"]*\)\".*/\1/p" "$TMP/b" | head -n 1; }
 
+# start_run NAME READY SECONDS CMD...: runs CMD from the top of the source
+# tree in the background (an example's run script: its directory is found
+# from $0, as when a person runs it there), its output in $TMP/NAME.out and
+# $TMP/NAME.err, until a line matches READY (grep) or it stops, at most
+# SECONDS; sets RUN_PID (in PIDS, for cleanup)
+start_run() {
+    local name=$1 ready=$2 secs=$3
+    shift 3
+    (cd "$SRCDIR" && exec "$@") >"$TMP/$name.out" 2>"$TMP/$name.err" &
+    RUN_PID=$!
+    PIDS="$PIDS $RUN_PID"
+    for _ in $(seq 1 $((secs * 10))); do
+        grep -q "$ready" "$TMP/$name.out" && break
+        kill -0 "$RUN_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+}
+
 # stop_run PID DESCRIPTION: stops a script that started servers (an example's
 # run script) by its PID alone, as a person's Ctrl-C would, and checks that
 # it and each of its children have gone (stopping any left behind)

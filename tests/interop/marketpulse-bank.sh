@@ -116,17 +116,9 @@ kill "$NGINX_PID" "$TOOL_PID" 2>/dev/null
 # --- what the README says: examples/marketpulse/run --bank, and the agent it prints -----
 OUT="$TMP/run-bank"
 R_BROKER=$(free_port) R_TOOL=$(free_port) R_GW=$(free_port)
-(cd "$SRCDIR" && exec env MARKETPULSE_BUILD="$BUILDDIR" MARKETPULSE_OUT="$OUT" \
+start_run run "Ctrl-C stops all three" 30 env MARKETPULSE_BUILD="$BUILDDIR" MARKETPULSE_OUT="$OUT" \
     MARKETPULSE_BROKER="127.0.0.1:$R_BROKER" MARKETPULSE_TOOL="127.0.0.1:$R_TOOL" \
-    MARKETPULSE_GATEWAY="127.0.0.1:$R_GW" bash examples/marketpulse/run --bank --today 2026-02-13) \
-    >"$TMP/run.out" 2>"$TMP/run.err" &
-RUN_PID=$!
-PIDS="$PIDS $RUN_PID"
-for _ in $(seq 1 300); do
-    grep -q "Ctrl-C stops all three" "$TMP/run.out" && break
-    kill -0 "$RUN_PID" 2>/dev/null || break
-    sleep 0.1
-done
+    MARKETPULSE_GATEWAY="127.0.0.1:$R_GW" bash examples/marketpulse/run --bank --today 2026-02-13
 check "run --bank is up and says so" grep -q "^Bank mode:" "$TMP/run.out" ||
     { cat "$TMP/run.out" "$TMP/run.err"; tail -n 20 "$OUT/mandated.log"; fatal "run --bank did not start"; }
 expect_contains "README.md shows: bash examples/marketpulse/run --bank" "bash examples/marketpulse/run --bank" \
