@@ -82,7 +82,7 @@ token() { # CERT|- [curl args]: POST /oauth2/token to Mandate's HTTPS with that 
     local with=()
     [ "$cert" != - ] && with=(--cert "$PKI/$cert.pem" --key "$PKI/$cert.key")
     curl -s -o "$TMP/t" -w '%{http_code}' --cacert "$STATE/tls-cert.pem" "${with[@]}" \
-        -d grant_type=client_credentials "$@" "${URL:-$TOKEN_URL}"
+        -d "grant_type=${GRANT:-client_credentials}" "$@" "${URL:-$TOKEN_URL}"
 }
 cnf_of() { jwt_claims "$(json_get "$(cat "$TMP/t")" access_token)"; }
 audited() { cat "$STATE"/audit/audit-*.jsonl | grep -c -- "$1"; }
@@ -162,6 +162,18 @@ out=$(curl -s --cacert "$STATE/tls-cert.pem" -u "gateway:$GW_SECRET" --data-urle
 expect_contains "introspection: active" '"active":true' "$out"
 expect_contains "  cnf x5t#S256" "\"cnf\":{\"x5t#S256\":\"$X5T_A\"}" "$out"
 expect_eq "  token_type Bearer" Bearer "$(json_get "$out" token_type)"
+
+# --- token exchange keeps the binding -------------------------------------------------------
+exchange() { # CERT|- [curl args]: BOUND as the subject token
+    GRANT=urn:ietf:params:oauth:grant-type:token-exchange token "$@" --data-urlencode "subject_token=$BOUND" -d subject_token_type=urn:ietf:params:oauth:token-type:access_token
+}
+expect_eq "a certificate-bound subject token exchanged without its certificate: 400" 400 \
+    "$(exchange - -u "secret-bound:$SECRET")"
+expect_contains "  invalid_grant, certificate-bound" 'certificate-bound' "$(cat "$TMP/t")"
+expect_eq "  with another certificate: 400" 400 "$(exchange agent-b -u "secret-bound:$SECRET")"
+exchange agent-a -d client_id=tls-a >/dev/null
+check "  by the holder of its certificate: not refused for the binding" \
+    bash -c "! grep -q certificate-bound '$TMP/t'"
 
 # --- (b) nginx in front, forwarding the certificate ---------------------------------------
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
