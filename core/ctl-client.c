@@ -406,7 +406,19 @@ static int client_create(ctl *c, int argc, char **argv)
     }
     char *attributes = attrs ? json_dumps(attrs, JSON_COMPACT) : NULL;
     json_decref(attrs);
-    if (mtls.any) {
+    if (mtls.any && mtls.auth == NULL && metadata != NULL) {
+        /* --cert-bound alone: in the metadata, as --dpop-bound (a public
+         * client has no attributes) */
+        char *with_mtls = ctl_mtls_attributes(&mtls, metadata);
+        free(metadata);
+        metadata = with_mtls;
+        if (metadata == NULL) {
+            free(attributes);
+            free(audiences);
+            return CTL_REFUSED;
+        }
+        spec.metadata = metadata;
+    } else if (mtls.any) {
         /* RFC 8705: the certificate the client is known by */
         char *with_mtls = ctl_mtls_attributes(&mtls, attributes);
         free(attributes);

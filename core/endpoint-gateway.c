@@ -191,7 +191,9 @@ static void refuse_path(mandate_http_request *req, mandate_http_response *resp, 
 
 /* RFC 8705 §3: a certificate-bound token only with its certificate, which
  * the gateway forwards (server.client_certificate_header, from a trusted
- * proxy). false: refused 401 invalid_token, audited. */
+ * proxy); and the header from anyone else, or one that is not a
+ * certificate, with no token at all. false: refused 401 invalid_token,
+ * audited. */
 static bool certificate_held(mandate_http_request *req, mandate_http_response *resp,
                              const mandate_target *t, const mandate_token_status *st,
                              const char *token)
@@ -200,9 +202,12 @@ static bool certificate_held(mandate_http_request *req, mandate_http_response *r
     const mandate_mtls_cert *c;
     const char *why = NULL;
     switch (mandate_mtls_request_cert(req, &c, &why)) {
-    case MANDATE_MTLS_NONE: why = "a certificate-bound token without a client certificate"; break;
+    case MANDATE_MTLS_NONE:
+        if (g->cnf_x5t_s256 != NULL)
+            why = "a certificate-bound token without a client certificate";
+        break;
     case MANDATE_MTLS_PRESENT:
-        if (strcmp(c->x5t_s256, g->cnf_x5t_s256) != 0)
+        if (g->cnf_x5t_s256 != NULL && strcmp(c->x5t_s256, g->cnf_x5t_s256) != 0)
             why = "a certificate-bound token with another client certificate";
         break;
     case MANDATE_MTLS_REFUSED: break;
@@ -305,7 +310,7 @@ void mandate_endpoint_gateway_check(mandate_http_request *req, mandate_http_resp
             return;
         }
     }
-    if (g->cnf_x5t_s256 != NULL && !certificate_held(req, resp, t, &st, token))
+    if (!certificate_held(req, resp, t, &st, token))
         return;
     if (t->tenant != NULL && (g->tenant == NULL || strcmp(g->tenant, t->tenant) != 0)) {
         log_info("Token validation: token_valid=true, client=%s, target=%s: tenant %s, not %s",

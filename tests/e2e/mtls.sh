@@ -61,8 +61,12 @@ X5T_SELF=$(thumbprint self)
 # nginx connects to Mandate from 127.0.0.2, the one trusted proxy address;
 # the tests' own requests come from 127.0.0.1
 sed -i "s|^server: {|server: {\n  tls: { certificate = \"tls-cert.pem\"; key = \"tls-key.pem\"; client_ca = \"$PKI/ca.pem\"; };\n  trusted_proxies = [\"127.0.0.2\"];\n  client_certificate_header = \"X-Client-Cert\";\n  mtls_base_url = \"https://mtls.example\";|" "$CONF"
+with_fakeidp # backend-corp, the sign-in's IdP
 cat >>"$CONF" <<CONF
 targets = ( { name = "cal"; paths = ["/mcp"]; audience = "$AUD"; scopes = ["mcp:call"]; } );
+mappings = ( { name = "advisors"; idp = "backend-corp"; subject = "advisor-\${uid}";
+               tenant = "default"; scopes = ["mcp:call"]; audience = ["$AUD"]; } );
+signin: { tenants = ( { tenant = "default"; name = "Example Bank"; } ); };
 CONF
 daemon_up
 BASE="https://127.0.0.1:$PORT"
@@ -90,11 +94,12 @@ audited() { cat "$STATE"/audit/audit-*.jsonl | grep -c -- "$1"; }
 meta=$(curl -s --cacert "$STATE/tls-cert.pem" "$BASE/.well-known/oauth-authorization-server")
 expect_contains "metadata: tls_client_certificate_bound_access_tokens" \
     '"tls_client_certificate_bound_access_tokens":true' "$meta"
-METHODS='["client_secret_basic","client_secret_post","private_key_jwt","tls_client_auth","self_signed_tls_client_auth"]'
+METHODS='"client_secret_basic","client_secret_post","private_key_jwt"'
+MTLS_METHODS='"tls_client_auth","self_signed_tls_client_auth"]'
 expect_contains "  both mTLS methods among the token endpoint's" \
-    "\"token_endpoint_auth_methods_supported\":$METHODS" "$meta"
+    "\"token_endpoint_auth_methods_supported\":[$METHODS,\"none\",$MTLS_METHODS" "$meta"
 expect_contains "  and the introspection endpoint's" \
-    "\"introspection_endpoint_auth_methods_supported\":$METHODS" "$meta"
+    "\"introspection_endpoint_auth_methods_supported\":[$METHODS,$MTLS_METHODS" "$meta"
 expect_contains "  mtls_endpoint_aliases from server.mtls_base_url" \
     '"mtls_endpoint_aliases":{"token_endpoint":"https://mtls.example/oauth2/token"' "$meta"
 
@@ -174,6 +179,43 @@ expect_eq "  with another certificate: 400" 400 "$(exchange agent-b -u "secret-b
 exchange agent-a -d client_id=tls-a >/dev/null
 check "  by the holder of its certificate: not refused for the binding" \
     bash -c "! grep -q certificate-bound '$TMP/t'"
+
+# --- a public client's refresh token, bound to its certificate (RFC 8705 §4) -----------------
+REDIRECT=http://127.0.0.1:7777/cb
+"${CTL[@]}" client create app --public --redirect-uri "$REDIRECT" --grant-type authorization_code \
+    --grant-type refresh_token --scope mcp:call --audience "$AUD" --cert-bound >/dev/null 2>&1
+b64url() { base64 -w0 | tr '+/' '-_' | tr -d '='; }
+VERIFIER=$(head -c 32 /dev/urandom | b64url)
+CHALLENGE=$(printf '%s' "$VERIFIER" | openssl dgst -binary -sha256 | b64url)
+enc() { printf '%s' "$1" | sed 's|:|%3A|g; s|/|%2F|g'; }
+COOKIES=""
+browse() { # URL [curl args]: headers in $TMP/h, the cookies kept by hand
+    local url=$1 c
+    shift
+    curl -s --cacert "$STATE/tls-cert.pem" -D "$TMP/h" -o "$TMP/b" ${COOKIES:+-H "Cookie: $COOKIES"} "$@" "$url"
+    while read -r c; do COOKIES="${COOKIES:+$COOKIES; }${c%%;*}"; done \
+        < <(sed -n 's/^Set-Cookie: //Ip' "$TMP/h" | tr -d '\r')
+}
+browse "$BASE/oauth2/authorize?response_type=code&client_id=app&redirect_uri=$(enc "$REDIRECT")&scope=mcp:call&state=s&code_challenge=$CHALLENGE&code_challenge_method=S256&resource=$(enc "$AUD")&login_hint=alice%40bank.example"
+browse "$(location)"
+browse "$BASE/consent" -d "handle=$(form_value handle)" -d "csrf=$(form_value csrf)" -d decision=allow
+CODE=$(location | tr '?&' '\n\n' | sed -n 's/^code=//p')
+check "a sign-in's code" test -n "$CODE"
+expect_eq "the public client's code with a certificate: 200" 200 "$(GRANT=authorization_code token self \
+    -d client_id=app -d "code=$CODE" -d "code_verifier=$VERIFIER" -d "redirect_uri=$REDIRECT")"
+expect_contains "  the access token bound" "\"x5t#S256\":\"$X5T_SELF\"" "$(cnf_of)"
+REFRESH=$(json_get "$(cat "$TMP/t")" refresh_token)
+check "  a refresh token" test -n "$REFRESH"
+expect_eq "refresh without the certificate: 400" 400 "$(GRANT=refresh_token token - -d client_id=app \
+    --data-urlencode "refresh_token=$REFRESH")"
+expect_contains "  certificate-bound" certificate-bound "$(cat "$TMP/t")"
+expect_eq "refresh with another certificate: 400" 400 "$(GRANT=refresh_token token self2 -d client_id=app \
+    --data-urlencode "refresh_token=$REFRESH")"
+expect_eq "refresh with the certificate: 200 (the refusals spent nothing)" 200 \
+    "$(GRANT=refresh_token token self -d client_id=app --data-urlencode "refresh_token=$REFRESH")"
+NEXT=$(json_get "$(cat "$TMP/t")" refresh_token)
+expect_eq "  the rotated refresh token is bound too" 400 "$(GRANT=refresh_token token self2 -d client_id=app \
+    --data-urlencode "refresh_token=$NEXT")"
 
 # --- (b) nginx in front, forwarding the certificate ---------------------------------------
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -267,6 +309,12 @@ out=$(curl -s -D "$TMP/dh" -o /dev/null -w '%{http_code}' --cacert "$STATE/tls-c
     "$BASE/gateway/check")
 expect_eq "the check asked straight, with the certificate header from 127.0.0.1: 401" 401 "$out"
 expect_contains "  WWW-Authenticate: Bearer error=invalid_token" 'error="invalid_token"' "$(cat "$TMP/dh")"
+out=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$STATE/tls-cert.pem" -H "Authorization: Bearer $BEARER" \
+    -H "X-Original-URI: /mcp/tools" -H "X-Client-Cert: $ESCAPED" "$BASE/gateway/check")
+expect_eq "  even with a bearer token: 401" 401 "$out"
+expect_eq "  which passes without the header: 200" 200 "$(curl -s -o /dev/null -w '%{http_code}' \
+    --cacert "$STATE/tls-cert.pem" -H "Authorization: Bearer $BEARER" -H "X-Original-URI: /mcp/tools" \
+    "$BASE/gateway/check")"
 
 check "no sanitizer report" bash -c "! grep -q Sanitizer '$LOG'"
 finish
