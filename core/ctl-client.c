@@ -406,28 +406,21 @@ static int client_create(ctl *c, int argc, char **argv)
     }
     char *attributes = attrs ? json_dumps(attrs, JSON_COMPACT) : NULL;
     json_decref(attrs);
-    if (mtls.any && mtls.auth == NULL && metadata != NULL) {
-        /* --cert-bound alone: in the metadata, as --dpop-bound (a public
-         * client has no attributes) */
-        char *with_mtls = ctl_mtls_attributes(&mtls, metadata);
-        free(metadata);
-        metadata = with_mtls;
-        if (metadata == NULL) {
+    if (mtls.any) {
+        /* RFC 8705: the certificate the client is known by, in its
+         * attributes; --cert-bound alone in its metadata when it has some,
+         * as --dpop-bound (a public client has no attributes) */
+        char **into = mtls.auth == NULL && metadata != NULL ? &metadata : &attributes;
+        char *with_mtls = ctl_mtls_attributes(&mtls, *into);
+        free(*into);
+        *into = with_mtls;
+        if (with_mtls == NULL) {
             free(attributes);
-            free(audiences);
-            return CTL_REFUSED;
-        }
-        spec.metadata = metadata;
-    } else if (mtls.any) {
-        /* RFC 8705: the certificate the client is known by */
-        char *with_mtls = ctl_mtls_attributes(&mtls, attributes);
-        free(attributes);
-        attributes = with_mtls;
-        if (attributes == NULL) {
             free(audiences);
             free(metadata);
             return CTL_REFUSED;
         }
+        spec.metadata = metadata;
     }
     spec.attributes = attributes;
     char *pem = NULL;
