@@ -154,8 +154,9 @@ int ctl_mtls_set(ctl *c, mandate_runtime *rt, const char *id, const ctl_mtls *m)
         if (mandate_store_client_update(store, &cl, &err) != MANDATE_OK)
             fprintf(stderr, "mandatectl client set: %s\n", err.message);
         else if (ctl_audit("client.updated",
-                           json_pack("{s:s,s:s?,s:i}", "client_id", id, "auth", m->auth,
-                                     "tls_client_certificate_bound_access_tokens", m->bound)))
+                           json_pack("{s:s,s:s?,s:o?}", "client_id", id, "auth", m->auth,
+                                     "tls_client_certificate_bound_access_tokens",
+                                     m->bound < 0 ? NULL : json_boolean(m->bound))))
             status = CTL_OK;
         if (status == CTL_OK && !c->json)
             printf("client %s: %s%s\n", id, m->auth ? m->auth : "certificate binding",
