@@ -128,6 +128,10 @@ new_client tls-dns --auth tls_client_auth --tls-san-dns agent-a.example.com >/de
 expect_eq "tls_client_auth by DNS SAN: 200" 200 "$(token agent-a -d client_id=tls-dns)"
 expect_eq "  agent-b's: 401" 401 "$(token agent-b -d client_id=tls-dns)"
 expect_eq "  the forged one (same SAN, untrusted chain): 401" 401 "$(token forged -d client_id=tls-dns)"
+"${CTL[@]}" client set tls-dns --auth tls_client_auth --tls-san-dns agent-b.example.com >/dev/null
+expect_eq "client set --auth --tls-san-dns replaces the name: agent-b's certificate 200" 200 \
+    "$(token agent-b -d client_id=tls-dns)"
+expect_eq "  agent-a's: 401" 401 "$(token agent-a -d client_id=tls-dns)"
 new_client tls-uri --auth tls_client_auth --tls-san-uri spiffe://example.com/agent-a >/dev/null
 expect_eq "tls_client_auth by URI SAN: 200" 200 "$(token agent-a -d client_id=tls-uri)"
 expect_eq "  agent-b's: 401" 401 "$(token agent-b -d client_id=tls-uri)"
