@@ -249,18 +249,26 @@ static int token_revoke(ctl *c, int argc, char **argv)
             jti = NULL;
         }
     }
+    uint64_t descendants = 0;
     if (rt != NULL && jti != NULL) {
-        if (mandate_store_revoke(mandate_runtime_store(rt), jti, client_id, expires_at, &err) ==
-                MANDATE_OK &&
-            ctl_audit("token.revoked", json_pack("{s:s,s:o,s:I}", "jti", jti, "client_id",
-                                                 client_id ? json_string(client_id) : json_null(),
-                                                 "exp", (json_int_t)expires_at))) {
+        const mandate_instance *store = mandate_runtime_store(rt);
+        /* and every token handed down from it, however deep */
+        if (mandate_store_revoke(store, jti, client_id, expires_at, &err) == MANDATE_OK &&
+            mandate_store_revoke_descendants(store, jti, &descendants, &err) == MANDATE_OK &&
+            ctl_audit("token.revoked",
+                      json_pack("{s:s,s:o,s:I,s:I}", "jti", jti, "client_id",
+                                client_id ? json_string(client_id) : json_null(), "exp",
+                                (json_int_t)expires_at, "descendants",
+                                (json_int_t)descendants))) {
             status = CTL_OK;
             if (c->json)
-                ctl_print_json(json_pack("{s:s,s:I}", "revoked", jti, "until",
-                                         (json_int_t)expires_at));
+                ctl_print_json(json_pack("{s:s,s:I,s:I}", "revoked", jti, "until",
+                                         (json_int_t)expires_at, "descendants",
+                                         (json_int_t)descendants));
             else
-                printf("token %s revoked; every broker refuses it within a second\n", jti);
+                printf("token %s revoked, and %llu token%s derived from it; every broker "
+                       "refuses them within a second\n",
+                       jti, (unsigned long long)descendants, descendants == 1 ? "" : "s");
         }
     }
     if (status != CTL_OK && rt != NULL && err.message[0] != '\0')

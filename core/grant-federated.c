@@ -161,6 +161,8 @@ static void own_token(mandate_http_request *req, mandate_http_response *resp,
                             json_string(mandate_delegation_verdict_name(d.verdict)));
         if (d.rule != NULL)
             json_object_set_new(fields, "delegation_rule", json_string(d.rule->name));
+        else if (d.by_may_act)
+            json_object_set_new(fields, "delegation_rule", json_string("may_act"));
         if (d.verdict != MANDATE_DELEGATION_ADMITTED) {
             log_info("token exchange refused: client_id=%s subject_client_id=%s: %s",
                      client->client_id, o->client_id, d.why);
@@ -190,7 +192,21 @@ static void own_token(mandate_http_request *req, mandate_http_response *resp,
     }
     log_info("token exchange: client_id=%s takes over a token of %s for %s (%s)",
              client->client_id, o->client_id, g.subject, d.why);
-    mandate_token_issue(req, resp, client, &g, grant_type, fields, MANDATE_TOKEN_TYPE_ACCESS);
+    char *token;
+    const mandate_instance *fmt;
+    if (!mandate_token_mint(req, resp, client, &g, grant_type, fields, &token, &fmt))
+        return;
+    /* tied to its parent before it leaves, so that revoking the parent (or
+     * anything above it, its client included) reaches it */
+    if (!mandate_delegation_link(mandate_runtime_store(req->runtime), req->pool, o, &g, &err)) {
+        log_error("token %s cannot be tied to its parent %s: %s", g.jti, o->jti, err.message);
+        mandate_oauth_fail_rc(&oerr, MANDATE_TEMPFAIL);
+        oerr.reason = "the token cannot be tied to its parent";
+        mandate_token_refuse(req, resp, &oerr, grant_type, client->client_id, fields);
+        return;
+    }
+    mandate_token_answer(req, resp, client, &g, token, fmt, grant_type, fields,
+                         MANDATE_TOKEN_TYPE_ACCESS);
 }
 
 /* The agent that acts: authenticated, and within its rate. false: the
