@@ -702,7 +702,7 @@ static int client_by_id(ctl *c, mandate_runtime *rt, const char *verb, const cha
         if (rc == MANDATE_OK && !c->json && enable)
             printf("client %s enabled\n", id);
         else if (rc == MANDATE_OK && !c->json)
-            printf("client %s disabled; %llu token%s derived from its tokens revoked\n", id,
+            printf("client %s disabled; %llu token%s in delegation chains below it revoked\n", id,
                    (unsigned long long)descendants, descendants == 1 ? "" : "s");
     } else if (strcmp(verb, "delete") == 0) {
         rc = mandate_store_client_delete(mandate_runtime_store(rt), id, &err);

@@ -52,5 +52,10 @@ int ctl_cmd_migrate(ctl *c, int argc, char **argv);
 int ctl_cmd_mapping(ctl *c, int argc, char **argv);
 int ctl_cmd_user(ctl *c, int argc, char **argv);
 int ctl_cmd_saml(ctl *c, int argc, char **argv);
+int ctl_cmd_delegation(ctl *c, int argc, char **argv);
+
+/* A token from a file, or standard input for "-" (tokens are secrets too,
+ * so never from argv), trimmed; malloc'd. NULL: said on stderr. */
+char *ctl_read_token(const char *file);
 
 #endif

@@ -135,9 +135,7 @@ static int token_get(ctl *c, int argc, char **argv)
     return CTL_OK;
 }
 
-/* A token from a file, or standard input for "-": tokens are secrets too,
- * so never from argv. */
-static char *read_token(const char *file)
+char *ctl_read_token(const char *file)
 {
     char *text = NULL;
     size_t len = 0;
@@ -178,7 +176,7 @@ static int token_introspect(ctl *c, int argc, char **argv)
         fprintf(stderr, "Usage: mandatectl token introspect --token-file FILE|-\n");
         return CTL_USAGE;
     }
-    char *token = read_token(file);
+    char *token = ctl_read_token(file);
     if (token == NULL)
         return CTL_REFUSED;
     mandate_runtime *rt = ctl_runtime(c, MANDATE_RUNTIME_MIGRATE);
@@ -228,7 +226,7 @@ static int token_revoke(ctl *c, int argc, char **argv)
                         "--token-file FILE|-\n");
         return CTL_USAGE;
     }
-    char *token = file ? read_token(file) : NULL;
+    char *token = file ? ctl_read_token(file) : NULL;
     if (file != NULL && token == NULL)
         return CTL_REFUSED;
     mandate_runtime *rt = ctl_runtime_for_change(c, MANDATE_RUNTIME_MIGRATE);

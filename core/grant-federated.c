@@ -84,6 +84,10 @@ static void delegation_refused(mandate_pool *pool, const mandate_delegation_resu
         mandate_oauth_fail(oerr, 400, "invalid_grant",
                            "the subject_token's chain of actors is as long as allowed");
         break;
+    case MANDATE_DELEGATION_CYCLE:
+        mandate_oauth_fail(oerr, 400, "invalid_grant",
+                           "this client is already in the subject_token's chain of actors");
+        break;
     case MANDATE_DELEGATION_SCOPE:
         mandate_oauth_fail(oerr, 400, "invalid_scope",
                            mandate_pool_printf(pool,
