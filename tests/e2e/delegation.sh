@@ -174,5 +174,28 @@ expect_contains "the revocation with its descendants" '"descendants":4' \
     "$(printf '%s\n' "$trail" | grep '"event":"token.revoked"')"
 expect_contains "the gateway check with the chain" '"actor_chain":"agent-d,agent-c,agent-b"' \
     "$(printf '%s\n' "$trail" | grep '"event":"gateway.check"')"
+
+# --- mandatectl audit trace: the chain around C's token ---------------------------------
+out=$("${CTL[@]}" audit trace "$(jti "$TC")")
+expect_eq "audit trace: exit 0" 0 $?
+expect_contains "  from A's token: A's, M's, B's, C's, D's" "chain of 5 tokens from $(jti "$TA")" "$out"
+expect_contains "  A's issue" "issued    $(jti "$TA") to agent-a for agent-a (client_credentials)" "$out"
+expect_contains "  each exchange with actor and rule" \
+    "exchange  $(jti "$TD") from $(jti "$TC"): client agent-d acts (chain agent-d agent-c agent-b) by d-for-c" "$out"
+expect_contains "  the cycle refused" "refused   exchange of $(jti "$TC") by agent-b: cycle" "$out"
+expect_contains "  the gateway checks" "gateway   $(jti "$TD") at cal: allowed 200" "$out"
+expect_contains "  and the revocation" "revoked   $(jti "$TA") and 4 derived from it" "$out"
+lacks() { ! grep -qF -- "$1" <<<"$2"; } # TEXT IN
+check "  nothing of the second chain" lacks "$(jti "$TA2")" "$out"
+out=$("${CTL[@]}" --json audit trace "$(jti "$TD")")
+expect_contains "audit trace --json: the root" "\"root\": \"$(jti "$TA")\"" "$out"
+expect_contains "  each token's depth" "\"$(jti "$TD")\": 3" "$out"
+"${CTL[@]}" audit trace --dot "$(jti "$TB")" >"$TMP/trace.dot"
+check "audit trace --dot renders with Graphviz" dot -Tpng -o "$TMP/trace.png" "$TMP/trace.dot"
+check "  a picture" test -s "$TMP/trace.png"
+# doc/delegation-trace.png is this picture: DELEGATION_TRACE_PNG=FILE keeps it
+[ -z "${DELEGATION_TRACE_PNG:-}" ] || cp "$TMP/trace.png" "$DELEGATION_TRACE_PNG"
+"${CTL[@]}" audit trace no-such-jti 2>/dev/null
+expect_eq "audit trace of a jti the trail lacks: exit 1" 1 $?
 check "no sanitizer report" bash -c "! grep -q 'Sanitizer' '$LOG'"
 finish
