@@ -158,6 +158,14 @@ expect_contains "  C3 inactive" '"active":false' "$(introspect "$TC3")"
 expect_eq "  C3 refused at the gateway check" 401 "$(gate "$TC3")"
 expect_contains "  A3 still active" '"active":true' "$(introspect "$TA3")"
 
+# the client itself revokes its token (RFC 7009): A4 -> M4; M4 goes with it
+TA4=$(token_a)
+TM4=$(hop agent-m "$TA4")
+check "a fourth chain" test -n "$TM4"
+expect_eq "agent-a revokes A4 at /oauth2/revoke" 200 "$(curl -s -o /dev/null -w '%{http_code}' \
+    -u "agent-a:${SECRET[agent-a]}" --data-urlencode "token=$TA4" "$BASE/oauth2/revoke")"
+expect_contains "  M4, derived from it, inactive" '"active":false' "$(introspect "$TM4")"
+
 # --- the audit trail -------------------------------------------------------------------
 stop_daemon
 expect_eq "clean stop" 0 "$DAEMON_STATUS"
