@@ -164,6 +164,13 @@ bool ctl_write_secret_file(const char *path, const char *secret)
 }
 
 /* Appends a repeated option's value to *list (made on first use). */
+void ctl_add_word(char **list, const char *word)
+{
+    char *joined = *list ? mandate_xasprintf("%s %s", *list, word) : mandate_xstrdup(word);
+    free(*list);
+    *list = joined;
+}
+
 static void add_value(json_t **list, const char *value)
 {
     if (*list == NULL)
@@ -346,14 +353,7 @@ static int client_create(ctl *c, int argc, char **argv)
         case 'p': spec.prefix = optarg; break;
         case 's': spec.scopes = optarg; break;
         case 'd': spec.default_scopes = optarg; break;
-        case 'a': {
-            /* repeatable: each --audience adds one */
-            char *joined = audiences ? mandate_xasprintf("%s %s", audiences, optarg)
-                                     : mandate_xstrdup(optarg);
-            free(audiences);
-            audiences = joined;
-            break;
-        }
+        case 'a': ctl_add_word(&audiences, optarg); break; /* repeatable */
         case 't': {
             char *end;
             errno = 0;

@@ -149,14 +149,7 @@ int ctl_cmd_delegation(ctl *c, int argc, char **argv)
         case 't': file = optarg; break;
         case 'a': actor = optarg; break;
         case 's': scope = optarg; break;
-        case 'r': {
-            /* repeatable, as resource is at the token endpoint */
-            char *joined = resource ? mandate_xasprintf("%s %s", resource, optarg)
-                                    : mandate_xstrdup(optarg);
-            free(resource);
-            resource = joined;
-            break;
-        }
+        case 'r': ctl_add_word(&resource, optarg); break; /* repeatable, as at /token */
         default: goto done;
         }
     }

@@ -62,6 +62,10 @@ void ctl_audit_free_list(char **files);
 /* mandatectl audit trace (ctl-audit-trace.c); argv[0] is "trace". */
 int ctl_audit_trace(const ctl *c, int argc, char **argv);
 
+/* Appends word to the space-separated, malloc'd *list (NULL: empty), for
+ * a repeatable option. */
+void ctl_add_word(char **list, const char *word);
+
 /* A token from a file, or standard input for "-" (tokens are secrets too,
  * so never from argv), trimmed; malloc'd. NULL: said on stderr. */
 char *ctl_read_token(const char *file);

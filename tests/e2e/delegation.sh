@@ -29,13 +29,7 @@ daemon_up
 issuer_is_base
 
 declare -A SECRET
-new_client() { # ID [options]
-    local id=$1
-    shift
-    SECRET[$id]=$("${CTL[@]}" client create "$id" --scope "mcp:call gateway:invoke" \
-        --audience "$CAL" --audience "$OTHER" "$@" 2>/dev/null | client_secret)
-    check "client $id" test -n "${SECRET[$id]}"
-}
+
 new_client agent-a --ttl 300
 for id in agent-b agent-c agent-d agent-e agent-m agent-x; do new_client "$id" --ttl 3600; done
 new_client gateway --introspect
@@ -45,19 +39,7 @@ refuses() { ! "$@" 2>/dev/null; }
 check "client set --may-act refuses what is no client id" \
     refuses "${CTL[@]}" client set agent-a --may-act 'a b'
 
-exchange() { # ACTOR TOKEN [curl args]: the body; the status in $TMP/status
-    local actor=$1 token=$2
-    shift 2
-    curl -s -o "$TMP/body" -w '%{http_code}' -u "$actor:${SECRET[$actor]}" \
-        -d grant_type=urn:ietf:params:oauth:grant-type:token-exchange \
-        -d subject_token_type=urn:ietf:params:oauth:token-type:access_token \
-        --data-urlencode "subject_token=$token" "$@" "$TOKEN_URL" >"$TMP/status"
-    cat "$TMP/body"
-}
 status() { cat "$TMP/status"; }
-introspect() {
-    curl -s -u "gateway:${SECRET[gateway]}" --data-urlencode "token=$1" "$BASE/oauth2/introspect"
-}
 gate() { # TOKEN: the gateway check's status for the calendar; headers in $TMP/gate.h
     curl -s -D "$TMP/gate.h" -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $1" \
         -H "X-Original-URI: /mcp" -H "X-Mandate-Actor-Chain: forged" "$BASE/gateway/check"
