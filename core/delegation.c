@@ -239,18 +239,11 @@ mandate_delegation_verdict mandate_delegation_decide(const mandate_delegation *p
     }
 
     /* the chain: the acting client outermost, unless it is already */
-    if (t->actor != NULL && strcmp(t->actor, rq->actor) == 0) {
+    bool narrowing = t->actor != NULL && strcmp(t->actor, rq->actor) == 0;
+    if (narrowing) {
         r->actor = t->actor;
         r->prior_actors = t->prior_actors;
     } else {
-        /* a client already in the chain would act for itself through
-         * others: the chain would no longer say who decided */
-        if (mandate_word_list_has(t->prior_actors, rq->actor, strlen(rq->actor)))
-            return refuse(r, MANDATE_DELEGATION_CYCLE, NULL,
-                          mandate_pool_printf(pool,
-                                              "%s is already in the subject_token's act chain "
-                                              "(%s %s): a cycle",
-                                              rq->actor, t->actor, t->prior_actors));
         r->actor = rq->actor;
         r->prior_actors = t->actor == NULL ? NULL
                           : t->prior_actors == NULL
@@ -270,6 +263,14 @@ mandate_delegation_verdict mandate_delegation_decide(const mandate_delegation *p
                                           r->depth, r->actor,
                                           r->prior_actors ? r->prior_actors : "",
                                           (long long)max));
+    /* a client already in the chain would act for itself through others:
+     * the chain would no longer say who decided */
+    if (!narrowing && mandate_word_list_has(t->prior_actors, rq->actor, strlen(rq->actor)))
+        return refuse(r, MANDATE_DELEGATION_CYCLE, NULL,
+                      mandate_pool_printf(pool,
+                                          "%s is already in the subject_token's act chain "
+                                          "(%s %s): a cycle",
+                                          rq->actor, t->actor, t->prior_actors));
 
     const char *scope = rq->requested_scope != NULL ? rq->requested_scope : t->scope;
     if (!words_within(pool, scope, t->scope, &missing) ||
