@@ -113,17 +113,15 @@ static const char *or_dash(const char *s)
     return s != NULL && s[0] != '\0' ? s : "-";
 }
 
-static void print_text(const json_t *records, const json_t *chain, const char *root)
+static void print_text(const json_t *events, const json_t *chain, const char *root)
 {
     printf("chain of %zu token%s from %s\n", json_object_size(chain),
            json_object_size(chain) == 1 ? "" : "s", root);
     size_t i;
     json_t *r;
-    json_array_foreach(records, i, r)
+    json_array_foreach(events, i, r)
     {
         const char *jti = about(r, chain);
-        if (jti == NULL)
-            continue;
         int depth = (int)json_integer_value(json_object_get(chain, jti));
         printf("%s %*s", or_dash(str(r, "ts")), 2 * depth, "");
         if (is(r, "token.issued") && str(r, "subject_jti") != NULL)
@@ -173,16 +171,14 @@ static void dot_str(const char *s)
     putchar('"');
 }
 
-static void print_dot(const json_t *records, const json_t *chain)
+static void print_dot(const json_t *events, const json_t *chain)
 {
     puts("digraph mandate_trace {\n  rankdir=LR;\n  node [shape=box, fontname=\"Helvetica\"];");
     size_t i;
     json_t *r;
-    json_array_foreach(records, i, r)
+    json_array_foreach(events, i, r)
     {
         const char *jti = about(r, chain);
-        if (jti == NULL)
-            continue;
         char *label = NULL;
         if (is(r, "token.issued")) {
             label = mandate_xasprintf("%s\n%s for %s\nact %s\nscope %s", jti,
@@ -267,19 +263,23 @@ int ctl_audit_trace(const ctl *c, int argc, char **argv)
     } else {
         const char *root;
         json_t *chain = chain_of(records, jti, &root);
-        if (dot) {
-            print_dot(records, chain);
-        } else if (c->json) {
-            json_t *events = json_array();
-            size_t i;
-            json_t *r;
-            json_array_foreach(records, i, r) if (about(r, chain) != NULL)
+        /* the records about the chain's tokens, in trail order */
+        json_t *events = json_array();
+        size_t i;
+        json_t *r;
+        json_array_foreach(records, i, r)
+        {
+            if (about(r, chain) != NULL)
                 json_array_append(events, r);
-            ctl_print_json(json_pack("{s:s,s:s,s:O,s:o}", "jti", jti, "root", root, "tokens",
-                                     chain, "events", events));
-        } else {
-            print_text(records, chain, root);
         }
+        if (dot)
+            print_dot(events, chain);
+        else if (c->json)
+            ctl_print_json(json_pack("{s:s,s:s,s:O,s:O}", "jti", jti, "root", root, "tokens",
+                                     chain, "events", events));
+        else
+            print_text(events, chain, root);
+        json_decref(events);
         json_decref(chain);
     }
     json_decref(records);
