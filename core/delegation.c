@@ -264,13 +264,22 @@ mandate_delegation_verdict mandate_delegation_decide(const mandate_delegation *p
                                           r->prior_actors ? r->prior_actors : "",
                                           (long long)max));
     /* a client already in the chain would act for itself through others:
-     * the chain would no longer say who decided */
+     * the chain would no longer say who decided. The chain's first client
+     * is its subject when it began with client credentials (sub is then
+     * the client): A acting for B acting for A. */
     if (!narrowing && mandate_word_list_has(t->prior_actors, rq->actor, strlen(rq->actor)))
         return refuse(r, MANDATE_DELEGATION_CYCLE, NULL,
                       mandate_pool_printf(pool,
                                           "%s is already in the subject_token's act chain "
                                           "(%s %s): a cycle",
                                           rq->actor, t->actor, t->prior_actors));
+    if (!narrowing && r->delegated && t->actor != NULL && t->subject != NULL &&
+        strcmp(t->subject, rq->actor) == 0)
+        return refuse(r, MANDATE_DELEGATION_CYCLE, NULL,
+                      mandate_pool_printf(pool,
+                                          "%s began the subject_token's chain (it is its "
+                                          "subject): a cycle",
+                                          rq->actor));
 
     const char *scope = rq->requested_scope != NULL ? rq->requested_scope : t->scope;
     if (!words_within(pool, scope, t->scope, &missing) ||

@@ -504,6 +504,11 @@ static void test_cycle_refused(void **state)
     f->token.prior_actors = "agent-a";
     expect(f, MANDATE_DELEGATION_CYCLE, "agent-a is already in the subject_token's act chain");
     assert_string_equal(mandate_delegation_verdict_name(f->res.verdict), "cycle");
+    /* the chain's first client, its subject (client credentials): B's
+     * token, act B, sub agent-a, handed back to agent-a */
+    f->token.subject = "agent-a";
+    f->token.prior_actors = NULL;
+    expect(f, MANDATE_DELEGATION_CYCLE, "agent-a began the subject_token's chain");
     /* the current actor narrowing its own token is no cycle */
     f->token.actor = "agent-a";
     f->token.prior_actors = "agent-b";

@@ -21,7 +21,8 @@ delegation = {
     { name = "c-for-b"; actors = ["agent-c"]; clients = ["agent-b"]; },
     { name = "d-for-c"; actors = ["agent-d"]; clients = ["agent-c"]; },
     { name = "b-for-c"; actors = ["agent-b"]; clients = ["agent-c"]; },
-    { name = "e-for-d"; actors = ["agent-e"]; clients = ["agent-d"]; }
+    { name = "e-for-d"; actors = ["agent-e"]; clients = ["agent-d"]; },
+    { name = "a-for-b"; actors = ["agent-a"]; clients = ["agent-b"]; }
   );
 };
 CONF
@@ -103,6 +104,9 @@ out=$(exchange agent-b "$TC")
 expect_eq "B acts for C, which acts for B: a cycle, 400" 400 "$(status)"
 expect_eq "  invalid_grant" invalid_grant "$(json_get "$out" error)"
 check "  the log says so" wait_for_log "$LOG" "agent-b is already in the subject_token's act chain"
+exchange agent-a "$TB" >/dev/null
+expect_eq "A acts for B, which acts for A's own token: a cycle, 400" 400 "$(status)"
+check "  the log says so" wait_for_log "$LOG" "agent-a began the subject_token's chain"
 
 # --- one revocation stops the chain ---------------------------------------------------
 out=$("${CTL[@]}" token revoke --jti "$(jti "$TA")")
