@@ -130,9 +130,7 @@ static void print_text(const json_t *events, const json_t *chain, const char *ro
                    jti, str(r, "subject_jti"), or_dash(str(r, "client_id")),
                    or_dash(str(r, "act")), str(r, "prior_actors") ? " " : "",
                    str(r, "prior_actors") ? str(r, "prior_actors") : "",
-                   str(r, "delegation_rule")
-                       ? str(r, "delegation_rule")
-                       : "its own token",
+                   str(r, "delegation_rule") ? str(r, "delegation_rule") : "its own token",
                    str(r, "scope") ? str(r, "scope") : "", or_dash(str(r, "aud")));
         else if (is(r, "token.issued"))
             printf("issued    %s to %s for %s (%s); scope \"%s\" aud %s%s%s\n", jti,
@@ -209,15 +207,15 @@ static void print_dot(const json_t *events, const json_t *chain)
             puts("];");
         } else {
             bool gateway = is(r, "gateway.check");
-            label = gateway ? mandate_xasprintf("%s %s %lld", or_dash(str(r, "target")),
-                                                or_dash(str(r, "result")),
-                                                (long long)json_integer_value(
-                                                    json_object_get(r, "status")))
-                            : mandate_xasprintf("refused: %s by %s",
-                                                or_dash(str(r, "delegation")
-                                                            ? str(r, "delegation")
-                                                            : str(r, "reason")),
-                                                or_dash(str(r, "client_id")));
+            label =
+                gateway
+                    ? mandate_xasprintf(
+                          "%s %s %lld", or_dash(str(r, "target")), or_dash(str(r, "result")),
+                          (long long)json_integer_value(json_object_get(r, "status")))
+                    : mandate_xasprintf("refused: %s by %s",
+                                        or_dash(str(r, "delegation") ? str(r, "delegation")
+                                                                     : str(r, "reason")),
+                                        or_dash(str(r, "client_id")));
             printf("  \"e%zu\" [shape=ellipse, label=", i);
             dot_str(label);
             puts(gateway ? "];" : ", color=red];");

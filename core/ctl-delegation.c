@@ -65,7 +65,7 @@ static json_t *decide(mandate_runtime *rt, mandate_pool *pool, const char *token
         verdict = mandate_delegation_verdict_name(d.verdict);
         if (d.verdict == MANDATE_DELEGATION_ADMITTED) {
             json_object_set_new(o, "rule",
-                                d.rule ? json_string(d.rule->name)
+                                d.rule         ? json_string(d.rule->name)
                                 : d.by_may_act ? json_string("may_act")
                                                : json_null());
             json_object_set_new(o, "why", json_string(d.why));
@@ -96,9 +96,8 @@ static void print_decision(const json_t *o)
                json_object_get(t, "prior_actors")
                    ? json_string_value(json_object_get(t, "prior_actors"))
                    : "",
-               json_object_get(t, "may_act")
-                   ? json_string_value(json_object_get(t, "may_act"))
-                   : "");
+               json_object_get(t, "may_act") ? json_string_value(json_object_get(t, "may_act"))
+                                             : "");
     const char *verdict = json_string_value(json_object_get(o, "verdict"));
     const char *why = json_string_value(json_object_get(o, "why"));
     printf("actor:         %s\n", json_string_value(json_object_get(o, "actor")));
