@@ -6,7 +6,6 @@
  * --dot (Graphviz). */
 #include "config.h"
 
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -228,27 +227,34 @@ static void print_dot(const json_t *events, const json_t *chain)
     puts("}");
 }
 
+/* Not getopt: a jti is base64url, and one in 32 begins with '-', which
+ * getopt would take for an option ("invalid option -- 'A'"). Anything that
+ * is not one of the two options is the jti; "--" ends the options. */
 int ctl_audit_trace(const ctl *c, int argc, char **argv)
 {
-    static const struct option opts[] = {{"dot", no_argument, NULL, 'D'},
-                                         {"dir", required_argument, NULL, 'd'},
-                                         {NULL, 0, NULL, 0}};
-    bool dot = false;
-    const char *dir = NULL;
-    int opt;
-    optind = 0;
-    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (opt) {
-        case 'D': dot = true; break;
-        case 'd': dir = optarg; break;
-        default: return CTL_USAGE;
+    bool dot = false, options = true;
+    const char *dir = NULL, *jti = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (options && strcmp(a, "--") == 0) {
+            options = false;
+        } else if (options && strcmp(a, "--dot") == 0) {
+            dot = true;
+        } else if (options && strcmp(a, "--dir") == 0 && i + 1 < argc) {
+            dir = argv[++i];
+        } else if (options && strncmp(a, "--dir=", 6) == 0) {
+            dir = a + 6;
+        } else if (jti == NULL && a[0] != '\0') {
+            jti = a;
+        } else {
+            jti = NULL;
+            break;
         }
     }
-    if (optind + 1 != argc) {
+    if (jti == NULL) {
         fprintf(stderr, "Usage: mandatectl audit trace JTI [--dot] [--dir DIR]\n");
         return CTL_USAGE;
     }
-    const char *jti = argv[optind];
     char **files = ctl_audit_trail_files(c, dir);
     if (files == NULL)
         return CTL_REFUSED;

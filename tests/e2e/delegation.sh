@@ -191,5 +191,12 @@ check "  a picture" test -s "$TMP/trace.png"
 [ -z "${DELEGATION_TRACE_PNG:-}" ] || cp "$TMP/trace.png" "$DELEGATION_TRACE_PNG"
 "${CTL[@]}" audit trace no-such-jti 2>/dev/null
 expect_eq "audit trace of a jti the trail lacks: exit 1" 1 $?
+# one jti in 32 begins with '-' (base64url): still a jti, not an option
+"${CTL[@]}" audit trace -A4YAkIK8lydWKLrwVaT1A 2>/dev/null
+expect_eq "audit trace of a jti beginning with '-': a jti (exit 1), not a usage error" 1 $?
+"${CTL[@]}" audit trace --dot -- --dot 2>/dev/null
+expect_eq "audit trace -- JTI: after --, a jti" 1 $?
+"${CTL[@]}" audit trace 2>/dev/null
+expect_eq "audit trace without a jti: usage (exit 2)" 2 $?
 check "no sanitizer report" bash -c "! grep -q 'Sanitizer' '$LOG'"
 finish
