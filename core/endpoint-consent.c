@@ -12,6 +12,7 @@
 #include "pool-private.h"
 #include "refusals-private.h"
 #include "runtime-private.h"
+#include "signin-logout-private.h"
 #include "signin-private.h"
 #include "web-private.h"
 
@@ -160,6 +161,9 @@ void mandate_endpoint_logout(mandate_http_request *req, mandate_http_response *r
         log_info("signed out: %s", session.subject ? session.subject : "-");
         signed_in = false;
         mandate_web_set_session_cookie(req, resp, NULL, 0);
+        /* and at the IdP the session came from, when it takes single logout */
+        if (mandate_signin_logout_at_idp(req, resp, &session))
+            return;
     }
     json_t *view = json_pack("{s:b}", "signed_in", signed_in);
     if (signed_in && session.tenant != NULL)

@@ -16,6 +16,7 @@
 #include "pool-private.h"
 #include "refusals-private.h"
 #include "runtime-private.h"
+#include "signin-logout-private.h"
 #include "signin-private.h"
 #include "web-private.h"
 
@@ -171,6 +172,7 @@ static void callback(mandate_http_request *req, mandate_http_response *resp,
                                  "tenant", id.tenant);
     json_t *attrs = json_loads(id.attributes ? id.attributes : "{}", 0, NULL);
     json_object_set_new(identity, "attributes", attrs != NULL ? attrs : json_object());
+    mandate_signin_logout_note(in, &id, identity);
     char *identity_text = json_dumps(identity, JSON_COMPACT);
     json_decref(identity);
     int64_t now = mandate_clock_now();
@@ -199,6 +201,7 @@ static void callback(mandate_http_request *req, mandate_http_response *resp,
                                       "the broker cannot open a session now", err.message);
         return;
     }
+    mandate_signin_logout_index(req, in, &id, key, session.expires_at);
     mandate_audit_event("login.finished",
                         json_pack("{s:s,s:s,s:o,s:s,s:s,s:s,s:I}", "client_id", p.client_id,
                                   "idp", idp, "upstream_sub",
@@ -226,8 +229,14 @@ void mandate_endpoint_login(mandate_http_request *req, mandate_http_response *re
     const mandate_instance *in = mandate_runtime_find(req->runtime, MANDATE_BACKEND, name);
     bool callback_route = strcmp(what, "callback") == 0;
     bool metadata_route = strcmp(what, "metadata") == 0;
-    if (in == NULL || !mandate_backend_signs_in(in) || (!callback_route && !metadata_route)) {
+    bool logout_route = strcmp(what, "logout") == 0 && in != NULL && mandate_backend_logs_out(in);
+    if (in == NULL || !mandate_backend_signs_in(in) ||
+        (!callback_route && !metadata_route && !logout_route)) {
         mandate_http_response_error(req, resp, 404, "not_found", "no such endpoint");
+        return;
+    }
+    if (logout_route) {
+        mandate_endpoint_login_logout(req, resp, in);
         return;
     }
     if (callback_route) {
