@@ -176,6 +176,10 @@ void mandate_endpoint_logout(mandate_http_request *req, mandate_http_response *r
                             json_string(mandate_oauth_endpoint_url(req, "/logout")));
         json_object_set_new(view, "csrf", json_string(mandate_web_csrf(req, value, LOGOUT_HANDLE)));
     }
+    /* the form's answer may redirect to the IdP's logout (CSP form-action
+     * covers redirects) */
     mandate_web_page(req, resp, 200, signed_in ? "Sign out" : "Signed out", logout_template, view,
-                     NULL);
+                     signed_in && mandate_signin_logout_goes_on(req, &session)
+                         ? MANDATE_WEB_ANY_TARGET
+                         : NULL);
 }

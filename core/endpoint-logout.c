@@ -102,19 +102,36 @@ void mandate_signin_logout_index(mandate_http_request *req, const mandate_instan
 
 /* --- SP-initiated: Mandate's /logout ---------------------------------------------- */
 
+/* The session's instance and session_ref when it takes single logout. */
+static const mandate_instance *logout_instance(mandate_http_request *req,
+                                               const mandate_session *session,
+                                               const char **ref_r)
+{
+    *ref_r = NULL;
+    if (session->idp == NULL)
+        return NULL;
+    const mandate_instance *in = mandate_runtime_find(req->runtime, MANDATE_BACKEND, session->idp);
+    if (in == NULL || !mandate_backend_logs_out(in))
+        return NULL;
+    json_t *identity = json_loads(session->identity ? session->identity : "{}", 0, NULL);
+    const char *ref = json_string_value(json_object_get(identity, "session_ref"));
+    *ref_r = ref != NULL ? mandate_pool_strdup(req->pool, ref) : NULL;
+    json_decref(identity);
+    return *ref_r != NULL ? in : NULL;
+}
+
+bool mandate_signin_logout_goes_on(mandate_http_request *req, const mandate_session *session)
+{
+    const char *ref;
+    return logout_instance(req, session, &ref) != NULL;
+}
+
 bool mandate_signin_logout_at_idp(mandate_http_request *req, mandate_http_response *resp,
                                   const mandate_session *session)
 {
-    if (session->idp == NULL)
-        return false;
-    const mandate_instance *in = mandate_runtime_find(req->runtime, MANDATE_BACKEND, session->idp);
-    if (in == NULL || !mandate_backend_logs_out(in))
-        return false;
-    json_t *identity = json_loads(session->identity ? session->identity : "{}", 0, NULL);
-    const char *ref = json_string_value(json_object_get(identity, "session_ref"));
-    ref = ref != NULL ? mandate_pool_strdup(req->pool, ref) : NULL;
-    json_decref(identity);
-    if (ref == NULL)
+    const char *ref;
+    const mandate_instance *in = logout_instance(req, session, &ref);
+    if (in == NULL)
         return false;
     const char *handle = mandate_web_secret(req->pool);
     if (handle == NULL)

@@ -33,6 +33,9 @@ void mandate_signin_logout_note(const mandate_instance *in, const mandate_identi
 void mandate_signin_logout_index(mandate_http_request *req, const mandate_instance *in,
                                  const mandate_identity *id, const unsigned char session_hash[32],
                                  int64_t expires_at);
+/* Whether signing out of session would go on to its IdP (the sign-out
+ * page's form may then lead to another origin). */
+bool mandate_signin_logout_goes_on(mandate_http_request *req, const mandate_session *session);
 /* After /logout ended session: true when the browser was sent to the IdP
  * to end its own session too (resp is the redirect); false: nothing to do
  * there (no logout at that IdP, or it cannot start: logged). */
