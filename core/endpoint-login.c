@@ -235,10 +235,6 @@ void mandate_endpoint_login(mandate_http_request *req, mandate_http_response *re
         mandate_http_response_error(req, resp, 404, "not_found", "no such endpoint");
         return;
     }
-    if (logout_route) {
-        mandate_endpoint_login_logout(req, resp, in);
-        return;
-    }
     if (callback_route) {
         if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "POST") != 0) {
             mandate_http_response_error(req, resp, 405, "invalid_request",
@@ -253,6 +249,10 @@ void mandate_endpoint_login(mandate_http_request *req, mandate_http_response *re
         mandate_http_response_error(req, resp, 405, "invalid_request",
                                     "method not allowed on this endpoint");
         mandate_http_response_header(resp, "Allow", "GET");
+        return;
+    }
+    if (logout_route) { /* the HTTP-Redirect binding: GET only */
+        mandate_endpoint_login_logout(req, resp, in);
         return;
     }
     mandate_error err = {0};

@@ -35,17 +35,6 @@ static void session_record_key(mandate_http_request *req, const char *idp, const
     mandate_web_hash(mandate_pool_printf(req->pool, "%s\n%s", idp, key), out);
 }
 
-static char *to_hex(mandate_pool *pool, const unsigned char *bytes, size_t n)
-{
-    static const char digits[] = "0123456789abcdef";
-    char *out = mandate_pool_alloc(pool, 2 * n + 1);
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[bytes[i] >> 4];
-        out[2 * i + 1] = digits[bytes[i] & 0xf];
-    }
-    return out;
-}
-
 static bool from_hex(const char *hex, unsigned char out[32])
 {
     if (hex == NULL || strlen(hex) != 64)
@@ -94,7 +83,7 @@ void mandate_signin_logout_index(mandate_http_request *req, const mandate_instan
                                             mandate_clock_now(), &old, &err);
     if (rc == MANDATE_OK || rc == MANDATE_NOT_FOUND)
         rc = mandate_store_once_put(store, SESSION_NS, k, sizeof(k),
-                                    to_hex(req->pool, session_hash, 32), expires_at, &err);
+                                    mandate_pool_hex(req->pool, session_hash, 32), expires_at, &err);
     if (rc != MANDATE_OK)
         log_error("the sign-in at %s cannot be kept for single logout: %s", in->conf->name,
                   err.message);
@@ -282,12 +271,6 @@ void mandate_endpoint_login_logout(mandate_http_request *req, mandate_http_respo
                                    const mandate_instance *in)
 {
     const char *idp = in->conf->name;
-    if (strcmp(req->method, "GET") != 0) {
-        mandate_http_response_error(req, resp, 405, "invalid_request",
-                                    "method not allowed on this endpoint");
-        mandate_http_response_header(resp, "Allow", "GET");
-        return;
-    }
     mandate_error err = {0};
     mandate_form form;
     if (mandate_web_query(req, NULL, &form, &err) != MANDATE_OK) {

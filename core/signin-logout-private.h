@@ -41,7 +41,7 @@ bool mandate_signin_logout_goes_on(mandate_http_request *req, const mandate_sess
  * there (no logout at that IdP, or it cannot start: logged). */
 bool mandate_signin_logout_at_idp(mandate_http_request *req, mandate_http_response *resp,
                                   const mandate_session *session);
-/* GET /login/INSTANCE/logout. */
+/* GET /login/INSTANCE/logout (the method checked by the caller). */
 void mandate_endpoint_login_logout(mandate_http_request *req, mandate_http_response *resp,
                                    const mandate_instance *in);
 

@@ -142,6 +142,13 @@ bool saml_signs_requests(const saml_inst *inst);
 #define REQUEST_ID_BYTES 20
 #define SAML_REQUEST_ID_SIZE (2 * REQUEST_ID_BYTES + 2)
 bool saml_new_id(const saml_inst *inst, char id[SAML_REQUEST_ID_SIZE]);
+/* A memstream (its text in *buf, see saml_memstream_done) started with a
+ * protocol message samlp:name to dest: a fresh ID (in id), Version,
+ * IssueInstant now, Destination; the caller goes on with more attributes
+ * or ">". NULL: err says why. */
+FILE *saml_message_open(const saml_inst *inst, const char *name, const char *dest,
+                        char id[SAML_REQUEST_ID_SIZE], char **buf, size_t *size,
+                        mandate_error *err);
 mandate_rc saml_redirect_url(const saml_inst *inst, mandate_pool *pool, const char *dest,
                              const char *param, const char *xml, const char *relay_state,
                              const char **url_r, mandate_error *err);

@@ -194,11 +194,6 @@ char *saml_memstream_done(const saml_inst *inst, mandate_pool *pool, FILE *f, ch
     return s;
 }
 
-static void xml_time(int64_t t, char buf[32])
-{
-    saml_fmt_time(t, buf);
-}
-
 /* --- login_start ---------------------------------------------------------- */
 
 /* Raw DEFLATE (RFC 1951), as the HTTP-Redirect binding wants, then base64. */
@@ -310,6 +305,31 @@ mandate_rc saml_redirect_url(const saml_inst *inst, mandate_pool *pool, const ch
     return MANDATE_OK;
 }
 
+FILE *saml_message_open(const saml_inst *inst, const char *name, const char *dest,
+                        char id[SAML_REQUEST_ID_SIZE], char **buf, size_t *size,
+                        mandate_error *err)
+{
+    if (!saml_new_id(inst, id)) {
+        mandate_error_set(err, MANDATE_ERROR, "saml: no randomness");
+        return NULL;
+    }
+    char instant[32];
+    saml_fmt_time(inst->host->now(inst->host), instant);
+    *buf = NULL;
+    FILE *f = open_memstream(buf, size);
+    if (f == NULL) {
+        mandate_error_set(err, MANDATE_ERROR, "saml: out of memory");
+        return NULL;
+    }
+    fprintf(f,
+            "<samlp:%s xmlns:samlp=\"" NS_SAMLP "\" xmlns:saml=\"" NS_SAML "\""
+            " ID=\"%s\" Version=\"2.0\" IssueInstant=\"%s\" Destination=\"",
+            name, id, instant);
+    saml_xml_escaped(f, dest);
+    fputc('"', f);
+    return f;
+}
+
 mandate_rc saml_login_start(void *inst_, mandate_pool *pool, const mandate_login_request *request,
                             mandate_login_redirect *redirect_r, mandate_error *err)
 {
@@ -328,22 +348,12 @@ mandate_rc saml_login_start(void *inst_, mandate_pool *pool, const mandate_login
         return mandate_error_set(err, MANDATE_ERROR, "saml: no callback URL or handle");
 
     char id[SAML_REQUEST_ID_SIZE];
-    if (!saml_new_id(inst, id))
-        return mandate_error_set(err, MANDATE_ERROR, "saml: no randomness");
-    char instant[32];
-    xml_time(host->now(host), instant);
-
     char *buf = NULL;
     size_t size = 0;
-    FILE *f = open_memstream(&buf, &size);
+    FILE *f = saml_message_open(inst, "AuthnRequest", inst->sso_url, id, &buf, &size, err);
     if (f == NULL)
-        return mandate_error_set(err, MANDATE_ERROR, "saml: out of memory");
-    fprintf(f,
-            "<samlp:AuthnRequest xmlns:samlp=\"" NS_SAMLP "\" xmlns:saml=\"" NS_SAML "\""
-            " ID=\"%s\" Version=\"2.0\" IssueInstant=\"%s\" Destination=\"",
-            id, instant);
-    saml_xml_escaped(f, inst->sso_url);
-    fputs("\" AssertionConsumerServiceURL=\"", f);
+        return err != NULL ? err->rc : MANDATE_ERROR;
+    fputs(" AssertionConsumerServiceURL=\"", f);
     saml_xml_escaped(f, request->callback_url);
     fputs("\" ProtocolBinding=\"" BINDING_POST "\"", f);
     /* max_age=0 asks for a fresh login as prompt=login does */

@@ -244,21 +244,12 @@ mandate_rc saml_logout_start(void *inst_, mandate_pool *pool,
     if (!decode_ref(inst, pool, request->session_ref, &s))
         return mandate_error_set(err, MANDATE_ERROR, "saml: a session_ref not made here");
     char id[SAML_REQUEST_ID_SIZE];
-    if (!saml_new_id(inst, id))
-        return mandate_error_set(err, MANDATE_ERROR, "saml: no randomness");
-    char instant[32];
-    saml_fmt_time(host->now(host), instant);
     char *buf = NULL;
     size_t size = 0;
-    FILE *f = open_memstream(&buf, &size);
+    FILE *f = saml_message_open(inst, "LogoutRequest", inst->slo_url, id, &buf, &size, err);
     if (f == NULL)
-        return mandate_error_set(err, MANDATE_ERROR, "saml: out of memory");
-    fprintf(f,
-            "<samlp:LogoutRequest xmlns:samlp=\"" NS_SAMLP "\" xmlns:saml=\"" NS_SAML "\""
-            " ID=\"%s\" Version=\"2.0\" IssueInstant=\"%s\" Destination=\"",
-            id, instant);
-    saml_xml_escaped(f, inst->slo_url);
-    fputs("\"><saml:Issuer>", f);
+        return err != NULL ? err->rc : MANDATE_ERROR;
+    fputs("><saml:Issuer>", f);
     saml_xml_escaped(f, inst->sp_entity_id);
     fputs("</saml:Issuer>", f);
     name_id_xml(f, &s);
@@ -576,25 +567,14 @@ static const char *response_url(const saml_inst *inst, mandate_pool *pool, const
                           const char *status, const char *sub_status, const char *relay_state,
                           mandate_error *err)
 {
-    char id[SAML_REQUEST_ID_SIZE], instant[32];
-    if (!saml_new_id(inst, id)) {
-        mandate_error_set(err, MANDATE_ERROR, "saml: no randomness");
-        return NULL;
-    }
-    saml_fmt_time(inst->host->now(inst->host), instant);
+    char id[SAML_REQUEST_ID_SIZE];
     char *buf = NULL;
     size_t size = 0;
-    FILE *f = open_memstream(&buf, &size);
-    if (f == NULL) {
-        mandate_error_set(err, MANDATE_ERROR, "saml: out of memory");
+    FILE *f = saml_message_open(inst, "LogoutResponse", inst->slo_response_url, id, &buf, &size,
+                                err);
+    if (f == NULL)
         return NULL;
-    }
-    fprintf(f,
-            "<samlp:LogoutResponse xmlns:samlp=\"" NS_SAMLP "\" xmlns:saml=\"" NS_SAML "\""
-            " ID=\"%s\" Version=\"2.0\" IssueInstant=\"%s\" Destination=\"",
-            id, instant);
-    saml_xml_escaped(f, inst->slo_response_url);
-    fputs("\" InResponseTo=\"", f);
+    fputs(" InResponseTo=\"", f);
     saml_xml_escaped(f, request_id);
     fputs("\"><saml:Issuer>", f);
     saml_xml_escaped(f, inst->sp_entity_id);
