@@ -24,7 +24,8 @@
 
 static const char *logout_url(mandate_http_request *req, const char *idp)
 {
-    return mandate_oauth_endpoint_url(req, mandate_pool_printf(req->pool, "/login/%s/logout", idp));
+    return mandate_oauth_endpoint_url(req,
+                                      mandate_pool_printf(req->pool, "/login/%s/logout", idp));
 }
 
 /* The record's key: the instance and the backend's key cannot run into
@@ -43,7 +44,7 @@ static bool from_hex(const char *hex, unsigned char out[32])
         unsigned v = 0;
         for (size_t j = 0; j < 2; j++) {
             char c = hex[2 * i + j];
-            unsigned d = c >= '0' && c <= '9' ? (unsigned)(c - '0')
+            unsigned d = c >= '0' && c <= '9'   ? (unsigned)(c - '0')
                          : c >= 'a' && c <= 'f' ? (unsigned)(c - 'a' + 10)
                                                 : 16;
             if (d == 16)
@@ -66,8 +67,8 @@ void mandate_signin_logout_note(const mandate_instance *in, const mandate_identi
 }
 
 void mandate_signin_logout_index(mandate_http_request *req, const mandate_instance *in,
-                                 const mandate_identity *id, const unsigned char session_hash[32],
-                                 int64_t expires_at)
+                                 const mandate_identity *id,
+                                 const unsigned char session_hash[32], int64_t expires_at)
 {
     const char *ref, *key;
     if (!mandate_backend_session_refs(in, id, &ref, &key))
@@ -83,7 +84,8 @@ void mandate_signin_logout_index(mandate_http_request *req, const mandate_instan
                                             mandate_clock_now(), &old, &err);
     if (rc == MANDATE_OK || rc == MANDATE_NOT_FOUND)
         rc = mandate_store_once_put(store, SESSION_NS, k, sizeof(k),
-                                    mandate_pool_hex(req->pool, session_hash, 32), expires_at, &err);
+                                    mandate_pool_hex(req->pool, session_hash, 32), expires_at,
+                                    &err);
     if (rc != MANDATE_OK)
         log_error("the sign-in at %s cannot be kept for single logout: %s", in->conf->name,
                   err.message);
@@ -92,14 +94,14 @@ void mandate_signin_logout_index(mandate_http_request *req, const mandate_instan
 /* --- SP-initiated: Mandate's /logout ---------------------------------------------- */
 
 /* The session's instance and session_ref when it takes single logout. */
-static const mandate_instance *logout_instance(mandate_http_request *req,
-                                               const mandate_session *session,
-                                               const char **ref_r)
+static const mandate_instance *
+logout_instance(mandate_http_request *req, const mandate_session *session, const char **ref_r)
 {
     *ref_r = NULL;
     if (session->idp == NULL)
         return NULL;
-    const mandate_instance *in = mandate_runtime_find(req->runtime, MANDATE_BACKEND, session->idp);
+    const mandate_instance *in =
+        mandate_runtime_find(req->runtime, MANDATE_BACKEND, session->idp);
     if (in == NULL || !mandate_backend_logs_out(in))
         return NULL;
     json_t *identity = json_loads(session->identity ? session->identity : "{}", 0, NULL);
@@ -145,16 +147,18 @@ bool mandate_signin_logout_at_idp(mandate_http_request *req, mandate_http_respon
     unsigned char key[32];
     mandate_web_hash(handle, key);
     const mandate_config *cfg = mandate_runtime_config(req->runtime);
-    rc = mandate_store_once_put(mandate_runtime_store(req->runtime), PENDING_NS, key, sizeof(key),
-                                text, mandate_clock_now() + cfg->signin.pending_lifetime, &err);
+    rc = mandate_store_once_put(mandate_runtime_store(req->runtime), PENDING_NS, key,
+                                sizeof(key), text,
+                                mandate_clock_now() + cfg->signin.pending_lifetime, &err);
     free(text);
     if (rc != MANDATE_OK) {
         log_error("a logout at %s cannot be kept: %s", session->idp, err.message);
         return false;
     }
-    mandate_audit_event("logout.started", json_pack("{s:s?,s:s}", "sub", session->subject,
-                                                    "idp", session->idp));
-    log_info("logout sent to %s for %s", session->idp, session->subject ? session->subject : "-");
+    mandate_audit_event("logout.started",
+                        json_pack("{s:s?,s:s}", "sub", session->subject, "idp", session->idp));
+    log_info("logout sent to %s for %s", session->idp,
+             session->subject ? session->subject : "-");
     mandate_web_redirect(req, resp, redirect.url);
     return true;
 }
@@ -322,9 +326,9 @@ void mandate_endpoint_login_logout(mandate_http_request *req, mandate_http_respo
         end_sessions(req, resp, idp, &r);
         return;
     }
-    mandate_audit_event("logout.finished", json_pack("{s:s,s:s,s:s?,s:b}", "idp", idp,
-                                                     "initiated", "sp", "sub", sub, "idp_ended",
-                                                     1));
+    mandate_audit_event("logout.finished",
+                        json_pack("{s:s,s:s,s:s?,s:b}", "idp", idp, "initiated", "sp", "sub",
+                                  sub, "idp_ended", 1));
     log_info("logout at %s finished for %s", idp, sub != NULL ? sub : "-");
     signed_out_page(req, resp,
                     "You are signed out of the broker and of your identity provider.");

@@ -31,8 +31,8 @@ void mandate_signin_logout_note(const mandate_instance *in, const mandate_identi
 /* Once the session is kept (its hash, its end): the record by which an
  * IdP's LogoutRequest finds it. Store failures are logged. */
 void mandate_signin_logout_index(mandate_http_request *req, const mandate_instance *in,
-                                 const mandate_identity *id, const unsigned char session_hash[32],
-                                 int64_t expires_at);
+                                 const mandate_identity *id,
+                                 const unsigned char session_hash[32], int64_t expires_at);
 /* Whether signing out of session would go on to its IdP (the sign-out
  * page's form may then lead to another origin). */
 bool mandate_signin_logout_goes_on(mandate_http_request *req, const mandate_session *session);

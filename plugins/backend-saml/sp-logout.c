@@ -282,7 +282,7 @@ mandate_rc saml_logout_start(void *inst_, mandate_pool *pool,
 typedef struct redirect_query {
     const char *raw_message, *raw_relay, *raw_sig_alg;
     size_t raw_message_len, raw_relay_len, raw_sig_alg_len;
-    bool is_request;               /* SAMLRequest, else SAMLResponse */
+    bool is_request; /* SAMLRequest, else SAMLResponse */
     const char *message, *relay_state, *sig_alg, *signature;
 } redirect_query;
 
@@ -347,20 +347,17 @@ static mandate_rc parse_query(const saml_inst *inst, mandate_pool *pool, const c
                                  "saml: a field of the query is repeated (RelayState, SigAlg "
                                  "or Signature)");
     if (algs != sigs)
-        return mandate_error_set(err, MANDATE_INVALID,
-                                 "saml: the query has %s without %s", algs ? "SigAlg" : "Signature",
-                                 algs ? "Signature" : "SigAlg");
+        return mandate_error_set(err, MANDATE_INVALID, "saml: the query has %s without %s",
+                                 algs ? "SigAlg" : "Signature", algs ? "Signature" : "SigAlg");
     size_t name = q->is_request ? strlen("SAMLRequest=") : strlen("SAMLResponse=");
-    q->message = q->raw_message_len > name
-                     ? url_decode(inst, pool, q->raw_message + name, q->raw_message_len - name,
-                                  true)
-                     : NULL;
+    q->message = q->raw_message_len > name ? url_decode(inst, pool, q->raw_message + name,
+                                                        q->raw_message_len - name, true)
+                                           : NULL;
     if (q->raw_relay != NULL)
-        q->relay_state =
-            q->raw_relay_len > strlen("RelayState=")
-                ? url_decode(inst, pool, q->raw_relay + strlen("RelayState="),
-                             q->raw_relay_len - strlen("RelayState="), true)
-                : "";
+        q->relay_state = q->raw_relay_len > strlen("RelayState=")
+                             ? url_decode(inst, pool, q->raw_relay + strlen("RelayState="),
+                                          q->raw_relay_len - strlen("RelayState="), true)
+                             : "";
     if (q->raw_sig_alg != NULL) {
         q->sig_alg = url_decode(inst, pool, q->raw_sig_alg + strlen("SigAlg="),
                                 q->raw_sig_alg_len - strlen("SigAlg="), true);
@@ -486,12 +483,14 @@ static mandate_rc check_envelope(const saml_inst *inst, const xmlNode *root, con
     bool v2 = version != NULL && strcmp(version, "2.0") == 0;
     xmlFree(version);
     if (!v2)
-        return mandate_error_set(err, MANDATE_INVALID, "saml: the %s's Version is not 2.0", what);
+        return mandate_error_set(err, MANDATE_INVALID, "saml: the %s's Version is not 2.0",
+                                 what);
     size_t n;
     const char *issuer = NULL;
     xmlNode *iss = saml_child_el(root, NS_SAML, "Issuer", &n);
     if (n != 1 || saml_single_text(iss, &issuer) != TEXT_OK)
-        return mandate_error_set(err, MANDATE_INVALID, "saml: the %s has no single Issuer", what);
+        return mandate_error_set(err, MANDATE_INVALID, "saml: the %s has no single Issuer",
+                                 what);
     if (strcmp(issuer, inst->entity_id) != 0)
         return mandate_error_set(err, MANDATE_INVALID,
                                  "saml: the %s's Issuer \"%s\" is not this instance's IdP "
@@ -563,15 +562,16 @@ static mandate_rc logout_response(const saml_inst *inst, const xmlNode *root,
 
 /* --- the IdP's own LogoutRequest -------------------------------------------------- */
 
-static const char *response_url(const saml_inst *inst, mandate_pool *pool, const char *request_id,
-                          const char *status, const char *sub_status, const char *relay_state,
-                          mandate_error *err)
+static const char *response_url(const saml_inst *inst, mandate_pool *pool,
+                                const char *request_id, const char *status,
+                                const char *sub_status, const char *relay_state,
+                                mandate_error *err)
 {
     char id[SAML_REQUEST_ID_SIZE];
     char *buf = NULL;
     size_t size = 0;
-    FILE *f = saml_message_open(inst, "LogoutResponse", inst->slo_response_url, id, &buf, &size,
-                                err);
+    FILE *f =
+        saml_message_open(inst, "LogoutResponse", inst->slo_response_url, id, &buf, &size, err);
     if (f == NULL)
         return NULL;
     fputs(" InResponseTo=\"", f);
@@ -630,10 +630,9 @@ static mandate_rc logout_request(const saml_inst *inst, mandate_pool *pool, cons
         return mandate_error_set(err, MANDATE_INVALID,
                                  "saml: the LogoutRequest is past its NotOnOrAfter");
     char *format = saml_attr(name_id, "Format");
-    session_fields s = {.format = host->pool_strdup(pool, format != NULL
-                                                              ? format
-                                                              : NAMEID_FORMAT_UNSPECIFIED),
-                        .name_id = value};
+    session_fields s = {
+        .format = host->pool_strdup(pool, format != NULL ? format : NAMEID_FORMAT_UNSPECIFIED),
+        .name_id = value};
     xmlFree(format);
     size_t count = 0;
     mandate_rc rc = MANDATE_OK;
@@ -675,7 +674,8 @@ static mandate_rc logout_request(const saml_inst *inst, mandate_pool *pool, cons
                                      "saml: LogoutRequest replayed: ID \"%s\" was already used",
                                      Q(request_id));
         if (rc != MANDATE_OK)
-            return mandate_error_set(err, rc == MANDATE_TEMPFAIL ? MANDATE_TEMPFAIL : MANDATE_ERROR,
+            return mandate_error_set(err,
+                                     rc == MANDATE_TEMPFAIL ? MANDATE_TEMPFAIL : MANDATE_ERROR,
                                      "saml: replay check failed: %s", rerr.message);
     }
     result_r->done_url =
@@ -713,11 +713,10 @@ mandate_rc saml_logout_finish(void *inst_, mandate_pool *pool,
     xmlNode *root = xmlDocGetRootElement(doc);
     const char *id = NULL;
     if (!saml_is_el(root, NS_SAMLP, what))
-        rc = mandate_error_set(err, MANDATE_INVALID,
-                               "saml: the %s field holds \"%s\", not a %s",
-                               q.is_request ? "SAMLRequest" : "SAMLResponse",
-                               Q(root != NULL ? root->name : (const xmlChar *)"(nothing)"),
-                               what);
+        rc = mandate_error_set(
+            err, MANDATE_INVALID, "saml: the %s field holds \"%s\", not a %s",
+            q.is_request ? "SAMLRequest" : "SAMLResponse",
+            Q(root != NULL ? root->name : (const xmlChar *)"(nothing)"), what);
     else
         rc = check_envelope(inst, root, what, message->callback_url, q.sig_alg != NULL, &id,
                             err);

@@ -88,8 +88,10 @@ static char *query_of(const uint8_t *xml, size_t size)
     char *out = malloc(3 * strlen(b64) + 64), *o = out;
     o += sprintf(o, "%s=", request ? "SAMLRequest" : "SAMLResponse");
     for (const char *s = b64; *s != '\0'; s++)
-        o += *s == '+' ? sprintf(o, "%%2B") : *s == '/' ? sprintf(o, "%%2F")
-             : *s == '=' ? sprintf(o, "%%3D") : sprintf(o, "%c", *s);
+        o += *s == '+'   ? sprintf(o, "%%2B")
+             : *s == '/' ? sprintf(o, "%%2F")
+             : *s == '=' ? sprintf(o, "%%3D")
+                         : sprintf(o, "%c", *s);
     strcpy(o, "&RelayState=fuzz");
     free(b64);
     return out;
