@@ -12,6 +12,7 @@
 #include "pool-private.h"
 #include "refusals-private.h"
 #include "runtime-private.h"
+#include "signin-logout-private.h"
 #include "signin-private.h"
 #include "web-private.h"
 
@@ -160,6 +161,9 @@ void mandate_endpoint_logout(mandate_http_request *req, mandate_http_response *r
         log_info("signed out: %s", session.subject ? session.subject : "-");
         signed_in = false;
         mandate_web_set_session_cookie(req, resp, NULL, 0);
+        /* and at the IdP the session came from, when it takes single logout */
+        if (mandate_signin_logout_at_idp(req, resp, &session))
+            return;
     }
     json_t *view = json_pack("{s:b}", "signed_in", signed_in);
     if (signed_in && session.tenant != NULL)
@@ -172,6 +176,10 @@ void mandate_endpoint_logout(mandate_http_request *req, mandate_http_response *r
                             json_string(mandate_oauth_endpoint_url(req, "/logout")));
         json_object_set_new(view, "csrf", json_string(mandate_web_csrf(req, value, LOGOUT_HANDLE)));
     }
+    /* the form's answer may redirect to the IdP's logout (CSP form-action
+     * covers redirects) */
     mandate_web_page(req, resp, 200, signed_in ? "Sign out" : "Signed out", logout_template, view,
-                     NULL);
+                     signed_in && mandate_signin_logout_goes_on(req, &session)
+                         ? MANDATE_WEB_ANY_TARGET
+                         : NULL);
 }

@@ -19,6 +19,7 @@
 #include "pool-private.h"
 #include "refusals-private.h"
 #include "runtime-private.h"
+#include "signin-logout-private.h"
 #include "signin-private.h"
 #include "web-private.h"
 
@@ -102,11 +103,12 @@ static mandate_rc finish_at_backend(mandate_http_request *req, const mandate_ins
 /* A browser session for the identity the IdP vouched for, as the mapping
  * rules made it (m): kept in the store, *session_r filled (its memory the
  * request's) and the cookie's value in *value_r. */
-static mandate_rc open_session(mandate_http_request *req, const char *idp,
+static mandate_rc open_session(mandate_http_request *req, const mandate_instance *in,
                                const mandate_identity *id, const mandate_mapping_result *m,
                                mandate_session *session_r, const char **value_r,
                                mandate_error *err)
 {
+    const char *idp = in->conf->name;
     const mandate_config *cfg = mandate_runtime_config(req->runtime);
     const char *value = mandate_web_secret(req->pool);
     if (value == NULL)
@@ -115,6 +117,7 @@ static mandate_rc open_session(mandate_http_request *req, const char *idp,
                                  id->subject, "tenant", id->tenant);
     json_t *attrs = json_loads(id->attributes ? id->attributes : "{}", 0, NULL);
     json_object_set_new(identity, "attributes", attrs != NULL ? attrs : json_object());
+    mandate_signin_logout_note(in, id, identity);
     char *identity_text = json_dumps(identity, JSON_COMPACT);
     json_decref(identity);
     int64_t now = mandate_clock_now();
@@ -137,21 +140,24 @@ static mandate_rc open_session(mandate_http_request *req, const char *idp,
     };
     free(identity_text);
     *value_r = value;
-    return mandate_store_session_put(mandate_runtime_store(req->runtime), session_r, err);
+    mandate_rc rc = mandate_store_session_put(mandate_runtime_store(req->runtime), session_r, err);
+    if (rc == MANDATE_OK)
+        mandate_signin_logout_index(req, in, id, key, session_r->expires_at);
+    return rc;
 }
 
 /* The mapping rules first (a user no rule admits gets no session), then a
  * browser session for this identity. False when answered already: to the
  * client when one waits (p's redirect URI), else with a page. */
 static bool admit(mandate_http_request *req, mandate_http_response *resp, mandate_pending *p,
-                  const mandate_client *known, const char *idp, const mandate_identity *id,
-                  mandate_mapping_result *m_r, mandate_session *session_r,
-                  const char **value_r)
+                  const mandate_client *known, const mandate_instance *in,
+                  const mandate_identity *id, mandate_mapping_result *m_r,
+                  mandate_session *session_r, const char **value_r)
 {
-    if (!mandate_signin_map(req, resp, p, known, idp, id, m_r))
+    if (!mandate_signin_map(req, resp, p, known, in->conf->name, id, m_r))
         return false;
     mandate_error err = {0};
-    if (open_session(req, idp, id, m_r, session_r, value_r, &err) == MANDATE_OK)
+    if (open_session(req, in, id, m_r, session_r, value_r, &err) == MANDATE_OK)
         return true;
     log_error("a browser session cannot be kept: %s", err.message);
     if (p->redirect_uri != NULL)
@@ -247,7 +253,7 @@ static void unsolicited(mandate_http_request *req, mandate_http_response *resp,
     mandate_mapping_result m;
     mandate_session session;
     const char *value;
-    if (!admit(req, resp, &p, &client, idp, &id, &m, &session, &value))
+    if (!admit(req, resp, &p, &client, in, &id, &m, &session, &value))
         return;
     mandate_audit_event(
         "login.idp_initiated",
@@ -351,7 +357,7 @@ static void callback(mandate_http_request *req, mandate_http_response *resp,
     mandate_mapping_result m;
     mandate_session session;
     const char *value;
-    if (!admit(req, resp, &p, NULL, idp, &id, &m, &session, &value))
+    if (!admit(req, resp, &p, NULL, in, &id, &m, &session, &value))
         return;
     mandate_audit_event("login.finished",
                         json_pack("{s:s,s:s,s:o,s:s,s:s,s:s,s:I}", "client_id", p.client_id,
@@ -380,7 +386,9 @@ void mandate_endpoint_login(mandate_http_request *req, mandate_http_response *re
     const mandate_instance *in = mandate_runtime_find(req->runtime, MANDATE_BACKEND, name);
     bool callback_route = strcmp(what, "callback") == 0;
     bool metadata_route = strcmp(what, "metadata") == 0;
-    if (in == NULL || !mandate_backend_signs_in(in) || (!callback_route && !metadata_route)) {
+    bool logout_route = strcmp(what, "logout") == 0 && in != NULL && mandate_backend_logs_out(in);
+    if (in == NULL || !mandate_backend_signs_in(in) ||
+        (!callback_route && !metadata_route && !logout_route)) {
         mandate_http_response_error(req, resp, 404, "not_found", "no such endpoint");
         return;
     }
@@ -398,6 +406,10 @@ void mandate_endpoint_login(mandate_http_request *req, mandate_http_response *re
         mandate_http_response_error(req, resp, 405, "invalid_request",
                                     "method not allowed on this endpoint");
         mandate_http_response_header(resp, "Allow", "GET");
+        return;
+    }
+    if (logout_route) { /* the HTTP-Redirect binding: GET only */
+        mandate_endpoint_login_logout(req, resp, in);
         return;
     }
     mandate_error err = {0};

@@ -236,6 +236,21 @@ mandate_rc mandate_backend_login_metadata(const mandate_instance *in, mandate_po
                                           const char *callback_url, char **text_r,
                                           const char **content_type_r, mandate_error *err);
 
+/* Single logout at the backend's IdP (backend ABI 1.6): whether the
+ * instance offers it; the sign-in's session_ref and session_key from an
+ * identity login_finish gave (false, both NULL: none); start and finish
+ * (include/mandate/backend.h). start answers MANDATE_NOT_FOUND when there
+ * is nothing to do at the IdP. */
+bool mandate_backend_logs_out(const mandate_instance *in);
+bool mandate_backend_session_refs(const mandate_instance *in, const mandate_identity *id,
+                                  const char **ref_r, const char **key_r);
+mandate_rc mandate_backend_logout_start(const mandate_instance *in, mandate_pool *pool,
+                                        const mandate_logout_request *request,
+                                        mandate_login_redirect *redirect_r, mandate_error *err);
+mandate_rc mandate_backend_logout_finish(const mandate_instance *in, mandate_pool *pool,
+                                         const mandate_logout_message *message,
+                                         mandate_logout_result *result_r, mandate_error *err);
+
 /* --- format ---------------------------------------------------------------- */
 
 bool mandate_format_parses(const mandate_instance *in);

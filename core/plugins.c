@@ -659,6 +659,63 @@ mandate_rc mandate_backend_login_metadata(const mandate_instance *in, mandate_po
     return rc;
 }
 
+bool mandate_backend_logs_out(const mandate_instance *in)
+{
+    const mandate_backend_ops *ops = backend_ops(in);
+    return ops != NULL && abi_minor(in) >= 6 && ops->logout_start != NULL &&
+           ops->logout_finish != NULL;
+}
+
+bool mandate_backend_session_refs(const mandate_instance *in, const mandate_identity *id,
+                                  const char **ref_r, const char **key_r)
+{
+    /* a plugin before 1.6 knows no such fields: the core zeroed them */
+    bool ok = mandate_backend_logs_out(in) && id->session_ref != NULL &&
+              id->session_key != NULL;
+    *ref_r = ok ? id->session_ref : NULL;
+    *key_r = ok ? id->session_key : NULL;
+    return ok;
+}
+
+mandate_rc mandate_backend_logout_start(const mandate_instance *in, mandate_pool *pool,
+                                        const mandate_logout_request *request,
+                                        mandate_login_redirect *redirect_r, mandate_error *err)
+{
+    memset(redirect_r, 0, sizeof(*redirect_r));
+    if (!mandate_backend_logs_out(in))
+        return mandate_error_set(err, MANDATE_NOT_FOUND, "instance '%s' offers no logout",
+                                 in->conf->name);
+    mandate_rc rc;
+    GATED(in, err, &rc, backend_ops(in)->logout_start(in->inst, pool, request, redirect_r, err));
+    if (rc == MANDATE_OK && redirect_r->url == NULL)
+        return mandate_error_set(err, MANDATE_ERROR, "instance '%s' gave no address to log out at",
+                                 in->conf->name);
+    return rc;
+}
+
+mandate_rc mandate_backend_logout_finish(const mandate_instance *in, mandate_pool *pool,
+                                         const mandate_logout_message *message,
+                                         mandate_logout_result *result_r, mandate_error *err)
+{
+    memset(result_r, 0, sizeof(*result_r));
+    if (!mandate_backend_logs_out(in))
+        return mandate_error_set(err, MANDATE_NOT_FOUND, "instance '%s' offers no logout",
+                                 in->conf->name);
+    mandate_rc rc;
+    GATED(in, err, &rc, backend_ops(in)->logout_finish(in->inst, pool, message, result_r, err));
+    if (rc == MANDATE_OK && result_r->kind == MANDATE_LOGOUT_ASKED &&
+        (result_r->done_url == NULL || result_r->unknown_url == NULL ||
+         result_r->key_count > MANDATE_LOGOUT_KEYS_MAX))
+        return mandate_error_set(err, MANDATE_ERROR,
+                                 "instance '%s' gave no answer to the IdP's logout request",
+                                 in->conf->name);
+    if (rc == MANDATE_OK && result_r->kind != MANDATE_LOGOUT_ASKED &&
+        result_r->kind != MANDATE_LOGOUT_ANSWERED)
+        return mandate_error_set(err, MANDATE_ERROR, "instance '%s' said nothing of the logout",
+                                 in->conf->name);
+    return rc;
+}
+
 /* --- format ---------------------------------------------------------------- */
 
 static const mandate_format_ops *format_ops(const mandate_instance *in)

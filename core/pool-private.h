@@ -16,5 +16,7 @@ char *mandate_pool_strdup(mandate_pool *pool, const char *s);
 char *mandate_pool_strndup(mandate_pool *pool, const char *s, size_t len);
 void *mandate_pool_memdup(mandate_pool *pool, const void *p, size_t len);
 char *mandate_pool_printf(mandate_pool *pool, const char *fmt, ...) MANDATE_PRINTF(2, 3);
+/* n bytes as lowercase hex digits. */
+char *mandate_pool_hex(mandate_pool *pool, const unsigned char *bytes, size_t n);
 
 #endif

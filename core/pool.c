@@ -106,6 +106,17 @@ char *mandate_pool_strndup(mandate_pool *pool, const char *s, size_t len)
     return mandate_pool_memdup(pool, s, len);
 }
 
+char *mandate_pool_hex(mandate_pool *pool, const unsigned char *bytes, size_t n)
+{
+    static const char digits[] = "0123456789abcdef";
+    char *out = mandate_pool_alloc(pool, 2 * n + 1);
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[bytes[i] >> 4];
+        out[2 * i + 1] = digits[bytes[i] & 0xf];
+    }
+    return out;
+}
+
 char *mandate_pool_strdup(mandate_pool *pool, const char *s)
 {
     if (s == NULL)

@@ -332,13 +332,7 @@ void mandate_signin_redirect_error(mandate_http_request *req, mandate_http_respo
 
 static char *hex(mandate_pool *pool, const unsigned char *bytes, size_t n)
 {
-    static const char digits[] = "0123456789abcdef";
-    char *out = mandate_pool_alloc(pool, 2 * n + 1);
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[bytes[i] >> 4];
-        out[2 * i + 1] = digits[bytes[i] & 0xf];
-    }
-    return out;
+    return mandate_pool_hex(pool, bytes, n);
 }
 
 static char *hash_hex(mandate_pool *pool, const char *secret)

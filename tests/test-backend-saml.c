@@ -903,10 +903,10 @@ static char *query_value(const char *url, const char *name, const char **raw_r, 
     return NULL;
 }
 
-/* The AuthnRequest of a login_start redirect, inflated and parsed. */
-static xmlDocPtr authn_request_of(const char *url)
+/* The message (param) of a redirect, inflated and parsed. */
+static xmlDocPtr redirect_message_of(const char *url, const char *param)
 {
-    char *b64 = query_value(url, "SAMLRequest", NULL, NULL);
+    char *b64 = query_value(url, param, NULL, NULL);
     assert_non_null(b64);
     size_t len = strlen(b64);
     unsigned char *raw = malloc(len);
@@ -932,9 +932,50 @@ static xmlDocPtr authn_request_of(const char *url)
     return doc;
 }
 
+/* The AuthnRequest of a login_start redirect, inflated and parsed. */
+static xmlDocPtr authn_request_of(const char *url)
+{
+    return redirect_message_of(url, "SAMLRequest");
+}
+
 static char *root_attr(xmlDocPtr doc, const char *name)
 {
     return (char *)xmlGetNoNsProp(xmlDocGetRootElement(doc), BAD_CAST name);
+}
+
+/* The redirect binding's Signature of url verifies with the certificate
+ * over exactly the query before it, and not over anything shorter. */
+static void expect_signed_query(const char *url, const char *crt)
+{
+    const char *sig_raw;
+    size_t sig_raw_len;
+    char *sig_b64 = query_value(url, "Signature", &sig_raw, &sig_raw_len);
+    assert_non_null(sig_b64);
+    const char *signed_part = strchr(url, '?') + 1;
+    size_t signed_len = (size_t)(sig_raw - 1 - signed_part);
+    unsigned char sig[1024];
+    int sig_len = EVP_DecodeBlock(sig, (const unsigned char *)sig_b64, (int)strlen(sig_b64));
+    for (size_t i = strlen(sig_b64); i > 0 && sig_b64[i - 1] == '='; i--)
+        sig_len--;
+    FILE *f = fopen(path_of(crt), "r");
+    X509 *cert = PEM_read_X509(f, NULL, NULL, NULL);
+    fclose(f);
+    EVP_PKEY *pub = X509_get_pubkey(cert);
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    assert_int_equal(EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, pub), 1);
+    assert_int_equal(EVP_DigestVerify(md, sig, (size_t)sig_len, (const unsigned char *)signed_part,
+                                      signed_len),
+                     1);
+    /* and not over anything else */
+    EVP_MD_CTX_reset(md);
+    assert_int_equal(EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, pub), 1);
+    assert_int_not_equal(EVP_DigestVerify(md, sig, (size_t)sig_len,
+                                          (const unsigned char *)signed_part, signed_len - 1),
+                         1);
+    EVP_MD_CTX_free(md);
+    EVP_PKEY_free(pub);
+    X509_free(cert);
+    free(sig_b64);
 }
 
 static void test_sp_authn_request(void **state)
@@ -993,35 +1034,7 @@ static void test_sp_authn_request(void **state)
     char *alg = query_value(r1.url, "SigAlg", NULL, NULL);
     assert_string_equal(alg, "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256");
     free(alg);
-    const char *sig_raw;
-    size_t sig_raw_len;
-    char *sig_b64 = query_value(r1.url, "Signature", &sig_raw, &sig_raw_len);
-    assert_non_null(sig_b64);
-    const char *signed_part = strchr(r1.url, '?') + 1;
-    size_t signed_len = (size_t)(sig_raw - 1 - signed_part);
-    unsigned char sig[1024];
-    int sig_len = EVP_DecodeBlock(sig, (const unsigned char *)sig_b64, (int)strlen(sig_b64));
-    for (size_t i = strlen(sig_b64); i > 0 && sig_b64[i - 1] == '='; i--)
-        sig_len--;
-    FILE *f = fopen(path_of("sp.crt"), "r");
-    X509 *cert = PEM_read_X509(f, NULL, NULL, NULL);
-    fclose(f);
-    EVP_PKEY *pub = X509_get_pubkey(cert);
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    assert_int_equal(EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, pub), 1);
-    assert_int_equal(EVP_DigestVerify(md, sig, (size_t)sig_len, (const unsigned char *)signed_part,
-                                      signed_len),
-                     1);
-    /* and not over anything else */
-    EVP_MD_CTX_reset(md);
-    assert_int_equal(EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, pub), 1);
-    assert_int_not_equal(EVP_DigestVerify(md, sig, (size_t)sig_len,
-                                          (const unsigned char *)signed_part, signed_len - 1),
-                         1);
-    EVP_MD_CTX_free(md);
-    EVP_PKEY_free(pub);
-    X509_free(cert);
-    free(sig_b64);
+    expect_signed_query(r1.url, "sp.crt");
     fake_instance_free(P, &inst);
 
     /* unsigned when neither the IdP nor the config asks */
@@ -1160,6 +1173,395 @@ static void test_sp_metadata(void **state)
     fake_instance_free(P, &inst);
 }
 
+/* --- single logout ------------------------------------------------------------------ */
+
+#define SLO_ROUTE "https://mandate.example.com/login/backend-corp/logout"
+#define SLO ISSUER "slo"
+#define RSA_SHA256 "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
+
+/* Percent-encoding of all but the unreserved characters, appended to f. */
+static void pct(FILE *f, const char *s)
+{
+    for (; *s != '\0'; s++) {
+        unsigned char c = (unsigned char)*s;
+        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+            c == '-' || c == '.' || c == '_' || c == '~')
+            fputc(c, f);
+        else
+            fprintf(f, "%%%02X", c);
+    }
+}
+
+/* base64 of raw DEFLATE of xml (malloc). */
+static char *deflated_b64(const char *xml, size_t len)
+{
+    unsigned char out[65536];
+    z_stream z = {0};
+    assert_int_equal(deflateInit2(&z, 9, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY), Z_OK);
+    z.next_in = (Bytef *)xml;
+    z.avail_in = (uInt)len;
+    z.next_out = out;
+    z.avail_out = sizeof(out);
+    assert_int_equal(deflate(&z, Z_FINISH), Z_STREAM_END);
+    char *b64 = malloc(4 * (z.total_out / 3 + 1) + 1);
+    EVP_EncodeBlock((unsigned char *)b64, out, (int)z.total_out);
+    deflateEnd(&z);
+    return b64;
+}
+
+/* The query of a redirect message from the IdP: param=xml (deflated),
+ * RelayState when not NULL, signed with key_file (in dir) under sig_alg
+ * when key_file is not NULL. Made here with OpenSSL, not with the plugin's
+ * code. malloc'ed. */
+static char *idp_query(const char *param, const char *xml, const char *relay,
+                       const char *key_file, const char *sig_alg)
+{
+    char *buf = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&buf, &size);
+    char *b64 = deflated_b64(xml, strlen(xml));
+    fprintf(f, "%s=", param);
+    pct(f, b64);
+    free(b64);
+    if (relay != NULL) {
+        fputs("&RelayState=", f);
+        pct(f, relay);
+    }
+    if (key_file != NULL) {
+        fputs("&SigAlg=", f);
+        pct(f, sig_alg);
+    }
+    fflush(f);
+    if (key_file != NULL) {
+        FILE *kf = fopen(path_of(key_file), "r");
+        EVP_PKEY *key = PEM_read_PrivateKey(kf, NULL, NULL, NULL);
+        fclose(kf);
+        EVP_MD_CTX *md = EVP_MD_CTX_new();
+        unsigned char sig[1024];
+        size_t sig_len = sizeof(sig);
+        assert_int_equal(EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, key), 1);
+        assert_int_equal(EVP_DigestSign(md, sig, &sig_len, (unsigned char *)buf, strlen(buf)), 1);
+        char sig_b64[2048];
+        EVP_EncodeBlock((unsigned char *)sig_b64, sig, (int)sig_len);
+        fputs("&Signature=", f);
+        pct(f, sig_b64);
+        EVP_MD_CTX_free(md);
+        EVP_PKEY_free(key);
+    }
+    fclose(f);
+    return buf;
+}
+
+/* A LogoutRequest from the IdP; extra goes after the NameID. */
+static char *idp_logout_request(const char *id, const char *issuer, const char *dest,
+                                int64_t instant, const char *name_id, const char *extra)
+{
+    char t[32], *xml = NULL;
+    saml_fmt_time(instant, t);
+    assert_true(asprintf(&xml,
+                         "<samlp:LogoutRequest xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:"
+                         "protocol\" xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\" "
+                         "ID=\"%s\" Version=\"2.0\" IssueInstant=\"%s\" Destination=\"%s\">"
+                         "<saml:Issuer>%s</saml:Issuer><saml:NameID Format=\"urn:oasis:names:"
+                         "tc:SAML:1.1:nameid-format:emailAddress\">%s</saml:NameID>%s"
+                         "</samlp:LogoutRequest>",
+                         id, t, dest, issuer, name_id, extra) > 0);
+    return xml;
+}
+
+static char *idp_logout_response(const char *in_response_to, const char *status)
+{
+    char t[32], *xml = NULL;
+    saml_fmt_time(now, t);
+    assert_true(asprintf(&xml,
+                         "<samlp:LogoutResponse xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:"
+                         "protocol\" xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\" "
+                         "ID=\"_lr1\" Version=\"2.0\" IssueInstant=\"%s\" Destination=\"" SLO_ROUTE
+                         "\" InResponseTo=\"%s\"><saml:Issuer>" ISSUER "</saml:Issuer>"
+                         "<samlp:Status><samlp:StatusCode Value=\"urn:oasis:names:tc:SAML:2.0:"
+                         "status:%s\"/></samlp:Status></samlp:LogoutResponse>",
+                         t, in_response_to, status) > 0);
+    return xml;
+}
+
+static mandate_rc logout_finish(void *inst, mandate_pool *pool, const char *query,
+                                const char *remember, mandate_logout_result *r,
+                                mandate_error *err)
+{
+    mandate_logout_message m = {SLO_ROUTE, query, NULL, 0, remember};
+    *err = (mandate_error){0};
+    memset(r, 0, sizeof(*r));
+    return OPS->logout_finish(inst, pool, &m, r, err);
+}
+
+static void logout_refused(void *inst, mandate_pool *pool, const char *query, const char *remember,
+                           const char *words)
+{
+    mandate_logout_result r;
+    mandate_error err;
+    mandate_rc rc = logout_finish(inst, pool, query, remember, &r, &err);
+    if (rc != MANDATE_INVALID || strstr(err.message, words) == NULL)
+        fail_msg("rc %d (want %d): \"%s\" (want \"%s\")", rc, MANDATE_INVALID, err.message,
+                 words);
+    print_message("    logout refused: %s\n", err.message);
+}
+
+/* A sign-in at the ACS: its session_ref and session_key. */
+static void signed_in(void *inst, mandate_pool *pool, mandate_identity *id)
+{
+    mandate_error err;
+    assert_int_equal(acs_finish(inst, pool, "acs-ok.b64", REQUEST_ID, id, &err), MANDATE_OK);
+    assert_non_null(id->session_ref);
+    assert_non_null(id->session_key);
+}
+
+static void test_sp_logout_request(void **state)
+{
+    struct fx *fx = *state;
+    void *inst = sp_inst(false, "sign_authn_requests", "true", NULL);
+    mandate_identity id;
+    signed_in(inst, fx->pool, &id);
+    char *aid = id_of("acs-ok");
+    char want_key[512];
+    snprintf(want_key, sizeof(want_key),
+             "urn%%3Aoasis%%3Anames%%3Atc%%3ASAML%%3A1.1%%3Anameid-format%%3AemailAddress "
+             "alice%%40example.com _session-%s",
+             aid);
+    assert_string_equal(id.session_key, want_key);
+
+    mandate_logout_request req = {SLO_ROUTE, "handle-9", id.session_ref};
+    mandate_login_redirect r1, r2;
+    mandate_error err = {0};
+    assert_int_equal(OPS->logout_start(inst, fx->pool, &req, &r1, &err), MANDATE_OK);
+    assert_int_equal(OPS->logout_start(inst, fx->pool, &req, &r2, &err), MANDATE_OK);
+    assert_string_not_equal(r1.remember, r2.remember);
+    assert_int_equal(strncmp(r1.url, SLO "?SAMLRequest=", strlen(SLO) + 13), 0);
+    xmlDocPtr doc = redirect_message_of(r1.url, "SAMLRequest");
+    xmlNode *root = xmlDocGetRootElement(doc);
+    assert_string_equal((const char *)root->name, "LogoutRequest");
+    char *v = root_attr(doc, "ID");
+    assert_string_equal(v, r1.remember);
+    xmlFree(v);
+    v = root_attr(doc, "Destination");
+    assert_string_equal(v, SLO);
+    xmlFree(v);
+    xmlNode *issuer = xmlFirstElementChild(root);
+    xmlNode *name_id = xmlNextElementSibling(issuer);
+    xmlNode *index = xmlNextElementSibling(name_id);
+    xmlChar *c = xmlNodeGetContent(issuer);
+    assert_string_equal((const char *)c, AUDIENCE);
+    xmlFree(c);
+    assert_string_equal((const char *)name_id->name, "NameID");
+    c = xmlNodeGetContent(name_id);
+    assert_string_equal((const char *)c, NAMEID);
+    xmlFree(c);
+    c = xmlGetNoNsProp(name_id, BAD_CAST "Format");
+    assert_string_equal((const char *)c, "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress");
+    xmlFree(c);
+    assert_string_equal((const char *)index->name, "SessionIndex");
+    c = xmlNodeGetContent(index);
+    char want_index[128];
+    snprintf(want_index, sizeof(want_index), "_session-%s", aid);
+    assert_string_equal((const char *)c, want_index);
+    xmlFree(c);
+    xmlFreeDoc(doc);
+    free(aid);
+    char *relay = query_value(r1.url, "RelayState", NULL, NULL);
+    assert_string_equal(relay, "handle-9");
+    free(relay);
+    expect_signed_query(r1.url, "sp.crt");
+
+    /* nothing to log out: no session_ref */
+    req.session_ref = NULL;
+    assert_int_equal(OPS->logout_start(inst, fx->pool, &req, &r1, &err), MANDATE_NOT_FOUND);
+    /* unsigned when neither the IdP nor the config asks */
+    req.session_ref = id.session_ref;
+    assert_int_equal(OPS->logout_start(fx->inst, fx->pool, &req, &r1, &err), MANDATE_OK);
+    assert_null(strstr(r1.url, "Signature="));
+    fake_instance_free(P, &inst);
+
+    /* the SP metadata publishes the logout route */
+    char *text;
+    const char *type;
+    assert_int_equal(OPS->login_metadata(fx->inst, fx->pool, ACS, &text, &type, &err), MANDATE_OK);
+    assert_non_null(strstr(text, "<md:SingleLogoutService Binding=\"urn:oasis:names:tc:SAML:2.0:"
+                                 "bindings:HTTP-Redirect\" Location=\"" SLO_ROUTE "\"/>"));
+    assert_true(strstr(text, "SingleLogoutService") < strstr(text, "NameIDFormat"));
+}
+
+static void test_sp_logout_response(void **state)
+{
+    struct fx *fx = *state;
+    mandate_logout_result r;
+    mandate_error err;
+    char *xml = idp_logout_response("_ours1", "Success");
+    char *q = idp_query("SAMLResponse", xml, "handle-9", "idp1.key", RSA_SHA256);
+    assert_int_equal(logout_finish(fx->inst, fx->pool, q, "_ours1", &r, &err), MANDATE_OK);
+    assert_int_equal(r.kind, MANDATE_LOGOUT_ANSWERED);
+    /* no logout outstanding (the core found no RelayState), another one's */
+    logout_refused(fx->inst, fx->pool, q, NULL, "no logout outstanding");
+    logout_refused(fx->inst, fx->pool, q, "_other", "InResponseTo");
+    free(q);
+    /* signed by the second metadata key (rollover) */
+    q = idp_query("SAMLResponse", xml, "handle-9", "idp2.key", RSA_SHA256);
+    assert_int_equal(logout_finish(fx->inst, fx->pool, q, "_ours1", &r, &err), MANDATE_OK);
+    free(q);
+    /* not by a key the IdP does not have */
+    q = idp_query("SAMLResponse", xml, "handle-9", "attacker.key", RSA_SHA256);
+    logout_refused(fx->inst, fx->pool, q, "_ours1", "does not verify");
+    free(q);
+    /* unsigned: refused unless the instance says otherwise */
+    q = idp_query("SAMLResponse", xml, "handle-9", NULL, NULL);
+    logout_refused(fx->inst, fx->pool, q, "_ours1", "not signed");
+    void *lax = INST("metadata.xml", "logout_require_signature", "false");
+    assert_int_equal(logout_finish(lax, fx->pool, q, "_ours1", &r, &err), MANDATE_OK);
+    fake_instance_free(P, &lax);
+    free(q);
+    free(xml);
+    /* the IdP could not log out */
+    xml = idp_logout_response("_ours1", "Responder");
+    q = idp_query("SAMLResponse", xml, NULL, "idp1.key", RSA_SHA256);
+    assert_int_equal(logout_finish(fx->inst, fx->pool, q, "_ours1", &r, &err), MANDATE_DENIED);
+    assert_non_null(strstr(err.message, "Responder"));
+    free(q);
+    free(xml);
+}
+
+static void test_sp_logout_request_from_idp(void **state)
+{
+    struct fx *fx = *state;
+    void *inst = sp_inst(false, NULL);
+    mandate_identity id;
+    signed_in(inst, fx->pool, &id);
+    char *aid = id_of("acs-ok"), extra[256];
+    snprintf(extra, sizeof(extra), "<samlp:SessionIndex>_session-%s</samlp:SessionIndex>", aid);
+    free(aid);
+    char *xml = idp_logout_request("_idpreq1", ISSUER, SLO_ROUTE, now, NAMEID, extra);
+    char *q = idp_query("SAMLRequest", xml, "idp relay/state", "idp1.key", RSA_SHA256);
+    mandate_logout_result r;
+    mandate_error err;
+    assert_int_equal(logout_finish(inst, fx->pool, q, NULL, &r, &err), MANDATE_OK);
+    assert_int_equal(r.kind, MANDATE_LOGOUT_ASKED);
+    assert_int_equal(r.key_count, 1);
+    assert_string_equal(r.session_keys[0], id.session_key);
+    assert_string_equal(r.subject, NAMEID);
+    /* the answers: LogoutResponses to the IdP's SLO, for this request, its
+     * RelayState back */
+    const char *urls[] = {r.done_url, r.unknown_url};
+    const char *statuses[] = {"urn:oasis:names:tc:SAML:2.0:status:Success",
+                              "urn:oasis:names:tc:SAML:2.0:status:Requester"};
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(strncmp(urls[i], SLO "?SAMLResponse=", strlen(SLO) + 14), 0);
+        char *relay = query_value(urls[i], "RelayState", NULL, NULL);
+        assert_string_equal(relay, "idp relay/state");
+        free(relay);
+        xmlDocPtr doc = redirect_message_of(urls[i], "SAMLResponse");
+        char *v = root_attr(doc, "InResponseTo");
+        assert_string_equal(v, "_idpreq1");
+        xmlFree(v);
+        v = root_attr(doc, "Destination");
+        assert_string_equal(v, SLO);
+        xmlFree(v);
+        xmlNode *status = xmlNextElementSibling(xmlFirstElementChild(xmlDocGetRootElement(doc)));
+        xmlChar *code = xmlGetNoNsProp(xmlFirstElementChild(status), BAD_CAST "Value");
+        assert_string_equal((const char *)code, statuses[i]);
+        xmlFree(code);
+        xmlFreeDoc(doc);
+    }
+    assert_non_null(strstr(r.unknown_url, "SAMLResponse="));
+    /* replayed */
+    logout_refused(inst, fx->pool, q, NULL, "replayed");
+    free(q);
+    free(xml);
+
+    /* each refusal */
+    static const struct {
+        const char *issuer, *dest, *name_id, *key, *words;
+        int64_t age;
+    } cases[] = {
+        {OTHER_ISSUER, SLO_ROUTE, NAMEID, "idp1.key", "not this instance's IdP", 0},
+        {ISSUER, "https://evil.example/logout", NAMEID, "idp1.key", "Destination", 0},
+        {ISSUER, SLO_ROUTE, NAMEID, "idp1.key", "not within", 3600},
+        {ISSUER, SLO_ROUTE, NAMEID, "idp1.key", "not within", -3600},
+        {ISSUER, SLO_ROUTE, NAMEID, "attacker.key", "does not verify", 0},
+        {ISSUER, SLO_ROUTE, NAMEID, NULL, "not signed", 0},
+        {ISSUER, SLO_ROUTE, "alice<!---->@example.com", "idp1.key", "not one text node", 0},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+        char rid[32];
+        snprintf(rid, sizeof(rid), "_idpreq-bad%zu", i);
+        xml = idp_logout_request(rid, cases[i].issuer, cases[i].dest, now - cases[i].age,
+                                 cases[i].name_id, extra);
+        q = idp_query("SAMLRequest", xml, NULL, cases[i].key, RSA_SHA256);
+        logout_refused(inst, fx->pool, q, NULL, cases[i].words);
+        free(q);
+        free(xml);
+    }
+    /* altered after signing: the RelayState, the message */
+    xml = idp_logout_request("_idpreq2", ISSUER, SLO_ROUTE, now, NAMEID, extra);
+    q = idp_query("SAMLRequest", xml, "relay", "idp1.key", RSA_SHA256);
+    char *t = strstr(q, "RelayState=relay");
+    t[strlen("RelayState=")] = 'R';
+    logout_refused(inst, fx->pool, q, NULL, "does not verify");
+    free(q);
+    /* another SigAlg, a field twice, no message */
+    q = idp_query("SAMLRequest", xml, NULL, "idp1.key",
+                  "http://www.w3.org/2000/09/xmldsig#rsa-sha1");
+    logout_refused(inst, fx->pool, q, NULL, "SigAlg");
+    free(q);
+    char *q1 = idp_query("SAMLRequest", xml, NULL, NULL, NULL);
+    assert_true(asprintf(&q, "%s&%s", q1, q1) > 0);
+    logout_refused(inst, fx->pool, q, NULL, "not one of them");
+    free(q);
+    free(q1);
+    logout_refused(inst, fx->pool, "RelayState=x", NULL, "not one of them");
+    logout_refused(inst, fx->pool, "SAMLRequest=%ZZ", NULL, "percent-encoded");
+    /* what an unsigned message gets to, where the instance allows one */
+    void *lax = sp_inst(false, "logout_require_signature", "false", NULL);
+    logout_refused(lax, fx->pool, "SAMLRequest=AAAA", NULL, "not DEFLATE");
+    free(xml);
+    /* DOCTYPE */
+    xml = strdup("<!DOCTYPE r [<!ENTITY e \"x\">]><samlp:LogoutRequest xmlns:samlp=\"urn:oasis:"
+                 "names:tc:SAML:2.0:protocol\">&e;</samlp:LogoutRequest>");
+    q = idp_query("SAMLRequest", xml, NULL, "idp1.key", RSA_SHA256);
+    logout_refused(inst, fx->pool, q, NULL, "DOCTYPE refused");
+    free(q);
+    free(xml);
+    /* a LogoutResponse in the SAMLRequest field */
+    xml = idp_logout_response("_x", "Success");
+    q = idp_query("SAMLRequest", xml, NULL, "idp1.key", RSA_SHA256);
+    logout_refused(inst, fx->pool, q, NULL, "not a LogoutRequest");
+    free(q);
+    free(xml);
+    /* oversize: the query, and a small query that inflates past the bound
+     * (262144 by default) */
+    char *big = malloc(300000);
+    memset(big, 'A', 299999);
+    big[299999] = '\0';
+    memcpy(big, "SAMLRequest=", 12);
+    logout_refused(inst, fx->pool, big, NULL, "more than max_assertion_size");
+    size_t bomb_len = 400000;
+    char *bomb = malloc(bomb_len + 1);
+    memset(bomb, ' ', bomb_len);
+    memcpy(bomb, "<a>", 3);
+    bomb[bomb_len] = '\0';
+    char *b64 = deflated_b64(bomb, bomb_len);
+    assert_true(strlen(b64) < 262144);
+    char *buf = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&buf, &size);
+    fputs("SAMLRequest=", f);
+    pct(f, b64);
+    fclose(f);
+    logout_refused(lax, fx->pool, buf, NULL, "inflates to more than");
+    fake_instance_free(P, &lax);
+    free(buf);
+    free(b64);
+    free(bomb);
+    free(big);
+    fake_instance_free(P, &inst);
+}
+
 /* --- main ---------------------------------------------------------------------------- */
 
 static int group_setup(void **state)
@@ -1224,6 +1626,9 @@ int main(void)
         T(test_sp_acs_refused),
         T(test_sp_unsolicited),
         T(test_sp_metadata),
+        T(test_sp_logout_request),
+        T(test_sp_logout_response),
+        T(test_sp_logout_request_from_idp),
         T(test_timing),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -34,6 +34,15 @@ typedef struct mandate_identity {
     const char *assertion_id; /* for replay and the audit trail; may be NULL */
     int64_t authn_instant;    /* when the IdP authenticated the user; 0: unknown */
     int64_t expires_at;       /* of the assertion; 0: unknown */
+    /* ABI 1.6, from login_finish only (the core reads them from a plugin of
+     * abi_minor >= 6 and zeroes the struct before the call): what single
+     * logout needs of this sign-in. Both may be NULL: no single logout. */
+    const char *session_ref;  /* opaque to the core, kept with the browser
+                                 session, handed back to logout_start (SAML:
+                                 the NameID and the SessionIndex) */
+    const char *session_key;  /* the same text as logout_finish gives for an
+                                 IdP's request to end this sign-in: the core
+                                 finds the session by it */
 } mandate_identity;
 
 typedef enum mandate_provision_mode {
@@ -70,6 +79,47 @@ typedef struct mandate_login_response {
     const char *remember;     /* from login_start; NULL when the IdP sent the
                                  answer unasked (SAML IdP-initiated) */
 } mandate_login_response;
+
+/* ABI 1.6: single logout (mandate_backend_ops.logout_start and
+ * logout_finish, below). The core's route for the IdP's messages is the
+ * callback's with "logout" in place of "callback" (/login/INSTANCE/logout);
+ * login_metadata may publish it so. */
+typedef struct mandate_logout_request {
+    const char *callback_url; /* /login/INSTANCE/logout: where the IdP answers */
+    const char *handle;       /* opaque, single-use, for the IdP to send back (RelayState) */
+    const char *session_ref;  /* the ended session's, from login_finish */
+} mandate_logout_request;
+
+/* What reached /login/INSTANCE/logout. */
+typedef struct mandate_logout_message {
+    const char *callback_url;
+    const char *raw_query;    /* the query exactly as received (the HTTP-Redirect
+                                 binding signs its octets); may be NULL */
+    const mandate_login_param *params; /* the query or form, decoded */
+    size_t param_count;
+    const char *remember;     /* from logout_start, when the message's handle names
+                                 a logout the core sent; NULL otherwise */
+} mandate_logout_message;
+
+typedef enum mandate_logout_kind {
+    MANDATE_LOGOUT_ANSWERED = 1, /* the IdP's answer to our logout_start */
+    MANDATE_LOGOUT_ASKED         /* the IdP asks us to end sign-ins (IdP-initiated) */
+} mandate_logout_kind;
+
+#define MANDATE_LOGOUT_KEYS_MAX 8
+
+typedef struct mandate_logout_result {
+    mandate_logout_kind kind;
+    /* MANDATE_LOGOUT_ASKED: the sign-ins to end (as mandate_identity's
+     * session_key), and the two answers made in advance: the core sends the
+     * browser to done_url when it ended at least one session, else to
+     * unknown_url */
+    const char *session_keys[MANDATE_LOGOUT_KEYS_MAX];
+    size_t key_count;
+    const char *subject;      /* who, for the audit trail (the NameID) */
+    const char *done_url;
+    const char *unknown_url;
+} mandate_logout_result;
 
 typedef struct mandate_backend_ops {
     /* Authenticate a client. `client` is the store's record for
@@ -127,6 +177,26 @@ typedef struct mandate_backend_ops {
     mandate_rc (*login_metadata)(void *inst, mandate_pool *pool, const char *callback_url,
                                  char **text_r, const char **content_type_r,
                                  mandate_error *err);
+
+    /* ABI 1.6: single logout at the backend's IdP. Read only when the
+     * plugin's abi_minor is >= 6; NULL: no single logout (Mandate's own
+     * logout still ends its session).
+     * logout_start, after the core ended a browser session that came from
+     * this instance: where to send the browser so that the IdP ends its own
+     * (a SAML LogoutRequest), and what to remember for logout_finish;
+     * MANDATE_NOT_FOUND when the IdP offers no logout or the session has no
+     * session_ref (the core then just says "signed out"). */
+    mandate_rc (*logout_start)(void *inst, mandate_pool *pool,
+                               const mandate_logout_request *request,
+                               mandate_login_redirect *redirect_r, mandate_error *err);
+    /* A message at /login/INSTANCE/logout: the IdP's answer to logout_start
+     * (MANDATE_OK; MANDATE_DENIED when the IdP says it could not log out),
+     * or the IdP's own request to end sign-ins (MANDATE_OK, kind ASKED).
+     * MANDATE_INVALID when the message is forged, tampered, unsigned where
+     * a signature is required, for another request or too old. */
+    mandate_rc (*logout_finish)(void *inst, mandate_pool *pool,
+                                const mandate_logout_message *message,
+                                mandate_logout_result *result_r, mandate_error *err);
 } mandate_backend_ops;
 
 /* Everything works. */

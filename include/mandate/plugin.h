@@ -30,7 +30,9 @@ extern "C" {
                                      5: sign-in (store: codes, refresh tokens, sessions,
                                      consents, client documents, one-time records, lineage;
                                      client metadata; backend login ops; the grant's
-                                     auth_time and key bindings); 6: the grant's may_act */
+                                     auth_time and key bindings); 6: the grant's may_act,
+                                     single logout (backend logout ops, the
+                                     identity's session_ref and session_key) */
 
 #if defined(__GNUC__)
 #define MANDATE_PRINTF(f, a) __attribute__((format(printf, f, a)))

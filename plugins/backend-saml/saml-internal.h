@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <libxml/tree.h>
 #include <openssl/evp.h>
@@ -70,9 +71,13 @@ typedef struct saml_inst {
     char *entity_id;    /* the IdP's, from the metadata */
     char *replay_ns;    /* "saml:" + entity_id */
     xmlSecKeyPtr *keys; /* the metadata's signing certificates' keys */
+    EVP_PKEY **idp_pkeys; /* the same keys, for the redirect binding's signatures */
     size_t n_keys;
     char *sso_url;      /* the IdP's SingleSignOnService, HTTP-Redirect; may be NULL */
     bool idp_wants_signed_requests; /* WantAuthnRequestsSigned="true" */
+    char *slo_url;          /* the IdP's SingleLogoutService, HTTP-Redirect; may be NULL */
+    char *slo_response_url; /* its ResponseLocation, else slo_url */
+    bool logout_require_signature; /* conf */
     saml_sp_key sp_keys[2]; /* [0] current, [1] next; pkey NULL: none */
 } saml_inst;
 
@@ -128,5 +133,45 @@ mandate_rc saml_login_finish(void *inst, mandate_pool *pool,
                              mandate_identity *identity_r, mandate_error *err);
 mandate_rc saml_login_metadata(void *inst, mandate_pool *pool, const char *callback_url,
                                char **text_r, const char **content_type_r, mandate_error *err);
+/* Shared with sp-logout.c: whether requests to the IdP are signed; a
+ * message of the HTTP-Redirect binding (DEFLATE, base64, param=SAMLRequest
+ * or SAMLResponse, RelayState, SigAlg and Signature with sp_key when
+ * signed) to dest, in *url_r from pool. */
+bool saml_signs_requests(const saml_inst *inst);
+/* A fresh request ID: "_" and 40 hex digits. false: no randomness. */
+#define REQUEST_ID_BYTES 20
+#define SAML_REQUEST_ID_SIZE (2 * REQUEST_ID_BYTES + 2)
+bool saml_new_id(const saml_inst *inst, char id[SAML_REQUEST_ID_SIZE]);
+/* A memstream (its text in *buf, see saml_memstream_done) started with a
+ * protocol message samlp:name to dest: a fresh ID (in id), Version,
+ * IssueInstant now, Destination; the caller goes on with more attributes
+ * or ">". NULL: err says why. */
+FILE *saml_message_open(const saml_inst *inst, const char *name, const char *dest,
+                        char id[SAML_REQUEST_ID_SIZE], char **buf, size_t *size,
+                        mandate_error *err);
+mandate_rc saml_redirect_url(const saml_inst *inst, mandate_pool *pool, const char *dest,
+                             const char *param, const char *xml, const char *relay_state,
+                             const char **url_r, mandate_error *err);
+/* s with XML's special characters escaped, into out. */
+void saml_xml_escaped(FILE *out, const char *s);
+/* Percent-encoding of all but RFC 3986's unreserved characters, into out. */
+void saml_url_escaped(FILE *out, const char *s);
+/* A memstream's text, copied into pool (NULL: out of memory). */
+char *saml_memstream_done(const saml_inst *inst, mandate_pool *pool, FILE *f, char **buf);
+
+/* sp-logout.c: single logout (ABI 1.6) */
+/* Our SingleLogoutService in the SP metadata: the callback's URL with
+ * "logout" for "callback" (the core's route); nothing when it does not end
+ * in /callback. Written before NameIDFormat (the schema's order). */
+void saml_slo_metadata(FILE *f, const char *callback_url);
+mandate_rc saml_slo_from_metadata(saml_inst *inst, const xmlNode *idp_descriptor,
+                                  mandate_error *err);
+mandate_rc saml_session_refs(const saml_inst *inst, mandate_pool *pool, const xmlNode *assertion,
+                             mandate_identity *identity_r, mandate_error *err);
+mandate_rc saml_logout_start(void *inst, mandate_pool *pool, const mandate_logout_request *request,
+                             mandate_login_redirect *redirect_r, mandate_error *err);
+mandate_rc saml_logout_finish(void *inst, mandate_pool *pool,
+                              const mandate_logout_message *message,
+                              mandate_logout_result *result_r, mandate_error *err);
 
 #endif

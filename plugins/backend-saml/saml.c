@@ -60,6 +60,8 @@
 #include <libxml/tree.h>
 #include <libxml/valid.h>
 #include <libxml/xmlerror.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
 #include <xmlsec/crypto.h>
 #include <xmlsec/errors.h>
 #include <xmlsec/keys.h>
@@ -371,10 +373,14 @@ xmlDocPtr saml_parse_xml(const char *buf, size_t len, const char *path, const ch
 
 static void free_keys(saml_inst *inst)
 {
-    for (size_t i = 0; i < inst->n_keys; i++)
+    for (size_t i = 0; i < inst->n_keys; i++) {
         xmlSecKeyDestroy(inst->keys[i]);
+        EVP_PKEY_free(inst->idp_pkeys[i]);
+    }
     free(inst->keys);
     inst->keys = NULL;
+    free(inst->idp_pkeys);
+    inst->idp_pkeys = NULL;
     inst->n_keys = 0;
 }
 
@@ -394,19 +400,35 @@ static mandate_rc add_cert(saml_inst *inst, const char *b64, size_t index, manda
     }
     xmlSecKeyPtr key = xmlSecCryptoAppKeyLoadMemory(
         der, (xmlSecSize)n, xmlSecKeyDataFormatCertDer, NULL, NULL, NULL);
+    /* the same key for OpenSSL: the HTTP-Redirect binding's signatures
+     * (single logout) are over a query, not XML */
+    const unsigned char *p = der;
+    X509 *cert = d2i_X509(NULL, &p, n);
+    EVP_PKEY *pkey = cert != NULL ? X509_get_pubkey(cert) : NULL;
+    X509_free(cert);
     free(der);
-    if (key == NULL)
+    if (key == NULL || pkey == NULL) {
+        if (key != NULL)
+            xmlSecKeyDestroy(key);
+        EVP_PKEY_free(pkey);
         return mandate_error_set(
             err, MANDATE_INVALID,
             "saml: %s: signing certificate %zu is not an X.509 certificate "
             "with a key xmlsec can use",
             inst->idp_metadata, index);
+    }
     xmlSecKeyPtr *bigger = realloc(inst->keys, (inst->n_keys + 1) * sizeof(*bigger));
-    if (bigger == NULL) {
+    if (bigger != NULL)
+        inst->keys = bigger;
+    EVP_PKEY **more = bigger != NULL ? realloc(inst->idp_pkeys, (inst->n_keys + 1) * sizeof(*more))
+                                     : NULL;
+    if (more == NULL) {
         xmlSecKeyDestroy(key);
+        EVP_PKEY_free(pkey);
         return mandate_error_set(err, MANDATE_ERROR, "saml: out of memory");
     }
-    inst->keys = bigger;
+    inst->idp_pkeys = more;
+    inst->idp_pkeys[inst->n_keys] = pkey;
     inst->keys[inst->n_keys++] = key;
     return MANDATE_OK;
 }
@@ -491,6 +513,8 @@ static mandate_rc load_metadata(saml_inst *inst, mandate_error *err)
             xmlFree(binding);
             xmlFree(location);
         }
+        if ((rc = saml_slo_from_metadata(inst, idp, err)) != MANDATE_OK)
+            goto out;
         for (xmlNode *kd = saml_child_el(idp, NS_MD, "KeyDescriptor", NULL); kd != NULL;
              kd = saml_next_el(kd, NS_MD, "KeyDescriptor")) {
             char *use = saml_attr(kd, "use");
@@ -1367,6 +1391,9 @@ static mandate_rc validate_doc(const saml_inst *inst, mandate_pool *pool, xmlDoc
     };
     if (identity_r->issuer == NULL || identity_r->subject == NULL)
         return mandate_error_set(err, MANDATE_ERROR, "saml: out of memory");
+    /* at the ACS: what single logout will name this sign-in by */
+    if (expect != NULL)
+        return saml_session_refs(inst, pool, a, identity_r, err);
     return MANDATE_OK;
 }
 
@@ -1457,6 +1484,10 @@ static void saml_destroy(void *inst_)
     inst->replay_ns = NULL;
     free(inst->sso_url);
     inst->sso_url = NULL;
+    free(inst->slo_url);
+    inst->slo_url = NULL;
+    free(inst->slo_response_url);
+    inst->slo_response_url = NULL;
     inst->idp_wants_signed_requests = false;
     saml_sp_destroy(inst);
 }
@@ -1540,6 +1571,11 @@ static const mandate_conf_def saml_conf[] = {
     {"idp_initiated_resource", MANDATE_CONF_STRING, 0,
      offsetof(saml_inst, idp_initiated_resource), NULL, 0, 0, NULL,
      "the resource (a target's audience) an IdP-initiated sign-in is for"},
+    /* single logout (sp-logout.c) */
+    {"logout_require_signature", MANDATE_CONF_BOOL, 0,
+     offsetof(saml_inst, logout_require_signature), "true", 0, 0, NULL,
+     "refuse the IdP's LogoutRequest and LogoutResponse unless signed (SigAlg and Signature "
+     "of the HTTP-Redirect binding)"},
     MANDATE_CONF_END};
 
 static const char *const saml_assertion_types[] = {TOKEN_TYPE_SAML2, NULL};
@@ -1553,6 +1589,8 @@ static const mandate_backend_ops saml_ops = {
     .login_start = saml_login_start,
     .login_finish = saml_login_finish,
     .login_metadata = saml_login_metadata,
+    .logout_start = saml_logout_start,
+    .logout_finish = saml_logout_finish,
 };
 
 const mandate_plugin mandate_plugin_saml;

@@ -40,7 +40,6 @@
 
 #include "saml-internal.h"
 
-#define REQUEST_ID_BYTES 20
 #define SAML_RESPONSE_PARAM "SAMLResponse"
 
 /* --- keys ----------------------------------------------------------------- */
@@ -156,7 +155,7 @@ mandate_rc saml_sp_instantiate(saml_inst *inst, mandate_error *err)
 /* --- text ----------------------------------------------------------------- */
 
 /* s with XML's special characters escaped, for an attribute or text. */
-static void xml_escaped(FILE *out, const char *s)
+void saml_xml_escaped(FILE *out, const char *s)
 {
     for (; *s != '\0'; s++) {
         switch (*s) {
@@ -171,7 +170,7 @@ static void xml_escaped(FILE *out, const char *s)
 }
 
 /* Percent-encoding of everything but RFC 3986's unreserved characters. */
-static void url_escaped(FILE *out, const char *s)
+void saml_url_escaped(FILE *out, const char *s)
 {
     for (; *s != '\0'; s++) {
         unsigned char c = (unsigned char)*s;
@@ -184,7 +183,7 @@ static void url_escaped(FILE *out, const char *s)
 }
 
 /* The text written by a memstream, copied into the pool. */
-static char *memstream_done(const saml_inst *inst, mandate_pool *pool, FILE *f, char **buf)
+char *saml_memstream_done(const saml_inst *inst, mandate_pool *pool, FILE *f, char **buf)
 {
     if (fclose(f) != 0) {
         free(*buf);
@@ -193,11 +192,6 @@ static char *memstream_done(const saml_inst *inst, mandate_pool *pool, FILE *f, 
     char *s = inst->host->pool_strdup(pool, *buf);
     free(*buf);
     return s;
-}
-
-static void xml_time(int64_t t, char buf[32])
-{
-    saml_fmt_time(t, buf);
 }
 
 /* --- login_start ---------------------------------------------------------- */
@@ -242,9 +236,98 @@ static char *sign_b64(EVP_PKEY *key, const char *text)
     return b64;
 }
 
-static bool signs_requests(const saml_inst *inst)
+bool saml_signs_requests(const saml_inst *inst)
 {
     return inst->sign_authn_requests || inst->idp_wants_signed_requests;
+}
+
+bool saml_new_id(const saml_inst *inst, char id[SAML_REQUEST_ID_SIZE])
+{
+    /* "_" and hex: an xs:ID never starts with a digit */
+    unsigned char rnd[REQUEST_ID_BYTES];
+    if (inst->host->random(rnd, sizeof(rnd)) != MANDATE_OK)
+        return false;
+    id[0] = '_';
+    for (size_t i = 0; i < sizeof(rnd); i++)
+        snprintf(id + 1 + 2 * i, 3, "%02x", rnd[i]);
+    return true;
+}
+
+mandate_rc saml_redirect_url(const saml_inst *inst, mandate_pool *pool, const char *dest,
+                             const char *param, const char *xml, const char *relay_state,
+                             const char **url_r, mandate_error *err)
+{
+    char *deflated = deflate_b64(xml);
+    if (deflated == NULL)
+        return mandate_error_set(err, MANDATE_ERROR, "saml: cannot deflate the %s", param);
+    /* the signed part is exactly the query sent (SAML bindings §3.4.4.1) */
+    char *buf = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&buf, &size);
+    if (f == NULL) {
+        free(deflated);
+        return mandate_error_set(err, MANDATE_ERROR, "saml: out of memory");
+    }
+    fprintf(f, "%s=", param);
+    saml_url_escaped(f, deflated);
+    free(deflated);
+    if (relay_state != NULL) {
+        fputs("&RelayState=", f);
+        saml_url_escaped(f, relay_state);
+    }
+    bool signs = saml_signs_requests(inst);
+    if (signs) {
+        fputs("&SigAlg=", f);
+        saml_url_escaped(f, ALG_RSA_SHA256);
+    }
+    char *query = saml_memstream_done(inst, pool, f, &buf);
+    if (query == NULL)
+        return mandate_error_set(err, MANDATE_ERROR, "saml: out of memory");
+    char *signature = NULL;
+    if (signs && (signature = sign_b64(inst->sp_keys[0].pkey, query)) == NULL)
+        return mandate_error_set(err, MANDATE_ERROR, "saml: cannot sign the %s", param);
+
+    buf = NULL;
+    f = open_memstream(&buf, &size);
+    if (f == NULL) {
+        free(signature);
+        return mandate_error_set(err, MANDATE_ERROR, "saml: out of memory");
+    }
+    fprintf(f, "%s%c%s", dest, strchr(dest, '?') != NULL ? '&' : '?', query);
+    if (signature != NULL) {
+        fputs("&Signature=", f);
+        saml_url_escaped(f, signature);
+        free(signature);
+    }
+    *url_r = saml_memstream_done(inst, pool, f, &buf);
+    if (*url_r == NULL)
+        return mandate_error_set(err, MANDATE_ERROR, "saml: out of memory");
+    return MANDATE_OK;
+}
+
+FILE *saml_message_open(const saml_inst *inst, const char *name, const char *dest,
+                        char id[SAML_REQUEST_ID_SIZE], char **buf, size_t *size,
+                        mandate_error *err)
+{
+    if (!saml_new_id(inst, id)) {
+        mandate_error_set(err, MANDATE_ERROR, "saml: no randomness");
+        return NULL;
+    }
+    char instant[32];
+    saml_fmt_time(inst->host->now(inst->host), instant);
+    *buf = NULL;
+    FILE *f = open_memstream(buf, size);
+    if (f == NULL) {
+        mandate_error_set(err, MANDATE_ERROR, "saml: out of memory");
+        return NULL;
+    }
+    fprintf(f,
+            "<samlp:%s xmlns:samlp=\"" NS_SAMLP "\" xmlns:saml=\"" NS_SAML "\""
+            " ID=\"%s\" Version=\"2.0\" IssueInstant=\"%s\" Destination=\"",
+            name, id, instant);
+    saml_xml_escaped(f, dest);
+    fputc('"', f);
+    return f;
 }
 
 mandate_rc saml_login_start(void *inst_, mandate_pool *pool, const mandate_login_request *request,
@@ -257,92 +340,45 @@ mandate_rc saml_login_start(void *inst_, mandate_pool *pool, const mandate_login
                                  "saml: the IdP's metadata (%s) has no SingleSignOnService "
                                  "with the HTTP-Redirect binding: no sign-in here",
                                  inst->idp_metadata);
-    if (signs_requests(inst) && inst->sp_keys[0].pkey == NULL)
+    if (saml_signs_requests(inst) && inst->sp_keys[0].pkey == NULL)
         return mandate_error_set(err, MANDATE_ERROR,
                                  "saml: the IdP wants signed AuthnRequests: configure sp_key "
                                  "and sp_certificate");
     if (request->callback_url == NULL || request->handle == NULL)
         return mandate_error_set(err, MANDATE_ERROR, "saml: no callback URL or handle");
 
-    /* "_" and hex: an xs:ID never starts with a digit */
-    unsigned char rnd[REQUEST_ID_BYTES];
-    if (host->random(rnd, sizeof(rnd)) != MANDATE_OK)
-        return mandate_error_set(err, MANDATE_ERROR, "saml: no randomness");
-    char id[2 * REQUEST_ID_BYTES + 2] = "_";
-    for (size_t i = 0; i < sizeof(rnd); i++)
-        snprintf(id + 1 + 2 * i, 3, "%02x", rnd[i]);
-    char instant[32];
-    xml_time(host->now(host), instant);
-
+    char id[SAML_REQUEST_ID_SIZE];
     char *buf = NULL;
     size_t size = 0;
-    FILE *f = open_memstream(&buf, &size);
+    FILE *f = saml_message_open(inst, "AuthnRequest", inst->sso_url, id, &buf, &size, err);
     if (f == NULL)
-        return mandate_error_set(err, MANDATE_ERROR, "saml: out of memory");
-    fprintf(f,
-            "<samlp:AuthnRequest xmlns:samlp=\"" NS_SAMLP "\" xmlns:saml=\"" NS_SAML "\""
-            " ID=\"%s\" Version=\"2.0\" IssueInstant=\"%s\" Destination=\"",
-            id, instant);
-    xml_escaped(f, inst->sso_url);
-    fputs("\" AssertionConsumerServiceURL=\"", f);
-    xml_escaped(f, request->callback_url);
+        return err != NULL ? err->rc : MANDATE_ERROR;
+    fputs(" AssertionConsumerServiceURL=\"", f);
+    saml_xml_escaped(f, request->callback_url);
     fputs("\" ProtocolBinding=\"" BINDING_POST "\"", f);
     /* max_age=0 asks for a fresh login as prompt=login does */
     if (request->force_login || request->max_age == 0)
         fputs(" ForceAuthn=\"true\"", f);
     fputs("><saml:Issuer>", f);
-    xml_escaped(f, inst->sp_entity_id);
+    saml_xml_escaped(f, inst->sp_entity_id);
     fputs("</saml:Issuer><samlp:NameIDPolicy Format=\"", f);
-    xml_escaped(f, inst->nameid_format);
+    saml_xml_escaped(f, inst->nameid_format);
     fputs("\" AllowCreate=\"true\"/></samlp:AuthnRequest>", f);
-    char *xml = memstream_done(inst, pool, f, &buf);
+    char *xml = saml_memstream_done(inst, pool, f, &buf);
     if (xml == NULL)
         return mandate_error_set(err, MANDATE_ERROR, "saml: out of memory");
 
-    char *deflated = deflate_b64(xml);
-    if (deflated == NULL)
-        return mandate_error_set(err, MANDATE_ERROR, "saml: cannot deflate the AuthnRequest");
-    /* the signed part is exactly the query sent (SAML bindings §3.4.4.1) */
-    buf = NULL;
-    f = open_memstream(&buf, &size);
-    if (f == NULL) {
-        free(deflated);
-        return mandate_error_set(err, MANDATE_ERROR, "saml: out of memory");
-    }
-    fputs("SAMLRequest=", f);
-    url_escaped(f, deflated);
-    fputs("&RelayState=", f);
-    url_escaped(f, request->handle);
-    free(deflated);
-    if (signs_requests(inst)) {
-        fputs("&SigAlg=", f);
-        url_escaped(f, ALG_RSA_SHA256);
-    }
-    char *query = memstream_done(inst, pool, f, &buf);
-    if (query == NULL)
-        return mandate_error_set(err, MANDATE_ERROR, "saml: out of memory");
-    char *signature = NULL;
-    if (signs_requests(inst) && (signature = sign_b64(inst->sp_keys[0].pkey, query)) == NULL)
-        return mandate_error_set(err, MANDATE_ERROR, "saml: cannot sign the AuthnRequest");
-
-    buf = NULL;
-    f = open_memstream(&buf, &size);
-    if (f == NULL) {
-        free(signature);
-        return mandate_error_set(err, MANDATE_ERROR, "saml: out of memory");
-    }
-    fprintf(f, "%s%c%s", inst->sso_url, strchr(inst->sso_url, '?') != NULL ? '&' : '?', query);
-    if (signature != NULL) {
-        fputs("&Signature=", f);
-        url_escaped(f, signature);
-        free(signature);
-    }
-    redirect_r->url = memstream_done(inst, pool, f, &buf);
+    const char *url;
+    mandate_rc rc = saml_redirect_url(inst, pool, inst->sso_url, "SAMLRequest", xml,
+                                      request->handle, &url, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    redirect_r->url = url;
     redirect_r->remember = host->pool_strdup(pool, id);
-    if (redirect_r->url == NULL || redirect_r->remember == NULL)
+    if (redirect_r->remember == NULL)
         return mandate_error_set(err, MANDATE_ERROR, "saml: out of memory");
     mandate_log_debug(host, "saml: AuthnRequest %s to %s%s", id, Q(inst->sso_url),
-                      signature != NULL ? " (signed)" : "");
+                      saml_signs_requests(inst) ? " (signed)" : "");
     return MANDATE_OK;
 }
 
@@ -419,11 +455,11 @@ mandate_rc saml_login_metadata(void *inst_, mandate_pool *pool, const char *call
     FILE *f = open_memstream(&buf, &size);
     if (f == NULL)
         return mandate_error_set(err, MANDATE_ERROR, "saml: out of memory");
-    bool signs = signs_requests(inst) && inst->sp_keys[0].pkey != NULL;
+    bool signs = saml_signs_requests(inst) && inst->sp_keys[0].pkey != NULL;
     fputs("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
           "<md:EntityDescriptor xmlns:md=\"" NS_MD "\" xmlns:ds=\"" NS_DS "\" entityID=\"",
           f);
-    xml_escaped(f, inst->sp_entity_id);
+    saml_xml_escaped(f, inst->sp_entity_id);
     fprintf(f,
             "\">\n  <md:SPSSODescriptor protocolSupportEnumeration=\"" NS_SAMLP
             "\" AuthnRequestsSigned=\"%s\" WantAssertionsSigned=\"true\">\n",
@@ -433,16 +469,19 @@ mandate_rc saml_login_metadata(void *inst_, mandate_pool *pool, const char *call
             key_descriptor(f, "signing", inst->sp_keys[i].cert_b64);
             key_descriptor(f, "encryption", inst->sp_keys[i].cert_b64);
         }
+    /* the schema's order: KeyDescriptor, SingleLogoutService, NameIDFormat,
+     * AssertionConsumerService */
+    saml_slo_metadata(f, callback_url);
     fputs("    <md:NameIDFormat>", f);
-    xml_escaped(f, inst->nameid_format);
+    saml_xml_escaped(f, inst->nameid_format);
     fputs("</md:NameIDFormat>\n    <md:AssertionConsumerService Binding=\"" BINDING_POST
           "\" Location=\"",
           f);
-    xml_escaped(f, callback_url);
+    saml_xml_escaped(f, callback_url);
     fputs("\" index=\"0\" isDefault=\"true\"/>\n  </md:SPSSODescriptor>\n"
           "</md:EntityDescriptor>\n",
           f);
-    *text_r = memstream_done(inst, pool, f, &buf);
+    *text_r = saml_memstream_done(inst, pool, f, &buf);
     if (*text_r == NULL)
         return mandate_error_set(err, MANDATE_ERROR, "saml: out of memory");
     *content_type_r = "application/samlmetadata+xml";

@@ -92,6 +92,7 @@ expect_contains "SP metadata: our entityID" 'entityID="https://mandate.example.c
 expect_contains "  the ACS, HTTP-POST" "Location=\"$ACS\"" "$md"
 expect_contains "  our certificate for encryption" 'use="encryption"' "$md"
 expect_contains "  signed AuthnRequests" 'AuthnRequestsSigned="true"' "$md"
+expect_contains "  single logout, HTTP-Redirect" "<md:SingleLogoutService Binding=\"urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect\" Location=\"$BASE/login/$INSTANCE/logout\"/>" "$md"
 ctl_md=$("${CTL[@]}" saml sp-metadata "$INSTANCE" 2>/dev/null)
 expect_contains "mandatectl saml sp-metadata: the same entity" 'entityID="https://mandate.example.com/saml"' "$ctl_md"
 expect_contains "  its ACS under the issuer" "/login/$INSTANCE/callback\"" "$ctl_md"
@@ -107,11 +108,14 @@ expect_contains "  answered with HTTP-POST" 'ProtocolBinding="urn:oasis:names:tc
 check "  an ID that does not start with a digit" bash -c "[[ '$REQUEST_ID' =~ ^_[0-9a-f]{40}$ ]]"
 check "  signed (SigAlg, Signature)" test -n "$(query_param "$SSO_URL" Signature)"
 # the IdP's check of the signature: openssl with our certificate, over the query as sent
-signed_part=$(printf '%s' "${SSO_URL#*\?}" | sed 's/&Signature=.*//')
-query_param "$SSO_URL" Signature | base64 -d >"$TMP/authn.sig"
 openssl x509 -in "$SAML/sp.crt" -pubkey -noout >"$TMP/sp.pub"
-check "  the signature verifies with the SP certificate" bash -c \
-    "printf '%s' '$signed_part' | openssl dgst -sha256 -verify '$TMP/sp.pub' -signature '$TMP/authn.sig'"
+redirect_signed() { # URL: its Signature verifies with the SP certificate over the query before it
+    local signed_part=${1#*\?}
+    query_param "$1" Signature | base64 -d >"$TMP/redirect.sig"
+    printf '%s' "${signed_part%%&Signature=*}" |
+        openssl dgst -sha256 -verify "$TMP/sp.pub" -signature "$TMP/redirect.sig" >/dev/null
+}
+check "  the signature verifies with the SP certificate" redirect_signed "$SSO_URL"
 check "  RelayState: an opaque handle, no URL" bash -c "[[ '$RELAY' =~ ^[A-Za-z0-9_-]{20,}$ ]]"
 BROWSER=$COOKIES
 answer
@@ -211,6 +215,138 @@ expect_eq "an intern: no rule admits them" 403 "$(status)"
 expect_contains "  the page says so" "no rule of this broker admits" "$(tr 'A-Z' 'a-z' <"$TMP/b")"
 expect_contains "  audited" '"reason":' "$(grep '"event":"login.refused"' "$STATE"/audit/*.jsonl | tail -n 1)"
 
+# --- single logout ------------------------------------------------------------------------
+SLO_ROUTE="$BASE/login/$INSTANCE/logout"
+inflate_param() { # URL PARAM: the redirect binding's message, inflated
+    python3 -c 'import sys, zlib, base64, urllib.parse as u
+q = u.parse_qs(u.urlsplit(sys.argv[1]).query)
+print(zlib.decompress(base64.b64decode(q[sys.argv[2]][0]), -15).decode())' "$1" "$2"
+}
+# idp_query PARAM XMLFILE [RELAY [KEY]]: the IdP's redirect message (DEFLATE,
+# base64, percent-encoded), signed by openssl with KEY (default the IdP's
+# idp1.key; "none": unsigned) over the query, as the binding says
+idp_query() {
+    python3 - "$@" <<'PY'
+import sys, zlib, base64, subprocess, urllib.parse as u
+param, xml = sys.argv[1], open(sys.argv[2], "rb").read()
+relay = sys.argv[3] if len(sys.argv) > 3 else ""
+key = sys.argv[4] if len(sys.argv) > 4 else ""
+c = zlib.compressobj(9, zlib.DEFLATED, -15)
+q = param + "=" + u.quote(base64.b64encode(c.compress(xml) + c.flush()).decode(), safe="")
+if relay:
+    q += "&RelayState=" + u.quote(relay, safe="")
+if key != "none":
+    q += "&SigAlg=" + u.quote("http://www.w3.org/2001/04/xmldsig-more#rsa-sha256", safe="")
+    sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", key], input=q.encode(),
+                         capture_output=True, check=True).stdout
+    q += "&Signature=" + u.quote(base64.b64encode(sig).decode(), safe="")
+print(q)
+PY
+}
+IDP_KEY="$SAML/idp1.key"
+now_ts() { TZ=UTC0 printf '%(%Y-%m-%dT%H:%M:%SZ)T' -1; }
+# idp_logout_request FILE ID SESSIONINDEX: the IdP's LogoutRequest for alice
+idp_logout_request() {
+    cat >"$1" <<XML
+<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="$2" Version="2.0" IssueInstant="$(now_ts)" Destination="$SLO_ROUTE"><saml:Issuer>https://idp.example.com/</saml:Issuer><saml:NameID Format="urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress">alice@example.com</saml:NameID><samlp:SessionIndex>$3</samlp:SessionIndex></samlp:LogoutRequest>
+XML
+}
+# slo_signin: a fresh sign-in through consent in a fresh browser; the
+# session's SessionIndex in SESSION_INDEX, its cookies in COOKIES
+slo_signin() {
+    start
+    answer
+    post_acs "$SAML/acs-ok.b64"
+    SESSION_INDEX=$(sed -n 's/.*SessionIndex="\([^"]*\)".*/\1/p' "$SAML/acs-ok.xml" | head -n 1)
+    [ "$(status)" = 200 ] || fail "slo_signin: the consent page, got $(status)"
+}
+# asks_idp: whether /oauth2/authorize with this browser goes to the IdP (no session)
+asks_idp() {
+    browse "$(authorize_url)"
+    [ "$(status)" = 302 ] && [[ $(location) == https://idp.example.com/sso\?* ]]
+}
+stays_signed_in() { ! asks_idp; }
+audit_last() { grep "\"event\":\"$1\"" "$STATE"/audit/*.jsonl | tail -n 1; }
+
+# IdP-initiated: the IdP's signed LogoutRequest ends the session it names
+slo_signin
+check "a signed-in browser: /authorize does not ask the IdP" stays_signed_in
+browse "$(authorize_url)"
+expect_eq "  (the consent page)" 200 "$(status)"
+IDP_BROWSER=$COOKIES
+idp_logout_request "$TMP/lr.xml" "_idp-logout-1" "$SESSION_INDEX"
+LR_QUERY=$(idp_query SAMLRequest "$TMP/lr.xml" "idp-relay-7" "$IDP_KEY")
+COOKIES=""   # the IdP's front channel: the user's browser, cookies or not
+browse "$SLO_ROUTE?$LR_QUERY"
+expect_eq "IdP-initiated LogoutRequest: back to the IdP" 302 "$(status)"
+ANSWER=$(location)
+expect_contains "  at its SingleLogoutService" "https://idp.example.com/slo?SAMLResponse=" "$ANSWER"
+expect_eq "  its RelayState back" idp-relay-7 "$(query_param "$ANSWER" RelayState)"
+answer_xml=$(inflate_param "$ANSWER" SAMLResponse)
+expect_contains "  a LogoutResponse to it" 'InResponseTo="_idp-logout-1"' "$answer_xml"
+expect_contains "  Success" 'StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"' "$answer_xml"
+check "  signed: verifies with the SP certificate" redirect_signed "$ANSWER"
+expect_contains "  audited: the session ended" '"reason":"idp_logout"' "$(audit_last session.ended)"
+expect_contains "  audited: the logout" '"sessions":1' "$(audit_last logout.finished)"
+COOKIES=$IDP_BROWSER
+check "  that browser's next /authorize asks the IdP again" asks_idp
+COOKIES=""
+browse "$SLO_ROUTE?$LR_QUERY"
+expect_eq "the same LogoutRequest again: refused" 400 "$(status)"
+expect_contains "  audited" '"reason":"saml: LogoutRequest replayed' "$(audit_last logout.refused)"
+# unsigned, signed by another key, altered after signing, another IdP
+slo_signin
+IDP_BROWSER=$COOKIES
+idp_logout_request "$TMP/lr2.xml" "_idp-logout-2" "$SESSION_INDEX"
+COOKIES=""
+browse "$SLO_ROUTE?$(idp_query SAMLRequest "$TMP/lr2.xml" "" none)"
+expect_eq "an unsigned LogoutRequest: refused" 400 "$(status)"
+expect_contains "  the page says so" "sign-out message was refused" "$(cat "$TMP/b")"
+browse "$SLO_ROUTE?$(idp_query SAMLRequest "$TMP/lr2.xml" "" "$SAML/attacker.key")"
+expect_eq "a LogoutRequest signed by a key not in the metadata: refused" 400 "$(status)"
+q=$(idp_query SAMLRequest "$TMP/lr2.xml" "relay" "$IDP_KEY")
+browse "$SLO_ROUTE?${q/RelayState=relay/RelayState=other}"
+expect_eq "a LogoutRequest altered after signing: refused" 400 "$(status)"
+sed 's|<saml:Issuer>https://idp.example.com/|<saml:Issuer>https://other-idp.example.net/|' "$TMP/lr2.xml" >"$TMP/lr3.xml"
+browse "$SLO_ROUTE?$(idp_query SAMLRequest "$TMP/lr3.xml" "" "$IDP_KEY")"
+expect_eq "a LogoutRequest from another Issuer: refused" 400 "$(status)"
+COOKIES=$IDP_BROWSER
+check "  none of them ended the session" stays_signed_in
+# a session nobody has: the IdP hears UnknownPrincipal
+idp_logout_request "$TMP/lr4.xml" "_idp-logout-4" "_no-such-session"
+COOKIES=""
+browse "$SLO_ROUTE?$(idp_query SAMLRequest "$TMP/lr4.xml" "" "$IDP_KEY")"
+expect_contains "a LogoutRequest for an unknown session: UnknownPrincipal" "status:UnknownPrincipal" "$(inflate_param "$(location)" SAMLResponse)"
+
+# SP-initiated: Mandate's /logout ends the session, then the IdP's
+COOKIES=$IDP_BROWSER
+browse "$BASE/logout"
+expect_eq "/logout: the sign-out page" 200 "$(status)"
+browse "$BASE/logout" -d "csrf=$(form_value csrf)"
+expect_eq "  signing out: to the IdP" 303 "$(status)"
+OUT_URL=$(location)
+expect_contains "  at its SingleLogoutService" "https://idp.example.com/slo?SAMLRequest=" "$OUT_URL"
+out_xml=$(inflate_param "$OUT_URL" SAMLRequest)
+expect_contains "  a LogoutRequest" "<samlp:LogoutRequest" "$out_xml"
+expect_contains "  for the NameID" '>alice@example.com</saml:NameID>' "$out_xml"
+expect_contains "  and the SessionIndex of the sign-in" "<samlp:SessionIndex>$SESSION_INDEX</samlp:SessionIndex>" "$out_xml"
+check "  signed: verifies with the SP certificate" redirect_signed "$OUT_URL"
+expect_contains "  audited" '"event":"logout.started"' "$(audit_last logout.started)"
+check "  the session is gone: /authorize asks the IdP" asks_idp
+OUT_ID=$(printf '%s' "$out_xml" | sed -n 's/.* ID="\([^"]*\)".*/\1/p')
+OUT_RELAY=$(query_param "$OUT_URL" RelayState)
+cat >"$TMP/lresp.xml" <<XML
+<samlp:LogoutResponse xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_idp-resp-1" Version="2.0" IssueInstant="$(now_ts)" Destination="$SLO_ROUTE" InResponseTo="$OUT_ID"><saml:Issuer>https://idp.example.com/</saml:Issuer><samlp:Status><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"/></samlp:Status></samlp:LogoutResponse>
+XML
+RESP_QUERY=$(idp_query SAMLResponse "$TMP/lresp.xml" "$OUT_RELAY" "$IDP_KEY")
+browse "$SLO_ROUTE?${RESP_QUERY/RelayState=/RelayState=x}"
+expect_eq "the IdP's LogoutResponse with another RelayState: refused" 400 "$(status)"
+browse "$SLO_ROUTE?$RESP_QUERY"
+expect_eq "the IdP's LogoutResponse: a page" 200 "$(status)"
+expect_contains "  signed out of both" "signed out of the broker and of your identity provider" "$(cat "$TMP/b")"
+expect_contains "  audited" '"initiated":"sp"' "$(audit_last logout.finished)"
+browse "$SLO_ROUTE?$RESP_QUERY"
+expect_eq "  the same LogoutResponse again: refused" 400 "$(status)"
 # --- IdP-initiated sign-in (doc/saml-sso.md section 8) ---------------------------------
 # the instance now takes unsolicited answers, for mcp-app and MarketPulse
 cat >>"$STATE/mandate.d/$INSTANCE.conf" <<CONF

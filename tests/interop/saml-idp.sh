@@ -154,6 +154,11 @@ ssp_register_sp() {
             $sp["nameid.encryption"] = getenv("SSP_ENCRYPT_NAMEID") === "true";
             $sp["validate.authnrequest"] = getenv("SSP_VALIDATE") === "true";
             $sp["saml20.sign.assertion"] = true;
+            // single logout (Mandate publishes its SingleLogoutService): the
+            // LogoutRequests of the SP signed where its AuthnRequests are, the
+            // LogoutResponses of the IdP signed (Mandate requires it)
+            $sp["validate.logout"] = getenv("SSP_VALIDATE") === "true";
+            $sp["redirect.sign"] = true;
             $out .= "\$metadata[" . var_export($sp["entityid"], true) . "] = " . var_export($sp, true) . ";\n";
             $n++;
         }

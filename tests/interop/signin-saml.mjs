@@ -220,6 +220,25 @@ try {
         } catch (e) {
             fail(`${T} compliance: jose verifies the token`, `${e.message} ${JSON.stringify(t.body).slice(0, 200)}`);
         }
+        // single logout, SP-initiated: Mandate's sign-out page, then
+        // SimpleSAMLphp's SingleLogoutService (a LogoutRequest), back to
+        // Mandate with its signed LogoutResponse; SimpleSAMLphp's own
+        // session is gone (the next sign-in shows its login form again)
+        {
+            const toSlo = [];
+            b.page.on('request', (r) => { if (r.url().includes('SAMLRequest=') && r.url().includes('SingleLogoutService')) toSlo.push(r.url()); });
+            await b.page.goto(`${BASE}/logout`, { waitUntil: 'load', timeout: 20000 });
+            await shots.take(b.page, 'mandate-logout');
+            await Promise.all([b.page.waitForNavigation({ waitUntil: 'networkidle0', timeout: 20000 }), b.page.click('form button[type="submit"]')]);
+            const text = await b.page.evaluate(() => document.body.innerText);
+            await shots.take(b.page, 'signed-out');
+            expect(`${T} logout: a LogoutRequest went to SimpleSAMLphp's SingleLogoutService`, toSlo.length === 1, toSlo.join(' '));
+            expect(`${T} logout: back at Mandate's logout route`, b.page.url().startsWith(`${BASE}/login/${INSTANCE}/logout?SAMLResponse=`), b.page.url());
+            expect(`${T} logout: signed out of the broker and of the IdP`, /signed out of the broker and of your identity provider/.test(text), text.slice(0, 300));
+            await toIdpLogin(b, { resource: COMPLIANCE_AUD, idp_hint: INSTANCE });
+            expectEq(`${T} logout: the next sign-in meets SimpleSAMLphp's login form again`, 'saml-login', await pageKind(b.page, BASE, cb.url));
+        }
+
         // the market calendar is not theirs
         const b2 = await freshBrowser();
         const { authn } = await toIdpLogin(b2, { resource: ADVISOR_AUD });
