@@ -138,6 +138,7 @@ mandate_rc mandate_client_authenticate(mandate_http_request *req, const mandate_
         if (rc == MANDATE_OK) {
             log_info("Credentials validated: client_id=%s method=%s backend=%s",
                      cred.client_id, cred.auth_method, in->conf->name);
+            req->client_auth_method = cred.auth_method; /* the profile's rule */
             return MANDATE_OK;
         }
         if (rc == MANDATE_DENIED || rc == MANDATE_INVALID || rc == MANDATE_EXPIRED)

@@ -33,6 +33,9 @@ typedef struct mandate_http_request {
     /* the RFC 7638 thumbprint of the key of the request's DPoP proof, once
      * the token endpoint has checked it (dpop-binding-private.h); NULL: none */
     const char *dpop_jkt;
+    /* how the request's client authenticated (client_secret_basic,
+     * private_key_jwt, ...), once it has; NULL: not, or a public client */
+    const char *client_auth_method;
 } mandate_http_request;
 
 typedef struct mandate_http_header {

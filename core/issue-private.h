@@ -45,6 +45,10 @@ void mandate_token_answer_with(mandate_http_request *req, mandate_http_response 
 void mandate_token_refuse(mandate_http_request *req, mandate_http_response *resp,
                           const mandate_oauth_error *oerr, const char *grant_type,
                           const char *client_id, json_t *extra);
+/* The same as event (par.refused at /oauth2/par). */
+void mandate_oauth_refuse(mandate_http_request *req, mandate_http_response *resp,
+                          const char *event, const mandate_oauth_error *oerr,
+                          const char *grant_type, const char *client_id, json_t *extra);
 /* The client's rate limit on the token endpoint: false when over it, with
  * the 429 answered and audited. */
 bool mandate_token_within_rate(mandate_http_request *req, mandate_http_response *resp,
