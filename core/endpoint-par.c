@@ -62,6 +62,10 @@ void mandate_endpoint_par(mandate_http_request *req, mandate_http_response *resp
         mandate_oauth_refuse(req, resp, PAR_REFUSED, &oerr, NULL, NULL, NULL);
         return;
     }
+    /* a public client is named by anyone: the pushes of one client, kept
+     * for a minute each, are held to its token endpoint allowance */
+    if (!mandate_oauth_within_rate(req, resp, PAR_REFUSED, &client, NULL))
+        return;
     const char *client_id = mandate_form_get(&form, "client_id");
     if (client_id != NULL && strcmp(client_id, client.client_id) != 0) {
         refuse(req, resp, 400, "invalid_request", "client_id is not the authenticated client",

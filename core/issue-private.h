@@ -53,6 +53,11 @@ void mandate_oauth_refuse(mandate_http_request *req, mandate_http_response *resp
  * the 429 answered and audited. */
 bool mandate_token_within_rate(mandate_http_request *req, mandate_http_response *resp,
                                const mandate_client *client, const char *grant_type);
+/* The same, a refusal audited as event (par.refused at /oauth2/par, which
+ * spends the client's token endpoint allowance). */
+bool mandate_oauth_within_rate(mandate_http_request *req, mandate_http_response *resp,
+                               const char *event, const mandate_client *client,
+                               const char *grant_type);
 /* The issuer, a fresh jti and the times of a grant that lives lifetime
  * seconds from now, never past not_after (0: no bound). false: no
  * randomness for the jti. */

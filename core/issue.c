@@ -267,16 +267,23 @@ void mandate_token_answer_with(mandate_http_request *req, mandate_http_response 
 bool mandate_token_within_rate(mandate_http_request *req, mandate_http_response *resp,
                                const mandate_client *client, const char *grant_type)
 {
+    return mandate_oauth_within_rate(req, resp, "token.refused", client, grant_type);
+}
+
+bool mandate_oauth_within_rate(mandate_http_request *req, mandate_http_response *resp,
+                               const char *event, const mandate_client *client,
+                               const char *grant_type)
+{
     /* after authentication: nobody can spend another client's allowance */
     unsigned retry_after;
     if (mandate_client_limits_take(req, MANDATE_EP_TOKEN, client->client_id, client,
                                    &retry_after))
         return true;
     json_t *fields =
-        json_pack("{s:s,s:s,s:s,s:s,s:i,s:i}", "grant_type", grant_type, "client_id",
+        json_pack("{s:s?,s:s,s:s,s:s,s:i,s:i}", "grant_type", grant_type, "client_id",
                   client->client_id, "error", "too_many_requests", "reason", "rate limit",
                   "status", 429, "retry_after", (int)retry_after);
-    if (mandate_audit_event("token.refused", fields) != MANDATE_OK) {
+    if (mandate_audit_event(event, fields) != MANDATE_OK) {
         mandate_oauth_respond_rc(req, resp, MANDATE_TEMPFAIL);
         return false;
     }

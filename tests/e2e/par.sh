@@ -146,6 +146,13 @@ expect_eq "a push holding a request_uri: 400" 400 "$(push "" $(request web-app "
 expect_eq "a push with a bad dpop_jkt: 400" 400 "$(push "" $(request web-app "$REDIRECT") -d dpop_jkt=short)"
 expect_eq "a push by nobody: 401" 401 "$(push "" -d response_type=code -d "redirect_uri=$REDIRECT")"
 expect_eq "GET /oauth2/par: 405" 405 "$(http_status "$PAR")"
+# pushes are held to the client's token endpoint allowance (anyone can name a public client)
+"${CTL[@]}" client create busy-app --public --redirect-uri "$REDIRECT" --grant-type authorization_code \
+    --scope mcp:call --audience "$AUD" --rate 0.01 --burst 2 >/dev/null 2>&1
+# shellcheck disable=SC2046
+codes=$(for i in 1 2 3; do push "" $(request busy-app "$REDIRECT"); echo; done | paste -sd' ')
+expect_eq "pushes past the client's rate: 429" "201 201 429" "$codes"
+check "  audited too_many_requests" audited 'too_many_requests'
 check "  refusals audited as par.refused" audited '"par.refused"'
 
 # expiry: a request_uri of 10 s (par.lifetime's floor), aged past it in the store
