@@ -219,22 +219,24 @@ static char *with_dpop_bound(const char *text, bool on)
     return with_member(text, "dpop_bound_access_tokens", on ? json_true() : NULL);
 }
 
-/* A member of client set (--profile, --require-par): in the client's
- * metadata when it has one, else in its attributes; value stolen, NULL to
- * remove it; audited. */
+/* A member of client set (--dpop-bound, --profile, --require-par): in the
+ * client's metadata when it has one, else in its attributes; value stolen,
+ * NULL or false to remove it; audited; said (NULL: the member and its
+ * value) printed. */
 static mandate_rc set_member(ctl *c, mandate_runtime *rt, const char *id, const char *name,
-                             json_t *value, mandate_error *err)
+                             json_t *value, const char *said, mandate_error *err)
 {
     const mandate_instance *store = mandate_runtime_store(rt);
     mandate_pool *pool = mandate_pool_new();
     mandate_client cl;
     char *changed = NULL;
+    json_t *kept = json_is_false(value) ? NULL : value;
     mandate_rc rc = client_to_change(store, pool, id, &cl, err);
     if (rc == MANDATE_OK) {
         if (cl.metadata != NULL)
-            cl.metadata = changed = with_member(cl.metadata, name, json_incref(value));
+            cl.metadata = changed = with_member(cl.metadata, name, json_incref(kept));
         else
-            cl.attributes = changed = with_member(cl.attributes, name, json_incref(value));
+            cl.attributes = changed = with_member(cl.attributes, name, json_incref(kept));
         cl.updated_at = 0;
         rc = mandate_store_client_update(store, &cl, err);
     }
@@ -242,8 +244,10 @@ static mandate_rc set_member(ctl *c, mandate_runtime *rt, const char *id, const 
         if (!ctl_audit("client.updated", json_pack("{s:s,s:O}", "client_id", id, name,
                                                    value ? value : json_null())))
             rc = mandate_error_set(err, MANDATE_ERROR, "the change is not in the audit trail");
+        else if (!c->json && said != NULL)
+            printf("client %s: %s\n", id, said);
         else if (!c->json) {
-            char *shown = value ? json_dumps(value, JSON_ENCODE_ANY) : NULL;
+            char *shown = kept ? json_dumps(kept, JSON_ENCODE_ANY) : NULL;
             printf("client %s: %s %s\n", id, name, shown ? shown : "removed");
             free(shown);
         }
@@ -254,33 +258,12 @@ static mandate_rc set_member(ctl *c, mandate_runtime *rt, const char *id, const 
     return rc;
 }
 
+/* --dpop-bound or --no-dpop-bound of client set */
 static mandate_rc set_dpop_bound(ctl *c, mandate_runtime *rt, const char *id, bool on,
                                  mandate_error *err)
 {
-    const mandate_instance *store = mandate_runtime_store(rt);
-    mandate_pool *pool = mandate_pool_new();
-    mandate_client cl;
-    char *changed = NULL;
-    mandate_rc rc = client_to_change(store, pool, id, &cl, err);
-    if (rc == MANDATE_OK) {
-        if (cl.metadata != NULL)
-            cl.metadata = changed = with_dpop_bound(cl.metadata, on);
-        else
-            cl.attributes = changed = with_dpop_bound(cl.attributes, on);
-        cl.updated_at = 0;
-        rc = mandate_store_client_update(store, &cl, err);
-    }
-    if (rc == MANDATE_OK) {
-        if (!ctl_audit("client.updated", json_pack("{s:s,s:b}", "client_id", id,
-                                                   "dpop_bound_access_tokens", on)))
-            rc = mandate_error_set(err, MANDATE_ERROR, "the change is not in the audit trail");
-        else if (!c->json)
-            printf("client %s: %s\n", id,
-                   on ? "DPoP-bound access tokens only" : "bearer tokens allowed");
-    }
-    free(changed);
-    mandate_pool_free(&pool);
-    return rc;
+    return set_member(c, rt, id, "dpop_bound_access_tokens", json_boolean(on),
+                      on ? "DPoP-bound access tokens only" : "bearer tokens allowed", err);
 }
 
 /* The client's metadata (RFC 7591 §2) from --redirect-uri and --grant-type,
@@ -647,11 +630,11 @@ static int client_set(ctl *c, mandate_runtime *rt, const char *id, int argc, cha
     }
     if ((profile != NULL &&
          set_member(c, rt, id, "profile",
-                    strcmp(profile, "none") != 0 ? json_string(profile) : NULL,
+                    strcmp(profile, "none") != 0 ? json_string(profile) : NULL, NULL,
                     &err) != MANDATE_OK) ||
         (require_par >= 0 &&
          set_member(c, rt, id, "require_pushed_authorization_requests",
-                    require_par ? json_true() : NULL, &err) != MANDATE_OK)) {
+                    require_par ? json_true() : NULL, NULL, &err) != MANDATE_OK)) {
         fprintf(stderr, "mandatectl client set: %s\n", err.message);
         goto done;
     }

@@ -15,13 +15,9 @@
 # each refusal says which rule and is audited.
 . "${MANDATE_SRCDIR:-.}/tests/e2e/lib.sh"
 
-PROOF="$BUILDDIR/tests/dpop-proof"
-STATE="$TMP/state"
-CONF="$STATE/mandate.conf"
-LOG="$TMP/mandated.log"
-make_state "$STATE" || fatal "mandatectl init failed"
-CTL=("$MANDATECTL" -c "$CONF")
+new_state
 with_fakeidp # backend-corp
+PROOF="$BUILDDIR/tests/dpop-proof"
 AUD=https://mcp.example/cal
 cat >>"$CONF" <<CONF
 targets = ( { name = "cal"; paths = ["/mcp"]; audience = "$AUD"; scopes = ["mcp:call"]; } );
