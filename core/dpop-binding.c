@@ -186,8 +186,7 @@ bool mandate_dpop_token_request(mandate_http_request *req, mandate_http_response
 }
 
 bool mandate_dpop_endpoint_request(mandate_http_request *req, mandate_http_response *resp,
-                                   const char *path, const char *event,
-                                   const char *grant_type)
+                                   const char *path, const char *event, const char *grant_type)
 {
     req->dpop_jkt = NULL;
     if (mandate_http_request_header(req, "DPoP") == NULL)

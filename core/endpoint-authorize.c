@@ -212,11 +212,11 @@ static bool pushed_request(mandate_http_request *req, mandate_http_response *res
 {
     mandate_error err = {0};
     static const char urn[] = MANDATE_PAR_URN;
-    mandate_rc rc = strncmp(request_uri, urn, sizeof(urn) - 1) == 0
-                        ? mandate_signin_pending_take(req, "par", request_uri + sizeof(urn) - 1,
-                                                      p, &err)
-                        : mandate_error_set(&err, MANDATE_NOT_FOUND,
-                                            "request_uri is not one of this broker's");
+    mandate_rc rc =
+        strncmp(request_uri, urn, sizeof(urn) - 1) == 0
+            ? mandate_signin_pending_take(req, "par", request_uri + sizeof(urn) - 1, p, &err)
+            : mandate_error_set(&err, MANDATE_NOT_FOUND,
+                                "request_uri is not one of this broker's");
     if (rc == MANDATE_OK && strcmp(p->client_id, client->client_id) != 0) {
         /* RFC 9126 §4: pushed by another client; it is spent all the same */
         rc = mandate_error_set(&err, MANDATE_NOT_FOUND,
@@ -289,7 +289,8 @@ void mandate_endpoint_authorize(mandate_http_request *req, mandate_http_response
             return;
     } else {
         const char *redirect_uri = mandate_form_get(&q, "redirect_uri");
-        if (redirect_uri == NULL || !mandate_signin_redirect_ok(req->pool, &client, redirect_uri)) {
+        if (redirect_uri == NULL ||
+            !mandate_signin_redirect_ok(req->pool, &client, redirect_uri)) {
             refuse_page(req, resp, 400, client_id, "This request cannot be served",
                         "The application asked to be answered at an address it did not "
                         "register (redirect_uri). Nothing was sent to it.",

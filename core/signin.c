@@ -237,8 +237,8 @@ mandate_rc mandate_signin_pending_put(mandate_http_request *req, const char *ns,
                                       mandate_error *err)
 {
     return mandate_signin_pending_put_for(
-        req, ns, pending, mandate_runtime_config(req->runtime)->signin.pending_lifetime, handle_r,
-        err);
+        req, ns, pending, mandate_runtime_config(req->runtime)->signin.pending_lifetime,
+        handle_r, err);
 }
 
 mandate_rc mandate_signin_pending_put_for(mandate_http_request *req, const char *ns,
@@ -253,9 +253,9 @@ mandate_rc mandate_signin_pending_put_for(mandate_http_request *req, const char 
     json_decref(o);
     unsigned char key[32];
     mandate_web_hash(handle, key);
-    mandate_rc rc = mandate_store_once_put(mandate_runtime_store(req->runtime), ns, key,
-                                           sizeof(key), text, mandate_clock_now() + lifetime,
-                                           err);
+    mandate_rc rc =
+        mandate_store_once_put(mandate_runtime_store(req->runtime), ns, key, sizeof(key), text,
+                               mandate_clock_now() + lifetime, err);
     free(text);
     if (rc == MANDATE_OK)
         *handle_r = handle;

@@ -89,8 +89,9 @@ int main(int argc, char **argv)
         }
         free(jwt);
     } else {
-        fprintf(stderr, "usage: dpop-proof keygen ALG FILE | jkt FILE | assertion FILE ID AUD | "
-                        "proof FILE METHOD URI [TOKEN [IAT_OFFSET [NONCE]]]\n");
+        fprintf(stderr,
+                "usage: dpop-proof keygen ALG FILE | jkt FILE | assertion FILE ID AUD | "
+                "proof FILE METHOD URI [TOKEN [IAT_OFFSET [NONCE]]]\n");
     }
     EVP_PKEY_free(key);
     return status;
