@@ -266,10 +266,15 @@ expect_eq "profile: client credentials by client secret, even with a proof: 401"
     "$(token "$(proof "$TMP/agent.pem" POST "$BASE/oauth2/token")" -u "secret-bank:$SECRET" \
         -d grant_type=client_credentials)"
 expect_contains "  client secrets are not accepted" "client secrets are not accepted" "$(cat "$TMP/t")"
+expect_eq "profile: revocation by client secret: 401" 401 \
+    "$(http_status "$BASE/oauth2/revoke" -u "secret-bank:$SECRET" -d token=whatever)"
+expect_eq "profile: introspection by client secret: 401" 401 \
+    "$(http_status "$BASE/oauth2/introspect" -u "secret-bank:$SECRET" -d token=whatever)"
 "${CTL[@]}" client set secret-bank --profile none >/dev/null
 expect_eq "  --profile none: the same request passes" 200 \
     "$(token "$(proof "$TMP/agent.pem" POST "$BASE/oauth2/token")" -u "secret-bank:$SECRET" \
         -d grant_type=client_credentials)"
+expect_eq "  and revocation" 200 "$(http_status "$BASE/oauth2/revoke" -u "secret-bank:$SECRET" -d token=whatever)"
 "${CTL[@]}" client set web-app --profile fapi2 >/dev/null
 # shellcheck disable=SC2046
 expect_eq "profile: a push by a public client: 401" 401 "$(push "" $(request web-app "$REDIRECT"))"
