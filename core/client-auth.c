@@ -6,6 +6,7 @@
 
 #include "jose.h"
 #include "log-private.h"
+#include "mtls-private.h"
 #include "oauth-private.h"
 #include "plugins-private.h"
 #include "pool-private.h"
@@ -40,6 +41,34 @@ static const char *assertion_subject(mandate_pool *pool, const char *assertion)
     }
     mandate_jws_clear(&jws);
     return sub;
+}
+
+/* RFC 8705 §2: only client_id in the form, and a client registered for
+ * tls_client_auth or self_signed_tls_client_auth: its certificate. */
+static mandate_rc certificate_authenticate(mandate_http_request *req, const char *client_id,
+                                           mandate_client *client_r, mandate_oauth_error *oerr)
+{
+    mandate_error err = {0};
+    if (strlen(client_id) > CLIENT_ID_MAX)
+        return refuse(req->pool, oerr, NULL, "client_id too long");
+    mandate_rc rc = mandate_store_client_get(mandate_runtime_store(req->runtime), req->pool,
+                                             client_id, client_r, &err);
+    if (rc == MANDATE_NOT_FOUND)
+        return refuse(req->pool, oerr, client_id, "no such client");
+    if (rc != MANDATE_OK) {
+        log_error("client %s: store: %s", client_id, err.message);
+        return mandate_oauth_fail_rc(oerr, rc);
+    }
+    if (mandate_mtls_client_method(client_r) == NULL)
+        return mandate_oauth_fail(oerr, 401, "invalid_client",
+                                  "client authentication required");
+    if (client_r->status != MANDATE_CLIENT_ENABLED)
+        return refuse(req->pool, oerr, client_id, "client is disabled");
+    const char *why = NULL;
+    if (!mandate_mtls_client_authenticate(req, client_r, &why))
+        return refuse(req->pool, oerr, client_id, why);
+    req->client_auth_method = mandate_mtls_client_method(client_r); /* the profile's rule */
+    return MANDATE_OK;
 }
 
 const char *mandate_client_claimed_id(mandate_http_request *req, const mandate_form *form)
@@ -102,6 +131,8 @@ mandate_rc mandate_client_authenticate(mandate_http_request *req, const mandate_
                                             mandate_oauth_endpoint_url(req, "/oauth2/token"),
                                             mandate_runtime_config(req->runtime)->issuer);
     }
+    if (methods == 0 && form_id != NULL && form_id[0] != '\0')
+        return certificate_authenticate(req, form_id, client_r, oerr);
     if (methods == 0)
         return mandate_oauth_fail(oerr, 401, "invalid_client",
                                   "client authentication required");

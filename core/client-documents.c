@@ -406,7 +406,9 @@ static mandate_rc check_auth_method(metadata_check *m, json_t *in, const char **
         return MANDATE_OK;
     if (admin &&
         (strcmp(method, "client_secret_basic") == 0 ||
-         strcmp(method, "client_secret_post") == 0 || strcmp(method, "private_key_jwt") == 0))
+         strcmp(method, "client_secret_post") == 0 || strcmp(method, "private_key_jwt") == 0 ||
+         strcmp(method, "tls_client_auth") == 0 ||
+         strcmp(method, "self_signed_tls_client_auth") == 0))
         return MANDATE_OK;
     if (strncmp(method, "client_secret_", 14) == 0)
         return BAD_METADATA(m,

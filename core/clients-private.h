@@ -27,6 +27,9 @@ typedef struct mandate_client_spec {
     /* A public client (RFC 6749 §2.1: token_endpoint_auth_method "none"):
      * no credential at all, so no backend, no secret, no key. */
     bool public_client;
+    /* RFC 8705 §2: authenticated by its certificate (tls_client_auth or
+     * self_signed_tls_client_auth, in attributes): no backend, no secret */
+    bool certificate_client;
     const char *metadata;       /* registered metadata (JSON object), checked by the caller */
 } mandate_client_spec;
 

@@ -178,6 +178,14 @@ mandate_rc mandate_clients_prepare(mandate_runtime *rt, mandate_pool *pool,
                                      "public key or backend attributes go with it");
         return MANDATE_OK;
     }
+    if (spec->certificate_client) {
+        if (spec->public_key_pem != NULL || spec->backend != NULL)
+            return mandate_error_set(err, MANDATE_INVALID,
+                                     "a client that authenticates by certificate has no "
+                                     "secret and no key: no backend or public key");
+        c->attributes = spec->attributes; /* its certificate's registration */
+        return MANDATE_OK;
+    }
     if (spec->public_key_pem != NULL) {
         /* private_key_jwt: the client keeps its private key; no secret at all */
         EVP_PKEY *key =

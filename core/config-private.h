@@ -76,6 +76,9 @@ typedef struct mandate_config {
     char **cors_origins;  /* NULL-terminated; NULL: any origin */
     char *tls_certificate;
     char *tls_key;
+    char *tls_client_ca;             /* RFC 8705 trust anchors; NULL: none */
+    char *client_certificate_header; /* from trusted proxies only; NULL: none */
+    char *mtls_base_url;             /* mtls_endpoint_aliases; NULL: the issuer's */
 
     char *state_dir;
     char *kek_file;

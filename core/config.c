@@ -54,6 +54,16 @@ static const mandate_conf_def core_defs[] = {
      NULL, "PEM certificate chain; enables HTTPS"},
     {"server.tls.key", MANDATE_CONF_PATH, MANDATE_CONF_SECRET, CONF_OFF(tls_key), NULL, 0,
      0, NULL, "PEM private key"},
+    {"server.tls.client_ca", MANDATE_CONF_PATH, 0, CONF_OFF(tls_client_ca), NULL, 0, 0, NULL,
+     "PEM CA certificates: HTTPS asks clients for a certificate, and tls_client_auth "
+     "certificates must chain to one of these (RFC 8705)"},
+    {"server.client_certificate_header", MANDATE_CONF_STRING, 0,
+     CONF_OFF(client_certificate_header), NULL, 0, 0, NULL,
+     "header in which a trusted proxy (server.trusted_proxies) forwards the client's "
+     "certificate as URL-escaped PEM (nginx: $ssl_client_escaped_cert); none by default"},
+    {"server.mtls_base_url", MANDATE_CONF_STRING, 0, CONF_OFF(mtls_base_url), NULL, 0, 0, NULL,
+     "base URL where clients reach the endpoints with their certificate, when not the issuer's "
+     "(metadata: mtls_endpoint_aliases)"},
     {"state_dir", MANDATE_CONF_PATH, 0, CONF_OFF(state_dir), LOCALSTATEDIR "/lib/mandate",
      0, 0, NULL, "where the database and keys live"},
     {"kek_file", MANDATE_CONF_PATH, 0, CONF_OFF(kek_file), NULL, 0, 0, NULL,
@@ -602,6 +612,12 @@ bool mandate_config_load(const char *path, mandate_config **config_r, mandate_di
                                     "'dpop.algorithms': '%s' is not ES256, EdDSA or RS256", *a);
                 ok = false;
             }
+        }
+        if (cfg->client_certificate_header != NULL && cfg->trusted_proxies == NULL) {
+            mandate_diag_add_at(diag, config_lookup(&file, "server.client_certificate_header"),
+                                "'server.client_certificate_header' is believed only from "
+                                "'server.trusted_proxies': name the proxy's address there");
+            ok = false;
         }
         if ((cfg->tls_certificate == NULL) != (cfg->tls_key == NULL)) {
             mandate_diag_add(diag, "%s: 'server.tls' needs both 'certificate' and 'key'", path);

@@ -17,6 +17,7 @@
 #include "clock-private.h"
 #include "ctl-private.h"
 #include "dpop-binding-private.h"
+#include "mtls-private.h"
 #include "profile-private.h"
 #include "plugins-private.h"
 #include "pool-private.h"
@@ -45,10 +46,12 @@ static json_t *client_json(const mandate_client *c)
     json_t *meta = c->metadata ? json_loads(c->metadata, 0, NULL) : NULL;
     const char *method = json_string_value(json_object_get(meta, "token_endpoint_auth_method"));
     bool is_public = method != NULL && strcmp(method, "none") == 0;
+    const char *by_certificate = mandate_mtls_client_method(c);
     json_object_set_new(o, "auth",
-                        json_string(is_public       ? "none"
-                                    : c->public_key ? "private_key_jwt"
-                                                    : "client_secret"));
+                        json_string(is_public        ? "none"
+                                    : by_certificate ? by_certificate
+                                    : c->public_key  ? "private_key_jwt"
+                                                     : "client_secret"));
     /* what sign-in needs (issue 22): where codes may be sent, and how */
     static const char *const shown[] = {"redirect_uris", "grant_types", "registered_by", NULL};
     for (const char *const *m = shown; *m != NULL; m++)
@@ -324,8 +327,10 @@ static int client_create(ctl *c, int argc, char **argv)
         {"grant-type", required_argument, NULL, 'G'},
         {"public", no_argument, NULL, 'P'},
         {"dpop-bound", no_argument, NULL, 'D'},
+        CTL_MTLS_OPTIONS,
         {NULL, 0, NULL, 0}};
     mandate_client_spec spec = {0};
+    ctl_mtls mtls = CTL_MTLS_INIT;
     bool dpop_bound = false;
     const char *key_file = NULL, *secret_file = NULL, *kms_key_id = NULL;
     char *audiences = NULL;
@@ -372,7 +377,9 @@ static int client_create(ctl *c, int argc, char **argv)
             if (!parse_rate(opt, optarg, &spec.rate_limit, &spec.rate_burst))
                 goto usage;
             break;
-        default: goto usage;
+        default:
+            if (!ctl_mtls_option(&mtls, opt, optarg))
+                goto usage;
         }
     }
     if (optind < argc - 1) {
@@ -385,6 +392,14 @@ static int client_create(ctl *c, int argc, char **argv)
                         "--public-key, --secret-file, --backend or --kms-key-id\n");
         goto usage;
     }
+    if (mtls.auth != NULL && (spec.public_client || key_file != NULL || secret_file != NULL ||
+                              spec.backend != NULL || kms_key_id != NULL)) {
+        fprintf(stderr, "mandatectl: a client of --auth %s has its certificate and no "
+                        "secret or key: no --public, --public-key, --secret-file, --backend "
+                        "or --kms-key-id\n", mtls.auth);
+        goto usage;
+    }
+    spec.certificate_client = mtls.auth != NULL;
     if ((spec.public_client || grant_types != NULL) && redirect_uris == NULL) {
         /* a public client's one grant is the authorization code's */
         fprintf(stderr, "mandatectl: --public and --grant-type go with --redirect-uri\n");
@@ -403,6 +418,7 @@ static int client_create(ctl *c, int argc, char **argv)
     if (redirect_uris != NULL &&
         (metadata = ctl_client_metadata("client create", NULL, redirect_uris, grant_types,
                                    spec.public_client ? "none"
+                                   : mtls.auth        ? mtls.auth
                                    : key_file         ? "private_key_jwt"
                                                       : "client_secret_basic")) == NULL) {
         json_decref(redirect_uris);
@@ -428,6 +444,22 @@ static int client_create(ctl *c, int argc, char **argv)
     }
     char *attributes = attrs ? json_dumps(attrs, JSON_COMPACT) : NULL;
     json_decref(attrs);
+    if (mtls.any) {
+        /* RFC 8705: the certificate the client is known by, in its
+         * attributes; --cert-bound alone in its metadata when it has some,
+         * as --dpop-bound (a public client has no attributes) */
+        char **into = mtls.auth == NULL && metadata != NULL ? &metadata : &attributes;
+        char *with_mtls = ctl_mtls_attributes(&mtls, *into);
+        free(*into);
+        *into = with_mtls;
+        if (with_mtls == NULL) {
+            free(attributes);
+            free(audiences);
+            free(metadata);
+            return CTL_REFUSED;
+        }
+        spec.metadata = metadata;
+    }
     spec.attributes = attributes;
     char *pem = NULL;
     if (key_file != NULL && (pem = read_public_key(key_file)) == NULL) {
@@ -577,10 +609,12 @@ static int client_set(ctl *c, mandate_runtime *rt, const char *id, int argc, cha
                                          {"grant-type", required_argument, NULL, 'G'},
                                          {"dpop-bound", no_argument, NULL, 'D'},
                                          {"no-dpop-bound", no_argument, NULL, 'N'},
+                                         CTL_MTLS_OPTIONS,
                                          {"profile", required_argument, NULL, 'P'},
                                          {"require-par", no_argument, NULL, 'Q'},
                                          {"no-require-par", no_argument, NULL, 'q'},
                                          {NULL, 0, NULL, 0}};
+    ctl_mtls mtls = CTL_MTLS_INIT;
     int dpop = -1; /* -1: unchanged */
     int require_par = -1;
     const char *profile = NULL;
@@ -605,16 +639,17 @@ static int client_set(ctl *c, mandate_runtime *rt, const char *id, int argc, cha
             add_value(&grant_types, optarg);
         } else if ((opt == 'r' || opt == 'B') && parse_rate(opt, optarg, &rate, &burst)) {
             any_rate = true;
-        } else {
+        } else if (!ctl_mtls_option(&mtls, opt, optarg)) {
             goto done;
         }
     }
-    if ((!any_rate && redirect_uris == NULL && grant_types == NULL && dpop < 0 &&
+    if ((!any_rate && redirect_uris == NULL && grant_types == NULL && dpop < 0 && !mtls.any &&
          require_par < 0 && profile == NULL) ||
         optind != argc) {
         fprintf(stderr, "Usage: mandatectl client set ID [--rate R --burst B] "
                         "[--redirect-uri URI]... [--grant-type T]... "
-                        "[--dpop-bound|--no-dpop-bound] [--profile fapi2|none] "
+                        "[--dpop-bound|--no-dpop-bound] [--auth METHOD --tls-...] "
+                        "[--cert-bound|--no-cert-bound] [--profile fapi2|none] "
                         "[--require-par|--no-require-par]\n");
         goto done;
     }
@@ -624,6 +659,8 @@ static int client_set(ctl *c, mandate_runtime *rt, const char *id, int argc, cha
         fprintf(stderr, "mandatectl client set: %s\n", err.message);
         goto done;
     }
+    if (mtls.any && ctl_mtls_set(c, rt, id, &mtls) != CTL_OK)
+        goto done;
     if (dpop >= 0 && set_dpop_bound(c, rt, id, dpop == 1, &err) != MANDATE_OK) {
         fprintf(stderr, "mandatectl client set: %s\n", err.message);
         goto done;

@@ -43,6 +43,39 @@ char *ctl_client_metadata(const char *verb, const char *base, json_t *redirect_u
 /* The secret alone in a new file (O_EXCL) of mode 0600; false said. */
 bool ctl_write_secret_file(const char *path, const char *secret);
 
+/* mTLS client authentication (RFC 8705) on client create and set
+ * (core/ctl-mtls.c): --auth tls_client_auth with one of --tls-subject-dn,
+ * --tls-san-dns, --tls-san-uri, --tls-san-ip, --tls-san-email; --auth
+ * self_signed_tls_client_auth with --tls-cert FILE or --tls-cert-sha256;
+ * --cert-bound / --no-cert-bound (tls_client_certificate_bound_access_tokens). */
+typedef struct ctl_mtls {
+    const char *auth, *subject_dn, *san_dns, *san_uri, *san_ip, *san_email;
+    const char *cert_file, *x5t_s256;
+    int bound; /* -1: unchanged */
+    bool any;
+} ctl_mtls;
+#define CTL_MTLS_OPT_FIRST 0x4d00
+#define CTL_MTLS_OPTIONS                                                                       \
+    {"auth", required_argument, NULL, CTL_MTLS_OPT_FIRST},                                     \
+        {"tls-subject-dn", required_argument, NULL, CTL_MTLS_OPT_FIRST + 1},                   \
+        {"tls-san-dns", required_argument, NULL, CTL_MTLS_OPT_FIRST + 2},                      \
+        {"tls-san-uri", required_argument, NULL, CTL_MTLS_OPT_FIRST + 3},                      \
+        {"tls-san-ip", required_argument, NULL, CTL_MTLS_OPT_FIRST + 4},                       \
+        {"tls-san-email", required_argument, NULL, CTL_MTLS_OPT_FIRST + 5},                    \
+        {"tls-cert", required_argument, NULL, CTL_MTLS_OPT_FIRST + 6},                         \
+        {"tls-cert-sha256", required_argument, NULL, CTL_MTLS_OPT_FIRST + 7},                  \
+        {"cert-bound", no_argument, NULL, CTL_MTLS_OPT_FIRST + 8},                             \
+        {"no-cert-bound", no_argument, NULL, CTL_MTLS_OPT_FIRST + 9}
+#define CTL_MTLS_INIT {.bound = -1}
+/* Whether opt is one of CTL_MTLS_OPTIONS (then taken into m). */
+bool ctl_mtls_option(ctl_mtls *m, int opt, const char *arg);
+/* The client attributes (base: a JSON object's text, may be NULL) with the
+ * registration of m, checked; malloc'd, or NULL with why on stderr. */
+char *ctl_mtls_attributes(const ctl_mtls *m, const char *base);
+/* client set ID with mTLS options: the client's attributes changed,
+ * audited. */
+int ctl_mtls_set(ctl *c, mandate_runtime *rt, const char *id, const ctl_mtls *m);
+
 int ctl_cmd_apply(ctl *c, int argc, char **argv);
 int ctl_cmd_client(ctl *c, int argc, char **argv);
 int ctl_cmd_keys(ctl *c, int argc, char **argv);

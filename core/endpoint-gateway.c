@@ -16,6 +16,7 @@
 #include "endpoints-private.h"
 #include "gateway-path-private.h"
 #include "log-private.h"
+#include "mtls-private.h"
 #include "oauth-private.h"
 #include "pool-private.h"
 #include "refusals-private.h"
@@ -188,6 +189,38 @@ static void refuse_path(mandate_http_request *req, mandate_http_response *resp, 
     mandate_http_response_header(resp, "Cache-Control", "no-store");
 }
 
+/* RFC 8705 §3: a certificate-bound token only with its certificate, which
+ * the gateway forwards (server.client_certificate_header, from a trusted
+ * proxy); and the header from anyone else, or one that is not a
+ * certificate, with no token at all. false: refused 401 invalid_token,
+ * audited. */
+static bool certificate_held(mandate_http_request *req, mandate_http_response *resp,
+                             const mandate_target *t, const mandate_token_status *st,
+                             const char *token)
+{
+    const mandate_grant *g = &st->grant;
+    const mandate_mtls_cert *c;
+    const char *why = NULL;
+    switch (mandate_mtls_request_cert(req, &c, &why)) {
+    case MANDATE_MTLS_NONE:
+        if (g->cnf_x5t_s256 != NULL)
+            why = "a certificate-bound token without a client certificate";
+        break;
+    case MANDATE_MTLS_PRESENT:
+        if (g->cnf_x5t_s256 != NULL && strcmp(c->x5t_s256, g->cnf_x5t_s256) != 0)
+            why = "a certificate-bound token with another client certificate";
+        break;
+    case MANDATE_MTLS_REFUSED: break;
+    }
+    if (why == NULL)
+        return true;
+    log_info("Token validation: token_valid=false, client=%s, target=%s: %s", g->client_id,
+             t->name, why);
+    if (audited(req, resp, t, 401, st, token, why))
+        challenge(req, resp, 401, t, "invalid_token", NULL);
+    return false;
+}
+
 void mandate_endpoint_gateway_check(mandate_http_request *req, mandate_http_response *resp)
 {
     const mandate_config *cfg = mandate_runtime_config(req->runtime);
@@ -277,6 +310,8 @@ void mandate_endpoint_gateway_check(mandate_http_request *req, mandate_http_resp
             return;
         }
     }
+    if (!certificate_held(req, resp, t, &st, token))
+        return;
     if (t->tenant != NULL && (g->tenant == NULL || strcmp(g->tenant, t->tenant) != 0)) {
         log_info("Token validation: token_valid=true, client=%s, target=%s: tenant %s, not %s",
                  g->client_id, t->name, g->tenant ? g->tenant : "-", t->tenant);

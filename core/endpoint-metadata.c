@@ -8,6 +8,7 @@
 #include "endpoints-private.h"
 #include "grant-table-private.h"
 #include "keys-private.h"
+#include "mtls-private.h"
 #include "oauth-private.h"
 #include "pool-private.h"
 #include "runtime-private.h"
@@ -99,6 +100,8 @@ void mandate_endpoint_metadata(mandate_http_request *req, mandate_http_response 
     /* RFC 9449 §5.1: DPoP proofs at the token endpoint */
     json_object_set_new(doc, "dpop_signing_alg_values_supported",
                         mandate_dpop_metadata_algs(req));
+    /* RFC 8705: client certificates, when Mandate or its proxy takes them */
+    mandate_mtls_metadata(req, doc);
     mandate_http_response_json(req, resp, 200, doc);
     mandate_http_response_header(resp, "Cache-Control", "public, max-age=300");
 }

@@ -7,6 +7,7 @@
 #include "endpoints-private.h"
 #include "grant-table-private.h"
 #include "issue-private.h"
+#include "mtls-private.h"
 #include "oauth-private.h"
 #include "pool-private.h"
 
@@ -37,7 +38,9 @@ void mandate_endpoint_token(mandate_http_request *req, mandate_http_response *re
         mandate_oauth_fail(&oerr, 400, "invalid_request", "grant_type is missing");
     } else if (grant != NULL) {
         /* RFC 9449: a proof, when there is one, before any grant decides */
-        if (mandate_dpop_token_request(req, resp, grant_type))
+        /* RFC 8705: and a client certificate that cannot be believed */
+        if (mandate_dpop_token_request(req, resp, grant_type) &&
+            mandate_mtls_token_request(req, resp, grant_type))
             grant->handle(req, resp, &form);
         return;
     } else {

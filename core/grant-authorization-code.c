@@ -19,6 +19,7 @@
 #include "jose.h"
 #include "log-private.h"
 #include "mapping-private.h"
+#include "mtls-private.h"
 #include "oauth-private.h"
 #include "pool-private.h"
 #include "runtime-private.h"
@@ -168,6 +169,11 @@ static void issue(mandate_http_request *req, mandate_http_response *resp,
         if (req->dpop_jkt != NULL && mandate_dpop_client_public(client) &&
             json_object_get(rg, "dpop_jkt") == NULL)
             json_object_set_new(rg, "dpop_jkt", json_string(req->dpop_jkt));
+        /* RFC 8705 §4: likewise to its certificate when it asks for bound tokens */
+        const char *x5t =
+            mandate_dpop_client_public(client) ? mandate_mtls_binding(req, client) : NULL;
+        if (x5t != NULL && json_object_get(rg, "x5t_s256") == NULL)
+            json_object_set_new(rg, "x5t_s256", json_string(x5t));
         json_object_set_new(rg, "scope", json_string(scope));
         json_object_set_new(rg, "aud", audience ? json_string(audience) : json_null());
         const char *refresh = mandate_signin_refresh_issue(req, family_id, client, grant.tenant,
@@ -397,6 +403,15 @@ void mandate_grant_refresh_token(mandate_http_request *req, mandate_http_respons
                            req->dpop_jkt == NULL
                                ? "the refresh token is DPoP-bound: a DPoP proof is required"
                                : "the DPoP proof is by another key than the refresh token's");
+        mandate_token_refuse(req, resp, &oerr, grant_type, client.client_id, NULL);
+        return;
+    }
+    const char *bound_x5t = json_str(req->pool, g, "x5t_s256");
+    if (bound_x5t != NULL && !mandate_mtls_request_holds(req, bound_x5t)) {
+        json_decref(g);
+        mandate_oauth_fail(&oerr, 400, "invalid_grant",
+                           "the refresh token is certificate-bound: present that client "
+                           "certificate");
         mandate_token_refuse(req, resp, &oerr, grant_type, client.client_id, NULL);
         return;
     }

@@ -16,6 +16,7 @@
 #include "issue-private.h"
 #include "log-private.h"
 #include "mapping-private.h"
+#include "mtls-private.h"
 #include "pool-private.h"
 #include "runtime-private.h"
 #include "token-types-private.h"
@@ -138,6 +139,12 @@ static void own_token(mandate_http_request *req, mandate_http_response *resp,
         mandate_oauth_fail(&oerr, 400, "invalid_grant",
                            "the subject_token is DPoP-bound: exchange it with a DPoP proof of "
                            "its key");
+        rc = MANDATE_DENIED;
+    } else if (o->cnf_x5t_s256 != NULL && !mandate_mtls_request_holds(req, o->cnf_x5t_s256)) {
+        /* RFC 8705 §3: likewise, only by the holder of its certificate */
+        mandate_oauth_fail(&oerr, 400, "invalid_grant",
+                           "the subject_token is certificate-bound: exchange it with that "
+                           "client certificate");
         rc = MANDATE_DENIED;
     } else if (o->tenant == NULL || client->tenant == NULL ||
                strcmp(o->tenant, client->tenant) != 0) {

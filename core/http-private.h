@@ -33,6 +33,8 @@ typedef struct mandate_http_request {
     /* the RFC 7638 thumbprint of the key of the request's DPoP proof, once
      * the token endpoint has checked it (dpop-binding-private.h); NULL: none */
     const char *dpop_jkt;
+    /* the client certificate of the request, once read (mtls-private.h) */
+    struct mandate_mtls_cert *client_cert;
     /* how the request's client authenticated (client_secret_basic,
      * private_key_jwt, ...), once it has; NULL: not, or a public client */
     const char *client_auth_method;
@@ -53,6 +55,13 @@ typedef struct mandate_http_response {
 
 /* A request header; NULL when absent. */
 const char *mandate_http_request_header(const mandate_http_request *req, const char *name);
+/* The certificates the TLS client sent (its own first, then the
+ * intermediates), DER, at most max of them: how many. 0 over plain HTTP,
+ * without a certificate, or for a request made without a connection. The
+ * pointers last as long as the request. */
+size_t mandate_http_request_peer_certificates(const mandate_http_request *req,
+                                              const unsigned char **ders, size_t *lens,
+                                              size_t max);
 /* How many times the request holds the header name (1 for a request made
  * without a connection, as the tests make them, when it holds it at all). */
 size_t mandate_http_request_header_count(const mandate_http_request *req, const char *name);
@@ -92,6 +101,10 @@ typedef struct mandate_http_settings {
     unsigned connection_limit, connections_per_address; /* 0: no cap per address */
     int64_t request_timeout, connection_timeout;        /* seconds */
     const char *tls_certificate, *tls_key; /* PEM files; NULL: plain HTTP */
+    /* PEM CA certificates: with HTTPS, clients are asked for a certificate
+     * (never required: libmicrohttpd only requests one, and the handler
+     * judges it: mtls-private.h); NULL: none asked */
+    const char *tls_client_ca;
 } mandate_http_settings;
 
 typedef struct mandate_http_server mandate_http_server;

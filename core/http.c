@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <gnutls/gnutls.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
@@ -44,7 +45,7 @@ struct mandate_http_server {
     mandate_http_source source;
     size_t body_limit;
     atomic_uint in_flight;
-    char *tls_cert, *tls_key;
+    char *tls_cert, *tls_key, *tls_trust;
     size_t tls_key_len;
 };
 
@@ -110,6 +111,29 @@ size_t mandate_http_request_header_count(const mandate_http_request *req, const 
     header_count c = {name, 0};
     MHD_get_connection_values(req->connection, MHD_HEADER_KIND, count_header, &c);
     return c.count;
+}
+
+size_t mandate_http_request_peer_certificates(const mandate_http_request *req,
+                                              const unsigned char **ders, size_t *lens,
+                                              size_t max)
+{
+    if (req->connection == NULL)
+        return 0;
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(req->connection, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    if (info == NULL || info->tls_session == NULL)
+        return 0;
+    gnutls_session_t session = (gnutls_session_t)info->tls_session;
+    if (gnutls_certificate_type_get(session) != GNUTLS_CRT_X509)
+        return 0;
+    unsigned int count = 0;
+    const gnutls_datum_t *peers = gnutls_certificate_get_peers(session, &count);
+    size_t n = 0;
+    for (; peers != NULL && n < count && n < max; n++) {
+        ders[n] = peers[n].data;
+        lens[n] = peers[n].size;
+    }
+    return n;
 }
 
 void mandate_http_response_header(mandate_http_response *resp, const char *name,
@@ -690,6 +714,7 @@ static void server_free(mandate_http_server *srv)
             close(srv->stop_pipe[i]);
     mandate_http_guard_free(&srv->guard);
     free(srv->tls_cert);
+    free(srv->tls_trust);
     if (srv->tls_key != NULL)
         OPENSSL_cleanse(srv->tls_key, srv->tls_key_len);
     free(srv->tls_key);
@@ -737,6 +762,9 @@ mandate_rc mandate_http_start(const mandate_http_settings *settings,
         if (rc == MANDATE_OK)
             rc = mandate_read_file(settings->tls_key, TLS_FILE_MAX, &srv->tls_key,
                                    &srv->tls_key_len, err);
+        if (rc == MANDATE_OK && settings->tls_client_ca != NULL)
+            rc = mandate_read_file(settings->tls_client_ca, TLS_FILE_MAX, &srv->tls_trust, NULL,
+                                   err);
         if (rc != MANDATE_OK) {
             server_free(srv);
             return rc;
@@ -776,6 +804,7 @@ mandate_rc mandate_http_start(const mandate_http_settings *settings,
     struct MHD_OptionItem tls_opts[] = {
         {srv->tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, srv->tls_cert},
         {srv->tls_cert ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, srv->tls_key},
+        {srv->tls_trust ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END, 0, srv->tls_trust},
         {MHD_OPTION_END, 0, NULL}};
     /* clang-format off */
     srv->daemon = MHD_start_daemon(

@@ -16,6 +16,7 @@
 #include "jose.h"
 #include "log-private.h"
 #include "metrics-private.h"
+#include "mtls-private.h"
 #include "plugins-private.h"
 #include "pool-private.h"
 #include "profile-private.h"
@@ -148,6 +149,9 @@ bool mandate_token_mint(mandate_http_request *req, mandate_http_response *resp,
         mandate_token_refuse(req, resp, &oerr, grant_type, client->client_id, extra);
         return false;
     }
+    /* RFC 8705 §3: and to the client's certificate when it asks for that */
+    if (bound.cnf_x5t_s256 == NULL)
+        bound.cnf_x5t_s256 = mandate_mtls_binding(req, client);
     /* the profile for regulated tenants (profile-private.h): here, since
      * every grant of every client mints through this */
     const mandate_config *cfg = mandate_runtime_config(req->runtime);
@@ -229,6 +233,11 @@ void mandate_token_answer_with(mandate_http_request *req, mandate_http_response 
     const char *jkt = grant->cnf_jkt != NULL ? grant->cnf_jkt : id_jag ? NULL : req->dpop_jkt;
     if (jkt != NULL)
         json_object_set_new(fields, "cnf_jkt", json_string(jkt));
+    const char *x5t = grant->cnf_x5t_s256 != NULL ? grant->cnf_x5t_s256
+                      : id_jag                    ? NULL
+                                                  : mandate_mtls_binding(req, client);
+    if (x5t != NULL)
+        json_object_set_new(fields, "cnf_x5t_s256", json_string(x5t));
     if (issued_token_type != NULL)
         json_object_set_new(fields, "issued_token_type", json_string(issued_token_type));
     if (extra != NULL) {

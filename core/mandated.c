@@ -246,6 +246,7 @@ int main(int argc, char **argv)
         .connection_timeout = cfg->connection_timeout,
         .tls_certificate = cfg->tls_certificate,
         .tls_key = cfg->tls_key,
+        .tls_client_ca = cfg->tls_client_ca,
     };
     const mandate_http_source source = {acquire_current, release_current, NULL};
     mandate_http_server *server = NULL;

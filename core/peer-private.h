@@ -15,6 +15,10 @@
 /* Whether text is an IPv4 or IPv6 address, or one with a /prefix. */
 bool mandate_peer_block_valid(const char *text);
 
+/* Whether the socket's peer is in one of the trusted blocks (NULL-
+ * terminated, may be NULL): a proxy whose forwarded headers are believed. */
+bool mandate_peer_trusted(const struct sockaddr *peer, char *const *trusted);
+
 /* The request's address as text into out. trusted: NULL-terminated blocks
  * (may be NULL); forwarded_for: the X-Forwarded-For header (may be NULL).
  * A peer that is not an IP socket gives "local". */

@@ -103,15 +103,31 @@ static bool trusted_proxy(const ip *a, char *const *trusted)
     return false;
 }
 
+/* The socket peer's address; false when it is not an IP socket. */
+static bool socket_ip(const struct sockaddr *peer, ip *at)
+{
+    if (peer != NULL && peer->sa_family == AF_INET) {
+        ip_v4(at, &((const struct sockaddr_in *)peer)->sin_addr);
+        return true;
+    }
+    if (peer != NULL && peer->sa_family == AF_INET6) {
+        memcpy(at->bytes, &((const struct sockaddr_in6 *)peer)->sin6_addr, 16);
+        return true;
+    }
+    return false;
+}
+
+bool mandate_peer_trusted(const struct sockaddr *peer, char *const *trusted)
+{
+    ip at;
+    return socket_ip(peer, &at) && trusted_proxy(&at, trusted);
+}
+
 void mandate_peer_resolve(const struct sockaddr *peer, const char *forwarded_for,
                           char *const *trusted, char out[MANDATE_PEER_MAX])
 {
     ip at;
-    if (peer != NULL && peer->sa_family == AF_INET) {
-        ip_v4(&at, &((const struct sockaddr_in *)peer)->sin_addr);
-    } else if (peer != NULL && peer->sa_family == AF_INET6) {
-        memcpy(at.bytes, &((const struct sockaddr_in6 *)peer)->sin6_addr, 16);
-    } else {
+    if (!socket_ip(peer, &at)) {
         strcpy(out, "local");
         return;
     }

@@ -10,6 +10,7 @@
 #include "issue-private.h"
 #include "jose.h"
 #include "log-private.h"
+#include "mtls-private.h"
 #include "oauth-private.h"
 #include "pool-private.h"
 #include "refusals-private.h"
@@ -184,6 +185,9 @@ bool mandate_signin_token_client(mandate_http_request *req, const mandate_form *
         rc == MANDATE_OK ? mandate_signin_client_meta(req->pool, client_r,
                                                       "token_endpoint_auth_method")
                          : NULL;
+    /* RFC 8705 §2: the certificate is the credential */
+    if (method != NULL && mandate_mtls_client_method(client_r) != NULL)
+        return mandate_client_authenticate(req, form, client_r, oerr) == MANDATE_OK;
     if (method == NULL || strcmp(method, "none") != 0) {
         mandate_oauth_fail(oerr, 401, "invalid_client", "client authentication failed");
         oerr->client_id = client_id;

@@ -1038,7 +1038,8 @@ static void test_sp_acs_accepted(void **state)
     struct fx *fx = *state;
     void *inst = sp_inst(true, NULL);
     const char *ok[] = {"ok", "assertion-signed", "response-signed", "no-response-irt",
-                        "encrypted", "encrypted-gcm", "encrypted-next", "encrypted-nameid"};
+                        "encrypted", "encrypted-gcm", "encrypted-next", "encrypted-nameid",
+                        "encrypted-both"};
     for (size_t i = 0; i < sizeof(ok) / sizeof(*ok); i++)
         acs_expect(inst, fx->pool, ok[i], REQUEST_ID, MANDATE_OK, NULL);
     /* the replay cache: the same response again */

@@ -72,6 +72,35 @@ static bool inline_cipher(const xmlNode *el)
     return saml_is_el(only, NS_XENC, "CipherValue");
 }
 
+/* The decrypted element was parsed in the wrapper's context, so its nodes
+ * may point at the wrapper's namespace declarations: those move onto the
+ * element, the very same xmlNs structures, before the wrapper is freed. Not
+ * xmlReconciliateNs: it rebinds every node to whichever in-scope prefix has
+ * the same URI (an EncryptedID's dsig:KeyInfo became ds:KeyInfo beside the
+ * assertion's ds:Signature), which changes the canonical form the
+ * assertion's signature covers. A prefix the element declares itself
+ * shadows the wrapper's, so no node of it points at that one. */
+static void adopt_namespaces(xmlNode *wrapper, xmlNode *el)
+{
+    xmlNs **tail = &el->nsDef;
+    while (*tail != NULL)
+        tail = &(*tail)->next;
+    for (xmlNs **link = &wrapper->nsDef; *link != NULL;) {
+        xmlNs *ns = *link;
+        bool shadowed = false;
+        for (const xmlNs *own = el->nsDef; own != NULL && !shadowed; own = own->next)
+            shadowed = xmlStrEqual(own->prefix, ns->prefix);
+        if (shadowed) {
+            link = &ns->next;
+            continue;
+        }
+        *link = ns->next;
+        ns->next = NULL;
+        *tail = ns;
+        tail = &ns->next;
+    }
+}
+
 mandate_rc saml_decrypt(const saml_inst *inst, xmlNode *wrapper, const char *ns,
                         const char *name, xmlNode **out_r, mandate_error *err)
 {
@@ -150,14 +179,13 @@ mandate_rc saml_decrypt(const saml_inst *inst, xmlNode *wrapper, const char *ns,
         return mandate_error_set(err, MANDATE_DENIED,
                                  "saml: the %s decrypts to something else than one %s", what,
                                  name);
-    /* the element takes the wrapper's place, its namespaces declared where
-     * they are no longer in scope */
+    /* the element takes the wrapper's place */
     xmlUnlinkNode(el);
     if (xmlAddPrevSibling(wrapper, el) == NULL) {
         xmlFreeNode(el);
         return mandate_error_set(err, MANDATE_ERROR, "saml: out of memory");
     }
-    xmlReconciliateNs(wrapper->doc, el);
+    adopt_namespaces(wrapper, el);
     xmlUnlinkNode(wrapper);
     xmlFreeNode(wrapper);
     *out_r = el;

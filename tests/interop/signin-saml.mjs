@@ -192,18 +192,7 @@ try {
         // kept beside the screenshots (test keys only): what the IdP sent
         if (posted) fs.writeFileSync(`${shots.dir}/posted-${nameid ? 'encrypted-nameid' : 'encrypted'}.xml`, posted);
         const kind = await pageKind(b.page, BASE, cb.url);
-        if (nameid && kind !== 'mandate-consent') {
-            // A KNOWN BUG, not a pass (issue 23's note): with SimpleSAMLphp's
-            // EncryptedID inside an EncryptedAssertion, Mandate sometimes (3 of
-            // 4 runs once, 1 of 3 CI runs) finds the assertion's digest changed
-            // while xmlsec1 verifies the same answer. Suspected: whitespace
-            // text nodes of the EncryptedID lost when xmlsec parses the
-            // decrypted assertion back into the tree. Reported, not counted,
-            // until it is fixed; the unit tests' EncryptedID cases still count.
-            info(`KNOWN BUG: ${T} ${what}: refused (${kind}); see mandated.log ("digest mismatch") and posted-encrypted-nameid.xml`);
-        } else {
-            expectEq(`${T} ${what}: decrypted and accepted: Mandate's consent page`, 'mandate-consent', kind);
-        }
+        expectEq(`${T} ${what}: decrypted and accepted: Mandate's consent page`, 'mandate-consent', kind);
         if (kind === 'callback') info(`${T} ${what}: sent back to the client: ${(await cb.next()).href}`);
         await b.ctx.close();
     }

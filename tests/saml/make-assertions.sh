@@ -277,7 +277,14 @@ encrypt() {
     case $alg in *aes256*) sk=aes-256 ;; esac
     tmp=$(mktemp ./enc.XXXXXX)
     cat >"$tmp"
-    printf '%s\n' "${enc_tpl//@ALG@/$alg}" >"$tmp.tpl"
+    local tpl=${enc_tpl//@ALG@/$alg}
+    # ENC_DS_PREFIX: the KeyInfo's prefix for the dsig namespace (xmlseclibs,
+    # SimpleSAMLphp's library, writes dsig: where the signature says ds:)
+    if [ -n "${ENC_DS_PREFIX:-}" ]; then
+        tpl=${tpl//ds:/$ENC_DS_PREFIX:}
+        tpl=${tpl//xmlns:ds=/xmlns:$ENC_DS_PREFIX=}
+    fi
+    printf '%s\n' "$tpl" >"$tmp.tpl"
     "$XMLSEC1" --encrypt --pubkey-cert-pem "$cert.crt" --session-key "$sk" --xml-data "$tmp" \
         --node-name "urn:oasis:names:tc:SAML:2.0:assertion:$el" --output "$tmp.out" "$tmp.tpl" \
         2>"$tmp.err" || { cat "$tmp.err" >&2; exit 1; }
@@ -321,6 +328,13 @@ response "$(rid)" 1 "$a" | sign idp1 Response | emit_acs encrypted-next "$id"
 new_id id; a=$(assertion "$id" | sed 's|<saml:NameID |<saml:EncryptedID><saml:NameID |; s|</saml:NameID>|</saml:NameID></saml:EncryptedID>|' |
     encrypt sp NameID | sign idp1 Assertion)
 response "$(rid)" 0 "$a" | emit_acs encrypted-nameid "$id"
+# as SimpleSAMLphp sends it with both on: the encrypted NameID (its KeyInfo
+# in the dsig: prefix) inside the signed assertion (ds:), that assertion
+# encrypted, the Response signed
+new_id id; a=$(assertion "$id" | sed 's|<saml:NameID |<saml:EncryptedID><saml:NameID |; s|</saml:NameID>|</saml:NameID></saml:EncryptedID>|' |
+    ENC_DS_PREFIX=dsig encrypt sp NameID | sign idp1 Assertion | wrap EncryptedAssertion |
+    encrypt sp Assertion)
+response "$(rid)" 1 "$a" | sign idp1 Response | emit_acs encrypted-both "$id"
 # refused
 new_id id; a=$(assertion "$id" 0 | wrap EncryptedAssertion | encrypt sp Assertion)
 response "$(rid)" 1 "$a" | sign idp1 Response | emit_acs encrypted-unsigned "$id"
