@@ -485,6 +485,25 @@ done:
     return rc;
 }
 
+/* OpenID Connect Dynamic Client Registration §2, initiate_login_uri: where
+ * an IdP-initiated sign-in sends the browser, for the client to start its
+ * own authorization request (Core §4). https, or http to a loopback host
+ * (a native client's own listener), as a redirect URI. */
+static mandate_rc check_initiate_login_uri(metadata_check *m, json_t *in, json_t *out)
+{
+    json_t *v = json_object_get(in, "initiate_login_uri");
+    if (v == NULL)
+        return MANDATE_OK;
+    const char *uri = json_string_value(v), *why = NULL;
+    if (uri == NULL ||
+        (strncasecmp(uri, "https://", 8) != 0 && strncasecmp(uri, "http://", 7) != 0))
+        return BAD_METADATA(m, "initiate_login_uri must be an https URL");
+    if (!mandate_redirect_uri_check(uri, &why))
+        return BAD_METADATA(m, "initiate_login_uri '%.100s' is refused: %s", uri, why);
+    json_object_set(out, "initiate_login_uri", v);
+    return MANDATE_OK;
+}
+
 static mandate_rc check_texts(metadata_check *m, json_t *in, json_t *out)
 {
     static const struct {
@@ -532,7 +551,7 @@ static mandate_rc check_texts(metadata_check *m, json_t *in, json_t *out)
         return BAD_METADATA(m, "dpop_bound_access_tokens must be true or false");
     if (json_is_true(dpop))
         json_object_set(out, "dpop_bound_access_tokens", dpop);
-    return MANDATE_OK;
+    return check_initiate_login_uri(m, in, out);
 }
 
 mandate_rc mandate_client_metadata_check(const char *text, size_t len, size_t max_len,

@@ -53,7 +53,8 @@ static json_t *client_json(const mandate_client *c)
                                     : c->public_key  ? "private_key_jwt"
                                                      : "client_secret"));
     /* what sign-in needs (issue 22): where codes may be sent, and how */
-    static const char *const shown[] = {"redirect_uris", "grant_types", "registered_by", NULL};
+    static const char *const shown[] = {"redirect_uris", "grant_types", "initiate_login_uri",
+                                        "registered_by", NULL};
     for (const char *const *m = shown; *m != NULL; m++)
         if (json_object_get(meta, *m) != NULL)
             json_object_set(o, *m, json_object_get(meta, *m));
@@ -568,9 +569,32 @@ static int client_list(ctl *c, mandate_runtime *rt, int argc, char **argv)
     return CTL_OK;
 }
 
-/* The redirect URIs and grant types of a client (its metadata), replaced. */
+/* metadata (JSON text, may be NULL) with initiate_login_uri set to uri, or
+ * removed when uri is "": the result is checked by ctl_client_metadata. */
+static const char *with_initiate_login_uri(mandate_pool *pool, const char *metadata,
+                                           const char *uri)
+{
+    json_t *meta = metadata != NULL ? json_loads(metadata, 0, NULL) : NULL;
+    if (!json_is_object(meta)) {
+        json_decref(meta);
+        meta = json_object();
+    }
+    if (uri[0] == '\0')
+        json_object_del(meta, "initiate_login_uri");
+    else
+        json_object_set_new(meta, "initiate_login_uri", json_string(uri));
+    char *text = json_dumps(meta, JSON_COMPACT);
+    json_decref(meta);
+    const char *out = mandate_pool_strdup(pool, text != NULL ? text : "{}");
+    free(text);
+    return out;
+}
+
+/* The redirect URIs and grant types of a client (its metadata), replaced;
+ * its initiate_login_uri set (NULL: kept, "": removed). */
 static mandate_rc set_metadata(ctl *c, mandate_runtime *rt, const char *id,
-                               json_t *redirect_uris, json_t *grant_types, mandate_error *err)
+                               json_t *redirect_uris, json_t *grant_types,
+                               const char *initiate_login_uri, mandate_error *err)
 {
     const mandate_instance *store = mandate_runtime_store(rt);
     mandate_pool *pool = mandate_pool_new();
@@ -578,8 +602,11 @@ static mandate_rc set_metadata(ctl *c, mandate_runtime *rt, const char *id,
     char *metadata = NULL;
     mandate_rc rc = client_to_change(store, pool, id, &cl, err);
     if (rc == MANDATE_OK) {
+        const char *base = cl.metadata;
+        if (initiate_login_uri != NULL)
+            base = with_initiate_login_uri(pool, base, initiate_login_uri);
         /* a client without metadata is a machine client: confidential */
-        metadata = ctl_client_metadata("client set", cl.metadata, redirect_uris, grant_types,
+        metadata = ctl_client_metadata("client set", base, redirect_uris, grant_types,
                                   cl.public_key ? "private_key_jwt" : "client_secret_basic");
         if (metadata == NULL)
             rc = mandate_error_set(err, MANDATE_INVALID, "nothing changed");
@@ -594,7 +621,10 @@ static mandate_rc set_metadata(ctl *c, mandate_runtime *rt, const char *id,
         if (!ctl_audit("client.updated", fields))
             rc = mandate_error_set(err, MANDATE_ERROR, "the change is not in the audit trail");
         else if (!c->json)
-            printf("client %s: redirect URIs and grant types set\n", id);
+            printf("client %s: %s set\n", id,
+                   redirect_uris != NULL || grant_types != NULL
+                       ? "redirect URIs and grant types"
+                       : "initiate_login_uri");
     }
     free(metadata);
     mandate_pool_free(&pool);
@@ -609,6 +639,7 @@ static int client_set(ctl *c, mandate_runtime *rt, const char *id, int argc, cha
                                          {"grant-type", required_argument, NULL, 'G'},
                                          {"dpop-bound", no_argument, NULL, 'D'},
                                          {"no-dpop-bound", no_argument, NULL, 'N'},
+                                         {"initiate-login-uri", required_argument, NULL, 'I'},
                                          CTL_MTLS_OPTIONS,
                                          {"profile", required_argument, NULL, 'P'},
                                          {"require-par", no_argument, NULL, 'Q'},
@@ -622,11 +653,14 @@ static int client_set(ctl *c, mandate_runtime *rt, const char *id, int argc, cha
     int64_t burst = 0;
     bool any_rate = false;
     json_t *redirect_uris = NULL, *grant_types = NULL;
+    const char *initiate_login_uri = NULL;
     int opt, status = CTL_USAGE;
     mandate_error err = {0};
     optind = 0;
     while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (opt == 'D' || opt == 'N') {
+        if (opt == 'I') {
+            initiate_login_uri = optarg;
+        } else if (opt == 'D' || opt == 'N') {
             dpop = opt == 'D';
         } else if (opt == 'Q' || opt == 'q') {
             require_par = opt == 'Q';
@@ -644,18 +678,19 @@ static int client_set(ctl *c, mandate_runtime *rt, const char *id, int argc, cha
         }
     }
     if ((!any_rate && redirect_uris == NULL && grant_types == NULL && dpop < 0 && !mtls.any &&
-         require_par < 0 && profile == NULL) ||
+         require_par < 0 && profile == NULL && initiate_login_uri == NULL) ||
         optind != argc) {
         fprintf(stderr, "Usage: mandatectl client set ID [--rate R --burst B] "
                         "[--redirect-uri URI]... [--grant-type T]... "
                         "[--dpop-bound|--no-dpop-bound] [--auth METHOD --tls-...] "
-                        "[--cert-bound|--no-cert-bound] [--profile fapi2|none] "
-                        "[--require-par|--no-require-par]\n");
+                        "[--cert-bound|--no-cert-bound] [--initiate-login-uri URI|\"\"] "
+                        "[--profile fapi2|none] [--require-par|--no-require-par]\n");
         goto done;
     }
     status = CTL_REFUSED;
-    if ((redirect_uris != NULL || grant_types != NULL) &&
-        set_metadata(c, rt, id, redirect_uris, grant_types, &err) != MANDATE_OK) {
+    if ((redirect_uris != NULL || grant_types != NULL || initiate_login_uri != NULL) &&
+        set_metadata(c, rt, id, redirect_uris, grant_types, initiate_login_uri, &err) !=
+            MANDATE_OK) {
         fprintf(stderr, "mandatectl client set: %s\n", err.message);
         goto done;
     }

@@ -9,8 +9,11 @@
 #include <string.h>
 #include <strings.h>
 
+#include <libconfig.h>
+
 #include "audit-events-private.h"
 #include "clock-private.h"
+#include "config-private.h"
 #include "endpoints-private.h"
 #include "log-private.h"
 #include "pool-private.h"
@@ -77,6 +80,199 @@ static char *hex32(mandate_pool *pool, const unsigned char h[32])
     return out;
 }
 
+/* The IdP's answer (the callback's fields) to the backend's login_finish;
+ * remember: what login_start asked to keep, NULL for an unsolicited answer. */
+static mandate_rc finish_at_backend(mandate_http_request *req, const mandate_instance *in,
+                                    const mandate_form *form, const char *remember,
+                                    mandate_identity *id_r, mandate_error *err)
+{
+    mandate_login_param params[MANDATE_FORM_MAX_PARAMS];
+    for (size_t i = 0; i < form->count; i++)
+        params[i] = (mandate_login_param){form->params[i].name, form->params[i].values[0]};
+    mandate_login_response lr = {
+        .callback_url = mandate_oauth_endpoint_url(
+            req, mandate_pool_printf(req->pool, "/login/%s/callback", in->conf->name)),
+        .params = params,
+        .param_count = form->count,
+        .remember = remember,
+    };
+    return mandate_backend_login_finish(in, req->pool, &lr, id_r, err);
+}
+
+/* A browser session for the identity the IdP vouched for, as the mapping
+ * rules made it (m): kept in the store, *session_r filled (its memory the
+ * request's) and the cookie's value in *value_r. */
+static mandate_rc open_session(mandate_http_request *req, const char *idp,
+                               const mandate_identity *id, const mandate_mapping_result *m,
+                               mandate_session *session_r, const char **value_r,
+                               mandate_error *err)
+{
+    const mandate_config *cfg = mandate_runtime_config(req->runtime);
+    const char *value = mandate_web_secret(req->pool);
+    if (value == NULL)
+        return mandate_error_set(err, MANDATE_ERROR, "no randomness");
+    json_t *identity = json_pack("{s:s?,s:s,s:s?}", "issuer", id->issuer, "subject",
+                                 id->subject, "tenant", id->tenant);
+    json_t *attrs = json_loads(id->attributes ? id->attributes : "{}", 0, NULL);
+    json_object_set_new(identity, "attributes", attrs != NULL ? attrs : json_object());
+    char *identity_text = json_dumps(identity, JSON_COMPACT);
+    json_decref(identity);
+    int64_t now = mandate_clock_now();
+    unsigned char *key = mandate_pool_alloc(req->pool, 32);
+    mandate_web_hash(value, key);
+    *session_r = (mandate_session){
+        .id_hash = key,
+        .id_hash_len = 32,
+        .tenant = m->tenant,
+        .subject = m->subject,
+        .idp = idp,
+        .identity = mandate_pool_strdup(req->pool, identity_text),
+        .created_at = now,
+        /* 0 when the IdP did not say (an id_token without auth_time): never
+         * "now", which would make an old IdP login look fresh to max_age and
+         * to the rules' sensitive_max_authn_age */
+        .authn_at = id->authn_instant > 0 && id->authn_instant <= now ? id->authn_instant : 0,
+        .last_seen_at = now,
+        .expires_at = now + cfg->signin.session_lifetime,
+    };
+    free(identity_text);
+    *value_r = value;
+    return mandate_store_session_put(mandate_runtime_store(req->runtime), session_r, err);
+}
+
+/* The mapping rules first (a user no rule admits gets no session), then a
+ * browser session for this identity. False when answered already: to the
+ * client when one waits (p's redirect URI), else with a page. */
+static bool admit(mandate_http_request *req, mandate_http_response *resp, mandate_pending *p,
+                  const mandate_client *known, const char *idp, const mandate_identity *id,
+                  mandate_mapping_result *m_r, mandate_session *session_r,
+                  const char **value_r)
+{
+    if (!mandate_signin_map(req, resp, p, known, idp, id, m_r))
+        return false;
+    mandate_error err = {0};
+    if (open_session(req, idp, id, m_r, session_r, value_r, &err) == MANDATE_OK)
+        return true;
+    log_error("a browser session cannot be kept: %s", err.message);
+    if (p->redirect_uri != NULL)
+        mandate_signin_redirect_error(req, resp, p, "temporarily_unavailable",
+                                      "the broker cannot open a session now", err.message);
+    else
+        mandate_web_error_page(req, resp, 503, "Please try again",
+                               "The broker cannot open a session now.");
+    return false;
+}
+
+/* --- IdP-initiated (unsolicited) sign-ins ------------------------------------ */
+
+/* The one client (and resource) an instance takes unsolicited answers for:
+ * its idp_initiated_client and idp_initiated_resource settings (the saml
+ * plugin's; it refuses such answers itself when they are unset). NULL:
+ * none are taken. */
+static const char *unsolicited_client(const mandate_instance *in, const char **resource_r)
+{
+    const char *client = NULL, *resource = NULL;
+    if (config_lookup_string(&in->conf->cfg, "idp_initiated_client", &client) != CONFIG_TRUE ||
+        client[0] == '\0')
+        return NULL;
+    if (config_lookup_string(&in->conf->cfg, "idp_initiated_resource", &resource) !=
+            CONFIG_TRUE ||
+        resource[0] == '\0')
+        resource = NULL;
+    *resource_r = resource;
+    return client;
+}
+
+static const char signed_in_template[] =
+    "<p>You are signed in as <strong>{{subject}}</strong> through {{idp}}.</p>"
+    "<p>Open <strong>{{client}}</strong> and sign in there: this browser will not be asked "
+    "to sign in at your identity provider again.</p>"
+    "<p><small>Request {{request_id}}</small></p>";
+
+/* An answer the IdP sent unasked (its portal's tile for this broker), to an
+ * instance that takes them for one client: checked by the backend as any
+ * answer, with no InResponseTo and replay-checked; the mapping rules for
+ * that client and resource; a browser session. No authorization code: there
+ * is no PKCE challenge (nor redirect URI, nor state) to bind one to. The
+ * browser goes to the client's initiate_login_uri (OpenID Connect Core §4,
+ * a third party starts the login), where the client makes its usual
+ * authorization request, answered at once from the session; without one, a
+ * page says where to go. */
+static void unsolicited(mandate_http_request *req, mandate_http_response *resp,
+                        const mandate_instance *in, const mandate_form *form,
+                        const char *client_id, const char *resource)
+{
+    const char *idp = in->conf->name;
+    const mandate_config *cfg = mandate_runtime_config(req->runtime);
+    mandate_error err = {0};
+    mandate_identity id;
+    mandate_rc rc = finish_at_backend(req, in, form, NULL, &id, &err);
+    if (rc != MANDATE_OK) {
+        log_info("IdP-initiated sign-in at %s refused: %s", idp, err.message);
+        mandate_audit_event(
+            "login.refused",
+            json_pack("{s:s,s:s,s:b,s:o}", "client_id", client_id, "idp", idp, "idp_initiated",
+                      1, "reason", mandate_audit_text(err.message, MANDATE_AUDIT_TEXT_MAX)));
+        if (rc == MANDATE_INVALID || rc == MANDATE_DENIED)
+            mandate_web_error_page(
+                req, resp, rc == MANDATE_DENIED ? 403 : 400, "This sign-in answer was refused",
+                rc == MANDATE_DENIED
+                    ? "Your identity provider did not sign you in. Nobody was signed in."
+                    : "The answer that came from your identity provider cannot be trusted: it "
+                      "was altered, used before, or meant for another sign-in. Nobody was "
+                      "signed in. Start again from the application.");
+        else
+            mandate_web_error_page(req, resp, 503, "Please try again",
+                                   "Your identity provider cannot be reached now.");
+        return;
+    }
+    mandate_client client;
+    rc = mandate_signin_client(req, client_id, &client, &err);
+    if (rc != MANDATE_OK) {
+        log_error("IdP-initiated sign-in at %s: the client %s: %s", idp, client_id,
+                  err.message);
+        mandate_audit_event("login.refused",
+                            json_pack("{s:s,s:s,s:b,s:o}", "client_id", client_id, "idp", idp,
+                                      "idp_initiated", 1, "reason",
+                                      mandate_audit_text(err.message, MANDATE_AUDIT_TEXT_MAX)));
+        mandate_web_error_page(req, resp, rc == MANDATE_TEMPFAIL ? 503 : 400,
+                               "This application cannot sign you in",
+                               "The application your identity provider sent you to is not "
+                               "known to the broker.");
+        return;
+    }
+    /* the rules, as for an authorization request of that client for that
+     * resource */
+    mandate_pending p = {.client_id = client_id, .resources = resource};
+    mandate_mapping_result m;
+    mandate_session session;
+    const char *value;
+    if (!admit(req, resp, &p, &client, idp, &id, &m, &session, &value))
+        return;
+    mandate_audit_event(
+        "login.idp_initiated",
+        json_pack("{s:s,s:o,s:s,s:o,s:s,s:s,s:s,s:s?,s:I}", "idp", idp, "entity_id",
+                  mandate_audit_text(id.issuer, MANDATE_AUDIT_TEXT_MAX), "client_id", client_id,
+                  "upstream_sub", mandate_audit_text(id.subject, MANDATE_AUDIT_TEXT_MAX), "sub",
+                  m.subject, "tenant", m.tenant, "rule", m.rule->name, "resource", resource,
+                  "authn_at", (json_int_t)session.authn_at));
+    log_info("signed in at %s (IdP-initiated, for %s): %s as %s (rule %s)", idp, client_id,
+             id.subject, m.subject, m.rule->name);
+    mandate_signin_remember_user(req, idp, &id, m.tenant, m.subject);
+    mandate_web_set_session_cookie(req, resp, value, cfg->signin.session_lifetime);
+    const char *initiate = mandate_signin_client_meta(req->pool, &client, "initiate_login_uri");
+    if (initiate != NULL) {
+        const char *pairs[] = {"iss", cfg->issuer, NULL, NULL};
+        mandate_web_redirect(req, resp, mandate_web_url_with(req->pool, initiate, pairs));
+        return;
+    }
+    const char *name = mandate_signin_client_meta(req->pool, &client, "client_name");
+    json_t *view = json_pack("{s:s,s:s,s:s,s:s}", "subject", m.subject, "idp", idp, "client",
+                             name != NULL ? name : client.name != NULL ? client.name : client_id,
+                             "request_id", req->request_id);
+    mandate_web_page(req, resp, 200, "You are signed in", signed_in_template, view, NULL);
+}
+
 static void callback(mandate_http_request *req, mandate_http_response *resp,
                      const mandate_instance *in)
 {
@@ -94,6 +290,13 @@ static void callback(mandate_http_request *req, mandate_http_response *resp,
         handle = mandate_form_get(&form, "RelayState");
     mandate_pending p;
     mandate_rc rc = mandate_signin_pending_take(req, "authorize", handle, &p, &err);
+    /* none waits: an IdP-initiated sign-in, where the instance takes them */
+    const char *resource = NULL;
+    const char *for_client = rc == MANDATE_NOT_FOUND ? unsolicited_client(in, &resource) : NULL;
+    if (for_client != NULL) {
+        unsolicited(req, resp, in, &form, for_client, resource);
+        return;
+    }
     if (rc != MANDATE_OK) {
         refuse(req, resp, rc == MANDATE_NOT_FOUND ? 400 : 503, idp, "This sign-in has expired",
                "This sign-in was finished already, is too old, or was not started here. Start "
@@ -116,18 +319,8 @@ static void callback(mandate_http_request *req, mandate_http_response *resp,
         return;
     }
 
-    mandate_login_param params[MANDATE_FORM_MAX_PARAMS];
-    for (size_t i = 0; i < form.count; i++)
-        params[i] = (mandate_login_param){form.params[i].name, form.params[i].values[0]};
-    mandate_login_response lr = {
-        .callback_url = mandate_oauth_endpoint_url(
-            req, mandate_pool_printf(req->pool, "/login/%s/callback", idp)),
-        .params = params,
-        .param_count = form.count,
-        .remember = p.remember,
-    };
     mandate_identity id;
-    rc = mandate_backend_login_finish(in, req->pool, &lr, &id, &err);
+    rc = finish_at_backend(req, in, &form, p.remember, &id, &err);
     if (rc != MANDATE_OK) {
         log_info("sign-in at %s failed: %s", idp, err.message);
         mandate_audit_event("login.refused",
@@ -155,50 +348,11 @@ static void callback(mandate_http_request *req, mandate_http_response *resp,
         return;
     }
 
-    /* the mapping rules first: a user no rule admits gets no session */
     mandate_mapping_result m;
-    if (!mandate_signin_map(req, resp, &p, NULL, idp, &id, &m))
+    mandate_session session;
+    const char *value;
+    if (!admit(req, resp, &p, NULL, idp, &id, &m, &session, &value))
         return;
-
-    /* a browser session for this identity */
-    const char *value = mandate_web_secret(req->pool);
-    if (value == NULL) {
-        mandate_signin_redirect_error(req, resp, &p, "server_error",
-                                      "the broker cannot open a session now", "no randomness");
-        return;
-    }
-    json_t *identity = json_pack("{s:s?,s:s,s:s?}", "issuer", id.issuer, "subject", id.subject,
-                                 "tenant", id.tenant);
-    json_t *attrs = json_loads(id.attributes ? id.attributes : "{}", 0, NULL);
-    json_object_set_new(identity, "attributes", attrs != NULL ? attrs : json_object());
-    char *identity_text = json_dumps(identity, JSON_COMPACT);
-    json_decref(identity);
-    int64_t now = mandate_clock_now();
-    unsigned char key[32];
-    mandate_web_hash(value, key);
-    mandate_session session = {
-        .id_hash = key,
-        .id_hash_len = sizeof(key),
-        .tenant = m.tenant,
-        .subject = m.subject,
-        .idp = idp,
-        .identity = mandate_pool_strdup(req->pool, identity_text),
-        .created_at = now,
-        /* 0 when the IdP did not say (an id_token without auth_time): never
-         * "now", which would make an old IdP login look fresh to max_age and
-         * to the rules' sensitive_max_authn_age */
-        .authn_at = id.authn_instant > 0 && id.authn_instant <= now ? id.authn_instant : 0,
-        .last_seen_at = now,
-        .expires_at = now + cfg->signin.session_lifetime,
-    };
-    free(identity_text);
-    rc = mandate_store_session_put(mandate_runtime_store(req->runtime), &session, &err);
-    if (rc != MANDATE_OK) {
-        log_error("a browser session cannot be kept: %s", err.message);
-        mandate_signin_redirect_error(req, resp, &p, "temporarily_unavailable",
-                                      "the broker cannot open a session now", err.message);
-        return;
-    }
     mandate_audit_event("login.finished",
                         json_pack("{s:s,s:s,s:o,s:s,s:s,s:s,s:I}", "client_id", p.client_id,
                                   "idp", idp, "upstream_sub",

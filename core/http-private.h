@@ -82,11 +82,14 @@ void mandate_http_response_error(mandate_http_request *req, mandate_http_respons
 
 /* Where each request finds the runtime to serve with: acquire returns a
  * reference (NULL: the request is answered 503), which the HTTP layer hands
- * to release once the response is sent. */
+ * to release once the response is sent. too_large (may be NULL) hears of a
+ * body over the limit before the layer answers it 413 (no handler runs for
+ * it): the layer above keeps the audit record, which this layer cannot. */
 typedef struct mandate_http_source {
     struct mandate_runtime *(*acquire)(void *ctx);
     void (*release)(void *ctx, struct mandate_runtime *runtime);
     void *ctx;
+    void (*too_large)(void *ctx, mandate_http_request *req, size_t body_limit);
 } mandate_http_source;
 typedef void (*mandate_http_handler)(mandate_http_request *req, mandate_http_response *resp);
 

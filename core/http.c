@@ -348,6 +348,16 @@ static enum MHD_Result reply_and_close(request_state *st, unsigned status, const
     return queue(st, &resp);
 }
 
+/* A body over the limit (announced by Content-Length, or read in chunks):
+ * told to the layer above, for its audit record. The body is never handed
+ * over, only the request line, the peer and the limit. */
+static void report_too_large(mandate_http_server *srv, request_state *st)
+{
+    log_info("refused: a request body over %zu bytes", srv->body_limit);
+    if (srv->source.too_large != NULL)
+        srv->source.too_large(srv->source.ctx, &st->req, srv->body_limit);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
@@ -401,8 +411,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
             if (errno != 0 || *end != '\0' || end == length || length[0] < '0' ||
                 length[0] > '9')
                 return reply_and_close(st, 400, "invalid_request", "malformed Content-Length");
-            if (n > srv->body_limit) /* refuse before reading a byte of it */
+            if (n > srv->body_limit) { /* refuse before reading a byte of it */
+                report_too_large(srv, st);
                 return reply_and_close(st, 413, "invalid_request", "request body too large");
+            }
         }
         return MHD_YES;
     }
@@ -446,8 +458,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
     mandate_http_guard_request_read(srv->guard, connection_fd(connection));
     if (st->refused_status != 0)
         return reply_and_close(st, st->refused_status, "invalid_request", st->refused_why);
-    if (st->too_large)
+    if (st->too_large) {
+        report_too_large(srv, st);
         return reply_error(st, 413, "invalid_request", "request body too large");
+    }
     if (st->body != NULL)
         st->body[st->body_len] = '\0';
     st->req.body = st->body ? st->body : "";

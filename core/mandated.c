@@ -47,6 +47,25 @@ static void release_current(void *ctx, mandate_runtime *rt)
     mandate_runtime_unref(&rt);
 }
 
+/* A request body over server.body_limit, answered 413 by the HTTP layer
+ * before any route sees it: a refusal like any other (the peer's refusal
+ * budget, the audit trail), naming the route and the limit, never the body. */
+static void body_too_large(void *ctx, mandate_http_request *req, size_t body_limit)
+{
+    req->runtime = acquire_current(ctx);
+    if (req->runtime == NULL)
+        return;
+    unsigned retry_after;
+    mandate_refusal_record(req, "http.body_too_large",
+                           json_pack("{s:o,s:o,s:I}", "method",
+                                     mandate_audit_text(req->method, MANDATE_AUDIT_TEXT_MAX),
+                                     "route", mandate_audit_text(req->path, MANDATE_AUDIT_TEXT_MAX),
+                                     "body_limit", (json_int_t)body_limit),
+                           &retry_after);
+    release_current(ctx, req->runtime);
+    req->runtime = NULL;
+}
+
 static void replace_current(mandate_runtime *rt)
 {
     pthread_mutex_lock(&current_lock);
@@ -248,7 +267,8 @@ int main(int argc, char **argv)
         .tls_key = cfg->tls_key,
         .tls_client_ca = cfg->tls_client_ca,
     };
-    const mandate_http_source source = {acquire_current, release_current, NULL};
+    const mandate_http_source source = {acquire_current, release_current, NULL,
+                                        body_too_large};
     mandate_http_server *server = NULL;
     if (mandate_http_start(&settings, mandate_router_dispatch, &source, &server, &err) !=
         MANDATE_OK) {

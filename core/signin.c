@@ -698,6 +698,13 @@ bool mandate_signin_map(mandate_http_request *req, mandate_http_response *resp,
                                 id->subject ? id->subject : "an unknown user"));
         return false;
     }
+    if (pending->redirect_uri == NULL) {
+        /* an IdP-initiated sign-in: no client waits for an error */
+        mandate_web_error_page(req, resp, 403, "You cannot use this application",
+                               "No rule of this broker gives you anything you may use it for. "
+                               "Ask your administrator.");
+        return false;
+    }
     mandate_signin_redirect_error(req, resp, pending, "invalid_scope",
                                   "nothing you may grant was asked for", m_r->why);
     return false;

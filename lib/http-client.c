@@ -116,20 +116,74 @@ void mandate_client_http_response_clear(mandate_client_http_response *resp)
     memset(resp, 0, sizeof(*resp));
 }
 
+/* --- response headers ----------------------------------------------------------- */
+
+/* The two headers DPoP needs from an answer (RFC 9449 §8, §9): DPoP-Nonce,
+ * kept when it is short and printable, and whether a WWW-Authenticate names
+ * use_dpop_nonce. Every other header is ignored. */
+static size_t header_line(char *line, size_t size, size_t nmemb, void *userdata)
+{
+    mandate_client_http_response *r = userdata;
+    size_t n = size * nmemb;
+    static const char nonce[] = "DPoP-Nonce:", challenge[] = "WWW-Authenticate:";
+    if (n > strlen(nonce) && strncasecmp(line, nonce, strlen(nonce)) == 0) {
+        const char *v = line + strlen(nonce), *end = line + n;
+        while (v < end && (*v == ' ' || *v == '\t'))
+            v++;
+        while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
+            end--;
+        size_t len = (size_t)(end - v);
+        bool printable = len > 0 && len <= MANDATE_CLIENT_HTTP_NONCE_MAX;
+        for (const char *c = v; printable && c < end; c++)
+            printable = *c > 0x20 && *c < 0x7f;
+        if (printable) {
+            memcpy(r->dpop_nonce, v, len);
+            r->dpop_nonce[len] = '\0';
+        }
+    } else if (n > strlen(challenge) && strncasecmp(line, challenge, strlen(challenge)) == 0) {
+        static const char needle[] = "use_dpop_nonce";
+        for (size_t i = strlen(challenge); i + strlen(needle) <= n; i++)
+            if (memcmp(line + i, needle, strlen(needle)) == 0) {
+                r->use_dpop_nonce = true;
+                break;
+            }
+    }
+    return n;
+}
+
 /* --- requests ----------------------------------------------------------------- */
 
-static mandate_client_rc perform(const char *url, const char *authorization, const char *body,
-                                 long timeout_ms, mandate_client_http_response *resp_r,
-                                 char *errbuf, size_t errlen)
+/* "Name: value" appended to *headers; a line holding a credential is wiped
+ * before it is freed. false when out of memory. */
+static bool add_header(struct curl_slist **headers, const char *name, const char *value)
+{
+    size_t n = strlen(name) + 2 + strlen(value) + 1;
+    char *line = malloc(n);
+    if (line == NULL)
+        return false;
+    snprintf(line, n, "%s: %s", name, value);
+    struct curl_slist *h = curl_slist_append(*headers, line);
+    OPENSSL_clear_free(line, n);
+    if (h == NULL)
+        return false;
+    *headers = h;
+    return true;
+}
+
+mandate_client_rc mandate_client_http_send(const mandate_client_http_request *req,
+                                           mandate_client_http_response *resp_r, char *errbuf,
+                                           size_t errlen)
 {
     memset(resp_r, 0, sizeof(*resp_r));
+    const char *url = req->url;
     if (!mandate_client_url_ok(url))
         return mandate_client_fail(errbuf, errlen, MANDATE_CLIENT_INVALID,
                                    "URL is not http:// or https://");
     pthread_once(&global_once, global_init);
     if (global_rc != CURLE_OK)
         return mandate_client_fail(errbuf, errlen, MANDATE_CLIENT_ERROR,
-                                   "curl_global_init failed: %s", curl_easy_strerror(global_rc));
+                                   "curl_global_init failed: %s",
+                                   curl_easy_strerror(global_rc));
     CURL *curl = curl_easy_init();
     if (curl == NULL)
         return mandate_client_fail(errbuf, errlen, MANDATE_CLIENT_ERROR,
@@ -138,24 +192,16 @@ static mandate_client_rc perform(const char *url, const char *authorization, con
     char curl_err[CURL_ERROR_SIZE] = "";
     struct curl_slist *headers = NULL, *h;
     body_buf buf = {0};
-    bool headers_ok = true;
-    if ((h = curl_slist_append(headers, "Accept: application/json")) != NULL)
-        headers = h;
-    else
-        headers_ok = false;
-    if (authorization != NULL && headers_ok) {
-        char *line = NULL;
-        size_t n = strlen("Authorization: ") + strlen(authorization) + 1;
-        if ((line = malloc(n)) != NULL) {
-            snprintf(line, n, "Authorization: %s", authorization);
-            h = curl_slist_append(headers, line);
-            OPENSSL_clear_free(line, n);
-        }
-        if (line != NULL && h != NULL)
-            headers = h;
-        else
-            headers_ok = false;
-    }
+    bool headers_ok = add_header(&headers, "Accept", "application/json");
+    if (headers_ok && req->authorization != NULL)
+        headers_ok = add_header(&headers, "Authorization", req->authorization);
+    if (headers_ok && req->dpop != NULL)
+        headers_ok = add_header(&headers, "DPoP", req->dpop);
+    if (headers_ok && req->body != NULL)
+        headers_ok =
+            add_header(&headers, "Content-Type",
+                       req->content_type != NULL ? req->content_type
+                                                 : "application/x-www-form-urlencoded");
     if (!headers_ok) {
         curl_slist_free_all(headers);
         curl_easy_cleanup(curl);
@@ -170,19 +216,32 @@ static mandate_client_rc perform(const char *url, const char *authorization, con
 #endif
     curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeout_ms);
-    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
-    curl_easy_setopt(curl, CURLOPT_MAXFILESIZE_LARGE,
-                     (curl_off_t)MANDATE_CLIENT_HTTP_MAX_BODY);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, req->timeout_ms);
+    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, req->timeout_ms);
+    curl_easy_setopt(curl, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)MANDATE_CLIENT_HTTP_MAX_BODY);
     curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt(curl, CURLOPT_USERAGENT, "libmandate/" PACKAGE_VERSION);
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, &buf);
+    curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, header_line);
+    curl_easy_setopt(curl, CURLOPT_HEADERDATA, resp_r);
     curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, curl_err);
-    if (body != NULL) {
-        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
+    if (req->tls_client_cert != NULL) {
+        curl_easy_setopt(curl, CURLOPT_SSLCERT, req->tls_client_cert);
+        curl_easy_setopt(curl, CURLOPT_SSLCERTTYPE, "PEM");
     }
+    if (req->tls_client_key != NULL) {
+        curl_easy_setopt(curl, CURLOPT_SSLKEY, req->tls_client_key);
+        curl_easy_setopt(curl, CURLOPT_SSLKEYTYPE, "PEM");
+    }
+    if (req->tls_ca_file != NULL)
+        curl_easy_setopt(curl, CURLOPT_CAINFO, req->tls_ca_file);
+    if (req->body != NULL) {
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, req->body);
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(req->body));
+    }
+    if (req->method != NULL)
+        curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, req->method);
 
     CURLcode cc = curl_easy_perform(curl);
     long status = 0;
@@ -196,6 +255,7 @@ static mandate_client_rc perform(const char *url, const char *authorization, con
     if (cc != CURLE_OK) {
         if (buf.data != NULL)
             OPENSSL_clear_free(buf.data, buf.cap);
+        memset(resp_r, 0, sizeof(*resp_r));
         if (buf.overflow || cc == CURLE_FILESIZE_EXCEEDED)
             return mandate_client_fail(errbuf, errlen, MANDATE_CLIENT_UNAVAILABLE,
                                        "response body over %d bytes",
@@ -222,7 +282,8 @@ mandate_client_rc mandate_client_http_get(const char *url, long timeout_ms,
                                           mandate_client_http_response *resp_r, char *errbuf,
                                           size_t errlen)
 {
-    return perform(url, NULL, NULL, timeout_ms, resp_r, errbuf, errlen);
+    mandate_client_http_request req = {.url = url, .timeout_ms = timeout_ms};
+    return mandate_client_http_send(&req, resp_r, errbuf, errlen);
 }
 
 mandate_client_rc mandate_client_http_post_form(const char *url, const char *authorization,
@@ -230,6 +291,9 @@ mandate_client_rc mandate_client_http_post_form(const char *url, const char *aut
                                                 mandate_client_http_response *resp_r,
                                                 char *errbuf, size_t errlen)
 {
-    return perform(url, authorization, body != NULL ? body : "", timeout_ms, resp_r, errbuf,
-                   errlen);
+    mandate_client_http_request req = {.url = url,
+                                       .authorization = authorization,
+                                       .body = body != NULL ? body : "",
+                                       .timeout_ms = timeout_ms};
+    return mandate_client_http_send(&req, resp_r, errbuf, errlen);
 }

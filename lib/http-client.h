@@ -17,11 +17,33 @@
 /* Largest response body read; a longer one fails the request. */
 #define MANDATE_CLIENT_HTTP_MAX_BODY (256 * 1024)
 
+/* Longest DPoP-Nonce response header kept (RFC 9449 §8: opaque to the
+ * client; the broker's are far shorter). A longer one is dropped. */
+#define MANDATE_CLIENT_HTTP_NONCE_MAX 128
+
 typedef struct mandate_client_http_response {
     long status;
     char *body; /* malloc'd, NUL-terminated (also when empty) */
     size_t len;
+    char dpop_nonce[MANDATE_CLIENT_HTTP_NONCE_MAX + 1]; /* DPoP-Nonce; "" when none */
+    bool use_dpop_nonce; /* WWW-Authenticate named error="use_dpop_nonce" */
 } mandate_client_http_response;
+
+/* One request, everything optional but url. */
+typedef struct mandate_client_http_request {
+    const char *url;
+    const char *method;        /* NULL: POST when body is set, GET otherwise */
+    const char *authorization; /* Authorization value; wiped after use */
+    const char *dpop;          /* DPoP header value (a proof) */
+    const char *body;          /* application/x-www-form-urlencoded, or NULL */
+    const char *content_type;  /* of body; NULL: form-urlencoded */
+    long timeout_ms;
+    /* TLS client authentication (RFC 8705): PEM files handed to libcurl
+     * (CURLOPT_SSLCERT, CURLOPT_SSLKEY) and a CA bundle (CURLOPT_CAINFO) */
+    const char *tls_client_cert;
+    const char *tls_client_key;
+    const char *tls_ca_file;
+} mandate_client_http_request;
 
 /* GET url. MANDATE_CLIENT_OK when an HTTP response came back, whatever its
  * status; MANDATE_CLIENT_UNAVAILABLE on a network error, a timeout, a body
@@ -38,6 +60,10 @@ mandate_client_rc mandate_client_http_post_form(const char *url, const char *aut
                                                 const char *body, long timeout_ms,
                                                 mandate_client_http_response *resp_r,
                                                 char *errbuf, size_t errlen);
+/* The general form of the two above. */
+mandate_client_rc mandate_client_http_send(const mandate_client_http_request *req,
+                                           mandate_client_http_response *resp_r, char *errbuf,
+                                           size_t errlen);
 void mandate_client_http_response_clear(mandate_client_http_response *resp);
 
 /* true when url starts with http:// or https:// (any case) and has a host. */

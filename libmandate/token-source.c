@@ -14,7 +14,16 @@
  * RETRY_S so that every call does not stall on a down broker.
  *
  * The client secret is kept only inside the prepared Authorization value,
- * which is wiped on free like the token. Neither ever goes to errbuf. */
+ * which is wiped on free like the token. Neither ever goes to errbuf.
+ *
+ * DPoP (RFC 9449): with a proof key, each token request carries a fresh
+ * proof (htm POST, htu the token URL, the server's nonce once it sent one).
+ * A 400 use_dpop_nonce is retried once with the DPoP-Nonce that came with
+ * it, and the last nonce the broker sent is kept for the next request, so
+ * that a broker with dpop.nonce on costs one extra round trip per source,
+ * not per token. The token's type (DPoP or Bearer) is kept with it and
+ * decides the headers of resource requests; the resource server's nonce
+ * is kept apart from the broker's. */
 #include "config.h"
 
 #include <math.h>
@@ -31,6 +40,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "dpop-key.h"
 #include "http-client.h"
 
 #define DEFAULT_REFRESH_AT 0.8
@@ -54,6 +64,10 @@ struct mandate_token_source {
     int64_t (*now)(void *ctx);
     void *now_ctx;
     _Atomic uint64_t fetches;
+    mandate_dpop_key *dpop_key; /* NULL: bearer tokens */
+    char *tls_client_cert, *tls_client_key, *tls_ca_file;
+    /* the broker's last DPoP-Nonce: only the one fetch in flight uses it */
+    char as_nonce[MANDATE_CLIENT_HTTP_NONCE_MAX + 1];
 
     pthread_mutex_t lock;
     pthread_cond_t fetched;
@@ -65,7 +79,9 @@ struct mandate_token_source {
     int64_t retry_after;
     char *token; /* NULL: none yet */
     size_t token_len;
+    bool token_dpop; /* token_type DPoP */
     int64_t issued_at, expires_at;
+    char resource_nonce[MANDATE_CLIENT_HTTP_NONCE_MAX + 1]; /* a resource's last DPoP-Nonce */
 };
 
 /* --- encoding ----------------------------------------------------------------- */
@@ -156,6 +172,16 @@ static void printable(const char *in, char *out, size_t cap)
 
 /* --- new and free ------------------------------------------------------------- */
 
+static void free_settings(mandate_token_source *s)
+{
+    free(s->token_url);
+    free(s->body);
+    free(s->tls_client_cert);
+    free(s->tls_client_key);
+    free(s->tls_ca_file);
+    mandate_dpop_key_free(&s->dpop_key);
+}
+
 mandate_token_source *mandate_token_source_new(const mandate_token_source_config *config,
                                                char *errbuf, size_t errlen)
 {
@@ -170,12 +196,13 @@ mandate_token_source *mandate_token_source_new(const mandate_token_source_config
         why = "client_id is required";
     else if (config->client_secret == NULL || config->client_secret[0] == '\0')
         why = "client_secret is required";
-    else if (config->refresh_at != 0 &&
-             (!isfinite(config->refresh_at) || config->refresh_at <= 0 ||
-              config->refresh_at > 1))
+    else if (config->refresh_at != 0 && (!isfinite(config->refresh_at) ||
+                                         config->refresh_at <= 0 || config->refresh_at > 1))
         why = "refresh_at must be a fraction above 0 and at most 1";
     else if (config->timeout_ms < 0)
         why = "timeout_ms must not be negative";
+    else if ((config->tls_client_cert == NULL) != (config->tls_client_key == NULL))
+        why = "tls_client_cert and tls_client_key go together";
     if (why != NULL) {
         mandate_client_fail(errbuf, errlen, MANDATE_CLIENT_INVALID, "%s", why);
         return NULL;
@@ -195,6 +222,13 @@ mandate_token_source *mandate_token_source_new(const mandate_token_source_config
     s->body = strdup("grant_type=client_credentials");
     s->authorization = basic_authorization(config->client_id, config->client_secret);
     bool ok = s->token_url != NULL && s->body != NULL && s->authorization != NULL;
+    if (config->dpop_key != NULL)
+        s->dpop_key = libmandate_dpop_key_ref(config->dpop_key);
+    if (ok && config->tls_client_cert != NULL)
+        ok = (s->tls_client_cert = strdup(config->tls_client_cert)) != NULL &&
+             (s->tls_client_key = strdup(config->tls_client_key)) != NULL;
+    if (ok && config->tls_ca_file != NULL)
+        ok = (s->tls_ca_file = strdup(config->tls_ca_file)) != NULL;
     if (ok && config->scope != NULL && config->scope[0] != '\0')
         ok = append_param(&s->body, "scope", config->scope);
     if (ok && config->resource != NULL && config->resource[0] != '\0')
@@ -204,8 +238,7 @@ mandate_token_source *mandate_token_source_new(const mandate_token_source_config
     if (!ok || mutex_rc != 0 || cond_rc != 0) {
         if (mutex_rc == 0)
             pthread_mutex_destroy(&s->lock);
-        free(s->token_url);
-        free(s->body);
+        free_settings(s);
         wipe_free(s->authorization);
         free(s);
         mandate_client_fail(errbuf, errlen, MANDATE_CLIENT_ERROR,
@@ -228,8 +261,7 @@ void mandate_token_source_free(mandate_token_source **source)
     if (s->token != NULL)
         OPENSSL_clear_free(s->token, s->token_len + 1);
     OPENSSL_clear_free(s->authorization, s->authorization_len + 1);
-    free(s->body);
-    free(s->token_url);
+    free_settings(s);
     free(s);
 }
 
@@ -243,10 +275,11 @@ uint64_t mandate_token_source_fetches(const mandate_token_source *source)
 typedef struct fetched_token {
     char *token;
     size_t len;
+    bool dpop;
     int64_t issued_at, expires_at;
 } fetched_token;
 
-static mandate_client_rc parse_success(const json_t *doc, int64_t issued_at,
+static mandate_client_rc parse_success(const json_t *doc, int64_t issued_at, bool dpop_asked,
                                        fetched_token *out, char *err, size_t errlen)
 {
     const json_t *at = json_object_get(doc, "access_token");
@@ -258,9 +291,17 @@ static mandate_client_rc parse_success(const json_t *doc, int64_t issued_at,
     if (strlen(json_string_value(at)) != json_string_length(at))
         return mandate_client_fail(err, errlen, MANDATE_CLIENT_UNAVAILABLE,
                                    "token endpoint: access_token holds a NUL");
-    if (!json_is_string(type) || strcasecmp(json_string_value(type), "Bearer") != 0)
+    /* RFC 9449 §5: DPoP only when a proof was sent; a broker may still
+     * answer Bearer to one (the token then goes as a bearer token) */
+    out->dpop = json_is_string(type) && strcasecmp(json_string_value(type), "DPoP") == 0;
+    if (out->dpop && !dpop_asked)
         return mandate_client_fail(err, errlen, MANDATE_CLIENT_UNAVAILABLE,
-                                   "token endpoint: token_type is not Bearer");
+                                   "token endpoint: token_type is DPoP, and no proof was sent");
+    if (!out->dpop &&
+        (!json_is_string(type) || strcasecmp(json_string_value(type), "Bearer") != 0))
+        return mandate_client_fail(err, errlen, MANDATE_CLIENT_UNAVAILABLE,
+                                   "token endpoint: token_type is not Bearer%s",
+                                   dpop_asked ? " or DPoP" : "");
     json_int_t lifetime = DEFAULT_EXPIRES_IN;
     if (expires != NULL) {
         if (!json_is_integer(expires) || json_integer_value(expires) <= 0)
@@ -298,11 +339,69 @@ static mandate_client_rc parse_failure(long status, const json_t *doc, char *err
         return mandate_client_fail(err, errlen, MANDATE_CLIENT_UNAVAILABLE,
                                    "token endpoint: HTTP %ld (redirects are not followed)",
                                    status);
-    return mandate_client_fail(err, errlen, MANDATE_CLIENT_UNAVAILABLE,
-                               "token endpoint: HTTP %ld%s%s%s%s", status,
-                               error != NULL ? ": " : "", e,
-                               desc != NULL && error != NULL ? ": " : "",
-                               error != NULL ? d : "");
+    return mandate_client_fail(
+        err, errlen, MANDATE_CLIENT_UNAVAILABLE, "token endpoint: HTTP %ld%s%s%s%s", status,
+        error != NULL ? ": " : "", e, desc != NULL && error != NULL ? ": " : "",
+        error != NULL ? d : "");
+}
+
+/* A request with the source's TLS settings. */
+static mandate_client_http_request request_of(const mandate_token_source *s, const char *url)
+{
+    mandate_client_http_request req = {.url = url,
+                                       .timeout_ms = s->timeout_ms,
+                                       .tls_client_cert = s->tls_client_cert,
+                                       .tls_client_key = s->tls_client_key,
+                                       .tls_ca_file = s->tls_ca_file};
+    return req;
+}
+
+/* Whether a 400 from the token endpoint is use_dpop_nonce (RFC 9449 §8). */
+static bool asks_for_nonce(const mandate_client_http_response *resp)
+{
+    if (resp->status != 400 || resp->dpop_nonce[0] == '\0')
+        return false;
+    json_t *doc = json_loadb(resp->body, resp->len, 0, NULL);
+    const char *error = json_string_value(json_object_get(doc, "error"));
+    bool yes = error != NULL && strcmp(error, "use_dpop_nonce") == 0;
+    json_decref(doc);
+    return yes;
+}
+
+/* One token request (two when the broker asks for a nonce). */
+static mandate_client_rc post_token_request(mandate_token_source *s,
+                                            mandate_client_http_response *resp, char *err,
+                                            size_t errlen)
+{
+    mandate_client_http_request req = request_of(s, s->token_url);
+    req.authorization = s->authorization;
+    req.body = s->body;
+    for (int attempt = 0;; attempt++) {
+        char *proof = NULL;
+        if (s->dpop_key != NULL) {
+            mandate_client_rc prc = mandate_dpop_key_proof(
+                s->dpop_key, "POST", s->token_url, NULL,
+                s->as_nonce[0] != '\0' ? s->as_nonce : NULL, &proof, err, errlen);
+            if (prc != MANDATE_CLIENT_OK)
+                return prc;
+        }
+        req.dpop = proof;
+        atomic_fetch_add(&s->fetches, 1);
+        mandate_client_rc rc = mandate_client_http_send(&req, resp, err, errlen);
+        free(proof);
+        if (rc != MANDATE_CLIENT_OK)
+            return rc;
+        if (s->dpop_key == NULL)
+            return rc;
+        bool retry =
+            attempt == 0 && asks_for_nonce(resp) && strcmp(resp->dpop_nonce, s->as_nonce) != 0;
+        /* RFC 9449 §8.2: the broker may send a fresh nonce with any answer */
+        if (resp->dpop_nonce[0] != '\0')
+            memcpy(s->as_nonce, resp->dpop_nonce, sizeof(s->as_nonce));
+        if (!retry)
+            return rc;
+        mandate_client_http_response_clear(resp);
+    }
 }
 
 static mandate_client_rc fetch(mandate_token_source *s, fetched_token *out, char *err,
@@ -311,9 +410,7 @@ static mandate_client_rc fetch(mandate_token_source *s, fetched_token *out, char
     mandate_client_http_response resp;
     memset(out, 0, sizeof(*out));
     int64_t issued_at = s->now(s->now_ctx);
-    atomic_fetch_add(&s->fetches, 1);
-    mandate_client_rc rc = mandate_client_http_post_form(
-        s->token_url, s->authorization, s->body, s->timeout_ms, &resp, err, errlen);
+    mandate_client_rc rc = post_token_request(s, &resp, err, errlen);
     if (rc != MANDATE_CLIENT_OK) {
         if (rc == MANDATE_CLIENT_UNAVAILABLE && err != NULL) {
             char why[ERR_MAX];
@@ -329,7 +426,7 @@ static mandate_client_rc fetch(mandate_token_source *s, fetched_token *out, char
             rc = mandate_client_fail(err, errlen, MANDATE_CLIENT_UNAVAILABLE,
                                      "token endpoint: the response is not a JSON object");
         else
-            rc = parse_success(doc, issued_at, out, err, errlen);
+            rc = parse_success(doc, issued_at, s->dpop_key != NULL, out, err, errlen);
     } else {
         rc = parse_failure(resp.status, json_is_object(doc) ? doc : NULL, err, errlen);
     }
@@ -361,7 +458,8 @@ static bool token_fresh(const mandate_token_source *s, int64_t now)
 
 /* Under the lock: a copy of the cached token for the caller. */
 static mandate_client_rc hand_out(const mandate_token_source *s, char **token_r,
-                                  int64_t *expires_at_r, char *errbuf, size_t errlen)
+                                  int64_t *expires_at_r, bool *dpop_r, char *errbuf,
+                                  size_t errlen)
 {
     char *copy = malloc(s->token_len + 1);
     if (copy == NULL)
@@ -370,11 +468,15 @@ static mandate_client_rc hand_out(const mandate_token_source *s, char **token_r,
     *token_r = copy;
     if (expires_at_r != NULL)
         *expires_at_r = s->expires_at;
+    if (dpop_r != NULL)
+        *dpop_r = s->token_dpop;
     return MANDATE_CLIENT_OK;
 }
 
-mandate_client_rc mandate_token_source_get(mandate_token_source *source, char **token_r,
-                                           int64_t *expires_at_r, char *errbuf, size_t errlen)
+/* mandate_token_source_get, telling too whether the token is DPoP-bound. */
+static mandate_client_rc get_token(mandate_token_source *source, char **token_r,
+                                   int64_t *expires_at_r, bool *dpop_r, char *errbuf,
+                                   size_t errlen)
 {
     mandate_token_source *s = source;
     if (token_r != NULL)
@@ -391,7 +493,7 @@ mandate_client_rc mandate_token_source_get(mandate_token_source *source, char **
         int64_t now = s->now(s->now_ctx);
         if (token_fresh(s, now) ||
             (token_valid(s, now) && (s->fetching || now < s->retry_after))) {
-            rc = hand_out(s, token_r, expires_at_r, errbuf, errlen);
+            rc = hand_out(s, token_r, expires_at_r, dpop_r, errbuf, errlen);
             break;
         }
         if (s->fetching) {
@@ -402,7 +504,7 @@ mandate_client_rc mandate_token_source_get(mandate_token_source *source, char **
                 pthread_cond_wait(&s->fetched, &s->lock);
             now = s->now(s->now_ctx);
             if (token_valid(s, now)) {
-                rc = hand_out(s, token_r, expires_at_r, errbuf, errlen);
+                rc = hand_out(s, token_r, expires_at_r, dpop_r, errbuf, errlen);
                 break;
             }
             if (s->fetch_rc != MANDATE_CLIENT_OK) {
@@ -427,6 +529,7 @@ mandate_client_rc mandate_token_source_get(mandate_token_source *source, char **
                 OPENSSL_clear_free(s->token, s->token_len + 1);
             s->token = t.token;
             s->token_len = t.len;
+            s->token_dpop = t.dpop;
             s->issued_at = t.issued_at;
             s->expires_at = t.expires_at;
             s->retry_after = 0;
@@ -436,11 +539,133 @@ mandate_client_rc mandate_token_source_get(mandate_token_source *source, char **
         pthread_cond_broadcast(&s->fetched);
         now = s->now(s->now_ctx);
         if (frc == MANDATE_CLIENT_OK || token_valid(s, now))
-            rc = hand_out(s, token_r, expires_at_r, errbuf, errlen);
+            rc = hand_out(s, token_r, expires_at_r, dpop_r, errbuf, errlen);
         else
             rc = mandate_client_fail(errbuf, errlen, frc, "%s", err);
         break;
     }
     pthread_mutex_unlock(&s->lock);
     return rc;
+}
+
+mandate_client_rc mandate_token_source_get(mandate_token_source *source, char **token_r,
+                                           int64_t *expires_at_r, char *errbuf, size_t errlen)
+{
+    return get_token(source, token_r, expires_at_r, NULL, errbuf, errlen);
+}
+
+const char *mandate_token_source_token_type(mandate_token_source *source)
+{
+    if (source == NULL)
+        return "Bearer";
+    pthread_mutex_lock(&source->lock);
+    bool dpop = source->token != NULL && source->token_dpop;
+    pthread_mutex_unlock(&source->lock);
+    return dpop ? "DPoP" : "Bearer";
+}
+
+/* --- resource requests -------------------------------------------------------- */
+
+mandate_client_rc mandate_token_source_headers(mandate_token_source *source, const char *method,
+                                               const char *uri, const char *nonce,
+                                               char **authorization_r, char **dpop_r,
+                                               char *errbuf, size_t errlen)
+{
+    if (authorization_r != NULL)
+        *authorization_r = NULL;
+    if (dpop_r != NULL)
+        *dpop_r = NULL;
+    if (source == NULL || authorization_r == NULL || dpop_r == NULL || method == NULL ||
+        !mandate_client_url_ok(uri))
+        return mandate_client_fail(errbuf, errlen, MANDATE_CLIENT_INVALID,
+                                   "headers need a source, a method, an http(s) URI and "
+                                   "places for both headers");
+    char *token = NULL;
+    bool dpop = false;
+    mandate_client_rc rc = get_token(source, &token, NULL, &dpop, errbuf, errlen);
+    if (rc != MANDATE_CLIENT_OK)
+        return rc;
+    char resource_nonce[MANDATE_CLIENT_HTTP_NONCE_MAX + 1];
+    if (dpop && nonce == NULL) {
+        pthread_mutex_lock(&source->lock);
+        memcpy(resource_nonce, source->resource_nonce, sizeof(resource_nonce));
+        pthread_mutex_unlock(&source->lock);
+        if (resource_nonce[0] != '\0')
+            nonce = resource_nonce;
+    }
+    if (dpop)
+        rc = mandate_dpop_key_proof(source->dpop_key, method, uri, token, nonce, dpop_r, errbuf,
+                                    errlen);
+    size_t n = strlen("Bearer ") + strlen(token) + 1;
+    char *authorization = rc == MANDATE_CLIENT_OK ? malloc(n) : NULL;
+    if (authorization != NULL)
+        snprintf(authorization, n, "%s %s", dpop ? "DPoP" : "Bearer", token);
+    else if (rc == MANDATE_CLIENT_OK)
+        rc = mandate_client_fail(errbuf, errlen, MANDATE_CLIENT_ERROR, "out of memory");
+    wipe_free(token);
+    if (rc != MANDATE_CLIENT_OK) {
+        free(*dpop_r);
+        *dpop_r = NULL;
+        return rc;
+    }
+    *authorization_r = authorization;
+    return MANDATE_CLIENT_OK;
+}
+
+mandate_client_rc mandate_token_source_request(mandate_token_source *source, const char *method,
+                                               const char *url, const char *body,
+                                               const char *content_type, long *status_r,
+                                               char **body_r, char *errbuf, size_t errlen)
+{
+    if (status_r != NULL)
+        *status_r = 0;
+    if (body_r != NULL)
+        *body_r = NULL;
+    if (status_r == NULL)
+        return mandate_client_fail(errbuf, errlen, MANDATE_CLIENT_INVALID,
+                                   "no place for the status");
+    const char *nonce = NULL;
+    char sent_nonce[MANDATE_CLIENT_HTTP_NONCE_MAX + 1] = "";
+    for (int attempt = 0;; attempt++) {
+        char *authorization = NULL, *proof = NULL;
+        mandate_client_rc rc = mandate_token_source_headers(
+            source, method, url, nonce, &authorization, &proof, errbuf, errlen);
+        if (rc != MANDATE_CLIENT_OK)
+            return rc;
+        mandate_client_http_request req = request_of(source, url);
+        req.method = method;
+        req.authorization = authorization;
+        req.dpop = proof;
+        req.body = body;
+        req.content_type =
+            body != NULL && content_type == NULL ? "application/json" : content_type;
+        mandate_client_http_response resp;
+        rc = mandate_client_http_send(&req, &resp, errbuf, errlen);
+        wipe_free(authorization);
+        free(proof);
+        if (rc != MANDATE_CLIENT_OK)
+            return rc;
+        /* RFC 9449 §9: a resource's nonce, kept for the source's next proofs */
+        bool retry = false;
+        if (resp.dpop_nonce[0] != '\0') {
+            pthread_mutex_lock(&source->lock);
+            memcpy(source->resource_nonce, resp.dpop_nonce, sizeof(source->resource_nonce));
+            pthread_mutex_unlock(&source->lock);
+            retry = attempt == 0 && resp.status == 401 && resp.use_dpop_nonce &&
+                    strcmp(resp.dpop_nonce, sent_nonce) != 0;
+            memcpy(sent_nonce, resp.dpop_nonce, sizeof(sent_nonce));
+            nonce = sent_nonce;
+        }
+        if (retry) {
+            mandate_client_http_response_clear(&resp);
+            continue;
+        }
+        *status_r = resp.status;
+        if (body_r != NULL) {
+            *body_r = resp.body;
+            resp.body = NULL;
+        }
+        mandate_client_http_response_clear(&resp);
+        return MANDATE_CLIENT_OK;
+    }
 }

@@ -13,9 +13,21 @@
  *
  * The header's kid picks the key and the key alone decides the algorithm
  * (mandate_jws_verify refuses a header alg that is not the key's), so
- * neither "none" nor an HMAC keyed with a public key can pass. */
+ * neither "none" nor an HMAC keyed with a public key can pass.
+ *
+ * DPoP-bound tokens (cnf.jkt, RFC 9449 §6): mandate_verifier_check refuses
+ * them, since whoever copied one could present it as a bearer token;
+ * mandate_verifier_check_dpop takes them with a proof for the request by
+ * the key they are bound to (lib/dpop.c checks the proof as the broker's
+ * gateway does), each proof once: its jti is remembered in memory until
+ * its iat is too old to be accepted again. The cache is per process (a
+ * resource server with several processes behind one name should leave the
+ * replay check to the broker's gateway, which shares it through the store)
+ * and bounded: when full of live entries, proofs are refused rather than
+ * let through unchecked. */
 #include "config.h"
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -26,6 +38,7 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
+#include "dpop.h"
 #include "jose.h"
 #include "jwks-cache.h"
 #include "http-client.h"
@@ -37,6 +50,17 @@
 #define DEFAULT_TIMEOUT_MS 5000L
 #define METADATA_PATH "/.well-known/oauth-authorization-server"
 #define JWT_TYP "at+jwt"
+/* DPoP proofs at the resource: the broker's defaults (doc/dpop.md) */
+#define DPOP_MAX_AGE 60
+#define DPOP_MAX_FUTURE 5
+/* Proofs remembered at once: 2^16 of 24 bytes, allocated on the first */
+#define REPLAY_SLOTS (1u << 16)
+#define REPLAY_PROBES 64
+
+typedef struct replay_slot {
+    unsigned char id[16]; /* SHA-256(jkt "." jti), truncated */
+    int64_t until;        /* 0: free */
+} replay_slot;
 
 struct mandate_verifier {
     char *issuer;
@@ -45,7 +69,53 @@ struct mandate_verifier {
     int64_t (*now)(void *ctx);
     void *now_ctx;
     mandate_jwks_cache *keys;
+    pthread_mutex_t replay_lock;
+    replay_slot *replay; /* NULL until the first proof */
 };
+
+/* Claims a proof's jti for its key until it can no longer be accepted:
+ * OK the first time, TOKEN_INVALID after, UNAVAILABLE when the cache has no
+ * room. */
+static mandate_client_rc replay_claim(mandate_verifier *v, const mandate_dpop_proof *p,
+                                      int64_t now, char *errbuf, size_t errlen)
+{
+    unsigned char digest[32];
+    char name[MANDATE_JWK_THUMBPRINT_LEN + 1 + MANDATE_DPOP_JTI_MAX + 1];
+    int n = snprintf(name, sizeof(name), "%s.%s", p->jkt, p->jti);
+    if (EVP_Digest(name, (size_t)n, digest, NULL, EVP_sha256(), NULL) != 1)
+        return mandate_client_fail(errbuf, errlen, MANDATE_CLIENT_ERROR, "no SHA-256");
+    mandate_client_rc rc = MANDATE_CLIENT_OK;
+    pthread_mutex_lock(&v->replay_lock);
+    if (v->replay == NULL)
+        v->replay = calloc(REPLAY_SLOTS, sizeof(*v->replay));
+    if (v->replay == NULL) {
+        pthread_mutex_unlock(&v->replay_lock);
+        return mandate_client_fail(errbuf, errlen, MANDATE_CLIENT_ERROR, "out of memory");
+    }
+    uint32_t start;
+    memcpy(&start, digest, sizeof(start));
+    replay_slot *free_slot = NULL;
+    for (uint32_t i = 0; i < REPLAY_PROBES; i++) {
+        replay_slot *slot = &v->replay[(start + i) & (REPLAY_SLOTS - 1)];
+        bool live = slot->until > now;
+        if (live && memcmp(slot->id, digest, sizeof(slot->id)) == 0) {
+            rc = mandate_client_fail(errbuf, errlen, MANDATE_CLIENT_TOKEN_INVALID,
+                                     "DPoP proof: used before (its jti)");
+            break;
+        }
+        if (!live && free_slot == NULL)
+            free_slot = slot;
+    }
+    if (rc == MANDATE_CLIENT_OK && free_slot == NULL)
+        rc = mandate_client_fail(errbuf, errlen, MANDATE_CLIENT_UNAVAILABLE,
+                                 "DPoP proof: the replay cache is full");
+    if (rc == MANDATE_CLIENT_OK) {
+        memcpy(free_slot->id, digest, sizeof(free_slot->id));
+        free_slot->until = p->iat + DPOP_MAX_AGE + DPOP_MAX_FUTURE + 1;
+    }
+    pthread_mutex_unlock(&v->replay_lock);
+    return rc;
+}
 
 /* --- claims ------------------------------------------------------------------- */
 
@@ -78,8 +148,7 @@ static bool claim_str(const json_t *claims, const char *name, const char **value
     return v == NULL || json_is_string(v);
 }
 
-static bool claim_int(const json_t *claims, const char *name, bool *present_r,
-                      int64_t *value_r)
+static bool claim_int(const json_t *claims, const char *name, bool *present_r, int64_t *value_r)
 {
     const json_t *v = json_object_get(claims, name);
     *present_r = v != NULL;
@@ -97,9 +166,11 @@ static char *dup_or_null(const char *s, bool *oom)
     return d;
 }
 
+/* proof_jkt: the thumbprint of the key whose proof came with the token
+ * (NULL: presented as a bearer token). */
 static mandate_client_rc check_claims(const mandate_verifier *v, const json_t *claims,
-                                      const char *required_scope, mandate_verified_token *out,
-                                      char *errbuf, size_t errlen)
+                                      const char *proof_jkt, const char *required_scope,
+                                      mandate_verified_token *out, char *errbuf, size_t errlen)
 {
     const char *iss, *sub, *client_id, *jti, *scope, *tenant, *actor = NULL;
     bool has_exp, has_iat, has_nbf;
@@ -107,8 +178,8 @@ static mandate_client_rc check_claims(const mandate_verifier *v, const json_t *c
     if (!claim_str(claims, "iss", &iss) || !claim_str(claims, "sub", &sub) ||
         !claim_str(claims, "client_id", &client_id) || !claim_str(claims, "jti", &jti) ||
         !claim_str(claims, "scope", &scope) || !claim_str(claims, "tenant", &tenant) ||
-        !claim_int(claims, "exp", &has_exp, &exp) || !claim_int(claims, "iat", &has_iat, &iat) ||
-        !claim_int(claims, "nbf", &has_nbf, &nbf))
+        !claim_int(claims, "exp", &has_exp, &exp) ||
+        !claim_int(claims, "iat", &has_iat, &iat) || !claim_int(claims, "nbf", &has_nbf, &nbf))
         return mandate_client_fail(errbuf, errlen, MANDATE_CLIENT_TOKEN_INVALID,
                                    "token: a claim has the wrong type");
     if (iss == NULL || strcmp(iss, v->issuer) != 0)
@@ -121,7 +192,8 @@ static mandate_client_rc check_claims(const mandate_verifier *v, const json_t *c
         return mandate_client_fail(errbuf, errlen, MANDATE_CLIENT_TOKEN_INVALID,
                                    "token: exp, iat, sub, client_id or jti is missing");
     const json_t *act = json_object_get(claims, "act");
-    if (act != NULL && (!json_is_object(act) || !claim_str(act, "sub", &actor) || actor == NULL))
+    if (act != NULL &&
+        (!json_is_object(act) || !claim_str(act, "sub", &actor) || actor == NULL))
         return mandate_client_fail(errbuf, errlen, MANDATE_CLIENT_TOKEN_INVALID,
                                    "token: act is not an object with a string sub");
 
@@ -138,6 +210,21 @@ static mandate_client_rc check_claims(const mandate_verifier *v, const json_t *c
                                    "token: issued %lld s in the future",
                                    (long long)(iat - now));
 
+    const json_t *cnf = json_object_get(claims, "cnf");
+    const char *jkt = json_string_value(json_object_get(cnf, "jkt"));
+    if (cnf != NULL && !json_is_object(cnf))
+        return mandate_client_fail(errbuf, errlen, MANDATE_CLIENT_TOKEN_INVALID,
+                                   "token: cnf is not an object");
+    if (jkt != NULL && proof_jkt == NULL)
+        return mandate_client_fail(errbuf, errlen, MANDATE_CLIENT_TOKEN_INVALID,
+                                   "token: DPoP-bound, presented without a proof of its key");
+    if (proof_jkt != NULL && jkt == NULL)
+        return mandate_client_fail(errbuf, errlen, MANDATE_CLIENT_TOKEN_INVALID,
+                                   "token: not DPoP-bound, presented with the DPoP scheme");
+    if (proof_jkt != NULL && strcmp(jkt, proof_jkt) != 0)
+        return mandate_client_fail(errbuf, errlen, MANDATE_CLIENT_TOKEN_INVALID,
+                                   "DPoP proof: by another key than the token's cnf.jkt");
+
     size_t n;
     const char *lacking = mandate_word_list_missing(required_scope, scope, &n);
     if (lacking != NULL)
@@ -152,6 +239,7 @@ static mandate_client_rc check_claims(const mandate_verifier *v, const json_t *c
         out->tenant = dup_or_null(tenant, &oom);
         out->actor = dup_or_null(actor, &oom);
         out->jti = dup_or_null(jti, &oom);
+        out->cnf_jkt = dup_or_null(jkt, &oom);
         out->issued_at = iat;
         out->expires_at = exp;
         if (oom) {
@@ -200,6 +288,11 @@ mandate_verifier *mandate_verifier_new(const mandate_verifier_config *config, ch
         return NULL;
     }
     v->leeway = leeway;
+    if (pthread_mutex_init(&v->replay_lock, NULL) != 0) {
+        free(v);
+        mandate_client_fail(errbuf, errlen, MANDATE_CLIENT_ERROR, "cannot initialise a mutex");
+        return NULL;
+    }
     v->now = config->now != NULL ? config->now : mandate_client_real_now;
     v->now_ctx = config->now_ctx;
     v->issuer = strdup(config->issuer);
@@ -231,6 +324,7 @@ mandate_verifier *mandate_verifier_new(const mandate_verifier_config *config, ch
     }
     free(metadata_url);
     if (v->keys == NULL) {
+        pthread_mutex_destroy(&v->replay_lock);
         free(v->issuer);
         free(v->audience);
         free(v);
@@ -250,6 +344,8 @@ void mandate_verifier_free(mandate_verifier **verifier)
     mandate_verifier *v = *verifier;
     *verifier = NULL;
     mandate_jwks_cache_free(&v->keys);
+    pthread_mutex_destroy(&v->replay_lock);
+    free(v->replay);
     free(v->audience);
     free(v->issuer);
     free(v);
@@ -270,13 +366,13 @@ void mandate_verified_token_clear(mandate_verified_token *token)
     free(token->tenant);
     free(token->actor);
     free(token->jti);
+    free(token->cnf_jkt);
     memset(token, 0, sizeof(*token));
 }
 
-mandate_client_rc mandate_verifier_check(mandate_verifier *verifier, const char *token,
-                                         const char *required_scope,
-                                         mandate_verified_token *out, char *errbuf,
-                                         size_t errlen)
+static mandate_client_rc verify(mandate_verifier *verifier, const char *token,
+                                const char *proof_jkt, const char *required_scope,
+                                mandate_verified_token *out, char *errbuf, size_t errlen)
 {
     mandate_verifier *v = verifier;
     if (out != NULL)
@@ -290,8 +386,8 @@ mandate_client_rc mandate_verifier_check(mandate_verifier *verifier, const char 
     mandate_error jerr = {0};
     mandate_rc jrc = mandate_jws_parse(token, len, &jws, &jerr);
     if (jrc == MANDATE_NEXT || jrc == MANDATE_INVALID)
-        return mandate_client_fail(errbuf, errlen, MANDATE_CLIENT_TOKEN_INVALID,
-                                   "token: %s", jerr.message);
+        return mandate_client_fail(errbuf, errlen, MANDATE_CLIENT_TOKEN_INVALID, "token: %s",
+                                   jerr.message);
     if (jrc != MANDATE_OK)
         return mandate_client_fail(errbuf, errlen, MANDATE_CLIENT_ERROR, "token: %s",
                                    jerr.message);
@@ -333,9 +429,61 @@ mandate_client_rc mandate_verifier_check(mandate_verifier *verifier, const char 
                                  jerr.message);
         goto done;
     }
-    rc = check_claims(v, jws.claims, required_scope, out, errbuf, errlen);
+    rc = check_claims(v, jws.claims, proof_jkt, required_scope, out, errbuf, errlen);
 done:
     mandate_jwks_unref(&ks);
     mandate_jws_clear(&jws);
+    return rc;
+}
+
+mandate_client_rc mandate_verifier_check(mandate_verifier *verifier, const char *token,
+                                         const char *required_scope,
+                                         mandate_verified_token *out, char *errbuf,
+                                         size_t errlen)
+{
+    return verify(verifier, token, NULL, required_scope, out, errbuf, errlen);
+}
+
+mandate_client_rc mandate_verifier_check_dpop(mandate_verifier *verifier, const char *token,
+                                              const char *proof, const char *method,
+                                              const char *uri, const char *required_scope,
+                                              mandate_verified_token *out, char *errbuf,
+                                              size_t errlen)
+{
+    if (out != NULL)
+        memset(out, 0, sizeof(*out));
+    if (verifier == NULL || token == NULL || method == NULL || uri == NULL)
+        return mandate_client_fail(errbuf, errlen, MANDATE_CLIENT_INVALID,
+                                   "no verifier, token, method or URI");
+    if (proof == NULL)
+        return mandate_client_fail(errbuf, errlen, MANDATE_CLIENT_TOKEN_INVALID,
+                                   "DPoP proof: missing");
+    int64_t now = verifier->now(verifier->now_ctx);
+    mandate_dpop_expect x = {.method = method,
+                             .uri = uri,
+                             .access_token = token,
+                             .algs = MANDATE_DPOP_ALGS_ALL,
+                             .now = now,
+                             .max_age = DPOP_MAX_AGE,
+                             .max_future = DPOP_MAX_FUTURE};
+    mandate_dpop_proof p;
+    mandate_error derr = {0};
+    mandate_rc drc = mandate_dpop_check(proof, strlen(proof), &x, &p, &derr);
+    if (drc != MANDATE_OK)
+        return mandate_client_fail(errbuf, errlen,
+                                   drc == MANDATE_INVALID ? MANDATE_CLIENT_TOKEN_INVALID
+                                                          : MANDATE_CLIENT_ERROR,
+                                   "DPoP proof: %s", derr.message);
+    mandate_client_rc rc = verify(verifier, token, p.jkt, required_scope, out, errbuf, errlen);
+    /* claimed once the token is good: a refused token does not use up a
+     * proof, and a scope refusal still does (the request was judged) */
+    if (rc == MANDATE_CLIENT_OK || rc == MANDATE_CLIENT_INSUFFICIENT_SCOPE) {
+        char rerr[128] = "";
+        mandate_client_rc rrc = replay_claim(verifier, &p, now, rerr, sizeof(rerr));
+        if (rrc != MANDATE_CLIENT_OK) {
+            mandate_verified_token_clear(out);
+            return mandate_client_fail(errbuf, errlen, rrc, "%s", rerr);
+        }
+    }
     return rc;
 }

@@ -8,6 +8,10 @@
  *                                                  not empty), issued IAT_OFFSET
  *                                                  seconds from now (default 0),
  *                                                  with the server's NONCE
+ *   dpop-proof proofs KEY_FILE METHOD URI COUNT [TOKEN]
+ *                                                  COUNT proofs, one a line,
+ *                                                  each with its own jti (the
+ *                                                  pools of bench/dpop)
  *   dpop-proof assertion KEY_FILE CLIENT_ID AUD    a private_key_jwt client
  *                                                  assertion (RFC 7523 §3) of
  *                                                  CLIENT_ID for AUD, 60 s
@@ -73,6 +77,16 @@ int main(int argc, char **argv)
             status = 0;
         }
         free(proof);
+    } else if (key != NULL && (argc == 6 || argc == 7) && strcmp(argv[1], "proofs") == 0) {
+        long count = strtol(argv[5], NULL, 10);
+        const char *token = argc == 7 && argv[6][0] != '\0' ? argv[6] : NULL;
+        status = count > 0 ? 0 : 1;
+        for (long i = 0; i < count && status == 0; i++) {
+            char *proof = mandate_dpop_proof_make(key, argv[3], argv[4], token, NULL,
+                                                  (int64_t)time(NULL));
+            status = proof != NULL && puts(proof) >= 0 ? 0 : 1;
+            free(proof);
+        }
     } else if (key != NULL && argc == 5 && strcmp(argv[1], "assertion") == 0) {
         int64_t now = (int64_t)time(NULL);
         char jti[48];
@@ -89,9 +103,9 @@ int main(int argc, char **argv)
         }
         free(jwt);
     } else {
-        fprintf(stderr,
-                "usage: dpop-proof keygen ALG FILE | jkt FILE | assertion FILE ID AUD | "
-                "proof FILE METHOD URI [TOKEN [IAT_OFFSET [NONCE]]]\n");
+        fprintf(stderr, "usage: dpop-proof keygen ALG FILE | jkt FILE | assertion FILE ID AUD | "
+                        "proof FILE METHOD URI [TOKEN [IAT_OFFSET [NONCE]]] | "
+                        "proofs FILE METHOD URI COUNT [TOKEN]\n");
     }
     EVP_PKEY_free(key);
     return status;

@@ -8,6 +8,12 @@
  * The secret comes from $MANDATE_CLIENT_SECRET. Prints "ok: ..." and
  * "FAIL: ..." lines; exits 0 when nothing failed.
  *
+ *   libmandate-probe dpop KEY_FILE TOKEN_URL CLIENT_ID METHOD URI [NONCE]
+ * (tests/e2e/libmandate-dpop.sh): loads the proof key, gets a DPoP-bound
+ * token (the broker may ask for a nonce first) and prints what an agent
+ * would send for METHOD URI, one "name=value" a line: type, fetches, jkt,
+ * authorization, dpop.
+ *
  * Without arguments (make check runs every check program) it needs no
  * network: it checks that a program linked with libmandate alone runs, and
  * that the library refuses a bad configuration and never touches the
@@ -92,14 +98,58 @@ static int standalone(void)
     return failures == 0 ? 0 : 1;
 }
 
+static int dpop(int argc, char **argv, const char *secret)
+{
+    if (argc < 7 || argc > 8 || secret == NULL) {
+        fprintf(stderr,
+                "usage: MANDATE_CLIENT_SECRET=... %s dpop KEY_FILE TOKEN_URL "
+                "CLIENT_ID METHOD URI [NONCE]\n",
+                argv[0]);
+        return 2;
+    }
+    char err[256] = "";
+    mandate_dpop_key *key = mandate_dpop_key_load(argv[2], err, sizeof(err));
+    if (key == NULL) {
+        printf("FAIL: key: %s\n", err);
+        return 1;
+    }
+    mandate_token_source_config cfg = {.token_url = argv[3],
+                                       .client_id = argv[4],
+                                       .client_secret = secret,
+                                       .scope = "mcp:call",
+                                       .dpop_key = key};
+    mandate_token_source *src = mandate_token_source_new(&cfg, err, sizeof(err));
+    char *authorization = NULL, *proof = NULL;
+    mandate_client_rc rc =
+        src != NULL
+            ? mandate_token_source_headers(src, argv[5], argv[6], argc == 8 ? argv[7] : NULL,
+                                           &authorization, &proof, err, sizeof(err))
+            : MANDATE_CLIENT_INVALID;
+    if (rc == MANDATE_CLIENT_OK)
+        printf("type=%s\nfetches=%llu\njkt=%s\nauthorization=%s\ndpop=%s\n",
+               mandate_token_source_token_type(src),
+               (unsigned long long)mandate_token_source_fetches(src),
+               mandate_dpop_key_thumbprint(key), authorization, proof ? proof : "");
+    else
+        printf("FAIL: %s: %s\n", mandate_client_rc_name(rc), err);
+    free(authorization);
+    free(proof);
+    mandate_token_source_free(&src);
+    mandate_dpop_key_free(&key);
+    return rc == MANDATE_CLIENT_OK ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     const char *secret = getenv("MANDATE_CLIENT_SECRET");
     if (argc == 1)
         return standalone();
+    if (strcmp(argv[1], "dpop") == 0)
+        return dpop(argc, argv, secret);
     if (argc < 7 || strcmp(argv[5], "--") != 0 || secret == NULL) {
-        fprintf(stderr, "usage: MANDATE_CLIENT_SECRET=... %s TOKEN_URL CLIENT_ID ISSUER "
-                        "AUDIENCE -- CMD...\n",
+        fprintf(stderr,
+                "usage: MANDATE_CLIENT_SECRET=... %s TOKEN_URL CLIENT_ID ISSUER "
+                "AUDIENCE -- CMD...\n",
                 argv[0]);
         return 2;
     }

@@ -332,6 +332,30 @@ static void test_metadata_table(void **state)
          "{\"client_id\":\"" URL "\",\"redirect_uris\":[\"https://a.example/cb\"],"
          "\"logo_uri\":\"javascript:alert(1)\"}",
          5120, MANDATE_METADATA_DOCUMENT, "invalid_client_metadata"},
+        {"an initiate_login_uri (https)",
+         "{\"client_id\":\"" URL "\",\"redirect_uris\":[\"https://a.example/cb\"],"
+         "\"initiate_login_uri\":\"https://a.example/login?from=idp\"}",
+         5120, MANDATE_METADATA_DOCUMENT, NULL},
+        {"an initiate_login_uri on a loopback host",
+         "{\"client_id\":\"" URL "\",\"redirect_uris\":[\"https://a.example/cb\"],"
+         "\"initiate_login_uri\":\"http://127.0.0.1:8765/login\"}",
+         5120, MANDATE_METADATA_DOCUMENT, NULL},
+        {"an initiate_login_uri in plain http elsewhere",
+         "{\"client_id\":\"" URL "\",\"redirect_uris\":[\"https://a.example/cb\"],"
+         "\"initiate_login_uri\":\"http://a.example/login\"}",
+         5120, MANDATE_METADATA_DOCUMENT, "invalid_client_metadata"},
+        {"an initiate_login_uri of another scheme",
+         "{\"client_id\":\"" URL "\",\"redirect_uris\":[\"https://a.example/cb\"],"
+         "\"initiate_login_uri\":\"javascript:alert(1)//\"}",
+         5120, MANDATE_METADATA_DOCUMENT, "invalid_client_metadata"},
+        {"an initiate_login_uri with a fragment",
+         "{\"client_id\":\"" URL "\",\"redirect_uris\":[\"https://a.example/cb\"],"
+         "\"initiate_login_uri\":\"https://a.example/login#x\"}",
+         5120, MANDATE_METADATA_DOCUMENT, "invalid_client_metadata"},
+        {"an initiate_login_uri not a string",
+         "{\"client_id\":\"" URL "\",\"redirect_uris\":[\"https://a.example/cb\"],"
+         "\"initiate_login_uri\":7}",
+         5120, MANDATE_METADATA_DOCUMENT, "invalid_client_metadata"},
         {"client_credentials for a public client",
          "{\"client_id\":\"" URL "\",\"redirect_uris\":[\"https://a.example/cb\"],"
          "\"grant_types\":[\"authorization_code\",\"client_credentials\"]}",

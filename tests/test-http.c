@@ -35,6 +35,19 @@
 static char fake_runtime;
 static atomic_int acquired, released, refuse_runtime;
 static atomic_int handled;
+/* the layer above told of each body over the limit: how often, and the last
+ * route and limit it heard */
+static atomic_int too_large_told;
+static char too_large_route[64];
+static size_t too_large_limit;
+
+static void too_large(void *ctx, mandate_http_request *req, size_t body_limit)
+{
+    (void)ctx;
+    snprintf(too_large_route, sizeof(too_large_route), "%s %s", req->method, req->path);
+    too_large_limit = body_limit;
+    atomic_fetch_add(&too_large_told, 1);
+}
 
 static struct mandate_runtime *acquire(void *ctx)
 {
@@ -79,6 +92,7 @@ static int setup(void **state)
     atomic_store(&released, 0);
     atomic_store(&handled, 0);
     atomic_store(&refuse_runtime, 0);
+    atomic_store(&too_large_told, 0);
     const mandate_http_settings settings = {
         .listen = "127.0.0.1:0",
         .host = "127.0.0.1",
@@ -90,7 +104,7 @@ static int setup(void **state)
         .request_timeout = 5,
         .connection_timeout = 5,
     };
-    const mandate_http_source source = {acquire, release, NULL};
+    const mandate_http_source source = {acquire, release, NULL, too_large};
     server *s = mandate_xcalloc(1, sizeof(*s));
     mandate_error err = {0};
     if (mandate_http_start(&settings, echo, &source, &s->srv, &err) != MANDATE_OK)
@@ -267,6 +281,10 @@ static void test_body_limit(void **state)
     assert_true(test_contains(a.body, "request body too large"));
     char v[64];
     assert_string_equal(header_of(&a, "Connection", v, sizeof(v)), "close");
+    /* told to the layer above (its audit record): the route and the limit */
+    assert_int_equal(atomic_load(&too_large_told), 1);
+    assert_string_equal(too_large_route, "POST /p");
+    assert_int_equal(too_large_limit, BODY_LIMIT);
 
     char chunk[BODY_LIMIT + 200];
     memset(chunk, 'x', sizeof(chunk) - 1);
@@ -279,6 +297,7 @@ static void test_body_limit(void **state)
     assert_int_equal(a.status, 413);
     assert_true(test_contains(a.body, "request body too large"));
     assert_int_equal(atomic_load(&handled), 0);
+    assert_int_equal(atomic_load(&too_large_told), 2);
 }
 
 /* A body two readers could frame differently is refused, never guessed. */
@@ -408,7 +427,7 @@ static void test_bad_address(void **state)
                                             .connection_limit = 4,
                                             .request_timeout = 1,
                                             .connection_timeout = 1};
-    const mandate_http_source source = {acquire, release, NULL};
+    const mandate_http_source source = {acquire, release, NULL, NULL};
     mandate_http_server *srv = NULL;
     mandate_error err = {0};
     assert_int_equal(mandate_http_start(&settings, echo, &source, &srv, &err), MANDATE_INVALID);

@@ -3,7 +3,9 @@
  * here, and a token endpoint that checks the Basic header, counts requests,
  * and answers with tokens signed here (claims as the jwt format writes
  * them), an OAuth error, or a 503, after an optional delay. Both the token
- * source and the verifier run on an injected clock. */
+ * source and the verifier run on an injected clock. With DPoP, the token
+ * endpoint and a resource (/resource) check proofs with lib/dpop.c, the
+ * daemon's checker, and ask for a nonce when one is set. */
 #include "config.h"
 
 #include <pthread.h>
@@ -33,6 +35,7 @@
 
 #include <mandate/client.h>
 
+#include "dpop.h"
 #include "jose.h"
 
 #define T0 1800000000
@@ -74,6 +77,13 @@ typedef struct fixture {
     char last_body[BODY_MAX];
     char last_auth[256];
     unsigned jti_seq;
+    /* DPoP: a nonce each endpoint requires ("" none), what it saw */
+    char token_nonce[32], resource_nonce[32];
+    bool answer_dpop_without_proof; /* token_type DPoP to a request without one */
+    char last_jkt[MANDATE_JWK_THUMBPRINT_LEN + 1];
+    char last_resource_auth[2048];
+    char last_resource_error[256];
+    atomic_int resource_requests;
 
     atomic_int token_requests, jwks_requests, metadata_requests;
 } fixture;
@@ -115,6 +125,24 @@ static char *sign(EVP_PKEY *key, const char *kid, const char *typ, json_t *claim
     return token;
 }
 
+/* reply with up to two more headers (name, value; NULL name: none). */
+static enum MHD_Result reply_with(struct MHD_Connection *conn, unsigned status,
+                                  const char *type, char *body, const char *h1, const char *v1,
+                                  const char *h2, const char *v2)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_COPY);
+    free(body);
+    MHD_add_response_header(resp, "Content-Type", type);
+    if (h1 != NULL)
+        MHD_add_response_header(resp, h1, v1);
+    if (h2 != NULL)
+        MHD_add_response_header(resp, h2, v2);
+    enum MHD_Result ret = MHD_queue_response(conn, status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
 static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const char *type,
                              char *body)
 {
@@ -127,10 +155,84 @@ static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const
     return ret;
 }
 
+/* A proof checked as the daemon checks one; "" when good, else why. */
+static const char *proof_refused(fixture *fx, const char *proof, const char *method,
+                                 const char *uri, const char *token, const char *want_nonce,
+                                 mandate_dpop_proof *p)
+{
+    static _Thread_local char why[256];
+    mandate_dpop_expect x = {.method = method,
+                             .uri = uri,
+                             .access_token = token,
+                             .algs = MANDATE_DPOP_ALGS_ALL,
+                             .now = (int64_t)time(NULL),
+                             .max_age = 60,
+                             .max_future = 5};
+    (void)fx;
+    mandate_error err = {0};
+    if (mandate_dpop_check(proof, strlen(proof), &x, p, &err) != MANDATE_OK) {
+        snprintf(why, sizeof(why), "%s", err.message);
+        return why;
+    }
+    if (want_nonce[0] != '\0' && strcmp(p->nonce, want_nonce) != 0)
+        return "use_dpop_nonce";
+    return "";
+}
+
+static enum MHD_Result resource_endpoint(fixture *fx, struct MHD_Connection *conn,
+                                         const char *method)
+{
+    const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+    const char *proof = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "DPoP");
+    char uri[128], nonce[32];
+    snprintf(uri, sizeof(uri), "%s/resource", fx->base);
+    pthread_mutex_lock(&fx->lock);
+    snprintf(fx->last_resource_auth, sizeof(fx->last_resource_auth), "%s", auth ? auth : "");
+    snprintf(nonce, sizeof(nonce), "%s", fx->resource_nonce);
+    pthread_mutex_unlock(&fx->lock);
+    const char *why = "no DPoP token";
+    mandate_dpop_proof p;
+    if (auth != NULL && strncmp(auth, "DPoP ", 5) == 0)
+        why = proof == NULL ? "no proof"
+                            : proof_refused(fx, proof, method, uri, auth + 5, nonce, &p);
+    pthread_mutex_lock(&fx->lock);
+    snprintf(fx->last_resource_error, sizeof(fx->last_resource_error), "%s", why);
+    pthread_mutex_unlock(&fx->lock);
+    if (strcmp(why, "use_dpop_nonce") == 0)
+        return reply_with(conn, 401, "application/json", strdup("{}"), "WWW-Authenticate",
+                          "DPoP error=\"use_dpop_nonce\"", "DPoP-Nonce", nonce);
+    if (why[0] != '\0')
+        return reply_with(conn, 401, "application/json", strdup("{}"), "WWW-Authenticate",
+                          "DPoP error=\"invalid_dpop_proof\"", NULL, NULL);
+    return reply(conn, 200, "application/json", strdup("{\"ok\":true}"));
+}
+
 static enum MHD_Result token_endpoint(fixture *fx, struct MHD_Connection *conn,
                                       const request *r)
 {
     const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+    const char *proof = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "DPoP");
+    bool dpop = proof != NULL;
+    if (dpop) {
+        char nonce[32];
+        pthread_mutex_lock(&fx->lock);
+        snprintf(nonce, sizeof(nonce), "%s", fx->token_nonce);
+        pthread_mutex_unlock(&fx->lock);
+        mandate_dpop_proof p;
+        const char *why = proof_refused(fx, proof, "POST", fx->token_url, NULL, nonce, &p);
+        /* a nonce starting with '!' is never accepted: the one sent is
+         * the rest, the one required the whole */
+        if (strcmp(why, "use_dpop_nonce") == 0)
+            return reply_with(conn, 400, "application/json",
+                              strdup("{\"error\":\"use_dpop_nonce\"}"), "DPoP-Nonce",
+                              nonce + (nonce[0] == '!'), NULL, NULL);
+        if (why[0] != '\0')
+            return reply(conn, 400, "application/json",
+                         strdup("{\"error\":\"invalid_dpop_proof\"}"));
+        pthread_mutex_lock(&fx->lock);
+        memcpy(fx->last_jkt, p.jkt, sizeof(fx->last_jkt));
+        pthread_mutex_unlock(&fx->lock);
+    }
     pthread_mutex_lock(&fx->lock);
     snprintf(fx->last_body, sizeof(fx->last_body), "%.*s", (int)r->len, r->body);
     snprintf(fx->last_auth, sizeof(fx->last_auth), "%s", auth ? auth : "");
@@ -155,8 +257,11 @@ static enum MHD_Result token_endpoint(fixture *fx, struct MHD_Connection *conn,
     int64_t now = atomic_load(&fx->now);
     char *token =
         sign(key, kid, "at+jwt", token_claims(fx, now, expires_in > 0 ? expires_in : 300));
-    json_t *doc = json_pack("{s:s,s:s,s:s}", "access_token", token, "token_type", "bearer",
-                            "scope", SCOPE);
+    pthread_mutex_lock(&fx->lock);
+    bool say_dpop = dpop || fx->answer_dpop_without_proof;
+    pthread_mutex_unlock(&fx->lock);
+    json_t *doc = json_pack("{s:s,s:s,s:s}", "access_token", token, "token_type",
+                            say_dpop ? "DPoP" : "bearer", "scope", SCOPE);
     if (expires_in > 0)
         json_object_set_new(doc, "expires_in", json_integer(expires_in));
     free(token);
@@ -166,9 +271,8 @@ static enum MHD_Result token_endpoint(fixture *fx, struct MHD_Connection *conn,
 }
 
 static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const char *url,
-                               const char *method, const char *version,
-                               const char *upload_data, size_t *upload_data_size,
-                               void **con_cls)
+                               const char *method, const char *version, const char *upload_data,
+                               size_t *upload_data_size, void **con_cls)
 {
     (void)version;
     fixture *fx = cls;
@@ -193,11 +297,16 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
         atomic_fetch_add(&fx->token_requests, 1);
         return token_endpoint(fx, conn, r);
     }
-    if (strcmp(method, "GET") == 0 && strcmp(url, "/.well-known/oauth-authorization-server") == 0) {
+    if (strcmp(url, "/resource") == 0) {
+        atomic_fetch_add(&fx->resource_requests, 1);
+        return resource_endpoint(fx, conn, method);
+    }
+    if (strcmp(method, "GET") == 0 &&
+        strcmp(url, "/.well-known/oauth-authorization-server") == 0) {
         atomic_fetch_add(&fx->metadata_requests, 1);
         pthread_mutex_lock(&fx->lock);
-        json_t *doc = json_pack("{s:s,s:s,s:s}", "issuer", fx->metadata_issuer, "token_endpoint",
-                                fx->token_url, "jwks_uri", "");
+        json_t *doc = json_pack("{s:s,s:s,s:s}", "issuer", fx->metadata_issuer,
+                                "token_endpoint", fx->token_url, "jwks_uri", "");
         pthread_mutex_unlock(&fx->lock);
         char jwks_uri[128];
         snprintf(jwks_uri, sizeof(jwks_uri), "%s/oauth2/jwks", fx->base);
@@ -210,8 +319,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
         atomic_fetch_add(&fx->jwks_requests, 1);
         /* besides the published keys: a symmetric key and a key without a
          * kid, which a verifier must skip */
-        json_t *keys = json_pack("[{s:s,s:s,s:s},{s:s,s:s,s:s}]", "kty", "oct", "k",
-                                 "c2VjcmV0", "kid", "sym", "kty", "OKP", "crv", "Ed25519", "x",
+        json_t *keys = json_pack("[{s:s,s:s,s:s},{s:s,s:s,s:s}]", "kty", "oct", "k", "c2VjcmV0",
+                                 "kid", "sym", "kty", "OKP", "crv", "Ed25519", "x",
                                  "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo");
         pthread_mutex_lock(&fx->lock);
         for (size_t i = 0; i < fx->n_published; i++)
@@ -320,7 +429,8 @@ static mandate_token_source *new_source(fixture *fx)
 static char *get_ok(mandate_token_source *src, int64_t *expires_at_r)
 {
     char *token = NULL, err[256] = "";
-    mandate_client_rc rc = mandate_token_source_get(src, &token, expires_at_r, err, sizeof(err));
+    mandate_client_rc rc =
+        mandate_token_source_get(src, &token, expires_at_r, err, sizeof(err));
     if (rc != MANDATE_CLIENT_OK)
         fail_msg("get: %s: %s", mandate_client_rc_name(rc), err);
     assert_non_null(token);
@@ -341,8 +451,8 @@ static void test_token_cache_and_refresh(void **state)
     /* what went over the wire */
     assert_string_equal(fx->last_auth, fx->expected_auth);
     assert_string_equal(fx->last_body, "grant_type=client_credentials&scope=mcp%3Acall+gateway%"
-                                        "3Ainvoke&resource=https%3A%2F%2Fmcp.example%2Fmarket-"
-                                        "calendar");
+                                       "3Ainvoke&resource=https%3A%2F%2Fmcp.example%2Fmarket-"
+                                       "calendar");
 
     set_now(fx, T0 + 79); /* before 80%: the cache */
     char *t2 = get_ok(src, NULL);
@@ -687,8 +797,9 @@ static void test_verify_good(void **state)
     assert_int_equal(atomic_load(&fx->metadata_requests), 1);
 
     /* every scope asked for, in any order; no scope; out may be NULL */
-    assert_int_equal(mandate_verifier_check(v, token, "gateway:invoke  mcp:call", NULL, NULL, 0),
-                     MANDATE_CLIENT_OK);
+    assert_int_equal(
+        mandate_verifier_check(v, token, "gateway:invoke  mcp:call", NULL, NULL, 0),
+        MANDATE_CLIENT_OK);
     expect_rc(v, token, NULL, MANDATE_CLIENT_OK, NULL);
     expect_rc(v, token, "", MANDATE_CLIENT_OK, NULL);
     free(token);
@@ -720,7 +831,8 @@ static void test_verify_insufficient_scope(void **state)
     fixture *fx = *state;
     mandate_verifier *v = new_verifier(fx);
     char *token = mint(fx);
-    expect_rc(v, token, "trading:execute", MANDATE_CLIENT_INSUFFICIENT_SCOPE, "trading:execute");
+    expect_rc(v, token, "trading:execute", MANDATE_CLIENT_INSUFFICIENT_SCOPE,
+              "trading:execute");
     expect_rc(v, token, "mcp:call trading:execute", MANDATE_CLIENT_INSUFFICIENT_SCOPE, NULL);
     expect_rc(v, token, "mcp", MANDATE_CLIENT_INSUFFICIENT_SCOPE, NULL); /* no prefixes */
     free(token);
@@ -761,7 +873,7 @@ static void test_verify_times(void **state)
     fixture *fx = *state;
     mandate_verifier *v = new_verifier(fx);
     char *token = mint(fx); /* exp T0 + 100 */
-    set_now(fx, T0 + 104); /* within the leeway of 5 s */
+    set_now(fx, T0 + 104);  /* within the leeway of 5 s */
     expect_rc(v, token, NULL, MANDATE_CLIENT_OK, NULL);
     set_now(fx, T0 + 105);
     expect_rc(v, token, NULL, MANDATE_CLIENT_TOKEN_INVALID, "expired");
@@ -853,8 +965,8 @@ static void test_verify_forgeries(void **state)
     snprintf(input, sizeof(input), "%s.%.*s", h, (int)payload_len, payload_start);
     unsigned char mac[32];
     unsigned int mac_len = 0;
-    assert_non_null(HMAC(EVP_sha256(), pem, (int)pem_len, (unsigned char *)input,
-                         strlen(input), mac, &mac_len));
+    assert_non_null(HMAC(EVP_sha256(), pem, (int)pem_len, (unsigned char *)input, strlen(input),
+                         mac, &mac_len));
     char mac_b64[64], hs[4200];
     mandate_b64url_encode(mac, mac_len, mac_b64);
     snprintf(hs, sizeof(hs), "%s.%s", input, mac_b64);
@@ -1076,6 +1188,412 @@ static void test_source_then_verifier(void **state)
     mandate_token_source_free(&src);
 }
 
+/* --- DPoP -------------------------------------------------------------------- */
+
+static mandate_token_source *new_dpop_source(fixture *fx, const mandate_dpop_key *key)
+{
+    mandate_token_source_config cfg = {
+        .token_url = fx->token_url,
+        .client_id = CLIENT_ID,
+        .client_secret = CLIENT_SECRET,
+        .scope = SCOPE,
+        .timeout_ms = 3000,
+        .now = fixture_now,
+        .now_ctx = fx,
+        .dpop_key = key,
+    };
+    char err[256] = "";
+    mandate_token_source *src = mandate_token_source_new(&cfg, err, sizeof(err));
+    if (src == NULL)
+        fail_msg("mandate_token_source_new: %s", err);
+    return src;
+}
+
+static mandate_dpop_key *new_key(const char *alg)
+{
+    char err[256] = "";
+    mandate_dpop_key *key = mandate_dpop_key_generate(alg, err, sizeof(err));
+    if (key == NULL)
+        fail_msg("mandate_dpop_key_generate(%s): %s", alg ? alg : "NULL", err);
+    return key;
+}
+
+static void test_dpop_token_with_nonce(void **state)
+{
+    fixture *fx = *state;
+    snprintf(fx->token_nonce, sizeof(fx->token_nonce), "as-nonce-1");
+    mandate_dpop_key *key = new_key(NULL);
+    mandate_token_source *src = new_dpop_source(fx, key);
+    /* the source holds its own reference */
+    char jkt[MANDATE_JWK_THUMBPRINT_LEN + 1];
+    snprintf(jkt, sizeof(jkt), "%s", mandate_dpop_key_thumbprint(key));
+    assert_int_equal(strlen(jkt), MANDATE_JWK_THUMBPRINT_LEN);
+    mandate_dpop_key_free(&key);
+    assert_null(key);
+    assert_string_equal(mandate_token_source_token_type(src), "Bearer");
+
+    /* the first proof has no nonce: refused with one, and sent again */
+    char *t1 = get_ok(src, NULL);
+    assert_int_equal(atomic_load(&fx->token_requests), 2);
+    assert_int_equal(mandate_token_source_fetches(src), 2);
+    assert_string_equal(fx->last_jkt, jkt);
+    assert_string_equal(mandate_token_source_token_type(src), "DPoP");
+    assert_string_equal(fx->last_auth, fx->expected_auth); /* still the client's secret */
+
+    /* the nonce is kept: the next token takes one request */
+    set_now(fx, T0 + 80);
+    char *t2 = get_ok(src, NULL);
+    assert_string_not_equal(t1, t2);
+    assert_int_equal(atomic_load(&fx->token_requests), 3);
+
+    /* a new nonce: one retry, not a loop */
+    snprintf(fx->token_nonce, sizeof(fx->token_nonce), "as-nonce-2");
+    set_now(fx, T0 + 160);
+    char *t3 = get_ok(src, NULL);
+    assert_int_equal(atomic_load(&fx->token_requests), 5);
+    free(t1);
+    free(t2);
+    free(t3);
+    mandate_token_source_free(&src);
+}
+
+static void test_dpop_token_nonce_refused_twice(void **state)
+{
+    fixture *fx = *state;
+    /* a broker that never takes the nonce it gives: one retry, then its
+     * error */
+    snprintf(fx->token_nonce, sizeof(fx->token_nonce), "!as-nonce");
+    mandate_dpop_key *key = new_key("EdDSA");
+    mandate_token_source *src = new_dpop_source(fx, key);
+    mandate_dpop_key_free(&key);
+    char *token = NULL, err[256] = "";
+    mandate_client_rc rc = mandate_token_source_get(src, &token, NULL, err, sizeof(err));
+    assert_int_equal(rc, MANDATE_CLIENT_DENIED);
+    assert_null(token);
+    assert_string_equal(err, "use_dpop_nonce");
+    assert_int_equal(atomic_load(&fx->token_requests), 2);
+
+    /* a nonce that is not printable ASCII is not kept: no retry */
+    snprintf(fx->token_nonce, sizeof(fx->token_nonce), "as nonce");
+    set_now(fx, T0 + 10); /* past the retry pause */
+    rc = mandate_token_source_get(src, &token, NULL, err, sizeof(err));
+    assert_int_equal(rc, MANDATE_CLIENT_DENIED);
+    assert_int_equal(atomic_load(&fx->token_requests), 3);
+    mandate_token_source_free(&src);
+}
+
+static void test_dpop_token_type_without_proof(void **state)
+{
+    fixture *fx = *state;
+    fx->answer_dpop_without_proof = true;
+    mandate_token_source *src = new_source(fx);
+    char *token = NULL, err[256] = "";
+    assert_int_equal(mandate_token_source_get(src, &token, NULL, err, sizeof(err)),
+                     MANDATE_CLIENT_UNAVAILABLE);
+    assert_non_null(strstr(err, "token_type is DPoP, and no proof was sent"));
+    mandate_token_source_free(&src);
+}
+
+static void test_dpop_resource_request(void **state)
+{
+    fixture *fx = *state;
+    snprintf(fx->resource_nonce, sizeof(fx->resource_nonce), "rs-nonce-1");
+    mandate_dpop_key *key = new_key("RS256");
+    mandate_token_source *src = new_dpop_source(fx, key);
+    char url[128], err[256] = "", *body = NULL;
+    snprintf(url, sizeof(url), "%s/resource?q=1", fx->base);
+    long status = 0;
+    /* 401 use_dpop_nonce, then the same request with the nonce: 200 */
+    mandate_client_rc rc = mandate_token_source_request(src, "POST", url, "{\"a\":1}", NULL,
+                                                        &status, &body, err, sizeof(err));
+    assert_int_equal(rc, MANDATE_CLIENT_OK);
+    assert_int_equal(status, 200);
+    assert_string_equal(body, "{\"ok\":true}");
+    free(body);
+    assert_int_equal(atomic_load(&fx->resource_requests), 2);
+    assert_string_equal(fx->last_resource_error, "");
+    assert_true(strncmp(fx->last_resource_auth, "DPoP ", 5) == 0);
+    /* the nonce is kept for the next call */
+    rc = mandate_token_source_request(src, "POST", url, NULL, NULL, &status, NULL, err,
+                                      sizeof(err));
+    assert_int_equal(rc, MANDATE_CLIENT_OK);
+    assert_int_equal(status, 200);
+    assert_int_equal(atomic_load(&fx->resource_requests), 3);
+
+    /* the headers alone: a proof for that method and URI, with ath */
+    char *authorization = NULL, *proof = NULL;
+    assert_int_equal(mandate_token_source_headers(src, "GET", url, "rs-nonce-1", &authorization,
+                                                  &proof, err, sizeof(err)),
+                     MANDATE_CLIENT_OK);
+    assert_true(strncmp(authorization, "DPoP ", 5) == 0);
+    mandate_dpop_proof p;
+    char uri[128];
+    snprintf(uri, sizeof(uri), "%s/resource", fx->base);
+    assert_string_equal(
+        proof_refused(fx, proof, "GET", uri, authorization + 5, "rs-nonce-1", &p), "");
+    assert_string_equal(p.jkt, mandate_dpop_key_thumbprint(key));
+    /* not for another method, nor another token */
+    assert_string_not_equal(proof_refused(fx, proof, "POST", uri, authorization + 5, "", &p),
+                            "");
+    assert_string_not_equal(proof_refused(fx, proof, "GET", uri, "another", "", &p), "");
+    free(authorization);
+    free(proof);
+    mandate_token_source_free(&src);
+    mandate_dpop_key_free(&key);
+}
+
+static void test_dpop_stolen_token_refused(void **state)
+{
+    fixture *fx = *state;
+    mandate_dpop_key *key = new_key(NULL), *thief = new_key(NULL);
+    mandate_token_source *src = new_dpop_source(fx, key);
+    char url[128], err[256] = "", *token = get_ok(src, NULL);
+    snprintf(url, sizeof(url), "%s/resource", fx->base);
+    char *proof = NULL;
+    assert_int_equal(
+        mandate_dpop_key_proof(thief, "GET", url, token, NULL, &proof, err, sizeof(err)),
+        MANDATE_CLIENT_OK);
+    mandate_dpop_proof p;
+    /* the thief's proof is good on its own: the resource must compare its
+     * key with the token's cnf.jkt, which the thief cannot match */
+    assert_string_equal(proof_refused(fx, proof, "GET", url, token, "", &p), "");
+    assert_string_not_equal(p.jkt, mandate_dpop_key_thumbprint(key));
+    assert_string_equal(p.jkt, mandate_dpop_key_thumbprint(thief));
+    free(proof);
+    free(token);
+    mandate_token_source_free(&src);
+    mandate_dpop_key_free(&key);
+    mandate_dpop_key_free(&thief);
+}
+
+static void test_dpop_bearer_headers(void **state)
+{
+    fixture *fx = *state;
+    mandate_token_source *src = new_source(fx);
+    char url[128], err[256] = "", *authorization = NULL, *proof = (char *)"x";
+    snprintf(url, sizeof(url), "%s/resource", fx->base);
+    assert_int_equal(mandate_token_source_headers(src, "GET", url, NULL, &authorization, &proof,
+                                                  err, sizeof(err)),
+                     MANDATE_CLIENT_OK);
+    assert_true(strncmp(authorization, "Bearer ey", 9) == 0);
+    assert_null(proof);
+    free(authorization);
+    assert_int_equal(mandate_token_source_headers(src, "GET", "ftp://x/", NULL, &authorization,
+                                                  &proof, err, sizeof(err)),
+                     MANDATE_CLIENT_INVALID);
+    mandate_token_source_free(&src);
+}
+
+/* A JWK of key with its private member d added. */
+static char *private_jwk(EVP_PKEY *key, bool wrong_d)
+{
+    json_t *jwk = mandate_jwk_from_key(key, "k");
+    unsigned char d[32];
+    size_t n = sizeof(d);
+    if (EVP_PKEY_get_base_id(key) == EVP_PKEY_ED25519) {
+        assert_int_equal(EVP_PKEY_get_raw_private_key(key, d, &n), 1);
+    } else {
+        BIGNUM *bn = NULL;
+        assert_int_equal(EVP_PKEY_get_bn_param(key, "priv", &bn), 1);
+        assert_int_equal(BN_bn2binpad(bn, d, 32), 32);
+        BN_clear_free(bn);
+    }
+    if (wrong_d)
+        d[31] ^= 1;
+    char b64[64];
+    mandate_b64url_encode(d, 32, b64);
+    json_object_set_new(jwk, "d", json_string(b64));
+    char *text = json_dumps(jwk, JSON_COMPACT);
+    json_decref(jwk);
+    return text;
+}
+
+static char *write_temp(const char *text)
+{
+    char *path = strdup("/tmp/test-libmandate-key-XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    return path;
+}
+
+static void expect_load(const char *text, const char *jkt, const char *why)
+{
+    char *path = write_temp(text), err[256] = "";
+    mandate_dpop_key *key = mandate_dpop_key_load(path, err, sizeof(err));
+    unlink(path);
+    free(path);
+    if (jkt != NULL) {
+        if (key == NULL)
+            fail_msg("load: %s", err);
+        assert_string_equal(mandate_dpop_key_thumbprint(key), jkt);
+    } else {
+        assert_null(key);
+        if (strstr(err, why) == NULL)
+            fail_msg("load: expected \"%s\", got \"%s\"", why, err);
+    }
+    mandate_dpop_key_free(&key);
+}
+
+static void test_dpop_key_files(void **state)
+{
+    (void)state;
+    EVP_PKEY *keys[] = {es_key, ed_key, rs_key};
+    for (size_t i = 0; i < 3; i++) {
+        char jkt[MANDATE_JWK_THUMBPRINT_LEN + 1];
+        assert_true(mandate_jwk_thumbprint(keys[i], jkt));
+        BIO *bio = BIO_new(BIO_s_mem());
+        assert_int_equal(PEM_write_bio_PrivateKey(bio, keys[i], NULL, NULL, 0, NULL, NULL), 1);
+        char *pem = NULL;
+        long n = BIO_get_mem_data(bio, &pem);
+        char *text = strndup(pem, (size_t)n);
+        BIO_free(bio);
+        expect_load(text, jkt, NULL);
+        free(text);
+        if (keys[i] != rs_key) {
+            text = private_jwk(keys[i], false);
+            expect_load(text, jkt, NULL);
+            free(text);
+            text = private_jwk(keys[i], true);
+            expect_load(text, NULL, "not the public key of its d");
+            free(text);
+        }
+    }
+    /* a public JWK, an HMAC key, garbage, an empty file, a small RSA key */
+    json_t *pub = mandate_jwk_from_key(es_key, "k");
+    char *text = json_dumps(pub, JSON_COMPACT);
+    json_decref(pub);
+    expect_load(text, NULL, "EC P-256 or OKP Ed25519 with its private member d");
+    free(text);
+    expect_load("{\"kty\":\"oct\",\"k\":\"c2VjcmV0\"}", NULL, "private member d");
+    expect_load("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", NULL,
+                "neither a PEM private key nor a JWK");
+    expect_load("", NULL, "empty");
+    EVP_PKEY *small = EVP_RSA_gen(1024);
+    assert_non_null(small);
+    BIO *bio = BIO_new(BIO_s_mem());
+    assert_int_equal(PEM_write_bio_PrivateKey(bio, small, NULL, NULL, 0, NULL, NULL), 1);
+    char *pem = NULL;
+    long n = BIO_get_mem_data(bio, &pem);
+    text = strndup(pem, (size_t)n);
+    BIO_free(bio);
+    EVP_PKEY_free(small);
+    expect_load(text, NULL, "2048 bits");
+    free(text);
+    char err[256] = "";
+    assert_null(mandate_dpop_key_load("/nonexistent/key.pem", err, sizeof(err)));
+    assert_null(mandate_dpop_key_generate("HS256", err, sizeof(err)));
+    assert_null(mandate_dpop_key_generate("none", err, sizeof(err)));
+    mandate_dpop_key *k = mandate_dpop_key_generate("EdDSA", err, sizeof(err));
+    assert_non_null(k);
+    char *proof = NULL;
+    assert_int_equal(
+        mandate_dpop_key_proof(k, "GET", "http://x/", NULL, "", &proof, err, sizeof(err)),
+        MANDATE_CLIENT_INVALID); /* an empty nonce */
+    assert_int_equal(
+        mandate_dpop_key_proof(k, "GET", "file:///etc", NULL, NULL, &proof, err, sizeof(err)),
+        MANDATE_CLIENT_INVALID);
+    assert_null(proof);
+    mandate_dpop_key_free(&k);
+    mandate_dpop_key_free(&k); /* NULL: nothing */
+}
+
+static char *proof_by(const mandate_dpop_key *key, const char *method, const char *uri,
+                      const char *token)
+{
+    char *proof = NULL, err[256] = "";
+    if (mandate_dpop_key_proof(key, method, uri, token, NULL, &proof, err, sizeof(err)) !=
+        MANDATE_CLIENT_OK)
+        fail_msg("proof: %s", err);
+    return proof;
+}
+
+static void expect_dpop(mandate_verifier *v, const char *token, const char *proof,
+                        const char *method, mandate_client_rc want, const char *why)
+{
+    char err[256] = "";
+    mandate_verified_token out;
+    mandate_client_rc rc =
+        mandate_verifier_check_dpop(v, token, proof, method, "https://tools.example/mcp?x=1",
+                                    "mcp:call", &out, err, sizeof(err));
+    if (rc != want)
+        fail_msg("check_dpop: %s, not %s: %s", mandate_client_rc_name(rc),
+                 mandate_client_rc_name(want), err);
+    if (why != NULL && strstr(err, why) == NULL)
+        fail_msg("check_dpop: expected \"%s\", got \"%s\"", why, err);
+    if (rc == MANDATE_CLIENT_OK)
+        assert_non_null(out.cnf_jkt);
+    mandate_verified_token_clear(&out);
+}
+
+static void test_verify_dpop(void **state)
+{
+    fixture *fx = *state;
+    set_now(fx, (int64_t)time(NULL)); /* the proofs' iat is the real time */
+    mandate_verifier *v = new_verifier(fx);
+    mandate_dpop_key *key = new_key(NULL), *thief = new_key("EdDSA");
+    const char *uri = "https://tools.example/mcp";
+    char *bound = mint_with(fx, es_key, "k1", "cnf",
+                            json_pack("{s:s}", "jkt", mandate_dpop_key_thumbprint(key)));
+    char *bearer = mint(fx);
+
+    /* a bound token as a bearer token: refused */
+    expect_rc(v, bound, "mcp:call", MANDATE_CLIENT_TOKEN_INVALID,
+              "DPoP-bound, presented without a proof");
+    /* with a proof of its key: accepted, once */
+    char *proof = proof_by(key, "POST", uri, bound);
+    expect_dpop(v, bound, proof, "POST", MANDATE_CLIENT_OK, NULL);
+    expect_dpop(v, bound, proof, "POST", MANDATE_CLIENT_TOKEN_INVALID, "used before");
+    free(proof);
+    /* the thief's own key, another method, no ath, no proof */
+    proof = proof_by(thief, "POST", uri, bound);
+    expect_dpop(v, bound, proof, "POST", MANDATE_CLIENT_TOKEN_INVALID, "another key");
+    free(proof);
+    proof = proof_by(key, "GET", uri, bound);
+    expect_dpop(v, bound, proof, "POST", MANDATE_CLIENT_TOKEN_INVALID, "htm");
+    free(proof);
+    proof = proof_by(key, "POST", uri, NULL);
+    expect_dpop(v, bound, proof, "POST", MANDATE_CLIENT_TOKEN_INVALID, "ath");
+    free(proof);
+    proof = proof_by(key, "POST", "https://elsewhere.example/mcp", bound);
+    expect_dpop(v, bound, proof, "POST", MANDATE_CLIENT_TOKEN_INVALID, "htu");
+    free(proof);
+    expect_dpop(v, bound, NULL, "POST", MANDATE_CLIENT_TOKEN_INVALID, "missing");
+    /* a bearer token with the DPoP scheme */
+    proof = proof_by(key, "POST", uri, bearer);
+    expect_dpop(v, bearer, proof, "POST", MANDATE_CLIENT_TOKEN_INVALID, "not DPoP-bound");
+    free(proof);
+    /* a stale proof: 61 s later */
+    proof = proof_by(key, "POST", uri, bound);
+    set_now(fx, atomic_load(&fx->now) + 70);
+    expect_dpop(v, bound, proof, "POST", MANDATE_CLIENT_TOKEN_INVALID, "iat");
+    free(proof);
+    free(bound);
+    free(bearer);
+    mandate_dpop_key_free(&key);
+    mandate_dpop_key_free(&thief);
+    mandate_verifier_free(&v);
+}
+
+static void test_tls_client_config(void **state)
+{
+    fixture *fx = *state;
+    mandate_token_source_config cfg = {.token_url = fx->token_url,
+                                       .client_id = "a",
+                                       .client_secret = "b",
+                                       .tls_client_cert = "/x/cert.pem"};
+    char err[256] = "";
+    assert_null(mandate_token_source_new(&cfg, err, sizeof(err)));
+    assert_string_equal(err, "tls_client_cert and tls_client_key go together");
+    /* given: a client certificate libcurl cannot read fails the request,
+     * it is not silently left out (over https; over http curl ignores it) */
+    cfg.tls_client_key = "/x/key.pem";
+    mandate_token_source *src = mandate_token_source_new(&cfg, err, sizeof(err));
+    assert_non_null(src);
+    mandate_token_source_free(&src);
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -1121,6 +1639,15 @@ int main(void)
         TEST(test_verify_concurrent_first_use),
         TEST(test_verifier_config),
         TEST(test_source_then_verifier),
+        TEST(test_dpop_token_with_nonce),
+        TEST(test_dpop_token_nonce_refused_twice),
+        TEST(test_dpop_token_type_without_proof),
+        TEST(test_dpop_resource_request),
+        TEST(test_dpop_stolen_token_refused),
+        TEST(test_dpop_bearer_headers),
+        TEST(test_dpop_key_files),
+        TEST(test_verify_dpop),
+        TEST(test_tls_client_config),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

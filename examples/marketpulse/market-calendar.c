@@ -97,6 +97,7 @@ typedef struct server {
     const char *issuer, *audience;
     const char *scope;       /* NULL: a valid token is enough */
     char *resource_metadata; /* RFC 9728 URL derived from the audience, or NULL */
+    const char *public_url;  /* the URL clients call (DPoP proofs' htu), or NULL */
     const char *origins[MAX_ORIGINS];
     size_t origin_count;
     bool fixed_today;
@@ -211,11 +212,14 @@ static bool is_json_media_type(const char *value)
 
 /* --- authorisation ---------------------------------------------------------- */
 
-/* WWW-Authenticate: Bearer [error=...][, scope=...][, resource_metadata=...] */
-static char *www_authenticate(const server *srv, const char *error, const char *scope)
+/* WWW-Authenticate: SCHEME [error=...][, scope=...][, resource_metadata=...]
+ * (SCHEME Bearer, or DPoP when the call came with a DPoP-bound token) */
+static char *www_authenticate(const server *srv, bool dpop, const char *error,
+                              const char *scope)
 {
     char value[1024];
-    size_t n = (size_t)snprintf(value, sizeof(value), "Bearer");
+    size_t n = (size_t)snprintf(value, sizeof(value),
+                                dpop ? "DPoP algs=\"ES256 EdDSA RS256\"," : "Bearer");
     const char *sep = " ";
     if (error != NULL && n < sizeof(value)) {
         n += (size_t)snprintf(value + n, sizeof(value) - n, "%serror=\"%s\"", sep, error);
@@ -231,45 +235,73 @@ static char *www_authenticate(const server *srv, const char *error, const char *
     return n < sizeof(value) ? strdup(value) : NULL;
 }
 
-/* The token of "Authorization: Bearer <token>" or NULL; *scheme_r says
- * whether the Bearer scheme was used at all. */
-static const char *bearer_token(const char *header, bool *scheme_r)
+/* The token of "Authorization: SCHEME <token>" or NULL; *scheme_r says
+ * whether that scheme was used at all. */
+static const char *scheme_token(const char *header, const char *scheme, bool *scheme_r)
 {
+    size_t len = strlen(scheme);
     *scheme_r = false;
     if (header == NULL)
         return NULL;
     while (*header == ' ' || *header == '\t')
         header++;
-    if (strncasecmp(header, "Bearer", 6) != 0 ||
-        (header[6] != '\0' && header[6] != ' ' && header[6] != '\t'))
+    if (strncasecmp(header, scheme, len) != 0 ||
+        (header[len] != '\0' && header[len] != ' ' && header[len] != '\t'))
         return NULL;
     *scheme_r = true;
-    const char *token = header + 6;
+    const char *token = header + len;
     while (*token == ' ' || *token == '\t')
         token++;
     return *token != '\0' ? token : NULL;
 }
 
 /* Checks the caller's token; false (with r filled in) when the call must
- * not go ahead. RFC 6750 section 3 for the answers. */
-static bool authorise(const server *srv, struct MHD_Connection *conn, request *rq, reply *r)
+ * not go ahead. RFC 6750 section 3 for the answers; a DPoP-bound token
+ * (RFC 9449 §7) comes as "Authorization: DPoP" with a proof for this
+ * method and URL as the client called it (--public-url: behind a gateway,
+ * the gateway's), checked here too. */
+static bool authorise(const server *srv, struct MHD_Connection *conn, const char *method,
+                      const char *url, request *rq, reply *r)
 {
-    bool bearer;
+    bool bearer, dpop = false;
     const char *header =
         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-    const char *token = bearer_token(header, &bearer);
+    const char *token = scheme_token(header, "Bearer", &bearer);
+    if (token == NULL && !bearer)
+        token = scheme_token(header, "DPoP", &dpop);
     if (token == NULL) {
         /* No credentials, or another scheme: no error code. A bare
          * "Bearer" is a malformed token. */
         reply_error(r, 401, "Valid OAuth token required");
-        r->www_authenticate = www_authenticate(srv, bearer ? "invalid_token" : NULL, NULL);
+        r->www_authenticate =
+            www_authenticate(srv, dpop, bearer || dpop ? "invalid_token" : NULL, NULL);
         return false;
     }
 
     char err[256] = "";
     mandate_verified_token claims;
-    mandate_client_rc rc =
-        mandate_verifier_check(srv->verifier, token, srv->scope, &claims, err, sizeof(err));
+    mandate_client_rc rc;
+    if (dpop) {
+        /* the URL the proof names: the public one and this path (the query
+         * is no part of it) */
+        char uri[2048];
+        int n = srv->public_url != NULL
+                    ? snprintf(uri, sizeof(uri), "%s%s", srv->public_url, url)
+                    : -1;
+        const char *proof = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "DPoP");
+        if (n < 0 || (size_t)n >= sizeof(uri)) {
+            snprintf(err, sizeof(err),
+                     "a DPoP-bound token, and no --public-url to check "
+                     "its proof against");
+            rc = MANDATE_CLIENT_TOKEN_INVALID;
+        } else {
+            rc = mandate_verifier_check_dpop(srv->verifier, token, proof, method, uri,
+                                             srv->scope, &claims, err, sizeof(err));
+        }
+    } else {
+        rc =
+            mandate_verifier_check(srv->verifier, token, srv->scope, &claims, err, sizeof(err));
+    }
     switch (rc) {
     case MANDATE_CLIENT_OK:
         rq->client_id = claims.client_id != NULL ? strdup(claims.client_id) : NULL;
@@ -279,12 +311,12 @@ static bool authorise(const server *srv, struct MHD_Connection *conn, request *r
     case MANDATE_CLIENT_TOKEN_INVALID:
         log_line("token refused: %s", err);
         reply_error(r, 401, "Valid OAuth token required");
-        r->www_authenticate = www_authenticate(srv, "invalid_token", NULL);
+        r->www_authenticate = www_authenticate(srv, dpop, "invalid_token", NULL);
         return false;
     case MANDATE_CLIENT_INSUFFICIENT_SCOPE:
         log_line("token refused: %s", err);
         reply_error(r, 403, "The token lacks the scope this call needs");
-        r->www_authenticate = www_authenticate(srv, "insufficient_scope", srv->scope);
+        r->www_authenticate = www_authenticate(srv, dpop, "insufficient_scope", srv->scope);
         return false;
     case MANDATE_CLIENT_UNAVAILABLE:
         log_line("cannot verify tokens: %s", err);
@@ -726,7 +758,8 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, const request *rq
     }
     if (rq != NULL && rq->subject != NULL) {
         char shown[64];
-        snprintf(subject, sizeof(subject), " sub=%s", printable(rq->subject, shown, sizeof(shown)));
+        snprintf(subject, sizeof(subject), " sub=%s",
+                 printable(rq->subject, shown, sizeof(shown)));
     }
     if (rq != NULL && rq->rpc_method[0] != '\0')
         snprintf(rpc, sizeof(rpc), " rpc=%s", rq->rpc_method);
@@ -761,7 +794,7 @@ static bool origin_allowed(const server *srv, const char *origin)
 /* Everything decided from the request line and headers, before the body:
  * false with r filled in when the request ends here. */
 static bool admit(const server *srv, struct MHD_Connection *conn, const char *method,
-                  request *rq, reply *r)
+                  const char *url, request *rq, reply *r)
 {
     bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
     switch (rq->route) {
@@ -798,7 +831,7 @@ static bool admit(const server *srv, struct MHD_Connection *conn, const char *me
             reply_error(r, 403, "Origin not allowed");
             return false;
         }
-        return authorise(srv, conn, rq, r);
+        return authorise(srv, conn, method, url, rq, r);
     }
     reply_error(r, 405, "Use GET");
     r->allow = "GET, HEAD";
@@ -827,7 +860,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             reply_error(&r, 413, "The request body is limited to 16 KiB");
             return send_reply(conn, rq, method, url, &r);
         }
-        admit(srv, conn, method, rq, &rq->early);
+        admit(srv, conn, method, url, rq, &rq->early);
         return MHD_YES;
     }
 
@@ -918,6 +951,9 @@ static void usage(FILE *out)
             "                        the RFC 9728 metadata URL this server's 401s name\n"
             "                        (default: its own, http://LISTEN" PRM_PATH ");\n"
             "                        behind a gateway, the gateway's\n"
+            "  --public-url URL      the origin clients call (https://gateway:port):\n"
+            "                        DPoP-bound tokens are checked with a proof for\n"
+            "                        it and the request's path\n"
             "  --today YYYY-MM-DD    pretend today is this day (New York), for tests\n"
             "  --help                this text\n"
             "  --version             the version\n",
@@ -974,6 +1010,7 @@ int main(int argc, char **argv)
         OPT_ORIGIN,
         OPT_THREADS,
         OPT_METADATA,
+        OPT_PUBLIC_URL,
         OPT_VERSION
     };
     /* clang-format off */
@@ -986,6 +1023,7 @@ int main(int argc, char **argv)
         {"allow-origin", required_argument, NULL, OPT_ORIGIN},
         {"threads", required_argument, NULL, OPT_THREADS},
         {"resource-metadata", required_argument, NULL, OPT_METADATA},
+        {"public-url", required_argument, NULL, OPT_PUBLIC_URL},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, OPT_VERSION},
         {NULL, 0, NULL, 0}};
@@ -1034,6 +1072,15 @@ int main(int argc, char **argv)
                 return 2;
             }
             metadata_url = optarg;
+            break;
+        case OPT_PUBLIC_URL:
+            if ((strncmp(optarg, "http://", 7) != 0 && strncmp(optarg, "https://", 8) != 0) ||
+                optarg[strlen(optarg) - 1] == '/' || strpbrk(optarg, "?# ") != NULL) {
+                fprintf(stderr, SERVER_NAME ": --public-url wants an http(s) origin "
+                                            "(no trailing /)\n");
+                return 2;
+            }
+            srv.public_url = optarg;
             break;
         case 'h': usage(stdout); return 0;
         case OPT_VERSION: printf(SERVER_NAME " " PACKAGE_VERSION "\n"); return 0;
@@ -1096,7 +1143,8 @@ int main(int argc, char **argv)
     if (listen_fd < 0 ||
         setsockopt(listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
         bind(listen_fd, (struct sockaddr *)&ss, ss_len) != 0 || listen(listen_fd, 128) != 0) {
-        fprintf(stderr, SERVER_NAME ": cannot listen on %s: %s\n", listen_addr, strerror(errno));
+        fprintf(stderr, SERVER_NAME ": cannot listen on %s: %s\n", listen_addr,
+                strerror(errno));
         if (listen_fd >= 0)
             close(listen_fd);
         json_decref(srv.tool);

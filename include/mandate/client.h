@@ -1,7 +1,8 @@
 /* libmandate: what agents and tool servers link.
  *
  * - An agent gets access tokens with the OAuth 2.0 client credentials grant
- *   (client_secret_basic) and keeps them: mandate_token_source hands out the
+ *   (client_secret_basic; over TLS with a client certificate when one is
+ *   configured) and keeps them: mandate_token_source hands out the
  *   cached token and fetches a new one once a configured fraction of its
  *   lifetime has passed (0.8 by default). It is safe to call from several
  *   threads, and never runs two fetches at once for one source: callers that
@@ -11,6 +12,13 @@
  *   metadata, caches it, refetches it when a token names an unknown kid (at
  *   most once per min_refetch_interval), and checks the signature, typ
  *   at+jwt, iss, aud, exp, nbf and the scopes a call needs.
+ * - DPoP (RFC 9449): an agent holding a mandate_dpop_key gets tokens bound
+ *   to it (token_type DPoP) by sending a proof with each token request, and
+ *   sends a fresh proof with each resource request
+ *   (mandate_token_source_headers, mandate_token_source_request). A thief
+ *   who copies such a token cannot use it without the private key, which
+ *   never leaves the process. Server nonces (use_dpop_nonce) are handled:
+ *   one retry with the nonce the server sent, kept for the next request.
  *
  * Apache-2.0; links libcurl, jansson and OpenSSL only. Every function
  * reports failure through its return value and, where given, an error
@@ -40,6 +48,32 @@ typedef enum mandate_client_rc {
 /* "ok", "invalid", ...: for messages. */
 const char *mandate_client_rc_name(mandate_client_rc rc);
 
+/* --- DPoP proof keys (RFC 9449) ------------------------------------------------ */
+
+typedef struct mandate_dpop_key mandate_dpop_key;
+
+/* A new key pair held in memory only: alg "ES256" (NULL: ES256, the one
+ * every server accepts), "EdDSA" (Ed25519) or "RS256" (RSA-2048). */
+mandate_dpop_key *mandate_dpop_key_generate(const char *alg, char *errbuf, size_t errlen);
+/* A private key from a file: PEM (PKCS#8 "PRIVATE KEY", or the
+ * traditional EC/RSA forms) or a JWK with its private member (EC P-256 or
+ * OKP Ed25519 with "d"). A P-256, Ed25519 or RSA >= 2048 key only. */
+mandate_dpop_key *mandate_dpop_key_load(const char *path, char *errbuf, size_t errlen);
+/* Its RFC 7638 JWK thumbprint, the cnf.jkt of tokens bound to it (43
+ * characters, valid as long as the key). */
+const char *mandate_dpop_key_thumbprint(const mandate_dpop_key *key);
+/* A proof (a dpop+jwt JWS, RFC 9449 §4.2) for one request: htm method, htu
+ * uri (query and fragment are dropped, as the RFC asks), iat now, a random
+ * jti; with ath when access_token is not NULL and the server's nonce when
+ * nonce is not NULL. *proof_r is malloc'd; the caller frees it. */
+mandate_client_rc mandate_dpop_key_proof(const mandate_dpop_key *key, const char *method,
+                                         const char *uri, const char *access_token,
+                                         const char *nonce, char **proof_r, char *errbuf,
+                                         size_t errlen);
+/* The token sources made with the key hold their own reference: the key
+ * may be freed before them. Sets *key to NULL. */
+void mandate_dpop_key_free(mandate_dpop_key **key);
+
 /* --- getting tokens --------------------------------------------------------- */
 
 typedef struct mandate_token_source_config {
@@ -53,6 +87,16 @@ typedef struct mandate_token_source_config {
     /* For tests: the clock in seconds; NULL: the real one. */
     int64_t (*now)(void *ctx);
     void *now_ctx;
+    /* DPoP: a proof by this key on every token request, so that the tokens
+     * are bound to it (NULL: bearer tokens). The source keeps a reference. */
+    const mandate_dpop_key *dpop_key;
+    /* TLS client authentication (RFC 8705) for every request of the
+     * source: PEM files of the certificate and its private key (libcurl's
+     * CURLOPT_SSLCERT and CURLOPT_SSLKEY), and a CA bundle for the servers
+     * (NULL: the system's). */
+    const char *tls_client_cert;
+    const char *tls_client_key;
+    const char *tls_ca_file;
 } mandate_token_source_config;
 
 typedef struct mandate_token_source mandate_token_source;
@@ -64,25 +108,50 @@ mandate_token_source *mandate_token_source_new(const mandate_token_source_config
  * expires_at_r (may be NULL) gets its expiry. Fetches only when there is no
  * token yet or refresh_at of its lifetime has passed. */
 mandate_client_rc mandate_token_source_get(mandate_token_source *source, char **token_r,
-                                           int64_t *expires_at_r, char *errbuf,
-                                           size_t errlen);
-/* How many token requests this source has sent (for tests and metrics). */
+                                           int64_t *expires_at_r, char *errbuf, size_t errlen);
+/* How many token requests this source has sent (for tests and metrics); a
+ * retry with a server nonce counts as one more. */
 uint64_t mandate_token_source_fetches(const mandate_token_source *source);
+/* "DPoP" when the last token the source got is DPoP-bound, "Bearer"
+ * otherwise (and before the first). */
+const char *mandate_token_source_token_type(mandate_token_source *source);
+/* The headers of one request to a resource server: *authorization_r the
+ * Authorization value ("DPoP <token>" or "Bearer <token>"), *dpop_r the
+ * DPoP header's (a proof for method and uri with the token's ath; NULL
+ * with a bearer token). nonce: the resource server's DPoP-Nonce (NULL:
+ * the last one it sent through mandate_token_source_request, if any); when
+ * a resource answers 401 with WWW-Authenticate error="use_dpop_nonce", make
+ * the headers again with its DPoP-Nonce and retry once. Both malloc'd; the
+ * caller frees them (they hold the token: wipe them). */
+mandate_client_rc mandate_token_source_headers(mandate_token_source *source, const char *method,
+                                               const char *uri, const char *nonce,
+                                               char **authorization_r, char **dpop_r,
+                                               char *errbuf, size_t errlen);
+/* A whole resource request with the source's token: method (GET, POST,
+ * ...) on url with body (NULL: none) of content_type (NULL:
+ * application/json), the headers made as above, and on 401 use_dpop_nonce
+ * one retry with the server's nonce (kept for the next request). OK when a
+ * response came back, whatever its status: *status_r its status,
+ * *body_r (may be NULL) its body, malloc'd and NUL-terminated. */
+mandate_client_rc mandate_token_source_request(mandate_token_source *source, const char *method,
+                                               const char *url, const char *body,
+                                               const char *content_type, long *status_r,
+                                               char **body_r, char *errbuf, size_t errlen);
 /* Wipes the secret and the token; sets *source to NULL. */
 void mandate_token_source_free(mandate_token_source **source);
 
 /* --- checking tokens -------------------------------------------------------- */
 
 typedef struct mandate_verifier_config {
-    const char *issuer;          /* required: tokens' iss, and where
-                                    /.well-known/oauth-authorization-server is */
-    const char *audience;        /* required: must be in the token's aud */
-    long jwks_max_age;           /* seconds a fetched JWKS is used; 0: 300 */
-    long min_refetch_interval;   /* seconds between refetches for unknown kids;
-                                    0: 10 */
-    long leeway;                 /* seconds of clock skew for exp/nbf; 0: 5 */
-    long timeout_ms;             /* per HTTP request; 0: 5000 */
-    int64_t (*now)(void *ctx);   /* for tests; NULL: the real clock */
+    const char *issuer;        /* required: tokens' iss, and where
+                                  /.well-known/oauth-authorization-server is */
+    const char *audience;      /* required: must be in the token's aud */
+    long jwks_max_age;         /* seconds a fetched JWKS is used; 0: 300 */
+    long min_refetch_interval; /* seconds between refetches for unknown kids;
+                                  0: 10 */
+    long leeway;               /* seconds of clock skew for exp/nbf; 0: 5 */
+    long timeout_ms;           /* per HTTP request; 0: 5000 */
+    int64_t (*now)(void *ctx); /* for tests; NULL: the real clock */
     void *now_ctx;
 } mandate_verifier_config;
 
@@ -96,6 +165,7 @@ typedef struct mandate_verified_token {
     char *actor;  /* act.sub; may be NULL */
     char *jti;
     int64_t issued_at, expires_at;
+    char *cnf_jkt; /* the DPoP key it is bound to (cnf.jkt); NULL: a bearer token */
 } mandate_verified_token;
 
 mandate_verifier *mandate_verifier_new(const mandate_verifier_config *config, char *errbuf,
@@ -108,6 +178,18 @@ mandate_client_rc mandate_verifier_check(mandate_verifier *verifier, const char 
                                          const char *required_scope,
                                          mandate_verified_token *out, char *errbuf,
                                          size_t errlen);
+/* The same for a request with "Authorization: DPoP <token>" and a "DPoP:
+ * <proof>" header (RFC 9449 §7): the token must be DPoP-bound (cnf.jkt),
+ * the proof signed by that key, for this method and uri (the URL the
+ * client called, as the client saw it: behind a proxy, its public URL),
+ * with the token's ath, issued within the last 60 s, and never seen before
+ * by this verifier. mandate_verifier_check refuses a DPoP-bound token: a
+ * copied one is no use without the key. Server nonces are not asked for. */
+mandate_client_rc mandate_verifier_check_dpop(mandate_verifier *verifier, const char *token,
+                                              const char *proof, const char *method,
+                                              const char *uri, const char *required_scope,
+                                              mandate_verified_token *out, char *errbuf,
+                                              size_t errlen);
 /* How many times the JWKS was fetched (for tests and metrics). */
 uint64_t mandate_verifier_jwks_fetches(const mandate_verifier *verifier);
 void mandate_verified_token_clear(mandate_verified_token *token);

@@ -22,6 +22,11 @@
  * drops its whole page cache and reads them again. Each insert is still its
  * own transaction, committed before token_put returns.
  *
+ * Replay claims (every SAML assertion, ID-JAG and DPoP proof is one) go the
+ * same way: on the threads' own connections they slept in the busy handler
+ * under load (bench/dpop, -c32: DPoP client credentials 27 % of bearer
+ * before, 33-35 % after).
+ *
  * Sign-in rows (ABI 1.5: one-time records, codes, refresh tokens, sessions,
  * consents, client documents, lineage) are written the same way. An op of
  * several statements (taking a code, rotating a refresh token, ending a
@@ -1761,7 +1766,7 @@ static mandate_rc store_replay_claim(void *inst_, const char *ns, const char *id
     if (ns == NULL || id == NULL)
         return mandate_error_set(err, MANDATE_INVALID,
                                  "sqlite: replay_claim: no namespace or no id");
-    mandate_rc rc = q_open(&q, inst, ST_REPLAY_CLAIM, "replay_claim", err);
+    mandate_rc rc = q_writer(&q, inst, ST_REPLAY_CLAIM, "replay_claim", err);
     q_text(&q, 1, ns);
     q_text(&q, 2, id);
     q_int(&q, 3, expires_at);

@@ -198,6 +198,46 @@ status() { sed -n '1s/^HTTP\/[0-9.]* \([0-9]*\).*/\1/p' "$TMP/h"; }
 location() { sed -n 's/^Location: //Ip' "$TMP/h" | tr -d '\r'; }
 form_value() { sed -n "s/.*name=\"$1\" value=\"\([^\"]*\)\".*/\1/p" "$TMP/b" | head -n 1; }
 
+# start_run NAME READY SECONDS CMD...: runs CMD from the top of the source
+# tree in the background (an example's run script: its directory is found
+# from $0, as when a person runs it there), its output in $TMP/NAME.out and
+# $TMP/NAME.err, until a line matches READY (grep) or it stops, at most
+# SECONDS; sets RUN_PID (in PIDS, for cleanup)
+start_run() {
+    local name=$1 ready=$2 secs=$3
+    shift 3
+    (cd "$SRCDIR" && exec "$@") >"$TMP/$name.out" 2>"$TMP/$name.err" &
+    RUN_PID=$!
+    PIDS="$PIDS $RUN_PID"
+    for _ in $(seq 1 $((secs * 10))); do
+        grep -q "$ready" "$TMP/$name.out" && break
+        kill -0 "$RUN_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+}
+
+# stop_run PID DESCRIPTION: stops a script that started servers (an example's
+# run script) by its PID alone, as a person's Ctrl-C would, and checks that
+# it and each of its children have gone (stopping any left behind)
+stop_run() {
+    local run_pid=$1 children pid left=""
+    children=$(ps -o pid= --ppid "$run_pid" | tr -d ' ' | tr '\n' ' ')
+    echo "the run script $run_pid, its servers: $children"
+    check "the run script has its servers as children" test -n "$children"
+    kill -TERM "$run_pid"
+    for _ in $(seq 1 100); do
+        kill -0 "$run_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    wait "$run_pid" 2>/dev/null
+    PIDS=$(echo "$PIDS" | sed "s/ $run_pid\b//")
+    for pid in $children; do
+        kill -0 "$pid" 2>/dev/null && left="$left $pid"
+    done
+    expect_eq "$2" "" "$left"
+    for pid in $left; do kill -TERM "$pid" 2>/dev/null; done
+}
+
 finish() {
     echo "$((CHECKS - FAILURES)) passed, $FAILURES failed"
     [ "$FAILURES" -eq 0 ]

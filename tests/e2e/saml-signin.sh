@@ -8,7 +8,11 @@
 # the token. The mapping rules decide: advisor-12345 gets mcp:call on the
 # MarketPulse target, an intern gets the "no rule ... admits you" page. Every attack
 # fixture posted to the ACS gets an error, no session, no code, and an audit
-# record. SimpleSAMLphp in a real browser is in tests/interop.
+# record. Then the instance takes IdP-initiated answers for the client: an
+# unsolicited Response opens a session (no code) and goes to the client's
+# initiate_login_uri or a "You are signed in" page, the client's own
+# /authorize then needs no IdP; its replay, a stale request's answer and an
+# intern are refused. SimpleSAMLphp in a real browser is in tests/interop.
 . "${MANDATE_SRCDIR:-.}/tests/e2e/lib.sh"
 
 command -v xmlsec1 >/dev/null || { echo "xmlsec1 is missing: skipped"; exit 77; }
@@ -170,6 +174,18 @@ head -c 1200000 /dev/urandom | base64 -w0 >"$TMP/huge.b64"
 start
 post_acs "$TMP/huge.b64"
 expect_eq "a SAMLResponse of 1.6 MB: 413" 413 "$(status)"
+# its record is written as the 413 goes out, not before it: waited for
+audit_last() { # EVENT: its last record, waiting up to 5 s for one
+    local i
+    for i in $(seq 1 100); do
+        grep -h "\"event\":\"$1\"" "$STATE"/audit/*.jsonl | tail -n 1 | grep . && return 0
+        sleep 0.05
+    done
+}
+too_large=$(audit_last http.body_too_large)
+expect_contains "  audited http.body_too_large: the route" "\"route\":\"/login/$INSTANCE/callback\"" "$too_large"
+expect_contains "  the limit" '"body_limit":1048576' "$too_large"
+expect_contains "  the peer" '"peer":"127.0.0.1"' "$too_large"
 
 # the IdP says no: the client hears access_denied
 start
@@ -194,6 +210,84 @@ post_acs "$SAML/acs-ok.b64"
 expect_eq "an intern: no rule admits them" 403 "$(status)"
 expect_contains "  the page says so" "no rule of this broker admits" "$(tr 'A-Z' 'a-z' <"$TMP/b")"
 expect_contains "  audited" '"reason":' "$(grep '"event":"login.refused"' "$STATE"/audit/*.jsonl | tail -n 1)"
+
+# --- IdP-initiated sign-in (doc/saml-sso.md section 8) ---------------------------------
+# the instance now takes unsolicited answers, for mcp-app and MarketPulse
+cat >>"$STATE/mandate.d/$INSTANCE.conf" <<CONF
+idp_initiated_client = "mcp-app";
+idp_initiated_resource = "$MARKET";
+CONF
+kill -HUP "$DAEMON_PID"
+check "reloaded: IdP-initiated sign-in allowed for mcp-app" wait_for_log "$LOG" "reloaded:"
+records() { cat "$STATE"/audit/*.jsonl | grep -c "\"event\":\"$1\""; }
+answer
+cp "$SAML/acs-unsolicited.b64" "$TMP/unsolicited.saved"
+codes=$(records code.issued)
+COOKIES=""
+post_acs "$SAML/acs-unsolicited.b64" ""
+expect_eq "IdP-initiated, no initiate_login_uri: a page" 200 "$(status)"
+expect_contains "  You are signed in" "You are signed in" "$(cat "$TMP/b")"
+expect_contains "  as the rules map the user" "advisor-12345" "$(cat "$TMP/b")"
+check "  a session cookie" grep -qi 'Set-Cookie: __Host-mandate-session=[^;]' "$TMP/h"
+check "  frames forbidden" grep -qi '^X-Frame-Options: DENY' "$TMP/h"
+expect_eq "  no code issued" "$codes" "$(records code.issued)"
+record=$(audit_last login.idp_initiated)
+expect_contains "  audited login.idp_initiated: the client" '"client_id":"mcp-app"' "$record"
+expect_contains "  the IdP's entityID" '"entity_id":"https://idp.example.com/"' "$record"
+expect_contains "  the subject" '"sub":"advisor-12345"' "$record"
+# the application's own authorization request: answered from the session,
+# without the IdP (the consent of the first sign-in was not remembered: asked
+# again, and remembered this time)
+browse "$(authorize_url)"
+expect_eq "  then /authorize: the consent page, not the IdP" 200 "$(status)"
+expect_contains "  for the advisor" "advisor-12345" "$(cat "$TMP/b")"
+browse "$BASE/consent" -d "handle=$(form_value handle)" -d "csrf=$(form_value csrf)" \
+    -d remember=yes -d decision=allow
+CB=$(location)
+expect_eq "  consent: back to the client" "$REDIRECT" "${CB%%\?*}"
+expect_eq "  with its state" st-9 "$(query_param "$CB" state)"
+out=$(curl -s -d grant_type=authorization_code -d client_id=mcp-app -d "code=$(query_param "$CB" code)" \
+    -d "code_verifier=$VERIFIER" --data-urlencode "redirect_uri=$REDIRECT" \
+    --data-urlencode "resource=$MARKET" "$BASE/oauth2/token")
+expect_eq "  the token: sub advisor-12345" advisor-12345 "$(json_get "$(jwt_claims "$(json_get "$out" access_token)")" sub)"
+# the same Response again: replayed
+before=$(records login.idp_initiated)
+COOKIES=""
+post_acs "$TMP/unsolicited.saved" ""
+expect_eq "the same unsolicited Response again: refused" 400 "$(status)"
+check "  no session cookie" bash -c "! grep -qi 'Set-Cookie: __Host-mandate-session=[^;]' '$TMP/h'"
+expect_contains "  audited as replayed" "replay" "$(audit_last login.refused)"
+expect_eq "  no second login.idp_initiated" "$before" "$(records login.idp_initiated)"
+# an answer to a request of ours whose sign-in is gone is not taken as unsolicited
+COOKIES=""
+post_acs "$SAML/acs-ok.b64" "no-such-handle"
+expect_eq "an answer to a request nobody waits for: refused" 400 "$(status)"
+# a user no rule admits: the same page as ever, no session
+answer Intern
+COOKIES=""
+post_acs "$SAML/acs-unsolicited.b64" ""
+expect_eq "IdP-initiated, an intern: no rule admits them" 403 "$(status)"
+check "  no session cookie" bash -c "! grep -qi 'Set-Cookie: __Host-mandate-session=[^;]' '$TMP/h'"
+# with the client's initiate_login_uri: sent there, with iss
+check "mandatectl client set --initiate-login-uri" \
+    "${CTL[@]}" client set mcp-app --initiate-login-uri "http://127.0.0.1:7777/login"
+expect_eq "  refused: plain http to a public host" 1 \
+    "$("${CTL[@]}" client set mcp-app --initiate-login-uri http://app.example.com/login >/dev/null 2>&1; echo $?)"
+expect_contains "  client show names it" "initiate_login_uri" "$("${CTL[@]}" client show mcp-app 2>&1)"
+answer
+COOKIES=""
+post_acs "$SAML/acs-unsolicited.b64" ""
+expect_eq "IdP-initiated with initiate_login_uri: 303" 303 "$(status)"
+expect_eq "  to the client's initiate_login_uri" "http://127.0.0.1:7777/login" "$(location | sed 's/?.*//')"
+expect_eq "  with iss" "$(json_get "$(curl -s "$BASE/.well-known/oauth-authorization-server")" issuer)" \
+    "$(query_param "$(location)" iss)"
+check "  a session cookie" grep -qi 'Set-Cookie: __Host-mandate-session=[^;]' "$TMP/h"
+# what the client does there: its authorization request, now silent (the
+# session, the consent remembered above)
+browse "$(authorize_url)"
+CB=$(location)
+expect_eq "  then /authorize: straight to the client with a code" "$REDIRECT" "${CB%%\?*}"
+check "    a code, no IdP" test -n "$(query_param "$CB" code)"
 
 check "the daemon survived every one" kill -0 "$DAEMON_PID"
 check "no SAMLResponse or cookie in the trail" \

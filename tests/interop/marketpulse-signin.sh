@@ -47,17 +47,10 @@ GW="http://127.0.0.1:$GW_PORT"
 OUT="$TMP/out"
 # the script's directory is found from $0, as when run from the top of the
 # repository; only its environment differs
-(cd "$SRCDIR" && exec env MARKETPULSE_BUILD="$BUILDDIR" MARKETPULSE_OUT="$OUT" MARKETPULSE_NPM_DIR="$NPM_DIR" \
-    MARKETPULSE_BROKER="127.0.0.1:$BROKER_PORT" MARKETPULSE_GATEWAY="127.0.0.1:$GW_PORT" \
-    MARKETPULSE_TOOL="127.0.0.1:$TOOL_PORT" MARKETPULSE_DEMO_IDP_PORT="$IDP_PORT" \
-    $CMD) >"$TMP/run.out" 2>"$TMP/run.err" &
-RUN_PID=$!
-PIDS="$PIDS $RUN_PID"
-for _ in $(seq 1 600); do
-    grep -q "^Ctrl-C stops them all" "$TMP/run.out" && break
-    kill -0 "$RUN_PID" 2>/dev/null || break
-    sleep 0.1
-done
+start_run run "^Ctrl-C stops them all" 60 env MARKETPULSE_BUILD="$BUILDDIR" MARKETPULSE_OUT="$OUT" \
+    MARKETPULSE_NPM_DIR="$NPM_DIR" MARKETPULSE_BROKER="127.0.0.1:$BROKER_PORT" \
+    MARKETPULSE_GATEWAY="127.0.0.1:$GW_PORT" MARKETPULSE_TOOL="127.0.0.1:$TOOL_PORT" \
+    MARKETPULSE_DEMO_IDP_PORT="$IDP_PORT" $CMD
 cat "$TMP/run.out"
 sed 's/^/run stderr: /' "$TMP/run.err"
 check "the run script is up and says so" grep -q "^MarketPulse is up" "$TMP/run.out" ||
@@ -123,39 +116,17 @@ done
 expect_eq "the person's token is refused at the gateway within 3 s" 401 "$code"
 
 # --- stop everything by the run script's PID --------------------------------------------------
-CHILDREN=$(ps -o pid= --ppid "$RUN_PID" | tr -d ' ' | tr '\n' ' ')
-echo "the run script $RUN_PID, its servers: $CHILDREN"
-check "the run script has its servers as children" test -n "$CHILDREN"
-kill -TERM "$RUN_PID"
-for _ in $(seq 1 100); do
-    kill -0 "$RUN_PID" 2>/dev/null || break
-    sleep 0.1
-done
-wait "$RUN_PID" 2>/dev/null
-PIDS=$(echo "$PIDS" | sed "s/ $RUN_PID\b//")
-left=""
-for pid in $CHILDREN; do
-    kill -0 "$pid" 2>/dev/null && left="$left $pid"
-done
-expect_eq "the run script and every server it started have stopped" "" "$left"
-for pid in $left; do kill -TERM "$pid" 2>/dev/null; done
+stop_run "$RUN_PID" "the run script and every server it started have stopped"
 check "nothing listens on the gateway's port any more" bash -c "! curl -s -o /dev/null '$GW/mcp'"
 
 # --- the README's other command: the example IdP file as it is, unedited ---------------------
 # (the broker reads the IdP's discovery document at the first sign-in, not at
 # start: the example's made-up Entra ID tenant is never asked)
 cp "$SRCDIR/examples/marketpulse/idp.conf.example" "$TMP/idp.conf"
-(cd "$SRCDIR" && exec env MARKETPULSE_BUILD="$BUILDDIR" MARKETPULSE_OUT="$TMP/out-idp" \
-    MARKETPULSE_BROKER="127.0.0.1:$BROKER_PORT" MARKETPULSE_GATEWAY="127.0.0.1:$GW_PORT" \
-    MARKETPULSE_TOOL="127.0.0.1:$TOOL_PORT" bash examples/marketpulse/run --signin "$TMP/idp.conf") \
-    >"$TMP/run2.out" 2>"$TMP/run2.err" &
-RUN_PID=$!
-PIDS="$PIDS $RUN_PID"
-for _ in $(seq 1 300); do
-    grep -q "^Ctrl-C stops them all" "$TMP/run2.out" && break
-    kill -0 "$RUN_PID" 2>/dev/null || break
-    sleep 0.1
-done
+start_run run2 "^Ctrl-C stops them all" 30 env MARKETPULSE_BUILD="$BUILDDIR" \
+    MARKETPULSE_OUT="$TMP/out-idp" MARKETPULSE_BROKER="127.0.0.1:$BROKER_PORT" \
+    MARKETPULSE_GATEWAY="127.0.0.1:$GW_PORT" MARKETPULSE_TOOL="127.0.0.1:$TOOL_PORT" \
+    bash examples/marketpulse/run --signin "$TMP/idp.conf"
 check "run --signin with idp.conf.example as it is: up" grep -q "^MarketPulse is up" "$TMP/run2.out" ||
     { cat "$TMP/run2.out" "$TMP/run2.err"; tail -n 20 "$TMP/out-idp/mandated.log"; }
 expect_contains "it names the example's IdP" "People sign in at https://login.microsoftonline.com/" \

@@ -28,11 +28,12 @@ targets = (
 CONF
 }
 
-# start_calendar ISSUER: the tool server alone (it checks every token itself
-# as well), trusting ISSUER, on a free port (TOOL_PORT, TOOL_PID)
+# start_calendar ISSUER [OPTIONS]: the tool server alone (it checks every
+# token itself as well), trusting ISSUER, on a free port (TOOL_PORT,
+# TOOL_PID); OPTIONS go to it
 start_calendar() {
     "$TOOL" --listen 127.0.0.1:0 --issuer "$1" --audience "$AUD" --scope mcp:call \
-        --today 2026-02-13 2>"$TMP/tool.log" &
+        --today 2026-02-13 "${@:2}" 2>"$TMP/tool.log" &
     TOOL_PID=$!
     PIDS="$PIDS $TOOL_PID"
     for _ in $(seq 1 100); do

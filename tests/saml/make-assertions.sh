@@ -30,7 +30,8 @@
 #
 # With KEEP_KEYS=1 the keys already in OUTDIR are kept; with ONLY_ACS=1 only
 # the acs-* cases are made (an end-to-end test makes them per AuthnRequest);
-# ACS_ROLE is the role attribute of acs-ok (default FinancialAdvisor).
+# ACS_ROLE is the role attribute of acs-ok and acs-unsolicited (default
+# FinancialAdvisor).
 set -euo pipefail
 # Bash 5.2 would put the matched text for an '&' in a ${var//pattern/string}.
 shopt -u patsub_replacement 2>/dev/null || true
@@ -353,7 +354,8 @@ SCD_EXTRA=$other RESPONSE_EXTRA=$other
 new_id id; response "$(rid)" 0 "$(assertion "$id" | sign idp1 Assertion)" | emit_acs wrong-irt "$id"
 SCD_EXTRA="" RESPONSE_EXTRA=""
 new_id id; response "$(rid)" 0 "$(assertion "$id" | sign idp1 Assertion)" | emit_acs no-irt "$id"
-new_id id; response "$(rid)" 0 "$(assertion "$id" | sign idp1 Assertion)" | emit_acs unsolicited "$id"
+new_id id; response "$(rid)" 0 "$(assertion "$id" 1 "" "" "" "" "" "${ACS_ROLE:-FinancialAdvisor}" |
+    sign idp1 Assertion)" | emit_acs unsolicited "$id"
 SCD_EXTRA=$irt RESPONSE_EXTRA=$irt
 new_id id; response "$(rid)" 0 "$(assertion "$id" 1 "" "" https://someone-else.example/saml |
     sign idp1 Assertion)" | emit_acs wrong-audience "$id"
