@@ -45,7 +45,7 @@ static char *configured_dir(const ctl *c)
     return dir;
 }
 
-static void free_list(char **files)
+void ctl_audit_free_list(char **files)
 {
     for (size_t i = 0; files != NULL && files[i] != NULL; i++)
         free(files[i]);
@@ -64,7 +64,7 @@ static char **list_trail(const char *dir)
     return files;
 }
 
-static char **trail_files(const ctl *c, const char *dir_opt)
+char **ctl_audit_trail_files(const ctl *c, const char *dir_opt)
 {
     char *dir = dir_opt ? mandate_xstrdup(dir_opt) : configured_dir(c);
     if (dir == NULL)
@@ -259,7 +259,7 @@ static int audit_verify(const ctl *c, int argc, char **argv)
     }
     mandate_audit_keys_free(&keys);
 out:
-    free_list(listed);
+    ctl_audit_free_list(listed);
     mandate_config_free(&cfg);
     free(key_files);
     return status;
@@ -474,18 +474,18 @@ static int audit_tail(const ctl *c, int argc, char **argv)
                         "[--dir DIR]\n");
         return CTL_USAGE;
     }
-    char **files = trail_files(c, dir);
+    char **files = ctl_audit_trail_files(c, dir);
     if (files == NULL)
         return CTL_REFUSED;
     size_t n = 0;
     while (files[n] != NULL)
         n++;
     if (n == 0 && !follow) {
-        free_list(files);
+        ctl_audit_free_list(files);
         return CTL_OK;
     }
     char *current = n > 0 ? mandate_xstrdup(files[n - 1]) : NULL;
-    free_list(files);
+    ctl_audit_free_list(files);
     long offset = 0;
     bool first = true;
     int status = CTL_OK;
@@ -505,7 +505,7 @@ static int audit_tail(const ctl *c, int argc, char **argv)
             break;
         usleep(FOLLOW_POLL_US);
         /* a rotation: go on in the newest file, from its start */
-        files = trail_files(c, dir);
+        files = ctl_audit_trail_files(c, dir);
         if (files == NULL) {
             status = CTL_REFUSED;
             break;
@@ -525,7 +525,7 @@ static int audit_tail(const ctl *c, int argc, char **argv)
             current = mandate_xstrdup(files[n - 1]);
             offset = 0;
         }
-        free_list(files);
+        ctl_audit_free_list(files);
     }
     free(current);
     return status;
@@ -541,8 +541,11 @@ int ctl_cmd_audit(ctl *c, int argc, char **argv)
         return audit_checkpoint(c, argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "key") == 0)
         return audit_key(c, argc - 1, argv + 1);
+    if (argc >= 2 && strcmp(argv[1], "trace") == 0)
+        return ctl_audit_trace(c, argc - 1, argv + 1);
     fprintf(stderr, "Usage: mandatectl audit verify [FILE... | --dir DIR] [--key FILE]... "
                     "[--checkpoints FILE] | audit checkpoint | audit key | audit tail [-f] "
-                    "[-n N] [--client ID] [--event TYPE] [--dir DIR]\n");
+                    "[-n N] [--client ID] [--event TYPE] [--dir DIR] | audit trace JTI [--dot] "
+                    "[--dir DIR]\n");
     return CTL_USAGE;
 }

@@ -16,8 +16,10 @@
 #include "clients-private.h"
 #include "clock-private.h"
 #include "ctl-private.h"
+#include "delegation-private.h"
 #include "dpop-binding-private.h"
 #include "mtls-private.h"
+#include "grant-claims.h"
 #include "profile-private.h"
 #include "plugins-private.h"
 #include "pool-private.h"
@@ -183,6 +185,13 @@ bool ctl_write_secret_file(const char *path, const char *secret)
 }
 
 /* Appends a repeated option's value to *list (made on first use). */
+void ctl_add_word(char **list, const char *word)
+{
+    char *joined = *list ? mandate_xasprintf("%s %s", *list, word) : mandate_xstrdup(word);
+    free(*list);
+    *list = joined;
+}
+
 static void add_value(json_t **list, const char *value)
 {
     if (*list == NULL)
@@ -257,6 +266,51 @@ static mandate_rc set_member(ctl *c, mandate_runtime *rt, const char *id, const 
         }
     }
     json_decref(value);
+    free(changed);
+    mandate_pool_free(&pool);
+    return rc;
+}
+
+/* --may-act of client set: the clients that may act for this one's tokens
+ * (RFC 8693 §4.4 may_act in each token issued to it), in its attributes;
+ * an empty list takes them away. */
+static mandate_rc set_may_act(ctl *c, mandate_runtime *rt, const char *id, json_t *actors,
+                              mandate_error *err)
+{
+    const mandate_instance *store = mandate_runtime_store(rt);
+    mandate_pool *pool = mandate_pool_new();
+    mandate_client cl;
+    char *changed = NULL;
+    mandate_rc rc = client_to_change(store, pool, id, &cl, err);
+    if (rc == MANDATE_OK && json_array_size(actors) > MANDATE_GRANT_MAX_MAY_ACT)
+        rc = mandate_error_set(err, MANDATE_INVALID, "at most %d actors",
+                               MANDATE_GRANT_MAX_MAY_ACT);
+    if (rc == MANDATE_OK) {
+        json_t *o = cl.attributes != NULL ? json_loads(cl.attributes, 0, NULL) : NULL;
+        if (!json_is_object(o)) {
+            json_decref(o);
+            o = json_object();
+        }
+        if (json_array_size(actors) > 0)
+            json_object_set(o, "may_act", actors);
+        else
+            json_object_del(o, "may_act");
+        cl.attributes = changed = json_dumps(o, JSON_COMPACT);
+        json_decref(o);
+        cl.updated_at = 0;
+        rc = mandate_store_client_update(store, &cl, err);
+    }
+    if (rc == MANDATE_OK) {
+        if (!ctl_audit("client.updated",
+                       json_pack("{s:s,s:O}", "client_id", id, "may_act", actors)))
+            rc = mandate_error_set(err, MANDATE_ERROR, "the change is not in the audit trail");
+        else if (!c->json) {
+            char *list = json_dumps(actors, JSON_COMPACT);
+            printf("client %s: may act for its tokens: %s\n", id,
+                   json_array_size(actors) > 0 ? list : "none but the rules");
+            free(list);
+        }
+    }
     free(changed);
     mandate_pool_free(&pool);
     return rc;
@@ -343,14 +397,7 @@ static int client_create(ctl *c, int argc, char **argv)
         case 'p': spec.prefix = optarg; break;
         case 's': spec.scopes = optarg; break;
         case 'd': spec.default_scopes = optarg; break;
-        case 'a': {
-            /* repeatable: each --audience adds one */
-            char *joined = audiences ? mandate_xasprintf("%s %s", audiences, optarg)
-                                     : mandate_xstrdup(optarg);
-            free(audiences);
-            audiences = joined;
-            break;
-        }
+        case 'a': ctl_add_word(&audiences, optarg); break; /* repeatable */
         case 't': {
             char *end;
             errno = 0;
@@ -640,13 +687,16 @@ static int client_set(ctl *c, mandate_runtime *rt, const char *id, int argc, cha
                                          {"dpop-bound", no_argument, NULL, 'D'},
                                          {"no-dpop-bound", no_argument, NULL, 'N'},
                                          {"initiate-login-uri", required_argument, NULL, 'I'},
+                                         {"may-act", required_argument, NULL, 'M'},
+                                         {"no-may-act", no_argument, NULL, 'X'},
                                          CTL_MTLS_OPTIONS,
                                          {"profile", required_argument, NULL, 'P'},
                                          {"require-par", no_argument, NULL, 'Q'},
                                          {"no-require-par", no_argument, NULL, 'q'},
                                          {NULL, 0, NULL, 0}};
     ctl_mtls mtls = CTL_MTLS_INIT;
-    int dpop = -1; /* -1: unchanged */
+    int dpop = -1;          /* -1: unchanged */
+    json_t *may_act = NULL; /* NULL: unchanged; [] (--no-may-act): none */
     int require_par = -1;
     const char *profile = NULL;
     double rate = 0;
@@ -667,6 +717,14 @@ static int client_set(ctl *c, mandate_runtime *rt, const char *id, int argc, cha
         } else if (opt == 'P' && (strcmp(optarg, MANDATE_PROFILE_FAPI2) == 0 ||
                                   strcmp(optarg, "none") == 0)) {
             profile = optarg;
+        } else if (opt == 'M' && mandate_client_id_valid(optarg)) {
+            add_value(&may_act, optarg);
+        } else if (opt == 'X' && may_act == NULL) {
+            may_act = json_array();
+        } else if (opt == 'M') {
+            fprintf(stderr, "mandatectl client set: --may-act '%.80s' is not a client id\n",
+                    optarg);
+            goto done;
         } else if (opt == 'R') {
             add_value(&redirect_uris, optarg);
         } else if (opt == 'G') {
@@ -678,13 +736,14 @@ static int client_set(ctl *c, mandate_runtime *rt, const char *id, int argc, cha
         }
     }
     if ((!any_rate && redirect_uris == NULL && grant_types == NULL && dpop < 0 && !mtls.any &&
-         require_par < 0 && profile == NULL && initiate_login_uri == NULL) ||
+         initiate_login_uri == NULL && may_act == NULL && require_par < 0 && profile == NULL) ||
         optind != argc) {
         fprintf(stderr, "Usage: mandatectl client set ID [--rate R --burst B] "
                         "[--redirect-uri URI]... [--grant-type T]... "
                         "[--dpop-bound|--no-dpop-bound] [--auth METHOD --tls-...] "
                         "[--cert-bound|--no-cert-bound] [--initiate-login-uri URI|\"\"] "
-                        "[--profile fapi2|none] [--require-par|--no-require-par]\n");
+                        "[--may-act ACTOR...|--no-may-act] [--profile fapi2|none] "
+                        "[--require-par|--no-require-par]\n");
         goto done;
     }
     status = CTL_REFUSED;
@@ -697,6 +756,10 @@ static int client_set(ctl *c, mandate_runtime *rt, const char *id, int argc, cha
     if (mtls.any && ctl_mtls_set(c, rt, id, &mtls) != CTL_OK)
         goto done;
     if (dpop >= 0 && set_dpop_bound(c, rt, id, dpop == 1, &err) != MANDATE_OK) {
+        fprintf(stderr, "mandatectl client set: %s\n", err.message);
+        goto done;
+    }
+    if (may_act != NULL && set_may_act(c, rt, id, may_act, &err) != MANDATE_OK) {
         fprintf(stderr, "mandatectl client set: %s\n", err.message);
         goto done;
     }
@@ -727,6 +790,7 @@ static int client_set(ctl *c, mandate_runtime *rt, const char *id, int argc, cha
 done:
     json_decref(redirect_uris);
     json_decref(grant_types);
+    json_decref(may_act);
     return status;
 }
 
@@ -754,12 +818,26 @@ static int client_by_id(ctl *c, mandate_runtime *rt, const char *verb, const cha
         bool enable = verb[0] == 'e';
         rc = mandate_clients_set_status(
             rt, id, enable ? MANDATE_CLIENT_ENABLED : MANDATE_CLIENT_DISABLED, &err);
+        /* its tokens go with it (validation checks the client); those
+         * handed down from them, to other clients, are revoked */
+        uint64_t descendants = 0;
+        mandate_pool *pool = mandate_pool_new();
+        if (rc == MANDATE_OK && !enable)
+            rc = mandate_store_revoke_descendants(mandate_runtime_store(rt),
+                                                  mandate_delegation_client_root(pool, id),
+                                                  &descendants, &err);
+        mandate_pool_free(&pool);
         if (rc == MANDATE_OK &&
             !ctl_audit(enable ? "client.enabled" : "client.disabled",
-                       json_pack("{s:s}", "client_id", id)))
+                       enable ? json_pack("{s:s}", "client_id", id)
+                              : json_pack("{s:s,s:I}", "client_id", id, "descendants",
+                                          (json_int_t)descendants)))
             return CTL_REFUSED;
-        if (rc == MANDATE_OK && !c->json)
-            printf("client %s %s\n", id, enable ? "enabled" : "disabled");
+        if (rc == MANDATE_OK && !c->json && enable)
+            printf("client %s enabled\n", id);
+        else if (rc == MANDATE_OK && !c->json)
+            printf("client %s disabled; %llu token%s in delegation chains below it revoked\n", id,
+                   (unsigned long long)descendants, descendants == 1 ? "" : "s");
     } else if (strcmp(verb, "delete") == 0) {
         rc = mandate_store_client_delete(mandate_runtime_store(rt), id, &err);
         if (rc == MANDATE_OK && !ctl_audit("client.deleted", json_pack("{s:s}", "client_id", id)))

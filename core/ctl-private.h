@@ -85,5 +85,22 @@ int ctl_cmd_migrate(ctl *c, int argc, char **argv);
 int ctl_cmd_mapping(ctl *c, int argc, char **argv);
 int ctl_cmd_user(ctl *c, int argc, char **argv);
 int ctl_cmd_saml(ctl *c, int argc, char **argv);
+int ctl_cmd_delegation(ctl *c, int argc, char **argv);
+
+/* The audit trail's files in order (dir_opt, else audit.dir of the
+ * configuration), NULL-terminated; NULL (said) on failure. Freed by
+ * ctl_audit_free_list. */
+char **ctl_audit_trail_files(const ctl *c, const char *dir_opt);
+void ctl_audit_free_list(char **files);
+/* mandatectl audit trace (ctl-audit-trace.c); argv[0] is "trace". */
+int ctl_audit_trace(const ctl *c, int argc, char **argv);
+
+/* Appends word to the space-separated, malloc'd *list (NULL: empty), for
+ * a repeatable option. */
+void ctl_add_word(char **list, const char *word);
+
+/* A token from a file, or standard input for "-" (tokens are secrets too,
+ * so never from argv), trimmed; malloc'd. NULL: said on stderr. */
+char *ctl_read_token(const char *file);
 
 #endif

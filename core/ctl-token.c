@@ -135,9 +135,7 @@ static int token_get(ctl *c, int argc, char **argv)
     return CTL_OK;
 }
 
-/* A token from a file, or standard input for "-": tokens are secrets too,
- * so never from argv. */
-static char *read_token(const char *file)
+char *ctl_read_token(const char *file)
 {
     char *text = NULL;
     size_t len = 0;
@@ -178,7 +176,7 @@ static int token_introspect(ctl *c, int argc, char **argv)
         fprintf(stderr, "Usage: mandatectl token introspect --token-file FILE|-\n");
         return CTL_USAGE;
     }
-    char *token = read_token(file);
+    char *token = ctl_read_token(file);
     if (token == NULL)
         return CTL_REFUSED;
     mandate_runtime *rt = ctl_runtime(c, MANDATE_RUNTIME_MIGRATE);
@@ -228,7 +226,7 @@ static int token_revoke(ctl *c, int argc, char **argv)
                         "--token-file FILE|-\n");
         return CTL_USAGE;
     }
-    char *token = file ? read_token(file) : NULL;
+    char *token = file ? ctl_read_token(file) : NULL;
     if (file != NULL && token == NULL)
         return CTL_REFUSED;
     mandate_runtime *rt = ctl_runtime_for_change(c, MANDATE_RUNTIME_MIGRATE);
@@ -249,18 +247,26 @@ static int token_revoke(ctl *c, int argc, char **argv)
             jti = NULL;
         }
     }
+    uint64_t descendants = 0;
     if (rt != NULL && jti != NULL) {
-        if (mandate_store_revoke(mandate_runtime_store(rt), jti, client_id, expires_at, &err) ==
-                MANDATE_OK &&
-            ctl_audit("token.revoked", json_pack("{s:s,s:o,s:I}", "jti", jti, "client_id",
-                                                 client_id ? json_string(client_id) : json_null(),
-                                                 "exp", (json_int_t)expires_at))) {
+        const mandate_instance *store = mandate_runtime_store(rt);
+        /* and every token handed down from it, however deep */
+        if (mandate_store_revoke(store, jti, client_id, expires_at, &err) == MANDATE_OK &&
+            mandate_store_revoke_descendants(store, jti, &descendants, &err) == MANDATE_OK &&
+            ctl_audit("token.revoked",
+                      json_pack("{s:s,s:o,s:I,s:I}", "jti", jti, "client_id",
+                                client_id ? json_string(client_id) : json_null(), "exp",
+                                (json_int_t)expires_at, "descendants",
+                                (json_int_t)descendants))) {
             status = CTL_OK;
             if (c->json)
-                ctl_print_json(json_pack("{s:s,s:I}", "revoked", jti, "until",
-                                         (json_int_t)expires_at));
+                ctl_print_json(json_pack("{s:s,s:I,s:I}", "revoked", jti, "until",
+                                         (json_int_t)expires_at, "descendants",
+                                         (json_int_t)descendants));
             else
-                printf("token %s revoked; every broker refuses it within a second\n", jti);
+                printf("token %s revoked, and %llu token%s derived from it; every broker "
+                       "refuses them within a second\n",
+                       jti, (unsigned long long)descendants, descendants == 1 ? "" : "s");
         }
     }
     if (status != CTL_OK && rt != NULL && err.message[0] != '\0')

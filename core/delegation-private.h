@@ -37,9 +37,16 @@
  * Names are compared exactly: there are no wildcards ("*" is refused when
  * the configuration is read).
  *
- * What comes later (may_act in issued tokens, per-client rules, cycle
- * detection) adds to the rule and the request, and stays in this one
- * decision. */
+ *  - may_act (RFC 8693 §4.4): every token issued names, in may_act, the
+ *    actors of the rules about its client and subject and those of its
+ *    client's own list (mandatectl client set ID --may-act ACTOR...). An
+ *    exchange of another client's token no rule admits is admitted when
+ *    the token's may_act names the acting client; the rest (depth, cycle,
+ *    scopes, audiences, lifetime) holds all the same.
+ *  - A cycle: an acting client already among the chain's earlier actors
+ *    is refused (A acting for B acting for A).
+ *  - Refused for want of a rule: the reason names, for each rule, the
+ *    first of its lists that leaves the request out. */
 #ifndef MANDATE_DELEGATION_PRIVATE_H
 #define MANDATE_DELEGATION_PRIVATE_H
 
@@ -97,6 +104,7 @@ typedef enum mandate_delegation_verdict {
     MANDATE_DELEGATION_NOT_ALLOWED, /* another client's token, no rule for this actor:
                                        invalid_grant */
     MANDATE_DELEGATION_TOO_DEEP,    /* more actors than max_depth: invalid_grant */
+    MANDATE_DELEGATION_CYCLE,       /* the actor is in the chain already: invalid_grant */
     MANDATE_DELEGATION_SCOPE,   /* a scope beyond the token's or the actor's: invalid_scope */
     MANDATE_DELEGATION_AUDIENCE /* an audience not allowed: invalid_target */
 } mandate_delegation_verdict;
@@ -104,7 +112,9 @@ typedef enum mandate_delegation_verdict {
 typedef struct mandate_delegation_result {
     mandate_delegation_verdict verdict;
     bool delegated;                      /* the token was issued to another client */
-    const mandate_delegation_rule *rule; /* the rule that admitted it; NULL: none needed */
+    const mandate_delegation_rule *rule; /* the rule that admitted it; NULL: none needed,
+                                            or by_may_act */
+    bool by_may_act;                     /* no rule, but the token's may_act names the actor */
     /* the new token's, when admitted */
     const char *actor;
     const char *prior_actors; /* nearest first; NULL: none */
@@ -124,8 +134,32 @@ mandate_delegation_verdict mandate_delegation_decide(const mandate_delegation *p
                                                      mandate_pool *pool,
                                                      mandate_delegation_result *result_r);
 
-/* "admitted", "actor_not_allowed", "too_deep", "scope", "audience": for the
- * audit trail. */
+/* "admitted", "actor_not_allowed", "too_deep", "cycle", "scope", "audience":
+ * for the audit trail. */
 const char *mandate_delegation_verdict_name(mandate_delegation_verdict verdict);
+
+/* The may_act (RFC 8693 §4.4) of a token about to be issued (g: its
+ * client_id and subject): the client's own list ("may_act" in its
+ * attributes, set by mandatectl client set --may-act), then the actors of
+ * every rule about the token's client and subject, each once, the token's
+ * own client left out; space-separated in pool. NULL: none, or more than
+ * MANDATE_GRANT_MAX_MAY_ACT (the token then names none, and exchanges go by
+ * the rules alone). */
+const char *mandate_delegation_may_act(const mandate_delegation *policy, mandate_pool *pool,
+                                       const char *client_attributes, const mandate_grant *g);
+
+/* The lineage root of a client's tokens that were handed down: disabling
+ * the client revokes every token below it (mandatectl client disable). */
+const char *mandate_delegation_client_root(mandate_pool *pool, const char *client_id);
+
+/* Records in the store that child was derived from parent (jti to parent
+ * jti) and that parent, a token of its client, was handed down (parent jti
+ * below the client's root), each until its own expiry; a link already
+ * there is kept. false: err says why, and the child must not be issued
+ * (its parent's revocation would not reach it). */
+struct mandate_instance; /* plugins-private.h, which includes this file's reader */
+bool mandate_delegation_link(const struct mandate_instance *store, mandate_pool *pool,
+                             const mandate_grant *parent, const mandate_grant *child,
+                             mandate_error *err);
 
 #endif

@@ -6,10 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "clients-private.h"
+#include "grant-claims.h"
 #include "delegation-private.h"
 #include "mapping-private.h"
 #include "oauth-private.h"
+#include "plugins-private.h"
 #include "util-private.h"
 
 /* ---- reading ---- */
@@ -143,17 +147,40 @@ static bool words_within(mandate_pool *pool, const char *want, const char *have,
     return missing == NULL;
 }
 
+/* The rule is about tokens of this client and subject. */
+static bool rule_about(const mandate_delegation_rule *r, const char *client,
+                       const char *subject)
+{
+    client = client != NULL ? client : "";
+    subject = subject != NULL ? subject : "";
+    return (list_empty(r->clients) ||
+            mandate_string_list_has(r->clients, client, strlen(client))) &&
+           (list_empty(r->subjects) ||
+            mandate_string_list_has(r->subjects, subject, strlen(subject)));
+}
+
 /* The rule names this actor, and the token's client and subject. */
 static bool rule_covers(const mandate_delegation_rule *r, const char *actor,
                         const mandate_grant *token)
 {
-    const char *client = token->client_id != NULL ? token->client_id : "";
-    const char *subject = token->subject != NULL ? token->subject : "";
     return mandate_string_list_has(r->actors, actor, strlen(actor)) &&
-           (list_empty(r->clients) ||
-            mandate_string_list_has(r->clients, client, strlen(client))) &&
-           (list_empty(r->subjects) ||
-            mandate_string_list_has(r->subjects, subject, strlen(subject)));
+           rule_about(r, token->client_id, token->subject);
+}
+
+/* Why the rule does not cover the actor for this token: the first of its
+ * lists that leaves them out. */
+static const char *rule_miss(mandate_pool *pool, const mandate_delegation_rule *r,
+                             const char *actor, const mandate_grant *t)
+{
+    const char *client = t->client_id ? t->client_id : "-";
+    const char *subject = t->subject ? t->subject : "-";
+    if (!mandate_string_list_has(r->actors, actor, strlen(actor)))
+        return mandate_pool_printf(pool, "rule %s: %s is not among its actors", r->name, actor);
+    if (!list_empty(r->clients) && !mandate_string_list_has(r->clients, client, strlen(client)))
+        return mandate_pool_printf(pool, "rule %s: client %s is not among its clients", r->name,
+                                   client);
+    return mandate_pool_printf(pool, "rule %s: subject %s is not among its subjects", r->name,
+                               subject);
 }
 
 /* Every audience asked for is the token's or one the rule lists. */
@@ -190,22 +217,30 @@ mandate_delegation_verdict mandate_delegation_decide(const mandate_delegation *p
     memset(r, 0, sizeof(*r));
     r->delegated = t->client_id == NULL || strcmp(rq->actor, t->client_id) != 0;
 
-    /* who may act: the first rule for this actor and this token; one that
-     * also lists an audience asked for may come later (below) */
+    /* who may act: the first rule for this actor and this token (one that
+     * also lists an audience asked for may come later, below), or the
+     * token's own may_act, written when it was issued */
     const mandate_delegation_rule *first = NULL;
     for (size_t i = 0; first == NULL && i < policy->count; i++)
         if (rule_covers(&policy->rules[i], rq->actor, t))
             first = &policy->rules[i];
-    if (r->delegated && first == NULL)
-        return refuse(r, MANDATE_DELEGATION_NOT_ALLOWED, NULL,
-                      mandate_pool_printf(pool,
-                                          "no delegation rule lets %s act for tokens of client "
-                                          "%s (subject %s)",
-                                          rq->actor, t->client_id ? t->client_id : "-",
-                                          t->subject ? t->subject : "-"));
+    r->by_may_act = first == NULL && t->may_act != NULL &&
+                    mandate_word_list_has(t->may_act, rq->actor, strlen(rq->actor));
+    if (r->delegated && first == NULL && !r->by_may_act) {
+        const char *why = mandate_pool_printf(
+            pool, "no delegation rule lets %s act for tokens of client %s (subject %s)%s",
+            rq->actor, t->client_id ? t->client_id : "-", t->subject ? t->subject : "-",
+            t->may_act != NULL ? ", and the subject_token's may_act does not name it"
+                               : ", and the subject_token has no may_act");
+        for (size_t i = 0; i < policy->count; i++)
+            why = mandate_pool_printf(pool, "%s; %s", why,
+                                      rule_miss(pool, &policy->rules[i], rq->actor, t));
+        return refuse(r, MANDATE_DELEGATION_NOT_ALLOWED, NULL, why);
+    }
 
     /* the chain: the acting client outermost, unless it is already */
-    if (t->actor != NULL && strcmp(t->actor, rq->actor) == 0) {
+    bool narrowing = t->actor != NULL && strcmp(t->actor, rq->actor) == 0;
+    if (narrowing) {
         r->actor = t->actor;
         r->prior_actors = t->prior_actors;
     } else {
@@ -228,6 +263,23 @@ mandate_delegation_verdict mandate_delegation_decide(const mandate_delegation *p
                                           r->depth, r->actor,
                                           r->prior_actors ? r->prior_actors : "",
                                           (long long)max));
+    /* a client already in the chain would act for itself through others:
+     * the chain would no longer say who decided. The chain's first client
+     * is its subject when it began with client credentials (sub is then
+     * the client): A acting for B acting for A. */
+    if (!narrowing && mandate_word_list_has(t->prior_actors, rq->actor, strlen(rq->actor)))
+        return refuse(r, MANDATE_DELEGATION_CYCLE, NULL,
+                      mandate_pool_printf(pool,
+                                          "%s is already in the subject_token's act chain "
+                                          "(%s %s): a cycle",
+                                          rq->actor, t->actor, t->prior_actors));
+    if (!narrowing && r->delegated && t->actor != NULL && t->subject != NULL &&
+        strcmp(t->subject, rq->actor) == 0)
+        return refuse(r, MANDATE_DELEGATION_CYCLE, NULL,
+                      mandate_pool_printf(pool,
+                                          "%s began the subject_token's chain (it is its "
+                                          "subject): a cycle",
+                                          rq->actor));
 
     const char *scope = rq->requested_scope != NULL ? rq->requested_scope : t->scope;
     if (!words_within(pool, scope, t->scope, &missing) ||
@@ -268,6 +320,7 @@ mandate_delegation_verdict mandate_delegation_decide(const mandate_delegation *p
     }
     r->verdict = MANDATE_DELEGATION_ADMITTED;
     r->why = r->rule != NULL ? mandate_pool_printf(pool, "delegation rule %s", r->rule->name)
+             : r->delegated  ? "the subject_token's may_act"
                              : "its own token, narrowed";
     return MANDATE_DELEGATION_ADMITTED;
 }
@@ -278,8 +331,84 @@ const char *mandate_delegation_verdict_name(mandate_delegation_verdict verdict)
     case MANDATE_DELEGATION_ADMITTED: return "admitted";
     case MANDATE_DELEGATION_NOT_ALLOWED: return "actor_not_allowed";
     case MANDATE_DELEGATION_TOO_DEEP: return "too_deep";
+    case MANDATE_DELEGATION_CYCLE: return "cycle";
     case MANDATE_DELEGATION_SCOPE: return "scope";
     case MANDATE_DELEGATION_AUDIENCE: return "audience";
     }
     return "unknown";
+}
+
+/* A client's own --may-act list: "may_act" in its attributes, an array of
+ * client ids. */
+static void add_client_may_act(mandate_pool *pool, const char *attributes, const char **out)
+{
+    json_t *o = attributes != NULL ? json_loads(attributes, 0, NULL) : NULL;
+    json_t *list = json_object_get(o, "may_act");
+    size_t i;
+    json_t *v;
+    json_array_foreach(list, i, v)
+    {
+        const char *id = json_string_value(v);
+        if (id != NULL && mandate_client_id_valid(id) &&
+            !mandate_word_list_has(*out, id, strlen(id)))
+            *out = *out ? mandate_pool_printf(pool, "%s %s", *out, id)
+                        : mandate_pool_strdup(pool, id);
+    }
+    json_decref(o);
+}
+
+const char *mandate_delegation_may_act(const mandate_delegation *policy, mandate_pool *pool,
+                                       const char *client_attributes, const mandate_grant *g)
+{
+    const char *out = NULL;
+    add_client_may_act(pool, client_attributes, &out);
+    for (size_t i = 0; i < policy->count; i++) {
+        const mandate_delegation_rule *r = &policy->rules[i];
+        if (!rule_about(r, g->client_id, g->subject))
+            continue;
+        for (char **a = r->actors; *a != NULL; a++)
+            if (!mandate_word_list_has(out, *a, strlen(*a)))
+                out = out ? mandate_pool_printf(pool, "%s %s", out, *a)
+                          : mandate_pool_strdup(pool, *a);
+    }
+    /* the token names its own client's actors, not itself */
+    if (out != NULL && g->client_id != NULL &&
+        mandate_word_list_has(out, g->client_id, strlen(g->client_id))) {
+        const char *kept = NULL, *cur = out, *w;
+        size_t n;
+        while (mandate_word_list_next(&cur, &w, &n))
+            if (n != strlen(g->client_id) || strncmp(w, g->client_id, n) != 0)
+                kept = kept ? mandate_pool_printf(pool, "%s %.*s", kept, (int)n, w)
+                            : mandate_pool_printf(pool, "%.*s", (int)n, w);
+        out = kept;
+    }
+    if (mandate_word_list_count(out) > MANDATE_GRANT_MAX_MAY_ACT)
+        return NULL;
+    return out;
+}
+
+const char *mandate_delegation_client_root(mandate_pool *pool, const char *client_id)
+{
+    return mandate_pool_printf(pool, "cli_%s", client_id);
+}
+
+/* MANDATE_EXISTS is a link made before (a token exchanged twice): fine. */
+static bool linked(mandate_rc rc)
+{
+    return rc == MANDATE_OK || rc == MANDATE_EXISTS;
+}
+
+bool mandate_delegation_link(const struct mandate_instance *store, mandate_pool *pool,
+                             const mandate_grant *parent, const mandate_grant *child,
+                             mandate_error *err)
+{
+    if (parent->jti == NULL || child->jti == NULL || parent->client_id == NULL) {
+        mandate_error_set(err, MANDATE_INVALID, "a token without a jti or client_id");
+        return false;
+    }
+    return linked(mandate_store_lineage_add(
+               store, parent->jti, mandate_delegation_client_root(pool, parent->client_id),
+               parent->client_id, parent->expires_at, err)) &&
+           linked(mandate_store_lineage_add(store, child->jti, parent->jti, child->client_id,
+                                            child->expires_at, err));
 }

@@ -111,6 +111,19 @@ static char *joined(mandate_pool *pool, char **words)
     return out;
 }
 
+/* The token's actors, the current one first: "B,A" for act B over act A;
+ * "" without an actor. */
+static const char *actor_chain(mandate_pool *pool, const mandate_grant *g)
+{
+    if (g->actor == NULL)
+        return "";
+    const char *out = g->actor, *cur = g->prior_actors, *w;
+    size_t n;
+    while (mandate_word_list_next(&cur, &w, &n))
+        out = mandate_pool_printf(pool, "%s,%.*s", out, (int)n, w);
+    return out;
+}
+
 /* The audit record of a decision: written before the answer goes, or the
  * answer is 503 (a gateway then refuses the call). t is NULL when the path
  * was refused before any target was chosen; extra (stolen, may be NULL)
@@ -128,6 +141,9 @@ static bool audited_with(mandate_http_request *req, mandate_http_response *resp,
             json_object_set_new(fields, "client_id", json_string(st->grant.client_id));
         if (st->grant.subject != NULL)
             json_object_set_new(fields, "sub", json_string(st->grant.subject));
+        if (st->grant.actor != NULL)
+            json_object_set_new(fields, "actor_chain",
+                                json_string(actor_chain(req->pool, &st->grant)));
     } else if (token != NULL) {
         char ref[9];
         mandate_audit_token_ref(token, strlen(token), ref);
@@ -349,5 +365,10 @@ void mandate_endpoint_gateway_check(mandate_http_request *req, mandate_http_resp
     mandate_http_response_header(resp, "X-Mandate-Scope", g->scope ? g->scope : "");
     mandate_http_response_header(resp, "X-Mandate-Tenant", g->tenant ? g->tenant : "");
     mandate_http_response_header(resp, "X-Mandate-Target", t->name);
+    /* who acts for the subject, the current actor first, then those it
+     * acts for (RFC 8693 §4.1's nesting, outermost first); empty when the
+     * token has no actor, so that a proxy that copies it always overwrites
+     * one sent by the caller */
+    mandate_http_response_header(resp, "X-Mandate-Actor-Chain", actor_chain(req->pool, g));
     mandate_http_response_header(resp, "Cache-Control", "no-store");
 }

@@ -338,16 +338,22 @@ void mandate_endpoint_revoke(mandate_http_request *req, mandate_http_response *r
     }
     if (st.parsed && st.grant.jti != NULL) {
         mandate_error err = {0};
-        rc = mandate_store_revoke(mandate_runtime_store(req->runtime), st.grant.jti,
-                                  st.grant.client_id, st.grant.expires_at, &err);
+        const mandate_instance *store = mandate_runtime_store(req->runtime);
+        rc = mandate_store_revoke(store, st.grant.jti, st.grant.client_id,
+                                  st.grant.expires_at, &err);
+        /* and every token handed down from it by exchange, however deep */
+        uint64_t descendants = 0;
+        if (rc == MANDATE_OK)
+            rc = mandate_store_revoke_descendants(store, st.grant.jti, &descendants, &err);
         if (rc != MANDATE_OK) {
             log_error("revocation of jti=%s: %s", st.grant.jti, err.message);
             mandate_oauth_respond_rc(req, resp, rc);
             return;
         }
         log_info("token revoked: jti=%s client_id=%s", st.grant.jti, caller.client_id);
-        json_t *fields = json_pack("{s:s,s:I}", "by", caller.client_id, "exp",
-                                   (json_int_t)st.grant.expires_at);
+        json_t *fields = json_pack("{s:s,s:I,s:I}", "by", caller.client_id, "exp",
+                                   (json_int_t)st.grant.expires_at, "descendants",
+                                   (json_int_t)descendants);
         name_token(fields, &st, token);
         if (!audited(req, resp, "token.revoked", fields))
             return;

@@ -85,6 +85,10 @@ static void delegation_refused(mandate_pool *pool, const mandate_delegation_resu
         mandate_oauth_fail(oerr, 400, "invalid_grant",
                            "the subject_token's chain of actors is as long as allowed");
         break;
+    case MANDATE_DELEGATION_CYCLE:
+        mandate_oauth_fail(oerr, 400, "invalid_grant",
+                           "this client is already in the subject_token's chain of actors");
+        break;
     case MANDATE_DELEGATION_SCOPE:
         mandate_oauth_fail(oerr, 400, "invalid_scope",
                            mandate_pool_printf(pool,
@@ -168,6 +172,8 @@ static void own_token(mandate_http_request *req, mandate_http_response *resp,
                             json_string(mandate_delegation_verdict_name(d.verdict)));
         if (d.rule != NULL)
             json_object_set_new(fields, "delegation_rule", json_string(d.rule->name));
+        else if (d.by_may_act)
+            json_object_set_new(fields, "delegation_rule", json_string("may_act"));
         if (d.verdict != MANDATE_DELEGATION_ADMITTED) {
             log_info("token exchange refused: client_id=%s subject_client_id=%s: %s",
                      client->client_id, o->client_id, d.why);
@@ -197,7 +203,21 @@ static void own_token(mandate_http_request *req, mandate_http_response *resp,
     }
     log_info("token exchange: client_id=%s takes over a token of %s for %s (%s)",
              client->client_id, o->client_id, g.subject, d.why);
-    mandate_token_issue(req, resp, client, &g, grant_type, fields, MANDATE_TOKEN_TYPE_ACCESS);
+    char *token;
+    const mandate_instance *fmt;
+    if (!mandate_token_mint(req, resp, client, &g, grant_type, fields, &token, &fmt))
+        return;
+    /* tied to its parent before it leaves, so that revoking the parent (or
+     * anything above it, its client included) reaches it */
+    if (!mandate_delegation_link(mandate_runtime_store(req->runtime), req->pool, o, &g, &err)) {
+        log_error("token %s cannot be tied to its parent %s: %s", g.jti, o->jti, err.message);
+        mandate_oauth_fail_rc(&oerr, MANDATE_TEMPFAIL);
+        oerr.reason = "the token cannot be tied to its parent";
+        mandate_token_refuse(req, resp, &oerr, grant_type, client->client_id, fields);
+        return;
+    }
+    mandate_token_answer(req, resp, client, &g, token, fmt, grant_type, fields,
+                         MANDATE_TOKEN_TYPE_ACCESS);
 }
 
 /* The agent that acts: authenticated, and within its rate. false: the

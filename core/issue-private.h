@@ -27,10 +27,11 @@ void mandate_token_answer(mandate_http_request *req, mandate_http_response *resp
                           const char *token, const mandate_instance *fmt,
                           const char *grant_type, json_t *extra, const char *issued_token_type);
 /* The first half of mandate_token_issue: grant minted with the client's
- * format into *token_r (fmt_r: the format). false: refused, audited (with
- * extra, stolen) and answered. */
+ * format into *token_r (fmt_r: the format), its may_act set first from the
+ * delegation policy when it has none. false: refused, audited (with extra,
+ * stolen) and answered. */
 bool mandate_token_mint(mandate_http_request *req, mandate_http_response *resp,
-                        const mandate_client *client, const mandate_grant *grant,
+                        const mandate_client *client, mandate_grant *grant,
                         const char *grant_type, json_t *extra, char **token_r,
                         const mandate_instance **fmt_r);
 /* mandate_token_answer with more members in the answer (stolen, may be

@@ -11,6 +11,7 @@
 #include "audit-events-private.h"
 #include "client-limits-private.h"
 #include "clock-private.h"
+#include "delegation-private.h"
 #include "dpop-binding-private.h"
 #include "issue-private.h"
 #include "jose.h"
@@ -105,7 +106,7 @@ static const mandate_instance *client_format(mandate_http_request *req,
 }
 
 bool mandate_token_mint(mandate_http_request *req, mandate_http_response *resp,
-                        const mandate_client *client, const mandate_grant *grant,
+                        const mandate_client *client, mandate_grant *grant,
                         const char *grant_type, json_t *extra, char **token_r,
                         const mandate_instance **fmt_r)
 {
@@ -138,6 +139,11 @@ bool mandate_token_mint(mandate_http_request *req, mandate_http_response *resp,
         mandate_token_refuse(req, resp, &oerr, grant_type, client->client_id, extra);
         return false;
     }
+    /* RFC 8693 §4.4: the actors the delegation policy names for this token */
+    if (grant->may_act == NULL)
+        grant->may_act =
+            mandate_delegation_may_act(&mandate_runtime_config(req->runtime)->delegation,
+                                       req->pool, client->attributes, grant);
     /* RFC 9449: bound to the key of the request's proof; a client registered
      * for bound tokens gets none without one */
     mandate_grant bound = *grant;
@@ -191,9 +197,10 @@ void mandate_token_issue(mandate_http_request *req, mandate_http_response *resp,
 {
     char *token;
     const mandate_instance *fmt;
-    if (!mandate_token_mint(req, resp, client, grant, grant_type, extra, &token, &fmt))
+    mandate_grant minted = *grant;
+    if (!mandate_token_mint(req, resp, client, &minted, grant_type, extra, &token, &fmt))
         return;
-    mandate_token_answer(req, resp, client, grant, token, fmt, grant_type, extra,
+    mandate_token_answer(req, resp, client, &minted, token, fmt, grant_type, extra,
                          issued_token_type);
 }
 
@@ -227,6 +234,8 @@ void mandate_token_answer_with(mandate_http_request *req, mandate_http_response 
         json_object_set_new(fields, "prior_actors", json_string(grant->prior_actors));
     if (grant->idp != NULL)
         json_object_set_new(fields, "idp", json_string(grant->idp));
+    if (grant->may_act != NULL)
+        json_object_set_new(fields, "may_act", json_string(grant->may_act));
     bool id_jag =
         issued_token_type != NULL && strcmp(issued_token_type, MANDATE_TOKEN_TYPE_ID_JAG) == 0;
     /* minted bound by mandate_token_mint when the request had a proof */

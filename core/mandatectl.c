@@ -88,10 +88,18 @@ static void usage(FILE *out)
             "  audit key             print the public key that verifies the checkpoints\n"
             "  audit tail [-f] [-n N] [--client ID] [--event TYPE] [--dir DIR]\n"
             "                        print the last records readably; -f follows\n"
+            "  audit trace JTI [--dot] [--dir DIR]\n"
+            "                        the delegation chain around a token from the trail:\n"
+            "                        its issue, each exchange (actor, rule, scope, audience),\n"
+            "                        refusals, gateway checks, revocations\n"
             "  mapping test --idp NAME --assertion FILE [--client ID] [--scope S]\n"
             "               [--resource URI]\n"
             "                        which mapping rule an assertion meets and the grant it\n"
             "                        would give (nothing is issued or claimed)\n"
+            "  delegation test --subject-token FILE|- --actor ID [--resource URI]...\n"
+            "                  [--scope S]\n"
+            "                        whether ID may exchange the token, and by which rule\n"
+            "                        (or why each rule refuses); nothing is issued\n"
             "  user revoke [--tenant T] SUBJECT\n"
             "                        end a signed-in user's sessions and refresh tokens\n"
             "  user consents [--tenant T] SUBJECT\n"
@@ -399,6 +407,7 @@ static const command commands[] = {
     {"user", ctl_cmd_user},
     {"apply", ctl_cmd_apply},
     {"saml", ctl_cmd_saml},
+    {"delegation", ctl_cmd_delegation},
 };
 
 int main(int argc, char **argv)

@@ -124,6 +124,7 @@ json_t *mandate_grant_to_introspection(const mandate_grant *g)
      * members before the bad one, as it did before. */
     if (o != NULL)
         (void)(mandate_grant_claims_put(o, g, true, "introspection", &err) == MANDATE_OK &&
-               mandate_grant_cnf_put(o, g, "introspection", &err) == MANDATE_OK);
+               mandate_grant_cnf_put(o, g, "introspection", &err) == MANDATE_OK &&
+               mandate_grant_may_act_put(o, g, "introspection", &err) == MANDATE_OK);
     return o;
 }

@@ -99,6 +99,32 @@ mandate_rc mandate_grant_cnf_put(json_t *obj, const mandate_grant *g, const char
     return MANDATE_OK;
 }
 
+mandate_rc mandate_grant_may_act_put(json_t *obj, const mandate_grant *g, const char *who,
+                                     mandate_error *err)
+{
+    size_t words = mandate_word_list_count(g->may_act);
+    if (words == 0)
+        return MANDATE_OK;
+    if (words > MANDATE_GRANT_MAX_MAY_ACT)
+        return mandate_error_set(err, MANDATE_INVALID,
+                                 "%s: grant's may_act names %zu actors, "
+                                 "more than %d",
+                                 who, words, MANDATE_GRANT_MAX_MAY_ACT);
+    /* RFC 8693 §4.4: one party is an object; several, an array of them */
+    json_t *list = words > 1 ? json_array() : NULL, *one = NULL;
+    const char *cur = g->may_act, *w;
+    size_t n;
+    bool ok = true;
+    while (ok && mandate_word_list_next(&cur, &w, &n)) {
+        one = json_pack("{s:s%}", "sub", w, n);
+        ok = one != NULL && (list == NULL || json_array_append_new(list, one) == 0);
+    }
+    if (ok && json_object_set_new(obj, "may_act", list != NULL ? list : one) == 0)
+        return MANDATE_OK;
+    json_decref(list);
+    return mandate_error_set(err, MANDATE_INVALID, "%s: grant may_act is not valid UTF-8", who);
+}
+
 /* --- claims -> grant ---------------------------------------------------------- */
 
 /* The member name of claims in *v_r, NULL when absent (an error when
@@ -215,6 +241,42 @@ static mandate_rc get_cnf(const mandate_host *host, mandate_pool *pool, const js
     return MANDATE_OK;
 }
 
+/* may_act (RFC 8693 §4.4): {"sub": ...} or an array of those, each sub a
+ * client id; joined with spaces. A host before ABI 1.6 has no place for it
+ * and leaves it: the token then admits fewer actors, never more. */
+static mandate_rc get_may_act(const mandate_host *host, mandate_pool *pool,
+                              const json_t *claims, const mandate_grant_claims_reader *r,
+                              mandate_grant *g, mandate_error *err)
+{
+    const json_t *may = json_object_get(claims, "may_act");
+    if (may == NULL || host->abi_minor < 6)
+        return MANDATE_OK;
+    size_t count = json_is_array(may) ? json_array_size(may) : 1;
+    if (count == 0 || count > MANDATE_GRANT_MAX_MAY_ACT)
+        return mandate_error_set(err, r->bad, "%s may_act names %zu actors (1 to %d)", r->what,
+                                 count, MANDATE_GRANT_MAX_MAY_ACT);
+    char buf[MANDATE_GRANT_MAX_MAY_ACT * 130];
+    size_t len = 0;
+    for (size_t i = 0; i < count; i++) {
+        const json_t *one = json_is_array(may) ? json_array_get(may, i) : may;
+        const json_t *sub = json_is_object(one) ? json_object_get(one, "sub") : NULL;
+        size_t n = json_is_string(sub) ? json_string_length(sub) : 0;
+        const char *v = json_is_string(sub) ? json_string_value(sub) : "";
+        if (n == 0 || n > 128 || strcspn(v, " \t\r\n") != n)
+            return mandate_error_set(err, r->bad,
+                                     "%s may_act holds a party without a client "
+                                     "id in sub",
+                                     r->what);
+        if (len > 0)
+            buf[len++] = ' ';
+        memcpy(buf + len, v, n);
+        len += n;
+    }
+    buf[len] = '\0';
+    g->may_act = host->pool_strdup(pool, buf);
+    return MANDATE_OK;
+}
+
 static mandate_rc get_act(const mandate_host *host, mandate_pool *pool, const json_t *claims,
                           const mandate_grant_claims_reader *r, mandate_grant *g,
                           mandate_error *err)
@@ -262,7 +324,8 @@ mandate_rc mandate_grant_claims_get(const mandate_host *host, mandate_pool *pool
         (rc = get_str(host, pool, claims, r, "idp", false, &g->idp, err)) != MANDATE_OK ||
         (rc = get_aud(host, pool, claims, r, &g->audience, err)) != MANDATE_OK ||
         (rc = get_act(host, pool, claims, r, g, err)) != MANDATE_OK ||
-        (rc = get_cnf(host, pool, claims, r, g, err)) != MANDATE_OK)
+        (rc = get_cnf(host, pool, claims, r, g, err)) != MANDATE_OK ||
+        (rc = get_may_act(host, pool, claims, r, g, err)) != MANDATE_OK)
         return rc;
     g->expires_at = exp;
     g->issued_at = iat;
@@ -274,16 +337,16 @@ mandate_rc mandate_grant_claims_get(const mandate_host *host, mandate_pool *pool
 
 /* --- the grant's strings ------------------------------------------------------ */
 
-#define GRANT_STRINGS 12
+#define GRANT_STRINGS 13
 
 /* The grant's strings, in order, for copying. A member added to
  * mandate_grant that holds a string is added here. */
 static const char **grant_string(mandate_grant *g, size_t i)
 {
-    const char **fields[GRANT_STRINGS] = {&g->issuer, &g->subject,     &g->client_id, &g->actor,
-                                          &g->tenant, &g->scope,       &g->audience,  &g->idp,
-                                          &g->jti,    &g->prior_actors, &g->cnf_jkt,
-                                          &g->cnf_x5t_s256};
+    const char **fields[GRANT_STRINGS] = {
+        &g->issuer,  &g->subject,      &g->client_id, &g->actor, &g->tenant,
+        &g->scope,   &g->audience,     &g->idp,       &g->jti,   &g->prior_actors,
+        &g->cnf_jkt, &g->cnf_x5t_s256, &g->may_act};
     return fields[i];
 }
 

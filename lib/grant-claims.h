@@ -40,6 +40,17 @@ mandate_rc mandate_grant_claims_put(json_t *obj, const mandate_grant *grant, boo
 mandate_rc mandate_grant_cnf_put(json_t *obj, const mandate_grant *grant, const char *who,
                                  mandate_error *err);
 
+/* The most actors a grant's may_act names: a policy that lets more clients
+ * act for one token than this says too little to a reader of the token. */
+#define MANDATE_GRANT_MAX_MAY_ACT 16
+
+/* may_act (RFC 8693 §4.4) of a grant that names actors: {"sub": client_id}
+ * for one, an array of those for several; nothing when it names none. Only
+ * for a grant of ABI 1.6 or later. MANDATE_INVALID when it names more than
+ * MANDATE_GRANT_MAX_MAY_ACT or is not valid UTF-8. */
+mandate_rc mandate_grant_may_act_put(json_t *obj, const mandate_grant *grant, const char *who,
+                                     mandate_error *err);
+
 /* --- claims -> grant ---------------------------------------------------------- */
 
 /* How a reader names and grades what it finds wrong with the claims: the
@@ -54,7 +65,7 @@ typedef struct mandate_grant_claims_reader {
 
 /* Fills grant from claims: iss, sub, jti, client_id, exp and iat required;
  * nbf, scope, tenant, idp, aud (a string, or an array of strings joined
- * with spaces), act and cnf optional (cnf refused for a host before ABI
+ * with spaces), act, cnf and may_act optional (cnf refused for a host before ABI
  * 1.5, which could not keep the binding). Strings are copied into pool through host.
  * not_before is nbf, or iat without one; *nbf_given_r (may be NULL) says
  * which. prior_actors is written only for a host of ABI 1.4 or later, and a

@@ -454,6 +454,89 @@ static void test_subjects(void **state)
     expect(f, MANDATE_DELEGATION_NOT_ALLOWED, NULL);
 }
 
+/* may_act in the subject token admits an actor no rule names; the rest of
+ * the decision holds all the same. */
+static void test_may_act_admits(void **state)
+{
+    fixture *f = *state;
+    assert_true(parse(
+        f, RULES("    { name = \"b\"; actors = [\"agent-b\"]; clients = [\"agent-a\"]; }\n")));
+    expect(f, MANDATE_DELEGATION_NOT_ALLOWED, "and the subject_token has no may_act");
+    f->token.may_act = "agent-m agent-d";
+    expect(f, MANDATE_DELEGATION_ADMITTED, "the subject_token's may_act");
+    assert_true(f->res.by_may_act);
+    assert_null(f->res.rule);
+    assert_string_equal(f->res.actor, "agent-d");
+    /* no wider audience: no rule lists one */
+    f->rq.requested_audience = OTHER;
+    expect(f, MANDATE_DELEGATION_AUDIENCE, NULL);
+    f->rq.requested_audience = NULL;
+    /* a prefix of a name is not the name */
+    f->rq.actor = "agent";
+    f->rq.actor_scopes = "mcp:call gateway:invoke";
+    expect(f, MANDATE_DELEGATION_NOT_ALLOWED, "may_act does not name it");
+}
+
+/* A refusal for want of a rule names, for each rule, the list that leaves
+ * the request out. */
+static void test_each_rule_says_why(void **state)
+{
+    fixture *f = *state;
+    assert_true(parse(
+        f, RULES("    { name = \"b\"; actors = [\"agent-b\"]; clients = [\"agent-a\"]; },\n"
+                 "    { name = \"d\"; actors = [\"agent-d\"]; clients = [\"agent-c\"]; },\n"
+                 "    { name = \"s\"; actors = [\"agent-d\"]; subjects = [\"advisor-1\"]; }\n")));
+    expect(f, MANDATE_DELEGATION_NOT_ALLOWED, "; rule b: agent-d is not among its actors");
+    expect(f, MANDATE_DELEGATION_NOT_ALLOWED, "; rule d: client agent-a is not among its clients");
+    expect(f, MANDATE_DELEGATION_NOT_ALLOWED,
+           "; rule s: subject agent-a is not among its subjects");
+}
+
+/* An actor already in the chain: A acting for B acting for A. */
+static void test_cycle_refused(void **state)
+{
+    fixture *f = *state;
+    assert_true(parse(
+        f, RULES("    { name = \"ab\"; actors = [\"agent-a\"]; clients = [\"agent-b\"]; }\n")));
+    f->rq.actor = "agent-a";
+    f->token.client_id = "agent-b";
+    f->token.actor = "agent-b";
+    f->token.prior_actors = "agent-a";
+    expect(f, MANDATE_DELEGATION_CYCLE, "agent-a is already in the subject_token's act chain");
+    assert_string_equal(mandate_delegation_verdict_name(f->res.verdict), "cycle");
+    /* the chain's first client, its subject (client credentials): B's
+     * token, act B, sub agent-a, handed back to agent-a */
+    f->token.subject = "agent-a";
+    f->token.prior_actors = NULL;
+    expect(f, MANDATE_DELEGATION_CYCLE, "agent-a began the subject_token's chain");
+    /* the current actor narrowing its own token is no cycle */
+    f->token.actor = "agent-a";
+    f->token.prior_actors = "agent-b";
+    f->token.client_id = "agent-a";
+    expect(f, MANDATE_DELEGATION_ADMITTED, NULL);
+    assert_string_equal(f->res.prior_actors, "agent-b");
+}
+
+/* The may_act written into a token: the client's own, then each rule's
+ * about the token's client and subject, once each, never the client. */
+static void test_may_act_for_a_token(void **state)
+{
+    fixture *f = *state;
+    assert_true(parse(
+        f, RULES("    { name = \"b\"; actors = [\"agent-b\", \"agent-a\"]; clients = [\"agent-a\"]; },\n"
+                 "    { name = \"c\"; actors = [\"agent-c\"]; clients = [\"agent-x\"]; },\n"
+                 "    { name = \"s\"; actors = [\"agent-b\", \"agent-s\"]; subjects = [\"agent-a\"]; }\n")));
+    test_assert_str_or_null("agent-b agent-s",
+                            mandate_delegation_may_act(&f->d, f->pool, NULL, &f->token));
+    test_assert_str_or_null(
+        "agent-m agent-b agent-s",
+        mandate_delegation_may_act(&f->d, f->pool, "{\"may_act\":[\"agent-m\",\"a b\"]}",
+                                   &f->token));
+    f->token.client_id = "agent-q";
+    f->token.subject = "advisor-9";
+    assert_null(mandate_delegation_may_act(&f->d, f->pool, "not json", &f->token));
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -469,6 +552,10 @@ int main(void)
         T(test_chain_nests_to_max_depth),
         T(test_scopes_never_grow),
         T(test_subjects),
+        T(test_may_act_admits),
+        T(test_each_rule_says_why),
+        T(test_cycle_refused),
+        T(test_may_act_for_a_token),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

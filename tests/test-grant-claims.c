@@ -431,6 +431,61 @@ static void test_cnf(void **state)
     get_done();
 }
 
+/* may_act (ABI 1.6, RFC 8693 §4.4): one actor an object, several an array
+ * of them; read back by a host of 1.6, left by an older one (the token then
+ * admits fewer actors); malformed ones refused; copied with the strings. */
+static void test_may_act(void **state)
+{
+    (void)state;
+    mandate_grant g = bare_grant();
+    mandate_error err = {0};
+    json_t *obj = json_object();
+    g.may_act = "agent-b";
+    assert_int_equal(mandate_grant_may_act_put(obj, &g, "test", &err), MANDATE_OK);
+    assert_true(json_is_object(json_object_get(obj, "may_act")));
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(obj, "may_act"), "sub")), "agent-b");
+    g.may_act = "agent-b agent-c";
+    assert_int_equal(mandate_grant_claims_put(obj, &g, true, "test", &err), MANDATE_OK);
+    assert_int_equal(mandate_grant_may_act_put(obj, &g, "test", &err), MANDATE_OK);
+    assert_int_equal(json_array_size(json_object_get(obj, "may_act")), 2);
+    mandate_grant got = {0};
+    assert_int_equal(get(6, obj, &token_reader, &got, NULL, &err), MANDATE_OK);
+    assert_string_equal(got.may_act, "agent-b agent-c");
+    memset(&got, 0, sizeof(got));
+    assert_int_equal(get(5, obj, &token_reader, &got, NULL, &err), MANDATE_OK);
+    assert_null(got.may_act);
+
+    /* malformed */
+    static const char *const bad[] = {"[]", "\"agent-b\"", "{}", "{\"sub\": 7}",
+                                      "[{\"sub\": \"a b\"}]", "{\"sub\": \"\"}"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        json_object_set_new(obj, "may_act", json_loads(bad[i], JSON_DECODE_ANY, NULL));
+        if (get(6, obj, &token_reader, &got, NULL, &err) != MANDATE_INVALID)
+            fail_msg("may_act %s was taken", bad[i]);
+    }
+    json_decref(obj);
+
+    /* too many to name */
+    obj = json_object();
+    g.may_act = "a1 a2 a3 a4 a5 a6 a7 a8 a9 a10 a11 a12 a13 a14 a15 a16 a17";
+    assert_int_equal(mandate_grant_may_act_put(obj, &g, "test", &err), MANDATE_INVALID);
+    g.may_act = NULL;
+    json_object_clear(obj);
+    assert_int_equal(mandate_grant_may_act_put(obj, &g, "test", &err), MANDATE_OK);
+    assert_null(json_object_get(obj, "may_act"));
+    json_decref(obj);
+
+    /* copied with the strings */
+    g.may_act = "agent-b";
+    size_t size = mandate_grant_strings_size(&g);
+    char *buf = malloc(size);
+    mandate_grant_strings_copy(&g, buf);
+    assert_true(g.may_act >= buf && g.may_act < buf + size);
+    free(buf);
+    get_done();
+}
+
 /* --- the grant's strings ------------------------------------------------------------------ */
 
 static void test_strings_copy(void **state)
@@ -482,6 +537,7 @@ int main(void)
         cmocka_unit_test(test_get_refusals),   cmocka_unit_test(test_get_optional),
         cmocka_unit_test(test_get_older_host), cmocka_unit_test(test_strings_copy),
         cmocka_unit_test(test_cnf),
+        cmocka_unit_test(test_may_act),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -90,7 +90,9 @@ static const char conf[] =
     "  { name = \"helper-for-agent\"; actors = [\"helper\"]; clients = [\"agent\"]; },\n"
     "  { name = \"old-for-helper\"; actors = [\"old-client\"]; clients = [\"helper\"]; },\n"
     "  { name = \"deep-for-helper\"; actors = [\"deep\"]; clients = [\"helper\"]; },\n"
-    "  { name = \"agent-for-deep\"; actors = [\"agent\"]; clients = [\"deep\"]; }\n"
+    "  { name = \"agent-for-deep\"; actors = [\"agent\"]; clients = [\"deep\"]; },\n"
+    "  { name = \"limited-for-deep\"; actors = [\"limited\"]; clients = [\"deep\"]; },\n"
+    "  { name = \"helper-for-limited\"; actors = [\"helper\"]; clients = [\"limited\"]; }\n"
     "); };\n";
 
 typedef struct client {
@@ -473,12 +475,17 @@ static void test_exchange_too_deep(void **state)
     fixture *f = *state;
     const char *t = handed(f, &f->helper, own_token(f, &f->agent, NULL));
     t = handed(f, &f->deep, t);
-    t = handed(f, &f->agent, t);
+    /* agent, whose token began the chain (its sub), acting again: a cycle */
+    test_answer a = {0};
+    post(f, &f->agent, exchange_body(f, t, NULL), &a);
+    test_answer_expect(&a, 400, "invalid_grant");
+    assert_string_equal(test_audit_field("token.refused", "delegation"), "cycle");
+    test_answer_clear(&a);
+    t = handed(f, &f->limited, t);
     mandate_grant g = grant_of(f, t);
     assert_string_equal(g.subject, "agent");
-    assert_string_equal(g.actor, "agent");
+    assert_string_equal(g.actor, "limited");
     assert_string_equal(g.prior_actors, "deep helper");
-    test_answer a = {0};
     post(f, &f->helper, exchange_body(f, t, NULL), &a);
     test_answer_expect(&a, 400, "invalid_grant");
     assert_string_equal(test_answer_get(&a, "error_description"),

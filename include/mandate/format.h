@@ -47,13 +47,21 @@ typedef struct mandate_grant {
     int64_t auth_time;
     const char *cnf_jkt;
     const char *cnf_x5t_s256;
+
+    /* ABI 1.6: RFC 8693 §4.4 may_act, the clients (client ids,
+     * space-separated) that may exchange this token and act for its subject,
+     * as the delegation policy named them when it was issued. NULL: none
+     * named. A format writes it and reads it back only when the peer's
+     * abi_minor is >= 6; one that drops it only takes a permission away. */
+    const char *may_act;
 } mandate_grant;
 
 /* How much of a mandate_grant a host of ABI 1.abi_minor has: a plugin
  * clears or writes no more of the grant it is handed than this. */
 static inline size_t mandate_grant_size(uint16_t abi_minor)
 {
-    return abi_minor >= 5   ? sizeof(mandate_grant)
+    return abi_minor >= 6   ? sizeof(mandate_grant)
+           : abi_minor >= 5 ? offsetof(mandate_grant, may_act)
            : abi_minor >= 4 ? offsetof(mandate_grant, auth_time)
                             : offsetof(mandate_grant, prior_actors);
 }

@@ -233,6 +233,9 @@ static mandate_rc jwt_mint(void *inst_, mandate_pool *pool, const mandate_grant 
     /* and its binding (cnf) only from a host whose grant has one (ABI 1.5) */
     if (rc == MANDATE_OK && inst->host->abi_minor >= 5)
         rc = mandate_grant_cnf_put(claims, grant, "jwt", err);
+    /* and who may act for it (may_act) from one whose grant has it (ABI 1.6) */
+    if (rc == MANDATE_OK && inst->host->abi_minor >= 6)
+        rc = mandate_grant_may_act_put(claims, grant, "jwt", err);
     if (rc != MANDATE_OK) {
         json_decref(claims);
         return rc;

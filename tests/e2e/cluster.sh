@@ -120,6 +120,22 @@ expect_eq "a DPoP proof used on A, replayed on B" "200 400" "$(dpop_token_at "$B
 check "disabled through B: A refuses its token within a second" within 1 401 gate_at "$BASE_A" "$T"
 "${CTL_B[@]}" client enable agent-1 >/dev/null
 
+# Delegation (issue 26): a token handed down on A (helper-1, named in
+# agent-1's may_act), its parent revoked through B's mandatectl: the
+# derived token is refused by A within a second
+HELPER=$(new_client CTL_A helper-1)
+"${CTL_A[@]}" client set agent-1 --may-act helper-1 >/dev/null
+T=$(token_at "$BASE_A" agent-1 "$SECRET")
+D=$(json_get "$(curl -s -u "helper-1:$HELPER" \
+    -d grant_type=urn:ietf:params:oauth:grant-type:token-exchange \
+    -d subject_token_type=urn:ietf:params:oauth:token-type:access_token \
+    --data-urlencode "subject_token=$T" "$BASE_A/oauth2/token")" access_token)
+check "helper-1 acts for agent-1's token on A" test -n "$D"
+expect_eq "  B's gateway check takes it" 200 "$(gate_at "$BASE_B" "$D")"
+out=$("${CTL_B[@]}" token revoke --token-file - <<<"$T")
+expect_contains "its parent revoked through B: one descendant" "and 1 token derived from it" "$out"
+check "  A refuses the derived token within a second" within 1 401 gate_at "$BASE_A" "$D"
+
 OLD_KID=$(kid_of "$(token_at "$BASE_A" agent-1 "$SECRET")")
 NEW_KID=$("${CTL_A[@]}" --json keys rotate | sed -n 's/.*"kid": "\([^"]*\)".*/\1/p')
 check "keys rotated" test -n "$NEW_KID"

@@ -20,30 +20,12 @@ daemon_up
 issuer_is_base
 
 declare -A SECRET
-new_client() { # ID [options]: every agent may call both tool servers
-    local id=$1
-    shift
-    SECRET[$id]=$("${CTL[@]}" client create "$id" --scope "mcp:call gateway:invoke" \
-        --audience "$CAL" --audience "$OTHER" "$@" 2>/dev/null | client_secret)
-    check "client $id" test -n "${SECRET[$id]}"
-}
+
 new_client agent-a --ttl 300
 for id in agent-b agent-d agent-e agent-f; do new_client "$id" --ttl 3600; done
 new_client agent-c --ttl 3600 --format format-opaque
 new_client gateway --introspect
 
-exchange() { # ACTOR TOKEN [curl args]: the body; the status in $TMP/status
-    local actor=$1 token=$2
-    shift 2
-    curl -s -o "$TMP/body" -w '%{http_code}' -u "$actor:${SECRET[$actor]}" \
-        -d grant_type=urn:ietf:params:oauth:grant-type:token-exchange \
-        -d subject_token_type=urn:ietf:params:oauth:token-type:access_token \
-        --data-urlencode "subject_token=$token" "$@" "$TOKEN_URL" >"$TMP/status"
-    cat "$TMP/body"
-}
-introspect() {
-    curl -s -u "gateway:${SECRET[gateway]}" --data-urlencode "token=$1" "$BASE/oauth2/introspect"
-}
 gate() { # TOKEN URI: the gateway check's status
     curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $1" -H "X-Original-URI: $2" \
         "$BASE/gateway/check"

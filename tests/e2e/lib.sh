@@ -250,3 +250,27 @@ fatal() {
     finish
     exit 1
 }
+
+# Agents exchanging our own tokens (RFC 8693), for exchange.sh and
+# delegation.sh: the test declares SECRET (declare -A), which holds each
+# client's secret by id; CAL and OTHER are the two tool servers' audiences.
+new_client() { # ID [options]: every agent may call both tool servers
+    local id=$1
+    shift
+    SECRET[$id]=$("${CTL[@]}" client create "$id" --scope "mcp:call gateway:invoke" \
+        --audience "$CAL" --audience "$OTHER" "$@" 2>/dev/null | client_secret)
+    check "client $id" test -n "${SECRET[$id]}"
+}
+exchange() { # ACTOR TOKEN [curl args]: the body; the status in $TMP/status
+    local actor=$1 token=$2
+    shift 2
+    curl -s -o "$TMP/body" -w '%{http_code}' -u "$actor:${SECRET[$actor]}" \
+        -d grant_type=urn:ietf:params:oauth:grant-type:token-exchange \
+        -d subject_token_type=urn:ietf:params:oauth:token-type:access_token \
+        --data-urlencode "subject_token=$token" "$@" "$TOKEN_URL" >"$TMP/status"
+    cat "$TMP/body"
+}
+# introspect TOKEN: the answer to the client "gateway" (made --introspect)
+introspect() {
+    curl -s -u "gateway:${SECRET[gateway]}" --data-urlencode "token=$1" "$BASE/oauth2/introspect"
+}
