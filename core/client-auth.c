@@ -67,6 +67,7 @@ static mandate_rc certificate_authenticate(mandate_http_request *req, const char
     const char *why = NULL;
     if (!mandate_mtls_client_authenticate(req, client_r, &why))
         return refuse(req->pool, oerr, client_id, why);
+    req->client_auth_method = mandate_mtls_client_method(client_r); /* the profile's rule */
     return MANDATE_OK;
 }
 
@@ -168,6 +169,7 @@ mandate_rc mandate_client_authenticate(mandate_http_request *req, const mandate_
         if (rc == MANDATE_OK) {
             log_info("Credentials validated: client_id=%s method=%s backend=%s",
                      cred.client_id, cred.auth_method, in->conf->name);
+            req->client_auth_method = cred.auth_method; /* the profile's rule */
             return MANDATE_OK;
         }
         if (rc == MANDATE_DENIED || rc == MANDATE_INVALID || rc == MANDATE_EXPIRED)

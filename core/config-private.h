@@ -50,6 +50,13 @@ typedef struct mandate_dpop_conf {
     bool nonce; /* RFC 9449 §8: proofs must carry a nonce of ours */
 } mandate_dpop_conf;
 
+/* Pushed authorization requests (RFC 9126) and the FAPI 2.0-style profile
+ * for regulated tenants (core/profile-private.h). */
+typedef struct mandate_par_conf {
+    int64_t lifetime; /* seconds a request_uri lives (single use) */
+    bool required;    /* every authorization request comes through /oauth2/par */
+} mandate_par_conf;
+
 typedef struct mandate_config {
     char *path;
     char *dir; /* relative paths in mandate.conf are taken from here */
@@ -122,6 +129,8 @@ typedef struct mandate_config {
     mandate_client_documents_conf client_documents;
     mandate_registration_conf registration;
     mandate_dpop_conf dpop; /* RFC 9449 proofs (dpop-private.h) */
+    mandate_par_conf par;
+    char **fapi2_tenants; /* profile.fapi2_tenants: every client of these tenants */
 } mandate_config;
 
 /* Read and check mandate.conf and the instance files it points to. Plugin

@@ -203,6 +203,12 @@ static const mandate_conf_def core_defs[] = {
      "seconds a DPoP proof's iat may be ahead of the clock"},
     {"dpop.nonce", MANDATE_CONF_BOOL, 0, CONF_OFF(dpop.nonce), "false", 0, 0, NULL,
      "DPoP proofs must carry a nonce the broker gave (DPoP-Nonce, use_dpop_nonce)"},
+    {"par.lifetime", MANDATE_CONF_INT, 0, CONF_OFF(par.lifetime), "60", 10, 600, NULL,
+     "seconds a pushed authorization request's request_uri lives (single use)"},
+    {"par.required", MANDATE_CONF_BOOL, 0, CONF_OFF(par.required), "false", 0, 0, NULL,
+     "every authorization request must be pushed first (RFC 9126 §5)"},
+    {"profile.fapi2_tenants", MANDATE_CONF_STRING_LIST, 0, CONF_OFF(fapi2_tenants), NULL, 0, 0,
+     NULL, "tenants whose every client is held to the FAPI 2.0-style profile (doc/fapi.md)"},
     MANDATE_CONF_END};
 
 static const char *const instance_reserved[] = {"kind", "plugin", NULL};

@@ -20,6 +20,7 @@
 #include "dpop-binding-private.h"
 #include "mtls-private.h"
 #include "grant-claims.h"
+#include "profile-private.h"
 #include "plugins-private.h"
 #include "pool-private.h"
 #include "util-private.h"
@@ -84,9 +85,24 @@ json_t *ctl_client_audit_fields(const mandate_client *c)
     return o;
 }
 
-static void print_client(const mandate_client *c)
+/* What the profile for regulated tenants (its own or its tenant's) and
+ * pushed authorization requests change for client c, added to o. */
+static void add_profile(json_t *o, const mandate_config *cfg, const mandate_client *c)
 {
-    json_t *o = client_json(c);
+    if (mandate_profile_fapi2(cfg, c)) {
+        json_object_set_new(o, "profile", json_string(MANDATE_PROFILE_FAPI2));
+        json_t *rules = json_array();
+        for (const char *const *r = mandate_profile_fapi2_rules(); *r != NULL; r++)
+            json_array_append_new(rules, json_string(*r));
+        json_object_set_new(o, "profile_rules", rules);
+    }
+    if (mandate_profile_par_required(cfg, c))
+        json_object_set_new(o, "require_par", json_true());
+}
+
+/* o (stolen) as lines "key value"; a list of sentences one a line */
+static void print_client(json_t *o)
+{
     const char *key;
     json_t *v;
     json_object_foreach(o, key, v)
@@ -105,7 +121,8 @@ static void print_client(const mandate_client *c)
             printf("%-16s", key);
             json_array_foreach(v, i, item)
             {
-                printf(" %s", json_is_string(item) ? json_string_value(item) : "?");
+                const char *text = json_is_string(item) ? json_string_value(item) : "?";
+                printf(strchr(text, ' ') != NULL ? "\n  %s" : " %s", text);
             }
             printf("\n");
         } else
@@ -192,50 +209,63 @@ static mandate_rc client_to_change(const mandate_instance *store, mandate_pool *
     return rc;
 }
 
-/* A JSON object's text (NULL: {}) with dpop_bound_access_tokens set to on,
- * or removed; malloc'd. */
-static char *with_dpop_bound(const char *text, bool on)
+/* A JSON object's text (NULL: {}) with member name set to value (stolen),
+ * or removed when value is NULL; malloc'd. */
+static char *with_member(const char *text, const char *name, json_t *value)
 {
     json_t *o = text != NULL ? json_loads(text, 0, NULL) : NULL;
     if (!json_is_object(o)) {
         json_decref(o);
         o = json_object();
     }
-    if (on)
-        json_object_set_new(o, "dpop_bound_access_tokens", json_true());
+    if (value != NULL)
+        json_object_set_new(o, name, value);
     else
-        json_object_del(o, "dpop_bound_access_tokens");
+        json_object_del(o, name);
     char *out = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     return out;
 }
 
-/* --dpop-bound or --no-dpop-bound of client set: in the client's metadata
- * when it has one, else in its attributes. */
-static mandate_rc set_dpop_bound(ctl *c, mandate_runtime *rt, const char *id, bool on,
-                                 mandate_error *err)
+static char *with_dpop_bound(const char *text, bool on)
+{
+    return with_member(text, "dpop_bound_access_tokens", on ? json_true() : NULL);
+}
+
+/* A member of client set (--dpop-bound, --profile, --require-par): in the
+ * client's metadata when it has one, else in its attributes; value stolen,
+ * NULL or false to remove it; audited; said (NULL: the member and its
+ * value) printed. */
+static mandate_rc set_member(ctl *c, mandate_runtime *rt, const char *id, const char *name,
+                             json_t *value, const char *said, mandate_error *err)
 {
     const mandate_instance *store = mandate_runtime_store(rt);
     mandate_pool *pool = mandate_pool_new();
     mandate_client cl;
     char *changed = NULL;
+    json_t *kept = json_is_false(value) ? NULL : value;
     mandate_rc rc = client_to_change(store, pool, id, &cl, err);
     if (rc == MANDATE_OK) {
         if (cl.metadata != NULL)
-            cl.metadata = changed = with_dpop_bound(cl.metadata, on);
+            cl.metadata = changed = with_member(cl.metadata, name, json_incref(kept));
         else
-            cl.attributes = changed = with_dpop_bound(cl.attributes, on);
+            cl.attributes = changed = with_member(cl.attributes, name, json_incref(kept));
         cl.updated_at = 0;
         rc = mandate_store_client_update(store, &cl, err);
     }
     if (rc == MANDATE_OK) {
-        if (!ctl_audit("client.updated", json_pack("{s:s,s:b}", "client_id", id,
-                                                   "dpop_bound_access_tokens", on)))
+        if (!ctl_audit("client.updated", json_pack("{s:s,s:O}", "client_id", id, name,
+                                                   value ? value : json_null())))
             rc = mandate_error_set(err, MANDATE_ERROR, "the change is not in the audit trail");
-        else if (!c->json)
-            printf("client %s: %s\n", id,
-                   on ? "DPoP-bound access tokens only" : "bearer tokens allowed");
+        else if (!c->json && said != NULL)
+            printf("client %s: %s\n", id, said);
+        else if (!c->json) {
+            char *shown = kept ? json_dumps(kept, JSON_ENCODE_ANY) : NULL;
+            printf("client %s: %s %s\n", id, name, shown ? shown : "removed");
+            free(shown);
+        }
     }
+    json_decref(value);
     free(changed);
     mandate_pool_free(&pool);
     return rc;
@@ -284,6 +314,14 @@ static mandate_rc set_may_act(ctl *c, mandate_runtime *rt, const char *id, json_
     free(changed);
     mandate_pool_free(&pool);
     return rc;
+}
+
+/* --dpop-bound or --no-dpop-bound of client set */
+static mandate_rc set_dpop_bound(ctl *c, mandate_runtime *rt, const char *id, bool on,
+                                 mandate_error *err)
+{
+    return set_member(c, rt, id, "dpop_bound_access_tokens", json_boolean(on),
+                      on ? "DPoP-bound access tokens only" : "bearer tokens allowed", err);
 }
 
 /* The client's metadata (RFC 7591 §2) from --redirect-uri and --grant-type,
@@ -652,10 +690,15 @@ static int client_set(ctl *c, mandate_runtime *rt, const char *id, int argc, cha
                                          {"may-act", required_argument, NULL, 'M'},
                                          {"no-may-act", no_argument, NULL, 'X'},
                                          CTL_MTLS_OPTIONS,
+                                         {"profile", required_argument, NULL, 'P'},
+                                         {"require-par", no_argument, NULL, 'Q'},
+                                         {"no-require-par", no_argument, NULL, 'q'},
                                          {NULL, 0, NULL, 0}};
     ctl_mtls mtls = CTL_MTLS_INIT;
     int dpop = -1;          /* -1: unchanged */
     json_t *may_act = NULL; /* NULL: unchanged; [] (--no-may-act): none */
+    int require_par = -1;
+    const char *profile = NULL;
     double rate = 0;
     int64_t burst = 0;
     bool any_rate = false;
@@ -669,6 +712,11 @@ static int client_set(ctl *c, mandate_runtime *rt, const char *id, int argc, cha
             initiate_login_uri = optarg;
         } else if (opt == 'D' || opt == 'N') {
             dpop = opt == 'D';
+        } else if (opt == 'Q' || opt == 'q') {
+            require_par = opt == 'Q';
+        } else if (opt == 'P' && (strcmp(optarg, MANDATE_PROFILE_FAPI2) == 0 ||
+                                  strcmp(optarg, "none") == 0)) {
+            profile = optarg;
         } else if (opt == 'M' && mandate_client_id_valid(optarg)) {
             add_value(&may_act, optarg);
         } else if (opt == 'X' && may_act == NULL) {
@@ -688,13 +736,14 @@ static int client_set(ctl *c, mandate_runtime *rt, const char *id, int argc, cha
         }
     }
     if ((!any_rate && redirect_uris == NULL && grant_types == NULL && dpop < 0 && !mtls.any &&
-         initiate_login_uri == NULL && may_act == NULL) ||
+         initiate_login_uri == NULL && may_act == NULL && require_par < 0 && profile == NULL) ||
         optind != argc) {
         fprintf(stderr, "Usage: mandatectl client set ID [--rate R --burst B] "
                         "[--redirect-uri URI]... [--grant-type T]... "
                         "[--dpop-bound|--no-dpop-bound] [--auth METHOD --tls-...] "
                         "[--cert-bound|--no-cert-bound] [--initiate-login-uri URI|\"\"] "
-                        "[--may-act ACTOR...|--no-may-act]\n");
+                        "[--may-act ACTOR...|--no-may-act] [--profile fapi2|none] "
+                        "[--require-par|--no-require-par]\n");
         goto done;
     }
     status = CTL_REFUSED;
@@ -711,6 +760,16 @@ static int client_set(ctl *c, mandate_runtime *rt, const char *id, int argc, cha
         goto done;
     }
     if (may_act != NULL && set_may_act(c, rt, id, may_act, &err) != MANDATE_OK) {
+        fprintf(stderr, "mandatectl client set: %s\n", err.message);
+        goto done;
+    }
+    if ((profile != NULL &&
+         set_member(c, rt, id, "profile",
+                    strcmp(profile, "none") != 0 ? json_string(profile) : NULL, NULL,
+                    &err) != MANDATE_OK) ||
+        (require_par >= 0 &&
+         set_member(c, rt, id, "require_pushed_authorization_requests",
+                    require_par ? json_true() : NULL, NULL, &err) != MANDATE_OK)) {
         fprintf(stderr, "mandatectl client set: %s\n", err.message);
         goto done;
     }
@@ -745,10 +804,12 @@ static int client_by_id(ctl *c, mandate_runtime *rt, const char *verb, const cha
         mandate_client cl;
         rc = mandate_store_client_get(mandate_runtime_store(rt), pool, id, &cl, &err);
         if (rc == MANDATE_OK) {
+            json_t *o = client_json(&cl);
+            add_profile(o, mandate_runtime_config(rt), &cl);
             if (c->json)
-                ctl_print_json(client_json(&cl));
+                ctl_print_json(o);
             else
-                print_client(&cl);
+                print_client(o);
         } else if (rc == MANDATE_NOT_FOUND) {
             mandate_error_set(&err, rc, "no client '%s'", id);
         }

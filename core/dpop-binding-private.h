@@ -33,6 +33,11 @@ typedef enum mandate_dpop_outcome {
  * carries a fresh DPoP-Nonce. */
 bool mandate_dpop_token_request(mandate_http_request *req, mandate_http_response *resp,
                                 const char *grant_type);
+/* The same at the POST endpoint of path (/oauth2/par: RFC 9449 §10.1),
+ * refusals audited as event. */
+bool mandate_dpop_endpoint_request(mandate_http_request *req, mandate_http_response *resp,
+                                   const char *path, const char *event,
+                                   const char *grant_type);
 
 /* Whether the request's proof (checked by mandate_dpop_token_request) is by
  * the key of thumbprint jkt. */

@@ -181,14 +181,21 @@ static mandate_dpop_outcome proof_checked(mandate_http_request *req, const char 
 bool mandate_dpop_token_request(mandate_http_request *req, mandate_http_response *resp,
                                 const char *grant_type)
 {
+    return mandate_dpop_endpoint_request(req, resp, "/oauth2/token", "token.refused",
+                                         grant_type);
+}
+
+bool mandate_dpop_endpoint_request(mandate_http_request *req, mandate_http_response *resp,
+                                   const char *path, const char *event, const char *grant_type)
+{
     req->dpop_jkt = NULL;
     if (mandate_http_request_header(req, "DPoP") == NULL)
         return true;
     mandate_dpop_proof p;
     const char *why = NULL;
-    /* htu: the token endpoint as the metadata names it */
-    mandate_dpop_outcome out = proof_checked(
-        req, "POST", mandate_oauth_endpoint_url(req, "/oauth2/token"), NULL, &p, &why);
+    /* htu: the endpoint as the metadata names it */
+    mandate_dpop_outcome out =
+        proof_checked(req, "POST", mandate_oauth_endpoint_url(req, path), NULL, &p, &why);
     /* RFC 9449 §8.2: a fresh nonce on every answer to a proof, when on */
     const char *nonce = nonce_fresh(req);
     if (out == MANDATE_DPOP_OK) {
@@ -206,7 +213,7 @@ bool mandate_dpop_token_request(mandate_http_request *req, mandate_http_response
             &oerr, 400, out == MANDATE_DPOP_USE_NONCE ? "use_dpop_nonce" : "invalid_dpop_proof",
             why);
     }
-    mandate_token_refuse(req, resp, &oerr, grant_type, NULL, NULL);
+    mandate_oauth_refuse(req, resp, event, &oerr, grant_type, NULL, NULL);
     if (nonce != NULL)
         mandate_http_response_header(resp, "DPoP-Nonce", nonce);
     return false;

@@ -17,6 +17,7 @@
 #include "log-private.h"
 #include "oauth-private.h"
 #include "pool-private.h"
+#include "profile-private.h"
 #include "refusals-private.h"
 #include "runtime-private.h"
 #include "signin-private.h"
@@ -119,6 +120,121 @@ static void show_chooser(mandate_http_request *req, mandate_http_response *resp,
                      MANDATE_WEB_ANY_TARGET);
 }
 
+/* an RFC 7638 SHA-256 thumbprint (dpop_jkt) has the shape of an S256
+ * challenge: 43 base64url characters */
+#define jkt_valid challenge_valid
+
+bool mandate_signin_request_read(mandate_http_request *req, const mandate_form *q,
+                                 const mandate_client *client, mandate_pending *p,
+                                 const char **error_r, const char **description_r)
+{
+#define REFUSE(error, description)                                                             \
+    do {                                                                                       \
+        *error_r = (error);                                                                    \
+        *description_r = (description);                                                        \
+        return false;                                                                          \
+    } while (0)
+    p->state = mandate_form_get(q, "state");
+    p->max_age = -1;
+    const char *response_type = mandate_form_get(q, "response_type");
+    const char *challenge = mandate_form_get(q, "code_challenge");
+    const char *method = mandate_form_get(q, "code_challenge_method");
+    const char *prompt = mandate_form_get(q, "prompt");
+    const char *max_age = mandate_form_get(q, "max_age");
+    const char *hint = mandate_form_get(q, "login_hint");
+    const char *jkt = mandate_form_get(q, "dpop_jkt");
+    if (p->state != NULL && strlen(p->state) > STATE_MAX) {
+        p->state = NULL; /* not echoed: it is the reason */
+        REFUSE("invalid_request", "state is too long");
+    }
+    if (response_type == NULL || strcmp(response_type, "code") != 0)
+        REFUSE("unsupported_response_type", "only response_type=code is supported");
+    if (!mandate_signin_client_grants(req->pool, client, "authorization_code"))
+        REFUSE("unauthorized_client", "this client may not use the authorization code grant");
+    if (challenge == NULL || method == NULL || strcmp(method, "S256") != 0 ||
+        !challenge_valid(challenge))
+        REFUSE("invalid_request",
+               challenge == NULL ? "code_challenge is required (PKCE)"
+               : method == NULL || strcmp(method, "S256") != 0
+                   ? "code_challenge_method must be S256 (plain is not accepted)"
+                   : "code_challenge must be 43 base64url characters");
+    p->code_challenge = challenge;
+    if (jkt != NULL && !jkt_valid(jkt))
+        REFUSE("invalid_request",
+               "dpop_jkt must be a JWK SHA-256 thumbprint (43 base64url characters)");
+    if (jkt != NULL)
+        p->dpop_jkt = jkt;
+    mandate_oauth_error oerr;
+    if (mandate_policy_scope(req->pool, client, mandate_form_get(q, "scope"), &p->scope,
+                             &oerr) != MANDATE_OK ||
+        /* no default resource here: a person's token has the audience of
+         * the mapping rule that admits them when they name none */
+        mandate_policy_audience(req->pool, client, mandate_form_find(q, "resource"), NULL,
+                                &p->resources, &oerr) != MANDATE_OK)
+        REFUSE(oerr.error, oerr.description);
+    const char *w, *cur = prompt;
+    size_t len;
+    while (cur != NULL && mandate_word_list_next(&cur, &w, &len)) {
+        if (len == 4 && strncmp(w, "none", 4) == 0)
+            p->prompt_none = true;
+        else if (len == 5 && strncmp(w, "login", 5) == 0)
+            p->force_login = true;
+        else if (len == 7 && strncmp(w, "consent", 7) == 0)
+            p->force_consent = true;
+        else if (!(len == 14 && strncmp(w, "select_account", 14) == 0))
+            REFUSE("invalid_request", "prompt holds an unknown value");
+    }
+    if (p->prompt_none && (p->force_login || p->force_consent))
+        REFUSE("invalid_request", "prompt=none goes with no other value");
+    if (max_age != NULL) {
+        char *end;
+        long long v = strtoll(max_age, &end, 10);
+        if (*end != '\0' || end == max_age || v < 0 || v > 366LL * 86400)
+            REFUSE("invalid_request", "max_age must be a number of seconds");
+        p->max_age = v;
+    }
+    if (hint != NULL && strlen(hint) <= LOGIN_HINT_MAX)
+        p->login_hint = hint;
+    const char *idp_hint = mandate_form_get(q, "idp_hint");
+    if (idp_hint != NULL && strlen(idp_hint) <= LOGIN_HINT_MAX)
+        p->idp_hint = idp_hint;
+    return true;
+#undef REFUSE
+}
+
+/* A pushed request (RFC 9126 §4): the request_uri's pending authorization,
+ * taken once, for this very client; the parameters sent beside it are
+ * ignored. false: refused with a page (the redirect_uri is not known to be
+ * the client's until the pushed request is found). */
+static bool pushed_request(mandate_http_request *req, mandate_http_response *resp,
+                           const mandate_client *client, const char *request_uri,
+                           mandate_pending *p)
+{
+    mandate_error err = {0};
+    static const char urn[] = MANDATE_PAR_URN;
+    mandate_rc rc =
+        strncmp(request_uri, urn, sizeof(urn) - 1) == 0
+            ? mandate_signin_pending_take(req, "par", request_uri + sizeof(urn) - 1, p, &err)
+            : mandate_error_set(&err, MANDATE_NOT_FOUND,
+                                "request_uri is not one of this broker's");
+    if (rc == MANDATE_OK && strcmp(p->client_id, client->client_id) != 0) {
+        /* RFC 9126 §4: pushed by another client; it is spent all the same */
+        rc = mandate_error_set(&err, MANDATE_NOT_FOUND,
+                               "request_uri was pushed by another client");
+    }
+    if (rc == MANDATE_OK)
+        return true;
+    refuse_page(req, resp, rc == MANDATE_NOT_FOUND ? 400 : 503, client->client_id,
+                rc == MANDATE_NOT_FOUND ? "This sign-in request has expired"
+                                        : "Please try again",
+                rc == MANDATE_NOT_FOUND
+                    ? "The application's sign-in request (request_uri) is unknown, was used "
+                      "already or is too old. Start again from the application."
+                    : "The broker cannot look the sign-in request up now.",
+                mandate_pool_printf(req->pool, "invalid_request_uri: %s", err.message));
+    return false;
+}
+
 void mandate_endpoint_authorize(mandate_http_request *req, mandate_http_response *resp)
 {
     mandate_error err = {0};
@@ -163,106 +279,51 @@ void mandate_endpoint_authorize(mandate_http_request *req, mandate_http_response
                     err.message);
         return;
     }
-    const char *redirect_uri = mandate_form_get(&q, "redirect_uri");
-    if (redirect_uri == NULL || !mandate_signin_redirect_ok(req->pool, &client, redirect_uri)) {
-        refuse_page(req, resp, 400, client_id, "This request cannot be served",
-                    "The application asked to be answered at an address it did not register "
-                    "(redirect_uri). Nothing was sent to it.",
-                    redirect_uri == NULL ? "redirect_uri is missing"
-                                         : "redirect_uri is not among the client's");
-        return;
-    }
-
-    /* from here on, errors go back to the application */
-    mandate_pending p = {
-        .client_id = client.client_id,
-        .redirect_uri = redirect_uri,
-        .state = mandate_form_get(&q, "state"),
-        .max_age = -1,
-    };
-    const char *response_type = mandate_form_get(&q, "response_type");
-    const char *challenge = mandate_form_get(&q, "code_challenge");
-    const char *method = mandate_form_get(&q, "code_challenge_method");
-    const char *prompt = mandate_form_get(&q, "prompt");
-    const char *max_age = mandate_form_get(&q, "max_age");
-    const char *hint = mandate_form_get(&q, "login_hint");
-    if (p.state != NULL && strlen(p.state) > STATE_MAX) {
-        p.state = NULL; /* not echoed: it is the reason */
-        mandate_signin_redirect_error(req, resp, &p, "invalid_request", "state is too long",
-                                      NULL);
-        return;
-    }
-    if (response_type == NULL || strcmp(response_type, "code") != 0) {
-        mandate_signin_redirect_error(req, resp, &p, "unsupported_response_type",
-                                      "only response_type=code is supported", NULL);
-        return;
-    }
-    if (!mandate_signin_client_grants(req->pool, &client, "authorization_code")) {
-        mandate_signin_redirect_error(req, resp, &p, "unauthorized_client",
-                                      "this client may not use the authorization code grant",
-                                      NULL);
-        return;
-    }
-    if (challenge == NULL || method == NULL || strcmp(method, "S256") != 0 ||
-        !challenge_valid(challenge)) {
-        mandate_signin_redirect_error(
-            req, resp, &p, "invalid_request",
-            challenge == NULL ? "code_challenge is required (PKCE)"
-            : method == NULL || strcmp(method, "S256") != 0
-                ? "code_challenge_method must be S256 (plain is not accepted)"
-                : "code_challenge must be 43 base64url characters",
-            NULL);
-        return;
-    }
-    p.code_challenge = challenge;
-    mandate_oauth_error oerr;
-    if (mandate_policy_scope(req->pool, &client, mandate_form_get(&q, "scope"), &p.scope,
-                             &oerr) != MANDATE_OK ||
-        /* no default resource here: a person's token has the audience of
-         * the mapping rule that admits them when they name none */
-        mandate_policy_audience(req->pool, &client, mandate_form_find(&q, "resource"), NULL,
-                                &p.resources, &oerr) != MANDATE_OK) {
-        mandate_signin_redirect_error(req, resp, &p, oerr.error, oerr.description, NULL);
-        return;
-    }
-    const char *w, *cur = prompt;
-    size_t len;
-    bool none = false;
-    while (cur != NULL && mandate_word_list_next(&cur, &w, &len)) {
-        if (len == 4 && strncmp(w, "none", 4) == 0)
-            none = true;
-        else if (len == 5 && strncmp(w, "login", 5) == 0)
-            p.force_login = true;
-        else if (len == 7 && strncmp(w, "consent", 7) == 0)
-            p.force_consent = true;
-        else if (!(len == 14 && strncmp(w, "select_account", 14) == 0)) {
-            mandate_signin_redirect_error(req, resp, &p, "invalid_request",
-                                          "prompt holds an unknown value", NULL);
+    const mandate_config *cfg = mandate_runtime_config(req->runtime);
+    const char *request_uri = mandate_form_get(&q, "request_uri");
+    mandate_pending p = {0};
+    if (request_uri != NULL) {
+        /* checked when it was pushed: the client, its redirect_uri, the
+         * request */
+        if (!pushed_request(req, resp, &client, request_uri, &p))
+            return;
+    } else {
+        const char *redirect_uri = mandate_form_get(&q, "redirect_uri");
+        if (redirect_uri == NULL ||
+            !mandate_signin_redirect_ok(req->pool, &client, redirect_uri)) {
+            refuse_page(req, resp, 400, client_id, "This request cannot be served",
+                        "The application asked to be answered at an address it did not "
+                        "register (redirect_uri). Nothing was sent to it.",
+                        redirect_uri == NULL ? "redirect_uri is missing"
+                                             : "redirect_uri is not among the client's");
+            return;
+        }
+        /* from here on, errors go back to the application */
+        p.client_id = client.client_id;
+        p.redirect_uri = redirect_uri;
+        const char *error, *description;
+        if (!mandate_signin_request_read(req, &q, &client, &p, &error, &description)) {
+            mandate_signin_redirect_error(req, resp, &p, error, description, NULL);
+            return;
+        }
+        if (mandate_profile_par_required(cfg, &client)) {
+            /* RFC 9126 §5 */
+            mandate_signin_redirect_error(
+                req, resp, &p, "invalid_request",
+                "this client's authorization requests must be pushed (request_uri from "
+                "/oauth2/par)",
+                mandate_profile_fapi2(cfg, &client)
+                    ? "profile fapi2 (par): the request was not pushed"
+                    : "pushed authorization requests required: the request was not pushed");
             return;
         }
     }
-    if (none && (p.force_login || p.force_consent)) {
-        mandate_signin_redirect_error(req, resp, &p, "invalid_request",
-                                      "prompt=none goes with no other value", NULL);
-        return;
-    }
-    if (max_age != NULL) {
-        char *end;
-        long long v = strtoll(max_age, &end, 10);
-        if (*end != '\0' || end == max_age || v < 0 || v > 366LL * 86400) {
-            mandate_signin_redirect_error(req, resp, &p, "invalid_request",
-                                          "max_age must be a number of seconds", NULL);
-            return;
-        }
-        p.max_age = v;
-    }
-    if (hint != NULL && strlen(hint) <= LOGIN_HINT_MAX)
-        p.login_hint = hint;
 
     mandate_audit_event("authorize.request",
-                        json_pack("{s:s,s:s,s:s?,s:s?,s:s}", "client_id", client.client_id,
-                                  "redirect_uri", redirect_uri, "scope", p.scope, "aud",
-                                  p.resources, "peer", mandate_request_peer(req)));
+                        json_pack("{s:s,s:s,s:s?,s:s?,s:s,s:b}", "client_id", client.client_id,
+                                  "redirect_uri", p.redirect_uri, "scope", p.scope, "aud",
+                                  p.resources, "peer", mandate_request_peer(req), "pushed",
+                                  request_uri != NULL));
 
     /* a browser session that suits the request: no IdP round trip */
     const mandate_instance *idps[MAX_IDPS];
@@ -280,17 +341,16 @@ void mandate_endpoint_authorize(mandate_http_request *req, mandate_http_response
                 return;
             }
     }
-    if (none) {
+    if (p.prompt_none) {
         mandate_signin_redirect_error(req, resp, &p, "login_required",
                                       "the user is not signed in", NULL);
         return;
     }
     /* idp_hint names one of the IdPs offered (an instance); login_hint's
      * e-mail domain may route to one */
-    const char *idp_hint = mandate_form_get(&q, "idp_hint");
     const mandate_instance *idp = NULL;
-    for (size_t i = 0; idp_hint != NULL && i < n; i++)
-        if (strcmp(idps[i]->conf->name, idp_hint) == 0)
+    for (size_t i = 0; p.idp_hint != NULL && i < n; i++)
+        if (strcmp(idps[i]->conf->name, p.idp_hint) == 0)
             idp = idps[i];
     if (idp == NULL)
         idp = idp_for_hint(req->runtime, p.login_hint);

@@ -11,6 +11,7 @@
 #include "audit-events-private.h"
 #include "plugins-private.h"
 #include "pool-private.h"
+#include "profile-private.h"
 #include "refusals-private.h"
 #include "runtime-private.h"
 #include "signin-private.h"
@@ -103,10 +104,17 @@ static bool read_request(mandate_http_request *req, mandate_http_response *resp,
                            mandate_pool_strdup(req->pool, err.message));
     } else if (public_ok ? mandate_signin_token_client(req, form, caller, &oerr)
                          : mandate_client_authenticate(req, form, caller, &oerr) == MANDATE_OK) {
+        /* the profile for regulated tenants: no secret here either */
+        const char *why =
+            mandate_profile_auth_refusal(req, mandate_runtime_config(req->runtime), caller);
         *token_r = mandate_form_get(form, "token");
-        if (*token_r != NULL)
+        if (why == NULL && *token_r != NULL)
             return true;
-        mandate_oauth_fail(&oerr, 400, "invalid_request", "token is missing");
+        if (why != NULL)
+            mandate_oauth_fail(&oerr, 401, "invalid_client", why);
+        else
+            mandate_oauth_fail(&oerr, 400, "invalid_request", "token is missing");
+        oerr.reason = why;
         oerr.client_id = caller->client_id;
     }
     json_t *fields = json_pack("{s:s,s:o,s:i}", "error", oerr.error, "reason",

@@ -71,6 +71,11 @@ void mandate_endpoint_metadata(mandate_http_request *req, mandate_http_response 
         json_object_set_new(doc, "response_modes_supported", json_pack("[s]", "query"));
         /* RFC 9207: every answer of the authorization endpoint names us */
         json_object_set_new(doc, "authorization_response_iss_parameter_supported", json_true());
+        /* RFC 9126 §5 */
+        json_object_set_new(doc, "pushed_authorization_request_endpoint",
+                            json_string(mandate_oauth_endpoint_url(req, "/oauth2/par")));
+        json_object_set_new(doc, "require_pushed_authorization_requests",
+                            json_boolean(cfg->par.required));
     }
     json_object_set_new(doc, "introspection_endpoint",
                         json_string(mandate_oauth_endpoint_url(req, "/oauth2/introspect")));

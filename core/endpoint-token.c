@@ -3,8 +3,6 @@
  * grant-*.c, what they share below them (issue.c, federation.c). */
 #include "config.h"
 
-#include <strings.h>
-
 #include "dpop-binding-private.h"
 #include "endpoints-private.h"
 #include "grant-table-private.h"
@@ -15,19 +13,10 @@
 
 static const char *const repeatable_params[] = {"resource", "audience", NULL};
 
-static bool is_form_content_type(const char *ct)
-{
-    static const char form[] = "application/x-www-form-urlencoded";
-    if (ct == NULL || strncasecmp(ct, form, sizeof(form) - 1) != 0)
-        return false;
-    char next = ct[sizeof(form) - 1];
-    return next == '\0' || next == ';' || next == ' ';
-}
-
 void mandate_endpoint_token(mandate_http_request *req, mandate_http_response *resp)
 {
     mandate_oauth_error oerr;
-    if (!is_form_content_type(mandate_http_request_header(req, "Content-Type"))) {
+    if (!mandate_form_content_type_ok(mandate_http_request_header(req, "Content-Type"))) {
         mandate_oauth_fail(&oerr, 400, "invalid_request",
                            "Content-Type must be application/x-www-form-urlencoded");
         mandate_token_refuse(req, resp, &oerr, NULL, NULL, NULL);

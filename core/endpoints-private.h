@@ -16,6 +16,8 @@ void mandate_endpoint_metrics(mandate_http_request *req, mandate_http_response *
 /* People's sign-in: endpoint-authorize.c, endpoint-login.c, endpoint-consent.c */
 void mandate_endpoint_authorize(mandate_http_request *req, mandate_http_response *resp);
 void mandate_endpoint_authorize_choose(mandate_http_request *req, mandate_http_response *resp);
+/* Pushed authorization requests (RFC 9126): endpoint-par.c */
+void mandate_endpoint_par(mandate_http_request *req, mandate_http_response *resp);
 void mandate_endpoint_login(mandate_http_request *req, mandate_http_response *resp);
 void mandate_endpoint_consent(mandate_http_request *req, mandate_http_response *resp);
 void mandate_endpoint_logout(mandate_http_request *req, mandate_http_response *resp);

@@ -24,6 +24,9 @@ typedef struct mandate_form {
  * in `repeatable`, NULL-terminated, e.g. RFC 8707 resource), too many
  * parameters, bad percent-encoding, invalid UTF-8, control characters. A
  * parameter without a value counts as absent (RFC 6749 §3.1). */
+/* Whether a Content-Type names a form (parameters after ';' allowed). */
+bool mandate_form_content_type_ok(const char *ct);
+
 mandate_rc mandate_form_parse(mandate_pool *pool, const char *body, size_t len,
                               const char *const *repeatable, mandate_form *form_r,
                               mandate_error *err);

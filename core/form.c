@@ -112,6 +112,15 @@ static bool is_repeatable(const char *name, const char *const *repeatable)
     return false;
 }
 
+bool mandate_form_content_type_ok(const char *ct)
+{
+    static const char form[] = "application/x-www-form-urlencoded";
+    if (ct == NULL || strncasecmp(ct, form, sizeof(form) - 1) != 0)
+        return false;
+    char next = ct[sizeof(form) - 1];
+    return next == '\0' || next == ';' || next == ' ';
+}
+
 mandate_rc mandate_form_parse(mandate_pool *pool, const char *body, size_t len,
                               const char *const *repeatable, mandate_form *form,
                               mandate_error *err)

@@ -163,6 +163,7 @@ static void issue(mandate_http_request *req, mandate_http_response *resp,
     if (cfg->signin.refresh_tokens &&
         mandate_signin_client_grants(req->pool, client, GRANT_REFRESH)) {
         json_t *rg = json_deep_copy(g);
+        json_object_del(rg, "code_dpop_jkt"); /* the code's, spent */
         /* RFC 9449 §5: a public client's refresh token is bound to the key of
          * its proof, for the family's life (rotation keeps the grant) */
         if (req->dpop_jkt != NULL && mandate_dpop_client_public(client) &&
@@ -303,6 +304,20 @@ void mandate_grant_authorization_code(mandate_http_request *req, mandate_http_re
         return;
     }
     json_t *g = json_loads(c.grant, 0, NULL);
+    /* RFC 9449 §10: a code bound at the authorization request (dpop_jkt, or
+     * the proof of its pushed request) goes only with a proof of that key */
+    const char *code_jkt = json_str(req->pool, g, "code_dpop_jkt");
+    if (code_jkt != NULL && !mandate_dpop_request_holds(req, code_jkt)) {
+        json_decref(g);
+        mandate_oauth_fail(&oerr, 400, "invalid_dpop_proof",
+                           req->dpop_jkt == NULL
+                               ? "the code is bound to a DPoP key (dpop_jkt): a DPoP proof of "
+                                 "that key is required"
+                               : "the DPoP proof is by another key than the code's dpop_jkt");
+        mandate_token_refuse(req, resp, &oerr, grant_type, client.client_id,
+                             json_pack("{s:s}", "family", c.family_id));
+        return;
+    }
     const char *granted_aud = json_str(req->pool, g, "aud");
     const char *audience, *missing = NULL;
     if (!narrowed_audience(req->pool, form, granted_aud, &audience, &missing)) {

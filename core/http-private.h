@@ -35,6 +35,9 @@ typedef struct mandate_http_request {
     const char *dpop_jkt;
     /* the client certificate of the request, once read (mtls-private.h) */
     struct mandate_mtls_cert *client_cert;
+    /* how the request's client authenticated (client_secret_basic,
+     * private_key_jwt, ...), once it has; NULL: not, or a public client */
+    const char *client_auth_method;
 } mandate_http_request;
 
 typedef struct mandate_http_header {

@@ -46,10 +46,19 @@ void mandate_token_answer_with(mandate_http_request *req, mandate_http_response 
 void mandate_token_refuse(mandate_http_request *req, mandate_http_response *resp,
                           const mandate_oauth_error *oerr, const char *grant_type,
                           const char *client_id, json_t *extra);
+/* The same as event (par.refused at /oauth2/par). */
+void mandate_oauth_refuse(mandate_http_request *req, mandate_http_response *resp,
+                          const char *event, const mandate_oauth_error *oerr,
+                          const char *grant_type, const char *client_id, json_t *extra);
 /* The client's rate limit on the token endpoint: false when over it, with
  * the 429 answered and audited. */
 bool mandate_token_within_rate(mandate_http_request *req, mandate_http_response *resp,
                                const mandate_client *client, const char *grant_type);
+/* The same, a refusal audited as event (par.refused at /oauth2/par, which
+ * spends the client's token endpoint allowance). */
+bool mandate_oauth_within_rate(mandate_http_request *req, mandate_http_response *resp,
+                               const char *event, const mandate_client *client,
+                               const char *grant_type);
 /* The issuer, a fresh jti and the times of a grant that lives lifetime
  * seconds from now, never past not_after (0: no bound). false: no
  * randomness for the jti. */

@@ -20,6 +20,7 @@
 #include "mtls-private.h"
 #include "plugins-private.h"
 #include "pool-private.h"
+#include "profile-private.h"
 #include "refusals-private.h"
 #include "runtime-private.h"
 #include "token-types-private.h"
@@ -29,6 +30,13 @@
 void mandate_token_refuse(mandate_http_request *req, mandate_http_response *resp,
                           const mandate_oauth_error *oerr, const char *grant_type,
                           const char *client_id, json_t *extra)
+{
+    mandate_oauth_refuse(req, resp, "token.refused", oerr, grant_type, client_id, extra);
+}
+
+void mandate_oauth_refuse(mandate_http_request *req, mandate_http_response *resp,
+                          const char *event, const mandate_oauth_error *oerr,
+                          const char *grant_type, const char *client_id, json_t *extra)
 {
     if (client_id == NULL)
         client_id = oerr->client_id;
@@ -46,12 +54,12 @@ void mandate_token_refuse(mandate_http_request *req, mandate_http_response *resp
         json_decref(extra);
     }
     if (oerr->status >= 500) { /* our failure, not the caller's: no budget */
-        mandate_audit_event("token.refused", fields);
+        mandate_audit_event(event, fields);
         mandate_oauth_respond_error(req, resp, oerr);
         return;
     }
     unsigned retry_after;
-    switch (mandate_refusal_record(req, "token.refused", fields, &retry_after)) {
+    switch (mandate_refusal_record(req, event, fields, &retry_after)) {
     case MANDATE_REFUSAL_RECORDED: mandate_oauth_respond_error(req, resp, oerr); return;
     case MANDATE_REFUSAL_OVER_BUDGET:
         mandate_refusal_respond_over_budget(req, resp, retry_after);
@@ -150,6 +158,23 @@ bool mandate_token_mint(mandate_http_request *req, mandate_http_response *resp,
     /* RFC 8705 §3: and to the client's certificate when it asks for that */
     if (bound.cnf_x5t_s256 == NULL)
         bound.cnf_x5t_s256 = mandate_mtls_binding(req, client);
+    /* the profile for regulated tenants (profile-private.h): here, since
+     * every grant of every client mints through this */
+    const mandate_config *cfg = mandate_runtime_config(req->runtime);
+    const char *profile_why = mandate_profile_auth_refusal(req, cfg, client);
+    if (profile_why != NULL)
+        mandate_oauth_fail(&oerr, 401, "invalid_client", profile_why);
+    else if (bound.cnf_jkt == NULL && bound.cnf_x5t_s256 == NULL &&
+             mandate_profile_fapi2(cfg, client))
+        mandate_oauth_fail(&oerr, 400, "invalid_dpop_proof",
+                           profile_why = "profile fapi2 (sender_constrained): tokens are "
+                                         "sender-constrained only: send a DPoP proof (or use "
+                                         "a client certificate)");
+    if (profile_why != NULL) {
+        oerr.reason = profile_why;
+        mandate_token_refuse(req, resp, &oerr, grant_type, client->client_id, extra);
+        return false;
+    }
     char *token = NULL;
     mandate_error err = {0};
     mandate_rc rc = mandate_format_mint(fmt, req->pool, &bound, &token, &err);
@@ -260,16 +285,23 @@ void mandate_token_answer_with(mandate_http_request *req, mandate_http_response 
 bool mandate_token_within_rate(mandate_http_request *req, mandate_http_response *resp,
                                const mandate_client *client, const char *grant_type)
 {
+    return mandate_oauth_within_rate(req, resp, "token.refused", client, grant_type);
+}
+
+bool mandate_oauth_within_rate(mandate_http_request *req, mandate_http_response *resp,
+                               const char *event, const mandate_client *client,
+                               const char *grant_type)
+{
     /* after authentication: nobody can spend another client's allowance */
     unsigned retry_after;
     if (mandate_client_limits_take(req, MANDATE_EP_TOKEN, client->client_id, client,
                                    &retry_after))
         return true;
     json_t *fields =
-        json_pack("{s:s,s:s,s:s,s:s,s:i,s:i}", "grant_type", grant_type, "client_id",
+        json_pack("{s:s?,s:s,s:s,s:s,s:i,s:i}", "grant_type", grant_type, "client_id",
                   client->client_id, "error", "too_many_requests", "reason", "rate limit",
                   "status", 429, "retry_after", (int)retry_after);
-    if (mandate_audit_event("token.refused", fields) != MANDATE_OK) {
+    if (mandate_audit_event(event, fields) != MANDATE_OK) {
         mandate_oauth_respond_rc(req, resp, MANDATE_TEMPFAIL);
         return false;
     }

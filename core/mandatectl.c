@@ -16,6 +16,7 @@
 #include "ctl-private.h"
 #include "log-private.h"
 #include "plugin-loader-private.h"
+#include "profile-private.h"
 #include "runtime-private.h"
 #include "state-init-private.h"
 #include "util-private.h"
@@ -258,6 +259,24 @@ static int cmd_init(ctl *c, int argc, char **argv)
 
 /* --- config check ----------------------------------------------------------- */
 
+/* What pushed authorization requests and the profile for regulated tenants
+ * change under this configuration (a client's own profile: client show). */
+static void explain_profile(const mandate_config *cfg)
+{
+    if (cfg->par.required)
+        printf("par.required: every authorization request must come through /oauth2/par "
+               "(request_uri, %llds)\n",
+               (long long)cfg->par.lifetime);
+    if (cfg->fapi2_tenants == NULL || cfg->fapi2_tenants[0] == NULL)
+        return;
+    printf("profile fapi2 for every client of tenant");
+    for (char **t = cfg->fapi2_tenants; *t != NULL; t++)
+        printf(" %s", *t);
+    printf(":\n");
+    for (const char *const *r = mandate_profile_fapi2_rules(); *r != NULL; r++)
+        printf("  %s\n", *r);
+}
+
 static int cmd_config(ctl *c, int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], "check") != 0 || argc > 3) {
@@ -279,6 +298,7 @@ static int cmd_config(ctl *c, int argc, char **argv)
     } else if (rt != NULL) {
         printf("%s: OK (%zu plugin instance%s)\n", path, mandate_runtime_instance_count(rt),
                mandate_runtime_instance_count(rt) == 1 ? "" : "s");
+        explain_profile(mandate_runtime_config(rt));
     } else {
         for (size_t i = 0; i < diag.count; i++)
             fprintf(stderr, "%s\n", diag.lines[i]);

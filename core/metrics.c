@@ -215,6 +215,7 @@ mandate_metric_endpoint mandate_metrics_endpoint_of(const char *path)
         {"/metrics", MANDATE_EP_METRICS},
         {"/oauth2/authorize", MANDATE_EP_AUTHORIZE},
         {"/oauth2/authorize/choose", MANDATE_EP_AUTHORIZE},
+        {"/oauth2/par", MANDATE_EP_AUTHORIZE}, /* the request, pushed ahead */
         {"/consent", MANDATE_EP_SIGNIN},
         {"/logout", MANDATE_EP_SIGNIN},
         {"/oauth2/register", MANDATE_EP_REGISTER},

@@ -253,18 +253,21 @@ void mandate_mtls_metadata(const mandate_http_request *req, json_t *doc)
     json_object_set_new(doc, "tls_client_certificate_bound_access_tokens", json_true());
     if (cfg->mtls_base_url != NULL) {
         /* RFC 8705 §5: where a client with a certificate calls */
-        static const char *const aliases[][2] = {{"token_endpoint", "/oauth2/token"},
-                                                 {"introspection_endpoint", "/oauth2/introspect"},
-                                                 {"revocation_endpoint", "/oauth2/revoke"}};
+        static const char *const aliases[][2] = {
+            {"token_endpoint", "/oauth2/token"},
+            {"introspection_endpoint", "/oauth2/introspect"},
+            {"revocation_endpoint", "/oauth2/revoke"},
+            {"pushed_authorization_request_endpoint", "/oauth2/par"}};
         size_t base = strlen(cfg->mtls_base_url);
         while (base > 0 && cfg->mtls_base_url[base - 1] == '/')
             base--;
         json_t *o = json_object();
         for (size_t i = 0; i < sizeof(aliases) / sizeof(aliases[0]); i++)
-            json_object_set_new(o, aliases[i][0],
-                                json_string(mandate_pool_printf(req->pool, "%.*s%s", (int)base,
-                                                                cfg->mtls_base_url,
-                                                                aliases[i][1])));
+            if (json_object_get(doc, aliases[i][0]) != NULL) /* PAR: with sign-in only */
+                json_object_set_new(
+                    o, aliases[i][0],
+                    json_string(mandate_pool_printf(req->pool, "%.*s%s", (int)base,
+                                                    cfg->mtls_base_url, aliases[i][1])));
         json_object_set_new(doc, "mtls_endpoint_aliases", o);
     }
 }

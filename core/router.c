@@ -35,6 +35,7 @@ static const route routes[] = {
     {"GET", "/metrics", mandate_endpoint_metrics, false, NULL},
     {"GET", "/oauth2/authorize", mandate_endpoint_authorize, false, NULL},
     {"POST", "/oauth2/authorize/choose", mandate_endpoint_authorize_choose, false, NULL},
+    {"POST", "/oauth2/par", mandate_endpoint_par, false, NULL},
     {NULL, "/login/", mandate_endpoint_login, true, NULL},
     {"POST", "/consent", mandate_endpoint_consent, false, NULL},
     {"GET", "/logout", mandate_endpoint_logout, false, NULL},

@@ -87,13 +87,34 @@ typedef struct mandate_pending {
     const char *binding;        /* hash (hex) of the login cookie's value */
     const char *session;        /* hash (hex) of the browser session, after login */
     const char *mapped;         /* the mapping's result, after login (JSON text) */
+    const char *dpop_jkt;       /* RFC 9449 §10: the code is bound to this key; may be NULL */
+    bool prompt_none;           /* prompt=none (kept for a pushed request) */
+    const char *idp_hint;       /* kept for a pushed request */
 } mandate_pending;
+
+/* The authorization request's parameters in q (RFC 6749 §4.1.1, PKCE,
+ * RFC 8707, prompt, max_age, login_hint, idp_hint, dpop_jkt) for client,
+ * into p, whose client_id and redirect_uri (checked) are set: what
+ * /oauth2/authorize and /oauth2/par share. false: *error_r and
+ * *description_r (p->state NULL when it is the fault). */
+bool mandate_signin_request_read(mandate_http_request *req, const mandate_form *q,
+                                 const mandate_client *client, mandate_pending *p,
+                                 const char **error_r, const char **description_r);
+
+/* A pushed authorization request's request_uri (RFC 9126 §2.2) starts
+ * with this. */
+#define MANDATE_PAR_URN "urn:ietf:params:oauth:request_uri:"
+
 
 /* Keeps pending under a fresh handle in namespace ns ("authorize",
  * "consent") for signin.pending_lifetime; the handle in *handle_r. */
 mandate_rc mandate_signin_pending_put(mandate_http_request *req, const char *ns,
                                       const mandate_pending *pending, const char **handle_r,
                                       mandate_error *err);
+/* The same for lifetime seconds. */
+mandate_rc mandate_signin_pending_put_for(mandate_http_request *req, const char *ns,
+                                          const mandate_pending *pending, int64_t lifetime,
+                                          const char **handle_r, mandate_error *err);
 /* Takes it back, once: MANDATE_NOT_FOUND when unknown, used or expired. */
 mandate_rc mandate_signin_pending_take(mandate_http_request *req, const char *ns,
                                        const char *handle, mandate_pending *pending_r,

@@ -220,7 +220,10 @@ static json_t *pending_json(const mandate_pending *p)
     PUT_STR(binding);
     PUT_STR(session);
     PUT_STR(mapped);
+    PUT_STR(dpop_jkt);
+    PUT_STR(idp_hint);
 #undef PUT_STR
+    json_object_set_new(o, "prompt_none", json_boolean(p->prompt_none));
     json_object_set_new(o, "force_login", json_boolean(p->force_login));
     json_object_set_new(o, "force_consent", json_boolean(p->force_consent));
     json_object_set_new(o, "max_age", json_integer(p->max_age));
@@ -237,6 +240,15 @@ mandate_rc mandate_signin_pending_put(mandate_http_request *req, const char *ns,
                                       const mandate_pending *pending, const char **handle_r,
                                       mandate_error *err)
 {
+    return mandate_signin_pending_put_for(
+        req, ns, pending, mandate_runtime_config(req->runtime)->signin.pending_lifetime,
+        handle_r, err);
+}
+
+mandate_rc mandate_signin_pending_put_for(mandate_http_request *req, const char *ns,
+                                          const mandate_pending *pending, int64_t lifetime,
+                                          const char **handle_r, mandate_error *err)
+{
     const char *handle = mandate_web_secret(req->pool);
     if (handle == NULL)
         return mandate_error_set(err, MANDATE_ERROR, "no randomness for a handle");
@@ -245,11 +257,9 @@ mandate_rc mandate_signin_pending_put(mandate_http_request *req, const char *ns,
     json_decref(o);
     unsigned char key[32];
     mandate_web_hash(handle, key);
-    const mandate_config *cfg = mandate_runtime_config(req->runtime);
-    mandate_rc rc = mandate_store_once_put(mandate_runtime_store(req->runtime), ns, key,
-                                           sizeof(key), text,
-                                           mandate_clock_now() + cfg->signin.pending_lifetime,
-                                           err);
+    mandate_rc rc =
+        mandate_store_once_put(mandate_runtime_store(req->runtime), ns, key, sizeof(key), text,
+                               mandate_clock_now() + lifetime, err);
     free(text);
     if (rc == MANDATE_OK)
         *handle_r = handle;
@@ -291,6 +301,9 @@ mandate_rc mandate_signin_pending_take(mandate_http_request *req, const char *ns
     json_t *max_age = json_object_get(o, "max_age");
     p->max_age = json_is_integer(max_age) ? json_integer_value(max_age) : -1;
     p->mapped = get_str(req->pool, o, "mapped");
+    p->dpop_jkt = get_str(req->pool, o, "dpop_jkt");
+    p->idp_hint = get_str(req->pool, o, "idp_hint");
+    p->prompt_none = json_is_true(json_object_get(o, "prompt_none"));
     json_decref(o);
     if (p->client_id == NULL || p->redirect_uri == NULL || p->code_challenge == NULL)
         return mandate_error_set(err, MANDATE_ERROR, "a pending sign-in without its client");
@@ -771,6 +784,9 @@ void mandate_signin_issue_code(mandate_http_request *req, mandate_http_response 
     mandate_web_hash(code, hash);
     json_t *grant = json_loads(pending->mapped, 0, NULL);
     json_object_set_new(grant, "client_id", json_string(pending->client_id));
+    /* RFC 9449 §10: redeemed only with a proof of this key */
+    if (pending->dpop_jkt != NULL)
+        json_object_set_new(grant, "code_dpop_jkt", json_string(pending->dpop_jkt));
     const char *sub = json_string_value(json_object_get(grant, "sub"));
     sub = mandate_pool_strdup(req->pool, sub != NULL ? sub : "");
     char *grant_text = json_dumps(grant, JSON_COMPACT);

@@ -12,6 +12,9 @@
  *                                                  COUNT proofs, one a line,
  *                                                  each with its own jti (the
  *                                                  pools of bench/dpop)
+ *   dpop-proof assertion KEY_FILE CLIENT_ID AUD    a private_key_jwt client
+ *                                                  assertion (RFC 7523 §3) of
+ *                                                  CLIENT_ID for AUD, 60 s
  *
  * Prints the result on one line; exit 1 on failure. A tool of the test, not
  * a test itself. */
@@ -22,6 +25,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/pem.h>
 
@@ -83,8 +87,23 @@ int main(int argc, char **argv)
             status = proof != NULL && puts(proof) >= 0 ? 0 : 1;
             free(proof);
         }
+    } else if (key != NULL && argc == 5 && strcmp(argv[1], "assertion") == 0) {
+        int64_t now = (int64_t)time(NULL);
+        char jti[48];
+        srand((unsigned)now ^ (unsigned)getpid());
+        snprintf(jti, sizeof(jti), "%lld-%d-%d", (long long)now, (int)getpid(), rand());
+        json_t *claims = json_pack("{s:s,s:s,s:s,s:I,s:I,s:s}", "iss", argv[3], "sub", argv[3],
+                                   "aud", argv[4], "iat", (json_int_t)now, "exp",
+                                   (json_int_t)(now + 60), "jti", jti);
+        char *jwt = mandate_jws_sign(key, NULL, NULL, claims);
+        json_decref(claims);
+        if (jwt != NULL) {
+            puts(jwt);
+            status = 0;
+        }
+        free(jwt);
     } else {
-        fprintf(stderr, "usage: dpop-proof keygen ALG FILE | jkt FILE | "
+        fprintf(stderr, "usage: dpop-proof keygen ALG FILE | jkt FILE | assertion FILE ID AUD | "
                         "proof FILE METHOD URI [TOKEN [IAT_OFFSET [NONCE]]] | "
                         "proofs FILE METHOD URI COUNT [TOKEN]\n");
     }

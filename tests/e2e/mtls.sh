@@ -141,6 +141,12 @@ expect_eq "--auth tls_client_auth with two names: refused by mandatectl" 1 \
 # --- self_signed_tls_client_auth ------------------------------------------------------
 new_client self-a --auth self_signed_tls_client_auth --tls-cert "$PKI/self.pem" >/dev/null
 expect_eq "self_signed_tls_client_auth with the registered certificate: 200" 200 "$(token self -d client_id=self-a)"
+# the profile fapi2 (doc/fapi.md) takes a certificate as the client's credential and its
+# binding as sender-constraint: no DPoP proof needed
+new_client self-fapi --auth self_signed_tls_client_auth --tls-cert "$PKI/self.pem" >/dev/null
+"${CTL[@]}" client set self-fapi --profile fapi2 >/dev/null
+expect_eq "profile fapi2 by self_signed_tls_client_auth, no DPoP proof: 200" 200 "$(token self -d client_id=self-fapi)"
+expect_contains "  certificate-bound" 'x5t#S256' "$(cnf_of)"
 expect_contains "  bound to it" "\"x5t#S256\":\"$X5T_SELF\"" "$(cnf_of)"
 expect_eq "  another self-signed certificate of the same name: 401" 401 "$(token self2 -d client_id=self-a)"
 expect_eq "  a CA-signed one: 401" 401 "$(token agent-a -d client_id=self-a)"
