@@ -740,7 +740,13 @@ void mandate_signin_continue(mandate_http_request *req, mandate_http_response *r
         return;
     json_t *mapped = json_pack("{s:s,s:s,s:s,s:s?,s:I,s:s,s:I,s:s}", "sub", m.subject, "tenant",
                                m.tenant, "scope", m.scope, "aud", m.audience, "lifetime",
-                               (json_int_t)m.lifetime, "idp", session->idp, "auth_time",
+                               (json_int_t)m.lifetime, "idp",
+                               /* the upstream IdP (its entityID or issuer), as the
+                                * token exchange names it; the instance when it
+                                * gave none */
+                               id.issuer != NULL && id.issuer[0] != '\0' ? id.issuer
+                                                                         : session->idp,
+                               "auth_time",
                                (json_int_t)session->authn_at, "rule", m.rule->name);
     char *mapped_text = json_dumps(mapped, JSON_COMPACT);
     json_decref(mapped);

@@ -137,7 +137,7 @@ claims=$(jwt_claims "$ACCESS")
 expect_eq "  sub: the mapped user" advisor-alice "$(json_get "$claims" sub)"
 expect_eq "  client_id: the MCP client" mcp-app "$(json_get "$claims" client_id)"
 expect_eq "  aud: the resource" "$CAL" "$(json_get "$claims" aud)"
-expect_eq "  idp: the IdP" backend-corp "$(json_get "$claims" idp)"
+expect_eq "  idp: the IdP's issuer (as the token exchange names it)" https://fake-idp.test "$(json_get "$claims" idp)"
 expect_contains "  a refresh token" mrt_ "$REFRESH"
 gate() { http_status "$BASE/gateway/check" -H "X-Original-URI: /mcp/tools" -H "Authorization: Bearer $1"; }
 expect_eq "  the gateway lets it through" 200 "$(gate "$ACCESS")"

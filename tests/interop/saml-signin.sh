@@ -166,11 +166,11 @@ check "SimpleSAMLphp took both SPs from Mandate's metadata" grep -q "backend-ban
 COMMON=(SIGNIN_BASE="$BASE" SIGNIN_MCP_URL="$GW/mcp" SIGNIN_RESOURCE="$AUD" SIGNIN_CHROMIUM="$CHROMIUM"
     SIGNIN_USER=advisor SIGNIN_PASSWORD=advisor-pw SIGNIN_SUB=advisor-12345 SIGNIN_MODE=dcr SIGNIN_STEPS=signin)
 echo "--- the MCP SDK: advisor at SimpleSAMLphp, signed assertion, unsigned AuthnRequest"
-run_node signin-mcp.mjs "${COMMON[@]}" SIGNIN_IDP="Bank SSO" SIGNIN_IDP_INSTANCE=backend-bank \
+run_node signin-mcp.mjs "${COMMON[@]}" SIGNIN_IDP="Bank SSO" SIGNIN_IDP_CLAIM="$SSP_ENTITY_ID" \
     SIGNIN_SHOTS="$ARTIFACTS/mcp-plain"
 echo "--- the MCP SDK: advisor at SimpleSAMLphp, signed AuthnRequest, encrypted assertion"
 run_node signin-mcp.mjs "${COMMON[@]}" SIGNIN_IDP="Bank SSO (signed, encrypted)" \
-    SIGNIN_IDP_INSTANCE=backend-bank-secure SIGNIN_SHOTS="$ARTIFACTS/mcp-secure"
+    SIGNIN_IDP_CLAIM="$SSP_ENTITY_ID" SIGNIN_SHOTS="$ARTIFACTS/mcp-secure"
 check "backend-bank-secure: the NameID is the persistent one asked for (the uid)" \
     grep -q "signed in at backend-bank-secure: advisor-12345 as advisor-12345 (rule advisors)" "$LOG"
 # node_encrypt_nameid: from now on SimpleSAMLphp encrypts the NameID too
@@ -191,7 +191,7 @@ FIXTURES="assertion wrap-extensions wrap-object wrap-object-same-id wrap-second-
     external-entity unsigned response-unsigned attacker wrong-audience expired"
 echo "--- the pages: compliance, stranger, tampering, fixtures"
 run_node signin-saml.mjs SIGNIN_BASE="$BASE" SIGNIN_CHROMIUM="$CHROMIUM" SIGNIN_CLIENT_ID=saml-pages \
-    SIGNIN_IDP="Bank SSO" SAML_INSTANCE=backend-bank SAML_SECURE_INSTANCE=backend-bank-secure SAML_IDP_CLAIM=backend-bank SAML_ADVISOR_AUD="$AUD" \
+    SIGNIN_IDP="Bank SSO" SAML_INSTANCE=backend-bank SAML_SECURE_INSTANCE=backend-bank-secure SAML_IDP_CLAIM="$SSP_ENTITY_ID" SAML_ADVISOR_AUD="$AUD" \
     SAML_COMPLIANCE_AUD="$COMPLIANCE_AUD" SAML_TAMPER=1 SAML_FIXTURES="$TMP/fixtures" \
     SAML_FIXTURE_INSTANCE=backend-fixtures SAML_FIXTURE_SSO="${FX_ISSUER}sso" SAML_FIXTURE_NAMES="$FIXTURES" \
     SIGNIN_SHOTS="$ARTIFACTS/pages"

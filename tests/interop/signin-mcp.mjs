@@ -15,7 +15,7 @@
 // mandatectl user revoke SUBJECT (answer: its exit status).
 // Environment: SIGNIN_BASE (Mandate), SIGNIN_MCP_URL (the gateway's /mcp),
 // SIGNIN_MODE (cimd or dcr), SIGNIN_USER, SIGNIN_PASSWORD, SIGNIN_IDP (the
-// chooser's label of the IdP), SIGNIN_IDP_INSTANCE (the access token's idp),
+// chooser's label of the IdP), SIGNIN_IDP_CLAIM (the access token's idp: the IdP's issuer or entityID),
 // SIGNIN_SUB (the mapped subject), SIGNIN_RESOURCE, SIGNIN_SHOTS (the folder
 // for screenshots), for cimd SIGNIN_CERT and SIGNIN_KEY (PEM, for
 // https://127.0.0.1), SIGNIN_REVOKE (user or rfc7009), SIGNIN_STEPS ("all",
@@ -40,7 +40,7 @@ const MODE = env('SIGNIN_MODE');
 const USER = env('SIGNIN_USER');
 const PASSWORD = env('SIGNIN_PASSWORD');
 const IDP = env('SIGNIN_IDP');
-const IDP_INSTANCE = env('SIGNIN_IDP_INSTANCE');
+const IDP_CLAIM = env('SIGNIN_IDP_CLAIM');
 const SUB = env('SIGNIN_SUB');
 const RESOURCE = env('SIGNIN_RESOURCE');
 const STEPS = process.env.SIGNIN_STEPS || 'all';
@@ -190,7 +190,7 @@ async function checkClaims(what, token) {
         info(`${T} header ${JSON.stringify(protectedHeader)} claims ${JSON.stringify(payload)}`);
         expectEq(`${T} ${what}: sub is the mapped user`, SUB, payload.sub);
         expectEq(`${T} ${what}: client_id is the MCP client's`, provider.info && provider.info.client_id, payload.client_id);
-        expectEq(`${T} ${what}: idp is the IdP's instance`, IDP_INSTANCE, payload.idp);
+        expectEq(`${T} ${what}: idp is the IdP's issuer (entityID)`, IDP_CLAIM, payload.idp);
         expect(`${T} ${what}: scope holds mcp:call`, String(payload.scope || '').split(' ').includes('mcp:call'), payload.scope);
         return payload;
     } catch (e) {

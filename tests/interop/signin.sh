@@ -162,9 +162,9 @@ check "metadata: no registration endpoint while registration is off" \
     bash -c "! grep -q registration_endpoint <<<'$meta'"
 
 COMMON=(SIGNIN_BASE="$BASE" SIGNIN_MCP_URL="$GW/mcp" SIGNIN_RESOURCE="$AUD" SIGNIN_CHROMIUM="$CHROMIUM")
-ALICE=(SIGNIN_USER=alice SIGNIN_PASSWORD=alice-corp-pw SIGNIN_IDP="Example Corp" SIGNIN_IDP_INSTANCE=backend-corp
+ALICE=(SIGNIN_USER=alice SIGNIN_PASSWORD=alice-corp-pw SIGNIN_IDP="Example Corp" SIGNIN_IDP_CLAIM="$CORP"
     SIGNIN_SUB=advisor-alice)
-DAVE=(SIGNIN_USER=dave SIGNIN_PASSWORD=dave-partner-pw SIGNIN_IDP="Partner Bank" SIGNIN_IDP_INSTANCE=backend-partner
+DAVE=(SIGNIN_USER=dave SIGNIN_PASSWORD=dave-partner-pw SIGNIN_IDP="Partner Bank" SIGNIN_IDP_CLAIM="$PARTNER"
     SIGNIN_SUB=partner-dave)
 
 # 1. the MCP SDK with a Client ID Metadata Document; revoked with mandatectl user revoke
