@@ -131,7 +131,7 @@ out=$(curl -s -d grant_type=authorization_code -d client_id=mcp-app -d "code=$(q
     --data-urlencode "resource=$MARKET" "$BASE/oauth2/token")
 claims=$(jwt_claims "$(json_get "$out" access_token)")
 expect_eq "the token: sub advisor-12345" advisor-12345 "$(json_get "$claims" sub)"
-expect_eq "  idp: the SAML instance" "$INSTANCE" "$(json_get "$claims" idp)"
+expect_eq "  idp: the IdP's entityID (as the token exchange names it)" https://idp.example.com/ "$(json_get "$claims" idp)"
 expect_eq "  aud: MarketPulse" "$MARKET" "$(json_get "$claims" aud)"
 expect_eq "  scope: mcp:call" "mcp:call" "$(json_get "$claims" scope)"
 expect_eq "  for the MCP client" mcp-app "$(json_get "$claims" client_id)"

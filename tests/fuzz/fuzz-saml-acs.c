@@ -32,11 +32,11 @@
 #include <mandate/backend.h>
 
 #include "fake-host.h"
+#include "fuzz-saml-common.h"
 #include "form-private.h"
 #include "fuzz-common.h"
 #include "pool-private.h"
 
-extern const mandate_plugin mandate_plugin_saml;
 #define P (&mandate_plugin_saml)
 #define OPS ((const mandate_backend_ops *)mandate_plugin_saml.ops)
 
@@ -55,20 +55,11 @@ static void *inst;
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc, (void)argv;
-    mandate_host *host = fake_host_quiet(FUZZ_NOW);
-    mandate_error err = {0};
-    inst = fake_instance_new(P);
-    if (inst == NULL ||
-        fake_conf_set(P, inst, "idp_metadata", SRCDIR "/tests/fuzz/saml-acs-metadata.xml") != 0 ||
-        fake_conf_set(P, inst, "sp_entity_id", "https://mandate.example.com/saml") != 0 ||
-        fake_conf_set(P, inst, "sp_key", SRCDIR "/tests/fuzz/saml-acs-sp.key") != 0 ||
-        fake_conf_set(P, inst, "sp_certificate", SRCDIR "/tests/fuzz/saml-acs-sp.crt") != 0 ||
-        fake_conf_set(P, inst, "idp_initiated_client", "mcp-app") != 0)
-        abort();
-    if (P->instantiate(inst, host, &err) != MANDATE_OK) {
-        fprintf(stderr, "fuzz-saml-acs: instantiate: %s\n", err.message);
-        abort();
-    }
+    inst = fuzz_saml_instance("fuzz-saml-acs", "idp_metadata",
+                              SRCDIR "/tests/fuzz/saml-acs-metadata.xml", "sp_key",
+                              SRCDIR "/tests/fuzz/saml-acs-sp.key", "sp_certificate",
+                              SRCDIR "/tests/fuzz/saml-acs-sp.crt", "idp_initiated_client",
+                              "mcp-app", NULL);
     return 0;
 }
 

@@ -24,11 +24,11 @@
 #include <mandate/backend.h>
 
 #include "fake-host.h"
+#include "fuzz-saml-common.h"
 #include "fuzz-common.h"
 #include "jose.h"
 #include "pool-private.h"
 
-extern const mandate_plugin mandate_plugin_saml;
 #define P (&mandate_plugin_saml)
 #define OPS ((const mandate_backend_ops *)mandate_plugin_saml.ops)
 
@@ -43,19 +43,9 @@ static void *inst;
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc, (void)argv;
-    mandate_host *host = fake_host_quiet(FUZZ_NOW);
     const char *md = getenv("MANDATE_FUZZ_SAML_METADATA");
-    mandate_error err = {0};
-    inst = fake_instance_new(P);
-    if (inst == NULL ||
-        fake_conf_set(P, inst, "idp_metadata",
-                      md != NULL ? md : SRCDIR "/tests/fuzz/saml-metadata.xml") != 0 ||
-        fake_conf_set(P, inst, "sp_entity_id", "https://mandate.example.com/saml") != 0)
-        abort();
-    if (P->instantiate(inst, host, &err) != MANDATE_OK) {
-        fprintf(stderr, "fuzz-saml: instantiate: %s\n", err.message);
-        abort();
-    }
+    inst = fuzz_saml_instance("fuzz-saml", "idp_metadata",
+                              md != NULL ? md : SRCDIR "/tests/fuzz/saml-metadata.xml", NULL);
     return 0;
 }
 
