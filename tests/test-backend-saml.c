@@ -1516,6 +1516,11 @@ static void test_sp_logout_request_from_idp(void **state)
     free(q1);
     logout_refused(inst, fx->pool, "RelayState=x", NULL, "not one of them");
     logout_refused(inst, fx->pool, "SAMLRequest=%ZZ", NULL, "percent-encoded");
+    /* fuzz-saml-logout's finding: "SigAlg" with no '=' read before its value */
+    logout_refused(inst, fx->pool, "SAMLRequest=f&SigAlg&Signature=AAAA", NULL,
+                   "not percent-encoded");
+    logout_refused(inst, fx->pool, "SAMLRequest=f&SigAlg=&Signature=AAAA", NULL,
+                   "not percent-encoded");
     /* what an unsigned message gets to, where the instance allows one */
     void *lax = sp_inst(false, "logout_require_signature", "false", NULL);
     logout_refused(lax, fx->pool, "SAMLRequest=AAAA", NULL, "not DEFLATE");

@@ -359,8 +359,11 @@ static mandate_rc parse_query(const saml_inst *inst, mandate_pool *pool, const c
                                           q->raw_relay_len - strlen("RelayState="), true)
                              : "";
     if (q->raw_sig_alg != NULL) {
-        q->sig_alg = url_decode(inst, pool, q->raw_sig_alg + strlen("SigAlg="),
-                                q->raw_sig_alg_len - strlen("SigAlg="), true);
+        /* "SigAlg" alone (no '='): shorter than the name and its '=' */
+        q->sig_alg = q->raw_sig_alg_len > strlen("SigAlg=")
+                         ? url_decode(inst, pool, q->raw_sig_alg + strlen("SigAlg="),
+                                      q->raw_sig_alg_len - strlen("SigAlg="), true)
+                         : NULL;
         q->signature = url_decode(inst, pool, raw_sig, raw_sig_len, true);
     }
     if (q->message == NULL || q->message[0] == '\0' ||
