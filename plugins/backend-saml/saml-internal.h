@@ -152,6 +152,11 @@ FILE *saml_message_open(const saml_inst *inst, const char *name, const char *des
 mandate_rc saml_redirect_url(const saml_inst *inst, mandate_pool *pool, const char *dest,
                              const char *param, const char *xml, const char *relay_state,
                              const char **url_r, mandate_error *err);
+/* A request (xml, its ID id) sent to dest with the HTTP-Redirect binding:
+ * redirect_r's url, and its remember = id, for the answer's InResponseTo. */
+mandate_rc saml_redirect_request(const saml_inst *inst, mandate_pool *pool, const char *dest,
+                                 const char *xml, const char *id, const char *relay_state,
+                                 mandate_login_redirect *redirect_r, mandate_error *err);
 /* s with XML's special characters escaped, into out. */
 void saml_xml_escaped(FILE *out, const char *s);
 /* Percent-encoding of all but RFC 3986's unreserved characters, into out. */

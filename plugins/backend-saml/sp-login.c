@@ -253,6 +253,21 @@ bool saml_new_id(const saml_inst *inst, char id[SAML_REQUEST_ID_SIZE])
     return true;
 }
 
+mandate_rc saml_redirect_request(const saml_inst *inst, mandate_pool *pool, const char *dest,
+                                 const char *xml, const char *id, const char *relay_state,
+                                 mandate_login_redirect *redirect_r, mandate_error *err)
+{
+    const char *url;
+    mandate_rc rc = saml_redirect_url(inst, pool, dest, "SAMLRequest", xml, relay_state, &url, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    redirect_r->url = url;
+    redirect_r->remember = inst->host->pool_strdup(pool, id);
+    if (redirect_r->remember == NULL)
+        return mandate_error_set(err, MANDATE_ERROR, "saml: out of memory");
+    return MANDATE_OK;
+}
+
 mandate_rc saml_redirect_url(const saml_inst *inst, mandate_pool *pool, const char *dest,
                              const char *param, const char *xml, const char *relay_state,
                              const char **url_r, mandate_error *err)
@@ -368,15 +383,10 @@ mandate_rc saml_login_start(void *inst_, mandate_pool *pool, const mandate_login
     if (xml == NULL)
         return mandate_error_set(err, MANDATE_ERROR, "saml: out of memory");
 
-    const char *url;
-    mandate_rc rc = saml_redirect_url(inst, pool, inst->sso_url, "SAMLRequest", xml,
-                                      request->handle, &url, err);
+    mandate_rc rc =
+        saml_redirect_request(inst, pool, inst->sso_url, xml, id, request->handle, redirect_r, err);
     if (rc != MANDATE_OK)
         return rc;
-    redirect_r->url = url;
-    redirect_r->remember = host->pool_strdup(pool, id);
-    if (redirect_r->remember == NULL)
-        return mandate_error_set(err, MANDATE_ERROR, "saml: out of memory");
     mandate_log_debug(host, "saml: AuthnRequest %s to %s%s", id, Q(inst->sso_url),
                       saml_signs_requests(inst) ? " (signed)" : "");
     return MANDATE_OK;

@@ -262,15 +262,10 @@ mandate_rc saml_logout_start(void *inst_, mandate_pool *pool,
     char *xml = saml_memstream_done(inst, pool, f, &buf);
     if (xml == NULL)
         return mandate_error_set(err, MANDATE_ERROR, "saml: out of memory");
-    const char *url;
-    mandate_rc rc = saml_redirect_url(inst, pool, inst->slo_url, "SAMLRequest", xml,
-                                      request->handle, &url, err);
+    mandate_rc rc =
+        saml_redirect_request(inst, pool, inst->slo_url, xml, id, request->handle, redirect_r, err);
     if (rc != MANDATE_OK)
         return rc;
-    redirect_r->url = url;
-    redirect_r->remember = host->pool_strdup(pool, id);
-    if (redirect_r->remember == NULL)
-        return mandate_error_set(err, MANDATE_ERROR, "saml: out of memory");
     mandate_log_debug(host, "saml: LogoutRequest %s to %s", id, Q(inst->slo_url));
     return MANDATE_OK;
 }
