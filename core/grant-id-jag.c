@@ -19,6 +19,7 @@
 #include <strings.h>
 
 #include "audit-events-private.h"
+#include "dpop-binding-private.h"
 #include "federation-private.h"
 #include "grant-claims.h"
 #include "grants-private.h"
@@ -174,6 +175,15 @@ void mandate_id_jag_issue(mandate_http_request *req, mandate_http_response *resp
      * at the resource authorization server */
     g.cnf_jkt = req->dpop_jkt;
     g.cnf_x5t_s256 = fed.cnf.x5t_s256 ? fed.cnf.x5t_s256 : mandate_mtls_binding(req, client);
+    if (g.cnf_jkt == NULL && mandate_dpop_client_bound(client)) {
+        /* RFC 9449 §5.2: its access tokens are never bearer ones, nor the
+         * ones an unbound ID-JAG would get it at the resource's server */
+        mandate_oauth_fail(&oerr, 400, "invalid_dpop_proof",
+                           "this client's tokens are DPoP-bound: a DPoP proof is required");
+        mandate_token_refuse(req, resp, &oerr, grant_type, client->client_id,
+                             mandate_federated_fields(subject_token_type, fed.backend, &fed.id, m));
+        return;
+    }
     int64_t lifetime = m->lifetime < cfg->id_jag_lifetime ? m->lifetime : cfg->id_jag_lifetime;
     bool started = mandate_token_grant_start(req, &g, lifetime, 0);
 

@@ -585,6 +585,19 @@ static void test_issue_bound(void **state)
     assert_null(json_object_get(cnf, "x5t#S256"));
     mandate_jws_clear(&jws);
     assert_string_equal(test_audit_field("token.issued", "cnf_jkt"), jkt);
+    /* a client registered for DPoP-bound tokens gets no unbound ID-JAG */
+    mandate_client_spec spec = {.client_id = "bound-agent",
+                                .scopes = "mcp:call",
+                                .audiences = CAL,
+                                .attributes = "{\"dpop_bound_access_tokens\":true}"};
+    mandate_client c;
+    char *secret = NULL;
+    assert_int_equal(mandate_clients_create(f->t->rt, f->pool, &spec, &c, &secret, &err),
+                     MANDATE_OK);
+    const char *bound_basic = test_basic(f->pool, "bound-agent", secret);
+    post(f, bound_basic, jag_request(f, ADVISOR, "&audience=" RS), &a);
+    expect_refused(&a, "invalid_dpop_proof",
+                   "this client's tokens are DPoP-bound: a DPoP proof is required");
     /* without a proof: none */
     post_bound(f, NULL, NULL, jag_request(f, ADVISOR, "&audience=" RS), &a);
     test_answer_expect(&a, 200, "");
