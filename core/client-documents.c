@@ -410,9 +410,9 @@ static mandate_rc check_auth_method(metadata_check *m, json_t *in, const char **
      * secret is made for it); a document stays public */
     if ((admin || m->source == MANDATE_METADATA_REGISTRATION) && by_certificate)
         return MANDATE_OK;
-    if (admin && (strcmp(method, "client_secret_basic") == 0 ||
-                  strcmp(method, "client_secret_post") == 0 ||
-                  strcmp(method, "private_key_jwt") == 0))
+    if (admin &&
+        (strcmp(method, "client_secret_basic") == 0 ||
+         strcmp(method, "client_secret_post") == 0 || strcmp(method, "private_key_jwt") == 0))
         return MANDATE_OK;
     if (strncmp(method, "client_secret_", 14) == 0)
         return BAD_METADATA(m,

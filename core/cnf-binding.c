@@ -22,14 +22,14 @@ bool mandate_cnf_held(mandate_http_request *req, const mandate_cnf *cnf, const c
                       mandate_oauth_error *oerr)
 {
     if (cnf->jkt != NULL && !mandate_dpop_request_holds(req, cnf->jkt)) {
-        mandate_oauth_fail(
-            oerr, 400, "invalid_grant",
-            mandate_pool_printf(req->pool,
-                                req->dpop_jkt == NULL
-                                    ? "the %s is DPoP-bound: a DPoP proof of its key is required"
-                                    : "the %s is DPoP-bound to another key than the DPoP "
-                                      "proof's",
-                                what));
+        mandate_oauth_fail(oerr, 400, "invalid_grant",
+                           mandate_pool_printf(
+                               req->pool,
+                               req->dpop_jkt == NULL
+                                   ? "the %s is DPoP-bound: a DPoP proof of its key is required"
+                                   : "the %s is DPoP-bound to another key than the DPoP "
+                                     "proof's",
+                               what));
         return false;
     }
     if (cnf->x5t_s256 != NULL && !mandate_mtls_request_holds(req, cnf->x5t_s256)) {

@@ -110,21 +110,23 @@ static bool federated_holder(mandate_http_request *req, mandate_http_response *r
     const char *why = NULL;
     mandate_oauth_error oerr;
     const char *what = strcmp(fed_r->token_type, MANDATE_TOKEN_TYPE_ID_JAG) == 0 ? "ID-JAG"
-                       : strcmp(grant_type, MANDATE_GRANT_JWT_BEARER_URI) == 0 ? "assertion"
-                                                                               : "subject_token";
+                       : strcmp(grant_type, MANDATE_GRANT_JWT_BEARER_URI) == 0
+                           ? "assertion"
+                           : "subject_token";
     bool held = mandate_cnf_of_claims(req->pool, claims, &fed_r->cnf, &why);
     json_decref(claims);
     if (!held)
-        mandate_oauth_fail(&oerr, 400, "invalid_grant",
-                           mandate_pool_printf(req->pool, "the %s cannot be honoured: %s", what,
-                                               why));
+        mandate_oauth_fail(
+            &oerr, 400, "invalid_grant",
+            mandate_pool_printf(req->pool, "the %s cannot be honoured: %s", what, why));
     else
         held = mandate_cnf_held(req, &fed_r->cnf, what, &oerr);
     if (held)
         return true;
     log_info("%s refused: client_id=%s idp=%s: %s", what, client->client_id,
              fed_r->backend->conf->name, oerr.description);
-    json_t *fields = mandate_federated_fields(fed_r->token_type, fed_r->backend, &fed_r->id, NULL);
+    json_t *fields =
+        mandate_federated_fields(fed_r->token_type, fed_r->backend, &fed_r->id, NULL);
     mandate_cnf_audit(req, &fed_r->cnf, fields);
     mandate_token_refuse(req, resp, &oerr, grant_type, client->client_id, fields);
     return false;

@@ -80,8 +80,8 @@ static fixture *started_with(void **state, const char *server, const char *extra
 {
     fixture *f = mandate_xcalloc(1, sizeof(*f));
     *state = f;
-    char *conf = mandate_xasprintf(
-        "server: { issuer = \"https://broker.example\"; %s };\n%s%s", server, mappings, extra);
+    char *conf = mandate_xasprintf("server: { issuer = \"https://broker.example\"; %s };\n%s%s",
+                                   server, mappings, extra);
     f->t = test_runtime_new(conf);
     free(conf);
     test_runtime_instance(f->t, "store", "kind = \"store\"; plugin = \"sqlite\";\n");
@@ -399,7 +399,8 @@ static const char *escaped_cert(fixture *f, EVP_PKEY *key, const char **x5t_r)
     const char *out = "";
     for (long i = 0; i < len; i++)
         out = strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-",
-                     pem[i]) != NULL && pem[i] != '\0'
+                     pem[i]) != NULL &&
+                      pem[i] != '\0'
                   ? mandate_pool_printf(f->pool, "%s%c", out, pem[i])
                   : mandate_pool_printf(f->pool, "%s%%%02X", out, (unsigned char)pem[i]);
     BIO_free(bio);
@@ -452,8 +453,8 @@ static void test_accept_dpop_bound(void **state)
     EVP_PKEY *key = mandate_jose_keygen(MANDATE_JWS_ES256);
     EVP_PKEY *thief = mandate_jose_keygen(MANDATE_JWS_EDDSA);
     const char *jkt = jkt_of(f, key);
-    const char *body =
-        jag_bearer(f, bound_claims(f, mandate_pool_printf(f->pool, "{\"jkt\":\"%s\"}", jkt)), "");
+    const char *body = jag_bearer(
+        f, bound_claims(f, mandate_pool_printf(f->pool, "{\"jkt\":\"%s\"}", jkt)), "");
     test_answer a = {0};
     post_bound(f, NULL, NULL, body, &a);
     expect_refused(&a, "invalid_grant",
@@ -479,10 +480,11 @@ static void test_accept_dpop_bound(void **state)
          "cnf binds the token by a method this broker does not check"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        post_bound(f, proof_of(f, key), NULL, jag_bearer(f, bound_claims(f, bad[i].cnf), ""), &a);
-        expect_refused(&a, "invalid_grant",
-                       mandate_pool_printf(f->pool, "the ID-JAG cannot be honoured: %s",
-                                           bad[i].why));
+        post_bound(f, proof_of(f, key), NULL, jag_bearer(f, bound_claims(f, bad[i].cnf), ""),
+                   &a);
+        expect_refused(
+            &a, "invalid_grant",
+            mandate_pool_printf(f->pool, "the ID-JAG cannot be honoured: %s", bad[i].why));
     }
     EVP_PKEY_free(key);
     EVP_PKEY_free(thief);
@@ -528,10 +530,12 @@ static void test_bound_assertions(void **state)
     fixture *f = *state;
     EVP_PKEY *key = mandate_jose_keygen(MANDATE_JWS_ES256);
     const char *script = mandate_pool_printf(
-        f->pool, "sub=alice;attrs={\"role\":\"advisor\",\"employeeId\":\"42\",\"cnf\":{\"jkt\":\"%s\"}}",
+        f->pool,
+        "sub=alice;attrs={\"role\":\"advisor\",\"employeeId\":\"42\",\"cnf\":{\"jkt\":\"%s\"}}",
         jkt_of(f, key));
     const char *jwt = test_form_encode(f->pool, test_jwt_script(f->pool, "JWT", script));
-    const char *bearer = mandate_pool_printf(f->pool, "grant_type=" JWT_BEARER "&assertion=%s", jwt);
+    const char *bearer =
+        mandate_pool_printf(f->pool, "grant_type=" JWT_BEARER "&assertion=%s", jwt);
     test_answer a = {0};
     post_bound(f, NULL, NULL, bearer, &a);
     expect_refused(&a, "invalid_grant",
@@ -539,10 +543,9 @@ static void test_bound_assertions(void **state)
     post_bound(f, proof_of(f, key), NULL, bearer, &a);
     test_answer_expect(&a, 200, "");
     assert_string_equal(test_answer_get(&a, "token_type"), "DPoP");
-    const char *xchg = mandate_pool_printf(f->pool,
-                                           "grant_type=" XCHG "&subject_token_type=" TT_ID_TOKEN
-                                           "&subject_token=%s",
-                                           jwt);
+    const char *xchg = mandate_pool_printf(
+        f->pool, "grant_type=" XCHG "&subject_token_type=" TT_ID_TOKEN "&subject_token=%s",
+        jwt);
     post_bound(f, NULL, NULL, xchg, &a);
     expect_refused(&a, "invalid_grant",
                    "the subject_token is DPoP-bound: a DPoP proof of its key is required");
@@ -606,15 +609,16 @@ static void test_issue_bound(void **state)
     assert_null(json_object_get(jws.claims, "cnf"));
     mandate_jws_clear(&jws);
     /* an id_token bound to a certificate, presented with it */
-    const char *script = mandate_pool_printf(
-        f->pool,
-        "sub=alice;attrs={\"role\":\"advisor\",\"employeeId\":\"42\",\"cnf\":{\"x5t#S256\":\"%s\"}}",
-        x5t);
-    const char *body = mandate_pool_printf(
-        f->pool,
-        "grant_type=" XCHG "&subject_token_type=" TT_ID_TOKEN
-        "&subject_token=%s&requested_token_type=" TT_ID_JAG "&audience=" RS,
-        test_form_encode(f->pool, test_jwt_script(f->pool, "JWT", script)));
+    const char *script =
+        mandate_pool_printf(f->pool,
+                            "sub=alice;attrs={\"role\":\"advisor\",\"employeeId\":\"42\","
+                            "\"cnf\":{\"x5t#S256\":\"%s\"}}",
+                            x5t);
+    const char *body =
+        mandate_pool_printf(f->pool,
+                            "grant_type=" XCHG "&subject_token_type=" TT_ID_TOKEN
+                            "&subject_token=%s&requested_token_type=" TT_ID_JAG "&audience=" RS,
+                            test_form_encode(f->pool, test_jwt_script(f->pool, "JWT", script)));
     post_bound(f, NULL, NULL, body, &a);
     expect_refused(&a, "invalid_grant",
                    "the subject_token is certificate-bound: present it over TLS with that "
@@ -624,7 +628,8 @@ static void test_issue_bound(void **state)
     jag = test_answer_get(&a, "access_token");
     assert_int_equal(mandate_jws_parse(jag, strlen(jag), &jws, &err), MANDATE_OK);
     assert_string_equal(
-        json_string_value(json_object_get(json_object_get(jws.claims, "cnf"), "x5t#S256")), x5t);
+        json_string_value(json_object_get(json_object_get(jws.claims, "cnf"), "x5t#S256")),
+        x5t);
     mandate_jws_clear(&jws);
     EVP_PKEY_free(key);
     test_answer_clear(&a);
