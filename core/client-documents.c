@@ -404,11 +404,15 @@ static mandate_rc check_auth_method(metadata_check *m, json_t *in, const char **
     *method_r = method;
     if (strcmp(method, "none") == 0)
         return MANDATE_OK;
+    bool by_certificate = strcmp(method, "tls_client_auth") == 0 ||
+                          strcmp(method, "self_signed_tls_client_auth") == 0;
+    /* RFC 8705 §2.1.2, §2.2.2: a registration may name its certificate (no
+     * secret is made for it); a document stays public */
+    if ((admin || m->source == MANDATE_METADATA_REGISTRATION) && by_certificate)
+        return MANDATE_OK;
     if (admin &&
         (strcmp(method, "client_secret_basic") == 0 ||
-         strcmp(method, "client_secret_post") == 0 || strcmp(method, "private_key_jwt") == 0 ||
-         strcmp(method, "tls_client_auth") == 0 ||
-         strcmp(method, "self_signed_tls_client_auth") == 0))
+         strcmp(method, "client_secret_post") == 0 || strcmp(method, "private_key_jwt") == 0))
         return MANDATE_OK;
     if (strncmp(method, "client_secret_", 14) == 0)
         return BAD_METADATA(m,
@@ -419,6 +423,69 @@ static mandate_rc check_auth_method(metadata_check *m, json_t *in, const char **
                         "token_endpoint_auth_method '%.40s' is not supported for a %s client: "
                         "only \"none\"",
                         method, source_name(m->source));
+}
+
+/* The certificate a registered client authenticates by (RFC 8705 §2.1.2:
+ * exactly one name for tls_client_auth; §2.2.2: jwks for
+ * self_signed_tls_client_auth, its certificate in x5c or its key), and
+ * tls_client_certificate_bound_access_tokens (§3.4), copied to out, for a
+ * registration (RFC 7591). What
+ * the names must match is lib/client-cert.c's, at each authentication. */
+static mandate_rc check_certificate(metadata_check *m, json_t *in, json_t *out,
+                                    const char *method)
+{
+    static const char *const names[] = {"tls_client_auth_subject_dn", "tls_client_auth_san_dns",
+                                        "tls_client_auth_san_uri", "tls_client_auth_san_ip",
+                                        "tls_client_auth_san_email"};
+    /* mandatectl keeps its registration in the attributes (core/ctl-mtls.c) */
+    if (m->source != MANDATE_METADATA_REGISTRATION)
+        return MANDATE_OK;
+    bool tls = strcmp(method, "tls_client_auth") == 0;
+    bool self_signed = strcmp(method, "self_signed_tls_client_auth") == 0;
+    const char *named = NULL;
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        json_t *v = json_object_get(in, names[i]);
+        if (v == NULL)
+            continue;
+        if (!tls)
+            return BAD_METADATA(m, "%s goes with token_endpoint_auth_method tls_client_auth",
+                                names[i]);
+        if (named != NULL)
+            return BAD_METADATA(m, "tls_client_auth takes one certificate name: %s and %s",
+                                named, names[i]);
+        if (!json_is_string(v) || !text_ok(json_string_value(v), NAME_MAX_LEN))
+            return BAD_METADATA(m, "%s must be text of 1 to %d bytes", names[i], NAME_MAX_LEN);
+        named = names[i];
+        json_object_set(out, names[i], v);
+    }
+    if (tls && named == NULL)
+        return BAD_METADATA(m, "tls_client_auth needs the certificate's name: one of "
+                               "tls_client_auth_subject_dn, _san_dns, _san_uri, _san_ip, "
+                               "_san_email");
+    json_t *jwks = json_object_get(in, "jwks");
+    if (json_object_get(in, "jwks_uri") != NULL && self_signed)
+        return BAD_METADATA(m, "jwks_uri is not supported: register the certificate in jwks");
+    if (self_signed) {
+        json_t *keys = json_object_get(jwks, "keys");
+        if (!json_is_array(keys) || json_array_size(keys) == 0)
+            return BAD_METADATA(m, "self_signed_tls_client_auth needs jwks with its "
+                                   "certificate's key (x5c)");
+        size_t i;
+        json_t *k;
+        json_array_foreach(keys, i, k)
+        {
+            if (!json_is_object(k) || !json_is_string(json_object_get(k, "kty")) ||
+                json_object_get(k, "d") != NULL)
+                return BAD_METADATA(m, "jwks holds a key that is not a public JWK");
+        }
+        json_object_set(out, "jwks", jwks);
+    }
+    json_t *bound = json_object_get(in, "tls_client_certificate_bound_access_tokens");
+    if (bound != NULL && !json_is_boolean(bound))
+        return BAD_METADATA(m, "tls_client_certificate_bound_access_tokens is not a boolean");
+    if (bound != NULL)
+        json_object_set(out, "tls_client_certificate_bound_access_tokens", bound);
+    return MANDATE_OK;
 }
 
 static mandate_rc check_redirect_uris(metadata_check *m, json_t *in, json_t *out)
@@ -600,7 +667,12 @@ mandate_rc mandate_client_metadata_check(const char *text, size_t len, size_t ma
     out = json_object();
     if ((rc = check_auth_method(&m, in, &method)) != MANDATE_OK ||
         (rc = check_redirect_uris(&m, in, out)) != MANDATE_OK ||
-        (rc = check_types(&m, in, out, strcmp(method, "none") == 0)) != MANDATE_OK ||
+        /* what anyone may register stays at the sign-in's grants, whatever
+         * it authenticates by */
+        (rc = check_types(&m, in, out,
+                          strcmp(method, "none") == 0 || source != MANDATE_METADATA_ADMIN)) !=
+            MANDATE_OK ||
+        (rc = check_certificate(&m, in, out, method)) != MANDATE_OK ||
         (rc = check_texts(&m, in, out)) != MANDATE_OK)
         goto done;
     json_object_set_new(out, "token_endpoint_auth_method", json_string(method));

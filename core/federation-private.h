@@ -13,6 +13,7 @@
 #include <mandate/backend.h>
 #include <mandate/store.h>
 
+#include "cnf-binding-private.h"
 #include "form-private.h"
 #include "http-private.h"
 #include "mapping-private.h"
@@ -24,10 +25,13 @@ typedef struct mandate_federated {
     const char *token_type;
     const mandate_instance *backend;
     mandate_identity id;
+    /* the token's cnf (a JWT's), held by the request: the new token's too */
+    mandate_cnf cnf;
     mandate_mapping_result mapped;
 } mandate_federated;
 
-/* The backend that accepts the token (of token_type) and its identity.
+/* The backend that accepts the token (of token_type) and its identity; a
+ * JWT bound by cnf only with its key or certificate (cnf-binding-private.h).
  * false: refused, answered and audited. */
 bool mandate_federated_validate(mandate_http_request *req, mandate_http_response *resp,
                                 const mandate_client *client, const char *grant_type,

@@ -7,12 +7,14 @@
 #include "audit-events-private.h"
 #include "clock-private.h"
 #include "federation-private.h"
+#include "grants-private.h"
 #include "issue-private.h"
 #include "log-private.h"
 #include "mapping-private.h"
 #include "plugins-private.h"
 #include "pool-private.h"
 #include "runtime-private.h"
+#include "token-types-private.h"
 #include "util-private.h"
 
 /* The backend that vouches for the assertion, and what it says. */
@@ -87,6 +89,49 @@ json_t *mandate_federated_fields(const char *token_type, const mandate_instance 
     return o;
 }
 
+/* A JWT's attributes are its claims, its cnf among them (SAML attributes
+ * are not: a SAML attribute named cnf binds nothing). */
+static bool claims_may_bind(const char *token_type)
+{
+    return strcmp(token_type, MANDATE_TOKEN_TYPE_JWT) == 0 ||
+           strcmp(token_type, MANDATE_TOKEN_TYPE_ID_TOKEN) == 0 ||
+           strcmp(token_type, MANDATE_TOKEN_TYPE_ID_JAG) == 0;
+}
+
+/* The request holds what the token is bound to (fed_r->cnf). false:
+ * refused, answered and audited. */
+static bool federated_holder(mandate_http_request *req, mandate_http_response *resp,
+                             const mandate_client *client, const char *grant_type,
+                             mandate_federated *fed_r)
+{
+    if (!claims_may_bind(fed_r->token_type) || fed_r->id.attributes == NULL)
+        return true;
+    json_t *claims = json_loads(fed_r->id.attributes, JSON_REJECT_DUPLICATES, NULL);
+    const char *why = NULL;
+    mandate_oauth_error oerr;
+    const char *what = strcmp(fed_r->token_type, MANDATE_TOKEN_TYPE_ID_JAG) == 0 ? "ID-JAG"
+                       : strcmp(grant_type, MANDATE_GRANT_JWT_BEARER_URI) == 0
+                           ? "assertion"
+                           : "subject_token";
+    bool held = mandate_cnf_of_claims(req->pool, claims, &fed_r->cnf, &why);
+    json_decref(claims);
+    if (!held)
+        mandate_oauth_fail(
+            &oerr, 400, "invalid_grant",
+            mandate_pool_printf(req->pool, "the %s cannot be honoured: %s", what, why));
+    else
+        held = mandate_cnf_held(req, &fed_r->cnf, what, &oerr);
+    if (held)
+        return true;
+    log_info("%s refused: client_id=%s idp=%s: %s", what, client->client_id,
+             fed_r->backend->conf->name, oerr.description);
+    json_t *fields =
+        mandate_federated_fields(fed_r->token_type, fed_r->backend, &fed_r->id, NULL);
+    mandate_cnf_audit(req, &fed_r->cnf, fields);
+    mandate_token_refuse(req, resp, &oerr, grant_type, client->client_id, fields);
+    return false;
+}
+
 bool mandate_federated_validate(mandate_http_request *req, mandate_http_response *resp,
                                 const mandate_client *client, const char *grant_type,
                                 const char *token_type, const char *assertion,
@@ -101,7 +146,7 @@ bool mandate_federated_validate(mandate_http_request *req, mandate_http_response
                              mandate_federated_fields(token_type, fed_r->backend, NULL, NULL));
         return false;
     }
-    return true;
+    return federated_holder(req, resp, client, grant_type, fed_r);
 }
 
 bool mandate_federated_map(mandate_http_request *req, mandate_http_response *resp,

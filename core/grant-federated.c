@@ -9,14 +9,13 @@
 
 #include <string.h>
 
+#include "cnf-binding-private.h"
 #include "delegation-private.h"
-#include "dpop-binding-private.h"
 #include "federation-private.h"
 #include "grants-private.h"
 #include "issue-private.h"
 #include "log-private.h"
 #include "mapping-private.h"
-#include "mtls-private.h"
 #include "pool-private.h"
 #include "runtime-private.h"
 #include "token-types-private.h"
@@ -57,6 +56,7 @@ static void federated(mandate_http_request *req, mandate_http_response *resp,
     g.scope = m->scope;
     g.audience = m->audience;
     g.idp = fed.id.issuer;
+    mandate_cnf_carry(&fed.cnf, &g);
     if (!mandate_token_grant_start(req, &g, m->lifetime, 0)) {
         mandate_oauth_error oerr;
         mandate_oauth_fail_rc(&oerr, MANDATE_ERROR);
@@ -132,23 +132,17 @@ static void own_token(mandate_http_request *req, mandate_http_response *resp,
         return;
     }
     const mandate_grant *o = &st.grant;
+    const mandate_cnf bound = {.jkt = o->cnf_jkt, .x5t_s256 = o->cnf_x5t_s256};
     const mandate_config *cfg = mandate_runtime_config(req->runtime);
     mandate_delegation_result d = {0};
     if (rc != MANDATE_OK) {
         mandate_oauth_fail(&oerr, 400, "invalid_grant", "the subject_token is not active");
         oerr.reason = st.reason;
-    } else if (o->cnf_jkt != NULL && !mandate_dpop_request_holds(req, o->cnf_jkt)) {
+    } else if (!mandate_cnf_held(req, &bound, "subject_token", &oerr)) {
         /* a bound token is not laundered into a bearer one (nor rebound to
-         * another key): exchanged only with a proof of its own key */
-        mandate_oauth_fail(&oerr, 400, "invalid_grant",
-                           "the subject_token is DPoP-bound: exchange it with a DPoP proof of "
-                           "its key");
-        rc = MANDATE_DENIED;
-    } else if (o->cnf_x5t_s256 != NULL && !mandate_mtls_request_holds(req, o->cnf_x5t_s256)) {
-        /* RFC 8705 §3: likewise, only by the holder of its certificate */
-        mandate_oauth_fail(&oerr, 400, "invalid_grant",
-                           "the subject_token is certificate-bound: exchange it with that "
-                           "client certificate");
+         * another key): exchanged only by the holder of its key or
+         * certificate (RFC 9449 §6, RFC 8705 §3) */
+        mandate_cnf_audit(req, &bound, fields);
         rc = MANDATE_DENIED;
     } else if (o->tenant == NULL || client->tenant == NULL ||
                strcmp(o->tenant, client->tenant) != 0) {
@@ -194,6 +188,7 @@ static void own_token(mandate_http_request *req, mandate_http_response *resp,
     g.scope = d.scope;
     g.audience = d.audience;
     g.idp = o->idp;
+    mandate_cnf_carry(&bound, &g);
     /* never past the subject_token's expiry */
     if (!mandate_token_grant_start(req, &g, mandate_policy_lifetime(cfg, client),
                                    o->expires_at)) {

@@ -19,11 +19,14 @@
 #include <strings.h>
 
 #include "audit-events-private.h"
+#include "dpop-binding-private.h"
 #include "federation-private.h"
+#include "grant-claims.h"
 #include "grants-private.h"
 #include "issue-private.h"
 #include "jose.h"
 #include "log-private.h"
+#include "mtls-private.h"
 #include "oauth-private.h"
 #include "plugins-private.h"
 #include "pool-private.h"
@@ -166,6 +169,21 @@ void mandate_id_jag_issue(mandate_http_request *req, mandate_http_response *resp
     g.scope = m->scope;
     g.audience = audience;
     g.idp = fed.id.issuer;
+    /* bound to the requester's DPoP key (the draft's "Proof-of-Possession
+     * During Token Exchange": the IdP MUST, given a valid proof) and client
+     * certificate, as an access token would be: only its holder presents it
+     * at the resource authorization server */
+    g.cnf_jkt = req->dpop_jkt;
+    g.cnf_x5t_s256 = fed.cnf.x5t_s256 ? fed.cnf.x5t_s256 : mandate_mtls_binding(req, client);
+    if (g.cnf_jkt == NULL && mandate_dpop_client_bound(client)) {
+        /* RFC 9449 §5.2: its access tokens are never bearer ones, nor the
+         * ones an unbound ID-JAG would get it at the resource's server */
+        mandate_oauth_fail(&oerr, 400, "invalid_dpop_proof",
+                           "this client's tokens are DPoP-bound: a DPoP proof is required");
+        mandate_token_refuse(req, resp, &oerr, grant_type, client->client_id,
+                             mandate_federated_fields(subject_token_type, fed.backend, &fed.id, m));
+        return;
+    }
     int64_t lifetime = m->lifetime < cfg->id_jag_lifetime ? m->lifetime : cfg->id_jag_lifetime;
     bool started = mandate_token_grant_start(req, &g, lifetime, 0);
 
@@ -181,6 +199,11 @@ void mandate_id_jag_issue(mandate_http_request *req, mandate_http_response *resp
         json_object_set_new(claims, "tenant", json_string(g.tenant));
     if (fed.id.authn_instant > 0)
         json_object_set_new(claims, "auth_time", json_integer(fed.id.authn_instant));
+    mandate_error cerr = {0};
+    if (claims != NULL && mandate_grant_cnf_put(claims, &g, "ID-JAG", &cerr) != MANDATE_OK) {
+        json_decref(claims); /* thumbprints of our own making: not reached */
+        claims = NULL;
+    }
     char *text = claims != NULL ? json_dumps(claims, JSON_COMPACT) : NULL;
     json_decref(claims);
 
@@ -293,6 +316,7 @@ void mandate_id_jag_accept(mandate_http_request *req, mandate_http_response *res
     g.scope = scope;
     g.audience = audience;
     g.idp = fed.id.issuer;
+    mandate_cnf_carry(&fed.cnf, &g);
     if (!mandate_token_grant_start(req, &g, mandate_policy_lifetime(cfg, client), 0)) {
         mandate_oauth_fail_rc(&oerr, MANDATE_ERROR);
         mandate_token_refuse(req, resp, &oerr, grant_type, client->client_id, extra);

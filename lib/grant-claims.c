@@ -209,6 +209,43 @@ static mandate_rc get_aud(const mandate_host *host, mandate_pool *pool, const js
     return MANDATE_OK;
 }
 
+/* A thumbprint: SHA-256 in base64url without padding (RFC 7638 §3,
+ * RFC 8705 §3.1), 43 characters of that alphabet. */
+static bool is_thumbprint(const json_t *v)
+{
+    static const char b64url[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    const char *s = json_string_value(v);
+    return s != NULL && json_string_length(v) == MANDATE_JWK_THUMBPRINT_LEN &&
+           strspn(s, b64url) == MANDATE_JWK_THUMBPRINT_LEN;
+}
+
+const char *mandate_grant_cnf_of(const json_t *claims, const char **jkt_r, const char **x5t_r)
+{
+    *jkt_r = *x5t_r = NULL;
+    const json_t *cnf = json_object_get(claims, "cnf");
+    if (cnf == NULL)
+        return NULL;
+    if (!json_is_object(cnf))
+        return "cnf is not an object";
+    const char *name;
+    const json_t *v;
+    json_object_foreach((json_t *)cnf, name, v)
+    {
+        /* RFC 7800 §3: a binding that cannot be checked makes a token that
+         * cannot be honoured, not a bearer token */
+        if (strcmp(name, "jkt") != 0 && strcmp(name, "x5t#S256") != 0)
+            return "cnf binds the token by a method this broker does not check";
+        if (!is_thumbprint(v))
+            return "cnf holds a thumbprint that is not one";
+    }
+    *jkt_r = json_string_value(json_object_get(cnf, "jkt"));
+    *x5t_r = json_string_value(json_object_get(cnf, "x5t#S256"));
+    if (*jkt_r == NULL && *x5t_r == NULL)
+        return "cnf names no key this broker knows";
+    return NULL;
+}
+
 /* cnf (RFC 7800 §3.1): the thumbprints a token is bound to. A host before
  * ABI 1.5 has nowhere to keep them and would take the token for a bearer
  * one: refused rather than loosened. */
@@ -216,28 +253,18 @@ static mandate_rc get_cnf(const mandate_host *host, mandate_pool *pool, const js
                           const mandate_grant_claims_reader *r, mandate_grant *g,
                           mandate_error *err)
 {
-    const json_t *cnf = json_object_get(claims, "cnf");
-    if (cnf == NULL)
+    if (json_object_get(claims, "cnf") == NULL)
         return MANDATE_OK;
     if (host->abi_minor < 5)
         return mandate_error_set(err, r->bad,
                                  "%s cnf binds the token, and the host (ABI 1.%u) cannot "
                                  "check a binding",
                                  r->what, (unsigned)host->abi_minor);
-    if (!json_is_object(cnf))
-        return mandate_error_set(err, r->bad, "%s cnf is not an object", r->what);
-    const json_t *jkt = json_object_get(cnf, "jkt"), *x5t = json_object_get(cnf, "x5t#S256");
-    if ((jkt != NULL && (!json_is_string(jkt) ||
-                         json_string_length(jkt) != MANDATE_JWK_THUMBPRINT_LEN)) ||
-        (x5t != NULL && (!json_is_string(x5t) ||
-                         json_string_length(x5t) != MANDATE_JWK_THUMBPRINT_LEN)))
-        return mandate_error_set(err, r->bad, "%s cnf holds a thumbprint that is not one",
-                                 r->what);
-    if (jkt == NULL && x5t == NULL)
-        return mandate_error_set(err, r->bad, "%s cnf names no key this broker knows",
-                                 r->what);
-    g->cnf_jkt = jkt != NULL ? host->pool_strdup(pool, json_string_value(jkt)) : NULL;
-    g->cnf_x5t_s256 = x5t != NULL ? host->pool_strdup(pool, json_string_value(x5t)) : NULL;
+    const char *jkt, *x5t, *why = mandate_grant_cnf_of(claims, &jkt, &x5t);
+    if (why != NULL)
+        return mandate_error_set(err, r->bad, "%s %s", r->what, why);
+    g->cnf_jkt = jkt != NULL ? host->pool_strdup(pool, jkt) : NULL;
+    g->cnf_x5t_s256 = x5t != NULL ? host->pool_strdup(pool, x5t) : NULL;
     return MANDATE_OK;
 }
 

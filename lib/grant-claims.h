@@ -40,6 +40,12 @@ mandate_rc mandate_grant_claims_put(json_t *obj, const mandate_grant *grant, boo
 mandate_rc mandate_grant_cnf_put(json_t *obj, const mandate_grant *grant, const char *who,
                                  mandate_error *err);
 
+/* cnf (RFC 7800 §3.1) of claims: its jkt and x5t#S256 (pointers into
+ * claims; both NULL without a cnf). NULL, or why the cnf cannot be
+ * honoured: not an object, a thumbprint that is not one, no method this
+ * broker knows, or one it does not check (jwk, jku, kid...). */
+const char *mandate_grant_cnf_of(const json_t *claims, const char **jkt_r, const char **x5t_r);
+
 /* The most actors a grant's may_act names: a policy that lets more clients
  * act for one token than this says too little to a reader of the token. */
 #define MANDATE_GRANT_MAX_MAY_ACT 16

@@ -13,10 +13,15 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 
+#include "client-cert.h"
 #include "clients-private.h"
+#include "dpop.h"
 #include "grants-private.h"
 #include "jose.h"
 #include "plugins-private.h"
@@ -70,12 +75,13 @@ static const char *make_client(fixture *f, const char *id)
 
 /* A runtime of extra configuration, with the formats named (instance file
  * name, plugin), NULL-terminated. */
-static fixture *started(void **state, const char *extra, const char *const *formats)
+static fixture *started_with(void **state, const char *server, const char *extra,
+                             const char *const *formats)
 {
     fixture *f = mandate_xcalloc(1, sizeof(*f));
     *state = f;
-    char *conf = mandate_xasprintf("server: { issuer = \"https://broker.example\"; };\n%s%s",
-                                   mappings, extra);
+    char *conf = mandate_xasprintf("server: { issuer = \"https://broker.example\"; %s };\n%s%s",
+                                   server, mappings, extra);
     f->t = test_runtime_new(conf);
     free(conf);
     test_runtime_instance(f->t, "store", "kind = \"store\"; plugin = \"sqlite\";\n");
@@ -96,11 +102,21 @@ static fixture *started(void **state, const char *extra, const char *const *form
     return f;
 }
 
+static fixture *started(void **state, const char *extra, const char *const *formats)
+{
+    return started_with(state, "", extra, formats);
+}
+
 static const char *const jwt_format[] = {"format-jwt", "jwt", NULL};
 
 static int setup(void **state)
 {
-    started(state, "id_jag = { audiences = [\"" RS "\"]; lifetime = 300; };\n", jwt_format);
+    /* the tests' requests come from 127.0.0.1: a trusted proxy, whose
+     * X-Client-Cert header is the TLS client certificate (as nginx's) */
+    started_with(state,
+                 "trusted_proxies = [\"127.0.0.1\"]; client_certificate_header = "
+                 "\"X-Client-Cert\";",
+                 "id_jag = { audiences = [\"" RS "\"]; lifetime = 300; };\n", jwt_format);
     return 0;
 }
 
@@ -338,6 +354,287 @@ static void test_accept_refusals(void **state)
     test_answer_clear(&a);
 }
 
+/* --- sender-constrained across delegation (cnf) ------------------------------------ */
+
+#define TOKEN_URL "https://broker.example/oauth2/token"
+#define TT_ID_TOKEN "urn:ietf:params:oauth:token-type:id_token"
+
+/* A DPoP proof of key for the token endpoint, made now. */
+static const char *proof_of(fixture *f, EVP_PKEY *key)
+{
+    char *p = mandate_dpop_proof_make(key, "POST", TOKEN_URL, NULL, NULL, (int64_t)time(NULL));
+    assert_non_null(p);
+    const char *out = mandate_pool_strdup(f->pool, p);
+    free(p);
+    return out;
+}
+
+static const char *jkt_of(fixture *f, EVP_PKEY *key)
+{
+    char jkt[MANDATE_JWK_THUMBPRINT_LEN + 1];
+    assert_true(mandate_jwk_thumbprint(key, jkt));
+    return mandate_pool_strdup(f->pool, jkt);
+}
+
+/* A self-signed certificate of key as nginx's $ssl_client_escaped_cert
+ * forwards it (the X-Client-Cert of a trusted proxy), and its thumbprint. */
+static const char *escaped_cert(fixture *f, EVP_PKEY *key, const char **x5t_r)
+{
+    X509 *x = X509_new();
+    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+    X509_gmtime_adj(X509_getm_notBefore(x), -60);
+    X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+    X509_set_pubkey(x, key);
+    X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
+                               (const unsigned char *)"agent", -1, -1, 0);
+    X509_set_issuer_name(x, X509_get_subject_name(x));
+    assert_true(X509_sign(x, key, EVP_sha256()) > 0);
+    char x5t[MANDATE_CERT_THUMBPRINT_LEN + 1];
+    assert_true(mandate_cert_thumbprint(x, x5t));
+    *x5t_r = mandate_pool_strdup(f->pool, x5t);
+    BIO *bio = BIO_new(BIO_s_mem());
+    assert_true(PEM_write_bio_X509(bio, x) == 1);
+    char *pem;
+    long len = BIO_get_mem_data(bio, &pem);
+    const char *out = "";
+    for (long i = 0; i < len; i++)
+        out = strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-",
+                     pem[i]) != NULL &&
+                      pem[i] != '\0'
+                  ? mandate_pool_printf(f->pool, "%s%c", out, pem[i])
+                  : mandate_pool_printf(f->pool, "%s%%%02X", out, (unsigned char)pem[i]);
+    BIO_free(bio);
+    X509_free(x);
+    return out;
+}
+
+/* POST /oauth2/token with a DPoP proof and a client certificate (either
+ * may be NULL). */
+static void post_bound(fixture *f, const char *dpop, const char *cert, const char *body,
+                       test_answer *a)
+{
+    const char *headers[9] = {"Content-Type", "application/x-www-form-urlencoded",
+                              "Authorization", f->agent};
+    size_t n = 4;
+    if (dpop != NULL) {
+        headers[n++] = "DPoP";
+        headers[n++] = dpop;
+    }
+    if (cert != NULL) {
+        headers[n++] = "X-Client-Cert";
+        headers[n++] = cert;
+    }
+    test_answer_clear(a);
+    test_token_with(f->t, f->pool, headers, body, a);
+}
+
+static void expect_refused(const test_answer *a, const char *error, const char *description)
+{
+    test_answer_expect(a, 400, error);
+    assert_string_equal(test_answer_get(a, "error_description"), description);
+    assert_string_equal(test_audit_field("token.refused", "error"), error);
+}
+
+/* The ID-JAG's claims, bound by cnf (a JSON object's text). */
+static const char *bound_claims(fixture *f, const char *cnf)
+{
+    return mandate_pool_printf(f->pool,
+                               "{\"aud\":\"https://broker.example\",\"client_id\":\"agent\","
+                               "\"scope\":\"mcp:call\",\"resource\":\"" CAL "\",\"cnf\":%s}",
+                               cnf);
+}
+
+/* An ID-JAG bound to a DPoP key: only with a proof of that key, and the
+ * access token bound to it (draft-ietf-oauth-identity-assertion-authz-grant,
+ * "Proof-of-Possession During ID-JAG Exchange"). */
+static void test_accept_dpop_bound(void **state)
+{
+    fixture *f = *state;
+    EVP_PKEY *key = mandate_jose_keygen(MANDATE_JWS_ES256);
+    EVP_PKEY *thief = mandate_jose_keygen(MANDATE_JWS_EDDSA);
+    const char *jkt = jkt_of(f, key);
+    const char *body = jag_bearer(
+        f, bound_claims(f, mandate_pool_printf(f->pool, "{\"jkt\":\"%s\"}", jkt)), "");
+    test_answer a = {0};
+    post_bound(f, NULL, NULL, body, &a);
+    expect_refused(&a, "invalid_grant",
+                   "the ID-JAG is DPoP-bound: a DPoP proof of its key is required");
+    assert_string_equal(test_audit_field("token.refused", "bound_jkt"), jkt);
+    post_bound(f, proof_of(f, thief), NULL, body, &a);
+    expect_refused(&a, "invalid_grant",
+                   "the ID-JAG is DPoP-bound to another key than the DPoP proof's");
+    assert_string_equal(test_audit_field("token.refused", "proof_jkt"), jkt_of(f, thief));
+    post_bound(f, proof_of(f, key), NULL, body, &a);
+    test_answer_expect(&a, 200, "");
+    assert_string_equal(test_answer_get(&a, "token_type"), "DPoP");
+    assert_string_equal(grant_of(f, test_answer_get(&a, "access_token")).cnf_jkt, jkt);
+    assert_string_equal(test_audit_field("token.issued", "cnf_jkt"), jkt);
+    /* a cnf that cannot be checked is refused, not taken for a bearer one */
+    static const struct {
+        const char *cnf, *why;
+    } bad[] = {
+        {"\"x\"", "cnf is not an object"},
+        {"{}", "cnf names no key this broker knows"},
+        {"{\"jkt\":\"short\"}", "cnf holds a thumbprint that is not one"},
+        {"{\"jwk\":{\"kty\":\"EC\"}}",
+         "cnf binds the token by a method this broker does not check"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        post_bound(f, proof_of(f, key), NULL, jag_bearer(f, bound_claims(f, bad[i].cnf), ""),
+                   &a);
+        expect_refused(
+            &a, "invalid_grant",
+            mandate_pool_printf(f->pool, "the ID-JAG cannot be honoured: %s", bad[i].why));
+    }
+    EVP_PKEY_free(key);
+    EVP_PKEY_free(thief);
+    test_answer_clear(&a);
+}
+
+/* One bound to a client certificate: only over TLS with it, and the
+ * access token bound to it even for a client that authenticates by secret. */
+static void test_accept_certificate_bound(void **state)
+{
+    fixture *f = *state;
+    EVP_PKEY *key = mandate_jose_keygen(MANDATE_JWS_ES256);
+    EVP_PKEY *thief = mandate_jose_keygen(MANDATE_JWS_ES256);
+    const char *x5t, *x5t_other;
+    const char *cert = escaped_cert(f, key, &x5t);
+    const char *other = escaped_cert(f, thief, &x5t_other);
+    const char *body = jag_bearer(
+        f, bound_claims(f, mandate_pool_printf(f->pool, "{\"x5t#S256\":\"%s\"}", x5t)), "");
+    test_answer a = {0};
+    static const char refusal[] =
+        "the ID-JAG is certificate-bound: present it over TLS with that client certificate";
+    post_bound(f, NULL, NULL, body, &a);
+    expect_refused(&a, "invalid_grant", refusal);
+    assert_string_equal(test_audit_field("token.refused", "bound_x5t_s256"), x5t);
+    post_bound(f, NULL, other, body, &a);
+    expect_refused(&a, "invalid_grant", refusal);
+    post_bound(f, NULL, cert, body, &a);
+    test_answer_expect(&a, 200, "");
+    assert_string_equal(test_answer_get(&a, "token_type"), "Bearer"); /* RFC 8705 §3 */
+    mandate_grant g = grant_of(f, test_answer_get(&a, "access_token"));
+    assert_string_equal(g.cnf_x5t_s256, x5t);
+    assert_null(g.cnf_jkt);
+    EVP_PKEY_free(key);
+    EVP_PKEY_free(thief);
+    test_answer_clear(&a);
+}
+
+/* The same check for the other grants that take someone else's token: a
+ * JWT bearer assertion and a token exchange's subject_token; a SAML
+ * attribute named cnf binds nothing. */
+static void test_bound_assertions(void **state)
+{
+    fixture *f = *state;
+    EVP_PKEY *key = mandate_jose_keygen(MANDATE_JWS_ES256);
+    const char *script = mandate_pool_printf(
+        f->pool,
+        "sub=alice;attrs={\"role\":\"advisor\",\"employeeId\":\"42\",\"cnf\":{\"jkt\":\"%s\"}}",
+        jkt_of(f, key));
+    const char *jwt = test_form_encode(f->pool, test_jwt_script(f->pool, "JWT", script));
+    const char *bearer =
+        mandate_pool_printf(f->pool, "grant_type=" JWT_BEARER "&assertion=%s", jwt);
+    test_answer a = {0};
+    post_bound(f, NULL, NULL, bearer, &a);
+    expect_refused(&a, "invalid_grant",
+                   "the assertion is DPoP-bound: a DPoP proof of its key is required");
+    post_bound(f, proof_of(f, key), NULL, bearer, &a);
+    test_answer_expect(&a, 200, "");
+    assert_string_equal(test_answer_get(&a, "token_type"), "DPoP");
+    const char *xchg = mandate_pool_printf(
+        f->pool, "grant_type=" XCHG "&subject_token_type=" TT_ID_TOKEN "&subject_token=%s",
+        jwt);
+    post_bound(f, NULL, NULL, xchg, &a);
+    expect_refused(&a, "invalid_grant",
+                   "the subject_token is DPoP-bound: a DPoP proof of its key is required");
+    post_bound(f, proof_of(f, key), NULL, xchg, &a);
+    test_answer_expect(&a, 200, "");
+    assert_string_equal(grant_of(f, test_answer_get(&a, "access_token")).cnf_jkt,
+                        jkt_of(f, key));
+    /* SAML attributes are no JWT claims */
+    post_bound(f, NULL, NULL,
+               mandate_pool_printf(f->pool,
+                                   "grant_type=" XCHG "&subject_token_type=" TT_SAML2
+                                   "&subject_token=%s",
+                                   test_form_encode(f->pool, script)),
+               &a);
+    test_answer_expect(&a, 200, "");
+    assert_string_equal(test_answer_get(&a, "token_type"), "Bearer");
+    EVP_PKEY_free(key);
+    test_answer_clear(&a);
+}
+
+/* An ID-JAG asked for with a DPoP proof carries cnf.jkt of its key (the
+ * draft's "Proof-of-Possession During Token Exchange"); one made of a
+ * certificate-bound subject token, that certificate's x5t#S256. */
+static void test_issue_bound(void **state)
+{
+    fixture *f = *state;
+    EVP_PKEY *key = mandate_jose_keygen(MANDATE_JWS_ES256);
+    const char *jkt = jkt_of(f, key), *x5t;
+    const char *cert = escaped_cert(f, key, &x5t);
+    test_answer a = {0};
+    post_bound(f, proof_of(f, key), NULL, jag_request(f, ADVISOR, "&audience=" RS), &a);
+    test_answer_expect(&a, 200, "");
+    assert_string_equal(test_answer_get(&a, "token_type"), "N_A");
+    const char *jag = test_answer_get(&a, "access_token");
+    mandate_jws jws = {0};
+    mandate_error err = {0};
+    assert_int_equal(mandate_jws_parse(jag, strlen(jag), &jws, &err), MANDATE_OK);
+    const json_t *cnf = json_object_get(jws.claims, "cnf");
+    assert_string_equal(json_string_value(json_object_get(cnf, "jkt")), jkt);
+    assert_null(json_object_get(cnf, "x5t#S256"));
+    mandate_jws_clear(&jws);
+    assert_string_equal(test_audit_field("token.issued", "cnf_jkt"), jkt);
+    /* a client registered for DPoP-bound tokens gets no unbound ID-JAG */
+    mandate_client_spec spec = {.client_id = "bound-agent",
+                                .scopes = "mcp:call",
+                                .audiences = CAL,
+                                .attributes = "{\"dpop_bound_access_tokens\":true}"};
+    mandate_client c;
+    char *secret = NULL;
+    assert_int_equal(mandate_clients_create(f->t->rt, f->pool, &spec, &c, &secret, &err),
+                     MANDATE_OK);
+    const char *bound_basic = test_basic(f->pool, "bound-agent", secret);
+    post(f, bound_basic, jag_request(f, ADVISOR, "&audience=" RS), &a);
+    expect_refused(&a, "invalid_dpop_proof",
+                   "this client's tokens are DPoP-bound: a DPoP proof is required");
+    /* without a proof: none */
+    post_bound(f, NULL, NULL, jag_request(f, ADVISOR, "&audience=" RS), &a);
+    test_answer_expect(&a, 200, "");
+    jag = test_answer_get(&a, "access_token");
+    assert_int_equal(mandate_jws_parse(jag, strlen(jag), &jws, &err), MANDATE_OK);
+    assert_null(json_object_get(jws.claims, "cnf"));
+    mandate_jws_clear(&jws);
+    /* an id_token bound to a certificate, presented with it */
+    const char *script =
+        mandate_pool_printf(f->pool,
+                            "sub=alice;attrs={\"role\":\"advisor\",\"employeeId\":\"42\","
+                            "\"cnf\":{\"x5t#S256\":\"%s\"}}",
+                            x5t);
+    const char *body =
+        mandate_pool_printf(f->pool,
+                            "grant_type=" XCHG "&subject_token_type=" TT_ID_TOKEN
+                            "&subject_token=%s&requested_token_type=" TT_ID_JAG "&audience=" RS,
+                            test_form_encode(f->pool, test_jwt_script(f->pool, "JWT", script)));
+    post_bound(f, NULL, NULL, body, &a);
+    expect_refused(&a, "invalid_grant",
+                   "the subject_token is certificate-bound: present it over TLS with that "
+                   "client certificate");
+    post_bound(f, NULL, cert, body, &a);
+    test_answer_expect(&a, 200, "");
+    jag = test_answer_get(&a, "access_token");
+    assert_int_equal(mandate_jws_parse(jag, strlen(jag), &jws, &err), MANDATE_OK);
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(jws.claims, "cnf"), "x5t#S256")),
+        x5t);
+    mandate_jws_clear(&jws);
+    EVP_PKEY_free(key);
+    test_answer_clear(&a);
+}
+
 /* Only the header's typ says ID-JAG, whatever its alg. */
 static void test_id_jag_is(void **state)
 {
@@ -362,6 +659,10 @@ int main(void)
         T(test_accept),
         T(test_accept_refusals),
         T(test_id_jag_is),
+        T(test_accept_dpop_bound),
+        T(test_accept_certificate_bound),
+        T(test_bound_assertions),
+        T(test_issue_bound),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -20,6 +20,7 @@
 #include "client-documents-private.h"
 #include "clock-private.h"
 #include "endpoints-private.h"
+#include "mtls-private.h"
 #include "plugins-private.h"
 #include "pool-private.h"
 #include "request-fixture.h"
@@ -387,6 +388,75 @@ static void test_token_given_back(void **state)
     assert_int_equal(n_once, 0);
 }
 
+/* RFC 8705 §2.1.2, §2.2.2: a client that authenticates by certificate may
+ * register, naming it; it gets no secret, only the sign-in's grants, and
+ * the core knows it by its certificate (core/mtls.c reads the metadata). */
+static void test_certificate_clients(void **state)
+{
+    fixture *f = *state;
+#define URIS "\"redirect_uris\":[\"http://127.0.0.1:4000/cb\"],"
+    static const char tls[] =
+        "{" URIS "\"token_endpoint_auth_method\":\"tls_client_auth\","
+        "\"tls_client_auth_subject_dn\":\"CN=agent,O=Example Corp,C=US\","
+        "\"tls_client_certificate_bound_access_tokens\":true}";
+    static const char self_signed[] =
+        "{" URIS "\"token_endpoint_auth_method\":\"self_signed_tls_client_auth\","
+        "\"jwks\":{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"a\",\"y\":\"b\","
+        "\"x5c\":[\"MIIB\"]}]}}";
+    test_answer a;
+    call(f, f->token, "POST", NULL, issue(f, 600), tls, &a);
+    test_answer_expect(&a, 201, "");
+    assert_string_equal(test_answer_get(&a, "token_endpoint_auth_method"), "tls_client_auth");
+    assert_string_equal(test_answer_get(&a, "tls_client_auth_subject_dn"),
+                        "CN=agent,O=Example Corp,C=US");
+    assert_true(json_is_true(json_object_get(a.body, "tls_client_certificate_bound_access_tokens")));
+    assert_null(json_object_get(a.body, "client_secret"));
+    mandate_client c;
+    mandate_error err = {0};
+    assert_int_equal(mandate_store_client_get(mandate_runtime_store(f->token->rt), f->pool,
+                                              test_answer_get(&a, "client_id"), &c, &err),
+                     MANDATE_OK);
+    assert_string_equal(mandate_mtls_client_method(&c), "tls_client_auth");
+    assert_null(c.secret_hash);
+    test_answer_clear(&a);
+    call(f, f->token, "POST", NULL, issue(f, 600), self_signed, &a);
+    test_answer_expect(&a, 201, "");
+    assert_string_equal(test_answer_get(&a, "token_endpoint_auth_method"),
+                        "self_signed_tls_client_auth");
+    assert_non_null(json_object_get(json_object_get(a.body, "jwks"), "keys"));
+    test_answer_clear(&a);
+
+    static const char *const refused[] = {
+        "{" URIS "\"token_endpoint_auth_method\":\"tls_client_auth\"}",
+        "{" URIS "\"token_endpoint_auth_method\":\"tls_client_auth\","
+        "\"tls_client_auth_san_dns\":\"a.example\",\"tls_client_auth_san_uri\":\"spiffe://x\"}",
+        "{" URIS "\"token_endpoint_auth_method\":\"tls_client_auth\","
+        "\"tls_client_auth_subject_dn\":7}",
+        "{" URIS "\"token_endpoint_auth_method\":\"none\","
+        "\"tls_client_auth_subject_dn\":\"CN=agent\"}",
+        "{" URIS "\"token_endpoint_auth_method\":\"self_signed_tls_client_auth\"}",
+        "{" URIS "\"token_endpoint_auth_method\":\"self_signed_tls_client_auth\","
+        "\"jwks_uri\":\"https://a.example/jwks\"}",
+        "{" URIS "\"token_endpoint_auth_method\":\"self_signed_tls_client_auth\","
+        "\"jwks\":{\"keys\":[{\"kty\":\"EC\",\"d\":\"secret\"}]}}",
+        "{" URIS "\"token_endpoint_auth_method\":\"tls_client_auth\","
+        "\"tls_client_auth_subject_dn\":\"CN=agent\",\"tls_client_certificate_bound_access_"
+        "tokens\":\"yes\"}",
+        /* what anyone may register stays at the sign-in's grants */
+        "{" URIS "\"token_endpoint_auth_method\":\"tls_client_auth\","
+        "\"tls_client_auth_subject_dn\":\"CN=agent\","
+        "\"grant_types\":[\"authorization_code\",\"client_credentials\"]}",
+    };
+    const char *token = issue(f, 600);
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        call(f, f->token, "POST", NULL, token, refused[i], &a);
+        if (a.status != 400 || strcmp(a.error, "invalid_client_metadata") != 0)
+            fail_msg("case %zu: %u %s", i, a.status, a.error);
+        test_answer_clear(&a);
+    }
+#undef URIS
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -396,6 +466,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_token_mode, setup, teardown),
         cmocka_unit_test_setup_teardown(test_token_given_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rate, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_certificate_clients, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

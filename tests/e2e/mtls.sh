@@ -10,7 +10,8 @@
 # forwarding $ssl_client_escaped_cert from a trusted proxy address: the
 # same client authentication through it, the header from any other address
 # refused and audited, and the gateway check of a certificate-bound token
-# (the right certificate 200, another 401, none 401).
+# (the right certificate 200, another 401, none 401); (c) a client that
+# registers itself (RFC 7591) as tls_client_auth, known by its certificate.
 . "${MANDATE_SRCDIR:-.}/tests/e2e/lib.sh"
 
 command -v nginx >/dev/null 2>&1 || fatal "nginx is needed (Debian: apt-get install nginx-light)"
@@ -325,6 +326,33 @@ expect_eq "  even with a bearer token: 401" 401 "$out"
 expect_eq "  which passes without the header: 200" 200 "$(curl -s -o /dev/null -w '%{http_code}' \
     --cacert "$STATE/tls-cert.pem" -H "Authorization: Bearer $BEARER" -H "X-Original-URI: /mcp/tools" \
     "$BASE/gateway/check")"
+
+# --- registration (RFC 7591) of a client known by its certificate (RFC 8705 §2.1.2) -----------
+reloads=$(grep -c "reloaded:" "$LOG")
+printf 'registration = { mode = "open"; scopes = ["mcp:call"]; };\n' >>"$CONF"
+kill -HUP "$DAEMON_PID"
+check "reloaded with registration open" wait_for_log "$LOG" "reloaded:" $((reloads + 1))
+reg=$(curl -s --cacert "$STATE/tls-cert.pem" -H "Content-Type: application/json" \
+    -d '{"redirect_uris":["http://127.0.0.1:4000/cb"],"token_endpoint_auth_method":"tls_client_auth",
+         "tls_client_auth_subject_dn":"CN=agent-a,O=Example Corp,C=US"}' "$BASE/oauth2/register")
+DCR_ID=$(json_get "$reg" client_id)
+check "registered: a client id" test -n "$DCR_ID"
+expect_contains "  token_endpoint_auth_method tls_client_auth" '"token_endpoint_auth_method":"tls_client_auth"' "$reg"
+check "  and no secret" bash -c "! grep -q client_secret <<<'$reg'"
+# the client authenticates before its code is looked at: a bad code is the
+# code's refusal (400), a wrong certificate the client's (401)
+GRANT=authorization_code
+expect_eq "the registered client with agent-a's certificate is known: a bad code is 400" 400 \
+    "$(token agent-a -d "client_id=$DCR_ID" -d code=not-a-code -d code_verifier=0123456789012345678901234567890123456789abc -d redirect_uri=http://127.0.0.1:4000/cb)"
+expect_eq "  invalid_grant" invalid_grant "$(json_get "$(cat "$TMP/t")" error)"
+expect_eq "  with agent-b's certificate: 401" 401 \
+    "$(token agent-b -d "client_id=$DCR_ID" -d code=not-a-code -d code_verifier=0123456789012345678901234567890123456789abc -d redirect_uri=http://127.0.0.1:4000/cb)"
+expect_eq "  invalid_client" invalid_client "$(json_get "$(cat "$TMP/t")" error)"
+expect_eq "a registration of tls_client_auth without a name: 400" 400 "$(curl -s -o /dev/null -w '%{http_code}' \
+    --cacert "$STATE/tls-cert.pem" -H "Content-Type: application/json" \
+    -d '{"redirect_uris":["http://127.0.0.1:4000/cb"],"token_endpoint_auth_method":"tls_client_auth"}' \
+    "$BASE/oauth2/register")"
+unset GRANT
 
 check "no sanitizer report" bash -c "! grep -q Sanitizer '$LOG'"
 finish

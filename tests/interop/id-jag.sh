@@ -13,6 +13,8 @@
 # one for another RS, one issued to another client, one forged with a key
 # not the broker's, one with alg none, an access token of the broker, scopes
 # with nothing in common, and at the broker an audience it does not serve.
+# An ID-JAG asked for with a DPoP proof is bound to its key (cnf.jkt): the RS
+# refuses it without a proof or with another key's and binds its token to it.
 # No network but loopback; no npm, no nginx: FAIL, never skip.
 . "${MANDATE_SRCDIR:-.}/tests/e2e/lib.sh"
 . "$SRCDIR/tests/interop/npm.sh"
@@ -308,6 +310,41 @@ expect_status "the broker: an audience not in id_jag.audiences" 400 invalid_targ
 audited "$TMP/broker" "an unknown audience" "audience|authorization server"
 id_jag marketpulse-agent "$B_AGENT" "$IDTOKEN" "$IDT" -d "audience=$RS" -d "resource=https://mcp.example/trading"
 expect_status "the broker: a resource the rule does not allow" 400
+
+# --- the binding kept across both servers: a DPoP-bound ID-JAG (issue 25) ------------------------------------------
+# The draft's proof-of-possession rules: the broker binds the ID-JAG to the key
+# of the token exchange's DPoP proof (cnf.jkt); the RS accepts it only with a
+# proof of that key and binds its token to it. An ID-JAG is single-use: a
+# refused presentation spends it, so each case has its own.
+PROOF="$BUILDDIR/tests/dpop-proof"
+"$PROOF" keygen ES256 "$TMP/agent-dpop.pem" && "$PROOF" keygen EdDSA "$TMP/thief-dpop.pem"
+check "DPoP keys made" test -s "$TMP/agent-dpop.pem" -a -s "$TMP/thief-dpop.pem"
+JKT=$("$PROOF" jkt "$TMP/agent-dpop.pem")
+bound_jag() { # a fresh ID-JAG asked for with a proof of the agent's key: J
+    sign_in
+    id_jag marketpulse-agent "$B_AGENT" "$IDTOKEN" "$IDT" -d "audience=$RS" -d "resource=$AUD" \
+        -d "scope=mcp:call" -H "DPoP: $("$PROOF" proof "$TMP/agent-dpop.pem" POST "$BROKER/oauth2/token")"
+}
+bound_jag
+expect_status "the broker: an ID-JAG asked for with a DPoP proof" 200
+expect_contains "  bound to the proof's key (cnf.jkt)" "\"cnf\":{\"jkt\":\"$JKT\"}" "$(jwt_claims "$J")"
+expect_contains "  token_type N_A all the same" '"token_type":"N_A"' "$BODY"
+at_rs marketpulse-agent "$R_AGENT" "$J"
+expect_status "the RS: the DPoP-bound ID-JAG without a proof" 400 invalid_grant
+audited "$TMP/rs" "without a proof" "DPoP-bound: a DPoP proof of its key is required"
+bound_jag
+at_rs marketpulse-agent "$R_AGENT" "$J" -H "DPoP: $("$PROOF" proof "$TMP/thief-dpop.pem" POST "$RS/oauth2/token")"
+expect_status "the RS: the DPoP-bound ID-JAG with another key's proof" 400 invalid_grant
+audited "$TMP/rs" "another key's proof" "bound to another key"
+bound_jag
+at_rs marketpulse-agent "$R_AGENT" "$J" -H "DPoP: $("$PROOF" proof "$TMP/agent-dpop.pem" POST "$RS/oauth2/token")"
+expect_status "the RS: the DPoP-bound ID-JAG with a proof of its key" 200
+expect_eq "  token_type DPoP" DPoP "$(json_get "$BODY" token_type)"
+expect_contains "  the RS's token is bound to the same key" "\"cnf\":{\"jkt\":\"$JKT\"}" "$(jwt_claims "$T")"
+expect_eq "  and opens nothing as a bearer token" 401 \
+    "$(http_status "$RS/gateway/check" -H "Authorization: Bearer $T" -H "X-Original-URI: /mcp")"
+expect_contains "  the RS's trail names the key" "\"cnf_jkt\":\"$JKT\"" \
+    "$(cat "$TMP/rs"/audit/audit-*.jsonl | grep '"event":"token.issued"' | tail -n 1)"
 
 # --- the SAML sign-in, the same way ------------------------------------------------------------------------------
 if [ -n "$SAML" ]; then
