@@ -78,11 +78,11 @@
 
 typedef struct mandate_delegation_rule {
     char *name;
-    char **actors;    /* client ids that may act; NULL-terminated, not empty */
-    char **clients;   /* the subject token's client_id; NULL-terminated; empty: any */
-    char **subjects;  /* the subject token's sub; NULL-terminated; empty: any */
-    char **audiences; /* beyond the subject token's; NULL-terminated; may be empty */
-    char **scopes;    /* the new token's scopes, at most these; NULL-terminated; empty: any */
+    char **actors;     /* client ids that may act; NULL-terminated, not empty */
+    char **clients;    /* the subject token's client_id; NULL-terminated; empty: any */
+    char **subjects;   /* the subject token's sub; NULL-terminated; empty: any */
+    char **audiences;  /* beyond the subject token's; NULL-terminated; may be empty */
+    char **scopes;     /* the new token's scopes, at most these; NULL-terminated; empty: any */
     int64_t max_depth; /* actors in the new token's chain, at most; 0: delegation.max_depth */
 } mandate_delegation_rule;
 

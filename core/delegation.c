@@ -36,8 +36,9 @@ static const mandate_conf_def rule_defs[] = {
     {"scopes", MANDATE_CONF_STRING_LIST, 0, RULE_OFF(scopes), "", 0, 0, NULL,
      "the scopes the rule admits an exchange for, at most; none: any the token has"},
     {"max_depth", MANDATE_CONF_INT, 0, RULE_OFF(max_depth), NULL, 1, MANDATE_GRANT_MAX_ACTORS,
-     NULL, "actors the new token's act chain may hold under this rule; none: "
-           "delegation.max_depth"},
+     NULL,
+     "actors the new token's act chain may hold under this rule; none: "
+     "delegation.max_depth"},
     MANDATE_CONF_END};
 
 static bool list_empty(char *const *list)

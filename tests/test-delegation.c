@@ -479,11 +479,13 @@ static void test_rule_limits(void **state)
     assert_int_equal(f->d.rules[0].max_depth, 1);
     assert_string_equal(f->d.rules[0].scopes[0], "mcp:call");
     /* the token's scopes, asked for by default, are more than the rule's */
-    expect(f, MANDATE_DELEGATION_SCOPE, "rule shallow: scope gateway:invoke is not among its scopes");
+    expect(f, MANDATE_DELEGATION_SCOPE,
+           "rule shallow: scope gateway:invoke is not among its scopes");
     assert_string_equal(f->res.word, "gateway:invoke");
     assert_null(f->res.rule);
     f->rq.requested_scope = "mcp:call";
-    expect(f, MANDATE_DELEGATION_ADMITTED, "delegation rule shallow, to depth 1, for scopes mcp:call");
+    expect(f, MANDATE_DELEGATION_ADMITTED,
+           "delegation rule shallow, to depth 1, for scopes mcp:call");
     assert_string_equal(f->res.rule->name, "shallow");
     /* a token agent-b acts in already: agent-d would be the second actor */
     f->token.client_id = "agent-a";

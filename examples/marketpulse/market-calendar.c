@@ -771,7 +771,8 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, const request *rq
         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Mandate-Actor-Chain");
     if (rq != NULL && rq->client_id != NULL && actors != NULL && actors[0] != '\0') {
         char shown[128];
-        snprintf(chain, sizeof(chain), " actor_chain=%s", printable(actors, shown, sizeof(shown)));
+        snprintf(chain, sizeof(chain), " actor_chain=%s",
+                 printable(actors, shown, sizeof(shown)));
     }
     char path[128];
     log_line("%s %s %u%s%s%s%s", method, printable(url, path, sizeof(path)), r->status, client,
