@@ -7,14 +7,24 @@
 # MarketPulse tool with its token, the tool server gets the chain in
 # X-Mandate-Actor-Chain, a resource server's introspection shows it, and
 # revoking A's token makes C's next call on the same MCP session fail at
-# the gateway (401). tests/e2e/delegation.sh has the rules, refusals and
-# revocations. No network, no npm, no nginx: FAIL, never skip.
+# the gateway (401). Two broker nodes on one PostgreSQL (tests/pg.sh): the
+# tokens are issued and revoked through node A, nginx asks node B.
+# tests/e2e/delegation.sh has the rules, refusals and revocations. No
+# network, no npm, no nginx, no PostgreSQL: FAIL, never skip.
 . "${MANDATE_SRCDIR:-.}/tests/e2e/lib.sh"
 
 . "$SRCDIR/tests/interop/npm.sh"
 . "$SRCDIR/tests/interop/marketpulse.sh"
+. "$SRCDIR/tests/pg.sh"
 
 new_state
+# its own folder right under /tmp: as root the server runs as another user
+PGDIR=$(mktemp -d /tmp/mandate-delegation-pg.XXXXXX)
+trap 'pg_stop "$PGDIR" >/dev/null 2>&1; cleanup; rm -rf "$PGDIR"' EXIT
+pg_start "$PGDIR" >/dev/null || fatal "PostgreSQL did not start (Debian: apt-get install postgresql)"
+rm "$STATE/mandate.d/store-sqlite.conf"
+printf 'kind = "store";\nplugin = "pgsql";\nconninfo = "%s";\n' "$PG_CONNINFO" \
+    >"$STATE/mandate.d/store-pgsql.conf"
 CAL=$AUD
 OTHER=https://other.example/api
 marketpulse_target "$CONF"
@@ -65,7 +75,17 @@ p=$(verify "$TA")
 expect_contains "jose reads may_act in A's token" '"may_act":{"sub":"agent-b"}' "$p"
 
 # --- the last hop: C calls the MarketPulse tool with the official MCP SDK -----
-start_marketpulse "$BASE" "$PORT"
+# node B: node A's folder (the same issuer and key-encryption key), its own
+# trail; the gateway nginx asks
+B="$TMP/node-b"
+cp -a "$STATE" "$B"
+rm -rf "$B/audit" "$B/mandate.db"*
+BASE_A=$BASE PORT_A=$PORT PID_A=$DAEMON_PID
+check "node B starts on the same PostgreSQL" start_daemon "$B/mandate.conf" "$TMP/b.log" ||
+    { cat "$TMP/b.log"; exit 1; }
+PORT_B=$PORT
+BASE=$BASE_A PORT=$PORT_A DAEMON_PID=$PID_A
+start_marketpulse "$BASE" "$PORT_B"
 expect_contains "a resource server's introspection of C's token shows the chain" \
     '"act":{"sub":"agent-c","act":{"sub":"agent-b"}}' "$(introspect "$TC")"
 expect_contains "  for A's subject" '"sub":"agent-a"' "$(introspect "$TC")"
@@ -92,6 +112,6 @@ expect_eq "the SDK's next call on the same session is refused" 3 "$?"
 out=$(tail -n 1 "$TMP/mcp.out")
 expect_contains "  at the gateway, 401" "401" "$out"
 echo "  (refused $(json_get "$out" after_ms) ms after the revocation, $(json_get "$out" calls) calls)"
-expect_contains "  the gateway check refused C's token" '"actor_chain":"agent-c,agent-b"' \
-    "$(grep '"event":"gateway.check"' "$STATE"/audit/audit-*.jsonl | grep '"status":401')"
+expect_contains "  node B's gateway check refused C's token" '"actor_chain":"agent-c,agent-b"' \
+    "$(grep '"event":"gateway.check"' "$B"/audit/audit-*.jsonl | grep '"status":401')"
 finish
