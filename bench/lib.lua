@@ -84,6 +84,25 @@ function lib.each_line(path, make)
     request = function() return make(next_line()) end
 end
 
+-- sets wrk's response hook to write the access tokens of 200 answers to
+-- path (a string, or a function called in the thread that gives one), one a
+-- line, and to stop the thread after want of them
+function lib.harvest(path, want)
+    local out, got
+    response = function(status, headers, body)
+        if not out then
+            out = assert(io.open(type(path) == "function" and path() or path, "w"))
+            got = 0
+        end
+        local t = status == 200 and body:match('"access_token"%s*:%s*"([^"]+)"')
+        if t and got < want then
+            out:write(t, "\n")
+            got = got + 1
+            if got >= want then out:close(); wrk.thread:stop() end
+        end
+    end
+end
+
 -- wall-clock seconds (for a script whose threads may stop before the end)
 function lib.now()
     local p = io.popen("date +%s.%N")

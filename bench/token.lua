@@ -45,16 +45,4 @@ lib.each_line(creds_file, function(creds)
 end)
 
 local out_path = os.getenv("BENCH_TOKENS_OUT")
-if out_path then
-    local want = tonumber(os.getenv("BENCH_HARVEST") or "1000")
-    local out, got
-    response = function(status, headers, body)
-        if not out then out = assert(io.open(out_path, "w")); got = 0 end
-        local t = status == 200 and body:match('"access_token"%s*:%s*"([^"]+)"')
-        if t and got < want then
-            out:write(t, "\n")
-            got = got + 1
-            if got >= want then out:close(); wrk.thread:stop() end
-        end
-    end
-end
+if out_path then lib.harvest(out_path, tonumber(os.getenv("BENCH_HARVEST") or "1000")) end

@@ -13,7 +13,9 @@
  *         actors = ["calendar-helper"];             # the clients that may exchange
  *         clients = ["marketpulse-agent"];          # whose tokens (their client_id)
  *         subjects = ["advisor-12345"];             # optional: only for these subjects
- *         audiences = ["https://other.example/api"]; } # optional: beyond the token's own
+ *         audiences = ["https://other.example/api"];  # optional: beyond the token's own
+ *         scopes = ["calendar:read"];                 # optional: only for these scopes
+ *         max_depth = 2; }                            # optional: a shorter chain
  *     );
  *   };
  *
@@ -32,6 +34,14 @@
  *    are nested below it (RFC 8693 §4.1), nearest first; a client narrowing
  *    a token it already acts in does not add itself again. A chain of more
  *    than max_depth actors is refused.
+ *  - A rule's own limits: with scopes, it admits an exchange only when
+ *    every scope of the new token is among them; with max_depth, only when
+ *    the new token's chain holds at most that many actors (never more than
+ *    delegation.max_depth: the configuration says so when read). A rule
+ *    that names the actor and the token but refuses by its limits is the
+ *    answer when no other rule admits: the refusal names it and the limit
+ *    (too_deep, or scope: invalid_scope), and the token's may_act does not
+ *    lift it (may_act is written from the same rules).
  *  - The first rule (in file order) that admits the request is the one
  *    named in the audit trail.
  * Names are compared exactly: there are no wildcards ("*" is refused when
@@ -68,10 +78,12 @@
 
 typedef struct mandate_delegation_rule {
     char *name;
-    char **actors;    /* client ids that may act; NULL-terminated, not empty */
-    char **clients;   /* the subject token's client_id; NULL-terminated; empty: any */
-    char **subjects;  /* the subject token's sub; NULL-terminated; empty: any */
-    char **audiences; /* beyond the subject token's; NULL-terminated; may be empty */
+    char **actors;     /* client ids that may act; NULL-terminated, not empty */
+    char **clients;    /* the subject token's client_id; NULL-terminated; empty: any */
+    char **subjects;   /* the subject token's sub; NULL-terminated; empty: any */
+    char **audiences;  /* beyond the subject token's; NULL-terminated; may be empty */
+    char **scopes;     /* the new token's scopes, at most these; NULL-terminated; empty: any */
+    int64_t max_depth; /* actors in the new token's chain, at most; 0: delegation.max_depth */
 } mandate_delegation_rule;
 
 typedef struct mandate_delegation {

@@ -33,6 +33,12 @@ static const mandate_conf_def rule_defs[] = {
      "only tokens of these subjects (sub); none: any subject"},
     {"audiences", MANDATE_CONF_STRING_LIST, 0, RULE_OFF(audiences), "", 0, 0, NULL,
      "audiences the actors may ask for beyond the subject token's own"},
+    {"scopes", MANDATE_CONF_STRING_LIST, 0, RULE_OFF(scopes), "", 0, 0, NULL,
+     "the scopes the rule admits an exchange for, at most; none: any the token has"},
+    {"max_depth", MANDATE_CONF_INT, 0, RULE_OFF(max_depth), NULL, 1, MANDATE_GRANT_MAX_ACTORS,
+     NULL,
+     "actors the new token's act chain may hold under this rule; none: "
+     "delegation.max_depth"},
     MANDATE_CONF_END};
 
 static bool list_empty(char *const *list)
@@ -80,6 +86,17 @@ static bool read_rule(const config_setting_t *g, const char *path, mandate_deleg
     check_ids(g, "actors", r->actors, label, diag);
     check_ids(g, "clients", r->clients, label, diag);
     check_ids(g, "subjects", r->subjects, label, diag);
+    for (char **sc = r->scopes; sc != NULL && *sc != NULL; sc++)
+        if (!mandate_scope_token_valid(*sc, strlen(*sc)))
+            mandate_diag_add_at(diag, config_setting_get_member(g, "scopes"),
+                                "delegation rule '%s': scope '%.80s' is not a scope (printable "
+                                "ASCII, no space, '\\' or '\"')",
+                                label, *sc);
+    if (r->max_depth > 0 && d->max_depth > 0 && r->max_depth > d->max_depth)
+        mandate_diag_add_at(diag, config_setting_get_member(g, "max_depth"),
+                            "delegation rule '%s': max_depth %lld is more than "
+                            "delegation.max_depth %lld, which bounds every chain",
+                            label, (long long)r->max_depth, (long long)d->max_depth);
     for (char **a = r->audiences; a != NULL && *a != NULL; a++)
         if (!mandate_audience_uri_valid(*a, strlen(*a)))
             mandate_diag_add_at(diag, config_setting_get_member(g, "audiences"),
@@ -207,6 +224,55 @@ static mandate_delegation_verdict refuse(mandate_delegation_result *r,
     return verdict;
 }
 
+/* "delegation rule NAME", and its own limits when it has any. */
+static const char *rule_admitted(mandate_pool *pool, const mandate_delegation_rule *r)
+{
+    const char *why = mandate_pool_printf(pool, "delegation rule %s", r->name);
+    if (r->max_depth > 0)
+        why = mandate_pool_printf(pool, "%s, to depth %lld", why, (long long)r->max_depth);
+    for (size_t i = 0; !list_empty(r->scopes) && r->scopes[i] != NULL; i++)
+        why = mandate_pool_printf(pool, "%s%s%s", why, i == 0 ? ", for scopes " : " ",
+                                  r->scopes[i]);
+    return why;
+}
+
+/* Why rule r, which names the actor and the token, does not admit a new
+ * token of this depth and scope: its own max_depth or scopes (see
+ * delegation-private.h); NULL: it does. *verdict_r and *word_r say which
+ * limit and which scope. */
+static const char *rule_limit(mandate_pool *pool, const mandate_delegation_rule *r,
+                              size_t depth, const char *scope,
+                              mandate_delegation_verdict *verdict_r, const char **word_r)
+{
+    if (r->max_depth > 0 && (int64_t)depth > r->max_depth) {
+        *verdict_r = MANDATE_DELEGATION_TOO_DEEP;
+        return mandate_pool_printf(pool,
+                                   "rule %s: the act chain would hold %zu actors, more than "
+                                   "its max_depth %lld",
+                                   r->name, depth, (long long)r->max_depth);
+    }
+    const char *p;
+    size_t n;
+    while (!list_empty(r->scopes) && mandate_word_list_next(&scope, &p, &n))
+        if (!mandate_string_list_has(r->scopes, p, n)) {
+            *verdict_r = MANDATE_DELEGATION_SCOPE;
+            *word_r = mandate_pool_printf(pool, "%.*s", (int)n, p);
+            return mandate_pool_printf(pool, "rule %s: scope %.*s is not among its scopes",
+                                       r->name, (int)n, p);
+        }
+    return NULL;
+}
+
+/* The rule names the actor and the token, and admits this depth and scope. */
+static bool rule_admits(mandate_pool *pool, const mandate_delegation_rule *r, const char *actor,
+                        const mandate_grant *token, size_t depth, const char *scope)
+{
+    mandate_delegation_verdict unused_verdict;
+    const char *unused_word;
+    return rule_covers(r, actor, token) &&
+           rule_limit(pool, r, depth, scope, &unused_verdict, &unused_word) == NULL;
+}
+
 mandate_delegation_verdict mandate_delegation_decide(const mandate_delegation *policy,
                                                      const mandate_delegation_request *rq,
                                                      mandate_pool *pool,
@@ -216,27 +282,6 @@ mandate_delegation_verdict mandate_delegation_decide(const mandate_delegation *p
     const char *missing = NULL;
     memset(r, 0, sizeof(*r));
     r->delegated = t->client_id == NULL || strcmp(rq->actor, t->client_id) != 0;
-
-    /* who may act: the first rule for this actor and this token (one that
-     * also lists an audience asked for may come later, below), or the
-     * token's own may_act, written when it was issued */
-    const mandate_delegation_rule *first = NULL;
-    for (size_t i = 0; first == NULL && i < policy->count; i++)
-        if (rule_covers(&policy->rules[i], rq->actor, t))
-            first = &policy->rules[i];
-    r->by_may_act = first == NULL && t->may_act != NULL &&
-                    mandate_word_list_has(t->may_act, rq->actor, strlen(rq->actor));
-    if (r->delegated && first == NULL && !r->by_may_act) {
-        const char *why = mandate_pool_printf(
-            pool, "no delegation rule lets %s act for tokens of client %s (subject %s)%s",
-            rq->actor, t->client_id ? t->client_id : "-", t->subject ? t->subject : "-",
-            t->may_act != NULL ? ", and the subject_token's may_act does not name it"
-                               : ", and the subject_token has no may_act");
-        for (size_t i = 0; i < policy->count; i++)
-            why = mandate_pool_printf(pool, "%s; %s", why,
-                                      rule_miss(pool, &policy->rules[i], rq->actor, t));
-        return refuse(r, MANDATE_DELEGATION_NOT_ALLOWED, NULL, why);
-    }
 
     /* the chain: the acting client outermost, unless it is already */
     bool narrowing = t->actor != NULL && strcmp(t->actor, rq->actor) == 0;
@@ -251,6 +296,53 @@ mandate_delegation_verdict mandate_delegation_decide(const mandate_delegation *p
                               : mandate_pool_printf(pool, "%s %s", t->actor, t->prior_actors);
     }
     r->depth = 1 + mandate_word_list_count(r->prior_actors);
+    const char *scope = rq->requested_scope != NULL ? rq->requested_scope : t->scope;
+
+    /* who may act: the first rule for this actor and this token within its
+     * own limits (one that also lists an audience asked for may come later,
+     * below), or the token's own may_act, written when it was issued; a
+     * rule for them that refuses by its limits is not lifted by may_act */
+    const mandate_delegation_rule *first = NULL;
+    const char *limited = NULL, *limited_word = NULL;
+    mandate_delegation_verdict limited_verdict = MANDATE_DELEGATION_NOT_ALLOWED;
+    for (size_t i = 0; first == NULL && i < policy->count; i++) {
+        const mandate_delegation_rule *rule = &policy->rules[i];
+        if (!rule_covers(rule, rq->actor, t))
+            continue;
+        mandate_delegation_verdict verdict;
+        const char *word = NULL;
+        const char *why = rule_limit(pool, rule, r->depth, scope, &verdict, &word);
+        if (why == NULL) {
+            first = rule;
+        } else if (limited == NULL) {
+            limited = why;
+            limited_verdict = verdict;
+            limited_word = word;
+        } else {
+            limited = mandate_pool_printf(pool, "%s; %s", limited, why);
+        }
+    }
+    r->by_may_act = first == NULL && limited == NULL && t->may_act != NULL &&
+                    mandate_word_list_has(t->may_act, rq->actor, strlen(rq->actor));
+    if (r->delegated && first == NULL && limited != NULL)
+        return refuse(r, limited_verdict, limited_word,
+                      mandate_pool_printf(pool,
+                                          "the delegation rules for %s and tokens of client %s "
+                                          "admit it only within their limits; %s",
+                                          rq->actor, t->client_id ? t->client_id : "-",
+                                          limited));
+    if (r->delegated && first == NULL && !r->by_may_act) {
+        const char *why = mandate_pool_printf(
+            pool, "no delegation rule lets %s act for tokens of client %s (subject %s)%s",
+            rq->actor, t->client_id ? t->client_id : "-", t->subject ? t->subject : "-",
+            t->may_act != NULL ? ", and the subject_token's may_act does not name it"
+                               : ", and the subject_token has no may_act");
+        for (size_t i = 0; i < policy->count; i++)
+            why = mandate_pool_printf(pool, "%s; %s", why,
+                                      rule_miss(pool, &policy->rules[i], rq->actor, t));
+        return refuse(r, MANDATE_DELEGATION_NOT_ALLOWED, NULL, why);
+    }
+
     int64_t max =
         policy->max_depth > 0 ? policy->max_depth : MANDATE_DELEGATION_DEFAULT_MAX_DEPTH;
     if (max > MANDATE_GRANT_MAX_ACTORS)
@@ -281,7 +373,6 @@ mandate_delegation_verdict mandate_delegation_decide(const mandate_delegation *p
                                           "subject): a cycle",
                                           rq->actor));
 
-    const char *scope = rq->requested_scope != NULL ? rq->requested_scope : t->scope;
     if (!words_within(pool, scope, t->scope, &missing) ||
         !words_within(pool, scope, rq->actor_scopes, &missing))
         return refuse(r, MANDATE_DELEGATION_SCOPE, missing,
@@ -304,7 +395,7 @@ mandate_delegation_verdict mandate_delegation_decide(const mandate_delegation *p
             /* wider than the token: only where a rule says so */
             r->rule = NULL;
             for (size_t i = 0; r->rule == NULL && i < policy->count; i++)
-                if (rule_covers(&policy->rules[i], rq->actor, t) &&
+                if (rule_admits(pool, &policy->rules[i], rq->actor, t, r->depth, scope) &&
                     rule_lists_the_rest(&policy->rules[i], asked, t->audience))
                     r->rule = &policy->rules[i];
             if (r->rule == NULL)
@@ -319,7 +410,7 @@ mandate_delegation_verdict mandate_delegation_decide(const mandate_delegation *p
         r->audience = asked;
     }
     r->verdict = MANDATE_DELEGATION_ADMITTED;
-    r->why = r->rule != NULL ? mandate_pool_printf(pool, "delegation rule %s", r->rule->name)
+    r->why = r->rule != NULL ? rule_admitted(pool, r->rule)
              : r->delegated  ? "the subject_token's may_act"
                              : "its own token, narrowed";
     return MANDATE_DELEGATION_ADMITTED;

@@ -175,6 +175,19 @@ static void test_read_refusals(void **state)
         RULES("    { name = \"r\"; actors = [\"agent-d\"]; clients = [\"agent-a\"]; },\n"
               "    { name = \"r\"; actors = [\"agent-e\"]; clients = [\"agent-a\"]; }\n"),
         4, "named twice");
+    /* a rule's own limits: a scope each, a depth within the global one */
+    assert_bad(f,
+               RULES("    { name = \"r\"; actors = [\"agent-d\"]; clients = [\"agent-a\"];\n"
+                     "      scopes = [\"mcp:call\", \"two words\"]; }\n"),
+               4, "rule 'r': scope 'two words' is not a scope");
+    assert_bad(f,
+               RULES("    { name = \"r\"; actors = [\"agent-d\"]; clients = [\"agent-a\"];\n"
+                     "      max_depth = 0; }\n"),
+               4, "max_depth");
+    assert_bad(f,
+               RULES("    { name = \"r\"; actors = [\"agent-d\"]; clients = [\"agent-a\"];\n"
+                     "      max_depth = 4; }\n"),
+               4, "max_depth 4 is more than delegation.max_depth 3");
 }
 
 /* The whole configuration: max_depth with its default and its bounds, and
@@ -454,6 +467,59 @@ static void test_subjects(void **state)
     expect(f, MANDATE_DELEGATION_NOT_ALLOWED, NULL);
 }
 
+/* A rule's own max_depth and scopes: it admits an actor only that deep and
+ * only for those scopes; the refusal names the rule and the limit, a later
+ * rule without the limit may admit instead, and may_act does not lift it. */
+static void test_rule_limits(void **state)
+{
+    fixture *f = *state;
+    assert_true(parse(f, RULES("    { name = \"shallow\"; actors = [\"agent-d\"];\n"
+                               "      clients = [\"agent-a\"]; max_depth = 1;\n"
+                               "      scopes = [\"mcp:call\"]; }\n")));
+    assert_int_equal(f->d.rules[0].max_depth, 1);
+    assert_string_equal(f->d.rules[0].scopes[0], "mcp:call");
+    /* the token's scopes, asked for by default, are more than the rule's */
+    expect(f, MANDATE_DELEGATION_SCOPE,
+           "rule shallow: scope gateway:invoke is not among its scopes");
+    assert_string_equal(f->res.word, "gateway:invoke");
+    assert_null(f->res.rule);
+    f->rq.requested_scope = "mcp:call";
+    expect(f, MANDATE_DELEGATION_ADMITTED,
+           "delegation rule shallow, to depth 1, for scopes mcp:call");
+    assert_string_equal(f->res.rule->name, "shallow");
+    /* a token agent-b acts in already: agent-d would be the second actor */
+    f->token.client_id = "agent-a";
+    f->token.actor = "agent-b";
+    expect(f, MANDATE_DELEGATION_TOO_DEEP,
+           "rule shallow: the act chain would hold 2 actors, more than its max_depth 1");
+    assert_string_equal(mandate_delegation_verdict_name(f->res.verdict), "too_deep");
+    /* the token's may_act names agent-d (written from the same rule): still refused */
+    f->token.may_act = "agent-d";
+    expect(f, MANDATE_DELEGATION_TOO_DEEP, "admit it only within their limits");
+    /* a later rule without the limit admits */
+    assert_true(parse(f, RULES("    { name = \"shallow\"; actors = [\"agent-d\"];\n"
+                               "      clients = [\"agent-a\"]; max_depth = 1; },\n"
+                               "    { name = \"deeper\"; actors = [\"agent-d\"];\n"
+                               "      clients = [\"agent-a\"]; max_depth = 2; }\n")));
+    expect(f, MANDATE_DELEGATION_ADMITTED, "delegation rule deeper, to depth 2");
+    assert_int_equal(f->res.depth, 2);
+    /* every limited rule says why */
+    f->token.prior_actors = "agent-q";
+    expect(f, MANDATE_DELEGATION_TOO_DEEP, "; rule shallow: the act chain would hold 3 actors");
+    expect(f, MANDATE_DELEGATION_TOO_DEEP, "; rule deeper: the act chain would hold 3 actors");
+    /* an audience beyond the token's: only a rule within its limits lists it */
+    assert_true(parse(f, RULES("    { name = \"near\"; actors = [\"agent-d\"];\n"
+                               "      clients = [\"agent-a\"]; },\n"
+                               "    { name = \"far\"; actors = [\"agent-d\"];\n"
+                               "      clients = [\"agent-a\"]; max_depth = 1;\n"
+                               "      audiences = [\"" OTHER "\"]; }\n")));
+    f->token.prior_actors = NULL;
+    f->rq.requested_audience = OTHER;
+    expect(f, MANDATE_DELEGATION_AUDIENCE, "resource " OTHER " is beyond");
+    f->token.actor = NULL;
+    expect(f, MANDATE_DELEGATION_ADMITTED, "delegation rule far");
+}
+
 /* may_act in the subject token admits an actor no rule names; the rest of
  * the decision holds all the same. */
 static void test_may_act_admits(void **state)
@@ -556,6 +622,7 @@ int main(void)
         T(test_each_rule_says_why),
         T(test_cycle_refused),
         T(test_may_act_for_a_token),
+        T(test_rule_limits),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -763,9 +763,20 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, const request *rq
     }
     if (rq != NULL && rq->rpc_method[0] != '\0')
         snprintf(rpc, sizeof(rpc), " rpc=%s", rq->rpc_method);
+    /* the agents acting for the subject, as the gateway check named them
+     * (nginx.conf.in sets the header, so a caller's own never arrives):
+     * logged for the trail, never used to decide */
+    char chain[160] = "";
+    const char *actors =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Mandate-Actor-Chain");
+    if (rq != NULL && rq->client_id != NULL && actors != NULL && actors[0] != '\0') {
+        char shown[128];
+        snprintf(chain, sizeof(chain), " actor_chain=%s",
+                 printable(actors, shown, sizeof(shown)));
+    }
     char path[128];
-    log_line("%s %s %u%s%s%s", method, printable(url, path, sizeof(path)), r->status, client,
-             subject, rpc);
+    log_line("%s %s %u%s%s%s%s", method, printable(url, path, sizeof(path)), r->status, client,
+             subject, rpc, chain);
     reply_clear(r);
     return ret;
 }

@@ -22,7 +22,9 @@ delegation = {
     { name = "d-for-c"; actors = ["agent-d"]; clients = ["agent-c"]; },
     { name = "b-for-c"; actors = ["agent-b"]; clients = ["agent-c"]; },
     { name = "e-for-d"; actors = ["agent-e"]; clients = ["agent-d"]; },
-    { name = "a-for-b"; actors = ["agent-a"]; clients = ["agent-b"]; }
+    { name = "a-for-b"; actors = ["agent-a"]; clients = ["agent-b"]; },
+    { name = "q-for-p"; actors = ["agent-q"]; clients = ["agent-p"]; scopes = ["mcp:call"]; },
+    { name = "s-for-q"; actors = ["agent-s"]; clients = ["agent-q"]; max_depth = 1; }
   );
 };
 CONF
@@ -32,7 +34,9 @@ issuer_is_base
 declare -A SECRET
 
 new_client agent-a --ttl 300
-for id in agent-b agent-c agent-d agent-e agent-m agent-x; do new_client "$id" --ttl 3600; done
+for id in agent-b agent-c agent-d agent-e agent-m agent-x agent-p agent-q agent-s; do
+    new_client "$id" --ttl 3600
+done
 new_client gateway --introspect
 out=$("${CTL[@]}" client set agent-a --may-act agent-m 2>&1)
 expect_contains "client set --may-act" "may act for its tokens: [\"agent-m\"]" "$out"
@@ -46,8 +50,8 @@ gate() { # TOKEN: the gateway check's status for the calendar; headers in $TMP/g
         -H "X-Original-URI: /mcp" -H "X-Mandate-Actor-Chain: forged" "$BASE/gateway/check"
 }
 token_a() { token_for agent-a "${SECRET[agent-a]}" -d scope=mcp:call --data-urlencode "resource=$CAL"; }
-hop() { # ACTOR TOKEN: the exchanged token, or nothing
-    json_get "$(exchange "$1" "$2")" access_token
+hop() { # ACTOR TOKEN [curl args]: the exchanged token, or nothing
+    json_get "$(exchange "$@")" access_token
 }
 jti() { json_get "$(jwt_claims "$1")" jti; }
 
@@ -151,6 +155,28 @@ check "a fourth chain" test -n "$TM4"
 expect_eq "agent-a revokes A4 at /oauth2/revoke" 200 "$(curl -s -o /dev/null -w '%{http_code}' \
     -u "agent-a:${SECRET[agent-a]}" --data-urlencode "token=$TA4" "$BASE/oauth2/revoke")"
 expect_contains "  M4, derived from it, inactive" '"active":false' "$(introspect "$TM4")"
+
+# --- a rule's own scopes and max_depth ------------------------------------------------
+TP=$(token_for agent-p "${SECRET[agent-p]}" -d "scope=mcp:call gateway:invoke" --data-urlencode "resource=$CAL")
+out=$(exchange agent-q "$TP")
+expect_eq "Q for P's token with both its scopes: rule q-for-p admits mcp:call only" \
+    invalid_scope "$(json_get "$out" error)"
+check "  the log names the rule and the scope" wait_for_log "$LOG" \
+    "rule q-for-p: scope gateway:invoke is not among its scopes"
+TQ=$(hop agent-q "$TP" -d scope=mcp:call)
+check "  asking mcp:call alone: admitted" test -n "$TQ"
+printf '%s\n' "$TQ" >"$TMP/tq"
+out=$("${CTL[@]}" delegation test --subject-token "$TMP/tq" --actor agent-s)
+expect_eq "delegation test: S for Q's token would be the second actor, rule s-for-q's max_depth 1 (exit 1)" 1 $?
+expect_contains "  refused: too_deep" "refused:       too_deep" "$out"
+expect_contains "  naming the rule and the limit" \
+    "rule s-for-q: the act chain would hold 2 actors, more than its max_depth 1" "$out"
+exchange agent-s "$TQ" >/dev/null
+expect_eq "  the token endpoint agrees: 400" 400 "$(status)"
+printf '%s\n' "$TP" >"$TMP/tp"
+out=$("${CTL[@]}" delegation test --subject-token "$TMP/tp" --actor agent-q --scope mcp:call)
+expect_contains "delegation test shows the admitting rule's limits" \
+    "admitted:      delegation rule q-for-p, for scopes mcp:call" "$out"
 
 # --- the audit trail -------------------------------------------------------------------
 stop_daemon

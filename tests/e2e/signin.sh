@@ -26,6 +26,7 @@ mappings = (
 );
 targets = ( { name = "cal"; paths = ["/mcp"]; audience = "$CAL"; scopes = ["mcp:call"]; } );
 signin: { tenants = ( { tenant = "default"; name = "Example Bank"; } ); };
+delegation = { rules = ( { name = "agent-for-app"; actors = ["research-agent"]; clients = ["mcp-app"]; } ); };
 CONF
 LOG="$TMP/daemon.log"
 check "daemon starts" start_daemon "$CONF" "$LOG" || cat "$LOG"
@@ -35,6 +36,12 @@ REDIRECT=http://127.0.0.1:7777/cb
     --grant-type authorization_code --grant-type refresh_token \
     --scope "mcp:call" --audience "$CAL" >/dev/null 2>&1
 check "a public client with a redirect URI" "${CTL[@]}" client show mcp-app
+# an agent that exchanges the signed-in user's tokens (RFC 8693): ending the
+# sign-in reaches what it was given too
+declare -A SECRET
+SECRET[research-agent]=$("${CTL[@]}" client create research-agent --scope mcp:call \
+    --audience "$CAL" 2>/dev/null | client_secret)
+TOKEN_URL="$BASE/oauth2/token"
 
 # PKCE
 VERIFIER=$(head -c 32 /dev/urandom | b64url)
@@ -134,7 +141,8 @@ expect_eq "the code redeemed" 200 "$(token -d grant_type=authorization_code -d c
 ACCESS=$(json_get "$(cat "$TMP/t")" access_token)
 REFRESH=$(json_get "$(cat "$TMP/t")" refresh_token)
 claims=$(jwt_claims "$ACCESS")
-expect_eq "  sub: the mapped user" advisor-alice "$(json_get "$claims" sub)"
+# (sub, not may_act's: research-agent may act for mcp-app's tokens)
+expect_contains "  sub: the mapped user" '"sub":"advisor-alice"' "$claims"
 expect_eq "  client_id: the MCP client" mcp-app "$(json_get "$claims" client_id)"
 expect_eq "  aud: the resource" "$CAL" "$(json_get "$claims" aud)"
 expect_eq "  idp: the IdP's issuer (as the token exchange names it)" https://fake-idp.test "$(json_get "$claims" idp)"
@@ -175,6 +183,9 @@ expect_eq "refresh: 200" 200 "$(token -d grant_type=refresh_token -d client_id=m
 R2=$(json_get "$(cat "$TMP/t")" refresh_token)
 A2=$(json_get "$(cat "$TMP/t")" access_token)
 check "  rotated: a new refresh token" test -n "$R2" -a "$R2" != "$R1"
+X2=$(json_get "$(exchange research-agent "$A2")" access_token)
+expect_eq "  an agent exchanges the refreshed access token, and the gateway lets it through" \
+    200 "$(gate "$X2")"
 expect_eq "  a narrower scope is fine" 200 "$(token -d grant_type=refresh_token -d client_id=mcp-app -d "refresh_token=$R2" -d scope=mcp:call)"
 R3=$(json_get "$(cat "$TMP/t")" refresh_token)
 expect_eq "  a wider one is not" 400 "$(token -d grant_type=refresh_token -d client_id=mcp-app -d "refresh_token=$R3" -d "scope=mcp:call gateway:invoke")"
@@ -187,6 +198,7 @@ expect_eq "reusing a rotated refresh token: 400" 400 "$(token -d grant_type=refr
 expect_eq "  and the whole family ends: the newest one too" 400 "$(token -d grant_type=refresh_token -d client_id=mcp-app -d "refresh_token=$R3")"
 sleep 1.2
 expect_eq "  and the access tokens it gave" 401 "$(gate "$A2")"
+expect_eq "  and the agent's token exchanged from one of them" 401 "$(gate "$X2")"
 
 # --- a public client revokes its own refresh token (RFC 7009 §2.1) ------------------------
 browse "$(authorize_url)"
@@ -315,10 +327,14 @@ expect_eq "  and his access token" 401 "$(gate "$AD")"
 RE=$(family_of erin)
 AE=$(cat "$TMP/access")
 expect_eq "erin's access token passes the gateway" 200 "$(gate "$AE")"
-expect_contains "mandatectl user revoke" "1 refresh tokens revoked, 2 revocations recorded" \
+XE=$(json_get "$(exchange research-agent "$AE")" access_token)
+expect_eq "  and so does the agent's, exchanged from it" 200 "$(gate "$XE")"
+# her family, its access token and the agent's
+expect_contains "mandatectl user revoke" "1 refresh tokens revoked, 3 revocations recorded" \
     "$("${CTL[@]}" user revoke advisor-erin 2>&1)"
 sleep 1.2
 expect_eq "  and her access token is refused at once" 401 "$(gate "$AE")"
+expect_eq "  and the agent's exchanged from it" 401 "$(gate "$XE")"
 expect_eq "  and her refresh token is refused" 400 "$(token -d grant_type=refresh_token -d client_id=mcp-app -d "refresh_token=$RE")"
 browse "$(authorize_url)"
 expect_contains "  and her browser session is ended: the IdP again" "/login/backend-corp/callback" "$(location)"
