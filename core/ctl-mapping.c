@@ -23,13 +23,10 @@
  * would send it. */
 static char *read_subject(const char *file, mandate_pool *pool)
 {
-    char *text = NULL;
     size_t len = 0;
-    mandate_error err = {0};
-    if (mandate_read_file(file, ASSERTION_FILE_MAX, &text, &len, &err) != MANDATE_OK) {
-        fprintf(stderr, "mandatectl mapping test: %s\n", err.message);
+    char *text = ctl_read_file("mandatectl mapping test", file, ASSERTION_FILE_MAX, &len);
+    if (text == NULL)
         return NULL;
-    }
     size_t start = 0;
     while (start < len && (text[start] == ' ' || text[start] == '\n' || text[start] == '\r' ||
                            text[start] == '\t'))
