@@ -283,22 +283,22 @@ typedef struct prepared {
 
 static mandate_client_spec spec_of(const mandate_apply_client *want)
 {
-    mandate_client_spec spec = {0};
-    spec.client_id = want->id;
-    spec.tenant = want->tenant;
-    spec.name = want->name;
-    spec.scopes = want->scopes;
-    spec.default_scopes = want->default_scopes;
-    spec.audiences = want->audiences;
-    spec.token_format = want->format;
-    spec.backend = want->backend;
-    spec.ttl = want->ttl;
-    spec.can_introspect = want->introspect;
-    spec.rate_limit = want->rate_limit;
-    spec.rate_burst = want->rate_burst;
-    spec.public_client = strcmp(mandate_apply_client_auth(want), "none") == 0;
-    spec.public_key_pem = want->public_key;
-    return spec;
+    return (mandate_client_spec){
+        .client_id = want->id,
+        .tenant = want->tenant,
+        .name = want->name,
+        .scopes = want->scopes,
+        .default_scopes = want->default_scopes,
+        .audiences = want->audiences,
+        .token_format = want->format,
+        .backend = want->backend,
+        .ttl = want->ttl,
+        .can_introspect = want->introspect,
+        .rate_limit = want->rate_limit,
+        .rate_burst = want->rate_burst,
+        .public_client = strcmp(mandate_apply_client_auth(want), "none") == 0,
+        .public_key_pem = want->public_key,
+    };
 }
 
 static json_t *words_json(const char *list)
