@@ -116,7 +116,8 @@ void store_record_read(const store_reader *r, const void *src, int first,
         switch (f->type) {
         case F_TEXT: *(const char **)m = r->text(src, col); break;
         case F_BLOB:
-            *(const unsigned char **)m = r->blob(src, col, (size_t *)((char *)out + f->len_off));
+            *(const unsigned char **)m =
+                r->blob(src, col, (size_t *)((char *)out + f->len_off));
             break;
         case F_INT: *(int64_t *)m = r->integer(src, col); break;
         case F_ENUM: *(int *)m = (int)r->integer(src, col); break;

@@ -129,12 +129,22 @@ static void test_client_round_trip(void **state)
 {
     (void)state;
     static const unsigned char hash[] = {1, 2, 3, 0, 5}, prev[] = {9};
-    mandate_client in = {
-        .client_id = "agent-1", .tenant = "default", .name = NULL, .scopes = "a b",
-        .token_ttl = 300, .status = MANDATE_CLIENT_DISABLED, .flags = 0x80000001u,
-        .secret_hash = hash, .secret_hash_len = sizeof(hash), .prev_secret_hash = prev,
-        .prev_secret_hash_len = sizeof(prev), .prev_secret_expires_at = -1,
-        .rate_limit = 2.5, .rate_burst = 7, .created_at = INT64_MAX, .metadata = "{}"};
+    mandate_client in = {.client_id = "agent-1",
+                         .tenant = "default",
+                         .name = NULL,
+                         .scopes = "a b",
+                         .token_ttl = 300,
+                         .status = MANDATE_CLIENT_DISABLED,
+                         .flags = 0x80000001u,
+                         .secret_hash = hash,
+                         .secret_hash_len = sizeof(hash),
+                         .prev_secret_hash = prev,
+                         .prev_secret_hash_len = sizeof(prev),
+                         .prev_secret_expires_at = -1,
+                         .rate_limit = 2.5,
+                         .rate_burst = 7,
+                         .created_at = INT64_MAX,
+                         .metadata = "{}"};
     row r = {.first = 3};
     store_record_bind(&binder, &r, 3, &store_client_record, &in);
     assert_int_equal(r.n, (int)store_client_record.n);
