@@ -78,27 +78,27 @@ int ctl_mtls_set(ctl *c, mandate_runtime *rt, const char *id, const ctl_mtls *m)
 
 /* A long option of a command and where it lands: value (the option takes
  * one; the last given counts, or with once set a second one is refused
- * with that message), flag (it takes none: set true) or words (repeatable:
- * each value appended, as ctl_add_word does). */
+ * with that message; with kind set, *kind becomes kind_value too, for two
+ * options into one value), flag (it takes none: set true) or words
+ * (repeatable: each value appended, as ctl_add_word does). */
 typedef struct ctl_option {
     const char *name;
     const char **value;
     bool *flag;
     char **words;
     const char *once;
+    const char **kind;
+    const char *kind_value;
 } ctl_option;
-#define CTL_VALUE(name_, value_)                                                               \
-    {                                                                                          \
-        .name = (name_), .value = (value_)                                                     \
-    }
-#define CTL_FLAG(name_, flag_)                                                                 \
-    {                                                                                          \
-        .name = (name_), .flag = (flag_)                                                       \
-    }
-#define CTL_WORDS(name_, words_)                                                               \
-    {                                                                                          \
-        .name = (name_), .words = (words_)                                                     \
-    }
+/* One option each (kept on a line each: clang-format would give each
+ * macro four) */
+/* clang-format off */
+#define CTL_VALUE(name_, value_) {.name = (name_), .value = (value_)}
+#define CTL_VALUE_KIND(name_, value_, kind_, kind_value_)                                      \
+    {.name = (name_), .value = (value_), .kind = (kind_), .kind_value = (kind_value_)}
+#define CTL_FLAG(name_, flag_) {.name = (name_), .flag = (flag_)}
+#define CTL_WORDS(name_, words_) {.name = (name_), .words = (words_)}
+/* clang-format on */
 #define CTL_OPTIONS_MAX 16
 /* Reads argv's options (argv[0] is the command or verb; opts ends with a
  * NULL name) with getopt_long, its messages included; false after an

@@ -166,11 +166,13 @@ bool ctl_options(int argc, char **argv, const ctl_option *opts)
             *o->flag = true;
         else if (o->words != NULL)
             ctl_add_word(o->words, optarg);
-        else if (o->once == NULL || *o->value == NULL)
-            *o->value = optarg;
-        else {
+        else if (o->once != NULL && *o->value != NULL) {
             fprintf(stderr, "%s\n", o->once);
             return false;
+        } else {
+            *o->value = optarg;
+            if (o->kind != NULL)
+                *o->kind = o->kind_value;
         }
     }
     return true;
