@@ -86,13 +86,10 @@ static json_t *json_from_libconfig(const char *path, const char *text)
 /* The document at path as JSON (.json), else as libconfig; NULL said. */
 static json_t *read_document(const char *path, size_t max)
 {
-    char *text = NULL;
     size_t len = 0;
-    mandate_error err = {0};
-    if (mandate_read_file(path, max, &text, &len, &err) != MANDATE_OK) {
-        fprintf(stderr, "mandatectl apply: %s\n", err.message);
+    char *text = ctl_read_file("mandatectl apply", path, max, &len);
+    if (text == NULL)
         return NULL;
-    }
     json_t *root = NULL;
     if (ends_with(path, ".json")) {
         json_error_t jerr;
@@ -286,22 +283,22 @@ typedef struct prepared {
 
 static mandate_client_spec spec_of(const mandate_apply_client *want)
 {
-    mandate_client_spec spec = {0};
-    spec.client_id = want->id;
-    spec.tenant = want->tenant;
-    spec.name = want->name;
-    spec.scopes = want->scopes;
-    spec.default_scopes = want->default_scopes;
-    spec.audiences = want->audiences;
-    spec.token_format = want->format;
-    spec.backend = want->backend;
-    spec.ttl = want->ttl;
-    spec.can_introspect = want->introspect;
-    spec.rate_limit = want->rate_limit;
-    spec.rate_burst = want->rate_burst;
-    spec.public_client = strcmp(mandate_apply_client_auth(want), "none") == 0;
-    spec.public_key_pem = want->public_key;
-    return spec;
+    return (mandate_client_spec){
+        .client_id = want->id,
+        .tenant = want->tenant,
+        .name = want->name,
+        .scopes = want->scopes,
+        .default_scopes = want->default_scopes,
+        .audiences = want->audiences,
+        .token_format = want->format,
+        .backend = want->backend,
+        .ttl = want->ttl,
+        .can_introspect = want->introspect,
+        .rate_limit = want->rate_limit,
+        .rate_burst = want->rate_burst,
+        .public_client = strcmp(mandate_apply_client_auth(want), "none") == 0,
+        .public_key_pem = want->public_key,
+    };
 }
 
 static json_t *words_json(const char *list)
@@ -663,24 +660,13 @@ static int usage(void)
 
 int ctl_cmd_apply(ctl *c, int argc, char **argv)
 {
-    static const struct option opts[] = {{"dry-run", no_argument, NULL, 'n'},
-                                         {"prune", no_argument, NULL, 'p'},
-                                         {"show-secrets", no_argument, NULL, 's'},
-                                         {"replace-secret-files", no_argument, NULL, 'r'},
-                                         {NULL, 0, NULL, 0}};
     apply_opts o = {0};
-    int opt;
-    optind = 0;
-    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (opt) {
-        case 'n': o.dry_run = true; break;
-        case 'p': o.prune = true; break;
-        case 's': o.show_secrets = true; break;
-        case 'r': o.replace_secret_files = true; break;
-        default: return usage();
-        }
-    }
-    if (optind != argc - 1)
+    const ctl_option opts[] = {CTL_FLAG("dry-run", &o.dry_run),
+                               CTL_FLAG("prune", &o.prune),
+                               CTL_FLAG("show-secrets", &o.show_secrets),
+                               CTL_FLAG("replace-secret-files", &o.replace_secret_files),
+                               {0}};
+    if (!ctl_options(argc, argv, opts) || optind != argc - 1)
         return usage();
     o.file = argv[optind];
     char *copy = mandate_xstrdup(o.file);

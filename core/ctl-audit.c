@@ -533,19 +533,12 @@ static int audit_tail(const ctl *c, int argc, char **argv)
 
 int ctl_cmd_audit(ctl *c, int argc, char **argv)
 {
-    if (argc >= 2 && strcmp(argv[1], "verify") == 0)
-        return audit_verify(c, argc - 1, argv + 1);
-    if (argc >= 2 && strcmp(argv[1], "tail") == 0)
-        return audit_tail(c, argc - 1, argv + 1);
-    if (argc >= 2 && strcmp(argv[1], "checkpoint") == 0)
-        return audit_checkpoint(c, argc - 1, argv + 1);
-    if (argc >= 2 && strcmp(argv[1], "key") == 0)
-        return audit_key(c, argc - 1, argv + 1);
-    if (argc >= 2 && strcmp(argv[1], "trace") == 0)
-        return ctl_audit_trace(c, argc - 1, argv + 1);
-    fprintf(stderr, "Usage: mandatectl audit verify [FILE... | --dir DIR] [--key FILE]... "
-                    "[--checkpoints FILE] | audit checkpoint | audit key | audit tail [-f] "
-                    "[-n N] [--client ID] [--event TYPE] [--dir DIR] | audit trace JTI [--dot] "
-                    "[--dir DIR]\n");
-    return CTL_USAGE;
+    static const ctl_verb verbs[] = {{"verify", audit_verify},         {"tail", audit_tail},
+                                     {"checkpoint", audit_checkpoint}, {"key", audit_key},
+                                     {"trace", ctl_audit_trace},       {0}};
+    return ctl_run_verb(c, argc, argv, verbs,
+                        "Usage: mandatectl audit verify [FILE... | --dir DIR] [--key FILE]... "
+                        "[--checkpoints FILE] | audit checkpoint | audit key | audit tail [-f] "
+                        "[-n N] [--client ID] [--event TYPE] [--dir DIR] | audit trace JTI "
+                        "[--dot] [--dir DIR]\n");
 }

@@ -132,6 +132,15 @@ static void print_client(json_t *o)
 }
 
 /* --rate and --burst, shared by create and set; false: a usage error, said. */
+/* arg as a whole number from min to max into *out; false if it is not. */
+static bool whole_number(const char *arg, int64_t min, int64_t max, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    *out = strtoll(arg, &end, 10);
+    return errno == 0 && *end == '\0' && *out >= min && *out <= max;
+}
+
 static bool parse_rate(int opt, const char *arg, double *rate, int64_t *burst)
 {
     char *end;
@@ -156,13 +165,7 @@ static bool parse_rate(int opt, const char *arg, double *rate, int64_t *burst)
 
 static char *read_public_key(const char *path)
 {
-    char *pem = NULL;
-    mandate_error err = {0};
-    if (mandate_read_file(path, PUBLIC_KEY_MAX, &pem, NULL, &err) != MANDATE_OK) {
-        fprintf(stderr, "mandatectl: %s\n", err.message);
-        return NULL;
-    }
-    return pem;
+    return ctl_read_file("mandatectl", path, PUBLIC_KEY_MAX, NULL);
 }
 
 /* The secret alone in a new file only its owner can read. */
@@ -398,16 +401,12 @@ static int client_create(ctl *c, int argc, char **argv)
         case 's': spec.scopes = optarg; break;
         case 'd': spec.default_scopes = optarg; break;
         case 'a': ctl_add_word(&audiences, optarg); break; /* repeatable */
-        case 't': {
-            char *end;
-            errno = 0;
-            spec.ttl = strtoll(optarg, &end, 10);
-            if (errno != 0 || *end != '\0' || spec.ttl <= 0) {
+        case 't':
+            if (!whole_number(optarg, 1, INT64_MAX, &spec.ttl)) {
                 fprintf(stderr, "mandatectl: --ttl takes a number of seconds\n");
                 goto usage;
             }
             break;
-        }
         case 'T': spec.tenant = optarg; break;
         case 'n': spec.name = optarg; break;
         case 'f': spec.token_format = optarg; break;
@@ -590,16 +589,10 @@ static mandate_rc list_one(void *ctx, const mandate_client *cl)
 
 static int client_list(ctl *c, mandate_runtime *rt, int argc, char **argv)
 {
-    static const struct option opts[] = {{"tenant", required_argument, NULL, 'T'},
-                                         {NULL, 0, NULL, 0}};
     mandate_client_filter filter = {0};
-    int opt;
-    optind = 0;
-    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (opt != 'T')
-            return CTL_USAGE;
-        filter.tenant = optarg;
-    }
+    const ctl_option opts[] = {CTL_VALUE("tenant", &filter.tenant), {0}};
+    if (!ctl_options(argc, argv, opts))
+        return CTL_USAGE;
     list_ctx l = {.json = c->json, .array = json_array()};
     if (!c->json)
         printf("%-32s %-12s %-9s %s\n", "CLIENT_ID", "TENANT", "STATUS", "SCOPES");
@@ -855,11 +848,7 @@ static int client_by_id(ctl *c, mandate_runtime *rt, const char *verb, const cha
         int opt;
         optind = 0;
         while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-            char *end;
-            errno = 0;
-            grace = opt == 'g' ? strtoll(optarg, &end, 10) : -1;
-            if (opt != 'g' || errno != 0 || *end != '\0' || grace < 0 ||
-                grace > 30 * 86400) {
+            if (opt != 'g' || !whole_number(optarg, 0, 30 * 86400, &grace)) {
                 fprintf(stderr, "mandatectl: --grace takes 0 to 2592000 seconds\n");
                 return CTL_USAGE;
             }
@@ -1119,21 +1108,11 @@ static bool write_credentials(const char *path, const import_set *set, bool csv)
 
 static int client_import(ctl *c, mandate_runtime *rt, int argc, char **argv)
 {
-    static const struct option opts[] = {{"out", required_argument, NULL, 'o'},
-                                         {"csv", no_argument, NULL, 'c'},
-                                         {NULL, 0, NULL, 0}};
     const char *out = NULL;
     bool csv = false;
-    int opt;
-    optind = 0;
-    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (opt == 'o')
-            out = optarg;
-        else if (opt == 'c')
-            csv = true;
-        else
-            return CTL_USAGE;
-    }
+    const ctl_option opts[] = {CTL_VALUE("out", &out), CTL_FLAG("csv", &csv), {0}};
+    if (!ctl_options(argc, argv, opts))
+        return CTL_USAGE;
     if (optind != argc - 1 || out == NULL) {
         fprintf(stderr, "Usage: mandatectl client import FILE --out CREDENTIALS [--csv]\n");
         return CTL_USAGE;
@@ -1142,15 +1121,13 @@ static int client_import(ctl *c, mandate_runtime *rt, int argc, char **argv)
     size_t len = strlen(in);
     if (len > 4 && strcmp(in + len - 4, ".csv") == 0)
         csv = true;
-    char *text = NULL;
-    mandate_error err = {0};
-    if (mandate_read_file(in, IMPORT_FILE_MAX, &text, NULL, &err) != MANDATE_OK) {
-        fprintf(stderr, "mandatectl client import: %s\n", err.message);
+    char *text = ctl_read_file("mandatectl client import", in, IMPORT_FILE_MAX, NULL);
+    if (text == NULL)
         return CTL_REFUSED;
-    }
     mandate_pool *pool = mandate_pool_new();
     import_set set = {0};
     int status = CTL_REFUSED;
+    mandate_error err = {0};
     char *tmp = mandate_xasprintf("%s.partial", out);
     if (access(out, F_OK) == 0) {
         fprintf(stderr, "mandatectl client import: %s exists; name a new file\n", out);
@@ -1208,11 +1185,7 @@ static int client_registration_token(ctl *c, int argc, char **argv)
     int opt;
     optind = 0;
     while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        char *end;
-        errno = 0;
-        ttl = opt == 't' ? strtoll(optarg, &end, 10) : -1;
-        if (opt != 't' || errno != 0 || *end != '\0' || ttl < 1 ||
-            ttl > MANDATE_REGISTRATION_TOKEN_TTL_MAX) {
+        if (opt != 't' || !whole_number(optarg, 1, MANDATE_REGISTRATION_TOKEN_TTL_MAX, &ttl)) {
             fprintf(stderr, "mandatectl: --ttl takes 1 to %d seconds\n",
                     MANDATE_REGISTRATION_TOKEN_TTL_MAX);
             return CTL_USAGE;

@@ -128,31 +128,21 @@ static void print_decision(const json_t *o)
 
 int ctl_cmd_delegation(ctl *c, int argc, char **argv)
 {
-    static const struct option opts[] = {{"subject-token", required_argument, NULL, 't'},
-                                         {"actor", required_argument, NULL, 'a'},
-                                         {"resource", required_argument, NULL, 'r'},
-                                         {"scope", required_argument, NULL, 's'},
-                                         {NULL, 0, NULL, 0}};
     const char *file = NULL, *actor = NULL, *scope = NULL;
-    char *resource = NULL;
-    int opt, status = CTL_USAGE;
+    char *resource = NULL; /* repeatable, as at /token */
+    const ctl_option opts[] = {CTL_VALUE("subject-token", &file),
+                               CTL_VALUE("actor", &actor),
+                               CTL_WORDS("resource", &resource),
+                               CTL_VALUE("scope", &scope),
+                               {0}};
+    int status = CTL_USAGE;
     if (argc < 2 || strcmp(argv[1], "test") != 0) {
         fputs(USAGE, stderr);
         return CTL_USAGE;
     }
-    argc--;
-    argv++;
-    optind = 0;
-    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (opt) {
-        case 't': file = optarg; break;
-        case 'a': actor = optarg; break;
-        case 's': scope = optarg; break;
-        case 'r': ctl_add_word(&resource, optarg); break; /* repeatable, as at /token */
-        default: goto done;
-        }
-    }
-    if (optind != argc || file == NULL || actor == NULL) {
+    if (!ctl_options(argc - 1, argv + 1, opts))
+        goto done;
+    if (optind != argc - 1 || file == NULL || actor == NULL) {
         fputs(USAGE, stderr);
         goto done;
     }

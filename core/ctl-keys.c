@@ -55,20 +55,10 @@ static int keys_list(ctl *c, mandate_runtime *rt)
 
 static int keys_rotate(ctl *c, mandate_runtime *rt, int argc, char **argv)
 {
-    static const struct option opts[] = {{"alg", required_argument, NULL, 'a'},
-                                         {"format", required_argument, NULL, 'f'},
-                                         {NULL, 0, NULL, 0}};
     const char *alg = NULL, *format = NULL;
-    int opt;
-    optind = 0;
-    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (opt == 'a')
-            alg = optarg;
-        else if (opt == 'f')
-            format = optarg;
-        else
-            return CTL_USAGE;
-    }
+    const ctl_option opts[] = {CTL_VALUE("alg", &alg), CTL_VALUE("format", &format), {0}};
+    if (!ctl_options(argc, argv, opts))
+        return CTL_USAGE;
     if (optind != argc) {
         fprintf(stderr, "Usage: mandatectl keys rotate [--alg ES256|RS256|EdDSA] [--format F]\n");
         return CTL_USAGE;

@@ -23,13 +23,10 @@
  * would send it. */
 static char *read_subject(const char *file, mandate_pool *pool)
 {
-    char *text = NULL;
     size_t len = 0;
-    mandate_error err = {0};
-    if (mandate_read_file(file, ASSERTION_FILE_MAX, &text, &len, &err) != MANDATE_OK) {
-        fprintf(stderr, "mandatectl mapping test: %s\n", err.message);
+    char *text = ctl_read_file("mandatectl mapping test", file, ASSERTION_FILE_MAX, &len);
+    if (text == NULL)
         return NULL;
-    }
     size_t start = 0;
     while (start < len && (text[start] == ' ' || text[start] == '\n' || text[start] == '\r' ||
                            text[start] == '\t'))
@@ -50,16 +47,16 @@ static char *read_subject(const char *file, mandate_pool *pool)
 
 int ctl_cmd_mapping(ctl *c, int argc, char **argv)
 {
-    static const struct option opts[] = {{"idp", required_argument, NULL, 'i'},
-                                         {"assertion", required_argument, NULL, 'a'},
-                                         {"token", required_argument, NULL, 't'},
-                                         {"client", required_argument, NULL, 'c'},
-                                         {"scope", required_argument, NULL, 's'},
-                                         {"resource", required_argument, NULL, 'r'},
-                                         {NULL, 0, NULL, 0}};
     const char *idp = NULL, *file = NULL, *client_id = NULL, *scope = NULL, *resource = NULL;
-    const char *token_type = NULL;
-    int opt;
+    const char *token_type = NULL; /* of the file: which option named it */
+    const ctl_option opts[] = {
+        CTL_VALUE("idp", &idp),
+        CTL_VALUE_KIND("assertion", &file, &token_type, MANDATE_TOKEN_TYPE_SAML2),
+        CTL_VALUE_KIND("token", &file, &token_type, MANDATE_TOKEN_TYPE_JWT),
+        CTL_VALUE("client", &client_id),
+        CTL_VALUE("scope", &scope),
+        CTL_VALUE("resource", &resource),
+        {0}};
     if (argc < 2 || strcmp(argv[1], "test") != 0) {
         fprintf(stderr, "Usage: mandatectl mapping test --idp NAME --assertion FILE|--token FILE "
                         "[--client ID] [--scope S] [--resource URI]\n");
@@ -67,18 +64,8 @@ int ctl_cmd_mapping(ctl *c, int argc, char **argv)
     }
     argc--;
     argv++;
-    optind = 0;
-    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (opt) {
-        case 'i': idp = optarg; break;
-        case 'a': file = optarg; token_type = MANDATE_TOKEN_TYPE_SAML2; break;
-        case 't': file = optarg; token_type = MANDATE_TOKEN_TYPE_JWT; break;
-        case 'c': client_id = optarg; break;
-        case 's': scope = optarg; break;
-        case 'r': resource = optarg; break;
-        default: return CTL_USAGE;
-        }
-    }
+    if (!ctl_options(argc, argv, opts))
+        return CTL_USAGE;
     if (optind != argc || idp == NULL || file == NULL) {
         fprintf(stderr, "Usage: mandatectl mapping test --idp NAME --assertion FILE|--token FILE "
                         "[--client ID] [--scope S] [--resource URI]\n");

@@ -205,19 +205,10 @@ static int migrate(const ctl *c, mandate_runtime *from, mandate_runtime *to)
 
 int ctl_cmd_migrate(ctl *c, int argc, char **argv)
 {
-    static const struct option opts[] = {{"from", required_argument, NULL, 'f'},
-                                         {"to", required_argument, NULL, 't'},
-                                         {NULL, 0, NULL, 0}};
     const char *from_spec = NULL, *to_spec = NULL;
-    int opt;
-    optind = 0;
-    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (opt) {
-        case 'f': from_spec = optarg; break;
-        case 't': to_spec = optarg; break;
-        default: return CTL_USAGE;
-        }
-    }
+    const ctl_option opts[] = {CTL_VALUE("from", &from_spec), CTL_VALUE("to", &to_spec), {0}};
+    if (!ctl_options(argc, argv, opts))
+        return CTL_USAGE;
     if (optind != argc || from_spec == NULL || to_spec == NULL) {
         fprintf(stderr, "Usage: mandatectl migrate --from sqlite:PATH --to pgsql:CONNINFO\n");
         return CTL_USAGE;

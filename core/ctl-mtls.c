@@ -42,13 +42,10 @@ bool ctl_mtls_option(ctl_mtls *m, int opt, const char *arg)
  * (RFC 7517 §4.7); NULL said. */
 static json_t *certificate_jwk(const char *path)
 {
-    char *pem = NULL;
     size_t len = 0;
-    mandate_error err = {0};
-    if (mandate_read_file(path, MANDATE_CLIENT_CERT_MAX, &pem, &len, &err) != MANDATE_OK) {
-        fprintf(stderr, "mandatectl: %s\n", err.message);
+    char *pem = ctl_read_file("mandatectl", path, MANDATE_CLIENT_CERT_MAX, &len);
+    if (pem == NULL)
         return NULL;
-    }
     X509 *cert = mandate_cert_from_pem(pem, len);
     free(pem);
     unsigned char *der = NULL;

@@ -76,6 +76,45 @@ char *ctl_mtls_attributes(const ctl_mtls *m, const char *base);
  * audited. */
 int ctl_mtls_set(ctl *c, mandate_runtime *rt, const char *id, const ctl_mtls *m);
 
+/* A long option of a command and where it lands: value (the option takes
+ * one; the last given counts, or with once set a second one is refused
+ * with that message; with kind set, *kind becomes kind_value too, for two
+ * options into one value), flag (it takes none: set true) or words
+ * (repeatable: each value appended, as ctl_add_word does). */
+typedef struct ctl_option {
+    const char *name;
+    const char **value;
+    bool *flag;
+    char **words;
+    const char *once;
+    const char **kind;
+    const char *kind_value;
+} ctl_option;
+/* One option each (kept on a line each: clang-format would give each
+ * macro four) */
+/* clang-format off */
+#define CTL_VALUE(name_, value_) {.name = (name_), .value = (value_)}
+#define CTL_VALUE_KIND(name_, value_, kind_, kind_value_)                                      \
+    {.name = (name_), .value = (value_), .kind = (kind_), .kind_value = (kind_value_)}
+#define CTL_FLAG(name_, flag_) {.name = (name_), .flag = (flag_)}
+#define CTL_WORDS(name_, words_) {.name = (name_), .words = (words_)}
+/* clang-format on */
+#define CTL_OPTIONS_MAX 16
+/* Reads argv's options (argv[0] is the command or verb; opts ends with a
+ * NULL name) with getopt_long, its messages included; false after an
+ * unknown option or a missing value. optind is then the first operand. */
+bool ctl_options(int argc, char **argv, const ctl_option *opts);
+
+/* A noun's verb (mandatectl token get): its name, and what runs it with
+ * argv[0] the verb. */
+typedef struct ctl_verb {
+    const char *name;
+    int (*run)(const ctl *c, int argc, char **argv);
+} ctl_verb;
+/* Runs the verb of verbs (ended by a NULL name) that argv[1] names, else
+ * prints usage and returns CTL_USAGE. */
+int ctl_run_verb(const ctl *c, int argc, char **argv, const ctl_verb *verbs, const char *usage);
+
 int ctl_cmd_apply(ctl *c, int argc, char **argv);
 int ctl_cmd_client(ctl *c, int argc, char **argv);
 int ctl_cmd_keys(ctl *c, int argc, char **argv);
@@ -98,6 +137,10 @@ int ctl_audit_trace(const ctl *c, int argc, char **argv);
 /* Appends word to the space-separated, malloc'd *list (NULL: empty), for
  * a repeatable option. */
 void ctl_add_word(char **list, const char *word);
+
+/* The file at path (at most max bytes) as NUL-terminated text, malloc'd,
+ * its length in *len (may be NULL); NULL with "who: why" on stderr. */
+char *ctl_read_file(const char *who, const char *path, size_t max, size_t *len);
 
 /* A token from a file, or standard input for "-" (tokens are secrets too,
  * so never from argv), trimmed; malloc'd. NULL: said on stderr. */

@@ -23,6 +23,15 @@
 #define TIMEOUT_MS 30000
 #define TOKEN_MAX (16 * 1024)
 
+/* Drops the line end and spaces a file's last line leaves after a secret
+ * or a token; returns the length left. */
+static size_t trim_end(char *text, size_t len)
+{
+    while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r' || text[len - 1] == ' '))
+        text[--len] = '\0';
+    return len;
+}
+
 static char *read_secret(const char *file)
 {
     if (file == NULL) {
@@ -42,16 +51,11 @@ static char *read_secret(const char *file)
                 (unsigned)(st.st_mode & 07777), file);
         return NULL;
     }
-    char *text = NULL;
     size_t len = 0;
-    mandate_error err = {0};
-    if (mandate_read_file(file, SECRET_FILE_MAX, &text, &len, &err) != MANDATE_OK) {
-        fprintf(stderr, "mandatectl token get: %s\n", err.message);
+    char *text = ctl_read_file("mandatectl token get", file, SECRET_FILE_MAX, &len);
+    if (text == NULL)
         return NULL;
-    }
-    while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r' || text[len - 1] == ' '))
-        text[--len] = '\0';
-    if (len == 0) {
+    if (trim_end(text, len) == 0) {
         fprintf(stderr, "mandatectl token get: %s is empty\n", file);
         free(text);
         return NULL;
@@ -59,34 +63,20 @@ static char *read_secret(const char *file)
     return text;
 }
 
-static int token_get(ctl *c, int argc, char **argv)
+static int token_get(const ctl *c, int argc, char **argv)
 {
-    static const struct option opts[] = {{"token-url", required_argument, NULL, 'u'},
-                                         {"client-id", required_argument, NULL, 'i'},
-                                         {"scope", required_argument, NULL, 's'},
-                                         {"resource", required_argument, NULL, 'r'},
-                                         {"secret-file", required_argument, NULL, 'f'},
-                                         {NULL, 0, NULL, 0}};
     const char *url = NULL, *client_id = NULL, *scope = NULL, *secret_file = NULL;
     const char *resource = NULL;
-    int opt;
-    optind = 0;
-    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (opt) {
-        case 'u': url = optarg; break;
-        case 'i': client_id = optarg; break;
-        case 's': scope = optarg; break;
-        case 'f': secret_file = optarg; break;
-        case 'r':
-            if (resource != NULL) {
-                fprintf(stderr, "mandatectl token get: give --resource once\n");
-                return CTL_USAGE;
-            }
-            resource = optarg;
-            break;
-        default: return CTL_USAGE;
-        }
-    }
+    const ctl_option opts[] = {CTL_VALUE("token-url", &url),
+                               CTL_VALUE("client-id", &client_id),
+                               CTL_VALUE("scope", &scope),
+                               {.name = "resource",
+                                .value = &resource,
+                                .once = "mandatectl token get: give --resource once"},
+                               CTL_VALUE("secret-file", &secret_file),
+                               {0}};
+    if (!ctl_options(argc, argv, opts))
+        return CTL_USAGE;
     if (optind != argc || url == NULL || client_id == NULL) {
         fprintf(stderr, "Usage: mandatectl token get --token-url URL --client-id ID "
                         "[--scope S] [--resource URI] [--secret-file FILE]\n");
@@ -148,30 +138,19 @@ char *ctl_read_token(const char *file)
             free(text);
             return NULL;
         }
-    } else {
-        mandate_error err = {0};
-        if (mandate_read_file(file, TOKEN_MAX, &text, &len, &err) != MANDATE_OK) {
-            fprintf(stderr, "mandatectl token: %s\n", err.message);
-            return NULL;
-        }
+    } else if ((text = ctl_read_file("mandatectl token", file, TOKEN_MAX, &len)) == NULL) {
+        return NULL;
     }
-    while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r' || text[len - 1] == ' '))
-        text[--len] = '\0';
+    trim_end(text, len);
     return text;
 }
 
-static int token_introspect(ctl *c, int argc, char **argv)
+static int token_introspect(const ctl *c, int argc, char **argv)
 {
-    static const struct option opts[] = {{"token-file", required_argument, NULL, 't'},
-                                         {NULL, 0, NULL, 0}};
     const char *file = NULL;
-    int opt;
-    optind = 0;
-    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (opt != 't')
-            return CTL_USAGE;
-        file = optarg;
-    }
+    const ctl_option opts[] = {CTL_VALUE("token-file", &file), {0}};
+    if (!ctl_options(argc, argv, opts))
+        return CTL_USAGE;
     if (optind != argc || file == NULL) {
         fprintf(stderr, "Usage: mandatectl token introspect --token-file FILE|-\n");
         return CTL_USAGE;
@@ -204,23 +183,15 @@ static int token_introspect(ctl *c, int argc, char **argv)
     return status;
 }
 
-static int token_revoke(ctl *c, int argc, char **argv)
+static int token_revoke(const ctl *c, int argc, char **argv)
 {
-    static const struct option opts[] = {{"token-file", required_argument, NULL, 't'},
-                                         {"jti", required_argument, NULL, 'j'},
-                                         {"client", required_argument, NULL, 'c'},
-                                         {NULL, 0, NULL, 0}};
     const char *file = NULL, *jti = NULL, *client_id = NULL;
-    int opt;
-    optind = 0;
-    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (opt) {
-        case 't': file = optarg; break;
-        case 'j': jti = optarg; break;
-        case 'c': client_id = optarg; break;
-        default: return CTL_USAGE;
-        }
-    }
+    const ctl_option opts[] = {CTL_VALUE("token-file", &file),
+                               CTL_VALUE("jti", &jti),
+                               CTL_VALUE("client", &client_id),
+                               {0}};
+    if (!ctl_options(argc, argv, opts))
+        return CTL_USAGE;
     if (optind != argc || (file == NULL) == (jti == NULL)) {
         fprintf(stderr, "Usage: mandatectl token revoke --jti JTI [--client ID] | "
                         "--token-file FILE|-\n");
@@ -281,12 +252,8 @@ static int token_revoke(ctl *c, int argc, char **argv)
 
 int ctl_cmd_token(ctl *c, int argc, char **argv)
 {
-    if (argc >= 2 && strcmp(argv[1], "get") == 0)
-        return token_get(c, argc - 1, argv + 1);
-    if (argc >= 2 && strcmp(argv[1], "introspect") == 0)
-        return token_introspect(c, argc - 1, argv + 1);
-    if (argc >= 2 && strcmp(argv[1], "revoke") == 0)
-        return token_revoke(c, argc - 1, argv + 1);
-    fprintf(stderr, "Usage: mandatectl token get|introspect|revoke ...\n");
-    return CTL_USAGE;
+    static const ctl_verb verbs[] = {
+        {"get", token_get}, {"introspect", token_introspect}, {"revoke", token_revoke}, {0}};
+    return ctl_run_verb(c, argc, argv, verbs,
+                        "Usage: mandatectl token get|introspect|revoke ...\n");
 }

@@ -30,16 +30,10 @@ static int usage(void)
 static bool parse(int argc, char **argv, size_t want, const char **tenant_r,
                   const char **words_r)
 {
-    static const struct option opts[] = {{"tenant", required_argument, NULL, 't'},
-                                         {NULL, 0, NULL, 0}};
     *tenant_r = "default";
-    int opt;
-    optind = 0;
-    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (opt != 't')
-            return false;
-        *tenant_r = optarg;
-    }
+    const ctl_option opts[] = {CTL_VALUE("tenant", tenant_r), {0}};
+    if (!ctl_options(argc, argv, opts))
+        return false;
     if ((size_t)(argc - optind) != want)
         return false;
     for (size_t i = 0; i < want; i++)

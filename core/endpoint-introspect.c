@@ -188,6 +188,22 @@ static void introspect_refresh(mandate_http_request *req, mandate_http_response 
     mandate_http_response_header(resp, "Cache-Control", "no-store");
 }
 
+/* What revocation answers, done or not (RFC 7009 §2.2): 200, no-store. */
+static void answer_revoked(mandate_http_response *resp)
+{
+    resp->status = 200;
+    mandate_http_response_header(resp, "Cache-Control", "no-store");
+}
+
+/* A client revokes only the tokens issued to it. */
+static void answer_not_owner(mandate_http_request *req, mandate_http_response *resp)
+{
+    mandate_oauth_error oerr;
+    mandate_oauth_fail(&oerr, 400, "unauthorized_client",
+                       "the token was not issued to this client");
+    mandate_oauth_respond_error(req, resp, &oerr);
+}
+
 /* RFC 7009 §2.1: revoking a refresh token ends its grant: the family, and
  * the access tokens issued from it. Only by the client it was issued to;
  * another tenant's is answered as unknown. */
@@ -207,10 +223,7 @@ static void revoke_refresh(mandate_http_request *req, mandate_http_response *res
                                    rt.family_id);
         if (!refusal_audited(req, resp, "token.revocation_refused", fields))
             return;
-        mandate_oauth_error oerr;
-        mandate_oauth_fail(&oerr, 400, "unauthorized_client",
-                           "the token was not issued to this client");
-        mandate_oauth_respond_error(req, resp, &oerr);
+        answer_not_owner(req, resp);
         return;
     }
     if (found) {
@@ -229,8 +242,7 @@ static void revoke_refresh(mandate_http_request *req, mandate_http_response *res
                                (json_int_t)revoked)))
             return;
     }
-    resp->status = 200;
-    mandate_http_response_header(resp, "Cache-Control", "no-store");
+    answer_revoked(resp);
 }
 
 void mandate_endpoint_introspect(mandate_http_request *req, mandate_http_response *resp)
@@ -319,8 +331,7 @@ void mandate_endpoint_revoke(mandate_http_request *req, mandate_http_response *r
         if (!revocation_refused(req, resp, &caller, &st, token,
                                 "the token is of another tenant"))
             return;
-        resp->status = 200;
-        mandate_http_response_header(resp, "Cache-Control", "no-store");
+        answer_revoked(resp);
         return;
     }
     if (st.parsed && st.grant.client_id != NULL &&
@@ -330,10 +341,7 @@ void mandate_endpoint_revoke(mandate_http_request *req, mandate_http_response *r
         if (!revocation_refused(req, resp, &caller, &st, token,
                                 "the token was not issued to this client"))
             return;
-        mandate_oauth_error oerr;
-        mandate_oauth_fail(&oerr, 400, "unauthorized_client",
-                           "the token was not issued to this client");
-        mandate_oauth_respond_error(req, resp, &oerr);
+        answer_not_owner(req, resp);
         return;
     }
     if (st.parsed && st.grant.jti != NULL) {
@@ -358,6 +366,5 @@ void mandate_endpoint_revoke(mandate_http_request *req, mandate_http_response *r
         if (!audited(req, resp, "token.revoked", fields))
             return;
     }
-    resp->status = 200;
-    mandate_http_response_header(resp, "Cache-Control", "no-store");
+    answer_revoked(resp);
 }

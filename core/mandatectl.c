@@ -144,6 +144,61 @@ const char *ctl_time(int64_t t, char buf[32])
     return buf;
 }
 
+bool ctl_options(int argc, char **argv, const ctl_option *opts)
+{
+    struct option longs[CTL_OPTIONS_MAX + 1] = {{0}};
+    size_t n = 0;
+    for (; opts[n].name != NULL; n++) {
+        if (n == CTL_OPTIONS_MAX)
+            abort(); /* a programming error: raise CTL_OPTIONS_MAX */
+        /* val: the index, past any character getopt_long answers */
+        longs[n] = (struct option){opts[n].name,
+                                   opts[n].flag != NULL ? no_argument : required_argument, NULL,
+                                   256 + (int)n};
+    }
+    int opt;
+    optind = 0; /* 0, not 1: glibc then forgets the "+" mode of the main parse */
+    while ((opt = getopt_long(argc, argv, "", longs, NULL)) != -1) {
+        if (opt < 256 || opt >= 256 + (int)n)
+            return false;
+        const ctl_option *o = &opts[opt - 256];
+        if (o->flag != NULL)
+            *o->flag = true;
+        else if (o->words != NULL)
+            ctl_add_word(o->words, optarg);
+        else if (o->once != NULL && *o->value != NULL) {
+            fprintf(stderr, "%s\n", o->once);
+            return false;
+        } else {
+            *o->value = optarg;
+            if (o->kind != NULL)
+                *o->kind = o->kind_value;
+        }
+    }
+    return true;
+}
+
+int ctl_run_verb(const ctl *c, int argc, char **argv, const ctl_verb *verbs, const char *usage)
+{
+    for (const ctl_verb *v = verbs; argc >= 2 && v->name != NULL; v++) {
+        if (strcmp(argv[1], v->name) == 0)
+            return v->run(c, argc - 1, argv + 1);
+    }
+    fputs(usage, stderr);
+    return CTL_USAGE;
+}
+
+char *ctl_read_file(const char *who, const char *path, size_t max, size_t *len)
+{
+    char *text = NULL;
+    mandate_error err = {0};
+    if (mandate_read_file(path, max, &text, len, &err) != MANDATE_OK) {
+        fprintf(stderr, "%s: %s\n", who, err.message);
+        return NULL;
+    }
+    return text;
+}
+
 mandate_runtime *ctl_runtime(const ctl *c, unsigned flags)
 {
     mandate_diag diag = {0};
@@ -213,25 +268,15 @@ static int init_config_state(ctl *c)
 
 static int cmd_init(ctl *c, int argc, char **argv)
 {
-    static const struct option opts[] = {{"listen", required_argument, NULL, 'l'},
-                                         {"issuer", required_argument, NULL, 'i'},
-                                         {"plugin-dir", required_argument, NULL, 'p'},
-                                         {"default-resource", required_argument, NULL, 'r'},
-                                         {"no-example", no_argument, NULL, 'n'},
-                                         {NULL, 0, NULL, 0}};
     mandate_init_options io = {0};
-    int opt;
-    optind = 0; /* 0, not 1: glibc then forgets the "+" mode of the main parse */
-    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (opt) {
-        case 'l': io.listen = optarg; break;
-        case 'i': io.issuer = optarg; break;
-        case 'p': io.plugin_dir = optarg; break;
-        case 'r': io.default_resource = optarg; break;
-        case 'n': io.no_example = true; break;
-        default: return EXIT_USAGE;
-        }
-    }
+    const ctl_option opts[] = {CTL_VALUE("listen", &io.listen),
+                               CTL_VALUE("issuer", &io.issuer),
+                               CTL_VALUE("plugin-dir", &io.plugin_dir),
+                               CTL_VALUE("default-resource", &io.default_resource),
+                               CTL_FLAG("no-example", &io.no_example),
+                               {0}};
+    if (!ctl_options(argc, argv, opts))
+        return EXIT_USAGE;
     if (optind == argc && c->config_given && io.listen == NULL && io.issuer == NULL &&
         io.plugin_dir == NULL)
         return init_config_state(c);
@@ -344,16 +389,10 @@ static void list_one(void *ctx, const char *file, const mandate_plugin_handle *h
 
 static int cmd_plugins(ctl *c, int argc, char **argv)
 {
-    static const struct option opts[] = {{"plugin-dir", required_argument, NULL, 'p'},
-                                         {NULL, 0, NULL, 0}};
     const char *dir = NULL;
-    int opt;
-    optind = 0; /* 0, not 1: glibc then forgets the "+" mode of the main parse */
-    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (opt != 'p')
-            return EXIT_USAGE;
-        dir = optarg;
-    }
+    const ctl_option opts[] = {CTL_VALUE("plugin-dir", &dir), {0}};
+    if (!ctl_options(argc, argv, opts))
+        return EXIT_USAGE;
     if (optind != argc) {
         fprintf(stderr, "Usage: mandatectl plugins [--plugin-dir DIR]\n");
         return EXIT_USAGE;

@@ -233,6 +233,17 @@ typedef struct mandate_plugin {
     .abi_minor = MANDATE_PLUGIN_ABI_MINOR, .kind = (kind_), .name = (name_),   \
     .version = (version_)
 
+/* For a plugin's instantiate: MANDATE_OK when the host table is there and
+ * of this ABI major, else MANDATE_ERROR with "NAME: host ABI N is not M". */
+static inline mandate_rc mandate_plugin_host_check(const mandate_host *host, const char *name,
+                                                   mandate_error *err)
+{
+    if (host != NULL && host->abi_major == MANDATE_PLUGIN_ABI_MAJOR)
+        return MANDATE_OK;
+    return mandate_error_set(err, MANDATE_ERROR, "%s: host ABI %u is not %d", name,
+                             host != NULL ? host->abi_major : 0, MANDATE_PLUGIN_ABI_MAJOR);
+}
+
 #ifdef __cplusplus
 }
 #endif

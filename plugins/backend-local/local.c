@@ -408,9 +408,8 @@ out:
 static mandate_rc local_instantiate(void *inst_, const mandate_host *host, mandate_error *err)
 {
     local_inst *inst = inst_;
-    if (host == NULL || host->abi_major != MANDATE_PLUGIN_ABI_MAJOR)
-        return mandate_error_set(err, MANDATE_ERROR, "local: host ABI %u is not %d",
-                                 host != NULL ? host->abi_major : 0, MANDATE_PLUGIN_ABI_MAJOR);
+    if (mandate_plugin_host_check(host, "local", err) != MANDATE_OK)
+        return MANDATE_ERROR;
     /* The core has checked these against the conf table; a caller that did
      * not must not get a buffer overrun. */
     if (inst->secret_bytes < SECRET_BYTES_MIN || inst->secret_bytes > SECRET_BYTES_MAX ||

@@ -1828,9 +1828,8 @@ static mandate_rc check_config(oidc_inst *inst, mandate_error *err)
 static mandate_rc oidc_instantiate(void *inst_, const mandate_host *host, mandate_error *err)
 {
     oidc_inst *inst = inst_;
-    if (host == NULL || host->abi_major != MANDATE_PLUGIN_ABI_MAJOR)
-        return mandate_error_set(err, MANDATE_ERROR, "oidc: host ABI %u is not %d",
-                                 host != NULL ? host->abi_major : 0, MANDATE_PLUGIN_ABI_MAJOR);
+    if (mandate_plugin_host_check(host, "oidc", err) != MANDATE_OK)
+        return MANDATE_ERROR;
     mandate_rc rc = check_config(inst, err);
     if (rc != MANDATE_OK)
         return rc;

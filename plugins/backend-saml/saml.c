@@ -1495,9 +1495,8 @@ static void saml_destroy(void *inst_)
 static mandate_rc saml_instantiate(void *inst_, const mandate_host *host, mandate_error *err)
 {
     saml_inst *inst = inst_;
-    if (host == NULL || host->abi_major != MANDATE_PLUGIN_ABI_MAJOR)
-        return mandate_error_set(err, MANDATE_ERROR, "saml: host ABI %u is not %d",
-                                 host != NULL ? host->abi_major : 0, MANDATE_PLUGIN_ABI_MAJOR);
+    if (mandate_plugin_host_check(host, "saml", err) != MANDATE_OK)
+        return MANDATE_ERROR;
     if (inst->idp_metadata == NULL || inst->idp_metadata[0] == '\0')
         return mandate_error_set(err, MANDATE_INVALID, "saml: idp_metadata is required");
     if (inst->sp_entity_id == NULL || inst->sp_entity_id[0] == '\0')

@@ -1346,9 +1346,8 @@ static mandate_rc build_headers(sm_inst *inst, mandate_error *err)
 static mandate_rc sm_instantiate(void *inst_, const mandate_host *host, mandate_error *err)
 {
     sm_inst *inst = inst_;
-    if (host == NULL || host->abi_major != MANDATE_PLUGIN_ABI_MAJOR)
-        return mandate_error_set(err, MANDATE_ERROR, "secretsmanager: host ABI %u is not %d",
-                                 host != NULL ? host->abi_major : 0, MANDATE_PLUGIN_ABI_MAJOR);
+    if (mandate_plugin_host_check(host, "secretsmanager", err) != MANDATE_OK)
+        return MANDATE_ERROR;
     inst->host = host;
 #if LIBCURL_VERSION_NUM < CURL_SIGV4_VERSION
     return mandate_error_set(err, MANDATE_ERROR,

@@ -65,6 +65,8 @@
 
 #include <mandate/store.h>
 
+#include "store-record.h"
+
 #ifndef PACKAGE_VERSION
 #define PACKAGE_VERSION "0.1.0"
 #endif
@@ -261,27 +263,7 @@ static const char *const migrations[] = {
 
 /* --- statements ------------------------------------------------------- */
 
-#define CLIENT_COLUMNS                                                                         \
-    "client_id, tenant, name, scopes, default_scopes, audiences, backend, "                    \
-    "token_format, token_ttl, status, flags, secret_hash, prev_secret_hash, "                  \
-    "prev_secret_expires_at, public_key, rate_limit, rate_burst, attributes, "                 \
-    "created_at, updated_at, metadata"
-#define KEY_COLUMNS                                                                            \
-    "kid, alg, format, status, private_blob, public_jwk, created_at, "                         \
-    "retired_at, remove_after"
-#define TOKEN_COLUMNS                                                                          \
-    "token_hash, jti, client_id, subject, tenant, \"grant\", issued_at, "                      \
-    "expires_at"
-#define CODE_COLUMNS                                                                           \
-    "code_hash, client_id, redirect_uri, code_challenge, family_id, \"grant\", "               \
-    "issued_at, expires_at"
-#define REFRESH_COLUMNS                                                                        \
-    "token_hash, family_id, client_id, tenant, subject, \"grant\", status, issued_at, "        \
-    "expires_at, family_expires_at"
-#define SESSION_COLUMNS                                                                        \
-    "id_hash, tenant, subject, idp, identity, created_at, authn_at, last_seen_at, expires_at"
-#define CONSENT_COLUMNS "tenant, subject, client_id, scope, resources, created_at, expires_at"
-#define DOCUMENT_COLUMNS "url, document, fetched_at, expires_at"
+/* CLIENT_COLUMNS and the others: store-record.h */
 #define CLIENT_INSERT                                                                          \
     "INSERT INTO clients (" CLIENT_COLUMNS ") VALUES ($1, $2, $3, $4, $5, $6, "                \
     "$7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) "                 \
@@ -951,8 +933,9 @@ struct reader {
     int row;
 };
 
-static const char *read_text(const struct reader *r, int col)
+static const char *read_text(const void *r_, int col)
 {
+    const struct reader *r = r_;
     if (PQgetisnull(r->res, r->row, col))
         return NULL;
     const char *t = PQgetvalue(r->res, r->row, col); /* libpq adds a NUL */
@@ -962,8 +945,9 @@ static const char *read_text(const struct reader *r, int col)
 }
 
 /* An empty blob reads as NULL, as in the sqlite store. */
-static const unsigned char *read_blob(const struct reader *r, int col, size_t *len_r)
+static const unsigned char *read_blob(const void *r_, int col, size_t *len_r)
 {
+    const struct reader *r = r_;
     *len_r = 0;
     if (PQgetisnull(r->res, r->row, col))
         return NULL;
@@ -1000,13 +984,15 @@ static int64_t value_int(const PGresult *res, int row, int col)
     }
 }
 
-static int64_t read_int(const struct reader *r, int col)
+static int64_t read_int(const void *r_, int col)
 {
+    const struct reader *r = r_;
     return value_int(r->res, r->row, col);
 }
 
-static double read_double(const struct reader *r, int col)
+static double read_double(const void *r_, int col)
 {
+    const struct reader *r = r_;
     if (PQgetisnull(r->res, r->row, col) || PQgetlength(r->res, r->row, col) != 8)
         return 0;
     uint64_t bits = get_be((const unsigned char *)PQgetvalue(r->res, r->row, col), 8);
@@ -1017,149 +1003,55 @@ static double read_double(const struct reader *r, int col)
 
 /* --- records ------------------------------------------------------------ */
 
-/* A record's fields in the order of its columns (CLIENT_COLUMNS, ...): one
- * table per record type serves its parameters and its reader, so that
- * neither drifts from the other or from the SQL (as in the sqlite store). */
-enum field_type { F_TEXT, F_BLOB, F_INT, F_ENUM, F_U32, F_REAL };
-
-struct field {
-    unsigned char type;
-    unsigned short off;     /* of the member */
-    unsigned short len_off; /* F_BLOB: of its length, a size_t */
-};
-
-struct record {
-    const struct field *fields;
-    size_t n;
-    size_t size; /* of the struct, cleared before it is read into */
-};
-
-/* Fields of the struct type REC, defined before each table. Kept as
- * written (clang-format would give each field a line of its own): a table
- * reads as its column list. */
-/* clang-format off */
-#define FIELD(m, type) {type, offsetof(REC, m), 0}
-#define TEXT(m) FIELD(m, F_TEXT)
-#define BLOB(m) {F_BLOB, offsetof(REC, m), offsetof(REC, m##_len)}
-#define INT(m) FIELD(m, F_INT)
-#define ENUM(m) FIELD(m, F_ENUM)
-#define U32(m) FIELD(m, F_U32)
-#define REAL(m) FIELD(m, F_REAL)
-#define RECORD(fields) {fields, sizeof(fields) / sizeof(fields[0]), sizeof(REC)}
-
-/* F_ENUM members are read and written as an int. */
-_Static_assert(sizeof(mandate_client_status) == sizeof(int), "enum size");
-_Static_assert(sizeof(mandate_key_status) == sizeof(int), "enum size");
-_Static_assert(sizeof(mandate_refresh_status) == sizeof(int), "enum size");
-
-#define REC mandate_client
-static const struct field client_fields[] = {
-    TEXT(client_id), TEXT(tenant), TEXT(name), TEXT(scopes), TEXT(default_scopes),
-    TEXT(audiences), TEXT(backend), TEXT(token_format), INT(token_ttl), ENUM(status),
-    U32(flags), BLOB(secret_hash), BLOB(prev_secret_hash), INT(prev_secret_expires_at),
-    TEXT(public_key), REAL(rate_limit), INT(rate_burst), TEXT(attributes), INT(created_at),
-    INT(updated_at), TEXT(metadata)};
-static const struct record client_record = RECORD(client_fields);
-#undef REC
-
-#define REC mandate_key
-static const struct field key_fields[] = {
-    TEXT(kid), TEXT(alg), TEXT(format), ENUM(status), BLOB(private_blob), TEXT(public_jwk),
-    INT(created_at), INT(retired_at), INT(remove_after)};
-static const struct record key_record = RECORD(key_fields);
-#undef REC
-
-#define REC mandate_token_record
-static const struct field token_fields[] = {
-    BLOB(token_hash), TEXT(jti), TEXT(client_id), TEXT(subject), TEXT(tenant), TEXT(grant),
-    INT(issued_at), INT(expires_at)};
-static const struct record token_record = RECORD(token_fields);
-#undef REC
-
-#define REC mandate_auth_code
-static const struct field code_fields[] = {
-    BLOB(code_hash), TEXT(client_id), TEXT(redirect_uri), TEXT(code_challenge),
-    TEXT(family_id), TEXT(grant), INT(issued_at), INT(expires_at)};
-static const struct record code_record = RECORD(code_fields);
-#undef REC
-
-#define REC mandate_refresh_token
-static const struct field refresh_fields[] = {
-    BLOB(token_hash), TEXT(family_id), TEXT(client_id), TEXT(tenant), TEXT(subject),
-    TEXT(grant), ENUM(status), INT(issued_at), INT(expires_at), INT(family_expires_at)};
-static const struct record refresh_record = RECORD(refresh_fields);
-#undef REC
-
-#define REC mandate_session
-static const struct field session_fields[] = {
-    BLOB(id_hash), TEXT(tenant), TEXT(subject), TEXT(idp), TEXT(identity), INT(created_at),
-    INT(authn_at), INT(last_seen_at), INT(expires_at)};
-static const struct record session_record = RECORD(session_fields);
-#undef REC
-
-#define REC mandate_consent
-static const struct field consent_fields[] = {
-    TEXT(tenant), TEXT(subject), TEXT(client_id), TEXT(scope), TEXT(resources),
-    INT(created_at), INT(expires_at)};
-static const struct record consent_record = RECORD(consent_fields);
-#undef REC
-
-#define REC mandate_client_document
-static const struct field document_fields[] = {
-    TEXT(url), TEXT(document), INT(fetched_at), INT(expires_at)};
-static const struct record document_record = RECORD(document_fields);
-#undef REC
+/* A record is bound and read by its table in store-record.h, the same as
+ * the sqlite store's. */
 
 /* What once_take answers: the value alone. */
 struct once_row {
     const char *value;
 };
-#define REC struct once_row
-static const struct field once_fields[] = {TEXT(value)};
-static const struct record once_record = RECORD(once_fields);
-#undef REC
-/* clang-format on */
+static const store_field once_fields[] = {{F_TEXT, offsetof(struct once_row, value), 0}};
+static const store_record once_record = {once_fields, 1, sizeof(struct once_row)};
 
-/* Appends the fields of in (a struct of rec's type) to p. */
-static void param_record(struct params *p, const struct record *rec, const void *in)
+/* The parameters as store-record.h binds them: each appended, in order. */
+static void bind_text(void *p, int at, const char *v)
 {
-    for (size_t i = 0; i < rec->n; i++) {
-        const struct field *f = &rec->fields[i];
-        const void *m = (const char *)in + f->off;
-        switch (f->type) {
-        case F_TEXT: param_text(p, *(const char *const *)m); break;
-        case F_BLOB:
-            param_blob(p, *(const unsigned char *const *)m,
-                       *(const size_t *)(const void *)((const char *)in + f->len_off));
-            break;
-        case F_INT: param_int(p, *(const int64_t *)m); break;
-        case F_ENUM: param_int(p, *(const int *)m); break;
-        case F_U32: param_int(p, *(const uint32_t *)m); break;
-        case F_REAL: param_double(p, *(const double *)m); break;
-        }
-    }
+    (void)at;
+    param_text(p, v);
 }
 
-/* Fills out (a struct of rec's type) from the columns from first on. */
-static void read_record(const struct reader *r, int first, const struct record *rec, void *out)
+static void bind_blob(void *p, int at, const unsigned char *v, size_t len)
 {
-    memset(out, 0, rec->size);
-    for (size_t i = 0; i < rec->n; i++) {
-        const struct field *f = &rec->fields[i];
-        void *m = (char *)out + f->off;
-        int col = first + (int)i;
-        switch (f->type) {
-        case F_TEXT: *(const char **)m = read_text(r, col); break;
-        case F_BLOB:
-            *(const unsigned char **)m =
-                read_blob(r, col, (size_t *)((char *)out + f->len_off));
-            break;
-        case F_INT: *(int64_t *)m = read_int(r, col); break;
-        case F_ENUM: *(int *)m = (int)read_int(r, col); break;
-        case F_U32: *(uint32_t *)m = (uint32_t)read_int(r, col); break;
-        case F_REAL: *(double *)m = read_double(r, col); break;
-        }
-    }
+    (void)at;
+    param_blob(p, v, len);
+}
+
+static void bind_int(void *p, int at, int64_t v)
+{
+    (void)at;
+    param_int(p, v);
+}
+
+static void bind_double(void *p, int at, double v)
+{
+    (void)at;
+    param_double(p, v);
+}
+
+static const store_binder params_bind = {bind_text, bind_blob, bind_int, bind_double};
+
+/* Appends the fields of in (a struct of rec's type) to p. */
+static void param_record(struct params *p, const store_record *rec, const void *in)
+{
+    store_record_bind(&params_bind, p, p->n + 1, rec, in);
+}
+
+static const store_reader columns_read = {read_text, read_blob, read_int, read_double};
+
+/* Fills out (a struct of rec's type) from the columns from first on. */
+static void read_record(const struct reader *r, int first, const store_record *rec, void *out)
+{
+    store_record_read(&columns_read, r, first, rec, out);
 }
 
 /* A client's parameters, with the times given, from $1 on. */
@@ -1171,7 +1063,7 @@ static void param_client(struct params *p, const mandate_client *cl, int64_t cre
     row.updated_at = updated_at;
     p->n = 0;
     p->overflow = false;
-    param_record(p, &client_record, &row);
+    param_record(p, &store_client_record, &row);
 }
 
 /* Rows changed by an INSERT/UPDATE/DELETE without RETURNING. */
@@ -1456,7 +1348,7 @@ struct found {
 };
 
 static mandate_rc stmt_find(struct conn *c, enum stmt_id id, const struct params *p,
-                            const char *what, mandate_pool *pool, const struct record *rec,
+                            const char *what, mandate_pool *pool, const store_record *rec,
                             void *out, struct found *found, mandate_error *err)
 {
     PGresult *res;
@@ -1477,7 +1369,7 @@ static mandate_rc stmt_find(struct conn *c, enum stmt_id id, const struct params
 
 /* stmt_find on the calling thread's ready connection. */
 static mandate_rc run_find(struct pgsql_inst *inst, enum stmt_id id, const struct params *p,
-                           const char *what, mandate_pool *pool, const struct record *rec,
+                           const char *what, mandate_pool *pool, const store_record *rec,
                            void *out, struct found *found, mandate_error *err)
 {
     struct conn *c;
@@ -1490,11 +1382,11 @@ static mandate_rc run_find(struct pgsql_inst *inst, enum stmt_id id, const struc
 /* The row of a lookup, read into out (copied into pool); MANDATE_NOT_FOUND
  * with the message given when there is none. */
 static mandate_rc run_get(struct pgsql_inst *inst, enum stmt_id id, const struct params *p,
-                          const char *what, mandate_pool *pool, const struct record *rec,
+                          const char *what, mandate_pool *pool, const store_record *rec,
                           void *out, mandate_error *err, const char *none, ...)
     MANDATE_PRINTF(9, 10);
 static mandate_rc run_get(struct pgsql_inst *inst, enum stmt_id id, const struct params *p,
-                          const char *what, mandate_pool *pool, const struct record *rec,
+                          const char *what, mandate_pool *pool, const store_record *rec,
                           void *out, mandate_error *err, const char *none, ...)
 {
     struct found found = {0};
@@ -1672,8 +1564,8 @@ static mandate_rc store_client_get(void *inst_, mandate_pool *pool, const char *
     if (client_id == NULL)
         return mandate_error_set(err, MANDATE_INVALID, "pgsql: client_get: no client_id");
     param_text(&p, client_id);
-    return run_get(inst_, ST_CLIENT_GET, &p, "client_get", pool, &client_record, client_r, err,
-                   "pgsql: no client \"%s\"", client_id);
+    return run_get(inst_, ST_CLIENT_GET, &p, "client_get", pool, &store_client_record, client_r,
+                   err, "pgsql: no client \"%s\"", client_id);
 }
 
 static mandate_rc check_client(const mandate_client *cl, const char *what, mandate_error *err)
@@ -1752,7 +1644,7 @@ static mandate_rc client_row(const struct reader *r, void *ctx)
 {
     struct each *e = ctx;
     mandate_client client;
-    read_record(r, 0, &client_record, &client);
+    read_record(r, 0, &store_client_record, &client);
     return ((mandate_client_cb)e->cb)(e->ctx, &client);
 }
 
@@ -1919,7 +1811,7 @@ static mandate_rc store_key_add(void *inst_, const mandate_key *key, mandate_err
     mandate_key row = *key;
     if (row.created_at == 0)
         row.created_at = inst->host->now(inst->host);
-    param_record(&p, &key_record, &row);
+    param_record(&p, &store_key_record, &row);
     int64_t changed;
     mandate_rc rc = run_change(inst, ST_KEY_INSERT, &p, "key_add", &changed, err);
     if (rc == MANDATE_OK && changed == 0)
@@ -1947,7 +1839,7 @@ static mandate_rc key_row(const struct reader *r, void *ctx)
 {
     struct each *e = ctx;
     mandate_key key;
-    read_record(r, 0, &key_record, &key);
+    read_record(r, 0, &store_key_record, &key);
     return ((mandate_key_cb)e->cb)(e->ctx, &key);
 }
 
@@ -1969,7 +1861,7 @@ static mandate_rc store_key_delete(void *inst_, const char *kid, mandate_error *
 /* Inserts a record (its fields as $1 and on): MANDATE_EXISTS, with a
  * message that names what, when its key is taken. */
 static mandate_rc insert_record(struct pgsql_inst *inst, enum stmt_id id, const char *what,
-                                const struct record *rec, const void *in, mandate_error *err)
+                                const store_record *rec, const void *in, mandate_error *err)
 {
     struct params p = {0};
     param_record(&p, rec, in);
@@ -1995,7 +1887,7 @@ static mandate_rc store_token_put(void *inst_, const mandate_token_record *recor
                             record != NULL ? record->token_hash_len : 0, "token_put", err);
     if (rc != MANDATE_OK)
         return rc;
-    return insert_record(inst_, ST_TOKEN_INSERT, "token_put", &token_record, record, err);
+    return insert_record(inst_, ST_TOKEN_INSERT, "token_put", &store_token_record, record, err);
 }
 
 static mandate_rc store_token_get(void *inst_, mandate_pool *pool, const unsigned char *hash,
@@ -2007,8 +1899,8 @@ static mandate_rc store_token_get(void *inst_, mandate_pool *pool, const unsigne
         return mandate_error_set(err, MANDATE_INVALID, "pgsql: token_get: no token hash");
     param_blob(&p, hash, hash_len);
     param_int(&p, now);
-    return run_get(inst_, ST_TOKEN_GET, &p, "token_get", pool, &token_record, record_r, err,
-                   "pgsql: no unexpired token record with that hash");
+    return run_get(inst_, ST_TOKEN_GET, &p, "token_get", pool, &store_token_record, record_r,
+                   err, "pgsql: no unexpired token record with that hash");
 }
 
 /* The rows of a list statement still live at now. */
@@ -2041,7 +1933,7 @@ static mandate_rc token_row(const struct reader *r, void *ctx)
 {
     struct each *e = ctx;
     mandate_token_record t;
-    read_record(r, 0, &token_record, &t);
+    read_record(r, 0, &store_token_record, &t);
     return ((mandate_token_record_cb)e->cb)(e->ctx, &t);
 }
 
@@ -2184,7 +2076,7 @@ static mandate_rc store_auth_code_put(void *inst_, const mandate_auth_code *code
                             code != NULL ? code->code_hash_len : 0, "auth_code_put", err);
     if (rc != MANDATE_OK)
         return rc;
-    return insert_record(inst_, ST_CODE_INSERT, "auth_code_put", &code_record, code, err);
+    return insert_record(inst_, ST_CODE_INSERT, "auth_code_put", &store_code_record, code, err);
 }
 
 /* One statement (see ST_CODE_TAKE): of two nodes redeeming a code at once,
@@ -2200,8 +2092,8 @@ static mandate_rc store_auth_code_take(void *inst_, mandate_pool *pool,
         return rc;
     param_blob(&p, hash, hash_len);
     param_int(&p, now);
-    rc = run_find(inst_, ST_CODE_TAKE, &p, "auth_code_take", pool, &code_record, code_r, &found,
-                  err);
+    rc = run_find(inst_, ST_CODE_TAKE, &p, "auth_code_take", pool, &store_code_record, code_r,
+                  &found, err);
     if (rc != MANDATE_OK || (found.row && found.extra[0] != 0))
         return rc;
     if (found.row && found.extra[1] != 0)
@@ -2246,7 +2138,7 @@ static mandate_rc store_refresh_put(void *inst_, const mandate_refresh_token *to
     mandate_refresh_token row = *token;
     if (row.status == 0)
         row.status = MANDATE_REFRESH_ACTIVE;
-    param_record(&p, &refresh_record, &row);
+    param_record(&p, &store_refresh_record, &row);
     return conn_tx(inst_, refresh_put_body, &p, err);
 }
 
@@ -2260,8 +2152,8 @@ static mandate_rc store_refresh_get(void *inst_, mandate_pool *pool, const unsig
         return rc;
     param_blob(&p, hash, hash_len);
     param_int(&p, now);
-    return run_get(inst_, ST_REFRESH_GET, &p, "refresh_get", pool, &refresh_record, token_r,
-                   err, "pgsql: no unexpired refresh token with that hash");
+    return run_get(inst_, ST_REFRESH_GET, &p, "refresh_get", pool, &store_refresh_record,
+                   token_r, err, "pgsql: no unexpired refresh token with that hash");
 }
 
 /* Ends the families that keys[0..n) name (a family_id; a tenant and a
@@ -2328,8 +2220,8 @@ static mandate_rc rotate_body(struct conn *c, void *ctx, mandate_error *err)
     if (rc != MANDATE_OK)
         return rc;
     PQclear(res);
-    rc = stmt_find(c, ST_REFRESH_FIND, &p, "refresh_rotate", r->pool, &refresh_record, r->old_r,
-                   &found, err);
+    rc = stmt_find(c, ST_REFRESH_FIND, &p, "refresh_rotate", r->pool, &store_refresh_record,
+                   r->old_r, &found, err);
     if (rc != MANDATE_OK)
         return rc;
     r->outcome = !found.row ? mandate_error_set(err, MANDATE_NOT_FOUND,
@@ -2433,8 +2325,8 @@ static mandate_rc store_session_put(void *inst_, const mandate_session *session,
                             session != NULL ? session->id_hash_len : 0, "session_put", err);
     if (rc != MANDATE_OK)
         return rc;
-    return insert_record(inst_, ST_SESSION_INSERT, "session_put", &session_record, session,
-                         err);
+    return insert_record(inst_, ST_SESSION_INSERT, "session_put", &store_session_record,
+                         session, err);
 }
 
 static mandate_rc store_session_get(void *inst_, mandate_pool *pool, const unsigned char *hash,
@@ -2447,8 +2339,8 @@ static mandate_rc store_session_get(void *inst_, mandate_pool *pool, const unsig
         return rc;
     param_blob(&p, hash, hash_len);
     param_int(&p, now);
-    return run_get(inst_, ST_SESSION_GET, &p, "session_get", pool, &session_record, session_r,
-                   err, "pgsql: no unexpired session with that hash");
+    return run_get(inst_, ST_SESSION_GET, &p, "session_get", pool, &store_session_record,
+                   session_r, err, "pgsql: no unexpired session with that hash");
 }
 
 /* A write by hash ($1; $2: now unless INT64_MIN): MANDATE_NOT_FOUND when no
@@ -2537,7 +2429,7 @@ static mandate_rc store_consent_put(void *inst_, const mandate_consent *consent,
     mandate_consent row = *consent;
     if (row.created_at == 0)
         row.created_at = inst->host->now(inst->host);
-    param_record(&p, &consent_record, &row);
+    param_record(&p, &store_consent_record, &row);
     int64_t changed;
     return run_write(inst, ST_CONSENT_PUT, &p, "consent_put", &changed, err);
 }
@@ -2554,8 +2446,8 @@ static mandate_rc store_consent_get(void *inst_, mandate_pool *pool, const char 
     param_text(&p, subject);
     param_text(&p, client_id);
     param_int(&p, now);
-    return run_get(inst_, ST_CONSENT_GET, &p, "consent_get", pool, &consent_record, consent_r,
-                   err, "pgsql: no unexpired consent to \"%s\"", client_id);
+    return run_get(inst_, ST_CONSENT_GET, &p, "consent_get", pool, &store_consent_record,
+                   consent_r, err, "pgsql: no unexpired consent to \"%s\"", client_id);
 }
 
 static mandate_rc store_consent_delete(void *inst_, const char *tenant, const char *subject,
@@ -2575,7 +2467,7 @@ static mandate_rc consent_row(const struct reader *r, void *ctx)
 {
     struct each *e = ctx;
     mandate_consent consent;
-    read_record(r, 0, &consent_record, &consent);
+    read_record(r, 0, &store_consent_record, &consent);
     return ((mandate_consent_cb)e->cb)(e->ctx, &consent);
 }
 
@@ -2600,7 +2492,7 @@ static mandate_rc store_client_document_put(void *inst_, const mandate_client_do
     struct params p = {0};
     if (doc == NULL || doc->url == NULL)
         return mandate_error_set(err, MANDATE_INVALID, "pgsql: client_document_put: no url");
-    param_record(&p, &document_record, doc);
+    param_record(&p, &store_document_record, doc);
     int64_t changed;
     return run_write(inst_, ST_DOCUMENT_PUT, &p, "client_document_put", &changed, err);
 }
@@ -2612,8 +2504,9 @@ static mandate_rc store_client_document_get(void *inst_, mandate_pool *pool, con
     if (url == NULL)
         return mandate_error_set(err, MANDATE_INVALID, "pgsql: client_document_get: no url");
     param_text(&p, url);
-    return run_get(inst_, ST_DOCUMENT_GET, &p, "client_document_get", pool, &document_record,
-                   doc_r, err, "pgsql: no client document for \"%s\"", url);
+    return run_get(inst_, ST_DOCUMENT_GET, &p, "client_document_get", pool,
+                   &store_document_record, doc_r, err, "pgsql: no client document for \"%s\"",
+                   url);
 }
 
 static mandate_rc store_lineage_add(void *inst_, const char *jti, const char *parent,

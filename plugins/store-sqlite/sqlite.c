@@ -75,6 +75,8 @@
 
 #include <mandate/store.h>
 
+#include "store-record.h"
+
 #ifndef PACKAGE_VERSION
 #define PACKAGE_VERSION "0.1.0"
 #endif
@@ -250,27 +252,7 @@ static const char *const migrations[] = {
 
 /* --- statements ------------------------------------------------------- */
 
-#define CLIENT_COLUMNS                                                                         \
-    "client_id, tenant, name, scopes, default_scopes, audiences, backend, "                    \
-    "token_format, token_ttl, status, flags, secret_hash, prev_secret_hash, "                  \
-    "prev_secret_expires_at, public_key, rate_limit, rate_burst, attributes, "                 \
-    "created_at, updated_at, metadata"
-#define KEY_COLUMNS                                                                            \
-    "kid, alg, format, status, private_blob, public_jwk, created_at, "                         \
-    "retired_at, remove_after"
-#define TOKEN_COLUMNS                                                                          \
-    "token_hash, jti, client_id, subject, tenant, \"grant\", issued_at, "                      \
-    "expires_at"
-#define CODE_COLUMNS                                                                           \
-    "code_hash, client_id, redirect_uri, code_challenge, family_id, \"grant\", "               \
-    "issued_at, expires_at"
-#define REFRESH_COLUMNS                                                                        \
-    "token_hash, family_id, client_id, tenant, subject, \"grant\", status, issued_at, "        \
-    "expires_at, family_expires_at"
-#define SESSION_COLUMNS                                                                        \
-    "id_hash, tenant, subject, idp, identity, created_at, authn_at, last_seen_at, expires_at"
-#define CONSENT_COLUMNS "tenant, subject, client_id, scope, resources, created_at, expires_at"
-#define DOCUMENT_COLUMNS "url, document, fetched_at, expires_at"
+/* CLIENT_COLUMNS and the others: store-record.h */
 
 /* The refresh statuses as the SQL writes them. */
 _Static_assert(MANDATE_REFRESH_ACTIVE == 1 && MANDATE_REFRESH_USED == 2 &&
@@ -787,99 +769,8 @@ static mandate_rc bump_generation(struct conn *c, mandate_error *err)
 
 /* --- records ------------------------------------------------------------ */
 
-/* A record's fields in the order of its columns (CLIENT_COLUMNS, ...): one
- * table per record type serves its binder and its reader, so that neither
- * drifts from the other or from the SQL. */
-enum field_type { F_TEXT, F_BLOB, F_INT, F_ENUM, F_U32, F_REAL };
-
-struct field {
-    unsigned char type;
-    unsigned short off;     /* of the member */
-    unsigned short len_off; /* F_BLOB: of its length, a size_t */
-};
-
-struct record {
-    const struct field *fields;
-    size_t n;
-    size_t size; /* of the struct, cleared before it is read into */
-};
-
-/* Fields of the struct type REC, defined before each table. Kept as
- * written (clang-format would give each field a line of its own): a table
- * reads as its column list. */
-/* clang-format off */
-#define FIELD(m, type) {type, offsetof(REC, m), 0}
-#define TEXT(m) FIELD(m, F_TEXT)
-#define BLOB(m) {F_BLOB, offsetof(REC, m), offsetof(REC, m##_len)}
-#define INT(m) FIELD(m, F_INT)
-#define ENUM(m) FIELD(m, F_ENUM)
-#define U32(m) FIELD(m, F_U32)
-#define REAL(m) FIELD(m, F_REAL)
-#define RECORD(fields) {fields, sizeof(fields) / sizeof(fields[0]), sizeof(REC)}
-
-/* F_ENUM members are read and written as an int. */
-_Static_assert(sizeof(mandate_client_status) == sizeof(int), "enum size");
-_Static_assert(sizeof(mandate_key_status) == sizeof(int), "enum size");
-_Static_assert(sizeof(mandate_refresh_status) == sizeof(int), "enum size");
-
-#define REC mandate_client
-static const struct field client_fields[] = {
-    TEXT(client_id), TEXT(tenant), TEXT(name), TEXT(scopes), TEXT(default_scopes),
-    TEXT(audiences), TEXT(backend), TEXT(token_format), INT(token_ttl), ENUM(status),
-    U32(flags), BLOB(secret_hash), BLOB(prev_secret_hash), INT(prev_secret_expires_at),
-    TEXT(public_key), REAL(rate_limit), INT(rate_burst), TEXT(attributes), INT(created_at),
-    INT(updated_at), TEXT(metadata)};
-static const struct record client_record = RECORD(client_fields);
-#undef REC
-
-#define REC mandate_key
-static const struct field key_fields[] = {
-    TEXT(kid), TEXT(alg), TEXT(format), ENUM(status), BLOB(private_blob), TEXT(public_jwk),
-    INT(created_at), INT(retired_at), INT(remove_after)};
-static const struct record key_record = RECORD(key_fields);
-#undef REC
-
-#define REC mandate_token_record
-static const struct field token_fields[] = {
-    BLOB(token_hash), TEXT(jti), TEXT(client_id), TEXT(subject), TEXT(tenant), TEXT(grant),
-    INT(issued_at), INT(expires_at)};
-static const struct record token_record = RECORD(token_fields);
-#undef REC
-
-#define REC mandate_auth_code
-static const struct field code_fields[] = {
-    BLOB(code_hash), TEXT(client_id), TEXT(redirect_uri), TEXT(code_challenge),
-    TEXT(family_id), TEXT(grant), INT(issued_at), INT(expires_at)};
-static const struct record code_record = RECORD(code_fields);
-#undef REC
-
-#define REC mandate_refresh_token
-static const struct field refresh_fields[] = {
-    BLOB(token_hash), TEXT(family_id), TEXT(client_id), TEXT(tenant), TEXT(subject),
-    TEXT(grant), ENUM(status), INT(issued_at), INT(expires_at), INT(family_expires_at)};
-static const struct record refresh_record = RECORD(refresh_fields);
-#undef REC
-
-#define REC mandate_session
-static const struct field session_fields[] = {
-    BLOB(id_hash), TEXT(tenant), TEXT(subject), TEXT(idp), TEXT(identity), INT(created_at),
-    INT(authn_at), INT(last_seen_at), INT(expires_at)};
-static const struct record session_record = RECORD(session_fields);
-#undef REC
-
-#define REC mandate_consent
-static const struct field consent_fields[] = {
-    TEXT(tenant), TEXT(subject), TEXT(client_id), TEXT(scope), TEXT(resources),
-    INT(created_at), INT(expires_at)};
-static const struct record consent_record = RECORD(consent_fields);
-#undef REC
-
-#define REC mandate_client_document
-static const struct field document_fields[] = {
-    TEXT(url), TEXT(document), INT(fetched_at), INT(expires_at)};
-static const struct record document_record = RECORD(document_fields);
-#undef REC
-/* clang-format on */
+/* A record is read and bound by its table in store-record.h, the same as
+ * the pgsql store's. */
 
 /* Columns are copied into pool when there is one, else they point into the
  * statement's memory (list callbacks: valid until the next step). */
@@ -889,8 +780,9 @@ struct reader {
     sqlite3_stmt *stmt;
 };
 
-static const char *read_text(const struct reader *r, int i)
+static const char *read_text(const void *r_, int i)
 {
+    const struct reader *r = r_;
     if (sqlite3_column_type(r->stmt, i) == SQLITE_NULL)
         return NULL;
     const char *t = (const char *)sqlite3_column_text(r->stmt, i);
@@ -899,8 +791,9 @@ static const char *read_text(const struct reader *r, int i)
     return r->host->pool_memdup(r->pool, t, (size_t)sqlite3_column_bytes(r->stmt, i));
 }
 
-static const unsigned char *read_blob(const struct reader *r, int i, size_t *len_r)
+static const unsigned char *read_blob(const void *r_, int i, size_t *len_r)
 {
+    const struct reader *r = r_;
     *len_r = 0;
     if (sqlite3_column_type(r->stmt, i) == SQLITE_NULL)
         return NULL;
@@ -913,31 +806,24 @@ static const unsigned char *read_blob(const struct reader *r, int i, size_t *len
     return (const unsigned char *)r->host->pool_memdup(r->pool, b, *len_r);
 }
 
-static int64_t read_int(const struct reader *r, int i)
+static int64_t read_int(const void *r_, int i)
 {
+    const struct reader *r = r_;
     return sqlite3_column_int64(r->stmt, i);
 }
 
-/* Fills out (a struct of rec's type) from the columns from first on. */
-static void read_record(const struct reader *r, int first, const struct record *rec, void *out)
+static double read_double(const void *r_, int i)
 {
-    memset(out, 0, rec->size);
-    for (size_t i = 0; i < rec->n; i++) {
-        const struct field *f = &rec->fields[i];
-        void *m = (char *)out + f->off;
-        int col = first + (int)i;
-        switch (f->type) {
-        case F_TEXT: *(const char **)m = read_text(r, col); break;
-        case F_BLOB:
-            *(const unsigned char **)m =
-                read_blob(r, col, (size_t *)((char *)out + f->len_off));
-            break;
-        case F_INT: *(int64_t *)m = read_int(r, col); break;
-        case F_ENUM: *(int *)m = (int)read_int(r, col); break;
-        case F_U32: *(uint32_t *)m = (uint32_t)read_int(r, col); break;
-        case F_REAL: *(double *)m = sqlite3_column_double(r->stmt, col); break;
-        }
-    }
+    const struct reader *r = r_;
+    return sqlite3_column_double(r->stmt, i);
+}
+
+static const store_reader columns_read = {read_text, read_blob, read_int, read_double};
+
+/* Fills out (a struct of rec's type) from the columns from first on. */
+static void read_record(const struct reader *r, int first, const store_record *rec, void *out)
+{
+    store_record_read(&columns_read, r, first, rec, out);
 }
 
 /* --- schema version ----------------------------------------------------- */
@@ -1142,25 +1028,39 @@ static void q_int(struct q *q, int i, int64_t v)
         q->src = sqlite3_bind_int64(q->stmt, i, v);
 }
 
-/* Binds the fields of in (a struct of rec's type) as ?first and on. */
-static void q_record(struct q *q, int first, const struct record *rec, const void *in)
+static void q_double(struct q *q, int i, double v)
 {
-    for (size_t i = 0; i < rec->n && q->src == SQLITE_OK; i++) {
-        const struct field *f = &rec->fields[i];
-        const void *m = (const char *)in + f->off;
-        int at = first + (int)i;
-        switch (f->type) {
-        case F_TEXT: q_text(q, at, *(const char *const *)m); break;
-        case F_BLOB:
-            q_blob(q, at, *(const unsigned char *const *)m,
-                   *(const size_t *)(const void *)((const char *)in + f->len_off));
-            break;
-        case F_INT: q_int(q, at, *(const int64_t *)m); break;
-        case F_ENUM: q_int(q, at, *(const int *)m); break;
-        case F_U32: q_int(q, at, *(const uint32_t *)m); break;
-        case F_REAL: q->src = sqlite3_bind_double(q->stmt, at, *(const double *)m); break;
-        }
-    }
+    if (q->src == SQLITE_OK)
+        q->src = sqlite3_bind_double(q->stmt, i, v);
+}
+
+/* The binders as store-record.h calls them. */
+static void bind_text(void *q, int i, const char *v)
+{
+    q_text(q, i, v);
+}
+
+static void bind_blob(void *q, int i, const unsigned char *v, size_t len)
+{
+    q_blob(q, i, v, len);
+}
+
+static void bind_int(void *q, int i, int64_t v)
+{
+    q_int(q, i, v);
+}
+
+static void bind_double(void *q, int i, double v)
+{
+    q_double(q, i, v);
+}
+
+static const store_binder params_bind = {bind_text, bind_blob, bind_int, bind_double};
+
+/* Binds the fields of in (a struct of rec's type) as ?first and on. */
+static void q_record(struct q *q, int first, const store_record *rec, const void *in)
+{
+    store_record_bind(&params_bind, q, first, rec, in);
 }
 
 /* Steps once: MANDATE_OK with *row_r telling whether a row came, else the
@@ -1186,9 +1086,9 @@ static mandate_rc q_exec(struct q *q, int *changed_r)
 
 /* The row of a lookup, read into out (copied into pool); MANDATE_NOT_FOUND
  * with the message given when there is none. */
-static mandate_rc q_get(struct q *q, mandate_pool *pool, const struct record *rec, void *out,
+static mandate_rc q_get(struct q *q, mandate_pool *pool, const store_record *rec, void *out,
                         const char *none, ...) MANDATE_PRINTF(5, 6);
-static mandate_rc q_get(struct q *q, mandate_pool *pool, const struct record *rec, void *out,
+static mandate_rc q_get(struct q *q, mandate_pool *pool, const store_record *rec, void *out,
                         const char *none, ...)
 {
     bool row;
@@ -1364,7 +1264,8 @@ static mandate_rc store_client_get(void *inst_, mandate_pool *pool, const char *
     mandate_rc rc = q_open(&q, inst_, ST_CLIENT_GET, "client_get", err);
     q_text(&q, 1, client_id);
     if (rc == MANDATE_OK)
-        rc = q_get(&q, pool, &client_record, client_r, "sqlite: no client \"%s\"", client_id);
+        rc = q_get(&q, pool, &store_client_record, client_r, "sqlite: no client \"%s\"",
+                   client_id);
     return q_close(&q, rc);
 }
 
@@ -1383,7 +1284,7 @@ static void q_client(struct q *q, const mandate_client *cl, int64_t created_at,
     mandate_client row = *cl;
     row.created_at = created_at;
     row.updated_at = updated_at;
-    q_record(q, 1, &client_record, &row);
+    q_record(q, 1, &store_client_record, &row);
 }
 
 /* A new client's times: created now unless given, updated when created
@@ -1471,7 +1372,7 @@ static mandate_rc client_row(const struct reader *r, void *ctx)
 {
     struct each *e = ctx;
     mandate_client client;
-    read_record(r, 0, &client_record, &client);
+    read_record(r, 0, &store_client_record, &client);
     return ((mandate_client_cb)e->cb)(e->ctx, &client);
 }
 
@@ -1554,7 +1455,7 @@ static mandate_rc store_key_add(void *inst_, const mandate_key *key, mandate_err
     if (row.created_at == 0)
         row.created_at = inst->host->now(inst->host);
     mandate_rc rc = q_open(&q, inst, ST_KEY_INSERT, "key_add", err);
-    q_record(&q, 1, &key_record, &row);
+    q_record(&q, 1, &store_key_record, &row);
     if (rc == MANDATE_OK)
         rc = q_change(&q, &changed);
     if (rc == MANDATE_OK && changed == 0)
@@ -1584,7 +1485,7 @@ static mandate_rc key_row(const struct reader *r, void *ctx)
 {
     struct each *e = ctx;
     mandate_key key;
-    read_record(r, 0, &key_record, &key);
+    read_record(r, 0, &store_key_record, &key);
     return ((mandate_key_cb)e->cb)(e->ctx, &key);
 }
 
@@ -1633,8 +1534,8 @@ static mandate_rc need_hash(const unsigned char *hash, size_t len, const char *w
  * writer connection when on_writer is set: see refresh_get. */
 static mandate_rc get_by_hash(struct sqlite_inst *inst, enum stmt_id id, const char *what,
                               mandate_pool *pool, const unsigned char *hash, size_t hash_len,
-                              int64_t now, const struct record *rec, void *out,
-                              const char *noun, bool on_writer, mandate_error *err)
+                              int64_t now, const store_record *rec, void *out, const char *noun,
+                              bool on_writer, mandate_error *err)
 {
     struct q q;
     mandate_rc rc = need_hash(hash, hash_len, what, err);
@@ -1656,7 +1557,7 @@ static mandate_rc get_by_hash(struct sqlite_inst *inst, enum stmt_id id, const c
  * statement inserts or does nothing, and nothing done is MANDATE_EXISTS;
  * else it replaces. */
 static mandate_rc put_record(struct sqlite_inst *inst, enum stmt_id id, const char *what,
-                             const struct record *rec, const void *in, bool unique,
+                             const store_record *rec, const void *in, bool unique,
                              mandate_error *err)
 {
     struct q q;
@@ -1676,7 +1577,8 @@ static mandate_rc store_token_put(void *inst_, const mandate_token_record *recor
     mandate_rc rc = NEED_RECORD_HASH(record, token_hash, "token_put", err);
     if (rc != MANDATE_OK)
         return rc;
-    return put_record(inst_, ST_TOKEN_INSERT, "token_put", &token_record, record, true, err);
+    return put_record(inst_, ST_TOKEN_INSERT, "token_put", &store_token_record, record, true,
+                      err);
 }
 
 static mandate_rc store_token_get(void *inst_, mandate_pool *pool, const unsigned char *hash,
@@ -1684,7 +1586,7 @@ static mandate_rc store_token_get(void *inst_, mandate_pool *pool, const unsigne
                                   mandate_error *err)
 {
     return get_by_hash(inst_, ST_TOKEN_GET, "token_get", pool, hash, hash_len, now,
-                       &token_record, record_r, "token record", false, err);
+                       &store_token_record, record_r, "token record", false, err);
 }
 
 /* Revocations (jti, client_id, expires_at) and replay entries (ns, id,
@@ -1708,7 +1610,7 @@ static mandate_rc token_row(const struct reader *r, void *ctx)
 {
     struct each *e = ctx;
     mandate_token_record t;
-    read_record(r, 0, &token_record, &t);
+    read_record(r, 0, &store_token_record, &t);
     return ((mandate_token_record_cb)e->cb)(e->ctx, &t);
 }
 
@@ -1929,7 +1831,8 @@ static mandate_rc store_auth_code_put(void *inst_, const mandate_auth_code *code
     mandate_rc rc = NEED_RECORD_HASH(code, code_hash, "auth_code_put", err);
     if (rc != MANDATE_OK)
         return rc;
-    return put_record(inst_, ST_CODE_INSERT, "auth_code_put", &code_record, code, true, err);
+    return put_record(inst_, ST_CODE_INSERT, "auth_code_put", &store_code_record, code, true,
+                      err);
 }
 
 struct code_take {
@@ -1962,8 +1865,8 @@ static mandate_rc code_take_body(struct conn *c, void *ctx, mandate_error *err)
         rc = q_step(&q, &t->found);
     if (rc == MANDATE_OK && t->found) {
         struct reader r = {c->inst->host, t->pool, q.stmt};
-        read_record(&r, 0, &code_record, t->code_r);
-        t->used = read_int(&r, (int)code_record.n) != 0;
+        read_record(&r, 0, &store_code_record, t->code_r);
+        t->used = read_int(&r, (int)store_code_record.n) != 0;
     }
     return q_close(&q, rc);
 }
@@ -2008,7 +1911,7 @@ static mandate_rc refresh_put_body(struct conn *c, void *ctx, mandate_error *err
     if (row.status == 0)
         row.status = MANDATE_REFRESH_ACTIVE;
     rc = q_on(&q, c, ST_REFRESH_INSERT, "refresh_put", err);
-    q_record(&q, 1, &refresh_record, &row);
+    q_record(&q, 1, &store_refresh_record, &row);
     if (rc == MANDATE_OK)
         rc = q_exec(&q, &changed);
     if (rc == MANDATE_OK && changed == 0)
@@ -2038,7 +1941,7 @@ static mandate_rc store_refresh_get(void *inst_, mandate_pool *pool, const unsig
                                     mandate_refresh_token *token_r, mandate_error *err)
 {
     return get_by_hash(inst_, ST_REFRESH_GET, "refresh_get", pool, hash, hash_len, now,
-                       &refresh_record, token_r, "refresh token", true, err);
+                       &store_refresh_record, token_r, "refresh token", true, err);
 }
 
 /* Ends families: marks them revoked (fam, keyed by the n keys), then their
@@ -2115,8 +2018,8 @@ static mandate_rc rotate_body(struct conn *c, void *ctx, mandate_error *err)
         rc = q_step(&q, &found);
     if (rc == MANDATE_OK && found) {
         struct reader rd = {c->inst->host, r->pool, q.stmt};
-        read_record(&rd, 0, &refresh_record, r->old_r);
-        revoked = read_int(&rd, (int)refresh_record.n);
+        read_record(&rd, 0, &store_refresh_record, r->old_r);
+        revoked = read_int(&rd, (int)store_refresh_record.n);
     }
     rc = q_close(&q, rc);
     if (rc != MANDATE_OK)
@@ -2226,8 +2129,8 @@ static mandate_rc store_session_put(void *inst_, const mandate_session *session,
     mandate_rc rc = NEED_RECORD_HASH(session, id_hash, "session_put", err);
     if (rc != MANDATE_OK)
         return rc;
-    return put_record(inst_, ST_SESSION_INSERT, "session_put", &session_record, session, true,
-                      err);
+    return put_record(inst_, ST_SESSION_INSERT, "session_put", &store_session_record, session,
+                      true, err);
 }
 
 static mandate_rc store_session_get(void *inst_, mandate_pool *pool, const unsigned char *hash,
@@ -2235,7 +2138,7 @@ static mandate_rc store_session_get(void *inst_, mandate_pool *pool, const unsig
                                     mandate_error *err)
 {
     return get_by_hash(inst_, ST_SESSION_GET, "session_get", pool, hash, hash_len, now,
-                       &session_record, session_r, "session", false, err);
+                       &store_session_record, session_r, "session", false, err);
 }
 
 /* A write by hash with the writer (?1: the hash, ?2: now unless
@@ -2327,7 +2230,8 @@ static mandate_rc store_consent_put(void *inst_, const mandate_consent *consent,
     mandate_consent row = *consent;
     if (row.created_at == 0)
         row.created_at = inst->host->now(inst->host);
-    return put_record(inst, ST_CONSENT_PUT, "consent_put", &consent_record, &row, false, err);
+    return put_record(inst, ST_CONSENT_PUT, "consent_put", &store_consent_record, &row, false,
+                      err);
 }
 
 static mandate_rc store_consent_get(void *inst_, mandate_pool *pool, const char *tenant,
@@ -2344,7 +2248,7 @@ static mandate_rc store_consent_get(void *inst_, mandate_pool *pool, const char 
     q_text(&q, 3, client_id);
     q_int(&q, 4, now);
     if (rc == MANDATE_OK)
-        rc = q_get(&q, pool, &consent_record, consent_r,
+        rc = q_get(&q, pool, &store_consent_record, consent_r,
                    "sqlite: no unexpired consent to \"%s\"", client_id);
     return q_close(&q, rc);
 }
@@ -2366,7 +2270,7 @@ static mandate_rc consent_row(const struct reader *r, void *ctx)
 {
     struct each *e = ctx;
     mandate_consent consent;
-    read_record(r, 0, &consent_record, &consent);
+    read_record(r, 0, &store_consent_record, &consent);
     return ((mandate_consent_cb)e->cb)(e->ctx, &consent);
 }
 
@@ -2393,8 +2297,8 @@ static mandate_rc store_client_document_put(void *inst_, const mandate_client_do
 {
     if (doc == NULL || doc->url == NULL)
         return mandate_error_set(err, MANDATE_INVALID, "sqlite: client_document_put: no url");
-    return put_record(inst_, ST_DOCUMENT_PUT, "client_document_put", &document_record, doc,
-                      false, err);
+    return put_record(inst_, ST_DOCUMENT_PUT, "client_document_put", &store_document_record,
+                      doc, false, err);
 }
 
 static mandate_rc store_client_document_get(void *inst_, mandate_pool *pool, const char *url,
@@ -2406,8 +2310,8 @@ static mandate_rc store_client_document_get(void *inst_, mandate_pool *pool, con
     mandate_rc rc = q_open(&q, inst_, ST_DOCUMENT_GET, "client_document_get", err);
     q_text(&q, 1, url);
     if (rc == MANDATE_OK)
-        rc = q_get(&q, pool, &document_record, doc_r, "sqlite: no client document for \"%s\"",
-                   url);
+        rc = q_get(&q, pool, &store_document_record, doc_r,
+                   "sqlite: no client document for \"%s\"", url);
     return q_close(&q, rc);
 }
 

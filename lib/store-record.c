@@ -1,0 +1,128 @@
+/* The SQL stores' records as columns: store-record.h. */
+#include "config.h"
+
+#include <string.h>
+
+#include <mandate/store.h>
+
+#include "store-record.h"
+
+/* Fields of the struct type REC, defined before each table. Kept as
+ * written (clang-format would give each field a line of its own): a table
+ * reads as its column list. */
+/* clang-format off */
+#define FIELD(m, type) {type, offsetof(REC, m), 0}
+#define TEXT(m) FIELD(m, F_TEXT)
+#define BLOB(m) {F_BLOB, offsetof(REC, m), offsetof(REC, m##_len)}
+#define INT(m) FIELD(m, F_INT)
+#define ENUM(m) FIELD(m, F_ENUM)
+#define U32(m) FIELD(m, F_U32)
+#define REAL(m) FIELD(m, F_REAL)
+#define RECORD(fields) {fields, sizeof(fields) / sizeof(fields[0]), sizeof(REC)}
+
+/* F_ENUM members are read and written as an int. */
+_Static_assert(sizeof(mandate_client_status) == sizeof(int), "enum size");
+_Static_assert(sizeof(mandate_key_status) == sizeof(int), "enum size");
+_Static_assert(sizeof(mandate_refresh_status) == sizeof(int), "enum size");
+
+#define REC mandate_client
+static const store_field client_fields[] = {
+    TEXT(client_id), TEXT(tenant), TEXT(name), TEXT(scopes), TEXT(default_scopes),
+    TEXT(audiences), TEXT(backend), TEXT(token_format), INT(token_ttl), ENUM(status),
+    U32(flags), BLOB(secret_hash), BLOB(prev_secret_hash), INT(prev_secret_expires_at),
+    TEXT(public_key), REAL(rate_limit), INT(rate_burst), TEXT(attributes), INT(created_at),
+    INT(updated_at), TEXT(metadata)};
+const store_record store_client_record = RECORD(client_fields);
+#undef REC
+
+#define REC mandate_key
+static const store_field key_fields[] = {
+    TEXT(kid), TEXT(alg), TEXT(format), ENUM(status), BLOB(private_blob), TEXT(public_jwk),
+    INT(created_at), INT(retired_at), INT(remove_after)};
+const store_record store_key_record = RECORD(key_fields);
+#undef REC
+
+#define REC mandate_token_record
+static const store_field token_fields[] = {
+    BLOB(token_hash), TEXT(jti), TEXT(client_id), TEXT(subject), TEXT(tenant), TEXT(grant),
+    INT(issued_at), INT(expires_at)};
+const store_record store_token_record = RECORD(token_fields);
+#undef REC
+
+#define REC mandate_auth_code
+static const store_field code_fields[] = {
+    BLOB(code_hash), TEXT(client_id), TEXT(redirect_uri), TEXT(code_challenge),
+    TEXT(family_id), TEXT(grant), INT(issued_at), INT(expires_at)};
+const store_record store_code_record = RECORD(code_fields);
+#undef REC
+
+#define REC mandate_refresh_token
+static const store_field refresh_fields[] = {
+    BLOB(token_hash), TEXT(family_id), TEXT(client_id), TEXT(tenant), TEXT(subject),
+    TEXT(grant), ENUM(status), INT(issued_at), INT(expires_at), INT(family_expires_at)};
+const store_record store_refresh_record = RECORD(refresh_fields);
+#undef REC
+
+#define REC mandate_session
+static const store_field session_fields[] = {
+    BLOB(id_hash), TEXT(tenant), TEXT(subject), TEXT(idp), TEXT(identity), INT(created_at),
+    INT(authn_at), INT(last_seen_at), INT(expires_at)};
+const store_record store_session_record = RECORD(session_fields);
+#undef REC
+
+#define REC mandate_consent
+static const store_field consent_fields[] = {
+    TEXT(tenant), TEXT(subject), TEXT(client_id), TEXT(scope), TEXT(resources),
+    INT(created_at), INT(expires_at)};
+const store_record store_consent_record = RECORD(consent_fields);
+#undef REC
+
+#define REC mandate_client_document
+static const store_field document_fields[] = {
+    TEXT(url), TEXT(document), INT(fetched_at), INT(expires_at)};
+const store_record store_document_record = RECORD(document_fields);
+#undef REC
+/* clang-format on */
+
+void store_record_bind(const store_binder *b, void *dst, int first, const store_record *rec,
+                       const void *in)
+{
+    for (size_t i = 0; i < rec->n; i++) {
+        const store_field *f = &rec->fields[i];
+        const void *m = (const char *)in + f->off;
+        int at = first + (int)i;
+        switch (f->type) {
+        case F_TEXT: b->text(dst, at, *(const char *const *)m); break;
+        case F_BLOB:
+            b->blob(dst, at, *(const unsigned char *const *)m,
+                    *(const size_t *)(const void *)((const char *)in + f->len_off));
+            break;
+        case F_INT: b->integer(dst, at, *(const int64_t *)m); break;
+        case F_ENUM: b->integer(dst, at, *(const int *)m); break;
+        case F_U32: b->integer(dst, at, *(const uint32_t *)m); break;
+        case F_REAL: b->real(dst, at, *(const double *)m); break;
+        }
+    }
+}
+
+void store_record_read(const store_reader *r, const void *src, int first,
+                       const store_record *rec, void *out)
+{
+    memset(out, 0, rec->size);
+    for (size_t i = 0; i < rec->n; i++) {
+        const store_field *f = &rec->fields[i];
+        void *m = (char *)out + f->off;
+        int col = first + (int)i;
+        switch (f->type) {
+        case F_TEXT: *(const char **)m = r->text(src, col); break;
+        case F_BLOB:
+            *(const unsigned char **)m =
+                r->blob(src, col, (size_t *)((char *)out + f->len_off));
+            break;
+        case F_INT: *(int64_t *)m = r->integer(src, col); break;
+        case F_ENUM: *(int *)m = (int)r->integer(src, col); break;
+        case F_U32: *(uint32_t *)m = (uint32_t)r->integer(src, col); break;
+        case F_REAL: *(double *)m = r->real(src, col); break;
+        }
+    }
+}

@@ -1,0 +1,92 @@
+/* The records of the SQL stores (plugins/store-sqlite, plugins/store-pgsql)
+ * as columns: for each record type of <mandate/store.h>, the list of its
+ * columns the SQL names (CLIENT_COLUMNS, ...) and a table of its fields in
+ * that order, which both stores walk to bind a record's parameters and to
+ * read a row into one. One place, so that neither store drifts from the
+ * other, nor a table from its column list.
+ *
+ * Part of lib/, the floor under the core, the plugins and libmandate; only
+ * the store plugins use it. No state, no allocation. */
+#ifndef MANDATE_STORE_RECORD_H
+#define MANDATE_STORE_RECORD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* The columns of each record, in the order of its table below. */
+#define CLIENT_COLUMNS                                                                         \
+    "client_id, tenant, name, scopes, default_scopes, audiences, backend, "                    \
+    "token_format, token_ttl, status, flags, secret_hash, prev_secret_hash, "                  \
+    "prev_secret_expires_at, public_key, rate_limit, rate_burst, attributes, "                 \
+    "created_at, updated_at, metadata"
+#define KEY_COLUMNS                                                                            \
+    "kid, alg, format, status, private_blob, public_jwk, created_at, "                         \
+    "retired_at, remove_after"
+#define TOKEN_COLUMNS                                                                          \
+    "token_hash, jti, client_id, subject, tenant, \"grant\", issued_at, "                      \
+    "expires_at"
+#define CODE_COLUMNS                                                                           \
+    "code_hash, client_id, redirect_uri, code_challenge, family_id, \"grant\", "               \
+    "issued_at, expires_at"
+#define REFRESH_COLUMNS                                                                        \
+    "token_hash, family_id, client_id, tenant, subject, \"grant\", status, issued_at, "        \
+    "expires_at, family_expires_at"
+#define SESSION_COLUMNS                                                                        \
+    "id_hash, tenant, subject, idp, identity, created_at, authn_at, last_seen_at, expires_at"
+#define CONSENT_COLUMNS "tenant, subject, client_id, scope, resources, created_at, expires_at"
+#define DOCUMENT_COLUMNS "url, document, fetched_at, expires_at"
+
+/* How a field is stored: F_TEXT a const char * (NULL: SQL NULL), F_BLOB
+ * bytes with their length in a size_t member, F_INT an int64_t, F_ENUM an
+ * enum read and written as an int, F_U32 a uint32_t, F_REAL a double. */
+enum store_field_type { F_TEXT, F_BLOB, F_INT, F_ENUM, F_U32, F_REAL };
+
+typedef struct store_field {
+    unsigned char type;
+    unsigned short off;     /* of the member */
+    unsigned short len_off; /* F_BLOB: of its length, a size_t */
+} store_field;
+
+typedef struct store_record {
+    const store_field *fields;
+    size_t n;
+    size_t size; /* of the struct, cleared before it is read into */
+} store_record;
+
+extern const store_record store_client_record;   /* mandate_client */
+extern const store_record store_key_record;      /* mandate_key */
+extern const store_record store_token_record;    /* mandate_token_record */
+extern const store_record store_code_record;     /* mandate_auth_code */
+extern const store_record store_refresh_record;  /* mandate_refresh_token */
+extern const store_record store_session_record;  /* mandate_session */
+extern const store_record store_consent_record;  /* mandate_consent */
+extern const store_record store_document_record; /* mandate_client_document */
+
+/* How a store binds a value as the parameter at (its number, from the
+ * first given to store_record_bind on) of the statement in dst. */
+typedef struct store_binder {
+    void (*text)(void *dst, int at, const char *v);
+    void (*blob)(void *dst, int at, const unsigned char *v, size_t len);
+    void (*integer)(void *dst, int at, int64_t v);
+    void (*real)(void *dst, int at, double v);
+} store_binder;
+
+/* How a store reads the column col of the row in src. */
+typedef struct store_reader {
+    const char *(*text)(const void *src, int col);
+    const unsigned char *(*blob)(const void *src, int col, size_t *len_r);
+    int64_t (*integer)(const void *src, int col);
+    double (*real)(const void *src, int col);
+} store_reader;
+
+/* Binds the fields of in (a struct of rec's type) as the parameters first
+ * and on. */
+void store_record_bind(const store_binder *b, void *dst, int first, const store_record *rec,
+                       const void *in);
+
+/* Clears out (a struct of rec's type) and fills it from the columns first
+ * and on. */
+void store_record_read(const store_reader *r, const void *src, int first,
+                       const store_record *rec, void *out);
+
+#endif
