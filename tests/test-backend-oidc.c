@@ -292,11 +292,7 @@ static void *inst_try(fixture *fx, mandate_error *err, ...)
 
 static void inst_free(void *inst)
 {
-    if (inst == NULL)
-        return;
-    P->destroy(inst);
-    fake_conf_free(P, inst);
-    free(inst);
+    fake_instance_free(P, &inst);
 }
 
 static int setup(void **state)
