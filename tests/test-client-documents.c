@@ -64,9 +64,7 @@ static int find_doc(const char *url)
     return -1;
 }
 
-mandate_rc __wrap_mandate_store_client_document_put(const mandate_instance *store,
-                                                    const mandate_client_document *doc,
-                                                    mandate_error *err);
+__typeof__(mandate_store_client_document_put) __wrap_mandate_store_client_document_put;
 mandate_rc __wrap_mandate_store_client_document_put(const mandate_instance *store,
                                                     const mandate_client_document *doc,
                                                     mandate_error *err)
@@ -89,10 +87,7 @@ mandate_rc __wrap_mandate_store_client_document_put(const mandate_instance *stor
     return MANDATE_OK;
 }
 
-mandate_rc __wrap_mandate_store_client_document_get(const mandate_instance *store,
-                                                    mandate_pool *pool, const char *url,
-                                                    mandate_client_document *doc_r,
-                                                    mandate_error *err);
+__typeof__(mandate_store_client_document_get) __wrap_mandate_store_client_document_get;
 mandate_rc __wrap_mandate_store_client_document_get(const mandate_instance *store,
                                                     mandate_pool *pool, const char *url,
                                                     mandate_client_document *doc_r,

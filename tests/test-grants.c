@@ -55,12 +55,8 @@ TEST_FACADE_WRAP(store_is_revoked,
                  (store, jti, revoked_r, err))
 
 static bool mapping_fails;
-mandate_rc __real_mandate_mapping_apply(const mandate_mappings *m,
-                                        const mandate_mapping_request *req, mandate_pool *pool,
-                                        mandate_mapping_result *out);
-mandate_rc __wrap_mandate_mapping_apply(const mandate_mappings *m,
-                                        const mandate_mapping_request *req, mandate_pool *pool,
-                                        mandate_mapping_result *out);
+__typeof__(mandate_mapping_apply) __real_mandate_mapping_apply;
+__typeof__(mandate_mapping_apply) __wrap_mandate_mapping_apply;
 mandate_rc __wrap_mandate_mapping_apply(const mandate_mappings *m,
                                         const mandate_mapping_request *req, mandate_pool *pool,
                                         mandate_mapping_result *out)

@@ -45,12 +45,8 @@ TEST_FACADE_WRAP(store_generation,
                  (const mandate_instance *store, uint64_t *generation_r, mandate_error *err),
                  (store, generation_r, err))
 
-mandate_rc __real_mandate_format_set_keys(const mandate_instance *in,
-                                          const mandate_signing_key *keys, size_t n,
-                                          mandate_error *err);
-mandate_rc __wrap_mandate_format_set_keys(const mandate_instance *in,
-                                          const mandate_signing_key *keys, size_t n,
-                                          mandate_error *err);
+__typeof__(mandate_format_set_keys) __real_mandate_format_set_keys;
+__typeof__(mandate_format_set_keys) __wrap_mandate_format_set_keys;
 mandate_rc __wrap_mandate_format_set_keys(const mandate_instance *in,
                                           const mandate_signing_key *keys, size_t n,
                                           mandate_error *err)
