@@ -64,13 +64,9 @@ typedef struct fixture {
 static int setup(void **state)
 {
     fixture *f = mandate_xcalloc(1, sizeof(*f));
-    f->t = test_runtime_new("server: { issuer = \"https://broker.example\"; };");
-    test_runtime_instance(f->t, "store", "kind = \"store\"; plugin = \"sqlite\";\n");
-    test_runtime_instance(f->t, "backend-local", "kind = \"backend\"; plugin = \"local\";\n");
-    test_runtime_instance(f->t, "format-jwt", "kind = \"format\"; plugin = \"jwt\";\n");
-    if (test_runtime_start(f->t, MANDATE_RUNTIME_MIGRATE | MANDATE_RUNTIME_CREATE_KEYS) !=
-        MANDATE_OK)
-        fail_msg("runtime: %s", mandate_diag_join(&f->t->diag));
+    static const char *const instances[] = {"backend-local",
+                                            "kind = \"backend\"; plugin = \"local\";\n", NULL};
+    f->t = test_runtime_sqlite("server: { issuer = \"https://broker.example\"; };", instances);
     f->pool = mandate_pool_new();
     mandate_error err = {0};
     mandate_client c;
