@@ -68,18 +68,12 @@ printf '[{"client_id": "mandate-broker", "client_secret": "%s", "redirect_uris":
     "$PARTNER_SECRET" "$BASE" >"$TMP/partner-clients.json"
 # start_idp NAME LABEL: sets IDP_PORT
 start_idp() {
-    local log="$TMP/idp-$1.log" pid i
+    local log="$TMP/idp-$1.log" pid
     OIDC_NPM_DIR="$NPM_DIR" node "$NPM_DIR/signin-idp.mjs" --name "$2" --accounts "$TMP/$1-accounts.json" \
         --clients "$TMP/$1-clients.json" >"$log.out" 2>"$log" &
     pid=$!
     PIDS="$PIDS $pid"
-    IDP_PORT=""
-    for i in $(seq 1 200); do
-        IDP_PORT=$(sed -n 's/^listening \([0-9]*\)$/\1/p' "$log.out")
-        [ -n "$IDP_PORT" ] && return 0
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.05
-    done
+    IDP_PORT=$(listening_port "$log.out" "$pid") && return 0
     cat "$log"
     return 1
 }
