@@ -826,154 +826,72 @@ static char *prev_of(tampered *t, size_t i)
  * 0), and the problem verification must name (at line, a record's seq). */
 typedef enum {
     EDIT_REPLACE,     /* line at: from becomes to */
-    EDIT_PREV,        /* line at: the first count bytes of its prev hash become fill */
-    EDIT_REMOVE,      /* count lines from at on */
-    EDIT_INSERT_COPY, /* before line to_index: a copy of line at, from becoming to (if from) */
-    EDIT_INSERT_TEXT, /* before line to_index: the line to */
+    EDIT_PREV,        /* line at: the first n bytes of its prev hash become to[0] */
+    EDIT_REMOVE,      /* n lines from at on */
+    EDIT_INSERT_COPY, /* before line n: a copy of line at, from becoming to (if from) */
+    EDIT_INSERT_TEXT, /* before line n: the line to */
     EDIT_SET,         /* line at becomes to */
-    EDIT_SWAP,        /* lines at and to_index */
+    EDIT_SWAP,        /* lines at and n */
 } tamper_edit;
 
 static const struct tamper_case {
     const char *name;
     tamper_edit edit;
-    size_t at, to_index, count;
-    char fill;
+    size_t at, n;
     const char *from, *to;
     unsigned line;
     const char *what;
 } tamper_cases[] = {
-    {.name = "changed field",
-     .edit = EDIT_REPLACE,
-     .at = 4,
-     .from = "\"agent-5\"",
-     .to = "\"mallory\"",
-     .line = 5,
-     .what = "record seq 5 was changed (record seq 6 names another hash"},
-    {.name = "changed prev",
-     .edit = EDIT_PREV,
-     .at = 4,
-     .count = 64,
-     .fill = 'a',
-     .line = 5,
-     .what = "record seq 5 was changed (its prev is not the hash"},
-    {.name = "last prev",
-     .edit = EDIT_PREV,
-     .at = 9,
-     .count = 64,
-     .fill = 'b',
-     .line = 10,
-     .what = "record seq 10 or record seq 9 before it was changed"},
-    {.name = "first prev",
-     .edit = EDIT_PREV,
-     .at = 0,
-     .count = 1,
-     .fill = '1',
-     .line = 1,
-     .what = "record seq 1 was changed"},
-    {.name = "changed seq",
-     .edit = EDIT_REPLACE,
-     .at = 4,
-     .from = "{\"seq\":5,",
-     .to = "{\"seq\":50,",
-     .line = 5,
-     .what = "record seq 50 was changed (it chains to record seq 4"},
-    {.name = "removed",
-     .edit = EDIT_REMOVE,
-     .at = 4,
-     .count = 1,
-     .line = 5,
-     .what = "record seq 5 was removed (seq jumps from 4 to 6)"},
-    {.name = "removed several",
-     .edit = EDIT_REMOVE,
-     .at = 3,
-     .count = 3,
-     .line = 4,
-     .what = "records seq 4 to 6 were removed"},
+    {"changed field", EDIT_REPLACE, 4, 0, "\"agent-5\"", "\"mallory\"", 5,
+     "record seq 5 was changed (record seq 6 names another hash"},
+    {"changed prev", EDIT_PREV, 4, 64, NULL, "a", 5,
+     "record seq 5 was changed (its prev is not the hash"},
+    {"last prev", EDIT_PREV, 9, 64, NULL, "b", 10,
+     "record seq 10 or record seq 9 before it was changed"},
+    {"first prev", EDIT_PREV, 0, 1, NULL, "1", 1, "record seq 1 was changed"},
+    {"changed seq", EDIT_REPLACE, 4, 0, "{\"seq\":5,", "{\"seq\":50,", 5,
+     "record seq 50 was changed (it chains to record seq 4"},
+    {"removed", EDIT_REMOVE, 4, 1, NULL, NULL, 5,
+     "record seq 5 was removed (seq jumps from 4 to 6)"},
+    {"removed several", EDIT_REMOVE, 3, 3, NULL, NULL, 4, "records seq 4 to 6 were removed"},
     /* a forged copy of record 5 with another client, after it */
-    {.name = "inserted after",
-     .edit = EDIT_INSERT_COPY,
-     .at = 4,
-     .to_index = 5,
-     .from = "\"agent-5\"",
-     .to = "\"mallory\"",
-     .line = 6,
-     .what = "record seq 5 was inserted"},
+    {"inserted after", EDIT_INSERT_COPY, 4, 5, "\"agent-5\"", "\"mallory\"", 6,
+     "record seq 5 was inserted"},
     /* the same forgery, before the original: it chains to record 4 */
-    {.name = "inserted before",
-     .edit = EDIT_INSERT_COPY,
-     .at = 4,
-     .to_index = 4,
-     .from = "\"agent-5\"",
-     .to = "\"mallory\"",
-     .line = 5,
-     .what = "record seq 5 was inserted (the record after it has the same"},
-    {.name = "inserted new seq",
-     .edit = EDIT_INSERT_TEXT,
-     .to_index = 5,
-     .to = "{\"seq\":6,\"ts\":\"2026-11-27T14:03:07.123456Z\",\"prev\":\"" ZEROS
-           "\",\"event\":\"client.created\",\"client\":\"mallory\"}",
-     .line = 6,
-     .what = "record seq 6 was inserted (record seq 6 after it chains to"},
-    {.name = "duplicated",
-     .edit = EDIT_INSERT_COPY,
-     .at = 4,
-     .to_index = 5,
-     .line = 6,
-     .what = "record seq 5 was inserted (a copy of the record before it)"},
-    {.name = "reordered",
-     .edit = EDIT_SWAP,
-     .at = 4,
-     .to_index = 5,
-     .line = 5,
-     .what = "records were reordered (record seq 6 comes before record seq 5)"},
-    {.name = "reordered far",
-     .edit = EDIT_SWAP,
-     .at = 2,
-     .to_index = 7,
-     .line = 3,
-     .what = "records were reordered (record seq 8 comes before record seq 4)"},
+    {"inserted before", EDIT_INSERT_COPY, 4, 4, "\"agent-5\"", "\"mallory\"", 5,
+     "record seq 5 was inserted (the record after it has the same"},
+    {"inserted new seq", EDIT_INSERT_TEXT, 0, 5, NULL,
+     "{\"seq\":6,\"ts\":\"2026-11-27T14:03:07.123456Z\",\"prev\":\"" ZEROS
+     "\",\"event\":\"client.created\",\"client\":\"mallory\"}",
+     6, "record seq 6 was inserted (record seq 6 after it chains to"},
+    {"duplicated", EDIT_INSERT_COPY, 4, 5, NULL, NULL, 6,
+     "record seq 5 was inserted (a copy of the record before it)"},
+    {"reordered", EDIT_SWAP, 4, 5, NULL, NULL, 5,
+     "records were reordered (record seq 6 comes before record seq 5)"},
+    {"reordered far", EDIT_SWAP, 2, 7, NULL, NULL, 3,
+     "records were reordered (record seq 8 comes before record seq 4)"},
     /* record 9 moved to the end: ..., 8, 10, 9 */
-    {.name = "moved back",
-     .edit = EDIT_SWAP,
-     .at = 8,
-     .to_index = 9,
-     .line = 9,
-     .what = "reordered"},
-    {.name = "invalid JSON",
-     .edit = EDIT_SET,
-     .at = 2,
-     .to = "this is not json",
-     .line = 3,
-     .what = "not a record (invalid JSON"},
-    {.name = "no prev",
-     .edit = EDIT_SET,
-     .at = 2,
-     .to = "{\"seq\":3,\"ts\":\"x\",\"event\":\"e\"}",
-     .line = 3,
-     .what = "not a record (no \"prev\" hash)"},
-    {.name = "not an object",
-     .edit = EDIT_SET,
-     .at = 2,
-     .to = "[1,2,3]",
-     .line = 3,
-     .what = "not a record"},
+    {"moved back", EDIT_SWAP, 8, 9, NULL, NULL, 9, "reordered"},
+    {"invalid JSON", EDIT_SET, 2, 0, NULL, "this is not json", 3, "not a record (invalid JSON"},
+    {"no prev", EDIT_SET, 2, 0, NULL, "{\"seq\":3,\"ts\":\"x\",\"event\":\"e\"}", 3,
+     "not a record (no \"prev\" hash)"},
+    {"not an object", EDIT_SET, 2, 0, NULL, "[1,2,3]", 3, "not a record"},
 };
 
 static void apply_tamper(tampered *t, const struct tamper_case *c)
 {
     switch (c->edit) {
     case EDIT_REPLACE: set_line(t, c->at, replace(t->lines[c->at], c->from, c->to)); break;
-    case EDIT_PREV: memset(prev_of(t, c->at), c->fill, c->count); break;
-    case EDIT_REMOVE: remove_lines(t, c->at, c->count); break;
+    case EDIT_PREV: memset(prev_of(t, c->at), c->to[0], c->n); break;
+    case EDIT_REMOVE: remove_lines(t, c->at, c->n); break;
     case EDIT_INSERT_COPY:
-        insert_line(t->lines, &t->n, c->to_index,
+        insert_line(t->lines, &t->n, c->n,
                     c->from ? replace(t->lines[c->at], c->from, c->to)
                             : strdup(t->lines[c->at]));
         break;
-    case EDIT_INSERT_TEXT: insert_line(t->lines, &t->n, c->to_index, strdup(c->to)); break;
+    case EDIT_INSERT_TEXT: insert_line(t->lines, &t->n, c->n, strdup(c->to)); break;
     case EDIT_SET: set_line(t, c->at, strdup(c->to)); break;
-    case EDIT_SWAP: swap_lines(t, c->at, c->to_index); break;
+    case EDIT_SWAP: swap_lines(t, c->at, c->n); break;
     }
 }
 
