@@ -98,15 +98,18 @@ static int standalone(void)
     return failures == 0 ? 0 : 1;
 }
 
+/* Says how the probe is called (with the secret in the environment);
+ * returns the exit status of a wrong call. */
+static int usage(const char *argv0, const char *args)
+{
+    fprintf(stderr, "usage: MANDATE_CLIENT_SECRET=... %s %s\n", argv0, args);
+    return 2;
+}
+
 static int dpop(int argc, char **argv, const char *secret)
 {
-    if (argc < 7 || argc > 8 || secret == NULL) {
-        fprintf(stderr,
-                "usage: MANDATE_CLIENT_SECRET=... %s dpop KEY_FILE TOKEN_URL "
-                "CLIENT_ID METHOD URI [NONCE]\n",
-                argv[0]);
-        return 2;
-    }
+    if (argc < 7 || argc > 8 || secret == NULL)
+        return usage(argv[0], "dpop KEY_FILE TOKEN_URL CLIENT_ID METHOD URI [NONCE]");
     char err[256] = "";
     mandate_dpop_key *key = mandate_dpop_key_load(argv[2], err, sizeof(err));
     if (key == NULL) {
@@ -146,13 +149,8 @@ int main(int argc, char **argv)
         return standalone();
     if (strcmp(argv[1], "dpop") == 0)
         return dpop(argc, argv, secret);
-    if (argc < 7 || strcmp(argv[5], "--") != 0 || secret == NULL) {
-        fprintf(stderr,
-                "usage: MANDATE_CLIENT_SECRET=... %s TOKEN_URL CLIENT_ID ISSUER "
-                "AUDIENCE -- CMD...\n",
-                argv[0]);
-        return 2;
-    }
+    if (argc < 7 || strcmp(argv[5], "--") != 0 || secret == NULL)
+        return usage(argv[0], "TOKEN_URL CLIENT_ID ISSUER AUDIENCE -- CMD...");
     char err[256] = "";
     mandate_token_source_config scfg = {.token_url = argv[1],
                                         .client_id = argv[2],

@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 
 #include "audit-events-private.h"
 #include "endpoints-private.h"
@@ -25,8 +26,7 @@ void test_request_headers(const char *const *pairs)
     headers = pairs;
 }
 
-const char *__wrap_mandate_http_request_header(const mandate_http_request *req,
-                                               const char *name);
+__typeof__(mandate_http_request_header) __wrap_mandate_http_request_header;
 const char *__wrap_mandate_http_request_header(const mandate_http_request *req,
                                                const char *name)
 {
@@ -77,7 +77,7 @@ void test_audit_reset(void)
     failing_left = 0;
 }
 
-mandate_rc __wrap_mandate_audit_event(const char *event, json_t *fields);
+__typeof__(mandate_audit_event) __wrap_mandate_audit_event;
 mandate_rc __wrap_mandate_audit_event(const char *event, json_t *fields)
 {
     if (failing_left > 0 && strcmp(event, failing) == 0) {
@@ -129,8 +129,8 @@ void test_random_fails_next(void)
     random_fails = true;
 }
 
-int __real_RAND_bytes(unsigned char *buf, int num);
-int __wrap_RAND_bytes(unsigned char *buf, int num);
+__typeof__(RAND_bytes) __real_RAND_bytes;
+__typeof__(RAND_bytes) __wrap_RAND_bytes;
 int __wrap_RAND_bytes(unsigned char *buf, int num)
 {
     if (random_fails) {

@@ -38,20 +38,15 @@ void store_conformance_use(const store_target *t)
 
 static void *inst_new(void *store)
 {
-    void *inst = calloc(1, P->inst_size);
+    void *inst = fake_instance_new(P);
     assert_non_null(inst);
-    assert_int_equal(fake_conf_defaults(P, inst), 0);
     target->configure(store, inst);
     return inst;
 }
 
 static void inst_free(void *inst)
 {
-    if (inst == NULL)
-        return;
-    P->destroy(inst);
-    fake_conf_free(P, inst);
-    free(inst);
+    fake_instance_free(P, &inst);
 }
 
 static void *inst_open(void *store)

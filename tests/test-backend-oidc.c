@@ -41,6 +41,7 @@
 #include "fake-host.h"
 #include "jose.h"
 #include "pool-private.h"
+#include "signing-keys.h"
 
 extern const mandate_plugin mandate_plugin_oidc;
 
@@ -59,8 +60,6 @@ extern const mandate_plugin mandate_plugin_oidc;
 #define BROKER "https://mandate.example.com" /* an ID-JAG's audience */
 #define AUDIENCES AUD " " AUD2 " " BROKER
 #define MAX_KEYS 4
-
-static EVP_PKEY *es_key, *rs_key, *ed_key, *rogue_key;
 
 /* --- the provider ---------------------------------------------------------------- */
 
@@ -293,11 +292,7 @@ static void *inst_try(fixture *fx, mandate_error *err, ...)
 
 static void inst_free(void *inst)
 {
-    if (inst == NULL)
-        return;
-    P->destroy(inst);
-    fake_conf_free(P, inst);
-    free(inst);
+    fake_instance_free(P, &inst);
 }
 
 static int setup(void **state)
@@ -2087,25 +2082,10 @@ static void test_reinstantiate(void **state)
     assert_int_equal(jwks_requests(fx), 3);
 }
 
-static int group_setup(void **state)
-{
-    (void)state;
-    es_key = mandate_jose_keygen(MANDATE_JWS_ES256);
-    rs_key = mandate_jose_keygen(MANDATE_JWS_RS256);
-    ed_key = mandate_jose_keygen(MANDATE_JWS_EDDSA);
-    rogue_key = mandate_jose_keygen(MANDATE_JWS_ES256);
-    return es_key && rs_key && ed_key && rogue_key ? 0 : -1;
-}
-
 static int group_teardown(void **state)
 {
-    (void)state;
-    EVP_PKEY_free(es_key);
-    EVP_PKEY_free(rs_key);
-    EVP_PKEY_free(ed_key);
-    EVP_PKEY_free(rogue_key);
     fake_host_unset_now();
-    return 0;
+    return signing_keys_teardown(state);
 }
 
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -2145,5 +2125,5 @@ int main(void)
         T(test_login_id_token),
         T(test_login_bad_config),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, signing_keys_setup, group_teardown);
 }

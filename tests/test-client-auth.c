@@ -29,12 +29,8 @@
 
 static mandate_rc store_answer, backend_answer; /* MANDATE_OK: call the real one */
 
-mandate_rc __real_mandate_store_client_get(const mandate_instance *store, mandate_pool *pool,
-                                           const char *client_id, mandate_client *client_r,
-                                           mandate_error *err);
-mandate_rc __wrap_mandate_store_client_get(const mandate_instance *store, mandate_pool *pool,
-                                           const char *client_id, mandate_client *client_r,
-                                           mandate_error *err);
+__typeof__(mandate_store_client_get) __real_mandate_store_client_get;
+__typeof__(mandate_store_client_get) __wrap_mandate_store_client_get;
 mandate_rc __wrap_mandate_store_client_get(const mandate_instance *store, mandate_pool *pool,
                                            const char *client_id, mandate_client *client_r,
                                            mandate_error *err)
@@ -44,14 +40,8 @@ mandate_rc __wrap_mandate_store_client_get(const mandate_instance *store, mandat
     return __real_mandate_store_client_get(store, pool, client_id, client_r, err);
 }
 
-mandate_rc __real_mandate_backend_authenticate(const mandate_instance *in, mandate_pool *pool,
-                                               const mandate_credential *cred,
-                                               const mandate_client *client,
-                                               mandate_error *err);
-mandate_rc __wrap_mandate_backend_authenticate(const mandate_instance *in, mandate_pool *pool,
-                                               const mandate_credential *cred,
-                                               const mandate_client *client,
-                                               mandate_error *err);
+__typeof__(mandate_backend_authenticate) __real_mandate_backend_authenticate;
+__typeof__(mandate_backend_authenticate) __wrap_mandate_backend_authenticate;
 mandate_rc __wrap_mandate_backend_authenticate(const mandate_instance *in, mandate_pool *pool,
                                                const mandate_credential *cred,
                                                const mandate_client *client, mandate_error *err)
@@ -74,13 +64,9 @@ typedef struct fixture {
 static int setup(void **state)
 {
     fixture *f = mandate_xcalloc(1, sizeof(*f));
-    f->t = test_runtime_new("server: { issuer = \"https://broker.example\"; };");
-    test_runtime_instance(f->t, "store", "kind = \"store\"; plugin = \"sqlite\";\n");
-    test_runtime_instance(f->t, "backend-local", "kind = \"backend\"; plugin = \"local\";\n");
-    test_runtime_instance(f->t, "format-jwt", "kind = \"format\"; plugin = \"jwt\";\n");
-    if (test_runtime_start(f->t, MANDATE_RUNTIME_MIGRATE | MANDATE_RUNTIME_CREATE_KEYS) !=
-        MANDATE_OK)
-        fail_msg("runtime: %s", mandate_diag_join(&f->t->diag));
+    static const char *const instances[] = {"backend-local",
+                                            "kind = \"backend\"; plugin = \"local\";\n", NULL};
+    f->t = test_runtime_sqlite("server: { issuer = \"https://broker.example\"; };", instances);
     f->pool = mandate_pool_new();
     mandate_error err = {0};
     mandate_client c;

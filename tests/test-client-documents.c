@@ -64,9 +64,7 @@ static int find_doc(const char *url)
     return -1;
 }
 
-mandate_rc __wrap_mandate_store_client_document_put(const mandate_instance *store,
-                                                    const mandate_client_document *doc,
-                                                    mandate_error *err);
+__typeof__(mandate_store_client_document_put) __wrap_mandate_store_client_document_put;
 mandate_rc __wrap_mandate_store_client_document_put(const mandate_instance *store,
                                                     const mandate_client_document *doc,
                                                     mandate_error *err)
@@ -89,10 +87,7 @@ mandate_rc __wrap_mandate_store_client_document_put(const mandate_instance *stor
     return MANDATE_OK;
 }
 
-mandate_rc __wrap_mandate_store_client_document_get(const mandate_instance *store,
-                                                    mandate_pool *pool, const char *url,
-                                                    mandate_client_document *doc_r,
-                                                    mandate_error *err);
+__typeof__(mandate_store_client_document_get) __wrap_mandate_store_client_document_get;
 mandate_rc __wrap_mandate_store_client_document_get(const mandate_instance *store,
                                                     mandate_pool *pool, const char *url,
                                                     mandate_client_document *doc_r,
@@ -121,51 +116,59 @@ static int64_t test_now(void)
 
 /* --- the client_id URL -------------------------------------------------------- */
 
+/* check must accept url when want, refuse it otherwise (the test fails
+ * naming the url and check's reason); a reason is given exactly when it
+ * refuses. Returns whether it accepted. */
+static bool expect_url(bool (*check)(const char *, const char **), const char *url, bool want)
+{
+    const char *why = NULL;
+    bool ok = check(url, &why);
+    if (ok != want)
+        fail_msg("%s: %s, expected %s (%s)", url, ok ? "accepted" : "refused",
+                 want ? "accepted" : "refused", why ? why : "");
+    assert_int_equal(ok, why == NULL);
+    return ok;
+}
+
 static void test_document_urls(void **state)
 {
     (void)state;
-    static const struct {
-        const char *url;
-        bool ok;
-    } cases[] = {
-        {"https://app.example.com/oauth/client.json", true},
-        {"https://app.example.com:8443/client", true},
-        {"https://127.0.0.1:8443/client.json", true},
-        {"https://[::1]:8443/client.json", true},
-        {"https://app.example.com/c?v=1", true},
-        {"https://app.example.com/a/b/", true},
-        {"http://app.example.com/client.json", false},
-        {"HTTPS://app.example.com/client.json", false},
-        {"https://app.example.com", false},
-        {"https://app.example.com/", false},
-        {"https://app.example.com?x=1", false},
-        {"https://app.example.com/client.json#frag", false},
-        {"https://user:pw@app.example.com/client.json", false},
-        {"https://user@app.example.com/client.json", false},
-        {"https://app.example.com/a/../client.json", false},
-        {"https://app.example.com/a/./client.json", false},
-        {"https://app.example.com/a/%2e%2E/client.json", false},
-        {"https://app.example.com/a/..", false},
-        {"https://app.example.com/a b", false},
-        {"https://app.example.com/a\"b", false},
-        {"https://app.example.com/a%zz", false},
-        {"https://app.example.com:0/c", false},
-        {"https://app.example.com:70000/c", false},
-        {"https://app.example.com:/c", false},
-        {"https://app..example.com/c", false},
-        {"https://[::1/c", false},
-        {"https:///c", false},
-        {"", false},
-        {"dcr-abc123", false},
-    };
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        const char *why = NULL;
-        bool ok = mandate_client_document_url_check(cases[i].url, &why);
-        if (ok != cases[i].ok)
-            fail_msg("%s: %s, expected %s (%s)", cases[i].url, ok ? "accepted" : "refused",
-                     cases[i].ok ? "accepted" : "refused", why ? why : "");
-        assert_int_equal(ok, mandate_client_id_is_document(cases[i].url));
-        assert_int_equal(ok, why == NULL);
+    static const char *const accepted[] = {"https://app.example.com/oauth/client.json",
+                                           "https://app.example.com:8443/client",
+                                           "https://127.0.0.1:8443/client.json",
+                                           "https://[::1]:8443/client.json",
+                                           "https://app.example.com/c?v=1",
+                                           "https://app.example.com/a/b/"};
+    static const char *const refused[] = {"http://app.example.com/client.json",
+                                          "HTTPS://app.example.com/client.json",
+                                          "https://app.example.com",
+                                          "https://app.example.com/",
+                                          "https://app.example.com?x=1",
+                                          "https://app.example.com/client.json#frag",
+                                          "https://user:pw@app.example.com/client.json",
+                                          "https://user@app.example.com/client.json",
+                                          "https://app.example.com/a/../client.json",
+                                          "https://app.example.com/a/./client.json",
+                                          "https://app.example.com/a/%2e%2E/client.json",
+                                          "https://app.example.com/a/..",
+                                          "https://app.example.com/a b",
+                                          "https://app.example.com/a\"b",
+                                          "https://app.example.com/a%zz",
+                                          "https://app.example.com:0/c",
+                                          "https://app.example.com:70000/c",
+                                          "https://app.example.com:/c",
+                                          "https://app..example.com/c",
+                                          "https://[::1/c",
+                                          "https:///c",
+                                          "",
+                                          "dcr-abc123"};
+    for (size_t i = 0; i < sizeof(accepted) / sizeof(accepted[0]); i++) {
+        assert_true(expect_url(mandate_client_document_url_check, accepted[i], true));
+        assert_true(mandate_client_id_is_document(accepted[i]));
+    }
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        assert_false(expect_url(mandate_client_document_url_check, refused[i], false));
+        assert_false(mandate_client_id_is_document(refused[i]));
     }
     char long_url[300] = "https://app.example.com/";
     memset(long_url + strlen(long_url), 'a', sizeof(long_url) - strlen(long_url) - 1);
@@ -184,42 +187,31 @@ static void test_document_urls(void **state)
 static void test_redirect_uris(void **state)
 {
     (void)state;
-    static const struct {
-        const char *uri;
-        bool ok;
-    } cases[] = {
-        {"https://app.example.com/callback", true},
-        {"https://app.example.com:8443/cb?x=1", true},
-        {"http://127.0.0.1:33418/callback", true},
-        {"http://127.9.9.9/cb", true},
-        {"http://localhost:3000/cb", true},
-        {"http://[::1]:3000/cb", true},
-        {"com.example.app:/oauth2redirect", true},
-        {"HTTPS://APP.EXAMPLE.COM/cb", true},
-        {"https://app.example.com/cb#frag", false},
-        {"/callback", false},
-        {"callback", false},
-        {"http://app.example.com/cb", false},
-        {"http://10.0.0.1/cb", false},
-        {"http://localhost.evil.com/cb", false},
-        {"https://user@app.example.com/cb", false},
-        {"https:app.example.com/cb", false},
-        {"https:///cb", false},
-        {"javascript:alert(1)", false},
-        {"data:text/html,x", false},
-        {"file:///etc/passwd", false},
-        {"myapp:/cb", false},
-        {"https://app.example.com/c b", false},
-        {"https://app.example.com/<x>", false},
-        {"", false},
-    };
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        const char *why = NULL;
-        bool ok = mandate_redirect_uri_check(cases[i].uri, &why);
-        if (ok != cases[i].ok)
-            fail_msg("%s: %s, expected %s (%s)", cases[i].uri, ok ? "accepted" : "refused",
-                     cases[i].ok ? "accepted" : "refused", why ? why : "");
-    }
+    static const char *const accepted[] = {
+        "https://app.example.com/callback", "https://app.example.com:8443/cb?x=1",
+        "http://127.0.0.1:33418/callback",  "http://127.9.9.9/cb",
+        "http://localhost:3000/cb",         "http://[::1]:3000/cb",
+        "com.example.app:/oauth2redirect",  "HTTPS://APP.EXAMPLE.COM/cb"};
+    static const char *const refused[] = {"https://app.example.com/cb#frag",
+                                          "/callback",
+                                          "callback",
+                                          "http://app.example.com/cb",
+                                          "http://10.0.0.1/cb",
+                                          "http://localhost.evil.com/cb",
+                                          "https://user@app.example.com/cb",
+                                          "https:app.example.com/cb",
+                                          "https:///cb",
+                                          "javascript:alert(1)",
+                                          "data:text/html,x",
+                                          "file:///etc/passwd",
+                                          "myapp:/cb",
+                                          "https://app.example.com/c b",
+                                          "https://app.example.com/<x>",
+                                          ""};
+    for (size_t i = 0; i < sizeof(accepted) / sizeof(accepted[0]); i++)
+        expect_url(mandate_redirect_uri_check, accepted[i], true);
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+        expect_url(mandate_redirect_uri_check, refused[i], false);
     char *huge = mandate_xmalloc(MANDATE_REDIRECT_URI_MAX + 64);
     strcpy(huge, "https://app.example.com/");
     memset(huge + strlen(huge), 'a', MANDATE_REDIRECT_URI_MAX);

@@ -39,12 +39,8 @@ TEST_FACADE_WRAP(store_client_update,
                   mandate_error *err),
                  (store, client, err))
 
-mandate_rc __real_mandate_backend_provision(const mandate_instance *in, mandate_pool *pool,
-                                            mandate_provision_mode mode, mandate_client *client,
-                                            char **secret_r, mandate_error *err);
-mandate_rc __wrap_mandate_backend_provision(const mandate_instance *in, mandate_pool *pool,
-                                            mandate_provision_mode mode, mandate_client *client,
-                                            char **secret_r, mandate_error *err);
+__typeof__(mandate_backend_provision) __real_mandate_backend_provision;
+__typeof__(mandate_backend_provision) __wrap_mandate_backend_provision;
 mandate_rc __wrap_mandate_backend_provision(const mandate_instance *in, mandate_pool *pool,
                                             mandate_provision_mode mode, mandate_client *client,
                                             char **secret_r, mandate_error *err)

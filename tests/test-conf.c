@@ -18,17 +18,15 @@
 static const char store_conf[] = "kind = \"store\";\nplugin = \"sqlite\";\n";
 
 typedef struct fixture {
-    char *dir;
-    char *conf;
-    mandate_diag diag;
+    test_conf_file file;
     mandate_config *cfg;
 } fixture;
 
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof(*f));
-    f->dir = test_mkdtemp();
-    free(test_write_file(f->dir, "mandate.d/store-sqlite.conf", store_conf));
+    test_conf_file_init(&f->file);
+    free(test_write_file(f->file.dir, "mandate.d/store-sqlite.conf", store_conf));
     *state = f;
     return 0;
 }
@@ -37,10 +35,7 @@ static int teardown(void **state)
 {
     fixture *f = *state;
     mandate_config_free(&f->cfg);
-    mandate_diag_free(&f->diag);
-    test_rmdir_rf(f->dir);
-    free(f->dir);
-    free(f->conf);
+    test_conf_file_clear(&f->file);
     free(f);
     return 0;
 }
@@ -48,22 +43,19 @@ static int teardown(void **state)
 /* Loads text as mandate.conf; returns whether it was accepted. */
 static bool load(fixture *f, const char *text)
 {
-    free(f->conf);
-    f->conf = test_write_file(f->dir, "mandate.conf", text);
     mandate_config_free(&f->cfg);
-    mandate_diag_free(&f->diag);
-    return mandate_config_load(f->conf, &f->cfg, &f->diag);
+    return mandate_config_load(test_conf_file_write(&f->file, text), &f->cfg, &f->file.diag);
 }
 
 /* The first diagnostic must start with "<conf>:<line>: " and hold `what`. */
 static void assert_diag_at(fixture *f, int line, const char *what)
 {
-    assert_true(f->diag.count >= 1);
-    char *prefix = mandate_xasprintf("%s:%d: ", f->conf, line);
-    if (strncmp(f->diag.lines[0], prefix, strlen(prefix)) != 0)
-        fail_msg("expected \"%s\" at the start of \"%s\"", prefix, f->diag.lines[0]);
+    assert_true(f->file.diag.count >= 1);
+    char *prefix = mandate_xasprintf("%s:%d: ", f->file.path, line);
+    if (strncmp(f->file.diag.lines[0], prefix, strlen(prefix)) != 0)
+        fail_msg("expected \"%s\" at the start of \"%s\"", prefix, f->file.diag.lines[0]);
     free(prefix);
-    assert_true(test_contains(f->diag.lines[0], what));
+    assert_true(test_contains(f->file.diag.lines[0], what));
 }
 
 static void test_empty_file_gives_defaults(void **state)
@@ -78,7 +70,7 @@ static void test_empty_file_gives_defaults(void **state)
     assert_string_equal(f->cfg->log_level, "info");
     assert_null(f->cfg->tls_certificate);
     /* relative paths are taken from the config file's folder */
-    char *instances = mandate_path_join(f->dir, "mandate.d");
+    char *instances = mandate_path_join(f->file.dir, "mandate.d");
     assert_string_equal(f->cfg->instances_dir, instances);
     free(instances);
     assert_int_equal(f->cfg->instance_count, 1);
@@ -102,10 +94,10 @@ static void test_values_and_paths(void **state)
     /* the trailing slash goes: endpoints are appended to the issuer */
     assert_string_equal(f->cfg->issuer, "https://mandate.example.com");
     assert_string_equal(f->cfg->tls_certificate, "/etc/c.pem");
-    char *key = mandate_path_join(f->dir, "k.pem");
+    char *key = mandate_path_join(f->file.dir, "k.pem");
     assert_string_equal(f->cfg->tls_key, key);
     free(key);
-    char *state_dir = mandate_path_join(f->dir, "state");
+    char *state_dir = mandate_path_join(f->file.dir, "state");
     assert_string_equal(f->cfg->state_dir, state_dir);
     char *kek = mandate_path_join(state_dir, "kek");
     assert_string_equal(f->cfg->kek_file, kek);
@@ -150,7 +142,7 @@ static void test_every_error_is_reported(void **state)
 {
     fixture *f = *state;
     assert_false(load(f, "server: { threads = -1; bogus = 1; };\nlog: { level = \"x\"; };\n"));
-    assert_int_equal(f->diag.count, 3);
+    assert_int_equal(f->file.diag.count, 3);
 }
 
 static void test_syntax_error(void **state)
@@ -181,26 +173,28 @@ static void test_bad_listen_and_tls(void **state)
     assert_false(load(f, "server: { listen = \"127.0.0.1:70000\"; };\n"));
     assert_false(load(f, "server: { listen = \"127.0.0.1\"; };\n"));
     assert_false(load(f, "server: { tls: { certificate = \"c.pem\"; }; };\n"));
-    assert_true(test_contains(f->diag.lines[0], "needs both"));
+    assert_true(test_contains(f->file.diag.lines[0], "needs both"));
 }
 
 static void test_missing_file(void **state)
 {
     fixture *f = *state;
-    char *path = mandate_path_join(f->dir, "absent.conf");
-    assert_false(mandate_config_load(path, &f->cfg, &f->diag));
-    assert_true(test_contains(f->diag.lines[0], "cannot read"));
-    assert_true(test_contains(f->diag.lines[0], path));
+    char *path = mandate_path_join(f->file.dir, "absent.conf");
+    assert_false(mandate_config_load(path, &f->cfg, &f->file.diag));
+    assert_true(test_contains(f->file.diag.lines[0], "cannot read"));
+    assert_true(test_contains(f->file.diag.lines[0], path));
     free(path);
 }
 
 static void test_instance_files(void **state)
 {
     fixture *f = *state;
-    free(test_write_file(f->dir, "mandate.d/backend-b.conf", "kind = \"backend\"; plugin = \"local\";\n"));
-    free(test_write_file(f->dir, "mandate.d/backend-a.conf", "kind = \"backend\"; plugin = \"saml\";\n"));
-    free(test_write_file(f->dir, "mandate.d/backend-c.conf.example", "this is not read"));
-    free(test_write_file(f->dir, "mandate.d/README", "nor this"));
+    free(test_write_file(f->file.dir, "mandate.d/backend-b.conf",
+                         "kind = \"backend\"; plugin = \"local\";\n"));
+    free(test_write_file(f->file.dir, "mandate.d/backend-a.conf",
+                         "kind = \"backend\"; plugin = \"saml\";\n"));
+    free(test_write_file(f->file.dir, "mandate.d/backend-c.conf.example", "this is not read"));
+    free(test_write_file(f->file.dir, "mandate.d/README", "nor this"));
     assert_true(load(f, ""));
     assert_int_equal(f->cfg->instance_count, 3);
     /* sorted by name, whatever order the folder lists them in */
@@ -212,22 +206,23 @@ static void test_instance_files(void **state)
 static void test_instance_mistakes(void **state)
 {
     fixture *f = *state;
-    char *bad = test_write_file(f->dir, "mandate.d/backend-x.conf", "plugin = \"local\";\n");
+    char *bad =
+        test_write_file(f->file.dir, "mandate.d/backend-x.conf", "plugin = \"local\";\n");
     assert_false(load(f, ""));
-    assert_true(test_contains(f->diag.lines[0], bad));
-    assert_true(test_contains(f->diag.lines[0], "'kind' is missing"));
+    assert_true(test_contains(f->file.diag.lines[0], bad));
+    assert_true(test_contains(f->file.diag.lines[0], "'kind' is missing"));
     free(bad);
 
-    bad = test_write_file(f->dir, "mandate.d/backend-x.conf",
+    bad = test_write_file(f->file.dir, "mandate.d/backend-x.conf",
                           "kind = \"backend\";\nplugin = \"local\"\n= 5;\n");
     assert_false(load(f, ""));
-    assert_true(test_contains(f->diag.lines[0], "backend-x.conf:3"));
+    assert_true(test_contains(f->file.diag.lines[0], "backend-x.conf:3"));
     free(bad);
 
-    bad = test_write_file(f->dir, "mandate.d/backend-x.conf",
+    bad = test_write_file(f->file.dir, "mandate.d/backend-x.conf",
                           "kind = \"gizmo\";\nplugin = \"local\";\n");
     assert_false(load(f, ""));
-    assert_true(test_contains(f->diag.lines[0], "backend-x.conf:1: 'kind' must be"));
+    assert_true(test_contains(f->file.diag.lines[0], "backend-x.conf:1: 'kind' must be"));
     free(bad);
 }
 
@@ -235,7 +230,7 @@ static void test_missing_instances_dir(void **state)
 {
     fixture *f = *state;
     assert_false(load(f, "instances_dir = \"nowhere\";\n"));
-    assert_true(test_contains(f->diag.lines[0], "cannot open the instances folder"));
+    assert_true(test_contains(f->file.diag.lines[0], "cannot open the instances folder"));
 }
 
 /* Loads "targets = (" groups ");" (the groups begin on line 2). */

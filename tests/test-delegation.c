@@ -25,9 +25,7 @@
 #define OTHER "https://other.example/api"
 
 typedef struct fixture {
-    char *dir;
-    char *path;
-    mandate_diag diag;
+    test_conf_file file;
     mandate_delegation d;
     mandate_pool *pool;
     mandate_grant token;
@@ -38,7 +36,7 @@ typedef struct fixture {
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof(*f));
-    f->dir = test_mkdtemp();
+    test_conf_file_init(&f->file);
     f->pool = mandate_pool_new();
     f->d.max_depth = MANDATE_DELEGATION_DEFAULT_MAX_DEPTH;
     /* the finding: agent-a's token, for the calendar */
@@ -58,11 +56,8 @@ static int teardown(void **state)
 {
     fixture *f = *state;
     mandate_delegation_free(&f->d);
-    mandate_diag_free(&f->diag);
     mandate_pool_free(&f->pool);
-    test_rmdir_rf(f->dir);
-    free(f->dir);
-    free(f->path);
+    test_conf_file_clear(&f->file);
     free(f);
     return 0;
 }
@@ -71,12 +66,9 @@ static int teardown(void **state)
 static bool parse(fixture *f, const char *text)
 {
     mandate_delegation_free(&f->d);
-    mandate_diag_free(&f->diag);
-    free(f->path);
-    f->path = test_write_file(f->dir, "mandate.conf", text);
     config_t cfg;
-    bool ok = mandate_conf_read_file(&cfg, f->path, &f->diag) &&
-              mandate_delegation_read(&cfg, f->path, &f->d, &f->diag);
+    bool ok = test_conf_file_read(&f->file, text, &cfg) &&
+              mandate_delegation_read(&cfg, f->file.path, &f->d, &f->file.diag);
     config_destroy(&cfg);
     return ok;
 }
@@ -85,7 +77,7 @@ static bool parse(fixture *f, const char *text)
 static void assert_bad(fixture *f, const char *text, int line, const char *what)
 {
     assert_false(parse(f, text) || f->d.count > 0 || f->d.rules != NULL);
-    test_assert_diag_at(&f->diag, f->path, line, what);
+    test_assert_diag_at(&f->file.diag, f->file.path, line, what);
 }
 
 #define RULES(body) "delegation = {\n  rules = (\n" body "  );\n};\n"
@@ -195,44 +187,45 @@ static void test_read_refusals(void **state)
 static void test_config_load(void **state)
 {
     fixture *f = *state;
-    free(test_write_file(f->dir, "mandate.d/store-sqlite.conf",
+    free(test_write_file(f->file.dir, "mandate.d/store-sqlite.conf",
                          "kind = \"store\";\nplugin = \"sqlite\";\n"));
-    free(f->path);
-    f->path = test_write_file(f->dir, "mandate.conf", "tokens: { lifetime = 60; };\n");
+    free(f->file.path);
+    f->file.path =
+        test_write_file(f->file.dir, "mandate.conf", "tokens: { lifetime = 60; };\n");
     mandate_config *cfg = NULL;
-    assert_true(mandate_config_load(f->path, &cfg, &f->diag));
+    assert_true(mandate_config_load(f->file.path, &cfg, &f->file.diag));
     assert_int_equal(cfg->delegation.max_depth, MANDATE_DELEGATION_DEFAULT_MAX_DEPTH);
     assert_int_equal(cfg->delegation.count, 0);
     mandate_config_free(&cfg);
 
     free(test_write_file(
-        f->dir, "mandate.conf",
+        f->file.dir, "mandate.conf",
         "delegation = {\n  max_depth = 5;\n  rules = (\n"
         "    { name = \"r\"; actors = [\"agent-d\"]; clients = [\"agent-a\"]; }\n"
         "  );\n};\n"));
-    assert_true(mandate_config_load(f->path, &cfg, &f->diag));
+    assert_true(mandate_config_load(f->file.path, &cfg, &f->file.diag));
     assert_int_equal(cfg->delegation.max_depth, 5);
     assert_int_equal(cfg->delegation.count, 1);
     mandate_config_free(&cfg);
 
-    free(test_write_file(f->dir, "mandate.conf", "delegation = { max_depth = 17; };\n"));
-    assert_false(mandate_config_load(f->path, &cfg, &f->diag));
-    test_assert_diag_at(&f->diag, f->path, 1, "max_depth");
-    mandate_diag_free(&f->diag);
-    free(test_write_file(f->dir, "mandate.conf", "delegation = { max_depth = 0; };\n"));
-    assert_false(mandate_config_load(f->path, &cfg, &f->diag));
-    mandate_diag_free(&f->diag);
-    free(test_write_file(f->dir, "mandate.conf", "delegation = { maxdepth = 2; };\n"));
-    assert_false(mandate_config_load(f->path, &cfg, &f->diag));
-    test_assert_diag_at(&f->diag, f->path, 1, "maxdepth");
-    mandate_diag_free(&f->diag);
+    free(test_write_file(f->file.dir, "mandate.conf", "delegation = { max_depth = 17; };\n"));
+    assert_false(mandate_config_load(f->file.path, &cfg, &f->file.diag));
+    test_assert_diag_at(&f->file.diag, f->file.path, 1, "max_depth");
+    mandate_diag_free(&f->file.diag);
+    free(test_write_file(f->file.dir, "mandate.conf", "delegation = { max_depth = 0; };\n"));
+    assert_false(mandate_config_load(f->file.path, &cfg, &f->file.diag));
+    mandate_diag_free(&f->file.diag);
+    free(test_write_file(f->file.dir, "mandate.conf", "delegation = { maxdepth = 2; };\n"));
+    assert_false(mandate_config_load(f->file.path, &cfg, &f->file.diag));
+    test_assert_diag_at(&f->file.diag, f->file.path, 1, "maxdepth");
+    mandate_diag_free(&f->file.diag);
     free(
-        test_write_file(f->dir, "mandate.conf",
+        test_write_file(f->file.dir, "mandate.conf",
                         "delegation = {\n  rules = (\n    { name = \"r\"; actors = [\"d\"]; }\n"
                         "  );\n};\n"));
-    assert_false(mandate_config_load(f->path, &cfg, &f->diag));
+    assert_false(mandate_config_load(f->file.path, &cfg, &f->file.diag));
     assert_null(cfg);
-    test_assert_diag_at(&f->diag, f->path, 3, "'clients', 'subjects' or both");
+    test_assert_diag_at(&f->file.diag, f->file.path, 3, "'clients', 'subjects' or both");
 }
 
 /* etc/mandate.conf carries example rules, commented out in its delegation
@@ -264,7 +257,7 @@ static void test_shipped_example(void **state)
     memcpy(block + used, "};\n", 4);
     assert_true(in);
     if (!parse(f, block)) {
-        char *all = mandate_diag_join(&f->diag);
+        char *all = mandate_diag_join(&f->file.diag);
         fail_msg("the shipped example does not load: %s\n%s", all, block);
     }
     assert_int_equal(f->d.count, 1);

@@ -21,32 +21,11 @@
 
 #include "dpop.h"
 #include "jose.h"
+#include "signing-keys.h"
 
 #define NOW 1800000000
 #define URI "https://as.example.com/oauth2/token"
 #define TOKEN "an-access-token"
-
-static EVP_PKEY *es256, *eddsa, *rs256, *other_es256;
-
-static int setup(void **state)
-{
-    (void)state;
-    es256 = mandate_jose_keygen(MANDATE_JWS_ES256);
-    eddsa = mandate_jose_keygen(MANDATE_JWS_EDDSA);
-    rs256 = mandate_jose_keygen(MANDATE_JWS_RS256);
-    other_es256 = mandate_jose_keygen(MANDATE_JWS_ES256);
-    return es256 && eddsa && rs256 && other_es256 ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    EVP_PKEY_free(es256);
-    EVP_PKEY_free(eddsa);
-    EVP_PKEY_free(rs256);
-    EVP_PKEY_free(other_es256);
-    return 0;
-}
 
 static mandate_dpop_expect expect(const char *token)
 {
@@ -120,7 +99,7 @@ static void refused_parts(const EVP_PKEY *key, parts p, const char *token, const
 static void accepts_each_algorithm(void **state)
 {
     (void)state;
-    EVP_PKEY *keys[] = {es256, eddsa, rs256};
+    EVP_PKEY *keys[] = {es_key, ed_key, rs_key};
     for (size_t i = 0; i < 3; i++) {
         char *proof = mandate_dpop_proof_make(keys[i], "POST", URI, NULL, NULL, NOW);
         assert_non_null(proof);
@@ -149,35 +128,35 @@ static void accepts_each_algorithm(void **state)
 static void refuses_bad_headers(void **state)
 {
     (void)state;
-    parts p = good_parts(es256, NULL);
+    parts p = good_parts(es_key, NULL);
     json_object_set_new(p.header, "typ", json_string("JWT"));
-    refused_parts(es256, p, NULL, "typ is not dpop+jwt");
+    refused_parts(es_key, p, NULL, "typ is not dpop+jwt");
 
-    p = good_parts(es256, NULL);
+    p = good_parts(es_key, NULL);
     json_object_del(p.header, "typ");
-    refused_parts(es256, p, NULL, "typ is not dpop+jwt");
+    refused_parts(es_key, p, NULL, "typ is not dpop+jwt");
 
-    p = good_parts(es256, NULL);
+    p = good_parts(es_key, NULL);
     json_object_del(p.header, "jwk");
-    refused_parts(es256, p, NULL, "has no jwk");
+    refused_parts(es_key, p, NULL, "has no jwk");
 
     /* the private key in the header */
-    p = good_parts(es256, NULL);
+    p = good_parts(es_key, NULL);
     json_object_set_new(json_object_get(p.header, "jwk"), "d",
                         json_string("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"));
-    refused_parts(es256, p, NULL, "holds a private key");
+    refused_parts(es_key, p, NULL, "holds a private key");
 
     /* signed by another key than the one in the header */
-    p = good_parts(es256, NULL);
-    refused_parts(other_es256, p, NULL, "does not verify");
+    p = good_parts(es_key, NULL);
+    refused_parts(rogue_key, p, NULL, "does not verify");
 
     /* an EdDSA key under alg ES256 */
-    p = good_parts(es256, NULL);
-    json_object_set_new(p.header, "jwk", public_jwk(eddsa));
-    refused_parts(es256, p, NULL, "not a key for its alg");
+    p = good_parts(es_key, NULL);
+    json_object_set_new(p.header, "jwk", public_jwk(ed_key));
+    refused_parts(es_key, p, NULL, "not a key for its alg");
 
     /* an algorithm accepted by the JOSE layer but not configured */
-    char *proof = mandate_dpop_proof_make(rs256, "POST", URI, NULL, NULL, NOW);
+    char *proof = mandate_dpop_proof_make(rs_key, "POST", URI, NULL, NULL, NOW);
     mandate_dpop_expect x = expect(NULL);
     x.algs = MANDATE_DPOP_ALG(MANDATE_JWS_ES256) | MANDATE_DPOP_ALG(MANDATE_JWS_EDDSA);
     refused(proof, x, "alg is not one of the accepted");
@@ -190,7 +169,7 @@ static void refuses_none_and_hmac(void **state)
     (void)state;
     const char *algs[] = {"none", "HS256"};
     for (size_t i = 0; i < 2; i++) {
-        json_t *jwk = public_jwk(es256);
+        json_t *jwk = public_jwk(es_key);
         json_t *h = json_pack("{s:s,s:s,s:o}", "typ", "dpop+jwt", "alg", algs[i], "jwk", jwk);
         char *ht = json_dumps(h, JSON_COMPACT);
         const char *pt =
@@ -227,12 +206,12 @@ static void refuses_small_rsa(void **state)
     assert_non_null(small);
     json_t *jwk = json_pack("{s:s,s:o,s:o}", "kty", "RSA", "n", rsa_member(small, "n"), "e",
                             rsa_member(small, "e"));
-    parts p = good_parts(rs256, NULL);
+    parts p = good_parts(rs_key, NULL);
     json_object_set_new(p.header, "jwk", jwk);
     EVP_PKEY_free(small);
     /* signed by a 2048-bit key (the JOSE layer signs with no smaller one):
      * the small key is refused before any signature is looked at */
-    refused_parts(rs256, p, NULL, "RSA < 2048 bits");
+    refused_parts(rs_key, p, NULL, "RSA < 2048 bits");
 }
 
 /* One claim of a good proof spoilt: set to a JSON value, or removed
@@ -258,37 +237,37 @@ static void refuses_bad_claims(void **state)
         {"nonce", "42", "nonce is not a string"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        parts p = good_parts(es256, NULL);
+        parts p = good_parts(es_key, NULL);
         if (cases[i].value == NULL)
             json_object_del(p.claims, cases[i].claim);
         else
             json_object_set_new(p.claims, cases[i].claim,
                                 json_loads(cases[i].value, JSON_DECODE_ANY, NULL));
-        refused_parts(es256, p, NULL, cases[i].why);
+        refused_parts(es_key, p, NULL, cases[i].why);
     }
 
     char long_jti[MANDATE_DPOP_JTI_MAX + 2];
     memset(long_jti, 'j', sizeof(long_jti) - 1);
     long_jti[sizeof(long_jti) - 1] = '\0';
-    parts p = good_parts(es256, NULL);
+    parts p = good_parts(es_key, NULL);
     json_object_set_new(p.claims, "jti", json_string(long_jti));
-    refused_parts(es256, p, NULL, "jti is longer");
+    refused_parts(es_key, p, NULL, "jti is longer");
 }
 
 static void refuses_bad_ath(void **state)
 {
     (void)state;
     /* a token presented, the proof without ath */
-    parts p = good_parts(es256, NULL);
-    refused_parts(es256, p, TOKEN, "has no ath");
+    parts p = good_parts(es_key, NULL);
+    refused_parts(es_key, p, TOKEN, "has no ath");
 
     /* ath of another token */
-    p = good_parts(es256, "another-token");
-    refused_parts(es256, p, TOKEN, "ath is not the hash");
+    p = good_parts(es_key, "another-token");
+    refused_parts(es_key, p, TOKEN, "ath is not the hash");
 
     /* ath where no token goes */
-    p = good_parts(es256, TOKEN);
-    refused_parts(es256, p, NULL, "no token goes with it");
+    p = good_parts(es_key, TOKEN);
+    refused_parts(es_key, p, NULL, "no token goes with it");
 }
 
 static void refuses_malformed(void **state)
@@ -331,5 +310,5 @@ int main(void)
         cmocka_unit_test(refuses_bad_claims),     cmocka_unit_test(refuses_bad_ath),
         cmocka_unit_test(refuses_malformed),      cmocka_unit_test(uri_normalisation),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, signing_keys_setup, signing_keys_teardown);
 }

@@ -55,12 +55,8 @@ TEST_FACADE_WRAP(store_is_revoked,
                  (store, jti, revoked_r, err))
 
 static bool mapping_fails;
-mandate_rc __real_mandate_mapping_apply(const mandate_mappings *m,
-                                        const mandate_mapping_request *req, mandate_pool *pool,
-                                        mandate_mapping_result *out);
-mandate_rc __wrap_mandate_mapping_apply(const mandate_mappings *m,
-                                        const mandate_mapping_request *req, mandate_pool *pool,
-                                        mandate_mapping_result *out);
+__typeof__(mandate_mapping_apply) __real_mandate_mapping_apply;
+__typeof__(mandate_mapping_apply) __wrap_mandate_mapping_apply;
 mandate_rc __wrap_mandate_mapping_apply(const mandate_mappings *m,
                                         const mandate_mapping_request *req, mandate_pool *pool,
                                         mandate_mapping_result *out)
@@ -122,15 +118,14 @@ static void make_client(fixture *f, client *c, const mandate_client_spec *spec)
 static int setup(void **state)
 {
     fixture *f = mandate_xcalloc(1, sizeof(*f));
-    f->t = test_runtime_new(conf);
-    test_runtime_instance(f->t, "store", "kind = \"store\"; plugin = \"sqlite\";\n");
-    test_runtime_instance(f->t, "format-jwt", "kind = \"format\"; plugin = \"jwt\";\n");
-    test_runtime_instance(f->t, "format-old", "kind = \"format\"; plugin = \"old\";\n");
-    test_runtime_instance(f->t, "backend-local", "kind = \"backend\"; plugin = \"local\";\n");
-    test_runtime_instance(f->t, "backend-idp", "kind = \"backend\"; plugin = \"script\";\n");
-    if (test_runtime_start(f->t, MANDATE_RUNTIME_MIGRATE | MANDATE_RUNTIME_CREATE_KEYS) !=
-        MANDATE_OK)
-        fail_msg("runtime: %s", mandate_diag_join(&f->t->diag));
+    static const char *const instances[] = {"format-old",
+                                            "kind = \"format\"; plugin = \"old\";\n",
+                                            "backend-local",
+                                            "kind = \"backend\"; plugin = \"local\";\n",
+                                            "backend-idp",
+                                            "kind = \"backend\"; plugin = \"script\";\n",
+                                            NULL};
+    f->t = test_runtime_sqlite(conf, instances);
     f->pool = mandate_pool_new();
     const char *scopes = "mcp:call gateway:invoke";
     const char *auds = CAL " " OTHER;

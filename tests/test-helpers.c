@@ -75,6 +75,33 @@ void test_assert_diag_at(const mandate_diag *diag, const char *file, int line, c
     free(prefix);
 }
 
+void test_conf_file_init(test_conf_file *c)
+{
+    *c = (test_conf_file){.dir = test_mkdtemp()};
+    c->path = mandate_path_join(c->dir, "mandate.conf");
+}
+
+const char *test_conf_file_write(test_conf_file *c, const char *text)
+{
+    mandate_diag_free(&c->diag);
+    free(test_write_file(c->dir, "mandate.conf", text));
+    return c->path;
+}
+
+bool test_conf_file_read(test_conf_file *c, const char *text, config_t *cfg)
+{
+    return mandate_conf_read_file(cfg, test_conf_file_write(c, text), &c->diag);
+}
+
+void test_conf_file_clear(test_conf_file *c)
+{
+    mandate_diag_free(&c->diag);
+    test_rmdir_rf(c->dir);
+    free(c->dir);
+    free(c->path);
+    *c = (test_conf_file){0};
+}
+
 void test_assert_str_or_null(const char *want, const char *got)
 {
     if (want == NULL)

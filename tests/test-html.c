@@ -21,22 +21,33 @@ static const char *render(mandate_pool *pool, const char *t, const char *view_js
     return out;
 }
 
+/* Each test renders into a pool of its own. */
+static int pool_setup(void **state)
+{
+    *state = mandate_pool_new();
+    return 0;
+}
+
+static int pool_teardown(void **state)
+{
+    mandate_pool *pool = *state;
+    mandate_pool_free(&pool);
+    return 0;
+}
+
 static void test_escape(void **state)
 {
-    (void)state;
-    mandate_pool *pool = mandate_pool_new();
+    mandate_pool *pool = *state;
     assert_string_equal(mandate_html_escape(pool, "<script>alert('x')</script> & \"q\""),
                         "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;q&quot;");
     assert_string_equal(mandate_html_escape(pool, "a\x01" "b\tc\nd\x7f"), "ab\tc\nd\x7f");
     assert_string_equal(mandate_html_escape(pool, NULL), "");
     assert_string_equal(mandate_html_escape(pool, "plain"), "plain");
-    mandate_pool_free(&pool);
 }
 
 static void test_values_are_always_escaped(void **state)
 {
-    (void)state;
-    mandate_pool *pool = mandate_pool_new();
+    mandate_pool *pool = *state;
     const char *why;
     assert_string_equal(render(pool, "<p>{{name}}</p>",
                                "{\"name\":\"<img src=x onerror=alert(1)>\"}", &why),
@@ -48,16 +59,14 @@ static void test_values_are_always_escaped(void **state)
     /* there is no unescaped form: triple braces are a bad name */
     assert_null(render(pool, "{{{name}}}", "{\"name\":\"<b>\"}", &why));
     assert_non_null(why);
-    assert_string_equal(render(pool, "{{n}} {{b}} {{z}}", "{\"n\":42,\"b\":true,\"z\":null}",
-                               &why),
-                        "42 true ");
-    mandate_pool_free(&pool);
+    assert_string_equal(
+        render(pool, "{{n}} {{b}} {{z}}", "{\"n\":42,\"b\":true,\"z\":null}", &why),
+        "42 true ");
 }
 
 static void test_sections_and_lists(void **state)
 {
-    (void)state;
-    mandate_pool *pool = mandate_pool_new();
+    mandate_pool *pool = *state;
     const char *why;
     const char *t = "{{#items}}[{{v}}{{#x}}!{{/x}}]{{/items}}{{^items}}none{{/items}}";
     assert_string_equal(render(pool, t, "{\"items\":[{\"v\":\"a\"},{\"v\":\"<b>\",\"x\":true}]}",
@@ -77,13 +86,11 @@ static void test_sections_and_lists(void **state)
     /* the same name nested */
     assert_string_equal(render(pool, "{{#a}}({{#a}}in{{/a}}){{/a}}", "{\"a\":true}", &why),
                         "(in)");
-    mandate_pool_free(&pool);
 }
 
 static void test_wrong_templates_render_nothing(void **state)
 {
-    (void)state;
-    mandate_pool *pool = mandate_pool_new();
+    mandate_pool *pool = *state;
     const char *why;
     static const char *const bad[] = {
         "{{missing}}", "{{#open}}never closed", "{{/close}}", "{{bad name}}", "{{}}",
@@ -104,16 +111,17 @@ static void test_wrong_templates_render_nothing(void **state)
     json_t *not_object = json_array();
     assert_null(mandate_html_render(pool, "x", not_object, &why));
     json_decref(not_object);
-    mandate_pool_free(&pool);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_escape),
-        cmocka_unit_test(test_values_are_always_escaped),
-        cmocka_unit_test(test_sections_and_lists),
-        cmocka_unit_test(test_wrong_templates_render_nothing),
+        cmocka_unit_test_setup_teardown(test_escape, pool_setup, pool_teardown),
+        cmocka_unit_test_setup_teardown(test_values_are_always_escaped, pool_setup,
+                                        pool_teardown),
+        cmocka_unit_test_setup_teardown(test_sections_and_lists, pool_setup, pool_teardown),
+        cmocka_unit_test_setup_teardown(test_wrong_templates_render_nothing, pool_setup,
+                                        pool_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -25,6 +25,7 @@
 #include <openssl/rand.h>
 
 #include "jose.h"
+#include "signing-keys.h"
 
 /* --- the RFCs' examples ------------------------------------------------------ */
 
@@ -80,27 +81,6 @@ static const char rfc7515_a3_jws[] =
     "g6NU1Q";
 
 /* --- fixtures and helpers ------------------------------------------------------ */
-
-/* One fresh key of each kind for the whole run (RSA keys are slow to make). */
-static EVP_PKEY *es_key, *rs_key, *ed_key;
-
-static int group_setup(void **state)
-{
-    (void)state;
-    es_key = mandate_jose_keygen(MANDATE_JWS_ES256);
-    rs_key = mandate_jose_keygen(MANDATE_JWS_RS256);
-    ed_key = mandate_jose_keygen(MANDATE_JWS_EDDSA);
-    return es_key != NULL && rs_key != NULL && ed_key != NULL ? 0 : -1;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    EVP_PKEY_free(es_key);
-    EVP_PKEY_free(rs_key);
-    EVP_PKEY_free(ed_key);
-    return 0;
-}
 
 static EVP_PKEY *key_from_jwk_text(const char *text)
 {
@@ -1322,5 +1302,5 @@ int main(void)
         cmocka_unit_test(test_act_round_trip),
         cmocka_unit_test(test_act_bounds),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, signing_keys_setup, signing_keys_teardown);
 }

@@ -45,12 +45,8 @@ TEST_FACADE_WRAP(store_generation,
                  (const mandate_instance *store, uint64_t *generation_r, mandate_error *err),
                  (store, generation_r, err))
 
-mandate_rc __real_mandate_format_set_keys(const mandate_instance *in,
-                                          const mandate_signing_key *keys, size_t n,
-                                          mandate_error *err);
-mandate_rc __wrap_mandate_format_set_keys(const mandate_instance *in,
-                                          const mandate_signing_key *keys, size_t n,
-                                          mandate_error *err);
+__typeof__(mandate_format_set_keys) __real_mandate_format_set_keys;
+__typeof__(mandate_format_set_keys) __wrap_mandate_format_set_keys;
 mandate_rc __wrap_mandate_format_set_keys(const mandate_instance *in,
                                           const mandate_signing_key *keys, size_t n,
                                           mandate_error *err)
@@ -77,17 +73,13 @@ static int64_t fixed_clock(void)
 
 static int setup(void **state)
 {
+    static const char *const instances[] = {"format-opaque",
+                                            "kind = \"format\"; plugin = \"opaque\";\n", NULL};
     fixture *f = mandate_xcalloc(1, sizeof(*f));
-    f->t = test_runtime_new(NULL);
-    test_runtime_instance(f->t, "store", "kind = \"store\"; plugin = \"sqlite\";\n");
-    test_runtime_instance(f->t, "format-jwt", "kind = \"format\"; plugin = \"jwt\";\n");
-    test_runtime_instance(f->t, "format-opaque", "kind = \"format\"; plugin = \"opaque\";\n");
     test_fail_next(NULL, MANDATE_OK);
     fixed_now = mandate_clock_now();
-    mandate_clock_set(fixed_clock);
-    if (test_runtime_start(f->t, MANDATE_RUNTIME_MIGRATE | MANDATE_RUNTIME_CREATE_KEYS) !=
-        MANDATE_OK)
-        fail_msg("runtime: %s", mandate_diag_join(&f->t->diag));
+    mandate_clock_set(fixed_clock); /* the keys the start makes are dated by it */
+    f->t = test_runtime_sqlite(NULL, instances);
     f->pool = mandate_pool_new();
     set_keys_calls = 0;
     *state = f;

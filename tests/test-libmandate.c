@@ -37,6 +37,7 @@
 
 #include "dpop.h"
 #include "jose.h"
+#include "signing-keys.h"
 
 #define T0 1800000000
 #define CLIENT_ID "agent one/é"
@@ -50,8 +51,6 @@
 #define BODY_MAX 4096
 
 /* --- keys, made once ------------------------------------------------------- */
-
-static EVP_PKEY *es_key, *rs_key, *ed_key, *rogue_key;
 
 /* --- the fixture --------------------------------------------------------------- */
 
@@ -1594,26 +1593,6 @@ static void test_tls_client_config(void **state)
     mandate_token_source_free(&src);
 }
 
-static int group_setup(void **state)
-{
-    (void)state;
-    es_key = mandate_jose_keygen(MANDATE_JWS_ES256);
-    rs_key = mandate_jose_keygen(MANDATE_JWS_RS256);
-    ed_key = mandate_jose_keygen(MANDATE_JWS_EDDSA);
-    rogue_key = mandate_jose_keygen(MANDATE_JWS_ES256);
-    return es_key && rs_key && ed_key && rogue_key ? 0 : -1;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    EVP_PKEY_free(es_key);
-    EVP_PKEY_free(rs_key);
-    EVP_PKEY_free(ed_key);
-    EVP_PKEY_free(rogue_key);
-    return 0;
-}
-
 #define TEST(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -1649,5 +1628,5 @@ int main(void)
         TEST(test_verify_dpop),
         TEST(test_tls_client_config),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, signing_keys_setup, signing_keys_teardown);
 }

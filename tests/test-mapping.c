@@ -48,9 +48,7 @@ static const char example[] =
     ");\n";
 
 typedef struct fixture {
-    char *dir;
-    char *path;
-    mandate_diag diag;
+    test_conf_file file;
     mandate_mappings m;
     mandate_pool *pool;
     mandate_identity identity;
@@ -58,17 +56,10 @@ typedef struct fixture {
     mandate_mapping_result res;
 } fixture;
 
-/* Writes text as the fixture's mandate.conf. */
-static void write_conf(fixture *f, const char *text)
-{
-    free(test_write_file(f->dir, "mandate.conf", text));
-}
-
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof(*f));
-    f->dir = test_mkdtemp();
-    f->path = mandate_path_join(f->dir, "mandate.conf");
+    test_conf_file_init(&f->file);
     f->pool = mandate_pool_new();
     f->rq.idp = "backend-corp-saml";
     f->rq.idp_plugin = "saml";
@@ -87,11 +78,8 @@ static int teardown(void **state)
 {
     fixture *f = *state;
     mandate_mappings_free(&f->m);
-    mandate_diag_free(&f->diag);
     mandate_pool_free(&f->pool);
-    test_rmdir_rf(f->dir);
-    free(f->path);
-    free(f->dir);
+    test_conf_file_clear(&f->file);
     free(f);
     return 0;
 }
@@ -100,11 +88,9 @@ static int teardown(void **state)
 static bool parse(fixture *f, const char *text)
 {
     mandate_mappings_free(&f->m);
-    mandate_diag_free(&f->diag);
-    write_conf(f, text);
     config_t cfg;
-    bool ok = mandate_conf_read_file(&cfg, f->path, &f->diag) &&
-              mandate_mappings_read(&cfg, f->path, &f->m, &f->diag);
+    bool ok = test_conf_file_read(&f->file, text, &cfg) &&
+              mandate_mappings_read(&cfg, f->file.path, &f->m, &f->file.diag);
     config_destroy(&cfg);
     return ok;
 }
@@ -117,7 +103,7 @@ static bool contains(const char *s, const char *what)
 /* Some diagnostic must start with "<conf>:<line>: " and hold `what`. */
 static void assert_diag_at(fixture *f, int line, const char *what)
 {
-    test_assert_diag_at(&f->diag, f->path, line, what);
+    test_assert_diag_at(&f->file.diag, f->file.path, line, what);
 }
 
 static void assert_bad(fixture *f, const char *text, int line, const char *what)
@@ -177,18 +163,18 @@ static void test_example_parses(void **state)
 static void test_example_in_config_load(void **state)
 {
     fixture *f = *state;
-    free(test_write_file(f->dir, "mandate.d/store-sqlite.conf",
+    free(test_write_file(f->file.dir, "mandate.d/store-sqlite.conf",
                          "kind = \"store\";\nplugin = \"sqlite\";\n"));
     char *text = mandate_xasprintf("tokens: { lifetime = 1200; };\n"
                                    "targets = ( { name = \"t\"; paths = [\"/mcp\"]; "
                                    "audience = \"https://mcp.example/market-calendar\"; } );\n"
                                    "%s",
                                    example);
-    write_conf(f, text);
+    test_conf_file_write(&f->file, text);
     free(text);
     mandate_config *cfg = NULL;
-    if (!mandate_config_load(f->path, &cfg, &f->diag)) {
-        char *all = mandate_diag_join(&f->diag);
+    if (!mandate_config_load(f->file.path, &cfg, &f->file.diag)) {
+        char *all = mandate_diag_join(&f->file.diag);
         fail_msg("config load failed: %s", all);
     }
     assert_int_equal(cfg->mappings.count, 2);
@@ -196,11 +182,11 @@ static void test_example_in_config_load(void **state)
     mandate_config_free(&cfg);
 
     /* a bad rule fails the load, named with file and line */
-    write_conf(f, "mappings = (\n"
-                  "  { name = \"r\"; idp = \"x\"; scopes = [\"a\"]; }\n"
-                  ");\n");
-    mandate_diag_free(&f->diag);
-    assert_false(mandate_config_load(f->path, &cfg, &f->diag));
+    test_conf_file_write(&f->file, "mappings = (\n"
+                                   "  { name = \"r\"; idp = \"x\"; scopes = [\"a\"]; }\n"
+                                   ");\n");
+    mandate_diag_free(&f->file.diag);
+    assert_false(mandate_config_load(f->file.path, &cfg, &f->file.diag));
     assert_null(cfg);
     assert_diag_at(f, 2, "'subject' is missing");
 }

@@ -47,10 +47,7 @@ static void once_reset(void)
     n_once = 0;
 }
 
-mandate_rc __wrap_mandate_store_once_put(const mandate_instance *store, const char *ns,
-                                         const unsigned char *key, size_t key_len,
-                                         const char *value, int64_t expires_at,
-                                         mandate_error *err);
+__typeof__(mandate_store_once_put) __wrap_mandate_store_once_put;
 mandate_rc __wrap_mandate_store_once_put(const mandate_instance *store, const char *ns,
                                          const unsigned char *key, size_t key_len,
                                          const char *value, int64_t expires_at,
@@ -73,10 +70,7 @@ mandate_rc __wrap_mandate_store_once_put(const mandate_instance *store, const ch
     return MANDATE_OK;
 }
 
-mandate_rc __wrap_mandate_store_once_take(const mandate_instance *store, mandate_pool *pool,
-                                          const char *ns, const unsigned char *key,
-                                          size_t key_len, int64_t now, char **value_r,
-                                          mandate_error *err);
+__typeof__(mandate_store_once_take) __wrap_mandate_store_once_take;
 mandate_rc __wrap_mandate_store_once_take(const mandate_instance *store, mandate_pool *pool,
                                           const char *ns, const unsigned char *key,
                                           size_t key_len, int64_t now, char **value_r,

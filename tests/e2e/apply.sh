@@ -130,20 +130,23 @@ out=$("${CTL[@]}" apply "$TMP/full.json" 2>&1)
 expect_contains "declared again: re-enabled" "disabled: true -> false" "$out"
 check "and gets a token again" test -n "$(token_for marketpulse "$MP_SECRET")"
 
+# newcomer_refused WHAT WORDS [JSON MEMBERS]: the document with a client
+# "newcomer" (and those members) is refused saying WORDS, and the client
+# is not created
+newcomer_refused() {
+    write_doc 900 "{\"id\": \"newcomer\", \"scopes\": \"reports:read\", \"default_scopes\": \"reports:read\"${3:+, $3}}"
+    out=$("${CTL[@]}" apply "$DOC" 2>&1)
+    expect_eq "$1" 1 "$?"
+    expect_contains "  and says why" "$2" "$out"
+    "${CTL[@]}" client show newcomer >/dev/null 2>&1
+    expect_eq "  and nothing was created" 1 "$?"
+}
 # a secret file that exists is not overwritten
-write_doc 900 '{"id": "newcomer", "scopes": "reports:read", "default_scopes": "reports:read", "secret_file": "secrets/reporter.secret"}'
-out=$("${CTL[@]}" apply "$DOC" 2>&1)
-expect_eq "an existing secret file is refused" 1 "$?"
-expect_contains "and says so" "secrets/reporter.secret exists; name a new file, or --replace-secret-files" "$out"
-"${CTL[@]}" client show newcomer >/dev/null 2>&1
-expect_eq "  and nothing was created" 1 "$?"
+newcomer_refused "an existing secret file is refused" \
+    "secrets/reporter.secret exists; name a new file, or --replace-secret-files" \
+    '"secret_file": "secrets/reporter.secret"'
 # a secret with nowhere to go is refused too; --show-secrets prints it
-write_doc 900 '{"id": "newcomer", "scopes": "reports:read", "default_scopes": "reports:read"}'
-out=$("${CTL[@]}" apply "$DOC" 2>&1)
-expect_eq "a secret with no file is refused" 1 "$?"
-expect_contains "  and says why" "keeps no copy of the secret: name a 'secret_file'" "$out"
-"${CTL[@]}" client show newcomer >/dev/null 2>&1
-expect_eq "  and nothing was created" 1 "$?"
+newcomer_refused "a secret with no file is refused" "keeps no copy of the secret: name a 'secret_file'"
 out=$("${CTL[@]}" apply "$DOC" --show-secrets 2>/dev/null)
 NEW_SECRET=$(printf '%s\n' "$out" | sed -n 's/^client_secret newcomer: //p')
 check "--show-secrets prints it" test -n "$NEW_SECRET"

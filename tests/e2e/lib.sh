@@ -149,6 +149,36 @@ wait_for_log() { # FILE TEXT [COUNT]: until TEXT is in FILE COUNT times (default
     return 1
 }
 
+# node_result LINE: a node script's "ok: ..." or "FAIL: ..." line counted
+# as a check (a failure also in NODE_FAILURES, which the caller zeroes) and
+# printed; returns 1 for any other line.
+node_result() {
+    case $1 in
+    "ok: "*) CHECKS=$((CHECKS + 1)) ;;
+    "FAIL: "*)
+        CHECKS=$((CHECKS + 1))
+        FAILURES=$((FAILURES + 1))
+        NODE_FAILURES=$((NODE_FAILURES + 1))
+        ;;
+    *) return 1 ;;
+    esac
+    echo "$1"
+}
+
+# listening_port FILE PID: the port a test server says it listens on (its
+# line "listening PORT" in FILE), waited for up to 10 s while PID lives;
+# returns 1 (printing nothing) when it never says it.
+listening_port() {
+    local i port
+    for i in $(seq 1 200); do
+        port=$(sed -n 's/^listening \([0-9]*\)$/\1/p' "$1")
+        [ -n "$port" ] && echo "$port" && return 0
+        kill -0 "$2" 2>/dev/null || return 1
+        sleep 0.05
+    done
+    return 1
+}
+
 # http_status URL [curl args...]
 http_status() {
     local url=$1

@@ -41,17 +41,7 @@
 
 #define HARNESS_MAX_INPUT (64 * 1024)
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-const char *__lsan_default_suppressions(void);
-
-/* libconfig before 1.7.3 leaks a string token it discards while recovering
- * from a syntax error (hyperrealm/libconfig#142; Debian ships 1.5): not
- * ours, suppressed as in fuzz-config.c so that the fuzzer finds our leaks. */
-const char *__lsan_default_suppressions(void)
-{
-    return "leak:libconfig.so\n";
-}
+FUZZ_SUPPRESS_LIBCONFIG_LEAK
 
 static json_t *parse(const fuzz_part *part, bool libconfig)
 {
@@ -170,12 +160,7 @@ static void check_plan(const mandate_apply_doc *doc, const mandate_apply_doc *ha
     }
 }
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc, (void)argv;
-    mandate_log_setup("stderr", MANDATE_LOG_ERROR, "fuzz-apply");
-    return 0;
-}
+FUZZ_INITIALIZE_LOG_ERRORS("fuzz-apply")
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -183,7 +168,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return -1;
     fuzz_part parts[3];
     size_t n = fuzz_split(data, size, parts, 3);
-    unsigned control = n > 2 && parts[2].len > 0 ? (unsigned char)parts[2].data[0] : 0;
+    unsigned control = fuzz_control_byte(parts, n, 2);
     bool libconfig = control & 1, prune = control & 2, registered = control & 4;
     mandate_pool *pool = mandate_pool_new();
     mandate_diag diag = {0};

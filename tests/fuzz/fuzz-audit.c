@@ -34,9 +34,6 @@
 #define MAX_FILES 3
 #define MAX_PARTS (MAX_FILES + 1)
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
 static char dir[256];
 static char paths[MAX_FILES][300];
 static char sink_path[300];
@@ -54,10 +51,7 @@ static void remove_dir(void)
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc, (void)argv;
-    const char *tmp = getenv("TMPDIR");
-    snprintf(dir, sizeof(dir), "%s/mandate-fuzz-audit-XXXXXX", tmp != NULL ? tmp : "/tmp");
-    if (mkdtemp(dir) == NULL)
-        abort();
+    fuzz_mkdtemp(dir, sizeof(dir), "fuzz-audit");
     for (int i = 0; i < MAX_FILES; i++)
         snprintf(paths[i], sizeof(paths[i]), "%s/audit-%d.jsonl", dir, i + 1);
     snprintf(sink_path, sizeof(sink_path), "%s/checkpoints.log", dir);

@@ -101,9 +101,6 @@
 #define CAL "https://mcp.example/cal"
 #define STATE_MAX 1024
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
 #define C_CONSENT 0x01
 #define C_ONCE_FAILS 0x02
 #define C_AUDIT_FAILS 0x04
@@ -150,9 +147,7 @@ static const fuzz_client *table_client(const char *client_id)
     return NULL;
 }
 
-mandate_rc __wrap_mandate_store_client_get(const mandate_instance *store, mandate_pool *pool,
-                                           const char *client_id, mandate_client *client_r,
-                                           mandate_error *err);
+__typeof__(mandate_store_client_get) __wrap_mandate_store_client_get;
 mandate_rc __wrap_mandate_store_client_get(const mandate_instance *store, mandate_pool *pool,
                                            const char *client_id, mandate_client *client_r,
                                            mandate_error *err)
@@ -172,10 +167,7 @@ mandate_rc __wrap_mandate_store_client_get(const mandate_instance *store, mandat
     return MANDATE_OK;
 }
 
-mandate_rc __wrap_mandate_store_client_document_get(const mandate_instance *store,
-                                                    mandate_pool *pool, const char *url,
-                                                    mandate_client_document *doc_r,
-                                                    mandate_error *err);
+__typeof__(mandate_store_client_document_get) __wrap_mandate_store_client_document_get;
 mandate_rc __wrap_mandate_store_client_document_get(const mandate_instance *store,
                                                     mandate_pool *pool, const char *url,
                                                     mandate_client_document *doc_r,
@@ -192,9 +184,7 @@ mandate_rc __wrap_mandate_store_client_document_get(const mandate_instance *stor
     return MANDATE_OK;
 }
 
-mandate_rc __wrap_mandate_store_client_document_put(const mandate_instance *store,
-                                                    const mandate_client_document *doc,
-                                                    mandate_error *err);
+__typeof__(mandate_store_client_document_put) __wrap_mandate_store_client_document_put;
 mandate_rc __wrap_mandate_store_client_document_put(const mandate_instance *store,
                                                     const mandate_client_document *doc,
                                                     mandate_error *err)
@@ -203,7 +193,7 @@ mandate_rc __wrap_mandate_store_client_document_put(const mandate_instance *stor
     abort(); /* nothing is fetched, so nothing is stored */
 }
 
-CURLcode __wrap_curl_easy_perform(CURL *curl);
+__typeof__(curl_easy_perform) __wrap_curl_easy_perform;
 CURLcode __wrap_curl_easy_perform(CURL *curl)
 {
     (void)curl;
@@ -219,10 +209,7 @@ static struct {
 } once[ONCE_MAX];
 static size_t n_once;
 
-mandate_rc __wrap_mandate_store_once_put(const mandate_instance *store, const char *ns,
-                                         const unsigned char *key, size_t key_len,
-                                         const char *value, int64_t expires_at,
-                                         mandate_error *err);
+__typeof__(mandate_store_once_put) __wrap_mandate_store_once_put;
 mandate_rc __wrap_mandate_store_once_put(const mandate_instance *store, const char *ns,
                                          const unsigned char *key, size_t key_len,
                                          const char *value, int64_t expires_at,
@@ -268,10 +255,7 @@ static const struct {
 static unsigned char session_keys[N_SESSIONS][32];
 static int session_used; /* the session looked up, -1: none */
 
-mandate_rc __wrap_mandate_store_session_get(const mandate_instance *store, mandate_pool *pool,
-                                            const unsigned char *hash, size_t hash_len,
-                                            int64_t now, mandate_session *session_r,
-                                            mandate_error *err);
+__typeof__(mandate_store_session_get) __wrap_mandate_store_session_get;
 mandate_rc __wrap_mandate_store_session_get(const mandate_instance *store, mandate_pool *pool,
                                             const unsigned char *hash, size_t hash_len,
                                             int64_t now, mandate_session *session_r,
@@ -302,9 +286,7 @@ mandate_rc __wrap_mandate_store_session_get(const mandate_instance *store, manda
     return mandate_error_set(err, MANDATE_NOT_FOUND, "no such session");
 }
 
-mandate_rc __wrap_mandate_store_session_touch(const mandate_instance *store,
-                                              const unsigned char *hash, size_t hash_len,
-                                              int64_t now, mandate_error *err);
+__typeof__(mandate_store_session_touch) __wrap_mandate_store_session_touch;
 mandate_rc __wrap_mandate_store_session_touch(const mandate_instance *store,
                                               const unsigned char *hash, size_t hash_len,
                                               int64_t now, mandate_error *err)
@@ -313,10 +295,7 @@ mandate_rc __wrap_mandate_store_session_touch(const mandate_instance *store,
     return MANDATE_OK;
 }
 
-mandate_rc __wrap_mandate_store_consent_get(const mandate_instance *store, mandate_pool *pool,
-                                            const char *tenant, const char *subject,
-                                            const char *client_id, int64_t now,
-                                            mandate_consent *consent_r, mandate_error *err);
+__typeof__(mandate_store_consent_get) __wrap_mandate_store_consent_get;
 mandate_rc __wrap_mandate_store_consent_get(const mandate_instance *store, mandate_pool *pool,
                                             const char *tenant, const char *subject,
                                             const char *client_id, int64_t now,
@@ -340,8 +319,7 @@ static struct {
     char *client_id, *redirect_uri, *challenge;
 } code;
 
-mandate_rc __wrap_mandate_store_auth_code_put(const mandate_instance *store,
-                                              const mandate_auth_code *c, mandate_error *err);
+__typeof__(mandate_store_auth_code_put) __wrap_mandate_store_auth_code_put;
 mandate_rc __wrap_mandate_store_auth_code_put(const mandate_instance *store,
                                               const mandate_auth_code *c, mandate_error *err)
 {
@@ -360,8 +338,7 @@ mandate_rc __wrap_mandate_store_auth_code_put(const mandate_instance *store,
 
 /* --- the request's headers and the audit trail --------------------------------- */
 
-const char *__wrap_mandate_http_request_header(const mandate_http_request *req,
-                                               const char *name);
+__typeof__(mandate_http_request_header) __wrap_mandate_http_request_header;
 const char *__wrap_mandate_http_request_header(const mandate_http_request *req,
                                                const char *name)
 {
@@ -369,7 +346,7 @@ const char *__wrap_mandate_http_request_header(const mandate_http_request *req,
     return strcasecmp(name, "Cookie") == 0 ? cookie_header : NULL;
 }
 
-mandate_rc __wrap_mandate_audit_event(const char *event, json_t *fields);
+__typeof__(mandate_audit_event) __wrap_mandate_audit_event;
 mandate_rc __wrap_mandate_audit_event(const char *event, json_t *fields)
 {
     if (event == NULL)
@@ -423,10 +400,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argc, (void)argv;
     mandate_log_setup("stderr", fuzz_debug() ? MANDATE_LOG_DEBUG : MANDATE_LOG_ERROR,
                       "fuzz-authorize");
-    snprintf(dir, sizeof(dir), "%s/mandate-fuzz-authorize.XXXXXX",
-             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    if (mkdtemp(dir) == NULL)
-        abort();
+    fuzz_mkdtemp(dir, sizeof(dir), "fuzz-authorize");
     atexit(remove_dir);
     char sub[512];
     const char *subs[] = {"plugins", "state", "mandate.d"};
@@ -756,7 +730,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *query = fuzz_strndup(parts[0].data, parts[0].len);
     char *cookie = n > 1 ? fuzz_strndup(parts[1].data, parts[1].len) : NULL;
     char *doc = n > 2 ? fuzz_strndup(parts[2].data, parts[2].len) : NULL;
-    control = n > 3 && parts[3].len > 0 ? (unsigned char)parts[3].data[0] : 0;
+    control = fuzz_control_byte(parts, n, 3);
     cookie_header = cookie;
     document = doc;
     session_used = -1;

@@ -19,8 +19,6 @@
 #include "client-cert.h"
 #include "fuzz-common.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
 static void judge(X509 *cert, const json_t *reg, X509_STORE *anchors)
 {
     char x5t[MANDATE_CERT_THUMBPRINT_LEN + 1];

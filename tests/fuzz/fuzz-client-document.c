@@ -63,9 +63,6 @@
 
 #define HARNESS_MAX_INPUT (64 * 1024)
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
 static const char *const known_members[] = {
     "redirect_uris", "grant_types",      "response_types", "token_endpoint_auth_method",
     "client_name",   "client_uri",       "logo_uri",       "tos_uri",
@@ -354,12 +351,7 @@ static void check_host_pattern(mandate_pool *pool, const char *pattern, const ch
         abort();
 }
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc, (void)argv;
-    mandate_log_setup("stderr", MANDATE_LOG_ERROR, "fuzz-client-document");
-    return 0;
-}
+FUZZ_INITIALIZE_LOG_ERRORS("fuzz-client-document")
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -367,7 +359,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return -1;
     fuzz_part parts[4];
     size_t n = fuzz_split(data, size, parts, 4);
-    unsigned control = n > 3 && parts[3].len > 0 ? (unsigned char)parts[3].data[0] : 0;
+    unsigned control = fuzz_control_byte(parts, n, 3);
     char *url = n > 1 ? fuzz_strndup(parts[1].data, parts[1].len) : NULL;
     char *pattern = n > 2 ? fuzz_strndup(parts[2].data, parts[2].len) : NULL;
     size_t max_len = (control & 0x04) ? 256 : MANDATE_REGISTRATION_MAX_BYTES;

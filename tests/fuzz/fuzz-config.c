@@ -32,19 +32,7 @@
 
 #define HARNESS_MAX_INPUT (64 * 1024)
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-const char *__lsan_default_suppressions(void);
-
-/* libconfig before 1.7.3 leaks the text of a string token that bison
- * discards while recovering from a syntax error (a file holding only "",
- * say): hyperrealm/libconfig#142, fixed upstream by #155. Debian ships 1.5.
- * Not ours to fix, and a few bytes per refused file (start or reload by the
- * operator); suppressed here so that the fuzzer looks for our leaks. */
-const char *__lsan_default_suppressions(void)
-{
-    return "leak:libconfig.so\n";
-}
+FUZZ_SUPPRESS_LIBCONFIG_LEAK
 
 static char dir[256], conf_path[300], inst_path[320];
 
@@ -97,10 +85,7 @@ static void remove_dir(void)
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc, (void)argv;
-    const char *tmp = getenv("TMPDIR");
-    snprintf(dir, sizeof(dir), "%s/mandate-fuzz-config-XXXXXX", tmp != NULL ? tmp : "/tmp");
-    if (mkdtemp(dir) == NULL)
-        abort();
+    fuzz_mkdtemp(dir, sizeof(dir), "fuzz-config");
     char d[300];
     snprintf(d, sizeof(d), "%s/mandate.d", dir);
     if (mkdir(d, 0700) != 0)

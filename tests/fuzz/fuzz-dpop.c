@@ -22,8 +22,6 @@
 
 #define HTU "https://as.example.com/oauth2/token"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size > MANDATE_DPOP_MAX_LEN + 4096)

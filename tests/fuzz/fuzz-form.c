@@ -30,8 +30,6 @@
 
 #define HARNESS_MAX_INPUT (64 * 1024)
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
 /* What mandate_url_decode must answer, read another way: decode every
  * byte, then refuse C0 controls, DEL, C1 controls (U+0080-U+009F) and what
  * jansson does not take as UTF-8 (overlongs, surrogates, past U+10FFFF). */

@@ -22,14 +22,12 @@
 #include <string.h>
 
 #include "config-private.h"
+#include "fuzz-common.h"
 #include "gateway-path-private.h"
 #include "log-private.h"
 #include "pool-private.h"
 
 #define HARNESS_MAX_INPUT (16 * 1024)
-
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* The targets of issue 20, with a sub-tree, a trailing slash and the root. */
 static char *mcp_paths[] = {"/mcp", NULL};
@@ -73,13 +71,8 @@ static void check_target(const mandate_config *cfg, const char *path)
         }
 }
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc, (void)argv;
-    /* a path refused for letter case is logged: errors only */
-    mandate_log_setup("stderr", MANDATE_LOG_ERROR, "fuzz-gateway-path");
-    return 0;
-}
+/* a path refused for letter case is logged: errors only */
+FUZZ_INITIALIZE_LOG_ERRORS("fuzz-gateway-path")
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

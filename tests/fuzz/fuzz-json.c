@@ -37,13 +37,8 @@
 #define ISSUER "https://broker.example.com"
 #define AUDIENCE "https://api.example.com"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-mandate_client_rc __wrap_mandate_client_http_get(const char *url, long timeout_ms,
-                                                 mandate_client_http_response *resp_r,
-                                                 char *errbuf, size_t errlen);
-mandate_client_rc __wrap_mandate_client_http_send(const mandate_client_http_request *req,
-                                                  mandate_client_http_response *resp_r,
-                                                  char *errbuf, size_t errlen);
+__typeof__(mandate_client_http_get) __wrap_mandate_client_http_get;
+__typeof__(mandate_client_http_send) __wrap_mandate_client_http_send;
 
 static fuzz_part parts[4];
 static size_t n_parts;

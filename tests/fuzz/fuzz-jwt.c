@@ -37,9 +37,6 @@ extern const mandate_plugin mandate_plugin_jwt;
 #define P (&mandate_plugin_jwt)
 #define OPS ((const mandate_format_ops *)mandate_plugin_jwt.ops)
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
 static void *inst;
 static EVP_PKEY *keys[3];
 

@@ -102,16 +102,8 @@ static const char *const token_types[] = {
     "urn:ietf:params:oauth:token-type:id_token", "urn:ietf:params:oauth:token-type:jwt",
     "urn:ietf:params:oauth:token-type:id-jag", "urn:ietf:params:oauth:token-type:saml2"};
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-mandate_client_rc __wrap_mandate_client_http_get(const char *url, long timeout_ms,
-                                                 mandate_client_http_response *resp_r,
-                                                 char *errbuf, size_t errlen);
-mandate_client_rc __wrap_mandate_client_http_post_form(const char *url,
-                                                       const char *authorization,
-                                                       const char *body, long timeout_ms,
-                                                       mandate_client_http_response *resp_r,
-                                                       char *errbuf, size_t errlen);
+__typeof__(mandate_client_http_get) __wrap_mandate_client_http_get;
+__typeof__(mandate_client_http_post_form) __wrap_mandate_client_http_post_form;
 
 static fuzz_part parts[5];
 static size_t n_parts;

@@ -47,9 +47,6 @@
 #define FLAG_UNSOLICITED 0x01
 #define FLAG_FORM 0x02
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
 static void *inst;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)

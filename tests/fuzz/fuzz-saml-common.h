@@ -14,6 +14,14 @@
 
 extern const mandate_plugin mandate_plugin_saml;
 
+/* The IdP metadata the harnesses trust: $MANDATE_FUZZ_SAML_METADATA, or
+ * the one in tests/fuzz. */
+static inline const char *fuzz_saml_metadata(void)
+{
+    const char *md = getenv("MANDATE_FUZZ_SAML_METADATA");
+    return md != NULL ? md : SRCDIR "/tests/fuzz/saml-metadata.xml";
+}
+
 /* A saml instance on the quiet fake host at FUZZ_NOW, audience
  * https://mandate.example.com/saml, with the harness's settings (key,
  * value pairs ending in NULL); aborts naming the harness if it cannot be

@@ -40,17 +40,12 @@
 /* the outstanding request the LogoutResponse seeds answer */
 #define REMEMBER "_fuzz-logout-request"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
 static void *inst;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc, (void)argv;
-    const char *md = getenv("MANDATE_FUZZ_SAML_METADATA");
-    inst = fuzz_saml_instance("fuzz-saml-logout", "idp_metadata",
-                              md != NULL ? md : SRCDIR "/tests/fuzz/saml-metadata.xml",
+    inst = fuzz_saml_instance("fuzz-saml-logout", "idp_metadata", fuzz_saml_metadata(),
                               "logout_require_signature", "false", NULL);
     return 0;
 }

@@ -35,17 +35,12 @@
 #define SAML2 "urn:ietf:params:oauth:token-type:saml2"
 #define HARNESS_MAX_INPUT (64 * 1024)
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
 static void *inst;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc, (void)argv;
-    const char *md = getenv("MANDATE_FUZZ_SAML_METADATA");
-    inst = fuzz_saml_instance("fuzz-saml", "idp_metadata",
-                              md != NULL ? md : SRCDIR "/tests/fuzz/saml-metadata.xml", NULL);
+    inst = fuzz_saml_instance("fuzz-saml", "idp_metadata", fuzz_saml_metadata(), NULL);
     return 0;
 }
 

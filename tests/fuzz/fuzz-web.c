@@ -54,12 +54,9 @@
 
 #define HARNESS_MAX_INPUT (16 * 1024)
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
 static const char *cookie_header;
 
-const char *__wrap_mandate_http_request_header(const mandate_http_request *req,
-                                               const char *name);
+__typeof__(mandate_http_request_header) __wrap_mandate_http_request_header;
 const char *__wrap_mandate_http_request_header(const mandate_http_request *req,
                                                const char *name)
 {
@@ -68,7 +65,7 @@ const char *__wrap_mandate_http_request_header(const mandate_http_request *req,
 }
 
 /* The runtime's sign-in key: fixed (there is no runtime here). */
-const unsigned char *__wrap_mandate_runtime_signin_key(const mandate_runtime *runtime);
+__typeof__(mandate_runtime_signin_key) __wrap_mandate_runtime_signin_key;
 const unsigned char *__wrap_mandate_runtime_signin_key(const mandate_runtime *runtime)
 {
     (void)runtime;

@@ -15,7 +15,8 @@ fi
 command -v openssl >/dev/null 2>&1 || { echo "SKIP: no openssl"; exit 77; }
 
 run_node() {
-    local script=$1 line done_seen=0 node_failures=0 node_pid status start words
+    local script=$1 line done_seen=0 node_pid status start words
+    NODE_FAILURES=0
     shift
     rm -f "$TMP/to-node" "$TMP/from-node"
     mkfifo "$TMP/to-node" "$TMP/from-node" || fatal "mkfifo failed"
@@ -26,17 +27,8 @@ run_node() {
     exec 3>"$TMP/to-node" 4<"$TMP/from-node"
     start=$(date +%s%N)
     while IFS= read -r -t 180 line <&4; do
+        node_result "$line" && continue
         case $line in
-        "ok: "*)
-            CHECKS=$((CHECKS + 1))
-            echo "$line"
-            ;;
-        "FAIL: "*)
-            CHECKS=$((CHECKS + 1))
-            FAILURES=$((FAILURES + 1))
-            node_failures=$((node_failures + 1))
-            echo "$line"
-            ;;
         "@revoke-user "*)
             "${CTL[@]}" user revoke "${line#@revoke-user }" >"$TMP/revoke.out" 2>&1
             status=$?
@@ -72,6 +64,6 @@ run_node() {
     echo "$script: status $status, $((($(date +%s%N) - start) / 1000000)) ms"
     if [ -s "$TMP/$script.err" ]; then sed "s/^/  $script stderr: /" "$TMP/$script.err" | tail -n 30; fi
     expect_eq "$script ran to its end" 1 "$done_seen"
-    [ "$node_failures" -eq 0 ] && expect_eq "$script exits 0" 0 "$status"
+    [ "$NODE_FAILURES" -eq 0 ] && expect_eq "$script exits 0" 0 "$status"
 }
 

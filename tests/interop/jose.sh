@@ -85,20 +85,11 @@ NODE_PID=$!
 PIDS="$PIDS $NODE_PID"
 exec 3>"$TMP/to-node" 4<"$TMP/from-node"
 done_seen=0
-node_failures=0
+NODE_FAILURES=0
 start=$(date +%s%N)
 while IFS= read -r -t 60 line <&4; do
+    node_result "$line" && continue
     case $line in
-    "ok: "*)
-        CHECKS=$((CHECKS + 1))
-        echo "$line"
-        ;;
-    "FAIL: "*)
-        CHECKS=$((CHECKS + 1))
-        FAILURES=$((FAILURES + 1))
-        node_failures=$((node_failures + 1))
-        echo "$line"
-        ;;
     "@rotate "*) rotate "${line#@rotate }" ;;
     "@register "*)
         line=${line#@register }
@@ -121,7 +112,7 @@ node_status=$?
 PIDS=$(echo "$PIDS" | sed "s/ $NODE_PID\b//")
 echo "node script: status $node_status, $((($(date +%s%N) - start) / 1000000)) ms"
 expect_eq "the node script ran to its end" 1 "$done_seen"
-if [ "$node_failures" -eq 0 ]; then
+if [ "$NODE_FAILURES" -eq 0 ]; then
     expect_eq "the node script exits 0" 0 "$node_status"
 fi
 

@@ -72,12 +72,11 @@ expect_contains "the resource is the gateway's /mcp (what the MCP SDK takes)" "\
 # --- a person signs in through the MCP SDK --------------------------------------------------
 echo "--- the MCP SDK at $GW/mcp, alice at the demo IdP"
 TOKEN=""
-node_failures=0
+NODE_FAILURES=0
 done_seen=0
 while IFS= read -r line; do
+    node_result "$line" && continue
     case $line in
-    "ok: "*) CHECKS=$((CHECKS + 1)); echo "$line" ;;
-    "FAIL: "*) CHECKS=$((CHECKS + 1)); FAILURES=$((FAILURES + 1)); node_failures=$((node_failures + 1)); echo "$line" ;;
     "@token "*) TOKEN=${line#@token } ;;
     "@done") done_seen=1 ;;
     *) echo "$line" ;;

@@ -17,7 +17,6 @@ OP_LOGS=()
 # with the keys named (comma-separated, the first signs); sets OP_PID,
 # OP_PORT and OP_LOG. Shows the log and returns 1 if it does not listen.
 start_provider() {
-    local i
     OP_LOG="$TMP/provider-$((${#OP_LOGS[@]} + 1)).log"
     OP_LOGS+=("$OP_LOG")
     # node itself in the background (not through op): its PID is the one to stop
@@ -25,12 +24,7 @@ start_provider() {
         --secret "$OP_SECRET" --port "${2:-0}" >"$OP_LOG.out" 2>"$OP_LOG" &
     OP_PID=$!
     PIDS="$PIDS $OP_PID"
-    for i in $(seq 1 200); do
-        OP_PORT=$(sed -n 's/^listening \([0-9]*\)$/\1/p' "$OP_LOG.out")
-        [ -n "$OP_PORT" ] && return 0
-        kill -0 "$OP_PID" 2>/dev/null || break
-        sleep 0.05
-    done
+    OP_PORT=$(listening_port "$OP_LOG.out" "$OP_PID") && return 0
     cat "$OP_LOG"
     return 1
 }

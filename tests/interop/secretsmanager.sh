@@ -28,18 +28,11 @@ CREDS="[{\"accessKeyId\":\"$AKID\",\"secretAccessKey\":\"$SECRET_KEY\"},
 SM_LOG="$TMP/sm-server.log"
 SM_PORT=""
 start_sm() {
-    local i
     SM_NPM_DIR="$NPM_DIR" SM_REGION=us-east-1 SM_CREDENTIALS="$CREDS" \
         node "$SRCDIR/tests/interop/sm-server.mjs" >"$SM_LOG" 2>&1 &
     SM_PID=$!
     PIDS="$PIDS $SM_PID"
-    for i in $(seq 1 200); do
-        SM_PORT=$(sed -n 's/^listening \([0-9]*\)$/\1/p' "$SM_LOG")
-        [ -n "$SM_PORT" ] && return 0
-        kill -0 "$SM_PID" 2>/dev/null || return 1
-        sleep 0.05
-    done
-    return 1
+    SM_PORT=$(listening_port "$SM_LOG" "$SM_PID")
 }
 check "the local Secrets Manager starts" start_sm || {
     cat "$SM_LOG"

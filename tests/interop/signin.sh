@@ -68,18 +68,12 @@ printf '[{"client_id": "mandate-broker", "client_secret": "%s", "redirect_uris":
     "$PARTNER_SECRET" "$BASE" >"$TMP/partner-clients.json"
 # start_idp NAME LABEL: sets IDP_PORT
 start_idp() {
-    local log="$TMP/idp-$1.log" pid i
+    local log="$TMP/idp-$1.log" pid
     OIDC_NPM_DIR="$NPM_DIR" node "$NPM_DIR/signin-idp.mjs" --name "$2" --accounts "$TMP/$1-accounts.json" \
         --clients "$TMP/$1-clients.json" >"$log.out" 2>"$log" &
     pid=$!
     PIDS="$PIDS $pid"
-    IDP_PORT=""
-    for i in $(seq 1 200); do
-        IDP_PORT=$(sed -n 's/^listening \([0-9]*\)$/\1/p' "$log.out")
-        [ -n "$IDP_PORT" ] && return 0
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.05
-    done
+    IDP_PORT=$(listening_port "$log.out" "$pid") && return 0
     cat "$log"
     return 1
 }
@@ -91,27 +85,23 @@ expect_contains "oidc-provider (corp) answers its discovery" "\"issuer\":\"$CORP
     "$(curl -s "$CORP/.well-known/openid-configuration")"
 
 # --- the broker -------------------------------------------------------------------------
-cat >"$STATE/mandate.d/backend-corp.conf" <<CONF
+# oidc_backend NAME ISSUER CLIENT_ID SECRET [MORE SETTINGS]: the broker's
+# backend-NAME signs people in at ISSUER as CLIENT_ID (its audience too)
+oidc_backend() {
+    cat >"$STATE/mandate.d/backend-$1.conf" <<CONF
 kind = "backend";
 plugin = "oidc";
-issuer = "$CORP";
-audiences = ["mandate"];
-login_client_id = "mandate";
-login_client_secret = "$CORP_SECRET";
+issuer = "$2";
+audiences = ["$3"];
+login_client_id = "$3";
+login_client_secret = "$4";
 login_scopes = ["openid", "email", "profile", "groups"];
 timeout_ms = 3000;
+${5:-}
 CONF
-cat >"$STATE/mandate.d/backend-partner.conf" <<CONF
-kind = "backend";
-plugin = "oidc";
-issuer = "$PARTNER";
-audiences = ["mandate-broker"];
-login_client_id = "mandate-broker";
-login_client_secret = "$PARTNER_SECRET";
-login_auth_method = "client_secret_post";
-login_scopes = ["openid", "email", "profile", "groups"];
-timeout_ms = 3000;
-CONF
+}
+oidc_backend corp "$CORP" mandate "$CORP_SECRET"
+oidc_backend partner "$PARTNER" mandate-broker "$PARTNER_SECRET" 'login_auth_method = "client_secret_post";'
 chmod 600 "$STATE"/mandate.d/backend-*.conf
 LIFETIME=6 # seconds an access token lives: the SDK has to refresh
 marketpulse_target "$CONF"
