@@ -446,7 +446,7 @@ mandate_rc mandate_dpop_check(const char *proof, size_t len, const mandate_dpop_
     } else if (mandate_jws_alg_for_key(key) != jws.alg) {
         /* also RSA under 2048 bits, for which alg_for_key says none */
         REFUSE("the proof's jwk is not a key for its alg");
-    } else if (mandate_jws_verify(proof, len, key, &perr) != MANDATE_OK) {
+    } else if (mandate_jws_verify_parsed(&jws, proof, len, key, &perr) != MANDATE_OK) {
         REFUSE("the proof's signature does not verify with its jwk");
     } else if (!known && !mandate_jwk_thumbprint(key, p->jkt)) {
         rc = mandate_error_set(err, MANDATE_ERROR, "the proof key's thumbprint");

@@ -1037,26 +1037,17 @@ mandate_rc mandate_jws_verify(const char *token, size_t len, const EVP_PKEY *key
     return mandate_jws_verify_with(token, len, key, 0, err);
 }
 
-mandate_rc mandate_jws_verify_with(const char *token, size_t len, const EVP_PKEY *key,
-                                   unsigned flags, mandate_error *err)
+/* The signature of token (split into parts, its header's alg read) with
+ * key: mandate_jws_verify_with after the header. */
+static mandate_rc verify_parts(const char *token, const struct jws_parts *parts,
+                               mandate_jws_alg alg, const EVP_PKEY *key, unsigned flags,
+                               mandate_error *err)
 {
-    struct jws_parts parts;
-    mandate_rc rc = jws_split(token, len, &parts, err);
-    if (rc == MANDATE_NEXT)
-        return mandate_error_set(err, MANDATE_INVALID, "JWS: not a compact JWS");
-    if (rc != MANDATE_OK)
-        return rc;
     mandate_jws_alg key_alg = mandate_jws_alg_for_key(key);
     if (key_alg == MANDATE_JWS_NONE)
         return mandate_error_set(err, MANDATE_INVALID,
                                  "JWS: the key is of no type that may verify (P-256, RSA >= "
                                  "2048 bits, Ed25519)");
-    json_t *header;
-    mandate_jws_alg alg = MANDATE_JWS_NONE;
-    rc = jws_header(&parts, &header, &alg, err);
-    if (rc != MANDATE_OK)
-        return rc;
-    json_decref(header);
     /* the one alg the key is for, whatever the header claims: no "none", no
      * HS256 keyed with a public key, no RS256 header on an EC key */
     if (alg != key_alg)
@@ -1067,7 +1058,7 @@ mandate_rc mandate_jws_verify_with(const char *token, size_t len, const EVP_PKEY
     size_t sig_len = 0;
     if (sig == NULL)
         return mandate_error_set(err, MANDATE_ERROR, "JWS: out of memory");
-    if (!mandate_b64url_decode(parts.s, parts.s_len, sig, JOSE_RSA_MAX_BYTES, &sig_len)) {
+    if (!mandate_b64url_decode(parts->s, parts->s_len, sig, JOSE_RSA_MAX_BYTES, &sig_len)) {
         free(sig);
         return mandate_error_set(err, MANDATE_INVALID, "JWS: signature is not base64url");
     }
@@ -1085,12 +1076,42 @@ mandate_rc mandate_jws_verify_with(const char *token, size_t len, const EVP_PKEY
         }
     }
     bool ok = verify_input(key, alg, (const unsigned char *)token,
-                           parts.h_len + 1 + parts.p_len, sig, sig_len);
+                           parts->h_len + 1 + parts->p_len, sig, sig_len);
     free(sig);
     if (!ok)
         return mandate_error_set(err, MANDATE_INVALID, "JWS: %s signature does not verify",
                                  mandate_jws_alg_name(alg));
     return MANDATE_OK;
+}
+
+mandate_rc mandate_jws_verify_with(const char *token, size_t len, const EVP_PKEY *key,
+                                   unsigned flags, mandate_error *err)
+{
+    struct jws_parts parts;
+    mandate_rc rc = jws_split(token, len, &parts, err);
+    if (rc == MANDATE_NEXT)
+        return mandate_error_set(err, MANDATE_INVALID, "JWS: not a compact JWS");
+    if (rc != MANDATE_OK)
+        return rc;
+    json_t *header;
+    mandate_jws_alg alg = MANDATE_JWS_NONE;
+    rc = jws_header(&parts, &header, &alg, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    json_decref(header);
+    return verify_parts(token, &parts, alg, key, flags, err);
+}
+
+mandate_rc mandate_jws_verify_parsed(const mandate_jws *jws, const char *token, size_t len,
+                                     const EVP_PKEY *key, mandate_error *err)
+{
+    struct jws_parts parts;
+    mandate_rc rc = jws_split(token, len, &parts, err);
+    if (rc == MANDATE_NEXT)
+        return mandate_error_set(err, MANDATE_INVALID, "JWS: not a compact JWS");
+    if (rc != MANDATE_OK)
+        return rc;
+    return verify_parts(token, &parts, jws->alg, key, 0, err);
 }
 
 void mandate_jws_clear(mandate_jws *jws)
