@@ -975,6 +975,15 @@ static mandate_rc jws_header(const struct jws_parts *parts, json_t **header_r,
     return MANDATE_OK;
 }
 
+/* Splits token and decodes its header (jws_split's and jws_header's
+ * answers). */
+static mandate_rc jws_open(const char *token, size_t len, struct jws_parts *parts,
+                           json_t **header_r, mandate_jws_alg *alg_r, mandate_error *err)
+{
+    mandate_rc rc = jws_split(token, len, parts, err);
+    return rc == MANDATE_OK ? jws_header(parts, header_r, alg_r, err) : rc;
+}
+
 mandate_rc mandate_jws_parse(const char *token, size_t len, mandate_jws *jws_r,
                              mandate_error *err)
 {
@@ -982,12 +991,9 @@ mandate_rc mandate_jws_parse(const char *token, size_t len, mandate_jws *jws_r,
     json_error_t jerr;
     char why[JSON_ERROR_TEXT_LENGTH];
     memset(jws_r, 0, sizeof(*jws_r));
-    mandate_rc rc = jws_split(token, len, &parts, err);
-    if (rc != MANDATE_OK)
-        return rc;
     json_t *header;
     mandate_jws_alg alg = MANDATE_JWS_NONE;
-    rc = jws_header(&parts, &header, &alg, err);
+    mandate_rc rc = jws_open(token, len, &parts, &header, &alg, err);
     if (rc != MANDATE_OK)
         return rc;
 
@@ -1088,14 +1094,11 @@ mandate_rc mandate_jws_verify_with(const char *token, size_t len, const EVP_PKEY
                                    unsigned flags, mandate_error *err)
 {
     struct jws_parts parts;
-    mandate_rc rc = jws_split(token, len, &parts, err);
-    if (rc == MANDATE_NEXT)
-        return mandate_error_set(err, MANDATE_INVALID, "JWS: not a compact JWS");
-    if (rc != MANDATE_OK)
-        return rc;
     json_t *header;
     mandate_jws_alg alg = MANDATE_JWS_NONE;
-    rc = jws_header(&parts, &header, &alg, err);
+    mandate_rc rc = jws_open(token, len, &parts, &header, &alg, err);
+    if (rc == MANDATE_NEXT)
+        return mandate_error_set(err, MANDATE_INVALID, "JWS: not a compact JWS");
     if (rc != MANDATE_OK)
         return rc;
     json_decref(header);
@@ -1106,12 +1109,9 @@ mandate_rc mandate_jws_verify_parsed(const mandate_jws *jws, const char *token, 
                                      const EVP_PKEY *key, mandate_error *err)
 {
     struct jws_parts parts;
+    /* parsed already: it splits */
     mandate_rc rc = jws_split(token, len, &parts, err);
-    if (rc == MANDATE_NEXT)
-        return mandate_error_set(err, MANDATE_INVALID, "JWS: not a compact JWS");
-    if (rc != MANDATE_OK)
-        return rc;
-    return verify_parts(token, &parts, jws->alg, key, 0, err);
+    return rc == MANDATE_OK ? verify_parts(token, &parts, jws->alg, key, 0, err) : rc;
 }
 
 void mandate_jws_clear(mandate_jws *jws)
