@@ -144,7 +144,8 @@ static mandate_dpop_outcome proof_checked(mandate_http_request *req, const char 
                                    .algs = configured_algs(cfg),
                                    .now = mandate_clock_now(),
                                    .max_age = cfg->dpop.max_age,
-                                   .max_future = cfg->dpop.max_future};
+                                   .max_future = cfg->dpop.max_future,
+                                   .keys = mandate_runtime_dpop_keys(req->runtime)};
     mandate_error err = {0};
     if (mandate_dpop_check(proof, strlen(proof), &x, p, &err) != MANDATE_OK) {
         *why_r = mandate_pool_strdup(req->pool, err.message);

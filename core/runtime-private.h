@@ -59,5 +59,8 @@ const mandate_instance *mandate_runtime_find(const mandate_runtime *runtime,
 struct mandate_keyring *mandate_runtime_keyring(const mandate_runtime *runtime);
 /* Tokens already read and checked (core/token-cache.c); NULL in CHECK_ONLY. */
 struct mandate_token_cache *mandate_runtime_token_cache(const mandate_runtime *runtime);
+/* The public keys of DPoP proofs already checked (lib/dpop.h); NULL when it
+ * could not be made (each proof's key is imported then). */
+struct mandate_dpop_keys *mandate_runtime_dpop_keys(const mandate_runtime *runtime);
 
 #endif

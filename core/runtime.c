@@ -8,6 +8,7 @@
 #include <openssl/crypto.h>
 #include <openssl/params.h>
 
+#include "dpop.h"
 #include "host-private.h"
 #include "kek-private.h"
 #include "keys-private.h"
@@ -15,6 +16,10 @@
 #include "log-private.h"
 #include "runtime-private.h"
 #include "util-private.h"
+
+/* How many agents' DPoP proof keys a runtime keeps imported (lib/dpop.h):
+ * the agents signing now, a few MB at most. */
+#define DPOP_KEYS_KEPT 1024
 
 struct mandate_runtime {
     mandate_config *config;
@@ -29,6 +34,7 @@ struct mandate_runtime {
     unsigned char signin_key[32]; /* CSRF tokens of the sign-in pages */
     struct mandate_keyring *keyring;
     struct mandate_token_cache *token_cache;
+    struct mandate_dpop_keys *dpop_keys;
     mandate_host_env host_env; /* what the instances' hosts reach */
     atomic_int refs;
 };
@@ -78,6 +84,11 @@ struct mandate_token_cache *mandate_runtime_token_cache(const mandate_runtime *r
     return rt->token_cache;
 }
 
+struct mandate_dpop_keys *mandate_runtime_dpop_keys(const mandate_runtime *rt)
+{
+    return rt->dpop_keys;
+}
+
 const mandate_instance *mandate_runtime_find(const mandate_runtime *rt,
                                              mandate_plugin_kind kind, const char *name)
 {
@@ -120,6 +131,7 @@ static void runtime_destroy(mandate_runtime *rt)
 {
     mandate_keyring_free(&rt->keyring);
     mandate_token_cache_free(&rt->token_cache);
+    mandate_dpop_keys_free(&rt->dpop_keys);
     for (size_t i = rt->count; i-- > 0;)
         instance_destroy(&rt->instances[i]);
     free(rt->instances);
@@ -265,6 +277,7 @@ mandate_rc mandate_runtime_create(mandate_config *config, unsigned flags,
             if (rt->config->token_check_cache > 0)
                 rt->token_cache =
                     mandate_token_cache_new((size_t)rt->config->token_check_cache);
+            rt->dpop_keys = mandate_dpop_keys_new(DPOP_KEYS_KEPT);
             mandate_rc rc = MANDATE_OK;
             if (flags & MANDATE_RUNTIME_CREATE_KEYS)
                 rc = mandate_keys_ensure(rt, &err);

@@ -2,6 +2,8 @@
 #include "config.h"
 
 #include <ctype.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -134,6 +136,198 @@ bool mandate_dpop_uri_equal(const char *a, const char *b)
            strcmp(na, nb) == 0;
 }
 
+/* --- the keys of proofs already checked ------------------------------------------ */
+
+typedef struct key_entry {
+    unsigned char digest[32]; /* SHA-256 of text: the bucket, and a quick compare */
+    char *text;               /* the jwk, canonical (every member, sorted, compact) */
+    EVP_PKEY *key;
+    char jkt[MANDATE_JWK_THUMBPRINT_LEN + 1];
+    struct key_entry *newer, *older; /* the recency list */
+    struct key_entry *next;          /* the bucket's chain */
+} key_entry;
+
+struct mandate_dpop_keys {
+    pthread_mutex_t lock;
+    size_t capacity, count, buckets;
+    key_entry **bucket;
+    key_entry *newest, *oldest;
+};
+
+mandate_dpop_keys *mandate_dpop_keys_new(size_t capacity)
+{
+    mandate_dpop_keys *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return NULL;
+    c->capacity = capacity > 0 ? capacity : 1;
+    for (c->buckets = 16; c->buckets < c->capacity; c->buckets *= 2)
+        ;
+    c->bucket = calloc(c->buckets, sizeof(*c->bucket));
+    if (c->bucket == NULL) {
+        free(c);
+        return NULL;
+    }
+    pthread_mutex_init(&c->lock, NULL);
+    return c;
+}
+
+static void key_entry_free(key_entry *e)
+{
+    EVP_PKEY_free(e->key);
+    free(e->text);
+    free(e);
+}
+
+void mandate_dpop_keys_free(mandate_dpop_keys **cp)
+{
+    mandate_dpop_keys *c = *cp;
+    if (c == NULL)
+        return;
+    for (key_entry *e = c->newest, *older; e != NULL; e = older) {
+        older = e->older;
+        key_entry_free(e);
+    }
+    pthread_mutex_destroy(&c->lock);
+    free(c->bucket);
+    free(c);
+    *cp = NULL;
+}
+
+size_t mandate_dpop_keys_count(mandate_dpop_keys *c)
+{
+    pthread_mutex_lock(&c->lock);
+    size_t n = c->count;
+    pthread_mutex_unlock(&c->lock);
+    return n;
+}
+
+static key_entry **bucket_of(mandate_dpop_keys *c, const unsigned char *digest)
+{
+    size_t h = 0;
+    for (size_t i = 0; i < sizeof(h); i++)
+        h = h << 8 | digest[i];
+    return &c->bucket[h & (c->buckets - 1)];
+}
+
+static void recency_unlink(mandate_dpop_keys *c, key_entry *e)
+{
+    if (e->newer != NULL)
+        e->newer->older = e->older;
+    else
+        c->newest = e->older;
+    if (e->older != NULL)
+        e->older->newer = e->newer;
+    else
+        c->oldest = e->newer;
+    e->newer = e->older = NULL;
+}
+
+static void recency_push(mandate_dpop_keys *c, key_entry *e)
+{
+    e->older = c->newest;
+    e->newer = NULL;
+    if (c->newest != NULL)
+        c->newest->newer = e;
+    c->newest = e;
+    if (c->oldest == NULL)
+        c->oldest = e;
+}
+
+/* The entry of text under c's lock, or NULL. */
+static key_entry *keys_find(mandate_dpop_keys *c, const unsigned char *digest, const char *text)
+{
+    for (key_entry *e = *bucket_of(c, digest); e != NULL; e = e->next)
+        if (memcmp(e->digest, digest, sizeof(e->digest)) == 0 && strcmp(e->text, text) == 0)
+            return e;
+    return NULL;
+}
+
+/* The key of text with its thumbprint (a reference the caller frees), or
+ * NULL when c does not hold it. */
+static EVP_PKEY *keys_get(mandate_dpop_keys *c, const unsigned char *digest, const char *text,
+                          char jkt[MANDATE_JWK_THUMBPRINT_LEN + 1])
+{
+    EVP_PKEY *key = NULL;
+    pthread_mutex_lock(&c->lock);
+    key_entry *e = keys_find(c, digest, text);
+    if (e != NULL && EVP_PKEY_up_ref(e->key) == 1) {
+        key = e->key;
+        memcpy(jkt, e->jkt, sizeof(e->jkt));
+        recency_unlink(c, e);
+        recency_push(c, e);
+    }
+    pthread_mutex_unlock(&c->lock);
+    return key;
+}
+
+/* Remembers key (a reference of its own) and jkt for text; the least
+ * recently used goes when c is full. Out of memory: not remembered. */
+static void keys_put(mandate_dpop_keys *c, const unsigned char *digest, const char *text,
+                     EVP_PKEY *key, const char *jkt)
+{
+    key_entry *e = calloc(1, sizeof(*e));
+    if (e == NULL || (e->text = strdup(text)) == NULL || EVP_PKEY_up_ref(key) != 1) {
+        if (e != NULL)
+            free(e->text);
+        free(e);
+        return;
+    }
+    e->key = key;
+    memcpy(e->digest, digest, sizeof(e->digest));
+    snprintf(e->jkt, sizeof(e->jkt), "%s", jkt);
+    key_entry *gone = NULL;
+    pthread_mutex_lock(&c->lock);
+    if (keys_find(c, digest, text) != NULL) {
+        /* another thread put it meanwhile */
+        gone = e;
+    } else {
+        if (c->count == c->capacity) {
+            gone = c->oldest;
+            recency_unlink(c, gone);
+            key_entry **link = bucket_of(c, gone->digest);
+            while (*link != gone)
+                link = &(*link)->next;
+            *link = gone->next;
+            c->count--;
+        }
+        key_entry **head = bucket_of(c, digest);
+        e->next = *head;
+        *head = e;
+        recency_push(c, e);
+        c->count++;
+    }
+    pthread_mutex_unlock(&c->lock);
+    if (gone != NULL)
+        key_entry_free(gone);
+}
+
+/* The canonical text of a jwk and its SHA-256: the cache's key (malloc'd;
+ * NULL when it cannot be made, and the jwk is imported as without a cache). */
+static char *jwk_text(const json_t *jwk, unsigned char digest[32])
+{
+    char *text = json_dumps(jwk, JSON_COMPACT | JSON_SORT_KEYS);
+    unsigned int len = 0;
+    if (text != NULL && (EVP_Digest(text, strlen(text), digest, &len, EVP_sha256(), NULL) != 1 ||
+                         len != 32)) {
+        free(text);
+        return NULL;
+    }
+    return text;
+}
+
+bool mandate_dpop_keys_holds(mandate_dpop_keys *c, const json_t *jwk)
+{
+    unsigned char digest[32];
+    char *text = jwk_text(jwk, digest);
+    if (text == NULL)
+        return false;
+    pthread_mutex_lock(&c->lock);
+    bool found = keys_find(c, digest, text) != NULL;
+    pthread_mutex_unlock(&c->lock);
+    free(text);
+    return found;
+}
+
 /* --- the proof ---------------------------------------------------------------- */
 
 bool mandate_dpop_ath(const char *token, size_t len, char out[MANDATE_JWK_THUMBPRINT_LEN + 1])
@@ -229,6 +423,9 @@ mandate_rc mandate_dpop_check(const char *proof, size_t len, const mandate_dpop_
                       rc == MANDATE_NEXT ? "not three base64url parts" : perr.message);
     }
     EVP_PKEY *key = NULL;
+    char *text = NULL;
+    unsigned char digest[32];
+    bool known = false;
     const json_t *jwk = json_object_get(jws.header, "jwk");
     if (jws.typ == NULL || strcmp(jws.typ, "dpop+jwt") != 0) {
         REFUSE("the proof's typ is not dpop+jwt");
@@ -238,19 +435,29 @@ mandate_rc mandate_dpop_check(const char *proof, size_t len, const mandate_dpop_
         REFUSE("the proof's header has no jwk");
     } else if (has_private_member(jwk)) {
         REFUSE("the proof's jwk holds a private key");
+    } else if (x->keys != NULL && (text = jwk_text(jwk, digest)) != NULL &&
+               (key = keys_get(x->keys, digest, text, p->jkt)) != NULL) {
+        known = true;
     } else if ((key = mandate_jwk_to_key(jwk, &perr)) == NULL) {
         REFUSE("the proof's jwk is not a usable public key: %s", perr.message);
+    }
+    if (rc != MANDATE_OK) {
+        /* refused above */
     } else if (mandate_jws_alg_for_key(key) != jws.alg) {
         /* also RSA under 2048 bits, for which alg_for_key says none */
         REFUSE("the proof's jwk is not a key for its alg");
-    } else if (mandate_jws_verify(proof, len, key, &perr) != MANDATE_OK) {
+    } else if (mandate_jws_verify_parsed(&jws, proof, len, key, &perr) != MANDATE_OK) {
         REFUSE("the proof's signature does not verify with its jwk");
-    } else if (!mandate_jwk_thumbprint(key, p->jkt)) {
+    } else if (!known && !mandate_jwk_thumbprint(key, p->jkt)) {
         rc = mandate_error_set(err, MANDATE_ERROR, "the proof key's thumbprint");
     } else {
+        /* a key that signed is remembered, whatever the claims say */
+        if (!known && text != NULL)
+            keys_put(x->keys, digest, text, key, p->jkt);
         p->alg = jws.alg;
         rc = check_claims(jws.claims, x, p, err);
     }
+    free(text);
     EVP_PKEY_free(key);
     mandate_jws_clear(&jws);
     if (rc != MANDATE_OK)

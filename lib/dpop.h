@@ -40,6 +40,9 @@ typedef struct mandate_dpop_expect {
     int64_t now;
     int64_t max_age;    /* iat at most this many seconds in the past */
     int64_t max_future; /* and at most this many in the future (clock skew) */
+    /* the public keys of proofs already checked; NULL: each proof's jwk is
+     * imported afresh */
+    struct mandate_dpop_keys *keys;
 } mandate_dpop_expect;
 
 typedef struct mandate_dpop_proof {
@@ -60,6 +63,20 @@ typedef struct mandate_dpop_proof {
  * (never quoting the proof). */
 mandate_rc mandate_dpop_check(const char *proof, size_t len, const mandate_dpop_expect *expect,
                               mandate_dpop_proof *proof_r, mandate_error *err);
+
+/* The public keys of proofs that verified, by their exact jwk (every member
+ * of it, in a canonical text): an agent signs each request with the same key,
+ * and importing it (EVP) and taking its thumbprint cost a third of checking
+ * its proof. Bounded: at most capacity keys, the least recently used goes
+ * first. Only what depends on the jwk alone is kept (the key and its
+ * thumbprint); the signature, alg and every claim are checked for each proof.
+ * Thread-safe. */
+typedef struct mandate_dpop_keys mandate_dpop_keys;
+mandate_dpop_keys *mandate_dpop_keys_new(size_t capacity);
+void mandate_dpop_keys_free(mandate_dpop_keys **keys);
+/* How many keys it holds now, and whether it holds the one of jwk. */
+size_t mandate_dpop_keys_count(mandate_dpop_keys *keys);
+bool mandate_dpop_keys_holds(mandate_dpop_keys *keys, const json_t *jwk);
 
 /* Whether two http(s) URIs are the same resource per RFC 9449 §4.3 (the
  * syntax- and scheme-based normalisation of RFC 3986 §6.2.2 and §6.2.3:

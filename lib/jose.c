@@ -978,6 +978,15 @@ static mandate_rc jws_header(const struct jws_parts *parts, json_t **header_r,
     return MANDATE_OK;
 }
 
+/* Splits token and decodes its header (jws_split's and jws_header's
+ * answers). */
+static mandate_rc jws_open(const char *token, size_t len, struct jws_parts *parts,
+                           json_t **header_r, mandate_jws_alg *alg_r, mandate_error *err)
+{
+    mandate_rc rc = jws_split(token, len, parts, err);
+    return rc == MANDATE_OK ? jws_header(parts, header_r, alg_r, err) : rc;
+}
+
 mandate_rc mandate_jws_parse(const char *token, size_t len, mandate_jws *jws_r,
                              mandate_error *err)
 {
@@ -985,12 +994,9 @@ mandate_rc mandate_jws_parse(const char *token, size_t len, mandate_jws *jws_r,
     json_error_t jerr;
     char why[JSON_ERROR_TEXT_LENGTH];
     memset(jws_r, 0, sizeof(*jws_r));
-    mandate_rc rc = jws_split(token, len, &parts, err);
-    if (rc != MANDATE_OK)
-        return rc;
     json_t *header;
     mandate_jws_alg alg = MANDATE_JWS_NONE;
-    rc = jws_header(&parts, &header, &alg, err);
+    mandate_rc rc = jws_open(token, len, &parts, &header, &alg, err);
     if (rc != MANDATE_OK)
         return rc;
 
@@ -1040,26 +1046,17 @@ mandate_rc mandate_jws_verify(const char *token, size_t len, const EVP_PKEY *key
     return mandate_jws_verify_with(token, len, key, 0, err);
 }
 
-mandate_rc mandate_jws_verify_with(const char *token, size_t len, const EVP_PKEY *key,
-                                   unsigned flags, mandate_error *err)
+/* The signature of token (split into parts, its header's alg read) with
+ * key: mandate_jws_verify_with after the header. */
+static mandate_rc verify_parts(const char *token, const struct jws_parts *parts,
+                               mandate_jws_alg alg, const EVP_PKEY *key, unsigned flags,
+                               mandate_error *err)
 {
-    struct jws_parts parts;
-    mandate_rc rc = jws_split(token, len, &parts, err);
-    if (rc == MANDATE_NEXT)
-        return mandate_error_set(err, MANDATE_INVALID, "JWS: not a compact JWS");
-    if (rc != MANDATE_OK)
-        return rc;
     mandate_jws_alg key_alg = mandate_jws_alg_for_key(key);
     if (key_alg == MANDATE_JWS_NONE)
         return mandate_error_set(err, MANDATE_INVALID,
                                  "JWS: the key is of no type that may verify (P-256, RSA >= "
                                  "2048 bits, Ed25519)");
-    json_t *header;
-    mandate_jws_alg alg = MANDATE_JWS_NONE;
-    rc = jws_header(&parts, &header, &alg, err);
-    if (rc != MANDATE_OK)
-        return rc;
-    json_decref(header);
     /* the one alg the key is for, whatever the header claims: no "none", no
      * HS256 keyed with a public key, no RS256 header on an EC key */
     if (alg != key_alg)
@@ -1070,7 +1067,7 @@ mandate_rc mandate_jws_verify_with(const char *token, size_t len, const EVP_PKEY
     size_t sig_len = 0;
     if (sig == NULL)
         return mandate_error_set(err, MANDATE_ERROR, "JWS: out of memory");
-    if (!mandate_b64url_decode(parts.s, parts.s_len, sig, JOSE_RSA_MAX_BYTES, &sig_len)) {
+    if (!mandate_b64url_decode(parts->s, parts->s_len, sig, JOSE_RSA_MAX_BYTES, &sig_len)) {
         free(sig);
         return mandate_error_set(err, MANDATE_INVALID, "JWS: signature is not base64url");
     }
@@ -1088,12 +1085,36 @@ mandate_rc mandate_jws_verify_with(const char *token, size_t len, const EVP_PKEY
         }
     }
     bool ok = verify_input(key, alg, (const unsigned char *)token,
-                           parts.h_len + 1 + parts.p_len, sig, sig_len);
+                           parts->h_len + 1 + parts->p_len, sig, sig_len);
     free(sig);
     if (!ok)
         return mandate_error_set(err, MANDATE_INVALID, "JWS: %s signature does not verify",
                                  mandate_jws_alg_name(alg));
     return MANDATE_OK;
+}
+
+mandate_rc mandate_jws_verify_with(const char *token, size_t len, const EVP_PKEY *key,
+                                   unsigned flags, mandate_error *err)
+{
+    struct jws_parts parts;
+    json_t *header;
+    mandate_jws_alg alg = MANDATE_JWS_NONE;
+    mandate_rc rc = jws_open(token, len, &parts, &header, &alg, err);
+    if (rc == MANDATE_NEXT)
+        return mandate_error_set(err, MANDATE_INVALID, "JWS: not a compact JWS");
+    if (rc != MANDATE_OK)
+        return rc;
+    json_decref(header);
+    return verify_parts(token, &parts, alg, key, flags, err);
+}
+
+mandate_rc mandate_jws_verify_parsed(const mandate_jws *jws, const char *token, size_t len,
+                                     const EVP_PKEY *key, mandate_error *err)
+{
+    struct jws_parts parts;
+    /* parsed already: it splits */
+    mandate_rc rc = jws_split(token, len, &parts, err);
+    return rc == MANDATE_OK ? verify_parts(token, &parts, jws->alg, key, 0, err) : rc;
 }
 
 void mandate_jws_clear(mandate_jws *jws)

@@ -129,6 +129,10 @@ mandate_rc mandate_jws_verify(const char *token, size_t len, const EVP_PKEY *key
 /* mandate_jws_verify with flags (MANDATE_JWS_*). */
 mandate_rc mandate_jws_verify_with(const char *token, size_t len, const EVP_PKEY *key,
                                    unsigned flags, mandate_error *err);
+/* mandate_jws_verify of a token mandate_jws_parse has read into jws: its
+ * header is not decoded a second time. */
+mandate_rc mandate_jws_verify_parsed(const mandate_jws *jws, const char *token, size_t len,
+                                     const EVP_PKEY *key, mandate_error *err);
 void mandate_jws_clear(mandate_jws *jws);
 
 /* --- the act claim (RFC 8693 §4.1) ------------------------------------------ */

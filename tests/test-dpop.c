@@ -283,6 +283,82 @@ static void refuses_malformed(void **state)
     free(big);
 }
 
+/* A proof by key passes with x, bound to key's thumbprint. */
+static void accepted_with(const EVP_PKEY *key, mandate_dpop_expect x)
+{
+    char *proof = mandate_dpop_proof_make(key, "POST", URI, NULL, NULL, NOW);
+    assert_non_null(proof);
+    mandate_dpop_proof p;
+    mandate_error err = {0};
+    assert_int_equal(mandate_dpop_check(proof, strlen(proof), &x, &p, &err), MANDATE_OK);
+    char jkt[MANDATE_JWK_THUMBPRINT_LEN + 1];
+    assert_true(mandate_jwk_thumbprint(key, jkt));
+    assert_string_equal(p.jkt, jkt);
+    free(proof);
+}
+
+static bool holds(mandate_dpop_keys *keys, const EVP_PKEY *key)
+{
+    json_t *jwk = public_jwk(key);
+    bool yes = mandate_dpop_keys_holds(keys, jwk);
+    json_decref(jwk);
+    return yes;
+}
+
+/* The keys of proofs checked: bounded, the least recently used goes first,
+ * a key is found by its exact jwk only, and a known key still verifies each
+ * proof. */
+static void keys_kept(void **state)
+{
+    (void)state;
+    mandate_dpop_keys *keys = mandate_dpop_keys_new(2);
+    assert_non_null(keys);
+    mandate_dpop_expect x = expect(NULL);
+    x.keys = keys;
+    accepted_with(es256, x);
+    assert_int_equal(mandate_dpop_keys_count(keys), 1);
+    assert_true(holds(keys, es256));
+    accepted_with(es256, x); /* found: the same entry, the same thumbprint */
+    assert_int_equal(mandate_dpop_keys_count(keys), 1);
+    accepted_with(eddsa, x); /* another key: its own thumbprint, not es256's */
+    assert_int_equal(mandate_dpop_keys_count(keys), 2);
+    accepted_with(es256, x); /* es256 the most recent, eddsa the least */
+    accepted_with(rs256, x);
+    assert_int_equal(mandate_dpop_keys_count(keys), 2);
+    assert_true(holds(keys, es256));
+    assert_true(holds(keys, rs256));
+    assert_false(holds(keys, eddsa));
+    accepted_with(eddsa, x); /* imported again, es256 goes now */
+    assert_false(holds(keys, es256));
+    accepted_with(es256, x);
+
+    /* a known key vouches for no proof it did not sign */
+    parts p = good_parts(es256, NULL);
+    char *proof = sign_parts(other_es256, p);
+    refused(proof, x, "does not verify");
+    free(proof);
+    /* nor for a jwk with one member more (a different text: imported and refused) */
+    p = good_parts(es256, NULL);
+    json_object_set_new(json_object_get(p.header, "jwk"), "use", json_string("enc"));
+    proof = sign_parts(es256, p);
+    refused(proof, x, "not a usable public key");
+    free(proof);
+    /* nor under another alg than its own */
+    p = good_parts(es256, NULL);
+    json_object_set_new(p.header, "jwk", public_jwk(eddsa));
+    proof = sign_parts(es256, p);
+    refused(proof, x, "not a key for its alg");
+    free(proof);
+    /* a key whose proof did not verify is not kept */
+    p = good_parts(other_es256, NULL);
+    proof = sign_parts(es256, p);
+    refused(proof, x, "does not verify");
+    free(proof);
+    assert_false(holds(keys, other_es256));
+    mandate_dpop_keys_free(&keys);
+    assert_null(keys);
+}
+
 static void uri_normalisation(void **state)
 {
     (void)state;
@@ -305,7 +381,8 @@ static void uri_normalisation(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(accepts_each_algorithm), cmocka_unit_test(refuses_bad_headers),
+        cmocka_unit_test(accepts_each_algorithm), cmocka_unit_test(keys_kept),
+        cmocka_unit_test(refuses_bad_headers),
         cmocka_unit_test(refuses_none_and_hmac),  cmocka_unit_test(refuses_small_rsa),
         cmocka_unit_test(refuses_bad_claims),     cmocka_unit_test(refuses_bad_ath),
         cmocka_unit_test(refuses_malformed),      cmocka_unit_test(uri_normalisation),

@@ -521,6 +521,13 @@ struct sqlite_inst {
     pthread_mutex_t writer_lock; /* protects writer and its use */
     struct conn *writer;         /* shared by the threads for token records */
 
+    /* replay claims waiting for the writer, written in one transaction by
+     * whichever of their threads leads (store_replay_claim) */
+    pthread_mutex_t claims_lock; /* protects the four below */
+    pthread_cond_t claims_done;
+    struct claim *claims, **claims_tail;
+    bool claims_leader;
+
     /* the checkpoint thread */
     bool ckpt_started;
     pthread_t ckpt_thread;
@@ -1659,26 +1666,110 @@ static mandate_rc store_is_revoked(void *inst_, const char *jti, bool *revoked_r
     return q_close(&q, rc);
 }
 
+/* A replay claim in flight: its thread waits until the leader has written
+ * it and set rc (and err). */
+struct claim {
+    const char *ns, *id;
+    int64_t expires_at, now;
+    mandate_error *err;
+    mandate_rc rc;
+    bool done;
+    struct claim *next;
+};
+
+/* One claim on c: MANDATE_OK, MANDATE_EXISTS when its id is taken, or the
+ * statement's failure. */
+static mandate_rc claim_one(struct conn *c, struct claim *cl)
+{
+    struct q q;
+    int changed;
+    mandate_rc rc = q_on(&q, c, ST_REPLAY_CLAIM, "replay_claim", cl->err);
+    q_text(&q, 1, cl->ns);
+    q_text(&q, 2, cl->id);
+    q_int(&q, 3, cl->expires_at);
+    q_int(&q, 4, cl->now);
+    if (rc == MANDATE_OK)
+        rc = q_exec(&q, &changed);
+    if (rc == MANDATE_OK && changed == 0)
+        rc = mandate_error_set(cl->err, MANDATE_EXISTS,
+                               "sqlite: replay: that id was already used in \"%s\"", cl->ns);
+    return q_close(&q, rc);
+}
+
+/* Writes a batch of claims with the writer: several in one transaction (a
+ * commit, its locks and WAL frames, once for all); when that fails, each
+ * alone, so that each gets its own answer. */
+static void claims_write(struct sqlite_inst *inst, struct claim *batch)
+{
+    struct conn *c;
+    mandate_error werr = {0};
+    mandate_rc rc = writer_get(inst, &c, &werr);
+    if (rc != MANDATE_OK) {
+        for (struct claim *cl = batch; cl != NULL; cl = cl->next)
+            cl->rc = mandate_error_set(cl->err, rc, "%s", werr.message);
+        return;
+    }
+    if (batch->next != NULL) {
+        rc = tx_begin(c, &werr);
+        for (struct claim *cl = batch; cl != NULL && rc == MANDATE_OK; cl = cl->next) {
+            cl->rc = claim_one(c, cl);
+            if (cl->rc != MANDATE_OK && cl->rc != MANDATE_EXISTS)
+                rc = cl->rc;
+        }
+        if (rc == MANDATE_OK)
+            rc = tx_commit(c, &werr);
+        if (rc != MANDATE_OK)
+            tx_rollback(c);
+    }
+    if (batch->next == NULL || rc != MANDATE_OK)
+        for (struct claim *cl = batch; cl != NULL; cl = cl->next)
+            cl->rc = claim_one(c, cl);
+    writer_put(inst);
+}
+
+/* Group commit: under load, claims arrive while the writer is busy; the
+ * first thread to find no leader takes every claim queued and writes them
+ * together, the others wait for their answer. Each claim is committed (or
+ * refused) before its thread returns, as alone. */
 static mandate_rc store_replay_claim(void *inst_, const char *ns, const char *id,
                                      int64_t expires_at, mandate_error *err)
 {
     struct sqlite_inst *inst = inst_;
-    struct q q;
-    int changed;
     if (ns == NULL || id == NULL)
         return mandate_error_set(err, MANDATE_INVALID,
                                  "sqlite: replay_claim: no namespace or no id");
-    mandate_rc rc = q_writer(&q, inst, ST_REPLAY_CLAIM, "replay_claim", err);
-    q_text(&q, 1, ns);
-    q_text(&q, 2, id);
-    q_int(&q, 3, expires_at);
-    q_int(&q, 4, inst->host->now(inst->host));
-    if (rc == MANDATE_OK)
-        rc = q_exec(&q, &changed);
-    if (rc == MANDATE_OK && changed == 0)
-        rc = mandate_error_set(err, MANDATE_EXISTS,
-                               "sqlite: replay: that id was already used in \"%s\"", ns);
-    return q_close(&q, rc);
+    if (!inst->initialized)
+        return mandate_error_set(err, MANDATE_ERROR, "sqlite: the instance is not open");
+    struct claim me = {.ns = ns,
+                       .id = id,
+                       .expires_at = expires_at,
+                       .now = inst->host->now(inst->host),
+                       .err = err,
+                       .rc = MANDATE_ERROR};
+    pthread_mutex_lock(&inst->claims_lock);
+    *inst->claims_tail = &me;
+    inst->claims_tail = &me.next;
+    while (!me.done) {
+        if (inst->claims_leader) {
+            pthread_cond_wait(&inst->claims_done, &inst->claims_lock);
+            continue;
+        }
+        inst->claims_leader = true;
+        struct claim *batch = inst->claims;
+        inst->claims = NULL;
+        inst->claims_tail = &inst->claims;
+        pthread_mutex_unlock(&inst->claims_lock);
+        claims_write(inst, batch);
+        pthread_mutex_lock(&inst->claims_lock);
+        for (struct claim *cl = batch, *next; cl != NULL; cl = next) {
+            next = cl->next;
+            cl->done = true;
+        }
+        inst->claims_leader = false;
+        pthread_cond_broadcast(&inst->claims_done);
+    }
+    pthread_mutex_unlock(&inst->claims_lock);
+    return me.rc;
 }
 
 /* What purge deletes, each statement bound with now as ?1; revocations
@@ -2487,6 +2578,8 @@ static void sqlite_destroy(void *inst_)
     }
     pthread_mutex_destroy(&inst->lock);
     pthread_mutex_destroy(&inst->writer_lock);
+    pthread_mutex_destroy(&inst->claims_lock);
+    pthread_cond_destroy(&inst->claims_done);
     pthread_cond_destroy(&inst->ckpt_cond);
     pthread_mutex_destroy(&inst->ckpt_lock);
 }
@@ -2546,6 +2639,12 @@ static mandate_rc sqlite_instantiate(void *inst_, const mandate_host *host, mand
         pthread_mutex_destroy(&inst->lock);
         return mandate_error_set(err, MANDATE_ERROR, "sqlite: pthread_cond_init failed");
     }
+    /* static initializers: nothing to fail */
+    inst->claims_lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
+    inst->claims_done = (pthread_cond_t)PTHREAD_COND_INITIALIZER;
+    inst->claims = NULL;
+    inst->claims_tail = &inst->claims;
+    inst->claims_leader = false;
     inst->ckpt_stop = false;
     atomic_init(&inst->ckpt_wanted, false);
     atomic_init(&inst->ckpt_next, (int)inst->checkpoint_pages);
