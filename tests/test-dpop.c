@@ -315,46 +315,46 @@ static void keys_kept(void **state)
     assert_non_null(keys);
     mandate_dpop_expect x = expect(NULL);
     x.keys = keys;
-    accepted_with(es256, x);
+    accepted_with(es_key, x);
     assert_int_equal(mandate_dpop_keys_count(keys), 1);
-    assert_true(holds(keys, es256));
-    accepted_with(es256, x); /* found: the same entry, the same thumbprint */
+    assert_true(holds(keys, es_key));
+    accepted_with(es_key, x); /* found: the same entry, the same thumbprint */
     assert_int_equal(mandate_dpop_keys_count(keys), 1);
-    accepted_with(eddsa, x); /* another key: its own thumbprint, not es256's */
+    accepted_with(ed_key, x); /* another key: its own thumbprint, not es256's */
     assert_int_equal(mandate_dpop_keys_count(keys), 2);
-    accepted_with(es256, x); /* es256 the most recent, eddsa the least */
-    accepted_with(rs256, x);
+    accepted_with(es_key, x); /* es256 the most recent, eddsa the least */
+    accepted_with(rs_key, x);
     assert_int_equal(mandate_dpop_keys_count(keys), 2);
-    assert_true(holds(keys, es256));
-    assert_true(holds(keys, rs256));
-    assert_false(holds(keys, eddsa));
-    accepted_with(eddsa, x); /* imported again, es256 goes now */
-    assert_false(holds(keys, es256));
-    accepted_with(es256, x);
+    assert_true(holds(keys, es_key));
+    assert_true(holds(keys, rs_key));
+    assert_false(holds(keys, ed_key));
+    accepted_with(ed_key, x); /* imported again, es256 goes now */
+    assert_false(holds(keys, es_key));
+    accepted_with(es_key, x);
 
     /* a known key vouches for no proof it did not sign */
-    parts p = good_parts(es256, NULL);
-    char *proof = sign_parts(other_es256, p);
+    parts p = good_parts(es_key, NULL);
+    char *proof = sign_parts(rogue_key, p);
     refused(proof, x, "does not verify");
     free(proof);
     /* nor for a jwk with one member more (a different text: imported and refused) */
-    p = good_parts(es256, NULL);
+    p = good_parts(es_key, NULL);
     json_object_set_new(json_object_get(p.header, "jwk"), "use", json_string("enc"));
-    proof = sign_parts(es256, p);
+    proof = sign_parts(es_key, p);
     refused(proof, x, "not a usable public key");
     free(proof);
     /* nor under another alg than its own */
-    p = good_parts(es256, NULL);
-    json_object_set_new(p.header, "jwk", public_jwk(eddsa));
-    proof = sign_parts(es256, p);
+    p = good_parts(es_key, NULL);
+    json_object_set_new(p.header, "jwk", public_jwk(ed_key));
+    proof = sign_parts(es_key, p);
     refused(proof, x, "not a key for its alg");
     free(proof);
     /* a key whose proof did not verify is not kept */
-    p = good_parts(other_es256, NULL);
-    proof = sign_parts(es256, p);
+    p = good_parts(rogue_key, NULL);
+    proof = sign_parts(es_key, p);
     refused(proof, x, "does not verify");
     free(proof);
-    assert_false(holds(keys, other_es256));
+    assert_false(holds(keys, rogue_key));
     mandate_dpop_keys_free(&keys);
     assert_null(keys);
 }
