@@ -10,6 +10,7 @@
 #include "oauth-private.h"
 #include "pool-private.h"
 #include "runtime-private.h"
+#include "signin-private.h"
 #include "word-list.h"
 
 /* The workshop's spelling of a scope list: "a, b" */
@@ -47,7 +48,8 @@ void mandate_grant_client_credentials(mandate_http_request *req, mandate_http_re
         mandate_token_refuse(req, resp, &oerr, grant_type, NULL, NULL);
         return;
     }
-    if (!mandate_token_within_rate(req, resp, &client, grant_type))
+    if (!mandate_signin_grant_registered(req, resp, &client, grant_type) ||
+        !mandate_token_within_rate(req, resp, &client, grant_type))
         return;
     const mandate_config *cfg = mandate_runtime_config(req->runtime);
     mandate_grant grant = {0};

@@ -18,6 +18,7 @@
 #include "mapping-private.h"
 #include "pool-private.h"
 #include "runtime-private.h"
+#include "signin-private.h"
 #include "token-types-private.h"
 #include "validate-private.h"
 
@@ -226,7 +227,8 @@ static bool acting_client(mandate_http_request *req, mandate_http_response *resp
         mandate_token_refuse(req, resp, &oerr, grant_type, NULL, NULL);
         return false;
     }
-    return mandate_token_within_rate(req, resp, client_r, grant_type);
+    return mandate_signin_grant_registered(req, resp, client_r, grant_type) &&
+           mandate_token_within_rate(req, resp, client_r, grant_type);
 }
 
 void mandate_grant_token_exchange(mandate_http_request *req, mandate_http_response *resp,

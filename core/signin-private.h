@@ -64,6 +64,13 @@ bool mandate_signin_redirect_ok(mandate_pool *pool, const mandate_client *client
  * credentials only) hold grant_type. */
 bool mandate_signin_client_grants(mandate_pool *pool, const mandate_client *client,
                                   const char *grant_type);
+/* Whether the client may use grant_type at the token endpoint: a client
+ * that registered itself (RFC 7591 registration or a client ID metadata
+ * document: "registered_by" in its metadata) only for the grant_types it
+ * registered; a client an operator made, for any grant its policy allows.
+ * false: refused 400 unauthorized_client, answered and audited. */
+bool mandate_signin_grant_registered(mandate_http_request *req, mandate_http_response *resp,
+                                     const mandate_client *client, const char *grant_type);
 /* The client of POST /oauth2/token in a sign-in grant: a public client
  * (token_endpoint_auth_method "none") names itself with client_id alone;
  * any other authenticates as on the other grants. false: *oerr says why

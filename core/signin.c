@@ -164,6 +164,25 @@ bool mandate_signin_client_grants(mandate_pool *pool, const mandate_client *clie
     return ok;
 }
 
+bool mandate_signin_grant_registered(mandate_http_request *req, mandate_http_response *resp,
+                                     const mandate_client *client, const char *grant_type)
+{
+    /* Registration hands out no secret, but a certificate client
+     * (self_signed_tls_client_auth) or one with a jwks authenticates: without
+     * this, anyone who can register could take client credentials or
+     * exchange tokens as a client of their own naming. */
+    if (mandate_signin_client_meta(req->pool, client, "registered_by") == NULL ||
+        mandate_signin_client_grants(req->pool, client, grant_type))
+        return true;
+    mandate_oauth_error oerr;
+    mandate_oauth_fail(&oerr, 400, "unauthorized_client",
+                       "the client registered itself without this grant_type");
+    log_info("token refused: client_id=%s: grant_type %s not registered", client->client_id,
+             grant_type);
+    mandate_token_refuse(req, resp, &oerr, grant_type, client->client_id, NULL);
+    return false;
+}
+
 bool mandate_signin_token_client(mandate_http_request *req, const mandate_form *form,
                                  mandate_client *client_r, mandate_oauth_error *oerr)
 {

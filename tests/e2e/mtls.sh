@@ -348,6 +348,19 @@ expect_eq "  invalid_grant" invalid_grant "$(json_get "$(cat "$TMP/t")" error)"
 expect_eq "  with agent-b's certificate: 401" 401 \
     "$(token agent-b -d "client_id=$DCR_ID" -d code=not-a-code -d code_verifier=0123456789012345678901234567890123456789abc -d redirect_uri=http://127.0.0.1:4000/cb)"
 expect_eq "  invalid_client" invalid_client "$(json_get "$(cat "$TMP/t")" error)"
+# a client that registered itself uses only the grants it registered: its
+# certificate must not buy it client credentials or a token exchange
+GRANT=client_credentials
+expect_eq "the registered client asking client_credentials: 400" 400 \
+    "$(token agent-a -d "client_id=$DCR_ID" -d scope=mcp:call)"
+expect_eq "  unauthorized_client" unauthorized_client "$(json_get "$(cat "$TMP/t")" error)"
+check "  audited" test "$(audited "grant_type\":\"client_credentials\".*unauthorized_client\|unauthorized_client.*grant_type\":\"client_credentials")" -ge 1
+GRANT=urn:ietf:params:oauth:grant-type:token-exchange
+expect_eq "  asking a token exchange: 400" 400 \
+    "$(token agent-a -d "client_id=$DCR_ID" -d subject_token=x \
+        -d subject_token_type=urn:ietf:params:oauth:token-type:access_token)"
+expect_eq "  unauthorized_client" unauthorized_client "$(json_get "$(cat "$TMP/t")" error)"
+GRANT=authorization_code
 expect_eq "a registration of tls_client_auth without a name: 400" 400 "$(curl -s -o /dev/null -w '%{http_code}' \
     --cacert "$STATE/tls-cert.pem" -H "Content-Type: application/json" \
     -d '{"redirect_uris":["http://127.0.0.1:4000/cb"],"token_endpoint_auth_method":"tls_client_auth"}' \
