@@ -348,6 +348,38 @@ void mandate_grant_authorization_code(mandate_http_request *req, mandate_http_re
         mandate_token_refuse(req, resp, &oerr, grant_type, client.client_id, NULL);
         return;
     }
+    /* and below the browser session the code was issued in, so that its
+     * logout ends the family; a logout before now has marked the session */
+    const char *session_root = json_str(req->pool, g, "session_root");
+    bool session_ended = false;
+    if (session_root != NULL) {
+        lrc = mandate_store_lineage_add(mandate_runtime_store(req->runtime), c.family_id,
+                                        session_root, client.client_id, family_expires_at,
+                                        &lerr);
+        if (lrc == MANDATE_OK || lrc == MANDATE_EXISTS)
+            lrc = mandate_store_is_revoked(mandate_runtime_store(req->runtime), session_root,
+                                           &session_ended, &lerr);
+    }
+    if (lrc != MANDATE_OK && lrc != MANDATE_EXISTS) {
+        json_decref(g);
+        log_error("a sign-in cannot be tied to its browser session: %s", lerr.message);
+        mandate_oauth_fail_rc(&oerr, MANDATE_TEMPFAIL);
+        oerr.reason = "the sign-in cannot be tied to its browser session";
+        mandate_token_refuse(req, resp, &oerr, grant_type, client.client_id, NULL);
+        return;
+    }
+    if (session_ended) {
+        json_decref(g);
+        uint64_t revoked = 0;
+        mandate_error e2 = {0};
+        mandate_signin_end_family(req, c.family_id, &revoked, &e2);
+        mandate_oauth_fail(&oerr, 400, "invalid_grant",
+                           "the user signed out of the browser session the code was issued in");
+        oerr.reason = "the code's browser session was logged out";
+        mandate_token_refuse(req, resp, &oerr, grant_type, client.client_id,
+                             json_pack("{s:s}", "family", c.family_id));
+        return;
+    }
     mandate_audit_event("code.redeemed", json_pack("{s:s,s:s}", "client_id", client.client_id,
                                                    "family", c.family_id));
     issue(req, resp, &client, g, c.family_id, json_str(req->pool, g, "scope"), audience,
@@ -529,6 +561,29 @@ void mandate_grant_refresh_token(mandate_http_request *req, mandate_http_respons
         mandate_oauth_fail_rc(&oerr2, MANDATE_TEMPFAIL);
         oerr2.reason = "the token cannot be tied to its sign-in";
         mandate_token_refuse(req, resp, &oerr2, grant_type, client.client_id, NULL);
+        return;
+    }
+    /* a family ended by a revocation mark (a logout of the browser session
+     * it came from, an ended user: mandate_signin_end_session_grants,
+     * mandate_signin_end_user) rather than by its tokens' status: looked at
+     * once the new token is tied, so that an end running now sees the
+     * token or this sees the end */
+    bool ended = false;
+    rc = mandate_signin_family_ended(req, old.family_id, &ended, &err);
+    if (rc != MANDATE_OK || ended) {
+        uint64_t revoked = 0;
+        mandate_error e2 = {0};
+        if (ended)
+            mandate_signin_end_family(req, old.family_id, &revoked, &e2);
+        if (rc != MANDATE_OK)
+            mandate_oauth_fail_rc(&oerr2, MANDATE_TEMPFAIL);
+        else
+            mandate_oauth_fail(&oerr2, 400, "invalid_grant",
+                               "the sign-in this refresh token came from has ended");
+        oerr2.reason = rc != MANDATE_OK ? "the sign-in's family cannot be checked"
+                                        : "the refresh token's family was ended";
+        mandate_token_refuse(req, resp, &oerr2, grant_type, client.client_id,
+                             json_pack("{s:s}", "family", old.family_id));
         return;
     }
     mandate_token_answer_with(req, resp, &client, &grant, access, fmt, grant_type,

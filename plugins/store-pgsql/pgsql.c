@@ -348,6 +348,7 @@ enum stmt_id {
     ST_REPLAY_LIST,
     ST_ONCE_PUT,
     ST_ONCE_TAKE,
+    ST_ONCE_SET,
     ST_CODE_INSERT,
     ST_CODE_TAKE,
     ST_FAMILY_INSERT,
@@ -464,6 +465,13 @@ static const char *const stmt_sql[ST_COUNT] = {
     /* taking is deleting: of two nodes, one deletes and gets the row */
     [ST_ONCE_TAKE] = "DELETE FROM once WHERE ns = $1 AND key_hash = $2 AND expires_at > $3 "
                      "RETURNING value",
+    /* a live record of the same value that lasts long enough ($5:
+     * keep_until, $6: now) is not updated: no new row version */
+    [ST_ONCE_SET] =
+        "INSERT INTO once (ns, key_hash, value, expires_at) VALUES ($1, $2, $3, $4) "
+        "ON CONFLICT (ns, key_hash) DO UPDATE SET value = excluded.value, "
+        "expires_at = excluded.expires_at WHERE NOT (once.value IS NOT DISTINCT FROM "
+        "excluded.value AND once.expires_at >= $5 AND once.expires_at > $6)",
     [ST_CODE_INSERT] = "INSERT INTO auth_codes (" CODE_COLUMNS ") VALUES ($1, $2, $3, $4, $5, "
                        "$6, $7, $8) ON CONFLICT (code_hash) DO NOTHING",
     /* Redeems the code when it may be, and answers it with whether this
@@ -2155,6 +2163,27 @@ static mandate_rc store_once_put(void *inst_, const char *ns, const unsigned cha
     return rc;
 }
 
+static mandate_rc store_once_set(void *inst_, const char *ns, const unsigned char *key,
+                                 size_t key_len, const char *value, int64_t expires_at,
+                                 int64_t keep_until, mandate_error *err)
+{
+    struct pgsql_inst *inst = inst_;
+    struct params p = {0};
+    mandate_rc rc = no_hash(key, key_len, "once_set", err);
+    if (rc == MANDATE_OK && ns == NULL)
+        rc = mandate_error_set(err, MANDATE_INVALID, "pgsql: once_set: no namespace");
+    if (rc != MANDATE_OK)
+        return rc;
+    param_text(&p, ns);
+    param_blob(&p, key, key_len);
+    param_text(&p, value);
+    param_int(&p, expires_at);
+    param_int(&p, keep_until);
+    param_int(&p, inst->host->now(inst->host));
+    int64_t changed;
+    return run_write(inst, ST_ONCE_SET, &p, "once_set", &changed, err);
+}
+
 static mandate_rc store_once_take(void *inst_, mandate_pool *pool, const char *ns,
                                   const unsigned char *key, size_t key_len, int64_t now,
                                   char **value_r, mandate_error *err)
@@ -2781,6 +2810,7 @@ static const mandate_store_ops pgsql_ops = {
     .client_document_get = store_client_document_get,
     .lineage_add = store_lineage_add,
     .revoke_descendants = store_revoke_descendants,
+    .once_set = store_once_set,
 };
 
 const mandate_plugin mandate_plugin_pgsql = {

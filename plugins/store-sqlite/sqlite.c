@@ -312,6 +312,7 @@ enum stmt_id {
     ST_ONCE_PUT,
     ST_ONCE_GET,
     ST_ONCE_DELETE,
+    ST_ONCE_SET,
     ST_CODE_INSERT,
     ST_CODE_REDEEM,
     ST_CODE_GET,
@@ -418,6 +419,14 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_ONCE_GET] =
         "SELECT value FROM once WHERE ns = ?1 AND key_hash = ?2 AND expires_at > ?3",
     [ST_ONCE_DELETE] = "DELETE FROM once WHERE ns = ?1 AND key_hash = ?2",
+    /* one statement: a live record of the same value that lasts long
+     * enough (?5: keep_until, ?6: now) is not updated, and a commit that
+     * changed no page writes nothing to the WAL */
+    [ST_ONCE_SET] =
+        "INSERT INTO once (ns, key_hash, value, expires_at) VALUES (?1, ?2, ?3, ?4) "
+        "ON CONFLICT (ns, key_hash) DO UPDATE SET value = excluded.value, "
+        "expires_at = excluded.expires_at WHERE NOT (once.value IS excluded.value AND "
+        "once.expires_at >= ?5 AND once.expires_at > ?6)",
     [ST_CODE_INSERT] = "INSERT INTO auth_codes (" CODE_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, "
                        "?6, ?7, ?8) ON CONFLICT (code_hash) DO NOTHING",
     [ST_CODE_REDEEM] = "UPDATE auth_codes SET used = 1 "
@@ -1867,6 +1876,30 @@ static mandate_rc store_once_put(void *inst_, const char *ns, const unsigned cha
     return q_close(&q, rc);
 }
 
+static mandate_rc store_once_set(void *inst_, const char *ns, const unsigned char *key,
+                                 size_t key_len, const char *value, int64_t expires_at,
+                                 int64_t keep_until, mandate_error *err)
+{
+    struct sqlite_inst *inst = inst_;
+    struct q q;
+    mandate_rc rc = need_hash(key, key_len, "once_set", err);
+    if (rc == MANDATE_OK && ns == NULL)
+        rc = mandate_error_set(err, MANDATE_INVALID, "sqlite: once_set: no namespace");
+    if (rc != MANDATE_OK)
+        return rc;
+    rc = q_writer(&q, inst, ST_ONCE_SET, "once_set", err);
+    q_text(&q, 1, ns);
+    q_blob(&q, 2, key, key_len);
+    q_text(&q, 3, value);
+    q_int(&q, 4, expires_at);
+    q_int(&q, 5, keep_until);
+    q_int(&q, 6, inst->host->now(inst->host));
+    int changed;
+    if (rc == MANDATE_OK)
+        rc = q_exec(&q, &changed);
+    return q_close(&q, rc);
+}
+
 struct once_take {
     const char *ns;
     const unsigned char *key;
@@ -2746,6 +2779,7 @@ static const mandate_store_ops sqlite_ops = {
     .client_document_get = store_client_document_get,
     .lineage_add = store_lineage_add,
     .revoke_descendants = store_revoke_descendants,
+    .once_set = store_once_set,
 };
 
 const mandate_plugin mandate_plugin_sqlite = {
