@@ -331,40 +331,32 @@ void mandate_grant_authorization_code(mandate_http_request *req, mandate_http_re
     }
     const mandate_config *cfg = mandate_runtime_config(req->runtime);
     int64_t family_expires_at = mandate_clock_now() + cfg->signin.refresh_lifetime;
-    /* the family below its user, so that ending the user reaches its tokens */
+    /* the family below its user, so that ending the user reaches its
+     * tokens, and below the browser session the code was issued in, so
+     * that its logout does; a logout before now has marked the session */
     const char *tenant = json_str(req->pool, g, "tenant"), *sub = json_str(req->pool, g, "sub");
+    const char *session_root = json_str(req->pool, g, "session_root");
+    const char *tied_to = "its user";
+    bool session_ended = false;
     mandate_error lerr = {0};
     mandate_rc lrc = tenant != NULL && sub != NULL
                          ? mandate_store_lineage_add(
-                               mandate_runtime_store(req->runtime), c.family_id,
+                               store, c.family_id,
                                mandate_signin_user_root(req->pool, tenant, sub),
                                client.client_id, family_expires_at, &lerr)
                          : MANDATE_OK;
-    if (lrc != MANDATE_OK && lrc != MANDATE_EXISTS) {
-        json_decref(g);
-        log_error("a sign-in cannot be tied to its user: %s", lerr.message);
-        mandate_oauth_fail_rc(&oerr, MANDATE_TEMPFAIL);
-        oerr.reason = "the sign-in cannot be tied to its user";
-        mandate_token_refuse(req, resp, &oerr, grant_type, client.client_id, NULL);
-        return;
-    }
-    /* and below the browser session the code was issued in, so that its
-     * logout ends the family; a logout before now has marked the session */
-    const char *session_root = json_str(req->pool, g, "session_root");
-    bool session_ended = false;
-    if (session_root != NULL) {
-        lrc = mandate_store_lineage_add(mandate_runtime_store(req->runtime), c.family_id,
-                                        session_root, client.client_id, family_expires_at,
-                                        &lerr);
+    if ((lrc == MANDATE_OK || lrc == MANDATE_EXISTS) && session_root != NULL) {
+        tied_to = "its browser session";
+        lrc = mandate_store_lineage_add(store, c.family_id, session_root, client.client_id,
+                                        family_expires_at, &lerr);
         if (lrc == MANDATE_OK || lrc == MANDATE_EXISTS)
-            lrc = mandate_store_is_revoked(mandate_runtime_store(req->runtime), session_root,
-                                           &session_ended, &lerr);
+            lrc = mandate_store_is_revoked(store, session_root, &session_ended, &lerr);
     }
     if (lrc != MANDATE_OK && lrc != MANDATE_EXISTS) {
         json_decref(g);
-        log_error("a sign-in cannot be tied to its browser session: %s", lerr.message);
+        log_error("a sign-in cannot be tied to %s: %s", tied_to, lerr.message);
         mandate_oauth_fail_rc(&oerr, MANDATE_TEMPFAIL);
-        oerr.reason = "the sign-in cannot be tied to its browser session";
+        oerr.reason = mandate_pool_printf(req->pool, "the sign-in cannot be tied to %s", tied_to);
         mandate_token_refuse(req, resp, &oerr, grant_type, client.client_id, NULL);
         return;
     }
