@@ -155,9 +155,15 @@ void mandate_endpoint_logout(mandate_http_request *req, mandate_http_response *r
                                    "The broker cannot end your session now.");
             return;
         }
+        /* and what applications got through it: their refresh families and
+         * access tokens (a failure is logged: the user is signed out) */
+        uint64_t revoked = 0;
+        if (mandate_signin_end_session_grants(req, key, &revoked, &err) != MANDATE_OK)
+            log_error("the tokens of a session cannot be revoked at logout: %s", err.message);
         mandate_audit_event("session.ended",
-                            json_pack("{s:s?,s:s?,s:s}", "sub", session.subject, "idp",
-                                      session.idp, "reason", "logout"));
+                            json_pack("{s:s?,s:s?,s:s,s:I}", "sub", session.subject, "idp",
+                                      session.idp, "reason", "logout", "revocations",
+                                      (json_int_t)revoked));
         log_info("signed out: %s", session.subject ? session.subject : "-");
         signed_in = false;
         mandate_web_set_session_cookie(req, resp, NULL, 0);

@@ -190,7 +190,7 @@ static const char *unsolicited_client(const mandate_instance *in, const char **r
 }
 
 static const char signed_in_template[] =
-    "<p>You are signed in as <strong>{{subject}}</strong> through {{idp}}.</p>"
+    "<p>You are signed in as <strong>{{subject}}</strong> through your identity provider.</p>"
     "<p>Open <strong>{{client}}</strong> and sign in there: this browser will not be asked "
     "to sign in at your identity provider again.</p>"
     "<p><small>Request {{request_id}}</small></p>";
@@ -273,7 +273,10 @@ static void unsolicited(mandate_http_request *req, mandate_http_response *resp,
         return;
     }
     const char *name = mandate_signin_client_meta(req->pool, &client, "client_name");
-    json_t *view = json_pack("{s:s,s:s,s:s,s:s}", "subject", m.subject, "idp", idp, "client",
+    /* the organization's name, as the consent page shows it; the instance's
+     * name is the administrator's word, not the user's */
+    json_t *view = json_pack("{s:s,s:s,s:s,s:s}", "subject", m.subject, "tenant_name",
+                             mandate_signin_tenant_name(&cfg->signin, m.tenant), "client",
                              name != NULL ? name : client.name != NULL ? client.name : client_id,
                              "request_id", req->request_id);
     mandate_web_page(req, resp, 200, "You are signed in", signed_in_template, view, NULL);

@@ -14,6 +14,7 @@
 #include "refusals-private.h"
 #include "runtime-private.h"
 #include "signin-logout-private.h"
+#include "signin-private.h"
 #include "web-private.h"
 
 /* SP-initiated logouts waiting for the IdP's answer, by handle */
@@ -77,15 +78,12 @@ void mandate_signin_logout_index(mandate_http_request *req, const mandate_instan
     unsigned char k[32];
     session_record_key(req, in->conf->name, key, k);
     mandate_error err = {0};
-    char *old = NULL;
     /* the same IdP session signing in again (after Mandate's session
-     * ended): the newer session replaces the older one's record */
-    mandate_rc rc = mandate_store_once_take(store, req->pool, SESSION_NS, k, sizeof(k),
-                                            mandate_clock_now(), &old, &err);
-    if (rc == MANDATE_OK || rc == MANDATE_NOT_FOUND)
-        rc = mandate_store_once_put(store, SESSION_NS, k, sizeof(k),
-                                    mandate_pool_hex(req->pool, session_hash, 32), expires_at,
-                                    &err);
+     * ended): the newer session replaces the older one's record, in one
+     * write (a new session's hash is never the same value: always written) */
+    mandate_rc rc = mandate_store_once_set(store, SESSION_NS, k, sizeof(k),
+                                           mandate_pool_hex(req->pool, session_hash, 32),
+                                           expires_at, expires_at, &err);
     if (rc != MANDATE_OK)
         log_error("the sign-in at %s cannot be kept for single logout: %s", in->conf->name,
                   err.message);
@@ -257,8 +255,13 @@ static void end_sessions(mandate_http_request *req, mandate_http_response *resp,
             return;
         }
         ended++;
-        mandate_audit_event("session.ended", json_pack("{s:s?,s:s,s:s}", "sub", sub, "idp", idp,
-                                                       "reason", "idp_logout"));
+        uint64_t revoked = 0;
+        if (mandate_signin_end_session_grants(req, session_hash, &revoked, &err) != MANDATE_OK)
+            log_error("the tokens of a session cannot be revoked at the logout at %s: %s", idp,
+                      err.message);
+        mandate_audit_event("session.ended",
+                            json_pack("{s:s?,s:s,s:s,s:I}", "sub", sub, "idp", idp, "reason",
+                                      "idp_logout", "revocations", (json_int_t)revoked));
         log_info("signed out by %s: %s", idp, sub != NULL ? sub : "-");
     }
     mandate_audit_event("logout.finished",

@@ -331,21 +331,45 @@ void mandate_grant_authorization_code(mandate_http_request *req, mandate_http_re
     }
     const mandate_config *cfg = mandate_runtime_config(req->runtime);
     int64_t family_expires_at = mandate_clock_now() + cfg->signin.refresh_lifetime;
-    /* the family below its user, so that ending the user reaches its tokens */
+    /* the family below its user, so that ending the user reaches its
+     * tokens, and below the browser session the code was issued in, so
+     * that its logout does; a logout before now has marked the session */
     const char *tenant = json_str(req->pool, g, "tenant"), *sub = json_str(req->pool, g, "sub");
+    const char *session_root = json_str(req->pool, g, "session_root");
+    const char *tied_to = "its user";
+    bool session_ended = false;
     mandate_error lerr = {0};
     mandate_rc lrc = tenant != NULL && sub != NULL
                          ? mandate_store_lineage_add(
-                               mandate_runtime_store(req->runtime), c.family_id,
+                               store, c.family_id,
                                mandate_signin_user_root(req->pool, tenant, sub),
                                client.client_id, family_expires_at, &lerr)
                          : MANDATE_OK;
+    if ((lrc == MANDATE_OK || lrc == MANDATE_EXISTS) && session_root != NULL) {
+        tied_to = "its browser session";
+        lrc = mandate_store_lineage_add(store, c.family_id, session_root, client.client_id,
+                                        family_expires_at, &lerr);
+        if (lrc == MANDATE_OK || lrc == MANDATE_EXISTS)
+            lrc = mandate_store_is_revoked(store, session_root, &session_ended, &lerr);
+    }
     if (lrc != MANDATE_OK && lrc != MANDATE_EXISTS) {
         json_decref(g);
-        log_error("a sign-in cannot be tied to its user: %s", lerr.message);
+        log_error("a sign-in cannot be tied to %s: %s", tied_to, lerr.message);
         mandate_oauth_fail_rc(&oerr, MANDATE_TEMPFAIL);
-        oerr.reason = "the sign-in cannot be tied to its user";
+        oerr.reason = mandate_pool_printf(req->pool, "the sign-in cannot be tied to %s", tied_to);
         mandate_token_refuse(req, resp, &oerr, grant_type, client.client_id, NULL);
+        return;
+    }
+    if (session_ended) {
+        json_decref(g);
+        uint64_t revoked = 0;
+        mandate_error e2 = {0};
+        mandate_signin_end_family(req, c.family_id, &revoked, &e2);
+        mandate_oauth_fail(&oerr, 400, "invalid_grant",
+                           "the user signed out of the browser session the code was issued in");
+        oerr.reason = "the code's browser session was logged out";
+        mandate_token_refuse(req, resp, &oerr, grant_type, client.client_id,
+                             json_pack("{s:s}", "family", c.family_id));
         return;
     }
     mandate_audit_event("code.redeemed", json_pack("{s:s,s:s}", "client_id", client.client_id,
@@ -529,6 +553,29 @@ void mandate_grant_refresh_token(mandate_http_request *req, mandate_http_respons
         mandate_oauth_fail_rc(&oerr2, MANDATE_TEMPFAIL);
         oerr2.reason = "the token cannot be tied to its sign-in";
         mandate_token_refuse(req, resp, &oerr2, grant_type, client.client_id, NULL);
+        return;
+    }
+    /* a family ended by a revocation mark (a logout of the browser session
+     * it came from, an ended user: mandate_signin_end_session_grants,
+     * mandate_signin_end_user) rather than by its tokens' status: looked at
+     * once the new token is tied, so that an end running now sees the
+     * token or this sees the end */
+    bool ended = false;
+    rc = mandate_signin_family_ended(req, old.family_id, &ended, &err);
+    if (rc != MANDATE_OK || ended) {
+        uint64_t revoked = 0;
+        mandate_error e2 = {0};
+        if (ended)
+            mandate_signin_end_family(req, old.family_id, &revoked, &e2);
+        if (rc != MANDATE_OK)
+            mandate_oauth_fail_rc(&oerr2, MANDATE_TEMPFAIL);
+        else
+            mandate_oauth_fail(&oerr2, 400, "invalid_grant",
+                               "the sign-in this refresh token came from has ended");
+        oerr2.reason = rc != MANDATE_OK ? "the sign-in's family cannot be checked"
+                                        : "the refresh token's family was ended";
+        mandate_token_refuse(req, resp, &oerr2, grant_type, client.client_id,
+                             json_pack("{s:s}", "family", old.family_id));
         return;
     }
     mandate_token_answer_with(req, resp, &client, &grant, access, fmt, grant_type,

@@ -134,6 +134,12 @@ mandate_rc mandate_store_once_put(const mandate_instance *store, const char *ns,
 mandate_rc mandate_store_once_take(const mandate_instance *store, mandate_pool *pool,
                                    const char *ns, const unsigned char *key, size_t key_len,
                                    int64_t now, char **value_r, mandate_error *err);
+/* Stores value under (ns, key) until expires_at, replacing a live record;
+ * one that has the same value and lasts until keep_until is left alone
+ * (store ABI 1.7; an older store takes and puts, writing every time). */
+mandate_rc mandate_store_once_set(const mandate_instance *store, const char *ns,
+                                  const unsigned char *key, size_t key_len, const char *value,
+                                  int64_t expires_at, int64_t keep_until, mandate_error *err);
 mandate_rc mandate_store_auth_code_put(const mandate_instance *store,
                                        const mandate_auth_code *code, mandate_error *err);
 mandate_rc mandate_store_auth_code_take(const mandate_instance *store, mandate_pool *pool,

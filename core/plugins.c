@@ -12,6 +12,7 @@
 #include "log-private.h"
 #include "metrics-private.h"
 #include "plugins-private.h"
+#include "pool-private.h"
 #include "util-private.h"
 
 /* --- the bound on a blocking instance's calls ------------------------------ */
@@ -370,6 +371,33 @@ mandate_rc mandate_store_once_take(const mandate_instance *store, mandate_pool *
                                    int64_t now, char **value_r, mandate_error *err)
 {
     STORE_SIGNIN(store, err, once_take, pool, ns, key, key_len, now, value_r, err);
+}
+
+static mandate_rc once_take_and_put(const mandate_instance *store, const char *ns,
+                                    const unsigned char *key, size_t key_len,
+                                    const char *value, int64_t expires_at, mandate_error *err)
+{
+    mandate_pool *pool = mandate_pool_new();
+    if (pool == NULL)
+        return mandate_error_set(err, MANDATE_ERROR, "out of memory");
+    char *old = NULL;
+    mandate_rc rc = mandate_store_once_take(store, pool, ns, key, key_len, mandate_clock_now(),
+                                            &old, err);
+    mandate_pool_free(&pool);
+    if (rc == MANDATE_OK || rc == MANDATE_NOT_FOUND)
+        rc = mandate_store_once_put(store, ns, key, key_len, value, expires_at, err);
+    /* another request put one in between: the newer value stands */
+    return rc == MANDATE_EXISTS ? MANDATE_OK : rc;
+}
+
+mandate_rc mandate_store_once_set(const mandate_instance *store, const char *ns,
+                                  const unsigned char *key, size_t key_len, const char *value,
+                                  int64_t expires_at, int64_t keep_until, mandate_error *err)
+{
+    const mandate_store_ops *ops = store_ops(store);
+    if (ops == NULL || abi_minor(store) < 7 || ops->once_set == NULL)
+        return once_take_and_put(store, ns, key, key_len, value, expires_at, err);
+    STORE_SIGNIN(store, err, once_set, ns, key, key_len, value, expires_at, keep_until, err);
 }
 
 mandate_rc mandate_store_auth_code_put(const mandate_instance *store,

@@ -156,6 +156,22 @@ bool mandate_signin_map(mandate_http_request *req, mandate_http_response *resp,
 const char *mandate_signin_user_root(mandate_pool *pool, const char *tenant,
                                      const char *subject);
 
+/* The root of what was issued through one browser session in the store's
+ * lineage (id_hash_hex: the session's id_hash in hex, as a pending
+ * authorization's session holds it): each family redeemed from a code
+ * issued in that session hangs below it, so that a logout ends them. A
+ * hash: never a value anyone could present. */
+const char *mandate_signin_session_root(mandate_pool *pool, const char *id_hash_hex);
+
+/* A logout: what the browser session gave ends with it. Its root marked
+ * (a code it issued, redeemed later, is refused), then every family below
+ * it and the access tokens issued from them revoked (a refresh of such a
+ * family is refused: mandate_signin_family_ended). revocations_r (may be
+ * NULL): revocations recorded. The caller audits. */
+mandate_rc mandate_signin_end_session_grants(mandate_http_request *req,
+                                             const unsigned char id_hash[32],
+                                             uint64_t *revocations_r, mandate_error *err);
+
 /* Ends everything a user's sign-ins gave: their refresh families, the
  * access tokens issued from them (revoked at once, everywhere) and their
  * browser sessions. Counts in the *_r (may be NULL): refresh tokens that

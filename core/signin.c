@@ -567,6 +567,29 @@ const char *mandate_signin_user_root(mandate_pool *pool, const char *tenant,
     return mandate_pool_printf(pool, "usr_%s", hex);
 }
 
+const char *mandate_signin_session_root(mandate_pool *pool, const char *id_hash_hex)
+{
+    return mandate_pool_printf(
+        pool, "ses_%s", hash_hex(pool, mandate_pool_printf(pool, "session\n%s", id_hash_hex)));
+}
+
+mandate_rc mandate_signin_end_session_grants(mandate_http_request *req,
+                                             const unsigned char id_hash[32],
+                                             uint64_t *revocations_r, mandate_error *err)
+{
+    const mandate_instance *store = mandate_runtime_store(req->runtime);
+    const mandate_config *cfg = mandate_runtime_config(req->runtime);
+    const char *root = mandate_signin_session_root(req->pool, hex(req->pool, id_hash, 32));
+    /* the mark first: a redemption running now ties its family below the
+     * root and then looks for the mark, so one of the two sees the other
+     * (as mandate_signin_end_family does for a family) */
+    mandate_rc rc = mandate_store_revoke(store, root, NULL,
+                                         mandate_clock_now() + cfg->signin.refresh_lifetime, err);
+    if (rc == MANDATE_OK)
+        rc = mandate_store_revoke_descendants(store, root, revocations_r, err);
+    return rc;
+}
+
 mandate_rc mandate_signin_end_user(const mandate_instance *store, mandate_pool *pool,
                                    const char *tenant, const char *subject,
                                    uint64_t *refresh_tokens_r, uint64_t *revocations_r,
@@ -584,6 +607,8 @@ mandate_rc mandate_signin_end_user(const mandate_instance *store, mandate_pool *
 }
 
 #define USER_NS "signin-user"
+/* seconds a user record may last beyond refresh_lifetime */
+#define USER_RECORD_SLACK 86400
 
 static void user_key(mandate_http_request *req, const char *idp, const mandate_identity *id,
                      unsigned char key[32])
@@ -606,15 +631,21 @@ void mandate_signin_remember_user(mandate_http_request *req, const char *idp,
     unsigned char key[32];
     user_key(req, idp, id, key);
     int64_t now = mandate_clock_now();
-    char *old = NULL;
-    /* a live record is not replaced by put: take it first */
-    mandate_rc rc = mandate_store_once_take(store, req->pool, USER_NS, key, sizeof(key), now,
-                                            &old, &err);
-    if (rc == MANDATE_OK || rc == MANDATE_NOT_FOUND)
-        rc = mandate_store_once_put(store, USER_NS, key, sizeof(key),
-                                    mandate_pool_printf(req->pool, "%s\n%s", tenant, subject),
-                                    now + cfg->signin.refresh_lifetime, &err);
-    if (rc != MANDATE_OK && rc != MANDATE_EXISTS)
+    /* The record must outlive the refresh families of this sign-in (a rule
+     * that stops admitting the user ends them through it), so it lasts
+     * refresh_lifetime past the newest sign-in. It is written with a tenth
+     * more (at most USER_RECORD_SLACK), and a user signing in again with the
+     * same mapping whose record still lasts refresh_lifetime is not written
+     * at all: a write transaction the less for most sign-ins (bench/saml-acs,
+     * doc/benchmarks.md). A changed mapping is always written. */
+    int64_t slack = cfg->signin.refresh_lifetime / 10;
+    if (slack > USER_RECORD_SLACK)
+        slack = USER_RECORD_SLACK;
+    mandate_rc rc = mandate_store_once_set(
+        store, USER_NS, key, sizeof(key),
+        mandate_pool_printf(req->pool, "%s\n%s", tenant, subject),
+        now + cfg->signin.refresh_lifetime + slack, now + cfg->signin.refresh_lifetime, &err);
+    if (rc != MANDATE_OK)
         log_error("the sign-in of %s at %s cannot be remembered: %s", subject, idp,
                   err.message);
 }
@@ -812,6 +843,10 @@ void mandate_signin_issue_code(mandate_http_request *req, mandate_http_response 
     /* RFC 9449 §10: redeemed only with a proof of this key */
     if (pending->dpop_jkt != NULL)
         json_object_set_new(grant, "code_dpop_jkt", json_string(pending->dpop_jkt));
+    /* the browser session it was issued in: its logout ends what the code gives */
+    if (pending->session != NULL)
+        json_object_set_new(grant, "session_root",
+                            json_string(mandate_signin_session_root(req->pool, pending->session)));
     const char *sub = json_string_value(json_object_get(grant, "sub"));
     sub = mandate_pool_strdup(req->pool, sub != NULL ? sub : "");
     char *grant_text = json_dumps(grant, JSON_COMPACT);

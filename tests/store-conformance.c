@@ -1507,6 +1507,58 @@ static mandate_rc once_take(struct store_fx *fx, const char *ns, const unsigned 
     return OPS->once_take(fx->inst, fx->pool, ns, key, 32, now, value_r, &fx->err);
 }
 
+/* once_set (ABI 1.7): replaces a live record in one write; leaves a live
+ * one of the same value alone while it lasts until keep_until. */
+static void test_once_set(void **state)
+{
+    struct store_fx *fx = *state;
+    unsigned char k1[32], k2[32];
+    char *value = NULL;
+    hash_of(1, k1);
+    hash_of(2, k2);
+
+    fake_host_set_now(1000);
+    /* none there: stored, and once_put then finds it live */
+    expect_ok(OPS->once_set(fx->inst, "user", k1, 32, "a", 2000, 1500, &fx->err), &fx->err);
+    assert_int_equal(OPS->once_put(fx->inst, "user", k1, 32, "x", 2000, &fx->err),
+                     MANDATE_EXISTS);
+    /* another value replaces a live record */
+    expect_ok(OPS->once_set(fx->inst, "user", k1, 32, "b", 1800, 1500, &fx->err), &fx->err);
+    expect_ok(once_take(fx, "user", k1, 1000, &value), &fx->err);
+    assert_string_equal(value, "b");
+    assert_int_equal(once_take(fx, "user", k1, 1799, &value), MANDATE_NOT_FOUND);
+
+    /* the same value: kept (its expires_at too) while it lasts until
+     * keep_until... */
+    expect_ok(OPS->once_set(fx->inst, "user", k1, 32, "c", 1800, 1800, &fx->err), &fx->err);
+    expect_ok(OPS->once_set(fx->inst, "user", k1, 32, "c", 3000, 1800, &fx->err), &fx->err);
+    assert_int_equal(once_take(fx, "user", k1, 1800, &value), MANDATE_NOT_FOUND);
+    /* ...and written with its new expires_at when it does not */
+    expect_ok(OPS->once_set(fx->inst, "user", k1, 32, "c", 1800, 1800, &fx->err), &fx->err);
+    expect_ok(OPS->once_set(fx->inst, "user", k1, 32, "c", 3000, 1801, &fx->err), &fx->err);
+    expect_ok(once_take(fx, "user", k1, 2999, &value), &fx->err);
+    assert_string_equal(value, "c");
+    /* an expired record of the same value is written again */
+    expect_ok(OPS->once_set(fx->inst, "user", k2, 32, "d", 1100, 0, &fx->err), &fx->err);
+    fake_host_set_now(1100);
+    expect_ok(OPS->once_set(fx->inst, "user", k2, 32, "d", 1300, 0, &fx->err), &fx->err);
+    expect_ok(once_take(fx, "user", k2, 1200, &value), &fx->err);
+    assert_string_equal(value, "d");
+    /* namespaces are apart */
+    expect_ok(OPS->once_set(fx->inst, "user", k2, 32, "f", 1300, 0, &fx->err), &fx->err);
+    expect_ok(OPS->once_set(fx->inst, "other", k2, 32, "e", 1300, 0, &fx->err), &fx->err);
+    expect_ok(once_take(fx, "user", k2, 1200, &value), &fx->err);
+    assert_string_equal(value, "f");
+
+    /* a key and a namespace are needed */
+    assert_int_equal(OPS->once_set(fx->inst, "user", NULL, 32, "v", 1200, 0, &fx->err),
+                     MANDATE_INVALID);
+    assert_int_equal(OPS->once_set(fx->inst, "user", k1, 0, "v", 1200, 0, &fx->err),
+                     MANDATE_INVALID);
+    assert_int_equal(OPS->once_set(fx->inst, NULL, k1, 32, "v", 1200, 0, &fx->err),
+                     MANDATE_INVALID);
+}
+
 static void test_once(void **state)
 {
     struct store_fx *fx = *state;
@@ -2624,6 +2676,7 @@ int store_conformance_run(const store_target *t)
         READY(test_replay_race),
         READY(test_client_metadata),
         SIGNIN(test_once),
+        SIGNIN(test_once_set),
         SIGNIN(test_auth_code),
         SIGNIN(test_refresh_put_get),
         SIGNIN(test_refresh_rotate),

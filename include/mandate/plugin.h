@@ -25,14 +25,15 @@ extern "C" {
 
 #define MANDATE_PLUGIN_MAGIC 0x4d4e4454u /* "MNDT" */
 #define MANDATE_PLUGIN_ABI_MAJOR 1
-#define MANDATE_PLUGIN_ABI_MINOR 6 /* 1: token records in the host; 2: store list ops;
+#define MANDATE_PLUGIN_ABI_MINOR 7 /* 1: token records in the host; 2: store list ops;
                                      3: backend status; 4: the grant's prior_actors;
                                      5: sign-in (store: codes, refresh tokens, sessions,
                                      consents, client documents, one-time records, lineage;
                                      client metadata; backend login ops; the grant's
                                      auth_time and key bindings); 6: the grant's may_act,
                                      single logout (backend logout ops, the
-                                     identity's session_ref and session_key) */
+                                     identity's session_ref and session_key); 7: the
+                                     store's once_set */
 
 #if defined(__GNUC__)
 #define MANDATE_PRINTF(f, a) __attribute__((format(printf, f, a)))

@@ -393,6 +393,18 @@ typedef struct mandate_store_ops {
                               const char *client_id, int64_t expires_at, mandate_error *err);
     mandate_rc (*revoke_descendants)(void *inst, const char *root, uint64_t *count_r,
                                      mandate_error *err);
+
+    /* ABI 1.7: stores value under (ns, key) until expires_at in one atomic
+     * write, replacing what is there, live or not (once_put refuses a live
+     * record; taking it first is two writes); but a live record (expires_at
+     * after the host's now) with the same value whose expires_at is at or
+     * after keep_until is left as it is and nothing is written: a record
+     * refreshed by every sign-in of a user, written once in a while. Read
+     * only when the plugin's abi_minor is >= 7; may be NULL (the core then
+     * takes and puts, writing every time). */
+    mandate_rc (*once_set)(void *inst, const char *ns, const unsigned char *key, size_t key_len,
+                           const char *value, int64_t expires_at, int64_t keep_until,
+                           mandate_error *err);
 } mandate_store_ops;
 
 #ifdef __cplusplus

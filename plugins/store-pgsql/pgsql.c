@@ -330,6 +330,7 @@ enum stmt_id {
     ST_REPLAY_LIST,
     ST_ONCE_PUT,
     ST_ONCE_TAKE,
+    ST_ONCE_SET,
     ST_CODE_INSERT,
     ST_CODE_TAKE,
     ST_FAMILY_INSERT,
@@ -446,6 +447,13 @@ static const char *const stmt_sql[ST_COUNT] = {
     /* taking is deleting: of two nodes, one deletes and gets the row */
     [ST_ONCE_TAKE] = "DELETE FROM once WHERE ns = $1 AND key_hash = $2 AND expires_at > $3 "
                      "RETURNING value",
+    /* a live record of the same value that lasts long enough ($5:
+     * keep_until, $6: now) is not updated: no new row version */
+    [ST_ONCE_SET] =
+        "INSERT INTO once (ns, key_hash, value, expires_at) VALUES ($1, $2, $3, $4) "
+        "ON CONFLICT (ns, key_hash) DO UPDATE SET value = excluded.value, "
+        "expires_at = excluded.expires_at WHERE NOT (once.value IS NOT DISTINCT FROM "
+        "excluded.value AND once.expires_at >= $5 AND once.expires_at > $6)",
     [ST_CODE_INSERT] = "INSERT INTO auth_codes (" CODE_COLUMNS ") VALUES ($1, $2, $3, $4, $5, "
                        "$6, $7, $8) ON CONFLICT (code_hash) DO NOTHING",
     /* Redeems the code when it may be, and answers it with whether this
@@ -2023,28 +2031,49 @@ static mandate_rc store_purge(void *inst_, int64_t now, uint64_t *count_r, manda
 /* Each op is one statement, atomic by itself, but those of refresh
  * families (see the top of this file). */
 
-static mandate_rc store_once_put(void *inst_, const char *ns, const unsigned char *key,
-                                 size_t key_len, const char *value, int64_t expires_at,
-                                 mandate_error *err)
+/* once_put and once_set: ns, key, value, expires_at, then now at $5 (put)
+ * or keep_until and now at $5, $6 (set); *changed_r: rows written. */
+static mandate_rc once_write(struct pgsql_inst *inst, enum stmt_id id, const char *what,
+                             const char *ns, const unsigned char *key, size_t key_len,
+                             const char *value, int64_t expires_at, const int64_t *keep_until,
+                             int64_t *changed_r, mandate_error *err)
 {
-    struct pgsql_inst *inst = inst_;
     struct params p = {0};
-    mandate_rc rc = no_hash(key, key_len, "once_put", err);
+    mandate_rc rc = no_hash(key, key_len, what, err);
     if (rc == MANDATE_OK && ns == NULL)
-        rc = mandate_error_set(err, MANDATE_INVALID, "pgsql: once_put: no namespace");
+        rc = mandate_error_set(err, MANDATE_INVALID, "pgsql: %s: no namespace", what);
     if (rc != MANDATE_OK)
         return rc;
     param_text(&p, ns);
     param_blob(&p, key, key_len);
     param_text(&p, value);
     param_int(&p, expires_at);
+    if (keep_until != NULL)
+        param_int(&p, *keep_until);
     param_int(&p, inst->host->now(inst->host));
+    return run_write(inst, id, &p, what, changed_r, err);
+}
+
+static mandate_rc store_once_put(void *inst_, const char *ns, const unsigned char *key,
+                                 size_t key_len, const char *value, int64_t expires_at,
+                                 mandate_error *err)
+{
     int64_t changed;
-    rc = run_write(inst, ST_ONCE_PUT, &p, "once_put", &changed, err);
+    mandate_rc rc = once_write(inst_, ST_ONCE_PUT, "once_put", ns, key, key_len, value,
+                               expires_at, NULL, &changed, err);
     if (rc == MANDATE_OK && changed == 0)
         rc = mandate_error_set(err, MANDATE_EXISTS,
                                "pgsql: once_put: that key is taken in \"%s\"", ns);
     return rc;
+}
+
+static mandate_rc store_once_set(void *inst_, const char *ns, const unsigned char *key,
+                                 size_t key_len, const char *value, int64_t expires_at,
+                                 int64_t keep_until, mandate_error *err)
+{
+    int64_t changed;
+    return once_write(inst_, ST_ONCE_SET, "once_set", ns, key, key_len, value, expires_at,
+                      &keep_until, &changed, err);
 }
 
 static mandate_rc store_once_take(void *inst_, mandate_pool *pool, const char *ns,
@@ -2674,6 +2703,7 @@ static const mandate_store_ops pgsql_ops = {
     .client_document_get = store_client_document_get,
     .lineage_add = store_lineage_add,
     .revoke_descendants = store_revoke_descendants,
+    .once_set = store_once_set,
 };
 
 const mandate_plugin mandate_plugin_pgsql = {

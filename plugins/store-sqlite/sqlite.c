@@ -294,6 +294,7 @@ enum stmt_id {
     ST_ONCE_PUT,
     ST_ONCE_GET,
     ST_ONCE_DELETE,
+    ST_ONCE_SET,
     ST_CODE_INSERT,
     ST_CODE_REDEEM,
     ST_CODE_GET,
@@ -400,6 +401,14 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_ONCE_GET] =
         "SELECT value FROM once WHERE ns = ?1 AND key_hash = ?2 AND expires_at > ?3",
     [ST_ONCE_DELETE] = "DELETE FROM once WHERE ns = ?1 AND key_hash = ?2",
+    /* one statement: a live record of the same value that lasts long
+     * enough (?5: keep_until, ?6: now) is not updated, and a commit that
+     * changed no page writes nothing to the WAL */
+    [ST_ONCE_SET] =
+        "INSERT INTO once (ns, key_hash, value, expires_at) VALUES (?1, ?2, ?3, ?4) "
+        "ON CONFLICT (ns, key_hash) DO UPDATE SET value = excluded.value, "
+        "expires_at = excluded.expires_at WHERE NOT (once.value IS excluded.value AND "
+        "once.expires_at >= ?5 AND once.expires_at > ?6)",
     [ST_CODE_INSERT] = "INSERT INTO auth_codes (" CODE_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, "
                        "?6, ?7, ?8) ON CONFLICT (code_hash) DO NOTHING",
     [ST_CODE_REDEEM] = "UPDATE auth_codes SET used = 1 "
@@ -1834,30 +1843,52 @@ static mandate_rc writer_tx(struct sqlite_inst *inst, tx_body body, void *ctx,
     return rc;
 }
 
-static mandate_rc store_once_put(void *inst_, const char *ns, const unsigned char *key,
-                                 size_t key_len, const char *value, int64_t expires_at,
-                                 mandate_error *err)
+/* once_put and once_set: ns, key, value, expires_at, then now at ?5 (put)
+ * or keep_until and now at ?5, ?6 (set); *changed_r: rows written. */
+static mandate_rc once_write(struct sqlite_inst *inst, enum stmt_id id, const char *what,
+                             const char *ns, const unsigned char *key, size_t key_len,
+                             const char *value, int64_t expires_at, const int64_t *keep_until,
+                             int *changed_r, mandate_error *err)
 {
-    struct sqlite_inst *inst = inst_;
     struct q q;
-    int changed;
-    mandate_rc rc = need_hash(key, key_len, "once_put", err);
+    mandate_rc rc = need_hash(key, key_len, what, err);
     if (rc == MANDATE_OK && ns == NULL)
-        rc = mandate_error_set(err, MANDATE_INVALID, "sqlite: once_put: no namespace");
+        rc = mandate_error_set(err, MANDATE_INVALID, "sqlite: %s: no namespace", what);
     if (rc != MANDATE_OK)
         return rc;
-    rc = q_writer(&q, inst, ST_ONCE_PUT, "once_put", err);
+    rc = q_writer(&q, inst, id, what, err);
     q_text(&q, 1, ns);
     q_blob(&q, 2, key, key_len);
     q_text(&q, 3, value);
     q_int(&q, 4, expires_at);
-    q_int(&q, 5, inst->host->now(inst->host));
+    if (keep_until != NULL)
+        q_int(&q, 5, *keep_until);
+    q_int(&q, keep_until != NULL ? 6 : 5, inst->host->now(inst->host));
     if (rc == MANDATE_OK)
-        rc = q_exec(&q, &changed);
+        rc = q_exec(&q, changed_r);
+    return q_close(&q, rc);
+}
+
+static mandate_rc store_once_put(void *inst_, const char *ns, const unsigned char *key,
+                                 size_t key_len, const char *value, int64_t expires_at,
+                                 mandate_error *err)
+{
+    int changed;
+    mandate_rc rc = once_write(inst_, ST_ONCE_PUT, "once_put", ns, key, key_len, value,
+                               expires_at, NULL, &changed, err);
     if (rc == MANDATE_OK && changed == 0)
         rc = mandate_error_set(err, MANDATE_EXISTS,
                                "sqlite: once_put: that key is taken in \"%s\"", ns);
-    return q_close(&q, rc);
+    return rc;
+}
+
+static mandate_rc store_once_set(void *inst_, const char *ns, const unsigned char *key,
+                                 size_t key_len, const char *value, int64_t expires_at,
+                                 int64_t keep_until, mandate_error *err)
+{
+    int changed;
+    return once_write(inst_, ST_ONCE_SET, "once_set", ns, key, key_len, value, expires_at,
+                      &keep_until, &changed, err);
 }
 
 struct once_take {
@@ -2749,6 +2780,7 @@ static const mandate_store_ops sqlite_ops = {
     .client_document_get = store_client_document_get,
     .lineage_add = store_lineage_add,
     .revoke_descendants = store_revoke_descendants,
+    .once_set = store_once_set,
 };
 
 const mandate_plugin mandate_plugin_sqlite = {

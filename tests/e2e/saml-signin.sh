@@ -49,7 +49,8 @@ daemon_up "daemon starts with a saml backend for sign-in"
 ACS="$BASE/login/$INSTANCE/callback"
 REDIRECT=http://127.0.0.1:7777/cb
 "${CTL[@]}" client create mcp-app --public --redirect-uri "$REDIRECT" \
-    --grant-type authorization_code --scope "mcp:call" --audience "$MARKET" >/dev/null 2>&1
+    --grant-type authorization_code --grant-type refresh_token --scope "mcp:call" \
+    --audience "$MARKET" >/dev/null 2>&1
 check "a public MCP client" "${CTL[@]}" client show mcp-app
 
 b64url() { base64 -w0 | tr '+/' '-_' | tr -d '='; }
@@ -268,8 +269,35 @@ asks_idp() {
 stays_signed_in() { ! asks_idp; }
 audit_last() { grep "\"event\":\"$1\"" "$STATE"/audit/*.jsonl | tail -n 1; }
 
+# redeem CODE: the token endpoint's answer in $TMP/t, its status printed
+redeem() {
+    curl -s -o "$TMP/t" -w '%{http_code}' -d grant_type=authorization_code -d client_id=mcp-app \
+        -d "code=$1" -d "code_verifier=$VERIFIER" --data-urlencode "redirect_uri=$REDIRECT" \
+        --data-urlencode "resource=$MARKET" "$BASE/oauth2/token"
+}
+refresh() { # TOKEN: likewise
+    curl -s -o "$TMP/t" -w '%{http_code}' -d grant_type=refresh_token -d client_id=mcp-app \
+        -d "refresh_token=$1" "$BASE/oauth2/token"
+}
+# consent_code: allows the consent page just fetched; the code
+consent_code() {
+    browse "$BASE/consent" -d "handle=$(form_value handle)" -d "csrf=$(form_value csrf)" -d decision=allow
+    query_param "$(location)" code
+}
+
 # IdP-initiated: the IdP's signed LogoutRequest ends the session it names
 slo_signin
+# what an application got through this session: a refresh family (rotated
+# once) and a code not redeemed yet; both end with the session
+SESSION_CODE=$(consent_code)
+expect_eq "a code of the session: redeemed" 200 "$(redeem "$SESSION_CODE")"
+R1=$(json_get "$(cat "$TMP/t")" refresh_token)
+check "  with a refresh token" test -n "$R1"
+expect_eq "  which rotates" 200 "$(refresh "$R1")"
+SESSION_REFRESH=$(json_get "$(cat "$TMP/t")" refresh_token)
+browse "$(authorize_url)"
+LATE_CODE=$(consent_code)
+check "  another code of the session, kept" test -n "$LATE_CODE"
 check "a signed-in browser: /authorize does not ask the IdP" stays_signed_in
 browse "$(authorize_url)"
 expect_eq "  (the consent page)" 200 "$(status)"
@@ -288,6 +316,12 @@ expect_contains "  Success" 'StatusCode Value="urn:oasis:names:tc:SAML:2.0:statu
 check "  signed: verifies with the SP certificate" redirect_signed "$ANSWER"
 expect_contains "  audited: the session ended" '"reason":"idp_logout"' "$(audit_last session.ended)"
 expect_contains "  audited: the logout" '"sessions":1' "$(audit_last logout.finished)"
+expect_eq "  the session's refresh token: refused" 400 "$(refresh "$SESSION_REFRESH")"
+expect_contains "  invalid_grant, the sign-in ended" "has ended" "$(cat "$TMP/t")"
+expect_eq "  its code not redeemed yet: refused" 400 "$(redeem "$LATE_CODE")"
+expect_contains "  invalid_grant, signed out" "signed out" "$(cat "$TMP/t")"
+check "  audited: what the session gave revoked (the family, its access tokens)" \
+    grep -q '"revocations":[1-9]' <<<"$(audit_last session.ended)"
 COOKIES=$IDP_BROWSER
 check "  that browser's next /authorize asks the IdP again" asks_idp
 COOKIES=""
@@ -364,6 +398,7 @@ post_acs "$SAML/acs-unsolicited.b64" ""
 expect_eq "IdP-initiated, no initiate_login_uri: a page" 200 "$(status)"
 expect_contains "  You are signed in" "You are signed in" "$(cat "$TMP/b")"
 expect_contains "  as the rules map the user" "advisor-12345" "$(cat "$TMP/b")"
+expect_contains "  under the organization's name (signin.tenants), not the instance's" "Example Bank" "$(cat "$TMP/b")"
 check "  a session cookie" grep -qi 'Set-Cookie: __Host-mandate-session=[^;]' "$TMP/h"
 check "  frames forbidden" grep -qi '^X-Frame-Options: DENY' "$TMP/h"
 expect_eq "  no code issued" "$codes" "$(records code.issued)"
