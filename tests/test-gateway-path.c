@@ -335,19 +335,32 @@ static void test_root_target(void **state)
 static void test_covers(void **state)
 {
     (void)state;
-    assert_true(mandate_gateway_path_covers("/mcp/public", "/mcp/public", false));
-    assert_true(mandate_gateway_path_covers("/mcp/public", "/mcp/public/", false));
-    assert_true(mandate_gateway_path_covers("/mcp/public", "/mcp/public/x", false));
-    assert_false(mandate_gateway_path_covers("/mcp/public", "/mcp/publicity", false));
-    assert_false(mandate_gateway_path_covers("/mcp/public", "/mcp/publi", false));
-    assert_false(mandate_gateway_path_covers("/mcp/public", "/MCP/public", false));
-    assert_true(mandate_gateway_path_covers("/mcp/public", "/MCP/Public/x", true));
-    assert_false(mandate_gateway_path_covers("/mcp/public", "/MCP/Publicx", true));
-    assert_true(mandate_gateway_path_covers("/tools/", "/tools/x", false));
-    assert_true(mandate_gateway_path_covers("/tools/", "/tools/", false));
-    assert_false(mandate_gateway_path_covers("/tools/", "/tools", false));
-    assert_true(mandate_gateway_path_covers("/", "/anything", false));
-    assert_false(mandate_gateway_path_covers("", "/anything", false));
+    static const struct {
+        const char *target, *path;
+        bool case_blind, covered;
+    } cases[] = {
+        {"/mcp/public", "/mcp/public", false, true},
+        {"/mcp/public", "/mcp/public/", false, true},
+        {"/mcp/public", "/mcp/public/x", false, true},
+        {"/mcp/public", "/mcp/publicity", false, false},
+        {"/mcp/public", "/mcp/publi", false, false},
+        {"/mcp/public", "/MCP/public", false, false},
+        {"/mcp/public", "/MCP/Public/x", true, true},
+        {"/mcp/public", "/MCP/Publicx", true, false},
+        {"/tools/", "/tools/x", false, true},
+        {"/tools/", "/tools/", false, true},
+        {"/tools/", "/tools", false, false},
+        {"/tools/", "/TOOLS/x", true, true},
+        {"/", "/anything", false, true},
+        {"/", "/", false, true},
+        {"", "/anything", false, false},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        if (mandate_gateway_path_covers(cases[i].target, cases[i].path, cases[i].case_blind) !=
+            cases[i].covered)
+            fail_msg("'%s' %s '%s'%s", cases[i].target,
+                     cases[i].covered ? "does not cover" : "covers", cases[i].path,
+                     cases[i].case_blind ? " (case-blind)" : "");
 }
 
 int main(void)
