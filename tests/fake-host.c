@@ -543,3 +543,22 @@ void fake_instance_free(const mandate_plugin *plugin, void **inst)
     free(*inst);
     *inst = NULL;
 }
+
+fake_plugin_fx *fake_plugin_fx_new(int64_t now)
+{
+    fake_plugin_fx *fx = calloc(1, sizeof(*fx));
+    if (fx == NULL)
+        abort();
+    fake_host_set_now(now);
+    fake_host_clear_log();
+    fx->pool = mandate_pool_new();
+    return fx;
+}
+
+void fake_plugin_fx_free(const mandate_plugin *plugin, fake_plugin_fx *fx)
+{
+    fake_instance_free(plugin, &fx->inst);
+    mandate_pool_free(&fx->pool);
+    free(fx);
+    fake_host_unset_now();
+}

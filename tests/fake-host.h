@@ -70,4 +70,17 @@ void *fake_instance_new(const mandate_plugin *plugin);
  * frees it with its conf strings; sets *inst to NULL. NULL: nothing. */
 void fake_instance_free(const mandate_plugin *plugin, void **inst);
 
+/* What a plugin's unit test drives: one instance, a pool, the last error. */
+typedef struct fake_plugin_fx {
+    void *inst;
+    mandate_pool *pool;
+    mandate_error err;
+} fake_plugin_fx;
+/* The fake host's clock stopped at now and its log empty; a new pool; the
+ * instance is the caller's to make. Never NULL. */
+fake_plugin_fx *fake_plugin_fx_new(int64_t now);
+/* Frees fx's instance of plugin (fake_instance_free), its pool and fx, and
+ * lets the clock run again. */
+void fake_plugin_fx_free(const mandate_plugin *plugin, fake_plugin_fx *fx);
+
 #endif

@@ -126,29 +126,30 @@ static bool is_b64url(const char *s)
     return true;
 }
 
-static mandate_rc auth_secret(struct fx *fx, const mandate_client *client, const void *secret,
-                              size_t len)
+/* cred, presented by client (its client_id filled in here). */
+static mandate_rc authenticate(struct fx *fx, const mandate_client *client,
+                               mandate_credential cred)
 {
-    mandate_credential cred = {
-        .auth_method = "client_secret_basic",
-        .client_id = client->client_id,
-        .secret = secret,
-        .secret_len = len,
-    };
+    cred.client_id = client->client_id;
     fx->err = (mandate_error){0};
     return OPS->authenticate_client(fx->inst, fx->pool, &cred, client, &fx->err);
 }
 
+static mandate_rc auth_secret(struct fx *fx, const mandate_client *client, const void *secret,
+                              size_t len)
+{
+    return authenticate(fx, client,
+                        (mandate_credential){.auth_method = "client_secret_basic",
+                                             .secret = secret,
+                                             .secret_len = len});
+}
+
 static mandate_rc auth_jwt(struct fx *fx, const mandate_client *client, const char *assertion)
 {
-    mandate_credential cred = {
-        .auth_method = "private_key_jwt",
-        .client_id = client->client_id,
-        .assertion = assertion,
-        .audience = AUDIENCE,
-    };
-    fx->err = (mandate_error){0};
-    return OPS->authenticate_client(fx->inst, fx->pool, &cred, client, &fx->err);
+    return authenticate(fx, client,
+                        (mandate_credential){.auth_method = "private_key_jwt",
+                                             .assertion = assertion,
+                                             .audience = AUDIENCE});
 }
 
 /* Provision a secret into client; returns the secret (from the pool). */

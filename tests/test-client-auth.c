@@ -138,6 +138,36 @@ static void expect_refused(const outcome *o, unsigned status, const char *error,
             test_contains(o->oerr.reason ? o->oerr.reason : o->oerr.description, reason));
 }
 
+/* Basic credentials id:secret refused as invalid_client for reason; the
+ * refusal names id. */
+static void expect_basic_refused(fixture *f, const char *id, const char *secret,
+                                 const char *reason)
+{
+    outcome o = authenticate(f, test_basic(f->pool, id, secret), "");
+    expect_refused(&o, 401, "invalid_client", reason);
+    assert_string_equal(o.oerr.client_id, id);
+}
+
+/* agent-1's right secret while *answer (the store's or the backend's) is
+ * an outage, then an error: 503, then 500. */
+static void expect_outages_refused(fixture *f, mandate_rc *answer)
+{
+    static const struct {
+        mandate_rc answer;
+        unsigned status;
+        const char *error;
+    } cases[] = {
+        {MANDATE_TEMPFAIL, 503, "temporarily_unavailable"},
+        {MANDATE_ERROR, 500, "server_error"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        *answer = cases[i].answer;
+        outcome o = authenticate(f, test_basic(f->pool, "agent-1", f->secret), "");
+        expect_refused(&o, cases[i].status, cases[i].error, NULL);
+    }
+    *answer = MANDATE_OK;
+}
+
 /* A client assertion of agent-key's key (RFC 7523 §3), naming sub. */
 static char *assertion(fixture *f, const char *sub, const char *aud)
 {
@@ -228,23 +258,15 @@ static void test_method_refusals(void **state)
 static void test_record_refusals(void **state)
 {
     fixture *f = *state;
-    outcome o = authenticate(f, test_basic(f->pool, "nobody", "s"), "");
-    expect_refused(&o, 401, "invalid_client", "no such client");
-    assert_string_equal(o.oerr.client_id, "nobody");
+    expect_basic_refused(f, "nobody", "s", "no such client");
 
-    store_answer = MANDATE_TEMPFAIL;
-    o = authenticate(f, test_basic(f->pool, "agent-1", f->secret), "");
-    expect_refused(&o, 503, "temporarily_unavailable", NULL);
-    store_answer = MANDATE_ERROR;
-    o = authenticate(f, test_basic(f->pool, "agent-1", f->secret), "");
-    expect_refused(&o, 500, "server_error", NULL);
-    store_answer = MANDATE_OK;
+    expect_outages_refused(f, &store_answer);
 
     mandate_error err = {0};
     assert_int_equal(
         mandate_clients_set_status(f->t->rt, "agent-1", MANDATE_CLIENT_DISABLED, &err),
         MANDATE_OK);
-    o = authenticate(f, test_basic(f->pool, "agent-1", f->secret), "");
+    outcome o = authenticate(f, test_basic(f->pool, "agent-1", f->secret), "");
     expect_refused(&o, 401, "invalid_client", "client is disabled");
 }
 
@@ -253,11 +275,10 @@ static void test_record_refusals(void **state)
 static void test_backend_refusals(void **state)
 {
     fixture *f = *state;
-    outcome o = authenticate(f, test_basic(f->pool, "agent-1", "not-the-secret"), "");
-    expect_refused(&o, 401, "invalid_client", "secret does not match");
-    assert_string_equal(o.oerr.client_id, "agent-1");
+    expect_basic_refused(f, "agent-1", "not-the-secret", "secret does not match");
     /* a key client's assertion for another audience, and a secret it does not have */
-    o = authenticate(f, NULL,
+    outcome o =
+        authenticate(f, NULL,
                      mandate_pool_printf(
                          f->pool,
                          "client_id=agent-key&client_assertion_type=%s"
@@ -267,13 +288,7 @@ static void test_backend_refusals(void **state)
     o = authenticate(f, test_basic(f->pool, "agent-key", "s"), "");
     expect_refused(&o, 401, "invalid_client", "private_key_jwt only");
 
-    backend_answer = MANDATE_TEMPFAIL;
-    o = authenticate(f, test_basic(f->pool, "agent-1", f->secret), "");
-    expect_refused(&o, 503, "temporarily_unavailable", NULL);
-    backend_answer = MANDATE_ERROR;
-    o = authenticate(f, test_basic(f->pool, "agent-1", f->secret), "");
-    expect_refused(&o, 500, "server_error", NULL);
-    backend_answer = MANDATE_OK;
+    expect_outages_refused(f, &backend_answer);
 
     /* a record that names a backend instance that is not enabled */
     mandate_client c;

@@ -36,12 +36,6 @@ extern const mandate_plugin mandate_plugin_jwt;
 
 #define NOW ((int64_t)1900000000)
 
-struct fx {
-    void *inst;
-    mandate_pool *pool;
-    mandate_error err;
-};
-
 /* A key as keygen made it, with its private part. */
 struct tkey {
     mandate_key key;
@@ -70,27 +64,19 @@ static void *inst_open(const char *algorithm)
 
 static int setup(void **state)
 {
-    struct fx *fx = calloc(1, sizeof(*fx));
-    assert_non_null(fx);
-    fake_host_set_now(NOW);
-    fake_host_clear_log();
+    fake_plugin_fx *fx = fake_plugin_fx_new(NOW);
     fx->inst = inst_open(NULL);
-    fx->pool = mandate_pool_new();
     *state = fx;
     return 0;
 }
 
 static int teardown(void **state)
 {
-    struct fx *fx = *state;
-    fake_instance_free(P, &fx->inst);
-    mandate_pool_free(&fx->pool);
-    free(fx);
-    fake_host_unset_now();
+    fake_plugin_fx_free(P, *state);
     return 0;
 }
 
-static void keygen(struct fx *fx, const char *alg, struct tkey *k)
+static void keygen(fake_plugin_fx *fx, const char *alg, struct tkey *k)
 {
     memset(k, 0, sizeof(*k));
     expect_rc(MANDATE_OK,
@@ -115,14 +101,14 @@ static mandate_rc set_keys(void *inst, struct tkey **keys, const mandate_key_sta
     return OPS->set_keys(inst, sk, n, err);
 }
 
-static void use_key(struct fx *fx, struct tkey *k)
+static void use_key(fake_plugin_fx *fx, struct tkey *k)
 {
     const mandate_key_status active = MANDATE_KEY_ACTIVE;
     expect_rc(MANDATE_OK, set_keys(fx->inst, &k, &active, 1, &fx->err), &fx->err);
 }
 
 /* A new key of alg, the only one and active. */
-static void active_key(struct fx *fx, const char *alg, struct tkey *k)
+static void active_key(fake_plugin_fx *fx, const char *alg, struct tkey *k)
 {
     keygen(fx, alg, k);
     use_key(fx, k);
@@ -143,7 +129,7 @@ static mandate_grant sample_grant(void)
     };
 }
 
-static char *mint(struct fx *fx, const mandate_grant *g)
+static char *mint(fake_plugin_fx *fx, const mandate_grant *g)
 {
     char *token = NULL;
     expect_rc(MANDATE_OK, OPS->mint(fx->inst, fx->pool, g, &token, &fx->err), &fx->err);
@@ -151,13 +137,14 @@ static char *mint(struct fx *fx, const mandate_grant *g)
     return token;
 }
 
-static mandate_rc parse(struct fx *fx, const char *token, mandate_grant *g)
+static mandate_rc parse(fake_plugin_fx *fx, const char *token, mandate_grant *g)
 {
     memset(&fx->err, 0, sizeof(fx->err));
     return OPS->parse(fx->inst, fx->pool, token, strlen(token), g, &fx->err);
 }
 
-static void expect_parse(struct fx *fx, const char *token, mandate_rc want, const char *needle)
+static void expect_parse(fake_plugin_fx *fx, const char *token, mandate_rc want,
+                         const char *needle)
 {
     mandate_grant g;
     mandate_rc rc = parse(fx, token, &g);
@@ -241,7 +228,7 @@ static void test_conf(void **state)
 
 /* --- keygen --------------------------------------------------------------------- */
 
-static void check_keygen(struct fx *fx, const char *alg, const char *want_alg)
+static void check_keygen(fake_plugin_fx *fx, const char *alg, const char *want_alg)
 {
     struct tkey k;
     keygen(fx, alg, &k);
@@ -304,7 +291,7 @@ static void test_keygen_eddsa(void **state)
 
 static void test_keygen_default_and_refused(void **state)
 {
-    struct fx *fx = *state;
+    fake_plugin_fx *fx = *state;
     check_keygen(fx, NULL, "ES256");
     mandate_key key;
     unsigned char *der;
@@ -326,7 +313,7 @@ static void test_keygen_default_and_refused(void **state)
 
 /* --- mint and parse --------------------------------------------------------------- */
 
-static void round_trip(struct fx *fx, const char *alg)
+static void round_trip(fake_plugin_fx *fx, const char *alg)
 {
     struct tkey k;
     keygen(fx, alg, &k);
@@ -377,7 +364,7 @@ static void test_round_trip_eddsa(void **state)
 
 static void test_audience_forms(void **state)
 {
-    struct fx *fx = *state;
+    fake_plugin_fx *fx = *state;
     struct tkey k;
     keygen(fx, "ES256", &k);
     use_key(fx, &k);
@@ -430,7 +417,7 @@ static void test_audience_forms(void **state)
 
 static void test_act_idp_tenant(void **state)
 {
-    struct fx *fx = *state;
+    fake_plugin_fx *fx = *state;
     struct tkey k;
     keygen(fx, "EdDSA", &k);
     use_key(fx, &k);
@@ -455,7 +442,7 @@ static void test_act_idp_tenant(void **state)
 /* A DPoP-bound grant (ABI 1.5): cnf.jkt in the token, read back. */
 static void test_cnf_jkt(void **state)
 {
-    struct fx *fx = *state;
+    fake_plugin_fx *fx = *state;
     struct tkey k;
     keygen(fx, "ES256", &k);
     use_key(fx, &k);
@@ -485,7 +472,7 @@ static mandate_grant acted_for(const char *prior_actors)
  * read back into prior_actors; bounded both ways. */
 static void test_act_chain(void **state)
 {
-    struct fx *fx = *state;
+    fake_plugin_fx *fx = *state;
     struct tkey k;
     active_key(fx, "ES256", &k);
     mandate_grant g = acted_for("agent-b agent-a"), back;
@@ -540,7 +527,7 @@ static void test_act_chain(void **state)
  * as the nearest actor alone. */
 static void test_act_chain_old_host(void **state)
 {
-    struct fx *fx = *state;
+    fake_plugin_fx *fx = *state;
     struct tkey k;
     active_key(fx, "ES256", &k);
     mandate_grant g = acted_for("agent-b"), back;
@@ -574,7 +561,7 @@ static void test_act_chain_old_host(void **state)
 
 static void test_mint_refusals(void **state)
 {
-    struct fx *fx = *state;
+    fake_plugin_fx *fx = *state;
     struct tkey k;
     keygen(fx, "ES256", &k);
     use_key(fx, &k);
@@ -595,7 +582,7 @@ static void test_mint_refusals(void **state)
 
 static void test_no_keys_tempfail(void **state)
 {
-    struct fx *fx = *state;
+    fake_plugin_fx *fx = *state;
     mandate_grant g = sample_grant();
     char *token;
     expect_rc(MANDATE_TEMPFAIL, OPS->mint(fx->inst, fx->pool, &g, &token, &fx->err), &fx->err);
@@ -619,7 +606,7 @@ static void test_no_keys_tempfail(void **state)
 
 static void test_expired(void **state)
 {
-    struct fx *fx = *state;
+    fake_plugin_fx *fx = *state;
     struct tkey k;
     keygen(fx, "ES256", &k);
     use_key(fx, &k);
@@ -638,7 +625,7 @@ static void test_expired(void **state)
 
 static void test_not_yet_valid(void **state)
 {
-    struct fx *fx = *state;
+    fake_plugin_fx *fx = *state;
     struct tkey k;
     keygen(fx, "EdDSA", &k);
     use_key(fx, &k);
@@ -667,7 +654,7 @@ static void test_not_yet_valid(void **state)
 
 static void test_unknown_kid(void **state)
 {
-    struct fx *fx = *state;
+    fake_plugin_fx *fx = *state;
     struct tkey in_set, outside;
     keygen(fx, "ES256", &in_set);
     keygen(fx, "ES256", &outside);
@@ -692,7 +679,7 @@ static void test_unknown_kid(void **state)
 
 static void test_alg_of_the_key_only(void **state)
 {
-    struct fx *fx = *state;
+    fake_plugin_fx *fx = *state;
     struct tkey es, ed;
     keygen(fx, "ES256", &es);
     keygen(fx, "EdDSA", &ed);
@@ -706,7 +693,7 @@ static void test_alg_of_the_key_only(void **state)
 }
 
 /* A token of the sample grant signed by a new active key of alg. */
-static char *fresh_token(struct fx *fx, const char *alg)
+static char *fresh_token(fake_plugin_fx *fx, const char *alg)
 {
     struct tkey k;
     active_key(fx, alg, &k);
@@ -716,7 +703,7 @@ static char *fresh_token(struct fx *fx, const char *alg)
 
 static void test_tampered(void **state)
 {
-    struct fx *fx = *state;
+    fake_plugin_fx *fx = *state;
     char *token = fresh_token(fx, "ES256");
 
     /* the payload with sub changed, re-encoded, signature kept */
@@ -749,7 +736,7 @@ static void test_tampered(void **state)
  * check cache, deny lists and replay checks of others key by it). */
 static void test_high_s_refused(void **state)
 {
-    struct fx *fx = *state;
+    fake_plugin_fx *fx = *state;
     char *token = fresh_token(fx, "ES256");
     char *s64 = strrchr(token, '.') + 1;
     unsigned char sig[64];
@@ -773,7 +760,7 @@ static void test_high_s_refused(void **state)
 
 static void test_typ(void **state)
 {
-    struct fx *fx = *state;
+    fake_plugin_fx *fx = *state;
     struct tkey k;
     keygen(fx, "RS256", &k);
     use_key(fx, &k);
@@ -797,7 +784,7 @@ static void test_typ(void **state)
 
 static void test_claim_types(void **state)
 {
-    struct fx *fx = *state;
+    fake_plugin_fx *fx = *state;
     struct tkey k;
     keygen(fx, "EdDSA", &k);
     use_key(fx, &k);
@@ -845,7 +832,7 @@ static void test_claim_types(void **state)
 
 static void test_not_a_jwt(void **state)
 {
-    struct fx *fx = *state;
+    fake_plugin_fx *fx = *state;
     struct tkey k;
     keygen(fx, "ES256", &k);
     use_key(fx, &k);
@@ -862,7 +849,7 @@ static void test_not_a_jwt(void **state)
 
 static void test_rotation(void **state)
 {
-    struct fx *fx = *state;
+    fake_plugin_fx *fx = *state;
     struct tkey k1, k2, *keys[2];
     keygen(fx, "ES256", &k1);
     keygen(fx, "EdDSA", &k2);
@@ -901,7 +888,7 @@ static void test_rotation(void **state)
 
 static void test_set_keys_refused(void **state)
 {
-    struct fx *fx = *state;
+    fake_plugin_fx *fx = *state;
     struct tkey good, other;
     keygen(fx, "ES256", &good);
     keygen(fx, "RS256", &other);
@@ -1010,7 +997,7 @@ static void *setter_main(void *arg)
 
 static void test_concurrent_mint_and_set_keys(void **state)
 {
-    struct fx *fx = *state;
+    fake_plugin_fx *fx = *state;
     struct tkey k1, k2;
     keygen(fx, "ES256", &k1);
     keygen(fx, "EdDSA", &k2);

@@ -40,12 +40,6 @@ extern const mandate_plugin mandate_plugin_opaque;
 #define TOKEN_LEN (sizeof(PREFIX) - 1 + BODY_LEN)
 #define B64URL "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
-struct fx {
-    void *inst;
-    mandate_pool *pool;
-    mandate_error err;
-};
-
 /* --- helpers ------------------------------------------------------------------ */
 
 static void expect_rc(mandate_rc want, mandate_rc rc, const mandate_error *err)
@@ -89,25 +83,17 @@ static void *inst_open_with(const char *key, const char *value)
 
 static int setup(void **state)
 {
-    struct fx *fx = calloc(1, sizeof(*fx));
-    assert_non_null(fx);
-    fake_host_set_now(NOW);
-    fake_host_clear_log();
+    fake_plugin_fx *fx = fake_plugin_fx_new(NOW);
     fake_host_token_reset();
     fx->inst = inst_open_with(NULL, NULL);
-    fx->pool = mandate_pool_new();
     *state = fx;
     return 0;
 }
 
 static int teardown(void **state)
 {
-    struct fx *fx = *state;
-    fake_instance_free(P, &fx->inst);
-    mandate_pool_free(&fx->pool);
-    free(fx);
+    fake_plugin_fx_free(P, *state);
     fake_host_token_reset();
-    fake_host_unset_now();
     return 0;
 }
 
@@ -152,25 +138,25 @@ static char *mint_in(void *inst, mandate_pool *pool, const mandate_grant *g)
     return token;
 }
 
-static char *mint(struct fx *fx, const mandate_grant *g)
+static char *mint(fake_plugin_fx *fx, const mandate_grant *g)
 {
     return mint_in(fx->inst, fx->pool, g);
 }
 
-static mandate_rc parse_n(struct fx *fx, const char *token, size_t len, mandate_grant *g)
+static mandate_rc parse_n(fake_plugin_fx *fx, const char *token, size_t len, mandate_grant *g)
 {
     memset(&fx->err, 0, sizeof(fx->err));
     return OPS->parse(fx->inst, fx->pool, token, len, g, &fx->err);
 }
 
-static mandate_rc parse(struct fx *fx, const char *token, mandate_grant *g)
+static mandate_rc parse(fake_plugin_fx *fx, const char *token, mandate_grant *g)
 {
     return parse_n(fx, token, strlen(token), g);
 }
 
 /* Parses and expects want; the message says needle (unless NULL) and never
  * holds the token's random part; a refused parse leaves the grant empty. */
-static void expect_parse_n(struct fx *fx, const char *token, size_t len, mandate_rc want,
+static void expect_parse_n(fake_plugin_fx *fx, const char *token, size_t len, mandate_rc want,
                            const char *needle)
 {
     mandate_grant g;
@@ -193,7 +179,8 @@ static void expect_parse_n(struct fx *fx, const char *token, size_t len, mandate
     }
 }
 
-static void expect_parse(struct fx *fx, const char *token, mandate_rc want, const char *needle)
+static void expect_parse(fake_plugin_fx *fx, const char *token, mandate_rc want,
+                         const char *needle)
 {
     expect_parse_n(fx, token, strlen(token), want, needle);
 }
@@ -333,7 +320,7 @@ static void test_old_host_refused(void **state)
 
 static void test_round_trip(void **state)
 {
-    struct fx *fx = *state;
+    fake_plugin_fx *fx = *state;
     const mandate_grant want = full_grant();
     char *token = mint(fx, &want);
     mandate_grant got;
@@ -347,7 +334,7 @@ static void test_round_trip(void **state)
 /* A DPoP-bound grant (ABI 1.5): its cnf.jkt kept in the record, read back. */
 static void test_round_trip_cnf(void **state)
 {
-    struct fx *fx = *state;
+    fake_plugin_fx *fx = *state;
     mandate_grant want = bare_grant();
     want.cnf_jkt = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I";
     char *token = mint(fx, &want);
@@ -359,7 +346,7 @@ static void test_round_trip_cnf(void **state)
 
 static void test_round_trip_bare(void **state)
 {
-    struct fx *fx = *state;
+    fake_plugin_fx *fx = *state;
     mandate_grant want = bare_grant();
     char *token = mint(fx, &want);
     mandate_grant got;
@@ -386,7 +373,7 @@ static void test_round_trip_bare(void **state)
 
 static void test_token_shape(void **state)
 {
-    struct fx *fx = *state;
+    fake_plugin_fx *fx = *state;
     const mandate_grant g = bare_grant();
     enum { N = 64 };
     char *tokens[N];
@@ -438,7 +425,7 @@ static void test_token_shape(void **state)
  * token or its random part. */
 static void test_store_holds_hash(void **state)
 {
-    struct fx *fx = *state;
+    fake_plugin_fx *fx = *state;
     const mandate_grant g = full_grant();
     char *token = mint(fx, &g);
     assert_int_equal(fake_host_token_count(), 1);
@@ -512,7 +499,7 @@ static void test_store_holds_hash(void **state)
 
 static void test_mint_refusals(void **state)
 {
-    struct fx *fx = *state;
+    fake_plugin_fx *fx = *state;
     char *token = (char *)"untouched";
     mandate_grant g = bare_grant();
     g.subject = NULL;
@@ -534,7 +521,7 @@ static void test_mint_refusals(void **state)
 
 static void test_not_ours(void **state)
 {
-    struct fx *fx = *state;
+    fake_plugin_fx *fx = *state;
     expect_parse(fx, "eyJhbGciOiJFUzI1NiIsInR5cCI6ImF0K2p3dCJ9.eyJzdWIiOiJhZ2VudCJ9.c2ln",
                  MANDATE_NEXT, NULL);
     expect_parse(fx, "garbage", MANDATE_NEXT, NULL);
@@ -554,7 +541,7 @@ static void test_not_ours(void **state)
 
 static void test_malformed(void **state)
 {
-    struct fx *fx = *state;
+    fake_plugin_fx *fx = *state;
     const mandate_grant want = bare_grant();
     const char *good = mint(fx, &want);
     char t[128];
@@ -591,7 +578,7 @@ static void test_malformed(void **state)
 
 static void test_unknown(void **state)
 {
-    struct fx *fx = *state;
+    fake_plugin_fx *fx = *state;
     const mandate_grant want = bare_grant();
     const char *good = mint(fx, &want);
     char t[128];
@@ -617,7 +604,7 @@ static void test_unknown(void **state)
 
 static void test_expired(void **state)
 {
-    struct fx *fx = *state;
+    fake_plugin_fx *fx = *state;
     const mandate_grant want = bare_grant(); /* expires at NOW + 60 */
     const char *token = mint(fx, &want);
     mandate_grant got;
@@ -709,7 +696,7 @@ static void *inst_on(const mandate_host *host)
 
 static void test_store_failures(void **state)
 {
-    struct fx *fx = *state;
+    fake_plugin_fx *fx = *state;
     const mandate_grant want = full_grant();
     const char *token = mint(fx, &want);
     mandate_grant got;
@@ -899,7 +886,7 @@ static void *minter_main(void *arg)
 
 static void test_concurrent_mint(void **state)
 {
-    struct fx *fx = *state;
+    fake_plugin_fx *fx = *state;
     pthread_t threads[MINTERS];
     struct minter *m = calloc(MINTERS, sizeof(*m));
     assert_non_null(m);

@@ -575,17 +575,24 @@ static void test_federated_refusals(void **state)
     test_answer_clear(&a);
 }
 
+/* The assertion grants' answer: a token for the mapped advisor, and the
+ * audit record names the kind of assertion it was issued for. */
+static void expect_advisor_token(fixture *f, test_answer *a, const char *subject_token_type)
+{
+    test_answer_expect(a, 200, "");
+    mandate_grant g = grant_of(f, test_answer_get(a, "access_token"));
+    assert_string_equal(g.subject, "advisor-42");
+    assert_string_equal(test_audit_field("token.issued", "subject_token_type"),
+                        subject_token_type);
+}
+
 static void test_saml_bearer(void **state)
 {
     fixture *f = *state;
     test_answer a = {0};
     post(f, &f->agent, saml_bearer(f, ADVISOR), &a);
-    test_answer_expect(&a, 200, "");
+    expect_advisor_token(f, &a, "urn:ietf:params:oauth:token-type:saml2");
     assert_null(json_object_get(a.body, "issued_token_type"));
-    mandate_grant g = grant_of(f, test_answer_get(&a, "access_token"));
-    assert_string_equal(g.subject, "advisor-42");
-    assert_string_equal(test_audit_field("token.issued", "subject_token_type"),
-                        "urn:ietf:params:oauth:token-type:saml2");
 
     post(f, &f->agent, "grant_type=" SAML_BEARER, &a);
     test_answer_expect(&a, 400, "invalid_request");
@@ -604,11 +611,7 @@ static void test_jwt_bearer(void **state)
          mandate_pool_printf(f->pool, "grant_type=" JWT_BEARER "&assertion=%s",
                              test_form_encode(f->pool, jwt)),
          &a);
-    test_answer_expect(&a, 200, "");
-    mandate_grant g = grant_of(f, test_answer_get(&a, "access_token"));
-    assert_string_equal(g.subject, "advisor-42");
-    assert_string_equal(test_audit_field("token.issued", "subject_token_type"),
-                        "urn:ietf:params:oauth:token-type:jwt");
+    expect_advisor_token(f, &a, "urn:ietf:params:oauth:token-type:jwt");
 
     post(f, &f->agent, "grant_type=" JWT_BEARER, &a);
     test_answer_expect(&a, 400, "invalid_request");

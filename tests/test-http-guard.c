@@ -9,6 +9,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -160,91 +161,106 @@ static void test_a_socket_number_reused_forgets_the_dropped_one(void **state)
     mandate_http_guard_free(&g);
 }
 
+/* The deadline tests' guard (10 connections, no cap per address), one
+ * peer, and what its sweeps shut down. */
+typedef struct deadlines {
+    mandate_http_guard *g;
+    struct sockaddr_in a;
+    shut_log log;
+} deadlines;
+
+static int deadlines_setup(void **state)
+{
+    deadlines *d = calloc(1, sizeof(*d));
+    d->g = guard(10, 0);
+    d->a = v4("127.0.0.2");
+    *state = d;
+    return 0;
+}
+
+static int deadlines_teardown(void **state)
+{
+    deadlines *d = *state;
+    mandate_http_guard_free(&d->g);
+    free(d);
+    return 0;
+}
+
+/* How many connections a sweep at now shut down. */
+static unsigned sweep(deadlines *d, int64_t now)
+{
+    return mandate_http_guard_sweep(d->g, now, record_shut, &d->log);
+}
+
 static void test_request_deadline(void **state)
 {
-    (void)state;
-    mandate_http_guard *g = guard(10, 0);
-    struct sockaddr_in a = v4("127.0.0.2");
-    shut_log log = {0};
-    serve(g, 10, SA(a), 0);
-    serve(g, 11, SA(a), 0);
-    mandate_http_guard_request_begins(g, 10, 100);  /* due at 2100 */
-    mandate_http_guard_request_begins(g, 11, 1000); /* due at 3000 */
-    assert_int_equal(mandate_http_guard_sweep(g, 2099, record_shut, &log), 0);
-    assert_int_equal(mandate_http_guard_sweep(g, 2100, record_shut, &log), 1);
-    assert_int_equal(log.fds[0], 10);
-    assert_int_equal(log.reasons[0], MANDATE_GUARD_REQUEST_DEADLINE);
+    deadlines *d = *state;
+    serve(d->g, 10, SA(d->a), 0);
+    serve(d->g, 11, SA(d->a), 0);
+    mandate_http_guard_request_begins(d->g, 10, 100);  /* due at 2100 */
+    mandate_http_guard_request_begins(d->g, 11, 1000); /* due at 3000 */
+    assert_int_equal(sweep(d, 2099), 0);
+    assert_int_equal(sweep(d, 2100), 1);
+    assert_int_equal(d->log.fds[0], 10);
+    assert_int_equal(d->log.reasons[0], MANDATE_GUARD_REQUEST_DEADLINE);
     /* shut down once: libmicrohttpd closes it in its own time */
-    assert_int_equal(mandate_http_guard_sweep(g, 2500, record_shut, &log), 0);
+    assert_int_equal(sweep(d, 2500), 0);
     /* 11's request arrives whole in time: no deadline while it is worked on */
-    mandate_http_guard_request_read(g, 11);
-    assert_int_equal(mandate_http_guard_sweep(g, 100000, record_shut, &log), 0);
+    mandate_http_guard_request_read(d->g, 11);
+    assert_int_equal(sweep(d, 100000), 0);
     /* answered: now it must start its next request in idle_ms */
-    mandate_http_guard_request_done(g, 11, 200000);
-    assert_int_equal(mandate_http_guard_sweep(g, 202999, record_shut, &log), 0);
-    assert_int_equal(mandate_http_guard_sweep(g, 203000, record_shut, &log), 1);
-    assert_int_equal(log.fds[1], 11);
-    assert_int_equal(log.reasons[1], MANDATE_GUARD_IDLE_DEADLINE);
-    assert_int_equal(log.n, 2);
+    mandate_http_guard_request_done(d->g, 11, 200000);
+    assert_int_equal(sweep(d, 202999), 0);
+    assert_int_equal(sweep(d, 203000), 1);
+    assert_int_equal(d->log.fds[1], 11);
+    assert_int_equal(d->log.reasons[1], MANDATE_GUARD_IDLE_DEADLINE);
+    assert_int_equal(d->log.n, 2);
     /* shut down, not forgotten: still counted until libmicrohttpd closes it */
-    assert_int_equal(mandate_http_guard_open(g), 2);
-    mandate_http_guard_closed(g, 10);
-    mandate_http_guard_closed(g, 11);
-    assert_int_equal(mandate_http_guard_open(g), 0);
-    mandate_http_guard_free(&g);
+    assert_int_equal(mandate_http_guard_open(d->g), 2);
+    mandate_http_guard_closed(d->g, 10);
+    mandate_http_guard_closed(d->g, 11);
+    assert_int_equal(mandate_http_guard_open(d->g), 0);
 }
 
 /* A connection that never sends a whole request line is under the idle
  * deadline from its accept, however many bytes it trickles. */
 static void test_idle_deadline_from_accept(void **state)
 {
-    (void)state;
-    mandate_http_guard *g = guard(10, 0);
-    struct sockaddr_in a = v4("127.0.0.2");
-    shut_log log = {0};
-    serve(g, 10, SA(a), 500);
-    assert_int_equal(mandate_http_guard_sweep(g, 3499, record_shut, &log), 0);
-    assert_int_equal(mandate_http_guard_sweep(g, 3500, record_shut, &log), 1);
-    assert_int_equal(log.reasons[0], MANDATE_GUARD_IDLE_DEADLINE);
-    mandate_http_guard_free(&g);
+    deadlines *d = *state;
+    serve(d->g, 10, SA(d->a), 500);
+    assert_int_equal(sweep(d, 3499), 0);
+    assert_int_equal(sweep(d, 3500), 1);
+    assert_int_equal(d->log.reasons[0], MANDATE_GUARD_IDLE_DEADLINE);
 }
 
 /* Handed over but not started: its socket may be gone (and its number
  * another descriptor's), so the sweep never shuts it down. */
 static void test_never_shuts_a_connection_not_started(void **state)
 {
-    (void)state;
-    mandate_http_guard *g = guard(10, 0);
-    struct sockaddr_in a = v4("127.0.0.2");
-    shut_log log = {0};
-    assert_true(mandate_http_guard_admit(g, 10, SA(a), 0));
-    assert_int_equal(mandate_http_guard_sweep(g, 1000000, record_shut, &log), 0);
-    assert_int_equal(log.n, 0);
-    mandate_http_guard_free(&g);
+    deadlines *d = *state;
+    assert_true(mandate_http_guard_admit(d->g, 10, SA(d->a), 0));
+    assert_int_equal(sweep(d, 1000000), 0);
+    assert_int_equal(d->log.n, 0);
 }
 
 /* A closed connection leaves the deadline lists: nothing is shut down for
  * it later, even when a new connection gets its number. */
 static void test_closed_leaves_the_lists(void **state)
 {
-    (void)state;
-    mandate_http_guard *g = guard(10, 0);
-    struct sockaddr_in a = v4("127.0.0.2");
-    shut_log log = {0};
-    serve(g, 10, SA(a), 0);
-    serve(g, 11, SA(a), 0);
-    serve(g, 12, SA(a), 0);
-    mandate_http_guard_request_begins(g, 10, 0);
-    mandate_http_guard_request_begins(g, 11, 0);
-    mandate_http_guard_request_begins(g, 12, 0);
-    mandate_http_guard_closed(g, 11); /* from the middle of the list */
-    mandate_http_guard_closed(g, 10); /* its head */
-    serve(g, 10, SA(a), 5000);        /* the number again: idle until 8000 */
-    assert_int_equal(mandate_http_guard_sweep(g, 7999, record_shut, &log), 1);
-    assert_int_equal(log.fds[0], 12);
-    assert_int_equal(mandate_http_guard_sweep(g, 8000, record_shut, &log), 1);
-    assert_int_equal(log.fds[1], 10);
-    mandate_http_guard_free(&g);
+    deadlines *d = *state;
+    serve(d->g, 10, SA(d->a), 0);
+    serve(d->g, 11, SA(d->a), 0);
+    serve(d->g, 12, SA(d->a), 0);
+    mandate_http_guard_request_begins(d->g, 10, 0);
+    mandate_http_guard_request_begins(d->g, 11, 0);
+    mandate_http_guard_request_begins(d->g, 12, 0);
+    mandate_http_guard_closed(d->g, 11); /* from the middle of the list */
+    mandate_http_guard_closed(d->g, 10); /* its head */
+    serve(d->g, 10, SA(d->a), 5000);     /* the number again: idle until 8000 */
+    assert_int_equal(sweep(d, 7999), 1);
+    assert_int_equal(d->log.fds[0], 12);
+    assert_int_equal(sweep(d, 8000), 1);
+    assert_int_equal(d->log.fds[1], 10);
 }
 
 /* Many addresses come and go: the table grows, and every count returns to
@@ -279,16 +295,17 @@ static void test_many_addresses(void **state)
 
 int main(void)
 {
+#define D(f) cmocka_unit_test_setup_teardown(f, deadlines_setup, deadlines_teardown)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_limit_in_all),
         cmocka_unit_test(test_per_address_cap),
         cmocka_unit_test(test_ipv4_and_ipv6_are_one_address_when_mapped),
         cmocka_unit_test(test_refused_at_once_is_released),
         cmocka_unit_test(test_a_socket_number_reused_forgets_the_dropped_one),
-        cmocka_unit_test(test_request_deadline),
-        cmocka_unit_test(test_idle_deadline_from_accept),
-        cmocka_unit_test(test_never_shuts_a_connection_not_started),
-        cmocka_unit_test(test_closed_leaves_the_lists),
+        D(test_request_deadline),
+        D(test_idle_deadline_from_accept),
+        D(test_never_shuts_a_connection_not_started),
+        D(test_closed_leaves_the_lists),
         cmocka_unit_test(test_many_addresses),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

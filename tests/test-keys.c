@@ -110,6 +110,24 @@ static mandate_rc sync_keys(fixture *f, bool force)
     return mandate_keyring_sync(f->t->rt, force, &f->err);
 }
 
+/* The kid of the store's one key (the test fails when it holds another number). */
+static const char *only_kid(fixture *f)
+{
+    mandate_key *keys;
+    assert_int_equal(list(f, &keys), 1);
+    return mandate_pool_strdup(f->pool, keys[0].kid);
+}
+
+/* The key a rotation that must succeed made. */
+static mandate_key rotated(fixture *f, const char *format, const char *alg)
+{
+    mandate_key made;
+    mandate_error err = {0};
+    assert_int_equal(mandate_keys_rotate(f->t->rt, format, alg, f->pool, &made, &err),
+                     MANDATE_OK);
+    return made;
+}
+
 /* The kid of the key the format signs with now. */
 static const char *signing_kid(fixture *f)
 {
@@ -154,13 +172,9 @@ static void test_first_key(void **state)
 static void test_rotate(void **state)
 {
     fixture *f = *state;
+    const char *first = only_kid(f);
+    mandate_key made = rotated(f, "jwt", "RS256");
     mandate_key *keys;
-    assert_int_equal(list(f, &keys), 1);
-    const char *first = mandate_pool_strdup(f->pool, keys[0].kid);
-    mandate_key made;
-    mandate_error err = {0};
-    assert_int_equal(mandate_keys_rotate(f->t->rt, "jwt", "RS256", f->pool, &made, &err),
-                     MANDATE_OK);
     assert_string_equal(made.alg, "RS256");
     assert_null(made.private_blob);
     assert_int_equal(list(f, &keys), 2);
@@ -200,9 +214,8 @@ static void test_rotate_refusals(void **state)
     assert_true(err.message[0] != '\0');
 
     /* the store refuses: the new key is not kept, the old one still signs */
+    const char *first = only_kid(f);
     mandate_key *keys;
-    assert_int_equal(list(f, &keys), 1);
-    const char *first = mandate_pool_strdup(f->pool, keys[0].kid);
     test_fail_next("store_key_list", MANDATE_TEMPFAIL);
     assert_int_equal(mandate_keys_rotate(f->t->rt, NULL, NULL, f->pool, &made, &err),
                      MANDATE_TEMPFAIL);
@@ -222,13 +235,10 @@ static void test_rotate_refusals(void **state)
 static void test_retire_and_purge(void **state)
 {
     fixture *f = *state;
-    mandate_key *keys;
-    assert_int_equal(list(f, &keys), 1);
-    const char *first = mandate_pool_strdup(f->pool, keys[0].kid);
-    mandate_key made;
+    const char *first = only_kid(f);
+    mandate_key made = rotated(f, NULL, NULL);
     mandate_error err = {0};
-    assert_int_equal(mandate_keys_rotate(f->t->rt, NULL, NULL, f->pool, &made, &err),
-                     MANDATE_OK);
+    mandate_key *keys;
     /* not yet */
     assert_int_equal(mandate_keys_purge(f->t->rt, fixed_now + 60, &err), MANDATE_OK);
     assert_int_equal(list(f, &keys), 2);
@@ -298,9 +308,7 @@ static void test_sync(void **state)
 static void test_undecryptable_key(void **state)
 {
     fixture *f = *state;
-    mandate_key *keys;
-    assert_int_equal(list(f, &keys), 1);
-    const char *good = mandate_pool_strdup(f->pool, keys[0].kid);
+    const char *good = only_kid(f);
     unsigned char blob[64] = {1};
     mandate_key foreign = {.kid = "foreign-kid",
                            .alg = "ES256",

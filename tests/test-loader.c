@@ -177,13 +177,19 @@ static const dummy *find_dummy(test_runtime *f)
     return NULL;
 }
 
+/* The sqlite store, and the instance name as conf says. */
+static void sqlite_and(test_runtime *f, const char *name, const char *conf)
+{
+    test_runtime_instance(f, "store", "kind = \"store\"; plugin = \"sqlite\";\n");
+    test_runtime_instance(f, name, conf);
+}
+
 static void test_runtime_applies_config(void **state)
 {
     test_runtime *f = *state;
-    test_runtime_instance(f, "store", "kind = \"store\"; plugin = \"sqlite\";\n");
-    test_runtime_instance(f, "backend-one",
-                          "kind = \"backend\"; plugin = \"dummy\";\nlabel = \"corp\";\n"
-                          "tags = [\"x\", \"y\", \"z\"];\nsecret = \"s3cret\";\n");
+    sqlite_and(f, "backend-one",
+               "kind = \"backend\"; plugin = \"dummy\";\nlabel = \"corp\";\n"
+               "tags = [\"x\", \"y\", \"z\"];\nsecret = \"s3cret\";\n");
     assert_int_equal(test_runtime_start(f, MANDATE_RUNTIME_MIGRATE), MANDATE_OK);
     const dummy *d = find_dummy(f);
     assert_string_equal(d->label, "corp");
@@ -214,10 +220,9 @@ static void test_runtime_applies_config(void **state)
 static void test_runtime_plugin_key_errors(void **state)
 {
     test_runtime *f = *state;
-    test_runtime_instance(f, "store", "kind = \"store\"; plugin = \"sqlite\";\n");
-    test_runtime_instance(f, "backend-one",
-                          "kind = \"backend\";\nplugin = \"dummy\";\ncount = 11;\n"
-                          "colour = \"red\";\nmode: { kind = \"medium\"; };\n");
+    static const char faulty[] = "kind = \"backend\";\nplugin = \"dummy\";\ncount = 11;\n"
+                                 "colour = \"red\";\nmode: { kind = \"medium\"; };\n";
+    sqlite_and(f, "backend-one", faulty);
     assert_int_not_equal(test_runtime_start(f, MANDATE_RUNTIME_CHECK_ONLY), MANDATE_OK);
     assert_null(f->rt);
     char *all = mandate_diag_join(&f->diag);
@@ -228,20 +233,30 @@ static void test_runtime_plugin_key_errors(void **state)
     free(all);
 }
 
+/* A start with flags is refused, and its first diagnostic says each of the
+ * words (a NULL ends them). */
+static void expect_start_refused(test_runtime *f, unsigned flags, const char *const words[])
+{
+    assert_int_not_equal(test_runtime_start(f, flags), MANDATE_OK);
+    assert_true(f->diag.count > 0);
+    for (size_t i = 0; words[i] != NULL; i++)
+        if (!test_contains(f->diag.lines[0], words[i]))
+            fail_msg("start refused with '%s', which does not say '%s'", f->diag.lines[0],
+                     words[i]);
+}
+
 static void test_runtime_refuses_bad_plugins(void **state)
 {
     test_runtime *f = *state;
     test_runtime_instance(f, "store", "kind = \"store\"; plugin = \"badabi\";\n");
-    assert_int_not_equal(test_runtime_start(f, MANDATE_RUNTIME_MIGRATE), MANDATE_OK);
+    expect_start_refused(
+        f, MANDATE_RUNTIME_MIGRATE,
+        (const char *const[]){"instance 'store'", "store-badabi.so", "ABI", NULL});
     assert_int_equal(f->diag.count, 1);
-    assert_true(test_contains(f->diag.lines[0], "instance 'store'"));
-    assert_true(test_contains(f->diag.lines[0], "store-badabi.so"));
-    assert_true(test_contains(f->diag.lines[0], "ABI"));
 
     test_runtime_instance(f, "store", "kind = \"store\"; plugin = \"missing\";\n");
-    assert_int_not_equal(test_runtime_start(f, MANDATE_RUNTIME_MIGRATE), MANDATE_OK);
-    assert_true(test_contains(f->diag.lines[0], "plugin 'missing'"));
-    assert_true(test_contains(f->diag.lines[0], "not found"));
+    expect_start_refused(f, MANDATE_RUNTIME_MIGRATE,
+                         (const char *const[]){"plugin 'missing'", "not found", NULL});
 }
 
 static void test_runtime_instantiate_failure(void **state)
@@ -251,11 +266,11 @@ static void test_runtime_instantiate_failure(void **state)
                           "kind = \"store\"; plugin = \"failing\";\nreason = \"no disk\";\n");
     /* checking alone does not run plugin code */
     assert_int_equal(test_runtime_start(f, MANDATE_RUNTIME_CHECK_ONLY), MANDATE_OK);
-    assert_int_not_equal(test_runtime_start(f, 0), MANDATE_OK);
+    expect_start_refused(f, 0,
+                         (const char *const[]){
+                             "instance 'store': plugin 'failing' (",
+                             "store-failing.so) failed to start: cannot start: no disk", NULL});
     assert_int_equal(f->diag.count, 1);
-    assert_true(test_contains(f->diag.lines[0],
-                              "instance 'store': plugin 'failing' ("));
-    assert_true(test_contains(f->diag.lines[0], "store-failing.so) failed to start: cannot start: no disk"));
 }
 
 static void test_runtime_needs_one_store(void **state)
@@ -263,13 +278,13 @@ static void test_runtime_needs_one_store(void **state)
     test_runtime *f = *state;
     test_runtime_instance(f, "backend-one",
                           "kind = \"backend\"; plugin = \"dummy\"; label = \"x\";\n");
-    assert_int_not_equal(test_runtime_start(f, MANDATE_RUNTIME_CHECK_ONLY), MANDATE_OK);
-    assert_true(test_contains(f->diag.lines[0], "0 store instances are enabled"));
+    expect_start_refused(f, MANDATE_RUNTIME_CHECK_ONLY,
+                         (const char *const[]){"0 store instances are enabled", NULL});
     test_runtime_instance(f, "store-a", "kind = \"store\"; plugin = \"sqlite\";\n");
     test_runtime_instance(f, "store-b",
                           "kind = \"store\"; plugin = \"sqlite\"; path = \"b.db\";\n");
-    assert_int_not_equal(test_runtime_start(f, MANDATE_RUNTIME_CHECK_ONLY), MANDATE_OK);
-    assert_true(test_contains(f->diag.lines[0], "2 store instances are enabled"));
+    expect_start_refused(f, MANDATE_RUNTIME_CHECK_ONLY,
+                         (const char *const[]){"2 store instances are enabled", NULL});
 }
 
 static void test_runtime_needs_kek(void **state)
@@ -278,11 +293,10 @@ static void test_runtime_needs_kek(void **state)
     test_runtime_instance(f, "store", "kind = \"store\"; plugin = \"sqlite\";\n");
     char *kek = mandate_xasprintf("%s/state/kek", f->dir);
     chmod(kek, 0644);
-    assert_int_not_equal(test_runtime_start(f, MANDATE_RUNTIME_MIGRATE), MANDATE_OK);
-    assert_true(test_contains(f->diag.lines[0], "chmod 600"));
+    expect_start_refused(f, MANDATE_RUNTIME_MIGRATE, (const char *const[]){"chmod 600", NULL});
     unlink(kek);
-    assert_int_not_equal(test_runtime_start(f, MANDATE_RUNTIME_MIGRATE), MANDATE_OK);
-    assert_true(test_contains(f->diag.lines[0], "mandatectl init"));
+    expect_start_refused(f, MANDATE_RUNTIME_MIGRATE,
+                         (const char *const[]){"mandatectl init", NULL});
     free(kek);
 }
 
@@ -290,8 +304,7 @@ static void test_runtime_needs_kek(void **state)
  * jwt instance. */
 static const mandate_instance *start_with_jwt(test_runtime *f)
 {
-    test_runtime_instance(f, "store", "kind = \"store\"; plugin = \"sqlite\";\n");
-    test_runtime_instance(f, "format-jwt", "kind = \"format\"; plugin = \"jwt\";\n");
+    sqlite_and(f, "format-jwt", "kind = \"format\"; plugin = \"jwt\";\n");
     assert_int_equal(
         test_runtime_start(f, MANDATE_RUNTIME_MIGRATE | MANDATE_RUNTIME_CREATE_KEYS),
         MANDATE_OK);
@@ -309,6 +322,28 @@ static int64_t fixed_clock(void)
     return fixed_now;
 }
 
+/* A grant of this issuer to agent-1 for itself. */
+static mandate_grant agent_grant(test_runtime *f, const char *jti, int64_t issued_at,
+                                 int64_t expires_at)
+{
+    return (mandate_grant){.issuer = mandate_runtime_config(f->rt)->issuer,
+                           .subject = "agent-1",
+                           .client_id = "agent-1",
+                           .jti = jti,
+                           .issued_at = issued_at,
+                           .expires_at = expires_at};
+}
+
+/* g as a token of the jwt instance. */
+static char *minted(const mandate_instance *jwt, mandate_pool *pool, const mandate_grant *g)
+{
+    const mandate_format_ops *ops = jwt->handle->plugin->ops;
+    char *token = NULL;
+    mandate_error err = {0};
+    assert_int_equal(ops->mint(jwt->inst, pool, g, &token, &err), MANDATE_OK);
+    return token;
+}
+
 /* A token checked once is "expired" after its expiry without a second
  * signature check: the key set is swapped under the cache (as no sync
  * would do), so only a verdict from the cache can still say "expired". */
@@ -321,16 +356,10 @@ static void test_runtime_expired_token_not_verified_again(void **state)
     mandate_clock_set(fixed_clock);
 
     mandate_pool *pool = mandate_pool_new();
-    mandate_grant g = {.issuer = mandate_runtime_config(f->rt)->issuer,
-                       .subject = "agent-1",
-                       .client_id = "agent-1",
-                       .scope = "mcp:call",
-                       .jti = "jti-expiring",
-                       .issued_at = fixed_now,
-                       .expires_at = fixed_now + 60};
-    char *token;
+    mandate_grant g = agent_grant(f, "jti-expiring", fixed_now, fixed_now + 60);
+    g.scope = "mcp:call";
+    char *token = minted(jwt, pool, &g);
     mandate_error err = {0};
-    assert_int_equal(ops->mint(jwt->inst, pool, &g, &token, &err), MANDATE_OK);
     mandate_token_status st;
     /* read once (its client is unknown here, which is checked after the read) */
     assert_int_equal(mandate_token_validate(f->rt, pool, token, strlen(token), &st, &err),
@@ -342,8 +371,7 @@ static void test_runtime_expired_token_not_verified_again(void **state)
     g.jti = "jti-expired";
     g.issued_at = fixed_now - 7200;
     g.expires_at = fixed_now - 3600;
-    char *stale;
-    assert_int_equal(ops->mint(jwt->inst, pool, &g, &stale, &err), MANDATE_OK);
+    char *stale = minted(jwt, pool, &g);
     assert_int_equal(mandate_token_validate(f->rt, pool, stale, strlen(stale), &st, &err),
                      MANDATE_INVALID);
     assert_string_equal(st.reason, "expired");
@@ -383,19 +411,12 @@ static void test_runtime_check_cache_emptied_by_key_changes_only(void **state)
 {
     test_runtime *f = *state;
     const mandate_instance *jwt = start_with_jwt(f);
-    const mandate_format_ops *ops = jwt->handle->plugin->ops;
     const mandate_instance *store = mandate_runtime_store(f->rt);
     mandate_pool *pool = mandate_pool_new();
     int64_t now = mandate_clock_now();
-    mandate_grant g = {.issuer = mandate_runtime_config(f->rt)->issuer,
-                       .subject = "agent-1",
-                       .client_id = "agent-1",
-                       .jti = "jti-cached",
-                       .issued_at = now,
-                       .expires_at = now + 600};
-    char *token;
+    mandate_grant g = agent_grant(f, "jti-cached", now, now + 600);
+    char *token = minted(jwt, pool, &g);
     mandate_error err = {0};
-    assert_int_equal(ops->mint(jwt->inst, pool, &g, &token, &err), MANDATE_OK);
     mandate_metrics_reset();
     mandate_token_status st;
     mandate_token_validate(f->rt, pool, token, strlen(token), &st, &err);
@@ -457,26 +478,22 @@ static void test_runtime_old_format_carries_no_chain(void **state)
 
 int main(void)
 {
+#define T(f) cmocka_unit_test_setup_teardown(f, rt_setup, rt_teardown)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_open_good_plugin),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_kind_mismatch),
         cmocka_unit_test(test_bad_names),
         cmocka_unit_test(test_scan_with_garbage),
-        cmocka_unit_test_setup_teardown(test_runtime_applies_config, rt_setup, rt_teardown),
-        cmocka_unit_test_setup_teardown(test_runtime_plugin_key_errors, rt_setup, rt_teardown),
-        cmocka_unit_test_setup_teardown(test_runtime_refuses_bad_plugins, rt_setup,
-                                        rt_teardown),
-        cmocka_unit_test_setup_teardown(test_runtime_instantiate_failure, rt_setup,
-                                        rt_teardown),
-        cmocka_unit_test_setup_teardown(test_runtime_needs_one_store, rt_setup, rt_teardown),
-        cmocka_unit_test_setup_teardown(test_runtime_needs_kek, rt_setup, rt_teardown),
-        cmocka_unit_test_setup_teardown(test_runtime_expired_token_not_verified_again, rt_setup,
-                                        rt_teardown),
-        cmocka_unit_test_setup_teardown(test_runtime_old_format_carries_no_chain, rt_setup,
-                                        rt_teardown),
-        cmocka_unit_test_setup_teardown(test_runtime_check_cache_emptied_by_key_changes_only,
-                                        rt_setup, rt_teardown),
+        T(test_runtime_applies_config),
+        T(test_runtime_plugin_key_errors),
+        T(test_runtime_refuses_bad_plugins),
+        T(test_runtime_instantiate_failure),
+        T(test_runtime_needs_one_store),
+        T(test_runtime_needs_kek),
+        T(test_runtime_expired_token_not_verified_again),
+        T(test_runtime_old_format_carries_no_chain),
+        T(test_runtime_check_cache_emptied_by_key_changes_only),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

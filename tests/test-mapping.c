@@ -126,6 +126,26 @@ static void assert_why(fixture *f, const char *what)
         fail_msg("expected \"%s\" in why \"%s\"", what, f->res.why ? f->res.why : "(null)");
 }
 
+/* attributes map to subject. */
+static void expect_subject(fixture *f, const char *attributes, const char *subject)
+{
+    mandate_rc rc = apply(f, attributes);
+    if (rc != MANDATE_OK || f->res.subject == NULL || strcmp(f->res.subject, subject) != 0)
+        fail_msg("%s: rc %d, subject %s, expected %s (why: %s)",
+                 attributes ? attributes : "(none)", (int)rc,
+                 f->res.subject ? f->res.subject : "(none)", subject,
+                 f->res.why ? f->res.why : "");
+}
+
+/* attributes are refused, and why says what. */
+static void expect_denied(fixture *f, const char *attributes, const char *what)
+{
+    mandate_rc rc = apply(f, attributes);
+    if (rc != MANDATE_DENIED)
+        fail_msg("%s: rc %d, expected DENIED", attributes ? attributes : "(none)", (int)rc);
+    assert_why(f, what);
+}
+
 #define RULE(extra)                                                                            \
     "mappings = (\n"                                                                           \
     "  { name = \"r\"; idp = \"x\"; subject = \"s-${id}\"; scopes = [\"a\"];\n" extra "  }\n"  \
@@ -442,9 +462,8 @@ static void test_example_compliance(void **state)
     assert_int_equal(f->res.lifetime, 600);
     /* the advisors' audience is not theirs */
     f->rq.requested_audience = "https://mcp.example/market-calendar";
-    assert_int_equal(apply(f, "{\"role\": \"ComplianceOfficer\", \"employeeId\": \"c77\"}"),
-                     MANDATE_DENIED);
-    assert_why(f, "rule compliance matched: audience https://mcp.example/market-calendar is "
+    expect_denied(f, "{\"role\": \"ComplianceOfficer\", \"employeeId\": \"c77\"}",
+                  "rule compliance matched: audience https://mcp.example/market-calendar is "
                   "not allowed");
 }
 
@@ -461,11 +480,10 @@ static void test_example_no_match(void **state)
                   "advisors: attribute role is not FinancialAdvisor; "
                   "compliance: attribute role is not ComplianceOfficer");
     /* an advisor without employeeId */
-    assert_int_equal(apply(f, "{\"role\": \"FinancialAdvisor\"}"), MANDATE_DENIED);
-    assert_why(f, "advisors: attribute employeeId is missing");
+    expect_denied(f, "{\"role\": \"FinancialAdvisor\"}",
+                  "advisors: attribute employeeId is missing");
     /* no attributes at all */
-    assert_int_equal(apply(f, NULL), MANDATE_DENIED);
-    assert_why(f, "advisors: attribute role is missing");
+    expect_denied(f, NULL, "advisors: attribute role is missing");
 }
 
 /* ---- conditions ---- */
@@ -480,12 +498,12 @@ static void test_multi_valued(void **state)
     assert_string_equal(f->res.rule->name, "advisors");
     assert_string_equal(f->res.subject, "advisor-e9"); /* the first value */
     /* values that are not scalars are no values */
-    assert_int_equal(apply(f, "{\"role\": [{\"x\": \"FinancialAdvisor\"}, null, [\"x\"]],"
-                              " \"employeeId\": \"e9\"}"),
-                     MANDATE_DENIED);
-    assert_why(f, "advisors: attribute role is missing");
-    assert_int_equal(apply(f, "{\"role\": [], \"employeeId\": \"e9\"}"), MANDATE_DENIED);
-    assert_why(f, "advisors: attribute role is missing");
+    expect_denied(f,
+                  "{\"role\": [{\"x\": \"FinancialAdvisor\"}, null, [\"x\"]],"
+                  " \"employeeId\": \"e9\"}",
+                  "advisors: attribute role is missing");
+    expect_denied(f, "{\"role\": [], \"employeeId\": \"e9\"}",
+                  "advisors: attribute role is missing");
 }
 
 static void test_nested_and_uri_names(void **state)
@@ -514,8 +532,7 @@ static void test_nested_and_uri_names(void **state)
     assert_string_equal(f->res.rule->name, "uri");
     assert_string_equal(f->res.subject, "u-77");
     /* the walk stops at something that is not an object */
-    assert_int_equal(apply(f, "{\"org\": \"advisors\"}"), MANDATE_DENIED);
-    assert_why(f, "nested: attribute org.groups is missing");
+    expect_denied(f, "{\"org\": \"advisors\"}", "nested: attribute org.groups is missing");
 }
 
 static void test_one_of_present_matches(void **state)
@@ -533,27 +550,21 @@ static void test_one_of_present_matches(void **state)
                       "    when = ( { attribute = \"badge\"; present = true; } );\n"
                       "    subject = \"pres-${id}\"; scopes = [\"mcp:call\"]; }\n"
                       ");\n"));
-    assert_int_equal(apply(f, "{\"dept\": \"pb\", \"id\": \"1\"}"), MANDATE_OK);
-    assert_string_equal(f->res.subject, "one-1");
-    assert_int_equal(apply(f, "{\"dept\": [\"hr\", \"wm\"], \"id\": \"1\"}"), MANDATE_OK);
-    assert_string_equal(f->res.subject, "one-1");
-    assert_int_equal(apply(f, "{\"title\": \"advisor\", \"id\": \"2\"}"), MANDATE_OK);
-    assert_string_equal(f->res.subject, "pat-2");
+    expect_subject(f, "{\"dept\": \"pb\", \"id\": \"1\"}", "one-1");
+    expect_subject(f, "{\"dept\": [\"hr\", \"wm\"], \"id\": \"1\"}", "one-1");
+    expect_subject(f, "{\"title\": \"advisor\", \"id\": \"2\"}", "pat-2");
     /* anchored: the whole value must match */
-    assert_int_equal(apply(f, "{\"title\": \"xadvisor\", \"id\": \"2\"}"), MANDATE_DENIED);
-    assert_why(f, "pat: attribute title does not match adv.*");
+    expect_denied(f, "{\"title\": \"xadvisor\", \"id\": \"2\"}",
+                  "pat: attribute title does not match adv.*");
     assert_why(f, "one: attribute dept is missing");
     assert_why(f, "pres: attribute badge is missing");
-    assert_int_equal(apply(f, "{\"title\": [\"xadvisor\", \"adv\"], \"id\": \"2\"}"),
-                     MANDATE_OK);
-    assert_string_equal(f->res.subject, "pat-2");
+    expect_subject(f, "{\"title\": [\"xadvisor\", \"adv\"], \"id\": \"2\"}", "pat-2");
     /* present: any non-empty value, of any scalar type */
-    assert_int_equal(apply(f, "{\"badge\": false, \"id\": \"3\"}"), MANDATE_OK);
-    assert_string_equal(f->res.subject, "pres-3");
+    expect_subject(f, "{\"badge\": false, \"id\": \"3\"}", "pres-3");
     assert_int_equal(apply(f, "{\"badge\": \"\", \"id\": \"3\"}"), MANDATE_DENIED);
     assert_int_equal(apply(f, "{\"badge\": null, \"id\": \"3\"}"), MANDATE_DENIED);
-    assert_int_equal(apply(f, "{\"dept\": \"hr\", \"id\": \"3\"}"), MANDATE_DENIED);
-    assert_why(f, "one: attribute dept is none of wm pb");
+    expect_denied(f, "{\"dept\": \"hr\", \"id\": \"3\"}",
+                  "one: attribute dept is none of wm pb");
 }
 
 /* Numbers and booleans compare as text; integers have no decimals. */
@@ -566,16 +577,13 @@ static void test_scalar_values(void **state)
                          "             { attribute = \"active\"; equals = \"true\"; } );\n"
                          "    subject = \"emp-${id}\"; scopes = [\"mcp:call\"]; }\n"
                          ");\n"));
-    assert_int_equal(apply(f, "{\"level\": 3, \"active\": true, \"id\": 1234}"), MANDATE_OK);
-    assert_string_equal(f->res.subject, "emp-1234");
-    assert_int_equal(apply(f, "{\"level\": 4.0, \"active\": true, \"id\": 12.0}"), MANDATE_OK);
-    assert_string_equal(f->res.subject, "emp-12");
+    expect_subject(f, "{\"level\": 3, \"active\": true, \"id\": 1234}", "emp-1234");
+    expect_subject(f, "{\"level\": 4.0, \"active\": true, \"id\": 12.0}", "emp-12");
     assert_int_equal(apply(f, "{\"level\": 3.5, \"active\": true, \"id\": 1}"), MANDATE_DENIED);
     assert_int_equal(apply(f, "{\"level\": 3, \"active\": \"yes\", \"id\": 1}"),
                      MANDATE_DENIED);
     /* a negative integer keeps its sign */
-    assert_int_equal(apply(f, "{\"level\": 3, \"active\": true, \"id\": -7}"), MANDATE_OK);
-    assert_string_equal(f->res.subject, "emp--7");
+    expect_subject(f, "{\"level\": 3, \"active\": true, \"id\": -7}", "emp--7");
 }
 
 /* ---- the subject ---- */
@@ -603,16 +611,12 @@ static void test_subject_injection(void **state)
         assert_why(f, "rule advisors matched: attribute employeeId is not fit for a subject");
     }
     /* the value in why is printable and bounded */
-    assert_int_equal(apply(f, "{\"role\": \"FinancialAdvisor\", \"employeeId\": \"a\\nb\"}"),
-                     MANDATE_DENIED);
-    assert_why(f, "'a?b'");
-    assert_int_equal(apply(f, long_attrs), MANDATE_DENIED);
-    assert_why(f, "not fit for a subject");
+    expect_denied(f, "{\"role\": \"FinancialAdvisor\", \"employeeId\": \"a\\nb\"}", "'a?b'");
+    expect_denied(f, long_attrs, "not fit for a subject");
     assert_true(strlen(f->res.why) < 300);
     /* empty: no value, so present fails and no rule matches */
-    assert_int_equal(apply(f, "{\"role\": \"FinancialAdvisor\", \"employeeId\": \"\"}"),
-                     MANDATE_DENIED);
-    assert_why(f, "no rule matched");
+    expect_denied(f, "{\"role\": \"FinancialAdvisor\", \"employeeId\": \"\"}",
+                  "no rule matched");
     /* a NUL inside a value: the attributes are refused as a whole */
     assert_int_equal(
         apply(f, "{\"role\": \"FinancialAdvisor\", \"employeeId\": \"ok\\u0000/../x\"}"),
@@ -630,20 +634,16 @@ static void test_subject_injection(void **state)
     free(long_attrs);
     long_attrs =
         mandate_xasprintf("{\"role\": \"FinancialAdvisor\", \"employeeId\": \"%s\"}", long_id);
-    assert_int_equal(apply(f, long_attrs), MANDATE_DENIED);
-    assert_why(f, "is not valid");
+    expect_denied(f, long_attrs, "is not valid");
     free(long_attrs);
     free(long_id);
 
     /* a template without conditions on its attribute */
     assert_true(parse(f, "mappings = ( { name = \"r\"; idp = \"saml\"; subject = \"${uid}\";"
                          " scopes = [\"mcp:call\"]; } );\n"));
-    assert_int_equal(apply(f, "{}"), MANDATE_DENIED);
-    assert_why(f, "rule r matched: attribute uid for the subject is missing");
-    assert_int_equal(apply(f, "{\"uid\": \"..\"}"), MANDATE_DENIED);
-    assert_why(f, "is not valid");
-    assert_int_equal(apply(f, "{\"uid\": \"jdoe\"}"), MANDATE_OK);
-    assert_string_equal(f->res.subject, "jdoe");
+    expect_denied(f, "{}", "rule r matched: attribute uid for the subject is missing");
+    expect_denied(f, "{\"uid\": \"..\"}", "is not valid");
+    expect_subject(f, "{\"uid\": \"jdoe\"}", "jdoe");
     assert_string_equal(f->res.tenant, "default");
 }
 
@@ -673,12 +673,11 @@ static void test_scope_intersection(void **state)
     assert_why(f, "rule r matched: no scope left: asked mcp:admin, rule allows gateway:invoke "
                   "mcp:call mcp:admin, client allows mcp:call gateway:invoke audit:read");
     f->rq.requested_scope = "audit:read";
-    assert_int_equal(apply(f, "{}"), MANDATE_DENIED);
-    assert_why(f, "no scope left");
+    expect_denied(f, "{}", "no scope left");
     f->rq.requested_scope = NULL;
     f->rq.client_scopes = NULL;
-    assert_int_equal(apply(f, "{}"), MANDATE_DENIED);
-    assert_why(f, "no scope left: asked (any), rule allows gateway:invoke mcp:call mcp:admin, "
+    expect_denied(f, "{}",
+                  "no scope left: asked (any), rule allows gateway:invoke mcp:call mcp:admin, "
                   "client allows (none)");
     /* a prefix is not a scope */
     f->rq.client_scopes = "mcp:call";
@@ -705,8 +704,8 @@ static void test_audience(void **state)
     assert_int_equal(apply(f, "{}"), MANDATE_OK);
     assert_string_equal(f->res.audience, "https://b.example/ https://a.example/");
     f->rq.requested_audience = "https://b.example/ https://c.example/";
-    assert_int_equal(apply(f, "{}"), MANDATE_DENIED);
-    assert_why(f, "rule two matched: audience https://c.example/ is not allowed (rule allows "
+    expect_denied(f, "{}",
+                  "rule two matched: audience https://c.example/ is not allowed (rule allows "
                   "https://a.example/ https://b.example/)");
     f->rq.requested_audience = "https://a.example";
     assert_int_equal(apply(f, "{}"), MANDATE_DENIED);
@@ -720,8 +719,7 @@ static void test_audience(void **state)
     assert_int_equal(apply(f, "{}"), MANDATE_OK);
     assert_string_equal(f->res.audience, "https://c.example/");
     f->rq.requested_audience = "c.example";
-    assert_int_equal(apply(f, "{}"), MANDATE_DENIED);
-    assert_why(f, "audience c.example is not an absolute URI");
+    expect_denied(f, "{}", "audience c.example is not an absolute URI");
 }
 
 static void test_lifetime(void **state)
@@ -788,8 +786,7 @@ static void test_sensitive_scopes(void **state)
                   "trade:execute trade:cancel (700 s > 600 s)");
     /* unknown authentication time: as too old */
     f->identity.authn_instant = 0;
-    assert_int_equal(apply(f, "{}"), MANDATE_DENIED);
-    assert_why(f, "authentication time unknown (max 600 s)");
+    expect_denied(f, "{}", "authentication time unknown (max 600 s)");
     f->rq.requested_scope = NULL;
     assert_int_equal(apply(f, "{}"), MANDATE_OK);
     assert_string_equal(f->res.scope, "mcp:call");
@@ -837,8 +834,7 @@ static void test_first_match_and_idp(void **state)
     assert_string_equal(f->res.rule->name, "okta");
     /* another IdP has no rule */
     f->rq.idp = "backend-other";
-    assert_int_equal(apply(f, "{\"id\": \"1\"}"), MANDATE_DENIED);
-    assert_why(f, "no rule matched (0 rules for idp backend-other)");
+    expect_denied(f, "{\"id\": \"1\"}", "no rule matched (0 rules for idp backend-other)");
     /* no plugin name given: only the instance name counts */
     f->rq.idp = "backend-corp-saml";
     f->rq.idp_plugin = NULL;
@@ -866,8 +862,8 @@ static void test_why_bounded(void **state)
     assert_true(parse(f, full));
     free(full);
     assert_int_equal(f->m.count, 60);
-    assert_int_equal(apply(f, "{\"role\": \"x\"}"), MANDATE_DENIED);
-    assert_why(f, "no rule matched (60 rules for idp backend-corp-saml): rule-00: attribute "
+    expect_denied(f, "{\"role\": \"x\"}",
+                  "no rule matched (60 rules for idp backend-corp-saml): rule-00: attribute "
                   "role is not Role-00-with-a-long-name");
     assert_why(f, "...");
     assert_true(strlen(f->res.why) < 900);

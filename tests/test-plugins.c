@@ -99,16 +99,22 @@ static mandate_rc validate_now(const mandate_instance *in, const char *script,
     return rc;
 }
 
+/* A runtime with the blocking backend-slow instance, which has one slot. */
+static const mandate_instance *one_slow_slot(void **state, const char *server)
+{
+    test_runtime *t = started(state, server, "backend-slow",
+                              "kind = \"backend\"; plugin = \"slowscript\";\n", NULL);
+    const mandate_instance *slow = test_runtime_find(t, "backend-slow");
+    assert_int_equal(mandate_plugins_gate_slots(slow), 1);
+    return slow;
+}
+
 /* threads = 2: one worker may wait on the slow instance, the other stays
  * free; a second call finds the one slot taken, waits its while, and is
  * answered TEMPFAIL; once the slot frees, calls pass again. */
 static void test_blocking_instance_is_bounded(void **state)
 {
-    test_runtime *t = started(state, "server: { threads = 2; };", "backend-slow",
-                              "kind = \"backend\"; plugin = \"slowscript\";\n", NULL);
-    const mandate_instance *slow = test_runtime_find(t, "backend-slow");
-    assert_int_equal(mandate_plugins_gate_slots(slow), 1);
-
+    const mandate_instance *slow = one_slow_slot(state, "server: { threads = 2; };");
     call holder;
     start_call(&holder, slow, "sleep=1500");
     sleep_ms(300); /* the holder is inside its call */
@@ -129,11 +135,8 @@ static void test_blocking_instance_is_bounded(void **state)
 /* A call that waits gets the slot freed within its wait. */
 static void test_blocking_call_waits_for_a_slot(void **state)
 {
-    test_runtime *t = started(state, "server: { threads = 1; };", "backend-slow",
-                              "kind = \"backend\"; plugin = \"slowscript\";\n", NULL);
-    const mandate_instance *slow = test_runtime_find(t, "backend-slow");
     /* one worker: it may block, there is nobody else to keep free */
-    assert_int_equal(mandate_plugins_gate_slots(slow), 1);
+    const mandate_instance *slow = one_slow_slot(state, "server: { threads = 1; };");
     call holder;
     start_call(&holder, slow, "sleep=80");
     sleep_ms(20);
