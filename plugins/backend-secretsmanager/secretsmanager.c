@@ -47,6 +47,8 @@
 
 #include <mandate/backend.h>
 
+#include "jose.h"
+
 #ifndef PACKAGE_VERSION
 #define PACKAGE_VERSION "0.1.0"
 #endif
@@ -155,31 +157,6 @@ static void wipe_json_string(json_t *v)
 {
     if (json_is_string(v))
         OPENSSL_cleanse((char *)json_string_value(v), json_string_length(v));
-}
-
-static void b64url_encode(const unsigned char *in, size_t len, char *out)
-{
-    static const char alphabet[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    size_t o = 0, i = 0;
-    for (; i + 2 < len; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-        out[o++] = alphabet[v >> 18 & 63];
-        out[o++] = alphabet[v >> 12 & 63];
-        out[o++] = alphabet[v >> 6 & 63];
-        out[o++] = alphabet[v & 63];
-    }
-    if (len - i == 1) {
-        uint32_t v = (uint32_t)in[i] << 16;
-        out[o++] = alphabet[v >> 18 & 63];
-        out[o++] = alphabet[v >> 12 & 63];
-    } else if (len - i == 2) {
-        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
-        out[o++] = alphabet[v >> 18 & 63];
-        out[o++] = alphabet[v >> 12 & 63];
-        out[o++] = alphabet[v >> 6 & 63];
-    }
-    out[o] = '\0';
 }
 
 /* Characters Secrets Manager allows in a secret name. */
@@ -1115,7 +1092,7 @@ static mandate_rc sm_provision(void *inst_, mandate_pool *pool, mandate_provisio
         rc = mandate_error_set(err, MANDATE_ERROR, "secretsmanager: no random bytes");
         goto out;
     }
-    b64url_encode(raw, sizeof(raw), text);
+    mandate_b64url_encode(raw, sizeof(raw), text);
     body = provision_body(inst, mode, name, id, text, kms, token);
     if (body == NULL) {
         rc = mandate_error_set(err, MANDATE_ERROR, "secretsmanager: out of memory");
