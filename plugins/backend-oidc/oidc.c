@@ -200,13 +200,30 @@ static size_t list_len(char *const *list)
     return n;
 }
 
+/* The words of the accept and algorithms settings and their bits. */
+typedef struct named_bit {
+    const char *name;
+    unsigned bit;
+} named_bit;
+static const named_bit kind_names[] = {
+    {"id_token", KIND_ID_TOKEN}, {"jwt", KIND_JWT}, {"id-jag", KIND_ID_JAG}, {NULL, 0}};
+static const named_bit alg_names[] = {
+    {"RS256", ALG_RS256}, {"ES256", ALG_ES256}, {"EdDSA", ALG_EDDSA}, {NULL, 0}};
+
+/* name's bit in names; 0: none of them */
+static unsigned bit_named(const named_bit *names, const char *name)
+{
+    for (; names->name != NULL; names++)
+        if (strcmp(names->name, name) == 0)
+            return names->bit;
+    return 0;
+}
+
 static const char *kind_name(unsigned kind)
 {
-    switch (kind) {
-    case KIND_ID_TOKEN: return "id_token";
-    case KIND_JWT: return "jwt";
-    case KIND_ID_JAG: return "id-jag";
-    }
+    for (const named_bit *k = kind_names; k->name != NULL; k++)
+        if (k->bit == kind)
+            return k->name;
     return "?";
 }
 
@@ -1769,17 +1786,13 @@ static mandate_rc check_config(oidc_inst *inst, mandate_error *err)
                                      "oidc: algorithms: \"%s\" is refused: a provider's keys "
                                      "are public, an HMAC over them proves nothing",
                                      Q(a));
-        if (strcmp(a, "RS256") == 0)
-            inst->algs |= ALG_RS256;
-        else if (strcmp(a, "ES256") == 0)
-            inst->algs |= ALG_ES256;
-        else if (strcmp(a, "EdDSA") == 0)
-            inst->algs |= ALG_EDDSA;
-        else
+        unsigned bit = bit_named(alg_names, a);
+        if (bit == 0)
             return mandate_error_set(err, MANDATE_INVALID,
                                      "oidc: algorithms: \"%s\" is not supported (RS256, "
                                      "ES256, EdDSA)",
                                      Q(a));
+        inst->algs |= bit;
     }
     if (inst->algs == 0)
         return mandate_error_set(err, MANDATE_INVALID, "oidc: algorithms is empty");
@@ -1787,16 +1800,12 @@ static mandate_rc check_config(oidc_inst *inst, mandate_error *err)
     inst->kinds = 0;
     for (size_t i = 0; inst->accept != NULL && inst->accept[i] != NULL; i++) {
         const char *k = inst->accept[i];
-        if (strcmp(k, "id_token") == 0)
-            inst->kinds |= KIND_ID_TOKEN;
-        else if (strcmp(k, "jwt") == 0)
-            inst->kinds |= KIND_JWT;
-        else if (strcmp(k, "id-jag") == 0)
-            inst->kinds |= KIND_ID_JAG;
-        else
+        unsigned bit = bit_named(kind_names, k);
+        if (bit == 0)
             return mandate_error_set(err, MANDATE_INVALID,
                                      "oidc: accept: \"%s\" is none of id_token, jwt, id-jag",
                                      Q(k));
+        inst->kinds |= bit;
     }
     if (inst->kinds == 0)
         return mandate_error_set(err, MANDATE_INVALID, "oidc: accept is empty");
