@@ -47,6 +47,7 @@
 
 #include <mandate/backend.h>
 
+#include "client-secret.h"
 #include "jose.h"
 
 #ifndef PACKAGE_VERSION
@@ -876,17 +877,11 @@ static mandate_rc check_secret(sm_inst *inst, const mandate_credential *cred,
     char name[NAME_LEN_MAX + 1];
     if (!secret_name(inst, id, name, MANDATE_DENIED, err))
         return MANDATE_DENIED;
-    if (cred->secret_len == 0)
-        return mandate_error_set(err, MANDATE_DENIED, "secretsmanager: empty secret");
-    if (cred->secret_len > SECRET_LEN_MAX)
-        return mandate_error_set(err, MANDATE_DENIED, "secretsmanager: secret does not match");
 
     unsigned char hash[HASH_LEN];
-    mandate_rc rc = host->keyed_hash(host, cred->secret, cred->secret_len, hash, err);
-    if (rc != MANDATE_OK) {
-        host->wipe(hash, sizeof(hash));
+    mandate_rc rc = mandate_client_secret_hash(host, "secretsmanager", cred, hash, err);
+    if (rc != MANDATE_OK)
         return rc;
-    }
     int64_t now = host->now(host);
     sm_entry cached, fresh = {0};
     sm_state state = cache_get(inst, id, now, &cached);
