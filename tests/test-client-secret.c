@@ -45,51 +45,40 @@ static int reset(void **state)
     return 0;
 }
 
-static mandate_credential credential(const char *secret, size_t len)
+static unsigned char hash[MANDATE_CLIENT_SECRET_HASH_LEN];
+static mandate_error err;
+
+/* mandate_client_secret_hash of secret[0..len) as BACKEND presents it, into
+ * hash and err. */
+static mandate_rc hash_secret(const char *backend, const char *secret, size_t len)
 {
-    return (mandate_credential){
+    mandate_credential cred = {
         .client_id = "agent", .secret = (const unsigned char *)secret, .secret_len = len};
+    memset(&err, 0, sizeof(err));
+    return mandate_client_secret_hash(&host, backend, &cred, hash, &err);
 }
 
 static void test_hashes_the_secret(void **state)
 {
     (void)state;
-    unsigned char hash[MANDATE_CLIENT_SECRET_HASH_LEN];
-    mandate_credential cred = credential("s3cret", 6);
-    mandate_error err = {0};
-    assert_int_equal(mandate_client_secret_hash(&host, "local", &cred, hash, &err), MANDATE_OK);
+    assert_int_equal(hash_secret("local", "s3cret", 6), MANDATE_OK);
     assert_int_equal(hashes, 1);
     assert_int_equal(hash[0], 6 + 's');
     assert_int_equal(hash[31], 6 + 's');
 }
 
-static void test_empty_secret(void **state)
-{
-    (void)state;
-    unsigned char hash[MANDATE_CLIENT_SECRET_HASH_LEN];
-    mandate_credential cred = credential("", 0);
-    mandate_error err = {0};
-    assert_int_equal(mandate_client_secret_hash(&host, "local", &cred, hash, &err),
-                     MANDATE_DENIED);
-    assert_string_equal(err.message, "local: empty secret");
-    assert_int_equal(hashes, 0);
-}
-
-static void test_overlong_secret(void **state)
+static void test_empty_or_overlong_secret(void **state)
 {
     (void)state;
     static char big[MANDATE_CLIENT_SECRET_LEN_MAX + 1];
     memset(big, 'x', sizeof(big));
-    unsigned char hash[MANDATE_CLIENT_SECRET_HASH_LEN];
-    mandate_error err = {0};
-    mandate_credential cred = credential(big, sizeof(big));
-    assert_int_equal(mandate_client_secret_hash(&host, "secretsmanager", &cred, hash, &err),
-                     MANDATE_DENIED);
+    assert_int_equal(hash_secret("local", "", 0), MANDATE_DENIED);
+    assert_string_equal(err.message, "local: empty secret");
+    assert_int_equal(hash_secret("secretsmanager", big, sizeof(big)), MANDATE_DENIED);
     assert_string_equal(err.message, "secretsmanager: secret does not match");
     assert_int_equal(hashes, 0);
     /* the longest allowed is hashed */
-    cred = credential(big, MANDATE_CLIENT_SECRET_LEN_MAX);
-    assert_int_equal(mandate_client_secret_hash(&host, "secretsmanager", &cred, hash, &err),
+    assert_int_equal(hash_secret("secretsmanager", big, MANDATE_CLIENT_SECRET_LEN_MAX),
                      MANDATE_OK);
     assert_int_equal(hashes, 1);
 }
@@ -98,11 +87,7 @@ static void test_failed_hash_is_wiped(void **state)
 {
     (void)state;
     hash_fails = true;
-    unsigned char hash[MANDATE_CLIENT_SECRET_HASH_LEN];
-    mandate_credential cred = credential("s3cret", 6);
-    mandate_error err = {0};
-    assert_int_equal(mandate_client_secret_hash(&host, "local", &cred, hash, &err),
-                     MANDATE_ERROR);
+    assert_int_equal(hash_secret("local", "s3cret", 6), MANDATE_ERROR);
     assert_string_equal(err.message, "keyed hash: no key");
     assert_int_equal(wipes, 1);
     for (size_t i = 0; i < sizeof(hash); i++)
@@ -113,8 +98,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_hashes_the_secret, reset),
-        cmocka_unit_test_setup(test_empty_secret, reset),
-        cmocka_unit_test_setup(test_overlong_secret, reset),
+        cmocka_unit_test_setup(test_empty_or_overlong_secret, reset),
         cmocka_unit_test_setup(test_failed_hash_is_wiped, reset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
