@@ -49,6 +49,7 @@
 
 #include "client-secret.h"
 #include "jose.h"
+#include "wiped-buffer.h"
 
 #ifndef PACKAGE_VERSION
 #define PACKAGE_VERSION "0.1.0"
@@ -419,24 +420,9 @@ static size_t on_body(char *data, size_t size, size_t n, void *ctx)
         r->too_big = true;
         return 0;
     }
-    if (r->len + len + 1 > r->cap) {
-        size_t cap = r->cap ? r->cap : 4096;
-        while (cap < r->len + len + 1)
-            cap *= 2;
-        char *body = malloc(cap);
-        if (body == NULL)
-            return 0;
-        if (r->body != NULL) {
-            memcpy(body, r->body, r->len);
-            OPENSSL_cleanse(r->body, r->cap); /* never leave a secret in freed memory */
-            free(r->body);
-        }
-        r->body = body;
-        r->cap = cap;
-    }
-    memcpy(r->body + r->len, data, len);
-    r->len += len;
-    r->body[r->len] = '\0';
+    /* by copying: the old buffer may hold part of a secret */
+    if (!mandate_wiped_append(&r->body, &r->len, &r->cap, data, len))
+        return 0;
     return len;
 }
 
