@@ -212,18 +212,20 @@ static mandate_rc check_claims(local_inst *inst, const json_t *claims,
                                  "local: client assertion lives too long (exp is %" PRId64
                                  " s away, at most %" PRId64 " allowed)",
                                  exp - now, inst->assertion_max_lifetime);
-    if (!claim_time(claims, "nbf", &present, &t))
-        return mandate_error_set(err, MANDATE_DENIED,
-                                 "local: client assertion nbf is not an integer");
-    if (present && t > now + skew)
-        return mandate_error_set(err, MANDATE_DENIED,
-                                 "local: client assertion is not valid yet (nbf)");
-    if (!claim_time(claims, "iat", &present, &t))
-        return mandate_error_set(err, MANDATE_DENIED,
-                                 "local: client assertion iat is not an integer");
-    if (present && t > now + skew)
-        return mandate_error_set(err, MANDATE_DENIED,
-                                 "local: client assertion was issued in the future (iat)");
+    /* the times that may not lie ahead, each optional */
+    static const struct {
+        const char *claim, *ahead;
+    } not_ahead[] = {{"nbf", "is not valid yet (nbf)"},
+                     {"iat", "was issued in the future (iat)"}};
+    for (size_t i = 0; i < sizeof(not_ahead) / sizeof(not_ahead[0]); i++) {
+        if (!claim_time(claims, not_ahead[i].claim, &present, &t))
+            return mandate_error_set(err, MANDATE_DENIED,
+                                     "local: client assertion %s is not an integer",
+                                     not_ahead[i].claim);
+        if (present && t > now + skew)
+            return mandate_error_set(err, MANDATE_DENIED, "local: client assertion %s",
+                                     not_ahead[i].ahead);
+    }
 
     size_t jti_len = 0;
     s = claim_string(claims, "jti", &jti_len);
