@@ -20,28 +20,26 @@
 #define MANDATE_GRANT_AUTHORIZATION_CODE_URI "authorization_code"
 #define MANDATE_GRANT_REFRESH_TOKEN_URI "refresh_token"
 
+/* What every grant is: it answers one token request whose form is read. */
+typedef void mandate_grant_fn(mandate_http_request *req, mandate_http_response *resp,
+                              const mandate_form *form);
+
 /* People's sign-in (grant-authorization-code.c): the code of the
  * authorization endpoint (PKCE), and refresh tokens rotated on use. */
-void mandate_grant_authorization_code(mandate_http_request *req, mandate_http_response *resp,
-                                      const mandate_form *form);
-void mandate_grant_refresh_token(mandate_http_request *req, mandate_http_response *resp,
-                                 const mandate_form *form);
+mandate_grant_fn mandate_grant_authorization_code;
+mandate_grant_fn mandate_grant_refresh_token;
 
 /* RFC 6749 §4.4 client credentials (grant-client-credentials.c). */
-void mandate_grant_client_credentials(mandate_http_request *req, mandate_http_response *resp,
-                                      const mandate_form *form);
+mandate_grant_fn mandate_grant_client_credentials;
 /* RFC 8693 token exchange: a SAML assertion (through a backend and the
  * mapping rules) or one of our own access tokens (narrowed, handed down)
  * (grant-federated.c). */
-void mandate_grant_token_exchange(mandate_http_request *req, mandate_http_response *resp,
-                                  const mandate_form *form);
+mandate_grant_fn mandate_grant_token_exchange;
 /* RFC 7522 SAML 2.0 bearer grant (grant-federated.c). */
-void mandate_grant_saml2_bearer(mandate_http_request *req, mandate_http_response *resp,
-                                const mandate_form *form);
+mandate_grant_fn mandate_grant_saml2_bearer;
 /* RFC 7523 JWT bearer grant: an upstream JWT through a backend and the
  * mapping rules, or an ID-JAG (grant-federated.c). */
-void mandate_grant_jwt_bearer(mandate_http_request *req, mandate_http_response *resp,
-                              const mandate_form *form);
+mandate_grant_fn mandate_grant_jwt_bearer;
 
 /* Identity Assertion JWT Authorization Grants
  * (draft-ietf-oauth-identity-assertion-authz-grant), grant-id-jag.c; the

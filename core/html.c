@@ -40,28 +40,9 @@ char *mandate_html_escape(mandate_pool *pool, const char *text)
     return out;
 }
 
-typedef struct buffer {
-    char *data;
-    size_t len, cap;
-} buffer;
-
-static void put(buffer *b, const char *s, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 1024;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        b->data = mandate_xrealloc(b->data, cap);
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, s, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-}
-
 typedef struct renderer {
     mandate_pool *pool;
-    buffer out;
+    mandate_strbuf out;
     const json_t *scopes[MANDATE_HTML_MAX_DEPTH + 1]; /* innermost last */
     size_t depth;
     const char *why;
@@ -178,7 +159,7 @@ static bool value(renderer *r, const char *name, size_t len)
         return false;
     }
     const char *escaped = mandate_html_escape(r->pool, text);
-    put(&r->out, escaped, strlen(escaped));
+    mandate_strbuf_addn(&r->out, escaped, strlen(escaped));
     return true;
 }
 
@@ -188,10 +169,10 @@ static bool render(renderer *r, const char *text, const char *stop)
     while (p < stop) {
         const char *open = strstr(p, "{{");
         if (open == NULL || open >= stop) {
-            put(&r->out, p, (size_t)(stop - p));
+            mandate_strbuf_addn(&r->out, p, (size_t)(stop - p));
             return true;
         }
-        put(&r->out, p, (size_t)(open - p));
+        mandate_strbuf_addn(&r->out, p, (size_t)(open - p));
         const char *end = strstr(open, "}}");
         if (end == NULL || end >= stop) {
             r->why = "an unclosed {{";

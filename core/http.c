@@ -52,8 +52,7 @@ struct mandate_http_server {
 /* Per-request state, kept in MHD's connection-class pointer. */
 typedef struct request_state {
     mandate_http_request req;
-    char *body;
-    size_t body_len, body_cap;
+    mandate_strbuf body; /* as read so far */
     bool too_large;
     /* refused for its framing: the body is read and dropped first (see
      * on_request), then this is the answer */
@@ -439,19 +438,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
         *upload_data_size = 0;
         if (st->refused_status != 0)
             return MHD_YES; /* dropped */
-        if (st->too_large || n > srv->body_limit - st->body_len) {
+        if (st->too_large || n > srv->body_limit - st->body.len) {
             st->too_large = true;
             return MHD_YES;
         }
-        if (st->body_len + n + 1 > st->body_cap) {
-            size_t cap = st->body_cap ? st->body_cap : 1024;
-            while (cap < st->body_len + n + 1)
-                cap *= 2;
-            st->body = mandate_xrealloc(st->body, cap);
-            st->body_cap = cap;
-        }
-        memcpy(st->body + st->body_len, upload_data, n);
-        st->body_len += n;
+        mandate_strbuf_addn(&st->body, upload_data, n);
         return MHD_YES;
     }
 
@@ -462,10 +453,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
         report_too_large(srv, st);
         return reply_error(st, 413, "invalid_request", "request body too large");
     }
-    if (st->body != NULL)
-        st->body[st->body_len] = '\0';
-    st->req.body = st->body ? st->body : "";
-    st->req.body_len = st->body_len;
+    st->req.body = st->body.data ? st->body.data : "";
+    st->req.body_len = st->body.len;
     st->req.runtime = srv->source.acquire(srv->source.ctx);
     if (st->req.runtime == NULL)
         return reply_error(st, 503, "temporarily_unavailable", "the broker is not serving");
@@ -510,7 +499,7 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **co
         srv->source.release(srv->source.ctx, st->req.runtime);
     st->req.runtime = NULL;
     mandate_pool_free(&st->req.pool);
-    free(st->body);
+    free(st->body.data);
     free(st);
     mandate_log_set_request_id(NULL);
     atomic_fetch_sub(&srv->in_flight, 1);

@@ -17,6 +17,7 @@
 #include <openssl/crypto.h>
 
 #include "http-client.h"
+#include "wiped-buffer.h"
 
 #ifndef PACKAGE_VERSION
 #define PACKAGE_VERSION "0.1.0"
@@ -77,8 +78,8 @@ typedef struct body_buf {
     bool overflow;
 } body_buf;
 
-/* Grows by copying, so that an old buffer holding part of a token response
- * is wiped rather than left behind by realloc. */
+/* Grows by copying (wiped-buffer.h), so that an old buffer holding part of
+ * a token response is wiped rather than left behind by realloc. */
 static size_t collect(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
     body_buf *b = userdata;
@@ -87,23 +88,8 @@ static size_t collect(char *ptr, size_t size, size_t nmemb, void *userdata)
         b->overflow = true;
         return 0;
     }
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *data = malloc(cap);
-        if (data == NULL)
-            return 0;
-        if (b->data != NULL) {
-            memcpy(data, b->data, b->len);
-            OPENSSL_clear_free(b->data, b->cap);
-        }
-        b->data = data;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, ptr, n);
-    b->len += n;
-    b->data[b->len] = '\0';
+    if (!mandate_wiped_append(&b->data, &b->len, &b->cap, ptr, n))
+        return 0;
     return n;
 }
 

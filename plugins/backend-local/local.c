@@ -32,6 +32,7 @@
 
 #include <mandate/backend.h>
 
+#include "client-secret.h"
 #include "jose.h"
 #include "word-list.h"
 
@@ -46,9 +47,6 @@
 #define SECRET_BYTES_MIN 32
 #define SECRET_BYTES_MAX 64
 #define SECRET_TEXT_MAX 128
-/* A presented secret longer than this is refused without hashing it: ours
- * are at most 86 characters, and imported ones are not kilobytes long. */
-#define SECRET_LEN_MAX 1024
 /* RFC 7523 sets no bound on jti; ours keeps replay keys small. */
 #define JTI_LEN_MAX 256
 #define REPLAY_NS "client-assertion"
@@ -84,17 +82,11 @@ static mandate_rc auth_secret(local_inst *inst, const mandate_credential *cred,
         return mandate_error_set(err, MANDATE_ERROR,
                                  "local: stored secret hash is %zu bytes, not %d",
                                  client->secret_hash_len, HASH_LEN);
-    if (cred->secret_len == 0)
-        return mandate_error_set(err, MANDATE_DENIED, "local: empty secret");
-    if (cred->secret_len > SECRET_LEN_MAX)
-        return mandate_error_set(err, MANDATE_DENIED, "local: secret does not match");
 
     unsigned char hash[HASH_LEN];
-    mandate_rc rc = host->keyed_hash(host, cred->secret, cred->secret_len, hash, err);
-    if (rc != MANDATE_OK) {
-        host->wipe(hash, sizeof(hash));
+    mandate_rc rc = mandate_client_secret_hash(host, "local", cred, hash, err);
+    if (rc != MANDATE_OK)
         return rc;
-    }
     if (CRYPTO_memcmp(hash, client->secret_hash, HASH_LEN) == 0) {
         rc = MANDATE_OK;
     } else if (has_hash(client->prev_secret_hash, client->prev_secret_hash_len) &&
@@ -220,18 +212,20 @@ static mandate_rc check_claims(local_inst *inst, const json_t *claims,
                                  "local: client assertion lives too long (exp is %" PRId64
                                  " s away, at most %" PRId64 " allowed)",
                                  exp - now, inst->assertion_max_lifetime);
-    if (!claim_time(claims, "nbf", &present, &t))
-        return mandate_error_set(err, MANDATE_DENIED,
-                                 "local: client assertion nbf is not an integer");
-    if (present && t > now + skew)
-        return mandate_error_set(err, MANDATE_DENIED,
-                                 "local: client assertion is not valid yet (nbf)");
-    if (!claim_time(claims, "iat", &present, &t))
-        return mandate_error_set(err, MANDATE_DENIED,
-                                 "local: client assertion iat is not an integer");
-    if (present && t > now + skew)
-        return mandate_error_set(err, MANDATE_DENIED,
-                                 "local: client assertion was issued in the future (iat)");
+    /* the times that may not lie ahead, each optional */
+    static const struct {
+        const char *claim, *ahead;
+    } not_ahead[] = {{"nbf", "is not valid yet (nbf)"},
+                     {"iat", "was issued in the future (iat)"}};
+    for (size_t i = 0; i < sizeof(not_ahead) / sizeof(not_ahead[0]); i++) {
+        if (!claim_time(claims, not_ahead[i].claim, &present, &t))
+            return mandate_error_set(err, MANDATE_DENIED,
+                                     "local: client assertion %s is not an integer",
+                                     not_ahead[i].claim);
+        if (present && t > now + skew)
+            return mandate_error_set(err, MANDATE_DENIED, "local: client assertion %s",
+                                     not_ahead[i].ahead);
+    }
 
     size_t jti_len = 0;
     s = claim_string(claims, "jti", &jti_len);

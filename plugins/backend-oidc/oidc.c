@@ -200,13 +200,35 @@ static size_t list_len(char *const *list)
     return n;
 }
 
+/* The words of the accept, algorithms and login_auth_method settings and
+ * what each stands for (never 0). */
+typedef struct word_value {
+    const char *word;
+    unsigned value;
+} word_value;
+static const word_value kind_words[] = {
+    {"id_token", KIND_ID_TOKEN}, {"jwt", KIND_JWT}, {"id-jag", KIND_ID_JAG}, {NULL, 0}};
+static const word_value alg_words[] = {
+    {"RS256", ALG_RS256}, {"ES256", ALG_ES256}, {"EdDSA", ALG_EDDSA}, {NULL, 0}};
+static const word_value auth_method_words[] = {{"client_secret_basic", AUTH_BASIC},
+                                               {"client_secret_post", AUTH_POST},
+                                               {"private_key_jwt", AUTH_PRIVATE_KEY_JWT},
+                                               {NULL, 0}};
+
+/* word's value in words; 0: none of them */
+static unsigned value_of(const word_value *words, const char *word)
+{
+    for (; words->word != NULL; words++)
+        if (strcmp(words->word, word) == 0)
+            return words->value;
+    return 0;
+}
+
 static const char *kind_name(unsigned kind)
 {
-    switch (kind) {
-    case KIND_ID_TOKEN: return "id_token";
-    case KIND_JWT: return "jwt";
-    case KIND_ID_JAG: return "id-jag";
-    }
+    for (const word_value *k = kind_words; k->word != NULL; k++)
+        if (k->value == kind)
+            return k->word;
     return "?";
 }
 
@@ -1576,13 +1598,8 @@ static mandate_rc check_login_config(oidc_inst *inst, mandate_error *err)
 
     const char *method = inst->login_auth_method != NULL ? inst->login_auth_method : "";
     bool secret = inst->login_client_secret != NULL && inst->login_client_secret[0] != '\0';
-    if (strcmp(method, "client_secret_basic") == 0)
-        inst->auth_method = AUTH_BASIC;
-    else if (strcmp(method, "client_secret_post") == 0)
-        inst->auth_method = AUTH_POST;
-    else if (strcmp(method, "private_key_jwt") == 0)
-        inst->auth_method = AUTH_PRIVATE_KEY_JWT;
-    else
+    inst->auth_method = value_of(auth_method_words, method);
+    if (inst->auth_method == 0)
         return mandate_error_set(err, MANDATE_INVALID,
                                  "oidc: login_auth_method \"%s\" is none of "
                                  "client_secret_basic, client_secret_post, private_key_jwt",
@@ -1769,17 +1786,13 @@ static mandate_rc check_config(oidc_inst *inst, mandate_error *err)
                                      "oidc: algorithms: \"%s\" is refused: a provider's keys "
                                      "are public, an HMAC over them proves nothing",
                                      Q(a));
-        if (strcmp(a, "RS256") == 0)
-            inst->algs |= ALG_RS256;
-        else if (strcmp(a, "ES256") == 0)
-            inst->algs |= ALG_ES256;
-        else if (strcmp(a, "EdDSA") == 0)
-            inst->algs |= ALG_EDDSA;
-        else
+        unsigned bit = value_of(alg_words, a);
+        if (bit == 0)
             return mandate_error_set(err, MANDATE_INVALID,
                                      "oidc: algorithms: \"%s\" is not supported (RS256, "
                                      "ES256, EdDSA)",
                                      Q(a));
+        inst->algs |= bit;
     }
     if (inst->algs == 0)
         return mandate_error_set(err, MANDATE_INVALID, "oidc: algorithms is empty");
@@ -1787,16 +1800,12 @@ static mandate_rc check_config(oidc_inst *inst, mandate_error *err)
     inst->kinds = 0;
     for (size_t i = 0; inst->accept != NULL && inst->accept[i] != NULL; i++) {
         const char *k = inst->accept[i];
-        if (strcmp(k, "id_token") == 0)
-            inst->kinds |= KIND_ID_TOKEN;
-        else if (strcmp(k, "jwt") == 0)
-            inst->kinds |= KIND_JWT;
-        else if (strcmp(k, "id-jag") == 0)
-            inst->kinds |= KIND_ID_JAG;
-        else
+        unsigned bit = value_of(kind_words, k);
+        if (bit == 0)
             return mandate_error_set(err, MANDATE_INVALID,
                                      "oidc: accept: \"%s\" is none of id_token, jwt, id-jag",
                                      Q(k));
+        inst->kinds |= bit;
     }
     if (inst->kinds == 0)
         return mandate_error_set(err, MANDATE_INVALID, "oidc: accept is empty");

@@ -47,6 +47,10 @@
 
 #include <mandate/backend.h>
 
+#include "client-secret.h"
+#include "jose.h"
+#include "wiped-buffer.h"
+
 #ifndef PACKAGE_VERSION
 #define PACKAGE_VERSION "0.1.0"
 #endif
@@ -155,31 +159,6 @@ static void wipe_json_string(json_t *v)
 {
     if (json_is_string(v))
         OPENSSL_cleanse((char *)json_string_value(v), json_string_length(v));
-}
-
-static void b64url_encode(const unsigned char *in, size_t len, char *out)
-{
-    static const char alphabet[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    size_t o = 0, i = 0;
-    for (; i + 2 < len; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-        out[o++] = alphabet[v >> 18 & 63];
-        out[o++] = alphabet[v >> 12 & 63];
-        out[o++] = alphabet[v >> 6 & 63];
-        out[o++] = alphabet[v & 63];
-    }
-    if (len - i == 1) {
-        uint32_t v = (uint32_t)in[i] << 16;
-        out[o++] = alphabet[v >> 18 & 63];
-        out[o++] = alphabet[v >> 12 & 63];
-    } else if (len - i == 2) {
-        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
-        out[o++] = alphabet[v >> 18 & 63];
-        out[o++] = alphabet[v >> 12 & 63];
-        out[o++] = alphabet[v >> 6 & 63];
-    }
-    out[o] = '\0';
 }
 
 /* Characters Secrets Manager allows in a secret name. */
@@ -441,24 +420,9 @@ static size_t on_body(char *data, size_t size, size_t n, void *ctx)
         r->too_big = true;
         return 0;
     }
-    if (r->len + len + 1 > r->cap) {
-        size_t cap = r->cap ? r->cap : 4096;
-        while (cap < r->len + len + 1)
-            cap *= 2;
-        char *body = malloc(cap);
-        if (body == NULL)
-            return 0;
-        if (r->body != NULL) {
-            memcpy(body, r->body, r->len);
-            OPENSSL_cleanse(r->body, r->cap); /* never leave a secret in freed memory */
-            free(r->body);
-        }
-        r->body = body;
-        r->cap = cap;
-    }
-    memcpy(r->body + r->len, data, len);
-    r->len += len;
-    r->body[r->len] = '\0';
+    /* by copying: the old buffer may hold part of a secret */
+    if (!mandate_wiped_append(&r->body, &r->len, &r->cap, data, len))
+        return 0;
     return len;
 }
 
@@ -899,17 +863,11 @@ static mandate_rc check_secret(sm_inst *inst, const mandate_credential *cred,
     char name[NAME_LEN_MAX + 1];
     if (!secret_name(inst, id, name, MANDATE_DENIED, err))
         return MANDATE_DENIED;
-    if (cred->secret_len == 0)
-        return mandate_error_set(err, MANDATE_DENIED, "secretsmanager: empty secret");
-    if (cred->secret_len > SECRET_LEN_MAX)
-        return mandate_error_set(err, MANDATE_DENIED, "secretsmanager: secret does not match");
 
     unsigned char hash[HASH_LEN];
-    mandate_rc rc = host->keyed_hash(host, cred->secret, cred->secret_len, hash, err);
-    if (rc != MANDATE_OK) {
-        host->wipe(hash, sizeof(hash));
+    mandate_rc rc = mandate_client_secret_hash(host, "secretsmanager", cred, hash, err);
+    if (rc != MANDATE_OK)
         return rc;
-    }
     int64_t now = host->now(host);
     sm_entry cached, fresh = {0};
     sm_state state = cache_get(inst, id, now, &cached);
@@ -1115,7 +1073,7 @@ static mandate_rc sm_provision(void *inst_, mandate_pool *pool, mandate_provisio
         rc = mandate_error_set(err, MANDATE_ERROR, "secretsmanager: no random bytes");
         goto out;
     }
-    b64url_encode(raw, sizeof(raw), text);
+    mandate_b64url_encode(raw, sizeof(raw), text);
     body = provision_body(inst, mode, name, id, text, kms, token);
     if (body == NULL) {
         rc = mandate_error_set(err, MANDATE_ERROR, "secretsmanager: out of memory");
