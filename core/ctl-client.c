@@ -131,7 +131,6 @@ static void print_client(json_t *o)
     json_decref(o);
 }
 
-/* --rate and --burst, shared by create and set; false: a usage error, said. */
 /* arg as a whole number from min to max into *out; false if it is not. */
 static bool whole_number(const char *arg, int64_t min, int64_t max, int64_t *out)
 {
@@ -141,6 +140,7 @@ static bool whole_number(const char *arg, int64_t min, int64_t max, int64_t *out
     return errno == 0 && *end == '\0' && *out >= min && *out <= max;
 }
 
+/* --rate and --burst, shared by create and set; false: a usage error, said. */
 static bool parse_rate(int opt, const char *arg, double *rate, int64_t *burst)
 {
     char *end;
