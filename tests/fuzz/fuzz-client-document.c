@@ -21,11 +21,12 @@
  *   - metadata accepted: a normalised object of only the members Mandate
  *     knows, registered_by the source; for a document, the input's
  *     client_id is exactly the URL; no client_secret nor
- *     client_secret_expires_at (nor for a document or a registration any
- *     auth method but "none"); 1 to 16 distinct redirect_uris, each
+ *     client_secret_expires_at (for a document no auth method but "none",
+ *     for a registration "none" or a certificate, RFC 8705, whose members
+ *     only a registration carries); 1 to 16 distinct redirect_uris, each
  *     passing mandate_redirect_uri_check; grant_types holding
- *     authorization_code (and for a public client nothing but it and
- *     refresh_token), response_types ["code"]; client_uri, logo_uri,
+ *     authorization_code (and for a public client or one not made by an
+ *     admin nothing but it and refresh_token), response_types ["code"]; client_uri, logo_uri,
  *     tos_uri and policy_uri https URLs without a space or a control
  *     character; and checking the normalised text again (with client_id
  *     for a document) accepts it unchanged;
@@ -68,6 +69,11 @@ static const char *const known_members[] = {
     "client_name",   "client_uri",       "logo_uri",       "tos_uri",
     "policy_uri",    "software_id",      "software_version", "scope",
     "registered_by", NULL};
+/* RFC 8705 §2.1.2, §2.2.2: a registration's certificate */
+static const char *const certificate_members[] = {
+    "tls_client_auth_subject_dn", "tls_client_auth_san_dns",   "tls_client_auth_san_uri",
+    "tls_client_auth_san_ip",     "tls_client_auth_san_email", "jwks",
+    "tls_client_certificate_bound_access_tokens", NULL};
 
 static bool listed(const char *const *list, const char *s)
 {
@@ -102,7 +108,8 @@ static void check_accepted(json_t *out, json_t *in, mandate_metadata_source sour
         abort();
     json_object_foreach(out, member, v)
     {
-        if (!listed(known_members, member))
+        if (!listed(known_members, member) &&
+            !(source == MANDATE_METADATA_REGISTRATION && listed(certificate_members, member)))
             abort();
     }
     if (source == MANDATE_METADATA_DOCUMENT &&
@@ -118,9 +125,14 @@ static void check_accepted(json_t *out, json_t *in, mandate_metadata_source sour
     const char *by = json_string_value(json_object_get(out, "registered_by"));
     const char *method = json_string_value(json_object_get(out, "token_endpoint_auth_method"));
     if (by == NULL || strcmp(by, names[source]) != 0 || method == NULL ||
-        (source != MANDATE_METADATA_ADMIN && strcmp(method, "none") != 0))
+        (source == MANDATE_METADATA_DOCUMENT && strcmp(method, "none") != 0) ||
+        (source == MANDATE_METADATA_REGISTRATION && strcmp(method, "none") != 0 &&
+         strcmp(method, "tls_client_auth") != 0 &&
+         strcmp(method, "self_signed_tls_client_auth") != 0))
         abort();
-    bool is_public = strcmp(method, "none") == 0;
+    /* only the sign-in's grants for a public client and for any client
+     * not made by an admin */
+    bool sign_in_only = strcmp(method, "none") == 0 || source != MANDATE_METADATA_ADMIN;
 
     json_t *uris = json_object_get(out, "redirect_uris");
     size_t i, k;
@@ -145,7 +157,8 @@ static void check_accepted(json_t *out, json_t *in, mandate_metadata_source sour
         if (g == NULL)
             abort();
         code |= strcmp(g, "authorization_code") == 0;
-        if (is_public && strcmp(g, "authorization_code") != 0 && strcmp(g, "refresh_token") != 0)
+        if (sign_in_only && strcmp(g, "authorization_code") != 0 &&
+            strcmp(g, "refresh_token") != 0)
             abort();
     }
     json_t *responses = json_object_get(out, "response_types");
