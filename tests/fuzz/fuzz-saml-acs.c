@@ -19,6 +19,13 @@
  *          (SAMLResponse=...&RelayState=...); else the rest is the Response's
  *          XML, sent in standard base64 as the HTTP-POST binding does, so
  *          that the fuzzer mutates the document itself
+ *   bit 2 (without bit 1): the rest is the plaintext of an
+ *          EncryptedAssertion, which the harness encrypts to the SP's key
+ *          (AES-128-CBC under a fixed key, that key under RSA-OAEP) inside an
+ *          unsigned Response: a mutated ciphertext only ever decrypts to
+ *          garbage, so this is the way the fuzzer reaches what is parsed
+ *          and checked after decryption (seeds plain-*: the signed
+ *          assertions that the encrypted-* seeds carry, as plaintext)
  * Bounds: 64 KiB, inside max_assertion_size (256 KiB). */
 #include "config.h"
 
@@ -28,6 +35,9 @@
 #include <string.h>
 
 #include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
 
 #include <mandate/backend.h>
 
@@ -46,8 +56,85 @@
 #define REQUEST_ID "_req5f0c2a9d41b7e8"
 #define FLAG_UNSOLICITED 0x01
 #define FLAG_FORM 0x02
+#define FLAG_PLAINTEXT 0x04
+#define NS_XENC "http://www.w3.org/2001/04/xmlenc#"
+
+/* The content key of every EncryptedAssertion the harness makes, and that
+ * key encrypted to the SP's certificate (base64), made once. */
+static const unsigned char content_key[16] = "fuzz-content-key";
+static char *wrapped_key_b64;
 
 static void *inst;
+
+/* Standard base64 of n bytes, in the pool. */
+static char *base64_of(mandate_pool *pool, const unsigned char *data, size_t n)
+{
+    char *b64 = mandate_pool_alloc(pool, 4 * ((n + 2) / 3) + 1);
+    EVP_EncodeBlock((unsigned char *)b64, data, (int)n);
+    return b64;
+}
+
+/* content_key under RSA-OAEP (SHA-1, MGF1-SHA-1: rsa-oaep-mgf1p) to the
+ * SP's certificate, in standard base64 (malloc'ed); aborts on failure. */
+static char *wrap_content_key(const char *cert_file)
+{
+    FILE *f = fopen(cert_file, "r");
+    X509 *cert = f != NULL ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
+    if (f != NULL)
+        fclose(f);
+    EVP_PKEY *pub = cert != NULL ? X509_get_pubkey(cert) : NULL;
+    EVP_PKEY_CTX *ctx = pub != NULL ? EVP_PKEY_CTX_new(pub, NULL) : NULL;
+    unsigned char out[1024];
+    size_t out_len = sizeof(out);
+    if (ctx == NULL || EVP_PKEY_encrypt_init(ctx) <= 0 ||
+        EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING) <= 0 ||
+        EVP_PKEY_encrypt(ctx, out, &out_len, content_key, sizeof(content_key)) <= 0)
+        abort();
+    char *b64 = malloc(4 * ((out_len + 2) / 3) + 1);
+    if (b64 == NULL)
+        abort();
+    EVP_EncodeBlock((unsigned char *)b64, out, (int)out_len);
+    EVP_PKEY_CTX_free(ctx);
+    EVP_PKEY_free(pub);
+    X509_free(cert);
+    return b64;
+}
+
+/* An unsigned Response holding plaintext as an EncryptedAssertion
+ * (AES-128-CBC, XML Encryption's IV-first layout), in the pool. */
+static char *encrypted_response(mandate_pool *pool, const uint8_t *plaintext, size_t n,
+                                bool unsolicited)
+{
+    static const unsigned char iv[16] = "fuzz-iv-16-bytes";
+    unsigned char *ct = mandate_pool_alloc(pool, sizeof(iv) + n + 16);
+    int len = 0, last = 0;
+    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+    if (c == NULL || ct == NULL ||
+        EVP_EncryptInit_ex(c, EVP_aes_128_cbc(), NULL, content_key, iv) != 1 ||
+        EVP_EncryptUpdate(c, ct + sizeof(iv), &len, plaintext, (int)n) != 1 ||
+        EVP_EncryptFinal_ex(c, ct + sizeof(iv) + len, &last) != 1)
+        abort();
+    EVP_CIPHER_CTX_free(c);
+    memcpy(ct, iv, sizeof(iv));
+    const char *data_b64 = base64_of(pool, ct, sizeof(iv) + (size_t)len + (size_t)last);
+    return mandate_pool_printf(
+        pool,
+        "<samlp:Response xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" "
+        "xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\" ID=\"_fuzz-response\" "
+        "Version=\"2.0\" IssueInstant=\"2030-03-17T17:46:40Z\" Destination=\"" ACS_URL "\"%s>"
+        "<saml:Issuer>https://idp.example.com/</saml:Issuer>"
+        "<samlp:Status><samlp:StatusCode "
+        "Value=\"urn:oasis:names:tc:SAML:2.0:status:Success\"/></samlp:Status>"
+        "<saml:EncryptedAssertion><xenc:EncryptedData xmlns:xenc=\"" NS_XENC "\" "
+        "Type=\"" NS_XENC "Element\"><xenc:EncryptionMethod Algorithm=\"" NS_XENC
+        "aes128-cbc\"/><ds:KeyInfo xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\">"
+        "<xenc:EncryptedKey><xenc:EncryptionMethod Algorithm=\"" NS_XENC "rsa-oaep-mgf1p\"/>"
+        "<xenc:CipherData><xenc:CipherValue>%s</xenc:CipherValue></xenc:CipherData>"
+        "</xenc:EncryptedKey></ds:KeyInfo><xenc:CipherData><xenc:CipherValue>%s"
+        "</xenc:CipherValue></xenc:CipherData></xenc:EncryptedData></saml:EncryptedAssertion>"
+        "</samlp:Response>",
+        unsolicited ? "" : " InResponseTo=\"" REQUEST_ID "\"", wrapped_key_b64, data_b64);
+}
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -57,6 +144,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
                               SRCDIR "/tests/fuzz/saml-acs-sp.key", "sp_certificate",
                               SRCDIR "/tests/fuzz/saml-acs-sp.crt", "idp_initiated_client",
                               "mcp-app", NULL);
+    wrapped_key_b64 = wrap_content_key(SRCDIR "/tests/fuzz/saml-acs-sp.crt");
     return 0;
 }
 
@@ -78,8 +166,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             params[count++] =
                 (mandate_login_param){form.params[i].name, form.params[i].values[0]};
     } else {
-        char *b64 = mandate_pool_alloc(pool, 4 * ((size + 2) / 3) + 1);
-        EVP_EncodeBlock((unsigned char *)b64, data, (int)size);
+        const char *b64;
+        if (flags & FLAG_PLAINTEXT) {
+            const char *xml = encrypted_response(pool, data, size, flags & FLAG_UNSOLICITED);
+            b64 = base64_of(pool, (const unsigned char *)xml, strlen(xml));
+        } else {
+            b64 = base64_of(pool, data, size);
+        }
         params[count++] = (mandate_login_param){"SAMLResponse", b64};
         params[count++] = (mandate_login_param){"RelayState", "fuzz-handle"};
     }
