@@ -1084,6 +1084,9 @@ static void test_sp_acs_refused(void **state)
         {"encrypted-other-key", "does not decrypt"},
         /* encrypted to the next key, which this instance does not have */
         {"encrypted-next", "does not decrypt"},
+        /* refused before xmlsec reads it: xmlsec 1.2.37 leaks the first of
+         * two (LeakSanitizer, under make check, would say so) */
+        {"encrypted-repeated-digest", "names one of its parameters twice"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++)
         acs_expect(inst, fx->pool, cases[i].name, REQUEST_ID, MANDATE_INVALID, cases[i].words);

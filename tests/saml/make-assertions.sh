@@ -341,6 +341,13 @@ new_id id; a=$(assertion "$id" 0 | wrap EncryptedAssertion | encrypt sp Assertio
 response "$(rid)" 1 "$a" | sign idp1 Response | emit_acs encrypted-unsigned "$id"
 new_id id; a=$(assertion "$id" | sign idp1 Assertion | wrap EncryptedAssertion | encrypt attacker Assertion)
 response "$(rid)" 1 "$a" | sign idp1 Response | emit_acs encrypted-other-key "$id"
+# the key transport names its digest twice: refused before xmlsec reads it
+# (xmlsec 1.2.37 keeps the last and leaks the first: lsh123/xmlsec#1165)
+oaep='<xenc:EncryptionMethod Algorithm="http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p"'
+digest='<ds:DigestMethod xmlns:ds="http://www.w3.org/2000/09/xmldsig#" Algorithm="http://www.w3.org/2000/09/xmldsig#sha1"/>'
+new_id id; a=$(assertion "$id" | sign idp1 Assertion | wrap EncryptedAssertion | encrypt sp Assertion |
+    sed "s|$oaep/>|$oaep>$digest$digest</xenc:EncryptionMethod>|")
+response "$(rid)" 0 "$a" | emit_acs encrypted-repeated-digest "$id"
 SCD_EXTRA="$irt" RECIPIENT=https://mandate.example.com/login/other/callback
 new_id id; a=$(assertion "$id" | sign idp1 Assertion)
 RECIPIENT=$ACS_URL
