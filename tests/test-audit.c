@@ -1,6 +1,5 @@
 #include "config.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -19,13 +18,14 @@
 #include <openssl/evp.h>
 
 #include "audit-private.h"
+#include "test-helpers.h"
 
 #define ZEROS "0000000000000000000000000000000000000000000000000000000000000000"
 
 /* --- fixtures ------------------------------------------------------------- */
 
 typedef struct fixture {
-    char dir[256];
+    char *dir;
     EVP_PKEY *key; /* the seal tests' signing key (seal_setup); NULL otherwise */
 } fixture;
 
@@ -33,13 +33,7 @@ typedef struct fixture {
 static int setup_sized(void **state, size_t size)
 {
     fixture *fx = calloc(1, size);
-    const char *tmp = getenv("TMPDIR");
-    snprintf(fx->dir, sizeof(fx->dir), "%s/mandate-audit-XXXXXX",
-             tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
-    if (mkdtemp(fx->dir) == NULL) {
-        free(fx);
-        return -1;
-    }
+    fx->dir = test_mkdtemp();
     *state = fx;
     return 0;
 }
@@ -52,19 +46,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *fx = *state;
-    DIR *d = opendir(fx->dir);
-    if (d != NULL) {
-        struct dirent *de;
-        while ((de = readdir(d)) != NULL) {
-            if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-                continue;
-            char path[512];
-            snprintf(path, sizeof(path), "%s/%s", fx->dir, de->d_name);
-            unlink(path);
-        }
-        closedir(d);
-    }
-    rmdir(fx->dir);
+    test_rmdir_rf(fx->dir);
+    free(fx->dir);
     EVP_PKEY_free(fx->key);
     free(fx);
     return 0;
@@ -1651,30 +1634,29 @@ static void test_seal_empty(void **state)
 
 int main(void)
 {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 #define TT(f) cmocka_unit_test_setup_teardown(f, tamper_setup, tamper_teardown)
 #define TS(f) cmocka_unit_test_setup_teardown(f, seal_setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(test_append_and_verify),
-        T(test_append_input),
-        T(test_reopen_continues),
-        T(test_off_syncs_when_leaving),
-        T(test_hundred_thousand),
-        T(test_rotation_by_size),
-        T(test_rotation_daily),
-        T(test_torn_line_cut_on_open),
-        T(test_torn_line_of_another_writer),
-        T(test_two_writers_alternate),
-        T(test_writer_sees_rotation_by_another),
-        T(test_processes_concurrent),
-        T(test_batch_group_commit),
-        T(test_batch_nowait_notifies),
-        T(test_batch_close_answers_waiters),
+        TEST_FX(test_append_and_verify),
+        TEST_FX(test_append_input),
+        TEST_FX(test_reopen_continues),
+        TEST_FX(test_off_syncs_when_leaving),
+        TEST_FX(test_hundred_thousand),
+        TEST_FX(test_rotation_by_size),
+        TEST_FX(test_rotation_daily),
+        TEST_FX(test_torn_line_cut_on_open),
+        TEST_FX(test_torn_line_of_another_writer),
+        TEST_FX(test_two_writers_alternate),
+        TEST_FX(test_writer_sees_rotation_by_another),
+        TEST_FX(test_processes_concurrent),
+        TEST_FX(test_batch_group_commit),
+        TEST_FX(test_batch_nowait_notifies),
+        TEST_FX(test_batch_close_answers_waiters),
         cmocka_unit_test(test_tamper_cases),
         TT(test_tamper_cut_short),
         TT(test_tamper_long_line),
-        T(test_list_files_order),
-        T(test_format_line),
+        TEST_FX(test_list_files_order),
+        TEST_FX(test_format_line),
         TS(test_seal_intact),
         TS(test_seal_rechained_edit),
         TS(test_seal_rechained_checkpoints),
@@ -1682,13 +1664,12 @@ int main(void)
         TS(test_seal_cut_tail),
         TS(test_seal_deleted_file),
         TS(test_seal_renumbered),
-        T(test_seal_two_keys),
+        TEST_FX(test_seal_two_keys),
         TS(test_seal_sealer_thread),
         TS(test_seal_now),
         TS(test_seal_empty),
     };
 #undef TS
 #undef TT
-#undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
