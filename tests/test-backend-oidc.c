@@ -263,14 +263,7 @@ static void *inst_try(fixture *fx, mandate_error *err, ...)
     assert_int_equal(fake_conf_set(P, inst, "audiences", AUDIENCES), 0);
     va_list ap;
     va_start(ap, err);
-    for (;;) {
-        const char *key = va_arg(ap, const char *);
-        if (key == NULL)
-            break;
-        const char *value = va_arg(ap, const char *);
-        if (fake_conf_set(P, inst, key, value) != 0)
-            fail_msg("fake_conf_set %s = %s", key, value);
-    }
+    test_conf_set_pairs(fake_conf_set, P, inst, ap);
     va_end(ap);
     *err = (mandate_error){0};
     if (P->instantiate(inst, fake_host_get(), err) != MANDATE_OK) {

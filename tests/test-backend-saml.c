@@ -138,13 +138,7 @@ static void *inst_try(mandate_error *err, const char *metadata, ...)
     assert_int_equal(fake_conf_set(P, inst, "sp_entity_id", AUDIENCE), 0);
     va_list ap;
     va_start(ap, metadata);
-    for (;;) {
-        const char *key = va_arg(ap, const char *);
-        if (key == NULL)
-            break;
-        const char *value = va_arg(ap, const char *);
-        assert_int_equal(fake_conf_set(P, inst, key, value), 0);
-    }
+    test_conf_set_pairs(fake_conf_set, P, inst, ap);
     va_end(ap);
     *err = (mandate_error){0};
     if (P->instantiate(inst, fake_host_get(), err) != MANDATE_OK)
@@ -356,7 +350,7 @@ static void test_replay(void **state)
     fake_plugin_fx *fx = *state;
     mandate_identity id;
     mandate_error err;
-    assert_int_equal(validate_file(fx->inst, fx->pool, "assertion.b64", &id, &err), MANDATE_OK);
+    expect_ok(fx, "assertion");
     expect_rc(fx->inst, fx->pool, "assertion.b64", MANDATE_DENIED, "assertion replayed");
     /* The same assertion in another encoding is the same assertion. */
     expect_rc(fx->inst, fx->pool, "assertion.std.b64", MANDATE_DENIED, "assertion replayed");
@@ -374,9 +368,7 @@ static void test_replay(void **state)
 static void test_replay_response_then_assertion(void **state)
 {
     fake_plugin_fx *fx = *state;
-    mandate_identity id;
-    mandate_error err;
-    assert_int_equal(validate_file(fx->inst, fx->pool, "response.b64", &id, &err), MANDATE_OK);
+    expect_ok(fx, "response");
     expect_rc(fx->inst, fx->pool, "response.b64", MANDATE_DENIED, "assertion replayed");
 }
 
@@ -813,8 +805,7 @@ static void *sp_inst(bool next, ...)
     }
     va_list ap;
     va_start(ap, next);
-    for (const char *k; (k = va_arg(ap, const char *)) != NULL;)
-        assert_int_equal(fake_conf_set(P, inst, k, va_arg(ap, const char *)), 0);
+    test_conf_set_pairs(fake_conf_set, P, inst, ap);
     va_end(ap);
     free(key);
     free(crt);

@@ -57,10 +57,7 @@ static void *inst_try(const mandate_host *host, mandate_rc *rc_r, mandate_error 
     void *inst = fake_instance_new(P);
     assert_non_null(inst);
     va_start(ap, err);
-    for (const char *key; (key = va_arg(ap, const char *)) != NULL;) {
-        const char *value = va_arg(ap, const char *);
-        assert_int_equal(fake_conf_set(P, inst, key, value), 0);
-    }
+    test_conf_set_pairs(fake_conf_set, P, inst, ap);
     va_end(ap);
     memset(err, 0, sizeof(*err));
     *rc_r = P->instantiate(inst, host, err);
