@@ -157,7 +157,7 @@ void test_token_with(test_runtime *t, mandate_pool *pool, const char *const *pai
     test_request_headers(pairs);
     mandate_http_request req;
     test_request_init(&req, pool, t->rt, "POST", "/oauth2/token", body);
-    memset(a, 0, sizeof(*a));
+    test_answer_clear(a);
     mandate_endpoint_token(&req, &a->resp);
     test_request_headers(NULL);
     a->status = a->resp.status;
@@ -193,6 +193,13 @@ void test_answer_clear(test_answer *a)
 {
     json_decref(a->body);
     memset(a, 0, sizeof(*a));
+}
+
+void test_runtime_teardown(test_runtime **t, mandate_pool **pool)
+{
+    test_audit_reset();
+    mandate_pool_free(pool);
+    test_runtime_free(t);
 }
 
 void test_answer_expect(const test_answer *a, unsigned status, const char *error)

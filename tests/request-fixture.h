@@ -49,7 +49,9 @@ typedef struct test_answer {
 } test_answer;
 
 /* POST /oauth2/token with the form body (and an Authorization header when
- * authorization is not NULL), through mandate_endpoint_token. */
+ * authorization is not NULL), through mandate_endpoint_token. a is released
+ * first (test_answer_clear), so one answer serves request after request:
+ * start it at {0}. */
 void test_token(test_runtime *t, mandate_pool *pool, const char *authorization,
                 const char *body, test_answer *a);
 /* The same with the request headers given (test_request_headers). */
@@ -62,6 +64,22 @@ const char *test_answer_get(const test_answer *a, const char *member);
 void test_answer_clear(test_answer *a);
 /* Fails the test unless the answer is status with that error ("": none). */
 void test_answer_expect(const test_answer *a, unsigned status, const char *error);
+
+/* What the teardown of a test on a runtime does: forgets the audit records
+ * and frees the pool and the runtime. */
+void test_runtime_teardown(test_runtime **t, mandate_pool **pool);
+
+/* The mapping rule of the grant tests' federated users, who sign in at the
+ * scripted backend "backend-idp" (tests/plugins/backend-script.c): an
+ * advisor becomes advisor-<employeeId>, for audience only. */
+#define TEST_ADVISORS_MAPPING(audience)                                                        \
+    "mappings = (\n"                                                                           \
+    "  { name = \"advisors\"; idp = \"backend-idp\";\n"                                         \
+    "    when = ( { attribute = \"role\"; equals = \"advisor\"; } );\n"                         \
+    "    subject = \"advisor-${employeeId}\"; tenant = \"default\";\n"                          \
+    "    scopes = [\"mcp:call\", \"gateway:invoke\"]; audience = [\"" audience "\"];\n"        \
+    "    max_lifetime = 900; }\n"                                                              \
+    ");\n"
 
 /* s percent-encoded for a form body, in pool. */
 const char *test_form_encode(mandate_pool *pool, const char *s);

@@ -46,14 +46,7 @@ TEST_FACADE_WRAP(format_sign,
                   const char *claims, size_t claims_len, char **jws_r, mandate_error *err),
                  (in, pool, typ, claims, claims_len, jws_r, err))
 
-static const char mappings[] =
-    "mappings = (\n"
-    "  { name = \"advisors\"; idp = \"backend-idp\";\n"
-    "    when = ( { attribute = \"role\"; equals = \"advisor\"; } );\n"
-    "    subject = \"advisor-${employeeId}\"; tenant = \"default\";\n"
-    "    scopes = [\"mcp:call\", \"gateway:invoke\"]; audience = [\"" CAL "\"];\n"
-    "    max_lifetime = 900; }\n"
-    ");\n";
+static const char mappings[] = TEST_ADVISORS_MAPPING(CAL);
 
 typedef struct fixture {
     test_runtime *t;
@@ -123,16 +116,13 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
-    test_audit_reset();
-    mandate_pool_free(&f->pool);
-    test_runtime_free(&f->t);
+    test_runtime_teardown(&f->t, &f->pool);
     free(f);
     return 0;
 }
 
 static void post(fixture *f, const char *basic, const char *body, test_answer *a)
 {
-    test_answer_clear(a);
     test_token(f->t, f->pool, basic, body, a);
 }
 
@@ -424,7 +414,6 @@ static void post_bound(fixture *f, const char *dpop, const char *cert, const cha
         headers[n++] = "X-Client-Cert";
         headers[n++] = cert;
     }
-    test_answer_clear(a);
     test_token_with(f->t, f->pool, headers, body, a);
 }
 
