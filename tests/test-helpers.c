@@ -13,6 +13,8 @@
 
 #include <cmocka.h>
 
+#include "jose.h"
+#include "pool-private.h"
 #include "test-helpers.h"
 #include "util-private.h"
 
@@ -125,4 +127,52 @@ void test_assert_grants_equal(const mandate_grant *want, const mandate_grant *go
     assert_int_equal(want->issued_at, got->issued_at);
     assert_int_equal(want->not_before, got->not_before);
     assert_int_equal(want->expires_at, got->expires_at);
+}
+
+int test_pool_setup(void **state)
+{
+    *state = mandate_pool_new();
+    return 0;
+}
+
+int test_pool_teardown(void **state)
+{
+    mandate_pool *pool = *state;
+    mandate_pool_free(&pool);
+    return 0;
+}
+
+void test_expect_refusals(const test_text_case *cases, size_t count, test_refuse_fn *refuse,
+                          void *ctx)
+{
+    for (size_t i = 0; i < count; i++) {
+        char *said = refuse(ctx, cases[i].text);
+        if (said == NULL)
+            fail_msg("accepted: %s", cases[i].text);
+        if (strstr(said, cases[i].want) == NULL)
+            fail_msg("%s: '%s' does not say '%s'", cases[i].text, said, cases[i].want);
+        free(said);
+    }
+}
+
+char *test_b64url(const void *data, size_t len)
+{
+    char *out = mandate_xmalloc(mandate_b64url_encoded_len(len) + 1);
+    mandate_b64url_encode(data, len, out);
+    return out;
+}
+
+mandate_grant test_sample_grant(int64_t now)
+{
+    return (mandate_grant){
+        .issuer = "https://broker.example.com",
+        .subject = "agent-7",
+        .client_id = "build-agent",
+        .scope = "repo:read repo:write",
+        .audience = "https://api.example.com",
+        .jti = "0f9c2d4e-jti",
+        .issued_at = now,
+        .not_before = now,
+        .expires_at = now + 600,
+    };
 }

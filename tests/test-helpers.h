@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <mandate/format.h>
 
@@ -41,5 +42,37 @@ void test_assert_str_or_null(const char *want, const char *got);
 /* Every member of the two grants the same (strings by test_assert_str_or_null;
  * issuer, subject, client_id and jti never NULL). */
 void test_assert_grants_equal(const mandate_grant *want, const mandate_grant *got);
+
+/* A cmocka test run with its file's fixture, the functions named setup and
+ * teardown there. */
+#define TEST_FX(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+
+/* How many elements a table of cases holds. */
+#define TEST_COUNT(array) (sizeof(array) / sizeof((array)[0]))
+
+/* Each test's state is a fresh pool of its own (cmocka setup and teardown). */
+int test_pool_setup(void **state);
+int test_pool_teardown(void **state);
+
+/* One row of a table-driven test: a text to give the code under test, and
+ * what its answer must be or hold. */
+typedef struct test_text_case {
+    const char *text;
+    const char *want;
+} test_text_case;
+/* What the code under test says when it refuses text: a malloc'ed message,
+ * or NULL when it accepted the text. */
+typedef char *test_refuse_fn(void *ctx, const char *text);
+/* Gives each case's text to refuse: the test fails, naming the text, unless
+ * it was refused with a message that holds the case's want. */
+void test_expect_refusals(const test_text_case *cases, size_t count, test_refuse_fn *refuse,
+                          void *ctx);
+
+/* The grant the token tests mint: agent-7 by build-agent, one scope pair
+ * and one audience, issued at now and good for 600 s. */
+mandate_grant test_sample_grant(int64_t now);
+
+/* data in base64url without padding; free() the result. */
+char *test_b64url(const void *data, size_t len);
 
 #endif
