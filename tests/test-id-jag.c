@@ -459,21 +459,20 @@ static void test_accept_dpop_bound(void **state)
     assert_string_equal(grant_of(f, test_answer_get(&a, "access_token")).cnf_jkt, jkt);
     assert_string_equal(test_audit_field("token.issued", "cnf_jkt"), jkt);
     /* a cnf that cannot be checked is refused, not taken for a bearer one */
-    static const struct {
-        const char *cnf, *why;
-    } bad[] = {
+    static const test_text_case bad[] = {
+        /* a cnf, why it is refused */
         {"\"x\"", "cnf is not an object"},
         {"{}", "cnf names no key this broker knows"},
         {"{\"jkt\":\"short\"}", "cnf holds a thumbprint that is not one"},
         {"{\"jwk\":{\"kty\":\"EC\"}}",
          "cnf binds the token by a method this broker does not check"},
     };
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        post_bound(f, proof_of(f, key), NULL, jag_bearer(f, bound_claims(f, bad[i].cnf), ""),
+    for (size_t i = 0; i < TEST_COUNT(bad); i++) {
+        post_bound(f, proof_of(f, key), NULL, jag_bearer(f, bound_claims(f, bad[i].text), ""),
                    &a);
         expect_refused(
             &a, "invalid_grant",
-            mandate_pool_printf(f->pool, "the ID-JAG cannot be honoured: %s", bad[i].why));
+            mandate_pool_printf(f->pool, "the ID-JAG cannot be honoured: %s", bad[i].want));
     }
     EVP_PKEY_free(key);
     EVP_PKEY_free(thief);
