@@ -226,6 +226,15 @@ const char *test_form_encode(mandate_pool *pool, const char *s)
     return out;
 }
 
+const char *test_saml_exchange(mandate_pool *pool, const char *script, const char *extra)
+{
+    return mandate_pool_printf(pool,
+                               "grant_type=urn:ietf:params:oauth:grant-type:token-exchange"
+                               "&subject_token_type=urn:ietf:params:oauth:token-type:saml2"
+                               "&subject_token=%s%s",
+                               test_form_encode(pool, script), extra);
+}
+
 const char *test_jwt_script(mandate_pool *pool, const char *typ, const char *script)
 {
     const char *header = mandate_pool_printf(pool, "{\"alg\":\"ES256\",\"typ\":\"%s\"}", typ);

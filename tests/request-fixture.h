@@ -74,15 +74,19 @@ void test_runtime_teardown(test_runtime **t, mandate_pool **pool);
  * advisor becomes advisor-<employeeId>, for audience only. */
 #define TEST_ADVISORS_MAPPING(audience)                                                        \
     "mappings = (\n"                                                                           \
-    "  { name = \"advisors\"; idp = \"backend-idp\";\n"                                         \
-    "    when = ( { attribute = \"role\"; equals = \"advisor\"; } );\n"                         \
-    "    subject = \"advisor-${employeeId}\"; tenant = \"default\";\n"                          \
+    "  { name = \"advisors\"; idp = \"backend-idp\";\n"                                        \
+    "    when = ( { attribute = \"role\"; equals = \"advisor\"; } );\n"                        \
+    "    subject = \"advisor-${employeeId}\"; tenant = \"default\";\n"                         \
     "    scopes = [\"mcp:call\", \"gateway:invoke\"]; audience = [\"" audience "\"];\n"        \
     "    max_lifetime = 900; }\n"                                                              \
     ");\n"
 
 /* s percent-encoded for a form body, in pool. */
 const char *test_form_encode(mandate_pool *pool, const char *s);
+/* The form body of a token exchange of a SAML assertion that the scripted
+ * test backend (tests/plugins/backend-script.c) reads as script, then extra
+ * ("", or more "&name=value"), in pool. */
+const char *test_saml_exchange(mandate_pool *pool, const char *script, const char *extra);
 /* An assertion for the scripted test backend (tests/plugins/backend-script.c)
  * shaped as a JWT: a header with that typ, the script as its payload. */
 const char *test_jwt_script(mandate_pool *pool, const char *typ, const char *script);

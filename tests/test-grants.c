@@ -486,12 +486,7 @@ static void test_exchange_federated(void **state)
 {
     fixture *f = *state;
     test_answer a = {0};
-    post(f, &f->agent,
-         mandate_pool_printf(f->pool,
-                             "grant_type=" XCHG "&subject_token_type=" TT_SAML2
-                             "&subject_token=%s&scope=mcp%%3Acall",
-                             test_form_encode(f->pool, ADVISOR)),
-         &a);
+    post(f, &f->agent, test_saml_exchange(f->pool, ADVISOR, "&scope=mcp%3Acall"), &a);
     test_answer_expect(&a, 200, "");
     mandate_grant g = grant_of(f, test_answer_get(&a, "access_token"));
     assert_string_equal(g.subject, "advisor-42");

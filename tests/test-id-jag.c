@@ -36,7 +36,6 @@
 #define RS "https://rs.example"
 #define XCHG "urn:ietf:params:oauth:grant-type:token-exchange"
 #define JWT_BEARER "urn:ietf:params:oauth:grant-type:jwt-bearer"
-#define TT_SAML2 "urn:ietf:params:oauth:token-type:saml2"
 #define TT_ID_JAG "urn:ietf:params:oauth:token-type:id-jag"
 #define ADVISOR                                                                                \
     "sub=alice;auth_time=1700000000;attrs={\"role\":\"advisor\",\"employeeId\":\"42\"}"
@@ -52,6 +51,8 @@ typedef struct fixture {
     test_runtime *t;
     mandate_pool *pool;
     const char *agent, *other; /* Basic credentials */
+    EVP_PKEY *keys[2];         /* new_key's, freed by teardown */
+    size_t n_keys;
 } fixture;
 
 static const char *make_client(fixture *f, const char *id)
@@ -117,8 +118,17 @@ static int teardown(void **state)
 {
     fixture *f = *state;
     test_runtime_teardown(&f->t, &f->pool);
+    for (size_t i = 0; i < f->n_keys; i++)
+        EVP_PKEY_free(f->keys[i]);
     free(f);
     return 0;
+}
+
+/* A fresh key of the test's, freed with the fixture. */
+static EVP_PKEY *new_key(fixture *f, mandate_jws_alg alg)
+{
+    assert_true(f->n_keys < sizeof(f->keys) / sizeof(f->keys[0]));
+    return f->keys[f->n_keys++] = mandate_jose_keygen(alg);
 }
 
 static void post(fixture *f, const char *basic, const char *body, test_answer *a)
@@ -135,10 +145,9 @@ static void expect_reason(const char *why)
 
 static const char *jag_request(fixture *f, const char *script, const char *extra)
 {
-    return mandate_pool_printf(f->pool,
-                               "grant_type=" XCHG "&subject_token_type=" TT_SAML2
-                               "&subject_token=%s&requested_token_type=" TT_ID_JAG "%s",
-                               test_form_encode(f->pool, script), extra);
+    return test_saml_exchange(
+        f->pool, script,
+        mandate_pool_printf(f->pool, "&requested_token_type=" TT_ID_JAG "%s", extra));
 }
 
 static void test_issue(void **state)
@@ -439,8 +448,8 @@ static const char *bound_claims(fixture *f, const char *cnf)
 static void test_accept_dpop_bound(void **state)
 {
     fixture *f = *state;
-    EVP_PKEY *key = mandate_jose_keygen(MANDATE_JWS_ES256);
-    EVP_PKEY *thief = mandate_jose_keygen(MANDATE_JWS_EDDSA);
+    EVP_PKEY *key = new_key(f, MANDATE_JWS_ES256);
+    EVP_PKEY *thief = new_key(f, MANDATE_JWS_EDDSA);
     const char *jkt = jkt_of(f, key);
     const char *body = jag_bearer(
         f, bound_claims(f, mandate_pool_printf(f->pool, "{\"jkt\":\"%s\"}", jkt)), "");
@@ -474,8 +483,6 @@ static void test_accept_dpop_bound(void **state)
             &a, "invalid_grant",
             mandate_pool_printf(f->pool, "the ID-JAG cannot be honoured: %s", bad[i].want));
     }
-    EVP_PKEY_free(key);
-    EVP_PKEY_free(thief);
     test_answer_clear(&a);
 }
 
@@ -484,8 +491,8 @@ static void test_accept_dpop_bound(void **state)
 static void test_accept_certificate_bound(void **state)
 {
     fixture *f = *state;
-    EVP_PKEY *key = mandate_jose_keygen(MANDATE_JWS_ES256);
-    EVP_PKEY *thief = mandate_jose_keygen(MANDATE_JWS_ES256);
+    EVP_PKEY *key = new_key(f, MANDATE_JWS_ES256);
+    EVP_PKEY *thief = new_key(f, MANDATE_JWS_ES256);
     const char *x5t, *x5t_other;
     const char *cert = escaped_cert(f, key, &x5t);
     const char *other = escaped_cert(f, thief, &x5t_other);
@@ -505,8 +512,6 @@ static void test_accept_certificate_bound(void **state)
     mandate_grant g = grant_of(f, test_answer_get(&a, "access_token"));
     assert_string_equal(g.cnf_x5t_s256, x5t);
     assert_null(g.cnf_jkt);
-    EVP_PKEY_free(key);
-    EVP_PKEY_free(thief);
     test_answer_clear(&a);
 }
 
@@ -516,7 +521,7 @@ static void test_accept_certificate_bound(void **state)
 static void test_bound_assertions(void **state)
 {
     fixture *f = *state;
-    EVP_PKEY *key = mandate_jose_keygen(MANDATE_JWS_ES256);
+    EVP_PKEY *key = new_key(f, MANDATE_JWS_ES256);
     const char *script = mandate_pool_printf(
         f->pool,
         "sub=alice;attrs={\"role\":\"advisor\",\"employeeId\":\"42\",\"cnf\":{\"jkt\":\"%s\"}}",
@@ -542,15 +547,9 @@ static void test_bound_assertions(void **state)
     assert_string_equal(grant_of(f, test_answer_get(&a, "access_token")).cnf_jkt,
                         jkt_of(f, key));
     /* SAML attributes are no JWT claims */
-    post_bound(f, NULL, NULL,
-               mandate_pool_printf(f->pool,
-                                   "grant_type=" XCHG "&subject_token_type=" TT_SAML2
-                                   "&subject_token=%s",
-                                   test_form_encode(f->pool, script)),
-               &a);
+    post_bound(f, NULL, NULL, test_saml_exchange(f->pool, script, ""), &a);
     test_answer_expect(&a, 200, "");
     assert_string_equal(test_answer_get(&a, "token_type"), "Bearer");
-    EVP_PKEY_free(key);
     test_answer_clear(&a);
 }
 
@@ -560,7 +559,7 @@ static void test_bound_assertions(void **state)
 static void test_issue_bound(void **state)
 {
     fixture *f = *state;
-    EVP_PKEY *key = mandate_jose_keygen(MANDATE_JWS_ES256);
+    EVP_PKEY *key = new_key(f, MANDATE_JWS_ES256);
     const char *jkt = jkt_of(f, key), *x5t;
     const char *cert = escaped_cert(f, key, &x5t);
     test_answer a = {0};
@@ -619,7 +618,6 @@ static void test_issue_bound(void **state)
         json_string_value(json_object_get(json_object_get(jws.claims, "cnf"), "x5t#S256")),
         x5t);
     mandate_jws_clear(&jws);
-    EVP_PKEY_free(key);
     test_answer_clear(&a);
 }
 
