@@ -151,20 +151,27 @@ const char *test_basic(mandate_pool *pool, const char *id, const char *secret)
     return mandate_pool_printf(pool, "Basic %s", (const char *)b64);
 }
 
-void test_token_with(test_runtime *t, mandate_pool *pool, const char *const *pairs,
-                     const char *body, test_answer *a)
+void test_endpoint_with(test_runtime *t, mandate_pool *pool, test_endpoint_fn *endpoint,
+                        const char *method, const char *path, const char *const *pairs,
+                        const char *body, test_answer *a)
 {
     test_request_headers(pairs);
     mandate_http_request req;
-    test_request_init(&req, pool, t->rt, "POST", "/oauth2/token", body);
+    test_request_init(&req, pool, t->rt, method, path, body);
     test_answer_clear(a);
-    mandate_endpoint_token(&req, &a->resp);
+    endpoint(&req, &a->resp);
     test_request_headers(NULL);
     a->status = a->resp.status;
     a->metric_grant = req.metric_grant;
     a->body = a->resp.body != NULL ? json_loadb(a->resp.body, a->resp.body_len, 0, NULL) : NULL;
     const char *error = json_string_value(json_object_get(a->body, "error"));
     a->error = error != NULL ? error : "";
+}
+
+void test_token_with(test_runtime *t, mandate_pool *pool, const char *const *pairs,
+                     const char *body, test_answer *a)
+{
+    test_endpoint_with(t, pool, mandate_endpoint_token, "POST", "/oauth2/token", pairs, body, a);
 }
 
 void test_token(test_runtime *t, mandate_pool *pool, const char *authorization,

@@ -57,6 +57,11 @@ void test_token(test_runtime *t, mandate_pool *pool, const char *authorization,
 /* The same with the request headers given (test_request_headers). */
 void test_token_with(test_runtime *t, mandate_pool *pool, const char *const *headers,
                      const char *body, test_answer *a);
+/* The same for another endpoint (a mandate_endpoint_*), method and path. */
+typedef void test_endpoint_fn(mandate_http_request *req, mandate_http_response *resp);
+void test_endpoint_with(test_runtime *t, mandate_pool *pool, test_endpoint_fn *endpoint,
+                        const char *method, const char *path, const char *const *headers,
+                        const char *body, test_answer *a);
 /* A response header's value, or NULL. */
 const char *test_answer_header(const test_answer *a, const char *name);
 /* A member of the answer's body as a string ("" when absent). */
