@@ -12,24 +12,13 @@
 #include <cmocka.h>
 
 #include "pool-private.h"
+#include "test-helpers.h"
 #include "token-cache-private.h"
 
 static void hash_of(unsigned char hash[MANDATE_TOKEN_HASH_LEN], unsigned char seed)
 {
     for (size_t i = 0; i < MANDATE_TOKEN_HASH_LEN; i++)
         hash[i] = (unsigned char)(seed + i * 7);
-}
-
-static mandate_grant grant_expiring_at(int64_t exp)
-{
-    return (mandate_grant){.issuer = "https://broker.example",
-                           .subject = "advisor-17",
-                           .client_id = "marketpulse-agent",
-                           .scope = "mcp:call",
-                           .audience = "https://mcp.example/market-calendar",
-                           .jti = "jti-1",
-                           .issued_at = exp - 3600,
-                           .expires_at = exp};
 }
 
 /* Each test's cache of some size (the prestate), a pool for its readings,
@@ -46,7 +35,7 @@ static int setup(void **state)
     fixture *f = calloc(1, sizeof(*f));
     f->cache = mandate_token_cache_new(*(const size_t *)*state);
     f->pool = mandate_pool_new();
-    f->grant = grant_expiring_at(1000);
+    f->grant = test_sample_grant(1000 - 600);
     hash_of(f->a, 1);
     hash_of(f->b, 2);
     *state = f;
@@ -88,7 +77,7 @@ static void test_hit_while_alive_expired_after(void **state)
 
     expect(f, f->a, 999, MANDATE_TOKEN_CACHE_HIT);
     assert_string_equal(f->got.scope, "mcp:call");
-    assert_string_equal(f->got.client_id, "marketpulse-agent");
+    assert_string_equal(f->got.client_id, "build-agent");
     assert_null(f->got.actor);
     assert_null(f->got.prior_actors);
     assert_int_equal(f->got.expires_at, 1000);
