@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "apply-doc-private.h"
+#include "test-helpers.h"
 
 typedef struct fixture {
     mandate_pool *pool;
@@ -278,12 +279,12 @@ static void test_plan_refuses_what_cannot_change(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_reads_a_document, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_refuses_with_the_place, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bounds, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_libconfig_form, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_plan, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_plan_refuses_what_cannot_change, setup, teardown),
+        TEST_FX(test_reads_a_document),
+        TEST_FX(test_refuses_with_the_place),
+        TEST_FX(test_bounds),
+        TEST_FX(test_libconfig_form),
+        TEST_FX(test_plan),
+        TEST_FX(test_plan_refuses_what_cannot_change),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

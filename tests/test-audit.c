@@ -1,6 +1,5 @@
 #include "config.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -19,13 +18,14 @@
 #include <openssl/evp.h>
 
 #include "audit-private.h"
+#include "test-helpers.h"
 
 #define ZEROS "0000000000000000000000000000000000000000000000000000000000000000"
 
 /* --- fixtures ------------------------------------------------------------- */
 
 typedef struct fixture {
-    char dir[256];
+    char *dir;
     EVP_PKEY *key; /* the seal tests' signing key (seal_setup); NULL otherwise */
 } fixture;
 
@@ -33,13 +33,7 @@ typedef struct fixture {
 static int setup_sized(void **state, size_t size)
 {
     fixture *fx = calloc(1, size);
-    const char *tmp = getenv("TMPDIR");
-    snprintf(fx->dir, sizeof(fx->dir), "%s/mandate-audit-XXXXXX",
-             tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
-    if (mkdtemp(fx->dir) == NULL) {
-        free(fx);
-        return -1;
-    }
+    fx->dir = test_mkdtemp();
     *state = fx;
     return 0;
 }
@@ -52,19 +46,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *fx = *state;
-    DIR *d = opendir(fx->dir);
-    if (d != NULL) {
-        struct dirent *de;
-        while ((de = readdir(d)) != NULL) {
-            if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-                continue;
-            char path[512];
-            snprintf(path, sizeof(path), "%s/%s", fx->dir, de->d_name);
-            unlink(path);
-        }
-        closedir(d);
-    }
-    rmdir(fx->dir);
+    test_rmdir_rf(fx->dir);
+    free(fx->dir);
     EVP_PKEY_free(fx->key);
     free(fx);
     return 0;
@@ -156,13 +139,20 @@ static void append_close_intact(const fixture *fx, mandate_audit **a, unsigned s
     assert_intact(fx->dir, seq);
 }
 
-/* The only file of a trail. */
-static char *only_file(const char *dir)
+/* The files of a trail, which must be want of them; free with free_files. */
+static char **trail_files(const char *dir, size_t want)
 {
     char **files = NULL;
     mandate_error err = {0};
     assert_int_equal(mandate_audit_list_files(dir, &files, &err), MANDATE_OK);
-    assert_int_equal(count_files(files), 1);
+    assert_int_equal(count_files(files), want);
+    return files;
+}
+
+/* The only file of a trail. */
+static char *only_file(const char *dir)
+{
+    char **files = trail_files(dir, 1);
     char *path = strdup(files[0]);
     free_files(files);
     return path;
@@ -201,6 +191,16 @@ static char **read_lines(const char *path, size_t *n_r)
     lines[n] = NULL;
     free(data);
     *n_r = n;
+    return lines;
+}
+
+/* The lines of a file, which must be want of them; free with
+ * free_lines(lines, want). */
+static char **lines_of(const char *path, size_t want)
+{
+    size_t n;
+    char **lines = read_lines(path, &n);
+    assert_int_equal(n, want);
     return lines;
 }
 
@@ -290,9 +290,7 @@ static void test_append_and_verify(void **state)
     assert_int_equal(stat(path, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0600);
 
-    size_t n;
-    char **lines = read_lines(path, &n);
-    assert_int_equal(n, 10);
+    char **lines = lines_of(path, 10);
     /* member order, the first prev, and the head is the last line's hash */
     assert_true(strncmp(lines[0], "{\"seq\":1,\"ts\":\"", 15) == 0);
     assert_non_null(strstr(lines[0], "Z\",\"prev\":\"" ZEROS "\",\"event\":\"token.issued\","
@@ -312,7 +310,7 @@ static void test_append_and_verify(void **state)
     assert_int_equal(report.last_seq, 10);
     assert_string_equal(report.last_hash, hash);
     assert_string_equal(report.problem, "");
-    free_lines(lines, n);
+    free_lines(lines, 10);
     free(path);
 }
 
@@ -351,15 +349,13 @@ static void test_append_input(void **state)
     mandate_audit_close(&a);
 
     char *path = only_file(fx->dir);
-    size_t n;
-    char **lines = read_lines(path, &n);
-    assert_int_equal(n, 3);
+    char **lines = lines_of(path, 3);
     assert_true(strncmp(lines[0], "{\"seq\":1,\"ts\":\"", 15) == 0);
     assert_non_null(strstr(lines[0], "\",\"event\":\"client.created\",\"request_id\":\"req-1\","
                                      "\"client\":\"a\"}"));
     assert_non_null(strstr(lines[1], ",\"event\":\"key.rotated\"}"));
     assert_non_null(strstr(lines[2], "\"event\":\"odd\\\"event\",\"request_id\":\"r\\n2\""));
-    free_lines(lines, n);
+    free_lines(lines, 3);
     free(path);
     assert_intact(fx->dir, 3);
 }
@@ -479,16 +475,11 @@ static void test_rotation_daily(void **state)
     assert_int_equal(append_one(a, 4), 4);
     assert_int_equal(append_one(a, 5), 5);
     mandate_audit_close(&a);
-    char **files = NULL;
-    mandate_error err = {0};
-    assert_int_equal(mandate_audit_list_files(fx->dir, &files, &err), MANDATE_OK);
-    assert_int_equal(count_files(files), 2);
+    char **files = trail_files(fx->dir, 2);
     assert_string_equal(files[0], old);
-    size_t n;
-    char **lines = read_lines(files[1], &n);
-    assert_int_equal(n, 2);
+    char **lines = lines_of(files[1], 2);
     assert_true(strncmp(lines[0], "{\"seq\":4,", 9) == 0);
-    free_lines(lines, n);
+    free_lines(lines, 2);
     free_files(files);
     assert_intact(fx->dir, 5);
 }
@@ -561,14 +552,9 @@ static void test_writer_sees_rotation_by_another(void **state)
     assert_int_equal(append_one(d, 4), 4);
     mandate_audit_close(&d);
     mandate_audit_close(&c);
-    char **files = NULL;
-    mandate_error err = {0};
-    assert_int_equal(mandate_audit_list_files(fx->dir, &files, &err), MANDATE_OK);
-    assert_int_equal(count_files(files), 2);
-    size_t n;
-    char **lines = read_lines(files[1], &n);
-    assert_int_equal(n, 3);
-    free_lines(lines, n);
+    char **files = trail_files(fx->dir, 2);
+    char **lines = lines_of(files[1], 3);
+    free_lines(lines, 3);
     free_files(files);
     assert_intact(fx->dir, 4);
 }
@@ -957,10 +943,7 @@ static void test_list_files_order(void **state)
                            "audit-20260101X000000Z.jsonl"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         touch(fx->dir, names[i]);
-    char **files = NULL;
-    mandate_error err = {0};
-    assert_int_equal(mandate_audit_list_files(fx->dir, &files, &err), MANDATE_OK);
-    assert_int_equal(count_files(files), 4);
+    char **files = trail_files(fx->dir, 4);
     const char *want[] = {"audit-20251231T235959Z.jsonl", "audit-20260101T000000Z.jsonl",
                           "audit-20260101T000000Z-2.jsonl", "audit-20260101T000000Z-10.jsonl"};
     for (size_t i = 0; i < 4; i++) {
@@ -979,6 +962,7 @@ static void test_list_files_order(void **state)
 
     char missing[512];
     snprintf(missing, sizeof(missing), "%s/nothing-here", fx->dir);
+    mandate_error err = {0};
     assert_int_equal(mandate_audit_list_files(missing, &files, &err), MANDATE_NOT_FOUND);
     const char *paths[] = {missing};
     assert_int_equal(mandate_audit_verify(paths, 1, NULL, &report, &err), MANDATE_ERROR);
@@ -1651,30 +1635,29 @@ static void test_seal_empty(void **state)
 
 int main(void)
 {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 #define TT(f) cmocka_unit_test_setup_teardown(f, tamper_setup, tamper_teardown)
 #define TS(f) cmocka_unit_test_setup_teardown(f, seal_setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(test_append_and_verify),
-        T(test_append_input),
-        T(test_reopen_continues),
-        T(test_off_syncs_when_leaving),
-        T(test_hundred_thousand),
-        T(test_rotation_by_size),
-        T(test_rotation_daily),
-        T(test_torn_line_cut_on_open),
-        T(test_torn_line_of_another_writer),
-        T(test_two_writers_alternate),
-        T(test_writer_sees_rotation_by_another),
-        T(test_processes_concurrent),
-        T(test_batch_group_commit),
-        T(test_batch_nowait_notifies),
-        T(test_batch_close_answers_waiters),
+        TEST_FX(test_append_and_verify),
+        TEST_FX(test_append_input),
+        TEST_FX(test_reopen_continues),
+        TEST_FX(test_off_syncs_when_leaving),
+        TEST_FX(test_hundred_thousand),
+        TEST_FX(test_rotation_by_size),
+        TEST_FX(test_rotation_daily),
+        TEST_FX(test_torn_line_cut_on_open),
+        TEST_FX(test_torn_line_of_another_writer),
+        TEST_FX(test_two_writers_alternate),
+        TEST_FX(test_writer_sees_rotation_by_another),
+        TEST_FX(test_processes_concurrent),
+        TEST_FX(test_batch_group_commit),
+        TEST_FX(test_batch_nowait_notifies),
+        TEST_FX(test_batch_close_answers_waiters),
         cmocka_unit_test(test_tamper_cases),
         TT(test_tamper_cut_short),
         TT(test_tamper_long_line),
-        T(test_list_files_order),
-        T(test_format_line),
+        TEST_FX(test_list_files_order),
+        TEST_FX(test_format_line),
         TS(test_seal_intact),
         TS(test_seal_rechained_edit),
         TS(test_seal_rechained_checkpoints),
@@ -1682,13 +1665,12 @@ int main(void)
         TS(test_seal_cut_tail),
         TS(test_seal_deleted_file),
         TS(test_seal_renumbered),
-        T(test_seal_two_keys),
+        TEST_FX(test_seal_two_keys),
         TS(test_seal_sealer_thread),
         TS(test_seal_now),
         TS(test_seal_empty),
     };
 #undef TS
 #undef TT
-#undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

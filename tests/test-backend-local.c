@@ -28,6 +28,7 @@
 #include "fake-host.h"
 #include "jose.h"
 #include "pool-private.h"
+#include "test-helpers.h"
 
 extern const mandate_plugin mandate_plugin_local;
 
@@ -217,21 +218,13 @@ static char *sign(EVP_PKEY *key, json_t *claims)
     return jws;
 }
 
-static char *b64url(const void *data, size_t len)
-{
-    char *out = malloc(mandate_b64url_encoded_len(len) + 1);
-    assert_non_null(out);
-    mandate_b64url_encode(data, len, out);
-    return out;
-}
-
 /* "b64url(header).b64url(claims)" for hand-made tokens; releases both. */
 static char *signing_input(json_t *header, json_t *claims)
 {
     char *h = json_dumps(header, JSON_COMPACT), *c = json_dumps(claims, JSON_COMPACT);
     assert_non_null(h);
     assert_non_null(c);
-    char *hb = b64url(h, strlen(h)), *cb = b64url(c, strlen(c));
+    char *hb = test_b64url(h, strlen(h)), *cb = test_b64url(c, strlen(c));
     size_t n = strlen(hb) + 1 + strlen(cb) + 1;
     char *out = malloc(n);
     assert_non_null(out);
@@ -263,7 +256,7 @@ static char *hs256_with(const void *key, size_t key_len, const char *jti)
     unsigned int mac_len = 0;
     assert_non_null(HMAC(EVP_sha256(), key, (int)key_len, (const unsigned char *)input,
                          strlen(input), mac, &mac_len));
-    char *sig = b64url(mac, mac_len);
+    char *sig = test_b64url(mac, mac_len);
     char *token = join3(input, sig);
     free(input);
     free(sig);
@@ -1259,21 +1252,21 @@ int main(void)
     keys_make();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_descriptor),
-        cmocka_unit_test_setup_teardown(test_provision, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_provision_64, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_provision_no_random, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_secret, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_secret_grace, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_secret_store_fault, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_secret_hash_unavailable, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_other_backend, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_no_secret_registered, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_credential_shape, setup, teardown),
+        TEST_FX(test_provision),
+        TEST_FX(test_provision_64),
+        TEST_FX(test_provision_no_random),
+        TEST_FX(test_secret),
+        TEST_FX(test_secret_grace),
+        TEST_FX(test_secret_store_fault),
+        TEST_FX(test_secret_hash_unavailable),
+        TEST_FX(test_other_backend),
+        TEST_FX(test_no_secret_registered),
+        TEST_FX(test_credential_shape),
         JWT_TESTS(0),
         JWT_TESTS(1),
         JWT_TESTS(2),
-        cmocka_unit_test_setup_teardown(test_fake_replay, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cost, setup, teardown),
+        TEST_FX(test_fake_replay),
+        TEST_FX(test_cost),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     keys_free();

@@ -42,6 +42,7 @@
 #include "jose.h"
 #include "pool-private.h"
 #include "signing-keys.h"
+#include "test-helpers.h"
 
 extern const mandate_plugin mandate_plugin_oidc;
 
@@ -262,14 +263,7 @@ static void *inst_try(fixture *fx, mandate_error *err, ...)
     assert_int_equal(fake_conf_set(P, inst, "audiences", AUDIENCES), 0);
     va_list ap;
     va_start(ap, err);
-    for (;;) {
-        const char *key = va_arg(ap, const char *);
-        if (key == NULL)
-            break;
-        const char *value = va_arg(ap, const char *);
-        if (fake_conf_set(P, inst, key, value) != 0)
-            fail_msg("fake_conf_set %s = %s", key, value);
-    }
+    test_conf_set_pairs(fake_conf_set, P, inst, ap);
     va_end(ap);
     *err = (mandate_error){0};
     if (P->instantiate(inst, fake_host_get(), err) != MANDATE_OK) {
@@ -445,11 +439,7 @@ static const char *status_of(void *inst, mandate_pool *pool, const char **detail
 
 static char *b64url_of(const char *text)
 {
-    size_t len = strlen(text);
-    char *out = malloc(mandate_b64url_encoded_len(len) + 1);
-    assert_non_null(out);
-    mandate_b64url_encode((const unsigned char *)text, len, out);
-    return out;
+    return test_b64url(text, strlen(text));
 }
 
 /* --- accepted ------------------------------------------------------------------------ */
@@ -1118,10 +1108,7 @@ static char *b64url_sha256(const char *text)
     unsigned char md[32];
     unsigned int md_len = 0;
     assert_int_equal(EVP_Digest(text, strlen(text), md, &md_len, EVP_sha256(), NULL), 1);
-    char *out = malloc(mandate_b64url_encoded_len(md_len) + 1);
-    assert_non_null(out);
-    mandate_b64url_encode(md, md_len, out);
-    return out;
+    return test_b64url(md, md_len);
 }
 
 /* A sign-in started: the redirect's URL and what to remember, in the pool. */
@@ -2088,42 +2075,41 @@ static int group_teardown(void **state)
     return signing_keys_teardown(state);
 }
 
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        T(test_good_id_token),
-        T(test_good_jwt_access_token),
-        T(test_fixed_jwks_uri),
-        T(test_next),
-        T(test_audience),
-        T(test_times),
-        T(test_subject_and_issuer),
-        T(test_forgeries),
-        T(test_algorithms_and_kid),
-        T(test_rotation),
-        T(test_unknown_kid_flood),
-        T(test_provider_down),
-        T(test_provider_down_from_start),
-        T(test_jwks_errors),
-        T(test_discovery_issuer_mismatch),
-        T(test_concurrent_first_use),
-        T(test_id_jag),
-        T(test_oversize),
-        T(test_bad_config),
-        T(test_descriptor),
-        T(test_reinstantiate),
-        T(test_login_start),
-        T(test_login_start_refusals),
-        T(test_login_finish),
-        T(test_login_client_secret_post),
-        T(test_login_private_key_jwt),
-        T(test_login_idp_error),
-        T(test_login_bad_callback),
-        T(test_login_token_endpoint),
-        T(test_login_id_token),
-        T(test_login_bad_config),
+        TEST_FX(test_good_id_token),
+        TEST_FX(test_good_jwt_access_token),
+        TEST_FX(test_fixed_jwks_uri),
+        TEST_FX(test_next),
+        TEST_FX(test_audience),
+        TEST_FX(test_times),
+        TEST_FX(test_subject_and_issuer),
+        TEST_FX(test_forgeries),
+        TEST_FX(test_algorithms_and_kid),
+        TEST_FX(test_rotation),
+        TEST_FX(test_unknown_kid_flood),
+        TEST_FX(test_provider_down),
+        TEST_FX(test_provider_down_from_start),
+        TEST_FX(test_jwks_errors),
+        TEST_FX(test_discovery_issuer_mismatch),
+        TEST_FX(test_concurrent_first_use),
+        TEST_FX(test_id_jag),
+        TEST_FX(test_oversize),
+        TEST_FX(test_bad_config),
+        TEST_FX(test_descriptor),
+        TEST_FX(test_reinstantiate),
+        TEST_FX(test_login_start),
+        TEST_FX(test_login_start_refusals),
+        TEST_FX(test_login_finish),
+        TEST_FX(test_login_client_secret_post),
+        TEST_FX(test_login_private_key_jwt),
+        TEST_FX(test_login_idp_error),
+        TEST_FX(test_login_bad_callback),
+        TEST_FX(test_login_token_endpoint),
+        TEST_FX(test_login_id_token),
+        TEST_FX(test_login_bad_config),
     };
     return cmocka_run_group_tests(tests, signing_keys_setup, group_teardown);
 }

@@ -39,6 +39,8 @@
 #include "../plugins/backend-saml/saml-internal.h"
 #include "fake-host.h"
 #include "pool-private.h"
+#include "test-helpers.h"
+#include "util-private.h"
 
 extern const mandate_plugin mandate_plugin_saml;
 
@@ -56,7 +58,7 @@ extern const mandate_plugin mandate_plugin_saml;
     "\"emea\"]}"
 #define BENCH_N 200
 
-static char dir[256];
+static char *dir;
 static int64_t now;
 
 /* --- files ------------------------------------------------------------------------- */
@@ -136,13 +138,7 @@ static void *inst_try(mandate_error *err, const char *metadata, ...)
     assert_int_equal(fake_conf_set(P, inst, "sp_entity_id", AUDIENCE), 0);
     va_list ap;
     va_start(ap, metadata);
-    for (;;) {
-        const char *key = va_arg(ap, const char *);
-        if (key == NULL)
-            break;
-        const char *value = va_arg(ap, const char *);
-        assert_int_equal(fake_conf_set(P, inst, key, value), 0);
-    }
+    test_conf_set_pairs(fake_conf_set, P, inst, ap);
     va_end(ap);
     *err = (mandate_error){0};
     if (P->instantiate(inst, fake_host_get(), err) != MANDATE_OK)
@@ -159,29 +155,19 @@ static void *inst_try(mandate_error *err, const char *metadata, ...)
         i_;                                                                                    \
     })
 
-struct fx {
-    void *inst; /* metadata.xml, defaults */
-    mandate_pool *pool;
-};
-
+/* Each test's instance reads metadata.xml, with the defaults. */
 static int setup(void **state)
 {
-    struct fx *fx = calloc(1, sizeof(*fx));
-    assert_non_null(fx);
-    fake_host_set_now(now);
+    fake_plugin_fx *fx = fake_plugin_fx_new(now);
     fake_host_replay_reset();
     fx->inst = INST("metadata.xml");
-    fx->pool = mandate_pool_new();
     *state = fx;
     return 0;
 }
 
 static int teardown(void **state)
 {
-    struct fx *fx = *state;
-    mandate_pool_free(&fx->pool);
-    fake_instance_free(P, &fx->inst);
-    free(fx);
+    fake_plugin_fx_free(P, *state);
     fake_host_replay_reset();
     fake_host_set_now(now);
     return 0;
@@ -220,7 +206,7 @@ static void expect_identity(const mandate_identity *id, const char *issuer,
 }
 
 /* Accepted: NAME.b64 gives alice's identity. */
-static void expect_ok(struct fx *fx, const char *name)
+static void expect_ok(fake_plugin_fx *fx, const char *name)
 {
     char file[128];
     mandate_identity id;
@@ -274,7 +260,7 @@ static void test_rollover_second_key(void **state)
 /* Standard base64 with padding, base64url with padding, and line breaks. */
 static void test_encodings(void **state)
 {
-    struct fx *fx = *state;
+    fake_plugin_fx *fx = *state;
     mandate_identity id;
     mandate_error err;
     size_t len;
@@ -313,7 +299,7 @@ static void test_encodings(void **state)
 /* Times: the clock skew lets a just-expired assertion through, not more. */
 static void test_clock_skew(void **state)
 {
-    struct fx *fx = *state;
+    fake_plugin_fx *fx = *state;
     mandate_identity id;
     mandate_error err;
     fake_host_set_now(now + 300 + 59); /* NotOnOrAfter is now + 300; skew 60 */
@@ -334,7 +320,7 @@ static void test_clock_skew(void **state)
 
 static void test_recipient(void **state)
 {
-    struct fx *fx = *state;
+    fake_plugin_fx *fx = *state;
     mandate_identity id;
     mandate_error err;
     void *inst = INST("metadata.xml", "recipient", RECIPIENT);
@@ -348,7 +334,7 @@ static void test_recipient(void **state)
 
 static void test_allow_response_off(void **state)
 {
-    struct fx *fx = *state;
+    fake_plugin_fx *fx = *state;
     mandate_identity id;
     mandate_error err;
     void *inst = INST("metadata.xml", "allow_response", "false");
@@ -361,10 +347,10 @@ static void test_allow_response_off(void **state)
 
 static void test_replay(void **state)
 {
-    struct fx *fx = *state;
+    fake_plugin_fx *fx = *state;
     mandate_identity id;
     mandate_error err;
-    assert_int_equal(validate_file(fx->inst, fx->pool, "assertion.b64", &id, &err), MANDATE_OK);
+    expect_ok(fx, "assertion");
     expect_rc(fx->inst, fx->pool, "assertion.b64", MANDATE_DENIED, "assertion replayed");
     /* The same assertion in another encoding is the same assertion. */
     expect_rc(fx->inst, fx->pool, "assertion.std.b64", MANDATE_DENIED, "assertion replayed");
@@ -381,10 +367,8 @@ static void test_replay(void **state)
  * refused as expired anyway. */
 static void test_replay_response_then_assertion(void **state)
 {
-    struct fx *fx = *state;
-    mandate_identity id;
-    mandate_error err;
-    assert_int_equal(validate_file(fx->inst, fx->pool, "response.b64", &id, &err), MANDATE_OK);
+    fake_plugin_fx *fx = *state;
+    expect_ok(fx, "response");
     expect_rc(fx->inst, fx->pool, "response.b64", MANDATE_DENIED, "assertion replayed");
 }
 
@@ -392,7 +376,7 @@ static void test_replay_response_then_assertion(void **state)
 
 static void test_other_idp(void **state)
 {
-    struct fx *fx = *state;
+    fake_plugin_fx *fx = *state;
     mandate_identity id;
     mandate_error err;
     void *other = INST("other-metadata.xml");
@@ -452,7 +436,7 @@ static const struct refusal refusals[] = {
 
 static void test_refusals(void **state)
 {
-    struct fx *fx = *state;
+    fake_plugin_fx *fx = *state;
     for (size_t i = 0; i < sizeof(refusals) / sizeof(refusals[0]); i++) {
         fake_host_replay_reset();
         expect_rc(fx->inst, fx->pool, refusals[i].file, refusals[i].rc, refusals[i].words);
@@ -462,7 +446,7 @@ static void test_refusals(void **state)
 /* A Response whose own Issuer is another IdP's, around our assertion. */
 static void test_response_issuer_differs(void **state)
 {
-    struct fx *fx = *state;
+    fake_plugin_fx *fx = *state;
     size_t len;
     char *xml = slurp("response.xml", &len);
     /* The Response's Issuer comes first in the file. */
@@ -506,7 +490,7 @@ static void test_response_issuer_differs(void **state)
 
 static void test_oversized(void **state)
 {
-    struct fx *fx = *state;
+    fake_plugin_fx *fx = *state;
     mandate_identity id;
     mandate_error err;
     size_t len = 400 * 1024;
@@ -524,13 +508,20 @@ static void test_oversized(void **state)
     fake_instance_free(P, &small);
 }
 
+/* What validation says when it denies text, a SAMLResponse parameter. */
+static char *garbage_denial(void *ctx, const char *text)
+{
+    fake_plugin_fx *fx = ctx;
+    mandate_identity id;
+    mandate_error err;
+    mandate_rc rc = validate_text(fx->inst, fx->pool, text, strlen(text), &id, &err);
+    print_message("    %-32s rc %d: %s\n", text, rc, err.message);
+    return rc == MANDATE_DENIED ? mandate_xstrdup(err.message) : NULL;
+}
+
 static void test_garbage(void **state)
 {
-    struct fx *fx = *state;
-    static const struct {
-        const char *text;
-        const char *words;
-    } cases[] = {
+    static const test_text_case cases[] = {
         {"not base64 at all!", "not base64url"},
         {"PHNhbWw=PHNhbWw", "not base64url"},                        /* data after padding */
         {"A", "not base64url"},                                      /* a lone sextet */
@@ -539,15 +530,10 @@ static void test_garbage(void **state)
         {"PGZvbz48L2Zvbz4", "not a SAML 2.0 Assertion or Response"}, /* <foo></foo> */
         {"", "empty assertion"},
     };
+    fake_plugin_fx *fx = *state;
+    test_expect_refusals(cases, TEST_COUNT(cases), garbage_denial, fx);
     mandate_identity id;
     mandate_error err;
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        mandate_rc rc =
-            validate_text(fx->inst, fx->pool, cases[i].text, strlen(cases[i].text), &id, &err);
-        if (rc != MANDATE_DENIED || strstr(err.message, cases[i].words) == NULL)
-            fail_msg("\"%s\": rc %d: %s", cases[i].text, rc, err.message);
-        print_message("    %-32s %s\n", cases[i].text, err.message);
-    }
     /* Random bytes, and random base64: refused, never a crash. */
     unsigned char junk[3000];
     char text[4100];
@@ -624,7 +610,7 @@ static void test_descriptor(void **state)
  * working. */
 static void test_reinstantiate(void **state)
 {
-    struct fx *fx = *state;
+    fake_plugin_fx *fx = *state;
     mandate_identity id;
     mandate_error err;
     for (int i = 0; i < 5; i++) {
@@ -666,7 +652,7 @@ static void *worker_run(void *arg)
 
 static void test_threads(void **state)
 {
-    struct fx *fx = *state;
+    fake_plugin_fx *fx = *state;
     struct worker w[4];
     pthread_t t[4];
     for (int i = 0; i < 4; i++) {
@@ -753,7 +739,7 @@ static double time_signature_only(xmlSecKeyPtr key)
 
 static void test_timing(void **state)
 {
-    struct fx *fx = *state;
+    fake_plugin_fx *fx = *state;
     /* Read the inputs first: the loop times validation only. */
     char *texts[BENCH_N];
     size_t lens[BENCH_N];
@@ -819,8 +805,7 @@ static void *sp_inst(bool next, ...)
     }
     va_list ap;
     va_start(ap, next);
-    for (const char *k; (k = va_arg(ap, const char *)) != NULL;)
-        assert_int_equal(fake_conf_set(P, inst, k, va_arg(ap, const char *)), 0);
+    test_conf_set_pairs(fake_conf_set, P, inst, ap);
     va_end(ap);
     free(key);
     free(crt);
@@ -980,7 +965,7 @@ static void expect_signed_query(const char *url, const char *crt)
 
 static void test_sp_authn_request(void **state)
 {
-    struct fx *fx = *state;
+    fake_plugin_fx *fx = *state;
     void *inst = sp_inst(false, "sign_authn_requests", "true", NULL);
     mandate_login_request req = {ACS, "handle-123", NULL, true, -1};
     mandate_login_redirect r1, r2;
@@ -1048,7 +1033,7 @@ static void test_sp_authn_request(void **state)
 
 static void test_sp_acs_accepted(void **state)
 {
-    struct fx *fx = *state;
+    fake_plugin_fx *fx = *state;
     void *inst = sp_inst(true, NULL);
     const char *ok[] = {"ok", "assertion-signed", "response-signed", "no-response-irt",
                         "encrypted", "encrypted-gcm", "encrypted-next", "encrypted-nameid",
@@ -1062,11 +1047,9 @@ static void test_sp_acs_accepted(void **state)
 
 static void test_sp_acs_refused(void **state)
 {
-    struct fx *fx = *state;
+    fake_plugin_fx *fx = *state;
     void *inst = sp_inst(false, NULL);
-    static const struct {
-        const char *name, *words;
-    } cases[] = {
+    static const test_text_case cases[] = {
         {"wrong-recipient", "Recipient"},
         {"wrong-destination", "Destination"},
         {"wrong-irt", "not the outstanding one"},
@@ -1085,8 +1068,8 @@ static void test_sp_acs_refused(void **state)
         /* encrypted to the next key, which this instance does not have */
         {"encrypted-next", "does not decrypt"},
     };
-    for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++)
-        acs_expect(inst, fx->pool, cases[i].name, REQUEST_ID, MANDATE_INVALID, cases[i].words);
+    for (size_t i = 0; i < TEST_COUNT(cases); i++)
+        acs_expect(inst, fx->pool, cases[i].text, REQUEST_ID, MANDATE_INVALID, cases[i].want);
     /* the IdP said no: a denial, with its reason */
     acs_expect(inst, fx->pool, "authn-failed", REQUEST_ID, MANDATE_DENIED, "AuthnFailed");
     acs_expect(inst, fx->pool, "authn-failed", REQUEST_ID, MANDATE_DENIED, "cancelled");
@@ -1120,7 +1103,7 @@ static void test_sp_acs_refused(void **state)
 
 static void test_sp_unsolicited(void **state)
 {
-    struct fx *fx = *state;
+    fake_plugin_fx *fx = *state;
     /* refused by default, even a good one */
     acs_expect(fx->inst, fx->pool, "unsolicited", NULL, MANDATE_INVALID, "unsolicited");
     void *inst = sp_inst(false, "idp_initiated_client", "mcp-app", "idp_initiated_resource",
@@ -1135,7 +1118,7 @@ static void test_sp_unsolicited(void **state)
 
 static void test_sp_metadata(void **state)
 {
-    struct fx *fx = *state;
+    fake_plugin_fx *fx = *state;
     void *inst = sp_inst(true, NULL);
     char *text;
     const char *type;
@@ -1317,7 +1300,7 @@ static void signed_in(void *inst, mandate_pool *pool, mandate_identity *id)
 
 static void test_sp_logout_request(void **state)
 {
-    struct fx *fx = *state;
+    fake_plugin_fx *fx = *state;
     void *inst = sp_inst(false, "sign_authn_requests", "true", NULL);
     mandate_identity id;
     signed_in(inst, fx->pool, &id);
@@ -1391,7 +1374,7 @@ static void test_sp_logout_request(void **state)
 
 static void test_sp_logout_response(void **state)
 {
-    struct fx *fx = *state;
+    fake_plugin_fx *fx = *state;
     mandate_logout_result r;
     mandate_error err;
     char *xml = idp_logout_response("_ours1", "Success");
@@ -1429,7 +1412,7 @@ static void test_sp_logout_response(void **state)
 
 static void test_sp_logout_request_from_idp(void **state)
 {
-    struct fx *fx = *state;
+    fake_plugin_fx *fx = *state;
     void *inst = sp_inst(false, NULL);
     mandate_identity id;
     signed_in(inst, fx->pool, &id);
@@ -1571,10 +1554,7 @@ static void test_sp_logout_request_from_idp(void **state)
 
 static int group_setup(void **state)
 {
-    snprintf(dir, sizeof(dir), "%s/mandate-saml-XXXXXX",
-             getenv("TMPDIR") != NULL ? getenv("TMPDIR") : "/tmp");
-    if (mkdtemp(dir) == NULL)
-        return -1;
+    dir = test_mkdtemp();
     now = (int64_t)time(NULL);
     char cmd[1024];
     snprintf(cmd, sizeof(cmd), "bash '%s/tests/saml/make-assertions.sh' '%s' %lld %d", SRCDIR,
@@ -1589,52 +1569,48 @@ static int group_setup(void **state)
 
 static int group_teardown(void **state)
 {
-    char cmd[512];
-    if (getenv("KEEP_SAML_DIR") == NULL) {
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-        if (system(cmd) != 0)
-            fprintf(stderr, "could not remove %s\n", dir);
-    } else {
+    if (getenv("KEEP_SAML_DIR") == NULL)
+        test_rmdir_rf(dir);
+    else
         fprintf(stderr, "SAML test material kept in %s\n", dir);
-    }
+    free(dir);
     fake_host_unset_now();
     return 0;
 }
 
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        T(test_descriptor),
-        T(test_signed_assertion),
-        T(test_signed_response),
-        T(test_response_and_assertion_signed),
-        T(test_unsigned_response_signed_assertion),
-        T(test_rollover_second_key),
-        T(test_encodings),
-        T(test_clock_skew),
-        T(test_recipient),
-        T(test_allow_response_off),
-        T(test_replay),
-        T(test_replay_response_then_assertion),
-        T(test_other_idp),
-        T(test_refusals),
-        T(test_response_issuer_differs),
-        T(test_oversized),
-        T(test_garbage),
-        T(test_bad_config),
-        T(test_reinstantiate),
-        T(test_threads),
-        T(test_sp_authn_request),
-        T(test_sp_acs_accepted),
-        T(test_sp_acs_refused),
-        T(test_sp_unsolicited),
-        T(test_sp_metadata),
-        T(test_sp_logout_request),
-        T(test_sp_logout_response),
-        T(test_sp_logout_request_from_idp),
-        T(test_timing),
+        TEST_FX(test_descriptor),
+        TEST_FX(test_signed_assertion),
+        TEST_FX(test_signed_response),
+        TEST_FX(test_response_and_assertion_signed),
+        TEST_FX(test_unsigned_response_signed_assertion),
+        TEST_FX(test_rollover_second_key),
+        TEST_FX(test_encodings),
+        TEST_FX(test_clock_skew),
+        TEST_FX(test_recipient),
+        TEST_FX(test_allow_response_off),
+        TEST_FX(test_replay),
+        TEST_FX(test_replay_response_then_assertion),
+        TEST_FX(test_other_idp),
+        TEST_FX(test_refusals),
+        TEST_FX(test_response_issuer_differs),
+        TEST_FX(test_oversized),
+        TEST_FX(test_garbage),
+        TEST_FX(test_bad_config),
+        TEST_FX(test_reinstantiate),
+        TEST_FX(test_threads),
+        TEST_FX(test_sp_authn_request),
+        TEST_FX(test_sp_acs_accepted),
+        TEST_FX(test_sp_acs_refused),
+        TEST_FX(test_sp_unsolicited),
+        TEST_FX(test_sp_metadata),
+        TEST_FX(test_sp_logout_request),
+        TEST_FX(test_sp_logout_response),
+        TEST_FX(test_sp_logout_request_from_idp),
+        TEST_FX(test_timing),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -304,12 +304,11 @@ static void test_backend_refusals(void **state)
 
 int main(void)
 {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(test_each_method),
-        T(test_method_refusals),
-        T(test_record_refusals),
-        T(test_backend_refusals),
+        TEST_FX(test_each_method),
+        TEST_FX(test_method_refusals),
+        TEST_FX(test_record_refusals),
+        TEST_FX(test_backend_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

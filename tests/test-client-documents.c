@@ -998,12 +998,22 @@ static void test_strict_client(void **state)
     assert_string_equal(c.audiences, "https://only.example");
 }
 
+/* What the config loader says when it refuses text (NULL: it took it). */
+static char *config_refusal(void *ctx, const char *text)
+{
+    (void)ctx;
+    test_runtime *t = test_runtime_new(text);
+    mandate_config *cfg = NULL;
+    char *said = mandate_config_load(t->conf, &cfg, &t->diag) ? NULL : mandate_diag_join(&t->diag);
+    mandate_config_free(&cfg);
+    test_runtime_free(&t);
+    return said;
+}
+
 static void test_config_checks(void **state)
 {
     (void)state;
-    static const struct {
-        const char *text, *what;
-    } cases[] = {
+    static const test_text_case cases[] = {
         {"client_documents = { min_cache = 600; max_cache = 60; };", "over max_cache"},
         {"client_documents = { allow_hosts = [\"Bad.Example\"]; };", "lower-case"},
         {"client_documents = { deny_hosts = [\"*.\"]; };", "lower-case"},
@@ -1013,17 +1023,7 @@ static void test_config_checks(void **state)
         {"registration = { mode = \"sometimes\"; };", "must be one of"},
         {"client_documents = { max_bytes = 100000; };", "outside the allowed range"},
     };
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        test_runtime *t = test_runtime_new(cases[i].text);
-        mandate_config *cfg = NULL;
-        if (mandate_config_load(t->conf, &cfg, &t->diag))
-            fail_msg("accepted: %s", cases[i].text);
-        char *all = mandate_diag_join(&t->diag);
-        if (strstr(all, cases[i].what) == NULL)
-            fail_msg("%s: '%s' does not say '%s'", cases[i].text, all, cases[i].what);
-        free(all);
-        test_runtime_free(&t);
-    }
+    test_expect_refusals(cases, TEST_COUNT(cases), config_refusal, NULL);
     test_runtime *t =
         test_runtime_new("client_documents = { allow_hosts = [\"*.example.com\", \"::1\"]; };");
     test_runtime_instance(t, "store", "kind = \"store\"; plugin = \"sqlite\";\n");
@@ -1046,15 +1046,15 @@ int main(void)
         cmocka_unit_test(test_host_patterns),  cmocka_unit_test(test_config_checks),
     };
     const struct CMUnitTest fetches[] = {
-        cmocka_unit_test_setup_teardown(test_fetch_and_cache, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cache_bounds, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_slow_server, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_too_big, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_hosts_and_addresses, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stale_copy, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_store_failure, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_strict_client, setup, teardown),
+        TEST_FX(test_fetch_and_cache),
+        TEST_FX(test_cache_bounds),
+        TEST_FX(test_refusals),
+        TEST_FX(test_slow_server),
+        TEST_FX(test_too_big),
+        TEST_FX(test_hosts_and_addresses),
+        TEST_FX(test_stale_copy),
+        TEST_FX(test_store_failure),
+        TEST_FX(test_strict_client),
     };
     int failed = cmocka_run_group_tests_name("checks", unit, NULL, NULL);
     server_start();

@@ -410,16 +410,15 @@ static void test_status_and_rate(void **state)
 
 int main(void)
 {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(test_create),
-        T(test_create_with_key),
-        T(test_create_refusals),
-        T(test_create_without_a_credentials_backend),
-        T(test_create_conflicts_and_failures),
-        T(test_rotate_secret),
-        T(test_rotate_refusals),
-        T(test_status_and_rate),
+        TEST_FX(test_create),
+        TEST_FX(test_create_with_key),
+        TEST_FX(test_create_refusals),
+        TEST_FX(test_create_without_a_credentials_backend),
+        TEST_FX(test_create_conflicts_and_failures),
+        TEST_FX(test_rotate_secret),
+        TEST_FX(test_rotate_refusals),
+        TEST_FX(test_status_and_rate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -261,9 +261,7 @@ static void test_targets(void **state)
 static void test_target_path_mistakes(void **state)
 {
     fixture *f = *state;
-    static const struct {
-        const char *path, *what;
-    } bad[] = {
+    static const test_text_case bad[] = {
         {"mcp", "path 'mcp' is refused: the path does not begin with '/'"},
         {"", "does not begin with '/'"},
         {"/mcp/../admin", "path '/mcp/../admin' is not in normal form: write '/admin'"},
@@ -279,12 +277,12 @@ static void test_target_path_mistakes(void **state)
         {"/a b", "must be percent-encoded"},
         {"/a#b", "a '#'"},
     };
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    for (size_t i = 0; i < TEST_COUNT(bad); i++) {
         char *groups = mandate_xasprintf("{ name = \"t\";\n  paths = [\"/ok\",\n    \"%s\"];\n"
                                          "  audience = \"x\"; }\n",
-                                         bad[i].path);
+                                         bad[i].text);
         assert_false(load_targets(f, groups));
-        assert_diag_at(f, 4, bad[i].what);
+        assert_diag_at(f, 4, bad[i].want);
         free(groups);
     }
 }
@@ -331,21 +329,20 @@ static void test_default_path(void **state)
 
 int main(void)
 {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(test_empty_file_gives_defaults),
-        T(test_values_and_paths),
-        T(test_refused_at_line),
-        T(test_every_error_is_reported),
-        T(test_bad_listen_and_tls),
-        T(test_missing_file),
-        T(test_instance_files),
-        T(test_instance_mistakes),
-        T(test_missing_instances_dir),
-        T(test_targets),
-        T(test_target_path_mistakes),
-        T(test_target_paths_clash),
-        T(test_target_refused_before_another),
+        TEST_FX(test_empty_file_gives_defaults),
+        TEST_FX(test_values_and_paths),
+        TEST_FX(test_refused_at_line),
+        TEST_FX(test_every_error_is_reported),
+        TEST_FX(test_bad_listen_and_tls),
+        TEST_FX(test_missing_file),
+        TEST_FX(test_instance_files),
+        TEST_FX(test_instance_mistakes),
+        TEST_FX(test_missing_instances_dir),
+        TEST_FX(test_targets),
+        TEST_FX(test_target_path_mistakes),
+        TEST_FX(test_target_paths_clash),
+        TEST_FX(test_target_refused_before_another),
         cmocka_unit_test(test_default_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -598,25 +598,23 @@ static void test_may_act_for_a_token(void **state)
 
 int main(void)
 {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(test_read),
-        T(test_read_refusals),
-        T(test_config_load),
-        T(test_shipped_example),
-        T(test_attack_refused),
-        T(test_rule_admits_within_the_token),
-        T(test_rule_lists_an_audience),
-        T(test_own_token_narrowed),
-        T(test_chain_nests_to_max_depth),
-        T(test_scopes_never_grow),
-        T(test_subjects),
-        T(test_may_act_admits),
-        T(test_each_rule_says_why),
-        T(test_cycle_refused),
-        T(test_may_act_for_a_token),
-        T(test_rule_limits),
+        TEST_FX(test_read),
+        TEST_FX(test_read_refusals),
+        TEST_FX(test_config_load),
+        TEST_FX(test_shipped_example),
+        TEST_FX(test_attack_refused),
+        TEST_FX(test_rule_admits_within_the_token),
+        TEST_FX(test_rule_lists_an_audience),
+        TEST_FX(test_own_token_narrowed),
+        TEST_FX(test_chain_nests_to_max_depth),
+        TEST_FX(test_scopes_never_grow),
+        TEST_FX(test_subjects),
+        TEST_FX(test_may_act_admits),
+        TEST_FX(test_each_rule_says_why),
+        TEST_FX(test_cycle_refused),
+        TEST_FX(test_may_act_for_a_token),
+        TEST_FX(test_rule_limits),
     };
-#undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

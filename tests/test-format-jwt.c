@@ -114,21 +114,6 @@ static void active_key(fake_plugin_fx *fx, const char *alg, struct tkey *k)
     use_key(fx, k);
 }
 
-static mandate_grant sample_grant(void)
-{
-    return (mandate_grant){
-        .issuer = "https://broker.example.com",
-        .subject = "agent-7",
-        .client_id = "build-agent",
-        .scope = "repo:read repo:write",
-        .audience = "https://api.example.com",
-        .jti = "0f9c2d4e-jti",
-        .issued_at = NOW,
-        .not_before = NOW,
-        .expires_at = NOW + 600,
-    };
-}
-
 static char *mint(fake_plugin_fx *fx, const mandate_grant *g)
 {
     char *token = NULL;
@@ -269,7 +254,7 @@ static void check_keygen(fake_plugin_fx *fx, const char *alg, const char *want_a
 
     /* and it signs tokens that parse */
     use_key(fx, &k);
-    mandate_grant g = sample_grant(), back;
+    mandate_grant g = test_sample_grant(NOW), back;
     char *token = mint(fx, &g);
     expect_rc(MANDATE_OK, parse(fx, token, &back), &fx->err);
 }
@@ -318,7 +303,7 @@ static void round_trip(fake_plugin_fx *fx, const char *alg)
     struct tkey k;
     keygen(fx, alg, &k);
     use_key(fx, &k);
-    mandate_grant g = sample_grant(), back;
+    mandate_grant g = test_sample_grant(NOW), back;
     char *token = mint(fx, &g);
 
     mandate_jws jws;
@@ -366,9 +351,8 @@ static void test_audience_forms(void **state)
 {
     fake_plugin_fx *fx = *state;
     struct tkey k;
-    keygen(fx, "ES256", &k);
-    use_key(fx, &k);
-    mandate_grant g = sample_grant(), back;
+    active_key(fx, "ES256", &k);
+    mandate_grant g = test_sample_grant(NOW), back;
     mandate_jws jws;
 
     /* several values: an array, back to a space-separated list */
@@ -405,7 +389,7 @@ static void test_audience_forms(void **state)
     }
 
     /* no scope: no scope claim */
-    g = sample_grant();
+    g = test_sample_grant(NOW);
     g.scope = NULL;
     token = mint(fx, &g);
     decode(token, &jws);
@@ -419,9 +403,8 @@ static void test_act_idp_tenant(void **state)
 {
     fake_plugin_fx *fx = *state;
     struct tkey k;
-    keygen(fx, "EdDSA", &k);
-    use_key(fx, &k);
-    mandate_grant g = sample_grant(), back;
+    active_key(fx, "EdDSA", &k);
+    mandate_grant g = test_sample_grant(NOW), back;
     g.actor = "advisor-jane@example.com";
     g.idp = "corp-saml";
     g.tenant = "acme";
@@ -444,9 +427,8 @@ static void test_cnf_jkt(void **state)
 {
     fake_plugin_fx *fx = *state;
     struct tkey k;
-    keygen(fx, "ES256", &k);
-    use_key(fx, &k);
-    mandate_grant g = sample_grant(), back;
+    active_key(fx, "ES256", &k);
+    mandate_grant g = test_sample_grant(NOW), back;
     g.cnf_jkt = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I";
     char *token = mint(fx, &g);
     mandate_jws jws;
@@ -462,7 +444,7 @@ static void test_cnf_jkt(void **state)
 /* The sample grant, with agent-c acting after prior_actors. */
 static mandate_grant acted_for(const char *prior_actors)
 {
-    mandate_grant g = sample_grant();
+    mandate_grant g = test_sample_grant(NOW);
     g.actor = "agent-c";
     g.prior_actors = prior_actors;
     return g;
@@ -563,19 +545,18 @@ static void test_mint_refusals(void **state)
 {
     fake_plugin_fx *fx = *state;
     struct tkey k;
-    keygen(fx, "ES256", &k);
-    use_key(fx, &k);
-    mandate_grant g = sample_grant();
+    active_key(fx, "ES256", &k);
+    mandate_grant g = test_sample_grant(NOW);
     char *token = (char *)"untouched";
     /* invalid UTF-8 cannot become JSON */
     g.subject = "agent-\xff";
     expect_rc(MANDATE_INVALID, OPS->mint(fx->inst, fx->pool, &g, &token, &fx->err), &fx->err);
     assert_null(token);
-    g = sample_grant();
+    g = test_sample_grant(NOW);
     g.audience = "https://a \xc3";
     expect_rc(MANDATE_INVALID, OPS->mint(fx->inst, fx->pool, &g, &token, &fx->err), &fx->err);
     /* a grant without a subject is the core's fault */
-    g = sample_grant();
+    g = test_sample_grant(NOW);
     g.subject = NULL;
     expect_rc(MANDATE_ERROR, OPS->mint(fx->inst, fx->pool, &g, &token, &fx->err), &fx->err);
 }
@@ -583,7 +564,7 @@ static void test_mint_refusals(void **state)
 static void test_no_keys_tempfail(void **state)
 {
     fake_plugin_fx *fx = *state;
-    mandate_grant g = sample_grant();
+    mandate_grant g = test_sample_grant(NOW);
     char *token;
     expect_rc(MANDATE_TEMPFAIL, OPS->mint(fx->inst, fx->pool, &g, &token, &fx->err), &fx->err);
     assert_non_null(strstr(fx->err.message, "no active signing key"));
@@ -592,8 +573,7 @@ static void test_no_keys_tempfail(void **state)
     expect_rc(MANDATE_OK, OPS->set_keys(fx->inst, NULL, 0, &fx->err), &fx->err);
     expect_rc(MANDATE_TEMPFAIL, OPS->mint(fx->inst, fx->pool, &g, &token, &fx->err), &fx->err);
     struct tkey k, *kp = &k;
-    keygen(fx, "ES256", &k);
-    use_key(fx, &k);
+    active_key(fx, "ES256", &k);
     char *old = mint(fx, &g);
     const mandate_key_status retired = MANDATE_KEY_RETIRED;
     expect_rc(MANDATE_OK, set_keys(fx->inst, &kp, &retired, 1, &fx->err), &fx->err);
@@ -608,9 +588,8 @@ static void test_expired(void **state)
 {
     fake_plugin_fx *fx = *state;
     struct tkey k;
-    keygen(fx, "ES256", &k);
-    use_key(fx, &k);
-    mandate_grant g = sample_grant();
+    active_key(fx, "ES256", &k);
+    mandate_grant g = test_sample_grant(NOW);
     g.expires_at = NOW + 60;
     char *token = mint(fx, &g);
     /* within the 5 s leeway after exp: still good */
@@ -627,10 +606,9 @@ static void test_not_yet_valid(void **state)
 {
     fake_plugin_fx *fx = *state;
     struct tkey k;
-    keygen(fx, "EdDSA", &k);
-    use_key(fx, &k);
+    active_key(fx, "EdDSA", &k);
     /* minted by a node whose clock is 100 s ahead */
-    mandate_grant g = sample_grant();
+    mandate_grant g = test_sample_grant(NOW);
     g.issued_at = g.not_before = NOW + 100;
     g.expires_at = NOW + 700;
     char *token = mint(fx, &g);
@@ -697,7 +675,7 @@ static char *fresh_token(fake_plugin_fx *fx, const char *alg)
 {
     struct tkey k;
     active_key(fx, alg, &k);
-    mandate_grant g = sample_grant();
+    mandate_grant g = test_sample_grant(NOW);
     return mint(fx, &g);
 }
 
@@ -762,8 +740,7 @@ static void test_typ(void **state)
 {
     fake_plugin_fx *fx = *state;
     struct tkey k;
-    keygen(fx, "RS256", &k);
-    use_key(fx, &k);
+    active_key(fx, "RS256", &k);
     char *token = sign_with(&k, k.key.kid, NULL, sample_claims());
     expect_parse(fx, token, MANDATE_INVALID, "typ is missing");
     free(token);
@@ -786,8 +763,7 @@ static void test_claim_types(void **state)
 {
     fake_plugin_fx *fx = *state;
     struct tkey k;
-    keygen(fx, "EdDSA", &k);
-    use_key(fx, &k);
+    active_key(fx, "EdDSA", &k);
     struct {
         const char *name;
         json_t *value; /* NULL: removed */
@@ -834,8 +810,7 @@ static void test_not_a_jwt(void **state)
 {
     fake_plugin_fx *fx = *state;
     struct tkey k;
-    keygen(fx, "ES256", &k);
-    use_key(fx, &k);
+    active_key(fx, "ES256", &k);
     static const char *const others[] = {"mnd_at_0123456789abcdef", "a.b", "a.b.c.d", "",
                                          "not a token at all"};
     for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++)
@@ -854,7 +829,7 @@ static void test_rotation(void **state)
     keygen(fx, "ES256", &k1);
     keygen(fx, "EdDSA", &k2);
     use_key(fx, &k1);
-    mandate_grant g = sample_grant();
+    mandate_grant g = test_sample_grant(NOW);
     char *before = mint(fx, &g);
 
     /* rotate: k2 active and newest, k1 retired */
@@ -923,7 +898,7 @@ static void test_set_keys_refused(void **state)
     assert_non_null(strstr(fx->err.message, "twice"));
 
     /* the old set is still in place: tokens carry good's kid */
-    mandate_grant g = sample_grant();
+    mandate_grant g = test_sample_grant(NOW);
     mandate_jws jws;
     decode(mint(fx, &g), &jws);
     assert_string_equal(jws.kid, good.key.kid);
@@ -955,7 +930,7 @@ static void *minter_main(void *arg)
 {
     struct minter *m = arg;
     mandate_pool *pool = mandate_pool_new();
-    mandate_grant g = sample_grant();
+    mandate_grant g = test_sample_grant(NOW);
     for (int i = 0; i < MINTS; i++) {
         mandate_error err = {0};
         char *token = NULL;
@@ -1049,37 +1024,35 @@ static void test_concurrent_mint_and_set_keys(void **state)
 
 int main(void)
 {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_descriptor),
         cmocka_unit_test(test_conf),
-        T(test_keygen_es256),
-        T(test_keygen_rs256),
-        T(test_keygen_eddsa),
-        T(test_keygen_default_and_refused),
-        T(test_round_trip_es256),
-        T(test_round_trip_rs256),
-        T(test_round_trip_eddsa),
-        T(test_audience_forms),
-        T(test_act_idp_tenant),
-        T(test_cnf_jkt),
-        T(test_act_chain),
-        T(test_act_chain_old_host),
-        T(test_mint_refusals),
-        T(test_no_keys_tempfail),
-        T(test_expired),
-        T(test_not_yet_valid),
-        T(test_unknown_kid),
-        T(test_alg_of_the_key_only),
-        T(test_tampered),
-        T(test_high_s_refused),
-        T(test_typ),
-        T(test_claim_types),
-        T(test_not_a_jwt),
-        T(test_rotation),
-        T(test_set_keys_refused),
-        T(test_concurrent_mint_and_set_keys),
+        TEST_FX(test_keygen_es256),
+        TEST_FX(test_keygen_rs256),
+        TEST_FX(test_keygen_eddsa),
+        TEST_FX(test_keygen_default_and_refused),
+        TEST_FX(test_round_trip_es256),
+        TEST_FX(test_round_trip_rs256),
+        TEST_FX(test_round_trip_eddsa),
+        TEST_FX(test_audience_forms),
+        TEST_FX(test_act_idp_tenant),
+        TEST_FX(test_cnf_jkt),
+        TEST_FX(test_act_chain),
+        TEST_FX(test_act_chain_old_host),
+        TEST_FX(test_mint_refusals),
+        TEST_FX(test_no_keys_tempfail),
+        TEST_FX(test_expired),
+        TEST_FX(test_not_yet_valid),
+        TEST_FX(test_unknown_kid),
+        TEST_FX(test_alg_of_the_key_only),
+        TEST_FX(test_tampered),
+        TEST_FX(test_high_s_refused),
+        TEST_FX(test_typ),
+        TEST_FX(test_claim_types),
+        TEST_FX(test_not_a_jwt),
+        TEST_FX(test_rotation),
+        TEST_FX(test_set_keys_refused),
+        TEST_FX(test_concurrent_mint_and_set_keys),
     };
-#undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

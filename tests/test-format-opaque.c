@@ -57,10 +57,7 @@ static void *inst_try(const mandate_host *host, mandate_rc *rc_r, mandate_error 
     void *inst = fake_instance_new(P);
     assert_non_null(inst);
     va_start(ap, err);
-    for (const char *key; (key = va_arg(ap, const char *)) != NULL;) {
-        const char *value = va_arg(ap, const char *);
-        assert_int_equal(fake_conf_set(P, inst, key, value), 0);
-    }
+    test_conf_set_pairs(fake_conf_set, P, inst, ap);
     va_end(ap);
     memset(err, 0, sizeof(*err));
     *rc_r = P->instantiate(inst, host, err);
@@ -97,23 +94,17 @@ static int teardown(void **state)
     return 0;
 }
 
+/* The sample grant with every optional member set. */
 static mandate_grant full_grant(void)
 {
-    return (mandate_grant){
-        .issuer = "https://broker.example.com",
-        .subject = "agent-7",
-        .client_id = "build-agent",
-        .actor = "orchestrator-1",
-        .prior_actors = "planner-2 advisor-app",
-        .tenant = "acme",
-        .scope = "repo:read repo:write",
-        .audience = "https://api.example.com https://git.example.com",
-        .idp = "okta-main",
-        .jti = "0f9c2d4e-jti",
-        .issued_at = NOW,
-        .not_before = NOW + 5,
-        .expires_at = NOW + 600,
-    };
+    mandate_grant g = test_sample_grant(NOW);
+    g.actor = "orchestrator-1";
+    g.prior_actors = "planner-2 advisor-app";
+    g.tenant = "acme";
+    g.audience = "https://api.example.com https://git.example.com";
+    g.idp = "okta-main";
+    g.not_before = NOW + 5;
+    return g;
 }
 
 static mandate_grant bare_grant(void)
@@ -924,24 +915,22 @@ static void test_concurrent_mint(void **state)
 
 int main(void)
 {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_descriptor),
         cmocka_unit_test(test_conf),
         cmocka_unit_test(test_old_host_refused),
-        T(test_round_trip),
-        T(test_round_trip_bare),
-        T(test_round_trip_cnf),
-        T(test_token_shape),
-        T(test_store_holds_hash),
-        T(test_mint_refusals),
-        T(test_not_ours),
-        T(test_malformed),
-        T(test_unknown),
-        T(test_expired),
-        T(test_store_failures),
-        T(test_concurrent_mint),
+        TEST_FX(test_round_trip),
+        TEST_FX(test_round_trip_bare),
+        TEST_FX(test_round_trip_cnf),
+        TEST_FX(test_token_shape),
+        TEST_FX(test_store_holds_hash),
+        TEST_FX(test_mint_refusals),
+        TEST_FX(test_not_ours),
+        TEST_FX(test_malformed),
+        TEST_FX(test_unknown),
+        TEST_FX(test_expired),
+        TEST_FX(test_store_failures),
+        TEST_FX(test_concurrent_mint),
     };
-#undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -162,6 +162,17 @@ char *test_b64url(const void *data, size_t len)
     return out;
 }
 
+void test_conf_set_pairs(test_conf_setter *set, const mandate_plugin *plugin, void *inst,
+                         va_list ap)
+{
+    for (const char *key = va_arg(ap, const char *); key != NULL;
+         key = va_arg(ap, const char *)) {
+        const char *value = va_arg(ap, const char *);
+        if (set(plugin, inst, key, value) != 0)
+            fail_msg("%s: cannot set %s = %s", plugin->name, key, value);
+    }
+}
+
 mandate_grant test_sample_grant(int64_t now)
 {
     return (mandate_grant){

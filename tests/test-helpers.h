@@ -3,6 +3,7 @@
 #ifndef MANDATE_TEST_HELPERS_H
 #define MANDATE_TEST_HELPERS_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -67,6 +68,14 @@ typedef char *test_refuse_fn(void *ctx, const char *text);
  * it was refused with a message that holds the case's want. */
 void test_expect_refusals(const test_text_case *cases, size_t count, test_refuse_fn *refuse,
                           void *ctx);
+
+/* Sets a plugin instance's keys from the key/value pairs of ap, up to a
+ * NULL key, with set (fake_conf_set): the test fails, naming the pair, when
+ * set refuses one. */
+typedef int test_conf_setter(const mandate_plugin *plugin, void *inst, const char *key,
+                             const char *value);
+void test_conf_set_pairs(test_conf_setter *set, const mandate_plugin *plugin, void *inst,
+                         va_list ap);
 
 /* The grant the token tests mint: agent-7 by build-agent, one scope pair
  * and one audience, issued at now and good for 600 s. */

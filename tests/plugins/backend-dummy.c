@@ -5,6 +5,7 @@
 #include <mandate/backend.h>
 
 #include "backend-dummy.h"
+#include "test-plugin.h"
 
 static const mandate_conf_def conf[] = {
     {"label", MANDATE_CONF_STRING, MANDATE_CONF_REQUIRED, offsetof(dummy, label), NULL, 0, 0,
@@ -32,11 +33,4 @@ static mandate_rc start(void *inst, const mandate_host *host, mandate_error *err
 
 static const mandate_backend_ops ops = {0};
 
-const mandate_plugin mandate_plugin_dummy;
-const mandate_plugin mandate_plugin_dummy = {
-    MANDATE_PLUGIN_INIT(MANDATE_BACKEND, "dummy", "1.2.3"),
-    .conf = conf,
-    .inst_size = sizeof(dummy),
-    .instantiate = start,
-    .ops = &ops,
-};
+TEST_PLUGIN(dummy, MANDATE_BACKEND, "1.2.3", 0, dummy);

@@ -16,6 +16,8 @@
 
 #include <mandate/backend.h>
 
+#include "test-plugin.h"
+
 typedef struct fakeidp {
     char *issuer;
     char *role;
@@ -119,11 +121,4 @@ static const mandate_backend_ops ops = {
     .login_finish = login_finish,
 };
 
-const mandate_plugin mandate_plugin_fakeidp;
-const mandate_plugin mandate_plugin_fakeidp = {
-    MANDATE_PLUGIN_INIT(MANDATE_BACKEND, "fakeidp", "1.0"),
-    .conf = conf,
-    .inst_size = sizeof(fakeidp),
-    .instantiate = start,
-    .ops = &ops,
-};
+TEST_PLUGIN(fakeidp, MANDATE_BACKEND, "1.0", 0, fakeidp);

@@ -20,14 +20,15 @@
 
 #include <mandate/backend.h>
 
+#include "jose.h"
+#include "test-plugin.h"
+
 #ifdef SCRIPT_BLOCKING
-#define SCRIPT_NAME "slowscript"
+#define SCRIPT_PLUGIN slowscript
 #define SCRIPT_FLAGS MANDATE_PLUGIN_BLOCKING
-#define SCRIPT_SYMBOL mandate_plugin_slowscript
 #else
-#define SCRIPT_NAME "script"
+#define SCRIPT_PLUGIN script
 #define SCRIPT_FLAGS 0u
-#define SCRIPT_SYMBOL mandate_plugin_script
 #endif
 
 typedef struct script {
@@ -49,17 +50,6 @@ static mandate_rc start(void *inst, const mandate_host *host, mandate_error *err
     return MANDATE_OK;
 }
 
-static int b64url_value(char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    return c == '-' ? 62 : c == '_' ? 63 : -1;
-}
-
 /* The script: the text itself, or the decoded payload of a JWT (which
  * holds no '=': base64url without padding). */
 static char *script_text(const mandate_host *host, mandate_pool *pool, const char *a,
@@ -71,22 +61,12 @@ static char *script_text(const mandate_host *host, mandate_pool *pool, const cha
     const char *p = dot + 1, *end = memchr(p, '.', len - (size_t)(p - a));
     if (end == NULL)
         end = a + len;
-    char *out = host->pool_alloc(pool, (size_t)(end - p) + 1);
-    size_t n = 0;
-    unsigned acc = 0, bits = 0;
-    for (; p < end; p++) {
-        int v = b64url_value(*p);
-        if (v < 0)
-            return NULL;
-        acc = (acc << 6) | (unsigned)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[n++] = (char)((acc >> bits) & 0xff);
-        }
-    }
+    size_t cap = (size_t)(end - p) + 1, n = 0;
+    unsigned char *out = host->pool_alloc(pool, cap);
+    if (!mandate_b64url_decode(p, (size_t)(end - p), out, cap, &n))
+        return NULL;
     out[n] = '\0';
-    return out;
+    return (char *)out;
 }
 
 static const struct {
@@ -177,12 +157,4 @@ static const mandate_backend_ops ops = {
     .status = status,
 };
 
-const mandate_plugin SCRIPT_SYMBOL;
-const mandate_plugin SCRIPT_SYMBOL = {
-    MANDATE_PLUGIN_INIT(MANDATE_BACKEND, SCRIPT_NAME, "1.0.0"),
-    .flags = SCRIPT_FLAGS,
-    .conf = conf,
-    .inst_size = sizeof(script),
-    .instantiate = start,
-    .ops = &ops,
-};
+TEST_PLUGIN(SCRIPT_PLUGIN, MANDATE_BACKEND, "1.0.0", SCRIPT_FLAGS, script);

@@ -1,6 +1,8 @@
 /* A well-formed store whose instantiate fails, with a reason. */
 #include <mandate/store.h>
 
+#include "test-plugin.h"
+
 typedef struct failing {
     char *reason;
 } failing;
@@ -19,11 +21,4 @@ static mandate_rc start(void *inst, const mandate_host *host, mandate_error *err
 
 static const mandate_store_ops ops;
 
-const mandate_plugin mandate_plugin_failing;
-const mandate_plugin mandate_plugin_failing = {
-    MANDATE_PLUGIN_INIT(MANDATE_STORE, "failing", "1.0"),
-    .conf = conf,
-    .inst_size = sizeof(failing),
-    .instantiate = start,
-    .ops = &ops,
-};
+TEST_PLUGIN(failing, MANDATE_STORE, "1.0", 0, failing);
