@@ -151,20 +151,27 @@ const char *test_basic(mandate_pool *pool, const char *id, const char *secret)
     return mandate_pool_printf(pool, "Basic %s", (const char *)b64);
 }
 
-void test_token_with(test_runtime *t, mandate_pool *pool, const char *const *pairs,
-                     const char *body, test_answer *a)
+void test_endpoint_with(test_runtime *t, mandate_pool *pool, test_endpoint_fn *endpoint,
+                        const char *method, const char *path, const char *const *pairs,
+                        const char *body, test_answer *a)
 {
     test_request_headers(pairs);
     mandate_http_request req;
-    test_request_init(&req, pool, t->rt, "POST", "/oauth2/token", body);
-    memset(a, 0, sizeof(*a));
-    mandate_endpoint_token(&req, &a->resp);
+    test_request_init(&req, pool, t->rt, method, path, body);
+    test_answer_clear(a);
+    endpoint(&req, &a->resp);
     test_request_headers(NULL);
     a->status = a->resp.status;
     a->metric_grant = req.metric_grant;
     a->body = a->resp.body != NULL ? json_loadb(a->resp.body, a->resp.body_len, 0, NULL) : NULL;
     const char *error = json_string_value(json_object_get(a->body, "error"));
     a->error = error != NULL ? error : "";
+}
+
+void test_token_with(test_runtime *t, mandate_pool *pool, const char *const *pairs,
+                     const char *body, test_answer *a)
+{
+    test_endpoint_with(t, pool, mandate_endpoint_token, "POST", "/oauth2/token", pairs, body, a);
 }
 
 void test_token(test_runtime *t, mandate_pool *pool, const char *authorization,
@@ -195,6 +202,13 @@ void test_answer_clear(test_answer *a)
     memset(a, 0, sizeof(*a));
 }
 
+void test_runtime_teardown(test_runtime **t, mandate_pool **pool)
+{
+    test_audit_reset();
+    mandate_pool_free(pool);
+    test_runtime_free(t);
+}
+
 void test_answer_expect(const test_answer *a, unsigned status, const char *error)
 {
     if (a->status != status || strcmp(a->error, error) != 0)
@@ -217,6 +231,15 @@ const char *test_form_encode(mandate_pool *pool, const char *s)
     }
     *o = '\0';
     return out;
+}
+
+const char *test_saml_exchange(mandate_pool *pool, const char *script, const char *extra)
+{
+    return mandate_pool_printf(pool,
+                               "grant_type=urn:ietf:params:oauth:grant-type:token-exchange"
+                               "&subject_token_type=urn:ietf:params:oauth:token-type:saml2"
+                               "&subject_token=%s%s",
+                               test_form_encode(pool, script), extra);
 }
 
 const char *test_jwt_script(mandate_pool *pool, const char *typ, const char *script)

@@ -49,12 +49,19 @@ typedef struct test_answer {
 } test_answer;
 
 /* POST /oauth2/token with the form body (and an Authorization header when
- * authorization is not NULL), through mandate_endpoint_token. */
+ * authorization is not NULL), through mandate_endpoint_token. a is released
+ * first (test_answer_clear), so one answer serves request after request:
+ * start it at {0}. */
 void test_token(test_runtime *t, mandate_pool *pool, const char *authorization,
                 const char *body, test_answer *a);
 /* The same with the request headers given (test_request_headers). */
 void test_token_with(test_runtime *t, mandate_pool *pool, const char *const *headers,
                      const char *body, test_answer *a);
+/* The same for another endpoint (a mandate_endpoint_*), method and path. */
+typedef void test_endpoint_fn(mandate_http_request *req, mandate_http_response *resp);
+void test_endpoint_with(test_runtime *t, mandate_pool *pool, test_endpoint_fn *endpoint,
+                        const char *method, const char *path, const char *const *headers,
+                        const char *body, test_answer *a);
 /* A response header's value, or NULL. */
 const char *test_answer_header(const test_answer *a, const char *name);
 /* A member of the answer's body as a string ("" when absent). */
@@ -63,8 +70,28 @@ void test_answer_clear(test_answer *a);
 /* Fails the test unless the answer is status with that error ("": none). */
 void test_answer_expect(const test_answer *a, unsigned status, const char *error);
 
+/* What the teardown of a test on a runtime does: forgets the audit records
+ * and frees the pool and the runtime. */
+void test_runtime_teardown(test_runtime **t, mandate_pool **pool);
+
+/* The mapping rule of the grant tests' federated users, who sign in at the
+ * scripted backend "backend-idp" (tests/plugins/backend-script.c): an
+ * advisor becomes advisor-<employeeId>, for audience only. */
+#define TEST_ADVISORS_MAPPING(audience)                                                        \
+    "mappings = (\n"                                                                           \
+    "  { name = \"advisors\"; idp = \"backend-idp\";\n"                                        \
+    "    when = ( { attribute = \"role\"; equals = \"advisor\"; } );\n"                        \
+    "    subject = \"advisor-${employeeId}\"; tenant = \"default\";\n"                         \
+    "    scopes = [\"mcp:call\", \"gateway:invoke\"]; audience = [\"" audience "\"];\n"        \
+    "    max_lifetime = 900; }\n"                                                              \
+    ");\n"
+
 /* s percent-encoded for a form body, in pool. */
 const char *test_form_encode(mandate_pool *pool, const char *s);
+/* The form body of a token exchange of a SAML assertion that the scripted
+ * test backend (tests/plugins/backend-script.c) reads as script, then extra
+ * ("", or more "&name=value"), in pool. */
+const char *test_saml_exchange(mandate_pool *pool, const char *script, const char *extra);
 /* An assertion for the scripted test backend (tests/plugins/backend-script.c)
  * shaped as a JWT: a header with that typ, the script as its payload. */
 const char *test_jwt_script(mandate_pool *pool, const char *typ, const char *script);

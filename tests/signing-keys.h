@@ -7,6 +7,9 @@
 #include <openssl/evp.h>
 
 extern EVP_PKEY *es_key, *rs_key, *ed_key, *rogue_key;
+/* es_key, rs_key and ed_key, for a test that goes through each algorithm. */
+#define SIGNING_KEY_COUNT 3
+extern EVP_PKEY *signing_keys[SIGNING_KEY_COUNT];
 
 /* Makes the four keys: 0, or -1 when one cannot be made. */
 int signing_keys_setup(void **state);

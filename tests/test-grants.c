@@ -75,13 +75,7 @@ mandate_rc __wrap_mandate_mapping_apply(const mandate_mappings *m,
 static const char conf[] =
     "server: { issuer = \"https://broker.example\"; };\n"
     "tokens: { format = \"jwt\"; lifetime = 3600; };\n"
-    "mappings = (\n"
-    "  { name = \"advisors\"; idp = \"backend-idp\";\n"
-    "    when = ( { attribute = \"role\"; equals = \"advisor\"; } );\n"
-    "    subject = \"advisor-${employeeId}\"; tenant = \"default\";\n"
-    "    scopes = [\"mcp:call\", \"gateway:invoke\"]; audience = [\"" CAL "\"];\n"
-    "    max_lifetime = 900; }\n"
-    ");\n"
+    TEST_ADVISORS_MAPPING(CAL)
     "delegation = { max_depth = 3; rules = (\n"
     "  { name = \"helper-for-agent\"; actors = [\"helper\"]; clients = [\"agent\"]; },\n"
     "  { name = \"old-for-helper\"; actors = [\"old-client\"]; clients = [\"helper\"]; },\n"
@@ -167,9 +161,7 @@ static int teardown(void **state)
 {
     fixture *f = *state;
     mandate_client_limits_stop();
-    test_audit_reset();
-    mandate_pool_free(&f->pool);
-    test_runtime_free(&f->t);
+    test_runtime_teardown(&f->t, &f->pool);
     free(f);
     return 0;
 }
@@ -178,7 +170,6 @@ static int teardown(void **state)
 
 static void post(fixture *f, const client *c, const char *body, test_answer *a)
 {
-    test_answer_clear(a);
     test_token(f->t, f->pool, c != NULL ? c->basic : NULL, body, a);
 }
 
@@ -495,12 +486,7 @@ static void test_exchange_federated(void **state)
 {
     fixture *f = *state;
     test_answer a = {0};
-    post(f, &f->agent,
-         mandate_pool_printf(f->pool,
-                             "grant_type=" XCHG "&subject_token_type=" TT_SAML2
-                             "&subject_token=%s&scope=mcp%%3Acall",
-                             test_form_encode(f->pool, ADVISOR)),
-         &a);
+    post(f, &f->agent, test_saml_exchange(f->pool, ADVISOR, "&scope=mcp%3Acall"), &a);
     test_answer_expect(&a, 200, "");
     mandate_grant g = grant_of(f, test_answer_get(&a, "access_token"));
     assert_string_equal(g.subject, "advisor-42");

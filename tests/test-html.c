@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "html-private.h"
+#include "test-helpers.h"
 
 static const char *render(mandate_pool *pool, const char *t, const char *view_json,
                           const char **why)
@@ -19,20 +20,6 @@ static const char *render(mandate_pool *pool, const char *t, const char *view_js
     const char *out = mandate_html_render(pool, t, view, why);
     json_decref(view);
     return out;
-}
-
-/* Each test renders into a pool of its own. */
-static int pool_setup(void **state)
-{
-    *state = mandate_pool_new();
-    return 0;
-}
-
-static int pool_teardown(void **state)
-{
-    mandate_pool *pool = *state;
-    mandate_pool_free(&pool);
-    return 0;
 }
 
 static void test_escape(void **state)
@@ -115,13 +102,14 @@ static void test_wrong_templates_render_nothing(void **state)
 
 int main(void)
 {
+    /* each test renders into a pool of its own */
+#define T(f) cmocka_unit_test_setup_teardown(f, test_pool_setup, test_pool_teardown)
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_escape, pool_setup, pool_teardown),
-        cmocka_unit_test_setup_teardown(test_values_are_always_escaped, pool_setup,
-                                        pool_teardown),
-        cmocka_unit_test_setup_teardown(test_sections_and_lists, pool_setup, pool_teardown),
-        cmocka_unit_test_setup_teardown(test_wrong_templates_render_nothing, pool_setup,
-                                        pool_teardown),
+        T(test_escape),
+        T(test_values_are_always_escaped),
+        T(test_sections_and_lists),
+        T(test_wrong_templates_render_nothing),
     };
+#undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

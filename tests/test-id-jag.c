@@ -36,7 +36,6 @@
 #define RS "https://rs.example"
 #define XCHG "urn:ietf:params:oauth:grant-type:token-exchange"
 #define JWT_BEARER "urn:ietf:params:oauth:grant-type:jwt-bearer"
-#define TT_SAML2 "urn:ietf:params:oauth:token-type:saml2"
 #define TT_ID_JAG "urn:ietf:params:oauth:token-type:id-jag"
 #define ADVISOR                                                                                \
     "sub=alice;auth_time=1700000000;attrs={\"role\":\"advisor\",\"employeeId\":\"42\"}"
@@ -46,19 +45,14 @@ TEST_FACADE_WRAP(format_sign,
                   const char *claims, size_t claims_len, char **jws_r, mandate_error *err),
                  (in, pool, typ, claims, claims_len, jws_r, err))
 
-static const char mappings[] =
-    "mappings = (\n"
-    "  { name = \"advisors\"; idp = \"backend-idp\";\n"
-    "    when = ( { attribute = \"role\"; equals = \"advisor\"; } );\n"
-    "    subject = \"advisor-${employeeId}\"; tenant = \"default\";\n"
-    "    scopes = [\"mcp:call\", \"gateway:invoke\"]; audience = [\"" CAL "\"];\n"
-    "    max_lifetime = 900; }\n"
-    ");\n";
+static const char mappings[] = TEST_ADVISORS_MAPPING(CAL);
 
 typedef struct fixture {
     test_runtime *t;
     mandate_pool *pool;
     const char *agent, *other; /* Basic credentials */
+    EVP_PKEY *keys[2];         /* new_key's, freed by teardown */
+    size_t n_keys;
 } fixture;
 
 static const char *make_client(fixture *f, const char *id)
@@ -123,16 +117,22 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
-    test_audit_reset();
-    mandate_pool_free(&f->pool);
-    test_runtime_free(&f->t);
+    test_runtime_teardown(&f->t, &f->pool);
+    for (size_t i = 0; i < f->n_keys; i++)
+        EVP_PKEY_free(f->keys[i]);
     free(f);
     return 0;
 }
 
+/* A fresh key of the test's, freed with the fixture. */
+static EVP_PKEY *new_key(fixture *f, mandate_jws_alg alg)
+{
+    assert_true(f->n_keys < sizeof(f->keys) / sizeof(f->keys[0]));
+    return f->keys[f->n_keys++] = mandate_jose_keygen(alg);
+}
+
 static void post(fixture *f, const char *basic, const char *body, test_answer *a)
 {
-    test_answer_clear(a);
     test_token(f->t, f->pool, basic, body, a);
 }
 
@@ -145,10 +145,9 @@ static void expect_reason(const char *why)
 
 static const char *jag_request(fixture *f, const char *script, const char *extra)
 {
-    return mandate_pool_printf(f->pool,
-                               "grant_type=" XCHG "&subject_token_type=" TT_SAML2
-                               "&subject_token=%s&requested_token_type=" TT_ID_JAG "%s",
-                               test_form_encode(f->pool, script), extra);
+    return test_saml_exchange(
+        f->pool, script,
+        mandate_pool_printf(f->pool, "&requested_token_type=" TT_ID_JAG "%s", extra));
 }
 
 static void test_issue(void **state)
@@ -424,7 +423,6 @@ static void post_bound(fixture *f, const char *dpop, const char *cert, const cha
         headers[n++] = "X-Client-Cert";
         headers[n++] = cert;
     }
-    test_answer_clear(a);
     test_token_with(f->t, f->pool, headers, body, a);
 }
 
@@ -450,8 +448,8 @@ static const char *bound_claims(fixture *f, const char *cnf)
 static void test_accept_dpop_bound(void **state)
 {
     fixture *f = *state;
-    EVP_PKEY *key = mandate_jose_keygen(MANDATE_JWS_ES256);
-    EVP_PKEY *thief = mandate_jose_keygen(MANDATE_JWS_EDDSA);
+    EVP_PKEY *key = new_key(f, MANDATE_JWS_ES256);
+    EVP_PKEY *thief = new_key(f, MANDATE_JWS_EDDSA);
     const char *jkt = jkt_of(f, key);
     const char *body = jag_bearer(
         f, bound_claims(f, mandate_pool_printf(f->pool, "{\"jkt\":\"%s\"}", jkt)), "");
@@ -470,24 +468,21 @@ static void test_accept_dpop_bound(void **state)
     assert_string_equal(grant_of(f, test_answer_get(&a, "access_token")).cnf_jkt, jkt);
     assert_string_equal(test_audit_field("token.issued", "cnf_jkt"), jkt);
     /* a cnf that cannot be checked is refused, not taken for a bearer one */
-    static const struct {
-        const char *cnf, *why;
-    } bad[] = {
+    static const test_text_case bad[] = {
+        /* a cnf, why it is refused */
         {"\"x\"", "cnf is not an object"},
         {"{}", "cnf names no key this broker knows"},
         {"{\"jkt\":\"short\"}", "cnf holds a thumbprint that is not one"},
         {"{\"jwk\":{\"kty\":\"EC\"}}",
          "cnf binds the token by a method this broker does not check"},
     };
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        post_bound(f, proof_of(f, key), NULL, jag_bearer(f, bound_claims(f, bad[i].cnf), ""),
+    for (size_t i = 0; i < TEST_COUNT(bad); i++) {
+        post_bound(f, proof_of(f, key), NULL, jag_bearer(f, bound_claims(f, bad[i].text), ""),
                    &a);
         expect_refused(
             &a, "invalid_grant",
-            mandate_pool_printf(f->pool, "the ID-JAG cannot be honoured: %s", bad[i].why));
+            mandate_pool_printf(f->pool, "the ID-JAG cannot be honoured: %s", bad[i].want));
     }
-    EVP_PKEY_free(key);
-    EVP_PKEY_free(thief);
     test_answer_clear(&a);
 }
 
@@ -496,8 +491,8 @@ static void test_accept_dpop_bound(void **state)
 static void test_accept_certificate_bound(void **state)
 {
     fixture *f = *state;
-    EVP_PKEY *key = mandate_jose_keygen(MANDATE_JWS_ES256);
-    EVP_PKEY *thief = mandate_jose_keygen(MANDATE_JWS_ES256);
+    EVP_PKEY *key = new_key(f, MANDATE_JWS_ES256);
+    EVP_PKEY *thief = new_key(f, MANDATE_JWS_ES256);
     const char *x5t, *x5t_other;
     const char *cert = escaped_cert(f, key, &x5t);
     const char *other = escaped_cert(f, thief, &x5t_other);
@@ -517,8 +512,6 @@ static void test_accept_certificate_bound(void **state)
     mandate_grant g = grant_of(f, test_answer_get(&a, "access_token"));
     assert_string_equal(g.cnf_x5t_s256, x5t);
     assert_null(g.cnf_jkt);
-    EVP_PKEY_free(key);
-    EVP_PKEY_free(thief);
     test_answer_clear(&a);
 }
 
@@ -528,7 +521,7 @@ static void test_accept_certificate_bound(void **state)
 static void test_bound_assertions(void **state)
 {
     fixture *f = *state;
-    EVP_PKEY *key = mandate_jose_keygen(MANDATE_JWS_ES256);
+    EVP_PKEY *key = new_key(f, MANDATE_JWS_ES256);
     const char *script = mandate_pool_printf(
         f->pool,
         "sub=alice;attrs={\"role\":\"advisor\",\"employeeId\":\"42\",\"cnf\":{\"jkt\":\"%s\"}}",
@@ -554,15 +547,9 @@ static void test_bound_assertions(void **state)
     assert_string_equal(grant_of(f, test_answer_get(&a, "access_token")).cnf_jkt,
                         jkt_of(f, key));
     /* SAML attributes are no JWT claims */
-    post_bound(f, NULL, NULL,
-               mandate_pool_printf(f->pool,
-                                   "grant_type=" XCHG "&subject_token_type=" TT_SAML2
-                                   "&subject_token=%s",
-                                   test_form_encode(f->pool, script)),
-               &a);
+    post_bound(f, NULL, NULL, test_saml_exchange(f->pool, script, ""), &a);
     test_answer_expect(&a, 200, "");
     assert_string_equal(test_answer_get(&a, "token_type"), "Bearer");
-    EVP_PKEY_free(key);
     test_answer_clear(&a);
 }
 
@@ -572,7 +559,7 @@ static void test_bound_assertions(void **state)
 static void test_issue_bound(void **state)
 {
     fixture *f = *state;
-    EVP_PKEY *key = mandate_jose_keygen(MANDATE_JWS_ES256);
+    EVP_PKEY *key = new_key(f, MANDATE_JWS_ES256);
     const char *jkt = jkt_of(f, key), *x5t;
     const char *cert = escaped_cert(f, key, &x5t);
     test_answer a = {0};
@@ -631,7 +618,6 @@ static void test_issue_bound(void **state)
         json_string_value(json_object_get(json_object_get(jws.claims, "cnf"), "x5t#S256")),
         x5t);
     mandate_jws_clear(&jws);
-    EVP_PKEY_free(key);
     test_answer_clear(&a);
 }
 

@@ -406,23 +406,38 @@ static int teardown(void **state)
 
 /* --- the token source ------------------------------------------------------- */
 
-static mandate_token_source *new_source(fixture *fx)
+/* What a constructor made, or the test fails with the error it gave. */
+static void *made(void *thing, const char *constructor, const char *err)
+{
+    if (thing == NULL)
+        fail_msg("%s: %s", constructor, err);
+    return thing;
+}
+
+/* A token source of the fixture's client, for resource (NULL: none), with
+ * DPoP when key is not NULL. */
+static mandate_token_source *new_source_with(fixture *fx, const char *resource,
+                                             const mandate_dpop_key *key)
 {
     mandate_token_source_config cfg = {
         .token_url = fx->token_url,
         .client_id = CLIENT_ID,
         .client_secret = CLIENT_SECRET,
         .scope = SCOPE,
-        .resource = AUDIENCE,
+        .resource = resource,
         .timeout_ms = 3000,
         .now = fixture_now,
         .now_ctx = fx,
+        .dpop_key = key,
     };
     char err[256] = "";
-    mandate_token_source *src = mandate_token_source_new(&cfg, err, sizeof(err));
-    if (src == NULL)
-        fail_msg("mandate_token_source_new: %s", err);
-    return src;
+    return made(mandate_token_source_new(&cfg, err, sizeof(err)), "mandate_token_source_new",
+                err);
+}
+
+static mandate_token_source *new_source(fixture *fx)
+{
+    return new_source_with(fx, AUDIENCE, NULL);
 }
 
 static char *get_ok(mandate_token_source *src, int64_t *expires_at_r)
@@ -722,10 +737,7 @@ static mandate_verifier *new_verifier(fixture *fx)
         .now_ctx = fx,
     };
     char err[256] = "";
-    mandate_verifier *v = mandate_verifier_new(&cfg, err, sizeof(err));
-    if (v == NULL)
-        fail_msg("mandate_verifier_new: %s", err);
-    return v;
+    return made(mandate_verifier_new(&cfg, err, sizeof(err)), "mandate_verifier_new", err);
 }
 
 static mandate_client_rc check(mandate_verifier *v, const char *token, const char *scope,
@@ -1191,21 +1203,7 @@ static void test_source_then_verifier(void **state)
 
 static mandate_token_source *new_dpop_source(fixture *fx, const mandate_dpop_key *key)
 {
-    mandate_token_source_config cfg = {
-        .token_url = fx->token_url,
-        .client_id = CLIENT_ID,
-        .client_secret = CLIENT_SECRET,
-        .scope = SCOPE,
-        .timeout_ms = 3000,
-        .now = fixture_now,
-        .now_ctx = fx,
-        .dpop_key = key,
-    };
-    char err[256] = "";
-    mandate_token_source *src = mandate_token_source_new(&cfg, err, sizeof(err));
-    if (src == NULL)
-        fail_msg("mandate_token_source_new: %s", err);
-    return src;
+    return new_source_with(fx, NULL, key);
 }
 
 static mandate_dpop_key *new_key(const char *alg)

@@ -56,8 +56,13 @@ typedef struct fixture {
     mandate_mapping_result res;
 } fixture;
 
+static bool parse(fixture *f, const char *text);
+
+/* A test's state on the way in may be the mappings it runs with (cmocka's
+ * prestate; see RULES below), parsed here before it runs. */
 static int setup(void **state)
 {
+    const char *rules = *state;
     fixture *f = calloc(1, sizeof(*f));
     test_conf_file_init(&f->file);
     f->pool = mandate_pool_new();
@@ -71,7 +76,7 @@ static int setup(void **state)
     f->identity.subject = "someone";
     f->identity.authn_instant = NOW - 60;
     *state = f;
-    return 0;
+    return rules == NULL || parse(f, rules) ? 0 : -1;
 }
 
 static int teardown(void **state)
@@ -126,14 +131,19 @@ static void assert_why(fixture *f, const char *what)
         fail_msg("expected \"%s\" in why \"%s\"", what, f->res.why ? f->res.why : "(null)");
 }
 
-/* attributes map to subject. */
+static bool same(const char *a, const char *b)
+{
+    return a == NULL ? b == NULL : b != NULL && strcmp(a, b) == 0;
+}
+
+/* attributes map to subject (NULL: they are refused). */
 static void expect_subject(fixture *f, const char *attributes, const char *subject)
 {
     mandate_rc rc = apply(f, attributes);
-    if (rc != MANDATE_OK || f->res.subject == NULL || strcmp(f->res.subject, subject) != 0)
+    if (rc != (subject != NULL ? MANDATE_OK : MANDATE_DENIED) || !same(f->res.subject, subject))
         fail_msg("%s: rc %d, subject %s, expected %s (why: %s)",
                  attributes ? attributes : "(none)", (int)rc,
-                 f->res.subject ? f->res.subject : "(none)", subject,
+                 f->res.subject ? f->res.subject : "(none)", subject ? subject : "(refused)",
                  f->res.why ? f->res.why : "");
 }
 
@@ -146,6 +156,32 @@ static void expect_denied(fixture *f, const char *attributes, const char *what)
     assert_why(f, what);
 }
 
+/* Asked for scope asked (NULL: nothing), with no attributes: granted scope
+ * for lifetime seconds. */
+static void expect_granted(fixture *f, const char *asked, const char *scope, int64_t lifetime)
+{
+    f->rq.requested_scope = asked;
+    mandate_rc rc = apply(f, "{}");
+    if (rc != MANDATE_OK || !same(f->res.scope, scope) || f->res.lifetime != lifetime)
+        fail_msg("asked %s: rc %d, %s for %lld s, expected %s for %lld s (why: %s)",
+                 asked ? asked : "(nothing)", (int)rc, f->res.scope ? f->res.scope : "(none)",
+                 (long long)f->res.lifetime, scope, (long long)lifetime,
+                 f->res.why ? f->res.why : "");
+}
+
+/* Asked for audience asked (NULL: nothing), with no attributes: granted
+ * for audience (NULL: none). */
+static void expect_audience(fixture *f, const char *asked, const char *audience)
+{
+    f->rq.requested_audience = asked;
+    mandate_rc rc = apply(f, "{}");
+    if (rc != MANDATE_OK || !same(f->res.audience, audience))
+        fail_msg("asked %s: rc %d, audience %s, expected %s (why: %s)",
+                 asked ? asked : "(nothing)", (int)rc,
+                 f->res.audience ? f->res.audience : "(none)", audience ? audience : "(none)",
+                 f->res.why ? f->res.why : "");
+}
+
 #define RULE(extra)                                                                            \
     "mappings = (\n"                                                                           \
     "  { name = \"r\"; idp = \"x\"; subject = \"s-${id}\"; scopes = [\"a\"];\n" extra "  }\n"  \
@@ -156,7 +192,6 @@ static void expect_denied(fixture *f, const char *attributes, const char *what)
 static void test_example_parses(void **state)
 {
     fixture *f = *state;
-    assert_true(parse(f, example));
     assert_int_equal(f->m.count, 2);
     const mandate_mapping_rule *r = &f->m.rules[0];
     assert_string_equal(r->name, "advisors");
@@ -241,10 +276,11 @@ static void test_shipped_example(void **state)
     assert_string_equal(block, example);
 }
 
+static const char no_mappings_rules[] = "tokens: { lifetime = 60; };\n";
+
 static void test_no_mappings(void **state)
 {
     fixture *f = *state;
-    assert_true(parse(f, "tokens: { lifetime = 60; };\n"));
     assert_int_equal(f->m.count, 0);
     assert_true(parse(f, "mappings = ();\n"));
     assert_int_equal(f->m.count, 0);
@@ -254,14 +290,16 @@ static void test_no_mappings(void **state)
     assert_why(f, "no rule matched (0 rules for idp backend-corp-saml)");
 }
 
+static const char defaults_and_every_op_rules[] =
+    RULE("    when = ( { attribute = \"a\"; equals = \"1\"; },\n"
+         "             { attribute = \"b\"; one_of = [\"x\", \"y\"]; },\n"
+         "             { attribute = \"c\"; present = true; },\n"
+         "             { attribute = \"d\"; matches = \"[a-z]+\"; } );\n"
+         "    sensitive_scopes = [\"a\"]; sensitive_lifetime = 60;\n");
+
 static void test_defaults_and_every_op(void **state)
 {
     fixture *f = *state;
-    assert_true(parse(f, RULE("    when = ( { attribute = \"a\"; equals = \"1\"; },\n"
-                              "             { attribute = \"b\"; one_of = [\"x\", \"y\"]; },\n"
-                              "             { attribute = \"c\"; present = true; },\n"
-                              "             { attribute = \"d\"; matches = \"[a-z]+\"; } );\n"
-                              "    sensitive_scopes = [\"a\"]; sensitive_lifetime = 60;\n")));
     const mandate_mapping_rule *r = &f->m.rules[0];
     assert_string_equal(r->tenant, "default");
     assert_null(r->audiences[0]);
@@ -434,7 +472,6 @@ static void test_bad_all_reported(void **state)
 static void test_example_advisor(void **state)
 {
     fixture *f = *state;
-    assert_true(parse(f, example));
     f->rq.requested_scope = "gateway:invoke mcp:call";
     assert_int_equal(apply(f, "{\"role\": \"FinancialAdvisor\", \"employeeId\": \"e1234\","
                               " \"mail\": \"a@corp.example\"}"),
@@ -452,7 +489,6 @@ static void test_example_advisor(void **state)
 static void test_example_compliance(void **state)
 {
     fixture *f = *state;
-    assert_true(parse(f, example));
     assert_int_equal(apply(f, "{\"role\": \"ComplianceOfficer\", \"employeeId\": \"c77\"}"),
                      MANDATE_OK);
     assert_string_equal(f->res.rule->name, "compliance");
@@ -470,7 +506,6 @@ static void test_example_compliance(void **state)
 static void test_example_no_match(void **state)
 {
     fixture *f = *state;
-    assert_true(parse(f, example));
     assert_int_equal(apply(f, "{\"role\": \"Receptionist\", \"employeeId\": \"r1\"}"),
                      MANDATE_DENIED);
     assert_null(f->res.rule);
@@ -491,7 +526,6 @@ static void test_example_no_match(void **state)
 static void test_multi_valued(void **state)
 {
     fixture *f = *state;
-    assert_true(parse(f, example));
     assert_int_equal(apply(f, "{\"role\": [\"Staff\", \"FinancialAdvisor\"],"
                               " \"employeeId\": [\"e9\", \"e10\"]}"),
                      MANDATE_OK);
@@ -506,20 +540,21 @@ static void test_multi_valued(void **state)
                   "advisors: attribute role is missing");
 }
 
+static const char nested_and_uri_names_rules[] =
+    "mappings = (\n"
+    "  { name = \"nested\"; idp = \"saml\";\n"
+    "    when = ( { attribute = \"org.groups\"; equals = \"advisors\"; } );\n"
+    "    subject = \"adv-${org.id}\"; scopes = [\"mcp:call\"]; },\n"
+    "  { name = \"uri\"; idp = \"saml\";\n"
+    "    when = ( { attribute = \"http://schemas.example/claims/role\";\n"
+    "               equals = \"x\"; } );\n"
+    "    subject = \"u-${http://schemas.example/claims/id}\";\n"
+    "    scopes = [\"mcp:call\"]; }\n"
+    ");\n";
+
 static void test_nested_and_uri_names(void **state)
 {
     fixture *f = *state;
-    assert_true(parse(f,
-                      "mappings = (\n"
-                      "  { name = \"nested\"; idp = \"saml\";\n"
-                      "    when = ( { attribute = \"org.groups\"; equals = \"advisors\"; } );\n"
-                      "    subject = \"adv-${org.id}\"; scopes = [\"mcp:call\"]; },\n"
-                      "  { name = \"uri\"; idp = \"saml\";\n"
-                      "    when = ( { attribute = \"http://schemas.example/claims/role\";\n"
-                      "               equals = \"x\"; } );\n"
-                      "    subject = \"u-${http://schemas.example/claims/id}\";\n"
-                      "    scopes = [\"mcp:call\"]; }\n"
-                      ");\n"));
     assert_int_equal(
         apply(f, "{\"org\": {\"groups\": [\"staff\", \"advisors\"], \"id\": \"o-1\"}}"),
         MANDATE_OK);
@@ -535,21 +570,22 @@ static void test_nested_and_uri_names(void **state)
     expect_denied(f, "{\"org\": \"advisors\"}", "nested: attribute org.groups is missing");
 }
 
+static const char one_of_present_matches_rules[] =
+    "mappings = (\n"
+    "  { name = \"one\"; idp = \"saml\";\n"
+    "    when = ( { attribute = \"dept\"; one_of = [\"wm\", \"pb\"]; } );\n"
+    "    subject = \"one-${id}\"; scopes = [\"mcp:call\"]; },\n"
+    "  { name = \"pat\"; idp = \"saml\";\n"
+    "    when = ( { attribute = \"title\"; matches = \"adv.*\"; } );\n"
+    "    subject = \"pat-${id}\"; scopes = [\"mcp:call\"]; },\n"
+    "  { name = \"pres\"; idp = \"saml\";\n"
+    "    when = ( { attribute = \"badge\"; present = true; } );\n"
+    "    subject = \"pres-${id}\"; scopes = [\"mcp:call\"]; }\n"
+    ");\n";
+
 static void test_one_of_present_matches(void **state)
 {
     fixture *f = *state;
-    assert_true(parse(f,
-                      "mappings = (\n"
-                      "  { name = \"one\"; idp = \"saml\";\n"
-                      "    when = ( { attribute = \"dept\"; one_of = [\"wm\", \"pb\"]; } );\n"
-                      "    subject = \"one-${id}\"; scopes = [\"mcp:call\"]; },\n"
-                      "  { name = \"pat\"; idp = \"saml\";\n"
-                      "    when = ( { attribute = \"title\"; matches = \"adv.*\"; } );\n"
-                      "    subject = \"pat-${id}\"; scopes = [\"mcp:call\"]; },\n"
-                      "  { name = \"pres\"; idp = \"saml\";\n"
-                      "    when = ( { attribute = \"badge\"; present = true; } );\n"
-                      "    subject = \"pres-${id}\"; scopes = [\"mcp:call\"]; }\n"
-                      ");\n"));
     expect_subject(f, "{\"dept\": \"pb\", \"id\": \"1\"}", "one-1");
     expect_subject(f, "{\"dept\": [\"hr\", \"wm\"], \"id\": \"1\"}", "one-1");
     expect_subject(f, "{\"title\": \"advisor\", \"id\": \"2\"}", "pat-2");
@@ -561,27 +597,28 @@ static void test_one_of_present_matches(void **state)
     expect_subject(f, "{\"title\": [\"xadvisor\", \"adv\"], \"id\": \"2\"}", "pat-2");
     /* present: any non-empty value, of any scalar type */
     expect_subject(f, "{\"badge\": false, \"id\": \"3\"}", "pres-3");
-    assert_int_equal(apply(f, "{\"badge\": \"\", \"id\": \"3\"}"), MANDATE_DENIED);
-    assert_int_equal(apply(f, "{\"badge\": null, \"id\": \"3\"}"), MANDATE_DENIED);
+    expect_subject(f, "{\"badge\": \"\", \"id\": \"3\"}", NULL);
+    expect_subject(f, "{\"badge\": null, \"id\": \"3\"}", NULL);
     expect_denied(f, "{\"dept\": \"hr\", \"id\": \"3\"}",
                   "one: attribute dept is none of wm pb");
 }
+
+static const char scalar_values_rules[] =
+    "mappings = (\n"
+    "  { name = \"n\"; idp = \"saml\";\n"
+    "    when = ( { attribute = \"level\"; one_of = [\"3\", \"4\"]; },\n"
+    "             { attribute = \"active\"; equals = \"true\"; } );\n"
+    "    subject = \"emp-${id}\"; scopes = [\"mcp:call\"]; }\n"
+    ");\n";
 
 /* Numbers and booleans compare as text; integers have no decimals. */
 static void test_scalar_values(void **state)
 {
     fixture *f = *state;
-    assert_true(parse(f, "mappings = (\n"
-                         "  { name = \"n\"; idp = \"saml\";\n"
-                         "    when = ( { attribute = \"level\"; one_of = [\"3\", \"4\"]; },\n"
-                         "             { attribute = \"active\"; equals = \"true\"; } );\n"
-                         "    subject = \"emp-${id}\"; scopes = [\"mcp:call\"]; }\n"
-                         ");\n"));
     expect_subject(f, "{\"level\": 3, \"active\": true, \"id\": 1234}", "emp-1234");
     expect_subject(f, "{\"level\": 4.0, \"active\": true, \"id\": 12.0}", "emp-12");
-    assert_int_equal(apply(f, "{\"level\": 3.5, \"active\": true, \"id\": 1}"), MANDATE_DENIED);
-    assert_int_equal(apply(f, "{\"level\": 3, \"active\": \"yes\", \"id\": 1}"),
-                     MANDATE_DENIED);
+    expect_subject(f, "{\"level\": 3.5, \"active\": true, \"id\": 1}", NULL);
+    expect_subject(f, "{\"level\": 3, \"active\": \"yes\", \"id\": 1}", NULL);
     /* a negative integer keeps its sign */
     expect_subject(f, "{\"level\": 3, \"active\": true, \"id\": -7}", "emp--7");
 }
@@ -591,7 +628,6 @@ static void test_scalar_values(void **state)
 static void test_subject_injection(void **state)
 {
     fixture *f = *state;
-    assert_true(parse(f, example));
     char *long_id = calloc(1, 200);
     memset(long_id, 'a', 199);
     char *long_attrs =
@@ -649,23 +685,20 @@ static void test_subject_injection(void **state)
 
 /* ---- scopes, audience, lifetime ---- */
 
+static const char scope_intersection_rules[] =
+    "mappings = ( { name = \"r\"; idp = \"saml\"; subject = \"s\";\n"
+    "  scopes = [\"gateway:invoke\", \"mcp:call\", \"mcp:admin\"]; } );\n";
+
 static void test_scope_intersection(void **state)
 {
     fixture *f = *state;
-    assert_true(parse(f,
-                      "mappings = ( { name = \"r\"; idp = \"saml\"; subject = \"s\";\n"
-                      "  scopes = [\"gateway:invoke\", \"mcp:call\", \"mcp:admin\"]; } );\n"));
     f->rq.client_scopes = "mcp:call gateway:invoke audit:read";
     /* nothing asked: the rule's ∩ the client's, in the rule's order */
-    assert_int_equal(apply(f, "{}"), MANDATE_OK);
-    assert_string_equal(f->res.scope, "gateway:invoke mcp:call");
-    f->rq.requested_scope = "  ";
-    assert_int_equal(apply(f, "{}"), MANDATE_OK);
-    assert_string_equal(f->res.scope, "gateway:invoke mcp:call");
+    expect_granted(f, NULL, "gateway:invoke mcp:call", 3600);
+    expect_granted(f, "  ", "gateway:invoke mcp:call", 3600);
     /* asked ∩ rule ∩ client, in the order asked, once each */
-    f->rq.requested_scope = "mcp:call  audit:read mcp:admin mcp:call gateway:invoke";
-    assert_int_equal(apply(f, "{}"), MANDATE_OK);
-    assert_string_equal(f->res.scope, "mcp:call gateway:invoke");
+    expect_granted(f, "mcp:call  audit:read mcp:admin mcp:call gateway:invoke",
+                   "mcp:call gateway:invoke", 3600);
     /* nothing left */
     f->rq.requested_scope = "mcp:admin";
     assert_int_equal(apply(f, "{}"), MANDATE_DENIED);
@@ -685,24 +718,22 @@ static void test_scope_intersection(void **state)
     assert_int_equal(apply(f, "{}"), MANDATE_DENIED);
 }
 
+static const char audience_rules[] =
+    "mappings = (\n"
+    "  { name = \"two\"; idp = \"saml\"; subject = \"s\";\n"
+    "    scopes = [\"mcp:call\"];\n"
+    "    audience = [\"https://a.example/\", \"https://b.example/\"]; },\n"
+    "  { name = \"any\"; idp = \"other\"; subject = \"s\";\n"
+    "    scopes = [\"mcp:call\"]; }\n"
+    ");\n";
+
 static void test_audience(void **state)
 {
     fixture *f = *state;
-    assert_true(parse(f, "mappings = (\n"
-                         "  { name = \"two\"; idp = \"saml\"; subject = \"s\";\n"
-                         "    scopes = [\"mcp:call\"];\n"
-                         "    audience = [\"https://a.example/\", \"https://b.example/\"]; },\n"
-                         "  { name = \"any\"; idp = \"other\"; subject = \"s\";\n"
-                         "    scopes = [\"mcp:call\"]; }\n"
-                         ");\n"));
-    assert_int_equal(apply(f, "{}"), MANDATE_OK);
-    assert_string_equal(f->res.audience, "https://a.example/ https://b.example/");
-    f->rq.requested_audience = "https://b.example/";
-    assert_int_equal(apply(f, "{}"), MANDATE_OK);
-    assert_string_equal(f->res.audience, "https://b.example/");
-    f->rq.requested_audience = "https://b.example/ https://a.example/ https://b.example/";
-    assert_int_equal(apply(f, "{}"), MANDATE_OK);
-    assert_string_equal(f->res.audience, "https://b.example/ https://a.example/");
+    expect_audience(f, NULL, "https://a.example/ https://b.example/");
+    expect_audience(f, "https://b.example/", "https://b.example/");
+    expect_audience(f, "https://b.example/ https://a.example/ https://b.example/",
+                    "https://b.example/ https://a.example/");
     f->rq.requested_audience = "https://b.example/ https://c.example/";
     expect_denied(f, "{}",
                   "rule two matched: audience https://c.example/ is not allowed (rule allows "
@@ -712,70 +743,55 @@ static void test_audience(void **state)
     /* a rule without audiences: none, or what was asked (if a URI) */
     f->rq.idp = "other";
     f->rq.idp_plugin = "oidc";
-    f->rq.requested_audience = NULL;
-    assert_int_equal(apply(f, "{}"), MANDATE_OK);
-    assert_null(f->res.audience);
-    f->rq.requested_audience = "https://c.example/";
-    assert_int_equal(apply(f, "{}"), MANDATE_OK);
-    assert_string_equal(f->res.audience, "https://c.example/");
+    expect_audience(f, NULL, NULL);
+    expect_audience(f, "https://c.example/", "https://c.example/");
     f->rq.requested_audience = "c.example";
     expect_denied(f, "{}", "audience c.example is not an absolute URI");
 }
 
+static const char lifetime_rules[] =
+    "mappings = (\n"
+    "  { name = \"long\"; idp = \"a\"; subject = \"s\"; scopes = [\"x\", \"t\"];\n"
+    "    max_lifetime = 7200; sensitive_scopes = [\"t\"];\n"
+    "    sensitive_lifetime = 300; },\n"
+    "  { name = \"dflt\"; idp = \"b\"; subject = \"s\"; scopes = [\"x\", \"t\"];\n"
+    "    sensitive_scopes = [\"t\"]; sensitive_lifetime = 9000; }\n"
+    ");\n";
+
 static void test_lifetime(void **state)
 {
     fixture *f = *state;
-    assert_true(
-        parse(f, "mappings = (\n"
-                 "  { name = \"long\"; idp = \"a\"; subject = \"s\"; scopes = [\"x\", \"t\"];\n"
-                 "    max_lifetime = 7200; sensitive_scopes = [\"t\"];\n"
-                 "    sensitive_lifetime = 300; },\n"
-                 "  { name = \"dflt\"; idp = \"b\"; subject = \"s\"; scopes = [\"x\", \"t\"];\n"
-                 "    sensitive_scopes = [\"t\"]; sensitive_lifetime = 9000; }\n"
-                 ");\n"));
     f->rq.client_scopes = "x t";
     f->rq.idp = "a";
-    f->rq.requested_scope = "x";
-    assert_int_equal(apply(f, "{}"), MANDATE_OK);
-    assert_int_equal(f->res.lifetime, 7200);
-    f->rq.requested_scope = "x t";
-    assert_int_equal(apply(f, "{}"), MANDATE_OK);
-    assert_int_equal(f->res.lifetime, 300);
+    expect_granted(f, "x", "x", 7200);
+    expect_granted(f, "x t", "x t", 300);
     assert_why(f, "lifetime 300 s");
     f->rq.idp = "b";
-    f->rq.requested_scope = "x";
-    assert_int_equal(apply(f, "{}"), MANDATE_OK);
-    assert_int_equal(f->res.lifetime, 3600);
-    f->rq.requested_scope = NULL;
-    assert_int_equal(apply(f, "{}"), MANDATE_OK);
-    assert_string_equal(f->res.scope, "x t");
-    assert_int_equal(f->res.lifetime, 3600); /* the min, never longer */
+    expect_granted(f, "x", "x", 3600);
+    expect_granted(f, NULL, "x t", 3600); /* the min, never longer */
 }
+
+static const char sensitive_scopes_rules[] =
+    "mappings = ( { name = \"traders\"; idp = \"saml\"; subject = \"s\";\n"
+    "  scopes = [\"mcp:call\", \"trade:execute\", \"trade:cancel\"];\n"
+    "  max_lifetime = 900;\n"
+    "  sensitive_scopes = [\"trade:execute\", \"trade:cancel\"];\n"
+    "  sensitive_lifetime = 120; sensitive_max_authn_age = 600; } );\n";
 
 static void test_sensitive_scopes(void **state)
 {
     fixture *f = *state;
-    assert_true(parse(f, "mappings = ( { name = \"traders\"; idp = \"saml\"; subject = \"s\";\n"
-                         "  scopes = [\"mcp:call\", \"trade:execute\", \"trade:cancel\"];\n"
-                         "  max_lifetime = 900;\n"
-                         "  sensitive_scopes = [\"trade:execute\", \"trade:cancel\"];\n"
-                         "  sensitive_lifetime = 120; sensitive_max_authn_age = 600; } );\n"));
     f->rq.client_scopes = "mcp:call trade:execute trade:cancel";
-    f->rq.requested_scope = "mcp:call trade:execute";
+    const char *trade = "mcp:call trade:execute";
     /* fresh */
     f->identity.authn_instant = NOW - 600;
-    assert_int_equal(apply(f, "{}"), MANDATE_OK);
-    assert_string_equal(f->res.scope, "mcp:call trade:execute");
-    assert_int_equal(f->res.lifetime, 120);
+    expect_granted(f, trade, trade, 120);
     /* a little in the future (clock skew) counts as fresh */
     f->identity.authn_instant = NOW + 5;
-    assert_int_equal(apply(f, "{}"), MANDATE_OK);
-    assert_string_equal(f->res.scope, "mcp:call trade:execute");
+    expect_granted(f, trade, trade, 120);
     /* too old: the sensitive scope is dropped, the rest granted, and said */
     f->identity.authn_instant = NOW - 700;
-    assert_int_equal(apply(f, "{}"), MANDATE_OK);
-    assert_string_equal(f->res.scope, "mcp:call");
-    assert_int_equal(f->res.lifetime, 900);
+    expect_granted(f, trade, "mcp:call", 900);
     assert_why(f, "sensitive scope trade:execute dropped: authentication too old "
                   "(700 s > 600 s)");
     /* too old and nothing else asked: refused */
@@ -787,9 +803,7 @@ static void test_sensitive_scopes(void **state)
     /* unknown authentication time: as too old */
     f->identity.authn_instant = 0;
     expect_denied(f, "{}", "authentication time unknown (max 600 s)");
-    f->rq.requested_scope = NULL;
-    assert_int_equal(apply(f, "{}"), MANDATE_OK);
-    assert_string_equal(f->res.scope, "mcp:call");
+    expect_granted(f, NULL, "mcp:call", 900);
     assert_why(f, "sensitive scope trade:execute trade:cancel dropped");
 
     /* without sensitive_max_authn_age only the lifetime changes */
@@ -798,28 +812,27 @@ static void test_sensitive_scopes(void **state)
                          "  sensitive_scopes = [\"trade:execute\"];\n"
                          "  sensitive_lifetime = 120; } );\n"));
     f->identity.authn_instant = 0;
-    assert_int_equal(apply(f, "{}"), MANDATE_OK);
-    assert_string_equal(f->res.scope, "mcp:call trade:execute");
-    assert_int_equal(f->res.lifetime, 120);
+    expect_granted(f, NULL, "mcp:call trade:execute", 120);
 }
 
 /* ---- which rule ---- */
 
+static const char first_match_and_idp_rules[] =
+    "mappings = (\n"
+    "  { name = \"okta\"; idp = \"backend-okta\"; subject = \"okta-${id}\";\n"
+    "    scopes = [\"mcp:call\"]; },\n"
+    "  { name = \"specific\"; idp = \"backend-corp-saml\";\n"
+    "    when = ( { attribute = \"role\"; equals = \"Lead\"; } );\n"
+    "    subject = \"lead-${id}\"; scopes = [\"mcp:call\"]; },\n"
+    "  { name = \"by-plugin\"; idp = \"saml\"; subject = \"saml-${id}\";\n"
+    "    scopes = [\"mcp:call\"]; },\n"
+    "  { name = \"never\"; idp = \"backend-corp-saml\"; subject = \"n\";\n"
+    "    scopes = [\"mcp:call\"]; }\n"
+    ");\n";
+
 static void test_first_match_and_idp(void **state)
 {
     fixture *f = *state;
-    assert_true(parse(f,
-                      "mappings = (\n"
-                      "  { name = \"okta\"; idp = \"backend-okta\"; subject = \"okta-${id}\";\n"
-                      "    scopes = [\"mcp:call\"]; },\n"
-                      "  { name = \"specific\"; idp = \"backend-corp-saml\";\n"
-                      "    when = ( { attribute = \"role\"; equals = \"Lead\"; } );\n"
-                      "    subject = \"lead-${id}\"; scopes = [\"mcp:call\"]; },\n"
-                      "  { name = \"by-plugin\"; idp = \"saml\"; subject = \"saml-${id}\";\n"
-                      "    scopes = [\"mcp:call\"]; },\n"
-                      "  { name = \"never\"; idp = \"backend-corp-saml\"; subject = \"n\";\n"
-                      "    scopes = [\"mcp:call\"]; }\n"
-                      ");\n"));
     assert_int_equal(apply(f, "{\"role\": \"Lead\", \"id\": \"1\"}"), MANDATE_OK);
     assert_string_equal(f->res.rule->name, "specific");
     assert_string_equal(f->res.subject, "lead-1");
@@ -872,7 +885,6 @@ static void test_why_bounded(void **state)
 static void test_bad_arguments(void **state)
 {
     fixture *f = *state;
-    assert_true(parse(f, example));
     assert_int_equal(apply(f, "[1, 2]"), MANDATE_INVALID);
     assert_why(f, "not a JSON object");
     assert_int_equal(apply(f, "{\"role\": "), MANDATE_INVALID);
@@ -890,12 +902,15 @@ static void test_bad_arguments(void **state)
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+    /* a test that runs with these mappings */
+#define RULES(name, rules)                                                                     \
+    cmocka_unit_test_prestate_setup_teardown(name, setup, teardown, (void *)(rules))
     const struct CMUnitTest tests[] = {
-        T(test_example_parses),
+        RULES(test_example_parses, example),
         T(test_example_in_config_load),
         T(test_shipped_example),
-        T(test_no_mappings),
-        T(test_defaults_and_every_op),
+        RULES(test_no_mappings, no_mappings_rules),
+        RULES(test_defaults_and_every_op, defaults_and_every_op_rules),
         T(test_bad_unknown_key),
         T(test_bad_condition_ops),
         T(test_bad_regex),
@@ -904,22 +919,23 @@ int main(void)
         T(test_bad_values),
         T(test_bad_duplicate_name),
         T(test_bad_all_reported),
-        T(test_example_advisor),
-        T(test_example_compliance),
-        T(test_example_no_match),
-        T(test_multi_valued),
-        T(test_nested_and_uri_names),
-        T(test_one_of_present_matches),
-        T(test_scalar_values),
-        T(test_subject_injection),
-        T(test_scope_intersection),
-        T(test_audience),
-        T(test_lifetime),
-        T(test_sensitive_scopes),
-        T(test_first_match_and_idp),
+        RULES(test_example_advisor, example),
+        RULES(test_example_compliance, example),
+        RULES(test_example_no_match, example),
+        RULES(test_multi_valued, example),
+        RULES(test_nested_and_uri_names, nested_and_uri_names_rules),
+        RULES(test_one_of_present_matches, one_of_present_matches_rules),
+        RULES(test_scalar_values, scalar_values_rules),
+        RULES(test_subject_injection, example),
+        RULES(test_scope_intersection, scope_intersection_rules),
+        RULES(test_audience, audience_rules),
+        RULES(test_lifetime, lifetime_rules),
+        RULES(test_sensitive_scopes, sensitive_scopes_rules),
+        RULES(test_first_match_and_idp, first_match_and_idp_rules),
         T(test_why_bounded),
-        T(test_bad_arguments),
+        RULES(test_bad_arguments, example),
     };
 #undef T
+#undef RULES
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -20,6 +20,7 @@
 #include "grant-table-private.h"
 #include "metrics-private.h"
 #include "pool-private.h"
+#include "test-helpers.h"
 
 /* The grant slots of the request metrics: the token endpoint's grant table
  * numbers them (grant-table-private.h) and names them when they are
@@ -645,9 +646,7 @@ static void test_other_families(void **state)
 static void test_every_family_has_help_and_type(void **state)
 {
     (void)state;
-    static const struct {
-        const char *name, *type;
-    } want[] = {
+    static const test_text_case want[] = { /* a family, its type */
         {"mandate_http_requests_total", "counter"},
         {"mandate_http_request_duration_seconds", "histogram"},
         {"mandate_tokens_issued_total", "counter"},
@@ -675,25 +674,25 @@ static void test_every_family_has_help_and_type(void **state)
         char *text = mandate_metrics_render(pool, mandate_grant_table_metric_labels());
         exposition x;
         parse_exposition(text, &x);
-        assert_int_equal(x.n_families, sizeof(want) / sizeof(want[0]));
-        for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        assert_int_equal(x.n_families, TEST_COUNT(want));
+        for (size_t i = 0; i < TEST_COUNT(want); i++) {
             const parsed_family *f = NULL;
             for (size_t j = 0; j < x.n_families; j++) {
-                if (strcmp(x.families[j].name, want[i].name) == 0)
+                if (strcmp(x.families[j].name, want[i].text) == 0)
                     f = &x.families[j];
             }
             if (f == NULL)
-                fail_msg("no family %s", want[i].name);
+                fail_msg("no family %s", want[i].text);
             assert_true(f->help);
-            assert_string_equal(f->type, want[i].type);
+            assert_string_equal(f->type, want[i].want);
             if (round == 1)
                 assert_true(f->samples > 0);
         }
         /* HELP comes before TYPE, once each */
-        for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        for (size_t i = 0; i < TEST_COUNT(want); i++) {
             char help[128], type[128];
-            snprintf(help, sizeof(help), "# HELP %s ", want[i].name);
-            snprintf(type, sizeof(type), "# TYPE %s %s\n", want[i].name, want[i].type);
+            snprintf(help, sizeof(help), "# HELP %s ", want[i].text);
+            snprintf(type, sizeof(type), "# TYPE %s %s\n", want[i].text, want[i].want);
             assert_int_equal(count_lines_starting(text, help), 1);
             assert_non_null(strstr(text, type));
             assert_true(strstr(text, help) < strstr(text, type));

@@ -2,8 +2,7 @@
  * the client behind a trusted proxy, never what an untrusted peer claims. */
 #include "config.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
+#include <netdb.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,14 +16,12 @@ static const char *resolve(const char *socket_address, const char *forwarded_for
                            char *const *trusted)
 {
     static char out[MANDATE_PEER_MAX];
-    struct sockaddr_storage ss = {0};
-    struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
-    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
-    if (inet_pton(AF_INET, socket_address, &in4->sin_addr) == 1)
-        in4->sin_family = AF_INET;
-    else if (inet_pton(AF_INET6, socket_address, &in6->sin6_addr) == 1)
-        in6->sin6_family = AF_INET6;
-    mandate_peer_resolve((struct sockaddr *)&ss, forwarded_for, trusted, out);
+    struct addrinfo *peer = NULL;
+    assert_int_equal(getaddrinfo(socket_address, NULL,
+                                 &(struct addrinfo){.ai_flags = AI_NUMERICHOST}, &peer),
+                     0);
+    mandate_peer_resolve(peer->ai_addr, forwarded_for, trusted, out);
+    freeaddrinfo(peer);
     return out;
 }
 

@@ -33,6 +33,42 @@ static void assert_refused(mandate_ratelimit *rl, const char *key, double rate, 
     assert_int_equal(got, retry_after);
 }
 
+/* Takes n tokens for each key named by one letter of keys (at now, all
+ * allowed), and the same for refusals. */
+static void drain_each(mandate_ratelimit *rl, const char *keys, double rate, double burst,
+                       int64_t now, int n)
+{
+    for (const char *k = keys; *k != '\0'; k++)
+        drain(rl, (char[]){*k, '\0'}, rate, burst, now, n);
+}
+
+static void refuse_each(mandate_ratelimit *rl, const char *keys, double rate, double burst,
+                        int64_t now, unsigned retry_after)
+{
+    for (const char *k = keys; *k != '\0'; k++)
+        assert_refused(rl, (char[]){*k, '\0'}, rate, burst, now, retry_after);
+}
+
+/* The table of the tests that take it from the fixture: roomy (1024
+ * buckets), or one set of 4, where which bucket goes is exact. */
+static int roomy_table(void **state)
+{
+    *state = mandate_ratelimit_new(1024);
+    return 0;
+}
+
+static int one_set_table(void **state)
+{
+    *state = mandate_ratelimit_new(4);
+    return 0;
+}
+
+static int free_table(void **state)
+{
+    mandate_ratelimit_free((mandate_ratelimit **)state);
+    return 0;
+}
+
 static void test_burst_then_refused(void **state)
 {
     (void)state;
@@ -55,8 +91,7 @@ static void test_burst_then_refused(void **state)
 
 static void test_refill(void **state)
 {
-    (void)state;
-    mandate_ratelimit *rl = mandate_ratelimit_new(1024);
+    mandate_ratelimit *rl = *state;
     drain(rl, "advisor", 0.5, 3, T0, 3);
     assert_refused(rl, "advisor", 0.5, 3, T0 + 1 * S, 1); /* half a token */
     drain(rl, "advisor", 0.5, 3, T0 + 2 * S, 1);
@@ -72,13 +107,11 @@ static void test_refill(void **state)
         assert_refused(rl, "steps", 10, 2, T0 + i * (S / 100), 1);
     drain(rl, "steps", 10, 2, T0 + S / 10, 1);
     assert_refused(rl, "steps", 10, 2, T0 + S / 10, 1);
-    mandate_ratelimit_free(&rl);
 }
 
 static void test_keys_independent(void **state)
 {
-    (void)state;
-    mandate_ratelimit *rl = mandate_ratelimit_new(1024);
+    mandate_ratelimit *rl = *state;
     drain(rl, "t:advisor", 1, 2, T0, 2);
     assert_refused(rl, "t:advisor", 1, 2, T0, 1);
     drain(rl, "g:advisor", 1, 2, T0, 2); /* same client, other endpoint */
@@ -98,13 +131,11 @@ static void test_keys_independent(void **state)
     drain(rl, "", 1, 1, T0, 1); /* the empty key is a key like another */
     assert_refused(rl, "", 1, 1, T0, 1);
     assert_int_equal(mandate_ratelimit_size(rl), 7);
-    mandate_ratelimit_free(&rl);
 }
 
 static void test_changed_limits_apply(void **state)
 {
-    (void)state;
-    mandate_ratelimit *rl = mandate_ratelimit_new(1024);
+    mandate_ratelimit *rl = *state;
     /* a smaller burst caps the tokens at once */
     drain(rl, "c", 1, 10, T0, 1);
     drain(rl, "c", 1, 2, T0, 2);
@@ -123,7 +154,6 @@ static void test_changed_limits_apply(void **state)
     drain(rl, "f", 1, 2, T0, 1);
     drain(rl, "f", 1, 5, T0 + S, 5);
     assert_refused(rl, "f", 1, 5, T0 + S, 1);
-    mandate_ratelimit_free(&rl);
 }
 
 static void test_unlimited(void **state)
@@ -163,8 +193,7 @@ static void test_bad_arguments(void **state)
 
 static void test_clock_going_back(void **state)
 {
-    (void)state;
-    mandate_ratelimit *rl = mandate_ratelimit_new(1024);
+    mandate_ratelimit *rl = *state;
     drain(rl, "k", 1, 1, T0, 1);
     /* a thread that read the clock earlier gets the lock later */
     assert_refused(rl, "k", 1, 1, T0 - 10 * S, 1);
@@ -176,7 +205,6 @@ static void test_clock_going_back(void **state)
     assert_refused(rl, "x", 1e-12, 3, INT64_MIN + 1, UINT_MAX);
     drain(rl, "y", 1e-12, 1, INT64_MAX - 10, 1);
     assert_refused(rl, "y", 1e-12, 1, INT64_MAX - 5, UINT_MAX);
-    mandate_ratelimit_free(&rl);
 }
 
 /* 1,000,000 keys through 1024 buckets (and 1020: not a multiple of the set
@@ -207,8 +235,7 @@ static void test_memory_bounded(void **state)
  * have lost its bucket and given it a fresh burst. */
 static void test_refused_key_survives_churn(void **state)
 {
-    (void)state;
-    mandate_ratelimit *rl = mandate_ratelimit_new(1024);
+    mandate_ratelimit *rl = *state;
     drain(rl, "busy", 0.5, 10, T0, 10);
     assert_refused(rl, "busy", 0.5, 10, T0, 2);
     char key[32];
@@ -223,19 +250,15 @@ static void test_refused_key_survives_churn(void **state)
     /* its bucket kept its state: one token back after 2 s, not ten */
     drain(rl, "busy", 0.5, 10, T0 + 2 * S, 1);
     assert_refused(rl, "busy", 0.5, 10, T0 + 2 * S, 2);
-    mandate_ratelimit_free(&rl);
 }
 
 /* With at most 8 buckets there is one set: which bucket goes is exact. An
  * idle bucket goes first, though it is the most recently used. */
 static void test_idle_bucket_goes_first(void **state)
 {
-    (void)state;
-    mandate_ratelimit *rl = mandate_ratelimit_new(4);
-    drain(rl, "a", 1, 10, T0, 10); /* full at T0 + 10 s */
-    drain(rl, "c", 1, 10, T0, 10);
-    drain(rl, "d", 1, 10, T0, 10);
-    drain(rl, "b", 1, 2, T0 + S, 1); /* full at T0 + 2 s */
+    mandate_ratelimit *rl = *state;
+    drain_each(rl, "acd", 1, 10, T0, 10); /* full at T0 + 10 s */
+    drain(rl, "b", 1, 2, T0 + S, 1);      /* full at T0 + 2 s */
     drain(rl, "e", 1, 10, T0 + 3 * S, 1);
     /* "a", "c" and "d" kept their buckets: 3 tokens back, not 10 */
     const char *kept[] = {"a", "c", "d"};
@@ -244,47 +267,34 @@ static void test_idle_bucket_goes_first(void **state)
         assert_refused(rl, kept[i], 1, 10, T0 + 3 * S, 1);
     }
     assert_int_equal(mandate_ratelimit_size(rl), 4);
-    mandate_ratelimit_free(&rl);
 }
 
 static void test_soonest_full_goes(void **state)
 {
-    (void)state;
-    mandate_ratelimit *rl = mandate_ratelimit_new(4);
+    mandate_ratelimit *rl = *state;
     /* all drained at T0 at 1/s: full at T0 + 2, 5, 3 and 4 s */
-    drain(rl, "a", 1, 2, T0, 2);
-    drain(rl, "b", 1, 5, T0, 5);
-    drain(rl, "c", 1, 3, T0, 3);
-    drain(rl, "d", 1, 4, T0, 4);
+    static const char *const keys[] = {"a", "b", "c", "d"};
+    static const int bursts[] = {2, 5, 3, 4};
+    for (int i = 0; i < 4; i++)
+        drain(rl, keys[i], 1, bursts[i], T0, bursts[i]);
     /* "a" is the most recently used: still the one to go */
     assert_refused(rl, "a", 1, 2, T0 + S / 2, 1);
     drain(rl, "e", 1, 100, T0 + S / 2, 1);
-    assert_refused(rl, "b", 1, 5, T0 + S / 2, 1);
-    assert_refused(rl, "c", 1, 3, T0 + S / 2, 1);
-    assert_refused(rl, "d", 1, 4, T0 + S / 2, 1);
+    for (int i = 1; i < 4; i++)
+        assert_refused(rl, keys[i], 1, bursts[i], T0 + S / 2, 1);
     drain(rl, "a", 1, 2, T0 + S / 2, 2); /* a new bucket: a full burst */
     assert_int_equal(mandate_ratelimit_size(rl), 4);
-    mandate_ratelimit_free(&rl);
 }
 
 static void test_ties_go_least_recently_used(void **state)
 {
-    (void)state;
-    mandate_ratelimit *rl = mandate_ratelimit_new(4);
+    mandate_ratelimit *rl = *state;
     /* all full at T0 + 2 s */
-    drain(rl, "a", 1, 2, T0, 2);
-    drain(rl, "b", 1, 2, T0, 2);
-    drain(rl, "c", 1, 2, T0, 2);
-    drain(rl, "d", 1, 2, T0, 2);
-    assert_refused(rl, "a", 1, 2, T0 + S / 4, 1);
-    assert_refused(rl, "c", 1, 2, T0 + S / 4, 1);
-    assert_refused(rl, "d", 1, 2, T0 + S / 4, 1);
+    drain_each(rl, "abcd", 1, 2, T0, 2);
+    refuse_each(rl, "acd", 1, 2, T0 + S / 4, 1);
     drain(rl, "e", 1, 2, T0 + S / 2, 1); /* "b": the least recently used */
-    assert_refused(rl, "a", 1, 2, T0 + S / 2, 1);
-    assert_refused(rl, "c", 1, 2, T0 + S / 2, 1);
-    assert_refused(rl, "d", 1, 2, T0 + S / 2, 1);
+    refuse_each(rl, "acd", 1, 2, T0 + S / 2, 1);
     drain(rl, "b", 1, 2, T0 + S / 2, 2);
-    mandate_ratelimit_free(&rl);
 }
 
 #define THREADS 4
@@ -310,8 +320,7 @@ static void *one_key_worker(void *arg)
 
 static void test_concurrent_one_key(void **state)
 {
-    (void)state;
-    mandate_ratelimit *rl = mandate_ratelimit_new(1024);
+    mandate_ratelimit *rl = *state;
     for (int round = 0; round < 5; round++) {
         char key[16];
         snprintf(key, sizeof(key), "shared-%d", round);
@@ -328,7 +337,6 @@ static void test_concurrent_one_key(void **state)
         }
         assert_int_equal(total, 5000);
     }
-    mandate_ratelimit_free(&rl);
 }
 
 static void *many_keys_worker(void *arg)
@@ -370,18 +378,20 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_burst_then_refused),
-        cmocka_unit_test(test_refill),
-        cmocka_unit_test(test_keys_independent),
-        cmocka_unit_test(test_changed_limits_apply),
+        cmocka_unit_test_setup_teardown(test_refill, roomy_table, free_table),
+        cmocka_unit_test_setup_teardown(test_keys_independent, roomy_table, free_table),
+        cmocka_unit_test_setup_teardown(test_changed_limits_apply, roomy_table, free_table),
         cmocka_unit_test(test_unlimited),
         cmocka_unit_test(test_bad_arguments),
-        cmocka_unit_test(test_clock_going_back),
+        cmocka_unit_test_setup_teardown(test_clock_going_back, roomy_table, free_table),
         cmocka_unit_test(test_memory_bounded),
-        cmocka_unit_test(test_refused_key_survives_churn),
-        cmocka_unit_test(test_idle_bucket_goes_first),
-        cmocka_unit_test(test_soonest_full_goes),
-        cmocka_unit_test(test_ties_go_least_recently_used),
-        cmocka_unit_test(test_concurrent_one_key),
+        cmocka_unit_test_setup_teardown(test_refused_key_survives_churn, roomy_table,
+                                        free_table),
+        cmocka_unit_test_setup_teardown(test_idle_bucket_goes_first, one_set_table, free_table),
+        cmocka_unit_test_setup_teardown(test_soonest_full_goes, one_set_table, free_table),
+        cmocka_unit_test_setup_teardown(test_ties_go_least_recently_used, one_set_table,
+                                        free_table),
+        cmocka_unit_test_setup_teardown(test_concurrent_one_key, roomy_table, free_table),
         cmocka_unit_test(test_concurrent_many_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

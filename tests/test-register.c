@@ -106,6 +106,7 @@ TEST_FACADE_WRAP(store_client_create,
 typedef struct fixture {
     test_runtime *off, *open, *token;
     mandate_pool *pool;
+    test_answer a; /* the test's last answer */
 } fixture;
 
 #define TARGETS                                                                                \
@@ -138,6 +139,7 @@ static int teardown(void **state)
     test_runtime_free(&f->open);
     test_runtime_free(&f->token);
     mandate_pool_free(&f->pool);
+    test_answer_clear(&f->a);
     free(f);
     return 0;
 }
@@ -151,16 +153,8 @@ static void call(fixture *f, test_runtime *t, const char *method, const char *co
         token != NULL ? mandate_pool_printf(f->pool, "Bearer %s", token) : NULL;
     const char *pairs[] = {"Content-Type", content_type ? content_type : "application/json",
                            auth ? "Authorization" : NULL, auth, NULL};
-    test_request_headers(pairs);
-    mandate_http_request req;
-    test_request_init(&req, f->pool, t->rt, method, "/oauth2/register", body);
-    memset(a, 0, sizeof(*a));
-    mandate_endpoint_register(&req, &a->resp);
-    test_request_headers(NULL);
-    a->status = a->resp.status;
-    a->body = a->resp.body ? json_loadb(a->resp.body, a->resp.body_len, 0, NULL) : NULL;
-    const char *error = json_string_value(json_object_get(a->body, "error"));
-    a->error = error != NULL ? error : "";
+    test_endpoint_with(t, f->pool, mandate_endpoint_register, method, "/oauth2/register", pairs,
+                       body, a);
 }
 
 static const char good[] = "{\"redirect_uris\":[\"http://127.0.0.1:4000/cb\"],"
@@ -171,37 +165,32 @@ static const char good[] = "{\"redirect_uris\":[\"http://127.0.0.1:4000/cb\"],"
 static void test_off(void **state)
 {
     fixture *f = *state;
-    test_answer a;
-    call(f, f->off, "POST", NULL, NULL, good, &a);
-    test_answer_expect(&a, 404, "not_found");
+    call(f, f->off, "POST", NULL, NULL, good, &f->a);
+    test_answer_expect(&f->a, 404, "not_found");
     assert_int_equal(test_audit_count("client.registration_refused"), 1);
     assert_string_equal(test_audit_field("client.registration_refused", "reason"),
                         "registration is off (registration.mode)");
     assert_string_equal(test_audit_field("client.registration_refused", "peer"), "127.0.0.1");
-    test_answer_clear(&a);
-    call(f, f->off, "GET", NULL, NULL, NULL, &a);
-    test_answer_expect(&a, 404, "not_found");
-    test_answer_clear(&a);
+    call(f, f->off, "GET", NULL, NULL, NULL, &f->a);
+    test_answer_expect(&f->a, 404, "not_found");
 }
 
 static void test_open(void **state)
 {
     fixture *f = *state;
-    test_answer a;
-    call(f, f->open, "POST", "application/json; charset=utf-8", NULL, good, &a);
-    test_answer_expect(&a, 201, "");
-    const char *id = mandate_pool_strdup(f->pool, test_answer_get(&a, "client_id"));
+    call(f, f->open, "POST", "application/json; charset=utf-8", NULL, good, &f->a);
+    test_answer_expect(&f->a, 201, "");
+    const char *id = mandate_pool_strdup(f->pool, test_answer_get(&f->a, "client_id"));
     assert_true(strncmp(id, "dcr-", 4) == 0 && strlen(id) == 20);
-    assert_string_equal(test_answer_get(&a, "token_endpoint_auth_method"), "none");
-    assert_string_equal(test_answer_get(&a, "client_name"), "Inspector");
+    assert_string_equal(test_answer_get(&f->a, "token_endpoint_auth_method"), "none");
+    assert_string_equal(test_answer_get(&f->a, "client_name"), "Inspector");
     /* the scope asked for, within what registration allows */
-    assert_string_equal(test_answer_get(&a, "scope"), "mcp:call");
-    assert_null(json_object_get(a.body, "client_secret"));
-    assert_null(json_object_get(a.body, "registered_by"));
-    assert_true(json_is_integer(json_object_get(a.body, "client_id_issued_at")));
-    assert_int_equal(json_array_size(json_object_get(a.body, "redirect_uris")), 1);
-    assert_string_equal(test_answer_header(&a, "Cache-Control"), "no-store");
-    test_answer_clear(&a);
+    assert_string_equal(test_answer_get(&f->a, "scope"), "mcp:call");
+    assert_null(json_object_get(f->a.body, "client_secret"));
+    assert_null(json_object_get(f->a.body, "registered_by"));
+    assert_true(json_is_integer(json_object_get(f->a.body, "client_id_issued_at")));
+    assert_int_equal(json_array_size(json_object_get(f->a.body, "redirect_uris")), 1);
+    assert_string_equal(test_answer_header(&f->a, "Cache-Control"), "no-store");
 
     mandate_client c;
     mandate_error err = {0};
@@ -245,7 +234,7 @@ static void test_refusals(void **state)
         {"GET", NULL, NULL, 405, "invalid_request"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        test_answer a;
+        test_answer a = {0};
         call(f, f->open, cases[i].method, cases[i].content_type, NULL, cases[i].body, &a);
         test_answer_expect(&a, cases[i].status, cases[i].error);
         if (cases[i].status == 405)
@@ -260,7 +249,7 @@ static void test_refusals(void **state)
     memset(big, ' ', MANDATE_REGISTRATION_MAX_BYTES + 99);
     memcpy(big, "{\"redirect_uris\":[\"https://a.example/cb\"]}", 42);
     big[MANDATE_REGISTRATION_MAX_BYTES + 99] = '\0';
-    test_answer a;
+    test_answer a = {0};
     call(f, f->open, "POST", NULL, NULL, big, &a);
     test_answer_expect(&a, 400, "invalid_client_metadata");
     test_answer_clear(&a);
@@ -270,20 +259,18 @@ static void test_refusals(void **state)
 static void test_rate(void **state)
 {
     fixture *f = *state;
-    test_answer a;
     /* registration.rate = 3 an hour from one address (this test's alone:
      * the table is the process's, and no other test uses the open mode's
      * rate with more than one) */
     for (int i = 0; i < 3; i++) {
-        call(f, f->open, "POST", NULL, NULL, good, &a);
-        if (a.status != 201 && a.status != 429)
-            fail_msg("registration %d: %u", i, a.status);
-        test_answer_clear(&a);
+        call(f, f->open, "POST", NULL, NULL, good, &f->a);
+        if (f->a.status != 201 && f->a.status != 429)
+            fail_msg("registration %d: %u", i, f->a.status);
+        test_answer_clear(&f->a);
     }
-    call(f, f->open, "POST", NULL, NULL, good, &a);
-    test_answer_expect(&a, 429, "too_many_requests");
-    assert_non_null(test_answer_header(&a, "Retry-After"));
-    test_answer_clear(&a);
+    call(f, f->open, "POST", NULL, NULL, good, &f->a);
+    test_answer_expect(&f->a, 429, "too_many_requests");
+    assert_non_null(test_answer_header(&f->a, "Retry-After"));
     assert_string_equal(test_audit_field("client.registration_refused", "reason"),
                         "over registration.rate for this address");
 }
@@ -302,16 +289,13 @@ static const char *issue(fixture *f, int64_t ttl)
 static void test_token_mode(void **state)
 {
     fixture *f = *state;
-    test_answer a;
-    call(f, f->token, "POST", NULL, NULL, good, &a);
-    test_answer_expect(&a, 401, "invalid_token");
-    assert_string_equal(test_answer_header(&a, "WWW-Authenticate"), "Bearer");
-    test_answer_clear(&a);
-    call(f, f->token, "POST", NULL, "mit_forged", good, &a);
-    test_answer_expect(&a, 401, "invalid_token");
-    assert_string_equal(test_answer_header(&a, "WWW-Authenticate"),
+    call(f, f->token, "POST", NULL, NULL, good, &f->a);
+    test_answer_expect(&f->a, 401, "invalid_token");
+    assert_string_equal(test_answer_header(&f->a, "WWW-Authenticate"), "Bearer");
+    call(f, f->token, "POST", NULL, "mit_forged", good, &f->a);
+    test_answer_expect(&f->a, 401, "invalid_token");
+    assert_string_equal(test_answer_header(&f->a, "WWW-Authenticate"),
                         "Bearer error=\"invalid_token\"");
-    test_answer_clear(&a);
 
     const char *token = issue(f, 600);
     /* only its hash is kept */
@@ -319,20 +303,17 @@ static void test_token_mode(void **state)
     assert_int_equal(once[0].key_len, 32);
     assert_null(strstr(once[0].value, token));
     /* a refused request does not spend it */
-    call(f, f->token, "POST", NULL, token, "{\"redirect_uris\":[\"/relative\"]}", &a);
-    test_answer_expect(&a, 400, "invalid_redirect_uri");
-    test_answer_clear(&a);
-    call(f, f->token, "POST", NULL, token, good, &a);
-    test_answer_expect(&a, 201, "");
-    test_answer_clear(&a);
+    call(f, f->token, "POST", NULL, token, "{\"redirect_uris\":[\"/relative\"]}", &f->a);
+    test_answer_expect(&f->a, 400, "invalid_redirect_uri");
+    call(f, f->token, "POST", NULL, token, good, &f->a);
+    test_answer_expect(&f->a, 201, "");
     assert_string_equal(test_audit_field("client.registered", "mode"), "token");
     char ref[9];
     mandate_audit_token_ref(token, strlen(token), ref);
     assert_string_equal(test_audit_field("client.registered", "token_sha256_prefix"), ref);
     /* single use */
-    call(f, f->token, "POST", NULL, token, good, &a);
-    test_answer_expect(&a, 401, "invalid_token");
-    test_answer_clear(&a);
+    call(f, f->token, "POST", NULL, token, good, &f->a);
+    test_answer_expect(&f->a, 401, "invalid_token");
     assert_string_equal(test_audit_field("client.registration_refused", "token_sha256_prefix"),
                         ref);
     /* the whole token is in no record */
@@ -347,27 +328,23 @@ static void test_token_mode(void **state)
     const char *old = issue(f, 1);
     mandate_clock_set(NULL);
     once[n_once - 1].expires_at = mandate_clock_now() - 1;
-    call(f, f->token, "POST", NULL, old, good, &a);
-    test_answer_expect(&a, 401, "invalid_token");
-    test_answer_clear(&a);
+    call(f, f->token, "POST", NULL, old, good, &f->a);
+    test_answer_expect(&f->a, 401, "invalid_token");
 }
 
 static void test_token_given_back(void **state)
 {
     fixture *f = *state;
-    test_answer a;
     const char *token = issue(f, 600);
     /* the store fails to create the client: 503, and the token still works */
     test_fail_next("store_client_create", MANDATE_TEMPFAIL);
-    call(f, f->token, "POST", NULL, token, good, &a);
-    test_answer_expect(&a, 503, "temporarily_unavailable");
-    test_answer_clear(&a);
+    call(f, f->token, "POST", NULL, token, good, &f->a);
+    test_answer_expect(&f->a, 503, "temporarily_unavailable");
     assert_int_equal(n_once, 1);
     /* the audit trail cannot take the registration: 503, nothing stays */
     test_audit_fail("client.registered", 1);
-    call(f, f->token, "POST", NULL, token, good, &a);
-    test_answer_expect(&a, 503, "temporarily_unavailable");
-    test_answer_clear(&a);
+    call(f, f->token, "POST", NULL, token, good, &f->a);
+    test_answer_expect(&f->a, 503, "temporarily_unavailable");
     assert_int_equal(n_once, 1);
     mandate_client_filter filter = {.tenant = "mcp"};
     size_t count = 0;
@@ -376,9 +353,8 @@ static void test_token_given_back(void **state)
                                                NULL, &count, &err) == MANDATE_OK ||
                          true,
                      true);
-    call(f, f->token, "POST", NULL, token, good, &a);
-    test_answer_expect(&a, 201, "");
-    test_answer_clear(&a);
+    call(f, f->token, "POST", NULL, token, good, &f->a);
+    test_answer_expect(&f->a, 201, "");
     assert_int_equal(n_once, 0);
 }
 
@@ -397,28 +373,25 @@ static void test_certificate_clients(void **state)
         "{" URIS "\"token_endpoint_auth_method\":\"self_signed_tls_client_auth\","
         "\"jwks\":{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"a\",\"y\":\"b\","
         "\"x5c\":[\"MIIB\"]}]}}";
-    test_answer a;
-    call(f, f->token, "POST", NULL, issue(f, 600), tls, &a);
-    test_answer_expect(&a, 201, "");
-    assert_string_equal(test_answer_get(&a, "token_endpoint_auth_method"), "tls_client_auth");
-    assert_string_equal(test_answer_get(&a, "tls_client_auth_subject_dn"),
+    call(f, f->token, "POST", NULL, issue(f, 600), tls, &f->a);
+    test_answer_expect(&f->a, 201, "");
+    assert_string_equal(test_answer_get(&f->a, "token_endpoint_auth_method"), "tls_client_auth");
+    assert_string_equal(test_answer_get(&f->a, "tls_client_auth_subject_dn"),
                         "CN=agent,O=Example Corp,C=US");
-    assert_true(json_is_true(json_object_get(a.body, "tls_client_certificate_bound_access_tokens")));
-    assert_null(json_object_get(a.body, "client_secret"));
+    assert_true(json_is_true(json_object_get(f->a.body, "tls_client_certificate_bound_access_tokens")));
+    assert_null(json_object_get(f->a.body, "client_secret"));
     mandate_client c;
     mandate_error err = {0};
     assert_int_equal(mandate_store_client_get(mandate_runtime_store(f->token->rt), f->pool,
-                                              test_answer_get(&a, "client_id"), &c, &err),
+                                              test_answer_get(&f->a, "client_id"), &c, &err),
                      MANDATE_OK);
     assert_string_equal(mandate_mtls_client_method(&c), "tls_client_auth");
     assert_null(c.secret_hash);
-    test_answer_clear(&a);
-    call(f, f->token, "POST", NULL, issue(f, 600), self_signed, &a);
-    test_answer_expect(&a, 201, "");
-    assert_string_equal(test_answer_get(&a, "token_endpoint_auth_method"),
+    call(f, f->token, "POST", NULL, issue(f, 600), self_signed, &f->a);
+    test_answer_expect(&f->a, 201, "");
+    assert_string_equal(test_answer_get(&f->a, "token_endpoint_auth_method"),
                         "self_signed_tls_client_auth");
-    assert_non_null(json_object_get(json_object_get(a.body, "jwks"), "keys"));
-    test_answer_clear(&a);
+    assert_non_null(json_object_get(json_object_get(f->a.body, "jwks"), "keys"));
 
     static const char *const refused[] = {
         "{" URIS "\"token_endpoint_auth_method\":\"tls_client_auth\"}",
@@ -443,10 +416,10 @@ static void test_certificate_clients(void **state)
     };
     const char *token = issue(f, 600);
     for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
-        call(f, f->token, "POST", NULL, token, refused[i], &a);
-        if (a.status != 400 || strcmp(a.error, "invalid_client_metadata") != 0)
-            fail_msg("case %zu: %u %s", i, a.status, a.error);
-        test_answer_clear(&a);
+        call(f, f->token, "POST", NULL, token, refused[i], &f->a);
+        if (f->a.status != 400 || strcmp(f->a.error, "invalid_client_metadata") != 0)
+            fail_msg("case %zu: %u %s", i, f->a.status, f->a.error);
+        test_answer_clear(&f->a);
     }
 #undef URIS
 }

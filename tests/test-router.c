@@ -15,6 +15,7 @@
 #include "endpoints-private.h"
 #include "pool-private.h"
 #include "router-private.h"
+#include "test-helpers.h"
 
 static const char *called;
 
@@ -166,9 +167,8 @@ static void test_not_found(void **state)
 static void test_cors(void **state)
 {
     mandate_pool *pool = *state;
-    static const struct {
-        const char *path, *methods;
-    } preflights[] = {
+    static const test_text_case preflights[] = {
+        /* path, the methods it takes */
         {"/oauth2/token", "POST"},
         {"/oauth2/jwks", "GET"},
         {"/.well-known/oauth-authorization-server", "GET"},
@@ -176,12 +176,12 @@ static void test_cors(void **state)
         {"/oauth2/revoke", "POST"},
         {"/oauth2/register", "POST"},
     };
-    for (size_t i = 0; i < sizeof(preflights) / sizeof(preflights[0]); i++) {
-        routed r = dispatch(pool, "OPTIONS", preflights[i].path);
+    for (size_t i = 0; i < TEST_COUNT(preflights); i++) {
+        routed r = dispatch(pool, "OPTIONS", preflights[i].text);
         if (r.endpoint != NULL || cors_called == NULL || strcmp(cors_called, "preflight") != 0)
-            fail_msg("OPTIONS %s: endpoint %s, cors %s", preflights[i].path,
+            fail_msg("OPTIONS %s: endpoint %s, cors %s", preflights[i].text,
                      r.endpoint ? r.endpoint : "(none)", cors_called ? cors_called : "(none)");
-        assert_string_equal(preflight_methods, preflights[i].methods);
+        assert_string_equal(preflight_methods, preflights[i].want);
         assert_int_equal(r.resp.status, 204);
     }
     static const struct {
@@ -214,23 +214,9 @@ static void test_cors(void **state)
     assert_string_equal(header(&r.resp, "Allow"), "POST");
 }
 
-/* Each test's pool, for the requests it dispatches. */
-static int setup(void **state)
-{
-    *state = mandate_pool_new();
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    mandate_pool *pool = *state;
-    mandate_pool_free(&pool);
-    return 0;
-}
-
 int main(void)
 {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, test_pool_setup, test_pool_teardown)
     const struct CMUnitTest tests[] = {
         T(test_routes),
         T(test_not_found),

@@ -109,7 +109,6 @@
 static mandate_runtime *rt;
 static char dir[256];
 static unsigned control;
-static const char *cookie_header;
 static const char *document; /* part 2, NUL-terminated; NULL: absent */
 
 /* --- the clients ------------------------------------------------------------- */
@@ -338,13 +337,7 @@ mandate_rc __wrap_mandate_store_auth_code_put(const mandate_instance *store,
 
 /* --- the request's headers and the audit trail --------------------------------- */
 
-__typeof__(mandate_http_request_header) __wrap_mandate_http_request_header;
-const char *__wrap_mandate_http_request_header(const mandate_http_request *req,
-                                               const char *name)
-{
-    (void)req;
-    return strcasecmp(name, "Cookie") == 0 ? cookie_header : NULL;
-}
+FUZZ_WRAP_COOKIE_HEADER
 
 __typeof__(mandate_audit_event) __wrap_mandate_audit_event;
 mandate_rc __wrap_mandate_audit_event(const char *event, json_t *fields)
@@ -731,7 +724,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *cookie = n > 1 ? fuzz_strndup(parts[1].data, parts[1].len) : NULL;
     char *doc = n > 2 ? fuzz_strndup(parts[2].data, parts[2].len) : NULL;
     control = fuzz_control_byte(parts, n, 3);
-    cookie_header = cookie;
+    fuzz_cookie_header = cookie;
     document = doc;
     session_used = -1;
     n_once = 0;

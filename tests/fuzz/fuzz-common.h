@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <openssl/bio.h>
@@ -34,6 +35,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
         (void)argc, (void)argv;                                                                \
         mandate_log_setup("stderr", MANDATE_LOG_ERROR, harness);                               \
         return 0;                                                                              \
+    }
+
+/* The request's headers for a harness of pages that read cookies: it links
+ * with -Wl,--wrap=mandate_http_request_header and defines the wrapper with
+ * this. The request's Cookie header is fuzz_cookie_header, which the harness
+ * sets for each input (NULL: none); it has no other header. */
+#define FUZZ_WRAP_COOKIE_HEADER                                                                \
+    static const char *fuzz_cookie_header;                                                     \
+    __typeof__(mandate_http_request_header) __wrap_mandate_http_request_header;                \
+    const char *__wrap_mandate_http_request_header(const mandate_http_request *req,            \
+                                                   const char *name)                           \
+    {                                                                                          \
+        (void)req;                                                                             \
+        return strcasecmp(name, "Cookie") == 0 ? fuzz_cookie_header : NULL;                    \
     }
 
 /* libconfig before 1.7.3 leaks the text of a string token that bison

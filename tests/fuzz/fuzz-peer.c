@@ -12,6 +12,7 @@
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -41,26 +42,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(header, data + 1, size - 1);
     header[size - 1] = '\0';
 
-    struct sockaddr_storage ss = {0};
-    struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
-    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
-    if (inet_pton(AF_INET, socket_address, &in4->sin_addr) == 1)
-        in4->sin_family = AF_INET;
-    else if (inet_pton(AF_INET6, socket_address, &in6->sin6_addr) == 1)
-        in6->sin6_family = AF_INET6;
-    else
+    struct addrinfo *peer = NULL;
+    if (getaddrinfo(socket_address, NULL, &(struct addrinfo){.ai_flags = AI_NUMERICHOST},
+                    &peer) != 0)
         abort();
 
     char out[MANDATE_PEER_MAX];
     memset(out, 'x', sizeof(out));
-    mandate_peer_resolve((struct sockaddr *)&ss, header, trusted, out);
+    mandate_peer_resolve(peer->ai_addr, header, trusted, out);
     if (memchr(out, '\0', sizeof(out)) == NULL || !is_address(out))
         abort();
     char untrusted_out[MANDATE_PEER_MAX];
-    mandate_peer_resolve((struct sockaddr *)&ss, header, NULL, untrusted_out);
+    mandate_peer_resolve(peer->ai_addr, header, NULL, untrusted_out);
     /* without trusted proxies the header never counts */
     char own[MANDATE_PEER_MAX];
-    mandate_peer_resolve((struct sockaddr *)&ss, NULL, NULL, own);
+    mandate_peer_resolve(peer->ai_addr, NULL, NULL, own);
     if (strcmp(untrusted_out, own) != 0)
         abort();
     /* an answer other than the socket's own comes out of the header */
@@ -90,6 +86,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 
     (void)mandate_peer_block_valid(header);
+    freeaddrinfo(peer);
     free(header);
     return 0;
 }

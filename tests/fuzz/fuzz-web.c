@@ -54,15 +54,8 @@
 
 #define HARNESS_MAX_INPUT (16 * 1024)
 
-static const char *cookie_header;
 
-__typeof__(mandate_http_request_header) __wrap_mandate_http_request_header;
-const char *__wrap_mandate_http_request_header(const mandate_http_request *req,
-                                               const char *name)
-{
-    (void)req;
-    return strcasecmp(name, "Cookie") == 0 ? cookie_header : NULL;
-}
+FUZZ_WRAP_COOKIE_HEADER
 
 /* The runtime's sign-in key: fixed (there is no runtime here). */
 __typeof__(mandate_runtime_signin_key) __wrap_mandate_runtime_signin_key;
@@ -95,7 +88,7 @@ static const char *reference_cookie(mandate_pool *pool, const char *header, cons
 static const char *check_cookie(mandate_http_request *req, const char *name)
 {
     const char *got = mandate_web_cookie(req, name);
-    const char *want = reference_cookie(req->pool, cookie_header, name);
+    const char *want = reference_cookie(req->pool, fuzz_cookie_header, name);
     if ((got == NULL) != (want == NULL) || (got != NULL && strcmp(got, want) != 0) ||
         (got != NULL && strchr(got, ';') != NULL)) {
         fprintf(stderr, "fuzz-web: cookie %s: got %s, want %s\n", name, got ? got : "(none)",
@@ -262,7 +255,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     req.path = "/";
     req.pool = pool;
     req.body = "";
-    cookie_header = n > 0 ? text[0] : NULL;
+    fuzz_cookie_header = n > 0 ? text[0] : NULL;
 
     const char *session = check_cookie(&req, MANDATE_SESSION_COOKIE);
     (void)check_cookie(&req, "__Host-mandate-login");
