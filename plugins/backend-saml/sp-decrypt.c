@@ -37,18 +37,6 @@ static const char *const key_transport_algorithms[] = {
     NULL,
 };
 
-/* The Algorithm of el's one EncryptionMethod, if it is in allowed. */
-static bool method_allowed(const xmlNode *el, const char *const *allowed, char **alg_r)
-{
-    size_t n;
-    xmlNode *m = saml_child_el(el, NS_XENC, "EncryptionMethod", &n);
-    *alg_r = m != NULL && n == 1 ? saml_attr(m, "Algorithm") : NULL;
-    for (size_t i = 0; *alg_r != NULL && allowed[i] != NULL; i++)
-        if (strcmp(*alg_r, allowed[i]) == 0)
-            return true;
-    return false;
-}
-
 /* The one element child of el, or NULL when there are none or several. */
 static xmlNode *only_element(const xmlNode *el)
 {
@@ -111,20 +99,15 @@ mandate_rc saml_decrypt(const saml_inst *inst, xmlNode *wrapper, const char *ns,
                                  "saml: the %s holds something else than one EncryptedData "
                                  "(a detached EncryptedKey is not supported)",
                                  what);
-    char *type = saml_attr(ed, "Type"), *alg = NULL;
+    char *type = saml_attr(ed, "Type");
     bool element = type == NULL || strcmp(type, TYPE_ELEMENT) == 0;
     xmlFree(type);
     if (!element)
         return mandate_error_set(err, MANDATE_DENIED,
                                  "saml: the %s's EncryptedData is not of Type Element", what);
-    if (!method_allowed(ed, block_algorithms, &alg)) {
-        mandate_error_set(err, MANDATE_DENIED,
-                          "saml: the %s's cipher \"%s\" is not allowed (AES-128/256, CBC or GCM)",
-                          what, Q(alg));
-        xmlFree(alg);
+    if (saml_check_algorithm(ed, NS_XENC, "EncryptionMethod", block_algorithms, what, "cipher",
+                             "AES-128/256, CBC or GCM", err) != MANDATE_OK)
         return MANDATE_DENIED;
-    }
-    xmlFree(alg);
     if (!inline_cipher(ed))
         return mandate_error_set(err, MANDATE_DENIED,
                                  "saml: the %s's ciphertext is not inline (CipherValue)", what);
@@ -134,14 +117,9 @@ mandate_rc saml_decrypt(const saml_inst *inst, xmlNode *wrapper, const char *ns,
     if (!saml_is_el(ek, NS_XENC, "EncryptedKey"))
         return mandate_error_set(err, MANDATE_DENIED,
                                  "saml: the %s's KeyInfo is not one EncryptedKey", what);
-    if (!method_allowed(ek, key_transport_algorithms, &alg)) {
-        mandate_error_set(err, MANDATE_DENIED,
-                          "saml: the %s's key transport \"%s\" is not allowed (RSA-OAEP)", what,
-                          Q(alg));
-        xmlFree(alg);
+    if (saml_check_algorithm(ek, NS_XENC, "EncryptionMethod", key_transport_algorithms, what,
+                             "key transport", "RSA-OAEP", err) != MANDATE_OK)
         return MANDATE_DENIED;
-    }
-    xmlFree(alg);
     if (!inline_cipher(ek))
         return mandate_error_set(err, MANDATE_DENIED,
                                  "saml: the %s's EncryptedKey is not inline (CipherValue)", what);
