@@ -236,6 +236,38 @@ static bool client_within_rate(mandate_http_request *req, mandate_http_response 
     return mandate_token_within_rate(req, resp, client_r, grant_type);
 }
 
+/* Refuses a code or refresh token the store did not give (rc, err):
+ * invalid_grant with unknown when it has none, else the store's failure. */
+static void refuse_not_found(mandate_http_request *req, mandate_http_response *resp,
+                             const char *grant_type, const char *client_id, mandate_rc rc,
+                             const mandate_error *err, const char *unknown)
+{
+    mandate_oauth_error oerr;
+    if (rc == MANDATE_NOT_FOUND)
+        mandate_oauth_fail(&oerr, 400, "invalid_grant", unknown);
+    else
+        mandate_oauth_fail_rc(&oerr, rc);
+    oerr.reason = mandate_pool_strdup(req->pool, err->message);
+    mandate_token_refuse(req, resp, &oerr, grant_type, client_id, NULL);
+}
+
+/* RFC 9449: a code or refresh token bound to a DPoP key (jkt, NULL: not
+ * bound) goes only with a proof of that key. false: refused (no_proof or
+ * other_key; family, when there is one, in the audit), and answered. */
+static bool dpop_key_held(mandate_http_request *req, mandate_http_response *resp,
+                          const char *grant_type, const char *client_id, const char *jkt,
+                          const char *no_proof, const char *other_key, const char *family)
+{
+    if (jkt == NULL || mandate_dpop_request_holds(req, jkt))
+        return true;
+    mandate_oauth_error oerr;
+    mandate_oauth_fail(&oerr, 400, "invalid_dpop_proof",
+                       req->dpop_jkt == NULL ? no_proof : other_key);
+    mandate_token_refuse(req, resp, &oerr, grant_type, client_id,
+                         family != NULL ? json_pack("{s:s}", "family", family) : NULL);
+    return false;
+}
+
 void mandate_grant_authorization_code(mandate_http_request *req, mandate_http_response *resp,
                                       const mandate_form *form)
 {
@@ -280,12 +312,8 @@ void mandate_grant_authorization_code(mandate_http_request *req, mandate_http_re
         return;
     }
     if (rc != MANDATE_OK) {
-        if (rc == MANDATE_NOT_FOUND)
-            mandate_oauth_fail(&oerr, 400, "invalid_grant", "the code is unknown or expired");
-        else
-            mandate_oauth_fail_rc(&oerr, rc);
-        oerr.reason = mandate_pool_strdup(req->pool, err.message);
-        mandate_token_refuse(req, resp, &oerr, grant_type, client.client_id, NULL);
+        refuse_not_found(req, resp, grant_type, client.client_id, rc, &err,
+                         "the code is unknown or expired");
         return;
     }
     const char *why = NULL;
@@ -306,16 +334,13 @@ void mandate_grant_authorization_code(mandate_http_request *req, mandate_http_re
     json_t *g = json_loads(c.grant, 0, NULL);
     /* RFC 9449 §10: a code bound at the authorization request (dpop_jkt, or
      * the proof of its pushed request) goes only with a proof of that key */
-    const char *code_jkt = json_str(req->pool, g, "code_dpop_jkt");
-    if (code_jkt != NULL && !mandate_dpop_request_holds(req, code_jkt)) {
+    if (!dpop_key_held(req, resp, grant_type, client.client_id,
+                       json_str(req->pool, g, "code_dpop_jkt"),
+                       "the code is bound to a DPoP key (dpop_jkt): a DPoP proof of that key "
+                       "is required",
+                       "the DPoP proof is by another key than the code's dpop_jkt",
+                       c.family_id)) {
         json_decref(g);
-        mandate_oauth_fail(&oerr, 400, "invalid_dpop_proof",
-                           req->dpop_jkt == NULL
-                               ? "the code is bound to a DPoP key (dpop_jkt): a DPoP proof of "
-                                 "that key is required"
-                               : "the DPoP proof is by another key than the code's dpop_jkt");
-        mandate_token_refuse(req, resp, &oerr, grant_type, client.client_id,
-                             json_pack("{s:s}", "family", c.family_id));
         return;
     }
     const char *granted_aud = json_str(req->pool, g, "aud");
@@ -409,25 +434,17 @@ void mandate_grant_refresh_token(mandate_http_request *req, mandate_http_respons
         return;
     }
     if (rc != MANDATE_OK) {
-        if (rc == MANDATE_NOT_FOUND)
-            mandate_oauth_fail(&oerr, 400, "invalid_grant",
-                               "the refresh token is unknown or expired");
-        else
-            mandate_oauth_fail_rc(&oerr, rc);
-        oerr.reason = mandate_pool_strdup(req->pool, err.message);
-        mandate_token_refuse(req, resp, &oerr, grant_type, client.client_id, NULL);
+        refuse_not_found(req, resp, grant_type, client.client_id, rc, &err,
+                         "the refresh token is unknown or expired");
         return;
     }
     json_t *g = json_loads(old.grant, 0, NULL);
-    const char *bound_jkt = json_str(req->pool, g, "dpop_jkt");
-    if (bound_jkt != NULL && !mandate_dpop_request_holds(req, bound_jkt)) {
-        /* before the rotation: a thief's try spends nothing of the owner's */
+    /* before the rotation: a thief's try spends nothing of the owner's */
+    if (!dpop_key_held(req, resp, grant_type, client.client_id,
+                       json_str(req->pool, g, "dpop_jkt"),
+                       "the refresh token is DPoP-bound: a DPoP proof is required",
+                       "the DPoP proof is by another key than the refresh token's", NULL)) {
         json_decref(g);
-        mandate_oauth_fail(&oerr, 400, "invalid_dpop_proof",
-                           req->dpop_jkt == NULL
-                               ? "the refresh token is DPoP-bound: a DPoP proof is required"
-                               : "the DPoP proof is by another key than the refresh token's");
-        mandate_token_refuse(req, resp, &oerr, grant_type, client.client_id, NULL);
         return;
     }
     const char *bound_x5t = json_str(req->pool, g, "x5t_s256");
@@ -512,13 +529,8 @@ void mandate_grant_refresh_token(mandate_http_request *req, mandate_http_respons
     }
     if (rc != MANDATE_OK) {
         json_decref(g);
-        if (rc == MANDATE_NOT_FOUND)
-            mandate_oauth_fail(&oerr, 400, "invalid_grant",
-                               "the refresh token is unknown or expired");
-        else
-            mandate_oauth_fail_rc(&oerr, rc);
-        oerr.reason = mandate_pool_strdup(req->pool, err.message);
-        mandate_token_refuse(req, resp, &oerr, grant_type, client.client_id, NULL);
+        refuse_not_found(req, resp, grant_type, client.client_id, rc, &err,
+                         "the refresh token is unknown or expired");
         return;
     }
     mandate_audit_event("refresh.rotated", json_pack("{s:s,s:s,s:s}", "client_id",

@@ -77,35 +77,30 @@ static void federated(mandate_http_request *req, mandate_http_response *resp,
 static void delegation_refused(mandate_pool *pool, const mandate_delegation_result *d,
                                mandate_oauth_error *oerr)
 {
+    const char *error = "invalid_grant", *description;
     switch (d->verdict) {
     case MANDATE_DELEGATION_NOT_ALLOWED:
-        mandate_oauth_fail(oerr, 400, "invalid_grant",
-                           "this client may not act for the subject_token's client");
+        description = "this client may not act for the subject_token's client";
         break;
     case MANDATE_DELEGATION_TOO_DEEP:
-        mandate_oauth_fail(oerr, 400, "invalid_grant",
-                           "the subject_token's chain of actors is as long as allowed");
+        description = "the subject_token's chain of actors is as long as allowed";
         break;
     case MANDATE_DELEGATION_CYCLE:
-        mandate_oauth_fail(oerr, 400, "invalid_grant",
-                           "this client is already in the subject_token's chain of actors");
+        description = "this client is already in the subject_token's chain of actors";
         break;
     case MANDATE_DELEGATION_SCOPE:
-        mandate_oauth_fail(oerr, 400, "invalid_scope",
-                           mandate_pool_printf(pool,
-                                               "scope %s is beyond the subject_token's or this "
-                                               "client's",
-                                               d->word));
+        error = "invalid_scope";
+        description = mandate_pool_printf(
+            pool, "scope %s is beyond the subject_token's or this client's", d->word);
         break;
     default:
-        mandate_oauth_fail(
-            oerr, 400, "invalid_target",
-            mandate_pool_printf(pool,
-                                "resource %s is beyond what this client may have "
-                                "for the subject_token",
-                                d->word));
+        error = "invalid_target";
+        description = mandate_pool_printf(
+            pool, "resource %s is beyond what this client may have for the subject_token",
+            d->word);
         break;
     }
+    mandate_oauth_fail(oerr, 400, error, description);
     oerr->reason = d->why;
 }
 

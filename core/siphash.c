@@ -7,6 +7,11 @@
 
 #define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
 
+/* SipHash-2-4: two rounds a block, four to finish (the reference's
+ * cROUNDS and dROUNDS) */
+#define C_ROUNDS 2
+#define D_ROUNDS 4
+
 #define SIPROUND                                                                               \
     do {                                                                                       \
         v0 += v1;                                                                              \
@@ -44,27 +49,23 @@ void mandate_siphash128(const uint64_t k[2], const unsigned char *in, size_t len
     for (; in != end; in += 8) {
         uint64_t m = load_le64(in);
         v3 ^= m;
-        SIPROUND;
-        SIPROUND;
+        for (int r = 0; r < C_ROUNDS; r++)
+            SIPROUND;
         v0 ^= m;
     }
     uint64_t b = (uint64_t)len << 56;
     for (size_t i = 0; i < (len & 7); i++)
         b |= (uint64_t)in[i] << (8 * i);
     v3 ^= b;
-    SIPROUND;
-    SIPROUND;
+    for (int r = 0; r < C_ROUNDS; r++)
+        SIPROUND;
     v0 ^= b;
     v2 ^= 0xee;
-    SIPROUND;
-    SIPROUND;
-    SIPROUND;
-    SIPROUND;
+    for (int r = 0; r < D_ROUNDS; r++)
+        SIPROUND;
     out[0] = v0 ^ v1 ^ v2 ^ v3;
     v1 ^= 0xdd;
-    SIPROUND;
-    SIPROUND;
-    SIPROUND;
-    SIPROUND;
+    for (int r = 0; r < D_ROUNDS; r++)
+        SIPROUND;
     out[1] = v0 ^ v1 ^ v2 ^ v3;
 }

@@ -11,6 +11,7 @@
 #include <openssl/rand.h>
 
 #include "dpop.h"
+#include "recency-list.h"
 
 /* --- htu (RFC 9449 §4.3, RFC 3986 §6.2.2 and §6.2.3) ---------------------------- */
 
@@ -143,15 +144,15 @@ typedef struct key_entry {
     char *text;               /* the jwk, canonical (every member, sorted, compact) */
     EVP_PKEY *key;
     char jkt[MANDATE_JWK_THUMBPRINT_LEN + 1];
-    struct key_entry *newer, *older; /* the recency list */
-    struct key_entry *next;          /* the bucket's chain */
+    mandate_recency_link recency;
+    struct key_entry *next; /* the bucket's chain */
 } key_entry;
 
 struct mandate_dpop_keys {
     pthread_mutex_t lock;
     size_t capacity, count, buckets;
     key_entry **bucket;
-    key_entry *newest, *oldest;
+    mandate_recency_list recency;
 };
 
 mandate_dpop_keys *mandate_dpop_keys_new(size_t capacity)
@@ -183,9 +184,9 @@ void mandate_dpop_keys_free(mandate_dpop_keys **cp)
     mandate_dpop_keys *c = *cp;
     if (c == NULL)
         return;
-    for (key_entry *e = c->newest, *older; e != NULL; e = older) {
-        older = e->older;
-        key_entry_free(e);
+    for (mandate_recency_link *l = c->recency.newest, *older; l != NULL; l = older) {
+        older = l->older;
+        key_entry_free(MANDATE_RECENCY_ENTRY(l, key_entry, recency));
     }
     pthread_mutex_destroy(&c->lock);
     free(c->bucket);
@@ -209,30 +210,6 @@ static key_entry **bucket_of(mandate_dpop_keys *c, const unsigned char *digest)
     return &c->bucket[h & (c->buckets - 1)];
 }
 
-static void recency_unlink(mandate_dpop_keys *c, key_entry *e)
-{
-    if (e->newer != NULL)
-        e->newer->older = e->older;
-    else
-        c->newest = e->older;
-    if (e->older != NULL)
-        e->older->newer = e->newer;
-    else
-        c->oldest = e->newer;
-    e->newer = e->older = NULL;
-}
-
-static void recency_push(mandate_dpop_keys *c, key_entry *e)
-{
-    e->older = c->newest;
-    e->newer = NULL;
-    if (c->newest != NULL)
-        c->newest->newer = e;
-    c->newest = e;
-    if (c->oldest == NULL)
-        c->oldest = e;
-}
-
 /* The entry of text under c's lock, or NULL. */
 static key_entry *keys_find(mandate_dpop_keys *c, const unsigned char *digest, const char *text)
 {
@@ -253,8 +230,7 @@ static EVP_PKEY *keys_get(mandate_dpop_keys *c, const unsigned char *digest, con
     if (e != NULL && EVP_PKEY_up_ref(e->key) == 1) {
         key = e->key;
         memcpy(jkt, e->jkt, sizeof(e->jkt));
-        recency_unlink(c, e);
-        recency_push(c, e);
+        mandate_recency_touch(&c->recency, &e->recency);
     }
     pthread_mutex_unlock(&c->lock);
     return key;
@@ -282,8 +258,8 @@ static void keys_put(mandate_dpop_keys *c, const unsigned char *digest, const ch
         gone = e;
     } else {
         if (c->count == c->capacity) {
-            gone = c->oldest;
-            recency_unlink(c, gone);
+            gone = MANDATE_RECENCY_ENTRY(c->recency.oldest, key_entry, recency);
+            mandate_recency_unlink(&c->recency, &gone->recency);
             key_entry **link = bucket_of(c, gone->digest);
             while (*link != gone)
                 link = &(*link)->next;
@@ -293,7 +269,7 @@ static void keys_put(mandate_dpop_keys *c, const unsigned char *digest, const ch
         key_entry **head = bucket_of(c, digest);
         e->next = *head;
         *head = e;
-        recency_push(c, e);
+        mandate_recency_push(&c->recency, &e->recency);
         c->count++;
     }
     pthread_mutex_unlock(&c->lock);

@@ -109,6 +109,15 @@ long saml_b64_decode(const char *in, size_t len, unsigned char *out, size_t *bad
 xmlDocPtr saml_parse_xml(const char *buf, size_t len, const char *path, const char *what,
                          mandate_rc rc, mandate_error *err);
 
+/* MANDATE_OK when el has one ns:name (a ds:SignatureMethod, an
+ * xenc:EncryptionMethod...) whose Algorithm is among allowed (NULL ends
+ * it) and which names none of its parameters twice; else DENIED: "the
+ * WHAT's KIND "..." is not allowed (NAMES)", which quotes the first one's
+ * Algorithm, or "... names one of its parameters twice (NAMES)". */
+mandate_rc saml_check_algorithm(const xmlNode *el, const char *ns, const char *name,
+                                const char *const *allowed, const char *what, const char *kind,
+                                const char *names, mandate_error *err);
+
 /* Decodes base64 text (at most inst->max_assertion_size bytes once decoded)
  * into an XML document checked as the exchange checks it: DENIED with the
  * reason, or MANDATE_OK. what: "assertion", "SAMLResponse". */
@@ -116,6 +125,13 @@ mandate_rc saml_decode_and_validate(const saml_inst *inst, mandate_pool *pool,
                                     const char *text, size_t len, const char *what,
                                     saml_expect *expect, mandate_identity *identity_r,
                                     mandate_error *err);
+
+/* Claims key (the ID id of what, or a key made of it) in the replay
+ * store until then: replayed_rc when it was claimed before, TEMPFAIL or
+ * ERROR when the store fails. */
+mandate_rc saml_replay_claim(const saml_inst *inst, const char *key, const char *id,
+                             int64_t until, mandate_rc replayed_rc, const char *what,
+                             mandate_error *err);
 
 /* sp-decrypt.c: replaces wrapper (an EncryptedAssertion or EncryptedID) by
  * the one element ns:name it decrypts to, with the SP's keys; *out_r is
@@ -142,20 +158,27 @@ bool saml_signs_requests(const saml_inst *inst);
 #define REQUEST_ID_BYTES 20
 #define SAML_REQUEST_ID_SIZE (2 * REQUEST_ID_BYTES + 2)
 bool saml_new_id(const saml_inst *inst, char id[SAML_REQUEST_ID_SIZE]);
-/* A memstream (its text in *buf, see saml_memstream_done) started with a
- * protocol message samlp:name to dest: a fresh ID (in id), Version,
- * IssueInstant now, Destination; the caller goes on with more attributes
- * or ">". NULL: err says why. */
-FILE *saml_message_open(const saml_inst *inst, const char *name, const char *dest,
-                        char id[SAML_REQUEST_ID_SIZE], char **buf, size_t *size,
-                        mandate_error *err);
+/* A protocol message being written: a memstream (its text in buf, see
+ * saml_memstream_done) and the message's ID. */
+typedef struct saml_message {
+    char id[SAML_REQUEST_ID_SIZE];
+    char *buf;
+    size_t size;
+    FILE *f;
+} saml_message;
+/* Starts m with a protocol message samlp:name to dest: a fresh ID,
+ * Version, IssueInstant now, Destination; the caller goes on writing to
+ * m->f more attributes or ">". false: err says why. */
+bool saml_message_open(const saml_inst *inst, saml_message *m, const char *name,
+                       const char *dest, mandate_error *err);
 mandate_rc saml_redirect_url(const saml_inst *inst, mandate_pool *pool, const char *dest,
                              const char *param, const char *xml, const char *relay_state,
                              const char **url_r, mandate_error *err);
-/* A request (xml, its ID id) sent to dest with the HTTP-Redirect binding:
- * redirect_r's url, and its remember = id, for the answer's InResponseTo. */
+/* A request (m, written to its end) sent to dest with the HTTP-Redirect
+ * binding: redirect_r's url, and its remember = m's ID, for the answer's
+ * InResponseTo. */
 mandate_rc saml_redirect_request(const saml_inst *inst, mandate_pool *pool, const char *dest,
-                                 const char *xml, const char *id, const char *relay_state,
+                                 saml_message *m, const char *relay_state,
                                  mandate_login_redirect *redirect_r, mandate_error *err);
 /* s with XML's special characters escaped, into out. */
 void saml_xml_escaped(FILE *out, const char *s);

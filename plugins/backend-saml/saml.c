@@ -586,6 +586,48 @@ out:
 
 /* --- signatures ---------------------------------------------------------------------- */
 
+/* Whether an element child of el has the name and namespace of an earlier
+ * one. xmlsec reads a method's parameters (an EncryptionMethod's
+ * DigestMethod, MGF, OAEPparams) in turn, keeping the last and leaking the
+ * ones before (lsh123/xmlsec#1165, fixed after Debian 12's 1.2.37): a
+ * method that repeats one is malformed anyway, and is refused before
+ * xmlsec sees it. */
+static bool repeats_a_child(const xmlNode *el)
+{
+    for (const xmlNode *c = el->children; c != NULL; c = c->next) {
+        if (c->type != XML_ELEMENT_NODE)
+            continue;
+        for (const xmlNode *d = c->next; d != NULL; d = d->next)
+            if (d->type == XML_ELEMENT_NODE && xmlStrEqual(d->name, c->name) &&
+                (c->ns == NULL ? d->ns == NULL
+                               : d->ns != NULL && xmlStrEqual(d->ns->href, c->ns->href)))
+                return true;
+    }
+    return false;
+}
+
+mandate_rc saml_check_algorithm(const xmlNode *el, const char *ns, const char *name,
+                                const char *const *allowed, const char *what, const char *kind,
+                                const char *names, mandate_error *err)
+{
+    size_t n;
+    xmlNode *method = saml_child_el(el, ns, name, &n);
+    char *alg = method != NULL ? saml_attr(method, "Algorithm") : NULL;
+    bool known = false;
+    for (size_t i = 0; n == 1 && alg != NULL && allowed[i] != NULL && !known; i++)
+        known = strcmp(alg, allowed[i]) == 0;
+    mandate_rc rc = MANDATE_OK;
+    if (!known)
+        rc = mandate_error_set(err, MANDATE_DENIED, "saml: the %s's %s \"%s\" is not allowed (%s)",
+                               what, kind, Q(alg), names);
+    else if (repeats_a_child(method))
+        rc = mandate_error_set(err, MANDATE_DENIED,
+                               "saml: the %s's %s \"%s\" names one of its parameters twice (%s)",
+                               what, kind, Q(alg), names);
+    xmlFree(alg);
+    return rc;
+}
+
 /* Checks the shape and algorithms of sig, the Signature of el whose ID is id.
  * The reason goes into err (DENIED). */
 static mandate_rc check_signed_info(const xmlNode *sig, const char *what, const char *id,
@@ -596,31 +638,18 @@ static mandate_rc check_signed_info(const xmlNode *sig, const char *what, const 
     if (si == NULL || n != 1)
         return mandate_error_set(err, MANDATE_DENIED,
                                  "saml: the %s's Signature has %zu SignedInfo", what, n);
-    mandate_rc rc = MANDATE_OK;
+    static const char *const c14n_algorithms[] = {ALG_EXC_C14N, NULL};
+    static const char *const signature_algorithms[] = {ALG_RSA_SHA256, ALG_ECDSA_SHA256, NULL};
+    static const char *const digest_algorithms[] = {ALG_SHA256, NULL};
+    mandate_rc rc = saml_check_algorithm(si, NS_DS, "CanonicalizationMethod", c14n_algorithms,
+                                         what, "canonicalization", "exclusive c14n only", err);
+    if (rc != MANDATE_OK)
+        return rc;
+    rc = saml_check_algorithm(si, NS_DS, "SignatureMethod", signature_algorithms, what,
+                              "signature algorithm", "rsa-sha256, ecdsa-sha256", err);
+    if (rc != MANDATE_OK)
+        return rc;
     char *alg = NULL, *uri = NULL;
-    xmlNode *cm = saml_child_el(si, NS_DS, "CanonicalizationMethod", &n);
-    alg = cm != NULL ? saml_attr(cm, "Algorithm") : NULL;
-    if (n != 1 || alg == NULL || strcmp(alg, ALG_EXC_C14N) != 0) {
-        rc = mandate_error_set(
-            err, MANDATE_DENIED,
-            "saml: the %s's canonicalization \"%s\" is not allowed (exclusive "
-            "c14n only)",
-            what, Q(alg));
-        goto out;
-    }
-    xmlFree(alg);
-    xmlNode *sm = saml_child_el(si, NS_DS, "SignatureMethod", &n);
-    alg = sm != NULL ? saml_attr(sm, "Algorithm") : NULL;
-    if (n != 1 || alg == NULL ||
-        (strcmp(alg, ALG_RSA_SHA256) != 0 && strcmp(alg, ALG_ECDSA_SHA256) != 0)) {
-        rc = mandate_error_set(err, MANDATE_DENIED,
-                               "saml: the %s's signature algorithm \"%s\" is not allowed "
-                               "(rsa-sha256, ecdsa-sha256)",
-                               what, Q(alg));
-        goto out;
-    }
-    xmlFree(alg);
-    alg = NULL;
     xmlNode *ref = saml_child_el(si, NS_DS, "Reference", &n);
     if (n != 1) {
         rc = mandate_error_set(
@@ -666,14 +695,8 @@ static mandate_rc check_signed_info(const xmlNode *sig, const char *what, const 
                                "saml: the %s's signature is not an enveloped signature", what);
         goto out;
     }
-    xmlNode *dm = saml_child_el(ref, NS_DS, "DigestMethod", &n);
-    alg = dm != NULL ? saml_attr(dm, "Algorithm") : NULL;
-    if (n != 1 || alg == NULL || strcmp(alg, ALG_SHA256) != 0) {
-        rc = mandate_error_set(err, MANDATE_DENIED,
-                               "saml: the %s's digest algorithm \"%s\" is not allowed (sha256)",
-                               what, Q(alg));
-        goto out;
-    }
+    rc = saml_check_algorithm(ref, NS_DS, "DigestMethod", digest_algorithms, what,
+                              "digest algorithm", "sha256", err);
 out:
     xmlFree(alg);
     xmlFree(uri);
@@ -1384,17 +1407,10 @@ static mandate_rc validate_doc(const saml_inst *inst, mandate_pool *pool, xmlDoc
 
     /* 5. Replay: once, until it expires (the skew included). */
     if (inst->replay_check) {
-        mandate_error rerr = {0};
-        rc = host->replay_claim(host, inst->replay_ns, assertion_id, expires + inst->clock_skew,
-                                &rerr);
-        if (rc == MANDATE_EXISTS)
-            return mandate_error_set(err, MANDATE_DENIED,
-                                     "saml: assertion replayed: ID \"%s\" was already used",
-                                     Q(assertion_id));
+        rc = saml_replay_claim(inst, assertion_id, assertion_id, expires + inst->clock_skew,
+                               MANDATE_DENIED, "assertion", err);
         if (rc != MANDATE_OK)
-            return mandate_error_set(err,
-                                     rc == MANDATE_TEMPFAIL ? MANDATE_TEMPFAIL : MANDATE_ERROR,
-                                     "saml: replay check failed: %s", rerr.message);
+            return rc;
     }
 
     *identity_r = (mandate_identity){
@@ -1411,6 +1427,22 @@ static mandate_rc validate_doc(const saml_inst *inst, mandate_pool *pool, xmlDoc
     /* at the ACS: what single logout will name this sign-in by */
     if (expect != NULL)
         return saml_session_refs(inst, pool, a, identity_r, err);
+    return MANDATE_OK;
+}
+
+mandate_rc saml_replay_claim(const saml_inst *inst, const char *key, const char *id,
+                             int64_t until, mandate_rc replayed_rc, const char *what,
+                             mandate_error *err)
+{
+    const mandate_host *host = inst->host;
+    mandate_error rerr = {0};
+    mandate_rc rc = host->replay_claim(host, inst->replay_ns, key, until, &rerr);
+    if (rc == MANDATE_EXISTS)
+        return mandate_error_set(err, replayed_rc,
+                                 "saml: %s replayed: ID \"%s\" was already used", what, Q(id));
+    if (rc != MANDATE_OK)
+        return mandate_error_set(err, rc == MANDATE_TEMPFAIL ? MANDATE_TEMPFAIL : MANDATE_ERROR,
+                                 "saml: replay check failed: %s", rerr.message);
     return MANDATE_OK;
 }
 

@@ -37,43 +37,6 @@ static const char *const key_transport_algorithms[] = {
     NULL,
 };
 
-/* Whether an element child of el has the name and namespace of an earlier
- * one. xmlsec reads an EncryptionMethod's parameters (DigestMethod, MGF,
- * OAEPparams) in turn, keeping the last and leaking the ones before
- * (lsh123/xmlsec#1165, fixed after Debian 12's 1.2.37): a method that
- * repeats one is malformed anyway, and is refused before xmlsec sees it. */
-static bool repeats_a_child(const xmlNode *el)
-{
-    for (const xmlNode *c = el->children; c != NULL; c = c->next) {
-        if (c->type != XML_ELEMENT_NODE)
-            continue;
-        for (const xmlNode *d = c->next; d != NULL; d = d->next)
-            if (d->type == XML_ELEMENT_NODE && xmlStrEqual(d->name, c->name) &&
-                (c->ns == NULL ? d->ns == NULL
-                               : d->ns != NULL && xmlStrEqual(d->ns->href, c->ns->href)))
-                return true;
-    }
-    return false;
-}
-
-/* el's one EncryptionMethod: its Algorithm in *alg_r (xmlFree), and NULL
- * when that is in allowed and the method names each of its parameters
- * once, else why not, as the end of a sentence about the algorithm. */
-static const char *method_refused(const xmlNode *el, const char *const *allowed, char **alg_r)
-{
-    size_t n;
-    xmlNode *m = saml_child_el(el, NS_XENC, "EncryptionMethod", &n);
-    *alg_r = m != NULL && n == 1 ? saml_attr(m, "Algorithm") : NULL;
-    bool known = false;
-    for (size_t i = 0; *alg_r != NULL && allowed[i] != NULL && !known; i++)
-        known = strcmp(*alg_r, allowed[i]) == 0;
-    if (!known)
-        return "is not allowed";
-    if (repeats_a_child(m))
-        return "names one of its parameters twice";
-    return NULL;
-}
-
 /* The one element child of el, or NULL when there are none or several. */
 static xmlNode *only_element(const xmlNode *el)
 {
@@ -136,21 +99,15 @@ mandate_rc saml_decrypt(const saml_inst *inst, xmlNode *wrapper, const char *ns,
                                  "saml: the %s holds something else than one EncryptedData "
                                  "(a detached EncryptedKey is not supported)",
                                  what);
-    char *type = saml_attr(ed, "Type"), *alg = NULL;
+    char *type = saml_attr(ed, "Type");
     bool element = type == NULL || strcmp(type, TYPE_ELEMENT) == 0;
     xmlFree(type);
     if (!element)
         return mandate_error_set(err, MANDATE_DENIED,
                                  "saml: the %s's EncryptedData is not of Type Element", what);
-    const char *refused = method_refused(ed, block_algorithms, &alg);
-    if (refused != NULL) {
-        mandate_error_set(err, MANDATE_DENIED,
-                          "saml: the %s's cipher \"%s\" %s (AES-128/256, CBC or GCM)", what,
-                          Q(alg), refused);
-        xmlFree(alg);
+    if (saml_check_algorithm(ed, NS_XENC, "EncryptionMethod", block_algorithms, what, "cipher",
+                             "AES-128/256, CBC or GCM", err) != MANDATE_OK)
         return MANDATE_DENIED;
-    }
-    xmlFree(alg);
     if (!inline_cipher(ed))
         return mandate_error_set(err, MANDATE_DENIED,
                                  "saml: the %s's ciphertext is not inline (CipherValue)", what);
@@ -160,14 +117,9 @@ mandate_rc saml_decrypt(const saml_inst *inst, xmlNode *wrapper, const char *ns,
     if (!saml_is_el(ek, NS_XENC, "EncryptedKey"))
         return mandate_error_set(err, MANDATE_DENIED,
                                  "saml: the %s's KeyInfo is not one EncryptedKey", what);
-    if ((refused = method_refused(ek, key_transport_algorithms, &alg)) != NULL) {
-        mandate_error_set(err, MANDATE_DENIED,
-                          "saml: the %s's key transport \"%s\" %s (RSA-OAEP)", what, Q(alg),
-                          refused);
-        xmlFree(alg);
+    if (saml_check_algorithm(ek, NS_XENC, "EncryptionMethod", key_transport_algorithms, what,
+                             "key transport", "RSA-OAEP", err) != MANDATE_OK)
         return MANDATE_DENIED;
-    }
-    xmlFree(alg);
     if (!inline_cipher(ek))
         return mandate_error_set(err, MANDATE_DENIED,
                                  "saml: the %s's EncryptedKey is not inline (CipherValue)", what);

@@ -254,15 +254,18 @@ bool saml_new_id(const saml_inst *inst, char id[SAML_REQUEST_ID_SIZE])
 }
 
 mandate_rc saml_redirect_request(const saml_inst *inst, mandate_pool *pool, const char *dest,
-                                 const char *xml, const char *id, const char *relay_state,
+                                 saml_message *m, const char *relay_state,
                                  mandate_login_redirect *redirect_r, mandate_error *err)
 {
+    char *xml = saml_memstream_done(inst, pool, m->f, &m->buf);
+    if (xml == NULL)
+        return mandate_error_set(err, MANDATE_ERROR, "saml: out of memory");
     const char *url;
     mandate_rc rc = saml_redirect_url(inst, pool, dest, "SAMLRequest", xml, relay_state, &url, err);
     if (rc != MANDATE_OK)
         return rc;
     redirect_r->url = url;
-    redirect_r->remember = inst->host->pool_strdup(pool, id);
+    redirect_r->remember = inst->host->pool_strdup(pool, m->id);
     if (redirect_r->remember == NULL)
         return mandate_error_set(err, MANDATE_ERROR, "saml: out of memory");
     return MANDATE_OK;
@@ -320,29 +323,28 @@ mandate_rc saml_redirect_url(const saml_inst *inst, mandate_pool *pool, const ch
     return MANDATE_OK;
 }
 
-FILE *saml_message_open(const saml_inst *inst, const char *name, const char *dest,
-                        char id[SAML_REQUEST_ID_SIZE], char **buf, size_t *size,
-                        mandate_error *err)
+bool saml_message_open(const saml_inst *inst, saml_message *m, const char *name,
+                       const char *dest, mandate_error *err)
 {
-    if (!saml_new_id(inst, id)) {
+    if (!saml_new_id(inst, m->id)) {
         mandate_error_set(err, MANDATE_ERROR, "saml: no randomness");
-        return NULL;
+        return false;
     }
     char instant[32];
     saml_fmt_time(inst->host->now(inst->host), instant);
-    *buf = NULL;
-    FILE *f = open_memstream(buf, size);
-    if (f == NULL) {
+    m->buf = NULL;
+    m->f = open_memstream(&m->buf, &m->size);
+    if (m->f == NULL) {
         mandate_error_set(err, MANDATE_ERROR, "saml: out of memory");
-        return NULL;
+        return false;
     }
-    fprintf(f,
+    fprintf(m->f,
             "<samlp:%s xmlns:samlp=\"" NS_SAMLP "\" xmlns:saml=\"" NS_SAML "\""
             " ID=\"%s\" Version=\"2.0\" IssueInstant=\"%s\" Destination=\"",
-            name, id, instant);
-    saml_xml_escaped(f, dest);
-    fputc('"', f);
-    return f;
+            name, m->id, instant);
+    saml_xml_escaped(m->f, dest);
+    fputc('"', m->f);
+    return true;
 }
 
 mandate_rc saml_login_start(void *inst_, mandate_pool *pool, const mandate_login_request *request,
@@ -362,12 +364,10 @@ mandate_rc saml_login_start(void *inst_, mandate_pool *pool, const mandate_login
     if (request->callback_url == NULL || request->handle == NULL)
         return mandate_error_set(err, MANDATE_ERROR, "saml: no callback URL or handle");
 
-    char id[SAML_REQUEST_ID_SIZE];
-    char *buf = NULL;
-    size_t size = 0;
-    FILE *f = saml_message_open(inst, "AuthnRequest", inst->sso_url, id, &buf, &size, err);
-    if (f == NULL)
+    saml_message m;
+    if (!saml_message_open(inst, &m, "AuthnRequest", inst->sso_url, err))
         return err != NULL ? err->rc : MANDATE_ERROR;
+    FILE *f = m.f;
     fputs(" AssertionConsumerServiceURL=\"", f);
     saml_xml_escaped(f, request->callback_url);
     fputs("\" ProtocolBinding=\"" BINDING_POST "\"", f);
@@ -379,15 +379,11 @@ mandate_rc saml_login_start(void *inst_, mandate_pool *pool, const mandate_login
     fputs("</saml:Issuer><samlp:NameIDPolicy Format=\"", f);
     saml_xml_escaped(f, inst->nameid_format);
     fputs("\" AllowCreate=\"true\"/></samlp:AuthnRequest>", f);
-    char *xml = saml_memstream_done(inst, pool, f, &buf);
-    if (xml == NULL)
-        return mandate_error_set(err, MANDATE_ERROR, "saml: out of memory");
-
     mandate_rc rc =
-        saml_redirect_request(inst, pool, inst->sso_url, xml, id, request->handle, redirect_r, err);
+        saml_redirect_request(inst, pool, inst->sso_url, &m, request->handle, redirect_r, err);
     if (rc != MANDATE_OK)
         return rc;
-    mandate_log_debug(host, "saml: AuthnRequest %s to %s%s", id, Q(inst->sso_url),
+    mandate_log_debug(host, "saml: AuthnRequest %s to %s%s", m.id, Q(inst->sso_url),
                       saml_signs_requests(inst) ? " (signed)" : "");
     return MANDATE_OK;
 }

@@ -243,12 +243,10 @@ mandate_rc saml_logout_start(void *inst_, mandate_pool *pool,
     session_fields s;
     if (!decode_ref(inst, pool, request->session_ref, &s))
         return mandate_error_set(err, MANDATE_ERROR, "saml: a session_ref not made here");
-    char id[SAML_REQUEST_ID_SIZE];
-    char *buf = NULL;
-    size_t size = 0;
-    FILE *f = saml_message_open(inst, "LogoutRequest", inst->slo_url, id, &buf, &size, err);
-    if (f == NULL)
+    saml_message m;
+    if (!saml_message_open(inst, &m, "LogoutRequest", inst->slo_url, err))
         return err != NULL ? err->rc : MANDATE_ERROR;
+    FILE *f = m.f;
     fputs("><saml:Issuer>", f);
     saml_xml_escaped(f, inst->sp_entity_id);
     fputs("</saml:Issuer>", f);
@@ -259,14 +257,11 @@ mandate_rc saml_logout_start(void *inst_, mandate_pool *pool,
         fputs("</samlp:SessionIndex>", f);
     }
     fputs("</samlp:LogoutRequest>", f);
-    char *xml = saml_memstream_done(inst, pool, f, &buf);
-    if (xml == NULL)
-        return mandate_error_set(err, MANDATE_ERROR, "saml: out of memory");
     mandate_rc rc =
-        saml_redirect_request(inst, pool, inst->slo_url, xml, id, request->handle, redirect_r, err);
+        saml_redirect_request(inst, pool, inst->slo_url, &m, request->handle, redirect_r, err);
     if (rc != MANDATE_OK)
         return rc;
-    mandate_log_debug(host, "saml: LogoutRequest %s to %s", id, Q(inst->slo_url));
+    mandate_log_debug(host, "saml: LogoutRequest %s to %s", m.id, Q(inst->slo_url));
     return MANDATE_OK;
 }
 
@@ -565,13 +560,10 @@ static const char *response_url(const saml_inst *inst, mandate_pool *pool,
                                 const char *sub_status, const char *relay_state,
                                 mandate_error *err)
 {
-    char id[SAML_REQUEST_ID_SIZE];
-    char *buf = NULL;
-    size_t size = 0;
-    FILE *f =
-        saml_message_open(inst, "LogoutResponse", inst->slo_response_url, id, &buf, &size, err);
-    if (f == NULL)
+    saml_message m;
+    if (!saml_message_open(inst, &m, "LogoutResponse", inst->slo_response_url, err))
         return NULL;
+    FILE *f = m.f;
     fputs(" InResponseTo=\"", f);
     saml_xml_escaped(f, request_id);
     fputs("\"><saml:Issuer>", f);
@@ -582,7 +574,7 @@ static const char *response_url(const saml_inst *inst, mandate_pool *pool,
     else
         fputs("/>", f);
     fputs("</samlp:Status></samlp:LogoutResponse>", f);
-    char *xml = saml_memstream_done(inst, pool, f, &buf);
+    char *xml = saml_memstream_done(inst, pool, f, &m.buf);
     const char *url = NULL;
     if (xml == NULL)
         mandate_error_set(err, MANDATE_ERROR, "saml: out of memory");
@@ -662,19 +654,13 @@ static mandate_rc logout_request(const saml_inst *inst, mandate_pool *pool, cons
     result_r->subject = host->pool_strdup(pool, value);
     /* the request's ID once: a replayed LogoutRequest is refused */
     if (inst->replay_check) {
-        mandate_error rerr = {0};
         char replay_id[ID_LEN_MAX + 8];
         snprintf(replay_id, sizeof(replay_id), "logout:%s", request_id);
-        rc = host->replay_claim(host, inst->replay_ns, replay_id,
-                                host->now(host) + LOGOUT_MAX_AGE + 2 * inst->clock_skew, &rerr);
-        if (rc == MANDATE_EXISTS)
-            return mandate_error_set(err, MANDATE_INVALID,
-                                     "saml: LogoutRequest replayed: ID \"%s\" was already used",
-                                     Q(request_id));
+        rc = saml_replay_claim(inst, replay_id, request_id,
+                               host->now(host) + LOGOUT_MAX_AGE + 2 * inst->clock_skew,
+                               MANDATE_INVALID, "LogoutRequest", err);
         if (rc != MANDATE_OK)
-            return mandate_error_set(err,
-                                     rc == MANDATE_TEMPFAIL ? MANDATE_TEMPFAIL : MANDATE_ERROR,
-                                     "saml: replay check failed: %s", rerr.message);
+            return rc;
     }
     result_r->done_url =
         response_url(inst, pool, request_id, STATUS_SUCCESS, NULL, relay_state, err);

@@ -49,6 +49,7 @@
 
 #include "client-secret.h"
 #include "jose.h"
+#include "recency-list.h"
 #include "wiped-buffer.h"
 
 #ifndef PACKAGE_VERSION
@@ -84,8 +85,8 @@ static const char *const target_names[SM_TARGETS] = {"GetSecretValue", "CreateSe
  * client has no usable secret until expires_at. */
 typedef struct sm_entry {
     char *client_id;
-    struct sm_entry *chain;         /* next in the hash bucket */
-    struct sm_entry *newer, *older; /* LRU list */
+    struct sm_entry *chain; /* next in the hash bucket */
+    mandate_recency_link recency;
     bool known;
     bool has_previous;
     unsigned char current[HASH_LEN]; /* keyed hashes, never a secret */
@@ -128,7 +129,7 @@ typedef struct sm_inst {
     sm_entry **buckets;
     size_t bucket_count; /* a power of two */
     size_t entry_count;
-    sm_entry *newest, *oldest;
+    mandate_recency_list recency;
     uint64_t hash_seed;
     bool locks_ready;
 } sm_inst;
@@ -233,28 +234,10 @@ static sm_entry **bucket_of(sm_inst *inst, const char *client_id)
     return &inst->buckets[id_hash(inst, client_id) & (inst->bucket_count - 1)];
 }
 
-static void lru_unlink(sm_inst *inst, sm_entry *e)
+static sm_entry *oldest_entry(sm_inst *inst)
 {
-    if (e->newer != NULL)
-        e->newer->older = e->older;
-    else
-        inst->newest = e->older;
-    if (e->older != NULL)
-        e->older->newer = e->newer;
-    else
-        inst->oldest = e->newer;
-    e->newer = e->older = NULL;
-}
-
-static void lru_push(sm_inst *inst, sm_entry *e)
-{
-    e->older = inst->newest;
-    e->newer = NULL;
-    if (inst->newest != NULL)
-        inst->newest->newer = e;
-    inst->newest = e;
-    if (inst->oldest == NULL)
-        inst->oldest = e;
+    mandate_recency_link *l = inst->recency.oldest;
+    return l != NULL ? MANDATE_RECENCY_ENTRY(l, sm_entry, recency) : NULL;
 }
 
 static void entry_free(sm_entry *e)
@@ -265,7 +248,7 @@ static void entry_free(sm_entry *e)
     free(e);
 }
 
-/* Removes e from its bucket and the LRU list, and frees it. Locked. */
+/* Removes e from its bucket and the recency list, and frees it. Locked. */
 static void entry_remove(sm_inst *inst, sm_entry *e)
 {
     for (sm_entry **p = bucket_of(inst, e->client_id); *p != NULL; p = &(*p)->chain)
@@ -273,7 +256,7 @@ static void entry_remove(sm_inst *inst, sm_entry *e)
             *p = e->chain;
             break;
         }
-    lru_unlink(inst, e);
+    mandate_recency_unlink(&inst->recency, &e->recency);
     inst->entry_count--;
     entry_free(e);
 }
@@ -307,9 +290,9 @@ static sm_state cache_get(sm_inst *inst, const char *client_id, int64_t now, sm_
         } else {
             *copy_r = *e;
             copy_r->client_id = NULL;
-            copy_r->chain = copy_r->newer = copy_r->older = NULL;
-            lru_unlink(inst, e);
-            lru_push(inst, e);
+            copy_r->chain = NULL;
+            copy_r->recency = (mandate_recency_link){NULL, NULL};
+            mandate_recency_touch(&inst->recency, &e->recency);
         }
     }
     pthread_mutex_unlock(&inst->cache_lock);
@@ -326,8 +309,9 @@ static void cache_put(sm_inst *inst, const char *client_id, const sm_entry *data
     pthread_mutex_lock(&inst->cache_lock);
     sm_entry *e = entry_find(inst, client_id);
     if (e == NULL) {
-        while (inst->entry_count >= (size_t)inst->cache_size && inst->oldest != NULL)
-            entry_remove(inst, inst->oldest);
+        for (sm_entry *old; inst->entry_count >= (size_t)inst->cache_size &&
+                            (old = oldest_entry(inst)) != NULL;)
+            entry_remove(inst, old);
         e = calloc(1, sizeof(*e));
         if (e != NULL && (e->client_id = xstrdup(client_id)) == NULL) {
             free(e);
@@ -342,7 +326,7 @@ static void cache_put(sm_inst *inst, const char *client_id, const sm_entry *data
         *bucket = e;
         inst->entry_count++;
     } else {
-        lru_unlink(inst, e);
+        mandate_recency_unlink(&inst->recency, &e->recency);
     }
     e->known = data->known;
     e->has_previous = data->has_previous;
@@ -351,7 +335,7 @@ static void cache_put(sm_inst *inst, const char *client_id, const sm_entry *data
     e->fetched_at = data->fetched_at;
     e->recheck_at = data->recheck_at;
     e->failed_until = data->failed_until;
-    lru_push(inst, e);
+    mandate_recency_push(&inst->recency, &e->recency);
     pthread_mutex_unlock(&inst->cache_lock);
 }
 
@@ -375,8 +359,8 @@ static void cache_drop(sm_inst *inst, const char *client_id)
 
 static void cache_clear(sm_inst *inst)
 {
-    while (inst->oldest != NULL)
-        entry_remove(inst, inst->oldest);
+    for (sm_entry *old; (old = oldest_entry(inst)) != NULL;)
+        entry_remove(inst, old);
 }
 
 /* --- calls to Secrets Manager --------------------------------------------------- */
