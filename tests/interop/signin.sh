@@ -32,7 +32,7 @@ ARTIFACTS="$BUILDDIR/tests/interop/artifacts/signin"
 rm -rf "$ARTIFACTS"
 mkdir -p "$ARTIFACTS" || fatal "cannot create $ARTIFACTS"
 echo "screenshots: $ARTIFACTS"
-npm_copy signin-browser.mjs signin-idp.mjs signin-mcp.mjs signin-rp.mjs signin-pages.mjs
+npm_copy signin-browser.mjs op-loopback.mjs signin-idp.mjs signin-mcp.mjs signin-rp.mjs signin-pages.mjs
 
 # --- the broker's address first: the IdPs register its callbacks -----------------------
 STATE="$TMP/state"
