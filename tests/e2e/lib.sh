@@ -149,22 +149,6 @@ wait_for_log() { # FILE TEXT [COUNT]: until TEXT is in FILE COUNT times (default
     return 1
 }
 
-# node_result LINE: a node script's "ok: ..." or "FAIL: ..." line counted
-# as a check (a failure also in NODE_FAILURES, which the caller zeroes) and
-# printed; returns 1 for any other line.
-node_result() {
-    case $1 in
-    "ok: "*) CHECKS=$((CHECKS + 1)) ;;
-    "FAIL: "*)
-        CHECKS=$((CHECKS + 1))
-        FAILURES=$((FAILURES + 1))
-        NODE_FAILURES=$((NODE_FAILURES + 1))
-        ;;
-    *) return 1 ;;
-    esac
-    echo "$1"
-}
-
 # listening_port FILE PID: the port a test server says it listens on (its
 # line "listening PORT" in FILE), waited for up to 10 s while PID lives;
 # returns 1 (printing nothing) when it never says it.

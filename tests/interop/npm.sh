@@ -53,6 +53,22 @@ CHECKS=$((CHECKS + 1))
 pass "npm packages installed: $(cd "$NPM_DIR" && node -p \
     "['jose','openid-client','@modelcontextprotocol/sdk','@smithy/signature-v4','oidc-provider','puppeteer-core'].map(p => p + ' ' + require('./node_modules/' + p + '/package.json').version).join(', ')")"
 
+# node_result LINE: a node script's "ok: ..." or "FAIL: ..." line counted
+# as a check (a failure also in NODE_FAILURES, which run_node zeroes) and
+# printed; returns 1 for any other line.
+node_result() {
+    case $1 in
+    "ok: "*) CHECKS=$((CHECKS + 1)) ;;
+    "FAIL: "*)
+        CHECKS=$((CHECKS + 1))
+        FAILURES=$((FAILURES + 1))
+        NODE_FAILURES=$((NODE_FAILURES + 1))
+        ;;
+    *) return 1 ;;
+    esac
+    echo "$1"
+}
+
 # run_node SCRIPT [VAR=VALUE...]: runs the node script SCRIPT of NPM_DIR with
 # that environment, counts its "ok:" and "FAIL:" lines into CHECKS and
 # FAILURES and answers its "@" requests (protocol: signin-browser.mjs,
