@@ -10,24 +10,20 @@ BEGIN {
     nscales = split(scales, SCALES, " ")
     nsweep = split(signin_sweep, SWEEPS, " ")
     s1 = SCALES[1]; s2 = SCALES[nscales]
-    ncase = split("cc-es256 cc-eddsa cc-rs256 cc-opaque introspect gateway exchange-saml exchange-oidc", MCASES, " ")
-    L["cc-es256"] = "client credentials, JWT ES256"
-    L["cc-eddsa"] = "client credentials, JWT EdDSA"
-    L["cc-rs256"] = "client credentials, JWT RS256"
-    L["cc-opaque"] = "client credentials, opaque"
-    L["introspect"] = "introspection (RFC 7662)"
-    L["gateway"] = "gateway check"
-    L["exchange-saml"] = "token exchange, SAML assertion"
-    L["exchange-oidc"] = "token exchange, OIDC id_token"
-    L["audit-off"] = "client credentials ES256, audit fsync off"
-    L["audit-batch"] = "client credentials ES256, audit fsync batch"
-    L["cc-es256-pbkdf2"] = "client credentials, JWT ES256, as shipped (secret: PBKDF2, 150,000 iterations)"
-    L["cc-es256-cheap"] = "client credentials, JWT ES256, secret hashed with 1 PBKDF2 iteration"
-    L["static"] = "static 200-byte JSON (the HTTP ceiling)"
-    nsignin = split("signin-authorize signin-code signin-refresh", SCASES, " ")
-    L["signin-authorize"] = "sign-in: the authorization request, live session (answered with a code)"
-    L["signin-code"] = "sign-in: authorization code redemption (PKCE S256)"
-    L["signin-refresh"] = "sign-in: refresh token (rotated)"
+    # each case's label (L); MCASES and SCASES: Mandate's cases and the
+    # sign-in cases, in the report's order
+    ncase = cases("cc-es256|client credentials, JWT ES256|" \
+        "cc-eddsa|client credentials, JWT EdDSA|cc-rs256|client credentials, JWT RS256|" \
+        "cc-opaque|client credentials, opaque|introspect|introspection (RFC 7662)|gateway|gateway check|" \
+        "exchange-saml|token exchange, SAML assertion|exchange-oidc|token exchange, OIDC id_token", MCASES)
+    cases("audit-off|client credentials ES256, audit fsync off|" \
+        "audit-batch|client credentials ES256, audit fsync batch|" \
+        "cc-es256-pbkdf2|client credentials, JWT ES256, as shipped (secret: PBKDF2, 150,000 iterations)|" \
+        "cc-es256-cheap|client credentials, JWT ES256, secret hashed with 1 PBKDF2 iteration|" \
+        "static|static 200-byte JSON (the HTTP ceiling)", OTHER_CASES)
+    nsignin = cases("signin-authorize|sign-in: the authorization request, live session (answered with a code)|" \
+        "signin-code|sign-in: authorization code redemption (PKCE S256)|" \
+        "signin-refresh|sign-in: refresh token (rotated)", SCASES)
     PEER["cc-es256"] = "cc-es256"; PEER["cc-eddsa"] = "cc-eddsa"; PEER["cc-rs256"] = "cc-rs256"
     PEER["cc-opaque"] = "cc-opaque"; PEER["introspect"] = "introspect"; PEER["gateway"] = "introspect"
     PEER["audit-off"] = "cc-es256"; PEER["audit-batch"] = "cc-es256"
@@ -92,6 +88,13 @@ function ab_list(c, n,    i, out, t) {
     return out
 }
 function label(c) { return (c in L) ? L[c] : c }
+# cases("NAME|LABEL|NAME|LABEL...", ORDER): each LABEL into L[NAME], the
+# names into ORDER[1..n]; returns n
+function cases(list, ORDER,    f, n, i) {
+    n = split(list, f, "|")
+    for (i = 1; i < n; i += 2) { ORDER[(i + 1) / 2] = f[i]; L[f[i]] = f[i + 1] }
+    return n / 2
+}
 
 END {
     quickmark = quick ? " (quick run: a smoke test, not figures to record)" : ""

@@ -25,16 +25,15 @@
 //
 // Prints "listening PORT" once it accepts connections; SIGTERM ends it.
 import Provider from 'oidc-provider';
-import { generateKeyPair, exportJWK } from 'jose';
 import { randomBytes } from 'node:crypto';
+import { signingKey, resourceIndicators, serve } from './peer.mjs';
 
 const port = Number(process.env.PORT || 0);
 const issuer = `http://127.0.0.1:${port}`;
 const RESOURCE = process.env.BENCH_RESOURCE || 'https://mcp.example/market-calendar';
 const REDIRECT = process.env.BENCH_REDIRECT || 'http://127.0.0.1:7777/cb';
 
-const { privateKey } = await generateKeyPair('ES256', { extractable: true });
-const keys = [{ ...(await exportJWK(privateKey)), alg: 'ES256', use: 'sig', kid: 'bench-es256' }];
+const keys = [await signingKey('ES256')];
 
 const store = new Map(); // key -> { value, exp (ms, or Infinity) }
 const get = (key) => {
@@ -100,19 +99,10 @@ const provider = new Provider(issuer, {
          Grant: 7776000, Interaction: 600 },
   features: {
     devInteractions: { enabled: false },
-    resourceIndicators: {
-      enabled: true,
-      defaultResource: async () => RESOURCE,
-      useGrantedResource: async () => true,
-      getResourceServerInfo: async (ctx, resource) => {
-        if (resource !== RESOURCE) throw new Error('unknown resource');
-        return { scope: 'mcp:call', accessTokenTTL: 300, accessTokenFormat: 'jwt',
-                 jwt: { sign: { alg: 'ES256' } } };
-      },
-    },
+    resourceIndicators: resourceIndicators(RESOURCE, (resource) => (resource === RESOURCE
+      ? { accessTokenFormat: 'jwt', jwt: { sign: { alg: 'ES256' } } } : undefined)),
   },
 });
-provider.proxy = false;
 
 // the interactions: login whoever login_hint names, then grant what is asked
 provider.use(async (ctx, next) => {
@@ -145,7 +135,4 @@ provider.use(async (ctx, next) => {
   return undefined;
 });
 
-const server = provider.listen(port, '127.0.0.1', () => {
-  console.log(`listening ${server.address().port}`);
-});
-process.on('SIGTERM', () => server.close(() => process.exit(0)));
+serve(provider, port);

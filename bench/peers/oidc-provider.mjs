@@ -11,7 +11,7 @@
 //
 // Prints "listening PORT" once it accepts connections; SIGTERM ends it.
 import Provider from 'oidc-provider';
-import { generateKeyPair, exportJWK } from 'jose';
+import { signingKey, resourceIndicators, serve } from './peer.mjs';
 
 const port = Number(process.env.PORT || 0);
 const secret = process.env.BENCH_SECRET || 'bench-secret-bench-secret-bench-secret';
@@ -25,12 +25,8 @@ const JWT_RESOURCES = {
   'https://mcp.example/rs256': 'RS256',
 };
 
-const keys = [];
-for (const [alg, options] of [['ES256', {}], ['EdDSA', { crv: 'Ed25519' }],
-                              ['RS256', { modulusLength: 2048 }]]) {
-  const { privateKey } = await generateKeyPair(alg, { ...options, extractable: true });
-  keys.push({ ...(await exportJWK(privateKey)), alg, use: 'sig', kid: `bench-${alg.toLowerCase()}` });
-}
+const keys = [await signingKey('ES256'), await signingKey('EdDSA', { crv: 'Ed25519' }),
+              await signingKey('RS256', { modulusLength: 2048 })];
 
 const provider = new Provider(issuer, {
   clients: [
@@ -59,26 +55,12 @@ const provider = new Provider(issuer, {
     devInteractions: { enabled: false },
     clientCredentials: { enabled: true },
     introspection: { enabled: true },
-    resourceIndicators: {
-      enabled: true,
-      defaultResource: async () => JWT_RESOURCE,
-      useGrantedResource: async () => true,
-      getResourceServerInfo: async (ctx, resource) => {
-        if (JWT_RESOURCES[resource]) {
-          return { scope: 'mcp:call', accessTokenTTL: 300, accessTokenFormat: 'jwt',
-                   jwt: { sign: { alg: JWT_RESOURCES[resource] } } };
-        }
-        if (resource === OPAQUE_RESOURCE) {
-          return { scope: 'mcp:call', accessTokenTTL: 300, accessTokenFormat: 'opaque' };
-        }
-        throw new Error('unknown resource');
-      },
-    },
+    resourceIndicators: resourceIndicators(JWT_RESOURCE, (resource) => {
+      if (JWT_RESOURCES[resource]) {
+        return { accessTokenFormat: 'jwt', jwt: { sign: { alg: JWT_RESOURCES[resource] } } };
+      }
+      return resource === OPAQUE_RESOURCE ? { accessTokenFormat: 'opaque' } : undefined;
+    }),
   },
 });
-provider.proxy = false;
-
-const server = provider.listen(port, '127.0.0.1', () => {
-  console.log(`listening ${server.address().port}`);
-});
-process.on('SIGTERM', () => server.close(() => process.exit(0)));
+serve(provider, port);

@@ -149,22 +149,6 @@ wait_for_log() { # FILE TEXT [COUNT]: until TEXT is in FILE COUNT times (default
     return 1
 }
 
-# node_result LINE: a node script's "ok: ..." or "FAIL: ..." line counted
-# as a check (a failure also in NODE_FAILURES, which the caller zeroes) and
-# printed; returns 1 for any other line.
-node_result() {
-    case $1 in
-    "ok: "*) CHECKS=$((CHECKS + 1)) ;;
-    "FAIL: "*)
-        CHECKS=$((CHECKS + 1))
-        FAILURES=$((FAILURES + 1))
-        NODE_FAILURES=$((NODE_FAILURES + 1))
-        ;;
-    *) return 1 ;;
-    esac
-    echo "$1"
-}
-
 # listening_port FILE PID: the port a test server says it listens on (its
 # line "listening PORT" in FILE), waited for up to 10 s while PID lives;
 # returns 1 (printing nothing) when it never says it.
@@ -206,6 +190,27 @@ b64url_json() {
 # jwt_header TOKEN, jwt_claims TOKEN: a JWT's decoded parts
 jwt_header() { b64url_json "$(printf '%s' "$1" | cut -d. -f1)"; }
 jwt_claims() { b64url_json "$(printf '%s' "$1" | cut -d. -f2)"; }
+
+# --- SAML: the answers of tests/saml/make-assertions.sh -----------------------
+# saml_fixtures [BENCH_N]: its IdP, keys and answers, made now, in SAML
+# ($TMP/saml); the test is skipped without xmlsec1 and ends if it fails
+saml_fixtures() {
+    command -v xmlsec1 >/dev/null || { echo "xmlsec1 is missing: skipped"; exit 77; }
+    SAML="$TMP/saml"
+    bash "$SRCDIR/tests/saml/make-assertions.sh" "$SAML" "$(date +%s)" "$@" >"$TMP/make.log" 2>&1 ||
+        { cat "$TMP/make.log"; echo "make-assertions.sh failed"; exit 1; }
+}
+
+# saml_fixture_instance FILE [SETTING...]: a saml backend instance that
+# trusts that IdP, as the service provider its answers are for (their
+# audience), with the SETTINGs (one a line)
+saml_fixture_instance() {
+    local file=$1
+    shift
+    printf 'kind = "backend";\nplugin = "saml";\nidp_metadata = "%s";\nsp_entity_id = "%s";\n' \
+        "$SAML/metadata.xml" https://mandate.example.com/saml >"$file"
+    [ $# -eq 0 ] || printf '%s\n' "$@" >>"$file"
+}
 
 # --- a browser, for the sign-in tests ---------------------------------------
 # browse URL [curl args]: GET (or as the args say), no redirect followed; the

@@ -15,24 +15,14 @@
 # intern are refused. SimpleSAMLphp in a real browser is in tests/interop.
 . "${MANDATE_SRCDIR:-.}/tests/e2e/lib.sh"
 
-command -v xmlsec1 >/dev/null || { echo "xmlsec1 is missing: skipped"; exit 77; }
 command -v python3 >/dev/null || { echo "python3 is missing (inflating the AuthnRequest): skipped"; exit 77; }
-SAML="$TMP/saml"
-bash "$SRCDIR/tests/saml/make-assertions.sh" "$SAML" "$(date +%s)" >"$TMP/make.log" 2>&1 ||
-    { cat "$TMP/make.log"; echo "make-assertions.sh failed"; exit 1; }
+saml_fixtures
 
 new_state
 INSTANCE=backend-corp-saml
 MARKET=https://mcp.example/marketpulse
-cat >"$STATE/mandate.d/$INSTANCE.conf" <<CONF
-kind = "backend";
-plugin = "saml";
-idp_metadata = "$SAML/metadata.xml";
-sp_entity_id = "https://mandate.example.com/saml";
-sp_key = "$SAML/sp.key";
-sp_certificate = "$SAML/sp.crt";
-sign_authn_requests = true;
-CONF
+saml_fixture_instance "$STATE/mandate.d/$INSTANCE.conf" "sp_key = \"$SAML/sp.key\";" \
+    "sp_certificate = \"$SAML/sp.crt\";" "sign_authn_requests = true;"
 cat >>"$CONF" <<CONF
 targets = ( { name = "marketpulse"; paths = ["/mcp"]; audience = "$MARKET"; scopes = ["mcp:call"]; } );
 mappings = (

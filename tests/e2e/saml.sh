@@ -7,20 +7,12 @@
 # the mapping rules decide who gets what; mandatectl mapping test explains it.
 . "${MANDATE_SRCDIR:-.}/tests/e2e/lib.sh"
 
-command -v xmlsec1 >/dev/null || { echo "xmlsec1 is missing: skipped"; exit 77; }
-SAML="$TMP/saml"
-bash "$SRCDIR/tests/saml/make-assertions.sh" "$SAML" "$(date +%s)" 2 >"$TMP/make.log" 2>&1 ||
-    { cat "$TMP/make.log"; echo "make-assertions.sh failed"; exit 1; }
+saml_fixtures 2
 
 new_state
 CAL=https://mcp.example/market-calendar
 ARCHIVE=https://mcp.example/compliance-archive
-cat >"$STATE/mandate.d/backend-corp-saml.conf" <<CONF
-kind = "backend";
-plugin = "saml";
-idp_metadata = "$SAML/metadata.xml";
-sp_entity_id = "https://mandate.example.com/saml";
-CONF
+saml_fixture_instance "$STATE/mandate.d/backend-corp-saml.conf"
 cat >>"$CONF" <<CONF
 targets = ( { name = "market-calendar"; paths = ["/mcp"]; audience = "$CAL"; scopes = ["mcp:call"]; } );
 mappings = (

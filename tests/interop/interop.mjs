@@ -35,20 +35,16 @@ const env = (name) => {
 };
 const BASE = env('INTEROP_BASE');
 const DIR = env('INTEROP_DIR');
-const BASIC = {
-    id: env('INTEROP_BASIC_ID'),
-    secret: env('INTEROP_BASIC_SECRET'),
-    ttl: Number(env('INTEROP_BASIC_TTL')),
-    tenant: env('INTEROP_BASIC_TENANT'),
-    resource: env('INTEROP_BASIC_RESOURCE'),
-};
-const POST = {
-    id: env('INTEROP_POST_ID'),
-    secret: env('INTEROP_POST_SECRET'),
-    ttl: Number(env('INTEROP_POST_TTL')),
-    tenant: env('INTEROP_POST_TENANT'),
-    resource: env('INTEROP_POST_RESOURCE'),
-};
+// clientOf('BASIC'): the client jose.sh made, from INTEROP_BASIC_*
+const clientOf = (name) => ({
+    id: env(`INTEROP_${name}_ID`),
+    secret: env(`INTEROP_${name}_SECRET`),
+    ttl: Number(env(`INTEROP_${name}_TTL`)),
+    tenant: env(`INTEROP_${name}_TENANT`),
+    resource: env(`INTEROP_${name}_RESOURCE`),
+});
+const BASIC = clientOf('BASIC');
+const POST = clientOf('POST');
 
 // --- checks ------------------------------------------------------------------
 let failed = 0;

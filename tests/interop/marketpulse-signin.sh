@@ -21,10 +21,7 @@ if [ ! -x "$CHROMIUM" ]; then
 fi
 . "$SRCDIR/tests/interop/npm.sh"
 command -v nginx >/dev/null 2>&1 || fatal "nginx is needed (Debian: apt-get install nginx-light)"
-for f in signin-browser.mjs signin-marketpulse.mjs; do
-    [ "$SRCDIR/tests/interop/$f" -ef "$NPM_DIR/$f" ] || cp "$SRCDIR/tests/interop/$f" "$NPM_DIR/$f" ||
-        fatal "cannot copy $f to $NPM_DIR"
-done
+npm_copy signin-browser.mjs signin-marketpulse.mjs
 free_port() {
     node -e 'const s = require("net").createServer().listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); })'
 }
@@ -72,21 +69,10 @@ expect_contains "the resource is the gateway's /mcp (what the MCP SDK takes)" "\
 # --- a person signs in through the MCP SDK --------------------------------------------------
 echo "--- the MCP SDK at $GW/mcp, alice at the demo IdP"
 TOKEN=""
-NODE_FAILURES=0
-done_seen=0
-while IFS= read -r line; do
-    node_result "$line" && continue
-    case $line in
-    "@token "*) TOKEN=${line#@token } ;;
-    "@done") done_seen=1 ;;
-    *) echo "$line" ;;
-    esac
-done < <(cd "$NPM_DIR" && timeout 180 env SIGNIN_BASE="$BASE" SIGNIN_MCP_URL="$GW/mcp" SIGNIN_USER=alice \
+node_token() { TOKEN=$1; } # "@token TOKEN": no answer
+run_node signin-marketpulse.mjs SIGNIN_BASE="$BASE" SIGNIN_MCP_URL="$GW/mcp" SIGNIN_USER=alice \
     SIGNIN_PASSWORD="$PASSWORD" SIGNIN_CHROMIUM="$CHROMIUM" \
-    SIGNIN_SHOTS="$BUILDDIR/tests/interop/artifacts/marketpulse-signin" \
-    node signin-marketpulse.mjs </dev/null 2>"$TMP/node.err")
-expect_eq "signin-marketpulse.mjs ran to its end" 1 "$done_seen"
-[ -s "$TMP/node.err" ] && sed 's/^/node stderr: /' "$TMP/node.err" | tail -n 30
+    SIGNIN_SHOTS="$BUILDDIR/tests/interop/artifacts/marketpulse-signin"
 check "the SDK handed over an access token" test -n "$TOKEN"
 
 # --- the person's token, then the agent's, through the gateway ------------------------------

@@ -37,14 +37,10 @@
 //       a new made-up one for each token); --count N prints N tokens
 //
 // Environment: OIDC_NPM_DIR, where node_modules is (the build tree's).
-import http from 'node:http';
-import path from 'node:path';
 import fs from 'node:fs';
 import crypto from 'node:crypto';
-import { createRequire } from 'node:module';
-import { pathToFileURL } from 'node:url';
+import { loopbackProvider, logErrors, announce } from './op-loopback.mjs';
 
-const NPM_DIR = process.env.OIDC_NPM_DIR || process.cwd();
 const BROKER = 'mandate-broker';
 const SERVICE = 'reporting-service';
 const REDIRECT = 'http://127.0.0.1:9/callback'; // never contacted: the code is read from Location
@@ -99,19 +95,10 @@ function publicJwk(jwk) {
 
 // --- serve --------------------------------------------------------------------------
 async function serve(a) {
-    const require = createRequire(path.join(NPM_DIR, 'package.json'));
-    const { default: Provider } = await import(pathToFileURL(require.resolve('oidc-provider')).href);
     const keys = need(a, 'keys').split(',').map(readJwk);
     const accounts = JSON.parse(fs.readFileSync(need(a, 'accounts'), 'utf8'));
     const secret = need(a, 'secret');
-
-    const server = http.createServer();
-    await new Promise((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(Number(a.port || 0), '127.0.0.1', resolve);
-    });
-    const port = server.address().port;
-    const issuer = `http://127.0.0.1:${port}`;
+    const { Provider, server, issuer } = await loopbackProvider(a.port);
 
     const provider = new Provider(issuer, {
         jwks: { keys },
@@ -199,9 +186,7 @@ async function serve(a) {
         ttl: { IdToken: 600, AccessToken: 600, ClientCredentials: 600, Interaction: 600, Session: 600, Grant: 600 },
         pkce: { required: () => true },
     });
-    provider.on('server_error', (_ctx, err) => process.stderr.write(`server_error ${err.stack}\n`));
-    provider.on('grant.error', (_ctx, err) => process.stderr.write(`grant.error ${err.message} ${err.error_description || ''}\n`));
-    provider.on('authorization.error', (_ctx, err) => process.stderr.write(`authorization.error ${err.message} ${err.error_description || ''}\n`));
+    logErrors(provider);
 
     const callback = provider.callback();
     server.on('request', async (req, res) => {
@@ -241,13 +226,7 @@ async function serve(a) {
             }
         }
     });
-    const stop = () => {
-        server.close(() => process.exit(0));
-        server.closeAllConnections(); // the broker's kept-alive connections too
-    };
-    process.on('SIGTERM', stop);
-    process.on('SIGINT', stop);
-    console.log(`listening ${port}`);
+    announce(server);
 }
 
 // --- the scripted sign-in -------------------------------------------------------------

@@ -41,10 +41,7 @@ ARTIFACTS="$BUILDDIR/tests/interop/artifacts/saml-signin"
 rm -rf "$ARTIFACTS"
 mkdir -p "$ARTIFACTS" || fatal "cannot create $ARTIFACTS"
 echo "screenshots: $ARTIFACTS"
-for f in signin-browser.mjs signin-mcp.mjs signin-saml.mjs; do
-    [ "$SRCDIR/tests/interop/$f" -ef "$NPM_DIR/$f" ] || cp "$SRCDIR/tests/interop/$f" "$NPM_DIR/$f" ||
-        fatal "cannot copy $f to $NPM_DIR"
-done
+npm_copy signin-browser.mjs signin-mcp.mjs signin-saml.mjs
 
 # --- the broker's address first: the IdP and the fixtures name it ---------------------------
 DPORT=$(free_port)
@@ -102,7 +99,7 @@ echo "fixtures: signed in $(cat "$TMP/fixtures.ms") ms"
 saml_instance backend-fixtures "$TMP/fixtures/metadata.xml" bank
 # node_answer REQUEST_ID: the control, signed now by xmlsec1 as the fixtures'
 # IdP signs: their genuine assertion, a fresh ID, its bearer confirmation
-# naming the request (InResponseTo, under the signature); prints its file
+# naming the request (InResponseTo, under the signature); answers its file
 node_answer() {
     local out="$TMP/fixtures/answer-$1.xml"
     ID=$(sed -n 's/.* ID="\([^"]*\)".*/\1/p' "$TMP/fixtures/assertion.xml" | head -n 1) IRT=$1 \
@@ -113,7 +110,7 @@ node_answer() {
         "$TMP/fixtures/assertion.xml" >"$out.tpl" &&
         xmlsec1 --sign --privkey-pem "$TMP/fixtures/idp1.key,$TMP/fixtures/idp1.crt" \
             --id-attr:ID urn:oasis:names:tc:SAML:2.0:assertion:Assertion --output "$out" "$out.tpl" \
-            >"$out.log" 2>&1 && echo "$out"
+            >"$out.log" 2>&1 && echo "$out" >&3
 }
 
 LIFETIME=300
@@ -175,7 +172,7 @@ check "backend-bank-secure: the NameID is the persistent one asked for (the uid)
     grep -q "signed in at backend-bank-secure: advisor-12345 as advisor-12345 (rule advisors)" "$LOG"
 # node_encrypt_nameid: from now on SimpleSAMLphp encrypts the NameID too
 node_encrypt_nameid() {
-    ssp_register_sp "$TMP/sp-bank-secure.xml" --encrypt --encrypt-nameid --validate-authnrequest && echo ok
+    ssp_register_sp "$TMP/sp-bank-secure.xml" --encrypt --encrypt-nameid --validate-authnrequest && echo ok >&3
 }
 check "the tool server saw the advisor call it (its own check of the token)" \
     grep -q "POST /mcp 200 client=.* sub=advisor-12345 rpc=tools/call" "$TMP/tool.log"

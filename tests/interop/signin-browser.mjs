@@ -47,6 +47,10 @@ export const env = (name) => {
     return v;
 };
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+// settings(PREFIX): the environment as an object whose property NAME is
+// PREFIX_NAME, each required as env() requires it: a script destructures
+// what it needs, e.g. const { BASE, SUB } = settings('SIGNIN')
+export const settings = (prefix) => new Proxy({}, { get: (_, name) => env(`${prefix}_${String(name)}`) });
 
 // --- the client's redirect_uri ------------------------------------------------------------
 // A listener on 127.0.0.1 (any port: RFC 8252 §7.3) at /callback that keeps
@@ -101,7 +105,16 @@ export function authorizeRequest(base, params) {
 }
 
 // --- the browser --------------------------------------------------------------------------
-export async function launch(puppeteer) {
+// setUp(): what every sign-in script starts with: screenshots into
+// SIGNIN_SHOTS, the listener of the client's redirect_uri, the browser
+export async function setUp() {
+    const shots = new Shots(env('SIGNIN_SHOTS'));
+    const cb = await callbackServer();
+    return { shots, cb, browser: await launch() };
+}
+
+export async function launch() {
+    const { default: puppeteer } = await import('puppeteer-core');
     return puppeteer.launch({
         executablePath: CHROMIUM,
         headless: true,

@@ -11,14 +11,9 @@
 // "login USER" / "consent USER" on stderr. Keys are made at start (RS256).
 //
 // Environment: OIDC_NPM_DIR, where node_modules is (the build tree's).
-import http from 'node:http';
-import path from 'node:path';
 import fs from 'node:fs';
 import crypto from 'node:crypto';
-import { createRequire } from 'node:module';
-import { pathToFileURL } from 'node:url';
-
-const NPM_DIR = process.env.OIDC_NPM_DIR || process.cwd();
+import { loopbackProvider, logErrors, announce } from './op-loopback.mjs';
 
 function args(argv) {
     const out = {};
@@ -45,16 +40,7 @@ button { margin-top: 16px; padding: 8px 16px; background: #1f3a5f; color: #fff; 
 .err { color: #a00; } .idp { color: #888; font-size: 12px; }
 </style></head><body><main><p class="idp">${esc(name)} single sign-on</p><h1>${esc(title)}</h1>${body}</main></body></html>`;
 
-const require = createRequire(path.join(NPM_DIR, 'package.json'));
-const { default: Provider } = await import(pathToFileURL(require.resolve('oidc-provider')).href);
-
-const server = http.createServer();
-await new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(Number(a.port || 0), '127.0.0.1', resolve);
-});
-const port = server.address().port;
-const issuer = `http://127.0.0.1:${port}`;
+const { Provider, server, port, issuer } = await loopbackProvider(a.port);
 const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
 const jwk = { ...privateKey.export({ format: 'jwk' }), kid: `idp-${port}`, alg: 'RS256', use: 'sig' };
 
@@ -87,9 +73,7 @@ const provider = new Provider(issuer, {
     ttl: { IdToken: 600, AccessToken: 600, Interaction: 600, Session: 3600, Grant: 3600 },
     pkce: { required: () => true },
 });
-provider.on('server_error', (_ctx, err) => process.stderr.write(`server_error ${err.stack}\n`));
-provider.on('authorization.error', (_ctx, err) => process.stderr.write(`authorization.error ${err.message} ${err.error_description || ''}\n`));
-provider.on('grant.error', (_ctx, err) => process.stderr.write(`grant.error ${err.message} ${err.error_description || ''}\n`));
+logErrors(provider);
 
 async function formBody(req) {
     let body = '';
@@ -171,10 +155,4 @@ ${esc(scopes || 'sign-in')}.</p><form method="post" action="/interaction/${uid}/
         if (!res.headersSent) html(res, 400, page('Error', `<p>${esc(e.message)}</p>`));
     }
 });
-const stop = () => {
-    server.close(() => process.exit(0));
-    server.closeAllConnections();
-};
-process.on('SIGTERM', stop);
-process.on('SIGINT', stop);
-console.log(`listening ${port}`);
+announce(server);

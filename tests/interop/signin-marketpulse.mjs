@@ -11,18 +11,15 @@
 // Protocol: signin-browser.mjs ("ok:", "FAIL:", "# ..." lines, "@done").
 // Environment: SIGNIN_BASE (Mandate), SIGNIN_MCP_URL (the gateway's /mcp),
 // SIGNIN_USER, SIGNIN_PASSWORD, SIGNIN_SHOTS (a folder for screenshots).
-import { ok, fail, info, expect, expectEq, done, env, callbackServer, launch, signIn, Shots } from './signin-browser.mjs';
+import { ok, fail, info, expect, expectEq, done, env, setUp, signIn } from './signin-browser.mjs';
 
 const { Client } = await import('@modelcontextprotocol/sdk/client/index.js');
 const { StreamableHTTPClientTransport } = await import('@modelcontextprotocol/sdk/client/streamableHttp.js');
 const { UnauthorizedError } = await import('@modelcontextprotocol/sdk/client/auth.js');
-const { default: puppeteer } = await import('puppeteer-core');
 
 const BASE = env('SIGNIN_BASE');
 const MCP_URL = new URL(env('SIGNIN_MCP_URL'));
-const shots = new Shots(env('SIGNIN_SHOTS'));
-const cb = await callbackServer();
-const browser = await launch(puppeteer);
+const { shots, cb, browser } = await setUp();
 
 const provider = {
     info: undefined, saved: undefined, verifier: undefined, sentState: undefined,

@@ -25,27 +25,19 @@ import https from 'node:https';
 import fs from 'node:fs';
 import crypto from 'node:crypto';
 import {
-    ok, fail, info, expect, expectEq, ask, done, env, sleep, callbackServer, launch, signIn, Shots,
+    ok, fail, info, expect, expectEq, ask, done, env, settings, sleep, setUp, signIn,
 } from './signin-browser.mjs';
 
 const { Client } = await import('@modelcontextprotocol/sdk/client/index.js');
 const { StreamableHTTPClientTransport } = await import('@modelcontextprotocol/sdk/client/streamableHttp.js');
 const { UnauthorizedError } = await import('@modelcontextprotocol/sdk/client/auth.js');
 const jose = await import('jose');
-const { default: puppeteer } = await import('puppeteer-core');
 
-const BASE = env('SIGNIN_BASE');
+const { BASE, MODE, USER, PASSWORD, IDP, IDP_CLAIM, SUB, RESOURCE } = settings('SIGNIN');
 const MCP_URL = new URL(env('SIGNIN_MCP_URL'));
-const MODE = env('SIGNIN_MODE');
-const USER = env('SIGNIN_USER');
-const PASSWORD = env('SIGNIN_PASSWORD');
-const IDP = env('SIGNIN_IDP');
-const IDP_CLAIM = env('SIGNIN_IDP_CLAIM');
-const SUB = env('SIGNIN_SUB');
-const RESOURCE = env('SIGNIN_RESOURCE');
 const STEPS = process.env.SIGNIN_STEPS || 'all';
 const REVOKE = STEPS === 'all' ? env('SIGNIN_REVOKE') : undefined;
-const shots = new Shots(env('SIGNIN_SHOTS'));
+const { shots, cb, browser } = await setUp();
 const T = `[${MODE}]`;
 
 // every request the SDK makes to the token and registration endpoints
@@ -61,8 +53,6 @@ const sdkFetch = async (url, init) => {
     }
     return res;
 };
-
-const cb = await callbackServer();
 
 // --- the Client ID Metadata Document, over https -----------------------------------------
 let documentUrl;
@@ -92,8 +82,6 @@ if (MODE === 'cimd') {
     documentUrl = `https://127.0.0.1:${docServer.address().port}/clients/marketpulse-desktop.json`;
     info(`${T} client ID metadata document at ${documentUrl}`);
 }
-
-const browser = await launch(puppeteer);
 
 // --- the SDK's OAuthClientProvider: what a desktop app would keep ----------------------------
 class Provider {

@@ -13,21 +13,15 @@
 // SIGNIN_USER, SIGNIN_PASSWORD, SIGNIN_IDP (the chooser's label of their
 // IdP), SIGNIN_OTHER_IDP (the other label), SIGNIN_TENANT_NAME, SIGNIN_SHOTS.
 import {
-    ok, fail, info, expect, expectEq, done, env, sleep, callbackServer, launch, pageKind, Shots, authorizeRequest, clickNav,
+    ok, fail, info, expect, expectEq, done, env, settings, sleep, setUp, pageKind, authorizeRequest, clickNav,
     postForm, pageText,
 } from './signin-browser.mjs';
 
-const { default: puppeteer } = await import('puppeteer-core');
-const BASE = env('SIGNIN_BASE');
-const CLIENT = env('SIGNIN_CLIENT_ID');
-const RESOURCE = env('SIGNIN_RESOURCE');
-const IDP = env('SIGNIN_IDP');
-const OTHER = env('SIGNIN_OTHER_IDP');
-const TENANT = env('SIGNIN_TENANT_NAME');
+const {
+    BASE, CLIENT_ID: CLIENT, RESOURCE, IDP, OTHER_IDP: OTHER, TENANT_NAME: TENANT,
+} = settings('SIGNIN');
 const T = '[pages]';
-const shots = new Shots(env('SIGNIN_SHOTS'));
-const cb = await callbackServer();
-const browser = await launch(puppeteer);
+const { shots, cb, browser } = await setUp();
 
 const authorizeUrl = (extra = {}) => authorizeRequest(BASE, { client_id: CLIENT, redirect_uri: cb.url, resource: RESOURCE, ...extra }).url;
 

@@ -10,19 +10,14 @@
 // SIGNIN_CLIENT_SECRET (a confidential client registered with the redirect
 // URI http://127.0.0.1/callback: any port, RFC 8252 §7.3), SIGNIN_USER,
 // SIGNIN_PASSWORD, SIGNIN_IDP, SIGNIN_SUB, SIGNIN_RESOURCE, SIGNIN_SHOTS.
-import { ok, fail, info, expect, expectEq, done, env, callbackServer, launch, signIn, Shots } from './signin-browser.mjs';
+import { ok, fail, info, expect, expectEq, done, env, settings, setUp, signIn } from './signin-browser.mjs';
 
 const { Issuer, generators, errors } = await import('openid-client');
 const jose = await import('jose');
-const { default: puppeteer } = await import('puppeteer-core');
 
-const BASE = env('SIGNIN_BASE');
-const RESOURCE = env('SIGNIN_RESOURCE');
-const SUB = env('SIGNIN_SUB');
+const { BASE, RESOURCE, SUB } = settings('SIGNIN');
 const T = '[openid-client]';
-const shots = new Shots(env('SIGNIN_SHOTS'));
-const cb = await callbackServer();
-const browser = await launch(puppeteer);
+const { shots, cb, browser } = await setUp();
 
 try {
     // RFC 8414 only: Mandate issues no id_token and serves no OpenID

@@ -25,27 +25,19 @@
 import fs from 'node:fs';
 import zlib from 'node:zlib';
 import {
-    ok, fail, info, expect, expectEq, ask, done, env, callbackServer, launch, signIn, settle, pageKind, Shots,
+    ok, fail, info, expect, expectEq, ask, done, env, settings, setUp, signIn, settle, pageKind,
     authorizeRequest, postForm, pageText,
 } from './signin-browser.mjs';
 
 const jose = await import('jose');
-const { default: puppeteer } = await import('puppeteer-core');
 
-const BASE = env('SIGNIN_BASE');
-const CLIENT = env('SIGNIN_CLIENT_ID');
-const IDP = env('SIGNIN_IDP');
-const INSTANCE = env('SAML_INSTANCE');
-const IDP_CLAIM = env('SAML_IDP_CLAIM');
-const ADVISOR_AUD = env('SAML_ADVISOR_AUD');
-const COMPLIANCE_AUD = env('SAML_COMPLIANCE_AUD');
+const { BASE, CLIENT_ID: CLIENT, IDP } = settings('SIGNIN');
+const { INSTANCE, IDP_CLAIM, ADVISOR_AUD, COMPLIANCE_AUD } = settings('SAML');
 const FIXTURES = process.env.SAML_FIXTURES;
 const TAMPER = process.env.SAML_TAMPER === '1';
 const ACS = `${BASE}/login/${INSTANCE}/callback`;
 const T = '[saml]';
-const shots = new Shots(env('SIGNIN_SHOTS'));
-const cb = await callbackServer();
-const browser = await launch(puppeteer);
+const { shots, cb, browser } = await setUp();
 const meta = await (await fetch(`${BASE}/.well-known/oauth-authorization-server`)).json();
 const jwks = jose.createRemoteJWKSet(new URL(meta.jwks_uri));
 

@@ -32,10 +32,7 @@ ARTIFACTS="$BUILDDIR/tests/interop/artifacts/signin"
 rm -rf "$ARTIFACTS"
 mkdir -p "$ARTIFACTS" || fatal "cannot create $ARTIFACTS"
 echo "screenshots: $ARTIFACTS"
-for f in signin-browser.mjs signin-idp.mjs signin-mcp.mjs signin-rp.mjs signin-pages.mjs; do
-    [ "$SRCDIR/tests/interop/$f" -ef "$NPM_DIR/$f" ] || cp "$SRCDIR/tests/interop/$f" "$NPM_DIR/$f" ||
-        fatal "cannot copy $f to $NPM_DIR"
-done
+npm_copy signin-browser.mjs op-loopback.mjs signin-idp.mjs signin-mcp.mjs signin-rp.mjs signin-pages.mjs
 
 # --- the broker's address first: the IdPs register its callbacks -----------------------
 STATE="$TMP/state"

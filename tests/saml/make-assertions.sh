@@ -59,6 +59,17 @@ mkdir -p "$out"
 cd "$out"
 
 ts() { TZ=UTC0 printf '%(%Y-%m-%dT%H:%M:%SZ)T' "$1"; }
+# fill TEMPLATE [NAME VALUE]...: TEMPLATE with each @NAME@ replaced by its
+# VALUE, in that order
+fill() {
+    local s=$1
+    shift
+    while [ $# -gt 1 ]; do
+        s=${s//@$1@/$2}
+        shift 2
+    done
+    printf '%s\n' "$s"
+}
 
 # --- keys and certificates ---------------------------------------------------
 for k in idp1 idp2 enc attacker sp sp-next; do
@@ -73,12 +84,8 @@ CERT_ENC=$(der64 enc.crt)
 CERT_ATT=$(der64 attacker.crt)
 
 md=$(<"$here/metadata.xml.in")
-m=${md//@ISSUER@/$ISSUER}; m=${m//@CERT1@/$CERT1}; m=${m//@CERT2@/$CERT2}
-m=${m//@CERT_ENC@/$CERT_ENC}
-printf '%s\n' "$m" >metadata.xml
-m=${md//@ISSUER@/$OTHER_ISSUER}; m=${m//@CERT1@/$CERT_ATT}; m=${m//@CERT2@/$CERT_ATT}
-m=${m//@CERT_ENC@/$CERT_ENC}
-printf '%s\n' "$m" >other-metadata.xml
+fill "$md" ISSUER "$ISSUER" CERT1 "$CERT1" CERT2 "$CERT2" CERT_ENC "$CERT_ENC" >metadata.xml
+fill "$md" ISSUER "$OTHER_ISSUER" CERT1 "$CERT_ATT" CERT2 "$CERT_ATT" CERT_ENC "$CERT_ENC" >other-metadata.xml
 # Only the encryption KeyDescriptor: no signing certificate.
 perl -0pe 's{<md:KeyDescriptor use="signing">.*?</md:KeyDescriptor>\s*}{}s;
            s{<md:KeyDescriptor>.*?</md:KeyDescriptor>\s*}{}s' metadata.xml >nocert-metadata.xml
@@ -94,43 +101,26 @@ run_tag=$(openssl rand -hex 8)
 id="" fid="" nid=""
 new_id() { seq_no=$((seq_no + 1)); printf -v "$1" '_a%s%05d' "$run_tag" "$seq_no"; }
 
+# signature REF SIGNED: the enveloped signature of the element REF names,
+# to be made by xmlsec1, when SIGNED is 1
+signature() { if [ "$2" = 1 ]; then printf '%s' "${sig_tpl//@REF@/$1}"; fi; }
+
 # assertion ID [signed=1] [issuer] [nameid] [audience] [not_before] [not_on_or_after] [role]
 assertion() {
     local id=$1 signed=${2:-1} iss=${3:-$ISSUER} nameid=${4:-$NAMEID} aud=${5:-$AUDIENCE}
     local nb=${6:-$((now - 60))} noa=${7:-$((now + 300))} role=${8:-FinancialAdvisor}
-    local s=$a_tpl sig=""
-    [ "$signed" = 1 ] && sig=${sig_tpl//@REF@/$id}
-    s=${s//@SIGNATURE@/$sig}
-    s=${s//@ID@/$id}
-    s=${s//@ISSUER@/$iss}
-    s=${s//@NAMEID@/$nameid}
-    s=${s//@AUDIENCE@/$aud}
-    s=${s//@RECIPIENT@/$RECIPIENT}
-    s=${s//@SCD_EXTRA@/$SCD_EXTRA}
-    s=${s//@ISSUE_INSTANT@/$(ts $((nb + 60)))}
-    s=${s//@AUTHN_INSTANT@/$(ts $((now - 120)))}
-    s=${s//@NOT_BEFORE@/$(ts "$nb")}
-    s=${s//@NOT_ON_OR_AFTER@/$(ts "$noa")}
-    s=${s//@ROLE@/$role}
-    s=${s//@EMPLOYEE_ID@/12345}
-    printf '%s\n' "$s"
+    fill "$a_tpl" SIGNATURE "$(signature "$id" "$signed")" ID "$id" ISSUER "$iss" NAMEID "$nameid" \
+        AUDIENCE "$aud" RECIPIENT "$RECIPIENT" SCD_EXTRA "$SCD_EXTRA" ISSUE_INSTANT "$(ts $((nb + 60)))" \
+        AUTHN_INSTANT "$(ts $((now - 120)))" NOT_BEFORE "$(ts "$nb")" NOT_ON_OR_AFTER "$(ts "$noa")" \
+        ROLE "$role" EMPLOYEE_ID 12345
 }
 
 # response RESPONSE_ID signed ASSERTIONS [EXTENSIONS] [issuer]
 response() {
     local rid=$1 signed=$2 assertions=$3 ext=${4:-} iss=${5:-$ISSUER}
-    local s=$r_tpl sig=""
-    [ "$signed" = 1 ] && sig=${sig_tpl//@REF@/$rid}
-    s=${s//@SIGNATURE@/$sig}
-    s=${s//@EXTENSIONS@/$ext}
-    s=${s//@RESPONSE_ID@/$rid}
-    s=${s//@ISSUER@/$iss}
-    s=${s//@RECIPIENT@/$RECIPIENT}
-    s=${s//@RESPONSE_EXTRA@/$RESPONSE_EXTRA}
-    s=${s//@STATUS@/$STATUS}
-    s=${s//@ISSUE_INSTANT@/$(ts "$now")}
-    s=${s//@ASSERTIONS@/$assertions}
-    printf '%s\n' "$s"
+    fill "$r_tpl" SIGNATURE "$(signature "$rid" "$signed")" EXTENSIONS "$ext" RESPONSE_ID "$rid" \
+        ISSUER "$iss" RECIPIENT "$RECIPIENT" RESPONSE_EXTRA "$RESPONSE_EXTRA" STATUS "$STATUS" \
+        ISSUE_INSTANT "$(ts "$now")" ASSERTIONS "$assertions"
 }
 
 # sign KEY NODE < template > signed  (NODE: Assertion or Response)
