@@ -78,6 +78,9 @@ typedef struct mandate_config {
     char *tls_key;
     char *tls_client_ca;             /* RFC 8705 trust anchors; NULL: none */
     char *client_certificate_header; /* from trusted proxies only; NULL: none */
+    /* the proxies whose client_certificate_header is believed; NULL: the
+     * trusted_proxies (configurations before the setting) */
+    char **client_certificate_proxies;
     char *mtls_base_url;             /* mtls_endpoint_aliases; NULL: the issuer's */
 
     char *state_dir;

@@ -59,8 +59,13 @@ static const mandate_conf_def core_defs[] = {
      "certificates must chain to one of these (RFC 8705)"},
     {"server.client_certificate_header", MANDATE_CONF_STRING, 0,
      CONF_OFF(client_certificate_header), NULL, 0, 0, NULL,
-     "header in which a trusted proxy (server.trusted_proxies) forwards the client's "
-     "certificate as URL-escaped PEM (nginx: $ssl_client_escaped_cert); none by default"},
+     "header in which a TLS-terminating proxy (server.client_certificate_proxies) forwards "
+     "the client's certificate as URL-escaped PEM (nginx: $ssl_client_escaped_cert); none by "
+     "default"},
+    {"server.client_certificate_proxies", MANDATE_CONF_STRING_LIST, 0,
+     CONF_OFF(client_certificate_proxies), NULL, 0, 0, NULL,
+     "addresses or CIDR blocks of the proxies that terminate the clients' TLS and whose "
+     "client_certificate_header is believed; none set: every server.trusted_proxies address"},
     {"server.mtls_base_url", MANDATE_CONF_STRING, 0, CONF_OFF(mtls_base_url), NULL, 0, 0, NULL,
      "base URL where clients reach the endpoints with their certificate, when not the issuer's "
      "(metadata: mtls_endpoint_aliases)"},
@@ -241,6 +246,24 @@ static const mandate_conf_def target_defs[] = {
  * mandate_gateway_path_normalise leaves as it is. So it has no dot-segment,
  * no '%' (requests are compared decoded), no "//", no ';' and no query: a
  * path written otherwise would never match, or match other than it reads. */
+/* Every entry of a list of proxies (name: its setting) an address or a
+ * CIDR block. */
+static bool address_blocks_valid(config_t *file, const char *name, char *const *blocks,
+                                 mandate_diag *diag)
+{
+    bool ok = true;
+    for (char *const *t = blocks; t != NULL && *t != NULL; t++) {
+        if (!mandate_peer_block_valid(*t)) {
+            mandate_diag_add_at(diag, config_lookup(file, name),
+                                "'%s': '%s' is not an address or a CIDR block like "
+                                "\"10.0.0.0/8\"",
+                                name, *t);
+            ok = false;
+        }
+    }
+    return ok;
+}
+
 static bool target_path_ok(mandate_pool *pool, const config_setting_t *at,
                            const mandate_target *t, const char *path, mandate_diag *diag)
 {
@@ -586,15 +609,11 @@ bool mandate_config_load(const char *path, mandate_config **config_r, mandate_di
                 mandate_diag_add(diag, "%s: bad default listen address", path);
             ok = false;
         }
-        for (char **t = cfg->trusted_proxies; t != NULL && *t != NULL; t++) {
-            if (!mandate_peer_block_valid(*t)) {
-                mandate_diag_add_at(diag, config_lookup(&file, "server.trusted_proxies"),
-                                    "'server.trusted_proxies': '%s' is not an address or a "
-                                    "CIDR block like \"10.0.0.0/8\"",
-                                    *t);
-                ok = false;
-            }
-        }
+        if (!address_blocks_valid(&file, "server.trusted_proxies", cfg->trusted_proxies,
+                                  diag) ||
+            !address_blocks_valid(&file, "server.client_certificate_proxies",
+                                  cfg->client_certificate_proxies, diag))
+            ok = false;
         /* RFC 8707 §2: a resource is an absolute URI without a fragment */
         if (cfg->default_resource != NULL &&
             (strchr(cfg->default_resource, ':') == NULL ||
@@ -613,10 +632,12 @@ bool mandate_config_load(const char *path, mandate_config **config_r, mandate_di
                 ok = false;
             }
         }
-        if (cfg->client_certificate_header != NULL && cfg->trusted_proxies == NULL) {
+        if (cfg->client_certificate_header != NULL && cfg->trusted_proxies == NULL &&
+            cfg->client_certificate_proxies == NULL) {
             mandate_diag_add_at(diag, config_lookup(&file, "server.client_certificate_header"),
                                 "'server.client_certificate_header' is believed only from "
-                                "'server.trusted_proxies': name the proxy's address there");
+                                "'server.client_certificate_proxies' (or, without it, "
+                                "'server.trusted_proxies'): name the proxy's address there");
             ok = false;
         }
         if ((cfg->tls_certificate == NULL) != (cfg->tls_key == NULL)) {

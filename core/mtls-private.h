@@ -34,8 +34,8 @@ typedef enum mandate_mtls_outcome {
 
 /* The request's client certificate: the one of Mandate's TLS session, or
  * the one in server.client_certificate_header when the socket's peer is in
- * server.trusted_proxies (from any other peer the header is REFUSED:
- * anyone can write one). */
+ * server.client_certificate_proxies (not set: server.trusted_proxies; from
+ * any other peer the header is REFUSED: anyone can write one). */
 mandate_mtls_outcome mandate_mtls_request_cert(mandate_http_request *req,
                                                const mandate_mtls_cert **cert_r,
                                                const char **why_r);

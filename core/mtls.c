@@ -64,8 +64,12 @@ mandate_mtls_outcome mandate_mtls_request_cert(mandate_http_request *req,
             return MANDATE_MTLS_REFUSED;
         }
     } else if (header != NULL) {
-        if (!mandate_peer_trusted((const struct sockaddr *)&req->socket_peer,
-                                  cfg->trusted_proxies)) {
+        /* only the proxies that terminate the clients' TLS and set the
+         * header themselves; any other hop passes a client's own */
+        char *const *forwarders = cfg->client_certificate_proxies != NULL
+                                      ? cfg->client_certificate_proxies
+                                      : cfg->trusted_proxies;
+        if (!mandate_peer_trusted((const struct sockaddr *)&req->socket_peer, forwarders)) {
             *why_r = "a client certificate header from an address that is not a trusted proxy";
             return MANDATE_MTLS_REFUSED;
         }

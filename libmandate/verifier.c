@@ -24,7 +24,14 @@
  * resource server with several processes behind one name should leave the
  * replay check to the broker's gateway, which shares it through the store)
  * and bounded: when full of live entries, proofs are refused rather than
- * let through unchecked. */
+ * let through unchecked.
+ *
+ * Certificate-bound tokens (cnf x5t#S256, RFC 8705 §3) pass only
+ * mandate_verifier_check_request with the client certificate of the
+ * request's TLS connection, whose thumbprint must be the token's. A cnf
+ * is read by lib/grant-claims.c as the broker reads it: any member other
+ * than jkt and x5t#S256 makes the token refused, never taken as a bearer
+ * one (RFC 7800 §3). */
 #include "config.h"
 
 #include <pthread.h>
@@ -38,7 +45,9 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
+#include "client-cert.h"
 #include "dpop.h"
+#include "grant-claims.h"
 #include "jose.h"
 #include "jwks-cache.h"
 #include "http-client.h"
@@ -167,10 +176,12 @@ static char *dup_or_null(const char *s, bool *oom)
 }
 
 /* proof_jkt: the thumbprint of the key whose proof came with the token
- * (NULL: presented as a bearer token). */
+ * (NULL: presented as a bearer token); cert_x5t: the thumbprint of the
+ * request's client certificate (NULL: none came). */
 static mandate_client_rc check_claims(const mandate_verifier *v, const json_t *claims,
-                                      const char *proof_jkt, const char *required_scope,
-                                      mandate_verified_token *out, char *errbuf, size_t errlen)
+                                      const char *proof_jkt, const char *cert_x5t,
+                                      const char *required_scope, mandate_verified_token *out,
+                                      char *errbuf, size_t errlen)
 {
     const char *iss, *sub, *client_id, *jti, *scope, *tenant, *actor = NULL;
     bool has_exp, has_iat, has_nbf;
@@ -210,11 +221,20 @@ static mandate_client_rc check_claims(const mandate_verifier *v, const json_t *c
                                    "token: issued %lld s in the future",
                                    (long long)(iat - now));
 
-    const json_t *cnf = json_object_get(claims, "cnf");
-    const char *jkt = json_string_value(json_object_get(cnf, "jkt"));
-    if (cnf != NULL && !json_is_object(cnf))
+    const char *jkt, *x5t;
+    const char *cnf_why = mandate_grant_cnf_of(claims, &jkt, &x5t);
+    if (cnf_why != NULL)
+        return mandate_client_fail(errbuf, errlen, MANDATE_CLIENT_TOKEN_INVALID, "token: %s",
+                                   cnf_why);
+    if (x5t != NULL && cert_x5t == NULL)
         return mandate_client_fail(errbuf, errlen, MANDATE_CLIENT_TOKEN_INVALID,
-                                   "token: cnf is not an object");
+                                   "token: certificate-bound (cnf x5t#S256), presented without "
+                                   "a client certificate");
+    if (x5t != NULL && strcmp(x5t, cert_x5t) != 0)
+        return mandate_client_fail(
+            errbuf, errlen, MANDATE_CLIENT_TOKEN_INVALID,
+            "token: certificate-bound to another client certificate than "
+            "the request's");
     if (jkt != NULL && proof_jkt == NULL)
         return mandate_client_fail(errbuf, errlen, MANDATE_CLIENT_TOKEN_INVALID,
                                    "token: DPoP-bound, presented without a proof of its key");
@@ -240,6 +260,7 @@ static mandate_client_rc check_claims(const mandate_verifier *v, const json_t *c
         out->actor = dup_or_null(actor, &oom);
         out->jti = dup_or_null(jti, &oom);
         out->cnf_jkt = dup_or_null(jkt, &oom);
+        out->cnf_x5t_s256 = dup_or_null(x5t, &oom);
         out->issued_at = iat;
         out->expires_at = exp;
         if (oom) {
@@ -367,12 +388,14 @@ void mandate_verified_token_clear(mandate_verified_token *token)
     free(token->actor);
     free(token->jti);
     free(token->cnf_jkt);
+    free(token->cnf_x5t_s256);
     memset(token, 0, sizeof(*token));
 }
 
 static mandate_client_rc verify(mandate_verifier *verifier, const char *token,
-                                const char *proof_jkt, const char *required_scope,
-                                mandate_verified_token *out, char *errbuf, size_t errlen)
+                                const char *proof_jkt, const char *cert_x5t,
+                                const char *required_scope, mandate_verified_token *out,
+                                char *errbuf, size_t errlen)
 {
     mandate_verifier *v = verifier;
     if (out != NULL)
@@ -429,7 +452,7 @@ static mandate_client_rc verify(mandate_verifier *verifier, const char *token,
                                  jerr.message);
         goto done;
     }
-    rc = check_claims(v, jws.claims, proof_jkt, required_scope, out, errbuf, errlen);
+    rc = check_claims(v, jws.claims, proof_jkt, cert_x5t, required_scope, out, errbuf, errlen);
 done:
     mandate_jwks_unref(&ks);
     mandate_jws_clear(&jws);
@@ -441,7 +464,7 @@ mandate_client_rc mandate_verifier_check(mandate_verifier *verifier, const char 
                                          mandate_verified_token *out, char *errbuf,
                                          size_t errlen)
 {
-    return verify(verifier, token, NULL, required_scope, out, errbuf, errlen);
+    return verify(verifier, token, NULL, NULL, required_scope, out, errbuf, errlen);
 }
 
 mandate_client_rc mandate_verifier_check_dpop(mandate_verifier *verifier, const char *token,
@@ -458,23 +481,74 @@ mandate_client_rc mandate_verifier_check_dpop(mandate_verifier *verifier, const 
     if (proof == NULL)
         return mandate_client_fail(errbuf, errlen, MANDATE_CLIENT_TOKEN_INVALID,
                                    "DPoP proof: missing");
+    mandate_verifier_request rq = {
+        .token = token, .dpop_proof = proof, .method = method, .uri = uri};
+    return mandate_verifier_check_request(verifier, &rq, required_scope, out, errbuf, errlen);
+}
+
+/* The thumbprint of the request's client certificate into x5t (x5t[0] '\0':
+ * none came). */
+static mandate_client_rc request_cert_x5t(const mandate_verifier_request *rq,
+                                          char x5t[MANDATE_CERT_THUMBPRINT_LEN + 1],
+                                          char *errbuf, size_t errlen)
+{
+    x5t[0] = '\0';
+    if (rq->client_cert_der == NULL)
+        return MANDATE_CLIENT_OK;
+    X509 *cert = mandate_cert_from_der(rq->client_cert_der, rq->client_cert_len);
+    if (cert == NULL)
+        return mandate_client_fail(errbuf, errlen, MANDATE_CLIENT_INVALID,
+                                   "the client certificate is not one DER X.509 certificate "
+                                   "(of at most %d bytes)",
+                                   MANDATE_CLIENT_CERT_MAX);
+    bool ok = mandate_cert_thumbprint(cert, x5t);
+    X509_free(cert);
+    if (!ok)
+        return mandate_client_fail(errbuf, errlen, MANDATE_CLIENT_ERROR,
+                                   "cannot compute the client certificate's thumbprint");
+    return MANDATE_CLIENT_OK;
+}
+
+mandate_client_rc mandate_verifier_check_request(mandate_verifier *verifier,
+                                                 const mandate_verifier_request *request,
+                                                 const char *required_scope,
+                                                 mandate_verified_token *out, char *errbuf,
+                                                 size_t errlen)
+{
+    if (out != NULL)
+        memset(out, 0, sizeof(*out));
+    const mandate_verifier_request *rq = request;
+    if (verifier == NULL || rq == NULL || rq->token == NULL)
+        return mandate_client_fail(errbuf, errlen, MANDATE_CLIENT_INVALID,
+                                   "no verifier or no token");
+    if (rq->dpop_proof != NULL && (rq->method == NULL || rq->uri == NULL))
+        return mandate_client_fail(errbuf, errlen, MANDATE_CLIENT_INVALID,
+                                   "a DPoP proof without the request's method or URI");
+    char cert_x5t[MANDATE_CERT_THUMBPRINT_LEN + 1];
+    mandate_client_rc rc = request_cert_x5t(rq, cert_x5t, errbuf, errlen);
+    if (rc != MANDATE_CLIENT_OK)
+        return rc;
+    const char *x5t = cert_x5t[0] != '\0' ? cert_x5t : NULL;
+    if (rq->dpop_proof == NULL)
+        return verify(verifier, rq->token, NULL, x5t, required_scope, out, errbuf, errlen);
+
     int64_t now = verifier->now(verifier->now_ctx);
-    mandate_dpop_expect x = {.method = method,
-                             .uri = uri,
-                             .access_token = token,
+    mandate_dpop_expect x = {.method = rq->method,
+                             .uri = rq->uri,
+                             .access_token = rq->token,
                              .algs = MANDATE_DPOP_ALGS_ALL,
                              .now = now,
                              .max_age = DPOP_MAX_AGE,
                              .max_future = DPOP_MAX_FUTURE};
     mandate_dpop_proof p;
     mandate_error derr = {0};
-    mandate_rc drc = mandate_dpop_check(proof, strlen(proof), &x, &p, &derr);
+    mandate_rc drc = mandate_dpop_check(rq->dpop_proof, strlen(rq->dpop_proof), &x, &p, &derr);
     if (drc != MANDATE_OK)
         return mandate_client_fail(errbuf, errlen,
                                    drc == MANDATE_INVALID ? MANDATE_CLIENT_TOKEN_INVALID
                                                           : MANDATE_CLIENT_ERROR,
                                    "DPoP proof: %s", derr.message);
-    mandate_client_rc rc = verify(verifier, token, p.jkt, required_scope, out, errbuf, errlen);
+    rc = verify(verifier, rq->token, p.jkt, x5t, required_scope, out, errbuf, errlen);
     /* claimed once the token is good: a refused token does not use up a
      * proof, and a scope refusal still does (the request was judged) */
     if (rc == MANDATE_CLIENT_OK || rc == MANDATE_CLIENT_INSUFFICIENT_SCOPE) {

@@ -32,6 +32,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
+#include <openssl/x509.h>
 
 #include <mandate/client.h>
 
@@ -1506,6 +1507,18 @@ static char *proof_by(const mandate_dpop_key *key, const char *method, const cha
     return proof;
 }
 
+/* what: the function that answered rc with err; want and why (NULL: any
+ * message): what it should have answered */
+static void expect_answer(const char *what, mandate_client_rc rc, const char *err,
+                          mandate_client_rc want, const char *why)
+{
+    if (rc != want)
+        fail_msg("%s: %s, not %s: %s", what, mandate_client_rc_name(rc),
+                 mandate_client_rc_name(want), err);
+    if (why != NULL && strstr(err, why) == NULL)
+        fail_msg("%s: expected \"%s\", got \"%s\"", what, why, err);
+}
+
 static void expect_dpop(mandate_verifier *v, const char *token, const char *proof,
                         const char *method, mandate_client_rc want, const char *why)
 {
@@ -1514,11 +1527,7 @@ static void expect_dpop(mandate_verifier *v, const char *token, const char *proo
     mandate_client_rc rc =
         mandate_verifier_check_dpop(v, token, proof, method, "https://tools.example/mcp?x=1",
                                     "mcp:call", &out, err, sizeof(err));
-    if (rc != want)
-        fail_msg("check_dpop: %s, not %s: %s", mandate_client_rc_name(rc),
-                 mandate_client_rc_name(want), err);
-    if (why != NULL && strstr(err, why) == NULL)
-        fail_msg("check_dpop: expected \"%s\", got \"%s\"", why, err);
+    expect_answer("check_dpop", rc, err, want, why);
     if (rc == MANDATE_CLIENT_OK)
         assert_non_null(out.cnf_jkt);
     mandate_verified_token_clear(&out);
@@ -1573,6 +1582,154 @@ static void test_verify_dpop(void **state)
     mandate_verifier_free(&v);
 }
 
+/* --- certificate-bound tokens (RFC 8705 §3) -------------------------------------- */
+
+/* A self-signed client certificate of key, as DER (malloc'd, *len_r). */
+static unsigned char *client_cert_der(EVP_PKEY *key, const char *cn, size_t *len_r)
+{
+    X509 *x = X509_new();
+    assert_non_null(x);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+    X509_gmtime_adj(X509_getm_notBefore(x), 0);
+    X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+    X509_NAME *name = X509_get_subject_name(x);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
+    X509_set_issuer_name(x, name);
+    X509_set_pubkey(x, key);
+    assert_true(X509_sign(x, key, EVP_sha256()) > 0);
+    unsigned char *der = NULL;
+    int n = i2d_X509(x, &der);
+    assert_true(n > 0);
+    X509_free(x);
+    unsigned char *copy = malloc((size_t)n);
+    memcpy(copy, der, (size_t)n);
+    OPENSSL_free(der);
+    *len_r = (size_t)n;
+    return copy;
+}
+
+/* base64url(SHA-256(DER)), by hand (RFC 8705 §3.1) */
+static char *x5t_of(const unsigned char *der, size_t len)
+{
+    unsigned char digest[32];
+    assert_int_equal(EVP_Digest(der, len, digest, NULL, EVP_sha256(), NULL), 1);
+    char *out = malloc(mandate_b64url_encoded_len(sizeof(digest)) + 1);
+    mandate_b64url_encode(digest, sizeof(digest), out);
+    return out;
+}
+
+static void expect_request(mandate_verifier *v, const mandate_verifier_request *rq,
+                           mandate_client_rc want, const char *why, const char *x5t)
+{
+    char err[256] = "";
+    mandate_verified_token out;
+    mandate_client_rc rc =
+        mandate_verifier_check_request(v, rq, "mcp:call", &out, err, sizeof(err));
+    expect_answer("check_request", rc, err, want, why);
+    if (rc == MANDATE_CLIENT_OK) {
+        assert_string_equal(out.subject, CLIENT_ID);
+        if (x5t != NULL)
+            assert_string_equal(out.cnf_x5t_s256, x5t);
+        else
+            assert_null(out.cnf_x5t_s256);
+    } else {
+        assert_null(out.subject);
+    }
+    mandate_verified_token_clear(&out);
+}
+
+/* A token bound to a client certificate is refused as a bearer token (a
+ * copied one must be no use without the certificate) and taken with that
+ * certificate only; a cnf the verifier cannot check is refused, never
+ * taken as bearer (RFC 7800 §3). */
+static void test_verify_cert_bound(void **state)
+{
+    fixture *fx = *state;
+    set_now(fx, (int64_t)time(NULL)); /* the proofs' iat is the real time */
+    mandate_verifier *v = new_verifier(fx);
+    size_t agent_len, thief_len;
+    unsigned char *agent_der = client_cert_der(es_key, "agent", &agent_len);
+    unsigned char *thief_der = client_cert_der(rogue_key, "thief", &thief_len);
+    char *x5t = x5t_of(agent_der, agent_len);
+    char *bound = mint_with(fx, es_key, "k1", "cnf", json_pack("{s:s}", "x5t#S256", x5t));
+    char *bearer = mint(fx);
+
+    /* as a bearer token, through either older function: refused */
+    expect_rc(v, bound, "mcp:call", MANDATE_CLIENT_TOKEN_INVALID,
+              "certificate-bound (cnf x5t#S256), presented without a client certificate");
+    mandate_dpop_key *key = new_key(NULL);
+    char *proof = proof_by(key, "POST", "https://tools.example/mcp", bound);
+    expect_dpop(v, bound, proof, "POST", MANDATE_CLIENT_TOKEN_INVALID, "certificate-bound");
+    free(proof);
+
+    /* with the request's certificate: its own passes, another does not */
+    mandate_verifier_request rq = {.token = bound};
+    expect_request(v, &rq, MANDATE_CLIENT_TOKEN_INVALID, "without a client certificate", NULL);
+    rq.client_cert_der = thief_der;
+    rq.client_cert_len = thief_len;
+    expect_request(v, &rq, MANDATE_CLIENT_TOKEN_INVALID, "another client certificate", NULL);
+    rq.client_cert_der = agent_der;
+    rq.client_cert_len = agent_len;
+    expect_request(v, &rq, MANDATE_CLIENT_OK, NULL, x5t);
+    /* not a certificate: the caller's mistake, not the token's */
+    rq.client_cert_len = agent_len - 1;
+    expect_request(v, &rq, MANDATE_CLIENT_INVALID, "not one DER X.509", NULL);
+    rq.client_cert_len = agent_len;
+    /* a bearer token with a certificate: no objection */
+    rq.token = bearer;
+    expect_request(v, &rq, MANDATE_CLIENT_OK, NULL, NULL);
+
+    /* bound both ways (a certificate client that sent a DPoP proof): both */
+    char *both = mint_with(
+        fx, es_key, "k1", "cnf",
+        json_pack("{s:s,s:s}", "x5t#S256", x5t, "jkt", mandate_dpop_key_thumbprint(key)));
+    rq.token = both;
+    rq.method = "POST";
+    rq.uri = "https://tools.example/mcp";
+    expect_request(v, &rq, MANDATE_CLIENT_TOKEN_INVALID, "without a proof", NULL);
+    proof = proof_by(key, "POST", rq.uri, both);
+    rq.dpop_proof = proof;
+    rq.client_cert_der = thief_der;
+    rq.client_cert_len = thief_len;
+    expect_request(v, &rq, MANDATE_CLIENT_TOKEN_INVALID, "another client certificate", NULL);
+    rq.client_cert_der = agent_der;
+    rq.client_cert_len = agent_len;
+    expect_request(v, &rq, MANDATE_CLIENT_OK, NULL, x5t);
+    free(proof);
+
+    /* a cnf naming what the verifier cannot check, or not a thumbprint */
+    json_t *unknown[] = {
+        json_pack("{s:{s:s}}", "jwk", "kty", "EC"),
+        json_pack("{s:s}", "jku", "https://keys.example/jwks"),
+        json_pack("{s:s,s:s}", "x5t#S256", x5t, "kid", "k1"),
+        json_pack("{s:s}", "x5t#S256", "not a thumbprint"),
+        json_pack("{}"),
+        json_string("x5t"),
+    };
+    for (size_t i = 0; i < sizeof(unknown) / sizeof(unknown[0]); i++) {
+        char *t = mint_with(fx, es_key, "k1", "cnf", unknown[i]);
+        expect_rc(v, t, "mcp:call", MANDATE_CLIENT_TOKEN_INVALID, "token: cnf");
+        rq = (mandate_verifier_request){
+            .token = t, .client_cert_der = agent_der, .client_cert_len = agent_len};
+        expect_request(v, &rq, MANDATE_CLIENT_TOKEN_INVALID, "token: cnf", NULL);
+        free(t);
+    }
+
+    /* arguments */
+    expect_request(v, &(mandate_verifier_request){0}, MANDATE_CLIENT_INVALID, "no token", NULL);
+    rq = (mandate_verifier_request){.token = bearer, .dpop_proof = "x"};
+    expect_request(v, &rq, MANDATE_CLIENT_INVALID, "method or URI", NULL);
+
+    free(both);
+    free(bound);
+    free(bearer);
+    free(x5t);
+    free(agent_der);
+    free(thief_der);
+    mandate_dpop_key_free(&key);
+    mandate_verifier_free(&v);
+}
+
 static void test_tls_client_config(void **state)
 {
     fixture *fx = *state;
@@ -1624,6 +1781,7 @@ int main(void)
         TEST(test_dpop_bearer_headers),
         TEST(test_dpop_key_files),
         TEST(test_verify_dpop),
+        TEST(test_verify_cert_bound),
         TEST(test_tls_client_config),
     };
     return cmocka_run_group_tests(tests, signing_keys_setup, signing_keys_teardown);

@@ -259,7 +259,11 @@ static const char *scheme_token(const char *header, const char *scheme, bool *sc
  * not go ahead. RFC 6750 section 3 for the answers; a DPoP-bound token
  * (RFC 9449 §7) comes as "Authorization: DPoP" with a proof for this
  * method and URL as the client called it (--public-url: behind a gateway,
- * the gateway's), checked here too. */
+ * the gateway's), checked here too. A certificate-bound token (cnf
+ * x5t#S256, RFC 8705 §3) is refused by the verifier: this server speaks
+ * plain HTTP and is forwarded no certificate, so it cannot check one
+ * (mandate_verifier_check_request would take the certificate of a TLS
+ * connection of its own; doc/mtls.md). */
 static bool authorise(const server *srv, struct MHD_Connection *conn, const char *method,
                       const char *url, request *rq, reply *r)
 {

@@ -11,7 +11,9 @@
  *   mandate_verifier: it finds the JWKS through the issuer's RFC 8414
  *   metadata, caches it, refetches it when a token names an unknown kid (at
  *   most once per min_refetch_interval), and checks the signature, typ
- *   at+jwt, iss, aud, exp, nbf and the scopes a call needs.
+ *   at+jwt, iss, aud, exp, nbf, the scopes a call needs and the token's
+ *   binding (cnf): a token bound to a DPoP key or a client certificate
+ *   passes only with a proof of that key or that certificate.
  * - DPoP (RFC 9449): an agent holding a mandate_dpop_key gets tokens bound
  *   to it (token_type DPoP) by sending a proof with each token request, and
  *   sends a fresh proof with each resource request
@@ -165,7 +167,9 @@ typedef struct mandate_verified_token {
     char *actor;  /* act.sub; may be NULL */
     char *jti;
     int64_t issued_at, expires_at;
-    char *cnf_jkt; /* the DPoP key it is bound to (cnf.jkt); NULL: a bearer token */
+    char *cnf_jkt;      /* the DPoP key it is bound to (cnf.jkt); NULL: not DPoP-bound */
+    char *cnf_x5t_s256; /* the client certificate it is bound to (cnf x5t#S256,
+                           RFC 8705 §3); NULL: not certificate-bound */
 } mandate_verified_token;
 
 mandate_verifier *mandate_verifier_new(const mandate_verifier_config *config, char *errbuf,
@@ -173,7 +177,10 @@ mandate_verifier *mandate_verifier_new(const mandate_verifier_config *config, ch
 /* Check a token (without "Bearer "); required_scope is a space-separated
  * list of scopes the call needs, all of them (NULL: none). On
  * MANDATE_CLIENT_OK, *out holds the token's claims (release with
- * mandate_verified_token_clear); out may be NULL. */
+ * mandate_verified_token_clear); out may be NULL. A token bound to a
+ * sender (cnf: a DPoP key or a client certificate) is refused here, and so
+ * is one whose cnf names anything else (RFC 7800 §3: a binding that cannot
+ * be checked is not a bearer token): see mandate_verifier_check_request. */
 mandate_client_rc mandate_verifier_check(mandate_verifier *verifier, const char *token,
                                          const char *required_scope,
                                          mandate_verified_token *out, char *errbuf,
@@ -184,12 +191,46 @@ mandate_client_rc mandate_verifier_check(mandate_verifier *verifier, const char 
  * client called, as the client saw it: behind a proxy, its public URL),
  * with the token's ath, issued within the last 60 s, and never seen before
  * by this verifier. mandate_verifier_check refuses a DPoP-bound token: a
- * copied one is no use without the key. Server nonces are not asked for. */
+ * copied one is no use without the key. Server nonces are not asked for.
+ * A token also bound to a client certificate is refused here: that needs
+ * mandate_verifier_check_request. */
 mandate_client_rc mandate_verifier_check_dpop(mandate_verifier *verifier, const char *token,
                                               const char *proof, const char *method,
                                               const char *uri, const char *required_scope,
                                               mandate_verified_token *out, char *errbuf,
                                               size_t errlen);
+/* What came with a request to a resource server. */
+typedef struct mandate_verifier_request {
+    const char *token; /* required: the Authorization value without its scheme */
+    /* DPoP (RFC 9449 §7), for "Authorization: DPoP": the DPoP header, and the
+     * method and URL the client called (as in mandate_verifier_check_dpop);
+     * dpop_proof NULL: the token came as "Bearer" */
+    const char *dpop_proof;
+    const char *method;
+    const char *uri;
+    /* Mutual TLS (RFC 8705 §3): the client certificate the TLS layer
+     * verified the client holds the key of (DER; NULL: none), e.g.
+     * i2d_X509 of SSL_get0_peer_certificate, or the first certificate of
+     * gnutls_certificate_get_peers. Never one copied from a request header
+     * a client could have written itself: that proves nothing. */
+    const unsigned char *client_cert_der;
+    size_t client_cert_len;
+} mandate_verifier_request;
+
+/* The check for every kind of token: a bearer token as
+ * mandate_verifier_check; a DPoP-bound one (cnf.jkt) only with a proof, as
+ * mandate_verifier_check_dpop; a certificate-bound one (cnf x5t#S256) only
+ * when client_cert_der is that certificate (base64url SHA-256 of the DER);
+ * bound both ways, both. A certificate with an unbound token is no
+ * objection. A cnf with any other member (jwk, jku, kid...) or a
+ * thumbprint that is not one: MANDATE_CLIENT_TOKEN_INVALID. A
+ * client_cert_der that is not one DER certificate:
+ * MANDATE_CLIENT_INVALID. */
+mandate_client_rc mandate_verifier_check_request(mandate_verifier *verifier,
+                                                 const mandate_verifier_request *request,
+                                                 const char *required_scope,
+                                                 mandate_verified_token *out, char *errbuf,
+                                                 size_t errlen);
 /* How many times the JWKS was fetched (for tests and metrics). */
 uint64_t mandate_verifier_jwks_fetches(const mandate_verifier *verifier);
 void mandate_verified_token_clear(mandate_verified_token *token);

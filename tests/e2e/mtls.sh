@@ -327,6 +327,19 @@ expect_eq "  which passes without the header: 200" 200 "$(curl -s -o /dev/null -
     --cacert "$STATE/tls-cert.pem" -H "Authorization: Bearer $BEARER" -H "X-Original-URI: /mcp/tools" \
     "$BASE/gateway/check")"
 
+# server.client_certificate_proxies: 127.0.0.1 a trusted proxy (X-Forwarded-For), nginx the only
+# one whose certificate header is believed (review s32, finding 12)
+reloads=$(grep -c "reloaded:" "$LOG")
+sed -i 's|trusted_proxies = \["127.0.0.2"\];|trusted_proxies = ["127.0.0.2", "127.0.0.1"];\n  client_certificate_proxies = ["127.0.0.2"];|' "$CONF"
+kill -HUP "$DAEMON_PID"
+check "reloaded with client_certificate_proxies" wait_for_log "$LOG" "reloaded:" $((reloads + 1))
+before=$(audited "not a trusted proxy")
+expect_eq "the certificate header from a trusted proxy not in client_certificate_proxies: 401" 401 \
+    "$(token - -H "X-Client-Cert: $ESCAPED" -d client_id=tls-a)"
+check "  audited" test "$(audited "not a trusted proxy")" -gt "$before"
+expect_eq "  through nginx, in client_certificate_proxies: 200" 200 \
+    "$(URL="$GW/oauth2/token" token agent-a -d client_id=tls-a)"
+
 # --- registration (RFC 7591) of a client known by its certificate (RFC 8705 §2.1.2) -----------
 reloads=$(grep -c "reloaded:" "$LOG")
 printf 'registration = { mode = "open"; scopes = ["mcp:call"]; };\n' >>"$CONF"
