@@ -126,3 +126,61 @@ void store_record_read(const store_reader *r, const void *src, int first,
         }
     }
 }
+
+mandate_rc store_write_batch_check(const char *store, const mandate_store_write *writes,
+                                   size_t n, size_t *bad_r, mandate_error *err)
+{
+    *bad_r = n;
+    if (writes == NULL || n == 0 || n > MANDATE_STORE_WRITE_BATCH_MAX)
+        return mandate_error_set(err, MANDATE_INVALID,
+                                 "%s: write_batch: %zu writes (1 to %d are taken)", store, n,
+                                 MANDATE_STORE_WRITE_BATCH_MAX);
+    for (size_t i = 0; i < n; i++)
+        if (writes[i].op != MANDATE_STORE_WRITE_ONCE_PUT &&
+            writes[i].op != MANDATE_STORE_WRITE_ONCE_SET &&
+            writes[i].op != MANDATE_STORE_WRITE_SESSION_PUT) {
+            *bad_r = i;
+            return mandate_error_set(err, MANDATE_INVALID, "%s: write_batch: unknown op %d",
+                                     store, (int)writes[i].op);
+        }
+    return MANDATE_OK;
+}
+
+mandate_rc store_batch_run(void *conn, store_batch *b, mandate_error *err)
+{
+    for (b->failed = 0; b->failed < b->n; b->failed++) {
+        mandate_rc rc = b->write(conn, &b->writes[b->failed], err);
+        if (rc != MANDATE_OK)
+            return rc;
+    }
+    return MANDATE_OK;
+}
+
+mandate_rc store_write_batch_with(const char *store, void *inst,
+                                  mandate_rc (*tx)(void *inst, store_batch *b,
+                                                   mandate_error *err),
+                                  store_write_fn write, const mandate_store_write *writes,
+                                  size_t n, size_t *failed_r, mandate_error *err)
+{
+    store_batch b = {writes, n, n, write};
+    mandate_rc rc = store_write_batch_check(store, writes, n, &b.failed, err);
+    if (rc == MANDATE_OK)
+        rc = tx(inst, &b, err);
+    if (failed_r != NULL)
+        *failed_r = rc == MANDATE_OK ? n : b.failed;
+    return rc;
+}
+
+mandate_store_write store_once_write(bool set, const char *ns, const unsigned char *key,
+                                     size_t key_len, const char *value, int64_t expires_at,
+                                     int64_t keep_until)
+{
+    return (mandate_store_write){set ? MANDATE_STORE_WRITE_ONCE_SET : MANDATE_STORE_WRITE_ONCE_PUT,
+                                 ns,
+                                 key,
+                                 key_len,
+                                 value,
+                                 expires_at,
+                                 set ? keep_until : 0,
+                                 NULL};
+}

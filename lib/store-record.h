@@ -10,8 +10,11 @@
 #ifndef MANDATE_STORE_RECORD_H
 #define MANDATE_STORE_RECORD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <mandate/store.h>
 
 /* The columns of each record, in the order of its table below. */
 #define CLIENT_COLUMNS                                                                         \
@@ -88,5 +91,42 @@ void store_record_bind(const store_binder *b, void *dst, int first, const store_
  * and on. */
 void store_record_read(const store_reader *r, const void *src, int first,
                        const store_record *rec, void *out);
+
+/* What write_batch checks before it writes anything (<mandate/store.h>):
+ * MANDATE_INVALID, with the store's name in the message, when n is 0 or
+ * above MANDATE_STORE_WRITE_BATCH_MAX (*bad_r: n) or a write's op is
+ * unknown (*bad_r: its index). */
+mandate_rc store_write_batch_check(const char *store, const mandate_store_write *writes,
+                                   size_t n, size_t *bad_r, mandate_error *err);
+
+/* How a store makes one write of a batch on its connection conn. */
+typedef mandate_rc (*store_write_fn)(void *conn, const mandate_store_write *w,
+                                     mandate_error *err);
+
+/* A batch in flight (write_batch), for the store's transaction body. */
+typedef struct store_batch {
+    const mandate_store_write *writes;
+    size_t n, failed;
+    store_write_fn write;
+} store_batch;
+
+/* The body of a batch's transaction: b's writes made on conn, in order, up
+ * to the first that fails: its answer, b->failed its index (n when none
+ * failed). */
+mandate_rc store_batch_run(void *conn, store_batch *b, mandate_error *err);
+
+/* write_batch (<mandate/store.h>) for a store that makes one write on its
+ * connection with write and runs a batch's body in one write transaction
+ * with tx (committed when the body answers MANDATE_OK, else rolled back). */
+mandate_rc store_write_batch_with(const char *store, void *inst,
+                                  mandate_rc (*tx)(void *inst, store_batch *b,
+                                                   mandate_error *err),
+                                  store_write_fn write, const mandate_store_write *writes,
+                                  size_t n, size_t *failed_r, mandate_error *err);
+
+/* A once_put (set false) or once_set write, for a store's lone op. */
+mandate_store_write store_once_write(bool set, const char *ns, const unsigned char *key,
+                                     size_t key_len, const char *value, int64_t expires_at,
+                                     int64_t keep_until);
 
 #endif

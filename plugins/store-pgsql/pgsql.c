@@ -2031,13 +2031,14 @@ static mandate_rc store_purge(void *inst_, int64_t now, uint64_t *count_r, manda
 /* Each op is one statement, atomic by itself, but those of refresh
  * families (see the top of this file). */
 
-/* once_put and once_set: ns, key, value, expires_at, then now at $5 (put)
- * or keep_until and now at $5, $6 (set); *changed_r: rows written. */
-static mandate_rc once_write(struct pgsql_inst *inst, enum stmt_id id, const char *what,
-                             const char *ns, const unsigned char *key, size_t key_len,
-                             const char *value, int64_t expires_at, const int64_t *keep_until,
-                             int64_t *changed_r, mandate_error *err)
+/* once_put and once_set on c: ns, key, value, expires_at, then now at $5
+ * (put) or keep_until and now at $5, $6 (set); a put that wrote nothing is
+ * MANDATE_EXISTS. */
+static mandate_rc once_write_on(struct conn *c, bool set, const char *ns,
+                                const unsigned char *key, size_t key_len, const char *value,
+                                int64_t expires_at, int64_t keep_until, mandate_error *err)
 {
+    const char *what = set ? "once_set" : "once_put";
     struct params p = {0};
     mandate_rc rc = no_hash(key, key_len, what, err);
     if (rc == MANDATE_OK && ns == NULL)
@@ -2048,32 +2049,97 @@ static mandate_rc once_write(struct pgsql_inst *inst, enum stmt_id id, const cha
     param_blob(&p, key, key_len);
     param_text(&p, value);
     param_int(&p, expires_at);
-    if (keep_until != NULL)
-        param_int(&p, *keep_until);
-    param_int(&p, inst->host->now(inst->host));
-    return run_write(inst, id, &p, what, changed_r, err);
+    if (set)
+        param_int(&p, keep_until);
+    param_int(&p, c->inst->host->now(c->inst->host));
+    PGresult *res;
+    rc = stmt_exec(c, set ? ST_ONCE_SET : ST_ONCE_PUT, &p, what, &res, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    if (!set && rows_changed(res) == 0)
+        rc = mandate_error_set(err, MANDATE_EXISTS, "pgsql: once_put: that key is taken in \"%s\"",
+                               ns);
+    PQclear(res);
+    return rc;
+}
+
+static mandate_rc session_put_on(struct conn *c, const mandate_session *session,
+                                 mandate_error *err)
+{
+    mandate_rc rc = no_hash(session != NULL ? session->id_hash : NULL,
+                            session != NULL ? session->id_hash_len : 0, "session_put", err);
+    if (rc != MANDATE_OK)
+        return rc;
+    struct params p = {0};
+    param_record(&p, &store_session_record, session);
+    PGresult *res;
+    rc = stmt_exec(c, ST_SESSION_INSERT, &p, "session_put", &res, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    if (rows_changed(res) == 0)
+        rc = mandate_error_set(err, MANDATE_EXISTS, "pgsql: session_put: that key is taken");
+    PQclear(res);
+    return rc;
+}
+
+/* One write of a batch, or a lone one (its own statement, atomic alone). */
+static mandate_rc write_on(void *conn, const mandate_store_write *w, mandate_error *err)
+{
+    struct conn *c = conn;
+    switch (w->op) {
+    case MANDATE_STORE_WRITE_ONCE_PUT:
+    case MANDATE_STORE_WRITE_ONCE_SET:
+        return once_write_on(c, w->op == MANDATE_STORE_WRITE_ONCE_SET, w->ns, w->key,
+                             w->key_len, w->value, w->expires_at, w->keep_until, err);
+    case MANDATE_STORE_WRITE_SESSION_PUT:
+        return session_put_on(c, w->session, err);
+    }
+    size_t bad;
+    return store_write_batch_check("pgsql", w, 1, &bad, err);
+}
+
+static mandate_rc write_one(struct pgsql_inst *inst, const mandate_store_write *w,
+                            mandate_error *err)
+{
+    struct conn *c;
+    mandate_rc rc = conn_ready(inst, &c, err);
+    return rc == MANDATE_OK ? write_on(c, w, err) : rc;
 }
 
 static mandate_rc store_once_put(void *inst_, const char *ns, const unsigned char *key,
                                  size_t key_len, const char *value, int64_t expires_at,
                                  mandate_error *err)
 {
-    int64_t changed;
-    mandate_rc rc = once_write(inst_, ST_ONCE_PUT, "once_put", ns, key, key_len, value,
-                               expires_at, NULL, &changed, err);
-    if (rc == MANDATE_OK && changed == 0)
-        rc = mandate_error_set(err, MANDATE_EXISTS,
-                               "pgsql: once_put: that key is taken in \"%s\"", ns);
-    return rc;
+    mandate_store_write w = store_once_write(false, ns, key, key_len, value, expires_at, 0);
+    return write_one(inst_, &w, err);
 }
 
 static mandate_rc store_once_set(void *inst_, const char *ns, const unsigned char *key,
                                  size_t key_len, const char *value, int64_t expires_at,
                                  int64_t keep_until, mandate_error *err)
 {
-    int64_t changed;
-    return once_write(inst_, ST_ONCE_SET, "once_set", ns, key, key_len, value, expires_at,
-                      &keep_until, &changed, err);
+    mandate_store_write w = store_once_write(true, ns, key, key_len, value, expires_at,
+                                             keep_until);
+    return write_one(inst_, &w, err);
+}
+
+static mandate_rc batch_body(struct conn *c, void *ctx, mandate_error *err)
+{
+    return store_batch_run(c, ctx, err);
+}
+
+/* A batch is one transaction on the thread's connection: one commit for
+ * all of its writes. */
+static mandate_rc batch_tx(void *inst, store_batch *b, mandate_error *err)
+{
+    return conn_tx(inst, batch_body, b, err);
+}
+
+static mandate_rc store_write_batch(void *inst_, const mandate_store_write *writes, size_t n,
+                                    size_t *failed_r, mandate_error *err)
+{
+    return store_write_batch_with("pgsql", inst_, batch_tx, write_on, writes, n, failed_r,
+                                  err);
 }
 
 static mandate_rc store_once_take(void *inst_, mandate_pool *pool, const char *ns,
@@ -2350,12 +2416,8 @@ static mandate_rc store_refresh_revoke_subject(void *inst_, const char *tenant,
 static mandate_rc store_session_put(void *inst_, const mandate_session *session,
                                     mandate_error *err)
 {
-    mandate_rc rc = no_hash(session != NULL ? session->id_hash : NULL,
-                            session != NULL ? session->id_hash_len : 0, "session_put", err);
-    if (rc != MANDATE_OK)
-        return rc;
-    return insert_record(inst_, ST_SESSION_INSERT, "session_put", &store_session_record,
-                         session, err);
+    mandate_store_write w = {.op = MANDATE_STORE_WRITE_SESSION_PUT, .session = session};
+    return write_one(inst_, &w, err);
 }
 
 static mandate_rc store_session_get(void *inst_, mandate_pool *pool, const unsigned char *hash,
@@ -2704,6 +2766,7 @@ static const mandate_store_ops pgsql_ops = {
     .lineage_add = store_lineage_add,
     .revoke_descendants = store_revoke_descendants,
     .once_set = store_once_set,
+    .write_batch = store_write_batch,
 };
 
 const mandate_plugin mandate_plugin_pgsql = {

@@ -1569,22 +1569,36 @@ static mandate_rc get_by_hash(struct sqlite_inst *inst, enum stmt_id id, const c
 #define NEED_RECORD_HASH(r, m, what, err)                                                      \
     need_hash((r) != NULL ? (r)->m : NULL, (r) != NULL ? (r)->m##_len : 0, (what), (err))
 
-/* Writes a record (its fields as ?1 and on) with the writer. unique: the
- * statement inserts or does nothing, and nothing done is MANDATE_EXISTS;
- * else it replaces. */
-static mandate_rc put_record(struct sqlite_inst *inst, enum stmt_id id, const char *what,
-                             const store_record *rec, const void *in, bool unique,
-                             mandate_error *err)
+/* Writes a record (its fields as ?1 and on) on c. unique: the statement
+ * inserts or does nothing, and nothing done is MANDATE_EXISTS; else it
+ * replaces. */
+static mandate_rc put_record_on(struct conn *c, enum stmt_id id, const char *what,
+                                const store_record *rec, const void *in, bool unique,
+                                mandate_error *err)
 {
     struct q q;
     int changed;
-    mandate_rc rc = q_writer(&q, inst, id, what, err);
+    mandate_rc rc = q_on(&q, c, id, what, err);
     q_record(&q, 1, rec, in);
     if (rc == MANDATE_OK)
         rc = q_exec(&q, &changed);
     if (rc == MANDATE_OK && changed == 0 && unique)
         rc = mandate_error_set(err, MANDATE_EXISTS, "sqlite: %s: that key is taken", what);
     return q_close(&q, rc);
+}
+
+/* put_record_on with the writer. */
+static mandate_rc put_record(struct sqlite_inst *inst, enum stmt_id id, const char *what,
+                             const store_record *rec, const void *in, bool unique,
+                             mandate_error *err)
+{
+    struct conn *c;
+    mandate_rc rc = writer_get(inst, &c, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    rc = put_record_on(c, id, what, rec, in, unique, err);
+    writer_put(inst);
+    return rc;
 }
 
 static mandate_rc store_token_put(void *inst_, const mandate_token_record *record,
@@ -1843,52 +1857,110 @@ static mandate_rc writer_tx(struct sqlite_inst *inst, tx_body body, void *ctx,
     return rc;
 }
 
-/* once_put and once_set: ns, key, value, expires_at, then now at ?5 (put)
- * or keep_until and now at ?5, ?6 (set); *changed_r: rows written. */
-static mandate_rc once_write(struct sqlite_inst *inst, enum stmt_id id, const char *what,
-                             const char *ns, const unsigned char *key, size_t key_len,
-                             const char *value, int64_t expires_at, const int64_t *keep_until,
-                             int *changed_r, mandate_error *err)
+/* once_put and once_set on c: ns, key, value, expires_at, then now at ?5
+ * (put) or keep_until and now at ?5, ?6 (set); a put that wrote nothing is
+ * MANDATE_EXISTS. */
+static mandate_rc once_write_on(struct conn *c, bool set, const char *ns,
+                                const unsigned char *key, size_t key_len, const char *value,
+                                int64_t expires_at, int64_t keep_until, mandate_error *err)
 {
+    const char *what = set ? "once_set" : "once_put";
     struct q q;
+    int changed = 0;
     mandate_rc rc = need_hash(key, key_len, what, err);
     if (rc == MANDATE_OK && ns == NULL)
         rc = mandate_error_set(err, MANDATE_INVALID, "sqlite: %s: no namespace", what);
     if (rc != MANDATE_OK)
         return rc;
-    rc = q_writer(&q, inst, id, what, err);
+    rc = q_on(&q, c, set ? ST_ONCE_SET : ST_ONCE_PUT, what, err);
     q_text(&q, 1, ns);
     q_blob(&q, 2, key, key_len);
     q_text(&q, 3, value);
     q_int(&q, 4, expires_at);
-    if (keep_until != NULL)
-        q_int(&q, 5, *keep_until);
-    q_int(&q, keep_until != NULL ? 6 : 5, inst->host->now(inst->host));
+    if (set)
+        q_int(&q, 5, keep_until);
+    q_int(&q, set ? 6 : 5, c->inst->host->now(c->inst->host));
     if (rc == MANDATE_OK)
-        rc = q_exec(&q, changed_r);
+        rc = q_exec(&q, &changed);
+    if (rc == MANDATE_OK && changed == 0 && !set)
+        rc = mandate_error_set(err, MANDATE_EXISTS,
+                               "sqlite: once_put: that key is taken in \"%s\"", ns);
     return q_close(&q, rc);
+}
+
+static mandate_rc session_put_on(struct conn *c, const mandate_session *session,
+                                 mandate_error *err)
+{
+    mandate_rc rc = NEED_RECORD_HASH(session, id_hash, "session_put", err);
+    if (rc != MANDATE_OK)
+        return rc;
+    return put_record_on(c, ST_SESSION_INSERT, "session_put", &store_session_record, session,
+                         true, err);
+}
+
+/* One write of a batch, or a lone one (a batch of one, without BEGIN). */
+static mandate_rc write_on(void *conn, const mandate_store_write *w, mandate_error *err)
+{
+    struct conn *c = conn;
+    switch (w->op) {
+    case MANDATE_STORE_WRITE_ONCE_PUT:
+    case MANDATE_STORE_WRITE_ONCE_SET:
+        return once_write_on(c, w->op == MANDATE_STORE_WRITE_ONCE_SET, w->ns, w->key,
+                             w->key_len, w->value, w->expires_at, w->keep_until, err);
+    case MANDATE_STORE_WRITE_SESSION_PUT:
+        return session_put_on(c, w->session, err);
+    }
+    size_t bad;
+    return store_write_batch_check("sqlite", w, 1, &bad, err);
+}
+
+/* A lone write with the writer, in SQLite's own transaction. */
+static mandate_rc write_one(struct sqlite_inst *inst, const mandate_store_write *w,
+                            mandate_error *err)
+{
+    struct conn *c;
+    mandate_rc rc = writer_get(inst, &c, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    rc = write_on(c, w, err);
+    writer_put(inst);
+    return rc;
 }
 
 static mandate_rc store_once_put(void *inst_, const char *ns, const unsigned char *key,
                                  size_t key_len, const char *value, int64_t expires_at,
                                  mandate_error *err)
 {
-    int changed;
-    mandate_rc rc = once_write(inst_, ST_ONCE_PUT, "once_put", ns, key, key_len, value,
-                               expires_at, NULL, &changed, err);
-    if (rc == MANDATE_OK && changed == 0)
-        rc = mandate_error_set(err, MANDATE_EXISTS,
-                               "sqlite: once_put: that key is taken in \"%s\"", ns);
-    return rc;
+    mandate_store_write w = store_once_write(false, ns, key, key_len, value, expires_at, 0);
+    return write_one(inst_, &w, err);
 }
 
 static mandate_rc store_once_set(void *inst_, const char *ns, const unsigned char *key,
                                  size_t key_len, const char *value, int64_t expires_at,
                                  int64_t keep_until, mandate_error *err)
 {
-    int changed;
-    return once_write(inst_, ST_ONCE_SET, "once_set", ns, key, key_len, value, expires_at,
-                      &keep_until, &changed, err);
+    mandate_store_write w = store_once_write(true, ns, key, key_len, value, expires_at,
+                                             keep_until);
+    return write_one(inst_, &w, err);
+}
+
+static mandate_rc batch_body(struct conn *c, void *ctx, mandate_error *err)
+{
+    return store_batch_run(c, ctx, err);
+}
+
+/* A batch is one BEGIN IMMEDIATE transaction on the writer: one commit (its
+ * locks, its WAL frames) for all of its writes. */
+static mandate_rc batch_tx(void *inst, store_batch *b, mandate_error *err)
+{
+    return writer_tx(inst, batch_body, b, err);
+}
+
+static mandate_rc store_write_batch(void *inst_, const mandate_store_write *writes, size_t n,
+                                    size_t *failed_r, mandate_error *err)
+{
+    return store_write_batch_with("sqlite", inst_, batch_tx, write_on, writes, n, failed_r,
+                                  err);
 }
 
 struct once_take {
@@ -2248,11 +2320,8 @@ static mandate_rc store_refresh_revoke_subject(void *inst_, const char *tenant,
 static mandate_rc store_session_put(void *inst_, const mandate_session *session,
                                     mandate_error *err)
 {
-    mandate_rc rc = NEED_RECORD_HASH(session, id_hash, "session_put", err);
-    if (rc != MANDATE_OK)
-        return rc;
-    return put_record(inst_, ST_SESSION_INSERT, "session_put", &store_session_record, session,
-                      true, err);
+    mandate_store_write w = {.op = MANDATE_STORE_WRITE_SESSION_PUT, .session = session};
+    return write_one(inst_, &w, err);
 }
 
 static mandate_rc store_session_get(void *inst_, mandate_pool *pool, const unsigned char *hash,
@@ -2781,6 +2850,7 @@ static const mandate_store_ops sqlite_ops = {
     .lineage_add = store_lineage_add,
     .revoke_descendants = store_revoke_descendants,
     .once_set = store_once_set,
+    .write_batch = store_write_batch,
 };
 
 const mandate_plugin mandate_plugin_sqlite = {
