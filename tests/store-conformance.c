@@ -1573,8 +1573,7 @@ static void test_write_batch(void **state)
     hash_of(21, sh[1]);
     char *value = NULL;
     size_t failed = 99;
-    mandate_session s0 = sample_session(sh[0], "alice"), s1 = sample_session(sh[1], "bob"),
-                    out;
+    mandate_session s0 = sample_session(sh[0], "alice"), s1 = sample_session(sh[1], "bob"), out;
     fake_host_set_now(1000);
 
     /* a session, a record set and a record put: all there, in order */
@@ -1590,8 +1589,8 @@ static void test_write_batch(void **state)
     expect_ok(once_take(fx, "consent", k[1], 1000, &value), &fx->err);
     assert_string_equal(value, "c1");
     /* once_set's rule holds inside a batch: a later write replaces */
-    mandate_store_write again = {MANDATE_STORE_WRITE_ONCE_SET, "index", k[0], 32, "s1", 2000,
-                                 2000, NULL};
+    mandate_store_write again = {
+        MANDATE_STORE_WRITE_ONCE_SET, "index", k[0], 32, "s1", 2000, 2000, NULL};
     expect_ok(OPS->write_batch(fx->inst, &again, 1, NULL, &fx->err), &fx->err);
     expect_ok(once_take(fx, "index", k[0], 1000, &value), &fx->err);
     assert_string_equal(value, "s1");
@@ -1631,13 +1630,13 @@ static void test_write_batch(void **state)
     /* bounds: none, too many, an unknown op: nothing written */
     mandate_store_write many[MANDATE_STORE_WRITE_BATCH_MAX + 1];
     for (size_t i = 0; i < MANDATE_STORE_WRITE_BATCH_MAX + 1; i++)
-        many[i] = (mandate_store_write){MANDATE_STORE_WRITE_ONCE_SET, "many", k[0], 32, "m",
-                                        1100, 0, NULL};
+        many[i] = (mandate_store_write){
+            MANDATE_STORE_WRITE_ONCE_SET, "many", k[0], 32, "m", 1100, 0, NULL};
     assert_int_equal(OPS->write_batch(fx->inst, many, 0, &failed, &fx->err), MANDATE_INVALID);
     assert_int_equal(failed, 0);
-    assert_int_equal(OPS->write_batch(fx->inst, many, MANDATE_STORE_WRITE_BATCH_MAX + 1,
-                                      &failed, &fx->err),
-                     MANDATE_INVALID);
+    assert_int_equal(
+        OPS->write_batch(fx->inst, many, MANDATE_STORE_WRITE_BATCH_MAX + 1, &failed, &fx->err),
+        MANDATE_INVALID);
     assert_int_equal(failed, MANDATE_STORE_WRITE_BATCH_MAX + 1);
     assert_int_equal(once_take(fx, "many", k[0], 1000, &value), MANDATE_NOT_FOUND);
     many[1].op = (mandate_store_write_op)99;

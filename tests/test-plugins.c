@@ -354,8 +354,8 @@ static void test_store_write_batch(void **state)
     for (int i = 0; i < 3; i++)
         memset(k[i], 'a' + i, 32);
     int64_t later = mandate_clock_now() + 600;
-    mandate_store_write taken = {MANDATE_STORE_WRITE_ONCE_PUT, "b", k[2], 32, "x", later, 0,
-                                 NULL};
+    mandate_store_write taken = {
+        MANDATE_STORE_WRITE_ONCE_PUT, "b", k[2], 32, "x", later, 0, NULL};
     assert_int_equal(mandate_store_write_batch(store, &taken, 1, NULL, &err), MANDATE_OK);
     for (int older_store = 0; older_store < 2; older_store++) {
         const mandate_instance *s = older_store ? &older : store;

@@ -514,6 +514,7 @@ struct conn {
 #define CKPT_RETRY_MS 1000
 
 struct sqlite_inst {
+    const store_writer *writes; /* first: lib/store-record.c's write ops find it */
     /* config, filled by the core before instantiate() */
     char *path;
     int64_t busy_timeout;
@@ -1860,37 +1861,37 @@ static mandate_rc writer_tx(struct sqlite_inst *inst, tx_body body, void *ctx,
 /* once_put and once_set on c: ns, key, value, expires_at, then now at ?5
  * (put) or keep_until and now at ?5, ?6 (set); a put that wrote nothing is
  * MANDATE_EXISTS. */
-static mandate_rc once_write_on(struct conn *c, bool set, const char *ns,
-                                const unsigned char *key, size_t key_len, const char *value,
-                                int64_t expires_at, int64_t keep_until, mandate_error *err)
+static mandate_rc once_write_on(void *conn, const mandate_store_write *w, mandate_error *err)
 {
+    struct conn *c = conn;
+    bool set = w->op == MANDATE_STORE_WRITE_ONCE_SET;
     const char *what = set ? "once_set" : "once_put";
     struct q q;
     int changed = 0;
-    mandate_rc rc = need_hash(key, key_len, what, err);
-    if (rc == MANDATE_OK && ns == NULL)
+    mandate_rc rc = need_hash(w->key, w->key_len, what, err);
+    if (rc == MANDATE_OK && w->ns == NULL)
         rc = mandate_error_set(err, MANDATE_INVALID, "sqlite: %s: no namespace", what);
     if (rc != MANDATE_OK)
         return rc;
     rc = q_on(&q, c, set ? ST_ONCE_SET : ST_ONCE_PUT, what, err);
-    q_text(&q, 1, ns);
-    q_blob(&q, 2, key, key_len);
-    q_text(&q, 3, value);
-    q_int(&q, 4, expires_at);
+    q_text(&q, 1, w->ns);
+    q_blob(&q, 2, w->key, w->key_len);
+    q_text(&q, 3, w->value);
+    q_int(&q, 4, w->expires_at);
     if (set)
-        q_int(&q, 5, keep_until);
+        q_int(&q, 5, w->keep_until);
     q_int(&q, set ? 6 : 5, c->inst->host->now(c->inst->host));
     if (rc == MANDATE_OK)
         rc = q_exec(&q, &changed);
     if (rc == MANDATE_OK && changed == 0 && !set)
         rc = mandate_error_set(err, MANDATE_EXISTS,
-                               "sqlite: once_put: that key is taken in \"%s\"", ns);
+                               "sqlite: once_put: that key is taken in \"%s\"", w->ns);
     return q_close(&q, rc);
 }
 
-static mandate_rc session_put_on(struct conn *c, const mandate_session *session,
-                                 mandate_error *err)
+static mandate_rc session_put_on(void *conn, const mandate_session *session, mandate_error *err)
 {
+    struct conn *c = conn;
     mandate_rc rc = NEED_RECORD_HASH(session, id_hash, "session_put", err);
     if (rc != MANDATE_OK)
         return rc;
@@ -1898,70 +1899,35 @@ static mandate_rc session_put_on(struct conn *c, const mandate_session *session,
                          true, err);
 }
 
-/* One write of a batch, or a lone one (a batch of one, without BEGIN). */
-static mandate_rc write_on(void *conn, const mandate_store_write *w, mandate_error *err)
-{
-    struct conn *c = conn;
-    switch (w->op) {
-    case MANDATE_STORE_WRITE_ONCE_PUT:
-    case MANDATE_STORE_WRITE_ONCE_SET:
-        return once_write_on(c, w->op == MANDATE_STORE_WRITE_ONCE_SET, w->ns, w->key,
-                             w->key_len, w->value, w->expires_at, w->keep_until, err);
-    case MANDATE_STORE_WRITE_SESSION_PUT:
-        return session_put_on(c, w->session, err);
-    }
-    size_t bad;
-    return store_write_batch_check("sqlite", w, 1, &bad, err);
-}
-
 /* A lone write with the writer, in SQLite's own transaction. */
-static mandate_rc write_one(struct sqlite_inst *inst, const mandate_store_write *w,
-                            mandate_error *err)
+static mandate_rc write_one(void *inst, const mandate_store_write *w, mandate_error *err)
 {
     struct conn *c;
     mandate_rc rc = writer_get(inst, &c, err);
     if (rc != MANDATE_OK)
         return rc;
-    rc = write_on(c, w, err);
+    rc = store_write_on(((struct sqlite_inst *)inst)->writes, c, w, err);
     writer_put(inst);
     return rc;
-}
-
-static mandate_rc store_once_put(void *inst_, const char *ns, const unsigned char *key,
-                                 size_t key_len, const char *value, int64_t expires_at,
-                                 mandate_error *err)
-{
-    mandate_store_write w = store_once_write(false, ns, key, key_len, value, expires_at, 0);
-    return write_one(inst_, &w, err);
-}
-
-static mandate_rc store_once_set(void *inst_, const char *ns, const unsigned char *key,
-                                 size_t key_len, const char *value, int64_t expires_at,
-                                 int64_t keep_until, mandate_error *err)
-{
-    mandate_store_write w = store_once_write(true, ns, key, key_len, value, expires_at,
-                                             keep_until);
-    return write_one(inst_, &w, err);
-}
-
-static mandate_rc batch_body(struct conn *c, void *ctx, mandate_error *err)
-{
-    return store_batch_run(c, ctx, err);
 }
 
 /* A batch is one BEGIN IMMEDIATE transaction on the writer: one commit (its
  * locks, its WAL frames) for all of its writes. */
 static mandate_rc batch_tx(void *inst, store_batch *b, mandate_error *err)
 {
-    return writer_tx(inst, batch_body, b, err);
+    struct conn *c;
+    mandate_rc rc = writer_get(inst, &c, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    rc = tx_begin(c, err);
+    if (rc == MANDATE_OK)
+        rc = tx_end(c, store_batch_run(c, b, err), err);
+    writer_put(inst);
+    return rc;
 }
 
-static mandate_rc store_write_batch(void *inst_, const mandate_store_write *writes, size_t n,
-                                    size_t *failed_r, mandate_error *err)
-{
-    return store_write_batch_with("sqlite", inst_, batch_tx, write_on, writes, n, failed_r,
-                                  err);
-}
+static const store_writer sqlite_writer = {"sqlite", write_one, batch_tx, once_write_on,
+                                           session_put_on};
 
 struct once_take {
     const char *ns;
@@ -2315,13 +2281,6 @@ static mandate_rc store_refresh_revoke_subject(void *inst_, const char *tenant,
                                  "sqlite: refresh_revoke_subject: no tenant or no subject");
     struct family_end f = {ST_SUBJECT_END, ST_SUBJECT_END_TOKENS, {tenant, subject}, 2, 0};
     return end_families_by(inst_, &f, count_r, err);
-}
-
-static mandate_rc store_session_put(void *inst_, const mandate_session *session,
-                                    mandate_error *err)
-{
-    mandate_store_write w = {.op = MANDATE_STORE_WRITE_SESSION_PUT, .session = session};
-    return write_one(inst_, &w, err);
 }
 
 static mandate_rc store_session_get(void *inst_, mandate_pool *pool, const unsigned char *hash,
@@ -2708,6 +2667,7 @@ static mandate_rc sqlite_instantiate(void *inst_, const mandate_host *host, mand
 {
     struct sqlite_inst *inst = inst_;
     inst->host = host;
+    inst->writes = &sqlite_writer;
     if (inst->path == NULL || inst->path[0] == '\0')
         return mandate_error_set(err, MANDATE_INVALID, "sqlite: path is not set");
     if (inst->synchronous == NULL || strcmp(inst->synchronous, "normal") == 0)
@@ -2827,7 +2787,7 @@ static const mandate_store_ops sqlite_ops = {
     .revocation_list = store_revocation_list,
     .token_list = store_token_list,
     .replay_list = store_replay_list,
-    .once_put = store_once_put,
+    .once_put = store_writer_once_put,
     .once_take = store_once_take,
     .auth_code_put = store_auth_code_put,
     .auth_code_take = store_auth_code_take,
@@ -2836,7 +2796,7 @@ static const mandate_store_ops sqlite_ops = {
     .refresh_rotate = store_refresh_rotate,
     .refresh_revoke_family = store_refresh_revoke_family,
     .refresh_revoke_subject = store_refresh_revoke_subject,
-    .session_put = store_session_put,
+    .session_put = store_writer_session_put,
     .session_get = store_session_get,
     .session_touch = store_session_touch,
     .session_delete = store_session_delete,
@@ -2849,8 +2809,8 @@ static const mandate_store_ops sqlite_ops = {
     .client_document_get = store_client_document_get,
     .lineage_add = store_lineage_add,
     .revoke_descendants = store_revoke_descendants,
-    .once_set = store_once_set,
-    .write_batch = store_write_batch,
+    .once_set = store_writer_once_set,
+    .write_batch = store_writer_batch,
 };
 
 const mandate_plugin mandate_plugin_sqlite = {
