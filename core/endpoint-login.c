@@ -100,13 +100,23 @@ static mandate_rc finish_at_backend(mandate_http_request *req, const mandate_ins
     return mandate_backend_login_finish(in, req->pool, &lr, id_r, err);
 }
 
+/* A sign-in's writes once the IdP's answer is checked and the user
+ * admitted: the browser session, its single-logout record, the user
+ * record, the pending consent; made together, in one transaction (store
+ * ABI 1.8 write_batch; four before, bench/saml-acs). */
+struct signin_writes {
+    mandate_store_write w[4];
+    size_t n;
+};
+
 /* A browser session for the identity the IdP vouched for, as the mapping
- * rules made it (m): kept in the store, *session_r filled (its memory the
- * request's) and the cookie's value in *value_r. */
-static mandate_rc open_session(mandate_http_request *req, const mandate_instance *in,
-                               const mandate_identity *id, const mandate_mapping_result *m,
-                               mandate_session *session_r, const char **value_r,
-                               mandate_error *err)
+ * rules made it (m): *session_r filled (its memory the request's), its
+ * write and its single-logout record's added to writes, the cookie's
+ * value in *value_r. */
+static mandate_rc new_session(mandate_http_request *req, const mandate_instance *in,
+                              const mandate_identity *id, const mandate_mapping_result *m,
+                              mandate_session *session_r, const char **value_r,
+                              struct signin_writes *writes, mandate_error *err)
 {
     const char *idp = in->conf->name;
     const mandate_config *cfg = mandate_runtime_config(req->runtime);
@@ -140,32 +150,58 @@ static mandate_rc open_session(mandate_http_request *req, const mandate_instance
     };
     free(identity_text);
     *value_r = value;
-    mandate_rc rc = mandate_store_session_put(mandate_runtime_store(req->runtime), session_r, err);
-    if (rc == MANDATE_OK)
-        mandate_signin_logout_index(req, in, id, key, session_r->expires_at);
-    return rc;
+    writes->w[writes->n++] =
+        (mandate_store_write){.op = MANDATE_STORE_WRITE_SESSION_PUT, .session = session_r};
+    if (mandate_signin_logout_index(req, in, id, key, session_r->expires_at,
+                                    &writes->w[writes->n]))
+        writes->n++;
+    return MANDATE_OK;
 }
 
-/* The mapping rules first (a user no rule admits gets no session), then a
- * browser session for this identity. False when answered already: to the
- * client when one waits (p's redirect URI), else with a page. */
-static bool admit(mandate_http_request *req, mandate_http_response *resp, mandate_pending *p,
-                  const mandate_client *known, const mandate_instance *in,
-                  const mandate_identity *id, mandate_mapping_result *m_r,
-                  mandate_session *session_r, const char **value_r)
+/* The answer when the broker cannot open a session: to the client when one
+ * waits (p's redirect URI), else with a page. */
+static void no_session(mandate_http_request *req, mandate_http_response *resp,
+                       const mandate_pending *p, const mandate_error *err)
 {
-    if (!mandate_signin_map(req, resp, p, known, in->conf->name, id, m_r))
-        return false;
-    mandate_error err = {0};
-    if (open_session(req, in, id, m_r, session_r, value_r, &err) == MANDATE_OK)
-        return true;
-    log_error("a browser session cannot be kept: %s", err.message);
+    log_error("a browser session cannot be kept: %s", err->message);
     if (p->redirect_uri != NULL)
         mandate_signin_redirect_error(req, resp, p, "temporarily_unavailable",
-                                      "the broker cannot open a session now", err.message);
+                                      "the broker cannot open a session now", err->message);
     else
         mandate_web_error_page(req, resp, 503, "Please try again",
                                "The broker cannot open a session now.");
+}
+
+/* The mapping rules first (a user no rule admits gets no session), then a
+ * browser session for this identity and the user remembered, their writes
+ * added to writes (not made yet). False when answered already. */
+static bool admit(mandate_http_request *req, mandate_http_response *resp, mandate_pending *p,
+                  const mandate_client *client, const mandate_instance *in,
+                  const mandate_identity *id, mandate_mapping_result *m_r,
+                  mandate_session *session_r, const char **value_r,
+                  struct signin_writes *writes)
+{
+    if (!mandate_signin_map(req, resp, p, client, in->conf->name, id, m_r))
+        return false;
+    mandate_error err = {0};
+    if (new_session(req, in, id, m_r, session_r, value_r, writes, &err) != MANDATE_OK) {
+        no_session(req, resp, p, &err);
+        return false;
+    }
+    mandate_signin_user_record(req, in->conf->name, id, m_r->tenant, m_r->subject,
+                               &writes->w[writes->n++]);
+    return true;
+}
+
+/* The sign-in's writes, all or none. False when they failed: answered. */
+static bool write_signin(mandate_http_request *req, mandate_http_response *resp,
+                         const mandate_pending *p, const struct signin_writes *writes)
+{
+    mandate_error err = {0};
+    if (mandate_store_write_batch(mandate_runtime_store(req->runtime), writes->w, writes->n,
+                                  NULL, &err) == MANDATE_OK)
+        return true;
+    no_session(req, resp, p, &err);
     return false;
 }
 
@@ -253,7 +289,9 @@ static void unsolicited(mandate_http_request *req, mandate_http_response *resp,
     mandate_mapping_result m;
     mandate_session session;
     const char *value;
-    if (!admit(req, resp, &p, &client, in, &id, &m, &session, &value))
+    struct signin_writes writes = {.n = 0};
+    if (!admit(req, resp, &p, &client, in, &id, &m, &session, &value, &writes) ||
+        !write_signin(req, resp, &p, &writes))
         return;
     mandate_audit_event(
         "login.idp_initiated",
@@ -264,7 +302,6 @@ static void unsolicited(mandate_http_request *req, mandate_http_response *resp,
                   "authn_at", (json_int_t)session.authn_at));
     log_info("signed in at %s (IdP-initiated, for %s): %s as %s (rule %s)", idp, client_id,
              id.subject, m.subject, m.rule->name);
-    mandate_signin_remember_user(req, idp, &id, m.tenant, m.subject);
     mandate_web_set_session_cookie(req, resp, value, cfg->signin.session_lifetime);
     const char *initiate = mandate_signin_client_meta(req->pool, &client, "initiate_login_uri");
     if (initiate != NULL) {
@@ -357,10 +394,29 @@ static void callback(mandate_http_request *req, mandate_http_response *resp,
         return;
     }
 
+    mandate_client client;
+    if (!mandate_signin_known_client(req, resp, p.client_id, &client))
+        return;
     mandate_mapping_result m;
     mandate_session session;
     const char *value;
-    if (!admit(req, resp, &p, NULL, in, &id, &m, &session, &value))
+    struct signin_writes writes = {.n = 0};
+    if (!admit(req, resp, &p, &client, in, &id, &m, &session, &value, &writes))
+        return;
+    /* The rules read the time of the IdP's login: made again on the
+     * session's (what the code's grant carries) only when that is not the
+     * IdP's, a time the session refuses (in the future, or none) */
+    mandate_identity session_id = id;
+    session_id.authn_instant = session.authn_at;
+    if (session.authn_at != id.authn_instant &&
+        !mandate_signin_map(req, resp, &p, &client, idp, &session_id, &m))
+        return;
+    mandate_signin_step step;
+    if (!mandate_signin_next(req, resp, &p, &client, &session_id, &m, &session, value, &step))
+        return;
+    if (!step.remembered)
+        writes.w[writes.n++] = step.consent_write;
+    if (!write_signin(req, resp, &p, &writes))
         return;
     mandate_audit_event("login.finished",
                         json_pack("{s:s,s:s,s:o,s:s,s:s,s:s,s:I}", "client_id", p.client_id,
@@ -369,14 +425,13 @@ static void callback(mandate_http_request *req, mandate_http_response *resp,
                                   m.subject, "tenant", m.tenant, "rule", m.rule->name,
                                   "authn_at", (json_int_t)session.authn_at));
     log_info("signed in at %s: %s as %s (rule %s)", idp, id.subject, m.subject, m.rule->name);
-    mandate_signin_remember_user(req, idp, &id, m.tenant, m.subject);
     mandate_web_set_session_cookie(req, resp, value, cfg->signin.session_lifetime);
     /* the login cookie has done its job */
     mandate_http_response_header(
         resp, "Set-Cookie",
         mandate_pool_printf(req->pool, "%s=; Path=/; Secure; HttpOnly; SameSite=None; Max-Age=0",
                             MANDATE_LOGIN_COOKIE));
-    mandate_signin_continue(req, resp, &p, NULL, &session, value);
+    mandate_signin_answer(req, resp, &p, &step);
 }
 
 void mandate_endpoint_login(mandate_http_request *req, mandate_http_response *resp)

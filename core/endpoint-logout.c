@@ -67,26 +67,28 @@ void mandate_signin_logout_note(const mandate_instance *in, const mandate_identi
         json_object_set_new(identity, "session_ref", json_string(ref));
 }
 
-void mandate_signin_logout_index(mandate_http_request *req, const mandate_instance *in,
+bool mandate_signin_logout_index(mandate_http_request *req, const mandate_instance *in,
                                  const mandate_identity *id,
-                                 const unsigned char session_hash[32], int64_t expires_at)
+                                 const unsigned char session_hash[32], int64_t expires_at,
+                                 mandate_store_write *write_r)
 {
     const char *ref, *key;
     if (!mandate_backend_session_refs(in, id, &ref, &key))
-        return;
-    const mandate_instance *store = mandate_runtime_store(req->runtime);
-    unsigned char k[32];
+        return false;
+    unsigned char *k = mandate_pool_alloc(req->pool, 32);
     session_record_key(req, in->conf->name, key, k);
-    mandate_error err = {0};
     /* the same IdP session signing in again (after Mandate's session
      * ended): the newer session replaces the older one's record, in one
      * write (a new session's hash is never the same value: always written) */
-    mandate_rc rc = mandate_store_once_set(store, SESSION_NS, k, sizeof(k),
-                                           mandate_pool_hex(req->pool, session_hash, 32),
-                                           expires_at, expires_at, &err);
-    if (rc != MANDATE_OK)
-        log_error("the sign-in at %s cannot be kept for single logout: %s", in->conf->name,
-                  err.message);
+    *write_r = (mandate_store_write){MANDATE_STORE_WRITE_ONCE_SET,
+                                     SESSION_NS,
+                                     k,
+                                     32,
+                                     mandate_pool_hex(req->pool, session_hash, 32),
+                                     expires_at,
+                                     expires_at,
+                                     NULL};
+    return true;
 }
 
 /* --- SP-initiated: Mandate's /logout ---------------------------------------------- */

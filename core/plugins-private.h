@@ -140,6 +140,13 @@ mandate_rc mandate_store_once_take(const mandate_instance *store, mandate_pool *
 mandate_rc mandate_store_once_set(const mandate_instance *store, const char *ns,
                                   const unsigned char *key, size_t key_len, const char *value,
                                   int64_t expires_at, int64_t keep_until, mandate_error *err);
+/* writes[0..n) in one atomic transaction (store ABI 1.8 write_batch: all
+ * or nothing; *failed_r, which may be NULL, the index of the write that
+ * failed, n on success). A store before 1.8 gets each write alone, in
+ * order, up to the first that fails: those before it stay written. */
+mandate_rc mandate_store_write_batch(const mandate_instance *store,
+                                     const mandate_store_write *writes, size_t n,
+                                     size_t *failed_r, mandate_error *err);
 mandate_rc mandate_store_auth_code_put(const mandate_instance *store,
                                        const mandate_auth_code *code, mandate_error *err);
 mandate_rc mandate_store_auth_code_take(const mandate_instance *store, mandate_pool *pool,

@@ -400,6 +400,45 @@ mandate_rc mandate_store_once_set(const mandate_instance *store, const char *ns,
     STORE_SIGNIN(store, err, once_set, ns, key, key_len, value, expires_at, keep_until, err);
 }
 
+static mandate_rc write_alone(const mandate_instance *store, const mandate_store_write *w,
+                              mandate_error *err)
+{
+    switch (w->op) {
+    case MANDATE_STORE_WRITE_ONCE_PUT:
+        return mandate_store_once_put(store, w->ns, w->key, w->key_len, w->value, w->expires_at,
+                                      err);
+    case MANDATE_STORE_WRITE_ONCE_SET:
+        return mandate_store_once_set(store, w->ns, w->key, w->key_len, w->value, w->expires_at,
+                                      w->keep_until, err);
+    case MANDATE_STORE_WRITE_SESSION_PUT:
+        return mandate_store_session_put(store, w->session, err);
+    }
+    return mandate_error_set(err, MANDATE_INVALID, "write_batch: unknown op %d", (int)w->op);
+}
+
+mandate_rc mandate_store_write_batch(const mandate_instance *store,
+                                     const mandate_store_write *writes, size_t n,
+                                     size_t *failed_r, mandate_error *err)
+{
+    size_t failed_ignored;
+    if (failed_r == NULL)
+        failed_r = &failed_ignored;
+    *failed_r = n;
+    const mandate_store_ops *ops = store_ops(store);
+    if (ops != NULL && abi_minor(store) >= 8 && ops->write_batch != NULL)
+        STORE_SIGNIN(store, err, write_batch, writes, n, failed_r, err);
+    if (n == 0 || n > MANDATE_STORE_WRITE_BATCH_MAX)
+        return mandate_error_set(err, MANDATE_INVALID, "write_batch: %zu writes", n);
+    for (size_t i = 0; i < n; i++) {
+        mandate_rc rc = write_alone(store, &writes[i], err);
+        if (rc != MANDATE_OK) {
+            *failed_r = i;
+            return rc;
+        }
+    }
+    return MANDATE_OK;
+}
+
 mandate_rc mandate_store_auth_code_put(const mandate_instance *store,
                                        const mandate_auth_code *code, mandate_error *err)
 {

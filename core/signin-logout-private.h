@@ -28,11 +28,13 @@
  * into the session's identity (JSON object), when the instance gave one. */
 void mandate_signin_logout_note(const mandate_instance *in, const mandate_identity *id,
                                 json_t *identity);
-/* Once the session is kept (its hash, its end): the record by which an
- * IdP's LogoutRequest finds it. Store failures are logged. */
-void mandate_signin_logout_index(mandate_http_request *req, const mandate_instance *in,
+/* With the session (its hash, its end): the write of the record by which
+ * an IdP's LogoutRequest finds it, for the caller to make with the
+ * session's; false when the sign-in gave no session_ref. */
+bool mandate_signin_logout_index(mandate_http_request *req, const mandate_instance *in,
                                  const mandate_identity *id,
-                                 const unsigned char session_hash[32], int64_t expires_at);
+                                 const unsigned char session_hash[32], int64_t expires_at,
+                                 mandate_store_write *write_r);
 /* Whether signing out of session would go on to its IdP (the sign-out
  * page's form may then lead to another origin). */
 bool mandate_signin_logout_goes_on(mandate_http_request *req, const mandate_session *session);

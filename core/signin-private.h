@@ -118,7 +118,13 @@ bool mandate_signin_request_read(mandate_http_request *req, const mandate_form *
 mandate_rc mandate_signin_pending_put(mandate_http_request *req, const char *ns,
                                       const mandate_pending *pending, const char **handle_r,
                                       mandate_error *err);
-/* The same for lifetime seconds. */
+/* The write that keeps pending under a new handle for lifetime seconds
+ * (*handle_r, its memory the request's), for the caller to make. */
+mandate_rc mandate_signin_pending_write(mandate_http_request *req, const char *ns,
+                                        const mandate_pending *pending, int64_t lifetime,
+                                        const char **handle_r, mandate_store_write *write_r,
+                                        mandate_error *err);
+/* pending_put for lifetime seconds. */
 mandate_rc mandate_signin_pending_put_for(mandate_http_request *req, const char *ns,
                                           const mandate_pending *pending, int64_t lifetime,
                                           const char **handle_r, mandate_error *err);
@@ -187,14 +193,47 @@ mandate_rc mandate_signin_end_user(const mandate_instance *store, mandate_pool *
  * attributes: disabled, moved out of the group) ends what the earlier one
  * left: that user's refresh families and browser sessions (issue 22).
  * Kept as a one-time record under a hash of (idp, issuer, subject) for a
- * refresh family's life; remember replaces it, forget takes it and ends
- * the user, audited as user.disabled. Store failures are logged: a
- * sign-in is not refused for them. */
-void mandate_signin_remember_user(mandate_http_request *req, const char *idp,
-                                  const mandate_identity *id, const char *tenant,
-                                  const char *subject);
+ * refresh family's life; user_record makes the write that replaces it (the
+ * caller makes it with the sign-in's other writes, in one transaction),
+ * forget takes it and ends the user, audited as user.disabled (its store
+ * failures are logged). */
+void mandate_signin_user_record(mandate_http_request *req, const char *idp,
+                                const mandate_identity *id, const char *tenant,
+                                const char *subject, mandate_store_write *write_r);
 void mandate_signin_forget_user(mandate_http_request *req, const char *idp,
                                 const mandate_identity *id);
+
+/* pending's client as looked up in this request, or false when it is not
+ * known (any more): answered with a page. */
+bool mandate_signin_known_client(mandate_http_request *req, mandate_http_response *resp,
+                                 const char *client_id, mandate_client *client_r);
+
+/* What follows a sign-in whose mapping is made (mandate_signin_next): the
+ * code at once (a remembered consent covers the request) or the consent
+ * page, whose pending consent (consent_write, under consent_handle) the
+ * caller writes first. Its strings and client are the caller's. */
+typedef struct mandate_signin_step {
+    bool remembered;
+    const char *consent_handle;
+    mandate_store_write consent_write;
+    const mandate_client *client;
+    const char *session_value;
+    const char *subject, *tenant, *scope, *audience;
+} mandate_signin_step;
+
+/* After the mapping rules admitted the user (m, for id and client): the
+ * mapped grant and the session kept in pending, the remembered consent
+ * looked up, *step_r filled. false: answered already (an error to the
+ * client). */
+bool mandate_signin_next(mandate_http_request *req, mandate_http_response *resp,
+                         mandate_pending *pending, const mandate_client *client,
+                         const mandate_identity *id, const mandate_mapping_result *m,
+                         const mandate_session *session, const char *session_value,
+                         mandate_signin_step *step_r);
+/* Once step's pending consent is written (when it is not remembered): the
+ * code and the redirect, or the consent page; audited. */
+void mandate_signin_answer(mandate_http_request *req, mandate_http_response *resp,
+                           const mandate_pending *pending, const mandate_signin_step *step);
 
 /* After the user is known (a fresh login or a suitable session): the
  * mapping rules for this request, then consent (remembered, or the

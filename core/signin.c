@@ -264,9 +264,10 @@ mandate_rc mandate_signin_pending_put(mandate_http_request *req, const char *ns,
         handle_r, err);
 }
 
-mandate_rc mandate_signin_pending_put_for(mandate_http_request *req, const char *ns,
-                                          const mandate_pending *pending, int64_t lifetime,
-                                          const char **handle_r, mandate_error *err)
+mandate_rc mandate_signin_pending_write(mandate_http_request *req, const char *ns,
+                                        const mandate_pending *pending, int64_t lifetime,
+                                        const char **handle_r, mandate_store_write *write_r,
+                                        mandate_error *err)
 {
     const char *handle = mandate_web_secret(req->pool);
     if (handle == NULL)
@@ -274,12 +275,31 @@ mandate_rc mandate_signin_pending_put_for(mandate_http_request *req, const char 
     json_t *o = pending_json(pending);
     char *text = json_dumps(o, JSON_COMPACT);
     json_decref(o);
-    unsigned char key[32];
+    unsigned char *key = mandate_pool_alloc(req->pool, 32);
     mandate_web_hash(handle, key);
-    mandate_rc rc =
-        mandate_store_once_put(mandate_runtime_store(req->runtime), ns, key, sizeof(key), text,
-                               mandate_clock_now() + lifetime, err);
+    *write_r = (mandate_store_write){MANDATE_STORE_WRITE_ONCE_PUT,
+                                     ns,
+                                     key,
+                                     32,
+                                     mandate_pool_strdup(req->pool, text),
+                                     mandate_clock_now() + lifetime,
+                                     0,
+                                     NULL};
     free(text);
+    *handle_r = handle;
+    return MANDATE_OK;
+}
+
+mandate_rc mandate_signin_pending_put_for(mandate_http_request *req, const char *ns,
+                                          const mandate_pending *pending, int64_t lifetime,
+                                          const char **handle_r, mandate_error *err)
+{
+    mandate_store_write w;
+    const char *handle;
+    mandate_rc rc = mandate_signin_pending_write(req, ns, pending, lifetime, &handle, &w, err);
+    if (rc == MANDATE_OK)
+        rc = mandate_store_once_put(mandate_runtime_store(req->runtime), w.ns, w.key, w.key_len,
+                                    w.value, w.expires_at, err);
     if (rc == MANDATE_OK)
         *handle_r = handle;
     return rc;
@@ -515,18 +535,12 @@ static const char consent_template[] =
     "</form><p><small>You can withdraw it at any time; your administrator can list it.</small>"
     "</p>";
 
+/* The consent page for the pending consent kept under handle. */
 static void show_consent(mandate_http_request *req, mandate_http_response *resp,
                          const mandate_pending *pending, const mandate_client *client,
-                         const char *session_value, const char *subject, const char *tenant,
-                         const char *scope, const char *audience)
+                         const char *session_value, const char *handle, const char *subject,
+                         const char *tenant, const char *scope, const char *audience)
 {
-    mandate_error err = {0};
-    const char *handle;
-    if (mandate_signin_pending_put(req, "consent", pending, &handle, &err) != MANDATE_OK) {
-        mandate_signin_redirect_error(req, resp, pending, "temporarily_unavailable",
-                                      "the broker cannot keep this sign-in now", err.message);
-        return;
-    }
     bool document = mandate_client_id_is_document(client->client_id);
     const char *name = mandate_signin_client_meta(req->pool, client, "client_name");
     json_t *scopes = json_array(), *resource_list = json_array();
@@ -621,14 +635,12 @@ static void user_key(mandate_http_request *req, const char *idp, const mandate_i
                      key);
 }
 
-void mandate_signin_remember_user(mandate_http_request *req, const char *idp,
-                                  const mandate_identity *id, const char *tenant,
-                                  const char *subject)
+void mandate_signin_user_record(mandate_http_request *req, const char *idp,
+                                const mandate_identity *id, const char *tenant,
+                                const char *subject, mandate_store_write *write_r)
 {
     const mandate_config *cfg = mandate_runtime_config(req->runtime);
-    const mandate_instance *store = mandate_runtime_store(req->runtime);
-    mandate_error err = {0};
-    unsigned char key[32];
+    unsigned char *key = mandate_pool_alloc(req->pool, 32);
     user_key(req, idp, id, key);
     int64_t now = mandate_clock_now();
     /* The record must outlive the refresh families of this sign-in (a rule
@@ -641,13 +653,14 @@ void mandate_signin_remember_user(mandate_http_request *req, const char *idp,
     int64_t slack = cfg->signin.refresh_lifetime / 10;
     if (slack > USER_RECORD_SLACK)
         slack = USER_RECORD_SLACK;
-    mandate_rc rc = mandate_store_once_set(
-        store, USER_NS, key, sizeof(key),
-        mandate_pool_printf(req->pool, "%s\n%s", tenant, subject),
-        now + cfg->signin.refresh_lifetime + slack, now + cfg->signin.refresh_lifetime, &err);
-    if (rc != MANDATE_OK)
-        log_error("the sign-in of %s at %s cannot be remembered: %s", subject, idp,
-                  err.message);
+    *write_r = (mandate_store_write){MANDATE_STORE_WRITE_ONCE_SET,
+                                     USER_NS,
+                                     key,
+                                     32,
+                                     mandate_pool_printf(req->pool, "%s\n%s", tenant, subject),
+                                     now + cfg->signin.refresh_lifetime + slack,
+                                     now + cfg->signin.refresh_lifetime,
+                                     NULL};
 }
 
 void mandate_signin_forget_user(mandate_http_request *req, const char *idp,
@@ -695,20 +708,11 @@ bool mandate_signin_map(mandate_http_request *req, mandate_http_response *resp,
                         mandate_mapping_result *m_r)
 {
     const mandate_config *cfg = mandate_runtime_config(req->runtime);
-    mandate_error err = {0};
     mandate_client client;
-    mandate_rc rc = MANDATE_OK;
     if (known != NULL)
         client = *known;
-    else
-        rc = mandate_signin_client(req, pending->client_id, &client, &err);
-    if (rc != MANDATE_OK) {
-        mandate_web_error_page(req, resp, rc == MANDATE_TEMPFAIL ? 503 : 400,
-                               "This application cannot sign you in",
-                               "The application that sent you here is not known to the broker "
-                               "any more.");
+    else if (!mandate_signin_known_client(req, resp, pending->client_id, &client))
         return false;
-    }
     const mandate_instance *idp = mandate_runtime_find(req->runtime, MANDATE_BACKEND, idp_name);
     mandate_mapping_request mr = {
         .idp = idp_name,
@@ -720,7 +724,7 @@ bool mandate_signin_map(mandate_http_request *req, mandate_http_response *resp,
         .default_lifetime = cfg->token_lifetime,
         .now = mandate_clock_now(),
     };
-    rc = mandate_mapping_apply(&cfg->mappings, &mr, req->pool, m_r);
+    mandate_rc rc = mandate_mapping_apply(&cfg->mappings, &mr, req->pool, m_r);
     if (rc == MANDATE_OK && m_r->rule != NULL)
         return true;
     mandate_audit_event("login.refused",
@@ -754,11 +758,88 @@ bool mandate_signin_map(mandate_http_request *req, mandate_http_response *resp,
     return false;
 }
 
+bool mandate_signin_known_client(mandate_http_request *req, mandate_http_response *resp,
+                                 const char *client_id, mandate_client *client_r)
+{
+    mandate_error err = {0};
+    mandate_rc rc = mandate_signin_client(req, client_id, client_r, &err);
+    if (rc == MANDATE_OK)
+        return true;
+    mandate_web_error_page(req, resp, rc == MANDATE_TEMPFAIL ? 503 : 400,
+                           "This application cannot sign you in",
+                           "The application that sent you here is not known to the broker "
+                           "any more.");
+    return false;
+}
+
+bool mandate_signin_next(mandate_http_request *req, mandate_http_response *resp,
+                         mandate_pending *pending, const mandate_client *client,
+                         const mandate_identity *id, const mandate_mapping_result *m,
+                         const mandate_session *session, const char *session_value,
+                         mandate_signin_step *step_r)
+{
+    mandate_error err = {0};
+    json_t *mapped = json_pack("{s:s,s:s,s:s,s:s?,s:I,s:s,s:I,s:s}", "sub", m->subject,
+                               "tenant", m->tenant, "scope", m->scope, "aud", m->audience,
+                               "lifetime", (json_int_t)m->lifetime, "idp",
+                               /* the upstream IdP (its entityID or issuer), as the
+                                * token exchange names it; the instance when it
+                                * gave none */
+                               id->issuer != NULL && id->issuer[0] != '\0' ? id->issuer
+                                                                           : session->idp,
+                               "auth_time", (json_int_t)session->authn_at, "rule",
+                               m->rule->name);
+    char *mapped_text = json_dumps(mapped, JSON_COMPACT);
+    json_decref(mapped);
+    pending->mapped = mandate_pool_strdup(req->pool, mapped_text);
+    free(mapped_text);
+    pending->session = hash_hex(req->pool, session_value);
+    *step_r = (mandate_signin_step){.client = client,
+                                    .session_value = session_value,
+                                    .subject = m->subject,
+                                    .tenant = m->tenant,
+                                    .scope = m->scope,
+                                    .audience = m->audience};
+    /* remembered consent: this client, these scopes and resources, or wider */
+    mandate_consent consent;
+    mandate_rc rc = pending->force_consent
+                        ? MANDATE_NOT_FOUND
+                        : mandate_store_consent_get(mandate_runtime_store(req->runtime),
+                                                    req->pool, m->tenant, m->subject,
+                                                    client->client_id, mandate_clock_now(),
+                                                    &consent, &err);
+    step_r->remembered = rc == MANDATE_OK && within(m->scope, consent.scope) &&
+                         within(m->audience, consent.resources);
+    if (step_r->remembered)
+        return true;
+    rc = mandate_signin_pending_write(
+        req, "consent", pending, mandate_runtime_config(req->runtime)->signin.pending_lifetime,
+        &step_r->consent_handle, &step_r->consent_write, &err);
+    if (rc == MANDATE_OK)
+        return true;
+    mandate_signin_redirect_error(req, resp, pending, "temporarily_unavailable",
+                                  "the broker cannot keep this sign-in now", err.message);
+    return false;
+}
+
+void mandate_signin_answer(mandate_http_request *req, mandate_http_response *resp,
+                           const mandate_pending *pending, const mandate_signin_step *step)
+{
+    if (step->remembered) {
+        audit("consent.remembered",
+              json_pack("{s:s,s:s,s:s}", "client_id", step->client->client_id, "sub",
+                        step->subject, "scope", step->scope));
+        mandate_signin_issue_code(req, resp, pending);
+        return;
+    }
+    show_consent(req, resp, pending, step->client, step->session_value, step->consent_handle,
+                 step->subject, step->tenant, step->scope, step->audience);
+}
+
 void mandate_signin_continue(mandate_http_request *req, mandate_http_response *resp,
                              mandate_pending *pending, const mandate_client *known,
                              const mandate_session *session, const char *session_value)
 {
-    mandate_error err = {0};
     /* the mapping rules, for this request, on the identity the IdP vouched for */
     json_t *id_json = json_loads(session->identity ? session->identity : "{}", 0, NULL);
     mandate_identity id = {
@@ -773,53 +854,26 @@ void mandate_signin_continue(mandate_http_request *req, mandate_http_response *r
     free(attrs_text);
     json_decref(id_json);
     mandate_client client;
-    if (known != NULL) {
+    if (known != NULL)
         client = *known;
-    } else {
-        mandate_rc crc = mandate_signin_client(req, pending->client_id, &client, &err);
-        if (crc != MANDATE_OK) {
-            mandate_web_error_page(req, resp, crc == MANDATE_TEMPFAIL ? 503 : 400,
-                                   "This application cannot sign you in",
-                                   "The application that sent you here is not known to the "
-                                   "broker any more.");
-            return;
-        }
-    }
+    else if (!mandate_signin_known_client(req, resp, pending->client_id, &client))
+        return;
     mandate_mapping_result m;
-    if (!mandate_signin_map(req, resp, pending, &client, session->idp, &id, &m))
+    mandate_signin_step step;
+    if (!mandate_signin_map(req, resp, pending, &client, session->idp, &id, &m) ||
+        !mandate_signin_next(req, resp, pending, &client, &id, &m, session, session_value,
+                             &step))
         return;
-    json_t *mapped = json_pack("{s:s,s:s,s:s,s:s?,s:I,s:s,s:I,s:s}", "sub", m.subject, "tenant",
-                               m.tenant, "scope", m.scope, "aud", m.audience, "lifetime",
-                               (json_int_t)m.lifetime, "idp",
-                               /* the upstream IdP (its entityID or issuer), as the
-                                * token exchange names it; the instance when it
-                                * gave none */
-                               id.issuer != NULL && id.issuer[0] != '\0' ? id.issuer
-                                                                         : session->idp,
-                               "auth_time",
-                               (json_int_t)session->authn_at, "rule", m.rule->name);
-    char *mapped_text = json_dumps(mapped, JSON_COMPACT);
-    json_decref(mapped);
-    pending->mapped = mandate_pool_strdup(req->pool, mapped_text);
-    free(mapped_text);
-    pending->session = hash_hex(req->pool, session_value);
-    /* remembered consent: this client, these scopes and resources, or wider */
-    mandate_consent consent;
-    mandate_rc rc = pending->force_consent
-                        ? MANDATE_NOT_FOUND
-                        : mandate_store_consent_get(mandate_runtime_store(req->runtime),
-                                                    req->pool, m.tenant, m.subject,
-                                                    client.client_id, mandate_clock_now(),
-                                                    &consent, &err);
-    if (rc == MANDATE_OK && within(m.scope, consent.scope) &&
-        within(m.audience, consent.resources)) {
-        audit("consent.remembered", json_pack("{s:s,s:s,s:s}", "client_id", client.client_id,
-                                              "sub", m.subject, "scope", m.scope));
-        mandate_signin_issue_code(req, resp, pending);
+    mandate_error err = {0};
+    const mandate_store_write *w = &step.consent_write;
+    if (!step.remembered &&
+        mandate_store_once_put(mandate_runtime_store(req->runtime), w->ns, w->key, w->key_len,
+                               w->value, w->expires_at, &err) != MANDATE_OK) {
+        mandate_signin_redirect_error(req, resp, pending, "temporarily_unavailable",
+                                      "the broker cannot keep this sign-in now", err.message);
         return;
     }
-    show_consent(req, resp, pending, &client, session_value, m.subject, m.tenant, m.scope,
-                 m.audience);
+    mandate_signin_answer(req, resp, pending, &step);
 }
 
 /* --- codes ------------------------------------------------------------------ */

@@ -126,3 +126,100 @@ void store_record_read(const store_reader *r, const void *src, int first,
         }
     }
 }
+
+mandate_rc store_write_batch_check(const char *store, const mandate_store_write *writes,
+                                   size_t n, size_t *bad_r, mandate_error *err)
+{
+    *bad_r = n;
+    if (writes == NULL || n == 0 || n > MANDATE_STORE_WRITE_BATCH_MAX)
+        return mandate_error_set(err, MANDATE_INVALID,
+                                 "%s: write_batch: %zu writes (1 to %d are taken)", store, n,
+                                 MANDATE_STORE_WRITE_BATCH_MAX);
+    for (size_t i = 0; i < n; i++)
+        if (writes[i].op != MANDATE_STORE_WRITE_ONCE_PUT &&
+            writes[i].op != MANDATE_STORE_WRITE_ONCE_SET &&
+            writes[i].op != MANDATE_STORE_WRITE_SESSION_PUT) {
+            *bad_r = i;
+            return mandate_error_set(err, MANDATE_INVALID, "%s: write_batch: unknown op %d",
+                                     store, (int)writes[i].op);
+        }
+    return MANDATE_OK;
+}
+
+mandate_rc store_write_on(const store_writer *sw, void *conn, const mandate_store_write *w,
+                          mandate_error *err)
+{
+    switch (w->op) {
+    case MANDATE_STORE_WRITE_ONCE_PUT:
+    case MANDATE_STORE_WRITE_ONCE_SET: return sw->once_on(conn, w, err);
+    case MANDATE_STORE_WRITE_SESSION_PUT: return sw->session_on(conn, w->session, err);
+    }
+    size_t bad;
+    return store_write_batch_check(sw->name, w, 1, &bad, err);
+}
+
+mandate_rc store_batch_run(void *conn, store_batch *b, mandate_error *err)
+{
+    for (b->failed = 0; b->failed < b->n; b->failed++) {
+        mandate_rc rc = store_write_on(b->writer, conn, &b->writes[b->failed], err);
+        if (rc != MANDATE_OK)
+            return rc;
+    }
+    return MANDATE_OK;
+}
+
+static mandate_store_write once_write(bool set, const char *ns, const unsigned char *key,
+                                      size_t key_len, const char *value, int64_t expires_at,
+                                      int64_t keep_until)
+{
+    return (mandate_store_write){set ? MANDATE_STORE_WRITE_ONCE_SET
+                                     : MANDATE_STORE_WRITE_ONCE_PUT,
+                                 ns,
+                                 key,
+                                 key_len,
+                                 value,
+                                 expires_at,
+                                 set ? keep_until : 0,
+                                 NULL};
+}
+
+static const store_writer *writer_of(void *inst)
+{
+    return *(const store_writer *const *)inst;
+}
+
+mandate_rc store_writer_once_put(void *inst, const char *ns, const unsigned char *key,
+                                 size_t key_len, const char *value, int64_t expires_at,
+                                 mandate_error *err)
+{
+    mandate_store_write w = once_write(false, ns, key, key_len, value, expires_at, 0);
+    return writer_of(inst)->alone(inst, &w, err);
+}
+
+mandate_rc store_writer_once_set(void *inst, const char *ns, const unsigned char *key,
+                                 size_t key_len, const char *value, int64_t expires_at,
+                                 int64_t keep_until, mandate_error *err)
+{
+    mandate_store_write w = once_write(true, ns, key, key_len, value, expires_at, keep_until);
+    return writer_of(inst)->alone(inst, &w, err);
+}
+
+mandate_rc store_writer_session_put(void *inst, const mandate_session *session,
+                                    mandate_error *err)
+{
+    mandate_store_write w = {.op = MANDATE_STORE_WRITE_SESSION_PUT, .session = session};
+    return writer_of(inst)->alone(inst, &w, err);
+}
+
+mandate_rc store_writer_batch(void *inst, const mandate_store_write *writes, size_t n,
+                              size_t *failed_r, mandate_error *err)
+{
+    const store_writer *sw = writer_of(inst);
+    store_batch b = {writes, n, n, sw};
+    mandate_rc rc = store_write_batch_check(sw->name, writes, n, &b.failed, err);
+    if (rc == MANDATE_OK)
+        rc = sw->transaction(inst, &b, err);
+    if (failed_r != NULL)
+        *failed_r = rc == MANDATE_OK ? n : b.failed;
+    return rc;
+}

@@ -3,15 +3,20 @@
  * columns the SQL names (CLIENT_COLUMNS, ...) and a table of its fields in
  * that order, which both stores walk to bind a record's parameters and to
  * read a row into one. One place, so that neither store drifts from the
- * other, nor a table from its column list.
+ * other, nor a table from its column list. Also the writes both make the
+ * same way (once_put, once_set, session_put, write_batch: store_writer),
+ * over each store's own statements and transactions.
  *
  * Part of lib/, the floor under the core, the plugins and libmandate; only
  * the store plugins use it. No state, no allocation. */
 #ifndef MANDATE_STORE_RECORD_H
 #define MANDATE_STORE_RECORD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <mandate/store.h>
 
 /* The columns of each record, in the order of its table below. */
 #define CLIENT_COLUMNS                                                                         \
@@ -88,5 +93,61 @@ void store_record_bind(const store_binder *b, void *dst, int first, const store_
  * and on. */
 void store_record_read(const store_reader *r, const void *src, int first,
                        const store_record *rec, void *out);
+
+/* What write_batch checks before it writes anything (<mandate/store.h>):
+ * MANDATE_INVALID, with the store's name in the message, when n is 0 or
+ * above MANDATE_STORE_WRITE_BATCH_MAX (*bad_r: n) or a write's op is
+ * unknown (*bad_r: its index). */
+mandate_rc store_write_batch_check(const char *store, const mandate_store_write *writes,
+                                   size_t n, size_t *bad_r, mandate_error *err);
+
+typedef struct store_writer store_writer;
+
+/* A batch in flight (write_batch), for the store's transaction body. */
+typedef struct store_batch {
+    const mandate_store_write *writes;
+    size_t n, failed;
+    const store_writer *writer;
+} store_batch;
+
+/* The body of a batch's transaction: b's writes made on conn, in order, up
+ * to the first that fails: its answer, b->failed its index (n when none
+ * failed). */
+mandate_rc store_batch_run(void *conn, store_batch *b, mandate_error *err);
+
+/* How a store makes its writes, for the ops below: its instance struct
+ * starts with a pointer to one of these, so that they take the instance as
+ * the ops table hands it. */
+struct store_writer {
+    const char *name; /* "sqlite", for messages */
+    /* one write alone, atomic by itself */
+    mandate_rc (*alone)(void *inst, const mandate_store_write *w, mandate_error *err);
+    /* b's body (store_batch_run) in one write transaction: committed when
+     * it answers MANDATE_OK, else rolled back */
+    mandate_rc (*transaction)(void *inst, store_batch *b, mandate_error *err);
+    /* on a connection (inside that transaction, or alone): a once_put or a
+     * once_set (w->op says which; its key and namespace checked), a
+     * session_put (its hash checked) */
+    mandate_rc (*once_on)(void *conn, const mandate_store_write *w, mandate_error *err);
+    mandate_rc (*session_on)(void *conn, const mandate_session *session, mandate_error *err);
+};
+
+/* One write w on conn by sw's functions for its op. */
+mandate_rc store_write_on(const store_writer *sw, void *conn, const mandate_store_write *w,
+                          mandate_error *err);
+
+/* The ops once_put, once_set, session_put and write_batch
+ * (<mandate/store.h>) of a store whose instance starts with its
+ * store_writer pointer. */
+mandate_rc store_writer_once_put(void *inst, const char *ns, const unsigned char *key,
+                                 size_t key_len, const char *value, int64_t expires_at,
+                                 mandate_error *err);
+mandate_rc store_writer_once_set(void *inst, const char *ns, const unsigned char *key,
+                                 size_t key_len, const char *value, int64_t expires_at,
+                                 int64_t keep_until, mandate_error *err);
+mandate_rc store_writer_session_put(void *inst, const mandate_session *session,
+                                    mandate_error *err);
+mandate_rc store_writer_batch(void *inst, const mandate_store_write *writes, size_t n,
+                              size_t *failed_r, mandate_error *err);
 
 #endif

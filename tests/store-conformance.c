@@ -1559,6 +1559,99 @@ static void test_once_set(void **state)
                      MANDATE_INVALID);
 }
 
+static mandate_session sample_session(const unsigned char *hash, const char *subject);
+
+/* write_batch (ABI 1.8): every write of the batch, in one transaction, or
+ * none of them. */
+static void test_write_batch(void **state)
+{
+    struct store_fx *fx = *state;
+    unsigned char k[4][32], sh[2][32];
+    for (int i = 0; i < 4; i++)
+        hash_of(10 + i, k[i]);
+    hash_of(20, sh[0]);
+    hash_of(21, sh[1]);
+    char *value = NULL;
+    size_t failed = 99;
+    mandate_session s0 = sample_session(sh[0], "alice"), s1 = sample_session(sh[1], "bob"), out;
+    fake_host_set_now(1000);
+
+    /* a session, a record set and a record put: all there, in order */
+    mandate_store_write w[] = {
+        {.op = MANDATE_STORE_WRITE_SESSION_PUT, .session = &s0},
+        {MANDATE_STORE_WRITE_ONCE_SET, "index", k[0], 32, "s0", 2000, 2000, NULL},
+        {MANDATE_STORE_WRITE_ONCE_PUT, "consent", k[1], 32, "c1", 1100, 0, NULL},
+    };
+    expect_ok(OPS->write_batch(fx->inst, w, 3, &failed, &fx->err), &fx->err);
+    assert_int_equal(failed, 3);
+    expect_ok(OPS->session_get(fx->inst, fx->pool, sh[0], 32, 1000, &out, &fx->err), &fx->err);
+    assert_string_equal(out.subject, "alice");
+    expect_ok(once_take(fx, "consent", k[1], 1000, &value), &fx->err);
+    assert_string_equal(value, "c1");
+    /* once_set's rule holds inside a batch: a later write replaces */
+    mandate_store_write again = {
+        MANDATE_STORE_WRITE_ONCE_SET, "index", k[0], 32, "s1", 2000, 2000, NULL};
+    expect_ok(OPS->write_batch(fx->inst, &again, 1, NULL, &fx->err), &fx->err);
+    expect_ok(once_take(fx, "index", k[0], 1000, &value), &fx->err);
+    assert_string_equal(value, "s1");
+
+    /* all or nothing: a put on a live key (the last write) rolls back the
+     * session and the record before it */
+    expect_ok(OPS->once_put(fx->inst, "consent", k[2], 32, "taken", 1100, &fx->err), &fx->err);
+    mandate_store_write bad[] = {
+        {.op = MANDATE_STORE_WRITE_SESSION_PUT, .session = &s1},
+        {MANDATE_STORE_WRITE_ONCE_SET, "index", k[3], 32, "s1", 2000, 2000, NULL},
+        {MANDATE_STORE_WRITE_ONCE_PUT, "consent", k[2], 32, "mine", 1100, 0, NULL},
+    };
+    assert_int_equal(OPS->write_batch(fx->inst, bad, 3, &failed, &fx->err), MANDATE_EXISTS);
+    assert_int_equal(failed, 2);
+    assert_int_equal(OPS->session_get(fx->inst, fx->pool, sh[1], 32, 1000, &out, &fx->err),
+                     MANDATE_NOT_FOUND);
+    assert_int_equal(once_take(fx, "index", k[3], 1000, &value), MANDATE_NOT_FOUND);
+    expect_ok(once_take(fx, "consent", k[2], 1000, &value), &fx->err);
+    assert_string_equal(value, "taken");
+    /* a session already there (the first write): nothing after it is made */
+    mandate_store_write dup[] = {
+        {.op = MANDATE_STORE_WRITE_SESSION_PUT, .session = &s0},
+        {MANDATE_STORE_WRITE_ONCE_PUT, "consent", k[3], 32, "x", 1100, 0, NULL},
+    };
+    assert_int_equal(OPS->write_batch(fx->inst, dup, 2, &failed, &fx->err), MANDATE_EXISTS);
+    assert_int_equal(failed, 0);
+    assert_int_equal(once_take(fx, "consent", k[3], 1000, &value), MANDATE_NOT_FOUND);
+    /* a write without its key: refused, and the batch with it */
+    mandate_store_write nokey[] = {
+        {MANDATE_STORE_WRITE_ONCE_PUT, "consent", k[3], 32, "x", 1100, 0, NULL},
+        {MANDATE_STORE_WRITE_ONCE_SET, NULL, k[0], 32, "x", 1100, 0, NULL},
+    };
+    assert_int_equal(OPS->write_batch(fx->inst, nokey, 2, &failed, &fx->err), MANDATE_INVALID);
+    assert_int_equal(failed, 1);
+    assert_int_equal(once_take(fx, "consent", k[3], 1000, &value), MANDATE_NOT_FOUND);
+
+    /* bounds: none, too many, an unknown op: nothing written */
+    mandate_store_write many[MANDATE_STORE_WRITE_BATCH_MAX + 1];
+    for (size_t i = 0; i < MANDATE_STORE_WRITE_BATCH_MAX + 1; i++)
+        many[i] = (mandate_store_write){
+            MANDATE_STORE_WRITE_ONCE_SET, "many", k[0], 32, "m", 1100, 0, NULL};
+    assert_int_equal(OPS->write_batch(fx->inst, many, 0, &failed, &fx->err), MANDATE_INVALID);
+    assert_int_equal(failed, 0);
+    assert_int_equal(
+        OPS->write_batch(fx->inst, many, MANDATE_STORE_WRITE_BATCH_MAX + 1, &failed, &fx->err),
+        MANDATE_INVALID);
+    assert_int_equal(failed, MANDATE_STORE_WRITE_BATCH_MAX + 1);
+    assert_int_equal(once_take(fx, "many", k[0], 1000, &value), MANDATE_NOT_FOUND);
+    many[1].op = (mandate_store_write_op)99;
+    assert_int_equal(OPS->write_batch(fx->inst, many, 2, &failed, &fx->err), MANDATE_INVALID);
+    assert_int_equal(failed, 1);
+    assert_int_equal(once_take(fx, "many", k[0], 1000, &value), MANDATE_NOT_FOUND);
+    assert_int_equal(OPS->write_batch(fx->inst, NULL, 1, &failed, &fx->err), MANDATE_INVALID);
+    many[1].op = MANDATE_STORE_WRITE_ONCE_SET;
+    /* the most it takes is taken */
+    expect_ok(OPS->write_batch(fx->inst, many, MANDATE_STORE_WRITE_BATCH_MAX, NULL, &fx->err),
+              &fx->err);
+    expect_ok(once_take(fx, "many", k[0], 1000, &value), &fx->err);
+    assert_string_equal(value, "m");
+}
+
 static void test_once(void **state)
 {
     struct store_fx *fx = *state;
@@ -2677,6 +2770,7 @@ int store_conformance_run(const store_target *t)
         READY(test_client_metadata),
         SIGNIN(test_once),
         SIGNIN(test_once_set),
+        SIGNIN(test_write_batch),
         SIGNIN(test_auth_code),
         SIGNIN(test_refresh_put_get),
         SIGNIN(test_refresh_rotate),

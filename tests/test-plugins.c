@@ -15,7 +15,9 @@
 
 #include <cmocka.h>
 
+#include "clock-private.h"
 #include "metrics-private.h"
+#include "plugin-loader-private.h"
 #include "plugins-private.h"
 #include "pool-private.h"
 #include "runtime-fixture.h"
@@ -334,6 +336,48 @@ static void test_store_failures_are_counted(void **state)
     mandate_pool_free(&pool);
 }
 
+/* write_batch through the facade: all or nothing with a store of ABI 1.8;
+ * a store before it gets each write alone, up to the first that fails. */
+static void test_store_write_batch(void **state)
+{
+    test_runtime *t = started(state, NULL, NULL);
+    const mandate_instance *store = mandate_runtime_store(t->rt);
+    mandate_instance older = *store;
+    mandate_plugin_handle older_handle = *store->handle;
+    mandate_plugin older_plugin = *older_handle.plugin;
+    older_plugin.abi_minor = 7;
+    older_handle.plugin = &older_plugin;
+    older.handle = &older_handle;
+    mandate_pool *pool = mandate_pool_new();
+    mandate_error err = {0};
+    unsigned char k[3][32];
+    for (int i = 0; i < 3; i++)
+        memset(k[i], 'a' + i, 32);
+    int64_t later = mandate_clock_now() + 600;
+    mandate_store_write taken = {
+        MANDATE_STORE_WRITE_ONCE_PUT, "b", k[2], 32, "x", later, 0, NULL};
+    assert_int_equal(mandate_store_write_batch(store, &taken, 1, NULL, &err), MANDATE_OK);
+    for (int older_store = 0; older_store < 2; older_store++) {
+        const mandate_instance *s = older_store ? &older : store;
+        mandate_store_write w[] = {
+            {MANDATE_STORE_WRITE_ONCE_SET, "b", k[older_store], 32, "v", later, later, NULL},
+            {MANDATE_STORE_WRITE_ONCE_PUT, "b", k[2], 32, "y", later, 0, NULL},
+        };
+        size_t failed = 9;
+        assert_int_equal(mandate_store_write_batch(s, w, 2, &failed, &err), MANDATE_EXISTS);
+        assert_int_equal(failed, 1);
+        char *value = NULL;
+        /* the first write: rolled back by a store of 1.8, kept by an older one */
+        assert_int_equal(mandate_store_once_take(store, pool, "b", k[older_store], 32,
+                                                 mandate_clock_now(), &value, &err),
+                         older_store ? MANDATE_OK : MANDATE_NOT_FOUND);
+        assert_int_equal(mandate_store_write_batch(s, w, 0, &failed, &err), MANDATE_INVALID);
+        assert_int_equal(mandate_store_write_batch(s, w, 1, &failed, &err), MANDATE_OK);
+        assert_int_equal(failed, 1);
+    }
+    mandate_pool_free(&pool);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -345,6 +389,7 @@ int main(void)
         cmocka_unit_test_teardown(test_format_of_an_older_minor, teardown),
         cmocka_unit_test_teardown(test_format_of_the_newest_minor, teardown),
         cmocka_unit_test_teardown(test_store_failures_are_counted, teardown),
+        cmocka_unit_test_teardown(test_store_write_batch, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

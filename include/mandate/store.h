@@ -191,6 +191,29 @@ typedef struct mandate_client_document {
  * a caller that serves a stale one while its fetch fails. */
 #define MANDATE_STORE_DOCUMENT_KEEP 86400
 
+/* ABI 1.8: one write of a batch (write_batch below), as the op of that
+ * name would make it, with the fields that op takes; the others are not
+ * read. */
+typedef enum mandate_store_write_op {
+    MANDATE_STORE_WRITE_ONCE_PUT = 1,   /* ns, key, key_len, value, expires_at */
+    MANDATE_STORE_WRITE_ONCE_SET = 2,   /* the same and keep_until */
+    MANDATE_STORE_WRITE_SESSION_PUT = 3 /* session */
+} mandate_store_write_op;
+
+typedef struct mandate_store_write {
+    mandate_store_write_op op;
+    const char *ns;
+    const unsigned char *key;
+    size_t key_len;
+    const char *value;
+    int64_t expires_at;
+    int64_t keep_until;
+    const mandate_session *session;
+} mandate_store_write;
+
+/* The most writes one write_batch takes. */
+#define MANDATE_STORE_WRITE_BATCH_MAX 16
+
 typedef struct mandate_store_ops {
     /* Is the store reachable? Cheap; used by /readyz. */
     mandate_rc (*ping)(void *inst, mandate_error *err);
@@ -405,6 +428,24 @@ typedef struct mandate_store_ops {
     mandate_rc (*once_set)(void *inst, const char *ns, const unsigned char *key, size_t key_len,
                            const char *value, int64_t expires_at, int64_t keep_until,
                            mandate_error *err);
+
+    /* ABI 1.8: writes[0..n) in one atomic write transaction, in order, each
+     * with the answers of its op (once_put's MANDATE_EXISTS on a live key,
+     * session_put's on a hash already there, MANDATE_INVALID on a missing
+     * key, namespace or hash). All or nothing: the first write that does
+     * not answer MANDATE_OK ends the batch, nothing of it is kept (writes
+     * before it rolled back, none after it made), its answer and message
+     * are returned and *failed_r (may be NULL) is its index; on MANDATE_OK
+     * every write is committed and *failed_r is n. n of 0 or above
+     * MANDATE_STORE_WRITE_BATCH_MAX, or an unknown op, is MANDATE_INVALID
+     * with nothing written (*failed_r: n, or the unknown op's index). A
+     * sign-in's writes once the IdP's answer is checked (the browser
+     * session, its single-logout record, the user record, the pending
+     * consent) cost one transaction instead of four. Read only when the
+     * plugin's abi_minor is >= 8; may be NULL (the core then makes each
+     * write alone, in order, stopping at the first that fails: not atomic). */
+    mandate_rc (*write_batch)(void *inst, const mandate_store_write *writes, size_t n,
+                              size_t *failed_r, mandate_error *err);
 } mandate_store_ops;
 
 #ifdef __cplusplus

@@ -557,6 +557,7 @@ struct conn {
 };
 
 struct pgsql_inst {
+    const store_writer *writes; /* first: lib/store-record.c's write ops find it */
     /* config, filled by the core before instantiate() */
     char *conninfo; /* secret: may hold a password */
     int64_t connect_timeout;
@@ -2031,50 +2032,78 @@ static mandate_rc store_purge(void *inst_, int64_t now, uint64_t *count_r, manda
 /* Each op is one statement, atomic by itself, but those of refresh
  * families (see the top of this file). */
 
-/* once_put and once_set: ns, key, value, expires_at, then now at $5 (put)
- * or keep_until and now at $5, $6 (set); *changed_r: rows written. */
-static mandate_rc once_write(struct pgsql_inst *inst, enum stmt_id id, const char *what,
-                             const char *ns, const unsigned char *key, size_t key_len,
-                             const char *value, int64_t expires_at, const int64_t *keep_until,
-                             int64_t *changed_r, mandate_error *err)
+/* once_put and once_set on c: ns, key, value, expires_at, then now at $5
+ * (put) or keep_until and now at $5, $6 (set); a put that wrote nothing is
+ * MANDATE_EXISTS. */
+static mandate_rc once_write_on(void *conn, const mandate_store_write *w, mandate_error *err)
 {
+    struct conn *c = conn;
+    bool set = w->op == MANDATE_STORE_WRITE_ONCE_SET;
+    const char *what = set ? "once_set" : "once_put";
     struct params p = {0};
-    mandate_rc rc = no_hash(key, key_len, what, err);
-    if (rc == MANDATE_OK && ns == NULL)
+    mandate_rc rc = no_hash(w->key, w->key_len, what, err);
+    if (rc == MANDATE_OK && w->ns == NULL)
         rc = mandate_error_set(err, MANDATE_INVALID, "pgsql: %s: no namespace", what);
     if (rc != MANDATE_OK)
         return rc;
-    param_text(&p, ns);
-    param_blob(&p, key, key_len);
-    param_text(&p, value);
-    param_int(&p, expires_at);
-    if (keep_until != NULL)
-        param_int(&p, *keep_until);
-    param_int(&p, inst->host->now(inst->host));
-    return run_write(inst, id, &p, what, changed_r, err);
-}
-
-static mandate_rc store_once_put(void *inst_, const char *ns, const unsigned char *key,
-                                 size_t key_len, const char *value, int64_t expires_at,
-                                 mandate_error *err)
-{
-    int64_t changed;
-    mandate_rc rc = once_write(inst_, ST_ONCE_PUT, "once_put", ns, key, key_len, value,
-                               expires_at, NULL, &changed, err);
-    if (rc == MANDATE_OK && changed == 0)
+    param_text(&p, w->ns);
+    param_blob(&p, w->key, w->key_len);
+    param_text(&p, w->value);
+    param_int(&p, w->expires_at);
+    if (set)
+        param_int(&p, w->keep_until);
+    param_int(&p, c->inst->host->now(c->inst->host));
+    PGresult *res;
+    rc = stmt_exec(c, set ? ST_ONCE_SET : ST_ONCE_PUT, &p, what, &res, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    if (!set && rows_changed(res) == 0)
         rc = mandate_error_set(err, MANDATE_EXISTS,
-                               "pgsql: once_put: that key is taken in \"%s\"", ns);
+                               "pgsql: once_put: that key is taken in \"%s\"", w->ns);
+    PQclear(res);
     return rc;
 }
 
-static mandate_rc store_once_set(void *inst_, const char *ns, const unsigned char *key,
-                                 size_t key_len, const char *value, int64_t expires_at,
-                                 int64_t keep_until, mandate_error *err)
+static mandate_rc session_put_on(void *conn, const mandate_session *session, mandate_error *err)
 {
-    int64_t changed;
-    return once_write(inst_, ST_ONCE_SET, "once_set", ns, key, key_len, value, expires_at,
-                      &keep_until, &changed, err);
+    struct conn *c = conn;
+    mandate_rc rc = no_hash(session != NULL ? session->id_hash : NULL,
+                            session != NULL ? session->id_hash_len : 0, "session_put", err);
+    if (rc != MANDATE_OK)
+        return rc;
+    struct params p = {0};
+    param_record(&p, &store_session_record, session);
+    PGresult *res;
+    rc = stmt_exec(c, ST_SESSION_INSERT, &p, "session_put", &res, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    if (rows_changed(res) == 0)
+        rc = mandate_error_set(err, MANDATE_EXISTS, "pgsql: session_put: that key is taken");
+    PQclear(res);
+    return rc;
 }
+
+static mandate_rc write_one(void *inst, const mandate_store_write *w, mandate_error *err)
+{
+    struct conn *c;
+    mandate_rc rc = conn_ready(inst, &c, err);
+    return rc == MANDATE_OK ? store_write_on(((struct pgsql_inst *)inst)->writes, c, w, err)
+                            : rc;
+}
+
+/* A batch is one transaction on the thread's connection: one commit for
+ * all of its writes. */
+static mandate_rc batch_tx(void *inst, store_batch *b, mandate_error *err)
+{
+    struct conn *c;
+    mandate_rc rc = conn_ready(inst, &c, err);
+    if (rc == MANDATE_OK)
+        rc = tx_begin(c, err);
+    return rc == MANDATE_OK ? tx_end(c, store_batch_run(c, b, err), err) : rc;
+}
+
+static const store_writer pgsql_writer = {"pgsql", write_one, batch_tx, once_write_on,
+                                          session_put_on};
 
 static mandate_rc store_once_take(void *inst_, mandate_pool *pool, const char *ns,
                                   const unsigned char *key, size_t key_len, int64_t now,
@@ -2347,17 +2376,6 @@ static mandate_rc store_refresh_revoke_subject(void *inst_, const char *tenant,
     return family_end_run(inst_, &f, count_r, err);
 }
 
-static mandate_rc store_session_put(void *inst_, const mandate_session *session,
-                                    mandate_error *err)
-{
-    mandate_rc rc = no_hash(session != NULL ? session->id_hash : NULL,
-                            session != NULL ? session->id_hash_len : 0, "session_put", err);
-    if (rc != MANDATE_OK)
-        return rc;
-    return insert_record(inst_, ST_SESSION_INSERT, "session_put", &store_session_record,
-                         session, err);
-}
-
 static mandate_rc store_session_get(void *inst_, mandate_pool *pool, const unsigned char *hash,
                                     size_t hash_len, int64_t now, mandate_session *session_r,
                                     mandate_error *err)
@@ -2605,6 +2623,7 @@ static mandate_rc pgsql_instantiate(void *inst_, const mandate_host *host, manda
 {
     struct pgsql_inst *inst = inst_;
     inst->host = host;
+    inst->writes = &pgsql_writer;
     if (inst->connect_timeout < 1 || inst->connect_timeout > 3600)
         return mandate_error_set(err, MANDATE_INVALID,
                                  "pgsql: connect_timeout is out of range");
@@ -2681,7 +2700,7 @@ static const mandate_store_ops pgsql_ops = {
     .revocation_list = store_revocation_list,
     .token_list = store_token_list,
     .replay_list = store_replay_list,
-    .once_put = store_once_put,
+    .once_put = store_writer_once_put,
     .once_take = store_once_take,
     .auth_code_put = store_auth_code_put,
     .auth_code_take = store_auth_code_take,
@@ -2690,7 +2709,7 @@ static const mandate_store_ops pgsql_ops = {
     .refresh_rotate = store_refresh_rotate,
     .refresh_revoke_family = store_refresh_revoke_family,
     .refresh_revoke_subject = store_refresh_revoke_subject,
-    .session_put = store_session_put,
+    .session_put = store_writer_session_put,
     .session_get = store_session_get,
     .session_touch = store_session_touch,
     .session_delete = store_session_delete,
@@ -2703,7 +2722,8 @@ static const mandate_store_ops pgsql_ops = {
     .client_document_get = store_client_document_get,
     .lineage_add = store_lineage_add,
     .revoke_descendants = store_revoke_descendants,
-    .once_set = store_once_set,
+    .once_set = store_writer_once_set,
+    .write_batch = store_writer_batch,
 };
 
 const mandate_plugin mandate_plugin_pgsql = {

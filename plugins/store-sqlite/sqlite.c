@@ -514,6 +514,7 @@ struct conn {
 #define CKPT_RETRY_MS 1000
 
 struct sqlite_inst {
+    const store_writer *writes; /* first: lib/store-record.c's write ops find it */
     /* config, filled by the core before instantiate() */
     char *path;
     int64_t busy_timeout;
@@ -1569,22 +1570,36 @@ static mandate_rc get_by_hash(struct sqlite_inst *inst, enum stmt_id id, const c
 #define NEED_RECORD_HASH(r, m, what, err)                                                      \
     need_hash((r) != NULL ? (r)->m : NULL, (r) != NULL ? (r)->m##_len : 0, (what), (err))
 
-/* Writes a record (its fields as ?1 and on) with the writer. unique: the
- * statement inserts or does nothing, and nothing done is MANDATE_EXISTS;
- * else it replaces. */
-static mandate_rc put_record(struct sqlite_inst *inst, enum stmt_id id, const char *what,
-                             const store_record *rec, const void *in, bool unique,
-                             mandate_error *err)
+/* Writes a record (its fields as ?1 and on) on c. unique: the statement
+ * inserts or does nothing, and nothing done is MANDATE_EXISTS; else it
+ * replaces. */
+static mandate_rc put_record_on(struct conn *c, enum stmt_id id, const char *what,
+                                const store_record *rec, const void *in, bool unique,
+                                mandate_error *err)
 {
     struct q q;
     int changed;
-    mandate_rc rc = q_writer(&q, inst, id, what, err);
+    mandate_rc rc = q_on(&q, c, id, what, err);
     q_record(&q, 1, rec, in);
     if (rc == MANDATE_OK)
         rc = q_exec(&q, &changed);
     if (rc == MANDATE_OK && changed == 0 && unique)
         rc = mandate_error_set(err, MANDATE_EXISTS, "sqlite: %s: that key is taken", what);
     return q_close(&q, rc);
+}
+
+/* put_record_on with the writer. */
+static mandate_rc put_record(struct sqlite_inst *inst, enum stmt_id id, const char *what,
+                             const store_record *rec, const void *in, bool unique,
+                             mandate_error *err)
+{
+    struct conn *c;
+    mandate_rc rc = writer_get(inst, &c, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    rc = put_record_on(c, id, what, rec, in, unique, err);
+    writer_put(inst);
+    return rc;
 }
 
 static mandate_rc store_token_put(void *inst_, const mandate_token_record *record,
@@ -1843,53 +1858,76 @@ static mandate_rc writer_tx(struct sqlite_inst *inst, tx_body body, void *ctx,
     return rc;
 }
 
-/* once_put and once_set: ns, key, value, expires_at, then now at ?5 (put)
- * or keep_until and now at ?5, ?6 (set); *changed_r: rows written. */
-static mandate_rc once_write(struct sqlite_inst *inst, enum stmt_id id, const char *what,
-                             const char *ns, const unsigned char *key, size_t key_len,
-                             const char *value, int64_t expires_at, const int64_t *keep_until,
-                             int *changed_r, mandate_error *err)
+/* once_put and once_set on c: ns, key, value, expires_at, then now at ?5
+ * (put) or keep_until and now at ?5, ?6 (set); a put that wrote nothing is
+ * MANDATE_EXISTS. */
+static mandate_rc once_write_on(void *conn, const mandate_store_write *w, mandate_error *err)
 {
+    struct conn *c = conn;
+    bool set = w->op == MANDATE_STORE_WRITE_ONCE_SET;
+    const char *what = set ? "once_set" : "once_put";
     struct q q;
-    mandate_rc rc = need_hash(key, key_len, what, err);
-    if (rc == MANDATE_OK && ns == NULL)
+    int changed = 0;
+    mandate_rc rc = need_hash(w->key, w->key_len, what, err);
+    if (rc == MANDATE_OK && w->ns == NULL)
         rc = mandate_error_set(err, MANDATE_INVALID, "sqlite: %s: no namespace", what);
     if (rc != MANDATE_OK)
         return rc;
-    rc = q_writer(&q, inst, id, what, err);
-    q_text(&q, 1, ns);
-    q_blob(&q, 2, key, key_len);
-    q_text(&q, 3, value);
-    q_int(&q, 4, expires_at);
-    if (keep_until != NULL)
-        q_int(&q, 5, *keep_until);
-    q_int(&q, keep_until != NULL ? 6 : 5, inst->host->now(inst->host));
+    rc = q_on(&q, c, set ? ST_ONCE_SET : ST_ONCE_PUT, what, err);
+    q_text(&q, 1, w->ns);
+    q_blob(&q, 2, w->key, w->key_len);
+    q_text(&q, 3, w->value);
+    q_int(&q, 4, w->expires_at);
+    if (set)
+        q_int(&q, 5, w->keep_until);
+    q_int(&q, set ? 6 : 5, c->inst->host->now(c->inst->host));
     if (rc == MANDATE_OK)
-        rc = q_exec(&q, changed_r);
+        rc = q_exec(&q, &changed);
+    if (rc == MANDATE_OK && changed == 0 && !set)
+        rc = mandate_error_set(err, MANDATE_EXISTS,
+                               "sqlite: once_put: that key is taken in \"%s\"", w->ns);
     return q_close(&q, rc);
 }
 
-static mandate_rc store_once_put(void *inst_, const char *ns, const unsigned char *key,
-                                 size_t key_len, const char *value, int64_t expires_at,
-                                 mandate_error *err)
+static mandate_rc session_put_on(void *conn, const mandate_session *session, mandate_error *err)
 {
-    int changed;
-    mandate_rc rc = once_write(inst_, ST_ONCE_PUT, "once_put", ns, key, key_len, value,
-                               expires_at, NULL, &changed, err);
-    if (rc == MANDATE_OK && changed == 0)
-        rc = mandate_error_set(err, MANDATE_EXISTS,
-                               "sqlite: once_put: that key is taken in \"%s\"", ns);
+    struct conn *c = conn;
+    mandate_rc rc = NEED_RECORD_HASH(session, id_hash, "session_put", err);
+    if (rc != MANDATE_OK)
+        return rc;
+    return put_record_on(c, ST_SESSION_INSERT, "session_put", &store_session_record, session,
+                         true, err);
+}
+
+/* A lone write with the writer, in SQLite's own transaction. */
+static mandate_rc write_one(void *inst, const mandate_store_write *w, mandate_error *err)
+{
+    struct conn *c;
+    mandate_rc rc = writer_get(inst, &c, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    rc = store_write_on(((struct sqlite_inst *)inst)->writes, c, w, err);
+    writer_put(inst);
     return rc;
 }
 
-static mandate_rc store_once_set(void *inst_, const char *ns, const unsigned char *key,
-                                 size_t key_len, const char *value, int64_t expires_at,
-                                 int64_t keep_until, mandate_error *err)
+/* A batch is one BEGIN IMMEDIATE transaction on the writer: one commit (its
+ * locks, its WAL frames) for all of its writes. */
+static mandate_rc batch_tx(void *inst, store_batch *b, mandate_error *err)
 {
-    int changed;
-    return once_write(inst_, ST_ONCE_SET, "once_set", ns, key, key_len, value, expires_at,
-                      &keep_until, &changed, err);
+    struct conn *c;
+    mandate_rc rc = writer_get(inst, &c, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    rc = tx_begin(c, err);
+    if (rc == MANDATE_OK)
+        rc = tx_end(c, store_batch_run(c, b, err), err);
+    writer_put(inst);
+    return rc;
 }
+
+static const store_writer sqlite_writer = {"sqlite", write_one, batch_tx, once_write_on,
+                                           session_put_on};
 
 struct once_take {
     const char *ns;
@@ -2243,16 +2281,6 @@ static mandate_rc store_refresh_revoke_subject(void *inst_, const char *tenant,
                                  "sqlite: refresh_revoke_subject: no tenant or no subject");
     struct family_end f = {ST_SUBJECT_END, ST_SUBJECT_END_TOKENS, {tenant, subject}, 2, 0};
     return end_families_by(inst_, &f, count_r, err);
-}
-
-static mandate_rc store_session_put(void *inst_, const mandate_session *session,
-                                    mandate_error *err)
-{
-    mandate_rc rc = NEED_RECORD_HASH(session, id_hash, "session_put", err);
-    if (rc != MANDATE_OK)
-        return rc;
-    return put_record(inst_, ST_SESSION_INSERT, "session_put", &store_session_record, session,
-                      true, err);
 }
 
 static mandate_rc store_session_get(void *inst_, mandate_pool *pool, const unsigned char *hash,
@@ -2639,6 +2667,7 @@ static mandate_rc sqlite_instantiate(void *inst_, const mandate_host *host, mand
 {
     struct sqlite_inst *inst = inst_;
     inst->host = host;
+    inst->writes = &sqlite_writer;
     if (inst->path == NULL || inst->path[0] == '\0')
         return mandate_error_set(err, MANDATE_INVALID, "sqlite: path is not set");
     if (inst->synchronous == NULL || strcmp(inst->synchronous, "normal") == 0)
@@ -2758,7 +2787,7 @@ static const mandate_store_ops sqlite_ops = {
     .revocation_list = store_revocation_list,
     .token_list = store_token_list,
     .replay_list = store_replay_list,
-    .once_put = store_once_put,
+    .once_put = store_writer_once_put,
     .once_take = store_once_take,
     .auth_code_put = store_auth_code_put,
     .auth_code_take = store_auth_code_take,
@@ -2767,7 +2796,7 @@ static const mandate_store_ops sqlite_ops = {
     .refresh_rotate = store_refresh_rotate,
     .refresh_revoke_family = store_refresh_revoke_family,
     .refresh_revoke_subject = store_refresh_revoke_subject,
-    .session_put = store_session_put,
+    .session_put = store_writer_session_put,
     .session_get = store_session_get,
     .session_touch = store_session_touch,
     .session_delete = store_session_delete,
@@ -2780,7 +2809,8 @@ static const mandate_store_ops sqlite_ops = {
     .client_document_get = store_client_document_get,
     .lineage_add = store_lineage_add,
     .revoke_descendants = store_revoke_descendants,
-    .once_set = store_once_set,
+    .once_set = store_writer_once_set,
+    .write_batch = store_writer_batch,
 };
 
 const mandate_plugin mandate_plugin_sqlite = {
