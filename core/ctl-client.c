@@ -19,6 +19,7 @@
 #include "delegation-private.h"
 #include "dpop-binding-private.h"
 #include "mtls-private.h"
+#include "oauth-private.h"
 #include "grant-claims.h"
 #include "profile-private.h"
 #include "plugins-private.h"
@@ -46,14 +47,7 @@ static json_t *client_json(const mandate_client *c)
     json_object_set_new(o, "backend", c->backend ? json_string(c->backend) : json_null());
     json_object_set_new(o, "format", c->token_format ? json_string(c->token_format) : json_null());
     json_t *meta = c->metadata ? json_loads(c->metadata, 0, NULL) : NULL;
-    const char *method = json_string_value(json_object_get(meta, "token_endpoint_auth_method"));
-    bool is_public = method != NULL && strcmp(method, "none") == 0;
-    const char *by_certificate = mandate_mtls_client_method(c);
-    json_object_set_new(o, "auth",
-                        json_string(is_public        ? "none"
-                                    : by_certificate ? by_certificate
-                                    : c->public_key  ? "private_key_jwt"
-                                                     : "client_secret"));
+    json_object_set_new(o, "auth", json_string(mandate_client_registered_auth(c)));
     /* what sign-in needs (issue 22): where codes may be sent, and how */
     static const char *const shown[] = {"redirect_uris", "grant_types", "initiate_login_uri",
                                         "registered_by", NULL};
