@@ -71,6 +71,18 @@ static mandate_rc certificate_authenticate(mandate_http_request *req, const char
     return MANDATE_OK;
 }
 
+const char *mandate_client_registered_auth(const mandate_client *client)
+{
+    const char *by_certificate = mandate_mtls_client_method(client);
+    if (by_certificate != NULL)
+        return by_certificate;
+    json_t *meta = client->metadata ? json_loads(client->metadata, 0, NULL) : NULL;
+    const char *method = json_string_value(json_object_get(meta, "token_endpoint_auth_method"));
+    bool is_public = method != NULL && strcmp(method, "none") == 0;
+    json_decref(meta);
+    return is_public ? "none" : client->public_key ? "private_key_jwt" : "client_secret";
+}
+
 const char *mandate_client_claimed_id(mandate_http_request *req, const mandate_form *form)
 {
     const char *authorization = mandate_http_request_header(req, "Authorization");
@@ -157,6 +169,17 @@ mandate_rc mandate_client_authenticate(mandate_http_request *req, const mandate_
     }
     if (client_r->status != MANDATE_CLIENT_ENABLED)
         return refuse(req->pool, oerr, cred.client_id, "client is disabled");
+    /* RFC 7591 §2: the method the client is registered for, and no other: a
+     * secret left behind by a move to a certificate or a key authenticates
+     * nobody */
+    const char *registered = mandate_client_registered_auth(client_r);
+    bool fits = strcmp(registered, "client_secret") == 0     ? cred.secret != NULL
+                : strcmp(registered, "private_key_jwt") == 0 ? cred.assertion != NULL
+                                                             : false;
+    if (!fits)
+        return refuse(req->pool, oerr, cred.client_id,
+                      mandate_pool_printf(req->pool, "client is registered for %s only, not %s",
+                                          registered, cred.auth_method));
 
     for (size_t i = 0; i < mandate_runtime_instance_count(req->runtime); i++) {
         const mandate_instance *in = mandate_runtime_instance(req->runtime, i);

@@ -250,6 +250,12 @@ mandate_rc mandate_clients_rotate_secret(mandate_runtime *rt, mandate_pool *pool
         return mandate_error_set(err, MANDATE_INVALID,
                                  "client '%s' authenticates with a key, not a secret",
                                  client_id);
+    /* a secret it would never be accepted with (core/client-auth.c) */
+    const char *registered = mandate_client_registered_auth(&c);
+    if (strcmp(registered, "client_secret") != 0)
+        return mandate_error_set(err, MANDATE_INVALID,
+                                 "client '%s' authenticates with %s, not a secret", client_id,
+                                 registered);
     const mandate_instance *b = pick_backend(rt, c.backend, true, err);
     if (b == NULL)
         return err->rc;

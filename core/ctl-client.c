@@ -19,6 +19,7 @@
 #include "delegation-private.h"
 #include "dpop-binding-private.h"
 #include "mtls-private.h"
+#include "oauth-private.h"
 #include "grant-claims.h"
 #include "profile-private.h"
 #include "plugins-private.h"
@@ -46,14 +47,7 @@ static json_t *client_json(const mandate_client *c)
     json_object_set_new(o, "backend", c->backend ? json_string(c->backend) : json_null());
     json_object_set_new(o, "format", c->token_format ? json_string(c->token_format) : json_null());
     json_t *meta = c->metadata ? json_loads(c->metadata, 0, NULL) : NULL;
-    const char *method = json_string_value(json_object_get(meta, "token_endpoint_auth_method"));
-    bool is_public = method != NULL && strcmp(method, "none") == 0;
-    const char *by_certificate = mandate_mtls_client_method(c);
-    json_object_set_new(o, "auth",
-                        json_string(is_public        ? "none"
-                                    : by_certificate ? by_certificate
-                                    : c->public_key  ? "private_key_jwt"
-                                                     : "client_secret"));
+    json_object_set_new(o, "auth", json_string(mandate_client_registered_auth(c)));
     /* what sign-in needs (issue 22): where codes may be sent, and how */
     static const char *const shown[] = {"redirect_uris", "grant_types", "initiate_login_uri",
                                         "registered_by", NULL};
@@ -787,6 +781,19 @@ done:
     return status;
 }
 
+/* Revokes every token handed down from client id's tokens, to other
+ * clients (a disabled or deleted client's own go with it: validation
+ * checks the client). */
+static mandate_rc revoke_handed_down(mandate_runtime *rt, const char *id, uint64_t *count_r,
+                                     mandate_error *err)
+{
+    mandate_pool *pool = mandate_pool_new();
+    mandate_rc rc = mandate_store_revoke_descendants(
+        mandate_runtime_store(rt), mandate_delegation_client_root(pool, id), count_r, err);
+    mandate_pool_free(&pool);
+    return rc;
+}
+
 static int client_by_id(ctl *c, mandate_runtime *rt, const char *verb, const char *id,
                         int argc, char **argv)
 {
@@ -811,15 +818,9 @@ static int client_by_id(ctl *c, mandate_runtime *rt, const char *verb, const cha
         bool enable = verb[0] == 'e';
         rc = mandate_clients_set_status(
             rt, id, enable ? MANDATE_CLIENT_ENABLED : MANDATE_CLIENT_DISABLED, &err);
-        /* its tokens go with it (validation checks the client); those
-         * handed down from them, to other clients, are revoked */
         uint64_t descendants = 0;
-        mandate_pool *pool = mandate_pool_new();
         if (rc == MANDATE_OK && !enable)
-            rc = mandate_store_revoke_descendants(mandate_runtime_store(rt),
-                                                  mandate_delegation_client_root(pool, id),
-                                                  &descendants, &err);
-        mandate_pool_free(&pool);
+            rc = revoke_handed_down(rt, id, &descendants, &err);
         if (rc == MANDATE_OK &&
             !ctl_audit(enable ? "client.enabled" : "client.disabled",
                        enable ? json_pack("{s:s}", "client_id", id)
@@ -833,12 +834,21 @@ static int client_by_id(ctl *c, mandate_runtime *rt, const char *verb, const cha
                    (unsigned long long)descendants, descendants == 1 ? "" : "s");
     } else if (strcmp(verb, "delete") == 0) {
         rc = mandate_store_client_delete(mandate_runtime_store(rt), id, &err);
-        if (rc == MANDATE_OK && !ctl_audit("client.deleted", json_pack("{s:s}", "client_id", id)))
+        /* as for disable (a client created again under this id does not
+         * bring its own back: validation refuses a token older than its
+         * client) */
+        uint64_t descendants = 0;
+        if (rc == MANDATE_OK)
+            rc = revoke_handed_down(rt, id, &descendants, &err);
+        if (rc == MANDATE_OK &&
+            !ctl_audit("client.deleted", json_pack("{s:s,s:I}", "client_id", id, "descendants",
+                                                   (json_int_t)descendants)))
             return CTL_REFUSED;
         if (rc == MANDATE_NOT_FOUND)
             mandate_error_set(&err, rc, "no client '%s'", id);
         else if (rc == MANDATE_OK && !c->json)
-            printf("client %s deleted\n", id);
+            printf("client %s deleted; %llu token%s in delegation chains below it revoked\n", id,
+                   (unsigned long long)descendants, descendants == 1 ? "" : "s");
     } else if (strcmp(verb, "set") == 0) {
         return client_set(c, rt, id, argc, argv);
     } else { /* rotate-secret */

@@ -148,16 +148,37 @@ int ctl_mtls_set(ctl *c, mandate_runtime *rt, const char *id, const ctl_mtls *m)
     else if ((changed = ctl_mtls_attributes(m, cl.attributes)) != NULL) {
         cl.attributes = changed;
         cl.updated_at = 0;
+        /* the certificate is now its only credential: the secret or key it
+         * had is dropped, so that whoever kept it cannot go on with it */
+        const char *dropped = NULL, *secret_backend = NULL;
+        if (m->auth != NULL) {
+            dropped = cl.public_key != NULL                        ? "private_key_jwt"
+                      : cl.secret_hash != NULL || cl.backend != NULL ? "client_secret"
+                                                                     : NULL;
+            secret_backend = cl.secret_hash == NULL && cl.public_key == NULL ? cl.backend : NULL;
+            cl.secret_hash = cl.prev_secret_hash = NULL;
+            cl.secret_hash_len = cl.prev_secret_hash_len = 0;
+            cl.prev_secret_expires_at = 0;
+            cl.public_key = NULL;
+            cl.backend = NULL;
+        }
         if (mandate_store_client_update(store, &cl, &err) != MANDATE_OK)
             fprintf(stderr, "mandatectl client set: %s\n", err.message);
         else if (ctl_audit("client.updated",
-                           json_pack("{s:s,s:s?,s:o?}", "client_id", id, "auth", m->auth,
+                           json_pack("{s:s,s:s?,s:o?,s:s?}", "client_id", id, "auth", m->auth,
                                      "tls_client_certificate_bound_access_tokens",
-                                     m->bound < 0 ? NULL : json_boolean(m->bound))))
+                                     m->bound < 0 ? NULL : json_boolean(m->bound),
+                                     "credential_dropped", dropped)))
             status = CTL_OK;
         if (status == CTL_OK && !c->json)
-            printf("client %s: %s%s\n", id, m->auth ? m->auth : "certificate binding",
-                   m->bound == 1 ? ", certificate-bound tokens" : m->bound == 0 ? ", bearer tokens" : "");
+            printf("client %s: %s%s%s\n", id, m->auth ? m->auth : "certificate binding",
+                   m->bound == 1 ? ", certificate-bound tokens" : m->bound == 0 ? ", bearer tokens" : "",
+                   dropped == NULL ? ""
+                   : strcmp(dropped, "private_key_jwt") == 0 ? "; its public key is removed"
+                                                             : "; its client secret is removed");
+        if (status == CTL_OK && secret_backend != NULL)
+            fprintf(stderr, "mandatectl: the secret backend %s holds is no longer accepted; "
+                            "delete it there\n", secret_backend);
     }
     free(changed);
     mandate_pool_free(&pool);

@@ -370,6 +370,11 @@ void mandate_grant_authorization_code(mandate_http_request *req, mandate_http_re
                                mandate_signin_user_root(req->pool, tenant, sub),
                                client.client_id, family_expires_at, &lerr)
                          : MANDATE_OK;
+    /* a user revoked since the code was issued (mandate_signin_end_user) */
+    bool user_ended = false;
+    if ((lrc == MANDATE_OK || lrc == MANDATE_EXISTS) && tenant != NULL && sub != NULL)
+        lrc = mandate_signin_user_ended(store, req->pool, tenant, sub, c.issued_at, &user_ended,
+                                        &lerr);
     if ((lrc == MANDATE_OK || lrc == MANDATE_EXISTS) && session_root != NULL) {
         tied_to = "its browser session";
         lrc = mandate_store_lineage_add(store, c.family_id, session_root, client.client_id,
@@ -385,14 +390,17 @@ void mandate_grant_authorization_code(mandate_http_request *req, mandate_http_re
         mandate_token_refuse(req, resp, &oerr, grant_type, client.client_id, NULL);
         return;
     }
-    if (session_ended) {
+    if (session_ended || user_ended) {
         json_decref(g);
         uint64_t revoked = 0;
         mandate_error e2 = {0};
         mandate_signin_end_family(req, c.family_id, &revoked, &e2);
         mandate_oauth_fail(&oerr, 400, "invalid_grant",
-                           "the user signed out of the browser session the code was issued in");
-        oerr.reason = "the code's browser session was logged out";
+                           user_ended ? "the user's sign-ins were revoked"
+                                      : "the user signed out of the browser session the code "
+                                        "was issued in");
+        oerr.reason = user_ended ? "the user was revoked after the code was issued"
+                                 : "the code's browser session was logged out";
         mandate_token_refuse(req, resp, &oerr, grant_type, client.client_id,
                              json_pack("{s:s}", "family", c.family_id));
         return;

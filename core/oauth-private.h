@@ -48,6 +48,10 @@ const char *mandate_oauth_endpoint_url(mandate_http_request *req, const char *pa
  * nobody learns which client ids exist. */
 mandate_rc mandate_client_authenticate(mandate_http_request *req, const mandate_form *form,
                                        mandate_client *client_r, mandate_oauth_error *oerr);
+/* The method client authenticates with, as registered: "tls_client_auth",
+ * "self_signed_tls_client_auth", "none" (a public client),
+ * "private_key_jwt" (its public key) or "client_secret" (basic or post). */
+const char *mandate_client_registered_auth(const mandate_client *client);
 /* The client id a request names (Basic user name, else the form's
  * client_id, else "(none)"), before it is authenticated: for the log only. */
 const char *mandate_client_claimed_id(mandate_http_request *req, const mandate_form *form);

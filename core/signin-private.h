@@ -188,6 +188,13 @@ mandate_rc mandate_signin_end_user(const mandate_instance *store, mandate_pool *
                                    uint64_t *refresh_tokens_r, uint64_t *revocations_r,
                                    uint64_t *sessions_r, mandate_error *err);
 
+/* Whether the user was ended (mandate_signin_end_user) while a code issued
+ * at issued_at was still redeemable (codes live at most 60 s): *ended_r.
+ * A code issued after the revocation (a sign-in made again) is not. */
+mandate_rc mandate_signin_user_ended(const mandate_instance *store, mandate_pool *pool,
+                                     const char *tenant, const char *subject, int64_t issued_at,
+                                     bool *ended_r, mandate_error *err);
+
 /* Who an IdP's user was mapped to at their last sign-in, so that a later
  * sign-in that no rule admits any more (the IdP changed the user's
  * attributes: disabled, moved out of the group) ends what the earlier one

@@ -604,13 +604,43 @@ mandate_rc mandate_signin_end_session_grants(mandate_http_request *req,
     return rc;
 }
 
+/* signin.code_lifetime's bound: how long before a user's revocation a
+ * code still redeemable may have been issued */
+#define CODE_LIFETIME_MAX 60
+
+/* "a code issued at this second was still redeemable when the user was
+ * revoked" */
+static const char *user_mark(mandate_pool *pool, const char *tenant, const char *subject,
+                             int64_t second)
+{
+    return mandate_pool_printf(pool, "%s@%lld", mandate_signin_user_root(pool, tenant, subject),
+                               (long long)second);
+}
+
+mandate_rc mandate_signin_user_ended(const mandate_instance *store, mandate_pool *pool,
+                                     const char *tenant, const char *subject, int64_t issued_at,
+                                     bool *ended_r, mandate_error *err)
+{
+    return mandate_store_is_revoked(store, user_mark(pool, tenant, subject, issued_at), ended_r,
+                                    err);
+}
+
 mandate_rc mandate_signin_end_user(const mandate_instance *store, mandate_pool *pool,
                                    const char *tenant, const char *subject,
                                    uint64_t *refresh_tokens_r, uint64_t *revocations_r,
                                    uint64_t *sessions_r, mandate_error *err)
 {
-    mandate_rc rc = mandate_store_refresh_revoke_subject(store, tenant, subject,
-                                                         refresh_tokens_r, err);
+    /* the marks first, one for each second an unredeemed code may have
+     * been issued in (a sign-in made again afterwards is not touched): a
+     * redemption running now ties its family below the user and then looks
+     * for its second's mark (as for a session's logout) */
+    int64_t now = mandate_clock_now();
+    mandate_rc rc = MANDATE_OK;
+    for (int64_t s = now - CODE_LIFETIME_MAX; s <= now && rc == MANDATE_OK; s++)
+        rc = mandate_store_revoke(store, user_mark(pool, tenant, subject, s), NULL,
+                                  now + 2 * CODE_LIFETIME_MAX, err);
+    if (rc == MANDATE_OK)
+        rc = mandate_store_refresh_revoke_subject(store, tenant, subject, refresh_tokens_r, err);
     if (rc == MANDATE_OK)
         rc = mandate_store_revoke_descendants(store, mandate_signin_user_root(pool, tenant,
                                                                               subject),

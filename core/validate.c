@@ -90,6 +90,7 @@ mandate_rc mandate_token_validate(mandate_runtime *rt, mandate_pool *pool, const
     }
     /* a disabled or deleted client takes its tokens with it, at once */
     rc = mandate_store_client_get(store, pool, g->client_id, &status->client, err);
+    bool registered = rc == MANDATE_OK; /* not a document: created_at is its creation */
     if (rc == MANDATE_NOT_FOUND && g->client_id != NULL &&
         mandate_client_id_is_document(g->client_id)) {
         /* a Client ID Metadata Document's client is not in the clients
@@ -109,6 +110,10 @@ mandate_rc mandate_token_validate(mandate_runtime *rt, mandate_pool *pool, const
         return rc == MANDATE_TEMPFAIL ? rc : MANDATE_ERROR;
     if (status->client.status != MANDATE_CLIENT_ENABLED)
         return inactive(status, "its client is disabled");
+    /* a client deleted and created again under the same id does not bring
+     * the deleted one's tokens back */
+    if (registered && g->issued_at < status->client.created_at)
+        return inactive(status, "issued before its client was created");
     return MANDATE_OK;
 }
 

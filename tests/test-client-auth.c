@@ -302,6 +302,42 @@ static void test_backend_refusals(void **state)
     expect_refused(&o, 401, "invalid_client", "no enabled backend holds this client");
 }
 
+/* A client authenticates with the method it is registered for and no
+ * other: one moved to a certificate (its registration in its attributes,
+ * as mandatectl client set --auth writes it) is refused its old secret and
+ * its old key; the refusal names the client and why, which the endpoints
+ * audit (review s32, finding 3). */
+static void test_registered_method_only(void **state)
+{
+    fixture *f = *state;
+    const mandate_instance *store = mandate_runtime_store(f->t->rt);
+    mandate_error err = {0};
+    static const char *const ids[] = {"agent-1", "agent-key"};
+    for (size_t i = 0; i < 2; i++) {
+        mandate_client c;
+        assert_int_equal(mandate_store_client_get(store, f->pool, ids[i], &c, &err), MANDATE_OK);
+        c.attributes = "{\"token_endpoint_auth_method\":\"self_signed_tls_client_auth\","
+                       "\"tls_client_auth_x5t_s256\":"
+                       "\"NimkcYoVZHn7S78_UW8Huy6hNntQG-kXkvA45DYN0EA\"}";
+        c.updated_at = 0;
+        assert_int_equal(mandate_store_client_update(store, &c, &err), MANDATE_OK);
+    }
+    expect_basic_refused(f, "agent-1", f->secret,
+                         "registered for self_signed_tls_client_auth only, not "
+                         "client_secret_basic");
+    outcome o = authenticate(
+        f, NULL, mandate_pool_printf(f->pool, "client_id=agent-1&client_secret=%s", f->secret));
+    expect_refused(&o, 401, "invalid_client", "not client_secret_post");
+    o = authenticate(f, NULL,
+                     mandate_pool_printf(f->pool,
+                                         "client_id=agent-key&client_assertion_type=%s"
+                                         "&client_assertion=%s",
+                                         JWT_BEARER, assertion(f, "agent-key", f->token_url)));
+    expect_refused(&o, 401, "invalid_client",
+                   "registered for self_signed_tls_client_auth only, not private_key_jwt");
+    assert_string_equal(o.oerr.client_id, "agent-key");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -309,6 +345,7 @@ int main(void)
         TEST_FX(test_method_refusals),
         TEST_FX(test_record_refusals),
         TEST_FX(test_backend_refusals),
+        TEST_FX(test_registered_method_only),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

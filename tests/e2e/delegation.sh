@@ -178,6 +178,28 @@ out=$("${CTL[@]}" delegation test --subject-token "$TMP/tp" --actor agent-q --sc
 expect_contains "delegation test shows the admitting rule's limits" \
     "admitted:      delegation rule q-for-p, for scopes mcp:call" "$out"
 
+# --- deleting a client (review s32, finding 9) -------------------------------------------
+# P's token and Q's exchanged from it: deleting agent-p takes both, and a
+# client created again under the id agent-p does not bring P's token back
+expect_eq "P's token at the gateway check" 200 "$(gate "$TP")"
+expect_eq "  Q's, exchanged from it" 200 "$(gate "$TQ")"
+TP2=$(token_for agent-p "${SECRET[agent-p]}" -d scope=mcp:call --data-urlencode "resource=$CAL")
+expect_eq "  another of P's, in no chain" 200 "$(gate "$TP2")"
+out=$("${CTL[@]}" client delete agent-p)
+expect_contains "deleting agent-p revokes what came from its tokens" \
+    "client agent-p deleted; 2 tokens in delegation chains below it revoked" "$out"
+sleep 1.2 # the daemon's view of the clients and revocations: within a second
+expect_eq "  P's token refused" 401 "$(gate "$TP")"
+expect_eq "  Q's refused" 401 "$(gate "$TQ")"
+expect_contains "  Q's inactive" '"active":false' "$(introspect "$TQ")"
+new_client agent-p --ttl 3600
+sleep 1.2
+expect_eq "a new agent-p: the deleted one's tokens still refused" 401 "$(gate "$TP2")"
+expect_contains "  and inactive" '"active":false' "$(introspect "$TP2")"
+check "  the log says why" wait_for_log "$LOG" "issued before its client was created"
+NEWP=$(token_for agent-p "${SECRET[agent-p]}" -d scope=mcp:call --data-urlencode "resource=$CAL")
+expect_eq "  the new agent-p's own token: 200" 200 "$(gate "$NEWP")"
+
 # --- the audit trail -------------------------------------------------------------------
 stop_daemon
 expect_eq "clean stop" 0 "$DAEMON_STATUS"

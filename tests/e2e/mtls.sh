@@ -155,6 +155,17 @@ check "  audited" test "$(audited "not one the client registered")" -ge 1
 new_client self-t --auth self_signed_tls_client_auth --tls-cert-sha256 "$(thumbprint self2)" >/dev/null
 expect_eq "self_signed by thumbprint: 200" 200 "$(token self2 -d client_id=self-t)"
 expect_eq "  another certificate: 401" 401 "$(token self -d client_id=self-t)"
+# a client moved to its certificate keeps no secret (review s32, finding 3)
+MOVED_SECRET=$(new_client moved | client_secret)
+expect_eq "a secret client before the move: 200" 200 "$(token - -u "moved:$MOVED_SECRET")"
+moved=$("${CTL[@]}" client set moved --auth self_signed_tls_client_auth --tls-cert "$PKI/self.pem" 2>&1)
+expect_contains "client set --auth: its client secret is removed" "client secret is removed" "$moved"
+expect_eq "  the old secret, no certificate: 401" 401 "$(token - -u "moved:$MOVED_SECRET")"
+expect_eq "  the old secret with the registered certificate: 401" 401 "$(token self -u "moved:$MOVED_SECRET")"
+check "  the refusal audited" test "$(audited "registered for self_signed_tls_client_auth only, not client_secret_basic")" -ge 1
+check "  the move audited" bash -c "cat '$STATE'/audit/audit-*.jsonl | grep client.updated | grep -q '\"credential_dropped\":\"client_secret\"'"
+expect_eq "  its certificate: 200" 200 "$(token self -d client_id=moved)"
+expect_eq "  client rotate-secret refused" 1 "$("${CTL[@]}" client rotate-secret moved >/dev/null 2>&1; echo $?)"
 
 # --- binding on request -----------------------------------------------------------------
 "${CTL[@]}" client set tls-a --no-cert-bound >/dev/null

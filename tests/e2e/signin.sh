@@ -329,6 +329,14 @@ AE=$(cat "$TMP/access")
 expect_eq "erin's access token passes the gateway" 200 "$(gate "$AE")"
 XE=$(json_get "$(exchange research-agent "$AE")" access_token)
 expect_eq "  and so does the agent's, exchanged from it" 200 "$(gate "$XE")"
+# a code of hers not redeemed yet, held over the revocation (review s32, finding 5)
+COOKIES=""
+browse "$(authorize_url "&login_hint=erin&prompt=login")"
+browse "$(location)"
+[ "$(status)" = 200 ] && browse "$BASE/consent" -d "handle=$(form_value handle)" \
+    -d "csrf=$(form_value csrf)" -d decision=allow
+HELD=$(query_param "$(location)" code)
+check "a code of erin's, held" test -n "$HELD"
 # her family, its access token and the agent's
 expect_contains "mandatectl user revoke" "1 refresh tokens revoked, 3 revocations recorded" \
     "$("${CTL[@]}" user revoke advisor-erin 2>&1)"
@@ -336,8 +344,13 @@ sleep 1.2
 expect_eq "  and her access token is refused at once" 401 "$(gate "$AE")"
 expect_eq "  and the agent's exchanged from it" 401 "$(gate "$XE")"
 expect_eq "  and her refresh token is refused" 400 "$(token -d grant_type=refresh_token -d client_id=mcp-app -d "refresh_token=$RE")"
+expect_eq "  and the code issued before it is refused" 400 "$(token -d grant_type=authorization_code \
+    -d client_id=mcp-app -d "code=$HELD" -d "code_verifier=$VERIFIER" -d "redirect_uri=$REDIRECT")"
+expect_contains "  invalid_grant" '"error":"invalid_grant"' "$(cat "$TMP/t")"
+check "  audited" bash -c "cat '$STATE'/audit/*.jsonl | grep -q 'the user was revoked after the code was issued'"
 browse "$(authorize_url)"
 expect_contains "  and her browser session is ended: the IdP again" "/login/backend-corp/callback" "$(location)"
+check "  a sign-in made again afterwards redeems its code" test -n "$(family_of erin)"
 
 # --- the audit trail ---------------------------------------------------------------------
 trail=$(cat "$STATE"/audit/*.jsonl)
