@@ -252,6 +252,14 @@ void mandate_grant_token_exchange(mandate_http_request *req, mandate_http_respon
     } else if (wanted != NULL && !id_jag && strcmp(wanted, MANDATE_TOKEN_TYPE_ACCESS) != 0) {
         mandate_oauth_fail(&oerr, 400, "invalid_request",
                            "requested_token_type: only access tokens and ID-JAGs are issued");
+    } else if (strcmp(type, MANDATE_TOKEN_TYPE_ID_JAG) == 0) {
+        /* an ID-JAG is spent with the JWT bearer grant, where its client_id,
+         * scope and resource bind the request (mandate_id_jag_accept); the
+         * mapping rules here would hold it to none of them, and its jti
+         * would be claimed on the way */
+        mandate_oauth_fail(&oerr, 400, "invalid_request",
+                           "an ID-JAG is presented with the JWT bearer grant "
+                           "(" MANDATE_GRANT_JWT_BEARER_URI "), not exchanged");
     } else if (strcmp(type, MANDATE_TOKEN_TYPE_ACCESS) == 0) {
         if (!id_jag) {
             own_token(req, resp, form, &client, token);

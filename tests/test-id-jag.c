@@ -354,6 +354,44 @@ static void test_accept_refusals(void **state)
     test_answer_clear(&a);
 }
 
+/* An ID-JAG comes with the JWT bearer grant only: through the token exchange
+ * the mapping rules would take it, and another client's ID-JAG (or scopes
+ * beyond its own) would pass, as an access token or laundered into an
+ * ID-JAG of the presenter's. */
+static void test_accept_not_through_exchange(void **state)
+{
+    fixture *f = *state;
+    const char *jag = test_jwt_script(
+        f->pool, "oauth-id-jag+jwt",
+        "sub=alice;attrs={\"role\":\"advisor\",\"employeeId\":\"42\",\"aud\":"
+        "\"https://broker.example\",\"client_id\":\"agent\",\"scope\":\"mcp:call\"}");
+    /* another client's, as an access token or an ID-JAG of its own; its
+     * own client's, asking for more than its scope */
+    const struct {
+        const char *basic, *client_id, *extra;
+    } cases[] = {
+        {f->other, "other-agent", ""},
+        {f->other, "other-agent", "&requested_token_type=" TT_ID_JAG "&audience=" RS},
+        {f->agent, "agent", "&scope=mcp:call%20gateway:invoke"},
+    };
+    test_answer a = {0};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        post(f, cases[i].basic,
+             mandate_pool_printf(f->pool,
+                                 "grant_type=" XCHG "&subject_token_type=" TT_ID_JAG
+                                 "&subject_token=%s%s",
+                                 test_form_encode(f->pool, jag), cases[i].extra),
+             &a);
+        test_answer_expect(&a, 400, "invalid_request");
+        assert_string_equal(test_answer_get(&a, "error_description"),
+                            "an ID-JAG is presented with the JWT bearer grant (" JWT_BEARER
+                            "), not exchanged");
+        assert_string_equal(test_audit_field("token.refused", "error"), "invalid_request");
+        assert_string_equal(test_audit_field("token.refused", "client_id"), cases[i].client_id);
+    }
+    test_answer_clear(&a);
+}
+
 /* --- sender-constrained across delegation (cnf) ------------------------------------ */
 
 #define TOKEN_URL "https://broker.example/oauth2/token"
@@ -658,6 +696,7 @@ int main(void)
         cmocka_unit_test_teardown(test_issue_without_a_signing_format, teardown),
         T(test_accept),
         T(test_accept_refusals),
+        T(test_accept_not_through_exchange),
         T(test_id_jag_is),
         T(test_accept_dpop_bound),
         T(test_accept_certificate_bound),
