@@ -109,13 +109,14 @@ static fixture *started(void **state, const char *extra, const char *const *form
 
 static const char *const jwt_format[] = {"format-jwt", "jwt", NULL};
 
+/* the tests' requests come from 127.0.0.1: a trusted proxy, whose
+ * X-Client-Cert header is the TLS client certificate (as nginx's) */
+#define CERT_FROM_PROXY                                                                        \
+    "trusted_proxies = [\"127.0.0.1\"]; client_certificate_header = \"X-Client-Cert\";"
+
 static int setup(void **state)
 {
-    /* the tests' requests come from 127.0.0.1: a trusted proxy, whose
-     * X-Client-Cert header is the TLS client certificate (as nginx's) */
-    started_with(state,
-                 "trusted_proxies = [\"127.0.0.1\"]; client_certificate_header = "
-                 "\"X-Client-Cert\";",
+    started_with(state, CERT_FROM_PROXY,
                  "id_jag = { audiences = [\"" RS "\"]; lifetime = 300; };\n", jwt_format);
     return 0;
 }
@@ -673,6 +674,67 @@ static void test_issue_bound(void **state)
     test_answer_clear(&a);
 }
 
+/* The profile fapi2 holds for an ID-JAG as for an access token (review s32,
+ * finding 6): no client secret, and bound to a key or a certificate. */
+static void test_issue_fapi2(void **state)
+{
+    fixture *f = started_with(state, CERT_FROM_PROXY,
+                              "profile = { fapi2_tenants = [\"default\"]; };\n"
+                              "id_jag = { audiences = [\"" RS "\"]; lifetime = 300; };\n",
+                              jwt_format);
+    test_answer a = {0};
+    post(f, f->agent, jag_request(f, ADVISOR, "&audience=" RS), &a);
+    test_answer_expect(&a, 401, "invalid_client");
+    assert_string_equal(test_answer_get(&a, "error_description"),
+                        "profile fapi2 (client_auth): client secrets are not accepted; "
+                        "authenticate with private_key_jwt or a client certificate");
+    expect_reason("profile fapi2 (client_auth)");
+    /* a certificate client whose tokens are not bound to its certificate:
+     * only with a DPoP proof */
+    EVP_PKEY *key = mandate_jose_keygen(MANDATE_JWS_ES256);
+    const char *x5t;
+    const char *cert = escaped_cert(f, key, &x5t);
+    mandate_client_spec spec = {
+        .client_id = "cert-agent",
+        .scopes = "mcp:call",
+        .audiences = CAL,
+        .attributes = mandate_pool_printf(
+            f->pool,
+            "{\"token_endpoint_auth_method\":\"self_signed_tls_client_auth\","
+            "\"tls_client_auth_x5t_s256\":\"%s\","
+            "\"tls_client_certificate_bound_access_tokens\":false}",
+            x5t)};
+    mandate_client c;
+    char *secret = NULL;
+    mandate_error err = {0};
+    assert_int_equal(mandate_clients_create(f->t->rt, f->pool, &spec, &c, &secret, &err),
+                     MANDATE_OK);
+    const char *body = mandate_pool_printf(f->pool, "%s&client_id=cert-agent",
+                                           jag_request(f, ADVISOR, "&audience=" RS));
+    const char *headers[7] = {"Content-Type", "application/x-www-form-urlencoded",
+                              "X-Client-Cert", cert};
+    test_answer_clear(&a);
+    test_token_with(f->t, f->pool, headers, body, &a);
+    expect_refused(&a, "invalid_dpop_proof",
+                   "profile fapi2 (sender_constrained): tokens are sender-constrained only: "
+                   "send a DPoP proof (or use a client certificate)");
+    expect_reason("profile fapi2 (sender_constrained)");
+    headers[4] = "DPoP";
+    headers[5] = proof_of(f, key);
+    test_answer_clear(&a);
+    test_token_with(f->t, f->pool, headers, body, &a);
+    test_answer_expect(&a, 200, "");
+    const char *jag = test_answer_get(&a, "access_token");
+    mandate_jws jws = {0};
+    assert_int_equal(mandate_jws_parse(jag, strlen(jag), &jws, &err), MANDATE_OK);
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(jws.claims, "cnf"), "jkt")),
+        jkt_of(f, key));
+    mandate_jws_clear(&jws);
+    EVP_PKEY_free(key);
+    test_answer_clear(&a);
+}
+
 /* Only the header's typ says ID-JAG, whatever its alg. */
 static void test_id_jag_is(void **state)
 {
@@ -702,6 +764,7 @@ int main(void)
         T(test_accept_certificate_bound),
         T(test_bound_assertions),
         T(test_issue_bound),
+        cmocka_unit_test_teardown(test_issue_fapi2, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
