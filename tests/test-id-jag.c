@@ -735,6 +735,72 @@ static void test_issue_fapi2(void **state)
     test_answer_clear(&a);
 }
 
+/* The acting client's audiences bound what a sign-in is exchanged for, as
+ * they bound its client credentials (review s32, finding 8): a client
+ * registered for OTHER only gets no token for CAL, which the mapping rule
+ * lists, whether asked for or by default. */
+static void test_federated_within_client_audiences(void **state)
+{
+    fixture *f = *state;
+    mandate_client_spec spec = {
+        .client_id = "narrow", .scopes = "mcp:call gateway:invoke", .audiences = OTHER};
+    mandate_client c;
+    char *secret = NULL;
+    mandate_error err = {0};
+    assert_int_equal(mandate_clients_create(f->t->rt, f->pool, &spec, &c, &secret, &err),
+                     MANDATE_OK);
+    const char *narrow = test_basic(f->pool, "narrow", secret);
+    const char *saml = test_form_encode(f->pool, ADVISOR);
+    const char *asked = "resource '" CAL "' is not allowed for this client";
+    const char *by_default =
+        "none of the audiences the mapping rule grants is allowed for this "
+        "client";
+    const struct {
+        const char *body, *description;
+    } cases[] = {
+        {mandate_pool_printf(f->pool,
+                             "grant_type=" XCHG "&subject_token_type=" TT_SAML2
+                             "&subject_token=%s&resource=" CAL,
+                             saml),
+         asked},
+        {mandate_pool_printf(f->pool,
+                             "grant_type=" XCHG "&subject_token_type=" TT_SAML2
+                             "&subject_token=%s&audience=" CAL,
+                             saml),
+         asked},
+        {mandate_pool_printf(
+             f->pool, "grant_type=" XCHG "&subject_token_type=" TT_SAML2 "&subject_token=%s",
+             saml),
+         by_default},
+        {mandate_pool_printf(f->pool,
+                             "grant_type=urn:ietf:params:oauth:grant-type:saml2-bearer"
+                             "&assertion=%s",
+                             saml),
+         by_default},
+        {jag_request(f, ADVISOR, "&audience=" RS "&resource=" CAL), asked},
+    };
+    test_answer a = {0};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        post(f, narrow, cases[i].body, &a);
+        if (a.status != 400 || strcmp(a.error, "invalid_target") != 0 ||
+            strcmp(test_answer_get(&a, "error_description"), cases[i].description) != 0)
+            fail_msg("case %zu: %u %s (%s)", i, a.status, a.error,
+                     test_answer_get(&a, "error_description"));
+        assert_string_equal(test_audit_field("token.refused", "error"), "invalid_target");
+        assert_string_equal(test_audit_field("token.refused", "client_id"), "narrow");
+        expect_reason("beyond the client's: " OTHER);
+    }
+    /* a client that may have CAL gets it, by default or asked */
+    post(f, f->agent,
+         mandate_pool_printf(
+             f->pool, "grant_type=" XCHG "&subject_token_type=" TT_SAML2 "&subject_token=%s",
+             saml),
+         &a);
+    test_answer_expect(&a, 200, "");
+    assert_string_equal(grant_of(f, test_answer_get(&a, "access_token")).audience, CAL);
+    test_answer_clear(&a);
+}
+
 /* Only the header's typ says ID-JAG, whatever its alg. */
 static void test_id_jag_is(void **state)
 {
@@ -759,6 +825,7 @@ int main(void)
         T(test_accept),
         T(test_accept_refusals),
         T(test_accept_not_through_exchange),
+        T(test_federated_within_client_audiences),
         T(test_id_jag_is),
         T(test_accept_dpop_bound),
         T(test_accept_certificate_bound),
