@@ -107,7 +107,7 @@ typedef struct mandate_delegation_request {
     const char *actor_audiences;    /* its allowed audiences, space-separated; may be NULL */
     const mandate_grant *token;     /* the subject token, read and found active */
     const char *requested_scope;    /* NULL: the token's */
-    const char *requested_audience; /* space-separated; NULL: the token's */
+    const char *requested_audience; /* space-separated; NULL: the token's within the actor's */
 } mandate_delegation_request;
 
 /* Which check refused. */

@@ -408,6 +408,19 @@ mandate_delegation_verdict mandate_delegation_decide(const mandate_delegation *p
                                                   t->client_id ? t->client_id : "-"));
         }
         r->audience = asked;
+    } else if (mandate_word_list_count(t->audience) > 0) {
+        /* nothing asked: the token's audiences that the actor may have, never
+         * one it would be refused by name */
+        char *kept = mandate_pool_alloc(pool, strlen(t->audience) + 1);
+        if (mandate_word_list_keep(kept, t->audience, rq->actor_audiences) == 0) {
+            words_within(pool, t->audience, rq->actor_audiences, &missing);
+            return refuse(r, MANDATE_DELEGATION_AUDIENCE, missing,
+                          mandate_pool_printf(pool,
+                                              "none of the subject_token's audiences (%s) is "
+                                              "among the audiences of %s",
+                                              t->audience, rq->actor));
+        }
+        r->audience = kept;
     }
     r->verdict = MANDATE_DELEGATION_ADMITTED;
     r->why = r->rule != NULL ? rule_admitted(pool, r->rule)

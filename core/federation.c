@@ -149,6 +149,41 @@ bool mandate_federated_validate(mandate_http_request *req, mandate_http_response
     return federated_holder(req, resp, client, grant_type, fed_r);
 }
 
+/* The acting client's audiences bound the mapped audience, as its scopes
+ * bound the scope: one asked for outside them is refused, the rule's
+ * default is cut down to them (nothing left: refused). A client of no
+ * audience of its own is for default_resource (mandate_policy_audience). */
+static bool within_client_audiences(mandate_pool *pool, const mandate_config *cfg,
+                                    const mandate_client *client, const char *requested,
+                                    mandate_mapping_result *m, mandate_oauth_error *oerr)
+{
+    if (mandate_word_list_count(m->audience) == 0)
+        return true;
+    const char *allowed = client->audiences && client->audiences[0] ? client->audiences
+                          : cfg->default_resource && cfg->default_resource[0]
+                              ? cfg->default_resource
+                              : NULL;
+    size_t n;
+    const char *missing = mandate_word_list_missing(m->audience, allowed, &n);
+    char *kept = mandate_pool_alloc(pool, strlen(m->audience) + 1);
+    if (mandate_word_list_count(requested) > 0 && missing != NULL)
+        mandate_oauth_fail(
+            oerr, 400, "invalid_target",
+            mandate_pool_printf(pool, "resource '%.100s' is not allowed for this client",
+                                mandate_pool_strndup(pool, missing, n)));
+    else if (mandate_word_list_keep(kept, m->audience, allowed) == 0)
+        mandate_oauth_fail(oerr, 400, "invalid_target",
+                           "none of the audiences the mapping rule grants is allowed for this "
+                           "client");
+    else {
+        m->audience = kept;
+        return true;
+    }
+    oerr->reason = mandate_pool_printf(pool, "audience %.200s beyond the client's: %.200s",
+                                       m->audience, allowed ? allowed : "(none)");
+    return false;
+}
+
 bool mandate_federated_map(mandate_http_request *req, mandate_http_response *resp,
                            const mandate_form *form, const mandate_client *client,
                            const char *grant_type, const char *token_type,
@@ -170,9 +205,17 @@ bool mandate_federated_map(mandate_http_request *req, mandate_http_response *res
                                   .default_lifetime = cfg->token_lifetime,
                                   .now = mandate_clock_now()};
     mandate_rc rc = mandate_mapping_apply(&cfg->mappings, &mr, req->pool, &fed_r->mapped);
-    if (rc == MANDATE_OK)
-        return true;
     const mandate_mapping_result *m = &fed_r->mapped;
+    if (rc == MANDATE_OK) {
+        if (within_client_audiences(req->pool, cfg, client, requested_audience, &fed_r->mapped,
+                                    &oerr))
+            return true;
+        log_info("token exchange refused: client_id=%s idp=%s subject=%s: %s",
+                 client->client_id, backend->conf->name, m->subject, oerr.reason);
+        mandate_token_refuse(req, resp, &oerr, grant_type, client->client_id,
+                             mandate_federated_fields(token_type, backend, &fed_r->id, m));
+        return false;
+    }
     log_info("token exchange refused: client_id=%s idp=%s subject=%s: %s", client->client_id,
              backend->conf->name, fed_r->id.subject ? fed_r->id.subject : "-",
              m->why ? m->why : mandate_rc_name(rc));

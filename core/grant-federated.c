@@ -207,6 +207,31 @@ static void own_token(mandate_http_request *req, mandate_http_response *resp,
         mandate_token_refuse(req, resp, &oerr, grant_type, client->client_id, fields);
         return;
     }
+    /* and the parent checked again once tied: a revocation (its client's
+     * disable) between the check above and the tie walked the lineage
+     * without this token; the revocation marks the parent (disables the
+     * client) before it walks, so one of the two always sees the other */
+    mandate_token_status again;
+    rc = mandate_token_validate(req->runtime, req->pool, subject_token, strlen(subject_token),
+                                &again, &err);
+    if (rc != MANDATE_OK) {
+        /* minted but never answered: marked anyway, so that no copy lives */
+        mandate_error rerr = {0};
+        if (mandate_store_revoke(mandate_runtime_store(req->runtime), g.jti, g.client_id,
+                                 g.expires_at, &rerr) != MANDATE_OK)
+            log_error("token %s (not answered) cannot be marked revoked: %s", g.jti,
+                      rerr.message);
+        if (rc == MANDATE_TEMPFAIL || rc == MANDATE_ERROR) {
+            log_error("token exchange: %s", err.message);
+            mandate_oauth_fail_rc(&oerr, rc);
+        } else {
+            mandate_oauth_fail(&oerr, 400, "invalid_grant", "the subject_token is not active");
+            oerr.reason =
+                mandate_pool_printf(req->pool, "while it was exchanged: %s", again.reason);
+        }
+        mandate_token_refuse(req, resp, &oerr, grant_type, client->client_id, fields);
+        return;
+    }
     mandate_token_answer(req, resp, client, &g, token, fmt, grant_type, fields,
                          MANDATE_TOKEN_TYPE_ACCESS);
 }
@@ -247,6 +272,14 @@ void mandate_grant_token_exchange(mandate_http_request *req, mandate_http_respon
     } else if (wanted != NULL && !id_jag && strcmp(wanted, MANDATE_TOKEN_TYPE_ACCESS) != 0) {
         mandate_oauth_fail(&oerr, 400, "invalid_request",
                            "requested_token_type: only access tokens and ID-JAGs are issued");
+    } else if (strcmp(type, MANDATE_TOKEN_TYPE_ID_JAG) == 0) {
+        /* an ID-JAG is spent with the JWT bearer grant, where its client_id,
+         * scope and resource bind the request (mandate_id_jag_accept); the
+         * mapping rules here would hold it to none of them, and its jti
+         * would be claimed on the way */
+        mandate_oauth_fail(&oerr, 400, "invalid_request",
+                           "an ID-JAG is presented with the JWT bearer grant "
+                           "(" MANDATE_GRANT_JWT_BEARER_URI "), not exchanged");
     } else if (strcmp(type, MANDATE_TOKEN_TYPE_ACCESS) == 0) {
         if (!id_jag) {
             own_token(req, resp, form, &client, token);

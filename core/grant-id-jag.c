@@ -30,6 +30,7 @@
 #include "oauth-private.h"
 #include "plugins-private.h"
 #include "pool-private.h"
+#include "profile-private.h"
 #include "runtime-private.h"
 #include "token-types-private.h"
 #include "util-private.h"
@@ -182,6 +183,15 @@ void mandate_id_jag_issue(mandate_http_request *req, mandate_http_response *resp
                            "this client's tokens are DPoP-bound: a DPoP proof is required");
         mandate_token_refuse(req, resp, &oerr, grant_type, client->client_id,
                              mandate_federated_fields(subject_token_type, fed.backend, &fed.id, m));
+        return;
+    }
+    /* the profile of a regulated tenant holds for an ID-JAG as for a token:
+     * it gets its holder an access token at the resource's server */
+    if (mandate_profile_issue_refused(req, cfg, client,
+                                      g.cnf_jkt != NULL || g.cnf_x5t_s256 != NULL, &oerr)) {
+        mandate_token_refuse(
+            req, resp, &oerr, grant_type, client->client_id,
+            mandate_federated_fields(subject_token_type, fed.backend, &fed.id, m));
         return;
     }
     int64_t lifetime = m->lifetime < cfg->id_jag_lifetime ? m->lifetime : cfg->id_jag_lifetime;

@@ -160,18 +160,9 @@ bool mandate_token_mint(mandate_http_request *req, mandate_http_response *resp,
         bound.cnf_x5t_s256 = mandate_mtls_binding(req, client);
     /* the profile for regulated tenants (profile-private.h): here, since
      * every grant of every client mints through this */
-    const mandate_config *cfg = mandate_runtime_config(req->runtime);
-    const char *profile_why = mandate_profile_auth_refusal(req, cfg, client);
-    if (profile_why != NULL)
-        mandate_oauth_fail(&oerr, 401, "invalid_client", profile_why);
-    else if (bound.cnf_jkt == NULL && bound.cnf_x5t_s256 == NULL &&
-             mandate_profile_fapi2(cfg, client))
-        mandate_oauth_fail(&oerr, 400, "invalid_dpop_proof",
-                           profile_why = "profile fapi2 (sender_constrained): tokens are "
-                                         "sender-constrained only: send a DPoP proof (or use "
-                                         "a client certificate)");
-    if (profile_why != NULL) {
-        oerr.reason = profile_why;
+    if (mandate_profile_issue_refused(req, mandate_runtime_config(req->runtime), client,
+                                      bound.cnf_jkt != NULL || bound.cnf_x5t_s256 != NULL,
+                                      &oerr)) {
         mandate_token_refuse(req, resp, &oerr, grant_type, client->client_id, extra);
         return false;
     }

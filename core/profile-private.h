@@ -26,6 +26,7 @@
 
 #include "config-private.h"
 #include "http-private.h"
+#include "oauth-private.h"
 
 #define MANDATE_PROFILE_FAPI2 "fapi2"
 
@@ -42,6 +43,15 @@ bool mandate_profile_par_required(const mandate_config *cfg, const mandate_clien
 const char *mandate_profile_auth_refusal(const mandate_http_request *req,
                                          const mandate_config *cfg,
                                          const mandate_client *client);
+
+/* The profile's rules for a token about to be issued to client (an access
+ * token, an ID-JAG): client_auth, then sender_constrained (bound: the
+ * token carries cnf.jkt or cnf x5t#S256). true, with the OAuth error in
+ * oerr (its reason the rule), when refused. Every path that issues calls
+ * it, so that none forgets the profile. */
+bool mandate_profile_issue_refused(const mandate_http_request *req, const mandate_config *cfg,
+                                   const mandate_client *client, bool bound,
+                                   mandate_oauth_error *oerr);
 
 /* The profile's refusal of redirect_uri, or NULL. */
 const char *mandate_profile_redirect_refusal(const mandate_config *cfg,

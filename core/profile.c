@@ -64,6 +64,24 @@ const char *mandate_profile_auth_refusal(const mandate_http_request *req,
            "private_key_jwt or a client certificate";
 }
 
+bool mandate_profile_issue_refused(const mandate_http_request *req, const mandate_config *cfg,
+                                   const mandate_client *client, bool bound,
+                                   mandate_oauth_error *oerr)
+{
+    const char *why = mandate_profile_auth_refusal(req, cfg, client);
+    if (why != NULL)
+        mandate_oauth_fail(oerr, 401, "invalid_client", why);
+    else if (!bound && mandate_profile_fapi2(cfg, client))
+        mandate_oauth_fail(oerr, 400, "invalid_dpop_proof",
+                           why = "profile fapi2 (sender_constrained): tokens are "
+                                 "sender-constrained only: send a DPoP proof (or use "
+                                 "a client certificate)");
+    if (why == NULL)
+        return false;
+    oerr->reason = why;
+    return true;
+}
+
 const char *mandate_profile_redirect_refusal(const mandate_config *cfg,
                                              const mandate_client *client,
                                              const char *redirect_uri)

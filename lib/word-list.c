@@ -66,6 +66,17 @@ void mandate_word_list_add(char *list, size_t *used, const char *word, size_t le
     list[*used] = '\0';
 }
 
+size_t mandate_word_list_keep(char *out, const char *list, const char *have)
+{
+    size_t used = 0, len;
+    const char *word;
+    out[0] = '\0';
+    while (mandate_word_list_next(&list, &word, &len))
+        if (mandate_word_list_has(have, word, len))
+            mandate_word_list_add(out, &used, word, len);
+    return used;
+}
+
 /* --- the words ---------------------------------------------------------------- */
 
 bool mandate_scope_token_valid(const char *token, size_t len)

@@ -38,6 +38,11 @@ const char *mandate_word_list_missing(const char *want, const char *have, size_t
  * from the words of another fits in strlen(other) + 1 bytes. */
 void mandate_word_list_add(char *list, size_t *used, const char *word, size_t len);
 
+/* Writes into out the words of list (in its order, once each) that have
+ * holds; out has room for strlen(list) + 1 bytes. The bytes written: 0 when
+ * none is held (out is then ""). */
+size_t mandate_word_list_keep(char *out, const char *list, const char *have);
+
 /* --- the words ---------------------------------------------------------------- */
 
 /* The longest client id (also tenant and subject names of that syntax). */

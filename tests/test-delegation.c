@@ -336,6 +336,37 @@ static void test_rule_lists_an_audience(void **state)
     expect(f, MANDATE_DELEGATION_AUDIENCE, NULL);
 }
 
+/* Nothing asked: the token's audiences within the actor's, never one it
+ * would be refused by name (review s32, finding 4); none left is refused. */
+static void test_default_audience_within_the_actor(void **state)
+{
+    fixture *f = *state;
+    assert_true(parse(f, RULES("    { name = \"helpers\"; actors = [\"agent-d\"]; "
+                               "clients = [\"agent-a\"]; }\n")));
+    f->token.audience = CAL " " OTHER;
+    f->rq.actor_audiences = CAL;
+    f->rq.requested_audience = OTHER;
+    expect(f, MANDATE_DELEGATION_AUDIENCE, "not among the audiences of agent-d");
+    f->rq.requested_audience = NULL;
+    expect(f, MANDATE_DELEGATION_ADMITTED, "delegation rule helpers");
+    assert_string_equal(f->res.audience, CAL);
+    f->rq.actor_audiences = "https://elsewhere.example " OTHER " " CAL;
+    expect(f, MANDATE_DELEGATION_ADMITTED, NULL);
+    assert_string_equal(f->res.audience, CAL " " OTHER); /* in the token's order */
+    f->rq.actor_audiences = "https://elsewhere.example";
+    expect(f, MANDATE_DELEGATION_AUDIENCE,
+           "none of the subject_token's audiences (" CAL " " OTHER ") is among the audiences "
+           "of agent-d");
+    assert_string_equal(f->res.word, CAL);
+    f->rq.actor_audiences = NULL;
+    expect(f, MANDATE_DELEGATION_AUDIENCE, NULL);
+    /* the same for a client narrowing its own token */
+    f->rq.actor = "agent-a";
+    f->rq.actor_audiences = OTHER;
+    expect(f, MANDATE_DELEGATION_ADMITTED, "its own token, narrowed");
+    assert_string_equal(f->res.audience, OTHER);
+}
+
 static void test_own_token_narrowed(void **state)
 {
     fixture *f = *state;
@@ -606,6 +637,7 @@ int main(void)
         TEST_FX(test_attack_refused),
         TEST_FX(test_rule_admits_within_the_token),
         TEST_FX(test_rule_lists_an_audience),
+        TEST_FX(test_default_audience_within_the_actor),
         TEST_FX(test_own_token_narrowed),
         TEST_FX(test_chain_nests_to_max_depth),
         TEST_FX(test_scopes_never_grow),

@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -53,6 +54,27 @@ TEST_FACADE_WRAP(store_is_revoked,
                  (const mandate_instance *store, const char *jti, bool *revoked_r,
                   mandate_error *err),
                  (store, jti, revoked_r, err))
+
+/* The race of review s32 (finding 7) made deterministic: the revocation of
+ * this jti (RFC 7009's: marked, then the lineage below it revoked) lands at
+ * the exchange's first lineage write, between its check of the subject
+ * token and the tie of the new token to it. */
+static const char *revoke_at_link;
+__typeof__(mandate_store_lineage_add) __real_mandate_store_lineage_add;
+__typeof__(mandate_store_lineage_add) __wrap_mandate_store_lineage_add;
+mandate_rc __wrap_mandate_store_lineage_add(const mandate_instance *store, const char *jti,
+                                            const char *parent, const char *client_id,
+                                            int64_t expires_at, mandate_error *err)
+{
+    const char *victim = revoke_at_link;
+    revoke_at_link = NULL;
+    uint64_t revoked = 0;
+    if (victim != NULL &&
+        (mandate_store_revoke(store, victim, NULL, time(NULL) + 3600, err) != MANDATE_OK ||
+         mandate_store_revoke_descendants(store, victim, &revoked, err) != MANDATE_OK))
+        fail_msg("revoke %s: %s", victim, err->message);
+    return __real_mandate_store_lineage_add(store, jti, parent, client_id, expires_at, err);
+}
 
 static bool mapping_fails;
 __typeof__(mandate_mapping_apply) __real_mandate_mapping_apply;
@@ -444,6 +466,28 @@ static void test_exchange_refusals(void **state)
     test_answer_clear(&a);
 }
 
+/* A revocation of the subject token while it is exchanged leaves no live
+ * child: the parent is checked again once the child is tied to it. */
+static void test_exchange_racing_the_revocation(void **state)
+{
+    fixture *f = *state;
+    const char *t = own_token(f, &f->agent, NULL);
+    revoke_at_link = grant_of(f, t).jti;
+    test_answer a = {0};
+    post(f, &f->helper, exchange_body(f, t, NULL), &a);
+    assert_null(revoke_at_link); /* the revocation did land in between */
+    test_answer_expect(&a, 400, "invalid_grant");
+    assert_string_equal(test_answer_get(&a, "error_description"),
+                        "the subject_token is not active");
+    expect_reason("while it was exchanged: revoked");
+    assert_string_equal(test_audit_field("token.refused", "subject_client_id"), "agent");
+    /* and so is the parent, for everyone */
+    post(f, &f->helper, exchange_body(f, t, NULL), &a);
+    test_answer_expect(&a, 400, "invalid_grant");
+    expect_reason("revoked");
+    test_answer_clear(&a);
+}
+
 /* A chain as long as delegation.max_depth (3) allows, nested nearest
  * first, and one more actor refused. */
 static const char *handed(fixture *f, const client *c, const char *token)
@@ -665,6 +709,7 @@ int main(void)
         T(test_issue_failures),
         T(test_exchange_own_token),
         T(test_exchange_refusals),
+        T(test_exchange_racing_the_revocation),
         T(test_exchange_too_deep),
         T(test_exchange_federated),
         T(test_federated_refusals),

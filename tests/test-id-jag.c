@@ -103,13 +103,14 @@ static fixture *started(void **state, const char *extra, const char *const *form
 
 static const char *const jwt_format[] = {"format-jwt", "jwt", NULL};
 
+/* the tests' requests come from 127.0.0.1: a trusted proxy, whose
+ * X-Client-Cert header is the TLS client certificate (as nginx's) */
+#define CERT_FROM_PROXY                                                                        \
+    "trusted_proxies = [\"127.0.0.1\"]; client_certificate_header = \"X-Client-Cert\";"
+
 static int setup(void **state)
 {
-    /* the tests' requests come from 127.0.0.1: a trusted proxy, whose
-     * X-Client-Cert header is the TLS client certificate (as nginx's) */
-    started_with(state,
-                 "trusted_proxies = [\"127.0.0.1\"]; client_certificate_header = "
-                 "\"X-Client-Cert\";",
+    started_with(state, CERT_FROM_PROXY,
                  "id_jag = { audiences = [\"" RS "\"]; lifetime = 300; };\n", jwt_format);
     return 0;
 }
@@ -350,6 +351,44 @@ static void test_accept_refusals(void **state)
     test_random_fails_next();
     post(f, f->agent, jag_bearer(f, CLAIMS, ""), &a);
     test_answer_expect(&a, 500, "server_error");
+    test_answer_clear(&a);
+}
+
+/* An ID-JAG comes with the JWT bearer grant only: through the token exchange
+ * the mapping rules would take it, and another client's ID-JAG (or scopes
+ * beyond its own) would pass, as an access token or laundered into an
+ * ID-JAG of the presenter's. */
+static void test_accept_not_through_exchange(void **state)
+{
+    fixture *f = *state;
+    const char *jag = test_jwt_script(
+        f->pool, "oauth-id-jag+jwt",
+        "sub=alice;attrs={\"role\":\"advisor\",\"employeeId\":\"42\",\"aud\":"
+        "\"https://broker.example\",\"client_id\":\"agent\",\"scope\":\"mcp:call\"}");
+    /* another client's, as an access token or an ID-JAG of its own; its
+     * own client's, asking for more than its scope */
+    const struct {
+        const char *basic, *client_id, *extra;
+    } cases[] = {
+        {f->other, "other-agent", ""},
+        {f->other, "other-agent", "&requested_token_type=" TT_ID_JAG "&audience=" RS},
+        {f->agent, "agent", "&scope=mcp:call%20gateway:invoke"},
+    };
+    test_answer a = {0};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        post(f, cases[i].basic,
+             mandate_pool_printf(f->pool,
+                                 "grant_type=" XCHG "&subject_token_type=" TT_ID_JAG
+                                 "&subject_token=%s%s",
+                                 test_form_encode(f->pool, jag), cases[i].extra),
+             &a);
+        test_answer_expect(&a, 400, "invalid_request");
+        assert_string_equal(test_answer_get(&a, "error_description"),
+                            "an ID-JAG is presented with the JWT bearer grant (" JWT_BEARER
+                            "), not exchanged");
+        assert_string_equal(test_audit_field("token.refused", "error"), "invalid_request");
+        assert_string_equal(test_audit_field("token.refused", "client_id"), cases[i].client_id);
+    }
     test_answer_clear(&a);
 }
 
@@ -621,6 +660,133 @@ static void test_issue_bound(void **state)
     test_answer_clear(&a);
 }
 
+/* The profile fapi2 holds for an ID-JAG as for an access token (review s32,
+ * finding 6): no client secret, and bound to a key or a certificate. */
+static void test_issue_fapi2(void **state)
+{
+    fixture *f = started_with(state, CERT_FROM_PROXY,
+                              "profile = { fapi2_tenants = [\"default\"]; };\n"
+                              "id_jag = { audiences = [\"" RS "\"]; lifetime = 300; };\n",
+                              jwt_format);
+    test_answer a = {0};
+    post(f, f->agent, jag_request(f, ADVISOR, "&audience=" RS), &a);
+    test_answer_expect(&a, 401, "invalid_client");
+    assert_string_equal(test_answer_get(&a, "error_description"),
+                        "profile fapi2 (client_auth): client secrets are not accepted; "
+                        "authenticate with private_key_jwt or a client certificate");
+    expect_reason("profile fapi2 (client_auth)");
+    /* a certificate client whose tokens are not bound to its certificate:
+     * only with a DPoP proof */
+    EVP_PKEY *key = mandate_jose_keygen(MANDATE_JWS_ES256);
+    const char *x5t;
+    const char *cert = escaped_cert(f, key, &x5t);
+    mandate_client_spec spec = {
+        .client_id = "cert-agent",
+        .scopes = "mcp:call",
+        .audiences = CAL,
+        .attributes = mandate_pool_printf(
+            f->pool,
+            "{\"token_endpoint_auth_method\":\"self_signed_tls_client_auth\","
+            "\"tls_client_auth_x5t_s256\":\"%s\","
+            "\"tls_client_certificate_bound_access_tokens\":false}",
+            x5t)};
+    mandate_client c;
+    char *secret = NULL;
+    mandate_error err = {0};
+    assert_int_equal(mandate_clients_create(f->t->rt, f->pool, &spec, &c, &secret, &err),
+                     MANDATE_OK);
+    const char *body = mandate_pool_printf(f->pool, "%s&client_id=cert-agent",
+                                           jag_request(f, ADVISOR, "&audience=" RS));
+    const char *headers[7] = {"Content-Type", "application/x-www-form-urlencoded",
+                              "X-Client-Cert", cert};
+    test_answer_clear(&a);
+    test_token_with(f->t, f->pool, headers, body, &a);
+    expect_refused(&a, "invalid_dpop_proof",
+                   "profile fapi2 (sender_constrained): tokens are sender-constrained only: "
+                   "send a DPoP proof (or use a client certificate)");
+    expect_reason("profile fapi2 (sender_constrained)");
+    headers[4] = "DPoP";
+    headers[5] = proof_of(f, key);
+    test_answer_clear(&a);
+    test_token_with(f->t, f->pool, headers, body, &a);
+    test_answer_expect(&a, 200, "");
+    const char *jag = test_answer_get(&a, "access_token");
+    mandate_jws jws = {0};
+    assert_int_equal(mandate_jws_parse(jag, strlen(jag), &jws, &err), MANDATE_OK);
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(jws.claims, "cnf"), "jkt")),
+        jkt_of(f, key));
+    mandate_jws_clear(&jws);
+    EVP_PKEY_free(key);
+    test_answer_clear(&a);
+}
+
+/* The acting client's audiences bound what a sign-in is exchanged for, as
+ * they bound its client credentials (review s32, finding 8): a client
+ * registered for OTHER only gets no token for CAL, which the mapping rule
+ * lists, whether asked for or by default. */
+static void test_federated_within_client_audiences(void **state)
+{
+    fixture *f = *state;
+    mandate_client_spec spec = {
+        .client_id = "narrow", .scopes = "mcp:call gateway:invoke", .audiences = OTHER};
+    mandate_client c;
+    char *secret = NULL;
+    mandate_error err = {0};
+    assert_int_equal(mandate_clients_create(f->t->rt, f->pool, &spec, &c, &secret, &err),
+                     MANDATE_OK);
+    const char *narrow = test_basic(f->pool, "narrow", secret);
+    const char *saml = test_form_encode(f->pool, ADVISOR);
+    const char *asked = "resource '" CAL "' is not allowed for this client";
+    const char *by_default =
+        "none of the audiences the mapping rule grants is allowed for this "
+        "client";
+    const struct {
+        const char *body, *description;
+    } cases[] = {
+        {mandate_pool_printf(f->pool,
+                             "grant_type=" XCHG "&subject_token_type=" TT_SAML2
+                             "&subject_token=%s&resource=" CAL,
+                             saml),
+         asked},
+        {mandate_pool_printf(f->pool,
+                             "grant_type=" XCHG "&subject_token_type=" TT_SAML2
+                             "&subject_token=%s&audience=" CAL,
+                             saml),
+         asked},
+        {mandate_pool_printf(
+             f->pool, "grant_type=" XCHG "&subject_token_type=" TT_SAML2 "&subject_token=%s",
+             saml),
+         by_default},
+        {mandate_pool_printf(f->pool,
+                             "grant_type=urn:ietf:params:oauth:grant-type:saml2-bearer"
+                             "&assertion=%s",
+                             saml),
+         by_default},
+        {jag_request(f, ADVISOR, "&audience=" RS "&resource=" CAL), asked},
+    };
+    test_answer a = {0};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        post(f, narrow, cases[i].body, &a);
+        if (a.status != 400 || strcmp(a.error, "invalid_target") != 0 ||
+            strcmp(test_answer_get(&a, "error_description"), cases[i].description) != 0)
+            fail_msg("case %zu: %u %s (%s)", i, a.status, a.error,
+                     test_answer_get(&a, "error_description"));
+        assert_string_equal(test_audit_field("token.refused", "error"), "invalid_target");
+        assert_string_equal(test_audit_field("token.refused", "client_id"), "narrow");
+        expect_reason("beyond the client's: " OTHER);
+    }
+    /* a client that may have CAL gets it, by default or asked */
+    post(f, f->agent,
+         mandate_pool_printf(
+             f->pool, "grant_type=" XCHG "&subject_token_type=" TT_SAML2 "&subject_token=%s",
+             saml),
+         &a);
+    test_answer_expect(&a, 200, "");
+    assert_string_equal(grant_of(f, test_answer_get(&a, "access_token")).audience, CAL);
+    test_answer_clear(&a);
+}
+
 /* Only the header's typ says ID-JAG, whatever its alg. */
 static void test_id_jag_is(void **state)
 {
@@ -644,11 +810,14 @@ int main(void)
         cmocka_unit_test_teardown(test_issue_without_a_signing_format, teardown),
         T(test_accept),
         T(test_accept_refusals),
+        T(test_accept_not_through_exchange),
+        T(test_federated_within_client_audiences),
         T(test_id_jag_is),
         T(test_accept_dpop_bound),
         T(test_accept_certificate_bound),
         T(test_bound_assertions),
         T(test_issue_bound),
+        cmocka_unit_test_teardown(test_issue_fapi2, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
