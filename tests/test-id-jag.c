@@ -744,20 +744,9 @@ static void test_federated_within_client_audiences(void **state)
     const struct {
         const char *body, *description;
     } cases[] = {
-        {mandate_pool_printf(f->pool,
-                             "grant_type=" XCHG "&subject_token_type=" TT_SAML2
-                             "&subject_token=%s&resource=" CAL,
-                             saml),
-         asked},
-        {mandate_pool_printf(f->pool,
-                             "grant_type=" XCHG "&subject_token_type=" TT_SAML2
-                             "&subject_token=%s&audience=" CAL,
-                             saml),
-         asked},
-        {mandate_pool_printf(
-             f->pool, "grant_type=" XCHG "&subject_token_type=" TT_SAML2 "&subject_token=%s",
-             saml),
-         by_default},
+        {test_saml_exchange(f->pool, ADVISOR, "&resource=" CAL), asked},
+        {test_saml_exchange(f->pool, ADVISOR, "&audience=" CAL), asked},
+        {test_saml_exchange(f->pool, ADVISOR, ""), by_default},
         {mandate_pool_printf(f->pool,
                              "grant_type=urn:ietf:params:oauth:grant-type:saml2-bearer"
                              "&assertion=%s",
@@ -777,11 +766,7 @@ static void test_federated_within_client_audiences(void **state)
         expect_reason("beyond the client's: " OTHER);
     }
     /* a client that may have CAL gets it, by default or asked */
-    post(f, f->agent,
-         mandate_pool_printf(
-             f->pool, "grant_type=" XCHG "&subject_token_type=" TT_SAML2 "&subject_token=%s",
-             saml),
-         &a);
+    post(f, f->agent, test_saml_exchange(f->pool, ADVISOR, ""), &a);
     test_answer_expect(&a, 200, "");
     assert_string_equal(grant_of(f, test_answer_get(&a, "access_token")).audience, CAL);
     test_answer_clear(&a);
