@@ -91,6 +91,17 @@ token() { # CERT|- [curl args]: POST /oauth2/token to Mandate's HTTPS with that 
 }
 cnf_of() { jwt_claims "$(json_get "$(cat "$TMP/t")" access_token)"; }
 audited() { cat "$STATE"/audit/audit-*.jsonl | grep -c -- "$1"; }
+# audited_beyond TEXT N: TEXT audited more than N times. A refusal identical to one of
+# the same second is counted and written by the next housekeeping, within a second
+# (core/refusals-private.h), so this waits up to three seconds for it
+audited_beyond() {
+    local i
+    for i in 1 2 3 4 5 6 7 8 9 10; do
+        [ "$(audited "$1")" -gt "$2" ] && return 0
+        sleep 0.3
+    done
+    return 1
+}
 
 meta=$(curl -s --cacert "$STATE/tls-cert.pem" "$BASE/.well-known/oauth-authorization-server")
 expect_contains "metadata: tls_client_certificate_bound_access_tokens" \
@@ -308,7 +319,7 @@ before=$(audited "not a trusted proxy")
 expect_eq "the certificate header straight from 127.0.0.1 (not a trusted proxy): 401" 401 \
     "$(token - -H "X-Client-Cert: $ESCAPED" -d client_id=tls-a)"
 expect_contains "  invalid_client" invalid_client "$(cat "$TMP/t")"
-check "  audited" test "$(audited "not a trusted proxy")" -gt "$before"
+check "  audited" audited_beyond "not a trusted proxy" "$before"
 expect_eq "  even for a client that authenticates otherwise: 401" 401 \
     "$(token - -H "X-Client-Cert: $ESCAPED" -u "plain:$PLAIN_SECRET")"
 
@@ -347,7 +358,7 @@ check "reloaded with client_certificate_proxies" wait_for_log "$LOG" "reloaded:"
 before=$(audited "not a trusted proxy")
 expect_eq "the certificate header from a trusted proxy not in client_certificate_proxies: 401" 401 \
     "$(token - -H "X-Client-Cert: $ESCAPED" -d client_id=tls-a)"
-check "  audited" test "$(audited "not a trusted proxy")" -gt "$before"
+check "  audited" audited_beyond "not a trusted proxy" "$before"
 expect_eq "  through nginx, in client_certificate_proxies: 200" 200 \
     "$(URL="$GW/oauth2/token" token agent-a -d client_id=tls-a)"
 
