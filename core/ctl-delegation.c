@@ -34,10 +34,11 @@ static json_t *decide(mandate_runtime *rt, mandate_pool *pool, const char *token
     if (st.parsed) {
         const mandate_grant *g = &st.grant;
         json_object_set_new(o, "subject_token",
-                            json_pack("{s:s?,s:s?,s:s?,s:s?,s:s?,s:s?,s:s?}", "jti", g->jti,
-                                      "client_id", g->client_id, "sub", g->subject, "act",
-                                      g->actor, "prior_actors", g->prior_actors, "may_act",
-                                      g->may_act, "aud", g->audience));
+                            json_pack("{s:s?,s:s?,s:s?,s:s?,s:s?,s:s?,s:s?,s:s?}", "jti",
+                                      g->jti, "client_id", g->client_id, "sub", g->subject,
+                                      "act", g->actor, "prior_actors", g->prior_actors,
+                                      "may_act", g->may_act, "aud", g->audience,
+                                      "origin_client_id", g->origin_client_id));
     }
     mandate_client client = {0};
     mandate_error cerr = {0};

@@ -130,6 +130,7 @@ typedef struct mandate_delegation_result {
     /* the new token's, when admitted */
     const char *actor;
     const char *prior_actors; /* nearest first; NULL: none */
+    const char *origin_client_id; /* the client the chain began with (format.h) */
     size_t depth;             /* actors in the chain, actor included */
     const char *scope;        /* NULL: none */
     const char *audience;     /* NULL: none */

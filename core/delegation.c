@@ -296,6 +296,11 @@ mandate_delegation_verdict mandate_delegation_decide(const mandate_delegation *p
                               : mandate_pool_printf(pool, "%s %s", t->actor, t->prior_actors);
     }
     r->depth = 1 + mandate_word_list_count(r->prior_actors);
+    /* the token that begins a chain has no act: its client is where the
+     * chain began (a sign-in's application need not be the subject) */
+    r->origin_client_id = t->origin_client_id != NULL ? t->origin_client_id
+                          : t->actor == NULL           ? t->client_id
+                                                       : NULL;
     const char *scope = rq->requested_scope != NULL ? rq->requested_scope : t->scope;
 
     /* who may act: the first rule for this actor and this token within its
@@ -357,21 +362,24 @@ mandate_delegation_verdict mandate_delegation_decide(const mandate_delegation *p
                                           (long long)max));
     /* a client already in the chain would act for itself through others:
      * the chain would no longer say who decided. The chain's first client
-     * is its subject when it began with client credentials (sub is then
-     * the client): A acting for B acting for A. */
+     * is its origin_client_id (the client of its first token, which had no
+     * act), and its subject when it began with client credentials (sub is
+     * then the client, and a token of before ABI 1.9 has no origin): A
+     * acting for B acting for A. */
     if (!narrowing && mandate_word_list_has(t->prior_actors, rq->actor, strlen(rq->actor)))
         return refuse(r, MANDATE_DELEGATION_CYCLE, NULL,
                       mandate_pool_printf(pool,
                                           "%s is already in the subject_token's act chain "
                                           "(%s %s): a cycle",
                                           rq->actor, t->actor, t->prior_actors));
-    if (!narrowing && r->delegated && t->actor != NULL && t->subject != NULL &&
-        strcmp(t->subject, rq->actor) == 0)
+    bool is_subject = t->subject != NULL && strcmp(t->subject, rq->actor) == 0;
+    bool is_origin = t->origin_client_id != NULL && strcmp(t->origin_client_id, rq->actor) == 0;
+    if (!narrowing && r->delegated && t->actor != NULL && (is_subject || is_origin))
         return refuse(r, MANDATE_DELEGATION_CYCLE, NULL,
                       mandate_pool_printf(pool,
                                           "%s began the subject_token's chain (it is its "
-                                          "subject): a cycle",
-                                          rq->actor));
+                                          "%s): a cycle",
+                                          rq->actor, is_subject ? "subject" : "origin_client_id"));
 
     if (!words_within(pool, scope, t->scope, &missing) ||
         !words_within(pool, scope, rq->actor_scopes, &missing))

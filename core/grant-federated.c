@@ -180,6 +180,7 @@ static void own_token(mandate_http_request *req, mandate_http_response *resp,
     g.client_id = client->client_id;
     g.actor = d.actor;
     g.prior_actors = d.prior_actors;
+    g.origin_client_id = d.origin_client_id;
     g.tenant = o->tenant;
     g.scope = d.scope;
     g.audience = d.audience;

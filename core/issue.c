@@ -227,6 +227,8 @@ void mandate_token_answer_with(mandate_http_request *req, mandate_http_response 
         json_object_set_new(fields, "idp", json_string(grant->idp));
     if (grant->may_act != NULL)
         json_object_set_new(fields, "may_act", json_string(grant->may_act));
+    if (grant->origin_client_id != NULL)
+        json_object_set_new(fields, "origin_client_id", json_string(grant->origin_client_id));
     bool id_jag =
         issued_token_type != NULL && strcmp(issued_token_type, MANDATE_TOKEN_TYPE_ID_JAG) == 0;
     /* minted bound by mandate_token_mint when the request had a proof */

@@ -852,6 +852,10 @@ mandate_rc mandate_format_parse(const mandate_instance *in, mandate_pool *pool,
         grant_r->prior_actors = NULL;
     if (abi_minor(in) < 5) /* nor of the binding: a bearer token */
         grant_r->auth_time = 0, grant_r->cnf_jkt = grant_r->cnf_x5t_s256 = NULL;
+    if (abi_minor(in) < 6)
+        grant_r->may_act = NULL;
+    if (abi_minor(in) < 9) /* nor of where a chain began (format.h) */
+        grant_r->origin_client_id = NULL;
     return rc;
 }
 

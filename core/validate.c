@@ -128,8 +128,7 @@ json_t *mandate_grant_to_introspection(const mandate_grant *g)
      * back, so this does not fail; if it did, the answer would hold the
      * members before the bad one, as it did before. */
     if (o != NULL)
-        (void)(mandate_grant_claims_put(o, g, true, "introspection", &err) == MANDATE_OK &&
-               mandate_grant_cnf_put(o, g, "introspection", &err) == MANDATE_OK &&
-               mandate_grant_may_act_put(o, g, "introspection", &err) == MANDATE_OK);
+        (void)mandate_grant_claims_put_all(o, g, MANDATE_PLUGIN_ABI_MINOR, "introspection",
+                                           &err);
     return o;
 }

@@ -125,6 +125,28 @@ mandate_rc mandate_grant_may_act_put(json_t *obj, const mandate_grant *g, const 
     return mandate_error_set(err, MANDATE_INVALID, "%s: grant may_act is not valid UTF-8", who);
 }
 
+mandate_rc mandate_grant_origin_put(json_t *obj, const mandate_grant *g, const char *who,
+                                    mandate_error *err)
+{
+    if (g->origin_client_id == NULL || put_str(obj, "origin_client_id", g->origin_client_id))
+        return MANDATE_OK;
+    return mandate_error_set(err, MANDATE_INVALID, "%s: grant origin_client_id is not valid UTF-8",
+                             who);
+}
+
+mandate_rc mandate_grant_claims_put_all(json_t *obj, const mandate_grant *g,
+                                        uint16_t abi_minor, const char *who, mandate_error *err)
+{
+    mandate_rc rc = mandate_grant_claims_put(obj, g, abi_minor >= 4, who, err);
+    if (rc == MANDATE_OK && abi_minor >= 5) /* the binding (cnf) */
+        rc = mandate_grant_cnf_put(obj, g, who, err);
+    if (rc == MANDATE_OK && abi_minor >= 6) /* who may act for it */
+        rc = mandate_grant_may_act_put(obj, g, who, err);
+    if (rc == MANDATE_OK && abi_minor >= 9) /* where its chain began */
+        rc = mandate_grant_origin_put(obj, g, who, err);
+    return rc;
+}
+
 /* --- claims -> grant ---------------------------------------------------------- */
 
 /* The member name of claims in *v_r, NULL when absent (an error when
@@ -354,6 +376,12 @@ mandate_rc mandate_grant_claims_get(const mandate_host *host, mandate_pool *pool
         (rc = get_cnf(host, pool, claims, r, g, err)) != MANDATE_OK ||
         (rc = get_may_act(host, pool, claims, r, g, err)) != MANDATE_OK)
         return rc;
+    /* a host before ABI 1.9 has no place for it: the grant is read as its
+     * chain's first (none), and only the cycle check has less to go on */
+    if (host->abi_minor >= 9 &&
+        (rc = get_str(host, pool, claims, r, "origin_client_id", false, &g->origin_client_id,
+                      err)) != MANDATE_OK)
+        return rc;
     g->expires_at = exp;
     g->issued_at = iat;
     g->not_before = has_nbf ? nbf : iat;
@@ -364,7 +392,7 @@ mandate_rc mandate_grant_claims_get(const mandate_host *host, mandate_pool *pool
 
 /* --- the grant's strings ------------------------------------------------------ */
 
-#define GRANT_STRINGS 13
+#define GRANT_STRINGS 14
 
 /* The grant's strings, in order, for copying. A member added to
  * mandate_grant that holds a string is added here. */
@@ -373,7 +401,7 @@ static const char **grant_string(mandate_grant *g, size_t i)
     const char **fields[GRANT_STRINGS] = {
         &g->issuer,  &g->subject,      &g->client_id, &g->actor, &g->tenant,
         &g->scope,   &g->audience,     &g->idp,       &g->jti,   &g->prior_actors,
-        &g->cnf_jkt, &g->cnf_x5t_s256, &g->may_act};
+        &g->cnf_jkt, &g->cnf_x5t_s256, &g->may_act, &g->origin_client_id};
     return fields[i];
 }
 

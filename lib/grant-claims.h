@@ -57,6 +57,19 @@ const char *mandate_grant_cnf_of(const json_t *claims, const char **jkt_r, const
 mandate_rc mandate_grant_may_act_put(json_t *obj, const mandate_grant *grant, const char *who,
                                      mandate_error *err);
 
+/* origin_client_id of a derived grant: the client its chain began with
+ * (format.h); nothing when the grant has none. Only for a grant of ABI 1.9
+ * or later. MANDATE_INVALID when it is not valid UTF-8. */
+mandate_rc mandate_grant_origin_put(json_t *obj, const mandate_grant *grant, const char *who,
+                                    mandate_error *err);
+
+/* Every claim of the grant that a grant of ABI 1.abi_minor has: the above
+ * in order (claims, cnf from 1.5, may_act from 1.6, origin_client_id from
+ * 1.9), stopping at the first failure. What a format writes into a token,
+ * and introspection into its answer. */
+mandate_rc mandate_grant_claims_put_all(json_t *obj, const mandate_grant *grant,
+                                        uint16_t abi_minor, const char *who, mandate_error *err);
+
 /* --- claims -> grant ---------------------------------------------------------- */
 
 /* How a reader names and grades what it finds wrong with the claims: the
@@ -71,7 +84,8 @@ typedef struct mandate_grant_claims_reader {
 
 /* Fills grant from claims: iss, sub, jti, client_id, exp and iat required;
  * nbf, scope, tenant, idp, aud (a string, or an array of strings joined
- * with spaces), act, cnf and may_act optional (cnf refused for a host before ABI
+ * with spaces), act, cnf, may_act and origin_client_id (a host of ABI 1.9
+ * or later) optional (cnf refused for a host before ABI
  * 1.5, which could not keep the binding). Strings are copied into pool through host.
  * not_before is nbf, or iat without one; *nbf_given_r (may be NULL) says
  * which. prior_actors is written only for a host of ABI 1.4 or later, and a

@@ -627,6 +627,41 @@ static void test_may_act_for_a_token(void **state)
     assert_null(mandate_delegation_may_act(&f->d, f->pool, "not json", &f->token));
 }
 
+/* Review s32, finding 11: a chain that began with a sign-in (its subject a
+ * user, not the client) comes back to its first client through another. */
+static void test_cycle_through_the_origin(void **state)
+{
+    fixture *f = *state;
+    assert_true(parse(f, RULES("    { name = \"xy\"; actors = [\"app-y\"]; clients = [\"app-x\"]; },\n"
+                               "    { name = \"yx\"; actors = [\"app-x\"]; clients = [\"app-y\"]; }\n")));
+    /* alice signed in through app-x: sub alice, client_id app-x, no act */
+    f->token = (mandate_grant){.subject = "alice", .client_id = "app-x", .scope = "mcp:call",
+                               .audience = CAL};
+    f->rq.actor = "app-y";
+    expect(f, MANDATE_DELEGATION_ADMITTED, NULL);
+    /* the derived token keeps where its chain began */
+    assert_string_equal(f->res.origin_client_id, "app-x");
+    assert_null(f->res.prior_actors);
+    /* app-x exchanges app-y's token (sub alice, act app-y): a cycle */
+    f->token.client_id = "app-y";
+    f->token.actor = "app-y";
+    f->token.origin_client_id = "app-x";
+    f->rq.actor = "app-x";
+    expect(f, MANDATE_DELEGATION_CYCLE,
+           "app-x began the subject_token's chain (it is its origin_client_id)");
+    /* the origin is handed down unchanged, however long the chain */
+    f->rq.actor = "app-z";
+    assert_true(parse(f, RULES("    { name = \"yz\"; actors = [\"app-z\"]; clients = [\"app-y\"]; }\n")));
+    expect(f, MANDATE_DELEGATION_ADMITTED, NULL);
+    assert_string_equal(f->res.origin_client_id, "app-x");
+    assert_string_equal(f->res.prior_actors, "app-y");
+    /* a token from before ABI 1.9 (no origin) after the first hop: none
+     * kept, and the checks of before (subject, act chain) still run */
+    f->token.origin_client_id = NULL;
+    expect(f, MANDATE_DELEGATION_ADMITTED, NULL);
+    assert_null(f->res.origin_client_id);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -647,6 +682,7 @@ int main(void)
         TEST_FX(test_cycle_refused),
         TEST_FX(test_may_act_for_a_token),
         TEST_FX(test_rule_limits),
+        TEST_FX(test_cycle_through_the_origin),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

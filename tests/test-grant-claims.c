@@ -529,6 +529,63 @@ static void test_strings_copy(void **state)
     assert_null(none.issuer);
 }
 
+/* origin_client_id (ABI 1.9): written by put_all for a host of 1.9 only,
+ * read back by one, left by an older one; not a string refused; copied
+ * with the grant's strings. And put_all writes what each minor has. */
+static void test_origin_and_put_all(void **state)
+{
+    (void)state;
+    mandate_grant g = bare_grant();
+    mandate_error err = {0};
+    g.origin_client_id = "app-x";
+    g.may_act = "agent-b";
+    g.cnf_jkt = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I";
+    json_t *obj = json_object();
+    assert_int_equal(mandate_grant_claims_put_all(obj, &g, 9, "test", &err), MANDATE_OK);
+    assert_string_equal(json_string_value(json_object_get(obj, "origin_client_id")), "app-x");
+    assert_non_null(json_object_get(obj, "may_act"));
+    assert_non_null(json_object_get(obj, "cnf"));
+    mandate_grant got = {0};
+    assert_int_equal(get(9, obj, &token_reader, &got, NULL, &err), MANDATE_OK);
+    assert_string_equal(got.origin_client_id, "app-x");
+    memset(&got, 0, sizeof(got));
+    assert_int_equal(get(8, obj, &token_reader, &got, NULL, &err), MANDATE_OK);
+    assert_null(got.origin_client_id);
+    json_object_set_new(obj, "origin_client_id", json_integer(7));
+    assert_int_equal(get(9, obj, &token_reader, &got, NULL, &err), MANDATE_INVALID);
+    assert_non_null(strstr(err.message, "origin_client_id is not a string"));
+    json_decref(obj);
+
+    /* each minor, what its grant has and no more */
+    static const struct {
+        uint16_t minor;
+        bool cnf, may_act, origin;
+    } minors[] = {{4, false, false, false},
+                  {5, true, false, false},
+                  {6, true, true, false},
+                  {9, true, true, true}};
+    for (size_t i = 0; i < sizeof(minors) / sizeof(minors[0]); i++) {
+        obj = json_object();
+        assert_int_equal(mandate_grant_claims_put_all(obj, &g, minors[i].minor, "test", &err),
+                         MANDATE_OK);
+        assert_int_equal(json_object_get(obj, "cnf") != NULL, minors[i].cnf);
+        assert_int_equal(json_object_get(obj, "may_act") != NULL, minors[i].may_act);
+        assert_int_equal(json_object_get(obj, "origin_client_id") != NULL, minors[i].origin);
+        json_decref(obj);
+    }
+
+    /* copied with the strings */
+    g.cnf_jkt = NULL;
+    size_t size = mandate_grant_strings_size(&g);
+    char *buf = malloc(size);
+    assert_non_null(buf);
+    mandate_grant_strings_copy(&g, buf);
+    assert_true(g.origin_client_id >= buf && g.origin_client_id < buf + size);
+    assert_string_equal(g.origin_client_id, "app-x");
+    free(buf);
+    get_done();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -538,6 +595,7 @@ int main(void)
         cmocka_unit_test(test_get_older_host), cmocka_unit_test(test_strings_copy),
         cmocka_unit_test(test_cnf),
         cmocka_unit_test(test_may_act),
+        cmocka_unit_test(test_origin_and_put_all),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

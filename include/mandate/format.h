@@ -54,13 +54,25 @@ typedef struct mandate_grant {
      * named. A format writes it and reads it back only when the peer's
      * abi_minor is >= 6; one that drops it only takes a permission away. */
     const char *may_act;
+
+    /* ABI 1.9: the client the chain of a derived token began with: the
+     * client_id of the first token of the chain, the one that had no act
+     * (a sign-in's application, or the client of client credentials).
+     * NULL: not a derived token, or one from a format of an older minor.
+     * The act chain names the clients that acted after it; this one is
+     * kept so that the chain cannot come back to it through others (a
+     * cycle) when the first client was not the subject. Written and read
+     * only when the peer's abi_minor is >= 9; a format that drops it drops
+     * that check, never a permission. */
+    const char *origin_client_id;
 } mandate_grant;
 
 /* How much of a mandate_grant a host of ABI 1.abi_minor has: a plugin
  * clears or writes no more of the grant it is handed than this. */
 static inline size_t mandate_grant_size(uint16_t abi_minor)
 {
-    return abi_minor >= 6   ? sizeof(mandate_grant)
+    return abi_minor >= 9   ? sizeof(mandate_grant)
+           : abi_minor >= 6 ? offsetof(mandate_grant, origin_client_id)
            : abi_minor >= 5 ? offsetof(mandate_grant, may_act)
            : abi_minor >= 4 ? offsetof(mandate_grant, auth_time)
                             : offsetof(mandate_grant, prior_actors);

@@ -227,15 +227,9 @@ static mandate_rc jwt_mint(void *inst_, mandate_pool *pool, const mandate_grant 
     json_t *claims = json_object();
     if (claims == NULL)
         return mandate_error_set(err, MANDATE_ERROR, "jwt: out of memory");
-    /* the grant's earlier actors only from a host whose grant has them */
+    /* the members only that a grant of the host's minor has */
     mandate_rc rc =
-        mandate_grant_claims_put(claims, grant, inst->host->abi_minor >= 4, "jwt", err);
-    /* and its binding (cnf) only from a host whose grant has one (ABI 1.5) */
-    if (rc == MANDATE_OK && inst->host->abi_minor >= 5)
-        rc = mandate_grant_cnf_put(claims, grant, "jwt", err);
-    /* and who may act for it (may_act) from one whose grant has it (ABI 1.6) */
-    if (rc == MANDATE_OK && inst->host->abi_minor >= 6)
-        rc = mandate_grant_may_act_put(claims, grant, "jwt", err);
+        mandate_grant_claims_put_all(claims, grant, inst->host->abi_minor, "jwt", err);
     if (rc != MANDATE_OK) {
         json_decref(claims);
         return rc;

@@ -92,11 +92,7 @@ static mandate_rc grant_json(const mandate_host *host, const mandate_grant *g, c
     *json_r = NULL;
     if (obj == NULL)
         return mandate_error_set(err, MANDATE_ERROR, "opaque: out of memory");
-    mandate_rc rc = mandate_grant_claims_put(obj, g, host->abi_minor >= 4, "opaque", err);
-    if (rc == MANDATE_OK && host->abi_minor >= 5) /* the binding (cnf), ABI 1.5 */
-        rc = mandate_grant_cnf_put(obj, g, "opaque", err);
-    if (rc == MANDATE_OK && host->abi_minor >= 6) /* may_act, ABI 1.6 */
-        rc = mandate_grant_may_act_put(obj, g, "opaque", err);
+    mandate_rc rc = mandate_grant_claims_put_all(obj, g, host->abi_minor, "opaque", err);
     if (rc == MANDATE_OK && (*json_r = json_dumps(obj, JSON_COMPACT)) == NULL)
         rc = mandate_error_set(err, MANDATE_ERROR, "opaque: cannot serialize the grant");
     json_decref(obj);

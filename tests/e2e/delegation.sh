@@ -92,8 +92,11 @@ out=$(exchange agent-b "$TA" --data-urlencode "resource=$OTHER")
 expect_eq "B asks a wider audience than A's token: invalid_target" invalid_target "$(json_get "$out" error)"
 out=$(exchange agent-b "$TA" --data-urlencode "scope=mcp:call gateway:invoke")
 expect_eq "B asks a wider scope: invalid_scope" invalid_scope "$(json_get "$out" error)"
+expect_contains "  B's token names where its chain began" '"origin_client_id":"agent-a"' "$cb"
 TC=$(hop agent-c "$TB")
 check "C acts for B" test -n "$TC"
+expect_contains "  and C's, handed down" '"origin_client_id":"agent-a"' "$(jwt_claims "$TC")"
+expect_contains "  introspection too" '"origin_client_id":"agent-a"' "$(introspect "$TC")"
 TD=$(hop agent-d "$TC")
 check "D acts for C" test -n "$TD"
 expect_contains "  D's JWT nests act: D, C, B" \
