@@ -233,6 +233,19 @@ static bool client_within_rate(mandate_http_request *req, mandate_http_response 
         mandate_token_refuse(req, resp, &oerr, grant_type, NULL, NULL);
         return false;
     }
+    /* the grant types the client has now, not those it had when the code
+     * or the refresh family was issued: an operator who takes refresh_token
+     * away (mandatectl client set --grant-type) stops its families */
+    if (!mandate_signin_client_grants(req->pool, client_r, grant_type)) {
+        mandate_oauth_fail(&oerr, 400, "unauthorized_client",
+                           mandate_pool_printf(req->pool,
+                                               "grant_type %s is not among the client's",
+                                               grant_type));
+        log_info("token refused: client_id=%s: grant_type %s no longer the client's",
+                 client_r->client_id, grant_type);
+        mandate_token_refuse(req, resp, &oerr, grant_type, client_r->client_id, NULL);
+        return false;
+    }
     return mandate_token_within_rate(req, resp, client_r, grant_type);
 }
 

@@ -246,6 +246,14 @@ expect_eq "past sensitive_max_authn_age, asking for it alone: 400" 400 \
 expect_eq "  a refresh still works" 200 "$(token -d grant_type=refresh_token -d client_id=trade-app -d "refresh_token=$RT")"
 expect_eq "  without the sensitive scope" "mcp:call" \
     "$(json_get "$(jwt_claims "$(json_get "$(cat "$TMP/t")" access_token)")" scope)"
+RT=$(json_get "$(cat "$TMP/t")" refresh_token)
+"${CTL[@]}" client set trade-app --grant-type authorization_code >/dev/null 2>&1
+expect_eq "refresh_token taken from the client's grant types: its family refreshes no more: 400" 400 \
+    "$(token -d grant_type=refresh_token -d client_id=trade-app -d "refresh_token=$RT")"
+expect_contains "  unauthorized_client" unauthorized_client "$(cat "$TMP/t")"
+"${CTL[@]}" client set trade-app --grant-type authorization_code --grant-type refresh_token >/dev/null 2>&1
+expect_eq "  given back, the refresh token was not spent: 200" 200 \
+    "$(token -d grant_type=refresh_token -d client_id=trade-app -d "refresh_token=$RT")"
 
 # --- refusals -----------------------------------------------------------------------
 COOKIES=""
