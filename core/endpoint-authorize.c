@@ -136,6 +136,7 @@ bool mandate_signin_request_read(mandate_http_request *req, const mandate_form *
     } while (0)
     p->state = mandate_form_get(q, "state");
     p->max_age = -1;
+    p->started_at = mandate_clock_now();
     const char *response_type = mandate_form_get(q, "response_type");
     const char *challenge = mandate_form_get(q, "code_challenge");
     const char *method = mandate_form_get(q, "code_challenge_method");

@@ -83,6 +83,36 @@ static char *hex32(mandate_pool *pool, const unsigned char h[32])
 
 /* The IdP's answer (the callback's fields) to the backend's login_finish;
  * remember: what login_start asked to keep, NULL for an unsolicited answer. */
+/* The clocks of the broker and of an IdP differ by this much at most, as
+ * the backends' own clock_skew defaults say. */
+#define LOGIN_CLOCK_LEEWAY 60
+
+/* Why the IdP's login (authn_at, 0: the IdP did not say) is older than the
+ * request allowed, NULL when it is not: prompt=login wants a login made
+ * after the request came, max_age one at most that old (OIDC Core
+ * §3.1.2.1). Checked here for every backend: an IdP keeps its own session
+ * whatever it was asked (a SAML IdP may ignore ForceAuthn, and SAML has no
+ * max_age at all). */
+static const char *login_too_old(mandate_pool *pool, const mandate_pending *p, int64_t authn_at,
+                                 int64_t now)
+{
+    if (authn_at <= 0) /* prompt=login was passed on to the IdP: its word is all there is */
+        return p->max_age >= 0 ? "max_age was asked, and the IdP did not say when the user "
+                                 "authenticated"
+                               : NULL;
+    if (p->max_age >= 0 && authn_at + p->max_age + LOGIN_CLOCK_LEEWAY < now)
+        return mandate_pool_printf(pool,
+                                   "the user authenticated at the IdP %lld s ago, more than the "
+                                   "max_age asked (%lld s)",
+                                   (long long)(now - authn_at), (long long)p->max_age);
+    if (p->force_login && p->started_at > 0 && authn_at + LOGIN_CLOCK_LEEWAY < p->started_at)
+        return mandate_pool_printf(pool,
+                                   "a new login was asked, and the user authenticated at the "
+                                   "IdP %lld s before the sign-in started",
+                                   (long long)(p->started_at - authn_at));
+    return NULL;
+}
+
 static mandate_rc finish_at_backend(mandate_http_request *req, const mandate_instance *in,
                                     const mandate_form *form, const char *remember,
                                     mandate_identity *id_r, mandate_error *err)
@@ -391,6 +421,19 @@ static void callback(mandate_http_request *req, mandate_http_response *resp,
             : rc == MANDATE_INVALID ? "the identity provider's answer was refused"
                                     : "the identity provider cannot be reached now",
             err.message);
+        return;
+    }
+
+    const char *too_old = login_too_old(req->pool, &p, id.authn_instant, mandate_clock_now());
+    if (too_old != NULL) {
+        log_info("sign-in at %s refused: %s", idp, too_old);
+        mandate_audit_event("login.refused",
+                            json_pack("{s:s,s:s,s:s}", "client_id", p.client_id, "idp", idp,
+                                      "reason", too_old));
+        mandate_signin_redirect_error(req, resp, &p, "login_required",
+                                      "the login at the identity provider is older than the "
+                                      "request allows",
+                                      too_old);
         return;
     }
 

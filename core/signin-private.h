@@ -88,6 +88,7 @@ typedef struct mandate_pending {
     const char *code_challenge; /* S256 */
     bool force_login, force_consent;
     int64_t max_age;            /* -1: any */
+    int64_t started_at;         /* when the authorization request came; 0: unknown */
     const char *login_hint;
     const char *idp;            /* the instance chosen, once chosen */
     const char *remember;       /* the backend's, for login_finish */

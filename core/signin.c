@@ -246,6 +246,7 @@ static json_t *pending_json(const mandate_pending *p)
     json_object_set_new(o, "force_login", json_boolean(p->force_login));
     json_object_set_new(o, "force_consent", json_boolean(p->force_consent));
     json_object_set_new(o, "max_age", json_integer(p->max_age));
+    json_object_set_new(o, "started_at", json_integer(p->started_at));
     return o;
 }
 
@@ -339,6 +340,8 @@ mandate_rc mandate_signin_pending_take(mandate_http_request *req, const char *ns
     p->force_consent = json_is_true(json_object_get(o, "force_consent"));
     json_t *max_age = json_object_get(o, "max_age");
     p->max_age = json_is_integer(max_age) ? json_integer_value(max_age) : -1;
+    json_t *started_at = json_object_get(o, "started_at");
+    p->started_at = json_is_integer(started_at) ? json_integer_value(started_at) : 0;
     p->mapped = get_str(req->pool, o, "mapped");
     p->dpop_jkt = get_str(req->pool, o, "dpop_jkt");
     p->idp_hint = get_str(req->pool, o, "idp_hint");

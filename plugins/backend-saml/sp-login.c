@@ -371,8 +371,9 @@ mandate_rc saml_login_start(void *inst_, mandate_pool *pool, const mandate_login
     fputs(" AssertionConsumerServiceURL=\"", f);
     saml_xml_escaped(f, request->callback_url);
     fputs("\" ProtocolBinding=\"" BINDING_POST "\"", f);
-    /* max_age=0 asks for a fresh login as prompt=login does */
-    if (request->force_login || request->max_age == 0)
+    /* SAML has no max_age: a fresh login satisfies any, and the core
+     * checks the AuthnInstant against it (an IdP may ignore ForceAuthn) */
+    if (request->force_login || request->max_age >= 0)
         fputs(" ForceAuthn=\"true\"", f);
     fputs("><saml:Issuer>", f);
     saml_xml_escaped(f, inst->sp_entity_id);

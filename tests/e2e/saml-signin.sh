@@ -57,9 +57,9 @@ authorize_url() {
 }
 # start: the authorization request, to the IdP; sets SSO_URL, REQUEST_XML,
 # REQUEST_ID, RELAY
-start() {
+start() { # [extra query]
     COOKIES=""
-    browse "$(authorize_url)"
+    browse "$(authorize_url)${1:-}"
     SSO_URL=$(location)
     REQUEST_XML=$(python3 -c 'import sys, zlib, base64, urllib.parse as u
 q = u.parse_qs(u.urlsplit(sys.argv[1]).query)
@@ -187,6 +187,24 @@ start
 answer
 post_acs "$SAML/acs-authn-failed.b64"
 expect_eq "the IdP's AuthnFailed: access_denied to the client" access_denied "$(query_param "$(location)" error)"
+# the client asks for a recent login: SAML has no max_age, so the IdP is
+# asked for a fresh one (ForceAuthn), and the AuthnInstant is checked (the
+# fixture IdP answers with a login 120 s old, as an IdP that ignores
+# ForceAuthn would): login_required to the client (review s33, finding 3)
+for ask in "&max_age=60" "&prompt=login"; do
+    start "$ask"
+    expect_contains "$ask: the AuthnRequest asks ForceAuthn" 'ForceAuthn="true"' "$REQUEST_XML"
+    answer
+    post_acs "$SAML/acs-ok.b64"
+    expect_eq "  a login 120 s old: login_required to the client" login_required \
+        "$(query_param "$(location)" error)"
+    check "  no session cookie" bash -c "! grep -qi 'Set-Cookie: __Host-mandate-session=[^;]' '$TMP/h'"
+    expect_contains "  audited" "login.refused" "$(grep -h '"event":"login.refused"' "$STATE"/audit/*.jsonl | tail -n 1)"
+done
+start "&max_age=300"
+answer
+post_acs "$SAML/acs-ok.b64"
+expect_eq "max_age=300 and a login 120 s old: the consent page" 200 "$(status)"
 # the answer in another browser (no login cookie)
 start
 answer
