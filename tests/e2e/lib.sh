@@ -309,3 +309,20 @@ exchange() { # ACTOR TOKEN [curl args]: the body; the status in $TMP/status
 introspect() {
     curl -s -u "gateway:${SECRET[gateway]}" --data-urlencode "token=$1" "$BASE/oauth2/introspect"
 }
+
+# A broker with server DPoP nonces on (dpop.nonce) and one target for $AUD,
+# for the scripts whose agent holds a DPoP-bound token: its client CLIENT
+# (mcp:call for $AUD, dpop-bound) has its secret in SECRET.
+dpop_nonce_broker_up() { # TARGET PATHS PUBLIC_URL CLIENT; PATHS a libconfig list
+    new_state
+    cat >>"$CONF" <<CONF
+targets = ( { name = "$1"; paths = $2; audience = "$AUD"; scopes = ["mcp:call"];
+              public_url = "$3"; } );
+dpop: { nonce = true; };
+CONF
+    daemon_up
+    issuer_is_base
+    SECRET=$("${CTL[@]}" client create "$4" --scope mcp:call --default-scope mcp:call \
+        --audience "$AUD" --dpop-bound 2>/dev/null | client_secret)
+    check "a dpop-bound client, $4" test -n "$SECRET"
+}
