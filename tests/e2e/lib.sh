@@ -211,6 +211,18 @@ saml_fixture_instance() {
         "$SAML/metadata.xml" https://mandate.example.com/saml >"$file"
     [ $# -eq 0 ] || printf '%s\n' "$@" >>"$file"
 }
+# saml_advisors_mapping IDP AUDIENCE SCOPES [MORE]: the mapping rule that
+# admits the SAML fixtures' advisor (role FinancialAdvisor, an employeeId) as
+# advisor-<employeeId>; SCOPES a libconfig list, MORE further settings
+saml_advisors_mapping() {
+    cat <<RULE
+  { name = "advisors"; idp = "$1";
+    when = ( { attribute = "role"; equals = "FinancialAdvisor"; },
+             { attribute = "employeeId"; present = true; } );
+    subject = "advisor-\${employeeId}"; tenant = "default";
+    scopes = $3; audience = ["$2"]; ${4:+$4 }}
+RULE
+}
 
 # --- a browser, for the sign-in tests ---------------------------------------
 # browse URL [curl args]: GET (or as the args say), no redirect followed; the
