@@ -130,6 +130,20 @@ static void assert_intact(const char *dir, uint64_t records)
     }
 }
 
+/* The trail in dir holds records 1 to records, intact, and head is the last
+ * one's hash. */
+static void assert_whole_trail(const char *dir, uint64_t records, const char *head)
+{
+    mandate_audit_report report;
+    verify_dir(dir, &report);
+    assert_true(report.intact);
+    assert_int_equal(report.records, records);
+    assert_int_equal(report.first_seq, 1);
+    assert_int_equal(report.last_seq, records);
+    assert_string_equal(report.last_hash, head);
+    assert_string_equal(report.problem, "");
+}
+
 /* Record seq appended by a (which is closed then), and the trail intact up
  * to it. */
 static void append_close_intact(const fixture *fx, mandate_audit **a, unsigned seq)
@@ -302,14 +316,7 @@ static void test_append_and_verify(void **state)
     sha256_hex(lines[9], strlen(lines[9]), h);
     assert_string_equal(h, hash);
 
-    mandate_audit_report report;
-    verify_dir(fx->dir, &report);
-    assert_true(report.intact);
-    assert_int_equal(report.records, 10);
-    assert_int_equal(report.first_seq, 1);
-    assert_int_equal(report.last_seq, 10);
-    assert_string_equal(report.last_hash, hash);
-    assert_string_equal(report.problem, "");
+    assert_whole_trail(fx->dir, 10, hash);
     free_lines(lines, 10);
     free(path);
 }
@@ -414,13 +421,7 @@ static void test_hundred_thousand(void **state)
     char head[65];
     mandate_audit_head(a, NULL, head);
     mandate_audit_close(&a);
-    mandate_audit_report report;
-    verify_dir(fx->dir, &report);
-    assert_true(report.intact);
-    assert_int_equal(report.records, 100000);
-    assert_int_equal(report.first_seq, 1);
-    assert_int_equal(report.last_seq, 100000);
-    assert_string_equal(report.last_hash, head);
+    assert_whole_trail(fx->dir, 100000, head);
 }
 
 static void test_rotation_by_size(void **state)
@@ -1162,57 +1163,58 @@ static void set_hex(char *line, const char *name, const char hex[65])
     memcpy(p + strlen(key), hex, 64);
 }
 
-/* The attacker's tool: after an edit of record from, recomputes the prev of
- * every later record so that the chain holds again; with patch, also the
- * hash each later checkpoint names (the signature is left as it was). */
-static void rechain(trail *t, uint64_t from, bool patch)
+/* What rechain does to each checkpoint after the edit: leaves it as it was,
+ * rewrites the hash it names, or signs it anew with key (another key than
+ * the trail's; with kid, not NULL, claiming that key id instead). */
+typedef struct checkpoint_forgery {
+    bool patch_hash;
+    EVP_PKEY *key;
+    const char *kid;
+} checkpoint_forgery;
+
+/* The checkpoint line *line, naming hash prev and signed by forgery's key. */
+static void resign_checkpoint(char **line, const char prev[65], const checkpoint_forgery *forgery)
 {
-    char prev[65] = "";
-    for (size_t f = 0; f < t->n_files; f++)
-        for (size_t i = 0; i < t->n_lines[f]; i++) {
-            char *l = t->lines[f][i];
-            if (seq_of(l) > from) {
-                set_hex(l, "prev", prev);
-                if (patch && is_checkpoint_line(l))
-                    set_hex(l, "hash", prev);
-            }
-            sha256_hex(l, strlen(l), prev);
-        }
+    json_t *rec = json_loads(*line, 0, NULL);
+    mandate_audit_checkpoint cp;
+    char why[128];
+    mandate_error err = {0};
+    assert_true(mandate_audit_checkpoint_parse(rec, &cp, why, sizeof(why)));
+    json_decref(rec);
+    memcpy(cp.hash, prev, sizeof(cp.hash));
+    assert_int_equal(mandate_audit_checkpoint_sign(&cp, forgery->key, &err), MANDATE_OK);
+    if (forgery->kid != NULL)
+        memcpy(cp.key, forgery->kid, sizeof(cp.key));
+    char *members = mandate_audit_checkpoint_members(&cp);
+    char *at = strstr(*line, "\"checkpoint\":");
+    assert_non_null(at);
+    *at = '\0';
+    char *forged = malloc(strlen(*line) + strlen(members) + 2);
+    sprintf(forged, "%s%s}", *line, members);
+    free(members);
+    free(*line);
+    *line = forged;
 }
 
-/* The same, and every later checkpoint signed anew with key (another key
- * than the trail's); with kid (not NULL) it claims that key id instead. */
-static void rechain_resign(trail *t, uint64_t from, EVP_PKEY *key, const char *kid)
+/* The attacker's tool: after an edit of record from, recomputes the prev of
+ * every later record so that the chain holds again, and forges the later
+ * checkpoints as forgery says. */
+static void rechain(trail *t, uint64_t from, const checkpoint_forgery *forgery)
 {
     char prev[65] = "";
     for (size_t f = 0; f < t->n_files; f++)
         for (size_t i = 0; i < t->n_lines[f]; i++) {
-            char *l = t->lines[f][i];
-            if (seq_of(l) > from) {
-                set_hex(l, "prev", prev);
-                if (is_checkpoint_line(l)) {
-                    json_t *rec = json_loads(l, 0, NULL);
-                    mandate_audit_checkpoint cp;
-                    char why[128];
-                    mandate_error err = {0};
-                    assert_true(mandate_audit_checkpoint_parse(rec, &cp, why, sizeof(why)));
-                    json_decref(rec);
-                    memcpy(cp.hash, prev, sizeof(cp.hash));
-                    assert_int_equal(mandate_audit_checkpoint_sign(&cp, key, &err), MANDATE_OK);
-                    if (kid != NULL)
-                        memcpy(cp.key, kid, sizeof(cp.key));
-                    char *members = mandate_audit_checkpoint_members(&cp);
-                    char *at = strstr(l, "\"checkpoint\":");
-                    assert_non_null(at);
-                    *at = '\0';
-                    char *forged = malloc(strlen(l) + strlen(members) + 2);
-                    sprintf(forged, "%s%s}", l, members);
-                    free(members);
-                    free(l);
-                    t->lines[f][i] = l = forged;
+            char **line = &t->lines[f][i];
+            if (seq_of(*line) > from) {
+                set_hex(*line, "prev", prev);
+                if (is_checkpoint_line(*line)) {
+                    if (forgery->key != NULL)
+                        resign_checkpoint(line, prev, forgery);
+                    else if (forgery->patch_hash)
+                        set_hex(*line, "hash", prev);
                 }
             }
-            sha256_hex(l, strlen(l), prev);
+            sha256_hex(*line, strlen(*line), prev);
         }
 }
 
@@ -1336,7 +1338,7 @@ static void rechained_500(const fixture *fx, EVP_PKEY *key, bool patch)
 {
     trail t;
     write_and_edit_500(fx, key, &t);
-    rechain(&t, 500, patch);
+    rechain(&t, 500, &(checkpoint_forgery){.patch_hash = patch});
     trail_save(&t);
     trail_free(&t);
 }
@@ -1384,7 +1386,7 @@ static void test_seal_forged_checkpoints(void **state)
     trail orig, t;
     write_and_edit_500(fx, fx->key, &t);
     trail_load(fx->dir, &orig);
-    rechain_resign(&t, 500, mallory, NULL);
+    rechain(&t, 500, &(checkpoint_forgery){.key = mallory});
     trail_save(&t);
     trail_free(&t);
     assert_sealed_problem(fx, fx->key, false, "which is not one of the keys given");
@@ -1398,7 +1400,7 @@ static void test_seal_forged_checkpoints(void **state)
     trail_save(&orig);
     trail_load(fx->dir, &t);
     edit_500(&t);
-    rechain_resign(&t, 500, mallory, kid);
+    rechain(&t, 500, &(checkpoint_forgery){.key = mallory, .kid = kid});
     trail_save(&t);
     trail_free(&t);
     assert_sealed_problem(fx, fx->key, false, "is a checkpoint with a bad signature");
@@ -1515,7 +1517,7 @@ static void test_seal_renumbered(void **state)
                 free(l);
             }
         }
-    rechain(&t, 49, true);
+    rechain(&t, 49, &(checkpoint_forgery){.patch_hash = true});
     trail_save(&t);
     trail_free(&t);
     assert_sealed_problem(fx, NULL, false, "not of the record before it");

@@ -254,9 +254,8 @@ static int jwks_requests(fixture *fx)
  * its message in err. */
 static void *inst_try(fixture *fx, mandate_error *err, ...)
 {
-    void *inst = calloc(1, P->inst_size);
+    void *inst = fake_instance_new(P);
     assert_non_null(inst);
-    assert_int_equal(fake_conf_defaults(P, inst), 0);
     char issuer[96];
     snprintf(issuer, sizeof(issuer), "%s/tenant", fx->base);
     assert_int_equal(fake_conf_set(P, inst, "issuer", issuer), 0);
@@ -266,12 +265,8 @@ static void *inst_try(fixture *fx, mandate_error *err, ...)
     test_conf_set_pairs(fake_conf_set, P, inst, ap);
     va_end(ap);
     *err = (mandate_error){0};
-    if (P->instantiate(inst, fake_host_get(), err) != MANDATE_OK) {
-        P->destroy(inst);
-        fake_conf_free(P, inst);
-        free(inst);
-        return NULL;
-    }
+    if (P->instantiate(inst, fake_host_get(), err) != MANDATE_OK)
+        fake_instance_free(P, &inst); /* sets it to NULL */
     return inst;
 }
 
@@ -1933,11 +1928,10 @@ static void test_login_bad_config(void **state)
         assert_int_equal(err.rc, MANDATE_INVALID);
         print_message("    %s\n", err.message);
     }
-    void *inst = calloc(1, P->inst_size);
-    assert_int_equal(fake_conf_defaults(P, inst), 0);
+    void *inst = fake_instance_new(P);
+    assert_non_null(inst);
     assert_int_equal(fake_conf_set(P, inst, "login_auth_method", "none"), -1);
-    fake_conf_free(P, inst);
-    free(inst);
+    fake_instance_free(P, &inst);
     /* sign-in with a fixed jwks_uri: the endpoints still come from
      * discovery */
     char uri[128];
@@ -2009,8 +2003,8 @@ static void test_bad_config(void **state)
     expect_bad_config(fx, "discovery_url", "http://idp.example/.well-known/x", "discovery_url");
     expect_bad_config(fx, "jwks_max_age", "100", "at least jwks_refresh");
     /* ranges the conf table holds: the parser refuses these already */
-    void *inst = calloc(1, P->inst_size);
-    assert_int_equal(fake_conf_defaults(P, inst), 0);
+    void *inst = fake_instance_new(P);
+    assert_non_null(inst);
     assert_int_equal(fake_conf_set(P, inst, "clock_skew", "601"), -1);
     assert_int_equal(fake_conf_set(P, inst, "max_token_size", "100000"), -1);
     assert_int_equal(fake_conf_set(P, inst, "min_refetch_interval", "0"), -1);
@@ -2018,9 +2012,7 @@ static void test_bad_config(void **state)
     mandate_error err = {0};
     assert_int_equal(P->instantiate(inst, fake_host_get(), &err), MANDATE_INVALID);
     assert_non_null(strstr(err.message, "issuer is required"));
-    P->destroy(inst);
-    fake_conf_free(P, inst);
-    free(inst);
+    fake_instance_free(P, &inst);
     /* good ones: a loopback http issuer is allowed (tests, local IdPs);
      * jwks_max_age 0 is no limit */
     inst = INST(fx, "jwks_max_age", "0", "algorithms", "EdDSA");

@@ -107,6 +107,17 @@ static mandate_rc create(fixture *f, const mandate_client_spec *spec, mandate_cl
     return mandate_clients_create(f->t->rt, f->pool, spec, c, secret, &f->err);
 }
 
+/* Creates client_id with nothing else set: the test fails unless it is
+ * created. Returns its secret. */
+static char *create_plain(fixture *f, const char *client_id)
+{
+    mandate_client_spec spec = {.client_id = client_id};
+    mandate_client c;
+    char *secret = NULL;
+    assert_int_equal(create(f, &spec, &c, &secret), MANDATE_OK);
+    return secret;
+}
+
 static void test_create(void **state)
 {
     fixture *f = *state;
@@ -240,10 +251,10 @@ static void test_create_without_a_credentials_backend(void **state)
 static void test_create_conflicts_and_failures(void **state)
 {
     fixture *f = *state;
+    create_plain(f, "agent-1");
     mandate_client_spec spec = {.client_id = "agent-1"};
     mandate_client c;
     char *secret = NULL;
-    assert_int_equal(create(f, &spec, &c, &secret), MANDATE_OK);
     assert_int_equal(create(f, &spec, &c, &secret), MANDATE_EXISTS);
     assert_true(test_contains(f->err.message, "client 'agent-1' already exists"));
 
@@ -261,11 +272,8 @@ static void test_create_conflicts_and_failures(void **state)
 static void test_rotate_secret(void **state)
 {
     fixture *f = *state;
-    mandate_client_spec spec = {.client_id = "agent-1"};
-    mandate_client c;
-    char *first = NULL, *second = NULL, *third = NULL;
-    assert_int_equal(create(f, &spec, &c, &first), MANDATE_OK);
-    first = mandate_pool_strdup(f->pool, first);
+    char *first = mandate_pool_strdup(f->pool, create_plain(f, "agent-1"));
+    char *second = NULL, *third = NULL;
     mandate_client before = stored(f, "agent-1");
     unsigned char old_hash[32];
     memcpy(old_hash, before.secret_hash, 32);
@@ -324,8 +332,7 @@ static void test_rotate_refusals(void **state)
     free(pem);
     EVP_PKEY_free(key);
 
-    mandate_client_spec spec = {.client_id = "agent-1"};
-    assert_int_equal(create(f, &spec, &c, &secret), MANDATE_OK);
+    create_plain(f, "agent-1");
     test_fail_next("store_client_get", MANDATE_TEMPFAIL);
     assert_int_equal(
         mandate_clients_rotate_secret(f->t->rt, f->pool, "agent-1", 0, &secret, &grace, &err),
@@ -366,10 +373,7 @@ static uint64_t generation(fixture *f)
 static void test_status_and_rate(void **state)
 {
     fixture *f = *state;
-    mandate_client_spec spec = {.client_id = "agent-1"};
-    mandate_client c;
-    char *secret = NULL;
-    assert_int_equal(create(f, &spec, &c, &secret), MANDATE_OK);
+    create_plain(f, "agent-1");
     mandate_error err = {0};
     assert_int_equal(
         mandate_clients_set_status(f->t->rt, "agent-1", MANDATE_CLIENT_DISABLED, &err),

@@ -211,6 +211,18 @@ saml_fixture_instance() {
         "$SAML/metadata.xml" https://mandate.example.com/saml >"$file"
     [ $# -eq 0 ] || printf '%s\n' "$@" >>"$file"
 }
+# saml_advisors_mapping IDP AUDIENCE SCOPES [MORE]: the mapping rule that
+# admits the SAML fixtures' advisor (role FinancialAdvisor, an employeeId) as
+# advisor-<employeeId>; SCOPES a libconfig list, MORE further settings
+saml_advisors_mapping() {
+    cat <<RULE
+  { name = "advisors"; idp = "$1";
+    when = ( { attribute = "role"; equals = "FinancialAdvisor"; },
+             { attribute = "employeeId"; present = true; } );
+    subject = "advisor-\${employeeId}"; tenant = "default";
+    scopes = $3; audience = ["$2"]; ${4:+$4 }}
+RULE
+}
 
 # --- a browser, for the sign-in tests ---------------------------------------
 # browse URL [curl args]: GET (or as the args say), no redirect followed; the
@@ -308,4 +320,21 @@ exchange() { # ACTOR TOKEN [curl args]: the body; the status in $TMP/status
 # introspect TOKEN: the answer to the client "gateway" (made --introspect)
 introspect() {
     curl -s -u "gateway:${SECRET[gateway]}" --data-urlencode "token=$1" "$BASE/oauth2/introspect"
+}
+
+# A broker with server DPoP nonces on (dpop.nonce) and one target for $AUD,
+# for the scripts whose agent holds a DPoP-bound token: its client CLIENT
+# (mcp:call for $AUD, dpop-bound) has its secret in SECRET.
+dpop_nonce_broker_up() { # TARGET PATHS PUBLIC_URL CLIENT; PATHS a libconfig list
+    new_state
+    cat >>"$CONF" <<CONF
+targets = ( { name = "$1"; paths = $2; audience = "$AUD"; scopes = ["mcp:call"];
+              public_url = "$3"; } );
+dpop: { nonce = true; };
+CONF
+    daemon_up
+    issuer_is_base
+    SECRET=$("${CTL[@]}" client create "$4" --scope mcp:call --default-scope mcp:call \
+        --audience "$AUD" --dpop-bound 2>/dev/null | client_secret)
+    check "a dpop-bound client, $4" test -n "$SECRET"
 }

@@ -13,18 +13,7 @@ PROBE="$BUILDDIR/tests/libmandate-probe"
 PROOF="$BUILDDIR/tests/dpop-proof"
 AUD=https://mcp.example/cal
 TOOLS=https://tools.example
-new_state
-cat >>"$CONF" <<CONF
-targets = ( { name = "cal"; paths = ["/mcp"]; audience = "$AUD"; scopes = ["mcp:call"];
-              public_url = "$TOOLS"; } );
-dpop: { nonce = true; };
-CONF
-daemon_up
-issuer_is_base
-
-SECRET=$("${CTL[@]}" client create agent --scope mcp:call --default-scope mcp:call \
-    --audience "$AUD" --dpop-bound 2>/dev/null | client_secret)
-check "a dpop-bound client" test -n "$SECRET"
+dpop_nonce_broker_up cal '["/mcp"]' "$TOOLS" agent
 "$PROOF" keygen ES256 "$TMP/agent.pem" && "$PROOF" keygen ES256 "$TMP/thief.pem"
 JKT=$("$PROOF" jkt "$TMP/agent.pem")
 

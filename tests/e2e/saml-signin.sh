@@ -26,11 +26,7 @@ saml_fixture_instance "$STATE/mandate.d/$INSTANCE.conf" "sp_key = \"$SAML/sp.key
 cat >>"$CONF" <<CONF
 targets = ( { name = "marketpulse"; paths = ["/mcp"]; audience = "$MARKET"; scopes = ["mcp:call"]; } );
 mappings = (
-  { name = "advisors"; idp = "$INSTANCE";
-    when = ( { attribute = "role"; equals = "FinancialAdvisor"; },
-             { attribute = "employeeId"; present = true; } );
-    subject = "advisor-\${employeeId}"; tenant = "default";
-    scopes = ["mcp:call"]; audience = ["$MARKET"]; }
+$(saml_advisors_mapping "$INSTANCE" "$MARKET" '["mcp:call"]')
 );
 signin: { tenants = ( { tenant = "default"; name = "Example Bank"; } ); };
 CONF

@@ -16,11 +16,7 @@ saml_fixture_instance "$STATE/mandate.d/backend-corp-saml.conf"
 cat >>"$CONF" <<CONF
 targets = ( { name = "market-calendar"; paths = ["/mcp"]; audience = "$CAL"; scopes = ["mcp:call"]; } );
 mappings = (
-  { name = "advisors"; idp = "backend-corp-saml";
-    when = ( { attribute = "role"; equals = "FinancialAdvisor"; },
-             { attribute = "employeeId"; present = true; } );
-    subject = "advisor-\${employeeId}"; tenant = "default";
-    scopes = ["gateway:invoke", "mcp:call"]; audience = ["$CAL"]; max_lifetime = 900; },
+$(saml_advisors_mapping backend-corp-saml "$CAL" '["gateway:invoke", "mcp:call"]' "max_lifetime = 900;"),
   { name = "compliance"; idp = "saml";
     when = ( { attribute = "role"; equals = "ComplianceOfficer"; } );
     subject = "compliance-\${employeeId}";

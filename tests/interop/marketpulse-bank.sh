@@ -30,17 +30,7 @@ for name in gateway agent thief; do
 done
 check "the bank's CA and three certificates" test -s "$PKI/gateway.pem" -a -s "$PKI/agent.pem" -a -s "$PKI/thief.pem"
 
-new_state
-cat >>"$CONF" <<CONF
-targets = ( { name = "market-calendar-mcp"; paths = ["/mcp", "/tools/"]; audience = "$AUD";
-              scopes = ["mcp:call"]; public_url = "$GW"; } );
-dpop: { nonce = true; };
-CONF
-daemon_up
-issuer_is_base
-SECRET=$("${CTL[@]}" client create marketpulse --scope mcp:call --default-scope mcp:call \
-    --audience "$AUD" --dpop-bound 2>/dev/null | client_secret)
-check "the agent's client: dpop-bound" test -n "$SECRET"
+dpop_nonce_broker_up market-calendar-mcp '["/mcp", "/tools/"]' "$GW" marketpulse
 
 start_calendar "$BASE" --public-url "$GW"
 NGX="$TMP/nginx"
