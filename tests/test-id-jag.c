@@ -787,21 +787,20 @@ static void test_id_jag_is(void **state)
 
 int main(void)
 {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(test_issue),
-        T(test_issue_refusals),
+        TEST_FX(test_issue),
+        TEST_FX(test_issue_refusals),
         cmocka_unit_test_teardown(test_issue_not_configured, teardown),
         cmocka_unit_test_teardown(test_issue_without_a_signing_format, teardown),
-        T(test_accept),
-        T(test_accept_refusals),
-        T(test_accept_not_through_exchange),
-        T(test_federated_within_client_audiences),
-        T(test_id_jag_is),
-        T(test_accept_dpop_bound),
-        T(test_accept_certificate_bound),
-        T(test_bound_assertions),
-        T(test_issue_bound),
+        TEST_FX(test_accept),
+        TEST_FX(test_accept_refusals),
+        TEST_FX(test_accept_not_through_exchange),
+        TEST_FX(test_federated_within_client_audiences),
+        TEST_FX(test_id_jag_is),
+        TEST_FX(test_accept_dpop_bound),
+        TEST_FX(test_accept_certificate_bound),
+        TEST_FX(test_bound_assertions),
+        TEST_FX(test_issue_bound),
         cmocka_unit_test_teardown(test_issue_fapi2, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
