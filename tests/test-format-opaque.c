@@ -685,6 +685,23 @@ static void *inst_on(const mandate_host *host)
     return inst;
 }
 
+typedef mandate_rc record_get_fn(const mandate_host *host, mandate_pool *pool,
+                                 const unsigned char *hash, size_t hash_len,
+                                 mandate_token_record *record_r, mandate_error *err);
+
+/* An instance on the fake host copied into *h (which must outlive it) with
+ * the store's get or the random source replaced (NULL: the fake's own). */
+static void *inst_replacing(mandate_host *h, record_get_fn *get,
+                            mandate_rc (*random)(void *buf, size_t len))
+{
+    *h = *fake_host_get();
+    if (get != NULL)
+        h->token_record_get = get;
+    if (random != NULL)
+        h->random = random;
+    return inst_on(h);
+}
+
 static void test_store_failures(void **state)
 {
     fake_plugin_fx *fx = *state;
@@ -716,9 +733,7 @@ static void test_store_failures(void **state)
     fake_instance_free(P, &inst);
 
     /* a real collision: the same random bytes twice */
-    h = *fake_host_get();
-    h.random = constant_random;
-    inst = inst_on(&h);
+    inst = inst_replacing(&h, NULL, constant_random);
     const char *first = mint_in(inst, fx->pool, &want);
     out = (char *)"untouched";
     expect_rc(MANDATE_ERROR, OPS->mint(inst, fx->pool, &want, &out, &fx->err), &fx->err);
@@ -728,18 +743,14 @@ static void test_store_failures(void **state)
               &fx->err);
     fake_instance_free(P, &inst);
 
-    h = *fake_host_get();
-    h.random = broken_random;
-    inst = inst_on(&h);
+    inst = inst_replacing(&h, NULL, broken_random);
     out = (char *)"untouched";
     expect_rc(MANDATE_ERROR, OPS->mint(inst, fx->pool, &want, &out, &fx->err), &fx->err);
     assert_null(out);
     fake_instance_free(P, &inst);
 
     /* a store that forgets to hide expired records: the plugin checks exp */
-    h = *fake_host_get();
-    h.token_record_get = stale_get;
-    inst = inst_on(&h);
+    inst = inst_replacing(&h, stale_get, NULL);
     expect_rc(MANDATE_OK, OPS->parse(inst, fx->pool, token, strlen(token), &got, &fx->err),
               &fx->err);
     fake_host_set_now(want.expires_at);
@@ -751,18 +762,14 @@ static void test_store_failures(void **state)
     fake_instance_free(P, &inst);
 
     /* a store that answers with another token's record */
-    h = *fake_host_get();
-    h.token_record_get = confused_get;
-    inst = inst_on(&h);
+    inst = inst_replacing(&h, confused_get, NULL);
     const char *second = mint(fx, &want);
     expect_rc(MANDATE_ERROR, OPS->parse(inst, fx->pool, second, strlen(second), &got, &fx->err),
               &fx->err);
     fake_instance_free(P, &inst);
 
     /* a stored grant that is broken is our fault, not the caller's */
-    h = *fake_host_get();
-    h.token_record_get = rewriting_get;
-    inst = inst_on(&h);
+    inst = inst_replacing(&h, rewriting_get, NULL);
     const char *broken[] = {
         NULL,
         "not json",
