@@ -107,17 +107,14 @@ static mandate_grant full_grant(void)
     return g;
 }
 
+/* The sample grant without scope or audience, its own jti, for a minute. */
 static mandate_grant bare_grant(void)
 {
-    return (mandate_grant){
-        .issuer = "https://broker.example.com",
-        .subject = "agent-8",
-        .client_id = "deploy-agent",
-        .jti = "bare-jti",
-        .issued_at = NOW,
-        .not_before = NOW,
-        .expires_at = NOW + 60,
-    };
+    mandate_grant g = test_sample_grant(NOW);
+    g.scope = g.audience = NULL;
+    g.jti = "bare-jti";
+    g.expires_at = NOW + 60;
+    return g;
 }
 
 static char *mint_in(void *inst, mandate_pool *pool, const mandate_grant *g)
