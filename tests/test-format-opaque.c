@@ -846,8 +846,7 @@ struct minter {
     void *inst;
     int id;
     char *tokens[MINTS];
-    int failures;
-    char message[MANDATE_ERROR_MAX];
+    test_failures failures;
 };
 
 static void *minter_main(void *arg)
@@ -859,20 +858,10 @@ static void *minter_main(void *arg)
         snprintf(jti, sizeof(jti), "t%d-%d", m->id, i);
         mandate_grant g = bare_grant();
         g.jti = jti;
-        mandate_error err = {0};
-        char *token = NULL;
-        if (OPS->mint(m->inst, pool, &g, &token, &err) != MANDATE_OK || token == NULL) {
-            m->failures++;
-            memcpy(m->message, err.message, sizeof(m->message));
-            continue;
-        }
-        m->tokens[i] = strdup(token);
         mandate_grant got;
-        if (OPS->parse(m->inst, pool, token, strlen(token), &got, &err) != MANDATE_OK ||
-            strcmp(got.jti, jti) != 0) {
-            m->failures++;
-            memcpy(m->message, err.message, sizeof(m->message));
-        }
+        m->tokens[i] = test_mint_and_parse(OPS, m->inst, pool, &g, &got, &m->failures);
+        if (m->tokens[i] != NULL && strcmp(got.jti, jti) != 0)
+            test_failures_note(&m->failures, "parsed back with another jti");
         mandate_pool_clear(pool);
     }
     mandate_pool_free(&pool);
@@ -893,8 +882,9 @@ static void test_concurrent_mint(void **state)
     for (int i = 0; i < MINTERS; i++)
         pthread_join(threads[i], NULL);
     for (int i = 0; i < MINTERS; i++)
-        if (m[i].failures != 0)
-            fail_msg("thread %d: %d failures, last: %s", i, m[i].failures, m[i].message);
+        if (m[i].failures.count != 0)
+            fail_msg("thread %d: %d failures, last: %s", i, m[i].failures.count,
+                     m[i].failures.last);
     assert_int_equal(fake_host_token_count(), MINTERS * MINTS);
 
     /* every token parses to its own grant, and no two are the same */
