@@ -915,15 +915,13 @@ struct race {
     void *inst;
     struct tkey *k1, *k2;
     atomic_bool stop;
-    int set_failures; /* the setter's, read after it is joined */
-    char message[MANDATE_ERROR_MAX];
+    test_failures set_failures; /* the setter's */
 };
 
 struct minter {
     struct race *race;
     char *tokens[MINTS];
-    int failures;
-    char message[MANDATE_ERROR_MAX];
+    test_failures failures;
 };
 
 static void *minter_main(void *arg)
@@ -932,21 +930,9 @@ static void *minter_main(void *arg)
     mandate_pool *pool = mandate_pool_new();
     mandate_grant g = test_sample_grant(NOW);
     for (int i = 0; i < MINTS; i++) {
-        mandate_error err = {0};
-        char *token = NULL;
-        if (OPS->mint(m->race->inst, pool, &g, &token, &err) != MANDATE_OK) {
-            m->failures++;
-            snprintf(m->message, sizeof(m->message), "%s", err.message);
-            continue;
-        }
-        m->tokens[i] = strdup(token);
-        /* parse on this thread too, while the set may change under it */
+        /* parsed on this thread too, while the set may change under it */
         mandate_grant back;
-        mandate_rc rc = OPS->parse(m->race->inst, pool, token, strlen(token), &back, &err);
-        if (rc != MANDATE_OK) {
-            m->failures++;
-            snprintf(m->message, sizeof(m->message), "%s", err.message);
-        }
+        m->tokens[i] = test_mint_and_parse(OPS, m->race->inst, pool, &g, &back, &m->failures);
         mandate_pool_clear(pool);
     }
     mandate_pool_free(&pool);
@@ -962,10 +948,8 @@ static void *setter_main(void *arg)
         struct tkey *keys[2] = {i % 2 == 0 ? race->k1 : race->k2,
                                 i % 2 == 0 ? race->k2 : race->k1};
         const mandate_key_status st[] = {MANDATE_KEY_ACTIVE, MANDATE_KEY_RETIRED};
-        if (set_keys(race->inst, keys, st, 2, &err) != MANDATE_OK) {
-            race->set_failures++;
-            snprintf(race->message, sizeof(race->message), "%s", err.message);
-        }
+        if (set_keys(race->inst, keys, st, 2, &err) != MANDATE_OK)
+            test_failures_note(&race->set_failures, err.message);
     }
     return NULL;
 }
@@ -993,8 +977,9 @@ static void test_concurrent_mint_and_set_keys(void **state)
         pthread_join(threads[i], NULL);
     atomic_store(&race.stop, true);
     pthread_join(setter, NULL);
-    if (race.set_failures != 0)
-        fail_msg("set_keys failed %d times: %s", race.set_failures, race.message);
+    if (race.set_failures.count != 0)
+        fail_msg("set_keys failed %d times: %s", race.set_failures.count,
+                 race.set_failures.last);
 
     /* every token parses with one of the two keys */
     const mandate_key_status st[] = {MANDATE_KEY_ACTIVE, MANDATE_KEY_RETIRED};
@@ -1002,9 +987,9 @@ static void test_concurrent_mint_and_set_keys(void **state)
     expect_rc(MANDATE_OK, set_keys(fx->inst, keys, st, 2, &fx->err), &fx->err);
     int by_k1 = 0, by_k2 = 0;
     for (int i = 0; i < MINTERS; i++) {
-        if (minters[i].failures != 0)
-            fail_msg("thread %d: %d failures, last: %s", i, minters[i].failures,
-                     minters[i].message);
+        if (minters[i].failures.count != 0)
+            fail_msg("thread %d: %d failures, last: %s", i, minters[i].failures.count,
+                     minters[i].failures.last);
         for (int j = 0; j < MINTS; j++) {
             mandate_jws jws;
             assert_non_null(minters[i].tokens[j]);

@@ -107,17 +107,14 @@ static mandate_grant full_grant(void)
     return g;
 }
 
+/* The sample grant without scope or audience, its own jti, for a minute. */
 static mandate_grant bare_grant(void)
 {
-    return (mandate_grant){
-        .issuer = "https://broker.example.com",
-        .subject = "agent-8",
-        .client_id = "deploy-agent",
-        .jti = "bare-jti",
-        .issued_at = NOW,
-        .not_before = NOW,
-        .expires_at = NOW + 60,
-    };
+    mandate_grant g = test_sample_grant(NOW);
+    g.scope = g.audience = NULL;
+    g.jti = "bare-jti";
+    g.expires_at = NOW + 60;
+    return g;
 }
 
 static char *mint_in(void *inst, mandate_pool *pool, const mandate_grant *g)
@@ -685,6 +682,23 @@ static void *inst_on(const mandate_host *host)
     return inst;
 }
 
+typedef mandate_rc record_get_fn(const mandate_host *host, mandate_pool *pool,
+                                 const unsigned char *hash, size_t hash_len,
+                                 mandate_token_record *record_r, mandate_error *err);
+
+/* An instance on the fake host copied into *h (which must outlive it) with
+ * the store's get or the random source replaced (NULL: the fake's own). */
+static void *inst_replacing(mandate_host *h, record_get_fn *get,
+                            mandate_rc (*random)(void *buf, size_t len))
+{
+    *h = *fake_host_get();
+    if (get != NULL)
+        h->token_record_get = get;
+    if (random != NULL)
+        h->random = random;
+    return inst_on(h);
+}
+
 static void test_store_failures(void **state)
 {
     fake_plugin_fx *fx = *state;
@@ -716,9 +730,7 @@ static void test_store_failures(void **state)
     fake_instance_free(P, &inst);
 
     /* a real collision: the same random bytes twice */
-    h = *fake_host_get();
-    h.random = constant_random;
-    inst = inst_on(&h);
+    inst = inst_replacing(&h, NULL, constant_random);
     const char *first = mint_in(inst, fx->pool, &want);
     out = (char *)"untouched";
     expect_rc(MANDATE_ERROR, OPS->mint(inst, fx->pool, &want, &out, &fx->err), &fx->err);
@@ -728,18 +740,14 @@ static void test_store_failures(void **state)
               &fx->err);
     fake_instance_free(P, &inst);
 
-    h = *fake_host_get();
-    h.random = broken_random;
-    inst = inst_on(&h);
+    inst = inst_replacing(&h, NULL, broken_random);
     out = (char *)"untouched";
     expect_rc(MANDATE_ERROR, OPS->mint(inst, fx->pool, &want, &out, &fx->err), &fx->err);
     assert_null(out);
     fake_instance_free(P, &inst);
 
     /* a store that forgets to hide expired records: the plugin checks exp */
-    h = *fake_host_get();
-    h.token_record_get = stale_get;
-    inst = inst_on(&h);
+    inst = inst_replacing(&h, stale_get, NULL);
     expect_rc(MANDATE_OK, OPS->parse(inst, fx->pool, token, strlen(token), &got, &fx->err),
               &fx->err);
     fake_host_set_now(want.expires_at);
@@ -751,18 +759,14 @@ static void test_store_failures(void **state)
     fake_instance_free(P, &inst);
 
     /* a store that answers with another token's record */
-    h = *fake_host_get();
-    h.token_record_get = confused_get;
-    inst = inst_on(&h);
+    inst = inst_replacing(&h, confused_get, NULL);
     const char *second = mint(fx, &want);
     expect_rc(MANDATE_ERROR, OPS->parse(inst, fx->pool, second, strlen(second), &got, &fx->err),
               &fx->err);
     fake_instance_free(P, &inst);
 
     /* a stored grant that is broken is our fault, not the caller's */
-    h = *fake_host_get();
-    h.token_record_get = rewriting_get;
-    inst = inst_on(&h);
+    inst = inst_replacing(&h, rewriting_get, NULL);
     const char *broken[] = {
         NULL,
         "not json",
@@ -842,8 +846,7 @@ struct minter {
     void *inst;
     int id;
     char *tokens[MINTS];
-    int failures;
-    char message[MANDATE_ERROR_MAX];
+    test_failures failures;
 };
 
 static void *minter_main(void *arg)
@@ -855,20 +858,10 @@ static void *minter_main(void *arg)
         snprintf(jti, sizeof(jti), "t%d-%d", m->id, i);
         mandate_grant g = bare_grant();
         g.jti = jti;
-        mandate_error err = {0};
-        char *token = NULL;
-        if (OPS->mint(m->inst, pool, &g, &token, &err) != MANDATE_OK || token == NULL) {
-            m->failures++;
-            memcpy(m->message, err.message, sizeof(m->message));
-            continue;
-        }
-        m->tokens[i] = strdup(token);
         mandate_grant got;
-        if (OPS->parse(m->inst, pool, token, strlen(token), &got, &err) != MANDATE_OK ||
-            strcmp(got.jti, jti) != 0) {
-            m->failures++;
-            memcpy(m->message, err.message, sizeof(m->message));
-        }
+        m->tokens[i] = test_mint_and_parse(OPS, m->inst, pool, &g, &got, &m->failures);
+        if (m->tokens[i] != NULL && strcmp(got.jti, jti) != 0)
+            test_failures_note(&m->failures, "parsed back with another jti");
         mandate_pool_clear(pool);
     }
     mandate_pool_free(&pool);
@@ -889,8 +882,9 @@ static void test_concurrent_mint(void **state)
     for (int i = 0; i < MINTERS; i++)
         pthread_join(threads[i], NULL);
     for (int i = 0; i < MINTERS; i++)
-        if (m[i].failures != 0)
-            fail_msg("thread %d: %d failures, last: %s", i, m[i].failures, m[i].message);
+        if (m[i].failures.count != 0)
+            fail_msg("thread %d: %d failures, last: %s", i, m[i].failures.count,
+                     m[i].failures.last);
     assert_int_equal(fake_host_token_count(), MINTERS * MINTS);
 
     /* every token parses to its own grant, and no two are the same */

@@ -365,11 +365,10 @@ static void test_covers(void **state)
 
 int main(void)
 {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(test_table),
-        T(test_normal_form),
-        T(test_length_bound),
+        TEST_FX(test_table),
+        TEST_FX(test_normal_form),
+        TEST_FX(test_length_bound),
         cmocka_unit_test_setup_teardown(test_root_target, setup_root, teardown),
         cmocka_unit_test(test_covers),
     };

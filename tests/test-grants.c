@@ -700,22 +700,21 @@ static void test_metadata_lists_the_table(void **state)
 
 int main(void)
 {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(test_dispatch),
-        T(test_client_credentials),
-        T(test_client_credentials_refusals),
-        T(test_rate_limit),
-        T(test_issue_failures),
-        T(test_exchange_own_token),
-        T(test_exchange_refusals),
-        T(test_exchange_racing_the_revocation),
-        T(test_exchange_too_deep),
-        T(test_exchange_federated),
-        T(test_federated_refusals),
-        T(test_saml_bearer),
-        T(test_jwt_bearer),
-        T(test_metadata_lists_the_table),
+        TEST_FX(test_dispatch),
+        TEST_FX(test_client_credentials),
+        TEST_FX(test_client_credentials_refusals),
+        TEST_FX(test_rate_limit),
+        TEST_FX(test_issue_failures),
+        TEST_FX(test_exchange_own_token),
+        TEST_FX(test_exchange_refusals),
+        TEST_FX(test_exchange_racing_the_revocation),
+        TEST_FX(test_exchange_too_deep),
+        TEST_FX(test_exchange_federated),
+        TEST_FX(test_federated_refusals),
+        TEST_FX(test_saml_bearer),
+        TEST_FX(test_jwt_bearer),
+        TEST_FX(test_metadata_lists_the_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -18,6 +18,25 @@
 #include "test-helpers.h"
 #include "util-private.h"
 
+void test_failures_note(test_failures *failures, const char *why)
+{
+    failures->count++;
+    snprintf(failures->last, sizeof(failures->last), "%s", why);
+}
+
+char *test_mint_and_parse(const mandate_format_ops *ops, void *inst, mandate_pool *pool,
+                          const mandate_grant *grant, mandate_grant *back_r,
+                          test_failures *failures)
+{
+    mandate_error err = {0};
+    char *token = NULL;
+    if (ops->mint(inst, pool, grant, &token, &err) == MANDATE_OK && token != NULL &&
+        ops->parse(inst, pool, token, strlen(token), back_r, &err) == MANDATE_OK)
+        return strdup(token);
+    test_failures_note(failures, err.message);
+    return NULL;
+}
+
 char *test_mkdtemp(void)
 {
     const char *tmp = getenv("TMPDIR");

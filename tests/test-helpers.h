@@ -12,6 +12,21 @@
 
 #include "conf-private.h"
 
+/* What a test's worker thread got wrong: how many times, and the last
+ * reason (read once the thread is joined). */
+typedef struct test_failures {
+    int count;
+    char last[MANDATE_ERROR_MAX];
+} test_failures;
+void test_failures_note(test_failures *failures, const char *why);
+
+/* Mints grant with ops on inst and parses the token back into back_r, as
+ * a thread of a format's concurrency test does: the token (malloc'ed), or
+ * NULL with the failure noted in failures. */
+char *test_mint_and_parse(const mandate_format_ops *ops, void *inst, mandate_pool *pool,
+                          const mandate_grant *grant, mandate_grant *back_r,
+                          test_failures *failures);
+
 /* A fresh folder under $TMPDIR (or /tmp); free with test_rmdir_rf. */
 char *test_mkdtemp(void);
 void test_rmdir_rf(const char *dir);

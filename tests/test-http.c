@@ -447,15 +447,14 @@ static void test_bad_address(void **state)
 
 int main(void)
 {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(test_starts_on_a_free_port),
-        T(test_body_reaches_the_handler),
-        T(test_body_limit),
-        T(test_framing_refusals),
-        T(test_runtime_taken_and_handed_back),
-        T(test_head),
-        T(test_keep_alive),
+        TEST_FX(test_starts_on_a_free_port),
+        TEST_FX(test_body_reaches_the_handler),
+        TEST_FX(test_body_limit),
+        TEST_FX(test_framing_refusals),
+        TEST_FX(test_runtime_taken_and_handed_back),
+        TEST_FX(test_head),
+        TEST_FX(test_keep_alive),
         cmocka_unit_test(test_token_json_is_json),
         cmocka_unit_test(test_bad_address),
     };

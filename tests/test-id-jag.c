@@ -96,11 +96,6 @@ static fixture *started_with(void **state, const char *server, const char *extra
     return f;
 }
 
-static fixture *started(void **state, const char *extra, const char *const *formats)
-{
-    return started_with(state, "", extra, formats);
-}
-
 static const char *const jwt_format[] = {"format-jwt", "jwt", NULL};
 
 /* the tests' requests come from 127.0.0.1: a trusted proxy, whose
@@ -149,6 +144,19 @@ static const char *jag_request(fixture *f, const char *script, const char *extra
     return test_saml_exchange(
         f->pool, script,
         mandate_pool_printf(f->pool, "&requested_token_type=" TT_ID_JAG "%s", extra));
+}
+
+/* A broker started as started_with does, asked by the agent for the usual
+ * ID-JAG (the advisor's, to RS): it must refuse with status and error, its
+ * answer kept in a. */
+static fixture *started_and_refused(void **state, const char *server, const char *extra,
+                                    const char *const *formats, test_answer *a, unsigned status,
+                                    const char *error)
+{
+    fixture *f = started_with(state, server, extra, formats);
+    post(f, f->agent, jag_request(f, ADVISOR, "&audience=" RS), a);
+    test_answer_expect(a, status, error);
+    return f;
 }
 
 static void test_issue(void **state)
@@ -230,10 +238,8 @@ static void test_issue_refusals(void **state)
 /* Without id_jag.audiences the broker issues none. */
 static void test_issue_not_configured(void **state)
 {
-    fixture *f = started(state, "", jwt_format);
     test_answer a = {0};
-    post(f, f->agent, jag_request(f, ADVISOR, "&audience=" RS), &a);
-    test_answer_expect(&a, 400, "invalid_request");
+    started_and_refused(state, "", "", jwt_format, &a, 400, "invalid_request");
     assert_true(test_contains(test_answer_get(&a, "error_description"), "issues no ID-JAG"));
     test_answer_clear(&a);
 }
@@ -242,13 +248,11 @@ static void test_issue_not_configured(void **state)
 static void test_issue_without_a_signing_format(void **state)
 {
     static const char *const old_format[] = {"format-old", "old", NULL};
-    fixture *f = started(state,
-                         "tokens: { format = \"old\"; };\n"
-                         "id_jag = { audiences = [\"" RS "\"]; };\n",
-                         old_format);
     test_answer a = {0};
-    post(f, f->agent, jag_request(f, ADVISOR, "&audience=" RS), &a);
-    test_answer_expect(&a, 500, "server_error");
+    started_and_refused(state, "",
+                        "tokens: { format = \"old\"; };\n"
+                        "id_jag = { audiences = [\"" RS "\"]; };\n",
+                        old_format, &a, 500, "server_error");
     expect_reason("the ID-JAG could not be signed");
     test_answer_clear(&a);
 }
@@ -664,13 +668,12 @@ static void test_issue_bound(void **state)
  * finding 6): no client secret, and bound to a key or a certificate. */
 static void test_issue_fapi2(void **state)
 {
-    fixture *f = started_with(state, CERT_FROM_PROXY,
-                              "profile = { fapi2_tenants = [\"default\"]; };\n"
-                              "id_jag = { audiences = [\"" RS "\"]; lifetime = 300; };\n",
-                              jwt_format);
     test_answer a = {0};
-    post(f, f->agent, jag_request(f, ADVISOR, "&audience=" RS), &a);
-    test_answer_expect(&a, 401, "invalid_client");
+    fixture *f =
+        started_and_refused(state, CERT_FROM_PROXY,
+                            "profile = { fapi2_tenants = [\"default\"]; };\n"
+                            "id_jag = { audiences = [\"" RS "\"]; lifetime = 300; };\n",
+                            jwt_format, &a, 401, "invalid_client");
     assert_string_equal(test_answer_get(&a, "error_description"),
                         "profile fapi2 (client_auth): client secrets are not accepted; "
                         "authenticate with private_key_jwt or a client certificate");
@@ -787,21 +790,20 @@ static void test_id_jag_is(void **state)
 
 int main(void)
 {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(test_issue),
-        T(test_issue_refusals),
+        TEST_FX(test_issue),
+        TEST_FX(test_issue_refusals),
         cmocka_unit_test_teardown(test_issue_not_configured, teardown),
         cmocka_unit_test_teardown(test_issue_without_a_signing_format, teardown),
-        T(test_accept),
-        T(test_accept_refusals),
-        T(test_accept_not_through_exchange),
-        T(test_federated_within_client_audiences),
-        T(test_id_jag_is),
-        T(test_accept_dpop_bound),
-        T(test_accept_certificate_bound),
-        T(test_bound_assertions),
-        T(test_issue_bound),
+        TEST_FX(test_accept),
+        TEST_FX(test_accept_refusals),
+        TEST_FX(test_accept_not_through_exchange),
+        TEST_FX(test_federated_within_client_audiences),
+        TEST_FX(test_id_jag_is),
+        TEST_FX(test_accept_dpop_bound),
+        TEST_FX(test_accept_certificate_bound),
+        TEST_FX(test_bound_assertions),
+        TEST_FX(test_issue_bound),
         cmocka_unit_test_teardown(test_issue_fapi2, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

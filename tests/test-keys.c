@@ -363,16 +363,15 @@ static void test_no_keyring_when_checking(void **state)
 
 int main(void)
 {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(test_first_key),
-        T(test_rotate),
-        T(test_rotate_refusals),
-        T(test_retire_and_purge),
-        T(test_sync),
-        T(test_undecryptable_key),
-        T(test_sync_failures),
-        T(test_no_keyring_when_checking),
+        TEST_FX(test_first_key),
+        TEST_FX(test_rotate),
+        TEST_FX(test_rotate_refusals),
+        TEST_FX(test_retire_and_purge),
+        TEST_FX(test_sync),
+        TEST_FX(test_undecryptable_key),
+        TEST_FX(test_sync_failures),
+        TEST_FX(test_no_keyring_when_checking),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

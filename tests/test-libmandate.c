@@ -146,13 +146,7 @@ static enum MHD_Result reply_with(struct MHD_Connection *conn, unsigned status,
 static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const char *type,
                              char *body)
 {
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_COPY);
-    free(body);
-    MHD_add_response_header(resp, "Content-Type", type);
-    enum MHD_Result ret = MHD_queue_response(conn, status, resp);
-    MHD_destroy_response(resp);
-    return ret;
+    return reply_with(conn, status, type, body, NULL, NULL, NULL, NULL);
 }
 
 /* A proof checked as the daemon checks one; "" when good, else why. */
@@ -1519,6 +1513,30 @@ static void expect_answer(const char *what, mandate_client_rc rc, const char *er
         fail_msg("%s: expected \"%s\", got \"%s\"", what, why, err);
 }
 
+/* What the tests of sender-constrained tokens start from: the fixture's
+ * clock at the real time (a DPoP proof's iat is), a verifier, a token bound
+ * by cnf and a bearer token. */
+typedef struct bound_case {
+    mandate_verifier *v;
+    char *bound, *bearer;
+} bound_case;
+
+static bound_case bound_case_start(fixture *fx, json_t *cnf)
+{
+    set_now(fx, (int64_t)time(NULL));
+    bound_case bc = {.v = new_verifier(fx)};
+    bc.bound = mint_with(fx, es_key, "k1", "cnf", cnf);
+    bc.bearer = mint(fx);
+    return bc;
+}
+
+static void bound_case_end(bound_case *bc)
+{
+    free(bc->bound);
+    free(bc->bearer);
+    mandate_verifier_free(&bc->v);
+}
+
 static void expect_dpop(mandate_verifier *v, const char *token, const char *proof,
                         const char *method, mandate_client_rc want, const char *why)
 {
@@ -1536,13 +1554,12 @@ static void expect_dpop(mandate_verifier *v, const char *token, const char *proo
 static void test_verify_dpop(void **state)
 {
     fixture *fx = *state;
-    set_now(fx, (int64_t)time(NULL)); /* the proofs' iat is the real time */
-    mandate_verifier *v = new_verifier(fx);
     mandate_dpop_key *key = new_key(NULL), *thief = new_key("EdDSA");
     const char *uri = "https://tools.example/mcp";
-    char *bound = mint_with(fx, es_key, "k1", "cnf",
-                            json_pack("{s:s}", "jkt", mandate_dpop_key_thumbprint(key)));
-    char *bearer = mint(fx);
+    bound_case bc =
+        bound_case_start(fx, json_pack("{s:s}", "jkt", mandate_dpop_key_thumbprint(key)));
+    mandate_verifier *v = bc.v;
+    const char *bound = bc.bound, *bearer = bc.bearer;
 
     /* a bound token as a bearer token: refused */
     expect_rc(v, bound, "mcp:call", MANDATE_CLIENT_TOKEN_INVALID,
@@ -1575,11 +1592,9 @@ static void test_verify_dpop(void **state)
     set_now(fx, atomic_load(&fx->now) + 70);
     expect_dpop(v, bound, proof, "POST", MANDATE_CLIENT_TOKEN_INVALID, "iat");
     free(proof);
-    free(bound);
-    free(bearer);
     mandate_dpop_key_free(&key);
     mandate_dpop_key_free(&thief);
-    mandate_verifier_free(&v);
+    bound_case_end(&bc);
 }
 
 /* --- certificate-bound tokens (RFC 8705 §3) -------------------------------------- */
@@ -1638,6 +1653,43 @@ static void expect_request(mandate_verifier *v, const mandate_verifier_request *
     mandate_verified_token_clear(&out);
 }
 
+/* Two client certificates: the agent's (of es_key), to which the tests bind
+ * tokens, and a thief's (of rogue_key). */
+typedef struct client_certs {
+    unsigned char *agent_der, *thief_der;
+    size_t agent_len, thief_len;
+    char *agent_x5t;
+} client_certs;
+
+static client_certs client_certs_new(void)
+{
+    client_certs cc;
+    cc.agent_der = client_cert_der(es_key, "agent", &cc.agent_len);
+    cc.thief_der = client_cert_der(rogue_key, "thief", &cc.thief_len);
+    cc.agent_x5t = x5t_of(cc.agent_der, cc.agent_len);
+    return cc;
+}
+
+static void client_certs_free(client_certs *cc)
+{
+    free(cc->agent_der);
+    free(cc->thief_der);
+    free(cc->agent_x5t);
+}
+
+/* rq with the thief's certificate is refused, with the agent's taken; rq is
+ * left with the agent's. */
+static void expect_agent_cert_only(mandate_verifier *v, mandate_verifier_request *rq,
+                                   const client_certs *cc)
+{
+    rq->client_cert_der = cc->thief_der;
+    rq->client_cert_len = cc->thief_len;
+    expect_request(v, rq, MANDATE_CLIENT_TOKEN_INVALID, "another client certificate", NULL);
+    rq->client_cert_der = cc->agent_der;
+    rq->client_cert_len = cc->agent_len;
+    expect_request(v, rq, MANDATE_CLIENT_OK, NULL, cc->agent_x5t);
+}
+
 /* A token bound to a client certificate is refused as a bearer token (a
  * copied one must be no use without the certificate) and taken with that
  * certificate only; a cnf the verifier cannot check is refused, never
@@ -1645,14 +1697,11 @@ static void expect_request(mandate_verifier *v, const mandate_verifier_request *
 static void test_verify_cert_bound(void **state)
 {
     fixture *fx = *state;
-    set_now(fx, (int64_t)time(NULL)); /* the proofs' iat is the real time */
-    mandate_verifier *v = new_verifier(fx);
-    size_t agent_len, thief_len;
-    unsigned char *agent_der = client_cert_der(es_key, "agent", &agent_len);
-    unsigned char *thief_der = client_cert_der(rogue_key, "thief", &thief_len);
-    char *x5t = x5t_of(agent_der, agent_len);
-    char *bound = mint_with(fx, es_key, "k1", "cnf", json_pack("{s:s}", "x5t#S256", x5t));
-    char *bearer = mint(fx);
+    client_certs cc = client_certs_new();
+    const char *x5t = cc.agent_x5t;
+    bound_case bc = bound_case_start(fx, json_pack("{s:s}", "x5t#S256", x5t));
+    mandate_verifier *v = bc.v;
+    const char *bound = bc.bound, *bearer = bc.bearer;
 
     /* as a bearer token, through either older function: refused */
     expect_rc(v, bound, "mcp:call", MANDATE_CLIENT_TOKEN_INVALID,
@@ -1665,16 +1714,11 @@ static void test_verify_cert_bound(void **state)
     /* with the request's certificate: its own passes, another does not */
     mandate_verifier_request rq = {.token = bound};
     expect_request(v, &rq, MANDATE_CLIENT_TOKEN_INVALID, "without a client certificate", NULL);
-    rq.client_cert_der = thief_der;
-    rq.client_cert_len = thief_len;
-    expect_request(v, &rq, MANDATE_CLIENT_TOKEN_INVALID, "another client certificate", NULL);
-    rq.client_cert_der = agent_der;
-    rq.client_cert_len = agent_len;
-    expect_request(v, &rq, MANDATE_CLIENT_OK, NULL, x5t);
+    expect_agent_cert_only(v, &rq, &cc);
     /* not a certificate: the caller's mistake, not the token's */
-    rq.client_cert_len = agent_len - 1;
+    rq.client_cert_len = cc.agent_len - 1;
     expect_request(v, &rq, MANDATE_CLIENT_INVALID, "not one DER X.509", NULL);
-    rq.client_cert_len = agent_len;
+    rq.client_cert_len = cc.agent_len;
     /* a bearer token with a certificate: no objection */
     rq.token = bearer;
     expect_request(v, &rq, MANDATE_CLIENT_OK, NULL, NULL);
@@ -1689,12 +1733,7 @@ static void test_verify_cert_bound(void **state)
     expect_request(v, &rq, MANDATE_CLIENT_TOKEN_INVALID, "without a proof", NULL);
     proof = proof_by(key, "POST", rq.uri, both);
     rq.dpop_proof = proof;
-    rq.client_cert_der = thief_der;
-    rq.client_cert_len = thief_len;
-    expect_request(v, &rq, MANDATE_CLIENT_TOKEN_INVALID, "another client certificate", NULL);
-    rq.client_cert_der = agent_der;
-    rq.client_cert_len = agent_len;
-    expect_request(v, &rq, MANDATE_CLIENT_OK, NULL, x5t);
+    expect_agent_cert_only(v, &rq, &cc);
     free(proof);
 
     /* a cnf naming what the verifier cannot check, or not a thumbprint */
@@ -1710,7 +1749,7 @@ static void test_verify_cert_bound(void **state)
         char *t = mint_with(fx, es_key, "k1", "cnf", unknown[i]);
         expect_rc(v, t, "mcp:call", MANDATE_CLIENT_TOKEN_INVALID, "token: cnf");
         rq = (mandate_verifier_request){
-            .token = t, .client_cert_der = agent_der, .client_cert_len = agent_len};
+            .token = t, .client_cert_der = cc.agent_der, .client_cert_len = cc.agent_len};
         expect_request(v, &rq, MANDATE_CLIENT_TOKEN_INVALID, "token: cnf", NULL);
         free(t);
     }
@@ -1721,13 +1760,9 @@ static void test_verify_cert_bound(void **state)
     expect_request(v, &rq, MANDATE_CLIENT_INVALID, "method or URI", NULL);
 
     free(both);
-    free(bound);
-    free(bearer);
-    free(x5t);
-    free(agent_der);
-    free(thief_der);
+    client_certs_free(&cc);
     mandate_dpop_key_free(&key);
-    mandate_verifier_free(&v);
+    bound_case_end(&bc);
 }
 
 static void test_tls_client_config(void **state)

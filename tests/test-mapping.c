@@ -901,24 +901,23 @@ static void test_bad_arguments(void **state)
 
 int main(void)
 {
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
     /* a test that runs with these mappings */
 #define RULES(name, rules)                                                                     \
     cmocka_unit_test_prestate_setup_teardown(name, setup, teardown, (void *)(rules))
     const struct CMUnitTest tests[] = {
         RULES(test_example_parses, example),
-        T(test_example_in_config_load),
-        T(test_shipped_example),
+        TEST_FX(test_example_in_config_load),
+        TEST_FX(test_shipped_example),
         RULES(test_no_mappings, no_mappings_rules),
         RULES(test_defaults_and_every_op, defaults_and_every_op_rules),
-        T(test_bad_unknown_key),
-        T(test_bad_condition_ops),
-        T(test_bad_regex),
-        T(test_bad_missing_keys),
-        T(test_bad_template),
-        T(test_bad_values),
-        T(test_bad_duplicate_name),
-        T(test_bad_all_reported),
+        TEST_FX(test_bad_unknown_key),
+        TEST_FX(test_bad_condition_ops),
+        TEST_FX(test_bad_regex),
+        TEST_FX(test_bad_missing_keys),
+        TEST_FX(test_bad_template),
+        TEST_FX(test_bad_values),
+        TEST_FX(test_bad_duplicate_name),
+        TEST_FX(test_bad_all_reported),
         RULES(test_example_advisor, example),
         RULES(test_example_compliance, example),
         RULES(test_example_no_match, example),
@@ -932,10 +931,9 @@ int main(void)
         RULES(test_lifetime, lifetime_rules),
         RULES(test_sensitive_scopes, sensitive_scopes_rules),
         RULES(test_first_match_and_idp, first_match_and_idp_rules),
-        T(test_why_bounded),
+        TEST_FX(test_why_bounded),
         RULES(test_bad_arguments, example),
     };
-#undef T
 #undef RULES
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
