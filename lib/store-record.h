@@ -41,6 +41,11 @@
 #define CONSENT_COLUMNS "tenant, subject, client_id, scope, resources, created_at, expires_at"
 #define DOCUMENT_COLUMNS "url, document, fetched_at, expires_at"
 
+/* The hash member m of a record r that may be NULL, and its length: the
+ * two arguments of a store's check that a record keyed by the hash of a
+ * secret has one. */
+#define STORE_RECORD_HASH(r, m) (r) != NULL ? (r)->m : NULL, (r) != NULL ? (r)->m##_len : 0
+
 /* How a field is stored: F_TEXT a const char * (NULL: SQL NULL), F_BLOB
  * bytes with their length in a size_t member, F_INT an int64_t, F_ENUM an
  * enum read and written as an int, F_U32 a uint32_t, F_REAL a double. */

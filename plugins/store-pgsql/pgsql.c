@@ -1333,16 +1333,18 @@ static mandate_rc run(struct pgsql_inst *inst, enum stmt_id id, const struct par
     return stmt_exec(c, id, p, what, res_r, err);
 }
 
-/* Runs a CHANGE() statement; *changed_r gets the number of rows changed. */
-static mandate_rc run_change(struct pgsql_inst *inst, enum stmt_id id, const struct params *p,
-                             const char *what, int64_t *changed_r, mandate_error *err)
+/* Runs a statement and gives *changed_r the rows it changed, as count()
+ * finds them in its result. */
+static mandate_rc run_counted(struct pgsql_inst *inst, enum stmt_id id, const struct params *p,
+                              const char *what, int64_t (*count)(const PGresult *),
+                              int64_t *changed_r, mandate_error *err)
 {
     PGresult *res;
     *changed_r = 0;
     mandate_rc rc = run(inst, id, p, what, &res, err);
     if (rc != MANDATE_OK)
         return rc;
-    *changed_r = single_int(res);
+    *changed_r = count(res);
     PQclear(res);
     return MANDATE_OK;
 }
@@ -1410,20 +1412,6 @@ static mandate_rc run_get(struct pgsql_inst *inst, enum stmt_id id, const struct
         va_end(ap);
     }
     return MANDATE_NOT_FOUND;
-}
-
-/* Runs a statement that answers no rows; *changed_r: the rows it wrote. */
-static mandate_rc run_write(struct pgsql_inst *inst, enum stmt_id id, const struct params *p,
-                            const char *what, int64_t *changed_r, mandate_error *err)
-{
-    PGresult *res;
-    *changed_r = 0;
-    mandate_rc rc = run(inst, id, p, what, &res, err);
-    if (rc != MANDATE_OK)
-        return rc;
-    *changed_r = rows_changed(res);
-    PQclear(res);
-    return MANDATE_OK;
 }
 
 /* A list op's callback and its context, for the row readers below. */
@@ -1602,7 +1590,7 @@ static mandate_rc store_client_create(void *inst_, const mandate_client *client,
         return rc;
     param_new_client(&p, client, inst->host->now(inst->host));
     int64_t changed;
-    rc = run_change(inst, ST_CLIENT_CREATE, &p, "client_create", &changed, err);
+    rc = run_counted(inst, ST_CLIENT_CREATE, &p, "client_create", single_int, &changed, err);
     if (rc == MANDATE_OK && changed == 0)
         rc = mandate_error_set(err, MANDATE_EXISTS, "pgsql: client_id \"%s\" is taken",
                                client->client_id);
@@ -1622,7 +1610,7 @@ static mandate_rc store_client_update(void *inst_, const mandate_client *client,
         client->updated_at != 0 ? client->updated_at : inst->host->now(inst->host);
     param_client(&p, client, client->created_at, updated_at);
     int64_t changed;
-    rc = run_change(inst, ST_CLIENT_UPDATE, &p, "client_update", &changed, err);
+    rc = run_counted(inst, ST_CLIENT_UPDATE, &p, "client_update", single_int, &changed, err);
     if (rc == MANDATE_OK && changed == 0)
         rc = mandate_error_set(err, MANDATE_NOT_FOUND, "pgsql: no client \"%s\"",
                                client->client_id);
@@ -1638,7 +1626,7 @@ static mandate_rc delete_by_key(struct pgsql_inst *inst, enum stmt_id id, const 
         return mandate_error_set(err, MANDATE_INVALID, "pgsql: %s: no %s", what, noun);
     param_text(&p, key);
     int64_t changed;
-    mandate_rc rc = run_change(inst, id, &p, what, &changed, err);
+    mandate_rc rc = run_counted(inst, id, &p, what, single_int, &changed, err);
     if (rc == MANDATE_OK && changed == 0)
         rc = mandate_error_set(err, MANDATE_NOT_FOUND, "pgsql: no %s \"%s\"", noun, key);
     return rc;
@@ -1822,7 +1810,7 @@ static mandate_rc store_key_add(void *inst_, const mandate_key *key, mandate_err
         row.created_at = inst->host->now(inst->host);
     param_record(&p, &store_key_record, &row);
     int64_t changed;
-    mandate_rc rc = run_change(inst, ST_KEY_INSERT, &p, "key_add", &changed, err);
+    mandate_rc rc = run_counted(inst, ST_KEY_INSERT, &p, "key_add", single_int, &changed, err);
     if (rc == MANDATE_OK && changed == 0)
         rc = mandate_error_set(err, MANDATE_EXISTS, "pgsql: kid \"%s\" is taken", key->kid);
     return rc;
@@ -1838,7 +1826,8 @@ static mandate_rc store_key_update(void *inst_, const mandate_key *key, mandate_
     param_int(&p, key->retired_at);
     param_int(&p, key->remove_after);
     int64_t changed;
-    mandate_rc rc = run_change(inst_, ST_KEY_UPDATE, &p, "key_update", &changed, err);
+    mandate_rc rc =
+        run_counted(inst_, ST_KEY_UPDATE, &p, "key_update", single_int, &changed, err);
     if (rc == MANDATE_OK && changed == 0)
         rc = mandate_error_set(err, MANDATE_NOT_FOUND, "pgsql: no key \"%s\"", key->kid);
     return rc;
@@ -1867,20 +1856,6 @@ static mandate_rc store_key_delete(void *inst_, const char *kid, mandate_error *
 
 /* --- ops: tokens, revocations, replay ------------------------------------ */
 
-/* Inserts a record (its fields as $1 and on): MANDATE_EXISTS, with a
- * message that names what, when its key is taken. */
-static mandate_rc insert_record(struct pgsql_inst *inst, enum stmt_id id, const char *what,
-                                const store_record *rec, const void *in, mandate_error *err)
-{
-    struct params p = {0};
-    param_record(&p, rec, in);
-    int64_t changed;
-    mandate_rc rc = run_write(inst, id, &p, what, &changed, err);
-    if (rc == MANDATE_OK && changed == 0)
-        rc = mandate_error_set(err, MANDATE_EXISTS, "pgsql: %s: that key is taken", what);
-    return rc;
-}
-
 static mandate_rc no_hash(const unsigned char *hash, size_t len, const char *what,
                           mandate_error *err)
 {
@@ -1889,14 +1864,30 @@ static mandate_rc no_hash(const unsigned char *hash, size_t len, const char *wha
     return MANDATE_OK;
 }
 
+/* Inserts a record (its fields as $1 and on) keyed by a hash, given too:
+ * MANDATE_INVALID when it is missing, MANDATE_EXISTS, with a message that
+ * names what, when it is taken. */
+static mandate_rc insert_hashed(struct pgsql_inst *inst, enum stmt_id id, const char *what,
+                                const store_record *rec, const void *in,
+                                const unsigned char *hash, size_t hash_len, mandate_error *err)
+{
+    mandate_rc rc = no_hash(hash, hash_len, what, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    struct params p = {0};
+    param_record(&p, rec, in);
+    int64_t changed;
+    rc = run_counted(inst, id, &p, what, rows_changed, &changed, err);
+    if (rc == MANDATE_OK && changed == 0)
+        rc = mandate_error_set(err, MANDATE_EXISTS, "pgsql: %s: that key is taken", what);
+    return rc;
+}
+
 static mandate_rc store_token_put(void *inst_, const mandate_token_record *record,
                                   mandate_error *err)
 {
-    mandate_rc rc = no_hash(record != NULL ? record->token_hash : NULL,
-                            record != NULL ? record->token_hash_len : 0, "token_put", err);
-    if (rc != MANDATE_OK)
-        return rc;
-    return insert_record(inst_, ST_TOKEN_INSERT, "token_put", &store_token_record, record, err);
+    return insert_hashed(inst_, ST_TOKEN_INSERT, "token_put", &store_token_record, record,
+                         STORE_RECORD_HASH(record, token_hash), err);
 }
 
 static mandate_rc store_token_get(void *inst_, mandate_pool *pool, const unsigned char *hash,
@@ -1972,7 +1963,7 @@ static mandate_rc store_revoke(void *inst_, const char *jti, const char *client_
     param_int(&p, expires_at);
     param_int(&p, inst->host->now(inst->host));
     int64_t changed;
-    return run_change(inst, ST_REVOKE, &p, "revoke", &changed, err);
+    return run_counted(inst, ST_REVOKE, &p, "revoke", single_int, &changed, err);
 }
 
 static mandate_rc store_is_revoked(void *inst_, const char *jti, bool *revoked_r,
@@ -2004,7 +1995,8 @@ static mandate_rc store_replay_claim(void *inst_, const char *ns, const char *id
     param_int(&p, expires_at);
     param_int(&p, inst->host->now(inst->host));
     int64_t changed;
-    mandate_rc rc = run_write(inst, ST_REPLAY_CLAIM, &p, "replay_claim", &changed, err);
+    mandate_rc rc =
+        run_counted(inst, ST_REPLAY_CLAIM, &p, "replay_claim", rows_changed, &changed, err);
     if (rc == MANDATE_OK && changed == 0)
         rc = mandate_error_set(err, MANDATE_EXISTS,
                                "pgsql: replay: that id was already used in \"%s\"", ns);
@@ -2130,11 +2122,8 @@ static mandate_rc store_once_take(void *inst_, mandate_pool *pool, const char *n
 static mandate_rc store_auth_code_put(void *inst_, const mandate_auth_code *code,
                                       mandate_error *err)
 {
-    mandate_rc rc = no_hash(code != NULL ? code->code_hash : NULL,
-                            code != NULL ? code->code_hash_len : 0, "auth_code_put", err);
-    if (rc != MANDATE_OK)
-        return rc;
-    return insert_record(inst_, ST_CODE_INSERT, "auth_code_put", &store_code_record, code, err);
+    return insert_hashed(inst_, ST_CODE_INSERT, "auth_code_put", &store_code_record, code,
+                         STORE_RECORD_HASH(code, code_hash), err);
 }
 
 /* One statement (see ST_CODE_TAKE): of two nodes redeeming a code at once,
@@ -2187,8 +2176,7 @@ static mandate_rc store_refresh_put(void *inst_, const mandate_refresh_token *to
                                     mandate_error *err)
 {
     struct params p = {0};
-    mandate_rc rc = no_hash(token != NULL ? token->token_hash : NULL,
-                            token != NULL ? token->token_hash_len : 0, "refresh_put", err);
+    mandate_rc rc = no_hash(STORE_RECORD_HASH(token, token_hash), "refresh_put", err);
     if (rc == MANDATE_OK && token->family_id == NULL)
         rc = mandate_error_set(err, MANDATE_INVALID, "pgsql: refresh_put: no family_id");
     if (rc != MANDATE_OK)
@@ -2319,8 +2307,7 @@ static mandate_rc store_refresh_rotate(void *inst_, mandate_pool *pool,
 {
     mandate_rc rc = no_hash(old_hash, old_hash_len, "refresh_rotate", err);
     if (rc == MANDATE_OK)
-        rc = no_hash(next != NULL ? next->token_hash : NULL,
-                     next != NULL ? next->token_hash_len : 0, "refresh_rotate", err);
+        rc = no_hash(STORE_RECORD_HASH(next, token_hash), "refresh_rotate", err);
     if (rc != MANDATE_OK)
         return rc;
     struct rotate r = {old_hash, old_hash_len, now, next, pool, old_r, MANDATE_OK};
@@ -2404,7 +2391,7 @@ static mandate_rc write_by_hash(struct pgsql_inst *inst, enum stmt_id id, const 
     if (now != INT64_MIN)
         param_int(&p, now);
     int64_t changed;
-    rc = run_write(inst, id, &p, what, &changed, err);
+    rc = run_counted(inst, id, &p, what, rows_changed, &changed, err);
     if (rc == MANDATE_OK && changed == 0)
         rc = mandate_error_set(err, MANDATE_NOT_FOUND, "pgsql: %s: no such row", what);
     return rc;
@@ -2436,7 +2423,7 @@ static mandate_rc write_by_keys(struct pgsql_inst *inst, enum stmt_id id, const 
         param_text(&p, keys[i]);
     }
     int64_t changed;
-    mandate_rc rc = run_write(inst, id, &p, what, &changed, err);
+    mandate_rc rc = run_counted(inst, id, &p, what, rows_changed, &changed, err);
     if (rc == MANDATE_OK && count_r != NULL)
         *count_r = (uint64_t)changed;
     return rc;
@@ -2478,7 +2465,7 @@ static mandate_rc store_consent_put(void *inst_, const mandate_consent *consent,
         row.created_at = inst->host->now(inst->host);
     param_record(&p, &store_consent_record, &row);
     int64_t changed;
-    return run_write(inst, ST_CONSENT_PUT, &p, "consent_put", &changed, err);
+    return run_counted(inst, ST_CONSENT_PUT, &p, "consent_put", rows_changed, &changed, err);
 }
 
 static mandate_rc store_consent_get(void *inst_, mandate_pool *pool, const char *tenant,
@@ -2541,7 +2528,8 @@ static mandate_rc store_client_document_put(void *inst_, const mandate_client_do
         return mandate_error_set(err, MANDATE_INVALID, "pgsql: client_document_put: no url");
     param_record(&p, &store_document_record, doc);
     int64_t changed;
-    return run_write(inst_, ST_DOCUMENT_PUT, &p, "client_document_put", &changed, err);
+    return run_counted(inst_, ST_DOCUMENT_PUT, &p, "client_document_put", rows_changed,
+                       &changed, err);
 }
 
 static mandate_rc store_client_document_get(void *inst_, mandate_pool *pool, const char *url,
@@ -2568,7 +2556,8 @@ static mandate_rc store_lineage_add(void *inst_, const char *jti, const char *pa
     param_text(&p, client_id);
     param_int(&p, expires_at);
     int64_t changed;
-    mandate_rc rc = run_write(inst_, ST_LINEAGE_ADD, &p, "lineage_add", &changed, err);
+    mandate_rc rc =
+        run_counted(inst_, ST_LINEAGE_ADD, &p, "lineage_add", rows_changed, &changed, err);
     if (rc == MANDATE_OK && changed == 0)
         rc = mandate_error_set(err, MANDATE_EXISTS,
                                "pgsql: lineage_add: \"%s\" is already known to come from "
@@ -2589,8 +2578,8 @@ static mandate_rc store_revoke_descendants(void *inst_, const char *root, uint64
     param_text(&p, root);
     param_int(&p, inst->host->now(inst->host));
     int64_t changed;
-    mandate_rc rc =
-        run_change(inst, ST_REVOKE_DESCENDANTS, &p, "revoke_descendants", &changed, err);
+    mandate_rc rc = run_counted(inst, ST_REVOKE_DESCENDANTS, &p, "revoke_descendants",
+                                single_int, &changed, err);
     if (rc == MANDATE_OK && count_r != NULL)
         *count_r = (uint64_t)changed;
     return rc;

@@ -1101,6 +1101,17 @@ static mandate_rc q_exec(struct q *q, int *changed_r)
     return rc;
 }
 
+/* An op that found nothing to read or change: rc, with the message given
+ * in q's error. */
+static mandate_rc q_nothing(struct q *q, mandate_rc rc, const char *fmt, va_list ap)
+{
+    if (q->err != NULL) {
+        q->err->rc = rc;
+        vsnprintf(q->err->message, sizeof(q->err->message), fmt, ap);
+    }
+    return rc;
+}
+
 /* The row of a lookup, read into out (copied into pool); MANDATE_NOT_FOUND
  * with the message given when there is none. */
 static mandate_rc q_get(struct q *q, mandate_pool *pool, const store_record *rec, void *out,
@@ -1116,14 +1127,11 @@ static mandate_rc q_get(struct q *q, mandate_pool *pool, const store_record *rec
             read_record(&r, 0, rec, out);
         return rc;
     }
-    if (q->err != NULL) {
-        va_list ap;
-        va_start(ap, none);
-        q->err->rc = MANDATE_NOT_FOUND;
-        vsnprintf(q->err->message, sizeof(q->err->message), none, ap);
-        va_end(ap);
-    }
-    return MANDATE_NOT_FOUND;
+    va_list ap;
+    va_start(ap, none);
+    rc = q_nothing(q, MANDATE_NOT_FOUND, none, ap);
+    va_end(ap);
+    return rc;
 }
 
 typedef mandate_rc (*row_cb)(const struct reader *r, void *ctx);
@@ -1156,6 +1164,25 @@ static mandate_rc q_change(struct q *q, int *changed_r)
         rc = bump_generation(q->c, q->err);
     sqlite3_reset(q->stmt);
     return tx_end(q->c, rc, q->err);
+}
+
+/* Ends an op of one q_change statement, opened with rc: none_rc, with the
+ * message given, when it changed no row; then closes q. */
+static mandate_rc q_change_one(struct q *q, mandate_rc rc, mandate_rc none_rc, const char *none,
+                               ...) MANDATE_PRINTF(4, 5);
+static mandate_rc q_change_one(struct q *q, mandate_rc rc, mandate_rc none_rc, const char *none,
+                               ...)
+{
+    int changed = 0;
+    if (rc == MANDATE_OK)
+        rc = q_change(q, &changed);
+    if (rc == MANDATE_OK && changed == 0) {
+        va_list ap;
+        va_start(ap, none);
+        rc = q_nothing(q, none_rc, none, ap);
+        va_end(ap);
+    }
+    return q_close(q, rc);
 }
 
 /* The statements of an op that must be seen together, as a body run in one
@@ -1323,17 +1350,13 @@ static mandate_rc store_client_create(void *inst_, const mandate_client *client,
 {
     struct sqlite_inst *inst = inst_;
     struct q q;
-    int changed;
     mandate_rc rc = check_client(client, "client_create", err);
     if (rc != MANDATE_OK)
         return rc;
     rc = q_open(&q, inst, ST_CLIENT_INSERT, "client_create", err);
     q_new_client(&q, client, inst->host->now(inst->host));
-    if (rc == MANDATE_OK)
-        rc = q_change(&q, &changed);
-    if (rc == MANDATE_OK && changed == 0)
-        rc = client_taken(client, err);
-    return q_close(&q, rc);
+    return q_change_one(&q, rc, MANDATE_EXISTS, "sqlite: client_id \"%s\" is taken",
+                        client->client_id);
 }
 
 static mandate_rc store_client_update(void *inst_, const mandate_client *client,
@@ -1341,7 +1364,6 @@ static mandate_rc store_client_update(void *inst_, const mandate_client *client,
 {
     struct sqlite_inst *inst = inst_;
     struct q q;
-    int changed;
     mandate_rc rc = check_client(client, "client_update", err);
     if (rc != MANDATE_OK)
         return rc;
@@ -1349,12 +1371,8 @@ static mandate_rc store_client_update(void *inst_, const mandate_client *client,
     /* created_at 0 keeps the stored one; updated_at 0 means now */
     q_client(&q, client, client->created_at,
              client->updated_at != 0 ? client->updated_at : inst->host->now(inst->host));
-    if (rc == MANDATE_OK)
-        rc = q_change(&q, &changed);
-    if (rc == MANDATE_OK && changed == 0)
-        rc = mandate_error_set(err, MANDATE_NOT_FOUND, "sqlite: no client \"%s\"",
-                               client->client_id);
-    return q_close(&q, rc);
+    return q_change_one(&q, rc, MANDATE_NOT_FOUND, "sqlite: no client \"%s\"",
+                        client->client_id);
 }
 
 /* A DELETE by primary key: MANDATE_NOT_FOUND when nothing was deleted. */
@@ -1362,16 +1380,11 @@ static mandate_rc delete_by_key(struct sqlite_inst *inst, enum stmt_id id, const
                                 const char *what, const char *noun, mandate_error *err)
 {
     struct q q;
-    int changed;
     if (key == NULL)
         return mandate_error_set(err, MANDATE_INVALID, "sqlite: %s: no %s", what, noun);
     mandate_rc rc = q_open(&q, inst, id, what, err);
     q_text(&q, 1, key);
-    if (rc == MANDATE_OK)
-        rc = q_change(&q, &changed);
-    if (rc == MANDATE_OK && changed == 0)
-        rc = mandate_error_set(err, MANDATE_NOT_FOUND, "sqlite: no %s \"%s\"", noun, key);
-    return q_close(&q, rc);
+    return q_change_one(&q, rc, MANDATE_NOT_FOUND, "sqlite: no %s \"%s\"", noun, key);
 }
 
 static mandate_rc store_client_delete(void *inst_, const char *client_id, mandate_error *err)
@@ -1465,7 +1478,6 @@ static mandate_rc store_key_add(void *inst_, const mandate_key *key, mandate_err
 {
     struct sqlite_inst *inst = inst_;
     struct q q;
-    int changed;
     if (key == NULL || key->kid == NULL)
         return mandate_error_set(err, MANDATE_INVALID, "sqlite: key_add: no kid");
     mandate_key row = *key;
@@ -1473,17 +1485,12 @@ static mandate_rc store_key_add(void *inst_, const mandate_key *key, mandate_err
         row.created_at = inst->host->now(inst->host);
     mandate_rc rc = q_open(&q, inst, ST_KEY_INSERT, "key_add", err);
     q_record(&q, 1, &store_key_record, &row);
-    if (rc == MANDATE_OK)
-        rc = q_change(&q, &changed);
-    if (rc == MANDATE_OK && changed == 0)
-        rc = mandate_error_set(err, MANDATE_EXISTS, "sqlite: kid \"%s\" is taken", key->kid);
-    return q_close(&q, rc);
+    return q_change_one(&q, rc, MANDATE_EXISTS, "sqlite: kid \"%s\" is taken", key->kid);
 }
 
 static mandate_rc store_key_update(void *inst_, const mandate_key *key, mandate_error *err)
 {
     struct q q;
-    int changed;
     if (key == NULL || key->kid == NULL)
         return mandate_error_set(err, MANDATE_INVALID, "sqlite: key_update: no kid");
     mandate_rc rc = q_open(&q, inst_, ST_KEY_UPDATE, "key_update", err);
@@ -1491,11 +1498,7 @@ static mandate_rc store_key_update(void *inst_, const mandate_key *key, mandate_
     q_int(&q, 2, (int64_t)key->status);
     q_int(&q, 3, key->retired_at);
     q_int(&q, 4, key->remove_after);
-    if (rc == MANDATE_OK)
-        rc = q_change(&q, &changed);
-    if (rc == MANDATE_OK && changed == 0)
-        rc = mandate_error_set(err, MANDATE_NOT_FOUND, "sqlite: no key \"%s\"", key->kid);
-    return q_close(&q, rc);
+    return q_change_one(&q, rc, MANDATE_NOT_FOUND, "sqlite: no key \"%s\"", key->kid);
 }
 
 static mandate_rc key_row(const struct reader *r, void *ctx)
@@ -1567,8 +1570,7 @@ static mandate_rc get_by_hash(struct sqlite_inst *inst, enum stmt_id id, const c
 }
 
 /* need_hash() on the hash member m of a record r, which may be NULL. */
-#define NEED_RECORD_HASH(r, m, what, err)                                                      \
-    need_hash((r) != NULL ? (r)->m : NULL, (r) != NULL ? (r)->m##_len : 0, (what), (err))
+#define NEED_RECORD_HASH(r, m, what, err) need_hash(STORE_RECORD_HASH(r, m), (what), (err))
 
 /* Writes a record (its fields as ?1 and on) on c. unique: the statement
  * inserts or does nothing, and nothing done is MANDATE_EXISTS; else it
@@ -1602,14 +1604,23 @@ static mandate_rc put_record(struct sqlite_inst *inst, enum stmt_id id, const ch
     return rc;
 }
 
+/* put_record of a record keyed by a hash, given too: never missing, never
+ * replaced. */
+static mandate_rc put_hashed(struct sqlite_inst *inst, enum stmt_id id, const char *what,
+                             const store_record *rec, const void *in, const unsigned char *hash,
+                             size_t hash_len, mandate_error *err)
+{
+    mandate_rc rc = need_hash(hash, hash_len, what, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    return put_record(inst, id, what, rec, in, true, err);
+}
+
 static mandate_rc store_token_put(void *inst_, const mandate_token_record *record,
                                   mandate_error *err)
 {
-    mandate_rc rc = NEED_RECORD_HASH(record, token_hash, "token_put", err);
-    if (rc != MANDATE_OK)
-        return rc;
-    return put_record(inst_, ST_TOKEN_INSERT, "token_put", &store_token_record, record, true,
-                      err);
+    return put_hashed(inst_, ST_TOKEN_INSERT, "token_put", &store_token_record, record,
+                      STORE_RECORD_HASH(record, token_hash), err);
 }
 
 static mandate_rc store_token_get(void *inst_, mandate_pool *pool, const unsigned char *hash,
@@ -1988,11 +1999,8 @@ static mandate_rc store_once_take(void *inst_, mandate_pool *pool, const char *n
 static mandate_rc store_auth_code_put(void *inst_, const mandate_auth_code *code,
                                       mandate_error *err)
 {
-    mandate_rc rc = NEED_RECORD_HASH(code, code_hash, "auth_code_put", err);
-    if (rc != MANDATE_OK)
-        return rc;
-    return put_record(inst_, ST_CODE_INSERT, "auth_code_put", &store_code_record, code, true,
-                      err);
+    return put_hashed(inst_, ST_CODE_INSERT, "auth_code_put", &store_code_record, code,
+                      STORE_RECORD_HASH(code, code_hash), err);
 }
 
 struct code_take {
