@@ -1,6 +1,7 @@
 /* The SQL stores' records as columns: store-record.h. */
 #include "config.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include <mandate/store.h>
@@ -125,6 +126,25 @@ void store_record_read(const store_reader *r, const void *src, int first,
         case F_REAL: *(double *)m = r->real(src, col); break;
         }
     }
+}
+
+mandate_client store_client_row(const mandate_client *cl, bool create, int64_t now)
+{
+    mandate_client row = *cl;
+    if (create && row.created_at == 0)
+        row.created_at = now;
+    if (row.updated_at == 0)
+        row.updated_at = create ? row.created_at : now;
+    return row;
+}
+
+mandate_rc store_error_vset(mandate_error *err, mandate_rc rc, const char *fmt, va_list ap)
+{
+    if (err != NULL) {
+        err->rc = rc;
+        vsnprintf(err->message, sizeof(err->message), fmt, ap);
+    }
+    return rc;
 }
 
 mandate_rc store_write_batch_check(const char *store, const mandate_store_write *writes,

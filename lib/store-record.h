@@ -12,6 +12,7 @@
 #ifndef MANDATE_STORE_RECORD_H
 #define MANDATE_STORE_RECORD_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -98,6 +99,18 @@ void store_record_bind(const store_binder *b, void *dst, int first, const store_
  * and on. */
 void store_record_read(const store_reader *r, const void *src, int first,
                        const store_record *rec, void *out);
+
+/* The row a store writes for client_create (create) or client_update, at
+ * now: a new client is created now unless its created_at is given, and
+ * updated when created unless its updated_at is; an update is made now
+ * unless its updated_at is given (its created_at 0 keeps the stored one:
+ * the stores' UPDATE statements say so). */
+mandate_client store_client_row(const mandate_client *cl, bool create, int64_t now);
+
+/* Sets err (NULL is fine) to rc with the message fmt makes of ap, for an
+ * op that found nothing to read or change; returns rc. */
+mandate_rc store_error_vset(mandate_error *err, mandate_rc rc, const char *fmt, va_list ap)
+    MANDATE_PRINTF(3, 0);
 
 /* What write_batch checks before it writes anything (<mandate/store.h>):
  * MANDATE_INVALID, with the store's name in the message, when n is 0 or

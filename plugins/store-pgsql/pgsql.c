@@ -1063,13 +1063,11 @@ static void read_record(const struct reader *r, int first, const store_record *r
     store_record_read(&columns_read, r, first, rec, out);
 }
 
-/* A client's parameters, with the times given, from $1 on. */
-static void param_client(struct params *p, const mandate_client *cl, int64_t created_at,
-                         int64_t updated_at)
+/* A client's parameters from $1 on, as created (create) or updated at
+ * now. */
+static void param_client(struct params *p, const mandate_client *cl, bool create, int64_t now)
 {
-    mandate_client row = *cl;
-    row.created_at = created_at;
-    row.updated_at = updated_at;
+    mandate_client row = store_client_row(cl, create, now);
     p->n = 0;
     p->overflow = false;
     param_record(p, &store_client_record, &row);
@@ -1349,6 +1347,27 @@ static mandate_rc run_counted(struct pgsql_inst *inst, enum stmt_id id, const st
     return MANDATE_OK;
 }
 
+/* run_counted of a statement that is to change a row: none_rc, with the
+ * message given, when it changed none. */
+static mandate_rc run_one(struct pgsql_inst *inst, enum stmt_id id, const struct params *p,
+                          const char *what, int64_t (*count)(const PGresult *),
+                          mandate_error *err, mandate_rc none_rc, const char *none, ...)
+    MANDATE_PRINTF(8, 9);
+static mandate_rc run_one(struct pgsql_inst *inst, enum stmt_id id, const struct params *p,
+                          const char *what, int64_t (*count)(const PGresult *),
+                          mandate_error *err, mandate_rc none_rc, const char *none, ...)
+{
+    int64_t changed;
+    mandate_rc rc = run_counted(inst, id, p, what, count, &changed, err);
+    if (rc != MANDATE_OK || changed != 0)
+        return rc;
+    va_list ap;
+    va_start(ap, none);
+    rc = store_error_vset(err, none_rc, none, ap);
+    va_end(ap);
+    return rc;
+}
+
 /* A lookup's first row on c: its record read into out (copied into pool),
  * the n_extra columns after it into extra; *found_r tells whether there was
  * a row (out is cleared when not). */
@@ -1404,14 +1423,11 @@ static mandate_rc run_get(struct pgsql_inst *inst, enum stmt_id id, const struct
     mandate_rc rc = run_find(inst, id, p, what, pool, rec, out, &found, err);
     if (rc != MANDATE_OK || found.row)
         return rc;
-    if (err != NULL) {
-        va_list ap;
-        va_start(ap, none);
-        err->rc = MANDATE_NOT_FOUND;
-        vsnprintf(err->message, sizeof(err->message), none, ap);
-        va_end(ap);
-    }
-    return MANDATE_NOT_FOUND;
+    va_list ap;
+    va_start(ap, none);
+    rc = store_error_vset(err, MANDATE_NOT_FOUND, none, ap);
+    va_end(ap);
+    return rc;
 }
 
 /* A list op's callback and its context, for the row readers below. */
@@ -1573,48 +1589,33 @@ static mandate_rc check_client(const mandate_client *cl, const char *what, manda
     return MANDATE_OK;
 }
 
-static void param_new_client(struct params *p, const mandate_client *cl, int64_t now)
+/* client_create (create) or client_update. */
+static mandate_rc client_write(struct pgsql_inst *inst, const mandate_client *client,
+                               bool create, mandate_error *err)
 {
-    int64_t created_at = cl->created_at != 0 ? cl->created_at : now;
-    int64_t updated_at = cl->updated_at != 0 ? cl->updated_at : created_at;
-    param_client(p, cl, created_at, updated_at);
+    const char *what = create ? "client_create" : "client_update";
+    struct params p = {0};
+    mandate_rc rc = check_client(client, what, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    param_client(&p, client, create, inst->host->now(inst->host));
+    if (create)
+        return run_one(inst, ST_CLIENT_CREATE, &p, what, single_int, err, MANDATE_EXISTS,
+                       "pgsql: client_id \"%s\" is taken", client->client_id);
+    return run_one(inst, ST_CLIENT_UPDATE, &p, what, single_int, err, MANDATE_NOT_FOUND,
+                   "pgsql: no client \"%s\"", client->client_id);
 }
 
 static mandate_rc store_client_create(void *inst_, const mandate_client *client,
                                       mandate_error *err)
 {
-    struct pgsql_inst *inst = inst_;
-    struct params p = {0};
-    mandate_rc rc = check_client(client, "client_create", err);
-    if (rc != MANDATE_OK)
-        return rc;
-    param_new_client(&p, client, inst->host->now(inst->host));
-    int64_t changed;
-    rc = run_counted(inst, ST_CLIENT_CREATE, &p, "client_create", single_int, &changed, err);
-    if (rc == MANDATE_OK && changed == 0)
-        rc = mandate_error_set(err, MANDATE_EXISTS, "pgsql: client_id \"%s\" is taken",
-                               client->client_id);
-    return rc;
+    return client_write(inst_, client, true, err);
 }
 
 static mandate_rc store_client_update(void *inst_, const mandate_client *client,
                                       mandate_error *err)
 {
-    struct pgsql_inst *inst = inst_;
-    struct params p = {0};
-    mandate_rc rc = check_client(client, "client_update", err);
-    if (rc != MANDATE_OK)
-        return rc;
-    /* created_at 0 keeps the stored one; updated_at 0 means now */
-    int64_t updated_at =
-        client->updated_at != 0 ? client->updated_at : inst->host->now(inst->host);
-    param_client(&p, client, client->created_at, updated_at);
-    int64_t changed;
-    rc = run_counted(inst, ST_CLIENT_UPDATE, &p, "client_update", single_int, &changed, err);
-    if (rc == MANDATE_OK && changed == 0)
-        rc = mandate_error_set(err, MANDATE_NOT_FOUND, "pgsql: no client \"%s\"",
-                               client->client_id);
-    return rc;
+    return client_write(inst_, client, false, err);
 }
 
 /* A DELETE by primary key: MANDATE_NOT_FOUND when nothing was deleted. */
@@ -1625,11 +1626,8 @@ static mandate_rc delete_by_key(struct pgsql_inst *inst, enum stmt_id id, const 
     if (key == NULL)
         return mandate_error_set(err, MANDATE_INVALID, "pgsql: %s: no %s", what, noun);
     param_text(&p, key);
-    int64_t changed;
-    mandate_rc rc = run_counted(inst, id, &p, what, single_int, &changed, err);
-    if (rc == MANDATE_OK && changed == 0)
-        rc = mandate_error_set(err, MANDATE_NOT_FOUND, "pgsql: no %s \"%s\"", noun, key);
-    return rc;
+    return run_one(inst, id, &p, what, single_int, err, MANDATE_NOT_FOUND,
+                   "pgsql: no %s \"%s\"", noun, key);
 }
 
 static mandate_rc store_client_delete(void *inst_, const char *client_id, mandate_error *err)
@@ -1673,7 +1671,7 @@ static mandate_rc import_rows(struct conn *c, const mandate_client *clients, siz
 {
     struct params p = {0};
     *taken_r = n;
-    param_new_client(&p, &clients[0], now);
+    param_client(&p, &clients[0], true, now);
     mandate_rc rc = stmt_prepare(c, ST_CLIENT_INSERT, &p, "client_import", err);
     if (rc != MANDATE_OK)
         return rc;
@@ -1685,7 +1683,7 @@ static mandate_rc import_rows(struct conn *c, const mandate_client *clients, siz
     for (size_t base = 0; base < n && *taken_r == n && rc == MANDATE_OK; base += IMPORT_CHUNK) {
         size_t end = n - base > IMPORT_CHUNK ? base + IMPORT_CHUNK : n;
         for (size_t i = base; i < end; i++) {
-            param_new_client(&p, &clients[i], now);
+            param_client(&p, &clients[i], true, now);
             if (p.overflow) {
                 rc = mandate_error_set(err, MANDATE_INVALID,
                                        "pgsql: client_import: a value is too large");
@@ -1741,7 +1739,7 @@ static mandate_rc import_rows(struct conn *c, const mandate_client *clients, siz
     *taken_r = n;
     for (size_t i = 0; i < n; i++) {
         PGresult *res;
-        param_new_client(&p, &clients[i], now);
+        param_client(&p, &clients[i], true, now);
         mandate_rc rc = stmt_exec(c, ST_CLIENT_INSERT, &p, "client_import", &res, err);
         if (rc != MANDATE_OK)
             return rc;
@@ -1809,11 +1807,8 @@ static mandate_rc store_key_add(void *inst_, const mandate_key *key, mandate_err
     if (row.created_at == 0)
         row.created_at = inst->host->now(inst->host);
     param_record(&p, &store_key_record, &row);
-    int64_t changed;
-    mandate_rc rc = run_counted(inst, ST_KEY_INSERT, &p, "key_add", single_int, &changed, err);
-    if (rc == MANDATE_OK && changed == 0)
-        rc = mandate_error_set(err, MANDATE_EXISTS, "pgsql: kid \"%s\" is taken", key->kid);
-    return rc;
+    return run_one(inst, ST_KEY_INSERT, &p, "key_add", single_int, err, MANDATE_EXISTS,
+                   "pgsql: kid \"%s\" is taken", key->kid);
 }
 
 static mandate_rc store_key_update(void *inst_, const mandate_key *key, mandate_error *err)
@@ -1825,12 +1820,8 @@ static mandate_rc store_key_update(void *inst_, const mandate_key *key, mandate_
     param_int(&p, (int64_t)key->status);
     param_int(&p, key->retired_at);
     param_int(&p, key->remove_after);
-    int64_t changed;
-    mandate_rc rc =
-        run_counted(inst_, ST_KEY_UPDATE, &p, "key_update", single_int, &changed, err);
-    if (rc == MANDATE_OK && changed == 0)
-        rc = mandate_error_set(err, MANDATE_NOT_FOUND, "pgsql: no key \"%s\"", key->kid);
-    return rc;
+    return run_one(inst_, ST_KEY_UPDATE, &p, "key_update", single_int, err, MANDATE_NOT_FOUND,
+                   "pgsql: no key \"%s\"", key->kid);
 }
 
 static mandate_rc key_row(const struct reader *r, void *ctx)
@@ -1876,11 +1867,8 @@ static mandate_rc insert_hashed(struct pgsql_inst *inst, enum stmt_id id, const 
         return rc;
     struct params p = {0};
     param_record(&p, rec, in);
-    int64_t changed;
-    rc = run_counted(inst, id, &p, what, rows_changed, &changed, err);
-    if (rc == MANDATE_OK && changed == 0)
-        rc = mandate_error_set(err, MANDATE_EXISTS, "pgsql: %s: that key is taken", what);
-    return rc;
+    return run_one(inst, id, &p, what, rows_changed, err, MANDATE_EXISTS,
+                   "pgsql: %s: that key is taken", what);
 }
 
 static mandate_rc store_token_put(void *inst_, const mandate_token_record *record,
@@ -1994,13 +1982,8 @@ static mandate_rc store_replay_claim(void *inst_, const char *ns, const char *id
     param_text(&p, id);
     param_int(&p, expires_at);
     param_int(&p, inst->host->now(inst->host));
-    int64_t changed;
-    mandate_rc rc =
-        run_counted(inst, ST_REPLAY_CLAIM, &p, "replay_claim", rows_changed, &changed, err);
-    if (rc == MANDATE_OK && changed == 0)
-        rc = mandate_error_set(err, MANDATE_EXISTS,
-                               "pgsql: replay: that id was already used in \"%s\"", ns);
-    return rc;
+    return run_one(inst, ST_REPLAY_CLAIM, &p, "replay_claim", rows_changed, err, MANDATE_EXISTS,
+                   "pgsql: replay: that id was already used in \"%s\"", ns);
 }
 
 /* An entry is gone once expires_at <= now, as token_get and replay_claim see
@@ -2390,11 +2373,8 @@ static mandate_rc write_by_hash(struct pgsql_inst *inst, enum stmt_id id, const 
     param_blob(&p, hash, hash_len);
     if (now != INT64_MIN)
         param_int(&p, now);
-    int64_t changed;
-    rc = run_counted(inst, id, &p, what, rows_changed, &changed, err);
-    if (rc == MANDATE_OK && changed == 0)
-        rc = mandate_error_set(err, MANDATE_NOT_FOUND, "pgsql: %s: no such row", what);
-    return rc;
+    return run_one(inst, id, &p, what, rows_changed, err, MANDATE_NOT_FOUND,
+                   "pgsql: %s: no such row", what);
 }
 
 static mandate_rc store_session_touch(void *inst_, const unsigned char *hash, size_t hash_len,
@@ -2555,15 +2535,9 @@ static mandate_rc store_lineage_add(void *inst_, const char *jti, const char *pa
     param_text(&p, jti);
     param_text(&p, client_id);
     param_int(&p, expires_at);
-    int64_t changed;
-    mandate_rc rc =
-        run_counted(inst_, ST_LINEAGE_ADD, &p, "lineage_add", rows_changed, &changed, err);
-    if (rc == MANDATE_OK && changed == 0)
-        rc = mandate_error_set(err, MANDATE_EXISTS,
-                               "pgsql: lineage_add: \"%s\" is already known to come from "
-                               "\"%s\"",
-                               jti, parent);
-    return rc;
+    return run_one(inst_, ST_LINEAGE_ADD, &p, "lineage_add", rows_changed, err, MANDATE_EXISTS,
+                   "pgsql: lineage_add: \"%s\" is already known to come from \"%s\"", jti,
+                   parent);
 }
 
 /* One statement, as revoke() is: the revocations and the generation at

@@ -1105,11 +1105,7 @@ static mandate_rc q_exec(struct q *q, int *changed_r)
  * in q's error. */
 static mandate_rc q_nothing(struct q *q, mandate_rc rc, const char *fmt, va_list ap)
 {
-    if (q->err != NULL) {
-        q->err->rc = rc;
-        vsnprintf(q->err->message, sizeof(q->err->message), fmt, ap);
-    }
-    return rc;
+    return store_error_vset(q->err, rc, fmt, ap);
 }
 
 /* The row of a lookup, read into out (copied into pool); MANDATE_NOT_FOUND
@@ -1321,22 +1317,11 @@ static mandate_rc check_client(const mandate_client *cl, const char *what, manda
     return MANDATE_OK;
 }
 
-/* Binds a client with the times given. */
-static void q_client(struct q *q, const mandate_client *cl, int64_t created_at,
-                     int64_t updated_at)
+/* Binds a client as created (create) or updated at now. */
+static void q_client(struct q *q, const mandate_client *cl, bool create, int64_t now)
 {
-    mandate_client row = *cl;
-    row.created_at = created_at;
-    row.updated_at = updated_at;
+    mandate_client row = store_client_row(cl, create, now);
     q_record(q, 1, &store_client_record, &row);
-}
-
-/* A new client's times: created now unless given, updated when created
- * unless given. */
-static void q_new_client(struct q *q, const mandate_client *cl, int64_t now)
-{
-    int64_t created_at = cl->created_at != 0 ? cl->created_at : now;
-    q_client(q, cl, created_at, cl->updated_at != 0 ? cl->updated_at : created_at);
 }
 
 static mandate_rc client_taken(const mandate_client *cl, mandate_error *err)
@@ -1345,34 +1330,34 @@ static mandate_rc client_taken(const mandate_client *cl, mandate_error *err)
                              cl->client_id);
 }
 
+/* client_create (create) or client_update. */
+static mandate_rc client_write(struct sqlite_inst *inst, const mandate_client *client,
+                               bool create, mandate_error *err)
+{
+    const char *what = create ? "client_create" : "client_update";
+    struct q q;
+    mandate_rc rc = check_client(client, what, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    rc = q_open(&q, inst, create ? ST_CLIENT_INSERT : ST_CLIENT_UPDATE, what, err);
+    q_client(&q, client, create, inst->host->now(inst->host));
+    if (create)
+        return q_change_one(&q, rc, MANDATE_EXISTS, "sqlite: client_id \"%s\" is taken",
+                            client->client_id);
+    return q_change_one(&q, rc, MANDATE_NOT_FOUND, "sqlite: no client \"%s\"",
+                        client->client_id);
+}
+
 static mandate_rc store_client_create(void *inst_, const mandate_client *client,
                                       mandate_error *err)
 {
-    struct sqlite_inst *inst = inst_;
-    struct q q;
-    mandate_rc rc = check_client(client, "client_create", err);
-    if (rc != MANDATE_OK)
-        return rc;
-    rc = q_open(&q, inst, ST_CLIENT_INSERT, "client_create", err);
-    q_new_client(&q, client, inst->host->now(inst->host));
-    return q_change_one(&q, rc, MANDATE_EXISTS, "sqlite: client_id \"%s\" is taken",
-                        client->client_id);
+    return client_write(inst_, client, true, err);
 }
 
 static mandate_rc store_client_update(void *inst_, const mandate_client *client,
                                       mandate_error *err)
 {
-    struct sqlite_inst *inst = inst_;
-    struct q q;
-    mandate_rc rc = check_client(client, "client_update", err);
-    if (rc != MANDATE_OK)
-        return rc;
-    rc = q_open(&q, inst, ST_CLIENT_UPDATE, "client_update", err);
-    /* created_at 0 keeps the stored one; updated_at 0 means now */
-    q_client(&q, client, client->created_at,
-             client->updated_at != 0 ? client->updated_at : inst->host->now(inst->host));
-    return q_change_one(&q, rc, MANDATE_NOT_FOUND, "sqlite: no client \"%s\"",
-                        client->client_id);
+    return client_write(inst_, client, false, err);
 }
 
 /* A DELETE by primary key: MANDATE_NOT_FOUND when nothing was deleted. */
@@ -1443,7 +1428,7 @@ static mandate_rc import_body(struct conn *c, void *ctx, mandate_error *err)
     mandate_rc rc = q_on(&q, c, ST_CLIENT_INSERT, "client_import", err);
     for (size_t i = 0; i < im->n && rc == MANDATE_OK; i++) {
         int changed;
-        q_new_client(&q, &im->clients[i], im->now);
+        q_client(&q, &im->clients[i], true, im->now);
         rc = q_exec(&q, &changed);
         if (rc == MANDATE_OK && changed == 0)
             rc = client_taken(&im->clients[i], err);
