@@ -1090,32 +1090,6 @@ static int64_t single_int(const PGresult *res)
 
 /* --- connecting ---------------------------------------------------------------- */
 
-/* Each thread remembers its connection per instance here, by the
- * instance's id (see the sqlite store for why not a pthread key). */
-#define THREAD_SLOTS 16
-static _Atomic uint64_t next_instance_id = 1;
-static _Thread_local struct {
-    uint64_t id;
-    struct conn *c;
-} thread_conns[THREAD_SLOTS];
-static _Thread_local unsigned thread_next_slot;
-
-static struct conn *thread_conn_find(uint64_t id)
-{
-    for (size_t i = 0; i < THREAD_SLOTS; i++)
-        if (thread_conns[i].id == id)
-            return thread_conns[i].c;
-    return NULL;
-}
-
-static void thread_conn_remember(uint64_t id, struct conn *c)
-{
-    /* round robin: the slots of destroyed instances are the oldest */
-    unsigned slot = thread_next_slot++ % THREAD_SLOTS;
-    thread_conns[slot].id = id;
-    thread_conns[slot].c = c;
-}
-
 /* Server messages outside a command: an ERROR or FATAL then usually tells why
  * the server is about to close the connection. Never carries our values. */
 static void notice_receiver(void *arg, const PGresult *res)
@@ -1208,7 +1182,7 @@ static mandate_rc conn_get(struct pgsql_inst *inst, struct conn **c_r, mandate_e
 {
     if (!inst->initialized)
         return mandate_error_set(err, MANDATE_ERROR, "pgsql: the instance is not open");
-    struct conn *c = thread_conn_find(inst->id);
+    struct conn *c = store_thread_conn_find(inst->id);
     if (c == NULL) {
         c = calloc(1, sizeof(*c));
         if (c == NULL)
@@ -1220,7 +1194,7 @@ static mandate_rc conn_get(struct pgsql_inst *inst, struct conn **c_r, mandate_e
             c->next->prev = c;
         inst->conns = c;
         pthread_mutex_unlock(&inst->lock);
-        thread_conn_remember(inst->id, c);
+        store_thread_conn_remember(inst->id, c);
     }
     *c_r = c;
     if (c->pg != NULL && !c->doomed && PQstatus(c->pg) == CONNECTION_OK) {
@@ -1430,20 +1404,13 @@ static mandate_rc run_get(struct pgsql_inst *inst, enum stmt_id id, const struct
     return rc;
 }
 
-/* A list op's callback and its context, for the row readers below. */
-struct each {
-    void (*cb)(void); /* the op's callback type, cast back by the reader */
-    void *ctx;
-};
-
-typedef mandate_rc (*row_cb)(const struct reader *r, void *ctx);
-
 /* Runs a list statement and calls row() for each row, its columns valid
  * during the call; stops at the first answer other than MANDATE_OK and
  * returns it. The rows come whole before the first call, so a callback may
  * call back into the store on the same connection. */
 static mandate_rc run_each(struct pgsql_inst *inst, enum stmt_id id, const struct params *p,
-                           const char *what, row_cb row, struct each *e, mandate_error *err)
+                           const char *what, store_row_fn row, store_each *e,
+                           mandate_error *err)
 {
     PGresult *res;
     if (e->cb == NULL)
@@ -1581,21 +1548,13 @@ static mandate_rc store_client_get(void *inst_, mandate_pool *pool, const char *
                    err, "pgsql: no client \"%s\"", client_id);
 }
 
-static mandate_rc check_client(const mandate_client *cl, const char *what, mandate_error *err)
-{
-    if (cl == NULL || cl->client_id == NULL || cl->tenant == NULL)
-        return mandate_error_set(err, MANDATE_INVALID,
-                                 "pgsql: %s: a client needs a client_id and a tenant", what);
-    return MANDATE_OK;
-}
-
 /* client_create (create) or client_update. */
 static mandate_rc client_write(struct pgsql_inst *inst, const mandate_client *client,
                                bool create, mandate_error *err)
 {
     const char *what = create ? "client_create" : "client_update";
     struct params p = {0};
-    mandate_rc rc = check_client(client, what, err);
+    mandate_rc rc = store_check_client("pgsql", client, what, err);
     if (rc != MANDATE_OK)
         return rc;
     param_client(&p, client, create, inst->host->now(inst->host));
@@ -1635,14 +1594,6 @@ static mandate_rc store_client_delete(void *inst_, const char *client_id, mandat
     return delete_by_key(inst_, ST_CLIENT_DELETE, client_id, "client_delete", "client", err);
 }
 
-static mandate_rc client_row(const struct reader *r, void *ctx)
-{
-    struct each *e = ctx;
-    mandate_client client;
-    read_record(r, 0, &store_client_record, &client);
-    return ((mandate_client_cb)e->cb)(e->ctx, &client);
-}
-
 static mandate_rc store_client_list(void *inst_, const mandate_client_filter *filter,
                                     mandate_client_cb each, void *ctx, mandate_error *err)
 {
@@ -1659,8 +1610,8 @@ static mandate_rc store_client_list(void *inst_, const mandate_client_filter *fi
         param_null_int(&p);
     else
         param_int(&p, (int64_t)limit);
-    struct each e = {(void (*)(void))each, ctx};
-    return run_each(inst_, id, &p, "client_list", client_row, &e, err);
+    store_each e = {(void (*)(void))each, ctx, &columns_read};
+    return run_each(inst_, id, &p, "client_list", store_each_client, &e, err);
 }
 
 /* Inserts clients[0..n) in this connection's open transaction; *taken_r is
@@ -1787,7 +1738,7 @@ static mandate_rc store_client_import(void *inst_, const mandate_client *clients
     if (clients == NULL)
         return mandate_error_set(err, MANDATE_INVALID, "pgsql: client_import: no clients");
     for (size_t i = 0; i < n; i++) {
-        mandate_rc rc = check_client(&clients[i], "client_import", err);
+        mandate_rc rc = store_check_client("pgsql", &clients[i], "client_import", err);
         if (rc != MANDATE_OK)
             return rc;
     }
@@ -1824,20 +1775,12 @@ static mandate_rc store_key_update(void *inst_, const mandate_key *key, mandate_
                    "pgsql: no key \"%s\"", key->kid);
 }
 
-static mandate_rc key_row(const struct reader *r, void *ctx)
-{
-    struct each *e = ctx;
-    mandate_key key;
-    read_record(r, 0, &store_key_record, &key);
-    return ((mandate_key_cb)e->cb)(e->ctx, &key);
-}
-
 static mandate_rc store_key_list(void *inst_, mandate_key_cb each, void *ctx,
                                  mandate_error *err)
 {
     struct params p = {0};
-    struct each e = {(void (*)(void))each, ctx};
-    return run_each(inst_, ST_KEY_LIST, &p, "key_list", key_row, &e, err);
+    store_each e = {(void (*)(void))each, ctx, &columns_read};
+    return run_each(inst_, ST_KEY_LIST, &p, "key_list", store_each_key, &e, err);
 }
 
 static mandate_rc store_key_delete(void *inst_, const char *kid, mandate_error *err)
@@ -1871,6 +1814,35 @@ static mandate_rc insert_hashed(struct pgsql_inst *inst, enum stmt_id id, const 
                    "pgsql: %s: that key is taken", what);
 }
 
+/* Binds a row's hash as $1 and, unless it is INT64_MIN, now as $2; a
+ * missing hash is MANDATE_INVALID. */
+static mandate_rc param_hash(struct params *p, const unsigned char *hash, size_t hash_len,
+                             int64_t now, const char *what, mandate_error *err)
+{
+    mandate_rc rc = no_hash(hash, hash_len, what, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    param_blob(p, hash, hash_len);
+    if (now != INT64_MIN)
+        param_int(p, now);
+    return MANDATE_OK;
+}
+
+/* The row under a hash still live at now (bound as $1 and $2), read into
+ * out from pool; MANDATE_NOT_FOUND naming noun when there is none. */
+static mandate_rc get_by_hash(struct pgsql_inst *inst, enum stmt_id id, const char *what,
+                              mandate_pool *pool, const unsigned char *hash, size_t hash_len,
+                              int64_t now, const store_record *rec, void *out, const char *noun,
+                              mandate_error *err)
+{
+    struct params p = {0};
+    mandate_rc rc = param_hash(&p, hash, hash_len, now, what, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    return run_get(inst, id, &p, what, pool, rec, out, err,
+                   "pgsql: no unexpired %s with that hash", noun);
+}
+
 static mandate_rc store_token_put(void *inst_, const mandate_token_record *record,
                                   mandate_error *err)
 {
@@ -1893,50 +1865,34 @@ static mandate_rc store_token_get(void *inst_, mandate_pool *pool, const unsigne
 
 /* The rows of a list statement still live at now. */
 static mandate_rc list_live(struct pgsql_inst *inst, enum stmt_id id, int64_t now,
-                            const char *what, row_cb row, struct each *e, mandate_error *err)
+                            const char *what, store_row_fn row, store_each *e,
+                            mandate_error *err)
 {
     struct params p = {0};
     param_int(&p, now);
     return run_each(inst, id, &p, what, row, e, err);
 }
 
-/* Revocations (jti, client_id, expires_at) and replay entries (ns, id,
- * expires_at) are both two texts and a time: one row reader for both. */
-typedef mandate_rc (*text_pair_cb)(void *ctx, const char *a, const char *b, int64_t expires_at);
-
-static mandate_rc text_pair_row(const struct reader *r, void *ctx)
-{
-    struct each *e = ctx;
-    return ((text_pair_cb)e->cb)(e->ctx, read_text(r, 0), read_text(r, 1), read_int(r, 2));
-}
-
 static mandate_rc store_revocation_list(void *inst_, int64_t now, mandate_revocation_cb each,
                                         void *ctx, mandate_error *err)
 {
-    struct each e = {(void (*)(void))each, ctx};
-    return list_live(inst_, ST_REVOCATION_LIST, now, "revocation_list", text_pair_row, &e, err);
-}
-
-static mandate_rc token_row(const struct reader *r, void *ctx)
-{
-    struct each *e = ctx;
-    mandate_token_record t;
-    read_record(r, 0, &store_token_record, &t);
-    return ((mandate_token_record_cb)e->cb)(e->ctx, &t);
+    store_each e = {(void (*)(void))each, ctx, &columns_read};
+    return list_live(inst_, ST_REVOCATION_LIST, now, "revocation_list", store_each_text_pair,
+                     &e, err);
 }
 
 static mandate_rc store_token_list(void *inst_, int64_t now, mandate_token_record_cb each,
                                    void *ctx, mandate_error *err)
 {
-    struct each e = {(void (*)(void))each, ctx};
-    return list_live(inst_, ST_TOKEN_LIST, now, "token_list", token_row, &e, err);
+    store_each e = {(void (*)(void))each, ctx, &columns_read};
+    return list_live(inst_, ST_TOKEN_LIST, now, "token_list", store_each_token, &e, err);
 }
 
 static mandate_rc store_replay_list(void *inst_, int64_t now, mandate_replay_cb each, void *ctx,
                                     mandate_error *err)
 {
-    struct each e = {(void (*)(void))each, ctx};
-    return list_live(inst_, ST_REPLAY_LIST, now, "replay_list", text_pair_row, &e, err);
+    store_each e = {(void (*)(void))each, ctx, &columns_read};
+    return list_live(inst_, ST_REPLAY_LIST, now, "replay_list", store_each_text_pair, &e, err);
 }
 
 static mandate_rc store_revoke(void *inst_, const char *jti, const char *client_id,
@@ -2175,14 +2131,8 @@ static mandate_rc store_refresh_get(void *inst_, mandate_pool *pool, const unsig
                                     size_t hash_len, int64_t now,
                                     mandate_refresh_token *token_r, mandate_error *err)
 {
-    struct params p = {0};
-    mandate_rc rc = no_hash(hash, hash_len, "refresh_get", err);
-    if (rc != MANDATE_OK)
-        return rc;
-    param_blob(&p, hash, hash_len);
-    param_int(&p, now);
-    return run_get(inst_, ST_REFRESH_GET, &p, "refresh_get", pool, &store_refresh_record,
-                   token_r, err, "pgsql: no unexpired refresh token with that hash");
+    return get_by_hash(inst_, ST_REFRESH_GET, "refresh_get", pool, hash, hash_len, now,
+                       &store_refresh_record, token_r, "refresh token", err);
 }
 
 /* Ends the families that keys[0..n) name (a family_id; a tenant and a
@@ -2205,23 +2155,6 @@ static mandate_rc end_families(struct conn *c, enum stmt_id lock, enum stmt_id e
         return rc;
     *active_r = (uint64_t)single_int(res);
     PQclear(res);
-    return MANDATE_OK;
-}
-
-/* What presenting old at now means for a rotation (see store.h): MANDATE_OK,
- * MANDATE_DENIED (reused, or its family ended) or MANDATE_NOT_FOUND. */
-static mandate_rc refresh_verdict(const mandate_refresh_token *old, bool family_revoked,
-                                  int64_t now, mandate_error *err)
-{
-    if (old->expires_at <= now || old->family_expires_at <= now)
-        return mandate_error_set(err, MANDATE_NOT_FOUND,
-                                 "pgsql: no unexpired refresh token with that hash");
-    if (old->status == MANDATE_REFRESH_USED)
-        return mandate_error_set(err, MANDATE_DENIED,
-                                 "pgsql: a refresh token was used again: its family is ended");
-    if (old->status != MANDATE_REFRESH_ACTIVE || family_revoked)
-        return mandate_error_set(err, MANDATE_DENIED,
-                                 "pgsql: the refresh token's family was ended");
     return MANDATE_OK;
 }
 
@@ -2253,10 +2186,11 @@ static mandate_rc rotate_body(struct conn *c, void *ctx, mandate_error *err)
                    r->old_r, &found, err);
     if (rc != MANDATE_OK)
         return rc;
-    r->outcome = !found.row ? mandate_error_set(err, MANDATE_NOT_FOUND,
-                                                "pgsql: no unexpired refresh token with that "
-                                                "hash")
-                            : refresh_verdict(r->old_r, found.extra[0] != 0, r->now, err);
+    r->outcome =
+        !found.row ? mandate_error_set(err, MANDATE_NOT_FOUND,
+                                       "pgsql: no unexpired refresh token with that "
+                                       "hash")
+                   : store_refresh_verdict("pgsql", r->old_r, found.extra[0] != 0, r->now, err);
     if (r->outcome == MANDATE_DENIED && r->old_r->status == MANDATE_REFRESH_USED) {
         uint64_t active;
         const char *family = r->old_r->family_id;
@@ -2350,14 +2284,8 @@ static mandate_rc store_session_get(void *inst_, mandate_pool *pool, const unsig
                                     size_t hash_len, int64_t now, mandate_session *session_r,
                                     mandate_error *err)
 {
-    struct params p = {0};
-    mandate_rc rc = no_hash(hash, hash_len, "session_get", err);
-    if (rc != MANDATE_OK)
-        return rc;
-    param_blob(&p, hash, hash_len);
-    param_int(&p, now);
-    return run_get(inst_, ST_SESSION_GET, &p, "session_get", pool, &store_session_record,
-                   session_r, err, "pgsql: no unexpired session with that hash");
+    return get_by_hash(inst_, ST_SESSION_GET, "session_get", pool, hash, hash_len, now,
+                       &store_session_record, session_r, "session", err);
 }
 
 /* A write by hash ($1; $2: now unless INT64_MIN): MANDATE_NOT_FOUND when no
@@ -2367,12 +2295,9 @@ static mandate_rc write_by_hash(struct pgsql_inst *inst, enum stmt_id id, const 
                                 mandate_error *err)
 {
     struct params p = {0};
-    mandate_rc rc = no_hash(hash, hash_len, what, err);
+    mandate_rc rc = param_hash(&p, hash, hash_len, now, what, err);
     if (rc != MANDATE_OK)
         return rc;
-    param_blob(&p, hash, hash_len);
-    if (now != INT64_MIN)
-        param_int(&p, now);
     return run_one(inst, id, &p, what, rows_changed, err, MANDATE_NOT_FOUND,
                    "pgsql: %s: no such row", what);
 }
@@ -2418,26 +2343,15 @@ static mandate_rc store_session_delete_subject(void *inst_, const char *tenant,
                          count_r, err);
 }
 
-static mandate_rc check_consent_key(const char *tenant, const char *subject,
-                                    const char *client_id, const char *what, mandate_error *err)
-{
-    if (tenant == NULL || subject == NULL || client_id == NULL)
-        return mandate_error_set(err, MANDATE_INVALID,
-                                 "pgsql: %s: a consent needs a tenant, a subject and a "
-                                 "client_id",
-                                 what);
-    return MANDATE_OK;
-}
-
 static mandate_rc store_consent_put(void *inst_, const mandate_consent *consent,
                                     mandate_error *err)
 {
     struct pgsql_inst *inst = inst_;
     struct params p = {0};
     if (consent == NULL)
-        return check_consent_key(NULL, NULL, NULL, "consent_put", err);
-    mandate_rc rc = check_consent_key(consent->tenant, consent->subject, consent->client_id,
-                                      "consent_put", err);
+        return store_check_consent_key("pgsql", NULL, NULL, NULL, "consent_put", err);
+    mandate_rc rc = store_check_consent_key("pgsql", consent->tenant, consent->subject,
+                                            consent->client_id, "consent_put", err);
     if (rc != MANDATE_OK)
         return rc;
     mandate_consent row = *consent;
@@ -2453,7 +2367,8 @@ static mandate_rc store_consent_get(void *inst_, mandate_pool *pool, const char 
                                     mandate_consent *consent_r, mandate_error *err)
 {
     struct params p = {0};
-    mandate_rc rc = check_consent_key(tenant, subject, client_id, "consent_get", err);
+    mandate_rc rc =
+        store_check_consent_key("pgsql", tenant, subject, client_id, "consent_get", err);
     if (rc != MANDATE_OK)
         return rc;
     param_text(&p, tenant);
@@ -2477,27 +2392,19 @@ static mandate_rc store_consent_delete(void *inst_, const char *tenant, const ch
     return rc;
 }
 
-static mandate_rc consent_row(const struct reader *r, void *ctx)
-{
-    struct each *e = ctx;
-    mandate_consent consent;
-    read_record(r, 0, &store_consent_record, &consent);
-    return ((mandate_consent_cb)e->cb)(e->ctx, &consent);
-}
-
 static mandate_rc store_consent_list(void *inst_, const char *tenant, const char *subject,
                                      mandate_consent_cb each, void *ctx, mandate_error *err)
 {
     struct pgsql_inst *inst = inst_;
     struct params p = {0};
-    struct each e = {(void (*)(void))each, ctx};
+    store_each e = {(void (*)(void))each, ctx, &columns_read};
     if (tenant == NULL || subject == NULL)
         return mandate_error_set(err, MANDATE_INVALID,
                                  "pgsql: consent_list: no tenant or no subject");
     param_text(&p, tenant);
     param_text(&p, subject);
     param_int(&p, inst->host->now(inst->host));
-    return run_each(inst, ST_CONSENT_LIST, &p, "consent_list", consent_row, &e, err);
+    return run_each(inst, ST_CONSENT_LIST, &p, "consent_list", store_each_consent, &e, err);
 }
 
 static mandate_rc store_client_document_put(void *inst_, const mandate_client_document *doc,
@@ -2609,7 +2516,7 @@ static mandate_rc pgsql_instantiate(void *inst_, const mandate_host *host, manda
     }
     if (pthread_mutex_init(&inst->lock, NULL) != 0)
         return mandate_error_set(err, MANDATE_ERROR, "pgsql: pthread_mutex_init failed");
-    inst->id = atomic_fetch_add(&next_instance_id, 1);
+    inst->id = store_instance_id_new();
     inst->initialized = true;
 
     struct conn *c;
