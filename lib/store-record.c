@@ -1,6 +1,8 @@
 /* The SQL stores' records as columns: store-record.h. */
 #include "config.h"
 
+#include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <mandate/store.h>
@@ -125,6 +127,125 @@ void store_record_read(const store_reader *r, const void *src, int first,
         case F_REAL: *(double *)m = r->real(src, col); break;
         }
     }
+}
+
+/* The record of type T that rec describes, read from src and handed to
+ * e's callback of type CB. */
+#define EACH_RECORD(T, rec, CB)                                                                \
+    T row;                                                                                     \
+    store_record_read(e->read, src, 0, &(rec), &row);                                          \
+    return ((CB)e->cb)(e->ctx, &row)
+
+mandate_rc store_each_client(const void *src, store_each *e)
+{
+    EACH_RECORD(mandate_client, store_client_record, mandate_client_cb);
+}
+
+mandate_rc store_each_key(const void *src, store_each *e)
+{
+    EACH_RECORD(mandate_key, store_key_record, mandate_key_cb);
+}
+
+mandate_rc store_each_token(const void *src, store_each *e)
+{
+    EACH_RECORD(mandate_token_record, store_token_record, mandate_token_record_cb);
+}
+
+mandate_rc store_each_consent(const void *src, store_each *e)
+{
+    EACH_RECORD(mandate_consent, store_consent_record, mandate_consent_cb);
+}
+
+typedef mandate_rc (*text_pair_cb)(void *ctx, const char *a, const char *b, int64_t expires_at);
+
+mandate_rc store_each_text_pair(const void *src, store_each *e)
+{
+    return ((text_pair_cb)e->cb)(e->ctx, e->read->text(src, 0), e->read->text(src, 1),
+                                 e->read->integer(src, 2));
+}
+
+mandate_client store_client_row(const mandate_client *cl, bool create, int64_t now)
+{
+    mandate_client row = *cl;
+    if (create && row.created_at == 0)
+        row.created_at = now;
+    if (row.updated_at == 0)
+        row.updated_at = create ? row.created_at : now;
+    return row;
+}
+
+mandate_rc store_error_vset(mandate_error *err, mandate_rc rc, const char *fmt, va_list ap)
+{
+    if (err != NULL) {
+        err->rc = rc;
+        vsnprintf(err->message, sizeof(err->message), fmt, ap);
+    }
+    return rc;
+}
+
+mandate_rc store_check_client(const char *store, const mandate_client *cl, const char *what,
+                              mandate_error *err)
+{
+    if (cl == NULL || cl->client_id == NULL || cl->tenant == NULL)
+        return mandate_error_set(err, MANDATE_INVALID,
+                                 "%s: %s: a client needs a client_id and a tenant", store,
+                                 what);
+    return MANDATE_OK;
+}
+
+mandate_rc store_check_consent_key(const char *store, const char *tenant, const char *subject,
+                                   const char *client_id, const char *what, mandate_error *err)
+{
+    if (tenant == NULL || subject == NULL || client_id == NULL)
+        return mandate_error_set(err, MANDATE_INVALID,
+                                 "%s: %s: a consent needs a tenant, a subject and a client_id",
+                                 store, what);
+    return MANDATE_OK;
+}
+
+mandate_rc store_refresh_verdict(const char *store, const mandate_refresh_token *old,
+                                 bool family_revoked, int64_t now, mandate_error *err)
+{
+    if (old->expires_at <= now || old->family_expires_at <= now)
+        return mandate_error_set(err, MANDATE_NOT_FOUND,
+                                 "%s: no unexpired refresh token with that hash", store);
+    if (old->status == MANDATE_REFRESH_USED)
+        return mandate_error_set(err, MANDATE_DENIED,
+                                 "%s: a refresh token was used again: its family is ended",
+                                 store);
+    if (old->status != MANDATE_REFRESH_ACTIVE || family_revoked)
+        return mandate_error_set(err, MANDATE_DENIED,
+                                 "%s: the refresh token's family was ended", store);
+    return MANDATE_OK;
+}
+
+#define THREAD_SLOTS 16
+static _Atomic uint64_t next_instance_id = 1;
+static _Thread_local struct {
+    uint64_t id;
+    void *conn;
+} thread_conns[THREAD_SLOTS];
+static _Thread_local unsigned thread_next_slot;
+
+uint64_t store_instance_id_new(void)
+{
+    return atomic_fetch_add(&next_instance_id, 1);
+}
+
+void *store_thread_conn_find(uint64_t id)
+{
+    for (size_t i = 0; i < THREAD_SLOTS; i++)
+        if (thread_conns[i].id == id)
+            return thread_conns[i].conn;
+    return NULL;
+}
+
+void store_thread_conn_remember(uint64_t id, void *conn)
+{
+    /* round robin: the slots of destroyed instances are the oldest */
+    unsigned slot = thread_next_slot++ % THREAD_SLOTS;
+    thread_conns[slot].id = id;
+    thread_conns[slot].conn = conn;
 }
 
 mandate_rc store_write_batch_check(const char *store, const mandate_store_write *writes,

@@ -5,13 +5,18 @@
  * read a row into one. One place, so that neither store drifts from the
  * other, nor a table from its column list. Also the writes both make the
  * same way (once_put, once_set, session_put, write_batch: store_writer),
- * over each store's own statements and transactions.
+ * over each store's own statements and transactions, and the rest of what
+ * the store ABI asks of both alike: the checks of an op's arguments, the
+ * verdict on a refresh token, the rows handed to a list op's callback, the
+ * times a client is written with, each thread's connection per instance.
  *
  * Part of lib/, the floor under the core, the plugins and libmandate; only
- * the store plugins use it. No state, no allocation. */
+ * the store plugins use it. No allocation; no state but each thread's
+ * connection slots (store_thread_conn_find). */
 #ifndef MANDATE_STORE_RECORD_H
 #define MANDATE_STORE_RECORD_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -40,6 +45,11 @@
     "id_hash, tenant, subject, idp, identity, created_at, authn_at, last_seen_at, expires_at"
 #define CONSENT_COLUMNS "tenant, subject, client_id, scope, resources, created_at, expires_at"
 #define DOCUMENT_COLUMNS "url, document, fetched_at, expires_at"
+
+/* The hash member m of a record r that may be NULL, and its length: the
+ * two arguments of a store's check that a record keyed by the hash of a
+ * secret has one. */
+#define STORE_RECORD_HASH(r, m) (r) != NULL ? (r)->m : NULL, (r) != NULL ? (r)->m##_len : 0
 
 /* How a field is stored: F_TEXT a const char * (NULL: SQL NULL), F_BLOB
  * bytes with their length in a size_t member, F_INT an int64_t, F_ENUM an
@@ -84,6 +94,26 @@ typedef struct store_reader {
     double (*real)(const void *src, int col);
 } store_reader;
 
+/* A list op's callback and its context, with the store's reader for the
+ * rows it hands to the row functions below. */
+typedef struct store_each {
+    void (*cb)(void); /* the op's callback type, cast back by the row function */
+    void *ctx;
+    const store_reader *read;
+} store_each;
+
+/* The row functions of the list ops: each reads the row src with e->read
+ * and calls e's callback with what it read. client_list, key_list,
+ * token_list and consent_list hand their records; revocations (jti,
+ * client_id, expires_at) and replay entries (ns, id, expires_at) are both
+ * two texts and a time: store_each_text_pair for both. */
+typedef mandate_rc (*store_row_fn)(const void *src, store_each *e);
+mandate_rc store_each_client(const void *src, store_each *e);
+mandate_rc store_each_key(const void *src, store_each *e);
+mandate_rc store_each_token(const void *src, store_each *e);
+mandate_rc store_each_consent(const void *src, store_each *e);
+mandate_rc store_each_text_pair(const void *src, store_each *e);
+
 /* Binds the fields of in (a struct of rec's type) as the parameters first
  * and on. */
 void store_record_bind(const store_binder *b, void *dst, int first, const store_record *rec,
@@ -93,6 +123,47 @@ void store_record_bind(const store_binder *b, void *dst, int first, const store_
  * and on. */
 void store_record_read(const store_reader *r, const void *src, int first,
                        const store_record *rec, void *out);
+
+/* The row a store writes for client_create (create) or client_update, at
+ * now: a new client is created now unless its created_at is given, and
+ * updated when created unless its updated_at is; an update is made now
+ * unless its updated_at is given (its created_at 0 keeps the stored one:
+ * the stores' UPDATE statements say so). */
+mandate_client store_client_row(const mandate_client *cl, bool create, int64_t now);
+
+/* Sets err (NULL is fine) to rc with the message fmt makes of ap, for an
+ * op that found nothing to read or change; returns rc. */
+mandate_rc store_error_vset(mandate_error *err, mandate_rc rc, const char *fmt, va_list ap)
+    MANDATE_PRINTF(3, 0);
+
+/* What every op checks the same way in both stores; store names the store
+ * in the message ("sqlite"), what the op. A client needs a client_id and a
+ * tenant, a consent's key a tenant, a subject and a client_id
+ * (MANDATE_INVALID). */
+mandate_rc store_check_client(const char *store, const mandate_client *cl, const char *what,
+                              mandate_error *err);
+mandate_rc store_check_consent_key(const char *store, const char *tenant, const char *subject,
+                                   const char *client_id, const char *what, mandate_error *err);
+
+/* What the refresh token old, read in the rotation's transaction with
+ * whether its family was ended, means for refresh_rotate at now
+ * (<mandate/store.h>):
+ * MANDATE_OK to rotate it, MANDATE_NOT_FOUND when it expired, else
+ * MANDATE_DENIED (used again, or its family ended). */
+mandate_rc store_refresh_verdict(const char *store, const mandate_refresh_token *old,
+                                 bool family_revoked, int64_t now, mandate_error *err);
+
+/* Each thread remembers its connection per store instance here, by the
+ * instance's id, which store_instance_id_new gives (unique in the process,
+ * never reused). Not a pthread key: a key deleted by one instance's destroy
+ * is handed to the next instance (a reload), while the threads still hold
+ * the old values, which then point at closed connections. As ids are never
+ * reused, a stale slot is never matched; it is only overwritten. The
+ * connections themselves belong to the instance, which closes them all.
+ * find: the calling thread's connection for the instance id, or NULL. */
+uint64_t store_instance_id_new(void);
+void *store_thread_conn_find(uint64_t id);
+void store_thread_conn_remember(uint64_t id, void *conn);
 
 /* What write_batch checks before it writes anything (<mandate/store.h>):
  * MANDATE_INVALID, with the store's name in the message, when n is 0 or

@@ -1063,13 +1063,11 @@ static void read_record(const struct reader *r, int first, const store_record *r
     store_record_read(&columns_read, r, first, rec, out);
 }
 
-/* A client's parameters, with the times given, from $1 on. */
-static void param_client(struct params *p, const mandate_client *cl, int64_t created_at,
-                         int64_t updated_at)
+/* A client's parameters from $1 on, as created (create) or updated at
+ * now. */
+static void param_client(struct params *p, const mandate_client *cl, bool create, int64_t now)
 {
-    mandate_client row = *cl;
-    row.created_at = created_at;
-    row.updated_at = updated_at;
+    mandate_client row = store_client_row(cl, create, now);
     p->n = 0;
     p->overflow = false;
     param_record(p, &store_client_record, &row);
@@ -1091,32 +1089,6 @@ static int64_t single_int(const PGresult *res)
 }
 
 /* --- connecting ---------------------------------------------------------------- */
-
-/* Each thread remembers its connection per instance here, by the
- * instance's id (see the sqlite store for why not a pthread key). */
-#define THREAD_SLOTS 16
-static _Atomic uint64_t next_instance_id = 1;
-static _Thread_local struct {
-    uint64_t id;
-    struct conn *c;
-} thread_conns[THREAD_SLOTS];
-static _Thread_local unsigned thread_next_slot;
-
-static struct conn *thread_conn_find(uint64_t id)
-{
-    for (size_t i = 0; i < THREAD_SLOTS; i++)
-        if (thread_conns[i].id == id)
-            return thread_conns[i].c;
-    return NULL;
-}
-
-static void thread_conn_remember(uint64_t id, struct conn *c)
-{
-    /* round robin: the slots of destroyed instances are the oldest */
-    unsigned slot = thread_next_slot++ % THREAD_SLOTS;
-    thread_conns[slot].id = id;
-    thread_conns[slot].c = c;
-}
 
 /* Server messages outside a command: an ERROR or FATAL then usually tells why
  * the server is about to close the connection. Never carries our values. */
@@ -1210,7 +1182,7 @@ static mandate_rc conn_get(struct pgsql_inst *inst, struct conn **c_r, mandate_e
 {
     if (!inst->initialized)
         return mandate_error_set(err, MANDATE_ERROR, "pgsql: the instance is not open");
-    struct conn *c = thread_conn_find(inst->id);
+    struct conn *c = store_thread_conn_find(inst->id);
     if (c == NULL) {
         c = calloc(1, sizeof(*c));
         if (c == NULL)
@@ -1222,7 +1194,7 @@ static mandate_rc conn_get(struct pgsql_inst *inst, struct conn **c_r, mandate_e
             c->next->prev = c;
         inst->conns = c;
         pthread_mutex_unlock(&inst->lock);
-        thread_conn_remember(inst->id, c);
+        store_thread_conn_remember(inst->id, c);
     }
     *c_r = c;
     if (c->pg != NULL && !c->doomed && PQstatus(c->pg) == CONNECTION_OK) {
@@ -1333,18 +1305,41 @@ static mandate_rc run(struct pgsql_inst *inst, enum stmt_id id, const struct par
     return stmt_exec(c, id, p, what, res_r, err);
 }
 
-/* Runs a CHANGE() statement; *changed_r gets the number of rows changed. */
-static mandate_rc run_change(struct pgsql_inst *inst, enum stmt_id id, const struct params *p,
-                             const char *what, int64_t *changed_r, mandate_error *err)
+/* Runs a statement and gives *changed_r the rows it changed, as count()
+ * finds them in its result. */
+static mandate_rc run_counted(struct pgsql_inst *inst, enum stmt_id id, const struct params *p,
+                              const char *what, int64_t (*count)(const PGresult *),
+                              int64_t *changed_r, mandate_error *err)
 {
     PGresult *res;
     *changed_r = 0;
     mandate_rc rc = run(inst, id, p, what, &res, err);
     if (rc != MANDATE_OK)
         return rc;
-    *changed_r = single_int(res);
+    *changed_r = count(res);
     PQclear(res);
     return MANDATE_OK;
+}
+
+/* run_counted of a statement that is to change a row: none_rc, with the
+ * message given, when it changed none. */
+static mandate_rc run_one(struct pgsql_inst *inst, enum stmt_id id, const struct params *p,
+                          const char *what, int64_t (*count)(const PGresult *),
+                          mandate_error *err, mandate_rc none_rc, const char *none, ...)
+    MANDATE_PRINTF(8, 9);
+static mandate_rc run_one(struct pgsql_inst *inst, enum stmt_id id, const struct params *p,
+                          const char *what, int64_t (*count)(const PGresult *),
+                          mandate_error *err, mandate_rc none_rc, const char *none, ...)
+{
+    int64_t changed;
+    mandate_rc rc = run_counted(inst, id, p, what, count, &changed, err);
+    if (rc != MANDATE_OK || changed != 0)
+        return rc;
+    va_list ap;
+    va_start(ap, none);
+    rc = store_error_vset(err, none_rc, none, ap);
+    va_end(ap);
+    return rc;
 }
 
 /* A lookup's first row on c: its record read into out (copied into pool),
@@ -1402,44 +1397,20 @@ static mandate_rc run_get(struct pgsql_inst *inst, enum stmt_id id, const struct
     mandate_rc rc = run_find(inst, id, p, what, pool, rec, out, &found, err);
     if (rc != MANDATE_OK || found.row)
         return rc;
-    if (err != NULL) {
-        va_list ap;
-        va_start(ap, none);
-        err->rc = MANDATE_NOT_FOUND;
-        vsnprintf(err->message, sizeof(err->message), none, ap);
-        va_end(ap);
-    }
-    return MANDATE_NOT_FOUND;
+    va_list ap;
+    va_start(ap, none);
+    rc = store_error_vset(err, MANDATE_NOT_FOUND, none, ap);
+    va_end(ap);
+    return rc;
 }
-
-/* Runs a statement that answers no rows; *changed_r: the rows it wrote. */
-static mandate_rc run_write(struct pgsql_inst *inst, enum stmt_id id, const struct params *p,
-                            const char *what, int64_t *changed_r, mandate_error *err)
-{
-    PGresult *res;
-    *changed_r = 0;
-    mandate_rc rc = run(inst, id, p, what, &res, err);
-    if (rc != MANDATE_OK)
-        return rc;
-    *changed_r = rows_changed(res);
-    PQclear(res);
-    return MANDATE_OK;
-}
-
-/* A list op's callback and its context, for the row readers below. */
-struct each {
-    void (*cb)(void); /* the op's callback type, cast back by the reader */
-    void *ctx;
-};
-
-typedef mandate_rc (*row_cb)(const struct reader *r, void *ctx);
 
 /* Runs a list statement and calls row() for each row, its columns valid
  * during the call; stops at the first answer other than MANDATE_OK and
  * returns it. The rows come whole before the first call, so a callback may
  * call back into the store on the same connection. */
 static mandate_rc run_each(struct pgsql_inst *inst, enum stmt_id id, const struct params *p,
-                           const char *what, row_cb row, struct each *e, mandate_error *err)
+                           const char *what, store_row_fn row, store_each *e,
+                           mandate_error *err)
 {
     PGresult *res;
     if (e->cb == NULL)
@@ -1577,56 +1548,33 @@ static mandate_rc store_client_get(void *inst_, mandate_pool *pool, const char *
                    err, "pgsql: no client \"%s\"", client_id);
 }
 
-static mandate_rc check_client(const mandate_client *cl, const char *what, mandate_error *err)
+/* client_create (create) or client_update. */
+static mandate_rc client_write(struct pgsql_inst *inst, const mandate_client *client,
+                               bool create, mandate_error *err)
 {
-    if (cl == NULL || cl->client_id == NULL || cl->tenant == NULL)
-        return mandate_error_set(err, MANDATE_INVALID,
-                                 "pgsql: %s: a client needs a client_id and a tenant", what);
-    return MANDATE_OK;
-}
-
-static void param_new_client(struct params *p, const mandate_client *cl, int64_t now)
-{
-    int64_t created_at = cl->created_at != 0 ? cl->created_at : now;
-    int64_t updated_at = cl->updated_at != 0 ? cl->updated_at : created_at;
-    param_client(p, cl, created_at, updated_at);
+    const char *what = create ? "client_create" : "client_update";
+    struct params p = {0};
+    mandate_rc rc = store_check_client("pgsql", client, what, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    param_client(&p, client, create, inst->host->now(inst->host));
+    if (create)
+        return run_one(inst, ST_CLIENT_CREATE, &p, what, single_int, err, MANDATE_EXISTS,
+                       "pgsql: client_id \"%s\" is taken", client->client_id);
+    return run_one(inst, ST_CLIENT_UPDATE, &p, what, single_int, err, MANDATE_NOT_FOUND,
+                   "pgsql: no client \"%s\"", client->client_id);
 }
 
 static mandate_rc store_client_create(void *inst_, const mandate_client *client,
                                       mandate_error *err)
 {
-    struct pgsql_inst *inst = inst_;
-    struct params p = {0};
-    mandate_rc rc = check_client(client, "client_create", err);
-    if (rc != MANDATE_OK)
-        return rc;
-    param_new_client(&p, client, inst->host->now(inst->host));
-    int64_t changed;
-    rc = run_change(inst, ST_CLIENT_CREATE, &p, "client_create", &changed, err);
-    if (rc == MANDATE_OK && changed == 0)
-        rc = mandate_error_set(err, MANDATE_EXISTS, "pgsql: client_id \"%s\" is taken",
-                               client->client_id);
-    return rc;
+    return client_write(inst_, client, true, err);
 }
 
 static mandate_rc store_client_update(void *inst_, const mandate_client *client,
                                       mandate_error *err)
 {
-    struct pgsql_inst *inst = inst_;
-    struct params p = {0};
-    mandate_rc rc = check_client(client, "client_update", err);
-    if (rc != MANDATE_OK)
-        return rc;
-    /* created_at 0 keeps the stored one; updated_at 0 means now */
-    int64_t updated_at =
-        client->updated_at != 0 ? client->updated_at : inst->host->now(inst->host);
-    param_client(&p, client, client->created_at, updated_at);
-    int64_t changed;
-    rc = run_change(inst, ST_CLIENT_UPDATE, &p, "client_update", &changed, err);
-    if (rc == MANDATE_OK && changed == 0)
-        rc = mandate_error_set(err, MANDATE_NOT_FOUND, "pgsql: no client \"%s\"",
-                               client->client_id);
-    return rc;
+    return client_write(inst_, client, false, err);
 }
 
 /* A DELETE by primary key: MANDATE_NOT_FOUND when nothing was deleted. */
@@ -1637,24 +1585,13 @@ static mandate_rc delete_by_key(struct pgsql_inst *inst, enum stmt_id id, const 
     if (key == NULL)
         return mandate_error_set(err, MANDATE_INVALID, "pgsql: %s: no %s", what, noun);
     param_text(&p, key);
-    int64_t changed;
-    mandate_rc rc = run_change(inst, id, &p, what, &changed, err);
-    if (rc == MANDATE_OK && changed == 0)
-        rc = mandate_error_set(err, MANDATE_NOT_FOUND, "pgsql: no %s \"%s\"", noun, key);
-    return rc;
+    return run_one(inst, id, &p, what, single_int, err, MANDATE_NOT_FOUND,
+                   "pgsql: no %s \"%s\"", noun, key);
 }
 
 static mandate_rc store_client_delete(void *inst_, const char *client_id, mandate_error *err)
 {
     return delete_by_key(inst_, ST_CLIENT_DELETE, client_id, "client_delete", "client", err);
-}
-
-static mandate_rc client_row(const struct reader *r, void *ctx)
-{
-    struct each *e = ctx;
-    mandate_client client;
-    read_record(r, 0, &store_client_record, &client);
-    return ((mandate_client_cb)e->cb)(e->ctx, &client);
 }
 
 static mandate_rc store_client_list(void *inst_, const mandate_client_filter *filter,
@@ -1673,8 +1610,8 @@ static mandate_rc store_client_list(void *inst_, const mandate_client_filter *fi
         param_null_int(&p);
     else
         param_int(&p, (int64_t)limit);
-    struct each e = {(void (*)(void))each, ctx};
-    return run_each(inst_, id, &p, "client_list", client_row, &e, err);
+    store_each e = {(void (*)(void))each, ctx, &columns_read};
+    return run_each(inst_, id, &p, "client_list", store_each_client, &e, err);
 }
 
 /* Inserts clients[0..n) in this connection's open transaction; *taken_r is
@@ -1685,7 +1622,7 @@ static mandate_rc import_rows(struct conn *c, const mandate_client *clients, siz
 {
     struct params p = {0};
     *taken_r = n;
-    param_new_client(&p, &clients[0], now);
+    param_client(&p, &clients[0], true, now);
     mandate_rc rc = stmt_prepare(c, ST_CLIENT_INSERT, &p, "client_import", err);
     if (rc != MANDATE_OK)
         return rc;
@@ -1697,7 +1634,7 @@ static mandate_rc import_rows(struct conn *c, const mandate_client *clients, siz
     for (size_t base = 0; base < n && *taken_r == n && rc == MANDATE_OK; base += IMPORT_CHUNK) {
         size_t end = n - base > IMPORT_CHUNK ? base + IMPORT_CHUNK : n;
         for (size_t i = base; i < end; i++) {
-            param_new_client(&p, &clients[i], now);
+            param_client(&p, &clients[i], true, now);
             if (p.overflow) {
                 rc = mandate_error_set(err, MANDATE_INVALID,
                                        "pgsql: client_import: a value is too large");
@@ -1753,7 +1690,7 @@ static mandate_rc import_rows(struct conn *c, const mandate_client *clients, siz
     *taken_r = n;
     for (size_t i = 0; i < n; i++) {
         PGresult *res;
-        param_new_client(&p, &clients[i], now);
+        param_client(&p, &clients[i], true, now);
         mandate_rc rc = stmt_exec(c, ST_CLIENT_INSERT, &p, "client_import", &res, err);
         if (rc != MANDATE_OK)
             return rc;
@@ -1801,7 +1738,7 @@ static mandate_rc store_client_import(void *inst_, const mandate_client *clients
     if (clients == NULL)
         return mandate_error_set(err, MANDATE_INVALID, "pgsql: client_import: no clients");
     for (size_t i = 0; i < n; i++) {
-        mandate_rc rc = check_client(&clients[i], "client_import", err);
+        mandate_rc rc = store_check_client("pgsql", &clients[i], "client_import", err);
         if (rc != MANDATE_OK)
             return rc;
     }
@@ -1821,11 +1758,8 @@ static mandate_rc store_key_add(void *inst_, const mandate_key *key, mandate_err
     if (row.created_at == 0)
         row.created_at = inst->host->now(inst->host);
     param_record(&p, &store_key_record, &row);
-    int64_t changed;
-    mandate_rc rc = run_change(inst, ST_KEY_INSERT, &p, "key_add", &changed, err);
-    if (rc == MANDATE_OK && changed == 0)
-        rc = mandate_error_set(err, MANDATE_EXISTS, "pgsql: kid \"%s\" is taken", key->kid);
-    return rc;
+    return run_one(inst, ST_KEY_INSERT, &p, "key_add", single_int, err, MANDATE_EXISTS,
+                   "pgsql: kid \"%s\" is taken", key->kid);
 }
 
 static mandate_rc store_key_update(void *inst_, const mandate_key *key, mandate_error *err)
@@ -1837,27 +1771,16 @@ static mandate_rc store_key_update(void *inst_, const mandate_key *key, mandate_
     param_int(&p, (int64_t)key->status);
     param_int(&p, key->retired_at);
     param_int(&p, key->remove_after);
-    int64_t changed;
-    mandate_rc rc = run_change(inst_, ST_KEY_UPDATE, &p, "key_update", &changed, err);
-    if (rc == MANDATE_OK && changed == 0)
-        rc = mandate_error_set(err, MANDATE_NOT_FOUND, "pgsql: no key \"%s\"", key->kid);
-    return rc;
-}
-
-static mandate_rc key_row(const struct reader *r, void *ctx)
-{
-    struct each *e = ctx;
-    mandate_key key;
-    read_record(r, 0, &store_key_record, &key);
-    return ((mandate_key_cb)e->cb)(e->ctx, &key);
+    return run_one(inst_, ST_KEY_UPDATE, &p, "key_update", single_int, err, MANDATE_NOT_FOUND,
+                   "pgsql: no key \"%s\"", key->kid);
 }
 
 static mandate_rc store_key_list(void *inst_, mandate_key_cb each, void *ctx,
                                  mandate_error *err)
 {
     struct params p = {0};
-    struct each e = {(void (*)(void))each, ctx};
-    return run_each(inst_, ST_KEY_LIST, &p, "key_list", key_row, &e, err);
+    store_each e = {(void (*)(void))each, ctx, &columns_read};
+    return run_each(inst_, ST_KEY_LIST, &p, "key_list", store_each_key, &e, err);
 }
 
 static mandate_rc store_key_delete(void *inst_, const char *kid, mandate_error *err)
@@ -1867,20 +1790,6 @@ static mandate_rc store_key_delete(void *inst_, const char *kid, mandate_error *
 
 /* --- ops: tokens, revocations, replay ------------------------------------ */
 
-/* Inserts a record (its fields as $1 and on): MANDATE_EXISTS, with a
- * message that names what, when its key is taken. */
-static mandate_rc insert_record(struct pgsql_inst *inst, enum stmt_id id, const char *what,
-                                const store_record *rec, const void *in, mandate_error *err)
-{
-    struct params p = {0};
-    param_record(&p, rec, in);
-    int64_t changed;
-    mandate_rc rc = run_write(inst, id, &p, what, &changed, err);
-    if (rc == MANDATE_OK && changed == 0)
-        rc = mandate_error_set(err, MANDATE_EXISTS, "pgsql: %s: that key is taken", what);
-    return rc;
-}
-
 static mandate_rc no_hash(const unsigned char *hash, size_t len, const char *what,
                           mandate_error *err)
 {
@@ -1889,14 +1798,56 @@ static mandate_rc no_hash(const unsigned char *hash, size_t len, const char *wha
     return MANDATE_OK;
 }
 
+/* Inserts a record (its fields as $1 and on) keyed by a hash, given too:
+ * MANDATE_INVALID when it is missing, MANDATE_EXISTS, with a message that
+ * names what, when it is taken. */
+static mandate_rc insert_hashed(struct pgsql_inst *inst, enum stmt_id id, const char *what,
+                                const store_record *rec, const void *in,
+                                const unsigned char *hash, size_t hash_len, mandate_error *err)
+{
+    mandate_rc rc = no_hash(hash, hash_len, what, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    struct params p = {0};
+    param_record(&p, rec, in);
+    return run_one(inst, id, &p, what, rows_changed, err, MANDATE_EXISTS,
+                   "pgsql: %s: that key is taken", what);
+}
+
+/* Binds a row's hash as $1 and, unless it is INT64_MIN, now as $2; a
+ * missing hash is MANDATE_INVALID. */
+static mandate_rc param_hash(struct params *p, const unsigned char *hash, size_t hash_len,
+                             int64_t now, const char *what, mandate_error *err)
+{
+    mandate_rc rc = no_hash(hash, hash_len, what, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    param_blob(p, hash, hash_len);
+    if (now != INT64_MIN)
+        param_int(p, now);
+    return MANDATE_OK;
+}
+
+/* The row under a hash still live at now (bound as $1 and $2), read into
+ * out from pool; MANDATE_NOT_FOUND naming noun when there is none. */
+static mandate_rc get_by_hash(struct pgsql_inst *inst, enum stmt_id id, const char *what,
+                              mandate_pool *pool, const unsigned char *hash, size_t hash_len,
+                              int64_t now, const store_record *rec, void *out, const char *noun,
+                              mandate_error *err)
+{
+    struct params p = {0};
+    mandate_rc rc = param_hash(&p, hash, hash_len, now, what, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    return run_get(inst, id, &p, what, pool, rec, out, err,
+                   "pgsql: no unexpired %s with that hash", noun);
+}
+
 static mandate_rc store_token_put(void *inst_, const mandate_token_record *record,
                                   mandate_error *err)
 {
-    mandate_rc rc = no_hash(record != NULL ? record->token_hash : NULL,
-                            record != NULL ? record->token_hash_len : 0, "token_put", err);
-    if (rc != MANDATE_OK)
-        return rc;
-    return insert_record(inst_, ST_TOKEN_INSERT, "token_put", &store_token_record, record, err);
+    return insert_hashed(inst_, ST_TOKEN_INSERT, "token_put", &store_token_record, record,
+                         STORE_RECORD_HASH(record, token_hash), err);
 }
 
 static mandate_rc store_token_get(void *inst_, mandate_pool *pool, const unsigned char *hash,
@@ -1914,50 +1865,34 @@ static mandate_rc store_token_get(void *inst_, mandate_pool *pool, const unsigne
 
 /* The rows of a list statement still live at now. */
 static mandate_rc list_live(struct pgsql_inst *inst, enum stmt_id id, int64_t now,
-                            const char *what, row_cb row, struct each *e, mandate_error *err)
+                            const char *what, store_row_fn row, store_each *e,
+                            mandate_error *err)
 {
     struct params p = {0};
     param_int(&p, now);
     return run_each(inst, id, &p, what, row, e, err);
 }
 
-/* Revocations (jti, client_id, expires_at) and replay entries (ns, id,
- * expires_at) are both two texts and a time: one row reader for both. */
-typedef mandate_rc (*text_pair_cb)(void *ctx, const char *a, const char *b, int64_t expires_at);
-
-static mandate_rc text_pair_row(const struct reader *r, void *ctx)
-{
-    struct each *e = ctx;
-    return ((text_pair_cb)e->cb)(e->ctx, read_text(r, 0), read_text(r, 1), read_int(r, 2));
-}
-
 static mandate_rc store_revocation_list(void *inst_, int64_t now, mandate_revocation_cb each,
                                         void *ctx, mandate_error *err)
 {
-    struct each e = {(void (*)(void))each, ctx};
-    return list_live(inst_, ST_REVOCATION_LIST, now, "revocation_list", text_pair_row, &e, err);
-}
-
-static mandate_rc token_row(const struct reader *r, void *ctx)
-{
-    struct each *e = ctx;
-    mandate_token_record t;
-    read_record(r, 0, &store_token_record, &t);
-    return ((mandate_token_record_cb)e->cb)(e->ctx, &t);
+    store_each e = {(void (*)(void))each, ctx, &columns_read};
+    return list_live(inst_, ST_REVOCATION_LIST, now, "revocation_list", store_each_text_pair,
+                     &e, err);
 }
 
 static mandate_rc store_token_list(void *inst_, int64_t now, mandate_token_record_cb each,
                                    void *ctx, mandate_error *err)
 {
-    struct each e = {(void (*)(void))each, ctx};
-    return list_live(inst_, ST_TOKEN_LIST, now, "token_list", token_row, &e, err);
+    store_each e = {(void (*)(void))each, ctx, &columns_read};
+    return list_live(inst_, ST_TOKEN_LIST, now, "token_list", store_each_token, &e, err);
 }
 
 static mandate_rc store_replay_list(void *inst_, int64_t now, mandate_replay_cb each, void *ctx,
                                     mandate_error *err)
 {
-    struct each e = {(void (*)(void))each, ctx};
-    return list_live(inst_, ST_REPLAY_LIST, now, "replay_list", text_pair_row, &e, err);
+    store_each e = {(void (*)(void))each, ctx, &columns_read};
+    return list_live(inst_, ST_REPLAY_LIST, now, "replay_list", store_each_text_pair, &e, err);
 }
 
 static mandate_rc store_revoke(void *inst_, const char *jti, const char *client_id,
@@ -1972,7 +1907,7 @@ static mandate_rc store_revoke(void *inst_, const char *jti, const char *client_
     param_int(&p, expires_at);
     param_int(&p, inst->host->now(inst->host));
     int64_t changed;
-    return run_change(inst, ST_REVOKE, &p, "revoke", &changed, err);
+    return run_counted(inst, ST_REVOKE, &p, "revoke", single_int, &changed, err);
 }
 
 static mandate_rc store_is_revoked(void *inst_, const char *jti, bool *revoked_r,
@@ -2003,12 +1938,8 @@ static mandate_rc store_replay_claim(void *inst_, const char *ns, const char *id
     param_text(&p, id);
     param_int(&p, expires_at);
     param_int(&p, inst->host->now(inst->host));
-    int64_t changed;
-    mandate_rc rc = run_write(inst, ST_REPLAY_CLAIM, &p, "replay_claim", &changed, err);
-    if (rc == MANDATE_OK && changed == 0)
-        rc = mandate_error_set(err, MANDATE_EXISTS,
-                               "pgsql: replay: that id was already used in \"%s\"", ns);
-    return rc;
+    return run_one(inst, ST_REPLAY_CLAIM, &p, "replay_claim", rows_changed, err, MANDATE_EXISTS,
+                   "pgsql: replay: that id was already used in \"%s\"", ns);
 }
 
 /* An entry is gone once expires_at <= now, as token_get and replay_claim see
@@ -2130,11 +2061,8 @@ static mandate_rc store_once_take(void *inst_, mandate_pool *pool, const char *n
 static mandate_rc store_auth_code_put(void *inst_, const mandate_auth_code *code,
                                       mandate_error *err)
 {
-    mandate_rc rc = no_hash(code != NULL ? code->code_hash : NULL,
-                            code != NULL ? code->code_hash_len : 0, "auth_code_put", err);
-    if (rc != MANDATE_OK)
-        return rc;
-    return insert_record(inst_, ST_CODE_INSERT, "auth_code_put", &store_code_record, code, err);
+    return insert_hashed(inst_, ST_CODE_INSERT, "auth_code_put", &store_code_record, code,
+                         STORE_RECORD_HASH(code, code_hash), err);
 }
 
 /* One statement (see ST_CODE_TAKE): of two nodes redeeming a code at once,
@@ -2187,8 +2115,7 @@ static mandate_rc store_refresh_put(void *inst_, const mandate_refresh_token *to
                                     mandate_error *err)
 {
     struct params p = {0};
-    mandate_rc rc = no_hash(token != NULL ? token->token_hash : NULL,
-                            token != NULL ? token->token_hash_len : 0, "refresh_put", err);
+    mandate_rc rc = no_hash(STORE_RECORD_HASH(token, token_hash), "refresh_put", err);
     if (rc == MANDATE_OK && token->family_id == NULL)
         rc = mandate_error_set(err, MANDATE_INVALID, "pgsql: refresh_put: no family_id");
     if (rc != MANDATE_OK)
@@ -2204,14 +2131,8 @@ static mandate_rc store_refresh_get(void *inst_, mandate_pool *pool, const unsig
                                     size_t hash_len, int64_t now,
                                     mandate_refresh_token *token_r, mandate_error *err)
 {
-    struct params p = {0};
-    mandate_rc rc = no_hash(hash, hash_len, "refresh_get", err);
-    if (rc != MANDATE_OK)
-        return rc;
-    param_blob(&p, hash, hash_len);
-    param_int(&p, now);
-    return run_get(inst_, ST_REFRESH_GET, &p, "refresh_get", pool, &store_refresh_record,
-                   token_r, err, "pgsql: no unexpired refresh token with that hash");
+    return get_by_hash(inst_, ST_REFRESH_GET, "refresh_get", pool, hash, hash_len, now,
+                       &store_refresh_record, token_r, "refresh token", err);
 }
 
 /* Ends the families that keys[0..n) name (a family_id; a tenant and a
@@ -2234,23 +2155,6 @@ static mandate_rc end_families(struct conn *c, enum stmt_id lock, enum stmt_id e
         return rc;
     *active_r = (uint64_t)single_int(res);
     PQclear(res);
-    return MANDATE_OK;
-}
-
-/* What presenting old at now means for a rotation (see store.h): MANDATE_OK,
- * MANDATE_DENIED (reused, or its family ended) or MANDATE_NOT_FOUND. */
-static mandate_rc refresh_verdict(const mandate_refresh_token *old, bool family_revoked,
-                                  int64_t now, mandate_error *err)
-{
-    if (old->expires_at <= now || old->family_expires_at <= now)
-        return mandate_error_set(err, MANDATE_NOT_FOUND,
-                                 "pgsql: no unexpired refresh token with that hash");
-    if (old->status == MANDATE_REFRESH_USED)
-        return mandate_error_set(err, MANDATE_DENIED,
-                                 "pgsql: a refresh token was used again: its family is ended");
-    if (old->status != MANDATE_REFRESH_ACTIVE || family_revoked)
-        return mandate_error_set(err, MANDATE_DENIED,
-                                 "pgsql: the refresh token's family was ended");
     return MANDATE_OK;
 }
 
@@ -2282,10 +2186,11 @@ static mandate_rc rotate_body(struct conn *c, void *ctx, mandate_error *err)
                    r->old_r, &found, err);
     if (rc != MANDATE_OK)
         return rc;
-    r->outcome = !found.row ? mandate_error_set(err, MANDATE_NOT_FOUND,
-                                                "pgsql: no unexpired refresh token with that "
-                                                "hash")
-                            : refresh_verdict(r->old_r, found.extra[0] != 0, r->now, err);
+    r->outcome =
+        !found.row ? mandate_error_set(err, MANDATE_NOT_FOUND,
+                                       "pgsql: no unexpired refresh token with that "
+                                       "hash")
+                   : store_refresh_verdict("pgsql", r->old_r, found.extra[0] != 0, r->now, err);
     if (r->outcome == MANDATE_DENIED && r->old_r->status == MANDATE_REFRESH_USED) {
         uint64_t active;
         const char *family = r->old_r->family_id;
@@ -2319,8 +2224,7 @@ static mandate_rc store_refresh_rotate(void *inst_, mandate_pool *pool,
 {
     mandate_rc rc = no_hash(old_hash, old_hash_len, "refresh_rotate", err);
     if (rc == MANDATE_OK)
-        rc = no_hash(next != NULL ? next->token_hash : NULL,
-                     next != NULL ? next->token_hash_len : 0, "refresh_rotate", err);
+        rc = no_hash(STORE_RECORD_HASH(next, token_hash), "refresh_rotate", err);
     if (rc != MANDATE_OK)
         return rc;
     struct rotate r = {old_hash, old_hash_len, now, next, pool, old_r, MANDATE_OK};
@@ -2380,14 +2284,8 @@ static mandate_rc store_session_get(void *inst_, mandate_pool *pool, const unsig
                                     size_t hash_len, int64_t now, mandate_session *session_r,
                                     mandate_error *err)
 {
-    struct params p = {0};
-    mandate_rc rc = no_hash(hash, hash_len, "session_get", err);
-    if (rc != MANDATE_OK)
-        return rc;
-    param_blob(&p, hash, hash_len);
-    param_int(&p, now);
-    return run_get(inst_, ST_SESSION_GET, &p, "session_get", pool, &store_session_record,
-                   session_r, err, "pgsql: no unexpired session with that hash");
+    return get_by_hash(inst_, ST_SESSION_GET, "session_get", pool, hash, hash_len, now,
+                       &store_session_record, session_r, "session", err);
 }
 
 /* A write by hash ($1; $2: now unless INT64_MIN): MANDATE_NOT_FOUND when no
@@ -2397,17 +2295,11 @@ static mandate_rc write_by_hash(struct pgsql_inst *inst, enum stmt_id id, const 
                                 mandate_error *err)
 {
     struct params p = {0};
-    mandate_rc rc = no_hash(hash, hash_len, what, err);
+    mandate_rc rc = param_hash(&p, hash, hash_len, now, what, err);
     if (rc != MANDATE_OK)
         return rc;
-    param_blob(&p, hash, hash_len);
-    if (now != INT64_MIN)
-        param_int(&p, now);
-    int64_t changed;
-    rc = run_write(inst, id, &p, what, &changed, err);
-    if (rc == MANDATE_OK && changed == 0)
-        rc = mandate_error_set(err, MANDATE_NOT_FOUND, "pgsql: %s: no such row", what);
-    return rc;
+    return run_one(inst, id, &p, what, rows_changed, err, MANDATE_NOT_FOUND,
+                   "pgsql: %s: no such row", what);
 }
 
 static mandate_rc store_session_touch(void *inst_, const unsigned char *hash, size_t hash_len,
@@ -2436,7 +2328,7 @@ static mandate_rc write_by_keys(struct pgsql_inst *inst, enum stmt_id id, const 
         param_text(&p, keys[i]);
     }
     int64_t changed;
-    mandate_rc rc = run_write(inst, id, &p, what, &changed, err);
+    mandate_rc rc = run_counted(inst, id, &p, what, rows_changed, &changed, err);
     if (rc == MANDATE_OK && count_r != NULL)
         *count_r = (uint64_t)changed;
     return rc;
@@ -2451,26 +2343,15 @@ static mandate_rc store_session_delete_subject(void *inst_, const char *tenant,
                          count_r, err);
 }
 
-static mandate_rc check_consent_key(const char *tenant, const char *subject,
-                                    const char *client_id, const char *what, mandate_error *err)
-{
-    if (tenant == NULL || subject == NULL || client_id == NULL)
-        return mandate_error_set(err, MANDATE_INVALID,
-                                 "pgsql: %s: a consent needs a tenant, a subject and a "
-                                 "client_id",
-                                 what);
-    return MANDATE_OK;
-}
-
 static mandate_rc store_consent_put(void *inst_, const mandate_consent *consent,
                                     mandate_error *err)
 {
     struct pgsql_inst *inst = inst_;
     struct params p = {0};
     if (consent == NULL)
-        return check_consent_key(NULL, NULL, NULL, "consent_put", err);
-    mandate_rc rc = check_consent_key(consent->tenant, consent->subject, consent->client_id,
-                                      "consent_put", err);
+        return store_check_consent_key("pgsql", NULL, NULL, NULL, "consent_put", err);
+    mandate_rc rc = store_check_consent_key("pgsql", consent->tenant, consent->subject,
+                                            consent->client_id, "consent_put", err);
     if (rc != MANDATE_OK)
         return rc;
     mandate_consent row = *consent;
@@ -2478,7 +2359,7 @@ static mandate_rc store_consent_put(void *inst_, const mandate_consent *consent,
         row.created_at = inst->host->now(inst->host);
     param_record(&p, &store_consent_record, &row);
     int64_t changed;
-    return run_write(inst, ST_CONSENT_PUT, &p, "consent_put", &changed, err);
+    return run_counted(inst, ST_CONSENT_PUT, &p, "consent_put", rows_changed, &changed, err);
 }
 
 static mandate_rc store_consent_get(void *inst_, mandate_pool *pool, const char *tenant,
@@ -2486,7 +2367,8 @@ static mandate_rc store_consent_get(void *inst_, mandate_pool *pool, const char 
                                     mandate_consent *consent_r, mandate_error *err)
 {
     struct params p = {0};
-    mandate_rc rc = check_consent_key(tenant, subject, client_id, "consent_get", err);
+    mandate_rc rc =
+        store_check_consent_key("pgsql", tenant, subject, client_id, "consent_get", err);
     if (rc != MANDATE_OK)
         return rc;
     param_text(&p, tenant);
@@ -2510,27 +2392,19 @@ static mandate_rc store_consent_delete(void *inst_, const char *tenant, const ch
     return rc;
 }
 
-static mandate_rc consent_row(const struct reader *r, void *ctx)
-{
-    struct each *e = ctx;
-    mandate_consent consent;
-    read_record(r, 0, &store_consent_record, &consent);
-    return ((mandate_consent_cb)e->cb)(e->ctx, &consent);
-}
-
 static mandate_rc store_consent_list(void *inst_, const char *tenant, const char *subject,
                                      mandate_consent_cb each, void *ctx, mandate_error *err)
 {
     struct pgsql_inst *inst = inst_;
     struct params p = {0};
-    struct each e = {(void (*)(void))each, ctx};
+    store_each e = {(void (*)(void))each, ctx, &columns_read};
     if (tenant == NULL || subject == NULL)
         return mandate_error_set(err, MANDATE_INVALID,
                                  "pgsql: consent_list: no tenant or no subject");
     param_text(&p, tenant);
     param_text(&p, subject);
     param_int(&p, inst->host->now(inst->host));
-    return run_each(inst, ST_CONSENT_LIST, &p, "consent_list", consent_row, &e, err);
+    return run_each(inst, ST_CONSENT_LIST, &p, "consent_list", store_each_consent, &e, err);
 }
 
 static mandate_rc store_client_document_put(void *inst_, const mandate_client_document *doc,
@@ -2541,7 +2415,8 @@ static mandate_rc store_client_document_put(void *inst_, const mandate_client_do
         return mandate_error_set(err, MANDATE_INVALID, "pgsql: client_document_put: no url");
     param_record(&p, &store_document_record, doc);
     int64_t changed;
-    return run_write(inst_, ST_DOCUMENT_PUT, &p, "client_document_put", &changed, err);
+    return run_counted(inst_, ST_DOCUMENT_PUT, &p, "client_document_put", rows_changed,
+                       &changed, err);
 }
 
 static mandate_rc store_client_document_get(void *inst_, mandate_pool *pool, const char *url,
@@ -2567,14 +2442,9 @@ static mandate_rc store_lineage_add(void *inst_, const char *jti, const char *pa
     param_text(&p, jti);
     param_text(&p, client_id);
     param_int(&p, expires_at);
-    int64_t changed;
-    mandate_rc rc = run_write(inst_, ST_LINEAGE_ADD, &p, "lineage_add", &changed, err);
-    if (rc == MANDATE_OK && changed == 0)
-        rc = mandate_error_set(err, MANDATE_EXISTS,
-                               "pgsql: lineage_add: \"%s\" is already known to come from "
-                               "\"%s\"",
-                               jti, parent);
-    return rc;
+    return run_one(inst_, ST_LINEAGE_ADD, &p, "lineage_add", rows_changed, err, MANDATE_EXISTS,
+                   "pgsql: lineage_add: \"%s\" is already known to come from \"%s\"", jti,
+                   parent);
 }
 
 /* One statement, as revoke() is: the revocations and the generation at
@@ -2589,8 +2459,8 @@ static mandate_rc store_revoke_descendants(void *inst_, const char *root, uint64
     param_text(&p, root);
     param_int(&p, inst->host->now(inst->host));
     int64_t changed;
-    mandate_rc rc =
-        run_change(inst, ST_REVOKE_DESCENDANTS, &p, "revoke_descendants", &changed, err);
+    mandate_rc rc = run_counted(inst, ST_REVOKE_DESCENDANTS, &p, "revoke_descendants",
+                                single_int, &changed, err);
     if (rc == MANDATE_OK && count_r != NULL)
         *count_r = (uint64_t)changed;
     return rc;
@@ -2646,7 +2516,7 @@ static mandate_rc pgsql_instantiate(void *inst_, const mandate_host *host, manda
     }
     if (pthread_mutex_init(&inst->lock, NULL) != 0)
         return mandate_error_set(err, MANDATE_ERROR, "pgsql: pthread_mutex_init failed");
-    inst->id = atomic_fetch_add(&next_instance_id, 1);
+    inst->id = store_instance_id_new();
     inst->initialized = true;
 
     struct conn *c;

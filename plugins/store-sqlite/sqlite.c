@@ -575,36 +575,6 @@ static void conn_close(struct conn *c)
     free(c);
 }
 
-/* Each thread remembers its connection per instance here, by the
- * instance's id. Not a pthread key: a key deleted by one instance's destroy
- * is handed to the next instance (a reload), while the threads still hold
- * the old values, which then point at closed connections. Ids are never
- * reused, so a stale slot is never matched; it is only overwritten. The
- * connections themselves belong to the instance, which closes them all. */
-#define THREAD_SLOTS 16
-static _Atomic uint64_t next_instance_id = 1;
-static _Thread_local struct {
-    uint64_t id;
-    struct conn *c;
-} thread_conns[THREAD_SLOTS];
-static _Thread_local unsigned thread_next_slot;
-
-static struct conn *thread_conn_find(uint64_t id)
-{
-    for (size_t i = 0; i < THREAD_SLOTS; i++)
-        if (thread_conns[i].id == id)
-            return thread_conns[i].c;
-    return NULL;
-}
-
-static void thread_conn_remember(uint64_t id, struct conn *c)
-{
-    /* round robin: the slots of destroyed instances are the oldest */
-    unsigned slot = thread_next_slot++ % THREAD_SLOTS;
-    thread_conns[slot].id = id;
-    thread_conns[slot].c = c;
-}
-
 static mandate_rc conn_exec(struct conn *c, const char *sql, const char *what,
                             mandate_error *err)
 {
@@ -675,7 +645,7 @@ static mandate_rc conn_open(struct sqlite_inst *inst, bool remember, struct conn
     inst->conns = c;
     pthread_mutex_unlock(&inst->lock);
     if (remember)
-        thread_conn_remember(inst->id, c);
+        store_thread_conn_remember(inst->id, c);
     *c_r = c;
     return MANDATE_OK;
 }
@@ -684,7 +654,7 @@ static mandate_rc conn_get(struct sqlite_inst *inst, struct conn **c_r, mandate_
 {
     if (!inst->initialized)
         return mandate_error_set(err, MANDATE_ERROR, "sqlite: the instance is not open");
-    struct conn *c = thread_conn_find(inst->id);
+    struct conn *c = store_thread_conn_find(inst->id);
     if (c != NULL) {
         *c_r = c;
         return MANDATE_OK;
@@ -1101,6 +1071,13 @@ static mandate_rc q_exec(struct q *q, int *changed_r)
     return rc;
 }
 
+/* An op that found nothing to read or change: rc, with the message given
+ * in q's error. */
+static mandate_rc q_nothing(struct q *q, mandate_rc rc, const char *fmt, va_list ap)
+{
+    return store_error_vset(q->err, rc, fmt, ap);
+}
+
 /* The row of a lookup, read into out (copied into pool); MANDATE_NOT_FOUND
  * with the message given when there is none. */
 static mandate_rc q_get(struct q *q, mandate_pool *pool, const store_record *rec, void *out,
@@ -1116,27 +1093,22 @@ static mandate_rc q_get(struct q *q, mandate_pool *pool, const store_record *rec
             read_record(&r, 0, rec, out);
         return rc;
     }
-    if (q->err != NULL) {
-        va_list ap;
-        va_start(ap, none);
-        q->err->rc = MANDATE_NOT_FOUND;
-        vsnprintf(q->err->message, sizeof(q->err->message), none, ap);
-        va_end(ap);
-    }
-    return MANDATE_NOT_FOUND;
+    va_list ap;
+    va_start(ap, none);
+    rc = q_nothing(q, MANDATE_NOT_FOUND, none, ap);
+    va_end(ap);
+    return rc;
 }
-
-typedef mandate_rc (*row_cb)(const struct reader *r, void *ctx);
 
 /* Calls row() for each row, its columns valid during the call; stops at the
  * first answer other than MANDATE_OK and returns it. */
-static mandate_rc q_each(struct q *q, row_cb row, void *ctx)
+static mandate_rc q_each(struct q *q, store_row_fn row, store_each *e)
 {
     struct reader r = {q->c->inst->host, NULL, q->stmt};
     bool more;
     mandate_rc rc;
     while ((rc = q_step(q, &more)) == MANDATE_OK && more)
-        if ((rc = row(&r, ctx)) != MANDATE_OK)
+        if ((rc = row(&r, e)) != MANDATE_OK)
             break;
     return rc;
 }
@@ -1156,6 +1128,25 @@ static mandate_rc q_change(struct q *q, int *changed_r)
         rc = bump_generation(q->c, q->err);
     sqlite3_reset(q->stmt);
     return tx_end(q->c, rc, q->err);
+}
+
+/* Ends an op of one q_change statement, opened with rc: none_rc, with the
+ * message given, when it changed no row; then closes q. */
+static mandate_rc q_change_one(struct q *q, mandate_rc rc, mandate_rc none_rc, const char *none,
+                               ...) MANDATE_PRINTF(4, 5);
+static mandate_rc q_change_one(struct q *q, mandate_rc rc, mandate_rc none_rc, const char *none,
+                               ...)
+{
+    int changed = 0;
+    if (rc == MANDATE_OK)
+        rc = q_change(q, &changed);
+    if (rc == MANDATE_OK && changed == 0) {
+        va_list ap;
+        va_start(ap, none);
+        rc = q_nothing(q, none_rc, none, ap);
+        va_end(ap);
+    }
+    return q_close(q, rc);
 }
 
 /* The statements of an op that must be seen together, as a body run in one
@@ -1286,30 +1277,11 @@ static mandate_rc store_client_get(void *inst_, mandate_pool *pool, const char *
     return q_close(&q, rc);
 }
 
-static mandate_rc check_client(const mandate_client *cl, const char *what, mandate_error *err)
+/* Binds a client as created (create) or updated at now. */
+static void q_client(struct q *q, const mandate_client *cl, bool create, int64_t now)
 {
-    if (cl == NULL || cl->client_id == NULL || cl->tenant == NULL)
-        return mandate_error_set(err, MANDATE_INVALID,
-                                 "sqlite: %s: a client needs a client_id and a tenant", what);
-    return MANDATE_OK;
-}
-
-/* Binds a client with the times given. */
-static void q_client(struct q *q, const mandate_client *cl, int64_t created_at,
-                     int64_t updated_at)
-{
-    mandate_client row = *cl;
-    row.created_at = created_at;
-    row.updated_at = updated_at;
+    mandate_client row = store_client_row(cl, create, now);
     q_record(q, 1, &store_client_record, &row);
-}
-
-/* A new client's times: created now unless given, updated when created
- * unless given. */
-static void q_new_client(struct q *q, const mandate_client *cl, int64_t now)
-{
-    int64_t created_at = cl->created_at != 0 ? cl->created_at : now;
-    q_client(q, cl, created_at, cl->updated_at != 0 ? cl->updated_at : created_at);
 }
 
 static mandate_rc client_taken(const mandate_client *cl, mandate_error *err)
@@ -1318,43 +1290,34 @@ static mandate_rc client_taken(const mandate_client *cl, mandate_error *err)
                              cl->client_id);
 }
 
+/* client_create (create) or client_update. */
+static mandate_rc client_write(struct sqlite_inst *inst, const mandate_client *client,
+                               bool create, mandate_error *err)
+{
+    const char *what = create ? "client_create" : "client_update";
+    struct q q;
+    mandate_rc rc = store_check_client("sqlite", client, what, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    rc = q_open(&q, inst, create ? ST_CLIENT_INSERT : ST_CLIENT_UPDATE, what, err);
+    q_client(&q, client, create, inst->host->now(inst->host));
+    if (create)
+        return q_change_one(&q, rc, MANDATE_EXISTS, "sqlite: client_id \"%s\" is taken",
+                            client->client_id);
+    return q_change_one(&q, rc, MANDATE_NOT_FOUND, "sqlite: no client \"%s\"",
+                        client->client_id);
+}
+
 static mandate_rc store_client_create(void *inst_, const mandate_client *client,
                                       mandate_error *err)
 {
-    struct sqlite_inst *inst = inst_;
-    struct q q;
-    int changed;
-    mandate_rc rc = check_client(client, "client_create", err);
-    if (rc != MANDATE_OK)
-        return rc;
-    rc = q_open(&q, inst, ST_CLIENT_INSERT, "client_create", err);
-    q_new_client(&q, client, inst->host->now(inst->host));
-    if (rc == MANDATE_OK)
-        rc = q_change(&q, &changed);
-    if (rc == MANDATE_OK && changed == 0)
-        rc = client_taken(client, err);
-    return q_close(&q, rc);
+    return client_write(inst_, client, true, err);
 }
 
 static mandate_rc store_client_update(void *inst_, const mandate_client *client,
                                       mandate_error *err)
 {
-    struct sqlite_inst *inst = inst_;
-    struct q q;
-    int changed;
-    mandate_rc rc = check_client(client, "client_update", err);
-    if (rc != MANDATE_OK)
-        return rc;
-    rc = q_open(&q, inst, ST_CLIENT_UPDATE, "client_update", err);
-    /* created_at 0 keeps the stored one; updated_at 0 means now */
-    q_client(&q, client, client->created_at,
-             client->updated_at != 0 ? client->updated_at : inst->host->now(inst->host));
-    if (rc == MANDATE_OK)
-        rc = q_change(&q, &changed);
-    if (rc == MANDATE_OK && changed == 0)
-        rc = mandate_error_set(err, MANDATE_NOT_FOUND, "sqlite: no client \"%s\"",
-                               client->client_id);
-    return q_close(&q, rc);
+    return client_write(inst_, client, false, err);
 }
 
 /* A DELETE by primary key: MANDATE_NOT_FOUND when nothing was deleted. */
@@ -1362,35 +1325,16 @@ static mandate_rc delete_by_key(struct sqlite_inst *inst, enum stmt_id id, const
                                 const char *what, const char *noun, mandate_error *err)
 {
     struct q q;
-    int changed;
     if (key == NULL)
         return mandate_error_set(err, MANDATE_INVALID, "sqlite: %s: no %s", what, noun);
     mandate_rc rc = q_open(&q, inst, id, what, err);
     q_text(&q, 1, key);
-    if (rc == MANDATE_OK)
-        rc = q_change(&q, &changed);
-    if (rc == MANDATE_OK && changed == 0)
-        rc = mandate_error_set(err, MANDATE_NOT_FOUND, "sqlite: no %s \"%s\"", noun, key);
-    return q_close(&q, rc);
+    return q_change_one(&q, rc, MANDATE_NOT_FOUND, "sqlite: no %s \"%s\"", noun, key);
 }
 
 static mandate_rc store_client_delete(void *inst_, const char *client_id, mandate_error *err)
 {
     return delete_by_key(inst_, ST_CLIENT_DELETE, client_id, "client_delete", "client", err);
-}
-
-/* A list op's callback and its context, for the row readers below. */
-struct each {
-    void (*cb)(void); /* the op's callback type, cast back by the reader */
-    void *ctx;
-};
-
-static mandate_rc client_row(const struct reader *r, void *ctx)
-{
-    struct each *e = ctx;
-    mandate_client client;
-    read_record(r, 0, &store_client_record, &client);
-    return ((mandate_client_cb)e->cb)(e->ctx, &client);
 }
 
 static mandate_rc store_client_list(void *inst_, const mandate_client_filter *filter,
@@ -1411,9 +1355,9 @@ static mandate_rc store_client_list(void *inst_, const mandate_client_filter *fi
     if (after != NULL)
         q_text(&q, 2, after);
     q_int(&q, 3, limit == 0 || limit > (uint64_t)INT64_MAX ? -1 : (int64_t)limit);
-    struct each e = {(void (*)(void))each, ctx};
+    store_each e = {(void (*)(void))each, ctx, &columns_read};
     if (rc == MANDATE_OK)
-        rc = q_each(&q, client_row, &e);
+        rc = q_each(&q, store_each_client, &e);
     return q_close(&q, rc);
 }
 
@@ -1430,7 +1374,7 @@ static mandate_rc import_body(struct conn *c, void *ctx, mandate_error *err)
     mandate_rc rc = q_on(&q, c, ST_CLIENT_INSERT, "client_import", err);
     for (size_t i = 0; i < im->n && rc == MANDATE_OK; i++) {
         int changed;
-        q_new_client(&q, &im->clients[i], im->now);
+        q_client(&q, &im->clients[i], true, im->now);
         rc = q_exec(&q, &changed);
         if (rc == MANDATE_OK && changed == 0)
             rc = client_taken(&im->clients[i], err);
@@ -1451,7 +1395,7 @@ static mandate_rc store_client_import(void *inst_, const mandate_client *clients
     if (clients == NULL)
         return mandate_error_set(err, MANDATE_INVALID, "sqlite: client_import: no clients");
     for (size_t i = 0; i < n; i++) {
-        mandate_rc rc = check_client(&clients[i], "client_import", err);
+        mandate_rc rc = store_check_client("sqlite", &clients[i], "client_import", err);
         if (rc != MANDATE_OK)
             return rc;
     }
@@ -1465,7 +1409,6 @@ static mandate_rc store_key_add(void *inst_, const mandate_key *key, mandate_err
 {
     struct sqlite_inst *inst = inst_;
     struct q q;
-    int changed;
     if (key == NULL || key->kid == NULL)
         return mandate_error_set(err, MANDATE_INVALID, "sqlite: key_add: no kid");
     mandate_key row = *key;
@@ -1473,17 +1416,12 @@ static mandate_rc store_key_add(void *inst_, const mandate_key *key, mandate_err
         row.created_at = inst->host->now(inst->host);
     mandate_rc rc = q_open(&q, inst, ST_KEY_INSERT, "key_add", err);
     q_record(&q, 1, &store_key_record, &row);
-    if (rc == MANDATE_OK)
-        rc = q_change(&q, &changed);
-    if (rc == MANDATE_OK && changed == 0)
-        rc = mandate_error_set(err, MANDATE_EXISTS, "sqlite: kid \"%s\" is taken", key->kid);
-    return q_close(&q, rc);
+    return q_change_one(&q, rc, MANDATE_EXISTS, "sqlite: kid \"%s\" is taken", key->kid);
 }
 
 static mandate_rc store_key_update(void *inst_, const mandate_key *key, mandate_error *err)
 {
     struct q q;
-    int changed;
     if (key == NULL || key->kid == NULL)
         return mandate_error_set(err, MANDATE_INVALID, "sqlite: key_update: no kid");
     mandate_rc rc = q_open(&q, inst_, ST_KEY_UPDATE, "key_update", err);
@@ -1491,25 +1429,14 @@ static mandate_rc store_key_update(void *inst_, const mandate_key *key, mandate_
     q_int(&q, 2, (int64_t)key->status);
     q_int(&q, 3, key->retired_at);
     q_int(&q, 4, key->remove_after);
-    if (rc == MANDATE_OK)
-        rc = q_change(&q, &changed);
-    if (rc == MANDATE_OK && changed == 0)
-        rc = mandate_error_set(err, MANDATE_NOT_FOUND, "sqlite: no key \"%s\"", key->kid);
-    return q_close(&q, rc);
-}
-
-static mandate_rc key_row(const struct reader *r, void *ctx)
-{
-    struct each *e = ctx;
-    mandate_key key;
-    read_record(r, 0, &store_key_record, &key);
-    return ((mandate_key_cb)e->cb)(e->ctx, &key);
+    return q_change_one(&q, rc, MANDATE_NOT_FOUND, "sqlite: no key \"%s\"", key->kid);
 }
 
 /* The rows of a list statement, one row() call each; when now is not
  * INT64_MIN it is bound as ?1 (the rows still live at now). */
 static mandate_rc list_rows(struct sqlite_inst *inst, enum stmt_id id, int64_t now,
-                            const char *what, row_cb row, struct each *e, mandate_error *err)
+                            const char *what, store_row_fn row, store_each *e,
+                            mandate_error *err)
 {
     struct q q;
     if (e->cb == NULL)
@@ -1525,8 +1452,8 @@ static mandate_rc list_rows(struct sqlite_inst *inst, enum stmt_id id, int64_t n
 static mandate_rc store_key_list(void *inst_, mandate_key_cb each, void *ctx,
                                  mandate_error *err)
 {
-    struct each e = {(void (*)(void))each, ctx};
-    return list_rows(inst_, ST_KEY_LIST, INT64_MIN, "key_list", key_row, &e, err);
+    store_each e = {(void (*)(void))each, ctx, &columns_read};
+    return list_rows(inst_, ST_KEY_LIST, INT64_MIN, "key_list", store_each_key, &e, err);
 }
 
 static mandate_rc store_key_delete(void *inst_, const char *kid, mandate_error *err)
@@ -1567,8 +1494,7 @@ static mandate_rc get_by_hash(struct sqlite_inst *inst, enum stmt_id id, const c
 }
 
 /* need_hash() on the hash member m of a record r, which may be NULL. */
-#define NEED_RECORD_HASH(r, m, what, err)                                                      \
-    need_hash((r) != NULL ? (r)->m : NULL, (r) != NULL ? (r)->m##_len : 0, (what), (err))
+#define NEED_RECORD_HASH(r, m, what, err) need_hash(STORE_RECORD_HASH(r, m), (what), (err))
 
 /* Writes a record (its fields as ?1 and on) on c. unique: the statement
  * inserts or does nothing, and nothing done is MANDATE_EXISTS; else it
@@ -1602,14 +1528,23 @@ static mandate_rc put_record(struct sqlite_inst *inst, enum stmt_id id, const ch
     return rc;
 }
 
+/* put_record of a record keyed by a hash, given too: never missing, never
+ * replaced. */
+static mandate_rc put_hashed(struct sqlite_inst *inst, enum stmt_id id, const char *what,
+                             const store_record *rec, const void *in, const unsigned char *hash,
+                             size_t hash_len, mandate_error *err)
+{
+    mandate_rc rc = need_hash(hash, hash_len, what, err);
+    if (rc != MANDATE_OK)
+        return rc;
+    return put_record(inst, id, what, rec, in, true, err);
+}
+
 static mandate_rc store_token_put(void *inst_, const mandate_token_record *record,
                                   mandate_error *err)
 {
-    mandate_rc rc = NEED_RECORD_HASH(record, token_hash, "token_put", err);
-    if (rc != MANDATE_OK)
-        return rc;
-    return put_record(inst_, ST_TOKEN_INSERT, "token_put", &store_token_record, record, true,
-                      err);
+    return put_hashed(inst_, ST_TOKEN_INSERT, "token_put", &store_token_record, record,
+                      STORE_RECORD_HASH(record, token_hash), err);
 }
 
 static mandate_rc store_token_get(void *inst_, mandate_pool *pool, const unsigned char *hash,
@@ -1620,43 +1555,26 @@ static mandate_rc store_token_get(void *inst_, mandate_pool *pool, const unsigne
                        &store_token_record, record_r, "token record", false, err);
 }
 
-/* Revocations (jti, client_id, expires_at) and replay entries (ns, id,
- * expires_at) are both two texts and a time: one row reader for both. */
-typedef mandate_rc (*text_pair_cb)(void *ctx, const char *a, const char *b, int64_t expires_at);
-
-static mandate_rc text_pair_row(const struct reader *r, void *ctx)
-{
-    struct each *e = ctx;
-    return ((text_pair_cb)e->cb)(e->ctx, read_text(r, 0), read_text(r, 1), read_int(r, 2));
-}
-
 static mandate_rc store_revocation_list(void *inst_, int64_t now, mandate_revocation_cb each,
                                         void *ctx, mandate_error *err)
 {
-    struct each e = {(void (*)(void))each, ctx};
-    return list_rows(inst_, ST_REVOCATION_LIST, now, "revocation_list", text_pair_row, &e, err);
-}
-
-static mandate_rc token_row(const struct reader *r, void *ctx)
-{
-    struct each *e = ctx;
-    mandate_token_record t;
-    read_record(r, 0, &store_token_record, &t);
-    return ((mandate_token_record_cb)e->cb)(e->ctx, &t);
+    store_each e = {(void (*)(void))each, ctx, &columns_read};
+    return list_rows(inst_, ST_REVOCATION_LIST, now, "revocation_list", store_each_text_pair,
+                     &e, err);
 }
 
 static mandate_rc store_token_list(void *inst_, int64_t now, mandate_token_record_cb each,
                                    void *ctx, mandate_error *err)
 {
-    struct each e = {(void (*)(void))each, ctx};
-    return list_rows(inst_, ST_TOKEN_LIST, now, "token_list", token_row, &e, err);
+    store_each e = {(void (*)(void))each, ctx, &columns_read};
+    return list_rows(inst_, ST_TOKEN_LIST, now, "token_list", store_each_token, &e, err);
 }
 
 static mandate_rc store_replay_list(void *inst_, int64_t now, mandate_replay_cb each, void *ctx,
                                     mandate_error *err)
 {
-    struct each e = {(void (*)(void))each, ctx};
-    return list_rows(inst_, ST_REPLAY_LIST, now, "replay_list", text_pair_row, &e, err);
+    store_each e = {(void (*)(void))each, ctx, &columns_read};
+    return list_rows(inst_, ST_REPLAY_LIST, now, "replay_list", store_each_text_pair, &e, err);
 }
 
 static mandate_rc store_revoke(void *inst_, const char *jti, const char *client_id,
@@ -1988,11 +1906,8 @@ static mandate_rc store_once_take(void *inst_, mandate_pool *pool, const char *n
 static mandate_rc store_auth_code_put(void *inst_, const mandate_auth_code *code,
                                       mandate_error *err)
 {
-    mandate_rc rc = NEED_RECORD_HASH(code, code_hash, "auth_code_put", err);
-    if (rc != MANDATE_OK)
-        return rc;
-    return put_record(inst_, ST_CODE_INSERT, "auth_code_put", &store_code_record, code, true,
-                      err);
+    return put_hashed(inst_, ST_CODE_INSERT, "auth_code_put", &store_code_record, code,
+                      STORE_RECORD_HASH(code, code_hash), err);
 }
 
 struct code_take {
@@ -2135,23 +2050,6 @@ static mandate_rc end_families(struct conn *c, enum stmt_id fam, enum stmt_id to
     return rc;
 }
 
-/* What presenting old at now means for a rotation (see store.h): MANDATE_OK,
- * MANDATE_DENIED (reused, or its family ended) or MANDATE_NOT_FOUND. */
-static mandate_rc refresh_verdict(const mandate_refresh_token *old, bool family_revoked,
-                                  int64_t now, mandate_error *err)
-{
-    if (old->expires_at <= now || old->family_expires_at <= now)
-        return mandate_error_set(err, MANDATE_NOT_FOUND,
-                                 "sqlite: no unexpired refresh token with that hash");
-    if (old->status == MANDATE_REFRESH_USED)
-        return mandate_error_set(err, MANDATE_DENIED,
-                                 "sqlite: a refresh token was used again: its family is ended");
-    if (old->status != MANDATE_REFRESH_ACTIVE || family_revoked)
-        return mandate_error_set(err, MANDATE_DENIED,
-                                 "sqlite: the refresh token's family was ended");
-    return MANDATE_OK;
-}
-
 struct rotate {
     const unsigned char *old_hash;
     size_t old_len;
@@ -2186,7 +2084,7 @@ static mandate_rc rotate_body(struct conn *c, void *ctx, mandate_error *err)
         return rc;
     r->outcome = !found ? mandate_error_set(err, MANDATE_NOT_FOUND,
                                             "sqlite: no unexpired refresh token with that hash")
-                        : refresh_verdict(r->old_r, revoked != 0, r->now, err);
+                        : store_refresh_verdict("sqlite", r->old_r, revoked != 0, r->now, err);
     if (r->outcome == MANDATE_DENIED && r->old_r->status == MANDATE_REFRESH_USED) {
         uint64_t active;
         const char *family = r->old_r->family_id;
@@ -2357,24 +2255,15 @@ static mandate_rc store_session_delete_subject(void *inst_, const char *tenant,
                          count_r, err);
 }
 
-static mandate_rc check_consent_key(const char *tenant, const char *subject,
-                                    const char *client_id, const char *what, mandate_error *err)
-{
-    if (tenant == NULL || subject == NULL || client_id == NULL)
-        return mandate_error_set(err, MANDATE_INVALID,
-                                 "sqlite: %s: a consent needs a tenant, a subject and a "
-                                 "client_id",
-                                 what);
-    return MANDATE_OK;
-}
-
 static mandate_rc store_consent_put(void *inst_, const mandate_consent *consent,
                                     mandate_error *err)
 {
     struct sqlite_inst *inst = inst_;
-    mandate_rc rc = consent != NULL ? check_consent_key(consent->tenant, consent->subject,
-                                                        consent->client_id, "consent_put", err)
-                                    : check_consent_key(NULL, NULL, NULL, "consent_put", err);
+    mandate_rc rc =
+        consent != NULL
+            ? store_check_consent_key("sqlite", consent->tenant, consent->subject,
+                                      consent->client_id, "consent_put", err)
+            : store_check_consent_key("sqlite", NULL, NULL, NULL, "consent_put", err);
     if (rc != MANDATE_OK)
         return rc;
     mandate_consent row = *consent;
@@ -2389,7 +2278,8 @@ static mandate_rc store_consent_get(void *inst_, mandate_pool *pool, const char 
                                     mandate_consent *consent_r, mandate_error *err)
 {
     struct q q;
-    mandate_rc rc = check_consent_key(tenant, subject, client_id, "consent_get", err);
+    mandate_rc rc =
+        store_check_consent_key("sqlite", tenant, subject, client_id, "consent_get", err);
     if (rc != MANDATE_OK)
         return rc;
     rc = q_open(&q, inst_, ST_CONSENT_GET, "consent_get", err);
@@ -2416,20 +2306,12 @@ static mandate_rc store_consent_delete(void *inst_, const char *tenant, const ch
     return rc;
 }
 
-static mandate_rc consent_row(const struct reader *r, void *ctx)
-{
-    struct each *e = ctx;
-    mandate_consent consent;
-    read_record(r, 0, &store_consent_record, &consent);
-    return ((mandate_consent_cb)e->cb)(e->ctx, &consent);
-}
-
 static mandate_rc store_consent_list(void *inst_, const char *tenant, const char *subject,
                                      mandate_consent_cb each, void *ctx, mandate_error *err)
 {
     struct sqlite_inst *inst = inst_;
     struct q q;
-    struct each e = {(void (*)(void))each, ctx};
+    store_each e = {(void (*)(void))each, ctx, &columns_read};
     if (tenant == NULL || subject == NULL || each == NULL)
         return mandate_error_set(err, MANDATE_INVALID,
                                  "sqlite: consent_list: no tenant, subject or callback");
@@ -2438,7 +2320,7 @@ static mandate_rc store_consent_list(void *inst_, const char *tenant, const char
     q_text(&q, 2, subject);
     q_int(&q, 3, inst->host->now(inst->host));
     if (rc == MANDATE_OK)
-        rc = q_each(&q, consent_row, &e);
+        rc = q_each(&q, store_each_consent, &e);
     return q_close(&q, rc);
 }
 
@@ -2708,7 +2590,7 @@ static mandate_rc sqlite_instantiate(void *inst_, const mandate_host *host, mand
     inst->ckpt_stop = false;
     atomic_init(&inst->ckpt_wanted, false);
     atomic_init(&inst->ckpt_next, (int)inst->checkpoint_pages);
-    inst->id = atomic_fetch_add(&next_instance_id, 1);
+    inst->id = store_instance_id_new();
     inst->initialized = true;
 
     /* The database holds secret hashes and wrapped private keys: create it
