@@ -33,11 +33,7 @@ void mandate_plugins_gate_open(mandate_instance *in, unsigned workers)
     if (in->gate != NULL || (in->handle->plugin->flags & MANDATE_PLUGIN_BLOCKING) == 0)
         return;
     struct mandate_plugins_gate *g = mandate_xcalloc(1, sizeof(*g));
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&g->freed, &attr);
-    pthread_condattr_destroy(&attr);
+    mandate_cond_init_monotonic(&g->freed);
     pthread_mutex_init(&g->lock, NULL);
     g->slots = workers > 1 ? workers - 1 : 1;
     in->gate = g;
