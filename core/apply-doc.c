@@ -529,14 +529,21 @@ static mandate_apply_change *add_change(mandate_apply_plan *plan, mandate_apply_
 }
 
 /* The fields, copied into the pool (the list itself is malloc'd). */
-static void keep_fields(mandate_pool *pool, mandate_apply_change *c, field_diff *fd)
+/* The update of name to the fields fd found different (fd is emptied), or
+ * NULL when it found none. */
+static mandate_apply_change *update_of(mandate_pool *pool, mandate_apply_plan *plan,
+                                       field_diff *fd, bool is_target, const char *name)
 {
+    if (fd->count == 0)
+        return NULL;
+    mandate_apply_change *c = add_change(plan, MANDATE_APPLY_UPDATE, is_target, name);
     c->fields = mandate_pool_alloc(pool, (fd->count ? fd->count : 1) * sizeof(char *));
     memcpy(c->fields, fd->fields, fd->count * sizeof(char *));
     c->field_count = fd->count;
     free(fd->fields);
     fd->fields = NULL;
     fd->count = 0;
+    return c;
 }
 
 static const mandate_apply_client *client_named(const mandate_apply_client *list, size_t n,
@@ -591,12 +598,9 @@ bool mandate_apply_plan_make(mandate_pool *pool, const mandate_apply_doc *doc,
                 continue;
             }
             diff_client(&fd, old, want);
-            if (fd.count == 0)
-                continue;
-            mandate_apply_change *c = add_change(plan, MANDATE_APPLY_UPDATE, false, want->id);
-            c->want = want;
-            c->have = old;
-            keep_fields(pool, c, &fd);
+            mandate_apply_change *c = update_of(pool, plan, &fd, false, want->id);
+            if (c != NULL)
+                c->want = want, c->have = old;
         }
     for (size_t k = 0; k < have_count; k++) {
         if (client_named(doc->clients, doc->client_count, have[k].id) != NULL ||
@@ -617,12 +621,9 @@ bool mandate_apply_plan_make(mandate_pool *pool, const mandate_apply_doc *doc,
                 continue;
             }
             diff_target(&fd, old, want);
-            if (fd.count == 0)
-                continue;
-            mandate_apply_change *c = add_change(plan, MANDATE_APPLY_UPDATE, true, want->name);
-            c->want_target = want;
-            c->have_target = old;
-            keep_fields(pool, c, &fd);
+            mandate_apply_change *c = update_of(pool, plan, &fd, true, want->name);
+            if (c != NULL)
+                c->want_target = want, c->have_target = old;
         }
         for (size_t k = 0; k < have_target_count; k++)
             if (target_named(doc->targets, doc->target_count, have_targets[k].name) == NULL)

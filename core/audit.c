@@ -790,11 +790,7 @@ mandate_rc mandate_audit_open(const mandate_audit_config *config, mandate_audit 
     memcpy(a->hash, zero_hash, sizeof(zero_hash));
     /* the sealer waits on the monotonic clock: a clock set back must not
      * hold a seal back */
-    pthread_condattr_t cattr;
-    pthread_condattr_init(&cattr);
-    pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC);
-    pthread_cond_init(&a->seal_cond, &cattr);
-    pthread_condattr_destroy(&cattr);
+    mandate_cond_init_monotonic(&a->seal_cond);
     pthread_mutex_init(&a->sink_mutex, NULL);
     a->sink_tail = &a->sink_lines;
     if (config->seal_key != NULL) {

@@ -21,6 +21,11 @@ void mandate_diag_free(mandate_diag *diag);
 /* All lines joined with "; ", or "" (a fresh string). */
 char *mandate_diag_join(const mandate_diag *diag);
 
+/* Member i of a list of groups; NULL when it is none, said in diag as
+ * "each <what> must be a group { name = ...; ... }". */
+config_setting_t *mandate_conf_list_group(const config_setting_t *list, int i, const char *what,
+                                          mandate_diag *diag);
+
 /* Parse a libconfig file; a syntax error becomes "FILE:LINE: message". */
 bool mandate_conf_read_file(config_t *cfg, const char *path, mandate_diag *diag);
 

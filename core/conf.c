@@ -69,6 +69,16 @@ char *mandate_diag_join(const mandate_diag *diag)
     return out;
 }
 
+config_setting_t *mandate_conf_list_group(const config_setting_t *list, int i, const char *what,
+                                          mandate_diag *diag)
+{
+    config_setting_t *g = config_setting_get_elem(list, (unsigned)i);
+    if (config_setting_is_group(g))
+        return g;
+    mandate_diag_add_at(diag, g, "each %s must be a group { name = ...; ... }", what);
+    return NULL;
+}
+
 bool mandate_conf_read_file(config_t *cfg, const char *path, mandate_diag *diag)
 {
     config_init(cfg);

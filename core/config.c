@@ -336,14 +336,10 @@ static bool read_targets(mandate_config *cfg, config_t *file, mandate_diag *diag
     mandate_pool *pool = mandate_pool_new();
     bool ok = true;
     for (int i = 0; i < n; i++) {
-        config_setting_t *g = config_setting_get_elem(list, (unsigned)i);
+        config_setting_t *g = mandate_conf_list_group(list, i, "target", diag);
         mandate_target *t = &cfg->targets[cfg->target_count++];
-        if (!config_setting_is_group(g)) {
-            mandate_diag_add_at(diag, g, "each target must be a group { name = ...; ... }");
-            ok = false;
-            continue;
-        }
-        if (!mandate_conf_apply(g, cfg->path, target_defs, NULL, cfg->dir, t, diag)) {
+        if (g == NULL ||
+            !mandate_conf_apply(g, cfg->path, target_defs, NULL, cfg->dir, t, diag)) {
             ok = false;
             continue;
         }

@@ -1121,12 +1121,10 @@ static int client_import(ctl *c, mandate_runtime *rt, int argc, char **argv)
     const char *out = NULL;
     bool csv = false;
     const ctl_option opts[] = {CTL_VALUE("out", &out), CTL_FLAG("csv", &csv), {0}};
-    if (!ctl_options(argc, argv, opts))
+    if (!ctl_options(argc, argv, opts) ||
+        !ctl_operands(argc, 1, out != NULL,
+                      "Usage: mandatectl client import FILE --out CREDENTIALS [--csv]\n"))
         return CTL_USAGE;
-    if (optind != argc - 1 || out == NULL) {
-        fprintf(stderr, "Usage: mandatectl client import FILE --out CREDENTIALS [--csv]\n");
-        return CTL_USAGE;
-    }
     const char *in = argv[optind];
     size_t len = strlen(in);
     if (len > 4 && strcmp(in + len - 4, ".csv") == 0)

@@ -141,12 +141,9 @@ int ctl_cmd_delegation(ctl *c, int argc, char **argv)
         fputs(USAGE, stderr);
         return CTL_USAGE;
     }
-    if (!ctl_options(argc - 1, argv + 1, opts))
+    if (!ctl_options(argc - 1, argv + 1, opts) ||
+        !ctl_operands(argc - 1, 0, file != NULL && actor != NULL, USAGE))
         goto done;
-    if (optind != argc - 1 || file == NULL || actor == NULL) {
-        fputs(USAGE, stderr);
-        goto done;
-    }
     status = CTL_REFUSED;
     char *token = ctl_read_token(file);
     mandate_runtime *rt =

@@ -57,12 +57,10 @@ static int keys_rotate(ctl *c, mandate_runtime *rt, int argc, char **argv)
 {
     const char *alg = NULL, *format = NULL;
     const ctl_option opts[] = {CTL_VALUE("alg", &alg), CTL_VALUE("format", &format), {0}};
-    if (!ctl_options(argc, argv, opts))
+    if (!ctl_options(argc, argv, opts) ||
+        !ctl_operands(argc, 0, true,
+                      "Usage: mandatectl keys rotate [--alg ES256|RS256|EdDSA] [--format F]\n"))
         return CTL_USAGE;
-    if (optind != argc) {
-        fprintf(stderr, "Usage: mandatectl keys rotate [--alg ES256|RS256|EdDSA] [--format F]\n");
-        return CTL_USAGE;
-    }
     if (alg != NULL && strcmp(alg, "ES256") != 0 && strcmp(alg, "RS256") != 0 &&
         strcmp(alg, "EdDSA") != 0) {
         fprintf(stderr, "mandatectl keys rotate: --alg is ES256, RS256 or EdDSA\n");

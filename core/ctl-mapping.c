@@ -57,20 +57,18 @@ int ctl_cmd_mapping(ctl *c, int argc, char **argv)
         CTL_VALUE("scope", &scope),
         CTL_VALUE("resource", &resource),
         {0}};
+    static const char usage[] =
+        "Usage: mandatectl mapping test --idp NAME --assertion FILE|--token FILE "
+        "[--client ID] [--scope S] [--resource URI]\n";
     if (argc < 2 || strcmp(argv[1], "test") != 0) {
-        fprintf(stderr, "Usage: mandatectl mapping test --idp NAME --assertion FILE|--token FILE "
-                        "[--client ID] [--scope S] [--resource URI]\n");
+        fputs(usage, stderr);
         return CTL_USAGE;
     }
     argc--;
     argv++;
-    if (!ctl_options(argc, argv, opts))
+    if (!ctl_options(argc, argv, opts) ||
+        !ctl_operands(argc, 0, idp != NULL && file != NULL, usage))
         return CTL_USAGE;
-    if (optind != argc || idp == NULL || file == NULL) {
-        fprintf(stderr, "Usage: mandatectl mapping test --idp NAME --assertion FILE|--token FILE "
-                        "[--client ID] [--scope S] [--resource URI]\n");
-        return CTL_USAGE;
-    }
     mandate_runtime *rt = ctl_runtime(c, MANDATE_RUNTIME_MIGRATE | MANDATE_RUNTIME_DRY_RUN);
     if (rt == NULL)
         return CTL_REFUSED;

@@ -93,41 +93,39 @@ static mandate_rc collect_client(void *ctx, const mandate_client *cl)
     return MANDATE_OK;
 }
 
+/* rc, a copy's answer, and counts it when it is MANDATE_OK. */
+static mandate_rc counted(mandate_rc rc, size_t *count)
+{
+    if (rc == MANDATE_OK)
+        (*count)++;
+    return rc;
+}
+
 static mandate_rc copy_key(void *ctx, const mandate_key *key)
 {
     copy *cp = ctx;
-    mandate_rc rc = mandate_store_key_add(cp->to, key, &cp->err);
-    if (rc == MANDATE_OK)
-        cp->keys++;
-    return rc;
+    return counted(mandate_store_key_add(cp->to, key, &cp->err), &cp->keys);
 }
 
 static mandate_rc copy_revocation(void *ctx, const char *jti, const char *client_id,
                                   int64_t expires_at)
 {
     copy *cp = ctx;
-    mandate_rc rc = mandate_store_revoke(cp->to, jti, client_id, expires_at, &cp->err);
-    if (rc == MANDATE_OK)
-        cp->revocations++;
-    return rc;
+    return counted(mandate_store_revoke(cp->to, jti, client_id, expires_at, &cp->err),
+                   &cp->revocations);
 }
 
 static mandate_rc copy_token(void *ctx, const mandate_token_record *record)
 {
     copy *cp = ctx;
-    mandate_rc rc = mandate_store_token_put(cp->to, record, &cp->err);
-    if (rc == MANDATE_OK)
-        cp->tokens++;
-    return rc;
+    return counted(mandate_store_token_put(cp->to, record, &cp->err), &cp->tokens);
 }
 
 static mandate_rc copy_replay(void *ctx, const char *ns, const char *id, int64_t expires_at)
 {
     copy *cp = ctx;
-    mandate_rc rc = mandate_store_replay_claim(cp->to, ns, id, expires_at, &cp->err);
-    if (rc == MANDATE_OK)
-        cp->replays++;
-    return rc;
+    return counted(mandate_store_replay_claim(cp->to, ns, id, expires_at, &cp->err),
+                   &cp->replays);
 }
 
 static mandate_rc count_one(void *ctx, const mandate_client *cl)
@@ -207,12 +205,10 @@ int ctl_cmd_migrate(ctl *c, int argc, char **argv)
 {
     const char *from_spec = NULL, *to_spec = NULL;
     const ctl_option opts[] = {CTL_VALUE("from", &from_spec), CTL_VALUE("to", &to_spec), {0}};
-    if (!ctl_options(argc, argv, opts))
+    if (!ctl_options(argc, argv, opts) ||
+        !ctl_operands(argc, 0, from_spec != NULL && to_spec != NULL,
+                      "Usage: mandatectl migrate --from sqlite:PATH --to pgsql:CONNINFO\n"))
         return CTL_USAGE;
-    if (optind != argc || from_spec == NULL || to_spec == NULL) {
-        fprintf(stderr, "Usage: mandatectl migrate --from sqlite:PATH --to pgsql:CONNINFO\n");
-        return CTL_USAGE;
-    }
     mandate_runtime *from = open_store(c, from_spec, "--from");
     mandate_runtime *to = from ? open_store(c, to_spec, "--to") : NULL;
     int status = CTL_REFUSED;

@@ -104,6 +104,10 @@ typedef struct ctl_option {
  * NULL name) with getopt_long, its messages included; false after an
  * unknown option or a missing value. optind is then the first operand. */
 bool ctl_options(int argc, char **argv, const ctl_option *opts);
+/* After ctl_options: whether exactly `operands` operands follow the
+ * options and the command is complete (the caller's check that its
+ * required options came); if not, usage goes to stderr. */
+bool ctl_operands(int argc, int operands, bool complete, const char *usage);
 
 /* A noun's verb (mandatectl token get): its name, and what runs it with
  * argv[0] the verb. */

@@ -75,13 +75,11 @@ static int token_get(const ctl *c, int argc, char **argv)
                                 .once = "mandatectl token get: give --resource once"},
                                CTL_VALUE("secret-file", &secret_file),
                                {0}};
-    if (!ctl_options(argc, argv, opts))
+    if (!ctl_options(argc, argv, opts) ||
+        !ctl_operands(argc, 0, url != NULL && client_id != NULL,
+                      "Usage: mandatectl token get --token-url URL --client-id ID "
+                      "[--scope S] [--resource URI] [--secret-file FILE]\n"))
         return CTL_USAGE;
-    if (optind != argc || url == NULL || client_id == NULL) {
-        fprintf(stderr, "Usage: mandatectl token get --token-url URL --client-id ID "
-                        "[--scope S] [--resource URI] [--secret-file FILE]\n");
-        return CTL_USAGE;
-    }
     char *secret = read_secret(secret_file);
     if (secret == NULL) {
         if (secret_file == NULL)
@@ -149,12 +147,10 @@ static int token_introspect(const ctl *c, int argc, char **argv)
 {
     const char *file = NULL;
     const ctl_option opts[] = {CTL_VALUE("token-file", &file), {0}};
-    if (!ctl_options(argc, argv, opts))
+    if (!ctl_options(argc, argv, opts) ||
+        !ctl_operands(argc, 0, file != NULL,
+                      "Usage: mandatectl token introspect --token-file FILE|-\n"))
         return CTL_USAGE;
-    if (optind != argc || file == NULL) {
-        fprintf(stderr, "Usage: mandatectl token introspect --token-file FILE|-\n");
-        return CTL_USAGE;
-    }
     char *token = ctl_read_token(file);
     if (token == NULL)
         return CTL_REFUSED;
@@ -190,13 +186,11 @@ static int token_revoke(const ctl *c, int argc, char **argv)
                                CTL_VALUE("jti", &jti),
                                CTL_VALUE("client", &client_id),
                                {0}};
-    if (!ctl_options(argc, argv, opts))
+    if (!ctl_options(argc, argv, opts) ||
+        !ctl_operands(argc, 0, (file == NULL) != (jti == NULL),
+                      "Usage: mandatectl token revoke --jti JTI [--client ID] | "
+                      "--token-file FILE|-\n"))
         return CTL_USAGE;
-    if (optind != argc || (file == NULL) == (jti == NULL)) {
-        fprintf(stderr, "Usage: mandatectl token revoke --jti JTI [--client ID] | "
-                        "--token-file FILE|-\n");
-        return CTL_USAGE;
-    }
     char *token = file ? ctl_read_token(file) : NULL;
     if (file != NULL && token == NULL)
         return CTL_REFUSED;

@@ -10,7 +10,6 @@
 #include "endpoints-private.h"
 #include "log-private.h"
 #include "pool-private.h"
-#include "refusals-private.h"
 #include "runtime-private.h"
 #include "signin-logout-private.h"
 #include "signin-private.h"
@@ -23,12 +22,8 @@ static void refuse(mandate_http_request *req, mandate_http_response *resp, unsig
 {
     json_t *fields =
         json_pack("{s:o}", "reason", mandate_audit_text(reason, MANDATE_AUDIT_TEXT_MAX));
-    unsigned retry;
-    if (mandate_refusal_record(req, event, fields, &retry) == MANDATE_REFUSAL_OVER_BUDGET) {
-        mandate_web_error_page(req, resp, 429, "Too many requests",
-                               "Too many refused requests came from your address.");
+    if (!mandate_web_refusal_recorded(req, resp, event, fields))
         return;
-    }
     log_info("%s: %s", event, reason);
     mandate_web_error_page(req, resp, status, title, message);
 }

@@ -151,10 +151,8 @@ static bool audited_with(mandate_http_request *req, mandate_http_response *resp,
     }
     if (reason != NULL)
         json_object_set_new(fields, "reason", json_string(reason));
-    if (extra != NULL) {
-        json_object_update(fields, extra);
-        json_decref(extra);
-    }
+    if (extra != NULL)
+        json_object_update_new(fields, extra);
     if (status == 400 || status == 401 || (status == 403 && t == NULL)) {
         /* a check without a valid token, or of a path no target covers:
          * anyone can ask for these, so they spend the address's budget of

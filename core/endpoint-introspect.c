@@ -60,26 +60,10 @@ static bool refusal_audited(mandate_http_request *req, mandate_http_response *re
     return false;
 }
 
-/* Both endpoints: the token's status (mandate_token_validate) in *st and
- * *rc_r; false when the broker could not tell (the store or a format
- * failed), the answer (503 or 500) made then, what for the log line. */
-static bool validated(mandate_http_request *req, mandate_http_response *resp, const char *what,
-                      const char *token, mandate_token_status *st, mandate_rc *rc_r)
-{
-    mandate_error err = {0};
-    *rc_r = mandate_token_validate(req->runtime, req->pool, token, strlen(token), st, &err);
-    if (*rc_r != MANDATE_TEMPFAIL && *rc_r != MANDATE_ERROR)
-        return true;
-    log_error("%s: %s", what, err.message);
-    mandate_oauth_respond_rc(req, resp, *rc_r);
-    return false;
-}
-
 /* A token of another tenant than the caller's (or of none) */
-static bool of_another_tenant(const mandate_grant *g, const mandate_client *caller)
+static bool of_another_tenant(const char *tenant, const mandate_client *caller)
 {
-    return g->tenant == NULL || caller->tenant == NULL ||
-           strcmp(g->tenant, caller->tenant) != 0;
+    return tenant == NULL || caller->tenant == NULL || strcmp(tenant, caller->tenant) != 0;
 }
 
 /* Both endpoints: a form body from an authenticated client, with `token`.
@@ -156,30 +140,31 @@ static bool refresh_lookup(mandate_http_request *req, mandate_http_response *res
     return true;
 }
 
+/* What a refresh token's answers are given: the one the store holds
+ * (NULL: none), for caller. */
+typedef void refresh_answer(mandate_http_request *req, mandate_http_response *resp,
+                            const mandate_client *caller, const mandate_refresh_token *rt);
+
 static void introspect_refresh(mandate_http_request *req, mandate_http_response *resp,
-                               const mandate_client *caller, const char *token)
+                               const mandate_client *caller, const mandate_refresh_token *rt)
 {
-    mandate_refresh_token rt;
-    bool found;
-    if (!refresh_lookup(req, resp, token, &rt, &found))
-        return;
-    bool active = found && rt.status == MANDATE_REFRESH_ACTIVE && rt.tenant != NULL &&
-                  caller->tenant != NULL && strcmp(rt.tenant, caller->tenant) == 0;
+    bool active = rt != NULL && rt->status == MANDATE_REFRESH_ACTIVE &&
+                  !of_another_tenant(rt->tenant, caller);
     json_t *fields = json_pack("{s:s,s:b,s:s}", "by", caller->client_id, "active", active,
                                "token_type", "refresh_token");
-    if (found)
-        json_object_set_new(fields, "family", json_string(rt.family_id));
+    if (rt != NULL)
+        json_object_set_new(fields, "family", json_string(rt->family_id));
     if (!audited(req, resp, "token.introspected", fields))
         return;
     if (!active) {
         inactive(req, resp);
         return;
     }
-    json_t *g = json_loads(rt.grant, 0, NULL);
-    json_t *answer = json_pack("{s:b,s:s,s:s,s:s,s:s,s:I,s:I}", "active", 1, "token_type",
-                               "refresh_token", "client_id", rt.client_id, "sub", rt.subject,
-                               "tenant", rt.tenant, "iat", (json_int_t)rt.issued_at, "exp",
-                               (json_int_t)rt.expires_at);
+    json_t *g = json_loads(rt->grant, 0, NULL);
+    json_t *answer =
+        json_pack("{s:b,s:s,s:s,s:s,s:s,s:I,s:I}", "active", 1, "token_type", "refresh_token",
+                  "client_id", rt->client_id, "sub", rt->subject, "tenant", rt->tenant, "iat",
+                  (json_int_t)rt->issued_at, "exp", (json_int_t)rt->expires_at);
     json_t *scope = json_object_get(g, "scope");
     if (json_is_string(scope))
         json_object_set(answer, "scope", scope);
@@ -208,41 +193,61 @@ static void answer_not_owner(mandate_http_request *req, mandate_http_response *r
  * the access tokens issued from it. Only by the client it was issued to;
  * another tenant's is answered as unknown. */
 static void revoke_refresh(mandate_http_request *req, mandate_http_response *resp,
-                           const mandate_client *caller, const char *token)
+                           const mandate_client *caller, const mandate_refresh_token *rt)
 {
-    mandate_refresh_token rt;
-    bool found;
-    if (!refresh_lookup(req, resp, token, &rt, &found))
-        return;
-    if (found && (rt.tenant == NULL || caller->tenant == NULL ||
-                  strcmp(rt.tenant, caller->tenant) != 0))
-        found = false;
-    if (found && strcmp(rt.client_id, caller->client_id) != 0) {
+    if (rt != NULL && of_another_tenant(rt->tenant, caller))
+        rt = NULL;
+    if (rt != NULL && strcmp(rt->client_id, caller->client_id) != 0) {
         json_t *fields = json_pack("{s:s,s:s,s:s}", "by", caller->client_id, "reason",
                                    "the refresh token was not issued to this client", "family",
-                                   rt.family_id);
+                                   rt->family_id);
         if (!refusal_audited(req, resp, "token.revocation_refused", fields))
             return;
         answer_not_owner(req, resp);
         return;
     }
-    if (found) {
+    if (rt != NULL) {
         uint64_t revoked = 0;
         mandate_error err = {0};
-        if (mandate_signin_end_family(req, rt.family_id, &revoked, &err) != MANDATE_OK) {
+        if (mandate_signin_end_family(req, rt->family_id, &revoked, &err) != MANDATE_OK) {
             log_error("revocation of a refresh family: %s", err.message);
             mandate_oauth_respond_rc(req, resp, MANDATE_TEMPFAIL);
             return;
         }
         log_info("refresh family revoked: client_id=%s sub=%s (%llu access tokens)",
-                 caller->client_id, rt.subject, (unsigned long long)revoked);
+                 caller->client_id, rt->subject, (unsigned long long)revoked);
         if (!audited(req, resp, "token.revoked",
                      json_pack("{s:s,s:s,s:s,s:I}", "by", caller->client_id, "family",
-                               rt.family_id, "token_type", "refresh_token", "descendants",
+                               rt->family_id, "token_type", "refresh_token", "descendants",
                                (json_int_t)revoked)))
             return;
     }
     answer_revoked(resp);
+}
+
+/* Both endpoints: the token's status (mandate_token_validate) in *st and
+ * *rc_r; false when the broker could not tell (the store or a format
+ * failed), the answer (503 or 500) made then, what for the log line. A
+ * refresh token is no such token: on_refresh answers for the one the store
+ * holds (NULL: none) and validated is false. */
+static bool validated(mandate_http_request *req, mandate_http_response *resp, const char *what,
+                      const mandate_client *caller, const char *token,
+                      refresh_answer *on_refresh, mandate_token_status *st, mandate_rc *rc_r)
+{
+    if (strncmp(token, MANDATE_REFRESH_PREFIX, strlen(MANDATE_REFRESH_PREFIX)) == 0) {
+        mandate_refresh_token rt;
+        bool found;
+        if (refresh_lookup(req, resp, token, &rt, &found))
+            on_refresh(req, resp, caller, found ? &rt : NULL);
+        return false;
+    }
+    mandate_error err = {0};
+    *rc_r = mandate_token_validate(req->runtime, req->pool, token, strlen(token), st, &err);
+    if (*rc_r != MANDATE_TEMPFAIL && *rc_r != MANDATE_ERROR)
+        return true;
+    log_error("%s: %s", what, err.message);
+    mandate_oauth_respond_rc(req, resp, *rc_r);
+    return false;
 }
 
 void mandate_endpoint_introspect(mandate_http_request *req, mandate_http_response *resp)
@@ -264,16 +269,12 @@ void mandate_endpoint_introspect(mandate_http_request *req, mandate_http_respons
         mandate_oauth_respond_error(req, resp, &oerr);
         return;
     }
-    if (strncmp(token, MANDATE_REFRESH_PREFIX, strlen(MANDATE_REFRESH_PREFIX)) == 0) {
-        introspect_refresh(req, resp, &caller, token);
-        return;
-    }
     mandate_token_status st;
     mandate_rc rc;
-    if (!validated(req, resp, "introspection", token, &st, &rc))
+    if (!validated(req, resp, "introspection", &caller, token, introspect_refresh, &st, &rc))
         return;
     /* a token of another tenant does not exist for this caller */
-    if (rc == MANDATE_OK && of_another_tenant(&st.grant, &caller)) {
+    if (rc == MANDATE_OK && of_another_tenant(st.grant.tenant, &caller)) {
         rc = MANDATE_INVALID;
         st.reason = "of another tenant";
     }
@@ -313,19 +314,15 @@ void mandate_endpoint_revoke(mandate_http_request *req, mandate_http_response *r
     const char *token;
     if (!read_request(req, resp, "token.revocation_refused", true, &form, &caller, &token))
         return;
-    if (strncmp(token, MANDATE_REFRESH_PREFIX, strlen(MANDATE_REFRESH_PREFIX)) == 0) {
-        revoke_refresh(req, resp, &caller, token);
-        return;
-    }
     mandate_token_status st;
     mandate_rc rc;
-    if (!validated(req, resp, "revocation", token, &st, &rc))
+    if (!validated(req, resp, "revocation", &caller, token, revoke_refresh, &st, &rc))
         return;
     /* RFC 7009 §2.2: an invalid or already dead token is answered 200. A
      * token of another tenant is answered the same, so that no client can
      * learn from this endpoint whether another tenant's token is alive;
      * only the audit trail says what happened. */
-    if (st.parsed && of_another_tenant(&st.grant, &caller)) {
+    if (st.parsed && of_another_tenant(st.grant.tenant, &caller)) {
         log_info("revocation ignored: client_id=%s presented a token of another tenant",
                  caller.client_id);
         if (!revocation_refused(req, resp, &caller, &st, token,

@@ -11,7 +11,6 @@
 #include "log-private.h"
 #include "oauth-private.h"
 #include "pool-private.h"
-#include "refusals-private.h"
 #include "runtime-private.h"
 #include "signin-logout-private.h"
 #include "signin-private.h"
@@ -170,13 +169,8 @@ static void refuse(mandate_http_request *req, mandate_http_response *resp, unsig
 {
     json_t *fields = json_pack("{s:s,s:o}", "idp", idp, "reason",
                                mandate_audit_text(reason, MANDATE_AUDIT_TEXT_MAX));
-    unsigned retry;
-    if (mandate_refusal_record(req, "logout.refused", fields, &retry) ==
-        MANDATE_REFUSAL_OVER_BUDGET) {
-        mandate_web_error_page(req, resp, 429, "Too many requests",
-                               "Too many refused requests came from your address.");
+    if (!mandate_web_refusal_recorded(req, resp, "logout.refused", fields))
         return;
-    }
     log_info("logout message from %s refused: %s", idp, reason);
     mandate_web_error_page(req, resp, status, "This sign-out message was refused",
                            "The sign-out message that came from your identity provider cannot "

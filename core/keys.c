@@ -56,6 +56,26 @@ void mandate_keyring_free(mandate_keyring **kp)
     *kp = NULL;
 }
 
+/* AES-256-GCM of len bytes of in into out, the kid as associated data:
+ * encrypting, the tag is written to tag; decrypting, it is checked. */
+static bool gcm(int encrypt, const unsigned char *wrap_key, const unsigned char *nonce,
+                const char *kid, const unsigned char *in, size_t len, unsigned char *out,
+                unsigned char *tag)
+{
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    int n = 0;
+    bool ok =
+        ctx != NULL &&
+        EVP_CipherInit_ex(ctx, EVP_aes_256_gcm(), NULL, wrap_key, nonce, encrypt) == 1 &&
+        EVP_CipherUpdate(ctx, NULL, &n, (const unsigned char *)kid, (int)strlen(kid)) == 1 &&
+        EVP_CipherUpdate(ctx, out, &n, in, (int)len) == 1 &&
+        (encrypt || EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, WRAP_TAG_LEN, tag) == 1) &&
+        EVP_CipherFinal_ex(ctx, out + n, &n) == 1 &&
+        (!encrypt || EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, WRAP_TAG_LEN, tag) == 1);
+    EVP_CIPHER_CTX_free(ctx);
+    return ok;
+}
+
 /* blob = version || nonce || ciphertext || tag */
 static mandate_rc wrap(const unsigned char *wrap_key, const char *kid,
                        const unsigned char *plain, size_t len, mandate_pool *pool,
@@ -66,16 +86,7 @@ static mandate_rc wrap(const unsigned char *wrap_key, const char *kid,
     unsigned char *nonce = blob + 1, *ct = blob + 1 + WRAP_NONCE_LEN, *tag = ct + len;
     if (RAND_bytes(nonce, WRAP_NONCE_LEN) != 1)
         return mandate_error_set(err, MANDATE_ERROR, "no random bytes for a nonce");
-    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
-    int n = 0, ok = ctx != NULL &&
-                    EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, wrap_key, nonce) == 1 &&
-                    EVP_EncryptUpdate(ctx, NULL, &n, (const unsigned char *)kid,
-                                      (int)strlen(kid)) == 1 &&
-                    EVP_EncryptUpdate(ctx, ct, &n, plain, (int)len) == 1 &&
-                    EVP_EncryptFinal_ex(ctx, ct + n, &n) == 1 &&
-                    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, WRAP_TAG_LEN, tag) == 1;
-    EVP_CIPHER_CTX_free(ctx);
-    if (!ok)
+    if (!gcm(1, wrap_key, nonce, kid, plain, len, ct, tag))
         return mandate_error_set(err, MANDATE_ERROR, "encrypting key %s failed", kid);
     *blob_r = blob;
     *blob_len_r = len + WRAP_OVERHEAD;
@@ -89,19 +100,11 @@ static mandate_rc unwrap(const unsigned char *wrap_key, const char *kid,
     if (blob_len <= WRAP_OVERHEAD || blob[0] != WRAP_VERSION)
         return mandate_error_set(err, MANDATE_INVALID, "key %s: unknown wrapping", kid);
     size_t len = blob_len - WRAP_OVERHEAD;
-    const unsigned char *nonce = blob + 1, *ct = blob + 1 + WRAP_NONCE_LEN, *tag = ct + len;
+    const unsigned char *nonce = blob + 1, *ct = blob + 1 + WRAP_NONCE_LEN;
+    /* decrypting, gcm only reads the tag */
+    unsigned char *tag = (unsigned char *)ct + len;
     unsigned char *plain = mandate_pool_alloc(pool, len);
-    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
-    int n = 0, ok = ctx != NULL &&
-                    EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, wrap_key, nonce) == 1 &&
-                    EVP_DecryptUpdate(ctx, NULL, &n, (const unsigned char *)kid,
-                                      (int)strlen(kid)) == 1 &&
-                    EVP_DecryptUpdate(ctx, plain, &n, ct, (int)len) == 1 &&
-                    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, WRAP_TAG_LEN,
-                                        (void *)tag) == 1 &&
-                    EVP_DecryptFinal_ex(ctx, plain + n, &n) == 1;
-    EVP_CIPHER_CTX_free(ctx);
-    if (!ok) {
+    if (!gcm(0, wrap_key, nonce, kid, ct, len, plain, tag)) {
         OPENSSL_cleanse(plain, len);
         return mandate_error_set(err, MANDATE_DENIED,
                                  "key %s does not decrypt: another key-encryption key?", kid);

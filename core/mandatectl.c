@@ -178,6 +178,14 @@ bool ctl_options(int argc, char **argv, const ctl_option *opts)
     return true;
 }
 
+bool ctl_operands(int argc, int operands, bool complete, const char *usage)
+{
+    if (optind == argc - operands && complete)
+        return true;
+    fputs(usage, stderr);
+    return false;
+}
+
 int ctl_run_verb(const ctl *c, int argc, char **argv, const ctl_verb *verbs, const char *usage)
 {
     for (const ctl_verb *v = verbs; argc >= 2 && v->name != NULL; v++) {
@@ -391,12 +399,9 @@ static int cmd_plugins(ctl *c, int argc, char **argv)
 {
     const char *dir = NULL;
     const ctl_option opts[] = {CTL_VALUE("plugin-dir", &dir), {0}};
-    if (!ctl_options(argc, argv, opts))
+    if (!ctl_options(argc, argv, opts) ||
+        !ctl_operands(argc, 0, true, "Usage: mandatectl plugins [--plugin-dir DIR]\n"))
         return EXIT_USAGE;
-    if (optind != argc) {
-        fprintf(stderr, "Usage: mandatectl plugins [--plugin-dir DIR]\n");
-        return EXIT_USAGE;
-    }
     mandate_config *cfg = NULL;
     if (dir == NULL) {
         /* the configured folder when the configuration loads, else the default */

@@ -323,14 +323,9 @@ bool mandate_mappings_read(const config_t *file, const char *path, mandate_mappi
     out->rules = mandate_xcalloc(n > 0 ? (size_t)n : 1, sizeof(mandate_mapping_rule));
     bool ok = true;
     for (int i = 0; i < n; i++) {
-        config_setting_t *g = config_setting_get_elem(list, (unsigned)i);
+        config_setting_t *g = mandate_conf_list_group(list, i, "mapping", diag);
         mandate_mapping_rule *r = &out->rules[out->count++];
-        if (!config_setting_is_group(g)) {
-            mandate_diag_add_at(diag, g, "each mapping must be a group { name = ...; ... }");
-            ok = false;
-            continue;
-        }
-        if (!read_rule(g, path, out, r, (size_t)i, diag))
+        if (g == NULL || !read_rule(g, path, out, r, (size_t)i, diag))
             ok = false;
     }
     if (!ok)

@@ -165,6 +165,12 @@ static inline uint64_t load(_Atomic uint64_t *counter)
     return atomic_load_explicit(counter, memory_order_relaxed);
 }
 
+static void zero(_Atomic uint64_t *counters, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        atomic_store_explicit(&counters[i], 0, memory_order_relaxed);
+}
+
 /* The bucket index of an observation: the first bound it does not exceed. */
 static inline size_t bucket_of(const bucket_bound *bounds, size_t n, int64_t us)
 {
@@ -309,27 +315,19 @@ void mandate_metrics_refusal(mandate_refusal_metric what)
 void mandate_metrics_reset(void)
 {
     for (size_t e = 0; e < MANDATE_EP_COUNT_; e++) {
-        for (size_t g = 0; g < MANDATE_METRICS_GRANT_SLOTS; g++) {
-            for (size_t r = 0; r < RESULT_COUNT_; r++)
-                atomic_store_explicit(&metrics.requests[e][g][r], 0, memory_order_relaxed);
-        }
-        for (size_t b = 0; b <= REQUEST_BOUNDS; b++)
-            atomic_store_explicit(&metrics.duration[e].buckets[b], 0, memory_order_relaxed);
-        atomic_store_explicit(&metrics.duration[e].sum_us, 0, memory_order_relaxed);
-        atomic_store_explicit(&metrics.rate_limited[e], 0, memory_order_relaxed);
+        for (size_t g = 0; g < MANDATE_METRICS_GRANT_SLOTS; g++)
+            zero(metrics.requests[e][g], RESULT_COUNT_);
+        zero(metrics.duration[e].buckets, REQUEST_BOUNDS + 1);
+        zero(&metrics.duration[e].sum_us, 1);
     }
-    for (size_t f = 0; f < FORMAT_COUNT_; f++)
-        atomic_store_explicit(&metrics.tokens_issued[f], 0, memory_order_relaxed);
-    for (size_t b = 0; b <= FSYNC_BOUNDS; b++)
-        atomic_store_explicit(&metrics.audit_fsync.buckets[b], 0, memory_order_relaxed);
-    atomic_store_explicit(&metrics.audit_fsync.sum_us, 0, memory_order_relaxed);
-    atomic_store_explicit(&metrics.store_errors, 0, memory_order_relaxed);
-    for (size_t a = 0; a < CHECK_CACHE_ANSWERS; a++)
-        atomic_store_explicit(&metrics.check_cache[a], 0, memory_order_relaxed);
-    for (size_t r = 0; r < MANDATE_GUARD_REASON_COUNT_; r++)
-        atomic_store_explicit(&metrics.connections_closed[r], 0, memory_order_relaxed);
-    for (size_t r = 0; r < MANDATE_REFUSAL_METRIC_COUNT_; r++)
-        atomic_store_explicit(&metrics.refusals[r], 0, memory_order_relaxed);
+    zero(metrics.rate_limited, MANDATE_EP_COUNT_);
+    zero(metrics.tokens_issued, FORMAT_COUNT_);
+    zero(metrics.audit_fsync.buckets, FSYNC_BOUNDS + 1);
+    zero(&metrics.audit_fsync.sum_us, 1);
+    zero(&metrics.store_errors, 1);
+    zero(metrics.check_cache, CHECK_CACHE_ANSWERS);
+    zero(metrics.connections_closed, MANDATE_GUARD_REASON_COUNT_);
+    zero(metrics.refusals, MANDATE_REFUSAL_METRIC_COUNT_);
 }
 
 /* --- rendering (GET /metrics only: allocation is fine here) ------------- */
@@ -388,6 +386,23 @@ static void sample_u64(buf *b, const char *name, const char *suffix, const char 
 {
     series(b, name, suffix, labels);
     buf_printf(b, " %" PRIu64 "\n", value);
+}
+
+/* A counter family with one label: a sample of counters[i] named
+ * label="names[i]" each; a zero one only when always (a family whose every
+ * value is worth seeing from the start). */
+static void labelled_counters(buf *b, const char *name, const char *help, const char *label,
+                              const char *const *names, _Atomic uint64_t *counters, size_t n,
+                              bool always)
+{
+    family(b, name, "counter", help);
+    for (size_t i = 0; i < n; i++) {
+        uint64_t v = load(&counters[i]);
+        if (v == 0 && !always)
+            continue;
+        const char *labels[] = {label, names[i], NULL};
+        sample_u64(b, name, "", labels, v);
+    }
 }
 
 /* Microseconds as seconds, exactly: "12.000345". */
@@ -513,24 +528,12 @@ char *mandate_metrics_render(mandate_pool *pool, const char *const *grant_labels
                   &metrics.duration[e].sum_us, true);
     }
 
-    family(&b, "mandate_tokens_issued_total", "counter", "Access tokens issued, by format.");
-    for (size_t f = 0; f < FORMAT_COUNT_; f++) {
-        uint64_t v = load(&metrics.tokens_issued[f]);
-        if (v == 0)
-            continue;
-        const char *labels[] = {"format", format_names[f], NULL};
-        sample_u64(&b, "mandate_tokens_issued_total", "", labels, v);
-    }
+    labelled_counters(&b, "mandate_tokens_issued_total", "Access tokens issued, by format.",
+                      "format", format_names, metrics.tokens_issued, FORMAT_COUNT_, false);
 
-    family(&b, "mandate_rate_limited_total", "counter",
-           "Requests refused by a rate limit, by endpoint.");
-    for (size_t e = 0; e < MANDATE_EP_COUNT_; e++) {
-        uint64_t v = load(&metrics.rate_limited[e]);
-        if (v == 0)
-            continue;
-        const char *labels[] = {"endpoint", endpoint_names[e], NULL};
-        sample_u64(&b, "mandate_rate_limited_total", "", labels, v);
-    }
+    labelled_counters(&b, "mandate_rate_limited_total",
+                      "Requests refused by a rate limit, by endpoint.", "endpoint",
+                      endpoint_names, metrics.rate_limited, MANDATE_EP_COUNT_, false);
 
     family(&b, "mandate_audit_fsync_duration_seconds", "histogram",
            "Time taken by each audit log fsync (or group commit).");
@@ -541,38 +544,28 @@ char *mandate_metrics_render(mandate_pool *pool, const char *const *grant_labels
            "Token store calls that failed (TEMPFAIL or ERROR).");
     sample_u64(&b, "mandate_store_errors_total", "", NULL, load(&metrics.store_errors));
 
-    family(&b, "mandate_token_check_cache_total", "counter",
-           "Tokens of this broker presented to it (introspection, gateway check, revocation, "
-           "token exchange), by what the cache of checked tokens answered (hit, miss, "
-           "expired).");
-    for (size_t a = 0; a < CHECK_CACHE_ANSWERS; a++) {
-        uint64_t v = load(&metrics.check_cache[a]);
-        if (v == 0)
-            continue;
-        const char *labels[] = {"result", check_cache_names[a], NULL};
-        sample_u64(&b, "mandate_token_check_cache_total", "", labels, v);
-    }
+    labelled_counters(
+        &b, "mandate_token_check_cache_total",
+        "Tokens of this broker presented to it (introspection, gateway check, revocation, "
+        "token exchange), by what the cache of checked tokens answered (hit, miss, expired).",
+        "result", check_cache_names, metrics.check_cache, CHECK_CACHE_ANSWERS, false);
 
-    family(&b, "mandate_http_connections_closed_total", "counter",
-           "Connections closed to protect the others: the peer address held "
-           "server.connections_per_address already, or the connection did not send its "
-           "request in time (server.request_timeout, server.connection_timeout).");
-    for (size_t r = 0; r < MANDATE_GUARD_REASON_COUNT_; r++) {
-        const char *labels[] = {"reason", guard_reason_names[r], NULL};
-        sample_u64(&b, "mandate_http_connections_closed_total", "", labels,
-                   load(&metrics.connections_closed[r]));
-    }
+    labelled_counters(
+        &b, "mandate_http_connections_closed_total",
+        "Connections closed to protect the others: the peer address held "
+        "server.connections_per_address already, or the connection did not send its "
+        "request in time (server.request_timeout, server.connection_timeout).",
+        "reason", guard_reason_names, metrics.connections_closed, MANDATE_GUARD_REASON_COUNT_,
+        true);
 
-    family(&b, "mandate_refusals_total", "counter",
-           "Refused requests (failed client authentication, malformed requests, gateway "
-           "checks without a valid token, ...): written to the audit trail (recorded), counted "
-           "into one record of identical refusals from one address in one second "
-           "(coalesced), or over the address's refusal budget and answered 429 "
-           "(over_budget).");
-    for (size_t r = 0; r < MANDATE_REFUSAL_METRIC_COUNT_; r++) {
-        const char *labels[] = {"result", refusal_names[r], NULL};
-        sample_u64(&b, "mandate_refusals_total", "", labels, load(&metrics.refusals[r]));
-    }
+    labelled_counters(
+        &b, "mandate_refusals_total",
+        "Refused requests (failed client authentication, malformed requests, gateway "
+        "checks without a valid token, ...): written to the audit trail (recorded), counted "
+        "into one record of identical refusals from one address in one second "
+        "(coalesced), or over the address's refusal budget and answered 429 "
+        "(over_budget).",
+        "result", refusal_names, metrics.refusals, MANDATE_REFUSAL_METRIC_COUNT_, true);
 
     family(&b, "mandate_process_start_time_seconds", "gauge",
            "Start time of the process since the Unix epoch, in seconds.");

@@ -33,11 +33,7 @@ void mandate_plugins_gate_open(mandate_instance *in, unsigned workers)
     if (in->gate != NULL || (in->handle->plugin->flags & MANDATE_PLUGIN_BLOCKING) == 0)
         return;
     struct mandate_plugins_gate *g = mandate_xcalloc(1, sizeof(*g));
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&g->freed, &attr);
-    pthread_condattr_destroy(&attr);
+    mandate_cond_init_monotonic(&g->freed);
     pthread_mutex_init(&g->lock, NULL);
     g->slots = workers > 1 ? workers - 1 : 1;
     in->gate = g;
@@ -588,6 +584,23 @@ static const mandate_backend_ops *backend_ops(const mandate_instance *in)
     return ops_of(in, MANDATE_BACKEND);
 }
 
+/* code, "instance '<name>' <what>": an instance that cannot, or a plugin's
+ * answer that lacks what it must hold. */
+static mandate_rc instance_refused(const mandate_instance *in, mandate_rc code,
+                                   const char *what, mandate_error *err)
+{
+    return mandate_error_set(err, code, "instance '%s' %s", in->conf->name, what);
+}
+
+/* rc = ops->op(inst, ...) within in's bound, made only when able(in) says
+ * the instance offers it (else return refusal, "offers no <offer>"). */
+#define BACKEND_CALL(rc, in, err, able, refusal, offer, op, ...)                               \
+    do {                                                                                       \
+        if (!able(in))                                                                         \
+            return instance_refused(in, refusal, "offers no " offer, err);                     \
+        GATED(in, err, &(rc), backend_ops(in)->op(in->inst, __VA_ARGS__));                     \
+    } while (0)
+
 bool mandate_backend_authenticates(const mandate_instance *in)
 {
     const mandate_backend_ops *ops = backend_ops(in);
@@ -677,14 +690,11 @@ mandate_rc mandate_backend_login_start(const mandate_instance *in, mandate_pool 
                                        mandate_login_redirect *redirect_r, mandate_error *err)
 {
     memset(redirect_r, 0, sizeof(*redirect_r));
-    if (!mandate_backend_signs_in(in))
-        return mandate_error_set(err, MANDATE_ERROR, "instance '%s' offers no sign-in",
-                                 in->conf->name);
     mandate_rc rc;
-    GATED(in, err, &rc, backend_ops(in)->login_start(in->inst, pool, request, redirect_r, err));
+    BACKEND_CALL(rc, in, err, mandate_backend_signs_in, MANDATE_ERROR, "sign-in", login_start,
+                 pool, request, redirect_r, err);
     if (rc == MANDATE_OK && redirect_r->url == NULL)
-        return mandate_error_set(err, MANDATE_ERROR, "instance '%s' gave no address to sign in at",
-                                 in->conf->name);
+        return instance_refused(in, MANDATE_ERROR, "gave no address to sign in at", err);
     return rc;
 }
 
@@ -693,14 +703,11 @@ mandate_rc mandate_backend_login_finish(const mandate_instance *in, mandate_pool
                                         mandate_identity *identity_r, mandate_error *err)
 {
     memset(identity_r, 0, sizeof(*identity_r));
-    if (!mandate_backend_signs_in(in))
-        return mandate_error_set(err, MANDATE_ERROR, "instance '%s' offers no sign-in",
-                                 in->conf->name);
     mandate_rc rc;
-    GATED(in, err, &rc, backend_ops(in)->login_finish(in->inst, pool, response, identity_r, err));
+    BACKEND_CALL(rc, in, err, mandate_backend_signs_in, MANDATE_ERROR, "sign-in", login_finish,
+                 pool, response, identity_r, err);
     if (rc == MANDATE_OK && (identity_r->subject == NULL || identity_r->subject[0] == '\0'))
-        return mandate_error_set(err, MANDATE_INVALID, "instance '%s' signed in no subject",
-                                 in->conf->name);
+        return instance_refused(in, MANDATE_INVALID, "signed in no subject", err);
     return rc;
 }
 
@@ -717,8 +724,7 @@ mandate_rc mandate_backend_login_metadata(const mandate_instance *in, mandate_po
     *text_r = NULL;
     *content_type_r = NULL;
     if (!mandate_backend_publishes_login_metadata(in))
-        return mandate_error_set(err, MANDATE_NOT_FOUND, "instance '%s' publishes no metadata",
-                                 in->conf->name);
+        return instance_refused(in, MANDATE_NOT_FOUND, "publishes no metadata", err);
     mandate_rc rc;
     GATED(in, err, &rc,
           backend_ops(in)->login_metadata(in->inst, pool, callback_url, text_r, content_type_r,
@@ -749,14 +755,11 @@ mandate_rc mandate_backend_logout_start(const mandate_instance *in, mandate_pool
                                         mandate_login_redirect *redirect_r, mandate_error *err)
 {
     memset(redirect_r, 0, sizeof(*redirect_r));
-    if (!mandate_backend_logs_out(in))
-        return mandate_error_set(err, MANDATE_NOT_FOUND, "instance '%s' offers no logout",
-                                 in->conf->name);
     mandate_rc rc;
-    GATED(in, err, &rc, backend_ops(in)->logout_start(in->inst, pool, request, redirect_r, err));
+    BACKEND_CALL(rc, in, err, mandate_backend_logs_out, MANDATE_NOT_FOUND, "logout",
+                 logout_start, pool, request, redirect_r, err);
     if (rc == MANDATE_OK && redirect_r->url == NULL)
-        return mandate_error_set(err, MANDATE_ERROR, "instance '%s' gave no address to log out at",
-                                 in->conf->name);
+        return instance_refused(in, MANDATE_ERROR, "gave no address to log out at", err);
     return rc;
 }
 
@@ -765,21 +768,17 @@ mandate_rc mandate_backend_logout_finish(const mandate_instance *in, mandate_poo
                                          mandate_logout_result *result_r, mandate_error *err)
 {
     memset(result_r, 0, sizeof(*result_r));
-    if (!mandate_backend_logs_out(in))
-        return mandate_error_set(err, MANDATE_NOT_FOUND, "instance '%s' offers no logout",
-                                 in->conf->name);
     mandate_rc rc;
-    GATED(in, err, &rc, backend_ops(in)->logout_finish(in->inst, pool, message, result_r, err));
+    BACKEND_CALL(rc, in, err, mandate_backend_logs_out, MANDATE_NOT_FOUND, "logout",
+                 logout_finish, pool, message, result_r, err);
     if (rc == MANDATE_OK && result_r->kind == MANDATE_LOGOUT_ASKED &&
         (result_r->done_url == NULL || result_r->unknown_url == NULL ||
          result_r->key_count > MANDATE_LOGOUT_KEYS_MAX))
-        return mandate_error_set(err, MANDATE_ERROR,
-                                 "instance '%s' gave no answer to the IdP's logout request",
-                                 in->conf->name);
+        return instance_refused(in, MANDATE_ERROR, "gave no answer to the IdP's logout request",
+                                err);
     if (rc == MANDATE_OK && result_r->kind != MANDATE_LOGOUT_ASKED &&
         result_r->kind != MANDATE_LOGOUT_ANSWERED)
-        return mandate_error_set(err, MANDATE_ERROR, "instance '%s' said nothing of the logout",
-                                 in->conf->name);
+        return instance_refused(in, MANDATE_ERROR, "said nothing of the logout", err);
     return rc;
 }
 

@@ -115,30 +115,44 @@ static bool loopback_parts(const char *uri, const char **host_r, size_t *host_le
     return false;
 }
 
+/* Whether a redirect_uris entry admits uri: the same string, or for a
+ * loopback one the same host and rest on any port. */
+static bool redirect_admits(const char *entry, const char *uri)
+{
+    const char *host, *rest, *rhost, *rrest;
+    size_t host_len, rhost_len;
+    return strcmp(entry, uri) == 0 ||
+           (loopback_parts(uri, &host, &host_len, &rest) &&
+            loopback_parts(entry, &rhost, &rhost_len, &rrest) && rhost_len == host_len &&
+            strncmp(rhost, host, host_len) == 0 && strcmp(rrest, rest) == 0);
+}
+
+static bool same_string(const char *entry, const char *wanted)
+{
+    return strcmp(entry, wanted) == 0;
+}
+
+/* Whether a string of the JSON array (or NULL) admits wanted. */
+static bool array_admits(const json_t *array, const char *wanted,
+                         bool (*admits)(const char *entry, const char *wanted))
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(array, i, v)
+    {
+        const char *entry = json_string_value(v);
+        if (entry != NULL && admits(entry, wanted))
+            return true;
+    }
+    return false;
+}
+
 bool mandate_signin_redirect_ok(mandate_pool *pool, const mandate_client *client,
                                 const char *uri)
 {
     (void)pool;
     json_t *meta = client_meta(client);
-    json_t *uris = json_object_get(meta, "redirect_uris");
-    bool ok = false;
-    const char *host, *rest, *rhost, *rrest;
-    size_t host_len, rhost_len;
-    bool loopback = loopback_parts(uri, &host, &host_len, &rest);
-    size_t i;
-    json_t *v;
-    json_array_foreach(uris, i, v)
-    {
-        const char *r = json_string_value(v);
-        if (r == NULL)
-            continue;
-        if (strcmp(r, uri) == 0 ||
-            (loopback && loopback_parts(r, &rhost, &rhost_len, &rrest) && rhost_len == host_len &&
-             strncmp(rhost, host, host_len) == 0 && strcmp(rrest, rest) == 0)) {
-            ok = true;
-            break;
-        }
-    }
+    bool ok = array_admits(json_object_get(meta, "redirect_uris"), uri, redirect_admits);
     json_decref(meta);
     return ok;
 }
@@ -149,17 +163,10 @@ bool mandate_signin_client_grants(mandate_pool *pool, const mandate_client *clie
     (void)pool;
     json_t *meta = client_meta(client);
     json_t *grants = json_object_get(meta, "grant_types");
-    bool ok = false;
-    if (grants == NULL && meta != NULL && json_object_get(meta, "redirect_uris") != NULL)
-        /* RFC 7591 §2: grant_types defaults to authorization_code */
-        ok = strcmp(grant_type, "authorization_code") == 0;
-    size_t i;
-    json_t *v;
-    json_array_foreach(grants, i, v)
-    {
-        if (json_is_string(v) && strcmp(json_string_value(v), grant_type) == 0)
-            ok = true;
-    }
+    bool ok = grants == NULL && meta != NULL && json_object_get(meta, "redirect_uris") != NULL
+                  /* RFC 7591 §2: grant_types defaults to authorization_code */
+                  ? strcmp(grant_type, "authorization_code") == 0
+                  : array_admits(grants, grant_type, same_string);
     json_decref(meta);
     return ok;
 }
@@ -385,6 +392,20 @@ void mandate_signin_redirect_error(mandate_http_request *req, mandate_http_respo
     mandate_web_redirect(req, resp, mandate_web_url_with(req->pool, url, iss_pairs));
 }
 
+/* Whether the store kept what the sign-in needs (rc); if not, the log says
+ * what was lost and the client hears temporarily_unavailable. */
+static bool kept(mandate_http_request *req, mandate_http_response *resp,
+                 const mandate_pending *pending, mandate_rc rc, const mandate_error *err,
+                 const char *what, const char *description)
+{
+    if (rc == MANDATE_OK)
+        return true;
+    log_error("%s cannot be kept: %s", what, err->message);
+    mandate_signin_redirect_error(req, resp, pending, "temporarily_unavailable", description,
+                                  err->message);
+    return false;
+}
+
 static char *hex(mandate_pool *pool, const unsigned char *bytes, size_t n)
 {
     return mandate_pool_hex(pool, bytes, n);
@@ -455,12 +476,9 @@ void mandate_signin_start_login(mandate_http_request *req, mandate_http_response
                                 sizeof(key), text,
                                 mandate_clock_now() + cfg->signin.pending_lifetime, &err);
     free(text);
-    if (rc != MANDATE_OK) {
-        log_error("a pending sign-in cannot be kept: %s", err.message);
-        mandate_signin_redirect_error(req, resp, pending, "temporarily_unavailable",
-                                      "the broker cannot keep this sign-in now", err.message);
+    if (!kept(req, resp, pending, rc, &err, "a pending sign-in",
+              "the broker cannot keep this sign-in now"))
         return;
-    }
     audit("login.started", json_pack("{s:o,s:s}", "client_id",
                                      mandate_audit_text(pending->client_id,
                                                         MANDATE_AUDIT_TEXT_MAX),
@@ -955,12 +973,9 @@ void mandate_signin_issue_code(mandate_http_request *req, mandate_http_response 
     };
     mandate_rc rc = mandate_store_auth_code_put(mandate_runtime_store(req->runtime), &c, &err);
     free(grant_text);
-    if (rc != MANDATE_OK) {
-        log_error("an authorization code cannot be kept: %s", err.message);
-        mandate_signin_redirect_error(req, resp, pending, "temporarily_unavailable",
-                                      "the broker cannot issue a code now", err.message);
+    if (!kept(req, resp, pending, rc, &err, "an authorization code",
+              "the broker cannot issue a code now"))
         return;
-    }
     if (mandate_audit_event("code.issued",
                             json_pack("{s:s,s:s,s:s,s:s}", "client_id", pending->client_id,
                                       "sub", sub, "family", family_id,

@@ -3,6 +3,7 @@
 #ifndef MANDATE_UTIL_PRIVATE_H
 #define MANDATE_UTIL_PRIVATE_H
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -48,5 +49,9 @@ mandate_rc mandate_read_file(const char *path, size_t max_len, char **data_r,
 
 /* path if absolute, else base/path (a fresh string). */
 char *mandate_path_join(const char *base, const char *path);
+
+/* A condition whose timed waits run on CLOCK_MONOTONIC: a clock set back
+ * or forward neither holds a wait back nor cuts it short. */
+void mandate_cond_init_monotonic(pthread_cond_t *cond);
 
 #endif

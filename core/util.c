@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "util-private.h"
@@ -186,4 +187,13 @@ char *mandate_path_join(const char *base, const char *path)
         return mandate_xstrdup(path);
     size_t blen = strlen(base);
     return mandate_xasprintf("%s%s%s", base, base[blen - 1] == '/' ? "" : "/", path);
+}
+
+void mandate_cond_init_monotonic(pthread_cond_t *cond)
+{
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(cond, &attr);
+    pthread_condattr_destroy(&attr);
 }

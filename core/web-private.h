@@ -35,6 +35,11 @@ void mandate_web_page(mandate_http_request *req, mandate_http_response *resp, un
  * client (used when the client or its redirect_uri is not known good). */
 void mandate_web_error_page(mandate_http_request *req, mandate_http_response *resp,
                             unsigned status, const char *title, const char *message);
+/* The audit record of a refused browser request (fields: stolen); false
+ * when the address is over its refusal budget and the 429 page is
+ * answered. */
+bool mandate_web_refusal_recorded(mandate_http_request *req, mandate_http_response *resp,
+                                  const char *event, json_t *fields);
 /* 303 See Other to url (after a form) or 302 Found (after a GET). */
 void mandate_web_redirect(mandate_http_request *req, mandate_http_response *resp,
                           const char *url);

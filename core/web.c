@@ -11,6 +11,7 @@
 #include "jose.h"
 #include "log-private.h"
 #include "pool-private.h"
+#include "refusals-private.h"
 #include "runtime-private.h"
 #include "web-private.h"
 
@@ -128,6 +129,17 @@ void mandate_web_error_page(mandate_http_request *req, mandate_http_response *re
 {
     json_t *view = json_pack("{s:s,s:s}", "message", message, "request_id", req->request_id);
     mandate_web_page(req, resp, status, title, error_template, view, NULL);
+}
+
+bool mandate_web_refusal_recorded(mandate_http_request *req, mandate_http_response *resp,
+                                  const char *event, json_t *fields)
+{
+    unsigned retry;
+    if (mandate_refusal_record(req, event, fields, &retry) != MANDATE_REFUSAL_OVER_BUDGET)
+        return true;
+    mandate_web_error_page(req, resp, 429, "Too many requests",
+                           "Too many refused requests came from your address.");
+    return false;
 }
 
 void mandate_web_redirect(mandate_http_request *req, mandate_http_response *resp,
