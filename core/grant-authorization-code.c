@@ -307,10 +307,14 @@ void mandate_grant_authorization_code(mandate_http_request *req, mandate_http_re
         uint64_t revoked = 0;
         mandate_error e2 = {0};
         mandate_signin_end_family(req, c.family_id, &revoked, &e2);
-        mandate_audit_event("code.replayed",
-                            json_pack("{s:s,s:s,s:I}", "client_id", client.client_id, "family",
-                                      c.family_id ? c.family_id : "", "revoked",
-                                      (json_int_t)revoked));
+        /* the family is ended whether or not the alarm is written: the
+         * refusal below stands, the lost record said in the log */
+        if (mandate_audit_event("code.replayed",
+                                json_pack("{s:s,s:s,s:I}", "client_id", client.client_id,
+                                          "family", c.family_id ? c.family_id : "", "revoked",
+                                          (json_int_t)revoked)) != MANDATE_OK)
+            log_error("code.replayed cannot be recorded (client %s, family %s)",
+                      client.client_id, c.family_id ? c.family_id : "");
         log_warning("authorization code used twice (client %s): its family ended, %llu tokens "
                     "revoked",
                     client.client_id, (unsigned long long)revoked);
@@ -413,8 +417,18 @@ void mandate_grant_authorization_code(mandate_http_request *req, mandate_http_re
                              json_pack("{s:s}", "family", c.family_id));
         return;
     }
-    mandate_audit_event("code.redeemed", json_pack("{s:s,s:s}", "client_id", client.client_id,
-                                                   "family", c.family_id));
+    /* nothing is issued yet: unrecorded, the redemption does not happen
+     * (the code is spent, as by any refusal after it is taken) */
+    if (mandate_audit_event("code.redeemed", json_pack("{s:s,s:s}", "client_id",
+                                                       client.client_id, "family",
+                                                       c.family_id)) != MANDATE_OK) {
+        json_decref(g);
+        mandate_oauth_fail_rc(&oerr, MANDATE_TEMPFAIL);
+        oerr.reason = "code.redeemed cannot be recorded";
+        mandate_token_refuse(req, resp, &oerr, grant_type, client.client_id,
+                             json_pack("{s:s}", "family", c.family_id));
+        return;
+    }
     issue(req, resp, &client, g, c.family_id, json_str(req->pool, g, "scope"), audience,
           family_expires_at, grant_type, NULL);
     json_decref(g);
@@ -551,10 +565,14 @@ void mandate_grant_refresh_token(mandate_http_request *req, mandate_http_respons
         uint64_t revoked = 0;
         mandate_error e2 = {0};
         mandate_signin_end_family(req, old.family_id, &revoked, &e2);
-        mandate_audit_event("refresh.reused",
-                            json_pack("{s:s,s:s,s:s,s:I}", "client_id", client.client_id,
-                                      "sub", old.subject, "family", old.family_id, "revoked",
-                                      (json_int_t)revoked));
+        /* the family is ended whether or not the alarm is written: the
+         * refusal below stands, the lost record said in the log */
+        if (mandate_audit_event("refresh.reused",
+                                json_pack("{s:s,s:s,s:s,s:I}", "client_id", client.client_id,
+                                          "sub", old.subject, "family", old.family_id,
+                                          "revoked", (json_int_t)revoked)) != MANDATE_OK)
+            log_error("refresh.reused cannot be recorded (client %s, family %s)",
+                      client.client_id, old.family_id);
         log_warning("refresh token used twice (client %s, user %s): its family ended",
                     client.client_id, old.subject);
         mandate_oauth_fail(&oerr, 400, "invalid_grant", "the refresh token was used already");
@@ -567,9 +585,15 @@ void mandate_grant_refresh_token(mandate_http_request *req, mandate_http_respons
                          "the refresh token is unknown or expired");
         return;
     }
-    mandate_audit_event("refresh.rotated", json_pack("{s:s,s:s,s:s}", "client_id",
-                                                     client.client_id, "sub", old.subject,
-                                                     "family", old.family_id));
+    /* the rotation is done: failing now would spend the refresh token and
+     * make the client's retry a reuse that ends the family. Nothing leaves
+     * unrecorded all the same: token.issued, which gates the answer, names
+     * the family and the new refresh token */
+    if (mandate_audit_event("refresh.rotated", json_pack("{s:s,s:s,s:s}", "client_id",
+                                                         client.client_id, "sub", old.subject,
+                                                         "family", old.family_id)) != MANDATE_OK)
+        log_error("refresh.rotated cannot be recorded (client %s, family %s)", client.client_id,
+                  old.family_id);
     /* the access token; the refresh token to answer is the one just stored */
     mandate_oauth_error oerr2;
     char *access;
