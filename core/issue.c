@@ -313,7 +313,7 @@ bool mandate_oauth_within_rate(mandate_http_request *req, mandate_http_response 
     unsigned retry_after;
     if (mandate_client_limits_take(req, MANDATE_EP_TOKEN, client->client_id, client,
                                    &retry_after))
-        return true;
+        return mandate_dpop_request_claim(req, resp, event, grant_type, client->client_id);
     json_t *fields =
         json_pack("{s:s?,s:s,s:s,s:s,s:i,s:i}", "grant_type", grant_type, "client_id",
                   client->client_id, "error", "too_many_requests", "reason", "rate limit",

@@ -87,6 +87,15 @@ expect_eq "two DPoP headers: 400" 400 "$(token "$(proof "$TMP/agent.pem" POST "$
     -H "DPoP: $(proof "$TMP/agent.pem" POST "$TOKEN_URL")" -u "agent:$AGENT_SECRET" \
     -d grant_type=client_credentials)"
 expect_eq "garbage in DPoP: 400" 400 "$(token "not.a.proof" -u "agent:$AGENT_SECRET" -d grant_type=client_credentials)"
+# the jti is claimed once the client is authenticated (review s32, finding 15): a caller
+# without credentials makes no replay record, so the proof is still good for its client
+p=$(proof "$TMP/agent.pem" POST "$TOKEN_URL")
+expect_eq "a good proof with a wrong client secret: 401" 401 "$(token "$p" -u "agent:wrong" \
+    -d grant_type=client_credentials)"
+expect_eq "  the same proof with the right one: 200 (the refusal claimed no jti)" 200 \
+    "$(token "$p" -u "agent:$AGENT_SECRET" -d grant_type=client_credentials)"
+expect_eq "  and once more: 400, the jti spent" 400 "$(token "$p" -u "agent:$AGENT_SECRET" \
+    -d grant_type=client_credentials)"
 check "audited: token.refused invalid_dpop_proof" bash -c "cat '$STATE'/audit/audit-*.jsonl | grep -q invalid_dpop_proof"
 check "no proof is logged" bash -c "! grep -q -- '$(echo "$p" | cut -d. -f3)' '$LOG'"
 
