@@ -15,6 +15,7 @@
 #include "dpop.h"
 #include "issue-private.h"
 #include "log-private.h"
+#include "mtls-private.h"
 #include "oauth-private.h"
 #include "plugins-private.h"
 #include "pool-private.h"
@@ -120,12 +121,14 @@ static bool nonce_valid(mandate_http_request *req, const char *nonce)
 
 /* --- the proof ------------------------------------------------------------------- */
 
-/* The proof of the request's DPoP header for method and uri (with ath of
- * token when not NULL): checked, and its nonce when nonces are on; its jti
- * not claimed yet. Anything but MANDATE_DPOP_OK with *why_r. */
+/* The proof of the request's DPoP header for method and uri (or alias, when
+ * not NULL; with ath of token when not NULL): checked, and its nonce when
+ * nonces are on; its jti not claimed yet. Anything but MANDATE_DPOP_OK with
+ * *why_r. */
 static mandate_dpop_outcome proof_verified(mandate_http_request *req, const char *method,
-                                           const char *uri, const char *token,
-                                           mandate_dpop_proof *p, const char **why_r)
+                                           const char *uri, const char *alias,
+                                           const char *token, mandate_dpop_proof *p,
+                                           const char **why_r)
 {
     const mandate_config *cfg = mandate_runtime_config(req->runtime);
     const char *proof = mandate_http_request_header(req, "DPoP");
@@ -140,6 +143,7 @@ static mandate_dpop_outcome proof_verified(mandate_http_request *req, const char
     }
     const mandate_dpop_expect x = {.method = method,
                                    .uri = uri,
+                                   .uri_alias = alias,
                                    .access_token = token,
                                    .algs = configured_algs(cfg),
                                    .now = mandate_clock_now(),
@@ -193,7 +197,7 @@ static mandate_dpop_outcome proof_checked(mandate_http_request *req, const char 
                                           const char *uri, const char *token,
                                           mandate_dpop_proof *p, const char **why_r)
 {
-    mandate_dpop_outcome out = proof_verified(req, method, uri, token, p, why_r);
+    mandate_dpop_outcome out = proof_verified(req, method, uri, NULL, token, p, why_r);
     return out == MANDATE_DPOP_OK ? jti_claimed(req, p, why_r) : out;
 }
 
@@ -230,9 +234,11 @@ bool mandate_dpop_endpoint_request(mandate_http_request *req, mandate_http_respo
         return true;
     mandate_dpop_proof *p = mandate_pool_alloc(req->pool, sizeof(*p));
     const char *why = NULL;
-    /* htu: the endpoint as the metadata names it */
+    /* htu: the endpoint as the metadata names it, or its alias for clients
+     * with a certificate (RFC 8705 §5, server.mtls_base_url) */
     mandate_dpop_outcome out =
-        proof_verified(req, "POST", mandate_oauth_endpoint_url(req, path), NULL, p, &why);
+        proof_verified(req, "POST", mandate_oauth_endpoint_url(req, path),
+                       mandate_mtls_endpoint_alias(req, path), NULL, p, &why);
     if (out != MANDATE_DPOP_OK)
         proof_refuse(req, resp, out, why, event, grant_type, NULL);
     /* RFC 9449 §8.2: a fresh nonce on every answer to a proof, when on */

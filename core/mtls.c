@@ -238,6 +238,17 @@ bool mandate_mtls_request_holds(mandate_http_request *req, const char *x5t)
            strcmp(c->x5t_s256, x5t) == 0;
 }
 
+const char *mandate_mtls_endpoint_alias(const mandate_http_request *req, const char *path)
+{
+    const char *base_url = mandate_runtime_config(req->runtime)->mtls_base_url;
+    if (base_url == NULL)
+        return NULL;
+    size_t base = strlen(base_url);
+    while (base > 0 && base_url[base - 1] == '/')
+        base--;
+    return mandate_pool_printf(req->pool, "%.*s%s", (int)base, base_url, path);
+}
+
 void mandate_mtls_metadata(const mandate_http_request *req, json_t *doc)
 {
     const mandate_config *cfg = mandate_runtime_config(req->runtime);
@@ -262,16 +273,11 @@ void mandate_mtls_metadata(const mandate_http_request *req, json_t *doc)
             {"introspection_endpoint", "/oauth2/introspect"},
             {"revocation_endpoint", "/oauth2/revoke"},
             {"pushed_authorization_request_endpoint", "/oauth2/par"}};
-        size_t base = strlen(cfg->mtls_base_url);
-        while (base > 0 && cfg->mtls_base_url[base - 1] == '/')
-            base--;
         json_t *o = json_object();
         for (size_t i = 0; i < sizeof(aliases) / sizeof(aliases[0]); i++)
             if (json_object_get(doc, aliases[i][0]) != NULL) /* PAR: with sign-in only */
-                json_object_set_new(
-                    o, aliases[i][0],
-                    json_string(mandate_pool_printf(req->pool, "%.*s%s", (int)base,
-                                                    cfg->mtls_base_url, aliases[i][1])));
+                json_object_set_new(o, aliases[i][0],
+                                    json_string(mandate_mtls_endpoint_alias(req, aliases[i][1])));
         json_object_set_new(doc, "mtls_endpoint_aliases", o);
     }
 }

@@ -135,6 +135,17 @@ check "  audited with why: the DN" test "$(audited "subject DN is not the regist
 check "  audited with why: no certificate" test "$(audited "no client certificate came")" -ge 1
 check "  audited with why: the chain" test "$(audited "unable to get local issuer certificate")" -ge 1
 expect_eq "a client secret is not its credential: 401" 401 "$(token agent-a -u "tls-a:guess")"
+# DPoP at the mTLS endpoint alias (review s32, finding 14): the proof names the URL the
+# metadata sends a client with a certificate to
+PROOF="$BUILDDIR/tests/dpop-proof"
+"$PROOF" keygen ES256 "$TMP/dpop.pem"
+expect_eq "DPoP with mTLS, the proof's htu the alias (mtls_base_url): 200" 200 \
+    "$(token agent-a -d client_id=tls-a -H "DPoP: $("$PROOF" proof "$TMP/dpop.pem" POST https://mtls.example/oauth2/token)")"
+expect_eq "  token_type DPoP" DPoP "$(json_get "$(cat "$TMP/t")" token_type)"
+expect_eq "  the issuer's URL, as before: 200" 200 \
+    "$(token agent-a -d client_id=tls-a -H "DPoP: $("$PROOF" proof "$TMP/dpop.pem" POST "$TOKEN_URL")")"
+expect_eq "  another URL at the alias: 400" 400 \
+    "$(token agent-a -d client_id=tls-a -H "DPoP: $("$PROOF" proof "$TMP/dpop.pem" POST https://mtls.example/oauth2/par)")"
 
 new_client tls-dns --auth tls_client_auth --tls-san-dns agent-a.example.com >/dev/null
 expect_eq "tls_client_auth by DNS SAN: 200" 200 "$(token agent-a -d client_id=tls-dns)"
