@@ -57,19 +57,25 @@ mandate_mtls_outcome mandate_mtls_request_cert(mandate_http_request *req,
     const char *header = cfg->client_certificate_header
                              ? mandate_http_request_header(req, cfg->client_certificate_header)
                              : NULL;
-    if (session_cert(req, c)) {
+    /* only the proxies that terminate the clients' TLS and set the header
+     * themselves; any other hop passes a client's own */
+    char *const *forwarders = cfg->client_certificate_proxies != NULL
+                                  ? cfg->client_certificate_proxies
+                                  : cfg->trusted_proxies;
+    /* such a proxy's own certificate on its connection to Mandate (nginx
+     * proxy_ssl_certificate, a mesh sidecar) is never its clients': theirs
+     * is the header, or none */
+    bool from_forwarder =
+        cfg->client_certificate_header != NULL &&
+        mandate_peer_trusted((const struct sockaddr *)&req->socket_peer, forwarders);
+    if (!from_forwarder && session_cert(req, c)) {
         leaf = mandate_cert_from_der(c->der[0], c->der_len[0]);
         if (leaf == NULL) {
             *why_r = "the TLS client certificate is not one";
             return MANDATE_MTLS_REFUSED;
         }
     } else if (header != NULL) {
-        /* only the proxies that terminate the clients' TLS and set the
-         * header themselves; any other hop passes a client's own */
-        char *const *forwarders = cfg->client_certificate_proxies != NULL
-                                      ? cfg->client_certificate_proxies
-                                      : cfg->trusted_proxies;
-        if (!mandate_peer_trusted((const struct sockaddr *)&req->socket_peer, forwarders)) {
+        if (!from_forwarder) {
             *why_r = "a client certificate header from an address that is not a trusted proxy";
             return MANDATE_MTLS_REFUSED;
         }

@@ -291,6 +291,13 @@ http {
             proxy_pass https://127.0.0.1:$PORT;
             proxy_set_header X-Client-Cert \$ssl_client_escaped_cert;
         }
+        # a proxy that authenticates itself to Mandate with a certificate
+        location /proxycert/oauth2/ {
+            proxy_pass https://127.0.0.1:$PORT/oauth2/;
+            proxy_ssl_certificate $PKI/agent-b.pem;
+            proxy_ssl_certificate_key $PKI/agent-b.key;
+            proxy_set_header X-Client-Cert \$ssl_client_escaped_cert;
+        }
         location = /_mandate_check {
             internal;
             proxy_pass https://127.0.0.1:$PORT/gateway/check;
@@ -372,6 +379,13 @@ expect_eq "the certificate header from a trusted proxy not in client_certificate
 check "  audited" audited_beyond "not a trusted proxy" "$before"
 expect_eq "  through nginx, in client_certificate_proxies: 200" 200 \
     "$(URL="$GW/oauth2/token" token agent-a -d client_id=tls-a)"
+# a proxy with a client certificate of its own on its connection to Mandate (review s32,
+# finding 12): the forwarded certificate is the client's, the proxy's never is
+expect_eq "through nginx with its own certificate (agent-b's) to Mandate, agent-a's forwarded: 200" 200 \
+    "$(URL="$GW/proxycert/oauth2/token" token agent-a -d client_id=tls-a)"
+expect_contains "  bound to agent-a's" "\"x5t#S256\":\"$X5T_A\"" "$(cnf_of)"
+expect_eq "  none forwarded, for a client of the proxy's certificate: 401" 401 \
+    "$(URL="$GW/proxycert/oauth2/token" token - -d client_id=tls-dns)"
 
 # --- registration (RFC 7591) of a client known by its certificate (RFC 8705 §2.1.2) -----------
 reloads=$(grep -c "reloaded:" "$LOG")
