@@ -25,9 +25,8 @@ typedef enum mandate_dpop_outcome {
 } mandate_dpop_outcome;
 
 /* The DPoP proof of POST /oauth2/token, before the grant is dispatched:
- * none is fine (req->dpop_jkt stays NULL); one that passes (htm POST, htu
- * the token endpoint's URL, its jti claimed) sets req->dpop_jkt, the
- * thumbprint the tokens of the request are bound to. false: refused,
+ * none is fine; one that passes (htm POST, htu the token endpoint's URL)
+ * waits in req->dpop_proof for mandate_dpop_request_claim. false: refused,
  * audited and answered (400 invalid_dpop_proof, 400 use_dpop_nonce with a
  * DPoP-Nonce header, or 503). With dpop.nonce on, every answer to a proof
  * carries a fresh DPoP-Nonce. */
@@ -39,7 +38,18 @@ bool mandate_dpop_endpoint_request(mandate_http_request *req, mandate_http_respo
                                    const char *path, const char *event,
                                    const char *grant_type);
 
-/* Whether the request's proof (checked by mandate_dpop_token_request) is by
+/* Once the client of the request is authenticated (mandate_oauth_within_rate):
+ * the jti of the proof that mandate_dpop_token_request checked claimed in
+ * the replay cache, which sets req->dpop_jkt, the thumbprint the tokens of
+ * the request are bound to. Before that a caller without credentials could
+ * make the broker write for each of its proofs. No proof: true. false:
+ * refused (a jti used before, the store not answering), audited and
+ * answered. */
+bool mandate_dpop_request_claim(mandate_http_request *req, mandate_http_response *resp,
+                                const char *event, const char *grant_type,
+                                const char *client_id);
+
+/* Whether the request's proof (claimed by mandate_dpop_request_claim) is by
  * the key of thumbprint jkt. */
 bool mandate_dpop_request_holds(const mandate_http_request *req, const char *jkt);
 

@@ -15,6 +15,7 @@
 #include "dpop.h"
 #include "issue-private.h"
 #include "log-private.h"
+#include "mtls-private.h"
 #include "oauth-private.h"
 #include "plugins-private.h"
 #include "pool-private.h"
@@ -120,12 +121,14 @@ static bool nonce_valid(mandate_http_request *req, const char *nonce)
 
 /* --- the proof ------------------------------------------------------------------- */
 
-/* The proof of the request's DPoP header for method and uri (with ath of
- * token when not NULL): checked, its nonce when nonces are on, its jti
- * claimed once. Anything but MANDATE_DPOP_OK with *why_r. */
-static mandate_dpop_outcome proof_checked(mandate_http_request *req, const char *method,
-                                          const char *uri, const char *token,
-                                          mandate_dpop_proof *p, const char **why_r)
+/* The proof of the request's DPoP header for method and uri (or alias, when
+ * not NULL; with ath of token when not NULL): checked, and its nonce when
+ * nonces are on; its jti not claimed yet. Anything but MANDATE_DPOP_OK with
+ * *why_r. */
+static mandate_dpop_outcome proof_verified(mandate_http_request *req, const char *method,
+                                           const char *uri, const char *alias,
+                                           const char *token, mandate_dpop_proof *p,
+                                           const char **why_r)
 {
     const mandate_config *cfg = mandate_runtime_config(req->runtime);
     const char *proof = mandate_http_request_header(req, "DPoP");
@@ -140,6 +143,7 @@ static mandate_dpop_outcome proof_checked(mandate_http_request *req, const char 
     }
     const mandate_dpop_expect x = {.method = method,
                                    .uri = uri,
+                                   .uri_alias = alias,
                                    .access_token = token,
                                    .algs = configured_algs(cfg),
                                    .now = mandate_clock_now(),
@@ -163,7 +167,16 @@ static mandate_dpop_outcome proof_checked(mandate_http_request *req, const char 
                                      : "the DPoP proof's nonce is stale or not this broker's";
         return MANDATE_DPOP_USE_NONCE;
     }
-    /* single use, on every node: remembered while the proof could pass */
+    return MANDATE_DPOP_OK;
+}
+
+/* The jti of proof p claimed once: single use, on every node, remembered
+ * while the proof could pass. Anything but MANDATE_DPOP_OK with *why_r. */
+static mandate_dpop_outcome jti_claimed(mandate_http_request *req, const mandate_dpop_proof *p,
+                                        const char **why_r)
+{
+    const mandate_config *cfg = mandate_runtime_config(req->runtime);
+    mandate_error err = {0};
     const char *ns = mandate_pool_printf(req->pool, DPOP_REPLAY_NS "%s", p->jkt);
     mandate_rc rc = mandate_store_replay_claim(mandate_runtime_store(req->runtime), ns, p->jti,
                                                p->iat + cfg->dpop.max_age + 1, &err);
@@ -179,6 +192,32 @@ static mandate_dpop_outcome proof_checked(mandate_http_request *req, const char 
     return MANDATE_DPOP_OK;
 }
 
+/* proof_verified, then jti_claimed. */
+static mandate_dpop_outcome proof_checked(mandate_http_request *req, const char *method,
+                                          const char *uri, const char *token,
+                                          mandate_dpop_proof *p, const char **why_r)
+{
+    mandate_dpop_outcome out = proof_verified(req, method, uri, NULL, token, p, why_r);
+    return out == MANDATE_DPOP_OK ? jti_claimed(req, p, why_r) : out;
+}
+
+/* A proof's refusal answered (audited as event) as out says. */
+static void proof_refuse(mandate_http_request *req, mandate_http_response *resp,
+                         mandate_dpop_outcome out, const char *why, const char *event,
+                         const char *grant_type, const char *client_id)
+{
+    mandate_oauth_error oerr;
+    if (out == MANDATE_DPOP_TEMPFAIL) {
+        mandate_oauth_fail_rc(&oerr, MANDATE_TEMPFAIL);
+        oerr.reason = why;
+    } else {
+        mandate_oauth_fail(
+            &oerr, 400, out == MANDATE_DPOP_USE_NONCE ? "use_dpop_nonce" : "invalid_dpop_proof",
+            why);
+    }
+    mandate_oauth_refuse(req, resp, event, &oerr, grant_type, client_id, NULL);
+}
+
 bool mandate_dpop_token_request(mandate_http_request *req, mandate_http_response *resp,
                                 const char *grant_type)
 {
@@ -190,34 +229,45 @@ bool mandate_dpop_endpoint_request(mandate_http_request *req, mandate_http_respo
                                    const char *path, const char *event, const char *grant_type)
 {
     req->dpop_jkt = NULL;
+    req->dpop_proof = NULL;
     if (mandate_http_request_header(req, "DPoP") == NULL)
         return true;
-    mandate_dpop_proof p;
+    mandate_dpop_proof *p = mandate_pool_alloc(req->pool, sizeof(*p));
     const char *why = NULL;
-    /* htu: the endpoint as the metadata names it */
+    /* htu: the endpoint as the metadata names it, or its alias for clients
+     * with a certificate (RFC 8705 §5, server.mtls_base_url) */
     mandate_dpop_outcome out =
-        proof_checked(req, "POST", mandate_oauth_endpoint_url(req, path), NULL, &p, &why);
+        proof_verified(req, "POST", mandate_oauth_endpoint_url(req, path),
+                       mandate_mtls_endpoint_alias(req, path), NULL, p, &why);
+    if (out != MANDATE_DPOP_OK)
+        proof_refuse(req, resp, out, why, event, grant_type, NULL);
     /* RFC 9449 §8.2: a fresh nonce on every answer to a proof, when on */
     const char *nonce = nonce_fresh(req);
-    if (out == MANDATE_DPOP_OK) {
-        req->dpop_jkt = mandate_pool_strdup(req->pool, p.jkt);
-        if (nonce != NULL)
-            mandate_http_response_header(resp, "DPoP-Nonce", nonce);
-        return true;
-    }
-    mandate_oauth_error oerr;
-    if (out == MANDATE_DPOP_TEMPFAIL) {
-        mandate_oauth_fail_rc(&oerr, MANDATE_TEMPFAIL);
-        oerr.reason = why;
-    } else {
-        mandate_oauth_fail(
-            &oerr, 400, out == MANDATE_DPOP_USE_NONCE ? "use_dpop_nonce" : "invalid_dpop_proof",
-            why);
-    }
-    mandate_oauth_refuse(req, resp, event, &oerr, grant_type, NULL, NULL);
     if (nonce != NULL)
         mandate_http_response_header(resp, "DPoP-Nonce", nonce);
-    return false;
+    /* the jti is claimed once the client is authenticated: a caller
+     * without credentials costs no store write */
+    if (out == MANDATE_DPOP_OK)
+        req->dpop_proof = p;
+    return out == MANDATE_DPOP_OK;
+}
+
+bool mandate_dpop_request_claim(mandate_http_request *req, mandate_http_response *resp,
+                                const char *event, const char *grant_type,
+                                const char *client_id)
+{
+    mandate_dpop_proof *p = req->dpop_proof;
+    if (p == NULL)
+        return true;
+    req->dpop_proof = NULL;
+    const char *why = NULL;
+    mandate_dpop_outcome out = jti_claimed(req, p, &why);
+    if (out != MANDATE_DPOP_OK) { /* the answer has its DPoP-Nonce already */
+        proof_refuse(req, resp, out, why, event, grant_type, client_id);
+        return false;
+    }
+    req->dpop_jkt = mandate_pool_strdup(req->pool, p->jkt);
+    return true;
 }
 
 bool mandate_dpop_request_holds(const mandate_http_request *req, const char *jkt)

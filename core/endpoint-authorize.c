@@ -320,11 +320,18 @@ void mandate_endpoint_authorize(mandate_http_request *req, mandate_http_response
         }
     }
 
-    mandate_audit_event("authorize.request",
-                        json_pack("{s:s,s:s,s:s?,s:s?,s:s,s:b}", "client_id", client.client_id,
-                                  "redirect_uri", p.redirect_uri, "scope", p.scope, "aud",
-                                  p.resources, "peer", mandate_request_peer(req), "pushed",
-                                  request_uri != NULL));
+    /* nothing of the sign-in happens unrecorded (doc/security.md) */
+    if (mandate_audit_event("authorize.request",
+                            json_pack("{s:s,s:s,s:s?,s:s?,s:s,s:b}", "client_id",
+                                      client.client_id, "redirect_uri", p.redirect_uri, "scope",
+                                      p.scope, "aud", p.resources, "peer",
+                                      mandate_request_peer(req), "pushed",
+                                      request_uri != NULL)) != MANDATE_OK) {
+        mandate_signin_redirect_error(req, resp, &p, "temporarily_unavailable",
+                                      "the broker cannot record this sign-in now",
+                                      "authorize.request cannot be recorded");
+        return;
+    }
 
     /* a browser session that suits the request: no IdP round trip */
     const mandate_instance *idps[MAX_IDPS];

@@ -108,8 +108,10 @@ void mandate_endpoint_par(mandate_http_request *req, mandate_http_response *resp
         refuse(req, resp, 400, error, description, NULL, client.client_id);
         return;
     }
-    /* RFC 9449 §10.1: a proof binds the code to its key */
-    if (!mandate_dpop_endpoint_request(req, resp, "/oauth2/par", PAR_REFUSED, NULL))
+    /* RFC 9449 §10.1: a proof binds the code to its key; its jti claimed
+     * now that the client is authenticated (above) */
+    if (!mandate_dpop_endpoint_request(req, resp, "/oauth2/par", PAR_REFUSED, NULL) ||
+        !mandate_dpop_request_claim(req, resp, PAR_REFUSED, NULL, client.client_id))
         return;
     if (req->dpop_jkt != NULL) {
         if (p.dpop_jkt != NULL && strcmp(p.dpop_jkt, req->dpop_jkt) != 0) {

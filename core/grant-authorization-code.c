@@ -115,6 +115,20 @@ static const char *fresh_enough(mandate_pool *pool, const mandate_config *cfg, c
     return kept;
 }
 
+/* grant started (mandate_token_grant_start) with what the sign-in's grant g
+ * says: its IdP, its auth_time, the lifetime of its tokens. false: no
+ * randomness. */
+static bool signin_grant_start(mandate_http_request *req, const json_t *g, mandate_grant *grant)
+{
+    grant->idp = json_str(req->pool, g, "idp");
+    json_t *auth_time = json_object_get(g, "auth_time");
+    grant->auth_time = json_is_integer(auth_time) ? json_integer_value(auth_time) : 0;
+    json_t *lifetime = json_object_get(g, "lifetime");
+    int64_t life = json_is_integer(lifetime) ? json_integer_value(lifetime)
+                                             : mandate_runtime_config(req->runtime)->token_lifetime;
+    return mandate_token_grant_start(req, grant, life, 0);
+}
+
 /* The access token of a sign-in grant (g: the grant's JSON, family: its
  * family), and a refresh token when the client's grant types allow: minted,
  * tied to the family, audited and answered. */
@@ -132,14 +146,8 @@ static void issue(mandate_http_request *req, mandate_http_response *resp,
         .tenant = json_str(req->pool, g, "tenant"),
         .scope = scope,
         .audience = audience,
-        .idp = json_str(req->pool, g, "idp"),
     };
-    json_t *auth_time = json_object_get(g, "auth_time");
-    grant.auth_time = json_is_integer(auth_time) ? json_integer_value(auth_time) : 0;
-    json_t *lifetime = json_object_get(g, "lifetime");
-    int64_t life = json_is_integer(lifetime) ? json_integer_value(lifetime) : cfg->token_lifetime;
-    if (grant.subject == NULL || grant.tenant == NULL ||
-        !mandate_token_grant_start(req, &grant, life, 0)) {
+    if (grant.subject == NULL || grant.tenant == NULL || !signin_grant_start(req, g, &grant)) {
         mandate_oauth_fail_rc(&oerr, MANDATE_ERROR);
         oerr.reason = "a sign-in grant without its subject, or no randomness";
         mandate_token_refuse(req, resp, &oerr, grant_type, client->client_id, extra);
@@ -312,10 +320,14 @@ void mandate_grant_authorization_code(mandate_http_request *req, mandate_http_re
         uint64_t revoked = 0;
         mandate_error e2 = {0};
         mandate_signin_end_family(req, c.family_id, &revoked, &e2);
-        mandate_audit_event("code.replayed",
-                            json_pack("{s:s,s:s,s:I}", "client_id", client.client_id, "family",
-                                      c.family_id ? c.family_id : "", "revoked",
-                                      (json_int_t)revoked));
+        /* the family is ended whether or not the alarm is written: the
+         * refusal below stands, the lost record said in the log */
+        if (mandate_audit_event("code.replayed",
+                                json_pack("{s:s,s:s,s:I}", "client_id", client.client_id,
+                                          "family", c.family_id ? c.family_id : "", "revoked",
+                                          (json_int_t)revoked)) != MANDATE_OK)
+            log_error("code.replayed cannot be recorded (client %s, family %s)",
+                      client.client_id, c.family_id ? c.family_id : "");
         log_warning("authorization code used twice (client %s): its family ended, %llu tokens "
                     "revoked",
                     client.client_id, (unsigned long long)revoked);
@@ -418,8 +430,18 @@ void mandate_grant_authorization_code(mandate_http_request *req, mandate_http_re
                              json_pack("{s:s}", "family", c.family_id));
         return;
     }
-    mandate_audit_event("code.redeemed", json_pack("{s:s,s:s}", "client_id", client.client_id,
-                                                   "family", c.family_id));
+    /* nothing is issued yet: unrecorded, the redemption does not happen
+     * (the code is spent, as by any refusal after it is taken) */
+    if (mandate_audit_event("code.redeemed", json_pack("{s:s,s:s}", "client_id",
+                                                       client.client_id, "family",
+                                                       c.family_id)) != MANDATE_OK) {
+        json_decref(g);
+        mandate_oauth_fail_rc(&oerr, MANDATE_TEMPFAIL);
+        oerr.reason = "code.redeemed cannot be recorded";
+        mandate_token_refuse(req, resp, &oerr, grant_type, client.client_id,
+                             json_pack("{s:s}", "family", c.family_id));
+        return;
+    }
     issue(req, resp, &client, g, c.family_id, json_str(req->pool, g, "scope"), audience,
           family_expires_at, grant_type, NULL);
     json_decref(g);
@@ -508,6 +530,26 @@ void mandate_grant_refresh_token(mandate_http_request *req, mandate_http_respons
         mandate_token_refuse(req, resp, &oerr, grant_type, client.client_id, NULL);
         return;
     }
+    /* the access token's grant, and every refusal of its minting (a
+     * DPoP-bound client without a proof, the profile...) before the
+     * rotation: a refusal then spends nothing, and the client's retry with
+     * the same refresh token is not taken for a reuse */
+    mandate_grant grant = {
+        .subject = old.subject,
+        .client_id = client.client_id,
+        .tenant = old.tenant,
+        .scope = eff_scope,
+        .audience = audience,
+    };
+    bool started = signin_grant_start(req, g, &grant);
+    json_decref(g);
+    if (!started) {
+        mandate_oauth_fail_rc(&oerr, MANDATE_ERROR);
+        mandate_token_refuse(req, resp, &oerr, grant_type, client.client_id, NULL);
+        return;
+    }
+    if (!mandate_token_may_mint(req, resp, &client, &grant, grant_type))
+        return;
     /* the next token of the family, then the rotation: atomic in the store */
     const char *next_secret = mandate_web_secret(req->pool);
     const char *next = next_secret
@@ -536,47 +578,37 @@ void mandate_grant_refresh_token(mandate_http_request *req, mandate_http_respons
         uint64_t revoked = 0;
         mandate_error e2 = {0};
         mandate_signin_end_family(req, old.family_id, &revoked, &e2);
-        mandate_audit_event("refresh.reused",
-                            json_pack("{s:s,s:s,s:s,s:I}", "client_id", client.client_id,
-                                      "sub", old.subject, "family", old.family_id, "revoked",
-                                      (json_int_t)revoked));
+        /* the family is ended whether or not the alarm is written: the
+         * refusal below stands, the lost record said in the log */
+        if (mandate_audit_event("refresh.reused",
+                                json_pack("{s:s,s:s,s:s,s:I}", "client_id", client.client_id,
+                                          "sub", old.subject, "family", old.family_id,
+                                          "revoked", (json_int_t)revoked)) != MANDATE_OK)
+            log_error("refresh.reused cannot be recorded (client %s, family %s)",
+                      client.client_id, old.family_id);
         log_warning("refresh token used twice (client %s, user %s): its family ended",
                     client.client_id, old.subject);
-        json_decref(g);
         mandate_oauth_fail(&oerr, 400, "invalid_grant", "the refresh token was used already");
         oerr.reason = "refresh token reused: its family revoked";
         mandate_token_refuse(req, resp, &oerr, grant_type, client.client_id, NULL);
         return;
     }
     if (rc != MANDATE_OK) {
-        json_decref(g);
         refuse_not_found(req, resp, grant_type, client.client_id, rc, &err,
                          "the refresh token is unknown or expired");
         return;
     }
-    mandate_audit_event("refresh.rotated", json_pack("{s:s,s:s,s:s}", "client_id",
-                                                     client.client_id, "sub", old.subject,
-                                                     "family", old.family_id));
+    /* the rotation is done: failing now would spend the refresh token and
+     * make the client's retry a reuse that ends the family. Nothing leaves
+     * unrecorded all the same: token.issued, which gates the answer, names
+     * the family and the new refresh token */
+    if (mandate_audit_event("refresh.rotated", json_pack("{s:s,s:s,s:s}", "client_id",
+                                                         client.client_id, "sub", old.subject,
+                                                         "family", old.family_id)) != MANDATE_OK)
+        log_error("refresh.rotated cannot be recorded (client %s, family %s)", client.client_id,
+                  old.family_id);
     /* the access token; the refresh token to answer is the one just stored */
     mandate_oauth_error oerr2;
-    mandate_grant grant = {
-        .subject = old.subject,
-        .client_id = client.client_id,
-        .tenant = old.tenant,
-        .scope = eff_scope,
-        .audience = audience,
-        .idp = json_str(req->pool, g, "idp"),
-    };
-    json_t *auth_time = json_object_get(g, "auth_time");
-    grant.auth_time = json_is_integer(auth_time) ? json_integer_value(auth_time) : 0;
-    json_t *lifetime = json_object_get(g, "lifetime");
-    int64_t life = json_is_integer(lifetime) ? json_integer_value(lifetime) : cfg->token_lifetime;
-    json_decref(g);
-    if (!mandate_token_grant_start(req, &grant, life, 0)) {
-        mandate_oauth_fail_rc(&oerr2, MANDATE_ERROR);
-        mandate_token_refuse(req, resp, &oerr2, grant_type, client.client_id, NULL);
-        return;
-    }
     char *access;
     const mandate_instance *fmt;
     if (!mandate_token_mint(req, resp, &client, &grant, grant_type, NULL, &access, &fmt))

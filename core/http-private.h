@@ -33,6 +33,9 @@ typedef struct mandate_http_request {
     /* the RFC 7638 thumbprint of the key of the request's DPoP proof, once
      * the token endpoint has checked it (dpop-binding-private.h); NULL: none */
     const char *dpop_jkt;
+    /* that proof, checked, until its jti is claimed once the client is
+     * authenticated (mandate_dpop_request_claim); NULL: none waiting */
+    struct mandate_dpop_proof *dpop_proof;
     /* the client certificate of the request, once read (mtls-private.h) */
     struct mandate_mtls_cert *client_cert;
     /* how the request's client authenticated (client_secret_basic,

@@ -34,6 +34,13 @@ bool mandate_token_mint(mandate_http_request *req, mandate_http_response *resp,
                         const mandate_client *client, mandate_grant *grant,
                         const char *grant_type, json_t *extra, char **token_r,
                         const mandate_instance **fmt_r);
+/* Every refusal of mandate_token_mint (audience, format, DPoP-bound client
+ * without a proof, the profile...) without minting: for a grant that spends
+ * something (a refresh token's rotation) before it mints. false: refused,
+ * audited and answered. */
+bool mandate_token_may_mint(mandate_http_request *req, mandate_http_response *resp,
+                            const mandate_client *client, const mandate_grant *grant,
+                            const char *grant_type);
 /* mandate_token_answer with more members in the answer (stolen, may be
  * NULL): a refresh_token (RFC 6749 §5.1). */
 void mandate_token_answer_with(mandate_http_request *req, mandate_http_response *resp,

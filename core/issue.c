@@ -105,28 +105,27 @@ static const mandate_instance *client_format(mandate_http_request *req,
     return in;
 }
 
-bool mandate_token_mint(mandate_http_request *req, mandate_http_response *resp,
-                        const mandate_client *client, mandate_grant *grant,
-                        const char *grant_type, json_t *extra, char **token_r,
-                        const mandate_instance **fmt_r)
+/* Every refusal of minting grant for client, with the format (*fmt_r) and
+ * the grant as it would be bound (*bound_r) when there is none; false:
+ * *oerr says why. */
+static bool mint_allowed(mandate_http_request *req, const mandate_client *client,
+                         const mandate_grant *grant, const mandate_instance **fmt_r,
+                         mandate_grant *bound_r, mandate_oauth_error *oerr)
 {
-    mandate_oauth_error oerr;
     /* RFC 9068 §2.2: an access token names the resource it is for. Every
      * grant sets one (the client's audience, the resource asked for, a
      * mapping rule's, or default_resource); none is a refusal, never a
      * token that any resource server would take. */
     if (grant->audience == NULL || grant->audience[0] == '\0') {
-        mandate_oauth_fail(&oerr, 400, "invalid_target",
+        mandate_oauth_fail(oerr, 400, "invalid_target",
                            "no resource asked, and this client has no audience; the broker "
                            "has no default_resource either");
-        mandate_token_refuse(req, resp, &oerr, grant_type, client->client_id, extra);
         return false;
     }
     const mandate_instance *fmt = client_format(req, client);
     if (fmt == NULL) {
-        mandate_oauth_fail_rc(&oerr, MANDATE_ERROR);
-        oerr.reason = "the client's token format is not enabled";
-        mandate_token_refuse(req, resp, &oerr, grant_type, client->client_id, extra);
+        mandate_oauth_fail_rc(oerr, MANDATE_ERROR);
+        oerr->reason = "the client's token format is not enabled";
         return false;
     }
     /* a format of before ABI 1.4 would drop the earlier actors and mint a
@@ -134,25 +133,18 @@ bool mandate_token_mint(mandate_http_request *req, mandate_http_response *resp,
     if (grant->prior_actors != NULL && !mandate_format_carries_actors(fmt)) {
         log_error("client %s: %s (plugin ABI 1.%u) cannot carry a chain of actors",
                   client->client_id, fmt->conf->name, (unsigned)fmt->handle->plugin->abi_minor);
-        mandate_oauth_fail_rc(&oerr, MANDATE_ERROR);
-        oerr.reason = "the client's token format cannot carry a chain of actors";
-        mandate_token_refuse(req, resp, &oerr, grant_type, client->client_id, extra);
+        mandate_oauth_fail_rc(oerr, MANDATE_ERROR);
+        oerr->reason = "the client's token format cannot carry a chain of actors";
         return false;
     }
-    /* RFC 8693 §4.4: the actors the delegation policy names for this token */
-    if (grant->may_act == NULL)
-        grant->may_act =
-            mandate_delegation_may_act(&mandate_runtime_config(req->runtime)->delegation,
-                                       req->pool, client->attributes, grant);
     /* RFC 9449: bound to the key of the request's proof; a client registered
      * for bound tokens gets none without one */
     mandate_grant bound = *grant;
     if (bound.cnf_jkt == NULL)
         bound.cnf_jkt = req->dpop_jkt;
     if (bound.cnf_jkt == NULL && mandate_dpop_client_bound(client)) {
-        mandate_oauth_fail(&oerr, 400, "invalid_dpop_proof",
+        mandate_oauth_fail(oerr, 400, "invalid_dpop_proof",
                            "this client's tokens are DPoP-bound: a DPoP proof is required");
-        mandate_token_refuse(req, resp, &oerr, grant_type, client->client_id, extra);
         return false;
     }
     /* RFC 8705 §3: and to the client's certificate when it asks for that */
@@ -162,10 +154,44 @@ bool mandate_token_mint(mandate_http_request *req, mandate_http_response *resp,
      * every grant of every client mints through this */
     if (mandate_profile_issue_refused(req, mandate_runtime_config(req->runtime), client,
                                       bound.cnf_jkt != NULL || bound.cnf_x5t_s256 != NULL,
-                                      &oerr)) {
+                                      oerr))
+        return false;
+    *fmt_r = fmt;
+    *bound_r = bound;
+    return true;
+}
+
+bool mandate_token_may_mint(mandate_http_request *req, mandate_http_response *resp,
+                            const mandate_client *client, const mandate_grant *grant,
+                            const char *grant_type)
+{
+    mandate_oauth_error oerr;
+    const mandate_instance *fmt;
+    mandate_grant bound;
+    if (mint_allowed(req, client, grant, &fmt, &bound, &oerr))
+        return true;
+    mandate_token_refuse(req, resp, &oerr, grant_type, client->client_id, NULL);
+    return false;
+}
+
+bool mandate_token_mint(mandate_http_request *req, mandate_http_response *resp,
+                        const mandate_client *client, mandate_grant *grant,
+                        const char *grant_type, json_t *extra, char **token_r,
+                        const mandate_instance **fmt_r)
+{
+    mandate_oauth_error oerr;
+    const mandate_instance *fmt;
+    mandate_grant bound;
+    if (!mint_allowed(req, client, grant, &fmt, &bound, &oerr)) {
         mandate_token_refuse(req, resp, &oerr, grant_type, client->client_id, extra);
         return false;
     }
+    /* RFC 8693 §4.4: the actors the delegation policy names for this token */
+    if (grant->may_act == NULL)
+        grant->may_act =
+            mandate_delegation_may_act(&mandate_runtime_config(req->runtime)->delegation,
+                                       req->pool, client->attributes, grant);
+    bound.may_act = grant->may_act;
     char *token = NULL;
     mandate_error err = {0};
     mandate_rc rc = mandate_format_mint(fmt, req->pool, &bound, &token, &err);
@@ -289,7 +315,7 @@ bool mandate_oauth_within_rate(mandate_http_request *req, mandate_http_response 
     unsigned retry_after;
     if (mandate_client_limits_take(req, MANDATE_EP_TOKEN, client->client_id, client,
                                    &retry_after))
-        return true;
+        return mandate_dpop_request_claim(req, resp, event, grant_type, client->client_id);
     json_t *fields =
         json_pack("{s:s?,s:s,s:s,s:s,s:i,s:i}", "grant_type", grant_type, "client_id",
                   client->client_id, "error", "too_many_requests", "reason", "rate limit",

@@ -67,6 +67,10 @@ const char *mandate_mtls_binding(mandate_http_request *req, const mandate_client
  * bound subject token is exchanged only by its holder). */
 bool mandate_mtls_request_holds(mandate_http_request *req, const char *x5t);
 
+/* The URL of the endpoint at path (/oauth2/token) under server.mtls_base_url,
+ * its alias for clients with a certificate (RFC 8705 §5); NULL: no alias. */
+const char *mandate_mtls_endpoint_alias(const mandate_http_request *req, const char *path);
+
 /* The metadata's mTLS members (RFC 8705 §3.3, §5) into doc. */
 void mandate_mtls_metadata(const mandate_http_request *req, json_t *doc);
 

@@ -57,19 +57,25 @@ mandate_mtls_outcome mandate_mtls_request_cert(mandate_http_request *req,
     const char *header = cfg->client_certificate_header
                              ? mandate_http_request_header(req, cfg->client_certificate_header)
                              : NULL;
-    if (session_cert(req, c)) {
+    /* only the proxies that terminate the clients' TLS and set the header
+     * themselves; any other hop passes a client's own */
+    char *const *forwarders = cfg->client_certificate_proxies != NULL
+                                  ? cfg->client_certificate_proxies
+                                  : cfg->trusted_proxies;
+    /* such a proxy's own certificate on its connection to Mandate (nginx
+     * proxy_ssl_certificate, a mesh sidecar) is never its clients': theirs
+     * is the header, or none */
+    bool from_forwarder =
+        cfg->client_certificate_header != NULL &&
+        mandate_peer_trusted((const struct sockaddr *)&req->socket_peer, forwarders);
+    if (!from_forwarder && session_cert(req, c)) {
         leaf = mandate_cert_from_der(c->der[0], c->der_len[0]);
         if (leaf == NULL) {
             *why_r = "the TLS client certificate is not one";
             return MANDATE_MTLS_REFUSED;
         }
     } else if (header != NULL) {
-        /* only the proxies that terminate the clients' TLS and set the
-         * header themselves; any other hop passes a client's own */
-        char *const *forwarders = cfg->client_certificate_proxies != NULL
-                                      ? cfg->client_certificate_proxies
-                                      : cfg->trusted_proxies;
-        if (!mandate_peer_trusted((const struct sockaddr *)&req->socket_peer, forwarders)) {
+        if (!from_forwarder) {
             *why_r = "a client certificate header from an address that is not a trusted proxy";
             return MANDATE_MTLS_REFUSED;
         }
@@ -238,6 +244,17 @@ bool mandate_mtls_request_holds(mandate_http_request *req, const char *x5t)
            strcmp(c->x5t_s256, x5t) == 0;
 }
 
+const char *mandate_mtls_endpoint_alias(const mandate_http_request *req, const char *path)
+{
+    const char *base_url = mandate_runtime_config(req->runtime)->mtls_base_url;
+    if (base_url == NULL)
+        return NULL;
+    size_t base = strlen(base_url);
+    while (base > 0 && base_url[base - 1] == '/')
+        base--;
+    return mandate_pool_printf(req->pool, "%.*s%s", (int)base, base_url, path);
+}
+
 void mandate_mtls_metadata(const mandate_http_request *req, json_t *doc)
 {
     const mandate_config *cfg = mandate_runtime_config(req->runtime);
@@ -262,16 +279,11 @@ void mandate_mtls_metadata(const mandate_http_request *req, json_t *doc)
             {"introspection_endpoint", "/oauth2/introspect"},
             {"revocation_endpoint", "/oauth2/revoke"},
             {"pushed_authorization_request_endpoint", "/oauth2/par"}};
-        size_t base = strlen(cfg->mtls_base_url);
-        while (base > 0 && cfg->mtls_base_url[base - 1] == '/')
-            base--;
         json_t *o = json_object();
         for (size_t i = 0; i < sizeof(aliases) / sizeof(aliases[0]); i++)
             if (json_object_get(doc, aliases[i][0]) != NULL) /* PAR: with sign-in only */
-                json_object_set_new(
-                    o, aliases[i][0],
-                    json_string(mandate_pool_printf(req->pool, "%.*s%s", (int)base,
-                                                    cfg->mtls_base_url, aliases[i][1])));
+                json_object_set_new(o, aliases[i][0],
+                                    json_string(mandate_mtls_endpoint_alias(req, aliases[i][1])));
         json_object_set_new(doc, "mtls_endpoint_aliases", o);
     }
 }

@@ -361,9 +361,18 @@ mandate_rc mandate_signin_pending_take(mandate_http_request *req, const char *ns
 
 /* --- answers -------------------------------------------------------------- */
 
-static void audit(const char *event, json_t *fields)
+/* The record of a step of the sign-in (fields: stolen). A step the trail
+ * cannot take does not happen (doc/security.md: nothing is granted
+ * unrecorded): false, answered temporarily_unavailable. */
+static bool audited(mandate_http_request *req, mandate_http_response *resp,
+                    const mandate_pending *pending, const char *event, json_t *fields)
 {
-    mandate_audit_event(event, fields);
+    if (mandate_audit_event(event, fields) == MANDATE_OK)
+        return true;
+    mandate_signin_redirect_error(req, resp, pending, "temporarily_unavailable",
+                                  "the broker cannot record this sign-in now",
+                                  mandate_pool_printf(req->pool, "%s cannot be recorded", event));
+    return false;
 }
 
 void mandate_signin_redirect_error(mandate_http_request *req, mandate_http_response *resp,
@@ -479,10 +488,11 @@ void mandate_signin_start_login(mandate_http_request *req, mandate_http_response
     if (!kept(req, resp, pending, rc, &err, "a pending sign-in",
               "the broker cannot keep this sign-in now"))
         return;
-    audit("login.started", json_pack("{s:o,s:s}", "client_id",
-                                     mandate_audit_text(pending->client_id,
-                                                        MANDATE_AUDIT_TEXT_MAX),
-                                     "idp", in->conf->name));
+    if (!audited(req, resp, pending, "login.started",
+                 json_pack("{s:o,s:s}", "client_id",
+                           mandate_audit_text(pending->client_id, MANDATE_AUDIT_TEXT_MAX), "idp",
+                           in->conf->name)))
+        return;
     log_info("sign-in started at %s for client %s", in->conf->name, pending->client_id);
     mandate_http_response_header(
         resp, "Set-Cookie",
@@ -585,8 +595,12 @@ static void show_consent(mandate_http_request *req, mandate_http_response *resp,
         mandate_web_csrf(req, session_value, handle));
     json_object_set_new(view, "tenant_name",
                         json_string(mandate_signin_tenant_name(&cfg->signin, tenant)));
-    audit("consent.asked", json_pack("{s:s,s:s,s:s,s:s}", "client_id", client->client_id, "sub",
-                                     subject, "scope", scope, "aud", audience ? audience : ""));
+    if (!audited(req, resp, pending, "consent.asked",
+                 json_pack("{s:s,s:s,s:s,s:s}", "client_id", client->client_id, "sub", subject,
+                           "scope", scope, "aud", audience ? audience : ""))) {
+        json_decref(view);
+        return;
+    }
     mandate_web_page(req, resp, 200, "Allow access?", consent_template, view,
                      pending->redirect_uri);
 }
@@ -877,9 +891,10 @@ void mandate_signin_answer(mandate_http_request *req, mandate_http_response *res
                            const mandate_pending *pending, const mandate_signin_step *step)
 {
     if (step->remembered) {
-        audit("consent.remembered",
-              json_pack("{s:s,s:s,s:s}", "client_id", step->client->client_id, "sub",
-                        step->subject, "scope", step->scope));
+        if (!audited(req, resp, pending, "consent.remembered",
+                     json_pack("{s:s,s:s,s:s}", "client_id", step->client->client_id, "sub",
+                               step->subject, "scope", step->scope)))
+            return;
         mandate_signin_issue_code(req, resp, pending);
         return;
     }

@@ -345,7 +345,8 @@ static mandate_rc check_claims(const json_t *claims, const mandate_dpop_expect *
         return REFUSE("the proof's htm is not the request's method");
     if (htu == NULL)
         return REFUSE("the proof has no htu");
-    if (!mandate_dpop_uri_equal(htu, x->uri))
+    if (!mandate_dpop_uri_equal(htu, x->uri) &&
+        (x->uri_alias == NULL || !mandate_dpop_uri_equal(htu, x->uri_alias)))
         return REFUSE("the proof's htu is not the request's URI");
     if (!json_is_integer(iat))
         return REFUSE("the proof's iat is missing or not an integer");

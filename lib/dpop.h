@@ -35,6 +35,7 @@
 typedef struct mandate_dpop_expect {
     const char *method;       /* htm: the request's method */
     const char *uri;          /* htu: the request's URI; query and fragment ignored */
+    const char *uri_alias;    /* or this other URI of the same endpoint; NULL: none */
     const char *access_token; /* ath: the token presented with it; NULL: none */
     unsigned algs;            /* MANDATE_DPOP_ALG bits accepted */
     int64_t now;

@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include <cmocka.h>
+#include <openssl/sha.h>
 
 #include "client-limits-private.h"
 #include "clients-private.h"
@@ -33,6 +34,7 @@
 #include "test-helpers.h"
 #include "util-private.h"
 #include "validate-private.h"
+#include "web-private.h"
 
 #define CAL "https://mcp.example/cal"
 #define OTHER "https://other.example/api"
@@ -385,6 +387,48 @@ static const char *exchange_body(fixture *f, const char *token, const char *extr
         test_form_encode(f->pool, token), extra ? extra : "");
 }
 
+/* A code redeemed whose code.redeemed record cannot be written is not
+ * redeemed (review s32, finding 13): 503, and no token. */
+static void test_code_redeemed_unrecorded(void **state)
+{
+    fixture *f = *state;
+    static const char code[] = "code-of-alice", redirect[] = "https://app.example/cb";
+    static const char verifier[] = "0123456789012345678901234567890123456789abc";
+    unsigned char code_hash[32], challenge_hash[SHA256_DIGEST_LENGTH];
+    char challenge[64];
+    mandate_web_hash(code, code_hash);
+    SHA256((const unsigned char *)verifier, strlen(verifier), challenge_hash);
+    mandate_b64url_encode(challenge_hash, sizeof(challenge_hash), challenge);
+    int64_t now = mandate_clock_now();
+    const mandate_auth_code c = {
+        .code_hash = code_hash,
+        .code_hash_len = sizeof(code_hash),
+        .client_id = "agent",
+        .redirect_uri = redirect,
+        .code_challenge = challenge,
+        .family_id = "fam_unrecorded",
+        .grant = "{\"sub\":\"alice\",\"tenant\":\"default\",\"scope\":\"mcp:call\",\"aud\":\"" CAL
+                 "\"}",
+        .issued_at = now,
+        .expires_at = now + 60,
+    };
+    mandate_error err = {0};
+    assert_int_equal(mandate_store_auth_code_put(mandate_runtime_store(f->t->rt), &c, &err),
+                     MANDATE_OK);
+    test_audit_fail("code.redeemed", 1);
+    test_answer a = {0};
+    post(f, &f->agent,
+         mandate_pool_printf(f->pool,
+                             "grant_type=authorization_code&code=%s&code_verifier=%s&"
+                             "redirect_uri=https%%3A%%2F%%2Fapp.example%%2Fcb",
+                             code, verifier),
+         &a);
+    test_answer_expect(&a, 503, "temporarily_unavailable");
+    assert_int_equal(test_audit_count("token.issued"), 0);
+    expect_reason("code.redeemed cannot be recorded");
+    test_answer_clear(&a);
+}
+
 static void test_exchange_own_token(void **state)
 {
     fixture *f = *state;
@@ -706,6 +750,7 @@ int main(void)
         TEST_FX(test_client_credentials_refusals),
         TEST_FX(test_rate_limit),
         TEST_FX(test_issue_failures),
+        TEST_FX(test_code_redeemed_unrecorded),
         TEST_FX(test_exchange_own_token),
         TEST_FX(test_exchange_refusals),
         TEST_FX(test_exchange_racing_the_revocation),

@@ -87,6 +87,15 @@ expect_eq "two DPoP headers: 400" 400 "$(token "$(proof "$TMP/agent.pem" POST "$
     -H "DPoP: $(proof "$TMP/agent.pem" POST "$TOKEN_URL")" -u "agent:$AGENT_SECRET" \
     -d grant_type=client_credentials)"
 expect_eq "garbage in DPoP: 400" 400 "$(token "not.a.proof" -u "agent:$AGENT_SECRET" -d grant_type=client_credentials)"
+# the jti is claimed once the client is authenticated (review s32, finding 15): a caller
+# without credentials makes no replay record, so the proof is still good for its client
+p=$(proof "$TMP/agent.pem" POST "$TOKEN_URL")
+expect_eq "a good proof with a wrong client secret: 401" 401 "$(token "$p" -u "agent:wrong" \
+    -d grant_type=client_credentials)"
+expect_eq "  the same proof with the right one: 200 (the refusal claimed no jti)" 200 \
+    "$(token "$p" -u "agent:$AGENT_SECRET" -d grant_type=client_credentials)"
+expect_eq "  and once more: 400, the jti spent" 400 "$(token "$p" -u "agent:$AGENT_SECRET" \
+    -d grant_type=client_credentials)"
 check "audited: token.refused invalid_dpop_proof" bash -c "cat '$STATE'/audit/audit-*.jsonl | grep -q invalid_dpop_proof"
 check "no proof is logged" bash -c "! grep -q -- '$(echo "$p" | cut -d. -f3)' '$LOG'"
 
@@ -166,11 +175,14 @@ browse() { # URL [curl args]: headers in $TMP/h, the cookies kept by hand (Secur
         < <(sed -n 's/^Set-Cookie: //Ip' "$TMP/h" | tr -d '\r')
 }
 location() { sed -n 's/^Location: //Ip' "$TMP/h" | tr -d '\r'; }
-browse "$BASE/oauth2/authorize?response_type=code&client_id=app&redirect_uri=$(enc "$REDIRECT")&scope=mcp:call&state=s&code_challenge=$CHALLENGE&code_challenge_method=S256&resource=$(enc "$AUD")&login_hint=alice%40bank.example"
-browse "$(location)"
-browse "$BASE/consent" -d "handle=$(sed -n 's/.*name="handle" value="\([^"]*\)".*/\1/p' "$TMP/b" | head -n 1)" \
-    -d "csrf=$(sed -n 's/.*name="csrf" value="\([^"]*\)".*/\1/p' "$TMP/b" | head -n 1)" -d decision=allow
-CODE=$(location | tr '?&' '\n\n' | sed -n 's/^code=//p')
+sign_in() { # CLIENT_ID: alice signs in and allows; prints the code
+    browse "$BASE/oauth2/authorize?response_type=code&client_id=$1&redirect_uri=$(enc "$REDIRECT")&scope=mcp:call&state=s&code_challenge=$CHALLENGE&code_challenge_method=S256&resource=$(enc "$AUD")&login_hint=alice%40bank.example"
+    browse "$(location)"
+    browse "$BASE/consent" -d "handle=$(sed -n 's/.*name="handle" value="\([^"]*\)".*/\1/p' "$TMP/b" | head -n 1)" \
+        -d "csrf=$(sed -n 's/.*name="csrf" value="\([^"]*\)".*/\1/p' "$TMP/b" | head -n 1)" -d decision=allow
+    location | tr '?&' '\n\n' | sed -n 's/^code=//p'
+}
+CODE=$(sign_in app)
 check "a sign-in's code" test -n "$CODE"
 expect_eq "the code with a proof: 200" 200 "$(token "$(proof "$TMP/agent.pem" POST "$TOKEN_URL")" \
     -d grant_type=authorization_code -d client_id=app -d "code=$CODE" -d "code_verifier=$VERIFIER" \
@@ -192,6 +204,27 @@ expect_eq "  token_type DPoP" DPoP "$(json_get "$(cat "$TMP/t")" token_type)"
 NEXT=$(json_get "$(cat "$TMP/t")" refresh_token)
 expect_eq "  the rotated refresh token is bound too" 400 "$(token "$(proof "$TMP/thief.pem" POST "$TOKEN_URL")" \
     -d grant_type=refresh_token -d client_id=app --data-urlencode "refresh_token=$NEXT")"
+
+# --- a dpop-bound confidential client's refresh refused before its rotation (review s32, 10) ---
+CAPP_SECRET=$("${CTL[@]}" client create capp --redirect-uri "$REDIRECT" --grant-type authorization_code \
+    --grant-type refresh_token --scope mcp:call --audience "$AUD" --dpop-bound 2>/dev/null | client_secret)
+CODE=$(sign_in capp)
+expect_eq "a dpop-bound sign-in client, its code with a proof: 200" 200 \
+    "$(token "$(proof "$TMP/agent.pem" POST "$TOKEN_URL")" -u "capp:$CAPP_SECRET" \
+        -d grant_type=authorization_code -d "code=$CODE" -d "code_verifier=$VERIFIER" \
+        -d "redirect_uri=$REDIRECT")"
+CAPP_ACCESS=$(json_get "$(cat "$TMP/t")" access_token)
+REFRESH=$(json_get "$(cat "$TMP/t")" refresh_token)
+check "  a refresh token" test -n "$REFRESH"
+expect_eq "  refresh, the proof forgotten: 400" 400 "$(token "" -u "capp:$CAPP_SECRET" \
+    -d grant_type=refresh_token --data-urlencode "refresh_token=$REFRESH")"
+expect_contains "  invalid_dpop_proof" invalid_dpop_proof "$(cat "$TMP/t")"
+expect_eq "  the retry, same refresh token, with a proof: 200 (the refusal spent nothing)" 200 \
+    "$(token "$(proof "$TMP/agent.pem" POST "$TOKEN_URL")" -u "capp:$CAPP_SECRET" \
+        -d grant_type=refresh_token --data-urlencode "refresh_token=$REFRESH")"
+expect_contains "  the sign-in's first access token is still active" '"active":true' \
+    "$(curl -s -u "gateway:$GW_SECRET" --data-urlencode "token=$CAPP_ACCESS" "$BASE/oauth2/introspect")"
+check "  no reuse alarm" bash -c "! cat '$STATE'/audit/audit-*.jsonl | grep -q '\"refresh.reused\".*\"capp\"'"
 
 # --- server nonces (dpop.nonce, RFC 9449 §8) ---------------------------------------------------
 sed -i 's|^dpop: { max_age = 30; };|dpop: { max_age = 30; nonce = true; };|' "$CONF"

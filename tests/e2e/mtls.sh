@@ -135,6 +135,17 @@ check "  audited with why: the DN" test "$(audited "subject DN is not the regist
 check "  audited with why: no certificate" test "$(audited "no client certificate came")" -ge 1
 check "  audited with why: the chain" test "$(audited "unable to get local issuer certificate")" -ge 1
 expect_eq "a client secret is not its credential: 401" 401 "$(token agent-a -u "tls-a:guess")"
+# DPoP at the mTLS endpoint alias (review s32, finding 14): the proof names the URL the
+# metadata sends a client with a certificate to
+PROOF="$BUILDDIR/tests/dpop-proof"
+"$PROOF" keygen ES256 "$TMP/dpop.pem"
+expect_eq "DPoP with mTLS, the proof's htu the alias (mtls_base_url): 200" 200 \
+    "$(token agent-a -d client_id=tls-a -H "DPoP: $("$PROOF" proof "$TMP/dpop.pem" POST https://mtls.example/oauth2/token)")"
+expect_eq "  token_type DPoP" DPoP "$(json_get "$(cat "$TMP/t")" token_type)"
+expect_eq "  the issuer's URL, as before: 200" 200 \
+    "$(token agent-a -d client_id=tls-a -H "DPoP: $("$PROOF" proof "$TMP/dpop.pem" POST "$TOKEN_URL")")"
+expect_eq "  another URL at the alias: 400" 400 \
+    "$(token agent-a -d client_id=tls-a -H "DPoP: $("$PROOF" proof "$TMP/dpop.pem" POST https://mtls.example/oauth2/par)")"
 
 new_client tls-dns --auth tls_client_auth --tls-san-dns agent-a.example.com >/dev/null
 expect_eq "tls_client_auth by DNS SAN: 200" 200 "$(token agent-a -d client_id=tls-dns)"
@@ -280,6 +291,13 @@ http {
             proxy_pass https://127.0.0.1:$PORT;
             proxy_set_header X-Client-Cert \$ssl_client_escaped_cert;
         }
+        # a proxy that authenticates itself to Mandate with a certificate
+        location /proxycert/oauth2/ {
+            proxy_pass https://127.0.0.1:$PORT/oauth2/;
+            proxy_ssl_certificate $PKI/agent-b.pem;
+            proxy_ssl_certificate_key $PKI/agent-b.key;
+            proxy_set_header X-Client-Cert \$ssl_client_escaped_cert;
+        }
         location = /_mandate_check {
             internal;
             proxy_pass https://127.0.0.1:$PORT/gateway/check;
@@ -361,6 +379,13 @@ expect_eq "the certificate header from a trusted proxy not in client_certificate
 check "  audited" audited_beyond "not a trusted proxy" "$before"
 expect_eq "  through nginx, in client_certificate_proxies: 200" 200 \
     "$(URL="$GW/oauth2/token" token agent-a -d client_id=tls-a)"
+# a proxy with a client certificate of its own on its connection to Mandate (review s32,
+# finding 12): the forwarded certificate is the client's, the proxy's never is
+expect_eq "through nginx with its own certificate (agent-b's) to Mandate, agent-a's forwarded: 200" 200 \
+    "$(URL="$GW/proxycert/oauth2/token" token agent-a -d client_id=tls-a)"
+expect_contains "  bound to agent-a's" "\"x5t#S256\":\"$X5T_A\"" "$(cnf_of)"
+expect_eq "  none forwarded, for a client of the proxy's certificate: 401" 401 \
+    "$(URL="$GW/proxycert/oauth2/token" token - -d client_id=tls-dns)"
 
 # --- registration (RFC 7591) of a client known by its certificate (RFC 8705 §2.1.2) -----------
 reloads=$(grep -c "reloaded:" "$LOG")
