@@ -151,7 +151,11 @@ static int setup(void **state)
                 &(mandate_client_spec){.client_id = "agent",
                                        .scopes = scopes,
                                        .default_scopes = "mcp:call",
-                                       .audiences = auds});
+                                       .audiences = auds,
+                                       /* it redeems a code too (the grant is checked) */
+                                       .metadata = "{\"redirect_uris\":[\"https://app.example/"
+                                                   "cb\"],\"grant_types\":[\"authorization_"
+                                                   "code\"]}"});
     make_client(
         f, &f->helper,
         &(mandate_client_spec){.client_id = "helper", .scopes = scopes, .audiences = auds});
