@@ -2002,13 +2002,5 @@ static const mandate_backend_ops oidc_ops = {
     .login_metadata = NULL,
 };
 
-const mandate_plugin mandate_plugin_oidc;
-const mandate_plugin mandate_plugin_oidc = {
-    MANDATE_PLUGIN_INIT(MANDATE_BACKEND, "oidc", PACKAGE_VERSION),
-    .flags = MANDATE_PLUGIN_BLOCKING,
-    .conf = oidc_conf,
-    .inst_size = sizeof(oidc_inst),
-    .instantiate = oidc_instantiate,
-    .destroy = oidc_destroy,
-    .ops = &oidc_ops,
-};
+MANDATE_PLUGIN(oidc, MANDATE_BACKEND, PACKAGE_VERSION, MANDATE_PLUGIN_BLOCKING, oidc_inst,
+               oidc_conf, oidc_instantiate, oidc_destroy, &oidc_ops);

@@ -1641,13 +1641,5 @@ static const mandate_backend_ops saml_ops = {
     .logout_finish = saml_logout_finish,
 };
 
-const mandate_plugin mandate_plugin_saml;
-const mandate_plugin mandate_plugin_saml = {
-    MANDATE_PLUGIN_INIT(MANDATE_BACKEND, "saml", PACKAGE_VERSION),
-    .flags = 0,
-    .conf = saml_conf,
-    .inst_size = sizeof(saml_inst),
-    .instantiate = saml_instantiate,
-    .destroy = saml_destroy,
-    .ops = &saml_ops,
-};
+MANDATE_PLUGIN(saml, MANDATE_BACKEND, PACKAGE_VERSION, 0, saml_inst, saml_conf,
+               saml_instantiate, saml_destroy, &saml_ops);
