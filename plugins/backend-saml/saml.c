@@ -225,11 +225,10 @@ bool saml_parse_time(const char *s, int64_t *t_r)
         return false;
     const char *p = s + n;
     if (*p == '.') {
-        p++;
-        if (*p < '0' || *p > '9')
+        size_t digits = strspn(p + 1, "0123456789");
+        if (digits == 0)
             return false;
-        while (*p >= '0' && *p <= '9')
-            p++;
+        p += 1 + digits;
     }
     int64_t offset = 0;
     if (*p == 'Z') {
