@@ -1549,13 +1549,7 @@ static mandate_rc saml_instantiate(void *inst_, const mandate_host *host, mandat
         return mandate_error_set(err, MANDATE_INVALID, "saml: idp_metadata is required");
     if (inst->sp_entity_id == NULL || inst->sp_entity_id[0] == '\0')
         return mandate_error_set(err, MANDATE_INVALID, "saml: sp_entity_id is required");
-    if (inst->clock_skew < 0 || inst->clock_skew > 600)
-        return mandate_error_set(err, MANDATE_INVALID,
-                                 "saml: clock_skew must be between 0 and 600");
-    if (inst->max_assertion_size < MAX_SIZE_MIN || inst->max_assertion_size > MAX_SIZE_MAX)
-        return mandate_error_set(err, MANDATE_INVALID,
-                                 "saml: max_assertion_size must be between %d and %d",
-                                 MAX_SIZE_MIN, MAX_SIZE_MAX);
+    /* clock_skew's and max_assertion_size's bounds are saml_conf's, checked by the core */
     pthread_once(&xmlsec_once, xmlsec_init_once);
     if (xmlsec_failure != NULL)
         return mandate_error_set(err, MANDATE_ERROR, "saml: %s", xmlsec_failure);
