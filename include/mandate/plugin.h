@@ -236,6 +236,35 @@ typedef struct mandate_plugin {
     .abi_minor = MANDATE_PLUGIN_ABI_MINOR, .kind = (kind_), .name = (name_),   \
     .version = (version_)
 
+/* Defines and exports a plugin's whole descriptor in one statement, at file
+ * scope, after its conf table, instantiate, destroy and ops:
+ *
+ *     MANDATE_PLUGIN(saml, MANDATE_BACKEND, PACKAGE_VERSION, 0, saml_inst, saml_conf,
+ *                    saml_instantiate, saml_destroy, &saml_ops);
+ *
+ * exports mandate_plugin_saml, named "saml" (so the file must be
+ * backend-saml.so). name_ is an identifier, macro-expanded first so that a
+ * macro may give it; flags_ is 0 or MANDATE_PLUGIN_BLOCKING; the core
+ * allocates a zeroed inst_type_ per instance; conf_ and destroy_ may be
+ * NULL. A descriptor that must differ from this shape (a test of the
+ * loader's refusals) is written out with MANDATE_PLUGIN_INIT. */
+#define MANDATE_PLUGIN(name_, kind_, version_, flags_, inst_type_, conf_, instantiate_,        \
+                       destroy_, ops_)                                                         \
+    MANDATE_PLUGIN_DEFINE_(name_, kind_, version_, flags_, inst_type_, conf_, instantiate_,    \
+                           destroy_, ops_)
+#define MANDATE_PLUGIN_DEFINE_(name_, kind_, version_, flags_, inst_type_, conf_,              \
+                               instantiate_, destroy_, ops_)                                   \
+    extern const mandate_plugin mandate_plugin_##name_;                                        \
+    const mandate_plugin mandate_plugin_##name_ = {                                            \
+        MANDATE_PLUGIN_INIT(kind_, #name_, version_),                                          \
+        .flags = (flags_),                                                                     \
+        .conf = (conf_),                                                                       \
+        .inst_size = sizeof(inst_type_),                                                       \
+        .instantiate = (instantiate_),                                                         \
+        .destroy = (destroy_),                                                                 \
+        .ops = (ops_),                                                                         \
+    }
+
 /* For a plugin's instantiate: MANDATE_OK when the host table is there and
  * of this ABI major, else MANDATE_ERROR with "NAME: host ABI N is not M". */
 static inline mandate_rc mandate_plugin_host_check(const mandate_host *host, const char *name,

@@ -443,13 +443,5 @@ static const mandate_backend_ops local_ops = {
     .provision = local_provision,
 };
 
-const mandate_plugin mandate_plugin_local;
-const mandate_plugin mandate_plugin_local = {
-    MANDATE_PLUGIN_INIT(MANDATE_BACKEND, "local", PACKAGE_VERSION),
-    .flags = 0,
-    .conf = local_conf,
-    .inst_size = sizeof(local_inst),
-    .instantiate = local_instantiate,
-    .destroy = NULL,
-    .ops = &local_ops,
-};
+MANDATE_PLUGIN(local, MANDATE_BACKEND, PACKAGE_VERSION, 0, local_inst, local_conf,
+               local_instantiate, NULL, &local_ops);

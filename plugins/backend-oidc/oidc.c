@@ -1810,27 +1810,13 @@ static mandate_rc check_config(oidc_inst *inst, mandate_error *err)
     if (inst->kinds == 0)
         return mandate_error_set(err, MANDATE_INVALID, "oidc: accept is empty");
 
-    if (inst->clock_skew < 0 || inst->clock_skew > 600)
-        return mandate_error_set(err, MANDATE_INVALID,
-                                 "oidc: clock_skew must be between 0 and 600");
-    if (inst->jwks_refresh < 1 || inst->min_refetch_interval < 1 || inst->timeout_ms < 1 ||
-        inst->jwks_max_age < 0)
-        return mandate_error_set(err, MANDATE_INVALID,
-                                 "oidc: jwks_refresh, min_refetch_interval and timeout_ms "
-                                 "must be positive, jwks_max_age not negative");
+    /* each key's own bounds are oidc_conf's, checked by the core */
     if (inst->jwks_max_age != 0 && inst->jwks_max_age < inst->jwks_refresh)
         return mandate_error_set(err, MANDATE_INVALID,
                                  "oidc: jwks_max_age (%" PRId64
                                  ") must be 0 (unlimited) or at least jwks_refresh (%" PRId64
                                  ")",
                                  inst->jwks_max_age, inst->jwks_refresh);
-    if (inst->id_jag_max_lifetime < 1)
-        return mandate_error_set(err, MANDATE_INVALID,
-                                 "oidc: id_jag_max_lifetime must be positive");
-    if (inst->max_token_size < MAX_TOKEN_MIN || inst->max_token_size > MAX_TOKEN_MAX)
-        return mandate_error_set(err, MANDATE_INVALID,
-                                 "oidc: max_token_size must be between %d and %d",
-                                 MAX_TOKEN_MIN, MAX_TOKEN_MAX);
     return check_login_config(inst, err);
 }
 
@@ -2002,13 +1988,5 @@ static const mandate_backend_ops oidc_ops = {
     .login_metadata = NULL,
 };
 
-const mandate_plugin mandate_plugin_oidc;
-const mandate_plugin mandate_plugin_oidc = {
-    MANDATE_PLUGIN_INIT(MANDATE_BACKEND, "oidc", PACKAGE_VERSION),
-    .flags = MANDATE_PLUGIN_BLOCKING,
-    .conf = oidc_conf,
-    .inst_size = sizeof(oidc_inst),
-    .instantiate = oidc_instantiate,
-    .destroy = oidc_destroy,
-    .ops = &oidc_ops,
-};
+MANDATE_PLUGIN(oidc, MANDATE_BACKEND, PACKAGE_VERSION, MANDATE_PLUGIN_BLOCKING, oidc_inst,
+               oidc_conf, oidc_instantiate, oidc_destroy, &oidc_ops);

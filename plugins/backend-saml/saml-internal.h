@@ -168,9 +168,13 @@ typedef struct saml_message {
 } saml_message;
 /* Starts m with a protocol message samlp:name to dest: a fresh ID,
  * Version, IssueInstant now, Destination; the caller goes on writing to
- * m->f more attributes or ">". false: err says why. */
+ * m->f more attributes, then saml_message_issuer. false: err says why (also
+ * when the IdP wants messages signed and there is no sp_key to sign with). */
 bool saml_message_open(const saml_inst *inst, saml_message *m, const char *name,
                        const char *dest, mandate_error *err);
+/* Ends m's start tag and writes the SP's saml:Issuer, the first element of
+ * every message the SP sends. */
+void saml_message_issuer(const saml_inst *inst, saml_message *m);
 mandate_rc saml_redirect_url(const saml_inst *inst, mandate_pool *pool, const char *dest,
                              const char *param, const char *xml, const char *relay_state,
                              const char **url_r, mandate_error *err);

@@ -225,11 +225,10 @@ bool saml_parse_time(const char *s, int64_t *t_r)
         return false;
     const char *p = s + n;
     if (*p == '.') {
-        p++;
-        if (*p < '0' || *p > '9')
+        size_t digits = strspn(p + 1, "0123456789");
+        if (digits == 0)
             return false;
-        while (*p >= '0' && *p <= '9')
-            p++;
+        p += 1 + digits;
     }
     int64_t offset = 0;
     if (*p == 'Z') {
@@ -1550,13 +1549,7 @@ static mandate_rc saml_instantiate(void *inst_, const mandate_host *host, mandat
         return mandate_error_set(err, MANDATE_INVALID, "saml: idp_metadata is required");
     if (inst->sp_entity_id == NULL || inst->sp_entity_id[0] == '\0')
         return mandate_error_set(err, MANDATE_INVALID, "saml: sp_entity_id is required");
-    if (inst->clock_skew < 0 || inst->clock_skew > 600)
-        return mandate_error_set(err, MANDATE_INVALID,
-                                 "saml: clock_skew must be between 0 and 600");
-    if (inst->max_assertion_size < MAX_SIZE_MIN || inst->max_assertion_size > MAX_SIZE_MAX)
-        return mandate_error_set(err, MANDATE_INVALID,
-                                 "saml: max_assertion_size must be between %d and %d",
-                                 MAX_SIZE_MIN, MAX_SIZE_MAX);
+    /* clock_skew's and max_assertion_size's bounds are saml_conf's, checked by the core */
     pthread_once(&xmlsec_once, xmlsec_init_once);
     if (xmlsec_failure != NULL)
         return mandate_error_set(err, MANDATE_ERROR, "saml: %s", xmlsec_failure);
@@ -1641,13 +1634,5 @@ static const mandate_backend_ops saml_ops = {
     .logout_finish = saml_logout_finish,
 };
 
-const mandate_plugin mandate_plugin_saml;
-const mandate_plugin mandate_plugin_saml = {
-    MANDATE_PLUGIN_INIT(MANDATE_BACKEND, "saml", PACKAGE_VERSION),
-    .flags = 0,
-    .conf = saml_conf,
-    .inst_size = sizeof(saml_inst),
-    .instantiate = saml_instantiate,
-    .destroy = saml_destroy,
-    .ops = &saml_ops,
-};
+MANDATE_PLUGIN(saml, MANDATE_BACKEND, PACKAGE_VERSION, 0, saml_inst, saml_conf,
+               saml_instantiate, saml_destroy, &saml_ops);

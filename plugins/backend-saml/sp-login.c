@@ -326,6 +326,12 @@ mandate_rc saml_redirect_url(const saml_inst *inst, mandate_pool *pool, const ch
 bool saml_message_open(const saml_inst *inst, saml_message *m, const char *name,
                        const char *dest, mandate_error *err)
 {
+    if (saml_signs_requests(inst) && inst->sp_keys[0].pkey == NULL) {
+        mandate_error_set(err, MANDATE_ERROR,
+                          "saml: the IdP wants signed %ss: configure sp_key and sp_certificate",
+                          name);
+        return false;
+    }
     if (!saml_new_id(inst, m->id)) {
         mandate_error_set(err, MANDATE_ERROR, "saml: no randomness");
         return false;
@@ -347,6 +353,13 @@ bool saml_message_open(const saml_inst *inst, saml_message *m, const char *name,
     return true;
 }
 
+void saml_message_issuer(const saml_inst *inst, saml_message *m)
+{
+    fputs("><saml:Issuer>", m->f);
+    saml_xml_escaped(m->f, inst->sp_entity_id);
+    fputs("</saml:Issuer>", m->f);
+}
+
 mandate_rc saml_login_start(void *inst_, mandate_pool *pool, const mandate_login_request *request,
                             mandate_login_redirect *redirect_r, mandate_error *err)
 {
@@ -357,10 +370,6 @@ mandate_rc saml_login_start(void *inst_, mandate_pool *pool, const mandate_login
                                  "saml: the IdP's metadata (%s) has no SingleSignOnService "
                                  "with the HTTP-Redirect binding: no sign-in here",
                                  inst->idp_metadata);
-    if (saml_signs_requests(inst) && inst->sp_keys[0].pkey == NULL)
-        return mandate_error_set(err, MANDATE_ERROR,
-                                 "saml: the IdP wants signed AuthnRequests: configure sp_key "
-                                 "and sp_certificate");
     if (request->callback_url == NULL || request->handle == NULL)
         return mandate_error_set(err, MANDATE_ERROR, "saml: no callback URL or handle");
 
@@ -375,9 +384,8 @@ mandate_rc saml_login_start(void *inst_, mandate_pool *pool, const mandate_login
      * checks the AuthnInstant against it (an IdP may ignore ForceAuthn) */
     if (request->force_login || request->max_age >= 0)
         fputs(" ForceAuthn=\"true\"", f);
-    fputs("><saml:Issuer>", f);
-    saml_xml_escaped(f, inst->sp_entity_id);
-    fputs("</saml:Issuer><samlp:NameIDPolicy Format=\"", f);
+    saml_message_issuer(inst, &m);
+    fputs("<samlp:NameIDPolicy Format=\"", f);
     saml_xml_escaped(f, inst->nameid_format);
     fputs("\" AllowCreate=\"true\"/></samlp:AuthnRequest>", f);
     mandate_rc rc =

@@ -236,10 +236,6 @@ mandate_rc saml_logout_start(void *inst_, mandate_pool *pool,
     if (request->session_ref == NULL)
         return mandate_error_set(err, MANDATE_NOT_FOUND,
                                  "saml: the session has no NameID to log out");
-    if (saml_signs_requests(inst) && inst->sp_keys[0].pkey == NULL)
-        return mandate_error_set(err, MANDATE_ERROR,
-                                 "saml: the IdP wants signed requests: configure sp_key and "
-                                 "sp_certificate");
     session_fields s;
     if (!decode_ref(inst, pool, request->session_ref, &s))
         return mandate_error_set(err, MANDATE_ERROR, "saml: a session_ref not made here");
@@ -247,9 +243,7 @@ mandate_rc saml_logout_start(void *inst_, mandate_pool *pool,
     if (!saml_message_open(inst, &m, "LogoutRequest", inst->slo_url, err))
         return err != NULL ? err->rc : MANDATE_ERROR;
     FILE *f = m.f;
-    fputs("><saml:Issuer>", f);
-    saml_xml_escaped(f, inst->sp_entity_id);
-    fputs("</saml:Issuer>", f);
+    saml_message_issuer(inst, &m);
     name_id_xml(f, &s);
     if (s.session_index != NULL) {
         fputs("<samlp:SessionIndex>", f);
@@ -566,9 +560,9 @@ static const char *response_url(const saml_inst *inst, mandate_pool *pool,
     FILE *f = m.f;
     fputs(" InResponseTo=\"", f);
     saml_xml_escaped(f, request_id);
-    fputs("\"><saml:Issuer>", f);
-    saml_xml_escaped(f, inst->sp_entity_id);
-    fprintf(f, "</saml:Issuer><samlp:Status><samlp:StatusCode Value=\"%s\"", status);
+    fputc('"', f);
+    saml_message_issuer(inst, &m);
+    fprintf(f, "<samlp:Status><samlp:StatusCode Value=\"%s\"", status);
     if (sub_status != NULL)
         fprintf(f, "><samlp:StatusCode Value=\"%s\"/></samlp:StatusCode>", sub_status);
     else

@@ -1474,13 +1474,5 @@ static const mandate_backend_ops sm_ops = {
     .provision = sm_provision,
 };
 
-const mandate_plugin mandate_plugin_secretsmanager;
-const mandate_plugin mandate_plugin_secretsmanager = {
-    MANDATE_PLUGIN_INIT(MANDATE_BACKEND, "secretsmanager", PACKAGE_VERSION),
-    .flags = MANDATE_PLUGIN_BLOCKING,
-    .conf = sm_conf,
-    .inst_size = sizeof(sm_inst),
-    .instantiate = sm_instantiate,
-    .destroy = sm_destroy,
-    .ops = &sm_ops,
-};
+MANDATE_PLUGIN(secretsmanager, MANDATE_BACKEND, PACKAGE_VERSION, MANDATE_PLUGIN_BLOCKING,
+               sm_inst, sm_conf, sm_instantiate, sm_destroy, &sm_ops);

@@ -451,11 +451,5 @@ static const mandate_format_ops jwt_ops = {
     .sign = jwt_sign,
 };
 
-const mandate_plugin mandate_plugin_jwt = {
-    MANDATE_PLUGIN_INIT(MANDATE_FORMAT, "jwt", PACKAGE_VERSION),
-    .conf = jwt_conf,
-    .inst_size = sizeof(struct jwt_inst),
-    .instantiate = jwt_instantiate,
-    .destroy = jwt_destroy,
-    .ops = &jwt_ops,
-};
+MANDATE_PLUGIN(jwt, MANDATE_FORMAT, PACKAGE_VERSION, 0, struct jwt_inst, jwt_conf,
+               jwt_instantiate, jwt_destroy, &jwt_ops);

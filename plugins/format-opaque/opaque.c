@@ -292,11 +292,5 @@ static const mandate_format_ops opaque_ops = {
     .set_keys = NULL,
 };
 
-const mandate_plugin mandate_plugin_opaque = {
-    MANDATE_PLUGIN_INIT(MANDATE_FORMAT, "opaque", PACKAGE_VERSION),
-    .conf = opaque_conf,
-    .inst_size = sizeof(struct opaque_inst),
-    .instantiate = opaque_instantiate,
-    .destroy = opaque_destroy,
-    .ops = &opaque_ops,
-};
+MANDATE_PLUGIN(opaque, MANDATE_FORMAT, PACKAGE_VERSION, 0, struct opaque_inst, opaque_conf,
+               opaque_instantiate, opaque_destroy, &opaque_ops);

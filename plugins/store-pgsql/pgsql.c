@@ -2596,12 +2596,5 @@ static const mandate_store_ops pgsql_ops = {
     .write_batch = store_writer_batch,
 };
 
-const mandate_plugin mandate_plugin_pgsql = {
-    MANDATE_PLUGIN_INIT(MANDATE_STORE, "pgsql", PACKAGE_VERSION),
-    .flags = MANDATE_PLUGIN_BLOCKING,
-    .conf = pgsql_conf,
-    .inst_size = sizeof(struct pgsql_inst),
-    .instantiate = pgsql_instantiate,
-    .destroy = pgsql_destroy,
-    .ops = &pgsql_ops,
-};
+MANDATE_PLUGIN(pgsql, MANDATE_STORE, PACKAGE_VERSION, MANDATE_PLUGIN_BLOCKING,
+               struct pgsql_inst, pgsql_conf, pgsql_instantiate, pgsql_destroy, &pgsql_ops);

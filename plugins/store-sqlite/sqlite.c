@@ -2695,11 +2695,5 @@ static const mandate_store_ops sqlite_ops = {
     .write_batch = store_writer_batch,
 };
 
-const mandate_plugin mandate_plugin_sqlite = {
-    MANDATE_PLUGIN_INIT(MANDATE_STORE, "sqlite", PACKAGE_VERSION),
-    .conf = sqlite_conf,
-    .inst_size = sizeof(struct sqlite_inst),
-    .instantiate = sqlite_instantiate,
-    .destroy = sqlite_destroy,
-    .ops = &sqlite_ops,
-};
+MANDATE_PLUGIN(sqlite, MANDATE_STORE, PACKAGE_VERSION, 0, struct sqlite_inst, sqlite_conf,
+               sqlite_instantiate, sqlite_destroy, &sqlite_ops);

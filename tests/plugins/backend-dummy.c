@@ -5,7 +5,6 @@
 #include <mandate/backend.h>
 
 #include "backend-dummy.h"
-#include "test-plugin.h"
 
 static const mandate_conf_def conf[] = {
     {"label", MANDATE_CONF_STRING, MANDATE_CONF_REQUIRED, offsetof(dummy, label), NULL, 0, 0,
@@ -33,4 +32,4 @@ static mandate_rc start(void *inst, const mandate_host *host, mandate_error *err
 
 static const mandate_backend_ops ops = {0};
 
-TEST_PLUGIN(dummy, MANDATE_BACKEND, "1.2.3", 0, dummy);
+MANDATE_PLUGIN(dummy, MANDATE_BACKEND, "1.2.3", 0, dummy, conf, start, NULL, &ops);

@@ -16,7 +16,6 @@
 
 #include <mandate/backend.h>
 
-#include "test-plugin.h"
 
 typedef struct fakeidp {
     char *issuer;
@@ -121,4 +120,4 @@ static const mandate_backend_ops ops = {
     .login_finish = login_finish,
 };
 
-TEST_PLUGIN(fakeidp, MANDATE_BACKEND, "1.0", 0, fakeidp);
+MANDATE_PLUGIN(fakeidp, MANDATE_BACKEND, "1.0", 0, fakeidp, conf, start, NULL, &ops);

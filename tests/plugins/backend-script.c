@@ -21,7 +21,6 @@
 #include <mandate/backend.h>
 
 #include "jose.h"
-#include "test-plugin.h"
 
 #ifdef SCRIPT_BLOCKING
 #define SCRIPT_PLUGIN slowscript
@@ -157,4 +156,5 @@ static const mandate_backend_ops ops = {
     .status = status,
 };
 
-TEST_PLUGIN(SCRIPT_PLUGIN, MANDATE_BACKEND, "1.0.0", SCRIPT_FLAGS, script);
+MANDATE_PLUGIN(SCRIPT_PLUGIN, MANDATE_BACKEND, "1.0.0", SCRIPT_FLAGS, script, conf, start, NULL,
+               &ops);

@@ -1,7 +1,6 @@
 /* A well-formed store whose instantiate fails, with a reason. */
 #include <mandate/store.h>
 
-#include "test-plugin.h"
 
 typedef struct failing {
     char *reason;
@@ -21,4 +20,4 @@ static mandate_rc start(void *inst, const mandate_host *host, mandate_error *err
 
 static const mandate_store_ops ops;
 
-TEST_PLUGIN(failing, MANDATE_STORE, "1.0", 0, failing);
+MANDATE_PLUGIN(failing, MANDATE_STORE, "1.0", 0, failing, conf, start, NULL, &ops);
