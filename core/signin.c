@@ -732,6 +732,8 @@ void mandate_signin_forget_user(mandate_http_request *req, const char *idp,
                                   (json_int_t)tokens, "sessions", (json_int_t)sessions));
 }
 
+#define OTHER_TENANT "the user's tenant is not the client's"
+
 bool mandate_signin_map(mandate_http_request *req, mandate_http_response *resp,
                         mandate_pending *pending, const mandate_client *known,
                         const char *idp_name, const mandate_identity *id,
@@ -755,17 +757,22 @@ bool mandate_signin_map(mandate_http_request *req, mandate_http_response *resp,
         .now = mandate_clock_now(),
     };
     mandate_rc rc = mandate_mapping_apply(&cfg->mappings, &mr, req->pool, m_r);
-    if (rc == MANDATE_OK && m_r->rule != NULL)
+    /* the tenant is a boundary, as at the token exchange: a client signs in
+     * only the people its tenant's rules admit (else any client, a client
+     * document among them, would get tokens of a fapi2 tenant without that
+     * tenant's profile) */
+    bool other_tenant = rc == MANDATE_OK && m_r->rule != NULL &&
+                        (client.tenant == NULL || m_r->tenant == NULL ||
+                         strcmp(client.tenant, m_r->tenant) != 0);
+    if (rc == MANDATE_OK && m_r->rule != NULL && !other_tenant)
         return true;
+    const char *why = other_tenant ? OTHER_TENANT : m_r->why ? m_r->why : "no rule matched";
     mandate_audit_event("login.refused",
                         json_pack("{s:s,s:s,s:o,s:o}", "client_id", pending->client_id, "idp",
                                   idp_name, "upstream_sub",
                                   mandate_audit_text(id->subject, MANDATE_AUDIT_TEXT_MAX),
-                                  "reason",
-                                  mandate_audit_text(m_r->why ? m_r->why : "no rule matched",
-                                                     MANDATE_AUDIT_TEXT_MAX)));
-    log_info("sign-in refused: %s at %s: %s", id->subject ? id->subject : "-", idp_name,
-             m_r->why ? m_r->why : "no rule");
+                                  "reason", mandate_audit_text(why, MANDATE_AUDIT_TEXT_MAX)));
+    log_info("sign-in refused: %s at %s: %s", id->subject ? id->subject : "-", idp_name, why);
     if (m_r->rule == NULL) {
         mandate_signin_forget_user(req, idp_name, id);
         mandate_web_error_page(
@@ -779,8 +786,19 @@ bool mandate_signin_map(mandate_http_request *req, mandate_http_response *resp,
     if (pending->redirect_uri == NULL) {
         /* an IdP-initiated sign-in: no client waits for an error */
         mandate_web_error_page(req, resp, 403, "You cannot use this application",
-                               "No rule of this broker gives you anything you may use it for. "
-                               "Ask your administrator.");
+                               other_tenant
+                                   ? "Your account belongs to another organisation than this "
+                                     "application. Ask your administrator."
+                                   : "No rule of this broker gives you anything you may use it "
+                                     "for. Ask your administrator.");
+        return false;
+    }
+    if (other_tenant) {
+        mandate_signin_redirect_error(req, resp, pending, "access_denied", OTHER_TENANT,
+                                      mandate_pool_printf(req->pool,
+                                                          "%s (user's %s, client's %s)",
+                                                          OTHER_TENANT, m_r->tenant,
+                                                          client.tenant ? client.tenant : "-"));
         return false;
     }
     mandate_signin_redirect_error(req, resp, pending, "invalid_scope",

@@ -268,6 +268,17 @@ expect_eq "a scope the client may not have: invalid_scope" invalid_scope "$(quer
 browse "$(authorize_url "&login_hint=error")"
 browse "$(location)"
 expect_eq "the IdP refuses: access_denied to the client" access_denied "$(query_param "$(location)" error)"
+# the tenant is a boundary, as at the token exchange: a client of another
+# tenant does not sign in the people the rules put in "default"
+"${CTL[@]}" client create other-tenant-app --tenant other --public --redirect-uri "$REDIRECT" \
+    --grant-type authorization_code --scope "mcp:call" --audience "$CAL" >/dev/null 2>&1
+browse "$(authorize_url "&login_hint=dora" | sed 's/client_id=mcp-app/client_id=other-tenant-app/')"
+browse "$(location)"
+expect_eq "a client of another tenant than the user's: access_denied to the client" access_denied \
+    "$(query_param "$(location)" error)"
+expect_eq "  that says why" "the user's tenant is not the client's" "$(query_param "$(location)" error_description)"
+check "  audited login.refused" bash -c "grep '\"event\":\"login.refused\"' '$STATE'/audit/*.jsonl | grep -q \"the user's tenant is not the client's\""
+COOKIES=""
 browse "$(authorize_url "&login_hint=forged")"
 browse "$(location)"
 expect_eq "a forged IdP answer: a page at the broker, not passed on" 400 "$(status)"
