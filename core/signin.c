@@ -356,30 +356,82 @@ static void audit(const char *event, json_t *fields)
     mandate_audit_event(event, fields);
 }
 
-void mandate_signin_redirect_error(mandate_http_request *req, mandate_http_response *resp,
-                                   const mandate_pending *pending, const char *error,
-                                   const char *description, const char *reason)
+/* authorize.refused in the trail; the verdict, answered already (503) when
+ * unrecorded. */
+static mandate_refusal_verdict record_refusal(mandate_http_request *req,
+                                              mandate_http_response *resp,
+                                              const mandate_pending *pending, const char *error,
+                                              const char *description, const char *reason)
 {
-    const char *issuer = mandate_runtime_config(req->runtime)->issuer;
     json_t *fields = json_pack("{s:o,s:s,s:o}", "client_id",
                                mandate_audit_text(pending->client_id, MANDATE_AUDIT_TEXT_MAX),
                                "error", error, "reason",
                                mandate_audit_text(reason ? reason : description,
                                                   MANDATE_AUDIT_TEXT_MAX));
     unsigned retry;
-    if (mandate_refusal_record(req, "authorize.refused", fields, &retry) ==
-        MANDATE_REFUSAL_UNRECORDED) {
+    mandate_refusal_verdict verdict =
+        mandate_refusal_record(req, "authorize.refused", fields, &retry);
+    if (verdict == MANDATE_REFUSAL_UNRECORDED) {
         mandate_web_error_page(req, resp, 503, "Please try again",
                                "The broker cannot record this request now.");
-        return;
+        return verdict;
     }
     log_info("authorization refused: client_id=%s: %s: %s", pending->client_id, error,
              reason ? reason : description);
+    return verdict;
+}
+
+void mandate_signin_redirect_error(mandate_http_request *req, mandate_http_response *resp,
+                                   const mandate_pending *pending, const char *error,
+                                   const char *description, const char *reason)
+{
+    const char *issuer = mandate_runtime_config(req->runtime)->issuer;
+    if (record_refusal(req, resp, pending, error, description, reason) ==
+        MANDATE_REFUSAL_UNRECORDED)
+        return;
     const char *pairs[] = {"error", error, "error_description", description,
                            pending->state ? "state" : NULL, pending->state, NULL, NULL};
     const char *url = mandate_web_url_with(req->pool, pending->redirect_uri, pairs);
     const char *iss_pairs[] = {"iss", issuer, NULL, NULL};
     mandate_web_redirect(req, resp, mandate_web_url_with(req->pool, url, iss_pairs));
+}
+
+void mandate_signin_over_budget_page(mandate_http_request *req, mandate_http_response *resp)
+{
+    mandate_web_error_page(req, resp, 429, "Too many requests",
+                           "Too many refused requests came from your address. Wait a "
+                           "little and try again.");
+}
+
+bool mandate_signin_redirect_at_once(mandate_pool *pool, const mandate_client *client)
+{
+    const char *by = mandate_signin_client_meta(pool, client, "registered_by");
+    return by == NULL || strcmp(by, "admin") == 0;
+}
+
+void mandate_signin_refuse_unattended(mandate_http_request *req, mandate_http_response *resp,
+                                      const mandate_pending *pending,
+                                      const mandate_client *client, const char *error,
+                                      const char *description, const char *reason)
+{
+    if (mandate_signin_redirect_at_once(req->pool, client)) {
+        mandate_signin_redirect_error(req, resp, pending, error, description, reason);
+        return;
+    }
+    /* RFC 9700 §4.11.2: a client that described itself chose its redirect
+     * URI too; sent there at once, with no one having acted, the broker's
+     * link would be an open redirector */
+    switch (record_refusal(req, resp, pending, error, description, reason)) {
+    case MANDATE_REFUSAL_RECORDED: break;
+    case MANDATE_REFUSAL_OVER_BUDGET: mandate_signin_over_budget_page(req, resp); return;
+    case MANDATE_REFUSAL_UNRECORDED: return;
+    }
+    mandate_web_error_page(
+        req, resp, 400, "This request cannot be served",
+        mandate_pool_printf(req->pool,
+                            "The application's sign-in request was refused (%s: %s). Start "
+                            "again from the application.",
+                            error, description));
 }
 
 static char *hex(mandate_pool *pool, const unsigned char *bytes, size_t n)

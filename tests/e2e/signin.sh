@@ -27,6 +27,7 @@ mappings = (
 targets = ( { name = "cal"; paths = ["/mcp"]; audience = "$CAL"; scopes = ["mcp:call"]; } );
 signin: { tenants = ( { tenant = "default"; name = "Example Bank"; } ); };
 delegation = { rules = ( { name = "agent-for-app"; actors = ["research-agent"]; clients = ["mcp-app"]; } ); };
+registration = { mode = "open"; scopes = ["mcp:call"]; audiences = ["$CAL"]; };
 CONF
 LOG="$TMP/daemon.log"
 check "daemon starts" start_daemon "$CONF" "$LOG" || cat "$LOG"
@@ -226,6 +227,28 @@ expect_eq "a confidential client without its secret may not revoke: 401" 401 \
 browse "$(authorize_url | sed 's/scope=mcp:call&//')"
 expect_contains "a request without a scope is audited with its client" '"client_id":"mcp-app"' \
     "$(grep '"event":"authorize.request"' "$STATE"/audit/*.jsonl | tail -n 1)"
+
+# --- clients that described themselves: no redirect before anyone acted ------------------
+# (RFC 9700 §4.11.2) their redirect URI is anyone's choice, so a link to the
+# broker must not send the browser there at once: errors before any
+# interaction are a page at the broker; an operator's client keeps them
+self_app=$(curl -s -H 'Content-Type: application/json' "$BASE/oauth2/register" -d \
+    "{\"redirect_uris\":[\"$REDIRECT\"],\"token_endpoint_auth_method\":\"none\",\"client_name\":\"Self\",\"grant_types\":[\"authorization_code\"]}")
+SELF_APP=$(json_get "$self_app" client_id)
+check "a client registers itself" test -n "$SELF_APP"
+self_url() { authorize_url "${1:-}" | sed "s/client_id=mcp-app/client_id=$SELF_APP/"; }
+COOKIES=""
+browse "$(self_url | sed 's/response_type=code/response_type=token/')"
+expect_eq "a self-registered client's malformed request: an error page" 400 "$(status)"
+check "  never a redirect" test -z "$(location)"
+expect_contains "  that names the error" "unsupported_response_type" "$(cat "$TMP/b")"
+browse "$(self_url "&prompt=none")"
+expect_eq "prompt=none without a session, a self-registered client: an error page" 400 "$(status)"
+check "  never a redirect" test -z "$(location)"
+expect_contains "  audited" '"error":"login_required"' "$(grep '"event":"authorize.refused"' "$STATE"/audit/*.jsonl | tail -n 1)"
+browse "$(self_url "&login_hint=dora")"
+expect_contains "  a valid request still goes to the IdP" "/login/backend-corp/callback" "$(location)"
+COOKIES=$SESSION_COOKIES
 
 # --- a sensitive scope lasts no longer than its login, refresh or not ---------------------
 "${CTL[@]}" client create trade-app --public --redirect-uri "$REDIRECT" \
