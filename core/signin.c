@@ -964,6 +964,12 @@ void mandate_signin_continue(mandate_http_request *req, mandate_http_response *r
         !mandate_signin_next(req, resp, pending, &client, &id, &m, session, session_value,
                              &step))
         return;
+    if (!step.remembered && pending->prompt_none) {
+        /* OpenID Connect Core §3.1.2.1: no page under prompt=none */
+        mandate_signin_refuse_unattended(req, resp, pending, &client, "consent_required",
+                                         "the user has not consented to this client", NULL);
+        return;
+    }
     mandate_error err = {0};
     const mandate_store_write *w = &step.consent_write;
     if (!step.remembered &&

@@ -228,6 +228,15 @@ browse "$(authorize_url | sed 's/scope=mcp:call&//')"
 expect_contains "a request without a scope is audited with its client" '"client_id":"mcp-app"' \
     "$(grep '"event":"authorize.request"' "$STATE"/audit/*.jsonl | tail -n 1)"
 
+# prompt=none shows no page (OpenID Connect Core §3.1.2.1): a session but no
+# consent remembered for this client is consent_required to it
+"${CTL[@]}" client create quiet-app --public --redirect-uri "$REDIRECT" \
+    --grant-type authorization_code --scope "mcp:call" --audience "$CAL" >/dev/null 2>&1
+browse "$(authorize_url "&prompt=none" | sed 's/client_id=mcp-app/client_id=quiet-app/')"
+expect_eq "prompt=none, a session, no remembered consent: consent_required to the client" \
+    consent_required "$(query_param "$(location)" error)"
+expect_eq "  with the state" st-123 "$(query_param "$(location)" state)"
+
 # --- clients that described themselves: no redirect before anyone acted ------------------
 # (RFC 9700 §4.11.2) their redirect URI is anyone's choice, so a link to the
 # broker must not send the browser there at once: errors before any
