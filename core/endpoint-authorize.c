@@ -41,11 +41,7 @@ static void refuse_page(mandate_http_request *req, mandate_http_response *resp,
     unsigned retry;
     switch (mandate_refusal_record(req, "authorize.refused", fields, &retry)) {
     case MANDATE_REFUSAL_RECORDED: break;
-    case MANDATE_REFUSAL_OVER_BUDGET:
-        mandate_web_error_page(req, resp, 429, "Too many requests",
-                               "Too many refused requests came from your address. Wait a "
-                               "little and try again.");
-        return;
+    case MANDATE_REFUSAL_OVER_BUDGET: mandate_signin_over_budget_page(req, resp); return;
     case MANDATE_REFUSAL_UNRECORDED:
         mandate_web_error_page(req, resp, 503, "Please try again",
                                "The broker cannot record this request now.");
@@ -304,13 +300,13 @@ void mandate_endpoint_authorize(mandate_http_request *req, mandate_http_response
         p.redirect_uri = redirect_uri;
         const char *error, *description;
         if (!mandate_signin_request_read(req, &q, &client, &p, &error, &description)) {
-            mandate_signin_redirect_error(req, resp, &p, error, description, NULL);
+            mandate_signin_refuse_unattended(req, resp, &p, &client, error, description, NULL);
             return;
         }
         if (mandate_profile_par_required(cfg, &client)) {
             /* RFC 9126 §5 */
-            mandate_signin_redirect_error(
-                req, resp, &p, "invalid_request",
+            mandate_signin_refuse_unattended(
+                req, resp, &p, &client, "invalid_request",
                 "this client's authorization requests must be pushed (request_uri from "
                 "/oauth2/par)",
                 mandate_profile_fapi2(cfg, &client)
@@ -350,8 +346,8 @@ void mandate_endpoint_authorize(mandate_http_request *req, mandate_http_response
             }
     }
     if (p.prompt_none) {
-        mandate_signin_redirect_error(req, resp, &p, "login_required",
-                                      "the user is not signed in", NULL);
+        mandate_signin_refuse_unattended(req, resp, &p, &client, "login_required",
+                                         "the user is not signed in", NULL);
         return;
     }
     /* idp_hint names one of the IdPs offered (an instance); login_hint's

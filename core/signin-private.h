@@ -141,6 +141,21 @@ void mandate_signin_redirect_error(mandate_http_request *req, mandate_http_respo
                                    const mandate_pending *pending, const char *error,
                                    const char *description, const char *reason);
 
+/* The page of a refusal over its address's budget: 429. */
+void mandate_signin_over_budget_page(mandate_http_request *req, mandate_http_response *resp);
+/* Whether an authorization request's errors may go to the redirect URI
+ * before anyone acted: only for a client an operator registered, not for
+ * one that described itself (a client ID metadata document, a
+ * registration), whose redirect URI is anyone's choice. */
+bool mandate_signin_redirect_at_once(mandate_pool *pool, const mandate_client *client);
+/* An error before any user interaction: mandate_signin_redirect_error for
+ * a client that may be redirected to at once, else a 400 page (429 over
+ * the address's refusal budget), audited alike. */
+void mandate_signin_refuse_unattended(mandate_http_request *req, mandate_http_response *resp,
+                                      const mandate_pending *pending,
+                                      const mandate_client *client, const char *error,
+                                      const char *description, const char *reason);
+
 /* The sign-in at instance: login_start, the pending authorization kept, the
  * login cookie set, the browser sent to the IdP. */
 void mandate_signin_start_login(mandate_http_request *req, mandate_http_response *resp,

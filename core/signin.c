@@ -375,25 +375,39 @@ static bool audited(mandate_http_request *req, mandate_http_response *resp,
     return false;
 }
 
-void mandate_signin_redirect_error(mandate_http_request *req, mandate_http_response *resp,
-                                   const mandate_pending *pending, const char *error,
-                                   const char *description, const char *reason)
+/* authorize.refused in the trail; the verdict, answered already (503) when
+ * unrecorded. */
+static mandate_refusal_verdict record_refusal(mandate_http_request *req,
+                                              mandate_http_response *resp,
+                                              const mandate_pending *pending, const char *error,
+                                              const char *description, const char *reason)
 {
-    const char *issuer = mandate_runtime_config(req->runtime)->issuer;
     json_t *fields = json_pack("{s:o,s:s,s:o}", "client_id",
                                mandate_audit_text(pending->client_id, MANDATE_AUDIT_TEXT_MAX),
                                "error", error, "reason",
                                mandate_audit_text(reason ? reason : description,
                                                   MANDATE_AUDIT_TEXT_MAX));
     unsigned retry;
-    if (mandate_refusal_record(req, "authorize.refused", fields, &retry) ==
-        MANDATE_REFUSAL_UNRECORDED) {
+    mandate_refusal_verdict verdict =
+        mandate_refusal_record(req, "authorize.refused", fields, &retry);
+    if (verdict == MANDATE_REFUSAL_UNRECORDED) {
         mandate_web_error_page(req, resp, 503, "Please try again",
                                "The broker cannot record this request now.");
-        return;
+        return verdict;
     }
     log_info("authorization refused: client_id=%s: %s: %s", pending->client_id, error,
              reason ? reason : description);
+    return verdict;
+}
+
+void mandate_signin_redirect_error(mandate_http_request *req, mandate_http_response *resp,
+                                   const mandate_pending *pending, const char *error,
+                                   const char *description, const char *reason)
+{
+    const char *issuer = mandate_runtime_config(req->runtime)->issuer;
+    if (record_refusal(req, resp, pending, error, description, reason) ==
+        MANDATE_REFUSAL_UNRECORDED)
+        return;
     const char *pairs[] = {"error", error, "error_description", description,
                            pending->state ? "state" : NULL, pending->state, NULL, NULL};
     const char *url = mandate_web_url_with(req->pool, pending->redirect_uri, pairs);
@@ -413,6 +427,44 @@ static bool kept(mandate_http_request *req, mandate_http_response *resp,
     mandate_signin_redirect_error(req, resp, pending, "temporarily_unavailable", description,
                                   err->message);
     return false;
+}
+
+void mandate_signin_over_budget_page(mandate_http_request *req, mandate_http_response *resp)
+{
+    mandate_web_error_page(req, resp, 429, "Too many requests",
+                           "Too many refused requests came from your address. Wait a "
+                           "little and try again.");
+}
+
+bool mandate_signin_redirect_at_once(mandate_pool *pool, const mandate_client *client)
+{
+    const char *by = mandate_signin_client_meta(pool, client, "registered_by");
+    return by == NULL || strcmp(by, "admin") == 0;
+}
+
+void mandate_signin_refuse_unattended(mandate_http_request *req, mandate_http_response *resp,
+                                      const mandate_pending *pending,
+                                      const mandate_client *client, const char *error,
+                                      const char *description, const char *reason)
+{
+    if (mandate_signin_redirect_at_once(req->pool, client)) {
+        mandate_signin_redirect_error(req, resp, pending, error, description, reason);
+        return;
+    }
+    /* RFC 9700 §4.11.2: a client that described itself chose its redirect
+     * URI too; sent there at once, with no one having acted, the broker's
+     * link would be an open redirector */
+    switch (record_refusal(req, resp, pending, error, description, reason)) {
+    case MANDATE_REFUSAL_RECORDED: break;
+    case MANDATE_REFUSAL_OVER_BUDGET: mandate_signin_over_budget_page(req, resp); return;
+    case MANDATE_REFUSAL_UNRECORDED: return;
+    }
+    mandate_web_error_page(
+        req, resp, 400, "This request cannot be served",
+        mandate_pool_printf(req->pool,
+                            "The application's sign-in request was refused (%s: %s). Start "
+                            "again from the application.",
+                            error, description));
 }
 
 static char *hex(mandate_pool *pool, const unsigned char *bytes, size_t n)
@@ -767,6 +819,8 @@ void mandate_signin_forget_user(mandate_http_request *req, const char *idp,
                                   (json_int_t)tokens, "sessions", (json_int_t)sessions));
 }
 
+#define OTHER_TENANT "the user's tenant is not the client's"
+
 bool mandate_signin_map(mandate_http_request *req, mandate_http_response *resp,
                         mandate_pending *pending, const mandate_client *known,
                         const char *idp_name, const mandate_identity *id,
@@ -790,17 +844,22 @@ bool mandate_signin_map(mandate_http_request *req, mandate_http_response *resp,
         .now = mandate_clock_now(),
     };
     mandate_rc rc = mandate_mapping_apply(&cfg->mappings, &mr, req->pool, m_r);
-    if (rc == MANDATE_OK && m_r->rule != NULL)
+    /* the tenant is a boundary, as at the token exchange: a client signs in
+     * only the people its tenant's rules admit (else any client, a client
+     * document among them, would get tokens of a fapi2 tenant without that
+     * tenant's profile) */
+    bool other_tenant = rc == MANDATE_OK && m_r->rule != NULL &&
+                        (client.tenant == NULL || m_r->tenant == NULL ||
+                         strcmp(client.tenant, m_r->tenant) != 0);
+    if (rc == MANDATE_OK && m_r->rule != NULL && !other_tenant)
         return true;
+    const char *why = other_tenant ? OTHER_TENANT : m_r->why ? m_r->why : "no rule matched";
     mandate_audit_event("login.refused",
                         json_pack("{s:s,s:s,s:o,s:o}", "client_id", pending->client_id, "idp",
                                   idp_name, "upstream_sub",
                                   mandate_audit_text(id->subject, MANDATE_AUDIT_TEXT_MAX),
-                                  "reason",
-                                  mandate_audit_text(m_r->why ? m_r->why : "no rule matched",
-                                                     MANDATE_AUDIT_TEXT_MAX)));
-    log_info("sign-in refused: %s at %s: %s", id->subject ? id->subject : "-", idp_name,
-             m_r->why ? m_r->why : "no rule");
+                                  "reason", mandate_audit_text(why, MANDATE_AUDIT_TEXT_MAX)));
+    log_info("sign-in refused: %s at %s: %s", id->subject ? id->subject : "-", idp_name, why);
     if (m_r->rule == NULL) {
         mandate_signin_forget_user(req, idp_name, id);
         mandate_web_error_page(
@@ -814,8 +873,19 @@ bool mandate_signin_map(mandate_http_request *req, mandate_http_response *resp,
     if (pending->redirect_uri == NULL) {
         /* an IdP-initiated sign-in: no client waits for an error */
         mandate_web_error_page(req, resp, 403, "You cannot use this application",
-                               "No rule of this broker gives you anything you may use it for. "
-                               "Ask your administrator.");
+                               other_tenant
+                                   ? "Your account belongs to another organisation than this "
+                                     "application. Ask your administrator."
+                                   : "No rule of this broker gives you anything you may use it "
+                                     "for. Ask your administrator.");
+        return false;
+    }
+    if (other_tenant) {
+        mandate_signin_redirect_error(req, resp, pending, "access_denied", OTHER_TENANT,
+                                      mandate_pool_printf(req->pool,
+                                                          "%s (user's %s, client's %s)",
+                                                          OTHER_TENANT, m_r->tenant,
+                                                          client.tenant ? client.tenant : "-"));
         return false;
     }
     mandate_signin_redirect_error(req, resp, pending, "invalid_scope",
@@ -930,6 +1000,12 @@ void mandate_signin_continue(mandate_http_request *req, mandate_http_response *r
         !mandate_signin_next(req, resp, pending, &client, &id, &m, session, session_value,
                              &step))
         return;
+    if (!step.remembered && pending->prompt_none) {
+        /* OpenID Connect Core §3.1.2.1: no page under prompt=none */
+        mandate_signin_refuse_unattended(req, resp, pending, &client, "consent_required",
+                                         "the user has not consented to this client", NULL);
+        return;
+    }
     mandate_error err = {0};
     const mandate_store_write *w = &step.consent_write;
     if (!step.remembered &&

@@ -27,6 +27,7 @@ mappings = (
 targets = ( { name = "cal"; paths = ["/mcp"]; audience = "$CAL"; scopes = ["mcp:call"]; } );
 signin: { tenants = ( { tenant = "default"; name = "Example Bank"; } ); };
 delegation = { rules = ( { name = "agent-for-app"; actors = ["research-agent"]; clients = ["mcp-app"]; } ); };
+registration = { mode = "open"; scopes = ["mcp:call"]; audiences = ["$CAL"]; };
 CONF
 LOG="$TMP/daemon.log"
 check "daemon starts" start_daemon "$CONF" "$LOG" || cat "$LOG"
@@ -227,6 +228,37 @@ browse "$(authorize_url | sed 's/scope=mcp:call&//')"
 expect_contains "a request without a scope is audited with its client" '"client_id":"mcp-app"' \
     "$(grep '"event":"authorize.request"' "$STATE"/audit/*.jsonl | tail -n 1)"
 
+# prompt=none shows no page (OpenID Connect Core §3.1.2.1): a session but no
+# consent remembered for this client is consent_required to it
+"${CTL[@]}" client create quiet-app --public --redirect-uri "$REDIRECT" \
+    --grant-type authorization_code --scope "mcp:call" --audience "$CAL" >/dev/null 2>&1
+browse "$(authorize_url "&prompt=none" | sed 's/client_id=mcp-app/client_id=quiet-app/')"
+expect_eq "prompt=none, a session, no remembered consent: consent_required to the client" \
+    consent_required "$(query_param "$(location)" error)"
+expect_eq "  with the state" st-123 "$(query_param "$(location)" state)"
+
+# --- clients that described themselves: no redirect before anyone acted ------------------
+# (RFC 9700 §4.11.2) their redirect URI is anyone's choice, so a link to the
+# broker must not send the browser there at once: errors before any
+# interaction are a page at the broker; an operator's client keeps them
+self_app=$(curl -s -H 'Content-Type: application/json' "$BASE/oauth2/register" -d \
+    "{\"redirect_uris\":[\"$REDIRECT\"],\"token_endpoint_auth_method\":\"none\",\"client_name\":\"Self\",\"grant_types\":[\"authorization_code\"]}")
+SELF_APP=$(json_get "$self_app" client_id)
+check "a client registers itself" test -n "$SELF_APP"
+self_url() { authorize_url "${1:-}" | sed "s/client_id=mcp-app/client_id=$SELF_APP/"; }
+COOKIES=""
+browse "$(self_url | sed 's/response_type=code/response_type=token/')"
+expect_eq "a self-registered client's malformed request: an error page" 400 "$(status)"
+check "  never a redirect" test -z "$(location)"
+expect_contains "  that names the error" "unsupported_response_type" "$(cat "$TMP/b")"
+browse "$(self_url "&prompt=none")"
+expect_eq "prompt=none without a session, a self-registered client: an error page" 400 "$(status)"
+check "  never a redirect" test -z "$(location)"
+expect_contains "  audited" '"error":"login_required"' "$(grep '"event":"authorize.refused"' "$STATE"/audit/*.jsonl | tail -n 1)"
+browse "$(self_url "&login_hint=dora")"
+expect_contains "  a valid request still goes to the IdP" "/login/backend-corp/callback" "$(location)"
+COOKIES=$SESSION_COOKIES
+
 # --- a sensitive scope lasts no longer than its login, refresh or not ---------------------
 "${CTL[@]}" client create trade-app --public --redirect-uri "$REDIRECT" \
     --grant-type authorization_code --grant-type refresh_token \
@@ -276,6 +308,17 @@ expect_eq "a scope the client may not have: invalid_scope" invalid_scope "$(quer
 browse "$(authorize_url "&login_hint=error")"
 browse "$(location)"
 expect_eq "the IdP refuses: access_denied to the client" access_denied "$(query_param "$(location)" error)"
+# the tenant is a boundary, as at the token exchange: a client of another
+# tenant does not sign in the people the rules put in "default"
+"${CTL[@]}" client create other-tenant-app --tenant other --public --redirect-uri "$REDIRECT" \
+    --grant-type authorization_code --scope "mcp:call" --audience "$CAL" >/dev/null 2>&1
+browse "$(authorize_url "&login_hint=dora" | sed 's/client_id=mcp-app/client_id=other-tenant-app/')"
+browse "$(location)"
+expect_eq "a client of another tenant than the user's: access_denied to the client" access_denied \
+    "$(query_param "$(location)" error)"
+expect_eq "  that says why" "the user's tenant is not the client's" "$(query_param "$(location)" error_description)"
+check "  audited login.refused" bash -c "grep '\"event\":\"login.refused\"' '$STATE'/audit/*.jsonl | grep -q \"the user's tenant is not the client's\""
+COOKIES=""
 browse "$(authorize_url "&login_hint=forged")"
 browse "$(location)"
 expect_eq "a forged IdP answer: a page at the broker, not passed on" 400 "$(status)"
