@@ -75,8 +75,6 @@ static char *hex32(mandate_pool *pool, const unsigned char h[32])
     return out;
 }
 
-/* The IdP's answer (the callback's fields) to the backend's login_finish;
- * remember: what login_start asked to keep, NULL for an unsolicited answer. */
 /* The clocks of the broker and of an IdP differ by this much at most, as
  * the backends' own clock_skew defaults say. */
 #define LOGIN_CLOCK_LEEWAY 60
@@ -107,6 +105,8 @@ static const char *login_too_old(mandate_pool *pool, const mandate_pending *p, i
     return NULL;
 }
 
+/* The IdP's answer (the callback's fields) to the backend's login_finish;
+ * remember: what login_start asked to keep, NULL for an unsolicited answer. */
 static mandate_rc finish_at_backend(mandate_http_request *req, const mandate_instance *in,
                                     const mandate_form *form, const char *remember,
                                     mandate_identity *id_r, mandate_error *err)
