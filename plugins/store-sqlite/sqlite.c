@@ -1074,6 +1074,8 @@ static mandate_rc q_exec(struct q *q, int *changed_r)
 /* An op that found nothing to read or change: rc, with the message given
  * in q's error. */
 static mandate_rc q_nothing(struct q *q, mandate_rc rc, const char *fmt, va_list ap)
+    MANDATE_PRINTF(3, 0);
+static mandate_rc q_nothing(struct q *q, mandate_rc rc, const char *fmt, va_list ap)
 {
     return store_error_vset(q->err, rc, fmt, ap);
 }
