@@ -431,6 +431,20 @@ static void test_cnf(void **state)
     get_done();
 }
 
+/* The string member of a grant that claims hold: read back as want by a
+ * host of minor, left NULL by one a minor older (it has no place for it). */
+static void assert_read_from_minor(const json_t *claims, uint16_t minor, size_t member,
+                                   const char *want)
+{
+    mandate_error err = {0};
+    mandate_grant got = {0};
+    assert_int_equal(get(minor, claims, &token_reader, &got, NULL, &err), MANDATE_OK);
+    assert_string_equal(*(const char **)((char *)&got + member), want);
+    memset(&got, 0, sizeof(got));
+    assert_int_equal(get(minor - 1, claims, &token_reader, &got, NULL, &err), MANDATE_OK);
+    assert_null(*(const char **)((char *)&got + member));
+}
+
 /* may_act (ABI 1.6, RFC 8693 §4.4): one actor an object, several an array
  * of them; read back by a host of 1.6, left by an older one (the token then
  * admits fewer actors); malformed ones refused; copied with the strings. */
@@ -449,12 +463,8 @@ static void test_may_act(void **state)
     assert_int_equal(mandate_grant_claims_put(obj, &g, true, "test", &err), MANDATE_OK);
     assert_int_equal(mandate_grant_may_act_put(obj, &g, "test", &err), MANDATE_OK);
     assert_int_equal(json_array_size(json_object_get(obj, "may_act")), 2);
+    assert_read_from_minor(obj, 6, offsetof(mandate_grant, may_act), "agent-b agent-c");
     mandate_grant got = {0};
-    assert_int_equal(get(6, obj, &token_reader, &got, NULL, &err), MANDATE_OK);
-    assert_string_equal(got.may_act, "agent-b agent-c");
-    memset(&got, 0, sizeof(got));
-    assert_int_equal(get(5, obj, &token_reader, &got, NULL, &err), MANDATE_OK);
-    assert_null(got.may_act);
 
     /* malformed */
     static const char *const bad[] = {"[]", "\"agent-b\"", "{}", "{\"sub\": 7}",
@@ -545,12 +555,8 @@ static void test_origin_and_put_all(void **state)
     assert_string_equal(json_string_value(json_object_get(obj, "origin_client_id")), "app-x");
     assert_non_null(json_object_get(obj, "may_act"));
     assert_non_null(json_object_get(obj, "cnf"));
+    assert_read_from_minor(obj, 9, offsetof(mandate_grant, origin_client_id), "app-x");
     mandate_grant got = {0};
-    assert_int_equal(get(9, obj, &token_reader, &got, NULL, &err), MANDATE_OK);
-    assert_string_equal(got.origin_client_id, "app-x");
-    memset(&got, 0, sizeof(got));
-    assert_int_equal(get(8, obj, &token_reader, &got, NULL, &err), MANDATE_OK);
-    assert_null(got.origin_client_id);
     json_object_set_new(obj, "origin_client_id", json_integer(7));
     assert_int_equal(get(9, obj, &token_reader, &got, NULL, &err), MANDATE_INVALID);
     assert_non_null(strstr(err.message, "origin_client_id is not a string"));
