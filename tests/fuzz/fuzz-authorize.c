@@ -45,8 +45,10 @@
  *     that URL) and its redirect_uri is one the client registered (the
  *     exact string, or for http://127.0.0.1 and http://[::1] any port,
  *     checked here by a reading of our own); then the Location is that
- *     redirect_uri with error or code, iss = the issuer and state exactly
- *     the request's (absent when absent or over 1024 bytes), or the IdP
+ *     redirect_uri with error or code (consent_required and
+ *     interaction_required only for prompt=none), iss = the issuer and
+ *     state exactly the request's (absent when absent or over 1024 bytes),
+ *     or the IdP
  *     (the broker's own /login/<idp>/callback for fakeidp) with the pending
  *     authorization kept for this client, redirect_uri, state and
  *     code_challenge, and the login cookie set; a code only for a session
@@ -593,10 +595,19 @@ static void check_back_to_client(mandate_pool *pool, const char *location,
         static const char *const errors[] = {
             "invalid_request",     "unsupported_response_type", "unauthorized_client",
             "invalid_scope",       "invalid_target",            "login_required",
-            "access_denied",       "server_error",              "temporarily_unavailable"};
+            "access_denied",       "server_error",              "temporarily_unavailable",
+            "consent_required",    "interaction_required"};
         bool known = false;
         for (size_t i = 0; i < sizeof(errors) / sizeof(errors[0]); i++)
             known |= strcmp(error, errors[i]) == 0;
+        /* consent_required and interaction_required answer prompt=none only
+         * (OpenID Connect Core 3.1.2.6): otherwise the user is asked */
+        const char *prompt = mandate_form_get(q, "prompt");
+        bool silent = prompt != NULL && strstr(prompt, "none") != NULL;
+        if ((strcmp(error, "consent_required") == 0 ||
+             strcmp(error, "interaction_required") == 0) &&
+            !silent)
+            known = false;
         if (!known || mandate_form_get(&a, "error_description") == NULL || code.put) {
             fprintf(stderr, "fuzz-authorize: error=%s\n", error);
             abort();
