@@ -22,7 +22,7 @@ char *mandate_xasprintf(const char *fmt, ...) MANDATE_PRINTF(1, 2);
 /* The length of what fmt makes of ap, for a buffer of that size + 1; ap is
  * left as it was (a copy is read), for the vsnprintf that fills it. A
  * format that cannot be made is fatal, as running out of memory. */
-size_t mandate_vprintf_len(const char *fmt, va_list ap);
+size_t mandate_vprintf_len(const char *fmt, va_list ap) MANDATE_PRINTF(1, 0);
 
 _Noreturn void mandate_die(const char *fmt, ...) MANDATE_PRINTF(1, 2);
 
