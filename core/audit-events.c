@@ -14,6 +14,7 @@
 #include "audit-events-private.h"
 #include "audit-private.h"
 #include "log-private.h"
+#include "text-encoding.h"
 
 static pthread_mutex_t trail_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic(mandate_audit *) trail;
@@ -260,14 +261,9 @@ json_t *mandate_audit_text(const char *text, size_t max)
 
 void mandate_audit_token_ref(const char *token, size_t len, char out[9])
 {
-    static const char hex[] = "0123456789abcdef";
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int md_len = 0;
     if (EVP_Digest(token, len, md, &md_len, EVP_sha256(), NULL) != 1 || md_len < 4)
         memset(md, 0, 4);
-    for (size_t i = 0; i < 4; i++) {
-        out[2 * i] = hex[md[i] >> 4];
-        out[2 * i + 1] = hex[md[i] & 0xf];
-    }
-    out[8] = '\0';
+    mandate_hex_encode(md, 4, out);
 }

@@ -52,6 +52,7 @@
 #include "audit-private.h"
 #include "log-private.h"
 #include "metrics-private.h"
+#include "text-encoding.h"
 #include "util-private.h"
 
 /* The longest record line, without its newline. */
@@ -183,18 +184,13 @@ static void sha256_fetch(void)
 
 static void sha256_hex(const void *data, size_t len, char hex_r[AUDIT_HASH_HEX + 1])
 {
-    static const char digits[] = "0123456789abcdef";
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int md_len = 0;
     pthread_once(&sha256_once, sha256_fetch);
     const EVP_MD *sha256 = sha256_fetched != NULL ? sha256_fetched : EVP_sha256();
     if (EVP_Digest(data, len, md, &md_len, sha256, NULL) != 1 || md_len != 32)
         mandate_die("SHA-256 failed");
-    for (unsigned i = 0; i < 32; i++) {
-        hex_r[2 * i] = digits[md[i] >> 4];
-        hex_r[2 * i + 1] = digits[md[i] & 0xf];
-    }
-    hex_r[AUDIT_HASH_HEX] = '\0';
+    mandate_hex_encode(md, AUDIT_HASH_HEX / 2, hex_r);
 }
 
 static bool is_hash_hex(const char *s)

@@ -124,15 +124,10 @@ bool mandate_delegation_read(const config_t *file, const char *path, mandate_del
     out->rules = mandate_xcalloc(n > 0 ? (size_t)n : 1, sizeof(mandate_delegation_rule));
     bool ok = true;
     for (int i = 0; i < n; i++) {
-        config_setting_t *g = config_setting_get_elem(list, (unsigned)i);
+        config_setting_t *g = mandate_conf_list_group(list, i, "delegation rule", diag);
         mandate_delegation_rule *r = &out->rules[out->count++];
-        if (!config_setting_is_group(g)) {
-            mandate_diag_add_at(diag, g,
-                                "each delegation rule must be a group { name = ...; ... }");
+        if (g == NULL || !read_rule(g, path, out, r, (size_t)i, diag))
             ok = false;
-        } else if (!read_rule(g, path, out, r, (size_t)i, diag)) {
-            ok = false;
-        }
     }
     if (!ok)
         mandate_delegation_free(out);

@@ -36,15 +36,9 @@ static bool read_form(mandate_http_request *req, mandate_form *form, mandate_err
 
 static char *hash_hex(mandate_pool *pool, const char *secret)
 {
-    static const char digits[] = "0123456789abcdef";
     unsigned char h[32];
     mandate_web_hash(secret, h);
-    char *out = mandate_pool_alloc(pool, 65);
-    for (size_t i = 0; i < 32; i++) {
-        out[2 * i] = digits[h[i] >> 4];
-        out[2 * i + 1] = digits[h[i] & 0xf];
-    }
-    return out;
+    return mandate_pool_hex(pool, h, sizeof(h));
 }
 
 void mandate_endpoint_consent(mandate_http_request *req, mandate_http_response *resp)

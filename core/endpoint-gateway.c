@@ -20,6 +20,7 @@
 #include "oauth-private.h"
 #include "pool-private.h"
 #include "refusals-private.h"
+#include "text-encoding.h"
 #include "validate-private.h"
 
 #define CHECK_PREFIX "/gateway/check"
@@ -72,7 +73,7 @@ static char *path_excerpt(mandate_pool *pool, const char *raw)
         if (c > 0x20 && c < 0x7f)
             *o++ = (char)c;
         else
-            o += snprintf(o, 4, "%%%02X", c);
+            o = mandate_percent_octet(o, c);
     }
     *o = '\0';
     return out;

@@ -42,8 +42,6 @@ mandate_rc mandate_url_decode(mandate_pool *pool, const char *s, size_t len,
 /* Percent-encode everything but RFC 3986 unreserved characters, into pool
  * memory: for a value in a query string or a form. */
 char *mandate_url_encode(mandate_pool *pool, const char *s);
-/* The value of a hexadecimal digit, either case; -1 for any other char. */
-int mandate_hex_value(char c);
 
 /* "Basic <base64(urlencode(id):urlencode(secret))>" into its two parts;
  * MANDATE_NEXT when the header is not Basic, MANDATE_INVALID when malformed. */

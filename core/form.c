@@ -8,20 +8,10 @@
 
 #include "form-private.h"
 #include "pool-private.h"
+#include "text-encoding.h"
 
 /* Longest Basic header value accepted: ids and secrets are short. */
 #define BASIC_MAX_LEN 2048
-
-int mandate_hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 /* Well-formed UTF-8 without overlongs, surrogates or control characters. */
 static bool text_ok(const unsigned char *s, size_t len)
@@ -85,10 +75,10 @@ mandate_rc mandate_url_decode(mandate_pool *pool, const char *s, size_t len,
         if (s[i] == '%') {
             if (i + 2 >= len)
                 return mandate_error_set(err, MANDATE_INVALID, "truncated percent-encoding");
-            int a = mandate_hex_value(s[i + 1]), b = mandate_hex_value(s[i + 2]);
-            if (a < 0 || b < 0)
+            int octet = mandate_percent_decode_octet(s + i, len - i);
+            if (octet < 0)
                 return mandate_error_set(err, MANDATE_INVALID, "bad percent-encoding");
-            out[j++] = (char)(a << 4 | b);
+            out[j++] = (char)octet;
             i += 2;
         } else if (s[i] == '+' && plus_is_space) {
             out[j++] = ' ';
@@ -235,19 +225,5 @@ mandate_rc mandate_basic_auth_parse(mandate_pool *pool, const char *header, char
 
 char *mandate_url_encode(mandate_pool *pool, const char *s)
 {
-    static const char hex[] = "0123456789ABCDEF";
-    size_t len = strlen(s);
-    char *out = mandate_pool_alloc(pool, 3 * len + 1), *o = out;
-    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
-        if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
-            *p == '-' || *p == '.' || *p == '_' || *p == '~') {
-            *o++ = (char)*p;
-        } else {
-            *o++ = '%';
-            *o++ = hex[*p >> 4];
-            *o++ = hex[*p & 0xf];
-        }
-    }
-    *o = '\0';
-    return out;
+    return mandate_percent_encode(s, false, mandate_pool_alloc(pool, 3 * strlen(s) + 1));
 }

@@ -19,6 +19,7 @@
 #include "gateway-path-private.h"
 #include "log-private.h"
 #include "pool-private.h"
+#include "text-encoding.h"
 
 /* What RFC 3986 §3.3 lets stand unencoded in a path segment (pchar), but
  * for '%' and ';', which are judged on their own. */
@@ -108,11 +109,10 @@ static const char *raw_refused(const char *p, size_t len)
             return why;
         if (c != '%')
             continue;
-        int hi = i + 2 < len ? mandate_hex_value(p[i + 1]) : -1;
-        int lo = i + 2 < len ? mandate_hex_value(p[i + 2]) : -1;
-        if (hi < 0 || lo < 0)
+        int octet = mandate_percent_decode_octet(p + i, len - i);
+        if (octet < 0)
             return "bad percent-encoding";
-        why = escape_refused((unsigned char)(hi << 4 | lo));
+        why = escape_refused((unsigned char)octet);
         if (why != NULL)
             return why;
         i += 2;

@@ -23,6 +23,7 @@
 #include "oauth-private.h"
 #include "pool-private.h"
 #include "runtime-private.h"
+#include "text-encoding.h"
 #include "signin-private.h"
 #include "web-private.h"
 #include "word-list.h"
@@ -37,8 +38,7 @@ static bool verifier_valid(const char *v)
     if (len < 43 || len > 128)
         return false;
     for (const char *p = v; *p != '\0'; p++)
-        if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
-              *p == '-' || *p == '.' || *p == '_' || *p == '~'))
+        if (!mandate_url_unreserved((unsigned char)*p))
             return false;
     return true;
 }
@@ -232,9 +232,12 @@ static void issue(mandate_http_request *req, mandate_http_response *resp,
 
 /* The client of a sign-in grant (public by client_id, or authenticated),
  * within its rate; false: refused and answered. */
-static bool client_within_rate(mandate_http_request *req, mandate_http_response *resp,
-                               const mandate_form *form, const char *grant_type,
-                               mandate_client *client_r)
+/* The client, within its rate, and the hash of the code or refresh token
+ * it presents (the form's parameter name, at most max_len bytes). false:
+ * refused and answered. */
+static bool client_presents(mandate_http_request *req, mandate_http_response *resp,
+                            const mandate_form *form, const char *grant_type, const char *name,
+                            size_t max_len, mandate_client *client_r, unsigned char hash_r[32])
 {
     mandate_oauth_error oerr;
     if (!mandate_signin_token_client(req, form, client_r, &oerr)) {
@@ -254,7 +257,17 @@ static bool client_within_rate(mandate_http_request *req, mandate_http_response 
         mandate_token_refuse(req, resp, &oerr, grant_type, client_r->client_id, NULL);
         return false;
     }
-    return mandate_token_within_rate(req, resp, client_r, grant_type);
+    if (!mandate_token_within_rate(req, resp, client_r, grant_type))
+        return false;
+    const char *secret = mandate_form_get(form, name);
+    if (secret == NULL || strlen(secret) > max_len) {
+        mandate_oauth_fail(&oerr, 400, "invalid_request",
+                           mandate_pool_printf(req->pool, "%s is missing", name));
+        mandate_token_refuse(req, resp, &oerr, grant_type, client_r->client_id, NULL);
+        return false;
+    }
+    mandate_web_hash(secret, hash_r);
+    return true;
 }
 
 /* Refuses a code or refresh token the store did not give (rc, err):
@@ -289,6 +302,31 @@ static bool dpop_key_held(mandate_http_request *req, mandate_http_response *resp
     return false;
 }
 
+/* RFC 9700 §4.14: a code or refresh token presented again ends its whole
+ * family (NULL: shown as ""), the access tokens it gave included, and the
+ * alarm event is recorded with fields and "revoked"; then it is refused
+ * invalid_grant (description to the client, reason to the audit). The
+ * family is ended whether or not the alarm is written: the refusal stands,
+ * the lost record said in the log. How many tokens were revoked. */
+static uint64_t refuse_replayed(mandate_http_request *req, mandate_http_response *resp,
+                                const char *grant_type, const char *client_id,
+                                const char *family, const char *event, json_t *fields,
+                                const char *description, const char *reason)
+{
+    uint64_t revoked = 0;
+    mandate_error err = {0};
+    mandate_signin_end_family(req, family, &revoked, &err);
+    json_object_set_new(fields, "revoked", json_integer((json_int_t)revoked));
+    if (mandate_audit_event(event, fields) != MANDATE_OK)
+        log_error("%s cannot be recorded (client %s, family %s)", event, client_id,
+                  family != NULL ? family : "");
+    mandate_oauth_error oerr;
+    mandate_oauth_fail(&oerr, 400, "invalid_grant", description);
+    oerr.reason = reason;
+    mandate_token_refuse(req, resp, &oerr, grant_type, client_id, NULL);
+    return revoked;
+}
+
 void mandate_grant_authorization_code(mandate_http_request *req, mandate_http_response *resp,
                                       const mandate_form *form)
 {
@@ -296,20 +334,16 @@ void mandate_grant_authorization_code(mandate_http_request *req, mandate_http_re
     mandate_oauth_error oerr;
     mandate_error err = {0};
     mandate_client client;
-    if (!client_within_rate(req, resp, form, grant_type, &client))
+    unsigned char hash[32];
+    if (!client_presents(req, resp, form, grant_type, "code", 128, &client, hash))
         return;
-    const char *code = mandate_form_get(form, "code");
     const char *verifier = mandate_form_get(form, "code_verifier");
     const char *redirect_uri = mandate_form_get(form, "redirect_uri");
-    if (code == NULL || strlen(code) > 128 || verifier == NULL) {
-        mandate_oauth_fail(&oerr, 400, "invalid_request",
-                           code == NULL || strlen(code) > 128 ? "code is missing"
-                                                              : "code_verifier is missing (PKCE)");
+    if (verifier == NULL) {
+        mandate_oauth_fail(&oerr, 400, "invalid_request", "code_verifier is missing (PKCE)");
         mandate_token_refuse(req, resp, &oerr, grant_type, client.client_id, NULL);
         return;
     }
-    unsigned char hash[32];
-    mandate_web_hash(code, hash);
     mandate_auth_code c;
     const mandate_instance *store = mandate_runtime_store(req->runtime);
     mandate_rc rc = mandate_store_auth_code_take(store, req->pool, hash, sizeof(hash),
@@ -317,23 +351,14 @@ void mandate_grant_authorization_code(mandate_http_request *req, mandate_http_re
     if (rc == MANDATE_EXISTS) {
         /* redeemed before: whoever has it now, every token issued from the
          * first redemption ends (RFC 9700 §4.14 / RFC 6749 §4.1.2) */
-        uint64_t revoked = 0;
-        mandate_error e2 = {0};
-        mandate_signin_end_family(req, c.family_id, &revoked, &e2);
-        /* the family is ended whether or not the alarm is written: the
-         * refusal below stands, the lost record said in the log */
-        if (mandate_audit_event("code.replayed",
-                                json_pack("{s:s,s:s,s:I}", "client_id", client.client_id,
-                                          "family", c.family_id ? c.family_id : "", "revoked",
-                                          (json_int_t)revoked)) != MANDATE_OK)
-            log_error("code.replayed cannot be recorded (client %s, family %s)",
-                      client.client_id, c.family_id ? c.family_id : "");
+        uint64_t revoked = refuse_replayed(
+            req, resp, grant_type, client.client_id, c.family_id, "code.replayed",
+            json_pack("{s:s,s:s}", "client_id", client.client_id, "family",
+                      c.family_id ? c.family_id : ""),
+            "the code was used already", "code replayed: its tokens revoked");
         log_warning("authorization code used twice (client %s): its family ended, %llu tokens "
                     "revoked",
                     client.client_id, (unsigned long long)revoked);
-        mandate_oauth_fail(&oerr, 400, "invalid_grant", "the code was used already");
-        oerr.reason = "code replayed: its tokens revoked";
-        mandate_token_refuse(req, resp, &oerr, grant_type, client.client_id, NULL);
         return;
     }
     if (rc != MANDATE_OK) {
@@ -454,16 +479,9 @@ void mandate_grant_refresh_token(mandate_http_request *req, mandate_http_respons
     mandate_oauth_error oerr;
     mandate_error err = {0};
     mandate_client client;
-    if (!client_within_rate(req, resp, form, grant_type, &client))
-        return;
-    const char *token = mandate_form_get(form, "refresh_token");
-    if (token == NULL || strlen(token) > 256) {
-        mandate_oauth_fail(&oerr, 400, "invalid_request", "refresh_token is missing");
-        mandate_token_refuse(req, resp, &oerr, grant_type, client.client_id, NULL);
-        return;
-    }
     unsigned char hash[32];
-    mandate_web_hash(token, hash);
+    if (!client_presents(req, resp, form, grant_type, "refresh_token", 256, &client, hash))
+        return;
     const mandate_instance *store = mandate_runtime_store(req->runtime);
     int64_t now = mandate_clock_now();
     mandate_refresh_token old;
@@ -575,22 +593,13 @@ void mandate_grant_refresh_token(mandate_http_request *req, mandate_http_respons
     if (rc == MANDATE_DENIED) {
         /* used before (or its family ended): RFC 9700 §4.14.2, the whole
          * family ends, the access tokens it gave included */
-        uint64_t revoked = 0;
-        mandate_error e2 = {0};
-        mandate_signin_end_family(req, old.family_id, &revoked, &e2);
-        /* the family is ended whether or not the alarm is written: the
-         * refusal below stands, the lost record said in the log */
-        if (mandate_audit_event("refresh.reused",
-                                json_pack("{s:s,s:s,s:s,s:I}", "client_id", client.client_id,
-                                          "sub", old.subject, "family", old.family_id,
-                                          "revoked", (json_int_t)revoked)) != MANDATE_OK)
-            log_error("refresh.reused cannot be recorded (client %s, family %s)",
-                      client.client_id, old.family_id);
+        refuse_replayed(req, resp, grant_type, client.client_id, old.family_id, "refresh.reused",
+                        json_pack("{s:s,s:s,s:s}", "client_id", client.client_id, "sub",
+                                  old.subject, "family", old.family_id),
+                        "the refresh token was used already",
+                        "refresh token reused: its family revoked");
         log_warning("refresh token used twice (client %s, user %s): its family ended",
                     client.client_id, old.subject);
-        mandate_oauth_fail(&oerr, 400, "invalid_grant", "the refresh token was used already");
-        oerr.reason = "refresh token reused: its family revoked";
-        mandate_token_refuse(req, resp, &oerr, grant_type, client.client_id, NULL);
         return;
     }
     if (rc != MANDATE_OK) {

@@ -25,6 +25,7 @@
 #include "log-private.h"
 #include "metrics-private.h"
 #include "pool-private.h"
+#include "text-encoding.h"
 #include "util-private.h"
 
 /* Certificates and keys are small; a bigger file is a mistake. */
@@ -239,15 +240,10 @@ void mandate_http_response_error(mandate_http_request *req, mandate_http_respons
 
 static void new_request_id(char out[MANDATE_REQUEST_ID_LEN + 1])
 {
-    static const char hex[] = "0123456789abcdef";
     unsigned char raw[MANDATE_REQUEST_ID_LEN / 2];
     if (RAND_bytes(raw, sizeof(raw)) != 1)
         memset(raw, 0, sizeof(raw));
-    for (size_t i = 0; i < sizeof(raw); i++) {
-        out[2 * i] = hex[raw[i] >> 4];
-        out[2 * i + 1] = hex[raw[i] & 0xf];
-    }
-    out[MANDATE_REQUEST_ID_LEN] = '\0';
+    mandate_hex_encode(raw, sizeof(raw), out);
 }
 
 static enum MHD_Result queue(request_state *st, const mandate_http_response *resp)

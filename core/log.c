@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "log-private.h"
+#include "text-encoding.h"
 
 #define LOG_LINE_MAX 2048
 
@@ -61,7 +62,6 @@ const char *mandate_log_request_id(void)
 /* Copies src into dst, escaping control characters and backslashes. */
 static size_t escape_into(char *dst, size_t cap, size_t pos, const char *src)
 {
-    static const char hex[] = "0123456789abcdef";
     for (; *src != '\0' && pos + 5 < cap; src++) {
         unsigned char c = (unsigned char)*src;
         if (c < 0x20 || c == 0x7f || c == '\\') {
@@ -70,8 +70,8 @@ static size_t escape_into(char *dst, size_t cap, size_t pos, const char *src)
                 dst[pos++] = '\\';
             } else {
                 dst[pos++] = 'x';
-                dst[pos++] = hex[c >> 4];
-                dst[pos++] = hex[c & 0xf];
+                mandate_hex_encode(&c, 1, dst + pos);
+                pos += 2;
             }
         } else {
             dst[pos++] = (char)c;

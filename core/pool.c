@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "pool-private.h"
+#include "text-encoding.h"
 #include "util-private.h"
 
 /* Blocks grow geometrically; an allocation larger than a block gets a block
@@ -108,12 +109,8 @@ char *mandate_pool_strndup(mandate_pool *pool, const char *s, size_t len)
 
 char *mandate_pool_hex(mandate_pool *pool, const unsigned char *bytes, size_t n)
 {
-    static const char digits[] = "0123456789abcdef";
     char *out = mandate_pool_alloc(pool, 2 * n + 1);
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[bytes[i] >> 4];
-        out[2 * i + 1] = digits[bytes[i] & 0xf];
-    }
+    mandate_hex_encode(bytes, n, out);
     return out;
 }
 

@@ -15,6 +15,7 @@
 
 #include "client-cert.h"
 #include "jose.h"
+#include "text-encoding.h"
 
 /* A registered jwks of more keys than this is not searched further. */
 #define JWKS_KEYS_MAX 16
@@ -45,14 +46,6 @@ X509 *mandate_cert_from_pem(const char *pem, size_t len)
     return cert;
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = (char)tolower((unsigned char)c);
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
 X509 *mandate_cert_from_escaped_pem(const char *text, size_t len, const char **why_r)
 {
     if (len > MANDATE_CLIENT_CERT_ESCAPED_MAX) {
@@ -70,14 +63,13 @@ X509 *mandate_cert_from_escaped_pem(const char *text, size_t len, const char **w
             pem[n++] = text[i];
             continue;
         }
-        int hi = i + 2 < len ? hex_value(text[i + 1]) : -1;
-        int lo = i + 2 < len ? hex_value(text[i + 2]) : -1;
-        if (hi < 0 || lo < 0) {
+        int octet = mandate_percent_decode_octet(text + i, len - i);
+        if (octet < 0) {
             free(pem);
             *why_r = "the forwarded client certificate is badly escaped";
             return NULL;
         }
-        pem[n++] = (char)(hi * 16 + lo);
+        pem[n++] = (char)octet;
         i += 2;
     }
     pem[n] = '\0';

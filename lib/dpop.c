@@ -12,21 +12,9 @@
 
 #include "dpop.h"
 #include "recency-list.h"
+#include "text-encoding.h"
 
 /* --- htu (RFC 9449 §4.3, RFC 3986 §6.2.2 and §6.2.3) ---------------------------- */
-
-static bool unreserved(unsigned char c)
-{
-    return isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~';
-}
-
-static int hex_value(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = (unsigned char)tolower(c);
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
 
 typedef struct uri_buf {
     char *p;
@@ -46,16 +34,15 @@ static bool put(uri_buf *b, char c)
  * resource), else the triplet with its hex in upper case. */
 static bool put_pct(uri_buf *b, const char **s)
 {
-    const char *q = *s;
-    int hi = hex_value((unsigned char)q[1]), lo = hi >= 0 ? hex_value((unsigned char)q[2]) : -1;
-    if (hi < 0 || lo < 0)
+    int octet = mandate_percent_decode_octet(*s, strnlen(*s, 3));
+    if (octet < 0)
         return false;
-    unsigned char octet = (unsigned char)(hi * 16 + lo);
-    *s = q + 3;
-    if (unreserved(octet))
+    *s += 3;
+    if (mandate_url_unreserved((unsigned char)octet))
         return put(b, (char)octet);
-    static const char digits[] = "0123456789ABCDEF";
-    return put(b, '%') && put(b, digits[hi]) && put(b, digits[lo]);
+    char triplet[3];
+    mandate_percent_octet(triplet, (unsigned char)octet);
+    return put(b, triplet[0]) && put(b, triplet[1]) && put(b, triplet[2]);
 }
 
 /* scheme://host[:port]/path in normal form, the query and fragment left

@@ -22,6 +22,7 @@
 #include "jose.h"
 #include "jwks-cache.h"
 #include "http-client.h"
+#include "optional-strdup.h"
 
 struct jwks_key {
     char *kid;
@@ -430,16 +431,6 @@ static void cache_release(mandate_jwks_cache *c)
     free(c);
 }
 
-static char *dup_opt(const char *s, bool *oom)
-{
-    if (s == NULL)
-        return NULL;
-    char *d = strdup(s);
-    if (d == NULL)
-        *oom = true;
-    return d;
-}
-
 mandate_jwks_cache *mandate_jwks_cache_new(const mandate_jwks_cache_config *config,
                                            mandate_error *err)
 {
@@ -471,15 +462,15 @@ mandate_jwks_cache *mandate_jwks_cache_new(const mandate_jwks_cache_config *conf
         return NULL;
     }
     bool oom = false;
-    c->issuer = dup_opt(config->issuer, &oom);
+    c->issuer = mandate_strdup_optional(config->issuer, &oom);
     if (config->jwks_uri != NULL) {
-        c->fixed_jwks_uri = dup_opt(config->jwks_uri, &oom);
-        c->jwks_uri = dup_opt(config->jwks_uri, &oom);
+        c->fixed_jwks_uri = mandate_strdup_optional(config->jwks_uri, &oom);
+        c->jwks_uri = mandate_strdup_optional(config->jwks_uri, &oom);
     } else {
-        c->discovery_url = dup_opt(config->discovery_url, &oom);
+        c->discovery_url = mandate_strdup_optional(config->discovery_url, &oom);
     }
-    c->what =
-        dup_opt(config->discovery_what != NULL ? config->discovery_what : "discovery", &oom);
+    c->what = mandate_strdup_optional(
+        config->discovery_what != NULL ? config->discovery_what : "discovery", &oom);
     c->refresh = config->refresh;
     c->max_age = config->max_age;
     c->min_refetch_interval = config->min_refetch_interval;

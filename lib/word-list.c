@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include "text-encoding.h"
 #include "word-list.h"
 
 bool mandate_word_list_next(const char **cursor, const char **word_r, size_t *len_r)
@@ -93,8 +94,7 @@ bool mandate_scope_token_valid(const char *token, size_t len)
 
 bool mandate_client_id_char(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '.' || c == '_' || c == '~';
+    return mandate_url_unreserved((unsigned char)c);
 }
 
 bool mandate_client_id_valid(const char *id)

@@ -42,6 +42,7 @@
 
 #include "dpop-key.h"
 #include "http-client.h"
+#include "text-encoding.h"
 
 #define DEFAULT_REFRESH_AT 0.8
 #define DEFAULT_TIMEOUT_MS 10000L
@@ -90,25 +91,8 @@ struct mandate_token_source {
  * characters as they are, space as '+', everything else %XX. malloc'd. */
 static char *form_encode(const char *s)
 {
-    static const char hex[] = "0123456789ABCDEF";
-    size_t len = strlen(s);
-    char *out = malloc(len * 3 + 1), *p = out;
-    if (out == NULL)
-        return NULL;
-    for (const unsigned char *c = (const unsigned char *)s; *c != '\0'; c++) {
-        if ((*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') ||
-            *c == '-' || *c == '.' || *c == '_' || *c == '~') {
-            *p++ = (char)*c;
-        } else if (*c == ' ') {
-            *p++ = '+';
-        } else {
-            *p++ = '%';
-            *p++ = hex[*c >> 4];
-            *p++ = hex[*c & 15];
-        }
-    }
-    *p = '\0';
-    return out;
+    char *out = malloc(strlen(s) * 3 + 1);
+    return out != NULL ? mandate_percent_encode(s, true, out) : NULL;
 }
 
 static void wipe_free(char *s)

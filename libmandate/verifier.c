@@ -50,6 +50,7 @@
 #include "grant-claims.h"
 #include "jose.h"
 #include "jwks-cache.h"
+#include "optional-strdup.h"
 #include "http-client.h"
 #include "word-list.h"
 
@@ -165,16 +166,6 @@ static bool claim_int(const json_t *claims, const char *name, bool *present_r, i
     return v == NULL || json_is_integer(v);
 }
 
-static char *dup_or_null(const char *s, bool *oom)
-{
-    if (s == NULL)
-        return NULL;
-    char *d = strdup(s);
-    if (d == NULL)
-        *oom = true;
-    return d;
-}
-
 /* proof_jkt: the thumbprint of the key whose proof came with the token
  * (NULL: presented as a bearer token); cert_x5t: the thumbprint of the
  * request's client certificate (NULL: none came). */
@@ -253,14 +244,14 @@ static mandate_client_rc check_claims(const mandate_verifier *v, const json_t *c
 
     if (out != NULL) {
         bool oom = false;
-        out->subject = dup_or_null(sub, &oom);
-        out->client_id = dup_or_null(client_id, &oom);
-        out->scope = dup_or_null(scope, &oom);
-        out->tenant = dup_or_null(tenant, &oom);
-        out->actor = dup_or_null(actor, &oom);
-        out->jti = dup_or_null(jti, &oom);
-        out->cnf_jkt = dup_or_null(jkt, &oom);
-        out->cnf_x5t_s256 = dup_or_null(x5t, &oom);
+        out->subject = mandate_strdup_optional(sub, &oom);
+        out->client_id = mandate_strdup_optional(client_id, &oom);
+        out->scope = mandate_strdup_optional(scope, &oom);
+        out->tenant = mandate_strdup_optional(tenant, &oom);
+        out->actor = mandate_strdup_optional(actor, &oom);
+        out->jti = mandate_strdup_optional(jti, &oom);
+        out->cnf_jkt = mandate_strdup_optional(jkt, &oom);
+        out->cnf_x5t_s256 = mandate_strdup_optional(x5t, &oom);
         out->issued_at = iat;
         out->expires_at = exp;
         if (oom) {
