@@ -1950,11 +1950,8 @@ static void test_bad_config(void **state)
 
 static void test_descriptor(void **state)
 {
-    assert_int_equal(P->magic, MANDATE_PLUGIN_MAGIC);
-    assert_int_equal(P->abi_major, MANDATE_PLUGIN_ABI_MAJOR);
+    test_assert_plugin_descriptor(P, MANDATE_BACKEND, "oidc");
     assert_true(P->abi_minor >= 3);
-    assert_int_equal(P->kind, MANDATE_BACKEND);
-    assert_string_equal(P->name, "oidc");
     assert_true(P->flags & MANDATE_PLUGIN_BLOCKING);
     assert_null(OPS->authenticate_client);
     assert_null(OPS->provision);

@@ -159,6 +159,7 @@ static void *inst_try(mandate_error *err, const char *metadata, ...)
 static int setup(void **state)
 {
     fake_plugin_fx *fx = fake_plugin_fx_new(now);
+    fx->test_case = *state;
     fake_host_replay_reset();
     fx->inst = INST("metadata.xml");
     *state = fx;
@@ -232,29 +233,13 @@ static void expect_rc(void *inst, mandate_pool *pool, const char *file, mandate_
 
 /* --- accepted ------------------------------------------------------------------- */
 
-static void test_signed_assertion(void **state)
+/* The case names the file: a signed assertion, a signed response, both
+ * signed, an unsigned response around a signed assertion, an assertion
+ * signed with the metadata's second key (rollover). */
+static void test_accepted(void **state)
 {
-    expect_ok(*state, "assertion");
-}
-
-static void test_signed_response(void **state)
-{
-    expect_ok(*state, "response");
-}
-
-static void test_response_and_assertion_signed(void **state)
-{
-    expect_ok(*state, "response-both");
-}
-
-static void test_unsigned_response_signed_assertion(void **state)
-{
-    expect_ok(*state, "response-assertion-signed");
-}
-
-static void test_rollover_second_key(void **state)
-{
-    expect_ok(*state, "rollover");
+    fake_plugin_fx *fx = *state;
+    expect_ok(fx, fx->test_case);
 }
 
 /* Standard base64 with padding, base64url with padding, and line breaks. */
@@ -596,9 +581,7 @@ static void test_bad_config(void **state)
 
 static void test_descriptor(void **state)
 {
-    assert_int_equal(P->magic, MANDATE_PLUGIN_MAGIC);
-    assert_int_equal(P->kind, MANDATE_BACKEND);
-    assert_string_equal(P->name, "saml");
+    test_assert_plugin_descriptor(P, MANDATE_BACKEND, "saml");
     assert_null(OPS->authenticate_client);
     assert_null(OPS->provision);
     assert_non_null(OPS->validate_assertion);
@@ -1586,11 +1569,11 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         TEST_FX(test_descriptor),
-        TEST_FX(test_signed_assertion),
-        TEST_FX(test_signed_response),
-        TEST_FX(test_response_and_assertion_signed),
-        TEST_FX(test_unsigned_response_signed_assertion),
-        TEST_FX(test_rollover_second_key),
+        TEST_FX_CASE(test_accepted, "assertion"),
+        TEST_FX_CASE(test_accepted, "response"),
+        TEST_FX_CASE(test_accepted, "response-both"),
+        TEST_FX_CASE(test_accepted, "response-assertion-signed"),
+        TEST_FX_CASE(test_accepted, "rollover"),
         TEST_FX(test_encodings),
         TEST_FX(test_clock_skew),
         TEST_FX(test_recipient),
