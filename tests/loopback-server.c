@@ -18,6 +18,8 @@
 void loopback_server_start(loopback_server *srv, MHD_AccessHandlerCallback handler, void *cls,
                            MHD_RequestCompletedCallback completed)
 {
+    *srv = (loopback_server){0};
+    pthread_mutex_init(&srv->keys_lock, NULL);
     struct sockaddr_in sin = {0};
     sin.sin_family = AF_INET;
     sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -38,6 +40,12 @@ void loopback_server_stop(loopback_server *srv)
     srv->mhd = NULL;
 }
 
+void loopback_server_close(loopback_server *srv)
+{
+    loopback_server_stop(srv);
+    pthread_mutex_destroy(&srv->keys_lock);
+}
+
 enum MHD_Result loopback_reply(struct MHD_Connection *conn, unsigned status, const char *type,
                                char *body, const char *const *extra)
 {
@@ -52,37 +60,26 @@ enum MHD_Result loopback_reply(struct MHD_Connection *conn, unsigned status, con
     return ret;
 }
 
-void loopback_keys_init(loopback_keys *set)
+void loopback_publish(loopback_server *srv, EVP_PKEY *key, const char *kid)
 {
-    *set = (loopback_keys){0};
-    pthread_mutex_init(&set->lock, NULL);
+    pthread_mutex_lock(&srv->keys_lock);
+    assert_true(srv->key_count < LOOPBACK_MAX_KEYS);
+    srv->keys[srv->key_count] = key;
+    srv->kids[srv->key_count++] = kid;
+    pthread_mutex_unlock(&srv->keys_lock);
 }
 
-void loopback_keys_destroy(loopback_keys *set)
+void loopback_unpublish_all(loopback_server *srv)
 {
-    pthread_mutex_destroy(&set->lock);
+    pthread_mutex_lock(&srv->keys_lock);
+    srv->key_count = 0;
+    pthread_mutex_unlock(&srv->keys_lock);
 }
 
-void loopback_keys_publish(loopback_keys *set, EVP_PKEY *key, const char *kid)
+void loopback_append_jwks(loopback_server *srv, json_t *keys)
 {
-    pthread_mutex_lock(&set->lock);
-    assert_true(set->count < LOOPBACK_MAX_KEYS);
-    set->keys[set->count] = key;
-    set->kids[set->count++] = kid;
-    pthread_mutex_unlock(&set->lock);
-}
-
-void loopback_keys_unpublish_all(loopback_keys *set)
-{
-    pthread_mutex_lock(&set->lock);
-    set->count = 0;
-    pthread_mutex_unlock(&set->lock);
-}
-
-void loopback_keys_append_jwks(loopback_keys *set, json_t *keys)
-{
-    pthread_mutex_lock(&set->lock);
-    for (size_t i = 0; i < set->count; i++)
-        json_array_append_new(keys, mandate_jwk_from_key(set->keys[i], set->kids[i]));
-    pthread_mutex_unlock(&set->lock);
+    pthread_mutex_lock(&srv->keys_lock);
+    for (size_t i = 0; i < srv->key_count; i++)
+        json_array_append_new(keys, mandate_jwk_from_key(srv->keys[i], srv->kids[i]));
+    pthread_mutex_unlock(&srv->keys_lock);
 }

@@ -61,7 +61,6 @@ extern const mandate_plugin mandate_plugin_oidc;
 
 typedef struct fixture {
     loopback_server srv;
-    loopback_keys jwks;
     pthread_mutex_t lock; /* guards the fields below it */
     char disc_issuer[128];
     int jwks_status;
@@ -189,7 +188,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
         json_t *enc = mandate_jwk_from_key(rogue_key, "enc");
         json_object_set_new(enc, "use", json_string("enc"));
         json_array_append_new(keys, enc);
-        loopback_keys_append_jwks(&fx->jwks, keys);
+        loopback_append_jwks(&fx->srv, keys);
         pthread_mutex_lock(&fx->lock);
         int status = fx->jwks_status, delay = fx->jwks_delay_ms;
         pthread_mutex_unlock(&fx->lock);
@@ -254,11 +253,10 @@ static int setup(void **state)
     fx->jwks_status = 200;
     fake_host_set_now(T0);
     fake_host_replay_reset();
-    loopback_keys_init(&fx->jwks);
     fx->token_status = 200;
     loopback_server_start(&fx->srv, handler, fx, upload_done);
     snprintf(fx->disc_issuer, sizeof(fx->disc_issuer), "%s/tenant", fx->srv.base);
-    loopback_keys_publish(&fx->jwks, es_key, "k1");
+    loopback_publish(&fx->srv, es_key, "k1");
     fx->inst = INST(fx, "jwks_max_age", "3600");
     fx->pool = mandate_pool_new();
     *state = fx;
@@ -269,10 +267,9 @@ static int teardown(void **state)
 {
     fixture *fx = *state;
     inst_free(fx->inst);
-    loopback_server_stop(&fx->srv);
+    loopback_server_close(&fx->srv);
     mandate_pool_free(&fx->pool);
     pthread_mutex_destroy(&fx->lock);
-    loopback_keys_destroy(&fx->jwks);
     free(fx->token_answer);
     free(fx->got_body);
     free(fx->got_auth);
@@ -432,8 +429,8 @@ static void test_good_id_token(void **state)
 
     /* no jti, no auth_time, aud as an array with our client as azp; RS256;
      * EdDSA */
-    loopback_keys_publish(&fx->jwks, rs_key, "k2");
-    loopback_keys_publish(&fx->jwks, ed_key, "k3");
+    loopback_publish(&fx->srv, rs_key, "k2");
+    loopback_publish(&fx->srv, ed_key, "k3");
     json_t *c = id_claims(fx);
     json_object_del(c, "jti");
     json_object_del(c, "auth_time");
@@ -714,7 +711,7 @@ static void test_rotation(void **state)
 
     /* the provider rotates to k2: within min_refetch_interval of the last
      * fetch the new kid is not fetched for */
-    loopback_keys_publish(&fx->jwks, rs_key, "k2");
+    loopback_publish(&fx->srv, rs_key, "k2");
     char *t2 = sign(rs_key, "k2", "JWT", id_claims(fx));
     fake_host_set_now(T0 + 5);
     expect_rc(fx, fx->inst, ID_TOKEN, t2, MANDATE_DENIED, "has kid \"k2\"");
@@ -727,8 +724,8 @@ static void test_rotation(void **state)
 
     /* k1 is dropped from the JWKS; once the set is refreshed (jwks_refresh
      * 300), a token of k1 is refused, however fresh */
-    loopback_keys_unpublish_all(&fx->jwks);
-    loopback_keys_publish(&fx->jwks, rs_key, "k2");
+    loopback_unpublish_all(&fx->srv);
+    loopback_publish(&fx->srv, rs_key, "k2");
     fake_host_set_now(T0 + 311);
     free(t2);
     t2 = sign(rs_key, "k2", "JWT", id_claims(fx));
@@ -841,10 +838,10 @@ static void test_jwks_errors(void **state)
     expect_rc(fx, fx->inst, ID_TOKEN, t, MANDATE_TEMPFAIL, "JWKS: HTTP 503");
     fake_host_set_now(T0 + 10);
     fx->jwks_status = 200;
-    loopback_keys_unpublish_all(&fx->jwks);
+    loopback_unpublish_all(&fx->srv);
     expect_rc(fx, fx->inst, ID_TOKEN, t, MANDATE_TEMPFAIL, "no usable key");
     fake_host_set_now(T0 + 20);
-    loopback_keys_publish(&fx->jwks, es_key, "k1");
+    loopback_publish(&fx->srv, es_key, "k1");
     expect_rc(fx, fx->inst, ID_TOKEN, t, MANDATE_OK, NULL);
     /* discovery was read again after each failure: the JWKS may move */
     assert_int_equal(atomic_load(&fx->disc_requests), 3);

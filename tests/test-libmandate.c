@@ -52,7 +52,6 @@
 
 typedef struct fixture {
     loopback_server srv;
-    loopback_keys jwks;
     char token_url[96];
     _Atomic int64_t now;
     char expected_auth[256];
@@ -292,7 +291,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
         json_t *keys = json_pack("[{s:s,s:s,s:s},{s:s,s:s,s:s}]", "kty", "oct", "k", "c2VjcmV0",
                                  "kid", "sym", "kty", "OKP", "crv", "Ed25519", "x",
                                  "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo");
-        loopback_keys_append_jwks(&fx->jwks, keys);
+        loopback_append_jwks(&fx->srv, keys);
         pthread_mutex_lock(&fx->lock);
         int delay = fx->jwks_delay_ms;
         pthread_mutex_unlock(&fx->lock);
@@ -324,7 +323,6 @@ static int setup(void **state)
     fx->token_status = 200;
     fx->signing_key = es_key;
     fx->signing_kid = "k1";
-    loopback_keys_init(&fx->jwks);
     loopback_server_start(&fx->srv, handler, fx, completed);
     snprintf(fx->token_url, sizeof(fx->token_url), "%s/oauth2/token", fx->srv.base);
     snprintf(fx->metadata_issuer, sizeof(fx->metadata_issuer), "%s", fx->srv.base);
@@ -333,7 +331,7 @@ static int setup(void **state)
     memcpy(fx->expected_auth, "Basic ", 6);
     EVP_EncodeBlock((unsigned char *)fx->expected_auth + 6, (const unsigned char *)pair,
                     (int)strlen(pair));
-    loopback_keys_publish(&fx->jwks, es_key, "k1");
+    loopback_publish(&fx->srv, es_key, "k1");
     *state = fx;
     return 0;
 }
@@ -341,9 +339,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *fx = *state;
-    loopback_server_stop(&fx->srv);
+    loopback_server_close(&fx->srv);
     pthread_mutex_destroy(&fx->lock);
-    loopback_keys_destroy(&fx->jwks);
     free(fx);
     return 0;
 }
@@ -757,7 +754,7 @@ static void test_verify_good(void **state)
     free(token);
 
     /* aud as an array; no tenant or act; typ in its long form; Ed25519 */
-    loopback_keys_publish(&fx->jwks, ed_key, "k3");
+    loopback_publish(&fx->srv, ed_key, "k3");
     set_now(fx, T0 + 10); /* past the refetch interval: the new key is fetched */
     token = mint_with(fx, es_key, "k1", "aud", json_pack("[ss]", "https://other", AUDIENCE));
     expect_rc(v, token, "mcp:call", MANDATE_CLIENT_OK, NULL);
@@ -932,7 +929,7 @@ static void test_verify_key_rotation(void **state)
 
     /* a new key: within the refetch interval of the first fetch, an unknown
      * kid is refused without a fetch */
-    loopback_keys_publish(&fx->jwks, rs_key, "k2");
+    loopback_publish(&fx->srv, rs_key, "k2");
     char *t2 = mint_with(fx, rs_key, "k2", NULL, NULL);
     set_now(fx, T0 + 5);
     expect_rc(v, t2, NULL, MANDATE_CLIENT_TOKEN_INVALID, "kid");
