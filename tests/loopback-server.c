@@ -19,7 +19,7 @@ void loopback_server_start(loopback_server *srv, MHD_AccessHandlerCallback handl
                            MHD_RequestCompletedCallback completed)
 {
     *srv = (loopback_server){0};
-    pthread_mutex_init(&srv->keys_lock, NULL);
+    pthread_mutex_init(&srv->lock, NULL);
     struct sockaddr_in sin = {0};
     sin.sin_family = AF_INET;
     sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -43,7 +43,7 @@ void loopback_server_stop(loopback_server *srv)
 void loopback_server_close(loopback_server *srv)
 {
     loopback_server_stop(srv);
-    pthread_mutex_destroy(&srv->keys_lock);
+    pthread_mutex_destroy(&srv->lock);
 }
 
 enum MHD_Result loopback_reply(struct MHD_Connection *conn, unsigned status, const char *type,
@@ -62,24 +62,24 @@ enum MHD_Result loopback_reply(struct MHD_Connection *conn, unsigned status, con
 
 void loopback_publish(loopback_server *srv, EVP_PKEY *key, const char *kid)
 {
-    pthread_mutex_lock(&srv->keys_lock);
+    pthread_mutex_lock(&srv->lock);
     assert_true(srv->key_count < LOOPBACK_MAX_KEYS);
     srv->keys[srv->key_count] = key;
     srv->kids[srv->key_count++] = kid;
-    pthread_mutex_unlock(&srv->keys_lock);
+    pthread_mutex_unlock(&srv->lock);
 }
 
 void loopback_unpublish_all(loopback_server *srv)
 {
-    pthread_mutex_lock(&srv->keys_lock);
+    pthread_mutex_lock(&srv->lock);
     srv->key_count = 0;
-    pthread_mutex_unlock(&srv->keys_lock);
+    pthread_mutex_unlock(&srv->lock);
 }
 
 void loopback_append_jwks(loopback_server *srv, json_t *keys)
 {
-    pthread_mutex_lock(&srv->keys_lock);
+    pthread_mutex_lock(&srv->lock);
     for (size_t i = 0; i < srv->key_count; i++)
         json_array_append_new(keys, mandate_jwk_from_key(srv->keys[i], srv->kids[i]));
-    pthread_mutex_unlock(&srv->keys_lock);
+    pthread_mutex_unlock(&srv->lock);
 }

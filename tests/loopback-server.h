@@ -19,7 +19,9 @@ typedef struct loopback_server {
     uint16_t port;
     char base[64]; /* "http://127.0.0.1:<port>" */
 
-    pthread_mutex_t keys_lock; /* guards the keys and kids */
+    /* guards the keys and kids, and whatever else the test shares with
+     * the handler's threads */
+    pthread_mutex_t lock;
     EVP_PKEY *keys[LOOPBACK_MAX_KEYS];
     const char *kids[LOOPBACK_MAX_KEYS];
     size_t key_count;

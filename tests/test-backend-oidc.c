@@ -61,7 +61,7 @@ extern const mandate_plugin mandate_plugin_oidc;
 
 typedef struct fixture {
     loopback_server srv;
-    pthread_mutex_t lock; /* guards the fields below it */
+    /* the fields below are shared with the handler, under srv.lock */
     char disc_issuer[128];
     int jwks_status;
     int jwks_delay_ms;
@@ -136,7 +136,7 @@ static enum MHD_Result token_endpoint(fixture *fx, struct MHD_Connection *conn,
         return MHD_YES;
     }
     atomic_fetch_add(&fx->token_requests, 1);
-    pthread_mutex_lock(&fx->lock);
+    pthread_mutex_lock(&fx->srv.lock);
     free(fx->got_body);
     free(fx->got_auth);
     free(fx->got_type);
@@ -147,7 +147,7 @@ static enum MHD_Result token_endpoint(fixture *fx, struct MHD_Connection *conn,
         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE));
     unsigned status = (unsigned)fx->token_status;
     char *answer = dup_or_empty(fx->token_answer != NULL ? fx->token_answer : "{}");
-    pthread_mutex_unlock(&fx->lock);
+    pthread_mutex_unlock(&fx->srv.lock);
     return reply(conn, status, answer);
 }
 
@@ -166,7 +166,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
         snprintf(jwks_uri, sizeof(jwks_uri), "%s/tenant/keys", fx->srv.base);
         snprintf(authorize, sizeof(authorize), "%s/tenant/authorize", fx->srv.base);
         snprintf(token, sizeof(token), "%s/tenant/token", fx->srv.base);
-        pthread_mutex_lock(&fx->lock);
+        pthread_mutex_lock(&fx->srv.lock);
         json_t *doc = json_pack("{s:s,s:s,s:[s]}", "issuer", fx->disc_issuer, "jwks_uri",
                                 jwks_uri, "id_token_signing_alg_values_supported", "RS256");
         if (!fx->no_endpoints) {
@@ -176,7 +176,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
         if (fx->iss_param)
             json_object_set_new(doc, "authorization_response_iss_parameter_supported",
                                 json_true());
-        pthread_mutex_unlock(&fx->lock);
+        pthread_mutex_unlock(&fx->srv.lock);
         return reply(conn, 200, dump(doc));
     }
     if (strcmp(url, "/tenant/keys") == 0) {
@@ -189,9 +189,9 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
         json_object_set_new(enc, "use", json_string("enc"));
         json_array_append_new(keys, enc);
         loopback_append_jwks(&fx->srv, keys);
-        pthread_mutex_lock(&fx->lock);
+        pthread_mutex_lock(&fx->srv.lock);
         int status = fx->jwks_status, delay = fx->jwks_delay_ms;
-        pthread_mutex_unlock(&fx->lock);
+        pthread_mutex_unlock(&fx->srv.lock);
         if (delay > 0)
             usleep((useconds_t)delay * 1000);
         if (status != 200) {
@@ -249,7 +249,6 @@ static int setup(void **state)
 {
     fixture *fx = calloc(1, sizeof(*fx));
     assert_non_null(fx);
-    pthread_mutex_init(&fx->lock, NULL);
     fx->jwks_status = 200;
     fake_host_set_now(T0);
     fake_host_replay_reset();
@@ -269,7 +268,6 @@ static int teardown(void **state)
     inst_free(fx->inst);
     loopback_server_close(&fx->srv);
     mandate_pool_free(&fx->pool);
-    pthread_mutex_destroy(&fx->lock);
     free(fx->token_answer);
     free(fx->got_body);
     free(fx->got_auth);
@@ -1085,11 +1083,11 @@ static started start(fixture *fx, void *inst)
 /* The token endpoint's next answer. */
 static void answer(fixture *fx, int status, const char *body)
 {
-    pthread_mutex_lock(&fx->lock);
+    pthread_mutex_lock(&fx->srv.lock);
     fx->token_status = status;
     free(fx->token_answer);
     fx->token_answer = body != NULL ? strdup(body) : NULL;
-    pthread_mutex_unlock(&fx->lock);
+    pthread_mutex_unlock(&fx->srv.lock);
 }
 
 /* A token answer with this id_token (claims stolen, signed with k1). */

@@ -56,7 +56,7 @@ typedef struct fixture {
     _Atomic int64_t now;
     char expected_auth[256];
 
-    pthread_mutex_t lock; /* guards everything below */
+    /* everything below is shared with the handler, under srv.lock */
     char metadata_issuer[96];
     EVP_PKEY *signing_key;
     const char *signing_kid;
@@ -97,9 +97,9 @@ static void set_now(fixture *fx, int64_t now)
 static json_t *token_claims(fixture *fx, int64_t now, long lifetime)
 {
     char jti[32];
-    pthread_mutex_lock(&fx->lock);
+    pthread_mutex_lock(&fx->srv.lock);
     snprintf(jti, sizeof(jti), "jti-%u", ++fx->jti_seq);
-    pthread_mutex_unlock(&fx->lock);
+    pthread_mutex_unlock(&fx->srv.lock);
     return json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:s,s:s,s:s,s:s,s:{s:s}}", "iss", fx->srv.base,
                      "sub", CLIENT_ID, "aud", AUDIENCE, "exp", (json_int_t)(now + lifetime),
                      "iat", (json_int_t)now, "nbf", (json_int_t)now, "jti", jti, "client_id",
@@ -152,18 +152,18 @@ static enum MHD_Result resource_endpoint(fixture *fx, struct MHD_Connection *con
     const char *proof = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "DPoP");
     char uri[128], nonce[32];
     snprintf(uri, sizeof(uri), "%s/resource", fx->srv.base);
-    pthread_mutex_lock(&fx->lock);
+    pthread_mutex_lock(&fx->srv.lock);
     snprintf(fx->last_resource_auth, sizeof(fx->last_resource_auth), "%s", auth ? auth : "");
     snprintf(nonce, sizeof(nonce), "%s", fx->resource_nonce);
-    pthread_mutex_unlock(&fx->lock);
+    pthread_mutex_unlock(&fx->srv.lock);
     const char *why = "no DPoP token";
     mandate_dpop_proof p;
     if (auth != NULL && strncmp(auth, "DPoP ", 5) == 0)
         why = proof == NULL ? "no proof"
                             : proof_refused(fx, proof, method, uri, auth + 5, nonce, &p);
-    pthread_mutex_lock(&fx->lock);
+    pthread_mutex_lock(&fx->srv.lock);
     snprintf(fx->last_resource_error, sizeof(fx->last_resource_error), "%s", why);
-    pthread_mutex_unlock(&fx->lock);
+    pthread_mutex_unlock(&fx->srv.lock);
     if (strcmp(why, "use_dpop_nonce") == 0)
         return loopback_reply(conn, 401, "application/json", strdup("{}"),
                               (const char *const[]){"WWW-Authenticate",
@@ -184,9 +184,9 @@ static enum MHD_Result token_endpoint(fixture *fx, struct MHD_Connection *conn,
     bool dpop = proof != NULL;
     if (dpop) {
         char nonce[32];
-        pthread_mutex_lock(&fx->lock);
+        pthread_mutex_lock(&fx->srv.lock);
         snprintf(nonce, sizeof(nonce), "%s", fx->token_nonce);
-        pthread_mutex_unlock(&fx->lock);
+        pthread_mutex_unlock(&fx->srv.lock);
         mandate_dpop_proof p;
         const char *why = proof_refused(fx, proof, "POST", fx->token_url, NULL, nonce, &p);
         /* a nonce starting with '!' is never accepted: the one sent is
@@ -198,18 +198,18 @@ static enum MHD_Result token_endpoint(fixture *fx, struct MHD_Connection *conn,
         if (why[0] != '\0')
             return reply(conn, 400, "application/json",
                          strdup("{\"error\":\"invalid_dpop_proof\"}"));
-        pthread_mutex_lock(&fx->lock);
+        pthread_mutex_lock(&fx->srv.lock);
         memcpy(fx->last_jkt, p.jkt, sizeof(fx->last_jkt));
-        pthread_mutex_unlock(&fx->lock);
+        pthread_mutex_unlock(&fx->srv.lock);
     }
-    pthread_mutex_lock(&fx->lock);
+    pthread_mutex_lock(&fx->srv.lock);
     snprintf(fx->last_body, sizeof(fx->last_body), "%.*s", (int)r->len, r->body);
     snprintf(fx->last_auth, sizeof(fx->last_auth), "%s", auth ? auth : "");
     int delay = fx->delay_ms, status = fx->token_status;
     long expires_in = fx->expires_in;
     EVP_PKEY *key = fx->signing_key;
     const char *kid = fx->signing_kid;
-    pthread_mutex_unlock(&fx->lock);
+    pthread_mutex_unlock(&fx->srv.lock);
     if (delay > 0)
         usleep((useconds_t)delay * 1000);
 
@@ -226,9 +226,9 @@ static enum MHD_Result token_endpoint(fixture *fx, struct MHD_Connection *conn,
     int64_t now = atomic_load(&fx->now);
     char *token =
         sign(key, kid, "at+jwt", token_claims(fx, now, expires_in > 0 ? expires_in : 300));
-    pthread_mutex_lock(&fx->lock);
+    pthread_mutex_lock(&fx->srv.lock);
     bool say_dpop = dpop || fx->answer_dpop_without_proof;
-    pthread_mutex_unlock(&fx->lock);
+    pthread_mutex_unlock(&fx->srv.lock);
     json_t *doc = json_pack("{s:s,s:s,s:s}", "access_token", token, "token_type",
                             say_dpop ? "DPoP" : "bearer", "scope", SCOPE);
     if (expires_in > 0)
@@ -273,10 +273,10 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
     if (strcmp(method, "GET") == 0 &&
         strcmp(url, "/.well-known/oauth-authorization-server") == 0) {
         atomic_fetch_add(&fx->metadata_requests, 1);
-        pthread_mutex_lock(&fx->lock);
+        pthread_mutex_lock(&fx->srv.lock);
         json_t *doc = json_pack("{s:s,s:s,s:s}", "issuer", fx->metadata_issuer,
                                 "token_endpoint", fx->token_url, "jwks_uri", "");
-        pthread_mutex_unlock(&fx->lock);
+        pthread_mutex_unlock(&fx->srv.lock);
         char jwks_uri[128];
         snprintf(jwks_uri, sizeof(jwks_uri), "%s/oauth2/jwks", fx->srv.base);
         json_object_set_new(doc, "jwks_uri", json_string(jwks_uri));
@@ -292,9 +292,9 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
                                  "kid", "sym", "kty", "OKP", "crv", "Ed25519", "x",
                                  "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo");
         loopback_append_jwks(&fx->srv, keys);
-        pthread_mutex_lock(&fx->lock);
+        pthread_mutex_lock(&fx->srv.lock);
         int delay = fx->jwks_delay_ms;
-        pthread_mutex_unlock(&fx->lock);
+        pthread_mutex_unlock(&fx->srv.lock);
         if (delay > 0)
             usleep((useconds_t)delay * 1000);
         json_t *doc = json_pack("{s:o}", "keys", keys);
@@ -317,7 +317,6 @@ static int setup(void **state)
 {
     fixture *fx = calloc(1, sizeof(*fx));
     assert_non_null(fx);
-    pthread_mutex_init(&fx->lock, NULL);
     atomic_init(&fx->now, T0);
     fx->expires_in = 100;
     fx->token_status = 200;
@@ -340,7 +339,6 @@ static int teardown(void **state)
 {
     fixture *fx = *state;
     loopback_server_close(&fx->srv);
-    pthread_mutex_destroy(&fx->lock);
     free(fx);
     return 0;
 }
