@@ -75,6 +75,7 @@ typedef struct fake_plugin_fx {
     void *inst;
     mandate_pool *pool;
     mandate_error err;
+    const char *test_case; /* the test's cmocka prestate (TEST_FX_CASE), or NULL */
 } fake_plugin_fx;
 /* The fake host's clock stopped at now and its log empty; a new pool; the
  * instance is the caller's to make. Never NULL. */

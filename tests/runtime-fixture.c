@@ -118,6 +118,25 @@ void test_runtime_free(test_runtime **tp)
     free(t);
 }
 
+mandate_client test_stored_client(test_runtime *t, mandate_pool *pool, const char *client_id)
+{
+    mandate_client c;
+    mandate_error err = {0};
+    mandate_rc rc =
+        mandate_store_client_get(mandate_runtime_store(t->rt), pool, client_id, &c, &err);
+    if (rc != MANDATE_OK)
+        fail_msg("client %s: %s: %s", client_id, mandate_rc_name(rc), err.message);
+    return c;
+}
+
+void test_assert_public_client(const mandate_client *c)
+{
+    assert_null(c->backend);
+    assert_null(c->secret_hash);
+    assert_null(c->public_key);
+    assert_int_equal(c->status, MANDATE_CLIENT_ENABLED);
+}
+
 char *test_public_pem(EVP_PKEY *key)
 {
     BIO *bio = BIO_new(BIO_s_mem());

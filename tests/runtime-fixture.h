@@ -8,6 +8,7 @@
 #include <openssl/evp.h>
 
 #include "conf-private.h"
+#include "plugins-private.h"
 #include "runtime-private.h"
 
 typedef struct test_runtime {
@@ -50,6 +51,13 @@ bool test_fails(const char *call, mandate_error *err);
             return err->rc;                                                                    \
         return __real_mandate_##name args;                                                     \
     }
+
+/* The client client_id as t's store holds it, in pool; fails the test
+ * when the store has none. */
+mandate_client test_stored_client(test_runtime *t, mandate_pool *pool, const char *client_id);
+/* c is a public client, as registration without credentials stores one:
+ * enabled, with no backend, no secret and no key. */
+void test_assert_public_client(const mandate_client *c);
 
 /* A key's public part as PEM (malloc'd), for a private_key_jwt client. */
 char *test_public_pem(EVP_PKEY *key);

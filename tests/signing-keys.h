@@ -16,4 +16,13 @@ int signing_keys_setup(void **state);
 /* Frees them. */
 int signing_keys_teardown(void **state);
 
+/* Forgeries a verifier must refuse, each malloc'ed. good's payload under
+ * header (JSON text, base64url-encoded here): the signing input "h.p". */
+char *forged_signing_input(const char *good, const char *header);
+/* good's header and signature around another payload (JSON text). */
+char *forged_payload(const char *good, const char *payload);
+/* input, '.', and input's HS256 MAC keyed with key's public half as PEM:
+ * the algorithm confusion of a verifier that takes the alg from the token. */
+char *forged_hs256_token(const char *input, EVP_PKEY *key);
+
 #endif

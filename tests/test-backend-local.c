@@ -267,10 +267,7 @@ static char *hs256_with(const void *key, size_t key_len, const char *jti)
 
 static void test_descriptor(void **state)
 {
-    assert_int_equal(P->magic, MANDATE_PLUGIN_MAGIC);
-    assert_int_equal(P->abi_major, MANDATE_PLUGIN_ABI_MAJOR);
-    assert_int_equal(P->kind, MANDATE_BACKEND);
-    assert_string_equal(P->name, "local");
+    test_assert_plugin_descriptor(P, MANDATE_BACKEND, "local");
     assert_int_equal(P->flags & MANDATE_PLUGIN_BLOCKING, 0);
     assert_non_null(OPS->authenticate_client);
     assert_non_null(OPS->provision);

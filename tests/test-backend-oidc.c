@@ -21,25 +21,21 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <cmocka.h>
 
 #include <curl/curl.h>
 #include <jansson.h>
-#include <microhttpd.h>
-#include <openssl/bio.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/pem.h>
 
 #include <mandate/backend.h>
 
 #include "fake-host.h"
 #include "jose.h"
+#include "loopback-server.h"
+#include "run-together.h"
 #include "pool-private.h"
 #include "signing-keys.h"
 #include "test-helpers.h"
@@ -60,18 +56,13 @@ extern const mandate_plugin mandate_plugin_oidc;
 #define AUD2 "0b5c7f3e-client"
 #define BROKER "https://mandate.example.com" /* an ID-JAG's audience */
 #define AUDIENCES AUD " " AUD2 " " BROKER
-#define MAX_KEYS 4
 
 /* --- the provider ---------------------------------------------------------------- */
 
 typedef struct fixture {
-    struct MHD_Daemon *mhd;
-    char base[64];
-    pthread_mutex_t lock; /* guards the fields below it */
+    loopback_server srv;
+    /* the fields below are shared with the handler, under srv.lock */
     char disc_issuer[128];
-    EVP_PKEY *keys[MAX_KEYS];
-    const char *kids[MAX_KEYS];
-    size_t n_keys;
     int jwks_status;
     int jwks_delay_ms;
     bool iss_param;     /* authorization_response_iss_parameter_supported */
@@ -90,13 +81,7 @@ typedef struct fixture {
 
 static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, char *body)
 {
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_COPY);
-    free(body);
-    MHD_add_response_header(resp, "Content-Type", "application/json");
-    enum MHD_Result ret = MHD_queue_response(conn, status, resp);
-    MHD_destroy_response(resp);
-    return ret;
+    return loopback_reply(conn, status, "application/json", body, NULL);
 }
 
 static char *dump(json_t *doc)
@@ -151,7 +136,7 @@ static enum MHD_Result token_endpoint(fixture *fx, struct MHD_Connection *conn,
         return MHD_YES;
     }
     atomic_fetch_add(&fx->token_requests, 1);
-    pthread_mutex_lock(&fx->lock);
+    pthread_mutex_lock(&fx->srv.lock);
     free(fx->got_body);
     free(fx->got_auth);
     free(fx->got_type);
@@ -162,7 +147,7 @@ static enum MHD_Result token_endpoint(fixture *fx, struct MHD_Connection *conn,
         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE));
     unsigned status = (unsigned)fx->token_status;
     char *answer = dup_or_empty(fx->token_answer != NULL ? fx->token_answer : "{}");
-    pthread_mutex_unlock(&fx->lock);
+    pthread_mutex_unlock(&fx->srv.lock);
     return reply(conn, status, answer);
 }
 
@@ -178,10 +163,10 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
     if (strcmp(url, "/tenant/.well-known/openid-configuration") == 0) {
         atomic_fetch_add(&fx->disc_requests, 1);
         char jwks_uri[128], authorize[128], token[128];
-        snprintf(jwks_uri, sizeof(jwks_uri), "%s/tenant/keys", fx->base);
-        snprintf(authorize, sizeof(authorize), "%s/tenant/authorize", fx->base);
-        snprintf(token, sizeof(token), "%s/tenant/token", fx->base);
-        pthread_mutex_lock(&fx->lock);
+        snprintf(jwks_uri, sizeof(jwks_uri), "%s/tenant/keys", fx->srv.base);
+        snprintf(authorize, sizeof(authorize), "%s/tenant/authorize", fx->srv.base);
+        snprintf(token, sizeof(token), "%s/tenant/token", fx->srv.base);
+        pthread_mutex_lock(&fx->srv.lock);
         json_t *doc = json_pack("{s:s,s:s,s:[s]}", "issuer", fx->disc_issuer, "jwks_uri",
                                 jwks_uri, "id_token_signing_alg_values_supported", "RS256");
         if (!fx->no_endpoints) {
@@ -191,7 +176,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
         if (fx->iss_param)
             json_object_set_new(doc, "authorization_response_iss_parameter_supported",
                                 json_true());
-        pthread_mutex_unlock(&fx->lock);
+        pthread_mutex_unlock(&fx->srv.lock);
         return reply(conn, 200, dump(doc));
     }
     if (strcmp(url, "/tenant/keys") == 0) {
@@ -203,11 +188,10 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
         json_t *enc = mandate_jwk_from_key(rogue_key, "enc");
         json_object_set_new(enc, "use", json_string("enc"));
         json_array_append_new(keys, enc);
-        pthread_mutex_lock(&fx->lock);
-        for (size_t i = 0; i < fx->n_keys; i++)
-            json_array_append_new(keys, mandate_jwk_from_key(fx->keys[i], fx->kids[i]));
+        loopback_append_jwks(&fx->srv, keys);
+        pthread_mutex_lock(&fx->srv.lock);
         int status = fx->jwks_status, delay = fx->jwks_delay_ms;
-        pthread_mutex_unlock(&fx->lock);
+        pthread_mutex_unlock(&fx->srv.lock);
         if (delay > 0)
             usleep((useconds_t)delay * 1000);
         if (status != 200) {
@@ -217,29 +201,6 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
         return reply(conn, 200, dump(json_pack("{s:o}", "keys", keys)));
     }
     return reply(conn, 404, strdup("{}"));
-}
-
-static void publish(fixture *fx, EVP_PKEY *key, const char *kid)
-{
-    pthread_mutex_lock(&fx->lock);
-    assert_true(fx->n_keys < MAX_KEYS);
-    fx->keys[fx->n_keys] = key;
-    fx->kids[fx->n_keys++] = kid;
-    pthread_mutex_unlock(&fx->lock);
-}
-
-static void unpublish_all(fixture *fx)
-{
-    pthread_mutex_lock(&fx->lock);
-    fx->n_keys = 0;
-    pthread_mutex_unlock(&fx->lock);
-}
-
-static void server_stop(fixture *fx)
-{
-    if (fx->mhd != NULL)
-        MHD_stop_daemon(fx->mhd);
-    fx->mhd = NULL;
 }
 
 static int jwks_requests(fixture *fx)
@@ -257,7 +218,7 @@ static void *inst_try(fixture *fx, mandate_error *err, ...)
     void *inst = fake_instance_new(P);
     assert_non_null(inst);
     char issuer[96];
-    snprintf(issuer, sizeof(issuer), "%s/tenant", fx->base);
+    snprintf(issuer, sizeof(issuer), "%s/tenant", fx->srv.base);
     assert_int_equal(fake_conf_set(P, inst, "issuer", issuer), 0);
     assert_int_equal(fake_conf_set(P, inst, "audiences", AUDIENCES), 0);
     va_list ap;
@@ -288,24 +249,13 @@ static int setup(void **state)
 {
     fixture *fx = calloc(1, sizeof(*fx));
     assert_non_null(fx);
-    pthread_mutex_init(&fx->lock, NULL);
     fx->jwks_status = 200;
     fake_host_set_now(T0);
     fake_host_replay_reset();
-
-    struct sockaddr_in sin = {0};
-    sin.sin_family = AF_INET;
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     fx->token_status = 200;
-    fx->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION,
-                               0, NULL, NULL, handler, fx, MHD_OPTION_SOCK_ADDR, &sin,
-                               MHD_OPTION_NOTIFY_COMPLETED, upload_done, NULL, MHD_OPTION_END);
-    assert_non_null(fx->mhd);
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(fx->mhd, MHD_DAEMON_INFO_BIND_PORT);
-    assert_non_null(info);
-    snprintf(fx->base, sizeof(fx->base), "http://127.0.0.1:%u", (unsigned)info->port);
-    snprintf(fx->disc_issuer, sizeof(fx->disc_issuer), "%s/tenant", fx->base);
-    publish(fx, es_key, "k1");
+    loopback_server_start(&fx->srv, handler, fx, upload_done);
+    snprintf(fx->disc_issuer, sizeof(fx->disc_issuer), "%s/tenant", fx->srv.base);
+    loopback_publish(&fx->srv, es_key, "k1");
     fx->inst = INST(fx, "jwks_max_age", "3600");
     fx->pool = mandate_pool_new();
     *state = fx;
@@ -316,9 +266,8 @@ static int teardown(void **state)
 {
     fixture *fx = *state;
     inst_free(fx->inst);
-    server_stop(fx);
+    loopback_server_close(&fx->srv);
     mandate_pool_free(&fx->pool);
-    pthread_mutex_destroy(&fx->lock);
     free(fx->token_answer);
     free(fx->got_body);
     free(fx->got_auth);
@@ -341,7 +290,7 @@ static int64_t now(void)
 static json_t *id_claims(fixture *fx)
 {
     char iss[96], jti[32];
-    snprintf(iss, sizeof(iss), "%s/tenant", fx->base);
+    snprintf(iss, sizeof(iss), "%s/tenant", fx->srv.base);
     snprintf(jti, sizeof(jti), "jti-%u", ++fx->jti_seq);
     int64_t t = now();
     return json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:s,s:s,s:[ss],s:{s:s,s:[s]}}", "iss", iss,
@@ -450,7 +399,7 @@ static void test_good_id_token(void **state)
     if (rc != MANDATE_OK)
         fail_msg("rc %d: %s", rc, err.message);
     char iss[96];
-    snprintf(iss, sizeof(iss), "%s/tenant", fx->base);
+    snprintf(iss, sizeof(iss), "%s/tenant", fx->srv.base);
     assert_string_equal(id.issuer, iss);
     assert_string_equal(id.subject, "alice-oid");
     assert_null(id.tenant);
@@ -478,8 +427,8 @@ static void test_good_id_token(void **state)
 
     /* no jti, no auth_time, aud as an array with our client as azp; RS256;
      * EdDSA */
-    publish(fx, rs_key, "k2");
-    publish(fx, ed_key, "k3");
+    loopback_publish(&fx->srv, rs_key, "k2");
+    loopback_publish(&fx->srv, ed_key, "k3");
     json_t *c = id_claims(fx);
     json_object_del(c, "jti");
     json_object_del(c, "auth_time");
@@ -528,7 +477,7 @@ static void test_fixed_jwks_uri(void **state)
 {
     fixture *fx = *state;
     char uri[128];
-    snprintf(uri, sizeof(uri), "%s/tenant/keys", fx->base);
+    snprintf(uri, sizeof(uri), "%s/tenant/keys", fx->srv.base);
     void *inst = INST(fx, "jwks_uri", uri);
     char *t = sign(es_key, "k1", "JWT", id_claims(fx));
     expect_rc(fx, inst, ID_TOKEN, t, MANDATE_OK, NULL);
@@ -550,7 +499,7 @@ static void test_next(void **state)
     free(t);
     /* the issuer with a trailing slash is another issuer */
     char iss[96];
-    snprintf(iss, sizeof(iss), "%s/tenant/", fx->base);
+    snprintf(iss, sizeof(iss), "%s/tenant/", fx->srv.base);
     t = sign(es_key, "k1", "JWT", with(id_claims(fx), "iss", json_string(iss)));
     expect_silent_next(fx, fx->inst, ID_TOKEN, t);
     free(t);
@@ -683,36 +632,23 @@ static void test_forgeries(void **state)
     fixture *fx = *state;
     char *good = sign(es_key, "k1", "JWT", id_claims(fx));
     expect_rc(fx, fx->inst, ID_TOKEN, good, MANDATE_OK, NULL);
-    const char *payload = strchr(good, '.') + 1;
-    int plen = (int)(strrchr(good, '.') - payload);
     char buf[8192];
 
     /* alg none, with no signature and with the good one */
-    char *h = b64url_of("{\"alg\":\"none\",\"typ\":\"JWT\",\"kid\":\"k1\"}");
-    snprintf(buf, sizeof(buf), "%s.%.*s.", h, plen, payload);
+    char *input =
+        forged_signing_input(good, "{\"alg\":\"none\",\"typ\":\"JWT\",\"kid\":\"k1\"}");
+    snprintf(buf, sizeof(buf), "%s.", input);
     expect_rc(fx, fx->inst, ID_TOKEN, buf, MANDATE_DENIED, "alg");
-    snprintf(buf, sizeof(buf), "%s.%.*s.%s", h, plen, payload, strrchr(good, '.') + 1);
+    snprintf(buf, sizeof(buf), "%s.%s", input, strrchr(good, '.') + 1);
     expect_rc(fx, fx->inst, ID_TOKEN, buf, MANDATE_DENIED, "alg");
-    free(h);
+    free(input);
 
     /* HS256 keyed with the provider's public key, as PEM */
-    BIO *bio = BIO_new(BIO_s_mem());
-    assert_int_equal(PEM_write_bio_PUBKEY(bio, es_key), 1);
-    char *pem;
-    long pem_len = BIO_get_mem_data(bio, &pem);
-    h = b64url_of("{\"alg\":\"HS256\",\"typ\":\"JWT\",\"kid\":\"k1\"}");
-    char input[8192];
-    snprintf(input, sizeof(input), "%s.%.*s", h, plen, payload);
-    unsigned char mac[32];
-    unsigned int mac_len = 0;
-    assert_non_null(HMAC(EVP_sha256(), pem, (int)pem_len, (unsigned char *)input, strlen(input),
-                         mac, &mac_len));
-    char mac_b64[64];
-    mandate_b64url_encode(mac, mac_len, mac_b64);
-    snprintf(buf, sizeof(buf), "%s.%s", input, mac_b64);
-    expect_rc(fx, fx->inst, ID_TOKEN, buf, MANDATE_DENIED, "HS256");
-    free(h);
-    BIO_free(bio);
+    input = forged_signing_input(good, "{\"alg\":\"HS256\",\"typ\":\"JWT\",\"kid\":\"k1\"}");
+    char *hs = forged_hs256_token(input, es_key);
+    expect_rc(fx, fx->inst, ID_TOKEN, hs, MANDATE_DENIED, "HS256");
+    free(hs);
+    free(input);
 
     /* the right kid, another key's signature; an alg the key is not for */
     char *t = sign(rogue_key, "k1", "JWT", id_claims(fx));
@@ -725,20 +661,18 @@ static void test_forgeries(void **state)
     json_t *c = with(id_claims(fx), "sub", json_string("admin"));
     char *text = json_dumps(c, JSON_COMPACT);
     json_decref(c);
-    char *p = b64url_of(text);
+    t = forged_payload(good, text);
     free(text);
-    snprintf(buf, sizeof(buf), "%.*s.%s%s", (int)(payload - good - 1), good, p,
-             strrchr(good, '.'));
-    free(p);
-    expect_rc(fx, fx->inst, ID_TOKEN, buf, MANDATE_DENIED, "signature");
+    expect_rc(fx, fx->inst, ID_TOKEN, t, MANDATE_DENIED, "signature");
+    free(t);
     /* the symmetric and the encryption key of the JWKS were skipped */
     t = sign(rogue_key, "enc", "JWT", id_claims(fx));
     expect_rc(fx, fx->inst, ID_TOKEN, t, MANDATE_DENIED, "has kid \"enc\"");
     free(t);
     /* garbage that names our issuer */
     char iss[96], garbage[512];
-    snprintf(iss, sizeof(iss), "{\"iss\":\"%s/tenant\"}", fx->base);
-    p = b64url_of(iss);
+    snprintf(iss, sizeof(iss), "{\"iss\":\"%s/tenant\"}", fx->srv.base);
+    char *p = b64url_of(iss);
     snprintf(garbage, sizeof(garbage), "e30.%s.AAAA", p); /* header {} */
     expect_rc(fx, fx->inst, ID_TOKEN, garbage, MANDATE_DENIED, "malformed");
     snprintf(garbage, sizeof(garbage), "!!!.%s.AAAA", p);
@@ -775,7 +709,7 @@ static void test_rotation(void **state)
 
     /* the provider rotates to k2: within min_refetch_interval of the last
      * fetch the new kid is not fetched for */
-    publish(fx, rs_key, "k2");
+    loopback_publish(&fx->srv, rs_key, "k2");
     char *t2 = sign(rs_key, "k2", "JWT", id_claims(fx));
     fake_host_set_now(T0 + 5);
     expect_rc(fx, fx->inst, ID_TOKEN, t2, MANDATE_DENIED, "has kid \"k2\"");
@@ -788,8 +722,8 @@ static void test_rotation(void **state)
 
     /* k1 is dropped from the JWKS; once the set is refreshed (jwks_refresh
      * 300), a token of k1 is refused, however fresh */
-    unpublish_all(fx);
-    publish(fx, rs_key, "k2");
+    loopback_unpublish_all(&fx->srv);
+    loopback_publish(&fx->srv, rs_key, "k2");
     fake_host_set_now(T0 + 311);
     free(t2);
     t2 = sign(rs_key, "k2", "JWT", id_claims(fx));
@@ -848,7 +782,7 @@ static void test_provider_down(void **state)
     assert_non_null(strstr(detail, "keys fetched 12 s ago"));
 
     /* the provider goes away: the cached keys go on verifying */
-    server_stop(fx);
+    loopback_server_stop(&fx->srv);
     expect_rc(fx, fx->inst, ID_TOKEN, t, MANDATE_OK, NULL);
     /* an unknown kid cannot be checked now: try again later */
     char *t2 = sign(rs_key, "k2", "JWT", id_claims(fx));
@@ -881,7 +815,7 @@ static void test_provider_down(void **state)
 static void test_provider_down_from_start(void **state)
 {
     fixture *fx = *state;
-    server_stop(fx);
+    loopback_server_stop(&fx->srv);
     /* the instance was made while it was up; another one made now works
      * too: instantiate never contacts the provider */
     void *inst = INST(fx);
@@ -902,10 +836,10 @@ static void test_jwks_errors(void **state)
     expect_rc(fx, fx->inst, ID_TOKEN, t, MANDATE_TEMPFAIL, "JWKS: HTTP 503");
     fake_host_set_now(T0 + 10);
     fx->jwks_status = 200;
-    unpublish_all(fx);
+    loopback_unpublish_all(&fx->srv);
     expect_rc(fx, fx->inst, ID_TOKEN, t, MANDATE_TEMPFAIL, "no usable key");
     fake_host_set_now(T0 + 20);
-    publish(fx, es_key, "k1");
+    loopback_publish(&fx->srv, es_key, "k1");
     expect_rc(fx, fx->inst, ID_TOKEN, t, MANDATE_OK, NULL);
     /* discovery was read again after each failure: the JWKS may move */
     assert_int_equal(atomic_load(&fx->disc_requests), 3);
@@ -928,24 +862,20 @@ static void test_discovery_issuer_mismatch(void **state)
 }
 
 typedef struct worker {
-    fixture *fx;
     void *inst;
     const char *token;
-    pthread_barrier_t *barrier;
     mandate_rc rc;
 } worker;
 
-static void *worker_run(void *arg)
+static void worker_run(void *arg)
 {
     worker *w = arg;
     mandate_pool *pool = mandate_pool_new();
     mandate_identity id;
     mandate_error err = {0};
-    pthread_barrier_wait(w->barrier);
     w->rc =
         OPS->validate_assertion(w->inst, pool, ID_TOKEN, w->token, strlen(w->token), &id, &err);
     mandate_pool_free(&pool);
-    return NULL;
 }
 
 static void test_concurrent_first_use(void **state)
@@ -953,19 +883,12 @@ static void test_concurrent_first_use(void **state)
     fixture *fx = *state;
     fx->jwks_delay_ms = 200;
     char *t = sign(es_key, "k1", "JWT", id_claims(fx));
-    pthread_t threads[8];
     worker w[8];
-    pthread_barrier_t barrier;
-    pthread_barrier_init(&barrier, NULL, 8);
-    for (size_t i = 0; i < 8; i++) {
-        w[i] = (worker){.fx = fx, .inst = fx->inst, .token = t, .barrier = &barrier};
-        assert_int_equal(pthread_create(&threads[i], NULL, worker_run, &w[i]), 0);
-    }
-    for (size_t i = 0; i < 8; i++) {
-        pthread_join(threads[i], NULL);
+    for (size_t i = 0; i < 8; i++)
+        w[i] = (worker){.inst = fx->inst, .token = t};
+    run_together(worker_run, w, 8, sizeof(w[0]));
+    for (size_t i = 0; i < 8; i++)
         assert_int_equal(w[i].rc, MANDATE_OK);
-    }
-    pthread_barrier_destroy(&barrier);
     assert_int_equal(jwks_requests(fx), 1);
     free(t);
 }
@@ -1160,11 +1083,11 @@ static started start(fixture *fx, void *inst)
 /* The token endpoint's next answer. */
 static void answer(fixture *fx, int status, const char *body)
 {
-    pthread_mutex_lock(&fx->lock);
+    pthread_mutex_lock(&fx->srv.lock);
     fx->token_status = status;
     free(fx->token_answer);
     fx->token_answer = body != NULL ? strdup(body) : NULL;
-    pthread_mutex_unlock(&fx->lock);
+    pthread_mutex_unlock(&fx->srv.lock);
 }
 
 /* A token answer with this id_token (claims stolen, signed with k1). */
@@ -1270,7 +1193,7 @@ static void test_login_start(void **state)
     started st = start(fx, inst);
     print_message("    %s\n", st.url);
     char authorize[128];
-    snprintf(authorize, sizeof(authorize), "%s/tenant/authorize?", fx->base);
+    snprintf(authorize, sizeof(authorize), "%s/tenant/authorize?", fx->srv.base);
     assert_int_equal(strncmp(st.url, authorize, strlen(authorize)), 0);
     expect_param(st.url, "response_type", "code");
     expect_param(st.url, "client_id", LOGIN_CLIENT);
@@ -1301,7 +1224,7 @@ static void test_login_start(void **state)
     /* what is remembered */
     json_t *memo = json_loads(st.remember, 0, NULL);
     char iss[96];
-    snprintf(iss, sizeof(iss), "%s/tenant", fx->base);
+    snprintf(iss, sizeof(iss), "%s/tenant", fx->srv.base);
     assert_int_equal(json_integer_value(json_object_get(memo, "v")), 1);
     assert_string_equal(json_string_value(json_object_get(memo, "iss")), iss);
     assert_string_equal(json_string_value(json_object_get(memo, "state")), HANDLE);
@@ -1411,12 +1334,12 @@ static void test_login_start_refusals(void **state)
     fake_host_set_now(T0 + 10);
     assert_int_equal(try_start(fx, inst, &req, &st, &err), MANDATE_TEMPFAIL);
     assert_non_null(strstr(err.message, "not the configured issuer"));
-    snprintf(fx->disc_issuer, sizeof(fx->disc_issuer), "%s/tenant", fx->base);
+    snprintf(fx->disc_issuer, sizeof(fx->disc_issuer), "%s/tenant", fx->srv.base);
     fake_host_set_now(T0 + 20);
     assert_int_equal(try_start(fx, inst, &req, &st, &err), MANDATE_OK);
     /* the provider goes away: the endpoints held serve on (a refresh past
      * jwks_refresh fails) until jwks_max_age */
-    server_stop(fx);
+    loopback_server_stop(&fx->srv);
     fake_host_set_now(T0 + 20 + 400);
     assert_int_equal(try_start(fx, inst, &req, &st, &err), MANDATE_OK);
     fake_host_set_now(T0 + 20 + 86400);
@@ -1432,7 +1355,7 @@ static void test_login_start_refusals(void **state)
 static void expect_identity(fixture *fx, const mandate_identity *id)
 {
     char iss[96];
-    snprintf(iss, sizeof(iss), "%s/tenant", fx->base);
+    snprintf(iss, sizeof(iss), "%s/tenant", fx->srv.base);
     assert_string_equal(id->issuer, iss);
     assert_string_equal(id->subject, "alice-oid");
     assert_null(id->tenant);
@@ -1486,7 +1409,7 @@ static void test_login_finish(void **state)
     fx->iss_param = true;
     fake_host_set_now(T0 + 300); /* past jwks_refresh: discovery is read again */
     char iss[96];
-    snprintf(iss, sizeof(iss), "%s/tenant", fx->base);
+    snprintf(iss, sizeof(iss), "%s/tenant", fx->srv.base);
     st = start(fx, inst);
     /* the sign-in's first read, the keys' one, this refresh */
     assert_int_equal(atomic_load(&fx->disc_requests), 3);
@@ -1559,7 +1482,7 @@ static void test_login_private_key_jwt(void **state)
     assert_true(mandate_jwk_thumbprint(rs_key, thumb));
     assert_string_equal(jws.kid, thumb);
     assert_int_equal(jws.alg, MANDATE_JWS_RS256);
-    snprintf(token_url, sizeof(token_url), "%s/tenant/token", fx->base);
+    snprintf(token_url, sizeof(token_url), "%s/tenant/token", fx->srv.base);
     json_t *c = jws.claims;
     assert_string_equal(json_string_value(json_object_get(c, "iss")), LOGIN_CLIENT);
     assert_string_equal(json_string_value(json_object_get(c, "sub")), LOGIN_CLIENT);
@@ -1628,7 +1551,7 @@ static void test_login_bad_callback(void **state)
     void *inst = LOGIN_INST(fx);
     started st = start(fx, inst);
     char iss[96];
-    snprintf(iss, sizeof(iss), "%s/tenant", fx->base);
+    snprintf(iss, sizeof(iss), "%s/tenant", fx->srv.base);
     expect_finish(fx, inst, st.remember, MANDATE_INVALID, "no code", "state", HANDLE, NULL);
     expect_finish(fx, inst, st.remember, MANDATE_INVALID, "no code", "code", "", NULL);
     expect_finish(fx, inst, st.remember, MANDATE_INVALID, "not printable", "code",
@@ -1748,7 +1671,7 @@ static void test_login_token_endpoint(void **state)
     expect_finish(fx, inst, rem, MANDATE_INVALID, "more than max_token_size", "code", "c0de",
                   NULL);
     /* the provider goes away between the start and the callback */
-    server_stop(fx);
+    loopback_server_stop(&fx->srv);
     expect_finish(fx, inst, rem, MANDATE_TEMPFAIL, "no answer from the token endpoint", "code",
                   "c0de", NULL);
     inst_free(inst);
@@ -1840,12 +1763,11 @@ static void test_login_id_token(void **state)
     expect_forged_id_token(fx, inst, t, "no key of");
     free(t);
     t = sign(es_key, "k1", "JWT", login_claims(fx, &st));
-    const char *payload = strchr(t, '.') + 1;
-    char *h = b64url_of("{\"alg\":\"none\",\"kid\":\"k1\"}");
+    char *input = forged_signing_input(t, "{\"alg\":\"none\",\"kid\":\"k1\"}");
     char none[4096];
-    snprintf(none, sizeof(none), "%s.%.*s.", h, (int)(strrchr(t, '.') - payload), payload);
+    snprintf(none, sizeof(none), "%s.", input);
     expect_forged_id_token(fx, inst, none, "alg");
-    free(h);
+    free(input);
     free(t);
     t = sign(es_key, "k1", "at+jwt", login_claims(fx, &st));
     expect_forged_id_token(fx, inst, t, "access token");
@@ -1935,7 +1857,7 @@ static void test_login_bad_config(void **state)
     /* sign-in with a fixed jwks_uri: the endpoints still come from
      * discovery */
     char uri[128];
-    snprintf(uri, sizeof(uri), "%s/tenant/keys", fx->base);
+    snprintf(uri, sizeof(uri), "%s/tenant/keys", fx->srv.base);
     inst = LOGIN_INST(fx, "jwks_uri", uri);
     mandate_identity id;
     sign_in(fx, inst, login_claims, &id);
@@ -2023,11 +1945,8 @@ static void test_bad_config(void **state)
 
 static void test_descriptor(void **state)
 {
-    assert_int_equal(P->magic, MANDATE_PLUGIN_MAGIC);
-    assert_int_equal(P->abi_major, MANDATE_PLUGIN_ABI_MAJOR);
+    test_assert_plugin_descriptor(P, MANDATE_BACKEND, "oidc");
     assert_true(P->abi_minor >= 3);
-    assert_int_equal(P->kind, MANDATE_BACKEND);
-    assert_string_equal(P->name, "oidc");
     assert_true(P->flags & MANDATE_PLUGIN_BLOCKING);
     assert_null(OPS->authenticate_client);
     assert_null(OPS->provision);

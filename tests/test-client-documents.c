@@ -820,10 +820,7 @@ static void test_fetch_and_cache(void **state)
     assert_string_equal(c.scopes, "mcp:call");
     assert_string_equal(c.default_scopes, "mcp:call");
     assert_string_equal(c.audiences, "https://cal.example");
-    assert_null(c.backend);
-    assert_null(c.secret_hash);
-    assert_null(c.public_key);
-    assert_int_equal(c.status, MANDATE_CLIENT_ENABLED);
+    test_assert_public_client(&c);
     json_t *meta = json_loads(c.metadata, 0, NULL);
     assert_string_equal(json_string_value(json_object_get(meta, "registered_by")), "document");
     assert_string_equal(json_string_value(json_object_get(meta, "token_endpoint_auth_method")),

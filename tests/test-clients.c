@@ -92,12 +92,7 @@ static int teardown(void **state)
 
 static mandate_client stored(fixture *f, const char *client_id)
 {
-    mandate_client c;
-    mandate_error err = {0};
-    assert_int_equal(
-        mandate_store_client_get(mandate_runtime_store(f->t->rt), f->pool, client_id, &c, &err),
-        MANDATE_OK);
-    return c;
+    return test_stored_client(f->t, f->pool, client_id);
 }
 
 static mandate_rc create(fixture *f, const mandate_client_spec *spec, mandate_client *c,

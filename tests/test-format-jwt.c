@@ -65,6 +65,7 @@ static void *inst_open(const char *algorithm)
 static int setup(void **state)
 {
     fake_plugin_fx *fx = fake_plugin_fx_new(NOW);
+    fx->test_case = *state;
     fx->inst = inst_open(NULL);
     *state = fx;
     return 0;
@@ -172,10 +173,7 @@ static json_t *sample_claims(void)
 static void test_descriptor(void **state)
 {
     (void)state;
-    assert_int_equal(P->magic, MANDATE_PLUGIN_MAGIC);
-    assert_int_equal(P->abi_major, MANDATE_PLUGIN_ABI_MAJOR);
-    assert_int_equal(P->kind, MANDATE_FORMAT);
-    assert_string_equal(P->name, "jwt");
+    test_assert_plugin_descriptor(P, MANDATE_FORMAT, "jwt");
     assert_non_null(OPS->mint);
     assert_non_null(OPS->parse);
     assert_non_null(OPS->keygen);
@@ -259,19 +257,11 @@ static void check_keygen(fake_plugin_fx *fx, const char *alg, const char *want_a
     expect_rc(MANDATE_OK, parse(fx, token, &back), &fx->err);
 }
 
-static void test_keygen_es256(void **state)
+/* The case is the algorithm. */
+static void test_keygen(void **state)
 {
-    check_keygen(*state, "ES256", "ES256");
-}
-
-static void test_keygen_rs256(void **state)
-{
-    check_keygen(*state, "RS256", "RS256");
-}
-
-static void test_keygen_eddsa(void **state)
-{
-    check_keygen(*state, "EdDSA", "EdDSA");
+    fake_plugin_fx *fx = *state;
+    check_keygen(fx, fx->test_case, fx->test_case);
 }
 
 static void test_keygen_default_and_refused(void **state)
@@ -332,19 +322,11 @@ static void round_trip(fake_plugin_fx *fx, const char *alg)
     test_assert_grants_equal(&g, &back);
 }
 
-static void test_round_trip_es256(void **state)
+/* The case is the algorithm. */
+static void test_round_trip(void **state)
 {
-    round_trip(*state, "ES256");
-}
-
-static void test_round_trip_rs256(void **state)
-{
-    round_trip(*state, "RS256");
-}
-
-static void test_round_trip_eddsa(void **state)
-{
-    round_trip(*state, "EdDSA");
+    fake_plugin_fx *fx = *state;
+    round_trip(fx, fx->test_case);
 }
 
 static void test_audience_forms(void **state)
@@ -1012,13 +994,13 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_descriptor),
         cmocka_unit_test(test_conf),
-        TEST_FX(test_keygen_es256),
-        TEST_FX(test_keygen_rs256),
-        TEST_FX(test_keygen_eddsa),
+        TEST_FX_CASE(test_keygen, "ES256"),
+        TEST_FX_CASE(test_keygen, "RS256"),
+        TEST_FX_CASE(test_keygen, "EdDSA"),
         TEST_FX(test_keygen_default_and_refused),
-        TEST_FX(test_round_trip_es256),
-        TEST_FX(test_round_trip_rs256),
-        TEST_FX(test_round_trip_eddsa),
+        TEST_FX_CASE(test_round_trip, "ES256"),
+        TEST_FX_CASE(test_round_trip, "RS256"),
+        TEST_FX_CASE(test_round_trip, "EdDSA"),
         TEST_FX(test_audience_forms),
         TEST_FX(test_act_idp_tenant),
         TEST_FX(test_cnf_jkt),

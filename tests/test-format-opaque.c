@@ -200,11 +200,8 @@ static bool str_holds(const char *hay, const char *needle)
 
 static void test_descriptor(void **state)
 {
-    assert_int_equal(P->magic, MANDATE_PLUGIN_MAGIC);
-    assert_int_equal(P->abi_major, MANDATE_PLUGIN_ABI_MAJOR);
+    test_assert_plugin_descriptor(P, MANDATE_FORMAT, "opaque");
     assert_int_equal(P->abi_minor, MANDATE_PLUGIN_ABI_MINOR);
-    assert_int_equal(P->kind, MANDATE_FORMAT);
-    assert_string_equal(P->name, "opaque");
     assert_non_null(P->conf);
     assert_true(P->inst_size > 0);
     assert_non_null(OPS->mint);

@@ -174,6 +174,15 @@ void test_expect_refusals(const test_text_case *cases, size_t count, test_refuse
     }
 }
 
+void test_assert_plugin_descriptor(const mandate_plugin *plugin, mandate_plugin_kind kind,
+                                   const char *name)
+{
+    assert_int_equal(plugin->magic, MANDATE_PLUGIN_MAGIC);
+    assert_int_equal(plugin->abi_major, MANDATE_PLUGIN_ABI_MAJOR);
+    assert_int_equal(plugin->kind, kind);
+    assert_string_equal(plugin->name, name);
+}
+
 char *test_b64url(const void *data, size_t len)
 {
     char *out = mandate_xmalloc(mandate_b64url_encoded_len(len) + 1);

@@ -62,6 +62,9 @@ void test_assert_grants_equal(const mandate_grant *want, const mandate_grant *go
 /* A cmocka test run with its file's fixture, the functions named setup and
  * teardown there. */
 #define TEST_FX(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+/* The same for one case of a test function that runs over several: the
+ * state setup is handed is case_ (a string literal), the name says it. */
+#define TEST_FX_CASE(fn, case_) {#fn "(" case_ ")", fn, setup, teardown, (void *)(case_)}
 
 /* How many elements a table of cases holds. */
 #define TEST_COUNT(array) (sizeof(array) / sizeof((array)[0]))
@@ -95,6 +98,11 @@ void test_conf_set_pairs(test_conf_setter *set, const mandate_plugin *plugin, vo
 /* The grant the token tests mint: agent-7 by build-agent, one scope pair
  * and one audience, issued at now and good for 600 s. */
 mandate_grant test_sample_grant(int64_t now);
+
+/* plugin's descriptor begins as the loader checks it: the magic number,
+ * this ABI's major version, kind and name. */
+void test_assert_plugin_descriptor(const mandate_plugin *plugin, mandate_plugin_kind kind,
+                                   const char *name);
 
 /* data in base64url without padding; free() the result. */
 char *test_b64url(const void *data, size_t len);

@@ -20,17 +20,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-
 #include <cmocka.h>
 
 #include <jansson.h>
-#include <microhttpd.h>
 #include <openssl/bio.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
@@ -38,6 +32,8 @@
 
 #include "dpop.h"
 #include "jose.h"
+#include "loopback-server.h"
+#include "run-together.h"
 #include "signing-keys.h"
 
 #define T0 1800000000
@@ -48,7 +44,6 @@
 #define CLIENT_SECRET_ENC "s3cr%3At%2B%2F%25%26%3Dx"
 #define AUDIENCE "https://mcp.example/market-calendar"
 #define SCOPE "mcp:call gateway:invoke"
-#define MAX_KEYS 4
 #define BODY_MAX 4096
 
 /* --- keys, made once ------------------------------------------------------- */
@@ -56,18 +51,13 @@
 /* --- the fixture --------------------------------------------------------------- */
 
 typedef struct fixture {
-    struct MHD_Daemon *mhd;
-    uint16_t port;
-    char base[64];
+    loopback_server srv;
     char token_url[96];
     _Atomic int64_t now;
     char expected_auth[256];
 
-    pthread_mutex_t lock; /* guards everything below */
+    /* everything below is shared with the handler, under srv.lock */
     char metadata_issuer[96];
-    EVP_PKEY *published[MAX_KEYS];
-    const char *published_kid[MAX_KEYS];
-    size_t n_published;
     EVP_PKEY *signing_key;
     const char *signing_kid;
     long expires_in; /* 0: left out of the response */
@@ -107,10 +97,10 @@ static void set_now(fixture *fx, int64_t now)
 static json_t *token_claims(fixture *fx, int64_t now, long lifetime)
 {
     char jti[32];
-    pthread_mutex_lock(&fx->lock);
+    pthread_mutex_lock(&fx->srv.lock);
     snprintf(jti, sizeof(jti), "jti-%u", ++fx->jti_seq);
-    pthread_mutex_unlock(&fx->lock);
-    return json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:s,s:s,s:s,s:s,s:{s:s}}", "iss", fx->base,
+    pthread_mutex_unlock(&fx->srv.lock);
+    return json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:s,s:s,s:s,s:s,s:{s:s}}", "iss", fx->srv.base,
                      "sub", CLIENT_ID, "aud", AUDIENCE, "exp", (json_int_t)(now + lifetime),
                      "iat", (json_int_t)now, "nbf", (json_int_t)now, "jti", jti, "client_id",
                      CLIENT_ID, "scope", SCOPE, "tenant", "default", "act", "sub",
@@ -125,28 +115,10 @@ static char *sign(EVP_PKEY *key, const char *kid, const char *typ, json_t *claim
     return token;
 }
 
-/* reply with up to two more headers (name, value; NULL name: none). */
-static enum MHD_Result reply_with(struct MHD_Connection *conn, unsigned status,
-                                  const char *type, char *body, const char *h1, const char *v1,
-                                  const char *h2, const char *v2)
-{
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_COPY);
-    free(body);
-    MHD_add_response_header(resp, "Content-Type", type);
-    if (h1 != NULL)
-        MHD_add_response_header(resp, h1, v1);
-    if (h2 != NULL)
-        MHD_add_response_header(resp, h2, v2);
-    enum MHD_Result ret = MHD_queue_response(conn, status, resp);
-    MHD_destroy_response(resp);
-    return ret;
-}
-
 static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const char *type,
                              char *body)
 {
-    return reply_with(conn, status, type, body, NULL, NULL, NULL, NULL);
+    return loopback_reply(conn, status, type, body, NULL);
 }
 
 /* A proof checked as the daemon checks one; "" when good, else why. */
@@ -179,25 +151,28 @@ static enum MHD_Result resource_endpoint(fixture *fx, struct MHD_Connection *con
     const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
     const char *proof = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "DPoP");
     char uri[128], nonce[32];
-    snprintf(uri, sizeof(uri), "%s/resource", fx->base);
-    pthread_mutex_lock(&fx->lock);
+    snprintf(uri, sizeof(uri), "%s/resource", fx->srv.base);
+    pthread_mutex_lock(&fx->srv.lock);
     snprintf(fx->last_resource_auth, sizeof(fx->last_resource_auth), "%s", auth ? auth : "");
     snprintf(nonce, sizeof(nonce), "%s", fx->resource_nonce);
-    pthread_mutex_unlock(&fx->lock);
+    pthread_mutex_unlock(&fx->srv.lock);
     const char *why = "no DPoP token";
     mandate_dpop_proof p;
     if (auth != NULL && strncmp(auth, "DPoP ", 5) == 0)
         why = proof == NULL ? "no proof"
                             : proof_refused(fx, proof, method, uri, auth + 5, nonce, &p);
-    pthread_mutex_lock(&fx->lock);
+    pthread_mutex_lock(&fx->srv.lock);
     snprintf(fx->last_resource_error, sizeof(fx->last_resource_error), "%s", why);
-    pthread_mutex_unlock(&fx->lock);
+    pthread_mutex_unlock(&fx->srv.lock);
     if (strcmp(why, "use_dpop_nonce") == 0)
-        return reply_with(conn, 401, "application/json", strdup("{}"), "WWW-Authenticate",
-                          "DPoP error=\"use_dpop_nonce\"", "DPoP-Nonce", nonce);
+        return loopback_reply(conn, 401, "application/json", strdup("{}"),
+                              (const char *const[]){"WWW-Authenticate",
+                                                    "DPoP error=\"use_dpop_nonce\"",
+                                                    "DPoP-Nonce", nonce, NULL});
     if (why[0] != '\0')
-        return reply_with(conn, 401, "application/json", strdup("{}"), "WWW-Authenticate",
-                          "DPoP error=\"invalid_dpop_proof\"", NULL, NULL);
+        return loopback_reply(conn, 401, "application/json", strdup("{}"),
+                              (const char *const[]){"WWW-Authenticate",
+                                                    "DPoP error=\"invalid_dpop_proof\"", NULL});
     return reply(conn, 200, "application/json", strdup("{\"ok\":true}"));
 }
 
@@ -209,32 +184,32 @@ static enum MHD_Result token_endpoint(fixture *fx, struct MHD_Connection *conn,
     bool dpop = proof != NULL;
     if (dpop) {
         char nonce[32];
-        pthread_mutex_lock(&fx->lock);
+        pthread_mutex_lock(&fx->srv.lock);
         snprintf(nonce, sizeof(nonce), "%s", fx->token_nonce);
-        pthread_mutex_unlock(&fx->lock);
+        pthread_mutex_unlock(&fx->srv.lock);
         mandate_dpop_proof p;
         const char *why = proof_refused(fx, proof, "POST", fx->token_url, NULL, nonce, &p);
         /* a nonce starting with '!' is never accepted: the one sent is
          * the rest, the one required the whole */
         if (strcmp(why, "use_dpop_nonce") == 0)
-            return reply_with(conn, 400, "application/json",
-                              strdup("{\"error\":\"use_dpop_nonce\"}"), "DPoP-Nonce",
-                              nonce + (nonce[0] == '!'), NULL, NULL);
+            return loopback_reply(
+                conn, 400, "application/json", strdup("{\"error\":\"use_dpop_nonce\"}"),
+                (const char *const[]){"DPoP-Nonce", nonce + (nonce[0] == '!'), NULL});
         if (why[0] != '\0')
             return reply(conn, 400, "application/json",
                          strdup("{\"error\":\"invalid_dpop_proof\"}"));
-        pthread_mutex_lock(&fx->lock);
+        pthread_mutex_lock(&fx->srv.lock);
         memcpy(fx->last_jkt, p.jkt, sizeof(fx->last_jkt));
-        pthread_mutex_unlock(&fx->lock);
+        pthread_mutex_unlock(&fx->srv.lock);
     }
-    pthread_mutex_lock(&fx->lock);
+    pthread_mutex_lock(&fx->srv.lock);
     snprintf(fx->last_body, sizeof(fx->last_body), "%.*s", (int)r->len, r->body);
     snprintf(fx->last_auth, sizeof(fx->last_auth), "%s", auth ? auth : "");
     int delay = fx->delay_ms, status = fx->token_status;
     long expires_in = fx->expires_in;
     EVP_PKEY *key = fx->signing_key;
     const char *kid = fx->signing_kid;
-    pthread_mutex_unlock(&fx->lock);
+    pthread_mutex_unlock(&fx->srv.lock);
     if (delay > 0)
         usleep((useconds_t)delay * 1000);
 
@@ -251,9 +226,9 @@ static enum MHD_Result token_endpoint(fixture *fx, struct MHD_Connection *conn,
     int64_t now = atomic_load(&fx->now);
     char *token =
         sign(key, kid, "at+jwt", token_claims(fx, now, expires_in > 0 ? expires_in : 300));
-    pthread_mutex_lock(&fx->lock);
+    pthread_mutex_lock(&fx->srv.lock);
     bool say_dpop = dpop || fx->answer_dpop_without_proof;
-    pthread_mutex_unlock(&fx->lock);
+    pthread_mutex_unlock(&fx->srv.lock);
     json_t *doc = json_pack("{s:s,s:s,s:s}", "access_token", token, "token_type",
                             say_dpop ? "DPoP" : "bearer", "scope", SCOPE);
     if (expires_in > 0)
@@ -298,12 +273,12 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
     if (strcmp(method, "GET") == 0 &&
         strcmp(url, "/.well-known/oauth-authorization-server") == 0) {
         atomic_fetch_add(&fx->metadata_requests, 1);
-        pthread_mutex_lock(&fx->lock);
+        pthread_mutex_lock(&fx->srv.lock);
         json_t *doc = json_pack("{s:s,s:s,s:s}", "issuer", fx->metadata_issuer,
                                 "token_endpoint", fx->token_url, "jwks_uri", "");
-        pthread_mutex_unlock(&fx->lock);
+        pthread_mutex_unlock(&fx->srv.lock);
         char jwks_uri[128];
-        snprintf(jwks_uri, sizeof(jwks_uri), "%s/oauth2/jwks", fx->base);
+        snprintf(jwks_uri, sizeof(jwks_uri), "%s/oauth2/jwks", fx->srv.base);
         json_object_set_new(doc, "jwks_uri", json_string(jwks_uri));
         char *text = json_dumps(doc, JSON_COMPACT);
         json_decref(doc);
@@ -316,12 +291,10 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
         json_t *keys = json_pack("[{s:s,s:s,s:s},{s:s,s:s,s:s}]", "kty", "oct", "k", "c2VjcmV0",
                                  "kid", "sym", "kty", "OKP", "crv", "Ed25519", "x",
                                  "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo");
-        pthread_mutex_lock(&fx->lock);
-        for (size_t i = 0; i < fx->n_published; i++)
-            json_array_append_new(keys,
-                                  mandate_jwk_from_key(fx->published[i], fx->published_kid[i]));
+        loopback_append_jwks(&fx->srv, keys);
+        pthread_mutex_lock(&fx->srv.lock);
         int delay = fx->jwks_delay_ms;
-        pthread_mutex_unlock(&fx->lock);
+        pthread_mutex_unlock(&fx->srv.lock);
         if (delay > 0)
             usleep((useconds_t)delay * 1000);
         json_t *doc = json_pack("{s:o}", "keys", keys);
@@ -340,52 +313,24 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
 }
 
-static void publish(fixture *fx, EVP_PKEY *key, const char *kid)
-{
-    pthread_mutex_lock(&fx->lock);
-    assert_true(fx->n_published < MAX_KEYS);
-    fx->published[fx->n_published] = key;
-    fx->published_kid[fx->n_published++] = kid;
-    pthread_mutex_unlock(&fx->lock);
-}
-
-static void fixture_stop(fixture *fx)
-{
-    if (fx->mhd != NULL)
-        MHD_stop_daemon(fx->mhd);
-    fx->mhd = NULL;
-}
-
 static int setup(void **state)
 {
     fixture *fx = calloc(1, sizeof(*fx));
     assert_non_null(fx);
-    pthread_mutex_init(&fx->lock, NULL);
     atomic_init(&fx->now, T0);
     fx->expires_in = 100;
     fx->token_status = 200;
     fx->signing_key = es_key;
     fx->signing_kid = "k1";
-
-    struct sockaddr_in sin = {0};
-    sin.sin_family = AF_INET;
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    fx->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION,
-                               0, NULL, NULL, handler, fx, MHD_OPTION_SOCK_ADDR, &sin,
-                               MHD_OPTION_NOTIFY_COMPLETED, completed, fx, MHD_OPTION_END);
-    assert_non_null(fx->mhd);
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(fx->mhd, MHD_DAEMON_INFO_BIND_PORT);
-    assert_non_null(info);
-    fx->port = info->port;
-    snprintf(fx->base, sizeof(fx->base), "http://127.0.0.1:%u", (unsigned)fx->port);
-    snprintf(fx->token_url, sizeof(fx->token_url), "%s/oauth2/token", fx->base);
-    snprintf(fx->metadata_issuer, sizeof(fx->metadata_issuer), "%s", fx->base);
+    loopback_server_start(&fx->srv, handler, fx, completed);
+    snprintf(fx->token_url, sizeof(fx->token_url), "%s/oauth2/token", fx->srv.base);
+    snprintf(fx->metadata_issuer, sizeof(fx->metadata_issuer), "%s", fx->srv.base);
 
     const char pair[] = CLIENT_ID_ENC ":" CLIENT_SECRET_ENC;
     memcpy(fx->expected_auth, "Basic ", 6);
     EVP_EncodeBlock((unsigned char *)fx->expected_auth + 6, (const unsigned char *)pair,
                     (int)strlen(pair));
-    publish(fx, es_key, "k1");
+    loopback_publish(&fx->srv, es_key, "k1");
     *state = fx;
     return 0;
 }
@@ -393,8 +338,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *fx = *state;
-    fixture_stop(fx);
-    pthread_mutex_destroy(&fx->lock);
+    loopback_server_close(&fx->srv);
     free(fx);
     return 0;
 }
@@ -444,6 +388,19 @@ static char *get_ok(mandate_token_source *src, int64_t *expires_at_r)
         fail_msg("get: %s: %s", mandate_client_rc_name(rc), err);
     assert_non_null(token);
     return token;
+}
+
+/* A get that src must refuse with want: no token, and its reason in err. */
+static void get_refused(mandate_token_source *src, mandate_client_rc want, char *err,
+                        size_t size)
+{
+    char *token = NULL;
+    err[0] = '\0';
+    mandate_client_rc rc = mandate_token_source_get(src, &token, NULL, err, size);
+    if (rc != want)
+        fail_msg("get: %s, want %s: %s", mandate_client_rc_name(rc),
+                 mandate_client_rc_name(want), err);
+    assert_null(token);
 }
 
 static void test_token_cache_and_refresh(void **state)
@@ -522,33 +479,23 @@ static void test_token_expires_in_absent(void **state)
 
 typedef struct getter {
     mandate_token_source *src;
-    pthread_barrier_t *barrier;
     mandate_client_rc rc;
     char *token;
     char err[256];
 } getter;
 
-static void *getter_run(void *arg)
+static void getter_run(void *arg)
 {
     getter *g = arg;
-    pthread_barrier_wait(g->barrier);
     g->rc = mandate_token_source_get(g->src, &g->token, NULL, g->err, sizeof(g->err));
-    return NULL;
 }
 
 /* n threads call get at once; returns their results in g */
 static void get_concurrently(mandate_token_source *src, getter *g, size_t n)
 {
-    pthread_t threads[16];
-    pthread_barrier_t barrier;
-    pthread_barrier_init(&barrier, NULL, (unsigned)n);
-    for (size_t i = 0; i < n; i++) {
-        g[i] = (getter){.src = src, .barrier = &barrier};
-        assert_int_equal(pthread_create(&threads[i], NULL, getter_run, &g[i]), 0);
-    }
     for (size_t i = 0; i < n; i++)
-        pthread_join(threads[i], NULL);
-    pthread_barrier_destroy(&barrier);
+        g[i] = (getter){.src = src};
+    run_together(getter_run, g, n, sizeof(*g));
 }
 
 static void test_token_single_flight(void **state)
@@ -625,21 +572,19 @@ static void test_token_denied(void **state)
 static void test_token_unavailable(void **state)
 {
     fixture *fx = *state;
-    char err[256] = "", *token = NULL;
+    char err[256];
 
     /* a 503 */
     fx->token_status = 503;
     mandate_token_source *src = new_source(fx);
-    assert_int_equal(mandate_token_source_get(src, &token, NULL, err, sizeof(err)),
-                     MANDATE_CLIENT_UNAVAILABLE);
-    assert_null(token);
+    get_refused(src, MANDATE_CLIENT_UNAVAILABLE, err, sizeof(err));
     assert_non_null(strstr(err, "503"));
     fx->token_status = 200;
 
     /* a token, then the broker goes away */
     char *t1 = get_ok(src, NULL);
     assert_int_equal(mandate_token_source_fetches(src), 2);
-    fixture_stop(fx);
+    loopback_server_stop(&fx->srv);
     set_now(fx, T0 + 85); /* refresh fails: the cached token still serves */
     char *t2 = get_ok(src, NULL);
     assert_string_equal(t1, t2);
@@ -654,10 +599,7 @@ static void test_token_unavailable(void **state)
     assert_int_equal(mandate_token_source_fetches(src), 4);
 
     set_now(fx, T0 + 100); /* expired: now it is an error */
-    err[0] = '\0';
-    assert_int_equal(mandate_token_source_get(src, &token, NULL, err, sizeof(err)),
-                     MANDATE_CLIENT_UNAVAILABLE);
-    assert_null(token);
+    get_refused(src, MANDATE_CLIENT_UNAVAILABLE, err, sizeof(err));
     assert_non_null(strstr(err, "token endpoint"));
     assert_null(strstr(err, t1));
     free(t1);
@@ -668,8 +610,7 @@ static void test_token_unavailable(void **state)
 
     /* never had one */
     src = new_source(fx);
-    assert_int_equal(mandate_token_source_get(src, &token, NULL, err, sizeof(err)),
-                     MANDATE_CLIENT_UNAVAILABLE);
+    get_refused(src, MANDATE_CLIENT_UNAVAILABLE, err, sizeof(err));
     mandate_token_source_free(&src);
 }
 
@@ -723,7 +664,7 @@ static void test_token_source_config(void **state)
 static mandate_verifier *new_verifier(fixture *fx)
 {
     mandate_verifier_config cfg = {
-        .issuer = fx->base,
+        .issuer = fx->srv.base,
         .audience = AUDIENCE,
         .jwks_max_age = 300,
         .min_refetch_interval = 10,
@@ -811,7 +752,7 @@ static void test_verify_good(void **state)
     free(token);
 
     /* aud as an array; no tenant or act; typ in its long form; Ed25519 */
-    publish(fx, ed_key, "k3");
+    loopback_publish(&fx->srv, ed_key, "k3");
     set_now(fx, T0 + 10); /* past the refetch interval: the new key is fetched */
     token = mint_with(fx, es_key, "k1", "aud", json_pack("[ss]", "https://other", AUDIENCE));
     expect_rc(v, token, "mcp:call", MANDATE_CLIENT_OK, NULL);
@@ -903,28 +844,6 @@ static void test_verify_times(void **state)
     mandate_verifier_free(&v);
 }
 
-/* header.payload.signature, with another payload */
-static char *swap_payload(const char *token, const char *payload_json)
-{
-    const char *dot1 = strchr(token, '.'), *dot2 = strrchr(token, '.');
-    size_t plen = strlen(payload_json);
-    char *p = malloc(mandate_b64url_encoded_len(plen) + 1);
-    mandate_b64url_encode((const unsigned char *)payload_json, plen, p);
-    size_t n = (size_t)(dot1 - token) + 1 + strlen(p) + strlen(dot2) + 1;
-    char *out = malloc(n);
-    snprintf(out, n, "%.*s.%s%s", (int)(dot1 - token), token, p, dot2);
-    free(p);
-    return out;
-}
-
-static char *b64url_of(const char *text)
-{
-    size_t len = strlen(text);
-    char *out = malloc(mandate_b64url_encoded_len(len) + 1);
-    mandate_b64url_encode((const unsigned char *)text, len, out);
-    return out;
-}
-
 static void test_verify_forgeries(void **state)
 {
     fixture *fx = *state;
@@ -937,7 +856,7 @@ static void test_verify_forgeries(void **state)
     json_object_set_new(claims, "scope", json_string("mcp:call trading:execute"));
     char *text = json_dumps(claims, JSON_COMPACT);
     json_decref(claims);
-    char *tampered = swap_payload(good, text);
+    char *tampered = forged_payload(good, text);
     free(text);
     expect_rc(v, tampered, "trading:execute", MANDATE_CLIENT_TOKEN_INVALID, NULL);
     free(tampered);
@@ -948,37 +867,22 @@ static void test_verify_forgeries(void **state)
     expect_rc(v, flipped, NULL, MANDATE_CLIENT_TOKEN_INVALID, NULL);
     free(flipped);
 
-    const char *payload_start = strchr(good, '.') + 1;
-    size_t payload_len = (size_t)(strrchr(good, '.') - payload_start);
-
     /* alg none, with and without a signature */
-    char *h = b64url_of("{\"alg\":\"none\",\"typ\":\"at+jwt\",\"kid\":\"k1\"}");
+    char *input =
+        forged_signing_input(good, "{\"alg\":\"none\",\"typ\":\"at+jwt\",\"kid\":\"k1\"}");
     char none[4096];
-    snprintf(none, sizeof(none), "%s.%.*s.", h, (int)payload_len, payload_start);
+    snprintf(none, sizeof(none), "%s.", input);
     expect_rc(v, none, NULL, MANDATE_CLIENT_TOKEN_INVALID, NULL);
-    snprintf(none, sizeof(none), "%s.%.*s.%s", h, (int)payload_len, payload_start,
-             strrchr(good, '.') + 1);
+    snprintf(none, sizeof(none), "%s.%s", input, strrchr(good, '.') + 1);
     expect_rc(v, none, NULL, MANDATE_CLIENT_TOKEN_INVALID, NULL);
-    free(h);
+    free(input);
 
     /* HS256 keyed with the public key, as PEM */
-    BIO *bio = BIO_new(BIO_s_mem());
-    assert_int_equal(PEM_write_bio_PUBKEY(bio, es_key), 1);
-    char *pem;
-    long pem_len = BIO_get_mem_data(bio, &pem);
-    h = b64url_of("{\"alg\":\"HS256\",\"typ\":\"at+jwt\",\"kid\":\"k1\"}");
-    char input[4096];
-    snprintf(input, sizeof(input), "%s.%.*s", h, (int)payload_len, payload_start);
-    unsigned char mac[32];
-    unsigned int mac_len = 0;
-    assert_non_null(HMAC(EVP_sha256(), pem, (int)pem_len, (unsigned char *)input, strlen(input),
-                         mac, &mac_len));
-    char mac_b64[64], hs[4200];
-    mandate_b64url_encode(mac, mac_len, mac_b64);
-    snprintf(hs, sizeof(hs), "%s.%s", input, mac_b64);
+    input = forged_signing_input(good, "{\"alg\":\"HS256\",\"typ\":\"at+jwt\",\"kid\":\"k1\"}");
+    char *hs = forged_hs256_token(input, es_key);
     expect_rc(v, hs, NULL, MANDATE_CLIENT_TOKEN_INVALID, NULL);
-    free(h);
-    BIO_free(bio);
+    free(hs);
+    free(input);
 
     /* the right kid, another key's signature (and an alg the key is not for) */
     char *other = sign(rogue_key, "k1", "at+jwt", token_claims(fx, T0, 100));
@@ -1023,7 +927,7 @@ static void test_verify_key_rotation(void **state)
 
     /* a new key: within the refetch interval of the first fetch, an unknown
      * kid is refused without a fetch */
-    publish(fx, rs_key, "k2");
+    loopback_publish(&fx->srv, rs_key, "k2");
     char *t2 = mint_with(fx, rs_key, "k2", NULL, NULL);
     set_now(fx, T0 + 5);
     expect_rc(v, t2, NULL, MANDATE_CLIENT_TOKEN_INVALID, "kid");
@@ -1073,7 +977,7 @@ static void test_verify_jwks_max_age(void **state)
     assert_int_equal(mandate_verifier_jwks_fetches(v), 2);
     free(t);
     /* the broker goes away: the old set is used on */
-    fixture_stop(fx);
+    loopback_server_stop(&fx->srv);
     set_now(fx, T0 + 700);
     t = mint(fx);
     expect_rc(v, t, NULL, MANDATE_CLIENT_OK, NULL);
@@ -1104,7 +1008,7 @@ static void test_verify_broker_down(void **state)
     fixture *fx = *state;
     mandate_verifier *v = new_verifier(fx);
     char *t = mint(fx);
-    fixture_stop(fx);
+    loopback_server_stop(&fx->srv);
     expect_rc(v, t, NULL, MANDATE_CLIENT_UNAVAILABLE, "metadata");
     /* within the interval: no new attempt, the same answer */
     expect_rc(v, t, NULL, MANDATE_CLIENT_UNAVAILABLE, NULL);
@@ -1115,16 +1019,13 @@ static void test_verify_broker_down(void **state)
 typedef struct checker {
     mandate_verifier *v;
     const char *token;
-    pthread_barrier_t *barrier;
     mandate_client_rc rc;
 } checker;
 
-static void *checker_run(void *arg)
+static void checker_run(void *arg)
 {
     checker *c = arg;
-    pthread_barrier_wait(c->barrier);
     c->rc = mandate_verifier_check(c->v, c->token, "mcp:call", NULL, NULL, 0);
-    return NULL;
 }
 
 static void test_verify_concurrent_first_use(void **state)
@@ -1133,19 +1034,12 @@ static void test_verify_concurrent_first_use(void **state)
     fx->jwks_delay_ms = 300;
     mandate_verifier *v = new_verifier(fx);
     char *t = mint(fx);
-    pthread_t threads[8];
     checker c[8];
-    pthread_barrier_t barrier;
-    pthread_barrier_init(&barrier, NULL, 8);
-    for (size_t i = 0; i < 8; i++) {
-        c[i] = (checker){.v = v, .token = t, .barrier = &barrier};
-        assert_int_equal(pthread_create(&threads[i], NULL, checker_run, &c[i]), 0);
-    }
-    for (size_t i = 0; i < 8; i++) {
-        pthread_join(threads[i], NULL);
+    for (size_t i = 0; i < 8; i++)
+        c[i] = (checker){.v = v, .token = t};
+    run_together(checker_run, c, 8, sizeof(c[0]));
+    for (size_t i = 0; i < 8; i++)
         assert_int_equal(c[i].rc, MANDATE_CLIENT_OK);
-    }
-    pthread_barrier_destroy(&barrier);
     assert_int_equal(mandate_verifier_jwks_fetches(v), 1);
     assert_int_equal(atomic_load(&fx->jwks_requests), 1);
     free(t);
@@ -1156,7 +1050,7 @@ static void test_verifier_config(void **state)
 {
     fixture *fx = *state;
     char err[256];
-    mandate_verifier_config good = {.issuer = fx->base, .audience = AUDIENCE};
+    mandate_verifier_config good = {.issuer = fx->srv.base, .audience = AUDIENCE};
     mandate_verifier_config cfg;
     assert_null(mandate_verifier_new(NULL, err, sizeof(err)));
     cfg = good;
@@ -1258,18 +1152,15 @@ static void test_dpop_token_nonce_refused_twice(void **state)
     mandate_dpop_key *key = new_key("EdDSA");
     mandate_token_source *src = new_dpop_source(fx, key);
     mandate_dpop_key_free(&key);
-    char *token = NULL, err[256] = "";
-    mandate_client_rc rc = mandate_token_source_get(src, &token, NULL, err, sizeof(err));
-    assert_int_equal(rc, MANDATE_CLIENT_DENIED);
-    assert_null(token);
+    char err[256];
+    get_refused(src, MANDATE_CLIENT_DENIED, err, sizeof(err));
     assert_string_equal(err, "use_dpop_nonce");
     assert_int_equal(atomic_load(&fx->token_requests), 2);
 
     /* a nonce that is not printable ASCII is not kept: no retry */
     snprintf(fx->token_nonce, sizeof(fx->token_nonce), "as nonce");
     set_now(fx, T0 + 10); /* past the retry pause */
-    rc = mandate_token_source_get(src, &token, NULL, err, sizeof(err));
-    assert_int_equal(rc, MANDATE_CLIENT_DENIED);
+    get_refused(src, MANDATE_CLIENT_DENIED, err, sizeof(err));
     assert_int_equal(atomic_load(&fx->token_requests), 3);
     mandate_token_source_free(&src);
 }
@@ -1279,9 +1170,8 @@ static void test_dpop_token_type_without_proof(void **state)
     fixture *fx = *state;
     fx->answer_dpop_without_proof = true;
     mandate_token_source *src = new_source(fx);
-    char *token = NULL, err[256] = "";
-    assert_int_equal(mandate_token_source_get(src, &token, NULL, err, sizeof(err)),
-                     MANDATE_CLIENT_UNAVAILABLE);
+    char err[256];
+    get_refused(src, MANDATE_CLIENT_UNAVAILABLE, err, sizeof(err));
     assert_non_null(strstr(err, "token_type is DPoP, and no proof was sent"));
     mandate_token_source_free(&src);
 }
@@ -1293,7 +1183,7 @@ static void test_dpop_resource_request(void **state)
     mandate_dpop_key *key = new_key("RS256");
     mandate_token_source *src = new_dpop_source(fx, key);
     char url[128], err[256] = "", *body = NULL;
-    snprintf(url, sizeof(url), "%s/resource?q=1", fx->base);
+    snprintf(url, sizeof(url), "%s/resource?q=1", fx->srv.base);
     long status = 0;
     /* 401 use_dpop_nonce, then the same request with the nonce: 200 */
     mandate_client_rc rc = mandate_token_source_request(src, "POST", url, "{\"a\":1}", NULL,
@@ -1320,7 +1210,7 @@ static void test_dpop_resource_request(void **state)
     assert_true(strncmp(authorization, "DPoP ", 5) == 0);
     mandate_dpop_proof p;
     char uri[128];
-    snprintf(uri, sizeof(uri), "%s/resource", fx->base);
+    snprintf(uri, sizeof(uri), "%s/resource", fx->srv.base);
     assert_string_equal(
         proof_refused(fx, proof, "GET", uri, authorization + 5, "rs-nonce-1", &p), "");
     assert_string_equal(p.jkt, mandate_dpop_key_thumbprint(key));
@@ -1340,7 +1230,7 @@ static void test_dpop_stolen_token_refused(void **state)
     mandate_dpop_key *key = new_key(NULL), *thief = new_key(NULL);
     mandate_token_source *src = new_dpop_source(fx, key);
     char url[128], err[256] = "", *token = get_ok(src, NULL);
-    snprintf(url, sizeof(url), "%s/resource", fx->base);
+    snprintf(url, sizeof(url), "%s/resource", fx->srv.base);
     char *proof = NULL;
     assert_int_equal(
         mandate_dpop_key_proof(thief, "GET", url, token, NULL, &proof, err, sizeof(err)),
@@ -1363,7 +1253,7 @@ static void test_dpop_bearer_headers(void **state)
     fixture *fx = *state;
     mandate_token_source *src = new_source(fx);
     char url[128], err[256] = "", *authorization = NULL, *proof = (char *)"x";
-    snprintf(url, sizeof(url), "%s/resource", fx->base);
+    snprintf(url, sizeof(url), "%s/resource", fx->srv.base);
     assert_int_equal(mandate_token_source_headers(src, "GET", url, NULL, &authorization, &proof,
                                                   err, sizeof(err)),
                      MANDATE_CLIENT_OK);

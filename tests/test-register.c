@@ -192,18 +192,11 @@ static void test_open(void **state)
     assert_int_equal(json_array_size(json_object_get(f->a.body, "redirect_uris")), 1);
     assert_string_equal(test_answer_header(&f->a, "Cache-Control"), "no-store");
 
-    mandate_client c;
-    mandate_error err = {0};
-    assert_int_equal(mandate_store_client_get(mandate_runtime_store(f->open->rt), f->pool, id,
-                                              &c, &err),
-                     MANDATE_OK);
+    mandate_client c = test_stored_client(f->open, f->pool, id);
     assert_string_equal(c.tenant, "default");
     assert_string_equal(c.scopes, "mcp:call");
     assert_string_equal(c.audiences, "https://cal.example");
-    assert_null(c.backend);
-    assert_null(c.secret_hash);
-    assert_null(c.public_key);
-    assert_int_equal(c.status, MANDATE_CLIENT_ENABLED);
+    test_assert_public_client(&c);
 
     assert_int_equal(test_audit_count("client.registered"), 1);
     assert_string_equal(test_audit_field("client.registered", "client_id"), id);
@@ -380,11 +373,7 @@ static void test_certificate_clients(void **state)
                         "CN=agent,O=Example Corp,C=US");
     assert_true(json_is_true(json_object_get(f->a.body, "tls_client_certificate_bound_access_tokens")));
     assert_null(json_object_get(f->a.body, "client_secret"));
-    mandate_client c;
-    mandate_error err = {0};
-    assert_int_equal(mandate_store_client_get(mandate_runtime_store(f->token->rt), f->pool,
-                                              test_answer_get(&f->a, "client_id"), &c, &err),
-                     MANDATE_OK);
+    mandate_client c = test_stored_client(f->token, f->pool, test_answer_get(&f->a, "client_id"));
     assert_string_equal(mandate_mtls_client_method(&c), "tls_client_auth");
     assert_null(c.secret_hash);
     call(f, f->token, "POST", NULL, issue(f, 600), self_signed, &f->a);
