@@ -236,6 +236,20 @@ browse "$(authorize_url "&prompt=none" | sed 's/client_id=mcp-app/client_id=quie
 expect_eq "prompt=none, a session, no remembered consent: consent_required to the client" \
     consent_required "$(query_param "$(location)" error)"
 expect_eq "  with the state" st-123 "$(query_param "$(location)" state)"
+if command -v sqlite3 >/dev/null && [ -f "$DB" ]; then
+    # nor when no rule admits the session's user any more (review s33, finding 9):
+    # the identity the session keeps is mapped again at each request
+    SAVED_COOKIES=$COOKIES
+    COOKIES=""
+    browse "$(authorize_url "&login_hint=fay")"
+    browse "$(location)"
+    sql "UPDATE sessions SET identity = replace(identity, '\"advisor\"', '\"intern\"') WHERE subject = 'advisor-fay'"
+    browse "$(authorize_url "&prompt=none")"
+    expect_eq "prompt=none, a session no rule admits any more: access_denied to the client, not a page" \
+        access_denied "$(query_param "$(location)" error)"
+    expect_eq "  with the state" st-123 "$(query_param "$(location)" state)"
+    COOKIES=$SAVED_COOKIES
+fi
 
 # --- clients that described themselves: no redirect before anyone acted ------------------
 # (RFC 9700 §4.11.2) their redirect URI is anyone's choice, so a link to the
