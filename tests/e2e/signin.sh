@@ -251,6 +251,30 @@ if command -v sqlite3 >/dev/null && [ -f "$DB" ]; then
     COOKIES=$SAVED_COOKIES
 fi
 
+# --- the start of a sign-in is held to an allowance per address ---------------------------
+# (review s33, finding 7) anyone can start one at a public client, and each is
+# kept as a pending sign-in and audited: per address, the client's allowance
+"${CTL[@]}" client create busy-app --public --redirect-uri "$REDIRECT" --rate 0.01 --burst 3 \
+    --grant-type authorization_code --scope "mcp:call" --audience "$CAL" >/dev/null 2>&1
+SAVED_COOKIES=$COOKIES
+COOKIES=""
+busy_url() { authorize_url "&login_hint=bea" | sed 's/client_id=mcp-app/client_id=busy-app/'; }
+for i in 1 2 3; do browse "$(busy_url)"; done
+expect_contains "three sign-ins started at a client allowed three at once: the IdP" \
+    "/login/backend-corp/callback" "$(location)"
+if command -v sqlite3 >/dev/null && [ -f "$DB" ]; then
+    KEPT=$(sql "SELECT count(*) FROM once")
+fi
+browse "$(busy_url)"
+expect_eq "the fourth from the same address: the error page 429" 429 "$(status)"
+check "  never a redirect" test -z "$(location)"
+check "  with Retry-After" test -n "$(header Retry-After)"
+check "  audited" bash -c "grep '\"event\":\"authorize.refused\"' '$STATE'/audit/*.jsonl | grep -q 'rate limit'"
+if command -v sqlite3 >/dev/null && [ -f "$DB" ]; then
+    expect_eq "  no pending sign-in kept for it" "$KEPT" "$(sql "SELECT count(*) FROM once")"
+fi
+COOKIES=$SAVED_COOKIES
+
 # --- clients that described themselves: no redirect before anyone acted ------------------
 # (RFC 9700 §4.11.2) their redirect URI is anyone's choice, so a link to the
 # broker must not send the browser there at once: errors before any
