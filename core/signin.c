@@ -60,9 +60,14 @@ size_t mandate_signin_idps(const mandate_runtime *rt, const mandate_instance **i
 mandate_rc mandate_signin_client(mandate_http_request *req, const char *client_id,
                                  mandate_client *client_r, mandate_error *err)
 {
+    /* anyone can name a URL: an address already over its refusal budget
+     * (a failed fetch is a refusal) gets the copy kept, never a fetch */
     if (mandate_client_id_is_document(client_id))
-        return mandate_client_document_resolve(req->runtime, req->pool, client_id, client_r,
-                                               err);
+        return mandate_refusal_budget_spent(req)
+                   ? mandate_client_document_resolve_kept(req->runtime, req->pool, client_id,
+                                                          client_r, err)
+                   : mandate_client_document_resolve(req->runtime, req->pool, client_id,
+                                                     client_r, err);
     if (!mandate_client_id_valid(client_id))
         return mandate_error_set(err, MANDATE_NOT_FOUND, "no such client");
     mandate_rc rc = mandate_store_client_get(mandate_runtime_store(req->runtime), req->pool,

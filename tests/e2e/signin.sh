@@ -28,6 +28,8 @@ targets = ( { name = "cal"; paths = ["/mcp"]; audience = "$CAL"; scopes = ["mcp:
 signin: { tenants = ( { tenant = "default"; name = "Example Bank"; } ); };
 delegation = { rules = ( { name = "agent-for-app"; actors = ["research-agent"]; clients = ["mcp-app"]; } ); };
 registration = { mode = "open"; scopes = ["mcp:call"]; audiences = ["$CAL"]; };
+client_documents = { allow_private_addresses = true; }; # a document server on loopback
+rate_limit = { refusal_rate = 1; }; # an address over its refusal budget stays so a second
 CONF
 LOG="$TMP/daemon.log"
 check "daemon starts" start_daemon "$CONF" "$LOG" || cat "$LOG"
@@ -273,6 +275,49 @@ check "  audited" bash -c "grep '\"event\":\"authorize.refused\"' '$STATE'/audit
 if command -v sqlite3 >/dev/null && [ -f "$DB" ]; then
     expect_eq "  no pending sign-in kept for it" "$KEPT" "$(sql "SELECT count(*) FROM once")"
 fi
+COOKIES=$SAVED_COOKIES
+
+# --- client documents: anyone can name a URL, so a fetch is not a reflector ----------------
+# (review s33, finding 8) a fetch that failed is remembered for min_cache, and
+# an address over its refusal budget makes no fetch; the server counts them
+python3 - "$TMP/fetches" >"$TMP/doc-server.out" 2>&1 <<'PY' &
+import socket, sys
+server = socket.socket()
+server.bind(("127.0.0.1", 0))
+server.listen(64)
+print("listening", server.getsockname()[1], flush=True)
+count = 0
+while True:
+    conn, _ = server.accept()  # no TLS: every fetch fails
+    count += 1
+    with open(sys.argv[1], "w") as f:
+        f.write(str(count))
+    conn.close()
+PY
+DOC_SERVER=$!
+PIDS="$PIDS $DOC_SERVER"
+DOC_PORT=$(listening_port "$TMP/doc-server.out" "$DOC_SERVER")
+fetches() { cat "$TMP/fetches" 2>/dev/null || echo 0; }
+doc_url() { # PATH: an authorization request of the document https://127.0.0.1:DOC_PORT/PATH
+    authorize_url | sed "s|client_id=mcp-app|client_id=https%3A%2F%2F127.0.0.1%3A$DOC_PORT%2F$1|"
+}
+SAVED_COOKIES=$COOKIES
+COOKIES=""
+browse "$(doc_url app.json)"
+expect_eq "a client document whose server fails: a page, try again" 503 "$(status)"
+expect_eq "  one fetch" 1 "$(fetches)"
+browse "$(doc_url app.json)"
+expect_eq "  named again within min_cache: the same page" 503 "$(status)"
+expect_eq "  and no fetch" 1 "$(fetches)"
+# 150 refusals from 127.0.0.3 at once, over its budget (100 at once, 1 a
+# second), then another document named from there
+flood=()
+for i in $(seq 150); do flood+=(-o /dev/null "$BASE/oauth2/authorize?client_id=nobody"); done
+expect_eq "another document named from an address over its refusal budget: 429" 429 \
+    "$(curl -s --interface 127.0.0.3 -w '%{http_code}\n' "${flood[@]}" -o /dev/null \
+        "$(doc_url other.json)" | tail -n 1)"
+expect_eq "  and no fetch" 1 "$(fetches)"
+sleep 2 # the flood's refusals, counted, are written at the end of their second
 COOKIES=$SAVED_COOKIES
 
 # --- clients that described themselves: no redirect before anyone acted ------------------
