@@ -140,10 +140,20 @@ bool mandate_public_clients_possible(const mandate_runtime *rt);
  * (a copy that is is served, with a warning), or too many fetches are
  * under way (at most one fewer than the HTTP workers, so that slow document
  * servers never hold every worker). The store's own failures as it
- * answered them. Nothing is stored unless the document was accepted. */
+ * answered them. Nothing is stored unless the document was accepted, but
+ * a fetch that failed or a document refused is remembered for min_cache
+ * seconds as a copy without a document: until then the URL is answered
+ * MANDATE_TEMPFAIL without a fetch (anyone can name a URL). */
 mandate_rc mandate_client_document_resolve(mandate_runtime *rt, mandate_pool *pool,
                                            const char *url, mandate_client *client_r,
                                            mandate_error *err);
+/* The same from the copy kept only, never fetching: where a fetch would be
+ * made, as if the server could not be reached (a copy within max_stale is
+ * served, else MANDATE_TEMPFAIL). For a request from an address over its
+ * refusal budget: failed fetches are refusals, and anyone can name a URL. */
+mandate_rc mandate_client_document_resolve_kept(mandate_runtime *rt, mandate_pool *pool,
+                                                const char *url, mandate_client *client_r,
+                                                mandate_error *err);
 
 /* Whether a document may be fetched from this address: false (why_r says
  * which range) for unspecified, loopback, private (RFC 1918, fc00::/7),

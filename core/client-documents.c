@@ -1034,9 +1034,10 @@ static int64_t cache_seconds(const char *cc, const mandate_client_documents_conf
 }
 
 /* GET url: MANDATE_OK with the body (in pool) and the seconds to keep it,
- * else why. */
+ * else why. *asked_r: whether the server was asked (not when the fetch
+ * slots are full or curl cannot start). */
 static mandate_rc fetch_document(mandate_pool *pool, const mandate_config *cfg, const char *url,
-                                 char **body_r, size_t *len_r, int64_t *keep_r,
+                                 char **body_r, size_t *len_r, int64_t *keep_r, bool *asked_r,
                                  mandate_error *err)
 {
     const mandate_client_documents_conf *dc = &cfg->client_documents;
@@ -1097,6 +1098,7 @@ static mandate_rc fetch_document(mandate_pool *pool, const mandate_config *cfg, 
         curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt(curl, CURLOPT_USERAGENT, "mandate/" PACKAGE_VERSION);
 
+    *asked_r = true;
     CURLcode cc = curl_easy_perform(curl);
     long status = 0;
     char *location = NULL;
@@ -1185,9 +1187,24 @@ static mandate_rc accept_document(mandate_pool *pool, const mandate_config *cfg,
     return MANDATE_OK;
 }
 
-mandate_rc mandate_client_document_resolve(mandate_runtime *rt, mandate_pool *pool,
-                                           const char *url, mandate_client *client_r,
-                                           mandate_error *err)
+/* A fetch that failed or a document refused, remembered for min_cache
+ * seconds as a copy without a document: anyone can name a URL at the
+ * authorization endpoint, and naming it again must not fetch again. */
+static void remember_failure(const mandate_instance *store,
+                             const mandate_client_documents_conf *dc, const char *url,
+                             int64_t now)
+{
+    mandate_error err = {0};
+    mandate_client_document failed = {
+        .url = url, .document = NULL, .fetched_at = now, .expires_at = now + dc->min_cache};
+    if (dc->min_cache > 0 &&
+        mandate_store_client_document_put(store, &failed, &err) != MANDATE_OK)
+        log_warning("client document %s: its failure cannot be remembered: %s", url,
+                    err.message);
+}
+
+static mandate_rc resolve(mandate_runtime *rt, mandate_pool *pool, const char *url,
+                          bool may_fetch, mandate_client *client_r, mandate_error *err)
 {
     const mandate_config *cfg = mandate_runtime_config(rt);
     const mandate_client_documents_conf *dc = &cfg->client_documents;
@@ -1210,6 +1227,12 @@ mandate_rc mandate_client_document_resolve(mandate_runtime *rt, mandate_pool *po
     bool have = rc == MANDATE_OK && cached.document != NULL;
     if (rc != MANDATE_OK && rc != MANDATE_NOT_FOUND)
         return rc;
+    if (rc == MANDATE_OK && cached.document == NULL && cached.expires_at > now)
+        return mandate_error_set(err, MANDATE_TEMPFAIL,
+                                 "its fetch %llds ago failed (the log says why): not fetched "
+                                 "again for %llds (client_documents.min_cache)",
+                                 (long long)(now - cached.fetched_at),
+                                 (long long)(cached.expires_at - now));
     if (have && cached.expires_at > now) {
         mandate_error cached_err = {0};
         if (accept_document(pool, cfg, url, cached.document, strlen(cached.document),
@@ -1224,12 +1247,18 @@ mandate_rc mandate_client_document_resolve(mandate_runtime *rt, mandate_pool *po
     char *body = NULL;
     size_t len = 0;
     int64_t keep = 0;
+    bool asked = false;
     mandate_error fetch_err = {0};
-    rc = fetch_document(pool, cfg, url, &body, &len, &keep, &fetch_err);
+    rc = may_fetch ? fetch_document(pool, cfg, url, &body, &len, &keep, &asked, &fetch_err)
+                   : mandate_error_set(&fetch_err, MANDATE_TEMPFAIL,
+                                       "no fresh copy is kept, and it is not fetched for this "
+                                       "request");
     if (rc == MANDATE_OK) {
         rc = accept_document(pool, cfg, url, body, len, now, client_r, err);
-        if (rc != MANDATE_OK)
+        if (rc != MANDATE_OK) {
+            remember_failure(store, dc, url, now);
             return rc;
+        }
         mandate_client_document doc = {
             .url = url, .document = body, .fetched_at = now, .expires_at = now + keep};
         rc = mandate_store_client_document_put(store, &doc, err);
@@ -1251,8 +1280,24 @@ mandate_rc mandate_client_document_resolve(mandate_runtime *rt, mandate_pool *po
         return MANDATE_OK;
     }
     memset(client_r, 0, sizeof(*client_r));
+    if (asked)
+        remember_failure(store, dc, url, now);
     *err = fetch_err;
     return rc;
+}
+
+mandate_rc mandate_client_document_resolve(mandate_runtime *rt, mandate_pool *pool,
+                                           const char *url, mandate_client *client_r,
+                                           mandate_error *err)
+{
+    return resolve(rt, pool, url, true, client_r, err);
+}
+
+mandate_rc mandate_client_document_resolve_kept(mandate_runtime *rt, mandate_pool *pool,
+                                                const char *url, mandate_client *client_r,
+                                                mandate_error *err)
+{
+    return resolve(rt, pool, url, false, client_r, err);
 }
 
 /* --- configuration ------------------------------------------------------------------ */

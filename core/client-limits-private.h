@@ -15,8 +15,10 @@
 void mandate_client_limits_start(size_t buckets);
 void mandate_client_limits_stop(void);
 
-/* Takes one request of client_id on endpoint ep (MANDATE_EP_TOKEN or
- * MANDATE_EP_GATEWAY). client (may be NULL) gives its own rate and burst.
+/* Takes one request of client_id on endpoint ep (MANDATE_EP_TOKEN,
+ * MANDATE_EP_GATEWAY, or MANDATE_EP_AUTHORIZE: the token endpoint's rate
+ * in buckets of their own, client_id then naming the client and the
+ * address). client (may be NULL) gives its own rate and burst.
  * true: go on. false: over the limit; *retry_after_r holds the seconds to
  * wait, and the metrics and the log have it; the caller answers 429 and
  * audits. */

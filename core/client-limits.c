@@ -52,9 +52,14 @@ bool mandate_client_limits_take(mandate_http_request *req, mandate_metric_endpoi
     }
     if (rate <= 0)
         return true;
-    /* the gateway and the token endpoint keep separate buckets */
-    char key[300];
-    snprintf(key, sizeof(key), "%c:%s", ep == MANDATE_EP_GATEWAY ? 'g' : 't', client_id);
+    /* the gateway, the token endpoint and the sign-in start keep separate
+     * buckets */
+    char key[400];
+    snprintf(key, sizeof(key), "%c:%s",
+             ep == MANDATE_EP_GATEWAY     ? 'g'
+             : ep == MANDATE_EP_AUTHORIZE ? 'a'
+                                          : 't',
+             client_id);
     unsigned retry_after = 1;
     if (mandate_ratelimit_take(rl, key, rate, burst, monotonic_us(), &retry_after))
         return true;
@@ -62,7 +67,10 @@ bool mandate_client_limits_take(mandate_http_request *req, mandate_metric_endpoi
         *retry_after_r = retry_after;
     mandate_metrics_rate_limited(ep);
     log_info("rate limited: client_id=%s on %s: over %g requests/s (burst %g); retry after %us",
-             client_id, ep == MANDATE_EP_GATEWAY ? "the gateway check" : "the token endpoint",
+             client_id,
+             ep == MANDATE_EP_GATEWAY     ? "the gateway check"
+             : ep == MANDATE_EP_AUTHORIZE ? "the sign-in start"
+                                          : "the token endpoint",
              rate, burst, retry_after);
     return false;
 }

@@ -12,6 +12,7 @@
 #include <strings.h>
 
 #include "audit-events-private.h"
+#include "client-limits-private.h"
 #include "clock-private.h"
 #include "endpoints-private.h"
 #include "log-private.h"
@@ -314,6 +315,26 @@ void mandate_endpoint_authorize(mandate_http_request *req, mandate_http_response
                     : "pushed authorization requests required: the request was not pushed");
             return;
         }
+    }
+
+    /* anyone can start a sign-in at a public client, and each start is kept
+     * (signin.pending_lifetime) and audited: held, per address, to the
+     * client's token endpoint allowance, as its pushes are (endpoint-par.c);
+     * a page, not a redirect: nobody vouches for the request yet */
+    unsigned retry_after;
+    if (request_uri == NULL &&
+        !mandate_client_limits_take(req, MANDATE_EP_AUTHORIZE,
+                                    mandate_pool_printf(req->pool, "%s from %s",
+                                                        client.client_id,
+                                                        mandate_request_peer(req)),
+                                    &client, &retry_after)) {
+        refuse_page(req, resp, 429, client.client_id, "Too many requests",
+                    "Too many sign-ins at this application came from your address. Wait a "
+                    "little and try again.",
+                    "rate limit: sign-ins started from this address at this client");
+        mandate_http_response_header(resp, "Retry-After",
+                                     mandate_pool_printf(req->pool, "%u", retry_after));
+        return;
     }
 
     /* nothing of the sign-in happens unrecorded (doc/security.md) */

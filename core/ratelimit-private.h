@@ -42,6 +42,13 @@ void mandate_ratelimit_free(mandate_ratelimit **rl);
 bool mandate_ratelimit_take(mandate_ratelimit *rl, const char *key, double rate, double burst,
                             int64_t now_us, unsigned *retry_after_s);
 
+/* Whether key's bucket has a token left at now_us, as
+ * mandate_ratelimit_take would answer, taking none and making no bucket
+ * (a caller that must not start something costly for a key already over
+ * its limit). */
+bool mandate_ratelimit_peek(mandate_ratelimit *rl, const char *key, double rate, double burst,
+                            int64_t now_us);
+
 /* Buckets held now, idle ones included (for tests and metrics). */
 size_t mandate_ratelimit_size(mandate_ratelimit *rl);
 

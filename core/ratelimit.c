@@ -125,6 +125,45 @@ static unsigned whole_seconds(double s)
     return whole + (whole < s);
 }
 
+/* key's bucket in its set (locked by the caller), NULL when none. */
+static bucket *find(set *s, const uint64_t tag[2])
+{
+    for (unsigned i = 0; i < s->used; i++)
+        if (s->buckets[i].tag[0] == tag[0] && s->buckets[i].tag[1] == tag[1])
+            return &s->buckets[i];
+    return NULL;
+}
+
+/* The tokens of a busy bucket at now_us, refilled at rate up to burst. */
+static double tokens_at(const bucket *b, int64_t now_us, double rate, double burst)
+{
+    double elapsed_us = 0;
+    if (now_us > b->last_us) {
+        /* no overflow: the difference of two int64 fits in a uint64 */
+        elapsed_us = (double)((uint64_t)now_us - (uint64_t)b->last_us);
+    }
+    double tokens = b->tokens + elapsed_us * rate / US_PER_S;
+    return tokens > burst ? burst : tokens;
+}
+
+bool mandate_ratelimit_peek(mandate_ratelimit *rl, const char *key, double rate, double burst,
+                            int64_t now_us)
+{
+    if (key == NULL || isnan(rate) || isnan(burst))
+        return false;
+    if (rate <= 0 || rate == INFINITY || burst == INFINITY)
+        return true;
+    uint64_t tag[2];
+    mandate_siphash128(rl->hash_key, (const unsigned char *)key, strlen(key), tag);
+    set *s = &rl->sets[tag[0] % rl->nsets];
+    pthread_mutex_lock(&s->lock);
+    const bucket *b = find(s, tag);
+    bool left = b == NULL || now_us >= b->full_us ||
+                tokens_at(b, now_us, rate, burst < 1 ? 1 : burst) >= 1 - TOKEN_SLACK;
+    pthread_mutex_unlock(&s->lock);
+    return left;
+}
+
 bool mandate_ratelimit_take(mandate_ratelimit *rl, const char *key, double rate, double burst,
                             int64_t now_us, unsigned *retry_after_s)
 {
@@ -143,13 +182,7 @@ bool mandate_ratelimit_take(mandate_ratelimit *rl, const char *key, double rate,
     set *s = &rl->sets[tag[0] % rl->nsets];
 
     pthread_mutex_lock(&s->lock);
-    bucket *b = NULL;
-    for (unsigned i = 0; i < s->used; i++) {
-        if (s->buckets[i].tag[0] == tag[0] && s->buckets[i].tag[1] == tag[1]) {
-            b = &s->buckets[i];
-            break;
-        }
-    }
+    bucket *b = find(s, tag);
     double tokens;
     if (b == NULL || now_us >= b->full_us) {
         /* no bucket, or an idle one: the same thing, a full bucket */
@@ -161,14 +194,7 @@ bool mandate_ratelimit_take(mandate_ratelimit *rl, const char *key, double rate,
         }
         tokens = burst;
     } else {
-        double elapsed_us = 0;
-        if (now_us > b->last_us) {
-            /* no overflow: the difference of two int64 fits in a uint64 */
-            elapsed_us = (double)((uint64_t)now_us - (uint64_t)b->last_us);
-        }
-        tokens = b->tokens + elapsed_us * rate / US_PER_S;
-        if (tokens > burst)
-            tokens = burst;
+        tokens = tokens_at(b, now_us, rate, burst);
     }
     if (now_us > b->last_us)
         b->last_us = now_us;

@@ -57,6 +57,12 @@ typedef enum mandate_refusal_verdict {
 mandate_refusal_verdict mandate_refusal_record(mandate_http_request *req, const char *event,
                                                json_t *fields, unsigned *retry_after_r);
 
+/* Whether the request's address has no refusal left in its budget now
+ * (its next refusal would be answered 429), spending none: for a caller
+ * about to do something costly that such an address often gets refused
+ * (fetching a client document it names). */
+bool mandate_refusal_budget_spent(mandate_http_request *req);
+
 /* 429 with Retry-After, for a refusal over its address's budget. */
 void mandate_refusal_respond_over_budget(mandate_http_request *req, mandate_http_response *resp,
                                          unsigned retry_after);

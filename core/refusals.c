@@ -291,6 +291,19 @@ mandate_refusal_verdict mandate_refusal_record(mandate_http_request *req, const 
                                                             : MANDATE_REFUSAL_UNRECORDED;
 }
 
+bool mandate_refusal_budget_spent(mandate_http_request *req)
+{
+    pthread_mutex_lock(&R.lock);
+    bool started = R.started;
+    pthread_mutex_unlock(&R.lock);
+    const mandate_config *cfg = mandate_runtime_config(req->runtime);
+    if (!started || cfg->rate_refusals <= 0)
+        return false;
+    return !mandate_ratelimit_peek(R.budget, mandate_request_peer(req),
+                                   (double)cfg->rate_refusals, (double)cfg->rate_refusals_burst,
+                                   now_ms() * 1000);
+}
+
 void mandate_refusal_respond_over_budget(mandate_http_request *req, mandate_http_response *resp,
                                          unsigned retry_after)
 {

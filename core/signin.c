@@ -60,9 +60,14 @@ size_t mandate_signin_idps(const mandate_runtime *rt, const mandate_instance **i
 mandate_rc mandate_signin_client(mandate_http_request *req, const char *client_id,
                                  mandate_client *client_r, mandate_error *err)
 {
+    /* anyone can name a URL: an address already over its refusal budget
+     * (a failed fetch is a refusal) gets the copy kept, never a fetch */
     if (mandate_client_id_is_document(client_id))
-        return mandate_client_document_resolve(req->runtime, req->pool, client_id, client_r,
-                                               err);
+        return mandate_refusal_budget_spent(req)
+                   ? mandate_client_document_resolve_kept(req->runtime, req->pool, client_id,
+                                                          client_r, err)
+                   : mandate_client_document_resolve(req->runtime, req->pool, client_id,
+                                                     client_r, err);
     if (!mandate_client_id_valid(client_id))
         return mandate_error_set(err, MANDATE_NOT_FOUND, "no such client");
     mandate_rc rc = mandate_store_client_get(mandate_runtime_store(req->runtime), req->pool,
@@ -862,6 +867,13 @@ bool mandate_signin_map(mandate_http_request *req, mandate_http_response *resp,
     log_info("sign-in refused: %s at %s: %s", id->subject ? id->subject : "-", idp_name, why);
     if (m_r->rule == NULL) {
         mandate_signin_forget_user(req, idp_name, id);
+        if (pending->prompt_none) {
+            /* OpenID Connect Core §3.1.2.6: a silent renewal's frame shows
+             * no page; the client hears it */
+            mandate_signin_refuse_unattended(req, resp, pending, &client, "access_denied",
+                                             "no rule of this broker admits the user", why);
+            return false;
+        }
         mandate_web_error_page(
             req, resp, 403, "You cannot use this application",
             mandate_pool_printf(req->pool,
@@ -878,6 +890,14 @@ bool mandate_signin_map(mandate_http_request *req, mandate_http_response *resp,
                                      "application. Ask your administrator."
                                    : "No rule of this broker gives you anything you may use it "
                                      "for. Ask your administrator.");
+        return false;
+    }
+    if (pending->prompt_none) {
+        /* nobody acted here: as the request's own refusals (a page for a
+         * client that described itself) */
+        mandate_signin_refuse_unattended(
+            req, resp, pending, &client, other_tenant ? "access_denied" : "invalid_scope",
+            other_tenant ? OTHER_TENANT : "nothing you may grant was asked for", why);
         return false;
     }
     if (other_tenant) {

@@ -156,6 +156,25 @@ static void test_changed_limits_apply(void **state)
     assert_refused(rl, "f", 1, 5, T0 + S, 1);
 }
 
+/* peek answers as take would, and takes nothing, makes no bucket */
+static void test_peek(void **state)
+{
+    mandate_ratelimit *rl = *state;
+    assert_true(mandate_ratelimit_peek(rl, "p", 0.5, 3, T0));
+    assert_int_equal(mandate_ratelimit_size(rl), 0);
+    drain(rl, "p", 0.5, 3, T0, 2);
+    for (int i = 0; i < 5; i++)
+        assert_true(mandate_ratelimit_peek(rl, "p", 0.5, 3, T0));
+    drain(rl, "p", 0.5, 3, T0, 1);
+    assert_false(mandate_ratelimit_peek(rl, "p", 0.5, 3, T0));
+    assert_false(mandate_ratelimit_peek(rl, "p", 0.5, 3, T0 + 1 * S)); /* half a token */
+    assert_true(mandate_ratelimit_peek(rl, "p", 0.5, 3, T0 + 2 * S));
+    drain(rl, "p", 0.5, 3, T0 + 2 * S, 1);
+    assert_true(mandate_ratelimit_peek(rl, "p", 0, 3, T0 + 2 * S)); /* no limit */
+    assert_false(mandate_ratelimit_peek(rl, NULL, 0.5, 3, T0));
+    assert_int_equal(mandate_ratelimit_size(rl), 1);
+}
+
 static void test_unlimited(void **state)
 {
     (void)state;
@@ -381,6 +400,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_refill, roomy_table, free_table),
         cmocka_unit_test_setup_teardown(test_keys_independent, roomy_table, free_table),
         cmocka_unit_test_setup_teardown(test_changed_limits_apply, roomy_table, free_table),
+        cmocka_unit_test_setup_teardown(test_peek, roomy_table, free_table),
         cmocka_unit_test(test_unlimited),
         cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test_setup_teardown(test_clock_going_back, roomy_table, free_table),

@@ -28,6 +28,8 @@ targets = ( { name = "cal"; paths = ["/mcp"]; audience = "$CAL"; scopes = ["mcp:
 signin: { tenants = ( { tenant = "default"; name = "Example Bank"; } ); };
 delegation = { rules = ( { name = "agent-for-app"; actors = ["research-agent"]; clients = ["mcp-app"]; } ); };
 registration = { mode = "open"; scopes = ["mcp:call"]; audiences = ["$CAL"]; };
+client_documents = { allow_private_addresses = true; }; # a document server on loopback
+rate_limit = { refusal_rate = 1; }; # an address over its refusal budget stays so a second
 CONF
 LOG="$TMP/daemon.log"
 check "daemon starts" start_daemon "$CONF" "$LOG" || cat "$LOG"
@@ -236,6 +238,87 @@ browse "$(authorize_url "&prompt=none" | sed 's/client_id=mcp-app/client_id=quie
 expect_eq "prompt=none, a session, no remembered consent: consent_required to the client" \
     consent_required "$(query_param "$(location)" error)"
 expect_eq "  with the state" st-123 "$(query_param "$(location)" state)"
+if command -v sqlite3 >/dev/null && [ -f "$DB" ]; then
+    # nor when no rule admits the session's user any more (review s33, finding 9):
+    # the identity the session keeps is mapped again at each request
+    SAVED_COOKIES=$COOKIES
+    COOKIES=""
+    browse "$(authorize_url "&login_hint=fay")"
+    browse "$(location)"
+    sql "UPDATE sessions SET identity = replace(identity, '\"advisor\"', '\"intern\"') WHERE subject = 'advisor-fay'"
+    browse "$(authorize_url "&prompt=none")"
+    expect_eq "prompt=none, a session no rule admits any more: access_denied to the client, not a page" \
+        access_denied "$(query_param "$(location)" error)"
+    expect_eq "  with the state" st-123 "$(query_param "$(location)" state)"
+    COOKIES=$SAVED_COOKIES
+fi
+
+# --- the start of a sign-in is held to an allowance per address ---------------------------
+# (review s33, finding 7) anyone can start one at a public client, and each is
+# kept as a pending sign-in and audited: per address, the client's allowance
+"${CTL[@]}" client create busy-app --public --redirect-uri "$REDIRECT" --rate 0.01 --burst 3 \
+    --grant-type authorization_code --scope "mcp:call" --audience "$CAL" >/dev/null 2>&1
+SAVED_COOKIES=$COOKIES
+COOKIES=""
+busy_url() { authorize_url "&login_hint=bea" | sed 's/client_id=mcp-app/client_id=busy-app/'; }
+for i in 1 2 3; do browse "$(busy_url)"; done
+expect_contains "three sign-ins started at a client allowed three at once: the IdP" \
+    "/login/backend-corp/callback" "$(location)"
+if command -v sqlite3 >/dev/null && [ -f "$DB" ]; then
+    KEPT=$(sql "SELECT count(*) FROM once")
+fi
+browse "$(busy_url)"
+expect_eq "the fourth from the same address: the error page 429" 429 "$(status)"
+check "  never a redirect" test -z "$(location)"
+check "  with Retry-After" test -n "$(header Retry-After)"
+check "  audited" bash -c "grep '\"event\":\"authorize.refused\"' '$STATE'/audit/*.jsonl | grep -q 'rate limit'"
+if command -v sqlite3 >/dev/null && [ -f "$DB" ]; then
+    expect_eq "  no pending sign-in kept for it" "$KEPT" "$(sql "SELECT count(*) FROM once")"
+fi
+COOKIES=$SAVED_COOKIES
+
+# --- client documents: anyone can name a URL, so a fetch is not a reflector ----------------
+# (review s33, finding 8) a fetch that failed is remembered for min_cache, and
+# an address over its refusal budget makes no fetch; the server counts them
+python3 - "$TMP/fetches" >"$TMP/doc-server.out" 2>&1 <<'PY' &
+import socket, sys
+server = socket.socket()
+server.bind(("127.0.0.1", 0))
+server.listen(64)
+print("listening", server.getsockname()[1], flush=True)
+count = 0
+while True:
+    conn, _ = server.accept()  # no TLS: every fetch fails
+    count += 1
+    with open(sys.argv[1], "w") as f:
+        f.write(str(count))
+    conn.close()
+PY
+DOC_SERVER=$!
+PIDS="$PIDS $DOC_SERVER"
+DOC_PORT=$(listening_port "$TMP/doc-server.out" "$DOC_SERVER")
+fetches() { cat "$TMP/fetches" 2>/dev/null || echo 0; }
+doc_url() { # PATH: an authorization request of the document https://127.0.0.1:DOC_PORT/PATH
+    authorize_url | sed "s|client_id=mcp-app|client_id=https%3A%2F%2F127.0.0.1%3A$DOC_PORT%2F$1|"
+}
+SAVED_COOKIES=$COOKIES
+COOKIES=""
+browse "$(doc_url app.json)"
+expect_eq "a client document whose server fails: a page, try again" 503 "$(status)"
+expect_eq "  one fetch" 1 "$(fetches)"
+browse "$(doc_url app.json)"
+expect_eq "  named again within min_cache: the same page" 503 "$(status)"
+expect_eq "  and no fetch" 1 "$(fetches)"
+# 150 refusals from 127.0.0.3 at once, over its budget (100 at once, 1 a
+# second), then another document named from there
+flood=()
+for i in $(seq 150); do flood+=(-o /dev/null "$BASE/oauth2/authorize?client_id=nobody"); done
+expect_eq "another document named from an address over its refusal budget: 429" 429 \
+    "$(curl -s --interface 127.0.0.3 -w '%{http_code}\n' "${flood[@]}" -o /dev/null \
+        "$(doc_url other.json)" | tail -n 1)"
+expect_eq "  and no fetch" 1 "$(fetches)"
+sleep 2 # the flood's refusals, counted, are written at the end of their second
+COOKIES=$SAVED_COOKIES
 
 # --- clients that described themselves: no redirect before anyone acted ------------------
 # (RFC 9700 §4.11.2) their redirect URI is anyone's choice, so a link to the
