@@ -317,6 +317,7 @@ static void unsolicited(mandate_http_request *req, mandate_http_response *resp,
     if (!admit(req, resp, &p, &client, in, &id, &m, &session, &value, &writes) ||
         !write_signin(req, resp, &p, &writes))
         return;
+    mandate_signin_end_replaced(req, NULL, m.tenant, m.subject);
     mandate_audit_event(
         "login.idp_initiated",
         json_pack("{s:s,s:o,s:s,s:o,s:s,s:s,s:s,s:s?,s:I}", "idp", idp, "entity_id",
@@ -455,6 +456,8 @@ static void callback(mandate_http_request *req, mandate_http_response *resp,
         writes.w[writes.n++] = step.consent_write;
     if (!write_signin(req, resp, &p, &writes))
         return;
+    /* not in the same write: a batch deletes no session (store ABI 1.8) */
+    mandate_signin_end_replaced(req, p.replaces, m.tenant, m.subject);
     mandate_audit_event("login.finished",
                         json_pack("{s:s,s:s,s:o,s:s,s:s,s:s,s:I}", "client_id", p.client_id,
                                   "idp", idp, "upstream_sub",

@@ -98,6 +98,7 @@ typedef struct mandate_pending {
     const char *dpop_jkt;       /* RFC 9449 §10: the code is bound to this key; may be NULL */
     bool prompt_none;           /* prompt=none (kept for a pushed request) */
     const char *idp_hint;       /* kept for a pushed request */
+    const char *replaces;       /* hash (hex) of the browser's session a sign-in replaces */
 } mandate_pending;
 
 /* The authorization request's parameters in q (RFC 6749 §4.1.1, PKCE,
@@ -193,6 +194,17 @@ const char *mandate_signin_session_root(mandate_pool *pool, const char *id_hash_
 mandate_rc mandate_signin_end_session_grants(mandate_http_request *req,
                                              const unsigned char id_hash[32],
                                              uint64_t *revocations_r, mandate_error *err);
+
+/* After a sign-in opened a new session for (tenant, subject) in this
+ * browser: the sessions it replaces end, the one the authorization request
+ * noted (replaces: pending's, may be NULL; a SAML IdP's answer is a
+ * cross-site POST, which carries no SameSite=Lax cookie) and the one the
+ * callback's cookie names. What applications got through one ends with it
+ * when it was another person's; the same person keeps it. Audited as
+ * session.ended (reason replaced); a failure is logged (the sign-in
+ * stands, and the browser holds the new cookie only). */
+void mandate_signin_end_replaced(mandate_http_request *req, const char *replaces,
+                                 const char *tenant, const char *subject);
 
 /* Ends everything a user's sign-ins gave: their refresh families, the
  * access tokens issued from them (revoked at once, everywhere) and their

@@ -55,7 +55,10 @@ authorize_url() {
 # REQUEST_ID, RELAY
 start() { # [extra query]
     COOKIES=""
-    browse "$(authorize_url)${1:-}"
+    to_idp "$(authorize_url)${1:-}"
+}
+to_idp() { # URL: start's, in this browser
+    browse "$1"
     SSO_URL=$(location)
     REQUEST_XML=$(python3 -c 'import sys, zlib, base64, urllib.parse as u
 q = u.parse_qs(u.urlsplit(sys.argv[1]).query)
@@ -201,6 +204,26 @@ start "&max_age=300"
 answer
 post_acs "$SAML/acs-ok.b64"
 expect_eq "max_age=300 and a login 120 s old: the consent page" 200 "$(status)"
+# a new sign-in in this browser ends the session it replaces (review s33,
+# finding 5): here one whose login is made an hour old, which max_age=600
+# does not take; the IdP's answer is a cross-site POST, without the
+# SameSite=Lax session cookie: the authorization request noted the session
+sqlite3 -cmd ".timeout 5000" "$STATE/mandate.db" "UPDATE sessions SET authn_at = authn_at - 3600"
+OLD_BROWSER=$COOKIES
+to_idp "$(authorize_url)&max_age=600"
+expect_contains "an older login than max_age allows, in a signed-in browser: to the IdP" \
+    "https://idp.example.com/sso?SAMLRequest=" "$SSO_URL"
+answer
+COOKIES=$(printf '%s' "$COOKIES" | tr ';' '\n' | sed 's/^ //' | grep -v '^__Host-mandate-session=' |
+    paste -sd';' | sed 's/;/; /g')
+post_acs "$SAML/acs-ok.b64"
+expect_eq "  the ACS: the consent page" 200 "$(status)"
+COOKIES=$OLD_BROWSER
+browse "$(authorize_url)"
+expect_contains "  the replaced session's cookie no longer answers /authorize: the IdP" \
+    "https://idp.example.com/sso?SAMLRequest=" "$(location)"
+expect_contains "  audited session.ended" '"reason":"replaced"' \
+    "$(grep -h '"event":"session.ended"' "$STATE"/audit/*.jsonl | tail -n 1)"
 # the answer in another browser (no login cookie)
 start
 answer
