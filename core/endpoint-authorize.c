@@ -337,6 +337,7 @@ void mandate_endpoint_authorize(mandate_http_request *req, mandate_http_response
     const char *session_value;
     bool signed_in = mandate_signin_session(req, &session, &session_value, &err) == MANDATE_OK;
     if (signed_in && !p.force_login &&
+        mandate_signin_session_serves(&session, client.client_id) &&
         (p.max_age < 0 ||
          (session.authn_at > 0 && mandate_clock_now() - session.authn_at <= p.max_age))) {
         for (size_t i = 0; i < n; i++)

@@ -289,6 +289,11 @@ void mandate_signin_issue_code(mandate_http_request *req, mandate_http_response 
 mandate_rc mandate_signin_session(mandate_http_request *req, mandate_session *session_r,
                                   const char **value_r, mandate_error *err);
 
+/* Whether session may answer client_id's authorization requests: one an
+ * IdP-initiated sign-in opened ("idp_initiated" in its identity) only
+ * those of the client that sign-in was allowed for; any other. */
+bool mandate_signin_session_serves(const mandate_session *session, const char *client_id);
+
 /* A refresh token for a grant just issued from a sign-in (family, client,
  * user, what it may ask for): the token's text; NULL on a store failure
  * (logged). */

@@ -594,6 +594,15 @@ mandate_rc mandate_signin_session(mandate_http_request *req, mandate_session *se
     return MANDATE_OK;
 }
 
+bool mandate_signin_session_serves(const mandate_session *session, const char *client_id)
+{
+    json_t *identity = json_loads(session->identity ? session->identity : "{}", 0, NULL);
+    const char *only = json_string_value(json_object_get(identity, "idp_initiated"));
+    bool serves = only == NULL || strcmp(only, client_id) == 0;
+    json_decref(identity);
+    return serves;
+}
+
 /* --- after the user is known ---------------------------------------------- */
 
 static bool within(const char *want, const char *have)
