@@ -356,8 +356,9 @@ void mandate_endpoint_authorize(mandate_http_request *req, mandate_http_response
     size_t n = mandate_signin_idps(req->runtime, idps, labels, MAX_IDPS);
     mandate_session session;
     const char *session_value;
-    if (mandate_signin_session(req, &session, &session_value, &err) == MANDATE_OK &&
-        !p.force_login &&
+    bool signed_in = mandate_signin_session(req, &session, &session_value, &err) == MANDATE_OK;
+    if (signed_in && !p.force_login &&
+        mandate_signin_session_serves(&session, client.client_id) &&
         (p.max_age < 0 ||
          (session.authn_at > 0 && mandate_clock_now() - session.authn_at <= p.max_age))) {
         for (size_t i = 0; i < n; i++)
@@ -365,6 +366,13 @@ void mandate_endpoint_authorize(mandate_http_request *req, mandate_http_response
                 mandate_signin_continue(req, resp, &p, &client, &session, session_value);
                 return;
             }
+    }
+    /* a sign-in from here replaces that session: noted for the callback to
+     * end it (a SAML IdP's answer comes without the session cookie) */
+    if (signed_in) {
+        unsigned char h[32];
+        mandate_web_hash(session_value, h);
+        p.replaces = mandate_pool_hex(req->pool, h, sizeof(h));
     }
     if (p.prompt_none) {
         mandate_signin_refuse_unattended(req, resp, &p, &client, "login_required",

@@ -136,11 +136,13 @@ struct signin_writes {
 /* A browser session for the identity the IdP vouched for, as the mapping
  * rules made it (m): *session_r filled (its memory the request's), its
  * write and its single-logout record's added to writes, the cookie's
- * value in *value_r. */
+ * value in *value_r. only_client: an IdP-initiated sign-in's client, the
+ * one the session serves (mandate_signin_session_serves); NULL: any. */
 static mandate_rc new_session(mandate_http_request *req, const mandate_instance *in,
                               const mandate_identity *id, const mandate_mapping_result *m,
-                              mandate_session *session_r, const char **value_r,
-                              struct signin_writes *writes, mandate_error *err)
+                              const char *only_client, mandate_session *session_r,
+                              const char **value_r, struct signin_writes *writes,
+                              mandate_error *err)
 {
     const char *idp = in->conf->name;
     const mandate_config *cfg = mandate_runtime_config(req->runtime);
@@ -152,6 +154,8 @@ static mandate_rc new_session(mandate_http_request *req, const mandate_instance 
     json_t *attrs = json_loads(id->attributes ? id->attributes : "{}", 0, NULL);
     json_object_set_new(identity, "attributes", attrs != NULL ? attrs : json_object());
     mandate_signin_logout_note(in, id, identity);
+    if (only_client != NULL)
+        json_object_set_new(identity, "idp_initiated", json_string(only_client));
     char *identity_text = json_dumps(identity, JSON_COMPACT);
     json_decref(identity);
     int64_t now = mandate_clock_now();
@@ -208,7 +212,11 @@ static bool admit(mandate_http_request *req, mandate_http_response *resp, mandat
     if (!mandate_signin_map(req, resp, p, client, in->conf->name, id, m_r))
         return false;
     mandate_error err = {0};
-    if (new_session(req, in, id, m_r, session_r, value_r, writes, &err) != MANDATE_OK) {
+    /* an IdP-initiated sign-in (no client waits: no redirect URI) is
+     * allowed for one client: its session serves that client only */
+    const char *only_client = p->redirect_uri == NULL ? p->client_id : NULL;
+    if (new_session(req, in, id, m_r, only_client, session_r, value_r, writes, &err) !=
+        MANDATE_OK) {
         no_session(req, resp, p, &err);
         return false;
     }
@@ -317,6 +325,7 @@ static void unsolicited(mandate_http_request *req, mandate_http_response *resp,
     if (!admit(req, resp, &p, &client, in, &id, &m, &session, &value, &writes) ||
         !write_signin(req, resp, &p, &writes))
         return;
+    mandate_signin_end_replaced(req, NULL, m.tenant, m.subject);
     mandate_audit_event(
         "login.idp_initiated",
         json_pack("{s:s,s:o,s:s,s:o,s:s,s:s,s:s,s:s?,s:I}", "idp", idp, "entity_id",
@@ -455,6 +464,8 @@ static void callback(mandate_http_request *req, mandate_http_response *resp,
         writes.w[writes.n++] = step.consent_write;
     if (!write_signin(req, resp, &p, &writes))
         return;
+    /* not in the same write: a batch deletes no session (store ABI 1.8) */
+    mandate_signin_end_replaced(req, p.replaces, m.tenant, m.subject);
     mandate_audit_event("login.finished",
                         json_pack("{s:s,s:s,s:o,s:s,s:s,s:s,s:I}", "client_id", p.client_id,
                                   "idp", idp, "upstream_sub",

@@ -98,6 +98,7 @@ typedef struct mandate_pending {
     const char *dpop_jkt;       /* RFC 9449 §10: the code is bound to this key; may be NULL */
     bool prompt_none;           /* prompt=none (kept for a pushed request) */
     const char *idp_hint;       /* kept for a pushed request */
+    const char *replaces;       /* hash (hex) of the browser's session a sign-in replaces */
 } mandate_pending;
 
 /* The authorization request's parameters in q (RFC 6749 §4.1.1, PKCE,
@@ -194,6 +195,17 @@ mandate_rc mandate_signin_end_session_grants(mandate_http_request *req,
                                              const unsigned char id_hash[32],
                                              uint64_t *revocations_r, mandate_error *err);
 
+/* After a sign-in opened a new session for (tenant, subject) in this
+ * browser: the sessions it replaces end, the one the authorization request
+ * noted (replaces: pending's, may be NULL; a SAML IdP's answer is a
+ * cross-site POST, which carries no SameSite=Lax cookie) and the one the
+ * callback's cookie names. What applications got through one ends with it
+ * when it was another person's; the same person keeps it. Audited as
+ * session.ended (reason replaced); a failure is logged (the sign-in
+ * stands, and the browser holds the new cookie only). */
+void mandate_signin_end_replaced(mandate_http_request *req, const char *replaces,
+                                 const char *tenant, const char *subject);
+
 /* Ends everything a user's sign-ins gave: their refresh families, the
  * access tokens issued from them (revoked at once, everywhere) and their
  * browser sessions. Counts in the *_r (may be NULL): refresh tokens that
@@ -276,6 +288,11 @@ void mandate_signin_issue_code(mandate_http_request *req, mandate_http_response 
  * value in *value_r. MANDATE_NOT_FOUND otherwise. */
 mandate_rc mandate_signin_session(mandate_http_request *req, mandate_session *session_r,
                                   const char **value_r, mandate_error *err);
+
+/* Whether session may answer client_id's authorization requests: one an
+ * IdP-initiated sign-in opened ("idp_initiated" in its identity) only
+ * those of the client that sign-in was allowed for; any other. */
+bool mandate_signin_session_serves(const mandate_session *session, const char *client_id);
 
 /* A refresh token for a grant just issued from a sign-in (family, client,
  * user, what it may ask for): the token's text; NULL on a store failure

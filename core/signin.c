@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "audit-events-private.h"
 #include "client-documents-private.h"
 #include "clock-private.h"
@@ -253,6 +255,7 @@ static json_t *pending_json(const mandate_pending *p)
     PUT_STR(mapped);
     PUT_STR(dpop_jkt);
     PUT_STR(idp_hint);
+    PUT_STR(replaces);
 #undef PUT_STR
     json_object_set_new(o, "prompt_none", json_boolean(p->prompt_none));
     json_object_set_new(o, "force_login", json_boolean(p->force_login));
@@ -357,6 +360,7 @@ mandate_rc mandate_signin_pending_take(mandate_http_request *req, const char *ns
     p->mapped = get_str(req->pool, o, "mapped");
     p->dpop_jkt = get_str(req->pool, o, "dpop_jkt");
     p->idp_hint = get_str(req->pool, o, "idp_hint");
+    p->replaces = get_str(req->pool, o, "replaces");
     p->prompt_none = json_is_true(json_object_get(o, "prompt_none"));
     json_decref(o);
     if (p->client_id == NULL || p->redirect_uri == NULL || p->code_challenge == NULL)
@@ -595,6 +599,15 @@ mandate_rc mandate_signin_session(mandate_http_request *req, mandate_session *se
     return MANDATE_OK;
 }
 
+bool mandate_signin_session_serves(const mandate_session *session, const char *client_id)
+{
+    json_t *identity = json_loads(session->identity ? session->identity : "{}", 0, NULL);
+    const char *only = json_string_value(json_object_get(identity, "idp_initiated"));
+    bool serves = only == NULL || strcmp(only, client_id) == 0;
+    json_decref(identity);
+    return serves;
+}
+
 /* --- after the user is known ---------------------------------------------- */
 
 static bool within(const char *want, const char *have)
@@ -694,6 +707,57 @@ mandate_rc mandate_signin_end_session_grants(mandate_http_request *req,
     if (rc == MANDATE_OK)
         rc = mandate_store_revoke_descendants(store, root, revocations_r, err);
     return rc;
+}
+
+/* One session a sign-in replaces (its hash), if it is still there. */
+static void end_replaced_session(mandate_http_request *req, const unsigned char id_hash[32],
+                                 const char *tenant, const char *subject)
+{
+    const mandate_instance *store = mandate_runtime_store(req->runtime);
+    mandate_error err = {0};
+    mandate_session old;
+    mandate_rc rc =
+        mandate_store_session_get(store, req->pool, id_hash, 32, mandate_clock_now(), &old, &err);
+    if (rc == MANDATE_OK)
+        rc = mandate_store_session_delete(store, id_hash, 32, &err);
+    if (rc == MANDATE_NOT_FOUND) /* ended already: a logout, its lifetime */
+        return;
+    if (rc != MANDATE_OK) {
+        log_error("the session a sign-in replaces cannot be ended: %s", err.message);
+        return;
+    }
+    /* the same person signing in again (prompt=login, max_age) keeps what
+     * applications got through the old session; another person's grants
+     * must not outlive what looked to them like being signed out */
+    bool same_person = old.tenant != NULL && old.subject != NULL &&
+                       strcmp(old.tenant, tenant) == 0 && strcmp(old.subject, subject) == 0;
+    uint64_t revoked = 0;
+    if (!same_person && mandate_signin_end_session_grants(req, id_hash, &revoked, &err) !=
+                            MANDATE_OK)
+        log_error("the tokens of a replaced session cannot be revoked: %s", err.message);
+    mandate_audit_event("session.ended",
+                        json_pack("{s:s?,s:s?,s:s,s:I}", "sub", old.subject, "idp", old.idp,
+                                  "reason", "replaced", "revocations", (json_int_t)revoked));
+    log_info("the session of %s is replaced by a sign-in of %s", old.subject ? old.subject : "-",
+             subject);
+}
+
+void mandate_signin_end_replaced(mandate_http_request *req, const char *replaces,
+                                 const char *tenant, const char *subject)
+{
+    unsigned char noted[32], current[32];
+    size_t len = 0;
+    bool has_noted = replaces != NULL &&
+                     OPENSSL_hexstr2buf_ex(noted, sizeof(noted), &len, replaces, '\0') == 1 &&
+                     len == sizeof(noted);
+    if (has_noted)
+        end_replaced_session(req, noted, tenant, subject);
+    const char *cookie = mandate_web_cookie(req, MANDATE_SESSION_COOKIE);
+    if (cookie == NULL || strlen(cookie) > 128)
+        return;
+    mandate_web_hash(cookie, current);
+    if (!has_noted || memcmp(noted, current, sizeof(current)) != 0)
+        end_replaced_session(req, current, tenant, subject);
 }
 
 /* signin.code_lifetime's bound: how long before a user's revocation a

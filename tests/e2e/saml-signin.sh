@@ -47,15 +47,18 @@ query_param() { # URL NAME: percent-decoded
     python3 -c 'import sys, urllib.parse as u; q = u.parse_qs(u.urlsplit(sys.argv[1]).query); print(q.get(sys.argv[2], [""])[0])' "$1" "$2"
 }
 enc() { python3 -c 'import sys, urllib.parse as u; print(u.quote(sys.argv[1], safe=""))' "$1"; }
-authorize_url() {
-    printf '%s/oauth2/authorize?response_type=code&client_id=mcp-app&redirect_uri=%s&scope=mcp:call&state=st-9&code_challenge=%s&code_challenge_method=S256&resource=%s' \
-        "$BASE" "$(enc "$REDIRECT")" "$CHALLENGE" "$(enc "$MARKET")"
+authorize_url() { # for $CLIENT_ID (default mcp-app)
+    printf '%s/oauth2/authorize?response_type=code&client_id=%s&redirect_uri=%s&scope=mcp:call&state=st-9&code_challenge=%s&code_challenge_method=S256&resource=%s' \
+        "$BASE" "${CLIENT_ID:-mcp-app}" "$(enc "$REDIRECT")" "$CHALLENGE" "$(enc "$MARKET")"
 }
 # start: the authorization request, to the IdP; sets SSO_URL, REQUEST_XML,
 # REQUEST_ID, RELAY
 start() { # [extra query]
     COOKIES=""
-    browse "$(authorize_url)${1:-}"
+    to_idp "$(authorize_url)${1:-}"
+}
+to_idp() { # URL: start's, in this browser
+    browse "$1"
     SSO_URL=$(location)
     REQUEST_XML=$(python3 -c 'import sys, zlib, base64, urllib.parse as u
 q = u.parse_qs(u.urlsplit(sys.argv[1]).query)
@@ -68,6 +71,12 @@ answer() {
     ONLY_ACS=1 KEEP_KEYS=1 REQUEST_ID=$REQUEST_ID ACS_URL=$ACS ACS_ROLE=${1:-FinancialAdvisor} \
         bash "$SRCDIR/tests/saml/make-assertions.sh" "$SAML" "$(date +%s)" >"$TMP/make.log" 2>&1 ||
         { cat "$TMP/make.log"; fail "make-assertions.sh for $REQUEST_ID"; }
+}
+# without_session_cookie: the browser's cookies as a cross-site POST carries
+# them (the session cookie is SameSite=Lax)
+without_session_cookie() {
+    COOKIES=$(printf '%s' "$COOKIES" | tr ';' '\n' | sed 's/^ //' | grep -v '^__Host-mandate-session=' |
+        paste -sd';' | sed 's/;/; /g')
 }
 post_acs() { # FILE [RELAYSTATE]: the HTTP-POST binding, as the browser's auto-submitted form
     browse "$ACS" --data-urlencode "SAMLResponse@$1" --data-urlencode "RelayState=${2-$RELAY}"
@@ -201,6 +210,25 @@ start "&max_age=300"
 answer
 post_acs "$SAML/acs-ok.b64"
 expect_eq "max_age=300 and a login 120 s old: the consent page" 200 "$(status)"
+# a new sign-in in this browser ends the session it replaces (review s33,
+# finding 5): here one whose login is made an hour old, which max_age=600
+# does not take; the IdP's answer is a cross-site POST, without the
+# SameSite=Lax session cookie: the authorization request noted the session
+sqlite3 -cmd ".timeout 5000" "$STATE/mandate.db" "UPDATE sessions SET authn_at = authn_at - 3600"
+OLD_BROWSER=$COOKIES
+to_idp "$(authorize_url)&max_age=600"
+expect_contains "an older login than max_age allows, in a signed-in browser: to the IdP" \
+    "https://idp.example.com/sso?SAMLRequest=" "$SSO_URL"
+answer
+without_session_cookie
+post_acs "$SAML/acs-ok.b64"
+expect_eq "  the ACS: the consent page" 200 "$(status)"
+COOKIES=$OLD_BROWSER
+browse "$(authorize_url)"
+expect_contains "  the replaced session's cookie no longer answers /authorize: the IdP" \
+    "https://idp.example.com/sso?SAMLRequest=" "$(location)"
+expect_contains "  audited session.ended" '"reason":"replaced"' \
+    "$(grep -h '"event":"session.ended"' "$STATE"/audit/*.jsonl | tail -n 1)"
 # the answer in another browser (no login cookie)
 start
 answer
@@ -463,6 +491,32 @@ browse "$(authorize_url)"
 CB=$(location)
 expect_eq "  then /authorize: straight to the client with a code" "$REDIRECT" "${CB%%\?*}"
 check "    a code, no IdP" test -n "$(query_param "$CB" code)"
+
+# the session an IdP-initiated sign-in opens is for that client only (review
+# s33, finding 4): another client's /authorize goes to the IdP as without one
+PLANTED=$COOKIES
+expect_eq "  its code redeemed" 200 "$(redeem "$(query_param "$CB" code)")"
+PLANTED_REFRESH=$(json_get "$(cat "$TMP/t")" refresh_token)
+"${CTL[@]}" client create other-app --public --redirect-uri "$REDIRECT" \
+    --grant-type authorization_code --scope "mcp:call" --audience "$MARKET" >/dev/null 2>&1
+CLIENT_ID=other-app
+browse "$(authorize_url)&prompt=none"
+expect_eq "an IdP-initiated session, another client's prompt=none: login_required" login_required \
+    "$(query_param "$(location)" error)"
+to_idp "$(authorize_url)"
+expect_contains "  its /authorize: to the IdP, not the consent page" "https://idp.example.com/sso?SAMLRequest=" \
+    "$SSO_URL"
+# the sign-in that follows replaces the planted session (finding 5): its
+# answer is a cross-site POST, which carries no SameSite=Lax session cookie
+answer
+without_session_cookie
+post_acs "$SAML/acs-ok.b64"
+expect_eq "  the ACS: the consent page for other-app" 200 "$(status)"
+CLIENT_ID=mcp-app
+COOKIES=$PLANTED
+check "  the planted session no longer answers mcp-app's /authorize" asks_idp
+expect_contains "  audited session.ended" '"reason":"replaced"' "$(audit_last session.ended)"
+expect_eq "  the same person: what mcp-app got through it is kept" 200 "$(refresh "$PLANTED_REFRESH")"
 
 check "the daemon survived every one" kill -0 "$DAEMON_PID"
 check "no SAMLResponse or cookie in the trail" \

@@ -433,6 +433,54 @@ expect_contains "signed out" "signed out" "$(cat "$TMP/b")"
 browse "$(authorize_url)"
 expect_contains "after logout, the IdP again" "/login/backend-corp/callback" "$(location)"
 
+# --- a sign-in ends the session it replaces (review s33, finding 5) -------------------------
+# sign_in HINT [QUERY]: a sign-in in this browser through consent; its code in $SIGNED_IN
+# (not a command substitution: the browser's cookies must stay)
+sign_in() {
+    browse "$(authorize_url "&login_hint=$1${2:-}")"
+    browse "$(location)"
+    if [ "$(status)" = 200 ]; then
+        browse "$BASE/consent" -d "handle=$(form_value handle)" -d "csrf=$(form_value csrf)" \
+            -d decision=allow
+    fi
+    SIGNED_IN=$(query_param "$(location)" code)
+}
+redeemed_refresh() { # CODE: its refresh token
+    token -d grant_type=authorization_code -d client_id=mcp-app -d "code=$1" \
+        -d "code_verifier=$VERIFIER" -d "redirect_uri=$REDIRECT" >/dev/null
+    json_get "$(cat "$TMP/t")" refresh_token
+}
+COOKIES=""
+sign_in alice
+RA=$(redeemed_refresh "$SIGNED_IN")
+check "alice signs in and holds a refresh token" test -n "$RA"
+ALICE_BROWSER=$COOKIES
+browse "$(authorize_url)"
+expect_contains "  her session answers /authorize: a code" "$REDIRECT?code=" "$(location)"
+sign_in bob "&prompt=login"
+check "  bob signs in over her session in the same browser (prompt=login)" test -n "$SIGNED_IN"
+COOKIES=$ALICE_BROWSER
+browse "$(authorize_url)"
+expect_contains "  alice's old session cookie no longer answers /authorize: the IdP" \
+    "/login/backend-corp/callback" "$(location)"
+expect_eq "  and what it gave another person ended with it: her refresh token" 400 \
+    "$(token -d grant_type=refresh_token -d client_id=mcp-app -d "refresh_token=$RA")"
+ended=$(grep -h '"event":"session.ended"' "$STATE"/audit/*.jsonl | tail -n 1)
+expect_contains "  audited session.ended" '"reason":"replaced"' "$ended"
+expect_contains "  for alice's session" '"sub":"advisor-alice"' "$ended"
+COOKIES=""
+sign_in alice
+RA=$(redeemed_refresh "$SIGNED_IN")
+ALICE_BROWSER=$COOKIES
+sign_in alice "&prompt=login"
+check "alice signs in again over her own session (prompt=login)" test -n "$SIGNED_IN"
+COOKIES=$ALICE_BROWSER
+browse "$(authorize_url)"
+expect_contains "  her old session cookie no longer answers /authorize" \
+    "/login/backend-corp/callback" "$(location)"
+expect_eq "  but the same person keeps what applications got: her refresh token" 200 \
+    "$(token -d grant_type=refresh_token -d client_id=mcp-app -d "refresh_token=$RA")"
+
 # --- a user the IdP changed, and an admin's revocation -------------------------------------
 family_of() { # login_hint: a fresh sign-in's refresh token
     COOKIES=""
