@@ -23,8 +23,8 @@
 #include "oauth-private.h"
 #include "pool-private.h"
 #include "runtime-private.h"
-#include "text-encoding.h"
 #include "signin-private.h"
+#include "text-encoding.h"
 #include "web-private.h"
 #include "word-list.h"
 
@@ -231,10 +231,9 @@ static void issue(mandate_http_request *req, mandate_http_response *resp,
 }
 
 /* The client of a sign-in grant (public by client_id, or authenticated),
- * within its rate; false: refused and answered. */
-/* The client, within its rate, and the hash of the code or refresh token
- * it presents (the form's parameter name, at most max_len bytes). false:
- * refused and answered. */
+ * within its rate, and the hash of the code or refresh token it presents
+ * (the form's parameter name, at most max_len bytes). false: refused and
+ * answered. */
 static bool client_presents(mandate_http_request *req, mandate_http_response *resp,
                             const mandate_form *form, const char *grant_type, const char *name,
                             size_t max_len, mandate_client *client_r, unsigned char hash_r[32])
