@@ -149,6 +149,29 @@ wait_for_log() { # FILE TEXT [COUNT]: until TEXT is in FILE COUNT times (default
     return 1
 }
 
+# free_port: a loopback port nobody listens on, for a server that is told its
+# port before it starts (nginx, Apache, an IdP registered with the broker's
+# URL). It is taken outside the kernel's ephemeral range, which bind(0) and
+# outgoing connections draw from: tests running in parallel start daemons on
+# port 0, and one of them could otherwise take the port between this answer
+# and the server's bind (seen as a 404 from the wrong server).
+free_port() {
+    perl -MIO::Socket::INET -e '
+        my ($low, $high) = (32768, 60999);
+        if (open my $range, "<", "/proc/sys/net/ipv4/ip_local_port_range") {
+            ($low, $high) = split " ", scalar <$range>;
+        }
+        my ($from, $to) = $low > 12000 ? (10000, $low - 1) : ($high + 1, 65535);
+        for (1 .. 500) {
+            my $port = $from + int rand($to - $from + 1);
+            IO::Socket::INET->new(Listen => 1, LocalAddr => "127.0.0.1:$port", ReuseAddr => 1)
+                or next;
+            print "$port\n";
+            exit 0;
+        }
+        die "free_port: no free port in $from-$to\n";'
+}
+
 # listening_port FILE PID: the port a test server says it listens on (its
 # line "listening PORT" in FILE), waited for up to 10 s while PID lives;
 # returns 1 (printing nothing) when it never says it.

@@ -262,7 +262,6 @@ expect_eq "  the rotated refresh token is bound too" 400 "$(GRANT=refresh_token 
     --data-urlencode "refresh_token=$NEXT")"
 
 # --- (b) nginx in front, forwarding the certificate ---------------------------------------
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 GW_PORT=$(free_port)
 GW="https://127.0.0.1:$GW_PORT"
 NGX="$TMP/nginx"

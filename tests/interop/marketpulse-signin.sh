@@ -22,9 +22,6 @@ fi
 . "$SRCDIR/tests/interop/npm.sh"
 command -v nginx >/dev/null 2>&1 || fatal "nginx is needed (Debian: apt-get install nginx-light)"
 npm_copy signin-browser.mjs signin-marketpulse.mjs
-free_port() {
-    node -e 'const s = require("net").createServer().listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); })'
-}
 
 # --- what the READMEs tell people to run -------------------------------------------------
 CMD="bash examples/marketpulse/run --signin demo"

@@ -8,9 +8,6 @@
 command -v nginx >/dev/null 2>&1 || fatal "nginx is needed (Debian: apt-get install nginx-light)"
 TOOL="$BUILDDIR/examples/marketpulse/market-calendar"
 [ -x "$TOOL" ] || fatal "$TOOL is not built"
-free_port() {
-    node -e 'const s = require("net").createServer().listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); })'
-}
 AUD=https://mcp.example/market-calendar
 GW_PORT=$(free_port)
 GW="http://127.0.0.1:$GW_PORT"

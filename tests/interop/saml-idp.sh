@@ -31,10 +31,6 @@ command -v php >/dev/null 2>&1 || { echo "SKIP: no php (Debian: apt-get install 
     { echo "SKIP: no SimpleSAMLphp in $SSP_ROOT (Debian: apt-get install simplesamlphp)"; exit 77; }
 SSP_PID=""
 
-declare -F free_port >/dev/null || free_port() {
-    node -e 'const s = require("net").createServer().listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); })'
-}
-
 ssp_start() {
     local validate=false port i
     [ "${1:-}" = --validate-authnrequest ] && validate=true
