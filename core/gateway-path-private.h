@@ -36,7 +36,10 @@ typedef struct mandate_target {
  *     '#', a '\', a ';', an empty segment ("//"); a bad percent-escape; an
  *     escape of '/', '\', '%', ';', '?', '#', NUL or a control character;
  *     an encoded dot-segment ("%2e", ".%2E", ...); invalid UTF-8 once
- *     decoded; a ".." that climbs above the root;
+ *     decoded; a segment that ends in '.' or ' ' once decoded (but for
+ *     the dot-segments); a decoded path that Unicode NFKC normalisation
+ *     changes (a fullwidth dot, a no-break space); a ".." that climbs
+ *     above the root;
  *   - what is left is percent-decoded once and its dot-segments removed
  *     (RFC 3986 §5.2.4). Letter case and a trailing slash are kept.
  * On success *path_r (pool memory) is the normalised path: it begins with

@@ -9,11 +9,17 @@
  * for "/" and overlong UTF-8 for '.', a proxy or framework may decode "%25"
  * a second time. Where the readings could differ the request is refused
  * (400, audited), as Spring Security's StrictHttpFirewall does; no client
- * that calls a tool server needs any of it. What is left has one meaning,
- * RFC 3986's: decoded once, dot-segments removed (§5.2.4). */
+ * that calls a tool server needs any of it. Two readings come from outside
+ * URLs: Windows file mapping (IIS) drops a name's trailing dots and spaces
+ * ("admin." is "admin"), and some frameworks apply Unicode compatibility
+ * normalisation (a fullwidth full stop U+FF0E becomes '.'). What is left
+ * has one meaning, RFC 3986's: decoded once, dot-segments removed (§5.2.4). */
 #include "config.h"
 
+#include <stdlib.h>
 #include <string.h>
+
+#include <uninorm.h>
 
 #include "form-private.h"
 #include "gateway-path-private.h"
@@ -120,6 +126,41 @@ static const char *raw_refused(const char *p, size_t len)
     return NULL;
 }
 
+/* Checks the decoded path d (its raw form passed raw_refused, so its
+ * segments are the raw path's) for what a server may read as another name;
+ * NULL when nothing is. */
+static const char *decoded_refused(const char *d)
+{
+    bool ascii = true;
+    for (const char *segment = d + 1;;) {
+        const char *end = strchrnul(segment, '/');
+        size_t len = (size_t)(end - segment);
+        bool dot_segment = (len == 1 && segment[0] == '.') ||
+                           (len == 2 && segment[0] == '.' && segment[1] == '.');
+        if (len > 0 && !dot_segment && (end[-1] == '.' || end[-1] == ' '))
+            return "a segment that ends in a dot or a space: Windows servers (IIS) drop them and "
+                   "read another name";
+        for (const char *c = segment; c < end; c++)
+            ascii = ascii && (unsigned char)*c < 0x80;
+        if (*end == '\0')
+            break;
+        segment = end + 1;
+    }
+    if (ascii)
+        return NULL;
+    /* libunistring's NFKC (the runtime library comes with libcurl's IDN
+     * support): a path it leaves alone holds no compatibility character */
+    size_t len = strlen(d), nfkc_len = 0;
+    uint8_t *nfkc = u8_normalize(UNINORM_NFKC, (const uint8_t *)d, len, NULL, &nfkc_len);
+    if (nfkc == NULL)
+        return "a path that Unicode normalisation cannot read";
+    bool same = nfkc_len == len && memcmp(nfkc, d, len) == 0;
+    free(nfkc);
+    return same ? NULL
+                : "a character that Unicode compatibility normalisation (NFKC) changes, such as "
+                  "a fullwidth dot: some frameworks normalise it and read another path";
+}
+
 /* RFC 3986 §5.2.4 for an absolute path without empty segments, in place:
  * out may be in. false when a ".." would climb above the root: RFC 3986
  * drops it, but a server that maps the path into a folder or below a mount
@@ -184,6 +225,9 @@ bool mandate_gateway_path_normalise(mandate_pool *pool, const char *raw, size_t 
         *why_r = "invalid UTF-8 or a control character once decoded";
         return false;
     }
+    *why_r = decoded_refused(decoded);
+    if (*why_r != NULL)
+        return false;
     /* decoding adds no '/' and no dot-segment (both refused when encoded),
      * so the decoded path has the raw path's segments */
     if (!remove_dot_segments(decoded, strlen(decoded), decoded)) {

@@ -131,11 +131,14 @@ static const routed_row routed[] = {
     {"/.", "-", "/"},
     {"/mcp/..", "-", "/"},
     /* encoded dots: a dot in a name is a dot */
-    {"/mcp/public/%2e%2e%2e", "public", "/mcp/public/..."},
     {"/mcp/public/a%2eb", "public", "/mcp/public/a.b"},
     /* other encodings: decoded once */
     {"/mcp/p%75blic/x", "public", "/mcp/public/x"},
     {"/mcp/%61dmin", "admin", "/mcp/admin"},
+    /* text that NFKC leaves alone (NFC) is a name like any other */
+    {"/mcp/public/caf%C3%A9", "public", "/mcp/public/caf\xc3\xa9"},
+    {"/mcp/public/a.b", "public", "/mcp/public/a.b"},
+    {"/mcp/public/a%20b", "public", "/mcp/public/a b"},
     {"/mcp/public/a%20b", "public", "/mcp/public/a b"},
     {"/mcp/public/caf%C3%A9", "public", "/mcp/public/caf\xc3\xa9"},
     /* letter case: matched exactly (the refused rows below differ only in case
@@ -187,6 +190,23 @@ static const refused_row refused[] = {
     {"/mcp/public/%2?x", 0, "bad percent"},
     {"/mcp/public/%c0%ae%c0%ae/admin", 0, "UTF-8"},
     {"/mcp/public/%80", 0, "UTF-8"},
+    /* a name's trailing dots and spaces, dropped by Windows file mapping
+     * (IIS): "admin." is "admin" there (review s35, finding 6) */
+    {"/mcp/admin.", 0, "ends in a dot or a space"},
+    {"/mcp/admin%2e", 0, "ends in a dot or a space"},
+    {"/mcp/admin%2E/tool", 0, "ends in a dot or a space"},
+    {"/mcp/admin./tool", 0, "ends in a dot or a space"},
+    {"/mcp/admin%20", 0, "ends in a dot or a space"},
+    {"/mcp/admin%20/tool", 0, "ends in a dot or a space"},
+    {"/mcp/public/...", 0, "ends in a dot or a space"},
+    /* "..." was a plain name until then: Windows reads it as "." */
+    {"/mcp/public/%2e%2e%2e", 0, "ends in a dot or a space"},
+    /* compatibility characters, which NFKC turns into others: a fullwidth
+     * full stop (U+FF0E) is '.', a no-break space a space */
+    {"/mcp/admin%ef%bc%8e", 0, "NFKC"},
+    {"/mcp/public/%ef%bc%8e%ef%bc%8e/admin", 0, "NFKC"},
+    {"/mcp/public/a%c2%a0b", 0, "NFKC"},
+    {"/mcp/%ef%bd%81dmin", 0, "NFKC"},
     /* ';' parameters: Tomcat and Spring cut them, and read "..;" as ".." */
     {"/mcp/public;x=1/../admin/tool", 0, "';'"},
     {"/mcp/public/..;/admin/tool", 0, "';'"},

@@ -182,6 +182,15 @@ refused both  /mcp/public%00/../admin
 refused both  /mcp/public/%zz
 refused both  /mcp/public/%2
 refused both  /mcp/public/%c0%ae%c0%ae/admin
+# trailing dots and spaces (IIS drops them: "admin." is "admin") and characters that
+# Unicode NFKC turns into others (a fullwidth full stop is '.'): review s35, finding 6
+refused both  /mcp/admin.
+refused both  /mcp/admin%2e
+refused both  /mcp/admin%20
+refused both  /mcp/admin./tool
+refused both  /mcp/admin%ef%bc%8e
+refused both  /mcp/%ef%bc%8e%ef%bc%8e/mcp/admin
+public  both  /mcp/public/caf%C3%A9
 # ';' parameters (Tomcat and Spring drop them per segment, "..;" is "..")
 refused both  /mcp/public;x=1/../admin/tool
 refused both  /mcp/public/..;/admin/tool
