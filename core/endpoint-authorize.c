@@ -326,7 +326,7 @@ void mandate_endpoint_authorize(mandate_http_request *req, mandate_http_response
         !mandate_client_limits_take(req, MANDATE_EP_AUTHORIZE,
                                     mandate_pool_printf(req->pool, "%s from %s",
                                                         client.client_id,
-                                                        mandate_request_peer(req)),
+                                                        mandate_request_limit_key(req)),
                                     &client, &retry_after)) {
         refuse_page(req, resp, 429, client.client_id, "Too many requests",
                     "Too many sign-ins at this application came from your address. Wait a "
