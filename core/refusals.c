@@ -228,10 +228,10 @@ mandate_refusal_verdict mandate_refusal_record(mandate_http_request *req, const 
     struct timespec wall;
     clock_gettime(CLOCK_MONOTONIC, &wall);
     int64_t now_us = (int64_t)wall.tv_sec * 1000000 + wall.tv_nsec / 1000;
-    bool within =
-        cfg->rate_refusals <= 0 ||
-        mandate_ratelimit_take(R.budget, mandate_request_limit_key(req), (double)cfg->rate_refusals,
-                               (double)cfg->rate_refusals_burst, now_us, &retry_after);
+    bool within = cfg->rate_refusals <= 0 ||
+                  mandate_ratelimit_take(
+                      R.budget, mandate_request_limit_key(req), (double)cfg->rate_refusals,
+                      (double)cfg->rate_refusals_burst, now_us, &retry_after);
 
     /* what makes two refusals the same */
     json_t *sample = json_deep_copy(fields);
