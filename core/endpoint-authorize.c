@@ -327,22 +327,22 @@ void mandate_endpoint_authorize(mandate_http_request *req, mandate_http_response
      * the request yet */
     unsigned retry_after;
     const char *over = NULL;
-    if (request_uri == NULL) {
-        const char *from = mandate_request_limit_key(req);
-        /* not redirected at once: registered_by "document" or "registration" */
-        bool self_described = !mandate_signin_redirect_at_once(req->pool, &client);
-        if (!mandate_client_limits_take(
-                req, MANDATE_EP_AUTHORIZE,
-                mandate_pool_printf(req->pool, "%s from %s", client.client_id, from), &client,
-                &retry_after))
-            over = "rate limit: sign-ins started from this address at this client";
-        else if (self_described &&
-                 !mandate_client_limits_take(req, MANDATE_EP_AUTHORIZE,
-                                             mandate_pool_printf(req->pool, "* from %s", from),
-                                             NULL, &retry_after))
-            over = "rate limit: sign-ins started from this address at clients that described "
-                   "themselves";
-    }
+    const char *from = mandate_request_limit_key(req);
+    /* not redirected at once: registered_by "document" or "registration" */
+    bool self_described = !mandate_signin_redirect_at_once(req->pool, &client);
+    if (request_uri == NULL &&
+        !mandate_client_limits_take(
+            req, MANDATE_EP_AUTHORIZE,
+            mandate_pool_printf(req->pool, "%s from %s", client.client_id, from), &client,
+            &retry_after))
+        over = "rate limit: sign-ins started from this address at this client";
+    /* a pushed request too: its push was held per client only */
+    else if (self_described &&
+             !mandate_client_limits_take(req, MANDATE_EP_AUTHORIZE,
+                                         mandate_pool_printf(req->pool, "* from %s", from), NULL,
+                                         &retry_after))
+        over = "rate limit: sign-ins started from this address at clients that described "
+               "themselves";
     if (over != NULL) {
         refuse_page(req, resp, 429, client.client_id, "Too many requests",
                     "Too many sign-ins at this application came from your address. Wait a "
