@@ -320,18 +320,34 @@ void mandate_endpoint_authorize(mandate_http_request *req, mandate_http_response
     /* anyone can start a sign-in at a public client, and each start is kept
      * (signin.pending_lifetime) and audited: held, per address, to the
      * client's token endpoint allowance, as its pushes are (endpoint-par.c);
-     * a page, not a redirect: nobody vouches for the request yet */
+     * and since anyone can make new clients (a document URL, a
+     * registration), the starts at all the clients that described
+     * themselves are held, per address, to the default allowance as well
+     * (review s35, finding 4). A page, not a redirect: nobody vouches for
+     * the request yet */
     unsigned retry_after;
+    const char *over = NULL;
+    const char *from = mandate_request_limit_key(req);
+    /* not redirected at once: registered_by "document" or "registration" */
+    bool self_described = !mandate_signin_redirect_at_once(req->pool, &client);
     if (request_uri == NULL &&
-        !mandate_client_limits_take(req, MANDATE_EP_AUTHORIZE,
-                                    mandate_pool_printf(req->pool, "%s from %s",
-                                                        client.client_id,
-                                                        mandate_request_peer(req)),
-                                    &client, &retry_after)) {
+        !mandate_client_limits_take(
+            req, MANDATE_EP_AUTHORIZE,
+            mandate_pool_printf(req->pool, "%s from %s", client.client_id, from), &client,
+            &retry_after))
+        over = "rate limit: sign-ins started from this address at this client";
+    /* a pushed request too: its push was held per client only */
+    else if (self_described &&
+             !mandate_client_limits_take(req, MANDATE_EP_AUTHORIZE,
+                                         mandate_pool_printf(req->pool, "* from %s", from), NULL,
+                                         &retry_after))
+        over = "rate limit: sign-ins started from this address at clients that described "
+               "themselves";
+    if (over != NULL) {
         refuse_page(req, resp, 429, client.client_id, "Too many requests",
                     "Too many sign-ins at this application came from your address. Wait a "
                     "little and try again.",
-                    "rate limit: sign-ins started from this address at this client");
+                    over);
         mandate_http_response_header(resp, "Retry-After",
                                      mandate_pool_printf(req->pool, "%u", retry_after));
         return;

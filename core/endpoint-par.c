@@ -63,7 +63,9 @@ void mandate_endpoint_par(mandate_http_request *req, mandate_http_response *resp
         return;
     }
     /* a public client is named by anyone: the pushes of one client, kept
-     * for a minute each, are held to its token endpoint allowance */
+     * for a minute each, are held to its token endpoint allowance (per
+     * address when it did not authenticate, so one address spends only
+     * its own share) */
     if (!mandate_oauth_within_rate(req, resp, PAR_REFUSED, &client, NULL))
         return;
     const char *client_id = mandate_form_get(&form, "client_id");

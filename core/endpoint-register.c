@@ -175,7 +175,8 @@ static void rate_init(void)
     rate_table = mandate_ratelimit_new(RATE_BUCKETS);
 }
 
-/* registration.rate registrations an hour from one address, all at once
+/* registration.rate registrations an hour from one address (an IPv6 one's
+ * /64), all at once
  * if it likes (the burst is the hour's). */
 static bool within_rate(mandate_http_request *req, unsigned *retry_after_r)
 {
@@ -186,7 +187,7 @@ static bool within_rate(mandate_http_request *req, unsigned *retry_after_r)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     int64_t now_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-    return mandate_ratelimit_take(rate_table, mandate_request_peer(req),
+    return mandate_ratelimit_take(rate_table, mandate_request_limit_key(req),
                                   (double)per_hour / 3600.0, (double)per_hour, now_us,
                                   retry_after_r);
 }

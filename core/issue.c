@@ -311,10 +311,17 @@ bool mandate_oauth_within_rate(mandate_http_request *req, mandate_http_response 
                                const char *event, const mandate_client *client,
                                const char *grant_type)
 {
-    /* after authentication: nobody can spend another client's allowance */
+    /* after authentication: nobody can spend another client's allowance.
+     * A client that did not authenticate (a public one: its client_id
+     * alone) is named by anyone, so its allowance is counted per address
+     * (review s35, finding 1): junk from one address does not hold its
+     * users elsewhere, as with its sign-in starts (endpoint-authorize.c) */
+    const char *bucket = req->client_auth_method != NULL
+                             ? client->client_id
+                             : mandate_pool_printf(req->pool, "%s from %s", client->client_id,
+                                                   mandate_request_limit_key(req));
     unsigned retry_after;
-    if (mandate_client_limits_take(req, MANDATE_EP_TOKEN, client->client_id, client,
-                                   &retry_after))
+    if (mandate_client_limits_take(req, MANDATE_EP_TOKEN, bucket, client, &retry_after))
         return mandate_dpop_request_claim(req, resp, event, grant_type, client->client_id);
     json_t *fields =
         json_pack("{s:s?,s:s,s:s,s:s,s:i,s:i}", "grant_type", grant_type, "client_id",

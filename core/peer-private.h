@@ -25,4 +25,10 @@ bool mandate_peer_trusted(const struct sockaddr *peer, char *const *trusted);
 void mandate_peer_resolve(const struct sockaddr *peer, const char *forwarded_for,
                           char *const *trusted, char out[MANDATE_PEER_MAX]);
 
+/* What a limit per address counts an address (text, as mandate_peer_resolve
+ * gives it) as: an IPv4 address itself (::ffff:a.b.c.d too), an IPv6
+ * address by its /64 ("2001:db8:1:2::/64", its zone dropped), anything
+ * else ("local") as it is. */
+void mandate_peer_limit_key(const char *address, char out[MANDATE_PEER_MAX]);
+
 #endif

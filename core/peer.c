@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,6 +14,9 @@
 typedef struct ip {
     unsigned char bytes[16]; /* IPv4 as ::ffff:a.b.c.d */
 } ip;
+
+/* the first 12 bytes of an IPv4 address kept as IPv6 */
+static const unsigned char v4_mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
 static void ip_v4(ip *out, const void *in4)
 {
@@ -40,8 +44,7 @@ static bool ip_parse(const char *text, size_t len, ip *out)
 
 static void ip_text(const ip *a, char out[MANDATE_PEER_MAX])
 {
-    static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    const char *ok = memcmp(a->bytes, mapped, 12) == 0
+    const char *ok = memcmp(a->bytes, v4_mapped, 12) == 0
                          ? inet_ntop(AF_INET, a->bytes + 12, out, MANDATE_PEER_MAX)
                          : inet_ntop(AF_INET6, a->bytes, out, MANDATE_PEER_MAX);
     if (ok == NULL)
@@ -154,4 +157,24 @@ void mandate_peer_resolve(const struct sockaddr *peer, const char *forwarded_for
         }
     }
     ip_text(&at, out);
+}
+
+void mandate_peer_limit_key(const char *address, char out[MANDATE_PEER_MAX])
+{
+    /* a zone names the interface it came in on, not another host */
+    ip at;
+    if (!ip_parse(address, strcspn(address, "%"), &at)) {
+        snprintf(out, MANDATE_PEER_MAX, "%s", address);
+        return;
+    }
+    if (memcmp(at.bytes, v4_mapped, 12) == 0) {
+        ip_text(&at, out);
+        return;
+    }
+    /* one host holds a whole /64 (RFC 4291 interface identifiers, SLAAC,
+     * any VPS): the interface half names no one */
+    memset(at.bytes + 8, 0, 8);
+    ip_text(&at, out);
+    size_t len = strlen(out);
+    snprintf(out + len, MANDATE_PEER_MAX - len, "/64");
 }

@@ -5,7 +5,7 @@
  * cannot be written, turn every grant into a 503. So:
  *
  * - A budget per peer address (the socket's, or that of the client
- *   behind a trusted proxy): rate_limit.refusal_rate refused
+ *   behind a trusted proxy; an IPv6 one's /64): rate_limit.refusal_rate refused
  *   requests a second, refusal_burst at once. Only refusals spend it: an
  *   address over it still gets every request that succeeds (many agents
  *   share one NAT or gateway), and its refusals are answered 429 with
@@ -40,6 +40,9 @@
 /* The address the request comes from: the socket's peer, or the client
  * behind a trusted proxy (server.trusted_proxies); see peer-private.h. */
 const char *mandate_request_peer(mandate_http_request *req);
+/* What the limits per address count the request under (memory from its
+ * pool): its address, an IPv6 one by its /64 (mandate_peer_limit_key). */
+const char *mandate_request_limit_key(mandate_http_request *req);
 
 void mandate_refusals_start(size_t buckets);
 /* Writes every count still held, then forgets everything. */

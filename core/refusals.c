@@ -13,6 +13,7 @@
 #include "oauth-private.h"
 #include "ratelimit-private.h"
 #include "peer-private.h"
+#include "pool-private.h"
 #include "refusals-private.h"
 #include "runtime-private.h"
 #include "siphash-private.h"
@@ -198,6 +199,13 @@ const char *mandate_request_peer(mandate_http_request *req)
     return req->peer;
 }
 
+const char *mandate_request_limit_key(mandate_http_request *req)
+{
+    char *key = mandate_pool_alloc(req->pool, MANDATE_PEER_MAX);
+    mandate_peer_limit_key(mandate_request_peer(req), key);
+    return key;
+}
+
 mandate_refusal_verdict mandate_refusal_record(mandate_http_request *req, const char *event,
                                                json_t *fields, unsigned *retry_after_r)
 {
@@ -220,10 +228,10 @@ mandate_refusal_verdict mandate_refusal_record(mandate_http_request *req, const 
     struct timespec wall;
     clock_gettime(CLOCK_MONOTONIC, &wall);
     int64_t now_us = (int64_t)wall.tv_sec * 1000000 + wall.tv_nsec / 1000;
-    bool within =
-        cfg->rate_refusals <= 0 ||
-        mandate_ratelimit_take(R.budget, peer, (double)cfg->rate_refusals,
-                               (double)cfg->rate_refusals_burst, now_us, &retry_after);
+    bool within = cfg->rate_refusals <= 0 ||
+                  mandate_ratelimit_take(
+                      R.budget, mandate_request_limit_key(req), (double)cfg->rate_refusals,
+                      (double)cfg->rate_refusals_burst, now_us, &retry_after);
 
     /* what makes two refusals the same */
     json_t *sample = json_deep_copy(fields);
@@ -299,7 +307,7 @@ bool mandate_refusal_budget_spent(mandate_http_request *req)
     const mandate_config *cfg = mandate_runtime_config(req->runtime);
     if (!started || cfg->rate_refusals <= 0)
         return false;
-    return !mandate_ratelimit_peek(R.budget, mandate_request_peer(req),
+    return !mandate_ratelimit_peek(R.budget, mandate_request_limit_key(req),
                                    (double)cfg->rate_refusals, (double)cfg->rate_refusals_burst,
                                    now_ms() * 1000);
 }

@@ -107,6 +107,30 @@ static void test_blocks(void **state)
     assert_string_equal(resolve("192.0.2.127", "198.51.100.1", odd), "192.0.2.127");
 }
 
+static const char *limit_key(const char *address)
+{
+    static char out[MANDATE_PEER_MAX];
+    mandate_peer_limit_key(address, out);
+    return out;
+}
+
+/* review s35, finding 7: a host with an IPv6 /64 has 2^64 addresses, so
+ * the limits per address count the /64 */
+static void test_limit_keys(void **state)
+{
+    (void)state;
+    assert_string_equal(limit_key("192.0.2.7"), "192.0.2.7");
+    assert_string_equal(limit_key("::ffff:192.0.2.7"), "192.0.2.7");
+    assert_string_equal(limit_key("2001:db8:1:2:3:4:5:6"), "2001:db8:1:2::/64");
+    assert_string_equal(limit_key("2001:db8:1:2:ffff:ffff:ffff:ffff"), "2001:db8:1:2::/64");
+    assert_string_equal(limit_key("2001:db8:1:3::1"), "2001:db8:1:3::/64");
+    assert_string_equal(limit_key("2001:db8::"), "2001:db8::/64");
+    assert_string_equal(limit_key("::1"), "::/64");
+    assert_string_equal(limit_key("fe80::1%eth0"), "fe80::/64");
+    assert_string_equal(limit_key("fe80::2:3:4:5%2"), "fe80::/64");
+    assert_string_equal(limit_key("local"), "local");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -115,6 +139,7 @@ int main(void)
         cmocka_unit_test(test_behind_trusted_proxies),
         cmocka_unit_test(test_long_chains_bounded),
         cmocka_unit_test(test_blocks),
+        cmocka_unit_test(test_limit_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

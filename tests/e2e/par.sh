@@ -150,6 +150,33 @@ codes=$(for i in 1 2 3; do push "" $(request busy-app "$REDIRECT"); echo; done |
 expect_eq "pushes past the client's rate: 429" "201 201 429" "$codes"
 check "  audited too_many_requests" audited 'too_many_requests'
 check "  refusals audited as par.refused" audited '"par.refused"'
+# (review s35, finding 1) ...but per address: a public client authenticates
+# by nothing, so another address's pushes, code redemptions and refreshes
+# are not held by what this one spent
+# shellcheck disable=SC2046
+expect_eq "  a push from another address meanwhile: 201" 201 \
+    "$(push "" $(request busy-app "$REDIRECT") --interface 127.0.0.2)"
+"${CTL[@]}" client create busy-refresher --public --redirect-uri "$REDIRECT" \
+    --grant-type authorization_code --grant-type refresh_token \
+    --scope mcp:call --audience "$AUD" --rate 0.01 --burst 3 >/dev/null 2>&1
+# shellcheck disable=SC2046
+push "" $(request busy-refresher "$REDIRECT") --interface 127.0.0.2 >/dev/null
+sign_in busy-refresher "$(json_get "$(cat "$TMP/p")" request_uri)"
+CODE=$(query_param "$CB" code)
+codes=$(for i in 1 2 3 4; do
+    token "" -d grant_type=refresh_token -d client_id=busy-refresher -d refresh_token=junk-$i
+    echo
+done | paste -sd' ')
+expect_eq "junk refresh tokens from one address past the client's rate: 429" "400 400 400 429" "$codes"
+expect_eq "  the victim's code redeemed from another address: 200" 200 \
+    "$(token "" --interface 127.0.0.2 -d grant_type=authorization_code -d client_id=busy-refresher \
+        -d "code=$CODE" -d "code_verifier=$VERIFIER" -d "redirect_uri=$REDIRECT")"
+REFRESH=$(json_get "$(cat "$TMP/t")" refresh_token)
+expect_eq "  and its refresh: 200" 200 \
+    "$(token "" --interface 127.0.0.2 -d grant_type=refresh_token -d client_id=busy-refresher \
+        -d "refresh_token=$REFRESH")"
+expect_eq "  the attacker's address still at 429" 429 \
+    "$(token "" -d grant_type=refresh_token -d client_id=busy-refresher -d refresh_token=junk-5)"
 
 # expiry: a request_uri of 10 s (par.lifetime's floor), aged past it in the store
 sed -i 's/^par: { lifetime = 60; };/par: { lifetime = 10; };/' "$CONF"

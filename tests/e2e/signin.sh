@@ -534,6 +534,54 @@ browse "$(authorize_url)"
 expect_contains "  and her browser session is ended: the IdP again" "/login/backend-corp/callback" "$(location)"
 check "  a sign-in made again afterwards redeems its code" test -n "$(family_of erin)"
 
+# --- sign-ins at clients that described themselves: an allowance per address over all ------
+# (review s35, finding 4) each client has its own allowance per address, and
+# anyone can make new ones (a registration, a document URL): the starts of
+# all such clients from one address are held to the default allowance too
+# (rate_limit.token_rate, token_burst: 1/s, 3 at once here), pushed or not
+self_apps=()
+for i in $(seq 1 14); do
+    self_apps+=("$(json_get "$(curl -s -H 'Content-Type: application/json' "$BASE/oauth2/register" -d \
+        "{\"redirect_uris\":[\"$REDIRECT\"],\"token_endpoint_auth_method\":\"none\",\"grant_types\":[\"authorization_code\"]}")" client_id)")
+done
+check "fourteen clients register themselves" test "${#self_apps[@]}" = 14 -a -n "${self_apps[13]}"
+sed -i 's/^rate_limit = { refusal_rate = 1; };/rate_limit = { refusal_rate = 1; token_rate = 1; token_burst = 3; };/' "$CONF"
+kill -HUP "$DAEMON_PID"
+wait_for_log "$LOG" "reloaded:"
+tally() { # the last answer: a sign-in started (302) or held (429)
+    case "$(status)" in
+    302) started=$((started + 1)) ;;
+    429) limited=$((limited + 1)) ;;
+    esac
+}
+COOKIES=""
+started=0 limited=0 t0=$(date +%s)
+for app in "${self_apps[@]:0:8}"; do
+    browse "$(authorize_url "&login_hint=dora" | sed "s/client_id=mcp-app/client_id=$app/")"
+    tally
+done
+elapsed=$(($(date +%s) - t0))
+check "eight sign-ins at eight self-registered clients from one address: some 429" test "$limited" -gt 0
+check "  no more started than the allowance gives ($started in ${elapsed}s)" \
+    test "$started" -le $((3 + elapsed + 1))
+expect_eq "  every one answered" 8 "$((started + limited))"
+browse "$(authorize_url "&login_hint=dora")"
+expect_eq "  an operator's client from that address meanwhile: to the IdP" 302 "$(status)"
+# a pushed request is held when it is redeemed (its push only per client)
+started=0 limited=0 t0=$(date +%s)
+for app in "${self_apps[@]:8}"; do
+    curl -s -o "$TMP/p" -d response_type=code -d "client_id=$app" -d "redirect_uri=$REDIRECT" \
+        -d scope=mcp:call -d "code_challenge=$CHALLENGE" -d code_challenge_method=S256 \
+        -d login_hint=dora "$BASE/oauth2/par"
+    browse "$BASE/oauth2/authorize?client_id=$app&request_uri=$(json_get "$(cat "$TMP/p")" request_uri | sed 's|:|%3A|g')"
+    tally
+done
+elapsed=$(($(date +%s) - t0))
+check "six pushed sign-ins at six more such clients, redeemed: some 429 ($started started in ${elapsed}s)" \
+    test "$limited" -gt 0 -a "$started" -le $((elapsed + 1))
+expect_eq "  every one answered" 6 "$((started + limited))"
+COOKIES=$SESSION_COOKIES
+
 # --- the audit trail ---------------------------------------------------------------------
 trail=$(cat "$STATE"/audit/*.jsonl)
 for event in authorize.request login.started login.finished consent.asked consent.granted \
