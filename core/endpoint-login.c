@@ -209,7 +209,7 @@ static bool admit(mandate_http_request *req, mandate_http_response *resp, mandat
                   mandate_session *session_r, const char **value_r,
                   struct signin_writes *writes)
 {
-    if (!mandate_signin_map(req, resp, p, client, in->conf->name, id, m_r))
+    if (!mandate_signin_map(req, resp, p, client, in->conf->name, id, false, m_r))
         return false;
     mandate_error err = {0};
     /* an IdP-initiated sign-in (no client waits: no redirect URI) is
@@ -455,7 +455,7 @@ static void callback(mandate_http_request *req, mandate_http_response *resp,
     mandate_identity session_id = id;
     session_id.authn_instant = session.authn_at;
     if (session.authn_at != id.authn_instant &&
-        !mandate_signin_map(req, resp, &p, &client, idp, &session_id, &m))
+        !mandate_signin_map(req, resp, &p, &client, idp, &session_id, false, &m))
         return;
     mandate_signin_step step;
     if (!mandate_signin_next(req, resp, &p, &client, &session_id, &m, &session, value, &step))

@@ -165,11 +165,13 @@ void mandate_signin_start_login(mandate_http_request *req, mandate_http_response
 /* The mapping rules applied to an identity vouched for by instance idp,
  * for pending's client (client: as looked up in this request, or NULL to
  * look it up), scopes and resources. false: refused (no rule admits the
- * user: a page; nothing left to grant: an error to the client), audited as
- * login.refused. */
+ * user: a page; nothing left to grant, another tenant: an error to the
+ * client), audited as login.refused. from_session: the browser's session
+ * answers, with no login in this request (nobody acted): those errors go
+ * as mandate_signin_refuse_unattended's, as under prompt=none. */
 bool mandate_signin_map(mandate_http_request *req, mandate_http_response *resp,
                         mandate_pending *pending, const mandate_client *client,
-                        const char *idp, const mandate_identity *id,
+                        const char *idp, const mandate_identity *id, bool from_session,
                         mandate_mapping_result *m_r);
 
 /* The root of a user's sign-ins in the store's lineage: each family hangs

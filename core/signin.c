@@ -892,7 +892,7 @@ void mandate_signin_forget_user(mandate_http_request *req, const char *idp,
 
 bool mandate_signin_map(mandate_http_request *req, mandate_http_response *resp,
                         mandate_pending *pending, const mandate_client *known,
-                        const char *idp_name, const mandate_identity *id,
+                        const char *idp_name, const mandate_identity *id, bool from_session,
                         mandate_mapping_result *m_r)
 {
     const mandate_config *cfg = mandate_runtime_config(req->runtime);
@@ -956,9 +956,10 @@ bool mandate_signin_map(mandate_http_request *req, mandate_http_response *resp,
                                      "for. Ask your administrator.");
         return false;
     }
-    if (pending->prompt_none) {
-        /* nobody acted here: as the request's own refusals (a page for a
-         * client that described itself) */
+    if (pending->prompt_none || from_session) {
+        /* nobody acted here (prompt=none, or a session answering a link at
+         * once): as the request's own refusals, a page for a client that
+         * described itself, never a redirect to the URI it chose */
         mandate_signin_refuse_unattended(
             req, resp, pending, &client, other_tenant ? "access_denied" : "invalid_scope",
             other_tenant ? OTHER_TENANT : "nothing you may grant was asked for", why);
@@ -1080,7 +1081,7 @@ void mandate_signin_continue(mandate_http_request *req, mandate_http_response *r
         return;
     mandate_mapping_result m;
     mandate_signin_step step;
-    if (!mandate_signin_map(req, resp, pending, &client, session->idp, &id, &m) ||
+    if (!mandate_signin_map(req, resp, pending, &client, session->idp, &id, true, &m) ||
         !mandate_signin_next(req, resp, pending, &client, &id, &m, session, session_value,
                              &step))
         return;
