@@ -204,9 +204,12 @@ mandate_rc mandate_signin_end_session_grants(mandate_http_request *req,
  * callback's cookie names. What applications got through one ends with it
  * when it was another person's; the same person keeps it. Audited as
  * session.ended (reason replaced); a failure is logged (the sign-in
- * stands, and the browser holds the new cookie only). */
+ * stands, and the browser holds the new cookie only). solicited: false
+ * for an IdP-initiated sign-in, which nobody in this browser asked for:
+ * another person's session is then left as it is, grants and all (the
+ * browser holds the new cookie only). */
 void mandate_signin_end_replaced(mandate_http_request *req, const char *replaces,
-                                 const char *tenant, const char *subject);
+                                 const char *tenant, const char *subject, bool solicited);
 
 /* Ends everything a user's sign-ins gave: their refresh families, the
  * access tokens issued from them (revoked at once, everywhere) and their
