@@ -120,6 +120,7 @@ static mandate_rc finish_at_backend(mandate_http_request *req, const mandate_ins
         .params = params,
         .param_count = form->count,
         .remember = remember,
+        .method = req->method,
     };
     return mandate_backend_login_finish(in, req->pool, &lr, id_r, err);
 }
@@ -209,7 +210,7 @@ static bool admit(mandate_http_request *req, mandate_http_response *resp, mandat
                   mandate_session *session_r, const char **value_r,
                   struct signin_writes *writes)
 {
-    if (!mandate_signin_map(req, resp, p, client, in->conf->name, id, m_r))
+    if (!mandate_signin_map(req, resp, p, client, in->conf->name, id, false, m_r))
         return false;
     mandate_error err = {0};
     /* an IdP-initiated sign-in (no client waits: no redirect URI) is
@@ -325,7 +326,7 @@ static void unsolicited(mandate_http_request *req, mandate_http_response *resp,
     if (!admit(req, resp, &p, &client, in, &id, &m, &session, &value, &writes) ||
         !write_signin(req, resp, &p, &writes))
         return;
-    mandate_signin_end_replaced(req, NULL, m.tenant, m.subject);
+    mandate_signin_end_replaced(req, NULL, m.tenant, m.subject, false);
     mandate_audit_event(
         "login.idp_initiated",
         json_pack("{s:s,s:o,s:s,s:o,s:s,s:s,s:s,s:s?,s:I}", "idp", idp, "entity_id",
@@ -455,7 +456,7 @@ static void callback(mandate_http_request *req, mandate_http_response *resp,
     mandate_identity session_id = id;
     session_id.authn_instant = session.authn_at;
     if (session.authn_at != id.authn_instant &&
-        !mandate_signin_map(req, resp, &p, &client, idp, &session_id, &m))
+        !mandate_signin_map(req, resp, &p, &client, idp, &session_id, false, &m))
         return;
     mandate_signin_step step;
     if (!mandate_signin_next(req, resp, &p, &client, &session_id, &m, &session, value, &step))
@@ -465,7 +466,7 @@ static void callback(mandate_http_request *req, mandate_http_response *resp,
     if (!write_signin(req, resp, &p, &writes))
         return;
     /* not in the same write: a batch deletes no session (store ABI 1.8) */
-    mandate_signin_end_replaced(req, p.replaces, m.tenant, m.subject);
+    mandate_signin_end_replaced(req, p.replaces, m.tenant, m.subject, true);
     mandate_audit_event("login.finished",
                         json_pack("{s:s,s:s,s:o,s:s,s:s,s:s,s:I}", "client_id", p.client_id,
                                   "idp", idp, "upstream_sub",

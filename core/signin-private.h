@@ -165,11 +165,13 @@ void mandate_signin_start_login(mandate_http_request *req, mandate_http_response
 /* The mapping rules applied to an identity vouched for by instance idp,
  * for pending's client (client: as looked up in this request, or NULL to
  * look it up), scopes and resources. false: refused (no rule admits the
- * user: a page; nothing left to grant: an error to the client), audited as
- * login.refused. */
+ * user: a page; nothing left to grant, another tenant: an error to the
+ * client), audited as login.refused. from_session: the browser's session
+ * answers, with no login in this request (nobody acted): those errors go
+ * as mandate_signin_refuse_unattended's, as under prompt=none. */
 bool mandate_signin_map(mandate_http_request *req, mandate_http_response *resp,
                         mandate_pending *pending, const mandate_client *client,
-                        const char *idp, const mandate_identity *id,
+                        const char *idp, const mandate_identity *id, bool from_session,
                         mandate_mapping_result *m_r);
 
 /* The root of a user's sign-ins in the store's lineage: each family hangs
@@ -202,9 +204,12 @@ mandate_rc mandate_signin_end_session_grants(mandate_http_request *req,
  * callback's cookie names. What applications got through one ends with it
  * when it was another person's; the same person keeps it. Audited as
  * session.ended (reason replaced); a failure is logged (the sign-in
- * stands, and the browser holds the new cookie only). */
+ * stands, and the browser holds the new cookie only). solicited: false
+ * for an IdP-initiated sign-in, which nobody in this browser asked for:
+ * another person's session is then left as it is, grants and all (the
+ * browser holds the new cookie only). */
 void mandate_signin_end_replaced(mandate_http_request *req, const char *replaces,
-                                 const char *tenant, const char *subject);
+                                 const char *tenant, const char *subject, bool solicited);
 
 /* Ends everything a user's sign-ins gave: their refresh families, the
  * access tokens issued from them (revoked at once, everywhere) and their

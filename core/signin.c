@@ -711,26 +711,36 @@ mandate_rc mandate_signin_end_session_grants(mandate_http_request *req,
 
 /* One session a sign-in replaces (its hash), if it is still there. */
 static void end_replaced_session(mandate_http_request *req, const unsigned char id_hash[32],
-                                 const char *tenant, const char *subject)
+                                 const char *tenant, const char *subject, bool solicited)
 {
     const mandate_instance *store = mandate_runtime_store(req->runtime);
     mandate_error err = {0};
     mandate_session old;
     mandate_rc rc =
         mandate_store_session_get(store, req->pool, id_hash, 32, mandate_clock_now(), &old, &err);
+    if (rc == MANDATE_NOT_FOUND) /* ended already: a logout, its lifetime */
+        return;
+    /* the same person signing in again (prompt=login, max_age) keeps what
+     * applications got through the old session; another person's grants
+     * must not outlive what looked to them like being signed out */
+    bool same_person = rc == MANDATE_OK && old.tenant != NULL && old.subject != NULL &&
+                       strcmp(old.tenant, tenant) == 0 && strcmp(old.subject, subject) == 0;
+    if (rc == MANDATE_OK && !same_person && !solicited) {
+        /* an IdP-initiated answer proves nothing about who sent the
+         * browser here (a link, a form): another person's session is not
+         * theirs to end; it keeps its grants until its own end or a logout */
+        log_info("an unsolicited sign-in of %s leaves the session of %s as it is", subject,
+                 old.subject ? old.subject : "-");
+        return;
+    }
     if (rc == MANDATE_OK)
         rc = mandate_store_session_delete(store, id_hash, 32, &err);
-    if (rc == MANDATE_NOT_FOUND) /* ended already: a logout, its lifetime */
+    if (rc == MANDATE_NOT_FOUND)
         return;
     if (rc != MANDATE_OK) {
         log_error("the session a sign-in replaces cannot be ended: %s", err.message);
         return;
     }
-    /* the same person signing in again (prompt=login, max_age) keeps what
-     * applications got through the old session; another person's grants
-     * must not outlive what looked to them like being signed out */
-    bool same_person = old.tenant != NULL && old.subject != NULL &&
-                       strcmp(old.tenant, tenant) == 0 && strcmp(old.subject, subject) == 0;
     uint64_t revoked = 0;
     if (!same_person && mandate_signin_end_session_grants(req, id_hash, &revoked, &err) !=
                             MANDATE_OK)
@@ -743,7 +753,7 @@ static void end_replaced_session(mandate_http_request *req, const unsigned char 
 }
 
 void mandate_signin_end_replaced(mandate_http_request *req, const char *replaces,
-                                 const char *tenant, const char *subject)
+                                 const char *tenant, const char *subject, bool solicited)
 {
     unsigned char noted[32], current[32];
     size_t len = 0;
@@ -751,13 +761,13 @@ void mandate_signin_end_replaced(mandate_http_request *req, const char *replaces
                      OPENSSL_hexstr2buf_ex(noted, sizeof(noted), &len, replaces, '\0') == 1 &&
                      len == sizeof(noted);
     if (has_noted)
-        end_replaced_session(req, noted, tenant, subject);
+        end_replaced_session(req, noted, tenant, subject, solicited);
     const char *cookie = mandate_web_cookie(req, MANDATE_SESSION_COOKIE);
     if (cookie == NULL || strlen(cookie) > 128)
         return;
     mandate_web_hash(cookie, current);
     if (!has_noted || memcmp(noted, current, sizeof(current)) != 0)
-        end_replaced_session(req, current, tenant, subject);
+        end_replaced_session(req, current, tenant, subject, solicited);
 }
 
 /* signin.code_lifetime's bound: how long before a user's revocation a
@@ -892,7 +902,7 @@ void mandate_signin_forget_user(mandate_http_request *req, const char *idp,
 
 bool mandate_signin_map(mandate_http_request *req, mandate_http_response *resp,
                         mandate_pending *pending, const mandate_client *known,
-                        const char *idp_name, const mandate_identity *id,
+                        const char *idp_name, const mandate_identity *id, bool from_session,
                         mandate_mapping_result *m_r)
 {
     const mandate_config *cfg = mandate_runtime_config(req->runtime);
@@ -956,9 +966,10 @@ bool mandate_signin_map(mandate_http_request *req, mandate_http_response *resp,
                                      "for. Ask your administrator.");
         return false;
     }
-    if (pending->prompt_none) {
-        /* nobody acted here: as the request's own refusals (a page for a
-         * client that described itself) */
+    if (pending->prompt_none || from_session) {
+        /* nobody acted here (prompt=none, or a session answering a link at
+         * once): as the request's own refusals, a page for a client that
+         * described itself, never a redirect to the URI it chose */
         mandate_signin_refuse_unattended(
             req, resp, pending, &client, other_tenant ? "access_denied" : "invalid_scope",
             other_tenant ? OTHER_TENANT : "nothing you may grant was asked for", why);
@@ -1080,7 +1091,7 @@ void mandate_signin_continue(mandate_http_request *req, mandate_http_response *r
         return;
     mandate_mapping_result m;
     mandate_signin_step step;
-    if (!mandate_signin_map(req, resp, pending, &client, session->idp, &id, &m) ||
+    if (!mandate_signin_map(req, resp, pending, &client, session->idp, &id, true, &m) ||
         !mandate_signin_next(req, resp, pending, &client, &id, &m, session, session_value,
                              &step))
         return;

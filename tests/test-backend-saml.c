@@ -785,18 +785,27 @@ static void *sp_inst(bool next, ...)
     return inst;
 }
 
-/* login_finish with SAMLResponse = the text of file (acs-NAME.b64). */
-static mandate_rc acs_finish(void *inst, mandate_pool *pool, const char *file,
-                             const char *remember, mandate_identity *id, mandate_error *err)
+/* login_finish with SAMLResponse = the text of file (acs-NAME.b64), come
+ * by method. */
+static mandate_rc acs_finish_by(void *inst, mandate_pool *pool, const char *file,
+                                const char *remember, const char *method, mandate_identity *id,
+                                mandate_error *err)
 {
     char *text = slurp(file, NULL);
     mandate_login_param params[] = {{"SAMLResponse", text}, {"RelayState", "h"}};
-    mandate_login_response r = {ACS, params, 2, remember};
+    mandate_login_response r = {ACS, params, 2, remember, method};
     *id = (mandate_identity){0};
     *err = (mandate_error){0};
     mandate_rc rc = OPS->login_finish(inst, pool, &r, id, err);
     free(text);
     return rc;
+}
+
+/* The HTTP-POST binding, as the browser's form sends it. */
+static mandate_rc acs_finish(void *inst, mandate_pool *pool, const char *file,
+                             const char *remember, mandate_identity *id, mandate_error *err)
+{
+    return acs_finish_by(inst, pool, file, remember, "POST", id, err);
 }
 
 static void acs_expect(void *inst, mandate_pool *pool, const char *name, const char *remember,
@@ -1054,18 +1063,18 @@ static void test_sp_acs_refused(void **state)
     mandate_identity id;
     mandate_error err;
     mandate_login_param none[] = {{"RelayState", "h"}};
-    mandate_login_response r = {ACS, none, 1, REQUEST_ID};
+    mandate_login_response r = {ACS, none, 1, REQUEST_ID, "POST"};
     assert_int_equal(OPS->login_finish(inst, fx->pool, &r, &id, &err), MANDATE_INVALID);
     assert_non_null(strstr(err.message, "no SAMLResponse"));
     mandate_login_param two[] = {{"SAMLResponse", "PA"}, {"SAMLResponse", "PA"}};
-    r = (mandate_login_response){ACS, two, 2, REQUEST_ID};
+    r = (mandate_login_response){ACS, two, 2, REQUEST_ID, "POST"};
     assert_int_equal(OPS->login_finish(inst, fx->pool, &r, &id, &err), MANDATE_INVALID);
     size_t big_len = 262144 / 3 * 4 + 262144 / 38 + 16;
     char *big = malloc(big_len + 1);
     memset(big, 'A', big_len);
     big[big_len] = '\0';
     mandate_login_param huge[] = {{"SAMLResponse", big}};
-    r = (mandate_login_response){ACS, huge, 1, REQUEST_ID};
+    r = (mandate_login_response){ACS, huge, 1, REQUEST_ID, "POST"};
     assert_int_equal(OPS->login_finish(inst, fx->pool, &r, &id, &err), MANDATE_INVALID);
     assert_non_null(strstr(err.message, "more than max_assertion_size"));
     free(big);
@@ -1081,6 +1090,13 @@ static void test_sp_unsolicited(void **state)
                          "https://mcp.example/market", NULL);
     /* a response naming a request nobody waits for */
     acs_expect(inst, fx->pool, "ok", NULL, MANDATE_INVALID, "no sign-in is waiting");
+    /* by HTTP-POST only (review s35, finding 2): the same answer in a
+     * query (a link) is refused, and not spent */
+    mandate_identity id;
+    mandate_error err;
+    assert_int_equal(acs_finish_by(inst, fx->pool, "acs-unsolicited.b64", NULL, "GET", &id, &err),
+                     MANDATE_INVALID);
+    assert_non_null(strstr(err.message, "HTTP-POST"));
     acs_expect(inst, fx->pool, "unsolicited", NULL, MANDATE_OK, NULL);
     /* still replay-checked */
     acs_expect(inst, fx->pool, "unsolicited", NULL, MANDATE_INVALID, "replayed");

@@ -78,6 +78,11 @@ typedef struct mandate_login_response {
     size_t param_count;
     const char *remember;     /* from login_start; NULL when the IdP sent the
                                  answer unasked (SAML IdP-initiated) */
+    /* ABI 1.10: how the answer came, "GET" (params: the query) or "POST"
+     * (params: the form), so that a backend refuses a binding its protocol
+     * does not use (a SAML Response in a query is a link anyone can send).
+     * Read only when the host's abi_minor is >= 10. */
+    const char *method;
 } mandate_login_response;
 
 /* ABI 1.6: single logout (mandate_backend_ops.logout_start and

@@ -25,7 +25,7 @@ extern "C" {
 
 #define MANDATE_PLUGIN_MAGIC 0x4d4e4454u /* "MNDT" */
 #define MANDATE_PLUGIN_ABI_MAJOR 1
-#define MANDATE_PLUGIN_ABI_MINOR 9 /* 1: token records in the host; 2: store list ops;
+#define MANDATE_PLUGIN_ABI_MINOR 10 /* 1: token records in the host; 2: store list ops;
                                      3: backend status; 4: the grant's prior_actors;
                                      5: sign-in (store: codes, refresh tokens, sessions,
                                      consents, client documents, one-time records, lineage;
@@ -35,7 +35,8 @@ extern "C" {
                                      identity's session_ref and session_key); 7: the
                                      store's once_set; 8: the store's
                                      write_batch; 9: the grant's
-                                     origin_client_id */
+                                     origin_client_id; 10: the login
+                                     response's method */
 
 #if defined(__GNUC__)
 #define MANDATE_PRINTF(f, a) __attribute__((format(printf, f, a)))

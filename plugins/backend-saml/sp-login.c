@@ -419,6 +419,14 @@ mandate_rc saml_login_finish(void *inst_, mandate_pool *pool,
     if (count > 1)
         return mandate_error_set(err, MANDATE_INVALID, "saml: %zu SAMLResponse fields, not 1",
                                  count);
+    /* SAML Bindings §3.5: HTTP-POST only. A Response in a query is a link
+     * anyone can send, and a GET carries the SameSite=Lax session cookie
+     * that a cross-site POST does not */
+    if (inst->host->abi_minor >= 10 &&
+        (response->method == NULL || strcmp(response->method, "POST") != 0))
+        return mandate_error_set(err, MANDATE_INVALID,
+                                 "saml: a SAMLResponse by %s, not by the HTTP-POST binding",
+                                 response->method != NULL ? response->method : "no method");
     if (response->remember == NULL && inst->idp_initiated_client == NULL)
         return mandate_error_set(err, MANDATE_INVALID,
                                  "saml: an unsolicited (IdP-initiated) response, and this "

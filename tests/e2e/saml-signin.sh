@@ -26,7 +26,10 @@ saml_fixture_instance "$STATE/mandate.d/$INSTANCE.conf" "sp_key = \"$SAML/sp.key
 cat >>"$CONF" <<CONF
 targets = ( { name = "marketpulse"; paths = ["/mcp"]; audience = "$MARKET"; scopes = ["mcp:call"]; } );
 mappings = (
-$(saml_advisors_mapping "$INSTANCE" "$MARKET" '["mcp:call"]')
+$(saml_advisors_mapping "$INSTANCE" "$MARKET" '["mcp:call"]'),
+  { name = "analysts"; idp = "$INSTANCE";
+    when = ( { attribute = "role"; equals = "Analyst"; }, { attribute = "employeeId"; present = true; } );
+    subject = "analyst-\${employeeId}"; tenant = "default"; scopes = ["mcp:call"]; audience = ["$MARKET"]; }
 );
 signin: { tenants = ( { tenant = "default"; name = "Example Bank"; } ); };
 CONF
@@ -517,6 +520,40 @@ COOKIES=$PLANTED
 check "  the planted session no longer answers mcp-app's /authorize" asks_idp
 expect_contains "  audited session.ended" '"reason":"replaced"' "$(audit_last session.ended)"
 expect_eq "  the same person: what mcp-app got through it is kept" 200 "$(refresh "$PLANTED_REFRESH")"
+
+# --- an unsolicited Response by a link, over another person's session (review s35, finding 2)
+# the victim: an advisor signed in for mcp-app, with a refresh token
+start
+answer
+post_acs "$SAML/acs-ok.b64"
+if [ "$(status)" = 200 ]; then code=$(consent_code); else code=$(query_param "$(location)" code); fi
+expect_eq "the victim signs in, a code redeemed" 200 "$(redeem "$code")"
+VICTIM_REFRESH=$(json_get "$(cat "$TMP/t")" refresh_token)
+VICTIM=$COOKIES
+# an analyst takes an unsolicited Response for themselves from the IdP
+# portal and sends it as a link: a GET carries the SameSite=Lax session
+# cookie, a cross-site POST does not; SAML Bindings §3.5: HTTP-POST only
+answer Analyst
+before=$(records login.idp_initiated)
+browse "$ACS?SAMLResponse=$(enc "$(cat "$SAML/acs-unsolicited.b64")")"
+expect_eq "an unsolicited Response by a GET link: refused" 400 "$(status)"
+check "  no session cookie" bash -c "! grep -qi 'Set-Cookie: __Host-mandate-session=[^;]' '$TMP/h'"
+expect_contains "  audited login.refused" "HTTP-POST" "$(audit_last login.refused)"
+expect_eq "  no login.idp_initiated" "$before" "$(records login.idp_initiated)"
+check "  the victim's session still answers" stays_signed_in
+expect_eq "  the victim's refresh token still works" 200 "$(refresh "$VICTIM_REFRESH")"
+VICTIM_REFRESH=$(json_get "$(cat "$TMP/t")" refresh_token)
+# a new one POSTed over the victim's session: nobody in this browser asked
+# for it, so it proves nothing about who sent the browser there
+answer Analyst
+COOKIES=$VICTIM
+post_acs "$SAML/acs-unsolicited.b64" ""
+expect_eq "an unsolicited Response POSTed over another person's session: signed in" 303 "$(status)"
+check "  a session cookie" grep -qi 'Set-Cookie: __Host-mandate-session=[^;]' "$TMP/h"
+expect_contains "  as the analyst" '"sub":"analyst-12345"' "$(audit_last login.idp_initiated)"
+expect_eq "  the victim's refresh token still works" 200 "$(refresh "$VICTIM_REFRESH")"
+COOKIES=$VICTIM
+check "  the victim's session was not ended" stays_signed_in
 
 check "the daemon survived every one" kill -0 "$DAEMON_PID"
 check "no SAMLResponse or cookie in the trail" \

@@ -27,7 +27,9 @@ mappings = (
 targets = ( { name = "cal"; paths = ["/mcp"]; audience = "$CAL"; scopes = ["mcp:call"]; } );
 signin: { tenants = ( { tenant = "default"; name = "Example Bank"; } ); };
 delegation = { rules = ( { name = "agent-for-app"; actors = ["research-agent"]; clients = ["mcp-app"]; } ); };
-registration = { mode = "open"; scopes = ["mcp:call"]; audiences = ["$CAL"]; };
+# self-registered clients are of their own tenant ("public"), and may ask a
+# scope no rule gives an advisor (review s35, finding 3)
+registration = { mode = "open"; tenant = "public"; scopes = ["mcp:call", "trade:execute"]; audiences = ["$CAL"]; };
 client_documents = { allow_private_addresses = true; }; # a document server on loopback
 rate_limit = { refusal_rate = 1; }; # an address over its refusal budget stays so a second
 CONF
@@ -340,6 +342,31 @@ check "  never a redirect" test -z "$(location)"
 expect_contains "  audited" '"error":"login_required"' "$(grep '"event":"authorize.refused"' "$STATE"/audit/*.jsonl | tail -n 1)"
 browse "$(self_url "&login_hint=dora")"
 expect_contains "  a valid request still goes to the IdP" "/login/backend-corp/callback" "$(location)"
+COOKIES=$SESSION_COOKIES
+# nor for a signed-in user (review s35, finding 3): the session answers at
+# once, so the mapping's refusals that need no interaction (a user of another
+# tenant, nothing a rule gives) come before anyone acted too
+browse "$(authorize_url)"
+answered=$(location)
+check "the advisor's session answers at once" test "$(status)" = 200 -o "${answered%%\?*}" = "$REDIRECT"
+browse "$(self_url)"
+expect_eq "signed in, a self-registered client of another tenant: an error page" 400 "$(status)"
+check "  never a redirect" test -z "$(location)"
+expect_contains "  that names the error" "access_denied" "$(cat "$TMP/b")"
+expect_contains "  audited" '"error":"access_denied"' "$(grep '"event":"authorize.refused"' "$STATE"/audit/*.jsonl | tail -n 1)"
+browse "$(self_url | sed 's/scope=mcp:call/scope=trade:execute/')"
+expect_eq "signed in, a self-registered client, a scope no rule gives: an error page" 400 "$(status)"
+check "  never a redirect" test -z "$(location)"
+expect_contains "  that names the error" "invalid_scope" "$(cat "$TMP/b")"
+# an operator's client keeps its redirect
+"${CTL[@]}" client create elsewhere-app --tenant other --public --redirect-uri "$REDIRECT" \
+    --grant-type authorization_code --scope "mcp:call trade:execute" --audience "$CAL" >/dev/null 2>&1
+browse "$(authorize_url | sed 's/client_id=mcp-app/client_id=elsewhere-app/')"
+expect_eq "signed in, an operator's client of another tenant: access_denied to the client" access_denied \
+    "$(query_param "$(location)" error)"
+browse "$(authorize_url | sed 's/client_id=mcp-app/client_id=elsewhere-app/; s/scope=mcp:call/scope=trade:execute/')"
+expect_eq "signed in, an operator's client, a scope no rule gives: invalid_scope to the client" invalid_scope \
+    "$(query_param "$(location)" error)"
 COOKIES=$SESSION_COOKIES
 
 # --- a sensitive scope lasts no longer than its login, refresh or not ---------------------

@@ -182,6 +182,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         .params = params,
         .param_count = count,
         .remember = (flags & FLAG_UNSOLICITED) ? NULL : REQUEST_ID,
+        .method = "POST",
     };
     mandate_identity id = {0};
     mandate_rc rc = OPS->login_finish(inst, pool, &r, &id, &err);
