@@ -26,6 +26,18 @@ bool mandate_client_limits_take(mandate_http_request *req, mandate_metric_endpoi
                                 const char *client_id, const mandate_client *client,
                                 unsigned *retry_after_r);
 
+/* Whether mandate_client_limits_take would let the request go on, taking
+ * nothing (a caller about to do something costly, such as fetching a
+ * client document, for a request that the limit will refuse anyway). */
+bool mandate_client_limits_peek(mandate_http_request *req, mandate_metric_endpoint ep,
+                                const char *client_id, const mandate_client *client);
+
+/* The bucket (for MANDATE_EP_AUTHORIZE) that the sign-ins started from the
+ * request's address at all the clients that described themselves (a
+ * document, a registration) share: "* from ADDRESS" (review s35, finding
+ * 4); request memory. */
+const char *mandate_client_limits_self_described_key(mandate_http_request *req);
+
 /* 429 with Retry-After and an RFC 6749 style body. */
 void mandate_client_limits_respond(mandate_http_request *req, mandate_http_response *resp,
                                    unsigned retry_after);

@@ -339,7 +339,7 @@ void mandate_endpoint_authorize(mandate_http_request *req, mandate_http_response
     /* a pushed request too: its push was held per client only */
     else if (self_described &&
              !mandate_client_limits_take(req, MANDATE_EP_AUTHORIZE,
-                                         mandate_pool_printf(req->pool, "* from %s", from), NULL,
+                                         mandate_client_limits_self_described_key(req), NULL,
                                          &retry_after))
         over = "rate limit: sign-ins started from this address at clients that described "
                "themselves";

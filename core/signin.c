@@ -7,6 +7,7 @@
 
 #include "audit-events-private.h"
 #include "client-documents-private.h"
+#include "client-limits-private.h"
 #include "clock-private.h"
 #include "html-private.h"
 #include "issue-private.h"
@@ -63,9 +64,14 @@ mandate_rc mandate_signin_client(mandate_http_request *req, const char *client_i
                                  mandate_client *client_r, mandate_error *err)
 {
     /* anyone can name a URL: an address already over its refusal budget
-     * (a failed fetch is a refusal) gets the copy kept, never a fetch */
+     * (a failed fetch is a refusal), or over the allowance of sign-ins
+     * started at self-described clients (which would refuse a new
+     * document's sign-in start anyway), gets the copy kept, never a fetch */
     if (mandate_client_id_is_document(client_id))
-        return mandate_refusal_budget_spent(req)
+        return mandate_refusal_budget_spent(req) ||
+                       !mandate_client_limits_peek(req, MANDATE_EP_AUTHORIZE,
+                                                   mandate_client_limits_self_described_key(req),
+                                                   NULL)
                    ? mandate_client_document_resolve_kept(req->runtime, req->pool, client_id,
                                                           client_r, err)
                    : mandate_client_document_resolve(req->runtime, req->pool, client_id,

@@ -607,6 +607,23 @@ elapsed=$(($(date +%s) - t0))
 check "six pushed sign-ins at six more such clients, redeemed: some 429 ($started started in ${elapsed}s)" \
     test "$limited" -gt 0 -a "$started" -le $((elapsed + 1))
 expect_eq "  every one answered" 6 "$((started + limited))"
+# and a client document named from an address past that allowance is not
+# fetched (its sign-in start would be refused anyway): from 127.0.0.4, four
+# starts at self-registered clients spend the allowance (3 at once), then
+# twenty never-seen documents, all in one go; a failed fetch takes nothing
+# from the allowance, so only its refill (1 a second) lets a fetch through
+FETCHED=$(fetches)
+flood=()
+for app in "${self_apps[@]:0:4}"; do
+    flood+=(-o /dev/null "$(authorize_url "&login_hint=dora" | sed "s/client_id=mcp-app/client_id=$app/")")
+done
+for i in $(seq 1 20); do flood+=(-o /dev/null "$(doc_url "flood-$i.json")"); done
+t0=$(date +%s)
+answers=$(curl -s --interface 127.0.0.4 -w '%{http_code} ' "${flood[@]}")
+elapsed=$(($(date +%s) - t0))
+expect_eq "  twenty never-seen documents from an address past it: each answered" 24 "$(wc -w <<<"$answers")"
+check "  at most one fetch a second ($(($(fetches) - FETCHED)) in ${elapsed}s: $answers)" \
+    test "$(($(fetches) - FETCHED))" -le $((elapsed + 1))
 COOKIES=$SESSION_COOKIES
 
 # --- the audit trail ---------------------------------------------------------------------
