@@ -32,6 +32,11 @@ bool mandate_client_limits_take(mandate_http_request *req, mandate_metric_endpoi
 bool mandate_client_limits_peek(mandate_http_request *req, mandate_metric_endpoint ep,
                                 const char *client_id, const mandate_client *client);
 
+/* The bucket of client_id's requests from the request's address (an IPv6
+ * one's /64), "CLIENT from ADDRESS": for what anyone may send in a
+ * client's name (a public client, a sign-in start); request memory. */
+const char *mandate_client_limits_address_key(mandate_http_request *req, const char *client_id);
+
 /* The bucket (for MANDATE_EP_AUTHORIZE) that the sign-ins started from the
  * request's address at all the clients that described themselves (a
  * document, a registration) share: "* from ADDRESS" (review s35, finding

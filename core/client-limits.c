@@ -73,9 +73,15 @@ bool mandate_client_limits_peek(mandate_http_request *req, mandate_metric_endpoi
            mandate_ratelimit_peek(rl, key, rate, burst, monotonic_us());
 }
 
+const char *mandate_client_limits_address_key(mandate_http_request *req, const char *client_id)
+{
+    return mandate_pool_printf(req->pool, "%s from %s", client_id, mandate_request_limit_key(req));
+}
+
 const char *mandate_client_limits_self_described_key(mandate_http_request *req)
 {
-    return mandate_pool_printf(req->pool, "* from %s", mandate_request_limit_key(req));
+    /* '*' is no client_id's character (RFC 3986 unreserved only) */
+    return mandate_client_limits_address_key(req, "*");
 }
 
 bool mandate_client_limits_take(mandate_http_request *req, mandate_metric_endpoint ep,

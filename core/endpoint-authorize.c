@@ -327,17 +327,14 @@ void mandate_endpoint_authorize(mandate_http_request *req, mandate_http_response
      * the request yet */
     unsigned retry_after;
     const char *over = NULL;
-    const char *from = mandate_request_limit_key(req);
-    /* not redirected at once: registered_by "document" or "registration" */
-    bool self_described = !mandate_signin_redirect_at_once(req->pool, &client);
     if (request_uri == NULL &&
-        !mandate_client_limits_take(
-            req, MANDATE_EP_AUTHORIZE,
-            mandate_pool_printf(req->pool, "%s from %s", client.client_id, from), &client,
-            &retry_after))
+        !mandate_client_limits_take(req, MANDATE_EP_AUTHORIZE,
+                                    mandate_client_limits_address_key(req, client.client_id),
+                                    &client, &retry_after))
         over = "rate limit: sign-ins started from this address at this client";
-    /* a pushed request too: its push was held per client only */
-    else if (self_described &&
+    /* a pushed request too: its push was held per client only. Not
+     * redirected at once: registered_by "document" or "registration" */
+    else if (!mandate_signin_redirect_at_once(req->pool, &client) &&
              !mandate_client_limits_take(req, MANDATE_EP_AUTHORIZE,
                                          mandate_client_limits_self_described_key(req), NULL,
                                          &retry_after))

@@ -318,8 +318,7 @@ bool mandate_oauth_within_rate(mandate_http_request *req, mandate_http_response 
      * users elsewhere, as with its sign-in starts (endpoint-authorize.c) */
     const char *bucket = req->client_auth_method != NULL
                              ? client->client_id
-                             : mandate_pool_printf(req->pool, "%s from %s", client->client_id,
-                                                   mandate_request_limit_key(req));
+                             : mandate_client_limits_address_key(req, client->client_id);
     unsigned retry_after;
     if (mandate_client_limits_take(req, MANDATE_EP_TOKEN, bucket, client, &retry_after))
         return mandate_dpop_request_claim(req, resp, event, grant_type, client->client_id);
