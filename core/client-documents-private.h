@@ -138,8 +138,7 @@ bool mandate_public_clients_possible(const mandate_runtime *rt);
  * MANDATE_TEMPFAIL: the server could not be reached in time (connection,
  * TLS, timeout, 5xx, 429) and no copy is at most max_stale past its expiry
  * (a copy that is is served, with a warning), or too many fetches are
- * under way (at most one fewer than the HTTP workers, so that slow document
- * servers never hold every worker). The store's own failures as it
+ * under way (mandate_config_document_fetches). The store's own failures as it
  * answered them. Nothing is stored unless the document was accepted, but
  * a fetch that failed or a document refused is remembered for min_cache
  * seconds as a copy without a document: until then the URL is answered
@@ -154,6 +153,13 @@ mandate_rc mandate_client_document_resolve(mandate_runtime *rt, mandate_pool *po
 mandate_rc mandate_client_document_resolve_kept(mandate_runtime *rt, mandate_pool *pool,
                                                 const char *url, mandate_client *client_r,
                                                 mandate_error *err);
+/* The same where a fresh copy is kept, or an answer needs no fetch (a
+ * refusal, a failure remembered); MANDATE_NEXT where a fetch would be made:
+ * the caller has mandate_client_document_resolve run where a slow server
+ * holds no HTTP worker (mandate_http_set_aside). */
+mandate_rc mandate_client_document_resolve_fresh(mandate_runtime *rt, mandate_pool *pool,
+                                                 const char *url, mandate_client *client_r,
+                                                 mandate_error *err);
 
 /* Whether a document may be fetched from this address: false (why_r says
  * which range) for unspecified, loopback, private (RFC 1918, fc00::/7),

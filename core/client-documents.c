@@ -1045,12 +1045,11 @@ static mandate_rc fetch_document(mandate_pool *pool, const mandate_config *cfg, 
     if (curl_init_rc != CURLE_OK)
         return mandate_error_set(err, MANDATE_ERROR, "curl_global_init failed: %s",
                                  curl_easy_strerror(curl_init_rc));
-    /* a quarter of the workers at most (and one at least): anyone can make
-     * the broker fetch (an unknown https client_id at the authorization
-     * endpoint), and a slow server holds a worker for timeout_ms; the rest
-     * stay free for the agents' token requests */
-    unsigned workers = mandate_config_workers(cfg);
-    unsigned limit = workers / 4 > 0 ? workers / 4 : 1;
+    /* the authorization endpoint fetches on the threads kept for it, as
+     * many as this limit (mandate_signin_client); the introspection of a
+     * document client's token whose copy expired fetches on an HTTP
+     * worker, so never more than the limit either */
+    unsigned limit = mandate_config_document_fetches(cfg);
     if (atomic_fetch_add(&fetching, 1) >= limit) {
         atomic_fetch_sub(&fetching, 1);
         return mandate_error_set(err, MANDATE_TEMPFAIL,
@@ -1203,8 +1202,15 @@ static void remember_failure(const mandate_instance *store,
                     err.message);
 }
 
+/* What resolve does where no fresh copy is kept. */
+typedef enum missing_copy {
+    FETCH_IT,       /* fetch the document, here */
+    SERVE_STALE,    /* serve a copy within max_stale, else MANDATE_TEMPFAIL */
+    SAY_FETCH_IT,   /* MANDATE_NEXT: the caller has it fetched elsewhere */
+} missing_copy;
+
 static mandate_rc resolve(mandate_runtime *rt, mandate_pool *pool, const char *url,
-                          bool may_fetch, mandate_client *client_r, mandate_error *err)
+                          missing_copy missing, mandate_client *client_r, mandate_error *err)
 {
     const mandate_config *cfg = mandate_runtime_config(rt);
     const mandate_client_documents_conf *dc = &cfg->client_documents;
@@ -1244,15 +1250,18 @@ static mandate_rc resolve(mandate_runtime *rt, mandate_pool *pool, const char *u
         have = false;
     }
 
+    if (missing == SAY_FETCH_IT)
+        return mandate_error_set(err, MANDATE_NEXT, "no fresh copy is kept: to be fetched");
     char *body = NULL;
     size_t len = 0;
     int64_t keep = 0;
     bool asked = false;
     mandate_error fetch_err = {0};
-    rc = may_fetch ? fetch_document(pool, cfg, url, &body, &len, &keep, &asked, &fetch_err)
-                   : mandate_error_set(&fetch_err, MANDATE_TEMPFAIL,
-                                       "no fresh copy is kept, and it is not fetched for this "
-                                       "request");
+    rc = missing == FETCH_IT
+             ? fetch_document(pool, cfg, url, &body, &len, &keep, &asked, &fetch_err)
+             : mandate_error_set(&fetch_err, MANDATE_TEMPFAIL,
+                                 "no fresh copy is kept, and it is not fetched for this "
+                                 "request");
     if (rc == MANDATE_OK) {
         rc = accept_document(pool, cfg, url, body, len, now, client_r, err);
         if (rc != MANDATE_OK) {
@@ -1290,14 +1299,21 @@ mandate_rc mandate_client_document_resolve(mandate_runtime *rt, mandate_pool *po
                                            const char *url, mandate_client *client_r,
                                            mandate_error *err)
 {
-    return resolve(rt, pool, url, true, client_r, err);
+    return resolve(rt, pool, url, FETCH_IT, client_r, err);
 }
 
 mandate_rc mandate_client_document_resolve_kept(mandate_runtime *rt, mandate_pool *pool,
                                                 const char *url, mandate_client *client_r,
                                                 mandate_error *err)
 {
-    return resolve(rt, pool, url, false, client_r, err);
+    return resolve(rt, pool, url, SERVE_STALE, client_r, err);
+}
+
+mandate_rc mandate_client_document_resolve_fresh(mandate_runtime *rt, mandate_pool *pool,
+                                                 const char *url, mandate_client *client_r,
+                                                 mandate_error *err)
+{
+    return resolve(rt, pool, url, SAY_FETCH_IT, client_r, err);
 }
 
 /* --- configuration ------------------------------------------------------------------ */

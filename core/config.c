@@ -412,6 +412,12 @@ unsigned mandate_config_workers(const mandate_config *cfg)
     return n > 0 ? (unsigned)n : 1;
 }
 
+unsigned mandate_config_document_fetches(const mandate_config *cfg)
+{
+    unsigned workers = mandate_config_workers(cfg);
+    return workers / 4 > 0 ? workers / 4 : 1;
+}
+
 const char *mandate_config_default_path(const char *cli_path)
 {
     if (cli_path != NULL)

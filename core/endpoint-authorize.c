@@ -257,7 +257,11 @@ void mandate_endpoint_authorize(mandate_http_request *req, mandate_http_response
         return;
     }
     mandate_client client;
-    mandate_rc rc = mandate_signin_client(req, client_id, &client, &err);
+    /* nothing before this that must not be done twice: the request may be
+     * set aside while a client document is fetched, and served again */
+    mandate_rc rc = mandate_signin_client(req, client_id, true, &client, &err);
+    if (mandate_http_request_is_set_aside(req))
+        return;
     if (rc == MANDATE_TEMPFAIL || rc == MANDATE_ERROR) {
         /* the broker's fault (its store, a document's server), not the
          * application's: no page that blames it */

@@ -100,6 +100,8 @@ static bool read_request(mandate_http_request *req, mandate_http_response *resp,
             mandate_oauth_fail(&oerr, 400, "invalid_request", "token is missing");
         oerr.reason = why;
         oerr.client_id = caller->client_id;
+    } else if (mandate_http_request_is_set_aside(req)) {
+        return false; /* served again once the client's document is fetched */
     }
     json_t *fields = json_pack("{s:s,s:o,s:i}", "error", oerr.error, "reason",
                                mandate_audit_text(oerr.reason, MANDATE_AUDIT_TEXT_MAX), "status", (int)oerr.status);

@@ -302,7 +302,11 @@ static void unsolicited(mandate_http_request *req, mandate_http_response *resp,
         return;
     }
     mandate_client client;
-    rc = mandate_signin_client(req, client_id, &client, &err);
+    /* the instance's idp_initiated_client, which the operator named: a
+     * document of theirs is fetched here, if it must be (the answer is
+     * checked and its replay claimed already, so the request could not be
+     * served twice) */
+    rc = mandate_signin_client(req, client_id, false, &client, &err);
     if (rc != MANDATE_OK) {
         log_error("IdP-initiated sign-in at %s: the client %s: %s", idp, client_id,
                   err.message);

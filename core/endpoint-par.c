@@ -59,6 +59,8 @@ void mandate_endpoint_par(mandate_http_request *req, mandate_http_response *resp
     }
     mandate_client client;
     if (!mandate_signin_token_client(req, &form, &client, &oerr)) {
+        if (mandate_http_request_is_set_aside(req))
+            return; /* served again once the client's document is fetched */
         mandate_oauth_refuse(req, resp, PAR_REFUSED, &oerr, NULL, NULL, NULL);
         return;
     }

@@ -240,6 +240,8 @@ static bool client_presents(mandate_http_request *req, mandate_http_response *re
 {
     mandate_oauth_error oerr;
     if (!mandate_signin_token_client(req, form, client_r, &oerr)) {
+        if (mandate_http_request_is_set_aside(req))
+            return false; /* served again once the client's document is fetched */
         mandate_token_refuse(req, resp, &oerr, grant_type, NULL, NULL);
         return false;
     }

@@ -41,6 +41,10 @@ typedef struct mandate_http_request {
     /* how the request's client authenticated (client_secret_basic,
      * private_key_jwt, ...), once it has; NULL: not, or a public client */
     const char *client_auth_method;
+    /* the ctx of the work this request was set aside for
+     * (mandate_http_set_aside), once that work is done and the handler is
+     * called again; NULL on a request's first call */
+    void *set_aside;
 } mandate_http_request;
 
 typedef struct mandate_http_header {
@@ -83,6 +87,37 @@ void mandate_http_response_token_json(mandate_http_request *req, mandate_http_re
 void mandate_http_response_error(mandate_http_request *req, mandate_http_response *resp,
                                  unsigned status, const char *error, const char *description);
 
+/* Work too slow for an HTTP worker: a fetch from a server anyone may name
+ * holds its thread for as long as that server makes it wait, and every
+ * other connection libmicrohttpd gave the worker waits with it. */
+typedef void (*mandate_http_work)(void *ctx);
+typedef enum mandate_http_aside {
+    /* the connection is suspended and work(ctx) queued for one of the
+     * server's set-aside threads: the handler returns at once, answering
+     * nothing; once work is done the handler is called again for the same
+     * request (the same pool and runtime), with req->set_aside == ctx */
+    MANDATE_HTTP_SET_ASIDE = 1,
+    /* every set-aside thread is busy and the queue full: nothing was done,
+     * the handler answers (503, try again) */
+    MANDATE_HTTP_ASIDE_FULL,
+    /* a request made without a connection (as the tests and fuzzers make
+     * them): work(ctx) has run on this thread, req->set_aside == ctx, and
+     * the handler goes on */
+    MANDATE_HTTP_ASIDE_DONE_HERE,
+} mandate_http_aside;
+/* Sets the request aside for work, called from its handler (once a
+ * request: a second call while work is pending aborts). work runs on
+ * another thread: it may use the request's pool and runtime, which nothing
+ * else touches until the handler is called again, and must not block for
+ * ever. What the handler did before the call it does again when called
+ * again, so a handler sets aside before anything it must not do twice
+ * (takes from a limit, writes, audits). */
+mandate_http_aside mandate_http_set_aside(mandate_http_request *req, mandate_http_work work,
+                                          void *ctx);
+/* Whether the handler's call set the request aside (it then answers
+ * nothing). */
+bool mandate_http_request_is_set_aside(const mandate_http_request *req);
+
 /* Where each request finds the runtime to serve with: acquire returns a
  * reference (NULL: the request is answered 503), which the HTTP layer hands
  * to release once the response is sent. too_large (may be NULL) hears of a
@@ -111,6 +146,9 @@ typedef struct mandate_http_settings {
      * (never required: libmicrohttpd only requests one, and the handler
      * judges it: mtls-private.h); NULL: none asked */
     const char *tls_client_ca;
+    /* threads for the work requests are set aside for (0: 1), and how many
+     * such requests may wait for one besides (0: 8 a thread) */
+    unsigned aside_threads, aside_queue;
 } mandate_http_settings;
 
 typedef struct mandate_http_server mandate_http_server;

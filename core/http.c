@@ -27,6 +27,7 @@
 #include "pool-private.h"
 #include "text-encoding.h"
 #include "util-private.h"
+#include "work-queue-private.h"
 
 /* Certificates and keys are small; a bigger file is a mistake. */
 #define TLS_FILE_MAX (256 * 1024)
@@ -46,6 +47,8 @@ struct mandate_http_server {
     mandate_http_source source;
     size_t body_limit;
     atomic_uint in_flight;
+    /* the threads requests are set aside for (mandate_http_set_aside) */
+    mandate_work_queue *aside;
     char *tls_cert, *tls_key, *tls_trust;
     size_t tls_key_len;
 };
@@ -65,6 +68,15 @@ typedef struct request_state {
     bool waiting;
     _Atomic bool record_lost;
     mandate_http_response pending;
+    /* the newest audit record of the request's handler calls (a request
+     * set aside is handled twice): answered once it is durable */
+    uint64_t record;
+    /* set aside (mandate_http_set_aside): suspended while a set-aside
+     * thread does aside_work; handled again once it has */
+    bool aside;
+    mandate_http_work aside_work;
+    void *aside_ctx;
+    mandate_http_server *server;
     char *raw_target; /* from on_request_line */
 } request_state;
 
@@ -279,6 +291,76 @@ static void on_record_durable(void *ctx, bool durable)
     MHD_resume_connection(st->req.connection);
 }
 
+/* On a set-aside thread. */
+static void run_set_aside(void *arg)
+{
+    request_state *st = arg;
+    mandate_log_set_request_id(st->req.request_id);
+    st->aside_work(st->aside_ctx);
+    mandate_log_set_request_id(NULL);
+    st->req.set_aside = st->aside_ctx;
+    MHD_resume_connection(st->req.connection);
+}
+
+mandate_http_aside mandate_http_set_aside(mandate_http_request *req, mandate_http_work work,
+                                          void *ctx)
+{
+    if (req->connection == NULL) {
+        work(ctx);
+        req->set_aside = ctx;
+        return MANDATE_HTTP_ASIDE_DONE_HERE;
+    }
+    request_state *st = (request_state *)req; /* req is its first member */
+    if (st->aside)
+        mandate_die("a request set aside twice in one handler call");
+    st->aside = true;
+    st->aside_work = work;
+    st->aside_ctx = ctx;
+    st->req.set_aside = NULL;
+    /* suspended first: the work may be done, and the connection resumed,
+     * before the submission returns */
+    MHD_suspend_connection(req->connection);
+    if (mandate_work_queue_submit(st->server->aside, run_set_aside, st))
+        return MANDATE_HTTP_SET_ASIDE;
+    st->aside = false;
+    MHD_resume_connection(req->connection);
+    return MANDATE_HTTP_ASIDE_FULL;
+}
+
+bool mandate_http_request_is_set_aside(const mandate_http_request *req)
+{
+    return req->connection != NULL && ((const request_state *)req)->aside;
+}
+
+/* Calls the handler (again, for a request that was set aside) and answers,
+ * once the request's audit records are durable, or sets it aside. */
+static enum MHD_Result handle(mandate_http_server *srv, request_state *st)
+{
+    mandate_http_response resp = {0};
+    mandate_audit_events_defer_begin();
+    srv->handler(&st->req, &resp);
+    uint64_t record = mandate_audit_events_defer_end();
+    if (record > st->record)
+        st->record = record;
+    if (st->aside)
+        return MHD_YES; /* handled again once its work is done */
+    if (resp.status == 0)
+        mandate_http_response_error(&st->req, &resp, 500, "server_error", NULL);
+    if (st->record == 0)
+        return queue(st, &resp);
+    /* Not before its audit record is durable. Suspended first: the
+     * committer may resume the connection as soon as it is registered. */
+    st->pending = resp;
+    st->waiting = true;
+    MHD_suspend_connection(st->req.connection);
+    switch (mandate_audit_events_when_durable(st->record, on_record_durable, st)) {
+    case MANDATE_AUDIT_PENDING: break;
+    case MANDATE_AUDIT_LOST: atomic_store(&st->record_lost, true); /* fall through */
+    case MANDATE_AUDIT_DURABLE: MHD_resume_connection(st->req.connection); break;
+    }
+    return MHD_YES;
+}
+
 static enum MHD_Result reply_error(request_state *st, unsigned status, const char *error,
                                    const char *description)
 {
@@ -368,6 +450,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
         *con_cls = st;
         atomic_fetch_add(&srv->in_flight, 1);
         st->req.connection = connection;
+        st->server = srv;
         st->req.pool = mandate_pool_new();
         st->req.method = mandate_pool_strdup(st->req.pool, method);
         st->req.path = mandate_pool_strdup(st->req.pool, url);
@@ -415,6 +498,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
     }
     mandate_log_set_request_id(st->req.request_id);
 
+    if (st->aside) { /* resumed: the work it was set aside for is done */
+        st->aside = false;
+        return handle(srv, st);
+    }
     if (st->waiting) {
         /* resumed: the audit record is on disk, or never will be */
         st->waiting = false;
@@ -454,26 +541,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
     st->req.runtime = srv->source.acquire(srv->source.ctx);
     if (st->req.runtime == NULL)
         return reply_error(st, 503, "temporarily_unavailable", "the broker is not serving");
-
-    mandate_http_response resp = {0};
-    mandate_audit_events_defer_begin();
-    srv->handler(&st->req, &resp);
-    uint64_t record = mandate_audit_events_defer_end();
-    if (resp.status == 0)
-        mandate_http_response_error(&st->req, &resp, 500, "server_error", NULL);
-    if (record == 0)
-        return queue(st, &resp);
-    /* Not before its audit record is durable. Suspended first: the
-     * committer may resume the connection as soon as it is registered. */
-    st->pending = resp;
-    st->waiting = true;
-    MHD_suspend_connection(connection);
-    switch (mandate_audit_events_when_durable(record, on_record_durable, st)) {
-    case MANDATE_AUDIT_PENDING: break;
-    case MANDATE_AUDIT_LOST: atomic_store(&st->record_lost, true); /* fall through */
-    case MANDATE_AUDIT_DURABLE: MHD_resume_connection(connection); break;
-    }
-    return MHD_YES;
+    return handle(srv, st);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *connection, void **con_cls,
@@ -712,6 +780,7 @@ static void server_free(mandate_http_server *srv)
         if (srv->stop_pipe[i] >= 0)
             close(srv->stop_pipe[i]);
     mandate_http_guard_free(&srv->guard);
+    mandate_work_queue_free(&srv->aside);
     free(srv->tls_cert);
     free(srv->tls_trust);
     if (srv->tls_key != NULL)
@@ -824,15 +893,24 @@ mandate_rc mandate_http_start(const mandate_http_settings *settings,
         return mandate_error_set(err, MANDATE_ERROR, "cannot serve on %s: %s", settings->listen,
                                  e ? strerror(e) : "libmicrohttpd refused");
     }
+    unsigned aside_threads = settings->aside_threads > 0 ? settings->aside_threads : 1;
+    srv->aside = mandate_work_queue_new(
+        aside_threads, settings->aside_queue > 0 ? settings->aside_queue : aside_threads * 8);
+    if (srv->aside == NULL) {
+        MHD_stop_daemon(srv->daemon);
+        server_free(srv);
+        return mandate_error_set(err, MANDATE_ERROR, "cannot start the set-aside threads");
+    }
     int e = pthread_create(&srv->acceptor, NULL, acceptor_main, srv);
     if (e != 0) {
+        mandate_work_queue_stop(srv->aside);
         MHD_stop_daemon(srv->daemon);
         server_free(srv);
         return mandate_error_set(err, MANDATE_ERROR, "cannot start the acceptor: %s",
                                  strerror(e));
     }
     srv->accepting = true;
-    log_info("serving with %u worker threads", threads);
+    log_info("serving with %u worker threads, %u for work set aside", threads, aside_threads);
     *server_r = srv;
     return MANDATE_OK;
 }
@@ -865,6 +943,9 @@ void mandate_http_stop(mandate_http_server **srvp)
     if (srv == NULL)
         return;
     stop_accepting(srv); /* no new connection for a daemon being stopped */
+    /* the requests set aside are done and resumed first: libmicrohttpd
+     * must not be stopped with a connection suspended */
+    mandate_work_queue_stop(srv->aside);
     MHD_stop_daemon(srv->daemon);
     server_free(srv);
     *srvp = NULL;

@@ -50,9 +50,16 @@ size_t mandate_signin_idps(const mandate_runtime *rt, const mandate_instance **i
 
 /* The client of a sign-in: a registered one (the store) or a Client ID
  * Metadata Document. MANDATE_NOT_FOUND, MANDATE_INVALID (why in err), or
- * MANDATE_TEMPFAIL. */
+ * MANDATE_TEMPFAIL. With may_set_aside, a document that must be fetched is
+ * fetched with the request set aside (mandate_http_set_aside): then
+ * MANDATE_TEMPFAIL and mandate_http_request_is_set_aside(req), and the
+ * caller returns at once, to be called again with the document fetched;
+ * so a caller that may set aside has done nothing before it that it must
+ * not do twice. Without, the fetch is made here, on the HTTP worker: for
+ * a client the operator named. */
 mandate_rc mandate_signin_client(mandate_http_request *req, const char *client_id,
-                                 mandate_client *client_r, mandate_error *err);
+                                 bool may_set_aside, mandate_client *client_r,
+                                 mandate_error *err);
 /* A string member of a client's registered metadata, or NULL. */
 const char *mandate_signin_client_meta(mandate_pool *pool, const mandate_client *client,
                                        const char *name);
@@ -74,7 +81,9 @@ bool mandate_signin_grant_registered(mandate_http_request *req, mandate_http_res
 /* The client of POST /oauth2/token in a sign-in grant: a public client
  * (token_endpoint_auth_method "none") names itself with client_id alone;
  * any other authenticates as on the other grants. false: *oerr says why
- * (401 invalid_client). */
+ * (401 invalid_client), or the request was set aside while the client's
+ * document is fetched (mandate_http_request_is_set_aside: the caller
+ * answers nothing, and has done nothing it must not do twice). */
 bool mandate_signin_token_client(mandate_http_request *req, const mandate_form *form,
                                  mandate_client *client_r, mandate_oauth_error *oerr);
 

@@ -60,22 +60,75 @@ size_t mandate_signin_idps(const mandate_runtime *rt, const mandate_instance **i
 
 /* --- clients -------------------------------------------------------------- */
 
-mandate_rc mandate_signin_client(mandate_http_request *req, const char *client_id,
-                                 mandate_client *client_r, mandate_error *err)
+/* A client document fetched for a request set aside (see
+ * mandate_signin_client): what mandate_client_document_resolve said. */
+typedef struct document_fetch {
+    mandate_runtime *runtime;
+    mandate_pool *pool;
+    const char *url;
+    mandate_client client;
+    mandate_error err;
+    mandate_rc rc;
+} document_fetch;
+
+/* On a set-aside thread. */
+static void fetch_document_aside(void *ctx)
 {
+    document_fetch *f = ctx;
+    f->rc = mandate_client_document_resolve(f->runtime, f->pool, f->url, &f->client, &f->err);
+}
+
+static mandate_rc document_client(mandate_http_request *req, const char *url,
+                                  bool may_set_aside, mandate_client *client_r,
+                                  mandate_error *err)
+{
+    const document_fetch *done = req->set_aside;
+    if (done != NULL && strcmp(done->url, url) == 0) { /* called again: fetched */
+        *client_r = done->client;
+        *err = done->err;
+        return done->rc;
+    }
     /* anyone can name a URL: an address already over its refusal budget
      * (a failed fetch is a refusal), or over the allowance of sign-ins
      * started at self-described clients (which would refuse a new
      * document's sign-in start anyway), gets the copy kept, never a fetch */
+    if (mandate_refusal_budget_spent(req) ||
+        !mandate_client_limits_peek(req, MANDATE_EP_AUTHORIZE,
+                                    mandate_client_limits_self_described_key(req), NULL))
+        return mandate_client_document_resolve_kept(req->runtime, req->pool, url, client_r,
+                                                    err);
+    if (!may_set_aside)
+        return mandate_client_document_resolve(req->runtime, req->pool, url, client_r, err);
+    mandate_rc rc =
+        mandate_client_document_resolve_fresh(req->runtime, req->pool, url, client_r, err);
+    if (rc != MANDATE_NEXT)
+        return rc;
+    /* a fetch from a server anyone names, as slow as client_documents.
+     * timeout_ms lets it be: never on the HTTP worker, whose other
+     * connections (agents' tokens, gateway checks) would wait with it */
+    document_fetch *f = mandate_pool_alloc(req->pool, sizeof(*f));
+    *f = (document_fetch){.runtime = req->runtime, .pool = req->pool, .url = url};
+    switch (mandate_http_set_aside(req, fetch_document_aside, f)) {
+    case MANDATE_HTTP_SET_ASIDE:
+        return mandate_error_set(err, MANDATE_TEMPFAIL,
+                                 "set aside while its document is fetched");
+    case MANDATE_HTTP_ASIDE_FULL:
+        return mandate_error_set(err, MANDATE_TEMPFAIL,
+                                 "every client document fetch is busy, and as many wait: "
+                                 "try again");
+    case MANDATE_HTTP_ASIDE_DONE_HERE: break;
+    }
+    *client_r = f->client;
+    *err = f->err;
+    return f->rc;
+}
+
+mandate_rc mandate_signin_client(mandate_http_request *req, const char *client_id,
+                                 bool may_set_aside, mandate_client *client_r,
+                                 mandate_error *err)
+{
     if (mandate_client_id_is_document(client_id))
-        return mandate_refusal_budget_spent(req) ||
-                       !mandate_client_limits_peek(req, MANDATE_EP_AUTHORIZE,
-                                                   mandate_client_limits_self_described_key(req),
-                                                   NULL)
-                   ? mandate_client_document_resolve_kept(req->runtime, req->pool, client_id,
-                                                          client_r, err)
-                   : mandate_client_document_resolve(req->runtime, req->pool, client_id,
-                                                     client_r, err);
+        return document_client(req, client_id, may_set_aside, client_r, err);
     if (!mandate_client_id_valid(client_id))
         return mandate_error_set(err, MANDATE_NOT_FOUND, "no such client");
     mandate_rc rc = mandate_store_client_get(mandate_runtime_store(req->runtime), req->pool,
@@ -213,8 +266,11 @@ bool mandate_signin_token_client(mandate_http_request *req, const mandate_form *
         return mandate_client_authenticate(req, form, client_r, oerr) == MANDATE_OK;
     const char *client_id = mandate_form_get(form, "client_id");
     mandate_error err = {0};
-    mandate_rc rc = client_id != NULL ? mandate_signin_client(req, client_id, client_r, &err)
-                                      : MANDATE_NOT_FOUND;
+    mandate_rc rc = client_id != NULL
+                        ? mandate_signin_client(req, client_id, true, client_r, &err)
+                        : MANDATE_NOT_FOUND;
+    if (mandate_http_request_is_set_aside(req))
+        return false;
     if (rc == MANDATE_TEMPFAIL || rc == MANDATE_ERROR) {
         mandate_oauth_fail_rc(oerr, rc);
         oerr->reason = mandate_pool_strdup(req->pool, err.message);
@@ -998,7 +1054,9 @@ bool mandate_signin_known_client(mandate_http_request *req, mandate_http_respons
                                  const char *client_id, mandate_client *client_r)
 {
     mandate_error err = {0};
-    mandate_rc rc = mandate_signin_client(req, client_id, client_r, &err);
+    /* the pending sign-in is taken already: this request cannot be served
+     * twice, so a document that must be fetched is fetched here */
+    mandate_rc rc = mandate_signin_client(req, client_id, false, client_r, &err);
     if (rc == MANDATE_OK)
         return true;
     mandate_web_error_page(req, resp, rc == MANDATE_TEMPFAIL ? 503 : 400,

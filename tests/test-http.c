@@ -9,6 +9,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -65,9 +66,58 @@ static void release(void *ctx, struct mandate_runtime *rt)
     atomic_fetch_add(&released, 1);
 }
 
+/* The work /aside sets its request aside for: it waits until the test
+ * lets it go, so the test can see the worker serve others meanwhile. */
+static pthread_mutex_t aside_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t aside_changed = PTHREAD_COND_INITIALIZER;
+static unsigned aside_entered;
+static bool aside_open;
+static atomic_int aside_handled;
+
+typedef struct aside_work {
+    pthread_t thread;
+    bool done;
+} aside_work;
+
+static void slow_work(void *ctx)
+{
+    aside_work *w = ctx;
+    pthread_mutex_lock(&aside_lock);
+    aside_entered++;
+    pthread_cond_broadcast(&aside_changed);
+    while (!aside_open)
+        pthread_cond_wait(&aside_changed, &aside_lock);
+    pthread_mutex_unlock(&aside_lock);
+    w->thread = pthread_self();
+    w->done = true;
+}
+
+/* /aside: set aside for slow_work on the first call, answered on the
+ * second with what the work left; 503 when it cannot be set aside. */
+static void aside(mandate_http_request *req, mandate_http_response *resp)
+{
+    atomic_fetch_add(&aside_handled, 1);
+    aside_work *done = req->set_aside;
+    if (done == NULL) {
+        aside_work *w = mandate_pool_alloc(req->pool, sizeof(*w));
+        mandate_http_aside how = mandate_http_set_aside(req, slow_work, w);
+        assert_int_equal(mandate_http_request_is_set_aside(req), how == MANDATE_HTTP_SET_ASIDE);
+        if (how == MANDATE_HTTP_ASIDE_FULL)
+            mandate_http_response_error(req, resp, 503, "temporarily_unavailable", "full");
+        return;
+    }
+    mandate_http_response_json(req, resp, 200,
+                               json_pack("{s:b,s:b}", "done", done->done, "elsewhere",
+                                         !pthread_equal(done->thread, pthread_self())));
+}
+
 /* Echoes what it was handed. */
 static void echo(mandate_http_request *req, mandate_http_response *resp)
 {
+    if (strcmp(req->path, "/aside") == 0) {
+        aside(req, resp);
+        return;
+    }
     atomic_fetch_add(&handled, 1);
     const char *hdr = mandate_http_request_header(req, "X-Test-Header");
     json_t *body =
@@ -86,6 +136,8 @@ typedef struct server {
     unsigned port;
 } server;
 
+static unsigned setup_threads = 2;
+
 static int setup(void **state)
 {
     atomic_store(&acquired, 0);
@@ -97,9 +149,11 @@ static int setup(void **state)
         .listen = "127.0.0.1:0",
         .host = "127.0.0.1",
         .port = 0,
-        .threads = 2,
+        .threads = setup_threads,
         .body_limit = BODY_LIMIT,
         .connection_limit = 64,
+        .aside_threads = 1,
+        .aside_queue = 1,
         .connections_per_address = 0,
         .request_timeout = 5,
         .connection_timeout = 5,
@@ -112,6 +166,15 @@ static int setup(void **state)
     s->port = mandate_http_port(s->srv);
     *state = s;
     return 0;
+}
+
+/* One worker: a request that held it would hold every other. */
+static int setup_one_worker(void **state)
+{
+    setup_threads = 1;
+    int r = setup(state);
+    setup_threads = 2;
+    return r;
 }
 
 static int teardown(void **state)
@@ -131,20 +194,10 @@ typedef struct answer {
     char all[65536];
 } answer;
 
-/* Sends raw (len bytes), reads the answer until the server closes. */
-static void exchange(const server *s, const char *raw, size_t len, answer *a)
+/* Reads the answer on fd until the server closes, and closes fd. */
+static void read_answer(int fd, answer *a)
 {
     memset(a, 0, sizeof(*a));
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)s->port)};
-    inet_pton(AF_INET, "127.0.0.1", &sin.sin_addr);
-    assert_int_equal(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-    for (size_t sent = 0; sent < len;) {
-        ssize_t n = send(fd, raw + sent, len - sent, MSG_NOSIGNAL);
-        if (n <= 0)
-            break; /* the server may answer and close before all is sent */
-        sent += (size_t)n;
-    }
     size_t got = 0;
     for (;;) {
         struct pollfd p = {.fd = fd, .events = POLLIN};
@@ -164,6 +217,28 @@ static void exchange(const server *s, const char *raw, size_t len, answer *a)
     assert_true(head_len < sizeof(a->head));
     memcpy(a->head, a->all, head_len);
     a->body = end + 4;
+}
+
+static int connect_to(const server *s)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)s->port)};
+    inet_pton(AF_INET, "127.0.0.1", &sin.sin_addr);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    return fd;
+}
+
+/* Sends raw (len bytes), reads the answer until the server closes. */
+static void exchange(const server *s, const char *raw, size_t len, answer *a)
+{
+    int fd = connect_to(s);
+    for (size_t sent = 0; sent < len;) {
+        ssize_t n = send(fd, raw + sent, len - sent, MSG_NOSIGNAL);
+        if (n <= 0)
+            break; /* the server may answer and close before all is sent */
+        sent += (size_t)n;
+    }
+    read_answer(fd, a);
 }
 
 static void send_text(const server *s, const char *raw, answer *a)
@@ -427,6 +502,78 @@ static void test_token_json_is_json(void **state)
 }
 
 /* A listen address that is not a numeric address is refused at start. */
+static void send_all(int fd, const char *raw)
+{
+    assert_int_equal(send(fd, raw, strlen(raw), MSG_NOSIGNAL), (ssize_t)strlen(raw));
+}
+
+static void wait_aside_entered(unsigned n)
+{
+    pthread_mutex_lock(&aside_lock);
+    while (aside_entered < n)
+        pthread_cond_wait(&aside_changed, &aside_lock);
+    pthread_mutex_unlock(&aside_lock);
+}
+
+/* A request set aside (review s35, finding 5: a client document's slow
+ * server held the worker that fetched it, and every connection on it):
+ * its work runs on another thread while the server's one worker answers
+ * others; then the handler is called again, and answers. One work thread
+ * and one place in its queue: a third request is answered at once, 503. */
+static void test_set_aside(void **state)
+{
+    server *s = *state;
+    aside_entered = 0;
+    aside_open = false;
+    atomic_store(&aside_handled, 0);
+    static const char get_aside[] =
+        "GET /aside HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    int first = connect_to(s);
+    send_all(first, get_aside);
+    wait_aside_entered(1); /* its work holds the one work thread */
+    int second = connect_to(s);
+    send_all(second, get_aside);
+    while (atomic_load(&aside_handled) < 2) /* queued */
+        usleep(1000);
+    answer a;
+    /* the one worker is free for others meanwhile */
+    json_t *j = echoed(s, "GET /other HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &a);
+    assert_string_equal(json_string_value(json_object_get(j, "path")), "/other");
+    json_decref(j);
+    /* queued behind the first: the queue is full */
+    send_text(s, get_aside, &a);
+    expect_answer(&a, 503, "full");
+    pthread_mutex_lock(&aside_lock);
+    aside_open = true;
+    pthread_cond_broadcast(&aside_changed);
+    pthread_mutex_unlock(&aside_lock);
+    for (int fd = first, i = 0; i < 2; fd = second, i++) {
+        read_answer(fd, &a);
+        expect_answer(&a, 200, NULL);
+        j = body_json(&a);
+        assert_true(json_is_true(json_object_get(j, "done")));
+        assert_true(json_is_true(json_object_get(j, "elsewhere")));
+        json_decref(j);
+    }
+    /* each set-aside request handled twice, the refused one once */
+    assert_int_equal(atomic_load(&aside_handled), 5);
+}
+
+/* A request made without a connection (the tests' and fuzzers'): the work
+ * is done there and then. */
+static void test_set_aside_without_connection(void **state)
+{
+    (void)state;
+    aside_open = true;
+    mandate_http_request req = {.method = "GET", .path = "/aside", .pool = mandate_pool_new()};
+    aside_work w = {0};
+    assert_int_equal(mandate_http_set_aside(&req, slow_work, &w), MANDATE_HTTP_ASIDE_DONE_HERE);
+    assert_true(w.done);
+    assert_ptr_equal(req.set_aside, &w);
+    assert_false(mandate_http_request_is_set_aside(&req));
+    mandate_pool_free(&req.pool);
+}
+
 static void test_bad_address(void **state)
 {
     (void)state;
@@ -455,6 +602,8 @@ int main(void)
         TEST_FX(test_runtime_taken_and_handed_back),
         TEST_FX(test_head),
         TEST_FX(test_keep_alive),
+        cmocka_unit_test_setup_teardown(test_set_aside, setup_one_worker, teardown),
+        cmocka_unit_test(test_set_aside_without_connection),
         cmocka_unit_test(test_token_json_is_json),
         cmocka_unit_test(test_bad_address),
     };

@@ -33,6 +33,9 @@ registration = { mode = "open"; tenant = "public"; scopes = ["mcp:call", "trade:
 client_documents = { allow_private_addresses = true; }; # a document server on loopback
 rate_limit = { refusal_rate = 1; }; # an address over its refusal budget stays so a second
 CONF
+# one HTTP worker: a request that held it would hold every other (review
+# s35, finding 5: a slow client document's fetch did)
+sed -i 's/^ *# threads = 0;.*/  threads = 1;/' "$CONF"
 LOG="$TMP/daemon.log"
 check "daemon starts" start_daemon "$CONF" "$LOG" || cat "$LOG"
 CTL=("$MANDATECTL" -c "$CONF")
@@ -320,6 +323,41 @@ expect_eq "another document named from an address over its refusal budget: 429" 
         "$(doc_url other.json)" | tail -n 1)"
 expect_eq "  and no fetch" 1 "$(fetches)"
 sleep 2 # the flood's refusals, counted, are written at the end of their second
+
+# (review s35, finding 5) a document is fetched on a thread of its own, not
+# on the HTTP worker: a server that takes the connection and never answers
+# holds that thread, while the daemon's one worker serves everyone else;
+# once the server lets go, the sign-in is answered (the fetch failed: 503)
+python3 - "$TMP/slow-held" "$TMP/slow-release" >"$TMP/slow-server.out" 2>&1 <<'PY' &
+import os, socket, sys, time
+server = socket.socket()
+server.bind(("127.0.0.1", 0))
+server.listen(8)
+print("listening", server.getsockname()[1], flush=True)
+conn, _ = server.accept()
+open(sys.argv[1], "w").close()
+while not os.path.exists(sys.argv[2]):
+    time.sleep(0.05)
+conn.close()
+PY
+SLOW_SERVER=$!
+PIDS="$PIDS $SLOW_SERVER"
+SLOW_PORT=$(listening_port "$TMP/slow-server.out" "$SLOW_SERVER")
+curl -s -o /dev/null -w '%{http_code}' --interface 127.0.0.5 \
+    "$(authorize_url | sed "s|client_id=mcp-app|client_id=https%3A%2F%2F127.0.0.1%3A$SLOW_PORT%2Fslow.json|")" \
+    >"$TMP/slow-status" &
+SLOW_SIGNIN=$!
+for i in $(seq 1 200); do [ -e "$TMP/slow-held" ] && break; sleep 0.05; done
+check "a document whose server does not answer: being fetched" test -e "$TMP/slow-held"
+expect_eq "  meanwhile the one worker answers /healthz" 200 \
+    "$(curl -s -m 30 -o /dev/null -w '%{http_code}' "$BASE/healthz")"
+expect_eq "  and a token request" 200 \
+    "$(curl -s -m 30 -o /dev/null -w '%{http_code}' -u "research-agent:${SECRET[research-agent]}" \
+        -d grant_type=client_credentials -d scope=mcp:call "$TOKEN_URL")"
+check "  while the sign-in still waits for the document" kill -0 "$SLOW_SIGNIN"
+touch "$TMP/slow-release"
+wait "$SLOW_SIGNIN"
+expect_eq "  which, the server gone, is a page: try again" 503 "$(cat "$TMP/slow-status")"
 COOKIES=$SAVED_COOKIES
 
 # --- clients that described themselves: no redirect before anyone acted ------------------
