@@ -106,10 +106,10 @@ typedef enum mandate_http_aside {
     MANDATE_HTTP_ASIDE_DONE_HERE,
 } mandate_http_aside;
 /* Sets the request aside for work, called from its handler (once a
- * request: a second call while work is pending aborts). work runs on
- * another thread: it may use the request's pool and runtime, which nothing
- * else touches until the handler is called again, and must not block for
- * ever. What the handler did before the call it does again when called
+ * handler call: a second aborts). work runs on another thread once the
+ * handler has returned: it may use the request's pool and runtime, which
+ * nothing else touches until the handler is called again, and must not
+ * block for ever. What the handler did before the call it does again when called
  * again, so a handler sets aside before anything it must not do twice
  * (takes from a limit, writes, audits). */
 mandate_http_aside mandate_http_set_aside(mandate_http_request *req, mandate_http_work work,

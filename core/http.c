@@ -313,18 +313,16 @@ mandate_http_aside mandate_http_set_aside(mandate_http_request *req, mandate_htt
     request_state *st = (request_state *)req; /* req is its first member */
     if (st->aside)
         mandate_die("a request set aside twice in one handler call");
+    /* a place now, the work handed over once the handler has returned
+     * (handle): until then the handler still uses the request (its pool),
+     * which the work may use too */
+    if (!mandate_work_queue_reserve(st->server->aside))
+        return MANDATE_HTTP_ASIDE_FULL;
     st->aside = true;
     st->aside_work = work;
     st->aside_ctx = ctx;
     st->req.set_aside = NULL;
-    /* suspended first: the work may be done, and the connection resumed,
-     * before the submission returns */
-    MHD_suspend_connection(req->connection);
-    if (mandate_work_queue_submit(st->server->aside, run_set_aside, st))
-        return MANDATE_HTTP_SET_ASIDE;
-    st->aside = false;
-    MHD_resume_connection(req->connection);
-    return MANDATE_HTTP_ASIDE_FULL;
+    return MANDATE_HTTP_SET_ASIDE;
 }
 
 bool mandate_http_request_is_set_aside(const mandate_http_request *req)
@@ -342,8 +340,14 @@ static enum MHD_Result handle(mandate_http_server *srv, request_state *st)
     uint64_t record = mandate_audit_events_defer_end();
     if (record > st->record)
         st->record = record;
-    if (st->aside)
-        return MHD_YES; /* handled again once its work is done */
+    if (st->aside) { /* handled again once its work is done */
+        /* suspended first: the work may be done, and the connection
+         * resumed, before the submission returns */
+        MHD_suspend_connection(st->req.connection);
+        if (!mandate_work_queue_submit_reserved(srv->aside, run_set_aside, st))
+            run_set_aside(st); /* the server is stopping: here, then */
+        return MHD_YES;
+    }
     if (resp.status == 0)
         mandate_http_response_error(&st->req, &resp, 500, "server_error", NULL);
     if (st->record == 0)

@@ -18,6 +18,7 @@ struct mandate_work_queue {
     pthread_cond_t ready; /* a job queued, or stopping */
     job *ring;            /* capacity slots; head is the oldest */
     unsigned capacity, head, count;
+    unsigned reserved; /* places taken for jobs not submitted yet */
     bool stopping;
     pthread_t *threads;
     unsigned thread_count;
@@ -63,10 +64,21 @@ mandate_work_queue *mandate_work_queue_new(unsigned threads, unsigned capacity)
     return q;
 }
 
-bool mandate_work_queue_submit(mandate_work_queue *q, mandate_work_fn fn, void *ctx)
+bool mandate_work_queue_reserve(mandate_work_queue *q)
 {
     pthread_mutex_lock(&q->lock);
-    bool taken = !q->stopping && q->count < q->capacity;
+    bool taken = !q->stopping && q->count + q->reserved < q->capacity;
+    if (taken)
+        q->reserved++;
+    pthread_mutex_unlock(&q->lock);
+    return taken;
+}
+
+bool mandate_work_queue_submit_reserved(mandate_work_queue *q, mandate_work_fn fn, void *ctx)
+{
+    pthread_mutex_lock(&q->lock);
+    q->reserved--;
+    bool taken = !q->stopping;
     if (taken) {
         q->ring[(q->head + q->count) % q->capacity] = (job){fn, ctx};
         q->count++;
@@ -74,6 +86,11 @@ bool mandate_work_queue_submit(mandate_work_queue *q, mandate_work_fn fn, void *
     }
     pthread_mutex_unlock(&q->lock);
     return taken;
+}
+
+bool mandate_work_queue_submit(mandate_work_queue *q, mandate_work_fn fn, void *ctx)
+{
+    return mandate_work_queue_reserve(q) && mandate_work_queue_submit_reserved(q, fn, ctx);
 }
 
 void mandate_work_queue_stop(mandate_work_queue *q)

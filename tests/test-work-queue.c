@@ -115,9 +115,35 @@ static void test_threads_run_at_once(void **state)
     assert_int_equal(g.ran_count, 2);
 }
 
+/* A place reserved counts as a job waiting; a place reserved on a queue
+ * stopped before the job is handed over is given back, the job not run. */
+static void test_reserved_places(void **state)
+{
+    (void)state;
+    gate g;
+    gate_init(&g);
+    mandate_work_queue *q = mandate_work_queue_new(1, 2);
+    job held = {&g, 0, true}, later = {&g, 1, false}, refused = {&g, 2, false};
+    assert_true(mandate_work_queue_submit(q, run_job, &held));
+    wait_entered(&g, 1);
+    assert_true(mandate_work_queue_reserve(q));
+    assert_true(mandate_work_queue_reserve(q));
+    assert_false(mandate_work_queue_reserve(q));
+    assert_false(mandate_work_queue_submit(q, run_job, &refused));
+    assert_true(mandate_work_queue_submit_reserved(q, run_job, &later));
+    open_gate(&g);
+    mandate_work_queue_stop(q);
+    assert_false(mandate_work_queue_submit_reserved(q, run_job, &refused));
+    mandate_work_queue_free(&q);
+    assert_int_equal(g.ran_count, 2);
+    assert_int_equal(g.ran[0], 0);
+    assert_int_equal(g.ran[1], 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_reserved_places),
         cmocka_unit_test(test_bounded_and_in_order),
         cmocka_unit_test(test_threads_run_at_once),
     };
