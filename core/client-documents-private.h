@@ -160,6 +160,12 @@ mandate_rc mandate_client_document_resolve_kept(mandate_runtime *rt, mandate_poo
 mandate_rc mandate_client_document_resolve_fresh(mandate_runtime *rt, mandate_pool *pool,
                                                  const char *url, mandate_client *client_r,
                                                  mandate_error *err);
+/* mandate_client_document_resolve on a set-aside thread: its fetch is not
+ * counted against the limit of fetches on HTTP workers (those threads are
+ * as many as that limit already). */
+mandate_rc mandate_client_document_resolve_aside(mandate_runtime *rt, mandate_pool *pool,
+                                                 const char *url, mandate_client *client_r,
+                                                 mandate_error *err);
 
 /* Whether a document may be fetched from this address: false (why_r says
  * which range) for unspecified, loopback, private (RFC 1918, fc00::/7),

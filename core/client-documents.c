@@ -1037,20 +1037,20 @@ static int64_t cache_seconds(const char *cc, const mandate_client_documents_conf
  * else why. *asked_r: whether the server was asked (not when the fetch
  * slots are full or curl cannot start). */
 static mandate_rc fetch_document(mandate_pool *pool, const mandate_config *cfg, const char *url,
-                                 char **body_r, size_t *len_r, int64_t *keep_r, bool *asked_r,
-                                 mandate_error *err)
+                                 bool on_worker, char **body_r, size_t *len_r, int64_t *keep_r,
+                                 bool *asked_r, mandate_error *err)
 {
     const mandate_client_documents_conf *dc = &cfg->client_documents;
     pthread_once(&curl_once, curl_init);
     if (curl_init_rc != CURLE_OK)
         return mandate_error_set(err, MANDATE_ERROR, "curl_global_init failed: %s",
                                  curl_easy_strerror(curl_init_rc));
-    /* the authorization endpoint fetches on the threads kept for it, as
-     * many as this limit (mandate_signin_client); the introspection of a
-     * document client's token whose copy expired fetches on an HTTP
-     * worker, so never more than the limit either */
+    /* the fetches anyone can ask for run on the threads kept for them, as
+     * many as this limit (mandate_signin_client); those made on an HTTP
+     * worker (a copy expired at introspection, at the gateway, at a
+     * consent) are held to the same limit apart */
     unsigned limit = mandate_config_document_fetches(cfg);
-    if (atomic_fetch_add(&fetching, 1) >= limit) {
+    if (on_worker && atomic_fetch_add(&fetching, 1) >= limit) {
         atomic_fetch_sub(&fetching, 1);
         return mandate_error_set(err, MANDATE_TEMPFAIL,
                                  "%u client documents are being fetched already: try again",
@@ -1058,7 +1058,8 @@ static mandate_rc fetch_document(mandate_pool *pool, const mandate_config *cfg, 
     }
     CURL *curl = curl_easy_init();
     if (curl == NULL) {
-        atomic_fetch_sub(&fetching, 1);
+        if (on_worker)
+            atomic_fetch_sub(&fetching, 1);
         return mandate_error_set(err, MANDATE_ERROR, "curl_easy_init failed");
     }
     fetch f = {.conf = dc, .max = (size_t)dc->max_bytes};
@@ -1137,7 +1138,8 @@ static mandate_rc fetch_document(mandate_pool *pool, const mandate_config *cfg, 
                                f.content_type[0] ? f.content_type : "(none)");
     curl_easy_cleanup(curl);
     curl_slist_free_all(headers);
-    atomic_fetch_sub(&fetching, 1);
+    if (on_worker)
+        atomic_fetch_sub(&fetching, 1);
     if (rc != MANDATE_OK)
         return rc;
     *body_r = f.body;
@@ -1204,9 +1206,10 @@ static void remember_failure(const mandate_instance *store,
 
 /* What resolve does where no fresh copy is kept. */
 typedef enum missing_copy {
-    FETCH_IT,       /* fetch the document, here */
-    SERVE_STALE,    /* serve a copy within max_stale, else MANDATE_TEMPFAIL */
-    SAY_FETCH_IT,   /* MANDATE_NEXT: the caller has it fetched elsewhere */
+    FETCH_IT,     /* fetch the document, here, on an HTTP worker */
+    FETCH_ASIDE,  /* the same, on a thread kept for such fetches */
+    SERVE_STALE,  /* serve a copy within max_stale, else MANDATE_TEMPFAIL */
+    SAY_FETCH_IT, /* MANDATE_NEXT: the caller has it fetched elsewhere */
 } missing_copy;
 
 static mandate_rc resolve(mandate_runtime *rt, mandate_pool *pool, const char *url,
@@ -1257,8 +1260,9 @@ static mandate_rc resolve(mandate_runtime *rt, mandate_pool *pool, const char *u
     int64_t keep = 0;
     bool asked = false;
     mandate_error fetch_err = {0};
-    rc = missing == FETCH_IT
-             ? fetch_document(pool, cfg, url, &body, &len, &keep, &asked, &fetch_err)
+    rc = missing == FETCH_IT || missing == FETCH_ASIDE
+             ? fetch_document(pool, cfg, url, missing == FETCH_IT, &body, &len, &keep, &asked,
+                              &fetch_err)
              : mandate_error_set(&fetch_err, MANDATE_TEMPFAIL,
                                  "no fresh copy is kept, and it is not fetched for this "
                                  "request");
@@ -1307,6 +1311,13 @@ mandate_rc mandate_client_document_resolve_kept(mandate_runtime *rt, mandate_poo
                                                 mandate_error *err)
 {
     return resolve(rt, pool, url, SERVE_STALE, client_r, err);
+}
+
+mandate_rc mandate_client_document_resolve_aside(mandate_runtime *rt, mandate_pool *pool,
+                                                 const char *url, mandate_client *client_r,
+                                                 mandate_error *err)
+{
+    return resolve(rt, pool, url, FETCH_ASIDE, client_r, err);
 }
 
 mandate_rc mandate_client_document_resolve_fresh(mandate_runtime *rt, mandate_pool *pool,

@@ -98,7 +98,9 @@ typedef enum mandate_http_aside {
      * request (the same pool and runtime), with req->set_aside == ctx */
     MANDATE_HTTP_SET_ASIDE = 1,
     /* every set-aside thread is busy and the queue full: nothing was done,
-     * the handler answers (503, try again) */
+     * the handler answers (503, try again); said too when the handler is
+     * called again after its work was not done (the request waited longer
+     * than the server's aside_wait_ms, or the server is stopping) */
     MANDATE_HTTP_ASIDE_FULL,
     /* a request made without a connection (as the tests and fuzzers make
      * them): work(ctx) has run on this thread, req->set_aside == ctx, and
@@ -146,9 +148,12 @@ typedef struct mandate_http_settings {
      * (never required: libmicrohttpd only requests one, and the handler
      * judges it: mtls-private.h); NULL: none asked */
     const char *tls_client_ca;
-    /* threads for the work requests are set aside for (0: 1), and how many
-     * such requests may wait for one besides (0: 8 a thread) */
+    /* threads for the work requests are set aside for (0: 1), how many
+     * such requests may wait for one besides (0: 8 a thread), and how long
+     * one may wait before it is answered as if the queue were full (ms; 0:
+     * no limit) */
     unsigned aside_threads, aside_queue;
+    int64_t aside_wait_ms;
 } mandate_http_settings;
 
 typedef struct mandate_http_server mandate_http_server;

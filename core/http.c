@@ -47,8 +47,15 @@ struct mandate_http_server {
     mandate_http_source source;
     size_t body_limit;
     atomic_uint in_flight;
-    /* the threads requests are set aside for (mandate_http_set_aside) */
+    /* the threads requests are set aside for (mandate_http_set_aside), and
+     * how long one may wait in their queue before it is answered 503 */
     mandate_work_queue *aside;
+    int64_t aside_wait_ms;
+    /* set once mandate_http_stop begins: set-aside work is no longer done */
+    atomic_bool stopping;
+    /* connections suspended now (set aside, or waiting for an audit
+     * record): libmicrohttpd aborts when stopped with one */
+    atomic_uint suspended;
     char *tls_cert, *tls_key, *tls_trust;
     size_t tls_key_len;
 };
@@ -76,6 +83,10 @@ typedef struct request_state {
     bool aside;
     mandate_http_work aside_work;
     void *aside_ctx;
+    int64_t aside_queued_ms;
+    /* its work was not done (it waited too long, or the server is
+     * stopping): the next mandate_http_set_aside says the queue is full */
+    bool aside_cancelled;
     mandate_http_server *server;
     char *raw_target; /* from on_request_line */
 } request_state;
@@ -291,14 +302,32 @@ static void on_record_durable(void *ctx, bool durable)
     MHD_resume_connection(st->req.connection);
 }
 
-/* On a set-aside thread. */
+/* Suspends the connection of a request being served: counted, so that
+ * the server is not stopped while one is (mandate_http_stop). */
+static void suspend(request_state *st)
+{
+    atomic_fetch_add(&st->server->suspended, 1);
+    MHD_suspend_connection(st->req.connection);
+}
+
+/* On a set-aside thread (on the worker when the server is stopping). */
 static void run_set_aside(void *arg)
 {
     request_state *st = arg;
+    mandate_http_server *srv = st->server;
     mandate_log_set_request_id(st->req.request_id);
-    st->aside_work(st->aside_ctx);
+    int64_t waited = monotonic_ms() - st->aside_queued_ms;
+    if (atomic_load(&srv->stopping) ||
+        (srv->aside_wait_ms > 0 && waited > srv->aside_wait_ms)) {
+        /* a client gives up long before a queue of slow work is done */
+        log_info("work set aside not done: %s",
+                 atomic_load(&srv->stopping) ? "the server is stopping" : "it waited too long");
+        st->aside_cancelled = true;
+    } else {
+        st->aside_work(st->aside_ctx);
+        st->req.set_aside = st->aside_ctx;
+    }
     mandate_log_set_request_id(NULL);
-    st->req.set_aside = st->aside_ctx;
     MHD_resume_connection(st->req.connection);
 }
 
@@ -313,6 +342,10 @@ mandate_http_aside mandate_http_set_aside(mandate_http_request *req, mandate_htt
     request_state *st = (request_state *)req; /* req is its first member */
     if (st->aside)
         mandate_die("a request set aside twice in one handler call");
+    if (st->aside_cancelled) { /* set aside before, and its work not done */
+        st->aside_cancelled = false;
+        return MANDATE_HTTP_ASIDE_FULL;
+    }
     /* a place now, the work handed over once the handler has returned
      * (handle): until then the handler still uses the request (its pool),
      * which the work may use too */
@@ -343,9 +376,10 @@ static enum MHD_Result handle(mandate_http_server *srv, request_state *st)
     if (st->aside) { /* handled again once its work is done */
         /* suspended first: the work may be done, and the connection
          * resumed, before the submission returns */
-        MHD_suspend_connection(st->req.connection);
+        st->aside_queued_ms = monotonic_ms();
+        suspend(st);
         if (!mandate_work_queue_submit_reserved(srv->aside, run_set_aside, st))
-            run_set_aside(st); /* the server is stopping: here, then */
+            run_set_aside(st); /* the server is stopping: not done, then */
         return MHD_YES;
     }
     if (resp.status == 0)
@@ -356,7 +390,7 @@ static enum MHD_Result handle(mandate_http_server *srv, request_state *st)
      * committer may resume the connection as soon as it is registered. */
     st->pending = resp;
     st->waiting = true;
-    MHD_suspend_connection(st->req.connection);
+    suspend(st);
     switch (mandate_audit_events_when_durable(st->record, on_record_durable, st)) {
     case MANDATE_AUDIT_PENDING: break;
     case MANDATE_AUDIT_LOST: atomic_store(&st->record_lost, true); /* fall through */
@@ -504,11 +538,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
 
     if (st->aside) { /* resumed: the work it was set aside for is done */
         st->aside = false;
+        atomic_fetch_sub(&srv->suspended, 1);
         return handle(srv, st);
     }
     if (st->waiting) {
         /* resumed: the audit record is on disk, or never will be */
         st->waiting = false;
+        atomic_fetch_sub(&srv->suspended, 1);
         if (atomic_load(&st->record_lost)) {
             log_error("the audit record of this request is not on disk: answering 503");
             mandate_http_response lost = {0};
@@ -898,6 +934,7 @@ mandate_rc mandate_http_start(const mandate_http_settings *settings,
                                  e ? strerror(e) : "libmicrohttpd refused");
     }
     unsigned aside_threads = settings->aside_threads > 0 ? settings->aside_threads : 1;
+    srv->aside_wait_ms = settings->aside_wait_ms;
     srv->aside = mandate_work_queue_new(
         aside_threads, settings->aside_queue > 0 ? settings->aside_queue : aside_threads * 8);
     if (srv->aside == NULL) {
@@ -947,9 +984,25 @@ void mandate_http_stop(mandate_http_server **srvp)
     if (srv == NULL)
         return;
     stop_accepting(srv); /* no new connection for a daemon being stopped */
-    /* the requests set aside are done and resumed first: libmicrohttpd
-     * must not be stopped with a connection suspended */
+    /* libmicrohttpd aborts when stopped with a connection suspended: the
+     * work set aside is not done any more (the fetches under way end
+     * within their timeout), the requests that waited for it are answered
+     * 503, and those waiting for their audit record are answered once it
+     * is written, before it stops */
+    atomic_store(&srv->stopping, true);
     mandate_work_queue_stop(srv->aside);
+    struct timespec step = {0, 10 * 1000 * 1000};
+    for (int i = 0; atomic_load(&srv->suspended) > 0; i++) {
+        if (i == 3000) {
+            log_error("http: %u connections still suspended after 30 s: stopping anyway",
+                      atomic_load(&srv->suspended));
+            break;
+        }
+        nanosleep(&step, NULL);
+    }
+    /* and the answers they were given a moment to be sent */
+    for (int i = 0; i < 100 && atomic_load(&srv->in_flight) > 0; i++)
+        nanosleep(&step, NULL);
     MHD_stop_daemon(srv->daemon);
     server_free(srv);
     *srvp = NULL;

@@ -267,6 +267,7 @@ int main(int argc, char **argv)
         .tls_key = cfg->tls_key,
         .tls_client_ca = cfg->tls_client_ca,
         .aside_threads = mandate_config_document_fetches(cfg),
+        .aside_wait_ms = cfg->client_documents.timeout_ms,
     };
     const mandate_http_source source = {acquire_current, release_current, NULL,
                                         body_too_large};

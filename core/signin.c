@@ -75,7 +75,8 @@ typedef struct document_fetch {
 static void fetch_document_aside(void *ctx)
 {
     document_fetch *f = ctx;
-    f->rc = mandate_client_document_resolve(f->runtime, f->pool, f->url, &f->client, &f->err);
+    f->rc =
+        mandate_client_document_resolve_aside(f->runtime, f->pool, f->url, &f->client, &f->err);
 }
 
 static mandate_rc document_client(mandate_http_request *req, const char *url,
@@ -114,8 +115,7 @@ static mandate_rc document_client(mandate_http_request *req, const char *url,
                                  "set aside while its document is fetched");
     case MANDATE_HTTP_ASIDE_FULL:
         return mandate_error_set(err, MANDATE_TEMPFAIL,
-                                 "every client document fetch is busy, and as many wait: "
-                                 "try again");
+                                 "the client document fetches are busy: try again");
     case MANDATE_HTTP_ASIDE_DONE_HERE: break;
     }
     *client_r = f->client;

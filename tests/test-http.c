@@ -515,6 +515,24 @@ static void wait_aside_entered(unsigned n)
     pthread_mutex_unlock(&aside_lock);
 }
 
+static const char get_aside[] = "GET /aside HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+
+/* Two requests set aside, with the work held (until aside_open): the
+ * first's work under way on the one work thread, the second's queued. */
+static void hold_two_set_aside(const server *s, int *first_r, int *second_r)
+{
+    aside_entered = 0;
+    aside_open = false;
+    atomic_store(&aside_handled, 0);
+    *first_r = connect_to(s);
+    send_all(*first_r, get_aside);
+    wait_aside_entered(1); /* its work holds the one work thread */
+    *second_r = connect_to(s);
+    send_all(*second_r, get_aside);
+    while (atomic_load(&aside_handled) < 2) /* queued */
+        usleep(1000);
+}
+
 /* A request set aside (review s35, finding 5: a client document's slow
  * server held the worker that fetched it, and every connection on it):
  * its work runs on another thread while the server's one worker answers
@@ -523,18 +541,8 @@ static void wait_aside_entered(unsigned n)
 static void test_set_aside(void **state)
 {
     server *s = *state;
-    aside_entered = 0;
-    aside_open = false;
-    atomic_store(&aside_handled, 0);
-    static const char get_aside[] =
-        "GET /aside HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-    int first = connect_to(s);
-    send_all(first, get_aside);
-    wait_aside_entered(1); /* its work holds the one work thread */
-    int second = connect_to(s);
-    send_all(second, get_aside);
-    while (atomic_load(&aside_handled) < 2) /* queued */
-        usleep(1000);
+    int first, second;
+    hold_two_set_aside(s, &first, &second);
     answer a;
     /* the one worker is free for others meanwhile */
     json_t *j = echoed(s, "GET /other HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &a);
@@ -557,6 +565,84 @@ static void test_set_aside(void **state)
     }
     /* each set-aside request handled twice, the refused one once */
     assert_int_equal(atomic_load(&aside_handled), 5);
+}
+
+/* The same with libmicrohttpd's thread pool (two workers), as the daemon
+ * runs it: the connection resumed from the work thread is served again. */
+static void test_set_aside_worker_pool(void **state)
+{
+    server *s = *state;
+    aside_open = true;
+    atomic_store(&aside_handled, 0);
+    answer a;
+    send_text(s, get_aside, &a);
+    expect_answer(&a, 200, NULL);
+    json_t *j = body_json(&a);
+    assert_true(json_is_true(json_object_get(j, "done")));
+    assert_true(json_is_true(json_object_get(j, "elsewhere")));
+    json_decref(j);
+    assert_int_equal(atomic_load(&aside_handled), 2);
+}
+
+static void *open_aside_later(void *arg)
+{
+    (void)arg;
+    usleep(200 * 1000); /* while the server is being stopped, most likely */
+    pthread_mutex_lock(&aside_lock);
+    aside_open = true;
+    pthread_cond_broadcast(&aside_changed);
+    pthread_mutex_unlock(&aside_lock);
+    return NULL;
+}
+
+/* Whatever the server sent on fd before it closed: its status, 0 if none
+ * (a server being stopped may close before a queued answer is sent). */
+static unsigned status_sent(int fd)
+{
+    char buf[4096];
+    size_t got = 0;
+    for (;;) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 5000) != 1)
+            fail_msg("the server neither answered nor closed within 5 s");
+        ssize_t n = recv(fd, buf + got, sizeof(buf) - 1 - got, 0);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    close(fd);
+    buf[got] = '\0';
+    unsigned status = 0;
+    return sscanf(buf, "HTTP/1.1 %u", &status) == 1 ? status : 0;
+}
+
+/* Stopped with one request's work under way and another's queued: the
+ * work under way is finished, the queued work not done (its request
+ * answered 503), and libmicrohttpd is not stopped while a connection is
+ * suspended (it aborts the process then: review s36). */
+static void test_stop_with_work_set_aside(void **state)
+{
+    server *s = *state;
+    int first, second;
+    hold_two_set_aside(s, &first, &second);
+    pthread_t opener;
+    assert_int_equal(pthread_create(&opener, NULL, open_aside_later, NULL), 0);
+    mandate_http_stop(&s->srv);
+    pthread_join(opener, NULL);
+    assert_null(s->srv);
+    assert_int_equal(aside_entered, 1); /* the queued work was not done */
+    unsigned one = status_sent(first), two = status_sent(second);
+    assert_true(one == 200 || one == 0);
+    assert_true(two == 503 || two == 0);
+    assert_int_equal(atomic_load(&aside_handled), 4);
+}
+
+static int teardown_stopped(void **state)
+{
+    server *s = *state;
+    assert_null(s->srv);
+    free(s);
+    return 0;
 }
 
 /* A request made without a connection (the tests' and fuzzers'): the work
@@ -603,6 +689,9 @@ int main(void)
         TEST_FX(test_head),
         TEST_FX(test_keep_alive),
         cmocka_unit_test_setup_teardown(test_set_aside, setup_one_worker, teardown),
+        TEST_FX(test_set_aside_worker_pool),
+        cmocka_unit_test_setup_teardown(test_stop_with_work_set_aside, setup_one_worker,
+                                        teardown_stopped),
         cmocka_unit_test(test_set_aside_without_connection),
         cmocka_unit_test(test_token_json_is_json),
         cmocka_unit_test(test_bad_address),

@@ -30,12 +30,16 @@ delegation = { rules = ( { name = "agent-for-app"; actors = ["research-agent"]; 
 # self-registered clients are of their own tenant ("public"), and may ask a
 # scope no rule gives an advisor (review s35, finding 3)
 registration = { mode = "open"; tenant = "public"; scopes = ["mcp:call", "trade:execute"]; audiences = ["$CAL"]; };
-client_documents = { allow_private_addresses = true; }; # a document server on loopback
+# a document server on loopback; a fetch may take long enough for the
+# checks made while one waits (a slow sanitizer build, a loaded machine)
+client_documents = { allow_private_addresses = true; timeout_ms = 30000; };
 rate_limit = { refusal_rate = 1; }; # an address over its refusal budget stays so a second
 CONF
 # one HTTP worker: a request that held it would hold every other (review
 # s35, finding 5: a slow client document's fetch did)
 sed -i 's/^ *# threads = 0;.*/  threads = 1;/' "$CONF"
+# and a short drain, for the stop with a document fetch under way (the end)
+sed -i 's/^server: {$/server: {\n  drain_timeout = 1;/' "$CONF"
 LOG="$TMP/daemon.log"
 check "daemon starts" start_daemon "$CONF" "$LOG" || cat "$LOG"
 CTL=("$MANDATECTL" -c "$CONF")
@@ -328,7 +332,10 @@ sleep 2 # the flood's refusals, counted, are written at the end of their second
 # on the HTTP worker: a server that takes the connection and never answers
 # holds that thread, while the daemon's one worker serves everyone else;
 # once the server lets go, the sign-in is answered (the fetch failed: 503)
-python3 - "$TMP/slow-held" "$TMP/slow-release" >"$TMP/slow-server.out" 2>&1 <<'PY' &
+hanging_document() { # NAME ADDRESS: a sign-in from ADDRESS at a document whose server
+    # takes the connection and answers nothing until $TMP/NAME-release exists;
+    # its status goes to $TMP/NAME-status, its curl's PID to HANGING_SIGNIN
+    python3 - "$TMP/$1-held" "$TMP/$1-release" >"$TMP/$1-server.out" 2>&1 <<'PY' &
 import os, socket, sys, time
 server = socket.socket()
 server.bind(("127.0.0.1", 0))
@@ -340,14 +347,17 @@ while not os.path.exists(sys.argv[2]):
     time.sleep(0.05)
 conn.close()
 PY
-SLOW_SERVER=$!
-PIDS="$PIDS $SLOW_SERVER"
-SLOW_PORT=$(listening_port "$TMP/slow-server.out" "$SLOW_SERVER")
-curl -s -o /dev/null -w '%{http_code}' --interface 127.0.0.5 \
-    "$(authorize_url | sed "s|client_id=mcp-app|client_id=https%3A%2F%2F127.0.0.1%3A$SLOW_PORT%2Fslow.json|")" \
-    >"$TMP/slow-status" &
-SLOW_SIGNIN=$!
-for i in $(seq 1 200); do [ -e "$TMP/slow-held" ] && break; sleep 0.05; done
+    local server=$! port
+    PIDS="$PIDS $server"
+    port=$(listening_port "$TMP/$1-server.out" "$server")
+    curl -s -o /dev/null -w '%{http_code}' --interface "$2" \
+        "$(authorize_url | sed "s|client_id=mcp-app|client_id=https%3A%2F%2F127.0.0.1%3A$port%2F$1.json|")" \
+        >"$TMP/$1-status" &
+    HANGING_SIGNIN=$!
+    for i in $(seq 1 200); do [ -e "$TMP/$1-held" ] && break; sleep 0.05; done
+}
+hanging_document slow 127.0.0.5
+SLOW_SIGNIN=$HANGING_SIGNIN
 check "a document whose server does not answer: being fetched" test -e "$TMP/slow-held"
 expect_eq "  meanwhile the one worker answers /healthz" 200 \
     "$(curl -s -m 30 -o /dev/null -w '%{http_code}' "$BASE/healthz")"
@@ -675,7 +685,23 @@ check "no code, refresh token or cookie in the trail" \
     bash -c "! grep -qE 'mrt_|\"code\":|__Host-' '$STATE'/audit/*.jsonl"
 check "nor in the log" bash -c "! grep -qE 'mrt_[A-Za-z0-9_-]{20}' '$LOG'"
 
-stop_daemon
+# (review s36) stopped while a document is fetched: past drain_timeout the
+# fetch under way is let finish and its sign-in answered before the HTTP
+# server stops (libmicrohttpd aborts the process when stopped with a
+# connection suspended, as the sign-in's is while its audit record is
+# written)
+hanging_document last 127.0.0.6
+check "stopped with a document being fetched" test -e "$TMP/last-held"
+kill -TERM "$DAEMON_PID"
+check "  drained, past drain_timeout" wait_for_log "$LOG" "requests still running after 1s"
+touch "$TMP/last-release"
+wait "$DAEMON_PID"
+DAEMON_STATUS=$?
+PIDS=$(echo "$PIDS" | sed "s/ $DAEMON_PID\b//")
+wait "$HANGING_SIGNIN"
+check "  its sign-in answered (a page, try again), or cut off by the stop: $(cat "$TMP/last-status")" \
+    grep -qx "503\|000" "$TMP/last-status"
+check "  the daemon stopped" grep -q "mandated stopped" "$LOG"
 expect_eq "stops cleanly" 0 "$DAEMON_STATUS"
 check "no sanitizer report" bash -c "! grep -q 'Sanitizer' '$LOG'"
 finish
