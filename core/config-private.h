@@ -154,11 +154,12 @@ void mandate_config_use_port(mandate_config *config, unsigned port);
 
 /* The HTTP worker threads: server.threads, else one per online processor. */
 unsigned mandate_config_workers(const mandate_config *config);
-/* How many client documents may be fetched at once, and so how many
- * threads the HTTP server keeps for them (mandate_http_set_aside): a
- * quarter of the workers, one at least. Anyone can make the broker fetch
- * (an unknown https client_id at the authorization endpoint), from a
- * server as slow as its timeout allows. */
+/* How many threads the HTTP server keeps for client document fetches
+ * (mandate_http_set_aside), and how many fetches may run at once on HTTP
+ * workers besides (expired copies: client-documents.c): a quarter of the
+ * workers, one at least. Anyone can make the broker fetch (an unknown
+ * https client_id at the authorization endpoint), from a server as slow
+ * as its timeout allows. */
 unsigned mandate_config_document_fetches(const mandate_config *config);
 
 /* The file to use: the -c argument, else $MANDATE_CONF, else the default. */

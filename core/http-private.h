@@ -111,9 +111,9 @@ typedef enum mandate_http_aside {
  * handler call: a second aborts). work runs on another thread once the
  * handler has returned: it may use the request's pool and runtime, which
  * nothing else touches until the handler is called again, and must not
- * block for ever. What the handler did before the call it does again when called
- * again, so a handler sets aside before anything it must not do twice
- * (takes from a limit, writes, audits). */
+ * block for ever. What the handler did before the call it does again when
+ * called again, so a handler sets aside before anything it must not do
+ * twice (takes from a limit, writes, audits). */
 mandate_http_aside mandate_http_set_aside(mandate_http_request *req, mandate_http_work work,
                                           void *ctx);
 /* Whether the handler's call set the request aside (it then answers
