@@ -23,6 +23,7 @@
 
 #include "conf-private.h"
 #include "config-private.h"
+#include "peer-private.h"
 #include "runtime-private.h"
 
 struct sockaddr;
@@ -160,6 +161,15 @@ mandate_rc mandate_client_document_resolve_kept(mandate_runtime *rt, mandate_poo
 mandate_rc mandate_client_document_resolve_fresh(mandate_runtime *rt, mandate_pool *pool,
                                                  const char *url, mandate_client *client_r,
                                                  mandate_error *err);
+/* The fetches one address (a limit key: mandate_peer_limit_key) has
+ * waiting or under way on the set-aside threads, at most this many (review
+ * s36: one address filled the queue in which every first sign-in at a
+ * document waits). claim takes one, false when the address has as many
+ * already (or a few dozen addresses have fetches set aside); every claim
+ * is released once, when its fetch is done or given up. */
+#define MANDATE_CLIENT_DOCUMENT_FETCHES_PER_ADDRESS 2
+bool mandate_client_document_fetch_claim(const char *key);
+void mandate_client_document_fetch_release(const char *key);
 /* mandate_client_document_resolve on a set-aside thread: its fetch is not
  * counted against the limit of fetches on HTTP workers (those threads are
  * as many as that limit already). */

@@ -888,8 +888,51 @@ static void document_client(mandate_pool *pool, const mandate_config *cfg, const
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static CURLcode curl_init_rc = CURLE_FAILED_INIT;
-/* fetches under way in this process, bounded below the HTTP workers */
+/* fetches under way on HTTP workers in this process (fetch_document) */
 static atomic_uint fetching;
+
+/* The addresses with fetches set aside, and how many each has: a few
+ * dozen at most (the set-aside queue is short), so a list. */
+#define FETCHING_ADDRESSES 64
+static pthread_mutex_t fetching_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    char key[MANDATE_PEER_MAX];
+    unsigned count; /* 0: a free entry */
+} fetching_by[FETCHING_ADDRESSES];
+
+bool mandate_client_document_fetch_claim(const char *key)
+{
+    pthread_mutex_lock(&fetching_lock);
+    int found = -1, free_entry = -1;
+    for (int i = 0; i < FETCHING_ADDRESSES && found < 0; i++) {
+        if (fetching_by[i].count == 0)
+            free_entry = free_entry < 0 ? i : free_entry;
+        else if (strcmp(fetching_by[i].key, key) == 0)
+            found = i;
+    }
+    bool claimed = false;
+    if (found >= 0 && fetching_by[found].count < MANDATE_CLIENT_DOCUMENT_FETCHES_PER_ADDRESS) {
+        fetching_by[found].count++;
+        claimed = true;
+    } else if (found < 0 && free_entry >= 0) {
+        snprintf(fetching_by[free_entry].key, sizeof(fetching_by[free_entry].key), "%s", key);
+        fetching_by[free_entry].count = 1;
+        claimed = true;
+    }
+    pthread_mutex_unlock(&fetching_lock);
+    return claimed;
+}
+
+void mandate_client_document_fetch_release(const char *key)
+{
+    pthread_mutex_lock(&fetching_lock);
+    for (int i = 0; i < FETCHING_ADDRESSES; i++)
+        if (fetching_by[i].count > 0 && strcmp(fetching_by[i].key, key) == 0) {
+            fetching_by[i].count--;
+            break;
+        }
+    pthread_mutex_unlock(&fetching_lock);
+}
 
 static void curl_init(void)
 {

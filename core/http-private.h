@@ -42,8 +42,8 @@ typedef struct mandate_http_request {
      * private_key_jwt, ...), once it has; NULL: not, or a public client */
     const char *client_auth_method;
     /* the ctx of the work this request was set aside for
-     * (mandate_http_set_aside), once that work is done and the handler is
-     * called again; NULL on a request's first call */
+     * (mandate_http_set_aside), once that work is done or given up and the
+     * handler is called again; NULL on a request's first call */
     void *set_aside;
 } mandate_http_request;
 
@@ -95,12 +95,13 @@ typedef enum mandate_http_aside {
     /* the connection is suspended and work(ctx) queued for one of the
      * server's set-aside threads: the handler returns at once, answering
      * nothing; once work is done the handler is called again for the same
-     * request (the same pool and runtime), with req->set_aside == ctx */
+     * request (the same pool and runtime), with req->set_aside == ctx; or
+     * once it is given up without being run (the request waited longer
+     * than the server's aside_wait_ms, or the server is stopping): ctx is
+     * then as the handler left it, so it says itself whether work ran */
     MANDATE_HTTP_SET_ASIDE = 1,
     /* every set-aside thread is busy and the queue full: nothing was done,
-     * the handler answers (503, try again); said too when the handler is
-     * called again after its work was not done (the request waited longer
-     * than the server's aside_wait_ms, or the server is stopping) */
+     * the handler answers (503, try again) */
     MANDATE_HTTP_ASIDE_FULL,
     /* a request made without a connection (as the tests and fuzzers make
      * them): work(ctx) has run on this thread, req->set_aside == ctx, and

@@ -84,9 +84,6 @@ typedef struct request_state {
     mandate_http_work aside_work;
     void *aside_ctx;
     int64_t aside_queued_ms;
-    /* its work was not done (it waited too long, or the server is
-     * stopping): the next mandate_http_set_aside says the queue is full */
-    bool aside_cancelled;
     mandate_http_server *server;
     char *raw_target; /* from on_request_line */
 } request_state;
@@ -322,11 +319,10 @@ static void run_set_aside(void *arg)
         /* a client gives up long before a queue of slow work is done */
         log_info("work set aside not done: %s",
                  atomic_load(&srv->stopping) ? "the server is stopping" : "it waited too long");
-        st->aside_cancelled = true;
     } else {
         st->aside_work(st->aside_ctx);
-        st->req.set_aside = st->aside_ctx;
     }
+    st->req.set_aside = st->aside_ctx;
     mandate_log_set_request_id(NULL);
     MHD_resume_connection(st->req.connection);
 }
@@ -342,10 +338,6 @@ mandate_http_aside mandate_http_set_aside(mandate_http_request *req, mandate_htt
     request_state *st = (request_state *)req; /* req is its first member */
     if (st->aside)
         mandate_die("a request set aside twice in one handler call");
-    if (st->aside_cancelled) { /* set aside before, and its work not done */
-        st->aside_cancelled = false;
-        return MANDATE_HTTP_ASIDE_FULL;
-    }
     /* a place now, the work handed over once the handler has returned
      * (handle): until then the handler still uses the request (its pool),
      * which the work may use too */

@@ -66,6 +66,8 @@ typedef struct document_fetch {
     mandate_runtime *runtime;
     mandate_pool *pool;
     const char *url;
+    char address[MANDATE_PEER_MAX]; /* the requester's limit key */
+    bool fetched;                   /* false: given up, never run */
     mandate_client client;
     mandate_error err;
     mandate_rc rc;
@@ -75,6 +77,7 @@ typedef struct document_fetch {
 static void fetch_document_aside(void *ctx)
 {
     document_fetch *f = ctx;
+    f->fetched = true;
     f->rc =
         mandate_client_document_resolve_aside(f->runtime, f->pool, f->url, &f->client, &f->err);
 }
@@ -84,7 +87,11 @@ static mandate_rc document_client(mandate_http_request *req, const char *url,
                                   mandate_error *err)
 {
     const document_fetch *done = req->set_aside;
-    if (done != NULL && strcmp(done->url, url) == 0) { /* called again: fetched */
+    if (done != NULL && strcmp(done->url, url) == 0) { /* called again */
+        mandate_client_document_fetch_release(done->address);
+        if (!done->fetched)
+            return mandate_error_set(err, MANDATE_TEMPFAIL,
+                                     "the client document fetches are busy: try again");
         *client_r = done->client;
         *err = done->err;
         return done->rc;
@@ -109,14 +116,24 @@ static mandate_rc document_client(mandate_http_request *req, const char *url,
      * connections (agents' tokens, gateway checks) would wait with it */
     document_fetch *f = mandate_pool_alloc(req->pool, sizeof(*f));
     *f = (document_fetch){.runtime = req->runtime, .pool = req->pool, .url = url};
+    snprintf(f->address, sizeof(f->address), "%s", mandate_request_limit_key(req));
+    if (!mandate_client_document_fetch_claim(f->address))
+        return mandate_error_set(err, MANDATE_TEMPFAIL,
+                                 "%d client documents named from this address are being "
+                                 "fetched already: try again",
+                                 MANDATE_CLIENT_DOCUMENT_FETCHES_PER_ADDRESS);
     switch (mandate_http_set_aside(req, fetch_document_aside, f)) {
     case MANDATE_HTTP_SET_ASIDE:
+        log_info("client document %s: to be fetched, its request set aside", url);
         return mandate_error_set(err, MANDATE_TEMPFAIL,
                                  "set aside while its document is fetched");
     case MANDATE_HTTP_ASIDE_FULL:
+        mandate_client_document_fetch_release(f->address);
         return mandate_error_set(err, MANDATE_TEMPFAIL,
                                  "the client document fetches are busy: try again");
-    case MANDATE_HTTP_ASIDE_DONE_HERE: break;
+    case MANDATE_HTTP_ASIDE_DONE_HERE:
+        mandate_client_document_fetch_release(f->address);
+        break;
     }
     *client_r = f->client;
     *err = f->err;

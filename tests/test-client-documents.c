@@ -1085,12 +1085,47 @@ static void test_config_checks(void **state)
     test_runtime_free(&t);
 }
 
+/* One address holds at most MANDATE_CLIENT_DOCUMENT_FETCHES_PER_ADDRESS
+ * fetches set aside (review s36); another address is not held back by it,
+ * and a fetch released gives its place back. */
+static void test_fetch_claims_per_address(void **state)
+{
+    (void)state;
+    for (int i = 0; i < MANDATE_CLIENT_DOCUMENT_FETCHES_PER_ADDRESS; i++)
+        assert_true(mandate_client_document_fetch_claim("192.0.2.7"));
+    assert_false(mandate_client_document_fetch_claim("192.0.2.7"));
+    assert_true(mandate_client_document_fetch_claim("2001:db8:1:2::"));
+    mandate_client_document_fetch_release("192.0.2.7");
+    assert_true(mandate_client_document_fetch_claim("192.0.2.7"));
+    for (int i = 0; i < MANDATE_CLIENT_DOCUMENT_FETCHES_PER_ADDRESS; i++)
+        mandate_client_document_fetch_release("192.0.2.7");
+    mandate_client_document_fetch_release("2001:db8:1:2::");
+    /* a few dozen addresses at once at most: the next is refused, until
+     * one is released */
+    char key[32];
+    int taken = 0;
+    for (; taken < 1000; taken++) {
+        snprintf(key, sizeof(key), "198.51.100.%d", taken);
+        if (!mandate_client_document_fetch_claim(key))
+            break;
+    }
+    assert_true(taken >= 16 && taken < 1000);
+    mandate_client_document_fetch_release("198.51.100.0");
+    assert_true(mandate_client_document_fetch_claim(key));
+    mandate_client_document_fetch_release(key);
+    for (int i = 1; i < taken; i++) {
+        snprintf(key, sizeof(key), "198.51.100.%d", i);
+        mandate_client_document_fetch_release(key);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest unit[] = {
         cmocka_unit_test(test_document_urls),  cmocka_unit_test(test_redirect_uris),
         cmocka_unit_test(test_metadata_table), cmocka_unit_test(test_metadata_message_utf8),
         cmocka_unit_test(test_addresses),
+        cmocka_unit_test(test_fetch_claims_per_address),
         cmocka_unit_test(test_host_patterns),  cmocka_unit_test(test_config_checks),
     };
     const struct CMUnitTest fetches[] = {

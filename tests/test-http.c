@@ -93,7 +93,8 @@ static void slow_work(void *ctx)
 }
 
 /* /aside: set aside for slow_work on the first call, answered on the
- * second with what the work left; 503 when it cannot be set aside. */
+ * second with what the work left; 503 when it cannot be set aside, or
+ * when its work was given up. */
 static void aside(mandate_http_request *req, mandate_http_response *resp)
 {
     atomic_fetch_add(&aside_handled, 1);
@@ -104,6 +105,10 @@ static void aside(mandate_http_request *req, mandate_http_response *resp)
         assert_int_equal(mandate_http_request_is_set_aside(req), how == MANDATE_HTTP_SET_ASIDE);
         if (how == MANDATE_HTTP_ASIDE_FULL)
             mandate_http_response_error(req, resp, 503, "temporarily_unavailable", "full");
+        return;
+    }
+    if (!done->done) {
+        mandate_http_response_error(req, resp, 503, "temporarily_unavailable", "given up");
         return;
     }
     mandate_http_response_json(req, resp, 200,

@@ -30,9 +30,11 @@ delegation = { rules = ( { name = "agent-for-app"; actors = ["research-agent"]; 
 # self-registered clients are of their own tenant ("public"), and may ask a
 # scope no rule gives an advisor (review s35, finding 3)
 registration = { mode = "open"; tenant = "public"; scopes = ["mcp:call", "trade:execute"]; audiences = ["$CAL"]; };
-# a document server on loopback; a fetch may take long enough for the
-# checks made while one waits (a slow sanitizer build, a loaded machine)
-client_documents = { allow_private_addresses = true; timeout_ms = 30000; };
+# a document server on loopback; a fetch from a server that never finishes
+# the TLS handshake (below) may take long enough for the checks made while
+# it waits (a slow sanitizer build, a loaded machine): the handshake is
+# part of the connection, so connect_timeout_ms bounds it
+client_documents = { allow_private_addresses = true; connect_timeout_ms = 10000; timeout_ms = 30000; };
 rate_limit = { refusal_rate = 1; }; # an address over its refusal budget stays so a second
 CONF
 # one HTTP worker: a request that held it would hold every other (review
@@ -332,9 +334,10 @@ sleep 2 # the flood's refusals, counted, are written at the end of their second
 # on the HTTP worker: a server that takes the connection and never answers
 # holds that thread, while the daemon's one worker serves everyone else;
 # once the server lets go, the sign-in is answered (the fetch failed: 503)
-hanging_document() { # NAME ADDRESS: a sign-in from ADDRESS at a document whose server
-    # takes the connection and answers nothing until $TMP/NAME-release exists;
-    # its status goes to $TMP/NAME-status, its curl's PID to HANGING_SIGNIN
+hanging_document() { # NAME ADDRESS [queued]: a sign-in from ADDRESS at a document whose
+    # server takes the connection and answers nothing until $TMP/NAME-release
+    # exists; its status goes to $TMP/NAME-status, its curl's PID to
+    # HANGING_SIGNIN. Waits until the server is asked, unless queued
     python3 - "$TMP/$1-held" "$TMP/$1-release" >"$TMP/$1-server.out" 2>&1 <<'PY' &
 import os, socket, sys, time
 server = socket.socket()
@@ -354,6 +357,7 @@ PY
         "$(authorize_url | sed "s|client_id=mcp-app|client_id=https%3A%2F%2F127.0.0.1%3A$port%2F$1.json|")" \
         >"$TMP/$1-status" &
     HANGING_SIGNIN=$!
+    [ "${3:-}" = queued ] && return 0
     for i in $(seq 1 200); do [ -e "$TMP/$1-held" ] && break; sleep 0.05; done
 }
 hanging_document slow 127.0.0.5
@@ -368,6 +372,29 @@ check "  while the sign-in still waits for the document" kill -0 "$SLOW_SIGNIN"
 touch "$TMP/slow-release"
 wait "$SLOW_SIGNIN"
 expect_eq "  which, the server gone, is a page: try again" 503 "$(cat "$TMP/slow-status")"
+
+# (review s36) an address holds at most two of the places fetches wait in:
+# with the one fetch thread held by its first, a second document named from
+# 127.0.0.7 waits its turn, a third is refused at once, and another
+# address's document still waits its turn
+hanging_document a1 127.0.0.7
+A1=$HANGING_SIGNIN
+check "one address's first document: being fetched" test -e "$TMP/a1-held"
+hanging_document a2 127.0.0.7 queued
+A2=$HANGING_SIGNIN
+check "  its second waits its turn" wait_for_log "$LOG" "a2.json: to be fetched, its request set aside"
+expect_eq "  its third, while two wait or run: refused at once, a page" 503 \
+    "$(curl -s -m 20 -o /dev/null -w '%{http_code}' --interface 127.0.0.7 \
+        "$(authorize_url | sed 's|client_id=mcp-app|client_id=https%3A%2F%2F127.0.0.1%3A9%2Fa3.json|')")"
+check "  while its first is still fetched" kill -0 "$A1"
+check "  the log says why" grep -q "2 client documents named from this address are being fetched" "$LOG"
+hanging_document b1 127.0.0.8 queued
+B1=$HANGING_SIGNIN
+check "  another address's waits its turn" kill -0 "$B1"
+touch "$TMP/a1-release" "$TMP/a2-release" "$TMP/b1-release"
+wait "$A1" "$A2" "$B1"
+expect_eq "  each answered once the fetches failed" "503 503 503" \
+    "$(cat "$TMP/a1-status") $(cat "$TMP/a2-status") $(cat "$TMP/b1-status")"
 COOKIES=$SAVED_COOKIES
 
 # --- clients that described themselves: no redirect before anyone acted ------------------
