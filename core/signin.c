@@ -67,6 +67,7 @@ typedef struct document_fetch {
     mandate_pool *pool;
     const char *url;
     char address[MANDATE_PEER_MAX]; /* the requester's limit key */
+    bool claimed;                   /* a place of that address's, held */
     bool fetched;                   /* false: given up, never run */
     mandate_client client;
     mandate_error err;
@@ -86,9 +87,11 @@ static mandate_rc document_client(mandate_http_request *req, const char *url,
                                   bool may_set_aside, mandate_client *client_r,
                                   mandate_error *err)
 {
-    const document_fetch *done = req->set_aside;
+    document_fetch *done = req->set_aside;
     if (done != NULL && strcmp(done->url, url) == 0) { /* called again */
-        mandate_client_document_fetch_release(done->address);
+        if (done->claimed) /* once, however often the client is asked for */
+            mandate_client_document_fetch_release(done->address);
+        done->claimed = false;
         if (!done->fetched)
             return mandate_error_set(err, MANDATE_TEMPFAIL,
                                      "the client document fetches are busy: try again");
@@ -122,6 +125,7 @@ static mandate_rc document_client(mandate_http_request *req, const char *url,
                                  "%d client documents named from this address are being "
                                  "fetched already: try again",
                                  MANDATE_CLIENT_DOCUMENT_FETCHES_PER_ADDRESS);
+    f->claimed = true;
     switch (mandate_http_set_aside(req, fetch_document_aside, f)) {
     case MANDATE_HTTP_SET_ASIDE:
         log_info("client document %s: to be fetched, its request set aside", url);
