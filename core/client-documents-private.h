@@ -147,20 +147,29 @@ bool mandate_public_clients_possible(const mandate_runtime *rt);
 mandate_rc mandate_client_document_resolve(mandate_runtime *rt, mandate_pool *pool,
                                            const char *url, mandate_client *client_r,
                                            mandate_error *err);
-/* The same from the copy kept only, never fetching: where a fetch would be
- * made, as if the server could not be reached (a copy within max_stale is
- * served, else MANDATE_TEMPFAIL). For a request from an address over its
- * refusal budget: failed fetches are refusals, and anyone can name a URL. */
-mandate_rc mandate_client_document_resolve_kept(mandate_runtime *rt, mandate_pool *pool,
-                                                const char *url, mandate_client *client_r,
-                                                mandate_error *err);
-/* The same where a fresh copy is kept, or an answer needs no fetch (a
- * refusal, a failure remembered); MANDATE_NEXT where a fetch would be made:
- * the caller has mandate_client_document_resolve run where a slow server
- * holds no HTTP worker (mandate_http_set_aside). */
-mandate_rc mandate_client_document_resolve_fresh(mandate_runtime *rt, mandate_pool *pool,
-                                                 const char *url, mandate_client *client_r,
-                                                 mandate_error *err);
+/* Where no fresh copy is kept, what mandate_client_document_resolve_as
+ * does. */
+typedef enum mandate_document_missing {
+    /* fetch it here: mandate_client_document_resolve, on an HTTP worker */
+    MANDATE_DOCUMENT_FETCH,
+    /* fetch it here, on a set-aside thread (mandate_http_set_aside): not
+     * counted against the limit of fetches on HTTP workers (those threads
+     * are as many as that limit already) */
+    MANDATE_DOCUMENT_FETCH_ASIDE,
+    /* never fetch: as if the server could not be reached (a copy within
+     * max_stale is served, else MANDATE_TEMPFAIL). For a request from an
+     * address over its refusal budget: failed fetches are refusals, and
+     * anyone can name a URL. */
+    MANDATE_DOCUMENT_KEPT_ONLY,
+    /* MANDATE_NEXT where a fetch would be made (a fresh copy, a refusal or
+     * a failure remembered are answered as always): the caller has it
+     * fetched where a slow server holds no HTTP worker */
+    MANDATE_DOCUMENT_SAY_FETCH,
+} mandate_document_missing;
+mandate_rc mandate_client_document_resolve_as(mandate_runtime *rt, mandate_pool *pool,
+                                              const char *url, mandate_document_missing missing,
+                                              mandate_client *client_r, mandate_error *err);
+
 /* The fetches one address (a limit key: mandate_peer_limit_key) has
  * waiting or under way on the set-aside threads, at most this many (review
  * s36: one address filled the queue in which every first sign-in at a
@@ -170,12 +179,6 @@ mandate_rc mandate_client_document_resolve_fresh(mandate_runtime *rt, mandate_po
 #define MANDATE_CLIENT_DOCUMENT_FETCHES_PER_ADDRESS 2
 bool mandate_client_document_fetch_claim(const char *key);
 void mandate_client_document_fetch_release(const char *key);
-/* mandate_client_document_resolve on a set-aside thread: its fetch is not
- * counted against the limit of fetches on HTTP workers (those threads are
- * as many as that limit already). */
-mandate_rc mandate_client_document_resolve_aside(mandate_runtime *rt, mandate_pool *pool,
-                                                 const char *url, mandate_client *client_r,
-                                                 mandate_error *err);
 
 /* Whether a document may be fetched from this address: false (why_r says
  * which range) for unspecified, loopback, private (RFC 1918, fc00::/7),

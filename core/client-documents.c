@@ -1247,16 +1247,9 @@ static void remember_failure(const mandate_instance *store,
                     err.message);
 }
 
-/* What resolve does where no fresh copy is kept. */
-typedef enum missing_copy {
-    FETCH_IT,     /* fetch the document, here, on an HTTP worker */
-    FETCH_ASIDE,  /* the same, on a thread kept for such fetches */
-    SERVE_STALE,  /* serve a copy within max_stale, else MANDATE_TEMPFAIL */
-    SAY_FETCH_IT, /* MANDATE_NEXT: the caller has it fetched elsewhere */
-} missing_copy;
-
-static mandate_rc resolve(mandate_runtime *rt, mandate_pool *pool, const char *url,
-                          missing_copy missing, mandate_client *client_r, mandate_error *err)
+mandate_rc mandate_client_document_resolve_as(mandate_runtime *rt, mandate_pool *pool,
+                                              const char *url, mandate_document_missing missing,
+                                              mandate_client *client_r, mandate_error *err)
 {
     const mandate_config *cfg = mandate_runtime_config(rt);
     const mandate_client_documents_conf *dc = &cfg->client_documents;
@@ -1296,16 +1289,16 @@ static mandate_rc resolve(mandate_runtime *rt, mandate_pool *pool, const char *u
         have = false;
     }
 
-    if (missing == SAY_FETCH_IT)
+    if (missing == MANDATE_DOCUMENT_SAY_FETCH)
         return mandate_error_set(err, MANDATE_NEXT, "no fresh copy is kept: to be fetched");
     char *body = NULL;
     size_t len = 0;
     int64_t keep = 0;
     bool asked = false;
     mandate_error fetch_err = {0};
-    rc = missing == FETCH_IT || missing == FETCH_ASIDE
-             ? fetch_document(pool, cfg, url, missing == FETCH_IT, &body, &len, &keep, &asked,
-                              &fetch_err)
+    bool on_worker = missing == MANDATE_DOCUMENT_FETCH;
+    rc = on_worker || missing == MANDATE_DOCUMENT_FETCH_ASIDE
+             ? fetch_document(pool, cfg, url, on_worker, &body, &len, &keep, &asked, &fetch_err)
              : mandate_error_set(&fetch_err, MANDATE_TEMPFAIL,
                                  "no fresh copy is kept, and it is not fetched for this "
                                  "request");
@@ -1346,28 +1339,8 @@ mandate_rc mandate_client_document_resolve(mandate_runtime *rt, mandate_pool *po
                                            const char *url, mandate_client *client_r,
                                            mandate_error *err)
 {
-    return resolve(rt, pool, url, FETCH_IT, client_r, err);
-}
-
-mandate_rc mandate_client_document_resolve_kept(mandate_runtime *rt, mandate_pool *pool,
-                                                const char *url, mandate_client *client_r,
-                                                mandate_error *err)
-{
-    return resolve(rt, pool, url, SERVE_STALE, client_r, err);
-}
-
-mandate_rc mandate_client_document_resolve_aside(mandate_runtime *rt, mandate_pool *pool,
-                                                 const char *url, mandate_client *client_r,
-                                                 mandate_error *err)
-{
-    return resolve(rt, pool, url, FETCH_ASIDE, client_r, err);
-}
-
-mandate_rc mandate_client_document_resolve_fresh(mandate_runtime *rt, mandate_pool *pool,
-                                                 const char *url, mandate_client *client_r,
-                                                 mandate_error *err)
-{
-    return resolve(rt, pool, url, SAY_FETCH_IT, client_r, err);
+    return mandate_client_document_resolve_as(rt, pool, url, MANDATE_DOCUMENT_FETCH, client_r,
+                                              err);
 }
 
 /* --- configuration ------------------------------------------------------------------ */

@@ -79,8 +79,8 @@ static void fetch_document_aside(void *ctx)
 {
     document_fetch *f = ctx;
     f->fetched = true;
-    f->rc =
-        mandate_client_document_resolve_aside(f->runtime, f->pool, f->url, &f->client, &f->err);
+    f->rc = mandate_client_document_resolve_as(
+        f->runtime, f->pool, f->url, MANDATE_DOCUMENT_FETCH_ASIDE, &f->client, &f->err);
 }
 
 static mandate_rc document_client(mandate_http_request *req, const char *url,
@@ -106,12 +106,12 @@ static mandate_rc document_client(mandate_http_request *req, const char *url,
     if (mandate_refusal_budget_spent(req) ||
         !mandate_client_limits_peek(req, MANDATE_EP_AUTHORIZE,
                                     mandate_client_limits_self_described_key(req), NULL))
-        return mandate_client_document_resolve_kept(req->runtime, req->pool, url, client_r,
-                                                    err);
+        return mandate_client_document_resolve_as(req->runtime, req->pool, url,
+                                                  MANDATE_DOCUMENT_KEPT_ONLY, client_r, err);
     if (!may_set_aside)
         return mandate_client_document_resolve(req->runtime, req->pool, url, client_r, err);
-    mandate_rc rc =
-        mandate_client_document_resolve_fresh(req->runtime, req->pool, url, client_r, err);
+    mandate_rc rc = mandate_client_document_resolve_as(
+        req->runtime, req->pool, url, MANDATE_DOCUMENT_SAY_FETCH, client_r, err);
     if (rc != MANDATE_NEXT)
         return rc;
     /* a fetch from a server anyone names, as slow as client_documents.
